@@ -1,0 +1,233 @@
+/* log.c: see log.h. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-journal.h>
+
+#include "log.h"
+#include "util.h"
+
+#define LOG_MESSAGE_MAX 8192
+#define LOG_SECRETS_MAX 4096
+
+typedef struct Secret {
+        char *value;
+        size_t size;
+} Secret;
+
+static int max_level = LOG_INFO;
+static LogTarget target = LOG_TARGET_AUTO;
+static LogTarget resolved = LOG_TARGET_AUTO;
+static Secret *secrets;
+static size_t n_secrets;
+static char *ctx_run, *ctx_resource, *ctx_action;
+
+static const char *const level_names[] = {
+        [LOG_EMERG] = "emerg",     [LOG_ALERT] = "alert",   [LOG_CRIT] = "crit",
+        [LOG_ERR] = "error",       [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice",
+        [LOG_INFO] = "info",       [LOG_DEBUG] = "debug",
+};
+
+void log_set_target(LogTarget t) {
+        target = t;
+        resolved = LOG_TARGET_AUTO;
+}
+
+void log_set_max_level(int level) {
+        max_level = level & LOG_PRIMASK;
+}
+
+int log_get_max_level(void) {
+        return max_level;
+}
+
+int log_level_from_string(const char *s) {
+        if (!s)
+                return -EINVAL;
+        for (size_t i = 0; i < ELEMENTSOF(level_names); i++)
+                if (level_names[i] && streq(level_names[i], s))
+                        return (int) i;
+        if (streq(s, "err"))
+                return LOG_ERR;
+        if (streq(s, "warn"))
+                return LOG_WARNING;
+        return -EINVAL;
+}
+
+const char *log_level_to_string(int level) {
+        level &= LOG_PRIMASK;
+        return level_names[level];
+}
+
+/* stderr is connected to the journal when JOURNAL_STREAM names its
+ * device and inode (systemd.exec(5)). */
+static bool stderr_is_journal(void) {
+        const char *e = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
+
+        if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2)
+                return false;
+        if (fstat(STDERR_FILENO, &st) < 0)
+                return false;
+        return (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
+}
+
+static LogTarget log_resolve_target(void) {
+        if (resolved != LOG_TARGET_AUTO)
+                return resolved;
+        if (target != LOG_TARGET_AUTO)
+                resolved = target;
+        else
+                resolved = stderr_is_journal() ? LOG_TARGET_JOURNAL : LOG_TARGET_CONSOLE;
+        return resolved;
+}
+
+int log_register_secret(const void *value, size_t size) {
+        Secret *n;
+
+        if (!value || size < 4)
+                return 0;
+        for (size_t i = 0; i < n_secrets; i++)
+                if (secrets[i].size == size && memcmp(secrets[i].value, value, size) == 0)
+                        return 0;
+        if (n_secrets >= LOG_SECRETS_MAX)
+                return -E2BIG;
+        n = realloc(secrets, sizeof(Secret) * (n_secrets + 1));
+        if (!n)
+                return -ENOMEM;
+        secrets = n;
+        secrets[n_secrets].value = malloc(size);
+        if (!secrets[n_secrets].value)
+                return -ENOMEM;
+        memcpy(secrets[n_secrets].value, value, size);
+        secrets[n_secrets].size = size;
+        n_secrets++;
+        return 0;
+}
+
+void log_forget_secrets(void) {
+        for (size_t i = 0; i < n_secrets; i++)
+                erase_and_free(secrets[i].value, secrets[i].size);
+        secrets = mfree(secrets);
+        n_secrets = 0;
+}
+
+char *log_redact(const char *msg) {
+        static const char mark[] = "[redacted]";
+        char *out = strdup(msg);
+
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < n_secrets; i++) {
+                char *hit;
+
+                while ((hit = memmem(out, strlen(out), secrets[i].value, secrets[i].size))) {
+                        size_t pre = (size_t) (hit - out);
+                        size_t post = strlen(hit + secrets[i].size);
+                        char *n = malloc(pre + sizeof(mark) - 1 + post + 1);
+
+                        if (!n) {
+                                erase_and_free_str(out);
+                                return NULL;
+                        }
+                        memcpy(n, out, pre);
+                        memcpy(n + pre, mark, sizeof(mark) - 1);
+                        memcpy(n + pre + sizeof(mark) - 1, hit + secrets[i].size, post + 1);
+                        erase_and_free_str(out);
+                        out = n;
+                }
+        }
+        return out;
+}
+
+static void set_field(char **f, const char *v) {
+        free(*f);
+        *f = v ? strdup(v) : NULL;
+}
+
+void log_set_context(const char *run, const char *resource, const char *action) {
+        set_field(&ctx_run, run);
+        set_field(&ctx_resource, resource);
+        set_field(&ctx_action, action);
+}
+
+static void log_emit(int level, const char *run, const char *resource, const char *action,
+                     const char *file, int line, const char *raw) {
+        _cleanup_free_ char *msg = log_redact(raw);
+        const char *m = msg ? msg : "(log message dropped: out of memory)";
+
+        if (log_resolve_target() == LOG_TARGET_JOURNAL) {
+                char pri[16];
+
+                snprintf(pri, sizeof(pri), "PRIORITY=%d", level & LOG_PRIMASK);
+                (void) sd_journal_send("MESSAGE=%s", m, "%s", pri,
+                                       "SYSLOG_IDENTIFIER=binderyd",
+                                       "BINDERY_RUN=%s", run ? run : "",
+                                       "BINDERY_RESOURCE=%s", resource ? resource : "",
+                                       "BINDERY_ACTION=%s", action ? action : "",
+                                       "CODE_FILE=%s", file ? file : "",
+                                       "CODE_LINE=%d", line,
+                                       NULL);
+                return;
+        }
+
+        /* Console: "LEVEL [run] resource action: message". */
+        {
+                char prefix[512];
+                int n = 0;
+
+                n += snprintf(prefix + n, sizeof(prefix) - (size_t) n, "%-7s",
+                              log_level_to_string(level));
+                if (run && n < (int) sizeof(prefix))
+                        n += snprintf(prefix + n, sizeof(prefix) - (size_t) n, " [%s]", run);
+                if (resource && n < (int) sizeof(prefix))
+                        n += snprintf(prefix + n, sizeof(prefix) - (size_t) n, " %s", resource);
+                if (action && n < (int) sizeof(prefix))
+                        (void) snprintf(prefix + n, sizeof(prefix) - (size_t) n, " %s", action);
+                fprintf(stderr, "%s: %s\n", prefix, m);
+        }
+}
+
+static int log_vformat(int level, int error, const char *run, const char *resource,
+                       const char *action, const char *file, int line, const char *fmt,
+                       va_list ap) {
+        char buf[LOG_MESSAGE_MAX];
+        int saved = errno;
+
+        if (error != 0)
+                errno = abs(error);
+        (void) vsnprintf(buf, sizeof(buf), fmt, ap);
+        log_emit(level, run, resource, action, file, line, buf);
+        explicit_bzero(buf, sizeof(buf));
+        errno = saved;
+        return -abs(error);
+}
+
+int log_internal(int level, int error, const char *file, int line, const char *fmt, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = log_vformat(level, error, ctx_run, ctx_resource, ctx_action, file, line, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+int log_struct_internal(int level, int error, const char *run, const char *resource,
+                        const char *action, const char *fmt, ...) {
+        va_list ap;
+        int r;
+
+        if (max_level < (level & LOG_PRIMASK))
+                return -abs(error);
+        va_start(ap, fmt);
+        r = log_vformat(level, error, run ? run : ctx_run, resource, action, NULL, 0, fmt, ap);
+        va_end(ap);
+        return r;
+}

@@ -1,0 +1,384 @@
+/* util.c: see util.h. */
+#include <ctype.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "util.h"
+
+char **strv_free(char **l) {
+        if (!l)
+                return NULL;
+        for (char **i = l; *i; i++)
+                free(*i);
+        free(l);
+        return NULL;
+}
+
+size_t strv_length(char * const *l) {
+        size_t n = 0;
+
+        if (!l)
+                return 0;
+        while (l[n])
+                n++;
+        return n;
+}
+
+bool strv_contains(char * const *l, const char *s) {
+        if (!l)
+                return false;
+        for (char * const *i = l; *i; i++)
+                if (streq(*i, s))
+                        return true;
+        return false;
+}
+
+int strv_consume(char ***l, char *s) {
+        size_t n;
+        char **c;
+
+        if (!s)
+                return -ENOMEM;
+        n = strv_length(*l);
+        c = realloc(*l, sizeof(char *) * (n + 2));
+        if (!c) {
+                free(s);
+                return -ENOMEM;
+        }
+        c[n] = s;
+        c[n + 1] = NULL;
+        *l = c;
+        return 0;
+}
+
+int strv_extend(char ***l, const char *s) {
+        return strv_consume(l, strdup(s));
+}
+
+char **strv_copy(char * const *l) {
+        _cleanup_strv_free_ char **c = NULL;
+        size_t n = strv_length(l);
+
+        c = calloc(n + 1, sizeof(char *));
+        if (!c)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                c[i] = strdup(l[i]);
+                if (!c[i])
+                        return NULL;
+        }
+        return TAKE_PTR(c);
+}
+
+static int cmp_str(const void *a, const void *b) {
+        return strcmp(*(char * const *) a, *(char * const *) b);
+}
+
+void strv_sort_uniq(char **l) {
+        size_t n = strv_length(l), w = 0;
+
+        if (n < 2)
+                return;
+        qsort(l, n, sizeof(char *), cmp_str);
+        for (size_t r = 0; r < n; r++) {
+                if (w > 0 && streq(l[w - 1], l[r])) {
+                        free(l[r]);
+                        continue;
+                }
+                l[w++] = l[r];
+        }
+        l[w] = NULL;
+}
+
+bool strv_equal(char * const *a, char * const *b) {
+        size_t na = strv_length(a), nb = strv_length(b);
+
+        if (na != nb)
+                return false;
+        for (size_t i = 0; i < na; i++)
+                if (!streq(a[i], b[i]))
+                        return false;
+        return true;
+}
+
+bool startswith(const char *s, const char *prefix) {
+        return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+bool endswith(const char *s, const char *suffix) {
+        size_t ls = strlen(s), lx = strlen(suffix);
+
+        return ls >= lx && memcmp(s + ls - lx, suffix, lx) == 0;
+}
+
+int safe_atou64(const char *s, uint64_t *ret) {
+        unsigned long long v;
+        char *end;
+
+        if (isempty(s) || !isdigit((unsigned char) s[0]))
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno == ERANGE)
+                return -ERANGE;
+        if (*end)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+int parse_duration(const char *s, uint64_t *ret_usec) {
+        static const struct {
+                const char *suffix;
+                uint64_t usec;
+        } units[] = {
+                /* Longest first so "ms" wins over "m". */
+                { "ms", USEC_PER_MSEC },
+                { "us", 1 },
+                { "s", USEC_PER_SEC },
+                { "m", 60 * USEC_PER_SEC },
+                { "h", 3600 * USEC_PER_SEC },
+                { "d", 86400 * USEC_PER_SEC },
+        };
+        uint64_t total = 0;
+        const char *p = s;
+
+        if (isempty(s))
+                return -EINVAL;
+        while (*p) {
+                uint64_t v = 0, unit = USEC_PER_SEC;
+                bool digits = false, matched = false;
+
+                while (isdigit((unsigned char) *p)) {
+                        if (v > (UINT64_MAX - 9) / 10)
+                                return -ERANGE;
+                        v = v * 10 + (uint64_t) (*p - '0');
+                        p++;
+                        digits = true;
+                }
+                if (!digits)
+                        return -EINVAL;
+                for (size_t i = 0; i < ELEMENTSOF(units); i++) {
+                        size_t l = strlen(units[i].suffix);
+
+                        if (strncmp(p, units[i].suffix, l) == 0) {
+                                unit = units[i].usec;
+                                p += l;
+                                matched = true;
+                                break;
+                        }
+                }
+                /* A bare number is seconds, but only as the whole string. */
+                if (!matched && (p != s + strspn(s, "0123456789") || *p))
+                        return -EINVAL;
+                if (v > 0 && unit > UINT64_MAX / v)
+                        return -ERANGE;
+                if (total > UINT64_MAX - v * unit)
+                        return -ERANGE;
+                total += v * unit;
+        }
+        *ret_usec = total;
+        return 0;
+}
+
+char *format_duration(uint64_t usec, char *buf, size_t n) {
+        static const struct {
+                const char *suffix;
+                uint64_t usec;
+        } units[] = {
+                { "d", 86400 * USEC_PER_SEC }, { "h", 3600 * USEC_PER_SEC },
+                { "m", 60 * USEC_PER_SEC },    { "s", USEC_PER_SEC },
+                { "ms", USEC_PER_MSEC },       { "us", 1 },
+        };
+
+        if (usec == USEC_INFINITY) {
+                snprintf(buf, n, "infinity");
+                return buf;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(units); i++)
+                if (usec % units[i].usec == 0 && (usec > 0 || i == 3)) {
+                        snprintf(buf, n, "%llu%s", (unsigned long long) (usec / units[i].usec),
+                                 units[i].suffix);
+                        return buf;
+                }
+        snprintf(buf, n, "%lluus", (unsigned long long) usec);
+        return buf;
+}
+
+int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *buf = NULL;
+        struct stat st;
+        size_t size = 0, alloc;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
+        if ((uint64_t) st.st_size > max)
+                return -EFBIG;
+        alloc = (size_t) st.st_size + 1;
+        buf = malloc(alloc);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                ssize_t k;
+
+                if (size + 1 >= alloc) {
+                        char *n;
+
+                        if (alloc > max + 1)
+                                return -EFBIG;
+                        alloc = alloc * 2 > max + 1 ? max + 2 : alloc * 2;
+                        n = realloc(buf, alloc);
+                        if (!n)
+                                return -ENOMEM;
+                        buf = n;
+                }
+                k = read(fd, buf + size, alloc - size - 1);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        break;
+                size += (size_t) k;
+                if (size > max)
+                        return -EFBIG;
+        }
+        buf[size] = 0;
+        *ret = TAKE_PTR(buf);
+        if (ret_size)
+                *ret_size = size;
+        return 0;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode) {
+        _cleanup_free_ char *tmp = NULL, *dir = NULL;
+        _cleanup_close_ int fd = -EBADF, dfd = -EBADF;
+        const char *p = data;
+        char *slash;
+        int r;
+
+        if (asprintf(&tmp, "%s.tmp.%d", path, (int) getpid()) < 0)
+                return -ENOMEM;
+        dir = strdup(path);
+        if (!dir)
+                return -ENOMEM;
+        slash = strrchr(dir, '/');
+        if (slash == dir)
+                slash[1] = 0;
+        else if (slash)
+                *slash = 0;
+        else
+                strcpy(dir, ".");
+
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+        if (fd < 0)
+                return -errno;
+        if (fchmod(fd, mode) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        while (size > 0) {
+                ssize_t k = write(fd, p, size);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = -errno;
+                        goto fail;
+                }
+                p += k;
+                size -= (size_t) k;
+        }
+        if (fsync(fd) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        if (close(TAKE_FD(fd)) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        if (rename(tmp, path) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0)
+                (void) fsync(dfd);
+        return 0;
+fail:
+        (void) unlink(tmp);
+        return r;
+}
+
+void sha256_hex(const void *data, size_t size, char ret[static 65]) {
+        unsigned char md[32];
+        unsigned int mdlen = sizeof(md);
+
+        if (EVP_Digest(data, size, md, &mdlen, EVP_sha256(), NULL) != 1)
+                abort(); /* Only fails on OOM inside libcrypto. */
+        for (unsigned i = 0; i < 32; i++)
+                snprintf(ret + 2 * i, 3, "%02x", md[i]);
+}
+
+char *path_join(const char *a, const char *b) {
+        char *r;
+        size_t la = strlen(a);
+
+        while (*b == '/')
+                b++;
+        if (asprintf(&r, "%s%s%s", a, la > 0 && a[la - 1] == '/' ? "" : "/", b) < 0)
+                return NULL;
+        return r;
+}
+
+static uint64_t clock_usec(clockid_t id) {
+        struct timespec ts;
+
+        (void) clock_gettime(id, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+uint64_t now_monotonic_usec(void) {
+        return clock_usec(CLOCK_MONOTONIC);
+}
+
+uint64_t now_realtime_usec(void) {
+        return clock_usec(CLOCK_REALTIME);
+}
+
+char *format_rfc3339(uint64_t usec, char *buf, size_t n) {
+        time_t t = (time_t) (usec / USEC_PER_SEC);
+        struct tm tm;
+
+        if (!gmtime_r(&t, &tm) || strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+                if (n > 0)
+                        buf[0] = 0;
+        }
+        return buf;
+}
+
+bool memeq_consttime(const void *a, size_t na, const void *b, size_t nb) {
+        /* Compare equal lengths with CRYPTO_memcmp; a length mismatch still
+         * runs one comparison so timing does not reveal the prefix. */
+        if (na != nb) {
+                (void) CRYPTO_memcmp(a, a, na);
+                return false;
+        }
+        return CRYPTO_memcmp(a, b, na) == 0;
+}

@@ -1,0 +1,72 @@
+/* util.h: small helpers every module uses. Non-logging, negative errno. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cleanup.h"
+
+#define USEC_PER_SEC  ((uint64_t) 1000000ULL)
+#define USEC_PER_MSEC ((uint64_t) 1000ULL)
+#define USEC_INFINITY ((uint64_t) UINT64_MAX)
+
+/* NULL-terminated string vectors. */
+char **strv_free(char **l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
+#define _cleanup_strv_free_ _cleanup_(strv_freep)
+size_t strv_length(char * const *l) _pure_;
+bool strv_contains(char * const *l, const char *s) _pure_;
+/* Appends a copy of s; -ENOMEM leaves *l unchanged. */
+int strv_extend(char ***l, const char *s) _warn_unused_result_;
+/* Takes ownership of s (freed on failure too). */
+int strv_consume(char ***l, char *s) _warn_unused_result_;
+char **strv_copy(char * const *l);
+/* Sorts in place (strcmp order) and removes adjacent duplicates. */
+void strv_sort_uniq(char **l);
+bool strv_equal(char * const *a, char * const *b) _pure_;
+
+static inline bool streq_ptr(const char *a, const char *b) {
+        if (!a || !b)
+                return a == b;
+        return strcmp(a, b) == 0;
+}
+#define streq(a, b) (strcmp((a), (b)) == 0)
+#define isempty(s) (!(s) || !*(s))
+static inline const char *strna(const char *s) {
+        return s ? s : "n/a";
+}
+
+bool startswith(const char *s, const char *prefix) _pure_;
+bool endswith(const char *s, const char *suffix) _pure_;
+
+/* "30s", "5m", "6h", "1d", "250ms", "1h30m"; a bare number is seconds. */
+int parse_duration(const char *s, uint64_t *ret_usec);
+/* Formats microseconds as the shortest of the forms above. */
+char *format_duration(uint64_t usec, char *buf, size_t n);
+int safe_atou64(const char *s, uint64_t *ret);
+
+/* Reads at most max bytes of a regular file; -EFBIG past that. The result
+ * is NUL-terminated (not counted in *ret_size). Caller frees. */
+int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size);
+
+/* Writes data to path atomically: temp file in the same directory, fsync,
+ * rename, fsync of the directory. mode applies to the new file. */
+int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode);
+
+/* Lower-case hex SHA-256 of a buffer (65 bytes with NUL). */
+void sha256_hex(const void *data, size_t size, char ret[static 65]);
+
+/* Joins a and b with one '/'. Caller frees; NULL on OOM. */
+char *path_join(const char *a, const char *b);
+
+/* Monotonic and realtime clocks in microseconds. */
+uint64_t now_monotonic_usec(void);
+uint64_t now_realtime_usec(void);
+
+/* RFC 3339 UTC ("2026-11-23T09:02:19Z") from microseconds since the epoch. */
+char *format_rfc3339(uint64_t usec, char *buf, size_t n);
+
+/* Constant-time comparison of two buffers of possibly different length. */
+bool memeq_consttime(const void *a, size_t na, const void *b, size_t nb);

@@ -1,0 +1,169 @@
+/* test-util.c: util, log redaction and model tables. */
+#include <check.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "model.h"
+#include "util.h"
+
+START_TEST(test_parse_duration) {
+        uint64_t u;
+
+        ck_assert_int_eq(parse_duration("30s", &u), 0);
+        ck_assert_uint_eq(u, 30 * USEC_PER_SEC);
+        ck_assert_int_eq(parse_duration("5m", &u), 0);
+        ck_assert_uint_eq(u, 300 * USEC_PER_SEC);
+        ck_assert_int_eq(parse_duration("6h", &u), 0);
+        ck_assert_uint_eq(u, 6 * 3600 * USEC_PER_SEC);
+        ck_assert_int_eq(parse_duration("250ms", &u), 0);
+        ck_assert_uint_eq(u, 250 * USEC_PER_MSEC);
+        ck_assert_int_eq(parse_duration("1h30m", &u), 0);
+        ck_assert_uint_eq(u, 5400 * USEC_PER_SEC);
+        ck_assert_int_eq(parse_duration("42", &u), 0);
+        ck_assert_uint_eq(u, 42 * USEC_PER_SEC);
+        ck_assert_int_eq(parse_duration("", &u), -EINVAL);
+        ck_assert_int_eq(parse_duration("m", &u), -EINVAL);
+        ck_assert_int_eq(parse_duration("5x", &u), -EINVAL);
+        ck_assert_int_eq(parse_duration("5m3", &u), -EINVAL);
+        ck_assert_int_eq(parse_duration("-5s", &u), -EINVAL);
+        ck_assert_int_eq(parse_duration("99999999999999999999s", &u), -ERANGE);
+}
+END_TEST
+
+START_TEST(test_format_duration) {
+        char buf[32];
+
+        ck_assert_str_eq(format_duration(30 * USEC_PER_SEC, buf, sizeof(buf)), "30s");
+        ck_assert_str_eq(format_duration(300 * USEC_PER_SEC, buf, sizeof(buf)), "5m");
+        ck_assert_str_eq(format_duration(6 * 3600 * USEC_PER_SEC, buf, sizeof(buf)), "6h");
+        ck_assert_str_eq(format_duration(1500 * USEC_PER_MSEC, buf, sizeof(buf)), "1500ms");
+        ck_assert_str_eq(format_duration(0, buf, sizeof(buf)), "0s");
+}
+END_TEST
+
+START_TEST(test_strv) {
+        _cleanup_strv_free_ char **l = NULL, **c = NULL;
+
+        ck_assert_int_eq(strv_extend(&l, "b"), 0);
+        ck_assert_int_eq(strv_extend(&l, "a"), 0);
+        ck_assert_int_eq(strv_extend(&l, "b"), 0);
+        ck_assert_uint_eq(strv_length(l), 3);
+        strv_sort_uniq(l);
+        ck_assert_uint_eq(strv_length(l), 2);
+        ck_assert_str_eq(l[0], "a");
+        ck_assert_str_eq(l[1], "b");
+        ck_assert(strv_contains(l, "a"));
+        ck_assert(!strv_contains(l, "c"));
+        c = strv_copy(l);
+        ck_assert(strv_equal(l, c));
+        ck_assert(!strv_equal(l, NULL));
+        ck_assert(strv_equal(NULL, NULL));
+}
+END_TEST
+
+START_TEST(test_files) {
+        char dir[] = "/tmp/bindery-test-XXXXXX";
+        _cleanup_free_ char *p = NULL, *data = NULL;
+        size_t size;
+        struct stat st;
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        p = path_join(dir, "state.json");
+        ck_assert_int_eq(write_file_atomic(p, "hello", 5, 0600), 0);
+        ck_assert_int_eq(stat(p, &st), 0);
+        ck_assert_uint_eq(st.st_mode & 0777, 0600);
+        ck_assert_int_eq(read_full_file(p, 100, &data, &size), 0);
+        ck_assert_uint_eq(size, 5);
+        ck_assert_str_eq(data, "hello");
+        data = mfree(data);
+        ck_assert_int_eq(read_full_file(p, 4, &data, &size), -EFBIG);
+        ck_assert_int_eq(read_full_file(dir, 100, &data, &size), -EISDIR);
+        ck_assert_int_eq(unlink(p), 0);
+        ck_assert_int_eq(read_full_file(p, 100, &data, &size), -ENOENT);
+        ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
+START_TEST(test_sha256) {
+        char hex[65];
+
+        sha256_hex("abc", 3, hex);
+        ck_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+END_TEST
+
+START_TEST(test_consttime) {
+        ck_assert(memeq_consttime("abc", 3, "abc", 3));
+        ck_assert(!memeq_consttime("abc", 3, "abd", 3));
+        ck_assert(!memeq_consttime("abc", 3, "abcd", 4));
+}
+END_TEST
+
+START_TEST(test_redact) {
+        _cleanup_free_ char *a = NULL, *b = NULL;
+
+        ck_assert_int_eq(log_register_secret("hunter22", 8), 0);
+        ck_assert_int_eq(log_register_secret("abc", 3), 0); /* too short: ignored */
+        a = log_redact("token=hunter22; again hunter22.");
+        ck_assert_str_eq(a, "token=[redacted]; again [redacted].");
+        b = log_redact("abc stays");
+        ck_assert_str_eq(b, "abc stays");
+        log_forget_secrets();
+}
+END_TEST
+
+START_TEST(test_log_errno) {
+        log_set_target(LOG_TARGET_CONSOLE);
+        log_set_max_level(LOG_ERR);
+        ck_assert_int_eq(log_error_errno(ENOENT, "expected test message: %m"), -ENOENT);
+        ck_assert_int_eq(log_debug_errno(-EIO, "filtered"), -EIO);
+        ck_assert_int_eq(log_level_from_string("warning"), LOG_WARNING);
+        ck_assert_int_eq(log_level_from_string("loud"), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_model_tables) {
+        ck_assert_str_eq(resource_kind_to_string(RESOURCE_KV_NAMESPACE), "KVNamespace");
+        ck_assert_int_eq(resource_kind_from_string("D1Database"), RESOURCE_D1_DATABASE);
+        ck_assert_int_eq(resource_kind_from_string("Nope"), -EINVAL);
+        ck_assert(resource_kind_is_data(RESOURCE_R2_BUCKET));
+        ck_assert(!resource_kind_is_data(RESOURCE_WORKER));
+        ck_assert_str_eq(binding_kind_to_api_type(BINDING_DURABLE_OBJECT), "durable_object_namespace");
+        ck_assert_int_eq(binding_kind_from_api_type("secrets_store_secret"), BINDING_SECRETS_STORE_SECRET);
+        ck_assert_int_eq(binding_kind_from_api_type("unknown_future_kind"), -EINVAL);
+        ck_assert_str_eq(module_type_to_content_type(MODULE_ESM), "application/javascript+module");
+        ck_assert_int_eq(deletion_policy_from_string("delete"), DELETION_DELETE);
+        ck_assert_int_eq(drift_policy_from_string("report"), DRIFT_REPORT);
+        ck_assert_ptr_null(resource_kind_to_string(_RESOURCE_KIND_MAX));
+}
+END_TEST
+
+static Suite *util_suite(void) {
+        Suite *s = suite_create("util");
+        TCase *tc = tcase_create("core");
+
+        tcase_add_test(tc, test_parse_duration);
+        tcase_add_test(tc, test_format_duration);
+        tcase_add_test(tc, test_strv);
+        tcase_add_test(tc, test_files);
+        tcase_add_test(tc, test_sha256);
+        tcase_add_test(tc, test_consttime);
+        tcase_add_test(tc, test_redact);
+        tcase_add_test(tc, test_log_errno);
+        tcase_add_test(tc, test_model_tables);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        SRunner *sr = srunner_create(util_suite());
+        int failed;
+
+        srunner_run_all(sr, CK_ENV);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
