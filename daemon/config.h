@@ -1,0 +1,60 @@
+/* config.h: binderyd.yaml (binderyd.yaml(5)).
+ *
+ * A table of keys with type, bounds and default drives parsing (STYLE
+ * rule 8); every error is reported as FILE:LINE:COLUMN: message and any
+ * error rejects the file (the daemon then keeps its previous Config).
+ * Command-line flags (Options) override the file. Secret references are
+ * kept as references; values are read by secrets.c when needed.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "commands.h"
+#include "model.h"
+
+typedef struct Config {
+        char *path;                 /* the file read, or NULL (defaults + flags only) */
+        char *account_id;
+        char *api_url;              /* default "https://api.cloudflare.com/client/v4" */
+        SecretRef api_token;        /* default: credential cloudflare-api-token, then env CLOUDFLARE_API_TOKEN */
+        bool api_token_set;         /* api_token was given in the file */
+        char *spec_dir;
+        char *state_dir;            /* default /var/lib/bindery, or $STATE_DIRECTORY */
+        char **listen;              /* "HOST:PORT" list; default {"127.0.0.1:9470"} */
+        SecretRef http_token;       /* required for every POST except the webhook */
+        bool http_token_set;
+        bool http_auth_reads;       /* GETs need the token too */
+        SecretRef webhook_secret;
+        bool webhook_secret_set;
+        uint64_t interval_usec;     /* default 5m */
+        uint64_t full_refresh_usec; /* default 6h */
+        bool prune;                 /* default false */
+        uint64_t prune_settle_usec; /* default 30s */
+        unsigned max_deletions;     /* default 5 */
+        unsigned concurrency;       /* default 8, 1..64 */
+        unsigned request_budget;    /* requests per window; default 1000 */
+        uint64_t request_window_usec; /* default 5m */
+        int log_level;              /* LOG_*; default LOG_INFO */
+} Config;
+
+#define CONFIG_DEFAULT_API_URL "https://api.cloudflare.com/client/v4"
+#define CONFIG_DEFAULT_LISTEN "127.0.0.1:9470"
+
+Config *config_free(Config *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
+
+/* One located error. */
+typedef struct ConfigError {
+        unsigned line, column;
+        char *message;
+} ConfigError;
+
+/* Loads path (NULL: defaults only), then applies the overrides in o.
+ * On failure returns -EINVAL (or -errno for I/O) and, if ret_errors is
+ * non-NULL, the errors (caller frees with config_errors_free). Missing
+ * required keys (account_id, spec_dir) are errors. Non-logging. */
+int config_load(const char *path, const Options *o, Config **ret,
+                ConfigError **ret_errors, size_t *ret_n_errors);
+void config_errors_free(ConfigError *e, size_t n);

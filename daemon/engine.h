@@ -1,0 +1,111 @@
+/* engine.h: one reconcile (observe → plan → apply), run asynchronously on
+ * an sd-event loop, and the per-resource status it leaves behind.
+ *
+ * The Engine is long-lived: it owns the Cloudflare API client (its request
+ * budget carries over between runs), the state directory (and its lock,
+ * taken by engine_new), and what it last observed. The daemon (manager.c)
+ * and the plan/apply commands (cmd-engine.c) both drive it through this
+ * interface; the CLI runs the loop until the run's callback fires.
+ *
+ * At most one run at a time: engine_run returns -EBUSY while one runs.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "model.h"
+
+typedef struct Engine Engine;
+
+typedef enum RunMode {
+        RUN_MODE_PLAN,              /* observe and plan; write nothing */
+        RUN_MODE_APPLY,
+        _RUN_MODE_MAX,
+        _RUN_MODE_INVALID = -EINVAL,
+} RunMode;
+
+typedef enum RunResult {
+        RUN_RESULT_OK,              /* apply: in sync afterwards; plan: nothing to do */
+        RUN_RESULT_CHANGES,         /* plan: changes pending or drift reported; apply: drift reported (drift: report) */
+        RUN_RESULT_FAILED,          /* an action or the observe failed */
+        RUN_RESULT_BLOCKED,         /* a safety rule refused (guard, unowned, account mismatch) */
+        _RUN_RESULT_MAX,
+        _RUN_RESULT_INVALID = -EINVAL,
+} RunResult;
+
+const char *run_result_to_string(RunResult r) _pure_;   /* "ok", "changes", "failed", "blocked" */
+
+/* Per-resource status, as /v1/status shows it. */
+typedef enum ResourceState {
+        RESOURCE_STATE_IN_SYNC,
+        RESOURCE_STATE_DRIFTED,
+        RESOURCE_STATE_PENDING,
+        RESOURCE_STATE_FAILED,
+        RESOURCE_STATE_BLOCKED,
+        _RESOURCE_STATE_MAX,
+        _RESOURCE_STATE_INVALID = -EINVAL,
+} ResourceState;
+
+const char *resource_state_to_string(ResourceState s) _pure_;
+
+typedef struct RunOptions {
+        RunMode mode;
+        bool force;                 /* allow more than max_deletions */
+        const char *run_id;         /* for logs (BINDERY_RUN); copied */
+        /* When the generation became current (CLOCK_REALTIME µs): deletions
+         * wait until it has been stable for prune_settle. 0: now. */
+        uint64_t generation_since_usec;
+} RunOptions;
+
+/* The report of one finished run. json is the whole report (actions with
+ * reasons, counts, errors; never a secret value); the caller takes a ref
+ * with json_object_get if it keeps it. */
+typedef struct RunReport {
+        RunResult result;
+        unsigned n_actions;         /* planned (plan) or executed (apply) */
+        unsigned n_writes;          /* API writes made */
+        unsigned n_requests;        /* API requests made */
+        unsigned n_failed;
+        uint64_t started_usec, finished_usec;
+        json_object *json;
+        const char *text;           /* human-readable plan/report, for the CLI */
+} RunReport;
+
+typedef void (*engine_run_done_t)(Engine *e, const RunReport *report, void *userdata);
+
+/* Creates the engine: opens and locks config->state_dir (-EBUSY if another
+ * process holds the lock; with lock=false for plan, reads without it),
+ * checks the state's account_id/api_url binding (-EXDEV on mismatch),
+ * and sets up the API client on the event loop. Logs nothing above debug;
+ * the caller reports errors. */
+int engine_new(Engine **ret, sd_event *event, const Config *config, bool lock);
+Engine *engine_free(Engine *e);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Engine *, engine_free);
+
+/* Replaces the config (SIGHUP). Takes effect for the next run. */
+int engine_set_config(Engine *e, const Config *config);
+
+/* Starts a run against generation g (NULL: the spec failed to load —
+ * nothing may be deleted; the engine still observes for status). g must
+ * stay alive until done is called. Returns -EBUSY if a run is going. */
+int engine_run(Engine *e, const Generation *g, const RunOptions *o,
+               engine_run_done_t done, void *userdata);
+
+bool engine_is_running(const Engine *e);
+
+/* Asks a running run to stop after in-flight requests (SIGTERM); done is
+ * still called. */
+void engine_cancel(Engine *e);
+
+/* Per-resource status after the last run, as a JSON array of
+ * {kind, name, state, reason, last_change, id?} (secrets as references).
+ * Caller puts the reference. */
+json_object *engine_status_json(const Engine *e);
+
+/* API client figures for /metrics: requests by HTTP status, budget left. */
+json_object *engine_metrics_json(const Engine *e);
