@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "commands.h"
 #include "model.h"
@@ -58,3 +59,8 @@ typedef struct ConfigError {
 int config_load(const char *path, const Options *o, Config **ret,
                 ConfigError **ret_errors, size_t *ret_n_errors);
 void config_errors_free(ConfigError *e, size_t n);
+
+/* Parses one listen address: "HOST:PORT" with a numeric IPv4 host,
+ * "[IPv6]:PORT", or "localhost:PORT" (127.0.0.1); PORT 0..65535 (0: any
+ * free port, for tests). Returns 0, or -EINVAL with nothing written. */
+int config_parse_listen(const char *s, struct sockaddr_storage *ret, socklen_t *ret_len);
