@@ -194,6 +194,7 @@ static void log_emit(int level, const char *run, const char *resource, const cha
         }
 }
 
+_printf_(8, 0)
 static int log_vformat(int level, int error, const char *run, const char *resource,
                        const char *action, const char *file, int line, const char *fmt,
                        va_list ap) {
