@@ -1,0 +1,100 @@
+/* cfapi-decode.h: the pure half of the Cloudflare client — decoding the
+ * v4 response envelope, mapping Cloudflare errors to errno, pagination
+ * arithmetic and response header parsing. No I/O, no logging, no clock
+ * (times are passed in), so it is tested on recorded JSON.
+ *
+ * Decoding is tolerant: unknown fields are ignored, `messages` may hold
+ * objects or plain strings, `errors` entries may lack a code or message.
+ * It is strict about the body itself: a non-JSON, truncated or non-object
+ * body is -EBADMSG, never a crash and never "success".
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "cleanup.h"
+
+/* One Cloudflare error (or one synthesised from HTTP/transport failure,
+ * code 0). */
+typedef struct CfError {
+        long http_status;           /* 0 if no HTTP answer */
+        int code;                   /* Cloudflare's code; 0 if none */
+        char *message;              /* never NULL once decoded ("" if absent) */
+} CfError;
+
+void cf_errors_free(CfError *e, size_t n);
+
+/* A decoded envelope. Owns references to the JSON it points into. */
+typedef struct CfEnvelope {
+        long http_status;
+        bool success;               /* the envelope's flag (false when missing) */
+        json_object *root;          /* the whole document */
+        json_object *result;        /* borrowed from root; NULL if absent or null */
+        json_object *result_info;   /* borrowed from root; NULL if absent */
+        json_object *messages;      /* borrowed from root; NULL if absent */
+        CfError *errors;
+        size_t n_errors;
+} CfEnvelope;
+
+CfEnvelope *cf_envelope_free(CfEnvelope *e);
+DEFINE_TRIVIAL_CLEANUP_FUNC(CfEnvelope *, cf_envelope_free);
+
+/* Decodes body (size bytes, need not be NUL-terminated) received with
+ * http_status. Returns 0 and *ret on a well-formed envelope, whatever its
+ * success flag; -EBADMSG if body is not one complete JSON object (garbage,
+ * truncated, trailing bytes, an array, too deep); -EINVAL on a NULL body;
+ * -ENOMEM. */
+int cf_envelope_decode(long http_status, const char *body, size_t size, CfEnvelope **ret);
+
+/* The errno for a finished exchange: 0 when 2xx and success is true (or
+ * a 2xx with an empty body for DELETE-style answers, via env == NULL and
+ * http_status 2xx). Otherwise, first by Cloudflare code, then by status:
+ *   codes 10007, 10013, 10006, 10056, 10090, 7404, 7003 (and 1003 on
+ *   Secrets Store) → -ENOENT; 10014, 10004, 7502 → -EEXIST;
+ *   10000, 10023, 9109 → -EACCES; 971 → -EBUSY;
+ *   400 → -EINVAL, 401/403 → -EACCES, 404 → -ENOENT, 405 → -EOPNOTSUPP,
+ *   408 → -ETIMEDOUT, 409 → -EEXIST, 412 → -ESTALE, 413 → -EFBIG,
+ *   429 → -EBUSY, 5xx → -EAGAIN, other 4xx → -EINVAL,
+ *   2xx with success false → -EPROTO. */
+int cf_errno_from_status(long http_status, const CfError *errors, size_t n_errors);
+
+/* Builds a one-line summary: "HTTP 404: [10007] script not found; [7003] ..."
+ * (at most 512 bytes, control characters replaced). Caller frees. */
+char *cf_errors_summary(long http_status, const CfError *errors, size_t n_errors);
+
+/* Whether a status is worth retrying: 408, 429, 5xx. (409 is not: for a
+ * reconciler a conflict means "exists", not "try again".) */
+bool cf_status_is_retryable(long http_status) _pure_;
+
+/* The items of a list page: result itself when it is an array, or
+ * result[items_key] (R2: "buckets") when items_key is given and result is
+ * an object. Borrowed. Returns 0, or -EBADMSG when the shape differs. A
+ * NULL result is an empty page (*ret = NULL, 0). */
+int cf_result_items(json_object *result, const char *items_key, json_object **ret);
+
+/* Page-number pagination: after receiving page `page` (1-based) with
+ * n_items items, returns 1 if another page must be fetched, 0 if done.
+ * More pages while page*per_page < total_count (per_page and total_count
+ * from result_info; per_page falls back to requested_per_page); an empty
+ * page or missing total_count ends it; total_pages is honoured when
+ * present. */
+int cf_page_has_more(json_object *result_info, unsigned page, unsigned requested_per_page,
+                     size_t n_items);
+
+/* Cursor pagination: the next cursor from result_info.cursor (or
+ * result_info.cursors.after), or NULL when missing/empty (done). Borrowed. */
+const char *cf_cursor_next(json_object *result_info);
+
+/* Parses the `Ratelimit` header ("default";r=<remaining>;t=<secs>; other
+ * list members and parameters are ignored). Returns 0 with both values,
+ * -EINVAL if r or t is missing or malformed. */
+int cf_ratelimit_parse(const char *value, uint64_t *ret_remaining, uint64_t *ret_reset_sec);
+
+/* Parses `Retry-After`: delay-seconds, or an HTTP date (IMF-fixdate, RFC
+ * 850 and asctime forms) converted with now_realtime_usec. A date in the
+ * past is 0. Capped at 1 day. Returns 0 or -EINVAL. */
+int cf_retry_after_parse(const char *value, uint64_t now_realtime_usec, uint64_t *ret_delay_usec);

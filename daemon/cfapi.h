@@ -1,0 +1,231 @@
+/* cfapi.h: the Cloudflare REST client (v4), asynchronous on an sd-event
+ * loop through curl-glue.
+ *
+ * Every request is queued, costs one token of the request budget per
+ * attempt (retries included), runs with at most `concurrency` transfers in
+ * flight, has a connect and a total timeout, and is retried with
+ * exponential backoff and full jitter on 429, 5xx, connection errors and
+ * timeouts (honouring Retry-After) up to a retry cap and an overall
+ * deadline. The {success, errors, messages, result, result_info} envelope
+ * is decoded (cfapi-decode.h) and Cloudflare's errors are turned into a
+ * negative errno, with the API's own messages handed back beside it.
+ *
+ * The API token is copied at cfapi_new() and wiped at cfapi_free(); it is
+ * sent only as the Authorization header and never appears in a message,
+ * an error string or the metrics.
+ *
+ * Single-threaded, non-logging (debug at most), negative errno.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+#include <systemd/sd-event.h>
+
+#include "cfapi-decode.h"
+#include "cleanup.h"
+
+typedef struct CfApi CfApi;
+typedef struct Config Config;
+
+/* Who is asking. Queued requests are started highest priority first; LOW
+ * requests (plan, status refreshes) may also not spend the last part of
+ * the budget reserved for the reconcile (budget.h), so a plan can never
+ * starve an apply. */
+typedef enum CfPriority {
+        CFAPI_PRIORITY_LOW,         /* GET /v1/plan, read-only CLI plan */
+        CFAPI_PRIORITY_NORMAL,      /* the reconcile's observe and apply */
+        CFAPI_PRIORITY_HIGH,        /* retries of NORMAL work; reserved */
+        _CFAPI_PRIORITY_MAX,
+        _CFAPI_PRIORITY_INVALID = -EINVAL,
+} CfPriority;
+
+typedef struct CfApiOptions {
+        const char *api_url;        /* e.g. "https://api.cloudflare.com/client/v4"; required */
+        const char *account_id;     /* required for account-relative paths */
+        const void *token;          /* API token bytes; copied, wiped on free; may be NULL (no header) */
+        size_t token_size;
+        unsigned concurrency;       /* transfers in flight; default 8 */
+        unsigned budget;            /* requests per window; default 1000 */
+        uint64_t budget_window_usec;        /* default 5 min */
+        uint64_t connect_timeout_usec;      /* default 10 s */
+        uint64_t request_timeout_usec;      /* per attempt, total; default 60 s */
+        unsigned max_retries;               /* retries after the first attempt; default 6 */
+        uint64_t deadline_usec;             /* per request, all attempts and waits; default 10 min */
+        uint64_t backoff_base_usec;         /* default 500 ms */
+        uint64_t backoff_max_usec;          /* default 60 s */
+        size_t max_response_size;           /* body cap; default 32 MiB */
+        const char *user_agent;             /* default "binderyd/VERSION" */
+} CfApiOptions;
+
+/* Fills o with the defaults above and the values of c (api_url,
+ * account_id, concurrency, request_budget, request_window_usec). The
+ * strings point into c. The token is not part of Config (it is a secret
+ * reference); the caller resolves it (secrets.h) and sets o->token. */
+void cfapi_options_from_config(CfApiOptions *o, const Config *c);
+
+/* Creates a client on event. Copies everything in o (the token into a
+ * buffer wiped on free). Zero fields take their defaults. Returns 0,
+ * -EINVAL (no api_url, or an api_url that is not http(s)://), -ENOMEM. */
+int cfapi_new(CfApi **ret, sd_event *event, const CfApiOptions *o);
+
+/* Cancels everything (as cfapi_cancel_all) and frees the client; wipes
+ * the token. Accepts NULL; returns NULL. Must not be called from inside
+ * one of its own callbacks: defer it instead. */
+CfApi *cfapi_free(CfApi *api);
+DEFINE_TRIVIAL_CLEANUP_FUNC(CfApi *, cfapi_free);
+
+/* Changes concurrency and budget (SIGHUP). Tokens already spent stay
+ * spent. 0 keeps the current value. */
+void cfapi_set_limits(CfApi *api, unsigned concurrency, unsigned budget, uint64_t window_usec);
+
+/* ---- Multipart bodies (worker uploads) ---- */
+
+/* A multipart/form-data body built in memory, so a retry can resend it.
+ * For a worker upload: cfapi_multipart_add(m, "metadata", NULL,
+ * "application/json", json, len), then one part per module with name and
+ * filename = the module path and the module's content type
+ * ("application/javascript+module", "text/javascript", "application/wasm",
+ * "text/plain", "application/octet-stream", ...). */
+typedef struct CfMultipart CfMultipart;
+
+CfMultipart *cfapi_multipart_new(void);
+/* Frees the parts, wiping their bytes. Accepts NULL; returns NULL. */
+CfMultipart *cfapi_multipart_free(CfMultipart *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(CfMultipart *, cfapi_multipart_free);
+
+/* Appends a part. name is required; filename and content_type may be NULL
+ * (a plain form field). The data are copied. name, filename and
+ * content_type must not contain '"', CR or LF (-EINVAL). Returns 0,
+ * -EINVAL, -ENOMEM, -EFBIG past 100 MiB in total. */
+int cfapi_multipart_add(CfMultipart *m, const char *name, const char *filename,
+                        const char *content_type, const void *data, size_t size);
+
+/* Serialises the body with a random boundary that occurs in no part. On
+ * success *ret_body (caller frees, erase_and_free if it held secrets) and
+ * *ret_content_type ("multipart/form-data; boundary=...", caller frees). */
+int cfapi_multipart_build(const CfMultipart *m, char **ret_body, size_t *ret_size,
+                          char **ret_content_type);
+
+/* ---- Requests ---- */
+
+typedef enum CfPaging {
+        CFAPI_PAGING_NONE,          /* one call */
+        CFAPI_PAGING_PAGE,          /* ?page=N&per_page=M, result_info.total_count */
+        CFAPI_PAGING_CURSOR,        /* ?cursor=..., result_info.cursor */
+        _CFAPI_PAGING_MAX,
+        _CFAPI_PAGING_INVALID = -EINVAL,
+} CfPaging;
+
+enum {
+        CFAPI_RAW_RESPONSE = 1 << 0,  /* do not decode an envelope (script content); body in CfReply */
+        CFAPI_NO_RETRY     = 1 << 1,  /* one attempt only */
+};
+
+/* One request. path is either relative to the account ("workers/scripts",
+ * "storage/kv/namespaces/ID" → API_URL/accounts/ACCOUNT/PATH) or, with a
+ * leading '/', relative to the API root ("/user/tokens/verify" →
+ * API_URL/user/tokens/verify; a leading "/client/v4" is accepted and
+ * dropped). Segments must already be escaped (cfapi_escape). query is
+ * "a=b&c=d" without '?', or NULL. The body is one of: body/body_size with
+ * content_type (default "application/json"), a json_object (serialised
+ * once), or a multipart (serialised once); all are copied at submission
+ * and wiped when the request ends. headers: extra "Name: value" lines
+ * (e.g. "cf-r2-jurisdiction: eu"), NULL-terminated, copied; an
+ * "Authorization" header there is refused (-EINVAL). */
+typedef struct CfRequest {
+        const char *method;         /* "GET", "PUT", "POST", "PATCH", "DELETE" */
+        const char *path;
+        const char *query;
+        const void *body;
+        size_t body_size;
+        const char *content_type;
+        json_object *json;          /* borrowed */
+        const CfMultipart *multipart;   /* borrowed */
+        const char * const *headers;
+        CfPriority priority;        /* default NORMAL (0 is LOW: set it) */
+        unsigned flags;             /* CFAPI_* */
+        CfPaging paging;            /* GET only: fetch every page, hand back one array */
+        unsigned per_page;          /* paging: default 100 (page) / 1000 (cursor) */
+        const char *items_key;      /* paging: result is {items_key: [...]} (R2 "buckets"); NULL: result is the array */
+} CfRequest;
+
+/* What a finished request hands back. Every pointer is borrowed for the
+ * duration of the callback: take a reference (json_object_get) or copy to
+ * keep anything. */
+typedef struct CfReply {
+        int error;                  /* 0, or negative errno (cfapi_errno_from_reply rules):
+                                     * -ENOENT 404/10007..., -EEXIST 409/"exists" codes,
+                                     * -EACCES 401/403, -EBUSY 429 after retries,
+                                     * -EAGAIN 5xx after retries, -ETIMEDOUT timeout or deadline,
+                                     * -ECONNREFUSED/-EHOSTUNREACH/-ECONNRESET connection,
+                                     * -EBADMSG undecodable body, -EFBIG body over the cap,
+                                     * -EINVAL other 4xx, -ECANCELED cancelled */
+        long http_status;           /* of the last attempt; 0 if none answered */
+        json_object *result;        /* envelope result (all pages joined for paging); may be NULL */
+        json_object *result_info;   /* of the last page; may be NULL */
+        json_object *messages;      /* envelope messages; may be NULL */
+        const CfError *errors;      /* Cloudflare's errors[], or one synthesised from a transport error */
+        size_t n_errors;
+        const char *message;        /* one-line summary for status and logs: "HTTP 404: [10007] workers.api.error.script_not_found";
+                                     * never contains the token or a request body; NULL on success */
+        const char *body;           /* CFAPI_RAW_RESPONSE: the raw body (NUL-terminated); else NULL */
+        size_t body_size;
+        const char *etag;           /* ETag response header, or NULL */
+        unsigned attempts;          /* attempts made (last page for paging) */
+        unsigned pages;             /* pages fetched */
+} CfReply;
+
+typedef void (*cfapi_callback_t)(CfApi *api, const CfReply *reply, void *userdata);
+
+/* Queues a request; callback is called exactly once, later, from the
+ * event loop (never from inside cfapi_submit), unless the client is freed
+ * first (then with -ECANCELED from cfapi_cancel_all/cfapi_free). The
+ * callback may submit more requests. On success *ret_id (optional) is a
+ * non-zero id for cfapi_cancel. Returns 0, -EINVAL (bad request: no
+ * method/path, paging on a non-GET, Authorization in headers), -ENOMEM,
+ * -ECANCELED (the client is shutting down). */
+int cfapi_submit(CfApi *api, const CfRequest *req, cfapi_callback_t callback, void *userdata,
+                 uint64_t *ret_id);
+
+/* Shorthand for cfapi_submit with priority NORMAL, no paging, and an
+ * optional JSON body (borrowed). */
+int cfapi_request(CfApi *api, const char *method, const char *path, const char *query,
+                  json_object *body, cfapi_callback_t callback, void *userdata);
+
+/* GET every page of a list and hand back one JSON array in reply->result.
+ * paging is CFAPI_PAGING_PAGE (stops when page*per_page >= total_count,
+ * or on an empty page) or CFAPI_PAGING_CURSOR (follows
+ * result_info.cursor until it is missing or empty). items_key as in
+ * CfRequest. At most 1000 pages and 100000 items (-E2BIG past that). */
+int cfapi_get_all(CfApi *api, const char *path, const char *query, CfPaging paging,
+                  const char *items_key, CfPriority priority,
+                  cfapi_callback_t callback, void *userdata);
+
+/* Cancels one request: its callback is called synchronously with
+ * -ECANCELED before this returns. Returns 0 or -ENOENT (unknown or
+ * already finished). */
+int cfapi_cancel(CfApi *api, uint64_t id);
+
+/* Cancels every queued and running request (shutdown): each callback is
+ * called synchronously with -ECANCELED. Requests submitted from those
+ * callbacks are refused with -ECANCELED. Afterwards the client accepts new
+ * requests again. */
+void cfapi_cancel_all(CfApi *api);
+
+/* Requests queued or running. */
+unsigned cfapi_n_pending(const CfApi *api) _pure_;
+
+/* Figures for /metrics, as a new object (caller puts):
+ * {"requests_total": N, "requests_by_status": {"200": N, "429": N, "0": N (no answer)},
+ *  "retries_total": N, "budget_capacity": N, "budget_left": N,
+ *  "budget_waits_total": N, "queued": N, "in_flight": N,
+ *  "server_ratelimit_remaining": N | null}. NULL on OOM. */
+json_object *cfapi_metrics_json(const CfApi *api);
+
+/* Percent-encodes one path segment or query value (RFC 3986 unreserved
+ * characters pass). Caller frees; NULL on OOM. */
+char *cfapi_escape(const char *s);
