@@ -1,0 +1,825 @@
+/* config.c: binderyd.yaml, see config.h and binderyd.yaml(5).
+ *
+ * One table of keys (name, type, bounds, default as text) drives parsing:
+ * defaults are parsed by the same code as the file, so a default can never
+ * drift from what the parser accepts. Every problem is collected with its
+ * libyaml mark and the file is rejected only after all were found.
+ */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include <yaml.h>
+
+#include "config.h"
+#include "log.h"
+#include "util.h"
+
+#define CONFIG_FILE_MAX (1024 * 1024)
+#define CONFIG_ERRORS_MAX 100
+#define CONFIG_LISTEN_MAX 16
+
+typedef enum ConfigType {
+        CONFIG_STRING,      /* a non-empty scalar */
+        CONFIG_PATH,        /* a directory; relative to the config file's directory */
+        CONFIG_URL,         /* http:// or https:// */
+        CONFIG_BOOL,
+        CONFIG_UINT,        /* unsigned, min..max */
+        CONFIG_DURATION,    /* "30s", "5m", ...; min..max in µs */
+        CONFIG_SECRET,      /* {credential|file|env: X} or "credential:X" */
+        CONFIG_LISTEN,      /* "HOST:PORT" or a list of them */
+        CONFIG_BUDGET,      /* "N/DURATION" */
+        CONFIG_LOG_LEVEL,
+} ConfigType;
+
+typedef struct ConfigKey {
+        const char *name;
+        ConfigType type;
+        size_t offset;      /* of the value in Config */
+        ssize_t set_offset; /* of a "given in the file" bool, or -1 */
+        uint64_t min, max;
+        const char *def;    /* default, parsed like file text; NULL: none */
+        bool required;
+} ConfigKey;
+
+#define OFF(f) offsetof(Config, f)
+#define SEC USEC_PER_SEC
+#define DAY (24 * 3600 * USEC_PER_SEC)
+
+static const ConfigKey config_keys[] = {
+        { "account_id",      CONFIG_STRING,    OFF(account_id),          -1,                      0, 0, NULL, true },
+        { "api_url",         CONFIG_URL,       OFF(api_url),             -1,                      0, 0, CONFIG_DEFAULT_API_URL },
+        { "api_token",       CONFIG_SECRET,    OFF(api_token),           OFF(api_token_set),      0, 0, NULL },
+        { "spec_dir",        CONFIG_PATH,      OFF(spec_dir),            -1,                      0, 0, NULL, true },
+        { "state_dir",       CONFIG_PATH,      OFF(state_dir),           -1,                      0, 0, NULL },
+        { "listen",          CONFIG_LISTEN,    OFF(listen),              -1,                      0, 0, CONFIG_DEFAULT_LISTEN },
+        { "http_token",      CONFIG_SECRET,    OFF(http_token),          OFF(http_token_set),     0, 0, NULL },
+        { "http_auth_reads", CONFIG_BOOL,      OFF(http_auth_reads),     -1,                      0, 0, "false" },
+        { "webhook_secret",  CONFIG_SECRET,    OFF(webhook_secret),      OFF(webhook_secret_set), 0, 0, NULL },
+        { "interval",        CONFIG_DURATION,  OFF(interval_usec),       -1,                      1 * SEC, 7 * DAY, "5m" },
+        { "full_refresh",    CONFIG_DURATION,  OFF(full_refresh_usec),   -1,                      60 * SEC, 30 * DAY, "6h" },
+        { "prune",           CONFIG_BOOL,      OFF(prune),               -1,                      0, 0, "false" },
+        { "prune_settle",    CONFIG_DURATION,  OFF(prune_settle_usec),   -1,                      0, 1 * DAY, "30s" },
+        { "max_deletions",   CONFIG_UINT,      OFF(max_deletions),       -1,                      0, 100000, "5" },
+        { "concurrency",     CONFIG_UINT,      OFF(concurrency),         -1,                      1, 64, "8" },
+        { "request_budget",  CONFIG_BUDGET,    OFF(request_budget),      -1,                      1, 100000, "1000/5m" },
+        { "log_level",       CONFIG_LOG_LEVEL, OFF(log_level),           -1,                      0, 0, "info" },
+};
+
+/* Window bounds of request_budget. */
+#define BUDGET_WINDOW_MIN (1 * SEC)
+#define BUDGET_WINDOW_MAX (DAY)
+
+typedef struct Errors {
+        ConfigError *v;
+        size_t n;
+        bool oom;
+} Errors;
+
+_printf_(4, 5)
+static void add_error(Errors *e, unsigned line, unsigned column, const char *fmt, ...) {
+        ConfigError *n;
+        va_list ap;
+        char *m;
+
+        if (e->n >= CONFIG_ERRORS_MAX)
+                return;
+        va_start(ap, fmt);
+        if (vasprintf(&m, fmt, ap) < 0) {
+                va_end(ap);
+                e->oom = true;
+                return;
+        }
+        va_end(ap);
+        n = realloc(e->v, sizeof(ConfigError) * (e->n + 1));
+        if (!n) {
+                free(m);
+                e->oom = true;
+                return;
+        }
+        e->v = n;
+        e->v[e->n++] = (ConfigError) { .line = line, .column = column, .message = m };
+}
+
+void config_errors_free(ConfigError *e, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(e[i].message);
+        free(e);
+}
+
+Config *config_free(Config *c) {
+        if (!c)
+                return NULL;
+        free(c->path);
+        free(c->account_id);
+        free(c->api_url);
+        free(c->api_token.ref);
+        free(c->spec_dir);
+        free(c->state_dir);
+        strv_free(c->listen);
+        free(c->http_token.ref);
+        free(c->webhook_secret.ref);
+        return mfree(c);
+}
+
+/* Optimal string alignment distance, for "did you mean". Keys are short. */
+static unsigned edit_distance(const char *a, const char *b) {
+        size_t la = strlen(a), lb = strlen(b);
+        unsigned d[40][40];
+
+        if (la >= 40 || lb >= 40)
+                return UINT_MAX;
+        for (size_t i = 0; i <= la; i++)
+                d[i][0] = (unsigned) i;
+        for (size_t j = 0; j <= lb; j++)
+                d[0][j] = (unsigned) j;
+        for (size_t i = 1; i <= la; i++)
+                for (size_t j = 1; j <= lb; j++) {
+                        unsigned cost = a[i - 1] != b[j - 1], v;
+
+                        v = d[i - 1][j] + 1;
+                        if (d[i][j - 1] + 1 < v)
+                                v = d[i][j - 1] + 1;
+                        if (d[i - 1][j - 1] + cost < v)
+                                v = d[i - 1][j - 1] + cost;
+                        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                            d[i - 2][j - 2] + 1 < v)
+                                v = d[i - 2][j - 2] + 1;
+                        d[i][j] = v;
+                }
+        return d[la][lb];
+}
+
+static const ConfigKey *find_key(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++)
+                if (streq(config_keys[i].name, name))
+                        return &config_keys[i];
+        return NULL;
+}
+
+static const char *suggest_key(const char *name) {
+        const char *best = NULL;
+        unsigned best_d = UINT_MAX;
+
+        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++) {
+                unsigned d = edit_distance(name, config_keys[i].name);
+
+                if (d < best_d) {
+                        best_d = d;
+                        best = config_keys[i].name;
+                }
+        }
+        /* Close enough to be a typo: at most 2 edits, or a third of the key. */
+        if (best && (best_d <= 2 || best_d * 3 <= strlen(best)))
+                return best;
+        return NULL;
+}
+
+int config_parse_listen(const char *s, struct sockaddr_storage *ret, socklen_t *ret_len) {
+        _cleanup_free_ char *host = NULL;
+        const char *colon, *port_s;
+        struct sockaddr_storage ss = {};
+        socklen_t len;
+        uint64_t port;
+
+        if (isempty(s))
+                return -EINVAL;
+        if (s[0] == '[') {
+                const char *end = strchr(s, ']');
+
+                if (!end || end[1] != ':')
+                        return -EINVAL;
+                host = strndup(s + 1, (size_t) (end - s - 1));
+                port_s = end + 2;
+        } else {
+                colon = strrchr(s, ':');
+                if (!colon || strchr(s, ':') != colon)
+                        return -EINVAL;
+                host = strndup(s, (size_t) (colon - s));
+                port_s = colon + 1;
+        }
+        if (!host)
+                return -ENOMEM;
+        if (safe_atou64(port_s, &port) < 0 || port > 65535)
+                return -EINVAL;
+
+        if (s[0] == '[') {
+                struct sockaddr_in6 *sa = (struct sockaddr_in6 *) &ss;
+
+                if (inet_pton(AF_INET6, host, &sa->sin6_addr) != 1)
+                        return -EINVAL;
+                sa->sin6_family = AF_INET6;
+                sa->sin6_port = htons((uint16_t) port);
+                len = sizeof(*sa);
+        } else {
+                struct sockaddr_in *sa = (struct sockaddr_in *) &ss;
+
+                if (streq(host, "localhost"))
+                        sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+                else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+                        return -EINVAL;
+                sa->sin_family = AF_INET;
+                sa->sin_port = htons((uint16_t) port);
+                len = sizeof(*sa);
+        }
+        if (ret)
+                *ret = ss;
+        if (ret_len)
+                *ret_len = len;
+        return 0;
+}
+
+static const char *node_type_name(const yaml_node_t *n) {
+        switch (n->type) {
+        case YAML_MAPPING_NODE:
+                return "a mapping";
+        case YAML_SEQUENCE_NODE:
+                return "a list";
+        default:
+                return "a scalar";
+        }
+}
+
+static const char *scalar(const yaml_node_t *n) {
+        return n && n->type == YAML_SCALAR_NODE ? (const char *) n->data.scalar.value : NULL;
+}
+
+#define LINE(n) ((unsigned) (n)->start_mark.line + 1)
+#define COL(n) ((unsigned) (n)->start_mark.column + 1)
+
+static int parse_bool(const char *s, bool *ret) {
+        static const char *const yes[] = { "true", "yes", "on", "True", "TRUE", "Yes", "On" };
+        static const char *const no[] = { "false", "no", "off", "False", "FALSE", "No", "Off" };
+
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++)
+                if (streq(s, yes[i])) {
+                        *ret = true;
+                        return 0;
+                }
+        for (size_t i = 0; i < ELEMENTSOF(no); i++)
+                if (streq(s, no[i])) {
+                        *ret = false;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+static int secret_source_parse(const char *s, SecretSource *ret) {
+        if (streq(s, "credential"))
+                *ret = SECRET_SOURCE_CREDENTIAL;
+        else if (streq(s, "file"))
+                *ret = SECRET_SOURCE_FILE;
+        else if (streq(s, "env"))
+                *ret = SECRET_SOURCE_ENV;
+        else
+                return -EINVAL;
+        return 0;
+}
+
+/* Checks a reference's form; returns a static message or NULL if fine. */
+static const char *secret_ref_check(SecretSource source, const char *ref) {
+        if (isempty(ref))
+                return "empty secret reference";
+        switch (source) {
+        case SECRET_SOURCE_CREDENTIAL:
+                if (strchr(ref, '/') || streq(ref, ".") || streq(ref, ".."))
+                        return "a credential name must not contain '/'";
+                return NULL;
+        case SECRET_SOURCE_FILE:
+                if (ref[0] != '/')
+                        return "a secret file must be an absolute path";
+                return NULL;
+        case SECRET_SOURCE_ENV:
+                for (const char *p = ref; *p; p++)
+                        if (!(*p == '_' || (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                              (p != ref && *p >= '0' && *p <= '9')))
+                                return "not a valid environment variable name";
+                return NULL;
+        default:
+                return "unknown secret source";
+        }
+}
+
+/* A value node (n), or a default text (def, n == NULL), into the field. */
+static int parse_value(Config *c, const char *base_dir, const ConfigKey *k,
+                       yaml_document_t *doc, yaml_node_t *n, const char *def, Errors *e) {
+        void *field = (uint8_t *) c + k->offset;
+        unsigned line = n ? LINE(n) : 0, col = n ? COL(n) : 0;
+        const char *s = n ? scalar(n) : def;
+
+        /* A YAML null ("key:" or "~") is "not set": the default applies. */
+        if (n && n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+            (streq(s, "") || streq(s, "~") || streq(s, "null")))
+                return 0;
+
+        if (k->type != CONFIG_LISTEN && k->type != CONFIG_SECRET && !s) {
+                add_error(e, line, col, "'%s' must be a scalar, not %s", k->name, node_type_name(n));
+                return -EINVAL;
+        }
+
+        switch (k->type) {
+        case CONFIG_STRING:
+        case CONFIG_URL:
+        case CONFIG_PATH: {
+                char **p = field;
+                char *v;
+
+                if (isempty(s)) {
+                        add_error(e, line, col, "'%s' must not be empty", k->name);
+                        return -EINVAL;
+                }
+                if (k->type == CONFIG_URL && !startswith(s, "http://") && !startswith(s, "https://")) {
+                        add_error(e, line, col, "'%s' must be an http:// or https:// URL, not '%s'", k->name, s);
+                        return -EINVAL;
+                }
+                if (k->type == CONFIG_PATH && s[0] != '/' && base_dir)
+                        v = path_join(base_dir, s);
+                else
+                        v = strdup(s);
+                if (!v)
+                        return -ENOMEM;
+                if (k->type == CONFIG_URL) {
+                        size_t l = strlen(v);
+
+                        while (l > 8 && v[l - 1] == '/')
+                                v[--l] = 0;
+                }
+                free(*p);
+                *p = v;
+                return 0;
+        }
+
+        case CONFIG_BOOL:
+                if (parse_bool(s, field) < 0) {
+                        add_error(e, line, col, "'%s' must be true or false, not '%s'", k->name, s);
+                        return -EINVAL;
+                }
+                return 0;
+
+        case CONFIG_UINT: {
+                uint64_t u;
+
+                if (safe_atou64(s, &u) < 0) {
+                        add_error(e, line, col, "'%s' must be a whole number, not '%s'", k->name, s);
+                        return -EINVAL;
+                }
+                if (u < k->min || u > k->max) {
+                        add_error(e, line, col, "'%s' must be between %" PRIu64 " and %" PRIu64 ", not %" PRIu64,
+                                  k->name, k->min, k->max, u);
+                        return -ERANGE;
+                }
+                *(unsigned *) field = (unsigned) u;
+                return 0;
+        }
+
+        case CONFIG_DURATION: {
+                char a[32], b[32];
+                uint64_t u;
+
+                if (parse_duration(s, &u) < 0) {
+                        add_error(e, line, col, "'%s' must be a duration like 30s, 5m or 6h, not '%s'", k->name, s);
+                        return -EINVAL;
+                }
+                if (u < k->min || u > k->max) {
+                        add_error(e, line, col, "'%s' must be between %s and %s, not '%s'", k->name,
+                                  format_duration(k->min, a, sizeof(a)), format_duration(k->max, b, sizeof(b)), s);
+                        return -ERANGE;
+                }
+                *(uint64_t *) field = u;
+                return 0;
+        }
+
+        case CONFIG_BUDGET: {
+                _cleanup_free_ char *count = NULL;
+                const char *slash = s ? strchr(s, '/') : NULL;
+                uint64_t u, w;
+
+                if (!slash || !(count = strndup(s, (size_t) (slash - s))) ||
+                    safe_atou64(count, &u) < 0 || parse_duration(slash + 1, &w) < 0) {
+                        add_error(e, line, col, "'%s' must read REQUESTS/DURATION, like 1000/5m, not '%s'", k->name, s);
+                        return -EINVAL;
+                }
+                if (u < k->min || u > k->max) {
+                        add_error(e, line, col, "'%s': the request count must be between %" PRIu64 " and %" PRIu64,
+                                  k->name, k->min, k->max);
+                        return -ERANGE;
+                }
+                if (w < BUDGET_WINDOW_MIN || w > BUDGET_WINDOW_MAX) {
+                        add_error(e, line, col, "'%s': the window must be between 1s and 1d", k->name);
+                        return -ERANGE;
+                }
+                c->request_budget = (unsigned) u;
+                c->request_window_usec = w;
+                return 0;
+        }
+
+        case CONFIG_LOG_LEVEL: {
+                int l = log_level_from_string(s);
+
+                if (l < 0) {
+                        add_error(e, line, col, "'%s' must be one of debug, info, notice, warning, error, not '%s'",
+                                  k->name, s);
+                        return -EINVAL;
+                }
+                *(int *) field = l;
+                return 0;
+        }
+
+        case CONFIG_SECRET: {
+                SecretRef *ref = field;
+                SecretSource source;
+                const char *value, *msg;
+                char *v;
+
+                if (s) {
+                        /* "credential:NAME", "file:/path", "env:VAR" */
+                        _cleanup_free_ char *src = NULL;
+                        const char *colon = strchr(s, ':');
+
+                        if (!colon || !(src = strndup(s, (size_t) (colon - s))) ||
+                            secret_source_parse(src, &source) < 0) {
+                                add_error(e, line, col,
+                                          "'%s' must be a secret reference ({credential: NAME}, {file: PATH} or {env: VAR}); "
+                                          "secret values never go in the config file", k->name);
+                                return -EINVAL;
+                        }
+                        value = colon + 1;
+                } else if (n->type == YAML_MAPPING_NODE) {
+                        yaml_node_pair_t *pairs = n->data.mapping.pairs.start;
+                        size_t np = (size_t) (n->data.mapping.pairs.top - pairs);
+                        yaml_node_t *kn, *vn;
+
+                        if (np != 1) {
+                                add_error(e, line, col, "'%s' must have exactly one of credential, file or env", k->name);
+                                return -EINVAL;
+                        }
+                        kn = yaml_document_get_node(doc, pairs[0].key);
+                        vn = yaml_document_get_node(doc, pairs[0].value);
+                        if (!scalar(kn) || secret_source_parse(scalar(kn), &source) < 0) {
+                                add_error(e, kn ? LINE(kn) : line, kn ? COL(kn) : col,
+                                          "unknown secret source '%s' in '%s' (expected credential, file or env)",
+                                          strna(scalar(kn)), k->name);
+                                return -EINVAL;
+                        }
+                        if (!scalar(vn)) {
+                                add_error(e, vn ? LINE(vn) : line, vn ? COL(vn) : col,
+                                          "'%s.%s' must be a scalar", k->name, scalar(kn));
+                                return -EINVAL;
+                        }
+                        value = scalar(vn);
+                        line = LINE(vn);
+                        col = COL(vn);
+                } else {
+                        add_error(e, line, col, "'%s' must be a secret reference, not %s", k->name, node_type_name(n));
+                        return -EINVAL;
+                }
+                msg = secret_ref_check(source, value);
+                if (msg) {
+                        add_error(e, line, col, "'%s': %s", k->name, msg);
+                        return -EINVAL;
+                }
+                v = strdup(value);
+                if (!v)
+                        return -ENOMEM;
+                free(ref->ref);
+                ref->ref = v;
+                ref->source = source;
+                if (k->set_offset >= 0 && n)
+                        *(bool *) ((uint8_t *) c + k->set_offset) = true;
+                return 0;
+        }
+
+        case CONFIG_LISTEN: {
+                _cleanup_strv_free_ char **l = NULL;
+                char ***p = field;
+                int r = 0;
+
+                if (s) {
+                        if (config_parse_listen(s, NULL, NULL) < 0) {
+                                add_error(e, line, col,
+                                          "'%s': '%s' is not an address like 127.0.0.1:9470 or [::1]:9470", k->name, s);
+                                return -EINVAL;
+                        }
+                        if (strv_extend(&l, s) < 0)
+                                return -ENOMEM;
+                } else if (n->type == YAML_SEQUENCE_NODE) {
+                        for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++) {
+                                yaml_node_t *in = yaml_document_get_node(doc, *i);
+                                const char *a = scalar(in);
+
+                                if (!a) {
+                                        add_error(e, LINE(in), COL(in), "'%s' entries must be scalars", k->name);
+                                        r = -EINVAL;
+                                        continue;
+                                }
+                                if (config_parse_listen(a, NULL, NULL) < 0) {
+                                        add_error(e, LINE(in), COL(in),
+                                                  "'%s': '%s' is not an address like 127.0.0.1:9470 or [::1]:9470",
+                                                  k->name, a);
+                                        r = -EINVAL;
+                                        continue;
+                                }
+                                if (strv_extend(&l, a) < 0)
+                                        return -ENOMEM;
+                        }
+                        if (r < 0)
+                                return r;
+                        if (strv_length(l) == 0) {
+                                add_error(e, line, col, "'%s' must name at least one address", k->name);
+                                return -EINVAL;
+                        }
+                        if (strv_length(l) > CONFIG_LISTEN_MAX) {
+                                add_error(e, line, col, "'%s' takes at most %d addresses", k->name, CONFIG_LISTEN_MAX);
+                                return -E2BIG;
+                        }
+                } else {
+                        add_error(e, line, col, "'%s' must be an address or a list of addresses, not %s",
+                                  k->name, node_type_name(n));
+                        return -EINVAL;
+                }
+                strv_free(*p);
+                *p = TAKE_PTR(l);
+                return 0;
+        }
+        }
+        return -EINVAL;
+}
+
+static int apply_defaults(Config *c) {
+        Errors e = {};
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++) {
+                if (!config_keys[i].def)
+                        continue;
+                r = parse_value(c, NULL, &config_keys[i], NULL, NULL, config_keys[i].def, &e);
+                if (r < 0 || e.n > 0) {
+                        /* A default the parser rejects is a programming error. */
+                        config_errors_free(e.v, e.n);
+                        return r < 0 ? r : -EINVAL;
+                }
+        }
+        return 0;
+}
+
+static void yaml_parserp(yaml_parser_t *p) {
+        yaml_parser_delete(p);
+}
+
+static void yaml_documentp(yaml_document_t **d) {
+        if (*d)
+                yaml_document_delete(*d);
+}
+
+static int parse_file(Config *c, const char *path, bool seen[], bool bad[], Errors *e) {
+        _cleanup_(yaml_parserp) yaml_parser_t parser = {};
+        _cleanup_(yaml_documentp) yaml_document_t *docp = NULL;
+        _cleanup_free_ char *data = NULL, *base_dir = NULL;
+        yaml_document_t doc;
+        yaml_node_t *root;
+        size_t size;
+        int r;
+
+        r = read_full_file(path, CONFIG_FILE_MAX, &data, &size);
+        if (r < 0)
+                return r;
+
+        base_dir = strdup(path);
+        if (!base_dir)
+                return -ENOMEM;
+        {
+                char *slash = strrchr(base_dir, '/');
+
+                if (slash == base_dir)
+                        slash[1] = 0;
+                else if (slash)
+                        *slash = 0;
+                else
+                        base_dir = mfree(base_dir);  /* relative to the working directory */
+        }
+
+        if (!yaml_parser_initialize(&parser))
+                return -ENOMEM;
+        yaml_parser_set_input_string(&parser, (const unsigned char *) data, size);
+        if (!yaml_parser_load(&parser, &doc)) {
+                add_error(e, (unsigned) parser.problem_mark.line + 1, (unsigned) parser.problem_mark.column + 1,
+                          "YAML syntax error: %s%s%s", strna(parser.problem),
+                          parser.context ? " " : "", parser.context ? parser.context : "");
+                return -EINVAL;
+        }
+        docp = &doc;
+
+        root = yaml_document_get_root_node(&doc);
+        if (!root)
+                return 0;  /* an empty file: defaults only (required keys are checked later) */
+        if (root->type != YAML_MAPPING_NODE) {
+                add_error(e, LINE(root), COL(root), "the configuration must be a mapping of keys, not %s",
+                          node_type_name(root));
+                return -EINVAL;
+        }
+
+        for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
+                yaml_node_t *kn = yaml_document_get_node(&doc, p->key);
+                yaml_node_t *vn = yaml_document_get_node(&doc, p->value);
+                const char *name = scalar(kn);
+                const ConfigKey *k;
+
+                if (!name) {
+                        add_error(e, LINE(kn), COL(kn), "keys must be scalars");
+                        continue;
+                }
+                k = find_key(name);
+                if (!k) {
+                        const char *s = suggest_key(name);
+
+                        if (s)
+                                add_error(e, LINE(kn), COL(kn), "unknown key '%s'; did you mean '%s'?", name, s);
+                        else
+                                add_error(e, LINE(kn), COL(kn), "unknown key '%s'", name);
+                        continue;
+                }
+                if (seen[k - config_keys]) {
+                        add_error(e, LINE(kn), COL(kn), "duplicate key '%s'", name);
+                        continue;
+                }
+                seen[k - config_keys] = true;
+                r = parse_value(c, base_dir, k, &doc, vn, NULL, e);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        bad[k - config_keys] = true;
+        }
+        return 0;
+}
+
+/* Where the API token comes from when the file does not say. */
+static int default_api_token(Config *c) {
+        const char *creds = getenv("CREDENTIALS_DIRECTORY");
+        bool have_credential = false;
+        char *ref;
+
+        if (creds) {
+                _cleanup_free_ char *p = path_join(creds, "cloudflare-api-token");
+
+                if (!p)
+                        return -ENOMEM;
+                have_credential = access(p, R_OK) == 0;
+        }
+        if (!have_credential && getenv("CLOUDFLARE_API_TOKEN")) {
+                ref = strdup("CLOUDFLARE_API_TOKEN");
+                c->api_token.source = SECRET_SOURCE_ENV;
+        } else {
+                ref = strdup("cloudflare-api-token");
+                c->api_token.source = SECRET_SOURCE_CREDENTIAL;
+        }
+        if (!ref)
+                return -ENOMEM;
+        free(c->api_token.ref);
+        c->api_token.ref = ref;
+        return 0;
+}
+
+static int set_string(char **p, const char *v) {
+        char *n = strdup(v);
+
+        if (!n)
+                return -ENOMEM;
+        free(*p);
+        *p = n;
+        return 0;
+}
+
+static int apply_options(Config *c, const Options *o, Errors *e) {
+        if (!o)
+                return 0;
+        if (o->account_id && set_string(&c->account_id, o->account_id) < 0)
+                return -ENOMEM;
+        if (o->api_url) {
+                if (!startswith(o->api_url, "http://") && !startswith(o->api_url, "https://"))
+                        add_error(e, 0, 0, "--api-url must be an http:// or https:// URL, not '%s'", o->api_url);
+                else if (set_string(&c->api_url, o->api_url) < 0)
+                        return -ENOMEM;
+        }
+        if (o->spec_dir && set_string(&c->spec_dir, o->spec_dir) < 0)
+                return -ENOMEM;
+        if (o->state_dir && set_string(&c->state_dir, o->state_dir) < 0)
+                return -ENOMEM;
+        if (o->listen && o->listen[0]) {
+                char **l;
+
+                for (char **a = o->listen; *a; a++)
+                        if (config_parse_listen(*a, NULL, NULL) < 0)
+                                add_error(e, 0, 0, "--listen: '%s' is not an address like 127.0.0.1:9470 or [::1]:9470", *a);
+                l = strv_copy(o->listen);
+                if (!l)
+                        return -ENOMEM;
+                strv_free(c->listen);
+                c->listen = l;
+        }
+        if (o->log_level) {
+                int l = log_level_from_string(o->log_level);
+
+                if (l < 0)
+                        add_error(e, 0, 0, "--log-level: unknown level '%s'", o->log_level);
+                else
+                        c->log_level = l;
+        }
+        return 0;
+}
+
+int config_load(const char *path, const Options *o, Config **ret,
+                ConfigError **ret_errors, size_t *ret_n_errors) {
+        _cleanup_(config_freep) Config *c = NULL;
+        bool seen[ELEMENTSOF(config_keys)] = {}, bad[ELEMENTSOF(config_keys)] = {};
+        bool unreadable = false;
+        Errors e = {};
+        int r;
+
+        c = calloc(1, sizeof(Config));
+        if (!c)
+                return -ENOMEM;
+        r = apply_defaults(c);
+        if (r < 0)
+                return r;
+
+        if (path) {
+                c->path = strdup(path);
+                if (!c->path)
+                        return -ENOMEM;
+                r = parse_file(c, path, seen, bad, &e);
+                if (r < 0 && r != -EINVAL)
+                        goto fail;
+                /* A file that is not YAML or not a mapping: its error says it all. */
+                unreadable = r == -EINVAL;
+        }
+
+        r = apply_options(c, o, &e);
+        if (r < 0)
+                goto fail;
+
+        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++) {
+                const ConfigKey *k = &config_keys[i];
+
+                if (!unreadable && k->required && !*(char **) ((uint8_t *) c + k->offset) &&
+                    /* don't pile a "missing" onto a key that had an error */
+                    !bad[i])
+                        add_error(&e, 0, 0, "missing required key '%s'%s", k->name,
+                                  streq(k->name, "spec_dir") ? " (or --spec-dir)" :
+                                  streq(k->name, "account_id") ? " (or --account-id)" : "");
+        }
+
+        if (!c->state_dir) {
+                const char *sd = getenv("STATE_DIRECTORY");
+
+                if (!isempty(sd)) {
+                        /* Several directories are separated by ':'; ours is the first. */
+                        c->state_dir = strndup(sd, strcspn(sd, ":"));
+                } else
+                        c->state_dir = strdup("/var/lib/bindery");
+                if (!c->state_dir) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+        }
+        if (!c->api_token_set) {
+                r = default_api_token(c);
+                if (r < 0)
+                        goto fail;
+        }
+
+        if (e.oom) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        if (e.n > 0) {
+                r = -EINVAL;
+                goto fail;
+        }
+        *ret = TAKE_PTR(c);
+        if (ret_errors)
+                *ret_errors = NULL;
+        if (ret_n_errors)
+                *ret_n_errors = 0;
+        return 0;
+
+fail:
+        if (ret_errors && e.n > 0) {
+                *ret_errors = e.v;
+                if (ret_n_errors)
+                        *ret_n_errors = e.n;
+        } else {
+                config_errors_free(e.v, e.n);
+                if (ret_errors)
+                        *ret_errors = NULL;
+                if (ret_n_errors)
+                        *ret_n_errors = 0;
+        }
+        return r;
+}

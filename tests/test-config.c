@@ -1,0 +1,375 @@
+/* test-config.c: binderyd.yaml parsing (config.c). */
+#include <arpa/inet.h>
+#include <check.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "daemon/config.h"
+#include "util.h"
+
+static char tmpdir[] = "/tmp/test-config.XXXXXX";
+
+static void setup(void) {
+        ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+        unsetenv("CREDENTIALS_DIRECTORY");
+        unsetenv("CLOUDFLARE_API_TOKEN");
+        unsetenv("STATE_DIRECTORY");
+}
+
+static void teardown(void) {
+        char cmd[128];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+        ck_assert_int_eq(system(cmd), 0);
+        memcpy(tmpdir + strlen(tmpdir) - 6, "XXXXXX", 6);
+}
+
+/* Writes text to tmpdir/name; returns the path (static buffer). */
+static const char *write_config(const char *name, const char *text) {
+        static char path[256];
+
+        snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+        ck_assert_int_eq(write_file_atomic(path, text, strlen(text), 0600), 0);
+        return path;
+}
+
+/* Loads text expecting failure; returns the errors joined as
+ * "L:C: message\n" lines (caller frees). */
+static char *load_errors(const char *text, const Options *o) {
+        ConfigError *errs = NULL;
+        size_t n = 0;
+        Config *c = NULL;
+        char *out = NULL;
+        size_t size = 0;
+        FILE *f;
+        int r;
+
+        r = config_load(write_config("bad.yaml", text), o, &c, &errs, &n);
+        ck_assert_int_eq(r, -EINVAL);
+        ck_assert_ptr_null(c);
+        ck_assert_uint_gt(n, 0);
+        f = open_memstream(&out, &size);
+        for (size_t i = 0; i < n; i++)
+                fprintf(f, "%u:%u: %s\n", errs[i].line, errs[i].column, errs[i].message);
+        fclose(f);
+        config_errors_free(errs, n);
+        return out;
+}
+
+START_TEST(test_defaults) {
+        _cleanup_(config_freep) Config *c = NULL;
+        Options o = { .account_id = "acc", .spec_dir = "/srv/spec" };
+
+        ck_assert_int_eq(config_load(NULL, &o, &c, NULL, NULL), 0);
+        ck_assert_ptr_null(c->path);
+        ck_assert_str_eq(c->account_id, "acc");
+        ck_assert_str_eq(c->spec_dir, "/srv/spec");
+        ck_assert_str_eq(c->api_url, CONFIG_DEFAULT_API_URL);
+        ck_assert_str_eq(c->state_dir, "/var/lib/bindery");
+        ck_assert_uint_eq(strv_length(c->listen), 1);
+        ck_assert_str_eq(c->listen[0], CONFIG_DEFAULT_LISTEN);
+        ck_assert(!c->http_auth_reads);
+        ck_assert(!c->http_token_set);
+        ck_assert(!c->webhook_secret_set);
+        ck_assert(!c->api_token_set);
+        ck_assert_int_eq(c->api_token.source, SECRET_SOURCE_CREDENTIAL);
+        ck_assert_str_eq(c->api_token.ref, "cloudflare-api-token");
+        ck_assert_uint_eq(c->interval_usec, 300 * USEC_PER_SEC);
+        ck_assert_uint_eq(c->full_refresh_usec, 6 * 3600 * USEC_PER_SEC);
+        ck_assert(!c->prune);
+        ck_assert_uint_eq(c->prune_settle_usec, 30 * USEC_PER_SEC);
+        ck_assert_uint_eq(c->max_deletions, 5);
+        ck_assert_uint_eq(c->concurrency, 8);
+        ck_assert_uint_eq(c->request_budget, 1000);
+        ck_assert_uint_eq(c->request_window_usec, 300 * USEC_PER_SEC);
+        ck_assert_int_eq(c->log_level, LOG_INFO);
+}
+END_TEST
+
+START_TEST(test_full_file) {
+        _cleanup_(config_freep) Config *c = NULL;
+        const char *p;
+
+        p = write_config("full.yaml",
+                         "# every key\n"
+                         "account_id: 0123456789abcdef\n"
+                         "api_url: http://127.0.0.1:8788/client/v4/\n"
+                         "api_token: { file: /etc/bindery/token }\n"
+                         "spec_dir: specs\n"
+                         "state_dir: /var/lib/bindery-test\n"
+                         "listen:\n"
+                         "  - 127.0.0.1:9470\n"
+                         "  - \"[::1]:9470\"\n"
+                         "http_token: credential:http-token\n"
+                         "http_auth_reads: yes\n"
+                         "webhook_secret: { env: GH_SECRET }\n"
+                         "interval: 1m\n"
+                         "full_refresh: 2h\n"
+                         "prune: true\n"
+                         "prune_settle: 10s\n"
+                         "max_deletions: 0\n"
+                         "concurrency: 64\n"
+                         "request_budget: 600/2m\n"
+                         "log_level: debug\n");
+        ck_assert_int_eq(config_load(p, NULL, &c, NULL, NULL), 0);
+        ck_assert_str_eq(c->path, p);
+        ck_assert_str_eq(c->account_id, "0123456789abcdef");
+        ck_assert_str_eq(c->api_url, "http://127.0.0.1:8788/client/v4");
+        ck_assert(c->api_token_set);
+        ck_assert_int_eq(c->api_token.source, SECRET_SOURCE_FILE);
+        ck_assert_str_eq(c->api_token.ref, "/etc/bindery/token");
+        /* relative paths are relative to the config file's directory */
+        ck_assert(startswith(c->spec_dir, tmpdir));
+        ck_assert(endswith(c->spec_dir, "/specs"));
+        ck_assert_str_eq(c->state_dir, "/var/lib/bindery-test");
+        ck_assert_uint_eq(strv_length(c->listen), 2);
+        ck_assert_str_eq(c->listen[1], "[::1]:9470");
+        ck_assert(c->http_token_set);
+        ck_assert_int_eq(c->http_token.source, SECRET_SOURCE_CREDENTIAL);
+        ck_assert_str_eq(c->http_token.ref, "http-token");
+        ck_assert(c->http_auth_reads);
+        ck_assert(c->webhook_secret_set);
+        ck_assert_int_eq(c->webhook_secret.source, SECRET_SOURCE_ENV);
+        ck_assert_str_eq(c->webhook_secret.ref, "GH_SECRET");
+        ck_assert_uint_eq(c->interval_usec, 60 * USEC_PER_SEC);
+        ck_assert_uint_eq(c->full_refresh_usec, 7200 * USEC_PER_SEC);
+        ck_assert(c->prune);
+        ck_assert_uint_eq(c->prune_settle_usec, 10 * USEC_PER_SEC);
+        ck_assert_uint_eq(c->max_deletions, 0);
+        ck_assert_uint_eq(c->concurrency, 64);
+        ck_assert_uint_eq(c->request_budget, 600);
+        ck_assert_uint_eq(c->request_window_usec, 120 * USEC_PER_SEC);
+        ck_assert_int_eq(c->log_level, LOG_DEBUG);
+}
+END_TEST
+
+START_TEST(test_overrides) {
+        _cleanup_(config_freep) Config *c = NULL;
+        char l0[] = "127.0.0.1:0", l1[] = "[::1]:0";
+        char *listen[] = { l0, l1, NULL };
+        Options o = {
+                .account_id = "flag-acc",
+                .api_url = "http://127.0.0.1:1/client/v4",
+                .spec_dir = "/flag/spec",
+                .state_dir = "/flag/state",
+                .listen = listen,
+                .log_level = "warning",
+        };
+        const char *p;
+
+        p = write_config("o.yaml",
+                         "account_id: file-acc\n"
+                         "spec_dir: /file/spec\n"
+                         "listen: 127.0.0.1:1\n"
+                         "log_level: debug\n");
+        ck_assert_int_eq(config_load(p, &o, &c, NULL, NULL), 0);
+        ck_assert_str_eq(c->account_id, "flag-acc");
+        ck_assert_str_eq(c->api_url, "http://127.0.0.1:1/client/v4");
+        ck_assert_str_eq(c->spec_dir, "/flag/spec");
+        ck_assert_str_eq(c->state_dir, "/flag/state");
+        ck_assert_uint_eq(strv_length(c->listen), 2);
+        ck_assert_str_eq(c->listen[0], "127.0.0.1:0");
+        ck_assert_int_eq(c->log_level, LOG_WARNING);
+}
+END_TEST
+
+START_TEST(test_api_token_default) {
+        _cleanup_(config_freep) Config *a = NULL, *b = NULL, *c = NULL;
+        Options o = { .account_id = "acc", .spec_dir = "/s" };
+        char p[300];
+
+        /* env only: the environment variable */
+        setenv("CLOUDFLARE_API_TOKEN", "t0ken", 1);
+        ck_assert_int_eq(config_load(NULL, &o, &a, NULL, NULL), 0);
+        ck_assert_int_eq(a->api_token.source, SECRET_SOURCE_ENV);
+        ck_assert_str_eq(a->api_token.ref, "CLOUDFLARE_API_TOKEN");
+
+        /* a credential wins over the environment */
+        snprintf(p, sizeof(p), "%s/cloudflare-api-token", tmpdir);
+        ck_assert_int_eq(write_file_atomic(p, "x", 1, 0600), 0);
+        setenv("CREDENTIALS_DIRECTORY", tmpdir, 1);
+        ck_assert_int_eq(config_load(NULL, &o, &b, NULL, NULL), 0);
+        ck_assert_int_eq(b->api_token.source, SECRET_SOURCE_CREDENTIAL);
+        ck_assert_str_eq(b->api_token.ref, "cloudflare-api-token");
+
+        /* $STATE_DIRECTORY: the first entry */
+        setenv("STATE_DIRECTORY", "/var/lib/bindery/a:/var/lib/other", 1);
+        ck_assert_int_eq(config_load(NULL, &o, &c, NULL, NULL), 0);
+        ck_assert_str_eq(c->state_dir, "/var/lib/bindery/a");
+        unsetenv("CREDENTIALS_DIRECTORY");
+        unsetenv("CLOUDFLARE_API_TOKEN");
+        unsetenv("STATE_DIRECTORY");
+}
+END_TEST
+
+START_TEST(test_unknown_key) {
+        _cleanup_free_ char *e = NULL;
+
+        e = load_errors("account_id: a\n"
+                        "spec_dir: /s\n"
+                        "intervall: 5m\n"
+                        "  \n"
+                        "frobnicate: 1\n", NULL);
+        ck_assert_str_eq(e, "3:1: unknown key 'intervall'; did you mean 'interval'?\n"
+                            "5:1: unknown key 'frobnicate'\n");
+}
+END_TEST
+
+START_TEST(test_bad_values) {
+        _cleanup_free_ char *e = NULL;
+
+        /* every error is reported, each at its value */
+        e = load_errors("account_id: [a, b]\n"
+                        "spec_dir: /s\n"
+                        "interval: 5 minutes\n"
+                        "full_refresh: 10s\n"
+                        "prune: maybe\n"
+                        "concurrency: 65\n"
+                        "max_deletions: -1\n"
+                        "request_budget: 1000\n"
+                        "listen: [127.0.0.1:9470, \"localhost:http\", \"::1:9470\"]\n"
+                        "log_level: loud\n"
+                        "api_url: ftp://x\n"
+                        "http_token: hunter2\n"
+                        "webhook_secret: { file: relative/path }\n"
+                        "api_token: { credential: a, env: B }\n"
+                        "spec_dir: /again\n", NULL);
+        ck_assert_str_eq(e,
+                "1:13: 'account_id' must be a scalar, not a list\n"
+                "3:11: 'interval' must be a duration like 30s, 5m or 6h, not '5 minutes'\n"
+                "4:15: 'full_refresh' must be between 1m and 30d, not '10s'\n"
+                "5:8: 'prune' must be true or false, not 'maybe'\n"
+                "6:14: 'concurrency' must be between 1 and 64, not 65\n"
+                "7:16: 'max_deletions' must be a whole number, not '-1'\n"
+                "8:17: 'request_budget' must read REQUESTS/DURATION, like 1000/5m, not '1000'\n"
+                "9:26: 'listen': 'localhost:http' is not an address like 127.0.0.1:9470 or [::1]:9470\n"
+                "9:44: 'listen': '::1:9470' is not an address like 127.0.0.1:9470 or [::1]:9470\n"
+                "10:12: 'log_level' must be one of debug, info, notice, warning, error, not 'loud'\n"
+                "11:10: 'api_url' must be an http:// or https:// URL, not 'ftp://x'\n"
+                "12:13: 'http_token' must be a secret reference ({credential: NAME}, {file: PATH} or {env: VAR}); "
+                        "secret values never go in the config file\n"
+                "13:25: 'webhook_secret': a secret file must be an absolute path\n"
+                "14:12: 'api_token' must have exactly one of credential, file or env\n"
+                "15:1: duplicate key 'spec_dir'\n");
+}
+END_TEST
+
+START_TEST(test_bad_budget_and_durations) {
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+
+        a = load_errors("account_id: a\nspec_dir: /s\nrequest_budget: 0/5m\n", NULL);
+        ck_assert_str_eq(a, "3:17: 'request_budget': the request count must be between 1 and 100000\n");
+        b = load_errors("account_id: a\nspec_dir: /s\nrequest_budget: 10/0s\n", NULL);
+        ck_assert_str_eq(b, "3:17: 'request_budget': the window must be between 1s and 1d\n");
+        c = load_errors("account_id: a\nspec_dir: /s\nrequest_budget: 10/fortnight\n", NULL);
+        ck_assert_str_eq(c, "3:17: 'request_budget' must read REQUESTS/DURATION, like 1000/5m, not '10/fortnight'\n");
+        d = load_errors("account_id: a\nspec_dir: /s\nprune_settle: -5s\n", NULL);
+        ck_assert_str_eq(d, "3:15: 'prune_settle' must be a duration like 30s, 5m or 6h, not '-5s'\n");
+}
+END_TEST
+
+START_TEST(test_syntax_and_shape) {
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL;
+
+        a = load_errors("account_id: a\nspec_dir: [unclosed\n", NULL);
+        ck_assert(startswith(a, "3:1: YAML syntax error: ") || startswith(a, "2:"));
+        b = load_errors("- a\n- b\n", NULL);
+        ck_assert_str_eq(b, "1:1: the configuration must be a mapping of keys, not a list\n");
+        c = load_errors("interval: 1m\n", NULL);
+        ck_assert_str_eq(c, "0:0: missing required key 'account_id' (or --account-id)\n"
+                            "0:0: missing required key 'spec_dir' (or --spec-dir)\n");
+}
+END_TEST
+
+START_TEST(test_bad_overrides) {
+        _cleanup_free_ char *e = NULL;
+        char l0[] = "nowhere";
+        char *listen[] = { l0, NULL };
+        Options o = { .api_url = "gopher://x", .listen = listen };
+
+        e = load_errors("account_id: a\nspec_dir: /s\n", &o);
+        ck_assert_str_eq(e, "0:0: --api-url must be an http:// or https:// URL, not 'gopher://x'\n"
+                            "0:0: --listen: 'nowhere' is not an address like 127.0.0.1:9470 or [::1]:9470\n");
+}
+END_TEST
+
+START_TEST(test_null_values_and_empty_file) {
+        _cleanup_(config_freep) Config *c = NULL, *d = NULL;
+        Options o = { .account_id = "a", .spec_dir = "/s" };
+
+        /* "key:" with no value means the default */
+        ck_assert_int_eq(config_load(write_config("n.yaml", "interval:\nlisten: ~\naccount_id: x\nspec_dir: /s\n"),
+                                     NULL, &c, NULL, NULL), 0);
+        ck_assert_uint_eq(c->interval_usec, 300 * USEC_PER_SEC);
+        ck_assert_str_eq(c->listen[0], CONFIG_DEFAULT_LISTEN);
+        ck_assert_int_eq(config_load(write_config("e.yaml", ""), &o, &d, NULL, NULL), 0);
+}
+END_TEST
+
+START_TEST(test_missing_file) {
+        Config *c = NULL;
+        ConfigError *e = (ConfigError *) 1;
+        size_t n = 7;
+
+        ck_assert_int_eq(config_load("/nonexistent/binderyd.yaml", NULL, &c, &e, &n), -ENOENT);
+        ck_assert_ptr_null(c);
+        ck_assert_ptr_null(e);
+        ck_assert_uint_eq(n, 0);
+}
+END_TEST
+
+START_TEST(test_parse_listen) {
+        struct sockaddr_storage ss;
+        socklen_t len;
+
+        ck_assert_int_eq(config_parse_listen("127.0.0.1:9470", &ss, &len), 0);
+        ck_assert_int_eq(ss.ss_family, AF_INET);
+        ck_assert_uint_eq(len, sizeof(struct sockaddr_in));
+        ck_assert_uint_eq(ntohs(((struct sockaddr_in *) &ss)->sin_port), 9470);
+        ck_assert_int_eq(config_parse_listen("[::1]:80", &ss, &len), 0);
+        ck_assert_int_eq(ss.ss_family, AF_INET6);
+        ck_assert_uint_eq(len, sizeof(struct sockaddr_in6));
+        ck_assert_int_eq(config_parse_listen("localhost:0", &ss, &len), 0);
+        ck_assert_int_eq(config_parse_listen("0.0.0.0:65535", NULL, NULL), 0);
+        ck_assert_int_eq(config_parse_listen("0.0.0.0:65536", NULL, NULL), -EINVAL);
+        ck_assert_int_eq(config_parse_listen("[::1]", NULL, NULL), -EINVAL);
+        ck_assert_int_eq(config_parse_listen("::1:80", NULL, NULL), -EINVAL);
+        ck_assert_int_eq(config_parse_listen("example.com:80", NULL, NULL), -EINVAL);
+        ck_assert_int_eq(config_parse_listen("1.2.3.4:", NULL, NULL), -EINVAL);
+        ck_assert_int_eq(config_parse_listen("", NULL, NULL), -EINVAL);
+}
+END_TEST
+
+static Suite *config_suite(void) {
+        Suite *s = suite_create("config");
+        TCase *tc = tcase_create("core");
+
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_add_test(tc, test_defaults);
+        tcase_add_test(tc, test_full_file);
+        tcase_add_test(tc, test_overrides);
+        tcase_add_test(tc, test_api_token_default);
+        tcase_add_test(tc, test_unknown_key);
+        tcase_add_test(tc, test_bad_values);
+        tcase_add_test(tc, test_bad_budget_and_durations);
+        tcase_add_test(tc, test_syntax_and_shape);
+        tcase_add_test(tc, test_bad_overrides);
+        tcase_add_test(tc, test_null_values_and_empty_file);
+        tcase_add_test(tc, test_missing_file);
+        tcase_add_test(tc, test_parse_listen);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        SRunner *sr = srunner_create(config_suite());
+        int failed;
+
+        srunner_run_all(sr, CK_ENV);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
