@@ -1,0 +1,63 @@
+/*
+ * wrangler 4.86.0 secrets: "secret put" on a worker that does not exist yet
+ * (wrangler uploads a placeholder, then retries), "secret list", "secret
+ * delete", and a secret surviving a deploy that does not mention it.
+ * cfsim must keep only a hash of each value.
+ */
+import {
+	apiOk, assert, expectClientOk, fixture, scenario, settingsBindings, sha256, simState,
+	summary, wrangler,
+} from "../lib/sim.mjs";
+
+const W = "other-worker";
+let dir;
+
+async function secretNames() {
+	const { result } = await apiOk("GET", `/workers/scripts/${W}/secrets`);
+	assert(Array.isArray(result), `GET /workers/scripts/${W}/secrets: result is not an array`);
+	return result.map((s) => `${s.name}:${s.type}`).sort();
+}
+
+await scenario("wrangler-secret-put-new-worker", async () => {
+	dir = fixture("other");
+	await expectClientOk(wrangler(["secret", "put", "MY_SECRET"], { cwd: dir, input: "s3cr3t-value" }));
+	const { result: scripts } = await apiOk("GET", "/workers/scripts");
+	assert(scripts.some((s) => s.id === W), `GET /workers/scripts: no placeholder worker '${W}' after secret put`);
+	const names = await secretNames();
+	assert(names.join() === "MY_SECRET:secret_text", `secrets are [${names}], expected [MY_SECRET:secret_text]`);
+	const text = JSON.stringify(await simState());
+	assert(!text.includes("s3cr3t-value"), "GET /__sim/state shows the secret value in plain text");
+	assert(text.includes(`sha256:${sha256("s3cr3t-value")}`), "GET /__sim/state has no sha256:<hex> of the secret value");
+});
+
+await scenario("wrangler-secret-put-list-delete", async () => {
+	await expectClientOk(wrangler(["deploy"], { cwd: dir }));
+	await expectClientOk(wrangler(["secret", "put", "SECOND"], { cwd: dir, input: "another-value" }));
+	const list = await expectClientOk(wrangler(["secret", "list", "--format", "json"], { cwd: dir }));
+	let listed;
+	try {
+		listed = JSON.parse(list.out.slice(list.out.indexOf("[")));
+	} catch {
+		listed = null;
+	}
+	assert(Array.isArray(listed), `wrangler secret list printed no JSON array: ${list.out.slice(0, 200)}`);
+	const printed = listed.map((s) => s.name).sort().join();
+	assert(printed === "MY_SECRET,SECOND", `wrangler secret list printed [${printed}], expected [MY_SECRET,SECOND]`);
+	await expectClientOk(wrangler(["secret", "delete", "SECOND"], { cwd: dir }));
+	const names = await secretNames();
+	assert(names.join() === "MY_SECRET:secret_text", `after delete, secrets are [${names}], expected [MY_SECRET:secret_text]`);
+	const b = await settingsBindings(W);
+	const s = b.find((x) => x.name === "MY_SECRET");
+	assert(s && s.type === "secret_text", `GET .../settings: no secret_text binding MY_SECRET (${JSON.stringify(b)})`);
+	assert(s.text === undefined, "GET .../settings returns the secret's text");
+}, { needs: ["wrangler-secret-put-new-worker"] });
+
+await scenario("wrangler-secret-survives-deploy", async () => {
+	await expectClientOk(wrangler(["deploy"], { cwd: dir }));
+	const names = await secretNames();
+	assert(names.includes("MY_SECRET:secret_text"),
+		`a deploy whose metadata does not mention MY_SECRET dropped it: secrets are [${names}] ` +
+		"(cloudflare-clients.md §3: secrets set with 'wrangler secret put' must survive a deploy that does not mention them)");
+}, { needs: ["wrangler-secret-put-new-worker"] });
+
+summary();
