@@ -1,0 +1,2514 @@
+/* plan.c: see plan.h. Pure: no I/O, no clock, no logging. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "plan.h"
+#include "util.h"
+
+/* ---- tables ---- */
+
+static const char *const action_kind_table[_ACTION_KIND_MAX] = {
+        [ACTION_CREATE] = "create",
+        [ACTION_UPDATE] = "update",
+        [ACTION_DELETE] = "delete",
+        [ACTION_ADOPT] = "adopt",
+        [ACTION_PUT_SECRET] = "put-secret",
+        [ACTION_DELETE_SECRET] = "delete-secret",
+        [ACTION_UPLOAD] = "upload",
+        [ACTION_SET_SCHEDULES] = "set-schedules",
+        [ACTION_SET_SUBDOMAIN] = "set-subdomain",
+        [ACTION_SET_CONSUMER] = "set-consumer",
+        [ACTION_MIGRATE] = "migrate",
+        [ACTION_NOOP] = "no-op",
+        [ACTION_BLOCKED] = "blocked",
+        [ACTION_DRIFT_REPORT] = "drift-report",
+};
+
+const char *action_kind_to_string(ActionKind k) {
+        return k >= 0 && k < _ACTION_KIND_MAX ? action_kind_table[k] : NULL;
+}
+
+bool action_kind_is_change(ActionKind k) {
+        return k >= 0 && k < _ACTION_KIND_MAX && k != ACTION_NOOP && k != ACTION_BLOCKED &&
+               k != ACTION_DRIFT_REPORT;
+}
+
+/* ---- small helpers ---- */
+
+static char *strdup_or_null(const char *s) {
+        return s ? strdup(s) : NULL;
+}
+
+static int dup_into(char **dst, const char *s) {
+        if (!s) {
+                *dst = NULL;
+                return 0;
+        }
+        *dst = strdup(s);
+        return *dst ? 0 : -ENOMEM;
+}
+
+static void *grow(void *p, size_t *n, size_t size) {
+        void *q = realloc(p, (*n + 1) * size);
+
+        if (!q)
+                return NULL;
+        memset((char *) q + *n * size, 0, size);
+        (*n)++;
+        return q;
+}
+
+/* ---- LiveState ---- */
+
+LiveState *live_state_new(void) {
+        return calloc(1, sizeof(LiveState));
+}
+
+static void live_worker_done(LiveWorker *w) {
+        free(w->name);
+        free(w->etag);
+        free(w->modified_on);
+        free(w->migration_tag);
+        free(w->compatibility_date);
+        free(w->version_id);
+        for (size_t i = 0; i < w->n_bindings; i++) {
+                free(w->bindings[i].name);
+                free(w->bindings[i].type);
+                free(w->bindings[i].canon);
+        }
+        free(w->bindings);
+        strv_free(w->secret_names);
+        strv_free(w->crons);
+        free(w->dirty_reason);
+}
+
+static void live_resource_done(LiveResource *r) {
+        free(r->id);
+        free(r->name);
+        free(r->store_id);
+        free(r->modified);
+        for (size_t i = 0; i < r->n_consumers; i++) {
+                free(r->consumers[i].script_name);
+                free(r->consumers[i].consumer_id);
+                free(r->consumers[i].canon);
+        }
+        free(r->consumers);
+}
+
+LiveState *live_state_free(LiveState *s) {
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < s->n_workers; i++)
+                live_worker_done(&s->workers[i]);
+        free(s->workers);
+        for (size_t i = 0; i < s->n_resources; i++)
+                live_resource_done(&s->resources[i]);
+        free(s->resources);
+        free(s);
+        return NULL;
+}
+
+LiveWorker *live_state_add_worker(LiveState *s, const char *name) {
+        LiveWorker *a;
+        size_t n = s->n_workers;
+        char *copy = strdup(name);
+
+        if (!copy)
+                return NULL;
+        a = grow(s->workers, &n, sizeof(LiveWorker));
+        if (!a) {
+                free(copy);
+                return NULL;
+        }
+        s->workers = a;
+        s->n_workers = n;
+        a[n - 1].name = copy;
+        a[n - 1].subdomain = -1;
+        return &a[n - 1];
+}
+
+LiveResource *live_state_add_resource(LiveState *s, ResourceKind kind, const char *id, const char *name) {
+        LiveResource *a;
+        size_t n = s->n_resources;
+        _cleanup_free_ char *i = strdup_or_null(id), *nm = strdup_or_null(name);
+
+        if ((id && !i) || (name && !nm))
+                return NULL;
+        a = grow(s->resources, &n, sizeof(LiveResource));
+        if (!a)
+                return NULL;
+        s->resources = a;
+        s->n_resources = n;
+        a[n - 1].kind = kind;
+        a[n - 1].id = TAKE_PTR(i);
+        a[n - 1].name = TAKE_PTR(nm);
+        return &a[n - 1];
+}
+
+LiveBinding *live_worker_add_binding(LiveWorker *w, const char *name, const char *type, const char *canon) {
+        LiveBinding *a;
+        size_t n = w->n_bindings;
+        _cleanup_free_ char *nm = strdup_or_null(name), *t = strdup_or_null(type), *c = strdup_or_null(canon);
+
+        if ((name && !nm) || (type && !t) || (canon && !c))
+                return NULL;
+        a = grow(w->bindings, &n, sizeof(LiveBinding));
+        if (!a)
+                return NULL;
+        w->bindings = a;
+        w->n_bindings = n;
+        a[n - 1].name = TAKE_PTR(nm);
+        a[n - 1].type = TAKE_PTR(t);
+        a[n - 1].canon = TAKE_PTR(c);
+        return &a[n - 1];
+}
+
+LiveConsumer *live_resource_add_consumer(LiveResource *r, const char *script, const char *consumer_id,
+                                         const char *canon) {
+        LiveConsumer *a;
+        size_t n = r->n_consumers;
+        _cleanup_free_ char *s = strdup_or_null(script), *i = strdup_or_null(consumer_id),
+                            *c = strdup_or_null(canon);
+
+        if ((script && !s) || (consumer_id && !i) || (canon && !c))
+                return NULL;
+        a = grow(r->consumers, &n, sizeof(LiveConsumer));
+        if (!a)
+                return NULL;
+        r->consumers = a;
+        r->n_consumers = n;
+        a[n - 1].script_name = TAKE_PTR(s);
+        a[n - 1].consumer_id = TAKE_PTR(i);
+        a[n - 1].canon = TAKE_PTR(c);
+        return &a[n - 1];
+}
+
+static int live_binding_cmp(const void *a, const void *b) {
+        const LiveBinding *x = a, *y = b;
+
+        return strcmp(strna(x->name), strna(y->name));
+}
+
+void live_worker_sort(LiveWorker *w) {
+        if (w->n_bindings > 1)
+                qsort(w->bindings, w->n_bindings, sizeof(LiveBinding), live_binding_cmp);
+        strv_sort_uniq(w->secret_names);
+        strv_sort_uniq(w->crons);
+}
+
+LiveWorker *live_state_find_worker(const LiveState *s, const char *name) {
+        for (size_t i = 0; i < s->n_workers; i++)
+                if (streq_ptr(s->workers[i].name, name))
+                        return &s->workers[i];
+        return NULL;
+}
+
+LiveResource *live_state_find_by_id(const LiveState *s, ResourceKind kind, const char *id) {
+        if (!id)
+                return NULL;
+        for (size_t i = 0; i < s->n_resources; i++)
+                if (s->resources[i].kind == kind && streq_ptr(s->resources[i].id, id))
+                        return &s->resources[i];
+        return NULL;
+}
+
+LiveResource *live_state_find_by_name(const LiveState *s, ResourceKind kind, const char *name,
+                                      const char *store_id) {
+        if (!name)
+                return NULL;
+        for (size_t i = 0; i < s->n_resources; i++) {
+                const LiveResource *r = &s->resources[i];
+
+                if (r->kind != kind || !streq_ptr(r->name, name))
+                        continue;
+                if (store_id && r->store_id && !streq(store_id, r->store_id))
+                        continue;
+                return (LiveResource *) r;
+        }
+        return NULL;
+}
+
+/* ---- Ledger ---- */
+
+Ledger *ledger_new(void) {
+        return calloc(1, sizeof(Ledger));
+}
+
+static void ledger_entry_done(LedgerEntry *e) {
+        free(e->doc);
+        free(e->name);
+        free(e->id);
+        free(e->store_id);
+        free(e->digest);
+        free(e->etag);
+        free(e->modified_on);
+        free(e->migration_tag);
+        strv_free(e->do_classes);
+        strv_free(e->crons);
+        strv_free(e->consumers);
+        for (size_t i = 0; i < e->n_secrets; i++) {
+                free(e->secrets[i].name);
+                free(e->secrets[i].hmac);
+        }
+        free(e->secrets);
+        free(e->hmac);
+}
+
+Ledger *ledger_free(Ledger *l) {
+        if (!l)
+                return NULL;
+        for (size_t i = 0; i < l->n_entries; i++)
+                ledger_entry_done(&l->entries[i]);
+        free(l->entries);
+        for (size_t i = 0; i < l->n_intents; i++) {
+                free(l->intents[i].name);
+                free(l->intents[i].run_id);
+        }
+        free(l->intents);
+        free(l);
+        return NULL;
+}
+
+LedgerEntry *ledger_find(const Ledger *l, ResourceKind kind, const char *doc) {
+        for (size_t i = 0; i < l->n_entries; i++)
+                if (l->entries[i].kind == kind && streq_ptr(l->entries[i].doc, doc))
+                        return &l->entries[i];
+        return NULL;
+}
+
+LedgerEntry *ledger_find_by_name(const Ledger *l, ResourceKind kind, const char *name) {
+        for (size_t i = 0; i < l->n_entries; i++)
+                if (l->entries[i].kind == kind && streq_ptr(l->entries[i].name, name))
+                        return &l->entries[i];
+        return NULL;
+}
+
+LedgerEntry *ledger_ensure(Ledger *l, ResourceKind kind, const char *doc) {
+        LedgerEntry *e = ledger_find(l, kind, doc), *a;
+        size_t n = l->n_entries;
+        char *d;
+
+        if (e)
+                return e;
+        d = strdup(doc);
+        if (!d)
+                return NULL;
+        a = grow(l->entries, &n, sizeof(LedgerEntry));
+        if (!a) {
+                free(d);
+                return NULL;
+        }
+        l->entries = a;
+        l->n_entries = n;
+        a[n - 1].kind = kind;
+        a[n - 1].doc = d;
+        a[n - 1].subdomain = -1;
+        return &a[n - 1];
+}
+
+int ledger_remove(Ledger *l, ResourceKind kind, const char *doc) {
+        LedgerEntry *e = ledger_find(l, kind, doc);
+        size_t i;
+
+        if (!e)
+                return -ENOENT;
+        i = (size_t) (e - l->entries);
+        ledger_entry_done(e);
+        memmove(&l->entries[i], &l->entries[i + 1], (l->n_entries - i - 1) * sizeof(LedgerEntry));
+        l->n_entries--;
+        return 0;
+}
+
+const LedgerSecret *ledger_entry_secret(const LedgerEntry *e, const char *name) {
+        for (size_t i = 0; i < e->n_secrets; i++)
+                if (streq(e->secrets[i].name, name))
+                        return &e->secrets[i];
+        return NULL;
+}
+
+int ledger_entry_set_secret(LedgerEntry *e, const char *name, const char *hmac) {
+        LedgerSecret *s = (LedgerSecret *) ledger_entry_secret(e, name), *a;
+        size_t n = e->n_secrets;
+        _cleanup_free_ char *h = strdup_or_null(hmac), *nm = NULL;
+
+        if (hmac && !h)
+                return -ENOMEM;
+        if (s) {
+                free(s->hmac);
+                s->hmac = TAKE_PTR(h);
+                return 0;
+        }
+        nm = strdup(name);
+        if (!nm)
+                return -ENOMEM;
+        a = grow(e->secrets, &n, sizeof(LedgerSecret));
+        if (!a)
+                return -ENOMEM;
+        e->secrets = a;
+        e->n_secrets = n;
+        a[n - 1].name = TAKE_PTR(nm);
+        a[n - 1].hmac = TAKE_PTR(h);
+        return 0;
+}
+
+int ledger_entry_remove_secret(LedgerEntry *e, const char *name) {
+        for (size_t i = 0; i < e->n_secrets; i++)
+                if (streq(e->secrets[i].name, name)) {
+                        free(e->secrets[i].name);
+                        free(e->secrets[i].hmac);
+                        memmove(&e->secrets[i], &e->secrets[i + 1],
+                                (e->n_secrets - i - 1) * sizeof(LedgerSecret));
+                        e->n_secrets--;
+                        return 0;
+                }
+        return -ENOENT;
+}
+
+const LedgerIntent *ledger_find_intent(const Ledger *l, ResourceKind kind, const char *name) {
+        for (size_t i = 0; i < l->n_intents; i++)
+                if (l->intents[i].kind == kind && streq_ptr(l->intents[i].name, name))
+                        return &l->intents[i];
+        return NULL;
+}
+
+int ledger_add_intent(Ledger *l, ResourceKind kind, const char *name, const char *run_id) {
+        LedgerIntent *a;
+        size_t n = l->n_intents;
+        _cleanup_free_ char *nm = strdup(name), *r = strdup_or_null(run_id);
+
+        if (!nm || (run_id && !r))
+                return -ENOMEM;
+        if (ledger_find_intent(l, kind, name))
+                (void) ledger_remove_intent(l, kind, name);
+        n = l->n_intents;
+        a = grow(l->intents, &n, sizeof(LedgerIntent));
+        if (!a)
+                return -ENOMEM;
+        l->intents = a;
+        l->n_intents = n;
+        a[n - 1].kind = kind;
+        a[n - 1].name = TAKE_PTR(nm);
+        a[n - 1].run_id = TAKE_PTR(r);
+        return 0;
+}
+
+int ledger_remove_intent(Ledger *l, ResourceKind kind, const char *name) {
+        for (size_t i = 0; i < l->n_intents; i++)
+                if (l->intents[i].kind == kind && streq_ptr(l->intents[i].name, name)) {
+                        free(l->intents[i].name);
+                        free(l->intents[i].run_id);
+                        memmove(&l->intents[i], &l->intents[i + 1],
+                                (l->n_intents - i - 1) * sizeof(LedgerIntent));
+                        l->n_intents--;
+                        return 0;
+                }
+        return -ENOENT;
+}
+
+static int json_add_str(json_object *o, const char *k, const char *v) {
+        json_object *s;
+
+        if (!v)
+                return 0;
+        s = json_object_new_string(v);
+        if (!s)
+                return -ENOMEM;
+        json_object_object_add(o, k, s);
+        return 0;
+}
+
+static json_object *strv_to_json(char * const *l) {
+        json_object *a = json_object_new_array();
+
+        if (!a)
+                return NULL;
+        for (size_t i = 0; l && l[i]; i++)
+                json_object_array_add(a, json_object_new_string(l[i]));
+        return a;
+}
+
+static const char *json_str(json_object *o, const char *k) {
+        json_object *v;
+
+        if (!o || !json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_string))
+                return NULL;
+        return json_object_get_string(v);
+}
+
+static int json_to_strv(json_object *o, const char *k, char ***ret) {
+        json_object *v;
+        char **l = NULL;
+
+        *ret = NULL;
+        if (!o || !json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_array))
+                return 0;
+        for (size_t i = 0; i < json_object_array_length(v); i++) {
+                json_object *x = json_object_array_get_idx(v, i);
+
+                if (!json_object_is_type(x, json_type_string))
+                        continue;
+                if (strv_extend(&l, json_object_get_string(x)) < 0) {
+                        strv_free(l);
+                        return -ENOMEM;
+                }
+        }
+        if (!l) {
+                l = calloc(1, sizeof(char *));
+                if (!l)
+                        return -ENOMEM;
+        }
+        *ret = l;
+        return 0;
+}
+
+json_object *ledger_entry_extras_to_json(const LedgerEntry *e) {
+        _cleanup_(plan_json_unrefp) json_object *o = json_object_new_object();
+        json_object *secrets;
+
+        if (!o)
+                return NULL;
+        if (json_add_str(o, "store_id", e->store_id) < 0 || json_add_str(o, "etag", e->etag) < 0 ||
+            json_add_str(o, "modified_on", e->modified_on) < 0 || json_add_str(o, "hmac", e->hmac) < 0)
+                return NULL;
+        if (e->do_classes)
+                json_object_object_add(o, "do_classes", strv_to_json(e->do_classes));
+        if (e->crons_set)
+                json_object_object_add(o, "crons", strv_to_json(e->crons));
+        if (e->subdomain >= 0)
+                json_object_object_add(o, "subdomain", json_object_new_int(e->subdomain));
+        if (e->consumers)
+                json_object_object_add(o, "consumers", strv_to_json(e->consumers));
+        if (e->adopted)
+                json_object_object_add(o, "adopted", json_object_new_boolean(true));
+        if (e->n_secrets > 0) {
+                secrets = json_object_new_object();
+                if (!secrets)
+                        return NULL;
+                for (size_t i = 0; i < e->n_secrets; i++)
+                        json_object_object_add(secrets, e->secrets[i].name,
+                                               e->secrets[i].hmac ? json_object_new_string(e->secrets[i].hmac)
+                                                                  : NULL);
+                json_object_object_add(o, "secrets", secrets);
+        }
+        return TAKE_PTR(o);
+}
+
+int ledger_entry_extras_from_json(LedgerEntry *e, json_object *o) {
+        json_object *v;
+
+        if (!o)
+                return 0;
+        if (dup_into(&e->store_id, json_str(o, "store_id")) < 0 || dup_into(&e->etag, json_str(o, "etag")) < 0 ||
+            dup_into(&e->modified_on, json_str(o, "modified_on")) < 0 ||
+            dup_into(&e->hmac, json_str(o, "hmac")) < 0)
+                return -ENOMEM;
+        if (json_to_strv(o, "do_classes", &e->do_classes) < 0 || json_to_strv(o, "consumers", &e->consumers) < 0)
+                return -ENOMEM;
+        if (json_object_object_get_ex(o, "crons", &v)) {
+                if (json_to_strv(o, "crons", &e->crons) < 0)
+                        return -ENOMEM;
+                e->crons_set = true;
+        }
+        if (json_object_object_get_ex(o, "subdomain", &v))
+                e->subdomain = json_object_get_int(v) ? 1 : 0;
+        if (json_object_object_get_ex(o, "adopted", &v))
+                e->adopted = json_object_get_boolean(v);
+        if (json_object_object_get_ex(o, "secrets", &v) && json_object_is_type(v, json_type_object)) {
+                json_object_object_foreach(v, k, h)
+                        if (ledger_entry_set_secret(e, k, json_object_is_type(h, json_type_string)
+                                                                  ? json_object_get_string(h)
+                                                                  : NULL) < 0)
+                                return -ENOMEM;
+        }
+        return 0;
+}
+
+json_object *ledger_to_json(const Ledger *l) {
+        _cleanup_(plan_json_unrefp) json_object *o = json_object_new_object();
+        json_object *res, *ints;
+
+        if (!o)
+                return NULL;
+        res = json_object_new_array();
+        ints = json_object_new_array();
+        json_object_object_add(o, "resources", res);
+        json_object_object_add(o, "intents", ints);
+        if (!res || !ints)
+                return NULL;
+        for (size_t i = 0; i < l->n_entries; i++) {
+                const LedgerEntry *e = &l->entries[i];
+                json_object *x = ledger_entry_extras_to_json(e);
+
+                if (!x)
+                        return NULL;
+                json_object_array_add(res, x);
+                json_object_object_add(x, "kind", json_object_new_string(resource_kind_to_string(e->kind)));
+                if (json_add_str(x, "doc", e->doc) < 0 || json_add_str(x, "name", e->name) < 0 ||
+                    json_add_str(x, "id", e->id) < 0 || json_add_str(x, "digest", e->digest) < 0 ||
+                    json_add_str(x, "migration_tag", e->migration_tag) < 0)
+                        return NULL;
+                json_object_object_add(x, "deletion",
+                                       json_object_new_string(deletion_policy_to_string(e->deletion)));
+        }
+        for (size_t i = 0; i < l->n_intents; i++) {
+                json_object *x = json_object_new_object();
+
+                if (!x)
+                        return NULL;
+                json_object_array_add(ints, x);
+                json_object_object_add(x, "kind",
+                                       json_object_new_string(resource_kind_to_string(l->intents[i].kind)));
+                if (json_add_str(x, "name", l->intents[i].name) < 0 ||
+                    json_add_str(x, "run_id", l->intents[i].run_id) < 0)
+                        return NULL;
+        }
+        return TAKE_PTR(o);
+}
+
+int ledger_from_json(json_object *j, Ledger **ret) {
+        _cleanup_(ledger_freep) Ledger *l = ledger_new();
+        json_object *res = NULL, *ints = NULL;
+
+        if (!l)
+                return -ENOMEM;
+        if (!j || !json_object_is_type(j, json_type_object))
+                return -EBADMSG;
+        if (json_object_object_get_ex(j, "resources", &res) && json_object_is_type(res, json_type_array))
+                for (size_t i = 0; i < json_object_array_length(res); i++) {
+                        json_object *x = json_object_array_get_idx(res, i);
+                        ResourceKind k = resource_kind_from_string(json_str(x, "kind"));
+                        const char *doc = json_str(x, "doc");
+                        LedgerEntry *e;
+                        int r;
+
+                        if (k < 0 || !doc)
+                                continue;
+                        e = ledger_ensure(l, k, doc);
+                        if (!e)
+                                return -ENOMEM;
+                        if (dup_into(&e->name, json_str(x, "name")) < 0 || dup_into(&e->id, json_str(x, "id")) < 0 ||
+                            dup_into(&e->digest, json_str(x, "digest")) < 0 ||
+                            dup_into(&e->migration_tag, json_str(x, "migration_tag")) < 0)
+                                return -ENOMEM;
+                        e->deletion = deletion_policy_from_string(json_str(x, "deletion")) == DELETION_DELETE
+                                              ? DELETION_DELETE
+                                              : DELETION_RETAIN;
+                        r = ledger_entry_extras_from_json(e, x);
+                        if (r < 0)
+                                return r;
+                }
+        if (json_object_object_get_ex(j, "intents", &ints) && json_object_is_type(ints, json_type_array))
+                for (size_t i = 0; i < json_object_array_length(ints); i++) {
+                        json_object *x = json_object_array_get_idx(ints, i);
+                        ResourceKind k = resource_kind_from_string(json_str(x, "kind"));
+
+                        if (k < 0 || !json_str(x, "name"))
+                                continue;
+                        if (ledger_add_intent(l, k, json_str(x, "name"), json_str(x, "run_id")) < 0)
+                                return -ENOMEM;
+                }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+/* ---- canonical forms ---- */
+
+static int canon_value(json_object *j, FILE *f);
+
+static int key_cmp(const void *a, const void *b) {
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+static int canon_value(json_object *j, FILE *f) {
+        switch (json_object_get_type(j)) {
+        case json_type_object: {
+                size_t n = (size_t) json_object_object_length(j), i = 0;
+                _cleanup_free_ const char **keys = calloc(n + 1, sizeof(char *));
+
+                if (!keys)
+                        return -ENOMEM;
+                json_object_object_foreach(j, k, val) {
+                        (void) val;
+                        keys[i++] = k;
+                }
+                qsort(keys, i, sizeof(char *), key_cmp);
+                fputc('{', f);
+                for (size_t x = 0; x < i; x++) {
+                        json_object *v = NULL, *ks;
+
+                        if (x > 0)
+                                fputc(',', f);
+                        ks = json_object_new_string(keys[x]);
+                        if (!ks)
+                                return -ENOMEM;
+                        fputs(json_object_to_json_string_ext(ks, JSON_C_TO_STRING_PLAIN |
+                                                                         JSON_C_TO_STRING_NOSLASHESCAPE),
+                              f);
+                        json_object_put(ks);
+                        fputc(':', f);
+                        (void) json_object_object_get_ex(j, keys[x], &v);
+                        if (canon_value(v, f) < 0)
+                                return -ENOMEM;
+                }
+                fputc('}', f);
+                return 0;
+        }
+        case json_type_array:
+                fputc('[', f);
+                for (size_t x = 0; x < json_object_array_length(j); x++) {
+                        if (x > 0)
+                                fputc(',', f);
+                        if (canon_value(json_object_array_get_idx(j, x), f) < 0)
+                                return -ENOMEM;
+                }
+                fputc(']', f);
+                return 0;
+        case json_type_double: {
+                double d = json_object_get_double(j);
+
+                /* Integral doubles print as integers so 1.0 and 1 agree. */
+                if (d == (double) (long long) d && d < 9e15 && d > -9e15)
+                        fprintf(f, "%lld", (long long) d);
+                else
+                        fprintf(f, "%.17g", d);
+                return 0;
+        }
+        case json_type_null:
+                fputs("null", f);
+                return 0;
+        default:
+                fputs(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE), f);
+                return 0;
+        }
+}
+
+char *plan_json_canonical(json_object *j) {
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+        int r;
+
+        if (!f)
+                return NULL;
+        r = canon_value(j, f);
+        if (fclose(f) != 0 || r < 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}
+
+/* Builds "type k=v k=v" from pairs (NULL values skipped). Values are
+ * escaped so a space or '=' in a value cannot fake a field. */
+static char *canon_build(const char *type, const char *const *pairs, size_t n) {
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+
+        if (!f)
+                return NULL;
+        fputs(type, f);
+        for (size_t i = 0; i + 1 < n; i += 2) {
+                if (!pairs[i + 1])
+                        continue;
+                fprintf(f, " %s=", pairs[i]);
+                for (const char *p = pairs[i + 1]; *p; p++) {
+                        if (*p == '%' || *p == ' ' || *p == '\n' || *p == '=')
+                                fprintf(f, "%%%02X", (unsigned char) *p);
+                        else
+                                fputc(*p, f);
+                }
+        }
+        if (fclose(f) != 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}
+
+static const char *nonempty(const char *s) {
+        return isempty(s) ? NULL : s;
+}
+
+static const char *norm_jurisdiction(const char *s) {
+        return isempty(s) || streq(s, "default") ? NULL : s;
+}
+
+static const char *norm_environment(const char *s) {
+        return isempty(s) || streq(s, "production") ? NULL : s;
+}
+
+static const char *norm_script(const char *s, const char *self) {
+        return isempty(s) || streq_ptr(s, self) ? NULL : s;
+}
+
+static char *canon_for_type(const char *type, json_object *b, const char *script) {
+#define F(k) nonempty(json_str(b, k))
+        if (streq(type, "plain_text")) {
+                const char *p[] = { "text", json_str(b, "text") ?: "" };
+                return canon_build(type, p, ELEMENTSOF(p));
+        }
+        if (streq(type, "json")) {
+                json_object *v = NULL;
+                _cleanup_free_ char *c = NULL;
+
+                (void) json_object_object_get_ex(b, "json", &v);
+                c = plan_json_canonical(v);
+                if (!c)
+                        return NULL;
+                const char *p[] = { "json", c };
+                return canon_build(type, p, ELEMENTSOF(p));
+        }
+        if (streq(type, "kv_namespace")) {
+                const char *p[] = { "namespace_id", F("namespace_id") };
+                return canon_build(type, p, ELEMENTSOF(p));
+        }
+        if (streq(type, "r2_bucket")) {
+                const char *p[] = { "bucket_name", F("bucket_name"), "jurisdiction",
+                                    norm_jurisdiction(json_str(b, "jurisdiction")) };
+                return canon_build(type, p, ELEMENTSOF(p));
+        }
+        if (streq(type, "d1")) {
+                const char *p[] = { "database_id", F("database_id") ?: F("id") };
+                return canon_build(type, p, ELEMENTSOF(p));
+        }
+        if (streq(type, "durable_object_namespace")) {
+                const char *p[] = { "class_name", F("class_name"), "script_name",
+                                    norm_script(json_str(b, "script_name"), script), "environment",
+                                    norm_environment(json_str(b, "environment")) };
+                return canon_build(type, p, ELEMENTSOF(p));
+        }
+        if (streq(type, "queue")) {
+                const char *p[] = { "queue_name", F("queue_name") };
+                return canon_build(type, p, ELEMENTSOF(p));
+        }
+        if (streq(type, "service")) {
+                const char *p[] = { "service", F("service"), "environment",
+                                    norm_environment(json_str(b, "environment")), "entrypoint", F("entrypoint") };
+                return canon_build(type, p, ELEMENTSOF(p));
+        }
+        if (streq(type, "secrets_store_secret")) {
+                const char *p[] = { "store_id", F("store_id"), "secret_name", F("secret_name") };
+                return canon_build(type, p, ELEMENTSOF(p));
+        }
+        if (streq(type, "analytics_engine")) {
+                const char *p[] = { "dataset", F("dataset") };
+                return canon_build(type, p, ELEMENTSOF(p));
+        }
+        if (streq(type, "hyperdrive")) {
+                const char *p[] = { "id", F("id") };
+                return canon_build(type, p, ELEMENTSOF(p));
+        }
+        if (streq(type, "vectorize")) {
+                const char *p[] = { "index_name", F("index_name") };
+                return canon_build(type, p, ELEMENTSOF(p));
+        }
+        if (streq(type, "workflow")) {
+                const char *p[] = { "workflow_name", F("workflow_name"), "class_name", F("class_name"),
+                                    "script_name", norm_script(json_str(b, "script_name"), script) };
+                return canon_build(type, p, ELEMENTSOF(p));
+        }
+        if (streq(type, "ai") || streq(type, "version_metadata") || streq(type, "browser"))
+                return canon_build(type, NULL, 0);
+#undef F
+        /* Unknown or unmanaged kinds: everything but the name. */
+        {
+                _cleanup_(plan_json_unrefp) json_object *copy = NULL;
+                _cleanup_free_ char *c = NULL;
+
+                if (json_object_deep_copy(b, &copy, NULL) < 0)
+                        return NULL;
+                json_object_object_del(copy, "name");
+                c = plan_json_canonical(copy);
+                if (!c)
+                        return NULL;
+                const char *p[] = { "raw", c };
+                return canon_build(type, p, ELEMENTSOF(p));
+        }
+}
+
+int plan_binding_canon_json(json_object *b, const char *script, char **ret) {
+        const char *type = json_str(b, "type");
+        char *c;
+
+        *ret = NULL;
+        if (!type)
+                type = "unknown";
+        if (streq(type, "secret_text") || streq(type, "secret_key"))
+                return 0;
+        c = canon_for_type(type, b, script);
+        if (!c)
+                return -ENOMEM;
+        *ret = c;
+        return 0;
+}
+
+int plan_binding_canon_desired(const Worker *w, const Binding *b, const char *value, const char *store_id,
+                               char **ret) {
+        const char *type = binding_kind_to_api_type(b->kind);
+        _cleanup_(plan_json_unrefp) json_object *o = json_object_new_object();
+        char *c;
+
+        *ret = NULL;
+        if (!o || !type)
+                return -ENOMEM;
+        if (b->kind == BINDING_SECRET)
+                return 0;
+        json_object_object_add(o, "type", json_object_new_string(type));
+#define S(k, v) do { if ((v) && json_add_str(o, k, v) < 0) return -ENOMEM; } while (0)
+        switch (b->kind) {
+        case BINDING_PLAIN_TEXT:
+                S("text", b->text ?: "");
+                break;
+        case BINDING_JSON: {
+                json_object *v = json_tokener_parse(b->json ? b->json : "null");
+
+                json_object_object_add(o, "json", v);
+                break;
+        }
+        case BINDING_KV_NAMESPACE:
+                S("namespace_id", value);
+                break;
+        case BINDING_R2_BUCKET:
+                S("bucket_name", value);
+                S("jurisdiction", b->jurisdiction);
+                break;
+        case BINDING_D1:
+                S("database_id", value);
+                break;
+        case BINDING_QUEUE:
+                S("queue_name", value);
+                break;
+        case BINDING_DURABLE_OBJECT:
+                S("class_name", b->class_name);
+                S("script_name", b->script_name);
+                S("environment", b->environment);
+                break;
+        case BINDING_SERVICE:
+                S("service", b->service);
+                S("environment", b->environment);
+                S("entrypoint", b->entrypoint);
+                break;
+        case BINDING_SECRETS_STORE_SECRET:
+                S("store_id", store_id);
+                S("secret_name", value);
+                break;
+        case BINDING_ANALYTICS_ENGINE:
+                S("dataset", b->dataset);
+                break;
+        case BINDING_HYPERDRIVE:
+                S("id", b->target_id);
+                break;
+        case BINDING_VECTORIZE:
+                S("index_name", b->index_name);
+                break;
+        case BINDING_WORKFLOW:
+                S("workflow_name", b->workflow_name);
+                S("class_name", b->class_name);
+                S("script_name", b->script_name);
+                break;
+        default:
+                break;
+        }
+#undef S
+        c = canon_for_type(type, o, w->name);
+        if (!c)
+                return -ENOMEM;
+        *ret = c;
+        return 0;
+}
+
+/* ---- resolution ---- */
+
+const char *plan_resource_cf_name(ResourceKind kind, const void *d) {
+        switch (kind) {
+        case RESOURCE_WORKER:
+                return ((const Worker *) d)->name;
+        case RESOURCE_KV_NAMESPACE: {
+                const KVNamespace *k = d;
+                return k->title ?: k->name;
+        }
+        case RESOURCE_R2_BUCKET: {
+                const R2Bucket *b = d;
+                return b->bucket_name ?: b->name;
+        }
+        case RESOURCE_D1_DATABASE: {
+                const D1Database *x = d;
+                return x->database_name ?: x->name;
+        }
+        case RESOURCE_QUEUE: {
+                const Queue *q = d;
+                return q->queue_name ?: q->name;
+        }
+        case RESOURCE_SECRETS_STORE: {
+                const SecretsStore *s = d;
+                return s->store_name ?: s->name;
+        }
+        case RESOURCE_SECRETS_STORE_SECRET: {
+                const SecretsStoreSecret *s = d;
+                return s->secret_name ?: s->name;
+        }
+        default:
+                return NULL;
+        }
+}
+
+static const char *desired_doc_name(ResourceKind kind, const void *d) {
+        switch (kind) {
+        case RESOURCE_WORKER: return ((const Worker *) d)->name;
+        case RESOURCE_KV_NAMESPACE: return ((const KVNamespace *) d)->name;
+        case RESOURCE_R2_BUCKET: return ((const R2Bucket *) d)->name;
+        case RESOURCE_D1_DATABASE: return ((const D1Database *) d)->name;
+        case RESOURCE_QUEUE: return ((const Queue *) d)->name;
+        case RESOURCE_SECRETS_STORE: return ((const SecretsStore *) d)->name;
+        case RESOURCE_SECRETS_STORE_SECRET: return ((const SecretsStoreSecret *) d)->name;
+        default: return NULL;
+        }
+}
+
+static const ResourcePolicy *desired_policy(ResourceKind kind, const void *d) {
+        switch (kind) {
+        case RESOURCE_WORKER: return &((const Worker *) d)->policy;
+        case RESOURCE_KV_NAMESPACE: return &((const KVNamespace *) d)->policy;
+        case RESOURCE_R2_BUCKET: return &((const R2Bucket *) d)->policy;
+        case RESOURCE_D1_DATABASE: return &((const D1Database *) d)->policy;
+        case RESOURCE_QUEUE: return &((const Queue *) d)->policy;
+        case RESOURCE_SECRETS_STORE: return &((const SecretsStore *) d)->policy;
+        case RESOURCE_SECRETS_STORE_SECRET: return &((const SecretsStoreSecret *) d)->policy;
+        default: return NULL;
+        }
+}
+
+static const char *desired_external_id(ResourceKind kind, const void *d) {
+        switch (kind) {
+        case RESOURCE_KV_NAMESPACE: return ((const KVNamespace *) d)->id;
+        case RESOURCE_D1_DATABASE: return ((const D1Database *) d)->id;
+        case RESOURCE_QUEUE: return ((const Queue *) d)->id;
+        case RESOURCE_SECRETS_STORE: return ((const SecretsStore *) d)->id;
+        default: return NULL;
+        }
+}
+
+/* Resources listed by name only (R2): their id is their name. */
+static bool kind_id_is_name(ResourceKind k) {
+        return k == RESOURCE_R2_BUCKET || k == RESOURCE_WORKER;
+}
+
+/* The live id of a managed or external resource document, or NULL. */
+static const char *resolve_doc_id(const Generation *g, ResourceKind kind, const void *d, const LiveState *live,
+                                  const Ledger *ledger, const char *store_id, bool trust_ledger) {
+        const ResourcePolicy *p = desired_policy(kind, d);
+        const char *cf = plan_resource_cf_name(kind, d);
+        const LedgerEntry *e;
+        const LiveResource *lr;
+
+        if (kind_id_is_name(kind))
+                return cf;
+        if (p->external) {
+                if (desired_external_id(kind, d))
+                        return desired_external_id(kind, d);
+                lr = live_state_find_by_name(live, kind, cf, store_id);
+                return lr ? lr->id : NULL;
+        }
+        e = ledger_find(ledger, kind, desired_doc_name(kind, d));
+        if (e && e->id) {
+                if (trust_ledger || !live->listed[kind] || live_state_find_by_id(live, kind, e->id) ||
+                    p->drift == DRIFT_REPORT)
+                        return e->id;
+                return NULL; /* gone: a create is planned */
+        }
+        lr = live_state_find_by_name(live, kind, cf, store_id);
+        return lr ? lr->id : NULL;
+}
+
+const char *plan_store_id(const Generation *g, const char *store_doc, const LiveState *live, const Ledger *ledger) {
+        const SecretsStore *s = store_doc ? generation_find_store(g, store_doc) : g->default_store;
+
+        if (!s)
+                return NULL;
+        return resolve_doc_id(g, RESOURCE_SECRETS_STORE, s, live, ledger, NULL, true);
+}
+
+int plan_resolve_binding(const Generation *g, const Worker *w, const Binding *b, const LiveState *live,
+                         const Ledger *ledger, bool trust_ledger, char **ret_value, char **ret_store_id) {
+        const char *v = NULL, *store = NULL;
+
+        *ret_value = NULL;
+        if (ret_store_id)
+                *ret_store_id = NULL;
+        switch (b->kind) {
+        case BINDING_KV_NAMESPACE: {
+                const KVNamespace *k = b->target ? generation_find_kv(g, b->target) : NULL;
+                v = k ? resolve_doc_id(g, RESOURCE_KV_NAMESPACE, k, live, ledger, NULL, trust_ledger) : b->target_id;
+                break;
+        }
+        case BINDING_R2_BUCKET: {
+                const R2Bucket *r = b->target ? generation_find_r2(g, b->target) : NULL;
+                v = r ? plan_resource_cf_name(RESOURCE_R2_BUCKET, r) : b->target_id;
+                break;
+        }
+        case BINDING_D1: {
+                const D1Database *d = b->target ? generation_find_d1(g, b->target) : NULL;
+                v = d ? resolve_doc_id(g, RESOURCE_D1_DATABASE, d, live, ledger, NULL, trust_ledger) : b->target_id;
+                break;
+        }
+        case BINDING_QUEUE: {
+                const Queue *q = b->target ? generation_find_queue(g, b->target) : NULL;
+                v = q ? plan_resource_cf_name(RESOURCE_QUEUE, q) : b->target_id;
+                break;
+        }
+        case BINDING_SECRETS_STORE_SECRET: {
+                const SecretsStoreSecret *s = b->target ? generation_find_store_secret(g, b->target) : NULL;
+
+                if (s) {
+                        v = plan_resource_cf_name(RESOURCE_SECRETS_STORE_SECRET, s);
+                        store = plan_store_id(g, s->store, live, ledger);
+                } else {
+                        v = b->secret_name;
+                        store = plan_store_id(g, b->store, live, ledger);
+                }
+                if (!store)
+                        v = NULL;
+                break;
+        }
+        default:
+                return 0;
+        }
+        if (v) {
+                *ret_value = strdup(v);
+                if (!*ret_value)
+                        return -ENOMEM;
+        }
+        if (store && ret_store_id) {
+                *ret_store_id = strdup(store);
+                if (!*ret_store_id)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static bool binding_needs_target(const Binding *b) {
+        return b->kind == BINDING_KV_NAMESPACE || b->kind == BINDING_R2_BUCKET || b->kind == BINDING_D1 ||
+               b->kind == BINDING_QUEUE || b->kind == BINDING_SECRETS_STORE_SECRET;
+}
+
+int plan_worker_digest(const Generation *g, const Worker *w, const LiveState *live, const Ledger *ledger,
+                       bool trust_ledger, char ret[static 65], bool *ret_unresolved) {
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+        bool unresolved = false;
+        int r = 0;
+
+        if (!f)
+                return -ENOMEM;
+        fprintf(f, "worker %s\n", w->digest);
+        for (size_t i = 0; i < w->n_bindings && r >= 0; i++) {
+                const Binding *b = &w->bindings[i];
+                _cleanup_free_ char *v = NULL, *st = NULL, *c = NULL;
+
+                if (b->kind == BINDING_SECRET) {
+                        fprintf(f, "%s secret\n", b->name);
+                        continue;
+                }
+                r = plan_resolve_binding(g, w, b, live, ledger, trust_ledger, &v, &st);
+                if (r < 0)
+                        break;
+                if (binding_needs_target(b) && !v) {
+                        unresolved = true;
+                        fprintf(f, "%s <unresolved>\n", b->name);
+                        continue;
+                }
+                r = plan_binding_canon_desired(w, b, v, st, &c);
+                if (r < 0)
+                        break;
+                fprintf(f, "%s %s\n", b->name, strna(c));
+        }
+        for (size_t i = 0; i < w->n_do_classes; i++)
+                fprintf(f, "class %s %d\n", w->do_classes[i].class_name, w->do_classes[i].sqlite);
+        if (w->n_migrations > 0)
+                fprintf(f, "migration %s\n", strna(w->migrations[w->n_migrations - 1].tag));
+        if (fclose(f) != 0 || r < 0) {
+                free(buf);
+                return r < 0 ? r : -ENOMEM;
+        }
+        sha256_hex(buf, size, ret);
+        free(buf);
+        if (ret_unresolved)
+                *ret_unresolved = unresolved;
+        return 0;
+}
+
+void plan_resource_digest(ResourceKind kind, const void *d, char ret[static 65]) {
+        char buf[4096];
+
+        switch (kind) {
+        case RESOURCE_KV_NAMESPACE:
+                snprintf(buf, sizeof(buf), "kv|%s", strna(plan_resource_cf_name(kind, d)));
+                break;
+        case RESOURCE_R2_BUCKET: {
+                const R2Bucket *b = d;
+                snprintf(buf, sizeof(buf), "r2|%s|%s|%s|%s", strna(plan_resource_cf_name(kind, d)),
+                         strna(b->jurisdiction), strna(b->location_hint), strna(b->storage_class));
+                break;
+        }
+        case RESOURCE_D1_DATABASE: {
+                const D1Database *x = d;
+                snprintf(buf, sizeof(buf), "d1|%s|%s|%s", strna(plan_resource_cf_name(kind, d)),
+                         strna(x->location_hint), strna(x->jurisdiction));
+                break;
+        }
+        case RESOURCE_QUEUE: {
+                const Queue *q = d;
+                snprintf(buf, sizeof(buf), "queue|%s|%lld|%lld", strna(plan_resource_cf_name(kind, d)),
+                         (long long) q->delivery_delay, (long long) q->message_retention_period);
+                break;
+        }
+        case RESOURCE_SECRETS_STORE:
+                snprintf(buf, sizeof(buf), "store|%s", strna(plan_resource_cf_name(kind, d)));
+                break;
+        case RESOURCE_SECRETS_STORE_SECRET: {
+                const SecretsStoreSecret *s = d;
+                size_t o;
+
+                o = (size_t) snprintf(buf, sizeof(buf), "sss|%s|%s|%s|", strna(s->store),
+                                      strna(plan_resource_cf_name(kind, d)), strna(s->comment));
+                for (size_t i = 0; s->scopes && s->scopes[i] && o < sizeof(buf); i++)
+                        o += (size_t) snprintf(buf + o, sizeof(buf) - o, "%s,", s->scopes[i]);
+                break;
+        }
+        default:
+                snprintf(buf, sizeof(buf), "?");
+        }
+        sha256_hex(buf, strlen(buf), ret);
+}
+
+int plan_auto_migration_tag(char * const *classes, char **ret) {
+        char buf[8192];
+        char hex[65];
+        size_t o = 0;
+        char *t;
+
+        buf[0] = 0;
+        for (size_t i = 0; classes && classes[i] && o < sizeof(buf); i++)
+                o += (size_t) snprintf(buf + o, sizeof(buf) - o, "%s\n", classes[i]);
+        sha256_hex(buf, strlen(buf), hex);
+        if (asprintf(&t, "bindery-%.12s", hex) < 0)
+                return -ENOMEM;
+        *ret = t;
+        return 0;
+}
+
+/* ---- the planner ---- */
+
+typedef struct Provider {
+        ResourceKind kind;
+        const char *doc;
+        int index;              /* action that makes it usable; -1 none */
+        bool blocked;
+} Provider;
+
+typedef struct Ctx {
+        const Generation *g;
+        const LiveState *live;
+        const Ledger *ledger;
+        const PlanPolicy *policy;
+        Plan *plan;
+        Provider *providers;
+        size_t n_providers;
+        int *worker_main;       /* per g->workers: main action index (-1) */
+        bool *worker_blocked;
+} Ctx;
+
+static Action *add_action(Ctx *c, ActionKind kind, ResourceKind rk, const char *doc, const char *name,
+                          const char *fmt, ...) _printf_(6, 7);
+static Action *add_action(Ctx *c, ActionKind kind, ResourceKind rk, const char *doc, const char *name,
+                          const char *fmt, ...) {
+        Plan *p = c->plan;
+        size_t n = p->n_actions;
+        Action *a;
+        va_list ap;
+        char *reason = NULL;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&reason, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return NULL;
+        a = grow(p->actions, &n, sizeof(Action));
+        if (!a) {
+                free(reason);
+                return NULL;
+        }
+        p->actions = a;
+        p->n_actions = n;
+        a = &p->actions[n - 1];
+        a->index = (unsigned) (n - 1);
+        a->kind = kind;
+        a->resource_kind = rk;
+        a->reason = reason;
+        if (dup_into(&a->doc, doc) < 0 || dup_into(&a->name, name) < 0)
+                return NULL;
+        return a;
+}
+
+static bool reaches(const Plan *p, unsigned from, unsigned to, unsigned depth) {
+        const Action *a = &p->actions[from];
+
+        if (from == to)
+                return true;
+        if (depth > 64)
+                return true; /* treat as a cycle: be safe */
+        for (size_t i = 0; i < a->n_deps; i++)
+                if (reaches(p, a->deps[i], to, depth + 1))
+                        return true;
+        return false;
+}
+
+/* Adds a dependency a → on (a waits for on). Refuses cycles. */
+static int add_dep(Plan *p, unsigned a, int on) {
+        Action *x;
+        unsigned *d;
+
+        if (on < 0 || (unsigned) on == a)
+                return 0;
+        if (reaches(p, (unsigned) on, a, 0))
+                return 0;
+        x = &p->actions[a];
+        for (size_t i = 0; i < x->n_deps; i++)
+                if (x->deps[i] == (unsigned) on)
+                        return 0;
+        d = realloc(x->deps, (x->n_deps + 1) * sizeof(unsigned));
+        if (!d)
+                return -ENOMEM;
+        x->deps = d;
+        x->deps[x->n_deps++] = (unsigned) on;
+        return 0;
+}
+
+static int add_provider(Ctx *c, ResourceKind kind, const char *doc, int index, bool blocked) {
+        Provider *a;
+        size_t n = c->n_providers;
+
+        a = grow(c->providers, &n, sizeof(Provider));
+        if (!a)
+                return -ENOMEM;
+        c->providers = a;
+        c->n_providers = n;
+        a[n - 1] = (Provider) { .kind = kind, .doc = doc, .index = index, .blocked = blocked };
+        return 0;
+}
+
+static const Provider *find_provider(const Ctx *c, ResourceKind kind, const char *doc) {
+        for (size_t i = 0; i < c->n_providers; i++)
+                if (c->providers[i].kind == kind && streq_ptr(c->providers[i].doc, doc))
+                        return &c->providers[i];
+        return NULL;
+}
+
+static const PlanSecret *find_secret(const PlanPolicy *p, const char *owner, const char *name) {
+        for (size_t i = 0; i < p->n_secrets; i++)
+                if (streq_ptr(p->secrets[i].owner, owner) && streq_ptr(p->secrets[i].name, name))
+                        return &p->secrets[i];
+        return NULL;
+}
+
+static const char *kind_label(ResourceKind k) {
+        switch (k) {
+        case RESOURCE_WORKER: return "worker";
+        case RESOURCE_KV_NAMESPACE: return "KV namespace";
+        case RESOURCE_R2_BUCKET: return "R2 bucket";
+        case RESOURCE_D1_DATABASE: return "D1 database";
+        case RESOURCE_QUEUE: return "queue";
+        case RESOURCE_SECRETS_STORE: return "secrets store";
+        case RESOURCE_SECRETS_STORE_SECRET: return "secrets store secret";
+        default: return "resource";
+        }
+}
+
+static bool settled(const PlanPolicy *p) {
+        uint64_t since = p->generation_since_usec;
+
+        if (since == 0)
+                return p->prune_settle_usec == 0;
+        return p->now_usec >= since && p->now_usec - since >= p->prune_settle_usec;
+}
+
+/* Plans one non-worker resource document. */
+static int plan_resource(Ctx *c, ResourceKind kind, const void *d) {
+        const ResourcePolicy *pol = desired_policy(kind, d);
+        const char *doc = desired_doc_name(kind, d), *cf = plan_resource_cf_name(kind, d);
+        const LedgerEntry *e = ledger_find(c->ledger, kind, doc);
+        const char *store_id = NULL;
+        const LiveResource *lr;
+        const char *label = kind_label(kind);
+        char digest[65];
+        Action *a;
+
+        if (kind == RESOURCE_SECRETS_STORE_SECRET) {
+                const SecretsStoreSecret *s = d;
+                const Provider *sp;
+
+                store_id = plan_store_id(c->g, s->store, c->live, c->ledger);
+                sp = find_provider(c, RESOURCE_SECRETS_STORE,
+                                   s->store ?: (c->g->default_store ? c->g->default_store->name : NULL));
+                if (!store_id && !(sp && sp->index >= 0 && !sp->blocked)) {
+                        a = add_action(c, ACTION_BLOCKED, kind, doc, cf,
+                                       "the secrets store '%s' for %s '%s' does not exist",
+                                       strna(s->store ?: (c->g->default_store ? c->g->default_store->name : NULL)),
+                                       label, cf);
+                        return a ? add_provider(c, kind, doc, (int) a->index, true) : -ENOMEM;
+                }
+        }
+        if (pol->suspend) {
+                a = add_action(c, ACTION_NOOP, kind, doc, cf, "suspended in the spec");
+                return a ? add_provider(c, kind, doc, -1, false) : -ENOMEM;
+        }
+        if (pol->external) {
+                const char *xid = desired_external_id(kind, d);
+
+                lr = xid ? (kind_id_is_name(kind) ? live_state_find_by_name(c->live, kind, xid, NULL)
+                                                  : live_state_find_by_id(c->live, kind, xid))
+                         : live_state_find_by_name(c->live, kind, cf, store_id);
+                if (c->live->listed[kind] && !lr) {
+                        a = add_action(c, ACTION_BLOCKED, kind, doc, cf,
+                                       "external %s '%s' does not exist; bindery never creates external resources",
+                                       label, xid ?: cf);
+                        return a ? add_provider(c, kind, doc, (int) a->index, true) : -ENOMEM;
+                }
+                a = add_action(c, ACTION_NOOP, kind, doc, cf, "external: bound, never changed");
+                if (a && lr)
+                        (void) dup_into(&a->id, lr->id);
+                return a ? add_provider(c, kind, doc, -1, false) : -ENOMEM;
+        }
+
+        plan_resource_digest(kind, d, digest);
+
+        if (e) {
+                lr = kind_id_is_name(kind) ? live_state_find_by_name(c->live, kind, e->name ?: cf, NULL)
+                                           : live_state_find_by_id(c->live, kind, e->id);
+                if (c->live->listed[kind] && !lr) {
+                        if (pol->drift == DRIFT_REPORT) {
+                                a = add_action(c, ACTION_DRIFT_REPORT, kind, doc, cf,
+                                               "%s '%s' (%s) was deleted outside bindery (drift: report)", label,
+                                               strna(e->name), strna(e->id));
+                                if (!a)
+                                        return -ENOMEM;
+                                a->drift = true;
+                                c->plan->n_drift++;
+                                return add_provider(c, kind, doc, -1, false);
+                        }
+                        a = add_action(c, ACTION_CREATE, kind, doc, cf,
+                                       "%s '%s' (%s) was deleted outside bindery; recreating", label,
+                                       strna(e->name), strna(e->id));
+                        if (!a)
+                                return -ENOMEM;
+                        a->drift = true;
+                        a->intent = true;
+                        a->desired = d;
+                        return add_provider(c, kind, doc, (int) a->index, false);
+                }
+                /* Exists (or unlisted): compare with what we last applied. */
+                if (kind == RESOURCE_SECRETS_STORE_SECRET) {
+                        const PlanSecret *ps = find_secret(c->policy, "", doc);
+
+                        if (!ps || !ps->hmac) {
+                                a = add_action(c, ACTION_BLOCKED, kind, doc, cf, "cannot read the secret value: %s",
+                                               ps && ps->error ? ps->error : "reference not resolved");
+                                return a ? add_provider(c, kind, doc, (int) a->index, true) : -ENOMEM;
+                        }
+                        if (!streq_ptr(ps->hmac, e->hmac) || !streq_ptr(digest, e->digest)) {
+                                a = add_action(c, ACTION_UPDATE, kind, doc, cf, "%s",
+                                               !streq_ptr(ps->hmac, e->hmac) ? "value changed" : "settings changed");
+                                if (!a)
+                                        return -ENOMEM;
+                                a->desired = d;
+                                (void) dup_into(&a->id, e->id);
+                                return add_provider(c, kind, doc, (int) a->index, false);
+                        }
+                } else if (kind == RESOURCE_KV_NAMESPACE && lr && !streq_ptr(lr->name, cf)) {
+                        bool drift = streq_ptr(e->name, cf);
+
+                        if (drift && pol->drift == DRIFT_REPORT) {
+                                a = add_action(c, ACTION_DRIFT_REPORT, kind, doc, cf,
+                                               "KV namespace renamed outside bindery to '%s' (drift: report)",
+                                               strna(lr->name));
+                                if (!a)
+                                        return -ENOMEM;
+                                a->drift = true;
+                                c->plan->n_drift++;
+                                return add_provider(c, kind, doc, -1, false);
+                        }
+                        a = add_action(c, ACTION_UPDATE, kind, doc, cf, "title '%s' → '%s'%s", strna(lr->name), cf,
+                                       drift ? " (renamed outside bindery)" : "");
+                        if (!a)
+                                return -ENOMEM;
+                        a->drift = drift;
+                        a->desired = d;
+                        (void) dup_into(&a->id, e->id);
+                        return add_provider(c, kind, doc, (int) a->index, false);
+                } else if (kind == RESOURCE_QUEUE && !streq_ptr(digest, e->digest) && e->digest) {
+                        a = add_action(c, ACTION_UPDATE, kind, doc, cf, "queue settings changed");
+                        if (!a)
+                                return -ENOMEM;
+                        a->desired = d;
+                        (void) dup_into(&a->id, e->id);
+                        return add_provider(c, kind, doc, (int) a->index, false);
+                }
+                a = add_action(c, ACTION_NOOP, kind, doc, cf, "in sync");
+                if (!a)
+                        return -ENOMEM;
+                (void) dup_into(&a->id, e->id);
+                return add_provider(c, kind, doc, -1, false);
+        }
+
+        /* Not owned. */
+        lr = live_state_find_by_name(c->live, kind, cf, store_id);
+        if (lr) {
+                const LedgerIntent *in = ledger_find_intent(c->ledger, kind, cf);
+
+                if (in || pol->adopt) {
+                        a = in ? add_action(c, ACTION_ADOPT, kind, doc, cf,
+                                            "%s '%s' was created by an interrupted run (%s): recognised as own",
+                                            label, cf, strna(in->run_id))
+                               : add_action(c, ACTION_ADOPT, kind, doc, cf,
+                                            "adopt: true — taking ownership of existing %s '%s' (%s)", label, cf,
+                                            strna(lr->id));
+                        if (!a)
+                                return -ENOMEM;
+                        a->desired = d;
+                        (void) dup_into(&a->id, lr->id);
+                        if (kind == RESOURCE_SECRETS_STORE_SECRET) {
+                                /* The value is unknown: write ours. */
+                                unsigned ai = a->index;
+                                const PlanSecret *ps = find_secret(c->policy, "", doc);
+                                Action *u;
+
+                                if (!ps || !ps->hmac) {
+                                        u = add_action(c, ACTION_BLOCKED, kind, doc, cf,
+                                                       "cannot read the secret value: %s",
+                                                       ps && ps->error ? ps->error : "reference not resolved");
+                                        return u ? add_provider(c, kind, doc, (int) u->index, true) : -ENOMEM;
+                                }
+                                u = add_action(c, ACTION_UPDATE, kind, doc, cf, "value set after adopting");
+                                if (!u)
+                                        return -ENOMEM;
+                                u->desired = d;
+                                (void) dup_into(&u->id, lr->id);
+                                if (add_dep(c->plan, u->index, (int) ai) < 0)
+                                        return -ENOMEM;
+                                return add_provider(c, kind, doc, (int) u->index, false);
+                        }
+                        return add_provider(c, kind, doc, (int) a->index, false);
+                }
+                a = add_action(c, ACTION_BLOCKED, kind, doc, cf,
+                               "%s '%s' already exists (%s) and is not owned by bindery; "
+                               "set adopt: true to take it over, or choose another name",
+                               label, cf, strna(lr->id));
+                if (!a)
+                        return -ENOMEM;
+                (void) dup_into(&a->id, lr->id);
+                return add_provider(c, kind, doc, (int) a->index, true);
+        }
+        if (kind == RESOURCE_SECRETS_STORE_SECRET) {
+                const PlanSecret *ps = find_secret(c->policy, "", doc);
+
+                if (!ps || !ps->hmac) {
+                        a = add_action(c, ACTION_BLOCKED, kind, doc, cf, "cannot read the secret value: %s",
+                                       ps && ps->error ? ps->error : "reference not resolved");
+                        return a ? add_provider(c, kind, doc, (int) a->index, true) : -ENOMEM;
+                }
+        }
+        a = add_action(c, ACTION_CREATE, kind, doc, cf, "new %s '%s'", label, cf);
+        if (!a)
+                return -ENOMEM;
+        a->intent = true;
+        a->desired = d;
+        if (kind == RESOURCE_SECRETS_STORE_SECRET) {
+                const SecretsStoreSecret *s = d;
+                const Provider *sp = find_provider(c, RESOURCE_SECRETS_STORE,
+                                                   s->store ?: (c->g->default_store ? c->g->default_store->name : NULL));
+                if (sp && add_dep(c->plan, a->index, sp->index) < 0)
+                        return -ENOMEM;
+        }
+        return add_provider(c, kind, doc, (int) a->index, false);
+}
+
+/* Appends "; text" to a growing reason. */
+static int reason_add(char **r, const char *fmt, ...) _printf_(2, 3);
+static int reason_add(char **r, const char *fmt, ...) {
+        _cleanup_free_ char *piece = NULL;
+        char *n;
+        va_list ap;
+        int k;
+
+        va_start(ap, fmt);
+        k = vasprintf(&piece, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+                return -ENOMEM;
+        if (!*r) {
+                *r = TAKE_PTR(piece);
+                return 0;
+        }
+        if (asprintf(&n, "%s; %s", *r, piece) < 0)
+                return -ENOMEM;
+        free(*r);
+        *r = n;
+        return 0;
+}
+
+/* Differences between the desired and the live bindings. */
+static int diff_bindings(Ctx *c, const Worker *w, const LiveWorker *lw, char **reason) {
+        int r;
+
+        for (size_t i = 0; i < w->n_bindings; i++) {
+                const Binding *b = &w->bindings[i];
+                _cleanup_free_ char *v = NULL, *st = NULL, *canon = NULL;
+                const LiveBinding *found = NULL;
+
+                if (b->kind == BINDING_SECRET)
+                        continue;
+                r = plan_resolve_binding(c->g, w, b, c->live, c->ledger, false, &v, &st);
+                if (r < 0)
+                        return r;
+                r = plan_binding_canon_desired(w, b, v, st, &canon);
+                if (r < 0)
+                        return r;
+                for (size_t j = 0; j < lw->n_bindings; j++)
+                        if (streq_ptr(lw->bindings[j].name, b->name))
+                                found = &lw->bindings[j];
+                if (!found)
+                        r = reason_add(reason, "binding %s missing", b->name);
+                else if (!streq_ptr(found->canon, canon))
+                        r = reason_add(reason, "binding %s differs", b->name);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t j = 0; j < lw->n_bindings; j++) {
+                bool want = false;
+
+                for (size_t i = 0; i < w->n_bindings; i++)
+                        if (streq_ptr(w->bindings[i].name, lw->bindings[j].name) &&
+                            w->bindings[i].kind != BINDING_SECRET)
+                                want = true;
+                if (!want) {
+                        r = reason_add(reason, "unexpected binding %s", strna(lw->bindings[j].name));
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+/* Desired class names, sorted. */
+static char **worker_classes(const Worker *w) {
+        char **l = NULL;
+
+        for (size_t i = 0; i < w->n_do_classes; i++)
+                if (strv_extend(&l, w->do_classes[i].class_name) < 0) {
+                        strv_free(l);
+                        return NULL;
+                }
+        if (!l)
+                l = calloc(1, sizeof(char *));
+        strv_sort_uniq(l);
+        return l;
+}
+
+/* Works out pending Durable Object migrations. Sets a->old_tag/new_tag and
+ * auto_new_classes; returns 1 if a migration is pending, 0 if not, or a
+ * negative errno; *blocked_reason when a class vanished without a
+ * deletion step. */
+static int plan_migrations(const Worker *w, const LedgerEntry *e, const LiveWorker *lw, Action *a,
+                           char **blocked_reason) {
+        const char *current = lw && lw->migration_tag ? lw->migration_tag : (e ? e->migration_tag : NULL);
+        _cleanup_strv_free_ char **classes = worker_classes(w);
+
+        if (!classes)
+                return -ENOMEM;
+        if (w->n_migrations > 0) {
+                size_t start = 0;
+
+                if (current) {
+                        bool found = false;
+
+                        for (size_t i = 0; i < w->n_migrations; i++)
+                                if (streq_ptr(w->migrations[i].tag, current)) {
+                                        start = i + 1;
+                                        found = true;
+                                }
+                        if (!found && !startswith(current, "bindery-")) {
+                                if (asprintf(blocked_reason,
+                                             "live migration tag '%s' is not in the spec's migration history",
+                                             current) < 0)
+                                        return -ENOMEM;
+                                return 0;
+                        }
+                }
+                if (start >= w->n_migrations)
+                        return 0;
+                if (dup_into(&a->old_tag, current) < 0 || dup_into(&a->new_tag, w->migrations[w->n_migrations - 1].tag) < 0)
+                        return -ENOMEM;
+                return 1;
+        }
+        /* Automatic: new classes only. */
+        {
+                char * const *known = e ? e->do_classes : NULL;
+                _cleanup_strv_free_ char **added = NULL;
+
+                for (size_t i = 0; known && known[i]; i++)
+                        if (!strv_contains(classes, known[i])) {
+                                if (asprintf(blocked_reason,
+                                             "Durable Object class %s was removed from the spec without a "
+                                             "deleted_classes migration step; its objects would be lost",
+                                             known[i]) < 0)
+                                        return -ENOMEM;
+                                return 0;
+                        }
+                for (size_t i = 0; classes[i]; i++)
+                        if (!strv_contains(known, classes[i]) && strv_extend(&added, classes[i]) < 0)
+                                return -ENOMEM;
+                if (!added)
+                        return 0;
+                /* A script that already has these classes (adopted, or a
+                 * crash after the upload) needs no new step. */
+                if (!e && lw && lw->migration_tag) {
+                        _cleanup_free_ char *tag = NULL;
+
+                        if (plan_auto_migration_tag(classes, &tag) < 0)
+                                return -ENOMEM;
+                        if (streq(tag, lw->migration_tag))
+                                return 0;
+                }
+                if (dup_into(&a->old_tag, current) < 0 || plan_auto_migration_tag(classes, &a->new_tag) < 0)
+                        return -ENOMEM;
+                a->auto_new_classes = TAKE_PTR(added);
+                return 1;
+        }
+}
+
+static int plan_worker_main(Ctx *c, size_t wi) {
+        const Worker *w = &c->g->workers[wi];
+        const LedgerEntry *e = ledger_find(c->ledger, RESOURCE_WORKER, w->name);
+        const LiveWorker *lw = live_state_find_worker(c->live, w->name);
+        _cleanup_free_ char *spec_reason = NULL, *drift_reason = NULL, *blocked = NULL;
+        char digest[65];
+        bool unresolved = false;
+        int adopt_index = -1, r;
+        Action *a;
+
+        c->worker_main[wi] = -1;
+        if (w->policy.suspend) {
+                a = add_action(c, ACTION_NOOP, RESOURCE_WORKER, w->name, w->name, "suspended in the spec");
+                return a ? 0 : -ENOMEM;
+        }
+        if (w->policy.external) {
+                a = add_action(c, ACTION_NOOP, RESOURCE_WORKER, w->name, w->name, "external: never changed");
+                return a ? 0 : -ENOMEM;
+        }
+
+        /* Dependencies on the resources the worker binds. */
+        for (size_t i = 0; i < w->n_bindings; i++) {
+                const Binding *b = &w->bindings[i];
+                ResourceKind k = _RESOURCE_KIND_INVALID;
+                const char *doc = b->target;
+                const Provider *pv;
+
+                switch (b->kind) {
+                case BINDING_KV_NAMESPACE: k = RESOURCE_KV_NAMESPACE; break;
+                case BINDING_R2_BUCKET: k = RESOURCE_R2_BUCKET; break;
+                case BINDING_D1: k = RESOURCE_D1_DATABASE; break;
+                case BINDING_QUEUE: k = RESOURCE_QUEUE; break;
+                case BINDING_SECRETS_STORE_SECRET: k = RESOURCE_SECRETS_STORE_SECRET; break;
+                default: break;
+                }
+                if (k < 0 || !doc)
+                        continue;
+                pv = find_provider(c, k, doc);
+                if (pv && pv->blocked && !blocked) {
+                        if (asprintf(&blocked, "binding %s needs %s '%s', which is blocked", b->name, kind_label(k),
+                                     doc) < 0)
+                                return -ENOMEM;
+                }
+        }
+        if (blocked) {
+                a = add_action(c, ACTION_BLOCKED, RESOURCE_WORKER, w->name, w->name, "%s", blocked);
+                if (!a)
+                        return -ENOMEM;
+                c->worker_blocked[wi] = true;
+                return 0;
+        }
+
+        if (!e) {
+                if (lw) {
+                        const LedgerIntent *in = ledger_find_intent(c->ledger, RESOURCE_WORKER, w->name);
+
+                        if (!in && !w->policy.adopt) {
+                                a = add_action(c, ACTION_BLOCKED, RESOURCE_WORKER, w->name, w->name,
+                                               "worker '%s' already exists and is not owned by bindery; "
+                                               "set adopt: true to take it over, or choose another name",
+                                               w->name);
+                                if (!a)
+                                        return -ENOMEM;
+                                c->worker_blocked[wi] = true;
+                                return 0;
+                        }
+                        a = in ? add_action(c, ACTION_ADOPT, RESOURCE_WORKER, w->name, w->name,
+                                            "worker '%s' was created by an interrupted run (%s): recognised as own",
+                                            w->name, strna(in->run_id))
+                               : add_action(c, ACTION_ADOPT, RESOURCE_WORKER, w->name, w->name,
+                                            "adopt: true — taking ownership of existing worker '%s'", w->name);
+                        if (!a)
+                                return -ENOMEM;
+                        a->worker = w;
+                        a->desired = w;
+                        (void) dup_into(&a->id, w->name);
+                        adopt_index = (int) a->index;
+                        if (reason_add(&spec_reason, "%s", in ? "finishing the interrupted create"
+                                                              : "first upload after adopting") < 0)
+                                return -ENOMEM;
+                } else {
+                        a = add_action(c, ACTION_CREATE, RESOURCE_WORKER, w->name, w->name, "new worker '%s'",
+                                       w->name);
+                        if (!a)
+                                return -ENOMEM;
+                        a->intent = true;
+                        a->worker = w;
+                        a->desired = w;
+                        c->worker_main[wi] = (int) a->index;
+                        r = plan_migrations(w, NULL, NULL, a, &blocked);
+                        if (r < 0)
+                                return r;
+                        if (blocked) {
+                                a->kind = ACTION_BLOCKED;
+                                free(a->reason);
+                                a->reason = TAKE_PTR(blocked);
+                                c->worker_blocked[wi] = true;
+                        }
+                        return 0;
+                }
+        } else if (c->live->workers_listed && !lw) {
+                if (w->policy.drift == DRIFT_REPORT) {
+                        a = add_action(c, ACTION_DRIFT_REPORT, RESOURCE_WORKER, w->name, w->name,
+                                       "worker '%s' was deleted outside bindery (drift: report)", w->name);
+                        if (!a)
+                                return -ENOMEM;
+                        a->drift = true;
+                        c->plan->n_drift++;
+                        return 0;
+                }
+                a = add_action(c, ACTION_CREATE, RESOURCE_WORKER, w->name, w->name,
+                               "worker '%s' was deleted outside bindery; recreating", w->name);
+                if (!a)
+                        return -ENOMEM;
+                a->intent = true;
+                a->drift = true;
+                a->worker = w;
+                a->desired = w;
+                c->worker_main[wi] = (int) a->index;
+                r = plan_migrations(w, NULL, NULL, a, &blocked);
+                if (r < 0)
+                        return r;
+                free(blocked);
+                blocked = NULL;
+                return 0;
+        }
+
+        /* Owned (or being adopted) and present: what differs? */
+        r = plan_worker_digest(c->g, w, c->live, c->ledger, false, digest, &unresolved);
+        if (r < 0)
+                return r;
+        if (e && !streq_ptr(e->digest, digest))
+                if (reason_add(&spec_reason, "%s", e->digest ? (unresolved ? "a bound resource is being (re)created" : "spec changed")
+                                                           : "never uploaded by bindery") < 0)
+                        return -ENOMEM;
+        if (lw && e && e->etag && lw->etag && !streq(lw->etag, e->etag))
+                if (reason_add(&drift_reason, "code changed outside bindery (etag %.12s, expected %.12s)", lw->etag,
+                               e->etag) < 0)
+                        return -ENOMEM;
+        if (lw && w->compatibility_date && lw->compatibility_date &&
+            !streq(w->compatibility_date, lw->compatibility_date))
+                if (reason_add(&drift_reason, "compatibility_date is %s, want %s", lw->compatibility_date,
+                               w->compatibility_date) < 0)
+                        return -ENOMEM;
+        if (lw && lw->detail) {
+                r = diff_bindings(c, w, lw, &drift_reason);
+                if (r < 0)
+                        return r;
+        }
+
+        {
+                Action tmp = {};
+                int m = plan_migrations(w, e, lw, &tmp, &blocked);
+
+                if (m < 0) {
+                        free(tmp.old_tag);
+                        free(tmp.new_tag);
+                        strv_free(tmp.auto_new_classes);
+                        return m;
+                }
+                if (blocked) {
+                        free(tmp.old_tag);
+                        free(tmp.new_tag);
+                        strv_free(tmp.auto_new_classes);
+                        a = add_action(c, ACTION_BLOCKED, RESOURCE_WORKER, w->name, w->name, "%s", blocked);
+                        if (!a)
+                                return -ENOMEM;
+                        c->worker_blocked[wi] = true;
+                        return 0;
+                }
+                if (spec_reason || (drift_reason && w->policy.drift == DRIFT_REPAIR) || m > 0) {
+                        _cleanup_free_ char *reason = NULL;
+
+                        if (spec_reason && reason_add(&reason, "%s", spec_reason) < 0)
+                                return -ENOMEM;
+                        if (drift_reason && reason_add(&reason, "drift: %s", drift_reason) < 0)
+                                return -ENOMEM;
+                        if (m > 0 && reason_add(&reason, "Durable Object migration %s → %s", strna(tmp.old_tag),
+                                                strna(tmp.new_tag)) < 0)
+                                return -ENOMEM;
+                        a = add_action(c, m > 0 ? ACTION_MIGRATE : ACTION_UPLOAD, RESOURCE_WORKER, w->name, w->name,
+                                       "%s", reason);
+                        if (!a) {
+                                free(tmp.old_tag);
+                                free(tmp.new_tag);
+                                strv_free(tmp.auto_new_classes);
+                                return -ENOMEM;
+                        }
+                        a->old_tag = tmp.old_tag;
+                        a->new_tag = tmp.new_tag;
+                        a->auto_new_classes = tmp.auto_new_classes;
+                        a->drift = !spec_reason && m == 0;
+                        a->worker = w;
+                        a->desired = w;
+                        c->worker_main[wi] = (int) a->index;
+                        if (add_dep(c->plan, a->index, adopt_index) < 0)
+                                return -ENOMEM;
+                        return 0;
+                }
+                free(tmp.old_tag);
+                free(tmp.new_tag);
+                strv_free(tmp.auto_new_classes);
+        }
+        if (drift_reason) {
+                a = add_action(c, ACTION_DRIFT_REPORT, RESOURCE_WORKER, w->name, w->name, "drift (report only): %s",
+                               drift_reason);
+                if (!a)
+                        return -ENOMEM;
+                a->drift = true;
+                c->plan->n_drift++;
+                return 0;
+        }
+        if (adopt_index < 0) {
+                a = add_action(c, ACTION_NOOP, RESOURCE_WORKER, w->name, w->name, "in sync");
+                if (!a)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static bool strv_equal_null(char * const *a, char * const *b) {
+        return strv_length(a) == strv_length(b) && (strv_length(a) == 0 || strv_equal(a, b));
+}
+
+static char *strv_join_simple(char * const *l) {
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+
+        if (!f)
+                return NULL;
+        for (size_t i = 0; l && l[i]; i++)
+                fprintf(f, "%s%s", i ? ", " : "", l[i]);
+        if (fclose(f) != 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}
+
+/* Canonical settings of a desired queue consumer. */
+static char *consumer_canon(const QueueConsumer *qc) {
+        char b[512];
+
+        snprintf(b, sizeof(b), "batch_size=%lld max_retries=%lld max_wait_time_ms=%lld max_concurrency=%lld "
+                 "retry_delay=%lld dlq=%s",
+                 (long long) qc->batch_size, (long long) qc->max_retries, (long long) qc->max_wait_time_ms,
+                 (long long) qc->max_concurrency, (long long) qc->retry_delay, strna(qc->dead_letter_queue));
+        return strdup(b);
+}
+
+char *plan_consumer_canon_json(json_object *consumer) {
+        json_object *s = NULL, *v;
+        long long val[5] = { -1, -1, -1, -1, -1 };
+        static const char *const keys[5] = { "batch_size", "max_retries", "max_wait_time_ms", "max_concurrency",
+                                             "retry_delay" };
+        char b[512];
+
+        (void) json_object_object_get_ex(consumer, "settings", &s);
+        for (size_t i = 0; i < 5; i++)
+                if (s && json_object_object_get_ex(s, keys[i], &v) && !json_object_is_type(v, json_type_null))
+                        val[i] = (long long) json_object_get_int64(v);
+        snprintf(b, sizeof(b), "batch_size=%lld max_retries=%lld max_wait_time_ms=%lld max_concurrency=%lld "
+                 "retry_delay=%lld dlq=%s",
+                 val[0], val[1], val[2], val[3], val[4], strna(nonempty(json_str(consumer, "dead_letter_queue"))));
+        return strdup(b);
+}
+
+/* Secrets, schedules, subdomain and consumers of one worker. */
+static int plan_worker_rest(Ctx *c, size_t wi) {
+        const Worker *w = &c->g->workers[wi];
+        const LedgerEntry *e = ledger_find(c->ledger, RESOURCE_WORKER, w->name);
+        const LiveWorker *lw = live_state_find_worker(c->live, w->name);
+        int main_i = c->worker_main[wi];
+        bool report = w->policy.drift == DRIFT_REPORT;
+        Action *a;
+
+        if (w->policy.suspend || w->policy.external || c->worker_blocked[wi])
+                return 0;
+
+        /* Cross-worker dependencies of the main action. */
+        if (main_i >= 0)
+                for (size_t i = 0; i < w->n_bindings; i++) {
+                        const Binding *b = &w->bindings[i];
+                        const char *other = NULL;
+
+                        if ((b->kind == BINDING_DURABLE_OBJECT || b->kind == BINDING_WORKFLOW) && b->script_name &&
+                            !streq(b->script_name, w->name))
+                                other = b->script_name;
+                        else if (b->kind == BINDING_SERVICE && b->service && !streq(b->service, w->name))
+                                other = b->service;
+                        if (!other)
+                                continue;
+                        for (size_t j = 0; j < c->g->n_workers; j++)
+                                if (streq(c->g->workers[j].name, other) && c->worker_main[j] >= 0) {
+                                        const Action *o = &c->plan->actions[c->worker_main[j]];
+
+                                        /* DO owners always first; service targets only when created. */
+                                        if (b->kind != BINDING_SERVICE || o->kind == ACTION_CREATE)
+                                                if (add_dep(c->plan, (unsigned) main_i, c->worker_main[j]) < 0)
+                                                        return -ENOMEM;
+                                }
+                }
+        if (main_i >= 0)
+                for (size_t i = 0; i < w->n_bindings; i++) {
+                        const Binding *b = &w->bindings[i];
+                        const Provider *pv = NULL;
+
+                        switch (b->kind) {
+                        case BINDING_KV_NAMESPACE: pv = find_provider(c, RESOURCE_KV_NAMESPACE, b->target); break;
+                        case BINDING_R2_BUCKET: pv = find_provider(c, RESOURCE_R2_BUCKET, b->target); break;
+                        case BINDING_D1: pv = find_provider(c, RESOURCE_D1_DATABASE, b->target); break;
+                        case BINDING_QUEUE: pv = find_provider(c, RESOURCE_QUEUE, b->target); break;
+                        case BINDING_SECRETS_STORE_SECRET:
+                                pv = find_provider(c, RESOURCE_SECRETS_STORE_SECRET, b->target);
+                                break;
+                        default: break;
+                        }
+                        if (b->target && pv && add_dep(c->plan, (unsigned) main_i, pv->index) < 0)
+                                return -ENOMEM;
+                }
+
+        /* Secrets. */
+        for (size_t i = 0; i < w->n_bindings; i++) {
+                const Binding *b = &w->bindings[i];
+                const PlanSecret *ps;
+                const LedgerSecret *ls;
+                const char *why = NULL;
+                bool drift = false;
+
+                if (b->kind != BINDING_SECRET)
+                        continue;
+                ps = find_secret(c->policy, w->name, b->name);
+                if (!ps || !ps->hmac) {
+                        a = add_action(c, ACTION_BLOCKED, RESOURCE_WORKER, w->name, w->name,
+                                       "secret %s: cannot read its value: %s", b->name,
+                                       ps && ps->error ? ps->error : "reference not resolved");
+                        if (!a || dup_into(&a->detail, b->name) < 0)
+                                return -ENOMEM;
+                        continue;
+                }
+                ls = e ? ledger_entry_secret(e, b->name) : NULL;
+                if (!ls || !ls->hmac)
+                        why = "new secret";
+                else if (!streq(ls->hmac, ps->hmac))
+                        why = "value changed";
+                else if (lw && lw->detail && !strv_contains(lw->secret_names, b->name))
+                        why = "missing on the worker (deleted outside bindery)", drift = true;
+                else if (lw && lw->secrets_written)
+                        why = "secrets were written outside bindery", drift = true;
+                else if (main_i >= 0 && c->plan->actions[main_i].kind == ACTION_CREATE && c->plan->actions[main_i].drift)
+                        why = "worker is being recreated";
+                if (!why)
+                        continue;
+                if (drift && report) {
+                        a = add_action(c, ACTION_DRIFT_REPORT, RESOURCE_WORKER, w->name, w->name,
+                                       "secret %s: %s (drift: report)", b->name, why);
+                        if (!a || dup_into(&a->detail, b->name) < 0)
+                                return -ENOMEM;
+                        a->drift = true;
+                        c->plan->n_drift++;
+                        continue;
+                }
+                a = add_action(c, ACTION_PUT_SECRET, RESOURCE_WORKER, w->name, w->name, "secret %s: %s", b->name, why);
+                if (!a || dup_into(&a->detail, b->name) < 0)
+                        return -ENOMEM;
+                a->drift = drift;
+                a->worker = w;
+                if (add_dep(c->plan, a->index, main_i) < 0)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; e && i < e->n_secrets; i++) {
+                bool want = false;
+
+                for (size_t j = 0; j < w->n_bindings; j++)
+                        if (w->bindings[j].kind == BINDING_SECRET && streq(w->bindings[j].name, e->secrets[i].name))
+                                want = true;
+                if (want)
+                        continue;
+                a = add_action(c, ACTION_DELETE_SECRET, RESOURCE_WORKER, w->name, w->name,
+                               "secret %s removed from the spec", e->secrets[i].name);
+                if (!a || dup_into(&a->detail, e->secrets[i].name) < 0)
+                        return -ENOMEM;
+                a->worker = w;
+                if (add_dep(c->plan, a->index, main_i) < 0)
+                        return -ENOMEM;
+        }
+
+        /* Schedules. */
+        {
+                char * const *want = w->crons;
+                bool need = false, drift = false;
+                _cleanup_free_ char *s = strv_join_simple(want);
+
+                if (!s)
+                        return -ENOMEM;
+                if (e && e->crons_set) {
+                        if (!strv_equal_null(e->crons, want))
+                                need = true;
+                        else if (lw && lw->crons_known && !strv_equal_null(lw->crons, want))
+                                need = drift = true;
+                } else if (strv_length(want) > 0)
+                        need = true;
+                else if (lw && lw->crons_known && strv_length(lw->crons) > 0 && e)
+                        need = false; /* never managed: leave alone */
+                if (main_i >= 0 && c->plan->actions[main_i].kind == ACTION_CREATE && c->plan->actions[main_i].drift &&
+                    strv_length(want) > 0)
+                        need = true;
+                if (need) {
+                        if (drift && report) {
+                                a = add_action(c, ACTION_DRIFT_REPORT, RESOURCE_WORKER, w->name, w->name,
+                                               "schedules changed outside bindery (drift: report)");
+                                if (!a)
+                                        return -ENOMEM;
+                                a->drift = true;
+                                c->plan->n_drift++;
+                        } else {
+                                a = add_action(c, ACTION_SET_SCHEDULES, RESOURCE_WORKER, w->name, w->name,
+                                               "schedules [%s]%s", s, drift ? " (changed outside bindery)" : "");
+                                if (!a)
+                                        return -ENOMEM;
+                                a->drift = drift;
+                                a->worker = w;
+                                if (add_dep(c->plan, a->index, main_i) < 0)
+                                        return -ENOMEM;
+                        }
+                }
+        }
+
+        /* workers.dev. */
+        if (w->workers_dev >= 0) {
+                bool need = false, drift = false;
+
+                if (!e || e->subdomain != w->workers_dev)
+                        need = true;
+                else if (lw && lw->subdomain >= 0 && lw->subdomain != w->workers_dev)
+                        need = drift = true;
+                if (main_i >= 0 && c->plan->actions[main_i].kind == ACTION_CREATE && c->plan->actions[main_i].drift)
+                        need = true;
+                if (need) {
+                        if (drift && report) {
+                                a = add_action(c, ACTION_DRIFT_REPORT, RESOURCE_WORKER, w->name, w->name,
+                                               "workers.dev changed outside bindery (drift: report)");
+                                if (!a)
+                                        return -ENOMEM;
+                                a->drift = true;
+                                c->plan->n_drift++;
+                        } else {
+                                a = add_action(c, ACTION_SET_SUBDOMAIN, RESOURCE_WORKER, w->name, w->name,
+                                               "workers.dev %s%s", w->workers_dev ? "on" : "off",
+                                               drift ? " (changed outside bindery)" : "");
+                                if (!a)
+                                        return -ENOMEM;
+                                a->remove = !w->workers_dev;
+                                a->drift = drift;
+                                a->worker = w;
+                                if (add_dep(c->plan, a->index, main_i) < 0)
+                                        return -ENOMEM;
+                        }
+                }
+        }
+
+        /* Queue consumers. */
+        for (size_t i = 0; i < w->n_consumers; i++) {
+                const QueueConsumer *qc = &w->consumers[i];
+                const Queue *q = qc->queue ? generation_find_queue(c->g, qc->queue) : NULL;
+                const char *qname = q ? plan_resource_cf_name(RESOURCE_QUEUE, q) : qc->queue_id;
+                const LiveResource *lq = qname ? live_state_find_by_name(c->live, RESOURCE_QUEUE, qname, NULL) : NULL;
+                const LiveConsumer *found = NULL;
+                _cleanup_free_ char *canon = consumer_canon(qc);
+                const char *why = NULL;
+                bool drift = false;
+                const Provider *pv;
+
+                if (!canon)
+                        return -ENOMEM;
+                if (!qname)
+                        continue;
+                for (size_t j = 0; lq && j < lq->n_consumers; j++)
+                        if (streq_ptr(lq->consumers[j].script_name, w->name))
+                                found = &lq->consumers[j];
+                if (!found) {
+                        why = e && strv_contains(e->consumers, qname) ? "consumer missing (removed outside bindery)"
+                                                                       : "new consumer";
+                        drift = e && strv_contains(e->consumers, qname);
+                } else if (!streq_ptr(found->canon, canon))
+                        why = "consumer settings differ";
+                else if (!e || !strv_contains(e->consumers, qname))
+                        why = "recording consumer";
+                if (!why)
+                        continue;
+                if (drift && report) {
+                        a = add_action(c, ACTION_DRIFT_REPORT, RESOURCE_WORKER, w->name, w->name,
+                                       "queue %s: %s (drift: report)", qname, why);
+                        if (!a)
+                                return -ENOMEM;
+                        a->drift = true;
+                        c->plan->n_drift++;
+                        continue;
+                }
+                a = add_action(c, ACTION_SET_CONSUMER, RESOURCE_WORKER, w->name, w->name, "queue %s: %s", qname, why);
+                if (!a || dup_into(&a->detail, qname) < 0)
+                        return -ENOMEM;
+                if (found)
+                        (void) dup_into(&a->id, found->consumer_id);
+                a->drift = drift;
+                a->worker = w;
+                if (add_dep(c->plan, a->index, main_i) < 0)
+                        return -ENOMEM;
+                pv = q ? find_provider(c, RESOURCE_QUEUE, q->name) : NULL;
+                if (pv && add_dep(c->plan, a->index, pv->index) < 0)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; e && e->consumers && e->consumers[i]; i++) {
+                bool want = false;
+
+                for (size_t j = 0; j < w->n_consumers; j++) {
+                        const Queue *q = w->consumers[j].queue ? generation_find_queue(c->g, w->consumers[j].queue)
+                                                               : NULL;
+                        const char *qname = q ? plan_resource_cf_name(RESOURCE_QUEUE, q) : w->consumers[j].queue_id;
+
+                        if (streq_ptr(qname, e->consumers[i]))
+                                want = true;
+                }
+                if (want)
+                        continue;
+                a = add_action(c, ACTION_SET_CONSUMER, RESOURCE_WORKER, w->name, w->name,
+                               "queue %s: consumer removed from the spec", e->consumers[i]);
+                if (!a || dup_into(&a->detail, e->consumers[i]) < 0)
+                        return -ENOMEM;
+                a->remove = true;
+                a->worker = w;
+                {
+                        const LiveResource *lq = live_state_find_by_name(c->live, RESOURCE_QUEUE, e->consumers[i], NULL);
+
+                        for (size_t j = 0; lq && j < lq->n_consumers; j++)
+                                if (streq_ptr(lq->consumers[j].script_name, w->name))
+                                        (void) dup_into(&a->id, lq->consumers[j].consumer_id);
+                }
+        }
+        return 0;
+}
+
+static bool doc_in_generation(const Generation *g, ResourceKind k, const char *doc) {
+        switch (k) {
+        case RESOURCE_WORKER: return generation_find_worker(g, doc);
+        case RESOURCE_KV_NAMESPACE: return generation_find_kv(g, doc);
+        case RESOURCE_R2_BUCKET: return generation_find_r2(g, doc);
+        case RESOURCE_D1_DATABASE: return generation_find_d1(g, doc);
+        case RESOURCE_QUEUE: return generation_find_queue(g, doc);
+        case RESOURCE_SECRETS_STORE: return generation_find_store(g, doc);
+        case RESOURCE_SECRETS_STORE_SECRET: return generation_find_store_secret(g, doc);
+        default: return true;
+        }
+}
+
+static bool live_has(const LiveState *live, const LedgerEntry *e) {
+        if (e->kind == RESOURCE_WORKER)
+                return !live->workers_listed || live_state_find_worker(live, e->name ?: e->doc);
+        if (!live->listed[e->kind])
+                return true;
+        if (kind_id_is_name(e->kind))
+                return live_state_find_by_name(live, e->kind, e->name ?: e->doc, NULL);
+        return live_state_find_by_id(live, e->kind, e->id);
+}
+
+static bool is_main_kind(ActionKind k) {
+        return k == ACTION_CREATE || k == ACTION_UPLOAD || k == ACTION_MIGRATE || k == ACTION_SET_CONSUMER ||
+               k == ACTION_ADOPT;
+}
+
+static int plan_deletions(Ctx *c) {
+        Plan *p = c->plan;
+        size_t first = p->n_actions;
+        unsigned n_del = 0;
+        char buf[64];
+
+        for (size_t i = 0; i < c->ledger->n_entries; i++) {
+                const LedgerEntry *e = &c->ledger->entries[i];
+                const char *label = kind_label(e->kind);
+                bool del = false;
+                const char *why = NULL;
+                Action *a;
+
+                if (doc_in_generation(c->g, e->kind, e->doc))
+                        continue;
+                if (e->kind == RESOURCE_WORKER) {
+                        if (strv_length(e->do_classes) > 0) {
+                                if (e->deletion != DELETION_DELETE)
+                                        why = "retained: it owns Durable Object classes (their data) and "
+                                              "deletion_policy: delete was not recorded";
+                                else if (!c->policy->prune)
+                                        why = "retained: prune is off";
+                                else
+                                        del = true;
+                        } else if (!c->policy->prune)
+                                why = "retained: removed from the spec, but prune is off";
+                        else
+                                del = true;
+                } else if (e->deletion != DELETION_DELETE)
+                        why = "retained: data resource removed from the spec (deletion_policy: retain)";
+                else
+                        del = true;
+                if (!del) {
+                        a = add_action(c, ACTION_NOOP, e->kind, e->doc, e->name, "%s", why);
+                        if (!a || dup_into(&a->id, e->id) < 0)
+                                return -ENOMEM;
+                        continue;
+                }
+                if (!settled(c->policy)) {
+                        a = add_action(c, ACTION_NOOP, e->kind, e->doc, e->name,
+                                       "deletion waits until the spec has been stable for %s",
+                                       format_duration(c->policy->prune_settle_usec, buf, sizeof(buf)));
+                        if (!a || dup_into(&a->id, e->id) < 0)
+                                return -ENOMEM;
+                        p->n_waiting++;
+                        continue;
+                }
+                a = add_action(c, ACTION_DELETE, e->kind, e->doc, e->name, "%s '%s' removed from the spec%s", label,
+                               strna(e->name), live_has(c->live, e) ? "" : " (already gone; forgetting it)");
+                if (!a || dup_into(&a->id, e->id) < 0)
+                        return -ENOMEM;
+                if (live_has(c->live, e))
+                        n_del++;
+        }
+
+        /* Order: worker deletions after every upload (which drops their
+         * bindings), data deletions after worker deletions. */
+        for (size_t i = first; i < p->n_actions; i++) {
+                Action *a = &p->actions[i];
+
+                if (a->kind != ACTION_DELETE)
+                        continue;
+                for (size_t j = 0; j < first; j++)
+                        if (is_main_kind(p->actions[j].kind) && add_dep(p, a->index, (int) j) < 0)
+                                return -ENOMEM;
+                if (a->resource_kind != RESOURCE_WORKER)
+                        for (size_t j = first; j < p->n_actions; j++)
+                                if (p->actions[j].kind == ACTION_DELETE &&
+                                    p->actions[j].resource_kind == RESOURCE_WORKER &&
+                                    add_dep(p, a->index, (int) j) < 0)
+                                        return -ENOMEM;
+        }
+
+        if (n_del > c->policy->max_deletions && !c->policy->force) {
+                for (size_t i = first; i < p->n_actions; i++) {
+                        Action *a = &p->actions[i];
+                        char *nr;
+
+                        if (a->kind != ACTION_DELETE)
+                                continue;
+                        if (asprintf(&nr,
+                                     "refused: this run would delete %u resources, more than max_deletions (%u); "
+                                     "rerun with --force if that is intended (%s)",
+                                     n_del, c->policy->max_deletions, a->reason) < 0)
+                                return -ENOMEM;
+                        free(a->reason);
+                        a->reason = nr;
+                        a->kind = ACTION_BLOCKED;
+                }
+        }
+        return 0;
+}
+
+int plan_compute(const Generation *g, const LiveState *live, const Ledger *ledger, const PlanPolicy *policy,
+                 Plan **ret) {
+        _cleanup_(plan_freep) Plan *p = calloc(1, sizeof(Plan));
+        Ctx c = { .g = g, .live = live, .ledger = ledger, .policy = policy };
+        int r = 0;
+
+        if (!p)
+                return -ENOMEM;
+        c.plan = p;
+        if (!g) {
+                p->generation_missing = true;
+                *ret = TAKE_PTR(p);
+                return 0;
+        }
+        c.worker_main = calloc(g->n_workers + 1, sizeof(int));
+        c.worker_blocked = calloc(g->n_workers + 1, sizeof(bool));
+        if (!c.worker_main || !c.worker_blocked) {
+                r = -ENOMEM;
+                goto out;
+        }
+
+        for (size_t i = 0; i < g->n_secrets_stores && r >= 0; i++) {
+                const SecretsStore *s = &g->secrets_stores[i];
+
+                r = plan_resource(&c, RESOURCE_SECRETS_STORE, s);
+        }
+        for (size_t i = 0; i < g->n_kv_namespaces && r >= 0; i++)
+                r = plan_resource(&c, RESOURCE_KV_NAMESPACE, &g->kv_namespaces[i]);
+        for (size_t i = 0; i < g->n_r2_buckets && r >= 0; i++)
+                r = plan_resource(&c, RESOURCE_R2_BUCKET, &g->r2_buckets[i]);
+        for (size_t i = 0; i < g->n_d1_databases && r >= 0; i++)
+                r = plan_resource(&c, RESOURCE_D1_DATABASE, &g->d1_databases[i]);
+        for (size_t i = 0; i < g->n_queues && r >= 0; i++)
+                r = plan_resource(&c, RESOURCE_QUEUE, &g->queues[i]);
+        for (size_t i = 0; i < g->n_secrets_store_secrets && r >= 0; i++)
+                r = plan_resource(&c, RESOURCE_SECRETS_STORE_SECRET, &g->secrets_store_secrets[i]);
+        for (size_t i = 0; i < g->n_workers && r >= 0; i++)
+                r = plan_worker_main(&c, i);
+        for (size_t i = 0; i < g->n_workers && r >= 0; i++)
+                r = plan_worker_rest(&c, i);
+        if (r >= 0)
+                r = plan_deletions(&c);
+        if (r < 0)
+                goto out;
+
+        for (size_t i = 0; i < p->n_actions; i++) {
+                const Action *a = &p->actions[i];
+
+                if (action_kind_is_change(a->kind))
+                        p->n_changes++;
+                if (a->kind == ACTION_DELETE)
+                        p->n_deletes++;
+                if (a->kind == ACTION_BLOCKED)
+                        p->n_blocked++;
+        }
+        *ret = TAKE_PTR(p);
+out:
+        free(c.worker_main);
+        free(c.worker_blocked);
+        free(c.providers);
+        return r;
+}
+
+Plan *plan_free(Plan *p) {
+        if (!p)
+                return NULL;
+        for (size_t i = 0; i < p->n_actions; i++) {
+                Action *a = &p->actions[i];
+
+                free(a->doc);
+                free(a->name);
+                free(a->id);
+                free(a->detail);
+                free(a->reason);
+                free(a->deps);
+                free(a->old_tag);
+                free(a->new_tag);
+                strv_free(a->auto_new_classes);
+        }
+        free(p->actions);
+        free(p);
+        return NULL;
+}
+
+bool plan_has_changes(const Plan *p) {
+        return p && p->n_changes > 0;
+}
+
+char *plan_to_text(const Plan *p, bool verbose) {
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+
+        if (!f)
+                return NULL;
+        if (p->generation_missing)
+                fputs("No valid spec generation: nothing will be created, changed or deleted.\n", f);
+        for (size_t i = 0; i < p->n_actions; i++) {
+                const Action *a = &p->actions[i];
+
+                if (a->kind == ACTION_NOOP && !verbose)
+                        continue;
+                fprintf(f, "%-13s %s/%s", action_kind_to_string(a->kind), resource_kind_to_string(a->resource_kind),
+                        strna(a->name));
+                if (a->detail)
+                        fprintf(f, " [%s]", a->detail);
+                fprintf(f, ": %s\n", strna(a->reason));
+        }
+        fprintf(f, "%u change%s, %u deletion%s, %u blocked, %u drift reported%s\n", p->n_changes,
+                p->n_changes == 1 ? "" : "s", p->n_deletes, p->n_deletes == 1 ? "" : "s", p->n_blocked, p->n_drift,
+                p->n_waiting ? ", deletions waiting for the spec to settle" : "");
+        if (fclose(f) != 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}
+
+json_object *plan_to_json(const Plan *p) {
+        _cleanup_(plan_json_unrefp) json_object *o = json_object_new_object();
+        json_object *arr = json_object_new_array();
+
+        if (!o || !arr) {
+                json_object_put(arr);
+                return NULL;
+        }
+        json_object_object_add(o, "actions", arr);
+        for (size_t i = 0; i < p->n_actions; i++) {
+                const Action *a = &p->actions[i];
+                json_object *x = json_object_new_object(), *deps;
+
+                if (!x)
+                        return NULL;
+                json_object_array_add(arr, x);
+                json_object_object_add(x, "index", json_object_new_int((int) a->index));
+                json_object_object_add(x, "action", json_object_new_string(action_kind_to_string(a->kind)));
+                json_object_object_add(x, "kind", json_object_new_string(resource_kind_to_string(a->resource_kind)));
+                if (json_add_str(x, "name", a->name) < 0 || json_add_str(x, "doc", a->doc) < 0 ||
+                    json_add_str(x, "id", a->id) < 0 || json_add_str(x, "detail", a->detail) < 0 ||
+                    json_add_str(x, "reason", a->reason) < 0 || json_add_str(x, "old_tag", a->old_tag) < 0 ||
+                    json_add_str(x, "new_tag", a->new_tag) < 0)
+                        return NULL;
+                json_object_object_add(x, "drift", json_object_new_boolean(a->drift));
+                deps = json_object_new_array();
+                if (!deps)
+                        return NULL;
+                for (size_t j = 0; j < a->n_deps; j++)
+                        json_object_array_add(deps, json_object_new_int((int) a->deps[j]));
+                json_object_object_add(x, "depends_on", deps);
+        }
+        json_object_object_add(o, "changes", json_object_new_int((int) p->n_changes));
+        json_object_object_add(o, "deletes", json_object_new_int((int) p->n_deletes));
+        json_object_object_add(o, "blocked", json_object_new_int((int) p->n_blocked));
+        json_object_object_add(o, "drift", json_object_new_int((int) p->n_drift));
+        json_object_object_add(o, "waiting", json_object_new_int((int) p->n_waiting));
+        json_object_object_add(o, "generation_missing", json_object_new_boolean(p->generation_missing));
+        return TAKE_PTR(o);
+}

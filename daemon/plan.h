@@ -1,0 +1,316 @@
+/* plan.h: the pure heart of a reconcile.
+ *
+ *   plan_compute(desired generation, observed live state, ownership ledger,
+ *                policy) → an ordered list of actions with reasons and
+ *                dependencies.
+ *
+ * No I/O, no clock, no logging: everything the planner needs is passed in
+ * (the current time too), so tests/test-plan.c proves the safety rules on
+ * hand-built inputs. The engine fills LiveState from observe.c and Ledger
+ * from the state file, and apply.c executes the actions.
+ *
+ * Bindings are compared in a canonical text form ("kv_namespace
+ * namespace_id=ID", see plan_binding_canon_*), the same function on both
+ * sides, so binding order, D1 `id` vs `database_id`, JSON key order and
+ * spacing, and default values never produce a perpetual diff.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "cleanup.h"
+#include "model.h"
+
+static inline void plan_json_unrefp(json_object **j) {
+        if (*j)
+                json_object_put(*j);
+}
+
+/* ---- Observed live state ---- */
+
+typedef struct LiveBinding {
+        char *name;
+        char *type;                 /* API type */
+        char *canon;                /* canonical form (plan_binding_canon_json) */
+} LiveBinding;
+
+typedef struct LiveConsumer {
+        char *script_name;
+        char *consumer_id;
+        char *canon;                /* canonical settings */
+} LiveConsumer;
+
+typedef struct LiveWorker {
+        char *name;
+        char *etag;
+        char *modified_on;
+        char *migration_tag;
+        char *compatibility_date;
+        /* Set by observe: a signal (new script, changed list entry, the
+         * audit feed, full refresh) made it fetch the detail below. */
+        bool dirty;
+        bool detail;                /* the fields below were read this cycle */
+        char *version_id;           /* newest deployment's first version */
+        LiveBinding *bindings;      /* non-secret bindings, sorted by name */
+        size_t n_bindings;
+        char **secret_names;        /* secret_text/secret_key bindings, sorted */
+        char **crons;               /* sorted */
+        bool crons_known;
+        int subdomain;              /* -1 unknown, 0 off, 1 on */
+        /* The audit feed shows a write to this script's secrets that is not
+         * one of bindery's own: values may have been rotated. */
+        bool secrets_written;
+        char *dirty_reason;         /* why observe looked closer, for messages */
+} LiveWorker;
+
+/* A KV namespace, R2 bucket, D1 database, queue, Secrets Store store or
+ * store secret, as listed. */
+typedef struct LiveResource {
+        ResourceKind kind;
+        char *id;                   /* KV id, D1 uuid, queue id, store id, secret id; R2: the name */
+        char *name;                 /* title / bucket / database / queue / store / secret name */
+        char *store_id;             /* store secrets: the store */
+        char *modified;             /* when listed with one (queues, store secrets) */
+        LiveConsumer *consumers;    /* queues */
+        size_t n_consumers;
+} LiveResource;
+
+typedef struct LiveState {
+        bool workers_listed;        /* the script list was read */
+        LiveWorker *workers;
+        size_t n_workers;
+        bool listed[_RESOURCE_KIND_MAX];   /* each type's list was read */
+        LiveResource *resources;
+        size_t n_resources;
+} LiveState;
+
+LiveState *live_state_new(void);
+LiveState *live_state_free(LiveState *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(LiveState *, live_state_free);
+/* Appends an empty worker / resource (zeroed; subdomain -1). NULL on OOM. */
+LiveWorker *live_state_add_worker(LiveState *s, const char *name);
+LiveResource *live_state_add_resource(LiveState *s, ResourceKind kind, const char *id, const char *name);
+LiveBinding *live_worker_add_binding(LiveWorker *w, const char *name, const char *type, const char *canon);
+LiveConsumer *live_resource_add_consumer(LiveResource *r, const char *script, const char *consumer_id,
+                                         const char *canon);
+void live_worker_sort(LiveWorker *w);
+LiveWorker *live_state_find_worker(const LiveState *s, const char *name);
+LiveResource *live_state_find_by_id(const LiveState *s, ResourceKind kind, const char *id);
+LiveResource *live_state_find_by_name(const LiveState *s, ResourceKind kind, const char *name,
+                                      const char *store_id);
+
+/* ---- The ownership ledger (what bindery owns and last applied) ---- */
+
+typedef struct LedgerSecret {
+        char *name;
+        char *hmac;                 /* HMAC-SHA256 (hex) under the per-install key */
+} LedgerSecret;
+
+typedef struct LedgerEntry {
+        ResourceKind kind;
+        char *doc;                  /* spec document name (key, with kind) */
+        char *name;                 /* Cloudflare name */
+        char *id;                   /* Cloudflare id (R2 and workers: the name) */
+        char *store_id;             /* store secrets */
+        char *digest;               /* what was last applied (plan_*_digest) */
+        DeletionPolicy deletion;    /* last recorded policy */
+        bool adopted;
+        /* workers */
+        char *etag;                 /* from our last upload, or last seen in sync */
+        char *modified_on;
+        char *migration_tag;        /* last migration tag applied */
+        char **do_classes;          /* classes this worker has been given */
+        char **crons;               /* last schedules applied (NULL: never set) */
+        bool crons_set;
+        int subdomain;              /* -1 never set */
+        char **consumers;           /* queue names we attached this worker to */
+        LedgerSecret *secrets;
+        size_t n_secrets;
+        /* store secrets: hmac of the value */
+        char *hmac;
+} LedgerEntry;
+
+typedef struct LedgerIntent {
+        ResourceKind kind;
+        char *name;                 /* Cloudflare name */
+        char *run_id;
+} LedgerIntent;
+
+typedef struct Ledger {
+        LedgerEntry *entries;
+        size_t n_entries;
+        LedgerIntent *intents;
+        size_t n_intents;
+} Ledger;
+
+Ledger *ledger_new(void);
+Ledger *ledger_free(Ledger *l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Ledger *, ledger_free);
+LedgerEntry *ledger_find(const Ledger *l, ResourceKind kind, const char *doc);
+LedgerEntry *ledger_find_by_name(const Ledger *l, ResourceKind kind, const char *name);
+/* Adds or returns the entry for (kind, doc). NULL on OOM. */
+LedgerEntry *ledger_ensure(Ledger *l, ResourceKind kind, const char *doc);
+int ledger_remove(Ledger *l, ResourceKind kind, const char *doc);
+const LedgerSecret *ledger_entry_secret(const LedgerEntry *e, const char *name);
+int ledger_entry_set_secret(LedgerEntry *e, const char *name, const char *hmac);
+int ledger_entry_remove_secret(LedgerEntry *e, const char *name);
+const LedgerIntent *ledger_find_intent(const Ledger *l, ResourceKind kind, const char *name);
+int ledger_add_intent(Ledger *l, ResourceKind kind, const char *name, const char *run_id);
+int ledger_remove_intent(Ledger *l, ResourceKind kind, const char *name);
+/* JSON round trip, for the state file. */
+json_object *ledger_to_json(const Ledger *l);
+int ledger_from_json(json_object *j, Ledger **ret);
+/* The per-entry fields the state file has no column for (etag, crons,
+ * subdomain, consumers, classes, secret fingerprints), as one object. */
+json_object *ledger_entry_extras_to_json(const LedgerEntry *e);
+int ledger_entry_extras_from_json(LedgerEntry *e, json_object *o);
+
+/* ---- Inputs that are neither desired nor live ---- */
+
+/* The HMAC of each desired secret value, computed by the engine at plan
+ * time (secrets.h) under the per-install key; hmac NULL when the reference
+ * could not be read (error says why). owner: the worker's script name for
+ * worker secrets (name = binding name); "" for Secrets Store secrets
+ * (name = the document name). */
+typedef struct PlanSecret {
+        const char *owner;
+        const char *name;
+        const char *hmac;
+        const char *error;
+} PlanSecret;
+
+typedef struct PlanPolicy {
+        bool prune;                 /* delete workers removed from the spec */
+        uint64_t prune_settle_usec;
+        unsigned max_deletions;
+        bool force;
+        uint64_t now_usec;          /* CLOCK_REALTIME */
+        uint64_t generation_since_usec;     /* when this generation became current */
+        const PlanSecret *secrets;
+        size_t n_secrets;
+} PlanPolicy;
+
+/* ---- Actions ---- */
+
+typedef enum ActionKind {
+        ACTION_CREATE,              /* data resource, store secret, or a new worker (first upload) */
+        ACTION_UPDATE,              /* rename / settings / store secret value */
+        ACTION_DELETE,
+        ACTION_ADOPT,               /* record ownership of an existing resource; no API write */
+        ACTION_PUT_SECRET,
+        ACTION_DELETE_SECRET,
+        ACTION_UPLOAD,              /* worker code, bindings, settings */
+        ACTION_SET_SCHEDULES,
+        ACTION_SET_SUBDOMAIN,
+        ACTION_SET_CONSUMER,        /* detail: queue name; remove: detach */
+        ACTION_MIGRATE,             /* an upload carrying Durable Object migrations */
+        ACTION_NOOP,
+        ACTION_BLOCKED,
+        ACTION_DRIFT_REPORT,
+        _ACTION_KIND_MAX,
+        _ACTION_KIND_INVALID = -EINVAL,
+} ActionKind;
+
+const char *action_kind_to_string(ActionKind k) _pure_;   /* "create", "put-secret", ... */
+/* Whether executing the action writes to the API or the state. */
+bool action_kind_is_change(ActionKind k) _pure_;
+
+typedef struct Action {
+        unsigned index;             /* position in Plan.actions */
+        ActionKind kind;
+        ResourceKind resource_kind;
+        char *doc;                  /* spec document name */
+        char *name;                 /* Cloudflare name */
+        char *id;                   /* live id, when known (delete, adopt, update) */
+        char *detail;               /* secret name (put/delete-secret), queue name (consumer) */
+        char *reason;
+        bool drift;                 /* repairs a difference made outside bindery */
+        bool remove;                /* set-consumer: detach; set-subdomain: disable */
+        bool intent;                /* apply must write an intent first (create) */
+        unsigned *deps;             /* indexes of actions that must finish first */
+        size_t n_deps;
+        /* migrate / upload with migrations */
+        char *old_tag;
+        char *new_tag;
+        char **auto_new_classes;    /* classes added without a migration step in the spec */
+        /* pointers into the generation (NULL for removed resources) */
+        const Worker *worker;
+        const void *desired;        /* the KVNamespace, R2Bucket, ... */
+} Action;
+
+typedef struct Plan {
+        Action *actions;
+        size_t n_actions;
+        unsigned n_changes;         /* actions that write */
+        unsigned n_deletes;
+        unsigned n_blocked;
+        unsigned n_drift;           /* drift-report actions */
+        unsigned n_waiting;         /* deletions waiting for prune_settle */
+        bool generation_missing;
+} Plan;
+
+Plan *plan_free(Plan *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Plan *, plan_free);
+
+/* Computes the plan. g may be NULL (the spec was rejected): then nothing is
+ * deleted or created; the plan only notes that. live and ledger must not
+ * be NULL (empty ones are fine). Returns 0 or -ENOMEM. */
+int plan_compute(const Generation *g, const LiveState *live, const Ledger *ledger,
+                 const PlanPolicy *policy, Plan **ret);
+
+/* Whether something would be written (create, update, ...). */
+bool plan_has_changes(const Plan *p) _pure_;
+
+/* Text: one line per action, "kind Kind/name: reason", no-ops included
+ * only with verbose. Caller frees. */
+char *plan_to_text(const Plan *p, bool verbose);
+/* JSON: {"actions": [{index, action, kind, name, id?, detail?, reason,
+ * drift, depends_on: [...]}], "changes": N, "deletes": N, "blocked": N,
+ * "drift": N}. */
+json_object *plan_to_json(const Plan *p);
+
+/* ---- Canonical forms (shared with observe.c and apply.c) ---- */
+
+/* Canonical JSON text: keys sorted at every level, no spaces. Caller
+ * frees; NULL on OOM. */
+char *plan_json_canonical(json_object *j);
+/* Canonical form of a live binding object from the API ({type, name,
+ * ...}); secret bindings return NULL in *ret (they are compared by name
+ * only). script is the worker the binding belongs to (a DO binding naming
+ * its own script equals one without script_name). Returns 0, -ENOMEM. */
+int plan_binding_canon_json(json_object *b, const char *script, char **ret);
+
+/* How a binding's target resolves, given the ledger and live state: the
+ * id/name to send. *ret NULL when unresolved (a create is pending, or an
+ * external resource is missing). trust_ledger: take owned ids from the
+ * ledger even when the (older) live listing lacks them — apply, after
+ * creates recorded new ids. */
+int plan_resolve_binding(const Generation *g, const Worker *w, const Binding *b,
+                         const LiveState *live, const Ledger *ledger, bool trust_ledger,
+                         char **ret_value, char **ret_store_id);
+/* The canonical form of a desired binding with its resolved target. */
+int plan_binding_canon_desired(const Worker *w, const Binding *b, const char *value,
+                               const char *store_id, char **ret);
+/* The digest recorded after an upload: the worker digest, the resolved
+ * non-secret bindings and the migration tag. Returns 0 and a 64-hex
+ * string in ret, -ENOMEM. When a binding cannot be resolved the digest is
+ * still computed (with a placeholder) and *ret_unresolved set. */
+int plan_worker_digest(const Generation *g, const Worker *w, const LiveState *live,
+                       const Ledger *ledger, bool trust_ledger, char ret[static 65],
+                       bool *ret_unresolved);
+/* Digests recorded for data resources (their Cloudflare-visible settings). */
+void plan_resource_digest(ResourceKind kind, const void *desired, char ret[static 65]);
+/* The Cloudflare name of a desired resource document. */
+const char *plan_resource_cf_name(ResourceKind kind, const void *desired);
+/* The store id a Secrets Store secret lives in (ledger/live), or NULL. */
+const char *plan_store_id(const Generation *g, const char *store_doc, const LiveState *live,
+                          const Ledger *ledger);
+/* Canonical settings of a live queue consumer object (as desired ones). */
+char *plan_consumer_canon_json(json_object *consumer);
+/* The automatic migration tag bindery uses for classes added without a
+ * migration history: "bindery-" + first 12 hex of sha256(sorted classes). */
+int plan_auto_migration_tag(char * const *classes, char **ret);
