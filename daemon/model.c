@@ -278,3 +278,352 @@ DEFINE_FIND(generation_find_d1, D1Database, d1_databases, n_d1_databases)
 DEFINE_FIND(generation_find_queue, Queue, queues, n_queues)
 DEFINE_FIND(generation_find_store, SecretsStore, secrets_stores, n_secrets_stores)
 DEFINE_FIND(generation_find_store_secret, SecretsStoreSecret, secrets_store_secrets, n_secrets_store_secrets)
+
+/* ---- canonical JSON ---- */
+
+typedef struct JsonBuild {
+        bool oom;
+} JsonBuild;
+
+static void jadd(JsonBuild *b, json_object *o, const char *key, json_object *v) {
+        if (!v || json_object_object_add(o, key, v) < 0) {
+                json_object_put(v);
+                b->oom = true;
+        }
+}
+
+static void jstr(JsonBuild *b, json_object *o, const char *key, const char *s) {
+        if (s)
+                jadd(b, o, key, json_object_new_string(s));
+}
+
+static void jint(JsonBuild *b, json_object *o, const char *key, int64_t v) {
+        if (v >= 0)
+                jadd(b, o, key, json_object_new_int64(v));
+}
+
+static void jbool(JsonBuild *b, json_object *o, const char *key, bool v) {
+        jadd(b, o, key, json_object_new_boolean(v));
+}
+
+static json_object *jstrv(JsonBuild *b, char * const *l) {
+        json_object *a = json_object_new_array();
+
+        if (!a) {
+                b->oom = true;
+                return NULL;
+        }
+        for (size_t i = 0; l && l[i]; i++) {
+                json_object *s = json_object_new_string(l[i]);
+
+                if (!s || json_object_array_add(a, s) < 0) {
+                        json_object_put(s);
+                        b->oom = true;
+                }
+        }
+        return a;
+}
+
+static json_object *jobj(JsonBuild *b) {
+        json_object *o = json_object_new_object();
+
+        if (!o)
+                b->oom = true;
+        return o;
+}
+
+static void jpush(JsonBuild *b, json_object *a, json_object *v) {
+        if (!a || !v || json_object_array_add(a, v) < 0) {
+                json_object_put(v);
+                b->oom = true;
+        }
+}
+
+static json_object *policy_to_json(JsonBuild *b, const ResourcePolicy *p) {
+        json_object *o = jobj(b);
+
+        if (!o)
+                return NULL;
+        jbool(b, o, "adopt", p->adopt);
+        jstr(b, o, "deletion_policy", deletion_policy_to_string(p->deletion));
+        jstr(b, o, "drift", drift_policy_to_string(p->drift));
+        jbool(b, o, "external", p->external);
+        jbool(b, o, "suspend", p->suspend);
+        return o;
+}
+
+static json_object *secret_ref_to_json(JsonBuild *b, const SecretRef *s) {
+        json_object *o = jobj(b);
+
+        if (o && s->ref)
+                jstr(b, o, secret_source_to_string(s->source), s->ref);
+        return o;
+}
+
+static json_object *binding_to_json(JsonBuild *b, const Binding *x) {
+        json_object *o = jobj(b);
+
+        if (!o)
+                return NULL;
+        jstr(b, o, "name", x->name);
+        jstr(b, o, "type", binding_kind_to_api_type(x->kind));
+        jstr(b, o, "text", x->text);
+        if (x->json) {
+                json_object *j = json_tokener_parse(x->json);
+
+                if (!j && !streq(x->json, "null"))
+                        b->oom = true;
+                else if (json_object_object_add(o, "json", j) < 0) {
+                        json_object_put(j);
+                        b->oom = true;
+                }
+        }
+        if (x->kind == BINDING_SECRET)
+                jadd(b, o, "secret", secret_ref_to_json(b, &x->secret));
+        jstr(b, o, "target", x->target);
+        jstr(b, o, "target_id", x->target_id);
+        jstr(b, o, "jurisdiction", x->jurisdiction);
+        jstr(b, o, "class_name", x->class_name);
+        jstr(b, o, "script_name", x->script_name);
+        jstr(b, o, "environment", x->environment);
+        jstr(b, o, "service", x->service);
+        jstr(b, o, "entrypoint", x->entrypoint);
+        jstr(b, o, "store", x->store);
+        jstr(b, o, "secret_name", x->secret_name);
+        jstr(b, o, "dataset", x->dataset);
+        jstr(b, o, "index_name", x->index_name);
+        jstr(b, o, "workflow_name", x->workflow_name);
+        return o;
+}
+
+json_object *worker_to_json(const Worker *w) {
+        JsonBuild b = {};
+        json_object *o = jobj(&b), *a;
+
+        if (!o)
+                return NULL;
+        jstr(&b, o, "kind", "Worker");
+        jstr(&b, o, "name", w->name);
+        jstr(&b, o, "main_module", w->main_module);
+        a = json_object_new_array();
+        for (size_t i = 0; i < w->n_modules; i++) {
+                json_object *m = jobj(&b);
+
+                if (!m)
+                        continue;
+                jstr(&b, m, "name", w->modules[i].name);
+                jstr(&b, m, "type", module_type_to_string(w->modules[i].type));
+                jstr(&b, m, "sha256", w->modules[i].sha256);
+                jint(&b, m, "size", (int64_t) w->modules[i].size);
+                jpush(&b, a, m);
+        }
+        jadd(&b, o, "modules", a);
+        jstr(&b, o, "compatibility_date", w->compatibility_date);
+        jadd(&b, o, "compatibility_flags", jstrv(&b, w->compatibility_flags));
+        a = json_object_new_array();
+        for (size_t i = 0; i < w->n_bindings; i++)
+                jpush(&b, a, binding_to_json(&b, &w->bindings[i]));
+        jadd(&b, o, "bindings", a);
+        jadd(&b, o, "crons", jstrv(&b, w->crons));
+        if (w->workers_dev >= 0)
+                jbool(&b, o, "workers_dev", w->workers_dev);
+        a = json_object_new_array();
+        for (size_t i = 0; i < w->n_consumers; i++) {
+                const QueueConsumer *q = &w->consumers[i];
+                json_object *m = jobj(&b);
+
+                if (!m)
+                        continue;
+                jstr(&b, m, "queue", q->queue);
+                jint(&b, m, "batch_size", q->batch_size);
+                jint(&b, m, "max_retries", q->max_retries);
+                jint(&b, m, "max_wait_time_ms", q->max_wait_time_ms);
+                jint(&b, m, "max_concurrency", q->max_concurrency);
+                jint(&b, m, "retry_delay", q->retry_delay);
+                jstr(&b, m, "dead_letter_queue", q->dead_letter_queue);
+                jpush(&b, a, m);
+        }
+        jadd(&b, o, "consumers", a);
+        a = json_object_new_array();
+        for (size_t i = 0; i < w->n_do_classes; i++) {
+                json_object *m = jobj(&b);
+
+                if (!m)
+                        continue;
+                jstr(&b, m, "class_name", w->do_classes[i].class_name);
+                jstr(&b, m, "storage", w->do_classes[i].sqlite ? "sqlite" : "kv");
+                jpush(&b, a, m);
+        }
+        jadd(&b, o, "durable_object_classes", a);
+        a = json_object_new_array();
+        for (size_t i = 0; i < w->n_migrations; i++) {
+                const MigrationStep *s = &w->migrations[i];
+                json_object *m = jobj(&b), *r;
+
+                if (!m)
+                        continue;
+                jstr(&b, m, "tag", s->tag);
+                jadd(&b, m, "new_classes", jstrv(&b, s->new_classes));
+                jadd(&b, m, "new_sqlite_classes", jstrv(&b, s->new_sqlite_classes));
+                r = json_object_new_array();
+                for (size_t j = 0; j < s->n_renamed_classes; j++) {
+                        json_object *x = jobj(&b);
+
+                        if (!x)
+                                continue;
+                        jstr(&b, x, "from", s->renamed_classes[j].from);
+                        jstr(&b, x, "to", s->renamed_classes[j].to);
+                        jpush(&b, r, x);
+                }
+                jadd(&b, m, "renamed_classes", r);
+                jadd(&b, m, "deleted_classes", jstrv(&b, s->deleted_classes));
+                jpush(&b, a, m);
+        }
+        jadd(&b, o, "migrations", a);
+        jadd(&b, o, "tags", jstrv(&b, w->tags));
+        if (w->observability.set) {
+                json_object *m = jobj(&b);
+
+                if (m) {
+                        jbool(&b, m, "enabled", w->observability.enabled);
+                        if (w->observability.head_sampling_rate >= 0)
+                                jadd(&b, m, "head_sampling_rate",
+                                     json_object_new_double(w->observability.head_sampling_rate));
+                        if (w->observability.logs_set) {
+                                json_object *l = jobj(&b);
+
+                                if (l) {
+                                        jbool(&b, l, "enabled", w->observability.logs_enabled);
+                                        jbool(&b, l, "invocation_logs", w->observability.logs_invocation_logs);
+                                }
+                                jadd(&b, m, "logs", l);
+                        }
+                }
+                jadd(&b, o, "observability", m);
+        }
+        jbool(&b, o, "logpush", w->logpush);
+        jadd(&b, o, "policy", policy_to_json(&b, &w->policy));
+        if (b.oom) {
+                json_object_put(o);
+                return NULL;
+        }
+        return o;
+}
+
+json_object *generation_to_json(const Generation *g) {
+        JsonBuild b = {};
+        json_object *o = jobj(&b), *a;
+
+        if (!o)
+                return NULL;
+        a = json_object_new_array();
+        for (size_t i = 0; i < g->n_workers; i++)
+                jpush(&b, a, worker_to_json(&g->workers[i]));
+        jadd(&b, o, "workers", a);
+
+        a = json_object_new_array();
+        for (size_t i = 0; i < g->n_kv_namespaces; i++) {
+                const KVNamespace *k = &g->kv_namespaces[i];
+                json_object *m = jobj(&b);
+
+                if (!m)
+                        continue;
+                jstr(&b, m, "name", k->name);
+                jstr(&b, m, "title", k->title);
+                jstr(&b, m, "id", k->id);
+                jadd(&b, m, "policy", policy_to_json(&b, &k->policy));
+                jpush(&b, a, m);
+        }
+        jadd(&b, o, "kv_namespaces", a);
+
+        a = json_object_new_array();
+        for (size_t i = 0; i < g->n_r2_buckets; i++) {
+                const R2Bucket *k = &g->r2_buckets[i];
+                json_object *m = jobj(&b);
+
+                if (!m)
+                        continue;
+                jstr(&b, m, "name", k->name);
+                jstr(&b, m, "bucket_name", k->bucket_name);
+                jstr(&b, m, "jurisdiction", k->jurisdiction);
+                jstr(&b, m, "location_hint", k->location_hint);
+                jstr(&b, m, "storage_class", k->storage_class);
+                jadd(&b, m, "policy", policy_to_json(&b, &k->policy));
+                jpush(&b, a, m);
+        }
+        jadd(&b, o, "r2_buckets", a);
+
+        a = json_object_new_array();
+        for (size_t i = 0; i < g->n_d1_databases; i++) {
+                const D1Database *k = &g->d1_databases[i];
+                json_object *m = jobj(&b);
+
+                if (!m)
+                        continue;
+                jstr(&b, m, "name", k->name);
+                jstr(&b, m, "database_name", k->database_name);
+                jstr(&b, m, "id", k->id);
+                jstr(&b, m, "location_hint", k->location_hint);
+                jstr(&b, m, "jurisdiction", k->jurisdiction);
+                jadd(&b, m, "policy", policy_to_json(&b, &k->policy));
+                jpush(&b, a, m);
+        }
+        jadd(&b, o, "d1_databases", a);
+
+        a = json_object_new_array();
+        for (size_t i = 0; i < g->n_queues; i++) {
+                const Queue *k = &g->queues[i];
+                json_object *m = jobj(&b);
+
+                if (!m)
+                        continue;
+                jstr(&b, m, "name", k->name);
+                jstr(&b, m, "queue_name", k->queue_name);
+                jstr(&b, m, "id", k->id);
+                jint(&b, m, "delivery_delay", k->delivery_delay);
+                jint(&b, m, "message_retention_period", k->message_retention_period);
+                jadd(&b, m, "policy", policy_to_json(&b, &k->policy));
+                jpush(&b, a, m);
+        }
+        jadd(&b, o, "queues", a);
+
+        a = json_object_new_array();
+        for (size_t i = 0; i < g->n_secrets_stores; i++) {
+                const SecretsStore *k = &g->secrets_stores[i];
+                json_object *m = jobj(&b);
+
+                if (!m)
+                        continue;
+                jstr(&b, m, "name", k->name);
+                jstr(&b, m, "store_name", k->store_name);
+                jstr(&b, m, "id", k->id);
+                jbool(&b, m, "default", k->is_default);
+                jadd(&b, m, "policy", policy_to_json(&b, &k->policy));
+                jpush(&b, a, m);
+        }
+        jadd(&b, o, "secrets_stores", a);
+
+        a = json_object_new_array();
+        for (size_t i = 0; i < g->n_secrets_store_secrets; i++) {
+                const SecretsStoreSecret *k = &g->secrets_store_secrets[i];
+                json_object *m = jobj(&b);
+
+                if (!m)
+                        continue;
+                jstr(&b, m, "name", k->name);
+                jstr(&b, m, "store", k->store);
+                jstr(&b, m, "secret_name", k->secret_name);
+                if (k->value.ref)
+                        jadd(&b, m, "value", secret_ref_to_json(&b, &k->value));
+                jadd(&b, m, "scopes", jstrv(&b, k->scopes));
+                jstr(&b, m, "comment", k->comment);
+                jadd(&b, m, "policy", policy_to_json(&b, &k->policy));
+                jpush(&b, a, m);
+        }
+        jadd(&b, o, "secrets_store_secrets", a);
+        if (b.oom) {
+                json_object_put(o);
+                return NULL;
+        }
+        return o;
+}

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <json-c/json.h>
+
 #include "cleanup.h"
 
 /* Where a value came from, for error messages: FILE is relative to the
@@ -350,3 +352,12 @@ const D1Database *generation_find_d1(const Generation *g, const char *name);
 const Queue *generation_find_queue(const Generation *g, const char *name);
 const SecretsStore *generation_find_store(const Generation *g, const char *name);
 const SecretsStoreSecret *generation_find_store_secret(const Generation *g, const char *name);
+
+/* Canonical JSON of one worker and of a whole generation: fixed key order,
+ * arrays in the generation's (sorted) order, modules by name, type and
+ * SHA-256 (never their paths), secrets only as references. Worker.digest
+ * and Generation.digest are SHA-256 over these texts (printed with
+ * JSON_C_TO_STRING_PLAIN), so equal specs give equal digests. New
+ * reference; NULL on OOM. */
+json_object *worker_to_json(const Worker *w);
+json_object *generation_to_json(const Generation *g);

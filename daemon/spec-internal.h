@@ -1,0 +1,41 @@
+/* spec-internal.h: what spec.c (files, documents, fields) and
+ * spec-validate.c (rules, cross-references, canonical form) share. Not for
+ * other modules: use spec.h. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "model.h"
+#include "spec-yaml.h"
+#include "spec.h"
+
+typedef struct SpecCtx {
+        const SpecLimits *limits;
+        SpecErrors *errors;
+        Generation *g;
+        char *root;                 /* realpath of the spec directory */
+        const char *file;           /* current file, relative; points into g->files */
+        char *file_dir;             /* its directory, relative ("" at the top) */
+        size_t n_documents;
+        bool documents_exceeded;
+        bool oom;
+        /* allocated lengths of the Generation arrays */
+        size_t a_workers, a_kv, a_r2, a_d1, a_queues, a_stores, a_secrets;
+} SpecCtx;
+
+/* Records an error at file:line:column (control characters in the message
+ * become '?'). On OOM sets c->oom. */
+void spec_errorf(SpecCtx *c, const char *file, unsigned line, unsigned column,
+                 const char *fmt, ...) _printf_(5, 6);
+#define spec_error_at(c, loc, ...) \
+        spec_errorf((c), (loc).file, (loc).line, (loc).column, __VA_ARGS__)
+
+/* Cross-document rules: duplicates, references, Durable Object classes,
+ * the default store, consumers. Then canonical order and digests. */
+void spec_validate_generation(SpecCtx *c);
+int spec_finalize_generation(SpecCtx *c);
+
+/* Damerau-style suggestion: the name in names[] (NULL-terminated) closest
+ * to s, or NULL when none is close enough. */
+const char *spec_suggest(const char *s, const char *const *names);

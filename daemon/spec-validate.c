@@ -1,0 +1,762 @@
+/* spec-validate.c: the rules of bindery-spec(5) that need more than one
+ * field: names Cloudflare accepts, cron and date syntax, references between
+ * documents, Durable Object histories; then the canonical order and the
+ * digests of a generation. */
+#include <ctype.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "spec-internal.h"
+#include "util.h"
+
+/* ---- names ---- */
+
+static const char *const js_reserved[] = {
+        "break", "case", "catch", "class", "const", "continue", "debugger", "default", "delete",
+        "do", "else", "enum", "export", "extends", "false", "finally", "for", "function", "if",
+        "import", "in", "instanceof", "new", "null", "return", "super", "switch", "this",
+        "throw", "true", "try", "typeof", "var", "void", "while", "with", "yield", "let",
+        "static", "implements", "interface", "package", "private", "protected", "public",
+        "await", NULL
+};
+
+bool spec_valid_js_identifier(const char *s) {
+        size_t l = strlen(s);
+
+        if (l == 0 || l > 255)
+                return false;
+        if (!isalpha((unsigned char) s[0]) && s[0] != '_' && s[0] != '$')
+                return false;
+        for (const char *p = s; *p; p++)
+                if (!isalnum((unsigned char) *p) && *p != '_' && *p != '$')
+                        return false;
+        for (const char *const *r = js_reserved; *r; r++)
+                if (streq(*r, s))
+                        return false;
+        return true;
+}
+
+static bool charset(const char *s, const char *extra) {
+        for (const char *p = s; *p; p++)
+                if (!(*p >= 'a' && *p <= 'z') && !(*p >= '0' && *p <= '9') && !strchr(extra, *p))
+                        return false;
+        return true;
+}
+
+bool spec_valid_script_name(const char *s) {
+        size_t l = strlen(s);
+
+        return l >= 1 && l <= 63 && charset(s, "-_") && s[0] != '-' && s[l - 1] != '-';
+}
+
+bool spec_valid_bucket_name(const char *s) {
+        size_t l = strlen(s);
+
+        return l >= 3 && l <= 63 && charset(s, "-") && s[0] != '-' && s[l - 1] != '-';
+}
+
+bool spec_valid_queue_name(const char *s) {
+        size_t l = strlen(s);
+
+        return l >= 1 && l <= 63 && charset(s, "-_");
+}
+
+bool spec_valid_kv_title(const char *s) {
+        size_t l = strlen(s);
+
+        if (l == 0 || l > 512)
+                return false;
+        for (const char *p = s; *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        return false;
+        return true;
+}
+
+/* ---- compatibility_date ---- */
+
+bool spec_valid_compat_date(const char *s, const char **reterr) {
+        static const int mdays[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+        int y, m, d;
+        char today[11];
+        struct tm tm;
+        time_t now;
+
+        if (strlen(s) != 10 || s[4] != '-' || s[7] != '-' ||
+            strspn(s, "0123456789") != 4 || strspn(s + 5, "0123456789") != 2 ||
+            strspn(s + 8, "0123456789") != 2) {
+                if (reterr)
+                        *reterr = "expected YYYY-MM-DD";
+                return false;
+        }
+        y = atoi(s);
+        m = atoi(s + 5);
+        d = atoi(s + 8);
+        if (m < 1 || m > 12 || d < 1 || d > mdays[m - 1] ||
+            (m == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))) {
+                if (reterr)
+                        *reterr = "no such date";
+                return false;
+        }
+        if (y < 2009) {
+                if (reterr)
+                        *reterr = "before Workers existed";
+                return false;
+        }
+        /* Cloudflare refuses dates in the future; allow one day for time zones. */
+        now = time(NULL) + 86400;
+        if (gmtime_r(&now, &tm) && strftime(today, sizeof(today), "%Y-%m-%d", &tm) == 10 &&
+            strcmp(s, today) > 0) {
+                if (reterr)
+                        *reterr = "in the future";
+                return false;
+        }
+        return true;
+}
+
+/* ---- cron ---- */
+
+static const char *const month_names[] = {
+        "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC", NULL
+};
+static const char *const dow_names[] = { "SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", NULL };
+
+static const struct {
+        int min, max;
+        const char *const *names;
+        int names_base;
+        const char *error;
+} cron_fields[5] = {
+        { 0, 59, NULL, 0, "bad minute field (0-59)" },
+        { 0, 23, NULL, 0, "bad hour field (0-23)" },
+        { 1, 31, NULL, 0, "bad day-of-month field (1-31)" },
+        { 1, 12, month_names, 1, "bad month field (1-12 or JAN-DEC)" },
+        { 0, 7, dow_names, 0, "bad day-of-week field (0-7 or SUN-SAT)" },
+};
+
+/* A number or (month, weekday) a three-letter name; advances *p. */
+static bool cron_value(const char **p, size_t f, int *ret) {
+        const char *s = *p;
+
+        if (isdigit((unsigned char) *s)) {
+                int v = 0;
+
+                while (isdigit((unsigned char) *s)) {
+                        v = v * 10 + (*s - '0');
+                        if (v > 1000)
+                                return false;
+                        s++;
+                }
+                *p = s;
+                *ret = v;
+                return v >= cron_fields[f].min && v <= cron_fields[f].max;
+        }
+        if (cron_fields[f].names)
+                for (int i = 0; cron_fields[f].names[i]; i++)
+                        if (strncasecmp(s, cron_fields[f].names[i], 3) == 0) {
+                                *p = s + 3;
+                                *ret = i + cron_fields[f].names_base;
+                                return true;
+                        }
+        return false;
+}
+
+static bool cron_field(const char *s, size_t len, size_t f) {
+        _cleanup_free_ char *copy = strndup(s, len);
+        char *save = NULL;
+
+        if (!copy || len == 0 || copy[len - 1] == ',' || copy[0] == ',' || strstr(copy, ",,"))
+                return false;
+        for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+                const char *p = item;
+                int a, b;
+
+                if (*p == '*') {
+                        p++;
+                        a = cron_fields[f].min;
+                        b = cron_fields[f].max;
+                } else {
+                        if (!cron_value(&p, f, &a))
+                                return false;
+                        b = a;
+                        if (*p == '-') {
+                                p++;
+                                if (!cron_value(&p, f, &b) || b < a)
+                                        return false;
+                        }
+                }
+                if (*p == '/') {
+                        int step = 0;
+
+                        p++;
+                        if (!isdigit((unsigned char) *p))
+                                return false;
+                        while (isdigit((unsigned char) *p)) {
+                                step = step * 10 + (*p - '0');
+                                if (step > 1000)
+                                        return false;
+                                p++;
+                        }
+                        if (step < 1 || step > cron_fields[f].max - cron_fields[f].min + 1)
+                                return false;
+                }
+                if (*p)
+                        return false;
+        }
+        return true;
+}
+
+bool spec_valid_cron(const char *s, const char **reterr) {
+        const char *p = s;
+        size_t f = 0;
+
+        for (;;) {
+                size_t len;
+
+                p += strspn(p, " \t");
+                if (!*p)
+                        break;
+                len = strcspn(p, " \t");
+                if (f >= 5) {
+                        f++;
+                        break;
+                }
+                if (!cron_field(p, len, f)) {
+                        if (reterr)
+                                *reterr = cron_fields[f].error;
+                        return false;
+                }
+                f++;
+                p += len;
+        }
+        if (f != 5) {
+                if (reterr)
+                        *reterr = "expected 5 fields (minute hour day-of-month month day-of-week)";
+                return false;
+        }
+        return true;
+}
+
+/* Single spaces between fields, names upper-cased: equal schedules, equal text. */
+static char *cron_canonical(const char *s) {
+        char *r = calloc(1, strlen(s) + 1), *o = r;
+        const char *p = s;
+
+        if (!r)
+                return NULL;
+        for (;;) {
+                size_t len;
+
+                p += strspn(p, " \t");
+                if (!*p)
+                        break;
+                len = strcspn(p, " \t");
+                if (o != r)
+                        *o++ = ' ';
+                for (size_t i = 0; i < len; i++)
+                        *o++ = (char) toupper((unsigned char) p[i]);
+                p += len;
+        }
+        *o = 0;
+        return r;
+}
+
+/* ---- duplicates ---- */
+
+typedef struct NameRef {
+        const char *name;
+        const Location *loc;
+        size_t idx;
+} NameRef;
+
+static int cmp_nameref(const void *a, const void *b) {
+        const NameRef *x = a, *y = b;
+        int r = strcmp(x->name, y->name);
+
+        if (r != 0)
+                return r;
+        return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Reports every element of base[0..n) whose string at name_off repeats an
+ * earlier one; "earlier" is array order, which is file order. */
+static void check_dups(SpecCtx *c, const void *base, size_t n, size_t stride, size_t name_off,
+                       size_t loc_off, const char *what) {
+        _cleanup_free_ NameRef *refs = NULL;
+        size_t k = 0;
+
+        if (n < 2)
+                return;
+        refs = calloc(n, sizeof(NameRef));
+        if (!refs) {
+                c->oom = true;
+                return;
+        }
+        for (size_t i = 0; i < n; i++) {
+                const char *el = (const char *) base + i * stride;
+                const char *name = *(char *const *) (el + name_off);
+
+                if (!name)
+                        continue;
+                refs[k++] = (NameRef) { .name = name, .loc = (const Location *) (el + loc_off), .idx = i };
+        }
+        qsort(refs, k, sizeof(NameRef), cmp_nameref);
+        for (size_t i = 1, first = 0; i < k; i++) {
+                if (!streq(refs[i].name, refs[first].name)) {
+                        first = i;
+                        continue;
+                }
+                spec_error_at(c, *refs[i].loc, "duplicate %s '%s' (first defined at %s:%u:%u)", what,
+                              refs[i].name, refs[first].loc->file, refs[first].loc->line,
+                              refs[first].loc->column);
+        }
+}
+
+#define CHECK_DUPS(c, arr, n, type, field, what) \
+        check_dups((c), (arr), (n), sizeof(type), offsetof(type, field), offsetof(type, loc), (what))
+
+/* ---- references ---- */
+
+static const SecretsStore *find_default_store(const Generation *g) {
+        for (size_t i = 0; i < g->n_secrets_stores; i++)
+                if (g->secrets_stores[i].is_default)
+                        return &g->secrets_stores[i];
+        return NULL;
+}
+
+/* Resolves a store reference (NULL: the default store). Returns the store
+ * or NULL after reporting at loc. */
+static const SecretsStore *resolve_store(SpecCtx *c, const Location *loc, const char *what,
+                                         const char *store) {
+        const SecretsStore *s;
+
+        if (!store) {
+                s = find_default_store(c->g);
+                if (!s)
+                        spec_error_at(c, *loc, "%s: no 'store' given and no SecretsStore has 'default: true'",
+                                      what);
+                return s;
+        }
+        s = generation_find_store(c->g, store);
+        if (!s)
+                spec_error_at(c, *loc, "%s: no SecretsStore named '%s'", what, store);
+        return s;
+}
+
+static void check_binding(SpecCtx *c, const Worker *w, Binding *b) {
+        const Generation *g = c->g;
+        char what[300];
+
+        snprintf(what, sizeof(what), "binding '%s'", b->name);
+        switch (b->kind) {
+        case BINDING_KV_NAMESPACE:
+                if (b->target && !generation_find_kv(g, b->target))
+                        spec_error_at(c, b->loc, "%s: no KVNamespace named '%s'", what, b->target);
+                break;
+        case BINDING_R2_BUCKET:
+                if (b->target && !generation_find_r2(g, b->target))
+                        spec_error_at(c, b->loc, "%s: no R2Bucket named '%s'", what, b->target);
+                break;
+        case BINDING_D1:
+                if (b->target && !generation_find_d1(g, b->target))
+                        spec_error_at(c, b->loc, "%s: no D1Database named '%s'", what, b->target);
+                break;
+        case BINDING_QUEUE:
+                if (b->target && !generation_find_queue(g, b->target))
+                        spec_error_at(c, b->loc, "%s: no Queue named '%s'", what, b->target);
+                break;
+        case BINDING_DURABLE_OBJECT: {
+                const Worker *owner = w;
+                bool found = false;
+
+                if (!b->class_name)
+                        break;
+                if (b->script_name && !streq_ptr(b->script_name, w->name)) {
+                        owner = generation_find_worker(g, b->script_name);
+                        if (!owner || owner->policy.external)
+                                break; /* a script bindery does not manage: trusted as written */
+                }
+                for (size_t i = 0; i < owner->n_do_classes; i++)
+                        found = found || streq_ptr(owner->do_classes[i].class_name, b->class_name);
+                if (!found)
+                        spec_error_at(c, b->loc, "%s: class '%s' is not in durable_objects.classes of "
+                                      "worker '%s'", what, b->class_name, strna(owner->name));
+                break;
+        }
+        case BINDING_SECRETS_STORE_SECRET: {
+                const SecretsStore *s;
+
+                if (!b->secret_name)
+                        break;
+                s = resolve_store(c, &b->loc, what, b->store);
+                if (!s)
+                        break;
+                if (!b->store) {
+                        b->store = strdup(s->name);
+                        if (!b->store) {
+                                c->oom = true;
+                                break;
+                        }
+                }
+                for (size_t i = 0; i < g->n_secrets_store_secrets; i++) {
+                        const SecretsStoreSecret *x = &g->secrets_store_secrets[i];
+
+                        if (streq_ptr(x->store, s->name) && streq_ptr(x->secret_name, b->secret_name)) {
+                                free(b->target);
+                                b->target = strdup(x->name);
+                                if (!b->target)
+                                        c->oom = true;
+                                return;
+                        }
+                }
+                if (!s->policy.external)
+                        spec_error_at(c, b->loc, "%s: SecretsStore '%s' is managed by bindery but declares "
+                                      "no secret '%s' (add a SecretsStoreSecret)", what, s->name,
+                                      b->secret_name);
+                break;
+        }
+        default:
+                break;
+        }
+}
+
+static bool strv_has(char **l, const char *s) {
+        return l && strv_contains(l, s);
+}
+
+/* Replays the migration history and compares the classes it leaves with
+ * the declared ones: renames and deletions must be explicit. */
+static void check_durable_objects(SpecCtx *c, const Worker *w) {
+        _cleanup_strv_free_ char **live = NULL, **sqlite = NULL;
+
+        CHECK_DUPS(c, w->do_classes, w->n_do_classes, DurableObjectClass, class_name,
+                   "Durable Object class");
+        CHECK_DUPS(c, w->migrations, w->n_migrations, MigrationStep, tag, "migration tag");
+
+        for (size_t i = 0; i < w->n_migrations; i++) {
+                const MigrationStep *m = &w->migrations[i];
+                const char *tag = strna(m->tag);
+
+                for (int pass = 0; pass < 2; pass++) {
+                        char **l = pass ? m->new_sqlite_classes : m->new_classes;
+
+                        for (size_t j = 0; l && l[j]; j++) {
+                                if (strv_has(live, l[j])) {
+                                        spec_error_at(c, m->loc, "migration '%s' creates class '%s', "
+                                                      "which already exists", tag, l[j]);
+                                        continue;
+                                }
+                                if (strv_extend(&live, l[j]) < 0 ||
+                                    (pass && strv_extend(&sqlite, l[j]) < 0)) {
+                                        c->oom = true;
+                                        return;
+                                }
+                        }
+                }
+                for (size_t j = 0; j < m->n_renamed_classes; j++) {
+                        const RenamedClass *rc = &m->renamed_classes[j];
+                        char **p;
+
+                        if (!rc->from || !rc->to)
+                                continue;
+                        if (!strv_has(live, rc->from)) {
+                                spec_error_at(c, m->loc, "migration '%s' renames class '%s', which does not "
+                                              "exist at that point", tag, rc->from);
+                                continue;
+                        }
+                        if (strv_has(live, rc->to)) {
+                                spec_error_at(c, m->loc, "migration '%s' renames '%s' to '%s', which "
+                                              "already exists", tag, rc->from, rc->to);
+                                continue;
+                        }
+                        for (p = live; *p; p++)
+                                if (streq(*p, rc->from)) {
+                                        char *n = strdup(rc->to);
+
+                                        if (!n) {
+                                                c->oom = true;
+                                                return;
+                                        }
+                                        free(*p);
+                                        *p = n;
+                                }
+                        for (p = sqlite; p && *p; p++)
+                                if (streq(*p, rc->from)) {
+                                        char *n = strdup(rc->to);
+
+                                        if (!n) {
+                                                c->oom = true;
+                                                return;
+                                        }
+                                        free(*p);
+                                        *p = n;
+                                }
+                }
+                for (size_t j = 0; m->deleted_classes && m->deleted_classes[j]; j++) {
+                        const char *d = m->deleted_classes[j];
+                        size_t n = strv_length(live), k = 0;
+
+                        if (!strv_has(live, d)) {
+                                spec_error_at(c, m->loc, "migration '%s' deletes class '%s', which does "
+                                              "not exist at that point", tag, d);
+                                continue;
+                        }
+                        for (size_t x = 0; x < n; x++) {
+                                if (streq(live[x], d))
+                                        free(live[x]);
+                                else
+                                        live[k++] = live[x];
+                        }
+                        live[k] = NULL;
+                        n = strv_length(sqlite);
+                        k = 0;
+                        for (size_t x = 0; x < n; x++) {
+                                if (streq(sqlite[x], d))
+                                        free(sqlite[x]);
+                                else
+                                        sqlite[k++] = sqlite[x];
+                        }
+                        if (sqlite)
+                                sqlite[k] = NULL;
+                }
+        }
+
+        for (size_t i = 0; i < w->n_do_classes; i++) {
+                const DurableObjectClass *d = &w->do_classes[i];
+
+                if (!d->class_name)
+                        continue;
+                if (!strv_has(live, d->class_name)) {
+                        spec_error_at(c, d->loc, "class '%s' is not created by any migration "
+                                      "(add a migration with new_sqlite_classes or new_classes)", d->class_name);
+                        continue;
+                }
+                if (d->sqlite != strv_has(sqlite, d->class_name))
+                        spec_error_at(c, d->loc, "class '%s' is declared with %s storage but its "
+                                      "migration created it with %s storage", d->class_name,
+                                      d->sqlite ? "sqlite" : "kv", d->sqlite ? "kv" : "sqlite");
+        }
+        for (size_t i = 0; live && live[i]; i++) {
+                bool declared = false;
+
+                for (size_t j = 0; j < w->n_do_classes; j++)
+                        declared = declared || streq_ptr(w->do_classes[j].class_name, live[i]);
+                if (!declared)
+                        spec_error_at(c, w->migrations[w->n_migrations - 1].loc,
+                                      "class '%s' still exists after the last migration but is not in "
+                                      "durable_objects.classes (delete or rename it in a migration)", live[i]);
+        }
+}
+
+typedef struct ConsumerRef {
+        const char *queue;
+        const Worker *worker;
+        const QueueConsumer *consumer;
+} ConsumerRef;
+
+void spec_validate_generation(SpecCtx *c) {
+        Generation *g = c->g;
+        const SecretsStore *first_default = NULL;
+        _cleanup_free_ ConsumerRef *consumers = NULL;
+        size_t n_consumers = 0, a_consumers = 0;
+
+        CHECK_DUPS(c, g->workers, g->n_workers, Worker, name, "Worker");
+        CHECK_DUPS(c, g->kv_namespaces, g->n_kv_namespaces, KVNamespace, name, "KVNamespace");
+        CHECK_DUPS(c, g->kv_namespaces, g->n_kv_namespaces, KVNamespace, title, "KV namespace title");
+        CHECK_DUPS(c, g->r2_buckets, g->n_r2_buckets, R2Bucket, name, "R2Bucket");
+        CHECK_DUPS(c, g->r2_buckets, g->n_r2_buckets, R2Bucket, bucket_name, "R2 bucket name");
+        CHECK_DUPS(c, g->d1_databases, g->n_d1_databases, D1Database, name, "D1Database");
+        CHECK_DUPS(c, g->d1_databases, g->n_d1_databases, D1Database, database_name, "D1 database name");
+        CHECK_DUPS(c, g->queues, g->n_queues, Queue, name, "Queue");
+        CHECK_DUPS(c, g->queues, g->n_queues, Queue, queue_name, "queue name");
+        CHECK_DUPS(c, g->secrets_stores, g->n_secrets_stores, SecretsStore, name, "SecretsStore");
+        CHECK_DUPS(c, g->secrets_stores, g->n_secrets_stores, SecretsStore, store_name, "Secrets Store name");
+        CHECK_DUPS(c, g->secrets_store_secrets, g->n_secrets_store_secrets, SecretsStoreSecret, name,
+                   "SecretsStoreSecret");
+
+        for (size_t i = 0; i < g->n_secrets_stores; i++) {
+                const SecretsStore *s = &g->secrets_stores[i];
+
+                if (!s->is_default)
+                        continue;
+                if (first_default)
+                        spec_error_at(c, s->loc, "more than one SecretsStore has 'default: true' "
+                                      "(first: '%s' at %s:%u:%u)", strna(first_default->name),
+                                      first_default->loc.file, first_default->loc.line,
+                                      first_default->loc.column);
+                else
+                        first_default = s;
+        }
+
+        for (size_t i = 0; i < g->n_secrets_store_secrets; i++) {
+                SecretsStoreSecret *x = &g->secrets_store_secrets[i];
+                const SecretsStore *s;
+                char what[300];
+
+                if (!x->name)
+                        continue;
+                snprintf(what, sizeof(what), "SecretsStoreSecret '%s'", x->name);
+                s = resolve_store(c, &x->loc, what, x->store);
+                if (!s)
+                        continue;
+                if (!x->store) {
+                        x->store = strdup(s->name);
+                        if (!x->store) {
+                                c->oom = true;
+                                return;
+                        }
+                }
+                if (s->policy.external && !x->policy.external)
+                        spec_error_at(c, x->loc, "%s: SecretsStore '%s' is external; bindery writes "
+                                      "secrets only into stores with 'managed: true'", what, s->name);
+        }
+        /* Within one store, a secret name is declared once. */
+        for (size_t i = 0; i < g->n_secrets_store_secrets; i++)
+                for (size_t j = 0; j < i; j++) {
+                        const SecretsStoreSecret *a = &g->secrets_store_secrets[j],
+                                                 *b = &g->secrets_store_secrets[i];
+
+                        if (a->store && b->store && a->secret_name && b->secret_name &&
+                            !streq_ptr(a->name, b->name) && streq(a->store, b->store) &&
+                            streq(a->secret_name, b->secret_name)) {
+                                spec_error_at(c, b->loc, "secret '%s' of store '%s' is already declared "
+                                              "by SecretsStoreSecret '%s' (%s:%u:%u)", b->secret_name,
+                                              b->store, strna(a->name), a->loc.file, a->loc.line,
+                                              a->loc.column);
+                                break;
+                        }
+                }
+
+        for (size_t i = 0; i < g->n_workers && !c->oom; i++) {
+                Worker *w = &g->workers[i];
+
+                for (size_t j = 0; j < w->n_bindings; j++)
+                        check_binding(c, w, &w->bindings[j]);
+                check_durable_objects(c, w);
+                for (size_t j = 0; j < w->n_consumers; j++) {
+                        const QueueConsumer *q = &w->consumers[j];
+                        const char *what = q->queue;
+
+                        if (!what)
+                                continue;
+                        if (!generation_find_queue(g, q->queue)) {
+                                spec_error_at(c, q->loc, "consumer: no Queue named '%s'", q->queue);
+                                continue;
+                        }
+                        if (q->dead_letter_queue && !generation_find_queue(g, q->dead_letter_queue))
+                                spec_error_at(c, q->loc, "consumer of '%s': no Queue named '%s' for "
+                                              "dead_letter_queue", q->queue, q->dead_letter_queue);
+                        else if (q->dead_letter_queue && streq(q->dead_letter_queue, q->queue))
+                                spec_error_at(c, q->loc, "consumer of '%s': a queue cannot be its own "
+                                              "dead_letter_queue", q->queue);
+                        for (size_t k = 0; k < n_consumers; k++)
+                                if (streq(consumers[k].queue, q->queue)) {
+                                        spec_error_at(c, q->loc, "queue '%s' already has a consumer: "
+                                                      "worker '%s' (%s:%u:%u)", q->queue,
+                                                      strna(consumers[k].worker->name),
+                                                      consumers[k].consumer->loc.file,
+                                                      consumers[k].consumer->loc.line,
+                                                      consumers[k].consumer->loc.column);
+                                        goto next_consumer;
+                                }
+                        if (n_consumers >= a_consumers) {
+                                size_t na = a_consumers ? a_consumers * 2 : 16;
+                                ConsumerRef *t = realloc(consumers, sizeof(ConsumerRef) * na);
+
+                                if (!t) {
+                                        c->oom = true;
+                                        return;
+                                }
+                                consumers = t;
+                                a_consumers = na;
+                        }
+                        consumers[n_consumers++] = (ConsumerRef) { .queue = q->queue, .worker = w, .consumer = q };
+                next_consumer:;
+                }
+        }
+}
+
+/* ---- canonical form and digests ---- */
+
+#define DEFINE_CMP_BY(fn, type, field)                                          \
+        static int fn(const void *a, const void *b) {                           \
+                return strcmp(((const type *) a)->field, ((const type *) b)->field); \
+        }
+
+DEFINE_CMP_BY(cmp_worker, Worker, name)
+DEFINE_CMP_BY(cmp_kv, KVNamespace, name)
+DEFINE_CMP_BY(cmp_r2, R2Bucket, name)
+DEFINE_CMP_BY(cmp_d1, D1Database, name)
+DEFINE_CMP_BY(cmp_queue, Queue, name)
+DEFINE_CMP_BY(cmp_store, SecretsStore, name)
+DEFINE_CMP_BY(cmp_secret, SecretsStoreSecret, name)
+DEFINE_CMP_BY(cmp_binding, Binding, name)
+DEFINE_CMP_BY(cmp_module, Module, name)
+DEFINE_CMP_BY(cmp_consumer, QueueConsumer, queue)
+DEFINE_CMP_BY(cmp_do_class, DurableObjectClass, class_name)
+
+static int digest_json(json_object *o, char ret[static 65]) {
+        const char *s;
+
+        if (!o)
+                return -ENOMEM;
+        s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        if (!s)
+                return -ENOMEM;
+        sha256_hex(s, strlen(s), ret);
+        return 0;
+}
+
+int spec_finalize_generation(SpecCtx *c) {
+        Generation *g = c->g;
+        json_object *o;
+        int r;
+
+        qsort(g->workers, g->n_workers, sizeof(Worker), cmp_worker);
+        qsort(g->kv_namespaces, g->n_kv_namespaces, sizeof(KVNamespace), cmp_kv);
+        qsort(g->r2_buckets, g->n_r2_buckets, sizeof(R2Bucket), cmp_r2);
+        qsort(g->d1_databases, g->n_d1_databases, sizeof(D1Database), cmp_d1);
+        qsort(g->queues, g->n_queues, sizeof(Queue), cmp_queue);
+        qsort(g->secrets_stores, g->n_secrets_stores, sizeof(SecretsStore), cmp_store);
+        qsort(g->secrets_store_secrets, g->n_secrets_store_secrets, sizeof(SecretsStoreSecret), cmp_secret);
+        g->default_store = find_default_store(g);
+
+        for (size_t i = 0; i < g->n_workers; i++) {
+                Worker *w = &g->workers[i];
+
+                if (!w->policy.deletion_explicit && w->n_do_classes > 0)
+                        w->policy.deletion = DELETION_RETAIN; /* deleting it deletes DO data */
+                qsort(w->bindings, w->n_bindings, sizeof(Binding), cmp_binding);
+                if (w->n_modules > 2)
+                        qsort(w->modules + 1, w->n_modules - 1, sizeof(Module), cmp_module);
+                qsort(w->consumers, w->n_consumers, sizeof(QueueConsumer), cmp_consumer);
+                qsort(w->do_classes, w->n_do_classes, sizeof(DurableObjectClass), cmp_do_class);
+                strv_sort_uniq(w->compatibility_flags);
+                strv_sort_uniq(w->tags);
+                for (size_t j = 0; w->crons && w->crons[j]; j++) {
+                        char *k = cron_canonical(w->crons[j]);
+
+                        if (!k)
+                                return -ENOMEM;
+                        free(w->crons[j]);
+                        w->crons[j] = k;
+                }
+                strv_sort_uniq(w->crons);
+                for (size_t j = 0; j < w->n_migrations; j++) {
+                        strv_sort_uniq(w->migrations[j].new_classes);
+                        strv_sort_uniq(w->migrations[j].new_sqlite_classes);
+                        strv_sort_uniq(w->migrations[j].deleted_classes);
+                }
+                o = worker_to_json(w);
+                r = digest_json(o, w->digest);
+                json_object_put(o);
+                if (r < 0)
+                        return r;
+        }
+        o = generation_to_json(g);
+        r = digest_json(o, g->digest);
+        json_object_put(o);
+        return r;
+}

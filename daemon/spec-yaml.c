@@ -1,0 +1,523 @@
+/* spec-yaml.c: see spec-yaml.h. */
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "spec-yaml.h"
+#include "util.h"
+
+#define TAG_STR "tag:yaml.org,2002:str"
+#define TAG_MAP "tag:yaml.org,2002:map"
+#define TAG_SEQ "tag:yaml.org,2002:seq"
+
+void spec_yaml_errors_done(SpecYamlErrors *e) {
+        if (!e)
+                return;
+        for (size_t i = 0; i < e->n; i++)
+                free(e->errors[i].message);
+        free(e->errors);
+        e->errors = NULL;
+        e->n = 0;
+}
+
+_printf_(4, 5)
+static int add_error(SpecYamlErrors *e, unsigned line, unsigned column, const char *fmt, ...) {
+        SpecYamlError *n;
+        va_list ap;
+        char *m;
+        int k;
+
+        va_start(ap, fmt);
+        k = vasprintf(&m, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+                return -ENOMEM;
+        n = realloc(e->errors, sizeof(SpecYamlError) * (e->n + 1));
+        if (!n) {
+                free(m);
+                return -ENOMEM;
+        }
+        e->errors = n;
+        e->errors[e->n++] = (SpecYamlError) { .line = line, .column = column, .message = m };
+        return 0;
+}
+
+SpecNode *spec_node_free(SpecNode *n) {
+        if (!n)
+                return NULL;
+        if (n->type == SPEC_NODE_SCALAR)
+                free(n->value);
+        else {
+                size_t k = n->type == SPEC_NODE_MAPPING ? n->n_items * 2 : n->n_items;
+
+                for (size_t i = 0; i < k; i++)
+                        spec_node_free(n->items[i]);
+                free(n->items);
+        }
+        free(n);
+        return NULL;
+}
+
+void spec_yaml_documents_free(SpecNode **docs, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                spec_node_free(docs[i]);
+        free(docs);
+}
+
+/* While building, a mapping's n_items counts raw items (keys and values);
+ * it is halved when the mapping ends. */
+typedef struct Builder {
+        SpecNode **stack;
+        size_t depth;
+        size_t stack_alloc;
+        SpecNode *root;
+        size_t n_nodes;
+        const SpecYamlLimits *limits;
+        SpecYamlErrors *errors;
+        bool failed;                /* an error that is not a syntax error */
+} Builder;
+
+static int builder_attach(Builder *b, SpecNode *n) {
+        SpecNode *top, **items;
+
+        if (b->depth == 0) {
+                b->root = n;
+                return 0;
+        }
+        top = b->stack[b->depth - 1];
+        items = realloc(top->items, sizeof(SpecNode *) * (top->n_items + 1));
+        if (!items)
+                return -ENOMEM;
+        top->items = items;
+        top->items[top->n_items++] = n;
+        return 0;
+}
+
+static SpecNode *node_new(SpecNodeType t, const yaml_mark_t *m) {
+        SpecNode *n = calloc(1, sizeof(SpecNode));
+
+        if (!n)
+                return NULL;
+        n->type = t;
+        n->line = (unsigned) m->line + 1;
+        n->column = (unsigned) m->column + 1;
+        return n;
+}
+
+typedef struct KeyRef {
+        const SpecNode *key;
+        size_t index;
+} KeyRef;
+
+static int cmp_keyref(const void *a, const void *b) {
+        const KeyRef *x = a, *y = b;
+        int r = strcmp(x->key->value, y->key->value);
+
+        if (r != 0)
+                return r;
+        return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Every key must be a scalar, and unique. Reports at the later key. */
+static int check_mapping(Builder *b, const SpecNode *map) {
+        _cleanup_free_ KeyRef *refs = NULL;
+        size_t n = 0;
+        int r;
+
+        if (map->n_items == 0)
+                return 0;
+        refs = calloc(map->n_items, sizeof(KeyRef));
+        if (!refs)
+                return -ENOMEM;
+        for (size_t i = 0; i < map->n_items; i++) {
+                const SpecNode *k = map->items[2 * i];
+
+                if (k->type != SPEC_NODE_SCALAR) {
+                        r = add_error(b->errors, k->line, k->column, "mapping keys must be scalars");
+                        if (r < 0)
+                                return r;
+                        b->failed = true;
+                        continue;
+                }
+                refs[n++] = (KeyRef) { .key = k, .index = i };
+        }
+        qsort(refs, n, sizeof(KeyRef), cmp_keyref);
+        for (size_t i = 1; i < n; i++)
+                if (streq(refs[i].key->value, refs[i - 1].key->value)) {
+                        const SpecNode *first = refs[i - 1].key;
+                        size_t j = i - 1;
+
+                        /* Point at the first occurrence of the run. */
+                        while (j > 0 && streq(refs[j - 1].key->value, refs[i].key->value))
+                                j--;
+                        first = refs[j].key;
+                        r = add_error(b->errors, refs[i].key->line, refs[i].key->column,
+                                      "duplicate key '%s' (first at line %u)",
+                                      refs[i].key->value, first->line);
+                        if (r < 0)
+                                return r;
+                        b->failed = true;
+                }
+        return 0;
+}
+
+static unsigned offset_to_line(const char *buf, size_t size, size_t offset, unsigned *ret_column) {
+        unsigned line = 1, column = 1;
+
+        for (size_t i = 0; i < offset && i < size; i++) {
+                if (buf[i] == '\n') {
+                        line++;
+                        column = 1;
+                } else if (((unsigned char) buf[i] & 0xC0) != 0x80)
+                        column++;
+        }
+        *ret_column = column;
+        return line;
+}
+
+static int syntax_error(const yaml_parser_t *p, const char *buf, size_t size, SpecYamlErrors *errors) {
+        unsigned line, column;
+
+        if (p->error == YAML_MEMORY_ERROR)
+                return -ENOMEM;
+        if (p->error == YAML_READER_ERROR) {
+                line = offset_to_line(buf, size, p->problem_offset, &column);
+                return add_error(errors, line, column, "invalid text: %s", strna(p->problem));
+        }
+        line = (unsigned) p->problem_mark.line + 1;
+        column = (unsigned) p->problem_mark.column + 1;
+        if (p->context)
+                return add_error(errors, line, column, "syntax error: %s (%s at line %u)",
+                                 strna(p->problem), p->context,
+                                 (unsigned) p->context_mark.line + 1);
+        return add_error(errors, line, column, "syntax error: %s", strna(p->problem));
+}
+
+static bool tag_ok(const yaml_char_t *tag, const char *allowed) {
+        return !tag || streq((const char *) tag, "!") || streq((const char *) tag, allowed);
+}
+
+int spec_yaml_parse(const char *buf, size_t size, const SpecYamlLimits *limits,
+                    SpecNode ***ret_docs, size_t *ret_n, SpecYamlErrors *errors) {
+        Builder b = { .limits = limits, .errors = errors };
+        SpecNode **docs = NULL;
+        size_t n_docs = 0;
+        yaml_parser_t p;
+        bool done = false;
+        int r = 0;
+
+        if (!yaml_parser_initialize(&p))
+                return -ENOMEM;
+        yaml_parser_set_input_string(&p, (const unsigned char *) buf, size);
+        yaml_parser_set_encoding(&p, YAML_UTF8_ENCODING);
+
+        while (!done) {
+                yaml_event_t ev;
+                SpecNode *n = NULL;
+
+                if (!yaml_parser_parse(&p, &ev)) {
+                        r = syntax_error(&p, buf, size, errors);
+                        if (r >= 0)
+                                r = -EINVAL;
+                        goto out;
+                }
+
+                switch (ev.type) {
+                case YAML_STREAM_END_EVENT:
+                        done = true;
+                        break;
+
+                case YAML_DOCUMENT_START_EVENT:
+                        if (n_docs >= limits->max_documents) {
+                                r = add_error(errors, (unsigned) ev.start_mark.line + 1,
+                                              (unsigned) ev.start_mark.column + 1,
+                                              "too many documents in one file (limit %zu)",
+                                              limits->max_documents);
+                                yaml_event_delete(&ev);
+                                if (r >= 0)
+                                        r = -EINVAL;
+                                goto out;
+                        }
+                        b.root = NULL;
+                        break;
+
+                case YAML_DOCUMENT_END_EVENT: {
+                        SpecNode **d = realloc(docs, sizeof(SpecNode *) * (n_docs + 1));
+
+                        if (!d) {
+                                yaml_event_delete(&ev);
+                                r = -ENOMEM;
+                                goto out;
+                        }
+                        docs = d;
+                        docs[n_docs++] = TAKE_PTR(b.root);
+                        break;
+                }
+
+                case YAML_ALIAS_EVENT:
+                        r = add_error(errors, (unsigned) ev.start_mark.line + 1,
+                                      (unsigned) ev.start_mark.column + 1,
+                                      "YAML aliases are not supported");
+                        b.failed = true;
+                        n = node_new(SPEC_NODE_SCALAR, &ev.start_mark);
+                        if (n) {
+                                n->value = strdup("");
+                                n->plain = true;
+                        }
+                        if (r >= 0 && (!n || !n->value))
+                                r = -ENOMEM;
+                        break;
+
+                case YAML_SCALAR_EVENT: {
+                        const yaml_char_t *tag = ev.data.scalar.tag;
+
+                        n = node_new(SPEC_NODE_SCALAR, &ev.start_mark);
+                        if (!n) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        n->length = ev.data.scalar.length;
+                        n->value = malloc(n->length + 1);
+                        if (!n->value) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        memcpy(n->value, ev.data.scalar.value, n->length);
+                        n->value[n->length] = 0;
+                        n->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !tag;
+                        if (!tag_ok(tag, TAG_STR)) {
+                                r = add_error(errors, n->line, n->column,
+                                              "YAML tag '%s' is not supported", (const char *) tag);
+                                b.failed = true;
+                        } else if (memchr(n->value, 0, n->length)) {
+                                r = add_error(errors, n->line, n->column,
+                                              "strings must not contain NUL characters");
+                                b.failed = true;
+                        }
+                        break;
+                }
+
+                case YAML_SEQUENCE_START_EVENT:
+                case YAML_MAPPING_START_EVENT: {
+                        bool seq = ev.type == YAML_SEQUENCE_START_EVENT;
+                        const yaml_char_t *tag = seq ? ev.data.sequence_start.tag
+                                                     : ev.data.mapping_start.tag;
+
+                        if (b.depth >= limits->max_depth) {
+                                r = add_error(errors, (unsigned) ev.start_mark.line + 1,
+                                              (unsigned) ev.start_mark.column + 1,
+                                              "nesting deeper than %u levels", limits->max_depth);
+                                yaml_event_delete(&ev);
+                                if (r >= 0)
+                                        r = -EINVAL;
+                                goto out;
+                        }
+                        n = node_new(seq ? SPEC_NODE_SEQUENCE : SPEC_NODE_MAPPING, &ev.start_mark);
+                        if (!n) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        if (!tag_ok(tag, seq ? TAG_SEQ : TAG_MAP)) {
+                                r = add_error(errors, n->line, n->column,
+                                              "YAML tag '%s' is not supported", (const char *) tag);
+                                b.failed = true;
+                        }
+                        break;
+                }
+
+                case YAML_SEQUENCE_END_EVENT:
+                case YAML_MAPPING_END_EVENT: {
+                        SpecNode *top = b.stack[--b.depth];
+
+                        if (top->type == SPEC_NODE_MAPPING) {
+                                top->n_items /= 2;
+                                r = check_mapping(&b, top);
+                        }
+                        break;
+                }
+
+                default:
+                        break;
+                }
+                yaml_event_delete(&ev);
+
+                if (r < 0) {
+                        spec_node_free(n);
+                        goto out;
+                }
+                if (n) {
+                        if (++b.n_nodes > limits->max_nodes) {
+                                r = add_error(errors, n->line, n->column,
+                                              "too many YAML nodes in one file (limit %zu)",
+                                              limits->max_nodes);
+                                spec_node_free(n);
+                                if (r >= 0)
+                                        r = -EINVAL;
+                                goto out;
+                        }
+                        r = builder_attach(&b, n);
+                        if (r < 0) {
+                                spec_node_free(n);
+                                goto out;
+                        }
+                        if (n->type != SPEC_NODE_SCALAR) {
+                                if (b.depth >= b.stack_alloc) {
+                                        size_t na = b.stack_alloc ? b.stack_alloc * 2 : 16;
+                                        SpecNode **s = realloc(b.stack, sizeof(SpecNode *) * na);
+
+                                        if (!s) {
+                                                r = -ENOMEM;
+                                                goto out;
+                                        }
+                                        b.stack = s;
+                                        b.stack_alloc = na;
+                                }
+                                b.stack[b.depth++] = n;
+                        }
+                }
+        }
+
+        if (b.failed) {
+                r = -EINVAL;
+                goto out;
+        }
+        *ret_docs = TAKE_PTR(docs);
+        *ret_n = n_docs;
+        n_docs = 0;
+        r = 0;
+out:
+        /* A root still under construction is owned by b.root; the open
+         * collections on the stack hang below it. Open mappings still count
+         * raw items (and may end in a key without its value): settle them
+         * so spec_node_free() sees pairs. */
+        for (size_t i = 0; i < b.depth; i++) {
+                SpecNode *m = b.stack[i];
+
+                if (m->type != SPEC_NODE_MAPPING)
+                        continue;
+                if (m->n_items % 2 == 1)
+                        spec_node_free(m->items[--m->n_items]);
+                m->n_items /= 2;
+        }
+        spec_node_free(b.root);
+        free(b.stack);
+        spec_yaml_documents_free(docs, n_docs);
+        yaml_parser_delete(&p);
+        return r;
+}
+
+const SpecNode *spec_node_get(const SpecNode *map, const char *key, const SpecNode **ret_key) {
+        if (!map || map->type != SPEC_NODE_MAPPING)
+                return NULL;
+        for (size_t i = 0; i < map->n_items; i++) {
+                const SpecNode *k = map->items[2 * i];
+
+                if (k->type == SPEC_NODE_SCALAR && streq(k->value, key)) {
+                        if (ret_key)
+                                *ret_key = k;
+                        return map->items[2 * i + 1];
+                }
+        }
+        return NULL;
+}
+
+bool spec_node_is_null(const SpecNode *n) {
+        if (!n)
+                return true;
+        return n->type == SPEC_NODE_SCALAR && n->plain &&
+               (n->length == 0 || streq(n->value, "~") || streq(n->value, "null") ||
+                streq(n->value, "Null") || streq(n->value, "NULL"));
+}
+
+int spec_node_bool(const SpecNode *n) {
+        if (!n || n->type != SPEC_NODE_SCALAR || !n->plain)
+                return -EINVAL;
+        if (streq(n->value, "true") || streq(n->value, "True") || streq(n->value, "TRUE"))
+                return 1;
+        if (streq(n->value, "false") || streq(n->value, "False") || streq(n->value, "FALSE"))
+                return 0;
+        return -EINVAL;
+}
+
+int spec_node_int(const SpecNode *n, int64_t *ret) {
+        const char *s;
+        char *end;
+        long long v;
+
+        if (!n || n->type != SPEC_NODE_SCALAR || !n->plain)
+                return -EINVAL;
+        s = n->value;
+        if (*s == '-' || *s == '+')
+                s++;
+        if (!isdigit((unsigned char) *s) || strspn(s, "0123456789") != strlen(s))
+                return -EINVAL;
+        errno = 0;
+        v = strtoll(n->value, &end, 10);
+        if (errno == ERANGE)
+                return -ERANGE;
+        *ret = v;
+        return 0;
+}
+
+int spec_node_double(const SpecNode *n, double *ret) {
+        const char *s;
+        char *end;
+        size_t k;
+
+        if (!n || n->type != SPEC_NODE_SCALAR || !n->plain)
+                return -EINVAL;
+        s = n->value;
+        if (*s == '-' || *s == '+')
+                s++;
+        if (streq(s, ".inf") || streq(s, ".Inf") || streq(s, ".INF") ||
+            streq(n->value, ".nan") || streq(n->value, ".NaN") || streq(n->value, ".NAN")) {
+                if (s[1] == 'n' || s[1] == 'N')
+                        *ret = NAN;
+                else
+                        *ret = n->value[0] == '-' ? -INFINITY : INFINITY;
+                return 0;
+        }
+        /* [0-9]* ( . [0-9]* )? ( [eE] [-+]? [0-9]+ )?, with at least one digit */
+        k = strspn(s, "0123456789");
+        if (s[k] == '.')
+                k += 1 + strspn(s + k + 1, "0123456789");
+        if (k == 0 || (k == 1 && s[0] == '.'))
+                return -EINVAL;
+        if (s[k] == 'e' || s[k] == 'E') {
+                size_t e = k + 1;
+
+                if (s[e] == '-' || s[e] == '+')
+                        e++;
+                if (!isdigit((unsigned char) s[e]))
+                        return -EINVAL;
+                k = e + strspn(s + e, "0123456789");
+        }
+        if (s[k])
+                return -EINVAL;
+        errno = 0;
+        *ret = strtod(n->value, &end);
+        return 0;
+}
+
+const char *spec_node_describe(const SpecNode *n) {
+        double d;
+
+        if (!n || spec_node_is_null(n))
+                return "null";
+        switch (n->type) {
+        case SPEC_NODE_MAPPING:
+                return "a mapping";
+        case SPEC_NODE_SEQUENCE:
+                return "a sequence";
+        default:
+                break;
+        }
+        if (spec_node_bool(n) >= 0)
+                return "a boolean";
+        if (spec_node_double(n, &d) >= 0)
+                return "a number";
+        return "a string";
+}

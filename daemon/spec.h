@@ -1,0 +1,98 @@
+/* spec.h: a spec directory → one validated, immutable Generation
+ * (bindery-spec(5)).
+ *
+ * spec_load() reads every *.yaml / *.yml file below the directory (hidden
+ * entries and editor temporaries skipped), parses every document, checks
+ * every rule, resolves references between documents, reads (and hashes)
+ * every module file a Worker names, and canonicalises the result so that
+ * equivalent specs give identical digests. Either every file is valid and
+ * a Generation comes back, or nothing does and SpecErrors lists every
+ * problem found as FILE:LINE:COLUMN: message.
+ *
+ * Pure core: no logging, no network; the only I/O is reading the spec
+ * directory. Secret references are checked for form, never resolved.
+ */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+
+/* Limits on untrusted input (STYLE rule 9), documented in bindery-spec(5). */
+#define SPEC_MAX_FILES          4096            /* YAML files in one spec directory */
+#define SPEC_MAX_FILE_SIZE      (1024 * 1024)   /* bytes per YAML file */
+#define SPEC_MAX_MODULE_SIZE    (10 * 1024 * 1024) /* bytes per module file */
+#define SPEC_MAX_DEPTH          32              /* YAML nesting of collections */
+#define SPEC_MAX_DOCUMENTS      10000           /* documents in one generation */
+#define SPEC_MAX_DIR_DEPTH      16              /* directory levels below the spec dir */
+#define SPEC_MAX_MODULES        256             /* modules per Worker, main included */
+#define SPEC_MAX_ERRORS         1000            /* errors kept; the rest are counted */
+
+typedef struct SpecLimits {
+        size_t max_files;
+        size_t max_file_size;
+        uint64_t max_module_size;
+        unsigned max_depth;
+        size_t max_documents;
+        unsigned max_dir_depth;
+        size_t max_modules;
+        size_t max_errors;
+} SpecLimits;
+
+/* The defaults above. */
+extern const SpecLimits spec_limits_default;
+
+/* One located problem. file is relative to the spec directory ("" when
+ * the problem is the directory itself); line and column count from 1, 0
+ * when unknown (a file that cannot be read). */
+typedef struct SpecError {
+        char *file;
+        unsigned line;
+        unsigned column;
+        char *message;
+} SpecError;
+
+/* Every problem of one load, sorted by file, line, column (then in the
+ * order found). Owned by the caller: zero-initialise, then spec_errors_done(). */
+typedef struct SpecErrors {
+        SpecError *errors;
+        size_t n;
+        size_t n_dropped;           /* errors past max_errors, counted only */
+        size_t n_files;             /* spec files found by the last load (valid or not) */
+} SpecErrors;
+
+void spec_errors_done(SpecErrors *e);
+
+/* "FILE:LINE:COLUMN: message" (no newline). Caller frees; NULL on OOM. */
+char *spec_error_to_string(const SpecError *e);
+
+/* {"file", "line", "column", "message"} objects in an array. New reference;
+ * NULL on OOM. */
+json_object *spec_errors_to_json(const SpecErrors *e);
+
+/* Loads spec_dir. Returns 0 and a new Generation in *ret (caller frees with
+ * generation_free); -EINVAL when the spec has errors (all in errors, *ret
+ * untouched); another -errno when the directory itself cannot be read (also
+ * recorded in errors with file ""). errors is appended to. */
+int spec_load(const char *spec_dir, Generation **ret, SpecErrors *errors);
+
+/* As spec_load, with explicit limits (tests, fuzzing). */
+int spec_load_with_limits(const char *spec_dir, const SpecLimits *limits,
+                          Generation **ret, SpecErrors *errors);
+
+/* Edit distance (Levenshtein) between two short strings; used for
+ * "did you mean" hints. Exposed for tests. */
+unsigned spec_edit_distance(const char *a, const char *b) _pure_;
+
+/* Rule checks, exposed for unit tests. Each returns true when valid;
+ * with reterr, a static reason on failure. */
+bool spec_valid_cron(const char *s, const char **reterr);
+bool spec_valid_compat_date(const char *s, const char **reterr);
+bool spec_valid_js_identifier(const char *s) _pure_;
+bool spec_valid_script_name(const char *s) _pure_;
+bool spec_valid_bucket_name(const char *s) _pure_;
+bool spec_valid_queue_name(const char *s) _pure_;
+bool spec_valid_kv_title(const char *s) _pure_;
