@@ -15,14 +15,15 @@
 # when node/npm or the install is unavailable or under BINDERY_SANITIZED=1.
 #
 # Usage: conformance.sh [SCENARIO-FILE-NAME...]   (default: all of them)
-# Environment: CONFORMANCE_KEEP=1 keeps the work directory for inspection.
+# Environment: CONFORMANCE_KEEP=1 keeps the work directory for inspection;
+# CFSIM=PATH runs another cfsim binary.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -uo pipefail
 
 srcdir=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
 builddir=${top_builddir:-$srcdir}
 here="$srcdir/tests/conformance"
-cfsim="$builddir/tests/cfsim/cfsim"
+cfsim=${CFSIM:-$builddir/tests/cfsim/cfsim}
 npmdir="$builddir/tests/conformance/npm"
 started=$(date +%s)
 

@@ -60,4 +60,11 @@ await scenario("wrangler-queues-create", async () => {
 	assert(list.out.includes("conf-queue"), "wrangler queues list does not show conf-queue");
 });
 
+await scenario("wrangler-wrong-token-rejected", async () => {
+	const res = wrangler(["kv", "namespace", "create", "conf-intruder"], { extraEnv: { CLOUDFLARE_API_TOKEN: "not-the-token" } });
+	assert(res.code !== 0, "wrangler with a wrong API token succeeded; cfsim must refuse it (cfsim runs with --token)");
+	const all = (await listAll("/storage/kv/namespaces")).filter((n) => n.title === "conf-intruder");
+	assert(all.length === 0, "a request with a wrong token created a KV namespace");
+});
+
 summary();
