@@ -5,7 +5,7 @@
  */
 import path from "node:path";
 import {
-	api, apiOk, assert, edit, expectBinding, expectClientOk, fail, findDeep, fixture,
+	apiOk, assert, edit, expectBinding, expectClientOk, fail, findDeep, fixture,
 	routeCount, scenario, settingsBindings, simState, simStats, summary, wrangler,
 } from "../lib/sim.mjs";
 
@@ -122,23 +122,22 @@ await scenario("wrangler-versions-upload-deploy", async () => {
 	/* Uploaded, not deployed: what is live has not changed. */
 	const still = await deployedVersionIds();
 	assert(still.join() === prev.join(), `versions upload changed the deployment: ${prev.join()} -> ${still.join()}`);
-	const b = await settingsBindings(W);
-	const g = b.find((x) => x.name === "GREETING");
-	assert(g && g.text !== "v3",
-		`GET .../settings shows the uploaded, undeployed version's GREETING ${JSON.stringify(g && g.text)}`);
 	const { result: vs } = await apiOk("GET", `/workers/scripts/${W}/versions`);
 	const items = vs && (vs.items || vs);
 	assert(Array.isArray(items) && items.some((v) => v.id === vid),
 		`GET /workers/scripts/${W}/versions does not list the uploaded version ${vid}`);
+	/* The version carries its own bindings (TS VersionGetResponse.resources.bindings). */
+	const { result: ver } = await apiOk("GET", `/workers/scripts/${W}/versions/${vid}`);
+	const vb = ver && ver.resources && ver.resources.bindings;
+	assert(Array.isArray(vb), `GET /workers/scripts/${W}/versions/${vid}: no result.resources.bindings (${JSON.stringify(ver).slice(0, 200)})`);
+	expectBinding(vb, "GREETING", { type: "plain_text", text: "v3" }, `GET /workers/scripts/${W}/versions/${vid}`);
 
 	await expectClientOk(wrangler(["versions", "deploy", `${vid}@100`, "--yes"], { cwd: dir }));
 	const now = await deployedVersionIds();
 	assert(now.length === 1 && now[0] === `${vid}@100`, `latest deployment is ${now.join(", ")}, expected ${vid}@100`);
 	const b2 = await settingsBindings(W);
 	const g2 = b2.find((x) => x.name === "GREETING");
-	assert(g2 && g2.text === "v3", `after versions deploy GREETING is ${JSON.stringify(g2 && g2.text)}, expected the uploaded version's`);
-	const r = await api("GET", `/workers/scripts/${W}/versions/${vid}`);
-	assert(r.status === 200, `GET /workers/scripts/${W}/versions/${vid} -> ${r.status}`);
+	assert(g2 && g2.text === "v3", `after versions deploy, GET .../settings shows GREETING ${JSON.stringify(g2 && g2.text)}, expected the deployed version's "v3"`);
 }, { needs: ["wrangler-deploy-all-bindings"] });
 
 summary();
