@@ -1,0 +1,145 @@
+/* sim-account.c: account-level routes: the Audit Logs v2 feed, token
+ * verification, the user, accounts and memberships (what `wrangler whoami`
+ * and account lookups call). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sim-http.h"
+#include "sim-json.h"
+#include "util.h"
+
+#define AUDIT_LIMIT_DEFAULT 100
+#define AUDIT_LIMIT_MAX     1000
+
+static json_object *get(json_object *o, const char *key) {
+        json_object *v = NULL;
+
+        if (o)
+                (void) json_object_object_get_ex(o, key, &v);
+        return v;
+}
+
+static json_object *audit_out(json_object *e) {
+        json_object *o = sim_copy(e);
+
+        json_object_object_del(o, "seq");
+        json_object_object_del(o, "usec");
+        return o;
+}
+
+/* GET /accounts/:id/logs/audit?since=&before=&cursor=&limit=&direction=
+ * The cursor is the sequence number of the last entry returned; entries
+ * written after a listing started never shift later pages. */
+static void h_audit(Sim *sim, const SimRequest *req, SimReply *rep) {
+        const char *since_s = sim_query(req, "since"), *before_s = sim_query(req, "before"),
+                   *cursor_s = sim_query(req, "cursor"), *dir = sim_query(req, "direction");
+        long limit = sim_query_uint(req, "limit", AUDIT_LIMIT_DEFAULT, AUDIT_LIMIT_MAX);
+        uint64_t since = 0, before = UINT64_MAX, cursor = 0;
+        bool asc = streq_ptr(dir, "asc"), more = false;
+        json_object *log = sim_coll(sim, "audit"), *out, *info;
+        size_t n = json_object_array_length(log), count = 0;
+        int64_t last_seq = 0;
+
+        if (dir && !asc && !streq(dir, "desc"))
+                return reply_error(rep, 400, 10021, "direction must be asc or desc");
+        if (limit < 0)
+                return reply_error(rep, 400, 10021, "limit must be a positive integer");
+        if (limit == 0)
+                limit = AUDIT_LIMIT_DEFAULT;
+        if ((since_s && sim_parse_time(since_s, &since) < 0) || (before_s && sim_parse_time(before_s, &before) < 0))
+                return reply_error(rep, 400, 10021, "since and before must be RFC 3339 times");
+        if (cursor_s && *cursor_s && safe_atou64(cursor_s, &cursor) < 0)
+                return reply_error(rep, 400, 10021, "invalid cursor");
+
+        out = json_object_new_array();
+        for (size_t k = 0; k < n; k++) {
+                json_object *e = json_object_array_get_idx(log, asc ? k : n - 1 - k);
+                uint64_t seq = (uint64_t) json_object_get_int64(get(e, "seq"));
+                uint64_t t = (uint64_t) json_object_get_int64(get(e, "usec"));
+
+                if (cursor && (asc ? seq <= cursor : seq >= cursor))
+                        continue;
+                if (t < since || t >= before)
+                        continue;
+                if (count == (size_t) limit) {
+                        more = true;
+                        break;
+                }
+                json_object_array_add(out, audit_out(e));
+                last_seq = (int64_t) seq;
+                count++;
+        }
+        info = json_object_new_object();
+        sim_set_int(info, "count", (int64_t) count);
+        if (more) {
+                char c[32];
+
+                snprintf(c, sizeof(c), "%" PRId64, last_seq);
+                sim_set_str(info, "cursor", c);
+        }
+        reply_result(rep, out, info);
+}
+
+static void h_token_verify(Sim *sim, const SimRequest *req, SimReply *rep) {
+        json_object *o = json_object_new_object();
+
+        sim_set_str(o, "id", "cfsim0000000000000000000000token");
+        sim_set_str(o, "status", "active");
+        reply_result(rep, o, NULL);
+}
+
+static void h_user(Sim *sim, const SimRequest *req, SimReply *rep) {
+        json_object *o = json_object_new_object();
+
+        sim_set_str(o, "id", "cfsim00000000000000000000000user");
+        sim_set_str(o, "email", "cfsim@example.com");
+        reply_result(rep, o, NULL);
+}
+
+static json_object *account_obj(Sim *sim) {
+        json_object *o = json_object_new_object();
+
+        sim_set_str(o, "id", sim->account_id);
+        sim_set_str(o, "name", "cfsim account");
+        sim_set_str(o, "type", "standard");
+        json_object_object_add(o, "settings", json_object_new_object());
+        sim_set_str(o, "created_on", "2020-01-01T00:00:00.000000Z");
+        return o;
+}
+
+static void h_accounts(Sim *sim, const SimRequest *req, SimReply *rep) {
+        json_object *a = json_object_new_array();
+
+        json_object_array_add(a, account_obj(sim));
+        reply_paged(rep, req, a, 20, 50);
+}
+
+static void h_account(Sim *sim, const SimRequest *req, SimReply *rep) {
+        reply_result(rep, account_obj(sim), NULL);
+}
+
+static void h_memberships(Sim *sim, const SimRequest *req, SimReply *rep) {
+        json_object *a = json_object_new_array(), *m = json_object_new_object(), *acc = json_object_new_object();
+
+        sim_set_str(m, "id", "cfsim000000000000000000membership");
+        sim_set_str(acc, "id", sim->account_id);
+        sim_set_str(acc, "name", "cfsim account");
+        json_object_object_add(m, "account", acc);
+        sim_set_str(m, "status", "accepted");
+        json_object_object_add(m, "roles", json_object_new_array());
+        json_object_array_add(json_object_object_get(m, "roles"), json_object_new_string("Super Administrator - All Privileges"));
+        json_object_array_add(a, m);
+        reply_paged(rep, req, a, 20, 50);
+}
+
+const SimRoute sim_account_routes[] = {
+        { "GET", "/accounts/:account_id/logs/audit", h_audit, "account" },
+        { "GET", "/user/tokens/verify", h_token_verify, "user" },
+        { "GET", "/user", h_user, "user" },
+        { "GET", "/accounts", h_accounts, "account" },
+        { "GET", "/accounts/:account_id", h_account, "account" },
+        { "GET", "/memberships", h_memberships, "account" },
+        {}
+};

@@ -1,0 +1,36 @@
+/* sim-ops.h: cfsim's operator side: the /__sim/ routes, fault injection,
+ * request statistics, the request log and rate-limit emulation.
+ * All functions expect Sim.lock held unless stated. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "sim-http.h"
+
+/* The fault that fires for one request (a copy; rules may change). */
+typedef struct SimFaultHit {
+        SimFaultKind kind;
+        unsigned retry_after;
+        unsigned seconds;
+} SimFaultHit;
+
+/* Handles a /__sim/... request (path starts with "/__sim/"). */
+void sim_ops_handle(Sim *sim, const SimRequest *req, SimReply *rep);
+
+/* Replaces the fault rules with spec (one rule object or an array).
+ * Returns 0, or -EINVAL with *ret_msg naming the problem (static). */
+int sim_faults_set(Sim *sim, json_object *spec, const char **ret_msg);
+void sim_faults_clear(Sim *sim);
+/* Decides whether a fault fires for method+path; consumes count/rng. */
+bool sim_faults_match(Sim *sim, const char *method, const char *path, SimFaultHit *ret);
+
+/* Rate limit: takes one request from the budget. Returns false when over
+ * budget. *ret_remaining and *ret_reset (seconds) describe the window. */
+bool sim_ratelimit_take(Sim *sim, unsigned *ret_remaining, unsigned *ret_reset);
+
+/* Counts one API request. route is the template ("GET /accounts/..."),
+ * or NULL when no route matched; wrote is true when a non-GET reached a
+ * handler. */
+void sim_stats_count(Sim *sim, const char *method, const char *route_template,
+                     const char *path, unsigned status, bool wrote);
+void sim_stats_reset(Sim *sim);
