@@ -31,7 +31,8 @@ void cf_errors_free(CfError *e, size_t n);
 /* A decoded envelope. Owns references to the JSON it points into. */
 typedef struct CfEnvelope {
         long http_status;
-        bool success;               /* the envelope's flag (false when missing) */
+        bool success;               /* the envelope's flag; when it is missing or not a
+                                     * boolean: a 2xx answer without errors */
         json_object *root;          /* the whole document */
         json_object *result;        /* borrowed from root; NULL if absent or null */
         json_object *result_info;   /* borrowed from root; NULL if absent */
@@ -50,17 +51,16 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(CfEnvelope *, cf_envelope_free);
  * -ENOMEM. */
 int cf_envelope_decode(long http_status, const char *body, size_t size, CfEnvelope **ret);
 
-/* The errno for a finished exchange: 0 when 2xx and success is true (or
- * a 2xx with an empty body for DELETE-style answers, via env == NULL and
- * http_status 2xx). Otherwise, first by Cloudflare code, then by status:
- *   codes 10007, 10013, 10006, 10056, 10090, 7404, 7003 (and 1003 on
- *   Secrets Store) → -ENOENT; 10014, 10004, 7502 → -EEXIST;
- *   10000, 10023, 9109 → -EACCES; 971 → -EBUSY;
+/* The errno for a finished exchange: 0 when http_status is 2xx and
+ * success is true. Otherwise, first by Cloudflare code, then by status:
+ *   codes 10007, 10013, 10006, 10056, 10090, 7404, 7003 → -ENOENT;
+ *   10014, 10004, 7502 → -EEXIST; 10000, 10023, 9109 → -EACCES;
+ *   971 → -EBUSY;
  *   400 → -EINVAL, 401/403 → -EACCES, 404 → -ENOENT, 405 → -EOPNOTSUPP,
  *   408 → -ETIMEDOUT, 409 → -EEXIST, 412 → -ESTALE, 413 → -EFBIG,
  *   429 → -EBUSY, 5xx → -EAGAIN, other 4xx → -EINVAL,
- *   2xx with success false → -EPROTO. */
-int cf_errno_from_status(long http_status, const CfError *errors, size_t n_errors);
+ *   2xx with success false → -EPROTO, anything else → -EPROTO. */
+int cf_errno_from_status(long http_status, bool success, const CfError *errors, size_t n_errors);
 
 /* Builds a one-line summary: "HTTP 404: [10007] script not found; [7003] ..."
  * (at most 512 bytes, control characters replaced). Caller frees. */

@@ -1,0 +1,483 @@
+/* cfapi-decode.c: envelope decoding, error mapping, pagination and header
+ * parsing for the Cloudflare client; see cfapi-decode.h. Pure. */
+#include <ctype.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "cfapi-decode.h"
+#include "util.h"
+
+#define DECODE_MAX_DEPTH 64
+#define SUMMARY_MAX 512
+#define RETRY_AFTER_MAX_SEC (24U * 3600U)
+
+void cf_errors_free(CfError *e, size_t n) {
+        if (!e)
+                return;
+        for (size_t i = 0; i < n; i++)
+                free(e[i].message);
+        free(e);
+}
+
+CfEnvelope *cf_envelope_free(CfEnvelope *e) {
+        if (!e)
+                return NULL;
+        cf_errors_free(e->errors, e->n_errors);
+        if (e->root)
+                json_object_put(e->root);
+        free(e);
+        return NULL;
+}
+
+static bool status_is_2xx(long s) {
+        return s >= 200 && s < 300;
+}
+
+/* errors[] entries are objects {code, message, ...}; tolerate plain
+ * strings and entries missing either field. */
+static int decode_errors(long http_status, json_object *arr, CfError **ret, size_t *ret_n) {
+        CfError *errors;
+        size_t n, k = 0;
+
+        *ret = NULL;
+        *ret_n = 0;
+        if (!arr || !json_object_is_type(arr, json_type_array))
+                return 0;
+        n = json_object_array_length(arr);
+        if (n == 0)
+                return 0;
+        if (n > 64)
+                n = 64;
+        errors = calloc(n, sizeof(CfError));
+        if (!errors)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_object *item = json_object_array_get_idx(arr, i), *v;
+                const char *msg = "";
+                int code = 0;
+
+                if (item && json_object_is_type(item, json_type_object)) {
+                        if (json_object_object_get_ex(item, "code", &v) &&
+                            (json_object_is_type(v, json_type_int) ||
+                             json_object_is_type(v, json_type_string)))
+                                code = json_object_get_int(v);
+                        if (json_object_object_get_ex(item, "message", &v) &&
+                            json_object_is_type(v, json_type_string))
+                                msg = json_object_get_string(v);
+                } else if (item && json_object_is_type(item, json_type_string))
+                        msg = json_object_get_string(item);
+                else
+                        continue;
+
+                errors[k].http_status = http_status;
+                errors[k].code = code;
+                errors[k].message = strdup(msg);
+                if (!errors[k].message) {
+                        cf_errors_free(errors, k);
+                        return -ENOMEM;
+                }
+                k++;
+        }
+        if (k == 0) {
+                free(errors);
+                return 0;
+        }
+        *ret = errors;
+        *ret_n = k;
+        return 0;
+}
+
+int cf_envelope_decode(long http_status, const char *body, size_t size, CfEnvelope **ret) {
+        _cleanup_(cf_envelope_freep) CfEnvelope *e = NULL;
+        json_tokener *tok;
+        json_object *root, *v;
+        size_t end;
+        int r;
+
+        if (!body || !ret)
+                return -EINVAL;
+        if (size > INT32_MAX)
+                return -EFBIG;
+
+        tok = json_tokener_new_ex(DECODE_MAX_DEPTH);
+        if (!tok)
+                return -ENOMEM;
+        root = json_tokener_parse_ex(tok, body, (int) size);
+        if (!root || json_tokener_get_error(tok) != json_tokener_success) {
+                /* json_tokener_continue: truncated; anything else: garbage. */
+                json_tokener_free(tok);
+                if (root)
+                        json_object_put(root);
+                return -EBADMSG;
+        }
+        end = json_tokener_get_parse_end(tok);
+        json_tokener_free(tok);
+        for (; end < size; end++)
+                if (!strchr(" \t\r\n", body[end])) {
+                        json_object_put(root);
+                        return -EBADMSG;
+                }
+        if (!json_object_is_type(root, json_type_object)) {
+                json_object_put(root);
+                return -EBADMSG;
+        }
+
+        e = calloc(1, sizeof(CfEnvelope));
+        if (!e) {
+                json_object_put(root);
+                return -ENOMEM;
+        }
+        e->root = root;
+        e->http_status = http_status;
+
+        if (json_object_object_get_ex(root, "errors", &v)) {
+                r = decode_errors(http_status, v, &e->errors, &e->n_errors);
+                if (r < 0)
+                        return r;
+        }
+        if (json_object_object_get_ex(root, "success", &v) &&
+            json_object_is_type(v, json_type_boolean))
+                e->success = json_object_get_boolean(v);
+        else
+                e->success = status_is_2xx(http_status) && e->n_errors == 0;
+        if (json_object_object_get_ex(root, "result", &v) && v)
+                e->result = v;
+        if (json_object_object_get_ex(root, "result_info", &v) && v &&
+            json_object_is_type(v, json_type_object))
+                e->result_info = v;
+        if (json_object_object_get_ex(root, "messages", &v) && v)
+                e->messages = v;
+
+        *ret = TAKE_PTR(e);
+        return 0;
+}
+
+static int errno_from_code(int code) {
+        switch (code) {
+        case 10007: /* script not found */
+        case 10013: /* KV namespace not found */
+        case 10006: /* R2 bucket not found */
+        case 10056: /* worker secret not found */
+        case 10090: /* legacy environment not found */
+        case 7404:  /* D1 database not found */
+        case 7003:  /* no route / invalid object identifier */
+                return -ENOENT;
+        case 10014: /* KV title exists */
+        case 10004: /* R2 bucket exists */
+        case 7502:  /* D1 database exists */
+                return -EEXIST;
+        case 10000: /* authentication error */
+        case 10023: /* unauthorized */
+        case 9109:  /* invalid access token */
+                return -EACCES;
+        case 971:   /* rate limited */
+                return -EBUSY;
+        default:
+                return 0;
+        }
+}
+
+int cf_errno_from_status(long http_status, bool success, const CfError *errors, size_t n_errors) {
+        if (status_is_2xx(http_status) && success)
+                return 0;
+
+        for (size_t i = 0; i < n_errors; i++) {
+                int r = errno_from_code(errors[i].code);
+
+                if (r < 0)
+                        return r;
+        }
+
+        switch (http_status) {
+        case 400:
+                return -EINVAL;
+        case 401:
+        case 403:
+                return -EACCES;
+        case 404:
+                return -ENOENT;
+        case 405:
+                return -EOPNOTSUPP;
+        case 408:
+                return -ETIMEDOUT;
+        case 409:
+                return -EEXIST;
+        case 412:
+                return -ESTALE;
+        case 413:
+                return -EFBIG;
+        case 429:
+                return -EBUSY;
+        default:
+                break;
+        }
+        if (http_status >= 500 && http_status < 600)
+                return -EAGAIN;
+        if (http_status >= 400 && http_status < 500)
+                return -EINVAL;
+        return -EPROTO;
+}
+
+/* Appends s to buf (capacity SUMMARY_MAX), replacing control characters
+ * with spaces and truncating with "..." when full. */
+static void summary_append(char *buf, size_t *len, const char *s) {
+        for (; *s; s++) {
+                if (*len + 4 >= SUMMARY_MAX) {
+                        memcpy(buf + *len, "...", 4);
+                        *len += 3;
+                        return;
+                }
+                buf[(*len)++] = iscntrl((unsigned char) *s) ? ' ' : *s;
+                buf[*len] = 0;
+        }
+}
+
+char *cf_errors_summary(long http_status, const CfError *errors, size_t n_errors) {
+        char buf[SUMMARY_MAX], tmp[48];
+        size_t len = 0;
+
+        buf[0] = 0;
+        if (http_status > 0)
+                snprintf(tmp, sizeof tmp, "HTTP %ld", http_status);
+        else
+                snprintf(tmp, sizeof tmp, "no HTTP response");
+        summary_append(buf, &len, tmp);
+        for (size_t i = 0; i < n_errors; i++) {
+                summary_append(buf, &len, i == 0 ? ": " : "; ");
+                if (errors[i].code != 0) {
+                        snprintf(tmp, sizeof tmp, "[%d] ", errors[i].code);
+                        summary_append(buf, &len, tmp);
+                }
+                summary_append(buf, &len, errors[i].message ? errors[i].message : "");
+        }
+        return strdup(buf);
+}
+
+bool cf_status_is_retryable(long http_status) {
+        return http_status == 408 || http_status == 429 ||
+               (http_status >= 500 && http_status < 600);
+}
+
+int cf_result_items(json_object *result, const char *items_key, json_object **ret) {
+        json_object *v;
+
+        if (!result || json_object_is_type(result, json_type_null)) {
+                *ret = NULL;
+                return 0;
+        }
+        if (json_object_is_type(result, json_type_array)) {
+                *ret = result;
+                return 0;
+        }
+        if (items_key && json_object_is_type(result, json_type_object)) {
+                if (!json_object_object_get_ex(result, items_key, &v) || !v ||
+                    json_object_is_type(v, json_type_null)) {
+                        *ret = NULL;
+                        return 0;
+                }
+                if (json_object_is_type(v, json_type_array)) {
+                        *ret = v;
+                        return 0;
+                }
+        }
+        return -EBADMSG;
+}
+
+/* A non-negative integer field of o, or -1. */
+static int64_t get_count(json_object *o, const char *key) {
+        json_object *v;
+        int64_t n;
+
+        if (!o || !json_object_object_get_ex(o, key, &v) || !v)
+                return -1;
+        if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_string))
+                return -1;
+        errno = 0;
+        n = json_object_get_int64(v);
+        if (errno != 0 || n < 0)
+                return -1;
+        return n;
+}
+
+int cf_page_has_more(json_object *result_info, unsigned page, unsigned requested_per_page,
+                     size_t n_items) {
+        int64_t per_page, total_count, total_pages;
+
+        if (n_items == 0 || !result_info)
+                return 0;
+        total_pages = get_count(result_info, "total_pages");
+        if (total_pages >= 0)
+                return (int64_t) page < total_pages;
+        total_count = get_count(result_info, "total_count");
+        if (total_count < 0)
+                /* No totals: a full page may have a successor; an empty
+                 * page ends it. */
+                return n_items >= requested_per_page;
+        per_page = get_count(result_info, "per_page");
+        if (per_page <= 0)
+                per_page = requested_per_page;
+        return (int64_t) page * per_page < total_count;
+}
+
+const char *cf_cursor_next(json_object *result_info) {
+        json_object *v, *c;
+        const char *s;
+
+        if (!result_info)
+                return NULL;
+        if (json_object_object_get_ex(result_info, "cursor", &v) && v &&
+            json_object_is_type(v, json_type_string)) {
+                s = json_object_get_string(v);
+                if (!isempty(s))
+                        return s;
+        }
+        if (json_object_object_get_ex(result_info, "cursors", &c) && c &&
+            json_object_is_type(c, json_type_object) &&
+            json_object_object_get_ex(c, "after", &v) && v &&
+            json_object_is_type(v, json_type_string)) {
+                s = json_object_get_string(v);
+                if (!isempty(s))
+                        return s;
+        }
+        return NULL;
+}
+
+static const char *skip_ws(const char *p, const char *end) {
+        while (p < end && (*p == ' ' || *p == '\t'))
+                p++;
+        return p;
+}
+
+/* Parses one decimal integer of [p, end), spaces around allowed. */
+static int parse_u64_span(const char *p, const char *end, uint64_t *ret) {
+        uint64_t v = 0;
+        bool any = false;
+
+        p = skip_ws(p, end);
+        while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+                end--;
+        for (; p < end; p++) {
+                if (!isdigit((unsigned char) *p))
+                        return -EINVAL;
+                if (v > (UINT64_MAX - 9) / 10)
+                        return -ERANGE;
+                v = v * 10 + (uint64_t) (*p - '0');
+                any = true;
+        }
+        if (!any)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+/* Parses the parameters of one structured-field list member
+ * ("default";r=50;t=30) into r and t. */
+static int parse_ratelimit_member(const char *p, const char *end, uint64_t *ret_r, uint64_t *ret_t) {
+        bool have_r = false, have_t = false;
+        uint64_t r = 0, t = 0;
+        const char *semi = memchr(p, ';', (size_t) (end - p));
+
+        while (semi) {
+                const char *param = semi + 1, *next, *eq;
+
+                next = memchr(param, ';', (size_t) (end - param));
+                semi = next;
+                if (!next)
+                        next = end;
+                param = skip_ws(param, next);
+                eq = memchr(param, '=', (size_t) (next - param));
+                if (!eq)
+                        continue;
+                if (eq - param == 1 && param[0] == 'r') {
+                        if (parse_u64_span(eq + 1, next, &r) < 0)
+                                return -EINVAL;
+                        have_r = true;
+                } else if (eq - param == 1 && param[0] == 't') {
+                        if (parse_u64_span(eq + 1, next, &t) < 0)
+                                return -EINVAL;
+                        have_t = true;
+                }
+        }
+        if (!have_r || !have_t)
+                return -EINVAL;
+        *ret_r = r;
+        *ret_t = t;
+        return 0;
+}
+
+int cf_ratelimit_parse(const char *value, uint64_t *ret_remaining, uint64_t *ret_reset_sec) {
+        const char *p, *end, *first = NULL, *first_end = NULL;
+        uint64_t r, t;
+
+        if (!value)
+                return -EINVAL;
+        /* Members are separated by ','; prefer the one named "default". */
+        for (p = value; *p; p = *end ? end + 1 : end) {
+                const char *name;
+
+                end = strchr(p, ',');
+                if (!end)
+                        end = p + strlen(p);
+                name = skip_ws(p, end);
+                if (!first) {
+                        first = p;
+                        first_end = end;
+                }
+                if ((size_t) (end - name) >= 9 && memcmp(name, "\"default\"", 9) == 0) {
+                        first = p;
+                        first_end = end;
+                        break;
+                }
+        }
+        if (!first)
+                return -EINVAL;
+        if (parse_ratelimit_member(first, first_end, &r, &t) < 0)
+                return -EINVAL;
+        *ret_remaining = r;
+        *ret_reset_sec = t;
+        return 0;
+}
+
+int cf_retry_after_parse(const char *value, uint64_t now_realtime_usec, uint64_t *ret_delay_usec) {
+        static const char *const formats[] = {
+                "%a, %d %b %Y %H:%M:%S GMT",    /* IMF-fixdate */
+                "%A, %d-%b-%y %H:%M:%S GMT",    /* RFC 850 */
+                "%a %b %e %H:%M:%S %Y",         /* asctime */
+        };
+        uint64_t sec, when_usec;
+        const char *end;
+
+        if (!value)
+                return -EINVAL;
+        value = skip_ws(value, value + strlen(value));
+        end = value + strlen(value);
+        if (parse_u64_span(value, end, &sec) == 0) {
+                if (sec > RETRY_AFTER_MAX_SEC)
+                        sec = RETRY_AFTER_MAX_SEC;
+                *ret_delay_usec = sec * USEC_PER_SEC;
+                return 0;
+        }
+        if (value < end && isdigit((unsigned char) *value))
+                return -EINVAL;     /* "1.5", "-3", "12abc" */
+
+        for (size_t i = 0; i < ELEMENTSOF(formats); i++) {
+                struct tm tm = {};
+                const char *rest = strptime(value, formats[i], &tm);
+                time_t t;
+
+                if (!rest || *skip_ws(rest, rest + strlen(rest)) != 0)
+                        continue;
+                t = timegm(&tm);
+                if (t == (time_t) -1 || t < 0)
+                        return -EINVAL;
+                when_usec = (uint64_t) t * USEC_PER_SEC;
+                if (when_usec <= now_realtime_usec)
+                        *ret_delay_usec = 0;
+                else if (when_usec - now_realtime_usec > RETRY_AFTER_MAX_SEC * USEC_PER_SEC)
+                        *ret_delay_usec = RETRY_AFTER_MAX_SEC * USEC_PER_SEC;
+                else
+                        *ret_delay_usec = when_usec - now_realtime_usec;
+                return 0;
+        }
+        return -EINVAL;
+}

@@ -1,0 +1,1176 @@
+/* cfapi.c: the asynchronous Cloudflare client; see cfapi.h.
+ *
+ * A CfCall is one logical request (all pages, all attempts). Calls wait
+ * in one list; a oneshot scheduler timer starts the best ready call
+ * (highest priority, then oldest) whenever a transfer slot is free, its
+ * backoff has passed and the budget (budget.h) grants a token. Finished
+ * transfers come back through curl-glue; the call is then retried,
+ * continued with its next page, or completed. User callbacks run from
+ * curl-glue's completion dispatch or from the scheduler timer, never from
+ * inside cfapi_submit() and never from inside a curl callback.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <sys/random.h>
+
+#include <curl/curl.h>
+
+#include "budget.h"
+#include "cfapi.h"
+#include "config.h"
+#include "curl-glue.h"
+#include "log.h"
+#include "util.h"
+
+#define CFAPI_DEFAULT_CONCURRENCY 8U
+#define CFAPI_DEFAULT_CONNECT_TIMEOUT_USEC (10U * USEC_PER_SEC)
+#define CFAPI_DEFAULT_REQUEST_TIMEOUT_USEC (60U * USEC_PER_SEC)
+#define CFAPI_DEFAULT_MAX_RETRIES 6U
+#define CFAPI_DEFAULT_DEADLINE_USEC (10U * 60U * USEC_PER_SEC)
+#define CFAPI_DEFAULT_BACKOFF_BASE_USEC (500U * USEC_PER_MSEC)
+#define CFAPI_DEFAULT_BACKOFF_MAX_USEC (60U * USEC_PER_SEC)
+#define CFAPI_DEFAULT_MAX_RESPONSE ((size_t) 32U * 1024U * 1024U)
+#define CFAPI_MAX_PAGES 1000U
+#define CFAPI_MAX_ITEMS 100000U
+#define CFAPI_DEFAULT_PER_PAGE_PAGE 100U
+#define CFAPI_STATUS_SLOTS 600
+
+typedef struct CfCall CfCall;
+
+struct CfCall {
+        CfApi *api;
+        uint64_t id;
+        CfCall *prev, *next;
+
+        /* What to send. */
+        CfPriority priority;
+        char *method;
+        char *url;                  /* without query */
+        char *query;                /* caller's query, or NULL */
+        char *body;                 /* wiped on free */
+        size_t body_size;
+        bool has_body;
+        char *content_type;
+        struct curl_slist *extra_headers;
+        unsigned flags;
+        CfPaging paging;
+        unsigned per_page;
+        char *items_key;
+        char *path;                 /* for messages */
+
+        cfapi_callback_t callback;
+        void *userdata;
+
+        /* Progress. */
+        bool running;
+        uint64_t not_before_usec;   /* backoff: no attempt before this */
+        uint64_t deadline_usec;     /* set when the first attempt starts */
+        unsigned attempt;           /* of the current page, from 0 */
+        unsigned total_attempts;
+        unsigned page;              /* page style, 1-based */
+        char *cursor;               /* cursor style: the cursor to send */
+        unsigned pages;
+        json_object *items;         /* paging: the joined array */
+        json_object *last_result_info;
+
+        /* The current transfer. */
+        CURL *easy;
+        struct curl_slist *req_headers;
+        char *resp;
+        size_t resp_size, resp_alloc;
+        bool resp_too_big;
+        char *etag;
+        char *retry_after;
+        char *ratelimit;
+};
+
+struct CfApi {
+        sd_event *event;
+        CurlGlue *glue;
+        sd_event_source *sched;
+        uint64_t sched_armed_usec;  /* 0: not armed */
+
+        char *api_url;
+        char *account_id;
+        char *token;                /* wiped on free */
+        size_t token_size;
+        char *user_agent;
+
+        unsigned concurrency;
+        uint64_t connect_timeout_usec, request_timeout_usec;
+        unsigned max_retries;
+        uint64_t deadline_usec;
+        uint64_t backoff_base_usec, backoff_max_usec;
+        size_t max_response_size;
+
+        Budget budget;
+        uint64_t rng;
+
+        CfCall *calls;              /* every live call, oldest last */
+        unsigned n_calls, n_running;
+        uint64_t next_id;
+        bool cancelling;
+
+        /* Metrics. */
+        uint64_t requests_total;
+        uint64_t retries_total;
+        uint64_t by_status[CFAPI_STATUS_SLOTS];     /* [0]: no HTTP answer */
+        uint64_t other_status;
+        bool server_seen;
+        uint64_t server_remaining;
+};
+
+static void sched_arm(CfApi *api, uint64_t when_usec);
+
+static uint64_t rng_next(CfApi *api) {
+        /* xorshift64*: jitter only, not security. Seeded from getrandom. */
+        uint64_t x = api->rng;
+
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        api->rng = x;
+        return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* ---- Options ---- */
+
+void cfapi_options_from_config(CfApiOptions *o, const Config *c) {
+        *o = (CfApiOptions) {
+                .api_url = c && c->api_url ? c->api_url : CONFIG_DEFAULT_API_URL,
+                .account_id = c ? c->account_id : NULL,
+                .concurrency = c ? c->concurrency : 0,
+                .budget = c ? c->request_budget : 0,
+                .budget_window_usec = c ? c->request_window_usec : 0,
+        };
+}
+
+/* ---- Calls ---- */
+
+static void call_reset_transfer(CfCall *c) {
+        if (c->easy) {
+                curl_easy_cleanup(c->easy);
+                c->easy = NULL;
+        }
+        if (c->req_headers) {
+                /* One line holds the token: wipe every line before freeing. */
+                for (struct curl_slist *l = c->req_headers; l; l = l->next)
+                        explicit_bzero(l->data, strlen(l->data));
+                curl_slist_free_all(c->req_headers);
+                c->req_headers = NULL;
+        }
+        c->resp = mfree(c->resp);
+        c->resp_size = c->resp_alloc = 0;
+        c->resp_too_big = false;
+        c->etag = mfree(c->etag);
+        c->retry_after = mfree(c->retry_after);
+        c->ratelimit = mfree(c->ratelimit);
+}
+
+static void call_free(CfCall *c) {
+        if (!c)
+                return;
+        call_reset_transfer(c);
+        free(c->method);
+        free(c->url);
+        free(c->query);
+        erase_and_free(c->body, c->body_size);
+        free(c->content_type);
+        curl_slist_free_all(c->extra_headers);
+        free(c->items_key);
+        free(c->path);
+        free(c->cursor);
+        if (c->items)
+                json_object_put(c->items);
+        if (c->last_result_info)
+                json_object_put(c->last_result_info);
+        free(c);
+}
+
+static void call_unlink(CfApi *api, CfCall *c) {
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                api->calls = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        c->prev = c->next = NULL;
+        api->n_calls--;
+}
+
+/* Replaces every occurrence of the token in s (defence in depth: nothing
+ * should ever put it there). */
+static void scrub_token(const CfApi *api, char *s) {
+        char *p;
+
+        if (!s || !api->token || api->token_size < 4)
+                return;
+        while ((p = memmem(s, strlen(s), api->token, api->token_size)))
+                memset(p, '*', api->token_size);
+}
+
+/* Completes a call: unlinks it, runs its callback with reply, frees it. */
+static void call_finish(CfCall *c, CfReply *reply) {
+        CfApi *api = c->api;
+
+        if (c->running) {
+                (void) curl_glue_remove(api->glue, c->easy);
+                c->running = false;
+                api->n_running--;
+        }
+        call_unlink(api, c);
+        reply->attempts = c->total_attempts;
+        reply->pages = c->pages;
+        if (c->callback)
+                c->callback(api, reply, c->userdata);
+        call_free(c);
+        /* A slot may have become free. */
+        sched_arm(api, now_monotonic_usec());
+}
+
+/* Completes a call with an error and no HTTP body to show. */
+static void call_fail(CfCall *c, int error, long http_status, const char *what) {
+        _cleanup_free_ char *message = NULL;
+        CfError e = { .http_status = http_status, .code = 0 };
+        CfReply reply = {
+                .error = error,
+                .http_status = http_status,
+        };
+
+        if (asprintf(&message, "%s %s: %s", c->method, c->path, what) < 0)
+                message = NULL;
+        scrub_token(c->api, message);
+        e.message = message ? message : (char *) "request failed";
+        reply.errors = &e;
+        reply.n_errors = 1;
+        reply.message = e.message;
+        call_finish(c, &reply);
+}
+
+/* ---- curl callbacks (never call back into curl or the user) ---- */
+
+static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
+        CfCall *c = userdata;
+        size_t n = size * nmemb;
+
+        if (n == 0)
+                return 0;
+        if (c->resp_size + n > c->api->max_response_size) {
+                c->resp_too_big = true;
+                return 0;       /* CURLE_WRITE_ERROR */
+        }
+        if (c->resp_size + n + 1 > c->resp_alloc) {
+                size_t a = c->resp_alloc ? c->resp_alloc : 16384;
+                char *p;
+
+                while (a < c->resp_size + n + 1)
+                        a *= 2;
+                if (a > c->api->max_response_size + 1)
+                        a = c->api->max_response_size + 1;
+                p = realloc(c->resp, a);
+                if (!p)
+                        return 0;
+                c->resp = p;
+                c->resp_alloc = a;
+        }
+        memcpy(c->resp + c->resp_size, data, n);
+        c->resp_size += n;
+        c->resp[c->resp_size] = 0;
+        return n;
+}
+
+/* Keeps the value of a header if line is "name: value". */
+static int header_take(const char *line, size_t len, const char *name, char **ret) {
+        size_t nl = strlen(name);
+        const char *v, *end = line + len;
+
+        if (len <= nl || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
+                return 0;
+        v = line + nl + 1;
+        while (v < end && (*v == ' ' || *v == '\t'))
+                v++;
+        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+                end--;
+        if (end - v > 1024)
+                return 0;
+        free(*ret);
+        *ret = strndup(v, (size_t) (end - v));
+        return 1;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata) {
+        CfCall *c = userdata;
+        size_t n = size * nmemb;
+
+        /* A new response (after a 100 Continue, say) starts over. */
+        if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+                c->etag = mfree(c->etag);
+                c->retry_after = mfree(c->retry_after);
+                c->ratelimit = mfree(c->ratelimit);
+                return n;
+        }
+        if (header_take(data, n, "etag", &c->etag) ||
+            header_take(data, n, "retry-after", &c->retry_after) ||
+            header_take(data, n, "ratelimit", &c->ratelimit))
+                return n;
+        return n;
+}
+
+/* ---- Attempts ---- */
+
+static int call_build_url(CfCall *c, char **ret) {
+        _cleanup_free_ char *extra = NULL, *esc = NULL;
+        char *url;
+        int r;
+
+        if (c->paging == CFAPI_PAGING_PAGE)
+                r = asprintf(&extra, "page=%u&per_page=%u", c->page, c->per_page);
+        else if (c->paging == CFAPI_PAGING_CURSOR && c->cursor) {
+                esc = cfapi_escape(c->cursor);
+                if (!esc)
+                        return -ENOMEM;
+                if (c->per_page > 0)
+                        r = asprintf(&extra, "cursor=%s&per_page=%u", esc, c->per_page);
+                else
+                        r = asprintf(&extra, "cursor=%s", esc);
+        } else if (c->paging == CFAPI_PAGING_CURSOR && c->per_page > 0)
+                r = asprintf(&extra, "per_page=%u", c->per_page);
+        else
+                r = 0;
+        if (r < 0)
+                return -ENOMEM;
+
+        if (!isempty(c->query) && extra)
+                r = asprintf(&url, "%s?%s&%s", c->url, c->query, extra);
+        else if (!isempty(c->query))
+                r = asprintf(&url, "%s?%s", c->url, c->query);
+        else if (extra)
+                r = asprintf(&url, "%s?%s", c->url, extra);
+        else
+                r = asprintf(&url, "%s", c->url);
+        if (r < 0)
+                return -ENOMEM;
+        *ret = url;
+        return 0;
+}
+
+static int append_header(struct curl_slist **l, const char *line) {
+        struct curl_slist *n = curl_slist_append(*l, line);
+
+        if (!n)
+                return -ENOMEM;
+        *l = n;
+        return 0;
+}
+
+static void on_transfer_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata);
+
+/* Sets up and starts one attempt. On failure the call is left as it was
+ * (not running) and a negative errno returned. */
+static int call_start(CfCall *c, uint64_t now) {
+        CfApi *api = c->api;
+        _cleanup_free_ char *url = NULL;
+        char *auth = NULL;
+        uint64_t timeout;
+        CURL *easy;
+        int r;
+
+        call_reset_transfer(c);
+        r = call_build_url(c, &url);
+        if (r < 0)
+                return r;
+
+        easy = curl_easy_init();
+        if (!easy)
+                return -ENOMEM;
+        c->easy = easy;
+
+        if (api->token) {
+                size_t n = strlen("Authorization: Bearer ") + api->token_size + 1;
+
+                auth = malloc(n);
+                if (!auth)
+                        return -ENOMEM;
+                memcpy(auth, "Authorization: Bearer ", strlen("Authorization: Bearer "));
+                memcpy(auth + strlen("Authorization: Bearer "), api->token, api->token_size);
+                auth[n - 1] = 0;
+                r = append_header(&c->req_headers, auth);
+                erase_and_free(auth, n);
+                if (r < 0)
+                        return r;
+        }
+        r = append_header(&c->req_headers, "Accept: application/json");
+        if (r < 0)
+                return r;
+        /* No "Expect: 100-continue" round trip for large uploads. */
+        r = append_header(&c->req_headers, "Expect:");
+        if (r < 0)
+                return r;
+        if (c->has_body) {
+                _cleanup_free_ char *ct = NULL;
+
+                if (asprintf(&ct, "Content-Type: %s", c->content_type) < 0)
+                        return -ENOMEM;
+                r = append_header(&c->req_headers, ct);
+                if (r < 0)
+                        return r;
+        }
+        for (struct curl_slist *l = c->extra_headers; l; l = l->next) {
+                r = append_header(&c->req_headers, l->data);
+                if (r < 0)
+                        return r;
+        }
+
+        timeout = api->request_timeout_usec;
+        if (c->deadline_usec > now && c->deadline_usec - now < timeout)
+                timeout = c->deadline_usec - now;
+        if (timeout < USEC_PER_MSEC)
+                timeout = USEC_PER_MSEC;
+
+        if (curl_easy_setopt(easy, CURLOPT_URL, url) != CURLE_OK ||
+            curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+            curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
+            curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+            curl_easy_setopt(easy, CURLOPT_HTTPHEADER, c->req_headers) != CURLE_OK ||
+            curl_easy_setopt(easy, CURLOPT_USERAGENT, api->user_agent) != CURLE_OK ||
+            curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "") != CURLE_OK ||
+            curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_write) != CURLE_OK ||
+            curl_easy_setopt(easy, CURLOPT_WRITEDATA, c) != CURLE_OK ||
+            curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK ||
+            curl_easy_setopt(easy, CURLOPT_HEADERDATA, c) != CURLE_OK ||
+            curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                             (long) (api->connect_timeout_usec / USEC_PER_MSEC)) != CURLE_OK ||
+            curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) (timeout / USEC_PER_MSEC)) != CURLE_OK)
+                return -EIO;
+
+        if (streq(c->method, "GET")) {
+                if (curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L) != CURLE_OK)
+                        return -EIO;
+        } else {
+                if (curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, c->method) != CURLE_OK)
+                        return -EIO;
+                if (c->has_body || !streq(c->method, "DELETE")) {
+                        /* The bytes stay in c->body for the whole call. */
+                        if (curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                                             (curl_off_t) c->body_size) != CURLE_OK ||
+                            curl_easy_setopt(easy, CURLOPT_POSTFIELDS, c->body ? c->body : "") != CURLE_OK)
+                                return -EIO;
+                }
+        }
+
+        r = curl_glue_add(api->glue, easy, on_transfer_done, c);
+        if (r < 0)
+                return r;
+        c->running = true;
+        api->n_running++;
+        api->requests_total++;
+        if (c->attempt > 0)
+                api->retries_total++;
+        c->total_attempts++;
+        return 0;
+}
+
+/* Maps a failed transfer to (errno, retryable). */
+static int curl_errno(CURLcode code, bool *ret_retry) {
+        *ret_retry = true;
+        switch (code) {
+        case CURLE_OPERATION_TIMEDOUT:
+                return -ETIMEDOUT;
+        case CURLE_COULDNT_CONNECT:
+                return -ECONNREFUSED;
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_RESOLVE_PROXY:
+                return -EHOSTUNREACH;
+        case CURLE_SEND_ERROR:
+        case CURLE_RECV_ERROR:
+        case CURLE_GOT_NOTHING:
+        case CURLE_PARTIAL_FILE:
+        case CURLE_SSL_CONNECT_ERROR:
+        case CURLE_HTTP2:
+        case CURLE_HTTP2_STREAM:
+                return -ECONNRESET;
+        case CURLE_OUT_OF_MEMORY:
+                *ret_retry = false;
+                return -ENOMEM;
+        default:
+                *ret_retry = false;
+                return -EIO;
+        }
+}
+
+/* Schedules another attempt of c after its backoff, or fails it when the
+ * retry cap or the deadline is reached. http_status/what describe the
+ * failure for the final error. */
+static void call_retry_or_fail(CfCall *c, int error, long http_status, const char *what,
+                               CfEnvelope *env) {
+        CfApi *api = c->api;
+        uint64_t now = now_monotonic_usec(), delay, ra = 0;
+        bool have_ra = false;
+
+        delay = backoff_delay(c->attempt, api->backoff_base_usec, api->backoff_max_usec, rng_next(api));
+        if (c->retry_after &&
+            cf_retry_after_parse(c->retry_after, now_realtime_usec(), &ra) == 0) {
+                have_ra = true;
+                if (ra > delay)
+                        delay = ra;
+        }
+        if (http_status == 429)
+                /* Cloudflare blocks the whole token after a 429: hold every
+                 * request, not just this one. */
+                budget_hold(&api->budget, have_ra ? ra : delay, now);
+
+        if (!(c->flags & CFAPI_NO_RETRY) && c->attempt < api->max_retries &&
+            now + delay < c->deadline_usec) {
+                c->attempt++;
+                c->not_before_usec = now + delay;
+                call_reset_transfer(c);
+                log_debug("cfapi: %s %s: %s, retry %u in %" PRIu64 " ms",
+                          c->method, c->path, what, c->attempt, delay / USEC_PER_MSEC);
+                sched_arm(api, c->not_before_usec);
+                return;
+        }
+
+        if (env) {
+                _cleanup_free_ char *summary = cf_errors_summary(http_status, env->errors, env->n_errors);
+                _cleanup_free_ char *message = NULL;
+                CfReply reply = {
+                        .error = error,
+                        .http_status = http_status,
+                        .result = env->result,
+                        .result_info = env->result_info,
+                        .messages = env->messages,
+                        .errors = env->errors,
+                        .n_errors = env->n_errors,
+                        .etag = c->etag,
+                };
+
+                if (asprintf(&message, "%s %s: %s", c->method, c->path, summary ? summary : what) < 0)
+                        message = NULL;
+                scrub_token(api, message);
+                reply.message = message ? message : what;
+                call_finish(c, &reply);
+                return;
+        }
+        call_fail(c, error, http_status, what);
+}
+
+/* Appends the items of one page to c->items. */
+static int call_collect_page(CfCall *c, json_object *result, size_t *ret_n) {
+        json_object *arr = NULL;
+        size_t n;
+        int r;
+
+        r = cf_result_items(result, c->items_key, &arr);
+        if (r < 0)
+                return r;
+        n = arr ? json_object_array_length(arr) : 0;
+        if (!c->items) {
+                c->items = json_object_new_array();
+                if (!c->items)
+                        return -ENOMEM;
+        }
+        if (json_object_array_length(c->items) + n > CFAPI_MAX_ITEMS)
+                return -E2BIG;
+        for (size_t i = 0; i < n; i++) {
+                json_object *it = json_object_array_get_idx(arr, i);
+
+                if (json_object_array_add(c->items, json_object_get(it)) < 0) {
+                        json_object_put(it);
+                        return -ENOMEM;
+                }
+        }
+        *ret_n = n;
+        return 0;
+}
+
+/* Handles a decoded successful page of a paging call: collects it and
+ * either queues the next page (returns 1) or reports it done (0). */
+static int call_next_page(CfCall *c, CfEnvelope *env) {
+        size_t n = 0;
+        int r;
+
+        r = call_collect_page(c, env->result, &n);
+        if (r < 0)
+                return r;
+        c->pages++;
+        if (c->last_result_info)
+                json_object_put(c->last_result_info);
+        c->last_result_info = env->result_info ? json_object_get(env->result_info) : NULL;
+
+        if (c->paging == CFAPI_PAGING_PAGE) {
+                if (!cf_page_has_more(env->result_info, c->page, c->per_page, n))
+                        return 0;
+                c->page++;
+        } else {
+                const char *next = cf_cursor_next(env->result_info);
+                char *dup;
+
+                if (!next || n == 0)
+                        return 0;
+                if (streq_ptr(next, c->cursor))
+                        return -ELOOP;      /* the server repeats itself */
+                dup = strdup(next);
+                if (!dup)
+                        return -ENOMEM;
+                free(c->cursor);
+                c->cursor = dup;
+        }
+        if (c->pages >= CFAPI_MAX_PAGES)
+                return -E2BIG;
+        c->attempt = 0;
+        c->not_before_usec = 0;
+        return 1;
+}
+
+static void on_transfer_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
+        CfCall *c = userdata;
+        CfApi *api = c->api;
+        _cleanup_(cf_envelope_freep) CfEnvelope *env = NULL;
+        uint64_t now = now_monotonic_usec(), remaining, reset;
+        long status = 0;
+        bool retry;
+        int r;
+
+        /* curl-glue has removed the handle already. */
+        c->running = false;
+        api->n_running--;
+
+        (void) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 0 && status < CFAPI_STATUS_SLOTS)
+                api->by_status[status]++;
+        else
+                api->other_status++;
+
+        if (c->ratelimit && cf_ratelimit_parse(c->ratelimit, &remaining, &reset) == 0) {
+                budget_observe_server(&api->budget, remaining, reset, now);
+                api->server_seen = true;
+                api->server_remaining = remaining;
+        }
+
+        if (result != CURLE_OK) {
+                char what[256];
+
+                if (c->resp_too_big) {
+                        snprintf(what, sizeof what, "response larger than %zu bytes", api->max_response_size);
+                        call_fail(c, -EFBIG, status, what);
+                        return;
+                }
+                r = curl_errno(result, &retry);
+                snprintf(what, sizeof what, "%s", curl_easy_strerror(result));
+                if (retry)
+                        call_retry_or_fail(c, r, status, what, NULL);
+                else
+                        call_fail(c, r, status, what);
+                return;
+        }
+
+        /* Decode whatever came back; an error body that is not an envelope
+         * (a proxy's HTML page) leaves env NULL. */
+        if (c->resp_size > 0 &&
+            (!(c->flags & CFAPI_RAW_RESPONSE) || status < 200 || status >= 300)) {
+                r = cf_envelope_decode(status, c->resp, c->resp_size, &env);
+                if (r == -ENOMEM) {
+                        call_fail(c, r, status, "out of memory");
+                        return;
+                }
+                if (r < 0 && status >= 200 && status < 300) {
+                        call_fail(c, -EBADMSG, status, "response is not a valid JSON envelope");
+                        return;
+                }
+        }
+
+        if (cf_status_is_retryable(status)) {
+                char what[64];
+
+                snprintf(what, sizeof what, "HTTP %ld", status);
+                r = cf_errno_from_status(status, false, env ? env->errors : NULL, env ? env->n_errors : 0);
+                /* 429 → -EBUSY, 5xx → -EAGAIN, 408 → -ETIMEDOUT, whatever
+                 * code the body carried. */
+                if (status == 429)
+                        r = -EBUSY;
+                else if (status >= 500)
+                        r = -EAGAIN;
+                call_retry_or_fail(c, r, status, what, env);
+                return;
+        }
+
+        if (status >= 200 && status < 300 && (c->flags & CFAPI_RAW_RESPONSE)) {
+                CfReply reply = {
+                        .http_status = status,
+                        .body = c->resp ? c->resp : "",
+                        .body_size = c->resp_size,
+                        .etag = c->etag,
+                };
+
+                c->pages++;
+                call_finish(c, &reply);
+                return;
+        }
+
+        if (!env && status >= 200 && status < 300) {
+                /* An empty 2xx answer (DELETE with 204): success, no result. */
+                CfReply reply = { .http_status = status, .etag = c->etag };
+
+                c->pages++;
+                call_finish(c, &reply);
+                return;
+        }
+
+        r = cf_errno_from_status(status, env ? env->success : false,
+                                 env ? env->errors : NULL, env ? env->n_errors : 0);
+        if (r < 0) {
+                char what[64];
+
+                snprintf(what, sizeof what, "HTTP %ld", status);
+                /* Not retryable: finish with the envelope's errors. */
+                c->flags |= CFAPI_NO_RETRY;
+                call_retry_or_fail(c, r, status, what, env);
+                return;
+        }
+
+        if (c->paging != CFAPI_PAGING_NONE) {
+                r = call_next_page(c, env);
+                if (r < 0) {
+                        call_fail(c, r, status,
+                                  r == -E2BIG ? "too many pages or items" :
+                                  r == -ELOOP ? "the server repeated a cursor" :
+                                  r == -EBADMSG ? "list result has an unexpected shape" :
+                                  "out of memory");
+                        return;
+                }
+                if (r > 0) {
+                        call_reset_transfer(c);
+                        sched_arm(api, now);
+                        return;
+                }
+
+                CfReply reply = {
+                        .http_status = status,
+                        .result = c->items,
+                        .result_info = c->last_result_info,
+                        .messages = env->messages,
+                        .etag = c->etag,
+                };
+                call_finish(c, &reply);
+                return;
+        }
+
+        CfReply reply = {
+                .http_status = status,
+                .result = env->result,
+                .result_info = env->result_info,
+                .messages = env->messages,
+                .etag = c->etag,
+        };
+        c->pages++;
+        call_finish(c, &reply);
+}
+
+/* ---- Scheduler ---- */
+
+/* The best call ready to start at now (highest priority, then oldest), or
+ * NULL; *ret_next gets the earliest not_before of waiting calls. */
+static CfCall *sched_pick(CfApi *api, uint64_t now, uint64_t *ret_next) {
+        CfCall *best = NULL;
+        uint64_t next = UINT64_MAX;
+
+        for (CfCall *c = api->calls; c; c = c->next) {
+                if (c->running)
+                        continue;
+                if (c->not_before_usec > now) {
+                        if (c->not_before_usec < next)
+                                next = c->not_before_usec;
+                        continue;
+                }
+                /* The list is newest first: >= keeps the oldest. */
+                if (!best || c->priority >= best->priority)
+                        best = c;
+        }
+        *ret_next = next;
+        return best;
+}
+
+static int on_sched(sd_event_source *s, uint64_t usec, void *userdata) {
+        CfApi *api = userdata;
+        uint64_t now = now_monotonic_usec(), next = UINT64_MAX;
+
+        api->sched_armed_usec = 0;
+        while (api->n_running < api->concurrency) {
+                CfCall *c;
+                uint64_t wait;
+                int r;
+
+                c = sched_pick(api, now, &next);
+                if (!c)
+                        break;
+                wait = budget_take(&api->budget, now, c->priority == CFAPI_PRIORITY_LOW);
+                if (wait > 0) {
+                        if (now + wait < next)
+                                next = now + wait;
+                        break;
+                }
+                if (c->deadline_usec == 0)
+                        c->deadline_usec = now + api->deadline_usec;
+                r = call_start(c, now);
+                if (r < 0) {
+                        call_reset_transfer(c);
+                        call_fail(c, r, 0, "could not start the request");
+                        /* call_fail re-armed the scheduler. */
+                        return 0;
+                }
+        }
+        if (next != UINT64_MAX && api->n_running < api->concurrency)
+                sched_arm(api, next);
+        return 0;
+}
+
+/* Makes sure the scheduler runs no later than when_usec. */
+static void sched_arm(CfApi *api, uint64_t when_usec) {
+        if (api->sched_armed_usec != 0 && api->sched_armed_usec <= when_usec)
+                return;
+        if (sd_event_source_set_time(api->sched, when_usec) < 0 ||
+            sd_event_source_set_enabled(api->sched, SD_EVENT_ONESHOT) < 0)
+                return;
+        api->sched_armed_usec = when_usec ? when_usec : 1;
+}
+
+/* ---- Public ---- */
+
+static char *strip_trailing_slashes(const char *s) {
+        char *d = strdup(s);
+        size_t n;
+
+        if (!d)
+                return NULL;
+        n = strlen(d);
+        while (n > 0 && d[n - 1] == '/')
+                d[--n] = 0;
+        return d;
+}
+
+int cfapi_new(CfApi **ret, sd_event *event, const CfApiOptions *o) {
+        _cleanup_(cfapi_freep) CfApi *api = NULL;
+        int r;
+
+        if (!ret || !event || !o || isempty(o->api_url))
+                return -EINVAL;
+        if (!startswith(o->api_url, "https://") && !startswith(o->api_url, "http://"))
+                return -EINVAL;
+        if (o->token && o->token_size > 0 &&
+            (memchr(o->token, '\r', o->token_size) || memchr(o->token, '\n', o->token_size) ||
+             memchr(o->token, 0, o->token_size)))
+                return -EINVAL;
+
+        api = calloc(1, sizeof(CfApi));
+        if (!api)
+                return -ENOMEM;
+        api->event = sd_event_ref(event);
+        api->api_url = strip_trailing_slashes(o->api_url);
+        api->account_id = o->account_id ? strdup(o->account_id) : NULL;
+        api->user_agent = strdup(o->user_agent ? o->user_agent : "binderyd/" PACKAGE_VERSION);
+        if (!api->api_url || (o->account_id && !api->account_id) || !api->user_agent)
+                return -ENOMEM;
+        if (o->token && o->token_size > 0) {
+                api->token = malloc(o->token_size + 1);
+                if (!api->token)
+                        return -ENOMEM;
+                memcpy(api->token, o->token, o->token_size);
+                api->token[o->token_size] = 0;
+                api->token_size = o->token_size;
+        }
+
+        api->concurrency = o->concurrency > 0 ? o->concurrency : CFAPI_DEFAULT_CONCURRENCY;
+        api->connect_timeout_usec = o->connect_timeout_usec > 0 ? o->connect_timeout_usec :
+                                    CFAPI_DEFAULT_CONNECT_TIMEOUT_USEC;
+        api->request_timeout_usec = o->request_timeout_usec > 0 ? o->request_timeout_usec :
+                                    CFAPI_DEFAULT_REQUEST_TIMEOUT_USEC;
+        api->max_retries = o->max_retries > 0 ? o->max_retries : CFAPI_DEFAULT_MAX_RETRIES;
+        api->deadline_usec = o->deadline_usec > 0 ? o->deadline_usec : CFAPI_DEFAULT_DEADLINE_USEC;
+        api->backoff_base_usec = o->backoff_base_usec > 0 ? o->backoff_base_usec :
+                                 CFAPI_DEFAULT_BACKOFF_BASE_USEC;
+        api->backoff_max_usec = o->backoff_max_usec > 0 ? o->backoff_max_usec :
+                                CFAPI_DEFAULT_BACKOFF_MAX_USEC;
+        api->max_response_size = o->max_response_size > 0 ? o->max_response_size :
+                                 CFAPI_DEFAULT_MAX_RESPONSE;
+        budget_init(&api->budget, o->budget, o->budget_window_usec, now_monotonic_usec());
+        if (getrandom(&api->rng, sizeof api->rng, GRND_NONBLOCK) != (ssize_t) sizeof api->rng)
+                api->rng = now_monotonic_usec() ^ ((uint64_t) getpid() << 32);
+        if (api->rng == 0)
+                api->rng = 0x9E3779B97F4A7C15ULL;
+
+        r = curl_glue_new(&api->glue, event);
+        if (r < 0)
+                return r;
+        r = sd_event_add_time(event, &api->sched, CLOCK_MONOTONIC, 0, 1, on_sched, api);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(api->sched, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(api->sched, "cfapi-scheduler");
+
+        *ret = TAKE_PTR(api);
+        return 0;
+}
+
+CfApi *cfapi_free(CfApi *api) {
+        if (!api)
+                return NULL;
+        cfapi_cancel_all(api);
+        if (api->sched)
+                (void) sd_event_source_disable_unref(api->sched);
+        curl_glue_free(api->glue);
+        free(api->api_url);
+        free(api->account_id);
+        free(api->user_agent);
+        erase_and_free(api->token, api->token_size);
+        sd_event_unref(api->event);
+        free(api);
+        return NULL;
+}
+
+void cfapi_set_limits(CfApi *api, unsigned concurrency, unsigned budget, uint64_t window_usec) {
+        if (!api)
+                return;
+        if (concurrency > 0)
+                api->concurrency = concurrency;
+        if (budget > 0 || window_usec > 0)
+                budget_resize(&api->budget, budget, window_usec, now_monotonic_usec());
+        sched_arm(api, now_monotonic_usec());
+}
+
+static int build_url(const CfApi *api, const char *path, char **ret) {
+        int r;
+
+        if (path[0] == '/') {
+                if (startswith(path, "/client/v4/") && endswith(api->api_url, "/client/v4"))
+                        path += strlen("/client/v4");
+                r = asprintf(ret, "%s%s", api->api_url, path);
+        } else {
+                if (isempty(api->account_id))
+                        return -EINVAL;
+                r = asprintf(ret, "%s/accounts/%s/%s", api->api_url, api->account_id, path);
+        }
+        return r < 0 ? -ENOMEM : 0;
+}
+
+int cfapi_submit(CfApi *api, const CfRequest *req, cfapi_callback_t callback, void *userdata,
+                 uint64_t *ret_id) {
+        CfCall *c;
+        int r;
+
+        if (!api || !req || isempty(req->method) || isempty(req->path))
+                return -EINVAL;
+        if (api->cancelling)
+                return -ECANCELED;
+        if (req->paging < 0 || req->paging >= _CFAPI_PAGING_MAX ||
+            (req->paging != CFAPI_PAGING_NONE && !streq(req->method, "GET")) ||
+            (req->paging != CFAPI_PAGING_NONE && (req->flags & CFAPI_RAW_RESPONSE)))
+                return -EINVAL;
+        if (req->priority < 0 || req->priority >= _CFAPI_PRIORITY_MAX)
+                return -EINVAL;
+        if ((req->body ? 1 : 0) + (req->json ? 1 : 0) + (req->multipart ? 1 : 0) > 1)
+                return -EINVAL;
+        if (strpbrk(req->method, " \r\n") || strpbrk(req->path, " \r\n?#") ||
+            (req->query && strpbrk(req->query, " \r\n#")))
+                return -EINVAL;
+        for (const char * const *h = req->headers; h && *h; h++)
+                if (strncasecmp(*h, "authorization:", strlen("authorization:")) == 0 ||
+                    strpbrk(*h, "\r\n") || !strchr(*h, ':'))
+                        return -EINVAL;
+
+        c = calloc(1, sizeof(CfCall));
+        if (!c)
+                return -ENOMEM;
+        c->api = api;
+        c->priority = req->priority;
+        c->flags = req->flags;
+        c->paging = req->paging;
+        c->per_page = req->per_page > 0 ? req->per_page :
+                      req->paging == CFAPI_PAGING_PAGE ? CFAPI_DEFAULT_PER_PAGE_PAGE : 0;
+        c->page = 1;
+        c->callback = callback;
+        c->userdata = userdata;
+        c->method = strdup(req->method);
+        c->path = strdup(req->path);
+        c->query = req->query ? strdup(req->query) : NULL;
+        c->items_key = req->items_key ? strdup(req->items_key) : NULL;
+        if (!c->method || !c->path || (req->query && !c->query) || (req->items_key && !c->items_key)) {
+                call_free(c);
+                return -ENOMEM;
+        }
+        r = build_url(api, req->path, &c->url);
+        if (r < 0) {
+                call_free(c);
+                return r;
+        }
+
+        if (req->body) {
+                c->body = malloc(req->body_size + 1);
+                if (!c->body) {
+                        call_free(c);
+                        return -ENOMEM;
+                }
+                memcpy(c->body, req->body, req->body_size);
+                c->body[req->body_size] = 0;
+                c->body_size = req->body_size;
+                c->has_body = true;
+                c->content_type = strdup(req->content_type ? req->content_type : "application/json");
+        } else if (req->json) {
+                const char *s = json_object_to_json_string_ext(req->json, JSON_C_TO_STRING_PLAIN);
+
+                c->body = s ? strdup(s) : NULL;
+                if (!c->body) {
+                        call_free(c);
+                        return -ENOMEM;
+                }
+                c->body_size = strlen(c->body);
+                c->has_body = true;
+                c->content_type = strdup(req->content_type ? req->content_type : "application/json");
+        } else if (req->multipart) {
+                r = cfapi_multipart_build(req->multipart, &c->body, &c->body_size, &c->content_type);
+                if (r < 0) {
+                        call_free(c);
+                        return r;
+                }
+                c->has_body = true;
+        }
+        if (c->has_body && !c->content_type) {
+                call_free(c);
+                return -ENOMEM;
+        }
+        for (const char * const *h = req->headers; h && *h; h++) {
+                r = append_header(&c->extra_headers, *h);
+                if (r < 0) {
+                        call_free(c);
+                        return r;
+                }
+        }
+
+        c->id = ++api->next_id;
+        c->next = api->calls;
+        if (api->calls)
+                api->calls->prev = c;
+        api->calls = c;
+        api->n_calls++;
+        sched_arm(api, now_monotonic_usec());
+        if (ret_id)
+                *ret_id = c->id;
+        return 0;
+}
+
+int cfapi_request(CfApi *api, const char *method, const char *path, const char *query,
+                  json_object *body, cfapi_callback_t callback, void *userdata) {
+        CfRequest req = {
+                .method = method,
+                .path = path,
+                .query = query,
+                .json = body,
+                .priority = CFAPI_PRIORITY_NORMAL,
+        };
+
+        return cfapi_submit(api, &req, callback, userdata, NULL);
+}
+
+int cfapi_get_all(CfApi *api, const char *path, const char *query, CfPaging paging,
+                  const char *items_key, CfPriority priority,
+                  cfapi_callback_t callback, void *userdata) {
+        CfRequest req = {
+                .method = "GET",
+                .path = path,
+                .query = query,
+                .priority = priority,
+                .paging = paging,
+                .items_key = items_key,
+        };
+
+        if (paging == CFAPI_PAGING_NONE)
+                return -EINVAL;
+        return cfapi_submit(api, &req, callback, userdata, NULL);
+}
+
+int cfapi_cancel(CfApi *api, uint64_t id) {
+        if (!api || id == 0)
+                return -EINVAL;
+        for (CfCall *c = api->calls; c; c = c->next)
+                if (c->id == id) {
+                        call_fail(c, -ECANCELED, 0, "cancelled");
+                        return 0;
+                }
+        return -ENOENT;
+}
+
+void cfapi_cancel_all(CfApi *api) {
+        if (!api || api->cancelling)
+                return;
+        api->cancelling = true;
+        while (api->calls) {
+                CfCall *oldest = api->calls;
+
+                while (oldest->next)
+                        oldest = oldest->next;
+                call_fail(oldest, -ECANCELED, 0, "cancelled");
+        }
+        api->cancelling = false;
+}
+
+unsigned cfapi_n_pending(const CfApi *api) {
+        return api ? api->n_calls : 0;
+}
+
+json_object *cfapi_metrics_json(const CfApi *api) {
+        json_object *o, *by;
+        CfApi *mut = (CfApi *) api;     /* budget_available refills */
+        char key[16];
+
+        o = json_object_new_object();
+        by = json_object_new_object();
+        if (!o || !by) {
+                json_object_put(o);
+                json_object_put(by);
+                return NULL;
+        }
+        for (int i = 0; i < CFAPI_STATUS_SLOTS; i++) {
+                if (api->by_status[i] == 0)
+                        continue;
+                snprintf(key, sizeof key, "%d", i);
+                json_object_object_add(by, key, json_object_new_uint64(api->by_status[i]));
+        }
+        if (api->other_status > 0)
+                json_object_object_add(by, "other", json_object_new_uint64(api->other_status));
+        json_object_object_add(o, "requests_total", json_object_new_uint64(api->requests_total));
+        json_object_object_add(o, "requests_by_status", by);
+        json_object_object_add(o, "retries_total", json_object_new_uint64(api->retries_total));
+        json_object_object_add(o, "budget_capacity", json_object_new_uint64((uint64_t) api->budget.capacity));
+        json_object_object_add(o, "budget_left",
+                               json_object_new_uint64(budget_available(&mut->budget, now_monotonic_usec())));
+        json_object_object_add(o, "budget_waits_total", json_object_new_uint64(api->budget.n_waits));
+        json_object_object_add(o, "queued", json_object_new_uint64(api->n_calls - api->n_running));
+        json_object_object_add(o, "in_flight", json_object_new_uint64(api->n_running));
+        json_object_object_add(o, "server_ratelimit_remaining",
+                               api->server_seen ? json_object_new_uint64(api->server_remaining) : NULL);
+        return o;
+}
+
+char *cfapi_escape(const char *s) {
+        static const char hex[] = "0123456789ABCDEF";
+        char *d, *p;
+
+        if (!s)
+                return NULL;
+        d = malloc(strlen(s) * 3 + 1);
+        if (!d)
+                return NULL;
+        for (p = d; *s; s++) {
+                unsigned char ch = (unsigned char) *s;
+
+                if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                    ch == '-' || ch == '.' || ch == '_' || ch == '~')
+                        *p++ = (char) ch;
+                else {
+                        *p++ = '%';
+                        *p++ = hex[ch >> 4];
+                        *p++ = hex[ch & 15];
+                }
+        }
+        *p = 0;
+        return d;
+}

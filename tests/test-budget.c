@@ -1,0 +1,230 @@
+/* test-budget.c: token bucket, server mirror, priority reserve and
+ * backoff arithmetic, on an injected clock. */
+#include <check.h>
+#include <stdlib.h>
+
+#include "budget.h"
+#include "util.h"
+
+#define SEC USEC_PER_SEC
+#define T0 (1000 * SEC)        /* an arbitrary monotonic start */
+
+START_TEST(test_defaults) {
+        Budget b;
+
+        budget_init(&b, 0, 0, T0);
+        ck_assert(b.capacity == 1000.0);
+        ck_assert_uint_eq(b.window_usec, 300 * SEC);
+        ck_assert_uint_eq(budget_available(&b, T0), 1000);
+        ck_assert(b.reserve == 200.0);
+}
+END_TEST
+
+START_TEST(test_burst_then_refill) {
+        Budget b;
+        uint64_t wait;
+
+        /* 1000 per 5 min: 1000 immediately, then one every 300 ms. */
+        budget_init(&b, 1000, 300 * SEC, T0);
+        for (unsigned i = 0; i < 1000; i++)
+                ck_assert_uint_eq(budget_take(&b, T0, false), 0);
+        ck_assert_uint_eq(budget_available(&b, T0), 0);
+        wait = budget_take(&b, T0, false);
+        ck_assert_uint_eq(wait, 300 * USEC_PER_MSEC);
+        ck_assert_uint_eq(budget_take(&b, T0 + wait - 1, false) > 0, 1);
+        ck_assert_uint_eq(budget_take(&b, T0 + wait, false), 0);
+        ck_assert_uint_eq(b.n_taken, 1001);
+
+        /* Over a whole window from empty, at most capacity more. */
+        unsigned n = 0;
+        for (uint64_t t = T0 + wait; t <= T0 + wait + 300 * SEC; t += 100 * USEC_PER_MSEC)
+                while (budget_take(&b, t, false) == 0)
+                        n++;
+        ck_assert_uint_le(n, 1000);
+        ck_assert_uint_ge(n, 999);
+        /* Never more than capacity after a long idle time. */
+        ck_assert_uint_eq(budget_available(&b, T0 + 10000 * SEC), 1000);
+}
+END_TEST
+
+START_TEST(test_every_attempt_costs) {
+        Budget b;
+        unsigned ok = 0;
+
+        budget_init(&b, 10, 10 * SEC, T0);
+        /* 4 requests with 2 retries each = 12 attempts: only 10 fit now. */
+        for (unsigned i = 0; i < 12; i++)
+                if (budget_take(&b, T0, false) == 0)
+                        ok++;
+        ck_assert_uint_eq(ok, 10);
+        ck_assert_uint_eq(b.n_waits, 2);
+}
+END_TEST
+
+START_TEST(test_reserve_for_low_priority) {
+        Budget b;
+        unsigned low = 0;
+        uint64_t wait;
+
+        budget_init(&b, 100, 100 * SEC, T0);
+        ck_assert(b.reserve == 20.0);
+        while (budget_take(&b, T0, true) == 0)
+                low++;
+        /* Plan requests stop at the reserve ... */
+        ck_assert_uint_eq(low, 80);
+        wait = budget_take(&b, T0, true);
+        ck_assert_uint_eq(wait, 1 * SEC);    /* one token of refill (1/s) to be above the reserve */
+        /* ... the reconcile still has 20. */
+        for (unsigned i = 0; i < 20; i++)
+                ck_assert_uint_eq(budget_take(&b, T0, false), 0);
+        ck_assert_uint_gt(budget_take(&b, T0, false), 0);
+
+        /* Tiny budgets keep no reserve (a low request must be servable). */
+        budget_init(&b, 3, SEC, T0);
+        ck_assert(b.reserve == 0.0);
+        ck_assert_uint_eq(budget_take(&b, T0, true), 0);
+        budget_init(&b, 1, SEC, T0);
+        ck_assert_uint_eq(budget_take(&b, T0, true), 0);
+}
+END_TEST
+
+START_TEST(test_server_clamp_and_hold) {
+        Budget b;
+
+        budget_init(&b, 1000, 300 * SEC, T0);
+        /* The server says 3 left for 10 s (someone else uses the token too). */
+        budget_observe_server(&b, 3, 10, T0);
+        ck_assert_uint_eq(budget_available(&b, T0), 3);
+        /* Low: paced evenly over the 10 s, whatever the local bucket has. */
+        {
+                uint64_t starts[8], t = T0;
+                unsigned n = 0;
+
+                while (t < T0 + 10 * SEC && n < ELEMENTSOF(starts)) {
+                        uint64_t w = budget_take(&b, t, false);
+
+                        if (w == 0)
+                                starts[n++] = t;
+                        else
+                                t += w;
+                }
+                ck_assert_uint_eq(n, 3);
+                ck_assert_uint_eq(starts[0], T0);
+                ck_assert_uint_ge(starts[1] - starts[0], 10 * SEC / 3);
+                ck_assert_uint_le(starts[1] - starts[0], 10 * SEC / 3 + 2);
+                ck_assert_uint_ge(starts[2] - starts[1], 10 * SEC / 3 - 2);
+                /* 0 left on the server: hold until its reset, even with local tokens. */
+                ck_assert_uint_eq(b.server_remaining, 0);
+                ck_assert_uint_eq(budget_take(&b, starts[2], false), T0 + 10 * SEC - starts[2]);
+        }
+        /* After the reset the local bucket decides again. */
+        ck_assert_uint_eq(budget_take(&b, T0 + 10 * SEC, false), 0);
+
+        /* r=0 immediately: hold for t. */
+        budget_init(&b, 1000, 300 * SEC, T0);
+        budget_observe_server(&b, 0, 7, T0);
+        ck_assert_uint_eq(budget_take(&b, T0, false), 7 * SEC);
+        /* A high remaining count does not pace. */
+        budget_init(&b, 1000, 300 * SEC, T0);
+        budget_observe_server(&b, 900, 200, T0);
+        for (unsigned i = 0; i < 50; i++)
+                ck_assert_uint_eq(budget_take(&b, T0, false), 0);
+        /* t=0: nothing to mirror. */
+        budget_observe_server(&b, 0, 0, T0);
+        ck_assert_uint_eq(budget_take(&b, T0, false), 0);
+}
+END_TEST
+
+START_TEST(test_hold_429) {
+        Budget b;
+
+        budget_init(&b, 1000, 300 * SEC, T0);
+        budget_hold(&b, 5 * SEC, T0);
+        ck_assert_uint_eq(budget_take(&b, T0, false), 5 * SEC);
+        ck_assert_uint_eq(budget_take(&b, T0 + 2 * SEC, false), 3 * SEC);
+        /* A shorter hold does not shorten it. */
+        budget_hold(&b, 1 * SEC, T0 + 2 * SEC);
+        ck_assert_uint_eq(budget_take(&b, T0 + 2 * SEC, false), 3 * SEC);
+        ck_assert_uint_eq(budget_take(&b, T0 + 5 * SEC, false), 0);
+}
+END_TEST
+
+START_TEST(test_resize) {
+        Budget b;
+
+        budget_init(&b, 100, 100 * SEC, T0);
+        for (unsigned i = 0; i < 50; i++)
+                ck_assert_uint_eq(budget_take(&b, T0, false), 0);
+        budget_resize(&b, 1000, 300 * SEC, T0);
+        ck_assert_uint_eq(budget_available(&b, T0), 500);
+        ck_assert(b.reserve == 200.0);
+}
+END_TEST
+
+START_TEST(test_backoff) {
+        const uint64_t base = 500 * USEC_PER_MSEC, max = 60 * SEC;
+
+        /* Full jitter: [0, min(max, base*2^n)]. */
+        ck_assert_uint_eq(backoff_delay(0, base, max, 0), 0);
+        ck_assert_uint_eq(backoff_delay(0, base, max, base), base);
+        ck_assert_uint_eq(backoff_delay(0, base, max, base + 1), 0);
+        ck_assert_uint_eq(backoff_delay(3, base, max, 4 * SEC), 4 * SEC);
+        ck_assert_uint_eq(backoff_delay(3, base, max, 4 * SEC + 1), 0);
+        ck_assert_uint_eq(backoff_delay(20, base, max, max), max);
+        ck_assert_uint_eq(backoff_delay(200, base, max, UINT64_MAX) <= max, 1);
+
+        /* Spread: over many draws the mean is about half the cap. */
+        uint64_t x = 88172645463325252ULL, sum = 0;
+        for (unsigned i = 0; i < 10000; i++) {
+                uint64_t d;
+
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                d = backoff_delay(2, base, max, x);
+                ck_assert_uint_le(d, 2 * SEC);
+                sum += d;
+        }
+        ck_assert_uint_gt(sum / 10000, 900 * USEC_PER_MSEC);
+        ck_assert_uint_lt(sum / 10000, 1100 * USEC_PER_MSEC);
+}
+END_TEST
+
+START_TEST(test_clock_backwards) {
+        Budget b;
+
+        budget_init(&b, 10, 10 * SEC, T0);
+        for (unsigned i = 0; i < 10; i++)
+                ck_assert_uint_eq(budget_take(&b, T0, false), 0);
+        /* A clock that goes back never mints tokens. */
+        ck_assert_uint_gt(budget_take(&b, T0 - 5 * SEC, false), 0);
+        ck_assert_uint_eq(budget_available(&b, T0 - 5 * SEC), 0);
+}
+END_TEST
+
+static Suite *suite(void) {
+        Suite *s = suite_create("budget");
+        TCase *tc = tcase_create("budget");
+
+        tcase_add_test(tc, test_defaults);
+        tcase_add_test(tc, test_burst_then_refill);
+        tcase_add_test(tc, test_every_attempt_costs);
+        tcase_add_test(tc, test_reserve_for_low_priority);
+        tcase_add_test(tc, test_server_clamp_and_hold);
+        tcase_add_test(tc, test_hold_429);
+        tcase_add_test(tc, test_resize);
+        tcase_add_test(tc, test_backoff);
+        tcase_add_test(tc, test_clock_backwards);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        SRunner *sr = srunner_create(suite());
+        int failed;
+
+        srunner_run_all(sr, CK_ENV);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

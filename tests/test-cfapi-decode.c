@@ -1,0 +1,372 @@
+/* test-cfapi-decode.c: envelope decoding, error mapping, pagination and
+ * header parsing on recorded responses in tests/data/cfapi/. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cfapi-decode.h"
+#include "cfapi.h"
+#include "util.h"
+
+static char *load(const char *name, size_t *ret_size) {
+        const char *top = getenv("top_srcdir");
+        _cleanup_free_ char *path = NULL;
+        char *data = NULL;
+        int r;
+
+        ck_assert_int_ge(asprintf(&path, "%s/tests/data/cfapi/%s", top ? top : ".", name), 0);
+        r = read_full_file(path, 1 << 20, &data, ret_size);
+        ck_assert_msg(r == 0, "cannot read %s: %d", path, r);
+        return data;
+}
+
+static int decode_file(const char *name, long status, CfEnvelope **ret) {
+        _cleanup_free_ char *data = NULL;
+        size_t size;
+
+        data = load(name, &size);
+        return cf_envelope_decode(status, data, size, ret);
+}
+
+START_TEST(test_success_object) {
+        _cleanup_(cf_envelope_freep) CfEnvelope *e = NULL;
+        json_object *v;
+
+        ck_assert_int_eq(decode_file("success-object.json", 200, &e), 0);
+        ck_assert(e->success);
+        ck_assert_int_eq(e->n_errors, 0);
+        ck_assert_ptr_nonnull(e->result);
+        ck_assert(json_object_object_get_ex(e->result, "id", &v));
+        ck_assert_str_eq(json_object_get_string(v), "0f2ac74b498b48028cb68387c421e279");
+        ck_assert_ptr_null(e->result_info);
+        ck_assert_int_eq(cf_errno_from_status(200, e->success, e->errors, e->n_errors), 0);
+}
+END_TEST
+
+START_TEST(test_failure_10007) {
+        _cleanup_(cf_envelope_freep) CfEnvelope *e = NULL;
+        _cleanup_free_ char *summary = NULL;
+
+        ck_assert_int_eq(decode_file("failure-10007.json", 404, &e), 0);
+        ck_assert(!e->success);
+        ck_assert_ptr_null(e->result);
+        ck_assert_int_eq(e->n_errors, 1);
+        ck_assert_int_eq(e->errors[0].code, 10007);
+        ck_assert_int_eq(e->errors[0].http_status, 404);
+        ck_assert_str_eq(e->errors[0].message, "This Worker does not exist on your account.");
+        ck_assert_int_eq(cf_errno_from_status(404, e->success, e->errors, e->n_errors), -ENOENT);
+        /* The code decides even when the status is unusual. */
+        ck_assert_int_eq(cf_errno_from_status(400, e->success, e->errors, e->n_errors), -ENOENT);
+        summary = cf_errors_summary(404, e->errors, e->n_errors);
+        ck_assert_str_eq(summary, "HTTP 404: [10007] This Worker does not exist on your account.");
+}
+END_TEST
+
+START_TEST(test_failure_multi) {
+        _cleanup_(cf_envelope_freep) CfEnvelope *e = NULL;
+        _cleanup_free_ char *summary = NULL;
+
+        ck_assert_int_eq(decode_file("failure-multi.json", 400, &e), 0);
+        ck_assert_int_eq(e->n_errors, 2);
+        ck_assert_int_eq(e->errors[0].code, 10021);
+        ck_assert_int_eq(e->errors[1].code, 100402);
+        ck_assert_int_eq(cf_errno_from_status(400, e->success, e->errors, e->n_errors), -EINVAL);
+        summary = cf_errors_summary(400, e->errors, e->n_errors);
+        /* Control characters (the newline in the validator text) become spaces. */
+        ck_assert_ptr_null(strchr(summary, '\n'));
+        ck_assert_ptr_nonnull(strstr(summary, "[10021] Uncaught SyntaxError"));
+        ck_assert_ptr_nonnull(strstr(summary, "; [100402] exports reconciliation failed"));
+}
+END_TEST
+
+START_TEST(test_error_codes) {
+        static const struct {
+                const char *file;
+                long status;
+                int error;
+        } cases[] = {
+                { "failure-kv-exists.json", 400, -EEXIST },
+                { "rate-limited-971.json", 429, -EBUSY },
+                { "auth-10000.json", 403, -EACCES },
+                { "success-false-2xx.json", 200, -EPROTO },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(cf_envelope_freep) CfEnvelope *e = NULL;
+
+                ck_assert_int_eq(decode_file(cases[i].file, cases[i].status, &e), 0);
+                ck_assert_msg(cf_errno_from_status(cases[i].status, e->success, e->errors, e->n_errors) ==
+                              cases[i].error, "%s", cases[i].file);
+        }
+
+        /* Status alone. */
+        ck_assert_int_eq(cf_errno_from_status(401, false, NULL, 0), -EACCES);
+        ck_assert_int_eq(cf_errno_from_status(403, false, NULL, 0), -EACCES);
+        ck_assert_int_eq(cf_errno_from_status(404, false, NULL, 0), -ENOENT);
+        ck_assert_int_eq(cf_errno_from_status(409, false, NULL, 0), -EEXIST);
+        ck_assert_int_eq(cf_errno_from_status(412, false, NULL, 0), -ESTALE);
+        ck_assert_int_eq(cf_errno_from_status(413, false, NULL, 0), -EFBIG);
+        ck_assert_int_eq(cf_errno_from_status(429, false, NULL, 0), -EBUSY);
+        ck_assert_int_eq(cf_errno_from_status(503, false, NULL, 0), -EAGAIN);
+        ck_assert_int_eq(cf_errno_from_status(418, false, NULL, 0), -EINVAL);
+        ck_assert_int_eq(cf_errno_from_status(204, true, NULL, 0), 0);
+        ck_assert_int_eq(cf_errno_from_status(302, false, NULL, 0), -EPROTO);
+
+        ck_assert(cf_status_is_retryable(429));
+        ck_assert(cf_status_is_retryable(500));
+        ck_assert(cf_status_is_retryable(503));
+        ck_assert(cf_status_is_retryable(408));
+        ck_assert(!cf_status_is_retryable(409));
+        ck_assert(!cf_status_is_retryable(404));
+        ck_assert(!cf_status_is_retryable(200));
+}
+END_TEST
+
+START_TEST(test_unknown_fields) {
+        _cleanup_(cf_envelope_freep) CfEnvelope *e = NULL;
+        json_object *items = NULL;
+
+        ck_assert_int_eq(decode_file("unknown-fields.json", 200, &e), 0);
+        ck_assert(e->success);
+        ck_assert_ptr_nonnull(e->messages);
+        ck_assert_int_eq(cf_result_items(e->result, NULL, &items), 0);
+        ck_assert_int_eq(json_object_array_length(items), 1);
+        ck_assert_int_eq(cf_page_has_more(e->result_info, 1, 20, 1), 0);
+}
+END_TEST
+
+START_TEST(test_tolerant_shapes) {
+        _cleanup_(cf_envelope_freep) CfEnvelope *a = NULL, *b = NULL, *c = NULL;
+
+        /* Queues-style string messages. */
+        ck_assert_int_eq(decode_file("messages-strings.json", 200, &a), 0);
+        ck_assert(a->success);
+        ck_assert(json_object_is_type(a->messages, json_type_array));
+
+        /* Odd error entries: strings, missing fields, codes as strings, a number. */
+        ck_assert_int_eq(decode_file("errors-odd.json", 404, &b), 0);
+        ck_assert(!b->success);
+        ck_assert_int_eq(b->n_errors, 4);
+        ck_assert_str_eq(b->errors[0].message, "plain string error");
+        ck_assert_int_eq(b->errors[0].code, 0);
+        ck_assert_str_eq(b->errors[1].message, "no code");
+        ck_assert_int_eq(b->errors[2].code, 7003);
+        ck_assert_str_eq(b->errors[2].message, "");
+        ck_assert_int_eq(b->errors[3].code, 1003);
+        ck_assert_int_eq(cf_errno_from_status(404, b->success, b->errors, b->n_errors), -ENOENT);
+
+        /* No success flag on a 2xx without errors: success. */
+        ck_assert_int_eq(decode_file("success-no-flag.json", 200, &c), 0);
+        ck_assert(c->success);
+        ck_assert_ptr_nonnull(c->result);
+}
+END_TEST
+
+START_TEST(test_garbage) {
+        static const char *const files[] = {
+                "garbage.txt", "truncated.json", "array-top.json", "trailing.json",
+                "deep.json", "html-502.html", "empty.json",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                CfEnvelope *e = NULL;
+
+                ck_assert_msg(decode_file(files[i], 200, &e) == -EBADMSG, "%s", files[i]);
+                ck_assert_ptr_null(e);
+        }
+
+        /* Every prefix of a valid envelope is rejected, none crashes. */
+        {
+                _cleanup_free_ char *data = NULL;
+                size_t size;
+
+                data = load("failure-multi.json", &size);
+                while (size > 0 && strchr(" \n", data[size - 1]))
+                        size--;
+                for (size_t n = 0; n < size; n++) {
+                        CfEnvelope *e = NULL;
+
+                        ck_assert_int_eq(cf_envelope_decode(200, data, n, &e), -EBADMSG);
+                }
+        }
+
+        /* Embedded NUL. */
+        {
+                static const char nul[] = "{\"success\":true,\0\"result\":1}";
+                CfEnvelope *e = NULL;
+
+                ck_assert_int_eq(cf_envelope_decode(200, nul, sizeof nul - 1, &e), -EBADMSG);
+        }
+        ck_assert_int_eq(cf_envelope_decode(200, NULL, 0, NULL), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_page_pagination) {
+        _cleanup_(cf_envelope_freep) CfEnvelope *p1 = NULL, *p3 = NULL, *pe = NULL, *tp = NULL, *nt = NULL;
+        json_object *items;
+
+        ck_assert_int_eq(decode_file("page-1.json", 200, &p1), 0);
+        ck_assert_int_eq(cf_result_items(p1->result, NULL, &items), 0);
+        ck_assert_int_eq(json_object_array_length(items), 2);
+        /* 1*2 < 5: more. */
+        ck_assert_int_eq(cf_page_has_more(p1->result_info, 1, 50, 2), 1);
+        /* page 3: 3*2 >= 5: done. */
+        ck_assert_int_eq(decode_file("page-3-last.json", 200, &p3), 0);
+        ck_assert_int_eq(cf_page_has_more(p3->result_info, 3, 2, 1), 0);
+        /* An empty page ends it whatever the totals say. */
+        ck_assert_int_eq(decode_file("page-empty.json", 200, &pe), 0);
+        ck_assert_int_eq(cf_result_items(pe->result, NULL, &items), 0);
+        ck_assert_int_eq(json_object_array_length(items), 0);
+        ck_assert_int_eq(cf_page_has_more(pe->result_info, 4, 2, 0), 0);
+        /* total_pages honoured. */
+        ck_assert_int_eq(decode_file("page-total-pages.json", 200, &tp), 0);
+        ck_assert_int_eq(cf_page_has_more(tp->result_info, 1, 1, 1), 1);
+        ck_assert_int_eq(cf_page_has_more(tp->result_info, 3, 1, 1), 0);
+        /* No totals: a full page may have a successor, a short one not. */
+        ck_assert_int_eq(decode_file("page-no-totals.json", 200, &nt), 0);
+        ck_assert_int_eq(cf_page_has_more(nt->result_info, 1, 2, 2), 1);
+        ck_assert_int_eq(cf_page_has_more(nt->result_info, 1, 5, 2), 0);
+        ck_assert_int_eq(cf_page_has_more(NULL, 1, 5, 5), 0);
+}
+END_TEST
+
+START_TEST(test_cursor_pagination) {
+        _cleanup_(cf_envelope_freep) CfEnvelope *a = NULL, *b = NULL, *c = NULL;
+        json_object *items;
+
+        ck_assert_int_eq(decode_file("r2-buckets-cursor.json", 200, &a), 0);
+        /* R2's {buckets: [...]} */
+        ck_assert_int_eq(cf_result_items(a->result, "buckets", &items), 0);
+        ck_assert_int_eq(json_object_array_length(items), 2);
+        ck_assert_int_eq(cf_result_items(a->result, NULL, &items), -EBADMSG);
+        ck_assert_str_eq(cf_cursor_next(a->result_info), "bG9ncw==");
+
+        ck_assert_int_eq(decode_file("r2-buckets-last.json", 200, &b), 0);
+        ck_assert_ptr_null(cf_cursor_next(b->result_info));
+
+        ck_assert_int_eq(decode_file("cursor-after.json", 200, &c), 0);
+        ck_assert_str_eq(cf_cursor_next(c->result_info), "AAAA");
+        ck_assert_ptr_null(cf_cursor_next(NULL));
+
+        /* An items_key that is absent, or a null result: an empty page. */
+        ck_assert_int_eq(cf_result_items(c->result, "buckets", &items), 0);  /* array passes */
+        ck_assert_ptr_nonnull(items);
+        ck_assert_int_eq(cf_result_items(NULL, "buckets", &items), 0);
+        ck_assert_ptr_null(items);
+}
+END_TEST
+
+START_TEST(test_ratelimit_header) {
+        uint64_t r = 0, t = 0;
+
+        ck_assert_int_eq(cf_ratelimit_parse("\"default\";r=50;t=30", &r, &t), 0);
+        ck_assert_uint_eq(r, 50);
+        ck_assert_uint_eq(t, 30);
+        ck_assert_int_eq(cf_ratelimit_parse("\"burst\";r=1;t=1, \"default\";r=1199;t=299", &r, &t), 0);
+        ck_assert_uint_eq(r, 1199);
+        ck_assert_uint_eq(t, 299);
+        ck_assert_int_eq(cf_ratelimit_parse("\"default\"; t=5 ; r=0; x=9", &r, &t), 0);
+        ck_assert_uint_eq(r, 0);
+        ck_assert_uint_eq(t, 5);
+        ck_assert_int_eq(cf_ratelimit_parse("\"default\";r=50", &r, &t), -EINVAL);
+        ck_assert_int_eq(cf_ratelimit_parse("\"default\";r=-1;t=3", &r, &t), -EINVAL);
+        ck_assert_int_eq(cf_ratelimit_parse("\"default\";r=abc;t=3", &r, &t), -EINVAL);
+        ck_assert_int_eq(cf_ratelimit_parse("", &r, &t), -EINVAL);
+        ck_assert_int_eq(cf_ratelimit_parse(NULL, &r, &t), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_retry_after) {
+        /* 2026-11-23T09:00:00Z */
+        const uint64_t now = 1795424400ULL * USEC_PER_SEC;
+        uint64_t d = 0;
+
+        ck_assert_int_eq(cf_retry_after_parse("7", now, &d), 0);
+        ck_assert_uint_eq(d, 7 * USEC_PER_SEC);
+        ck_assert_int_eq(cf_retry_after_parse(" 0 ", now, &d), 0);
+        ck_assert_uint_eq(d, 0);
+        ck_assert_int_eq(cf_retry_after_parse("999999999", now, &d), 0);
+        ck_assert_uint_eq(d, 86400 * USEC_PER_SEC);
+        ck_assert_int_eq(cf_retry_after_parse("Mon, 23 Nov 2026 09:00:30 GMT", now, &d), 0);
+        ck_assert_uint_eq(d, 30 * USEC_PER_SEC);
+        ck_assert_int_eq(cf_retry_after_parse("Monday, 23-Nov-26 09:01:00 GMT", now, &d), 0);
+        ck_assert_uint_eq(d, 60 * USEC_PER_SEC);
+        ck_assert_int_eq(cf_retry_after_parse("Mon Nov 23 09:00:05 2026", now, &d), 0);
+        ck_assert_uint_eq(d, 5 * USEC_PER_SEC);
+        /* In the past: now. */
+        ck_assert_int_eq(cf_retry_after_parse("Sun, 22 Nov 2026 09:00:00 GMT", now, &d), 0);
+        ck_assert_uint_eq(d, 0);
+        ck_assert_int_eq(cf_retry_after_parse("1.5", now, &d), -EINVAL);
+        ck_assert_int_eq(cf_retry_after_parse("-3", now, &d), -EINVAL);
+        ck_assert_int_eq(cf_retry_after_parse("soon", now, &d), -EINVAL);
+        ck_assert_int_eq(cf_retry_after_parse("", now, &d), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_multipart) {
+        _cleanup_(cfapi_multipart_freep) CfMultipart *m = NULL;
+        _cleanup_free_ char *body = NULL, *ct = NULL;
+        const char *boundary;
+        char expect[512];
+        size_t size;
+
+        m = cfapi_multipart_new();
+        ck_assert_ptr_nonnull(m);
+        ck_assert_int_eq(cfapi_multipart_add(m, "metadata", NULL, "application/json",
+                                             "{\"main_module\":\"index.js\"}", 26), 0);
+        ck_assert_int_eq(cfapi_multipart_add(m, "index.js", "index.js", "application/javascript+module",
+                                             "export default {}", 17), 0);
+        ck_assert_int_eq(cfapi_multipart_add(m, "bad\"name", NULL, NULL, "x", 1), -EINVAL);
+        ck_assert_int_eq(cfapi_multipart_add(m, "x", "a\r\nb", NULL, "x", 1), -EINVAL);
+        ck_assert_int_eq(cfapi_multipart_build(m, &body, &size, &ct), 0);
+        ck_assert(startswith(ct, "multipart/form-data; boundary="));
+        boundary = ct + strlen("multipart/form-data; boundary=");
+        snprintf(expect, sizeof expect,
+                 "--%1$s\r\nContent-Disposition: form-data; name=\"metadata\"\r\n"
+                 "Content-Type: application/json\r\n\r\n{\"main_module\":\"index.js\"}\r\n"
+                 "--%1$s\r\nContent-Disposition: form-data; name=\"index.js\"; filename=\"index.js\"\r\n"
+                 "Content-Type: application/javascript+module\r\n\r\nexport default {}\r\n"
+                 "--%1$s--\r\n", boundary);
+        ck_assert_uint_eq(size, strlen(expect));
+        ck_assert(memcmp(body, expect, size) == 0);
+}
+END_TEST
+
+START_TEST(test_escape) {
+        _cleanup_free_ char *a = cfapi_escape("my script/ü 1"), *b = cfapi_escape("AZaz09-._~");
+
+        ck_assert_str_eq(a, "my%20script%2F%C3%BC%201");
+        ck_assert_str_eq(b, "AZaz09-._~");
+}
+END_TEST
+
+static Suite *suite(void) {
+        Suite *s = suite_create("cfapi-decode");
+        TCase *tc = tcase_create("decode");
+
+        tcase_add_test(tc, test_success_object);
+        tcase_add_test(tc, test_failure_10007);
+        tcase_add_test(tc, test_failure_multi);
+        tcase_add_test(tc, test_error_codes);
+        tcase_add_test(tc, test_unknown_fields);
+        tcase_add_test(tc, test_tolerant_shapes);
+        tcase_add_test(tc, test_garbage);
+        tcase_add_test(tc, test_page_pagination);
+        tcase_add_test(tc, test_cursor_pagination);
+        tcase_add_test(tc, test_ratelimit_header);
+        tcase_add_test(tc, test_retry_after);
+        tcase_add_test(tc, test_multipart);
+        tcase_add_test(tc, test_escape);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        SRunner *sr = srunner_create(suite());
+        int failed;
+
+        srunner_run_all(sr, CK_ENV);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
