@@ -336,12 +336,23 @@ static void request_unwait(Request *r) {
         r->wait_prev = r->wait_next = NULL;
 }
 
+/* Makes every listener run MHD soon: a resumed connection is only
+ * processed by the next MHD_run() of its daemon. */
+static void httpd_poke(Httpd *h) {
+        for (size_t i = 0; i < h->n_listeners; i++)
+                if (h->listeners[i].timer) {
+                        (void) sd_event_source_set_time_relative(h->listeners[i].timer, 0);
+                        (void) sd_event_source_set_enabled(h->listeners[i].timer, SD_EVENT_ONESHOT);
+                }
+}
+
 static void request_resume(Request *r) {
         if (!r->suspended)
                 return;
         r->suspended = false;
         request_unwait(r);
         MHD_resume_connection(r->connection);
+        httpd_poke(r->httpd);
 }
 
 static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -778,8 +789,12 @@ static int listener_rearm(Listener *l) {
         MHD_UNSIGNED_LONG_LONG ms;
         int k;
 
-        if (MHD_get_timeout(l->daemon, &ms) == MHD_NO)
-                return sd_event_source_set_enabled(l->timer, SD_EVENT_OFF);
+        /* Run MHD at least once a second even when it asks for no timer:
+         * a daemon that reached its connection limit takes its listening
+         * socket out of the epoll set and only puts it back from a later
+         * MHD_run(), which nothing else would trigger. */
+        if (MHD_get_timeout(l->daemon, &ms) == MHD_NO || ms > 1000)
+                ms = 1000;
         k = sd_event_source_set_time_relative(l->timer, (uint64_t) ms * USEC_PER_MSEC);
         if (k < 0)
                 return k;
