@@ -16,7 +16,8 @@
 #
 # Usage: conformance.sh [SCENARIO-FILE-NAME...]   (default: all of them)
 # Environment: CONFORMANCE_KEEP=1 keeps the work directory for inspection;
-# CFSIM=PATH runs another cfsim binary.
+# CFSIM=PATH runs another cfsim binary; CONFORMANCE_DEBUG=1 makes wrangler
+# log every request and response into the kept client logs.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -uo pipefail
 
@@ -111,6 +112,9 @@ export CLOUDFLARE_API_TOKEN="$token" CLOUDFLARE_ACCOUNT_ID="$account"
 export CONFORMANCE_WORK="$work" CONFORMANCE_FIXTURES="$work/fixtures"
 export CONFORMANCE_NODE_MODULES="$npmdir/node_modules"
 export NODE_PATH="$npmdir/node_modules"
+if [ "${CONFORMANCE_DEBUG:-0}" = 1 ]; then
+	export WRANGLER_LOG=debug WRANGLER_LOG_SANITIZE=false
+fi
 
 start_sim() { # log file
 	local out=$1 url=
