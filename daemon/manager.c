@@ -1,0 +1,995 @@
+/* manager.c: see manager.h. */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <json-c/json.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "engine.h"
+#include "httpd.h"
+#include "log.h"
+#include "manager.h"
+#include "metrics.h"
+#include "secrets.h"
+#include "spec.h"
+#include "util.h"
+#include "watch.h"
+
+#define RUNS_MAX 64                         /* the ring behind /v1/runs */
+#define DEBOUNCE_USEC (200 * USEC_PER_MSEC)
+#define PLAN_FRESH_USEC (5 * USEC_PER_SEC)  /* /v1/plan reuses a plan this young */
+#define PLAN_STALE_USEC (10 * 60 * USEC_PER_SEC) /* ...and, while a reconcile runs, one this old */
+#define STOP_TIMEOUT_USEC (60 * USEC_PER_SEC)
+#define ERRORS_LOGGED_MAX 50
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
+
+typedef enum RunState {
+        RUN_STATE_QUEUED,
+        RUN_STATE_RUNNING,
+        RUN_STATE_DONE,
+} RunState;
+
+static const char *const run_state_table[] = {
+        [RUN_STATE_QUEUED] = "queued",
+        [RUN_STATE_RUNNING] = "running",
+        [RUN_STATE_DONE] = "done",
+};
+
+typedef struct Run {
+        char id[48];
+        char *trigger;              /* what queued it first */
+        unsigned n_triggers;        /* triggers coalesced into it */
+        bool force;
+        RunState state;
+        RunResult result;
+        uint64_t queued_usec, started_usec, finished_usec;  /* CLOCK_REALTIME */
+        unsigned n_actions, n_writes, n_requests, n_failed;
+        char generation[65];
+        json_object *report;
+        char *text;
+} Run;
+
+/* Histogram buckets of run durations, seconds. */
+static const double duration_buckets[] = { 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600 };
+
+struct Manager {
+        sd_event *event;
+        const Options *options;
+        Config *config;
+        Config **old_configs;       /* kept alive: the engine may still point into them */
+        size_t n_old_configs;
+
+        Engine *engine;
+        Httpd *httpd;
+        Watch *watch;
+        sd_event_source *sig_term, *sig_int, *sig_hup;
+        sd_event_source *interval;
+        sd_event_source *kick;      /* deferred: start the pending run */
+        sd_event_source *stop_timer;
+
+        /* generations */
+        Generation *gen;            /* last good, enforced */
+        Generation *gen_in_run;     /* handed to the running engine run */
+        uint64_t gen_since_usec;
+        json_object *spec_errors;   /* of the last load attempt; empty array if it loaded */
+        size_t n_spec_errors;
+        uint64_t last_load_usec;
+        bool ready;                 /* a generation loaded once */
+        bool notified_ready;
+
+        /* runs */
+        Run *ring[RUNS_MAX];        /* oldest first */
+        size_t n_ring;
+        Run *current, *pending;     /* also in the ring */
+        uint64_t run_seq;
+        uint64_t boot_sec;
+
+        /* plan */
+        bool plan_running;
+        json_object *plan_cache;
+        uint64_t plan_cache_usec;   /* CLOCK_MONOTONIC */
+        uint64_t plan_served_cached, plan_started, plan_refused;
+
+        /* metrics */
+        uint64_t runs_by_result[_RUN_RESULT_MAX];
+        uint64_t duration_counts[ELEMENTSOF(duration_buckets)];
+        uint64_t duration_count;
+        double duration_sum;
+        uint64_t triggers, triggers_coalesced;
+        uint64_t spec_loads_ok, spec_loads_failed;
+        uint64_t last_success_usec;
+        uint64_t started_usec;
+
+        bool stopping;
+        int exit_code;
+};
+
+/* ---- secrets ---- */
+
+/* The value of a secret reference, wiped by the caller. */
+static int resolve_secret(const SecretRef *ref, char **ret, size_t *ret_size) {
+        _cleanup_free_ char *msg = NULL;
+        int r;
+
+        r = secrets_resolve(ref, NULL, ret, ret_size, &msg);
+        if (r < 0) {
+                _cleanup_free_ char *s = secret_ref_to_string(ref);
+
+                return log_error_errno(r, "Cannot read secret %s: %s", strna(s), msg ? msg : strerror(-r));
+        }
+        return 0;
+}
+
+static int manager_apply_auth(Manager *m, const Config *c) {
+        _cleanup_(erase_and_freep) char *token = NULL, *hook = NULL;
+        size_t token_size = 0, hook_size = 0;
+        int r;
+
+        if (c->http_token_set) {
+                r = resolve_secret(&c->http_token, &token, &token_size);
+                if (r < 0)
+                        return r;
+        } else
+                log_notice("No http_token configured: every POST but the webhook will be refused.");
+        if (c->webhook_secret_set) {
+                r = resolve_secret(&c->webhook_secret, &hook, &hook_size);
+                if (r < 0)
+                        return r;
+        }
+        return httpd_set_auth(m->httpd, token, token_size, c->http_auth_reads, hook, hook_size);
+}
+
+/* ---- notify ---- */
+
+static void manager_notify_status(Manager *m) {
+        const Run *last = NULL;
+        char ts[64] = "";
+
+        for (size_t i = m->n_ring; i > 0; i--)
+                if (m->ring[i - 1]->state == RUN_STATE_DONE) {
+                        last = m->ring[i - 1];
+                        break;
+                }
+        if (last)
+                format_rfc3339(last->finished_usec, ts, sizeof(ts));
+        (void) sd_notifyf(false, "STATUS=generation %.12s%s%s; %s%s%s%s%s%s",
+                          m->gen ? m->gen->digest : "(none)",
+                          m->n_spec_errors > 0 ? ", spec rejected: " : "",
+                          m->n_spec_errors > 0 ? "errors in /v1/status" : "",
+                          m->current ? "reconciling, " : "",
+                          last ? "last run " : "no run yet",
+                          last ? run_result_to_string(last->result) : "",
+                          last ? " at " : "", ts,
+                          m->stopping ? "; stopping" : "");
+}
+
+/* ---- runs ---- */
+
+static Run *run_free(Run *r) {
+        if (!r)
+                return NULL;
+        free(r->trigger);
+        json_object_put(r->report);
+        free(r->text);
+        return mfree(r);
+}
+
+static Run *manager_find_run(Manager *m, const char *id) {
+        for (size_t i = 0; i < m->n_ring; i++)
+                if (streq(m->ring[i]->id, id))
+                        return m->ring[i];
+        return NULL;
+}
+
+static json_object *run_to_json(const Run *r, bool full) {
+        json_object *j = json_object_new_object();
+        char ts[64];
+
+        if (!j)
+                return NULL;
+        json_object_object_add(j, "id", json_object_new_string(r->id));
+        json_object_object_add(j, "state", json_object_new_string(run_state_table[r->state]));
+        json_object_object_add(j, "trigger", json_object_new_string(r->trigger));
+        json_object_object_add(j, "n_triggers", json_object_new_int64(r->n_triggers));
+        json_object_object_add(j, "force", json_object_new_boolean(r->force));
+        json_object_object_add(j, "queued_at", json_object_new_string(format_rfc3339(r->queued_usec, ts, sizeof(ts))));
+        if (r->state != RUN_STATE_QUEUED) {
+                json_object_object_add(j, "started_at",
+                                       json_object_new_string(format_rfc3339(r->started_usec, ts, sizeof(ts))));
+                json_object_object_add(j, "generation", json_object_new_string(r->generation));
+        }
+        if (r->state == RUN_STATE_DONE) {
+                json_object_object_add(j, "finished_at",
+                                       json_object_new_string(format_rfc3339(r->finished_usec, ts, sizeof(ts))));
+                json_object_object_add(j, "duration_sec",
+                                       json_object_new_double((double) (r->finished_usec - r->started_usec) / 1e6));
+                json_object_object_add(j, "result", json_object_new_string(run_result_to_string(r->result)));
+                json_object_object_add(j, "n_actions", json_object_new_int64(r->n_actions));
+                json_object_object_add(j, "n_writes", json_object_new_int64(r->n_writes));
+                json_object_object_add(j, "n_requests", json_object_new_int64(r->n_requests));
+                json_object_object_add(j, "n_failed", json_object_new_int64(r->n_failed));
+                if (full && r->report)
+                        json_object_object_add(j, "report", json_object_get(r->report));
+                if (full && r->text)
+                        json_object_object_add(j, "text", json_object_new_string(r->text));
+        }
+        return j;
+}
+
+static int manager_push_run(Manager *m, Run *r) {
+        if (m->n_ring == RUNS_MAX) {
+                /* The oldest is done: only the two newest can be queued or running. */
+                run_free(m->ring[0]);
+                memmove(m->ring, m->ring + 1, sizeof(Run *) * (RUNS_MAX - 1));
+                m->n_ring--;
+        }
+        m->ring[m->n_ring++] = r;
+        return 0;
+}
+
+static void manager_kick(Manager *m) {
+        (void) sd_event_source_set_enabled(m->kick, SD_EVENT_ONESHOT);
+}
+
+static void manager_finish_stop(Manager *m) {
+        if (m->stopping && !engine_is_running(m->engine))
+                (void) sd_event_exit(m->event, m->exit_code);
+}
+
+static void on_run_done(Engine *e, const RunReport *report, void *userdata) {
+        Manager *m = userdata;
+        Run *r = m->current;
+        double sec;
+
+        m->current = NULL;
+        if (m->gen_in_run && m->gen_in_run != m->gen)
+                generation_free(m->gen_in_run);
+        m->gen_in_run = NULL;
+
+        if (r) {
+                r->state = RUN_STATE_DONE;
+                r->result = report->result;
+                r->finished_usec = now_realtime_usec();
+                r->n_actions = report->n_actions;
+                r->n_writes = report->n_writes;
+                r->n_requests = report->n_requests;
+                r->n_failed = report->n_failed;
+                r->report = report->json ? json_object_get(report->json) : NULL;
+                r->text = report->text ? strdup(report->text) : NULL;
+
+                if (report->result >= 0 && report->result < _RUN_RESULT_MAX)
+                        m->runs_by_result[report->result]++;
+                sec = (double) (r->finished_usec - r->started_usec) / 1e6;
+                m->duration_sum += sec;
+                m->duration_count++;
+                for (size_t i = 0; i < ELEMENTSOF(duration_buckets); i++)
+                        if (sec <= duration_buckets[i])
+                                m->duration_counts[i]++;
+                if (report->result == RUN_RESULT_OK || report->result == RUN_RESULT_CHANGES)
+                        m->last_success_usec = r->finished_usec;
+
+                log_event(report->result == RUN_RESULT_OK ? LOG_INFO :
+                          report->result == RUN_RESULT_CHANGES ? LOG_NOTICE : LOG_WARNING,
+                          r->id, NULL, "finished",
+                          "Reconcile %s finished: %s, %u actions, %u writes, %u API requests, %u failed, %.2fs.",
+                          r->id, run_result_to_string(report->result), report->n_actions, report->n_writes,
+                          report->n_requests, report->n_failed, sec);
+        }
+        log_set_context(NULL, NULL, NULL);
+        manager_notify_status(m);
+        httpd_wake(m->httpd);
+        if (m->stopping) {
+                manager_finish_stop(m);
+                return;
+        }
+        manager_kick(m);
+}
+
+static void on_plan_done(Engine *e, const RunReport *report, void *userdata) {
+        Manager *m = userdata;
+        json_object *j;
+        char ts[64];
+
+        m->plan_running = false;
+        if (m->gen_in_run && m->gen_in_run != m->gen)
+                generation_free(m->gen_in_run);
+        m->gen_in_run = NULL;
+
+        j = json_object_new_object();
+        if (j) {
+                json_object_object_add(j, "result", json_object_new_string(run_result_to_string(report->result)));
+                json_object_object_add(j, "planned_at",
+                                       json_object_new_string(format_rfc3339(now_realtime_usec(), ts, sizeof(ts))));
+                json_object_object_add(j, "generation", m->gen ? json_object_new_string(m->gen->digest) : NULL);
+                json_object_object_add(j, "n_actions", json_object_new_int64(report->n_actions));
+                json_object_object_add(j, "n_requests", json_object_new_int64(report->n_requests));
+                if (report->json)
+                        json_object_object_add(j, "report", json_object_get(report->json));
+                if (report->text)
+                        json_object_object_add(j, "text", json_object_new_string(report->text));
+                json_object_put(m->plan_cache);
+                m->plan_cache = j;
+                m->plan_cache_usec = now_monotonic_usec();
+        }
+        log_debug("Plan finished: %s, %u actions.", run_result_to_string(report->result), report->n_actions);
+        httpd_wake(m->httpd);
+        if (m->stopping) {
+                manager_finish_stop(m);
+                return;
+        }
+        manager_kick(m);
+}
+
+/* Starts the pending reconcile if the engine is free. */
+static int on_kick(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+        RunOptions o = {};
+        Run *r = m->pending;
+        int k;
+
+        if (!r || m->stopping || engine_is_running(m->engine))
+                return 0;
+
+        m->pending = NULL;
+        m->current = r;
+        r->state = RUN_STATE_RUNNING;
+        r->started_usec = now_realtime_usec();
+        if (m->gen)
+                memcpy(r->generation, m->gen->digest, sizeof(r->generation));
+        m->gen_in_run = m->gen;
+
+        o.mode = RUN_MODE_APPLY;
+        o.force = r->force;
+        o.run_id = r->id;
+        o.generation_since_usec = m->gen_since_usec;
+        log_set_context(r->id, NULL, NULL);
+        log_event(LOG_INFO, r->id, NULL, "start", "Reconcile %s started (trigger: %s%s, generation %.12s).",
+                  r->id, r->trigger, r->force ? ", force" : "", m->gen ? m->gen->digest : "none: spec not loaded");
+        k = engine_run(m->engine, m->gen, &o, on_run_done, m);
+        if (k < 0) {
+                RunReport failed = { .result = RUN_RESULT_FAILED };
+
+                log_error_errno(k, "Failed to start reconcile %s: %m", r->id);
+                on_run_done(m->engine, &failed, m);
+                return 0;
+        }
+        manager_notify_status(m);
+        httpd_wake(m->httpd);  /* waiters see "running" */
+        return 0;
+}
+
+/* Queues a reconcile, or joins the pending one. */
+static int manager_trigger(Manager *m, const char *reason, bool force, const char **ret_id) {
+        Run *r;
+
+        if (m->stopping)
+                return -ESHUTDOWN;
+        m->triggers++;
+        if (m->pending) {
+                m->pending->n_triggers++;
+                m->pending->force = m->pending->force || force;
+                m->triggers_coalesced++;
+                log_debug("Trigger '%s' joins pending run %s.", reason, m->pending->id);
+                if (ret_id)
+                        *ret_id = m->pending->id;
+                return 0;
+        }
+        r = calloc(1, sizeof(Run));
+        if (!r)
+                return -ENOMEM;
+        r->trigger = strdup(reason);
+        if (!r->trigger) {
+                run_free(r);
+                return -ENOMEM;
+        }
+        snprintf(r->id, sizeof(r->id), "%" PRIu64 "-%" PRIu64, m->boot_sec, ++m->run_seq);
+        r->n_triggers = 1;
+        r->force = force;
+        r->state = RUN_STATE_QUEUED;
+        r->queued_usec = now_realtime_usec();
+        manager_push_run(m, r);
+        m->pending = r;
+        log_debug("Reconcile %s queued (trigger: %s).", r->id, reason);
+
+        /* A reconcile outranks a plan: stop the plan, start when it ends. */
+        if (m->plan_running)
+                engine_cancel(m->engine);
+        manager_kick(m);
+        if (ret_id)
+                *ret_id = r->id;
+        return 0;
+}
+
+/* ---- spec ---- */
+
+static void log_spec_errors(const SpecErrors *errs) {
+        for (size_t i = 0; i < errs->n && i < ERRORS_LOGGED_MAX; i++) {
+                _cleanup_free_ char *s = spec_error_to_string(&errs->errors[i]);
+
+                log_warning("%s", strna(s));
+        }
+        if (errs->n + errs->n_dropped > ERRORS_LOGGED_MAX)
+                log_warning("... and %zu more errors.", errs->n + errs->n_dropped - ERRORS_LOGGED_MAX);
+}
+
+/* Loads the spec. Returns 1 if a new generation became current, 0 if
+ * nothing changed or it failed (the last good one stays). */
+static int manager_load_spec(Manager *m) {
+        _cleanup_(spec_errors_done) SpecErrors errs = {};
+        Generation *g = NULL;
+        json_object *ej;
+        int r;
+
+        m->last_load_usec = now_realtime_usec();
+        r = spec_load(m->config->spec_dir, &g, &errs);
+        if (r < 0) {
+                m->spec_loads_failed++;
+                ej = spec_errors_to_json(&errs);
+                if (ej) {
+                        /* Each error also as one "FILE:LINE:COLUMN: message" line. */
+                        for (size_t i = 0; i < json_object_array_length(ej) && i < errs.n; i++) {
+                                _cleanup_free_ char *s = spec_error_to_string(&errs.errors[i]);
+
+                                if (s)
+                                        json_object_object_add(json_object_array_get_idx(ej, i), "text",
+                                                               json_object_new_string(s));
+                        }
+                        json_object_put(m->spec_errors);
+                        m->spec_errors = ej;
+                }
+                m->n_spec_errors = errs.n + errs.n_dropped;
+                log_warning("Spec in '%s' rejected with %zu errors; still enforcing generation %.12s.",
+                            m->config->spec_dir, m->n_spec_errors, m->gen ? m->gen->digest : "(none)");
+                log_spec_errors(&errs);
+                return 0;
+        }
+
+        m->spec_loads_ok++;
+        m->n_spec_errors = 0;
+        json_object_put(m->spec_errors);
+        m->spec_errors = json_object_new_array();
+        m->ready = true;
+        if (m->gen && streq(m->gen->digest, g->digest)) {
+                generation_free(g);
+                log_debug("Spec unchanged (generation %.12s).", m->gen->digest);
+                return 0;
+        }
+        log_info("Spec generation %.12s loaded: %zu files, %zu workers.", g->digest,
+                 strv_length(g->files), g->n_workers);
+        if (m->gen && m->gen != m->gen_in_run)
+                generation_free(m->gen);
+        m->gen = g;
+        m->gen_since_usec = now_realtime_usec();
+        /* A new generation makes any cached plan moot. */
+        json_object_put(m->plan_cache);
+        m->plan_cache = NULL;
+        return 1;
+}
+
+static void on_spec_changed(Watch *w, void *userdata) {
+        Manager *m = userdata;
+
+        if (m->stopping)
+                return;
+        if (manager_load_spec(m) > 0)
+                (void) manager_trigger(m, "spec-change", false, NULL);
+        manager_notify_status(m);
+}
+
+/* ---- timers and signals ---- */
+
+static uint64_t jittered(uint64_t usec) {
+        uint32_t rnd = 0;
+
+        /* ±10%: a fleet of daemons started together spreads out. */
+        (void) getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK);
+        return usec - usec / 10 + (uint64_t) ((double) rnd / UINT32_MAX * (double) (usec / 5));
+}
+
+static int on_interval(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        (void) manager_trigger(m, "interval", false, NULL);
+        (void) sd_event_source_set_time_relative(s, jittered(m->config->interval_usec));
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        log_error("In-flight calls did not finish within %" PRIu64 "s; exiting anyway.",
+                  STOP_TIMEOUT_USEC / USEC_PER_SEC);
+        m->exit_code = EXIT_FAILED;
+        (void) sd_event_exit(m->event, m->exit_code);
+        return 0;
+}
+
+static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        if (m->stopping) {
+                log_notice("Second signal: exiting now.");
+                return sd_event_exit(m->event, EXIT_FAILED);
+        }
+        m->stopping = true;
+        (void) sd_notify(false, "STOPPING=1");
+        manager_notify_status(m);
+        log_info("Received %s; %s", strsignal((int) si->ssi_signo),
+                 engine_is_running(m->engine) ? "finishing in-flight calls." : "stopping.");
+        httpd_shutdown(m->httpd);
+        if (engine_is_running(m->engine)) {
+                engine_cancel(m->engine);
+                (void) sd_event_add_time_relative(m->event, &m->stop_timer, CLOCK_MONOTONIC,
+                                                  STOP_TIMEOUT_USEC, USEC_PER_SEC, on_stop_timeout, m);
+        }
+        manager_finish_stop(m);
+        return 0;
+}
+
+static void manager_log_config_errors(const char *path, ConfigError *errs, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (errs[i].line > 0)
+                        log_error("%s:%u:%u: %s", strna(path), errs[i].line, errs[i].column, errs[i].message);
+                else
+                        log_error("%s: %s", strna(path), errs[i].message);
+}
+
+static int manager_reload(Manager *m) {
+        _cleanup_(config_freep) Config *c = NULL;
+        ConfigError *errs = NULL;
+        size_t n_errs = 0;
+        Config **l;
+        int r;
+
+        (void) sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=Reloading...",
+                          now_monotonic_usec());
+        log_info("Reloading configuration and spec.");
+
+        r = config_load(m->config->path, m->options, &c, &errs, &n_errs);
+        if (r < 0) {
+                manager_log_config_errors(m->config->path, errs, n_errs);
+                if (n_errs == 0)
+                        log_error_errno(r, "Failed to read '%s': %m", strna(m->config->path));
+                log_error("New configuration rejected; keeping the running one.");
+                config_errors_free(errs, n_errs);
+        } else {
+                if (!strv_equal(c->listen, m->config->listen))
+                        log_notice("'listen' changed; restart the daemon to apply it.");
+                if (!streq(c->spec_dir, m->config->spec_dir))
+                        log_notice("'spec_dir' changed; restart the daemon to watch the new directory.");
+                r = engine_set_config(m->engine, c);
+                if (r < 0)
+                        log_error_errno(r, "Engine rejected the new configuration, keeping the old one: %m");
+                else if (manager_apply_auth(m, c) < 0)
+                        log_error("Could not read the new configuration's tokens; keeping the old ones.");
+                if (r >= 0) {
+                        l = realloc(m->old_configs, sizeof(Config *) * (m->n_old_configs + 1));
+                        if (l) {
+                                m->old_configs = l;
+                                m->old_configs[m->n_old_configs++] = m->config;
+                                m->config = TAKE_PTR(c);
+                                if (!m->options->log_level)
+                                        log_set_max_level(m->config->log_level);
+                                (void) sd_event_source_set_time_relative(m->interval,
+                                                                         jittered(m->config->interval_usec));
+                                (void) sd_event_source_set_enabled(m->interval, SD_EVENT_ONESHOT);
+                                log_info("Configuration reloaded.");
+                        }
+                }
+        }
+
+        /* The spec too: a reload always re-reads it and reconciles. */
+        (void) manager_load_spec(m);
+        (void) manager_trigger(m, "reload", false, NULL);
+        (void) sd_notify(false, "READY=1");
+        manager_notify_status(m);
+        return 0;
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        if (!m->stopping)
+                (void) manager_reload(m);
+        return 0;
+}
+
+/* ---- the HTTP backend ---- */
+
+static json_object *backend_status(void *userdata) {
+        Manager *m = userdata;
+        _cleanup_(json_object_putp) json_object *j = json_object_new_object();
+        json_object *d, *g, *files, *res, *counts;
+        const Run *last = NULL;
+        char ts[64];
+        unsigned by_state[_RESOURCE_STATE_MAX] = {};
+
+        if (!j)
+                return NULL;
+        d = json_object_new_object();
+        json_object_object_add(j, "daemon", d);
+        json_object_object_add(d, "version", json_object_new_string(PACKAGE_VERSION));
+        json_object_object_add(d, "pid", json_object_new_int64(getpid()));
+        json_object_object_add(d, "started_at",
+                               json_object_new_string(format_rfc3339(m->started_usec, ts, sizeof(ts))));
+        json_object_object_add(d, "ready", json_object_new_boolean(m->ready));
+        json_object_object_add(d, "stopping", json_object_new_boolean(m->stopping));
+        json_object_object_add(d, "account_id", json_object_new_string(m->config->account_id));
+        json_object_object_add(d, "api_url", json_object_new_string(m->config->api_url));
+        json_object_object_add(d, "spec_dir", json_object_new_string(m->config->spec_dir));
+        json_object_object_add(d, "interval", json_object_new_string(format_duration(m->config->interval_usec,
+                                                                                     ts, sizeof(ts))));
+        json_object_object_add(d, "prune", json_object_new_boolean(m->config->prune));
+        {
+                _cleanup_free_ char *ref = secret_ref_to_string(&m->config->api_token);
+
+                json_object_object_add(d, "api_token", json_object_new_string(strna(ref)));  /* a reference only */
+        }
+
+        g = json_object_new_object();
+        json_object_object_add(j, "generation", g);
+        json_object_object_add(g, "state", json_object_new_string(m->n_spec_errors > 0 ? "rejected" :
+                                                                  m->gen ? "ok" : "none"));
+        json_object_object_add(g, "digest", m->gen ? json_object_new_string(m->gen->digest) : NULL);
+        files = json_object_new_array();
+        if (m->gen)
+                for (char **f = m->gen->files; f && *f; f++)
+                        json_object_array_add(files, json_object_new_string(*f));
+        json_object_object_add(g, "files", files);
+        json_object_object_add(g, "loaded_at", m->gen ?
+                               json_object_new_string(format_rfc3339(m->gen->loaded_usec, ts, sizeof(ts))) : NULL);
+        json_object_object_add(g, "since", m->gen ?
+                               json_object_new_string(format_rfc3339(m->gen_since_usec, ts, sizeof(ts))) : NULL);
+        json_object_object_add(g, "last_load_at", m->last_load_usec ?
+                               json_object_new_string(format_rfc3339(m->last_load_usec, ts, sizeof(ts))) : NULL);
+        json_object_object_add(g, "errors", m->spec_errors ? json_object_get(m->spec_errors) : json_object_new_array());
+
+        for (size_t i = m->n_ring; i > 0; i--)
+                if (m->ring[i - 1]->state == RUN_STATE_DONE) {
+                        last = m->ring[i - 1];
+                        break;
+                }
+        json_object_object_add(j, "current_run", m->current ? run_to_json(m->current, false) : NULL);
+        json_object_object_add(j, "pending_run", m->pending ? run_to_json(m->pending, false) : NULL);
+        json_object_object_add(j, "last_run", last ? run_to_json(last, false) : NULL);
+
+        res = engine_status_json(m->engine);
+        if (!res)
+                res = json_object_new_array();
+        for (size_t i = 0; i < json_object_array_length(res); i++) {
+                json_object *x = json_object_array_get_idx(res, i), *st;
+
+                if (json_object_object_get_ex(x, "state", &st))
+                        for (int k = 0; k < _RESOURCE_STATE_MAX; k++)
+                                if (streq(json_object_get_string(st), resource_state_to_string(k)))
+                                        by_state[k]++;
+        }
+        json_object_object_add(j, "resources", res);
+        counts = json_object_new_object();
+        for (int k = 0; k < _RESOURCE_STATE_MAX; k++)
+                json_object_object_add(counts, resource_state_to_string(k), json_object_new_int64(by_state[k]));
+        json_object_object_add(j, "summary", counts);
+        return TAKE_PTR(j);
+}
+
+static json_object *backend_runs(void *userdata) {
+        Manager *m = userdata;
+        json_object *a = json_object_new_array();
+
+        if (!a)
+                return NULL;
+        for (size_t i = m->n_ring; i > 0; i--)
+                json_object_array_add(a, run_to_json(m->ring[i - 1], false));
+        return a;
+}
+
+static json_object *backend_run(void *userdata, const char *id) {
+        Manager *m = userdata;
+        Run *r = manager_find_run(m, id);
+
+        return r ? run_to_json(r, true) : NULL;
+}
+
+static int backend_trigger(void *userdata, const char *reason, bool force, char **ret_run_id) {
+        Manager *m = userdata;
+        const char *id = NULL;
+        int r;
+
+        r = manager_trigger(m, reason, force, &id);
+        if (r < 0)
+                return r;
+        *ret_run_id = strdup(id);
+        return *ret_run_id ? 0 : -ENOMEM;
+}
+
+static int backend_plan(void *userdata, json_object **ret, unsigned *ret_retry_after) {
+        Manager *m = userdata;
+        uint64_t age = m->plan_cache ? now_monotonic_usec() - m->plan_cache_usec : UINT64_MAX;
+        RunOptions o = { .mode = RUN_MODE_PLAN, .run_id = "plan" };
+        int r;
+
+        if (m->plan_cache && age < PLAN_FRESH_USEC) {
+                m->plan_served_cached++;
+                *ret = json_object_get(m->plan_cache);
+                return 0;
+        }
+        if (m->plan_running)
+                return -EINPROGRESS;
+        if (m->current || m->pending || engine_is_running(m->engine)) {
+                /* Never delay or starve a reconcile: a recent plan, or come back later. */
+                if (m->plan_cache && age < PLAN_STALE_USEC) {
+                        m->plan_served_cached++;
+                        *ret = json_object_get(m->plan_cache);
+                        return 0;
+                }
+                m->plan_refused++;
+                *ret_retry_after = 5;
+                return -EBUSY;
+        }
+        m->gen_in_run = m->gen;
+        o.generation_since_usec = m->gen_since_usec;
+        r = engine_run(m->engine, m->gen, &o, on_plan_done, m);
+        if (r == -EBUSY) {
+                m->gen_in_run = NULL;
+                *ret_retry_after = 5;
+                return -EBUSY;
+        }
+        if (r < 0) {
+                m->gen_in_run = NULL;
+                return r;
+        }
+        m->plan_running = true;
+        m->plan_started++;
+        return -EINPROGRESS;
+}
+
+static bool backend_ready(void *userdata) {
+        Manager *m = userdata;
+
+        return m->ready;
+}
+
+static double jnum(json_object *o, const char *key, double def) {
+        json_object *v;
+
+        if (!o || !json_object_object_get_ex(o, key, &v) || !v)
+                return def;
+        return json_object_get_double(v);
+}
+
+static char *backend_metrics(void *userdata) {
+        static const char *const results[] = { "ok", "changes", "failed", "blocked" };
+        Manager *m = userdata;
+        _cleanup_(metrics_freep) Metrics *x = metrics_new();
+        _cleanup_(json_object_putp) json_object *em = NULL, *st = NULL;
+        unsigned by_state[_RESOURCE_STATE_MAX] = {};
+        json_object *bys;
+        char le[32];
+
+        if (!x)
+                return NULL;
+        metrics_family(x, "bindery_up", "gauge", "1 while the daemon runs.");
+        metrics_sample(x, "bindery_up", 1, NULL);
+        metrics_family(x, "bindery_ready", "gauge", "1 once a spec generation has loaded.");
+        metrics_sample(x, "bindery_ready", m->ready, NULL);
+
+        metrics_family(x, "bindery_runs_total", "counter", "Finished reconcile runs by result.");
+        for (size_t i = 0; i < ELEMENTSOF(results) && i < _RUN_RESULT_MAX; i++)
+                metrics_sample(x, "bindery_runs_total", (double) m->runs_by_result[i], "result", results[i], NULL);
+        metrics_family(x, "bindery_run_running", "gauge", "1 while a reconcile runs.");
+        metrics_sample(x, "bindery_run_running", m->current ? 1 : 0, NULL);
+        metrics_family(x, "bindery_run_pending", "gauge", "1 while a reconcile waits to start.");
+        metrics_sample(x, "bindery_run_pending", m->pending ? 1 : 0, NULL);
+        metrics_family(x, "bindery_run_duration_seconds", "histogram", "Reconcile run durations.");
+        for (size_t i = 0; i < ELEMENTSOF(duration_buckets); i++) {
+                snprintf(le, sizeof(le), "%g", duration_buckets[i]);
+                metrics_sample(x, "bindery_run_duration_seconds_bucket", (double) m->duration_counts[i],
+                               "le", le, NULL);
+        }
+        metrics_sample(x, "bindery_run_duration_seconds_bucket", (double) m->duration_count, "le", "+Inf", NULL);
+        metrics_sample(x, "bindery_run_duration_seconds_sum", m->duration_sum, NULL);
+        metrics_sample(x, "bindery_run_duration_seconds_count", (double) m->duration_count, NULL);
+        metrics_family(x, "bindery_last_success_timestamp_seconds", "gauge",
+                       "When the last reconcile that did not fail finished (Unix time).");
+        metrics_sample(x, "bindery_last_success_timestamp_seconds", (double) m->last_success_usec / 1e6, NULL);
+        metrics_family(x, "bindery_triggers_total", "counter", "Reconcile triggers received.");
+        metrics_sample(x, "bindery_triggers_total", (double) m->triggers, NULL);
+        metrics_family(x, "bindery_triggers_coalesced_total", "counter",
+                       "Triggers that joined an already pending reconcile.");
+        metrics_sample(x, "bindery_triggers_coalesced_total", (double) m->triggers_coalesced, NULL);
+        metrics_family(x, "bindery_plans_total", "counter", "GET /v1/plan outcomes.");
+        metrics_sample(x, "bindery_plans_total", (double) m->plan_started, "outcome", "started", NULL);
+        metrics_sample(x, "bindery_plans_total", (double) m->plan_served_cached, "outcome", "cached", NULL);
+        metrics_sample(x, "bindery_plans_total", (double) m->plan_refused, "outcome", "refused", NULL);
+
+        st = engine_status_json(m->engine);
+        for (size_t i = 0; st && i < json_object_array_length(st); i++) {
+                json_object *s;
+
+                if (json_object_object_get_ex(json_object_array_get_idx(st, i), "state", &s))
+                        for (int k = 0; k < _RESOURCE_STATE_MAX; k++)
+                                if (streq(json_object_get_string(s), resource_state_to_string(k)))
+                                        by_state[k]++;
+        }
+        metrics_family(x, "bindery_resources", "gauge", "Resources by reconcile state.");
+        for (int k = 0; k < _RESOURCE_STATE_MAX; k++)
+                metrics_sample(x, "bindery_resources", by_state[k], "state", resource_state_to_string(k), NULL);
+
+        em = engine_metrics_json(m->engine);
+        metrics_family(x, "bindery_api_requests_total", "counter",
+                       "Cloudflare API requests by HTTP status (0: no answer).");
+        if (em && json_object_object_get_ex(em, "requests_by_status", &bys) && json_object_is_type(bys, json_type_object)) {
+                json_object_object_foreach(bys, code, v)
+                        metrics_sample(x, "bindery_api_requests_total", json_object_get_double(v), "code", code, NULL);
+        }
+        metrics_family(x, "bindery_api_retries_total", "counter", "Cloudflare API retries.");
+        metrics_sample(x, "bindery_api_retries_total", jnum(em, "retries_total", 0), NULL);
+        metrics_family(x, "bindery_request_budget_remaining", "gauge",
+                       "Requests left in the current request_budget window.");
+        metrics_sample(x, "bindery_request_budget_remaining", jnum(em, "budget_left", 0), NULL);
+        metrics_family(x, "bindery_request_budget_capacity", "gauge", "Requests allowed per request_budget window.");
+        metrics_sample(x, "bindery_request_budget_capacity", jnum(em, "budget_capacity", m->config->request_budget), NULL);
+
+        metrics_family(x, "bindery_generation_info", "gauge", "The enforced spec generation (digest label).");
+        metrics_sample(x, "bindery_generation_info", 1, "digest", m->gen ? m->gen->digest : "", NULL);
+        metrics_family(x, "bindery_generation_loaded_timestamp_seconds", "gauge",
+                       "When the enforced generation was loaded (Unix time).");
+        metrics_sample(x, "bindery_generation_loaded_timestamp_seconds",
+                       m->gen ? (double) m->gen->loaded_usec / 1e6 : 0, NULL);
+        metrics_family(x, "bindery_generation_files", "gauge", "YAML files in the enforced generation.");
+        metrics_sample(x, "bindery_generation_files", m->gen ? (double) strv_length(m->gen->files) : 0, NULL);
+        metrics_family(x, "bindery_spec_errors", "gauge", "Errors of the last spec load (0: it loaded).");
+        metrics_sample(x, "bindery_spec_errors", (double) m->n_spec_errors, NULL);
+        metrics_family(x, "bindery_spec_loads_total", "counter", "Spec loads by outcome.");
+        metrics_sample(x, "bindery_spec_loads_total", (double) m->spec_loads_ok, "outcome", "ok", NULL);
+        metrics_sample(x, "bindery_spec_loads_total", (double) m->spec_loads_failed, "outcome", "rejected", NULL);
+        return metrics_take(TAKE_PTR(x));
+}
+
+static const HttpdBackend manager_backend = {
+        .status = backend_status,
+        .runs = backend_runs,
+        .run = backend_run,
+        .trigger = backend_trigger,
+        .plan = backend_plan,
+        .metrics = backend_metrics,
+        .ready = backend_ready,
+};
+
+/* ---- life cycle ---- */
+
+int manager_new(Manager **ret, Config *config, const Options *o) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int r;
+
+        m = calloc(1, sizeof(Manager));
+        if (!m) {
+                config_free(config);
+                return log_error_errno(ENOMEM, "Out of memory.");
+        }
+        m->config = config;
+        m->options = o;
+        m->started_usec = now_realtime_usec();
+        m->boot_sec = m->started_usec / USEC_PER_SEC;
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate the event loop: %m");
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+int manager_start(Manager *m) {
+        _cleanup_free_ int *fds = NULL;
+        HttpdSettings hs = {};
+        int r, n;
+
+        r = sd_event_add_signal(m->event, &m->sig_term, SIGTERM | SD_EVENT_SIGNAL_PROCMASK, on_sigterm, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, &m->sig_int, SIGINT | SD_EVENT_SIGNAL_PROCMASK, on_sigterm, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, &m->sig_hup, SIGHUP | SD_EVENT_SIGNAL_PROCMASK, on_sighup, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up signal handling: %m");
+        r = sd_event_set_watchdog(m->event, true);
+        if (r < 0)
+                log_warning_errno(r, "Failed to enable the watchdog, ignoring: %m");
+        r = sd_event_add_defer(m->event, &m->kick, on_kick, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add an event source: %m");
+        (void) sd_event_source_set_enabled(m->kick, SD_EVENT_OFF);
+
+        r = engine_new(&m->engine, m->event, m->config, true);
+        if (r == -EBUSY)
+                return log_error_errno(r, "The state directory '%s' is locked by another bindery process.",
+                                       m->config->state_dir);
+        if (r == -EXDEV)
+                return log_error_errno(r, "The state in '%s' belongs to another account or API URL; refusing.",
+                                       m->config->state_dir);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the engine (state '%s'): %m", m->config->state_dir);
+
+        /* The HTTP API: sockets from systemd, else the configured addresses. */
+        n = sd_listen_fds(true);
+        if (n < 0)
+                return log_error_errno(n, "Failed to read the sockets passed by systemd: %m");
+        if (n > 0) {
+                fds = calloc((size_t) n, sizeof(int));
+                if (!fds)
+                        return log_error_errno(ENOMEM, "Out of memory.");
+                for (int i = 0; i < n; i++)
+                        fds[i] = SD_LISTEN_FDS_START + i;
+                hs.fds = fds;
+                hs.n_fds = (size_t) n;
+                log_info("Using %d socket(s) passed by systemd.", n);
+        } else
+                hs.listen = m->config->listen;
+        r = httpd_new(&m->httpd, m->event, &hs, &manager_backend, m);
+        if (r < 0)
+                return r;
+        r = manager_apply_auth(m, m->config);
+        if (r < 0)
+                return r;
+
+        r = watch_new(&m->watch, m->event, m->config->spec_dir, DEBOUNCE_USEC, on_spec_changed, m);
+        if (r < 0)
+                log_warning_errno(r, "Cannot watch '%s' (changes will wait for the interval or a trigger): %m",
+                                  m->config->spec_dir);
+
+        r = sd_event_add_time_relative(m->event, &m->interval, CLOCK_MONOTONIC,
+                                       jittered(m->config->interval_usec), USEC_PER_SEC, on_interval, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the interval timer: %m");
+
+        (void) manager_load_spec(m);
+        (void) manager_trigger(m, "startup", false, NULL);
+        (void) sd_notify(false, "READY=1");
+        m->notified_ready = true;
+        manager_notify_status(m);
+        log_info("binderyd %s ready: account %s, spec '%s', interval %s.", PACKAGE_VERSION,
+                 m->config->account_id, m->config->spec_dir,
+                 format_duration(m->config->interval_usec, (char[32]) {}, 32));
+        return 0;
+}
+
+int manager_run(Manager *m) {
+        int r;
+
+        r = sd_event_loop(m->event);
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m"), EXIT_FAILED;
+        return r;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+        sd_event_source_disable_unref(m->sig_term);
+        sd_event_source_disable_unref(m->sig_int);
+        sd_event_source_disable_unref(m->sig_hup);
+        sd_event_source_disable_unref(m->interval);
+        sd_event_source_disable_unref(m->kick);
+        sd_event_source_disable_unref(m->stop_timer);
+        httpd_free(m->httpd);
+        watch_free(m->watch);
+        engine_free(m->engine);
+        if (m->gen_in_run && m->gen_in_run != m->gen)
+                generation_free(m->gen_in_run);
+        generation_free(m->gen);
+        json_object_put(m->spec_errors);
+        json_object_put(m->plan_cache);
+        for (size_t i = 0; i < m->n_ring; i++)
+                run_free(m->ring[i]);
+        config_free(m->config);
+        for (size_t i = 0; i < m->n_old_configs; i++)
+                config_free(m->old_configs[i]);
+        free(m->old_configs);
+        sd_event_unref(m->event);
+        return mfree(m);
+}
