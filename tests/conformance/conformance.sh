@@ -187,6 +187,8 @@ for file in "${files[@]}"; do
 		failed=$((failed + 1))
 		sim_pid=
 	fi
+	# cfsim's request log, for a kept work directory.
+	curl -s --max-time 5 "$CFSIM_ROOT/__sim/requests" >"$work/$name.requests.json" 2>/dev/null
 	stop_sim
 	echo "# $name: $((SECONDS - t0)) s"
 done

@@ -336,3 +336,20 @@ export async function uploadScript(name, { code = "export default { fetch() { re
 	form.append("index.js", new Blob([code], { type: "application/javascript+module" }), "index.js");
 	return apiOk("PUT", `/workers/scripts/${name}`, form);
 }
+
+/* JSON paths (a.b[2].c) inside value whose string value or key equals s. */
+export function pathsOf(value, s, at = "", out = []) {
+	if (Array.isArray(value)) {
+		value.forEach((v, i) => pathsOf(v, s, `${at}[${i}]`, out));
+	} else if (value && typeof value === "object") {
+		for (const [k, v] of Object.entries(value)) {
+			const p = at ? `${at}.${k}` : k;
+			if (k === s)
+				out.push(p);
+			pathsOf(v, s, p, out);
+		}
+	} else if (value === s) {
+		out.push(at);
+	}
+	return out;
+}
