@@ -1,0 +1,1276 @@
+/* apply.c: see apply.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include "apply.h"
+#include "util.h"
+
+#define MODULE_MAX_SIZE (64U * 1024U * 1024U)
+
+typedef struct Job Job;
+
+struct Applier {
+        CfApi *api;
+        const Generation *g;
+        const Plan *plan;
+        Ledger *ledger;
+        const LiveState *live;
+        unsigned concurrency;
+        char *run_id;
+        ApplyHooks hooks;
+        apply_done_t done;
+        void *userdata;
+
+        ApplyResult *results;
+        unsigned running;
+        unsigned pending;       /* requests in flight */
+        unsigned n_failed, n_writes, n_requests;
+        char **writes;
+        bool writes_incomplete;
+        bool cancelled;
+        bool dead;
+        bool finished;
+        sd_event_source *defer;
+};
+
+typedef enum JobStep {
+        STEP_MAIN,
+        STEP_LOOKUP,            /* after -EEXIST on a create: find the existing one */
+        STEP_AFTER_LOOKUP,
+        STEP_RETRY_NO_MIGRATION,
+} JobStep;
+
+struct Job {
+        Applier *ap;
+        size_t index;
+        JobStep step;
+        bool with_migrations;
+        char *path;             /* of the main write */
+        const char *method;
+};
+
+static const Action *job_action(const Job *j) {
+        return &j->ap->plan->actions[j->index];
+}
+
+static void schedule(Applier *ap);
+
+static void applier_destroy(Applier *ap) {
+        if (ap->results)
+                for (size_t i = 0; i < ap->plan->n_actions; i++)
+                        free(ap->results[i].message);
+        free(ap->results);
+        free(ap->run_id);
+        strv_free(ap->writes);
+        sd_event_source_unref(ap->defer);
+        free(ap);
+}
+
+Applier *apply_free(Applier *ap) {
+        if (!ap)
+                return NULL;
+        ap->dead = true;
+        ap->defer = sd_event_source_disable_unref(ap->defer);
+        if (ap->pending == 0)
+                applier_destroy(ap);
+        return NULL;
+}
+
+void apply_cancel(Applier *ap) {
+        ap->cancelled = true;
+}
+
+const ApplyResult *apply_result(const Applier *ap, size_t i) {
+        return i < ap->plan->n_actions ? &ap->results[i] : NULL;
+}
+
+unsigned apply_n_failed(const Applier *ap) {
+        return ap->n_failed;
+}
+
+unsigned apply_n_writes(const Applier *ap) {
+        return ap->n_writes;
+}
+
+unsigned apply_n_requests(const Applier *ap) {
+        return ap->n_requests;
+}
+
+char * const *apply_writes(const Applier *ap) {
+        return ap->writes;
+}
+
+static const char *jstr(json_object *o, const char *k) {
+        json_object *v;
+
+        if (!o || !json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, k, &v) ||
+            !json_object_is_type(v, json_type_string))
+                return NULL;
+        return json_object_get_string(v);
+}
+
+static int set_str(char **dst, const char *s) {
+        char *c = NULL;
+
+        if (s) {
+                c = strdup(s);
+                if (!c)
+                        return -ENOMEM;
+        }
+        free(*dst);
+        *dst = c;
+        return 0;
+}
+
+static void add_str(json_object *o, const char *k, const char *v) {
+        if (v)
+                json_object_object_add(o, k, json_object_new_string(v));
+}
+
+static json_object *strv_json(char * const *l) {
+        json_object *a = json_object_new_array();
+
+        for (size_t i = 0; l && l[i]; i++)
+                json_object_array_add(a, json_object_new_string(l[i]));
+        return a;
+}
+
+/* ---- worker metadata ---- */
+
+static json_object *migration_step_json(const MigrationStep *m) {
+        json_object *s = json_object_new_object(), *ren = json_object_new_array();
+
+        json_object_object_add(s, "new_classes", strv_json(m->new_classes));
+        json_object_object_add(s, "new_sqlite_classes", strv_json(m->new_sqlite_classes));
+        for (size_t i = 0; i < m->n_renamed_classes; i++) {
+                json_object *r = json_object_new_object();
+
+                add_str(r, "from", m->renamed_classes[i].from);
+                add_str(r, "to", m->renamed_classes[i].to);
+                json_object_array_add(ren, r);
+        }
+        json_object_object_add(s, "renamed_classes", ren);
+        json_object_object_add(s, "deleted_classes", strv_json(m->deleted_classes));
+        return s;
+}
+
+json_object *apply_worker_metadata(const Generation *g, const Worker *w, const Ledger *ledger, const LiveState *live,
+                                   const Action *a, char **reterr) {
+        _cleanup_(plan_json_unrefp) json_object *m = json_object_new_object();
+        json_object *bindings = json_object_new_array(), *keep = json_object_new_array();
+
+        *reterr = NULL;
+        if (!m || !bindings || !keep) {
+                json_object_put(bindings);
+                json_object_put(keep);
+                return NULL;
+        }
+        add_str(m, "main_module", w->main_module ?: (w->n_modules > 0 ? w->modules[0].name : NULL));
+        json_object_object_add(m, "bindings", bindings);
+        for (size_t i = 0; i < w->n_bindings; i++) {
+                const Binding *b = &w->bindings[i];
+                _cleanup_free_ char *v = NULL, *st = NULL;
+                json_object *x;
+
+                if (b->kind == BINDING_SECRET)
+                        continue; /* through the secrets API; kept by keep_bindings */
+                if (plan_resolve_binding(g, w, b, live, ledger, true, &v, &st) < 0)
+                        return NULL;
+                x = json_object_new_object();
+                json_object_array_add(bindings, x);
+                add_str(x, "type", binding_kind_to_api_type(b->kind));
+                add_str(x, "name", b->name);
+                switch (b->kind) {
+                case BINDING_PLAIN_TEXT:
+                        add_str(x, "text", b->text ?: "");
+                        break;
+                case BINDING_JSON:
+                        json_object_object_add(x, "json", json_tokener_parse(b->json ?: "null"));
+                        break;
+                case BINDING_KV_NAMESPACE:
+                case BINDING_D1:
+                case BINDING_QUEUE:
+                case BINDING_R2_BUCKET:
+                case BINDING_SECRETS_STORE_SECRET:
+                        if (!v) {
+                                if (asprintf(reterr, "binding %s: its %s is not available", b->name,
+                                             b->target ? b->target : "target") < 0)
+                                        *reterr = NULL;
+                                return NULL;
+                        }
+                        if (b->kind == BINDING_KV_NAMESPACE)
+                                add_str(x, "namespace_id", v);
+                        else if (b->kind == BINDING_D1)
+                                add_str(x, "database_id", v);
+                        else if (b->kind == BINDING_QUEUE)
+                                add_str(x, "queue_name", v);
+                        else if (b->kind == BINDING_R2_BUCKET) {
+                                const R2Bucket *r2 = b->target ? generation_find_r2(g, b->target) : NULL;
+
+                                add_str(x, "bucket_name", v);
+                                add_str(x, "jurisdiction", b->jurisdiction ?: (r2 ? r2->jurisdiction : NULL));
+                        } else {
+                                add_str(x, "store_id", st);
+                                add_str(x, "secret_name", v);
+                        }
+                        break;
+                case BINDING_DURABLE_OBJECT:
+                        add_str(x, "class_name", b->class_name);
+                        add_str(x, "script_name", b->script_name);
+                        add_str(x, "environment", b->environment);
+                        break;
+                case BINDING_SERVICE:
+                        add_str(x, "service", b->service);
+                        add_str(x, "environment", b->environment);
+                        add_str(x, "entrypoint", b->entrypoint);
+                        break;
+                case BINDING_ANALYTICS_ENGINE:
+                        add_str(x, "dataset", b->dataset);
+                        break;
+                case BINDING_HYPERDRIVE:
+                        add_str(x, "id", b->target_id);
+                        break;
+                case BINDING_VECTORIZE:
+                        add_str(x, "index_name", b->index_name);
+                        break;
+                case BINDING_WORKFLOW:
+                        add_str(x, "workflow_name", b->workflow_name);
+                        add_str(x, "class_name", b->class_name);
+                        add_str(x, "script_name", b->script_name);
+                        break;
+                default:
+                        break;
+                }
+        }
+        add_str(m, "compatibility_date", w->compatibility_date);
+        json_object_object_add(m, "compatibility_flags", strv_json(w->compatibility_flags));
+        json_object_array_add(keep, json_object_new_string("secret_text"));
+        json_object_array_add(keep, json_object_new_string("secret_key"));
+        json_object_object_add(m, "keep_bindings", keep);
+        if (w->tags)
+                json_object_object_add(m, "tags", strv_json(w->tags));
+        json_object_object_add(m, "logpush", json_object_new_boolean(w->logpush));
+        if (w->observability.set) {
+                json_object *o = json_object_new_object();
+
+                json_object_object_add(o, "enabled", json_object_new_boolean(w->observability.enabled));
+                if (w->observability.head_sampling_rate >= 0)
+                        json_object_object_add(o, "head_sampling_rate",
+                                               json_object_new_double(w->observability.head_sampling_rate));
+                if (w->observability.logs_set) {
+                        json_object *l = json_object_new_object();
+
+                        json_object_object_add(l, "enabled", json_object_new_boolean(w->observability.logs_enabled));
+                        json_object_object_add(l, "invocation_logs",
+                                               json_object_new_boolean(w->observability.logs_invocation_logs));
+                        json_object_object_add(o, "logs", l);
+                }
+                json_object_object_add(m, "observability", o);
+        }
+        if (a && a->new_tag) {
+                json_object *mig = json_object_new_object(), *steps = json_object_new_array();
+
+                add_str(mig, "old_tag", a->old_tag);
+                add_str(mig, "new_tag", a->new_tag);
+                if (a->auto_new_classes) {
+                        json_object *s = json_object_new_object(), *sq = json_object_new_array(),
+                                    *kv = json_object_new_array();
+
+                        for (size_t i = 0; a->auto_new_classes[i]; i++) {
+                                bool sqlite = true;
+
+                                for (size_t j = 0; j < w->n_do_classes; j++)
+                                        if (streq(w->do_classes[j].class_name, a->auto_new_classes[i]))
+                                                sqlite = w->do_classes[j].sqlite;
+                                json_object_array_add(sqlite ? sq : kv,
+                                                      json_object_new_string(a->auto_new_classes[i]));
+                        }
+                        json_object_object_add(s, "new_classes", kv);
+                        json_object_object_add(s, "new_sqlite_classes", sq);
+                        json_object_array_add(steps, s);
+                } else {
+                        size_t start = 0;
+
+                        for (size_t i = 0; a->old_tag && i < w->n_migrations; i++)
+                                if (streq_ptr(w->migrations[i].tag, a->old_tag))
+                                        start = i + 1;
+                        for (size_t i = start; i < w->n_migrations; i++)
+                                json_object_array_add(steps, migration_step_json(&w->migrations[i]));
+                }
+                json_object_object_add(mig, "steps", steps);
+                json_object_object_add(m, "migrations", mig);
+        }
+        return TAKE_PTR(m);
+}
+
+/* ---- bookkeeping ---- */
+
+static int job_finish(Job *j, int error, const char *message);
+
+static void on_reply(CfApi *api, const CfReply *reply, void *userdata);
+
+static int job_request(Job *j, const char *method, const char *path, const char *query, json_object *body,
+                       const CfMultipart *mp, const char *const *headers) {
+        Applier *ap = j->ap;
+        CfRequest r = {
+                .method = method,
+                .path = path,
+                .query = query,
+                .json = body,
+                .multipart = mp,
+                .headers = headers,
+                .priority = CFAPI_PRIORITY_NORMAL,
+        };
+        int k;
+
+        k = cfapi_submit(ap->api, &r, on_reply, j, NULL);
+        if (k < 0)
+                return k;
+        ap->pending++;
+        ap->n_requests++;
+        if (!streq(method, "GET")) {
+                _cleanup_free_ char *w = NULL;
+
+                ap->n_writes++;
+                /* Best effort: the list only saves audit-log reads later. */
+                if (asprintf(&w, "%s %s", method, path) >= 0 && strv_consume(&ap->writes, TAKE_PTR(w)) < 0)
+                        ap->writes_incomplete = true;
+        }
+        return 0;
+}
+
+static int save(Applier *ap) {
+        return ap->hooks.save ? ap->hooks.save(ap->hooks.userdata) : 0;
+}
+
+static LedgerEntry *record(Applier *ap, const Action *a, const char *id) {
+        LedgerEntry *e = ledger_ensure(ap->ledger, a->resource_kind, a->doc);
+        const ResourcePolicy *pol = NULL;
+
+        if (!e)
+                return NULL;
+        if (set_str(&e->name, a->name) < 0 || (id && set_str(&e->id, id) < 0))
+                return NULL;
+        switch (a->resource_kind) {
+        case RESOURCE_WORKER: pol = a->worker ? &a->worker->policy : NULL; break;
+        case RESOURCE_KV_NAMESPACE: pol = &((const KVNamespace *) a->desired)->policy; break;
+        case RESOURCE_R2_BUCKET: pol = &((const R2Bucket *) a->desired)->policy; break;
+        case RESOURCE_D1_DATABASE: pol = &((const D1Database *) a->desired)->policy; break;
+        case RESOURCE_QUEUE: pol = &((const Queue *) a->desired)->policy; break;
+        case RESOURCE_SECRETS_STORE: pol = &((const SecretsStore *) a->desired)->policy; break;
+        case RESOURCE_SECRETS_STORE_SECRET: pol = &((const SecretsStoreSecret *) a->desired)->policy; break;
+        default: break;
+        }
+        if (pol && a->desired)
+                e->deletion = pol->deletion_explicit && pol->deletion == DELETION_DELETE ? DELETION_DELETE
+                                                                                        : DELETION_RETAIN;
+        if (a->desired && a->resource_kind != RESOURCE_WORKER) {
+                char d[65];
+
+                plan_resource_digest(a->resource_kind, a->desired, d);
+                if (set_str(&e->digest, d) < 0)
+                        return NULL;
+        }
+        (void) ledger_remove_intent(ap->ledger, a->resource_kind, a->name);
+        return e;
+}
+
+/* ---- execution ---- */
+
+static const char *queue_id_for(Applier *ap, const char *qname) {
+        const LedgerEntry *e = ledger_find_by_name(ap->ledger, RESOURCE_QUEUE, qname);
+        const LiveResource *lr;
+
+        if (e && e->id)
+                return e->id;
+        lr = live_state_find_by_name(ap->live, RESOURCE_QUEUE, qname, NULL);
+        return lr ? lr->id : NULL;
+}
+
+static int build_upload(Job *j, bool migrations, CfMultipart **ret, char **reterr) {
+        Applier *ap = j->ap;
+        const Action *a = job_action(j);
+        const Worker *w = a->worker;
+        _cleanup_(cfapi_multipart_freep) CfMultipart *mp = cfapi_multipart_new();
+        _cleanup_(plan_json_unrefp) json_object *meta = NULL;
+        const char *js;
+        int r;
+
+        if (!mp)
+                return -ENOMEM;
+        meta = apply_worker_metadata(ap->g, w, ap->ledger, ap->live, migrations ? a : NULL, reterr);
+        if (!meta)
+                return *reterr ? -ENXIO : -ENOMEM;
+        js = json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        r = cfapi_multipart_add(mp, "metadata", NULL, "application/json", js, strlen(js));
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < w->n_modules; i++) {
+                const Module *m = &w->modules[i];
+                _cleanup_free_ char *data = NULL;
+                size_t size = 0;
+
+                r = read_full_file(m->path, MODULE_MAX_SIZE, &data, &size);
+                if (r < 0) {
+                        if (asprintf(reterr, "module %s: cannot read %s: %s", m->name, m->path, strerror(-r)) < 0)
+                                *reterr = NULL;
+                        return r;
+                }
+                r = cfapi_multipart_add(mp, m->name, m->name, module_type_to_content_type(m->type), data, size);
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(mp);
+        return 0;
+}
+
+static int start_upload(Job *j, bool migrations) {
+        const Action *a = job_action(j);
+        _cleanup_(cfapi_multipart_freep) CfMultipart *mp = NULL;
+        _cleanup_free_ char *err = NULL, *esc = cfapi_escape(a->name);
+        int r;
+
+        if (!esc)
+                return -ENOMEM;
+        r = build_upload(j, migrations, &mp, &err);
+        if (r < 0)
+                return job_finish(j, r, err);
+        j->with_migrations = migrations;
+        free(j->path);
+        j->path = NULL;
+        if (asprintf(&j->path, "workers/scripts/%s", esc) < 0)
+                return -ENOMEM;
+        /* The multipart is copied at submission. */
+        return job_request(j, "PUT", j->path, "bindings_inherit=strict", NULL, mp, NULL);
+}
+
+static int read_secret(Applier *ap, const SecretRef *ref, char **v, size_t *n, char **err) {
+        if (!ap->hooks.secret_read)
+                return -ENOKEY;
+        return ap->hooks.secret_read(ap->hooks.userdata, ref, v, n, err);
+}
+
+static const Binding *worker_binding(const Worker *w, const char *name) {
+        for (size_t i = 0; w && i < w->n_bindings; i++)
+                if (streq(w->bindings[i].name, name))
+                        return &w->bindings[i];
+        return NULL;
+}
+
+static int job_start(Job *j) {
+        Applier *ap = j->ap;
+        const Action *a = job_action(j);
+        _cleanup_free_ char *esc = cfapi_escape(a->name ?: ""), *path = NULL, *err = NULL;
+        _cleanup_(plan_json_unrefp) json_object *body = NULL;
+        int r;
+
+        if (!esc)
+                return -ENOMEM;
+
+        if (a->intent) {
+                r = ledger_add_intent(ap->ledger, a->resource_kind, a->name, ap->run_id);
+                if (r < 0)
+                        return r;
+                r = save(ap);
+                if (r < 0)
+                        return job_finish(j, r, "cannot record the intent in the state file");
+        }
+
+        switch (a->kind) {
+        case ACTION_ADOPT: {
+                LedgerEntry *e = record(ap, a, a->id);
+
+                if (!e)
+                        return -ENOMEM;
+                e->adopted = true;
+                if (a->resource_kind == RESOURCE_SECRETS_STORE_SECRET) {
+                        const LiveResource *lr = live_state_find_by_id(ap->live, a->resource_kind, a->id);
+
+                        if (lr && set_str(&e->store_id, lr->store_id) < 0)
+                                return -ENOMEM;
+                }
+                if (a->resource_kind == RESOURCE_WORKER) {
+                        free(e->digest);
+                        e->digest = NULL; /* the upload that follows records it */
+                }
+                r = save(ap);
+                return job_finish(j, r, r < 0 ? "cannot save the state file" : NULL);
+        }
+        case ACTION_CREATE:
+                switch (a->resource_kind) {
+                case RESOURCE_WORKER:
+                        return start_upload(j, a->new_tag != NULL);
+                case RESOURCE_KV_NAMESPACE:
+                        body = json_object_new_object();
+                        add_str(body, "title", a->name);
+                        j->path = strdup("storage/kv/namespaces");
+                        break;
+                case RESOURCE_R2_BUCKET: {
+                        const R2Bucket *b = a->desired;
+
+                        body = json_object_new_object();
+                        add_str(body, "name", a->name);
+                        add_str(body, "locationHint", b->location_hint);
+                        add_str(body, "storageClass", b->storage_class);
+                        j->path = strdup("r2/buckets");
+                        if (b->jurisdiction) {
+                                _cleanup_free_ char *h = NULL;
+
+                                if (asprintf(&h, "cf-r2-jurisdiction: %s", b->jurisdiction) < 0)
+                                        return -ENOMEM;
+                                const char *hdrs[] = { h, NULL };
+                                return job_request(j, "POST", j->path, NULL, body, NULL, hdrs);
+                        }
+                        break;
+                }
+                case RESOURCE_D1_DATABASE: {
+                        const D1Database *d = a->desired;
+
+                        body = json_object_new_object();
+                        add_str(body, "name", a->name);
+                        add_str(body, "primary_location_hint", d->location_hint);
+                        add_str(body, "jurisdiction", d->jurisdiction);
+                        j->path = strdup("d1/database");
+                        break;
+                }
+                case RESOURCE_QUEUE: {
+                        const Queue *q = a->desired;
+
+                        body = json_object_new_object();
+                        add_str(body, "queue_name", a->name);
+                        if (q->delivery_delay >= 0 || q->message_retention_period >= 0) {
+                                json_object *s = json_object_new_object();
+
+                                if (q->delivery_delay >= 0)
+                                        json_object_object_add(s, "delivery_delay",
+                                                               json_object_new_int64(q->delivery_delay));
+                                if (q->message_retention_period >= 0)
+                                        json_object_object_add(s, "message_retention_period",
+                                                               json_object_new_int64(q->message_retention_period));
+                                json_object_object_add(body, "settings", s);
+                        }
+                        j->path = strdup("queues");
+                        break;
+                }
+                case RESOURCE_SECRETS_STORE:
+                        body = json_object_new_object();
+                        add_str(body, "name", a->name);
+                        j->path = strdup("secrets_store/stores");
+                        break;
+                case RESOURCE_SECRETS_STORE_SECRET: {
+                        const SecretsStoreSecret *s = a->desired;
+                        const char *store = plan_store_id(ap->g, s->store, ap->live, ap->ledger);
+                        _cleanup_free_ char *sesc = NULL;
+                        char *value = NULL;
+                        size_t size = 0;
+                        json_object *x;
+
+                        if (!store)
+                                return job_finish(j, -ENXIO, "its secrets store is not available");
+                        r = read_secret(ap, &s->value, &value, &size, &err);
+                        if (r < 0)
+                                return job_finish(j, r, err);
+                        sesc = cfapi_escape(store);
+                        if (!sesc || asprintf(&j->path, "secrets_store/stores/%s/secrets", sesc) < 0) {
+                                erase_and_free(value, size);
+                                return -ENOMEM;
+                        }
+                        body = json_object_new_array();
+                        x = json_object_new_object();
+                        add_str(x, "name", a->name);
+                        add_str(x, "value", value);
+                        json_object_object_add(x, "scopes", s->scopes ? strv_json(s->scopes) : ({
+                                json_object *d = json_object_new_array();
+                                json_object_array_add(d, json_object_new_string("workers"));
+                                d;
+                        }));
+                        add_str(x, "comment", s->comment);
+                        json_object_array_add(body, x);
+                        r = job_request(j, "POST", j->path, NULL, body, NULL, NULL);
+                        /* The body was serialised at submission: wipe the value. */
+                        erase_and_free(value, size);
+                        {
+                                json_object *v = json_object_object_get(x, "value");
+                                if (v)
+                                        json_object_set_string(v, "");
+                        }
+                        return r;
+                }
+                default:
+                        return job_finish(j, -EOPNOTSUPP, "unsupported resource");
+                }
+                if (!j->path)
+                        return -ENOMEM;
+                return job_request(j, "POST", j->path, NULL, body, NULL, NULL);
+
+        case ACTION_UPLOAD:
+                return start_upload(j, false);
+        case ACTION_MIGRATE:
+                return start_upload(j, true);
+
+        case ACTION_UPDATE:
+                switch (a->resource_kind) {
+                case RESOURCE_KV_NAMESPACE: {
+                        _cleanup_free_ char *iesc = cfapi_escape(a->id ?: "");
+
+                        body = json_object_new_object();
+                        add_str(body, "title", a->name);
+                        if (!iesc || asprintf(&j->path, "storage/kv/namespaces/%s", iesc) < 0)
+                                return -ENOMEM;
+                        return job_request(j, "PUT", j->path, NULL, body, NULL, NULL);
+                }
+                case RESOURCE_QUEUE: {
+                        const Queue *q = a->desired;
+                        _cleanup_free_ char *iesc = cfapi_escape(a->id ?: "");
+                        json_object *s = json_object_new_object();
+
+                        body = json_object_new_object();
+                        if (q->delivery_delay >= 0)
+                                json_object_object_add(s, "delivery_delay", json_object_new_int64(q->delivery_delay));
+                        if (q->message_retention_period >= 0)
+                                json_object_object_add(s, "message_retention_period",
+                                                       json_object_new_int64(q->message_retention_period));
+                        json_object_object_add(body, "settings", s);
+                        if (!iesc || asprintf(&j->path, "queues/%s", iesc) < 0)
+                                return -ENOMEM;
+                        return job_request(j, "PATCH", j->path, NULL, body, NULL, NULL);
+                }
+                case RESOURCE_SECRETS_STORE_SECRET: {
+                        const SecretsStoreSecret *s = a->desired;
+                        const LedgerEntry *e = ledger_find(ap->ledger, a->resource_kind, a->doc);
+                        const LiveResource *lr = live_state_find_by_id(ap->live, a->resource_kind, a->id);
+                        const char *store = (e && e->store_id) ? e->store_id
+                                                               : lr && lr->store_id
+                                                                         ? lr->store_id
+                                                                         : plan_store_id(ap->g, s->store, ap->live,
+                                                                                         ap->ledger);
+                        _cleanup_free_ char *sesc = cfapi_escape(store ?: ""), *iesc = cfapi_escape(a->id ?: "");
+                        char *value = NULL;
+                        size_t size = 0;
+
+                        if (!store)
+                                return job_finish(j, -ENXIO, "its secrets store is not available");
+                        r = read_secret(ap, &s->value, &value, &size, &err);
+                        if (r < 0)
+                                return job_finish(j, r, err);
+                        if (!sesc || !iesc || asprintf(&j->path, "secrets_store/stores/%s/secrets/%s", sesc, iesc) < 0) {
+                                erase_and_free(value, size);
+                                return -ENOMEM;
+                        }
+                        body = json_object_new_object();
+                        add_str(body, "value", value);
+                        json_object_object_add(body, "scopes", s->scopes ? strv_json(s->scopes) : ({
+                                json_object *d = json_object_new_array();
+                                json_object_array_add(d, json_object_new_string("workers"));
+                                d;
+                        }));
+                        add_str(body, "comment", s->comment);
+                        r = job_request(j, "PATCH", j->path, NULL, body, NULL, NULL);
+                        erase_and_free(value, size);
+                        json_object_set_string(json_object_object_get(body, "value"), "");
+                        return r;
+                }
+                default:
+                        return job_finish(j, 0, NULL); /* nothing updatable: recorded only */
+                }
+
+        case ACTION_DELETE: {
+                _cleanup_free_ char *iesc = cfapi_escape(a->id ?: a->name ?: "");
+                const LedgerEntry *e = ledger_find(ap->ledger, a->resource_kind, a->doc);
+                const char *prefix = NULL, *query = NULL;
+
+                if (!iesc)
+                        return -ENOMEM;
+                switch (a->resource_kind) {
+                case RESOURCE_WORKER: prefix = "workers/scripts"; query = "force=true"; break;
+                case RESOURCE_KV_NAMESPACE: prefix = "storage/kv/namespaces"; break;
+                case RESOURCE_R2_BUCKET: prefix = "r2/buckets"; break;
+                case RESOURCE_D1_DATABASE: prefix = "d1/database"; break;
+                case RESOURCE_QUEUE: prefix = "queues"; break;
+                case RESOURCE_SECRETS_STORE: prefix = "secrets_store/stores"; break;
+                case RESOURCE_SECRETS_STORE_SECRET: {
+                        _cleanup_free_ char *sesc = cfapi_escape(e && e->store_id ? e->store_id : "");
+
+                        if (!sesc || asprintf(&j->path, "secrets_store/stores/%s/secrets/%s", sesc, iesc) < 0)
+                                return -ENOMEM;
+                        return job_request(j, "DELETE", j->path, NULL, NULL, NULL, NULL);
+                }
+                default:
+                        return job_finish(j, -EOPNOTSUPP, "unsupported resource");
+                }
+                if (asprintf(&j->path, "%s/%s", prefix, iesc) < 0)
+                        return -ENOMEM;
+                return job_request(j, "DELETE", j->path, query, NULL, NULL, NULL);
+        }
+
+        case ACTION_PUT_SECRET: {
+                const Binding *b = worker_binding(a->worker, a->detail);
+                char *value = NULL;
+                size_t size = 0;
+
+                if (!b)
+                        return job_finish(j, -ENOENT, "secret binding vanished from the spec");
+                r = read_secret(ap, &b->secret, &value, &size, &err);
+                if (r < 0)
+                        return job_finish(j, r, err);
+                body = json_object_new_object();
+                add_str(body, "name", a->detail);
+                add_str(body, "text", value);
+                add_str(body, "type", "secret_text");
+                if (asprintf(&j->path, "workers/scripts/%s/secrets", esc) < 0) {
+                        erase_and_free(value, size);
+                        return -ENOMEM;
+                }
+                r = job_request(j, "PUT", j->path, NULL, body, NULL, NULL);
+                erase_and_free(value, size);
+                json_object_set_string(json_object_object_get(body, "text"), "");
+                return r;
+        }
+        case ACTION_DELETE_SECRET: {
+                _cleanup_free_ char *nesc = cfapi_escape(a->detail);
+
+                if (!nesc || asprintf(&j->path, "workers/scripts/%s/secrets/%s", esc, nesc) < 0)
+                        return -ENOMEM;
+                return job_request(j, "DELETE", j->path, "url_encoded=true", NULL, NULL, NULL);
+        }
+        case ACTION_SET_SCHEDULES: {
+                body = json_object_new_array();
+                for (size_t i = 0; a->worker->crons && a->worker->crons[i]; i++) {
+                        json_object *c = json_object_new_object();
+
+                        add_str(c, "cron", a->worker->crons[i]);
+                        json_object_array_add(body, c);
+                }
+                if (asprintf(&j->path, "workers/scripts/%s/schedules", esc) < 0)
+                        return -ENOMEM;
+                return job_request(j, "PUT", j->path, NULL, body, NULL, NULL);
+        }
+        case ACTION_SET_SUBDOMAIN: {
+                body = json_object_new_object();
+                json_object_object_add(body, "enabled", json_object_new_boolean(!a->remove));
+                if (asprintf(&j->path, "workers/scripts/%s/subdomain", esc) < 0)
+                        return -ENOMEM;
+                return job_request(j, "POST", j->path, NULL, body, NULL, NULL);
+        }
+        case ACTION_SET_CONSUMER: {
+                const char *qid = queue_id_for(ap, a->detail);
+                _cleanup_free_ char *qesc = NULL, *cesc = NULL;
+                const QueueConsumer *qc = NULL;
+
+                if (!qid)
+                        return job_finish(j, -ENXIO, "queue not found");
+                qesc = cfapi_escape(qid);
+                if (!qesc)
+                        return -ENOMEM;
+                if (a->remove) {
+                        if (!a->id)
+                                return job_finish(j, 0, NULL);
+                        cesc = cfapi_escape(a->id);
+                        if (!cesc || asprintf(&j->path, "queues/%s/consumers/%s", qesc, cesc) < 0)
+                                return -ENOMEM;
+                        return job_request(j, "DELETE", j->path, NULL, NULL, NULL, NULL);
+                }
+                for (size_t i = 0; i < a->worker->n_consumers; i++) {
+                        const QueueConsumer *c = &a->worker->consumers[i];
+                        const Queue *q = c->queue ? generation_find_queue(ap->g, c->queue) : NULL;
+                        const char *qn = q ? plan_resource_cf_name(RESOURCE_QUEUE, q) : c->queue_id;
+
+                        if (streq_ptr(qn, a->detail))
+                                qc = c;
+                }
+                if (!qc)
+                        return job_finish(j, -ENOENT, "consumer vanished from the spec");
+                body = json_object_new_object();
+                add_str(body, "type", "worker");
+                add_str(body, "script_name", a->name);
+                add_str(body, "dead_letter_queue", qc->dead_letter_queue);
+                {
+                        json_object *s = json_object_new_object();
+#define SETI(k, v) do { if ((v) >= 0) json_object_object_add(s, k, json_object_new_int64(v)); } while (0)
+                        SETI("batch_size", qc->batch_size);
+                        SETI("max_retries", qc->max_retries);
+                        SETI("max_wait_time_ms", qc->max_wait_time_ms);
+                        SETI("max_concurrency", qc->max_concurrency);
+                        SETI("retry_delay", qc->retry_delay);
+#undef SETI
+                        json_object_object_add(body, "settings", s);
+                }
+                if (a->id) {
+                        cesc = cfapi_escape(a->id);
+                        if (!cesc || asprintf(&j->path, "queues/%s/consumers/%s", qesc, cesc) < 0)
+                                return -ENOMEM;
+                        return job_request(j, "PUT", j->path, NULL, body, NULL, NULL);
+                }
+                if (asprintf(&j->path, "queues/%s/consumers", qesc) < 0)
+                        return -ENOMEM;
+                return job_request(j, "POST", j->path, NULL, body, NULL, NULL);
+        }
+        default:
+                return job_finish(j, 0, NULL);
+        }
+}
+
+/* After -EEXIST on a create whose first attempt may have succeeded: list
+ * and find it by name. */
+static int start_lookup(Job *j) {
+        const Action *a = job_action(j);
+        const char *path = NULL;
+        CfPaging paging = CFAPI_PAGING_PAGE;
+        const char *items_key = NULL;
+        _cleanup_free_ char *owned = NULL;
+        CfRequest r = { .method = "GET", .priority = CFAPI_PRIORITY_NORMAL };
+        int k;
+
+        switch (a->resource_kind) {
+        case RESOURCE_KV_NAMESPACE: path = "storage/kv/namespaces"; break;
+        case RESOURCE_D1_DATABASE: path = "d1/database"; break;
+        case RESOURCE_QUEUE: path = "queues"; break;
+        case RESOURCE_SECRETS_STORE: path = "secrets_store/stores"; break;
+        case RESOURCE_SECRETS_STORE_SECRET:
+                owned = strdup(j->path);
+                path = owned;
+                break;
+        case RESOURCE_R2_BUCKET:
+                path = "r2/buckets";
+                paging = CFAPI_PAGING_CURSOR;
+                items_key = "buckets";
+                break;
+        default:
+                return job_finish(j, -EEXIST, "already exists");
+        }
+        if (!path)
+                return -ENOMEM;
+        r.path = path;
+        r.paging = paging;
+        r.items_key = items_key;
+        j->step = STEP_LOOKUP;
+        k = cfapi_submit(j->ap->api, &r, on_reply, j, NULL);
+        if (k < 0)
+                return k;
+        j->ap->pending++;
+        j->ap->n_requests++;
+        return 0;
+}
+
+static int job_success(Job *j, const CfReply *reply) {
+        Applier *ap = j->ap;
+        const Action *a = job_action(j);
+        json_object *res = reply ? reply->result : NULL;
+        LedgerEntry *e;
+        int r;
+
+        switch (a->kind) {
+        case ACTION_CREATE:
+        case ACTION_UPLOAD:
+        case ACTION_MIGRATE:
+                if (a->resource_kind == RESOURCE_WORKER) {
+                        char d[65];
+
+                        e = record(ap, a, a->name);
+                        if (!e)
+                                return -ENOMEM;
+                        if (plan_worker_digest(ap->g, a->worker, ap->live, ap->ledger, true, d, NULL) < 0 ||
+                            set_str(&e->digest, d) < 0)
+                                return -ENOMEM;
+                        if (set_str(&e->etag, jstr(res, "etag")) < 0 ||
+                            set_str(&e->modified_on, jstr(res, "modified_on")) < 0)
+                                return -ENOMEM;
+                        if (j->with_migrations && a->new_tag && set_str(&e->migration_tag, a->new_tag) < 0)
+                                return -ENOMEM;
+                        if (jstr(res, "migration_tag") && set_str(&e->migration_tag, jstr(res, "migration_tag")) < 0)
+                                return -ENOMEM;
+                        e->do_classes = strv_free(e->do_classes);
+                        for (size_t i = 0; i < a->worker->n_do_classes; i++)
+                                if (strv_extend(&e->do_classes, a->worker->do_classes[i].class_name) < 0)
+                                        return -ENOMEM;
+                        strv_sort_uniq(e->do_classes);
+                        break;
+                }
+                {
+                        const char *id = NULL;
+
+                        switch (a->resource_kind) {
+                        case RESOURCE_KV_NAMESPACE: id = jstr(res, "id"); break;
+                        case RESOURCE_R2_BUCKET: id = a->name; break;
+                        case RESOURCE_D1_DATABASE: id = jstr(res, "uuid") ?: jstr(res, "id"); break;
+                        case RESOURCE_QUEUE: id = jstr(res, "queue_id") ?: jstr(res, "id"); break;
+                        case RESOURCE_SECRETS_STORE:
+                                if (res && json_object_is_type(res, json_type_array))
+                                        res = json_object_array_get_idx(res, 0);
+                                id = jstr(res, "id");
+                                break;
+                        case RESOURCE_SECRETS_STORE_SECRET:
+                                if (res && json_object_is_type(res, json_type_array))
+                                        res = json_object_array_get_idx(res, 0);
+                                id = jstr(res, "id");
+                                break;
+                        default: break;
+                        }
+                        if (!id)
+                                return job_finish(j, -EBADMSG, "the create answer has no id");
+                        e = record(ap, a, id);
+                        if (!e)
+                                return -ENOMEM;
+                        if (a->resource_kind == RESOURCE_SECRETS_STORE_SECRET) {
+                                const SecretsStoreSecret *s = a->desired;
+                                const char *store = jstr(res, "store_id") ?: plan_store_id(ap->g, s->store, ap->live,
+                                                                                           ap->ledger);
+                                char *v = NULL;
+                                size_t n = 0;
+                                char h[65];
+
+                                if (set_str(&e->store_id, store) < 0)
+                                        return -ENOMEM;
+                                /* Fingerprint the value sent. */
+                                if (read_secret(ap, &s->value, &v, &n, NULL) >= 0) {
+                                        if (ap->hooks.secret_hmac && ap->hooks.secret_hmac(ap->hooks.userdata, v, n, h) >= 0)
+                                                (void) set_str(&e->hmac, h);
+                                        erase_and_free(v, n);
+                                }
+                        }
+                }
+                break;
+        case ACTION_UPDATE:
+                e = record(ap, a, a->id);
+                if (!e)
+                        return -ENOMEM;
+                if (a->resource_kind == RESOURCE_SECRETS_STORE_SECRET) {
+                        const SecretsStoreSecret *s = a->desired;
+                        char *v = NULL;
+                        size_t n = 0;
+                        char h[65];
+
+                        if (read_secret(ap, &s->value, &v, &n, NULL) >= 0) {
+                                if (ap->hooks.secret_hmac && ap->hooks.secret_hmac(ap->hooks.userdata, v, n, h) >= 0)
+                                        (void) set_str(&e->hmac, h);
+                                erase_and_free(v, n);
+                        }
+                        if (!e->store_id) {
+                                const LiveResource *lr = live_state_find_by_id(ap->live, a->resource_kind, a->id);
+
+                                if (lr)
+                                        (void) set_str(&e->store_id, lr->store_id);
+                        }
+                }
+                break;
+        case ACTION_DELETE:
+                (void) ledger_remove(ap->ledger, a->resource_kind, a->doc);
+                break;
+        case ACTION_PUT_SECRET: {
+                const Binding *b = worker_binding(a->worker, a->detail);
+                char *v = NULL;
+                size_t n = 0;
+                char h[65];
+
+                e = ledger_find(ap->ledger, RESOURCE_WORKER, a->doc);
+                if (!e)
+                        return job_finish(j, -ENOENT, "worker not in the state");
+                r = b ? read_secret(ap, &b->secret, &v, &n, NULL) : -ENOENT;
+                if (r < 0)
+                        return job_finish(j, r, "cannot fingerprint the secret");
+                r = ap->hooks.secret_hmac ? ap->hooks.secret_hmac(ap->hooks.userdata, v, n, h) : -ENOKEY;
+                erase_and_free(v, n);
+                if (r < 0)
+                        return job_finish(j, r, "cannot fingerprint the secret");
+                if (ledger_entry_set_secret(e, a->detail, h) < 0)
+                        return -ENOMEM;
+                break;
+        }
+        case ACTION_DELETE_SECRET:
+                e = ledger_find(ap->ledger, RESOURCE_WORKER, a->doc);
+                if (e)
+                        (void) ledger_entry_remove_secret(e, a->detail);
+                break;
+        case ACTION_SET_SCHEDULES:
+                e = ledger_find(ap->ledger, RESOURCE_WORKER, a->doc);
+                if (!e)
+                        return job_finish(j, -ENOENT, "worker not in the state");
+                e->crons = strv_free(e->crons);
+                e->crons = strv_copy(a->worker->crons ?: (char *[]) { NULL });
+                if (!e->crons)
+                        return -ENOMEM;
+                e->crons_set = true;
+                break;
+        case ACTION_SET_SUBDOMAIN:
+                e = ledger_find(ap->ledger, RESOURCE_WORKER, a->doc);
+                if (!e)
+                        return job_finish(j, -ENOENT, "worker not in the state");
+                e->subdomain = a->remove ? 0 : 1;
+                break;
+        case ACTION_SET_CONSUMER:
+                e = ledger_find(ap->ledger, RESOURCE_WORKER, a->doc);
+                if (!e)
+                        return job_finish(j, -ENOENT, "worker not in the state");
+                if (a->remove) {
+                        char **n = NULL;
+
+                        for (size_t i = 0; e->consumers && e->consumers[i]; i++)
+                                if (!streq(e->consumers[i], a->detail) && strv_extend(&n, e->consumers[i]) < 0) {
+                                        strv_free(n);
+                                        return -ENOMEM;
+                                }
+                        strv_free(e->consumers);
+                        e->consumers = n;
+                } else if (!strv_contains(e->consumers, a->detail)) {
+                        if (strv_extend(&e->consumers, a->detail) < 0)
+                                return -ENOMEM;
+                        strv_sort_uniq(e->consumers);
+                }
+                break;
+        default:
+                break;
+        }
+        r = save(ap);
+        return job_finish(j, r, r < 0 ? "cannot save the state file" : NULL);
+}
+
+/* The existing resource found after -EEXIST. */
+static int job_lookup_done(Job *j, const CfReply *reply) {
+        const Action *a = job_action(j);
+        json_object *items = reply->result;
+        const char *name_key = "name";
+        json_object *found = NULL;
+
+        if (reply->error < 0)
+                return job_finish(j, reply->error, reply->message);
+        switch (a->resource_kind) {
+        case RESOURCE_KV_NAMESPACE: name_key = "title"; break;
+        case RESOURCE_QUEUE: name_key = "queue_name"; break;
+        default: break;
+        }
+        for (size_t i = 0; items && json_object_is_type(items, json_type_array) && i < json_object_array_length(items);
+             i++) {
+                json_object *x = json_object_array_get_idx(items, i);
+
+                if (streq_ptr(jstr(x, name_key), a->name))
+                        found = x;
+        }
+        if (!found)
+                return job_finish(j, -EEXIST, "the create was refused as existing, but no such resource is listed");
+        {
+                CfReply fake = *reply;
+
+                /* Reuse the success path with the listed object as result;
+                 * an id key other than "id" is mapped by job_success. */
+                fake.result = found;
+                j->step = STEP_AFTER_LOOKUP;
+                return job_success(j, &fake);
+        }
+}
+
+static void job_on_reply(Job *j, const CfReply *reply) {
+        const Action *a = job_action(j);
+        int r;
+
+        if (j->step == STEP_LOOKUP) {
+                r = job_lookup_done(j, reply);
+                if (r < 0)
+                        (void) job_finish(j, r, NULL);
+                return;
+        }
+        if (reply->error == -ENOENT &&
+            (a->kind == ACTION_DELETE || a->kind == ACTION_DELETE_SECRET ||
+             (a->kind == ACTION_SET_CONSUMER && a->remove))) {
+                r = job_success(j, NULL); /* already gone: the goal */
+                if (r < 0)
+                        (void) job_finish(j, r, NULL);
+                return;
+        }
+        if (reply->error == -EEXIST && a->kind == ACTION_CREATE && a->resource_kind != RESOURCE_WORKER) {
+                /* An earlier attempt whose answer was lost, or a run killed
+                 * after the call: the intent makes it ours. */
+                r = start_lookup(j);
+                if (r < 0)
+                        (void) job_finish(j, r, NULL);
+                return;
+        }
+        if (reply->error < 0 && j->with_migrations && j->step == STEP_MAIN &&
+            (reply->error == -ESTALE || reply->error == -EINVAL || reply->error == -EEXIST)) {
+                /* The migration may already be applied (a retried upload whose
+                 * first attempt succeeded): retry once without it. */
+                j->step = STEP_RETRY_NO_MIGRATION;
+                r = start_upload(j, false);
+                if (r < 0)
+                        (void) job_finish(j, r, NULL);
+                return;
+        }
+        if (reply->error < 0) {
+                (void) job_finish(j, reply->error, reply->message);
+                return;
+        }
+        r = job_success(j, reply);
+        if (r < 0)
+                (void) job_finish(j, r, NULL);
+}
+
+static void on_reply(CfApi *api, const CfReply *reply, void *userdata) {
+        Job *j = userdata;
+        Applier *ap = j->ap;
+
+        ap->pending--;
+        if (ap->dead) {
+                free(j->path);
+                free(j);
+                if (ap->pending == 0)
+                        applier_destroy(ap);
+                return;
+        }
+        job_on_reply(j, reply);
+}
+
+static void maybe_finish(Applier *ap);
+
+static int job_finish(Job *j, int error, const char *message) {
+        Applier *ap = j->ap;
+        ApplyResult *res = &ap->results[j->index];
+        const Action *a = job_action(j);
+
+        if (res->done)
+                return error;
+        res->done = true;
+        res->error = error;
+        if (error < 0) {
+                ap->n_failed++;
+                if (!message)
+                        message = strerror(-error);
+                res->message = strdup(message);
+        }
+        ap->running--;
+        if (ap->hooks.action_done)
+                ap->hooks.action_done(ap->hooks.userdata, a, error, res->message);
+        free(j->path);
+        free(j);
+        schedule(ap);
+        return error;
+}
+
+static bool deps_state(const Applier *ap, const Action *a, bool *ret_failed) {
+        bool ready = true;
+
+        *ret_failed = false;
+        for (size_t i = 0; i < a->n_deps; i++) {
+                const ApplyResult *d = &ap->results[a->deps[i]];
+                const Action *da = &ap->plan->actions[a->deps[i]];
+
+                if (da->kind == ACTION_BLOCKED) {
+                        *ret_failed = true;
+                        return false;
+                }
+                if (!action_kind_is_change(da->kind))
+                        continue;
+                if (d->done && d->error < 0) {
+                        *ret_failed = true;
+                        return false;
+                }
+                if (!d->done)
+                        ready = false;
+        }
+        return ready;
+}
+
+static void maybe_finish(Applier *ap) {
+        if (ap->finished || ap->running > 0)
+                return;
+        for (size_t i = 0; i < ap->plan->n_actions; i++)
+                if (action_kind_is_change(ap->plan->actions[i].kind) && !ap->results[i].done && !ap->cancelled)
+                        return;
+        ap->finished = true;
+        ap->done(ap, ap->userdata);
+}
+
+static int on_defer(sd_event_source *s, void *userdata) {
+        Applier *ap = userdata;
+
+        ap->defer = sd_event_source_disable_unref(ap->defer);
+        schedule(ap);
+        return 0;
+}
+
+/* Starts whatever is ready. Never calls done synchronously from
+ * apply_start: the first pass runs from a deferred event. */
+static void schedule(Applier *ap) {
+        bool progress = true;
+
+        if (ap->dead || ap->finished)
+                return;
+        while (progress) {
+                progress = false;
+                for (size_t i = 0; i < ap->plan->n_actions; i++) {
+                        const Action *a = &ap->plan->actions[i];
+                        ApplyResult *res = &ap->results[i];
+                        bool failed;
+                        Job *j;
+                        int r;
+
+                        if (res->started || !action_kind_is_change(a->kind))
+                                continue;
+                        if (ap->cancelled) {
+                                continue;
+                        }
+                        if (!deps_state(ap, a, &failed)) {
+                                if (failed) {
+                                        res->started = res->done = res->skipped = true;
+                                        res->error = -ENOLINK;
+                                        res->message = strdup("skipped: an action it depends on failed or is blocked");
+                                        ap->n_failed++;
+                                        if (ap->hooks.action_done)
+                                                ap->hooks.action_done(ap->hooks.userdata, a, res->error, res->message);
+                                        progress = true;
+                                }
+                                continue;
+                        }
+                        if (ap->running >= ap->concurrency)
+                                break;
+                        j = calloc(1, sizeof(Job));
+                        if (!j) {
+                                res->started = res->done = true;
+                                res->error = -ENOMEM;
+                                ap->n_failed++;
+                                continue;
+                        }
+                        j->ap = ap;
+                        j->index = i;
+                        res->started = true;
+                        ap->running++;
+                        r = job_start(j);
+                        if (r < 0 && !res->done)
+                                (void) job_finish(j, r, NULL);
+                        if (ap->dead || ap->finished)
+                                return;
+                        progress = true;
+                }
+        }
+        maybe_finish(ap);
+}
+
+int apply_start(CfApi *api, sd_event *event, const Generation *g, const Plan *plan, Ledger *ledger,
+                const LiveState *live, unsigned concurrency, const char *run_id, const ApplyHooks *hooks,
+                apply_done_t done, void *userdata, Applier **ret) {
+        Applier *ap = calloc(1, sizeof(Applier));
+        int r;
+
+        if (!ap)
+                return -ENOMEM;
+        ap->api = api;
+        ap->g = g;
+        ap->plan = plan;
+        ap->ledger = ledger;
+        ap->live = live;
+        ap->concurrency = concurrency ?: 8;
+        ap->run_id = strdup(run_id ?: "run");
+        ap->hooks = *hooks;
+        ap->done = done;
+        ap->userdata = userdata;
+        ap->results = calloc(plan->n_actions + 1, sizeof(ApplyResult));
+        if (!ap->run_id || !ap->results) {
+                applier_destroy(ap);
+                return -ENOMEM;
+        }
+        r = sd_event_add_defer(event, &ap->defer, on_defer, ap);
+        if (r < 0) {
+                applier_destroy(ap);
+                return r;
+        }
+        *ret = ap;
+        return 0;
+}

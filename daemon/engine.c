@@ -1,0 +1,1188 @@
+/* engine.c: one reconcile — observe → plan → (apply) → report — on the
+ * event loop, and the per-resource status it leaves behind (engine.h). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "apply.h"
+#include "cfapi.h"
+#include "engine.h"
+#include "log.h"
+#include "observe.h"
+#include "plan.h"
+#include "secrets.h"
+#include "state.h"
+#include "util.h"
+
+#define META_AUDIT_LAST "engine.audit.last"
+#define META_AUDIT_SEEN "engine.audit.seen"
+#define META_REFRESH_LAST "engine.refresh.last"
+#define META_REFRESH_CURSOR "engine.refresh.cursor"
+#define META_EXTRAS_PREFIX "engine.x."
+/* The staggered full refresh never spends more than this share of the
+ * request budget in one cycle (about 4 requests per worker). */
+#define REFRESH_BUDGET_SHARE 5   /* 1/5 = 20% */
+#define REFRESH_REQUESTS_PER_WORKER 4
+
+struct Engine {
+        sd_event *event;
+        /* config (owned copies) */
+        char *account_id;
+        char *api_url;
+        char *state_dir;
+        uint64_t full_refresh_usec;
+        bool prune;
+        uint64_t prune_settle_usec;
+        unsigned max_deletions;
+        unsigned concurrency;
+        unsigned request_budget;
+        uint64_t request_window_usec;
+
+        State *state;
+        bool locked;
+        CfApi *api;
+        LiveState *live;                /* last observation */
+        json_object *status;            /* array, see engine_status_json */
+
+        /* the run */
+        bool running;
+        bool cancelled;
+        const Generation *g;
+        RunMode mode;
+        bool force;
+        char *run_id;
+        uint64_t generation_since_usec;
+        engine_run_done_t done;
+        void *userdata;
+        Observer *observer;
+        Applier *applier;
+        Plan *plan;
+        Ledger *ledger;
+        PlanPolicy policy;
+        PlanSecret *psecrets;
+        size_t n_psecrets;
+        char **refresh;
+        char **audit_seen_new;
+        uint64_t audit_checked_usec;
+        bool audit_ok;
+        char *error;
+        int error_code;
+        uint64_t started_usec;
+        uint64_t requests_at_start;
+        unsigned n_details;
+        unsigned post_pending;
+        bool save_failed;
+        sd_event_source *finish_source;
+        RunResult result;
+        char *text;
+        json_object *report;
+};
+
+const char *run_result_to_string(RunResult r) {
+        static const char *const t[_RUN_RESULT_MAX] = {
+                [RUN_RESULT_OK] = "ok",
+                [RUN_RESULT_CHANGES] = "changes",
+                [RUN_RESULT_FAILED] = "failed",
+                [RUN_RESULT_BLOCKED] = "blocked",
+        };
+        return r >= 0 && r < _RUN_RESULT_MAX ? t[r] : NULL;
+}
+
+const char *resource_state_to_string(ResourceState s) {
+        static const char *const t[_RESOURCE_STATE_MAX] = {
+                [RESOURCE_STATE_IN_SYNC] = "in_sync",
+                [RESOURCE_STATE_DRIFTED] = "drifted",
+                [RESOURCE_STATE_PENDING] = "pending",
+                [RESOURCE_STATE_FAILED] = "failed",
+                [RESOURCE_STATE_BLOCKED] = "blocked",
+        };
+        return s >= 0 && s < _RESOURCE_STATE_MAX ? t[s] : NULL;
+}
+
+static const char *strempty(const char *s) {
+        return s ?: "";
+}
+
+static int dup_str(char **dst, const char *s) {
+        char *c = NULL;
+
+        if (s && !(c = strdup(s)))
+                return -ENOMEM;
+        free(*dst);
+        *dst = c;
+        return 0;
+}
+
+static uint64_t requests_total(const CfApi *api) {
+        json_object *m = cfapi_metrics_json(api), *v;
+        uint64_t n = 0;
+
+        if (m && json_object_object_get_ex(m, "requests_total", &v))
+                n = (uint64_t) json_object_get_int64(v);
+        json_object_put(m);
+        return n;
+}
+
+/* ---- state ↔ ledger ---- */
+
+static char *extras_key(ResourceKind k, const char *doc) {
+        char *s;
+
+        if (asprintf(&s, META_EXTRAS_PREFIX "%s.%s", resource_kind_to_string(k), doc) < 0)
+                return NULL;
+        return s;
+}
+
+static int ledger_load(State *s, Ledger **ret) {
+        _cleanup_(ledger_freep) Ledger *l = ledger_new();
+        const StateResource *const *rs;
+        const StateIntent *const *is;
+        size_t n = 0, ni = 0;
+
+        if (!l)
+                return -ENOMEM;
+        rs = state_resources(s, &n);
+        for (size_t i = 0; i < n; i++) {
+                const StateResource *r = rs[i];
+                LedgerEntry *e = ledger_ensure(l, r->kind, r->name);
+                _cleanup_free_ char *key = extras_key(r->kind, r->name);
+                const char *x;
+
+                if (!e || !key)
+                        return -ENOMEM;
+                if (dup_str(&e->name, r->cf_name ?: r->name) < 0 || dup_str(&e->id, r->cf_id) < 0 ||
+                    dup_str(&e->digest, r->digest) < 0)
+                        return -ENOMEM;
+                e->deletion = r->deletion;
+                e->adopted = r->ownership == OWNERSHIP_ADOPTED;
+                if (r->migration_tags && r->migration_tags[0] &&
+                    dup_str(&e->migration_tag, r->migration_tags[strv_length(r->migration_tags) - 1]) < 0)
+                        return -ENOMEM;
+                x = state_get_meta(s, key);
+                if (x) {
+                        json_object *j = json_tokener_parse(x);
+                        int k = j ? ledger_entry_extras_from_json(e, j) : 0;
+
+                        json_object_put(j);
+                        if (k < 0)
+                                return k;
+                }
+        }
+        is = state_intents(s, &ni);
+        for (size_t i = 0; i < ni; i++)
+                if (ledger_add_intent(l, is[i]->kind, is[i]->cf_name ?: is[i]->name, is[i]->run_id) < 0)
+                        return -ENOMEM;
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+/* Writes the ledger into the state (records, extras, intents) and saves. */
+static int ledger_store(Engine *e) {
+        Ledger *l = e->ledger;
+        const StateResource *const *rs;
+        const StateIntent *const *is;
+        size_t n = 0, ni = 0;
+        _cleanup_strv_free_ char **gone = NULL;
+        int r;
+
+        for (size_t i = 0; i < l->n_entries; i++) {
+                const LedgerEntry *x = &l->entries[i];
+                const StateResource *old = state_get(e->state, x->kind, x->doc);
+                char *tags[2] = { x->migration_tag, NULL };
+                StateResource rec = {
+                        .kind = x->kind,
+                        .name = x->doc,
+                        .cf_id = x->id,
+                        .cf_name = x->name,
+                        .ownership = x->adopted ? OWNERSHIP_ADOPTED : OWNERSHIP_CREATED,
+                        .digest = x->digest,
+                        .deletion = x->deletion,
+                        .drift = old ? old->drift : DRIFT_REPAIR,
+                        .own_writes = old ? old->own_writes : NULL,
+                        .migration_tags = x->migration_tag ? tags : (old ? old->migration_tags : NULL),
+                        .run_id = e->run_id,
+                };
+                _cleanup_free_ char *key = extras_key(x->kind, x->doc);
+                _cleanup_(plan_json_unrefp) json_object *ex = ledger_entry_extras_to_json(x);
+                const char *exs;
+                bool same = false;
+
+                if (!key || !ex)
+                        return -ENOMEM;
+                exs = json_object_to_json_string_ext(ex, JSON_C_TO_STRING_PLAIN);
+                if (old && streq_ptr(old->cf_id, x->id) && streq_ptr(old->cf_name, x->name) &&
+                    streq_ptr(old->digest, x->digest) && old->deletion == x->deletion &&
+                    old->ownership == rec.ownership &&
+                    (!x->migration_tag ||
+                     (old->migration_tags && strv_contains(old->migration_tags, x->migration_tag))) &&
+                    streq_ptr(state_get_meta(e->state, key), exs))
+                        same = true;
+                if (same)
+                        continue;
+                if (x->migration_tag && old && old->migration_tags &&
+                    !strv_contains(old->migration_tags, x->migration_tag)) {
+                        /* keep the history: append */
+                        rec.migration_tags = old->migration_tags;
+                        r = state_put(e->state, &rec);
+                        if (r >= 0)
+                                r = state_add_migration_tag(e->state, x->doc, x->migration_tag);
+                } else
+                        r = state_put(e->state, &rec);
+                if (r < 0)
+                        return r;
+                r = state_set_meta(e->state, key, exs);
+                if (r < 0)
+                        return r;
+        }
+        rs = state_resources(e->state, &n);
+        for (size_t i = 0; i < n; i++)
+                if (!ledger_find(l, rs[i]->kind, rs[i]->name)) {
+                        _cleanup_free_ char *k = NULL;
+
+                        if (asprintf(&k, "%d\n%s", (int) rs[i]->kind, rs[i]->name) < 0 || strv_consume(&gone, TAKE_PTR(k)) < 0)
+                                return -ENOMEM;
+                }
+        for (size_t i = 0; gone && gone[i]; i++) {
+                char *nl = strchr(gone[i], '\n');
+                ResourceKind k = (ResourceKind) atoi(gone[i]);
+                _cleanup_free_ char *key = extras_key(k, nl + 1);
+
+                (void) state_remove(e->state, k, nl + 1);
+                if (key)
+                        (void) state_set_meta(e->state, key, NULL);
+                if (k == RESOURCE_WORKER) {
+                        _cleanup_free_ char *scope = NULL;
+
+                        if (asprintf(&scope, "worker:%s", nl + 1) >= 0)
+                                (void) state_secret_forget(e->state, scope, NULL);
+                }
+        }
+        /* Intents. */
+        is = state_intents(e->state, &ni);
+        {
+                _cleanup_strv_free_ char **drop = NULL;
+
+                for (size_t i = 0; i < ni; i++)
+                        if (!ledger_find_intent(l, is[i]->kind, is[i]->cf_name)) {
+                                _cleanup_free_ char *k = NULL;
+
+                                if (asprintf(&k, "%d\n%s", (int) is[i]->kind, is[i]->cf_name) < 0 ||
+                                    strv_consume(&drop, TAKE_PTR(k)) < 0)
+                                        return -ENOMEM;
+                        }
+                for (size_t i = 0; drop && drop[i]; i++)
+                        (void) state_intent_clear(e->state, (ResourceKind) atoi(drop[i]), strchr(drop[i], '\n') + 1);
+        }
+        for (size_t i = 0; i < l->n_intents; i++)
+                if (!state_intent_find(e->state, l->intents[i].kind, l->intents[i].name)) {
+                        r = state_intent_add(e->state, l->intents[i].kind, l->intents[i].name, l->intents[i].name,
+                                             l->intents[i].run_id);
+                        if (r < 0)
+                                return r;
+                }
+        return state_save(e->state);
+}
+
+/* ---- construction ---- */
+
+static int engine_copy_config(Engine *e, const Config *c) {
+        if (dup_str(&e->account_id, c->account_id) < 0 || dup_str(&e->api_url, c->api_url ?: CONFIG_DEFAULT_API_URL) < 0 ||
+            dup_str(&e->state_dir, c->state_dir) < 0)
+                return -ENOMEM;
+        e->full_refresh_usec = c->full_refresh_usec ?: 6 * 3600 * USEC_PER_SEC;
+        e->prune = c->prune;
+        e->prune_settle_usec = c->prune_settle_usec;
+        e->max_deletions = c->max_deletions;
+        e->concurrency = c->concurrency ?: 8;
+        e->request_budget = c->request_budget ?: 1000;
+        e->request_window_usec = c->request_window_usec ?: 300 * USEC_PER_SEC;
+        return 0;
+}
+
+int engine_new(Engine **ret, sd_event *event, const Config *config, bool lock) {
+        _cleanup_(engine_freep) Engine *e = calloc(1, sizeof(Engine));
+        _cleanup_free_ char *msg = NULL;
+        char *token = NULL;
+        size_t token_size = 0;
+        CfApiOptions o;
+        int r;
+
+        if (!e)
+                return -ENOMEM;
+        if (!config || !config->state_dir || !config->account_id)
+                return -EINVAL;
+        e->event = sd_event_ref(event);
+        r = engine_copy_config(e, config);
+        if (r < 0)
+                return r;
+        r = state_open(config->state_dir, lock, &e->state, &msg);
+        if (r < 0) {
+                log_debug("Cannot open state '%s': %s", config->state_dir, strna(msg));
+                return r;
+        }
+        e->locked = lock;
+        r = state_bind(e->state, e->account_id, e->api_url);
+        if (r < 0)
+                return r;
+
+        r = secrets_resolve(&config->api_token, NULL, &token, &token_size, NULL);
+        if (r < 0)
+                log_debug_errno(r, "No API token could be read, continuing without one: %m");
+        cfapi_options_from_config(&o, config);
+        o.token = r >= 0 ? token : NULL;
+        o.token_size = r >= 0 ? token_size : 0;
+        r = cfapi_new(&e->api, event, &o);
+        erase_and_free(token, token_size);
+        if (r < 0)
+                return r;
+        e->status = json_object_new_array();
+        if (!e->status)
+                return -ENOMEM;
+        *ret = TAKE_PTR(e);
+        return 0;
+}
+
+static void run_reset(Engine *e) {
+        e->observer = observe_free(e->observer);
+        e->applier = apply_free(e->applier);
+        e->plan = plan_free(e->plan);
+        e->ledger = ledger_free(e->ledger);
+        for (size_t i = 0; i < e->n_psecrets; i++) {
+                free((char *) e->psecrets[i].owner);
+                free((char *) e->psecrets[i].name);
+                free((char *) e->psecrets[i].hmac);
+                free((char *) e->psecrets[i].error);
+        }
+        e->psecrets = mfree(e->psecrets);
+        e->n_psecrets = 0;
+        e->refresh = strv_free(e->refresh);
+        e->audit_seen_new = strv_free(e->audit_seen_new);
+        e->error = mfree(e->error);
+        e->run_id = mfree(e->run_id);
+        e->text = mfree(e->text);
+        json_object_put(e->report);
+        e->report = NULL;
+        e->finish_source = sd_event_source_disable_unref(e->finish_source);
+}
+
+Engine *engine_free(Engine *e) {
+        if (!e)
+                return NULL;
+        run_reset(e);
+        /* The client's callbacks (observe/apply) are abandoned above; freeing
+         * it cancels their requests. */
+        e->api = cfapi_free(e->api);
+        e->state = state_free(e->state);
+        e->live = live_state_free(e->live);
+        json_object_put(e->status);
+        free(e->account_id);
+        free(e->api_url);
+        free(e->state_dir);
+        sd_event_unref(e->event);
+        free(e);
+        return NULL;
+}
+
+int engine_set_config(Engine *e, const Config *c) {
+        int r;
+
+        if (!streq_ptr(c->account_id, e->account_id) ||
+            !streq_ptr(c->api_url ?: CONFIG_DEFAULT_API_URL, e->api_url) || !streq_ptr(c->state_dir, e->state_dir))
+                return -EXDEV; /* the account binding and state dir need a restart */
+        r = engine_copy_config(e, c);
+        if (r < 0)
+                return r;
+        cfapi_set_limits(e->api, e->concurrency, e->request_budget, e->request_window_usec);
+        return 0;
+}
+
+bool engine_is_running(const Engine *e) {
+        return e && e->running;
+}
+
+void engine_cancel(Engine *e) {
+        if (!e || !e->running)
+                return;
+        e->cancelled = true;
+        if (e->applier)
+                apply_cancel(e->applier);
+}
+
+json_object *engine_status_json(const Engine *e) {
+        json_object *copy = NULL;
+
+        if (json_object_deep_copy(e->status, &copy, NULL) < 0)
+                return NULL;
+        return copy;
+}
+
+json_object *engine_metrics_json(const Engine *e) {
+        return cfapi_metrics_json(e->api);
+}
+
+/* ---- the run ---- */
+
+static void run_finish(Engine *e);
+
+static int on_finish_event(sd_event_source *s, void *userdata) {
+        Engine *e = userdata;
+
+        e->finish_source = sd_event_source_disable_unref(e->finish_source);
+        run_finish(e);
+        return 0;
+}
+
+/* Finishes from the loop, never from inside a callback chain of engine_run. */
+static void run_finish_later(Engine *e) {
+        if (e->finish_source)
+                return;
+        if (sd_event_add_defer(e->event, &e->finish_source, on_finish_event, e) < 0)
+                run_finish(e);
+}
+
+static void run_fail(Engine *e, int r, const char *what) {
+        if (!e->error) {
+                e->error_code = r;
+                if (asprintf(&e->error, "%s: %s", what, strerror(-r)) < 0)
+                        e->error = NULL;
+        }
+        run_finish_later(e);
+}
+
+static const char *policy_error(int r) {
+        return r == -ENOKEY ? "no per-install key yet" : strerror(-r);
+}
+
+/* HMACs of every desired secret, read now and wiped at once. */
+static int compute_secret_hmacs(Engine *e) {
+        const Generation *g = e->g;
+        size_t cap = 0;
+
+        if (!g)
+                return 0;
+        for (size_t i = 0; i < g->n_workers; i++)
+                cap += g->workers[i].n_bindings;
+        cap += g->n_secrets_store_secrets;
+        e->psecrets = calloc(cap + 1, sizeof(PlanSecret));
+        if (!e->psecrets)
+                return -ENOMEM;
+        for (size_t i = 0; i < g->n_workers + g->n_secrets_store_secrets; i++) {
+                const Worker *w = i < g->n_workers ? &g->workers[i] : NULL;
+                size_t nb = w ? w->n_bindings : 1;
+
+                for (size_t j = 0; j < nb; j++) {
+                        const SecretRef *ref;
+                        const char *owner, *name;
+                        PlanSecret *ps;
+                        char *v = NULL, *err = NULL;
+                        size_t size = 0;
+                        char h[65];
+                        int r;
+
+                        if (w) {
+                                if (w->bindings[j].kind != BINDING_SECRET)
+                                        continue;
+                                ref = &w->bindings[j].secret;
+                                owner = w->name;
+                                name = w->bindings[j].name;
+                        } else {
+                                const SecretsStoreSecret *s = &g->secrets_store_secrets[i - g->n_workers];
+
+                                ref = &s->value;
+                                owner = "";
+                                name = s->name;
+                        }
+                        ps = &e->psecrets[e->n_psecrets++];
+                        ps->owner = strdup(owner);
+                        ps->name = strdup(name);
+                        if (!ps->owner || !ps->name)
+                                return -ENOMEM;
+                        r = secrets_resolve(ref, g->spec_dir, &v, &size, &err);
+                        if (r < 0) {
+                                ps->error = err ?: strdup(strerror(-r));
+                                continue;
+                        }
+                        r = state_secret_hmac(e->state, v, size, h);
+                        erase_and_free(v, size);
+                        if (r == -ENOKEY) {
+                                /* Plan without the lock on a fresh state: nothing
+                                 * can have been fingerprinted yet. */
+                                snprintf(h, sizeof(h), "unkeyed");
+                                r = 0;
+                        }
+                        if (r < 0) {
+                                ps->error = strdup(policy_error(r));
+                                continue;
+                        }
+                        ps->hmac = strdup(h);
+                        if (!ps->hmac)
+                                return -ENOMEM;
+                }
+        }
+        return 0;
+}
+
+static int apply_hook_save(void *userdata) {
+        Engine *e = userdata;
+        int r = ledger_store(e);
+
+        if (r < 0)
+                e->save_failed = true;
+        return r;
+}
+
+static int apply_hook_secret_read(void *userdata, const SecretRef *ref, char **v, size_t *n, char **err) {
+        Engine *e = userdata;
+
+        return secrets_resolve(ref, e->g ? e->g->spec_dir : NULL, v, n, err);
+}
+
+static int apply_hook_hmac(void *userdata, const void *v, size_t n, char ret[static 65]) {
+        Engine *e = userdata;
+
+        return state_secret_hmac(e->state, v, n, ret);
+}
+
+static void apply_hook_action_done(void *userdata, const Action *a, int error, const char *message) {
+        Engine *e = userdata;
+        _cleanup_free_ char *res = NULL;
+
+        if (asprintf(&res, "%s/%s", resource_kind_to_string(a->resource_kind), strna(a->name)) < 0)
+                return;
+        if (error < 0)
+                log_event(LOG_WARNING, e->run_id, res, action_kind_to_string(a->kind), "%s %s%s%s%s: failed: %s",
+                          action_kind_to_string(a->kind), res, a->detail ? " [" : "", strempty(a->detail),
+                          a->detail ? "]" : "", strna(message));
+        else
+                log_event(LOG_INFO, e->run_id, res, action_kind_to_string(a->kind), "%s %s%s%s%s: %s",
+                          action_kind_to_string(a->kind), res, a->detail ? " [" : "", strempty(a->detail),
+                          a->detail ? "]" : "", strna(a->reason));
+}
+
+/* Records the list fingerprint of workers that are known to be as desired,
+ * so the next cycle does not read them again. */
+static void absorb_worker(LedgerEntry *le, const LiveWorker *lw) {
+        (void) dup_str(&le->etag, lw->etag);
+        (void) dup_str(&le->modified_on, lw->modified_on);
+        if (lw->migration_tag)
+                (void) dup_str(&le->migration_tag, lw->migration_tag);
+}
+
+static bool worker_has_pending(const Plan *p, const char *name, const Applier *ap) {
+        for (size_t i = 0; i < p->n_actions; i++) {
+                const Action *a = &p->actions[i];
+
+                if (a->resource_kind != RESOURCE_WORKER || !streq_ptr(a->name, name))
+                        continue;
+                if (a->kind == ACTION_BLOCKED || a->kind == ACTION_DRIFT_REPORT)
+                        return true;
+                if (action_kind_is_change(a->kind)) {
+                        const ApplyResult *r = ap ? apply_result(ap, i) : NULL;
+
+                        if (!r || !r->done || r->error < 0)
+                                return true;
+                }
+        }
+        return false;
+}
+
+static void save_audit_position(Engine *e) {
+        char buf[32];
+
+        if (!e->audit_ok)
+                return;
+        snprintf(buf, sizeof(buf), "%" PRIu64, e->audit_checked_usec);
+        (void) state_set_meta(e->state, META_AUDIT_LAST, buf);
+        {
+                json_object *a = json_object_new_array();
+
+                for (size_t i = 0; e->audit_seen_new && e->audit_seen_new[i]; i++)
+                        json_object_array_add(a, json_object_new_string(e->audit_seen_new[i]));
+                (void) state_set_meta(e->state, META_AUDIT_SEEN, json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN));
+                json_object_put(a);
+        }
+}
+
+static char **load_audit_seen(State *s) {
+        const char *v = state_get_meta(s, META_AUDIT_SEEN);
+        json_object *j = v ? json_tokener_parse(v) : NULL;
+        char **l = calloc(1, sizeof(char *));
+
+        for (size_t i = 0; l && j && json_object_is_type(j, json_type_array) && i < json_object_array_length(j); i++)
+                if (strv_extend(&l, json_object_get_string(json_object_array_get_idx(j, i))) < 0) {
+                        l = strv_free(l);
+                        break;
+                }
+        json_object_put(j);
+        return l;
+}
+
+/* ---- post-apply: record our own writes' fingerprints ---- */
+
+typedef struct PostReq {
+        Engine *e;
+        bool audit;
+} PostReq;
+
+static bool uri_matches(const char *uri, const char *path) {
+        size_t n, pn = strlen(path);
+        const char *q;
+
+        if (!uri)
+                return false;
+        q = strchr(uri, '?');
+        n = q ? (size_t) (q - uri) : strlen(uri);
+        return n > pn && uri[n - pn - 1] == '/' && strncmp(uri + n - pn, path, pn) == 0;
+}
+
+static void post_done(Engine *e) {
+        if (--e->post_pending > 0)
+                return;
+        run_finish_later(e);
+}
+
+static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
+        PostReq *q = userdata;
+        Engine *e = q->e;
+        bool audit = q->audit;
+
+        free(q);
+        if (reply->error == -ECANCELED)
+                return; /* the engine is going away */
+        if (reply->error < 0) {
+                post_done(e);
+                return;
+        }
+        if (!audit) {
+                _cleanup_(live_state_freep) LiveState *l = live_state_new();
+
+                if (l && observe_parse_script_list(reply->result, l) >= 0)
+                        for (size_t i = 0; i < l->n_workers; i++) {
+                                LedgerEntry *le = ledger_find(e->ledger, RESOURCE_WORKER, l->workers[i].name);
+
+                                if (le && !worker_has_pending(e->plan, le->doc, e->applier))
+                                        absorb_worker(le, &l->workers[i]);
+                        }
+        } else if (reply->result && json_object_is_type(reply->result, json_type_array)) {
+                /* Entries for our own writes are processed; anything else
+                 * stays unseen for the next observe. */
+                char * const *writes = apply_writes(e->applier);
+                size_t nw = strv_length(writes);
+                _cleanup_free_ bool *used = calloc(nw + 1, sizeof(bool));
+
+                for (size_t i = 0; used && i < json_object_array_length(reply->result); i++) {
+                        json_object *x = json_object_array_get_idx(reply->result, i), *raw, *v;
+                        const char *id, *method = NULL, *uri = NULL;
+
+                        if (!json_object_object_get_ex(x, "id", &v))
+                                continue;
+                        id = json_object_get_string(v);
+                        if (strv_contains(e->audit_seen_new, id))
+                                continue;
+                        if (json_object_object_get_ex(x, "raw", &raw)) {
+                                if (json_object_object_get_ex(raw, "method", &v))
+                                        method = json_object_get_string(v);
+                                if (json_object_object_get_ex(raw, "uri", &v))
+                                        uri = json_object_get_string(v);
+                        }
+                        for (size_t k = 0; method && k < nw; k++) {
+                                const char *sp = strchr(writes[k], ' ');
+
+                                if (used[k] || !sp || strncmp(writes[k], method, (size_t) (sp - writes[k])) != 0 ||
+                                    strlen(method) != (size_t) (sp - writes[k]) || !uri_matches(uri, sp + 1))
+                                        continue;
+                                used[k] = true;
+                                if (strv_extend(&e->audit_seen_new, id) < 0)
+                                        break;
+                                break;
+                        }
+                }
+                e->audit_checked_usec = now_realtime_usec();
+        }
+        post_done(e);
+}
+
+static int post_submit(Engine *e, bool audit) {
+        PostReq *q = calloc(1, sizeof(PostReq));
+        char since[64], query[128];
+        CfRequest r = { .method = "GET", .priority = CFAPI_PRIORITY_NORMAL };
+        int k;
+
+        if (!q)
+                return -ENOMEM;
+        q->e = e;
+        q->audit = audit;
+        if (audit) {
+                uint64_t from = e->started_usec > OBSERVE_AUDIT_OVERLAP_USEC ? e->started_usec - 60 * USEC_PER_SEC : 0;
+                _cleanup_free_ char *esc = cfapi_escape(format_rfc3339(from, since, sizeof(since)));
+
+                if (!esc) {
+                        free(q);
+                        return -ENOMEM;
+                }
+                snprintf(query, sizeof(query), "since=%s", esc);
+                r.path = "logs/audit";
+                r.query = query;
+                r.paging = CFAPI_PAGING_CURSOR;
+        } else
+                r.path = "workers/scripts";
+        k = cfapi_submit(e->api, &r, on_post_reply, q, NULL);
+        if (k < 0) {
+                free(q);
+                return k;
+        }
+        e->post_pending++;
+        return 0;
+}
+
+static void on_apply_done(Applier *ap, void *userdata) {
+        Engine *e = userdata;
+
+        if (e->cancelled || apply_n_writes(ap) == 0) {
+                run_finish_later(e);
+                return;
+        }
+        if (post_submit(e, false) < 0 || post_submit(e, true) < 0) {
+                if (e->post_pending == 0)
+                        run_finish_later(e);
+        }
+}
+
+static void record_policies(Engine *e) {
+        const Generation *g = e->g;
+
+        if (!g)
+                return;
+#define REC(kind, arr, n)                                                                                      \
+        for (size_t i = 0; i < g->n; i++) {                                                                   \
+                LedgerEntry *le = ledger_find(e->ledger, kind, g->arr[i].name);                               \
+                if (le)                                                                                       \
+                        le->deletion = g->arr[i].policy.deletion_explicit &&                                  \
+                                                       g->arr[i].policy.deletion == DELETION_DELETE           \
+                                               ? DELETION_DELETE                                              \
+                                               : DELETION_RETAIN;                                             \
+        }
+        REC(RESOURCE_WORKER, workers, n_workers)
+        REC(RESOURCE_KV_NAMESPACE, kv_namespaces, n_kv_namespaces)
+        REC(RESOURCE_R2_BUCKET, r2_buckets, n_r2_buckets)
+        REC(RESOURCE_D1_DATABASE, d1_databases, n_d1_databases)
+        REC(RESOURCE_QUEUE, queues, n_queues)
+        REC(RESOURCE_SECRETS_STORE, secrets_stores, n_secrets_stores)
+        REC(RESOURCE_SECRETS_STORE_SECRET, secrets_store_secrets, n_secrets_store_secrets)
+#undef REC
+}
+
+/* Which managed workers the staggered full refresh reads this cycle. */
+static int pick_refresh(Engine *e, uint64_t now) {
+        const char *last = state_get_meta(e->state, META_REFRESH_LAST), *cursor = state_get_meta(e->state, META_REFRESH_CURSOR);
+        uint64_t last_usec = 0;
+        unsigned cap = e->request_budget / REFRESH_BUDGET_SHARE / REFRESH_REQUESTS_PER_WORKER;
+        _cleanup_strv_free_ char **names = NULL;
+        size_t start = 0;
+
+        if (cap == 0)
+                cap = 1;
+        if (last && safe_atou64(last, &last_usec) < 0)
+                last_usec = 0;
+        if (!last || (now > last_usec && now - last_usec < e->full_refresh_usec && !cursor))
+                return 0;
+        for (size_t i = 0; i < e->ledger->n_entries; i++)
+                if (e->ledger->entries[i].kind == RESOURCE_WORKER && strv_extend(&names, e->ledger->entries[i].doc) < 0)
+                        return -ENOMEM;
+        strv_sort_uniq(names);
+        for (size_t i = 0; cursor && names && names[i]; i++)
+                if (strcmp(names[i], cursor) <= 0)
+                        start = i + 1;
+        for (size_t i = start; names && names[i] && strv_length(e->refresh) < cap; i++)
+                if (strv_extend(&e->refresh, names[i]) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
+static void refresh_advance(Engine *e, uint64_t now) {
+        const char *last = state_get_meta(e->state, META_REFRESH_LAST);
+        size_t n = strv_length(e->refresh);
+        unsigned cap = e->request_budget / REFRESH_BUDGET_SHARE / REFRESH_REQUESTS_PER_WORKER;
+        char buf[32];
+
+        if (cap == 0)
+                cap = 1;
+        if (!last) {
+                snprintf(buf, sizeof(buf), "%" PRIu64, now);
+                (void) state_set_meta(e->state, META_REFRESH_LAST, buf);
+                return;
+        }
+        if (n == 0)
+                return;
+        if (n < cap) {
+                snprintf(buf, sizeof(buf), "%" PRIu64, now);
+                (void) state_set_meta(e->state, META_REFRESH_LAST, buf);
+                (void) state_set_meta(e->state, META_REFRESH_CURSOR, NULL);
+        } else
+                (void) state_set_meta(e->state, META_REFRESH_CURSOR, e->refresh[n - 1]);
+}
+
+static void on_observed(ObserveResult *res, void *userdata) {
+        Engine *e = userdata;
+        int r;
+
+        e->n_details = res->n_details;
+        if (res->error < 0) {
+                if (!e->error) {
+                        e->error_code = res->error;
+                        e->error = res->message ? strdup(res->message) : NULL;
+                }
+                run_finish_later(e);
+                return;
+        }
+        live_state_free(e->live);
+        e->live = TAKE_PTR(res->live);
+        e->audit_ok = res->audit_ok;
+        e->audit_checked_usec = res->audit_checked_usec;
+        e->audit_seen_new = TAKE_PTR(res->audit_seen);
+
+        r = compute_secret_hmacs(e);
+        if (r < 0)
+                return run_fail(e, r, "secrets");
+        e->policy = (PlanPolicy) {
+                .prune = e->prune,
+                .prune_settle_usec = e->prune_settle_usec,
+                .max_deletions = e->max_deletions,
+                .force = e->force,
+                .now_usec = now_realtime_usec(),
+                .generation_since_usec = e->generation_since_usec,
+                .secrets = e->psecrets,
+                .n_secrets = e->n_psecrets,
+        };
+        r = plan_compute(e->g, e->live, e->ledger, &e->policy, &e->plan);
+        if (r < 0)
+                return run_fail(e, r, "plan");
+
+        /* Workers read in detail and found as desired: remember the list
+         * entry, so they are not read again until something changes. */
+        for (size_t i = 0; i < e->live->n_workers; i++) {
+                const LiveWorker *lw = &e->live->workers[i];
+                LedgerEntry *le = ledger_find(e->ledger, RESOURCE_WORKER, lw->name);
+
+                if (le && lw->dirty && lw->detail && !worker_has_pending(e->plan, lw->name, NULL))
+                        absorb_worker(le, lw);
+        }
+
+        if (e->mode == RUN_MODE_PLAN || e->cancelled || !plan_has_changes(e->plan)) {
+                if (e->mode == RUN_MODE_APPLY && !e->cancelled) {
+                        record_policies(e);
+                        save_audit_position(e);
+                        refresh_advance(e, e->policy.now_usec);
+                }
+                run_finish_later(e);
+                return;
+        }
+        record_policies(e);
+        save_audit_position(e);
+        refresh_advance(e, e->policy.now_usec);
+        r = ledger_store(e);
+        if (r < 0)
+                return run_fail(e, r, "state");
+        {
+                ApplyHooks h = {
+                        .save = apply_hook_save,
+                        .secret_read = apply_hook_secret_read,
+                        .secret_hmac = apply_hook_hmac,
+                        .action_done = apply_hook_action_done,
+                        .userdata = e,
+                };
+
+                r = apply_start(e->api, e->event, e->g, e->plan, e->ledger, e->live, e->concurrency, e->run_id, &h,
+                                on_apply_done, e, &e->applier);
+        }
+        if (r < 0)
+                return run_fail(e, r, "apply");
+}
+
+/* The per-resource status from the plan and the apply results. */
+static void build_status(Engine *e) {
+        json_object *arr = json_object_new_array();
+        char when[64];
+
+        if (!arr)
+                return;
+        format_rfc3339(now_realtime_usec(), when, sizeof(when));
+        for (size_t i = 0; e->plan && i < e->plan->n_actions; i++) {
+                const Action *a = &e->plan->actions[i];
+                const ApplyResult *r = e->applier ? apply_result(e->applier, i) : NULL;
+                ResourceState st = RESOURCE_STATE_IN_SYNC;
+                const char *reason = a->reason;
+                json_object *x = NULL;
+
+                switch (a->kind) {
+                case ACTION_NOOP:
+                        st = strstr(strempty(a->reason), "waits") ? RESOURCE_STATE_PENDING : RESOURCE_STATE_IN_SYNC;
+                        break;
+                case ACTION_BLOCKED:
+                        st = RESOURCE_STATE_BLOCKED;
+                        break;
+                case ACTION_DRIFT_REPORT:
+                        st = RESOURCE_STATE_DRIFTED;
+                        break;
+                default:
+                        if (!r || !r->done)
+                                st = a->drift ? RESOURCE_STATE_DRIFTED : RESOURCE_STATE_PENDING;
+                        else if (r->error < 0) {
+                                st = RESOURCE_STATE_FAILED;
+                                reason = r->message;
+                        } else
+                                st = RESOURCE_STATE_IN_SYNC;
+                }
+                /* One entry per resource: keep the worst state. */
+                for (size_t j = 0; j < json_object_array_length(arr); j++) {
+                        json_object *y = json_object_array_get_idx(arr, j), *k, *n;
+
+                        if (json_object_object_get_ex(y, "kind", &k) && json_object_object_get_ex(y, "name", &n) &&
+                            streq(json_object_get_string(k), resource_kind_to_string(a->resource_kind)) &&
+                            streq_ptr(json_object_get_string(n), a->doc ?: a->name))
+                                x = y;
+                }
+                if (x) {
+                        json_object *s;
+                        ResourceState old = RESOURCE_STATE_IN_SYNC;
+
+                        if (json_object_object_get_ex(x, "state", &s))
+                                for (int k = 0; k < _RESOURCE_STATE_MAX; k++)
+                                        if (streq(json_object_get_string(s), resource_state_to_string(k)))
+                                                old = k;
+                        if (st == RESOURCE_STATE_IN_SYNC || (old != RESOURCE_STATE_IN_SYNC && st < old))
+                                continue;
+                        json_object_object_add(x, "state", json_object_new_string(resource_state_to_string(st)));
+                        json_object_object_add(x, "reason", json_object_new_string(strempty(reason)));
+                        continue;
+                }
+                x = json_object_new_object();
+                json_object_object_add(x, "kind", json_object_new_string(resource_kind_to_string(a->resource_kind)));
+                json_object_object_add(x, "name", json_object_new_string(strempty(a->doc ?: a->name)));
+                if (a->name && !streq_ptr(a->name, a->doc))
+                        json_object_object_add(x, "cf_name", json_object_new_string(a->name));
+                json_object_object_add(x, "state", json_object_new_string(resource_state_to_string(st)));
+                json_object_object_add(x, "reason", json_object_new_string(strempty(reason)));
+                json_object_object_add(x, "last_change", json_object_new_string(when));
+                {
+                        const LedgerEntry *le = e->ledger ? ledger_find(e->ledger, a->resource_kind, a->doc ?: "") : NULL;
+
+                        if (le && le->id)
+                                json_object_object_add(x, "id", json_object_new_string(le->id));
+                        else if (a->id)
+                                json_object_object_add(x, "id", json_object_new_string(a->id));
+                }
+                json_object_array_add(arr, x);
+        }
+        if (e->error) {
+                json_object *x = json_object_new_object();
+
+                json_object_object_add(x, "kind", json_object_new_string("Account"));
+                json_object_object_add(x, "name", json_object_new_string(strna(e->account_id)));
+                json_object_object_add(x, "state", json_object_new_string("failed"));
+                json_object_object_add(x, "reason", json_object_new_string(e->error));
+                json_object_object_add(x, "last_change", json_object_new_string(when));
+                json_object_array_add(arr, x);
+        }
+        json_object_put(e->status);
+        e->status = arr;
+}
+
+static void run_finish(Engine *e) {
+        RunReport rep = {};
+        _cleanup_free_ char *plan_text = NULL;
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f;
+        unsigned n_failed = 0, n_skipped_blocked = 0;
+        engine_run_done_t done = e->done;
+        void *ud = e->userdata;
+
+        if (!e->running)
+                return;
+        if (e->applier)
+                for (size_t i = 0; i < e->plan->n_actions; i++) {
+                        const ApplyResult *r = apply_result(e->applier, i);
+
+                        if (r->done && r->error < 0) {
+                                bool blocked_dep = r->skipped;
+
+                                /* Skipped because a dependency was blocked counts as blocked. */
+                                if (blocked_dep) {
+                                        bool any_blocked = false;
+
+                                        for (size_t d = 0; d < e->plan->actions[i].n_deps; d++)
+                                                if (e->plan->actions[e->plan->actions[i].deps[d]].kind == ACTION_BLOCKED)
+                                                        any_blocked = true;
+                                        if (any_blocked) {
+                                                n_skipped_blocked++;
+                                                continue;
+                                        }
+                                }
+                                n_failed++;
+                        }
+                }
+        /* Persist what was learnt (fingerprints absorbed, audit position). */
+        if (e->mode == RUN_MODE_APPLY && e->ledger && e->locked && !e->error) {
+                if (e->applier)
+                        save_audit_position(e);
+                if (ledger_store(e) < 0)
+                        e->save_failed = true;
+        }
+        build_status(e);
+
+        if (e->error || e->save_failed)
+                rep.result = RUN_RESULT_FAILED;
+        else if (n_failed > 0)
+                rep.result = RUN_RESULT_FAILED;
+        else if (e->plan && e->plan->n_blocked > 0)
+                rep.result = e->mode == RUN_MODE_PLAN ? RUN_RESULT_CHANGES : RUN_RESULT_BLOCKED;
+        else if (e->mode == RUN_MODE_PLAN && e->plan && (plan_has_changes(e->plan) || e->plan->n_drift > 0))
+                rep.result = RUN_RESULT_CHANGES;
+        else if (e->plan && e->plan->n_drift > 0)
+                rep.result = RUN_RESULT_CHANGES;
+        else
+                rep.result = RUN_RESULT_OK;
+        if (e->mode == RUN_MODE_APPLY && e->plan && e->plan->n_blocked > 0 && rep.result == RUN_RESULT_OK)
+                rep.result = RUN_RESULT_BLOCKED;
+
+        f = open_memstream(&buf, &size);
+        if (f) {
+                if (e->plan) {
+                        if (e->mode == RUN_MODE_PLAN || !e->applier)
+                                plan_text = plan_to_text(e->plan, false);
+                        else {
+                                for (size_t i = 0; i < e->plan->n_actions; i++) {
+                                        const Action *a = &e->plan->actions[i];
+                                        const ApplyResult *r = apply_result(e->applier, i);
+                                        const char *st;
+
+                                        if (a->kind == ACTION_NOOP)
+                                                continue;
+                                        st = !action_kind_is_change(a->kind) ? ""
+                                             : !r->done                      ? "not run: "
+                                             : r->error < 0                  ? "FAILED: "
+                                                                             : "";
+                                        fprintf(f, "%-13s %s/%s", action_kind_to_string(a->kind),
+                                                resource_kind_to_string(a->resource_kind), strna(a->name));
+                                        if (a->detail)
+                                                fprintf(f, " [%s]", a->detail);
+                                        fprintf(f, ": %s%s%s%s\n", st, strna(a->reason),
+                                                r->error < 0 && r->message ? " — " : "",
+                                                r->error < 0 && r->message ? r->message : "");
+                                }
+                                fprintf(f, "%u change%s applied, %u failed, %u blocked, %u drift reported\n",
+                                        e->plan->n_changes - n_failed - n_skipped_blocked,
+                                        e->plan->n_changes - n_failed - n_skipped_blocked == 1 ? "" : "s", n_failed,
+                                        e->plan->n_blocked + n_skipped_blocked, e->plan->n_drift);
+                        }
+                        if (plan_text)
+                                fputs(plan_text, f);
+                }
+                if (e->error)
+                        fprintf(f, "error: %s\n", e->error);
+                if (e->save_failed)
+                        fprintf(f, "error: the state file could not be saved\n");
+                fclose(f);
+        }
+        e->text = buf;
+
+        e->report = e->plan ? plan_to_json(e->plan) : json_object_new_object();
+        if (e->report) {
+                json_object *acts;
+
+                json_object_object_add(e->report, "run_id", json_object_new_string(strna(e->run_id)));
+                json_object_object_add(e->report, "mode",
+                                       json_object_new_string(e->mode == RUN_MODE_PLAN ? "plan" : "apply"));
+                json_object_object_add(e->report, "result", json_object_new_string(run_result_to_string(rep.result)));
+                if (e->error)
+                        json_object_object_add(e->report, "error", json_object_new_string(e->error));
+                if (e->applier && json_object_object_get_ex(e->report, "actions", &acts))
+                        for (size_t i = 0; i < json_object_array_length(acts) && i < e->plan->n_actions; i++) {
+                                const ApplyResult *r = apply_result(e->applier, i);
+                                json_object *x = json_object_array_get_idx(acts, i);
+
+                                if (!action_kind_is_change(e->plan->actions[i].kind))
+                                        continue;
+                                json_object_object_add(x, "status",
+                                                       json_object_new_string(!r->done ? "not-run"
+                                                                              : r->error < 0 ? (r->skipped ? "skipped" : "failed")
+                                                                                             : "done"));
+                                if (r->error < 0 && r->message)
+                                        json_object_object_add(x, "error", json_object_new_string(r->message));
+                        }
+                json_object_object_add(e->report, "details_read", json_object_new_int((int) e->n_details));
+        }
+
+        rep.n_actions = e->plan ? (unsigned) e->plan->n_changes : 0;
+        rep.n_writes = e->applier ? apply_n_writes(e->applier) : 0;
+        rep.n_requests = (unsigned) (requests_total(e->api) - e->requests_at_start);
+        rep.n_failed = n_failed;
+        rep.started_usec = e->started_usec;
+        rep.finished_usec = now_realtime_usec();
+        if (e->report) {
+                json_object_object_add(e->report, "requests", json_object_new_int((int) rep.n_requests));
+                json_object_object_add(e->report, "writes", json_object_new_int((int) rep.n_writes));
+        }
+        rep.json = e->report;
+        rep.text = e->text;
+
+        e->running = false;
+        if (done)
+                done(e, &rep, ud);
+}
+
+int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_done_t done, void *userdata) {
+        _cleanup_strv_free_ char **seen = NULL;
+        const char *last;
+        uint64_t last_usec = 0;
+        ObserveRequest req;
+        int r;
+
+        if (e->running)
+                return -EBUSY;
+        if (o->mode == RUN_MODE_APPLY && !e->locked)
+                return -EROFS;
+        run_reset(e);
+        e->g = g;
+        e->mode = o->mode;
+        e->force = o->force;
+        e->cancelled = false;
+        e->save_failed = false;
+        e->error_code = 0;
+        e->generation_since_usec = o->generation_since_usec;
+        e->done = done;
+        e->userdata = userdata;
+        e->started_usec = now_realtime_usec();
+        e->requests_at_start = requests_total(e->api);
+        if (o->run_id)
+                e->run_id = strdup(o->run_id);
+        else if (asprintf(&e->run_id, "run-%" PRIx64, e->started_usec) < 0)
+                e->run_id = NULL;
+        if (!e->run_id)
+                return -ENOMEM;
+        r = ledger_load(e->state, &e->ledger);
+        if (r < 0)
+                return r;
+        r = pick_refresh(e, e->started_usec);
+        if (r < 0)
+                return r;
+        seen = load_audit_seen(e->state);
+        last = state_get_meta(e->state, META_AUDIT_LAST);
+        if (last && safe_atou64(last, &last_usec) < 0)
+                last_usec = 0;
+        req = (ObserveRequest) {
+                .g = g,
+                .ledger = e->ledger,
+                .audit_last_usec = last_usec,
+                .audit_seen = seen,
+                .refresh = e->refresh,
+                .priority = o->mode == RUN_MODE_PLAN ? CFAPI_PRIORITY_LOW : CFAPI_PRIORITY_NORMAL,
+                .now_usec = e->started_usec,
+        };
+        r = observe_start(e->api, &req, on_observed, e, &e->observer);
+        if (r < 0)
+                return r;
+        e->running = true;
+        return 0;
+}

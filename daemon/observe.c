@@ -1,0 +1,758 @@
+/* observe.c: see observe.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include "observe.h"
+#include "util.h"
+
+typedef struct Observer Observer;
+
+typedef enum ReqType {
+        REQ_SCRIPTS,
+        REQ_AUDIT,
+        REQ_LIST,
+        REQ_STORE_SECRETS,
+        REQ_DEPLOYMENTS,
+        REQ_VERSION,
+        REQ_SETTINGS,
+        REQ_SCHEDULES,
+        REQ_SUBDOMAIN,
+} ReqType;
+
+typedef struct Req {
+        Observer *o;
+        ReqType type;
+        ResourceKind kind;
+        char *worker;           /* detail requests */
+        char *store_id;
+} Req;
+
+struct Observer {
+        CfApi *api;
+        const Generation *g;
+        const Ledger *ledger;
+        uint64_t audit_last_usec;
+        char **audit_seen;
+        char **refresh;
+        CfPriority priority;
+        uint64_t now_usec;
+
+        ObserveResult res;
+        json_object *audit;     /* entries */
+        unsigned pending;
+        int phase;
+        bool dead;
+        bool finished;
+        observe_done_t done;
+        void *userdata;
+};
+
+void observe_result_done(ObserveResult *r) {
+        free(r->message);
+        r->message = NULL;
+        r->live = live_state_free(r->live);
+        r->audit_seen = strv_free(r->audit_seen);
+}
+
+static void observer_destroy(Observer *o) {
+        observe_result_done(&o->res);
+        strv_free(o->audit_seen);
+        strv_free(o->refresh);
+        json_object_put(o->audit);
+        free(o);
+}
+
+Observer *observe_free(Observer *o) {
+        if (!o)
+                return NULL;
+        o->dead = true;
+        if (o->pending == 0)
+                observer_destroy(o);
+        return NULL;
+}
+
+static const char *jstr(json_object *o, const char *k) {
+        json_object *v;
+
+        if (!o || !json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, k, &v) ||
+            !json_object_is_type(v, json_type_string))
+                return NULL;
+        return json_object_get_string(v);
+}
+
+static json_object *jget(json_object *o, const char *k) {
+        json_object *v;
+
+        if (!o || !json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, k, &v))
+                return NULL;
+        return v;
+}
+
+static int set_str(char **dst, const char *s) {
+        char *c = NULL;
+
+        if (s) {
+                c = strdup(s);
+                if (!c)
+                        return -ENOMEM;
+        }
+        free(*dst);
+        *dst = c;
+        return 0;
+}
+
+/* ---- parsers ---- */
+
+int observe_parse_script_list(json_object *result, LiveState *live) {
+        if (!result || !json_object_is_type(result, json_type_array))
+                return -EBADMSG;
+        for (size_t i = 0; i < json_object_array_length(result); i++) {
+                json_object *s = json_object_array_get_idx(result, i);
+                const char *name = jstr(s, "id") ?: jstr(s, "script_name");
+                LiveWorker *w;
+
+                if (!name)
+                        continue; /* tolerate odd entries */
+                w = live_state_find_worker(live, name);
+                if (!w)
+                        w = live_state_add_worker(live, name);
+                if (!w)
+                        return -ENOMEM;
+                if (set_str(&w->etag, jstr(s, "etag")) < 0 || set_str(&w->modified_on, jstr(s, "modified_on")) < 0 ||
+                    set_str(&w->migration_tag, jstr(s, "migration_tag")) < 0 ||
+                    set_str(&w->compatibility_date, jstr(s, "compatibility_date")) < 0)
+                        return -ENOMEM;
+        }
+        live->workers_listed = true;
+        return 0;
+}
+
+int observe_parse_bindings(json_object *bindings, LiveWorker *lw) {
+        for (size_t i = 0; i < lw->n_bindings; i++) {
+                free(lw->bindings[i].name);
+                free(lw->bindings[i].type);
+                free(lw->bindings[i].canon);
+        }
+        free(lw->bindings);
+        lw->bindings = NULL;
+        lw->n_bindings = 0;
+        lw->secret_names = strv_free(lw->secret_names);
+        lw->secret_names = calloc(1, sizeof(char *));
+        if (!lw->secret_names)
+                return -ENOMEM;
+        if (!bindings || !json_object_is_type(bindings, json_type_array))
+                return 0;
+        for (size_t i = 0; i < json_object_array_length(bindings); i++) {
+                json_object *b = json_object_array_get_idx(bindings, i);
+                const char *name = jstr(b, "name"), *type = jstr(b, "type");
+                _cleanup_free_ char *canon = NULL;
+                int r;
+
+                if (!name)
+                        continue;
+                r = plan_binding_canon_json(b, lw->name, &canon);
+                if (r < 0)
+                        return r;
+                if (!canon) {
+                        if (strv_extend(&lw->secret_names, name) < 0)
+                                return -ENOMEM;
+                        continue;
+                }
+                if (!live_worker_add_binding(lw, name, type, canon))
+                        return -ENOMEM;
+        }
+        live_worker_sort(lw);
+        return 0;
+}
+
+int observe_parse_resources(ResourceKind kind, json_object *items, LiveState *live, const char *store_id) {
+        if (!items)
+                items = NULL;
+        else if (!json_object_is_type(items, json_type_array))
+                return -EBADMSG;
+        for (size_t i = 0; items && i < json_object_array_length(items); i++) {
+                json_object *x = json_object_array_get_idx(items, i);
+                const char *id = NULL, *name = NULL, *modified = NULL;
+                LiveResource *r;
+
+                switch (kind) {
+                case RESOURCE_KV_NAMESPACE:
+                        id = jstr(x, "id");
+                        name = jstr(x, "title");
+                        break;
+                case RESOURCE_R2_BUCKET:
+                        id = name = jstr(x, "name");
+                        break;
+                case RESOURCE_D1_DATABASE:
+                        id = jstr(x, "uuid") ?: jstr(x, "id");
+                        name = jstr(x, "name");
+                        break;
+                case RESOURCE_QUEUE:
+                        id = jstr(x, "queue_id") ?: jstr(x, "id");
+                        name = jstr(x, "queue_name");
+                        modified = jstr(x, "modified_on");
+                        break;
+                case RESOURCE_SECRETS_STORE:
+                        id = jstr(x, "id");
+                        name = jstr(x, "name");
+                        modified = jstr(x, "modified");
+                        break;
+                case RESOURCE_SECRETS_STORE_SECRET:
+                        id = jstr(x, "id");
+                        name = jstr(x, "name");
+                        modified = jstr(x, "modified");
+                        if (jstr(x, "status") && streq(jstr(x, "status"), "deleted"))
+                                continue;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+                if (!id || !name)
+                        continue;
+                r = live_state_add_resource(live, kind, id, name);
+                if (!r)
+                        return -ENOMEM;
+                if (set_str(&r->modified, modified) < 0)
+                        return -ENOMEM;
+                if (kind == RESOURCE_SECRETS_STORE_SECRET &&
+                    set_str(&r->store_id, jstr(x, "store_id") ?: store_id) < 0)
+                        return -ENOMEM;
+                if (kind == RESOURCE_QUEUE) {
+                        json_object *cs = jget(x, "consumers");
+
+                        for (size_t j = 0; cs && json_object_is_type(cs, json_type_array) &&
+                                           j < json_object_array_length(cs);
+                             j++) {
+                                json_object *c = json_object_array_get_idx(cs, j);
+                                const char *script = jstr(c, "script_name") ?: jstr(c, "script") ?: jstr(c, "service");
+                                _cleanup_free_ char *canon = NULL;
+
+                                if (!script)
+                                        continue;
+                                canon = plan_consumer_canon_json(c);
+                                if (!canon)
+                                        return -ENOMEM;
+                                if (!live_resource_add_consumer(r, script, jstr(c, "consumer_id") ?: jstr(c, "id"),
+                                                                canon))
+                                        return -ENOMEM;
+                        }
+                }
+        }
+        live->listed[kind] = true;
+        return 0;
+}
+
+static char *url_unescape(const char *s, size_t n) {
+        char *r = malloc(n + 1), *p = r;
+
+        if (!r)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                unsigned v;
+                char hex[3];
+
+                if (s[i] == '%' && i + 2 < n + 0 && (hex[0] = s[i + 1], hex[1] = s[i + 2], hex[2] = 0, 1) &&
+                    sscanf(hex, "%2x", &v) == 1) {
+                        *p++ = (char) v;
+                        i += 2;
+                        continue;
+                }
+                *p++ = s[i];
+        }
+        *p = 0;
+        return r;
+}
+
+int observe_audit_script(const char *uri, char **ret, bool *ret_secrets) {
+        const char *p, *end;
+        size_t n;
+
+        *ret = NULL;
+        if (!uri)
+                return 0;
+        p = strstr(uri, "/workers/scripts/");
+        if (!p)
+                return 0;
+        p += strlen("/workers/scripts/");
+        n = strcspn(p, "/?#");
+        if (n == 0)
+                return 0;
+        end = p + n;
+        *ret = url_unescape(p, n);
+        if (!*ret)
+                return -ENOMEM;
+        if (ret_secrets)
+                *ret_secrets = startswith(end, "/secrets");
+        return 1;
+}
+
+/* ---- requests ---- */
+
+static void on_reply(CfApi *api, const CfReply *reply, void *userdata);
+
+static void fail(Observer *o, int error, const char *what, const char *msg) {
+        if (o->res.error)
+                return;
+        o->res.error = error;
+        if (asprintf(&o->res.message, "%s: %s", what, msg ?: strerror(-error)) < 0)
+                o->res.message = NULL;
+}
+
+static int submit(Observer *o, ReqType type, ResourceKind kind, const char *path, const char *query, CfPaging paging,
+                  const char *items_key, const char *worker, const char *store_id) {
+        Req *q = calloc(1, sizeof(Req));
+        CfRequest r = {
+                .method = "GET",
+                .path = path,
+                .query = query,
+                .priority = o->priority,
+                .paging = paging,
+                .items_key = items_key,
+        };
+        int k;
+
+        if (!q)
+                return -ENOMEM;
+        q->o = o;
+        q->type = type;
+        q->kind = kind;
+        if ((worker && !(q->worker = strdup(worker))) || (store_id && !(q->store_id = strdup(store_id)))) {
+                free(q->worker);
+                free(q);
+                return -ENOMEM;
+        }
+        if (paging == CFAPI_PAGING_PAGE)
+                r.per_page = kind == RESOURCE_D1_DATABASE ? 1000 : 100;
+        k = cfapi_submit(o->api, &r, on_reply, q, NULL);
+        if (k < 0) {
+                free(q->worker);
+                free(q->store_id);
+                free(q);
+                return k;
+        }
+        o->pending++;
+        o->res.n_requests++;
+        return 0;
+}
+
+static bool kind_used(const Observer *o, ResourceKind k) {
+        const Generation *g = o->g;
+
+        for (size_t i = 0; i < o->ledger->n_entries; i++)
+                if (o->ledger->entries[i].kind == k)
+                        return true;
+        for (size_t i = 0; i < o->ledger->n_intents; i++)
+                if (o->ledger->intents[i].kind == k)
+                        return true;
+        if (!g)
+                return false;
+        switch (k) {
+        case RESOURCE_KV_NAMESPACE: return g->n_kv_namespaces > 0;
+        case RESOURCE_R2_BUCKET: return g->n_r2_buckets > 0;
+        case RESOURCE_D1_DATABASE: return g->n_d1_databases > 0;
+        case RESOURCE_QUEUE: {
+                if (g->n_queues > 0)
+                        return true;
+                for (size_t i = 0; i < g->n_workers; i++)
+                        if (g->workers[i].n_consumers > 0)
+                                return true;
+                return false;
+        }
+        case RESOURCE_SECRETS_STORE:
+        case RESOURCE_SECRETS_STORE_SECRET: {
+                if (g->n_secrets_stores > 0 || g->n_secrets_store_secrets > 0)
+                        return true;
+                for (size_t i = 0; i < g->n_workers; i++)
+                        for (size_t j = 0; j < g->workers[i].n_bindings; j++)
+                                if (g->workers[i].bindings[j].kind == BINDING_SECRETS_STORE_SECRET)
+                                        return true;
+                return false;
+        }
+        default:
+                return false;
+        }
+}
+
+static bool worker_relevant(const Observer *o, const char *name) {
+        return (o->g && generation_find_worker(o->g, name)) || ledger_find(o->ledger, RESOURCE_WORKER, name) ||
+               ledger_find_intent(o->ledger, RESOURCE_WORKER, name);
+}
+
+static int start_detail(Observer *o, LiveWorker *w, const char *why) {
+        _cleanup_free_ char *esc = cfapi_escape(w->name), *p1 = NULL, *p2 = NULL, *p3 = NULL;
+        const Worker *dw = o->g ? generation_find_worker(o->g, w->name) : NULL;
+        const LedgerEntry *e = ledger_find(o->ledger, RESOURCE_WORKER, w->name);
+        int r;
+
+        if (!esc)
+                return -ENOMEM;
+        w->dirty = true;
+        if (set_str(&w->dirty_reason, why) < 0)
+                return -ENOMEM;
+        if (asprintf(&p1, "workers/scripts/%s/deployments", esc) < 0 ||
+            asprintf(&p2, "workers/scripts/%s/schedules", esc) < 0 ||
+            asprintf(&p3, "workers/scripts/%s/subdomain", esc) < 0)
+                return -ENOMEM;
+        o->res.n_details++;
+        r = submit(o, REQ_DEPLOYMENTS, RESOURCE_WORKER, p1, NULL, CFAPI_PAGING_NONE, NULL, w->name, NULL);
+        if (r < 0)
+                return r;
+        r = submit(o, REQ_SCHEDULES, RESOURCE_WORKER, p2, NULL, CFAPI_PAGING_NONE, NULL, w->name, NULL);
+        if (r < 0)
+                return r;
+        if ((dw && dw->workers_dev >= 0) || (e && e->subdomain >= 0)) {
+                r = submit(o, REQ_SUBDOMAIN, RESOURCE_WORKER, p3, NULL, CFAPI_PAGING_NONE, NULL, w->name, NULL);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Phase 2: decide which scripts to read closely. */
+static int start_details(Observer *o) {
+        LiveState *live = o->res.live;
+        _cleanup_strv_free_ char **flagged = NULL, **secret_flagged = NULL;
+
+        /* The audit feed: writes we have not processed yet. */
+        for (size_t i = 0; o->audit && i < json_object_array_length(o->audit); i++) {
+                json_object *e = json_object_array_get_idx(o->audit, i);
+                const char *id = jstr(e, "id"), *method = jstr(jget(e, "raw"), "method");
+                _cleanup_free_ char *script = NULL;
+                bool secrets = false;
+                int r;
+
+                if (id && strv_extend(&o->res.audit_seen, id) < 0)
+                        return -ENOMEM;
+                if (id && strv_contains(o->audit_seen, id))
+                        continue;
+                if (method && streq(method, "GET"))
+                        continue;
+                r = observe_audit_script(jstr(jget(e, "raw"), "uri"), &script, &secrets);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        continue;
+                if (strv_extend(&flagged, script) < 0)
+                        return -ENOMEM;
+                if (secrets && strv_extend(&secret_flagged, script) < 0)
+                        return -ENOMEM;
+        }
+        strv_sort_uniq(o->res.audit_seen);
+
+        for (size_t i = 0; i < live->n_workers; i++) {
+                LiveWorker *w = &live->workers[i];
+                const LedgerEntry *e = ledger_find(o->ledger, RESOURCE_WORKER, w->name);
+                const char *why = NULL;
+                int r;
+
+                if (!worker_relevant(o, w->name))
+                        continue;
+                if (strv_contains(secret_flagged, w->name))
+                        w->secrets_written = true;
+                if (!e)
+                        why = "not owned yet";
+                else if (strv_contains(flagged, w->name))
+                        why = "written outside bindery (audit log)";
+                else if (!streq_ptr(e->etag, w->etag))
+                        why = "etag changed";
+                else if (!streq_ptr(e->modified_on, w->modified_on))
+                        why = "modified_on changed";
+                else if (e->migration_tag && !streq_ptr(e->migration_tag, w->migration_tag))
+                        why = "migration_tag changed";
+                else if (strv_contains(o->refresh, w->name))
+                        why = "full refresh";
+                if (!why)
+                        continue;
+                /* Unowned scripts only matter when they may be adopted or
+                 * resumed; the plan blocks the rest without detail. */
+                if (!e) {
+                        const Worker *dw = o->g ? generation_find_worker(o->g, w->name) : NULL;
+
+                        if (!(dw && dw->policy.adopt) && !ledger_find_intent(o->ledger, RESOURCE_WORKER, w->name))
+                                continue;
+                }
+                r = start_detail(o, w, why);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static void finish(Observer *o) {
+        ObserveResult res;
+
+        if (o->finished)
+                return;
+        o->finished = true;
+        res = o->res;
+        o->res = (ObserveResult) {};
+        if (!res.error)
+                res.audit_checked_usec = o->now_usec;
+        o->done(&res, o->userdata);
+        observe_result_done(&res);
+}
+
+static void step(Observer *o) {
+        int r;
+
+        if (o->pending > 0 || o->dead)
+                return;
+        if (o->phase == 1 && !o->res.error) {
+                o->phase = 2;
+                r = start_details(o);
+                if (r < 0)
+                        fail(o, r, "observe", NULL);
+                if (o->pending > 0)
+                        return;
+        }
+        finish(o);
+}
+
+static void handle(Observer *o, Req *q, const CfReply *reply) {
+        LiveState *live = o->res.live;
+        LiveWorker *w = q->worker ? live_state_find_worker(live, q->worker) : NULL;
+        int r = 0;
+
+        switch (q->type) {
+        case REQ_SCRIPTS:
+                if (reply->error < 0)
+                        return fail(o, reply->error, "GET workers/scripts", reply->message);
+                r = observe_parse_script_list(reply->result, live);
+                if (r < 0)
+                        return fail(o, r, "workers/scripts", "undecodable list");
+                return;
+        case REQ_AUDIT:
+                if (reply->error < 0) {
+                        /* Not fatal: the lists and the full refresh still
+                         * catch drift; flag every managed worker instead. */
+                        o->res.audit_ok = false;
+                        return;
+                }
+                o->res.audit_ok = true;
+                if (reply->result && json_object_is_type(reply->result, json_type_array))
+                        o->audit = json_object_get(reply->result);
+                return;
+        case REQ_LIST:
+                if (reply->error < 0)
+                        return fail(o, reply->error, resource_kind_to_string(q->kind), reply->message);
+                r = observe_parse_resources(q->kind, reply->result, live, NULL);
+                if (r < 0)
+                        return fail(o, r, resource_kind_to_string(q->kind), "undecodable list");
+                if (q->kind == RESOURCE_SECRETS_STORE && reply->result) {
+                        /* One secrets list per store bindery uses. */
+                        for (size_t i = 0; i < live->n_resources; i++) {
+                                const LiveResource *s = &live->resources[i];
+                                _cleanup_free_ char *esc = NULL, *path = NULL;
+                                bool used = false;
+
+                                if (s->kind != RESOURCE_SECRETS_STORE)
+                                        continue;
+                                for (size_t j = 0; j < o->ledger->n_entries; j++)
+                                        if (o->ledger->entries[j].kind == RESOURCE_SECRETS_STORE_SECRET &&
+                                            streq_ptr(o->ledger->entries[j].store_id, s->id))
+                                                used = true;
+                                for (size_t j = 0; o->g && j < o->g->n_secrets_stores; j++) {
+                                        const SecretsStore *st = &o->g->secrets_stores[j];
+
+                                        if (streq_ptr(st->id, s->id) ||
+                                            streq_ptr(st->store_name ?: st->name, s->name))
+                                                used = true;
+                                }
+                                if (!used)
+                                        continue;
+                                esc = cfapi_escape(s->id);
+                                if (!esc || asprintf(&path, "secrets_store/stores/%s/secrets", esc) < 0)
+                                        return fail(o, -ENOMEM, "observe", NULL);
+                                r = submit(o, REQ_STORE_SECRETS, RESOURCE_SECRETS_STORE_SECRET, path, NULL,
+                                           CFAPI_PAGING_PAGE, NULL, NULL, s->id);
+                                if (r < 0)
+                                        return fail(o, r, "observe", NULL);
+                        }
+                        live->listed[RESOURCE_SECRETS_STORE_SECRET] = true;
+                }
+                return;
+        case REQ_STORE_SECRETS:
+                if (reply->error < 0)
+                        return fail(o, reply->error, "Secrets Store secrets", reply->message);
+                r = observe_parse_resources(RESOURCE_SECRETS_STORE_SECRET, reply->result, live, q->store_id);
+                if (r < 0)
+                        return fail(o, r, "Secrets Store secrets", "undecodable list");
+                return;
+        case REQ_DEPLOYMENTS: {
+                json_object *deps = jget(reply->result, "deployments"), *d, *vs;
+                const char *best = NULL;
+                double best_pct = -1;
+                _cleanup_free_ char *esc = NULL, *path = NULL;
+
+                if (!w || reply->error < 0)
+                        return; /* detail stays unknown; nothing absorbed */
+                if (!deps || !json_object_is_type(deps, json_type_array) || json_object_array_length(deps) == 0)
+                        goto settings;
+                d = json_object_array_get_idx(deps, 0);
+                vs = jget(d, "versions");
+                for (size_t i = 0; vs && json_object_is_type(vs, json_type_array) && i < json_object_array_length(vs);
+                     i++) {
+                        json_object *v = json_object_array_get_idx(vs, i), *pct = jget(v, "percentage");
+                        double p = pct ? json_object_get_double(pct) : 0;
+
+                        if (jstr(v, "version_id") && p > best_pct) {
+                                best = jstr(v, "version_id");
+                                best_pct = p;
+                        }
+                }
+                if (!best)
+                        goto settings;
+                if (set_str(&w->version_id, best) < 0)
+                        return fail(o, -ENOMEM, "observe", NULL);
+                esc = cfapi_escape(w->name);
+                {
+                        _cleanup_free_ char *vesc = cfapi_escape(best);
+
+                        if (!esc || !vesc || asprintf(&path, "workers/scripts/%s/versions/%s", esc, vesc) < 0)
+                                return fail(o, -ENOMEM, "observe", NULL);
+                }
+                r = submit(o, REQ_VERSION, RESOURCE_WORKER, path, NULL, CFAPI_PAGING_NONE, NULL, w->name, NULL);
+                if (r < 0)
+                        fail(o, r, "observe", NULL);
+                return;
+        settings:
+                esc = cfapi_escape(w->name);
+                if (!esc || asprintf(&path, "workers/scripts/%s/settings", esc) < 0)
+                        return fail(o, -ENOMEM, "observe", NULL);
+                r = submit(o, REQ_SETTINGS, RESOURCE_WORKER, path, NULL, CFAPI_PAGING_NONE, NULL, w->name, NULL);
+                if (r < 0)
+                        fail(o, r, "observe", NULL);
+                return;
+        }
+        case REQ_VERSION:
+        case REQ_SETTINGS: {
+                json_object *b;
+
+                if (!w || reply->error < 0)
+                        return;
+                b = q->type == REQ_VERSION ? jget(jget(reply->result, "resources"), "bindings")
+                                           : jget(reply->result, "bindings");
+                r = observe_parse_bindings(b, w);
+                if (r < 0)
+                        return fail(o, r, "observe", NULL);
+                w->detail = true;
+                return;
+        }
+        case REQ_SCHEDULES: {
+                json_object *s = jget(reply->result, "schedules");
+
+                if (!w || reply->error < 0)
+                        return;
+                if (!s && reply->result && json_object_is_type(reply->result, json_type_array))
+                        s = reply->result;
+                w->crons = strv_free(w->crons);
+                w->crons = calloc(1, sizeof(char *));
+                if (!w->crons)
+                        return fail(o, -ENOMEM, "observe", NULL);
+                for (size_t i = 0; s && json_object_is_type(s, json_type_array) && i < json_object_array_length(s);
+                     i++)
+                        if (jstr(json_object_array_get_idx(s, i), "cron") &&
+                            strv_extend(&w->crons, jstr(json_object_array_get_idx(s, i), "cron")) < 0)
+                                return fail(o, -ENOMEM, "observe", NULL);
+                strv_sort_uniq(w->crons);
+                w->crons_known = true;
+                return;
+        }
+        case REQ_SUBDOMAIN: {
+                json_object *en = jget(reply->result, "enabled");
+
+                if (!w || reply->error < 0 || !en)
+                        return;
+                w->subdomain = json_object_get_boolean(en) ? 1 : 0;
+                return;
+        }
+        }
+}
+
+static void on_reply(CfApi *api, const CfReply *reply, void *userdata) {
+        Req *q = userdata;
+        Observer *o = q->o;
+
+        o->pending--;
+        if (!o->dead && reply->error != -ECANCELED)
+                handle(o, q, reply);
+        else if (!o->dead)
+                fail(o, -ECANCELED, "observe", "cancelled");
+        free(q->worker);
+        free(q->store_id);
+        free(q);
+        if (o->dead) {
+                if (o->pending == 0)
+                        observer_destroy(o);
+                return;
+        }
+        step(o);
+}
+
+int observe_start(CfApi *api, const ObserveRequest *req, observe_done_t done, void *userdata, Observer **ret) {
+        Observer *o = calloc(1, sizeof(Observer));
+        char since[64], q[128];
+        uint64_t from;
+        int r;
+        static const struct {
+                ResourceKind kind;
+                const char *path;
+                CfPaging paging;
+                const char *items_key;
+        } lists[] = {
+                { RESOURCE_KV_NAMESPACE, "storage/kv/namespaces", CFAPI_PAGING_PAGE, NULL },
+                { RESOURCE_R2_BUCKET, "r2/buckets", CFAPI_PAGING_CURSOR, "buckets" },
+                { RESOURCE_D1_DATABASE, "d1/database", CFAPI_PAGING_PAGE, NULL },
+                { RESOURCE_QUEUE, "queues", CFAPI_PAGING_PAGE, NULL },
+                { RESOURCE_SECRETS_STORE, "secrets_store/stores", CFAPI_PAGING_PAGE, NULL },
+        };
+
+        if (!o)
+                return -ENOMEM;
+        o->api = api;
+        o->g = req->g;
+        o->ledger = req->ledger;
+        o->audit_last_usec = req->audit_last_usec;
+        o->priority = req->priority;
+        o->now_usec = req->now_usec;
+        o->done = done;
+        o->userdata = userdata;
+        o->phase = 1;
+        o->audit_seen = strv_copy(req->audit_seen ?: (char *[]) { NULL });
+        o->refresh = strv_copy(req->refresh ?: (char *[]) { NULL });
+        o->res.live = live_state_new();
+        if (!o->audit_seen || !o->refresh || !o->res.live) {
+                observer_destroy(o);
+                return -ENOMEM;
+        }
+
+        r = submit(o, REQ_SCRIPTS, RESOURCE_WORKER, "workers/scripts", NULL, CFAPI_PAGING_NONE, NULL, NULL, NULL);
+        if (r >= 0) {
+                from = req->audit_last_usec ? req->audit_last_usec : req->now_usec;
+                from = from > OBSERVE_AUDIT_OVERLAP_USEC ? from - OBSERVE_AUDIT_OVERLAP_USEC : 0;
+                _cleanup_free_ char *esc = cfapi_escape(format_rfc3339(from, since, sizeof(since)));
+
+                if (!esc)
+                        r = -ENOMEM;
+                else {
+                        snprintf(q, sizeof(q), "since=%s", esc);
+                        r = submit(o, REQ_AUDIT, RESOURCE_WORKER, "logs/audit", q, CFAPI_PAGING_CURSOR, NULL, NULL,
+                                   NULL);
+                }
+        }
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(lists); i++)
+                if (kind_used(o, lists[i].kind) ||
+                    (lists[i].kind == RESOURCE_SECRETS_STORE && kind_used(o, RESOURCE_SECRETS_STORE_SECRET)))
+                        r = submit(o, REQ_LIST, lists[i].kind, lists[i].path, NULL, lists[i].paging,
+                                   lists[i].items_key, NULL, NULL);
+        if (r < 0) {
+                /* Requests already queued call back later: let them free it. */
+                fail(o, r, "observe", NULL);
+                o->dead = true;
+                if (o->pending == 0)
+                        observer_destroy(o);
+                return r;
+        }
+        *ret = o;
+        return 0;
+}

@@ -1,0 +1,70 @@
+/* observe.h: live state into the model, cheaply (change-detection.md).
+ *
+ * Every cycle: one GET /workers/scripts (decoded tolerantly), the
+ * account's audit log since the last check (with an overlap window,
+ * deduplicated by entry id), and one list per resource type the spec or
+ * the ledger uses (KV, R2, D1, Queues, Secrets Store stores and their
+ * secrets). Per-script detail (deployments → live version's bindings and
+ * secret names, schedules, workers.dev) only for scripts that are new,
+ * flagged by the audit log, whose list entry differs from what bindery
+ * recorded (etag, modified_on, migration_tag), or that are due in the
+ * staggered full refresh.
+ *
+ * Asynchronous on the CfApi's event loop; non-logging.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cfapi.h"
+#include "plan.h"
+
+/* Overlap when re-reading the audit log: entries can arrive late. */
+#define OBSERVE_AUDIT_OVERLAP_USEC (15ULL * 60ULL * 1000000ULL)
+
+typedef struct Observer Observer;
+
+typedef struct ObserveRequest {
+        const Generation *g;            /* may be NULL */
+        const Ledger *ledger;
+        /* audit log position: the last check (µs, CLOCK_REALTIME; 0: never)
+         * and the entry ids already processed in the overlap window */
+        uint64_t audit_last_usec;
+        char * const *audit_seen;
+        char * const *refresh;          /* workers due in the full refresh this cycle */
+        CfPriority priority;
+        uint64_t now_usec;
+} ObserveRequest;
+
+typedef struct ObserveResult {
+        int error;                      /* 0 or negative errno */
+        char *message;                  /* what failed, for status */
+        LiveState *live;                /* owned by the result */
+        uint64_t audit_checked_usec;    /* the new audit position */
+        char **audit_seen;              /* every entry id returned (processed) */
+        bool audit_ok;
+        unsigned n_requests;
+        unsigned n_details;             /* workers read in detail */
+} ObserveResult;
+
+void observe_result_done(ObserveResult *r);
+
+typedef void (*observe_done_t)(ObserveResult *result, void *userdata);
+
+/* Starts observing. done is called exactly once from the event loop (the
+ * result is the callee's to keep: it may steal result->live). */
+int observe_start(CfApi *api, const ObserveRequest *req, observe_done_t done, void *userdata,
+                  Observer **ret);
+/* Cancels (done is not called) and frees. */
+Observer *observe_free(Observer *o);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Observer *, observe_free);
+
+/* Parsers, exposed for tests. Tolerant: unknown fields, unknown binding
+ * types and missing optional fields never fail. */
+int observe_parse_script_list(json_object *result, LiveState *live);
+int observe_parse_bindings(json_object *bindings, LiveWorker *lw);
+int observe_parse_resources(ResourceKind kind, json_object *items, LiveState *live, const char *store_id);
+/* The script an audit entry's raw.uri names, and whether it is a secrets
+ * write. Returns 1 and *ret (caller frees) if it names a script, 0 if not. */
+int observe_audit_script(const char *uri, char **ret, bool *ret_secrets);
