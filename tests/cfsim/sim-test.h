@@ -72,21 +72,27 @@ json_object *jfind(json_object *array, const char *key, const char *value);
 /* The value of response header name (case-insensitive) copied into buf. */
 const char *resp_header(const Resp *r, const char *name, char *buf, size_t n);
 
-#define ck_assert_status(r, st)                                                                          \
-        ck_assert_msg((r)->status == (st), "%s:%d: HTTP %ld (curl %d), want %d: %.600s", __FILE__, __LINE__, \
-                      (r)->status, (r)->curl_code, (int) (st), (r)->body ? (r)->body : "")
-#define ck_assert_error(r, st, code)                                                                       \
-        do {                                                                                               \
-                ck_assert_status(r, st);                                                                   \
-                ck_assert_msg(errcode(r) == (code), "%s:%d: error code %d, want %d: %.600s", __FILE__,    \
-                              __LINE__, errcode(r), (int) (code), (r)->body ? (r)->body : "");           \
-                ck_assert(json_object_get_boolean(jpath((r)->json, "success")) == 0);                     \
+/* These evaluate their response argument once, so a call may be passed. */
+#define ck_assert_status(r, st)                                                                                \
+        do {                                                                                                   \
+                const Resp *r_ = (r);                                                                          \
+                ck_assert_msg(r_->status == (st), "%s:%d: HTTP %ld (curl %d), want %d: %.600s", __FILE__,      \
+                              __LINE__, r_->status, r_->curl_code, (int) (st), r_->body ? r_->body : "");     \
         } while (0)
-#define ck_assert_ok(r)                                                                                    \
-        do {                                                                                               \
-                ck_assert_status(r, 200);                                                                  \
-                ck_assert_msg(json_object_get_boolean(jpath((r)->json, "success")), "not success: %.600s", \
-                              (r)->body);                                                                  \
+#define ck_assert_error(r, st, code)                                                                           \
+        do {                                                                                                   \
+                const Resp *r_ = (r);                                                                          \
+                ck_assert_msg(r_->status == (st) && errcode(r_) == (code) &&                                   \
+                                      !json_object_get_boolean(jpath(r_->json, "success")),                   \
+                              "%s:%d: HTTP %ld code %d, want HTTP %d code %d: %.600s", __FILE__, __LINE__,     \
+                              r_->status, errcode(r_), (int) (st), (int) (code), r_->body ? r_->body : "");   \
+        } while (0)
+#define ck_assert_ok(r)                                                                                        \
+        do {                                                                                                   \
+                const Resp *r_ = (r);                                                                          \
+                ck_assert_msg(r_->status == 200 && json_object_get_boolean(jpath(r_->json, "success")),        \
+                              "%s:%d: HTTP %ld (curl %d), not a success: %.600s", __FILE__, __LINE__,          \
+                              r_->status, r_->curl_code, r_->body ? r_->body : "");                           \
         } while (0)
 
 /* Runs a suite with CK_ENV and returns the process exit status. */
