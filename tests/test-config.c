@@ -343,6 +343,23 @@ START_TEST(test_parse_listen) {
 }
 END_TEST
 
+START_TEST(test_example_config) {
+        /* etc/binderyd.yaml, the example shipped with the sources, loads. */
+        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_free_ char *p = NULL;
+        const char *top = getenv("top_srcdir");
+        ConfigError *e = NULL;
+        size_t n = 0;
+
+        ck_assert_int_ge(asprintf(&p, "%s/etc/binderyd.yaml", top ? top : ".."), 0);
+        ck_assert_msg(config_load(p, NULL, &c, &e, &n) == 0, "%s:%u:%u: %s", p, n ? e[0].line : 0,
+                      n ? e[0].column : 0, n ? e[0].message : "");
+        ck_assert_str_eq(c->spec_dir, "/srv/bindery/spec");
+        ck_assert_uint_eq(strv_length(c->listen), 2);
+        ck_assert(c->http_token_set);
+}
+END_TEST
+
 static Suite *config_suite(void) {
         Suite *s = suite_create("config");
         TCase *tc = tcase_create("core");
@@ -360,6 +377,7 @@ static Suite *config_suite(void) {
         tcase_add_test(tc, test_null_values_and_empty_file);
         tcase_add_test(tc, test_missing_file);
         tcase_add_test(tc, test_parse_listen);
+        tcase_add_test(tc, test_example_config);
         suite_add_tcase(s, tc);
         return s;
 }
