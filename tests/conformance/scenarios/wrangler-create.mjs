@@ -20,6 +20,11 @@ await scenario("wrangler-kv-namespace-create", async () => {
 	const { result } = await apiOk("GET", `/storage/kv/namespaces/${all[0].id}`);
 	assert(result && result.title === "conf-kv", `GET /storage/kv/namespaces/${all[0].id}: ${JSON.stringify(result)}`);
 	await inState((o) => o.title === "conf-kv", "KV namespace titled 'conf-kv'");
+	/* A second namespace with the same title is refused (10014). */
+	const again = wrangler(["kv", "namespace", "create", "conf-kv"]);
+	assert(again.code !== 0, "a second 'wrangler kv namespace create conf-kv' succeeded; cfsim must refuse a duplicate title with code 10014");
+	const n = (await listAll("/storage/kv/namespaces")).filter((x) => x.title === "conf-kv").length;
+	assert(n === 1, `after a duplicate create there are ${n} namespaces titled 'conf-kv'`);
 });
 
 await scenario("wrangler-r2-bucket-create", async () => {

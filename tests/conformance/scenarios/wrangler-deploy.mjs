@@ -140,4 +140,31 @@ await scenario("wrangler-versions-upload-deploy", async () => {
 	assert(g2 && g2.text === "v3", `after versions deploy, GET .../settings shows GREETING ${JSON.stringify(g2 && g2.text)}, expected the deployed version's "v3"`);
 }, { needs: ["wrangler-deploy-all-bindings"] });
 
+await scenario("wrangler-deploy-migration-v2-keeps-secret", async () => {
+	/* A secret set outside the config must survive the PUT path too. */
+	await expectClientOk(wrangler(["secret", "put", "W1_SECRET"], { cwd: dir, input: "w1-secret-value" }));
+	const toml = path.join(dir, "wrangler.toml");
+	edit(toml, '[[migrations]]\ntag = "v1"\nnew_sqlite_classes = ["Counter"]\n',
+		'[[migrations]]\ntag = "v1"\nnew_sqlite_classes = ["Counter"]\n\n' +
+		'[[migrations]]\ntag = "v2"\nnew_sqlite_classes = ["Tally"]\n\n' +
+		'[[durable_objects.bindings]]\nname = "TALLY"\nclass_name = "Tally"\n');
+	edit(path.join(dir, "src/index.js"), "export default {", "export class Tally {\n\tfetch() {\n\t\treturn new Response(\"tally\");\n\t}\n}\n\nexport default {");
+	const before = await simStats();
+	await expectClientOk(wrangler(["deploy"], { cwd: dir }));
+	const after = await simStats();
+	const puts = routeCount(after, "PUT", /\/workers\/scripts\/[^/]+$/) - routeCount(before, "PUT", /\/workers\/scripts\/[^/]+$/);
+	assert(puts === 1, `a deploy with a pending migration must upload with PUT (wrangler sends old_tag "v1", new_tag "v2"); saw ${puts} PUTs`);
+	const { result: scripts } = await apiOk("GET", "/workers/scripts");
+	const me = scripts.find((x) => x.id === W);
+	assert(me && me.migration_tag === "v2", `GET /workers/scripts: ${W}.migration_tag is ${JSON.stringify(me && me.migration_tag)}, expected "v2"`);
+	const { result: dos } = await apiOk("GET", "/workers/durable_objects/namespaces?per_page=100");
+	const classes = (dos || []).filter((n) => n.script === W).map((n) => n.class).sort();
+	assert(classes.join() === "Counter,Tally", `Durable Object namespaces of ${W}: [${classes}], expected [Counter,Tally]`);
+	const b = await settingsBindings(W);
+	expectBinding(b, "TALLY", { type: "durable_object_namespace", class_name: "Tally" }, `GET /workers/scripts/${W}/settings`);
+	expectBinding(b, "W1_SECRET", { type: "secret_text" }, `after a PUT deploy that does not mention it, GET /workers/scripts/${W}/settings`);
+	const { result: secrets } = await apiOk("GET", `/workers/scripts/${W}/secrets`);
+	assert(secrets.some((x) => x.name === "W1_SECRET"), `GET /workers/scripts/${W}/secrets lost W1_SECRET after the PUT deploy`);
+}, { needs: ["wrangler-deploy-all-bindings"] });
+
 summary();

@@ -5,7 +5,7 @@
  * resources without making new ones.
  */
 import {
-	assert, expectBinding, expectClientOk, fixture, listAll, scenario, settingsBindings,
+	api, apiOk, assert, describe, errorLines, expectBinding, expectClientOk, fixture, listAll, scenario, settingsBindings,
 	simState, summary, wrangler, findDeep,
 } from "../lib/sim.mjs";
 
@@ -50,5 +50,31 @@ await scenario("wrangler-redeploy-inherit-bindings", async () => {
 	expectBinding(b, "BUCKET", { type: "r2_bucket", bucket_name: `${W}-bucket` }, where);
 	assert(!b.some((x) => x.type === "inherit"), `${where}: an 'inherit' binding was stored as such instead of being resolved`);
 }, { needs: ["wrangler-deploy-autoprovision"] });
+
+await scenario("wrangler-deploy-creates-missing-r2-bucket", async () => {
+	await apiOk("POST", "/queues", { queue_name: "extra-queue" });
+	const d = fixture("extra", { BUCKET: "named-bucket", QUEUE: "extra-queue" });
+	const r = await api("GET", "/r2/buckets/named-bucket");
+	assert(r.status === 404 && r.json && r.json.errors && r.json.errors.some((e) => e.code === 10006),
+		`a missing bucket must be 404 with code 10006 (wrangler provisions only then): ${describe(r)}`);
+	await expectClientOk(wrangler(["deploy"], { cwd: d }));
+	const r2 = (await listAll("/r2/buckets", "buckets")).filter((b) => b.name === "named-bucket");
+	assert(r2.length === 1, `${r2.length} R2 buckets named 'named-bucket' after the deploy, expected 1`);
+	const b = await settingsBindings("extra-worker");
+	expectBinding(b, "BUCKET", { type: "r2_bucket", bucket_name: "named-bucket" }, "GET /workers/scripts/extra-worker/settings");
+	expectBinding(b, "Q", { type: "queue", queue_name: "extra-queue" }, "GET /workers/scripts/extra-worker/settings");
+});
+
+await scenario("wrangler-deploy-missing-queue-refused", async () => {
+	/* Another queue exists, so GET /queues?name= must really filter by name. */
+	await apiOk("POST", "/queues", { queue_name: "decoy-queue" });
+	const d = fixture("extra", { BUCKET: "ghost-bucket", QUEUE: "ghost-queue" }, "extra-ghost");
+	const res = wrangler(["deploy", "--name", "ghost-worker"], { cwd: d });
+	assert(res.code !== 0, "wrangler deployed a producer for a queue that does not exist (GET /queues?name=ghost-queue must return no queue)");
+	assert(/Queue "ghost-queue" does not exist/.test(res.out),
+		`wrangler failed, but not because the queue is missing: ${errorLines(res.out)[0]}`);
+	const r = await api("GET", "/workers/scripts/ghost-worker/settings");
+	assert(r.status === 404, `the refused deploy left a script behind: ${describe(r)}`);
+});
 
 summary();
