@@ -1930,6 +1930,27 @@ static char *strv_join_simple(char * const *l) {
         return buf;
 }
 
+/* Whether a live consumer (canonical text) has every setting the spec
+ * gives; settings the spec leaves out take the API's defaults. */
+static bool consumer_matches(const QueueConsumer *qc, const char *live) {
+        long long v[5];
+        char dlq[256];
+        const long long want[5] = { qc->batch_size, qc->max_retries, qc->max_wait_time_ms, qc->max_concurrency,
+                                    qc->retry_delay };
+
+        if (!live || sscanf(live,
+                            "batch_size=%lld max_retries=%lld max_wait_time_ms=%lld max_concurrency=%lld "
+                            "retry_delay=%lld dlq=%255s",
+                            &v[0], &v[1], &v[2], &v[3], &v[4], dlq) != 6)
+                return false;
+        for (size_t i = 0; i < 5; i++)
+                if (want[i] >= 0 && want[i] != v[i])
+                        return false;
+        if (qc->dead_letter_queue && !streq(qc->dead_letter_queue, dlq))
+                return false;
+        return true;
+}
+
 /* Canonical settings of a desired queue consumer. */
 static char *consumer_canon(const QueueConsumer *qc) {
         char b[512];
@@ -2175,7 +2196,7 @@ static int plan_worker_rest(Ctx *c, size_t wi) {
                         why = e && strv_contains(e->consumers, qname) ? "consumer missing (removed outside bindery)"
                                                                        : "new consumer";
                         drift = e && strv_contains(e->consumers, qname);
-                } else if (!streq_ptr(found->canon, canon))
+                } else if (!consumer_matches(qc, found->canon))
                         why = "consumer settings differ";
                 else if (!e || !strv_contains(e->consumers, qname))
                         why = "recording consumer";
