@@ -110,6 +110,7 @@ struct CfApi {
         unsigned n_calls, n_running;
         uint64_t next_id;
         bool cancelling;
+        bool curl_initialized;
 
         /* Metrics. */
         uint64_t requests_total;
@@ -864,6 +865,12 @@ int cfapi_new(CfApi **ret, sd_event *event, const CfApiOptions *o) {
         api = calloc(1, sizeof(CfApi));
         if (!api)
                 return -ENOMEM;
+        /* Reference-counted by libcurl; we are single-threaded. */
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                free(api);
+                return -EIO;
+        }
+        api->curl_initialized = true;
         api->event = sd_event_ref(event);
         api->api_url = strip_trailing_slashes(o->api_url);
         api->account_id = o->account_id ? strdup(o->account_id) : NULL;
@@ -923,6 +930,8 @@ CfApi *cfapi_free(CfApi *api) {
         free(api->user_agent);
         erase_and_free(api->token, api->token_size);
         sd_event_unref(api->event);
+        if (api->curl_initialized)
+                curl_global_cleanup();
         free(api);
         return NULL;
 }

@@ -54,7 +54,8 @@ typedef struct CfApiOptions {
         uint64_t connect_timeout_usec;      /* default 10 s */
         uint64_t request_timeout_usec;      /* per attempt, total; default 60 s */
         unsigned max_retries;               /* retries after the first attempt; default 6 */
-        uint64_t deadline_usec;             /* per request, all attempts and waits; default 10 min */
+        uint64_t deadline_usec;             /* per request, from its first attempt (queueing for budget
+                                             * does not count): all attempts and backoffs; default 10 min */
         uint64_t backoff_base_usec;         /* default 500 ms */
         uint64_t backoff_max_usec;          /* default 60 s */
         size_t max_response_size;           /* body cap; default 32 MiB */
@@ -68,8 +69,10 @@ typedef struct CfApiOptions {
 void cfapi_options_from_config(CfApiOptions *o, const Config *c);
 
 /* Creates a client on event. Copies everything in o (the token into a
- * buffer wiped on free). Zero fields take their defaults. Returns 0,
- * -EINVAL (no api_url, or an api_url that is not http(s)://), -ENOMEM. */
+ * buffer wiped on free). Zero fields take their defaults. Calls
+ * curl_global_init() (reference-counted; released by cfapi_free). Returns
+ * 0, -EINVAL (no api_url, an api_url that is not http(s)://, a token with
+ * CR, LF or NUL), -ENOMEM, -EIO (libcurl). */
 int cfapi_new(CfApi **ret, sd_event *event, const CfApiOptions *o);
 
 /* Cancels everything (as cfapi_cancel_all) and frees the client; wipes
@@ -149,7 +152,7 @@ typedef struct CfRequest {
         CfPriority priority;        /* default NORMAL (0 is LOW: set it) */
         unsigned flags;             /* CFAPI_* */
         CfPaging paging;            /* GET only: fetch every page, hand back one array */
-        unsigned per_page;          /* paging: default 100 (page) / 1000 (cursor) */
+        unsigned per_page;          /* paging: default 100 for PAGE; for CURSOR sent only when set */
         const char *items_key;      /* paging: result is {items_key: [...]} (R2 "buckets"); NULL: result is the array */
 } CfRequest;
 
@@ -181,7 +184,12 @@ typedef struct CfReply {
 
 typedef void (*cfapi_callback_t)(CfApi *api, const CfReply *reply, void *userdata);
 
-/* Queues a request; callback is called exactly once, later, from the
+/* Retries: 408, 429, 5xx, connection errors and timeouts are retried for
+ * every method. A POST whose answer was lost may therefore have been
+ * applied: a create retried this way can come back -EEXIST, which the
+ * engine resolves through its intents (state.h).
+ *
+ * Queues a request; callback is called exactly once, later, from the
  * event loop (never from inside cfapi_submit), unless the client is freed
  * first (then with -ECANCELED from cfapi_cancel_all/cfapi_free). The
  * callback may submit more requests. On success *ret_id (optional) is a
