@@ -3,6 +3,7 @@
  * beforehand, then a redeploy that must take the versions API path, then an
  * explicit "versions upload" + "versions deploy".
  */
+import fs from "node:fs";
 import path from "node:path";
 import {
 	apiOk, assert, edit, expectBinding, expectClientOk, fail, findDeep, fixture,
@@ -165,6 +166,33 @@ await scenario("wrangler-deploy-migration-v2-keeps-secret", async () => {
 	expectBinding(b, "W1_SECRET", { type: "secret_text" }, `after a PUT deploy that does not mention it, GET /workers/scripts/${W}/settings`);
 	const { result: secrets } = await apiOk("GET", `/workers/scripts/${W}/secrets`);
 	assert(secrets.some((x) => x.name === "W1_SECRET"), `GET /workers/scripts/${W}/secrets lost W1_SECRET after the PUT deploy`);
+}, { needs: ["wrangler-deploy-all-bindings"] });
+
+await scenario("wrangler-secret-bulk-keeps-bindings", async () => {
+	/*
+	 * "wrangler secret bulk" PATCHes .../settings (multipart, one "settings"
+	 * part) with every existing binding reduced to {type, name} (keep it as
+	 * it is) plus the new secret_text bindings.
+	 */
+	const file = path.join(dir, "bulk.json");
+	fs.writeFileSync(file, JSON.stringify({ BULK_A: "bulk-a-value", BULK_B: "bulk-b-value" }));
+	const before = await settingsBindings(W);
+	await expectClientOk(wrangler(["secret", "bulk", file], { cwd: dir }));
+	const b = await settingsBindings(W);
+	const where = `after 'wrangler secret bulk', GET /workers/scripts/${W}/settings`;
+	for (const old of before.filter((x) => x.type !== "secret_text")) {
+		const now = b.find((x) => x.name === old.name);
+		assert(now && JSON.stringify(now) === JSON.stringify(old),
+			`${where}: binding ${old.name} changed from ${JSON.stringify(old)} to ${JSON.stringify(now)} (a {type, name} binding in PATCH settings keeps the existing one)`);
+	}
+	for (const name of ["BULK_A", "BULK_B"])
+		expectBinding(b, name, { type: "secret_text" }, where);
+	const { result: secrets } = await apiOk("GET", `/workers/scripts/${W}/secrets`);
+	const names = secrets.map((x) => x.name).sort();
+	for (const name of ["BULK_A", "BULK_B"])
+		assert(names.includes(name), `GET /workers/scripts/${W}/secrets lacks ${name} after 'wrangler secret bulk' (has ${names})`);
+	const text = JSON.stringify(await simState());
+	assert(!text.includes("bulk-a-value"), "GET /__sim/state shows a bulk secret's value in plain text");
 }, { needs: ["wrangler-deploy-all-bindings"] });
 
 summary();
