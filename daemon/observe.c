@@ -588,7 +588,16 @@ static void handle(Observer *o, Req *q, const CfReply *reply) {
                         return; /* detail stays unknown; nothing absorbed */
                 if (!deps || !json_object_is_type(deps, json_type_array) || json_object_array_length(deps) == 0)
                         goto settings;
+                /* The newest deployment: documented as the first, but pick
+                 * by created_on so either order works. */
                 d = json_object_array_get_idx(deps, 0);
+                for (size_t i = 1; i < json_object_array_length(deps); i++) {
+                        json_object *x = json_object_array_get_idx(deps, i);
+
+                        if (jstr(x, "created_on") && (!jstr(d, "created_on") ||
+                                                      strcmp(jstr(x, "created_on"), jstr(d, "created_on")) > 0))
+                                d = x;
+                }
                 vs = jget(d, "versions");
                 for (size_t i = 0; vs && json_object_is_type(vs, json_type_array) && i < json_object_array_length(vs);
                      i++) {
