@@ -245,7 +245,11 @@ export async function expectClientOk(res) {
 		return res;
 	const errs = errorLines(res.out);
 	const why = res.timedOut ? `timed out after ${res.timeout} s` : `exited ${res.code}`;
-	fail(`${res.what} ${why}: ${errs[0] || "(no output)"}`, [
+	/* The API's own words first: wrangler prints them as "... [code: N]". */
+	const head = errs.find((l) => /\[ERROR\]/.test(l)) || errs[0] || "(no output)";
+	const code = errs.find((l) => /\[code: \d+\]/.test(l));
+	const reason = code && code !== head ? `${head} ${code}` : head;
+	fail(`${res.what.replace(DIR + "/", "")} ${why}: ${reason.replace(/^✘ \[ERROR\] /, "")}`, [
 		...errs.slice(1).map((l) => `client: ${l}`),
 		...(await recentRequests(12)).map((l) => `cfsim: ${l}`),
 		`log: ${res.log}`,

@@ -141,6 +141,33 @@ await scenario("wrangler-versions-upload-deploy", async () => {
 	assert(g2 && g2.text === "v3", `after versions deploy, GET .../settings shows GREETING ${JSON.stringify(g2 && g2.text)}, expected the deployed version's "v3"`);
 }, { needs: ["wrangler-deploy-all-bindings"] });
 
+await scenario("wrangler-versions-and-deployments-list", async () => {
+	const live = (await deployedVersionIds())[0].split("@")[0];
+	const v = await expectClientOk(wrangler(["versions", "list", "--json"], { cwd: dir }));
+	let versions;
+	try {
+		versions = JSON.parse(v.out.slice(v.out.indexOf("[")));
+	} catch {
+		fail(`wrangler versions list --json printed no JSON array: ${v.out.slice(0, 160)}`);
+	}
+	const { result: api } = await apiOk("GET", `/workers/scripts/${W}/versions`);
+	const items = api.items || [];
+	assert(versions.length === items.length && items.length >= 3,
+		`wrangler versions list printed ${versions.length} versions, GET .../versions has ${items.length} (expected >= 3 after three uploads)`);
+	assert(versions.some((x) => x.id === live), `wrangler versions list does not show the deployed version ${live}`);
+	const d = await expectClientOk(wrangler(["deployments", "list", "--json"], { cwd: dir }));
+	let deps;
+	try {
+		deps = JSON.parse(d.out.slice(d.out.indexOf("[")));
+	} catch {
+		fail(`wrangler deployments list --json printed no JSON array: ${d.out.slice(0, 160)}`);
+	}
+	assert(deps.length >= 3, `wrangler deployments list printed ${deps.length} deployments, expected >= 3`);
+	const newest = deps.reduce((a, b) => (String(a.created_on) >= String(b.created_on) ? a : b));
+	assert(newest.versions && newest.versions.some((x) => x.version_id === live),
+		`the newest deployment wrangler lists (${JSON.stringify(newest).slice(0, 160)}) does not carry the live version ${live}`);
+}, { needs: ["wrangler-deploy-all-bindings"] });
+
 await scenario("wrangler-deploy-migration-v2-keeps-secret", async () => {
 	/* A secret set outside the config must survive the PUT path too. */
 	await expectClientOk(wrangler(["secret", "put", "W1_SECRET"], { cwd: dir, input: "w1-secret-value" }));
