@@ -37,10 +37,17 @@
 
 typedef struct CfCall CfCall;
 
+/* A FIFO of calls; every live call is in exactly one: waiting[priority]
+ * or running. */
+typedef struct CallList {
+        CfCall *head, *tail;
+} CallList;
+
 struct CfCall {
         CfApi *api;
         uint64_t id;
         CfCall *prev, *next;
+        CallList *list;
 
         /* What to send. */
         CfPriority priority;
@@ -106,7 +113,8 @@ struct CfApi {
         Budget budget;
         uint64_t rng;
 
-        CfCall *calls;              /* every live call, oldest last */
+        CallList waiting[_CFAPI_PRIORITY_MAX];
+        CallList running;
         unsigned n_calls, n_running;
         uint64_t next_id;
         bool cancelling;
@@ -188,14 +196,49 @@ static void call_free(CfCall *c) {
         free(c);
 }
 
-static void call_unlink(CfApi *api, CfCall *c) {
+static void list_remove(CfCall *c) {
+        CallList *l = c->list;
+
+        if (!l)
+                return;
         if (c->prev)
                 c->prev->next = c->next;
         else
-                api->calls = c->next;
+                l->head = c->next;
         if (c->next)
                 c->next->prev = c->prev;
+        else
+                l->tail = c->prev;
         c->prev = c->next = NULL;
+        c->list = NULL;
+}
+
+static void list_append(CallList *l, CfCall *c) {
+        list_remove(c);
+        c->list = l;
+        c->prev = l->tail;
+        c->next = NULL;
+        if (l->tail)
+                l->tail->next = c;
+        else
+                l->head = c;
+        l->tail = c;
+}
+
+static void list_prepend(CallList *l, CfCall *c) {
+        list_remove(c);
+        c->list = l;
+        c->prev = NULL;
+        c->next = l->head;
+        if (l->head)
+                l->head->prev = c;
+        else
+                l->tail = c;
+        l->head = c;
+}
+
+static void call_unlink(CfApi *api, CfCall *c) {
+        list_remove(c);
         api->n_calls--;
 }
 
@@ -462,6 +505,7 @@ static int call_start(CfCall *c, uint64_t now) {
         r = curl_glue_add(api->glue, easy, on_transfer_done, c);
         if (r < 0)
                 return r;
+        list_append(&api->running, c);
         c->running = true;
         api->n_running++;
         api->requests_total++;
@@ -632,9 +676,12 @@ static void on_transfer_done(CurlGlue *g, CURL *easy, CURLcode result, void *use
         bool retry;
         int r;
 
-        /* curl-glue has removed the handle already. */
+        /* curl-glue has removed the handle already. Back to the front of
+         * its queue: a retry or the next page goes before new work of the
+         * same priority. */
         c->running = false;
         api->n_running--;
+        list_prepend(&api->waiting[c->priority], c);
 
         (void) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         if (status >= 0 && status < CFAPI_STATUS_SLOTS)
@@ -769,26 +816,23 @@ static void on_transfer_done(CurlGlue *g, CURL *easy, CURLcode result, void *use
 
 /* ---- Scheduler ---- */
 
-/* The best call ready to start at now (highest priority, then oldest), or
- * NULL; *ret_next gets the earliest not_before of waiting calls. */
+/* The best call ready to start at now: the first ready one of the
+ * highest priority. *ret_next gets the earliest not_before among the
+ * calls passed over (every waiting call when none is ready). */
 static CfCall *sched_pick(CfApi *api, uint64_t now, uint64_t *ret_next) {
-        CfCall *best = NULL;
         uint64_t next = UINT64_MAX;
 
-        for (CfCall *c = api->calls; c; c = c->next) {
-                if (c->running)
-                        continue;
-                if (c->not_before_usec > now) {
+        for (int p = _CFAPI_PRIORITY_MAX - 1; p >= 0; p--)
+                for (CfCall *c = api->waiting[p].head; c; c = c->next) {
+                        if (c->not_before_usec <= now) {
+                                *ret_next = next;
+                                return c;
+                        }
                         if (c->not_before_usec < next)
                                 next = c->not_before_usec;
-                        continue;
                 }
-                /* The list is newest first: >= keeps the oldest. */
-                if (!best || c->priority >= best->priority)
-                        best = c;
-        }
         *ret_next = next;
-        return best;
+        return NULL;
 }
 
 static int on_sched(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -1055,10 +1099,7 @@ int cfapi_submit(CfApi *api, const CfRequest *req, cfapi_callback_t callback, vo
         }
 
         c->id = ++api->next_id;
-        c->next = api->calls;
-        if (api->calls)
-                api->calls->prev = c;
-        api->calls = c;
+        list_append(&api->waiting[c->priority], c);
         api->n_calls++;
         sched_arm(api, now_monotonic_usec());
         if (ret_id)
@@ -1096,27 +1137,41 @@ int cfapi_get_all(CfApi *api, const char *path, const char *query, CfPaging pagi
         return cfapi_submit(api, &req, callback, userdata, NULL);
 }
 
+static CfCall *find_call(CfApi *api, uint64_t id) {
+        for (CfCall *c = api->running.head; c; c = c->next)
+                if (c->id == id)
+                        return c;
+        for (int p = 0; p < _CFAPI_PRIORITY_MAX; p++)
+                for (CfCall *c = api->waiting[p].head; c; c = c->next)
+                        if (c->id == id)
+                                return c;
+        return NULL;
+}
+
 int cfapi_cancel(CfApi *api, uint64_t id) {
+        CfCall *c;
+
         if (!api || id == 0)
                 return -EINVAL;
-        for (CfCall *c = api->calls; c; c = c->next)
-                if (c->id == id) {
-                        call_fail(c, -ECANCELED, 0, "cancelled");
-                        return 0;
-                }
-        return -ENOENT;
+        c = find_call(api, id);
+        if (!c)
+                return -ENOENT;
+        call_fail(c, -ECANCELED, 0, "cancelled");
+        return 0;
 }
 
 void cfapi_cancel_all(CfApi *api) {
         if (!api || api->cancelling)
                 return;
         api->cancelling = true;
-        while (api->calls) {
-                CfCall *oldest = api->calls;
+        for (;;) {
+                CfCall *c = api->running.head;
 
-                while (oldest->next)
-                        oldest = oldest->next;
-                call_fail(oldest, -ECANCELED, 0, "cancelled");
+                for (int p = _CFAPI_PRIORITY_MAX - 1; !c && p >= 0; p--)
+                        c = api->waiting[p].head;
+                if (!c)
+                        break;
+                call_fail(c, -ECANCELED, 0, "cancelled");
         }
         api->cancelling = false;
 }
