@@ -916,7 +916,7 @@ static void build_status(Engine *e) {
 
                 switch (a->kind) {
                 case ACTION_NOOP:
-                        st = strstr(strempty(a->reason), "waits") ? RESOURCE_STATE_PENDING : RESOURCE_STATE_IN_SYNC;
+                        st = a->waiting ? RESOURCE_STATE_PENDING : RESOURCE_STATE_IN_SYNC;
                         break;
                 case ACTION_BLOCKED:
                         st = RESOURCE_STATE_BLOCKED;
@@ -1057,13 +1057,14 @@ static void run_finish(Engine *e) {
                                         const ApplyResult *r = apply_result(e->applier, i);
                                         const char *st;
 
-                                        if (a->kind == ACTION_NOOP)
+                                        if (a->kind == ACTION_NOOP && !a->waiting)
                                                 continue;
                                         st = !action_kind_is_change(a->kind) ? ""
                                              : !r->done                      ? "not run: "
                                              : r->error < 0                  ? "FAILED: "
                                                                              : "";
-                                        fprintf(f, "%-13s %s/%s", action_kind_to_string(a->kind),
+                                        fprintf(f, "%-13s %s/%s",
+                                                a->waiting ? "waiting" : action_kind_to_string(a->kind),
                                                 resource_kind_to_string(a->resource_kind), strna(a->name));
                                         if (a->detail)
                                                 fprintf(f, " [%s]", a->detail);

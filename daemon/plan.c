@@ -1734,6 +1734,16 @@ static int plan_worker_main(Ctx *c, size_t wi) {
                                 return -ENOMEM;
                 }
         }
+        if (!e && lw && !w->policy.adopt && !ledger_find_intent(c->ledger, RESOURCE_WORKER, w->name)) {
+                a = add_action(c, ACTION_BLOCKED, RESOURCE_WORKER, w->name, w->name,
+                               "worker '%s' already exists and is not owned by bindery; "
+                               "set adopt: true to take it over, or choose another name",
+                               w->name);
+                if (!a)
+                        return -ENOMEM;
+                c->worker_blocked[wi] = true;
+                return 0;
+        }
         if (blocked) {
                 a = add_action(c, ACTION_BLOCKED, RESOURCE_WORKER, w->name, w->name, "%s", blocked);
                 if (!a)
@@ -2326,6 +2336,7 @@ static int plan_deletions(Ctx *c) {
                                        format_duration(c->policy->prune_settle_usec, buf, sizeof(buf)));
                         if (!a || dup_into(&a->id, e->id) < 0)
                                 return -ENOMEM;
+                        a->waiting = true;
                         p->n_waiting++;
                         continue;
                 }
@@ -2475,9 +2486,9 @@ char *plan_to_text(const Plan *p, bool verbose) {
         for (size_t i = 0; i < p->n_actions; i++) {
                 const Action *a = &p->actions[i];
 
-                if (a->kind == ACTION_NOOP && !verbose)
+                if (a->kind == ACTION_NOOP && !verbose && !a->waiting)
                         continue;
-                fprintf(f, "%-13s %s/%s", action_kind_to_string(a->kind), resource_kind_to_string(a->resource_kind),
+                fprintf(f, "%-13s %s/%s", a->waiting ? "waiting" : action_kind_to_string(a->kind), resource_kind_to_string(a->resource_kind),
                         strna(a->name));
                 if (a->detail)
                         fprintf(f, " [%s]", a->detail);
@@ -2518,6 +2529,8 @@ json_object *plan_to_json(const Plan *p) {
                     json_add_str(x, "new_tag", a->new_tag) < 0)
                         return NULL;
                 json_object_object_add(x, "drift", json_object_new_boolean(a->drift));
+                if (a->waiting)
+                        json_object_object_add(x, "waiting", json_object_new_boolean(true));
                 deps = json_object_new_array();
                 if (!deps)
                         return NULL;

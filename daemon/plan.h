@@ -231,6 +231,7 @@ typedef struct Action {
         bool drift;                 /* repairs a difference made outside bindery */
         bool remove;                /* set-consumer: detach; set-subdomain: disable */
         bool intent;                /* apply must write an intent first (create) */
+        bool waiting;               /* a deletion waiting for prune_settle (a no-op now) */
         unsigned *deps;             /* indexes of actions that must finish first */
         size_t n_deps;
         /* migrate / upload with migrations */

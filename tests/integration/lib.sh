@@ -110,7 +110,7 @@ write_config() {
                 echo "spec_dir: $TMP/spec"
                 echo "state_dir: $TMP/state"
                 echo "api_token: { env: IT_CF_TOKEN }"
-                echo "prune_settle: 0s"
+                case " $* " in *" prune_settle:"*) ;; *) echo "prune_settle: 0s" ;; esac
                 echo "log_level: warning"
                 for l in "$@"; do echo "$l"; done
         } >"$TMP/binderyd.yaml"
