@@ -15,9 +15,12 @@ typedef struct SpecCtx {
         SpecErrors *errors;
         Generation *g;
         char *root;                 /* realpath of the spec directory */
+        int root_fd;                /* O_PATH fd of root, for openat2 */
+        bool no_openat2;
         const char *file;           /* current file, relative; points into g->files */
         char *file_dir;             /* its directory, relative ("" at the top) */
         size_t n_documents;
+        char **do_broken;           /* workers whose durable_objects section had errors */
         bool documents_exceeded;
         bool oom;
         /* allocated lengths of the Generation arrays */
@@ -35,6 +38,9 @@ void spec_errorf(SpecCtx *c, const char *file, unsigned line, unsigned column,
  * the default store, consumers. Then canonical order and digests. */
 void spec_validate_generation(SpecCtx *c);
 int spec_finalize_generation(SpecCtx *c);
+
+/* SHA-256 as lower-case hex, the algorithm fetched once. */
+void spec_sha256_hex(const void *data, size_t size, char ret[static 65]);
 
 /* Damerau-style suggestion: the name in names[] (NULL-terminated) closest
  * to s, or NULL when none is close enough. */

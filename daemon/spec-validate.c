@@ -283,7 +283,7 @@ static int cmp_nameref(const void *a, const void *b) {
 /* Reports every element of base[0..n) whose string at name_off repeats an
  * earlier one; "earlier" is array order, which is file order. */
 static void check_dups(SpecCtx *c, const void *base, size_t n, size_t stride, size_t name_off,
-                       size_t loc_off, const char *what) {
+                       size_t loc_off, size_t doc_name_off, const char *what) {
         _cleanup_free_ NameRef *refs = NULL;
         size_t k = 0;
 
@@ -308,6 +308,14 @@ static void check_dups(SpecCtx *c, const void *base, size_t n, size_t stride, si
                         first = i;
                         continue;
                 }
+                if (doc_name_off != SIZE_MAX) {
+                        /* Same document name: already reported as a duplicate document. */
+                        const char *a = *(char *const *) ((const char *) base + refs[i].idx * stride + doc_name_off);
+                        const char *b = *(char *const *) ((const char *) base + refs[first].idx * stride + doc_name_off);
+
+                        if (streq_ptr(a, b))
+                                continue;
+                }
                 spec_error_at(c, *refs[i].loc, "duplicate %s '%s' (first defined at %s:%u:%u)", what,
                               refs[i].name, refs[first].loc->file, refs[first].loc->line,
                               refs[first].loc->column);
@@ -315,7 +323,11 @@ static void check_dups(SpecCtx *c, const void *base, size_t n, size_t stride, si
 }
 
 #define CHECK_DUPS(c, arr, n, type, field, what) \
-        check_dups((c), (arr), (n), sizeof(type), offsetof(type, field), offsetof(type, loc), (what))
+        check_dups((c), (arr), (n), sizeof(type), offsetof(type, field), offsetof(type, loc), SIZE_MAX, (what))
+/* The Cloudflare-side name, unless the document name already repeats. */
+#define CHECK_CF_DUPS(c, arr, n, type, field, what) \
+        check_dups((c), (arr), (n), sizeof(type), offsetof(type, field), offsetof(type, loc), \
+                   offsetof(type, name), (what))
 
 /* ---- references ---- */
 
@@ -429,7 +441,7 @@ static bool strv_has(char **l, const char *s) {
 /* Replays the migration history and compares the classes it leaves with
  * the declared ones: renames and deletions must be explicit. */
 static void check_durable_objects(SpecCtx *c, const Worker *w) {
-        _cleanup_strv_free_ char **live = NULL, **sqlite = NULL;
+        _cleanup_strv_free_ char **live = NULL, **sqlite = NULL, **ever = NULL;
 
         CHECK_DUPS(c, w->do_classes, w->n_do_classes, DurableObjectClass, class_name,
                    "Durable Object class");
@@ -448,7 +460,7 @@ static void check_durable_objects(SpecCtx *c, const Worker *w) {
                                                       "which already exists", tag, l[j]);
                                         continue;
                                 }
-                                if (strv_extend(&live, l[j]) < 0 ||
+                                if (strv_extend(&live, l[j]) < 0 || strv_extend(&ever, l[j]) < 0 ||
                                     (pass && strv_extend(&sqlite, l[j]) < 0)) {
                                         c->oom = true;
                                         return;
@@ -482,6 +494,10 @@ static void check_durable_objects(SpecCtx *c, const Worker *w) {
                                         free(*p);
                                         *p = n;
                                 }
+                        if (strv_extend(&ever, rc->to) < 0) {
+                                c->oom = true;
+                                return;
+                        }
                         for (p = sqlite; p && *p; p++)
                                 if (streq(*p, rc->from)) {
                                         char *n = strdup(rc->to);
@@ -529,8 +545,13 @@ static void check_durable_objects(SpecCtx *c, const Worker *w) {
                 if (!d->class_name)
                         continue;
                 if (!strv_has(live, d->class_name)) {
-                        spec_error_at(c, d->loc, "class '%s' is not created by any migration "
-                                      "(add a migration with new_sqlite_classes or new_classes)", d->class_name);
+                        if (strv_has(ever, d->class_name))
+                                spec_error_at(c, d->loc, "class '%s' is deleted or renamed by a migration "
+                                              "but still in durable_objects.classes", d->class_name);
+                        else
+                                spec_error_at(c, d->loc, "class '%s' is not created by any migration "
+                                              "(add a migration with new_sqlite_classes or new_classes)",
+                                              d->class_name);
                         continue;
                 }
                 if (d->sqlite != strv_has(sqlite, d->class_name))
@@ -564,15 +585,15 @@ void spec_validate_generation(SpecCtx *c) {
 
         CHECK_DUPS(c, g->workers, g->n_workers, Worker, name, "Worker");
         CHECK_DUPS(c, g->kv_namespaces, g->n_kv_namespaces, KVNamespace, name, "KVNamespace");
-        CHECK_DUPS(c, g->kv_namespaces, g->n_kv_namespaces, KVNamespace, title, "KV namespace title");
+        CHECK_CF_DUPS(c, g->kv_namespaces, g->n_kv_namespaces, KVNamespace, title, "KV namespace title");
         CHECK_DUPS(c, g->r2_buckets, g->n_r2_buckets, R2Bucket, name, "R2Bucket");
-        CHECK_DUPS(c, g->r2_buckets, g->n_r2_buckets, R2Bucket, bucket_name, "R2 bucket name");
+        CHECK_CF_DUPS(c, g->r2_buckets, g->n_r2_buckets, R2Bucket, bucket_name, "R2 bucket name");
         CHECK_DUPS(c, g->d1_databases, g->n_d1_databases, D1Database, name, "D1Database");
-        CHECK_DUPS(c, g->d1_databases, g->n_d1_databases, D1Database, database_name, "D1 database name");
+        CHECK_CF_DUPS(c, g->d1_databases, g->n_d1_databases, D1Database, database_name, "D1 database name");
         CHECK_DUPS(c, g->queues, g->n_queues, Queue, name, "Queue");
-        CHECK_DUPS(c, g->queues, g->n_queues, Queue, queue_name, "queue name");
+        CHECK_CF_DUPS(c, g->queues, g->n_queues, Queue, queue_name, "queue name");
         CHECK_DUPS(c, g->secrets_stores, g->n_secrets_stores, SecretsStore, name, "SecretsStore");
-        CHECK_DUPS(c, g->secrets_stores, g->n_secrets_stores, SecretsStore, store_name, "Secrets Store name");
+        CHECK_CF_DUPS(c, g->secrets_stores, g->n_secrets_stores, SecretsStore, store_name, "Secrets Store name");
         CHECK_DUPS(c, g->secrets_store_secrets, g->n_secrets_store_secrets, SecretsStoreSecret, name,
                    "SecretsStoreSecret");
 
@@ -634,7 +655,8 @@ void spec_validate_generation(SpecCtx *c) {
 
                 for (size_t j = 0; j < w->n_bindings; j++)
                         check_binding(c, w, &w->bindings[j]);
-                check_durable_objects(c, w);
+                if (!strv_has(c->do_broken, w->name ?: ""))
+                        check_durable_objects(c, w);
                 for (size_t j = 0; j < w->n_consumers; j++) {
                         const QueueConsumer *q = &w->consumers[j];
                         const char *what = q->queue;
@@ -705,7 +727,40 @@ static int digest_json(json_object *o, char ret[static 65]) {
         s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         if (!s)
                 return -ENOMEM;
-        sha256_hex(s, strlen(s), ret);
+        spec_sha256_hex(s, strlen(s), ret);
+        return 0;
+}
+
+/* Generation.digest: SHA-256 over each worker's name and digest (which
+ * already cover its canonical form and modules) followed by the canonical
+ * JSON of everything else, so no worker is serialised twice. */
+static int generation_digest(Generation *g) {
+        _cleanup_free_ char *text = NULL;
+        Generation rest = *g;
+        size_t len = 0;
+        FILE *f;
+        json_object *o;
+        const char *s;
+
+        rest.n_workers = 0;
+        o = generation_to_json(&rest);
+        if (!o)
+                return -ENOMEM;
+        s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        f = open_memstream(&text, &len);
+        if (!f || !s) {
+                if (f)
+                        fclose(f);
+                json_object_put(o);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < g->n_workers; i++)
+                fprintf(f, "%s %s\n", g->workers[i].name, g->workers[i].digest);
+        fputs(s, f);
+        json_object_put(o);
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        spec_sha256_hex(text, len, g->digest);
         return 0;
 }
 
@@ -755,8 +810,5 @@ int spec_finalize_generation(SpecCtx *c) {
                 if (r < 0)
                         return r;
         }
-        o = generation_to_json(g);
-        r = digest_json(o, g->digest);
-        json_object_put(o);
-        return r;
+        return generation_digest(g);
 }

@@ -67,12 +67,16 @@ void spec_yaml_documents_free(SpecNode **docs, size_t n) {
         free(docs);
 }
 
-/* While building, a mapping's n_items counts raw items (keys and values);
- * it is halved when the mapping ends. */
+/* While building, children of the open collections wait on one shared
+ * stack (pending); each open collection remembers where its children start
+ * and gets its items array, exactly sized, when it ends. */
 typedef struct Builder {
-        SpecNode **stack;
+        SpecNode **stack;           /* open collections */
+        size_t *starts;             /* their first child in pending */
         size_t depth;
         size_t stack_alloc;
+        SpecNode **pending;
+        size_t n_pending, pending_alloc;
         SpecNode *root;
         size_t n_nodes;
         const SpecYamlLimits *limits;
@@ -81,18 +85,37 @@ typedef struct Builder {
 } Builder;
 
 static int builder_attach(Builder *b, SpecNode *n) {
-        SpecNode *top, **items;
-
         if (b->depth == 0) {
                 b->root = n;
                 return 0;
         }
-        top = b->stack[b->depth - 1];
-        items = realloc(top->items, sizeof(SpecNode *) * (top->n_items + 1));
-        if (!items)
-                return -ENOMEM;
-        top->items = items;
-        top->items[top->n_items++] = n;
+        if (b->n_pending >= b->pending_alloc) {
+                size_t na = b->pending_alloc ? b->pending_alloc * 2 : 64;
+                SpecNode **p = realloc(b->pending, sizeof(SpecNode *) * na);
+
+                if (!p)
+                        return -ENOMEM;
+                b->pending = p;
+                b->pending_alloc = na;
+        }
+        b->pending[b->n_pending++] = n;
+        return 0;
+}
+
+/* Moves the children of the innermost open collection into it. */
+static int builder_close(Builder *b) {
+        SpecNode *top = b->stack[b->depth - 1];
+        size_t start = b->starts[b->depth - 1], n = b->n_pending - start;
+
+        if (n > 0) {
+                top->items = malloc(sizeof(SpecNode *) * n);
+                if (!top->items)
+                        return -ENOMEM;
+                memcpy(top->items, b->pending + start, sizeof(SpecNode *) * n);
+        }
+        top->n_items = top->type == SPEC_NODE_MAPPING ? n / 2 : n;
+        b->n_pending = start;
+        b->depth--;
         return 0;
 }
 
@@ -330,12 +353,11 @@ int spec_yaml_parse(const char *buf, size_t size, const SpecYamlLimits *limits,
 
                 case YAML_SEQUENCE_END_EVENT:
                 case YAML_MAPPING_END_EVENT: {
-                        SpecNode *top = b.stack[--b.depth];
+                        SpecNode *top = b.stack[b.depth - 1];
 
-                        if (top->type == SPEC_NODE_MAPPING) {
-                                top->n_items /= 2;
+                        r = builder_close(&b);
+                        if (r >= 0 && top->type == SPEC_NODE_MAPPING)
                                 r = check_mapping(&b, top);
-                        }
                         break;
                 }
 
@@ -367,14 +389,22 @@ int spec_yaml_parse(const char *buf, size_t size, const SpecYamlLimits *limits,
                                 if (b.depth >= b.stack_alloc) {
                                         size_t na = b.stack_alloc ? b.stack_alloc * 2 : 16;
                                         SpecNode **s = realloc(b.stack, sizeof(SpecNode *) * na);
+                                        size_t *st;
 
                                         if (!s) {
                                                 r = -ENOMEM;
                                                 goto out;
                                         }
                                         b.stack = s;
+                                        st = realloc(b.starts, sizeof(size_t) * na);
+                                        if (!st) {
+                                                r = -ENOMEM;
+                                                goto out;
+                                        }
+                                        b.starts = st;
                                         b.stack_alloc = na;
                                 }
+                                b.starts[b.depth] = b.n_pending;
                                 b.stack[b.depth++] = n;
                         }
                 }
@@ -393,17 +423,25 @@ out:
          * collections on the stack hang below it. Open mappings still count
          * raw items (and may end in a key without its value): settle them
          * so spec_node_free() sees pairs. */
-        for (size_t i = 0; i < b.depth; i++) {
-                SpecNode *m = b.stack[i];
+        while (b.depth > 0) {
+                SpecNode *top = b.stack[b.depth - 1];
+                size_t start = b.starts[b.depth - 1];
 
-                if (m->type != SPEC_NODE_MAPPING)
-                        continue;
-                if (m->n_items % 2 == 1)
-                        spec_node_free(m->items[--m->n_items]);
-                m->n_items /= 2;
+                /* A mapping may end in a key without its value. */
+                if (top->type == SPEC_NODE_MAPPING && (b.n_pending - start) % 2 == 1)
+                        spec_node_free(b.pending[--b.n_pending]);
+                if (builder_close(&b) < 0) {
+                        /* No memory to attach them: free the children here. */
+                        for (size_t i = start; i < b.n_pending; i++)
+                                spec_node_free(b.pending[i]);
+                        b.n_pending = start;
+                        b.depth--;
+                }
         }
         spec_node_free(b.root);
         free(b.stack);
+        free(b.starts);
+        free(b.pending);
         spec_yaml_documents_free(docs, n_docs);
         yaml_parser_delete(&p);
         return r;

@@ -13,7 +13,13 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "spec-internal.h"
 #include "util.h"
@@ -140,6 +146,29 @@ static char *sdup(SpecCtx *c, const char *s) {
         return d;
 }
 
+/* ---- digests ---- */
+
+/* sha256_hex() with the algorithm fetched once: EVP_Digest() with
+ * EVP_sha256() fetches it on every call, which shows when a generation
+ * hashes thousands of modules. Falls back to sha256_hex(). */
+void spec_sha256_hex(const void *data, size_t size, char ret[static 65]) {
+        static EVP_MD *md;
+        unsigned char buf[32];
+        unsigned int len = sizeof(buf);
+
+        if (!md)
+                md = EVP_MD_fetch(NULL, "SHA256", NULL);
+        if (!md || EVP_Digest(data, size, buf, &len, md, NULL) != 1) {
+                sha256_hex(data, size, ret);
+                return;
+        }
+        for (unsigned i = 0; i < 32; i++) {
+                ret[2 * i] = "0123456789abcdef"[buf[i] >> 4];
+                ret[2 * i + 1] = "0123456789abcdef"[buf[i] & 15];
+        }
+        ret[64] = 0;
+}
+
 /* ---- suggestions ---- */
 
 unsigned spec_edit_distance(const char *a, const char *b) {
@@ -201,6 +230,8 @@ typedef struct Fields {
         const char *const *names;   /* NULL-terminated */
         const SpecNode *key[MAX_FIELDS];
         const SpecNode *val[MAX_FIELDS];
+        bool suggested[MAX_FIELDS]; /* an unknown key looked like this one */
+        size_t n_unknown;
         const SpecNode *map;
 } Fields;
 
@@ -220,17 +251,24 @@ static void fields_parse(SpecCtx *c, const SpecNode *map, const char *const *nam
                         f->val[j] = v;
                         continue;
                 }
+                f->n_unknown++;
                 hint = spec_suggest(k->value, names);
-                if (hint)
+                if (hint) {
+                        for (j = 0; names[j]; j++)
+                                if (names[j] == hint)
+                                        f->suggested[j] = true;
                         node_error(c, k, "unknown key '%s' (did you mean '%s'?)", k->value, hint);
-                else
+                } else
                         node_error(c, k, "unknown key '%s'", k->value);
         }
 }
 
+/* A missing key is not reported again when a misspelt key already was. */
 static bool field_required(SpecCtx *c, const Fields *f, size_t i) {
         if (f->val[i])
                 return true;
+        if (f->suggested[i])
+                return false;
         node_error(c, f->map, "missing required key '%s'", f->names[i]);
         return false;
 }
@@ -239,6 +277,13 @@ static bool need_mapping(SpecCtx *c, const char *what, const SpecNode *v) {
         if (v->type == SPEC_NODE_MAPPING)
                 return true;
         node_error(c, v, "'%s' must be a mapping, not %s", what, spec_node_describe(v));
+        return false;
+}
+
+static bool need_item_mapping(SpecCtx *c, const char *list, const SpecNode *v) {
+        if (v->type == SPEC_NODE_MAPPING)
+                return true;
+        node_error(c, v, "items of '%s' must be mappings, not %s", list, spec_node_describe(v));
         return false;
 }
 
@@ -486,34 +531,65 @@ static ModuleType module_type_from_path(const char *p) {
         return _MODULE_TYPE_INVALID;
 }
 
-/* Reads one module (relative to the root) into m: realpath inside the
- * root, size limit, SHA-256. */
-static bool module_load(SpecCtx *c, const SpecNode *v, const char *display, const char *rel, Module *m) {
-        _cleanup_free_ char *abs = NULL, *real = NULL, *data = NULL;
-        size_t size = 0, lroot = strlen(c->root);
-        struct stat st;
-        int r;
+/* Opens rel (relative to the root) for reading without leaving the root:
+ * openat2(RESOLVE_BENEATH) where the kernel has it, realpath otherwise.
+ * Returns an fd, or -EXDEV when a symlink leads out, or -errno. */
+static int open_beneath(SpecCtx *c, const char *rel) {
+        _cleanup_free_ char *abs = NULL, *real = NULL;
+        size_t lroot = strlen(c->root);
+        int fd;
 
+        if (c->root_fd >= 0 && !c->no_openat2) {
+                struct open_how how = {
+                        .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY,
+                        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+                };
+
+                fd = (int) syscall(SYS_openat2, c->root_fd, rel, &how, sizeof(how));
+                if (fd >= 0)
+                        return fd;
+                if (errno != ENOSYS && errno != EPERM)
+                        return -errno;
+                c->no_openat2 = true; /* old kernel or a seccomp filter */
+        }
         abs = path_join(c->root, rel);
-        if (!abs) {
-                c->oom = true;
-                return false;
-        }
+        if (!abs)
+                return -ENOMEM;
         real = realpath(abs, NULL);
-        if (!real) {
-                if (errno == ENOENT || errno == ENOTDIR)
-                        node_error(c, v, "module '%s' not found", display);
-                else if (errno == ENOMEM)
-                        c->oom = true;
-                else
-                        node_error(c, v, "cannot read module '%s': %s", display, strerror(errno));
+        if (!real)
+                return -errno;
+        if (strncmp(real, c->root, lroot) != 0 || (real[lroot] != '/' && !streq(c->root, "/")))
+                return -EXDEV;
+        fd = open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        return fd < 0 ? -errno : fd;
+}
+
+/* Reads one module (relative to the root) into m: inside the root, a
+ * regular file, within the size limit; records its size and SHA-256. */
+static bool module_load(SpecCtx *c, const SpecNode *v, const char *display, const char *rel, Module *m) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *data = NULL;
+        struct stat st;
+        size_t size = 0;
+
+        fd = open_beneath(c, rel);
+        if (fd == -ENOENT || fd == -ENOTDIR) {
+                node_error(c, v, "module '%s' not found", display);
                 return false;
         }
-        if (strncmp(real, c->root, lroot) != 0 || (real[lroot] != '/' && !streq(c->root, "/"))) {
+        if (fd == -EXDEV) {
                 node_error(c, v, "module '%s' leaves the spec directory through a symlink", display);
                 return false;
         }
-        if (stat(real, &st) < 0 || !S_ISREG(st.st_mode)) {
+        if (fd == -ENOMEM) {
+                c->oom = true;
+                return false;
+        }
+        if (fd < 0) {
+                node_error(c, v, "cannot read module '%s': %s", display, strerror(-fd));
+                return false;
+        }
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
                 node_error(c, v, "module '%s' is not a regular file", display);
                 return false;
         }
@@ -522,24 +598,32 @@ static bool module_load(SpecCtx *c, const SpecNode *v, const char *display, cons
                            (unsigned long long) c->limits->max_module_size);
                 return false;
         }
-        r = read_full_file(real, c->limits->max_module_size, &data, &size);
-        if (r == -ENOMEM) {
+        data = malloc((size_t) st.st_size + 1);
+        if (!data) {
                 c->oom = true;
                 return false;
         }
-        if (r == -EFBIG) {
-                node_error(c, v, "module '%s' is larger than the limit of %llu bytes", display,
-                           (unsigned long long) c->limits->max_module_size);
-                return false;
+        /* Read what fstat promised; a file that grows meanwhile is cut
+         * there and hashed as read. */
+        while (size < (size_t) st.st_size) {
+                ssize_t k = read(fd, data + size, (size_t) st.st_size - size);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0) {
+                        node_error(c, v, "cannot read module '%s': %s", display, strerror(errno));
+                        return false;
+                }
+                if (k == 0)
+                        break;
+                size += (size_t) k;
         }
-        if (r < 0) {
-                node_error(c, v, "cannot read module '%s': %s", display, strerror(-r));
-                return false;
-        }
-        sha256_hex(data, size, m->sha256);
+        spec_sha256_hex(data, size, m->sha256);
         m->size = size;
-        m->path = TAKE_PTR(real);
-        return true;
+        m->path = path_join(c->root, rel);
+        if (!m->path)
+                c->oom = true;
+        return m->path != NULL;
 }
 
 /* ---- common document keys ---- */
@@ -649,6 +733,8 @@ static bool parse_secret_ref(SpecCtx *c, const char *what, const SpecNode *v, Se
                         count++;
                 }
         if (count != 1) {
+                if (count == 0 && (f.suggested[0] || f.suggested[1] || f.suggested[2]))
+                        return false;
                 node_error(c, v, "'%s' must have exactly one of 'credential', 'file' or 'env'", what);
                 return false;
         }
@@ -714,7 +800,7 @@ static json_object *node_to_json(SpecCtx *c, const SpecNode *n) {
                 for (size_t k = 0; k < n->n_items; k++) {
                         json_object *e = node_to_json(c, n->items[k]);
 
-                        if (!e || json_object_array_add(o, e) < 0) {
+                        if ((!e && !spec_node_is_null(n->items[k])) || json_object_array_add(o, e) < 0) {
                                 json_object_put(e);
                                 json_object_put(o);
                                 return NULL;
@@ -1029,8 +1115,11 @@ static void parse_binding(SpecCtx *c, Worker *w, size_t *a_bindings, const SpecN
                         b->service = sdup(c, fv->value);
                         f.val[0] = fv;
                 } else {
-                        if (!need_mapping(c, "service", fv))
+                        if (fv->type != SPEC_NODE_MAPPING) {
+                                node_error(c, fv, "'service' must be a name or a mapping, not %s",
+                                           spec_node_describe(fv));
                                 goto fail;
+                        }
                         fields_parse(c, fv, service_keys, &f);
                         if (!field_required(c, &f, 0) || !get_str(c, "service", f.val[0], &b->service))
                                 goto fail;
@@ -1110,9 +1199,9 @@ static void parse_binding(SpecCtx *c, Worker *w, size_t *a_bindings, const SpecN
                 break;
         }
 fail:
-        /* Keep the binding (its name still counts) but mark nothing else;
-         * the generation is rejected anyway. */
-        return;
+        /* Keep the binding (its name still counts) but take it out of the
+         * cross-document checks; the generation is rejected anyway. */
+        b->kind = _BINDING_KIND_INVALID;
 }
 
 /* ---- Worker ---- */
@@ -1245,7 +1334,7 @@ static void parse_consumers(SpecCtx *c, Worker *w, const SpecNode *v) {
                 QueueConsumer *q;
                 Fields f;
 
-                if (!need_mapping(c, "consumers[]", it))
+                if (!need_item_mapping(c, "consumers", it))
                         continue;
                 q = GROW(c, w->consumers, w->n_consumers, a);
                 if (!q)
@@ -1340,7 +1429,7 @@ static void parse_durable_objects(SpecCtx *c, Worker *w, const SpecNode *v) {
                         MigrationStep *m;
                         Fields mf;
 
-                        if (!need_mapping(c, "migrations[]", it))
+                        if (!need_item_mapping(c, "migrations", it))
                                 continue;
                         m = GROW(c, w->migrations, w->n_migrations, a_migs);
                         if (!m)
@@ -1370,7 +1459,7 @@ static void parse_durable_objects(SpecCtx *c, Worker *w, const SpecNode *v) {
                                         RenamedClass *rc = &m->renamed_classes[m->n_renamed_classes];
                                         Fields rf;
 
-                                        if (!need_mapping(c, "renamed_classes[]", rs->items[j]))
+                                        if (!need_item_mapping(c, "renamed_classes", rs->items[j]))
                                                 continue;
                                         fields_parse(c, rs->items[j], rename_keys, &rf);
                                         m->n_renamed_classes++;
@@ -1381,7 +1470,7 @@ static void parse_durable_objects(SpecCtx *c, Worker *w, const SpecNode *v) {
                                                 node_error(c, rf.val[1], "'%s' is not a valid class name", rc->to);
                                 }
                         }
-                        if (!mf.val[1] && !mf.val[2] && !mf.val[3] && !mf.val[4])
+                        if (!mf.val[1] && !mf.val[2] && !mf.val[3] && !mf.val[4] && mf.n_unknown == 0)
                                 node_error(c, it, "migration '%s' changes nothing", strna(m->tag));
                 }
 }
@@ -1460,8 +1549,7 @@ static void parse_worker(SpecCtx *c, const Fields *f) {
                 free(w->main_module);
                 w->main_module = NULL;
                 parse_modules(c, w, f->val[W_MAIN], f->val[W_MODULES]);
-        } else if (f->val[W_MODULES])
-                node_error(c, f->key[W_MODULES], "'modules' needs 'main'");
+        }
 
         if (field_required(c, f, W_COMPAT_DATE) &&
             get_str(c, "compatibility_date", f->val[W_COMPAT_DATE], &w->compatibility_date) &&
@@ -1496,8 +1584,16 @@ static void parse_worker(SpecCtx *c, const Fields *f) {
                 w->workers_dev = b;
         if (f->val[W_CONSUMERS])
                 parse_consumers(c, w, f->val[W_CONSUMERS]);
-        if (f->val[W_DURABLE_OBJECTS])
+        if (f->val[W_DURABLE_OBJECTS]) {
+                size_t before = c->errors->n + c->errors->n_dropped;
+
                 parse_durable_objects(c, w, f->val[W_DURABLE_OBJECTS]);
+                /* A history with errors of its own is not replayed: that
+                 * would only repeat them. */
+                if (c->errors->n + c->errors->n_dropped != before &&
+                    strv_consume(&c->do_broken, strdup(w->name ?: "")) < 0)
+                        c->oom = true;
+        }
         if (f->val[W_TAGS] && get_strv(c, "tags", f->val[W_TAGS], &w->tags, &nodes))
                 for (size_t i = 0; w->tags[i]; i++)
                         if (strpbrk(w->tags[i], ",:") || strlen(w->tags[i]) > 128)
@@ -2041,7 +2137,7 @@ int spec_load_with_limits(const char *spec_dir, const SpecLimits *limits,
                           Generation **ret, SpecErrors *errors) {
         _cleanup_(generation_freep) Generation *g = NULL;
         _cleanup_strv_free_ char **files = NULL;
-        SpecCtx c = { .limits = limits, .errors = errors };
+        SpecCtx c = { .limits = limits, .errors = errors, .root_fd = -EBADF };
         size_t first = errors->n, dropped = errors->n_dropped, n_files = 0;
         struct stat st;
         int r;
@@ -2062,6 +2158,7 @@ int spec_load_with_limits(const char *spec_dir, const SpecLimits *limits,
                 free(c.root);
                 return -ENOTDIR;
         }
+        c.root_fd = open(c.root, O_PATH | O_DIRECTORY | O_CLOEXEC);
         g->spec_dir = strdup(c.root);
         if (!g->spec_dir)
                 c.oom = true;
@@ -2086,7 +2183,10 @@ int spec_load_with_limits(const char *spec_dir, const SpecLimits *limits,
                         c.oom = true;
         }
         free(c.root);
+        if (c.root_fd >= 0)
+                (void) close(c.root_fd);
         free(c.file_dir);
+        strv_free(c.do_broken);
         if (c.oom)
                 return -ENOMEM;
         if (sort_errors(errors, first) < 0)

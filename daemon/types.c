@@ -234,9 +234,23 @@ int types_emit_env(const Generation *g, const Worker *w, char **ret) {
         }
         buf_printf(&b, "}\n\n");
         buf_printf(&b, "export type Env = %s;\n\n", iface);
+        /* The augmentation Alchemy documents. Inside "cloudflare:workers"
+         * the module's own Cloudflare namespace then shadows the global one,
+         * so it re-exports the one other member the module body uses
+         * (Exports). The global namespace gets the same Env, for code that
+         * writes Cloudflare.Env or ExportedHandler<Cloudflare.Env>. */
+        buf_printf(&b, "// Inside \"cloudflare:workers\" the augmented namespace shadows the global\n"
+                       "// one; re-export what the module refers to.\n"
+                       "type GlobalExports = Cloudflare.Exports;\n\n");
         buf_printf(&b, "declare module \"cloudflare:workers\" {\n"
                        "\tnamespace Cloudflare {\n"
                        "\t\texport interface Env extends %s {}\n"
+                       "\t\texport type Exports = GlobalExports;\n"
+                       "\t}\n"
+                       "}\n\n", iface);
+        buf_printf(&b, "declare global {\n"
+                       "\tnamespace Cloudflare {\n"
+                       "\t\tinterface Env extends %s {}\n"
                        "\t}\n"
                        "}\n", iface);
         *ret = buf_take(&b);

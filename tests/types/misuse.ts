@@ -1,0 +1,14 @@
+// Must NOT compile: proves the generated types are precise (tsc.sh expects
+// tsc to reject this file).
+import type { Env } from "./env";
+
+export default {
+  async fetch(request: Request, env: Env): Promise<Response> {
+    if (env.STAGE === "staging") {
+      // STAGE is the literal type "production": this comparison is an error.
+      return new Response("never");
+    }
+    await env.SESSIONS.send("not a queue");
+    return new Response(env.LIMITS.rpm.toUpperCase());
+  },
+};
