@@ -155,15 +155,16 @@ int main(int argc, char **argv) {
         }
         sim.rl_quota = quota;
         sim.rl_window = window;
-        if (token && !(sim.token = strdup(token)))
+        if (token && !(sim.token = strdup(token))) {
+                sim_done(&sim);
                 return 1;
+        }
         if (state) {
                 sim.state_path = strdup(state);
-                if (!sim.state_path)
-                        return 1;
-                r = sim_store_load(&sim);
+                r = sim.state_path ? sim_store_load(&sim) : -ENOMEM;
                 if (r < 0) {
                         fprintf(stderr, "cfsim: cannot load state '%s': %s\n", state, strerror(-r));
+                        sim_done(&sim);
                         return 1;
                 }
         }

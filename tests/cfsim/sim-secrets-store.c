@@ -250,8 +250,9 @@ static void h_secrets_create(Sim *sim, const SimRequest *req, SimReply *rep) {
                         return reply_error(rep, 400, 1001, "secret_name_empty");
                 }
                 if (!sim_json_str(e, "value")) {
+                        reply_error(rep, 400, 10021, "secret '%s' needs a value", name);
                         json_object_put(list);
-                        return reply_error(rep, 400, 10021, "secret '%s' needs a value", name);
+                        return;
                 }
                 tmp = json_object_new_object();
                 if (scopes_check(get(e, "scopes"), rep) < 0 || value_set(tmp, e, rep) < 0) {

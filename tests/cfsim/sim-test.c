@@ -112,7 +112,13 @@ void sim_test_fixture_start(void) {
 }
 
 void sim_test_fixture_stop(void) {
-        (void) sim_test_stop(&fixture_proc);
+        int r = sim_test_stop(&fixture_proc);
+
+        /* A sanitizer report or a crash at exit fails the whole program. */
+        if (r != 0) {
+                fprintf(stderr, "cfsim did not exit cleanly (status %d)\n", r);
+                exit(1);
+        }
 }
 
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *userdata) {

@@ -1264,9 +1264,10 @@ static void h_schedules_put(Sim *sim, const SimRequest *req, SimReply *rep) {
                 const char *created = now;
 
                 if (!cron || !cron_valid(cron)) {
+                        reply_error(rep, 400, 10100, "Invalid cron expression '%s'", strna(cron));
                         json_object_put(nw);
                         json_object_put(body);
-                        return reply_error(rep, 400, 10100, "Invalid cron expression '%s'", strna(cron));
+                        return;
                 }
                 for (size_t k = 0; k < json_object_array_length(old); k++)
                         if (streq_ptr(sim_json_str(json_object_array_get_idx(old, k), "cron"), cron))

@@ -10,6 +10,7 @@
 
 #define CODE "export default { async fetch(req, env) { return new Response('hi'); } };\n"
 #define CODE2 "export default { async fetch() { return new Response('v2'); }, async scheduled() {} };\n"
+#define SDK7_BODY "--x\r\nContent-Disposition: form-data; name=\"metadata[main_module]\"\r\n\r\nindex.js\r\n--x--\r\n"
 #define META_SIMPLE "{\"main_module\":\"index.js\",\"compatibility_date\":\"2025-01-01\",\"bindings\":[]}"
 
 static const char *META_BINDINGS =
@@ -121,7 +122,7 @@ START_TEST(test_upload_sdk6_and_alchemy_forms) {
         }
         /* The SDK 7 form (bracketed fields, no JSON metadata) is refused. */
         r = sim_call("PUT", path, "application/javascript",
-                     "--x\r\nContent-Disposition: form-data; name=\"metadata[main_module]\"\r\n\r\nindex.js\r\n--x--\r\n", 73, NULL);
+                     SDK7_BODY, strlen(SDK7_BODY), NULL);
         ck_assert_error(r, 400, 10021);
 }
 END_TEST
@@ -331,7 +332,7 @@ START_TEST(test_settings_and_script_settings) {
         r = api("GET", "/workers/scripts/w/deployments", NULL);
         ck_assert_uint_eq(jlen(r->json, "result.deployments"), 2);
 
-        r = sim_call("PATCH", path, "multipart/form-data; boundary=s", "--s\r\n\r\n--s--", 14, NULL);
+        r = sim_call("PATCH", path, "multipart/form-data; boundary=s", "--s\r\n\r\n--s--", strlen("--s\r\n\r\n--s--"), NULL);
         ck_assert_error(r, 400, 10021);
 
         /* script-settings: JSON, non-versioned. */
