@@ -602,7 +602,24 @@ static int parse_file(Config *c, const char *path, bool seen[], bool bad[], Erro
                 else if (slash)
                         *slash = 0;
                 else
-                        base_dir = mfree(base_dir);  /* relative to the working directory */
+                        base_dir = mfree(base_dir);
+        }
+        if (!base_dir || base_dir[0] != '/') {
+                /* Relative to the working directory: make it absolute, so
+                 * status and logs name real paths. */
+                _cleanup_free_ char *cwd = getcwd(NULL, 0);
+
+                if (!cwd)
+                        return -errno;
+                if (base_dir) {
+                        char *j = path_join(cwd, base_dir);
+
+                        if (!j)
+                                return -ENOMEM;
+                        free(base_dir);
+                        base_dir = j;
+                } else
+                        base_dir = TAKE_PTR(cwd);
         }
 
         if (!yaml_parser_initialize(&parser))

@@ -163,7 +163,7 @@ static void manager_notify_status(Manager *m) {
                           m->n_spec_errors > 0 ? ", spec rejected: " : "",
                           m->n_spec_errors > 0 ? "errors in /v1/status" : "",
                           m->current ? "reconciling, " : "",
-                          last ? "last run " : "no run yet",
+                          last ? "last run " : m->current || m->pending ? "first run starting" : "no run yet",
                           last ? run_result_to_string(last->result) : "",
                           last ? " at " : "", ts,
                           m->stopping ? "; stopping" : "");

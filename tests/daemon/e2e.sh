@@ -1,0 +1,160 @@
+#!/bin/sh
+# tests/daemon/e2e.sh: binderyd with the real engine against cfsim.
+#   - a spec edit reaches cfsim within 2 s with no trigger (inotify);
+#   - a broken edit keeps the previous generation enforced, its error in
+#     /v1/status as file:line:column, nothing deleted; the fix converges;
+#   - POST without a token 401, wrong token 401, right token 202, with
+#     ?wait= 200 and the result;
+#   - a burst of 50 triggers causes at most 2 reconciles;
+#   - the webhook: bad signature 401, good ping 200, good push 202;
+#   - /metrics parses as Prometheus text (promtool if it can be had,
+#     else the strict parser in test-httpd);
+#   - SIGHUP reloads (bad config kept out), SIGTERM exits 0.
+[ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
+. "$(dirname "$0")/lib.sh"
+
+setup
+start_cfsim
+small_spec production
+write_config
+start_daemon
+wait_idle || fail "first reconcile did not finish"
+
+http GET /v1/status
+check "startup: generation loaded" [ "$(json 'd["generation"]["state"]')" = ok ]
+check "startup: worker api in_sync" \
+	[ "$(json '[r["state"] for r in d["resources"] if r["name"] == "api"][0]')" = in_sync ]
+check "cfsim has STAGE=production" grep -q '"production"' <(sim_state)
+gen1=$(json 'd["generation"]["digest"]')
+
+# 1. an edit reaches cfsim within 2 s, with no trigger
+t0=$(now_ms)
+sed -i 's/STAGE: production/STAGE: staging/' "$work/spec/workers/api.yaml"
+seen=0
+for i in $(seq 100); do
+	if sim_state | grep -q '"staging"'; then seen=1; break; fi
+	sleep 0.02
+done
+dt=$(( $(now_ms) - t0 ))
+echo "    edit -> cfsim in ${dt} ms"
+check "spec edit reaches cfsim within 2 s (${dt} ms)" [ "$seen" = 1 -a "$dt" -le 2000 ]
+wait_idle
+http GET /v1/status
+gen2=$(json 'd["generation"]["digest"]')
+check "the edit made a new generation" [ "$gen1" != "$gen2" ]
+
+# 2. a broken edit: previous generation stays, error shown, nothing deleted
+writes_before=$(curl -s "$SIM/__sim/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["writes"])')
+cp "$work/spec/workers/api.yaml" "$work/api.yaml.good"
+printf 'kind: Worker\nname: api\n  main: [oops\n' > "$work/spec/workers/api.yaml"
+sleep 0.8
+http GET /v1/status
+check "broken edit: generation rejected" [ "$(json 'd["generation"]["state"]')" = rejected ]
+check "broken edit: previous generation still enforced" [ "$(json 'd["generation"]["digest"]')" = "$gen2" ]
+err=$(json 'd["generation"]["errors"][0]["text"]')
+echo "    error: $err"
+check "broken edit: error as workers/api.yaml:LINE:COLUMN" \
+	[ "$(json '"%s:%d:%d" % (d["generation"]["errors"][0]["file"], d["generation"]["errors"][0]["line"], d["generation"]["errors"][0]["column"])' | grep -c '^workers/api.yaml:[1-9][0-9]*:[1-9][0-9]*$')" = 1 ]
+http POST '/v1/reconcile?wait=30' -H "Authorization: Bearer $HTTP_TOKEN"
+check "broken edit: a forced reconcile still runs on the last good generation ($STATUS)" \
+	[ "$(json 'd["generation"]')" = "$gen2" ]
+check "broken edit: worker api still in cfsim" grep -q '"staging"' <(sim_state)
+dels=$(curl -s "$SIM/__sim/requests" | python3 -c 'import json,sys; r=json.load(sys.stdin); r=r.get("requests", r) if isinstance(r, dict) else r; print(sum(1 for x in r if x.get("method") == "DELETE"))')
+check "broken edit: no DELETE reached cfsim" [ "$dels" = 0 ]
+cp "$work/api.yaml.good" "$work/spec/workers/api.yaml"
+sleep 0.8
+wait_idle
+http GET /v1/status
+check "fixed: generation ok again" [ "$(json 'd["generation"]["state"]')" = ok ]
+check "fixed: no errors left" [ "$(json 'len(d["generation"]["errors"])')" = 0 ]
+
+# 3. authentication
+http POST /v1/reconcile
+check "POST without a token: 401 ($STATUS)" [ "$STATUS" = 401 ]
+http POST /v1/reconcile -H "Authorization: Bearer wrong-$HTTP_TOKEN"
+check "POST with a wrong token: 401 ($STATUS)" [ "$STATUS" = 401 ]
+http POST /v1/reconcile -H "Authorization: Bearer $HTTP_TOKEN"
+check "POST with the token: 202 ($STATUS)" [ "$STATUS" = 202 ]
+wait_idle
+http POST '/v1/reconcile?wait=30' -H "Authorization: Bearer $HTTP_TOKEN"
+check "POST ?wait=30: 200 with result ok ($STATUS)" [ "$STATUS" = 200 -a "$(json 'd["result"]')" = ok ]
+http GET /v1/runs/nope
+check "GET /v1/runs/nope: 404" [ "$STATUS" = 404 ]
+http DELETE /v1/status
+check "DELETE /v1/status: 405" [ "$STATUS" = 405 ]
+
+# 4. a burst of 50 triggers: at most 2 reconciles
+# Each cfsim script list stalls 1 s meanwhile, so the burst meets a
+# running reconcile the way it would against the real API.
+wait_idle
+curl -s -X POST "$SIM/__sim/faults" -d '[{"method": "GET", "route": "/workers/scripts$", "kind": "stall", "seconds": 1, "rate": 1}]' >/dev/null
+before=$(runs_count)
+urls=$(for i in $(seq 50); do printf '%s ' "$API/v1/reconcile"; done)
+t0=$(now_ms)
+# shellcheck disable=SC2086
+curl -s --no-progress-meter -Z --parallel-max 50 -X POST -H "Authorization: Bearer $HTTP_TOKEN" $urls > "$work/burst.out"
+echo "    50 triggers sent in $(( $(now_ms) - t0 )) ms, $(grep -o '"id"' "$work/burst.out" | wc -l) answered with a run id"
+wait_idle 600
+after=$(runs_count)
+curl -s -X POST "$SIM/__sim/faults" -d '[]' >/dev/null
+n=$((after - before))
+echo "    50 triggers -> $n reconciles"
+check "burst of 50 triggers: at most 2 reconciles ($n)" [ "$n" -ge 1 -a "$n" -le 2 ]
+
+# 5. webhook
+body='{"zen":"Design for failure."}'
+sig=sha256=$(printf '%s' "$body" | openssl dgst -sha256 -hmac "$HOOK_SECRET" -r | cut -d' ' -f1)
+http POST /v1/hooks/github -H 'X-GitHub-Event: push' -H "X-Hub-Signature-256: sha256=$(printf '%064d' 0)" --data-binary "$body"
+check "webhook with a bad signature: 401 ($STATUS)" [ "$STATUS" = 401 ]
+http POST /v1/hooks/github -H 'X-GitHub-Event: ping' -H "X-Hub-Signature-256: $sig" --data-binary "$body"
+check "webhook ping: 200 ($STATUS)" [ "$STATUS" = 200 ]
+http POST /v1/hooks/github -H 'X-GitHub-Event: push' -H "X-Hub-Signature-256: $sig" --data-binary "$body"
+check "webhook push: 202 ($STATUS)" [ "$STATUS" = 202 ]
+wait_idle
+
+# 6. /metrics
+curl -s "$API/metrics" > "$work/metrics.prom"
+promtool=${PROMTOOL:-$(command -v promtool)}
+if [ -z "$promtool" ] && [ -x "$top_builddir/tests/tools/usr/bin/promtool" ]; then
+	promtool=$top_builddir/tests/tools/usr/bin/promtool
+fi
+if [ -z "$promtool" ] && command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null; then
+	# Never install the package (its postinst starts a service): unpack it.
+	mkdir -p "$top_builddir/tests/tools"
+	( cd "$work" && timeout 120 apt-get download prometheus >/dev/null 2>&1 &&
+	  dpkg-deb -x prometheus_*.deb "$top_builddir/tests/tools" ) &&
+		promtool=$top_builddir/tests/tools/usr/bin/promtool
+fi
+if [ -n "$promtool" ] && [ -x "$promtool" ]; then
+	out=$("$promtool" check metrics < "$work/metrics.prom" 2>&1)
+	rc=$?
+	echo "    promtool: $promtool"
+	check "/metrics: promtool check metrics is clean (rc $rc)" [ "$rc" -eq 0 -a -z "$out" ]
+	[ -n "$out" ] && echo "$out" | sed 's/^/    /'
+else
+	echo "    promtool unavailable: using test-httpd's strict parser"
+	check "/metrics: strict Prometheus parser" "$top_builddir/tests/test-httpd" --check-metrics "$work/metrics.prom"
+fi
+check "/metrics: runs by result" grep -q '^bindery_runs_total{result="ok"} [1-9]' "$work/metrics.prom"
+check "/metrics: API requests by code" grep -q '^bindery_api_requests_total{code="200"} [1-9]' "$work/metrics.prom"
+check "/metrics: generation info" grep -q "^bindery_generation_info{digest=\"$gen2\"} 1" "$work/metrics.prom"
+
+# 7. SIGHUP: a bad config is kept out, the daemon keeps serving
+cp "$work/binderyd.yaml" "$work/binderyd.yaml.good"
+echo "intervall: 5m" >> "$work/binderyd.yaml"
+kill -HUP "$DAEMON_PID"
+sleep 0.5
+check "SIGHUP with a bad config: error logged with file:line:column" \
+	grep -q "binderyd.yaml:[0-9]*:1: unknown key 'intervall'; did you mean 'interval'?" "$work/binderyd.log"
+check "SIGHUP with a bad config: still serving" curl -fs "$API/healthz" -o /dev/null
+cp "$work/binderyd.yaml.good" "$work/binderyd.yaml"
+kill -HUP "$DAEMON_PID"
+sleep 0.5
+check "SIGHUP: configuration reloaded" grep -q 'Configuration reloaded' "$work/binderyd.log"
+
+# 8. SIGTERM
+stop_daemon
+rc=$?
+check "SIGTERM: exit 0 ($rc)" [ "$rc" = 0 ]
+check "state directory written" [ -n "$(ls -A "$work/state")" ]
+finish
