@@ -38,7 +38,7 @@ typedef struct Config Config;
 typedef enum CfPriority {
         CFAPI_PRIORITY_LOW,         /* GET /v1/plan, read-only CLI plan */
         CFAPI_PRIORITY_NORMAL,      /* the reconcile's observe and apply */
-        CFAPI_PRIORITY_HIGH,        /* retries of NORMAL work; reserved */
+        CFAPI_PRIORITY_HIGH,        /* reserved for urgent work (none yet); retries keep their priority */
         _CFAPI_PRIORITY_MAX,
         _CFAPI_PRIORITY_INVALID = -EINVAL,
 } CfPriority;
