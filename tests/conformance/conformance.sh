@@ -144,6 +144,8 @@ stop_sim() {
 
 passed=0
 failed=0
+logs="$builddir/tests/conformance/logs"
+rm -rf "$logs"
 if [ $# -gt 0 ]; then
 	files=()
 	for f in "$@"; do files+=("$here/scenarios/${f%.mjs}.mjs"); done
@@ -190,6 +192,13 @@ for file in "${files[@]}"; do
 	# cfsim's request log, for a kept work directory.
 	curl -s --max-time 5 "$CFSIM_ROOT/__sim/requests" >"$work/$name.requests.json" 2>/dev/null
 	stop_sim
+	# A failed scenario file's client and cfsim logs outlive the work dir.
+	if [ "$f" -gt 0 ] || [ "$rc" -ne 0 ]; then
+		mkdir -p "$logs/$name"
+		cp "$log" "$work/$name.cfsim.log" "$work/$name.requests.json" "$logs/$name/" 2>/dev/null
+		cp "$work/$name"/*.log "$logs/$name/" 2>/dev/null
+		echo "# $name: client and cfsim logs in $logs/$name/"
+	fi
 	echo "# $name: $((SECONDS - t0)) s"
 done
 

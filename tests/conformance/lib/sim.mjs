@@ -252,7 +252,7 @@ export async function expectClientOk(res) {
 	fail(`${res.what.replace(DIR + "/", "")} ${why}: ${reason.replace(/^✘ \[ERROR\] /, "")}`, [
 		...errs.slice(1).map((l) => `client: ${l}`),
 		...(await recentRequests(12)).map((l) => `cfsim: ${l}`),
-		`log: ${res.log}`,
+		`log: ${path.basename(res.log)}`,
 	]);
 }
 
