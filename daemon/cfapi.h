@@ -178,7 +178,7 @@ typedef struct CfReply {
         const char *body;           /* CFAPI_RAW_RESPONSE: the raw body (NUL-terminated); else NULL */
         size_t body_size;
         const char *etag;           /* ETag response header, or NULL */
-        unsigned attempts;          /* attempts made (last page for paging) */
+        unsigned attempts;          /* attempts made in all (every page, retries included) */
         unsigned pages;             /* pages fetched */
 } CfReply;
 
