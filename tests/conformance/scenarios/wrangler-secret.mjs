@@ -5,7 +5,7 @@
  * cfsim must keep only a hash of each value.
  */
 import {
-	apiOk, assert, expectClientOk, fixture, scenario, settingsBindings, sha256, simState,
+	api, apiOk, assert, pathsOf, expectClientOk, fixture, scenario, settingsBindings, sha256, simState,
 	summary, wrangler,
 } from "../lib/sim.mjs";
 
@@ -62,6 +62,21 @@ await scenario("wrangler-secret-survives-deploy", async () => {
 	assert(names.includes("MY_SECRET:secret_text"),
 		`a deploy whose metadata does not mention MY_SECRET dropped it: secrets are [${names}] ` +
 		"(cloudflare-clients.md §3: secrets set with 'wrangler secret put' must survive a deploy that does not mention them)");
+}, { needs: ["wrangler-secret-put-new-worker"] });
+
+await scenario("wrangler-delete", async () => {
+	/*
+	 * Without --force wrangler first asks who depends on the worker
+	 * (GET .../references, GET /workers/tails/by-consumer/<name>), then
+	 * sends DELETE /workers/services/<name>?force=false.
+	 */
+	await expectClientOk(wrangler(["delete"], { cwd: dir }));
+	const { result: scripts } = await apiOk("GET", "/workers/scripts");
+	assert(!scripts.some((s) => s.id === W), `after wrangler delete, GET /workers/scripts still lists ${W}`);
+	const r = await api("GET", `/workers/scripts/${W}/secrets`);
+	assert(r.status === 404, `after wrangler delete, GET /workers/scripts/${W}/secrets -> ${r.status}, expected 404`);
+	const left = pathsOf(await simState(), W).filter((p) => !/audit/i.test(p));
+	assert(!left.length, `after wrangler delete, GET /__sim/state still has "${W}" at ${left.slice(0, 4).join(", ")}`);
 }, { needs: ["wrangler-secret-put-new-worker"] });
 
 summary();
