@@ -30,7 +30,9 @@ struct Applier {
         bool cancelled;
         bool dead;
         bool finished;
+        sd_event *event;
         sd_event_source *defer;
+        sd_event_source *flush;         /* saves the state once for a batch of successes */
 };
 
 typedef enum JobStep {
@@ -62,7 +64,9 @@ static void applier_destroy(Applier *ap) {
         free(ap->results);
         free(ap->run_id);
         strv_free(ap->writes);
-        sd_event_source_unref(ap->defer);
+        sd_event_source_disable_unref(ap->defer);
+        sd_event_source_disable_unref(ap->flush);
+        sd_event_unref(ap->event);
         free(ap);
 }
 
@@ -71,6 +75,7 @@ Applier *apply_free(Applier *ap) {
                 return NULL;
         ap->dead = true;
         ap->defer = sd_event_source_disable_unref(ap->defer);
+        ap->flush = sd_event_source_disable_unref(ap->flush);
         if (ap->pending == 0)
                 applier_destroy(ap);
         return NULL;
@@ -306,6 +311,7 @@ json_object *apply_worker_metadata(const Generation *g, const Worker *w, const L
 /* ---- bookkeeping ---- */
 
 static int job_finish(Job *j, int error, const char *message);
+static int job_recorded(Job *j);
 
 static void on_reply(CfApi *api, const CfReply *reply, void *userdata);
 
@@ -467,15 +473,6 @@ static int job_start(Job *j) {
         if (!esc)
                 return -ENOMEM;
 
-        if (a->intent) {
-                r = ledger_add_intent(ap->ledger, a->resource_kind, a->name, ap->run_id);
-                if (r < 0)
-                        return r;
-                r = save(ap);
-                if (r < 0)
-                        return job_finish(j, r, "cannot record the intent in the state file");
-        }
-
         switch (a->kind) {
         case ACTION_ADOPT: {
                 LedgerEntry *e = record(ap, a, a->id);
@@ -493,8 +490,7 @@ static int job_start(Job *j) {
                         free(e->digest);
                         e->digest = NULL; /* the upload that follows records it */
                 }
-                r = save(ap);
-                return job_finish(j, r, r < 0 ? "cannot save the state file" : NULL);
+                return job_recorded(j);
         }
         case ACTION_CREATE:
                 switch (a->resource_kind) {
@@ -1020,8 +1016,7 @@ static int job_success(Job *j, const CfReply *reply) {
         default:
                 break;
         }
-        r = save(ap);
-        return job_finish(j, r, r < 0 ? "cannot save the state file" : NULL);
+        return job_recorded(j);
 }
 
 /* The existing resource found after -EEXIST. */
@@ -1144,6 +1139,53 @@ static int job_finish(Job *j, int error, const char *message) {
         return error;
 }
 
+static int on_flush(sd_event_source *s, void *userdata) {
+        Applier *ap = userdata;
+        int r;
+
+        ap->flush = sd_event_source_disable_unref(ap->flush);
+        if (ap->dead)
+                return 0;
+        r = save(ap);
+        for (size_t i = 0; i < ap->plan->n_actions; i++) {
+                ApplyResult *res = &ap->results[i];
+
+                if (!res->recorded || res->done)
+                        continue;
+                res->done = true;
+                res->error = r < 0 ? r : 0;
+                if (r < 0) {
+                        ap->n_failed++;
+                        res->message = strdup("cannot save the state file");
+                }
+                if (ap->hooks.action_done)
+                        ap->hooks.action_done(ap->hooks.userdata, &ap->plan->actions[i], res->error, res->message);
+        }
+        schedule(ap);
+        return 0;
+}
+
+/* A success recorded in the ledger: it counts as done once the state is
+ * saved. Successes that arrive together share one save (the flush runs
+ * at idle priority, after every pending completion). */
+static int job_recorded(Job *j) {
+        Applier *ap = j->ap;
+        ApplyResult *res = &ap->results[j->index];
+        int r;
+
+        res->recorded = true;
+        ap->running--;
+        free(j->path);
+        free(j);
+        if (!ap->flush) {
+                r = sd_event_add_defer(ap->event, &ap->flush, on_flush, ap);
+                if (r < 0)
+                        return on_flush(NULL, ap), 0;
+                (void) sd_event_source_set_priority(ap->flush, SD_EVENT_PRIORITY_IDLE);
+        }
+        return 0;
+}
+
 static bool deps_state(const Applier *ap, const Action *a, bool *ret_failed) {
         bool ready = true;
 
@@ -1187,26 +1229,29 @@ static int on_defer(sd_event_source *s, void *userdata) {
 }
 
 /* Starts whatever is ready. Never calls done synchronously from
- * apply_start: the first pass runs from a deferred event. */
+ * apply_start: the first pass runs from a deferred event. The intents of
+ * every create started together are saved once, before any of them. */
 static void schedule(Applier *ap) {
         bool progress = true;
 
         if (ap->dead || ap->finished)
                 return;
         while (progress) {
+                _cleanup_free_ size_t *batch = calloc(ap->concurrency + 1, sizeof(size_t));
+                size_t n = 0;
+                bool intents = false;
+                int r = 0;
+
                 progress = false;
-                for (size_t i = 0; i < ap->plan->n_actions; i++) {
+                if (!batch)
+                        break;
+                for (size_t i = 0; i < ap->plan->n_actions && !ap->cancelled; i++) {
                         const Action *a = &ap->plan->actions[i];
                         ApplyResult *res = &ap->results[i];
                         bool failed;
-                        Job *j;
-                        int r;
 
                         if (res->started || !action_kind_is_change(a->kind))
                                 continue;
-                        if (ap->cancelled) {
-                                continue;
-                        }
                         if (!deps_state(ap, a, &failed)) {
                                 if (failed) {
                                         res->started = res->done = res->skipped = true;
@@ -1219,25 +1264,49 @@ static void schedule(Applier *ap) {
                                 }
                                 continue;
                         }
-                        if (ap->running >= ap->concurrency)
+                        if (ap->running + n >= ap->concurrency)
                                 break;
-                        j = calloc(1, sizeof(Job));
+                        batch[n++] = i;
+                        if (a->intent) {
+                                if (ledger_add_intent(ap->ledger, a->resource_kind, a->name, ap->run_id) < 0)
+                                        r = -ENOMEM;
+                                intents = true;
+                        }
+                }
+                /* Claimed before any starts: a nested schedule (from a job
+                 * finishing synchronously) must not start them again. */
+                for (size_t k = 0; k < n; k++)
+                        ap->results[batch[k]].started = true;
+                ap->running += n;
+                if (intents && r >= 0)
+                        r = save(ap);
+                for (size_t k = 0; k < n; k++) {
+                        size_t i = batch[k];
+                        ApplyResult *res = &ap->results[i];
+                        Job *j = calloc(1, sizeof(Job));
+
                         if (!j) {
-                                res->started = res->done = true;
+                                ap->running--;
+                                res->done = true;
                                 res->error = -ENOMEM;
                                 ap->n_failed++;
                                 continue;
                         }
                         j->ap = ap;
                         j->index = i;
-                        res->started = true;
-                        ap->running++;
+                        progress = true;
+                        if (r < 0 && ap->plan->actions[i].intent) {
+                                (void) job_finish(j, r, "cannot record the intent in the state file");
+                                if (ap->dead || ap->finished)
+                                        return;
+                                continue;
+                        }
                         r = job_start(j);
-                        if (r < 0 && !res->done)
+                        if (r < 0 && !res->done && !res->recorded)
                                 (void) job_finish(j, r, NULL);
+                        r = 0;
                         if (ap->dead || ap->finished)
                                 return;
-                        progress = true;
                 }
         }
         maybe_finish(ap);
@@ -1266,6 +1335,7 @@ int apply_start(CfApi *api, sd_event *event, const Generation *g, const Plan *pl
                 applier_destroy(ap);
                 return -ENOMEM;
         }
+        ap->event = sd_event_ref(event);
         r = sd_event_add_defer(event, &ap->defer, on_defer, ap);
         if (r < 0) {
                 applier_destroy(ap);

@@ -42,6 +42,7 @@ typedef struct ApplyResult {
         bool started;
         bool done;
         bool skipped;           /* a dependency failed */
+        bool recorded;          /* succeeded; waiting for the state to be saved */
         int error;
         char *message;
 } ApplyResult;

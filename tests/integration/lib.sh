@@ -72,7 +72,7 @@ start_cfsim() {
         "$CFSIM" --port 0 --host 127.0.0.1 --account-id "$ACCOUNT" --token "$TOKEN" "$@" >"$TMP/cfsim.out" 2>"$TMP/cfsim.err" &
         CFSIM_PID=$!
         for _ in $(seq 100); do
-                URL=$(sed -n 's/^cfsim listening on //p' "$TMP/cfsim.out")
+                URL=$(sed -n 's/^cfsim listening on //p' "$TMP/cfsim.out" 2>/dev/null)
                 [ -n "$URL" ] && break
                 sleep 0.05
         done
@@ -138,4 +138,32 @@ bd() {
 
 show_output() {
         echo "--- stdout"; cat "$TMP/out"; echo "--- stderr"; cat "$TMP/err"
+}
+
+# gen_many N [DO_EVERY]: writes a spec of N workers into $TMP/spec, each
+# with its own KV namespace, a plain var and a secret (env IT_MANY_SECRET);
+# every DO_EVERY-th worker (default 10) also owns a Durable Object class.
+gen_many() {
+        local n=$1 every=${2:-10} i name
+        rm -rf "$TMP/spec"
+        mkdir -p "$TMP/spec/b"
+        echo 'export class Box {} export default { fetch() { return new Response("m"); } };' >"$TMP/spec/b/index.js"
+        {
+                for i in $(seq -w 1 "$n"); do
+                        name=m$i
+                        printf -- '---\nkind: KVNamespace\nname: kv-%s\n' "$name"
+                        printf -- '---\nkind: Worker\nname: %s\nmain: b/index.js\ncompatibility_date: "2025-06-01"\n' "$name"
+                        if [ $((10#$i % every)) -eq 0 ]; then
+                                printf 'durable_objects:\n  classes: [Box]\n  migrations:\n    - tag: v1\n      new_sqlite_classes: [Box]\n'
+                        fi
+                        printf 'bindings:\n  STAGE: s-%s\n  CACHE: { kv_namespace: kv-%s }\n  KEY: { secret: { env: IT_MANY_SECRET } }\n' "$name" "$name"
+                done
+        } >"$TMP/spec/many.yaml"
+}
+
+# no_duplicates: every KV title and script appears once in cfsim.
+no_duplicates() {
+        local s
+        s=$(sim_state)
+        [ "$(echo "$s" | jq '[.kv[].title] | length')" = "$(echo "$s" | jq '[.kv[].title] | unique | length')" ]
 }
