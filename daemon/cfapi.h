@@ -165,7 +165,9 @@ typedef struct CfReply {
                                      * -EACCES 401/403, -EBUSY 429 after retries,
                                      * -EAGAIN 5xx after retries, -ETIMEDOUT timeout or deadline,
                                      * -ECONNREFUSED/-EHOSTUNREACH/-ECONNRESET connection,
-                                     * -EBADMSG undecodable body, -EFBIG body over the cap,
+                                     * -EBADMSG undecodable body (or a list of an unexpected shape),
+                                     * -EFBIG body over the cap, -E2BIG too many pages or items,
+                                     * -ELOOP a cursor that repeats,
                                      * -EINVAL other 4xx, -ECANCELED cancelled */
         long http_status;           /* of the last attempt; 0 if none answered */
         json_object *result;        /* envelope result (all pages joined for paging); may be NULL */

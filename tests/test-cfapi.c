@@ -253,6 +253,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                         return reply(c, 200, "{\"success\":true,\"errors\":[],\"result\":{\"buckets\":[{\"name\":\"e\"}]},\"result_info\":{\"cursor\":\"\",\"per_page\":2}}", NULL, NULL);
                 return reply(c, 400, "{\"success\":false,\"errors\":[{\"code\":2,\"message\":\"bad cursor\"}]}", NULL, NULL);
         }
+        if (streq(path, "/accounts/" ACCOUNT "/loop"))
+                /* A broken server that hands back the same cursor forever. */
+                return reply(c, 200, "{\"success\":true,\"errors\":[],\"result\":[{\"id\":1}],\"result_info\":{\"cursor\":\"same\"}}", NULL, NULL);
         return reply(c, 404, "{\"success\":false,\"errors\":[{\"code\":7003,\"message\":\"No route for the URI\"}]}", NULL, NULL);
 }
 
@@ -727,6 +730,47 @@ START_TEST(test_body_cap) {
 }
 END_TEST
 
+START_TEST(test_cursor_loop) {
+        Result a = {};
+
+        client_new(NULL);
+        ck_assert_int_eq(cfapi_get_all(api, "loop", NULL, CFAPI_PAGING_CURSOR, NULL, CFAPI_PRIORITY_NORMAL,
+                                       on_reply, &a), 0);
+        pending++;
+        run_loop(5);
+        ck_assert_int_eq(a.error, -ELOOP);
+        ck_assert_uint_eq(route("/accounts/" ACCOUNT "/loop")->hits, 2);
+        result_done(&a);
+}
+END_TEST
+
+static int on_free_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        api = cfapi_free(api);
+        return 0;
+}
+
+START_TEST(test_free_in_flight) {
+        Result r[4] = {};
+        sd_event_source *t = NULL;
+
+        /* Shutdown with transfers running and queued: every callback runs
+         * once with -ECANCELED, nothing leaks (ASan). */
+        client_new(&(CfApiOptions) { .concurrency = 2 });
+        for (size_t i = 0; i < ELEMENTSOF(r); i++)
+                submit("GET", "stall", &r[i]);
+        ck_assert_int_ge(sd_event_add_time_relative(event, &t, CLOCK_MONOTONIC, 100 * USEC_PER_MSEC, 1,
+                                                    on_free_timer, NULL), 0);
+        run_loop(5);
+        ck_assert_ptr_null(api);
+        for (size_t i = 0; i < ELEMENTSOF(r); i++) {
+                ck_assert(r[i].done);
+                ck_assert_int_eq(r[i].error, -ECANCELED);
+                result_done(&r[i]);
+        }
+        sd_event_source_unref(t);
+}
+END_TEST
+
 static Result *cancel_res;
 
 static int on_cancel_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -819,6 +863,8 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_ratelimit_header);
         tcase_add_test(tc, test_body_cap);
         tcase_add_test(tc, test_cancel);
+        tcase_add_test(tc, test_cursor_loop);
+        tcase_add_test(tc, test_free_in_flight);
         tcase_add_test(tc, test_bad_input);
         tcase_add_test(tc, test_connection_refused);
         suite_add_tcase(s, tc);
