@@ -3,14 +3,47 @@
  * emitter are pure. */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
 #include "commands.h"
+#include "config.h"
 #include "log.h"
 #include "spec.h"
 #include "types.h"
 #include "util.h"
+
+/* The spec directory: --spec-dir, else spec_dir of the configuration
+ * (--config, or the default file when it exists). Returns a string the
+ * caller frees, or NULL after logging why there is none. */
+static char *find_spec_dir(const Options *o, const char *cmd) {
+        _cleanup_(config_freep) Config *c = NULL;
+        ConfigError *errors = NULL;
+        size_t n_errors = 0;
+        char *d;
+        int r;
+
+        if (o->spec_dir)
+                return strdup(o->spec_dir);
+        if (!o->config_given && access(o->config_path, F_OK) < 0) {
+                log_error("%s: --spec-dir DIR is required (no %s to take spec_dir from).", cmd, o->config_path);
+                return NULL;
+        }
+        r = config_load(o->config_path, o, &c, &errors, &n_errors);
+        if (r < 0 || !c || isempty(c->spec_dir)) {
+                for (size_t i = 0; i < n_errors; i++)
+                        log_error("%s:%u:%u: %s", o->config_path, errors[i].line, errors[i].column,
+                                  errors[i].message);
+                config_errors_free(errors, n_errors);
+                log_error("%s: --spec-dir DIR is required (cannot take spec_dir from %s).", cmd, o->config_path);
+                return NULL;
+        }
+        d = strdup(c->spec_dir);
+        if (!d)
+                log_error("Out of memory.");
+        return d;
+}
 
 static void print_errors(const SpecErrors *e) {
         for (size_t i = 0; i < e->n; i++) {
@@ -48,17 +81,17 @@ oom:
 
 int cmd_validate(const Options *o) {
         _cleanup_(generation_freep) Generation *g = NULL;
+        _cleanup_free_ char *dir = NULL;
         SpecErrors e = {};
         size_t n_resources;
         int r;
 
-        if (!o->spec_dir) {
-                log_error("validate: --spec-dir DIR is required.");
+        dir = find_spec_dir(o, "validate");
+        if (!dir)
                 return EXIT_USAGE;
-        }
-        r = spec_load(o->spec_dir, &g, &e);
+        r = spec_load(dir, &g, &e);
         if (r < 0 && r != -EINVAL && e.n == 0) {
-                log_error_errno(r, "Failed to load '%s': %m", o->spec_dir);
+                log_error_errno(r, "Failed to load '%s': %m", dir);
                 spec_errors_done(&e);
                 return EXIT_FAILED;
         }
@@ -68,7 +101,7 @@ int cmd_validate(const Options *o) {
         } else if (g) {
                 n_resources = g->n_kv_namespaces + g->n_r2_buckets + g->n_d1_databases + g->n_queues +
                               g->n_secrets_stores + g->n_secrets_store_secrets;
-                printf("%s: %zu files, %zu workers, %zu resources, digest %.8s: OK\n", o->spec_dir,
+                printf("%s: %zu files, %zu workers, %zu resources, digest %.8s: OK\n", dir,
                        strv_length(g->files), g->n_workers, n_resources, g->digest);
         } else
                 print_errors(&e);
@@ -78,16 +111,19 @@ int cmd_validate(const Options *o) {
 
 int cmd_types(const Options *o) {
         _cleanup_(generation_freep) Generation *g = NULL;
-        _cleanup_free_ char *text = NULL;
+        _cleanup_free_ char *text = NULL, *dir = NULL;
         const Worker *w;
         SpecErrors e = {};
         int r;
 
-        if (!o->spec_dir || !o->worker) {
-                log_error("types: --spec-dir DIR and --worker NAME are required.");
+        if (!o->worker) {
+                log_error("types: --worker NAME is required.");
                 return EXIT_USAGE;
         }
-        r = spec_load(o->spec_dir, &g, &e);
+        dir = find_spec_dir(o, "types");
+        if (!dir)
+                return EXIT_USAGE;
+        r = spec_load(dir, &g, &e);
         if (r < 0) {
                 for (size_t i = 0; i < e.n; i++) {
                         _cleanup_free_ char *s = spec_error_to_string(&e.errors[i]);
@@ -96,14 +132,14 @@ int cmd_types(const Options *o) {
                 }
                 spec_errors_done(&e);
                 if (r == -EINVAL)
-                        log_error("types: '%s' is not a valid spec directory.", o->spec_dir);
+                        log_error("types: '%s' is not a valid spec directory.", dir);
                 else
-                        log_error_errno(r, "Failed to load '%s': %m", o->spec_dir);
+                        log_error_errno(r, "Failed to load '%s': %m", dir);
                 return EXIT_FAILED;
         }
         w = generation_find_worker(g, o->worker);
         if (!w) {
-                log_error("types: no Worker named '%s' in '%s'.", o->worker, o->spec_dir);
+                log_error("types: no Worker named '%s' in '%s'.", o->worker, dir);
                 return EXIT_FAILED;
         }
         if (w->policy.external) {

@@ -764,18 +764,24 @@ static int generation_digest(Generation *g) {
         return 0;
 }
 
+/* qsort() wants a non-NULL base even for no elements. */
+static void sort_array(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *)) {
+        if (base && n > 1)
+                qsort(base, n, size, cmp);
+}
+
 int spec_finalize_generation(SpecCtx *c) {
         Generation *g = c->g;
         json_object *o;
         int r;
 
-        qsort(g->workers, g->n_workers, sizeof(Worker), cmp_worker);
-        qsort(g->kv_namespaces, g->n_kv_namespaces, sizeof(KVNamespace), cmp_kv);
-        qsort(g->r2_buckets, g->n_r2_buckets, sizeof(R2Bucket), cmp_r2);
-        qsort(g->d1_databases, g->n_d1_databases, sizeof(D1Database), cmp_d1);
-        qsort(g->queues, g->n_queues, sizeof(Queue), cmp_queue);
-        qsort(g->secrets_stores, g->n_secrets_stores, sizeof(SecretsStore), cmp_store);
-        qsort(g->secrets_store_secrets, g->n_secrets_store_secrets, sizeof(SecretsStoreSecret), cmp_secret);
+        sort_array(g->workers, g->n_workers, sizeof(Worker), cmp_worker);
+        sort_array(g->kv_namespaces, g->n_kv_namespaces, sizeof(KVNamespace), cmp_kv);
+        sort_array(g->r2_buckets, g->n_r2_buckets, sizeof(R2Bucket), cmp_r2);
+        sort_array(g->d1_databases, g->n_d1_databases, sizeof(D1Database), cmp_d1);
+        sort_array(g->queues, g->n_queues, sizeof(Queue), cmp_queue);
+        sort_array(g->secrets_stores, g->n_secrets_stores, sizeof(SecretsStore), cmp_store);
+        sort_array(g->secrets_store_secrets, g->n_secrets_store_secrets, sizeof(SecretsStoreSecret), cmp_secret);
         g->default_store = find_default_store(g);
 
         for (size_t i = 0; i < g->n_workers; i++) {
@@ -783,11 +789,11 @@ int spec_finalize_generation(SpecCtx *c) {
 
                 if (!w->policy.deletion_explicit && w->n_do_classes > 0)
                         w->policy.deletion = DELETION_RETAIN; /* deleting it deletes DO data */
-                qsort(w->bindings, w->n_bindings, sizeof(Binding), cmp_binding);
+                sort_array(w->bindings, w->n_bindings, sizeof(Binding), cmp_binding);
                 if (w->n_modules > 2)
-                        qsort(w->modules + 1, w->n_modules - 1, sizeof(Module), cmp_module);
-                qsort(w->consumers, w->n_consumers, sizeof(QueueConsumer), cmp_consumer);
-                qsort(w->do_classes, w->n_do_classes, sizeof(DurableObjectClass), cmp_do_class);
+                        sort_array(w->modules + 1, w->n_modules - 1, sizeof(Module), cmp_module);
+                sort_array(w->consumers, w->n_consumers, sizeof(QueueConsumer), cmp_consumer);
+                sort_array(w->do_classes, w->n_do_classes, sizeof(DurableObjectClass), cmp_do_class);
                 strv_sort_uniq(w->compatibility_flags);
                 strv_sort_uniq(w->tags);
                 for (size_t j = 0; w->crons && w->crons[j]; j++) {

@@ -2023,7 +2023,8 @@ static void scan_dir(SpecCtx *c, const char *rel, unsigned depth, char ***files,
                 n++;
         }
         closedir(d);
-        qsort(ents, n, sizeof(struct dirent *), cmp_dirent_name);
+        if (n > 1)
+                qsort(ents, n, sizeof(struct dirent *), cmp_dirent_name);
         for (size_t i = 0; i < n; i++) {
                 _cleanup_free_ char *child = NULL, *cabs = NULL, *real = NULL;
                 const char *name = ents[i]->d_name;
