@@ -1,0 +1,36 @@
+#!/bin/bash
+# tests/bench/engine-noop-1000.sh: a benchmark, not a test.
+# Cold converge of N (default 1000) workers, each with its own KV
+# namespace, a var and a secret (every 100th owns a Durable Object),
+# then a no-op reconcile: API requests, wall seconds, peak RSS.
+# Usage: top_builddir=BUILD [N=1000] tests/bench/engine-noop-1000.sh
+. "$(dirname "$0")/../integration/lib.sh"
+
+N=${N:-1000}
+start_cfsim
+gen_many "$N" 100
+write_config "concurrency: 16" "request_budget: 100000/5m"
+export IT_MANY_SECRET=bench-secret
+
+timed() {       # LABEL COMMAND...: runs with /usr/bin/time, prints figures
+        local label=$1
+        shift
+        sim_reset_counters
+        local t0=$(date +%s%N)
+        /usr/bin/time -f "%M %U %S" -o "$TMP/rss" "$@" >"$TMP/out" 2>"$TMP/err"
+        RC=$?
+        local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+        printf '%-28s exit %s  %6d.%03d s wall  %s s CPU  requests %6s  writes %6s  peak RSS %6.1f MiB\n' "$label" "$RC" \
+                $((ms / 1000)) $((ms % 1000)) "$(awk '{ printf "%.2f", $2 + $3 }' "$TMP/rss")" "$(sim_requests)" \
+                "$(sim_writes)" "$(awk '{ print $1 / 1024 }' "$TMP/rss")"
+}
+
+timed "cold converge ($N workers)" "$BINDERYD" apply --config "$TMP/binderyd.yaml"
+check_eq "cold converge exits 0" "$RC" 0
+timed "no-op reconcile" "$BINDERYD" apply --config "$TMP/binderyd.yaml"
+check_eq "no-op exits 0" "$RC" 0
+check_eq "no-op writes nothing" "$(sim_writes)" 0
+timed "no-op plan" "$BINDERYD" plan --config "$TMP/binderyd.yaml"
+check_eq "plan exits 0" "$RC" 0
+echo "state.json: $(du -h "$TMP/state/state.json" | cut -f1)"
+finish
