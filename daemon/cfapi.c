@@ -928,6 +928,10 @@ int cfapi_new(CfApi **ret, sd_event *event, const CfApiOptions *o) {
                 memcpy(api->token, o->token, o->token_size);
                 api->token[o->token_size] = 0;
                 api->token_size = o->token_size;
+                /* Second guard: the log layer redacts it wherever it shows. */
+                r = log_register_secret(api->token, api->token_size);
+                if (r < 0)
+                        return r;
         }
 
         api->concurrency = o->concurrency > 0 ? o->concurrency : CFAPI_DEFAULT_CONCURRENCY;

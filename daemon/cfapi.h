@@ -11,8 +11,9 @@
  * negative errno, with the API's own messages handed back beside it.
  *
  * The API token is copied at cfapi_new() and wiped at cfapi_free(); it is
- * sent only as the Authorization header and never appears in a message,
- * an error string or the metrics.
+ * sent only as the Authorization header (redirects are not followed) and
+ * never appears in a message, an error string or the metrics. It is also
+ * registered with log_register_secret() as a second guard.
  *
  * Single-threaded, non-logging (debug at most), negative errno.
  */
