@@ -111,6 +111,37 @@ check_eq "store secret rotation exits 0" "$RC" 0
 check_eq "store secret rotation: one write" "$(sim_writes)" 1
 check_eq "store secret rotation: PATCH" "$(sim_route 'PATCH /accounts/:account_id/secrets_store/stores/:store_id/secrets/:secret_id')" 1
 
+# The staggered full refresh: when due, managed workers are read in
+# detail (at most a fifth of the request budget per cycle), then not again
+# until the next period. "Due" is simulated by ageing the last refresh.
+age_refresh() {
+        jq '.meta["engine.refresh.last"] = "1"' "$TMP/state/state.json" >"$TMP/state.tmp" &&
+                cat "$TMP/state.tmp" >"$TMP/state/state.json"
+}
+details() { sim_route 'GET /accounts/:account_id/workers/scripts/:script_name/deployments'; }
+write_config "full_refresh: 1h" "request_budget: 200/5m"
+age_refresh
+sim_reset_counters
+bd apply
+check_eq "full refresh: apply exits 0" "$RC" 0
+check_eq "full refresh: 3 workers read in detail" "$(details)" 3
+check_eq "full refresh: nothing written" "$(sim_writes)" 0
+sim_reset_counters
+bd apply
+check_eq "full refresh: not again right after" "$(details)" 0
+write_config "full_refresh: 1h" "request_budget: 40/5m"
+age_refresh
+sim_reset_counters
+bd apply
+check_eq "full refresh: a small budget refreshes 2 workers per cycle (20% of 40 / 4)" "$(details)" 2
+sim_reset_counters
+bd apply
+check_eq "full refresh: the next cycle continues with the rest" "$(details)" 1
+sim_reset_counters
+bd apply
+check_eq "full refresh: then the pass is complete" "$(details)" 0
+write_config
+
 # Canary values appear nowhere.
 curl -s "$SIM/__sim/requests" >"$TMP/requests.json"
 sim_state >"$TMP/simstate.json"
