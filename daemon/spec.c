@@ -982,6 +982,7 @@ static void parse_binding(SpecCtx *c, Worker *w, size_t *a_bindings, const SpecN
         Fields f = {};
         const char *hint;
         size_t form;
+        bool ok;
 
         if (!spec_valid_js_identifier(k->value)) {
                 node_error(c, k, "binding name '%s' is not a valid JavaScript identifier", k->value);
@@ -1183,10 +1184,14 @@ static void parse_binding(SpecCtx *c, Worker *w, size_t *a_bindings, const SpecN
                 if (!need_mapping(c, "workflow", fv))
                         goto fail;
                 fields_parse(c, fv, workflow_keys, &f);
-                if (!field_required(c, &f, 0) | !field_required(c, &f, 1))
+                /* Report both missing keys, not only the first. */
+                ok = field_required(c, &f, 0);
+                ok = field_required(c, &f, 1) && ok;
+                if (!ok)
                         goto fail;
-                if (!get_str(c, "name", f.val[0], &b->workflow_name) |
-                    !get_str(c, "class_name", f.val[1], &b->class_name))
+                ok = get_str(c, "name", f.val[0], &b->workflow_name);
+                ok = get_str(c, "class_name", f.val[1], &b->class_name) && ok;
+                if (!ok)
                         goto fail;
                 if (!spec_valid_js_identifier(b->class_name)) {
                         node_error(c, f.val[1], "'%s' is not a valid class name", b->class_name);
@@ -1319,10 +1324,19 @@ static void parse_modules(SpecCtx *c, Worker *w, const SpecNode *main_node, cons
 
 static const char *const consumer_keys[] = {
         "queue", "batch_size", "max_retries", "max_wait_time_ms", "max_concurrency", "retry_delay",
-        "dead_letter_queue", NULL
+        "dead_letter_queue", "settings", NULL
+};
+/* The same settings nested, as the API writes them. */
+static const char *const consumer_settings_keys[] = {
+        "batch_size", "max_retries", "max_wait_time_ms", "max_concurrency", "retry_delay", NULL
 };
 
 static void parse_consumers(SpecCtx *c, Worker *w, const SpecNode *v) {
+        static const struct {
+                int64_t min, max;
+        } ranges[] = {
+                [1] = { 1, 100 }, [2] = { 0, 100 }, [3] = { 0, 60000 }, [4] = { 1, 250 }, [5] = { 0, 43200 },
+        };
         size_t a = 0;
 
         if (v->type != SPEC_NODE_SEQUENCE) {
@@ -1332,7 +1346,8 @@ static void parse_consumers(SpecCtx *c, Worker *w, const SpecNode *v) {
         for (size_t i = 0; i < v->n_items; i++) {
                 const SpecNode *it = v->items[i];
                 QueueConsumer *q;
-                Fields f;
+                Fields f, sf = {};
+                int64_t *dest[6];
 
                 if (!need_item_mapping(c, "consumers", it))
                         continue;
@@ -1342,19 +1357,27 @@ static void parse_consumers(SpecCtx *c, Worker *w, const SpecNode *v) {
                 q->loc = node_loc(c, it);
                 q->batch_size = q->max_retries = q->max_wait_time_ms = -1;
                 q->max_concurrency = q->retry_delay = -1;
+                dest[1] = &q->batch_size;
+                dest[2] = &q->max_retries;
+                dest[3] = &q->max_wait_time_ms;
+                dest[4] = &q->max_concurrency;
+                dest[5] = &q->retry_delay;
                 fields_parse(c, it, consumer_keys, &f);
                 if (field_required(c, &f, 0) && get_str(c, "queue", f.val[0], &q->queue))
                         q->loc = node_loc(c, f.val[0]);
-                if (f.val[1])
-                        (void) get_int(c, "batch_size", f.val[1], 1, 100, &q->batch_size);
-                if (f.val[2])
-                        (void) get_int(c, "max_retries", f.val[2], 0, 100, &q->max_retries);
-                if (f.val[3])
-                        (void) get_int(c, "max_wait_time_ms", f.val[3], 0, 60000, &q->max_wait_time_ms);
-                if (f.val[4])
-                        (void) get_int(c, "max_concurrency", f.val[4], 1, 250, &q->max_concurrency);
-                if (f.val[5])
-                        (void) get_int(c, "retry_delay", f.val[5], 0, 43200, &q->retry_delay);
+                if (f.val[7] && need_mapping(c, "settings", f.val[7]))
+                        fields_parse(c, f.val[7], consumer_settings_keys, &sf);
+                for (size_t k = 1; k <= 5; k++) {
+                        const SpecNode *sv = f.val[k] ?: sf.val[k - 1];
+
+                        if (f.val[k] && sf.val[k - 1]) {
+                                node_error(c, sf.key[k - 1], "'%s' is given twice (here and in the consumer)",
+                                           consumer_keys[k]);
+                                continue;
+                        }
+                        if (sv)
+                                (void) get_int(c, consumer_keys[k], sv, ranges[k].min, ranges[k].max, dest[k]);
+                }
                 if (f.val[6])
                         (void) get_str(c, "dead_letter_queue", f.val[6], &q->dead_letter_queue);
         }

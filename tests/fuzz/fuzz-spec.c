@@ -39,6 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         SpecNode **docs = NULL;
         Generation *g = NULL;
         size_t n = 0;
+        FILE *f;
 
         if (size > 64 * 1024)
                 return 0;
@@ -49,7 +50,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 spec_yaml_documents_free(docs, n);
         spec_yaml_errors_done(&ye);
 
-        if (write_file_atomic(spec_path, data, size, 0644) < 0)
+        /* Plain write: no fsync, the file only has to be there for the load. */
+        f = fopen(spec_path, "we");
+        if (!f || (size > 0 && fwrite(data, 1, size, f) != size) || fclose(f) != 0)
                 abort();
         if (spec_load(dir, &g, &e) == 0) {
                 for (size_t i = 0; i < g->n_workers; i++) {
