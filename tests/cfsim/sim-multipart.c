@@ -188,6 +188,29 @@ static int parse_part_headers(const char *p, const char *end, SimFormPart *part)
         return 0;
 }
 
+/* True if a delimiter ending at p is a real one: followed by "--" (the
+ * close) or by optional transport padding and CRLF. */
+static bool delim_complete(const char *p, const char *end) {
+        if (end - p >= 2 && p[0] == '-' && p[1] == '-')
+                return true;
+        p = skip_ws(p, end);
+        return end - p >= 2 && p[0] == '\r' && p[1] == '\n';
+}
+
+/* Finds the next complete delimiter in [p, end); NULL if none. */
+static const char *find_delim(const char *p, const char *end, const char *delim, size_t dlen) {
+        while (p < end) {
+                const char *d = memmem(p, (size_t) (end - p), delim, dlen);
+
+                if (!d)
+                        return NULL;
+                if (delim_complete(d + dlen, end))
+                        return d;
+                p = d + 1;
+        }
+        return NULL;
+}
+
 int sim_form_parse(const char *content_type, const char *body, size_t size, SimForm *ret) {
         char boundary[71], delim[75];
         SimForm form = {};
@@ -202,10 +225,10 @@ int sim_form_parse(const char *content_type, const char *body, size_t size, SimF
 
         /* The first delimiter may sit at the very start (no preceding CRLF)
          * or after a preamble. */
-        if (size >= dlen - 2 && memcmp(body, delim + 2, dlen - 2) == 0)
+        if (size >= dlen - 2 && memcmp(body, delim + 2, dlen - 2) == 0 && delim_complete(body + dlen - 2, end))
                 p = body + dlen - 2;
         else {
-                p = memmem(body, size, delim, dlen);
+                p = find_delim(body, end, delim, dlen);
                 if (!p) {
                         r = -EINVAL;
                         goto fail;
@@ -247,7 +270,7 @@ int sim_form_parse(const char *content_type, const char *body, size_t size, SimF
                         goto fail;
                 }
                 p = hdr_end + (hdr_end == p ? 2 : 4);
-                next = memmem(p, (size_t) (end - p), delim, dlen);
+                next = find_delim(p, end, delim, dlen);
                 if (!next) {
                         part_done(&part);
                         r = -EINVAL;

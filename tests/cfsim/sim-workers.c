@@ -465,6 +465,37 @@ static const struct {
         { "data_blob", { "part" } },
 };
 
+/* True if b lacks the value fields its type requires. */
+static bool binding_incomplete(json_object *b, const char *type) {
+        if (streq(type, "secret_text"))
+                return !get(b, "text");
+        if (streq(type, "secret_key"))
+                return !get(b, "key_base64") && !get(b, "key_jwk");
+        if (streq(type, "d1"))
+                return !sim_json_str(b, "database_id") && !sim_json_str(b, "id");
+        for (size_t k = 0; k < ELEMENTSOF(binding_rules); k++) {
+                if (!streq(binding_rules[k].type, type))
+                        continue;
+                for (size_t f = 0; f < 2 && binding_rules[k].required[f]; f++)
+                        if (!get(b, binding_rules[k].required[f]))
+                                return true;
+        }
+        return false;
+}
+
+static const char *binding_needs(const char *type) {
+        if (streq(type, "secret_text"))
+                return "text";
+        if (streq(type, "secret_key"))
+                return "key_base64 or key_jwk";
+        if (streq(type, "d1"))
+                return "database_id";
+        for (size_t k = 0; k < ELEMENTSOF(binding_rules); k++)
+                if (streq(binding_rules[k].type, type))
+                        return binding_rules[k].required[1] ? "store_id and secret_name" : binding_rules[k].required[0];
+        return "its fields";
+}
+
 static void add_error(json_object *errors, int code, const char *fmt, ...) _printf_(3, 4);
 static void add_error(json_object *errors, int code, const char *fmt, ...) {
         json_object *e = json_object_new_object();
@@ -539,6 +570,23 @@ static json_object *bindings_resolve(json_object *script, json_object *prev, jso
                         json_object_array_add(out, nb);
                         continue;
                 }
+                if (binding_incomplete(b, type)) {
+                        /* A binding sent with its value left out keeps the
+                         * previous value of that name and type (wrangler's
+                         * secret bulk PATCHes every binding this way). */
+                        json_object *old = binding_find(prev_b, name);
+
+                        if (!old || !streq_ptr(sim_json_str(old, "type"), type)) {
+                                add_error(errors, 10021, "%s binding '%s' is incomplete (needs %s)", type, name,
+                                          binding_needs(type));
+                                continue;
+                        }
+                        nb = sim_copy(old);
+                        json_object_object_foreach(b, bk, bv)
+                                json_object_object_add(nb, bk, sim_copy(bv));
+                        json_object_array_add(out, nb);
+                        continue;
+                }
                 nb = sim_copy(b);
                 if (streq(type, "secret_text")) {
                         const char *text = sim_json_str(b, "text");
@@ -547,55 +595,27 @@ static json_object *bindings_resolve(json_object *script, json_object *prev, jso
                         if (text)
                                 sim_set_str(nb, "text", sim_sha256_tag(text, strlen(text), tag));
                         else {
-                                json_object *old = binding_find(prev_b, name);
-
-                                if (!old || !streq_ptr(sim_json_str(old, "type"), "secret_text")) {
-                                        add_error(errors, 10021, "secret_text binding '%s' needs text", name);
-                                        json_object_put(nb);
-                                        continue;
-                                }
-                                sim_set_str(nb, "text", sim_json_str(old, "text"));
+                                add_error(errors, 10021, "secret_text binding '%s' needs text as a string", name);
+                                json_object_put(nb);
+                                continue;
                         }
                 } else if (streq(type, "secret_key")) {
                         json_object *k64 = get(b, "key_base64"), *jwk = get(b, "key_jwk");
                         char tag[72];
 
-                        if (k64 || jwk) {
+                        {
                                 const char *s = json_object_to_json_string_ext(k64 ? k64 : jwk, JSON_C_TO_STRING_PLAIN);
 
                                 sim_set_str(nb, k64 ? "key_base64" : "key_jwk", sim_sha256_tag(s, strlen(s), tag));
-                        } else {
-                                json_object *old = binding_find(prev_b, name);
-
-                                if (!old || !streq_ptr(sim_json_str(old, "type"), "secret_key")) {
-                                        add_error(errors, 10021, "secret_key binding '%s' needs key_base64 or key_jwk", name);
-                                        json_object_put(nb);
-                                        continue;
-                                }
-                                json_object_put(nb);
-                                nb = sim_copy(old);
                         }
                 } else if (streq(type, "d1")) {
                         const char *id = sim_json_str(b, "database_id");
 
                         if (!id)
                                 id = sim_json_str(b, "id");
-                        if (!id) {
-                                add_error(errors, 10021, "d1 binding '%s' needs database_id", name);
-                                json_object_put(nb);
-                                continue;
-                        }
                         sim_set_str(nb, "database_id", id);
                         sim_set_str(nb, "id", id);
-                } else
-                        for (size_t k = 0; k < ELEMENTSOF(binding_rules); k++) {
-                                if (!streq(binding_rules[k].type, type))
-                                        continue;
-                                for (size_t f = 0; f < 2 && binding_rules[k].required[f]; f++)
-                                        if (!get(b, binding_rules[k].required[f]))
-                                                add_error(errors, 10021, "%s binding '%s' needs %s", type, name,
-                                                          binding_rules[k].required[f]);
-                        }
+                }
                 json_object_array_add(out, nb);
         }
         if (json_object_array_length(errors) > 0)
@@ -1630,6 +1650,71 @@ static void h_service_get(Sim *sim, const SimRequest *req, SimReply *rep) {
         reply_result(rep, o, NULL);
 }
 
+/* What wrangler delete checks before deleting: service bindings and
+ * Durable Object bindings into this script from live versions. */
+static void h_references(Sim *sim, const SimRequest *req, SimReply *rep) {
+        SCRIPT_OR_404(sim, req, rep, script);
+        const char *name = req->params[1];
+        json_object *o = json_object_new_object(), *svc = json_object_new_object(), *in = json_object_new_array(),
+                    *dos = json_object_new_array();
+
+        json_object_object_foreach(sim_coll(sim, "scripts"), other, s) {
+                json_object *bs = get(sim_script_live_version(s), "bindings");
+                bool counted = false;
+
+                for (size_t i = 0; bs && i < json_object_array_length(bs); i++) {
+                        json_object *b = json_object_array_get_idx(bs, i), *e;
+                        const char *t = sim_json_str(b, "type"), *owner = sim_json_str(b, "script_name");
+
+                        if (streq_ptr(t, "service") && streq_ptr(sim_json_str(b, "service"), name) && !counted) {
+                                e = json_object_new_object();
+                                sim_set_str(e, "service", other);
+                                sim_set_str(e, "environment", "production");
+                                json_object_array_add(in, e);
+                                counted = true;
+                        }
+                        if (streq_ptr(t, "durable_object_namespace") && streq(owner ? owner : other, name)) {
+                                const char *nsid = NULL;
+                                json_object *ns = do_find(sim, name, sim_json_str(b, "class_name"), &nsid);
+
+                                e = json_object_new_object();
+                                sim_set_str(e, "service", other);
+                                sim_set_str(e, "environment", "production");
+                                sim_set_str(e, "durable_object_namespace_id", nsid);
+                                sim_set_str(e, "durable_object_namespace_name", ns ? sim_json_str(ns, "name") : NULL);
+                                json_object_array_add(dos, e);
+                        }
+                }
+        }
+        json_object_object_add(svc, "incoming", in);
+        json_object_object_add(svc, "outgoing", json_object_new_array());
+        sim_set_bool(svc, "pages_function", false);
+        json_object_object_add(o, "services", svc);
+        json_object_object_add(o, "durable_objects", dos);
+        json_object_object_add(o, "dispatch_outbounds", json_object_new_array());
+        reply_result(rep, o, NULL);
+}
+
+/* Scripts whose tail_consumers name this one. */
+static void h_tails_by_consumer(Sim *sim, const SimRequest *req, SimReply *rep) {
+        json_object *a = json_object_new_array();
+
+        json_object_object_foreach(sim_coll(sim, "scripts"), other, s) {
+                json_object *tc = get(script_info(s), "tail_consumers");
+
+                for (size_t i = 0; tc && json_object_is_type(tc, json_type_array) && i < json_object_array_length(tc); i++)
+                        if (streq_ptr(sim_json_str(json_object_array_get_idx(tc, i), "service"), req->params[1])) {
+                                json_object *e = json_object_new_object(), *p = json_object_new_object();
+
+                                sim_set_str(p, "script", other);
+                                json_object_object_add(e, "producer", p);
+                                json_object_array_add(a, e);
+                                break;
+                        }
+        }
+        reply_result(rep, a, NULL);
+}
+
 static void h_do_namespaces_list(Sim *sim, const SimRequest *req, SimReply *rep) {
         json_object *a = json_object_new_array();
 
@@ -1665,7 +1750,10 @@ const SimRoute sim_workers_routes[] = {
         { "GET", S "/versions/:version_id", h_version_get, "workers.script" },
         { "GET", S "/deployments", h_deployments_get, "workers.script" },
         { "POST", S "/deployments", h_deployments_post, "workers.script" },
+        { "GET", S "/references", h_references, "workers.script" },
         { "GET", "/accounts/:account_id/workers/services/:service_name", h_service_get, "workers.script" },
+        { "DELETE", "/accounts/:account_id/workers/services/:service_name", h_script_delete, "workers.script" },
+        { "GET", "/accounts/:account_id/workers/tails/by-consumer/:script_name", h_tails_by_consumer, "workers.script" },
         { "GET", "/accounts/:account_id/workers/subdomain", h_account_subdomain_get, "workers.subdomain" },
         { "PUT", "/accounts/:account_id/workers/subdomain", h_account_subdomain_put, "workers.subdomain" },
         { "DELETE", "/accounts/:account_id/workers/subdomain", h_account_subdomain_delete, "workers.subdomain" },

@@ -332,6 +332,24 @@ START_TEST(test_settings_and_script_settings) {
         r = api("GET", "/workers/scripts/w/deployments", NULL);
         ck_assert_uint_eq(jlen(r->json, "result.deployments"), 2);
 
+        /* wrangler secret bulk: every binding named with its value left
+         * out keeps its value; a new secret is added. */
+        {
+                static const char bulk[] =
+                        "--s\r\nContent-Disposition: form-data; name=\"settings\"\r\n\r\n"
+                        "{\"bindings\":[{\"name\":\"NEWVAR\",\"type\":\"plain_text\"},{\"name\":\"API_KEY\",\"type\":\"secret_text\"},"
+                        "{\"name\":\"ADDED\",\"type\":\"secret_text\",\"text\":\"new\"}]}\r\n--s--\r\n";
+                static const char wrong[] =
+                        "--s\r\nContent-Disposition: form-data; name=\"settings\"\r\n\r\n"
+                        "{\"bindings\":[{\"name\":\"NEWVAR\",\"type\":\"kv_namespace\"}]}\r\n--s--\r\n";
+
+                r = sim_call("PATCH", path, "multipart/form-data; boundary=s", bulk, strlen(bulk), NULL);
+                ck_assert_ok(r);
+                ck_assert_str_eq(jstr(jfind(jpath(r->json, "result.bindings"), "name", "NEWVAR"), "text"), "nv");
+                ck_assert_uint_eq(jlen(r->json, "result.bindings"), 3);
+                r = sim_call("PATCH", path, "multipart/form-data; boundary=s", wrong, strlen(wrong), NULL);
+                ck_assert_error(r, 400, 10021);
+        }
         r = sim_call("PATCH", path, "multipart/form-data; boundary=s", "--s\r\n\r\n--s--", strlen("--s\r\n\r\n--s--"), NULL);
         ck_assert_error(r, 400, 10021);
 
@@ -343,7 +361,7 @@ START_TEST(test_settings_and_script_settings) {
         ck_assert_ok(r);
         ck_assert(json_object_get_boolean(jpath(r->json, "result.observability.enabled")));
         r = api("GET", "/workers/scripts/w/deployments", NULL);
-        ck_assert_uint_eq(jlen(r->json, "result.deployments"), 2);
+        ck_assert_uint_eq(jlen(r->json, "result.deployments"), 3); /* script-settings made none */
         r = api("GET", "/workers/scripts", NULL);
         ck_assert_str_eq(jstr(r->json, "result.0.tags.1"), "prod");
         r = api("GET", "/workers/scripts?tags=prod:yes", NULL);
@@ -573,6 +591,17 @@ START_TEST(test_delete_schedules_subdomain_content) {
         r = api("GET", "/workers/scripts/target/content/v2", NULL);
         ck_assert_str_eq(r->body, CODE2);
 
+        /* What wrangler delete reads first. */
+        r = api("GET", "/workers/scripts/target/references", NULL);
+        ck_assert_ok(r);
+        ck_assert_str_eq(jstr(r->json, "result.services.incoming.0.service"), "caller");
+        ck_assert_ptr_nonnull(jpath(r->json, "result.durable_objects"));
+        ck_assert_ptr_nonnull(jpath(r->json, "result.dispatch_outbounds"));
+        ck_assert_ok(api("PATCH", "/workers/scripts/caller/script-settings", "{\"tail_consumers\":[{\"service\":\"target\"}]}"));
+        r = api("GET", "/workers/tails/by-consumer/target", NULL);
+        ck_assert_ok(r);
+        ck_assert_str_eq(jstr(r->json, "result.0.producer.script"), "caller");
+
         /* Delete: blocked by the service binding unless forced. */
         r = api("DELETE", "/workers/scripts/target", NULL);
         ck_assert_status(r, 400);
@@ -582,9 +611,10 @@ START_TEST(test_delete_schedules_subdomain_content) {
         r = api("GET", "/workers/durable_objects/namespaces", NULL);
         ck_assert_uint_eq(jlen(r->json, "result"), 0);
         ck_assert_error(api("DELETE", "/workers/scripts/target", NULL), 404, 10007);
+        ck_assert_ok(api("DELETE", "/workers/services/caller?force=false", NULL));
         ck_assert_error(api("GET", "/workers/scripts/target", NULL), 404, 10007);
         r = api("GET", "/workers/scripts", NULL);
-        ck_assert_uint_eq(jlen(r->json, "result"), 1);
+        ck_assert_uint_eq(jlen(r->json, "result"), 0);
 }
 END_TEST
 
