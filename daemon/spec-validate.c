@@ -33,6 +33,9 @@ bool spec_valid_js_identifier(const char *s) {
         for (const char *p = s; *p; p++)
                 if (!isalnum((unsigned char) *p) && *p != '_' && *p != '$')
                         return false;
+        /* Every reserved word is lower-case letters only. */
+        if (s[0] < 'a' || s[0] > 'z' || l > 10)
+                return true;
         for (const char *const *r = js_reserved; *r; r++)
                 if (streq(*r, s))
                         return false;

@@ -48,9 +48,8 @@ static int add_error(SpecYamlErrors *e, unsigned line, unsigned column, const ch
 SpecNode *spec_node_free(SpecNode *n) {
         if (!n)
                 return NULL;
-        if (n->type == SPEC_NODE_SCALAR)
-                free(n->value);
-        else {
+        /* A scalar's value lives in the same allocation as the node. */
+        if (n->type != SPEC_NODE_SCALAR) {
                 size_t k = n->type == SPEC_NODE_MAPPING ? n->n_items * 2 : n->n_items;
 
                 for (size_t i = 0; i < k; i++)
@@ -119,11 +118,15 @@ static int builder_close(Builder *b) {
         return 0;
 }
 
-static SpecNode *node_new(SpecNodeType t, const yaml_mark_t *m) {
-        SpecNode *n = calloc(1, sizeof(SpecNode));
+/* A node; for scalars with room for a value of extra bytes right after it. */
+static SpecNode *node_new(SpecNodeType t, const yaml_mark_t *m, size_t extra) {
+        SpecNode *n = malloc(sizeof(SpecNode) + extra);
 
         if (!n)
                 return NULL;
+        memset(n, 0, sizeof(SpecNode));
+        if (extra > 0)
+                n->value = (char *) (n + 1);
         n->type = t;
         n->line = (unsigned) m->line + 1;
         n->column = (unsigned) m->column + 1;
@@ -285,29 +288,24 @@ int spec_yaml_parse(const char *buf, size_t size, const SpecYamlLimits *limits,
                                       (unsigned) ev.start_mark.column + 1,
                                       "YAML aliases are not supported");
                         b.failed = true;
-                        n = node_new(SPEC_NODE_SCALAR, &ev.start_mark);
+                        n = node_new(SPEC_NODE_SCALAR, &ev.start_mark, 1);
                         if (n) {
-                                n->value = strdup("");
+                                n->value[0] = 0;
                                 n->plain = true;
                         }
-                        if (r >= 0 && (!n || !n->value))
+                        if (r >= 0 && !n)
                                 r = -ENOMEM;
                         break;
 
                 case YAML_SCALAR_EVENT: {
                         const yaml_char_t *tag = ev.data.scalar.tag;
 
-                        n = node_new(SPEC_NODE_SCALAR, &ev.start_mark);
+                        n = node_new(SPEC_NODE_SCALAR, &ev.start_mark, ev.data.scalar.length + 1);
                         if (!n) {
                                 r = -ENOMEM;
                                 break;
                         }
                         n->length = ev.data.scalar.length;
-                        n->value = malloc(n->length + 1);
-                        if (!n->value) {
-                                r = -ENOMEM;
-                                break;
-                        }
                         memcpy(n->value, ev.data.scalar.value, n->length);
                         n->value[n->length] = 0;
                         n->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !tag;
@@ -338,7 +336,7 @@ int spec_yaml_parse(const char *buf, size_t size, const SpecYamlLimits *limits,
                                         r = -EINVAL;
                                 goto out;
                         }
-                        n = node_new(seq ? SPEC_NODE_SEQUENCE : SPEC_NODE_MAPPING, &ev.start_mark);
+                        n = node_new(seq ? SPEC_NODE_SEQUENCE : SPEC_NODE_MAPPING, &ev.start_mark, 0);
                         if (!n) {
                                 r = -ENOMEM;
                                 break;

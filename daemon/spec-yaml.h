@@ -30,7 +30,7 @@ struct SpecNode {
         SpecNodeType type;
         unsigned line, column;      /* from 1 */
         /* SCALAR */
-        char *value;                /* NUL-terminated; may contain no NUL (libyaml refuses them) */
+        char *value;                /* NUL-terminated, no NUL inside; part of the node's allocation */
         size_t length;
         bool plain;                 /* plain style and no !!str tag: YAML core schema resolution applies */
         /* SEQUENCE: items[0..n_items); MAPPING: items[2i] key, items[2i+1] value */

@@ -2055,6 +2055,10 @@ static void scan_dir(SpecCtx *c, const char *rel, unsigned depth, char ***files,
 
                 if (c->oom)
                         goto next;
+                /* Most entries of a bundle directory are not spec files:
+                 * skip those without a stat when readdir tells the type. */
+                if (ents[i]->d_type == DT_REG && !spec_file_name(name))
+                        goto next;
                 if (asprintf(&child, "%s%s%s", rel, *rel ? "/" : "", name) < 0) {
                         c->oom = true;
                         goto next;

@@ -1003,6 +1003,31 @@ START_TEST(test_examples) {
 }
 END_TEST
 
+/* The EXAMPLES block of bindery-spec(5) is a spec of its own: it must load
+ * (with the example bundles beside it). */
+START_TEST(test_man_example) {
+        _cleanup_free_ char *man = NULL, *text = NULL, *d = mkspec(), *cmd = NULL, *o = NULL;
+        const char *start, *end;
+
+        ck_assert_int_ge(asprintf(&man, "%s/man/bindery-spec.5", srcdir()), 0);
+        text = read_text(man);
+        start = strstr(text, "\n.Sh EXAMPLES\n");
+        ck_assert_ptr_nonnull(start);
+        start = strstr(start, "\n.Bd -literal\n");
+        ck_assert_ptr_nonnull(start);
+        start += strlen("\n.Bd -literal\n");
+        end = strstr(start, "\n.Ed\n");
+        ck_assert_ptr_nonnull(end);
+        ((char *) end)[1] = 0;
+        put(d, "spec.yaml", start);
+        ck_assert_int_ge(asprintf(&cmd, "cp -R '%s/etc/examples/bundles' '%s/' && chmod -R u+w '%s'", srcdir(), d, d), 0);
+        ck_assert_int_eq(system(cmd), 0);
+        o = load_dir(d, NULL, NULL);
+        ck_assert_msg(startswith(o, "OK "), "bindery-spec(5) EXAMPLES: %s", o);
+        rm_rf(d);
+}
+END_TEST
+
 static Suite *spec_suite(void) {
         Suite *s = suite_create("spec");
         TCase *tc = tcase_create("core");
@@ -1034,6 +1059,7 @@ static Suite *spec_suite(void) {
         tcase_add_test(tc, test_corpus_bad);
         tcase_add_test(tc, test_corpus_good);
         tcase_add_test(tc, test_examples);
+        tcase_add_test(tc, test_man_example);
         suite_add_tcase(s, tc);
         return s;
 }
