@@ -523,8 +523,9 @@ static void handle(Observer *o, Req *q, const CfReply *reply) {
                 return;
         case REQ_AUDIT:
                 if (reply->error < 0) {
-                        /* Not fatal: the lists and the full refresh still
-                         * catch drift; flag every managed worker instead. */
+                        /* Not fatal: the position is not advanced, so the
+                         * next cycle reads the same window again; the lists
+                         * and the full refresh still catch drift meanwhile. */
                         o->res.audit_ok = false;
                         return;
                 }
