@@ -35,7 +35,9 @@ static json_object *audit_out(json_object *e) {
 static void h_audit(Sim *sim, const SimRequest *req, SimReply *rep) {
         const char *since_s = sim_query(req, "since"), *before_s = sim_query(req, "before"),
                    *cursor_s = sim_query(req, "cursor"), *dir = sim_query(req, "direction");
-        long limit = sim_query_uint(req, "limit", AUDIT_LIMIT_DEFAULT, AUDIT_LIMIT_MAX);
+        /* per_page is accepted as another name for limit (generic clients). */
+        long limit = sim_query_uint(req, "limit", sim_query_uint(req, "per_page", AUDIT_LIMIT_DEFAULT, AUDIT_LIMIT_MAX),
+                                    AUDIT_LIMIT_MAX);
         uint64_t since = 0, before = UINT64_MAX, cursor = 0;
         bool asc = streq_ptr(dir, "asc"), more = false;
         json_object *log = sim_coll(sim, "audit"), *out, *info;

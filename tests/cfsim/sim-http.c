@@ -37,6 +37,8 @@ static const SimRoute *const route_tables[] = {
 
 static void reply_take_string(SimReply *rep, unsigned status, const char *s) {
         free(rep->body);
+        sim_blob_unref(rep->blob);
+        rep->blob = NULL;
         rep->status = status;
         rep->body = strdup(s);
         if (!rep->body)
@@ -75,12 +77,23 @@ void reply_result_raw(SimReply *rep, const char *result_json, size_t len) {
 
         if (!b)
                 abort();
+        sim_blob_unref(rep->blob);
+        rep->blob = NULL;
         memcpy(b, head, sizeof(head) - 1);
         memcpy(b + sizeof(head) - 1, result_json, len);
         memcpy(b + sizeof(head) - 1 + len, "}", 2);
         free(rep->body);
         rep->body = b;
         rep->size = sizeof(head) - 1 + len + 1;
+        rep->status = 200;
+        rep->content_type = "application/json";
+}
+
+void reply_blob(SimReply *rep, SimBlob *blob) {
+        rep->body = mfree(rep->body);
+        sim_blob_unref(rep->blob);
+        rep->blob = sim_blob_ref(blob);
+        rep->size = blob->size;
         rep->status = 200;
         rep->content_type = "application/json";
 }
@@ -108,6 +121,8 @@ void reply_error(SimReply *rep, unsigned status, int code, const char *fmt, ...)
 
 void reply_raw(SimReply *rep, unsigned status, const char *content_type, const void *data, size_t size) {
         free(rep->body);
+        sim_blob_unref(rep->blob);
+        rep->blob = NULL;
         rep->body = malloc(size + 1);
         if (!rep->body)
                 abort();
@@ -328,8 +343,14 @@ static enum MHD_Result send_reply(Sim *sim, struct MHD_Connection *c, SimReply *
         enum MHD_Result ret;
         char buf[128];
 
-        if (!rep->body)
+        if (!rep->body && !rep->blob)
                 reply_error(rep, 500, 10000, "cfsim: handler produced no reply");
+        if (truncate && rep->blob) {
+                SimBlob *b = TAKE_PTR(rep->blob);
+
+                reply_raw(rep, rep->status, rep->content_type, b->data, b->size);
+                sim_blob_unref(b);
+        }
         if (truncate) {
                 Truncated *t = malloc(sizeof(Truncated));
 
@@ -339,6 +360,12 @@ static enum MHD_Result send_reply(Sim *sim, struct MHD_Connection *c, SimReply *
                 t->size = rep->size;
                 t->limit = rep->size / 2;
                 resp = MHD_create_response_from_callback(t->size, 4096, truncated_reader, t, truncated_free);
+        } else if (rep->blob) {
+                SimBlob *b = TAKE_PTR(rep->blob);
+
+                resp = MHD_create_response_from_buffer_with_free_callback_cls(b->size, b->data, sim_blob_unref, b);
+                if (!resp)
+                        sim_blob_unref(b);
         } else
                 resp = MHD_create_response_from_buffer(rep->size, TAKE_PTR(rep->body), MHD_RESPMEM_MUST_FREE);
         if (!resp)
@@ -495,7 +522,7 @@ static enum MHD_Result dispatch(Sim *sim, Conn *x, struct MHD_Connection *c, con
         pthread_mutex_lock(&sim->lock);
         rep.audit_type = route->audit_type;
         route->handler(sim, &req, &rep);
-        if (!rep.body)
+        if (!rep.body && !rep.blob)
                 reply_error(&rep, 500, 10000, "cfsim: handler produced no reply");
         if (!streq(method, "GET") && !streq(method, "HEAD")) {
                 const char *uri = startswith(x->uri, "/client/v4") ? x->uri + strlen("/client/v4") : x->uri;
@@ -520,6 +547,7 @@ send:
                 free(req.params[k]);
         ret = send_reply(sim, c, &rep, rl_on, rl_remaining, rl_reset, truncate);
         free(rep.body);
+        sim_blob_unref(rep.blob);
         return ret;
 }
 
@@ -574,6 +602,16 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
         return dispatch(sim, x, c, method);
 }
 
+/* MHD's own messages, marked as cfsim's. The drop and truncate faults make
+ * MHD report an "application error"; that is expected. */
+static void mhd_logger(void *cls, const char *fmt, va_list ap) _printf_(2, 0);
+static void mhd_logger(void *cls, const char *fmt, va_list ap) {
+        char msg[512];
+
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        fprintf(stderr, "cfsim: libmicrohttpd: %s%s", msg, strchr(msg, '\n') ? "" : "\n");
+}
+
 struct MHD_Daemon *sim_http_start(Sim *sim, const char *host, unsigned port, unsigned *ret_port) {
         struct sockaddr_storage ss = {};
         struct MHD_Daemon *d;
@@ -598,6 +636,7 @@ struct MHD_Daemon *sim_http_start(Sim *sim, const char *host, unsigned port, uns
                         return NULL;
         }
         d = MHD_start_daemon(flags, (uint16_t) port, NULL, NULL, access_handler, sim,
+                             MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, sim,
                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss,
                              MHD_OPTION_CONNECTION_LIMIT, (unsigned) SIM_CONNECTIONS_MAX,
                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) SIM_CONN_TIMEOUT_S,

@@ -36,6 +36,7 @@ typedef struct SimReply {
         unsigned status;
         char *body;                     /* owned */
         size_t size;
+        SimBlob *blob;                  /* one reference, instead of body */
         const char *content_type;       /* static string */
         unsigned retry_after;           /* seconds, 0: no header */
         const char *audit_type;         /* resource type for the audit log */
@@ -76,6 +77,8 @@ json_object *sim_body_json(const SimRequest *req, SimReply *rep);
 void reply_result(SimReply *rep, json_object *result, json_object *result_info);
 /* Success envelope around an already serialized result. */
 void reply_result_raw(SimReply *rep, const char *result_json, size_t len);
+/* A complete, shared 200 JSON answer; takes a new reference to blob. */
+void reply_blob(SimReply *rep, SimBlob *blob);
 /* Failure envelope with one error. */
 void reply_error(SimReply *rep, unsigned status, int code, const char *fmt, ...) _printf_(4, 5);
 /* Failure envelope from several errors (takes the array). */

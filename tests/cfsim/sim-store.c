@@ -44,7 +44,7 @@ void sim_done(Sim *sim) {
         json_object_put(sim->state);
         json_object_put(sim->by_route);
         json_object_put(sim->by_status);
-        free(sim->list_cache);
+        sim_blob_unref(sim->list_cache);
         for (size_t i = 0; i < SIM_REQLOG_MAX; i++)
                 free(sim->reqlog[i].path);
         for (size_t i = 0; i < sim->n_faults; i++) {
@@ -229,6 +229,33 @@ json_object *sim_copy(json_object *o) {
         if (json_object_deep_copy(o, &c, NULL) < 0)
                 abort();
         return c;
+}
+
+SimBlob *sim_blob_new(const char *head, const char *body, size_t body_size, const char *tail) {
+        size_t hl = strlen(head), tl = strlen(tail);
+        SimBlob *b = malloc(sizeof(SimBlob) + hl + body_size + tl + 1);
+
+        if (!b)
+                abort();
+        b->refs = 1;
+        b->size = hl + body_size + tl;
+        memcpy(b->data, head, hl);
+        memcpy(b->data + hl, body, body_size);
+        memcpy(b->data + hl + body_size, tail, tl + 1);
+        return b;
+}
+
+SimBlob *sim_blob_ref(SimBlob *b) {
+        if (b)
+                __atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);
+        return b;
+}
+
+void sim_blob_unref(void *p) {
+        SimBlob *b = p;
+
+        if (b && __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0)
+                free(b);
 }
 
 static const char *action_type(const char *method) {

@@ -52,6 +52,20 @@ typedef struct SimReqLog {
         char time[40];
 } SimReqLog;
 
+/* An immutable, reference-counted buffer: the serialized script list is
+ * shared by the cache and every response still sending it. */
+typedef struct SimBlob {
+        unsigned refs;          /* atomic */
+        size_t size;
+        char data[];
+} SimBlob;
+
+/* A new blob holding head + body + tail (refs = 1); aborts on OOM. */
+SimBlob *sim_blob_new(const char *head, const char *body, size_t body_size, const char *tail);
+SimBlob *sim_blob_ref(SimBlob *b);
+/* Drops one reference (void * so it can be an MHD free callback). */
+void sim_blob_unref(void *b);
+
 typedef struct Sim {
         pthread_mutex_t lock;
         pthread_cond_t wake;            /* stalls and the persister wait here */
@@ -65,8 +79,7 @@ typedef struct Sim {
         uint64_t generation;            /* bumped by every write */
         bool dirty;                     /* state changed since last save */
 
-        char *list_cache;               /* serialized GET /workers/scripts body */
-        size_t list_cache_size;
+        SimBlob *list_cache;            /* the whole GET /workers/scripts answer */
         uint64_t list_cache_gen;
 
         /* Operator counters. */

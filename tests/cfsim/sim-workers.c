@@ -1017,7 +1017,7 @@ static void h_scripts_list(Sim *sim, const SimRequest *req, SimReply *rep) {
         json_object *a;
 
         if (!tags && sim->list_cache && sim->list_cache_gen == sim->generation)
-                return reply_result_raw(rep, sim->list_cache, sim->list_cache_size);
+                return reply_blob(rep, sim->list_cache);
         a = json_object_new_array_ext((int) json_object_object_length(sim_coll(sim, "scripts")));
         SIM_FOREACH_VAL(sim_coll(sim, "scripts"), s) {
                 if (tags && !tags_filter_match(script_info(s), tags))
@@ -1027,14 +1027,12 @@ static void h_scripts_list(Sim *sim, const SimRequest *req, SimReply *rep) {
         if (!tags) {
                 const char *js = json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 
-                free(sim->list_cache);
-                sim->list_cache_size = strlen(js);
-                sim->list_cache = strdup(js);
-                if (!sim->list_cache)
-                        abort();
+                sim_blob_unref(sim->list_cache);
+                sim->list_cache = sim_blob_new("{\"success\":true,\"errors\":[],\"messages\":[],\"result\":", js,
+                                               strlen(js), "}");
                 sim->list_cache_gen = sim->generation;
                 json_object_put(a);
-                return reply_result_raw(rep, sim->list_cache, sim->list_cache_size);
+                return reply_blob(rep, sim->list_cache);
         }
         reply_result(rep, a, NULL);
 }
