@@ -490,6 +490,7 @@ static int job_start(Job *j) {
                         free(e->digest);
                         e->digest = NULL; /* the upload that follows records it */
                 }
+                e->dirty = true;
                 return job_recorded(j);
         }
         case ACTION_CREATE:
@@ -1016,6 +1017,9 @@ static int job_success(Job *j, const CfReply *reply) {
         default:
                 break;
         }
+        e = ledger_find(ap->ledger, a->resource_kind, a->doc);
+        if (e)
+                e->dirty = true;
         return job_recorded(j);
 }
 

@@ -167,6 +167,7 @@ static int ledger_load(State *s, Ledger **ret) {
                         if (k < 0)
                                 return k;
                 }
+                e->dirty = false;
         }
         is = state_intents(s, &ni);
         for (size_t i = 0; i < ni; i++)
@@ -186,8 +187,13 @@ static int ledger_store(Engine *e) {
         int r;
 
         for (size_t i = 0; i < l->n_entries; i++) {
-                const LedgerEntry *x = &l->entries[i];
-                const StateResource *old = state_get(e->state, x->kind, x->doc);
+                LedgerEntry *x = &l->entries[i];
+                const StateResource *old;
+
+                if (!x->dirty)
+                        continue;
+                x->dirty = false;
+                old = state_get(e->state, x->kind, x->doc);
                 char *tags[2] = { x->migration_tag, NULL };
                 StateResource rec = {
                         .kind = x->kind,
@@ -562,6 +568,9 @@ static void apply_hook_action_done(void *userdata, const Action *a, int error, c
 /* Records the list fingerprint of workers that are known to be as desired,
  * so the next cycle does not read them again. */
 static void absorb_worker(LedgerEntry *le, const LiveWorker *lw) {
+        if (!streq_ptr(le->etag, lw->etag) || !streq_ptr(le->modified_on, lw->modified_on) ||
+            (lw->migration_tag && !streq_ptr(le->migration_tag, lw->migration_tag)))
+                le->dirty = true;
         (void) dup_str(&le->etag, lw->etag);
         (void) dup_str(&le->modified_on, lw->modified_on);
         if (lw->migration_tag)
@@ -756,11 +765,14 @@ static void record_policies(Engine *e) {
 #define REC(kind, arr, n)                                                                                      \
         for (size_t i = 0; i < g->n; i++) {                                                                   \
                 LedgerEntry *le = ledger_find(e->ledger, kind, g->arr[i].name);                               \
-                if (le)                                                                                       \
-                        le->deletion = g->arr[i].policy.deletion_explicit &&                                  \
-                                                       g->arr[i].policy.deletion == DELETION_DELETE           \
-                                               ? DELETION_DELETE                                              \
-                                               : DELETION_RETAIN;                                             \
+                DeletionPolicy d = g->arr[i].policy.deletion_explicit &&                                      \
+                                                   g->arr[i].policy.deletion == DELETION_DELETE               \
+                                           ? DELETION_DELETE                                                  \
+                                           : DELETION_RETAIN;                                                 \
+                if (le && le->deletion != d) {                                                                \
+                        le->deletion = d;                                                                     \
+                        le->dirty = true;                                                                     \
+                }                                                                                             \
         }
         REC(RESOURCE_WORKER, workers, n_workers)
         REC(RESOURCE_KV_NAMESPACE, kv_namespaces, n_kv_namespaces)

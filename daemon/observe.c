@@ -321,8 +321,10 @@ static int submit(Observer *o, ReqType type, ResourceKind kind, const char *path
                 free(q);
                 return -ENOMEM;
         }
+        /* Ask for big pages (wrangler asks KV for 1000): a server that caps
+         * lower says so in result_info and paging follows its numbers. */
         if (paging == CFAPI_PAGING_PAGE)
-                r.per_page = kind == RESOURCE_D1_DATABASE ? 1000 : 100;
+                r.per_page = 1000;
         k = cfapi_submit(o->api, &r, on_reply, q, NULL);
         if (k < 0) {
                 free(q->worker);

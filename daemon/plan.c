@@ -304,6 +304,7 @@ LedgerEntry *ledger_ensure(Ledger *l, ResourceKind kind, const char *doc) {
         a[n - 1].kind = kind;
         a[n - 1].doc = d;
         a[n - 1].subdomain = -1;
+        a[n - 1].dirty = true;
         return &a[n - 1];
 }
 

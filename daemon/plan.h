@@ -132,6 +132,7 @@ typedef struct LedgerEntry {
         size_t n_secrets;
         /* store secrets: hmac of the value */
         char *hmac;
+        bool dirty;                 /* changed since loaded/stored (not persisted) */
 } LedgerEntry;
 
 typedef struct LedgerIntent {
