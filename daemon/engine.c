@@ -729,7 +729,7 @@ static int post_submit(Engine *e, bool audit) {
                         free(q);
                         return -ENOMEM;
                 }
-                snprintf(query, sizeof(query), "since=%s", esc);
+                snprintf(query, sizeof(query), "since=%s&limit=1000", esc);
                 r.path = "logs/audit";
                 r.query = query;
                 r.paging = CFAPI_PAGING_CURSOR;

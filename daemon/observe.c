@@ -747,7 +747,7 @@ int observe_start(CfApi *api, const ObserveRequest *req, observe_done_t done, vo
                 if (!esc)
                         r = -ENOMEM;
                 else {
-                        snprintf(q, sizeof(q), "since=%s", esc);
+                        snprintf(q, sizeof(q), "since=%s&limit=1000", esc);
                         r = submit(o, REQ_AUDIT, RESOURCE_WORKER, "logs/audit", q, CFAPI_PAGING_CURSOR, NULL, NULL,
                                    NULL);
                 }
