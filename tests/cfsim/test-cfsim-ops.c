@@ -391,6 +391,97 @@ START_TEST(test_malformed_input) {
 }
 END_TEST
 
+/* Every route gets JSON of every wrong shape (and a few right-looking
+ * ones with wrong member types): cfsim must answer each with a 2xx or 4xx
+ * envelope, never a 5xx or a dropped connection. Run under ASan this is
+ * the handlers' robustness test. */
+START_TEST(test_every_route_survives_garbage) {
+        static const char *const routes[][2] = {
+                { "PUT", "/workers/scripts/g" },
+                { "GET", "/workers/scripts/g" },
+                { "PUT", "/workers/scripts/g/content" },
+                { "PATCH", "/workers/scripts/g/settings" },
+                { "PATCH", "/workers/scripts/g/script-settings" },
+                { "PUT", "/workers/scripts/g/schedules" },
+                { "PUT", "/workers/scripts/g/secrets" },
+                { "DELETE", "/workers/scripts/g/secrets/S" },
+                { "PATCH", "/workers/scripts/g/secrets-bulk" },
+                { "POST", "/workers/scripts/g/subdomain" },
+                { "POST", "/workers/scripts/g/versions" },
+                { "POST", "/workers/scripts/g/deployments" },
+                { "GET", "/workers/scripts/g/versions?page=-1" },
+                { "GET", "/workers/scripts/g/references" },
+                { "PUT", "/workers/subdomain" },
+                { "POST", "/storage/kv/namespaces" },
+                { "PUT", "/storage/kv/namespaces/K" },
+                { "POST", "/r2/buckets" },
+                { "PATCH", "/r2/buckets/bucket-g" },
+                { "POST", "/d1/database" },
+                { "PATCH", "/d1/database/D" },
+                { "POST", "/queues" },
+                { "PATCH", "/queues/Q" },
+                { "POST", "/queues/Q/consumers" },
+                { "PUT", "/queues/Q/consumers/C" },
+                { "POST", "/secrets_store/stores" },
+                { "POST", "/secrets_store/stores/ST/secrets" },
+                { "PATCH", "/secrets_store/stores/ST/secrets/SE" },
+                { "POST", "/secrets_store/stores/ST/secrets/SE/duplicate" },
+                { "GET", "/logs/audit?limit=x&cursor=-5&since=" },
+        };
+        static const char *const bodies[] = {
+                "null", "1", "\"x\"", "[]", "[null]", "{}", "[{}]", "[[[]]]",
+                "{\"name\":1,\"title\":[],\"queue_name\":{},\"bindings\":\"x\",\"secrets\":[],\"versions\":{}}",
+                "{\"bindings\":[1,null,{\"name\":\"a\",\"type\":\"inherit\",\"version_id\":5}],\"keep_bindings\":[1],\"migrations\":[]}",
+                "{\"settings\":[],\"enabled\":\"yes\",\"versions\":[{\"version_id\":null,\"percentage\":\"100\"}]}",
+                "{\"migrations\":{\"steps\":[1,{\"new_classes\":[2]},{\"renamed_classes\":[{}]}]},\"main_module\":7}",
+                "[{\"name\":\"n\",\"value\":5,\"scopes\":\"workers\"}]",
+                "{\"secrets\":{\"A\":1,\"B\":{\"type\":\"secret_key\"},\"C\":{\"text\":[]}}}",
+        };
+        Resp *r;
+        char id[5][64];
+
+        sim_reset();
+        /* Real objects behind the ids, so handlers get past their 404s. */
+        ck_assert_ok(upload("g", NULL, "{\"main_module\":\"i.js\",\"bindings\":[{\"name\":\"S\",\"type\":\"secret_text\",\"text\":\"x\"}]}",
+                            "i.js", "export default {}"));
+        r = api("POST", "/storage/kv/namespaces", "{\"title\":\"g\"}");
+        snprintf(id[0], sizeof(id[0]), "%s", jstr(r->json, "result.id"));
+        ck_assert_ok(api("POST", "/r2/buckets", "{\"name\":\"bucket-g\"}"));
+        r = api("POST", "/d1/database", "{\"name\":\"g\"}");
+        snprintf(id[1], sizeof(id[1]), "%s", jstr(r->json, "result.uuid"));
+        r = api("POST", "/queues", "{\"queue_name\":\"g\"}");
+        snprintf(id[2], sizeof(id[2]), "%s", jstr(r->json, "result.queue_id"));
+        ck_assert_ok(apif("POST", "{\"type\":\"worker\",\"script_name\":\"g\"}", "/queues/%s/consumers", id[2]));
+        r = api("POST", "/secrets_store/stores", "{\"name\":\"g\"}");
+        snprintf(id[3], sizeof(id[3]), "%s", jstr(r->json, "result.id"));
+        r = apif("POST", "[{\"name\":\"g\",\"value\":\"v\",\"scopes\":[\"workers\"]}]", "/secrets_store/stores/%s/secrets", id[3]);
+        snprintf(id[4], sizeof(id[4]), "%s", jstr(r->json, "result.0.id"));
+
+        for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+                for (size_t k = 0; k < sizeof(bodies) / sizeof(bodies[0]); k++) {
+                        char sub[512], *p;
+                        const char *from[] = { "/K", "/D", "/Q", "/ST", "/SE", "/C" };
+                        const char *to[] = { id[0], id[1], id[2], id[3], id[4], "g" };
+
+                        snprintf(sub, sizeof(sub), "%s", routes[i][1]);
+                        for (size_t f = 0; f < 6; f++)
+                                if ((p = strstr(sub, from[f])) && (p[strlen(from[f])] == '/' || p[strlen(from[f])] == 0)) {
+                                        char rest[256];
+
+                                        snprintf(rest, sizeof(rest), "%s", p + strlen(from[f]));
+                                        snprintf(p, sizeof(sub) - (size_t) (p - sub), "/%s%s", to[f], rest);
+                                }
+                        r = api(routes[i][0], sub, bodies[k]);
+                        ck_assert_msg(r->status >= 200 && r->status < 500 && r->json,
+                                      "%s %s with %s: HTTP %ld curl %d: %.300s", routes[i][0], sub, bodies[k], r->status,
+                                      r->curl_code, r->body ? r->body : "");
+                }
+        r = op("GET", "/__sim/state", NULL);
+        ck_assert_status(r, 200);
+        ck_assert_ok(api("GET", LIST, NULL));
+}
+END_TEST
+
 typedef struct Worker {
         unsigned port, id, ok;
 } Worker;
@@ -590,6 +681,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_faults_rate_seed);
         tcase_add_test(tc, test_audit_log);
         tcase_add_test(tc, test_malformed_input);
+        tcase_add_test(tc, test_every_route_survives_garbage);
         tcase_add_test(tc, test_concurrent_clients);
         suite_add_tcase(s, tc);
         tcase_set_timeout(own, 60);
