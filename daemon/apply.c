@@ -315,9 +315,28 @@ static int job_recorded(Job *j);
 
 static void on_reply(CfApi *api, const CfReply *reply, void *userdata);
 
+static int job_submit(Job *j, const CfRequest *r) {
+        Applier *ap = j->ap;
+        int k;
+
+        k = cfapi_submit(ap->api, r, on_reply, j, NULL);
+        if (k < 0)
+                return k;
+        ap->pending++;
+        ap->n_requests++;
+        if (!streq(r->method, "GET")) {
+                _cleanup_free_ char *w = NULL;
+
+                ap->n_writes++;
+                /* Best effort: the list only saves audit-log reads later. */
+                if (asprintf(&w, "%s %s", r->method, r->path) >= 0 && strv_consume(&ap->writes, TAKE_PTR(w)) < 0)
+                        ap->writes_incomplete = true;
+        }
+        return 0;
+}
+
 static int job_request(Job *j, const char *method, const char *path, const char *query, json_object *body,
                        const CfMultipart *mp, const char *const *headers) {
-        Applier *ap = j->ap;
         CfRequest r = {
                 .method = method,
                 .path = path,
@@ -327,22 +346,74 @@ static int job_request(Job *j, const char *method, const char *path, const char 
                 .headers = headers,
                 .priority = CFAPI_PRIORITY_NORMAL,
         };
+
+        return job_submit(j, &r);
+}
+
+/* Writes s as a JSON string literal at p; returns the end. p must have
+ * room for 6 * strlen(s) + 2 bytes. */
+static char *json_quote(char *p, const char *s) {
+        static const char hex[] = "0123456789abcdef";
+
+        *p++ = '"';
+        for (const unsigned char *c = (const unsigned char *) s; *c; c++) {
+                if (*c == '"' || *c == '\\') {
+                        *p++ = '\\';
+                        *p++ = (char) *c;
+                } else if (*c < 0x20) {
+                        memcpy(p, "\\u00", 4);
+                        p += 4;
+                        *p++ = hex[*c >> 4];
+                        *p++ = hex[*c & 15];
+                } else
+                        *p++ = (char) *c;
+        }
+        *p++ = '"';
+        return p;
+}
+
+/* A request whose body carries a secret value: the JSON text is built
+ * here in one buffer, sized once (no realloc leaves copies behind) and
+ * wiped as soon as the client has copied it (the client wipes its copy
+ * when the request ends). rest: the other members (no secret), as an
+ * object; key: the member holding value; array: wrap in [ ]. json-c never
+ * sees the value. */
+static int job_request_secret(Job *j, const char *method, const char *path, json_object *rest, const char *key,
+                              const char *value, bool array) {
+        const char *others = json_object_to_json_string_ext(rest, JSON_C_TO_STRING_PLAIN |
+                                                                          JSON_C_TO_STRING_NOSLASHESCAPE);
+        size_t cap = 6 * strlen(key) + 6 * strlen(value) + (others ? strlen(others) : 0) + 16;
+        char *buf = malloc(cap), *p;
+        CfRequest r = {
+                .method = method,
+                .path = path,
+                .content_type = "application/json",
+                .priority = CFAPI_PRIORITY_NORMAL,
+        };
         int k;
 
-        k = cfapi_submit(ap->api, &r, on_reply, j, NULL);
-        if (k < 0)
-                return k;
-        ap->pending++;
-        ap->n_requests++;
-        if (!streq(method, "GET")) {
-                _cleanup_free_ char *w = NULL;
-
-                ap->n_writes++;
-                /* Best effort: the list only saves audit-log reads later. */
-                if (asprintf(&w, "%s %s", method, path) >= 0 && strv_consume(&ap->writes, TAKE_PTR(w)) < 0)
-                        ap->writes_incomplete = true;
-        }
-        return 0;
+        if (!buf)
+                return -ENOMEM;
+        p = buf;
+        if (array)
+                *p++ = '[';
+        *p++ = '{';
+        p = json_quote(p, key);
+        *p++ = ':';
+        p = json_quote(p, value);
+        if (others && strlen(others) > 2) {
+                *p++ = ',';
+                memcpy(p, others + 1, strlen(others) - 1);  /* the members after '{', and the '}' */
+                p += strlen(others) - 1;
+        } else
+                *p++ = '}';
+        if (array)
+                *p++ = ']';
+        r.body = buf;
+        r.body_size = (size_t) (p - buf);
+        k = job_submit(j, &r);
+        erase_and_free(buf, cap);
+        return k;
 }
 
 static int save(Applier *ap) {
@@ -560,7 +631,6 @@ static int job_start(Job *j) {
                         _cleanup_free_ char *sesc = NULL;
                         char *value = NULL;
                         size_t size = 0;
-                        json_object *x;
 
                         if (!store)
                                 return job_finish(j, -ENXIO, "its secrets store is not available");
@@ -572,25 +642,16 @@ static int job_start(Job *j) {
                                 erase_and_free(value, size);
                                 return -ENOMEM;
                         }
-                        body = json_object_new_array();
-                        x = json_object_new_object();
-                        add_str(x, "name", a->name);
-                        add_str(x, "value", value);
-                        json_object_object_add(x, "scopes", s->scopes ? strv_json(s->scopes) : ({
+                        body = json_object_new_object();
+                        add_str(body, "name", a->name);
+                        json_object_object_add(body, "scopes", s->scopes ? strv_json(s->scopes) : ({
                                 json_object *d = json_object_new_array();
                                 json_object_array_add(d, json_object_new_string("workers"));
                                 d;
                         }));
-                        add_str(x, "comment", s->comment);
-                        json_object_array_add(body, x);
-                        r = job_request(j, "POST", j->path, NULL, body, NULL, NULL);
-                        /* The body was serialised at submission: wipe the value. */
+                        add_str(body, "comment", s->comment);
+                        r = job_request_secret(j, "POST", j->path, body, "value", value, true);
                         erase_and_free(value, size);
-                        {
-                                json_object *v = json_object_object_get(x, "value");
-                                if (v)
-                                        json_object_set_string(v, "");
-                        }
                         return r;
                 }
                 default:
@@ -655,16 +716,14 @@ static int job_start(Job *j) {
                                 return -ENOMEM;
                         }
                         body = json_object_new_object();
-                        add_str(body, "value", value);
                         json_object_object_add(body, "scopes", s->scopes ? strv_json(s->scopes) : ({
                                 json_object *d = json_object_new_array();
                                 json_object_array_add(d, json_object_new_string("workers"));
                                 d;
                         }));
                         add_str(body, "comment", s->comment);
-                        r = job_request(j, "PATCH", j->path, NULL, body, NULL, NULL);
+                        r = job_request_secret(j, "PATCH", j->path, body, "value", value, false);
                         erase_and_free(value, size);
-                        json_object_set_string(json_object_object_get(body, "value"), "");
                         return r;
                 }
                 default:
@@ -712,15 +771,13 @@ static int job_start(Job *j) {
                         return job_finish(j, r, err);
                 body = json_object_new_object();
                 add_str(body, "name", a->detail);
-                add_str(body, "text", value);
                 add_str(body, "type", "secret_text");
                 if (asprintf(&j->path, "workers/scripts/%s/secrets", esc) < 0) {
                         erase_and_free(value, size);
                         return -ENOMEM;
                 }
-                r = job_request(j, "PUT", j->path, NULL, body, NULL, NULL);
+                r = job_request_secret(j, "PUT", j->path, body, "text", value, false);
                 erase_and_free(value, size);
-                json_object_set_string(json_object_object_get(body, "text"), "");
                 return r;
         }
         case ACTION_DELETE_SECRET: {
