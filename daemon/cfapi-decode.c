@@ -219,12 +219,15 @@ int cf_errno_from_status(long http_status, bool success, const CfError *errors, 
 }
 
 /* Appends s to buf (capacity SUMMARY_MAX), replacing control characters
- * with spaces and truncating with "..." when full. */
+ * with spaces and truncating with "..." when full. Once truncated, *len
+ * is SUMMARY_MAX, so later appends add nothing (the "..." is written
+ * exactly once; found by fuzz-cfapi-envelope). */
 static void summary_append(char *buf, size_t *len, const char *s) {
         for (; *s; s++) {
                 if (*len + 4 >= SUMMARY_MAX) {
-                        memcpy(buf + *len, "...", 4);
-                        *len += 3;
+                        if (*len + 4 == SUMMARY_MAX)
+                                memcpy(buf + *len, "...", 4);
+                        *len = SUMMARY_MAX;
                         return;
                 }
                 buf[(*len)++] = iscntrl((unsigned char) *s) ? ' ' : *s;

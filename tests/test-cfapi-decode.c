@@ -332,6 +332,27 @@ START_TEST(test_multipart) {
 }
 END_TEST
 
+START_TEST(test_summary_truncation) {
+        /* Several long messages: the summary is truncated once, with "...",
+         * and later errors add nothing (a second "..." past the end was a
+         * stack overflow, found by fuzz-cfapi-envelope). */
+        char longmsg[700];
+        CfError errors[3];
+        _cleanup_free_ char *summary = NULL;
+
+        memset(longmsg, '#', sizeof longmsg - 1);
+        longmsg[sizeof longmsg - 1] = 0;
+        for (size_t i = 0; i < 3; i++)
+                errors[i] = (CfError) { .http_status = 400, .code = 1003 + (int) i, .message = longmsg };
+        summary = cf_errors_summary(400, errors, 3);
+        ck_assert_ptr_nonnull(summary);
+        ck_assert_uint_le(strlen(summary), 511);
+        ck_assert(endswith(summary, "..."));
+        ck_assert_ptr_null(strstr(summary, "[1004]"));
+        ck_assert(startswith(summary, "HTTP 400: [1003] ###"));
+}
+END_TEST
+
 START_TEST(test_escape) {
         _cleanup_free_ char *a = cfapi_escape("my script/ü 1"), *b = cfapi_escape("AZaz09-._~");
 
@@ -357,6 +378,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_retry_after);
         tcase_add_test(tc, test_multipart);
         tcase_add_test(tc, test_escape);
+        tcase_add_test(tc, test_summary_truncation);
         suite_add_tcase(s, tc);
         return s;
 }
