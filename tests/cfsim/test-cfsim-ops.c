@@ -599,7 +599,7 @@ START_TEST(test_rate_limit) {
 END_TEST
 
 START_TEST(test_persistence) {
-        char dir[] = "/tmp/cfsim-test-XXXXXX", state[256];
+        char dir[256], state[300];
         const char *args[] = { "--state", state, NULL };
         struct stat st;
         SimProc p;
@@ -608,6 +608,7 @@ START_TEST(test_persistence) {
         char *data;
         long n;
 
+        snprintf(dir, sizeof(dir), "%s/cfsim-test-XXXXXX", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
         ck_assert_ptr_nonnull(mkdtemp(dir));
         snprintf(state, sizeof(state), "%s/state.json", dir);
         ck_assert_int_eq(sim_test_start(&p, args), 0);
@@ -655,7 +656,7 @@ START_TEST(test_persistence) {
 
         /* No temporary files left; a corrupt file refuses to start. */
         {
-                char cmd[512];
+                char cmd[700];
 
                 snprintf(cmd, sizeof(cmd), "test \"$(ls -A %s)\" = state.json", dir);
                 ck_assert_int_eq(system(cmd), 0);
