@@ -1049,7 +1049,8 @@ static void run_finish(Engine *e) {
                 rep.result = RUN_RESULT_FAILED;
         else if (e->plan && e->plan->n_blocked > 0)
                 rep.result = e->mode == RUN_MODE_PLAN ? RUN_RESULT_CHANGES : RUN_RESULT_BLOCKED;
-        else if (e->mode == RUN_MODE_PLAN && e->plan && (plan_has_changes(e->plan) || e->plan->n_drift > 0))
+        else if (e->mode == RUN_MODE_PLAN && e->plan &&
+                 (plan_has_changes(e->plan) || e->plan->n_drift > 0 || e->plan->n_waiting > 0))
                 rep.result = RUN_RESULT_CHANGES;
         else if (e->plan && e->plan->n_drift > 0)
                 rep.result = RUN_RESULT_CHANGES;
