@@ -3,6 +3,7 @@
  * documents, Durable Object histories; then the canonical order and the
  * digests of a generation. */
 #include <ctype.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -334,6 +335,35 @@ static void check_dups(SpecCtx *c, const void *base, size_t n, size_t stride, si
 
 /* ---- references ---- */
 
+/* " (did you mean 'x'?)" for a name that is not there, from the names of
+ * base[0..n) at name_off; "" when nothing is close. Returns a static
+ * buffer, valid until the next call. */
+static const char *hint_from(const void *base, size_t n, size_t stride, size_t name_off, const char *name) {
+        static char buf[300];
+        const char *best = NULL;
+        unsigned best_d = UINT_MAX, limit;
+        size_t l = strlen(name);
+
+        limit = l <= 3 ? 1 : l <= 8 ? 2 : 3;
+        for (size_t i = 0; i < n; i++) {
+                const char *x = *(char *const *) ((const char *) base + i * stride + name_off);
+                unsigned d;
+
+                if (!x)
+                        continue;
+                d = spec_edit_distance(name, x);
+                if (d < best_d) {
+                        best_d = d;
+                        best = x;
+                }
+        }
+        if (!best || best_d > limit || strlen(best) > 200)
+                return "";
+        snprintf(buf, sizeof(buf), " (did you mean '%s'?)", best);
+        return buf;
+}
+#define HINT(arr, n, type, value) hint_from((arr), (n), sizeof(type), offsetof(type, name), (value))
+
 static const SecretsStore *find_default_store(const Generation *g) {
         for (size_t i = 0; i < g->n_secrets_stores; i++)
                 if (g->secrets_stores[i].is_default)
@@ -356,7 +386,8 @@ static const SecretsStore *resolve_store(SpecCtx *c, const Location *loc, const 
         }
         s = generation_find_store(c->g, store);
         if (!s)
-                spec_error_at(c, *loc, "%s: no SecretsStore named '%s'", what, store);
+                spec_error_at(c, *loc, "%s: no SecretsStore named '%s'%s", what, store,
+                              HINT(c->g->secrets_stores, c->g->n_secrets_stores, SecretsStore, store));
         return s;
 }
 
@@ -368,19 +399,23 @@ static void check_binding(SpecCtx *c, const Worker *w, Binding *b) {
         switch (b->kind) {
         case BINDING_KV_NAMESPACE:
                 if (b->target && !generation_find_kv(g, b->target))
-                        spec_error_at(c, b->loc, "%s: no KVNamespace named '%s'", what, b->target);
+                        spec_error_at(c, b->loc, "%s: no KVNamespace named '%s'%s", what, b->target,
+                                      HINT(g->kv_namespaces, g->n_kv_namespaces, KVNamespace, b->target));
                 break;
         case BINDING_R2_BUCKET:
                 if (b->target && !generation_find_r2(g, b->target))
-                        spec_error_at(c, b->loc, "%s: no R2Bucket named '%s'", what, b->target);
+                        spec_error_at(c, b->loc, "%s: no R2Bucket named '%s'%s", what, b->target,
+                                      HINT(g->r2_buckets, g->n_r2_buckets, R2Bucket, b->target));
                 break;
         case BINDING_D1:
                 if (b->target && !generation_find_d1(g, b->target))
-                        spec_error_at(c, b->loc, "%s: no D1Database named '%s'", what, b->target);
+                        spec_error_at(c, b->loc, "%s: no D1Database named '%s'%s", what, b->target,
+                                      HINT(g->d1_databases, g->n_d1_databases, D1Database, b->target));
                 break;
         case BINDING_QUEUE:
                 if (b->target && !generation_find_queue(g, b->target))
-                        spec_error_at(c, b->loc, "%s: no Queue named '%s'", what, b->target);
+                        spec_error_at(c, b->loc, "%s: no Queue named '%s'%s", what, b->target,
+                                      HINT(g->queues, g->n_queues, Queue, b->target));
                 break;
         case BINDING_DURABLE_OBJECT: {
                 const Worker *owner = w;
@@ -667,7 +702,8 @@ void spec_validate_generation(SpecCtx *c) {
                         if (!what)
                                 continue;
                         if (!generation_find_queue(g, q->queue)) {
-                                spec_error_at(c, q->loc, "consumer: no Queue named '%s'", q->queue);
+                                spec_error_at(c, q->loc, "consumer: no Queue named '%s'%s", q->queue,
+                                              HINT(g->queues, g->n_queues, Queue, q->queue));
                                 continue;
                         }
                         if (q->dead_letter_queue && !generation_find_queue(g, q->dead_letter_queue))
