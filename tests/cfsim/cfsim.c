@@ -2,7 +2,7 @@
  * bindery and the recorded clients use. See tests/cfsim/README.md.
  *
  *   cfsim --port N [--host 127.0.0.1] [--account-id ID] [--token T]
- *         [--state FILE] [--rate-limit N/SECONDS]
+ *         [--state FILE] [--rate-limit N/SECONDS] [--check-bindings]
  *
  * Prints "cfsim listening on http://HOST:PORT/client/v4" once ready and
  * serves until SIGTERM or SIGINT, saving the state first when --state is
@@ -21,13 +21,14 @@
 static void usage(FILE *f) {
         fprintf(f,
                 "Usage: cfsim --port N [--host ADDR] [--account-id ID] [--token TOKEN]\n"
-                "             [--state FILE] [--rate-limit N/SECONDS]\n"
+                "             [--state FILE] [--rate-limit N/SECONDS] [--check-bindings]\n"
                 "  --port N           TCP port; 0 picks a free one\n"
                 "  --host ADDR        listen address (default 127.0.0.1)\n"
                 "  --account-id ID    the one account served (default %s)\n"
                 "  --token TOKEN      require \"Authorization: Bearer TOKEN\"\n"
                 "  --state FILE       load state from FILE and save it there (atomically)\n"
-                "  --rate-limit N/S   allow N API requests per S seconds, then 429/971\n",
+                "  --rate-limit N/S   allow N API requests per S seconds, then 429/971\n"
+                "  --check-bindings   refuse bindings to KV/R2/D1/queues/store secrets that do not exist\n",
                 SIM_DEFAULT_ACCOUNT);
 }
 
@@ -82,12 +83,13 @@ int main(int argc, char **argv) {
                 { "token", required_argument, NULL, 't' },
                 { "state", required_argument, NULL, 's' },
                 { "rate-limit", required_argument, NULL, 'r' },
+                { "check-bindings", no_argument, NULL, 'c' },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
         const char *host = "127.0.0.1", *account = SIM_DEFAULT_ACCOUNT, *token = NULL, *state = NULL;
         unsigned port = 0, quota = 0, window = 0;
-        bool have_port = false;
+        bool have_port = false, check_bindings = false;
         struct MHD_Daemon *d;
         pthread_t saver;
         bool have_saver = false;
@@ -132,6 +134,9 @@ int main(int argc, char **argv) {
                         window = (unsigned) w;
                         break;
                 }
+                case 'c':
+                        check_bindings = true;
+                        break;
                 case 'h':
                         usage(stdout);
                         return 0;
@@ -154,6 +159,7 @@ int main(int argc, char **argv) {
                 return 1;
         }
         sim.rl_quota = quota;
+        sim.check_bindings = check_bindings;
         sim.rl_window = window;
         if (token && !(sim.token = strdup(token))) {
                 sim_done(&sim);

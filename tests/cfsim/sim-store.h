@@ -93,6 +93,9 @@ typedef struct Sim {
 
         /* Rate limit: 0 = off. Fixed window. */
         unsigned rl_quota, rl_window;
+
+        /* --check-bindings: bindings must name existing resources. */
+        bool check_bindings;
         uint64_t rl_window_start_usec;
         unsigned rl_used;
 } Sim;

@@ -522,7 +522,57 @@ static bool type_in(json_object *types, const char *type) {
  * hashed; a secret without a value keeps the previous one; keep_types and
  * (when keep_secrets) secret bindings not named carry over. Returns a new
  * array, or NULL after replying with the error(s). */
-static json_object *bindings_resolve(json_object *script, json_object *prev, json_object *reqb,
+/* With --check-bindings, every binding to a KV namespace, R2 bucket, D1
+ * database, queue or Secrets Store secret must name one that exists. The
+ * codes are cfsim's guesses except KV's 10041 (see README). */
+static void bindings_check_refs(Sim *sim, json_object *bindings, json_object *errors) {
+        for (size_t i = 0; i < json_object_array_length(bindings); i++) {
+                json_object *b = json_object_array_get_idx(bindings, i);
+                const char *type = sim_json_str(b, "type"), *name = sim_json_str(b, "name");
+
+                if (streq_ptr(type, "kv_namespace")) {
+                        const char *id = sim_json_str(b, "namespace_id");
+
+                        if (!id || !get(sim_coll(sim, "kv"), id))
+                                add_error(errors, 10041, "KV namespace '%s' is not valid. [binding '%s']", strna(id), name);
+                } else if (streq_ptr(type, "r2_bucket")) {
+                        const char *bucket = sim_json_str(b, "bucket_name"), *j = sim_json_str(b, "jurisdiction");
+                        char key[600];
+
+                        snprintf(key, sizeof(key), "%s/%s", j ? j : "default", strna(bucket));
+                        if (!bucket || !get(sim_coll(sim, "r2"), key))
+                                add_error(errors, 10085, "R2 bucket '%s' could not be found. [binding '%s']", strna(bucket), name);
+                } else if (streq_ptr(type, "d1")) {
+                        const char *id = sim_json_str(b, "database_id");
+
+                        if (!id || !get(sim_coll(sim, "d1"), id))
+                                add_error(errors, 10021, "D1 database '%s' could not be found. [binding '%s']", strna(id), name);
+                } else if (streq_ptr(type, "queue")) {
+                        const char *q = sim_json_str(b, "queue_name");
+                        bool found = false;
+
+                        SIM_FOREACH_VAL(sim_coll(sim, "queues"), qo)
+                                if (streq_ptr(sim_json_str(qo, "queue_name"), q))
+                                        found = true;
+                        if (!found)
+                                add_error(errors, 11000, "Queue '%s' does not exist. [binding '%s']", strna(q), name);
+                } else if (streq_ptr(type, "secrets_store_secret")) {
+                        json_object *st = get(sim_coll(sim, "stores"), sim_json_str(b, "store_id"));
+                        const char *sn = sim_json_str(b, "secret_name");
+                        bool found = false;
+
+                        if (st)
+                                SIM_FOREACH_VAL(get(st, "secrets"), se)
+                                        if (streq_ptr(sim_json_str(se, "name"), sn))
+                                                found = true;
+                        if (!found)
+                                add_error(errors, 10021, "Secrets Store secret '%s' in store '%s' could not be found. [binding '%s']",
+                                          strna(sn), strna(sim_json_str(b, "store_id")), name);
+                }
+        }
+}
+
+static json_object *bindings_resolve(Sim *sim, json_object *script, json_object *prev, json_object *reqb,
                                      json_object *keep_types, bool strict, bool keep_secrets, SimReply *rep) {
         json_object *out = json_object_new_array(), *errors = json_object_new_array();
         json_object *prev_b = get(prev, "bindings");
@@ -629,6 +679,11 @@ static json_object *bindings_resolve(json_object *script, json_object *prev, jso
                         continue;
                 if (type_in(keep_types, type) || (keep_secrets && is_secret_type(type)))
                         json_object_array_add(out, sim_copy(b));
+        }
+        if (sim->check_bindings) {
+                bindings_check_refs(sim, out, errors);
+                if (json_object_array_length(errors) > 0)
+                        goto fail;
         }
         json_object_put(errors);
         return out;
@@ -936,7 +991,7 @@ static void upload(Sim *sim, const SimRequest *req, SimReply *rep, bool deploy) 
                 return;
         prev = script ? version_latest(script) : NULL;
         strict = streq_ptr(sim_query(req, "bindings_inherit"), "strict");
-        bindings = bindings_resolve(script, prev, get(u.metadata, "bindings"), get(u.metadata, "keep_bindings"),
+        bindings = bindings_resolve(sim, script, prev, get(u.metadata, "bindings"), get(u.metadata, "keep_bindings"),
                                     strict, true, rep);
         if (!bindings)
                 return;
@@ -1179,7 +1234,7 @@ static void h_settings_patch(Sim *sim, const SimRequest *req, SimReply *rep) {
         if (!body)
                 return;
         if (get(body, "bindings")) {
-                bindings = bindings_resolve(script, live, get(body, "bindings"), get(body, "keep_bindings"),
+                bindings = bindings_resolve(sim, script, live, get(body, "bindings"), get(body, "keep_bindings"),
                                             streq_ptr(sim_query(req, "bindings_inherit"), "strict"), false, rep);
                 if (!bindings) {
                         json_object_put(body);

@@ -598,6 +598,44 @@ START_TEST(test_rate_limit) {
 }
 END_TEST
 
+START_TEST(test_check_bindings) {
+        static const char *const args[] = { "--check-bindings", NULL };
+        char meta[1024], kv[64], db[64], st[64];
+        SimProc p;
+        Resp *r;
+
+        ck_assert_int_eq(sim_test_start(&p, args), 0);
+        r = upload("w", NULL,
+                   "{\"main_module\":\"i.js\",\"bindings\":[{\"name\":\"K\",\"type\":\"kv_namespace\",\"namespace_id\":\"11111111111111111111111111111111\"},"
+                   "{\"name\":\"B\",\"type\":\"r2_bucket\",\"bucket_name\":\"nope\"},{\"name\":\"Q\",\"type\":\"queue\",\"queue_name\":\"nope\"}]}",
+                   "i.js", "export default {}");
+        ck_assert_error(r, 400, 10041);
+        ck_assert_uint_eq(jlen(r->json, "errors"), 3);
+        r = api("POST", "/storage/kv/namespaces", "{\"title\":\"k\"}");
+        snprintf(kv, sizeof(kv), "%s", jstr(r->json, "result.id"));
+        r = api("POST", "/d1/database", "{\"name\":\"d\"}");
+        snprintf(db, sizeof(db), "%s", jstr(r->json, "result.uuid"));
+        ck_assert_ok(api("POST", "/r2/buckets", "{\"name\":\"bucket\"}"));
+        ck_assert_ok(api("POST", "/queues", "{\"queue_name\":\"q\"}"));
+        r = api("POST", "/secrets_store/stores", "{\"name\":\"s\"}");
+        snprintf(st, sizeof(st), "%s", jstr(r->json, "result.id"));
+        ck_assert_ok(apif("POST", "[{\"name\":\"tok\",\"value\":\"v\",\"scopes\":[\"workers\"]}]", "/secrets_store/stores/%s/secrets", st));
+        snprintf(meta, sizeof(meta),
+                 "{\"main_module\":\"i.js\",\"bindings\":[{\"name\":\"K\",\"type\":\"kv_namespace\",\"namespace_id\":\"%s\"},"
+                 "{\"name\":\"B\",\"type\":\"r2_bucket\",\"bucket_name\":\"bucket\"},{\"name\":\"Q\",\"type\":\"queue\",\"queue_name\":\"q\"},"
+                 "{\"name\":\"D\",\"type\":\"d1\",\"id\":\"%s\"},"
+                 "{\"name\":\"T\",\"type\":\"secrets_store_secret\",\"store_id\":\"%s\",\"secret_name\":\"tok\"}]}",
+                 kv, db, st);
+        ck_assert_ok(upload("w", NULL, meta, "i.js", "export default {}"));
+        /* A deleted resource fails the next upload that keeps it. */
+        ck_assert_ok(apif("DELETE", NULL, "/d1/database/%s", db));
+        r = upload("w", NULL, "{\"main_module\":\"i.js\",\"bindings\":[{\"name\":\"D\",\"type\":\"inherit\"}]}", "i.js",
+                   "export default {}");
+        ck_assert_error(r, 400, 10021);
+        ck_assert_int_eq(sim_test_stop(&p), 0);
+}
+END_TEST
+
 START_TEST(test_persistence) {
         char dir[256], state[300];
         const char *args[] = { "--state", state, NULL };
@@ -707,6 +745,7 @@ static Suite *suite(void) {
         tcase_add_test(own, test_token_auth);
         tcase_add_test(own, test_rate_limit);
         tcase_add_test(own, test_persistence);
+        tcase_add_test(own, test_check_bindings);
         suite_add_tcase(s, own);
         return s;
 }
