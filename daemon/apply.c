@@ -252,8 +252,7 @@ json_object *apply_worker_metadata(const Generation *g, const Worker *w, const L
         json_object_array_add(keep, json_object_new_string("secret_text"));
         json_object_array_add(keep, json_object_new_string("secret_key"));
         json_object_object_add(m, "keep_bindings", keep);
-        if (w->tags)
-                json_object_object_add(m, "tags", strv_json(w->tags));
+        json_object_object_add(m, "tags", strv_json(w->tags));   /* [] clears tags set elsewhere */
         json_object_object_add(m, "logpush", json_object_new_boolean(w->logpush));
         if (w->observability.set) {
                 json_object *o = json_object_new_object();

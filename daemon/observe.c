@@ -122,6 +122,31 @@ int observe_parse_script_list(json_object *result, LiveState *live) {
                     set_str(&w->migration_tag, jstr(s, "migration_tag")) < 0 ||
                     set_str(&w->compatibility_date, jstr(s, "compatibility_date")) < 0)
                         return -ENOMEM;
+                {
+                        json_object *t = jget(s, "tags"), *lp = jget(s, "logpush"), *ob = jget(s, "observability");
+
+                        w->tags = strv_free(w->tags);
+                        w->tags_known = false;
+                        if (t && json_object_is_type(t, json_type_array)) {
+                                w->tags = calloc(1, sizeof(char *));
+                                if (!w->tags)
+                                        return -ENOMEM;
+                                for (size_t k = 0; k < json_object_array_length(t); k++) {
+                                        json_object *x = json_object_array_get_idx(t, k);
+
+                                        if (json_object_is_type(x, json_type_string) &&
+                                            strv_extend(&w->tags, json_object_get_string(x)) < 0)
+                                                return -ENOMEM;
+                                }
+                                strv_sort_uniq(w->tags);
+                                w->tags_known = true;
+                        } else if (t && json_object_is_type(t, json_type_null))
+                                w->tags_known = true;
+                        w->logpush = lp && json_object_is_type(lp, json_type_boolean) ? json_object_get_boolean(lp) : -1;
+                        ob = ob ? jget(ob, "enabled") : NULL;
+                        w->observability = ob && json_object_is_type(ob, json_type_boolean) ? json_object_get_boolean(ob)
+                                                                                             : -1;
+                }
         }
         live->workers_listed = true;
         return 0;

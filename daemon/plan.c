@@ -71,6 +71,7 @@ static void live_worker_done(LiveWorker *w) {
         free(w->modified_on);
         free(w->migration_tag);
         free(w->compatibility_date);
+        strv_free(w->tags);
         free(w->version_id);
         for (size_t i = 0; i < w->n_bindings; i++) {
                 free(w->bindings[i].name);
@@ -125,6 +126,8 @@ LiveWorker *live_state_add_worker(LiveState *s, const char *name) {
         s->n_workers = n;
         a[n - 1].name = copy;
         a[n - 1].subdomain = -1;
+        a[n - 1].logpush = -1;
+        a[n - 1].observability = -1;
         return &a[n - 1];
 }
 
@@ -1537,6 +1540,8 @@ static int plan_resource(Ctx *c, ResourceKind kind, const void *d) {
         return add_provider(c, kind, doc, (int) a->index, false);
 }
 
+static bool strv_equal_null(char * const *a, char * const *b);
+
 /* Appends "; text" to a growing reason. */
 static int reason_add(char **r, const char *fmt, ...) _printf_(2, 3);
 static int reason_add(char **r, const char *fmt, ...) {
@@ -1844,6 +1849,17 @@ static int plan_worker_main(Ctx *c, size_t wi) {
             !streq(w->compatibility_date, lw->compatibility_date))
                 if (reason_add(&drift_reason, "compatibility_date is %s, want %s", lw->compatibility_date,
                                w->compatibility_date) < 0)
+                        return -ENOMEM;
+        /* Script-level settings the list shows directly. */
+        if (lw && lw->tags_known && !strv_equal_null(lw->tags, w->tags))
+                if (reason_add(&drift_reason, "tags differ") < 0)
+                        return -ENOMEM;
+        if (lw && lw->logpush >= 0 && lw->logpush != (int) w->logpush)
+                if (reason_add(&drift_reason, "logpush is %s", lw->logpush ? "on" : "off") < 0)
+                        return -ENOMEM;
+        if (lw && w->observability.set && lw->observability >= 0 &&
+            lw->observability != (int) w->observability.enabled)
+                if (reason_add(&drift_reason, "observability is %s", lw->observability ? "on" : "off") < 0)
                         return -ENOMEM;
         if (lw && lw->detail) {
                 r = diff_bindings(c, w, lw, &drift_reason);

@@ -50,6 +50,10 @@ typedef struct LiveWorker {
         char *modified_on;
         char *migration_tag;
         char *compatibility_date;
+        char **tags;                /* from the list (NULL with tags_known: none) */
+        bool tags_known;
+        int logpush;                /* -1 unknown */
+        int observability;          /* observability.enabled; -1 unknown */
         /* Set by observe: a signal (new script, changed list entry, the
          * audit feed, full refresh) made it fetch the detail below. */
         bool dirty;

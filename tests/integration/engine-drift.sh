@@ -63,6 +63,14 @@ WANT=sha256:$(printf %s "$IT_API_KEY" | sha256sum | cut -d' ' -f1)
 secret_ok() { test "$(sim_state | jq -r '.scripts.api.versions[-1].bindings[] | select(.name=="API_KEY") | .text')" = "$WANT"; }
 repair_cycle "rotated secret" secret_ok
 
+# 3b. Script-level settings changed outside (PATCH /script-settings: no
+# new version, etag unchanged): tags and logpush, read from the list.
+api PATCH workers/scripts/api/script-settings -H 'content-type: application/json' \
+        -d '{"tags":["added-in-dashboard"],"logpush":true}' >/dev/null
+check_eq "drift 3b: etag unchanged" "$(etag)" "$E0"
+settings_ok() { test "$(api GET workers/scripts | jq -r '.result[] | select(.id=="api") | "\(.tags | length) \(.logpush)"')" = "0 false"; }
+repair_cycle "script settings" settings_ok
+
 # 4. A deleted KV namespace: recreated and rebound.
 KV=$(api GET storage/kv/namespaces | jq -r '.result[] | select(.title=="it-sessions") | .id')
 api DELETE "storage/kv/namespaces/$KV" >/dev/null
