@@ -68,6 +68,46 @@ http GET /v1/status
 check "fixed: generation ok again" [ "$(json 'd["generation"]["state"]')" = ok ]
 check "fixed: no errors left" [ "$(json 'len(d["generation"]["errors"])')" = 0 ]
 
+# 2b. watch details: editor temporaries and hidden files are ignored; a
+# directory created later is watched too (inotify is not recursive)
+wait_idle
+before=$(runs_count)
+printf 'junk: [\n' > "$work/spec/workers/.api.yaml.swp"
+printf 'junk: [\n' > "$work/spec/workers/api.yaml~"
+printf 'junk: [\n' > "$work/spec/workers/#api.yaml#"
+sleep 0.8
+http GET /v1/status
+check "editor temporaries and hidden files: no reload, no run" \
+	[ "$(runs_count)" = "$before" -a "$(json 'd["generation"]["state"]')" = ok ]
+rm -f "$work/spec/workers/.api.yaml.swp" "$work/spec/workers/api.yaml~" "$work/spec/workers/#api.yaml#"
+mkdir -p "$work/spec/more/deeper"
+sleep 0.3
+printf 'kind: KVNamespace\nname: cache\n' > "$work/spec/more/deeper/cache.yaml.tmp-edit"
+mv "$work/spec/more/deeper/cache.yaml.tmp-edit" "$work/spec/more/deeper/cache.yaml"
+seen=0
+for i in $(seq 100); do
+	if sim_state | grep -q '"cache"'; then seen=1; break; fi
+	sleep 0.02
+done
+check "a file renamed into a new subdirectory reaches cfsim (IN_MOVED_TO, new watch)" [ "$seen" = 1 ]
+sleep 0.5  # let the last debounced reload land before planning
+wait_idle
+
+# 2c. plan: a dry run through the engine, reused for a few seconds
+# (two requests back to back: the cache lives 5 s, python start-up is slow)
+http GET /v1/plan
+b1=$BODY s1=$STATUS
+http GET /v1/plan
+b2=$BODY
+BODY=$b1
+check "GET /v1/plan: 200 with a result ($s1, $(json 'd.get("result")'))" [ "$s1" = 200 -a "$(json 'd.get("result")')" = ok ]
+p1=$(json 'd["planned_at"]')
+BODY=$b2
+p2=$(json 'd["planned_at"]')
+check "GET /v1/plan again: the cached plan ($p1, $p2)" [ "$p2" = "$p1" ]
+http GET '/v1/plan?pretty'
+check "GET /v1/plan?pretty: text" [ "$STATUS" = 200 ]
+
 # 3. authentication
 http POST /v1/reconcile
 check "POST without a token: 401 ($STATUS)" [ "$STATUS" = 401 ]
@@ -138,7 +178,8 @@ else
 fi
 check "/metrics: runs by result" grep -q '^bindery_runs_total{result="ok"} [1-9]' "$work/metrics.prom"
 check "/metrics: API requests by code" grep -q '^bindery_api_requests_total{code="200"} [1-9]' "$work/metrics.prom"
-check "/metrics: generation info" grep -q "^bindery_generation_info{digest=\"$gen2\"} 1" "$work/metrics.prom"
+http GET /v1/status
+check "/metrics: generation info" grep -q "^bindery_generation_info{digest=\"$(json 'd["generation"]["digest"]')\"} 1" "$work/metrics.prom"
 
 # 7. SIGHUP: a bad config is kept out, the daemon keeps serving
 cp "$work/binderyd.yaml" "$work/binderyd.yaml.good"

@@ -14,6 +14,9 @@ setup
 start_cfsim
 many_workers "$WORKERS"
 write_config "concurrency: 8" "request_budget: 100000/5m"
+# The first script list stalls 2 s: the plan request below surely meets
+# the running reconcile.
+curl -s -X POST "$SIM/__sim/faults" -d '[{"method": "GET", "route": "/workers/scripts$", "kind": "stall", "seconds": 2, "count": 1}]' >/dev/null
 start_daemon
 
 # Sample /v1/status from the moment the daemon is up (its first reconcile
@@ -23,6 +26,12 @@ start_daemon
 curl -s -o /dev/null -w '%{http_code} %{time_total}\n' "$API/v1/status?n=[1-1000000]" > "$work/samples" 2>/dev/null &
 sampler=$!
 pids="$pids $sampler"
+# A plan while the reconcile runs must not delay it: 503 + Retry-After
+# (nothing cached yet).
+plan=$(curl -s -m 10 -D - -o /dev/null "$API/v1/plan" | tr -d '\r')
+pst=$(printf '%s\n' "$plan" | awk 'NR == 1 { print $2 }')
+check "GET /v1/plan during the reconcile: 503 with Retry-After ($pst)" \
+	[ "$pst" = 503 -a -n "$(printf '%s\n' "$plan" | grep -i '^Retry-After: [0-9]')" ]
 t0=$(now_ms)
 for i in $(seq 1200); do
 	http GET /v1/runs
