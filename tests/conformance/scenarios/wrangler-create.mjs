@@ -65,6 +65,22 @@ await scenario("wrangler-queues-create", async () => {
 	assert(list.out.includes("conf-queue"), "wrangler queues list does not show conf-queue");
 });
 
+await scenario("wrangler-resource-deletes", async () => {
+	const kv = (await listAll("/storage/kv/namespaces")).find((n) => n.title === "conf-kv");
+	assert(kv, "no 'conf-kv' namespace to delete (wrangler-kv-namespace-create failed?)");
+	await expectClientOk(wrangler(["kv", "namespace", "delete", "--namespace-id", kv.id, "-y"]));
+	await expectClientOk(wrangler(["r2", "bucket", "delete", "conf-bucket"]));
+	await expectClientOk(wrangler(["d1", "delete", "conf-db", "-y"]));
+	await expectClientOk(wrangler(["queues", "delete", "conf-queue"]));
+	const gone = [
+		["KV namespace conf-kv", (await listAll("/storage/kv/namespaces")).some((n) => n.title === "conf-kv")],
+		["R2 bucket conf-bucket", (await listAll("/r2/buckets", "buckets")).some((b) => b.name === "conf-bucket")],
+		["D1 database conf-db", (await listAll("/d1/database")).some((d) => d.name === "conf-db")],
+		["queue conf-queue", (await apiOk("GET", "/queues?page=1&per_page=100")).result.some((q) => q.queue_name === "conf-queue")],
+	].filter(([, still]) => still).map(([what]) => what);
+	assert(!gone.length, `still listed after the wrangler delete commands: ${gone.join(", ")}`);
+}, { needs: ["wrangler-kv-namespace-create", "wrangler-r2-bucket-create", "wrangler-d1-create", "wrangler-queues-create"] });
+
 await scenario("wrangler-wrong-token-rejected", async () => {
 	const res = wrangler(["kv", "namespace", "create", "conf-intruder"], { extraEnv: { CLOUDFLARE_API_TOKEN: "not-the-token" } });
 	assert(res.code !== 0, "wrangler with a wrong API token succeeded; cfsim must refuse it (cfsim runs with --token)");
