@@ -1131,6 +1131,13 @@ static void job_on_reply(Job *j, const CfReply *reply) {
                         (void) job_finish(j, r, NULL);
                 return;
         }
+        if (reply->error == -EEXIST && a->kind == ACTION_SET_CONSUMER && !a->remove) {
+                /* A retried attach whose first attempt landed: attached. */
+                r = job_success(j, NULL);
+                if (r < 0)
+                        (void) job_finish(j, r, NULL);
+                return;
+        }
         if (reply->error == -EEXIST && a->kind == ACTION_CREATE && a->resource_kind != RESOURCE_WORKER) {
                 /* An earlier attempt whose answer was lost, or a run killed
                  * after the call: the intent makes it ours. */
