@@ -209,6 +209,8 @@ typedef struct Server {
         pthread_cond_t cond;
         bool up;
         uint16_t port;
+        uint16_t port2;             /* second listener, if any */
+        bool ipv6;                  /* also listen on [::1] */
 } Server;
 
 static int on_stop(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -220,7 +222,7 @@ static int on_stop(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 static void *server_main(void *p) {
         Server *srv = p;
         sd_event_source *stop = NULL;
-        char *listen[] = { (char *) "127.0.0.1:0", NULL };
+        char *listen[] = { (char *) "127.0.0.1:0", srv->ipv6 ? (char *) "[::1]:0" : NULL, NULL };
 
         ck_assert_int_ge(sd_event_new(&srv->stub.event), 0);
         srv->settings.listen = listen;
@@ -231,6 +233,7 @@ static void *server_main(void *p) {
 
         pthread_mutex_lock(&srv->lock);
         srv->port = httpd_port(srv->stub.httpd, 0);
+        srv->port2 = httpd_port(srv->stub.httpd, 1);
         srv->up = true;
         pthread_cond_signal(&srv->cond);
         pthread_mutex_unlock(&srv->lock);
@@ -1011,6 +1014,51 @@ START_TEST(test_shutdown_answers_waiters) {
 }
 END_TEST
 
+static void with_ipv6(Server *s) {
+        s->ipv6 = true;
+}
+
+static bool have_ipv6_loopback(void) {
+        struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+        int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool ok = fd >= 0 && bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0;
+
+        if (fd >= 0)
+                close(fd);
+        return ok;
+}
+
+START_TEST(test_two_listeners_ipv6) {
+        Server *srv;
+        CURL *c;
+        char url[128];
+        long status = 0;
+
+        if (!have_ipv6_loopback()) {
+                fprintf(stderr, "SKIP test_two_listeners_ipv6: no IPv6 loopback\n");
+                return;
+        }
+        srv = server_start(NULL, with_ipv6);
+        ck_assert_uint_gt(srv->port2, 0);
+        c = curl_easy_init();
+        snprintf(url, sizeof(url), "http://[::1]:%u/healthz", srv->port2);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+        {
+                FILE *devnull = fopen("/dev/null", "w");
+
+                curl_easy_setopt(c, CURLOPT_WRITEDATA, devnull);
+                curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+                ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
+                fclose(devnull);
+        }
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        ck_assert_int_eq(status, 200);
+        curl_easy_cleanup(c);
+        server_stop(srv);
+}
+END_TEST
+
 static Suite *httpd_suite(void) {
         Suite *s = suite_create("httpd");
         TCase *tc = tcase_create("core");
@@ -1033,6 +1081,7 @@ static Suite *httpd_suite(void) {
         tcase_add_test(tc, test_webhook);
         tcase_add_test(tc, test_metrics_parse);
         tcase_add_test(tc, test_shutdown_answers_waiters);
+        tcase_add_test(tc, test_two_listeners_ipv6);
         suite_add_tcase(s, tc);
         return s;
 }
