@@ -36,8 +36,15 @@ for f in "$BINDERYD" "$CFSIM"; do
                 exit 1
         fi
 done
-command -v jq >/dev/null || { echo "jq is required"; echo "0 passed, 1 failed"; exit 1; }
-command -v curl >/dev/null || { echo "curl is required"; echo "0 passed, 1 failed"; exit 1; }
+# jq and curl (Debian packages) drive cfsim from the outside; without
+# them the test is skipped (exit 77), not failed.
+for tool in jq curl; do
+        if ! command -v "$tool" >/dev/null; then
+                echo "SKIP: $tool is not installed (apt-get install $tool)"
+                echo "0 passed, 0 failed"
+                exit 77
+        fi
+done
 
 ok() {
         n_pass=$((n_pass + 1))
