@@ -562,8 +562,8 @@ static int manager_reload(Manager *m) {
         } else {
                 if (!strv_equal(c->listen, m->config->listen))
                         log_notice("'listen' changed; restart the daemon to apply it.");
-                if (!streq(c->spec_dir, m->config->spec_dir))
-                        log_notice("'spec_dir' changed; restart the daemon to watch the new directory.");
+                if (!streq(c->state_dir, m->config->state_dir))
+                        log_notice("'state_dir' changed; restart the daemon to apply it.");
                 r = engine_set_config(m->engine, c);
                 if (r < 0)
                         log_error_errno(r, "Engine rejected the new configuration, keeping the old one: %m");
@@ -575,6 +575,16 @@ static int manager_reload(Manager *m) {
                                 m->old_configs = l;
                                 m->old_configs[m->n_old_configs++] = m->config;
                                 m->config = TAKE_PTR(c);
+                                if (!streq(m->config->spec_dir, m->old_configs[m->n_old_configs - 1]->spec_dir)) {
+                                        /* A new spec directory: watch it instead. */
+                                        m->watch = watch_free(m->watch);
+                                        r = watch_new(&m->watch, m->event, m->config->spec_dir, DEBOUNCE_USEC,
+                                                      on_spec_changed, m);
+                                        if (r < 0)
+                                                log_warning_errno(r, "Cannot watch '%s', ignoring: %m",
+                                                                  m->config->spec_dir);
+                                        log_info("Now watching spec directory '%s'.", m->config->spec_dir);
+                                }
                                 if (!m->options->log_level)
                                         log_set_max_level(m->config->log_level);
                                 (void) sd_event_source_set_time_relative(m->interval,

@@ -194,6 +194,20 @@ kill -HUP "$DAEMON_PID"
 sleep 0.5
 check "SIGHUP: configuration reloaded" grep -q 'Configuration reloaded' "$work/binderyd.log"
 
+# SIGHUP with a new spec_dir: loaded, reconciled and watched from then on
+cp -r "$work/spec" "$work/spec2"
+sed -i 's/STAGE: staging/STAGE: from-spec2/' "$work/spec2/workers/api.yaml"
+sed -i "s|^spec_dir: .*|spec_dir: $work/spec2|" "$work/binderyd.yaml"
+kill -HUP "$DAEMON_PID"
+seen=0
+for i in $(seq 100); do sim_state | grep -q '"from-spec2"' && { seen=1; break; }; sleep 0.05; done
+check "SIGHUP with a new spec_dir: its spec reaches cfsim" [ "$seen" = 1 ]
+wait_idle
+sed -i 's/STAGE: from-spec2/STAGE: edited-in-spec2/' "$work/spec2/workers/api.yaml"
+seen=0
+for i in $(seq 100); do sim_state | grep -q '"edited-in-spec2"' && { seen=1; break; }; sleep 0.02; done
+check "the new spec_dir is watched" [ "$seen" = 1 ]
+
 # 8. SIGTERM
 stop_daemon
 rc=$?
