@@ -1,0 +1,176 @@
+/* test-apply.c: the worker upload metadata (cloudflare-api.md §2.2) built
+ * from a hand-made generation and ledger. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apply.h"
+#include "util.h"
+
+static Generation *gen(void) {
+        Generation *g = calloc(1, sizeof(Generation));
+        Worker *w;
+
+        g->spec_dir = strdup("/spec");
+        g->kv_namespaces = calloc(1, sizeof(KVNamespace));
+        g->n_kv_namespaces = 1;
+        g->kv_namespaces[0].name = strdup("cache");
+        g->d1_databases = calloc(1, sizeof(D1Database));
+        g->n_d1_databases = 1;
+        g->d1_databases[0].name = strdup("db");
+        g->workers = calloc(1, sizeof(Worker));
+        g->n_workers = 1;
+        w = &g->workers[0];
+        w->name = strdup("api");
+        w->main_module = strdup("index.js");
+        w->compatibility_date = strdup("2025-06-01");
+        w->workers_dev = -1;
+        w->bindings = calloc(5, sizeof(Binding));
+        w->n_bindings = 5;
+        w->bindings[0] = (Binding) { .name = strdup("CACHE"), .kind = BINDING_KV_NAMESPACE, .target = strdup("cache") };
+        w->bindings[1] = (Binding) { .name = strdup("DB"), .kind = BINDING_D1, .target = strdup("db") };
+        w->bindings[2] = (Binding) { .name = strdup("KEY"), .kind = BINDING_SECRET,
+                                     .secret = { SECRET_SOURCE_ENV, strdup("X") } };
+        w->bindings[3] = (Binding) { .name = strdup("LIMITS"), .kind = BINDING_JSON, .json = strdup("{\"a\":1}") };
+        w->bindings[4] = (Binding) { .name = strdup("STAGE"), .kind = BINDING_PLAIN_TEXT, .text = strdup("prod") };
+        w->do_classes = calloc(2, sizeof(DurableObjectClass));
+        w->n_do_classes = 2;
+        w->do_classes[0] = (DurableObjectClass) { .class_name = strdup("A"), .sqlite = true };
+        w->do_classes[1] = (DurableObjectClass) { .class_name = strdup("B"), .sqlite = false };
+        return g;
+}
+
+static const char *s(json_object *o, const char *k) {
+        json_object *v;
+
+        return json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : NULL;
+}
+
+static json_object *binding(json_object *m, const char *name) {
+        json_object *b = json_object_object_get(m, "bindings");
+
+        for (size_t i = 0; i < json_object_array_length(b); i++)
+                if (streq_ptr(s(json_object_array_get_idx(b, i), "name"), name))
+                        return json_object_array_get_idx(b, i);
+        return NULL;
+}
+
+START_TEST(test_metadata) {
+        _cleanup_(generation_freep) Generation *g = gen();
+        _cleanup_(ledger_freep) Ledger *l = ledger_new();
+        _cleanup_(live_state_freep) LiveState *live = live_state_new();
+        LedgerEntry *e;
+        char *err = NULL;
+        json_object *m, *keep;
+        Action a = {};
+
+        e = ledger_ensure(l, RESOURCE_KV_NAMESPACE, "cache");
+        e->id = strdup("kv-1");
+        e = ledger_ensure(l, RESOURCE_D1_DATABASE, "db");
+        e->id = strdup("d1-uuid");
+
+        m = apply_worker_metadata(g, &g->workers[0], l, live, NULL, &err);
+        ck_assert_ptr_nonnull(m);
+        ck_assert_str_eq(s(m, "main_module"), "index.js");
+        ck_assert_str_eq(s(m, "compatibility_date"), "2025-06-01");
+        keep = json_object_object_get(m, "keep_bindings");
+        ck_assert_uint_eq(json_object_array_length(keep), 2);
+        ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(keep, 0)), "secret_text");
+        ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(keep, 1)), "secret_key");
+        ck_assert_ptr_null(binding(m, "KEY"));   /* secrets never in the metadata */
+        ck_assert_str_eq(s(binding(m, "CACHE"), "type"), "kv_namespace");
+        ck_assert_str_eq(s(binding(m, "CACHE"), "namespace_id"), "kv-1");
+        ck_assert_str_eq(s(binding(m, "DB"), "database_id"), "d1-uuid");
+        ck_assert_str_eq(json_object_to_json_string_ext(json_object_object_get(binding(m, "LIMITS"), "json"),
+                                                        JSON_C_TO_STRING_PLAIN),
+                         "{\"a\":1}");
+        ck_assert_str_eq(s(binding(m, "STAGE"), "text"), "prod");
+        ck_assert_uint_eq(json_object_array_length(json_object_object_get(m, "tags")), 0);
+        ck_assert(!json_object_object_get_ex(m, "migrations", NULL));
+        json_object_put(m);
+
+        /* Automatic migration: new classes by storage. */
+        a.old_tag = NULL;
+        a.new_tag = (char *) "bindery-x";
+        a.auto_new_classes = (char *[]) { (char *) "A", (char *) "B", NULL };
+        m = apply_worker_metadata(g, &g->workers[0], l, live, &a, &err);
+        ck_assert_ptr_nonnull(m);
+        {
+                json_object *mig = json_object_object_get(m, "migrations"), *st;
+
+                ck_assert_ptr_nonnull(mig);
+                ck_assert_ptr_null(s(mig, "old_tag"));
+                ck_assert_str_eq(s(mig, "new_tag"), "bindery-x");
+                st = json_object_array_get_idx(json_object_object_get(mig, "steps"), 0);
+                ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(
+                                         json_object_object_get(st, "new_sqlite_classes"), 0)),
+                                 "A");
+                ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(
+                                         json_object_object_get(st, "new_classes"), 0)),
+                                 "B");
+        }
+        json_object_put(m);
+
+        /* A binding whose target is not available is an error, not a guess. */
+        ledger_remove(l, RESOURCE_KV_NAMESPACE, "cache");
+        m = apply_worker_metadata(g, &g->workers[0], l, live, NULL, &err);
+        ck_assert_ptr_null(m);
+        ck_assert_ptr_nonnull(err);
+        ck_assert_ptr_nonnull(strstr(err, "CACHE"));
+        free(err);
+}
+END_TEST
+
+START_TEST(test_explicit_steps) {
+        _cleanup_(generation_freep) Generation *g = gen();
+        _cleanup_(ledger_freep) Ledger *l = ledger_new();
+        _cleanup_(live_state_freep) LiveState *live = live_state_new();
+        Worker *w = &g->workers[0];
+        char *err = NULL;
+        Action a = { .old_tag = (char *) "v1", .new_tag = (char *) "v3" };
+        json_object *m, *steps;
+
+        w->n_bindings = 0; /* no targets needed here; bindings freed by the generation */
+        w->migrations = calloc(3, sizeof(MigrationStep));
+        w->n_migrations = 3;
+        w->migrations[0].tag = strdup("v1");
+        w->migrations[1].tag = strdup("v2");
+        w->migrations[1].renamed_classes = calloc(1, sizeof(RenamedClass));
+        w->migrations[1].n_renamed_classes = 1;
+        w->migrations[1].renamed_classes[0] = (RenamedClass) { strdup("Old"), strdup("New") };
+        w->migrations[2].tag = strdup("v3");
+        ck_assert_int_eq(strv_extend(&w->migrations[2].deleted_classes, "Gone"), 0);
+        m = apply_worker_metadata(g, w, l, live, &a, &err);
+        ck_assert_ptr_nonnull(m);
+        steps = json_object_object_get(json_object_object_get(m, "migrations"), "steps");
+        ck_assert_uint_eq(json_object_array_length(steps), 2);  /* v2 and v3, not v1 */
+        ck_assert_str_eq(s(json_object_array_get_idx(json_object_object_get(json_object_array_get_idx(steps, 0),
+                                                                            "renamed_classes"),
+                                                     0),
+                           "to"),
+                         "New");
+        ck_assert_str_eq(s(json_object_object_get(m, "migrations"), "old_tag"), "v1");
+        json_object_put(m);
+        w->n_bindings = 5;
+}
+END_TEST
+
+static Suite *apply_suite(void) {
+        Suite *su = suite_create("apply");
+        TCase *tc = tcase_create("metadata");
+
+        tcase_add_test(tc, test_metadata);
+        tcase_add_test(tc, test_explicit_steps);
+        suite_add_tcase(su, tc);
+        return su;
+}
+
+int main(void) {
+        SRunner *sr = srunner_create(apply_suite());
+        int failed;
+
+        srunner_run_all(sr, CK_ENV);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
