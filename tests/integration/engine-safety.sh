@@ -130,7 +130,10 @@ check_eq "state of one API URL refused against another: exit 3" "$RC" 3
 cp "$TMP/good.yaml" "$TMP/binderyd.yaml"
 
 # ---- half-written spec: a generation replaced within prune_settle ----
-write_config "prune: true" "prune_settle: 3s"
+# The CLI dates a generation by its files' modification times; time
+# passing is simulated by ageing them (touch -d), so the test does not
+# depend on how fast a loaded machine runs it.
+write_config "prune: true" "prune_settle: 30s"
 { worker_doc w-other; worker_doc squatter "adopt: true" "bindings:" "  S: { kv_namespace: squat-kv }"; worker_doc w-late; } >"$TMP/spec/workers.yaml"
 bd apply
 check_eq "settle: setup exits 0" "$RC" 0
@@ -141,8 +144,9 @@ check_eq "settle: a fresh generation deletes nothing (exit 0)" "$RC" 0
 check "settle: w-late still exists" script_exists w-late
 check_eq "settle: no deletes" "$(sim_route 'DELETE /accounts/:account_id/workers/scripts/:script_name')" 0
 bd plan
-check "settle: plan says it waits" grep -q "waits until the spec has been stable for 3s" "$TMP/out"
-sleep 3.2
+check "settle: plan says it waits" grep -q "waits until the spec has been stable for 30s" "$TMP/out"
+check_eq "settle: plan exits 2 while a deletion waits" "$RC" 2
+find "$TMP/spec" -type f -exec touch -d '-40 seconds' {} +
 bd apply
 check_eq "settle: after prune_settle the deletion runs" "$RC" 0
 check_eq "settle: w-late deleted" "$(api GET workers/scripts | jq '[.result[] | select(.id=="w-late")] | length')" 0
