@@ -814,6 +814,7 @@ static int on_listener_timer(sd_event_source *s, uint64_t usec, void *userdata) 
         return on_listener_io(NULL, -1, 0, userdata);
 }
 
+_printf_(2, 0)
 static void log_mhd(void *cls, const char *fmt, va_list ap) {
         char buf[512];
 

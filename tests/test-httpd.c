@@ -574,7 +574,7 @@ START_TEST(test_auth_constant_time) {
         char first[128], last[128];
         double a, b;
 
-        snprintf(first, sizeof(first), "Authorization: Bearer X%s", TOKEN + 1);
+        snprintf(first, sizeof(first), "Authorization: Bearer X%s", &TOKEN[1]);
         snprintf(last, sizeof(last), "Authorization: Bearer %.*sX", (int) strlen(TOKEN) - 1, TOKEN);
         a = median_401(srv, first);
         b = median_401(srv, last);
