@@ -117,8 +117,10 @@ fi
 
 start_sim() { # log file
 	local out=$1 url=
+	# --check-bindings: like Cloudflare, refuse bindings to resources that do
+	# not exist; every scenario creates what it binds first.
 	"$cfsim" --host 127.0.0.1 --port 0 --account-id "$account" --token "$token" \
-		>"$out" 2>&1 &
+		--check-bindings >"$out" 2>&1 &
 	sim_pid=$!
 	for _ in $(seq 100); do
 		url=$(sed -n 's/^cfsim listening on \(http:[^ ]*\).*$/\1/p' "$out" | head -1)
