@@ -10,7 +10,8 @@
 # token through LoadCredential, runs as a DynamicUser, writes its
 # StateDirectory, logs structured fields to the journal, reconciles a small
 # spec into cfsim (and an edit without a trigger), reloads on `systemctl
-# reload`, is socket-activated by binderyd.socket, and stops cleanly.
+# reload`, is socket-activated by binderyd.socket, feeds its watchdog (and
+# a frozen daemon is killed by it and restarted), and stops cleanly.
 #
 # Needs root and systemd-nspawn (package systemd-container); skips (77),
 # loudly, without them and under BINDERY_SANITIZED=1. KEEP=1 keeps the
@@ -249,6 +250,28 @@ check "binderyd served the socket systemd passed" \
 	sh -c "nsenter -t $pid1 -a -- journalctl -u binderyd.service --no-pager | grep -q 'socket(s) passed by systemd'"
 ct systemctl stop binderyd.service binderyd.socket
 check "stopped cleanly again (Result=success)" [ "$(ct systemctl show -P Result binderyd.service)" = success ]
+
+# ---- the watchdog is fed: WatchdogSec=1s, 2.5 s later same process ----
+ct mkdir -p /run/systemd/system/binderyd.service.d
+printf '[Service]\nWatchdogSec=1s\nRestartSec=200ms\n' | ct tee /run/systemd/system/binderyd.service.d/watchdog.conf >/dev/null
+ct systemctl daemon-reload
+ct systemctl start binderyd.service
+wpid=$(ct systemctl show -P MainPID binderyd.service)
+sleep 2.5
+check "WatchdogSec=1s: after 2.5 s the same process is active, no watchdog kill" \
+	[ "$(ct systemctl show -P MainPID binderyd.service)" = "$wpid" -a "$(ct systemctl is-active binderyd.service)" = active -a "$(ct systemctl show -P WatchdogUSec binderyd.service)" = 1s ]
+# and enforced: a frozen daemon is killed and restarted
+ct kill -STOP "$wpid"
+restarted=0
+for _ in $(seq 100); do
+	[ "$(ct systemctl show -P NRestarts binderyd.service)" -ge 1 ] 2>/dev/null && { restarted=1; break; }
+	sleep 0.1
+done
+check "a frozen daemon (SIGSTOP) is killed by the watchdog and restarted" \
+	sh -c "[ $restarted = 1 ] && nsenter -t $pid1 -a -- journalctl -u binderyd.service --no-pager | grep -q 'Watchdog timeout'"
+for _ in $(seq 100); do [ "$(ct systemctl is-active binderyd.service)" = active ] && break; sleep 0.1; done
+ct systemctl stop binderyd.service
+check "stopped cleanly after the watchdog checks (Result=success)" [ "$(ct systemctl show -P Result binderyd.service)" = success ]
 
 echo "    journal excerpt:"
 ct journalctl -u binderyd.service --no-pager -n 8 | sed 's/^/      /'
