@@ -6,6 +6,7 @@
 #include "util.h"
 
 #define MODULE_MAX_SIZE (64U * 1024U * 1024U)
+#define APPLY_FLUSH_INTERVAL_USEC (50U * 1000U)
 
 typedef struct Job Job;
 
@@ -33,6 +34,7 @@ struct Applier {
         sd_event *event;
         sd_event_source *defer;
         sd_event_source *flush;         /* saves the state once for a batch of successes */
+        uint64_t last_flush_usec;
 };
 
 typedef enum JobStep {
@@ -1214,6 +1216,7 @@ static int on_flush(sd_event_source *s, void *userdata) {
         if (ap->dead)
                 return 0;
         r = save(ap);
+        ap->last_flush_usec = now_monotonic_usec();
         for (size_t i = 0; i < ap->plan->n_actions; i++) {
                 ApplyResult *res = &ap->results[i];
 
@@ -1232,6 +1235,10 @@ static int on_flush(sd_event_source *s, void *userdata) {
         return 0;
 }
 
+static int on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        return on_flush(s, userdata);
+}
+
 /* A success recorded in the ledger: it counts as done once the state is
  * saved. Successes that arrive together share one save (the flush runs
  * at idle priority, after every pending completion). */
@@ -1245,7 +1252,13 @@ static int job_recorded(Job *j) {
         free(j->path);
         free(j);
         if (!ap->flush) {
-                r = sd_event_add_defer(ap->event, &ap->flush, on_flush, ap);
+                /* At most one save per APPLY_FLUSH_INTERVAL: a big apply
+                 * would otherwise rewrite a large state file hundreds of
+                 * times; slots free up at once, only dependents wait. */
+                uint64_t now = now_monotonic_usec(), at = ap->last_flush_usec + APPLY_FLUSH_INTERVAL_USEC;
+
+                r = sd_event_add_time(ap->event, &ap->flush, CLOCK_MONOTONIC, at > now ? at : 0, 1,
+                                      on_flush_timer, ap);
                 if (r < 0)
                         return on_flush(NULL, ap), 0;
                 (void) sd_event_source_set_priority(ap->flush, SD_EVENT_PRIORITY_IDLE);
