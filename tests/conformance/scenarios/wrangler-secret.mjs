@@ -5,7 +5,7 @@
  * cfsim must keep only a hash of each value.
  */
 import {
-	api, apiOk, assert, pathsOf, expectClientOk, fixture, scenario, settingsBindings, sha256, simState,
+	api, apiOk, assert, expectBinding, pathsOf, expectClientOk, fixture, scenario, settingsBindings, sha256, simState,
 	summary, wrangler,
 } from "../lib/sim.mjs";
 
@@ -62,6 +62,27 @@ await scenario("wrangler-secret-survives-deploy", async () => {
 	assert(names.includes("MY_SECRET:secret_text"),
 		`a deploy whose metadata does not mention MY_SECRET dropped it: secrets are [${names}] ` +
 		"(cloudflare-clients.md §3: secrets set with 'wrangler secret put' must survive a deploy that does not mention them)");
+}, { needs: ["wrangler-secret-put-new-worker"] });
+
+await scenario("wrangler-versions-secret-put", async () => {
+	/*
+	 * Copies the latest version with one more secret: GET .../versions/<id>,
+	 * GET .../script-settings, GET .../content/v2?version=<id> (the modules,
+	 * multipart), then POST .../versions with inherit bindings and the modules.
+	 */
+	const { result: before } = await apiOk("GET", `/workers/scripts/${W}/versions`);
+	const known = new Set((before.items || []).map((v) => v.id));
+	await expectClientOk(wrangler(["versions", "secret", "put", "VSECRET"], { cwd: dir, input: "v-secret-value" }));
+	const { result: after } = await apiOk("GET", `/workers/scripts/${W}/versions`);
+	const fresh = (after.items || []).filter((v) => !known.has(v.id));
+	assert(fresh.length === 1, `GET /workers/scripts/${W}/versions: ${fresh.length} new versions after 'versions secret put', expected 1`);
+	const { result: ver } = await apiOk("GET", `/workers/scripts/${W}/versions/${fresh[0].id}`);
+	const vb = ver && ver.resources && ver.resources.bindings || [];
+	const where = `GET /workers/scripts/${W}/versions/${fresh[0].id}`;
+	expectBinding(vb, "VSECRET", { type: "secret_text" }, where);
+	expectBinding(vb, "MY_SECRET", { type: "secret_text" }, where);
+	const text = JSON.stringify(await simState());
+	assert(!text.includes("v-secret-value"), "GET /__sim/state shows VSECRET's value in plain text");
 }, { needs: ["wrangler-secret-put-new-worker"] });
 
 await scenario("wrangler-delete", async () => {
