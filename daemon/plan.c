@@ -1107,7 +1107,44 @@ int plan_worker_digest(const Generation *g, const Worker *w, const LiveState *li
 
         if (!f)
                 return -ENOMEM;
-        fprintf(f, "worker %s\n", w->digest);
+        {
+                /* What an upload carries, from the worker's canonical JSON:
+                 * not its schedules, workers.dev, consumers, policy or
+                 * secret references (those have their own actions), so a
+                 * change to them never re-uploads the code. */
+                _cleanup_(plan_json_unrefp) json_object *j = worker_to_json(w);
+                _cleanup_(plan_json_unrefp) json_object *keep = NULL;
+                json_object *b = NULL;
+                _cleanup_free_ char *canon = NULL;
+
+                if (!j) {
+                        fclose(f);
+                        free(buf);
+                        return -ENOMEM;
+                }
+                json_object_object_del(j, "crons");
+                json_object_object_del(j, "workers_dev");
+                json_object_object_del(j, "consumers");
+                json_object_object_del(j, "policy");
+                if (json_object_object_get_ex(j, "bindings", &b) && json_object_is_type(b, json_type_array)) {
+                        keep = json_object_new_array();
+                        for (size_t i = 0; keep && i < json_object_array_length(b); i++) {
+                                json_object *x = json_object_array_get_idx(b, i);
+
+                                if (!streq_ptr(json_str(x, "type"), "secret_text"))
+                                        json_object_array_add(keep, json_object_get(x));
+                        }
+                        if (keep)
+                                json_object_object_add(j, "bindings", TAKE_PTR(keep));
+                }
+                canon = plan_json_canonical(j);
+                if (!canon) {
+                        fclose(f);
+                        free(buf);
+                        return -ENOMEM;
+                }
+                fprintf(f, "worker %s\n", canon);
+        }
         for (size_t i = 0; i < w->n_bindings && r >= 0; i++) {
                 const Binding *b = &w->bindings[i];
                 _cleanup_free_ char *v = NULL, *st = NULL, *c = NULL;
