@@ -103,6 +103,15 @@ bd apply
 check_eq "unchanged: no secrets call" "$(sim_route 'PUT /accounts/:account_id/workers/scripts/:script_name/secrets')" 0
 check_eq "unchanged: 0 writes" "$(sim_writes)" 0
 
+# A schedule change is one schedules call, no upload.
+sed -i 's|^crons: \["\*/5 \* \* \* \*"\]|crons: ["*/10 * * * *"]|' "$TMP/spec/workers.yaml"
+sim_reset_counters
+bd apply
+check_eq "cron change exits 0" "$RC" 0
+check_eq "cron change: one write" "$(sim_writes)" 1
+check_eq "cron change: PUT schedules" "$(sim_route 'PUT /accounts/:account_id/workers/scripts/:script_name/schedules')" 1
+check_eq "cron change: cfsim has the new cron" "$(sim_state | jq -r '.scripts.api.schedules | map(.cron) | join(",")')" "*/10 * * * *"
+
 # A Secrets Store secret rotation: one PATCH, no upload.
 export IT_STORE_SECRET=$C5
 sim_reset_counters
