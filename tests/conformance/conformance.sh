@@ -16,7 +16,8 @@
 #
 # Usage: conformance.sh [SCENARIO-FILE-NAME...]   (default: all of them)
 # Environment: CONFORMANCE_KEEP=1 keeps the work directory for inspection;
-# CFSIM=PATH runs another cfsim binary; CONFORMANCE_DEBUG=1 makes wrangler
+# CFSIM=PATH runs another cfsim binary; CONFORMANCE_JOBS=N runs N scenario
+# files at once (default 2); CONFORMANCE_DEBUG=1 makes wrangler
 # log every request and response into the kept client logs.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -uo pipefail
@@ -77,7 +78,9 @@ chmod 0700 "$work"
 sim_pid=
 cleanup() {
 	trap - EXIT INT TERM
-	[ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
+	local j
+	for j in $(jobs -p); do kill "$j" 2>/dev/null; done
+	wait 2>/dev/null
 	if [ "${CONFORMANCE_KEEP:-0}" = 1 ]; then
 		echo "# work directory kept: $work"
 	else
@@ -86,7 +89,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-mkdir -p "$work/home" "$work/tmp" "$work/xdg" "$work/wrangler-logs"
+mkdir -p "$work/home" "$work/tmp"
 cp -r "$here/fixtures" "$work/fixtures"
 chmod -R u+w "$work/fixtures"
 
@@ -100,8 +103,7 @@ unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY all_proxy \
 	CLOUDFLARE_API_KEY CLOUDFLARE_EMAIL CF_API_TOKEN CF_API_KEY CF_EMAIL \
 	CF_ACCOUNT_ID CF_API_BASE_URL NODE_OPTIONS WRANGLER_LOG
 export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
-export HOME="$work/home" TMPDIR="$work/tmp" XDG_CONFIG_HOME="$work/xdg"
-export WRANGLER_LOG_PATH="$work/wrangler-logs"
+export HOME="$work/home" TMPDIR="$work/tmp"
 export WRANGLER_SEND_METRICS=false WRANGLER_SEND_ERROR_REPORTS=false
 export WRANGLER_HIDE_BANNER=true CI=true
 export ALCHEMY_CI_STATE_STORE_CHECK=false ALCHEMY_TELEMETRY_DISABLED=1
@@ -144,37 +146,32 @@ stop_sim() {
 	sim_pid=
 }
 
-passed=0
-failed=0
-logs="$builddir/tests/conformance/logs"
-rm -rf "$logs"
-if [ $# -gt 0 ]; then
-	files=()
-	for f in "$@"; do files+=("$here/scenarios/${f%.mjs}.mjs"); done
-else
-	files=("$here"/scenarios/*.mjs)
-fi
-
-for file in "${files[@]}"; do
+# Runs one scenario file against its own cfsim, in a subshell of its own
+# (its cfsim, HOME and TMPDIR are private to it).  Writes the file's report
+# to $work/NAME.report and "PASSED FAILED" to $work/NAME.counts.
+run_file() { # file
+	local file=$1 name log t0 rc p f
 	name=$(basename "$file" .mjs)
 	log="$work/$name.out"
 	t0=$SECONDS
+	trap 'stop_sim' EXIT
+	trap 'exit 1' INT TERM
+	export CONFORMANCE_SCENARIO_DIR="$work/$name"
+	export HOME="$work/$name/.home" TMPDIR="$work/$name/.tmp" XDG_CONFIG_HOME="$work/$name/.xdg"
+	export WRANGLER_LOG_PATH="$work/$name/.wrangler-logs"
+	mkdir -p "$HOME" "$TMPDIR" "$XDG_CONFIG_HOME" "$WRANGLER_LOG_PATH"
+	exec >"$work/$name.report" 2>&1
 	if ! start_sim "$work/$name.cfsim.log"; then
 		echo "FAIL: $name (cfsim did not start: $(tail -1 "$work/$name.cfsim.log" 2>/dev/null))"
-		failed=$((failed + 1))
-		stop_sim
-		continue
+		echo "0 1" >"$work/$name.counts"
+		return
 	fi
-	export CONFORMANCE_SCENARIO_DIR="$work/$name"
-	mkdir -p "$CONFORMANCE_SCENARIO_DIR"
 	timeout -k 5 600 node "$file" >"$log" 2>&1
 	rc=$?
 	# Result lines from the scenario file; detail lines ("  ...") follow a FAIL.
 	grep -E '^(PASS|FAIL): |^  ' "$log"
 	p=$(grep -c '^PASS: ' "$log")
 	f=$(grep -c '^FAIL: ' "$log")
-	passed=$((passed + p))
-	failed=$((failed + f))
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 		if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
 			echo "FAIL: $name (timed out after 600 s)"
@@ -182,13 +179,13 @@ for file in "${files[@]}"; do
 			echo "FAIL: $name (scenario script exited $rc)"
 		fi
 		tail -15 "$log" | sed 's/^/  | /'
-		failed=$((failed + 1))
+		f=$((f + 1))
 	fi
 	if ! kill -0 "$sim_pid" 2>/dev/null; then
 		wait "$sim_pid" 2>/dev/null
 		echo "FAIL: $name-cfsim-alive (cfsim exited during the scenario, status $?)"
 		tail -5 "$work/$name.cfsim.log" | sed 's/^/  | /'
-		failed=$((failed + 1))
+		f=$((f + 1))
 		sim_pid=
 	fi
 	# cfsim's request log, for a kept work directory.
@@ -202,6 +199,61 @@ for file in "${files[@]}"; do
 		echo "# $name: client and cfsim logs in $logs/$name/"
 	fi
 	echo "# $name: $((SECONDS - t0)) s"
+	echo "$p $f" >"$work/$name.counts"
+}
+
+passed=0
+failed=0
+logs="$builddir/tests/conformance/logs"
+rm -rf "$logs"
+if [ $# -gt 0 ]; then
+	files=()
+	for f in "$@"; do files+=("$here/scenarios/${f%.mjs}.mjs"); done
+else
+	files=("$here"/scenarios/*.mjs)
+fi
+
+# Scenario files run CONFORMANCE_JOBS at a time (default 2: most of a
+# client call is node loading its bundle on one core).  Reports are
+# printed whole, in the order the files finish.
+jobs=${CONFORMANCE_JOBS:-2}
+printed=()
+print_done() {
+	local file name
+	for file in "${files[@]}"; do
+		name=$(basename "$file" .mjs)
+		[ -f "$work/$name.counts" ] || continue
+		case " ${printed[*]} " in *" $name "*) continue ;; esac
+		printed+=("$name")
+		cat "$work/$name.report"
+		read -r p f <"$work/$name.counts"
+		passed=$((passed + p))
+		failed=$((failed + f))
+	done
+}
+running=0
+for file in "${files[@]}"; do
+	if [ ! -f "$file" ]; then
+		echo "FAIL: $(basename "$file" .mjs) (no such scenario file: $file)"
+		failed=$((failed + 1))
+		continue
+	fi
+	if [ "$running" -ge "$jobs" ]; then
+		wait -n
+		running=$((running - 1))
+		print_done
+	fi
+	( run_file "$file" ) &
+	running=$((running + 1))
+done
+wait
+print_done
+for file in "${files[@]}"; do
+	name=$(basename "$file" .mjs)
+	if [ -f "$file" ] && [ ! -f "$work/$name.counts" ]; then
+		echo "FAIL: $name (the runner lost it: no report)"
+		failed=$((failed + 1))
+	fi
 done
 
 echo "# conformance suite: $SECONDS s in all"
