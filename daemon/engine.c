@@ -16,6 +16,8 @@
 
 #define META_AUDIT_LAST "engine.audit.last"
 #define META_AUDIT_SEEN "engine.audit.seen"
+#define META_OWN_WRITES "engine.own_writes"
+#define OWN_WRITES_MAX 2000
 #define META_REFRESH_LAST "engine.refresh.last"
 #define META_REFRESH_CURSOR "engine.refresh.cursor"
 #define META_EXTRAS_PREFIX "engine.x."
@@ -63,6 +65,8 @@ struct Engine {
         size_t n_psecrets;
         char **refresh;
         char **audit_seen_new;
+        char **own_writes_left;         /* own writes whose audit entries were not seen yet */
+        bool post_audit_done;
         uint64_t audit_checked_usec;
         bool audit_ok;
         char *error;
@@ -363,6 +367,8 @@ static void run_reset(Engine *e) {
         e->n_psecrets = 0;
         e->refresh = strv_free(e->refresh);
         e->audit_seen_new = strv_free(e->audit_seen_new);
+        e->own_writes_left = strv_free(e->own_writes_left);
+        e->post_audit_done = false;
         e->error = mfree(e->error);
         e->run_id = mfree(e->run_id);
         e->text = mfree(e->text);
@@ -610,10 +616,20 @@ static void save_audit_position(Engine *e) {
                 (void) state_set_meta(e->state, META_AUDIT_SEEN, json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN));
                 json_object_put(a);
         }
+        {
+                json_object *a = json_object_new_array();
+                size_t n = strv_length(e->own_writes_left), from = n > OWN_WRITES_MAX ? n - OWN_WRITES_MAX : 0;
+
+                for (size_t i = from; i < n; i++)
+                        json_object_array_add(a, json_object_new_string(e->own_writes_left[i]));
+                (void) state_set_meta(e->state, META_OWN_WRITES,
+                                      n > 0 ? json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN) : NULL);
+                json_object_put(a);
+        }
 }
 
-static char **load_audit_seen(State *s) {
-        const char *v = state_get_meta(s, META_AUDIT_SEEN);
+static char **load_meta_strv(State *s, const char *key) {
+        const char *v = state_get_meta(s, key);
         json_object *j = v ? json_tokener_parse(v) : NULL;
         char **l = calloc(1, sizeof(char *));
 
@@ -633,17 +649,6 @@ typedef struct PostReq {
         bool audit;
 } PostReq;
 
-static bool uri_matches(const char *uri, const char *path) {
-        size_t n, pn = strlen(path);
-        const char *q;
-
-        if (!uri)
-                return false;
-        q = strchr(uri, '?');
-        n = q ? (size_t) (q - uri) : strlen(uri);
-        return n > pn && uri[n - pn - 1] == '/' && strncmp(uri + n - pn, path, pn) == 0;
-}
-
 static void post_done(Engine *e) {
         if (--e->post_pending > 0)
                 return;
@@ -659,6 +664,13 @@ static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
         if (reply->error == -ECANCELED)
                 return; /* the engine is going away */
         if (reply->error < 0) {
+                if (audit) {
+                        char * const *writes = apply_writes(e->applier);
+
+                        for (size_t k = 0; writes && writes[k]; k++)
+                                if (strv_extend(&e->own_writes_left, writes[k]) < 0)
+                                        break;
+                }
                 post_done(e);
                 return;
         }
@@ -694,11 +706,8 @@ static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
                                 if (json_object_object_get_ex(raw, "uri", &v))
                                         uri = json_object_get_string(v);
                         }
-                        for (size_t k = 0; method && k < nw; k++) {
-                                const char *sp = strchr(writes[k], ' ');
-
-                                if (used[k] || !sp || strncmp(writes[k], method, (size_t) (sp - writes[k])) != 0 ||
-                                    strlen(method) != (size_t) (sp - writes[k]) || !uri_matches(uri, sp + 1))
+                        for (size_t k = 0; k < nw; k++) {
+                                if (used[k] || !observe_audit_matches(method, uri, writes[k]))
                                         continue;
                                 used[k] = true;
                                 if (strv_extend(&e->audit_seen_new, id) < 0)
@@ -706,6 +715,12 @@ static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
                                 break;
                         }
                 }
+                /* Writes whose entries have not shown up yet are matched
+                 * by later cycles instead of being taken for drift. */
+                for (size_t k = 0; used && k < nw; k++)
+                        if (!used[k] && strv_extend(&e->own_writes_left, writes[k]) < 0)
+                                break;
+                e->post_audit_done = true;
                 e->audit_checked_usec = now_realtime_usec();
         }
         post_done(e);
@@ -852,6 +867,7 @@ static void on_observed(ObserveResult *res, void *userdata) {
         e->audit_ok = res->audit_ok;
         e->audit_checked_usec = res->audit_checked_usec;
         e->audit_seen_new = TAKE_PTR(res->audit_seen);
+        e->own_writes_left = TAKE_PTR(res->own_writes_left);
 
         r = compute_secret_hmacs(e);
         if (r < 0)
@@ -1147,7 +1163,7 @@ static void run_finish(Engine *e) {
 }
 
 int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_done_t done, void *userdata) {
-        _cleanup_strv_free_ char **seen = NULL;
+        _cleanup_strv_free_ char **seen = NULL, **own = NULL;
         const char *last;
         uint64_t last_usec = 0;
         ObserveRequest req;
@@ -1181,7 +1197,8 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
         r = pick_refresh(e, e->started_usec);
         if (r < 0)
                 return r;
-        seen = load_audit_seen(e->state);
+        seen = load_meta_strv(e->state, META_AUDIT_SEEN);
+        own = load_meta_strv(e->state, META_OWN_WRITES);
         last = state_get_meta(e->state, META_AUDIT_LAST);
         if (last && safe_atou64(last, &last_usec) < 0)
                 last_usec = 0;
@@ -1190,6 +1207,7 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
                 .ledger = e->ledger,
                 .audit_last_usec = last_usec,
                 .audit_seen = seen,
+                .own_writes = own,
                 .refresh = e->refresh,
                 .priority = o->mode == RUN_MODE_PLAN ? CFAPI_PRIORITY_LOW : CFAPI_PRIORITY_NORMAL,
                 .now_usec = e->started_usec,

@@ -33,6 +33,7 @@ struct Observer {
         const Ledger *ledger;
         uint64_t audit_last_usec;
         char **audit_seen;
+        char **own_writes;
         char **refresh;
         CfPriority priority;
         uint64_t now_usec;
@@ -52,11 +53,13 @@ void observe_result_done(ObserveResult *r) {
         r->message = NULL;
         r->live = live_state_free(r->live);
         r->audit_seen = strv_free(r->audit_seen);
+        r->own_writes_left = strv_free(r->own_writes_left);
 }
 
 static void observer_destroy(Observer *o) {
         observe_result_done(&o->res);
         strv_free(o->audit_seen);
+        strv_free(o->own_writes);
         strv_free(o->refresh);
         json_object_put(o->audit);
         free(o);
@@ -288,6 +291,20 @@ static char *url_unescape(const char *s, size_t n) {
         return r;
 }
 
+bool observe_audit_matches(const char *method, const char *uri, const char *write) {
+        const char *sp = write ? strchr(write, ' ') : NULL, *q, *path;
+        size_t n, pn;
+
+        if (!method || !uri || !sp || strlen(method) != (size_t) (sp - write) ||
+            strncmp(write, method, (size_t) (sp - write)) != 0)
+                return false;
+        path = sp + 1;
+        pn = strlen(path);
+        q = strchr(uri, '?');
+        n = q ? (size_t) (q - uri) : strlen(uri);
+        return n > pn && uri[n - pn - 1] == '/' && strncmp(uri + n - pn, path, pn) == 0;
+}
+
 int observe_audit_script(const char *uri, char **ret, bool *ret_secrets) {
         const char *p, *end;
         size_t n;
@@ -440,12 +457,17 @@ static int start_details(Observer *o) {
         LiveState *live = o->res.live;
         _cleanup_strv_free_ char **flagged = NULL, **secret_flagged = NULL;
 
+        size_t n_own = strv_length(o->own_writes);
+        _cleanup_free_ bool *own_used = calloc(n_own + 1, sizeof(bool));
+
+        if (!own_used)
+                return -ENOMEM;
         /* The audit feed: writes we have not processed yet. */
         for (size_t i = 0; o->audit && i < json_object_array_length(o->audit); i++) {
                 json_object *e = json_object_array_get_idx(o->audit, i);
                 const char *id = jstr(e, "id"), *method = jstr(jget(e, "raw"), "method");
                 _cleanup_free_ char *script = NULL;
-                bool secrets = false;
+                bool secrets = false, own = false;
                 int r;
 
                 if (id && strv_extend(&o->res.audit_seen, id) < 0)
@@ -453,6 +475,11 @@ static int start_details(Observer *o) {
                 if (id && strv_contains(o->audit_seen, id))
                         continue;
                 if (method && streq(method, "GET"))
+                        continue;
+                for (size_t k = 0; k < n_own && !own; k++)
+                        if (!own_used[k] && observe_audit_matches(method, jstr(jget(e, "raw"), "uri"), o->own_writes[k]))
+                                own_used[k] = own = true;
+                if (own)
                         continue;
                 r = observe_audit_script(jstr(jget(e, "raw"), "uri"), &script, &secrets);
                 if (r < 0)
@@ -465,6 +492,9 @@ static int start_details(Observer *o) {
                         return -ENOMEM;
         }
         strv_sort_uniq(o->res.audit_seen);
+        for (size_t k = 0; k < n_own; k++)
+                if (!own_used[k] && strv_extend(&o->res.own_writes_left, o->own_writes[k]) < 0)
+                        return -ENOMEM;
 
         for (size_t i = 0; i < live->n_workers; i++) {
                 LiveWorker *w = &live->workers[i];
@@ -757,8 +787,9 @@ int observe_start(CfApi *api, const ObserveRequest *req, observe_done_t done, vo
         o->phase = 1;
         o->audit_seen = strv_copy(req->audit_seen ?: (char *[]) { NULL });
         o->refresh = strv_copy(req->refresh ?: (char *[]) { NULL });
+        o->own_writes = strv_copy(req->own_writes ?: (char *[]) { NULL });
         o->res.live = live_state_new();
-        if (!o->audit_seen || !o->refresh || !o->res.live) {
+        if (!o->audit_seen || !o->refresh || !o->own_writes || !o->res.live) {
                 observer_destroy(o);
                 return -ENOMEM;
         }

@@ -32,6 +32,9 @@ typedef struct ObserveRequest {
          * and the entry ids already processed in the overlap window */
         uint64_t audit_last_usec;
         char * const *audit_seen;
+        /* "METHOD path" of bindery's own earlier writes whose audit entries
+         * were not seen yet (ingestion lag): matched, never drift */
+        char * const *own_writes;
         char * const *refresh;          /* workers due in the full refresh this cycle */
         CfPriority priority;
         uint64_t now_usec;
@@ -43,6 +46,7 @@ typedef struct ObserveResult {
         LiveState *live;                /* owned by the result */
         uint64_t audit_checked_usec;    /* the new audit position */
         char **audit_seen;              /* every entry id returned (processed) */
+        char **own_writes_left;         /* own writes still not matched */
         bool audit_ok;
         unsigned n_requests;
         unsigned n_details;             /* workers read in detail */
@@ -65,6 +69,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Observer *, observe_free);
 int observe_parse_script_list(json_object *result, LiveState *live);
 int observe_parse_bindings(json_object *bindings, LiveWorker *lw);
 int observe_parse_resources(ResourceKind kind, json_object *items, LiveState *live, const char *store_id);
+/* Whether an audit entry (method, raw.uri) is the write "METHOD path"
+ * (path relative to the account, as bindery sent it). */
+bool observe_audit_matches(const char *method, const char *uri, const char *write) _pure_;
 /* The script an audit entry's raw.uri names, and whether it is a secrets
  * write. Returns 1 and *ret (caller frees) if it names a script, 0 if not. */
 int observe_audit_script(const char *uri, char **ret, bool *ret_secrets);

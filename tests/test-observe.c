@@ -143,6 +143,20 @@ START_TEST(test_audit_uri) {
 }
 END_TEST
 
+START_TEST(test_audit_matches) {
+        ck_assert(observe_audit_matches("PUT", "/accounts/a/workers/scripts/api/secrets", "PUT workers/scripts/api/secrets"));
+        ck_assert(observe_audit_matches("DELETE", "/client/v4/accounts/a/workers/scripts/api?force=true",
+                                        "DELETE workers/scripts/api"));
+        ck_assert(!observe_audit_matches("POST", "/accounts/a/workers/scripts/api/secrets",
+                                         "PUT workers/scripts/api/secrets"));
+        ck_assert(!observe_audit_matches("PUT", "/accounts/a/workers/scripts/xapi", "PUT workers/scripts/api"));
+        ck_assert(!observe_audit_matches("PUT", "/accounts/a/workers/scripts/api/secrets", "PUT workers/scripts/api"));
+        ck_assert(!observe_audit_matches("PUTX", "/accounts/a/workers/scripts/api", "PUT workers/scripts/api"));
+        ck_assert(!observe_audit_matches(NULL, "/x", "PUT x"));
+        ck_assert(!observe_audit_matches("PUT", "/x", "no-space"));
+}
+END_TEST
+
 static Suite *observe_suite(void) {
         Suite *s = suite_create("observe");
         TCase *tc = tcase_create("decode");
@@ -151,6 +165,7 @@ static Suite *observe_suite(void) {
         tcase_add_test(tc, test_bindings);
         tcase_add_test(tc, test_resources);
         tcase_add_test(tc, test_audit_uri);
+        tcase_add_test(tc, test_audit_matches);
         suite_add_tcase(s, tc);
         return s;
 }
