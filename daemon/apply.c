@@ -164,12 +164,11 @@ static json_object *migration_step_json(const MigrationStep *m) {
 json_object *apply_worker_metadata(const Generation *g, const Worker *w, const Ledger *ledger, const LiveState *live,
                                    const Action *a, char **reterr) {
         _cleanup_(plan_json_unrefp) json_object *m = json_object_new_object();
-        json_object *bindings = json_object_new_array(), *keep = json_object_new_array();
+        json_object *bindings = json_object_new_array(), *keep;
 
         *reterr = NULL;
-        if (!m || !bindings || !keep) {
+        if (!m || !bindings) {
                 json_object_put(bindings);
-                json_object_put(keep);
                 return NULL;
         }
         add_str(m, "main_module", w->main_module ?: (w->n_modules > 0 ? w->modules[0].name : NULL));
@@ -251,6 +250,9 @@ json_object *apply_worker_metadata(const Generation *g, const Worker *w, const L
         }
         add_str(m, "compatibility_date", w->compatibility_date);
         json_object_object_add(m, "compatibility_flags", strv_json(w->compatibility_flags));
+        keep = json_object_new_array();
+        if (!keep)
+                return NULL;
         json_object_array_add(keep, json_object_new_string("secret_text"));
         json_object_array_add(keep, json_object_new_string("secret_key"));
         json_object_object_add(m, "keep_bindings", keep);
