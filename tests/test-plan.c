@@ -1112,6 +1112,192 @@ START_TEST(test_store_secret) {
 }
 END_TEST
 
+
+START_TEST(test_kv_rename) {
+        _cleanup_(generation_freep) Generation *g = gen_new();
+        _cleanup_(live_state_freep) LiveState *l = live_listed();
+        _cleanup_(ledger_freep) Ledger *d = ledger_new();
+        PlanPolicy p = policy();
+        KVNamespace *k = add_kv(g, "cache");
+
+        k->title = strdup("new-title");
+        live_state_add_resource(l, RESOURCE_KV_NAMESPACE, "kv1", "old-title");
+        own(d, RESOURCE_KV_NAMESPACE, "cache", "old-title", "kv1");
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+                const Action *u = find(plan, ACTION_UPDATE, "new-title");
+
+                ck_assert_ptr_nonnull(u);
+                ck_assert(!u->drift);
+                ck_assert_str_eq(u->id, "kv1");
+        }
+        /* Renamed outside bindery: the ledger says new-title, live says other. */
+        free(ledger_find(d, RESOURCE_KV_NAMESPACE, "cache")->name);
+        ledger_find(d, RESOURCE_KV_NAMESPACE, "cache")->name = strdup("new-title");
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+                const Action *u = find(plan, ACTION_UPDATE, "new-title");
+
+                ck_assert_ptr_nonnull(u);
+                ck_assert(u->drift);
+        }
+        g->kv_namespaces[0].policy.drift = DRIFT_REPORT;
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+                ck_assert_ptr_nonnull(find(plan, ACTION_DRIFT_REPORT, "new-title"));
+                ck_assert_uint_eq(plan->n_changes, 0);
+        }
+}
+END_TEST
+
+START_TEST(test_suspend_external_worker) {
+        _cleanup_(generation_freep) Generation *g = gen_new();
+        _cleanup_(live_state_freep) LiveState *l = live_listed();
+        _cleanup_(ledger_freep) Ledger *d = ledger_new();
+        PlanPolicy p = policy();
+        Worker *w;
+
+        w = add_worker(g, "paused");
+        w->policy.suspend = true;
+        w = add_worker(g, "theirs");
+        w->policy.external = true;
+        live_state_add_worker(l, "theirs");
+        _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+        ck_assert_uint_eq(plan->n_changes, 0);
+        ck_assert_uint_eq(plan->n_blocked, 0);
+        ck_assert_ptr_nonnull(strstr(find(plan, ACTION_NOOP, "paused")->reason, "suspended"));
+        ck_assert_ptr_nonnull(strstr(find(plan, ACTION_NOOP, "theirs")->reason, "external"));
+}
+END_TEST
+
+START_TEST(test_worker_blocked_by_missing_external) {
+        _cleanup_(generation_freep) Generation *g = gen_new();
+        _cleanup_(live_state_freep) LiveState *l = live_listed();
+        _cleanup_(ledger_freep) Ledger *d = ledger_new();
+        PlanPolicy p = policy();
+        KVNamespace *k = add_kv(g, "shared");
+        Worker *w;
+
+        k->policy.external = true;
+        w = add_worker(g, "api");
+        add_target(w, "S", BINDING_KV_NAMESPACE, "shared");
+        _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+        const Action *b = find(plan, ACTION_BLOCKED, "api");
+
+        ck_assert_ptr_nonnull(b);
+        ck_assert_ptr_nonnull(strstr(b->reason, "blocked"));
+        ck_assert_uint_eq(plan->n_changes, 0);
+}
+END_TEST
+
+START_TEST(test_intent_worker_with_migration) {
+        _cleanup_(generation_freep) Generation *g = gen_new();
+        _cleanup_(live_state_freep) LiveState *l = live_listed();
+        _cleanup_(ledger_freep) Ledger *d = ledger_new();
+        PlanPolicy p = policy();
+        Worker *w = add_worker(g, "counter");
+        LiveWorker *lw;
+
+        add_class(w, "Counter");
+        w->migrations = calloc(1, sizeof(MigrationStep));
+        w->n_migrations = 1;
+        w->migrations[0].tag = strdup("v1");
+        ck_assert_int_eq(strv_extend(&w->migrations[0].new_sqlite_classes, "Counter"), 0);
+        /* Killed after the upload, before the record: the script carries v1. */
+        lw = live_state_add_worker(l, "counter");
+        lw->migration_tag = strdup("v1");
+        ck_assert_int_eq(ledger_add_intent(d, RESOURCE_WORKER, "counter", "run-9"), 0);
+        _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+        const Action *ad = find(plan, ACTION_ADOPT, "counter"), *up = find(plan, ACTION_UPLOAD, "counter");
+
+        ck_assert_ptr_nonnull(ad);
+        ck_assert_ptr_nonnull(up);                      /* a plain upload: no migration again */
+        ck_assert_ptr_null(find(plan, ACTION_MIGRATE, "counter"));
+        ck_assert_ptr_null(find(plan, ACTION_CREATE, "counter"));
+        ck_assert_uint_eq(plan->n_blocked, 0);
+}
+END_TEST
+
+START_TEST(test_service_dependency_only_on_create) {
+        _cleanup_(generation_freep) Generation *g = gen_new();
+        _cleanup_(live_state_freep) LiveState *l = live_listed();
+        _cleanup_(ledger_freep) Ledger *d = ledger_new();
+        PlanPolicy p = policy();
+        Worker *a = add_worker(g, "front"), *b;
+
+        add_binding(a, "AUTH", BINDING_SERVICE)->service = strdup("auth");
+        b = add_worker(g, "auth");
+        a = &g->workers[0];
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+                ck_assert(depends(find(plan, ACTION_CREATE, "front"), find(plan, ACTION_CREATE, "auth")));
+        }
+        /* auth exists and only changes: front does not wait for it. */
+        live_state_add_worker(l, "auth");
+        own(d, RESOURCE_WORKER, "auth", "auth", "auth")->digest = strdup("old");
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+                const Action *fa = find(plan, ACTION_CREATE, "front"), *au = find(plan, ACTION_UPLOAD, "auth");
+
+                ck_assert_ptr_nonnull(fa);
+                ck_assert_ptr_nonnull(au);
+                ck_assert(!depends(fa, au));
+        }
+        (void) b;
+}
+END_TEST
+
+START_TEST(test_digest_ignores_non_upload_changes) {
+        _cleanup_(generation_freep) Generation *g = gen_new();
+        _cleanup_(live_state_freep) LiveState *l = live_listed();
+        _cleanup_(ledger_freep) Ledger *d = ledger_new();
+        Worker *w = add_worker(g, "api");
+        char d1[65], d2[65];
+
+        add_secret(w, "K", "cred-a");
+        ck_assert_int_eq(plan_worker_digest(g, w, l, d, false, d1, NULL), 0);
+        ck_assert_int_eq(strv_extend(&w->crons, "0 * * * *"), 0);
+        w->workers_dev = 1;
+        w->policy.drift = DRIFT_REPORT;
+        w->policy.adopt = true;
+        free(w->bindings[0].secret.ref);
+        w->bindings[0].secret.ref = strdup("cred-b");
+        ck_assert_int_eq(plan_worker_digest(g, w, l, d, false, d2, NULL), 0);
+        ck_assert_str_eq(d1, d2);
+        free(w->compatibility_date);
+        w->compatibility_date = strdup("2026-01-01");
+        ck_assert_int_eq(plan_worker_digest(g, w, l, d, false, d2, NULL), 0);
+        ck_assert_str_ne(d1, d2);
+}
+END_TEST
+
+START_TEST(test_store_secret_deletion_policy) {
+        _cleanup_(generation_freep) Generation *g = gen_new();
+        _cleanup_(live_state_freep) LiveState *l = live_listed();
+        _cleanup_(ledger_freep) Ledger *d = ledger_new();
+        PlanPolicy p = policy();
+        LedgerEntry *e = own(d, RESOURCE_SECRETS_STORE_SECRET, "tok", "tok", "sid");
+        LiveResource *r = live_state_add_resource(l, RESOURCE_SECRETS_STORE_SECRET, "sid", "tok");
+
+        r->store_id = strdup("st");
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+                ck_assert_uint_eq(plan->n_deletes, 0);  /* prune off */
+        }
+        p.prune = true;
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+                ck_assert_uint_eq(plan->n_deletes, 1);  /* not data: goes with the spec when pruning */
+        }
+        p.prune = false;
+        e->deletion = DELETION_DELETE;
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+                ck_assert_uint_eq(plan->n_deletes, 1);
+        }
+}
+END_TEST
+
 static Suite *plan_suite(void) {
         Suite *s = suite_create("plan");
         TCase *tc = tcase_create("core");
@@ -1144,6 +1330,13 @@ static Suite *plan_suite(void) {
         tcase_add_test(tc, test_ledger_json_roundtrip);
         tcase_add_test(tc, test_unknown_binding_type_is_diff_not_crash);
         tcase_add_test(tc, test_store_secret);
+        tcase_add_test(tc, test_kv_rename);
+        tcase_add_test(tc, test_suspend_external_worker);
+        tcase_add_test(tc, test_worker_blocked_by_missing_external);
+        tcase_add_test(tc, test_intent_worker_with_migration);
+        tcase_add_test(tc, test_service_dependency_only_on_create);
+        tcase_add_test(tc, test_digest_ignores_non_upload_changes);
+        tcase_add_test(tc, test_store_secret_deletion_policy);
         suite_add_tcase(s, tc);
         return s;
 }
