@@ -687,18 +687,20 @@ static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
         } else if (reply->result && json_object_is_type(reply->result, json_type_array)) {
                 /* Entries for our own writes are processed; anything else
                  * stays unseen for the next observe. */
-                char * const *writes = apply_writes(e->applier);
-                size_t nw = strv_length(writes);
-                _cleanup_free_ bool *used = calloc(nw + 1, sizeof(bool));
+                _cleanup_(plan_json_unrefp) json_object *counts = observe_write_counts(apply_writes(e->applier)),
+                                                        *seen = json_object_new_object();
 
-                for (size_t i = 0; used && i < json_object_array_length(reply->result); i++) {
+                for (size_t i = 0; seen && e->audit_seen_new && e->audit_seen_new[i]; i++)
+                        json_object_object_add(seen, e->audit_seen_new[i], NULL);
+                for (size_t i = 0; counts && seen && i < json_object_array_length(reply->result); i++) {
                         json_object *x = json_object_array_get_idx(reply->result, i), *raw, *v;
                         const char *id, *method = NULL, *uri = NULL;
+                        _cleanup_free_ char *key = NULL;
 
                         if (!json_object_object_get_ex(x, "id", &v))
                                 continue;
                         id = json_object_get_string(v);
-                        if (strv_contains(e->audit_seen_new, id))
+                        if (json_object_object_get_ex(seen, id, NULL))
                                 continue;
                         if (json_object_object_get_ex(x, "raw", &raw)) {
                                 if (json_object_object_get_ex(raw, "method", &v))
@@ -706,20 +708,13 @@ static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
                                 if (json_object_object_get_ex(raw, "uri", &v))
                                         uri = json_object_get_string(v);
                         }
-                        for (size_t k = 0; k < nw; k++) {
-                                if (used[k] || !observe_audit_matches(method, uri, writes[k]))
-                                        continue;
-                                used[k] = true;
-                                if (strv_extend(&e->audit_seen_new, id) < 0)
-                                        break;
+                        key = observe_audit_write_key(method, uri);
+                        if (key && observe_write_take(counts, key) && strv_extend(&e->audit_seen_new, id) < 0)
                                 break;
-                        }
                 }
                 /* Writes whose entries have not shown up yet are matched
                  * by later cycles instead of being taken for drift. */
-                for (size_t k = 0; used && k < nw; k++)
-                        if (!used[k] && strv_extend(&e->own_writes_left, writes[k]) < 0)
-                                break;
+                (void) observe_write_leftovers(counts, &e->own_writes_left);
                 e->post_audit_done = true;
                 e->audit_checked_usec = now_realtime_usec();
         }

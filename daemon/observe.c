@@ -305,6 +305,57 @@ bool observe_audit_matches(const char *method, const char *uri, const char *writ
         return n > pn && uri[n - pn - 1] == '/' && strncmp(uri + n - pn, path, pn) == 0;
 }
 
+char *observe_audit_write_key(const char *method, const char *uri) {
+        const char *p, *q;
+        char *k;
+
+        if (!method || !uri)
+                return NULL;
+        p = strstr(uri, "/accounts/");
+        if (p) {
+                p += strlen("/accounts/");
+                p += strcspn(p, "/?");
+                if (*p == '/')
+                        p++;
+        } else
+                p = uri + (*uri == '/');
+        q = p + strcspn(p, "?#");
+        if (asprintf(&k, "%s %.*s", method, (int) (q - p), p) < 0)
+                return NULL;
+        return k;
+}
+
+json_object *observe_write_counts(char * const *writes) {
+        json_object *c = json_object_new_object();
+
+        for (size_t i = 0; c && writes && writes[i]; i++) {
+                json_object *v;
+                int n = json_object_object_get_ex(c, writes[i], &v) ? json_object_get_int(v) : 0;
+
+                json_object_object_add(c, writes[i], json_object_new_int(n + 1));
+        }
+        return c;
+}
+
+bool observe_write_take(json_object *counts, const char *key) {
+        json_object *v;
+
+        if (!counts || !key || !json_object_object_get_ex(counts, key, &v) || json_object_get_int(v) <= 0)
+                return false;
+        json_object_set_int(v, json_object_get_int(v) - 1);
+        return true;
+}
+
+int observe_write_leftovers(json_object *counts, char ***l) {
+        if (!counts)
+                return 0;
+        json_object_object_foreach(counts, k, v)
+                for (int i = 0; i < json_object_get_int(v); i++)
+                        if (strv_extend(l, k) < 0)
+                                return -ENOMEM;
+        return 0;
+}
+
 int observe_audit_script(const char *uri, char **ret, bool *ret_secrets) {
         const char *p, *end;
         size_t n;
@@ -455,46 +506,44 @@ static int start_detail(Observer *o, LiveWorker *w, const char *why) {
 /* Phase 2: decide which scripts to read closely. */
 static int start_details(Observer *o) {
         LiveState *live = o->res.live;
-        _cleanup_strv_free_ char **flagged = NULL, **secret_flagged = NULL;
+        _cleanup_(plan_json_unrefp) json_object *seen = json_object_new_object(), *flagged = json_object_new_object(),
+                                                *secret_flagged = json_object_new_object(),
+                                                *own = observe_write_counts(o->own_writes);
 
-        size_t n_own = strv_length(o->own_writes);
-        _cleanup_free_ bool *own_used = calloc(n_own + 1, sizeof(bool));
-
-        if (!own_used)
+        if (!seen || !flagged || !secret_flagged || !own)
                 return -ENOMEM;
+        for (size_t i = 0; o->audit_seen && o->audit_seen[i]; i++)
+                json_object_object_add(seen, o->audit_seen[i], NULL);
         /* The audit feed: writes we have not processed yet. */
         for (size_t i = 0; o->audit && i < json_object_array_length(o->audit); i++) {
                 json_object *e = json_object_array_get_idx(o->audit, i);
-                const char *id = jstr(e, "id"), *method = jstr(jget(e, "raw"), "method");
-                _cleanup_free_ char *script = NULL;
-                bool secrets = false, own = false;
+                const char *id = jstr(e, "id"), *method = jstr(jget(e, "raw"), "method"),
+                           *uri = jstr(jget(e, "raw"), "uri");
+                _cleanup_free_ char *script = NULL, *key = NULL;
+                bool secrets = false;
                 int r;
 
                 if (id && strv_extend(&o->res.audit_seen, id) < 0)
                         return -ENOMEM;
-                if (id && strv_contains(o->audit_seen, id))
+                if (id && json_object_object_get_ex(seen, id, NULL))
                         continue;
                 if (method && streq(method, "GET"))
                         continue;
-                for (size_t k = 0; k < n_own && !own; k++)
-                        if (!own_used[k] && observe_audit_matches(method, jstr(jget(e, "raw"), "uri"), o->own_writes[k]))
-                                own_used[k] = own = true;
-                if (own)
-                        continue;
-                r = observe_audit_script(jstr(jget(e, "raw"), "uri"), &script, &secrets);
+                key = observe_audit_write_key(method, uri);
+                if (key && observe_write_take(own, key))
+                        continue;       /* one of ours, late */
+                r = observe_audit_script(uri, &script, &secrets);
                 if (r < 0)
                         return r;
                 if (r == 0)
                         continue;
-                if (strv_extend(&flagged, script) < 0)
-                        return -ENOMEM;
-                if (secrets && strv_extend(&secret_flagged, script) < 0)
-                        return -ENOMEM;
+                json_object_object_add(flagged, script, NULL);
+                if (secrets)
+                        json_object_object_add(secret_flagged, script, NULL);
         }
         strv_sort_uniq(o->res.audit_seen);
-        for (size_t k = 0; k < n_own; k++)
-                if (!own_used[k] && strv_extend(&o->res.own_writes_left, o->own_writes[k]) < 0)
-                        return -ENOMEM;
+        if (observe_write_leftovers(own, &o->res.own_writes_left) < 0)
+                return -ENOMEM;
 
         for (size_t i = 0; i < live->n_workers; i++) {
                 LiveWorker *w = &live->workers[i];
@@ -504,11 +553,11 @@ static int start_details(Observer *o) {
 
                 if (!worker_relevant(o, w->name))
                         continue;
-                if (strv_contains(secret_flagged, w->name))
+                if (json_object_object_get_ex(secret_flagged, w->name, NULL))
                         w->secrets_written = true;
                 if (!e)
                         why = "not owned yet";
-                else if (strv_contains(flagged, w->name))
+                else if (json_object_object_get_ex(flagged, w->name, NULL))
                         why = "written outside bindery (audit log)";
                 else if (!streq_ptr(e->etag, w->etag))
                         why = "etag changed";

@@ -72,6 +72,15 @@ int observe_parse_resources(ResourceKind kind, json_object *items, LiveState *li
 /* Whether an audit entry (method, raw.uri) is the write "METHOD path"
  * (path relative to the account, as bindery sent it). */
 bool observe_audit_matches(const char *method, const char *uri, const char *write) _pure_;
+/* "METHOD path" for an audit entry (path relative to the account, no
+ * query), the same form bindery records its own writes in. Caller frees;
+ * NULL on OOM or when method or uri is missing. */
+char *observe_audit_write_key(const char *method, const char *uri);
+/* A multiset of "METHOD path" keys (a json-c object of counts), for
+ * matching audit entries to own writes in O(1) each. */
+json_object *observe_write_counts(char * const *writes);
+bool observe_write_take(json_object *counts, const char *key);
+int observe_write_leftovers(json_object *counts, char ***l);
 /* The script an audit entry's raw.uri names, and whether it is a secrets
  * write. Returns 1 and *ret (caller frees) if it names a script, 0 if not. */
 int observe_audit_script(const char *uri, char **ret, bool *ret_secrets);

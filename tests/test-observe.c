@@ -157,6 +157,29 @@ START_TEST(test_audit_matches) {
 }
 END_TEST
 
+START_TEST(test_write_keys) {
+        char *k = observe_audit_write_key("DELETE", "/client/v4/accounts/abc/workers/scripts/api?force=true");
+        char *w[] = { (char *) "PUT workers/scripts/api", (char *) "PUT workers/scripts/api",
+                      (char *) "POST storage/kv/namespaces", NULL };
+        json_object *c = observe_write_counts(w);
+        char **left = NULL;
+
+        ck_assert_str_eq(k, "DELETE workers/scripts/api");
+        free(k);
+        k = observe_audit_write_key("PUT", "/accounts/abc/workers/scripts/api");
+        ck_assert(observe_write_take(c, k));
+        ck_assert(observe_write_take(c, k));
+        ck_assert(!observe_write_take(c, k));   /* two writes match two entries, not three */
+        free(k);
+        ck_assert_int_eq(observe_write_leftovers(c, &left), 0);
+        ck_assert_uint_eq(strv_length(left), 1);
+        ck_assert_str_eq(left[0], "POST storage/kv/namespaces");
+        strv_free(left);
+        json_object_put(c);
+        ck_assert_ptr_null(observe_audit_write_key(NULL, "/x"));
+}
+END_TEST
+
 static Suite *observe_suite(void) {
         Suite *s = suite_create("observe");
         TCase *tc = tcase_create("decode");
@@ -166,6 +189,7 @@ static Suite *observe_suite(void) {
         tcase_add_test(tc, test_resources);
         tcase_add_test(tc, test_audit_uri);
         tcase_add_test(tc, test_audit_matches);
+        tcase_add_test(tc, test_write_keys);
         suite_add_tcase(s, tc);
         return s;
 }
