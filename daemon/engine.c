@@ -244,8 +244,9 @@ static int ledger_store(Engine *e) {
                 if (r < 0)
                         return r;
         }
+        /* Records the ledger no longer has (deleted resources). */
         rs = state_resources(e->state, &n);
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; (l->removed || n > l->n_entries) && i < n; i++)
                 if (!ledger_find(l, rs[i]->kind, rs[i]->name)) {
                         _cleanup_free_ char *k = NULL;
 
@@ -267,6 +268,7 @@ static int ledger_store(Engine *e) {
                                 (void) state_secret_forget(e->state, scope, NULL);
                 }
         }
+        l->removed = false;
         /* Intents. */
         is = state_intents(e->state, &ni);
         {

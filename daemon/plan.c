@@ -318,6 +318,7 @@ int ledger_remove(Ledger *l, ResourceKind kind, const char *doc) {
         if (!e)
                 return -ENOENT;
         i = (size_t) (e - l->entries);
+        l->removed = true;
         ledger_entry_done(e);
         memmove(&l->entries[i], &l->entries[i + 1], (l->n_entries - i - 1) * sizeof(LedgerEntry));
         l->n_entries--;

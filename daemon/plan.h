@@ -150,6 +150,7 @@ typedef struct Ledger {
         size_t n_entries;
         LedgerIntent *intents;
         size_t n_intents;
+        bool removed;               /* an entry was removed since the last store */
 } Ledger;
 
 Ledger *ledger_new(void);
