@@ -2,7 +2,7 @@
 # tests/types/tsc.sh: compiles what `binderyd types` prints for every worker
 # of etc/examples with tsc against @cloudflare/workers-types (versions pinned
 # in package.json / package-lock.json, installed with `npm ci` into
-# $top_builddir/tests/types, never into the source tree). The api worker is
+# $top_builddir/tests/types-work, never into the source tree). The api worker is
 # compiled together with worker.ts, which uses every binding; misuse.ts must
 # be rejected, which shows the types are precise. Skips (exit 77) without
 # node/npm or under BINDERY_SANITIZED=1.
@@ -11,7 +11,7 @@ set -u
 src=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${top_builddir:-$src}
 binderyd=${BINDERYD:-$build/daemon/binderyd}
-work=$build/tests/types
+work=$build/tests/types-work
 passed=0
 failed=0
 
