@@ -2448,6 +2448,53 @@ static int plan_deletions(Ctx *c) {
         return 0;
 }
 
+/* Reorders the actions so every action comes after the ones it depends
+ * on, keeping the planner's order otherwise (passes over the list, each
+ * placing whatever is ready). */
+static int plan_sort(Plan *p) {
+        size_t n = p->n_actions, placed = 0;
+        _cleanup_free_ size_t *order = calloc(n + 1, sizeof(size_t)), *pos = calloc(n + 1, sizeof(size_t));
+        _cleanup_free_ bool *done = calloc(n + 1, sizeof(bool));
+        _cleanup_free_ Action *sorted = NULL;
+
+        if (!order || !pos || !done)
+                return -ENOMEM;
+        while (placed < n) {
+                size_t before = placed;
+
+                for (size_t i = 0; i < n; i++) {
+                        bool ready = !done[i];
+
+                        for (size_t k = 0; ready && k < p->actions[i].n_deps; k++)
+                                if (!done[p->actions[i].deps[k]])
+                                        ready = false;
+                        if (!ready)
+                                continue;
+                        done[i] = true;
+                        order[placed++] = i;
+                }
+                if (placed == before)   /* cannot happen (add_dep refuses cycles); be safe */
+                        for (size_t i = 0; i < n; i++)
+                                if (!done[i]) {
+                                        done[i] = true;
+                                        order[placed++] = i;
+                                }
+        }
+        sorted = calloc(n + 1, sizeof(Action));
+        if (!sorted)
+                return -ENOMEM;
+        for (size_t k = 0; k < n; k++)
+                pos[order[k]] = k;
+        for (size_t k = 0; k < n; k++) {
+                sorted[k] = p->actions[order[k]];
+                sorted[k].index = (unsigned) k;
+                for (size_t d = 0; d < sorted[k].n_deps; d++)
+                        sorted[k].deps[d] = (unsigned) pos[sorted[k].deps[d]];
+        }
+        memcpy(p->actions, sorted, n * sizeof(Action));
+        return 0;
+}
+
 int plan_compute(const Generation *g, const LiveState *live, const Ledger *ledger, const PlanPolicy *policy,
                  Plan **ret) {
         _cleanup_(plan_freep) Plan *p = calloc(1, sizeof(Plan));
@@ -2490,6 +2537,8 @@ int plan_compute(const Generation *g, const LiveState *live, const Ledger *ledge
                 r = plan_worker_rest(&c, i);
         if (r >= 0)
                 r = plan_deletions(&c);
+        if (r >= 0)
+                r = plan_sort(p);
         if (r < 0)
                 goto out;
 

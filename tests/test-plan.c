@@ -765,6 +765,7 @@ START_TEST(test_durable_objects) {
                 ck_assert_ptr_nonnull(o);
                 ck_assert_ptr_nonnull(u);
                 ck_assert(depends(u, o));
+                ck_assert_uint_lt(o->index, u->index);   /* the list is in dependency order */
                 ck_assert_ptr_nonnull(o->new_tag);
                 ck_assert_ptr_null(o->old_tag);
                 ck_assert_str_eq(o->auto_new_classes[0], "Counter");
@@ -973,6 +974,55 @@ START_TEST(test_schedules_subdomain_consumers) {
                 ck_assert_str_eq(c->id, "c1");
         }
         w->n_consumers = 1;
+}
+END_TEST
+
+/* Every action comes after everything it depends on. */
+static void assert_topological(const Plan *p) {
+        for (size_t i = 0; i < p->n_actions; i++) {
+                ck_assert_uint_eq(p->actions[i].index, i);
+                for (size_t k = 0; k < p->actions[i].n_deps; k++)
+                        ck_assert_uint_lt(p->actions[i].deps[k], i);
+        }
+}
+
+START_TEST(test_topological_order) {
+        _cleanup_(generation_freep) Generation *g = gen_new();
+        _cleanup_(live_state_freep) LiveState *l = live_listed();
+        _cleanup_(ledger_freep) Ledger *d = ledger_new();
+        PlanPolicy p = policy();
+        Worker *w;
+        Binding *b;
+
+        /* users first in the spec, owners later, plus removals */
+        for (int i = 0; i < 3; i++) {
+                char n[16], o[16];
+
+                snprintf(n, sizeof(n), "user%d", i);
+                snprintf(o, sizeof(o), "owner%d", i);
+                w = add_worker(g, n);
+                b = add_binding(w, "DO", BINDING_DURABLE_OBJECT);
+                b->class_name = strdup("C");
+                b->script_name = strdup(o);
+                add_secret(w, "S", "s");
+        }
+        for (int i = 0; i < 3; i++) {
+                char o[16];
+
+                snprintf(o, sizeof(o), "owner%d", i);
+                add_class(add_worker(g, o), "C");
+        }
+        own(d, RESOURCE_KV_NAMESPACE, "gone", "gone", "kvg")->deletion = DELETION_DELETE;
+        live_state_add_resource(l, RESOURCE_KV_NAMESPACE, "kvg", "gone");
+        PlanSecret ps[] = { { "user0", "S", "h", NULL }, { "user1", "S", "h", NULL }, { "user2", "S", "h", NULL } };
+        p.secrets = ps;
+        p.n_secrets = 3;
+        _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+        assert_topological(plan);
+        ck_assert_uint_lt(find(plan, ACTION_CREATE, "owner1")->index, find(plan, ACTION_CREATE, "user1")->index);
+        ck_assert_uint_lt(find(plan, ACTION_CREATE, "user2")->index,
+                          find_detail(plan, ACTION_PUT_SECRET, "user2", "S")->index);
+        ck_assert_uint_eq(find(plan, ACTION_DELETE, "gone")->index, plan->n_actions - 1);
 }
 END_TEST
 
@@ -1326,6 +1376,7 @@ static Suite *plan_suite(void) {
         tcase_add_test(tc, test_kv_deleted_outside);
         tcase_add_test(tc, test_worker_deleted_outside_and_unlisted);
         tcase_add_test(tc, test_schedules_subdomain_consumers);
+        tcase_add_test(tc, test_topological_order);
         tcase_add_test(tc, test_output_forms);
         tcase_add_test(tc, test_ledger_json_roundtrip);
         tcase_add_test(tc, test_unknown_binding_type_is_diff_not_crash);
