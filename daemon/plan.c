@@ -2459,6 +2459,8 @@ static int plan_sort(Plan *p) {
 
         if (!order || !pos || !done)
                 return -ENOMEM;
+        if (n == 0)
+                return 0;
         while (placed < n) {
                 size_t before = placed;
 
