@@ -181,6 +181,16 @@ int cf_errno_from_status(long http_status, bool success, const CfError *errors, 
         if (status_is_2xx(http_status) && success)
                 return 0;
 
+        /* A server failure or a rate limit is decided by the HTTP status,
+         * whatever code the body carries: Cloudflare's codes are not unique
+         * (10013 is both "unknown error" and "KV namespace not found"), and
+         * reading a 503 as "not found" would let a failed DELETE count as
+         * done. */
+        if (http_status == 429)
+                return -EBUSY;
+        if (http_status >= 500 && http_status < 600)
+                return -EAGAIN;
+
         for (size_t i = 0; i < n_errors; i++) {
                 int r = errno_from_code(errors[i].code);
 

@@ -52,7 +52,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(CfEnvelope *, cf_envelope_free);
 int cf_envelope_decode(long http_status, const char *body, size_t size, CfEnvelope **ret);
 
 /* The errno for a finished exchange: 0 when http_status is 2xx and
- * success is true. Otherwise, first by Cloudflare code, then by status:
+ * success is true. 429 → -EBUSY and 5xx → -EAGAIN whatever the body's
+ * codes (codes are ambiguous; a 503 must never read as "not found").
+ * Otherwise, first by Cloudflare code, then by status:
  *   codes 10007, 10013, 10006, 10056, 10090, 7404, 7003 → -ENOENT;
  *   10014, 10004, 7502 → -EEXIST; 10000, 10023, 9109 → -EACCES;
  *   971 → -EBUSY;

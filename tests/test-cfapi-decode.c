@@ -353,6 +353,20 @@ START_TEST(test_summary_truncation) {
 }
 END_TEST
 
+START_TEST(test_server_error_wins_over_code) {
+        /* A 503 carrying a "not found" code is a server failure, not a
+         * missing resource: a DELETE answered so must not count as done. */
+        CfError nf = { .http_status = 503, .code = 10013, .message = (char *) "unknown error" };
+        CfError rl = { .http_status = 429, .code = 10007, .message = (char *) "x" };
+        CfError nf404 = { .http_status = 404, .code = 10013, .message = (char *) "namespace not found" };
+
+        ck_assert_int_eq(cf_errno_from_status(503, false, &nf, 1), -EAGAIN);
+        ck_assert_int_eq(cf_errno_from_status(500, false, &nf, 1), -EAGAIN);
+        ck_assert_int_eq(cf_errno_from_status(429, false, &rl, 1), -EBUSY);
+        ck_assert_int_eq(cf_errno_from_status(404, false, &nf404, 1), -ENOENT);
+}
+END_TEST
+
 START_TEST(test_escape) {
         _cleanup_free_ char *a = cfapi_escape("my script/ü 1"), *b = cfapi_escape("AZaz09-._~");
 
@@ -379,6 +393,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_multipart);
         tcase_add_test(tc, test_escape);
         tcase_add_test(tc, test_summary_truncation);
+        tcase_add_test(tc, test_server_error_wins_over_code);
         suite_add_tcase(s, tc);
         return s;
 }
