@@ -10,6 +10,7 @@
 #include <systemd/sd-event.h>
 
 #include "commands.h"
+#include "cmd-config.h"
 #include "config.h"
 #include "engine.h"
 #include "log.h"
@@ -64,33 +65,19 @@ static uint64_t generation_since(const Generation *g) {
 
 static int run(const Options *o, RunMode mode) {
         const char *name = mode == RUN_MODE_PLAN ? "plan" : "apply";
-        const char *path = o->config_path ?: BINDERY_DEFAULT_CONFIG;
         _cleanup_(config_freep) Config *c = NULL;
         _cleanup_(generation_freep) Generation *g = NULL;
         _cleanup_(engine_freep) Engine *e = NULL;
         sd_event *event = NULL;
-        ConfigError *errs = NULL;
-        size_t n_errs = 0;
         SpecErrors se = {};
         CliRun cr = {};
         RunOptions ro = {};
         char run_id[64];
         int r, ret;
 
-        if (!o->config_given && access(path, F_OK) < 0)
-                path = NULL;
-        r = config_load(path, o, &c, &errs, &n_errs);
-        if (r < 0) {
-                for (size_t i = 0; i < n_errs; i++)
-                        if (errs[i].line > 0)
-                                log_error("%s:%u:%u: %s", strna(path), errs[i].line, errs[i].column, errs[i].message);
-                        else
-                                log_error("%s: %s", path ?: "binderyd", errs[i].message);
-                config_errors_free(errs, n_errs);
-                if (n_errs == 0)
-                        log_error_errno(r, "Failed to read configuration '%s': %m", strna(path));
+        r = cmd_load_config(o, &c);
+        if (r < 0)
                 return EXIT_FAILED;
-        }
         if (!o->log_level)
                 log_set_max_level(c->log_level);
 

@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 
 #include "commands.h"
+#include "cmd-config.h"
 #include "config.h"
 #include "log.h"
 #include "spec.h"
@@ -32,9 +33,7 @@ static char *find_spec_dir(const Options *o, const char *cmd) {
         }
         r = config_load(o->config_path, o, &c, &errors, &n_errors);
         if (r < 0 || !c || isempty(c->spec_dir)) {
-                for (size_t i = 0; i < n_errors; i++)
-                        log_error("%s:%u:%u: %s", o->config_path, errors[i].line, errors[i].column,
-                                  errors[i].message);
+                config_log_errors(o->config_path, r, errors, n_errors);
                 config_errors_free(errors, n_errors);
                 log_error("%s: --spec-dir DIR is required (cannot take spec_dir from %s).", cmd, o->config_path);
                 return NULL;

@@ -10,6 +10,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "cmd-config.h"
 #include "engine.h"
 #include "httpd.h"
 #include "log.h"
@@ -533,14 +534,6 @@ static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, voi
         return 0;
 }
 
-static void manager_log_config_errors(const char *path, ConfigError *errs, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                if (errs[i].line > 0)
-                        log_error("%s:%u:%u: %s", strna(path), errs[i].line, errs[i].column, errs[i].message);
-                else
-                        log_error("%s: %s", strna(path), errs[i].message);
-}
-
 static int manager_reload(Manager *m) {
         _cleanup_(config_freep) Config *c = NULL;
         ConfigError *errs = NULL;
@@ -554,9 +547,7 @@ static int manager_reload(Manager *m) {
 
         r = config_load(m->config->path, m->options, &c, &errs, &n_errs);
         if (r < 0) {
-                manager_log_config_errors(m->config->path, errs, n_errs);
-                if (n_errs == 0)
-                        log_error_errno(r, "Failed to read '%s': %m", strna(m->config->path));
+                config_log_errors(m->config->path, r, errs, n_errs);
                 log_error("New configuration rejected; keeping the running one.");
                 config_errors_free(errs, n_errs);
         } else {
