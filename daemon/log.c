@@ -96,8 +96,14 @@ int log_register_secret(const void *value, size_t size) {
         for (size_t i = 0; i < n_secrets; i++)
                 if (secrets[i].size == size && memcmp(secrets[i].value, value, size) == 0)
                         return 0;
-        if (n_secrets >= LOG_SECRETS_MAX)
-                return -E2BIG;
+        if (n_secrets >= LOG_SECRETS_MAX) {
+                /* Full: forget the oldest value (a long-rotated one no code
+                 * path holds any more) rather than refuse new secrets, so a
+                 * daemon that rotates secrets for months keeps working. */
+                erase_and_free(secrets[0].value, secrets[0].size);
+                memmove(secrets, secrets + 1, sizeof(Secret) * (n_secrets - 1));
+                n_secrets--;
+        }
         n = realloc(secrets, sizeof(Secret) * (n_secrets + 1));
         if (!n)
                 return -ENOMEM;
@@ -120,29 +126,43 @@ void log_forget_secrets(void) {
 
 char *log_redact(const char *msg) {
         static const char mark[] = "[redacted]";
-        char *out = strdup(msg);
+        size_t len = strlen(msg), n = 0, cap = len + 1;
+        char *out = malloc(cap);
 
         if (!out)
                 return NULL;
-        for (size_t i = 0; i < n_secrets; i++) {
-                char *hit;
+        /* One left-to-right pass over the original: at each position the
+         * longest registered secret that starts there is replaced, and the
+         * scan resumes after it. The output is never rescanned, so a secret
+         * that occurs inside the mark itself cannot loop. */
+        for (size_t i = 0; i < len;) {
+                size_t best = 0;
 
-                while ((hit = memmem(out, strlen(out), secrets[i].value, secrets[i].size))) {
-                        size_t pre = (size_t) (hit - out);
-                        size_t post = strlen(hit + secrets[i].size);
-                        char *n = malloc(pre + sizeof(mark) - 1 + post + 1);
+                for (size_t k = 0; k < n_secrets; k++)
+                        if (secrets[k].size > best && secrets[k].size <= len - i &&
+                            memcmp(msg + i, secrets[k].value, secrets[k].size) == 0)
+                                best = secrets[k].size;
+                if (n + (best ? sizeof(mark) - 1 : 1) + 1 > cap) {
+                        size_t ncap = cap * 2 + sizeof(mark);
+                        char *t = malloc(ncap);
 
-                        if (!n) {
-                                erase_and_free_str(out);
+                        if (!t) {
+                                erase_and_free(out, cap);
                                 return NULL;
                         }
-                        memcpy(n, out, pre);
-                        memcpy(n + pre, mark, sizeof(mark) - 1);
-                        memcpy(n + pre + sizeof(mark) - 1, hit + secrets[i].size, post + 1);
-                        erase_and_free_str(out);
-                        out = n;
+                        memcpy(t, out, n);
+                        erase_and_free(out, cap);
+                        out = t;
+                        cap = ncap;
                 }
+                if (best) {
+                        memcpy(out + n, mark, sizeof(mark) - 1);
+                        n += sizeof(mark) - 1;
+                        i += best;
+                } else
+                        out[n++] = msg[i++];
         }
+        out[n] = 0;
         return out;
 }
 

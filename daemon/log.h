@@ -37,7 +37,8 @@ const char *log_level_to_string(int level);
 
 /* Adds a value to redact. The log module keeps its own copy, wiped on
  * log_forget_secrets(). Values shorter than 4 bytes are not registered
- * (they would redact ordinary words). Returns 0 or -ENOMEM. */
+ * (they would redact ordinary words). The newest 4096 distinct values are
+ * kept; past that the oldest is forgotten. Returns 0 or -ENOMEM. */
 int log_register_secret(const void *value, size_t size);
 void log_forget_secrets(void);
 /* Copies msg with every registered secret replaced. Caller frees. */

@@ -1,6 +1,7 @@
 /* test-util.c: util, log redaction and model tables. */
 #include <check.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -115,6 +116,40 @@ START_TEST(test_redact) {
 }
 END_TEST
 
+START_TEST(test_redact_inside_mark) {
+        /* A secret that is part of "[redacted]" must not loop forever. */
+        _cleanup_free_ char *a = NULL, *b = NULL;
+
+        ck_assert_int_eq(log_register_secret("dacted", 6), 0);
+        ck_assert_int_eq(log_register_secret("[redacted]", 10), 0);
+        a = log_redact("x dacted y [redacted] z");
+        ck_assert_str_eq(a, "x [redacted] y [redacted] z");
+        log_forget_secrets();
+        /* Overlapping secrets: the longest at each position wins. */
+        ck_assert_int_eq(log_register_secret("hunter", 6), 0);
+        ck_assert_int_eq(log_register_secret("hunter22", 8), 0);
+        b = log_redact("hunter22hunter");
+        ck_assert_str_eq(b, "[redacted][redacted]");
+        log_forget_secrets();
+}
+END_TEST
+
+START_TEST(test_redact_ring) {
+        /* More distinct secrets than the list holds: registering never
+         * fails, and the newest are still redacted. */
+        char v[32];
+        _cleanup_free_ char *a = NULL;
+
+        for (unsigned i = 0; i < 5000; i++) {
+                snprintf(v, sizeof v, "secret-%05u", i);
+                ck_assert_int_eq(log_register_secret(v, strlen(v)), 0);
+        }
+        a = log_redact("secret-04999 secret-00000");
+        ck_assert_str_eq(a, "[redacted] secret-00000");
+        log_forget_secrets();
+}
+END_TEST
+
 START_TEST(test_log_errno) {
         log_set_target(LOG_TARGET_CONSOLE);
         log_set_max_level(LOG_ERR);
@@ -152,6 +187,8 @@ static Suite *util_suite(void) {
         tcase_add_test(tc, test_sha256);
         tcase_add_test(tc, test_consttime);
         tcase_add_test(tc, test_redact);
+        tcase_add_test(tc, test_redact_inside_mark);
+        tcase_add_test(tc, test_redact_ring);
         tcase_add_test(tc, test_log_errno);
         tcase_add_test(tc, test_model_tables);
         suite_add_tcase(s, tc);
