@@ -1322,7 +1322,7 @@ static void schedule(Applier *ap) {
                 _cleanup_free_ size_t *batch = calloc(ap->concurrency + 1, sizeof(size_t));
                 size_t n = 0;
                 bool intents = false;
-                int r = 0;
+                int intent_error = 0; /* the batch's intents could not be saved */
 
                 progress = false;
                 if (!batch)
@@ -1351,7 +1351,7 @@ static void schedule(Applier *ap) {
                         batch[n++] = i;
                         if (a->intent) {
                                 if (ledger_add_intent(ap->ledger, a->resource_kind, a->name, ap->run_id) < 0)
-                                        r = -ENOMEM;
+                                        intent_error = -ENOMEM;
                                 intents = true;
                         }
                 }
@@ -1360,12 +1360,13 @@ static void schedule(Applier *ap) {
                 for (size_t k = 0; k < n; k++)
                         ap->results[batch[k]].started = true;
                 ap->running += n;
-                if (intents && r >= 0)
-                        r = save(ap);
+                if (intents && intent_error >= 0)
+                        intent_error = save(ap);
                 for (size_t k = 0; k < n; k++) {
                         size_t i = batch[k];
                         ApplyResult *res = &ap->results[i];
                         Job *j = calloc(1, sizeof(Job));
+                        int r;
 
                         if (!j) {
                                 ap->running--;
@@ -1377,8 +1378,10 @@ static void schedule(Applier *ap) {
                         j->ap = ap;
                         j->index = i;
                         progress = true;
-                        if (r < 0 && ap->plan->actions[i].intent) {
-                                (void) job_finish(j, r, "cannot record the intent in the state file");
+                        /* Safety rule 1: no create without its intent on
+                         * disk, for every create of the batch. */
+                        if (intent_error < 0 && ap->plan->actions[i].intent) {
+                                (void) job_finish(j, intent_error, "cannot record the intent in the state file");
                                 if (ap->dead || ap->finished)
                                         return;
                                 continue;
@@ -1386,7 +1389,6 @@ static void schedule(Applier *ap) {
                         r = job_start(j);
                         if (r < 0 && !res->done && !res->recorded)
                                 (void) job_finish(j, r, NULL);
-                        r = 0;
                         if (ap->dead || ap->finished)
                                 return;
                 }

@@ -165,6 +165,7 @@ static int errno_from_code(int code) {
         case 10014: /* KV title exists */
         case 10004: /* R2 bucket exists */
         case 7502:  /* D1 database exists */
+        case 11004: /* queue consumer exists */
                 return -EEXIST;
         case 10000: /* authentication error */
         case 10023: /* unauthorized */

@@ -56,7 +56,7 @@ int cf_envelope_decode(long http_status, const char *body, size_t size, CfEnvelo
  * codes (codes are ambiguous; a 503 must never read as "not found").
  * Otherwise, first by Cloudflare code, then by status:
  *   codes 10007, 10013, 10006, 10056, 10090, 7404, 7003 → -ENOENT;
- *   10014, 10004, 7502 → -EEXIST; 10000, 10023, 9109 → -EACCES;
+ *   10014, 10004, 7502, 11004 → -EEXIST; 10000, 10023, 9109 → -EACCES;
  *   971 → -EBUSY;
  *   400 → -EINVAL, 401/403 → -EACCES, 404 → -ENOENT, 405 → -EOPNOTSUPP,
  *   408 → -ETIMEDOUT, 409 → -EEXIST, 412 → -ESTALE, 413 → -EFBIG,

@@ -364,6 +364,12 @@ START_TEST(test_server_error_wins_over_code) {
         ck_assert_int_eq(cf_errno_from_status(500, false, &nf, 1), -EAGAIN);
         ck_assert_int_eq(cf_errno_from_status(429, false, &rl, 1), -EBUSY);
         ck_assert_int_eq(cf_errno_from_status(404, false, &nf404, 1), -ENOENT);
+        /* A retried consumer attach that already happened. */
+        {
+                CfError dup = { .http_status = 400, .code = 11004, .message = (char *) "consumer exists" };
+
+                ck_assert_int_eq(cf_errno_from_status(400, false, &dup, 1), -EEXIST);
+        }
 }
 END_TEST
 
