@@ -2375,13 +2375,6 @@ static int plan_deletions(Ctx *c) {
                                 why = "retained: removed from the spec, but prune is off";
                         else
                                 del = true;
-                } else if (e->kind == RESOURCE_SECRETS_STORE_SECRET) {
-                        /* Not data (its value lives in the reference): like a
-                         * worker, it goes with the spec when pruning. */
-                        if (e->deletion == DELETION_DELETE || c->policy->prune)
-                                del = true;
-                        else
-                                why = "retained: removed from the spec, but prune is off";
                 } else if (e->deletion != DELETION_DELETE)
                         why = "retained: data resource removed from the spec (deletion_policy: retain)";
                 else
