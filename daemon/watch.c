@@ -234,7 +234,13 @@ int watch_new(Watch **ret, sd_event *event, const char *dir, uint64_t debounce_u
         w->max_delay_usec = 5 * debounce_usec;
         w->changed = changed;
         w->userdata = userdata;
-        w->root = strdup(dir);
+        /* The root may be a symlink (a deploy that flips a "current" link
+         * is common): watch what it points to. Everything below the root is
+         * watched with IN_DONT_FOLLOW, as the spec loader refuses links that
+         * leave the spec directory. */
+        w->root = realpath(dir, NULL);
+        if (!w->root && errno != ENOMEM)
+                w->root = strdup(dir);
         if (!w->root)
                 return -ENOMEM;
         w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
