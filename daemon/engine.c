@@ -1054,7 +1054,10 @@ static void run_finish(Engine *e) {
                 if (ledger_store(e) < 0)
                         e->save_failed = true;
         }
-        build_status(e);
+        /* A dry run that failed (GET /v1/plan with the API unreachable, say)
+         * learnt nothing: keep the status the last run left. */
+        if (!(e->mode == RUN_MODE_PLAN && e->error))
+                build_status(e);
 
         if (e->error || e->save_failed)
                 rep.result = RUN_RESULT_FAILED;
