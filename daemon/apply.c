@@ -1117,6 +1117,21 @@ static int job_lookup_done(Job *j, const CfReply *reply) {
         }
 }
 
+/* Whether the reply proves that a create made nothing: the API answered
+ * the first and only attempt of the create call itself with a definitive
+ * client error. A retried call may have landed on an earlier attempt, and
+ * 408/409/429 are not refusals, so those keep the intent. */
+static bool create_refused(const Job *j, const CfReply *reply) {
+        const Action *a = job_action(j);
+
+        if (a->kind != ACTION_CREATE || !a->intent || j->step != STEP_MAIN)
+                return false;
+        if (reply->attempts != 1 || reply->error == -EEXIST)
+                return false;
+        return reply->http_status >= 400 && reply->http_status < 500 && reply->http_status != 408 &&
+               reply->http_status != 409 && reply->http_status != 429;
+}
+
 static void job_on_reply(Job *j, const CfReply *reply) {
         const Action *a = job_action(j);
         int r;
@@ -1161,6 +1176,11 @@ static void job_on_reply(Job *j, const CfReply *reply) {
                 return;
         }
         if (reply->error < 0) {
+                if (create_refused(j, reply))
+                        /* Nothing was created: drop the intent, or a
+                         * same-named resource made later by someone else
+                         * would be taken for ours. */
+                        (void) ledger_remove_intent(j->ap->ledger, a->resource_kind, a->name);
                 (void) job_finish(j, reply->error, reply->message);
                 return;
         }

@@ -476,6 +476,9 @@ static enum MHD_Result dispatch(Sim *sim, Conn *x, struct MHD_Connection *c, con
                         reply_error(&rep, 429, 971, "Please wait and consider throttling your request speed");
                         rep.retry_after = hit.retry_after;
                         goto count;
+                case SIM_FAULT_400:
+                        reply_error(&rep, 400, 10021, "cfsim injected fault: request refused");
+                        goto count;
                 case SIM_FAULT_500:
                 case SIM_FAULT_502:
                 case SIM_FAULT_503: {

@@ -10,6 +10,7 @@
 
 static const char *const fault_kinds[_SIM_FAULT_MAX] = {
         [SIM_FAULT_429] = "429",
+        [SIM_FAULT_400] = "400",
         [SIM_FAULT_500] = "500",
         [SIM_FAULT_502] = "502",
         [SIM_FAULT_503] = "503",

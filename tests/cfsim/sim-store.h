@@ -21,6 +21,7 @@
 
 typedef enum SimFaultKind {
         SIM_FAULT_429,
+        SIM_FAULT_400,          /* a definitive refusal: 10021, nothing written */
         SIM_FAULT_500,
         SIM_FAULT_502,
         SIM_FAULT_503,
