@@ -142,6 +142,25 @@ static json_object *strv_json(char * const *l) {
         return a;
 }
 
+/* The JSON of a Secrets Store secret without its value (job_request_secret
+ * adds that outside json-c): name (create only), scopes (default
+ * "workers") and comment. */
+static json_object *store_secret_body(const SecretsStoreSecret *s, const char *name) {
+        json_object *body = json_object_new_object(), *scopes;
+
+        if (name)
+                add_str(body, "name", name);
+        if (s->scopes)
+                scopes = strv_json(s->scopes);
+        else {
+                scopes = json_object_new_array();
+                json_object_array_add(scopes, json_object_new_string("workers"));
+        }
+        json_object_object_add(body, "scopes", scopes);
+        add_str(body, "comment", s->comment);
+        return body;
+}
+
 /* ---- worker metadata ---- */
 
 static json_object *migration_step_json(const MigrationStep *m) {
@@ -645,14 +664,7 @@ static int job_start(Job *j) {
                                 erase_and_free(value, size);
                                 return -ENOMEM;
                         }
-                        body = json_object_new_object();
-                        add_str(body, "name", a->name);
-                        json_object_object_add(body, "scopes", s->scopes ? strv_json(s->scopes) : ({
-                                json_object *d = json_object_new_array();
-                                json_object_array_add(d, json_object_new_string("workers"));
-                                d;
-                        }));
-                        add_str(body, "comment", s->comment);
+                        body = store_secret_body(s, a->name);
                         r = job_request_secret(j, "POST", j->path, body, "value", value, true);
                         erase_and_free(value, size);
                         return r;
@@ -718,13 +730,7 @@ static int job_start(Job *j) {
                                 erase_and_free(value, size);
                                 return -ENOMEM;
                         }
-                        body = json_object_new_object();
-                        json_object_object_add(body, "scopes", s->scopes ? strv_json(s->scopes) : ({
-                                json_object *d = json_object_new_array();
-                                json_object_array_add(d, json_object_new_string("workers"));
-                                d;
-                        }));
-                        add_str(body, "comment", s->comment);
+                        body = store_secret_body(s, NULL);
                         r = job_request_secret(j, "PATCH", j->path, body, "value", value, false);
                         erase_and_free(value, size);
                         return r;
