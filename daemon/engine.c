@@ -725,7 +725,7 @@ static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
 
 static int post_submit(Engine *e, bool audit) {
         PostReq *q = calloc(1, sizeof(PostReq));
-        char since[64], query[128];
+        char since[64], before[64], query[256];
         CfRequest r = { .method = "GET", .priority = CFAPI_PRIORITY_NORMAL };
         int k;
 
@@ -735,13 +735,16 @@ static int post_submit(Engine *e, bool audit) {
         q->audit = audit;
         if (audit) {
                 uint64_t from = e->started_usec > OBSERVE_AUDIT_OVERLAP_USEC ? e->started_usec - 60 * USEC_PER_SEC : 0;
-                _cleanup_free_ char *esc = cfapi_escape(format_rfc3339(from, since, sizeof(since)));
+                _cleanup_free_ char *esc = cfapi_escape(format_rfc3339(from, since, sizeof(since))),
+                                    *besc = cfapi_escape(format_rfc3339(now_realtime_usec() +
+                                                                                OBSERVE_AUDIT_BEFORE_SLACK_USEC,
+                                                                        before, sizeof(before)));
 
-                if (!esc) {
+                if (!esc || !besc) {
                         free(q);
                         return -ENOMEM;
                 }
-                snprintf(query, sizeof(query), "since=%s&limit=1000", esc);
+                snprintf(query, sizeof(query), "since=%s&before=%s&limit=1000", esc, besc);
                 r.path = "logs/audit";
                 r.query = query;
                 r.paging = CFAPI_PAGING_CURSOR;

@@ -807,7 +807,7 @@ static void on_reply(CfApi *api, const CfReply *reply, void *userdata) {
 
 int observe_start(CfApi *api, const ObserveRequest *req, observe_done_t done, void *userdata, Observer **ret) {
         Observer *o = calloc(1, sizeof(Observer));
-        char since[64], q[128];
+        char since[64], before[64], q[256];
         uint64_t from;
         int r;
         static const struct {
@@ -847,12 +847,15 @@ int observe_start(CfApi *api, const ObserveRequest *req, observe_done_t done, vo
         if (r >= 0) {
                 from = req->audit_last_usec ? req->audit_last_usec : req->now_usec;
                 from = from > OBSERVE_AUDIT_OVERLAP_USEC ? from - OBSERVE_AUDIT_OVERLAP_USEC : 0;
-                _cleanup_free_ char *esc = cfapi_escape(format_rfc3339(from, since, sizeof(since)));
+                /* Audit Logs v2 requires both ends of the window. */
+                _cleanup_free_ char *esc = cfapi_escape(format_rfc3339(from, since, sizeof(since))),
+                                    *besc = cfapi_escape(format_rfc3339(req->now_usec + OBSERVE_AUDIT_BEFORE_SLACK_USEC,
+                                                                        before, sizeof(before)));
 
-                if (!esc)
+                if (!esc || !besc)
                         r = -ENOMEM;
                 else {
-                        snprintf(q, sizeof(q), "since=%s&limit=1000", esc);
+                        snprintf(q, sizeof(q), "since=%s&before=%s&limit=1000", esc, besc);
                         r = submit(o, REQ_AUDIT, RESOURCE_WORKER, "logs/audit", q, CFAPI_PAGING_CURSOR, NULL, NULL,
                                    NULL);
                 }

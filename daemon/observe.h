@@ -22,6 +22,9 @@
 
 /* Overlap when re-reading the audit log: entries can arrive late. */
 #define OBSERVE_AUDIT_OVERLAP_USEC (15ULL * 60ULL * 1000000ULL)
+/* The window's end: a little past now, so a server clock slightly ahead
+ * of ours still shows the newest entries (the overlap dedups them). */
+#define OBSERVE_AUDIT_BEFORE_SLACK_USEC (60ULL * 1000000ULL)
 
 typedef struct Observer Observer;
 
