@@ -1138,14 +1138,30 @@ static bool create_refused(const Job *j, const CfReply *reply) {
                reply->http_status != 409 && reply->http_status != 429;
 }
 
+/* Ownership of a Job: job_finish() and job_recorded() free it, and every
+ * step that may call them (job_start, start_upload, start_lookup,
+ * job_success, job_lookup_done) passes their result up, so a negative
+ * return does not say whether the job still exists. The action's result
+ * does: the job is gone once it is done or recorded. Fails it only if it
+ * is still there (a second job_finish would be a use after free). */
+static void job_fail(Applier *ap, size_t index, Job *j, int error) {
+        const ApplyResult *res = &ap->results[index];
+
+        if (res->done || res->recorded)
+                return;
+        (void) job_finish(j, error, NULL);
+}
+
 static void job_on_reply(Job *j, const CfReply *reply) {
         const Action *a = job_action(j);
+        Applier *ap = j->ap;
+        size_t index = j->index;
         int r;
 
         if (j->step == STEP_LOOKUP) {
                 r = job_lookup_done(j, reply);
                 if (r < 0)
-                        (void) job_finish(j, r, NULL);
+                        job_fail(ap, index, j, r);
                 return;
         }
         if (reply->error == -ENOENT &&
@@ -1153,14 +1169,14 @@ static void job_on_reply(Job *j, const CfReply *reply) {
              (a->kind == ACTION_SET_CONSUMER && a->remove))) {
                 r = job_success(j, NULL); /* already gone: the goal */
                 if (r < 0)
-                        (void) job_finish(j, r, NULL);
+                        job_fail(ap, index, j, r);
                 return;
         }
         if (reply->error == -EEXIST && a->kind == ACTION_SET_CONSUMER && !a->remove) {
                 /* A retried attach whose first attempt landed: attached. */
                 r = job_success(j, NULL);
                 if (r < 0)
-                        (void) job_finish(j, r, NULL);
+                        job_fail(ap, index, j, r);
                 return;
         }
         if (reply->error == -EEXIST && a->kind == ACTION_CREATE && a->resource_kind != RESOURCE_WORKER) {
@@ -1168,7 +1184,7 @@ static void job_on_reply(Job *j, const CfReply *reply) {
                  * after the call: the intent makes it ours. */
                 r = start_lookup(j);
                 if (r < 0)
-                        (void) job_finish(j, r, NULL);
+                        job_fail(ap, index, j, r);
                 return;
         }
         if (reply->error < 0 && j->with_migrations && j->step == STEP_MAIN &&
@@ -1178,7 +1194,7 @@ static void job_on_reply(Job *j, const CfReply *reply) {
                 j->step = STEP_RETRY_NO_MIGRATION;
                 r = start_upload(j, false);
                 if (r < 0)
-                        (void) job_finish(j, r, NULL);
+                        job_fail(ap, index, j, r);
                 return;
         }
         if (reply->error < 0) {
@@ -1192,7 +1208,7 @@ static void job_on_reply(Job *j, const CfReply *reply) {
         }
         r = job_success(j, reply);
         if (r < 0)
-                (void) job_finish(j, r, NULL);
+                job_fail(ap, index, j, r);
 }
 
 static void on_reply(CfApi *api, const CfReply *reply, void *userdata) {
@@ -1413,8 +1429,8 @@ static void schedule(Applier *ap) {
                                 continue;
                         }
                         r = job_start(j);
-                        if (r < 0 && !res->done && !res->recorded)
-                                (void) job_finish(j, r, NULL);
+                        if (r < 0)
+                                job_fail(ap, i, j, r);
                         if (ap->dead || ap->finished)
                                 return;
                 }

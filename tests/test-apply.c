@@ -1,8 +1,16 @@
 /* test-apply.c: the worker upload metadata (cloudflare-api.md §2.2) built
- * from a hand-made generation and ledger. */
+ * from a hand-made generation and ledger; the DAG executor on a real
+ * sd-event loop against a small libmicrohttpd fake on 127.0.0.1 (port 0)
+ * for the paths a test through cfsim cannot reach reliably. */
 #include <check.h>
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <systemd/sd-event.h>
 
 #include "apply.h"
 #include "util.h"
@@ -155,12 +163,158 @@ START_TEST(test_explicit_steps) {
 }
 END_TEST
 
+
+/* ---- The executor against a fake API ---- */
+
+typedef struct FakeApi {
+        struct MHD_Daemon *mhd;
+        uint16_t port;
+        unsigned posts, gets;
+} FakeApi;
+
+static enum MHD_Result fake_reply(struct MHD_Connection *c, unsigned status, const char *body) {
+        struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(body), (void *) body,
+                                                                    MHD_RESPMEM_MUST_COPY);
+        enum MHD_Result ret;
+
+        if (!resp)
+                return MHD_NO;
+        (void) MHD_add_response_header(resp, "Content-Type", "application/json");
+        ret = MHD_queue_response(c, status, resp);
+        MHD_destroy_response(resp);
+        return ret;
+}
+
+/* A create refused as existing (KV 10014) whose resource no list shows,
+ * as a bucket in a jurisdiction looked up without its header was. */
+static enum MHD_Result fake_handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                    const char *version, const char *upload_data, size_t *upload_data_size,
+                                    void **con_cls) {
+        FakeApi *f = cls;
+        static int marker;
+
+        if (!*con_cls) {
+                *con_cls = &marker;
+                return MHD_YES;
+        }
+        if (*upload_data_size > 0) {
+                *upload_data_size = 0;
+                return MHD_YES;
+        }
+        if (!strstr(url, "/storage/kv/namespaces"))
+                return fake_reply(c, 404, "{\"success\":false,\"errors\":[{\"code\":7003,\"message\":\"no route\"}]}");
+        if (streq(method, "POST")) {
+                __atomic_add_fetch(&f->posts, 1, __ATOMIC_SEQ_CST);
+                return fake_reply(c, 400, "{\"success\":false,\"errors\":[{\"code\":10014,"
+                                          "\"message\":\"a namespace with this title already exists\"}]}");
+        }
+        __atomic_add_fetch(&f->gets, 1, __ATOMIC_SEQ_CST);
+        return fake_reply(c, 200, "{\"success\":true,\"errors\":[],\"messages\":[],\"result\":[],"
+                                  "\"result_info\":{\"page\":1,\"per_page\":1000,\"count\":0,\"total_count\":0}}");
+}
+
+typedef struct Outcome {
+        sd_event *event;
+        unsigned done_calls, actions;
+        int error;
+        char message[256];
+} Outcome;
+
+static int hook_save(void *userdata) {
+        return 0;
+}
+
+static void hook_action_done(void *userdata, const Action *a, int error, const char *message) {
+        Outcome *o = userdata;
+
+        o->actions++;
+        o->error = error;
+        snprintf(o->message, sizeof o->message, "%s", message ?: "");
+}
+
+static void on_done(Applier *ap, void *userdata) {
+        Outcome *o = userdata;
+
+        o->done_calls++;
+        (void) sd_event_exit(o->event, 0);
+}
+
+/* job_lookup_done() finished the job and returned the error, and the
+ * reply handler finished it a second time: a use after free that ASan
+ * reports (issue 8). Now the action fails once, naming why. */
+START_TEST(test_exists_but_not_listed) {
+        _cleanup_(generation_freep) Generation *g = calloc(1, sizeof(Generation));
+        _cleanup_(ledger_freep) Ledger *l = ledger_new();
+        _cleanup_(live_state_freep) LiveState *live = live_state_new();
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        _cleanup_(cfapi_freep) CfApi *api = NULL;
+        _cleanup_(apply_freep) Applier *ap = NULL;
+        FakeApi f = {};
+        Outcome o = {};
+        Action act = {};
+        Plan plan = { .actions = &act, .n_actions = 1, .n_changes = 1 };
+        ApplyHooks hooks = { .save = hook_save, .action_done = hook_action_done, .userdata = &o };
+        const union MHD_DaemonInfo *di;
+        char url[64];
+        CfApiOptions opts = {};
+
+        f.mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, fake_handler,
+                                 &f, MHD_OPTION_SOCK_ADDR,
+                                 (struct sockaddr *) &(struct sockaddr_in) { .sin_family = AF_INET,
+                                                                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) },
+                                 MHD_OPTION_END);
+        ck_assert_ptr_nonnull(f.mhd);
+        di = MHD_get_daemon_info(f.mhd, MHD_DAEMON_INFO_BIND_PORT);
+        ck_assert_ptr_nonnull(di);
+        f.port = di->port;
+
+        ck_assert_ptr_nonnull(g);
+        g->kv_namespaces = calloc(1, sizeof(KVNamespace));
+        ck_assert_ptr_nonnull(g->kv_namespaces);
+        g->n_kv_namespaces = 1;
+        g->kv_namespaces[0].name = strdup("cache");
+        act = (Action) { .kind = ACTION_CREATE, .resource_kind = RESOURCE_KV_NAMESPACE, .doc = (char *) "cache",
+                         .name = (char *) "cache", .intent = true, .desired = &g->kv_namespaces[0] };
+
+        ck_assert_int_ge(sd_event_new(&event), 0);
+        o.event = event;
+        snprintf(url, sizeof url, "http://127.0.0.1:%u/client/v4", f.port);
+        opts.api_url = url;
+        opts.account_id = "acc123";
+        opts.token = "t";
+        opts.token_size = 1;
+        opts.backoff_base_usec = 10 * USEC_PER_MSEC;
+        opts.request_timeout_usec = 5 * USEC_PER_SEC;
+        ck_assert_int_eq(cfapi_new(&api, event, &opts), 0);
+        ck_assert_int_eq(apply_start(api, event, g, &plan, l, live, 4, "run-1", &hooks, on_done, &o, &ap), 0);
+        ck_assert_int_ge(sd_event_loop(event), 0);
+
+        ck_assert_uint_eq(o.done_calls, 1);
+        ck_assert_uint_eq(o.actions, 1);        /* reported once */
+        ck_assert_int_eq(o.error, -EEXIST);
+        ck_assert_ptr_nonnull(strstr(o.message, "no such resource is listed"));
+        ck_assert_uint_eq(apply_n_failed(ap), 1);
+        ck_assert_int_eq(apply_result(ap, 0)->error, -EEXIST);
+        ck_assert_uint_eq(f.posts, 1);
+        ck_assert_uint_ge(f.gets, 1);
+        /* The intent stays: the create may have landed somewhere unseen. */
+        ck_assert_ptr_nonnull(ledger_find_intent(l, RESOURCE_KV_NAMESPACE, "cache"));
+        ap = apply_free(ap);
+        api = cfapi_free(api);
+        MHD_stop_daemon(f.mhd);
+}
+END_TEST
+
 static Suite *apply_suite(void) {
         Suite *su = suite_create("apply");
         TCase *tc = tcase_create("metadata");
 
         tcase_add_test(tc, test_metadata);
         tcase_add_test(tc, test_explicit_steps);
+        suite_add_tcase(su, tc);
+        tc = tcase_create("executor");
+        tcase_set_timeout(tc, 30);
+        tcase_add_test(tc, test_exists_but_not_listed);
         suite_add_tcase(su, tc);
         return su;
 }
