@@ -463,6 +463,9 @@ static LedgerEntry *record(Applier *ap, const Action *a, const char *id) {
         if (pol && a->desired)
                 e->deletion = pol->deletion_explicit && pol->deletion == DELETION_DELETE ? DELETION_DELETE
                                                                                         : DELETION_RETAIN;
+        if (a->desired && a->resource_kind == RESOURCE_R2_BUCKET &&
+            set_str(&e->jurisdiction, ((const R2Bucket *) a->desired)->jurisdiction) < 0)
+                return NULL;
         if (a->desired && a->resource_kind != RESOURCE_WORKER) {
                 char d[65];
 
@@ -577,6 +580,12 @@ static int job_start(Job *j) {
                         const LiveResource *lr = live_state_find_by_id(ap->live, a->resource_kind, a->id);
 
                         if (lr && set_str(&e->store_id, lr->store_id) < 0)
+                                return -ENOMEM;
+                }
+                if (a->resource_kind == RESOURCE_R2_BUCKET) {
+                        const LiveResource *lr = live_state_find_by_id(ap->live, a->resource_kind, a->id);
+
+                        if (lr && lr->jurisdiction && set_str(&e->jurisdiction, lr->jurisdiction) < 0)
                                 return -ENOMEM;
                 }
                 if (a->resource_kind == RESOURCE_WORKER) {
@@ -749,7 +758,17 @@ static int job_start(Job *j) {
                 switch (a->resource_kind) {
                 case RESOURCE_WORKER: prefix = "workers/scripts"; query = "force=true"; break;
                 case RESOURCE_KV_NAMESPACE: prefix = "storage/kv/namespaces"; break;
-                case RESOURCE_R2_BUCKET: prefix = "r2/buckets"; break;
+                case RESOURCE_R2_BUCKET: {
+                        const LiveResource *lr = live_state_find_by_id(ap->live, a->resource_kind, a->id);
+                        const char *jur = e && e->jurisdiction ? e->jurisdiction : lr ? lr->jurisdiction : NULL;
+                        _cleanup_free_ char *h = NULL;
+
+                        if (asprintf(&j->path, "r2/buckets/%s", iesc) < 0 ||
+                            (jur && asprintf(&h, "cf-r2-jurisdiction: %s", jur) < 0))
+                                return -ENOMEM;
+                        return job_request(j, "DELETE", j->path, NULL, NULL, NULL,
+                                           h ? (const char *const[]) { h, NULL } : NULL);
+                }
                 case RESOURCE_D1_DATABASE: prefix = "d1/database"; break;
                 case RESOURCE_QUEUE: prefix = "queues"; break;
                 case RESOURCE_SECRETS_STORE: prefix = "secrets_store/stores"; break;
@@ -880,7 +899,8 @@ static int start_lookup(Job *j) {
         const char *path = NULL;
         CfPaging paging = CFAPI_PAGING_PAGE;
         const char *items_key = NULL;
-        _cleanup_free_ char *owned = NULL;
+        _cleanup_free_ char *owned = NULL, *hdr = NULL;
+        const char *hdrs[2] = {};
         CfRequest r = { .method = "GET", .priority = CFAPI_PRIORITY_NORMAL };
         int k;
 
@@ -893,11 +913,20 @@ static int start_lookup(Job *j) {
                 owned = strdup(j->path);
                 path = owned;
                 break;
-        case RESOURCE_R2_BUCKET:
+        case RESOURCE_R2_BUCKET: {
+                const R2Bucket *b = a->desired;
+
                 path = "r2/buckets";
                 paging = CFAPI_PAGING_CURSOR;
                 items_key = "buckets";
+                if (b && b->jurisdiction) {
+                        if (asprintf(&hdr, "cf-r2-jurisdiction: %s", b->jurisdiction) < 0)
+                                return -ENOMEM;
+                        hdrs[0] = hdr;
+                        r.headers = hdrs;
+                }
                 break;
+        }
         default:
                 return job_finish(j, -EEXIST, "already exists");
         }

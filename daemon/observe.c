@@ -25,6 +25,8 @@ typedef struct Req {
         ResourceKind kind;
         char *worker;           /* detail requests */
         char *store_id;
+        char *jurisdiction;     /* R2 lists: sent as cf-r2-jurisdiction */
+        bool jurisdiction_set;
 } Req;
 
 struct Observer {
@@ -391,9 +393,12 @@ static void fail(Observer *o, int error, const char *what, const char *msg) {
                 o->res.message = NULL;
 }
 
-static int submit(Observer *o, ReqType type, ResourceKind kind, const char *path, const char *query, CfPaging paging,
-                  const char *items_key, const char *worker, const char *store_id) {
+static int submit_ex(Observer *o, ReqType type, ResourceKind kind, const char *path, const char *query,
+                     CfPaging paging, const char *items_key, const char *worker, const char *store_id,
+                     const char *jurisdiction) {
         Req *q = calloc(1, sizeof(Req));
+        _cleanup_free_ char *hdr = NULL;
+        const char *hdrs[2] = {};
         CfRequest r = {
                 .method = "GET",
                 .path = path,
@@ -409,10 +414,18 @@ static int submit(Observer *o, ReqType type, ResourceKind kind, const char *path
         q->o = o;
         q->type = type;
         q->kind = kind;
-        if ((worker && !(q->worker = strdup(worker))) || (store_id && !(q->store_id = strdup(store_id)))) {
+        if ((worker && !(q->worker = strdup(worker))) || (store_id && !(q->store_id = strdup(store_id))) ||
+            (jurisdiction && !(q->jurisdiction = strdup(jurisdiction))) ||
+            (jurisdiction && asprintf(&hdr, "cf-r2-jurisdiction: %s", jurisdiction) < 0)) {
                 free(q->worker);
+                free(q->store_id);
+                free(q->jurisdiction);
                 free(q);
                 return -ENOMEM;
+        }
+        if (hdr) {
+                hdrs[0] = hdr;
+                r.headers = hdrs;
         }
         /* Ask for big pages (wrangler asks KV for 1000): a server that caps
          * lower says so in result_info and paging follows its numbers. */
@@ -422,11 +435,44 @@ static int submit(Observer *o, ReqType type, ResourceKind kind, const char *path
         if (k < 0) {
                 free(q->worker);
                 free(q->store_id);
+                free(q->jurisdiction);
                 free(q);
                 return k;
         }
         o->pending++;
         o->res.n_requests++;
+        return 0;
+}
+
+static int submit(Observer *o, ReqType type, ResourceKind kind, const char *path, const char *query, CfPaging paging,
+                  const char *items_key, const char *worker, const char *store_id) {
+        return submit_ex(o, type, kind, path, query, paging, items_key, worker, store_id, NULL);
+}
+
+/* The R2 jurisdictions the spec or the state uses besides the default
+ * one: a bucket in a jurisdiction is listed, read and deleted only with
+ * the matching cf-r2-jurisdiction header. */
+static int r2_jurisdictions(const Observer *o, char ***ret) {
+        _cleanup_strv_free_ char **l = calloc(1, sizeof(char *));
+
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < o->ledger->n_entries; i++)
+                if (o->ledger->entries[i].kind == RESOURCE_R2_BUCKET && o->ledger->entries[i].jurisdiction &&
+                    strv_extend(&l, o->ledger->entries[i].jurisdiction) < 0)
+                        return -ENOMEM;
+        for (size_t i = 0; o->g && i < o->g->n_r2_buckets; i++)
+                if (o->g->r2_buckets[i].jurisdiction && strv_extend(&l, o->g->r2_buckets[i].jurisdiction) < 0)
+                        return -ENOMEM;
+        for (size_t i = 0; o->g && i < o->g->n_workers; i++)
+                for (size_t j = 0; j < o->g->workers[i].n_bindings; j++) {
+                        const Binding *b = &o->g->workers[i].bindings[j];
+
+                        if (b->kind == BINDING_R2_BUCKET && b->jurisdiction && strv_extend(&l, b->jurisdiction) < 0)
+                                return -ENOMEM;
+                }
+        strv_sort_uniq(l);
+        *ret = TAKE_PTR(l);
         return 0;
 }
 
@@ -642,9 +688,16 @@ static void handle(Observer *o, Req *q, const CfReply *reply) {
         case REQ_LIST:
                 if (reply->error < 0)
                         return fail(o, reply->error, resource_kind_to_string(q->kind), reply->message);
-                r = observe_parse_resources(q->kind, reply->result, live, NULL);
-                if (r < 0)
-                        return fail(o, r, resource_kind_to_string(q->kind), "undecodable list");
+                {
+                        size_t before = live->n_resources;
+
+                        r = observe_parse_resources(q->kind, reply->result, live, NULL);
+                        if (r < 0)
+                                return fail(o, r, resource_kind_to_string(q->kind), "undecodable list");
+                        for (size_t i = before; q->jurisdiction && i < live->n_resources; i++)
+                                if (set_str(&live->resources[i].jurisdiction, q->jurisdiction) < 0)
+                                        return fail(o, -ENOMEM, "observe", NULL);
+                }
                 if (q->kind == RESOURCE_SECRETS_STORE && reply->result) {
                         /* One secrets list per store bindery uses. */
                         for (size_t i = 0; i < live->n_resources; i++) {
@@ -796,6 +849,7 @@ static void on_reply(CfApi *api, const CfReply *reply, void *userdata) {
                 fail(o, -ECANCELED, "observe", "cancelled");
         free(q->worker);
         free(q->store_id);
+        free(q->jurisdiction);
         free(q);
         if (o->dead) {
                 if (o->pending == 0)
@@ -862,9 +916,18 @@ int observe_start(CfApi *api, const ObserveRequest *req, observe_done_t done, vo
         }
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(lists); i++)
                 if (kind_used(o, lists[i].kind) ||
-                    (lists[i].kind == RESOURCE_SECRETS_STORE && kind_used(o, RESOURCE_SECRETS_STORE_SECRET)))
+                    (lists[i].kind == RESOURCE_SECRETS_STORE && kind_used(o, RESOURCE_SECRETS_STORE_SECRET))) {
                         r = submit(o, REQ_LIST, lists[i].kind, lists[i].path, NULL, lists[i].paging,
                                    lists[i].items_key, NULL, NULL);
+                        if (r >= 0 && lists[i].kind == RESOURCE_R2_BUCKET) {
+                                _cleanup_strv_free_ char **js = NULL;
+
+                                r = r2_jurisdictions(o, &js);
+                                for (size_t k = 0; r >= 0 && js[k]; k++)
+                                        r = submit_ex(o, REQ_LIST, lists[i].kind, lists[i].path, NULL,
+                                                      lists[i].paging, lists[i].items_key, NULL, NULL, js[k]);
+                        }
+                }
         if (r < 0) {
                 /* Requests already queued call back later: let them free it. */
                 fail(o, r, "observe", NULL);

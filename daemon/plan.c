@@ -88,6 +88,7 @@ static void live_resource_done(LiveResource *r) {
         free(r->id);
         free(r->name);
         free(r->store_id);
+        free(r->jurisdiction);
         free(r->modified);
         for (size_t i = 0; i < r->n_consumers; i++) {
                 free(r->consumers[i].script_name);
@@ -243,6 +244,7 @@ static void ledger_entry_done(LedgerEntry *e) {
         free(e->name);
         free(e->id);
         free(e->store_id);
+        free(e->jurisdiction);
         free(e->digest);
         free(e->etag);
         free(e->modified_on);
@@ -473,7 +475,8 @@ json_object *ledger_entry_extras_to_json(const LedgerEntry *e) {
 
         if (!o)
                 return NULL;
-        if (json_add_str(o, "store_id", e->store_id) < 0 || json_add_str(o, "etag", e->etag) < 0 ||
+        if (json_add_str(o, "store_id", e->store_id) < 0 || json_add_str(o, "jurisdiction", e->jurisdiction) < 0 ||
+            json_add_str(o, "etag", e->etag) < 0 ||
             json_add_str(o, "modified_on", e->modified_on) < 0 || json_add_str(o, "hmac", e->hmac) < 0)
                 return NULL;
         if (e->do_classes)
@@ -504,7 +507,8 @@ int ledger_entry_extras_from_json(LedgerEntry *e, json_object *o) {
 
         if (!o)
                 return 0;
-        if (dup_into(&e->store_id, json_str(o, "store_id")) < 0 || dup_into(&e->etag, json_str(o, "etag")) < 0 ||
+        if (dup_into(&e->store_id, json_str(o, "store_id")) < 0 ||
+            dup_into(&e->jurisdiction, json_str(o, "jurisdiction")) < 0 || dup_into(&e->etag, json_str(o, "etag")) < 0 ||
             dup_into(&e->modified_on, json_str(o, "modified_on")) < 0 ||
             dup_into(&e->hmac, json_str(o, "hmac")) < 0)
                 return -ENOMEM;

@@ -78,6 +78,7 @@ typedef struct LiveResource {
         char *id;                   /* KV id, D1 uuid, queue id, store id, secret id; R2: the name */
         char *name;                 /* title / bucket / database / queue / store / secret name */
         char *store_id;             /* store secrets: the store */
+        char *jurisdiction;         /* R2: the jurisdiction it was listed in (NULL: default) */
         char *modified;             /* when listed with one (queues, store secrets) */
         LiveConsumer *consumers;    /* queues */
         size_t n_consumers;
@@ -120,6 +121,7 @@ typedef struct LedgerEntry {
         char *name;                 /* Cloudflare name */
         char *id;                   /* Cloudflare id (R2 and workers: the name) */
         char *store_id;             /* store secrets */
+        char *jurisdiction;         /* R2: the bucket's jurisdiction (NULL: default); every call sends it */
         char *digest;               /* what was last applied (plan_*_digest) */
         DeletionPolicy deletion;    /* last recorded policy */
         bool adopted;
