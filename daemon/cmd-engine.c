@@ -21,6 +21,7 @@ typedef struct CliRun {
         sd_event *event;
         bool done;
         RunResult result;
+        unsigned n_blocked;
         char *text;
         json_object *json;
 } CliRun;
@@ -30,6 +31,7 @@ static void on_done(Engine *e, const RunReport *report, void *userdata) {
 
         c->done = true;
         c->result = report->result;
+        c->n_blocked = report->n_blocked;
         c->text = report->text ? strdup(report->text) : NULL;
         c->json = report->json ? json_object_get(report->json) : NULL;
         (void) sd_event_exit(c->event, 0);
@@ -155,10 +157,10 @@ static int run(const Options *o, RunMode mode) {
                 ret = EXIT_OK;
                 break;
         case RUN_RESULT_CHANGES:
-                ret = EXIT_CHANGES;
-                break;
         case RUN_RESULT_BLOCKED:
-                ret = mode == RUN_MODE_PLAN ? EXIT_CHANGES : EXIT_BLOCKED;
+                /* plan: what apply would do; blocked (a missing binding
+                 * target, an unowned resource, the deletion guard) wins. */
+                ret = cr.n_blocked > 0 || cr.result == RUN_RESULT_BLOCKED ? EXIT_BLOCKED : EXIT_CHANGES;
                 break;
         default:
                 ret = EXIT_FAILED;

@@ -1151,6 +1151,7 @@ static void run_finish(Engine *e) {
         rep.n_writes = e->applier ? apply_n_writes(e->applier) : 0;
         rep.n_requests = (unsigned) (requests_total(e->api) - e->requests_at_start);
         rep.n_failed = n_failed;
+        rep.n_blocked = e->plan ? e->plan->n_blocked : 0;
         rep.started_usec = e->started_usec;
         rep.finished_usec = now_realtime_usec();
         if (e->report) {

@@ -71,6 +71,7 @@ typedef struct RunReport {
         unsigned n_writes;          /* API writes made */
         unsigned n_requests;        /* API requests made */
         unsigned n_failed;
+        unsigned n_blocked;         /* blocked actions in the plan */
         uint64_t started_usec, finished_usec;
         json_object *json;
         const char *text;           /* human-readable plan/report, for the CLI */

@@ -476,6 +476,24 @@ static int r2_jurisdictions(const Observer *o, char ***ret) {
         return 0;
 }
 
+/* Whether a worker binds a resource of kind k by id or name (no
+ * document): its list is needed to tell whether the target exists. */
+static bool bound_by_id(const Generation *g, ResourceKind k) {
+        for (size_t i = 0; g && i < g->n_workers; i++)
+                for (size_t j = 0; j < g->workers[i].n_bindings; j++) {
+                        const Binding *b = &g->workers[i].bindings[j];
+
+                        if (b->target || !b->target_id)
+                                continue;
+                        if ((k == RESOURCE_KV_NAMESPACE && b->kind == BINDING_KV_NAMESPACE) ||
+                            (k == RESOURCE_R2_BUCKET && b->kind == BINDING_R2_BUCKET) ||
+                            (k == RESOURCE_D1_DATABASE && b->kind == BINDING_D1) ||
+                            (k == RESOURCE_QUEUE && b->kind == BINDING_QUEUE))
+                                return true;
+                }
+        return false;
+}
+
 static bool kind_used(const Observer *o, ResourceKind k) {
         const Generation *g = o->g;
 
@@ -487,6 +505,8 @@ static bool kind_used(const Observer *o, ResourceKind k) {
                         return true;
         if (!g)
                 return false;
+        if (bound_by_id(g, k))
+                return true;
         switch (k) {
         case RESOURCE_KV_NAMESPACE: return g->n_kv_namespaces > 0;
         case RESOURCE_R2_BUCKET: return g->n_r2_buckets > 0;

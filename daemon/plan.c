@@ -1738,6 +1738,133 @@ static int plan_migrations(const Worker *w, const LedgerEntry *e, const LiveWork
         }
 }
 
+static bool live_r2_exists(const LiveState *live, const char *name, const char *jurisdiction) {
+        for (size_t i = 0; i < live->n_resources; i++) {
+                const LiveResource *r = &live->resources[i];
+
+                if (r->kind == RESOURCE_R2_BUCKET && streq_ptr(r->name, name) &&
+                    streq_ptr(norm_jurisdiction(r->jurisdiction), norm_jurisdiction(jurisdiction)))
+                        return true;
+        }
+        return false;
+}
+
+static bool class_declared(const Worker *w, const char *class_name) {
+        for (size_t i = 0; w && i < w->n_do_classes; i++)
+                if (streq_ptr(w->do_classes[i].class_name, class_name))
+                        return true;
+        return false;
+}
+
+/* Whether binding b of worker w names a target that exists nowhere: not
+ * in the spec, not in the account as observed. Cloudflare refuses such an
+ * upload (KV 10041, R2 10085, D1 10181, queue 11000, service 10143, DO
+ * 10061, store secret 10182), so the worker is blocked before anything of
+ * it is sent. Targets given as spec documents are planned (and blocked)
+ * with their document; this covers ids and names written in the binding.
+ * Only a list that was read can prove absence. Returns a description of
+ * the missing target (caller frees), NULL if it exists or cannot be
+ * told, or sets -ENOMEM in *r. */
+static char *binding_target_missing(const Ctx *c, const Worker *w, const Binding *b, int *r) {
+        const Generation *g = c->g;
+        const LiveState *live = c->live;
+        char *m = NULL;
+        int k = 0;
+
+        switch (b->kind) {
+        case BINDING_KV_NAMESPACE:
+                if (b->target || !b->target_id || !live->listed[RESOURCE_KV_NAMESPACE])
+                        return NULL;
+                for (size_t i = 0; i < g->n_kv_namespaces; i++)
+                        if (streq_ptr(g->kv_namespaces[i].id, b->target_id))
+                                return NULL;
+                if (live_state_find_by_id(live, RESOURCE_KV_NAMESPACE, b->target_id))
+                        return NULL;
+                k = asprintf(&m, "KV namespace '%s'", b->target_id);
+                break;
+        case BINDING_R2_BUCKET:
+                if (b->target || !b->target_id || !live->listed[RESOURCE_R2_BUCKET])
+                        return NULL;
+                for (size_t i = 0; i < g->n_r2_buckets; i++)
+                        if (streq_ptr(plan_resource_cf_name(RESOURCE_R2_BUCKET, &g->r2_buckets[i]), b->target_id))
+                                return NULL;
+                if (live_r2_exists(live, b->target_id, b->jurisdiction))
+                        return NULL;
+                k = asprintf(&m, "R2 bucket '%s'%s%s", b->target_id, b->jurisdiction ? " in jurisdiction " : "",
+                             b->jurisdiction ?: "");
+                break;
+        case BINDING_D1:
+                if (b->target || !b->target_id || !live->listed[RESOURCE_D1_DATABASE])
+                        return NULL;
+                for (size_t i = 0; i < g->n_d1_databases; i++)
+                        if (streq_ptr(g->d1_databases[i].id, b->target_id))
+                                return NULL;
+                if (live_state_find_by_id(live, RESOURCE_D1_DATABASE, b->target_id))
+                        return NULL;
+                k = asprintf(&m, "D1 database '%s'", b->target_id);
+                break;
+        case BINDING_QUEUE:
+                if (b->target || !b->target_id || !live->listed[RESOURCE_QUEUE])
+                        return NULL;
+                for (size_t i = 0; i < g->n_queues; i++)
+                        if (streq_ptr(plan_resource_cf_name(RESOURCE_QUEUE, &g->queues[i]), b->target_id))
+                                return NULL;
+                if (live_state_find_by_name(live, RESOURCE_QUEUE, b->target_id, NULL))
+                        return NULL;
+                k = asprintf(&m, "queue '%s'", b->target_id);
+                break;
+        case BINDING_SERVICE:
+                if (!b->service || !live->workers_listed || generation_find_worker(g, b->service) ||
+                    live_state_find_worker(live, b->service))
+                        return NULL;
+                k = asprintf(&m, "worker '%s'", b->service);
+                break;
+        case BINDING_DURABLE_OBJECT: {
+                const char *script = b->script_name ?: w->name;
+                const Worker *t = generation_find_worker(g, script);
+
+                if (t) {
+                        if (class_declared(t, b->class_name))
+                                return NULL;
+                        k = asprintf(&m, "Durable Object class '%s' in worker '%s'", strna(b->class_name),
+                                     script);
+                        break;
+                }
+                if (!live->workers_listed || live_state_find_worker(live, script))
+                        return NULL;
+                k = asprintf(&m, "Durable Object class '%s' in worker '%s'", strna(b->class_name), script);
+                break;
+        }
+        case BINDING_SECRETS_STORE_SECRET: {
+                const char *store;
+
+                if (b->target || !b->secret_name || !live->listed[RESOURCE_SECRETS_STORE_SECRET])
+                        return NULL;
+                store = plan_store_id(g, b->store, live, c->ledger);
+                if (!store)
+                        return NULL; /* the store itself is reported missing */
+                for (size_t i = 0; i < g->n_secrets_store_secrets; i++) {
+                        const SecretsStoreSecret *s = &g->secrets_store_secrets[i];
+
+                        if (streq_ptr(plan_resource_cf_name(RESOURCE_SECRETS_STORE_SECRET, s), b->secret_name) &&
+                            streq_ptr(plan_store_id(g, s->store, live, c->ledger), store))
+                                return NULL;
+                }
+                if (live_state_find_by_name(live, RESOURCE_SECRETS_STORE_SECRET, b->secret_name, store))
+                        return NULL;
+                k = asprintf(&m, "Secrets Store secret '%s' in store '%s'", b->secret_name, store);
+                break;
+        }
+        default:
+                return NULL;
+        }
+        if (k < 0) {
+                *r = -ENOMEM;
+                return NULL;
+        }
+        return m;
+}
+
 static int plan_worker_main(Ctx *c, size_t wi) {
         const Worker *w = &c->g->workers[wi];
         const LedgerEntry *e = ledger_find(c->ledger, RESOURCE_WORKER, w->name);
@@ -1772,6 +1899,18 @@ static int plan_worker_main(Ctx *c, size_t wi) {
                 case BINDING_QUEUE: k = RESOURCE_QUEUE; break;
                 case BINDING_SECRETS_STORE_SECRET: k = RESOURCE_SECRETS_STORE_SECRET; break;
                 default: break;
+                }
+                if (!blocked) {
+                        int q = 0;
+                        _cleanup_free_ char *missing = binding_target_missing(c, w, b, &q);
+
+                        if (q < 0)
+                                return q;
+                        if (missing &&
+                            asprintf(&blocked, "%s:%u:%u: binding %s: its target %s does not exist (not in the spec, "
+                                               "not in the account); nothing of worker '%s' is uploaded",
+                                     strna(b->loc.file), b->loc.line, b->loc.column, b->name, missing, w->name) < 0)
+                                return -ENOMEM;
                 }
                 if (k < 0 || !doc)
                         continue;

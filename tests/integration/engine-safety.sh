@@ -106,7 +106,7 @@ check "unowned: clear error for the KV namespace" grep -q "KVNamespace/squat-kv:
 check "unowned: clear error for the worker" grep -q "Worker/squatter: worker 'squatter' already exists and is not owned by bindery" "$TMP/out"
 check_eq "unowned: nothing written" "$(sim_writes)" 0
 bd plan
-check_eq "unowned: plan exits 2" "$RC" 2
+check_eq "unowned: plan exits 3 (blocked, as apply would be)" "$RC" 3
 printf 'kind: KVNamespace\nname: squat-kv\nadopt: true\n' >"$TMP/spec/resources.yaml"
 { worker_doc w-other; worker_doc squatter "adopt: true" "bindings:" "  S: { kv_namespace: squat-kv }"; } >"$TMP/spec/workers.yaml"
 bd apply
