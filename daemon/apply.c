@@ -1,4 +1,5 @@
 /* apply.c: see apply.h. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -7,6 +8,9 @@
 
 #define MODULE_MAX_SIZE (64U * 1024U * 1024U)
 #define APPLY_FLUSH_INTERVAL_USEC (50U * 1000U)
+#define APPLY_TARGET_WAIT_DEFAULT_USEC (30U * 1000U * 1000U)
+#define APPLY_TARGET_BACKOFF_MIN_USEC (500U * 1000U)
+#define APPLY_TARGET_BACKOFF_MAX_USEC (8U * 1000U * 1000U)
 
 typedef struct Job Job;
 
@@ -35,6 +39,8 @@ struct Applier {
         sd_event_source *defer;
         sd_event_source *flush;         /* saves the state once for a batch of successes */
         uint64_t last_flush_usec;
+        uint64_t target_wait_usec;
+        Job *waiting;                   /* uploads waiting to retry (binding target not found yet) */
 };
 
 typedef enum JobStep {
@@ -51,6 +57,12 @@ struct Job {
         bool with_migrations;
         char *path;             /* of the main write */
         const char *method;
+        /* An upload refused because Cloudflare cannot find a target this
+         * run created: retried from a timer until target_wait passes. */
+        uint64_t target_since_usec;
+        unsigned target_attempts;
+        sd_event_source *retry;
+        Job *next_waiting;
 };
 
 static const Action *job_action(const Job *j) {
@@ -72,9 +84,27 @@ static void applier_destroy(Applier *ap) {
         free(ap);
 }
 
+static void waiting_remove(Applier *ap, Job *j) {
+        for (Job **p = &ap->waiting; *p; p = &(*p)->next_waiting)
+                if (*p == j) {
+                        *p = j->next_waiting;
+                        break;
+                }
+        j->next_waiting = NULL;
+        j->retry = sd_event_source_disable_unref(j->retry);
+}
+
 Applier *apply_free(Applier *ap) {
         if (!ap)
                 return NULL;
+        /* Jobs waiting on a timer are not requests in flight: drop them. */
+        while (ap->waiting) {
+                Job *j = ap->waiting;
+
+                waiting_remove(ap, j);
+                free(j->path);
+                free(j);
+        }
         ap->dead = true;
         ap->defer = sd_event_source_disable_unref(ap->defer);
         ap->flush = sd_event_source_disable_unref(ap->flush);
@@ -85,6 +115,10 @@ Applier *apply_free(Applier *ap) {
 
 void apply_cancel(Applier *ap) {
         ap->cancelled = true;
+}
+
+void apply_set_target_wait(Applier *ap, uint64_t usec) {
+        ap->target_wait_usec = usec;
 }
 
 const ApplyResult *apply_result(const Applier *ap, size_t i) {
@@ -334,6 +368,7 @@ json_object *apply_worker_metadata(const Generation *g, const Worker *w, const L
 
 static int job_finish(Job *j, int error, const char *message);
 static int job_recorded(Job *j);
+static void job_fail(Applier *ap, size_t index, Job *j, int error);
 
 static void on_reply(CfApi *api, const CfReply *reply, void *userdata);
 
@@ -1167,6 +1202,132 @@ static bool create_refused(const Job *j, const CfReply *reply) {
                reply->http_status != 409 && reply->http_status != 429;
 }
 
+/* Cloudflare's codes for an upload whose binding target it cannot find.
+ * alchemy-run/alchemy PR #753 captured them from the live API for its
+ * binding-target-not-found retry; 10143 is what wrangler users quote
+ * ("Could not resolve service binding"), 10144 what Alchemy recorded. */
+static const struct {
+        int code;
+        BindingKind binding;
+        ResourceKind kind;      /* of the action that creates such a target */
+        const char *label;
+} target_codes[] = {
+        { 10041, BINDING_KV_NAMESPACE, RESOURCE_KV_NAMESPACE, "KV namespace" },
+        { 10085, BINDING_R2_BUCKET, RESOURCE_R2_BUCKET, "R2 bucket" },
+        { 10181, BINDING_D1, RESOURCE_D1_DATABASE, "D1 database" },
+        { 11000, BINDING_QUEUE, RESOURCE_QUEUE, "queue" },
+        { 10143, BINDING_SERVICE, RESOURCE_WORKER, "service" },
+        { 10144, BINDING_SERVICE, RESOURCE_WORKER, "service" },
+        { 10061, BINDING_DURABLE_OBJECT, RESOURCE_WORKER, "Durable Object class" },
+        { 10182, BINDING_SECRETS_STORE_SECRET, RESOURCE_SECRETS_STORE_SECRET, "Secrets Store secret" },
+};
+
+static int target_code_index(const CfReply *reply) {
+        if (!reply || reply->error >= 0 || reply->http_status == 429 || reply->http_status >= 500)
+                return -1;
+        for (size_t i = 0; i < reply->n_errors; i++)
+                for (size_t k = 0; k < ELEMENTSOF(target_codes); k++)
+                        if (reply->errors[i].code == target_codes[k].code)
+                                return (int) k;
+        return -1;
+}
+
+int apply_target_not_found_code(const CfReply *reply, BindingKind *ret_kind) {
+        int k = target_code_index(reply);
+
+        if (k < 0)
+                return 0;
+        if (ret_kind)
+                *ret_kind = target_codes[k].binding;
+        return target_codes[k].code;
+}
+
+/* Whether this run just made a target of that kind for action a: one of
+ * the actions it waited for created it (or, for a service or Durable
+ * Object target, created or migrated the script). */
+static bool target_created_in_run(const Applier *ap, const Action *a, ResourceKind kind) {
+        for (size_t i = 0; i < a->n_deps; i++) {
+                const Action *d = &ap->plan->actions[a->deps[i]];
+                const ApplyResult *res = &ap->results[a->deps[i]];
+
+                if (d->resource_kind != kind || !res->done || res->error < 0)
+                        continue;
+                if (d->kind == ACTION_CREATE ||
+                    (kind == RESOURCE_WORKER && (d->kind == ACTION_MIGRATE || d->kind == ACTION_UPLOAD)))
+                        return true;
+        }
+        return false;
+}
+
+static int on_target_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Job *j = userdata;
+        Applier *ap = j->ap;
+        size_t index = j->index;
+        int r;
+
+        waiting_remove(ap, j);
+        if (ap->cancelled) {
+                (void) job_finish(j, -ECANCELED, "cancelled while waiting for a binding target");
+                return 0;
+        }
+        r = start_upload(j, j->with_migrations);
+        if (r < 0)
+                job_fail(ap, index, j, r);
+        return 0;
+}
+
+/* An upload refused with a binding-target-not-found code: retried with
+ * backoff while a target this run created propagates, else failed at
+ * once naming the binding. Consumes j on failure (as job_finish). */
+static int target_not_found(Job *j, int k, const CfReply *reply) {
+        Applier *ap = j->ap;
+        const Action *a = job_action(j);
+        _cleanup_free_ char *names = NULL, *msg = NULL;
+        uint64_t now = now_monotonic_usec(), delay;
+        int r;
+
+        for (size_t i = 0; a->worker && i < a->worker->n_bindings; i++) {
+                const Binding *b = &a->worker->bindings[i];
+                char *n;
+
+                if (b->kind != target_codes[k].binding)
+                        continue;
+                if (asprintf(&n, "%s%s%s", names ?: "", names ? ", " : "", b->name) < 0)
+                        return -ENOMEM;
+                free(names);
+                names = n;
+        }
+        if (!j->target_since_usec)
+                j->target_since_usec = now;
+        if (!target_created_in_run(ap, a, target_codes[k].kind)) {
+                if (asprintf(&msg, "binding %s: Cloudflare cannot find its %s target [code %d]: %s", strna(names),
+                             target_codes[k].label, target_codes[k].code, strna(reply->message)) < 0)
+                        return -ENOMEM;
+                return job_finish(j, -ENXIO, msg);
+        }
+        if (ap->cancelled || now - j->target_since_usec >= ap->target_wait_usec) {
+                if (asprintf(&msg,
+                             "binding %s: Cloudflare still does not accept the %s this run created, after %" PRIu64
+                             " s of retries [code %d]: %s",
+                             strna(names), target_codes[k].label, (now - j->target_since_usec) / USEC_PER_SEC,
+                             target_codes[k].code, strna(reply->message)) < 0)
+                        return -ENOMEM;
+                return job_finish(j, -ETIMEDOUT, msg);
+        }
+        delay = (uint64_t) APPLY_TARGET_BACKOFF_MIN_USEC << (j->target_attempts < 5 ? j->target_attempts : 5);
+        if (delay > APPLY_TARGET_BACKOFF_MAX_USEC)
+                delay = APPLY_TARGET_BACKOFF_MAX_USEC;
+        if (delay > j->target_since_usec + ap->target_wait_usec - now)
+                delay = j->target_since_usec + ap->target_wait_usec - now;
+        j->target_attempts++;
+        r = sd_event_add_time_relative(ap->event, &j->retry, CLOCK_MONOTONIC, delay, 0, on_target_retry, j);
+        if (r < 0)
+                return r;
+        j->next_waiting = ap->waiting;
+        ap->waiting = j;
+        return 0;
+}
+
 /* Ownership of a Job: job_finish() and job_recorded() free it, and every
  * step that may call them (job_start, start_upload, start_lookup,
  * job_success, job_lookup_done) passes their result up, so a negative
@@ -1207,6 +1368,17 @@ static void job_on_reply(Job *j, const CfReply *reply) {
                 if (r < 0)
                         job_fail(ap, index, j, r);
                 return;
+        }
+        if (a->resource_kind == RESOURCE_WORKER &&
+            (a->kind == ACTION_CREATE || a->kind == ACTION_UPLOAD || a->kind == ACTION_MIGRATE)) {
+                int k = target_code_index(reply);
+
+                if (k >= 0) {
+                        r = target_not_found(j, k, reply);
+                        if (r < 0)
+                                job_fail(ap, index, j, r);
+                        return;
+                }
         }
         if (reply->error == -EEXIST && a->kind == ACTION_CREATE && a->resource_kind != RESOURCE_WORKER) {
                 /* An earlier attempt whose answer was lost, or a run killed
@@ -1481,6 +1653,7 @@ int apply_start(CfApi *api, sd_event *event, const Generation *g, const Plan *pl
         ap->ledger = ledger;
         ap->live = live;
         ap->concurrency = concurrency ?: 8;
+        ap->target_wait_usec = APPLY_TARGET_WAIT_DEFAULT_USEC;
         ap->run_id = strdup(run_id ?: "run");
         ap->hooks = *hooks;
         ap->done = done;

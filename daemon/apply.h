@@ -55,6 +55,16 @@ typedef void (*apply_done_t)(Applier *a, void *userdata);
 int apply_start(CfApi *api, sd_event *event, const Generation *g, const Plan *plan, Ledger *ledger,
                 const LiveState *live, unsigned concurrency, const char *run_id, const ApplyHooks *hooks,
                 apply_done_t done, void *userdata, Applier **ret);
+/* How long an upload refused because Cloudflare cannot find a binding
+ * target that this run just created is retried (default 30 s; every
+ * attempt goes through the request budget). Call before the loop runs. */
+void apply_set_target_wait(Applier *a, uint64_t usec);
+
+/* The binding-target-not-found code in a reply (KV 10041, R2 10085, D1
+ * 10181, queue 11000, service 10143/10144, Durable Object 10061, Secrets
+ * Store secret 10182), or 0. Sets *ret_kind to the binding kind. */
+int apply_target_not_found_code(const CfReply *reply, BindingKind *ret_kind);
+
 /* Stops starting new actions; in-flight requests finish. */
 void apply_cancel(Applier *a);
 /* Frees; if requests are in flight they are abandoned safely (no callback). */

@@ -68,6 +68,7 @@ static const ConfigKey config_keys[] = {
         { "prune",           CONFIG_BOOL,      OFF(prune),               -1,                      0, 0, "false" },
         { "prune_settle",    CONFIG_DURATION,  OFF(prune_settle_usec),   -1,                      0, 1 * DAY, "30s" },
         { "max_deletions",   CONFIG_UINT,      OFF(max_deletions),       -1,                      0, 100000, "5" },
+        { "binding_target_wait", CONFIG_DURATION, OFF(target_wait_usec), -1,                    0, 10 * 60 * SEC, "30s" },
         { "concurrency",     CONFIG_UINT,      OFF(concurrency),         -1,                      1, 64, "8" },
         { "request_budget",  CONFIG_BUDGET,    OFF(request_budget),      -1,                      1, 100000, "1000/5m" },
         { "log_level",       CONFIG_LOG_LEVEL, OFF(log_level),           -1,                      0, 0, "info" },

@@ -35,6 +35,7 @@ struct Engine {
         uint64_t full_refresh_usec;
         bool prune;
         uint64_t prune_settle_usec;
+        uint64_t target_wait_usec;
         unsigned max_deletions;
         unsigned concurrency;
         unsigned request_budget;
@@ -304,6 +305,7 @@ static int engine_copy_config(Engine *e, const Config *c) {
         e->full_refresh_usec = c->full_refresh_usec ?: 6 * 3600 * USEC_PER_SEC;
         e->prune = c->prune;
         e->prune_settle_usec = c->prune_settle_usec;
+        e->target_wait_usec = c->target_wait_usec;
         e->max_deletions = c->max_deletions;
         e->concurrency = c->concurrency ?: 8;
         e->request_budget = c->request_budget ?: 1000;
@@ -922,6 +924,8 @@ static void on_observed(ObserveResult *res, void *userdata) {
 
                 r = apply_start(e->api, e->event, e->g, e->plan, e->ledger, e->live, e->concurrency, e->run_id, &h,
                                 on_apply_done, e, &e->applier);
+                if (r >= 0)
+                        apply_set_target_wait(e->applier, e->target_wait_usec);
         }
         if (r < 0)
                 return run_fail(e, r, "apply");

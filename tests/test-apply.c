@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <systemd/sd-event.h>
 
@@ -169,7 +170,9 @@ END_TEST
 typedef struct FakeApi {
         struct MHD_Daemon *mhd;
         uint16_t port;
-        unsigned posts, gets;
+        unsigned posts, gets, puts;
+        bool creates;           /* KV creates succeed (else: refused as existing) */
+        unsigned refusals;      /* worker uploads refused with 10041 before one succeeds */
 } FakeApi;
 
 static enum MHD_Result fake_reply(struct MHD_Connection *c, unsigned status, const char *body) {
@@ -201,8 +204,22 @@ static enum MHD_Result fake_handler(void *cls, struct MHD_Connection *c, const c
                 *upload_data_size = 0;
                 return MHD_YES;
         }
+        if (strstr(url, "/workers/scripts/") && streq(method, "PUT")) {
+                unsigned n = __atomic_add_fetch(&f->puts, 1, __ATOMIC_SEQ_CST);
+
+                if (n <= f->refusals)
+                        return fake_reply(c, 400, "{\"success\":false,\"errors\":[{\"code\":10041,\"message\":"
+                                                  "\"KV namespace 'kv-1' not found (binding CACHE)\"}]}");
+                return fake_reply(c, 200, "{\"success\":true,\"errors\":[],\"messages\":[],"
+                                          "\"result\":{\"id\":\"api\",\"etag\":\"e1\"}}");
+        }
         if (!strstr(url, "/storage/kv/namespaces"))
                 return fake_reply(c, 404, "{\"success\":false,\"errors\":[{\"code\":7003,\"message\":\"no route\"}]}");
+        if (streq(method, "POST") && f->creates) {
+                __atomic_add_fetch(&f->posts, 1, __ATOMIC_SEQ_CST);
+                return fake_reply(c, 200, "{\"success\":true,\"errors\":[],\"messages\":[],"
+                                          "\"result\":{\"id\":\"kv-1\",\"title\":\"cache\"}}");
+        }
         if (streq(method, "POST")) {
                 __atomic_add_fetch(&f->posts, 1, __ATOMIC_SEQ_CST);
                 return fake_reply(c, 400, "{\"success\":false,\"errors\":[{\"code\":10014,"
@@ -211,6 +228,10 @@ static enum MHD_Result fake_handler(void *cls, struct MHD_Connection *c, const c
         __atomic_add_fetch(&f->gets, 1, __ATOMIC_SEQ_CST);
         return fake_reply(c, 200, "{\"success\":true,\"errors\":[],\"messages\":[],\"result\":[],"
                                   "\"result_info\":{\"page\":1,\"per_page\":1000,\"count\":0,\"total_count\":0}}");
+}
+
+static const char *strempty_msg(const char *s) {
+        return s ? s : "";
 }
 
 typedef struct Outcome {
@@ -242,6 +263,170 @@ static void on_done(Applier *ap, void *userdata) {
 /* job_lookup_done() finished the job and returned the error, and the
  * reply handler finished it a second time: a use after free that ASan
  * reports (issue 8). Now the action fails once, naming why. */
+static void fake_start(FakeApi *f) {
+        const union MHD_DaemonInfo *di;
+
+        f->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, fake_handler,
+                                  f, MHD_OPTION_SOCK_ADDR,
+                                  (struct sockaddr *) &(struct sockaddr_in) { .sin_family = AF_INET,
+                                                                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) },
+                                  MHD_OPTION_END);
+        ck_assert_ptr_nonnull(f->mhd);
+        di = MHD_get_daemon_info(f->mhd, MHD_DAEMON_INFO_BIND_PORT);
+        ck_assert_ptr_nonnull(di);
+        f->port = di->port;
+}
+
+static CfApi *fake_api(const FakeApi *f, sd_event *event) {
+        CfApiOptions opts = {};
+        CfApi *api = NULL;
+        char url[64];
+
+        snprintf(url, sizeof url, "http://127.0.0.1:%u/client/v4", f->port);
+        opts.api_url = url;
+        opts.account_id = "acc123";
+        opts.token = "t";
+        opts.token_size = 1;
+        opts.backoff_base_usec = 10 * USEC_PER_MSEC;
+        opts.request_timeout_usec = 5 * USEC_PER_SEC;
+        ck_assert_int_eq(cfapi_new(&api, event, &opts), 0);
+        return api;
+}
+
+/* A generation of one KV namespace "cache" and one worker "api" binding
+ * it as CACHE, with its module in a temporary file. */
+static Generation *gen_kv_worker(char *module_path) {
+        Generation *g = calloc(1, sizeof(Generation));
+        Worker *w;
+        int fd;
+
+        ck_assert_ptr_nonnull(g);
+        fd = mkstemp(module_path);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(write(fd, "export default {};\n", 19), 19);
+        close(fd);
+        g->spec_dir = strdup("/spec");
+        g->kv_namespaces = calloc(1, sizeof(KVNamespace));
+        g->n_kv_namespaces = 1;
+        g->kv_namespaces[0].name = strdup("cache");
+        g->workers = calloc(1, sizeof(Worker));
+        g->n_workers = 1;
+        w = &g->workers[0];
+        w->name = strdup("api");
+        w->main_module = strdup("index.js");
+        w->compatibility_date = strdup("2025-06-01");
+        w->workers_dev = -1;
+        w->modules = calloc(1, sizeof(Module));
+        w->n_modules = 1;
+        w->modules[0] = (Module) { .name = strdup("index.js"), .path = strdup(module_path), .type = MODULE_ESM };
+        w->bindings = calloc(1, sizeof(Binding));
+        w->n_bindings = 1;
+        w->bindings[0] = (Binding) { .name = strdup("CACHE"), .kind = BINDING_KV_NAMESPACE, .target = strdup("cache") };
+        return g;
+}
+
+/* Runs a two-action plan (create KV "cache" → create worker "api", or
+ * only the worker upload when the namespace is already recorded) with
+ * the given target wait; fills o. */
+static void run_target_plan(FakeApi *f, bool create_kv, uint64_t wait_usec, Outcome *o, int *ret_worker_error,
+                            char *ret_worker_message, size_t n) {
+        char module[] = "/tmp/test-apply-XXXXXX";
+        _cleanup_(generation_freep) Generation *g = gen_kv_worker(module);
+        _cleanup_(ledger_freep) Ledger *l = ledger_new();
+        _cleanup_(live_state_freep) LiveState *live = live_state_new();
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        CfApi *api;
+        Applier *ap = NULL;
+        Action acts[2] = {};
+        unsigned dep0 = 0;
+        Plan plan = { .actions = acts, .n_changes = 2 };
+        ApplyHooks hooks = { .save = hook_save, .action_done = hook_action_done, .userdata = o };
+        size_t wi;
+
+        if (create_kv) {
+                acts[0] = (Action) { .kind = ACTION_CREATE, .resource_kind = RESOURCE_KV_NAMESPACE, .doc = (char *) "cache",
+                                     .name = (char *) "cache", .intent = true, .desired = &g->kv_namespaces[0] };
+                acts[1] = (Action) { .index = 1, .kind = ACTION_CREATE, .resource_kind = RESOURCE_WORKER, .doc = (char *) "api",
+                                     .name = (char *) "api", .intent = true, .worker = &g->workers[0],
+                                     .desired = &g->workers[0], .deps = &dep0, .n_deps = 1 };
+                plan.n_actions = 2;
+                wi = 1;
+        } else {
+                LedgerEntry *e = ledger_ensure(l, RESOURCE_KV_NAMESPACE, "cache");
+
+                e->id = strdup("kv-1");
+                ledger_ensure(l, RESOURCE_WORKER, "api");
+                acts[0] = (Action) { .kind = ACTION_UPLOAD, .resource_kind = RESOURCE_WORKER, .doc = (char *) "api",
+                                     .name = (char *) "api", .worker = &g->workers[0], .desired = &g->workers[0] };
+                plan.n_actions = 1;
+                plan.n_changes = 1;
+                wi = 0;
+        }
+        ck_assert_int_ge(sd_event_new(&event), 0);
+        o->event = event;
+        api = fake_api(f, event);
+        ck_assert_int_eq(apply_start(api, event, g, &plan, l, live, 4, "run-1", &hooks, on_done, o, &ap), 0);
+        apply_set_target_wait(ap, wait_usec);
+        ck_assert_int_ge(sd_event_loop(event), 0);
+        *ret_worker_error = apply_result(ap, wi)->error;
+        snprintf(ret_worker_message, n, "%s", strempty_msg(apply_result(ap, wi)->message));
+        ap = apply_free(ap);
+        api = cfapi_free(api);
+        unlink(module);
+}
+
+/* Cloudflare may not accept a target it just created as a binding target
+ * yet (issue 8): the upload is retried until it is, within the wait. */
+START_TEST(test_target_propagation_retried) {
+        FakeApi f = { .creates = true, .refusals = 2 };
+        Outcome o = {};
+        int err;
+        char msg[512];
+        uint64_t t0 = now_monotonic_usec();
+
+        fake_start(&f);
+        run_target_plan(&f, true, 10 * USEC_PER_SEC, &o, &err, msg, sizeof msg);
+        ck_assert_int_eq(err, 0);
+        ck_assert_uint_eq(f.puts, 3);           /* two refusals, then accepted */
+        ck_assert_uint_ge(now_monotonic_usec() - t0, 1000 * USEC_PER_MSEC);     /* 0.5 s + 1 s of backoff */
+        MHD_stop_daemon(f.mhd);
+}
+END_TEST
+
+/* It never propagates: the upload fails after the wait, naming the
+ * binding; every attempt was a request (bounded). */
+START_TEST(test_target_wait_bounded) {
+        FakeApi f = { .creates = true, .refusals = 1000 };
+        Outcome o = {};
+        int err;
+        char msg[512];
+
+        fake_start(&f);
+        run_target_plan(&f, true, 1500 * USEC_PER_MSEC, &o, &err, msg, sizeof msg);
+        ck_assert_int_eq(err, -ETIMEDOUT);
+        ck_assert_msg(strstr(msg, "binding CACHE") && strstr(msg, "10041"), "%s", msg);
+        ck_assert_uint_ge(f.puts, 2);
+        ck_assert_uint_le(f.puts, 4);
+        MHD_stop_daemon(f.mhd);
+}
+END_TEST
+
+/* A not-found for a target this run did not create fails at once. */
+START_TEST(test_target_not_created_fails_at_once) {
+        FakeApi f = { .creates = true, .refusals = 1000 };
+        Outcome o = {};
+        int err;
+        char msg[512];
+
+        fake_start(&f);
+        run_target_plan(&f, false, 10 * USEC_PER_SEC, &o, &err, msg, sizeof msg);
+        ck_assert_int_eq(err, -ENXIO);
+        ck_assert_msg(strstr(msg, "binding CACHE") && strstr(msg, "KV namespace") && strstr(msg, "10041"), "%s", msg);
+        ck_assert_uint_eq(f.puts, 1);
+        MHD_stop_daemon(f.mhd);
+}
+END_TEST
+
 START_TEST(test_exists_but_not_listed) {
         _cleanup_(generation_freep) Generation *g = calloc(1, sizeof(Generation));
         _cleanup_(ledger_freep) Ledger *l = ledger_new();
@@ -315,6 +500,9 @@ static Suite *apply_suite(void) {
         tc = tcase_create("executor");
         tcase_set_timeout(tc, 30);
         tcase_add_test(tc, test_exists_but_not_listed);
+        tcase_add_test(tc, test_target_propagation_retried);
+        tcase_add_test(tc, test_target_wait_bounded);
+        tcase_add_test(tc, test_target_not_created_fails_at_once);
         suite_add_tcase(su, tc);
         return su;
 }
