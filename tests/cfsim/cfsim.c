@@ -2,7 +2,12 @@
  * bindery and the recorded clients use. See tests/cfsim/README.md.
  *
  *   cfsim --port N [--host 127.0.0.1] [--account-id ID] [--token T]
- *         [--state FILE] [--rate-limit N/SECONDS] [--check-bindings]
+ *         [--state FILE] [--seed FILE] [--rate-limit N/SECONDS]
+ *         [--rate-limit-block SECONDS] [--no-check-bindings]
+ *         [--propagation-delay SECONDS] [--propagation-every N]
+ *         [--audit-forbidden] [--audit-delay SECONDS]
+ *         [--max-scripts N] [--max-crons N] [--max-stores N]
+ *         [--max-store-secrets N]
  *
  * Prints "cfsim listening on http://HOST:PORT/client/v4" once ready and
  * serves until SIGTERM or SIGINT, saving the state first when --state is
@@ -20,16 +25,49 @@
 
 static void usage(FILE *f) {
         fprintf(f,
-                "Usage: cfsim --port N [--host ADDR] [--account-id ID] [--token TOKEN]\n"
-                "             [--state FILE] [--rate-limit N/SECONDS] [--check-bindings]\n"
-                "  --port N           TCP port; 0 picks a free one\n"
-                "  --host ADDR        listen address (default 127.0.0.1)\n"
-                "  --account-id ID    the one account served (default %s)\n"
-                "  --token TOKEN      require \"Authorization: Bearer TOKEN\"\n"
-                "  --state FILE       load state from FILE and save it there (atomically)\n"
-                "  --rate-limit N/S   allow N API requests per S seconds, then 429/971\n"
-                "  --check-bindings   refuse bindings to KV/R2/D1/queues/store secrets that do not exist\n",
-                SIM_DEFAULT_ACCOUNT);
+                "Usage: cfsim --port N [OPTION...]\n"
+                "  --port N                 TCP port; 0 picks a free one\n"
+                "  --host ADDR              listen address (default 127.0.0.1)\n"
+                "  --account-id ID          the one account served (default %s)\n"
+                "  --token TOKEN            require \"Authorization: Bearer TOKEN\"\n"
+                "  --state FILE             load state from FILE and save it there (atomically)\n"
+                "  --seed FILE              add what a spec can only reference (see README)\n"
+                "  --rate-limit N/S         N API requests per S seconds per token (default %u/%u)\n"
+                "  --rate-limit-block S     past the limit, refuse everything for S seconds (default %u)\n"
+                "  --no-check-bindings      accept bindings to targets that do not exist\n"
+                "  --propagation-delay S    a new KV/R2/D1/queue/store secret is no binding target for S seconds\n"
+                "  --propagation-every N    only every Nth such create lags (default 1: all)\n"
+                "  --audit-forbidden        the audit log answers 403 (token without Account Settings Read)\n"
+                "  --audit-delay S          an action shows up in the audit log S seconds later\n"
+                "  --max-scripts N          Workers per account (default %u; 0: unlimited)\n"
+                "  --max-crons N            cron triggers per account (default %u; 0: unlimited)\n"
+                "  --max-stores N           Secrets Store stores per account (default %u; 0: unlimited)\n"
+                "  --max-store-secrets N    Secrets Store secrets per account (default %u; 0: unlimited)\n"
+                "  --check-bindings         accepted for compatibility (the default now)\n",
+                SIM_DEFAULT_ACCOUNT, SIM_RL_QUOTA_DEFAULT, SIM_RL_WINDOW_DEFAULT, SIM_RL_BLOCK_DEFAULT,
+                SIM_MAX_SCRIPTS_DEFAULT, SIM_MAX_CRONS_DEFAULT, SIM_MAX_STORES_DEFAULT, SIM_MAX_STORE_SECRETS_DEFAULT);
+}
+
+/* Seconds with an optional fraction ("1", "0.5") into microseconds. */
+static int parse_seconds(const char *s, uint64_t *ret_usec) {
+        char *end;
+        double d;
+
+        errno = 0;
+        d = strtod(s, &end);
+        if (errno || end == s || *end || !(d >= 0) || d > 86400.0 * 366)
+                return -EINVAL;
+        *ret_usec = (uint64_t) (d * 1e6);
+        return 0;
+}
+
+static int parse_count(const char *s, unsigned *ret) {
+        uint64_t u;
+
+        if (safe_atou64(s, &u) < 0 || u > 100000000ULL)
+                return -EINVAL;
+        *ret = (unsigned) u;
+        return 0;
 }
 
 static bool account_id_valid(const char *s) {
@@ -84,12 +122,27 @@ int main(int argc, char **argv) {
                 { "state", required_argument, NULL, 's' },
                 { "rate-limit", required_argument, NULL, 'r' },
                 { "check-bindings", no_argument, NULL, 'c' },
+                { "no-check-bindings", no_argument, NULL, 'C' },
+                { "rate-limit-block", required_argument, NULL, 'B' },
+                { "propagation-delay", required_argument, NULL, 'P' },
+                { "propagation-every", required_argument, NULL, 'E' },
+                { "audit-forbidden", no_argument, NULL, 'F' },
+                { "audit-delay", required_argument, NULL, 'D' },
+                { "max-scripts", required_argument, NULL, 1001 },
+                { "max-crons", required_argument, NULL, 1002 },
+                { "max-stores", required_argument, NULL, 1003 },
+                { "max-store-secrets", required_argument, NULL, 1004 },
+                { "seed", required_argument, NULL, 'S' },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
-        const char *host = "127.0.0.1", *account = SIM_DEFAULT_ACCOUNT, *token = NULL, *state = NULL;
-        unsigned port = 0, quota = 0, window = 0;
-        bool have_port = false, check_bindings = false;
+        const char *host = "127.0.0.1", *account = SIM_DEFAULT_ACCOUNT, *token = NULL, *state = NULL, *seed = NULL;
+        unsigned port = 0, quota = SIM_RL_QUOTA_DEFAULT, window = SIM_RL_WINDOW_DEFAULT, block = SIM_RL_BLOCK_DEFAULT;
+        unsigned max_scripts = SIM_MAX_SCRIPTS_DEFAULT, max_crons = SIM_MAX_CRONS_DEFAULT;
+        unsigned max_stores = SIM_MAX_STORES_DEFAULT, max_store_secrets = SIM_MAX_STORE_SECRETS_DEFAULT;
+        unsigned prop_every = 1;
+        uint64_t prop_usec = 0, audit_delay = 0, block_usec;
+        bool have_port = false, check_bindings = true, audit_forbidden = false;
         struct MHD_Daemon *d;
         pthread_t saver;
         bool have_saver = false;
@@ -137,6 +190,55 @@ int main(int argc, char **argv) {
                 case 'c':
                         check_bindings = true;
                         break;
+                case 'C':
+                        check_bindings = false;
+                        break;
+                case 'B':
+                        if (parse_seconds(optarg, &block_usec) < 0 || block_usec < USEC_PER_SEC) {
+                                fprintf(stderr, "cfsim: --rate-limit-block wants whole seconds >= 1\n");
+                                return 64;
+                        }
+                        block = (unsigned) (block_usec / USEC_PER_SEC);
+                        break;
+                case 'P':
+                        if (parse_seconds(optarg, &prop_usec) < 0) {
+                                fprintf(stderr, "cfsim: --propagation-delay wants seconds, e.g. 1 or 0.5\n");
+                                return 64;
+                        }
+                        break;
+                case 'E':
+                        if (parse_count(optarg, &prop_every) < 0 || prop_every < 1) {
+                                fprintf(stderr, "cfsim: --propagation-every wants a count >= 1\n");
+                                return 64;
+                        }
+                        break;
+                case 'F':
+                        audit_forbidden = true;
+                        break;
+                case 'D':
+                        if (parse_seconds(optarg, &audit_delay) < 0) {
+                                fprintf(stderr, "cfsim: --audit-delay wants seconds, e.g. 1 or 0.5\n");
+                                return 64;
+                        }
+                        break;
+                case 1001:
+                case 1002:
+                case 1003:
+                case 1004: {
+                        unsigned *t = c == 1001 ? &max_scripts : c == 1002 ? &max_crons :
+                                      c == 1003 ? &max_stores : &max_store_secrets;
+
+                        if (parse_count(optarg, t) < 0) {
+                                fprintf(stderr, "cfsim: --%s wants a count (0: unlimited)\n",
+                                        c == 1001 ? "max-scripts" : c == 1002 ? "max-crons" :
+                                        c == 1003 ? "max-stores" : "max-store-secrets");
+                                return 64;
+                        }
+                        break;
+                }
+                case 'S':
+                        seed = optarg;
+                        break;
                 case 'h':
                         usage(stdout);
                         return 0;
@@ -159,8 +261,17 @@ int main(int argc, char **argv) {
                 return 1;
         }
         sim.rl_quota = quota;
-        sim.check_bindings = check_bindings;
         sim.rl_window = window;
+        sim.rl_block = block;
+        sim.check_bindings = check_bindings;
+        sim.propagation_usec = prop_usec;
+        sim.propagation_every = prop_every;
+        sim.audit_forbidden = audit_forbidden;
+        sim.audit_delay_usec = audit_delay;
+        sim.max_scripts = max_scripts;
+        sim.max_crons = max_crons;
+        sim.max_stores = max_stores;
+        sim.max_store_secrets = max_store_secrets;
         if (token && !(sim.token = strdup(token))) {
                 sim_done(&sim);
                 return 1;
@@ -170,6 +281,17 @@ int main(int argc, char **argv) {
                 r = sim.state_path ? sim_store_load(&sim) : -ENOMEM;
                 if (r < 0) {
                         fprintf(stderr, "cfsim: cannot load state '%s': %s\n", state, strerror(-r));
+                        sim_done(&sim);
+                        return 1;
+                }
+        }
+
+        if (seed) {
+                const char *msg = NULL;
+
+                r = sim_seed_file(&sim, seed, &msg);
+                if (r < 0) {
+                        fprintf(stderr, "cfsim: cannot seed from '%s': %s\n", seed, msg ? msg : strerror(-r));
                         sim_done(&sim);
                         return 1;
                 }

@@ -43,7 +43,15 @@ static void h_audit(Sim *sim, const SimRequest *req, SimReply *rep) {
         json_object *log = sim_coll(sim, "audit"), *out, *info;
         size_t n = json_object_array_length(log), count = 0;
         int64_t last_seq = 0;
+        uint64_t now = now_realtime_usec();
 
+        if (sim->audit_forbidden)
+                /* A token without "Account Settings Read" (cfsim's switch,
+                 * --audit-forbidden). */
+                return reply_error(rep, 403, 10000, "Authentication error");
+        if (!since_s || !*since_s || !before_s || !*before_s)
+                /* The Audit Logs v2 reference lists both as required. */
+                return reply_error(rep, 400, 10021, "since and before are required query parameters");
         if (dir && !asc && !streq(dir, "desc"))
                 return reply_error(rep, 400, 10021, "direction must be asc or desc");
         if (limit < 0)
@@ -65,6 +73,8 @@ static void h_audit(Sim *sim, const SimRequest *req, SimReply *rep) {
                         continue;
                 if (t < since || t >= before)
                         continue;
+                if (sim->audit_delay_usec > 0 && t + sim->audit_delay_usec > now)
+                        continue;       /* not ingested yet */
                 if (count == (size_t) limit) {
                         more = true;
                         break;

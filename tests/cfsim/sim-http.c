@@ -419,7 +419,7 @@ static enum MHD_Result dispatch(Sim *sim, Conn *x, struct MHD_Connection *c, con
         SimReply rep = {};
         const SimRoute *route = NULL;
         char tmpl[512] = "";
-        bool mismatch = false, truncate = false, rl_on = sim->rl_quota > 0, wrote = false;
+        bool mismatch = false, truncate = false, rl_on = true, wrote = false;
         unsigned rl_remaining = 0, rl_reset = 0;
         SimFaultHit hit;
         enum MHD_Result ret;
@@ -442,6 +442,7 @@ static enum MHD_Result dispatch(Sim *sim, Conn *x, struct MHD_Connection *c, con
         }
 
         if (!startswith(path, "/client/v4/")) {
+                rl_on = false;
                 reply_error(&rep, 404, 7003, "No route for the URI");
                 goto count;
         }
@@ -459,7 +460,8 @@ static enum MHD_Result dispatch(Sim *sim, Conn *x, struct MHD_Connection *c, con
                 bool ok;
 
                 pthread_mutex_lock(&sim->lock);
-                ok = sim_ratelimit_take(sim, &rl_remaining, &rl_reset);
+                ok = sim_ratelimit_take(sim, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+                                        &rl_remaining, &rl_reset);
                 pthread_mutex_unlock(&sim->lock);
                 if (!ok) {
                         reply_error(&rep, 429, 971, "Please wait and consider throttling your request speed");
@@ -478,6 +480,9 @@ static enum MHD_Result dispatch(Sim *sim, Conn *x, struct MHD_Connection *c, con
                         goto count;
                 case SIM_FAULT_400:
                         reply_error(&rep, 400, 10021, "cfsim injected fault: request refused");
+                        goto count;
+                case SIM_FAULT_403:
+                        reply_error(&rep, 403, 10000, "Authentication error");
                         goto count;
                 case SIM_FAULT_500:
                 case SIM_FAULT_502:

@@ -11,6 +11,7 @@
 static const char *const fault_kinds[_SIM_FAULT_MAX] = {
         [SIM_FAULT_429] = "429",
         [SIM_FAULT_400] = "400",
+        [SIM_FAULT_403] = "403",
         [SIM_FAULT_500] = "500",
         [SIM_FAULT_502] = "502",
         [SIM_FAULT_503] = "503",
@@ -176,22 +177,66 @@ bool sim_faults_match(Sim *sim, const char *method, const char *path, SimFaultHi
         return false;
 }
 
-bool sim_ratelimit_take(Sim *sim, unsigned *ret_remaining, unsigned *ret_reset) {
-        uint64_t now = now_monotonic_usec(), end;
-        bool ok;
+static void rl_key(const char *auth, char key[static 17]) {
+        /* FNV-1a: a slot key, not a secret (the table lives in memory only). */
+        uint64_t h = 1469598103934665603ULL;
 
-        if (sim->rl_window_start_usec == 0 ||
-            now >= sim->rl_window_start_usec + (uint64_t) sim->rl_window * USEC_PER_SEC) {
-                sim->rl_window_start_usec = now;
-                sim->rl_used = 0;
+        for (const char *p = auth ? auth : ""; *p; p++)
+                h = (h ^ (uint8_t) *p) * 1099511628211ULL;
+        snprintf(key, 17, "%016" PRIx64, h);
+}
+
+static SimRateWindow *rl_slot(Sim *sim, const char *auth) {
+        SimRateWindow *oldest = &sim->rl[0];
+        char key[17];
+
+        rl_key(auth, key);
+        for (size_t i = 0; i < SIM_RL_TOKENS; i++) {
+                SimRateWindow *w = &sim->rl[i];
+
+                if (w->start_usec && streq(w->key, key))
+                        return w;
+                if (!w->start_usec || (oldest->start_usec && w->last_usec < oldest->last_usec))
+                        oldest = w;
         }
-        ok = sim->rl_used < sim->rl_quota;
-        if (ok)
-                sim->rl_used++;
-        end = sim->rl_window_start_usec + (uint64_t) sim->rl_window * USEC_PER_SEC;
-        *ret_remaining = sim->rl_quota - sim->rl_used;
+        *oldest = (SimRateWindow) {};
+        memcpy(oldest->key, key, sizeof(key));
+        return oldest;
+}
+
+bool sim_ratelimit_take(Sim *sim, const char *auth, unsigned *ret_remaining, unsigned *ret_reset) {
+        uint64_t now = now_monotonic_usec(), end;
+        SimRateWindow *w = rl_slot(sim, auth);
+
+        w->last_usec = now;
+        if (w->block_until_usec > now) {
+                *ret_remaining = 0;
+                *ret_reset = (unsigned) ((w->block_until_usec - now + USEC_PER_SEC - 1) / USEC_PER_SEC);
+                return false;
+        }
+        if (w->start_usec == 0 || w->block_until_usec ||
+            now >= w->start_usec + (uint64_t) sim->rl_window * USEC_PER_SEC) {
+                w->start_usec = now;
+                w->used = 0;
+                w->block_until_usec = 0;
+        }
+        if (w->used >= sim->rl_quota) {
+                /* Past the limit: every call is refused for the block length
+                 * (Cloudflare: "blocked for the next five minutes"). */
+                w->block_until_usec = now + (uint64_t) sim->rl_block * USEC_PER_SEC;
+                *ret_remaining = 0;
+                *ret_reset = sim->rl_block > 0 ? sim->rl_block : 1;
+                return false;
+        }
+        w->used++;
+        end = w->start_usec + (uint64_t) sim->rl_window * USEC_PER_SEC;
+        *ret_remaining = sim->rl_quota - w->used;
         *ret_reset = (unsigned) ((end - now + USEC_PER_SEC - 1) / USEC_PER_SEC);
-        return ok;
+        return true;
+}
+
+void sim_ratelimit_reset(Sim *sim) {
+        memset(sim->rl, 0, sizeof(sim->rl));
 }
 
 static void counter_inc(json_object *map, const char *key) {
@@ -236,8 +281,7 @@ void sim_stats_reset(Sim *sim) {
         for (size_t i = 0; i < SIM_REQLOG_MAX; i++)
                 sim->reqlog[i].path = mfree(sim->reqlog[i].path);
         sim->reqlog_next = sim->reqlog_n = 0;
-        sim->rl_window_start_usec = 0;
-        sim->rl_used = 0;
+        sim_ratelimit_reset(sim);
 }
 
 /* ---- /__sim routes ---------------------------------------------------- */
@@ -351,6 +395,22 @@ static void op_requests(Sim *sim, const SimRequest *req, SimReply *rep) {
         reply_plain(rep, 200, o);
 }
 
+static void op_seed(Sim *sim, const SimRequest *req, SimReply *rep) {
+        json_object *spec = NULL, *o;
+        const char *msg = NULL;
+        int r;
+
+        if (sim_json_parse(req->body, req->body_size, &spec) < 0)
+                return reply_op_error(rep, 400, "body is not JSON");
+        r = sim_seed(sim, spec, &msg);
+        json_object_put(spec);
+        if (r < 0)
+                return reply_op_error(rep, 400, msg ? msg : "invalid seed");
+        o = json_object_new_object();
+        sim_set_bool(o, "ok", true);
+        reply_plain(rep, 200, o);
+}
+
 static void op_state(Sim *sim, const SimRequest *req, SimReply *rep) {
         reply_plain(rep, 200, json_object_get(sim->state));
 }
@@ -366,6 +426,7 @@ void sim_ops_handle(Sim *sim, const SimRequest *req, SimReply *rep) {
                 { "GET", "/__sim/faults", op_faults_get },
                 { "GET", "/__sim/requests", op_requests },
                 { "GET", "/__sim/state", op_state },
+                { "POST", "/__sim/seed", op_seed },
         };
         bool path_known = false;
 

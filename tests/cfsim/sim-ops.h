@@ -24,9 +24,13 @@ void sim_faults_clear(Sim *sim);
 /* Decides whether a fault fires for method+path; consumes count/rng. */
 bool sim_faults_match(Sim *sim, const char *method, const char *path, SimFaultHit *ret);
 
-/* Rate limit: takes one request from the budget. Returns false when over
- * budget. *ret_remaining and *ret_reset (seconds) describe the window. */
-bool sim_ratelimit_take(Sim *sim, unsigned *ret_remaining, unsigned *ret_reset);
+/* Rate limit: takes one request from the budget of the token that sent
+ * auth (the Authorization header value, NULL when absent). Returns false
+ * when over budget or blocked; *ret_remaining and *ret_reset (seconds to
+ * the window end, or to the block end when refused) describe the window. */
+bool sim_ratelimit_take(Sim *sim, const char *auth, unsigned *ret_remaining, unsigned *ret_reset);
+/* Forgets every window and block. */
+void sim_ratelimit_reset(Sim *sim);
 
 /* Counts one API request. route is the template ("GET /accounts/..."),
  * or NULL when no route matched; wrote is true when a non-GET reached a

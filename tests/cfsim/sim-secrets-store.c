@@ -47,6 +47,11 @@ static json_object *store_create_one(Sim *sim, json_object *body, SimReply *rep)
                         reply_error(rep, 409, 1003, "store_name_already_exists");
                         return NULL;
                 }
+        if (sim->max_stores > 0 && json_object_object_length(sim_coll(sim, "stores")) >= (int) sim->max_stores) {
+                /* Secrets Store docs: "there can only be one store per account". */
+                reply_error(rep, 400, 1003, "maximum_stores_exceeded (this account may have %u)", sim->max_stores);
+                return NULL;
+        }
         sim_random_hex(id, 32);
         st = json_object_new_object();
         sim_set_str(st, "id", id);
@@ -271,6 +276,18 @@ static void h_secrets_create(Sim *sim, const SimRequest *req, SimReply *rep) {
                                 return reply_error(rep, 409, 1003, "secret_name_already_exists");
                         }
         }
+        if (sim->max_store_secrets > 0) {
+                /* Secrets Store docs: "up to 100 secrets per account". */
+                size_t total = json_object_array_length(list);
+
+                SIM_FOREACH_VAL(sim_coll(sim, "stores"), so)
+                        total += (size_t) json_object_object_length(get(so, "secrets"));
+                if (total > sim->max_store_secrets) {
+                        json_object_put(list);
+                        return reply_error(rep, 400, 1003, "maximum_secrets_exceeded (this account may have %u)",
+                                           sim->max_store_secrets);
+                }
+        }
         made = json_object_new_array();
         sim_now(now);
         for (size_t i = 0; i < json_object_array_length(list); i++) {
@@ -288,6 +305,12 @@ static void h_secrets_create(Sim *sim, const SimRequest *req, SimReply *rep) {
                 json_object_object_add(s, "scopes", get(e, "scopes") ? sim_copy(get(e, "scopes")) : json_object_new_array());
                 (void) value_set(s, e, rep);
                 json_object_object_add(get(st, "secrets"), id, s);
+                {
+                        char key[600];
+
+                        snprintf(key, sizeof(key), "%s/%s", sim_json_str(st, "id"), sim_json_str(e, "name"));
+                        sim_created(sim, "store_secret", key);
+                }
                 json_object_array_add(made, s);
                 json_object_get(s);
         }

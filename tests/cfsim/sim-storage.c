@@ -93,6 +93,7 @@ static void h_kv_create(Sim *sim, const SimRequest *req, SimReply *rep) {
         if (sim_json_str(body, "jurisdiction"))
                 sim_set_str(ns, "jurisdiction", sim_json_str(body, "jurisdiction"));
         json_object_object_add(sim_coll(sim, "kv"), id, ns);
+        sim_created(sim, "kv", id);
         snprintf(rep->audit_id, sizeof(rep->audit_id), "%s", id);
         json_object_put(body);
         reply_result(rep, sim_copy(ns), NULL);
@@ -237,6 +238,7 @@ static void h_r2_create(Sim *sim, const SimRequest *req, SimReply *rep) {
         sim_set_str(b, "jurisdiction", j);
         sim_set_str(b, "storage_class", sc ? sc : "Standard");
         json_object_object_add(sim_coll(sim, "r2"), key, b);
+        sim_created(sim, "r2", key);
         json_object_put(body);
         reply_result(rep, bucket_out(b), NULL);
 }
@@ -388,6 +390,7 @@ static void h_d1_create(Sim *sim, const SimRequest *req, SimReply *rep) {
                 return;
         }
         json_object_object_add(sim_coll(sim, "d1"), id, db);
+        sim_created(sim, "d1", id);
         snprintf(rep->audit_id, sizeof(rep->audit_id), "%s", id);
         json_object_put(body);
         reply_result(rep, sim_copy(db), NULL);
@@ -481,6 +484,15 @@ static json_object *queue_out(Sim *sim, json_object *q) {
         return o;
 }
 
+static json_object *queue_settings_default(void) {
+        json_object *s = json_object_new_object();
+
+        sim_set_int(s, "delivery_delay", 0);
+        sim_set_bool(s, "delivery_paused", false);
+        sim_set_int(s, "message_retention_period", 345600);
+        return s;
+}
+
 static int queue_settings_apply(json_object *q, json_object *body, SimReply *rep) {
         json_object *s = get(body, "settings"), *cur = get(q, "settings");
 
@@ -524,10 +536,7 @@ static void h_queue_create(Sim *sim, const SimRequest *req, SimReply *rep) {
         sim_set_str(q, "created_on", sim_now(now));
         sim_set_str(q, "modified_on", now);
         json_object_object_add(q, "consumers", json_object_new_array());
-        s = json_object_new_object();
-        sim_set_int(s, "delivery_delay", 0);
-        sim_set_bool(s, "delivery_paused", false);
-        sim_set_int(s, "message_retention_period", 345600);
+        s = queue_settings_default();
         json_object_object_add(q, "settings", s);
         if (queue_settings_apply(q, body, rep) < 0) {
                 json_object_put(q);
@@ -535,6 +544,7 @@ static void h_queue_create(Sim *sim, const SimRequest *req, SimReply *rep) {
                 return;
         }
         json_object_object_add(sim_coll(sim, "queues"), id, q);
+        sim_created(sim, "queue", name);
         snprintf(rep->audit_id, sizeof(rep->audit_id), "%s", id);
         json_object_put(body);
         reply_result(rep, queue_out(sim, q), NULL);
@@ -596,7 +606,20 @@ static void h_queue_update(Sim *sim, const SimRequest *req, SimReply *rep) {
                         return reply_error(rep, 409, 11009, "A queue with this name already exists");
                 }
         }
-        if (queue_settings_apply(q, body, rep) < 0) {
+        if (streq(req->method, "PUT")) {
+                /* PUT replaces (the API reference: "Updates a Queue. Note
+                 * that this endpoint does not support partial updates"):
+                 * settings not sent go back to their defaults. */
+                json_object *saved = sim_copy(get(q, "settings"));
+
+                json_object_object_add(q, "settings", queue_settings_default());
+                if (queue_settings_apply(q, body, rep) < 0) {
+                        json_object_object_add(q, "settings", saved);
+                        json_object_put(body);
+                        return;
+                }
+                json_object_put(saved);
+        } else if (queue_settings_apply(q, body, rep) < 0) {
                 json_object_put(body);
                 return;
         }
@@ -612,6 +635,32 @@ static void h_queue_delete(Sim *sim, const SimRequest *req, SimReply *rep) {
                 return;
         json_object_object_del(sim_coll(sim, "queues"), req->params[1]);
         reply_result(rep, NULL, NULL);
+}
+
+bool sim_script_is_consumer(Sim *sim, const char *script) {
+        SIM_FOREACH_VAL(sim_coll(sim, "queues"), q) {
+                json_object *cs = get(q, "consumers");
+
+                for (size_t i = 0; cs && i < json_object_array_length(cs); i++)
+                        if (streq_ptr(sim_json_str(json_object_array_get_idx(cs, i), "script_name"), script))
+                                return true;
+        }
+        return false;
+}
+
+void sim_remove_consumers_of(Sim *sim, const char *script) {
+        char now[40];
+
+        sim_now(now);
+        SIM_FOREACH_VAL(sim_coll(sim, "queues"), q) {
+                json_object *cs = get(q, "consumers");
+
+                for (size_t i = cs ? json_object_array_length(cs) : 0; i > 0; i--)
+                        if (streq_ptr(sim_json_str(json_object_array_get_idx(cs, i - 1), "script_name"), script)) {
+                                (void) json_object_array_del_idx(cs, i - 1, 1);
+                                sim_set_str(q, "modified_on", now);
+                        }
+        }
 }
 
 static json_object *consumer_find(json_object *q, const char *id_or_script, size_t *ret_idx) {
@@ -666,11 +715,19 @@ static int consumer_apply(Sim *sim, json_object *q, json_object *c, json_object 
                 reply_error(rep, 400, 100127, "settings must be an object");
                 return -EINVAL;
         }
+        if (script && streq(type, "worker") && !get(sim_coll(sim, "scripts"), script)) {
+                reply_error(rep, 400, 100127, "Worker '%s' does not exist on your account; upload it before adding it as a consumer",
+                            script);
+                return -ENOENT;
+        }
         sim_set_str(c, "type", type);
         if (script && streq(type, "worker"))
                 sim_set_str(c, "script_name", script);
         if (json_object_object_get_ex(body, "dead_letter_queue", NULL))
                 json_object_object_add(c, "dead_letter_queue", sim_copy(get(body, "dead_letter_queue")));
+        /* An unset dead letter queue reads as "" (the API's consumer shape). */
+        if (!sim_json_str(c, "dead_letter_queue"))
+                sim_set_str(c, "dead_letter_queue", "");
         cur = get(c, "settings");
         if (!cur) {
                 cur = json_object_new_object();
@@ -688,7 +745,6 @@ static int consumer_apply(Sim *sim, json_object *q, json_object *c, json_object 
                 json_object_object_foreach(settings, k, v)
                         json_object_object_add(cur, k, sim_copy(v));
         }
-        (void) sim;
         return 0;
 }
 

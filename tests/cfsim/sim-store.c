@@ -10,7 +10,7 @@
 #include "util.h"
 
 static const char *const collections[] = {
-        "scripts", "kv", "r2", "d1", "queues", "stores", "do_namespaces",
+        "scripts", "kv", "r2", "d1", "queues", "stores", "do_namespaces", "hyperdrive", "vectorize",
 };
 
 json_object *sim_store_new_state(const char *account_id) {
@@ -35,7 +35,9 @@ int sim_init(Sim *sim, const char *account_id) {
         sim->state = sim_store_new_state(account_id);
         sim->by_route = json_object_new_object();
         sim->by_status = json_object_new_object();
-        if (!sim->state || !sim->by_route || !sim->by_status)
+        sim->propagation = json_object_new_object();
+        sim->propagation_every = 1;
+        if (!sim->state || !sim->by_route || !sim->by_status || !sim->propagation)
                 return -ENOMEM;
         return 0;
 }
@@ -44,6 +46,7 @@ void sim_done(Sim *sim) {
         json_object_put(sim->state);
         json_object_put(sim->by_route);
         json_object_put(sim->by_status);
+        json_object_put(sim->propagation);
         sim_blob_unref(sim->list_cache);
         for (size_t i = 0; i < SIM_REQLOG_MAX; i++)
                 free(sim->reqlog[i].path);
@@ -62,8 +65,275 @@ void sim_done(Sim *sim) {
 void sim_store_reset(Sim *sim) {
         json_object_put(sim->state);
         sim->state = sim_store_new_state(sim->account_id);
+        json_object_put(sim->propagation);
+        sim->propagation = json_object_new_object();
+        sim->propagation_count = 0;
         sim->generation++;
         sim->dirty = true;
+}
+
+void sim_created(Sim *sim, const char *kind, const char *key) {
+        char k[700];
+
+        if (sim->propagation_usec == 0)
+                return;
+        sim->propagation_count++;
+        if (sim->propagation_every > 1 && sim->propagation_count % sim->propagation_every != 0)
+                return;
+        /* Forget entries that are ready, so the map stays small. */
+        {
+                uint64_t now = now_monotonic_usec();
+                _cleanup_strv_free_ char **done = NULL;
+
+                json_object_object_foreach(sim->propagation, pk, pv)
+                        if ((uint64_t) json_object_get_int64(pv) <= now && strv_extend(&done, pk) < 0)
+                                break;
+                for (char **d = done; d && *d; d++)
+                        json_object_object_del(sim->propagation, *d);
+        }
+        snprintf(k, sizeof(k), "%s:%s", kind, key);
+        json_object_object_add(sim->propagation, k,
+                               json_object_new_int64((int64_t) (now_monotonic_usec() + sim->propagation_usec)));
+}
+
+bool sim_propagating(Sim *sim, const char *kind, const char *key) {
+        json_object *v;
+        char k[700];
+
+        snprintf(k, sizeof(k), "%s:%s", kind, key);
+        if (!json_object_object_get_ex(sim->propagation, k, &v))
+                return false;
+        return (uint64_t) json_object_get_int64(v) > now_monotonic_usec();
+}
+
+/* ---- seeding ---------------------------------------------------------------- */
+
+static json_object *seed_list(json_object *seed, const char *key, const char **ret_msg) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(seed, key, &v) || !v)
+                return NULL;
+        if (!json_object_is_type(v, json_type_array)) {
+                *ret_msg = "every seed collection must be an array";
+                return NULL;
+        }
+        return v;
+}
+
+static const char *seed_str(json_object *o, const char *key) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+                return NULL;
+        return json_object_get_string(v);
+}
+
+static bool seed_id_ok(const char *s) {
+        size_t n = s ? strlen(s) : 0;
+
+        if (n < 1 || n > 255)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                      s[i] == '-' || s[i] == '_' || s[i] == '.'))
+                        return false;
+        return true;
+}
+
+int sim_seed(Sim *sim, json_object *seed, const char **ret_msg) {
+        static const struct {
+                const char *coll, *id_key, *name_key;
+        } kinds[] = {
+                { "kv", "id", "title" },
+                { "r2", NULL, "name" },
+                { "d1", "uuid", "name" },
+                { "queues", NULL, "queue_name" },
+                { "stores", "id", "name" },
+                { "hyperdrive", "id", "name" },
+                { "vectorize", NULL, "name" },
+        };
+        json_object *staged;
+        char now[40];
+
+        *ret_msg = NULL;
+        if (!seed || !json_object_is_type(seed, json_type_object)) {
+                *ret_msg = "the seed must be a JSON object";
+                return -EINVAL;
+        }
+        json_object_object_foreach(seed, ckey, val) {
+                bool known = false;
+
+                (void) val;
+                for (size_t i = 0; i < ELEMENTSOF(kinds); i++)
+                        known = known || streq(ckey, kinds[i].coll);
+                if (!known) {
+                        *ret_msg = "unknown seed collection (kv, r2, d1, queues, stores, hyperdrive, vectorize)";
+                        return -EINVAL;
+                }
+        }
+        /* Validate all, then add all: nothing half-seeded. */
+        staged = json_object_new_object();
+        sim_now(now);
+        for (size_t i = 0; i < ELEMENTSOF(kinds); i++) {
+                json_object *list = seed_list(seed, kinds[i].coll, ret_msg), *into = json_object_new_object();
+
+                json_object_object_add(staged, kinds[i].coll, into);
+                if (*ret_msg)
+                        goto fail;
+                for (size_t k = 0; list && k < json_object_array_length(list); k++) {
+                        json_object *e = json_object_array_get_idx(list, k), *o;
+                        const char *name = seed_str(e, kinds[i].name_key);
+                        const char *id = kinds[i].id_key ? seed_str(e, kinds[i].id_key) : NULL;
+                        char key[600], rid[33];
+
+                        if (!json_object_is_type(e, json_type_object) || !seed_id_ok(name) ||
+                            (kinds[i].id_key && id && !seed_id_ok(id))) {
+                                *ret_msg = "every seed entry needs a valid name (and id, when given)";
+                                goto fail;
+                        }
+                        if (kinds[i].id_key && !id) {
+                                sim_random_hex(rid, 32);
+                                id = rid;
+                        }
+                        o = json_object_new_object();
+                        if (streq(kinds[i].coll, "kv")) {
+                                sim_set_str(o, "id", id);
+                                sim_set_str(o, "title", name);
+                                sim_set_bool(o, "supports_url_encoding", true);
+                                snprintf(key, sizeof(key), "%s", id);
+                        } else if (streq(kinds[i].coll, "r2")) {
+                                const char *j = seed_str(e, "jurisdiction");
+
+                                if (j && !(streq(j, "default") || streq(j, "eu") || streq(j, "fedramp") ||
+                                           streq(j, "fedramp-high"))) {
+                                        json_object_put(o);
+                                        *ret_msg = "r2 jurisdiction must be default, eu, fedramp or fedramp-high";
+                                        goto fail;
+                                }
+                                sim_set_str(o, "name", name);
+                                sim_set_str(o, "creation_date", now);
+                                sim_set_str(o, "location", "ENAM");
+                                sim_set_str(o, "storage_class", "Standard");
+                                sim_set_str(o, "jurisdiction", j ? j : "default");
+                                snprintf(key, sizeof(key), "%s/%s", j ? j : "default", name);
+                        } else if (streq(kinds[i].coll, "d1")) {
+                                sim_set_str(o, "uuid", id);
+                                sim_set_str(o, "name", name);
+                                sim_set_str(o, "created_at", now);
+                                sim_set_str(o, "version", "production");
+                                sim_set_int(o, "num_tables", 0);
+                                sim_set_int(o, "file_size", 0);
+                                snprintf(key, sizeof(key), "%s", id);
+                        } else if (streq(kinds[i].coll, "queues")) {
+                                json_object *st = json_object_new_object();
+
+                                sim_random_hex(rid, 32);
+                                sim_set_str(o, "queue_id", rid);
+                                sim_set_str(o, "queue_name", name);
+                                sim_set_str(o, "created_on", now);
+                                sim_set_str(o, "modified_on", now);
+                                json_object_object_add(o, "consumers", json_object_new_array());
+                                sim_set_int(st, "delivery_delay", 0);
+                                sim_set_bool(st, "delivery_paused", false);
+                                sim_set_int(st, "message_retention_period", 345600);
+                                json_object_object_add(o, "settings", st);
+                                snprintf(key, sizeof(key), "%s", rid);
+                        } else if (streq(kinds[i].coll, "stores")) {
+                                json_object *secrets = json_object_new_object(), *names;
+
+                                sim_set_str(o, "id", id);
+                                sim_set_str(o, "name", name);
+                                sim_set_str(o, "account_id", sim->account_id);
+                                sim_set_str(o, "created", now);
+                                sim_set_str(o, "modified", now);
+                                json_object_object_add(o, "secrets", secrets);
+                                if (json_object_object_get_ex(e, "secrets", &names) && names) {
+                                        if (!json_object_is_type(names, json_type_array)) {
+                                                json_object_put(o);
+                                                *ret_msg = "a seeded store's secrets must be an array of names";
+                                                goto fail;
+                                        }
+                                        for (size_t m = 0; m < json_object_array_length(names); m++) {
+                                                const char *sn = json_object_get_string(json_object_array_get_idx(names, m));
+                                                json_object *se = json_object_new_object();
+                                                char sid[33], tag[72];
+
+                                                if (!json_object_is_type(json_object_array_get_idx(names, m), json_type_string) ||
+                                                    !seed_id_ok(sn)) {
+                                                        json_object_put(se);
+                                                        json_object_put(o);
+                                                        *ret_msg = "a seeded store's secrets must be an array of names";
+                                                        goto fail;
+                                                }
+                                                sim_random_hex(sid, 32);
+                                                sim_set_str(se, "id", sid);
+                                                sim_set_str(se, "name", sn);
+                                                sim_set_str(se, "store_id", id);
+                                                sim_set_str(se, "status", "active");
+                                                sim_set_str(se, "created", now);
+                                                sim_set_str(se, "modified", now);
+                                                sim_set_str(se, "comment", "seeded");
+                                                json_object_object_add(se, "scopes", json_object_new_array());
+                                                json_object_array_add(json_object_object_get(se, "scopes"),
+                                                                      json_object_new_string("workers"));
+                                                sim_set_str(se, "value", sim_sha256_tag(sid, strlen(sid), tag));
+                                                json_object_object_add(secrets, sid, se);
+                                        }
+                                }
+                                snprintf(key, sizeof(key), "%s", id);
+                        } else if (streq(kinds[i].coll, "hyperdrive")) {
+                                sim_set_str(o, "id", id);
+                                sim_set_str(o, "name", name);
+                                snprintf(key, sizeof(key), "%s", id);
+                        } else {
+                                sim_set_str(o, "name", name);
+                                sim_set_str(o, "created_on", now);
+                                snprintf(key, sizeof(key), "%s", name);
+                        }
+                        if (json_object_object_get_ex(sim_coll(sim, kinds[i].coll), key, NULL) ||
+                            json_object_object_get_ex(into, key, NULL)) {
+                                json_object_put(o);
+                                *ret_msg = "a seeded resource already exists";
+                                goto fail;
+                        }
+                        json_object_object_add(into, key, o);
+                }
+        }
+        json_object_object_foreach(staged, coll, entries) {
+                json_object *dst = sim_coll(sim, coll);
+
+                json_object_object_foreach(entries, k, v)
+                        json_object_object_add(dst, k, json_object_get(v));
+        }
+        json_object_put(staged);
+        sim->generation++;
+        sim->dirty = true;
+        return 0;
+fail:
+        json_object_put(staged);
+        return -EINVAL;
+}
+
+int sim_seed_file(Sim *sim, const char *path, const char **ret_msg) {
+        _cleanup_free_ char *data = NULL;
+        json_object *seed;
+        size_t size;
+        int r;
+
+        *ret_msg = NULL;
+        r = read_full_file(path, (size_t) 16 << 20, &data, &size);
+        if (r < 0)
+                return r;
+        seed = json_tokener_parse(data);
+        if (!seed) {
+                *ret_msg = "not JSON";
+                return -EINVAL;
+        }
+        pthread_mutex_lock(&sim->lock);
+        r = sim_seed(sim, seed, ret_msg);
+        pthread_mutex_unlock(&sim->lock);
+        json_object_put(seed);
+        return r;
 }
 
 json_object *sim_coll(Sim *sim, const char *name) {
@@ -258,6 +528,22 @@ void sim_blob_unref(void *p) {
                 free(b);
 }
 
+/* resource.product as the Audit Logs v2 reference names it (e.g.
+ * "workers", "r2"); cfsim's mapping from its resource types. */
+static const char *audit_product(const char *resource_type) {
+        static const struct {
+                const char *prefix, *product;
+        } map[] = {
+                { "workers.", "workers" },  { "kv.", "workers_kv" },   { "r2.", "r2" },
+                { "d1.", "d1" },            { "queues.", "queues" },   { "secrets_store.", "secrets_store" },
+        };
+
+        for (size_t i = 0; resource_type && i < ELEMENTSOF(map); i++)
+                if (startswith(resource_type, map[i].prefix))
+                        return map[i].product;
+        return "account";
+}
+
 static const char *action_type(const char *method) {
         if (streq(method, "POST"))
                 return "create";
@@ -295,9 +581,17 @@ void sim_audit(Sim *sim, const char *method, const char *uri, unsigned status,
         o = json_object_new_object();
         sim_set_str(o, "type", resource_type ? resource_type : "account");
         sim_set_str(o, "id", resource_id && *resource_id ? resource_id : sim->account_id);
+        sim_set_str(o, "product", audit_product(resource_type));
+        sim_set_str(o, "scope", "accounts");
         json_object_object_add(e, "resource", o);
         o = json_object_new_object();
+        sim_set_str(o, "id", "cfsim00000000000000000000000user");
+        sim_set_str(o, "email", "cfsim@example.com");
         sim_set_str(o, "type", "user");
+        sim_set_str(o, "context", "api_key");
+        sim_set_str(o, "token_id", "cfsim0000000000000000000000token");
+        sim_set_str(o, "token_name", "cfsim");
+        sim_set_str(o, "ip_address", "127.0.0.1");
         json_object_object_add(e, "actor", o);
         o = json_object_new_object();
         sim_set_str(o, "id", sim->account_id);

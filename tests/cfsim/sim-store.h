@@ -18,10 +18,21 @@
 #define SIM_VERSIONS_MAX     100     /* per script; oldest dropped */
 #define SIM_REQLOG_MAX       1000    /* /__sim/requests ring */
 #define SIM_FAULTS_MAX       64
+#define SIM_RL_TOKENS        32      /* rate-limit windows kept (one per token) */
+
+/* Cloudflare's documented defaults (README "Rate limit", "Account limits"). */
+#define SIM_RL_QUOTA_DEFAULT  1200
+#define SIM_RL_WINDOW_DEFAULT 300
+#define SIM_RL_BLOCK_DEFAULT  300
+#define SIM_MAX_SCRIPTS_DEFAULT       500   /* Workers Paid */
+#define SIM_MAX_CRONS_DEFAULT         250   /* Workers Paid */
+#define SIM_MAX_STORES_DEFAULT        1
+#define SIM_MAX_STORE_SECRETS_DEFAULT 100
 
 typedef enum SimFaultKind {
         SIM_FAULT_429,
         SIM_FAULT_400,          /* a definitive refusal: 10021, nothing written */
+        SIM_FAULT_403,          /* a permission refusal: 10000, nothing written */
         SIM_FAULT_500,
         SIM_FAULT_502,
         SIM_FAULT_503,
@@ -45,6 +56,15 @@ typedef struct SimFault {
         uint64_t rng;           /* xorshift64 state */
         uint64_t hits;
 } SimFault;
+
+/* One token's rate-limit window. key is a hash of the Authorization value. */
+typedef struct SimRateWindow {
+        char key[17];
+        uint64_t start_usec;            /* window start, 0: unused slot */
+        uint64_t block_until_usec;      /* > now: blocked */
+        uint64_t last_usec;             /* last use (for slot reuse) */
+        unsigned used;
+} SimRateWindow;
 
 typedef struct SimReqLog {
         char method[12];
@@ -92,13 +112,27 @@ typedef struct Sim {
         SimFault faults[SIM_FAULTS_MAX];
         size_t n_faults;
 
-        /* Rate limit: 0 = off. Fixed window. */
-        unsigned rl_quota, rl_window;
+        /* Rate limit, per token: rl_quota requests per fixed rl_window
+         * seconds; past it every call is refused for rl_block seconds. */
+        unsigned rl_quota, rl_window, rl_block;
+        SimRateWindow rl[SIM_RL_TOKENS];
 
-        /* --check-bindings: bindings must name existing resources. */
+        /* Binding targets must exist (on unless --no-check-bindings). */
         bool check_bindings;
-        uint64_t rl_window_start_usec;
-        unsigned rl_used;
+        /* A target created less than this ago is not yet accepted as a
+         * binding target; only every propagation_every-th create lags. */
+        uint64_t propagation_usec;
+        unsigned propagation_every, propagation_count;
+
+        /* Audit Logs v2: answer 403 (token without Account Settings Read);
+         * entries become visible only this long after the action. */
+        bool audit_forbidden;
+        uint64_t audit_delay_usec;
+
+        json_object *propagation;       /* "kind:key" -> ready time (usec), not persisted */
+
+        /* Account limits (0: unlimited). */
+        unsigned max_scripts, max_crons, max_stores, max_store_secrets;
 } Sim;
 
 /* Initialises sim with defaults and an empty account. Returns 0 or -ENOMEM. */
@@ -146,6 +180,25 @@ json_object *sim_copy(json_object *o);
 /* The version a script's newest deployment serves (the one with the
  * largest percentage), or NULL. Borrowed. Implemented in sim-workers.c. */
 json_object *sim_script_live_version(json_object *script);
+
+/* Queue consumers (sim-storage.c): whether script consumes any queue;
+ * removes every consumer naming script. */
+bool sim_script_is_consumer(Sim *sim, const char *script);
+void sim_remove_consumers_of(Sim *sim, const char *script);
+
+/* Propagation (--propagation-delay): records that a binding target of
+ * kind ("kv", "r2", "d1", "queue", "store_secret") and key was created
+ * now; sim_propagating() is true while it is not yet a binding target. */
+void sim_created(Sim *sim, const char *kind, const char *key);
+bool sim_propagating(Sim *sim, const char *kind, const char *key);
+
+/* Adds what a spec can only reference (--seed FILE, POST /__sim/seed):
+ * {"kv":[{id,title}], "r2":[{name,jurisdiction?}], "d1":[{uuid,name}],
+ *  "queues":[{queue_name}], "stores":[{id,name,secrets?:[name]}],
+ *  "hyperdrive":[{id,name}], "vectorize":[{name}]}. Lock held for
+ * sim_seed(). 0, or -EINVAL with *ret_msg (static). */
+int sim_seed(Sim *sim, json_object *seed, const char **ret_msg);
+int sim_seed_file(Sim *sim, const char *path, const char **ret_msg);
 
 /* Iterates the member values of a json-c object (val declared by the
  * macro; members whose value is JSON null are skipped). The body must not

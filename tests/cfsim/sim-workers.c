@@ -517,15 +517,25 @@ static bool type_in(json_object *types, const char *type) {
         return false;
 }
 
-/* Builds the new binding set from the request's bindings and the previous
- * version's: inherit entries copy the previous binding; secret values are
- * hashed; a secret without a value keeps the previous one; keep_types and
- * (when keep_secrets) secret bindings not named carry over. Returns a new
- * array, or NULL after replying with the error(s). */
-/* With --check-bindings, every binding to a KV namespace, R2 bucket, D1
- * database, queue or Secrets Store secret must name one that exists. The
- * codes are cfsim's guesses except KV's 10041 (see README). */
-static void bindings_check_refs(Sim *sim, json_object *bindings, json_object *errors) {
+static json_object *do_find(Sim *sim, const char *script, const char *cls, const char **ret_id);
+
+static bool is_hex32(const char *s) {
+        size_t n = 0;
+
+        for (; s && s[n]; n++)
+                if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f') || (s[n] >= 'A' && s[n] <= 'F')))
+                        return false;
+        return n == 32;
+}
+
+/* Every binding's target must exist and be past its propagation delay,
+ * as Cloudflare refuses an upload or settings PATCH otherwise (codes as
+ * Alchemy captured them from the live API, alchemy-run/alchemy PR #753;
+ * the service code as users quote it, see README). self is the script
+ * being written: a service binding to itself is fine, and a Durable
+ * Object class of its own must exist once its migrations ran. Adds one
+ * error per binding to errors. */
+static void bindings_check_refs(Sim *sim, const char *self, json_object *bindings, json_object *errors) {
         for (size_t i = 0; i < json_object_array_length(bindings); i++) {
                 json_object *b = json_object_array_get_idx(bindings, i);
                 const char *type = sim_json_str(b, "type"), *name = sim_json_str(b, "name");
@@ -533,20 +543,25 @@ static void bindings_check_refs(Sim *sim, json_object *bindings, json_object *er
                 if (streq_ptr(type, "kv_namespace")) {
                         const char *id = sim_json_str(b, "namespace_id");
 
-                        if (!id || !get(sim_coll(sim, "kv"), id))
-                                add_error(errors, 10041, "KV namespace '%s' is not valid. [binding '%s']", strna(id), name);
+                        if (!is_hex32(id))
+                                add_error(errors, 10042,
+                                          "KV namespace '%s' is not valid. Please verify the namespace_id in your configuration. [binding '%s']",
+                                          strna(id), name);
+                        else if (!get(sim_coll(sim, "kv"), id) || sim_propagating(sim, "kv", id))
+                                add_error(errors, 10041, "KV namespace '%s' not found. [binding '%s']", id, name);
                 } else if (streq_ptr(type, "r2_bucket")) {
                         const char *bucket = sim_json_str(b, "bucket_name"), *j = sim_json_str(b, "jurisdiction");
                         char key[600];
 
-                        snprintf(key, sizeof(key), "%s/%s", j ? j : "default", strna(bucket));
-                        if (!bucket || !get(sim_coll(sim, "r2"), key))
-                                add_error(errors, 10085, "R2 bucket '%s' could not be found. [binding '%s']", strna(bucket), name);
+                        snprintf(key, sizeof(key), "%s/%s", j && *j ? j : "default", strna(bucket));
+                        if (!bucket || !get(sim_coll(sim, "r2"), key) || sim_propagating(sim, "r2", key))
+                                add_error(errors, 10085, "R2 bucket '%s' could not be found%s%s. [binding '%s']",
+                                          strna(bucket), j && *j ? " in jurisdiction " : "", j && *j ? j : "", name);
                 } else if (streq_ptr(type, "d1")) {
                         const char *id = sim_json_str(b, "database_id");
 
-                        if (!id || !get(sim_coll(sim, "d1"), id))
-                                add_error(errors, 10021, "D1 database '%s' could not be found. [binding '%s']", strna(id), name);
+                        if (!id || !get(sim_coll(sim, "d1"), id) || sim_propagating(sim, "d1", id))
+                                add_error(errors, 10181, "D1 database '%s' could not be found. [binding '%s']", strna(id), name);
                 } else if (streq_ptr(type, "queue")) {
                         const char *q = sim_json_str(b, "queue_name");
                         bool found = false;
@@ -554,24 +569,86 @@ static void bindings_check_refs(Sim *sim, json_object *bindings, json_object *er
                         SIM_FOREACH_VAL(sim_coll(sim, "queues"), qo)
                                 if (streq_ptr(sim_json_str(qo, "queue_name"), q))
                                         found = true;
-                        if (!found)
+                        if (!found || sim_propagating(sim, "queue", strna(q)))
                                 add_error(errors, 11000, "Queue '%s' does not exist. [binding '%s']", strna(q), name);
+                } else if (streq_ptr(type, "service")) {
+                        const char *target = sim_json_str(b, "service");
+
+                        if (!target || (!streq_ptr(target, self) && !get(sim_coll(sim, "scripts"), target)))
+                                add_error(errors, 10143,
+                                          "Could not resolve service binding '%s'. Target script '%s' not found. Please verify the target script and try again.",
+                                          name, strna(target));
+                } else if (streq_ptr(type, "durable_object_namespace")) {
+                        const char *cls = sim_json_str(b, "class_name"), *owner = sim_json_str(b, "script_name");
+
+                        if (!owner || streq_ptr(owner, self)) {
+                                if (!do_find(sim, self, cls, NULL))
+                                        add_error(errors, 10061,
+                                                  "Cannot create binding for class '%s' because it is not currently configured to implement Durable Objects. Did you forget to add a migration? [binding '%s']",
+                                                  strna(cls), name);
+                        } else if (!get(sim_coll(sim, "scripts"), owner))
+                                add_error(errors, 10061,
+                                          "Cannot create binding for class '%s' of script '%s': the script does not exist. [binding '%s']",
+                                          strna(cls), owner, name);
+                        else if (!do_find(sim, owner, cls, NULL))
+                                add_error(errors, 10061,
+                                          "Cannot create binding for class '%s': script '%s' does not export it as a Durable Object. [binding '%s']",
+                                          strna(cls), owner, name);
                 } else if (streq_ptr(type, "secrets_store_secret")) {
-                        json_object *st = get(sim_coll(sim, "stores"), sim_json_str(b, "store_id"));
-                        const char *sn = sim_json_str(b, "secret_name");
+                        const char *store = sim_json_str(b, "store_id"), *sn = sim_json_str(b, "secret_name");
+                        json_object *st = get(sim_coll(sim, "stores"), store);
                         bool found = false;
+                        char key[600];
 
                         if (st)
                                 SIM_FOREACH_VAL(get(st, "secrets"), se)
                                         if (streq_ptr(sim_json_str(se, "name"), sn))
                                                 found = true;
-                        if (!found)
-                                add_error(errors, 10021, "Secrets Store secret '%s' in store '%s' could not be found. [binding '%s']",
-                                          strna(sn), strna(sim_json_str(b, "store_id")), name);
+                        snprintf(key, sizeof(key), "%s/%s", strna(store), strna(sn));
+                        if (!found || sim_propagating(sim, "store_secret", key))
+                                add_error(errors, 10182, "Secrets Store secret '%s' in store '%s' could not be found. [binding '%s']",
+                                          strna(sn), strna(store), name);
+                } else if (streq_ptr(type, "hyperdrive")) {
+                        const char *id = sim_json_str(b, "id");
+
+                        if (!id || !get(sim_coll(sim, "hyperdrive"), id))
+                                add_error(errors, 10157, "Hyperdrive config '%s' could not be found. [binding '%s']", strna(id), name);
+                } else if (streq_ptr(type, "vectorize")) {
+                        const char *idx = sim_json_str(b, "index_name");
+
+                        if (!idx || !get(sim_coll(sim, "vectorize"), idx))
+                                add_error(errors, 10159, "Vectorize index '%s' could not be found. [binding '%s']", strna(idx), name);
                 }
         }
 }
 
+/* Runs the reference check after the migrations of the same request ran
+ * (so a class they create can be bound); on failure restores the Durable
+ * Object namespaces from snapshot and replies. Takes snapshot. */
+static int bindings_check_after(Sim *sim, const char *self, json_object *bindings, json_object *snapshot, SimReply *rep) {
+        json_object *errors;
+
+        if (!sim->check_bindings) {
+                json_object_put(snapshot);
+                return 0;
+        }
+        errors = json_object_new_array();
+        bindings_check_refs(sim, self, bindings, errors);
+        if (json_object_array_length(errors) == 0) {
+                json_object_put(errors);
+                json_object_put(snapshot);
+                return 0;
+        }
+        json_object_object_add(sim->state, "do_namespaces", snapshot);
+        reply_errors(rep, 400, errors);
+        return -ENOENT;
+}
+
+/* Builds the new binding set from the request's bindings and the previous
+ * version's: inherit entries copy the previous binding; secret values are
+ * hashed; a secret without a value keeps the previous one; keep_types and
+ * (when keep_secrets) secret bindings not named carry over. Returns a new
+ * array, or NULL after replying with the error(s). */
 static json_object *bindings_resolve(Sim *sim, json_object *script, json_object *prev, json_object *reqb,
                                      json_object *keep_types, bool strict, bool keep_secrets, SimReply *rep) {
         json_object *out = json_object_new_array(), *errors = json_object_new_array();
@@ -679,11 +756,6 @@ static json_object *bindings_resolve(Sim *sim, json_object *script, json_object 
                         continue;
                 if (type_in(keep_types, type) || (keep_secrets && is_secret_type(type)))
                         json_object_array_add(out, sim_copy(b));
-        }
-        if (sim->check_bindings) {
-                bindings_check_refs(sim, out, errors);
-                if (json_object_array_length(errors) > 0)
-                        goto fail;
         }
         json_object_put(errors);
         return out;
@@ -974,10 +1046,25 @@ static json_object *script_out(json_object *script, json_object *version) {
         return o;
 }
 
+/* Whether the uploaded main module exports a queue() handler (guessed
+ * from its text, as the handlers list is). */
+static bool upload_has_queue_handler(Upload *u) {
+        json_object *v = json_object_new_object(), *h;
+        bool found = false;
+
+        version_set_code(v, u);
+        h = get(v, "handlers");
+        for (size_t i = 0; h && i < json_object_array_length(h); i++)
+                if (streq_ptr(json_object_get_string(json_object_array_get_idx(h, i)), "queue"))
+                        found = true;
+        json_object_put(v);
+        return found;
+}
+
 /* PUT /workers/scripts/:name and POST .../versions share this. */
 static void upload(Sim *sim, const SimRequest *req, SimReply *rep, bool deploy) {
         const char *name = req->params[1];
-        json_object *script = script_get(sim, name), *prev, *bindings, *v, *mig, *anno;
+        json_object *script = script_get(sim, name), *prev, *bindings, *v, *mig, *anno, *snapshot;
         _cleanup_(upload_done) Upload u = {};
         bool strict;
         char now[40];
@@ -995,10 +1082,29 @@ static void upload(Sim *sim, const SimRequest *req, SimReply *rep, bool deploy) 
                                     strict, true, rep);
         if (!bindings)
                 return;
+        if (!script && sim->max_scripts > 0 &&
+            json_object_object_length(sim_coll(sim, "scripts")) >= (int) sim->max_scripts) {
+                json_object_put(bindings);
+                return reply_error(rep, 400, 10037,
+                                   "You have reached the limit of %u Workers on this account. Delete a Worker or ask for a higher limit.",
+                                   sim->max_scripts);
+        }
         mig = get(u.metadata, "migrations");
+        snapshot = sim_copy(sim_coll(sim, "do_namespaces"));
         if (migrations_run(sim, name, script_info(script), mig, rep) < 0) {
+                json_object_put(snapshot);
                 json_object_put(bindings);
                 return;
+        }
+        if (bindings_check_after(sim, name, bindings, TAKE_PTR(snapshot), rep) < 0) {
+                json_object_put(bindings);
+                return;
+        }
+        if (script && sim_script_is_consumer(sim, name) && !upload_has_queue_handler(&u)) {
+                json_object_put(bindings);
+                return reply_error(rep, 400, 11001,
+                                   "Worker '%s' is a consumer of a queue and must export a queue() handler. Remove the consumer first.",
+                                   name);
         }
         sim_now(now);
         if (!script)
@@ -1159,6 +1265,15 @@ static void h_script_delete(Sim *sim, const SimRequest *req, SimReply *rep) {
                         }
                 }
         }
+        if (sim_script_is_consumer(sim, name)) {
+                /* workers-sdk #3370: a consumer script cannot be deleted
+                 * without force; forced, its consumers go with it. */
+                if (!sim_query_bool(req, "force"))
+                        return reply_error(rep, 400, 10064,
+                                           "Cannot delete Worker '%s': it is a consumer of a queue. Remove the consumer first or use force=true.",
+                                           name);
+                sim_remove_consumers_of(sim, name);
+        }
         /* Deleting a script deletes the Durable Object namespaces it owns. */
         {
                 json_object_object_foreach(nss, id, ns)
@@ -1228,7 +1343,8 @@ check:
 
 static void h_settings_patch(Sim *sim, const SimRequest *req, SimReply *rep) {
         SCRIPT_OR_404(sim, req, rep, script);
-        json_object *body = settings_body(req, rep), *live = sim_script_live_version(script), *v, *bindings = NULL, *mig;
+        json_object *body = settings_body(req, rep), *live = sim_script_live_version(script), *v, *bindings = NULL, *mig,
+                    *snapshot;
         char now[40];
 
         if (!body)
@@ -1242,7 +1358,15 @@ static void h_settings_patch(Sim *sim, const SimRequest *req, SimReply *rep) {
                 }
         }
         mig = get(body, "migrations");
+        snapshot = sim_copy(sim_coll(sim, "do_namespaces"));
         if (migrations_run(sim, req->params[1], script_info(script), mig, rep) < 0) {
+                json_object_put(snapshot);
+                json_object_put(bindings);
+                json_object_put(body);
+                return;
+        }
+        if (bindings_check_after(sim, req->params[1], bindings ? bindings : get(live, "bindings"), TAKE_PTR(snapshot),
+                                 rep) < 0) {
                 json_object_put(bindings);
                 json_object_put(body);
                 return;
@@ -1352,6 +1476,20 @@ static void h_schedules_put(Sim *sim, const SimRequest *req, SimReply *rep) {
                 json_object_array_add(nw, e);
         }
         json_object_put(body);
+        if (sim->max_crons > 0) {
+                /* Cron triggers per account (Workers Paid: 250). */
+                size_t total = json_object_array_length(nw);
+                const char *self = req->params[1];
+
+                json_object_object_foreach(sim_coll(sim, "scripts"), sname, so)
+                        if (!streq(sname, self) && get(so, "schedules"))
+                                total += json_object_array_length(get(so, "schedules"));
+                if (total > sim->max_crons) {
+                        json_object_put(nw);
+                        return reply_error(rep, 400, 10101,
+                                           "You have reached the limit of %u cron triggers on this account.", sim->max_crons);
+                }
+        }
         json_object_object_add(script, "schedules", nw);
         o = json_object_new_object();
         json_object_object_add(o, "schedules", sim_copy(nw));
@@ -1442,6 +1580,18 @@ static void h_secret_put(Sim *sim, const SimRequest *req, SimReply *rep) {
         json_object_put(body);
         if (!b)
                 return;
+        {
+                /* Cloudflare: 10053 "Binding name '…' already in use" when
+                 * the name is a non-secret binding of the script. */
+                json_object *old = binding_find(get(version_latest(script), "bindings"), sim_json_str(b, "name"));
+
+                if (old && !is_secret_type(sim_json_str(old, "type"))) {
+                        reply_error(rep, 400, 10053, "Binding name '%s' already in use. Please use a different name and try again.",
+                                    sim_json_str(b, "name"));
+                        json_object_put(b);
+                        return;
+                }
+        }
         edits = json_object_new_object();
         json_object_object_add(edits, sim_json_str(b, "name"), b);
         (void) secrets_commit(script, edits, req);

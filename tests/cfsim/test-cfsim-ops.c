@@ -215,7 +215,7 @@ START_TEST(test_audit_log) {
         ck_assert_ok(apif("DELETE", NULL, "/storage/kv/namespaces/%s", id));
         ck_assert_ok(api("GET", LIST, NULL)); /* reads are not logged */
 
-        r = api("GET", "/logs/audit", NULL);
+        r = api("GET", "/logs/audit?since=2000-01-01&before=2100-01-01", NULL);
         ck_assert_ok(r);
         ck_assert_uint_eq(jlen(r->json, "result"), 6);
         ck_assert_int_eq(jint(r->json, "result_info.count"), 6);
@@ -243,7 +243,7 @@ START_TEST(test_audit_log) {
         seen = 0;
         cursor[0] = 0;
         for (int i = 0; i < 10; i++) {
-                r = apif("GET", NULL, "/logs/audit?limit=4%s%s", *cursor ? "&cursor=" : "", cursor);
+                r = apif("GET", NULL, "/logs/audit?since=2000-01-01&before=2100-01-01&limit=4%s%s", *cursor ? "&cursor=" : "", cursor);
                 ck_assert_ok(r);
                 seen += jlen(r->json, "result");
                 if (!jstr(r->json, "result_info.cursor"))
@@ -251,18 +251,27 @@ START_TEST(test_audit_log) {
                 snprintf(cursor, sizeof(cursor), "%s", jstr(r->json, "result_info.cursor"));
         }
         ck_assert_uint_eq(seen, 6);
-        r = api("GET", "/logs/audit?direction=asc&limit=1", NULL);
+        r = api("GET", "/logs/audit?since=2000-01-01&before=2100-01-01&direction=asc&limit=1", NULL);
         ck_assert_str_eq(jstr(r->json, "result.0.action.type"), "create");
         ck_assert_ptr_nonnull(jstr(r->json, "result_info.cursor"));
         /* Time window. */
-        r = api("GET", "/logs/audit?since=2099-01-01T00:00:00Z", NULL);
+        r = api("GET", "/logs/audit?since=2099-01-01T00:00:00Z&before=2100-01-01", NULL);
         ck_assert_ok(r);
         ck_assert_uint_eq(jlen(r->json, "result"), 0);
         r = api("GET", "/logs/audit?since=2000-01-01&before=2099-01-01T00:00:00.5Z", NULL);
         ck_assert_uint_eq(jlen(r->json, "result"), 6);
-        r = api("GET", "/logs/audit?before=2000-01-01T00:00:00Z", NULL);
+        r = api("GET", "/logs/audit?since=1999-01-01&before=2000-01-01T00:00:00Z", NULL);
         ck_assert_uint_eq(jlen(r->json, "result"), 0);
-        ck_assert_error(api("GET", "/logs/audit?since=yesterday", NULL), 400, 10021);
+        ck_assert_error(api("GET", "/logs/audit?since=yesterday&before=2100-01-01", NULL), 400, 10021);
+        /* Audit Logs v2 requires both since and before. */
+        ck_assert_error(api("GET", "/logs/audit", NULL), 400, 10021);
+        ck_assert_error(api("GET", "/logs/audit?since=2000-01-01", NULL), 400, 10021);
+        ck_assert_error(api("GET", "/logs/audit?before=2100-01-01", NULL), 400, 10021);
+        /* resource.product, actor and raw on every entry. */
+        r = api("GET", "/logs/audit?" "since=2000-01-01&before=2100-01-01", NULL);
+        ck_assert_str_eq(jstr(r->json, "result.0.resource.product"), "workers_kv");
+        ck_assert_ptr_nonnull(jstr(r->json, "result.0.actor.id"));
+        ck_assert_ptr_nonnull(jstr(r->json, "result.0.raw.method"));
 }
 END_TEST
 
@@ -451,7 +460,8 @@ START_TEST(test_every_route_survives_garbage) {
         snprintf(id[1], sizeof(id[1]), "%s", jstr(r->json, "result.uuid"));
         r = api("POST", "/queues", "{\"queue_name\":\"g\"}");
         snprintf(id[2], sizeof(id[2]), "%s", jstr(r->json, "result.queue_id"));
-        ck_assert_ok(apif("POST", "{\"type\":\"worker\",\"script_name\":\"g\"}", "/queues/%s/consumers", id[2]));
+        ck_assert_ok(upload("gc", NULL, "{\"main_module\":\"i.js\"}", "i.js", "export default { async queue() {} }"));
+        ck_assert_ok(apif("POST", "{\"type\":\"worker\",\"script_name\":\"gc\"}", "/queues/%s/consumers", id[2]));
         r = api("POST", "/secrets_store/stores", "{\"name\":\"g\"}");
         snprintf(id[3], sizeof(id[3]), "%s", jstr(r->json, "result.id"));
         r = apif("POST", "[{\"name\":\"g\",\"value\":\"v\",\"scopes\":[\"workers\"]}]", "/secrets_store/stores/%s/secrets", id[3]);
@@ -461,7 +471,7 @@ START_TEST(test_every_route_survives_garbage) {
                 for (size_t k = 0; k < sizeof(bodies) / sizeof(bodies[0]); k++) {
                         char sub[512], *p;
                         const char *from[] = { "/K", "/D", "/Q", "/ST", "/SE", "/C" };
-                        const char *to[] = { id[0], id[1], id[2], id[3], id[4], "g" };
+                        const char *to[] = { id[0], id[1], id[2], id[3], id[4], "gc" };
 
                         snprintf(sub, sizeof(sub), "%s", routes[i][1]);
                         for (size_t f = 0; f < 6; f++)
@@ -564,10 +574,11 @@ START_TEST(test_token_auth) {
 END_TEST
 
 START_TEST(test_rate_limit) {
-        static const char *const args[] = { "--rate-limit", "5/60", NULL };
+        static const char *const args[] = { "--rate-limit", "5/60", "--rate-limit-block", "2", NULL };
+        static const char *const other_token[] = { "Authorization: Bearer other", NULL };
         SimProc p;
         Resp *r;
-        char buf[128];
+        char buf[128], path[256];
         long ra;
 
         ck_assert_int_eq(sim_test_start(&p, args), 0);
@@ -583,14 +594,26 @@ START_TEST(test_rate_limit) {
                 }
                 ck_assert_str_eq(resp_header(r, "Ratelimit-Policy", buf, sizeof(buf)), "\"burst\";q=5;w=60");
         }
+        /* Past the limit: 429 with Retry-After = the block length. */
         r = api("GET", LIST, NULL);
         ck_assert_error(r, 429, 971);
         ck_assert_ptr_nonnull(resp_header(r, "Retry-After", buf, sizeof(buf)));
         ra = strtol(buf, NULL, 10);
-        ck_assert_msg(ra >= 1 && ra <= 60, "Retry-After %ld", ra);
-        ck_assert_ptr_nonnull(resp_header(r, "Ratelimit", buf, sizeof(buf)));
+        ck_assert_msg(ra >= 1 && ra <= 2, "Retry-After %ld", ra);
+        ck_assert_str_eq(resp_header(r, "Ratelimit", buf, sizeof(buf)), "\"default\";r=0;t=2");
         ck_assert_error(api("POST", "/storage/kv/namespaces", "{\"title\":\"x\"}"), 429, 971);
-        /* Operator routes are not limited; a counter reset opens a window. */
+        /* Per token: another token has its own window. */
+        snprintf(path, sizeof(path), "/client/v4/accounts/%s%s", SIM_TEST_ACCOUNT, LIST);
+        ck_assert_ok(sim_call("GET", path, NULL, NULL, 0, other_token));
+        /* The block ends after its length, then a new window opens. */
+        usleep(2100 * 1000);
+        r = api("GET", LIST, NULL);
+        ck_assert_ok(r);
+        ck_assert_str_eq(resp_header(r, "Ratelimit", buf, sizeof(buf)), "\"default\";r=4;t=60");
+        for (int i = 0; i < 4; i++)
+                ck_assert_ok(api("GET", LIST, NULL));
+        ck_assert_error(api("GET", LIST, NULL), 429, 971);
+        /* Operator routes are not limited; a counter reset clears the block. */
         ck_assert_status(op("GET", "/__sim/stats", NULL), 200);
         ck_assert_status(op("POST", "/__sim/reset?counters=1", NULL), 200);
         ck_assert_ok(api("GET", LIST, NULL));
@@ -598,8 +621,25 @@ START_TEST(test_rate_limit) {
 }
 END_TEST
 
+/* The default is Cloudflare's: 1,200 per 300 s, headers on every answer. */
+START_TEST(test_rate_limit_default) {
+        char buf[128];
+        Resp *r;
+
+        sim_reset();
+        r = api("GET", LIST, NULL);
+        ck_assert_ok(r);
+        ck_assert_str_eq(resp_header(r, "Ratelimit-Policy", buf, sizeof(buf)), "\"burst\";q=1200;w=300");
+        ck_assert_ptr_nonnull(resp_header(r, "Ratelimit", buf, sizeof(buf)));
+        ck_assert_int_eq(strncmp(buf, "\"default\";r=1199;t=", 19), 0);
+        r = api("GET", "/workers/scripts/nope/settings", NULL);
+        ck_assert_error(r, 404, 10007);
+        ck_assert_ptr_nonnull(resp_header(r, "Ratelimit", buf, sizeof(buf)));
+}
+END_TEST
+
 START_TEST(test_check_bindings) {
-        static const char *const args[] = { "--check-bindings", NULL };
+        static const char *const args[] = { NULL };
         char meta[1024], kv[64], db[64], st[64];
         SimProc p;
         Resp *r;
@@ -631,7 +671,7 @@ START_TEST(test_check_bindings) {
         ck_assert_ok(apif("DELETE", NULL, "/d1/database/%s", db));
         r = upload("w", NULL, "{\"main_module\":\"i.js\",\"bindings\":[{\"name\":\"D\",\"type\":\"inherit\"}]}", "i.js",
                    "export default {}");
-        ck_assert_error(r, 400, 10021);
+        ck_assert_error(r, 400, 10181);
         ck_assert_int_eq(sim_test_stop(&p), 0);
 }
 END_TEST
@@ -681,7 +721,7 @@ START_TEST(test_persistence) {
                 ck_assert_str_eq(jstr(r->json, "result.0.etag"), etag);
                 r = api("GET", "/workers/scripts/w/settings", NULL);
                 ck_assert_ptr_nonnull(jfind(jpath(r->json, "result.bindings"), "name", "S"));
-                r = api("GET", "/logs/audit", NULL);
+                r = api("GET", "/logs/audit?since=2000-01-01&before=2100-01-01", NULL);
                 ck_assert_uint_eq(jlen(r->json, "result"), 2);
                 /* Writes are saved by the saver thread within a second,
                  * without waiting for the exit. */
@@ -740,6 +780,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_malformed_input);
         tcase_add_test(tc, test_every_route_survives_garbage);
         tcase_add_test(tc, test_concurrent_clients);
+        tcase_add_test(tc, test_rate_limit_default);
         suite_add_tcase(s, tc);
         tcase_set_timeout(own, 60);
         tcase_add_test(own, test_token_auth);

@@ -230,13 +230,12 @@ START_TEST(test_secrets_store) {
         ck_assert_ok(r);
         snprintf(sid, sizeof(sid), "%s", jstr(r->json, "result.id"));
         ck_assert_str_eq(jstr(r->json, "result.name"), "default");
-        r = api("POST", "/secrets_store/stores", "[{\"name\":\"legacy\"}]");
-        ck_assert_ok(r);
-        ck_assert_str_eq(jstr(r->json, "result.0.name"), "legacy");
+        /* One store per account (Secrets Store docs), by default. */
+        ck_assert_error(api("POST", "/secrets_store/stores", "[{\"name\":\"legacy\"}]"), 400, 1003);
         ck_assert_error(api("POST", "/secrets_store/stores", "{\"name\":\"default\"}"), 409, 1003);
         r = api("GET", "/secrets_store/stores?page=1&per_page=1", NULL);
         ck_assert_uint_eq(jlen(r->json, "result"), 1);
-        ck_assert_int_eq(jint(r->json, "result_info.total_count"), 2);
+        ck_assert_int_eq(jint(r->json, "result_info.total_count"), 1);
         ck_assert_error(api("GET", "/secrets_store/stores/nope", NULL), 404, 1001);
 
         r = apif("POST", "[{\"name\":\"api-token\",\"value\":\"TOPSECRET\",\"scopes\":[\"workers\"],\"comment\":\"c\"}]",
@@ -276,6 +275,10 @@ START_TEST(test_secrets_store) {
         ck_assert_error(apif("GET", NULL, "/secrets_store/stores/%s/secrets/%s", sid, secid), 404, 1001);
         ck_assert_ok(apif("DELETE", NULL, "/secrets_store/stores/%s?force=true", sid));
         ck_assert_error(apif("GET", NULL, "/secrets_store/stores/%s", sid), 404, 1001);
+        /* The pre-2026 array form, once the one store is gone. */
+        r = api("POST", "/secrets_store/stores", "[{\"name\":\"legacy\"}]");
+        ck_assert_ok(r);
+        ck_assert_str_eq(jstr(r->json, "result.0.name"), "legacy");
 }
 END_TEST
 

@@ -21,11 +21,21 @@ static const char *META_BINDINGS =
         "{\"name\":\"DB\",\"type\":\"d1\",\"id\":\"22222222-2222-2222-2222-222222222222\"},"
         "{\"name\":\"API_KEY\",\"type\":\"secret_text\",\"text\":\"hunter2\"}]}";
 
+/* The targets META_BINDINGS binds, seeded as a user's existing account
+ * would have them (cfsim refuses bindings to missing targets). */
+static void reset_seeded(void) {
+        sim_reset();
+        ck_assert_status(op("POST", "/__sim/seed",
+                            "{\"kv\":[{\"id\":\"11111111111111111111111111111111\",\"title\":\"cache\"}],"
+                            "\"d1\":[{\"uuid\":\"22222222-2222-2222-2222-222222222222\",\"name\":\"db\"}]}"),
+                         200);
+}
+
 START_TEST(test_upload_wrangler_form_and_list) {
         Resp *r;
         json_object *s, *b;
 
-        sim_reset();
+        reset_seeded();
         r = upload("w1", "excludeScript=true&bindings_inherit=strict", META_BINDINGS, "index.js", CODE);
         ck_assert_ok(r);
         ck_assert_str_eq(jstr(r->json, "result.id"), "w1");
@@ -99,7 +109,7 @@ START_TEST(test_upload_sdk6_and_alchemy_forms) {
         char path[256];
         Resp *r;
 
-        sim_reset();
+        reset_seeded();
         snprintf(path, sizeof(path), "/client/v4/accounts/%s/workers/scripts/sdk", SIM_TEST_ACCOUNT);
         r = sim_call("PUT", path, "multipart/form-data; boundary=XyZ", form, strlen(form), NULL);
         ck_assert_ok(r);
@@ -130,7 +140,7 @@ END_TEST
 START_TEST(test_upload_errors) {
         Resp *r;
 
-        sim_reset();
+        reset_seeded();
         r = upload("bad", NULL, "{\"main_module\":\"missing.js\"}", "index.js", CODE);
         ck_assert_error(r, 400, 10021);
         r = upload("bad", NULL, "not json", "index.js", CODE);
@@ -162,7 +172,7 @@ START_TEST(test_keep_bindings_and_secret_survival) {
         Resp *r;
         json_object *bs;
 
-        sim_reset();
+        reset_seeded();
         ck_assert_ok(upload("w", NULL, META_BINDINGS, "index.js", CODE));
         ck_assert_ok(api("PUT", "/workers/scripts/w/secrets", "{\"name\":\"LATE\",\"text\":\"v\",\"type\":\"secret_text\"}"));
 
@@ -197,7 +207,7 @@ START_TEST(test_inherit) {
         Resp *r;
         json_object *bs;
 
-        sim_reset();
+        reset_seeded();
         ck_assert_ok(upload("w", NULL, META_BINDINGS, "index.js", CODE));
         r = upload("w", "bindings_inherit=strict",
                    "{\"main_module\":\"index.js\",\"bindings\":[{\"name\":\"CACHE\",\"type\":\"inherit\"},"
@@ -231,7 +241,7 @@ START_TEST(test_secrets) {
         char etag[80], modified[64];
         size_t deps;
 
-        sim_reset();
+        reset_seeded();
         r = upload("w", NULL, META_SIMPLE, "index.js", CODE);
         ck_assert_ok(r);
         snprintf(etag, sizeof(etag), "%s", jstr(r->json, "result.etag"));
@@ -307,7 +317,7 @@ START_TEST(test_settings_and_script_settings) {
         Resp *r;
         const char *p;
 
-        sim_reset();
+        reset_seeded();
         r = upload("w", NULL, META_BINDINGS, "index.js", CODE);
         snprintf(etag, sizeof(etag), "%s", jstr(r->json, "result.etag"));
         r = op("GET", "/__sim/state", NULL);
@@ -377,7 +387,7 @@ START_TEST(test_versions_and_deployments) {
         Resp *r;
         char v1[64], v2[64], body[256];
 
-        sim_reset();
+        reset_seeded();
         r = upload("w", NULL, META_BINDINGS, "index.js", CODE);
         snprintf(v1, sizeof(v1), "%s", jstr(r->json, "result.deployment_id"));
 
@@ -471,7 +481,7 @@ END_TEST
 START_TEST(test_migrations) {
         Resp *r;
 
-        sim_reset();
+        reset_seeded();
         r = upload("d", NULL,
                    "{\"main_module\":\"index.js\",\"bindings\":[{\"name\":\"C\",\"type\":\"durable_object_namespace\",\"class_name\":\"Counter\"}],"
                    "\"migrations\":{\"new_tag\":\"v1\",\"steps\":[{\"new_sqlite_classes\":[\"Counter\"]},{\"new_classes\":[\"Old\"]}]}}",
@@ -528,7 +538,7 @@ START_TEST(test_delete_schedules_subdomain_content) {
         Resp *r;
         char etag[80];
 
-        sim_reset();
+        reset_seeded();
         r = upload("target", NULL,
                    "{\"main_module\":\"index.js\",\"migrations\":{\"new_tag\":\"v1\",\"new_classes\":[\"D\"]}}", "index.js", CODE);
         ck_assert_ok(r);
@@ -622,7 +632,7 @@ START_TEST(test_bare_service_worker_and_placeholder) {
         Resp *r;
         char path[256];
 
-        sim_reset();
+        reset_seeded();
         snprintf(path, sizeof(path), "/client/v4/accounts/%s/workers/scripts/sw", SIM_TEST_ACCOUNT);
         r = sim_call("PUT", path, "application/javascript", "addEventListener('fetch', e => {})", 34, NULL);
         ck_assert_ok(r);

@@ -74,9 +74,25 @@ finish() {
         exit $?
 }
 
-# start_cfsim [ARGS...]: starts cfsim on a free port; sets URL, SIM, API.
+# What the integration specs can only reference, never create (specs/full
+# binds an existing Hyperdrive config and Vectorize index): cfsim is
+# seeded with exactly these, as a real account would already hold them.
+# Everything else runs on cfsim's defaults (binding targets must exist,
+# 1,200 requests per 5 minutes per token, Cloudflare's account limits);
+# a test that needs more passes the flag to start_cfsim, visibly.
+write_cfsim_seed() {
+        cat >"$TMP/cfsim-seed.json" <<'SEED'
+{"hyperdrive": [{"id": "5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99", "name": "it-postgres"}],
+ "vectorize": [{"name": "docs-index"}]}
+SEED
+}
+
+# start_cfsim [ARGS...]: starts cfsim on a free port, seeded as above;
+# sets URL, SIM, API.
 start_cfsim() {
-        "$CFSIM" --port 0 --host 127.0.0.1 --account-id "$ACCOUNT" --token "$TOKEN" "$@" >"$TMP/cfsim.out" 2>"$TMP/cfsim.err" &
+        write_cfsim_seed
+        "$CFSIM" --port 0 --host 127.0.0.1 --account-id "$ACCOUNT" --token "$TOKEN" --seed "$TMP/cfsim-seed.json" "$@" \
+                >"$TMP/cfsim.out" 2>"$TMP/cfsim.err" &
         CFSIM_PID=$!
         for _ in $(seq 100); do
                 URL=$(sed -n 's/^cfsim listening on //p' "$TMP/cfsim.out" 2>/dev/null)
