@@ -290,11 +290,16 @@ int sim_seed(Sim *sim, json_object *seed, const char **ret_msg) {
                                 sim_set_str(o, "created_on", now);
                                 snprintf(key, sizeof(key), "%s", name);
                         }
-                        if (json_object_object_get_ex(sim_coll(sim, kinds[i].coll), key, NULL) ||
-                            json_object_object_get_ex(into, key, NULL)) {
+                        if (json_object_object_get_ex(into, key, NULL)) {
                                 json_object_put(o);
-                                *ret_msg = "a seeded resource already exists";
+                                *ret_msg = "a resource appears twice in the seed";
                                 goto fail;
+                        }
+                        /* What the account already holds stays as it is
+                         * (a --state file seeded before). */
+                        if (json_object_object_get_ex(sim_coll(sim, kinds[i].coll), key, NULL)) {
+                                json_object_put(o);
+                                continue;
                         }
                         json_object_object_add(into, key, o);
                 }

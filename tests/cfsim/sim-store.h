@@ -195,7 +195,8 @@ bool sim_propagating(Sim *sim, const char *kind, const char *key);
 /* Adds what a spec can only reference (--seed FILE, POST /__sim/seed):
  * {"kv":[{id,title}], "r2":[{name,jurisdiction?}], "d1":[{uuid,name}],
  *  "queues":[{queue_name}], "stores":[{id,name,secrets?:[name]}],
- *  "hyperdrive":[{id,name}], "vectorize":[{name}]}. Lock held for
+ *  "hyperdrive":[{id,name}], "vectorize":[{name}]}. What already exists
+ * is kept as it is; an invalid seed adds nothing. Lock held for
  * sim_seed(). 0, or -EINVAL with *ret_msg (static). */
 int sim_seed(Sim *sim, json_object *seed, const char **ret_msg);
 int sim_seed_file(Sim *sim, const char *path, const char **ret_msg);

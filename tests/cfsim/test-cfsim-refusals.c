@@ -210,9 +210,12 @@ START_TEST(test_seed_route) {
         ck_assert_ok(bind_one("{\"name\":\"V\",\"type\":\"vectorize\",\"index_name\":\"idx\"}"));
         ck_assert_ok(bind_one("{\"name\":\"B\",\"type\":\"r2_bucket\",\"bucket_name\":\"legacy-bucket\",\"jurisdiction\":\"eu\"}"));
         ck_assert_ok(bind_one("{\"name\":\"T\",\"type\":\"secrets_store_secret\",\"store_id\":\"fedcba9876543210fedcba9876543210\",\"secret_name\":\"tok\"}"));
-        /* Seeding twice is refused, nothing half-applied. */
-        ck_assert_status(op("POST", "/__sim/seed", "{\"vectorize\":[{\"name\":\"new\"},{\"name\":\"idx\"}]}"), 400);
+        /* An invalid seed adds nothing; what exists is kept. */
+        ck_assert_status(op("POST", "/__sim/seed", "{\"vectorize\":[{\"name\":\"new\"},{\"name\":\"new\"}]}"), 400);
+        ck_assert_status(op("POST", "/__sim/seed", "{\"vectorize\":[{\"name\":\"new\"},{\"name\":\"bad name\"}]}"), 400);
         ck_assert_error(bind_one("{\"name\":\"V\",\"type\":\"vectorize\",\"index_name\":\"new\"}"), 400, 10159);
+        ck_assert_status(op("POST", "/__sim/seed", "{\"vectorize\":[{\"name\":\"new\"},{\"name\":\"idx\"}]}"), 200);
+        ck_assert_ok(bind_one("{\"name\":\"V\",\"type\":\"vectorize\",\"index_name\":\"new\"}"));
 }
 END_TEST
 
