@@ -215,11 +215,15 @@ static void deployments_push(json_object *script, json_object *dep) {
                 (void) json_object_array_del_idx(deps, 0, json_object_array_length(deps) - SIM_VERSIONS_MAX);
 }
 
-/* Deploys version at 100%: a new deployment; the list entry follows. */
+/* Deploys version at 100%: a new deployment; the list entry follows.
+ * modified_on moves only for an upload (confirmed, change-detection §1
+ * X1); whether a settings or secret change moves it is unconfirmed, so
+ * cfsim does not (the choice that does not flatter a client relying on
+ * it, README "modified_on"). */
 static void script_deploy(json_object *script, json_object *version, const char *triggered_by, const char *now) {
         deployments_push(script, deployment_new(sim_json_str(version, "id"), 100, triggered_by,
                                                 sim_json_str(version, "source"), now));
-        info_sync(script, version, now);
+        info_sync(script, version, streq(triggered_by, "upload") ? now : NULL);
 }
 
 static void versions_push(json_object *script, json_object *version) {
@@ -1830,7 +1834,7 @@ static void h_deployments_post(Sim *sim, const SimRequest *req, SimReply *rep) {
         json_object_object_add(d, "annotations", anno);
         sim_set_str(d, "author_email", "cfsim@example.com");
         deployments_push(script, d);
-        info_sync(script, best, now);
+        info_sync(script, best, NULL);  /* modified_on: unconfirmed, not moved */
         json_object_put(body);
         reply_result(rep, sim_copy(d), NULL);
 }

@@ -266,9 +266,12 @@ START_TEST(test_secrets) {
         r = api("GET", "/workers/scripts/w/secrets/NOPE", NULL);
         ck_assert_error(r, 404, 10056);
 
-        /* etag kept; a new version and deployment. */
+        /* etag kept, and modified_on too (unconfirmed for a secret change:
+         * cfsim does not move it, README "modified_on"); a new version and
+         * deployment. */
         r = api("GET", "/workers/scripts", NULL);
         ck_assert_str_eq(jstr(r->json, "result.0.etag"), etag);
+        ck_assert_str_eq(jstr(r->json, "result.0.modified_on"), modified);
         r = api("GET", "/workers/scripts/w/deployments", NULL);
         ck_assert_uint_eq(jlen(r->json, "result.deployments"), 2);
         ck_assert_str_eq(jstr(r->json, "result.deployments.0.annotations.workers/triggered_by"), "secret");
