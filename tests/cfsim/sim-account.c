@@ -86,10 +86,14 @@ static void h_audit(Sim *sim, const SimRequest *req, SimReply *rep) {
         info = json_object_new_object();
         sim_set_int(info, "count", (int64_t) count);
         if (more) {
+                /* Where the cloudflare SDK 6.x reads it: CursorPaginationAfter
+                 * takes result_info.cursors.after (pagination.d.ts). */
+                json_object *cursors = json_object_new_object();
                 char c[32];
 
                 snprintf(c, sizeof(c), "%" PRId64, last_seq);
-                sim_set_str(info, "cursor", c);
+                sim_set_str(cursors, "after", c);
+                json_object_object_add(info, "cursors", cursors);
         }
         reply_result(rep, out, info);
 }

@@ -582,6 +582,7 @@ void sim_audit(Sim *sim, const char *method, const char *uri, unsigned status,
         sim_set_str(o, "method", method);
         sim_set_str(o, "uri", uri);
         sim_set_int(o, "status_code", status);
+        sim_set_str(o, "cf_ray_id", id);
         json_object_object_add(e, "raw", o);
         o = json_object_new_object();
         sim_set_str(o, "type", resource_type ? resource_type : "account");
@@ -593,7 +594,7 @@ void sim_audit(Sim *sim, const char *method, const char *uri, unsigned status,
         sim_set_str(o, "id", "cfsim00000000000000000000000user");
         sim_set_str(o, "email", "cfsim@example.com");
         sim_set_str(o, "type", "user");
-        sim_set_str(o, "context", "api_key");
+        sim_set_str(o, "context", "api_token");
         sim_set_str(o, "token_id", "cfsim0000000000000000000000token");
         sim_set_str(o, "token_name", "cfsim");
         sim_set_str(o, "ip_address", "127.0.0.1");

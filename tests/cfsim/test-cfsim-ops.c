@@ -219,7 +219,7 @@ START_TEST(test_audit_log) {
         ck_assert_ok(r);
         ck_assert_uint_eq(jlen(r->json, "result"), 6);
         ck_assert_int_eq(jint(r->json, "result_info.count"), 6);
-        ck_assert_ptr_null(jpath(r->json, "result_info.cursor"));
+        ck_assert_ptr_null(jpath(r->json, "result_info.cursors.after"));
         /* Newest first; the full v2 shape. */
         ck_assert_str_eq(jstr(r->json, "result.0.raw.method"), "DELETE");
         ck_assert_str_eq(jstr(r->json, "result.0.action.type"), "delete");
@@ -246,14 +246,14 @@ START_TEST(test_audit_log) {
                 r = apif("GET", NULL, "/logs/audit?since=2000-01-01&before=2100-01-01&limit=4%s%s", *cursor ? "&cursor=" : "", cursor);
                 ck_assert_ok(r);
                 seen += jlen(r->json, "result");
-                if (!jstr(r->json, "result_info.cursor"))
+                if (!jstr(r->json, "result_info.cursors.after"))
                         break;
-                snprintf(cursor, sizeof(cursor), "%s", jstr(r->json, "result_info.cursor"));
+                snprintf(cursor, sizeof(cursor), "%s", jstr(r->json, "result_info.cursors.after"));
         }
         ck_assert_uint_eq(seen, 6);
         r = api("GET", "/logs/audit?since=2000-01-01&before=2100-01-01&direction=asc&limit=1", NULL);
         ck_assert_str_eq(jstr(r->json, "result.0.action.type"), "create");
-        ck_assert_ptr_nonnull(jstr(r->json, "result_info.cursor"));
+        ck_assert_ptr_nonnull(jstr(r->json, "result_info.cursors.after"));
         /* Time window. */
         r = api("GET", "/logs/audit?since=2099-01-01T00:00:00Z&before=2100-01-01", NULL);
         ck_assert_ok(r);

@@ -177,4 +177,36 @@ await scenario("sdk-workers-scripts-and-do-namespaces", async () => {
 	assert(pages >= 3, `SDK durableObjects.namespaces list made ${pages} requests, expected at least 3 pages of ${PER_PAGE}`);
 });
 
+/*
+ * Audit Logs v2 through the SDK: since and before are required (a call
+ * without before is refused), and the SDK's auto-pagination follows the
+ * cursor where it reads it (result_info.cursors.after).  Every write of
+ * the scenarios above is an entry; limit 5 spans several pages.
+ */
+await scenario("sdk-audit-logs-pages", async () => {
+	const since = "2000-01-01T00:00:00Z", before = "2100-01-01T00:00:00Z";
+	const seen = [];
+	const t0 = await simStats();
+	await sdk("accounts.logs.audit.list", async () => {
+		for await (const e of cf.accounts.logs.audit.list({ account_id, since, before, limit: PER_PAGE })) {
+			seen.push(e.id);
+			if (seen.length > 2000)
+				fail("SDK accounts.logs.audit.list: over 2000 entries; the cursor does not end");
+		}
+	});
+	const t1 = await simStats();
+	const pages = routeCount(t1, "GET", /\/logs\/audit$/) - routeCount(t0, "GET", /\/logs\/audit$/);
+	const writes = t0.writes;
+	assert(seen.length === writes, `SDK audit list returned ${seen.length} entries, cfsim logged ${writes} writes`);
+	assert(new Set(seen).size === seen.length, "SDK audit list returned an entry twice");
+	assert(pages >= Math.ceil(writes / PER_PAGE), `SDK audit list made ${pages} requests for ${writes} entries of ${PER_PAGE} a page`);
+	let refused = null;
+	try {
+		await cf.accounts.logs.audit.list({ account_id, since });
+	} catch (e) {
+		refused = e;
+	}
+	assert(refused && refused.status === 400, `an audit list without before was not refused with 400 (${refused && refused.status})`);
+});
+
 summary();
