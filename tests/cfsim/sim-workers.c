@@ -1106,9 +1106,7 @@ static void upload(Sim *sim, const SimRequest *req, SimReply *rep, bool deploy) 
         }
         if (script && sim_script_is_consumer(sim, name) && !upload_has_queue_handler(&u)) {
                 json_object_put(bindings);
-                return reply_error(rep, 400, 11001,
-                                   "Worker '%s' is a consumer of a queue and must export a queue() handler. Remove the consumer first.",
-                                   name);
+                return reply_error(rep, 400, 11001, "workers.api.error.queue_handler_missing");
         }
         sim_now(now);
         if (!script)
@@ -1273,9 +1271,7 @@ static void h_script_delete(Sim *sim, const SimRequest *req, SimReply *rep) {
                 /* workers-sdk #3370: a consumer script cannot be deleted
                  * without force; forced, its consumers go with it. */
                 if (!sim_query_bool(req, "force"))
-                        return reply_error(rep, 400, 10064,
-                                           "Cannot delete Worker '%s': it is a consumer of a queue. Remove the consumer first or use force=true.",
-                                           name);
+                        return reply_error(rep, 400, 10064, "script still in use as a consumer for a queue");
                 sim_remove_consumers_of(sim, name);
         }
         /* Deleting a script deletes the Durable Object namespaces it owns. */
