@@ -25,6 +25,13 @@
  * request budget in one cycle (about 4 requests per worker). */
 #define REFRESH_BUDGET_SHARE 5   /* 1/5 = 20% */
 #define REFRESH_REQUESTS_PER_WORKER 4
+/* Without the audit feed, a bindings-only change (PATCH /settings, a
+ * dashboard edit) shows in no list: no public evidence says it moves the
+ * script's modified_on or etag (shared/change-detection.md §1 (c): [U]).
+ * So the fallback reads settings of managed workers on a rotation that
+ * spends at most this share of the request budget per cycle. */
+#define ROTATION_BUDGET_SHARE 4  /* 1/4 = 25% */
+#define META_ROTATION_CURSOR "engine.rotation.cursor"
 
 struct Engine {
         sd_event *event;
@@ -65,6 +72,10 @@ struct Engine {
         PlanSecret *psecrets;
         size_t n_psecrets;
         char **refresh;
+        char **rotation;                /* the settings rotation's workers this cycle */
+        ChangeDetection detection;      /* of the last observe */
+        bool detection_logged;          /* the fallback was explained once */
+        char *detection_reason;
         char **audit_seen_new;
         char **own_writes_left;         /* own writes whose audit entries were not seen yet */
         bool post_audit_done;
@@ -370,6 +381,7 @@ static void run_reset(Engine *e) {
         e->psecrets = mfree(e->psecrets);
         e->n_psecrets = 0;
         e->refresh = strv_free(e->refresh);
+        e->rotation = strv_free(e->rotation);
         e->audit_seen_new = strv_free(e->audit_seen_new);
         e->own_writes_left = strv_free(e->own_writes_left);
         e->post_audit_done = false;
@@ -391,6 +403,7 @@ Engine *engine_free(Engine *e) {
         e->state = state_free(e->state);
         e->live = live_state_free(e->live);
         json_object_put(e->status);
+        free(e->detection_reason);
         free(e->account_id);
         free(e->api_url);
         free(e->state_dir);
@@ -801,6 +814,90 @@ static void record_policies(Engine *e) {
 #undef REC
 }
 
+/* The settings rotation: the next managed workers after the saved cursor
+ * (wrapping), as many as ROTATION_BUDGET_SHARE of the budget allows. */
+static int pick_rotation(Engine *e) {
+        const char *cursor = state_get_meta(e->state, META_ROTATION_CURSOR);
+        unsigned cap = e->request_budget / ROTATION_BUDGET_SHARE / REFRESH_REQUESTS_PER_WORKER;
+        _cleanup_strv_free_ char **names = NULL;
+        size_t start = 0, n;
+
+        if (cap == 0)
+                cap = 1;
+        for (size_t i = 0; i < e->ledger->n_entries; i++)
+                if (e->ledger->entries[i].kind == RESOURCE_WORKER && strv_extend(&names, e->ledger->entries[i].doc) < 0)
+                        return -ENOMEM;
+        n = strv_length(names);
+        if (n == 0)
+                return 0;
+        strv_sort_uniq(names);
+        n = strv_length(names);
+        for (size_t i = 0; cursor && i < n; i++)
+                if (strcmp(names[i], cursor) <= 0)
+                        start = i + 1;
+        for (size_t k = 0; k < n && k < cap; k++)
+                if (strv_extend(&e->rotation, names[(start + k) % n]) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
+static void rotation_advance(Engine *e) {
+        size_t n = strv_length(e->rotation);
+
+        if (e->detection != CHANGE_DETECTION_FALLBACK || n == 0)
+                return;
+        (void) state_set_meta(e->state, META_ROTATION_CURSOR, e->rotation[n - 1]);
+}
+
+static const char *const change_detection_table[_CHANGE_DETECTION_MAX] = {
+        [CHANGE_DETECTION_UNKNOWN] = "unknown",
+        [CHANGE_DETECTION_AUDIT] = "audit",
+        [CHANGE_DETECTION_FALLBACK] = "fallback",
+};
+
+const char *change_detection_to_string(ChangeDetection d) {
+        return d >= 0 && d < _CHANGE_DETECTION_MAX ? change_detection_table[d] : NULL;
+}
+
+ChangeDetection engine_change_detection(const Engine *e, const char **ret_reason) {
+        if (ret_reason)
+                *ret_reason = e->detection_reason;
+        return e->detection;
+}
+
+/* Notes which change detection the cycle had; explains a fallback once
+ * (and the return to the feed once). */
+static void note_detection(Engine *e, const ObserveResult *res) {
+        ChangeDetection d = res->audit_ok ? CHANGE_DETECTION_AUDIT : CHANGE_DETECTION_FALLBACK;
+        _cleanup_free_ char *why = NULL;
+
+        if (d == CHANGE_DETECTION_FALLBACK) {
+                if (res->audit_http_status == 403)
+                        why = strdup("the audit log feed is refused (HTTP 403): the API token lacks the "
+                                     "'Account Settings Read' permission");
+                else if (asprintf(&why, "the audit log feed is unavailable (%s)",
+                                  res->audit_message ?: "no answer") < 0)
+                        why = NULL;
+        }
+        free(e->detection_reason);
+        e->detection_reason = TAKE_PTR(why);
+        if (d == e->detection)
+                return;
+        if (d == CHANGE_DETECTION_FALLBACK && !e->detection_logged) {
+                log_warning("Change detection falls back to the script and resource lists plus a settings rotation "
+                            "of %zu worker(s) per cycle, because %s.%s",
+                            strv_length(e->rotation), strna(e->detection_reason),
+                            res->audit_http_status == 403
+                                    ? " Add the permission 'Account Settings Read' to the token to restore it."
+                                    : "");
+                e->detection_logged = true;
+        } else if (d == CHANGE_DETECTION_AUDIT && e->detection == CHANGE_DETECTION_FALLBACK) {
+                log_info("The audit log feed answers again: change detection uses it.");
+                e->detection_logged = false;
+        }
+        e->detection = d;
+}
+
 /* Which managed workers the staggered full refresh reads this cycle. */
 static int pick_refresh(Engine *e, uint64_t now) {
         const char *last = state_get_meta(e->state, META_REFRESH_LAST), *cursor = state_get_meta(e->state, META_REFRESH_CURSOR);
@@ -868,6 +965,7 @@ static void on_observed(ObserveResult *res, void *userdata) {
         e->live = TAKE_PTR(res->live);
         e->audit_ok = res->audit_ok;
         e->audit_checked_usec = res->audit_checked_usec;
+        note_detection(e, res);
         e->audit_seen_new = TAKE_PTR(res->audit_seen);
         e->own_writes_left = TAKE_PTR(res->own_writes_left);
 
@@ -903,6 +1001,7 @@ static void on_observed(ObserveResult *res, void *userdata) {
                         record_policies(e);
                         save_audit_position(e);
                         refresh_advance(e, e->policy.now_usec);
+                        rotation_advance(e);
                 }
                 run_finish_later(e);
                 return;
@@ -910,6 +1009,7 @@ static void on_observed(ObserveResult *res, void *userdata) {
         record_policies(e);
         save_audit_position(e);
         refresh_advance(e, e->policy.now_usec);
+        rotation_advance(e);
         r = ledger_store(e);
         if (r < 0)
                 return run_fail(e, r, "state");
@@ -1205,6 +1305,9 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
         r = pick_refresh(e, e->started_usec);
         if (r < 0)
                 return r;
+        r = pick_rotation(e);
+        if (r < 0)
+                return r;
         seen = load_meta_strv(e->state, META_AUDIT_SEEN);
         own = load_meta_strv(e->state, META_OWN_WRITES);
         last = state_get_meta(e->state, META_AUDIT_LAST);
@@ -1217,6 +1320,7 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
                 .audit_seen = seen,
                 .own_writes = own,
                 .refresh = e->refresh,
+                .rotation = e->rotation,
                 .priority = o->mode == RUN_MODE_PLAN ? CFAPI_PRIORITY_LOW : CFAPI_PRIORITY_NORMAL,
                 .now_usec = e->started_usec,
         };

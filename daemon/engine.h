@@ -65,6 +65,19 @@ typedef struct RunOptions {
 /* The report of one finished run. json is the whole report (actions with
  * reasons, counts, errors; never a secret value); the caller takes a ref
  * with json_object_get if it keeps it. */
+/* How drift is found: the audit log feed (writes since the last cycle),
+ * or, when the feed is unavailable (a token without Account Settings
+ * Read, errors), the lists plus a budgeted settings rotation. */
+typedef enum ChangeDetection {
+        CHANGE_DETECTION_UNKNOWN,       /* no observe yet */
+        CHANGE_DETECTION_AUDIT,
+        CHANGE_DETECTION_FALLBACK,
+        _CHANGE_DETECTION_MAX,
+        _CHANGE_DETECTION_INVALID = -EINVAL,
+} ChangeDetection;
+
+const char *change_detection_to_string(ChangeDetection d) _pure_;
+
 typedef struct RunReport {
         RunResult result;
         unsigned n_actions;         /* planned (plan) or executed (apply) */
@@ -110,3 +123,6 @@ json_object *engine_status_json(const Engine *e);
 
 /* API client figures for /metrics: requests by HTTP status, budget left. */
 json_object *engine_metrics_json(const Engine *e);
+/* The change detection of the last observe, and why it fell back (NULL
+ * in audit mode; points into the engine, valid until the next run). */
+ChangeDetection engine_change_detection(const Engine *e, const char **ret_reason);

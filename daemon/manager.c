@@ -660,6 +660,15 @@ static json_object *backend_status(void *userdata) {
         json_object_object_add(j, "current_run", m->current ? run_to_json(m->current, false) : NULL);
         json_object_object_add(j, "pending_run", m->pending ? run_to_json(m->pending, false) : NULL);
         json_object_object_add(j, "last_run", last ? run_to_json(last, false) : NULL);
+        {
+                const char *why = NULL;
+                ChangeDetection mode = engine_change_detection(m->engine, &why);
+                json_object *cd = json_object_new_object();
+
+                json_object_object_add(cd, "mode", json_object_new_string(change_detection_to_string(mode)));
+                json_object_object_add(cd, "reason", why ? json_object_new_string(why) : NULL);
+                json_object_object_add(j, "change_detection", cd);
+        }
 
         res = engine_status_json(m->engine);
         if (!res)
@@ -823,6 +832,16 @@ static char *backend_metrics(void *userdata) {
         for (int k = 0; k < _RESOURCE_STATE_MAX; k++)
                 metrics_sample(x, "bindery_resources", by_state[k], "state", resource_state_to_string(k), NULL);
 
+        {
+                ChangeDetection d = engine_change_detection(m->engine, NULL);
+
+                metrics_family(x, "bindery_change_detection_mode", "gauge",
+                               "How drift is found: the audit log feed, or the lists plus a settings rotation "
+                               "(fallback); 1 for the current mode.");
+                for (ChangeDetection k = CHANGE_DETECTION_AUDIT; k < _CHANGE_DETECTION_MAX; k++)
+                        metrics_sample(x, "bindery_change_detection_mode", d == k ? 1 : 0, "mode",
+                                       change_detection_to_string(k), NULL);
+        }
         em = engine_metrics_json(m->engine);
         metrics_family(x, "bindery_api_requests_total", "counter",
                        "Cloudflare API requests by HTTP status (0: no answer).");

@@ -37,6 +37,7 @@ struct Observer {
         char **audit_seen;
         char **own_writes;
         char **refresh;
+        char **rotation;
         CfPriority priority;
         uint64_t now_usec;
 
@@ -56,6 +57,8 @@ void observe_result_done(ObserveResult *r) {
         r->live = live_state_free(r->live);
         r->audit_seen = strv_free(r->audit_seen);
         r->own_writes_left = strv_free(r->own_writes_left);
+        free(r->audit_message);
+        r->audit_message = NULL;
 }
 
 static void observer_destroy(Observer *o) {
@@ -63,6 +66,7 @@ static void observer_destroy(Observer *o) {
         strv_free(o->audit_seen);
         strv_free(o->own_writes);
         strv_free(o->refresh);
+        strv_free(o->rotation);
         json_object_put(o->audit);
         free(o);
 }
@@ -633,6 +637,10 @@ static int start_details(Observer *o) {
                         why = "migration_tag changed";
                 else if (strv_contains(o->refresh, w->name))
                         why = "full refresh";
+                else if (!o->res.audit_ok && e && strv_contains(o->rotation, w->name)) {
+                        why = "settings rotation (audit feed unavailable)";
+                        o->res.n_rotated++;
+                }
                 if (!why)
                         continue;
                 /* Unowned scripts only matter when they may be adopted or
@@ -699,6 +707,9 @@ static void handle(Observer *o, Req *q, const CfReply *reply) {
                          * next cycle reads the same window again; the lists
                          * and the full refresh still catch drift meanwhile. */
                         o->res.audit_ok = false;
+                        o->res.audit_http_status = reply->http_status;
+                        free(o->res.audit_message);
+                        o->res.audit_message = reply->message ? strdup(reply->message) : NULL;
                         return;
                 }
                 o->res.audit_ok = true;
@@ -910,9 +921,10 @@ int observe_start(CfApi *api, const ObserveRequest *req, observe_done_t done, vo
         o->phase = 1;
         o->audit_seen = strv_copy(req->audit_seen ?: (char *[]) { NULL });
         o->refresh = strv_copy(req->refresh ?: (char *[]) { NULL });
+        o->rotation = strv_copy(req->rotation ?: (char *[]) { NULL });
         o->own_writes = strv_copy(req->own_writes ?: (char *[]) { NULL });
         o->res.live = live_state_new();
-        if (!o->audit_seen || !o->refresh || !o->own_writes || !o->res.live) {
+        if (!o->audit_seen || !o->refresh || !o->rotation || !o->own_writes || !o->res.live) {
                 observer_destroy(o);
                 return -ENOMEM;
         }

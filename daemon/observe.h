@@ -39,6 +39,10 @@ typedef struct ObserveRequest {
          * were not seen yet (ingestion lag): matched, never drift */
         char * const *own_writes;
         char * const *refresh;          /* workers due in the full refresh this cycle */
+        /* Workers read in detail this cycle if the audit feed is
+         * unavailable (the settings rotation): without the feed a
+         * bindings-only change shows in no list. */
+        char * const *rotation;
         CfPriority priority;
         uint64_t now_usec;
 } ObserveRequest;
@@ -51,6 +55,9 @@ typedef struct ObserveResult {
         char **audit_seen;              /* every entry id returned (processed) */
         char **own_writes_left;         /* own writes still not matched */
         bool audit_ok;
+        long audit_http_status;         /* of a failed audit read (0: no answer) */
+        char *audit_message;            /* why the audit read failed */
+        unsigned n_rotated;             /* workers read by the settings rotation */
         unsigned n_requests;
         unsigned n_details;             /* workers read in detail */
 } ObserveResult;
