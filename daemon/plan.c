@@ -2546,13 +2546,18 @@ static int plan_deletions(Ctx *c) {
                         n_del++;
         }
 
-        /* Order: worker deletions after every upload (which drops their
-         * bindings), data deletions after worker deletions. */
+        /* Order from the dependencies: worker deletions after every upload
+         * (which drops their bindings), so a worker goes before what only
+         * it bound; data deletions after worker deletions; consumer
+         * detachments before the queue or the script they join; store
+         * secrets before their store. */
         for (size_t i = first; i < p->n_actions; i++) {
                 Action *a = &p->actions[i];
+                const LedgerEntry *ae = ledger_find(c->ledger, a->resource_kind, a->doc);
 
                 if (a->kind != ACTION_DELETE)
                         continue;
+                /* (Consumer changes are main actions.) */
                 for (size_t j = 0; j < first; j++)
                         if (is_main_kind(p->actions[j].kind) && add_dep(p, a->index, (int) j) < 0)
                                 return -ENOMEM;
@@ -2562,6 +2567,17 @@ static int plan_deletions(Ctx *c) {
                                     p->actions[j].resource_kind == RESOURCE_WORKER &&
                                     add_dep(p, a->index, (int) j) < 0)
                                         return -ENOMEM;
+                if (a->resource_kind == RESOURCE_SECRETS_STORE && ae)
+                        for (size_t j = first; j < p->n_actions; j++) {
+                                const Action *x = &p->actions[j];
+                                const LedgerEntry *xe;
+
+                                if (x->kind != ACTION_DELETE || x->resource_kind != RESOURCE_SECRETS_STORE_SECRET)
+                                        continue;
+                                xe = ledger_find(c->ledger, x->resource_kind, x->doc);
+                                if (xe && streq_ptr(xe->store_id, ae->id) && add_dep(p, a->index, (int) j) < 0)
+                                        return -ENOMEM;
+                        }
         }
 
         if (n_del > c->policy->max_deletions && !c->policy->force) {

@@ -1350,6 +1350,59 @@ START_TEST(test_store_secret_deletion_policy) {
 }
 END_TEST
 
+/* Deletion order from dependencies (issue 8): store secrets before their
+ * store, a worker (and its consumer attachment) before the queue it
+ * consumed and the namespace only it bound. */
+START_TEST(test_deletion_order) {
+        _cleanup_(generation_freep) Generation *g = gen_new();
+        _cleanup_(live_state_freep) LiveState *l = live_listed();
+        _cleanup_(ledger_freep) Ledger *d = ledger_new();
+        PlanPolicy p = policy();
+        LedgerEntry *e;
+        LiveResource *r;
+        const Action *store, *secret, *worker, *queue, *kv;
+
+        p.prune = true;
+        e = own(d, RESOURCE_SECRETS_STORE, "st", "st", "store-1");
+        e->deletion = DELETION_DELETE;
+        live_state_add_resource(l, RESOURCE_SECRETS_STORE, "store-1", "st");
+        e = own(d, RESOURCE_SECRETS_STORE_SECRET, "tok", "tok", "sec-1");
+        e->deletion = DELETION_DELETE;
+        e->store_id = strdup("store-1");
+        r = live_state_add_resource(l, RESOURCE_SECRETS_STORE_SECRET, "sec-1", "tok");
+        r->store_id = strdup("store-1");
+        e = own(d, RESOURCE_QUEUE, "jobs", "jobs", "q-1");
+        e->deletion = DELETION_DELETE;
+        live_state_add_resource(l, RESOURCE_QUEUE, "q-1", "jobs");
+        e = own(d, RESOURCE_KV_NAMESPACE, "cache", "cache", "kv-1");
+        e->deletion = DELETION_DELETE;
+        live_state_add_resource(l, RESOURCE_KV_NAMESPACE, "kv-1", "cache");
+        own(d, RESOURCE_WORKER, "consumer", "consumer", "consumer");
+        live_state_add_worker(l, "consumer");
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+
+                store = find(plan, ACTION_DELETE, "st");
+                secret = find(plan, ACTION_DELETE, "tok");
+                worker = find(plan, ACTION_DELETE, "consumer");
+                queue = find(plan, ACTION_DELETE, "jobs");
+                kv = find(plan, ACTION_DELETE, "cache");
+                ck_assert_ptr_nonnull(store);
+                ck_assert_ptr_nonnull(secret);
+                ck_assert_ptr_nonnull(worker);
+                ck_assert_ptr_nonnull(queue);
+                ck_assert_ptr_nonnull(kv);
+                ck_assert(depends(store, secret));
+                ck_assert(!depends(secret, store));
+                ck_assert(depends(queue, worker));
+                ck_assert(depends(kv, worker));
+                /* plan_sort puts every action after what it waits for */
+                ck_assert_uint_lt(secret->index, store->index);
+                ck_assert_uint_lt(worker->index, queue->index);
+        }
+}
+END_TEST
+
 static Suite *plan_suite(void) {
         Suite *s = suite_create("plan");
         TCase *tc = tcase_create("core");
@@ -1368,6 +1421,7 @@ static Suite *plan_suite(void) {
         tcase_add_test(tc, test_prune_off_retains);
         tcase_add_test(tc, test_prune_on_deletes_worker_only);
         tcase_add_test(tc, test_deletion_policy_delete);
+        tcase_add_test(tc, test_deletion_order);
         tcase_add_test(tc, test_do_worker_retained);
         tcase_add_test(tc, test_prune_settle);
         tcase_add_test(tc, test_null_generation_never_deletes);
