@@ -2,7 +2,8 @@
 # tests/bench/engine-noop-1000.sh: a benchmark, not a test.
 # Cold converge of N (default 1000) workers, each with its own KV
 # namespace, a var and a secret (every 100th owns a Durable Object),
-# then a no-op reconcile: API requests, wall seconds, peak RSS.
+# then a no-op reconcile: API requests, wall seconds, peak RSS; then two
+# no-op reconciles with change detection in fallback (audit feed 403).
 # Usage: top_builddir=BUILD [N=1000] tests/bench/engine-noop-1000.sh
 . "$(dirname "$0")/../integration/lib.sh"
 
@@ -35,5 +36,20 @@ check_eq "no-op exits 0" "$RC" 0
 check_eq "no-op writes nothing" "$(sim_writes)" 0
 timed "no-op plan" "$BINDERYD" plan --config "$TMP/binderyd.yaml"
 check_eq "plan exits 0" "$RC" 0
+# The same no-op cycles with change detection in fallback: the audit feed
+# refused as for a token without Account Settings Read (a 403 fault on the
+# route), so the lists plus the settings rotation find drift.
+# The rotation spends a share of request_budget, so these cycles run at
+# the default budget (1000/5m), as a real account would.
+write_config "concurrency: 16"
+timed "no-op reconcile (audit, default budget)" "$BINDERYD" apply --config "$TMP/binderyd.yaml"
+check_eq "audit no-op at the default budget exits 0" "$RC" 0
+sim_faults '{"route":"/logs/audit","kind":"403"}'
+timed "no-op reconcile (fallback)" "$BINDERYD" apply --config "$TMP/binderyd.yaml"
+check_eq "fallback no-op exits 0" "$RC" 0
+check_eq "fallback no-op writes nothing" "$(sim_writes)" 0
+check "fallback logged" grep -q "Change detection falls back" "$TMP/err"
+timed "no-op reconcile (fallback, 2)" "$BINDERYD" apply --config "$TMP/binderyd.yaml"
+check_eq "second fallback no-op exits 0" "$RC" 0
 echo "state.json: $(du -h "$TMP/state/state.json" | cut -f1)"
 finish
