@@ -12,13 +12,7 @@
 #   - the daemon shows the mode in /v1/status and /metrics (fallback).
 . "$(dirname "$0")/lib.sh"
 
-if "$CFSIM" --help 2>&1 | grep -q -- --audit-forbidden; then
-        start_cfsim --audit-forbidden
-else
-        # An older cfsim: the same refusal as a fault rule on the route.
-        start_cfsim
-        sim_faults '{"route":"/logs/audit","kind":"500"}'
-fi
+start_cfsim --audit-forbidden
 mkdir -p "$TMP/spec/b"
 echo 'export default { fetch() { return new Response("f"); } };' >"$TMP/spec/b/index.js"
 {
@@ -34,9 +28,7 @@ bd apply
 check_eq "apply without the audit feed exits 0" "$RC" 0
 [ "$RC" = 0 ] || show_output
 check_eq "the fallback is explained once" "$(grep -c "Change detection falls back" "$TMP/err")" 1
-if "$CFSIM" --help 2>&1 | grep -q -- --audit-forbidden; then
-        check "the log names the permission to add" grep -q "Account Settings Read" "$TMP/err"
-fi
+check "the log names the permission to add" grep -q "Account Settings Read" "$TMP/err"
 bd plan
 check_eq "plan after apply exits 0" "$RC" 0
 [ "$RC" = 0 ] || show_output
