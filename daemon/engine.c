@@ -17,6 +17,7 @@
 #define META_AUDIT_LAST "engine.audit.last"
 #define META_AUDIT_SEEN "engine.audit.seen"
 #define META_OWN_WRITES "engine.own_writes"
+#define META_OWN_WRITES_SINCE "engine.own_writes.since"
 #define OWN_WRITES_MAX 2000
 #define META_REFRESH_LAST "engine.refresh.last"
 #define META_REFRESH_CURSOR "engine.refresh.cursor"
@@ -75,6 +76,7 @@ struct Engine {
         char **rotation;                /* the settings rotation's workers this cycle */
         ChangeDetection detection;      /* of the last observe */
         bool detection_logged;          /* the fallback was explained once */
+        bool audit_gap;                 /* own writes never showed up in the feed */
         char *detection_reason;
         char **audit_seen_new;
         char **own_writes_left;         /* own writes whose audit entries were not seen yet */
@@ -642,6 +644,13 @@ static void save_audit_position(Engine *e) {
                 (void) state_set_meta(e->state, META_OWN_WRITES,
                                       n > 0 ? json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN) : NULL);
                 json_object_put(a);
+                /* Since when some own write has been waiting for its entry. */
+                if (n == 0 || e->audit_gap)
+                        (void) state_set_meta(e->state, META_OWN_WRITES_SINCE, NULL);
+                if (n > 0 && !state_get_meta(e->state, META_OWN_WRITES_SINCE)) {
+                        snprintf(buf, sizeof(buf), "%" PRIu64, e->audit_checked_usec);
+                        (void) state_set_meta(e->state, META_OWN_WRITES_SINCE, buf);
+                }
         }
 }
 
@@ -868,11 +877,14 @@ ChangeDetection engine_change_detection(const Engine *e, const char **ret_reason
 /* Notes which change detection the cycle had; explains a fallback once
  * (and the return to the feed once). */
 static void note_detection(Engine *e, const ObserveResult *res) {
-        ChangeDetection d = res->audit_ok ? CHANGE_DETECTION_AUDIT : CHANGE_DETECTION_FALLBACK;
+        ChangeDetection d = res->audit_ok && !e->audit_gap ? CHANGE_DETECTION_AUDIT : CHANGE_DETECTION_FALLBACK;
         _cleanup_free_ char *why = NULL;
 
         if (d == CHANGE_DETECTION_FALLBACK) {
-                if (res->audit_http_status == 403)
+                if (res->audit_ok)
+                        why = strdup("the audit log feed has gaps: bindery's own writes never showed up in it "
+                                     "within 15 minutes");
+                else if (res->audit_http_status == 403)
                         why = strdup("the audit log feed is refused (HTTP 403): the API token lacks the "
                                      "'Account Settings Read' permission");
                 else if (asprintf(&why, "the audit log feed is unavailable (%s)",
@@ -1310,6 +1322,21 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
                 return r;
         seen = load_meta_strv(e->state, META_AUDIT_SEEN);
         own = load_meta_strv(e->state, META_OWN_WRITES);
+        /* Gaps: own writes still unmatched after the whole overlap window
+         * can never show up any more; the feed lost them, so it may lose
+         * others' writes too. This cycle also runs the settings rotation,
+         * and the lost writes are dropped. */
+        e->audit_gap = false;
+        {
+                const char *since = state_get_meta(e->state, META_OWN_WRITES_SINCE);
+                uint64_t since_usec = 0;
+
+                if (own && own[0] && since && safe_atou64(since, &since_usec) >= 0 &&
+                    e->started_usec > since_usec + OBSERVE_AUDIT_OVERLAP_USEC) {
+                        e->audit_gap = true;
+                        own = strv_free(own);
+                }
+        }
         last = state_get_meta(e->state, META_AUDIT_LAST);
         if (last && safe_atou64(last, &last_usec) < 0)
                 last_usec = 0;
@@ -1321,6 +1348,7 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
                 .own_writes = own,
                 .refresh = e->refresh,
                 .rotation = e->rotation,
+                .audit_gap = e->audit_gap,
                 .priority = o->mode == RUN_MODE_PLAN ? CFAPI_PRIORITY_LOW : CFAPI_PRIORITY_NORMAL,
                 .now_usec = e->started_usec,
         };

@@ -38,6 +38,7 @@ struct Observer {
         char **own_writes;
         char **refresh;
         char **rotation;
+        bool audit_gap;
         CfPriority priority;
         uint64_t now_usec;
 
@@ -637,8 +638,9 @@ static int start_details(Observer *o) {
                         why = "migration_tag changed";
                 else if (strv_contains(o->refresh, w->name))
                         why = "full refresh";
-                else if (!o->res.audit_ok && e && strv_contains(o->rotation, w->name)) {
-                        why = "settings rotation (audit feed unavailable)";
+                else if ((!o->res.audit_ok || o->audit_gap) && e && strv_contains(o->rotation, w->name)) {
+                        why = o->audit_gap ? "settings rotation (audit feed has gaps)"
+                                           : "settings rotation (audit feed unavailable)";
                         o->res.n_rotated++;
                 }
                 if (!why)
@@ -922,6 +924,7 @@ int observe_start(CfApi *api, const ObserveRequest *req, observe_done_t done, vo
         o->audit_seen = strv_copy(req->audit_seen ?: (char *[]) { NULL });
         o->refresh = strv_copy(req->refresh ?: (char *[]) { NULL });
         o->rotation = strv_copy(req->rotation ?: (char *[]) { NULL });
+        o->audit_gap = req->audit_gap;
         o->own_writes = strv_copy(req->own_writes ?: (char *[]) { NULL });
         o->res.live = live_state_new();
         if (!o->audit_seen || !o->refresh || !o->rotation || !o->own_writes || !o->res.live) {

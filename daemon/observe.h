@@ -43,6 +43,9 @@ typedef struct ObserveRequest {
          * unavailable (the settings rotation): without the feed a
          * bindings-only change shows in no list. */
         char * const *rotation;
+        /* The feed answers but lost entries (own writes never showed up):
+         * run the rotation as if it were unavailable. */
+        bool audit_gap;
         CfPriority priority;
         uint64_t now_usec;
 } ObserveRequest;
