@@ -434,7 +434,22 @@ static void h_secret_duplicate(Sim *sim, const SimRequest *req, SimReply *rep) {
 }
 
 #define A "/accounts/:account_id/secrets_store/stores"
+/* GET /secrets_store/quota: {"secrets": {"quota", "usage"}} (the API
+ * reference's QuotaGetResponse); quota 0 when --max-store-secrets 0. */
+static void h_quota(Sim *sim, const SimRequest *req, SimReply *rep) {
+        json_object *o = json_object_new_object(), *s = json_object_new_object();
+        int64_t usage = 0;
+
+        SIM_FOREACH_VAL(sim_coll(sim, "stores"), st)
+                usage += json_object_object_length(get(st, "secrets"));
+        sim_set_int(s, "quota", sim->max_store_secrets);
+        sim_set_int(s, "usage", usage);
+        json_object_object_add(o, "secrets", s);
+        reply_result(rep, o, NULL);
+}
+
 const SimRoute sim_secrets_store_routes[] = {
+        { "GET", "/accounts/:account_id/secrets_store/quota", h_quota, "secrets_store.store" },
         { "POST", A, h_store_create, "secrets_store.store" },
         { "GET", A, h_store_list, "secrets_store.store" },
         { "GET", A "/:store_id", h_store_get, "secrets_store.store" },

@@ -221,7 +221,7 @@ END_TEST
 
 START_TEST(test_propagation) {
         static const char *const args[] = { "--propagation-delay", "1", NULL };
-        char meta[512], kv[64];
+        char meta[512], kv[64], d1[256], st[64], ss[512];
         SimProc p;
         Resp *r;
 
@@ -235,9 +235,22 @@ START_TEST(test_propagation) {
         ck_assert_error(bind_one(meta), 400, 10041);
         ck_assert_ok(api("POST", "/queues", "{\"queue_name\":\"q\"}"));
         ck_assert_error(bind_one("{\"name\":\"Q\",\"type\":\"queue\",\"queue_name\":\"q\"}"), 400, 11000);
+        ck_assert_ok(api("POST", "/r2/buckets", "{\"name\":\"fresh-bucket\"}"));
+        ck_assert_error(bind_one("{\"name\":\"B\",\"type\":\"r2_bucket\",\"bucket_name\":\"fresh-bucket\"}"), 400, 10085);
+        r = api("POST", "/d1/database", "{\"name\":\"fresh-db\"}");
+        snprintf(d1, sizeof(d1), "{\"name\":\"D\",\"type\":\"d1\",\"id\":\"%s\"}", jstr(r->json, "result.uuid"));
+        ck_assert_error(bind_one(d1), 400, 10181);
+        r = api("POST", "/secrets_store/stores", "{\"name\":\"s\"}");
+        snprintf(st, sizeof(st), "%s", jstr(r->json, "result.id"));
+        ck_assert_ok(apif("POST", "[{\"name\":\"tok\",\"value\":\"v\",\"scopes\":[\"workers\"]}]", "/secrets_store/stores/%s/secrets", st));
+        snprintf(ss, sizeof(ss), "{\"name\":\"T\",\"type\":\"secrets_store_secret\",\"store_id\":\"%s\",\"secret_name\":\"tok\"}", st);
+        ck_assert_error(bind_one(ss), 400, 10182);
         usleep(1100 * 1000);
         ck_assert_ok(bind_one(meta));
         ck_assert_ok(bind_one("{\"name\":\"Q\",\"type\":\"queue\",\"queue_name\":\"q\"}"));
+        ck_assert_ok(bind_one("{\"name\":\"B\",\"type\":\"r2_bucket\",\"bucket_name\":\"fresh-bucket\"}"));
+        ck_assert_ok(bind_one(d1));
+        ck_assert_ok(bind_one(ss));
         ck_assert_int_eq(sim_test_stop(&p), 0);
 }
 END_TEST
@@ -278,6 +291,10 @@ START_TEST(test_limits_and_lenient_flags) {
                           "/secrets_store/stores/%s/secrets", st));
         ck_assert_error(apif("POST", "[{\"name\":\"c\",\"value\":\"v\",\"scopes\":[\"workers\"]}]", "/secrets_store/stores/%s/secrets", st),
                         400, 1003);
+        r = api("GET", "/secrets_store/quota", NULL);
+        ck_assert_ok(r);
+        ck_assert_int_eq(jint(r->json, "result.secrets.quota"), 2);
+        ck_assert_int_eq(jint(r->json, "result.secrets.usage"), 2);
         ck_assert_int_eq(sim_test_stop(&p), 0);
 }
 END_TEST
