@@ -26,7 +26,6 @@ typedef struct Req {
         char *worker;           /* detail requests */
         char *store_id;
         char *jurisdiction;     /* R2 lists: sent as cf-r2-jurisdiction */
-        bool jurisdiction_set;
 } Req;
 
 struct Observer {
@@ -477,6 +476,16 @@ static int r2_jurisdictions(const Observer *o, char ***ret) {
                                 return -ENOMEM;
                 }
         strv_sort_uniq(l);
+        /* "default" is the list without the header. */
+        for (size_t i = 0, k = 0;; i++) {
+                if (l[i] && streq(l[i], "default")) {
+                        free(l[i]);
+                        continue;
+                }
+                l[k++] = l[i];
+                if (!l[i])
+                        break;
+        }
         *ret = TAKE_PTR(l);
         return 0;
 }
