@@ -597,7 +597,7 @@ static const Binding *worker_binding(const Worker *w, const char *name) {
 static int job_start(Job *j) {
         Applier *ap = j->ap;
         const Action *a = job_action(j);
-        _cleanup_free_ char *esc = cfapi_escape(a->name ?: ""), *path = NULL, *err = NULL;
+        _cleanup_free_ char *esc = cfapi_escape(a->name ?: ""), *err = NULL;
         _cleanup_(plan_json_unrefp) json_object *body = NULL;
         int r;
 
