@@ -77,7 +77,7 @@ static int import_file(ImportRun *run, const char *path, const char *out_abs) {
 }
 
 int cmd_import(const Options *o) {
-        _cleanup_(import_run_done) ImportRun run = { .adopt = o->adopt };
+        _cleanup_(import_run_done) ImportRun run = { .adopt = o->adopt, .output = o->output ?: "." };
         _cleanup_free_ char *out_abs = NULL;
         const char *out = o->output ?: ".";
         bool failed = false;

@@ -96,6 +96,11 @@ static json_object *get(json_object *o, const char *key) {
         return json_object_object_get_ex(o, key, &v) ? v : NULL;
 }
 
+/* The length of an array; 0 for anything else. */
+static size_t alen(json_object *o) {
+        return json_object_is_type(o, json_type_array) ? json_object_array_length(o) : 0;
+}
+
 static const char *get_string(json_object *o, const char *key) {
         json_object *v = get(o, key);
 
@@ -107,6 +112,22 @@ static bool in_list(const char *s, const char *const *l) {
                 if (streq(*l, s))
                         return true;
         return false;
+}
+
+/* A name written as a plain YAML scalar as is: letters, digits, '_', '.'
+ * and '-', starting with a letter, digit or '_', and not a word YAML
+ * reads as null or a boolean. */
+static bool any_name(const char *s) {
+        static const char *const words[] = { "null", "true", "false", "Null", "True", "False", "NULL",
+                                             "TRUE", "FALSE", NULL };
+
+        if (isempty(s) || strlen(s) > 255 || !(isalnum((unsigned char) s[0]) || s[0] == '_') ||
+            in_list(s, words))
+                return false;
+        for (; *s; s++)
+                if (!isalnum((unsigned char) *s) && !strchr("_.-", *s))
+                        return false;
+        return true;
 }
 
 /* ---- resources ---- */
@@ -162,7 +183,7 @@ static char *path_of(Ctx *c, const char *key, const char *rest) {
         return p;
 }
 
-/* "FILE:LINE" or "FILE: path". */
+/* "FILE:LINE" (TOML), or "FILE" when the line is unknown (JSON). */
 static char *where(Ctx *c, const char *path) {
         json_object *l = path ? get(c->lines, path) : NULL;
         char *s = NULL;
@@ -171,7 +192,7 @@ static char *where(Ctx *c, const char *path) {
         if (l)
                 r = asprintf(&s, "%s:%d", c->src->display, json_object_get_int(l));
         else
-                r = asprintf(&s, "%s: %s", c->src->display, path ?: "(top level)");
+                r = asprintf(&s, "%s", c->src->display);
         if (r < 0) {
                 c->oom = true;
                 return NULL;
@@ -198,7 +219,7 @@ static void note_add(ImportRun *run, bool error, char *text, bool *oom) {
                 run->n_errors++;
 }
 
-/* A note about path ("FILE:LINE: msg" or "FILE: path: msg"). */
+/* A note about path: "FILE:LINE: path: msg" or "FILE: path: msg". */
 static void _printf_(4, 5) note(Ctx *c, bool error, const char *path, const char *fmt, ...) {
         _cleanup_free_ char *w = where(c, path), *m = NULL;
         char *t = NULL;
@@ -210,7 +231,7 @@ static void _printf_(4, 5) note(Ctx *c, bool error, const char *path, const char
         va_start(ap, fmt);
         r = vasprintf(&m, fmt, ap);
         va_end(ap);
-        if (r < 0 || asprintf(&t, "%s: %s", w, m) < 0) {
+        if (r < 0 || asprintf(&t, "%s: %s%s%s", w, strempty(path), path ? ": " : "", m) < 0) {
                 c->oom = true;
                 return;
         }
@@ -241,7 +262,7 @@ static void keep(Ctx *c, const char *path, json_object *value, const char *why) 
 
         if (!w)
                 return;
-        note(c, false, path, "'%s' cannot be expressed in bindery%s%s; kept as a comment", path,
+        note(c, false, path, "cannot be expressed in bindery%s%s; kept as a comment",
              why ? ": " : "", why ?: "");
         if (asprintf(&line, "#   %s: %s = %s", w, path, v) < 0 || strv_consume(&c->kept, TAKE_PTR(line)) < 0)
                 c->oom = true;
@@ -284,7 +305,7 @@ static const char *binding_name(Ctx *c, json_object *entry, const char *key, con
         const char *n = get_string(entry, key);
 
         if (!n) {
-                note(c, true, path, "'%s' has no '%s'", path, key);
+                note(c, true, path, "no '%s'", key);
                 return NULL;
         }
         if (!spec_valid_js_identifier(n)) {
@@ -357,7 +378,7 @@ static json_object *entries(Ctx *c, const char *key) {
 /* for each entry e (with its key path p) of the array at key */
 #define FOREACH_ENTRY(c, key, e, p, i)                                                  \
         for (json_object *_a = entries((c), (key)); _a; _a = NULL)                     \
-                for (size_t i = 0; i < json_object_array_length(_a); i++)               \
+                for (size_t i = 0; i < alen(_a); i++)               \
                         for (json_object *e = json_object_array_get_idx(_a, i); e; e = NULL) \
                                 for (char *p = entry_path((c), (key), i); p; free(p), p = NULL)
 
@@ -515,7 +536,7 @@ static void import_queues(Ctx *c) {
                 }
                 keep(c, kp, v, NULL);
         }
-        for (size_t i = 0, n = json_object_array_length(get(q, "producers")); i < n; i++) {
+        for (size_t i = 0, n = alen(get(q, "producers")); i < n; i++) {
                 json_object *e = json_object_array_get_idx(get(q, "producers"), i);
                 _cleanup_free_ char *p = NULL;
                 const char *b, *name;
@@ -540,7 +561,7 @@ static void import_queues(Ctx *c) {
                 c->oom = true;
                 return;
         }
-        for (size_t i = 0, n = json_object_array_length(get(q, "consumers")); i < n; i++) {
+        for (size_t i = 0, n = alen(get(q, "consumers")); i < n; i++) {
                 json_object *e = json_object_array_get_idx(get(q, "consumers"), i), *x;
                 _cleanup_free_ char *p = NULL;
                 const char *name = get_string(e, "queue"), *dlq = get_string(e, "dead_letter_queue"),
@@ -608,7 +629,7 @@ static void replay_migrations(Ctx *c, Buf *out) {
                 put_scalar(out->f, tag);
                 for (size_t l = 0; l < ELEMENTSOF(lists); l++) {
                         json_object *a = get(m, lists[l]);
-                        size_t n = json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
+                        size_t n = json_object_is_type(a, json_type_array) ? alen(a) : 0;
 
                         if (n == 0)
                                 continue;
@@ -637,10 +658,10 @@ static void replay_migrations(Ctx *c, Buf *out) {
                         fputc(']', out->f);
                 }
                 r = get(m, "renamed_classes");
-                if (json_object_is_type(r, json_type_array) && json_object_array_length(r) > 0) {
+                if (json_object_is_type(r, json_type_array) && alen(r) > 0) {
                         any = true;
                         fputs(", renamed_classes: [", out->f);
-                        for (size_t j = 0; j < json_object_array_length(r); j++) {
+                        for (size_t j = 0; j < alen(r); j++) {
                                 const char *from = get_string(json_object_array_get_idx(r, j), "from"),
                                            *to = get_string(json_object_array_get_idx(r, j), "to");
 
@@ -708,7 +729,7 @@ static char *import_durable_objects(Ctx *c) {
                         else
                                 keep(c, kp, v, NULL);
                 }
-                for (size_t i = 0; json_object_is_type(bs, json_type_array) && i < json_object_array_length(bs); i++) {
+                for (size_t i = 0; json_object_is_type(bs, json_type_array) && i < alen(bs); i++) {
                         json_object *e = json_object_array_get_idx(bs, i);
                         _cleanup_free_ char *p = NULL;
                         const char *b, *cls, *script, *env;
@@ -730,6 +751,10 @@ static char *import_durable_objects(Ctx *c) {
                         }
                         if (script && streq(script, c->worker))
                                 script = NULL;
+                        if (env && !any_name(env)) {
+                                keep(c, p, e, "not a valid environment name");
+                                continue;
+                        }
                         if (script && !spec_valid_script_name(script)) {
                                 keep(c, p, e, "not a valid script_name");
                                 continue;
@@ -789,7 +814,8 @@ static void import_services(Ctx *c) {
                 if (!b)
                         continue;
                 keep_unknown(c, e, p, allowed);
-                if (!svc || !spec_valid_script_name(svc) || (ep && !spec_valid_js_identifier(ep))) {
+                if (!svc || !spec_valid_script_name(svc) || (ep && !spec_valid_js_identifier(ep)) ||
+                    (env && !any_name(env))) {
                         keep(c, p, e, "not a valid service or entrypoint name");
                         continue;
                 }
@@ -817,7 +843,7 @@ static void import_store_secrets(Ctx *c) {
                 if (!b)
                         continue;
                 keep_unknown(c, e, p, allowed);
-                if (!valid_hex(store, 32) || isempty(secret)) {
+                if (!valid_hex(store, 32) || !any_name(secret)) {
                         keep(c, p, e, "needs a 32-hex-digit store_id and a secret_name");
                         continue;
                 }
@@ -847,10 +873,6 @@ static void import_simple_list(Ctx *c, const char *key, const char *field, const
                 }
                 add_binding(c, b, "{ %s: { %s: %s } }", form, field, v);
         }
-}
-
-static bool any_name(const char *s) {
-        return !isempty(s) && strlen(s) <= 255 && !strpbrk(s, "\"\\\n\r\t#:{}[],&*!|>'%@`");
 }
 
 static bool hyperdrive_id(const char *s) {
@@ -978,7 +1000,7 @@ static void import_secrets(Ctx *c) {
                                         keep(c, kp, v, NULL);
                         }
                 }
-                for (size_t i = 0; json_object_is_type(req, json_type_array) && i < json_object_array_length(req); i++)
+                for (size_t i = 0; json_object_is_type(req, json_type_array) && i < alen(req); i++)
                         add_secret_placeholder(c, json_object_get_string(json_object_array_get_idx(req, i)),
                                                "secrets.required");
         }
@@ -1103,8 +1125,8 @@ static char *import_main(Ctx *c) {
                 return NULL;
         }
         note(c, false, mp, "main '%s' cannot be uploaded as is (%s); main is '%s', wrangler's bundle: "
-             "run 'npx wrangler deploy --dry-run --outdir OUTPUT/bundles/%s%s%s' in %s",
-             m, why, ret, c->worker, c->env ? " --env " : "", strempty(c->env), c->src->dir);
+             "run 'npx wrangler deploy --dry-run --outdir %s/bundles/%s%s%s' in %s",
+             m, why, ret, c->run->output ?: ".", c->worker, c->env ? " --env " : "", strempty(c->env), c->src->dir);
         return ret;
 }
 
@@ -1115,6 +1137,7 @@ static const char *const handled_keys[] = {
         "kv_namespaces", "r2_buckets", "d1_databases", "queues", "durable_objects", "migrations",
         "services", "secrets_store_secrets", "analytics_engine_datasets", "ai", "version_metadata",
         "hyperdrive", "vectorize", "browser", "workflows", "secrets", "observability", "logpush", "env",
+        "no_bundle", /* bindery uploads main as is: what no_bundle asks of wrangler */
         NULL
 };
 
@@ -1143,9 +1166,9 @@ static void put_header(Ctx *c, FILE *f, const char *main_path) {
         put_scalar(f, get_string(c->eff, "compatibility_date") ?: "");
         fputc('\n', f);
         v = get(c->eff, "compatibility_flags");
-        if (json_object_is_type(v, json_type_array) && json_object_array_length(v) > 0) {
+        if (json_object_is_type(v, json_type_array) && alen(v) > 0) {
                 fputs("compatibility_flags: [", f);
-                for (size_t i = 0; i < json_object_array_length(v); i++) {
+                for (size_t i = 0; i < alen(v); i++) {
                         fputs(i ? ", " : "", f);
                         put_scalar(f, json_object_get_string(json_object_array_get_idx(v, i)));
                 }
@@ -1175,7 +1198,7 @@ static void check_header(Ctx *c) {
         else if (!spec_valid_compat_date(d, &reason))
                 note(c, true, dp, "invalid compatibility_date '%s': %s", d, reason);
         v = get(c->eff, "compatibility_flags");
-        for (size_t i = 0; json_object_is_type(v, json_type_array) && i < json_object_array_length(v); i++) {
+        for (size_t i = 0; json_object_is_type(v, json_type_array) && i < alen(v); i++) {
                 const char *s = json_object_get_string(json_object_array_get_idx(v, i));
 
                 if (strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(s) || !*s)
@@ -1239,7 +1262,7 @@ static void put_crons(Ctx *c, FILE *f) {
         if (!t || !tp)
                 return;
         keep_unknown(c, t, tp, allowed);
-        for (size_t i = 0; json_object_is_type(crons, json_type_array) && i < json_object_array_length(crons); i++) {
+        for (size_t i = 0; json_object_is_type(crons, json_type_array) && i < alen(crons); i++) {
                 json_object *e = json_object_array_get_idx(crons, i);
                 const char *s = json_object_get_string(e), *reason;
                 _cleanup_free_ char *p = NULL;
@@ -1559,13 +1582,14 @@ void import_strip_jsonc(char *text, size_t size) {
                         for (; i < size && text[i] != '\n'; i++)
                                 text[i] = ' ';
                 } else if (text[i] == '/' && i + 1 < size && text[i + 1] == '*') {
-                        size_t j;
+                        size_t j = i + 2;
 
-                        for (j = i; j < size && !(j > i + 1 && text[j - 1] == '*' && text[j] == '/'); j++)
-                                if (text[j] != '\n')
-                                        text[j] = ' ';
-                        if (j < size)
-                                text[j] = ' ';
+                        while (j < size && !(text[j - 1] == '*' && text[j] == '/' && j > i + 2))
+                                j++;
+                        /* An unterminated comment runs to the end (the parser then reports it). */
+                        for (size_t k = i; k <= j && k < size; k++)
+                                if (text[k] != '\n')
+                                        text[k] = ' ';
                         i = j;
                 }
         }
