@@ -435,7 +435,7 @@ static void import_r2(Ctx *c) {
                 if (!b)
                         continue;
                 keep_unknown(c, e, p, allowed);
-                if (!n || !spec_valid_bucket_name(n)) {
+                if (!n || !spec_valid_bucket_name(n) || !any_name(n)) {
                         keep(c, p, e, n ? "not a valid bucket name"
                                         : "no bucket_name (wrangler provisions the bucket itself)");
                         continue;
@@ -460,7 +460,7 @@ static bool d1_name_ok(const char *s) {
         size_t l = strlen(s);
 
         return l >= 1 && l <= 63 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-_") == l &&
-               isalnum((unsigned char) s[0]);
+               isalnum((unsigned char) s[0]) && any_name(s);
 }
 
 static bool uuid_ok(const char *s) {
@@ -506,7 +506,7 @@ static void import_d1(Ctx *c) {
 }
 
 static bool queue_name_ok(const char *s) {
-        return s && spec_valid_queue_name(s) && isalnum((unsigned char) s[0]);
+        return s && spec_valid_queue_name(s) && isalnum((unsigned char) s[0]) && any_name(s);
 }
 
 static void import_queues(Ctx *c) {
@@ -755,7 +755,7 @@ static char *import_durable_objects(Ctx *c) {
                                 keep(c, p, e, "not a valid environment name");
                                 continue;
                         }
-                        if (script && !spec_valid_script_name(script)) {
+                        if (script && (!spec_valid_script_name(script) || !any_name(script))) {
                                 keep(c, p, e, "not a valid script_name");
                                 continue;
                         }
@@ -814,7 +814,7 @@ static void import_services(Ctx *c) {
                 if (!b)
                         continue;
                 keep_unknown(c, e, p, allowed);
-                if (!svc || !spec_valid_script_name(svc) || (ep && !spec_valid_js_identifier(ep)) ||
+                if (!svc || !spec_valid_script_name(svc) || !any_name(svc) || (ep && !spec_valid_js_identifier(ep)) ||
                     (env && !any_name(env))) {
                         keep(c, p, e, "not a valid service or entrypoint name");
                         continue;
@@ -909,7 +909,7 @@ static void import_workflows(Ctx *c) {
                         continue;
                 keep_unknown(c, e, p, allowed);
                 if (!any_name(n) || !cls || !spec_valid_js_identifier(cls) ||
-                    (script && !spec_valid_script_name(script))) {
+                    (script && (!spec_valid_script_name(script) || !any_name(script)))) {
                         keep(c, p, e, "needs a name, a class_name and a valid script_name");
                         continue;
                 }

@@ -27,7 +27,7 @@ fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/bindery-pkgtest.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 SECONDS=0
-if "$top_srcdir/scripts/package" --no-deps --out "$TMP/debs" --jobs 2 >"$TMP/log" 2>&1; then
+if "$top_srcdir/scripts/package" --no-deps --no-dbgsym --out "$TMP/debs" --jobs 2 >"$TMP/log" 2>&1; then
 	ok "scripts/package builds bindery and bindery-cfsim, lintian clean ($SECONDS s)"
 else
 	not_ok "scripts/package failed:"; tail -40 "$TMP/log"
