@@ -46,7 +46,11 @@ trap cleanup EXIT
 
 ACCOUNT=023e105f4ecef8ad9ca31a8372d0c353
 TOKEN=import-apply-$$
-"$CFSIM" --host 127.0.0.1 --port 0 --account-id "$ACCOUNT" --token "$TOKEN" --check-bindings \
+# Strict like Cloudflare: --check-bindings while cfsim has that flag (a
+# cfsim that is strict by default may drop it).
+strict=
+"$CFSIM" --help 2>&1 | grep -q -- '--check-bindings' && strict=--check-bindings
+"$CFSIM" --host 127.0.0.1 --port 0 --account-id "$ACCOUNT" --token "$TOKEN" $strict \
 	>"$TMP/cfsim.out" 2>"$TMP/cfsim.err" &
 CFSIM_PID=$!
 URL=
