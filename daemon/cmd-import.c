@@ -77,8 +77,8 @@ static int import_file(ImportRun *run, const char *path, const char *out_abs) {
 }
 
 int cmd_import(const Options *o) {
-        _cleanup_(import_run_done) ImportRun run = { .adopt = o->adopt, .output = o->output ?: "." };
         _cleanup_free_ char *out_abs = NULL;
+        _cleanup_(import_run_done) ImportRun run = { .adopt = o->adopt };
         const char *out = o->output ?: ".";
         bool failed = false;
         int r;
@@ -93,6 +93,8 @@ int cmd_import(const Options *o) {
         out_abs = realpath(out, NULL);
         if (!out_abs)
                 return log_error_errno(errno, "import: cannot resolve '%s': %m", out), EXIT_FAILED;
+        /* The bundling recipe runs in the wrangler project: an absolute --outdir. */
+        run.output = out_abs;
 
         for (size_t i = 0; o->args[i]; i++) {
                 r = import_file(&run, o->args[i], out_abs);

@@ -41,7 +41,7 @@ typedef struct ImportResource ImportResource;
  * import_run_done(). */
 typedef struct ImportRun {
         bool adopt;                 /* --adopt */
-        const char *output;         /* --output as given, for the bundling recipe */
+        const char *output;         /* the output directory, absolute, for the bundling recipe */
         ImportNote *notes;
         size_t n_notes;
         size_t n_errors;
