@@ -4,7 +4,7 @@
 # bound, as on Cloudflare):
 #   1. wrangler itself creates the resources (kv namespace create, r2 bucket
 #      create, d1 create, queues create) and deploys two workers
-#      (tests/import/apply/*: TOML and JSONC; every binding there is one
+#      (tests/import/projects/*: TOML and JSONC; every binding there is one
 #      bindery expresses);
 #   2. "binderyd import --adopt" turns their configurations into specs;
 #   3. "binderyd plan" lists nothing but adopting what wrangler made (no
@@ -92,7 +92,7 @@ KV_ID=$(api 'storage/kv/namespaces?per_page=100' | jq -r '.result[] | select(.ti
 D1_ID=$(api 'd1/database?per_page=100' | jq -r '.result[] | select(.name == "imp-db") | .uuid')
 [ -n "$KV_ID" ] && [ -n "$D1_ID" ] && ok "the namespace and the database exist ($KV_ID, $D1_ID)" ||
 	not_ok "wrangler's namespace or database is missing"
-cp -r "$top_srcdir/tests/import/apply" "$TMP/projects"
+cp -r "$top_srcdir/tests/import/projects" "$TMP/projects"
 chmod -R u+w "$TMP/projects"
 for cfg in "$TMP"/projects/*/wrangler.*; do
 	sed -i "s/@KV_ID@/$KV_ID/g; s/@D1_ID@/$D1_ID/g" "$cfg"
