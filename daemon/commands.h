@@ -18,6 +18,9 @@ typedef struct Options {
         const char *log_level;      /* --log-level */
         bool json;                  /* --json */
         bool force;                 /* --force */
+        const char *output;         /* --output (import) */
+        bool adopt;                 /* --adopt (import) */
+        char **args;                /* arguments after the command (import), strv owned by main */
 } Options;
 
 #define BINDERY_DEFAULT_CONFIG "/etc/bindery/binderyd.yaml"
@@ -36,3 +39,5 @@ int cmd_types(const Options *o);      /* cmd-validate.c */
 int cmd_plan(const Options *o);       /* cmd-engine.c */
 int cmd_apply(const Options *o);      /* cmd-engine.c */
 int cmd_daemon(const Options *o);     /* cmd-daemon.c */
+int cmd_import(const Options *o);     /* cmd-import.c */
+int cmd_schema(const Options *o);     /* cmd-schema.c */

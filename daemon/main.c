@@ -16,6 +16,8 @@ static const struct {
         { "plan", cmd_plan },
         { "apply", cmd_apply },
         { "daemon", cmd_daemon },
+        { "import", cmd_import },
+        { "schema", cmd_schema },
 };
 
 static void help(void) {
@@ -29,6 +31,8 @@ static void help(void) {
                "  types                  print a worker's TypeScript Env\n"
                "  plan                   show what a reconcile would do (exit 2: changes)\n"
                "  apply                  run one reconcile now\n"
+               "  import CONFIG...       wrangler.toml/.json/.jsonc to spec files\n"
+               "  schema                 print the JSON Schema of the spec language\n"
                "\n"
                "Options:\n"
                "  -c, --config FILE      configuration (default %s)\n"
@@ -40,6 +44,8 @@ static void help(void) {
                "      --worker NAME      the worker, for types\n"
                "      --json             machine-readable output\n"
                "      --force            allow more than max_deletions deletions\n"
+               "      --output DIR       where import writes (default .)\n"
+               "      --adopt            import: adopt the worker and named resources\n"
                "      --log-level LEVEL  debug, info, notice, warning, error\n"
                "  -h, --help             this text\n"
                "      --version          the version\n"
@@ -59,6 +65,8 @@ enum {
         ARG_FORCE,
         ARG_LOG_LEVEL,
         ARG_VERSION,
+        ARG_OUTPUT,
+        ARG_ADOPT,
 };
 
 static int parse_argv(int argc, char **argv, Options *o, const char **ret_command) {
@@ -75,6 +83,8 @@ static int parse_argv(int argc, char **argv, Options *o, const char **ret_comman
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
+                { "output", required_argument, NULL, ARG_OUTPUT },
+                { "adopt", no_argument, NULL, ARG_ADOPT },
                 {}
         };
         int c;
@@ -115,6 +125,12 @@ static int parse_argv(int argc, char **argv, Options *o, const char **ret_comman
                                 return log_error_errno(EINVAL, "Unknown log level '%s'.", optarg);
                         o->log_level = optarg;
                         break;
+                case ARG_OUTPUT:
+                        o->output = optarg;
+                        break;
+                case ARG_ADOPT:
+                        o->adopt = true;
+                        break;
                 case 'h':
                         help();
                         return 0;
@@ -127,8 +143,12 @@ static int parse_argv(int argc, char **argv, Options *o, const char **ret_comman
 
         if (optind < argc)
                 *ret_command = argv[optind++];
-        if (optind < argc)
+        /* Only import takes arguments after the command. */
+        if (optind < argc && !streq(*ret_command, "import"))
                 return log_error_errno(EINVAL, "Unexpected argument '%s'.", argv[optind]);
+        for (; optind < argc; optind++)
+                if (strv_extend(&o->args, argv[optind]) < 0)
+                        return log_error_errno(ENOMEM, "Out of memory.");
         return 1;
 }
 
@@ -140,6 +160,7 @@ int main(int argc, char **argv) {
         r = parse_argv(argc, argv, &o, &command);
         if (r <= 0) {
                 strv_free(o.listen);
+                strv_free(o.args);
                 return r < 0 ? EXIT_USAGE : EXIT_OK;
         }
         if (o.log_level)
@@ -149,11 +170,13 @@ int main(int argc, char **argv) {
                 if (streq(commands[i].name, command)) {
                         r = commands[i].run(&o);
                         strv_free(o.listen);
+                        strv_free(o.args);
                         log_forget_secrets();
                         return r;
                 }
 
         log_error("Unknown command '%s'; see 'binderyd --help'.", command);
         strv_free(o.listen);
+        strv_free(o.args);
         return EXIT_USAGE;
 }

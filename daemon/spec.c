@@ -21,6 +21,7 @@
 
 #include <openssl/evp.h>
 
+#include "spec-grammar.h"
 #include "spec-internal.h"
 #include "util.h"
 
@@ -2229,3 +2230,60 @@ int spec_load_with_limits(const char *spec_dir, const SpecLimits *limits,
 int spec_load(const char *spec_dir, Generation **ret, SpecErrors *errors) {
         return spec_load_with_limits(spec_dir, &spec_limits_default, ret, errors);
 }
+
+/* ---- the tables above, for the JSON Schema (spec-grammar.h) ---- */
+
+static const char *const *const document_keys[_RESOURCE_KIND_MAX] = {
+        [RESOURCE_WORKER] = worker_keys,
+        [RESOURCE_KV_NAMESPACE] = kv_keys,
+        [RESOURCE_R2_BUCKET] = r2_keys,
+        [RESOURCE_D1_DATABASE] = d1_keys,
+        [RESOURCE_QUEUE] = queue_keys,
+        [RESOURCE_SECRETS_STORE] = store_keys,
+        [RESOURCE_SECRETS_STORE_SECRET] = secret_keys,
+};
+
+/* The keys parse_binding() passes to ref_form()/fields_parse() per form. */
+static const char *const *const binding_form_keys[_FORM_MAX] = {
+        [FORM_KV] = kv_ref_keys,
+        [FORM_R2] = r2_ref_keys,
+        [FORM_D1] = kv_ref_keys,
+        [FORM_DO] = do_keys,
+        [FORM_QUEUE] = queue_ref_keys,
+        [FORM_SERVICE] = service_keys,
+        [FORM_SECRETS_STORE] = store_ref_keys,
+        [FORM_ANALYTICS] = analytics_keys,
+        [FORM_AI] = no_keys,
+        [FORM_VERSION_METADATA] = no_keys,
+        [FORM_HYPERDRIVE] = hyperdrive_keys,
+        [FORM_VECTORIZE] = vectorize_keys,
+        [FORM_BROWSER] = no_keys,
+        [FORM_WORKFLOW] = workflow_keys,
+};
+
+const SpecGrammar spec_grammar = {
+        .kind_names = kind_names,
+        .document_keys = document_keys,
+        .binding_forms = binding_forms,
+        .binding_form_keys = binding_form_keys,
+        .secret_ref_keys = secret_ref_keys,
+        .module_keys = module_keys,
+        .module_types = module_type_choices,
+        .consumer_keys = consumer_keys,
+        .consumer_settings_keys = consumer_settings_keys,
+        .do_section_keys = do_section_keys,
+        .do_class_keys = do_class_keys,
+        .do_storage = storage_choices,
+        .migration_keys = migration_keys,
+        .rename_keys = rename_keys,
+        .observability_keys = observability_keys,
+        .logs_keys = logs_keys,
+        .deletion_policies = deletion_choices,
+        .drift_policies = drift_choices,
+        .location_hints = location_hints,
+        .r2_storage_classes = storage_classes,
+        .r2_jurisdictions = r2_doc_jurisdictions,
+        .r2_binding_jurisdictions = r2_jurisdictions,
+        .d1_jurisdictions = d1_jurisdictions,
+        .secret_scopes = secret_scopes,
+};

@@ -1,0 +1,2 @@
+export class Onboarding {}
+export default { async fetch() { return new Response("ok"); } };

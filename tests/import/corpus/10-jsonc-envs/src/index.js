@@ -1,0 +1,1 @@
+export class Chat {} export default { async fetch() { return new Response("ok"); } };

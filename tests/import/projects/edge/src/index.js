@@ -1,0 +1,3 @@
+export default {
+	async fetch(req, env) { return new Response(env.GREETING); },
+};
