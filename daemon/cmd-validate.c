@@ -100,7 +100,8 @@ int cmd_validate(const Options *o) {
         } else if (g) {
                 n_resources = g->n_kv_namespaces + g->n_r2_buckets + g->n_d1_databases + g->n_queues +
                               g->n_secrets_stores + g->n_secrets_store_secrets;
-                printf("%s: %zu files, %zu workers, %zu resources, digest %.8s: OK\n", dir,
+                /* The whole digest: CI passes it to POST /v1/reconcile?expect=. */
+                printf("%s: %zu files, %zu workers, %zu resources: OK\ndigest %s\n", dir,
                        strv_length(g->files), g->n_workers, n_resources, g->digest);
         } else
                 print_errors(&e);

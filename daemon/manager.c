@@ -52,6 +52,8 @@ typedef struct Run {
         uint64_t queued_usec, started_usec, finished_usec;  /* CLOCK_REALTIME */
         unsigned n_actions, n_writes, n_requests, n_failed;
         char generation[65];
+        unsigned n_pending_removals;        /* deletions waiting for prune_settle */
+        uint64_t removals_due_usec;         /* CLOCK_REALTIME; 0: unknown */
         json_object *report;
         char *text;
 } Run;
@@ -78,6 +80,7 @@ struct Manager {
         Generation *gen;            /* last good, enforced */
         Generation *gen_in_run;     /* handed to the running engine run */
         uint64_t gen_since_usec;
+        bool gen_settled;           /* an authenticated trigger named this generation: removals need not wait */
         json_object *spec_errors;   /* of the last load attempt; empty array if it loaded */
         size_t n_spec_errors;
         uint64_t last_load_usec;
@@ -215,6 +218,12 @@ static json_object *run_to_json(const Run *r, bool full) {
                 json_object_object_add(j, "n_writes", json_object_new_int64(r->n_writes));
                 json_object_object_add(j, "n_requests", json_object_new_int64(r->n_requests));
                 json_object_object_add(j, "n_failed", json_object_new_int64(r->n_failed));
+                if (r->n_pending_removals > 0) {
+                        json_object_object_add(j, "pending_removals", json_object_new_int64(r->n_pending_removals));
+                        json_object_object_add(j, "removals_due_at", r->removals_due_usec ?
+                                               json_object_new_string(format_rfc3339(r->removals_due_usec, ts,
+                                                                                     sizeof(ts))) : NULL);
+                }
                 if (full && r->report)
                         json_object_object_add(j, "report", json_object_get(r->report));
                 if (full && r->text)
@@ -263,6 +272,14 @@ static void on_run_done(Engine *e, const RunReport *report, void *userdata) {
                 r->n_failed = report->n_failed;
                 r->report = report->json ? json_object_get(report->json) : NULL;
                 r->text = report->text ? strdup(report->text) : NULL;
+                {
+                        json_object *w;
+
+                        if (report->json && json_object_object_get_ex(report->json, "waiting", &w))
+                                r->n_pending_removals = (unsigned) json_object_get_int(w);
+                        if (r->n_pending_removals > 0 && m->gen && streq(r->generation, m->gen->digest))
+                                r->removals_due_usec = m->gen_since_usec + m->config->prune_settle_usec;
+                }
 
                 if (report->result >= 0 && report->result < _RUN_RESULT_MAX)
                         m->runs_by_result[report->result]++;
@@ -348,7 +365,8 @@ static int on_kick(sd_event_source *s, void *userdata) {
         o.mode = RUN_MODE_APPLY;
         o.force = r->force;
         o.run_id = r->id;
-        o.generation_since_usec = m->gen_since_usec;
+        /* 1 µs past the epoch: settled long ago (plan.c settled()). */
+        o.generation_since_usec = m->gen_settled ? 1 : m->gen_since_usec;
         log_set_context(r->id, NULL, NULL);
         log_event(LOG_INFO, r->id, NULL, "start", "Reconcile %s started (trigger: %s%s, generation %.12s).",
                   r->id, r->trigger, r->force ? ", force" : "", m->gen ? m->gen->digest : "none: spec not loaded");
@@ -467,6 +485,7 @@ static int manager_load_spec(Manager *m) {
                 generation_free(m->gen);
         m->gen = g;
         m->gen_since_usec = now_realtime_usec();
+        m->gen_settled = false;
         /* A new generation makes any cached plan moot. */
         json_object_put(m->plan_cache);
         m->plan_cache = NULL;
@@ -710,6 +729,48 @@ static int backend_trigger(void *userdata, const char *reason, bool force, char 
         return *ret_run_id ? 0 : -ENOMEM;
 }
 
+/* POST /v1/reconcile and the webhook: the run applies what is on disk now,
+ * whatever the watch has or has not seen yet. */
+static int backend_trigger_load(void *userdata, const char *reason, bool force, const char *expect,
+                                char **ret_run_id, json_object **ret_detail) {
+        Manager *m = userdata;
+
+        if (m->stopping)
+                return -ESHUTDOWN;
+        (void) manager_load_spec(m);
+        manager_notify_status(m);
+        if (expect) {
+                bool rejected = m->n_spec_errors > 0;
+
+                if (rejected || !m->gen || !startswith(m->gen->digest, expect)) {
+                        _cleanup_(json_object_putp) json_object *j = json_object_new_object();
+
+                        if (!j)
+                                return -ENOMEM;
+                        json_object_object_add(j, "error", json_object_new_string(
+                                rejected ? "the spec directory was rejected; it does not produce the expected generation"
+                                         : "the spec directory produces another generation than the expected one"));
+                        json_object_object_add(j, "status", json_object_new_int(412));
+                        json_object_object_add(j, "expected", json_object_new_string(expect));
+                        json_object_object_add(j, "digest", !rejected && m->gen ?
+                                               json_object_new_string(m->gen->digest) : NULL);
+                        json_object_object_add(j, "enforced", m->gen ? json_object_new_string(m->gen->digest) : NULL);
+                        json_object_object_add(j, "errors", m->spec_errors && rejected ?
+                                               json_object_get(m->spec_errors) : json_object_new_array());
+                        log_notice("Trigger expected generation %s; the spec directory %s %.12s.", expect,
+                                   rejected ? "was rejected, still enforcing" : "produces",
+                                   m->gen ? m->gen->digest : "(none)");
+                        *ret_detail = TAKE_PTR(j);
+                        return -ESTALE;
+                }
+                /* The writer says it is done: this generation's removals need not wait. */
+                if (!m->gen_settled)
+                        log_info("Generation %.12s settled by a trigger that expected it.", m->gen->digest);
+                m->gen_settled = true;
+        }
+        return backend_trigger(userdata, reason, force, ret_run_id);
+}
+
 static int backend_plan(void *userdata, json_object **ret, unsigned *ret_retry_after) {
         Manager *m = userdata;
         uint64_t age = m->plan_cache ? now_monotonic_usec() - m->plan_cache_usec : UINT64_MAX;
@@ -859,6 +920,7 @@ static const HttpdBackend manager_backend = {
         .runs = backend_runs,
         .run = backend_run,
         .trigger = backend_trigger,
+        .trigger_load = backend_trigger_load,
         .plan = backend_plan,
         .metrics = backend_metrics,
         .ready = backend_ready,

@@ -395,11 +395,22 @@ START_TEST(test_routes) {
         reply_done(&r);
 
         /* humans get a table */
-        r = get(srv, "/v1/status?pretty");
+        r = get(srv, "/v1/status?format=table");
         ck_assert_int_eq(r.status, 200);
         ck_assert(has_header(&r, "Content-Type: text/plain"));
         ck_assert_ptr_nonnull(strstr(r.body, "KIND"));
         ck_assert_ptr_nonnull(strstr(r.body, "in_sync"));
+        reply_done(&r);
+        /* ?pretty: the same JSON, indented */
+        r = get(srv, "/v1/status?pretty");
+        ck_assert_int_eq(r.status, 200);
+        ck_assert(has_header(&r, "Content-Type: application/json"));
+        ck_assert_ptr_nonnull(strstr(r.body, "{\n  \""));
+        {
+                _cleanup_(json_object_putp) json_object *j = body_json(&r);
+
+                ck_assert(json_object_object_get_ex(j, "resources", NULL));
+        }
         reply_done(&r);
         r = request(srv, "GET", "/v1/status", "Accept: text/plain", NULL, NULL, 0);
         ck_assert(has_header(&r, "Content-Type: text/plain"));
@@ -780,7 +791,7 @@ START_TEST(test_plan) {
                 ck_assert_str_eq(jstr(j, "result"), "changes");
         }
         reply_done(&r);
-        r = get(srv, "/v1/plan?pretty");
+        r = get(srv, "/v1/plan?format=table");
         ck_assert_int_eq(r.status, 200);
         ck_assert_str_eq(r.body, "+ create Worker api\n");
         reply_done(&r);

@@ -105,8 +105,14 @@ p1=$(json 'd["planned_at"]')
 BODY=$b2
 p2=$(json 'd["planned_at"]')
 check "GET /v1/plan again: the cached plan ($p1, $p2)" [ "$p2" = "$p1" ]
-http GET '/v1/plan?pretty'
-check "GET /v1/plan?pretty: text" [ "$STATUS" = 200 ]
+http GET '/v1/plan?format=table'
+check "GET /v1/plan?format=table: text" [ "$STATUS" = 200 ]
+http GET '/v1/status?pretty'
+pretty_ok() {
+	[ "$STATUS" = 200 ] && printf '%s' "$BODY" |
+		python3 -c 'import json,sys; t=sys.stdin.read(); json.loads(t); assert "\n  \"" in t' 2>/dev/null
+}
+check "GET /v1/status?pretty: valid indented JSON" pretty_ok
 
 # 3. authentication
 http POST /v1/reconcile

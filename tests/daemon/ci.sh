@@ -1,0 +1,55 @@
+#!/bin/sh
+# tests/daemon/ci.sh: the CI flow against a running daemon.
+#   - a spec edit followed at once by POST /v1/reconcile?wait=30: the
+#     answer's generation is the new digest (binderyd validate) and cfsim
+#     already holds the change (REPS repetitions, default 100, 0 stale);
+#   - ?expect= with a digest the directory does not produce: 412 with the
+#     digest it does produce; a matching expect: 200.
+[ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
+. "$(dirname "$0")/lib.sh"
+REPS=${REPS:-100}
+
+setup
+start_cfsim
+small_spec production
+write_config "prune_settle: 1h"
+start_daemon
+wait_idle || fail "first reconcile did not finish"
+
+digest_of() { "$BINDERYD" validate --spec-dir "$work/spec" | sed -n 's/^digest //p'; }
+
+# 1. no stale answers
+stale=0 bad=0 t0=$(now_ms)
+for i in $(seq "$REPS"); do
+	sed -i "s/^  STAGE: .*/  STAGE: stage-$i/" "$work/spec/workers/api.yaml"
+	want=$(digest_of)
+	http POST '/v1/reconcile?wait=30' -H "Authorization: Bearer $HTTP_TOKEN"
+	got=$(json 'd.get("generation")')
+	if [ "$STATUS" != 200 ]; then
+		bad=$((bad + 1)); echo "    rep $i: HTTP $STATUS: $BODY"; continue
+	fi
+	if [ "$got" != "$want" ] || ! sim_state | grep -q "\"stage-$i\""; then
+		stale=$((stale + 1)); echo "    rep $i: stale (generation ${got:0:12}, wanted ${want:0:12})"
+	fi
+done
+t1=$(now_ms)
+echo "    $REPS edit+trigger rounds in $((t1 - t0)) ms: $stale stale, $bad not 200 (load $(cut -d' ' -f1 /proc/loadavg))"
+check "edit then POST ?wait=30, $REPS times: 0 stale answers ($stale)" [ "$stale" = 0 ]
+check "every answer was 200 ($bad not)" [ "$bad" = 0 ]
+
+# 2. ?expect=
+want=$(digest_of)
+http POST '/v1/reconcile?wait=30&expect=0123456789ab' -H "Authorization: Bearer $HTTP_TOKEN"
+check "?expect= another digest: 412 ($STATUS)" [ "$STATUS" = 412 ]
+check "412 names the digest the directory produces" [ "$(json 'd.get("digest")')" = "$want" ]
+http POST '/v1/reconcile?wait=30&expect=0123' -H "Authorization: Bearer $HTTP_TOKEN"
+check "?expect= shorter than 12 hex digits: 400 ($STATUS)" [ "$STATUS" = 400 ]
+http POST "/v1/reconcile?wait=30&expect=${want:0:12}" -H "Authorization: Bearer $HTTP_TOKEN"
+check "?expect= the digest on disk: 200 ($STATUS)" [ "$STATUS" = 200 -a "$(json 'd.get("generation")')" = "$want" ]
+echo 'kind: Worker' > "$work/spec/workers/broken.yaml"
+http POST "/v1/reconcile?wait=30&expect=${want:0:12}" -H "Authorization: Bearer $HTTP_TOKEN"
+check "?expect= with a rejected directory: 412 with its errors ($STATUS)" \
+	[ "$STATUS" = 412 -a "$(json 'len(d.get("errors") or [])')" -ge 1 ]
+rm -f "$work/spec/workers/broken.yaml"
+
+finish
