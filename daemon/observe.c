@@ -126,7 +126,26 @@ int observe_parse_script_list(json_object *result, LiveState *live) {
                     set_str(&w->compatibility_date, jstr(s, "compatibility_date")) < 0)
                         return -ENOMEM;
                 {
-                        json_object *t = jget(s, "tags"), *lp = jget(s, "logpush"), *ob = jget(s, "observability");
+                        json_object *t = jget(s, "tags"), *lp = jget(s, "logpush"), *ob = jget(s, "observability"),
+                                    *fl = jget(s, "compatibility_flags");
+
+                        /* Flags: only to show a plan's change, never a reason. */
+                        w->compatibility_flags = strv_free(w->compatibility_flags);
+                        w->flags_known = false;
+                        if (fl && json_object_is_type(fl, json_type_array)) {
+                                w->compatibility_flags = calloc(1, sizeof(char *));
+                                if (!w->compatibility_flags)
+                                        return -ENOMEM;
+                                for (size_t k = 0; k < json_object_array_length(fl); k++) {
+                                        json_object *x = json_object_array_get_idx(fl, k);
+
+                                        if (json_object_is_type(x, json_type_string) &&
+                                            strv_extend(&w->compatibility_flags, json_object_get_string(x)) < 0)
+                                                return -ENOMEM;
+                                }
+                                strv_sort_uniq(w->compatibility_flags);
+                                w->flags_known = true;
+                        }
 
                         w->tags = strv_free(w->tags);
                         w->tags_known = false;
@@ -504,6 +523,21 @@ static int start_detail(Observer *o, LiveWorker *w, const char *why) {
 }
 
 /* Phase 2: decide which scripts to read closely. */
+/* Whether the spec wants something else than what bindery last applied
+ * to an owned worker; then its live bindings are read so the plan can
+ * show the values it replaces. */
+static bool spec_changed(Observer *o, const char *name, const LedgerEntry *e) {
+        const Worker *dw = o->g ? generation_find_worker(o->g, name) : NULL;
+        char digest[65];
+        bool unresolved = false;
+
+        if (!dw || !e || !e->digest || dw->policy.suspend || dw->policy.external)
+                return false;
+        if (plan_worker_digest(o->g, dw, o->res.live, o->ledger, false, digest, &unresolved) < 0)
+                return false;
+        return !streq(e->digest, digest);
+}
+
 static int start_details(Observer *o) {
         LiveState *live = o->res.live;
         _cleanup_(plan_json_unrefp) json_object *seen = json_object_new_object(), *flagged = json_object_new_object(),
@@ -567,6 +601,8 @@ static int start_details(Observer *o) {
                         why = "migration_tag changed";
                 else if (strv_contains(o->refresh, w->name))
                         why = "full refresh";
+                else if (spec_changed(o, w->name, e))
+                        why = "spec changed (the plan shows old and new values)";
                 if (!why)
                         continue;
                 /* Unowned scripts only matter when they may be adopted or

@@ -1,6 +1,8 @@
 /* plan.c: see plan.h. Pure: no I/O, no clock, no logging. */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "plan.h"
@@ -72,6 +74,7 @@ static void live_worker_done(LiveWorker *w) {
         free(w->migration_tag);
         free(w->compatibility_date);
         strv_free(w->tags);
+        strv_free(w->compatibility_flags);
         free(w->version_id);
         for (size_t i = 0; i < w->n_bindings; i++) {
                 free(w->bindings[i].name);
@@ -1604,34 +1607,206 @@ static int reason_add(char **r, const char *fmt, ...) {
         return 0;
 }
 
-/* Differences between the desired and the live bindings. */
-static int diff_bindings(Ctx *c, const Worker *w, const LiveWorker *lw, char **reason) {
-        int r;
+/* ---- The diff shown under an action (ActionChange) ---- */
+
+typedef struct Changes {
+        ActionChange *v;
+        size_t n;
+} Changes;
+
+static void changes_clear(Changes *cs) {
+        for (size_t i = 0; i < cs->n; i++) {
+                free(cs->v[i].field);
+                free(cs->v[i].before);
+                free(cs->v[i].after);
+        }
+        free(cs->v);
+        *cs = (Changes) {};
+}
+
+static int changes_add(Changes *cs, char op, const char *field, const char *before, const char *after, bool secret) {
+        size_t n = cs->n;
+        ActionChange *v = grow(cs->v, &n, sizeof(ActionChange));
+
+        if (!v)
+                return -ENOMEM;
+        cs->v = v;
+        cs->n = n;
+        v = &cs->v[n - 1];
+        v->op = op;
+        v->secret = secret;
+        if (dup_into(&v->field, field) < 0 || (!secret && (dup_into(&v->before, before) < 0 ||
+                                                           dup_into(&v->after, after) < 0)))
+                return -ENOMEM;
+        return 0;
+}
+
+/* Moves the collected lines onto an action (which then owns them). */
+static void action_take_changes(Action *a, Changes *cs) {
+        if (!a || cs->n == 0)
+                return;
+        a->changes = cs->v;
+        a->n_changes = cs->n;
+        *cs = (Changes) {};
+}
+
+static char *json_quote(const char *s) {
+        _cleanup_(plan_json_unrefp) json_object *j = json_object_new_string(s ?: "");
+
+        return j ? strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE))
+                 : NULL;
+}
+
+/* "%XX" escapes of canon_build undone. */
+static char *canon_unescape(const char *s, size_t n) {
+        char *r = malloc(n + 1), *o = r;
+
+        if (!r)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                if (s[i] == '%' && i + 2 < n && isxdigit((unsigned char) s[i + 1]) &&
+                    isxdigit((unsigned char) s[i + 2])) {
+                        char hex[3] = { s[i + 1], s[i + 2], 0 };
+
+                        *o++ = (char) strtol(hex, NULL, 16);
+                        i += 2;
+                } else
+                        *o++ = s[i];
+        }
+        *o = 0;
+        return r;
+}
+
+/* A binding's canonical form as a reader wants it: a plain var as a
+ * quoted string, a JSON var as its JSON, anything else as the canonical
+ * "type key=value" text. */
+static const char *skip_prefix(const char *s, const char *prefix) {
+        return startswith(s, prefix) ? s + strlen(prefix) : NULL;
+}
+
+static char *binding_display(const char *canon) {
+        const char *p;
+
+        if (!canon)
+                return NULL;
+        if ((p = skip_prefix(canon, "plain_text text="))) {
+                _cleanup_free_ char *t = canon_unescape(p, strlen(p));
+
+                return t ? json_quote(t) : NULL;
+        }
+        if (streq(canon, "plain_text"))
+                return strdup("\"\"");
+        if ((p = skip_prefix(canon, "json json=")))
+                return canon_unescape(p, strlen(p));
+        return strdup(canon);
+}
+
+static char *strv_display(char * const *l) {
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+
+        if (!f)
+                return NULL;
+        fputc('[', f);
+        for (size_t i = 0; l && l[i]; i++) {
+                _cleanup_free_ char *q = json_quote(l[i]);
+
+                fprintf(f, "%s%s", i ? ", " : "", strna(q));
+        }
+        fputc(']', f);
+        if (fclose(f) != 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}
+
+/* The value of key in a "k=v k=v" text, or NULL. */
+static char *kv_get(const char *text, const char *key) {
+        size_t kl = strlen(key);
+
+        for (const char *p = text; p && *p;) {
+                const char *end = strchr(p, ' ');
+                size_t len = end ? (size_t) (end - p) : strlen(p);
+
+                if (len > kl && strncmp(p, key, kl) == 0 && p[kl] == '=')
+                        return strndup(p + kl + 1, len - kl - 1);
+                p = end ? end + 1 : NULL;
+        }
+        return NULL;
+}
+
+/* "k=v k=v" texts compared key by key: one "~ prefix.k: v -> v" line per
+ * difference. before NULL: unknown, every key is shown as such. */
+static int changes_add_kv(Changes *cs, const char *prefix, const char *before, const char *after) {
+        for (const char *p = after; p && *p;) {
+                const char *end = strchr(p, ' ');
+                size_t len = end ? (size_t) (end - p) : strlen(p);
+                const char *eq = memchr(p, '=', len);
+                _cleanup_free_ char *key = NULL, *val = NULL, *old = NULL, *field = NULL;
+
+                if (eq) {
+                        key = strndup(p, (size_t) (eq - p));
+                        val = strndup(eq + 1, len - (size_t) (eq - p) - 1);
+                        if (!key || !val)
+                                return -ENOMEM;
+                        old = before ? kv_get(before, key) : NULL;
+                        if (!before || !streq_ptr(old, val)) {
+                                if (asprintf(&field, "%s.%s", prefix, key) < 0)
+                                        return -ENOMEM;
+                                if (changes_add(cs, '~', field, old, val, false) < 0)
+                                        return -ENOMEM;
+                        }
+                }
+                p = end ? end + 1 : NULL;
+        }
+        return 0;
+}
+
+/* Differences between the desired and the live bindings (lw NULL: a new
+ * worker, every binding is added). Each goes to cs; to *reason too when
+ * reason is not NULL (drift: the spec did not change). */
+static int diff_bindings(Ctx *c, const Worker *w, const LiveWorker *lw, char **reason, Changes *cs) {
+        int r = 0;
 
         for (size_t i = 0; i < w->n_bindings; i++) {
                 const Binding *b = &w->bindings[i];
-                _cleanup_free_ char *v = NULL, *st = NULL, *canon = NULL;
+                _cleanup_free_ char *v = NULL, *st = NULL, *canon = NULL, *before = NULL, *after = NULL;
                 const LiveBinding *found = NULL;
+                bool unresolved;
 
                 if (b->kind == BINDING_SECRET)
                         continue;
                 r = plan_resolve_binding(c->g, w, b, c->live, c->ledger, false, &v, &st);
                 if (r < 0)
                         return r;
+                /* A resource still to be (re)created: its id is known after apply. */
+                unresolved = b->target && !v;
                 r = plan_binding_canon_desired(w, b, v, st, &canon);
                 if (r < 0)
                         return r;
-                for (size_t j = 0; j < lw->n_bindings; j++)
+                for (size_t j = 0; lw && j < lw->n_bindings; j++)
                         if (streq_ptr(lw->bindings[j].name, b->name))
                                 found = &lw->bindings[j];
+                if (found && streq_ptr(found->canon, canon))
+                        continue;
+                if (!unresolved && !(after = binding_display(canon)))
+                        return -ENOMEM;
+                if (found && !(before = binding_display(found->canon)))
+                        return -ENOMEM;
+                if (changes_add(cs, found ? '~' : '+', b->name, before, after, false) < 0)
+                        return -ENOMEM;
+                if (!reason || !lw)
+                        continue;
                 if (!found)
                         r = reason_add(reason, "binding %s missing", b->name);
-                else if (!streq_ptr(found->canon, canon))
+                else
                         r = reason_add(reason, "binding %s differs", b->name);
                 if (r < 0)
                         return r;
         }
-        for (size_t j = 0; j < lw->n_bindings; j++) {
+        for (size_t j = 0; lw && j < lw->n_bindings; j++) {
                 bool want = false;
 
                 for (size_t i = 0; i < w->n_bindings; i++)
@@ -1639,9 +1814,14 @@ static int diff_bindings(Ctx *c, const Worker *w, const LiveWorker *lw, char **r
                             w->bindings[i].kind != BINDING_SECRET)
                                 want = true;
                 if (!want) {
-                        r = reason_add(reason, "unexpected binding %s", strna(lw->bindings[j].name));
-                        if (r < 0)
-                                return r;
+                        _cleanup_free_ char *before = binding_display(lw->bindings[j].canon);
+
+                        if (lw->bindings[j].canon && !before)
+                                return -ENOMEM;
+                        if (changes_add(cs, '-', strna(lw->bindings[j].name), before, NULL, false) < 0)
+                                return -ENOMEM;
+                        if (reason && reason_add(reason, "unexpected binding %s", strna(lw->bindings[j].name)) < 0)
+                                return -ENOMEM;
                 }
         }
         return 0;
@@ -1734,11 +1914,29 @@ static int plan_migrations(const Worker *w, const LedgerEntry *e, const LiveWork
         }
 }
 
+/* What a first upload sets: every non-secret binding, the date and flags. */
+static int new_worker_changes(Ctx *c, const Worker *w, Changes *cs) {
+        _cleanup_free_ char *d = json_quote(w->compatibility_date);
+        int r;
+
+        if (!d || changes_add(cs, '+', "compatibility_date", NULL, d, false) < 0)
+                return -ENOMEM;
+        if (strv_length(w->compatibility_flags) > 0) {
+                _cleanup_free_ char *f = strv_display(w->compatibility_flags);
+
+                if (!f || changes_add(cs, '+', "compatibility_flags", NULL, f, false) < 0)
+                        return -ENOMEM;
+        }
+        r = diff_bindings(c, w, NULL, NULL, cs);
+        return r;
+}
+
 static int plan_worker_main(Ctx *c, size_t wi) {
         const Worker *w = &c->g->workers[wi];
         const LedgerEntry *e = ledger_find(c->ledger, RESOURCE_WORKER, w->name);
         const LiveWorker *lw = live_state_find_worker(c->live, w->name);
         _cleanup_free_ char *spec_reason = NULL, *drift_reason = NULL, *blocked = NULL;
+        _cleanup_(changes_clear) Changes cs = {};
         char digest[65];
         bool unresolved = false;
         int adopt_index = -1, r;
@@ -1833,6 +2031,10 @@ static int plan_worker_main(Ctx *c, size_t wi) {
                         a->worker = w;
                         a->desired = w;
                         c->worker_main[wi] = (int) a->index;
+                        r = new_worker_changes(c, w, &cs);
+                        if (r < 0)
+                                return r;
+                        action_take_changes(a, &cs);
                         r = plan_migrations(w, NULL, NULL, a, &blocked);
                         if (r < 0)
                                 return r;
@@ -1863,6 +2065,10 @@ static int plan_worker_main(Ctx *c, size_t wi) {
                 a->worker = w;
                 a->desired = w;
                 c->worker_main[wi] = (int) a->index;
+                r = new_worker_changes(c, w, &cs);
+                if (r < 0)
+                        return r;
+                action_take_changes(a, &cs);
                 r = plan_migrations(w, NULL, NULL, a, &blocked);
                 if (r < 0)
                         return r;
@@ -1884,26 +2090,55 @@ static int plan_worker_main(Ctx *c, size_t wi) {
                                e->etag) < 0)
                         return -ENOMEM;
         if (lw && w->compatibility_date && lw->compatibility_date &&
-            !streq(w->compatibility_date, lw->compatibility_date))
+            !streq(w->compatibility_date, lw->compatibility_date)) {
+                _cleanup_free_ char *b = json_quote(lw->compatibility_date), *n = json_quote(w->compatibility_date);
+
                 if (reason_add(&drift_reason, "compatibility_date is %s, want %s", lw->compatibility_date,
-                               w->compatibility_date) < 0)
+                               w->compatibility_date) < 0 ||
+                    !b || !n || changes_add(&cs, '~', "compatibility_date", b, n, false) < 0)
                         return -ENOMEM;
+        }
+        if (lw && lw->flags_known && !strv_equal_null(lw->compatibility_flags, w->compatibility_flags)) {
+                _cleanup_strv_free_ char **want = strv_copy(w->compatibility_flags);
+                _cleanup_free_ char *b = strv_display(lw->compatibility_flags), *n = NULL;
+
+                if (w->compatibility_flags && !want)
+                        return -ENOMEM;
+                strv_sort_uniq(want);
+                n = strv_display(want);
+                /* Shown as a change; the list order of flags is not drift. */
+                if (!strv_equal_null(lw->compatibility_flags, want) &&
+                    (!b || !n || changes_add(&cs, '~', "compatibility_flags", b, n, false) < 0))
+                        return -ENOMEM;
+        }
         /* Script-level settings the list shows directly. */
-        if (lw && lw->tags_known && !strv_equal_null(lw->tags, w->tags))
-                if (reason_add(&drift_reason, "tags differ") < 0)
+        if (lw && lw->tags_known && !strv_equal_null(lw->tags, w->tags)) {
+                _cleanup_free_ char *b = strv_display(lw->tags), *n = strv_display(w->tags);
+
+                if (reason_add(&drift_reason, "tags differ") < 0 || !b || !n ||
+                    changes_add(&cs, '~', "tags", b, n, false) < 0)
                         return -ENOMEM;
+        }
         if (lw && lw->logpush >= 0 && lw->logpush != (int) w->logpush)
-                if (reason_add(&drift_reason, "logpush is %s", lw->logpush ? "on" : "off") < 0)
+                if (reason_add(&drift_reason, "logpush is %s", lw->logpush ? "on" : "off") < 0 ||
+                    changes_add(&cs, '~', "logpush", lw->logpush ? "true" : "false", w->logpush ? "true" : "false",
+                                false) < 0)
                         return -ENOMEM;
         if (lw && w->observability.set && lw->observability >= 0 &&
             lw->observability != (int) w->observability.enabled)
-                if (reason_add(&drift_reason, "observability is %s", lw->observability ? "on" : "off") < 0)
+                if (reason_add(&drift_reason, "observability is %s", lw->observability ? "on" : "off") < 0 ||
+                    changes_add(&cs, '~', "observability.enabled", lw->observability ? "true" : "false",
+                                w->observability.enabled ? "true" : "false", false) < 0)
                         return -ENOMEM;
         if (lw && lw->detail) {
-                r = diff_bindings(c, w, lw, &drift_reason);
+                /* With the spec changed, differing bindings are its change,
+                 * not drift. */
+                r = diff_bindings(c, w, lw, spec_reason ? NULL : &drift_reason, &cs);
                 if (r < 0)
                         return r;
-        }
+        } else if (spec_reason && e && e->digest &&
+                   changes_add(&cs, '?', "bindings", NULL, NULL, false) < 0)
+                return -ENOMEM;
 
         {
                 Action tmp = {};
@@ -1946,6 +2181,7 @@ static int plan_worker_main(Ctx *c, size_t wi) {
                         a->old_tag = tmp.old_tag;
                         a->new_tag = tmp.new_tag;
                         a->auto_new_classes = tmp.auto_new_classes;
+                        action_take_changes(a, &cs);
                         a->drift = !spec_reason && m == 0;
                         a->worker = w;
                         a->desired = w;
@@ -1963,6 +2199,7 @@ static int plan_worker_main(Ctx *c, size_t wi) {
                                drift_reason);
                 if (!a)
                         return -ENOMEM;
+                action_take_changes(a, &cs);
                 a->drift = true;
                 c->plan->n_drift++;
                 return 0;
@@ -2142,6 +2379,14 @@ static int plan_worker_rest(Ctx *c, size_t wi) {
                 a = add_action(c, ACTION_PUT_SECRET, RESOURCE_WORKER, w->name, w->name, "secret %s: %s", b->name, why);
                 if (!a || dup_into(&a->detail, b->name) < 0)
                         return -ENOMEM;
+                {
+                        /* Never a value: only whether it is new. */
+                        _cleanup_(changes_clear) Changes cs = {};
+
+                        if (changes_add(&cs, (!ls || !ls->hmac) ? '+' : '~', b->name, NULL, NULL, true) < 0)
+                                return -ENOMEM;
+                        action_take_changes(a, &cs);
+                }
                 a->drift = drift;
                 a->worker = w;
                 if (add_dep(c->plan, a->index, main_i) < 0)
@@ -2159,6 +2404,13 @@ static int plan_worker_rest(Ctx *c, size_t wi) {
                                "secret %s removed from the spec", e->secrets[i].name);
                 if (!a || dup_into(&a->detail, e->secrets[i].name) < 0)
                         return -ENOMEM;
+                {
+                        _cleanup_(changes_clear) Changes cs = {};
+
+                        if (changes_add(&cs, '-', e->secrets[i].name, NULL, NULL, true) < 0)
+                                return -ENOMEM;
+                        action_take_changes(a, &cs);
+                }
                 a->worker = w;
                 if (add_dep(c->plan, a->index, main_i) < 0)
                         return -ENOMEM;
@@ -2193,10 +2445,19 @@ static int plan_worker_rest(Ctx *c, size_t wi) {
                                 a->drift = true;
                                 c->plan->n_drift++;
                         } else {
+                                _cleanup_(changes_clear) Changes cs = {};
+                                _cleanup_free_ char *before = NULL, *after = strv_display(want);
+
+                                /* Before: what Cloudflare shows; unknown when not read. */
+                                if (lw && lw->crons_known && !(before = strv_display(lw->crons)))
+                                        return -ENOMEM;
+                                if (!after || changes_add(&cs, '~', "crons", before, after, false) < 0)
+                                        return -ENOMEM;
                                 a = add_action(c, ACTION_SET_SCHEDULES, RESOURCE_WORKER, w->name, w->name,
                                                "schedules [%s]%s", s, drift ? " (changed outside bindery)" : "");
                                 if (!a)
                                         return -ENOMEM;
+                                action_take_changes(a, &cs);
                                 a->drift = drift;
                                 a->worker = w;
                                 if (add_dep(c->plan, a->index, main_i) < 0)
@@ -2224,11 +2485,18 @@ static int plan_worker_rest(Ctx *c, size_t wi) {
                                 a->drift = true;
                                 c->plan->n_drift++;
                         } else {
+                                _cleanup_(changes_clear) Changes cs = {};
+
+                                if (changes_add(&cs, '~', "workers_dev",
+                                                lw && lw->subdomain >= 0 ? (lw->subdomain ? "true" : "false") : NULL,
+                                                w->workers_dev ? "true" : "false", false) < 0)
+                                        return -ENOMEM;
                                 a = add_action(c, ACTION_SET_SUBDOMAIN, RESOURCE_WORKER, w->name, w->name,
                                                "workers.dev %s%s", w->workers_dev ? "on" : "off",
                                                drift ? " (changed outside bindery)" : "");
                                 if (!a)
                                         return -ENOMEM;
+                                action_take_changes(a, &cs);
                                 a->remove = !w->workers_dev;
                                 a->drift = drift;
                                 a->worker = w;
@@ -2276,9 +2544,21 @@ static int plan_worker_rest(Ctx *c, size_t wi) {
                         c->plan->n_drift++;
                         continue;
                 }
-                a = add_action(c, ACTION_SET_CONSUMER, RESOURCE_WORKER, w->name, w->name, "queue %s: %s", qname, why);
-                if (!a || dup_into(&a->detail, qname) < 0)
-                        return -ENOMEM;
+                {
+                        _cleanup_(changes_clear) Changes cs = {};
+                        _cleanup_free_ char *field = NULL;
+
+                        if (asprintf(&field, "consumer %s", qname) < 0)
+                                return -ENOMEM;
+                        if (found ? changes_add_kv(&cs, field, found->canon, canon) < 0
+                                  : changes_add(&cs, '+', field, NULL, canon, false) < 0)
+                                return -ENOMEM;
+                        a = add_action(c, ACTION_SET_CONSUMER, RESOURCE_WORKER, w->name, w->name, "queue %s: %s",
+                                       qname, why);
+                        if (!a || dup_into(&a->detail, qname) < 0)
+                                return -ENOMEM;
+                        action_take_changes(a, &cs);
+                }
                 if (found)
                         (void) dup_into(&a->id, found->consumer_id);
                 a->drift = drift;
@@ -2306,6 +2586,15 @@ static int plan_worker_rest(Ctx *c, size_t wi) {
                                "queue %s: consumer removed from the spec", e->consumers[i]);
                 if (!a || dup_into(&a->detail, e->consumers[i]) < 0)
                         return -ENOMEM;
+                {
+                        _cleanup_(changes_clear) Changes cs = {};
+                        _cleanup_free_ char *field = NULL;
+
+                        if (asprintf(&field, "consumer %s", e->consumers[i]) < 0 ||
+                            changes_add(&cs, '-', field, NULL, NULL, false) < 0)
+                                return -ENOMEM;
+                        action_take_changes(a, &cs);
+                }
                 a->remove = true;
                 a->worker = w;
                 {
@@ -2570,6 +2859,12 @@ Plan *plan_free(Plan *p) {
                 free(a->old_tag);
                 free(a->new_tag);
                 strv_free(a->auto_new_classes);
+                for (size_t j = 0; j < a->n_changes; j++) {
+                        free(a->changes[j].field);
+                        free(a->changes[j].before);
+                        free(a->changes[j].after);
+                }
+                free(a->changes);
         }
         free(p->actions);
         free(p);
@@ -2578,6 +2873,31 @@ Plan *plan_free(Plan *p) {
 
 bool plan_has_changes(const Plan *p) {
         return p && p->n_changes > 0;
+}
+
+static void change_to_text(FILE *f, const ActionChange *ch) {
+        const char *unknown = "(unknown)", *later = "(known after apply)";
+
+        fprintf(f, "    %c %s", ch->op, ch->field);
+        if (ch->secret) {
+                fputs(ch->op == '+' ? ": (new)\n" : ch->op == '-' ? ": (secret removed)\n" : ": (value changed)\n", f);
+                return;
+        }
+        switch (ch->op) {
+        case '+':
+                fprintf(f, ": %s\n", ch->after ?: later);
+                break;
+        case '-':
+                if (ch->before)
+                        fprintf(f, ": %s", ch->before);
+                fputc('\n', f);
+                break;
+        case '?':
+                fputs(": current value unknown (not read from Cloudflare this run)\n", f);
+                break;
+        default:
+                fprintf(f, ": %s -> %s\n", ch->before ?: unknown, ch->after ?: later);
+        }
 }
 
 char *plan_to_text(const Plan *p, bool verbose) {
@@ -2599,6 +2919,8 @@ char *plan_to_text(const Plan *p, bool verbose) {
                 if (a->detail)
                         fprintf(f, " [%s]", a->detail);
                 fprintf(f, ": %s\n", strna(a->reason));
+                for (size_t j = 0; j < a->n_changes; j++)
+                        change_to_text(f, &a->changes[j]);
         }
         fprintf(f, "%u change%s, %u deletion%s, %u blocked, %u drift reported%s\n", p->n_changes,
                 p->n_changes == 1 ? "" : "s", p->n_deletes, p->n_deletes == 1 ? "" : "s", p->n_blocked, p->n_drift,
@@ -2643,6 +2965,43 @@ json_object *plan_to_json(const Plan *p) {
                 for (size_t j = 0; j < a->n_deps; j++)
                         json_object_array_add(deps, json_object_new_int((int) a->deps[j]));
                 json_object_object_add(x, "depends_on", deps);
+                if (a->n_changes > 0) {
+                        json_object *diff = json_object_new_array();
+
+                        if (!diff)
+                                return NULL;
+                        json_object_object_add(x, "diff", diff);
+                        for (size_t j = 0; j < a->n_changes; j++) {
+                                const ActionChange *ch = &a->changes[j];
+                                json_object *d = json_object_new_object();
+                                char op[2] = { ch->op, 0 };
+
+                                if (!d)
+                                        return NULL;
+                                json_object_array_add(diff, d);
+                                if (json_add_str(d, "op", op) < 0 || json_add_str(d, "field", ch->field) < 0)
+                                        return NULL;
+                                if (ch->secret) {
+                                        json_object_object_add(d, "secret", json_object_new_boolean(true));
+                                        if (json_add_str(d, "value", ch->op == '+' ? "new" : ch->op == '-' ? "removed"
+                                                                                                   : "changed") < 0)
+                                                return NULL;
+                                        continue;
+                                }
+                                if (ch->op != '+') {
+                                        json_object_object_add(d, "before", ch->before ? json_object_new_string(ch->before)
+                                                                                       : NULL);
+                                        if (!ch->before)
+                                                json_object_object_add(d, "before_known", json_object_new_boolean(false));
+                                }
+                                if (ch->op != '-' && ch->op != '?') {
+                                        json_object_object_add(d, "after", ch->after ? json_object_new_string(ch->after)
+                                                                                     : NULL);
+                                        if (!ch->after)
+                                                json_object_object_add(d, "after_known", json_object_new_boolean(false));
+                                }
+                        }
+                }
         }
         json_object_object_add(o, "changes", json_object_new_int((int) p->n_changes));
         json_object_object_add(o, "deletes", json_object_new_int((int) p->n_deletes));

@@ -1350,6 +1350,232 @@ START_TEST(test_store_secret_deletion_policy) {
 }
 END_TEST
 
+
+/* ---- the plan's diff lines ---- */
+
+static const ActionChange *change(const Action *a, const char *field) {
+        for (size_t i = 0; a && i < a->n_changes; i++)
+                if (streq(a->changes[i].field, field))
+                        return &a->changes[i];
+        return NULL;
+}
+
+static char *plain_canon(const char *text) {
+        json_object *j = json_object_new_object();
+        char *canon = NULL;
+
+        json_object_object_add(j, "type", json_object_new_string("plain_text"));
+        json_object_object_add(j, "text", json_object_new_string(text));
+        ck_assert_int_eq(plan_binding_canon_json(j, "api", &canon), 0);
+        json_object_put(j);
+        return canon;
+}
+
+START_TEST(test_diff_drifted_var) {
+        _cleanup_(plan_freep) Plan *plan = drift_plan(DRIFT_REPAIR, "staging now", false);
+        const Action *a = find(plan, ACTION_UPLOAD, "api");
+        const ActionChange *ch = change(a, "STAGE");
+        _cleanup_free_ char *text = plan_to_text(plan, false);
+        _cleanup_(plan_json_unrefp) json_object *j = plan_to_json(plan);
+        json_object *acts, *diff, *d, *v;
+
+        ck_assert_ptr_nonnull(ch);
+        ck_assert_int_eq(ch->op, '~');
+        ck_assert_str_eq(ch->before, "\"staging now\"");
+        ck_assert_str_eq(ch->after, "\"production\"");
+        ck_assert_ptr_null(change(a, "A"));             /* equal: no line */
+        ck_assert_ptr_nonnull(strstr(text, "\n    ~ STAGE: \"staging now\" -> \"production\"\n"));
+        ck_assert(json_object_object_get_ex(j, "actions", &acts));
+        ck_assert(json_object_object_get_ex(json_object_array_get_idx(acts, (int) a->index), "diff", &diff));
+        ck_assert_uint_eq(json_object_array_length(diff), 1);
+        d = json_object_array_get_idx(diff, 0);
+        ck_assert(json_object_object_get_ex(d, "before", &v));
+        ck_assert_str_eq(json_object_get_string(v), "\"staging now\"");
+        ck_assert(json_object_object_get_ex(d, "after", &v));
+        ck_assert_str_eq(json_object_get_string(v), "\"production\"");
+        ck_assert(json_object_object_get_ex(d, "op", &v));
+        ck_assert_str_eq(json_object_get_string(v), "~");
+}
+END_TEST
+
+START_TEST(test_diff_spec_change) {
+        _cleanup_(generation_freep) Generation *g = gen_new();
+        _cleanup_(live_state_freep) LiveState *l = live_listed();
+        _cleanup_(ledger_freep) Ledger *d = ledger_new();
+        PlanPolicy p = policy();
+        Worker *w = add_worker(g, "api");
+        LiveWorker *lw = live_state_add_worker(l, "api");
+        _cleanup_free_ char *c1 = plain_canon("staging"), *c2 = plain_canon("gone");
+
+        lw->etag = strdup("e1");
+        lw->compatibility_date = strdup("2024-01-01");
+        add_binding(w, "STAGE", BINDING_PLAIN_TEXT)->text = strdup("staging");
+        add_binding(w, "OLD", BINDING_PLAIN_TEXT)->text = strdup("gone");
+        free(w->compatibility_date);
+        w->compatibility_date = strdup("2024-01-01");
+        own_worker_synced(d, g, l, w, "e1");
+        /* The spec moves on: STAGE changes, OLD goes, NEW and a JSON var come. */
+        free(w->bindings[0].text);
+        w->bindings[0].text = strdup("production");
+        free(w->bindings[1].name);
+        w->bindings[1].name = strdup("NEW");
+        add_binding(w, "CONF", BINDING_JSON)->json = strdup("{\"b\":1,\"a\":[true]}");
+        free(w->compatibility_date);
+        w->compatibility_date = strdup("2025-06-01");
+        /* Without the live detail bindery cannot know the old values. */
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+                const Action *a = find(plan, ACTION_UPLOAD, "api");
+                _cleanup_free_ char *text = plan_to_text(plan, false);
+
+                ck_assert_ptr_nonnull(a);
+                ck_assert_ptr_nonnull(change(a, "bindings"));
+                ck_assert_int_eq(change(a, "bindings")->op, '?');
+                ck_assert_ptr_nonnull(strstr(text, "? bindings: current value unknown"));
+                ck_assert_ptr_null(strstr(text, "staging"));    /* never guessed */
+                ck_assert_ptr_nonnull(strstr(text, "~ compatibility_date: \"2024-01-01\" -> \"2025-06-01\""));
+        }
+        lw->detail = true;
+        live_worker_add_binding(lw, "STAGE", "plain_text", c1);
+        live_worker_add_binding(lw, "OLD", "plain_text", c2);
+        live_worker_sort(lw);
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+                const Action *a = find(plan, ACTION_UPLOAD, "api");
+                _cleanup_free_ char *text = plan_to_text(plan, false);
+
+                ck_assert_ptr_nonnull(a);
+                ck_assert(!a->drift);
+                ck_assert_ptr_null(strstr(a->reason, "binding"));  /* a spec change, not drift */
+                ck_assert_ptr_nonnull(strstr(text, "    ~ STAGE: \"staging\" -> \"production\"\n"));
+                ck_assert_ptr_nonnull(strstr(text, "    + NEW: \"production\"\n") ?: strstr(text, "    + NEW: \"gone\"\n"));
+                ck_assert_ptr_nonnull(strstr(text, "    - OLD: \"gone\"\n"));
+                ck_assert_ptr_nonnull(strstr(text, "    + CONF: {\"a\":[true],\"b\":1}\n"));
+                ck_assert_ptr_null(change(a, "bindings"));
+        }
+}
+END_TEST
+
+START_TEST(test_diff_new_target_known_after_apply) {
+        _cleanup_(generation_freep) Generation *g = gen_new();
+        _cleanup_(live_state_freep) LiveState *l = live_listed();
+        _cleanup_(ledger_freep) Ledger *d = ledger_new();
+        PlanPolicy p = policy();
+        Worker *w = add_worker(g, "api");
+        _cleanup_(plan_freep) Plan *plan = NULL;
+        _cleanup_free_ char *text = NULL;
+
+        add_kv(g, "cache");
+        add_target(w, "CACHE", BINDING_KV_NAMESPACE, "cache");
+        plan = compute(g, l, d, &p);
+        text = plan_to_text(plan, false);
+        ck_assert_ptr_nonnull(change(find(plan, ACTION_CREATE, "api"), "CACHE"));
+        ck_assert_ptr_null(change(find(plan, ACTION_CREATE, "api"), "CACHE")->after);
+        ck_assert_ptr_nonnull(strstr(text, "    + CACHE: (known after apply)\n"));
+        ck_assert_ptr_nonnull(strstr(text, "    + compatibility_date: \"2025-06-01\"\n"));
+}
+END_TEST
+
+START_TEST(test_diff_secrets_never_shown) {
+        _cleanup_(generation_freep) Generation *g = gen_new();
+        _cleanup_(live_state_freep) LiveState *l = live_listed();
+        _cleanup_(ledger_freep) Ledger *d = ledger_new();
+        PlanPolicy p = policy();
+        Worker *w = add_worker(g, "api");
+        LiveWorker *lw = live_state_add_worker(l, "api");
+        LedgerEntry *e;
+
+        add_secret(w, "ROTATED", "r");
+        add_secret(w, "FRESH", "f");
+        lw->etag = strdup("e");
+        e = own_worker_synced(d, g, l, w, "e");
+        ledger_entry_set_secret(e, "ROTATED", "hmac-old-7f3a");
+        ledger_entry_set_secret(e, "DROPPED", "hmac-dropped-99");
+        PlanSecret s[] = {
+                { "api", "ROTATED", "hmac-new-c0de", NULL },
+                { "api", "FRESH", "hmac-fresh-beef", NULL },
+        };
+        p.secrets = s;
+        p.n_secrets = ELEMENTSOF(s);
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+                _cleanup_free_ char *text = plan_to_text(plan, true);
+                _cleanup_(plan_json_unrefp) json_object *j = plan_to_json(plan);
+                const char *js = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN);
+                const ActionChange *r = change(find_detail(plan, ACTION_PUT_SECRET, "api", "ROTATED"), "ROTATED"),
+                                   *f = change(find_detail(plan, ACTION_PUT_SECRET, "api", "FRESH"), "FRESH");
+
+                ck_assert_ptr_nonnull(r);
+                ck_assert_ptr_nonnull(f);
+                ck_assert(r->secret && f->secret);
+                ck_assert_int_eq(r->op, '~');
+                ck_assert_int_eq(f->op, '+');
+                ck_assert_ptr_null(r->before);
+                ck_assert_ptr_null(r->after);
+                ck_assert_ptr_nonnull(strstr(text, "    ~ ROTATED: (value changed)\n"));
+                ck_assert_ptr_nonnull(strstr(text, "    + FRESH: (new)\n"));
+                ck_assert_ptr_nonnull(strstr(text, "    - DROPPED: (secret removed)\n"));
+                /* No fingerprint, no value, no before/after for a secret. */
+                ck_assert_ptr_null(strstr(text, "hmac-"));
+                ck_assert_ptr_null(strstr(js, "hmac-"));
+                ck_assert_ptr_nonnull(strstr(js, "\"value\":\"changed\""));
+                ck_assert_ptr_nonnull(strstr(js, "\"value\":\"new\""));
+                ck_assert_ptr_null(strstr(js, "\"before\""));
+                ck_assert_ptr_null(strstr(js, "\"after\""));
+        }
+}
+END_TEST
+
+START_TEST(test_diff_settings) {
+        _cleanup_(generation_freep) Generation *g = gen_new();
+        _cleanup_(live_state_freep) LiveState *l = live_listed();
+        _cleanup_(ledger_freep) Ledger *d = ledger_new();
+        PlanPolicy p = policy();
+        Worker *w;
+        LiveWorker *lw;
+        LedgerEntry *e;
+        LiveResource *q;
+
+        add_queue(g, "jobs");
+        w = add_worker(g, "api");
+        ck_assert_int_eq(strv_extend(&w->crons, "*/5 * * * *"), 0);
+        w->workers_dev = 1;
+        w->consumers = calloc(1, sizeof(QueueConsumer));
+        w->n_consumers = 1;
+        w->consumers[0] = (QueueConsumer) { .queue = strdup("jobs"), .batch_size = 20, .max_retries = -1,
+                                            .max_wait_time_ms = -1, .max_concurrency = -1, .retry_delay = -1 };
+        lw = live_state_add_worker(l, "api");
+        lw->crons_known = true;
+        ck_assert_int_eq(strv_extend(&lw->crons, "0 * * * *"), 0);
+        q = live_state_add_resource(l, RESOURCE_QUEUE, "qid", "jobs");
+        own(d, RESOURCE_QUEUE, "jobs", "jobs", "qid");
+        e = own_worker_synced(d, g, l, w, NULL);
+        e->crons_set = true;
+        ck_assert_int_eq(strv_extend(&e->crons, "0 * * * *"), 0);
+        e->subdomain = 0;
+        ck_assert_int_eq(strv_extend(&e->consumers, "jobs"), 0);
+        {
+                json_object *j = json_tokener_parse("{\"script_name\":\"api\",\"settings\":{\"batch_size\":10}}");
+                char *canon = plan_consumer_canon_json(j);
+
+                live_resource_add_consumer(q, "api", "c1", canon);
+                free(canon);
+                json_object_put(j);
+        }
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+                _cleanup_free_ char *text = plan_to_text(plan, false);
+
+                ck_assert_ptr_nonnull(strstr(text, "    ~ crons: [\"0 * * * *\"] -> [\"*/5 * * * *\"]\n"));
+                /* workers.dev was not read: unknown, not guessed from the ledger. */
+                ck_assert_ptr_nonnull(strstr(text, "    ~ workers_dev: (unknown) -> true\n"));
+                ck_assert_ptr_nonnull(strstr(text, "    ~ consumer jobs.batch_size: 10 -> 20\n"));
+                /* Only the setting that differs. */
+                ck_assert_ptr_null(strstr(text, "consumer jobs.max_retries"));
+        }
+}
+END_TEST
+
 static Suite *plan_suite(void) {
         Suite *s = suite_create("plan");
         TCase *tc = tcase_create("core");
@@ -1390,6 +1616,11 @@ static Suite *plan_suite(void) {
         tcase_add_test(tc, test_service_dependency_only_on_create);
         tcase_add_test(tc, test_digest_ignores_non_upload_changes);
         tcase_add_test(tc, test_store_secret_deletion_policy);
+        tcase_add_test(tc, test_diff_drifted_var);
+        tcase_add_test(tc, test_diff_spec_change);
+        tcase_add_test(tc, test_diff_new_target_known_after_apply);
+        tcase_add_test(tc, test_diff_secrets_never_shown);
+        tcase_add_test(tc, test_diff_settings);
         suite_add_tcase(s, tc);
         return s;
 }
