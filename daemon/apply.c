@@ -947,6 +947,16 @@ static int job_success(Job *j, const CfReply *reply) {
                                 if (strv_extend(&e->do_classes, a->worker->do_classes[i].class_name) < 0)
                                         return -ENOMEM;
                         strv_sort_uniq(e->do_classes);
+                        /* What a later upload would remove (prune_settle). */
+                        e->binding_names = strv_free(e->binding_names);
+                        e->binding_names = calloc(1, sizeof(char *));  /* recorded, possibly none */
+                        if (!e->binding_names)
+                                return -ENOMEM;
+                        for (size_t i = 0; i < a->worker->n_bindings; i++)
+                                if (a->worker->bindings[i].kind != BINDING_SECRET &&
+                                    strv_extend(&e->binding_names, a->worker->bindings[i].name) < 0)
+                                        return -ENOMEM;
+                        strv_sort_uniq(e->binding_names);
                         break;
                 }
                 {

@@ -67,6 +67,7 @@ static const ConfigKey config_keys[] = {
         { "full_refresh",    CONFIG_DURATION,  OFF(full_refresh_usec),   -1,                      60 * SEC, 30 * DAY, "6h" },
         { "prune",           CONFIG_BOOL,      OFF(prune),               -1,                      0, 0, "false" },
         { "prune_settle",    CONFIG_DURATION,  OFF(prune_settle_usec),   -1,                      0, 1 * DAY, "30s" },
+        { "allow_empty",     CONFIG_BOOL,      OFF(allow_empty),         -1,                      0, 0, "false" },
         { "max_deletions",   CONFIG_UINT,      OFF(max_deletions),       -1,                      0, 100000, "5" },
         { "concurrency",     CONFIG_UINT,      OFF(concurrency),         -1,                      1, 64, "8" },
         { "request_budget",  CONFIG_BUDGET,    OFF(request_budget),      -1,                      1, 100000, "1000/5m" },

@@ -33,6 +33,7 @@ typedef struct Config {
         uint64_t full_refresh_usec; /* default 6h */
         bool prune;                 /* default false */
         uint64_t prune_settle_usec; /* default 30s */
+        bool allow_empty;           /* default false: a spec without documents deletes nothing */
         unsigned max_deletions;     /* default 5 */
         unsigned concurrency;       /* default 8, 1..64 */
         unsigned request_budget;    /* requests per window; default 1000 */

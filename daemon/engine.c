@@ -35,6 +35,7 @@ struct Engine {
         uint64_t full_refresh_usec;
         bool prune;
         uint64_t prune_settle_usec;
+        bool allow_empty;
         unsigned max_deletions;
         unsigned concurrency;
         unsigned request_budget;
@@ -304,6 +305,7 @@ static int engine_copy_config(Engine *e, const Config *c) {
         e->full_refresh_usec = c->full_refresh_usec ?: 6 * 3600 * USEC_PER_SEC;
         e->prune = c->prune;
         e->prune_settle_usec = c->prune_settle_usec;
+        e->allow_empty = c->allow_empty;
         e->max_deletions = c->max_deletions;
         e->concurrency = c->concurrency ?: 8;
         e->request_budget = c->request_budget ?: 1000;
@@ -872,6 +874,7 @@ static void on_observed(ObserveResult *res, void *userdata) {
         e->policy = (PlanPolicy) {
                 .prune = e->prune,
                 .prune_settle_usec = e->prune_settle_usec,
+                .allow_empty = e->allow_empty,
                 .max_deletions = e->max_deletions,
                 .force = e->force,
                 .now_usec = now_realtime_usec(),

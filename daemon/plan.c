@@ -253,6 +253,7 @@ static void ledger_entry_done(LedgerEntry *e) {
         strv_free(e->do_classes);
         strv_free(e->crons);
         strv_free(e->consumers);
+        strv_free(e->binding_names);
         for (size_t i = 0; i < e->n_secrets; i++) {
                 free(e->secrets[i].name);
                 free(e->secrets[i].hmac);
@@ -487,6 +488,8 @@ json_object *ledger_entry_extras_to_json(const LedgerEntry *e) {
                 json_object_object_add(o, "subdomain", json_object_new_int(e->subdomain));
         if (e->consumers)
                 json_object_object_add(o, "consumers", strv_to_json(e->consumers));
+        if (e->binding_names)
+                json_object_object_add(o, "bindings", strv_to_json(e->binding_names));
         if (e->adopted)
                 json_object_object_add(o, "adopted", json_object_new_boolean(true));
         if (e->n_secrets > 0) {
@@ -511,7 +514,8 @@ int ledger_entry_extras_from_json(LedgerEntry *e, json_object *o) {
             dup_into(&e->modified_on, json_str(o, "modified_on")) < 0 ||
             dup_into(&e->hmac, json_str(o, "hmac")) < 0)
                 return -ENOMEM;
-        if (json_to_strv(o, "do_classes", &e->do_classes) < 0 || json_to_strv(o, "consumers", &e->consumers) < 0)
+        if (json_to_strv(o, "do_classes", &e->do_classes) < 0 || json_to_strv(o, "consumers", &e->consumers) < 0 ||
+            json_to_strv(o, "bindings", &e->binding_names) < 0)
                 return -ENOMEM;
         if (json_object_object_get_ex(o, "crons", &v)) {
                 if (json_to_strv(o, "crons", &e->crons) < 0)
@@ -2730,6 +2734,116 @@ static int plan_deletions(Ctx *c) {
         return 0;
 }
 
+static bool generation_empty(const Generation *g) {
+        return g->n_workers + g->n_kv_namespaces + g->n_r2_buckets + g->n_d1_databases + g->n_queues +
+               g->n_secrets_stores + g->n_secrets_store_secrets == 0;
+}
+
+static int hold_action(Plan *p, Action *a, bool block, const char *fmt, ...) _printf_(4, 5);
+static int hold_action(Plan *p, Action *a, bool block, const char *fmt, ...) {
+        char *why = NULL, *nr = NULL;
+        va_list ap;
+        int k;
+
+        va_start(ap, fmt);
+        k = vasprintf(&why, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+                return -ENOMEM;
+        k = asprintf(&nr, "%s (%s)", why, strna(a->reason));
+        free(why);
+        if (k < 0)
+                return -ENOMEM;
+        free(a->reason);
+        a->reason = nr;
+        if (block) {
+                a->kind = ACTION_BLOCKED;
+                if (a->waiting)
+                        p->n_waiting--;
+                a->waiting = false;
+        } else {
+                a->kind = ACTION_NOOP;
+                a->waiting = true;
+                p->n_waiting++;
+        }
+        return 0;
+}
+
+/* Whether the action takes something away: a binding (an upload that
+ * drops one bindery uploaded before), a secret, a schedule, a queue
+ * consumer, workers.dev. Deletions are handled by plan_deletions. */
+static const char *action_removes(const Ctx *c, const Action *a) {
+        const LedgerEntry *e;
+
+        if (!a->worker || a->resource_kind != RESOURCE_WORKER)
+                return NULL;
+        switch (a->kind) {
+        case ACTION_DELETE_SECRET:
+                return "secret removal";
+        case ACTION_SET_CONSUMER:
+                return a->remove ? "consumer removal" : NULL;
+        case ACTION_SET_SUBDOMAIN:
+                return a->remove ? "workers.dev removal" : NULL;
+        case ACTION_SET_SCHEDULES:
+                e = ledger_find(c->ledger, RESOURCE_WORKER, a->doc);
+                for (size_t i = 0; e && e->crons_set && e->crons && e->crons[i]; i++)
+                        if (!strv_contains(a->worker->crons, e->crons[i]))
+                                return "schedule removal";
+                return NULL;
+        case ACTION_UPLOAD:
+        case ACTION_MIGRATE:
+                e = ledger_find(c->ledger, RESOURCE_WORKER, a->doc);
+                for (size_t i = 0; e && e->binding_names && e->binding_names[i]; i++) {
+                        const Binding *b = NULL;
+
+                        for (size_t j = 0; j < a->worker->n_bindings && !b; j++)
+                                if (streq(a->worker->bindings[j].name, e->binding_names[i]) &&
+                                    a->worker->bindings[j].kind != BINDING_SECRET)
+                                        b = &a->worker->bindings[j];
+                        if (!b)
+                                return "binding removal";
+                }
+                return NULL;
+        default:
+                return NULL;
+        }
+}
+
+/* Settled changes: removals of any kind wait until the generation has been
+ * stable for prune_settle (a file written line by line must not remove
+ * what its next line restores); additions and updates do not wait. And a
+ * generation without documents deletes nothing unless allow_empty. */
+static int plan_hold_removals(Ctx *c) {
+        Plan *p = c->plan;
+        bool empty = generation_empty(c->g) && !c->policy->allow_empty;
+        bool ok = settled(c->policy);
+        char buf[32];
+        int r;
+
+        for (size_t i = 0; i < p->n_actions; i++) {
+                Action *a = &p->actions[i];
+                const char *what;
+
+                if (empty && (a->kind == ACTION_DELETE || (a->kind == ACTION_NOOP && a->waiting))) {
+                        r = hold_action(p, a, true, "refused: the spec directory has no documents (emptied, or the "
+                                        "wrong spec_dir?); set allow_empty: true to let an empty spec delete");
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (ok || a->waiting)
+                        continue;
+                what = action_removes(c, a);
+                if (!what)
+                        continue;
+                r = hold_action(p, a, false, "%s waits until the spec has been stable for %s", what,
+                                format_duration(c->policy->prune_settle_usec, buf, sizeof(buf)));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 /* Reorders the actions so every action comes after the ones it depends
  * on, keeping the planner's order otherwise (passes over the list, each
  * placing whatever is ready). */
@@ -2821,6 +2935,8 @@ int plan_compute(const Generation *g, const LiveState *live, const Ledger *ledge
                 r = plan_worker_rest(&c, i);
         if (r >= 0)
                 r = plan_deletions(&c);
+        if (r >= 0)
+                r = plan_hold_removals(&c);
         if (r >= 0)
                 r = plan_sort(p);
         if (r < 0)

@@ -134,6 +134,7 @@ typedef struct LedgerEntry {
         bool crons_set;
         int subdomain;              /* -1 never set */
         char **consumers;           /* queue names we attached this worker to */
+        char **binding_names;       /* non-secret bindings of our last upload (NULL: not recorded) */
         LedgerSecret *secrets;
         size_t n_secrets;
         /* store secrets: hmac of the value */
@@ -198,6 +199,7 @@ typedef struct PlanPolicy {
         bool force;
         uint64_t now_usec;          /* CLOCK_REALTIME */
         uint64_t generation_since_usec;     /* when this generation became current */
+        bool allow_empty;           /* a generation without documents may delete (allow_empty) */
         const PlanSecret *secrets;
         size_t n_secrets;
 } PlanPolicy;

@@ -103,6 +103,7 @@ static PlanPolicy policy(void) {
                 .max_deletions = 5,
                 .now_usec = NOW,
                 .generation_since_usec = NOW - 3600 * SEC,
+                .allow_empty = true,        /* most tests plan deletions from an empty spec */
         };
 }
 
@@ -619,6 +620,116 @@ START_TEST(test_prune_settle) {
         ck_assert_uint_eq(plan->n_deletes, 0);
         ck_assert_uint_eq(plan->n_waiting, 5);
         ck_assert_ptr_nonnull(strstr(find(plan, ACTION_NOOP, "old")->reason, "stable for 30s"));
+}
+END_TEST
+
+/* Settled changes: every removal waits for prune_settle, additions and
+ * updates do not (a spec file written line by line). */
+START_TEST(test_settled_removals) {
+        _cleanup_(generation_freep) Generation *g = gen_new();
+        _cleanup_(live_state_freep) LiveState *l = live_listed();
+        _cleanup_(ledger_freep) Ledger *d = ledger_new();
+        PlanPolicy p = policy();
+        Worker *w = add_worker(g, "api");
+        LiveWorker *lw;
+        LedgerEntry *e;
+
+        add_binding(w, "STAGE", BINDING_PLAIN_TEXT)->text = strdup("produc");   /* cut short: an update */
+        add_secret(w, "NEW", "new");
+        lw = live_state_add_worker(l, "api");
+        lw->etag = strdup("e");
+        e = own_worker_synced(d, g, l, w, "e");
+        free(e->digest);
+        e->digest = strdup("the-digest-of-the-whole-file");
+        ck_assert_int_eq(strv_extend(&e->binding_names, "STAGE"), 0);
+        ck_assert_int_eq(strv_extend(&e->binding_names, "OLD"), 0);   /* the next line, not written yet */
+        ledger_entry_set_secret(e, "GONE", "hg");
+        ck_assert_int_eq(strv_extend(&e->crons, "0 * * * *"), 0);
+        e->crons_set = true;
+        PlanSecret s[] = { { "api", "NEW", "hn", NULL } };
+        p.secrets = s;
+        p.n_secrets = ELEMENTSOF(s);
+
+        p.generation_since_usec = NOW - 1 * SEC;
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+
+                ck_assert_ptr_null(find(plan, ACTION_UPLOAD, "api"));
+                ck_assert_ptr_null(find(plan, ACTION_DELETE_SECRET, "api"));
+                ck_assert_ptr_null(find(plan, ACTION_SET_SCHEDULES, "api"));
+                ck_assert_ptr_nonnull(find_detail(plan, ACTION_PUT_SECRET, "api", "NEW"));  /* an addition */
+                ck_assert_uint_eq(plan->n_waiting, 3);
+                ck_assert_ptr_nonnull(strstr(find_detail(plan, ACTION_NOOP, "api", "GONE")->reason,
+                                             "secret removal waits until the spec has been stable for 30s"));
+        }
+        /* Settled (or settled by a trigger that expected it): removed. */
+        p.generation_since_usec = NOW - 31 * SEC;
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+
+                ck_assert_ptr_nonnull(find(plan, ACTION_UPLOAD, "api"));
+                ck_assert_ptr_nonnull(find_detail(plan, ACTION_DELETE_SECRET, "api", "GONE"));
+                ck_assert_ptr_nonnull(find(plan, ACTION_SET_SCHEDULES, "api"));
+                ck_assert_uint_eq(plan->n_waiting, 0);
+        }
+        /* An upload that only adds or updates bindings does not wait. */
+        p.generation_since_usec = NOW - 1 * SEC;
+        add_binding(w, "OLD", BINDING_PLAIN_TEXT)->text = strdup("x");
+        add_binding(w, "ADDED", BINDING_PLAIN_TEXT)->text = strdup("y");
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+
+                ck_assert_ptr_nonnull(find(plan, ACTION_UPLOAD, "api"));
+        }
+}
+END_TEST
+
+/* A generation without documents deletes nothing unless allow_empty; the
+ * mass-deletion guard still applies then. */
+START_TEST(test_empty_guard) {
+        _cleanup_(generation_freep) Generation *g = gen_new();
+        _cleanup_(live_state_freep) LiveState *l = live_listed();
+        _cleanup_(ledger_freep) Ledger *d = ledger_new();
+        PlanPolicy p = policy();
+        char n[16];
+
+        for (int i = 0; i < 6; i++) {
+                snprintf(n, sizeof(n), "w%d", i);
+                own(d, RESOURCE_WORKER, n, n, n);
+                live_state_add_worker(l, n);
+        }
+        p.prune = true;
+        p.allow_empty = false;
+        p.force = true;
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+
+                ck_assert_uint_eq(plan->n_deletes, 0);
+                ck_assert_uint_eq(plan->n_blocked, 6);
+                ck_assert_ptr_nonnull(strstr(find(plan, ACTION_BLOCKED, "w0")->reason, "allow_empty: true"));
+        }
+        p.allow_empty = true;
+        p.force = false;
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+
+                ck_assert_uint_eq(plan->n_deletes, 0);
+                ck_assert_ptr_nonnull(strstr(find(plan, ACTION_BLOCKED, "w0")->reason, "max_deletions (5)"));
+        }
+        p.force = true;
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+
+                ck_assert_uint_eq(plan->n_deletes, 6);
+        }
+        /* Not empty: the guard does not apply. */
+        p.allow_empty = false;
+        add_kv(g, "cache");
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+
+                ck_assert_uint_eq(plan->n_deletes, 6);
+        }
 }
 END_TEST
 
@@ -1596,6 +1707,8 @@ static Suite *plan_suite(void) {
         tcase_add_test(tc, test_deletion_policy_delete);
         tcase_add_test(tc, test_do_worker_retained);
         tcase_add_test(tc, test_prune_settle);
+        tcase_add_test(tc, test_settled_removals);
+        tcase_add_test(tc, test_empty_guard);
         tcase_add_test(tc, test_null_generation_never_deletes);
         tcase_add_test(tc, test_max_deletions);
         tcase_add_test(tc, test_secrets);
