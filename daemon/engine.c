@@ -36,6 +36,8 @@ struct Engine {
         bool prune;
         uint64_t prune_settle_usec;
         bool allow_empty;
+        char *token_problem;        /* engine_token_problem() */
+        char *token_ref;            /* the api_token reference, for messages */
         unsigned max_deletions;
         unsigned concurrency;
         unsigned request_budget;
@@ -315,7 +317,7 @@ static int engine_copy_config(Engine *e, const Config *c) {
 
 int engine_new(Engine **ret, sd_event *event, const Config *config, bool lock) {
         _cleanup_(engine_freep) Engine *e = calloc(1, sizeof(Engine));
-        _cleanup_free_ char *msg = NULL;
+        _cleanup_free_ char *msg = NULL, *msg_token = NULL;
         char *token = NULL;
         size_t token_size = 0;
         CfApiOptions o;
@@ -339,9 +341,16 @@ int engine_new(Engine **ret, sd_event *event, const Config *config, bool lock) {
         if (r < 0)
                 return r;
 
-        r = secrets_resolve(&config->api_token, NULL, &token, &token_size, NULL);
-        if (r < 0)
+        e->token_ref = secret_ref_to_string(&config->api_token);
+        r = secrets_resolve(&config->api_token, NULL, &token, &token_size, &msg_token);
+        if (r < 0) {
+                _cleanup_free_ char *ref = secret_ref_to_string(&config->api_token);
+
                 log_debug_errno(r, "No API token could be read, continuing without one: %m");
+                if (asprintf(&e->token_problem, "no Cloudflare API token: cannot read %s (api_token): %s",
+                             strna(ref), msg_token ? msg_token : strerror(-r)) < 0)
+                        e->token_problem = NULL;
+        }
         cfapi_options_from_config(&o, config);
         o.token = r >= 0 ? token : NULL;
         o.token_size = r >= 0 ? token_size : 0;
@@ -394,6 +403,8 @@ Engine *engine_free(Engine *e) {
         free(e->account_id);
         free(e->api_url);
         free(e->state_dir);
+        free(e->token_problem);
+        free(e->token_ref);
         sd_event_unref(e->event);
         free(e);
         return NULL;
@@ -430,6 +441,62 @@ json_object *engine_status_json(const Engine *e) {
         if (json_object_deep_copy(e->status, &copy, NULL) < 0)
                 return NULL;
         return copy;
+}
+
+const char *engine_token_problem(const Engine *e) {
+        return e->token_problem;
+}
+
+typedef struct VerifyCall {
+        engine_verify_done_t done;
+        void *userdata;
+        char *ref;
+} VerifyCall;
+
+static void on_token_verified(CfApi *api, const CfReply *reply, void *userdata) {
+        VerifyCall *v = userdata;
+        _cleanup_free_ char *finding = NULL;
+        json_object *st = NULL;
+        int k;
+
+        if (reply->error == -EACCES)
+                k = asprintf(&finding, "Cloudflare refused the API token (%s): %s", strna(v->ref), strna(reply->message));
+        else if (reply->error < 0)
+                k = asprintf(&finding, "could not verify the API token (%s): %s", strna(v->ref), strna(reply->message));
+        else {
+                if (reply->result)
+                        (void) json_object_object_get_ex(reply->result, "status", &st);
+                k = asprintf(&finding, "the API token (%s) is %s", strna(v->ref),
+                             st ? json_object_get_string(st) : "accepted");
+        }
+        v->done(reply->error < 0 ? reply->error : st && !streq(json_object_get_string(st), "active") ? -EACCES : 0,
+                k < 0 ? "out of memory" : finding, v->userdata);
+        free(v->ref);
+        free(v);
+}
+
+int engine_verify_token(Engine *e, engine_verify_done_t done, void *userdata) {
+        CfRequest req = {
+                .method = "GET",
+                .path = "/user/tokens/verify",
+                .priority = CFAPI_PRIORITY_NORMAL,
+                .flags = CFAPI_NO_RETRY,
+        };
+        VerifyCall *v;
+        int r;
+
+        v = calloc(1, sizeof(VerifyCall));
+        if (!v)
+                return -ENOMEM;
+        v->done = done;
+        v->userdata = userdata;
+        v->ref = e->token_ref ? strdup(e->token_ref) : NULL;
+        r = cfapi_submit(e->api, &req, on_token_verified, v, NULL);
+        if (r < 0) {
+                free(v->ref);
+                free(v);
+        }
+        return r;
 }
 
 json_object *engine_metrics_json(const Engine *e) {
@@ -856,7 +923,17 @@ static void on_observed(ObserveResult *res, void *userdata) {
         if (res->error < 0) {
                 if (!e->error) {
                         e->error_code = res->error;
-                        e->error = res->message ? strdup(res->message) : NULL;
+                        if (e->token_problem)
+                                r = asprintf(&e->error, "%s (Cloudflare answered: %s)", e->token_problem,
+                                             strna(res->message));
+                        else if (res->error == -EACCES)
+                                r = asprintf(&e->error, "Cloudflare refused the API token (%s): %s; check the token "
+                                             "and its permissions (binderyd(8), TOKEN PERMISSIONS)",
+                                             strna(e->token_ref), strna(res->message));
+                        else
+                                r = res->message ? asprintf(&e->error, "%s", res->message) : -1;
+                        if (r < 0)
+                                e->error = NULL;
                 }
                 run_finish_later(e);
                 return;

@@ -107,5 +107,16 @@ void engine_cancel(Engine *e);
  * Caller puts the reference. */
 json_object *engine_status_json(const Engine *e);
 
+/* Why the engine has no usable API token ("no Cloudflare API token:
+ * credential 'cloudflare-api-token' …", naming the reference it looked
+ * for), or NULL when one was read. */
+const char *engine_token_problem(const Engine *e);
+
+/* Asks Cloudflare about the API token (GET /user/tokens/verify) and calls
+ * done with a one-line finding (never the token) and 0, -EACCES (refused)
+ * or another negative errno. Returns 0 or a negative errno. */
+typedef void (*engine_verify_done_t)(int error, const char *finding, void *userdata);
+int engine_verify_token(Engine *e, engine_verify_done_t done, void *userdata);
+
 /* API client figures for /metrics: requests by HTTP status, budget left. */
 json_object *engine_metrics_json(const Engine *e);

@@ -252,6 +252,47 @@ static void manager_finish_stop(Manager *m) {
                 (void) sd_event_exit(m->event, m->exit_code);
 }
 
+/* A failed or blocked run says why: the run's own error, then one line
+ * per failed or blocked resource (BINDERY_RESOURCE, BINDERY_REASON). */
+static void log_run_why(Manager *m, const Run *r, const RunReport *report) {
+        _cleanup_(json_object_putp) json_object *st = engine_status_json(m->engine);
+        json_object *err = NULL;
+        unsigned n = 0;
+
+        if (report->json && json_object_object_get_ex(report->json, "error", &err) && err)
+                log_event_reason(LOG_ERR, r->id, NULL, json_object_get_string(err),
+                                 "Reconcile %s: %s", r->id, json_object_get_string(err));
+        for (size_t i = 0; st && i < json_object_array_length(st); i++) {
+                json_object *x = json_object_array_get_idx(st, i), *k, *nm, *s, *why;
+                _cleanup_free_ char *res = NULL;
+
+                if (!json_object_object_get_ex(x, "state", &s) ||
+                    !(streq(json_object_get_string(s), "failed") || streq(json_object_get_string(s), "blocked")))
+                        continue;
+                if (++n > ERRORS_LOGGED_MAX)
+                        continue;
+                (void) json_object_object_get_ex(x, "kind", &k);
+                (void) json_object_object_get_ex(x, "name", &nm);
+                (void) json_object_object_get_ex(x, "reason", &why);
+                if (asprintf(&res, "%s/%s", json_object_get_string(k), json_object_get_string(nm)) < 0)
+                        return;
+                log_event_reason(LOG_WARNING, r->id, res, why ? json_object_get_string(why) : "",
+                                 "%s %s: %s", res, json_object_get_string(s),
+                                 why ? json_object_get_string(why) : "(no reason recorded)");
+        }
+        if (n > ERRORS_LOGGED_MAX)
+                log_warning("... and %u more failed or blocked resources (GET /v1/status).", n - ERRORS_LOGGED_MAX);
+}
+
+static void on_token_checked(int error, const char *finding, void *userdata) {
+        if (error == -ECANCELED)
+                return;
+        if (error < 0)
+                log_error("Token check (GET /user/tokens/verify): %s.", finding);
+        else
+                log_info("Token check (GET /user/tokens/verify): %s.", finding);
+}
+
 static void on_run_done(Engine *e, const RunReport *report, void *userdata) {
         Manager *m = userdata;
         Run *r = m->current;
@@ -292,6 +333,8 @@ static void on_run_done(Engine *e, const RunReport *report, void *userdata) {
                 if (report->result == RUN_RESULT_OK || report->result == RUN_RESULT_CHANGES)
                         m->last_success_usec = r->finished_usec;
 
+                if (report->result == RUN_RESULT_FAILED || report->result == RUN_RESULT_BLOCKED)
+                        log_run_why(m, r, report);
                 log_event(report->result == RUN_RESULT_OK ? LOG_INFO :
                           report->result == RUN_RESULT_CHANGES ? LOG_NOTICE : LOG_WARNING,
                           r->id, NULL, "finished",
@@ -370,6 +413,9 @@ static int on_kick(sd_event_source *s, void *userdata) {
         log_set_context(r->id, NULL, NULL);
         log_event(LOG_INFO, r->id, NULL, "start", "Reconcile %s started (trigger: %s%s, generation %.12s).",
                   r->id, r->trigger, r->force ? ", force" : "", m->gen ? m->gen->digest : "none: spec not loaded");
+        if (engine_token_problem(m->engine))
+                log_event_reason(LOG_ERR, r->id, NULL, engine_token_problem(m->engine), "Reconcile %s: %s.",
+                                 r->id, engine_token_problem(m->engine));
         k = engine_run(m->engine, m->gen, &o, on_run_done, m);
         if (k < 0) {
                 RunReport failed = { .result = RUN_RESULT_FAILED };
@@ -647,6 +693,7 @@ static json_object *backend_status(void *userdata) {
         json_object_object_add(d, "interval", json_object_new_string(format_duration(m->config->interval_usec,
                                                                                      ts, sizeof(ts))));
         json_object_object_add(d, "prune", json_object_new_boolean(m->config->prune));
+        json_object_object_add(d, "allow_empty", json_object_new_boolean(m->config->allow_empty));
         {
                 _cleanup_free_ char *ref = secret_ref_to_string(&m->config->api_token);
 
@@ -670,6 +717,16 @@ static json_object *backend_status(void *userdata) {
         json_object_object_add(g, "last_load_at", m->last_load_usec ?
                                json_object_new_string(format_rfc3339(m->last_load_usec, ts, sizeof(ts))) : NULL);
         json_object_object_add(g, "errors", m->spec_errors ? json_object_get(m->spec_errors) : json_object_new_array());
+        /* Removals wait until the generation has been stable for prune_settle. */
+        json_object_object_add(g, "settled_at", m->gen ?
+                               json_object_new_string(format_rfc3339(m->gen_settled ? m->gen_since_usec :
+                                                                     m->gen_since_usec + m->config->prune_settle_usec,
+                                                                     ts, sizeof(ts))) : NULL);
+        if (m->gen && m->gen->n_workers + m->gen->n_kv_namespaces + m->gen->n_r2_buckets + m->gen->n_d1_databases +
+                      m->gen->n_queues + m->gen->n_secrets_stores + m->gen->n_secrets_store_secrets == 0)
+                json_object_object_add(g, "empty", json_object_new_string(
+                        m->config->allow_empty ? "no documents; allow_empty: true lets it delete"
+                                               : "no documents: nothing is deleted (set allow_empty: true to allow)"));
 
         for (size_t i = m->n_ring; i > 0; i--)
                 if (m->ring[i - 1]->state == RUN_STATE_DONE) {
@@ -679,6 +736,12 @@ static json_object *backend_status(void *userdata) {
         json_object_object_add(j, "current_run", m->current ? run_to_json(m->current, false) : NULL);
         json_object_object_add(j, "pending_run", m->pending ? run_to_json(m->pending, false) : NULL);
         json_object_object_add(j, "last_run", last ? run_to_json(last, false) : NULL);
+        if (last && last->n_pending_removals > 0) {
+                json_object_object_add(j, "pending_removals", json_object_new_int64(last->n_pending_removals));
+                json_object_object_add(j, "removals_due_at", last->removals_due_usec ?
+                                       json_object_new_string(format_rfc3339(last->removals_due_usec, ts, sizeof(ts)))
+                                       : NULL);
+        }
 
         res = engine_status_json(m->engine);
         if (!res)
@@ -832,13 +895,15 @@ static char *backend_metrics(void *userdata) {
         _cleanup_(metrics_freep) Metrics *x = metrics_new();
         _cleanup_(json_object_putp) json_object *em = NULL, *st = NULL;
         unsigned by_state[_RESOURCE_STATE_MAX] = {};
-        json_object *bys;
+        json_object *bys, *lat;
         char le[32];
 
         if (!x)
                 return NULL;
         metrics_family(x, "bindery_up", "gauge", "1 while the daemon runs.");
         metrics_sample(x, "bindery_up", 1, NULL);
+        metrics_family(x, "bindery_build_info", "gauge", "The running binderyd (version label).");
+        metrics_sample(x, "bindery_build_info", 1, "version", PACKAGE_VERSION, NULL);
         metrics_family(x, "bindery_ready", "gauge", "1 once a spec generation has loaded.");
         metrics_sample(x, "bindery_ready", m->ready, NULL);
 
@@ -860,7 +925,8 @@ static char *backend_metrics(void *userdata) {
         metrics_sample(x, "bindery_run_duration_seconds_count", (double) m->duration_count, NULL);
         metrics_family(x, "bindery_last_success_timestamp_seconds", "gauge",
                        "When the last reconcile that did not fail finished (Unix time).");
-        metrics_sample(x, "bindery_last_success_timestamp_seconds", (double) m->last_success_usec / 1e6, NULL);
+        metrics_sample(x, "bindery_last_success_timestamp_seconds", (double) (m->last_success_usec / USEC_PER_SEC),
+                       NULL);
         metrics_family(x, "bindery_triggers_total", "counter", "Reconcile triggers received.");
         metrics_sample(x, "bindery_triggers_total", (double) m->triggers, NULL);
         metrics_family(x, "bindery_triggers_coalesced_total", "counter",
@@ -883,6 +949,22 @@ static char *backend_metrics(void *userdata) {
         metrics_family(x, "bindery_resources", "gauge", "Resources by reconcile state.");
         for (int k = 0; k < _RESOURCE_STATE_MAX; k++)
                 metrics_sample(x, "bindery_resources", by_state[k], "state", resource_state_to_string(k), NULL);
+        /* One series per resource and state, 1 for the state it is in (as
+         * kube-state-metrics does), so "== 1" alerts and a change is seen. */
+        metrics_family(x, "bindery_resource_condition", "gauge",
+                       "Per resource: 1 for its current reconcile state, 0 for the others.");
+        for (size_t i = 0; st && i < json_object_array_length(st); i++) {
+                json_object *r = json_object_array_get_idx(st, i), *s, *kd, *nm;
+
+                if (!json_object_object_get_ex(r, "state", &s) || !json_object_object_get_ex(r, "kind", &kd) ||
+                    !json_object_object_get_ex(r, "name", &nm))
+                        continue;
+                for (int k = 0; k < _RESOURCE_STATE_MAX; k++)
+                        metrics_sample(x, "bindery_resource_condition",
+                                       streq(json_object_get_string(s), resource_state_to_string(k)) ? 1 : 0, "kind",
+                                       json_object_get_string(kd), "name", json_object_get_string(nm), "state",
+                                       resource_state_to_string(k), NULL);
+        }
 
         em = engine_metrics_json(m->engine);
         metrics_family(x, "bindery_api_requests_total", "counter",
@@ -890,6 +972,35 @@ static char *backend_metrics(void *userdata) {
         if (em && json_object_object_get_ex(em, "requests_by_status", &bys) && json_object_is_type(bys, json_type_object)) {
                 json_object_object_foreach(bys, code, v)
                         metrics_sample(x, "bindery_api_requests_total", json_object_get_double(v), "code", code, NULL);
+        }
+        metrics_family(x, "bindery_api_request_duration_seconds", "histogram",
+                       "Cloudflare API request latency (each attempt) by route class.");
+        if (em && json_object_object_get_ex(em, "latency", &lat)) {
+                json_object *bk = NULL, *routes = NULL;
+
+                (void) json_object_object_get_ex(lat, "buckets", &bk);
+                (void) json_object_object_get_ex(lat, "routes", &routes);
+                if (bk && routes && json_object_is_type(routes, json_type_object)) {
+                        json_object_object_foreach(routes, route, rv) {
+                                json_object *cum = NULL;
+
+                                (void) json_object_object_get_ex(rv, "cumulative", &cum);
+                                for (size_t i = 0; cum && i < json_object_array_length(bk) &&
+                                                   i < json_object_array_length(cum); i++) {
+                                        snprintf(le, sizeof(le), "%g",
+                                                 json_object_get_double(json_object_array_get_idx(bk, i)));
+                                        metrics_sample(x, "bindery_api_request_duration_seconds_bucket",
+                                                       json_object_get_double(json_object_array_get_idx(cum, i)),
+                                                       "route", route, "le", le, NULL);
+                                }
+                                metrics_sample(x, "bindery_api_request_duration_seconds_bucket",
+                                               jnum(rv, "count", 0), "route", route, "le", "+Inf", NULL);
+                                metrics_sample(x, "bindery_api_request_duration_seconds_sum", jnum(rv, "sum", 0),
+                                               "route", route, NULL);
+                                metrics_sample(x, "bindery_api_request_duration_seconds_count",
+                                               jnum(rv, "count", 0), "route", route, NULL);
+                        }
+                }
         }
         metrics_family(x, "bindery_api_retries_total", "counter", "Cloudflare API retries.");
         metrics_sample(x, "bindery_api_retries_total", jnum(em, "retries_total", 0), NULL);
@@ -904,7 +1015,7 @@ static char *backend_metrics(void *userdata) {
         metrics_family(x, "bindery_generation_loaded_timestamp_seconds", "gauge",
                        "When the enforced generation was loaded (Unix time).");
         metrics_sample(x, "bindery_generation_loaded_timestamp_seconds",
-                       m->gen ? (double) m->gen->loaded_usec / 1e6 : 0, NULL);
+                       m->gen ? (double) (m->gen->loaded_usec / USEC_PER_SEC) : 0, NULL);
         metrics_family(x, "bindery_generation_files", "gauge", "YAML files in the enforced generation.");
         metrics_sample(x, "bindery_generation_files", m->gen ? (double) strv_length(m->gen->files) : 0, NULL);
         metrics_family(x, "bindery_spec_errors", "gauge", "Errors of the last spec load (0: it loaded).");
@@ -1010,6 +1121,11 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to add the interval timer: %m");
 
+        /* Say at once what is wrong with the API token, if anything. */
+        if (engine_token_problem(m->engine))
+                log_error("%s.", engine_token_problem(m->engine));
+        else if (engine_verify_token(m->engine, on_token_checked, m) < 0)
+                log_warning("Could not start the token check.");
         (void) manager_load_spec(m);
         (void) manager_trigger(m, "startup", false, NULL);
         (void) sd_notify(false, "READY=1");

@@ -52,4 +52,36 @@ check "?expect= with a rejected directory: 412 with its errors ($STATUS)" \
 	[ "$STATUS" = 412 -a "$(json 'len(d.get("errors") or [])')" -ge 1 ]
 rm -f "$work/spec/workers/broken.yaml"
 
+# 3. The journal (stderr here) says why.
+log_has() { grep -q -- "$1" "$work/binderyd.log"; }
+stop_daemon
+printf '  API_KEY: { secret: { credential: api-key } }\n' >> "$work/spec/workers/api.yaml"
+start_daemon
+wait_idle
+check "start-up token check says what it found" log_has 'Token check (GET /user/tokens/verify): the API token (credential:cloudflare-api-token) is active'
+check "blocked run: a line naming the resource and the missing credential" \
+	log_has "Worker/api blocked: secret API_KEY: cannot read its value: .*api-key"
+sed -i '/API_KEY/d' "$work/spec/workers/api.yaml"
+stop_daemon
+
+# A token Cloudflare refuses.
+printf 'wrong-token' > "$work/creds/cloudflare-api-token"
+start_daemon
+wait_idle
+check "refused token: the start-up check says so" log_has 'Token check (GET /user/tokens/verify): Cloudflare refused the API token'
+check "refused token: the failed run says so" log_has 'Reconcile .*: Cloudflare refused the API token (credential:cloudflare-api-token)'
+check "no token value in the log" sh -c "! grep -q -- '$API_TOKEN' '$work/binderyd.log'"
+stop_daemon
+
+# No token at all.
+rm -f "$work/creds/cloudflare-api-token"
+start_daemon
+wait_idle
+check "missing token: an error naming the reference at start" \
+	log_has "error.*no Cloudflare API token: cannot read credential:cloudflare-api-token.*credential 'cloudflare-api-token': not found"
+check "missing token: named again when a run starts" \
+	log_has "Reconcile [0-9-]*: no Cloudflare API token: cannot read credential:cloudflare-api-token.*credential 'cloudflare-api-token': not found"
+stop_daemon
+printf '%s' "$API_TOKEN" > "$work/creds/cloudflare-api-token"
+
 finish
