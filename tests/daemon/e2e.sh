@@ -184,6 +184,11 @@ else
 fi
 check "/metrics: runs by result" grep -q '^bindery_runs_total{result="ok"} [1-9]' "$work/metrics.prom"
 check "/metrics: API requests by code" grep -q '^bindery_api_requests_total{code="200"} [1-9]' "$work/metrics.prom"
+check "/metrics: build info with the version" grep -q '^bindery_build_info{version="[^"]*"} 1$' "$work/metrics.prom"
+check "/metrics: a condition per resource and state" grep -q '^bindery_resource_condition{kind="Worker",name="[^"]*",state="in_sync"} 1$' "$work/metrics.prom"
+check "/metrics: API latency histogram by route class" grep -q '^bindery_api_request_duration_seconds_bucket{route="workers",le="+Inf"} [1-9]' "$work/metrics.prom"
+check "/metrics: timestamps are whole seconds" grep -Eq '^bindery_generation_loaded_timestamp_seconds [0-9]{10}$' "$work/metrics.prom"
+check "/metrics: no value in exponent form" sh -c "! grep -Eq ' [0-9.]+e[+-]?[0-9]+$' '$work/metrics.prom'"
 http GET /v1/status
 check "/metrics: generation info" grep -q "^bindery_generation_info{digest=\"$(json 'd["generation"]["digest"]')\"} 1" "$work/metrics.prom"
 
