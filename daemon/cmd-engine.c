@@ -150,23 +150,19 @@ static int run(const Options *o, RunMode mode) {
                 fputs(cr.text, stdout);
         fflush(stdout);
 
-        switch (cr.result) {
-        case RUN_RESULT_OK:
-                ret = EXIT_OK;
-                break;
-        case RUN_RESULT_CHANGES:
-                ret = EXIT_CHANGES;
-                break;
-        case RUN_RESULT_BLOCKED:
-                ret = mode == RUN_MODE_PLAN ? EXIT_CHANGES : EXIT_BLOCKED;
-                break;
-        default:
-                ret = EXIT_FAILED;
+        /* One precedence for every verb: 1 > 3 > 2 > 0. A plan with blocked
+         * actions is blocked (3); waiting removals are pending changes (2). */
+        {
+                json_object *v;
+                unsigned blocked = 0, waiting = 0;
+
+                if (cr.json && json_object_object_get_ex(cr.json, "blocked", &v))
+                        blocked = (unsigned) json_object_get_int(v);
+                if (cr.json && json_object_object_get_ex(cr.json, "waiting", &v))
+                        waiting = (unsigned) json_object_get_int(v);
+                ret = exit_code_for_result(blocked > 0 && cr.result != RUN_RESULT_FAILED ? "blocked" :
+                                           run_result_to_string(cr.result), waiting);
         }
-        /* apply: drift reported (drift: report) is "in sync" as far as
-         * bindery may go; still say so. */
-        if (mode == RUN_MODE_APPLY && cr.result == RUN_RESULT_CHANGES)
-                ret = EXIT_OK;
 out:
         free(cr.text);
         json_object_put(cr.json);

@@ -91,6 +91,7 @@ const char *run_result_to_string(RunResult r) {
                 [RUN_RESULT_CHANGES] = "changes",
                 [RUN_RESULT_FAILED] = "failed",
                 [RUN_RESULT_BLOCKED] = "blocked",
+                [RUN_RESULT_DRIFT] = "drift",
         };
         return r >= 0 && r < _RUN_RESULT_MAX ? t[r] : NULL;
 }
@@ -1149,7 +1150,7 @@ static void run_finish(Engine *e) {
                  (plan_has_changes(e->plan) || e->plan->n_drift > 0 || e->plan->n_waiting > 0))
                 rep.result = RUN_RESULT_CHANGES;
         else if (e->plan && e->plan->n_drift > 0)
-                rep.result = RUN_RESULT_CHANGES;
+                rep.result = RUN_RESULT_DRIFT;      /* drift: report findings, nothing else to do */
         else
                 rep.result = RUN_RESULT_OK;
         if (e->mode == RUN_MODE_APPLY && e->plan && e->plan->n_blocked > 0 && rep.result == RUN_RESULT_OK)

@@ -31,14 +31,15 @@ typedef enum RunMode {
 
 typedef enum RunResult {
         RUN_RESULT_OK,              /* apply: in sync afterwards; plan: nothing to do */
-        RUN_RESULT_CHANGES,         /* plan: changes pending or drift reported; apply: drift reported (drift: report) */
+        RUN_RESULT_CHANGES,         /* plan: changes pending or drift reported */
         RUN_RESULT_FAILED,          /* an action or the observe failed */
         RUN_RESULT_BLOCKED,         /* a safety rule refused (guard, unowned, account mismatch) */
+        RUN_RESULT_DRIFT,           /* apply: only drift reported (drift: report); nothing else to do */
         _RUN_RESULT_MAX,
         _RUN_RESULT_INVALID = -EINVAL,
 } RunResult;
 
-const char *run_result_to_string(RunResult r) _pure_;   /* "ok", "changes", "failed", "blocked" */
+const char *run_result_to_string(RunResult r) _pure_;   /* "ok", "changes", "failed", "blocked", "drift" */
 
 /* Per-resource status, as /v1/status shows it. */
 typedef enum ResourceState {

@@ -16,6 +16,57 @@ static const struct {
         { "plan", cmd_plan },
         { "apply", cmd_apply },
         { "daemon", cmd_daemon },
+        { "reconcile", cmd_reconcile },
+        { "status", cmd_status },
+        { "state", cmd_state },
+};
+
+/* `binderyd VERB --help`: what that verb takes. */
+static const struct {
+        const char *name;
+        const char *text;
+} verb_help[] = {
+        { "reconcile",
+          "Usage: binderyd reconcile [-c FILE] [--url URL] [--token-file FILE] [--wait SECONDS]\n"
+          "                          [--expect DIGEST] [--force] [--json]\n"
+          "\n"
+          "Asks the running daemon to load the spec directory as it is now and reconcile\n"
+          "(POST /v1/reconcile).\n"
+          "\n"
+          "  -c, --config FILE      configuration: its first listen address and http_token\n"
+          "      --url URL          the daemon's HTTP API (needed under socket activation)\n"
+          "      --token-file FILE  bearer token (else $BINDERY_HTTP_TOKEN, else http_token)\n"
+          "      --wait SECONDS     wait for the run to finish (at most 3600)\n"
+          "      --expect DIGEST    the generation the spec directory must produce (binderyd\n"
+          "                         validate prints it; a prefix of at least 12 hex digits)\n"
+          "      --force            allow more than max_deletions deletions\n"
+          "      --json             print the run as JSON\n"
+          "\n"
+          "Exit: 0 queued (no --wait), in sync or changed; 2 drift reported or removals\n"
+          "waiting; 3 blocked; 4 --wait timed out; 1 any error (412: the directory does not\n"
+          "produce --expect).\n" },
+        { "status",
+          "Usage: binderyd status [-c FILE] [--url URL] [--token-file FILE] [--json]\n"
+          "\n"
+          "Shows the running daemon's status (GET /v1/status) as a table, or as JSON.\n"
+          "\n"
+          "Exit: 0 in sync; 2 drifted or pending; 3 blocked; 1 failed, spec rejected, or any\n"
+          "error.\n" },
+        { "state",
+          "Usage: binderyd state forget KIND/NAME [-c FILE]\n"
+          "\n"
+          "Stops owning a resource without deleting it (e.g. Worker/api). The daemon must\n"
+          "be stopped (it holds the state lock). Remove the resource from the spec too.\n" },
+        { "plan",
+          "Usage: binderyd plan [-c FILE] [--spec-dir DIR] [--json] [--force]\n"
+          "\n"
+          "Shows what a reconcile would do. Exit: 0 nothing to do; 2 changes, drift or\n"
+          "waiting removals; 3 blocked; 1 any error.\n" },
+        { "apply",
+          "Usage: binderyd apply [-c FILE] [--spec-dir DIR] [--json] [--force]\n"
+          "\n"
+          "Runs one reconcile now (the daemon must not be running). Exit: 0 in sync or\n"
+          "changed; 2 drift reported or removals waiting; 3 blocked; 1 any error.\n" },
 };
 
 static void help(void) {
@@ -29,6 +80,9 @@ static void help(void) {
                "  types                  print a worker's TypeScript Env\n"
                "  plan                   show what a reconcile would do (exit 2: changes)\n"
                "  apply                  run one reconcile now\n"
+               "  reconcile              ask the running daemon to reconcile (--wait, --expect)\n"
+               "  status                 the running daemon's status\n"
+               "  state forget KIND/NAME stop owning a resource without deleting it\n"
                "\n"
                "Options:\n"
                "  -c, --config FILE      configuration (default %s)\n"
@@ -41,7 +95,11 @@ static void help(void) {
                "      --json             machine-readable output\n"
                "      --force            allow more than max_deletions deletions\n"
                "      --log-level LEVEL  debug, info, notice, warning, error\n"
-               "  -h, --help             this text\n"
+               "      --url URL          reconcile, status: the daemon's HTTP API\n"
+               "      --token-file FILE  reconcile, status: the bearer token\n"
+               "      --wait SECONDS     reconcile: wait for the run\n"
+               "      --expect DIGEST    reconcile: the generation the spec must produce\n"
+               "  -h, --help             this text (COMMAND --help: that command's)\n"
                "      --version          the version\n"
                "\n"
                "See binderyd(8), binderyd.yaml(5) and bindery-spec(5).\n",
@@ -59,6 +117,10 @@ enum {
         ARG_FORCE,
         ARG_LOG_LEVEL,
         ARG_VERSION,
+        ARG_URL,
+        ARG_TOKEN_FILE,
+        ARG_WAIT,
+        ARG_EXPECT,
 };
 
 static int parse_argv(int argc, char **argv, Options *o, const char **ret_command) {
@@ -75,8 +137,13 @@ static int parse_argv(int argc, char **argv, Options *o, const char **ret_comman
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
+                { "url", required_argument, NULL, ARG_URL },
+                { "token-file", required_argument, NULL, ARG_TOKEN_FILE },
+                { "wait", required_argument, NULL, ARG_WAIT },
+                { "expect", required_argument, NULL, ARG_EXPECT },
                 {}
         };
+        bool want_help = false;
         int c;
 
         while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) >= 0)
@@ -116,8 +183,20 @@ static int parse_argv(int argc, char **argv, Options *o, const char **ret_comman
                         o->log_level = optarg;
                         break;
                 case 'h':
-                        help();
-                        return 0;
+                        want_help = true;
+                        break;
+                case ARG_URL:
+                        o->url = optarg;
+                        break;
+                case ARG_TOKEN_FILE:
+                        o->token_file = optarg;
+                        break;
+                case ARG_WAIT:
+                        o->wait = optarg;
+                        break;
+                case ARG_EXPECT:
+                        o->expect = optarg;
+                        break;
                 case ARG_VERSION:
                         printf("binderyd %s\n", PACKAGE_VERSION);
                         return 0;
@@ -127,8 +206,20 @@ static int parse_argv(int argc, char **argv, Options *o, const char **ret_comman
 
         if (optind < argc)
                 *ret_command = argv[optind++];
-        if (optind < argc)
+        if (want_help) {
+                for (size_t i = 0; i < ELEMENTSOF(verb_help); i++)
+                        if (streq(verb_help[i].name, *ret_command)) {
+                                fputs(verb_help[i].text, stdout);
+                                return 0;
+                        }
+                help();
+                return 0;
+        }
+        if (optind < argc && !streq(*ret_command, "state"))
                 return log_error_errno(EINVAL, "Unexpected argument '%s'.", argv[optind]);
+        for (; optind < argc; optind++)
+                if (strv_extend(&o->args, argv[optind]) < 0)
+                        return log_error_errno(ENOMEM, "Out of memory.");
         return 1;
 }
 
@@ -140,6 +231,7 @@ int main(int argc, char **argv) {
         r = parse_argv(argc, argv, &o, &command);
         if (r <= 0) {
                 strv_free(o.listen);
+                strv_free(o.args);
                 return r < 0 ? EXIT_USAGE : EXIT_OK;
         }
         if (o.log_level)
@@ -149,11 +241,13 @@ int main(int argc, char **argv) {
                 if (streq(commands[i].name, command)) {
                         r = commands[i].run(&o);
                         strv_free(o.listen);
+                        strv_free(o.args);
                         log_forget_secrets();
                         return r;
                 }
 
         log_error("Unknown command '%s'; see 'binderyd --help'.", command);
         strv_free(o.listen);
+        strv_free(o.args);
         return EXIT_USAGE;
 }

@@ -52,7 +52,59 @@ check "?expect= with a rejected directory: 412 with its errors ($STATUS)" \
 	[ "$STATUS" = 412 -a "$(json 'len(d.get("errors") or [])')" -ge 1 ]
 rm -f "$work/spec/workers/broken.yaml"
 
-# 3. The journal (stderr here) says why.
+# 3. The CLI client: binderyd reconcile / status, each exit code.
+cli() { # args...: output in $OUT, exit code in $RC
+	OUT=$("$BINDERYD" "$@" 2>&1); RC=$?
+}
+tokfile=$work/creds/http-token
+cli reconcile --url "$API" --token-file "$tokfile"
+check "reconcile without --wait: exit 0 once queued ($RC)" [ "$RC" = 0 ]
+check "reconcile without --wait: says queued" grep -q 'queued' <<<"$OUT"
+wait_idle
+sed -i "s/^  STAGE: .*/  STAGE: via-cli/" "$work/spec/workers/api.yaml"
+want=$(digest_of)
+# The client's view of the config: a wildcard listen host is loopback; the
+# token is the http_token credential (as inside the unit).
+sed "s/^listen: .*/listen: 0.0.0.0:$PORT/" "$work/binderyd.yaml" > "$work/client.yaml"
+CREDENTIALS_DIRECTORY=$work/creds cli reconcile -c "$work/client.yaml" --wait 30 --expect "${want:0:16}"
+check "reconcile --wait 30 --expect (URL and token from the config): exit 0 ($RC)" [ "$RC" = 0 ]
+check "reconcile --wait: the change is in cfsim" grep -q '"via-cli"' <(sim_state)
+check "reconcile --wait: prints the run and its generation" grep -q "generation ${want:0:12}" <<<"$OUT"
+cli reconcile --url "$API" --token-file "$tokfile" --wait 30 --expect 0123456789abcdef
+check "reconcile --expect another digest: exit 1 ($RC)" [ "$RC" = 1 ]
+check "reconcile --expect another digest: names the digest on disk" grep -q "produces $want" <<<"$OUT"
+BINDERY_HTTP_TOKEN=wrong cli reconcile --url "$API" --wait 5
+check "reconcile with a wrong token (\$BINDERY_HTTP_TOKEN): exit 1 ($RC)" [ "$RC" = 1 ]
+cli reconcile --url "http://127.0.0.1:1" --token-file "$tokfile"
+check "reconcile with no daemon: exit 1 ($RC)" [ "$RC" = 1 ]
+cli status -c "$work/client.yaml"
+check "status in sync: exit 0 ($RC)" [ "$RC" = 0 ]
+check "status: a table" grep -q '^KIND' <<<"$OUT"
+cli status --url "$API" --json
+check "status --json: valid JSON" python3 -c 'import json,sys; json.loads(sys.argv[1])' "$OUT"
+cli reconcile --help
+check "reconcile --help: its own usage ($RC)" [ "$RC" = 0 ] && grep -q 'Usage: binderyd reconcile' <<<"$OUT"
+cli status --help
+check "status --help: its own usage" grep -q 'Usage: binderyd status' <<<"$OUT"
+# A run that cannot finish in time: exit 4.
+curl -s -X POST "$SIM/__sim/faults" -d '[{"method": "GET", "route": "/workers/scripts$", "kind": "stall", "seconds": 3, "count": 1}]' >/dev/null
+cli reconcile --url "$API" --token-file "$tokfile" --wait 1
+check "reconcile --wait 1 on a slow run: exit 4 ($RC)" [ "$RC" = 4 ]
+wait_idle
+# Blocked: an unowned worker of the same name.
+curl -s -X PUT -H "Authorization: Bearer $API_TOKEN" -F 'metadata={"main_module":"w.js"};type=application/json' \
+	-F 'w.js=@-;filename=w.js;type=application/javascript+module' \
+	"$SIM/client/v4/accounts/$ACCOUNT/workers/scripts/squatter" <<<'export default {}' >/dev/null
+printf 'kind: Worker\nname: squatter\nmain: ../bundles/api.js\ncompatibility_date: "2025-06-01"\n' > "$work/spec/workers/squatter.yaml"
+cli reconcile --url "$API" --token-file "$tokfile" --wait 30
+check "reconcile --wait, blocked by an unowned worker: exit 3 ($RC)" [ "$RC" = 3 ]
+cli status --url "$API"
+check "status with a blocked resource: exit 3 ($RC)" [ "$RC" = 3 ]
+rm -f "$work/spec/workers/squatter.yaml"
+cli reconcile --url "$API" --token-file "$tokfile" --wait 30
+check "reconcile --wait after the fix: exit 0 ($RC)" [ "$RC" = 0 ]
+
+# 4. The journal (stderr here) says why.
 log_has() { grep -q -- "$1" "$work/binderyd.log"; }
 stop_daemon
 printf '  API_KEY: { secret: { credential: api-key } }\n' >> "$work/spec/workers/api.yaml"
