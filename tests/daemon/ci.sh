@@ -136,4 +136,27 @@ check "missing token: named again when a run starts" \
 stop_daemon
 printf '%s' "$API_TOKEN" > "$work/creds/cloudflare-api-token"
 
+# 5. A symlinked spec_dir flipped atomically, FLIPS times (default 20): each
+# target is enforced without SIGHUP.
+FLIPS=${FLIPS:-20}
+mkdir -p "$work/releases"
+for i in $(seq 0 "$FLIPS"); do
+	cp -r "$work/spec" "$work/releases/r$i"
+	sed -i "s/^  STAGE: .*/  STAGE: flip-$i/" "$work/releases/r$i/workers/api.yaml"
+done
+ln -s "$work/releases/r0" "$work/current"
+sed -i "s|^spec_dir: .*|spec_dir: $work/current|" "$work/binderyd.yaml"
+start_daemon
+wait_idle
+enforced=0 t0=$(now_ms)
+for i in $(seq "$FLIPS"); do
+	ln -s "$work/releases/r$i" "$work/current.tmp" && mv -T "$work/current.tmp" "$work/current"
+	for k in $(seq 100); do sim_state | grep -q "\"flip-$i\"" && { enforced=$((enforced + 1)); break; }; sleep 0.05; done
+done
+t1=$(now_ms)
+echo "    $enforced of $FLIPS symlink flips enforced in $((t1 - t0)) ms"
+check "symlink flips: every one of $FLIPS enforced, no SIGHUP ($enforced)" [ "$enforced" = "$FLIPS" ]
+check "symlink flips: no reload happened" sh -c "! grep -q 'Reloading' '$work/binderyd.log'"
+stop_daemon
+
 finish
