@@ -15,6 +15,29 @@
 #include "commands.h"
 #include "model.h"
 
+/* Outgoing notifications (notify.h). */
+typedef enum NotifyEvent {
+        NOTIFY_FAILED,
+        NOTIFY_BLOCKED,
+        NOTIFY_DRIFT,
+        NOTIFY_RECOVERED,
+        _NOTIFY_EVENT_MAX,
+        _NOTIFY_EVENT_INVALID = -EINVAL,
+} NotifyEvent;
+
+const char *notify_event_to_string(NotifyEvent ev) _pure_;
+NotifyEvent notify_event_from_string(const char *s) _pure_;
+
+#define CONFIG_NOTIFY_MAX 16
+
+typedef struct NotifyTarget {
+        char *url;
+        SecretRef secret;           /* HMAC key of X-Bindery-Signature-256 (a daemon-own secret) */
+        bool secret_set;
+        unsigned events;            /* 1 << NotifyEvent; every event when the file names none */
+        unsigned line;              /* in the config file, for messages */
+} NotifyTarget;
+
 typedef struct Config {
         char *path;                 /* the file read, or NULL (defaults + flags only) */
         char *account_id;
@@ -39,6 +62,9 @@ typedef struct Config {
         unsigned request_budget;    /* requests per window; default 1000 */
         uint64_t request_window_usec; /* default 5m */
         int log_level;              /* LOG_*; default LOG_INFO */
+        NotifyTarget *notify;       /* notify: targets (at most CONFIG_NOTIFY_MAX) */
+        size_t n_notify;
+        char *webhook_ref;          /* only pushes to this ref trigger (NULL: any) */
 } Config;
 
 #define CONFIG_DEFAULT_API_URL "https://api.cloudflare.com/client/v4"

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "manager.h"
 #include "metrics.h"
+#include "notify.h"
 #include "secrets.h"
 #include "spec.h"
 #include "util.h"
@@ -71,6 +72,7 @@ struct Manager {
         Engine *engine;
         Httpd *httpd;
         Watch *watch;
+        Notifier *notifier;         /* notify: targets */
         sd_event_source *sig_term, *sig_int, *sig_hup;
         sd_event_source *interval;
         sd_event_source *kick;      /* deferred: start the pending run */
@@ -330,13 +332,29 @@ static void on_run_done(Engine *e, const RunReport *report, void *userdata) {
                 for (size_t i = 0; i < ELEMENTSOF(duration_buckets); i++)
                         if (sec <= duration_buckets[i])
                                 m->duration_counts[i]++;
-                if (report->result == RUN_RESULT_OK || report->result == RUN_RESULT_CHANGES)
+                if (report->result == RUN_RESULT_OK || report->result == RUN_RESULT_CHANGES ||
+                    report->result == RUN_RESULT_DRIFT)
                         m->last_success_usec = r->finished_usec;
 
                 if (report->result == RUN_RESULT_FAILED || report->result == RUN_RESULT_BLOCKED)
                         log_run_why(m, r, report);
+                {
+                        _cleanup_(json_object_putp) json_object *st = engine_status_json(m->engine);
+                        NotifyRun nr = {
+                                .run_id = r->id,
+                                .result = run_result_to_string(report->result),
+                                .failed = report->result == RUN_RESULT_FAILED,
+                                .blocked = report->result == RUN_RESULT_BLOCKED,
+                                .generation = r->generation[0] ? r->generation : NULL,
+                                .resources = st,
+                        };
+
+                        if (notifier_run_finished(m->notifier, m->config, &nr) < 0)
+                                log_warning("Out of memory: notifications of reconcile %s not queued.", r->id);
+                }
                 log_event(report->result == RUN_RESULT_OK ? LOG_INFO :
-                          report->result == RUN_RESULT_CHANGES ? LOG_NOTICE : LOG_WARNING,
+                          report->result == RUN_RESULT_CHANGES || report->result == RUN_RESULT_DRIFT ? LOG_NOTICE
+                                                                                                      : LOG_WARNING,
                           r->id, NULL, "finished",
                           "Reconcile %s finished: %s, %u actions, %u writes, %u API requests, %u failed, %.2fs.",
                           r->id, run_result_to_string(report->result), report->n_actions, report->n_writes,
@@ -890,7 +908,7 @@ static double jnum(json_object *o, const char *key, double def) {
 }
 
 static char *backend_metrics(void *userdata) {
-        static const char *const results[] = { "ok", "changes", "failed", "blocked" };
+        static const char *const results[] = { "ok", "changes", "failed", "blocked", "drift" };
         Manager *m = userdata;
         _cleanup_(metrics_freep) Metrics *x = metrics_new();
         _cleanup_(json_object_putp) json_object *em = NULL, *st = NULL;
@@ -1055,6 +1073,9 @@ int manager_new(Manager **ret, Config *config, const Options *o) {
         r = sd_event_default(&m->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate the event loop: %m");
+        r = notifier_new(&m->notifier, m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up notifications: %m");
         *ret = TAKE_PTR(m);
         return 0;
 }
@@ -1157,6 +1178,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->stop_timer);
         httpd_free(m->httpd);
         watch_free(m->watch);
+        notifier_free(m->notifier);
         engine_free(m->engine);
         if (m->gen_in_run && m->gen_in_run != m->gen)
                 generation_free(m->gen_in_run);
