@@ -101,6 +101,7 @@ struct Httpd {
         bool auth_reads;
         char *webhook_secret;
         size_t webhook_secret_size;
+        char *webhook_ref;          /* only pushes to this ref trigger (NULL: any) */
         Request *waiting;           /* suspended requests */
         bool shutting_down;
 };
@@ -650,6 +651,29 @@ static HandlerResult handle_github(Request *r, const char *arg) {
                 return respond_error(r, MHD_HTTP_UNAUTHORIZED, NULL, NULL, "bad X-Hub-Signature-256");
         }
         event = MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND, "X-GitHub-Event");
+        if (streq_ptr(event, "push") && h->webhook_ref) {
+                /* webhook_ref: a push to another branch or tag changes
+                 * nothing bindery enforces. The payload must be JSON
+                 * (the hook's content type application/json). */
+                _cleanup_(json_object_putp) json_object *p = r->body ? json_tokener_parse(r->body) : NULL;
+                json_object *ref = NULL;
+
+                if (!p || !json_object_object_get_ex(p, "ref", &ref) || !json_object_is_type(ref, json_type_string))
+                        return respond_error(r, MHD_HTTP_BAD_REQUEST, NULL, NULL,
+                                             "push without a \"ref\" (set the hook's content type to application/json)");
+                if (!streq(json_object_get_string(ref), h->webhook_ref)) {
+                        log_info("Webhook: push to %.200s ignored (webhook_ref is %s).", json_object_get_string(ref),
+                                 h->webhook_ref);
+                        j = json_object_new_object();
+                        if (!j)
+                                return HANDLER_FAILED;
+                        json_object_object_add(j, "event", json_object_new_string("push"));
+                        json_object_object_add(j, "ignored", json_object_new_boolean(true));
+                        json_object_object_add(j, "ref", json_object_get(ref));
+                        json_object_object_add(j, "webhook_ref", json_object_new_string(h->webhook_ref));
+                        return respond_json(r, MHD_HTTP_OK, j, NULL, NULL);
+                }
+        }
         if (streq_ptr(event, "push"))
                 return trigger_and_reply(r, "webhook");
 
@@ -1001,6 +1025,7 @@ Httpd *httpd_free(Httpd *h) {
         }
         free(h->listeners);
         (void) httpd_set_auth(h, NULL, 0, false, NULL, 0);
+        free(h->webhook_ref);
         sd_event_unref(h->event);
         return mfree(h);
 }
@@ -1018,6 +1043,16 @@ static int replace_secret(char **p, size_t *psize, const char *v, size_t size) {
         erase_and_free(*p, *psize);
         *p = n;
         *psize = v ? size : 0;
+        return 0;
+}
+
+int httpd_set_webhook_ref(Httpd *h, const char *ref) {
+        char *n = NULL;
+
+        if (ref && !(n = strdup(ref)))
+                return -ENOMEM;
+        free(h->webhook_ref);
+        h->webhook_ref = n;
         return 0;
 }
 

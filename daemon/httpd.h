@@ -84,6 +84,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Httpd *, httpd_free);
 int httpd_set_auth(Httpd *h, const char *token, size_t token_size, bool auth_reads,
                    const char *webhook_secret, size_t webhook_secret_size);
 
+/* Only pushes whose payload "ref" equals ref trigger a run; others are
+ * answered 200 {"ignored": true} and logged (NULL: every push). */
+int httpd_set_webhook_ref(Httpd *h, const char *ref);
+
 /* Re-evaluates every waiting request (a run or plan changed state). */
 void httpd_wake(Httpd *h);
 

@@ -148,6 +148,9 @@ static int manager_apply_auth(Manager *m, const Config *c) {
                 if (r < 0)
                         return r;
         }
+        r = httpd_set_webhook_ref(m->httpd, c->webhook_ref);
+        if (r < 0)
+                return log_error_errno(r, "Out of memory.");
         return httpd_set_auth(m->httpd, token, token_size, c->http_auth_reads, hook, hook_size);
 }
 

@@ -203,6 +203,7 @@ typedef struct Server {
         bool auth_reads;
         bool no_token;
         bool no_hook;
+        const char *webhook_ref;
         int stop_fd;
         pthread_t thread;
         pthread_mutex_t lock;
@@ -229,6 +230,7 @@ static void *server_main(void *p) {
         ck_assert_int_eq(httpd_new(&srv->stub.httpd, srv->stub.event, &srv->settings, &stub_backend, &srv->stub), 0);
         ck_assert_int_eq(httpd_set_auth(srv->stub.httpd, srv->no_token ? NULL : TOKEN, strlen(TOKEN), srv->auth_reads,
                                         srv->no_hook ? NULL : HOOK_SECRET, strlen(HOOK_SECRET)), 0);
+        ck_assert_int_eq(httpd_set_webhook_ref(srv->stub.httpd, srv->webhook_ref), 0);
         ck_assert_int_ge(sd_event_add_io(srv->stub.event, &stop, srv->stop_fd, EPOLLIN, on_stop, srv), 0);
 
         pthread_mutex_lock(&srv->lock);
@@ -860,6 +862,48 @@ START_TEST(test_webhook) {
 }
 END_TEST
 
+static void tweak_ref(Server *s) {
+        s->webhook_ref = "refs/heads/main";
+}
+
+START_TEST(test_webhook_ref) {
+        Server *srv = server_start(NULL, tweak_ref);
+        const char *other = "{\"ref\":\"refs/heads/feature\",\"after\":\"abc\"}",
+                   *main_ = "{\"ref\":\"refs/heads/main\",\"after\":\"def\"}", *noref = "{\"zen\":\"x\"}";
+        char sig[72], hdr[128];
+        Reply r;
+
+        /* A push to another ref: 200, ignored, nothing triggered. */
+        ck_assert_int_eq(httpd_webhook_signature(HOOK_SECRET, strlen(HOOK_SECRET), other, strlen(other), sig), 0);
+        snprintf(hdr, sizeof(hdr), "X-Hub-Signature-256: %s", sig);
+        r = request(srv, "POST", "/v1/hooks/github", hdr, "X-GitHub-Event: push", other, strlen(other));
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_ptr_nonnull(strstr(r.body, "\"ignored\":true"));
+        ck_assert_ptr_nonnull(strstr(r.body, "refs/heads/feature"));
+        reply_done(&r);
+        ck_assert_uint_eq(srv->stub.n_triggers, 0);
+        /* A push without a ref (form-encoded payload) cannot be matched: 400. */
+        ck_assert_int_eq(httpd_webhook_signature(HOOK_SECRET, strlen(HOOK_SECRET), noref, strlen(noref), sig), 0);
+        snprintf(hdr, sizeof(hdr), "X-Hub-Signature-256: %s", sig);
+        r = request(srv, "POST", "/v1/hooks/github", hdr, "X-GitHub-Event: push", noref, strlen(noref));
+        ck_assert_int_eq(r.status, 400);
+        reply_done(&r);
+        /* The signature is checked first: a bad one is 401 whatever the ref. */
+        r = request(srv, "POST", "/v1/hooks/github", hdr, "X-GitHub-Event: push", main_, strlen(main_));
+        ck_assert_int_eq(r.status, 401);
+        reply_done(&r);
+        ck_assert_uint_eq(srv->stub.n_triggers, 0);
+        /* The configured ref: triggered. */
+        ck_assert_int_eq(httpd_webhook_signature(HOOK_SECRET, strlen(HOOK_SECRET), main_, strlen(main_), sig), 0);
+        snprintf(hdr, sizeof(hdr), "X-Hub-Signature-256: %s", sig);
+        r = request(srv, "POST", "/v1/hooks/github", hdr, "X-GitHub-Event: push", main_, strlen(main_));
+        ck_assert_int_eq(r.status, 202);
+        reply_done(&r);
+        ck_assert_uint_eq(srv->stub.n_triggers, 1);
+        server_stop(srv);
+}
+END_TEST
+
 /* A strict reader of the Prometheus text format 0.0.4: every family has
  * HELP then TYPE before its samples, names and labels are well formed,
  * label values use only \\ \" \n escapes, values parse, no family repeats,
@@ -1090,6 +1134,7 @@ static Suite *httpd_suite(void) {
         tcase_add_test(tc, test_plan);
         tcase_add_test(tc, test_plan_busy);
         tcase_add_test(tc, test_webhook);
+        tcase_add_test(tc, test_webhook_ref);
         tcase_add_test(tc, test_metrics_parse);
         tcase_add_test(tc, test_shutdown_answers_waiters);
         tcase_add_test(tc, test_two_listeners_ipv6);
