@@ -98,6 +98,7 @@ const char *run_result_to_string(RunResult r) {
 
 const char *resource_state_to_string(ResourceState s) {
         static const char *const t[_RESOURCE_STATE_MAX] = {
+                [RESOURCE_STATE_SUSPENDED] = "suspended",
                 [RESOURCE_STATE_IN_SYNC] = "in_sync",
                 [RESOURCE_STATE_DRIFTED] = "drifted",
                 [RESOURCE_STATE_PENDING] = "pending",
@@ -1006,6 +1007,14 @@ static void on_observed(ObserveResult *res, void *userdata) {
 }
 
 /* The per-resource status from the plan and the apply results. */
+static const char *jstr(json_object *o, const char *key) {
+        json_object *v;
+
+        if (!o || !json_object_object_get_ex(o, key, &v) || !v)
+                return NULL;
+        return json_object_get_string(v);
+}
+
 static void build_status(Engine *e) {
         json_object *arr = json_object_new_array();
         char when[64];
@@ -1022,7 +1031,8 @@ static void build_status(Engine *e) {
 
                 switch (a->kind) {
                 case ACTION_NOOP:
-                        st = a->waiting ? RESOURCE_STATE_PENDING : RESOURCE_STATE_IN_SYNC;
+                        st = a->waiting ? RESOURCE_STATE_PENDING :
+                             a->suspended ? RESOURCE_STATE_SUSPENDED : RESOURCE_STATE_IN_SYNC;
                         break;
                 case ACTION_BLOCKED:
                         st = RESOURCE_STATE_BLOCKED;
@@ -1056,7 +1066,8 @@ static void build_status(Engine *e) {
                                 for (int k = 0; k < _RESOURCE_STATE_MAX; k++)
                                         if (streq(json_object_get_string(s), resource_state_to_string(k)))
                                                 old = k;
-                        if (st == RESOURCE_STATE_IN_SYNC || (old != RESOURCE_STATE_IN_SYNC && st < old))
+                        if (st == RESOURCE_STATE_IN_SYNC || st == RESOURCE_STATE_SUSPENDED ||
+                            (old != RESOURCE_STATE_IN_SYNC && old != RESOURCE_STATE_SUSPENDED && st < old))
                                 continue;
                         json_object_object_add(x, "state", json_object_new_string(resource_state_to_string(st)));
                         json_object_object_add(x, "reason", json_object_new_string(strempty(reason)));
@@ -1089,6 +1100,22 @@ static void build_status(Engine *e) {
                 json_object_object_add(x, "reason", json_object_new_string(e->error));
                 json_object_object_add(x, "last_change", json_object_new_string(when));
                 json_object_array_add(arr, x);
+        }
+        /* last_change moves only when a resource's state or reason does. */
+        for (size_t i = 0; i < json_object_array_length(arr); i++) {
+                json_object *x = json_object_array_get_idx(arr, i);
+
+                for (size_t j = 0; e->status && j < json_object_array_length(e->status); j++) {
+                        json_object *y = json_object_array_get_idx(e->status, j), *lc;
+
+                        if (!streq_ptr(jstr(x, "kind"), jstr(y, "kind")) || !streq_ptr(jstr(x, "name"), jstr(y, "name")))
+                                continue;
+                        if (streq_ptr(jstr(x, "state"), jstr(y, "state")) &&
+                            streq_ptr(jstr(x, "reason"), jstr(y, "reason")) &&
+                            json_object_object_get_ex(y, "last_change", &lc))
+                                json_object_object_add(x, "last_change", json_object_get(lc));
+                        break;
+                }
         }
         json_object_put(e->status);
         e->status = arr;

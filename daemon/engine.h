@@ -48,6 +48,7 @@ typedef enum ResourceState {
         RESOURCE_STATE_PENDING,
         RESOURCE_STATE_FAILED,
         RESOURCE_STATE_BLOCKED,
+        RESOURCE_STATE_SUSPENDED,   /* suspend: true (not a severity: never replaces another state) */
         _RESOURCE_STATE_MAX,
         _RESOURCE_STATE_INVALID = -EINVAL,
 } ResourceState;

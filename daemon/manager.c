@@ -22,7 +22,9 @@
 #include "util.h"
 #include "watch.h"
 
-#define RUNS_MAX 64                         /* the ring behind /v1/runs */
+#define RUNS_MAX 200                        /* the ring behind /v1/runs, kept in RUNS_FILE */
+#define RUNS_FILE "runs.json"               /* in state_dir: run history across restarts */
+#define RUNS_FILE_MAX (64U * 1024 * 1024)   /* and at most this big: the oldest go first */
 #define DEBOUNCE_USEC (200 * USEC_PER_MSEC)
 #define PLAN_FRESH_USEC (5 * USEC_PER_SEC)  /* /v1/plan reuses a plan this young */
 #define PLAN_STALE_USEC (10 * 60 * USEC_PER_SEC) /* ...and, while a reconcile runs, one this old */
@@ -190,9 +192,9 @@ static Run *run_free(Run *r) {
 }
 
 static Run *manager_find_run(Manager *m, const char *id) {
-        for (size_t i = 0; i < m->n_ring; i++)
-                if (streq(m->ring[i]->id, id))
-                        return m->ring[i];
+        for (size_t i = m->n_ring; i > 0; i--)   /* newest first */
+                if (streq(m->ring[i - 1]->id, id))
+                        return m->ring[i - 1];
         return NULL;
 }
 
@@ -216,8 +218,14 @@ static json_object *run_to_json(const Run *r, bool full) {
         if (r->state == RUN_STATE_DONE) {
                 json_object_object_add(j, "finished_at",
                                        json_object_new_string(format_rfc3339(r->finished_usec, ts, sizeof(ts))));
-                json_object_object_add(j, "duration_sec",
-                                       json_object_new_double((double) (r->finished_usec - r->started_usec) / 1e6));
+                {
+                        /* Rounded to milliseconds, printed as such. */
+                        uint64_t ms = (r->finished_usec - r->started_usec + 500) / 1000;
+                        char d[32];
+
+                        snprintf(d, sizeof(d), "%" PRIu64 ".%03" PRIu64, ms / 1000, ms % 1000);
+                        json_object_object_add(j, "duration_sec", json_object_new_double_s((double) ms / 1000, d));
+                }
                 json_object_object_add(j, "result", json_object_new_string(run_result_to_string(r->result)));
                 json_object_object_add(j, "n_actions", json_object_new_int64(r->n_actions));
                 json_object_object_add(j, "n_writes", json_object_new_int64(r->n_writes));
@@ -235,6 +243,155 @@ static json_object *run_to_json(const Run *r, bool full) {
                         json_object_object_add(j, "text", json_object_new_string(r->text));
         }
         return j;
+}
+
+/* What history keeps of a report: actions with their reasons, not no-ops. */
+static json_object *report_for_history(json_object *report) {
+        json_object *copy = NULL, *acts, *kept;
+
+        if (!report || json_object_deep_copy(report, &copy, NULL) < 0)
+                return NULL;
+        if (!json_object_object_get_ex(copy, "actions", &acts) || !json_object_is_type(acts, json_type_array))
+                return copy;
+        kept = json_object_new_array();
+        if (!kept)
+                return copy;
+        for (size_t i = 0; i < json_object_array_length(acts); i++) {
+                json_object *a = json_object_array_get_idx(acts, i), *k, *w;
+
+                if (json_object_object_get_ex(a, "action", &k) && streq(json_object_get_string(k), "noop") &&
+                    !(json_object_object_get_ex(a, "waiting", &w) && json_object_get_boolean(w)))
+                        continue;
+                json_object_array_add(kept, json_object_get(a));
+        }
+        json_object_object_add(copy, "actions", kept);
+        return copy;
+}
+
+/* Writes the finished runs to RUNS_FILE, newest kept when over the size cap. */
+static void manager_save_runs(Manager *m) {
+        _cleanup_(json_object_putp) json_object *a = json_object_new_array();
+        _cleanup_free_ char *path = NULL;
+        const char *text;
+        size_t first = 0;
+        int r;
+
+        if (!a || !m->config->state_dir)
+                return;
+        for (size_t i = 0; i < m->n_ring; i++) {
+                const Run *x = m->ring[i];
+                json_object *j;
+
+                if (x->state != RUN_STATE_DONE)
+                        continue;
+                j = run_to_json(x, true);
+                if (!j)
+                        return;
+                json_object_object_add(j, "queued_usec", json_object_new_int64((int64_t) x->queued_usec));
+                json_object_object_add(j, "started_usec", json_object_new_int64((int64_t) x->started_usec));
+                json_object_object_add(j, "finished_usec", json_object_new_int64((int64_t) x->finished_usec));
+                json_object_array_add(a, j);
+        }
+        for (;;) {
+                text = json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+                if (!text)
+                        return;
+                if (strlen(text) <= RUNS_FILE_MAX || json_object_array_length(a) <= 1)
+                        break;
+                first = json_object_array_length(a) / 4 + 1;  /* drop the oldest quarter */
+                if (json_object_array_del_idx(a, 0, first) < 0)
+                        return;
+        }
+        path = path_join(m->config->state_dir, RUNS_FILE);
+        if (!path)
+                return;
+        r = write_file_atomic(path, text, strlen(text), 0600);
+        if (r < 0)
+                log_warning_errno(r, "Cannot save the run history to '%s', ignoring: %m", path);
+}
+
+static const char *jget_str(json_object *o, const char *k) {
+        json_object *v;
+
+        return o && json_object_object_get_ex(o, k, &v) && v ? json_object_get_string(v) : NULL;
+}
+
+static uint64_t jget_u64(json_object *o, const char *k) {
+        json_object *v;
+
+        return o && json_object_object_get_ex(o, k, &v) && v ? (uint64_t) json_object_get_int64(v) : 0;
+}
+
+/* Loads RUNS_FILE (a missing file is an empty history; a corrupt one is
+ * reported and ignored: history is not state). */
+static void manager_load_runs(Manager *m) {
+        _cleanup_(json_object_putp) json_object *a = NULL;
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        size_t size = 0;
+        int r;
+
+        path = path_join(m->config->state_dir, RUNS_FILE);
+        if (!path)
+                return;
+        r = read_full_file(path, RUNS_FILE_MAX + 1024, &text, &size);
+        if (r == -ENOENT)
+                return;
+        if (r < 0) {
+                log_warning_errno(r, "Cannot read the run history '%s', starting without it: %m", path);
+                return;
+        }
+        a = json_tokener_parse(text);
+        if (!a || !json_object_is_type(a, json_type_array)) {
+                log_warning("The run history '%s' is not a JSON array; starting without it.", path);
+                return;
+        }
+        for (size_t i = 0; i < json_object_array_length(a) && m->n_ring < RUNS_MAX; i++) {
+                json_object *j = json_object_array_get_idx(a, i), *v;
+                const char *id = jget_str(j, "id"), *res = jget_str(j, "result");
+                Run *x;
+
+                if (!id || strlen(id) >= sizeof(x->id) || !res)
+                        continue;
+                x = calloc(1, sizeof(Run));
+                if (!x)
+                        return;
+                snprintf(x->id, sizeof(x->id), "%s", id);
+                x->trigger = strdup(jget_str(j, "trigger") ?: "unknown");
+                x->n_triggers = (unsigned) jget_u64(j, "n_triggers");
+                x->force = json_object_object_get_ex(j, "force", &v) && json_object_get_boolean(v);
+                x->state = RUN_STATE_DONE;
+                x->result = RUN_RESULT_FAILED;
+                for (int k = 0; k < _RUN_RESULT_MAX; k++)
+                        if (streq_ptr(run_result_to_string(k), res))
+                                x->result = k;
+                x->queued_usec = jget_u64(j, "queued_usec");
+                x->started_usec = jget_u64(j, "started_usec");
+                x->finished_usec = jget_u64(j, "finished_usec");
+                x->n_actions = (unsigned) jget_u64(j, "n_actions");
+                x->n_writes = (unsigned) jget_u64(j, "n_writes");
+                x->n_requests = (unsigned) jget_u64(j, "n_requests");
+                x->n_failed = (unsigned) jget_u64(j, "n_failed");
+                x->n_pending_removals = (unsigned) jget_u64(j, "pending_removals");
+                snprintf(x->generation, sizeof(x->generation), "%s", jget_str(j, "generation") ?: "");
+                if (json_object_object_get_ex(j, "report", &v) && v)
+                        x->report = json_object_get(v);
+                if (jget_str(j, "text"))
+                        x->text = strdup(jget_str(j, "text"));
+                if (!x->trigger) {
+                        run_free(x);
+                        return;
+                }
+                m->ring[m->n_ring++] = x;
+                /* Run ids stay unique across a restart within the same second. */
+                {
+                        uint64_t boot = 0;
+                        _cleanup_free_ char *prefix = strndup(id, strcspn(id, "-"));
+
+                        if (prefix && safe_atou64(prefix, &boot) >= 0 && boot >= m->boot_sec)
+                                m->boot_sec = boot + 1;
+                }
+        }
+        log_info("Run history: %zu runs loaded from '%s'.", m->n_ring, path);
 }
 
 static int manager_push_run(Manager *m, Run *r) {
@@ -316,7 +473,7 @@ static void on_run_done(Engine *e, const RunReport *report, void *userdata) {
                 r->n_writes = report->n_writes;
                 r->n_requests = report->n_requests;
                 r->n_failed = report->n_failed;
-                r->report = report->json ? json_object_get(report->json) : NULL;
+                r->report = report_for_history(report->json);
                 r->text = report->text ? strdup(report->text) : NULL;
                 {
                         json_object *w;
@@ -341,6 +498,7 @@ static void on_run_done(Engine *e, const RunReport *report, void *userdata) {
 
                 if (report->result == RUN_RESULT_FAILED || report->result == RUN_RESULT_BLOCKED)
                         log_run_why(m, r, report);
+                manager_save_runs(m);
                 {
                         _cleanup_(json_object_putp) json_object *st = engine_status_json(m->engine);
                         NotifyRun nr = {
@@ -1104,6 +1262,8 @@ int manager_start(Manager *m) {
         (void) sd_event_source_set_enabled(m->kick, SD_EVENT_OFF);
 
         r = engine_new(&m->engine, m->event, m->config, true);
+        if (r >= 0)
+                manager_load_runs(m);   /* only with the state lock held */
         if (r == -EBUSY)
                 return log_error_errno(r, "The state directory '%s' is locked by another bindery process.",
                                        m->config->state_dir);

@@ -1413,7 +1413,10 @@ static int plan_resource(Ctx *c, ResourceKind kind, const void *d) {
         }
         if (pol->suspend) {
                 a = add_action(c, ACTION_NOOP, kind, doc, cf, "suspended in the spec");
-                return a ? add_provider(c, kind, doc, -1, false) : -ENOMEM;
+                if (!a)
+                        return -ENOMEM;
+                a->suspended = true;
+                return add_provider(c, kind, doc, -1, false);
         }
         if (pol->external) {
                 const char *xid = desired_external_id(kind, d);
@@ -1949,7 +1952,10 @@ static int plan_worker_main(Ctx *c, size_t wi) {
         c->worker_main[wi] = -1;
         if (w->policy.suspend) {
                 a = add_action(c, ACTION_NOOP, RESOURCE_WORKER, w->name, w->name, "suspended in the spec");
-                return a ? 0 : -ENOMEM;
+                if (!a)
+                        return -ENOMEM;
+                a->suspended = true;
+                return 0;
         }
         if (w->policy.external) {
                 a = add_action(c, ACTION_NOOP, RESOURCE_WORKER, w->name, w->name, "external: never changed");

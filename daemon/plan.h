@@ -253,6 +253,7 @@ typedef struct Action {
         bool drift;                 /* repairs a difference made outside bindery */
         bool remove;                /* set-consumer: detach; set-subdomain: disable */
         bool intent;                /* apply must write an intent first (create) */
+        bool suspended;             /* a no-op because the spec says suspend: true */
         bool waiting;               /* a removal waiting for prune_settle (a no-op now) */
         unsigned *deps;             /* indexes of actions that must finish first */
         size_t n_deps;

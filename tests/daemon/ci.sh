@@ -104,12 +104,22 @@ rm -f "$work/spec/workers/squatter.yaml"
 cli reconcile --url "$API" --token-file "$tokfile" --wait 30
 check "reconcile --wait after the fix: exit 0 ($RC)" [ "$RC" = 0 ]
 
-# 4. The journal (stderr here) says why.
+# 4. The journal (stderr here) says why; run history survives a restart.
 log_has() { grep -q -- "$1" "$work/binderyd.log"; }
+http GET /v1/runs
+ids_before=$(json '" ".join(r["id"] for r in d)')
 stop_daemon
 printf '  API_KEY: { secret: { credential: api-key } }\n' >> "$work/spec/workers/api.yaml"
 start_daemon
 wait_idle
+http GET /v1/runs
+kept=$(json 'len([r for r in d if r["id"] in "'"$ids_before"'".split()])')
+check "run history survives a restart ($kept of $(wc -w <<<"$ids_before") runs)" [ "$kept" = "$(wc -w <<<"$ids_before")" ]
+last_before=${ids_before%% *}
+http GET "/v1/runs/$last_before"
+check "a run from before the restart keeps its report, without no-ops" \
+	[ "$STATUS" = 200 -a "$(json 'len([a for a in d["report"]["actions"] if a["action"] == "noop" and not a.get("waiting")])')" = 0 ]
+check "durations are rounded to milliseconds" python3 -c 'import sys; d=sys.argv[1]; assert len(d.split(".")[-1]) <= 3, d' "$(json 'd["duration_sec"]')"
 check "start-up token check says what it found" log_has 'Token check (GET /user/tokens/verify): the API token (credential:cloudflare-api-token) is active'
 check "blocked run: a line naming the resource and the missing credential" \
 	log_has "Worker/api blocked: secret API_KEY: cannot read its value: .*api-key"
@@ -199,6 +209,7 @@ deletes=$(curl -s "$SIM/__sim/requests" | python3 -c 'import json,sys; print(sum
 check "settle: no binding or secret went missing while the file grew ($lost)" [ "$lost" = 0 ]
 check "settle: no DELETE request ($deletes)" [ "$deletes" = 0 ]
 check "settle: all bindings there at the end" [ "$(sim_bindings)" = "$full" ]
+check "run history holds no secret value" sh -c "! grep -qF '$(cat "$work/creds/api-key")' '$work/state/runs.json'"
 # A real removal waits, is shown, and a trigger that expects it settles it.
 sed -i '/EXTRA/d' "$work/spec/workers/api.yaml"
 http POST '/v1/reconcile?wait=30' -H "Authorization: Bearer $HTTP_TOKEN"
