@@ -54,9 +54,73 @@ static void print_errors(const SpecErrors *e) {
                 printf("... and %zu more errors\n", e->n_dropped);
 }
 
-static int print_json(const Options *o, const Generation *g, const SpecErrors *e) {
+/* validate -c FILE checks binderyd.yaml itself, like nginx -t: every
+ * error as FILE:LINE:COLUMN: message. Returns 0 with *ret (spec_dir
+ * known), or -EINVAL after printing the errors (as JSON into *ret_json
+ * with --json). */
+static int check_config(const Options *o, Config **ret, json_object **ret_json) {
+        ConfigError *errors = NULL;
+        size_t n_errors = 0;
+        json_object *j = NULL, *arr = NULL;
+        int r;
+
+        r = config_load(o->config_path, o, ret, &errors, &n_errors);
+        if (o->json) {
+                j = json_object_new_object();
+                arr = json_object_new_array();
+                if (!j || !arr) {
+                        json_object_put(j);
+                        json_object_put(arr);
+                        config_errors_free(errors, n_errors);
+                        return -ENOMEM;
+                }
+                json_object_object_add(j, "path", json_object_new_string(o->config_path));
+                json_object_object_add(j, "valid", json_object_new_boolean(r >= 0));
+                json_object_object_add(j, "errors", arr);
+        }
+        for (size_t i = 0; i < n_errors; i++) {
+                if (arr) {
+                        json_object *x = json_object_new_object();
+
+                        if (!x)
+                                continue;
+                        json_object_object_add(x, "file", json_object_new_string(o->config_path));
+                        json_object_object_add(x, "line", json_object_new_int((int) errors[i].line));
+                        json_object_object_add(x, "column", json_object_new_int((int) errors[i].column));
+                        json_object_object_add(x, "message", json_object_new_string(errors[i].message));
+                        json_object_array_add(arr, x);
+                } else if (errors[i].line > 0)
+                        printf("%s:%u:%u: %s\n", o->config_path, errors[i].line, errors[i].column, errors[i].message);
+                else
+                        printf("%s: %s\n", o->config_path, errors[i].message);
+        }
+        if (r < 0 && n_errors == 0) {
+                if (arr) {
+                        json_object *x = json_object_new_object();
+
+                        if (x) {
+                                json_object_object_add(x, "file", json_object_new_string(o->config_path));
+                                json_object_object_add(x, "message", json_object_new_string(strerror(-r)));
+                                json_object_array_add(arr, x);
+                        }
+                } else
+                        printf("%s: cannot be read: %s\n", o->config_path, strerror(-r));
+        }
+        config_errors_free(errors, n_errors);
+        if (r >= 0 && !o->json)
+                printf("%s: configuration OK (spec_dir %s)\n", o->config_path, (*ret)->spec_dir);
+        if (ret_json)
+                *ret_json = j;
+        else
+                json_object_put(j);
+        return r < 0 ? -EINVAL : 0;
+}
+
+static int print_json(const Options *o, const Generation *g, const SpecErrors *e, json_object *config) {
         json_object *j = json_object_new_object(), *errs = spec_errors_to_json(e), *files;
 
+        if (config && j)
+                json_object_object_add(j, "config", json_object_get(config));
         if (!j || !errs)
                 goto oom;
         files = json_object_new_int64((int64_t) e->n_files);
@@ -80,12 +144,35 @@ oom:
 
 int cmd_validate(const Options *o) {
         _cleanup_(generation_freep) Generation *g = NULL;
+        _cleanup_(config_freep) Config *config = NULL;
         _cleanup_free_ char *dir = NULL;
+        json_object *cj = NULL;
         SpecErrors e = {};
         size_t n_resources;
         int r;
 
-        dir = find_spec_dir(o, "validate");
+        /* -c FILE (or the default file without --spec-dir): the
+         * configuration first, then the spec directory it names. */
+        if (o->config_given || (!o->spec_dir && access(o->config_path, F_OK) == 0)) {
+                r = check_config(o, &config, &cj);
+                if (r == -ENOMEM)
+                        return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILED;
+                if (r < 0) {
+                        if (cj) {
+                                printf("%s\n", json_object_to_json_string_ext(cj, JSON_C_TO_STRING_PRETTY |
+                                                                                     JSON_C_TO_STRING_SPACED |
+                                                                                     JSON_C_TO_STRING_NOSLASHESCAPE));
+                                json_object_put(cj);
+                        }
+                        return EXIT_FAILED;
+                }
+                dir = strdup(o->spec_dir ?: config->spec_dir);
+                if (!dir) {
+                        json_object_put(cj);
+                        return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILED;
+                }
+        } else
+                dir = find_spec_dir(o, "validate");
         if (!dir)
                 return EXIT_USAGE;
         r = spec_load(dir, &g, &e);
@@ -95,7 +182,7 @@ int cmd_validate(const Options *o) {
                 return EXIT_FAILED;
         }
         if (o->json) {
-                if (print_json(o, g, &e) < 0)
+                if (print_json(o, g, &e, cj) < 0)
                         r = -ENOMEM;
         } else if (g) {
                 n_resources = g->n_kv_namespaces + g->n_r2_buckets + g->n_d1_databases + g->n_queues +
@@ -106,6 +193,7 @@ int cmd_validate(const Options *o) {
         } else
                 print_errors(&e);
         spec_errors_done(&e);
+        json_object_put(cj);
         return r == 0 && g ? EXIT_OK : EXIT_FAILED;
 }
 

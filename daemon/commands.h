@@ -44,6 +44,7 @@ int exit_code_for_result(const char *result, unsigned pending);
 
 int cmd_validate(const Options *o);   /* cmd-validate.c */
 int cmd_types(const Options *o);      /* cmd-validate.c */
+int cmd_credentials(const Options *o); /* cmd-credentials.c */
 int cmd_plan(const Options *o);       /* cmd-engine.c */
 int cmd_apply(const Options *o);      /* cmd-engine.c */
 int cmd_daemon(const Options *o);     /* cmd-daemon.c */

@@ -190,6 +190,29 @@ static const char *suggest_key(const char *name) {
         return NULL;
 }
 
+char **config_own_secrets(const Config *c) {
+        char **l = calloc(1, sizeof(char *));
+        const SecretRef *refs[3] = { &c->api_token, c->http_token_set ? &c->http_token : NULL,
+                                     c->webhook_secret_set ? &c->webhook_secret : NULL };
+
+        if (!l)
+                return NULL;
+        for (size_t i = 0; i < ELEMENTSOF(refs) + c->n_notify; i++) {
+                const SecretRef *s = i < ELEMENTSOF(refs) ? refs[i]
+                                                          : c->notify[i - ELEMENTSOF(refs)].secret_set
+                                                                    ? &c->notify[i - ELEMENTSOF(refs)].secret
+                                                                    : NULL;
+                char *t;
+
+                if (!s || !s->ref)
+                        continue;
+                t = secret_ref_to_string(s);
+                if (!t || strv_consume(&l, t) < 0)
+                        return strv_free(l);
+        }
+        return l;
+}
+
 int config_parse_listen(const char *s, struct sockaddr_storage *ret, socklen_t *ret_len) {
         _cleanup_free_ char *host = NULL;
         const char *colon, *port_s;

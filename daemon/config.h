@@ -87,6 +87,11 @@ int config_load(const char *path, const Options *o, Config **ret,
                 ConfigError **ret_errors, size_t *ret_n_errors);
 void config_errors_free(ConfigError *e, size_t n);
 
+/* The daemon's own secret references (api_token, http_token,
+ * webhook_secret, every notify secret) as "source:ref" strings; a spec may
+ * not use them. NULL-terminated list (never NULL unless OOM); caller frees. */
+char **config_own_secrets(const Config *c);
+
 /* Parses one listen address: "HOST:PORT" with a numeric IPv4 host,
  * "[IPv6]:PORT", or "localhost:PORT" (127.0.0.1); PORT 0..65535 (0: any
  * free port, for tests). Returns 0, or -EINVAL with nothing written. */

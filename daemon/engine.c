@@ -38,6 +38,7 @@ struct Engine {
         bool allow_empty;
         char *token_problem;        /* engine_token_problem() */
         char *token_ref;            /* the api_token reference, for messages */
+        char **own_secrets;         /* config_own_secrets(): a spec may not read these */
         unsigned max_deletions;
         unsigned concurrency;
         unsigned request_budget;
@@ -314,7 +315,54 @@ static int engine_copy_config(Engine *e, const Config *c) {
         e->concurrency = c->concurrency ?: 8;
         e->request_budget = c->request_budget ?: 1000;
         e->request_window_usec = c->request_window_usec ?: 300 * USEC_PER_SEC;
+        strv_free(e->own_secrets);
+        e->own_secrets = config_own_secrets(c);
+        return e->own_secrets ? 0 : -ENOMEM;
+}
+
+/* A spec's reference to one of the daemon's own secrets (the API token,
+ * the HTTP token, the webhook or a notification secret), by name or by
+ * the file behind it, is refused: spec writers read only secrets granted
+ * to specs. Returns 0, or -EACCES with a message (caller frees). */
+static int spec_secret_check(const Engine *e, const SecretRef *ref, const char *base_dir, char **ret_msg) {
+        _cleanup_free_ char *s = secret_ref_to_string(ref), *want = NULL;
+        const char *creds = getenv("CREDENTIALS_DIRECTORY");
+
+        if (!s)
+                return -ENOMEM;
+        if (strv_contains(e->own_secrets, s))
+                goto refused;
+        if (ref->source != SECRET_SOURCE_FILE && ref->source != SECRET_SOURCE_CREDENTIAL)
+                return 0;
+        /* The same file under another name: compare where both lead. */
+        {
+                _cleanup_free_ char *p = ref->source == SECRET_SOURCE_FILE
+                                                 ? (ref->ref[0] == '/' || !base_dir ? strdup(ref->ref)
+                                                                                    : path_join(base_dir, ref->ref))
+                                                 : creds ? path_join(creds, ref->ref) : NULL;
+
+                want = p ? realpath(p, NULL) : NULL;
+        }
+        if (!want)
+                return 0;
+        for (size_t i = 0; e->own_secrets && e->own_secrets[i]; i++) {
+                const char *o = e->own_secrets[i], *v;
+                _cleanup_free_ char *p = NULL, *real = NULL;
+
+                if ((v = startswith(o, "file:") ? o + 5 : NULL))
+                        p = strdup(v);
+                else if ((v = startswith(o, "credential:") ? o + 11 : NULL) && creds)
+                        p = path_join(creds, v);
+                real = p ? realpath(p, NULL) : NULL;
+                if (real && streq(real, want))
+                        goto refused;
+        }
         return 0;
+refused:
+        if (asprintf(ret_msg, "%s is one of binderyd's own secrets (api_token, http_token, webhook_secret, notify); "
+                     "a spec cannot use it", s) < 0)
+                return -ENOMEM;
+        return -EACCES;
 }
 
 int engine_new(Engine **ret, sd_event *event, const Config *config, bool lock) {
@@ -407,6 +455,7 @@ Engine *engine_free(Engine *e) {
         free(e->state_dir);
         free(e->token_problem);
         free(e->token_ref);
+        strv_free(e->own_secrets);
         sd_event_unref(e->event);
         free(e);
         return NULL;
@@ -582,7 +631,11 @@ static int compute_secret_hmacs(Engine *e) {
                         ps->name = strdup(name);
                         if (!ps->owner || !ps->name)
                                 return -ENOMEM;
-                        r = secrets_resolve(ref, g->spec_dir, &v, &size, &err);
+                        r = spec_secret_check(e, ref, g->spec_dir, &err);
+                        if (r == -ENOMEM)
+                                return r;
+                        if (r >= 0)
+                                r = secrets_resolve(ref, g->spec_dir, &v, &size, &err);
                         if (r < 0) {
                                 ps->error = err ?: strdup(strerror(-r));
                                 continue;
@@ -618,7 +671,10 @@ static int apply_hook_save(void *userdata) {
 
 static int apply_hook_secret_read(void *userdata, const SecretRef *ref, char **v, size_t *n, char **err) {
         Engine *e = userdata;
+        int r = spec_secret_check(e, ref, e->g ? e->g->spec_dir : NULL, err);
 
+        if (r < 0)
+                return r;
         return secrets_resolve(ref, e->g ? e->g->spec_dir : NULL, v, n, err);
 }
 

@@ -19,6 +19,7 @@ static const struct {
         { "reconcile", cmd_reconcile },
         { "status", cmd_status },
         { "state", cmd_state },
+        { "credentials", cmd_credentials },
 };
 
 /* `binderyd VERB --help`: what that verb takes. */
@@ -57,6 +58,21 @@ static const struct {
           "\n"
           "Stops owning a resource without deleting it (e.g. Worker/api). The daemon must\n"
           "be stopped (it holds the state lock). Remove the resource from the spec too.\n" },
+        { "validate",
+          "Usage: binderyd validate [-c FILE] [--spec-dir DIR] [--json]\n"
+          "\n"
+          "Checks binderyd.yaml (with -c, or the default file when --spec-dir is not given;\n"
+          "every error as FILE:LINE:COLUMN: message) and then the spec directory it names\n"
+          "(or --spec-dir), like nginx -t. Prints the generation digest when both are\n"
+          "valid. Exit: 0 valid; 1 invalid.\n" },
+        { "credentials",
+          "Usage: binderyd credentials [-c FILE] [--json]\n"
+          "\n"
+          "Lists every secret reference of the configuration and of the spec directory it\n"
+          "names (credentials, files, environment variables, and where each is used), and\n"
+          "prints the LoadCredential= drop-in for the credentials binderyd.service does not\n"
+          "load already (systemctl edit binderyd.service). Never reads a value.\n"
+          "Exit: 0; 1 the configuration or the spec did not load.\n" },
         { "plan",
           "Usage: binderyd plan [-c FILE] [--spec-dir DIR] [--json] [--force]\n"
           "\n"
@@ -76,13 +92,14 @@ static void help(void) {
                "\n"
                "Commands:\n"
                "  (none), daemon         run the reconciliation daemon\n"
-               "  validate               check a spec directory, print every error\n"
+               "  validate               check binderyd.yaml (-c) and the spec directory\n"
                "  types                  print a worker's TypeScript Env\n"
                "  plan                   show what a reconcile would do (exit 2: changes)\n"
                "  apply                  run one reconcile now\n"
                "  reconcile              ask the running daemon to reconcile (--wait, --expect)\n"
                "  status                 the running daemon's status\n"
                "  state forget KIND/NAME stop owning a resource without deleting it\n"
+               "  credentials            the credentials config and spec use; a LoadCredential= drop-in\n"
                "\n"
                "Options:\n"
                "  -c, --config FILE      configuration (default %s)\n"
