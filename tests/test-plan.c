@@ -1327,7 +1327,9 @@ START_TEST(test_suspend_external_worker) {
         ck_assert_uint_eq(plan->n_changes, 0);
         ck_assert_uint_eq(plan->n_blocked, 0);
         ck_assert_ptr_nonnull(strstr(find(plan, ACTION_NOOP, "paused")->reason, "suspended"));
+        ck_assert(find(plan, ACTION_NOOP, "paused")->suspended);        /* status: "suspended" */
         ck_assert_ptr_nonnull(strstr(find(plan, ACTION_NOOP, "theirs")->reason, "external"));
+        ck_assert(!find(plan, ACTION_NOOP, "theirs")->suspended);
 }
 END_TEST
 

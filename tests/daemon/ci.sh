@@ -52,6 +52,22 @@ check "?expect= with a rejected directory: 412 with its errors ($STATUS)" \
 	[ "$STATUS" = 412 -a "$(json 'len(d.get("errors") or [])')" -ge 1 ]
 rm -f "$work/spec/workers/broken.yaml"
 
+# last_change moves only when a resource's state or reason does.
+http POST '/v1/reconcile?wait=30' -H "Authorization: Bearer $HTTP_TOKEN"
+http GET /v1/status
+lc1=$(json '[r["last_change"] for r in d["resources"] if r["name"] == "sessions"][0]')
+sleep 1.1
+http POST '/v1/reconcile?wait=30' -H "Authorization: Bearer $HTTP_TOKEN"
+http GET /v1/status
+lc2=$(json '[r["last_change"] for r in d["resources"] if r["name"] == "sessions"][0]')
+check "last_change stays put over a run that changes nothing ($lc1, $lc2)" [ "$lc1" = "$lc2" ]
+# suspend: true shows as suspended.
+printf 'kind: KVNamespace\nname: sessions\nsuspend: true\n' > "$work/spec/kv.yaml"
+http POST '/v1/reconcile?wait=30' -H "Authorization: Bearer $HTTP_TOKEN"
+http GET /v1/status
+check "suspend: true shows as suspended" [ "$(json '[r["state"] for r in d["resources"] if r["name"] == "sessions"][0]')" = suspended ]
+printf 'kind: KVNamespace\nname: sessions\n' > "$work/spec/kv.yaml"
+
 # 3. The CLI client: binderyd reconcile / status, each exit code.
 cli() { # args...: output in $OUT, exit code in $RC
 	OUT=$("$BINDERYD" "$@" 2>&1); RC=$?
