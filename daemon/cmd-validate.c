@@ -1,8 +1,11 @@
 /* cmd-validate.c: `binderyd validate` and `binderyd types`
  * (binderyd(8), bindery-spec(5)). Logging lives here; the loader and the
  * emitter are pure. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -197,15 +200,104 @@ int cmd_validate(const Options *o) {
         return r == 0 && g ? EXIT_OK : EXIT_FAILED;
 }
 
+/* The path of "to" as seen from directory "from" (both absolute and
+ * canonical): "./x/y.js" or "../x/y.js". Caller frees. */
+static char *relative_path(const char *from, const char *to) {
+        size_t common = 0, i;
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        /* The longest common prefix ending at a '/' (or the whole of from). */
+        for (i = 0; from[i] && from[i] == to[i]; i++)
+                if (from[i] == '/')
+                        common = i;
+        if (!from[i] && to[i] == '/')
+                common = i;
+        f = open_memstream(&buf, &size);
+        if (!f)
+                return NULL;
+        if (from[common] == 0 || (from[common] == '/' && from[common + 1] == 0))
+                fputs("./", f);
+        else
+                for (const char *p = from + common; *p; p++)
+                        if (*p == '/')
+                                fputs("../", f);
+        fputs(to + common + 1, f);
+        if (fclose(f) != 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}
+
+typedef struct Modules {
+        TypesModule *v;
+        size_t n;
+        char **paths;               /* owned import paths */
+} Modules;
+
+static void modules_done(Modules *m) {
+        for (size_t i = 0; i < m->n; i++)
+                strv_free(m->v[i].classes);
+        free(m->v);
+        strv_free(m->paths);
+}
+
+/* Reads every worker's main module and what it exports. A module that
+ * cannot be read only costs its precise types (said in the output). */
+static int modules_read(const Generation *g, const char *out_dir, Modules *m) {
+        _cleanup_free_ char *dir = out_dir ? realpath(out_dir, NULL) : NULL;
+
+        if (out_dir && !dir)
+                return log_error_errno(errno, "types: cannot resolve '%s': %m", out_dir);
+        m->v = calloc(g->n_workers + 1, sizeof(TypesModule));
+        if (!m->v)
+                return -ENOMEM;
+        for (size_t i = 0; i < g->n_workers; i++) {
+                const Worker *w = &g->workers[i];
+                _cleanup_free_ char *text = NULL, *real = NULL, *imp = NULL;
+                TypesModule *t = &m->v[m->n];
+                size_t size = 0;
+                int r;
+
+                if (w->n_modules == 0 || !w->modules[0].path)
+                        continue;
+                r = read_full_file(w->modules[0].path, SPEC_MAX_MODULE_SIZE, &text, &size);
+                if (r < 0) {
+                        log_warning_errno(r, "types: cannot read '%s' (worker '%s'): %m", w->modules[0].path, w->name);
+                        continue;
+                }
+                real = realpath(w->modules[0].path, NULL);
+                if (!real)
+                        continue;
+                imp = dir ? relative_path(dir, real) : strdup(real);
+                if (!imp || strv_extend(&m->paths, imp) < 0)
+                        return -ENOMEM;
+                r = types_scan_exports(text, size, &t->classes);
+                if (r < 0)
+                        return r;
+                t->worker = w->name;
+                t->import_path = m->paths[strv_length(m->paths) - 1];
+                m->n++;
+        }
+        return 0;
+}
+
 int cmd_types(const Options *o) {
         _cleanup_(generation_freep) Generation *g = NULL;
-        _cleanup_free_ char *text = NULL, *dir = NULL;
-        const Worker *w;
+        _cleanup_free_ char *dir = NULL;
+        Modules mods = {};
         SpecErrors e = {};
-        int r;
+        unsigned written = 0;
+        int r, ret = EXIT_OK;
 
-        if (!o->worker) {
-                log_error("types: --worker NAME is required.");
+        if (!o->worker == !o->all) {
+                log_error("types: give --worker NAME or --all.");
+                return EXIT_USAGE;
+        }
+        if (o->all && !o->output) {
+                log_error("types: --all needs --output DIR (one file per worker).");
                 return EXIT_USAGE;
         }
         dir = find_spec_dir(o, "types");
@@ -225,18 +317,56 @@ int cmd_types(const Options *o) {
                         log_error_errno(r, "Failed to load '%s': %m", dir);
                 return EXIT_FAILED;
         }
-        w = generation_find_worker(g, o->worker);
-        if (!w) {
-                log_error("types: no Worker named '%s' in '%s'.", o->worker, dir);
-                return EXIT_FAILED;
+        if (o->worker) {
+                const Worker *w = generation_find_worker(g, o->worker);
+
+                if (!w) {
+                        log_error("types: no Worker named '%s' in '%s'.", o->worker, dir);
+                        return EXIT_FAILED;
+                }
+                if (w->policy.external) {
+                        log_error("types: Worker '%s' is external; it has no bindings here.", o->worker);
+                        return EXIT_FAILED;
+                }
         }
-        if (w->policy.external) {
-                log_error("types: Worker '%s' is external; it has no bindings here.", o->worker);
-                return EXIT_FAILED;
+        if (o->output && mkdir(o->output, 0755) < 0 && errno != EEXIST)
+                return log_error_errno(errno, "types: cannot create '%s': %m", o->output), EXIT_FAILED;
+        r = modules_read(g, o->output, &mods);
+        if (r < 0) {
+                modules_done(&mods);
+                return r == -ENOMEM ? (log_error_errno(r, "Out of memory."), EXIT_FAILED) : EXIT_FAILED;
         }
-        r = types_emit_env(g, w, &text);
-        if (r < 0)
-                return log_error_errno(r, "Failed to generate types: %m"), EXIT_FAILED;
-        fputs(text, stdout);
-        return EXIT_OK;
+        for (size_t i = 0; i < g->n_workers; i++) {
+                const Worker *w = &g->workers[i];
+                _cleanup_free_ char *text = NULL, *path = NULL, *file = NULL;
+
+                if (o->worker ? !streq(w->name, o->worker) : w->policy.external)
+                        continue;
+                r = types_emit_env_with(g, w, mods.v, mods.n, &text);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to generate types: %m");
+                        ret = EXIT_FAILED;
+                        break;
+                }
+                if (!o->output) {
+                        fputs(text, stdout);
+                        continue;
+                }
+                if (asprintf(&file, "%s.d.ts", w->name) < 0 || !(path = path_join(o->output, file))) {
+                        log_error("Out of memory.");
+                        ret = EXIT_FAILED;
+                        break;
+                }
+                r = write_file_atomic(path, text, strlen(text), 0644);
+                if (r < 0) {
+                        log_error_errno(r, "types: cannot write '%s': %m", path);
+                        ret = EXIT_FAILED;
+                        break;
+                }
+                written++;
+        }
+        if (o->output && ret == EXIT_OK)
+                log_info("types: %u file%s written to %s.", written, written == 1 ? "" : "s", o->output);
+        modules_done(&mods);
+        return ret;
 }

@@ -15,6 +15,8 @@ typedef struct Options {
         const char *account_id;     /* --account-id */
         char **listen;              /* --listen, repeatable (strv, owned by main) */
         const char *worker;         /* --worker (types) */
+        bool all;                   /* --all (types: every worker) */
+        const char *output;         /* --output DIR (types) */
         const char *log_level;      /* --log-level */
         bool json;                  /* --json */
         bool force;                 /* --force */

@@ -65,6 +65,15 @@ static const struct {
           "every error as FILE:LINE:COLUMN: message) and then the spec directory it names\n"
           "(or --spec-dir), like nginx -t. Prints the generation digest when both are\n"
           "valid. Exit: 0 valid; 1 invalid.\n" },
+        { "types",
+          "Usage: binderyd types (--worker NAME | --all) [--output DIR] [-c FILE] [--spec-dir DIR]\n"
+          "\n"
+          "Prints a worker's TypeScript Env for @cloudflare/workers-types, or with --output\n"
+          "writes DIR/WORKER.d.ts for the worker (or every worker with --all). Durable\n"
+          "Object bindings are typed DurableObjectNamespace<import(\"...\").Class> and service\n"
+          "bindings with an entrypoint Service<import(\"...\").Entrypoint> when the owning\n"
+          "worker's main module exports that class (paths relative to DIR, else absolute).\n"
+          "Exit: 0; 1 the spec did not load or a file could not be written.\n" },
         { "credentials",
           "Usage: binderyd credentials [-c FILE] [--json]\n"
           "\n"
@@ -109,6 +118,8 @@ static void help(void) {
                "      --account-id ID    Cloudflare account id\n"
                "      --listen HOST:PORT HTTP API address (repeatable)\n"
                "      --worker NAME      the worker, for types\n"
+               "      --all              types: every worker\n"
+               "      --output DIR       types: write DIR/WORKER.d.ts instead of printing\n"
                "      --json             machine-readable output\n"
                "      --force            allow more than max_deletions deletions\n"
                "      --log-level LEVEL  debug, info, notice, warning, error\n"
@@ -138,6 +149,8 @@ enum {
         ARG_TOKEN_FILE,
         ARG_WAIT,
         ARG_EXPECT,
+        ARG_ALL,
+        ARG_OUTPUT,
 };
 
 static int parse_argv(int argc, char **argv, Options *o, const char **ret_command) {
@@ -158,6 +171,8 @@ static int parse_argv(int argc, char **argv, Options *o, const char **ret_comman
                 { "token-file", required_argument, NULL, ARG_TOKEN_FILE },
                 { "wait", required_argument, NULL, ARG_WAIT },
                 { "expect", required_argument, NULL, ARG_EXPECT },
+                { "all", no_argument, NULL, ARG_ALL },
+                { "output", required_argument, NULL, ARG_OUTPUT },
                 {}
         };
         bool want_help = false;
@@ -213,6 +228,12 @@ static int parse_argv(int argc, char **argv, Options *o, const char **ret_comman
                         break;
                 case ARG_EXPECT:
                         o->expect = optarg;
+                        break;
+                case ARG_ALL:
+                        o->all = true;
+                        break;
+                case ARG_OUTPUT:
+                        o->output = optarg;
                         break;
                 case ARG_VERSION:
                         printf("binderyd %s\n", PACKAGE_VERSION);
