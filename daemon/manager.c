@@ -1181,6 +1181,16 @@ static char *backend_metrics(void *userdata) {
                         }
                 }
         }
+        {
+                unsigned long sent, failed, dropped;
+
+                notifier_counts(m->notifier, &sent, &failed, &dropped);
+                metrics_family(x, "bindery_notifications_total", "counter",
+                               "Notifications (notify:) by outcome: sent, failed (given up), dropped (queue full).");
+                metrics_sample(x, "bindery_notifications_total", (double) sent, "outcome", "sent", NULL);
+                metrics_sample(x, "bindery_notifications_total", (double) failed, "outcome", "failed", NULL);
+                metrics_sample(x, "bindery_notifications_total", (double) dropped, "outcome", "dropped", NULL);
+        }
         metrics_family(x, "bindery_api_retries_total", "counter", "Cloudflare API retries.");
         metrics_sample(x, "bindery_api_retries_total", jnum(em, "retries_total", 0), NULL);
         metrics_family(x, "bindery_request_budget_remaining", "gauge",

@@ -118,5 +118,8 @@ echo "    $out"
 case $out in *"all good") ok "every notification signed, complete, one-line text, no secret value" ;; *) fail "notification bodies: $out" ;; esac
 check "no secret value in the daemon's log" sh -c "! grep -q -e '$NOTIFY_SECRET' -e '$API_TOKEN' '$work/binderyd.log'"
 
+curl -s "$API/metrics" > "$work/metrics.prom"
+check "/metrics counts the delivered notifications" grep -q '^bindery_notifications_total{outcome="sent"} [3-9]' "$work/metrics.prom"
+
 stop_daemon
 finish
