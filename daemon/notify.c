@@ -161,7 +161,12 @@ char *notify_body(NotifyEvent ev, const NotifyRun *run) {
                         more++;
                         continue;
                 }
-                reason = one_line(jstr(x, "reason"), NOTIFY_REASON_MAX);
+                {
+                        /* Reasons never hold a secret; redact anyway, as the log does. */
+                        _cleanup_free_ char *raw = one_line(jstr(x, "reason"), NOTIFY_REASON_MAX);
+
+                        reason = raw ? log_redact(raw) : NULL;
+                }
                 r = json_object_new_object();
                 if (!r || !reason) {
                         json_object_put(r);

@@ -7,6 +7,7 @@
 
 #include <json-c/json.h>
 
+#include "log.h"
 #include "notify.h"
 #include "util.h"
 
@@ -130,6 +131,23 @@ START_TEST(test_body_bounds) {
 }
 END_TEST
 
+START_TEST(test_body_redacts) {
+        /* A reason never holds a secret; if one did, it is redacted as in the log. */
+        json_object *arr = resources("[{\"kind\":\"Worker\",\"name\":\"api\",\"state\":\"failed\","
+                                     "\"reason\":\"echoed s3cr3t-value-123 back\"}]");
+        NotifyRun bad = { .run_id = "r", .result = "failed", .failed = true, .resources = arr };
+        _cleanup_free_ char *body = NULL;
+
+        ck_assert_int_eq(log_register_secret("s3cr3t-value-123", 16), 0);
+        body = notify_body(NOTIFY_FAILED, &bad);
+        ck_assert_ptr_nonnull(body);
+        ck_assert_ptr_null(strstr(body, "s3cr3t"));
+        ck_assert_ptr_nonnull(strstr(body, "echoed [redacted] back"));
+        log_forget_secrets();
+        json_object_put(arr);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("notify");
         TCase *tc = tcase_create("core");
@@ -139,6 +157,7 @@ int main(void) {
         tcase_add_test(tc, test_events);
         tcase_add_test(tc, test_body);
         tcase_add_test(tc, test_body_bounds);
+        tcase_add_test(tc, test_body_redacts);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_ENV);
