@@ -261,6 +261,16 @@ write_config "prune: true" "max_deletions: 5" "allow_empty: true"
 start_daemon
 wait_idle
 check "allow_empty: true: worker api deleted" python3 -c 'import json,sys; assert "api" not in json.load(sys.stdin)["scripts"]' < <(sim_state)
+cli state forget KVNamespace/sessions -c "$work/binderyd.yaml"
+forget_refused() { [ "$RC" = 1 ] && grep -q locked <<<"$OUT"; }
+check "state forget while the daemon runs: exit 1, says the state is locked ($RC)" forget_refused
 stop_daemon
+cli state forget KVNamespace/sessions -c "$work/binderyd.yaml"
+check "state forget KVNamespace/sessions: exit 0 ($RC)" [ "$RC" = 0 ]
+check "state forget: the record is gone from state.json" \
+	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert not [r for r in d["resources"] if r["kind"] == "KVNamespace" and r["name"] == "sessions"]' "$work/state/state.json"
+check "state forget: the namespace itself is not deleted" grep -q '"sessions"' <(sim_state)
+cli state forget KVNamespace/sessions -c "$work/binderyd.yaml"
+check "state forget of something not owned: exit 1 ($RC)" [ "$RC" = 1 ]
 
 finish
