@@ -2835,6 +2835,7 @@ static int plan_hold_removals(Ctx *c) {
                                         "wrong spec_dir?); set allow_empty: true to let an empty spec delete");
                         if (r < 0)
                                 return r;
+                        p->empty_refused = true;
                         continue;
                 }
                 if (ok || a->waiting)
@@ -3031,6 +3032,8 @@ char *plan_to_text(const Plan *p, bool verbose) {
                 return NULL;
         if (p->generation_missing)
                 fputs("No valid spec generation: nothing will be created, changed or deleted.\n", f);
+        if (p->empty_refused)
+                fputs("The spec directory has no documents: nothing is deleted (allow_empty: true allows it).\n", f);
         for (size_t i = 0; i < p->n_actions; i++) {
                 const Action *a = &p->actions[i];
 
@@ -3131,5 +3134,6 @@ json_object *plan_to_json(const Plan *p) {
         json_object_object_add(o, "drift", json_object_new_int((int) p->n_drift));
         json_object_object_add(o, "waiting", json_object_new_int((int) p->n_waiting));
         json_object_object_add(o, "generation_missing", json_object_new_boolean(p->generation_missing));
+        json_object_object_add(o, "empty_refused", json_object_new_boolean(p->empty_refused));
         return TAKE_PTR(o);
 }

@@ -277,6 +277,7 @@ typedef struct Plan {
         unsigned n_drift;           /* drift-report actions */
         unsigned n_waiting;         /* deletions waiting for prune_settle */
         bool generation_missing;
+        bool empty_refused;         /* deletions refused: the generation has no documents (allow_empty) */
 } Plan;
 
 Plan *plan_free(Plan *p);

@@ -707,6 +707,9 @@ START_TEST(test_empty_guard) {
                 ck_assert_uint_eq(plan->n_deletes, 0);
                 ck_assert_uint_eq(plan->n_blocked, 6);
                 ck_assert_ptr_nonnull(strstr(find(plan, ACTION_BLOCKED, "w0")->reason, "allow_empty: true"));
+                ck_assert(plan->empty_refused);
+                _cleanup_free_ char *t = plan_to_text(plan, false);
+                ck_assert_ptr_nonnull(strstr(t, "has no documents: nothing is deleted"));
         }
         p.allow_empty = true;
         p.force = false;
