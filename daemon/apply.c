@@ -500,6 +500,16 @@ static int build_upload(Job *j, bool migrations, CfMultipart **ret, char **reter
         meta = apply_worker_metadata(ap->g, w, ap->ledger, ap->live, migrations ? a : NULL, reterr);
         if (!meta)
                 return *reterr ? -ENXIO : -ENOMEM;
+        /* Bindings the spec dropped stay until it settles (prune_settle). */
+        for (size_t i = 0; a->inherit && a->inherit[i]; i++) {
+                json_object *bs, *x;
+
+                if (!json_object_object_get_ex(meta, "bindings", &bs) || !(x = json_object_new_object()))
+                        return -ENOMEM;
+                json_object_object_add(x, "name", json_object_new_string(a->inherit[i]));
+                json_object_object_add(x, "type", json_object_new_string("inherit"));
+                json_object_array_add(bs, x);
+        }
         js = json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         r = cfapi_multipart_add(mp, "metadata", NULL, "application/json", js, strlen(js));
         if (r < 0)
@@ -955,6 +965,9 @@ static int job_success(Job *j, const CfReply *reply) {
                         for (size_t i = 0; i < a->worker->n_bindings; i++)
                                 if (a->worker->bindings[i].kind != BINDING_SECRET &&
                                     strv_extend(&e->binding_names, a->worker->bindings[i].name) < 0)
+                                        return -ENOMEM;
+                        for (size_t i = 0; a->inherit && a->inherit[i]; i++)   /* still deployed */
+                                if (strv_extend(&e->binding_names, a->inherit[i]) < 0)
                                         return -ENOMEM;
                         strv_sort_uniq(e->binding_names);
                         break;

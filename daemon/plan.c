@@ -2745,6 +2745,24 @@ static bool generation_empty(const Generation *g) {
                g->n_secrets_stores + g->n_secrets_store_secrets == 0;
 }
 
+/* Appends "; WHY" to the action's reason. */
+static int hold_reason(Action *a, const char *fmt, ...) _printf_(2, 3);
+static int hold_reason(Action *a, const char *fmt, ...) {
+        _cleanup_free_ char *why = NULL;
+        char *nr = NULL;
+        va_list ap;
+        int k;
+
+        va_start(ap, fmt);
+        k = vasprintf(&why, fmt, ap);
+        va_end(ap);
+        if (k < 0 || asprintf(&nr, "%s; %s", strna(a->reason), why) < 0)
+                return -ENOMEM;
+        free(a->reason);
+        a->reason = nr;
+        return 0;
+}
+
 static int hold_action(Plan *p, Action *a, bool block, const char *fmt, ...) _printf_(4, 5);
 static int hold_action(Plan *p, Action *a, bool block, const char *fmt, ...) {
         char *why = NULL, *nr = NULL;
@@ -2796,23 +2814,30 @@ static const char *action_removes(const Ctx *c, const Action *a) {
                         if (!strv_contains(a->worker->crons, e->crons[i]))
                                 return "schedule removal";
                 return NULL;
-        case ACTION_UPLOAD:
-        case ACTION_MIGRATE:
-                e = ledger_find(c->ledger, RESOURCE_WORKER, a->doc);
-                for (size_t i = 0; e && e->binding_names && e->binding_names[i]; i++) {
-                        const Binding *b = NULL;
-
-                        for (size_t j = 0; j < a->worker->n_bindings && !b; j++)
-                                if (streq(a->worker->bindings[j].name, e->binding_names[i]) &&
-                                    a->worker->bindings[j].kind != BINDING_SECRET)
-                                        b = &a->worker->bindings[j];
-                        if (!b)
-                                return "binding removal";
-                }
-                return NULL;
         default:
-                return NULL;
+                return NULL;     /* uploads: dropped_bindings() */
         }
+}
+
+/* The non-secret bindings bindery last uploaded to worker w that the spec
+ * no longer has (NULL: none, or not recorded). */
+static int dropped_bindings(const Ctx *c, const Worker *w, char ***ret) {
+        const LedgerEntry *e = ledger_find(c->ledger, RESOURCE_WORKER, w->name);
+        char **l = NULL;
+
+        for (size_t i = 0; e && e->binding_names && e->binding_names[i]; i++) {
+                bool have = false;
+
+                for (size_t j = 0; j < w->n_bindings && !have; j++)
+                        have = streq(w->bindings[j].name, e->binding_names[i]) &&
+                               w->bindings[j].kind != BINDING_SECRET;
+                if (!have && strv_extend(&l, e->binding_names[i]) < 0) {
+                        strv_free(l);
+                        return -ENOMEM;
+                }
+        }
+        *ret = l;
+        return 0;
 }
 
 /* Settled changes: removals of any kind wait until the generation has been
@@ -2823,8 +2848,87 @@ static int plan_hold_removals(Ctx *c) {
         Plan *p = c->plan;
         bool empty = generation_empty(c->g) && !c->policy->allow_empty;
         bool ok = settled(c->policy);
+        size_t n_planned = p->n_actions;
         char buf[32];
         int r;
+
+        /* Bindings: an upload keeps the ones the spec dropped (inherit) until
+         * the generation settles; additions and updates go out at once. Once
+         * settled, a worker still carrying dropped bindings gets an upload. */
+        for (size_t wi = 0; wi < c->g->n_workers; wi++) {
+                const Worker *w = &c->g->workers[wi];
+                int mi = c->worker_main[wi];
+                _cleanup_strv_free_ char **dropped = NULL;
+                _cleanup_free_ char *names = NULL;
+                Action *a;
+
+                if (w->policy.suspend || w->policy.external || c->worker_blocked[wi])
+                        continue;
+                if (mi >= 0 && p->actions[mi].kind != ACTION_UPLOAD && p->actions[mi].kind != ACTION_MIGRATE)
+                        continue;    /* a create, an adopt, a drift report: nothing recorded to keep */
+                r = dropped_bindings(c, w, &dropped);
+                if (r < 0)
+                        return r;
+                if (!dropped)
+                        continue;
+                names = strv_join_simple(dropped);
+                if (!names)
+                        return -ENOMEM;
+                if (!ok) {
+                        const LiveWorker *lw = live_state_find_worker(c->live, w->name);
+
+                        /* Inherit only what the live version still has (strict inherit fails otherwise). */
+                        for (size_t i = 0; lw && lw->detail && dropped[i];) {
+                                bool live = false;
+
+                                for (size_t j = 0; j < lw->n_bindings && !live; j++)
+                                        live = streq_ptr(lw->bindings[j].name, dropped[i]);
+                                if (live) {
+                                        i++;
+                                        continue;
+                                }
+                                free(dropped[i]);
+                                memmove(dropped + i, dropped + i + 1, (strv_length(dropped + i + 1) + 1) * sizeof(char *));
+                        }
+                        if (!dropped[0])
+                                continue;
+                        if (mi >= 0) {
+                                a = &p->actions[mi];
+                                r = hold_reason(a, "binding(s) %s kept until the spec has been stable for %s", names,
+                                                format_duration(c->policy->prune_settle_usec, buf, sizeof(buf)));
+                                if (r < 0)
+                                        return r;
+                                a->inherit = TAKE_PTR(dropped);
+                        } else {
+                                a = add_action(c, ACTION_NOOP, RESOURCE_WORKER, w->name, w->name,
+                                               "binding removal (%s) waits until the spec has been stable for %s",
+                                               names, format_duration(c->policy->prune_settle_usec, buf, sizeof(buf)));
+                                if (!a)
+                                        return -ENOMEM;
+                                a->waiting = true;
+                        }
+                        p->n_waiting++;
+                        continue;
+                }
+                if (mi >= 0)
+                        continue;    /* the upload drops them */
+                a = add_action(c, ACTION_UPLOAD, RESOURCE_WORKER, w->name, w->name,
+                               "binding(s) %s removed from the spec", names);
+                if (!a)
+                        return -ENOMEM;
+                a->worker = w;
+                a->desired = w;
+                c->worker_main[wi] = (int) a->index;
+                /* Before any deletion (a resource it was bound to). */
+                for (size_t i = 0; i < n_planned; i++)
+                        if (p->actions[i].kind == ACTION_DELETE && add_dep(p, p->actions[i].index, (int) a->index) < 0)
+                                return -ENOMEM;
+                /* Secrets and the rest of the worker wait for its upload, as usual. */
+                for (size_t i = 0; i < n_planned; i++)
+                        if (p->actions[i].resource_kind == RESOURCE_WORKER && streq_ptr(p->actions[i].doc, w->name) &&
+                            p->actions[i].kind != ACTION_NOOP && add_dep(p, p->actions[i].index, (int) a->index) < 0)
+                                return -ENOMEM;
+        }
 
         for (size_t i = 0; i < p->n_actions; i++) {
                 Action *a = &p->actions[i];
@@ -2982,6 +3086,7 @@ Plan *plan_free(Plan *p) {
                 free(a->old_tag);
                 free(a->new_tag);
                 strv_free(a->auto_new_classes);
+                strv_free(a->inherit);
                 for (size_t j = 0; j < a->n_changes; j++) {
                         free(a->changes[j].field);
                         free(a->changes[j].before);

@@ -254,6 +254,8 @@ typedef struct Action {
         bool remove;                /* set-consumer: detach; set-subdomain: disable */
         bool intent;                /* apply must write an intent first (create) */
         bool suspended;             /* a no-op because the spec says suspend: true */
+        char **inherit;             /* upload: bindings the spec dropped, kept from the live version
+                                     * ({"type": "inherit"}) until the generation settles */
         bool waiting;               /* a removal waiting for prune_settle (a no-op now) */
         unsigned *deps;             /* indexes of actions that must finish first */
         size_t n_deps;

@@ -653,8 +653,13 @@ START_TEST(test_settled_removals) {
         p.generation_since_usec = NOW - 1 * SEC;
         {
                 _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+                const Action *up = find(plan, ACTION_UPLOAD, "api");
 
-                ck_assert_ptr_null(find(plan, ACTION_UPLOAD, "api"));
+                /* The update goes out at once, keeping the dropped binding. */
+                ck_assert_ptr_nonnull(up);
+                ck_assert_int_eq(strv_length(up->inherit), 1);
+                ck_assert_str_eq(up->inherit[0], "OLD");
+                ck_assert_ptr_nonnull(strstr(up->reason, "binding(s) OLD kept until the spec has been stable for 30s"));
                 ck_assert_ptr_null(find(plan, ACTION_DELETE_SECRET, "api"));
                 ck_assert_ptr_null(find(plan, ACTION_SET_SCHEDULES, "api"));
                 ck_assert_ptr_nonnull(find_detail(plan, ACTION_PUT_SECRET, "api", "NEW"));  /* an addition */
@@ -668,10 +673,45 @@ START_TEST(test_settled_removals) {
                 _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
 
                 ck_assert_ptr_nonnull(find(plan, ACTION_UPLOAD, "api"));
+                ck_assert_ptr_null(find(plan, ACTION_UPLOAD, "api")->inherit);
                 ck_assert_ptr_nonnull(find_detail(plan, ACTION_DELETE_SECRET, "api", "GONE"));
                 ck_assert_ptr_nonnull(find(plan, ACTION_SET_SCHEDULES, "api"));
                 ck_assert_uint_eq(plan->n_waiting, 0);
         }
+        /* After an upload that kept OLD: nothing else differs. Unsettled, the
+         * removal waits (shown); settled, an upload drops it. */
+        free(e->digest);
+        {
+                char dg[65];
+
+                ck_assert_int_eq(plan_worker_digest(g, w, l, d, false, dg, NULL), 0);
+                e->digest = strdup(dg);
+        }
+        strv_free(e->crons);
+        e->crons = NULL;
+        e->crons_set = false;
+        ledger_entry_remove_secret(e, "GONE");
+        ledger_entry_set_secret(e, "NEW", "hn");
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+
+                ck_assert_ptr_nonnull(find(plan, ACTION_UPLOAD, "api"));   /* settled: drop OLD */
+                ck_assert_ptr_nonnull(strstr(find(plan, ACTION_UPLOAD, "api")->reason, "OLD removed from the spec"));
+        }
+        p.generation_since_usec = NOW - 1 * SEC;
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+
+                ck_assert_ptr_null(find(plan, ACTION_UPLOAD, "api"));
+                ck_assert_uint_eq(plan->n_waiting, 1);
+                bool shown = false;
+
+                for (size_t i = 0; i < plan->n_actions; i++)
+                        if (plan->actions[i].waiting && strstr(plan->actions[i].reason, "binding removal (OLD) waits"))
+                                shown = true;
+                ck_assert(shown);
+        }
+        p.generation_since_usec = NOW - 31 * SEC;
         /* An upload that only adds or updates bindings does not wait. */
         p.generation_since_usec = NOW - 1 * SEC;
         add_binding(w, "OLD", BINDING_PLAIN_TEXT)->text = strdup("x");

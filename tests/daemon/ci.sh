@@ -227,18 +227,19 @@ check "settle: no DELETE request ($deletes)" [ "$deletes" = 0 ]
 check "settle: all bindings there at the end" [ "$(sim_bindings)" = "$full" ]
 check "run history holds no secret value" sh -c "! grep -qF '$(cat "$work/creds/api-key")' '$work/state/runs.json'"
 # A real removal waits, is shown, and a trigger that expects it settles it.
-sed -i '/EXTRA/d' "$work/spec/workers/api.yaml"
+sed -i 's/^  EXTRA: more/  ADDED: now/' "$work/spec/workers/api.yaml"
 http POST '/v1/reconcile?wait=30' -H "Authorization: Bearer $HTTP_TOKEN"
 check "settle: a removal answers 200 with pending_removals ($STATUS)" \
 	[ "$STATUS" = 200 -a "$(json 'd.get("pending_removals", 0)')" -ge 1 ]
 check "settle: ... and when they are due" [ -n "$(json 'd.get("removals_due_at") or ""')" ]
-check "settle: EXTRA still deployed" grep -q EXTRA <<<"$(sim_bindings)"
+check "settle: the addition is deployed at once, the removed binding kept ($(sim_bindings))" \
+	[ "$(sim_bindings)" = "ADDED API_KEY EXTRA SESSIONS STAGE" ]
 http GET /v1/status
 check "settle: status shows the pending removal" [ "$(json 'd.get("pending_removals", 0)')" -ge 1 ]
 want=$(digest_of)
 http POST "/v1/reconcile?wait=30&expect=$want" -H "Authorization: Bearer $HTTP_TOKEN"
-check "settle: a trigger expecting the generation removes at once ($STATUS)" \
-	[ "$STATUS" = 200 -a "$(sim_bindings)" = "API_KEY SESSIONS STAGE" ]
+check "settle: a trigger expecting the generation removes at once ($STATUS, $(sim_bindings))" \
+	[ "$STATUS" = 200 -a "$(sim_bindings)" = "ADDED API_KEY SESSIONS STAGE" ]
 stop_daemon
 
 # 7. An emptied spec directory with prune: true deletes nothing (the
