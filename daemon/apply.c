@@ -814,6 +814,12 @@ static int job_start(Job *j) {
                         add_str(c, "cron", a->worker->crons[i]);
                         json_object_array_add(body, c);
                 }
+                for (size_t i = 0; a->inherit && a->inherit[i]; i++) {   /* dropped, kept until settled */
+                        json_object *c = json_object_new_object();
+
+                        add_str(c, "cron", a->inherit[i]);
+                        json_object_array_add(body, c);
+                }
                 if (asprintf(&j->path, "workers/scripts/%s/schedules", esc) < 0)
                         return -ENOMEM;
                 return job_request(j, "PUT", j->path, NULL, body, NULL, NULL);
@@ -1075,6 +1081,10 @@ static int job_success(Job *j, const CfReply *reply) {
                 e->crons = strv_copy(a->worker->crons ?: (char *[]) { NULL });
                 if (!e->crons)
                         return -ENOMEM;
+                for (size_t i = 0; a->inherit && a->inherit[i]; i++)   /* still set */
+                        if (strv_extend(&e->crons, a->inherit[i]) < 0)
+                                return -ENOMEM;
+                strv_sort_uniq(e->crons);
                 e->crons_set = true;
                 break;
         case ACTION_SET_SUBDOMAIN:

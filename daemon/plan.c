@@ -2793,12 +2793,10 @@ static int hold_action(Plan *p, Action *a, bool block, const char *fmt, ...) {
         return 0;
 }
 
-/* Whether the action takes something away: a binding (an upload that
- * drops one bindery uploaded before), a secret, a schedule, a queue
- * consumer, workers.dev. Deletions are handled by plan_deletions. */
-static const char *action_removes(const Ctx *c, const Action *a) {
-        const LedgerEntry *e;
-
+/* Whether the action takes something away that waits as a whole: a
+ * secret, a queue consumer, workers.dev. Bindings and schedules are kept
+ * instead (plan_hold_removals); deletions are plan_deletions'. */
+static const char *action_removes(const Action *a) {
         if (!a->worker || a->resource_kind != RESOURCE_WORKER)
                 return NULL;
         switch (a->kind) {
@@ -2809,11 +2807,7 @@ static const char *action_removes(const Ctx *c, const Action *a) {
         case ACTION_SET_SUBDOMAIN:
                 return a->remove ? "workers.dev removal" : NULL;
         case ACTION_SET_SCHEDULES:
-                e = ledger_find(c->ledger, RESOURCE_WORKER, a->doc);
-                for (size_t i = 0; e && e->crons_set && e->crons && e->crons[i]; i++)
-                        if (!strv_contains(a->worker->crons, e->crons[i]))
-                                return "schedule removal";
-                return NULL;
+                return NULL;     /* plan_hold_removals: the dropped crons are kept */
         default:
                 return NULL;     /* uploads: dropped_bindings() */
         }
@@ -2930,6 +2924,46 @@ static int plan_hold_removals(Ctx *c) {
                                 return -ENOMEM;
         }
 
+        /* Schedules: crons the spec dropped are sent along until it settles;
+         * when that is all the change there is, it waits. */
+        for (size_t i = 0; !ok && i < p->n_actions; i++) {
+                Action *a = &p->actions[i];
+                const LedgerEntry *e;
+                _cleanup_strv_free_ char **kept = NULL;
+                bool adds = false;
+
+                if (a->kind != ACTION_SET_SCHEDULES || !a->worker)
+                        continue;
+                e = ledger_find(c->ledger, RESOURCE_WORKER, a->doc);
+                for (size_t k = 0; e && e->crons_set && e->crons && e->crons[k]; k++)
+                        if (!strv_contains(a->worker->crons, e->crons[k]) && strv_extend(&kept, e->crons[k]) < 0)
+                                return -ENOMEM;
+                if (!kept)
+                        continue;
+                for (size_t k = 0; a->worker->crons && a->worker->crons[k]; k++)
+                        if (!e || !strv_contains(e->crons, a->worker->crons[k]))
+                                adds = true;
+                if (!adds) {
+                        r = hold_action(p, a, false, "schedule removal waits until the spec has been stable for %s",
+                                        format_duration(c->policy->prune_settle_usec, buf, sizeof(buf)));
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                {
+                        _cleanup_free_ char *names = strv_join_simple(kept);
+
+                        if (!names)
+                                return -ENOMEM;
+                        r = hold_reason(a, "schedule(s) %s kept until the spec has been stable for %s", names,
+                                        format_duration(c->policy->prune_settle_usec, buf, sizeof(buf)));
+                        if (r < 0)
+                                return r;
+                }
+                a->inherit = TAKE_PTR(kept);
+                p->n_waiting++;
+        }
+
         for (size_t i = 0; i < p->n_actions; i++) {
                 Action *a = &p->actions[i];
                 const char *what;
@@ -2944,7 +2978,7 @@ static int plan_hold_removals(Ctx *c) {
                 }
                 if (ok || a->waiting)
                         continue;
-                what = action_removes(c, a);
+                what = action_removes(a);
                 if (!what)
                         continue;
                 r = hold_action(p, a, false, "%s waits until the spec has been stable for %s", what,

@@ -254,8 +254,9 @@ typedef struct Action {
         bool remove;                /* set-consumer: detach; set-subdomain: disable */
         bool intent;                /* apply must write an intent first (create) */
         bool suspended;             /* a no-op because the spec says suspend: true */
-        char **inherit;             /* upload: bindings the spec dropped, kept from the live version
-                                     * ({"type": "inherit"}) until the generation settles */
+        char **inherit;             /* what the spec dropped, kept until the generation settles:
+                                     * upload: binding names ({"type": "inherit"});
+                                     * set-schedules: crons sent along with the spec's */
         bool waiting;               /* a removal waiting for prune_settle (a no-op now) */
         unsigned *deps;             /* indexes of actions that must finish first */
         size_t n_deps;

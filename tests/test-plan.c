@@ -721,6 +721,24 @@ START_TEST(test_settled_removals) {
 
                 ck_assert_ptr_nonnull(find(plan, ACTION_UPLOAD, "api"));
         }
+        /* Schedules: a cron added goes out at once, the dropped one kept. */
+        ck_assert_int_eq(strv_extend(&e->crons, "0 * * * *"), 0);
+        e->crons_set = true;
+        ck_assert_int_eq(strv_extend(&w->crons, "5 * * * *"), 0);
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+                const Action *a = find(plan, ACTION_SET_SCHEDULES, "api");
+
+                ck_assert_ptr_nonnull(a);
+                ck_assert_int_eq(strv_length(a->inherit), 1);
+                ck_assert_str_eq(a->inherit[0], "0 * * * *");
+        }
+        p.generation_since_usec = NOW - 31 * SEC;
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+
+                ck_assert_ptr_null(find(plan, ACTION_SET_SCHEDULES, "api")->inherit);
+        }
 }
 END_TEST
 
