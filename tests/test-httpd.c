@@ -59,6 +59,8 @@ static json_object *stub_status(void *userdata) {
         return j;
 }
 
+#define STUB_DIGEST "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
 static json_object *run_json(Stub *s, const char *id) {
         json_object *j;
 
@@ -73,6 +75,7 @@ static json_object *run_json(Stub *s, const char *id) {
         else {
                 json_object_object_add(j, "state", json_object_new_string("done"));
                 json_object_object_add(j, "result", json_object_new_string(s->run_result));
+                json_object_object_add(j, "generation", json_object_new_string(STUB_DIGEST));
         }
         return j;
 }
@@ -185,11 +188,23 @@ static bool stub_ready(void *userdata) {
         return s->ready;
 }
 
+/* The directory "produces" STUB_DIGEST. */
+static int stub_trigger_load(void *userdata, const char *reason, bool force, const char *expect, char **ret,
+                             json_object **ret_detail) {
+        if (expect && !startswith(STUB_DIGEST, expect)) {
+                *ret_detail = json_object_new_object();
+                json_object_object_add(*ret_detail, "digest", json_object_new_string(STUB_DIGEST));
+                return -ESTALE;
+        }
+        return stub_trigger(userdata, reason, force, ret);
+}
+
 static const HttpdBackend stub_backend = {
         .status = stub_status,
         .runs = stub_runs,
         .run = stub_run,
         .trigger = stub_trigger,
+        .trigger_load = stub_trigger_load,
         .plan = stub_plan,
         .metrics = stub_metrics,
         .ready = stub_ready,
@@ -743,6 +758,41 @@ START_TEST(test_wait) {
 }
 END_TEST
 
+START_TEST(test_expect) {
+        Server *srv = server_start(NULL, NULL);
+        Reply r;
+
+        /* the directory produces another generation: 412 with its digest, nothing queued */
+        r = post(srv, "/v1/reconcile?wait=10&expect=fedcba987654", "Authorization: Bearer " TOKEN);
+        ck_assert_int_eq(r.status, 412);
+        {
+                _cleanup_(json_object_putp) json_object *j = body_json(&r);
+
+                ck_assert_str_eq(jstr(j, "digest"), STUB_DIGEST);
+        }
+        reply_done(&r);
+        ck_assert_uint_eq(srv->stub.n_triggers, 0);
+        /* too short, not hex */
+        r = post(srv, "/v1/reconcile?wait=10&expect=0123456789a", "Authorization: Bearer " TOKEN);
+        ck_assert_int_eq(r.status, 400);
+        reply_done(&r);
+        r = post(srv, "/v1/reconcile?wait=10&expect=0123456789abcdeg", "Authorization: Bearer " TOKEN);
+        ck_assert_int_eq(r.status, 400);
+        reply_done(&r);
+        /* a match (any case): the run's answer */
+        r = post(srv, "/v1/reconcile?wait=10&expect=0123456789ABCDEF", "Authorization: Bearer " TOKEN);
+        ck_assert_int_eq(r.status, 200);
+        {
+                _cleanup_(json_object_putp) json_object *j = body_json(&r);
+
+                ck_assert_str_eq(jstr(j, "generation"), STUB_DIGEST);
+        }
+        reply_done(&r);
+        ck_assert_uint_eq(srv->stub.n_triggers, 1);
+        server_stop(srv);
+}
+END_TEST
+
 static void slow_failing(Server *s) {
         s->stub.run_msec = 2500;
         s->stub.run_result = "failed";
@@ -1130,6 +1180,7 @@ static Suite *httpd_suite(void) {
         tcase_add_test(tc, test_limits_connections_and_timeout);
         tcase_add_test(tc, test_idle_connections_do_not_block);
         tcase_add_test(tc, test_wait);
+        tcase_add_test(tc, test_expect);
         tcase_add_test(tc, test_wait_timeout_and_failure);
         tcase_add_test(tc, test_plan);
         tcase_add_test(tc, test_plan_busy);
