@@ -4,6 +4,9 @@
 #     then the spec directory it names (nginx -t style), exit codes;
 #   - binderyd credentials -c FILE: every reference with where it is used,
 #     and the LoadCredential= drop-in for what the unit does not load;
+#   - binderyd plan after a spec change shows the old and new values
+#     (observe reads the changed worker's live bindings), secrets only as
+#     "(value changed)";
 #   - a spec may not read the daemon's own secrets (a notify secret, by
 #     credential name or by its file): the plan blocks with that reason.
 [ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
@@ -79,6 +82,32 @@ NOTIFY_SECRET=notify-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 printf '%s' "$NOTIFY_SECRET" > "$work/creds/notify-secret"
 chmod 0600 "$work/creds/notify-secret"
 write_config "notify:" "  - url: http://127.0.0.1:9/x" "    secret: { credential: notify-secret }"
+printf 'one-%s' "$NOTIFY_SECRET" > "$work/creds/api-key"
+chmod 0600 "$work/creds/api-key"
+printf '  API_KEY: { secret: { credential: api-key } }\n  LIMITS: { json: { rpm: 600 } }\n' >> "$work/spec/workers/api.yaml"
+CREDENTIALS_DIRECTORY="$work/creds" "$BINDERYD" apply --config "$work/binderyd.yaml" >/dev/null 2>&1
+sed -i 's/^  STAGE: .*/  STAGE: staging/; s/rpm: 600/rpm: 900/' "$work/spec/workers/api.yaml"
+printf '  NEW_VAR: hello\n' >> "$work/spec/workers/api.yaml"
+printf 'two-%s' "$NOTIFY_SECRET" > "$work/creds/api-key"
+out=$(CREDENTIALS_DIRECTORY="$work/creds" "$BINDERYD" plan --config "$work/binderyd.yaml" 2>&1); rc=$?
+echo "$out" | sed 's/^/    /'
+check "plan after a spec change: exit 2 ($rc)" [ "$rc" = 2 ]
+check "plan: ~ STAGE with the live old value" grep -qx '    ~ STAGE: "production" -> "staging"' <<<"$out"
+check "plan: ~ LIMITS (JSON) old -> new" grep -qx '    ~ LIMITS: {"rpm":600} -> {"rpm":900}' <<<"$out"
+check "plan: + NEW_VAR" grep -qx '    + NEW_VAR: "hello"' <<<"$out"
+check "plan: a rotated secret only as (value changed)" grep -qx '    ~ API_KEY: (value changed)' <<<"$out"
+check "plan: no secret value" bash -c "! grep -q \"\$1\" <<<\"\$2\"" _ "$NOTIFY_SECRET" "$out"
+out=$(CREDENTIALS_DIRECTORY="$work/creds" "$BINDERYD" plan --json --config "$work/binderyd.yaml" 2>/dev/null)
+check "plan --json: before/after of STAGE" python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+diff = [x for a in d["actions"] for x in a.get("diff", [])]
+s = [x for x in diff if x["field"] == "STAGE"][0]
+assert s["before"] == "\"production\"" and s["after"] == "\"staging\"", s
+k = [x for x in diff if x["field"] == "API_KEY"][0]
+assert k == {"op": "~", "field": "API_KEY", "secret": True, "value": "changed"}, k
+' "$out"
+sed -i '/API_KEY\|LIMITS\|NEW_VAR/d' "$work/spec/workers/api.yaml"
 printf '  STOLEN: { secret: { credential: notify-secret } }\n  STOLEN2: { secret: { file: %s } }\n' \
 	"$work/creds/notify-secret" >> "$work/spec/workers/api.yaml"
 out=$(CREDENTIALS_DIRECTORY="$work/creds" "$BINDERYD" plan --config "$work/binderyd.yaml" 2>&1); rc=$?
