@@ -150,6 +150,22 @@ static int manager_apply_auth(Manager *m, const Config *c) {
                 if (r < 0)
                         return r;
         }
+        /* Notification secrets are read at each send; say now if one
+         * cannot be, rather than at the first failure. */
+        for (size_t i = 0; i < c->n_notify; i++) {
+                _cleanup_(erase_and_freep) char *v = NULL;
+                _cleanup_free_ char *msg = NULL, *s = NULL;
+                size_t n = 0;
+
+                if (!c->notify[i].secret_set)
+                        continue;
+                r = secrets_resolve(&c->notify[i].secret, NULL, &v, &n, &msg);
+                if (r < 0) {
+                        s = secret_ref_to_string(&c->notify[i].secret);
+                        log_warning("Notifications to %s: cannot read secret %s: %s; they will not be sent until "
+                                    "it can be read.", c->notify[i].url, strna(s), msg ? msg : strerror(-r));
+                }
+        }
         r = httpd_set_webhook_ref(m->httpd, c->webhook_ref);
         if (r < 0)
                 return log_error_errno(r, "Out of memory.");

@@ -32,7 +32,10 @@ write_config "notify:" \
 	"    secret: { credential: notify-secret }" \
 	"    events: [failed, blocked, drift, recovered]" \
 	"  - url: http://127.0.0.1:$DEAD/down" \
-	"    events: [failed, blocked, recovered]"
+	"    events: [failed, blocked, recovered]" \
+	"  - url: http://127.0.0.1:$RPORT/unsigned" \
+	"    secret: { credential: no-such-secret }" \
+	"    events: [recovered]"
 start_daemon
 wait_idle || fail "first reconcile did not finish"
 
@@ -56,6 +59,8 @@ wait_event() { # event: bounded wait for one delivery
 }
 
 check "blocked run (missing credential): a blocked event arrives" wait_event blocked
+check "a notify secret that cannot be read is named at start" \
+	grep -q "Notifications to http://127.0.0.1:$RPORT/unsigned: cannot read secret credential:no-such-secret" "$work/binderyd.log"
 
 # A failed run: Cloudflare refuses the upload of the changed worker.
 sed -i '/API_KEY/d; s/^  STAGE: .*/  STAGE: two/' "$work/spec/workers/api.yaml"
@@ -81,6 +86,8 @@ t0=$(now_ms)
 for i in $(seq 20); do curl -fs -m 2 "$API/healthz" -o /dev/null || break; done
 t1=$(now_ms)
 check "20 × /healthz while the down target is retried: $((t1 - t0)) ms" [ $((t1 - t0)) -lt 2000 ]
+check "a target whose secret cannot be read sends nothing, and says so" \
+	grep -q "Notification recovered to http://127.0.0.1:$RPORT/unsigned not sent: its secret" "$work/binderyd.log"
 check "the daemon says it retries the down target" grep -q "Notification .* to http://127.0.0.1:$DEAD/down: .*retrying with backoff" "$work/binderyd.log"
 
 # Every body: the fields, a valid signature, no secret value.
