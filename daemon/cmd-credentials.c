@@ -123,7 +123,7 @@ static int collect_spec(const Generation *g, Uses *u) {
         return r;
 }
 
-static int print_json(const Uses *u, const char *dropin) {
+static int print_json(const Uses *u, const char *dropin, const char *unit) {
         json_object *o = json_object_new_object(), *arr = json_object_new_array();
 
         if (!o || !arr) {
@@ -150,6 +150,7 @@ static int print_json(const Uses *u, const char *dropin) {
                         json_object_object_add(x, "in_unit", json_object_new_boolean(in_unit(u->v[i].ref)));
                 json_object_array_add(arr, x);
         }
+        json_object_object_add(o, "unit", json_object_new_string(unit));
         json_object_object_add(o, "dropin", json_object_new_string(dropin));
         printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
                                                                  JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -157,10 +158,31 @@ static int print_json(const Uses *u, const char *dropin) {
         return 0;
 }
 
+/* Which unit reads this config: /etc/bindery/X.yaml (X not "binderyd")
+ * is binderyd@X.service, whose credentials live in /etc/bindery/X/
+ * (systemd/binderyd@.service.in); anything else binderyd.service. */
+static void unit_for(const char *config_path, char **ret_unit, char **ret_dir) {
+        const char *p = config_path ? startswith(config_path, CREDENTIALS_SOURCE_DIR "/") ? config_path +
+                                                  strlen(CREDENTIALS_SOURCE_DIR "/") : NULL : NULL;
+        size_t n = p ? strlen(p) : 0;
+
+        *ret_unit = *ret_dir = NULL;
+        if (p && n > 5 && streq(p + n - 5, ".yaml") && !strchr(p, '/') && !streq(p, "binderyd.yaml")) {
+                _cleanup_free_ char *inst = strndup(p, n - 5);
+
+                if (inst && asprintf(ret_unit, "binderyd@%s.service", inst) >= 0 &&
+                    asprintf(ret_dir, CREDENTIALS_SOURCE_DIR "/%s", inst) >= 0)
+                        return;
+                *ret_unit = mfree(*ret_unit);
+        }
+        *ret_unit = strdup("binderyd.service");
+        *ret_dir = strdup(CREDENTIALS_SOURCE_DIR);
+}
+
 int cmd_credentials(const Options *o) {
         _cleanup_(config_freep) Config *c = NULL;
         _cleanup_(generation_freep) Generation *g = NULL;
-        _cleanup_free_ char *dropin = NULL;
+        _cleanup_free_ char *dropin = NULL, *unit = NULL, *srcdir = NULL;
         Uses u = {};
         SpecErrors e = {};
         size_t dropin_size = 0;
@@ -171,6 +193,9 @@ int cmd_credentials(const Options *o) {
         r = cmd_load_config(o, &c);
         if (r < 0)
                 return EXIT_FAILED;
+        unit_for(c->path, &unit, &srcdir);
+        if (!unit || !srcdir)
+                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILED;
         r = collect_config(c, &u);
         if (r >= 0 && !isempty(c->spec_dir)) {
                 int k = spec_load(c->spec_dir, &g, &e);
@@ -202,7 +227,7 @@ int cmd_credentials(const Options *o) {
         fputs("[Service]\n", f);
         for (size_t i = 0; i < u.n; i++)
                 if (u.v[i].source == SECRET_SOURCE_CREDENTIAL && !in_unit(u.v[i].ref)) {
-                        fprintf(f, "LoadCredential=%s:" CREDENTIALS_SOURCE_DIR "/%s\n", u.v[i].ref, u.v[i].ref);
+                        fprintf(f, "LoadCredential=%s:%s/%s\n", u.v[i].ref, srcdir, u.v[i].ref);
                         any = true;
                 }
         if (fclose(f) != 0) {
@@ -211,7 +236,7 @@ int cmd_credentials(const Options *o) {
         }
 
         if (o->json) {
-                r = print_json(&u, dropin);
+                r = print_json(&u, dropin, unit);
                 uses_done(&u);
                 if (r < 0)
                         return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILED;
@@ -227,7 +252,7 @@ int cmd_credentials(const Options *o) {
                 for (size_t j = 0; x->where && x->where[j]; j++)
                         printf("%s%s", j ? "; " : "", x->where[j]);
                 if (x->source == SECRET_SOURCE_CREDENTIAL && in_unit(x->ref))
-                        printf(" [binderyd.service loads it]");
+                        printf(" [%s loads it]", unit);
                 else if (x->source == SECRET_SOURCE_FILE)
                         printf(" [the service user must be able to read it; DynamicUser= cannot read root-only "
                                "files: prefer a credential]");
@@ -236,12 +261,13 @@ int cmd_credentials(const Options *o) {
                 putchar('\n');
         }
         printf("#\n"
-               "# Put each value in " CREDENTIALS_SOURCE_DIR "/NAME (owner root, mode 0600; systemd reads it\n"
+               "# Put each value in %s/NAME (owner root, mode 0600; systemd reads it\n"
                "# before dropping privileges), then run\n"
-               "#   systemctl edit binderyd.service\n"
-               "# paste the lines below, and run systemctl restart binderyd.service.\n");
+               "#   systemctl edit %s\n"
+               "# paste the lines below, and run systemctl restart %s.\n",
+               srcdir, unit, unit);
         if (!any)
-                printf("# Nothing to add: binderyd.service loads every credential named here.\n");
+                printf("# Nothing to add: %s loads every credential named here.\n", unit);
         fputs(dropin, stdout);
         uses_done(&u);
         return spec_ok ? EXIT_OK : EXIT_FAILED;

@@ -72,7 +72,7 @@ check "credentials: the spec's reference with its file and line" \
 check "credentials: an env reference is named, not put in the drop-in" grep -q "env .*OTHER_KEY .*Environment=" <<<"$out"
 out=$(cd "$work" && "$BINDERYD" credentials -c good.yaml --json)
 check "credentials --json: references and the drop-in" \
-	python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert len(d["references"]) == 6 and d["dropin"].startswith("[Service]")' "$out"
+	python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert len(d["references"]) == 6 and d["dropin"].startswith("[Service]") and d["unit"] == "binderyd.service"' "$out"
 sed -i '/API_KEY\|OTHER/d' "$work/spec/workers/api.yaml"
 
 # 3. The daemon's own secrets are not the spec's.
