@@ -1270,6 +1270,163 @@ typedef struct Ctx {
         bool *worker_blocked;
 } Ctx;
 
+/* ---- The diff shown under an action (ActionChange) ---- */
+
+typedef struct Changes {
+        ActionChange *v;
+        size_t n;
+} Changes;
+
+static void changes_clear(Changes *cs) {
+        for (size_t i = 0; i < cs->n; i++) {
+                free(cs->v[i].field);
+                free(cs->v[i].before);
+                free(cs->v[i].after);
+        }
+        free(cs->v);
+        *cs = (Changes) {};
+}
+
+static int changes_add(Changes *cs, char op, const char *field, const char *before, const char *after, bool secret) {
+        size_t n = cs->n;
+        ActionChange *v = grow(cs->v, &n, sizeof(ActionChange));
+
+        if (!v)
+                return -ENOMEM;
+        cs->v = v;
+        cs->n = n;
+        v = &cs->v[n - 1];
+        v->op = op;
+        v->secret = secret;
+        if (dup_into(&v->field, field) < 0 || (!secret && (dup_into(&v->before, before) < 0 ||
+                                                           dup_into(&v->after, after) < 0)))
+                return -ENOMEM;
+        return 0;
+}
+
+/* Moves the collected lines onto an action (which then owns them). */
+static void action_take_changes(Action *a, Changes *cs) {
+        if (!a || cs->n == 0)
+                return;
+        a->changes = cs->v;
+        a->n_changes = cs->n;
+        *cs = (Changes) {};
+}
+
+static char *json_quote(const char *s) {
+        _cleanup_(plan_json_unrefp) json_object *j = json_object_new_string(s ?: "");
+
+        return j ? strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE))
+                 : NULL;
+}
+
+/* "%XX" escapes of canon_build undone. */
+static char *canon_unescape(const char *s, size_t n) {
+        char *r = malloc(n + 1), *o = r;
+
+        if (!r)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                if (s[i] == '%' && i + 2 < n && isxdigit((unsigned char) s[i + 1]) &&
+                    isxdigit((unsigned char) s[i + 2])) {
+                        char hex[3] = { s[i + 1], s[i + 2], 0 };
+
+                        *o++ = (char) strtol(hex, NULL, 16);
+                        i += 2;
+                } else
+                        *o++ = s[i];
+        }
+        *o = 0;
+        return r;
+}
+
+/* A binding's canonical form as a reader wants it: a plain var as a
+ * quoted string, a JSON var as its JSON, anything else as the canonical
+ * "type key=value" text. */
+static const char *skip_prefix(const char *s, const char *prefix) {
+        return startswith(s, prefix) ? s + strlen(prefix) : NULL;
+}
+
+static char *binding_display(const char *canon) {
+        const char *p;
+
+        if (!canon)
+                return NULL;
+        if ((p = skip_prefix(canon, "plain_text text="))) {
+                _cleanup_free_ char *t = canon_unescape(p, strlen(p));
+
+                return t ? json_quote(t) : NULL;
+        }
+        if (streq(canon, "plain_text"))
+                return strdup("\"\"");
+        if ((p = skip_prefix(canon, "json json=")))
+                return canon_unescape(p, strlen(p));
+        return strdup(canon);
+}
+
+static char *strv_display(char * const *l) {
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+
+        if (!f)
+                return NULL;
+        fputc('[', f);
+        for (size_t i = 0; l && l[i]; i++) {
+                _cleanup_free_ char *q = json_quote(l[i]);
+
+                fprintf(f, "%s%s", i ? ", " : "", strna(q));
+        }
+        fputc(']', f);
+        if (fclose(f) != 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}
+
+/* The value of key in a "k=v k=v" text, or NULL. */
+static char *kv_get(const char *text, const char *key) {
+        size_t kl = strlen(key);
+
+        for (const char *p = text; p && *p;) {
+                const char *end = strchr(p, ' ');
+                size_t len = end ? (size_t) (end - p) : strlen(p);
+
+                if (len > kl && strncmp(p, key, kl) == 0 && p[kl] == '=')
+                        return strndup(p + kl + 1, len - kl - 1);
+                p = end ? end + 1 : NULL;
+        }
+        return NULL;
+}
+
+/* "k=v k=v" texts compared key by key: one "~ prefix.k: v -> v" line per
+ * difference. before NULL: unknown, every key is shown as such. */
+static int changes_add_kv(Changes *cs, const char *prefix, const char *before, const char *after) {
+        for (const char *p = after; p && *p;) {
+                const char *end = strchr(p, ' ');
+                size_t len = end ? (size_t) (end - p) : strlen(p);
+                const char *eq = memchr(p, '=', len);
+                _cleanup_free_ char *key = NULL, *val = NULL, *old = NULL, *field = NULL;
+
+                if (eq) {
+                        key = strndup(p, (size_t) (eq - p));
+                        val = strndup(eq + 1, len - (size_t) (eq - p) - 1);
+                        if (!key || !val)
+                                return -ENOMEM;
+                        old = before ? kv_get(before, key) : NULL;
+                        if (!before || !streq_ptr(old, val)) {
+                                if (asprintf(&field, "%s.%s", prefix, key) < 0)
+                                        return -ENOMEM;
+                                if (changes_add(cs, '~', field, old, val, false) < 0)
+                                        return -ENOMEM;
+                        }
+                }
+                p = end ? end + 1 : NULL;
+        }
+        return 0;
+}
+
 static Action *add_action(Ctx *c, ActionKind kind, ResourceKind rk, const char *doc, const char *name,
                           const char *fmt, ...) _printf_(6, 7);
 static Action *add_action(Ctx *c, ActionKind kind, ResourceKind rk, const char *doc, const char *name,
@@ -1472,10 +1629,15 @@ static int plan_resource(Ctx *c, ResourceKind kind, const void *d) {
                                 return a ? add_provider(c, kind, doc, (int) a->index, true) : -ENOMEM;
                         }
                         if (!streq_ptr(ps->hmac, e->hmac) || !streq_ptr(digest, e->digest)) {
+                                _cleanup_(changes_clear) Changes cs = {};
+
+                                if (!streq_ptr(ps->hmac, e->hmac) && changes_add(&cs, '~', "value", NULL, NULL, true) < 0)
+                                        return -ENOMEM;
                                 a = add_action(c, ACTION_UPDATE, kind, doc, cf, "%s",
                                                !streq_ptr(ps->hmac, e->hmac) ? "value changed" : "settings changed");
                                 if (!a)
                                         return -ENOMEM;
+                                action_take_changes(a, &cs);
                                 a->desired = d;
                                 (void) dup_into(&a->id, e->id);
                                 return add_provider(c, kind, doc, (int) a->index, false);
@@ -1493,18 +1655,37 @@ static int plan_resource(Ctx *c, ResourceKind kind, const void *d) {
                                 c->plan->n_drift++;
                                 return add_provider(c, kind, doc, -1, false);
                         }
+                        _cleanup_(changes_clear) Changes cs = {};
+                        _cleanup_free_ char *b = json_quote(lr->name), *n = json_quote(cf);
+
+                        if (!b || !n || changes_add(&cs, '~', "title", b, n, false) < 0)
+                                return -ENOMEM;
                         a = add_action(c, ACTION_UPDATE, kind, doc, cf, "title '%s' → '%s'%s", strna(lr->name), cf,
                                        drift ? " (renamed outside bindery)" : "");
                         if (!a)
                                 return -ENOMEM;
+                        action_take_changes(a, &cs);
                         a->drift = drift;
                         a->desired = d;
                         (void) dup_into(&a->id, e->id);
                         return add_provider(c, kind, doc, (int) a->index, false);
                 } else if (kind == RESOURCE_QUEUE && !streq_ptr(digest, e->digest) && e->digest) {
+                        _cleanup_(changes_clear) Changes cs = {};
+                        const Queue *q = d;
+                        char v[32];
+
+                        /* The live settings are not listed: the old values are unknown. */
+                        snprintf(v, sizeof(v), "%lld", (long long) q->delivery_delay);
+                        if (q->delivery_delay >= 0 && changes_add(&cs, '~', "delivery_delay", NULL, v, false) < 0)
+                                return -ENOMEM;
+                        snprintf(v, sizeof(v), "%lld", (long long) q->message_retention_period);
+                        if (q->message_retention_period >= 0 &&
+                            changes_add(&cs, '~', "message_retention_period", NULL, v, false) < 0)
+                                return -ENOMEM;
                         a = add_action(c, ACTION_UPDATE, kind, doc, cf, "queue settings changed");
                         if (!a)
                                 return -ENOMEM;
+                        action_take_changes(a, &cs);
                         a->desired = d;
                         (void) dup_into(&a->id, e->id);
                         return add_provider(c, kind, doc, (int) a->index, false);
@@ -1611,163 +1792,6 @@ static int reason_add(char **r, const char *fmt, ...) {
                 return -ENOMEM;
         free(*r);
         *r = n;
-        return 0;
-}
-
-/* ---- The diff shown under an action (ActionChange) ---- */
-
-typedef struct Changes {
-        ActionChange *v;
-        size_t n;
-} Changes;
-
-static void changes_clear(Changes *cs) {
-        for (size_t i = 0; i < cs->n; i++) {
-                free(cs->v[i].field);
-                free(cs->v[i].before);
-                free(cs->v[i].after);
-        }
-        free(cs->v);
-        *cs = (Changes) {};
-}
-
-static int changes_add(Changes *cs, char op, const char *field, const char *before, const char *after, bool secret) {
-        size_t n = cs->n;
-        ActionChange *v = grow(cs->v, &n, sizeof(ActionChange));
-
-        if (!v)
-                return -ENOMEM;
-        cs->v = v;
-        cs->n = n;
-        v = &cs->v[n - 1];
-        v->op = op;
-        v->secret = secret;
-        if (dup_into(&v->field, field) < 0 || (!secret && (dup_into(&v->before, before) < 0 ||
-                                                           dup_into(&v->after, after) < 0)))
-                return -ENOMEM;
-        return 0;
-}
-
-/* Moves the collected lines onto an action (which then owns them). */
-static void action_take_changes(Action *a, Changes *cs) {
-        if (!a || cs->n == 0)
-                return;
-        a->changes = cs->v;
-        a->n_changes = cs->n;
-        *cs = (Changes) {};
-}
-
-static char *json_quote(const char *s) {
-        _cleanup_(plan_json_unrefp) json_object *j = json_object_new_string(s ?: "");
-
-        return j ? strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE))
-                 : NULL;
-}
-
-/* "%XX" escapes of canon_build undone. */
-static char *canon_unescape(const char *s, size_t n) {
-        char *r = malloc(n + 1), *o = r;
-
-        if (!r)
-                return NULL;
-        for (size_t i = 0; i < n; i++) {
-                if (s[i] == '%' && i + 2 < n && isxdigit((unsigned char) s[i + 1]) &&
-                    isxdigit((unsigned char) s[i + 2])) {
-                        char hex[3] = { s[i + 1], s[i + 2], 0 };
-
-                        *o++ = (char) strtol(hex, NULL, 16);
-                        i += 2;
-                } else
-                        *o++ = s[i];
-        }
-        *o = 0;
-        return r;
-}
-
-/* A binding's canonical form as a reader wants it: a plain var as a
- * quoted string, a JSON var as its JSON, anything else as the canonical
- * "type key=value" text. */
-static const char *skip_prefix(const char *s, const char *prefix) {
-        return startswith(s, prefix) ? s + strlen(prefix) : NULL;
-}
-
-static char *binding_display(const char *canon) {
-        const char *p;
-
-        if (!canon)
-                return NULL;
-        if ((p = skip_prefix(canon, "plain_text text="))) {
-                _cleanup_free_ char *t = canon_unescape(p, strlen(p));
-
-                return t ? json_quote(t) : NULL;
-        }
-        if (streq(canon, "plain_text"))
-                return strdup("\"\"");
-        if ((p = skip_prefix(canon, "json json=")))
-                return canon_unescape(p, strlen(p));
-        return strdup(canon);
-}
-
-static char *strv_display(char * const *l) {
-        char *buf = NULL;
-        size_t size = 0;
-        FILE *f = open_memstream(&buf, &size);
-
-        if (!f)
-                return NULL;
-        fputc('[', f);
-        for (size_t i = 0; l && l[i]; i++) {
-                _cleanup_free_ char *q = json_quote(l[i]);
-
-                fprintf(f, "%s%s", i ? ", " : "", strna(q));
-        }
-        fputc(']', f);
-        if (fclose(f) != 0) {
-                free(buf);
-                return NULL;
-        }
-        return buf;
-}
-
-/* The value of key in a "k=v k=v" text, or NULL. */
-static char *kv_get(const char *text, const char *key) {
-        size_t kl = strlen(key);
-
-        for (const char *p = text; p && *p;) {
-                const char *end = strchr(p, ' ');
-                size_t len = end ? (size_t) (end - p) : strlen(p);
-
-                if (len > kl && strncmp(p, key, kl) == 0 && p[kl] == '=')
-                        return strndup(p + kl + 1, len - kl - 1);
-                p = end ? end + 1 : NULL;
-        }
-        return NULL;
-}
-
-/* "k=v k=v" texts compared key by key: one "~ prefix.k: v -> v" line per
- * difference. before NULL: unknown, every key is shown as such. */
-static int changes_add_kv(Changes *cs, const char *prefix, const char *before, const char *after) {
-        for (const char *p = after; p && *p;) {
-                const char *end = strchr(p, ' ');
-                size_t len = end ? (size_t) (end - p) : strlen(p);
-                const char *eq = memchr(p, '=', len);
-                _cleanup_free_ char *key = NULL, *val = NULL, *old = NULL, *field = NULL;
-
-                if (eq) {
-                        key = strndup(p, (size_t) (eq - p));
-                        val = strndup(eq + 1, len - (size_t) (eq - p) - 1);
-                        if (!key || !val)
-                                return -ENOMEM;
-                        old = before ? kv_get(before, key) : NULL;
-                        if (!before || !streq_ptr(old, val)) {
-                                if (asprintf(&field, "%s.%s", prefix, key) < 0)
-                                        return -ENOMEM;
-                                if (changes_add(cs, '~', field, old, val, false) < 0)
-                                        return -ENOMEM;
-                        }
-                }
-                p = end ? end + 1 : NULL;
-        }
         return 0;
 }
 

@@ -1348,10 +1348,12 @@ START_TEST(test_kv_rename) {
         {
                 _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
                 const Action *u = find(plan, ACTION_UPDATE, "new-title");
+                _cleanup_free_ char *text = plan_to_text(plan, false);
 
                 ck_assert_ptr_nonnull(u);
                 ck_assert(!u->drift);
                 ck_assert_str_eq(u->id, "kv1");
+                ck_assert_ptr_nonnull(strstr(text, "    ~ title: \"old-title\" -> \"new-title\"\n"));
         }
         /* Renamed outside bindery: the ledger says new-title, live says other. */
         free(ledger_find(d, RESOURCE_KV_NAMESPACE, "cache")->name);
