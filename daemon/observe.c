@@ -538,8 +538,12 @@ static bool spec_changed(Observer *o, const char *name, const LedgerEntry *e) {
         return !streq(e->digest, digest);
 }
 
+/* Workers read only to show a spec change's old values, per cycle. */
+#define OBSERVE_DIFF_READS_MAX 20
+
 static int start_details(Observer *o) {
         LiveState *live = o->res.live;
+        unsigned n_diff_reads = 0;
         _cleanup_(plan_json_unrefp) json_object *seen = json_object_new_object(), *flagged = json_object_new_object(),
                                                 *secret_flagged = json_object_new_object(),
                                                 *own = observe_write_counts(o->own_writes);
@@ -601,8 +605,13 @@ static int start_details(Observer *o) {
                         why = "migration_tag changed";
                 else if (strv_contains(o->refresh, w->name))
                         why = "full refresh";
-                else if (spec_changed(o, w->name, e))
+                else if (n_diff_reads < OBSERVE_DIFF_READS_MAX && spec_changed(o, w->name, e)) {
+                        /* Bounded: a spec change touching every worker must
+                         * not spend the request budget on showing the diff;
+                         * past the bound the plan says the values are unknown. */
                         why = "spec changed (the plan shows old and new values)";
+                        n_diff_reads++;
+                }
                 if (!why)
                         continue;
                 /* Unowned scripts only matter when they may be adopted or
