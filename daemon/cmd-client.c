@@ -317,6 +317,8 @@ static int status_exit_code(json_object *s) {
                 return EXIT_BLOCKED;
         if (last && (streq_ptr(jstr(last, "result"), "drift") || streq_ptr(jstr(last, "result"), "changes")))
                 code = EXIT_CHANGES;
+        if (jint(s, "pending_removals") > 0)     /* removals waiting for prune_settle */
+                code = EXIT_CHANGES;
         return code;
 }
 

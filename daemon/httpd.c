@@ -265,8 +265,13 @@ static char *status_text(json_object *s) {
         if (errs && json_object_is_type(errs, json_type_array))
                 for (size_t i = 0; i < json_object_array_length(errs); i++)
                         fprintf(f, "  error      %s\n", strna(jstr(json_object_array_get_idx(errs, i), "text")));
+        if (jstr(g, "empty"))
+                fprintf(f, "  guard      %s\n", jstr(g, "empty"));
         text_run_line(f, "current run", jget(s, "current_run"));
         text_run_line(f, "last run", jget(s, "last_run"));
+        if (jstr(s, "pending_removals"))
+                fprintf(f, "removals     %s waiting for prune_settle, due %s\n", jstr(s, "pending_removals"),
+                        jstr(s, "removals_due_at") ?: "-");
         fprintf(f, "\n%-20s %-28s %-9s %-20s %s\n", "KIND", "NAME", "STATE", "LAST CHANGE", "REASON");
         res = jget(s, "resources");
         if (res && json_object_is_type(res, json_type_array))

@@ -236,6 +236,9 @@ check "settle: the addition is deployed at once, the removed binding kept ($(sim
 	[ "$(sim_bindings)" = "ADDED API_KEY EXTRA SESSIONS STAGE" ]
 http GET /v1/status
 check "settle: status shows the pending removal" [ "$(json 'd.get("pending_removals", 0)')" -ge 1 ]
+cli status --url "$API"
+check "settle: binderyd status exits 2 with a removal pending ($RC)" [ "$RC" = 2 ]
+check "settle: ... and its table says when it is due" grep -q '^removals .* waiting for prune_settle, due 20' <<<"$OUT"
 want=$(digest_of)
 http POST "/v1/reconcile?wait=30&expect=$want" -H "Authorization: Bearer $HTTP_TOKEN"
 check "settle: a trigger expecting the generation removes at once ($STATUS, $(sim_bindings))" \
