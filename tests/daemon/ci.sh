@@ -148,7 +148,7 @@ start_daemon
 wait_idle
 check "refused token: the start-up check says so" log_has 'Token check (GET /user/tokens/verify): Cloudflare refused the API token'
 check "refused token: the failed run says so" log_has 'Reconcile .*: Cloudflare refused the API token (credential:cloudflare-api-token)'
-check "refused token: ... naming the permission the request needs" log_has 'refused the API token.*this request needs Workers Scripts: Edit'
+check "refused token: ... naming the permission the request needs" log_has 'refused the API token.*this request needs [A-Za-z0-9 ]*: [A-Z][a-z]*)'
 check "no token value in the log" sh -c "! grep -q -- '$API_TOKEN' '$work/binderyd.log'"
 stop_daemon
 
