@@ -538,6 +538,16 @@ static int build_upload(Job *j, bool migrations, CfMultipart **ret, char **reter
         meta = apply_worker_metadata(ap->g, w, ap->ledger, ap->live, migrations ? a : NULL, reterr);
         if (!meta)
                 return *reterr ? -ENXIO : -ENOMEM;
+        /* Bindings the spec dropped stay until it settles (prune_settle). */
+        for (size_t i = 0; a->inherit && a->inherit[i]; i++) {
+                json_object *bs, *x;
+
+                if (!json_object_object_get_ex(meta, "bindings", &bs) || !(x = json_object_new_object()))
+                        return -ENOMEM;
+                json_object_object_add(x, "name", json_object_new_string(a->inherit[i]));
+                json_object_object_add(x, "type", json_object_new_string("inherit"));
+                json_object_array_add(bs, x);
+        }
         js = json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         r = cfapi_multipart_add(mp, "metadata", NULL, "application/json", js, strlen(js));
         if (r < 0)
@@ -858,6 +868,12 @@ static int job_start(Job *j) {
                         add_str(c, "cron", a->worker->crons[i]);
                         json_object_array_add(body, c);
                 }
+                for (size_t i = 0; a->inherit && a->inherit[i]; i++) {   /* dropped, kept until settled */
+                        json_object *c = json_object_new_object();
+
+                        add_str(c, "cron", a->inherit[i]);
+                        json_object_array_add(body, c);
+                }
                 if (asprintf(&j->path, "workers/scripts/%s/schedules", esc) < 0)
                         return -ENOMEM;
                 return job_request(j, "PUT", j->path, NULL, body, NULL, NULL);
@@ -1011,6 +1027,19 @@ static int job_success(Job *j, const CfReply *reply) {
                                 if (strv_extend(&e->do_classes, a->worker->do_classes[i].class_name) < 0)
                                         return -ENOMEM;
                         strv_sort_uniq(e->do_classes);
+                        /* What a later upload would remove (prune_settle). */
+                        e->binding_names = strv_free(e->binding_names);
+                        e->binding_names = calloc(1, sizeof(char *));  /* recorded, possibly none */
+                        if (!e->binding_names)
+                                return -ENOMEM;
+                        for (size_t i = 0; i < a->worker->n_bindings; i++)
+                                if (a->worker->bindings[i].kind != BINDING_SECRET &&
+                                    strv_extend(&e->binding_names, a->worker->bindings[i].name) < 0)
+                                        return -ENOMEM;
+                        for (size_t i = 0; a->inherit && a->inherit[i]; i++)   /* still deployed */
+                                if (strv_extend(&e->binding_names, a->inherit[i]) < 0)
+                                        return -ENOMEM;
+                        strv_sort_uniq(e->binding_names);
                         break;
                 }
                 {
@@ -1116,6 +1145,10 @@ static int job_success(Job *j, const CfReply *reply) {
                 e->crons = strv_copy(a->worker->crons ?: (char *[]) { NULL });
                 if (!e->crons)
                         return -ENOMEM;
+                for (size_t i = 0; a->inherit && a->inherit[i]; i++)   /* still set */
+                        if (strv_extend(&e->crons, a->inherit[i]) < 0)
+                                return -ENOMEM;
+                strv_sort_uniq(e->crons);
                 e->crons_set = true;
                 break;
         case ACTION_SET_SUBDOMAIN:

@@ -35,6 +35,13 @@
 #define CFAPI_DEFAULT_PER_PAGE_PAGE 100U
 #define CFAPI_STATUS_SLOTS 600
 
+/* Latency histogram per route class (cfapi_route_class), seconds. */
+static const double latency_buckets[] = { 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
+#define N_LATENCY_BUCKETS (sizeof(latency_buckets) / sizeof(latency_buckets[0]))
+static const char *const route_classes[] = { "workers", "kv", "r2", "d1", "queues", "secrets_store", "audit",
+                                             "tokens", "other" };
+#define N_ROUTE_CLASSES (sizeof(route_classes) / sizeof(route_classes[0]))
+
 typedef struct CfCall CfCall;
 
 /* A FIFO of calls; every live call is in exactly one: waiting[priority]
@@ -125,6 +132,9 @@ struct CfApi {
         uint64_t retries_total;
         uint64_t by_status[CFAPI_STATUS_SLOTS];     /* [0]: no HTTP answer */
         uint64_t other_status;
+        uint64_t latency_counts[N_ROUTE_CLASSES][N_LATENCY_BUCKETS];   /* not cumulative */
+        uint64_t latency_n[N_ROUTE_CLASSES];
+        double latency_sum[N_ROUTE_CLASSES];
         bool server_seen;
         uint64_t server_remaining;
 };
@@ -688,6 +698,21 @@ static void on_transfer_done(CurlGlue *g, CURL *easy, CURLcode result, void *use
                 api->by_status[status]++;
         else
                 api->other_status++;
+        {
+                curl_off_t us = 0;
+                size_t k = (size_t) cfapi_route_class(c->path);
+                double s;
+
+                (void) curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &us);
+                s = (double) us / 1e6;
+                api->latency_n[k]++;
+                api->latency_sum[k] += s;
+                for (size_t b = 0; b < N_LATENCY_BUCKETS; b++)
+                        if (s <= latency_buckets[b]) {
+                                api->latency_counts[k][b]++;
+                                break;
+                        }
+        }
 
         if (c->ratelimit && cf_ratelimit_parse(c->ratelimit, &remaining, &reset) == 0) {
                 budget_observe_server(&api->budget, remaining, reset, now);
@@ -1184,6 +1209,64 @@ unsigned cfapi_n_pending(const CfApi *api) {
         return api ? api->n_calls : 0;
 }
 
+int cfapi_route_class(const char *path) {
+        static const struct {
+                const char *needle;
+                unsigned cls;
+        } map[] = {
+                { "/workers/", 0 }, { "/storage/kv/", 1 }, { "/r2/", 2 }, { "/d1/", 3 }, { "/queues", 4 },
+                { "/secrets_store/", 5 }, { "/logs/audit", 6 }, { "/tokens/", 7 },
+        };
+        char b[256];
+
+        /* Paths are relative to the account ("workers/scripts/x") or
+         * absolute ("/user/tokens/verify"). */
+        snprintf(b, sizeof(b), "/%s/", path ? path : "");
+        for (size_t i = 0; i < ELEMENTSOF(map); i++)
+                if (strstr(b, map[i].needle))
+                        return (int) map[i].cls;
+        return (int) N_ROUTE_CLASSES - 1;
+}
+
+const char *cfapi_route_class_name(int cls) {
+        return cls >= 0 && (size_t) cls < N_ROUTE_CLASSES ? route_classes[cls] : NULL;
+}
+
+static json_object *latency_json(const CfApi *api) {
+        json_object *o = json_object_new_object(), *bk = json_object_new_array(), *routes = json_object_new_object();
+
+        if (!o || !bk || !routes) {
+                json_object_put(o);
+                json_object_put(bk);
+                json_object_put(routes);
+                return NULL;
+        }
+        json_object_object_add(o, "buckets", bk);
+        json_object_object_add(o, "routes", routes);
+        for (size_t b = 0; b < N_LATENCY_BUCKETS; b++)
+                json_object_array_add(bk, json_object_new_double(latency_buckets[b]));
+        for (size_t k = 0; k < N_ROUTE_CLASSES; k++) {
+                json_object *r = json_object_new_object(), *cum = json_object_new_array();
+                uint64_t acc = 0;
+
+                if (!r || !cum) {
+                        json_object_put(r);
+                        json_object_put(cum);
+                        json_object_put(o);
+                        return NULL;
+                }
+                json_object_object_add(routes, route_classes[k], r);
+                json_object_object_add(r, "cumulative", cum);
+                for (size_t b = 0; b < N_LATENCY_BUCKETS; b++) {
+                        acc += api->latency_counts[k][b];
+                        json_object_array_add(cum, json_object_new_uint64(acc));
+                }
+                json_object_object_add(r, "count", json_object_new_uint64(api->latency_n[k]));
+                json_object_object_add(r, "sum", json_object_new_double(api->latency_sum[k]));
+        }
+        return o;
+}
+
 json_object *cfapi_metrics_json(const CfApi *api) {
         json_object *o, *by;
         CfApi *mut = (CfApi *) api;     /* budget_available refills */
@@ -1207,6 +1290,7 @@ json_object *cfapi_metrics_json(const CfApi *api) {
         json_object_object_add(o, "requests_total", json_object_new_uint64(api->requests_total));
         json_object_object_add(o, "requests_by_status", by);
         json_object_object_add(o, "retries_total", json_object_new_uint64(api->retries_total));
+        json_object_object_add(o, "latency", latency_json(api));
         json_object_object_add(o, "budget_capacity", json_object_new_uint64((uint64_t) api->budget.capacity));
         json_object_object_add(o, "budget_left",
                                json_object_new_uint64(budget_available(&mut->budget, now_monotonic_usec())));

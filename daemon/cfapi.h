@@ -234,8 +234,14 @@ unsigned cfapi_n_pending(const CfApi *api) _pure_;
  * {"requests_total": N, "requests_by_status": {"200": N, "429": N, "0": N (no answer)},
  *  "retries_total": N, "budget_capacity": N, "budget_left": N,
  *  "budget_waits_total": N, "queued": N, "in_flight": N,
- *  "server_ratelimit_remaining": N | null}. NULL on OOM. */
+ *  "server_ratelimit_remaining": N | null,
+ *  "latency": {"buckets": [seconds...], "routes": {CLASS: {"cumulative": [N per bucket],
+ *              "count": N, "sum": seconds}}}}. NULL on OOM. */
 json_object *cfapi_metrics_json(const CfApi *api);
+/* The route class of an API path, for the latency histogram: workers, kv,
+ * r2, d1, queues, secrets_store, audit, tokens, other (its index). */
+int cfapi_route_class(const char *path) _pure_;
+const char *cfapi_route_class_name(int cls) _pure_;
 
 /* Percent-encodes one path segment or query value (RFC 3986 unreserved
  * characters pass). Caller frees; NULL on OOM. */

@@ -152,23 +152,19 @@ static int run(const Options *o, RunMode mode) {
                 fputs(cr.text, stdout);
         fflush(stdout);
 
-        switch (cr.result) {
-        case RUN_RESULT_OK:
-                ret = EXIT_OK;
-                break;
-        case RUN_RESULT_CHANGES:
-        case RUN_RESULT_BLOCKED:
-                /* plan: what apply would do; blocked (a missing binding
-                 * target, an unowned resource, the deletion guard) wins. */
-                ret = cr.n_blocked > 0 || cr.result == RUN_RESULT_BLOCKED ? EXIT_BLOCKED : EXIT_CHANGES;
-                break;
-        default:
-                ret = EXIT_FAILED;
+        /* One precedence for every verb: 1 > 3 > 2 > 0. A plan with blocked
+         * actions (a missing binding target, an unowned resource, the
+         * deletion guard) is blocked (3); waiting removals are pending
+         * changes (2). */
+        {
+                json_object *v;
+                unsigned waiting = 0;
+
+                if (cr.json && json_object_object_get_ex(cr.json, "waiting", &v))
+                        waiting = (unsigned) json_object_get_int(v);
+                ret = exit_code_for_result(cr.n_blocked > 0 && cr.result != RUN_RESULT_FAILED ? "blocked" :
+                                           run_result_to_string(cr.result), waiting);
         }
-        /* apply: drift reported (drift: report) is "in sync" as far as
-         * bindery may go; still say so. */
-        if (mode == RUN_MODE_APPLY && cr.result == RUN_RESULT_CHANGES)
-                ret = EXIT_OK;
 out:
         free(cr.text);
         json_object_put(cr.json);

@@ -37,6 +37,7 @@ typedef enum ConfigType {
         CONFIG_LISTEN,      /* "HOST:PORT" or a list of them */
         CONFIG_BUDGET,      /* "N/DURATION" */
         CONFIG_LOG_LEVEL,
+        CONFIG_NOTIFY,      /* a list of {url, secret, events} */
 } ConfigType;
 
 typedef struct ConfigKey {
@@ -67,11 +68,14 @@ static const ConfigKey config_keys[] = {
         { "full_refresh",    CONFIG_DURATION,  OFF(full_refresh_usec),   -1,                      60 * SEC, 30 * DAY, "6h" },
         { "prune",           CONFIG_BOOL,      OFF(prune),               -1,                      0, 0, "false" },
         { "prune_settle",    CONFIG_DURATION,  OFF(prune_settle_usec),   -1,                      0, 1 * DAY, "30s" },
+        { "allow_empty",     CONFIG_BOOL,      OFF(allow_empty),         -1,                      0, 0, "false" },
         { "max_deletions",   CONFIG_UINT,      OFF(max_deletions),       -1,                      0, 100000, "5" },
         { "binding_target_wait", CONFIG_DURATION, OFF(target_wait_usec), -1,                    0, 10 * 60 * SEC, "30s" },
         { "concurrency",     CONFIG_UINT,      OFF(concurrency),         -1,                      1, 64, "8" },
         { "request_budget",  CONFIG_BUDGET,    OFF(request_budget),      -1,                      1, 100000, "1000/5m" },
         { "log_level",       CONFIG_LOG_LEVEL, OFF(log_level),           -1,                      0, 0, "info" },
+        { "notify",          CONFIG_NOTIFY,    OFF(notify),              -1,                      0, 0, NULL },
+        { "webhook_ref",     CONFIG_STRING,    OFF(webhook_ref),         -1,                      0, 0, NULL },
 };
 
 /* Window bounds of request_budget. */
@@ -115,6 +119,8 @@ void config_errors_free(ConfigError *e, size_t n) {
         free(e);
 }
 
+static void notify_targets_free(NotifyTarget *t, size_t n);
+
 Config *config_free(Config *c) {
         if (!c)
                 return NULL;
@@ -127,6 +133,8 @@ Config *config_free(Config *c) {
         strv_free(c->listen);
         free(c->http_token.ref);
         free(c->webhook_secret.ref);
+        notify_targets_free(c->notify, c->n_notify);
+        free(c->webhook_ref);
         return mfree(c);
 }
 
@@ -181,6 +189,29 @@ static const char *suggest_key(const char *name) {
         if (best && (best_d <= 2 || best_d * 3 <= strlen(best)))
                 return best;
         return NULL;
+}
+
+char **config_own_secrets(const Config *c) {
+        char **l = calloc(1, sizeof(char *));
+        const SecretRef *refs[3] = { &c->api_token, c->http_token_set ? &c->http_token : NULL,
+                                     c->webhook_secret_set ? &c->webhook_secret : NULL };
+
+        if (!l)
+                return NULL;
+        for (size_t i = 0; i < ELEMENTSOF(refs) + c->n_notify; i++) {
+                const SecretRef *s = i < ELEMENTSOF(refs) ? refs[i]
+                                                          : c->notify[i - ELEMENTSOF(refs)].secret_set
+                                                                    ? &c->notify[i - ELEMENTSOF(refs)].secret
+                                                                    : NULL;
+                char *t;
+
+                if (!s || !s->ref)
+                        continue;
+                t = secret_ref_to_string(s);
+                if (!t || strv_consume(&l, t) < 0)
+                        return strv_free(l);
+        }
+        return l;
 }
 
 int config_parse_listen(const char *s, struct sockaddr_storage *ret, socklen_t *ret_len) {
@@ -308,6 +339,219 @@ static const char *secret_ref_check(SecretSource source, const char *ref) {
         }
 }
 
+/* A secret reference: "credential:NAME" (s), or {credential|file|env: X}
+ * (mapping node n), into ref. name is the key, for messages. */
+static int parse_secret(const char *name, yaml_document_t *doc, yaml_node_t *n, const char *def, SecretRef *ref,
+                        Errors *e) {
+        unsigned line = n ? LINE(n) : 0, col = n ? COL(n) : 0;
+        const char *s = n ? scalar(n) : def, *value, *msg;
+        SecretSource source;
+        char *v;
+
+        if (s) {
+                /* "credential:NAME", "file:/path", "env:VAR" */
+                _cleanup_free_ char *src = NULL;
+                const char *colon = strchr(s, ':');
+
+                if (!colon || !(src = strndup(s, (size_t) (colon - s))) || secret_source_parse(src, &source) < 0) {
+                        add_error(e, line, col,
+                                  "'%s' must be a secret reference ({credential: NAME}, {file: PATH} or {env: VAR}); "
+                                  "secret values never go in the config file", name);
+                        return -EINVAL;
+                }
+                value = colon + 1;
+        } else if (n && n->type == YAML_MAPPING_NODE) {
+                yaml_node_pair_t *pairs = n->data.mapping.pairs.start;
+                size_t np = (size_t) (n->data.mapping.pairs.top - pairs);
+                yaml_node_t *kn, *vn;
+
+                if (np != 1) {
+                        add_error(e, line, col, "'%s' must have exactly one of credential, file or env", name);
+                        return -EINVAL;
+                }
+                kn = yaml_document_get_node(doc, pairs[0].key);
+                vn = yaml_document_get_node(doc, pairs[0].value);
+                if (!scalar(kn) || secret_source_parse(scalar(kn), &source) < 0) {
+                        add_error(e, kn ? LINE(kn) : line, kn ? COL(kn) : col,
+                                  "unknown secret source '%s' in '%s' (expected credential, file or env)",
+                                  strna(scalar(kn)), name);
+                        return -EINVAL;
+                }
+                if (!scalar(vn)) {
+                        add_error(e, vn ? LINE(vn) : line, vn ? COL(vn) : col, "'%s.%s' must be a scalar", name,
+                                  scalar(kn));
+                        return -EINVAL;
+                }
+                value = scalar(vn);
+                line = LINE(vn);
+                col = COL(vn);
+        } else {
+                add_error(e, line, col, "'%s' must be a secret reference, not %s", name,
+                          n ? node_type_name(n) : "nothing");
+                return -EINVAL;
+        }
+        msg = secret_ref_check(source, value);
+        if (msg) {
+                add_error(e, line, col, "'%s': %s", name, msg);
+                return -EINVAL;
+        }
+        v = strdup(value);
+        if (!v)
+                return -ENOMEM;
+        free(ref->ref);
+        ref->ref = v;
+        ref->source = source;
+        return 0;
+}
+
+static const char *const notify_event_names[_NOTIFY_EVENT_MAX] = {
+        [NOTIFY_FAILED] = "failed",
+        [NOTIFY_BLOCKED] = "blocked",
+        [NOTIFY_DRIFT] = "drift",
+        [NOTIFY_RECOVERED] = "recovered",
+};
+
+const char *notify_event_to_string(NotifyEvent ev) {
+        return ev >= 0 && ev < _NOTIFY_EVENT_MAX ? notify_event_names[ev] : NULL;
+}
+
+NotifyEvent notify_event_from_string(const char *s) {
+        for (int i = 0; s && i < _NOTIFY_EVENT_MAX; i++)
+                if (streq(s, notify_event_names[i]))
+                        return (NotifyEvent) i;
+        return _NOTIFY_EVENT_INVALID;
+}
+
+static void notify_targets_free(NotifyTarget *t, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(t[i].url);
+                free(t[i].secret.ref);
+        }
+        free(t);
+}
+
+/* notify: a list of {url, secret?, events?}. */
+static int parse_notify(Config *c, yaml_document_t *doc, yaml_node_t *n, Errors *e) {
+        NotifyTarget *v = NULL;
+        size_t nv = 0;
+        int r = 0;
+
+        if (!n || n->type != YAML_SEQUENCE_NODE) {
+                add_error(e, n ? LINE(n) : 0, n ? COL(n) : 0,
+                          "'notify' must be a list of {url, secret, events}, not %s", n ? node_type_name(n) : "nothing");
+                return -EINVAL;
+        }
+        for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++) {
+                yaml_node_t *tn = yaml_document_get_node(doc, *i);
+                NotifyTarget *t, *nn;
+                bool bad = false;
+
+                if (nv >= CONFIG_NOTIFY_MAX) {
+                        add_error(e, LINE(tn), COL(tn), "'notify' takes at most %d targets", CONFIG_NOTIFY_MAX);
+                        r = -E2BIG;
+                        break;
+                }
+                if (!tn || tn->type != YAML_MAPPING_NODE) {
+                        add_error(e, tn ? LINE(tn) : LINE(n), tn ? COL(tn) : COL(n),
+                                  "'notify' entries must be mappings with url, secret and events");
+                        r = -EINVAL;
+                        continue;
+                }
+                nn = realloc(v, sizeof(NotifyTarget) * (nv + 1));
+                if (!nn) {
+                        notify_targets_free(v, nv);
+                        return -ENOMEM;
+                }
+                v = nn;
+                t = &v[nv++];
+                *t = (NotifyTarget) { .line = LINE(tn) };
+                for (yaml_node_pair_t *p = tn->data.mapping.pairs.start; p < tn->data.mapping.pairs.top; p++) {
+                        yaml_node_t *kn = yaml_document_get_node(doc, p->key), *vn = yaml_document_get_node(doc, p->value);
+                        const char *key = scalar(kn), *s = scalar(vn);
+
+                        if (key && streq(key, "url")) {
+                                if (isempty(s) || !(startswith(s, "http://") || startswith(s, "https://")) ||
+                                    strpbrk(s, " \r\n")) {
+                                        add_error(e, LINE(vn), COL(vn), "'notify.url' must be an http:// or https:// URL");
+                                        bad = true;
+                                } else if (!(t->url = strdup(s))) {
+                                        notify_targets_free(v, nv);
+                                        return -ENOMEM;
+                                }
+                        } else if (key && streq(key, "secret")) {
+                                int k = parse_secret("notify.secret", doc, vn, NULL, &t->secret, e);
+
+                                if (k == -ENOMEM) {
+                                        notify_targets_free(v, nv);
+                                        return k;
+                                }
+                                if (k < 0)
+                                        bad = true;
+                                else
+                                        t->secret_set = true;
+                        } else if (key && streq(key, "events")) {
+                                if (!vn || vn->type != YAML_SEQUENCE_NODE) {
+                                        add_error(e, LINE(vn), COL(vn),
+                                                  "'notify.events' must be a list of failed, blocked, drift, recovered");
+                                        bad = true;
+                                        continue;
+                                }
+                                for (yaml_node_item_t *j = vn->data.sequence.items.start; j < vn->data.sequence.items.top;
+                                     j++) {
+                                        yaml_node_t *en = yaml_document_get_node(doc, *j);
+                                        NotifyEvent ev = notify_event_from_string(scalar(en));
+
+                                        if (ev < 0) {
+                                                add_error(e, LINE(en), COL(en),
+                                                          "unknown notify event '%s' (expected failed, blocked, drift or recovered)",
+                                                          strna(scalar(en)));
+                                                bad = true;
+                                                continue;
+                                        }
+                                        t->events |= 1U << ev;
+                                }
+                                if (t->events == 0 && !bad) {
+                                        add_error(e, LINE(vn), COL(vn), "'notify.events' must name at least one event");
+                                        bad = true;
+                                }
+                        } else {
+                                const char *best = NULL;
+
+                                if (key)
+                                        for (size_t q = 0; q < 3; q++) {
+                                                static const char *const keys[] = { "url", "secret", "events" };
+
+                                                if (edit_distance(key, keys[q]) <= 2)
+                                                        best = keys[q];
+                                        }
+                                if (best)
+                                        add_error(e, LINE(kn), COL(kn), "unknown key '%s' in 'notify'; did you mean '%s'?",
+                                                  strna(key), best);
+                                else
+                                        add_error(e, LINE(kn), COL(kn),
+                                                  "unknown key '%s' in 'notify' (expected url, secret, events)", strna(key));
+                                bad = true;
+                        }
+                }
+                if (!t->url && !bad) {
+                        add_error(e, LINE(tn), COL(tn), "a 'notify' entry needs a url");
+                        bad = true;
+                }
+                if (t->events == 0)
+                        t->events = (1U << _NOTIFY_EVENT_MAX) - 1;     /* default: every event */
+                if (bad)
+                        r = -EINVAL;
+        }
+        if (r < 0) {
+                notify_targets_free(v, nv);
+                return r;
+        }
+        notify_targets_free(c->notify, c->n_notify);
+        c->notify = v;
+        c->n_notify = nv;
+        return 0;
+}
+
 /* A value node (n), or a default text (def, n == NULL), into the field. */
 static int parse_value(Config *c, const char *base_dir, const ConfigKey *k,
                        yaml_document_t *doc, yaml_node_t *n, const char *def, Errors *e) {
@@ -320,7 +564,7 @@ static int parse_value(Config *c, const char *base_dir, const ConfigKey *k,
             (streq(s, "") || streq(s, "~") || streq(s, "null")))
                 return 0;
 
-        if (k->type != CONFIG_LISTEN && k->type != CONFIG_SECRET && !s) {
+        if (k->type != CONFIG_LISTEN && k->type != CONFIG_SECRET && k->type != CONFIG_NOTIFY && !s) {
                 add_error(e, line, col, "'%s' must be a scalar, not %s", k->name, node_type_name(n));
                 return -EINVAL;
         }
@@ -434,68 +678,17 @@ static int parse_value(Config *c, const char *base_dir, const ConfigKey *k,
         }
 
         case CONFIG_SECRET: {
-                SecretRef *ref = field;
-                SecretSource source;
-                const char *value, *msg;
-                char *v;
+                int r = parse_secret(k->name, doc, n, def, field, e);
 
-                if (s) {
-                        /* "credential:NAME", "file:/path", "env:VAR" */
-                        _cleanup_free_ char *src = NULL;
-                        const char *colon = strchr(s, ':');
-
-                        if (!colon || !(src = strndup(s, (size_t) (colon - s))) ||
-                            secret_source_parse(src, &source) < 0) {
-                                add_error(e, line, col,
-                                          "'%s' must be a secret reference ({credential: NAME}, {file: PATH} or {env: VAR}); "
-                                          "secret values never go in the config file", k->name);
-                                return -EINVAL;
-                        }
-                        value = colon + 1;
-                } else if (n->type == YAML_MAPPING_NODE) {
-                        yaml_node_pair_t *pairs = n->data.mapping.pairs.start;
-                        size_t np = (size_t) (n->data.mapping.pairs.top - pairs);
-                        yaml_node_t *kn, *vn;
-
-                        if (np != 1) {
-                                add_error(e, line, col, "'%s' must have exactly one of credential, file or env", k->name);
-                                return -EINVAL;
-                        }
-                        kn = yaml_document_get_node(doc, pairs[0].key);
-                        vn = yaml_document_get_node(doc, pairs[0].value);
-                        if (!scalar(kn) || secret_source_parse(scalar(kn), &source) < 0) {
-                                add_error(e, kn ? LINE(kn) : line, kn ? COL(kn) : col,
-                                          "unknown secret source '%s' in '%s' (expected credential, file or env)",
-                                          strna(scalar(kn)), k->name);
-                                return -EINVAL;
-                        }
-                        if (!scalar(vn)) {
-                                add_error(e, vn ? LINE(vn) : line, vn ? COL(vn) : col,
-                                          "'%s.%s' must be a scalar", k->name, scalar(kn));
-                                return -EINVAL;
-                        }
-                        value = scalar(vn);
-                        line = LINE(vn);
-                        col = COL(vn);
-                } else {
-                        add_error(e, line, col, "'%s' must be a secret reference, not %s", k->name, node_type_name(n));
-                        return -EINVAL;
-                }
-                msg = secret_ref_check(source, value);
-                if (msg) {
-                        add_error(e, line, col, "'%s': %s", k->name, msg);
-                        return -EINVAL;
-                }
-                v = strdup(value);
-                if (!v)
-                        return -ENOMEM;
-                free(ref->ref);
-                ref->ref = v;
-                ref->source = source;
+                if (r < 0)
+                        return r;
                 if (k->set_offset >= 0 && n)
                         *(bool *) ((uint8_t *) c + k->set_offset) = true;
                 return 0;
         }
+
+        case CONFIG_NOTIFY:
+                return parse_notify(c, doc, n, e);
 
         case CONFIG_LISTEN: {
                 _cleanup_strv_free_ char **l = NULL;

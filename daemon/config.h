@@ -15,6 +15,29 @@
 #include "commands.h"
 #include "model.h"
 
+/* Outgoing notifications (notify.h). */
+typedef enum NotifyEvent {
+        NOTIFY_FAILED,
+        NOTIFY_BLOCKED,
+        NOTIFY_DRIFT,
+        NOTIFY_RECOVERED,
+        _NOTIFY_EVENT_MAX,
+        _NOTIFY_EVENT_INVALID = -EINVAL,
+} NotifyEvent;
+
+const char *notify_event_to_string(NotifyEvent ev) _pure_;
+NotifyEvent notify_event_from_string(const char *s) _pure_;
+
+#define CONFIG_NOTIFY_MAX 16
+
+typedef struct NotifyTarget {
+        char *url;
+        SecretRef secret;           /* HMAC key of X-Bindery-Signature-256 (a daemon-own secret) */
+        bool secret_set;
+        unsigned events;            /* 1 << NotifyEvent; every event when the file names none */
+        unsigned line;              /* in the config file, for messages */
+} NotifyTarget;
+
 typedef struct Config {
         char *path;                 /* the file read, or NULL (defaults + flags only) */
         char *account_id;
@@ -34,11 +57,15 @@ typedef struct Config {
         bool prune;                 /* default false */
         uint64_t prune_settle_usec; /* default 30s */
         uint64_t target_wait_usec;  /* binding_target_wait: default 30s */
+        bool allow_empty;           /* default false: a spec without documents deletes nothing */
         unsigned max_deletions;     /* default 5 */
         unsigned concurrency;       /* default 8, 1..64 */
         unsigned request_budget;    /* requests per window; default 1000 */
         uint64_t request_window_usec; /* default 5m */
         int log_level;              /* LOG_*; default LOG_INFO */
+        NotifyTarget *notify;       /* notify: targets (at most CONFIG_NOTIFY_MAX) */
+        size_t n_notify;
+        char *webhook_ref;          /* only pushes to this ref trigger (NULL: any) */
 } Config;
 
 #define CONFIG_DEFAULT_API_URL "https://api.cloudflare.com/client/v4"
@@ -60,6 +87,11 @@ typedef struct ConfigError {
 int config_load(const char *path, const Options *o, Config **ret,
                 ConfigError **ret_errors, size_t *ret_n_errors);
 void config_errors_free(ConfigError *e, size_t n);
+
+/* The daemon's own secret references (api_token, http_token,
+ * webhook_secret, every notify secret) as "source:ref" strings; a spec may
+ * not use them. NULL-terminated list (never NULL unless OOM); caller frees. */
+char **config_own_secrets(const Config *c);
 
 /* Parses one listen address: "HOST:PORT" with a numeric IPv4 host,
  * "[IPv6]:PORT", or "localhost:PORT" (127.0.0.1); PORT 0..65535 (0: any

@@ -44,6 +44,10 @@ struct Engine {
         bool prune;
         uint64_t prune_settle_usec;
         uint64_t target_wait_usec;
+        bool allow_empty;
+        char *token_problem;        /* engine_token_problem() */
+        char *token_ref;            /* the api_token reference, for messages */
+        char **own_secrets;         /* config_own_secrets(): a spec may not read these */
         unsigned max_deletions;
         unsigned concurrency;
         unsigned request_budget;
@@ -102,12 +106,14 @@ const char *run_result_to_string(RunResult r) {
                 [RUN_RESULT_CHANGES] = "changes",
                 [RUN_RESULT_FAILED] = "failed",
                 [RUN_RESULT_BLOCKED] = "blocked",
+                [RUN_RESULT_DRIFT] = "drift",
         };
         return r >= 0 && r < _RUN_RESULT_MAX ? t[r] : NULL;
 }
 
 const char *resource_state_to_string(ResourceState s) {
         static const char *const t[_RESOURCE_STATE_MAX] = {
+                [RESOURCE_STATE_SUSPENDED] = "suspended",
                 [RESOURCE_STATE_IN_SYNC] = "in_sync",
                 [RESOURCE_STATE_DRIFTED] = "drifted",
                 [RESOURCE_STATE_PENDING] = "pending",
@@ -319,16 +325,64 @@ static int engine_copy_config(Engine *e, const Config *c) {
         e->prune = c->prune;
         e->prune_settle_usec = c->prune_settle_usec;
         e->target_wait_usec = c->target_wait_usec;
+        e->allow_empty = c->allow_empty;
         e->max_deletions = c->max_deletions;
         e->concurrency = c->concurrency ?: 8;
         e->request_budget = c->request_budget ?: 1000;
         e->request_window_usec = c->request_window_usec ?: 300 * USEC_PER_SEC;
+        strv_free(e->own_secrets);
+        e->own_secrets = config_own_secrets(c);
+        return e->own_secrets ? 0 : -ENOMEM;
+}
+
+/* A spec's reference to one of the daemon's own secrets (the API token,
+ * the HTTP token, the webhook or a notification secret), by name or by
+ * the file behind it, is refused: spec writers read only secrets granted
+ * to specs. Returns 0, or -EACCES with a message (caller frees). */
+static int spec_secret_check(const Engine *e, const SecretRef *ref, const char *base_dir, char **ret_msg) {
+        _cleanup_free_ char *s = secret_ref_to_string(ref), *want = NULL;
+        const char *creds = getenv("CREDENTIALS_DIRECTORY");
+
+        if (!s)
+                return -ENOMEM;
+        if (strv_contains(e->own_secrets, s))
+                goto refused;
+        if (ref->source != SECRET_SOURCE_FILE && ref->source != SECRET_SOURCE_CREDENTIAL)
+                return 0;
+        /* The same file under another name: compare where both lead. */
+        {
+                _cleanup_free_ char *p = ref->source == SECRET_SOURCE_FILE
+                                                 ? (ref->ref[0] == '/' || !base_dir ? strdup(ref->ref)
+                                                                                    : path_join(base_dir, ref->ref))
+                                                 : creds ? path_join(creds, ref->ref) : NULL;
+
+                want = p ? realpath(p, NULL) : NULL;
+        }
+        if (!want)
+                return 0;
+        for (size_t i = 0; e->own_secrets && e->own_secrets[i]; i++) {
+                const char *o = e->own_secrets[i], *v;
+                _cleanup_free_ char *p = NULL, *real = NULL;
+
+                if ((v = startswith(o, "file:") ? o + 5 : NULL))
+                        p = strdup(v);
+                else if ((v = startswith(o, "credential:") ? o + 11 : NULL) && creds)
+                        p = path_join(creds, v);
+                real = p ? realpath(p, NULL) : NULL;
+                if (real && streq(real, want))
+                        goto refused;
+        }
         return 0;
+refused:
+        if (asprintf(ret_msg, "%s is one of binderyd's own secrets (api_token, http_token, webhook_secret, notify); "
+                     "a spec cannot use it", s) < 0)
+                return -ENOMEM;
+        return -EACCES;
 }
 
 int engine_new(Engine **ret, sd_event *event, const Config *config, bool lock) {
         _cleanup_(engine_freep) Engine *e = calloc(1, sizeof(Engine));
-        _cleanup_free_ char *msg = NULL;
+        _cleanup_free_ char *msg = NULL, *msg_token = NULL;
         char *token = NULL;
         size_t token_size = 0;
         CfApiOptions o;
@@ -352,9 +406,16 @@ int engine_new(Engine **ret, sd_event *event, const Config *config, bool lock) {
         if (r < 0)
                 return r;
 
-        r = secrets_resolve(&config->api_token, NULL, &token, &token_size, NULL);
-        if (r < 0)
+        e->token_ref = secret_ref_to_string(&config->api_token);
+        r = secrets_resolve(&config->api_token, NULL, &token, &token_size, &msg_token);
+        if (r < 0) {
+                _cleanup_free_ char *ref = secret_ref_to_string(&config->api_token);
+
                 log_debug_errno(r, "No API token could be read, continuing without one: %m");
+                if (asprintf(&e->token_problem, "no Cloudflare API token: cannot read %s (api_token): %s",
+                             strna(ref), msg_token ? msg_token : strerror(-r)) < 0)
+                        e->token_problem = NULL;
+        }
         cfapi_options_from_config(&o, config);
         o.token = r >= 0 ? token : NULL;
         o.token_size = r >= 0 ? token_size : 0;
@@ -409,6 +470,9 @@ Engine *engine_free(Engine *e) {
         free(e->account_id);
         free(e->api_url);
         free(e->state_dir);
+        free(e->token_problem);
+        free(e->token_ref);
+        strv_free(e->own_secrets);
         sd_event_unref(e->event);
         free(e);
         return NULL;
@@ -445,6 +509,62 @@ json_object *engine_status_json(const Engine *e) {
         if (json_object_deep_copy(e->status, &copy, NULL) < 0)
                 return NULL;
         return copy;
+}
+
+const char *engine_token_problem(const Engine *e) {
+        return e->token_problem;
+}
+
+typedef struct VerifyCall {
+        engine_verify_done_t done;
+        void *userdata;
+        char *ref;
+} VerifyCall;
+
+static void on_token_verified(CfApi *api, const CfReply *reply, void *userdata) {
+        VerifyCall *v = userdata;
+        _cleanup_free_ char *finding = NULL;
+        json_object *st = NULL;
+        int k;
+
+        if (reply->error == -EACCES)
+                k = asprintf(&finding, "Cloudflare refused the API token (%s): %s", strna(v->ref), strna(reply->message));
+        else if (reply->error < 0)
+                k = asprintf(&finding, "could not verify the API token (%s): %s", strna(v->ref), strna(reply->message));
+        else {
+                if (reply->result)
+                        (void) json_object_object_get_ex(reply->result, "status", &st);
+                k = asprintf(&finding, "the API token (%s) is %s", strna(v->ref),
+                             st ? json_object_get_string(st) : "accepted");
+        }
+        v->done(reply->error < 0 ? reply->error : st && !streq(json_object_get_string(st), "active") ? -EACCES : 0,
+                k < 0 ? "out of memory" : finding, v->userdata);
+        free(v->ref);
+        free(v);
+}
+
+int engine_verify_token(Engine *e, engine_verify_done_t done, void *userdata) {
+        CfRequest req = {
+                .method = "GET",
+                .path = "/user/tokens/verify",
+                .priority = CFAPI_PRIORITY_NORMAL,
+                .flags = CFAPI_NO_RETRY,
+        };
+        VerifyCall *v;
+        int r;
+
+        v = calloc(1, sizeof(VerifyCall));
+        if (!v)
+                return -ENOMEM;
+        v->done = done;
+        v->userdata = userdata;
+        v->ref = e->token_ref ? strdup(e->token_ref) : NULL;
+        r = cfapi_submit(e->api, &req, on_token_verified, v, NULL);
+        if (r < 0) {
+                free(v->ref);
+                free(v);
+        }
+        return r;
 }
 
 json_object *engine_metrics_json(const Engine *e) {
@@ -528,7 +648,11 @@ static int compute_secret_hmacs(Engine *e) {
                         ps->name = strdup(name);
                         if (!ps->owner || !ps->name)
                                 return -ENOMEM;
-                        r = secrets_resolve(ref, g->spec_dir, &v, &size, &err);
+                        r = spec_secret_check(e, ref, g->spec_dir, &err);
+                        if (r == -ENOMEM)
+                                return r;
+                        if (r >= 0)
+                                r = secrets_resolve(ref, g->spec_dir, &v, &size, &err);
                         if (r < 0) {
                                 ps->error = err ?: strdup(strerror(-r));
                                 continue;
@@ -564,7 +688,10 @@ static int apply_hook_save(void *userdata) {
 
 static int apply_hook_secret_read(void *userdata, const SecretRef *ref, char **v, size_t *n, char **err) {
         Engine *e = userdata;
+        int r = spec_secret_check(e, ref, e->g ? e->g->spec_dir : NULL, err);
 
+        if (r < 0)
+                return r;
         return secrets_resolve(ref, e->g ? e->g->spec_dir : NULL, v, n, err);
 }
 
@@ -960,6 +1087,27 @@ static void refresh_advance(Engine *e, uint64_t now) {
                 (void) state_set_meta(e->state, META_REFRESH_CURSOR, e->refresh[n - 1]);
 }
 
+/* The API token permission a refused request needed, from the request's
+ * route in the message ("GET storage/kv/namespaces: HTTP 403: …"), or NULL. */
+static const char *token_permission_for(const char *message) {
+        static const struct {
+                const char *route, *permission;
+        } t[] = {
+                { "storage/kv", "Workers KV Storage: Edit" },
+                { "r2/", "Workers R2 Storage: Edit" },
+                { "d1/", "D1: Edit" },
+                { "queues", "Queues: Edit" },
+                { "secrets_store", "Secrets Store: Edit" },
+                { "logs/audit", "Account Settings: Read" },
+                { "workers/", "Workers Scripts: Edit" },
+        };
+
+        for (size_t i = 0; message && i < ELEMENTSOF(t); i++)
+                if (strstr(message, t[i].route))
+                        return t[i].permission;
+        return NULL;
+}
+
 static void on_observed(ObserveResult *res, void *userdata) {
         Engine *e = userdata;
         int r;
@@ -968,7 +1116,20 @@ static void on_observed(ObserveResult *res, void *userdata) {
         if (res->error < 0) {
                 if (!e->error) {
                         e->error_code = res->error;
-                        e->error = res->message ? strdup(res->message) : NULL;
+                        if (e->token_problem)
+                                r = asprintf(&e->error, "%s (Cloudflare answered: %s)", e->token_problem,
+                                             strna(res->message));
+                        else if (res->error == -EACCES)
+                                r = asprintf(&e->error, "Cloudflare refused the API token (%s): %s; check the token "
+                                             "and its permissions%s%s%s (binderyd(8), TOKEN PERMISSIONS)",
+                                             strna(e->token_ref), strna(res->message),
+                                             token_permission_for(res->message) ? " (this request needs " : "",
+                                             strempty(token_permission_for(res->message)),
+                                             token_permission_for(res->message) ? ")" : "");
+                        else
+                                r = res->message ? asprintf(&e->error, "%s", res->message) : -1;
+                        if (r < 0)
+                                e->error = NULL;
                 }
                 run_finish_later(e);
                 return;
@@ -987,6 +1148,7 @@ static void on_observed(ObserveResult *res, void *userdata) {
         e->policy = (PlanPolicy) {
                 .prune = e->prune,
                 .prune_settle_usec = e->prune_settle_usec,
+                .allow_empty = e->allow_empty,
                 .max_deletions = e->max_deletions,
                 .force = e->force,
                 .now_usec = now_realtime_usec(),
@@ -1044,6 +1206,14 @@ static void on_observed(ObserveResult *res, void *userdata) {
 }
 
 /* The per-resource status from the plan and the apply results. */
+static const char *jstr(json_object *o, const char *key) {
+        json_object *v;
+
+        if (!o || !json_object_object_get_ex(o, key, &v) || !v)
+                return NULL;
+        return json_object_get_string(v);
+}
+
 static void build_status(Engine *e) {
         json_object *arr = json_object_new_array();
         char when[64];
@@ -1056,11 +1226,13 @@ static void build_status(Engine *e) {
                 const ApplyResult *r = e->applier ? apply_result(e->applier, i) : NULL;
                 ResourceState st = RESOURCE_STATE_IN_SYNC;
                 const char *reason = a->reason;
+                _cleanup_free_ char *why = NULL;
                 json_object *x = NULL;
 
                 switch (a->kind) {
                 case ACTION_NOOP:
-                        st = a->waiting ? RESOURCE_STATE_PENDING : RESOURCE_STATE_IN_SYNC;
+                        st = a->waiting ? RESOURCE_STATE_PENDING :
+                             a->suspended ? RESOURCE_STATE_SUSPENDED : RESOURCE_STATE_IN_SYNC;
                         break;
                 case ACTION_BLOCKED:
                         st = RESOURCE_STATE_BLOCKED;
@@ -1074,6 +1246,13 @@ static void build_status(Engine *e) {
                         else if (r->error < 0) {
                                 st = RESOURCE_STATE_FAILED;
                                 reason = r->message;
+                                if (r->error == -EACCES && token_permission_for(r->message)) {
+                                        free(why);
+                                        why = NULL;
+                                        if (asprintf(&why, "%s (Cloudflare refused the API token: it needs %s)",
+                                                     strna(r->message), token_permission_for(r->message)) >= 0)
+                                                reason = why;
+                                }
                         } else
                                 st = RESOURCE_STATE_IN_SYNC;
                 }
@@ -1094,7 +1273,8 @@ static void build_status(Engine *e) {
                                 for (int k = 0; k < _RESOURCE_STATE_MAX; k++)
                                         if (streq(json_object_get_string(s), resource_state_to_string(k)))
                                                 old = k;
-                        if (st == RESOURCE_STATE_IN_SYNC || (old != RESOURCE_STATE_IN_SYNC && st < old))
+                        if (st == RESOURCE_STATE_IN_SYNC || st == RESOURCE_STATE_SUSPENDED ||
+                            (old != RESOURCE_STATE_IN_SYNC && old != RESOURCE_STATE_SUSPENDED && st < old))
                                 continue;
                         json_object_object_add(x, "state", json_object_new_string(resource_state_to_string(st)));
                         json_object_object_add(x, "reason", json_object_new_string(strempty(reason)));
@@ -1127,6 +1307,22 @@ static void build_status(Engine *e) {
                 json_object_object_add(x, "reason", json_object_new_string(e->error));
                 json_object_object_add(x, "last_change", json_object_new_string(when));
                 json_object_array_add(arr, x);
+        }
+        /* last_change moves only when a resource's state or reason does. */
+        for (size_t i = 0; i < json_object_array_length(arr); i++) {
+                json_object *x = json_object_array_get_idx(arr, i);
+
+                for (size_t j = 0; e->status && j < json_object_array_length(e->status); j++) {
+                        json_object *y = json_object_array_get_idx(e->status, j), *lc;
+
+                        if (!streq_ptr(jstr(x, "kind"), jstr(y, "kind")) || !streq_ptr(jstr(x, "name"), jstr(y, "name")))
+                                continue;
+                        if (streq_ptr(jstr(x, "state"), jstr(y, "state")) &&
+                            streq_ptr(jstr(x, "reason"), jstr(y, "reason")) &&
+                            json_object_object_get_ex(y, "last_change", &lc))
+                                json_object_object_add(x, "last_change", json_object_get(lc));
+                        break;
+                }
         }
         json_object_put(e->status);
         e->status = arr;
@@ -1188,7 +1384,7 @@ static void run_finish(Engine *e) {
                  (plan_has_changes(e->plan) || e->plan->n_drift > 0 || e->plan->n_waiting > 0))
                 rep.result = RUN_RESULT_CHANGES;
         else if (e->plan && e->plan->n_drift > 0)
-                rep.result = RUN_RESULT_CHANGES;
+                rep.result = RUN_RESULT_DRIFT;      /* drift: report findings, nothing else to do */
         else
                 rep.result = RUN_RESULT_OK;
         if (e->mode == RUN_MODE_APPLY && e->plan && e->plan->n_blocked > 0 && rep.result == RUN_RESULT_OK)

@@ -31,14 +31,15 @@ typedef enum RunMode {
 
 typedef enum RunResult {
         RUN_RESULT_OK,              /* apply: in sync afterwards; plan: nothing to do */
-        RUN_RESULT_CHANGES,         /* plan: changes pending or drift reported; apply: drift reported (drift: report) */
+        RUN_RESULT_CHANGES,         /* plan: changes pending or drift reported */
         RUN_RESULT_FAILED,          /* an action or the observe failed */
         RUN_RESULT_BLOCKED,         /* a safety rule refused (guard, unowned, account mismatch) */
+        RUN_RESULT_DRIFT,           /* apply: only drift reported (drift: report); nothing else to do */
         _RUN_RESULT_MAX,
         _RUN_RESULT_INVALID = -EINVAL,
 } RunResult;
 
-const char *run_result_to_string(RunResult r) _pure_;   /* "ok", "changes", "failed", "blocked" */
+const char *run_result_to_string(RunResult r) _pure_;   /* "ok", "changes", "failed", "blocked", "drift" */
 
 /* Per-resource status, as /v1/status shows it. */
 typedef enum ResourceState {
@@ -47,6 +48,7 @@ typedef enum ResourceState {
         RESOURCE_STATE_PENDING,
         RESOURCE_STATE_FAILED,
         RESOURCE_STATE_BLOCKED,
+        RESOURCE_STATE_SUSPENDED,   /* suspend: true (not a severity: never replaces another state) */
         _RESOURCE_STATE_MAX,
         _RESOURCE_STATE_INVALID = -EINVAL,
 } ResourceState;
@@ -120,6 +122,17 @@ void engine_cancel(Engine *e);
  * {kind, name, state, reason, last_change, id?} (secrets as references).
  * Caller puts the reference. */
 json_object *engine_status_json(const Engine *e);
+
+/* Why the engine has no usable API token ("no Cloudflare API token:
+ * credential 'cloudflare-api-token' …", naming the reference it looked
+ * for), or NULL when one was read. */
+const char *engine_token_problem(const Engine *e);
+
+/* Asks Cloudflare about the API token (GET /user/tokens/verify) and calls
+ * done with a one-line finding (never the token) and 0, -EACCES (refused)
+ * or another negative errno. Returns 0 or a negative errno. */
+typedef void (*engine_verify_done_t)(int error, const char *finding, void *userdata);
+int engine_verify_token(Engine *e, engine_verify_done_t done, void *userdata);
 
 /* API client figures for /metrics: requests by HTTP status, budget left. */
 json_object *engine_metrics_json(const Engine *e);

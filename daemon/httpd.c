@@ -9,6 +9,7 @@
  * calls the handler again.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -82,6 +83,7 @@ struct Request {
         bool suspended;
         bool timed_out;
         char *run_id;
+        char *expect;               /* ?expect=DIGEST prefix: the run must enforce it */
         int status_if_created;      /* POST /v1/reconcile without wait */
         sd_event_source *deadline;
         Request *wait_prev, *wait_next;
@@ -99,6 +101,7 @@ struct Httpd {
         bool auth_reads;
         char *webhook_secret;
         size_t webhook_secret_size;
+        char *webhook_ref;          /* only pushes to this ref trigger (NULL: any) */
         Request *waiting;           /* suspended requests */
         bool shutting_down;
 };
@@ -151,16 +154,25 @@ static bool query_has(struct MHD_Connection *c, const char *key) {
         return MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, key, strlen(key), &v, &n) == MHD_YES;
 }
 
+/* Tables with ?format=table or Accept: text/plain; ?format=json or
+ * ?pretty keep JSON. */
 static bool wants_text(struct MHD_Connection *c) {
         const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+        const char *format = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "format");
 
+        if (format)
+                return streq(format, "table") || streq(format, "text");
         if (query_has(c, "pretty"))
-                return true;
+                return false;
         return accept && strstr(accept, "text/plain") && !strstr(accept, "application/json");
 }
 
 static HandlerResult respond_json(Request *r, unsigned status, json_object *j, const char *h1, const char *v1) {
-        const char *s = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        /* ?pretty: indented JSON (two spaces), else one line. */
+        const char *s = json_object_to_json_string_ext(j, (query_has(r->connection, "pretty")
+                                                           ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED
+                                                           : JSON_C_TO_STRING_PLAIN) |
+                                                          JSON_C_TO_STRING_NOSLASHESCAPE);
         _cleanup_free_ char *line = NULL;
 
         if (!s)
@@ -253,8 +265,13 @@ static char *status_text(json_object *s) {
         if (errs && json_object_is_type(errs, json_type_array))
                 for (size_t i = 0; i < json_object_array_length(errs); i++)
                         fprintf(f, "  error      %s\n", strna(jstr(json_object_array_get_idx(errs, i), "text")));
+        if (jstr(g, "empty"))
+                fprintf(f, "  guard      %s\n", jstr(g, "empty"));
         text_run_line(f, "current run", jget(s, "current_run"));
         text_run_line(f, "last run", jget(s, "last_run"));
+        if (jstr(s, "pending_removals"))
+                fprintf(f, "removals     %s waiting for prune_settle, due %s\n", jstr(s, "pending_removals"),
+                        jstr(s, "removals_due_at") ?: "-");
         fprintf(f, "\n%-20s %-28s %-9s %-20s %s\n", "KIND", "NAME", "STATE", "LAST CHANGE", "REASON");
         res = jget(s, "resources");
         if (res && json_object_is_type(res, json_type_array))
@@ -479,6 +496,14 @@ static HandlerResult reply_run(Request *r, unsigned status_running) {
         json_object_object_add(run, "url", json_object_new_string(location));
         state = jstr(run, "state");
         result = jstr(run, "result");
+        if (streq_ptr(state, "done") && r->expect && status_running != MHD_HTTP_ACCEPTED &&
+            !startswith(jstr(run, "generation") ?: "", r->expect)) {
+                /* Another generation was loaded before the run started. */
+                json_object_object_add(run, "error", json_object_new_string(
+                        "the run enforced another generation than the expected one"));
+                json_object_object_add(run, "expected", json_object_new_string(r->expect));
+                return respond_json(r, MHD_HTTP_PRECONDITION_FAILED, run, MHD_HTTP_HEADER_LOCATION, location);
+        }
         if (streq_ptr(state, "done")) {
                 unsigned st = streq_ptr(result, "failed") || streq_ptr(result, "blocked")
                         ? MHD_HTTP_CONFLICT : MHD_HTTP_OK;
@@ -509,9 +534,22 @@ static int parse_wait(const char *s, unsigned max, unsigned *ret) {
         return 0;
 }
 
+/* A digest prefix: 12 to 64 lowercase or uppercase hex digits. */
+static bool expect_valid(const char *s) {
+        size_t n = strlen(s);
+
+        if (n < 12 || n > 64)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!strchr("0123456789abcdefABCDEF", s[i]))
+                        return false;
+        return true;
+}
+
 static HandlerResult trigger_and_reply(Request *r, const char *reason) {
         Httpd *h = r->httpd;
-        const char *wait_s, *force_s;
+        _cleanup_(json_object_putp) json_object *detail = NULL;
+        const char *wait_s, *force_s, *expect_s = NULL;
         bool wait, force;
         unsigned wait_sec = 0;
         int k;
@@ -531,10 +569,32 @@ static HandlerResult trigger_and_reply(Request *r, const char *reason) {
         if (wait && parse_wait(wait_s, h->settings.wait_max_sec, &wait_sec) < 0)
                 return respond_error(r, MHD_HTTP_BAD_REQUEST, NULL, NULL,
                                      "'wait' must be a number of seconds, not '%s'", wait_s);
+        if (streq(reason, "api")) {
+                expect_s = MHD_lookup_connection_value(r->connection, MHD_GET_ARGUMENT_KIND, "expect");
+                if (query_has(r->connection, "expect") && (!expect_s || !expect_valid(expect_s)))
+                        return respond_error(r, MHD_HTTP_BAD_REQUEST, NULL, NULL,
+                                             "'expect' must be a generation digest or a prefix of at least 12 hex digits");
+                if (expect_s) {
+                        r->expect = strdup(expect_s);
+                        if (!r->expect)
+                                return HANDLER_FAILED;
+                        for (char *p = r->expect; *p; p++)
+                                *p = (char) tolower((unsigned char) *p);
+                }
+        }
         if (h->shutting_down)
                 return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, NULL, "stopping");
 
-        k = h->backend.trigger(h->userdata, reason, force, &r->run_id);
+        if (h->backend.trigger_load)
+                k = h->backend.trigger_load(h->userdata, reason, force, r->expect, &r->run_id, &detail);
+        else
+                k = h->backend.trigger(h->userdata, reason, force, &r->run_id);
+        if (k == -ESTALE) {
+                if (!detail)
+                        return respond_error(r, MHD_HTTP_PRECONDITION_FAILED, NULL, NULL,
+                                             "the spec directory does not produce generation %s", strna(r->expect));
+                return respond_json(r, MHD_HTTP_PRECONDITION_FAILED, detail, NULL, NULL);
+        }
         if (k == -ESHUTDOWN)
                 return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, NULL, "stopping");
         if (k < 0)
@@ -596,6 +656,29 @@ static HandlerResult handle_github(Request *r, const char *arg) {
                 return respond_error(r, MHD_HTTP_UNAUTHORIZED, NULL, NULL, "bad X-Hub-Signature-256");
         }
         event = MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND, "X-GitHub-Event");
+        if (streq_ptr(event, "push") && h->webhook_ref) {
+                /* webhook_ref: a push to another branch or tag changes
+                 * nothing bindery enforces. The payload must be JSON
+                 * (the hook's content type application/json). */
+                _cleanup_(json_object_putp) json_object *p = r->body ? json_tokener_parse(r->body) : NULL;
+                json_object *ref = NULL;
+
+                if (!p || !json_object_object_get_ex(p, "ref", &ref) || !json_object_is_type(ref, json_type_string))
+                        return respond_error(r, MHD_HTTP_BAD_REQUEST, NULL, NULL,
+                                             "push without a \"ref\" (set the hook's content type to application/json)");
+                if (!streq(json_object_get_string(ref), h->webhook_ref)) {
+                        log_info("Webhook: push to %.200s ignored (webhook_ref is %s).", json_object_get_string(ref),
+                                 h->webhook_ref);
+                        j = json_object_new_object();
+                        if (!j)
+                                return HANDLER_FAILED;
+                        json_object_object_add(j, "event", json_object_new_string("push"));
+                        json_object_object_add(j, "ignored", json_object_new_boolean(true));
+                        json_object_object_add(j, "ref", json_object_get(ref));
+                        json_object_object_add(j, "webhook_ref", json_object_new_string(h->webhook_ref));
+                        return respond_json(r, MHD_HTTP_OK, j, NULL, NULL);
+                }
+        }
         if (streq_ptr(event, "push"))
                 return trigger_and_reply(r, "webhook");
 
@@ -737,6 +820,7 @@ static void request_free(Request *r) {
         free(r->arg);
         free(r->body);
         free(r->run_id);
+        free(r->expect);
         free(r);
 }
 
@@ -946,6 +1030,7 @@ Httpd *httpd_free(Httpd *h) {
         }
         free(h->listeners);
         (void) httpd_set_auth(h, NULL, 0, false, NULL, 0);
+        free(h->webhook_ref);
         sd_event_unref(h->event);
         return mfree(h);
 }
@@ -963,6 +1048,16 @@ static int replace_secret(char **p, size_t *psize, const char *v, size_t size) {
         erase_and_free(*p, *psize);
         *p = n;
         *psize = v ? size : 0;
+        return 0;
+}
+
+int httpd_set_webhook_ref(Httpd *h, const char *ref) {
+        char *n = NULL;
+
+        if (ref && !(n = strdup(ref)))
+                return -ENOMEM;
+        free(h->webhook_ref);
+        h->webhook_ref = n;
         return 0;
 }
 

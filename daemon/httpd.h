@@ -39,6 +39,14 @@ typedef struct HttpdBackend {
          * of the run that will serve this trigger (caller frees), or a
          * negative errno (-ESHUTDOWN while stopping). */
         int (*trigger)(void *userdata, const char *reason, bool force, char **ret_run_id);
+        /* POST /v1/reconcile: like trigger, but the backend first loads the
+         * spec directory as it is now. With expect (a hex digest prefix of
+         * at least 12 digits; NULL: none) the loaded generation must match:
+         * else -ESTALE and *ret_detail says what the directory produced
+         * (412). A match settles that generation at once (prune_settle).
+         * NULL: the server falls back to trigger. */
+        int (*trigger_load)(void *userdata, const char *reason, bool force, const char *expect,
+                            char **ret_run_id, json_object **ret_detail);
         /* GET /v1/plan: 0 and a new reference to a plan report no older
          * than a few seconds; -EINPROGRESS if a plan is now running (the
          * request waits for httpd_wake()); -EBUSY if a reconcile runs and
@@ -75,6 +83,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Httpd *, httpd_free);
  * off). Values are copied and wiped on change and on free. */
 int httpd_set_auth(Httpd *h, const char *token, size_t token_size, bool auth_reads,
                    const char *webhook_secret, size_t webhook_secret_size);
+
+/* Only pushes whose payload "ref" equals ref trigger a run; others are
+ * answered 200 {"ignored": true} and logged (NULL: every push). */
+int httpd_set_webhook_ref(Httpd *h, const char *ref);
 
 /* Re-evaluates every waiting request (a run or plan changed state). */
 void httpd_wake(Httpd *h);

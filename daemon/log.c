@@ -177,6 +177,8 @@ void log_set_context(const char *run, const char *resource, const char *action) 
         set_field(&ctx_action, action);
 }
 
+static const char *emit_reason;      /* set only inside log_reason_internal() */
+
 static void log_emit(int level, const char *run, const char *resource, const char *action,
                      const char *file, int line, const char *raw) {
         _cleanup_free_ char *msg = log_redact(raw);
@@ -186,6 +188,17 @@ static void log_emit(int level, const char *run, const char *resource, const cha
                 char pri[16];
 
                 snprintf(pri, sizeof(pri), "PRIORITY=%d", level & LOG_PRIMASK);
+                if (emit_reason) {
+                        _cleanup_free_ char *why = log_redact(emit_reason);
+
+                        (void) sd_journal_send("MESSAGE=%s", m, "%s", pri,
+                                               "SYSLOG_IDENTIFIER=binderyd",
+                                               "BINDERY_RUN=%s", run ? run : "",
+                                               "BINDERY_RESOURCE=%s", resource ? resource : "",
+                                               "BINDERY_REASON=%s", why ? why : "",
+                                               NULL);
+                        return;
+                }
                 (void) sd_journal_send("MESSAGE=%s", m, "%s", pri,
                                        "SYSLOG_IDENTIFIER=binderyd",
                                        "BINDERY_RUN=%s", run ? run : "",
@@ -250,5 +263,20 @@ int log_struct_internal(int level, int error, const char *run, const char *resou
         va_start(ap, fmt);
         r = log_vformat(level, error, run ? run : ctx_run, resource, action, NULL, 0, fmt, ap);
         va_end(ap);
+        return r;
+}
+
+int log_reason_internal(int level, const char *run, const char *resource, const char *reason,
+                        const char *fmt, ...) {
+        va_list ap;
+        int r;
+
+        if (max_level < (level & LOG_PRIMASK))
+                return 0;
+        emit_reason = reason ? reason : "";
+        va_start(ap, fmt);
+        r = log_vformat(level, 0, run ? run : ctx_run, resource, NULL, NULL, 0, fmt, ap);
+        va_end(ap);
+        emit_reason = NULL;
         return r;
 }

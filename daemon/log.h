@@ -75,6 +75,13 @@ int log_struct_internal(int level, int error, const char *run, const char *resou
 #define log_warning_errno(e, ...) log_full_errno(LOG_WARNING, e, __VA_ARGS__)
 #define log_error_errno(e, ...)   log_full_errno(LOG_ERR, e, __VA_ARGS__)
 
+/* As log_struct_internal, with a BINDERY_REASON field too (redacted like
+ * the message). */
+int log_reason_internal(int level, const char *run, const char *resource, const char *reason,
+                        const char *fmt, ...) _printf_(5, 6);
+#define log_event_reason(level, run, resource, reason, ...) \
+        (void) log_reason_internal((level), (run), (resource), (reason), __VA_ARGS__)
+
 /* One event with its own BINDERY_RUN/RESOURCE/ACTION fields. */
 #define log_event(level, run, resource, action, ...) \
         (void) log_struct_internal((level), 0, (run), (resource), (action), __VA_ARGS__)

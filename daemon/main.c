@@ -18,6 +18,82 @@ static const struct {
         { "daemon", cmd_daemon },
         { "import", cmd_import },
         { "schema", cmd_schema },
+        { "reconcile", cmd_reconcile },
+        { "status", cmd_status },
+        { "state", cmd_state },
+        { "credentials", cmd_credentials },
+};
+
+/* `binderyd VERB --help`: what that verb takes. */
+static const struct {
+        const char *name;
+        const char *text;
+} verb_help[] = {
+        { "reconcile",
+          "Usage: binderyd reconcile [-c FILE] [--url URL] [--token-file FILE] [--wait SECONDS]\n"
+          "                          [--expect DIGEST] [--force] [--json]\n"
+          "\n"
+          "Asks the running daemon to load the spec directory as it is now and reconcile\n"
+          "(POST /v1/reconcile).\n"
+          "\n"
+          "  -c, --config FILE      configuration: its first listen address and http_token\n"
+          "      --url URL          the daemon's HTTP API (needed under socket activation)\n"
+          "      --token-file FILE  bearer token (else $BINDERY_HTTP_TOKEN, else http_token)\n"
+          "      --wait SECONDS     wait for the run to finish (at most 3600)\n"
+          "      --expect DIGEST    the generation the spec directory must produce (binderyd\n"
+          "                         validate prints it; a prefix of at least 12 hex digits)\n"
+          "      --force            allow more than max_deletions deletions\n"
+          "      --json             print the run as JSON\n"
+          "\n"
+          "Exit: 0 queued (no --wait), in sync or changed; 2 drift reported or removals\n"
+          "waiting; 3 blocked; 4 --wait timed out; 1 any error (412: the directory does not\n"
+          "produce --expect).\n" },
+        { "status",
+          "Usage: binderyd status [-c FILE] [--url URL] [--token-file FILE] [--json]\n"
+          "\n"
+          "Shows the running daemon's status (GET /v1/status) as a table, or as JSON.\n"
+          "\n"
+          "Exit: 0 in sync; 2 drifted or pending; 3 blocked; 1 failed, spec rejected, or any\n"
+          "error.\n" },
+        { "state",
+          "Usage: binderyd state forget KIND/NAME [-c FILE]\n"
+          "\n"
+          "Stops owning a resource without deleting it (e.g. Worker/api). The daemon must\n"
+          "be stopped (it holds the state lock). Remove the resource from the spec too.\n" },
+        { "validate",
+          "Usage: binderyd validate [-c FILE] [--spec-dir DIR] [--json]\n"
+          "\n"
+          "Checks binderyd.yaml (with -c, or the default file when --spec-dir is not given;\n"
+          "every error as FILE:LINE:COLUMN: message) and then the spec directory it names\n"
+          "(or --spec-dir), like nginx -t. Prints the generation digest when both are\n"
+          "valid. Exit: 0 valid; 1 invalid.\n" },
+        { "types",
+          "Usage: binderyd types (--worker NAME | --all) [--output DIR] [-c FILE] [--spec-dir DIR]\n"
+          "\n"
+          "Prints a worker's TypeScript Env for @cloudflare/workers-types, or with --output\n"
+          "writes DIR/WORKER.d.ts for the worker (or every worker with --all). Durable\n"
+          "Object bindings are typed DurableObjectNamespace<import(\"...\").Class> and service\n"
+          "bindings with an entrypoint Service<import(\"...\").Entrypoint> when the owning\n"
+          "worker's main module exports that class (paths relative to DIR, else absolute).\n"
+          "Exit: 0; 1 the spec did not load or a file could not be written.\n" },
+        { "credentials",
+          "Usage: binderyd credentials [-c FILE] [--json]\n"
+          "\n"
+          "Lists every secret reference of the configuration and of the spec directory it\n"
+          "names (credentials, files, environment variables, and where each is used), and\n"
+          "prints the LoadCredential= drop-in for the credentials binderyd.service does not\n"
+          "load already (systemctl edit binderyd.service). Never reads a value.\n"
+          "Exit: 0; 1 the configuration or the spec did not load.\n" },
+        { "plan",
+          "Usage: binderyd plan [-c FILE] [--spec-dir DIR] [--json] [--force]\n"
+          "\n"
+          "Shows what a reconcile would do. Exit: 0 nothing to do; 2 changes, drift or\n"
+          "waiting removals; 3 blocked; 1 any error.\n" },
+        { "apply",
+          "Usage: binderyd apply [-c FILE] [--spec-dir DIR] [--json] [--force]\n"
+          "\n"
+          "Runs one reconcile now (the daemon must not be running). Exit: 0 in sync or\n"
+          "changed; 2 drift reported or removals waiting; 3 blocked; 1 any error.\n" },
 };
 
 static void help(void) {
@@ -27,12 +103,16 @@ static void help(void) {
                "\n"
                "Commands:\n"
                "  (none), daemon         run the reconciliation daemon\n"
-               "  validate               check a spec directory, print every error\n"
+               "  validate               check binderyd.yaml (-c) and the spec directory\n"
                "  types                  print a worker's TypeScript Env\n"
                "  plan                   show what a reconcile would do (exit 2: changes)\n"
                "  apply                  run one reconcile now\n"
                "  import CONFIG...       wrangler.toml/.json/.jsonc to spec files\n"
                "  schema                 print the JSON Schema of the spec language\n"
+               "  reconcile              ask the running daemon to reconcile (--wait, --expect)\n"
+               "  status                 the running daemon's status\n"
+               "  state forget KIND/NAME stop owning a resource without deleting it\n"
+               "  credentials            the credentials config and spec use; a LoadCredential= drop-in\n"
                "\n"
                "Options:\n"
                "  -c, --config FILE      configuration (default %s)\n"
@@ -42,12 +122,17 @@ static void help(void) {
                "      --account-id ID    Cloudflare account id\n"
                "      --listen HOST:PORT HTTP API address (repeatable)\n"
                "      --worker NAME      the worker, for types\n"
+               "      --all              types: every worker\n"
+               "      --output DIR       types: write DIR/WORKER.d.ts; import: where to write (default .)\n"
                "      --json             machine-readable output\n"
                "      --force            allow more than max_deletions deletions\n"
-               "      --output DIR       where import writes (default .)\n"
                "      --adopt            import: adopt the worker and named resources\n"
                "      --log-level LEVEL  debug, info, notice, warning, error\n"
-               "  -h, --help             this text\n"
+               "      --url URL          reconcile, status: the daemon's HTTP API\n"
+               "      --token-file FILE  reconcile, status: the bearer token\n"
+               "      --wait SECONDS     reconcile: wait for the run\n"
+               "      --expect DIGEST    reconcile: the generation the spec must produce\n"
+               "  -h, --help             this text (COMMAND --help: that command's)\n"
                "      --version          the version\n"
                "\n"
                "See binderyd(8), binderyd.yaml(5) and bindery-spec(5).\n",
@@ -67,6 +152,11 @@ enum {
         ARG_VERSION,
         ARG_OUTPUT,
         ARG_ADOPT,
+        ARG_URL,
+        ARG_TOKEN_FILE,
+        ARG_WAIT,
+        ARG_EXPECT,
+        ARG_ALL,
 };
 
 static int parse_argv(int argc, char **argv, Options *o, const char **ret_command) {
@@ -85,8 +175,14 @@ static int parse_argv(int argc, char **argv, Options *o, const char **ret_comman
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "output", required_argument, NULL, ARG_OUTPUT },
                 { "adopt", no_argument, NULL, ARG_ADOPT },
+                { "url", required_argument, NULL, ARG_URL },
+                { "token-file", required_argument, NULL, ARG_TOKEN_FILE },
+                { "wait", required_argument, NULL, ARG_WAIT },
+                { "expect", required_argument, NULL, ARG_EXPECT },
+                { "all", no_argument, NULL, ARG_ALL },
                 {}
         };
+        bool want_help = false;
         int c;
 
         while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) >= 0)
@@ -132,8 +228,23 @@ static int parse_argv(int argc, char **argv, Options *o, const char **ret_comman
                         o->adopt = true;
                         break;
                 case 'h':
-                        help();
-                        return 0;
+                        want_help = true;
+                        break;
+                case ARG_URL:
+                        o->url = optarg;
+                        break;
+                case ARG_TOKEN_FILE:
+                        o->token_file = optarg;
+                        break;
+                case ARG_WAIT:
+                        o->wait = optarg;
+                        break;
+                case ARG_EXPECT:
+                        o->expect = optarg;
+                        break;
+                case ARG_ALL:
+                        o->all = true;
+                        break;
                 case ARG_VERSION:
                         printf("binderyd %s\n", PACKAGE_VERSION);
                         return 0;
@@ -143,8 +254,17 @@ static int parse_argv(int argc, char **argv, Options *o, const char **ret_comman
 
         if (optind < argc)
                 *ret_command = argv[optind++];
-        /* Only import takes arguments after the command. */
-        if (optind < argc && !streq(*ret_command, "import"))
+        if (want_help) {
+                for (size_t i = 0; i < ELEMENTSOF(verb_help); i++)
+                        if (streq(verb_help[i].name, *ret_command)) {
+                                fputs(verb_help[i].text, stdout);
+                                return 0;
+                        }
+                help();
+                return 0;
+        }
+        if (optind < argc && !streq(*ret_command, "state") &&
+            !streq(*ret_command, "import"))
                 return log_error_errno(EINVAL, "Unexpected argument '%s'.", argv[optind]);
         for (; optind < argc; optind++)
                 if (strv_extend(&o->args, argv[optind]) < 0)

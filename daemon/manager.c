@@ -16,12 +16,15 @@
 #include "log.h"
 #include "manager.h"
 #include "metrics.h"
+#include "notify.h"
 #include "secrets.h"
 #include "spec.h"
 #include "util.h"
 #include "watch.h"
 
-#define RUNS_MAX 64                         /* the ring behind /v1/runs */
+#define RUNS_MAX 200                        /* the ring behind /v1/runs, kept in RUNS_FILE */
+#define RUNS_FILE "runs.json"               /* in state_dir: run history across restarts */
+#define RUNS_FILE_MAX (64U * 1024 * 1024)   /* and at most this big: the oldest go first */
 #define DEBOUNCE_USEC (200 * USEC_PER_MSEC)
 #define PLAN_FRESH_USEC (5 * USEC_PER_SEC)  /* /v1/plan reuses a plan this young */
 #define PLAN_STALE_USEC (10 * 60 * USEC_PER_SEC) /* ...and, while a reconcile runs, one this old */
@@ -52,6 +55,8 @@ typedef struct Run {
         uint64_t queued_usec, started_usec, finished_usec;  /* CLOCK_REALTIME */
         unsigned n_actions, n_writes, n_requests, n_failed;
         char generation[65];
+        unsigned n_pending_removals;        /* deletions waiting for prune_settle */
+        uint64_t removals_due_usec;         /* CLOCK_REALTIME; 0: unknown */
         json_object *report;
         char *text;
 } Run;
@@ -69,6 +74,7 @@ struct Manager {
         Engine *engine;
         Httpd *httpd;
         Watch *watch;
+        Notifier *notifier;         /* notify: targets */
         sd_event_source *sig_term, *sig_int, *sig_hup;
         sd_event_source *interval;
         sd_event_source *kick;      /* deferred: start the pending run */
@@ -78,6 +84,7 @@ struct Manager {
         Generation *gen;            /* last good, enforced */
         Generation *gen_in_run;     /* handed to the running engine run */
         uint64_t gen_since_usec;
+        bool gen_settled;           /* an authenticated trigger named this generation: removals need not wait */
         json_object *spec_errors;   /* of the last load attempt; empty array if it loaded */
         size_t n_spec_errors;
         uint64_t last_load_usec;
@@ -143,6 +150,25 @@ static int manager_apply_auth(Manager *m, const Config *c) {
                 if (r < 0)
                         return r;
         }
+        /* Notification secrets are read at each send; say now if one
+         * cannot be, rather than at the first failure. */
+        for (size_t i = 0; i < c->n_notify; i++) {
+                _cleanup_(erase_and_freep) char *v = NULL;
+                _cleanup_free_ char *msg = NULL, *s = NULL;
+                size_t n = 0;
+
+                if (!c->notify[i].secret_set)
+                        continue;
+                r = secrets_resolve(&c->notify[i].secret, NULL, &v, &n, &msg);
+                if (r < 0) {
+                        s = secret_ref_to_string(&c->notify[i].secret);
+                        log_warning("Notifications to %s: cannot read secret %s: %s; they will not be sent until "
+                                    "it can be read.", c->notify[i].url, strna(s), msg ? msg : strerror(-r));
+                }
+        }
+        r = httpd_set_webhook_ref(m->httpd, c->webhook_ref);
+        if (r < 0)
+                return log_error_errno(r, "Out of memory.");
         return httpd_set_auth(m->httpd, token, token_size, c->http_auth_reads, hook, hook_size);
 }
 
@@ -182,9 +208,9 @@ static Run *run_free(Run *r) {
 }
 
 static Run *manager_find_run(Manager *m, const char *id) {
-        for (size_t i = 0; i < m->n_ring; i++)
-                if (streq(m->ring[i]->id, id))
-                        return m->ring[i];
+        for (size_t i = m->n_ring; i > 0; i--)   /* newest first */
+                if (streq(m->ring[i - 1]->id, id))
+                        return m->ring[i - 1];
         return NULL;
 }
 
@@ -208,19 +234,180 @@ static json_object *run_to_json(const Run *r, bool full) {
         if (r->state == RUN_STATE_DONE) {
                 json_object_object_add(j, "finished_at",
                                        json_object_new_string(format_rfc3339(r->finished_usec, ts, sizeof(ts))));
-                json_object_object_add(j, "duration_sec",
-                                       json_object_new_double((double) (r->finished_usec - r->started_usec) / 1e6));
+                {
+                        /* Rounded to milliseconds, printed as such. */
+                        uint64_t ms = (r->finished_usec - r->started_usec + 500) / 1000;
+                        char d[32];
+
+                        snprintf(d, sizeof(d), "%" PRIu64 ".%03" PRIu64, ms / 1000, ms % 1000);
+                        json_object_object_add(j, "duration_sec", json_object_new_double_s((double) ms / 1000, d));
+                }
                 json_object_object_add(j, "result", json_object_new_string(run_result_to_string(r->result)));
                 json_object_object_add(j, "n_actions", json_object_new_int64(r->n_actions));
                 json_object_object_add(j, "n_writes", json_object_new_int64(r->n_writes));
                 json_object_object_add(j, "n_requests", json_object_new_int64(r->n_requests));
                 json_object_object_add(j, "n_failed", json_object_new_int64(r->n_failed));
+                if (r->n_pending_removals > 0) {
+                        json_object_object_add(j, "pending_removals", json_object_new_int64(r->n_pending_removals));
+                        json_object_object_add(j, "removals_due_at", r->removals_due_usec ?
+                                               json_object_new_string(format_rfc3339(r->removals_due_usec, ts,
+                                                                                     sizeof(ts))) : NULL);
+                }
                 if (full && r->report)
                         json_object_object_add(j, "report", json_object_get(r->report));
                 if (full && r->text)
                         json_object_object_add(j, "text", json_object_new_string(r->text));
         }
         return j;
+}
+
+/* What history keeps of a report: actions with their reasons, not no-ops. */
+static json_object *report_for_history(json_object *report) {
+        json_object *copy = NULL, *acts, *kept;
+
+        if (!report || json_object_deep_copy(report, &copy, NULL) < 0)
+                return NULL;
+        if (!json_object_object_get_ex(copy, "actions", &acts) || !json_object_is_type(acts, json_type_array))
+                return copy;
+        kept = json_object_new_array();
+        if (!kept)
+                return copy;
+        for (size_t i = 0; i < json_object_array_length(acts); i++) {
+                json_object *a = json_object_array_get_idx(acts, i), *k, *w;
+
+                if (json_object_object_get_ex(a, "action", &k) && streq(json_object_get_string(k), "noop") &&
+                    !(json_object_object_get_ex(a, "waiting", &w) && json_object_get_boolean(w)))
+                        continue;
+                json_object_array_add(kept, json_object_get(a));
+        }
+        json_object_object_add(copy, "actions", kept);
+        return copy;
+}
+
+/* Writes the finished runs to RUNS_FILE, newest kept when over the size cap. */
+static void manager_save_runs(Manager *m) {
+        _cleanup_(json_object_putp) json_object *a = json_object_new_array();
+        _cleanup_free_ char *path = NULL;
+        const char *text;
+        size_t first = 0;
+        int r;
+
+        if (!a || !m->config->state_dir)
+                return;
+        for (size_t i = 0; i < m->n_ring; i++) {
+                const Run *x = m->ring[i];
+                json_object *j;
+
+                if (x->state != RUN_STATE_DONE)
+                        continue;
+                j = run_to_json(x, true);
+                if (!j)
+                        return;
+                json_object_object_add(j, "queued_usec", json_object_new_int64((int64_t) x->queued_usec));
+                json_object_object_add(j, "started_usec", json_object_new_int64((int64_t) x->started_usec));
+                json_object_object_add(j, "finished_usec", json_object_new_int64((int64_t) x->finished_usec));
+                json_object_array_add(a, j);
+        }
+        for (;;) {
+                text = json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+                if (!text)
+                        return;
+                if (strlen(text) <= RUNS_FILE_MAX || json_object_array_length(a) <= 1)
+                        break;
+                first = json_object_array_length(a) / 4 + 1;  /* drop the oldest quarter */
+                if (json_object_array_del_idx(a, 0, first) < 0)
+                        return;
+        }
+        path = path_join(m->config->state_dir, RUNS_FILE);
+        if (!path)
+                return;
+        r = write_file_atomic(path, text, strlen(text), 0600);
+        if (r < 0)
+                log_warning_errno(r, "Cannot save the run history to '%s', ignoring: %m", path);
+}
+
+static const char *jget_str(json_object *o, const char *k) {
+        json_object *v;
+
+        return o && json_object_object_get_ex(o, k, &v) && v ? json_object_get_string(v) : NULL;
+}
+
+static uint64_t jget_u64(json_object *o, const char *k) {
+        json_object *v;
+
+        return o && json_object_object_get_ex(o, k, &v) && v ? (uint64_t) json_object_get_int64(v) : 0;
+}
+
+/* Loads RUNS_FILE (a missing file is an empty history; a corrupt one is
+ * reported and ignored: history is not state). */
+static void manager_load_runs(Manager *m) {
+        _cleanup_(json_object_putp) json_object *a = NULL;
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        size_t size = 0;
+        int r;
+
+        path = path_join(m->config->state_dir, RUNS_FILE);
+        if (!path)
+                return;
+        r = read_full_file(path, RUNS_FILE_MAX + 1024, &text, &size);
+        if (r == -ENOENT)
+                return;
+        if (r < 0) {
+                log_warning_errno(r, "Cannot read the run history '%s', starting without it: %m", path);
+                return;
+        }
+        a = json_tokener_parse(text);
+        if (!a || !json_object_is_type(a, json_type_array)) {
+                log_warning("The run history '%s' is not a JSON array; starting without it.", path);
+                return;
+        }
+        for (size_t i = 0; i < json_object_array_length(a) && m->n_ring < RUNS_MAX; i++) {
+                json_object *j = json_object_array_get_idx(a, i), *v;
+                const char *id = jget_str(j, "id"), *res = jget_str(j, "result");
+                Run *x;
+
+                if (!id || strlen(id) >= sizeof(x->id) || !res)
+                        continue;
+                x = calloc(1, sizeof(Run));
+                if (!x)
+                        return;
+                snprintf(x->id, sizeof(x->id), "%s", id);
+                x->trigger = strdup(jget_str(j, "trigger") ?: "unknown");
+                x->n_triggers = (unsigned) jget_u64(j, "n_triggers");
+                x->force = json_object_object_get_ex(j, "force", &v) && json_object_get_boolean(v);
+                x->state = RUN_STATE_DONE;
+                x->result = RUN_RESULT_FAILED;
+                for (int k = 0; k < _RUN_RESULT_MAX; k++)
+                        if (streq_ptr(run_result_to_string(k), res))
+                                x->result = k;
+                x->queued_usec = jget_u64(j, "queued_usec");
+                x->started_usec = jget_u64(j, "started_usec");
+                x->finished_usec = jget_u64(j, "finished_usec");
+                x->n_actions = (unsigned) jget_u64(j, "n_actions");
+                x->n_writes = (unsigned) jget_u64(j, "n_writes");
+                x->n_requests = (unsigned) jget_u64(j, "n_requests");
+                x->n_failed = (unsigned) jget_u64(j, "n_failed");
+                x->n_pending_removals = (unsigned) jget_u64(j, "pending_removals");
+                snprintf(x->generation, sizeof(x->generation), "%s", jget_str(j, "generation") ?: "");
+                if (json_object_object_get_ex(j, "report", &v) && v)
+                        x->report = json_object_get(v);
+                if (jget_str(j, "text"))
+                        x->text = strdup(jget_str(j, "text"));
+                if (!x->trigger) {
+                        run_free(x);
+                        return;
+                }
+                m->ring[m->n_ring++] = x;
+                /* Run ids stay unique across a restart within the same second. */
+                {
+                        uint64_t boot = 0;
+                        _cleanup_free_ char *prefix = strndup(id, strcspn(id, "-"));
+
+                        if (prefix && safe_atou64(prefix, &boot) >= 0 && boot >= m->boot_sec)
+                                m->boot_sec = boot + 1;
+                }
+        }
+        log_info("Run history: %zu runs loaded from '%s'.", m->n_ring, path);
 }
 
 static int manager_push_run(Manager *m, Run *r) {
@@ -243,6 +430,47 @@ static void manager_finish_stop(Manager *m) {
                 (void) sd_event_exit(m->event, m->exit_code);
 }
 
+/* A failed or blocked run says why: the run's own error, then one line
+ * per failed or blocked resource (BINDERY_RESOURCE, BINDERY_REASON). */
+static void log_run_why(Manager *m, const Run *r, const RunReport *report) {
+        _cleanup_(json_object_putp) json_object *st = engine_status_json(m->engine);
+        json_object *err = NULL;
+        unsigned n = 0;
+
+        if (report->json && json_object_object_get_ex(report->json, "error", &err) && err)
+                log_event_reason(LOG_ERR, r->id, NULL, json_object_get_string(err),
+                                 "Reconcile %s: %s", r->id, json_object_get_string(err));
+        for (size_t i = 0; st && i < json_object_array_length(st); i++) {
+                json_object *x = json_object_array_get_idx(st, i), *k, *nm, *s, *why;
+                _cleanup_free_ char *res = NULL;
+
+                if (!json_object_object_get_ex(x, "state", &s) ||
+                    !(streq(json_object_get_string(s), "failed") || streq(json_object_get_string(s), "blocked")))
+                        continue;
+                if (++n > ERRORS_LOGGED_MAX)
+                        continue;
+                (void) json_object_object_get_ex(x, "kind", &k);
+                (void) json_object_object_get_ex(x, "name", &nm);
+                (void) json_object_object_get_ex(x, "reason", &why);
+                if (asprintf(&res, "%s/%s", json_object_get_string(k), json_object_get_string(nm)) < 0)
+                        return;
+                log_event_reason(LOG_WARNING, r->id, res, why ? json_object_get_string(why) : "",
+                                 "%s %s: %s", res, json_object_get_string(s),
+                                 why ? json_object_get_string(why) : "(no reason recorded)");
+        }
+        if (n > ERRORS_LOGGED_MAX)
+                log_warning("... and %u more failed or blocked resources (GET /v1/status).", n - ERRORS_LOGGED_MAX);
+}
+
+static void on_token_checked(int error, const char *finding, void *userdata) {
+        if (error == -ECANCELED)
+                return;
+        if (error < 0)
+                log_error("Token check (GET /user/tokens/verify): %s.", finding);
+        else
+                log_info("Token check (GET /user/tokens/verify): %s.", finding);
+}
+
 static void on_run_done(Engine *e, const RunReport *report, void *userdata) {
         Manager *m = userdata;
         Run *r = m->current;
@@ -261,8 +489,16 @@ static void on_run_done(Engine *e, const RunReport *report, void *userdata) {
                 r->n_writes = report->n_writes;
                 r->n_requests = report->n_requests;
                 r->n_failed = report->n_failed;
-                r->report = report->json ? json_object_get(report->json) : NULL;
+                r->report = report_for_history(report->json);
                 r->text = report->text ? strdup(report->text) : NULL;
+                {
+                        json_object *w;
+
+                        if (report->json && json_object_object_get_ex(report->json, "waiting", &w))
+                                r->n_pending_removals = (unsigned) json_object_get_int(w);
+                        if (r->n_pending_removals > 0 && m->gen && streq(r->generation, m->gen->digest))
+                                r->removals_due_usec = m->gen_since_usec + m->config->prune_settle_usec;
+                }
 
                 if (report->result >= 0 && report->result < _RUN_RESULT_MAX)
                         m->runs_by_result[report->result]++;
@@ -272,11 +508,30 @@ static void on_run_done(Engine *e, const RunReport *report, void *userdata) {
                 for (size_t i = 0; i < ELEMENTSOF(duration_buckets); i++)
                         if (sec <= duration_buckets[i])
                                 m->duration_counts[i]++;
-                if (report->result == RUN_RESULT_OK || report->result == RUN_RESULT_CHANGES)
+                if (report->result == RUN_RESULT_OK || report->result == RUN_RESULT_CHANGES ||
+                    report->result == RUN_RESULT_DRIFT)
                         m->last_success_usec = r->finished_usec;
 
+                if (report->result == RUN_RESULT_FAILED || report->result == RUN_RESULT_BLOCKED)
+                        log_run_why(m, r, report);
+                manager_save_runs(m);
+                {
+                        _cleanup_(json_object_putp) json_object *st = engine_status_json(m->engine);
+                        NotifyRun nr = {
+                                .run_id = r->id,
+                                .result = run_result_to_string(report->result),
+                                .failed = report->result == RUN_RESULT_FAILED,
+                                .blocked = report->result == RUN_RESULT_BLOCKED,
+                                .generation = r->generation[0] ? r->generation : NULL,
+                                .resources = st,
+                        };
+
+                        if (notifier_run_finished(m->notifier, m->config, &nr) < 0)
+                                log_warning("Out of memory: notifications of reconcile %s not queued.", r->id);
+                }
                 log_event(report->result == RUN_RESULT_OK ? LOG_INFO :
-                          report->result == RUN_RESULT_CHANGES ? LOG_NOTICE : LOG_WARNING,
+                          report->result == RUN_RESULT_CHANGES || report->result == RUN_RESULT_DRIFT ? LOG_NOTICE
+                                                                                                      : LOG_WARNING,
                           r->id, NULL, "finished",
                           "Reconcile %s finished: %s, %u actions, %u writes, %u API requests, %u failed, %.2fs.",
                           r->id, run_result_to_string(report->result), report->n_actions, report->n_writes,
@@ -348,10 +603,14 @@ static int on_kick(sd_event_source *s, void *userdata) {
         o.mode = RUN_MODE_APPLY;
         o.force = r->force;
         o.run_id = r->id;
-        o.generation_since_usec = m->gen_since_usec;
+        /* 1 µs past the epoch: settled long ago (plan.c settled()). */
+        o.generation_since_usec = m->gen_settled ? 1 : m->gen_since_usec;
         log_set_context(r->id, NULL, NULL);
         log_event(LOG_INFO, r->id, NULL, "start", "Reconcile %s started (trigger: %s%s, generation %.12s).",
                   r->id, r->trigger, r->force ? ", force" : "", m->gen ? m->gen->digest : "none: spec not loaded");
+        if (engine_token_problem(m->engine))
+                log_event_reason(LOG_ERR, r->id, NULL, engine_token_problem(m->engine), "Reconcile %s: %s.",
+                                 r->id, engine_token_problem(m->engine));
         k = engine_run(m->engine, m->gen, &o, on_run_done, m);
         if (k < 0) {
                 RunReport failed = { .result = RUN_RESULT_FAILED };
@@ -467,6 +726,7 @@ static int manager_load_spec(Manager *m) {
                 generation_free(m->gen);
         m->gen = g;
         m->gen_since_usec = now_realtime_usec();
+        m->gen_settled = false;
         /* A new generation makes any cached plan moot. */
         json_object_put(m->plan_cache);
         m->plan_cache = NULL;
@@ -628,6 +888,7 @@ static json_object *backend_status(void *userdata) {
         json_object_object_add(d, "interval", json_object_new_string(format_duration(m->config->interval_usec,
                                                                                      ts, sizeof(ts))));
         json_object_object_add(d, "prune", json_object_new_boolean(m->config->prune));
+        json_object_object_add(d, "allow_empty", json_object_new_boolean(m->config->allow_empty));
         {
                 _cleanup_free_ char *ref = secret_ref_to_string(&m->config->api_token);
 
@@ -651,6 +912,16 @@ static json_object *backend_status(void *userdata) {
         json_object_object_add(g, "last_load_at", m->last_load_usec ?
                                json_object_new_string(format_rfc3339(m->last_load_usec, ts, sizeof(ts))) : NULL);
         json_object_object_add(g, "errors", m->spec_errors ? json_object_get(m->spec_errors) : json_object_new_array());
+        /* Removals wait until the generation has been stable for prune_settle. */
+        json_object_object_add(g, "settled_at", m->gen ?
+                               json_object_new_string(format_rfc3339(m->gen_settled ? m->gen_since_usec :
+                                                                     m->gen_since_usec + m->config->prune_settle_usec,
+                                                                     ts, sizeof(ts))) : NULL);
+        if (m->gen && m->gen->n_workers + m->gen->n_kv_namespaces + m->gen->n_r2_buckets + m->gen->n_d1_databases +
+                      m->gen->n_queues + m->gen->n_secrets_stores + m->gen->n_secrets_store_secrets == 0)
+                json_object_object_add(g, "empty", json_object_new_string(
+                        m->config->allow_empty ? "no documents; allow_empty: true lets it delete"
+                                               : "no documents: nothing is deleted (set allow_empty: true to allow)"));
 
         for (size_t i = m->n_ring; i > 0; i--)
                 if (m->ring[i - 1]->state == RUN_STATE_DONE) {
@@ -668,6 +939,12 @@ static json_object *backend_status(void *userdata) {
                 json_object_object_add(cd, "mode", json_object_new_string(change_detection_to_string(mode)));
                 json_object_object_add(cd, "reason", why ? json_object_new_string(why) : NULL);
                 json_object_object_add(j, "change_detection", cd);
+        }
+        if (last && last->n_pending_removals > 0) {
+                json_object_object_add(j, "pending_removals", json_object_new_int64(last->n_pending_removals));
+                json_object_object_add(j, "removals_due_at", last->removals_due_usec ?
+                                       json_object_new_string(format_rfc3339(last->removals_due_usec, ts, sizeof(ts)))
+                                       : NULL);
         }
 
         res = engine_status_json(m->engine);
@@ -717,6 +994,48 @@ static int backend_trigger(void *userdata, const char *reason, bool force, char 
                 return r;
         *ret_run_id = strdup(id);
         return *ret_run_id ? 0 : -ENOMEM;
+}
+
+/* POST /v1/reconcile and the webhook: the run applies what is on disk now,
+ * whatever the watch has or has not seen yet. */
+static int backend_trigger_load(void *userdata, const char *reason, bool force, const char *expect,
+                                char **ret_run_id, json_object **ret_detail) {
+        Manager *m = userdata;
+
+        if (m->stopping)
+                return -ESHUTDOWN;
+        (void) manager_load_spec(m);
+        manager_notify_status(m);
+        if (expect) {
+                bool rejected = m->n_spec_errors > 0;
+
+                if (rejected || !m->gen || !startswith(m->gen->digest, expect)) {
+                        _cleanup_(json_object_putp) json_object *j = json_object_new_object();
+
+                        if (!j)
+                                return -ENOMEM;
+                        json_object_object_add(j, "error", json_object_new_string(
+                                rejected ? "the spec directory was rejected; it does not produce the expected generation"
+                                         : "the spec directory produces another generation than the expected one"));
+                        json_object_object_add(j, "status", json_object_new_int(412));
+                        json_object_object_add(j, "expected", json_object_new_string(expect));
+                        json_object_object_add(j, "digest", !rejected && m->gen ?
+                                               json_object_new_string(m->gen->digest) : NULL);
+                        json_object_object_add(j, "enforced", m->gen ? json_object_new_string(m->gen->digest) : NULL);
+                        json_object_object_add(j, "errors", m->spec_errors && rejected ?
+                                               json_object_get(m->spec_errors) : json_object_new_array());
+                        log_notice("Trigger expected generation %s; the spec directory %s %.12s.", expect,
+                                   rejected ? "was rejected, still enforcing" : "produces",
+                                   m->gen ? m->gen->digest : "(none)");
+                        *ret_detail = TAKE_PTR(j);
+                        return -ESTALE;
+                }
+                /* The writer says it is done: this generation's removals need not wait. */
+                if (!m->gen_settled)
+                        log_info("Generation %.12s settled by a trigger that expected it.", m->gen->digest);
+                m->gen_settled = true;
+        }
+        return backend_trigger(userdata, reason, force, ret_run_id);
 }
 
 static int backend_plan(void *userdata, json_object **ret, unsigned *ret_retry_after) {
@@ -775,18 +1094,20 @@ static double jnum(json_object *o, const char *key, double def) {
 }
 
 static char *backend_metrics(void *userdata) {
-        static const char *const results[] = { "ok", "changes", "failed", "blocked" };
+        static const char *const results[] = { "ok", "changes", "failed", "blocked", "drift" };
         Manager *m = userdata;
         _cleanup_(metrics_freep) Metrics *x = metrics_new();
         _cleanup_(json_object_putp) json_object *em = NULL, *st = NULL;
         unsigned by_state[_RESOURCE_STATE_MAX] = {};
-        json_object *bys;
+        json_object *bys, *lat;
         char le[32];
 
         if (!x)
                 return NULL;
         metrics_family(x, "bindery_up", "gauge", "1 while the daemon runs.");
         metrics_sample(x, "bindery_up", 1, NULL);
+        metrics_family(x, "bindery_build_info", "gauge", "The running binderyd (version label).");
+        metrics_sample(x, "bindery_build_info", 1, "version", PACKAGE_VERSION, NULL);
         metrics_family(x, "bindery_ready", "gauge", "1 once a spec generation has loaded.");
         metrics_sample(x, "bindery_ready", m->ready, NULL);
 
@@ -808,7 +1129,8 @@ static char *backend_metrics(void *userdata) {
         metrics_sample(x, "bindery_run_duration_seconds_count", (double) m->duration_count, NULL);
         metrics_family(x, "bindery_last_success_timestamp_seconds", "gauge",
                        "When the last reconcile that did not fail finished (Unix time).");
-        metrics_sample(x, "bindery_last_success_timestamp_seconds", (double) m->last_success_usec / 1e6, NULL);
+        metrics_sample(x, "bindery_last_success_timestamp_seconds", (double) (m->last_success_usec / USEC_PER_SEC),
+                       NULL);
         metrics_family(x, "bindery_triggers_total", "counter", "Reconcile triggers received.");
         metrics_sample(x, "bindery_triggers_total", (double) m->triggers, NULL);
         metrics_family(x, "bindery_triggers_coalesced_total", "counter",
@@ -831,6 +1153,22 @@ static char *backend_metrics(void *userdata) {
         metrics_family(x, "bindery_resources", "gauge", "Resources by reconcile state.");
         for (int k = 0; k < _RESOURCE_STATE_MAX; k++)
                 metrics_sample(x, "bindery_resources", by_state[k], "state", resource_state_to_string(k), NULL);
+        /* One series per resource and state, 1 for the state it is in (as
+         * kube-state-metrics does), so "== 1" alerts and a change is seen. */
+        metrics_family(x, "bindery_resource_condition", "gauge",
+                       "Per resource: 1 for its current reconcile state, 0 for the others.");
+        for (size_t i = 0; st && i < json_object_array_length(st); i++) {
+                json_object *r = json_object_array_get_idx(st, i), *s, *kd, *nm;
+
+                if (!json_object_object_get_ex(r, "state", &s) || !json_object_object_get_ex(r, "kind", &kd) ||
+                    !json_object_object_get_ex(r, "name", &nm))
+                        continue;
+                for (int k = 0; k < _RESOURCE_STATE_MAX; k++)
+                        metrics_sample(x, "bindery_resource_condition",
+                                       streq(json_object_get_string(s), resource_state_to_string(k)) ? 1 : 0, "kind",
+                                       json_object_get_string(kd), "name", json_object_get_string(nm), "state",
+                                       resource_state_to_string(k), NULL);
+        }
 
         {
                 ChangeDetection d = engine_change_detection(m->engine, NULL);
@@ -849,6 +1187,45 @@ static char *backend_metrics(void *userdata) {
                 json_object_object_foreach(bys, code, v)
                         metrics_sample(x, "bindery_api_requests_total", json_object_get_double(v), "code", code, NULL);
         }
+        metrics_family(x, "bindery_api_request_duration_seconds", "histogram",
+                       "Cloudflare API request latency (each attempt) by route class.");
+        if (em && json_object_object_get_ex(em, "latency", &lat)) {
+                json_object *bk = NULL, *routes = NULL;
+
+                (void) json_object_object_get_ex(lat, "buckets", &bk);
+                (void) json_object_object_get_ex(lat, "routes", &routes);
+                if (bk && routes && json_object_is_type(routes, json_type_object)) {
+                        json_object_object_foreach(routes, route, rv) {
+                                json_object *cum = NULL;
+
+                                (void) json_object_object_get_ex(rv, "cumulative", &cum);
+                                for (size_t i = 0; cum && i < json_object_array_length(bk) &&
+                                                   i < json_object_array_length(cum); i++) {
+                                        snprintf(le, sizeof(le), "%g",
+                                                 json_object_get_double(json_object_array_get_idx(bk, i)));
+                                        metrics_sample(x, "bindery_api_request_duration_seconds_bucket",
+                                                       json_object_get_double(json_object_array_get_idx(cum, i)),
+                                                       "route", route, "le", le, NULL);
+                                }
+                                metrics_sample(x, "bindery_api_request_duration_seconds_bucket",
+                                               jnum(rv, "count", 0), "route", route, "le", "+Inf", NULL);
+                                metrics_sample(x, "bindery_api_request_duration_seconds_sum", jnum(rv, "sum", 0),
+                                               "route", route, NULL);
+                                metrics_sample(x, "bindery_api_request_duration_seconds_count",
+                                               jnum(rv, "count", 0), "route", route, NULL);
+                        }
+                }
+        }
+        {
+                unsigned long sent, failed, dropped;
+
+                notifier_counts(m->notifier, &sent, &failed, &dropped);
+                metrics_family(x, "bindery_notifications_total", "counter",
+                               "Notifications (notify:) by outcome: sent, failed (given up), dropped (queue full).");
+                metrics_sample(x, "bindery_notifications_total", (double) sent, "outcome", "sent", NULL);
+                metrics_sample(x, "bindery_notifications_total", (double) failed, "outcome", "failed", NULL);
+                metrics_sample(x, "bindery_notifications_total", (double) dropped, "outcome", "dropped", NULL);
+        }
         metrics_family(x, "bindery_api_retries_total", "counter", "Cloudflare API retries.");
         metrics_sample(x, "bindery_api_retries_total", jnum(em, "retries_total", 0), NULL);
         metrics_family(x, "bindery_request_budget_remaining", "gauge",
@@ -862,7 +1239,7 @@ static char *backend_metrics(void *userdata) {
         metrics_family(x, "bindery_generation_loaded_timestamp_seconds", "gauge",
                        "When the enforced generation was loaded (Unix time).");
         metrics_sample(x, "bindery_generation_loaded_timestamp_seconds",
-                       m->gen ? (double) m->gen->loaded_usec / 1e6 : 0, NULL);
+                       m->gen ? (double) (m->gen->loaded_usec / USEC_PER_SEC) : 0, NULL);
         metrics_family(x, "bindery_generation_files", "gauge", "YAML files in the enforced generation.");
         metrics_sample(x, "bindery_generation_files", m->gen ? (double) strv_length(m->gen->files) : 0, NULL);
         metrics_family(x, "bindery_spec_errors", "gauge", "Errors of the last spec load (0: it loaded).");
@@ -878,6 +1255,7 @@ static const HttpdBackend manager_backend = {
         .runs = backend_runs,
         .run = backend_run,
         .trigger = backend_trigger,
+        .trigger_load = backend_trigger_load,
         .plan = backend_plan,
         .metrics = backend_metrics,
         .ready = backend_ready,
@@ -901,6 +1279,9 @@ int manager_new(Manager **ret, Config *config, const Options *o) {
         r = sd_event_default(&m->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate the event loop: %m");
+        r = notifier_new(&m->notifier, m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up notifications: %m");
         *ret = TAKE_PTR(m);
         return 0;
 }
@@ -926,6 +1307,8 @@ int manager_start(Manager *m) {
         (void) sd_event_source_set_enabled(m->kick, SD_EVENT_OFF);
 
         r = engine_new(&m->engine, m->event, m->config, true);
+        if (r >= 0)
+                manager_load_runs(m);   /* only with the state lock held */
         if (r == -EBUSY)
                 return log_error_errno(r, "The state directory '%s' is locked by another bindery process.",
                                        m->config->state_dir);
@@ -967,6 +1350,11 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to add the interval timer: %m");
 
+        /* Say at once what is wrong with the API token, if anything. */
+        if (engine_token_problem(m->engine))
+                log_error("%s.", engine_token_problem(m->engine));
+        else if (engine_verify_token(m->engine, on_token_checked, m) < 0)
+                log_warning("Could not start the token check.");
         (void) manager_load_spec(m);
         (void) manager_trigger(m, "startup", false, NULL);
         (void) sd_notify(false, "READY=1");
@@ -998,6 +1386,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->stop_timer);
         httpd_free(m->httpd);
         watch_free(m->watch);
+        notifier_free(m->notifier);
         engine_free(m->engine);
         if (m->gen_in_run && m->gen_in_run != m->gen)
                 generation_free(m->gen_in_run);

@@ -81,7 +81,7 @@ void metrics_sample(Metrics *m, const char *name, double value, ...) {
         else if (value == (double) (long long) value && (value < 0 ? -value : value) < 1e15)
                 fprintf(m->f, " %lld\n", (long long) value);
         else
-                fprintf(m->f, " %.9g\n", value);
+                fprintf(m->f, " %.15g\n", value);
 }
 
 char *metrics_take(Metrics *m) {

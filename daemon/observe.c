@@ -132,7 +132,26 @@ int observe_parse_script_list(json_object *result, LiveState *live) {
                     set_str(&w->compatibility_date, jstr(s, "compatibility_date")) < 0)
                         return -ENOMEM;
                 {
-                        json_object *t = jget(s, "tags"), *lp = jget(s, "logpush"), *ob = jget(s, "observability");
+                        json_object *t = jget(s, "tags"), *lp = jget(s, "logpush"), *ob = jget(s, "observability"),
+                                    *fl = jget(s, "compatibility_flags");
+
+                        /* Flags: only to show a plan's change, never a reason. */
+                        w->compatibility_flags = strv_free(w->compatibility_flags);
+                        w->flags_known = false;
+                        if (fl && json_object_is_type(fl, json_type_array)) {
+                                w->compatibility_flags = calloc(1, sizeof(char *));
+                                if (!w->compatibility_flags)
+                                        return -ENOMEM;
+                                for (size_t k = 0; k < json_object_array_length(fl); k++) {
+                                        json_object *x = json_object_array_get_idx(fl, k);
+
+                                        if (json_object_is_type(x, json_type_string) &&
+                                            strv_extend(&w->compatibility_flags, json_object_get_string(x)) < 0)
+                                                return -ENOMEM;
+                                }
+                                strv_sort_uniq(w->compatibility_flags);
+                                w->flags_known = true;
+                        }
 
                         w->tags = strv_free(w->tags);
                         w->tags_known = false;
@@ -584,8 +603,27 @@ static int start_detail(Observer *o, LiveWorker *w, const char *why) {
 }
 
 /* Phase 2: decide which scripts to read closely. */
+/* Whether the spec wants something else than what bindery last applied
+ * to an owned worker; then its live bindings are read so the plan can
+ * show the values it replaces. */
+static bool spec_changed(Observer *o, const char *name, const LedgerEntry *e) {
+        const Worker *dw = o->g ? generation_find_worker(o->g, name) : NULL;
+        char digest[65];
+        bool unresolved = false;
+
+        if (!dw || !e || !e->digest || dw->policy.suspend || dw->policy.external)
+                return false;
+        if (plan_worker_digest(o->g, dw, o->res.live, o->ledger, false, digest, &unresolved) < 0)
+                return false;
+        return !streq(e->digest, digest);
+}
+
+/* Workers read only to show a spec change's old values, per cycle. */
+#define OBSERVE_DIFF_READS_MAX 20
+
 static int start_details(Observer *o) {
         LiveState *live = o->res.live;
+        unsigned n_diff_reads = 0;
         _cleanup_(plan_json_unrefp) json_object *seen = json_object_new_object(), *flagged = json_object_new_object(),
                                                 *secret_flagged = json_object_new_object(),
                                                 *own = observe_write_counts(o->own_writes);
@@ -651,6 +689,13 @@ static int start_details(Observer *o) {
                         why = o->audit_gap ? "settings rotation (audit feed has gaps)"
                                            : "settings rotation (audit feed unavailable)";
                         o->res.n_rotated++;
+                }
+                else if (n_diff_reads < OBSERVE_DIFF_READS_MAX && spec_changed(o, w->name, e)) {
+                        /* Bounded: a spec change touching every worker must
+                         * not spend the request budget on showing the diff;
+                         * past the bound the plan says the values are unknown. */
+                        why = "spec changed (the plan shows old and new values)";
+                        n_diff_reads++;
                 }
                 if (!why)
                         continue;

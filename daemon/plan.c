@@ -1,6 +1,8 @@
 /* plan.c: see plan.h. Pure: no I/O, no clock, no logging. */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "plan.h"
@@ -72,6 +74,7 @@ static void live_worker_done(LiveWorker *w) {
         free(w->migration_tag);
         free(w->compatibility_date);
         strv_free(w->tags);
+        strv_free(w->compatibility_flags);
         free(w->version_id);
         for (size_t i = 0; i < w->n_bindings; i++) {
                 free(w->bindings[i].name);
@@ -252,6 +255,7 @@ static void ledger_entry_done(LedgerEntry *e) {
         strv_free(e->do_classes);
         strv_free(e->crons);
         strv_free(e->consumers);
+        strv_free(e->binding_names);
         for (size_t i = 0; i < e->n_secrets; i++) {
                 free(e->secrets[i].name);
                 free(e->secrets[i].hmac);
@@ -487,6 +491,8 @@ json_object *ledger_entry_extras_to_json(const LedgerEntry *e) {
                 json_object_object_add(o, "subdomain", json_object_new_int(e->subdomain));
         if (e->consumers)
                 json_object_object_add(o, "consumers", strv_to_json(e->consumers));
+        if (e->binding_names)
+                json_object_object_add(o, "bindings", strv_to_json(e->binding_names));
         if (e->adopted)
                 json_object_object_add(o, "adopted", json_object_new_boolean(true));
         if (e->n_secrets > 0) {
@@ -512,7 +518,8 @@ int ledger_entry_extras_from_json(LedgerEntry *e, json_object *o) {
             dup_into(&e->modified_on, json_str(o, "modified_on")) < 0 ||
             dup_into(&e->hmac, json_str(o, "hmac")) < 0)
                 return -ENOMEM;
-        if (json_to_strv(o, "do_classes", &e->do_classes) < 0 || json_to_strv(o, "consumers", &e->consumers) < 0)
+        if (json_to_strv(o, "do_classes", &e->do_classes) < 0 || json_to_strv(o, "consumers", &e->consumers) < 0 ||
+            json_to_strv(o, "bindings", &e->binding_names) < 0)
                 return -ENOMEM;
         if (json_object_object_get_ex(o, "crons", &v)) {
                 if (json_to_strv(o, "crons", &e->crons) < 0)
@@ -1267,6 +1274,163 @@ typedef struct Ctx {
         bool *worker_blocked;
 } Ctx;
 
+/* ---- The diff shown under an action (ActionChange) ---- */
+
+typedef struct Changes {
+        ActionChange *v;
+        size_t n;
+} Changes;
+
+static void changes_clear(Changes *cs) {
+        for (size_t i = 0; i < cs->n; i++) {
+                free(cs->v[i].field);
+                free(cs->v[i].before);
+                free(cs->v[i].after);
+        }
+        free(cs->v);
+        *cs = (Changes) {};
+}
+
+static int changes_add(Changes *cs, char op, const char *field, const char *before, const char *after, bool secret) {
+        size_t n = cs->n;
+        ActionChange *v = grow(cs->v, &n, sizeof(ActionChange));
+
+        if (!v)
+                return -ENOMEM;
+        cs->v = v;
+        cs->n = n;
+        v = &cs->v[n - 1];
+        v->op = op;
+        v->secret = secret;
+        if (dup_into(&v->field, field) < 0 || (!secret && (dup_into(&v->before, before) < 0 ||
+                                                           dup_into(&v->after, after) < 0)))
+                return -ENOMEM;
+        return 0;
+}
+
+/* Moves the collected lines onto an action (which then owns them). */
+static void action_take_changes(Action *a, Changes *cs) {
+        if (!a || cs->n == 0)
+                return;
+        a->changes = cs->v;
+        a->n_changes = cs->n;
+        *cs = (Changes) {};
+}
+
+static char *json_quote(const char *s) {
+        _cleanup_(plan_json_unrefp) json_object *j = json_object_new_string(s ?: "");
+
+        return j ? strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE))
+                 : NULL;
+}
+
+/* "%XX" escapes of canon_build undone. */
+static char *canon_unescape(const char *s, size_t n) {
+        char *r = malloc(n + 1), *o = r;
+
+        if (!r)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                if (s[i] == '%' && i + 2 < n && isxdigit((unsigned char) s[i + 1]) &&
+                    isxdigit((unsigned char) s[i + 2])) {
+                        char hex[3] = { s[i + 1], s[i + 2], 0 };
+
+                        *o++ = (char) strtol(hex, NULL, 16);
+                        i += 2;
+                } else
+                        *o++ = s[i];
+        }
+        *o = 0;
+        return r;
+}
+
+/* A binding's canonical form as a reader wants it: a plain var as a
+ * quoted string, a JSON var as its JSON, anything else as the canonical
+ * "type key=value" text. */
+static const char *skip_prefix(const char *s, const char *prefix) {
+        return startswith(s, prefix) ? s + strlen(prefix) : NULL;
+}
+
+static char *binding_display(const char *canon) {
+        const char *p;
+
+        if (!canon)
+                return NULL;
+        if ((p = skip_prefix(canon, "plain_text text="))) {
+                _cleanup_free_ char *t = canon_unescape(p, strlen(p));
+
+                return t ? json_quote(t) : NULL;
+        }
+        if (streq(canon, "plain_text"))
+                return strdup("\"\"");
+        if ((p = skip_prefix(canon, "json json=")))
+                return canon_unescape(p, strlen(p));
+        return strdup(canon);
+}
+
+static char *strv_display(char * const *l) {
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+
+        if (!f)
+                return NULL;
+        fputc('[', f);
+        for (size_t i = 0; l && l[i]; i++) {
+                _cleanup_free_ char *q = json_quote(l[i]);
+
+                fprintf(f, "%s%s", i ? ", " : "", strna(q));
+        }
+        fputc(']', f);
+        if (fclose(f) != 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}
+
+/* The value of key in a "k=v k=v" text, or NULL. */
+static char *kv_get(const char *text, const char *key) {
+        size_t kl = strlen(key);
+
+        for (const char *p = text; p && *p;) {
+                const char *end = strchr(p, ' ');
+                size_t len = end ? (size_t) (end - p) : strlen(p);
+
+                if (len > kl && strncmp(p, key, kl) == 0 && p[kl] == '=')
+                        return strndup(p + kl + 1, len - kl - 1);
+                p = end ? end + 1 : NULL;
+        }
+        return NULL;
+}
+
+/* "k=v k=v" texts compared key by key: one "~ prefix.k: v -> v" line per
+ * difference. before NULL: unknown, every key is shown as such. */
+static int changes_add_kv(Changes *cs, const char *prefix, const char *before, const char *after) {
+        for (const char *p = after; p && *p;) {
+                const char *end = strchr(p, ' ');
+                size_t len = end ? (size_t) (end - p) : strlen(p);
+                const char *eq = memchr(p, '=', len);
+                _cleanup_free_ char *key = NULL, *val = NULL, *old = NULL, *field = NULL;
+
+                if (eq) {
+                        key = strndup(p, (size_t) (eq - p));
+                        val = strndup(eq + 1, len - (size_t) (eq - p) - 1);
+                        if (!key || !val)
+                                return -ENOMEM;
+                        old = before ? kv_get(before, key) : NULL;
+                        if (!before || !streq_ptr(old, val)) {
+                                if (asprintf(&field, "%s.%s", prefix, key) < 0)
+                                        return -ENOMEM;
+                                if (changes_add(cs, '~', field, old, val, false) < 0)
+                                        return -ENOMEM;
+                        }
+                }
+                p = end ? end + 1 : NULL;
+        }
+        return 0;
+}
+
 static Action *add_action(Ctx *c, ActionKind kind, ResourceKind rk, const char *doc, const char *name,
                           const char *fmt, ...) _printf_(6, 7);
 static Action *add_action(Ctx *c, ActionKind kind, ResourceKind rk, const char *doc, const char *name,
@@ -1410,7 +1574,10 @@ static int plan_resource(Ctx *c, ResourceKind kind, const void *d) {
         }
         if (pol->suspend) {
                 a = add_action(c, ACTION_NOOP, kind, doc, cf, "suspended in the spec");
-                return a ? add_provider(c, kind, doc, -1, false) : -ENOMEM;
+                if (!a)
+                        return -ENOMEM;
+                a->suspended = true;
+                return add_provider(c, kind, doc, -1, false);
         }
         if (pol->external) {
                 const char *xid = desired_external_id(kind, d);
@@ -1466,10 +1633,15 @@ static int plan_resource(Ctx *c, ResourceKind kind, const void *d) {
                                 return a ? add_provider(c, kind, doc, (int) a->index, true) : -ENOMEM;
                         }
                         if (!streq_ptr(ps->hmac, e->hmac) || !streq_ptr(digest, e->digest)) {
+                                _cleanup_(changes_clear) Changes cs = {};
+
+                                if (!streq_ptr(ps->hmac, e->hmac) && changes_add(&cs, '~', "value", NULL, NULL, true) < 0)
+                                        return -ENOMEM;
                                 a = add_action(c, ACTION_UPDATE, kind, doc, cf, "%s",
                                                !streq_ptr(ps->hmac, e->hmac) ? "value changed" : "settings changed");
                                 if (!a)
                                         return -ENOMEM;
+                                action_take_changes(a, &cs);
                                 a->desired = d;
                                 (void) dup_into(&a->id, e->id);
                                 return add_provider(c, kind, doc, (int) a->index, false);
@@ -1487,18 +1659,37 @@ static int plan_resource(Ctx *c, ResourceKind kind, const void *d) {
                                 c->plan->n_drift++;
                                 return add_provider(c, kind, doc, -1, false);
                         }
+                        _cleanup_(changes_clear) Changes cs = {};
+                        _cleanup_free_ char *b = json_quote(lr->name), *n = json_quote(cf);
+
+                        if (!b || !n || changes_add(&cs, '~', "title", b, n, false) < 0)
+                                return -ENOMEM;
                         a = add_action(c, ACTION_UPDATE, kind, doc, cf, "title '%s' → '%s'%s", strna(lr->name), cf,
                                        drift ? " (renamed outside bindery)" : "");
                         if (!a)
                                 return -ENOMEM;
+                        action_take_changes(a, &cs);
                         a->drift = drift;
                         a->desired = d;
                         (void) dup_into(&a->id, e->id);
                         return add_provider(c, kind, doc, (int) a->index, false);
                 } else if (kind == RESOURCE_QUEUE && !streq_ptr(digest, e->digest) && e->digest) {
+                        _cleanup_(changes_clear) Changes cs = {};
+                        const Queue *q = d;
+                        char v[32];
+
+                        /* The live settings are not listed: the old values are unknown. */
+                        snprintf(v, sizeof(v), "%lld", (long long) q->delivery_delay);
+                        if (q->delivery_delay >= 0 && changes_add(&cs, '~', "delivery_delay", NULL, v, false) < 0)
+                                return -ENOMEM;
+                        snprintf(v, sizeof(v), "%lld", (long long) q->message_retention_period);
+                        if (q->message_retention_period >= 0 &&
+                            changes_add(&cs, '~', "message_retention_period", NULL, v, false) < 0)
+                                return -ENOMEM;
                         a = add_action(c, ACTION_UPDATE, kind, doc, cf, "queue settings changed");
                         if (!a)
                                 return -ENOMEM;
+                        action_take_changes(a, &cs);
                         a->desired = d;
                         (void) dup_into(&a->id, e->id);
                         return add_provider(c, kind, doc, (int) a->index, false);
@@ -1608,34 +1799,49 @@ static int reason_add(char **r, const char *fmt, ...) {
         return 0;
 }
 
-/* Differences between the desired and the live bindings. */
-static int diff_bindings(Ctx *c, const Worker *w, const LiveWorker *lw, char **reason) {
-        int r;
+/* Differences between the desired and the live bindings (lw NULL: a new
+ * worker, every binding is added). Each goes to cs; to *reason too when
+ * reason is not NULL (drift: the spec did not change). */
+static int diff_bindings(Ctx *c, const Worker *w, const LiveWorker *lw, char **reason, Changes *cs) {
+        int r = 0;
 
         for (size_t i = 0; i < w->n_bindings; i++) {
                 const Binding *b = &w->bindings[i];
-                _cleanup_free_ char *v = NULL, *st = NULL, *canon = NULL;
+                _cleanup_free_ char *v = NULL, *st = NULL, *canon = NULL, *before = NULL, *after = NULL;
                 const LiveBinding *found = NULL;
+                bool unresolved;
 
                 if (b->kind == BINDING_SECRET)
                         continue;
                 r = plan_resolve_binding(c->g, w, b, c->live, c->ledger, false, &v, &st);
                 if (r < 0)
                         return r;
+                /* A resource still to be (re)created: its id is known after apply. */
+                unresolved = b->target && !v;
                 r = plan_binding_canon_desired(w, b, v, st, &canon);
                 if (r < 0)
                         return r;
-                for (size_t j = 0; j < lw->n_bindings; j++)
+                for (size_t j = 0; lw && j < lw->n_bindings; j++)
                         if (streq_ptr(lw->bindings[j].name, b->name))
                                 found = &lw->bindings[j];
+                if (found && streq_ptr(found->canon, canon))
+                        continue;
+                if (!unresolved && !(after = binding_display(canon)))
+                        return -ENOMEM;
+                if (found && !(before = binding_display(found->canon)))
+                        return -ENOMEM;
+                if (changes_add(cs, found ? '~' : '+', b->name, before, after, false) < 0)
+                        return -ENOMEM;
+                if (!reason || !lw)
+                        continue;
                 if (!found)
                         r = reason_add(reason, "binding %s missing", b->name);
-                else if (!streq_ptr(found->canon, canon))
+                else
                         r = reason_add(reason, "binding %s differs", b->name);
                 if (r < 0)
                         return r;
         }
-        for (size_t j = 0; j < lw->n_bindings; j++) {
+        for (size_t j = 0; lw && j < lw->n_bindings; j++) {
                 bool want = false;
 
                 for (size_t i = 0; i < w->n_bindings; i++)
@@ -1643,9 +1849,14 @@ static int diff_bindings(Ctx *c, const Worker *w, const LiveWorker *lw, char **r
                             w->bindings[i].kind != BINDING_SECRET)
                                 want = true;
                 if (!want) {
-                        r = reason_add(reason, "unexpected binding %s", strna(lw->bindings[j].name));
-                        if (r < 0)
-                                return r;
+                        _cleanup_free_ char *before = binding_display(lw->bindings[j].canon);
+
+                        if (lw->bindings[j].canon && !before)
+                                return -ENOMEM;
+                        if (changes_add(cs, '-', strna(lw->bindings[j].name), before, NULL, false) < 0)
+                                return -ENOMEM;
+                        if (reason && reason_add(reason, "unexpected binding %s", strna(lw->bindings[j].name)) < 0)
+                                return -ENOMEM;
                 }
         }
         return 0;
@@ -1865,11 +2076,29 @@ static char *binding_target_missing(const Ctx *c, const Worker *w, const Binding
         return m;
 }
 
+/* What a first upload sets: every non-secret binding, the date and flags. */
+static int new_worker_changes(Ctx *c, const Worker *w, Changes *cs) {
+        _cleanup_free_ char *d = json_quote(w->compatibility_date);
+        int r;
+
+        if (!d || changes_add(cs, '+', "compatibility_date", NULL, d, false) < 0)
+                return -ENOMEM;
+        if (strv_length(w->compatibility_flags) > 0) {
+                _cleanup_free_ char *f = strv_display(w->compatibility_flags);
+
+                if (!f || changes_add(cs, '+', "compatibility_flags", NULL, f, false) < 0)
+                        return -ENOMEM;
+        }
+        r = diff_bindings(c, w, NULL, NULL, cs);
+        return r;
+}
+
 static int plan_worker_main(Ctx *c, size_t wi) {
         const Worker *w = &c->g->workers[wi];
         const LedgerEntry *e = ledger_find(c->ledger, RESOURCE_WORKER, w->name);
         const LiveWorker *lw = live_state_find_worker(c->live, w->name);
         _cleanup_free_ char *spec_reason = NULL, *drift_reason = NULL, *blocked = NULL;
+        _cleanup_(changes_clear) Changes cs = {};
         char digest[65];
         bool unresolved = false;
         int adopt_index = -1, r;
@@ -1878,7 +2107,10 @@ static int plan_worker_main(Ctx *c, size_t wi) {
         c->worker_main[wi] = -1;
         if (w->policy.suspend) {
                 a = add_action(c, ACTION_NOOP, RESOURCE_WORKER, w->name, w->name, "suspended in the spec");
-                return a ? 0 : -ENOMEM;
+                if (!a)
+                        return -ENOMEM;
+                a->suspended = true;
+                return 0;
         }
         if (w->policy.external) {
                 a = add_action(c, ACTION_NOOP, RESOURCE_WORKER, w->name, w->name, "external: never changed");
@@ -1976,6 +2208,10 @@ static int plan_worker_main(Ctx *c, size_t wi) {
                         a->worker = w;
                         a->desired = w;
                         c->worker_main[wi] = (int) a->index;
+                        r = new_worker_changes(c, w, &cs);
+                        if (r < 0)
+                                return r;
+                        action_take_changes(a, &cs);
                         r = plan_migrations(w, NULL, NULL, a, &blocked);
                         if (r < 0)
                                 return r;
@@ -2006,6 +2242,10 @@ static int plan_worker_main(Ctx *c, size_t wi) {
                 a->worker = w;
                 a->desired = w;
                 c->worker_main[wi] = (int) a->index;
+                r = new_worker_changes(c, w, &cs);
+                if (r < 0)
+                        return r;
+                action_take_changes(a, &cs);
                 r = plan_migrations(w, NULL, NULL, a, &blocked);
                 if (r < 0)
                         return r;
@@ -2027,26 +2267,55 @@ static int plan_worker_main(Ctx *c, size_t wi) {
                                e->etag) < 0)
                         return -ENOMEM;
         if (lw && w->compatibility_date && lw->compatibility_date &&
-            !streq(w->compatibility_date, lw->compatibility_date))
+            !streq(w->compatibility_date, lw->compatibility_date)) {
+                _cleanup_free_ char *b = json_quote(lw->compatibility_date), *n = json_quote(w->compatibility_date);
+
                 if (reason_add(&drift_reason, "compatibility_date is %s, want %s", lw->compatibility_date,
-                               w->compatibility_date) < 0)
+                               w->compatibility_date) < 0 ||
+                    !b || !n || changes_add(&cs, '~', "compatibility_date", b, n, false) < 0)
                         return -ENOMEM;
+        }
+        if (lw && lw->flags_known && !strv_equal_null(lw->compatibility_flags, w->compatibility_flags)) {
+                _cleanup_strv_free_ char **want = strv_copy(w->compatibility_flags);
+                _cleanup_free_ char *b = strv_display(lw->compatibility_flags), *n = NULL;
+
+                if (w->compatibility_flags && !want)
+                        return -ENOMEM;
+                strv_sort_uniq(want);
+                n = strv_display(want);
+                /* Shown as a change; the list order of flags is not drift. */
+                if (!strv_equal_null(lw->compatibility_flags, want) &&
+                    (!b || !n || changes_add(&cs, '~', "compatibility_flags", b, n, false) < 0))
+                        return -ENOMEM;
+        }
         /* Script-level settings the list shows directly. */
-        if (lw && lw->tags_known && !strv_equal_null(lw->tags, w->tags))
-                if (reason_add(&drift_reason, "tags differ") < 0)
+        if (lw && lw->tags_known && !strv_equal_null(lw->tags, w->tags)) {
+                _cleanup_free_ char *b = strv_display(lw->tags), *n = strv_display(w->tags);
+
+                if (reason_add(&drift_reason, "tags differ") < 0 || !b || !n ||
+                    changes_add(&cs, '~', "tags", b, n, false) < 0)
                         return -ENOMEM;
+        }
         if (lw && lw->logpush >= 0 && lw->logpush != (int) w->logpush)
-                if (reason_add(&drift_reason, "logpush is %s", lw->logpush ? "on" : "off") < 0)
+                if (reason_add(&drift_reason, "logpush is %s", lw->logpush ? "on" : "off") < 0 ||
+                    changes_add(&cs, '~', "logpush", lw->logpush ? "true" : "false", w->logpush ? "true" : "false",
+                                false) < 0)
                         return -ENOMEM;
         if (lw && w->observability.set && lw->observability >= 0 &&
             lw->observability != (int) w->observability.enabled)
-                if (reason_add(&drift_reason, "observability is %s", lw->observability ? "on" : "off") < 0)
+                if (reason_add(&drift_reason, "observability is %s", lw->observability ? "on" : "off") < 0 ||
+                    changes_add(&cs, '~', "observability.enabled", lw->observability ? "true" : "false",
+                                w->observability.enabled ? "true" : "false", false) < 0)
                         return -ENOMEM;
         if (lw && lw->detail) {
-                r = diff_bindings(c, w, lw, &drift_reason);
+                /* With the spec changed, differing bindings are its change,
+                 * not drift. */
+                r = diff_bindings(c, w, lw, spec_reason ? NULL : &drift_reason, &cs);
                 if (r < 0)
                         return r;
-        }
+        } else if (spec_reason && e && e->digest &&
+                   changes_add(&cs, '?', "bindings", NULL, NULL, false) < 0)
+                return -ENOMEM;
 
         {
                 Action tmp = {};
@@ -2089,6 +2358,7 @@ static int plan_worker_main(Ctx *c, size_t wi) {
                         a->old_tag = tmp.old_tag;
                         a->new_tag = tmp.new_tag;
                         a->auto_new_classes = tmp.auto_new_classes;
+                        action_take_changes(a, &cs);
                         a->drift = !spec_reason && m == 0;
                         a->worker = w;
                         a->desired = w;
@@ -2106,6 +2376,7 @@ static int plan_worker_main(Ctx *c, size_t wi) {
                                drift_reason);
                 if (!a)
                         return -ENOMEM;
+                action_take_changes(a, &cs);
                 a->drift = true;
                 c->plan->n_drift++;
                 return 0;
@@ -2285,6 +2556,14 @@ static int plan_worker_rest(Ctx *c, size_t wi) {
                 a = add_action(c, ACTION_PUT_SECRET, RESOURCE_WORKER, w->name, w->name, "secret %s: %s", b->name, why);
                 if (!a || dup_into(&a->detail, b->name) < 0)
                         return -ENOMEM;
+                {
+                        /* Never a value: only whether it is new. */
+                        _cleanup_(changes_clear) Changes cs = {};
+
+                        if (changes_add(&cs, (!ls || !ls->hmac) ? '+' : '~', b->name, NULL, NULL, true) < 0)
+                                return -ENOMEM;
+                        action_take_changes(a, &cs);
+                }
                 a->drift = drift;
                 a->worker = w;
                 if (add_dep(c->plan, a->index, main_i) < 0)
@@ -2302,6 +2581,13 @@ static int plan_worker_rest(Ctx *c, size_t wi) {
                                "secret %s removed from the spec", e->secrets[i].name);
                 if (!a || dup_into(&a->detail, e->secrets[i].name) < 0)
                         return -ENOMEM;
+                {
+                        _cleanup_(changes_clear) Changes cs = {};
+
+                        if (changes_add(&cs, '-', e->secrets[i].name, NULL, NULL, true) < 0)
+                                return -ENOMEM;
+                        action_take_changes(a, &cs);
+                }
                 a->worker = w;
                 if (add_dep(c->plan, a->index, main_i) < 0)
                         return -ENOMEM;
@@ -2336,10 +2622,19 @@ static int plan_worker_rest(Ctx *c, size_t wi) {
                                 a->drift = true;
                                 c->plan->n_drift++;
                         } else {
+                                _cleanup_(changes_clear) Changes cs = {};
+                                _cleanup_free_ char *before = NULL, *after = strv_display(want);
+
+                                /* Before: what Cloudflare shows; unknown when not read. */
+                                if (lw && lw->crons_known && !(before = strv_display(lw->crons)))
+                                        return -ENOMEM;
+                                if (!after || changes_add(&cs, '~', "crons", before, after, false) < 0)
+                                        return -ENOMEM;
                                 a = add_action(c, ACTION_SET_SCHEDULES, RESOURCE_WORKER, w->name, w->name,
                                                "schedules [%s]%s", s, drift ? " (changed outside bindery)" : "");
                                 if (!a)
                                         return -ENOMEM;
+                                action_take_changes(a, &cs);
                                 a->drift = drift;
                                 a->worker = w;
                                 if (add_dep(c->plan, a->index, main_i) < 0)
@@ -2367,11 +2662,18 @@ static int plan_worker_rest(Ctx *c, size_t wi) {
                                 a->drift = true;
                                 c->plan->n_drift++;
                         } else {
+                                _cleanup_(changes_clear) Changes cs = {};
+
+                                if (changes_add(&cs, '~', "workers_dev",
+                                                lw && lw->subdomain >= 0 ? (lw->subdomain ? "true" : "false") : NULL,
+                                                w->workers_dev ? "true" : "false", false) < 0)
+                                        return -ENOMEM;
                                 a = add_action(c, ACTION_SET_SUBDOMAIN, RESOURCE_WORKER, w->name, w->name,
                                                "workers.dev %s%s", w->workers_dev ? "on" : "off",
                                                drift ? " (changed outside bindery)" : "");
                                 if (!a)
                                         return -ENOMEM;
+                                action_take_changes(a, &cs);
                                 a->remove = !w->workers_dev;
                                 a->drift = drift;
                                 a->worker = w;
@@ -2419,9 +2721,21 @@ static int plan_worker_rest(Ctx *c, size_t wi) {
                         c->plan->n_drift++;
                         continue;
                 }
-                a = add_action(c, ACTION_SET_CONSUMER, RESOURCE_WORKER, w->name, w->name, "queue %s: %s", qname, why);
-                if (!a || dup_into(&a->detail, qname) < 0)
-                        return -ENOMEM;
+                {
+                        _cleanup_(changes_clear) Changes cs = {};
+                        _cleanup_free_ char *field = NULL;
+
+                        if (asprintf(&field, "consumer %s", qname) < 0)
+                                return -ENOMEM;
+                        if (found ? changes_add_kv(&cs, field, found->canon, canon) < 0
+                                  : changes_add(&cs, '+', field, NULL, canon, false) < 0)
+                                return -ENOMEM;
+                        a = add_action(c, ACTION_SET_CONSUMER, RESOURCE_WORKER, w->name, w->name, "queue %s: %s",
+                                       qname, why);
+                        if (!a || dup_into(&a->detail, qname) < 0)
+                                return -ENOMEM;
+                        action_take_changes(a, &cs);
+                }
                 if (found)
                         (void) dup_into(&a->id, found->consumer_id);
                 a->drift = drift;
@@ -2449,6 +2763,15 @@ static int plan_worker_rest(Ctx *c, size_t wi) {
                                "queue %s: consumer removed from the spec", e->consumers[i]);
                 if (!a || dup_into(&a->detail, e->consumers[i]) < 0)
                         return -ENOMEM;
+                {
+                        _cleanup_(changes_clear) Changes cs = {};
+                        _cleanup_free_ char *field = NULL;
+
+                        if (asprintf(&field, "consumer %s", e->consumers[i]) < 0 ||
+                            changes_add(&cs, '-', field, NULL, NULL, false) < 0)
+                                return -ENOMEM;
+                        action_take_changes(a, &cs);
+                }
                 a->remove = true;
                 a->worker = w;
                 {
@@ -2600,6 +2923,255 @@ static int plan_deletions(Ctx *c) {
         return 0;
 }
 
+static bool generation_empty(const Generation *g) {
+        return g->n_workers + g->n_kv_namespaces + g->n_r2_buckets + g->n_d1_databases + g->n_queues +
+               g->n_secrets_stores + g->n_secrets_store_secrets == 0;
+}
+
+/* Appends "; WHY" to the action's reason. */
+static int hold_reason(Action *a, const char *fmt, ...) _printf_(2, 3);
+static int hold_reason(Action *a, const char *fmt, ...) {
+        _cleanup_free_ char *why = NULL;
+        char *nr = NULL;
+        va_list ap;
+        int k;
+
+        va_start(ap, fmt);
+        k = vasprintf(&why, fmt, ap);
+        va_end(ap);
+        if (k < 0 || asprintf(&nr, "%s; %s", strna(a->reason), why) < 0)
+                return -ENOMEM;
+        free(a->reason);
+        a->reason = nr;
+        return 0;
+}
+
+static int hold_action(Plan *p, Action *a, bool block, const char *fmt, ...) _printf_(4, 5);
+static int hold_action(Plan *p, Action *a, bool block, const char *fmt, ...) {
+        char *why = NULL, *nr = NULL;
+        va_list ap;
+        int k;
+
+        va_start(ap, fmt);
+        k = vasprintf(&why, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+                return -ENOMEM;
+        k = asprintf(&nr, "%s (%s)", why, strna(a->reason));
+        free(why);
+        if (k < 0)
+                return -ENOMEM;
+        free(a->reason);
+        a->reason = nr;
+        if (block) {
+                a->kind = ACTION_BLOCKED;
+                if (a->waiting)
+                        p->n_waiting--;
+                a->waiting = false;
+        } else {
+                a->kind = ACTION_NOOP;
+                a->waiting = true;
+                p->n_waiting++;
+        }
+        return 0;
+}
+
+/* Whether the action takes something away that waits as a whole: a
+ * secret, a queue consumer, workers.dev. Bindings and schedules are kept
+ * instead (plan_hold_removals); deletions are plan_deletions'. */
+static const char *action_removes(const Action *a) {
+        if (!a->worker || a->resource_kind != RESOURCE_WORKER)
+                return NULL;
+        switch (a->kind) {
+        case ACTION_DELETE_SECRET:
+                return "secret removal";
+        case ACTION_SET_CONSUMER:
+                return a->remove ? "consumer removal" : NULL;
+        case ACTION_SET_SUBDOMAIN:
+                return a->remove ? "workers.dev removal" : NULL;
+        case ACTION_SET_SCHEDULES:
+                return NULL;     /* plan_hold_removals: the dropped crons are kept */
+        default:
+                return NULL;     /* uploads: dropped_bindings() */
+        }
+}
+
+/* The non-secret bindings bindery last uploaded to worker w that the spec
+ * no longer has (NULL: none, or not recorded). */
+static int dropped_bindings(const Ctx *c, const Worker *w, char ***ret) {
+        const LedgerEntry *e = ledger_find(c->ledger, RESOURCE_WORKER, w->name);
+        char **l = NULL;
+
+        for (size_t i = 0; e && e->binding_names && e->binding_names[i]; i++) {
+                bool have = false;
+
+                for (size_t j = 0; j < w->n_bindings && !have; j++)
+                        have = streq(w->bindings[j].name, e->binding_names[i]) &&
+                               w->bindings[j].kind != BINDING_SECRET;
+                if (!have && strv_extend(&l, e->binding_names[i]) < 0) {
+                        strv_free(l);
+                        return -ENOMEM;
+                }
+        }
+        *ret = l;
+        return 0;
+}
+
+/* Settled changes: removals of any kind wait until the generation has been
+ * stable for prune_settle (a file written line by line must not remove
+ * what its next line restores); additions and updates do not wait. And a
+ * generation without documents deletes nothing unless allow_empty. */
+static int plan_hold_removals(Ctx *c) {
+        Plan *p = c->plan;
+        bool empty = generation_empty(c->g) && !c->policy->allow_empty;
+        bool ok = settled(c->policy);
+        size_t n_planned = p->n_actions;
+        char buf[32];
+        int r;
+
+        /* Bindings: an upload keeps the ones the spec dropped (inherit) until
+         * the generation settles; additions and updates go out at once. Once
+         * settled, a worker still carrying dropped bindings gets an upload. */
+        for (size_t wi = 0; wi < c->g->n_workers; wi++) {
+                const Worker *w = &c->g->workers[wi];
+                int mi = c->worker_main[wi];
+                _cleanup_strv_free_ char **dropped = NULL;
+                _cleanup_free_ char *names = NULL;
+                Action *a;
+
+                if (w->policy.suspend || w->policy.external || c->worker_blocked[wi])
+                        continue;
+                if (mi >= 0 && p->actions[mi].kind != ACTION_UPLOAD && p->actions[mi].kind != ACTION_MIGRATE)
+                        continue;    /* a create, an adopt, a drift report: nothing recorded to keep */
+                r = dropped_bindings(c, w, &dropped);
+                if (r < 0)
+                        return r;
+                if (!dropped)
+                        continue;
+                names = strv_join_simple(dropped);
+                if (!names)
+                        return -ENOMEM;
+                if (!ok) {
+                        const LiveWorker *lw = live_state_find_worker(c->live, w->name);
+
+                        /* Inherit only what the live version still has (strict inherit fails otherwise). */
+                        for (size_t i = 0; lw && lw->detail && dropped[i];) {
+                                bool live = false;
+
+                                for (size_t j = 0; j < lw->n_bindings && !live; j++)
+                                        live = streq_ptr(lw->bindings[j].name, dropped[i]);
+                                if (live) {
+                                        i++;
+                                        continue;
+                                }
+                                free(dropped[i]);
+                                memmove(dropped + i, dropped + i + 1, (strv_length(dropped + i + 1) + 1) * sizeof(char *));
+                        }
+                        if (!dropped[0])
+                                continue;
+                        if (mi >= 0) {
+                                a = &p->actions[mi];
+                                r = hold_reason(a, "binding(s) %s kept until the spec has been stable for %s", names,
+                                                format_duration(c->policy->prune_settle_usec, buf, sizeof(buf)));
+                                if (r < 0)
+                                        return r;
+                                a->inherit = TAKE_PTR(dropped);
+                        } else {
+                                a = add_action(c, ACTION_NOOP, RESOURCE_WORKER, w->name, w->name,
+                                               "binding removal (%s) waits until the spec has been stable for %s",
+                                               names, format_duration(c->policy->prune_settle_usec, buf, sizeof(buf)));
+                                if (!a)
+                                        return -ENOMEM;
+                                a->waiting = true;
+                        }
+                        p->n_waiting++;
+                        continue;
+                }
+                if (mi >= 0)
+                        continue;    /* the upload drops them */
+                a = add_action(c, ACTION_UPLOAD, RESOURCE_WORKER, w->name, w->name,
+                               "binding(s) %s removed from the spec", names);
+                if (!a)
+                        return -ENOMEM;
+                a->worker = w;
+                a->desired = w;
+                c->worker_main[wi] = (int) a->index;
+                /* Before any deletion (a resource it was bound to). */
+                for (size_t i = 0; i < n_planned; i++)
+                        if (p->actions[i].kind == ACTION_DELETE && add_dep(p, p->actions[i].index, (int) a->index) < 0)
+                                return -ENOMEM;
+                /* Secrets and the rest of the worker wait for its upload, as usual. */
+                for (size_t i = 0; i < n_planned; i++)
+                        if (p->actions[i].resource_kind == RESOURCE_WORKER && streq_ptr(p->actions[i].doc, w->name) &&
+                            p->actions[i].kind != ACTION_NOOP && add_dep(p, p->actions[i].index, (int) a->index) < 0)
+                                return -ENOMEM;
+        }
+
+        /* Schedules: crons the spec dropped are sent along until it settles;
+         * when that is all the change there is, it waits. */
+        for (size_t i = 0; !ok && i < p->n_actions; i++) {
+                Action *a = &p->actions[i];
+                const LedgerEntry *e;
+                _cleanup_strv_free_ char **kept = NULL;
+                bool adds = false;
+
+                if (a->kind != ACTION_SET_SCHEDULES || !a->worker)
+                        continue;
+                e = ledger_find(c->ledger, RESOURCE_WORKER, a->doc);
+                for (size_t k = 0; e && e->crons_set && e->crons && e->crons[k]; k++)
+                        if (!strv_contains(a->worker->crons, e->crons[k]) && strv_extend(&kept, e->crons[k]) < 0)
+                                return -ENOMEM;
+                if (!kept)
+                        continue;
+                for (size_t k = 0; a->worker->crons && a->worker->crons[k]; k++)
+                        if (!e || !strv_contains(e->crons, a->worker->crons[k]))
+                                adds = true;
+                if (!adds) {
+                        r = hold_action(p, a, false, "schedule removal waits until the spec has been stable for %s",
+                                        format_duration(c->policy->prune_settle_usec, buf, sizeof(buf)));
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                {
+                        _cleanup_free_ char *names = strv_join_simple(kept);
+
+                        if (!names)
+                                return -ENOMEM;
+                        r = hold_reason(a, "schedule(s) %s kept until the spec has been stable for %s", names,
+                                        format_duration(c->policy->prune_settle_usec, buf, sizeof(buf)));
+                        if (r < 0)
+                                return r;
+                }
+                a->inherit = TAKE_PTR(kept);
+                p->n_waiting++;
+        }
+
+        for (size_t i = 0; i < p->n_actions; i++) {
+                Action *a = &p->actions[i];
+                const char *what;
+
+                if (empty && (a->kind == ACTION_DELETE || (a->kind == ACTION_NOOP && a->waiting))) {
+                        r = hold_action(p, a, true, "refused: the spec directory has no documents (emptied, or the "
+                                        "wrong spec_dir?); set allow_empty: true to let an empty spec delete");
+                        if (r < 0)
+                                return r;
+                        p->empty_refused = true;
+                        continue;
+                }
+                if (ok || a->waiting)
+                        continue;
+                what = action_removes(a);
+                if (!what)
+                        continue;
+                r = hold_action(p, a, false, "%s waits until the spec has been stable for %s", what,
+                                format_duration(c->policy->prune_settle_usec, buf, sizeof(buf)));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 /* Reorders the actions so every action comes after the ones it depends
  * on, keeping the planner's order otherwise (passes over the list, each
  * placing whatever is ready). */
@@ -2692,6 +3264,8 @@ int plan_compute(const Generation *g, const LiveState *live, const Ledger *ledge
         if (r >= 0)
                 r = plan_deletions(&c);
         if (r >= 0)
+                r = plan_hold_removals(&c);
+        if (r >= 0)
                 r = plan_sort(p);
         if (r < 0)
                 goto out;
@@ -2729,6 +3303,13 @@ Plan *plan_free(Plan *p) {
                 free(a->old_tag);
                 free(a->new_tag);
                 strv_free(a->auto_new_classes);
+                strv_free(a->inherit);
+                for (size_t j = 0; j < a->n_changes; j++) {
+                        free(a->changes[j].field);
+                        free(a->changes[j].before);
+                        free(a->changes[j].after);
+                }
+                free(a->changes);
         }
         free(p->actions);
         free(p);
@@ -2737,6 +3318,31 @@ Plan *plan_free(Plan *p) {
 
 bool plan_has_changes(const Plan *p) {
         return p && p->n_changes > 0;
+}
+
+static void change_to_text(FILE *f, const ActionChange *ch) {
+        const char *unknown = "(unknown)", *later = "(known after apply)";
+
+        fprintf(f, "    %c %s", ch->op, ch->field);
+        if (ch->secret) {
+                fputs(ch->op == '+' ? ": (new)\n" : ch->op == '-' ? ": (secret removed)\n" : ": (value changed)\n", f);
+                return;
+        }
+        switch (ch->op) {
+        case '+':
+                fprintf(f, ": %s\n", ch->after ?: later);
+                break;
+        case '-':
+                if (ch->before)
+                        fprintf(f, ": %s", ch->before);
+                fputc('\n', f);
+                break;
+        case '?':
+                fputs(": current value unknown (not read from Cloudflare this run)\n", f);
+                break;
+        default:
+                fprintf(f, ": %s -> %s\n", ch->before ?: unknown, ch->after ?: later);
+        }
 }
 
 char *plan_to_text(const Plan *p, bool verbose) {
@@ -2748,6 +3354,8 @@ char *plan_to_text(const Plan *p, bool verbose) {
                 return NULL;
         if (p->generation_missing)
                 fputs("No valid spec generation: nothing will be created, changed or deleted.\n", f);
+        if (p->empty_refused)
+                fputs("The spec directory has no documents: nothing is deleted (allow_empty: true allows it).\n", f);
         for (size_t i = 0; i < p->n_actions; i++) {
                 const Action *a = &p->actions[i];
 
@@ -2758,6 +3366,8 @@ char *plan_to_text(const Plan *p, bool verbose) {
                 if (a->detail)
                         fprintf(f, " [%s]", a->detail);
                 fprintf(f, ": %s\n", strna(a->reason));
+                for (size_t j = 0; j < a->n_changes; j++)
+                        change_to_text(f, &a->changes[j]);
         }
         fprintf(f, "%u change%s, %u deletion%s, %u blocked, %u drift reported%s\n", p->n_changes,
                 p->n_changes == 1 ? "" : "s", p->n_deletes, p->n_deletes == 1 ? "" : "s", p->n_blocked, p->n_drift,
@@ -2802,6 +3412,43 @@ json_object *plan_to_json(const Plan *p) {
                 for (size_t j = 0; j < a->n_deps; j++)
                         json_object_array_add(deps, json_object_new_int((int) a->deps[j]));
                 json_object_object_add(x, "depends_on", deps);
+                if (a->n_changes > 0) {
+                        json_object *diff = json_object_new_array();
+
+                        if (!diff)
+                                return NULL;
+                        json_object_object_add(x, "diff", diff);
+                        for (size_t j = 0; j < a->n_changes; j++) {
+                                const ActionChange *ch = &a->changes[j];
+                                json_object *d = json_object_new_object();
+                                char op[2] = { ch->op, 0 };
+
+                                if (!d)
+                                        return NULL;
+                                json_object_array_add(diff, d);
+                                if (json_add_str(d, "op", op) < 0 || json_add_str(d, "field", ch->field) < 0)
+                                        return NULL;
+                                if (ch->secret) {
+                                        json_object_object_add(d, "secret", json_object_new_boolean(true));
+                                        if (json_add_str(d, "value", ch->op == '+' ? "new" : ch->op == '-' ? "removed"
+                                                                                                   : "changed") < 0)
+                                                return NULL;
+                                        continue;
+                                }
+                                if (ch->op != '+') {
+                                        json_object_object_add(d, "before", ch->before ? json_object_new_string(ch->before)
+                                                                                       : NULL);
+                                        if (!ch->before)
+                                                json_object_object_add(d, "before_known", json_object_new_boolean(false));
+                                }
+                                if (ch->op != '-' && ch->op != '?') {
+                                        json_object_object_add(d, "after", ch->after ? json_object_new_string(ch->after)
+                                                                                     : NULL);
+                                        if (!ch->after)
+                                                json_object_object_add(d, "after_known", json_object_new_boolean(false));
+                                }
+                        }
+                }
         }
         json_object_object_add(o, "changes", json_object_new_int((int) p->n_changes));
         json_object_object_add(o, "deletes", json_object_new_int((int) p->n_deletes));
@@ -2809,5 +3456,6 @@ json_object *plan_to_json(const Plan *p) {
         json_object_object_add(o, "drift", json_object_new_int((int) p->n_drift));
         json_object_object_add(o, "waiting", json_object_new_int((int) p->n_waiting));
         json_object_object_add(o, "generation_missing", json_object_new_boolean(p->generation_missing));
+        json_object_object_add(o, "empty_refused", json_object_new_boolean(p->empty_refused));
         return TAKE_PTR(o);
 }

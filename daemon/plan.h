@@ -58,6 +58,8 @@ typedef struct LiveWorker {
          * audit feed, full refresh) made it fetch the detail below. */
         bool dirty;
         bool detail;                /* the fields below were read this cycle */
+        char **compatibility_flags; /* from the list, sorted (flags_known: the list had them) */
+        bool flags_known;
         char *version_id;           /* newest deployment's first version */
         LiveBinding *bindings;      /* non-secret bindings, sorted by name */
         size_t n_bindings;
@@ -134,6 +136,7 @@ typedef struct LedgerEntry {
         bool crons_set;
         int subdomain;              /* -1 never set */
         char **consumers;           /* queue names we attached this worker to */
+        char **binding_names;       /* non-secret bindings of our last upload (NULL: not recorded) */
         LedgerSecret *secrets;
         size_t n_secrets;
         /* store secrets: hmac of the value */
@@ -198,6 +201,7 @@ typedef struct PlanPolicy {
         bool force;
         uint64_t now_usec;          /* CLOCK_REALTIME */
         uint64_t generation_since_usec;     /* when this generation became current */
+        bool allow_empty;           /* a generation without documents may delete (allow_empty) */
         const PlanSecret *secrets;
         size_t n_secrets;
 } PlanPolicy;
@@ -227,6 +231,18 @@ const char *action_kind_to_string(ActionKind k) _pure_;   /* "create", "put-secr
 /* Whether executing the action writes to the API or the state. */
 bool action_kind_is_change(ActionKind k) _pure_;
 
+/* One line of a plan's diff ("~ STAGE: "a" -> "b""). Values are display
+ * text; NULL before means bindery could not read it (said as unknown),
+ * NULL after that it is only known once applied. Secrets never carry a
+ * value: secret is set and before/after stay NULL. */
+typedef struct ActionChange {
+        char op;                    /* '~' changed, '+' added, '-' removed, '?' not read */
+        char *field;
+        char *before;
+        char *after;
+        bool secret;
+} ActionChange;
+
 typedef struct Action {
         unsigned index;             /* position in Plan.actions */
         ActionKind kind;
@@ -239,7 +255,11 @@ typedef struct Action {
         bool drift;                 /* repairs a difference made outside bindery */
         bool remove;                /* set-consumer: detach; set-subdomain: disable */
         bool intent;                /* apply must write an intent first (create) */
-        bool waiting;               /* a deletion waiting for prune_settle (a no-op now) */
+        bool suspended;             /* a no-op because the spec says suspend: true */
+        char **inherit;             /* what the spec dropped, kept until the generation settles:
+                                     * upload: binding names ({"type": "inherit"});
+                                     * set-schedules: crons sent along with the spec's */
+        bool waiting;               /* a removal waiting for prune_settle (a no-op now) */
         unsigned *deps;             /* indexes of actions that must finish first */
         size_t n_deps;
         /* migrate / upload with migrations */
@@ -249,6 +269,8 @@ typedef struct Action {
         /* pointers into the generation (NULL for removed resources) */
         const Worker *worker;
         const void *desired;        /* the KVNamespace, R2Bucket, ... */
+        ActionChange *changes;      /* what the action changes, field by field */
+        size_t n_changes;
 } Action;
 
 typedef struct Plan {
@@ -260,6 +282,7 @@ typedef struct Plan {
         unsigned n_drift;           /* drift-report actions */
         unsigned n_waiting;         /* deletions waiting for prune_settle */
         bool generation_missing;
+        bool empty_refused;         /* deletions refused: the generation has no documents (allow_empty) */
 } Plan;
 
 Plan *plan_free(Plan *p);
@@ -275,11 +298,16 @@ int plan_compute(const Generation *g, const LiveState *live, const Ledger *ledge
 bool plan_has_changes(const Plan *p) _pure_;
 
 /* Text: one line per action, "kind Kind/name: reason", no-ops included
- * only with verbose. Caller frees. */
+ * only with verbose; below it one indented line per ActionChange:
+ * "~ NAME: old -> new", "+ NAME: new", "- NAME: old", secrets as
+ * "(value changed)" / "(new)", unreadable values as "(unknown)". Caller
+ * frees. */
 char *plan_to_text(const Plan *p, bool verbose);
 /* JSON: {"actions": [{index, action, kind, name, id?, detail?, reason,
- * drift, depends_on: [...]}], "changes": N, "deletes": N, "blocked": N,
- * "drift": N}. */
+ * drift, depends_on: [...], diff?: [{op, field, before, after} |
+ * {op, field, secret: true, value: "changed"|"new"|"removed"}]}],
+ * "changes": N, "deletes": N, "blocked": N, "drift": N}; an unreadable
+ * before is null with "before_known": false. */
 json_object *plan_to_json(const Plan *p);
 
 /* ---- Canonical forms (shared with observe.c and apply.c) ---- */

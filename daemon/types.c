@@ -211,7 +211,171 @@ char *types_interface_name(const char *name) {
         return buf_take(&b);
 }
 
+static bool is_ident(char ch, bool first) {
+        return ch == '_' || ch == '$' || isalpha((unsigned char) ch) || (!first && isdigit((unsigned char) ch)) ||
+               (unsigned char) ch >= 0x80;
+}
+
+/* The next token: an identifier, or one punctuation character; comments,
+ * strings and template literals are skipped. Returns its length (0 at the
+ * end) and its start in *tok. */
+static size_t next_token(const char *s, size_t n, size_t *pos, const char **tok) {
+        size_t i = *pos;
+
+        while (i < n) {
+                char ch = s[i];
+
+                if (isspace((unsigned char) ch)) {
+                        i++;
+                } else if (ch == '/' && i + 1 < n && s[i + 1] == '/') {
+                        while (i < n && s[i] != '\n')
+                                i++;
+                } else if (ch == '/' && i + 1 < n && s[i + 1] == '*') {
+                        i += 2;
+                        while (i + 1 < n && !(s[i] == '*' && s[i + 1] == '/'))
+                                i++;
+                        i += 2;
+                } else if (ch == '"' || ch == '\'' || ch == '`') {
+                        i++;
+                        while (i < n && s[i] != ch) {
+                                if (s[i] == '\\')
+                                        i++;
+                                i++;
+                        }
+                        i++;
+                } else
+                        break;
+        }
+        if (i >= n) {
+                *pos = n;
+                return 0;
+        }
+        *tok = s + i;
+        if (is_ident(s[i], true)) {
+                size_t st = i;
+
+                while (i < n && is_ident(s[i], false))
+                        i++;
+                *pos = i;
+                return i - st;
+        }
+        *pos = i + 1;
+        return 1;
+}
+
+static bool tok_is(const char *t, size_t l, const char *word) {
+        return l == strlen(word) && strncmp(t, word, l) == 0;
+}
+
+int types_scan_exports(const char *src, size_t size, char ***ret) {
+        _cleanup_strv_free_ char **l = calloc(1, sizeof(char *));
+        size_t pos = 0, len;
+        const char *t = NULL;
+
+        if (!l)
+                return -ENOMEM;
+        while ((len = next_token(src, size, &pos, &t)) > 0) {
+                if (!tok_is(t, len, "export"))
+                        continue;
+                len = next_token(src, size, &pos, &t);
+                if (tok_is(t, len, "class")) {
+                        len = next_token(src, size, &pos, &t);
+                        if (len > 0 && is_ident(t[0], true) && !tok_is(t, len, "extends")) {
+                                char *name = strndup(t, len);
+
+                                if (!name || strv_consume(&l, name) < 0)
+                                        return -ENOMEM;
+                        }
+                } else if (tok_is(t, len, "{")) {
+                        /* export { A, B as C } [from "x"] */
+                        const char *last = NULL;
+                        size_t last_len = 0;
+
+                        while ((len = next_token(src, size, &pos, &t)) > 0 && !tok_is(t, len, "}")) {
+                                if (tok_is(t, len, ",")) {
+                                        if (last) {
+                                                char *name = strndup(last, last_len);
+
+                                                if (!name || strv_consume(&l, name) < 0)
+                                                        return -ENOMEM;
+                                        }
+                                        last = NULL;
+                                } else if (is_ident(t[0], true) && !tok_is(t, len, "as")) {
+                                        last = t;
+                                        last_len = len;
+                                }
+                        }
+                        if (last && !tok_is(last, last_len, "default")) {
+                                char *name = strndup(last, last_len);
+
+                                if (!name || strv_consume(&l, name) < 0)
+                                        return -ENOMEM;
+                        }
+                }
+        }
+        /* Only names that look like classes (capitalised), as wrangler
+         * treats exported classes. */
+        for (size_t i = 0, j = 0;; i++) {
+                if (!l[i]) {
+                        l[j] = NULL;
+                        break;
+                }
+                if (isupper((unsigned char) l[i][0]))
+                        l[j++] = l[i];
+                else
+                        free(l[i]);
+        }
+        strv_sort_uniq(l);
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+static const TypesModule *find_module(const TypesModule *mods, size_t n, const char *worker) {
+        for (size_t i = 0; worker && i < n; i++)
+                if (streq_ptr(mods[i].worker, worker))
+                        return &mods[i];
+        return NULL;
+}
+
+/* The precise type of a DO or service binding, or NULL (then the plain
+ * one, with *why saying what was missing). */
+static char *class_type(const Worker *w, const Binding *x, const TypesModule *mods, size_t n, const char **why) {
+        const char *owner, *cls, *wrapper;
+        const TypesModule *m;
+        char *r = NULL;
+        Buf b = {};
+
+        if (x->kind == BINDING_DURABLE_OBJECT) {
+                owner = x->script_name ?: w->name;
+                cls = x->class_name;
+                wrapper = "DurableObjectNamespace";
+        } else if (x->kind == BINDING_SERVICE && x->entrypoint) {
+                owner = x->service;
+                cls = x->entrypoint;
+                wrapper = "Service";
+        } else
+                return NULL;
+        m = find_module(mods, n, owner);
+        if (!m) {
+                *why = "its worker is not in this spec";
+                return NULL;
+        }
+        if (!cls || !strv_contains(m->classes, cls)) {
+                *why = "its worker's main module does not export the class";
+                return NULL;
+        }
+        buf_printf(&b, "%s<import(", wrapper);
+        ts_string(&b, m->import_path);
+        buf_printf(&b, ").%s>", cls);
+        r = buf_take(&b);
+        return r;
+}
+
 int types_emit_env(const Generation *g, const Worker *w, char **ret) {
+        return types_emit_env_with(g, w, NULL, 0, ret);
+}
+
+int types_emit_env_with(const Generation *g, const Worker *w, const TypesModule *mods, size_t n_mods, char **ret) {
         _cleanup_free_ char *iface = NULL;
         Buf b = {};
 
@@ -224,12 +388,18 @@ int types_emit_env(const Generation *g, const Worker *w, char **ret) {
         buf_printf(&b, "export interface %s {\n", iface);
         for (size_t i = 0; i < w->n_bindings; i++) {
                 const Binding *x = &w->bindings[i];
-                _cleanup_free_ char *t = types_binding_type(x);
+                const char *why = NULL;
+                _cleanup_free_ char *t = mods ? class_type(w, x, mods, n_mods, &why) : NULL;
 
+                if (!t)
+                        t = types_binding_type(x);
                 if (!t) {
                         free(b.s);
                         return -ENOMEM;
                 }
+                if (why)
+                        buf_printf(&b, "\t/** %s: %s. */\n", x->kind == BINDING_SERVICE ? "Fetcher" : "Untyped stub",
+                                   why);
                 buf_printf(&b, "\t%s: %s;\n", x->name, t);
         }
         buf_printf(&b, "}\n\n");

@@ -26,7 +26,10 @@ typedef struct WatchDir {
 
 struct Watch {
         sd_event *event;
-        char *root;
+        char *root;                 /* the resolved spec directory */
+        char *path;                 /* as configured (maybe a symlink that a deploy flips) */
+        char *path_name;            /* its last component */
+        int parent_wd;              /* the directory holding path: a flip is a rename there */
         int fd;
         sd_event_source *io;
         sd_event_source *timer;
@@ -163,6 +166,17 @@ static void schedule(Watch *w) {
         (void) sd_event_source_set_enabled(w->timer, SD_EVENT_ONESHOT);
 }
 
+/* Re-resolves the configured path; true if it names another directory. */
+static bool root_changed(Watch *w) {
+        _cleanup_free_ char *now = realpath(w->path, NULL);
+
+        if (!now || streq_ptr(now, w->root))
+                return false;
+        free(w->root);
+        w->root = TAKE_PTR(now);
+        return true;
+}
+
 static int on_inotify(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Watch *w = userdata;
         union {
@@ -192,6 +206,15 @@ static int on_inotify(sd_event_source *s, int fd, uint32_t revents, void *userda
                         }
                         if (e->mask & IN_IGNORED) {
                                 dir_forget(w, e->wd);
+                                continue;
+                        }
+                        if (e->wd == w->parent_wd) {
+                                /* "ln -s new tmp && mv -T tmp spec": the configured
+                                 * path now names another directory. */
+                                if (name && streq(name, w->path_name) && root_changed(w)) {
+                                        log_debug("Spec directory '%s' now resolves to '%s'.", w->path, w->root);
+                                        w->rescan = relevant = true;
+                                }
                                 continue;
                         }
                         d = dir_by_wd(w, e->wd);
@@ -229,6 +252,7 @@ int watch_new(Watch **ret, sd_event *event, const char *dir, uint64_t debounce_u
         if (!w)
                 return -ENOMEM;
         w->fd = -EBADF;
+        w->parent_wd = -1;
         w->event = sd_event_ref(event);
         w->debounce_usec = debounce_usec;
         w->max_delay_usec = 5 * debounce_usec;
@@ -249,6 +273,28 @@ int watch_new(Watch **ret, sd_event *event, const char *dir, uint64_t debounce_u
         r = add_tree(w, w->root, 0);
         if (r < 0)
                 return r;
+        /* The directory holding the configured path, for atomic flips of a
+         * symlink (or a directory renamed into place). Best effort. */
+        w->path = strdup(dir);
+        if (!w->path)
+                return -ENOMEM;
+        {
+                _cleanup_free_ char *copy = strdup(dir), *parent = NULL;
+                char *slash;
+
+                if (!copy)
+                        return -ENOMEM;
+                while (endswith(copy, "/") && strlen(copy) > 1)
+                        copy[strlen(copy) - 1] = 0;
+                slash = strrchr(copy, '/');
+                parent = slash ? strndup(copy, slash == copy ? 1 : (size_t) (slash - copy)) : strdup(".");
+                w->path_name = strdup(slash ? slash + 1 : copy);
+                if (!parent || !w->path_name)
+                        return -ENOMEM;
+                w->parent_wd = inotify_add_watch(w->fd, parent, IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
+                if (w->parent_wd < 0)
+                        log_debug_errno(errno, "Cannot watch '%s' for flips of '%s', ignoring: %m", parent, dir);
+        }
         r = sd_event_add_io(event, &w->io, w->fd, EPOLLIN, on_inotify, w);
         if (r < 0)
                 return r;
@@ -269,6 +315,8 @@ Watch *watch_free(Watch *w) {
         if (w->fd >= 0)
                 close(w->fd);
         free(w->root);
+        free(w->path);
+        free(w->path_name);
         sd_event_unref(w->event);
         return mfree(w);
 }

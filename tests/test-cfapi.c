@@ -848,6 +848,31 @@ START_TEST(test_connection_refused) {
 }
 END_TEST
 
+START_TEST(test_route_class) {
+        static const struct {
+                const char *path, *cls;
+        } cases[] = {
+                { "workers/scripts", "workers" },
+                { "workers/scripts/api/versions/v1", "workers" },
+                { "storage/kv/namespaces", "kv" },
+                { "r2/buckets", "r2" },
+                { "d1/database", "d1" },
+                { "queues", "queues" },
+                { "queues/q1/consumers", "queues" },
+                { "secrets_store/stores/s/secrets", "secrets_store" },
+                { "logs/audit", "audit" },
+                { "/user/tokens/verify", "tokens" },
+                { "workersx", "other" },
+                { NULL, "other" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                ck_assert_str_eq(cfapi_route_class_name(cfapi_route_class(cases[i].path)), cases[i].cls);
+        ck_assert_ptr_null(cfapi_route_class_name(-1));
+        ck_assert_ptr_null(cfapi_route_class_name(99));
+}
+END_TEST
+
 static Suite *suite(void) {
         Suite *s = suite_create("cfapi");
         TCase *tc = tcase_create("cfapi");
@@ -870,6 +895,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_free_in_flight);
         tcase_add_test(tc, test_bad_input);
         tcase_add_test(tc, test_connection_refused);
+        tcase_add_test(tc, test_route_class);
         suite_add_tcase(s, tc);
         return s;
 }

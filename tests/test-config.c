@@ -360,6 +360,51 @@ START_TEST(test_example_config) {
 }
 END_TEST
 
+START_TEST(test_notify_and_webhook_ref) {
+        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_free_ char *errs = NULL;
+
+        ck_assert_int_eq(config_load(write_config("n.yaml",
+                                                  "account_id: a\n"
+                                                  "spec_dir: /srv/spec\n"
+                                                  "webhook_ref: refs/heads/main\n"
+                                                  "notify:\n"
+                                                  "  - url: https://hooks.slack.com/services/T/B/X\n"
+                                                  "    events: [failed, recovered]\n"
+                                                  "  - url: http://127.0.0.1:9000/hook\n"
+                                                  "    secret: { credential: notify-secret }\n"),
+                                     NULL, &c, NULL, NULL),
+                         0);
+        ck_assert_str_eq(c->webhook_ref, "refs/heads/main");
+        ck_assert_uint_eq(c->n_notify, 2);
+        ck_assert_str_eq(c->notify[0].url, "https://hooks.slack.com/services/T/B/X");
+        ck_assert_uint_eq(c->notify[0].events, (1U << NOTIFY_FAILED) | (1U << NOTIFY_RECOVERED));
+        ck_assert(!c->notify[0].secret_set);
+        ck_assert(c->notify[1].secret_set);
+        ck_assert_int_eq(c->notify[1].secret.source, SECRET_SOURCE_CREDENTIAL);
+        ck_assert_str_eq(c->notify[1].secret.ref, "notify-secret");
+        /* No events named: every event. */
+        ck_assert_uint_eq(c->notify[1].events, (1U << _NOTIFY_EVENT_MAX) - 1);
+
+        errs = load_errors("account_id: a\n"
+                           "spec_dir: /srv/spec\n"
+                           "notify:\n"
+                           "  - url: ftp://x\n"
+                           "    events: [failed, exploded]\n"
+                           "  - secret: hunter2\n"
+                           "    evnts: [failed]\n"
+                           "  - just a string\n",
+                           NULL);
+        ck_assert_ptr_nonnull(strstr(errs, "4:10: 'notify.url' must be an http:// or https:// URL\n"));
+        ck_assert_ptr_nonnull(strstr(errs, "5:22: unknown notify event 'exploded'"));
+        ck_assert_ptr_nonnull(strstr(errs, "6:13: 'notify.secret' must be a secret reference"));
+        ck_assert_ptr_nonnull(strstr(errs, "7:5: unknown key 'evnts' in 'notify'; did you mean 'events'?\n"));
+        ck_assert_ptr_nonnull(strstr(errs, "8:5: 'notify' entries must be mappings"));
+        /* A secret value never appears in a message. */
+        ck_assert_ptr_null(strstr(errs, "hunter2"));
+}
+END_TEST
+
 static Suite *config_suite(void) {
         Suite *s = suite_create("config");
         TCase *tc = tcase_create("core");
@@ -378,6 +423,7 @@ static Suite *config_suite(void) {
         tcase_add_test(tc, test_missing_file);
         tcase_add_test(tc, test_parse_listen);
         tcase_add_test(tc, test_example_config);
+        tcase_add_test(tc, test_notify_and_webhook_ref);
         suite_add_tcase(s, tc);
         return s;
 }

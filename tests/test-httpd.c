@@ -59,6 +59,8 @@ static json_object *stub_status(void *userdata) {
         return j;
 }
 
+#define STUB_DIGEST "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
 static json_object *run_json(Stub *s, const char *id) {
         json_object *j;
 
@@ -73,6 +75,7 @@ static json_object *run_json(Stub *s, const char *id) {
         else {
                 json_object_object_add(j, "state", json_object_new_string("done"));
                 json_object_object_add(j, "result", json_object_new_string(s->run_result));
+                json_object_object_add(j, "generation", json_object_new_string(STUB_DIGEST));
         }
         return j;
 }
@@ -185,11 +188,23 @@ static bool stub_ready(void *userdata) {
         return s->ready;
 }
 
+/* The directory "produces" STUB_DIGEST. */
+static int stub_trigger_load(void *userdata, const char *reason, bool force, const char *expect, char **ret,
+                             json_object **ret_detail) {
+        if (expect && !startswith(STUB_DIGEST, expect)) {
+                *ret_detail = json_object_new_object();
+                json_object_object_add(*ret_detail, "digest", json_object_new_string(STUB_DIGEST));
+                return -ESTALE;
+        }
+        return stub_trigger(userdata, reason, force, ret);
+}
+
 static const HttpdBackend stub_backend = {
         .status = stub_status,
         .runs = stub_runs,
         .run = stub_run,
         .trigger = stub_trigger,
+        .trigger_load = stub_trigger_load,
         .plan = stub_plan,
         .metrics = stub_metrics,
         .ready = stub_ready,
@@ -203,6 +218,7 @@ typedef struct Server {
         bool auth_reads;
         bool no_token;
         bool no_hook;
+        const char *webhook_ref;
         int stop_fd;
         pthread_t thread;
         pthread_mutex_t lock;
@@ -229,6 +245,7 @@ static void *server_main(void *p) {
         ck_assert_int_eq(httpd_new(&srv->stub.httpd, srv->stub.event, &srv->settings, &stub_backend, &srv->stub), 0);
         ck_assert_int_eq(httpd_set_auth(srv->stub.httpd, srv->no_token ? NULL : TOKEN, strlen(TOKEN), srv->auth_reads,
                                         srv->no_hook ? NULL : HOOK_SECRET, strlen(HOOK_SECRET)), 0);
+        ck_assert_int_eq(httpd_set_webhook_ref(srv->stub.httpd, srv->webhook_ref), 0);
         ck_assert_int_ge(sd_event_add_io(srv->stub.event, &stop, srv->stop_fd, EPOLLIN, on_stop, srv), 0);
 
         pthread_mutex_lock(&srv->lock);
@@ -395,11 +412,22 @@ START_TEST(test_routes) {
         reply_done(&r);
 
         /* humans get a table */
-        r = get(srv, "/v1/status?pretty");
+        r = get(srv, "/v1/status?format=table");
         ck_assert_int_eq(r.status, 200);
         ck_assert(has_header(&r, "Content-Type: text/plain"));
         ck_assert_ptr_nonnull(strstr(r.body, "KIND"));
         ck_assert_ptr_nonnull(strstr(r.body, "in_sync"));
+        reply_done(&r);
+        /* ?pretty: the same JSON, indented */
+        r = get(srv, "/v1/status?pretty");
+        ck_assert_int_eq(r.status, 200);
+        ck_assert(has_header(&r, "Content-Type: application/json"));
+        ck_assert_ptr_nonnull(strstr(r.body, "{\n  \""));
+        {
+                _cleanup_(json_object_putp) json_object *j = body_json(&r);
+
+                ck_assert(json_object_object_get_ex(j, "resources", NULL));
+        }
         reply_done(&r);
         r = request(srv, "GET", "/v1/status", "Accept: text/plain", NULL, NULL, 0);
         ck_assert(has_header(&r, "Content-Type: text/plain"));
@@ -730,6 +758,41 @@ START_TEST(test_wait) {
 }
 END_TEST
 
+START_TEST(test_expect) {
+        Server *srv = server_start(NULL, NULL);
+        Reply r;
+
+        /* the directory produces another generation: 412 with its digest, nothing queued */
+        r = post(srv, "/v1/reconcile?wait=10&expect=fedcba987654", "Authorization: Bearer " TOKEN);
+        ck_assert_int_eq(r.status, 412);
+        {
+                _cleanup_(json_object_putp) json_object *j = body_json(&r);
+
+                ck_assert_str_eq(jstr(j, "digest"), STUB_DIGEST);
+        }
+        reply_done(&r);
+        ck_assert_uint_eq(srv->stub.n_triggers, 0);
+        /* too short, not hex */
+        r = post(srv, "/v1/reconcile?wait=10&expect=0123456789a", "Authorization: Bearer " TOKEN);
+        ck_assert_int_eq(r.status, 400);
+        reply_done(&r);
+        r = post(srv, "/v1/reconcile?wait=10&expect=0123456789abcdeg", "Authorization: Bearer " TOKEN);
+        ck_assert_int_eq(r.status, 400);
+        reply_done(&r);
+        /* a match (any case): the run's answer */
+        r = post(srv, "/v1/reconcile?wait=10&expect=0123456789ABCDEF", "Authorization: Bearer " TOKEN);
+        ck_assert_int_eq(r.status, 200);
+        {
+                _cleanup_(json_object_putp) json_object *j = body_json(&r);
+
+                ck_assert_str_eq(jstr(j, "generation"), STUB_DIGEST);
+        }
+        reply_done(&r);
+        ck_assert_uint_eq(srv->stub.n_triggers, 1);
+        server_stop(srv);
+}
+END_TEST
+
 static void slow_failing(Server *s) {
         s->stub.run_msec = 2500;
         s->stub.run_result = "failed";
@@ -780,7 +843,7 @@ START_TEST(test_plan) {
                 ck_assert_str_eq(jstr(j, "result"), "changes");
         }
         reply_done(&r);
-        r = get(srv, "/v1/plan?pretty");
+        r = get(srv, "/v1/plan?format=table");
         ck_assert_int_eq(r.status, 200);
         ck_assert_str_eq(r.body, "+ create Worker api\n");
         reply_done(&r);
@@ -843,6 +906,48 @@ START_TEST(test_webhook) {
         r = request(srv, "POST", "/v1/hooks/github", "Authorization: Bearer " TOKEN, "X-GitHub-Event: push",
                     body, strlen(body));
         ck_assert_int_eq(r.status, 401);
+        reply_done(&r);
+        ck_assert_uint_eq(srv->stub.n_triggers, 1);
+        server_stop(srv);
+}
+END_TEST
+
+static void tweak_ref(Server *s) {
+        s->webhook_ref = "refs/heads/main";
+}
+
+START_TEST(test_webhook_ref) {
+        Server *srv = server_start(NULL, tweak_ref);
+        const char *other = "{\"ref\":\"refs/heads/feature\",\"after\":\"abc\"}",
+                   *main_ = "{\"ref\":\"refs/heads/main\",\"after\":\"def\"}", *noref = "{\"zen\":\"x\"}";
+        char sig[72], hdr[128];
+        Reply r;
+
+        /* A push to another ref: 200, ignored, nothing triggered. */
+        ck_assert_int_eq(httpd_webhook_signature(HOOK_SECRET, strlen(HOOK_SECRET), other, strlen(other), sig), 0);
+        snprintf(hdr, sizeof(hdr), "X-Hub-Signature-256: %s", sig);
+        r = request(srv, "POST", "/v1/hooks/github", hdr, "X-GitHub-Event: push", other, strlen(other));
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_ptr_nonnull(strstr(r.body, "\"ignored\":true"));
+        ck_assert_ptr_nonnull(strstr(r.body, "refs/heads/feature"));
+        reply_done(&r);
+        ck_assert_uint_eq(srv->stub.n_triggers, 0);
+        /* A push without a ref (form-encoded payload) cannot be matched: 400. */
+        ck_assert_int_eq(httpd_webhook_signature(HOOK_SECRET, strlen(HOOK_SECRET), noref, strlen(noref), sig), 0);
+        snprintf(hdr, sizeof(hdr), "X-Hub-Signature-256: %s", sig);
+        r = request(srv, "POST", "/v1/hooks/github", hdr, "X-GitHub-Event: push", noref, strlen(noref));
+        ck_assert_int_eq(r.status, 400);
+        reply_done(&r);
+        /* The signature is checked first: a bad one is 401 whatever the ref. */
+        r = request(srv, "POST", "/v1/hooks/github", hdr, "X-GitHub-Event: push", main_, strlen(main_));
+        ck_assert_int_eq(r.status, 401);
+        reply_done(&r);
+        ck_assert_uint_eq(srv->stub.n_triggers, 0);
+        /* The configured ref: triggered. */
+        ck_assert_int_eq(httpd_webhook_signature(HOOK_SECRET, strlen(HOOK_SECRET), main_, strlen(main_), sig), 0);
+        snprintf(hdr, sizeof(hdr), "X-Hub-Signature-256: %s", sig);
+        r = request(srv, "POST", "/v1/hooks/github", hdr, "X-GitHub-Event: push", main_, strlen(main_));
+        ck_assert_int_eq(r.status, 202);
         reply_done(&r);
         ck_assert_uint_eq(srv->stub.n_triggers, 1);
         server_stop(srv);
@@ -1075,10 +1180,12 @@ static Suite *httpd_suite(void) {
         tcase_add_test(tc, test_limits_connections_and_timeout);
         tcase_add_test(tc, test_idle_connections_do_not_block);
         tcase_add_test(tc, test_wait);
+        tcase_add_test(tc, test_expect);
         tcase_add_test(tc, test_wait_timeout_and_failure);
         tcase_add_test(tc, test_plan);
         tcase_add_test(tc, test_plan_busy);
         tcase_add_test(tc, test_webhook);
+        tcase_add_test(tc, test_webhook_ref);
         tcase_add_test(tc, test_metrics_parse);
         tcase_add_test(tc, test_shutdown_answers_waiters);
         tcase_add_test(tc, test_two_listeners_ipv6);

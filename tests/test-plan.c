@@ -103,6 +103,7 @@ static PlanPolicy policy(void) {
                 .max_deletions = 5,
                 .now_usec = NOW,
                 .generation_since_usec = NOW - 3600 * SEC,
+                .allow_empty = true,        /* most tests plan deletions from an empty spec */
         };
 }
 
@@ -619,6 +620,177 @@ START_TEST(test_prune_settle) {
         ck_assert_uint_eq(plan->n_deletes, 0);
         ck_assert_uint_eq(plan->n_waiting, 5);
         ck_assert_ptr_nonnull(strstr(find(plan, ACTION_NOOP, "old")->reason, "stable for 30s"));
+}
+END_TEST
+
+/* Settled changes: every removal waits for prune_settle, additions and
+ * updates do not (a spec file written line by line). */
+START_TEST(test_settled_removals) {
+        _cleanup_(generation_freep) Generation *g = gen_new();
+        _cleanup_(live_state_freep) LiveState *l = live_listed();
+        _cleanup_(ledger_freep) Ledger *d = ledger_new();
+        PlanPolicy p = policy();
+        Worker *w = add_worker(g, "api");
+        LiveWorker *lw;
+        LedgerEntry *e;
+
+        add_binding(w, "STAGE", BINDING_PLAIN_TEXT)->text = strdup("produc");   /* cut short: an update */
+        add_secret(w, "NEW", "new");
+        lw = live_state_add_worker(l, "api");
+        lw->etag = strdup("e");
+        e = own_worker_synced(d, g, l, w, "e");
+        free(e->digest);
+        e->digest = strdup("the-digest-of-the-whole-file");
+        ck_assert_int_eq(strv_extend(&e->binding_names, "STAGE"), 0);
+        ck_assert_int_eq(strv_extend(&e->binding_names, "OLD"), 0);   /* the next line, not written yet */
+        ledger_entry_set_secret(e, "GONE", "hg");
+        ck_assert_int_eq(strv_extend(&e->crons, "0 * * * *"), 0);
+        e->crons_set = true;
+        PlanSecret s[] = { { "api", "NEW", "hn", NULL } };
+        p.secrets = s;
+        p.n_secrets = ELEMENTSOF(s);
+
+        p.generation_since_usec = NOW - 1 * SEC;
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+                const Action *up = find(plan, ACTION_UPLOAD, "api");
+
+                /* The update goes out at once, keeping the dropped binding. */
+                ck_assert_ptr_nonnull(up);
+                ck_assert_int_eq(strv_length(up->inherit), 1);
+                ck_assert_str_eq(up->inherit[0], "OLD");
+                ck_assert_ptr_nonnull(strstr(up->reason, "binding(s) OLD kept until the spec has been stable for 30s"));
+                ck_assert_ptr_null(find(plan, ACTION_DELETE_SECRET, "api"));
+                ck_assert_ptr_null(find(plan, ACTION_SET_SCHEDULES, "api"));
+                ck_assert_ptr_nonnull(find_detail(plan, ACTION_PUT_SECRET, "api", "NEW"));  /* an addition */
+                ck_assert_uint_eq(plan->n_waiting, 3);
+                ck_assert_ptr_nonnull(strstr(find_detail(plan, ACTION_NOOP, "api", "GONE")->reason,
+                                             "secret removal waits until the spec has been stable for 30s"));
+        }
+        /* Settled (or settled by a trigger that expected it): removed. */
+        p.generation_since_usec = NOW - 31 * SEC;
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+
+                ck_assert_ptr_nonnull(find(plan, ACTION_UPLOAD, "api"));
+                ck_assert_ptr_null(find(plan, ACTION_UPLOAD, "api")->inherit);
+                ck_assert_ptr_nonnull(find_detail(plan, ACTION_DELETE_SECRET, "api", "GONE"));
+                ck_assert_ptr_nonnull(find(plan, ACTION_SET_SCHEDULES, "api"));
+                ck_assert_uint_eq(plan->n_waiting, 0);
+        }
+        /* After an upload that kept OLD: nothing else differs. Unsettled, the
+         * removal waits (shown); settled, an upload drops it. */
+        free(e->digest);
+        {
+                char dg[65];
+
+                ck_assert_int_eq(plan_worker_digest(g, w, l, d, false, dg, NULL), 0);
+                e->digest = strdup(dg);
+        }
+        strv_free(e->crons);
+        e->crons = NULL;
+        e->crons_set = false;
+        ledger_entry_remove_secret(e, "GONE");
+        ledger_entry_set_secret(e, "NEW", "hn");
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+
+                ck_assert_ptr_nonnull(find(plan, ACTION_UPLOAD, "api"));   /* settled: drop OLD */
+                ck_assert_ptr_nonnull(strstr(find(plan, ACTION_UPLOAD, "api")->reason, "OLD removed from the spec"));
+        }
+        p.generation_since_usec = NOW - 1 * SEC;
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+
+                ck_assert_ptr_null(find(plan, ACTION_UPLOAD, "api"));
+                ck_assert_uint_eq(plan->n_waiting, 1);
+                bool shown = false;
+
+                for (size_t i = 0; i < plan->n_actions; i++)
+                        if (plan->actions[i].waiting && strstr(plan->actions[i].reason, "binding removal (OLD) waits"))
+                                shown = true;
+                ck_assert(shown);
+        }
+        p.generation_since_usec = NOW - 31 * SEC;
+        /* An upload that only adds or updates bindings does not wait. */
+        p.generation_since_usec = NOW - 1 * SEC;
+        add_binding(w, "OLD", BINDING_PLAIN_TEXT)->text = strdup("x");
+        add_binding(w, "ADDED", BINDING_PLAIN_TEXT)->text = strdup("y");
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+
+                ck_assert_ptr_nonnull(find(plan, ACTION_UPLOAD, "api"));
+        }
+        /* Schedules: a cron added goes out at once, the dropped one kept. */
+        ck_assert_int_eq(strv_extend(&e->crons, "0 * * * *"), 0);
+        e->crons_set = true;
+        ck_assert_int_eq(strv_extend(&w->crons, "5 * * * *"), 0);
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+                const Action *a = find(plan, ACTION_SET_SCHEDULES, "api");
+
+                ck_assert_ptr_nonnull(a);
+                ck_assert_int_eq(strv_length(a->inherit), 1);
+                ck_assert_str_eq(a->inherit[0], "0 * * * *");
+        }
+        p.generation_since_usec = NOW - 31 * SEC;
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+
+                ck_assert_ptr_null(find(plan, ACTION_SET_SCHEDULES, "api")->inherit);
+        }
+}
+END_TEST
+
+/* A generation without documents deletes nothing unless allow_empty; the
+ * mass-deletion guard still applies then. */
+START_TEST(test_empty_guard) {
+        _cleanup_(generation_freep) Generation *g = gen_new();
+        _cleanup_(live_state_freep) LiveState *l = live_listed();
+        _cleanup_(ledger_freep) Ledger *d = ledger_new();
+        PlanPolicy p = policy();
+        char n[16];
+
+        for (int i = 0; i < 6; i++) {
+                snprintf(n, sizeof(n), "w%d", i);
+                own(d, RESOURCE_WORKER, n, n, n);
+                live_state_add_worker(l, n);
+        }
+        p.prune = true;
+        p.allow_empty = false;
+        p.force = true;
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+
+                ck_assert_uint_eq(plan->n_deletes, 0);
+                ck_assert_uint_eq(plan->n_blocked, 6);
+                ck_assert_ptr_nonnull(strstr(find(plan, ACTION_BLOCKED, "w0")->reason, "allow_empty: true"));
+                ck_assert(plan->empty_refused);
+                _cleanup_free_ char *t = plan_to_text(plan, false);
+                ck_assert_ptr_nonnull(strstr(t, "has no documents: nothing is deleted"));
+        }
+        p.allow_empty = true;
+        p.force = false;
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+
+                ck_assert_uint_eq(plan->n_deletes, 0);
+                ck_assert_ptr_nonnull(strstr(find(plan, ACTION_BLOCKED, "w0")->reason, "max_deletions (5)"));
+        }
+        p.force = true;
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+
+                ck_assert_uint_eq(plan->n_deletes, 6);
+        }
+        /* Not empty: the guard does not apply. */
+        p.allow_empty = false;
+        add_kv(g, "cache");
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+
+                ck_assert_uint_eq(plan->n_deletes, 6);
+        }
 }
 END_TEST
 
@@ -1176,10 +1348,12 @@ START_TEST(test_kv_rename) {
         {
                 _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
                 const Action *u = find(plan, ACTION_UPDATE, "new-title");
+                _cleanup_free_ char *text = plan_to_text(plan, false);
 
                 ck_assert_ptr_nonnull(u);
                 ck_assert(!u->drift);
                 ck_assert_str_eq(u->id, "kv1");
+                ck_assert_ptr_nonnull(strstr(text, "    ~ title: \"old-title\" -> \"new-title\"\n"));
         }
         /* Renamed outside bindery: the ledger says new-title, live says other. */
         free(ledger_find(d, RESOURCE_KV_NAMESPACE, "cache")->name);
@@ -1216,7 +1390,9 @@ START_TEST(test_suspend_external_worker) {
         ck_assert_uint_eq(plan->n_changes, 0);
         ck_assert_uint_eq(plan->n_blocked, 0);
         ck_assert_ptr_nonnull(strstr(find(plan, ACTION_NOOP, "paused")->reason, "suspended"));
+        ck_assert(find(plan, ACTION_NOOP, "paused")->suspended);        /* status: "suspended" */
         ck_assert_ptr_nonnull(strstr(find(plan, ACTION_NOOP, "theirs")->reason, "external"));
+        ck_assert(!find(plan, ACTION_NOOP, "theirs")->suspended);
 }
 END_TEST
 
@@ -1350,6 +1526,232 @@ START_TEST(test_store_secret_deletion_policy) {
 }
 END_TEST
 
+
+/* ---- the plan's diff lines ---- */
+
+static const ActionChange *change(const Action *a, const char *field) {
+        for (size_t i = 0; a && i < a->n_changes; i++)
+                if (streq(a->changes[i].field, field))
+                        return &a->changes[i];
+        return NULL;
+}
+
+static char *plain_canon(const char *text) {
+        json_object *j = json_object_new_object();
+        char *canon = NULL;
+
+        json_object_object_add(j, "type", json_object_new_string("plain_text"));
+        json_object_object_add(j, "text", json_object_new_string(text));
+        ck_assert_int_eq(plan_binding_canon_json(j, "api", &canon), 0);
+        json_object_put(j);
+        return canon;
+}
+
+START_TEST(test_diff_drifted_var) {
+        _cleanup_(plan_freep) Plan *plan = drift_plan(DRIFT_REPAIR, "staging now", false);
+        const Action *a = find(plan, ACTION_UPLOAD, "api");
+        const ActionChange *ch = change(a, "STAGE");
+        _cleanup_free_ char *text = plan_to_text(plan, false);
+        _cleanup_(plan_json_unrefp) json_object *j = plan_to_json(plan);
+        json_object *acts, *diff, *d, *v;
+
+        ck_assert_ptr_nonnull(ch);
+        ck_assert_int_eq(ch->op, '~');
+        ck_assert_str_eq(ch->before, "\"staging now\"");
+        ck_assert_str_eq(ch->after, "\"production\"");
+        ck_assert_ptr_null(change(a, "A"));             /* equal: no line */
+        ck_assert_ptr_nonnull(strstr(text, "\n    ~ STAGE: \"staging now\" -> \"production\"\n"));
+        ck_assert(json_object_object_get_ex(j, "actions", &acts));
+        ck_assert(json_object_object_get_ex(json_object_array_get_idx(acts, (int) a->index), "diff", &diff));
+        ck_assert_uint_eq(json_object_array_length(diff), 1);
+        d = json_object_array_get_idx(diff, 0);
+        ck_assert(json_object_object_get_ex(d, "before", &v));
+        ck_assert_str_eq(json_object_get_string(v), "\"staging now\"");
+        ck_assert(json_object_object_get_ex(d, "after", &v));
+        ck_assert_str_eq(json_object_get_string(v), "\"production\"");
+        ck_assert(json_object_object_get_ex(d, "op", &v));
+        ck_assert_str_eq(json_object_get_string(v), "~");
+}
+END_TEST
+
+START_TEST(test_diff_spec_change) {
+        _cleanup_(generation_freep) Generation *g = gen_new();
+        _cleanup_(live_state_freep) LiveState *l = live_listed();
+        _cleanup_(ledger_freep) Ledger *d = ledger_new();
+        PlanPolicy p = policy();
+        Worker *w = add_worker(g, "api");
+        LiveWorker *lw = live_state_add_worker(l, "api");
+        _cleanup_free_ char *c1 = plain_canon("staging"), *c2 = plain_canon("gone");
+
+        lw->etag = strdup("e1");
+        lw->compatibility_date = strdup("2024-01-01");
+        add_binding(w, "STAGE", BINDING_PLAIN_TEXT)->text = strdup("staging");
+        add_binding(w, "OLD", BINDING_PLAIN_TEXT)->text = strdup("gone");
+        free(w->compatibility_date);
+        w->compatibility_date = strdup("2024-01-01");
+        own_worker_synced(d, g, l, w, "e1");
+        /* The spec moves on: STAGE changes, OLD goes, NEW and a JSON var come. */
+        free(w->bindings[0].text);
+        w->bindings[0].text = strdup("production");
+        free(w->bindings[1].name);
+        w->bindings[1].name = strdup("NEW");
+        add_binding(w, "CONF", BINDING_JSON)->json = strdup("{\"b\":1,\"a\":[true]}");
+        free(w->compatibility_date);
+        w->compatibility_date = strdup("2025-06-01");
+        /* Without the live detail bindery cannot know the old values. */
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+                const Action *a = find(plan, ACTION_UPLOAD, "api");
+                _cleanup_free_ char *text = plan_to_text(plan, false);
+
+                ck_assert_ptr_nonnull(a);
+                ck_assert_ptr_nonnull(change(a, "bindings"));
+                ck_assert_int_eq(change(a, "bindings")->op, '?');
+                ck_assert_ptr_nonnull(strstr(text, "? bindings: current value unknown"));
+                ck_assert_ptr_null(strstr(text, "staging"));    /* never guessed */
+                ck_assert_ptr_nonnull(strstr(text, "~ compatibility_date: \"2024-01-01\" -> \"2025-06-01\""));
+        }
+        lw->detail = true;
+        live_worker_add_binding(lw, "STAGE", "plain_text", c1);
+        live_worker_add_binding(lw, "OLD", "plain_text", c2);
+        live_worker_sort(lw);
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+                const Action *a = find(plan, ACTION_UPLOAD, "api");
+                _cleanup_free_ char *text = plan_to_text(plan, false);
+
+                ck_assert_ptr_nonnull(a);
+                ck_assert(!a->drift);
+                ck_assert_ptr_null(strstr(a->reason, "binding"));  /* a spec change, not drift */
+                ck_assert_ptr_nonnull(strstr(text, "    ~ STAGE: \"staging\" -> \"production\"\n"));
+                ck_assert_ptr_nonnull(strstr(text, "    + NEW: \"production\"\n") ?: strstr(text, "    + NEW: \"gone\"\n"));
+                ck_assert_ptr_nonnull(strstr(text, "    - OLD: \"gone\"\n"));
+                ck_assert_ptr_nonnull(strstr(text, "    + CONF: {\"a\":[true],\"b\":1}\n"));
+                ck_assert_ptr_null(change(a, "bindings"));
+        }
+}
+END_TEST
+
+START_TEST(test_diff_new_target_known_after_apply) {
+        _cleanup_(generation_freep) Generation *g = gen_new();
+        _cleanup_(live_state_freep) LiveState *l = live_listed();
+        _cleanup_(ledger_freep) Ledger *d = ledger_new();
+        PlanPolicy p = policy();
+        Worker *w = add_worker(g, "api");
+        _cleanup_(plan_freep) Plan *plan = NULL;
+        _cleanup_free_ char *text = NULL;
+
+        add_kv(g, "cache");
+        add_target(w, "CACHE", BINDING_KV_NAMESPACE, "cache");
+        plan = compute(g, l, d, &p);
+        text = plan_to_text(plan, false);
+        ck_assert_ptr_nonnull(change(find(plan, ACTION_CREATE, "api"), "CACHE"));
+        ck_assert_ptr_null(change(find(plan, ACTION_CREATE, "api"), "CACHE")->after);
+        ck_assert_ptr_nonnull(strstr(text, "    + CACHE: (known after apply)\n"));
+        ck_assert_ptr_nonnull(strstr(text, "    + compatibility_date: \"2025-06-01\"\n"));
+}
+END_TEST
+
+START_TEST(test_diff_secrets_never_shown) {
+        _cleanup_(generation_freep) Generation *g = gen_new();
+        _cleanup_(live_state_freep) LiveState *l = live_listed();
+        _cleanup_(ledger_freep) Ledger *d = ledger_new();
+        PlanPolicy p = policy();
+        Worker *w = add_worker(g, "api");
+        LiveWorker *lw = live_state_add_worker(l, "api");
+        LedgerEntry *e;
+
+        add_secret(w, "ROTATED", "r");
+        add_secret(w, "FRESH", "f");
+        lw->etag = strdup("e");
+        e = own_worker_synced(d, g, l, w, "e");
+        ledger_entry_set_secret(e, "ROTATED", "hmac-old-7f3a");
+        ledger_entry_set_secret(e, "DROPPED", "hmac-dropped-99");
+        PlanSecret s[] = {
+                { "api", "ROTATED", "hmac-new-c0de", NULL },
+                { "api", "FRESH", "hmac-fresh-beef", NULL },
+        };
+        p.secrets = s;
+        p.n_secrets = ELEMENTSOF(s);
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+                _cleanup_free_ char *text = plan_to_text(plan, true);
+                _cleanup_(plan_json_unrefp) json_object *j = plan_to_json(plan);
+                const char *js = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN);
+                const ActionChange *r = change(find_detail(plan, ACTION_PUT_SECRET, "api", "ROTATED"), "ROTATED"),
+                                   *f = change(find_detail(plan, ACTION_PUT_SECRET, "api", "FRESH"), "FRESH");
+
+                ck_assert_ptr_nonnull(r);
+                ck_assert_ptr_nonnull(f);
+                ck_assert(r->secret && f->secret);
+                ck_assert_int_eq(r->op, '~');
+                ck_assert_int_eq(f->op, '+');
+                ck_assert_ptr_null(r->before);
+                ck_assert_ptr_null(r->after);
+                ck_assert_ptr_nonnull(strstr(text, "    ~ ROTATED: (value changed)\n"));
+                ck_assert_ptr_nonnull(strstr(text, "    + FRESH: (new)\n"));
+                ck_assert_ptr_nonnull(strstr(text, "    - DROPPED: (secret removed)\n"));
+                /* No fingerprint, no value, no before/after for a secret. */
+                ck_assert_ptr_null(strstr(text, "hmac-"));
+                ck_assert_ptr_null(strstr(js, "hmac-"));
+                ck_assert_ptr_nonnull(strstr(js, "\"value\":\"changed\""));
+                ck_assert_ptr_nonnull(strstr(js, "\"value\":\"new\""));
+                ck_assert_ptr_null(strstr(js, "\"before\""));
+                ck_assert_ptr_null(strstr(js, "\"after\""));
+        }
+}
+END_TEST
+
+START_TEST(test_diff_settings) {
+        _cleanup_(generation_freep) Generation *g = gen_new();
+        _cleanup_(live_state_freep) LiveState *l = live_listed();
+        _cleanup_(ledger_freep) Ledger *d = ledger_new();
+        PlanPolicy p = policy();
+        Worker *w;
+        LiveWorker *lw;
+        LedgerEntry *e;
+        LiveResource *q;
+
+        add_queue(g, "jobs");
+        w = add_worker(g, "api");
+        ck_assert_int_eq(strv_extend(&w->crons, "*/5 * * * *"), 0);
+        w->workers_dev = 1;
+        w->consumers = calloc(1, sizeof(QueueConsumer));
+        w->n_consumers = 1;
+        w->consumers[0] = (QueueConsumer) { .queue = strdup("jobs"), .batch_size = 20, .max_retries = -1,
+                                            .max_wait_time_ms = -1, .max_concurrency = -1, .retry_delay = -1 };
+        lw = live_state_add_worker(l, "api");
+        lw->crons_known = true;
+        ck_assert_int_eq(strv_extend(&lw->crons, "0 * * * *"), 0);
+        q = live_state_add_resource(l, RESOURCE_QUEUE, "qid", "jobs");
+        own(d, RESOURCE_QUEUE, "jobs", "jobs", "qid");
+        e = own_worker_synced(d, g, l, w, NULL);
+        e->crons_set = true;
+        ck_assert_int_eq(strv_extend(&e->crons, "0 * * * *"), 0);
+        e->subdomain = 0;
+        ck_assert_int_eq(strv_extend(&e->consumers, "jobs"), 0);
+        {
+                json_object *j = json_tokener_parse("{\"script_name\":\"api\",\"settings\":{\"batch_size\":10}}");
+                char *canon = plan_consumer_canon_json(j);
+
+                live_resource_add_consumer(q, "api", "c1", canon);
+                free(canon);
+                json_object_put(j);
+        }
+        {
+                _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
+                _cleanup_free_ char *text = plan_to_text(plan, false);
+
+                ck_assert_ptr_nonnull(strstr(text, "    ~ crons: [\"0 * * * *\"] -> [\"*/5 * * * *\"]\n"));
+                /* workers.dev was not read: unknown, not guessed from the ledger. */
+                ck_assert_ptr_nonnull(strstr(text, "    ~ workers_dev: (unknown) -> true\n"));
+                ck_assert_ptr_nonnull(strstr(text, "    ~ consumer jobs.batch_size: 10 -> 20\n"));
+                /* Only the setting that differs. */
+                ck_assert_ptr_null(strstr(text, "consumer jobs.max_retries"));
+        }
+}
+END_TEST
+
 /* Deletion order from dependencies (issue 8): store secrets before their
  * store, a worker (and its consumer attachment) before the queue it
  * consumed and the namespace only it bound. */
@@ -1424,6 +1826,8 @@ static Suite *plan_suite(void) {
         tcase_add_test(tc, test_deletion_order);
         tcase_add_test(tc, test_do_worker_retained);
         tcase_add_test(tc, test_prune_settle);
+        tcase_add_test(tc, test_settled_removals);
+        tcase_add_test(tc, test_empty_guard);
         tcase_add_test(tc, test_null_generation_never_deletes);
         tcase_add_test(tc, test_max_deletions);
         tcase_add_test(tc, test_secrets);
@@ -1444,6 +1848,11 @@ static Suite *plan_suite(void) {
         tcase_add_test(tc, test_service_dependency_only_on_create);
         tcase_add_test(tc, test_digest_ignores_non_upload_changes);
         tcase_add_test(tc, test_store_secret_deletion_policy);
+        tcase_add_test(tc, test_diff_drifted_var);
+        tcase_add_test(tc, test_diff_spec_change);
+        tcase_add_test(tc, test_diff_new_target_known_after_apply);
+        tcase_add_test(tc, test_diff_secrets_never_shown);
+        tcase_add_test(tc, test_diff_settings);
         suite_add_tcase(s, tc);
         return s;
 }

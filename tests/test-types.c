@@ -108,6 +108,75 @@ START_TEST(test_emit) {
 }
 END_TEST
 
+START_TEST(test_scan_exports) {
+        const char *src =
+                "// export class Commented {}\n"
+                "/* export class Block {} */\n"
+                "import { DurableObject } from \"cloudflare:workers\";\n"
+                "const s = \"export class InString {}\", t = `export class InTemplate ${1}`;\n"
+                "export class Counter extends DurableObject {}\n"
+                "export default class Main {}\n"
+                "class Local {}\n"
+                "class Hidden {}\n"
+                "export { Local, Hidden as Limiter, helper };\n"
+                "export function helper() {}\n"
+                "export class Counter {}\n";
+        _cleanup_strv_free_ char **l = NULL;
+
+        ck_assert_int_eq(types_scan_exports(src, strlen(src), &l), 0);
+        ck_assert_uint_eq(strv_length(l), 3);
+        ck_assert_str_eq(l[0], "Counter");
+        ck_assert_str_eq(l[1], "Limiter");
+        ck_assert_str_eq(l[2], "Local");
+        strv_free(l);
+        l = NULL;
+        ck_assert_int_eq(types_scan_exports("", 0, &l), 0);
+        ck_assert_ptr_nonnull(l);
+        ck_assert_uint_eq(strv_length(l), 0);
+        strv_free(l);
+        l = NULL;
+        /* Cut short: no overrun, nothing found. */
+        ck_assert_int_eq(types_scan_exports("export class", 12, &l), 0);
+        ck_assert_uint_eq(strv_length(l), 0);
+        strv_free(l);
+        l = NULL;
+        ck_assert_int_eq(types_scan_exports("/* export class A", 17, &l), 0);
+        ck_assert_uint_eq(strv_length(l), 0);
+}
+END_TEST
+
+START_TEST(test_emit_class_types) {
+        Binding b[] = {
+                { .name = (char *) "AUTH", .kind = BINDING_SERVICE, .service = (char *) "auth" },
+                { .name = (char *) "AUTH_RPC", .kind = BINDING_SERVICE, .service = (char *) "auth",
+                  .entrypoint = (char *) "AuthRpc" },
+                { .name = (char *) "COUNTER", .kind = BINDING_DURABLE_OBJECT, .class_name = (char *) "Counter",
+                  .script_name = (char *) "counter" },
+                { .name = (char *) "GONE", .kind = BINDING_DURABLE_OBJECT, .class_name = (char *) "Gone",
+                  .script_name = (char *) "counter" },
+                { .name = (char *) "OWN", .kind = BINDING_DURABLE_OBJECT, .class_name = (char *) "Own" },
+        };
+        Worker w = { .name = (char *) "api", .bindings = b, .n_bindings = ELEMENTSOF(b) };
+        Generation g = { .workers = &w, .n_workers = 1 };
+        char *auth[] = { (char *) "AuthRpc", NULL }, *counter[] = { (char *) "Counter", NULL },
+             *own[] = { (char *) "Own", NULL };
+        TypesModule mods[] = {
+                { "auth", "./auth/index.js", auth },
+                { "counter", "../counter/index.js", counter },
+                { "api", "./api/index.js", own },
+        };
+        _cleanup_free_ char *out = NULL;
+
+        ck_assert_int_eq(types_emit_env_with(&g, &w, mods, ELEMENTSOF(mods), &out), 0);
+        ck_assert_ptr_nonnull(strstr(out, "\tAUTH: Fetcher;\n"));
+        ck_assert_ptr_nonnull(strstr(out, "\tAUTH_RPC: Service<import(\"./auth/index.js\").AuthRpc>;\n"));
+        ck_assert_ptr_nonnull(strstr(out, "\tCOUNTER: DurableObjectNamespace<import(\"../counter/index.js\").Counter>;\n"));
+        ck_assert_ptr_nonnull(strstr(out, "main module does not export the class. */\n\tGONE: DurableObjectNamespace;\n"));
+        /* Without script_name: the worker's own module. */
+        ck_assert_ptr_nonnull(strstr(out, "\tOWN: DurableObjectNamespace<import(\"./api/index.js\").Own>;\n"));
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("types");
         TCase *tc = tcase_create("core");
@@ -118,6 +187,8 @@ int main(void) {
         tcase_add_test(tc, test_json_shapes);
         tcase_add_test(tc, test_interface_name);
         tcase_add_test(tc, test_emit);
+        tcase_add_test(tc, test_scan_exports);
+        tcase_add_test(tc, test_emit_class_types);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_ENV);

@@ -82,6 +82,69 @@ START_TEST(test_watch_symlinked_root) {
 }
 END_TEST
 
+typedef struct Flip {
+        const char *target, *tmp, *link, *file;
+        sd_event *event;
+} Flip;
+
+static int on_flip(sd_event_source *s, uint64_t usec, void *userdata) {
+        const Flip *f = userdata;
+
+        ck_assert_int_eq(symlink(f->target, f->tmp), 0);
+        ck_assert_int_eq(rename(f->tmp, f->link), 0);
+        return 0;
+}
+
+/* First report: the flip; then write into the new target; second: done. */
+static void on_changed_flip(Watch *w, void *userdata) {
+        Flip *f = userdata;
+
+        if (++fired == 1)
+                ck_assert_int_ge(sd_event_add_time_relative(f->event, NULL, CLOCK_MONOTONIC, 50 * USEC_PER_MSEC, 1,
+                                                            on_write, (void *) f->file), 0);
+        else
+                (void) sd_event_exit(f->event, 0);
+}
+
+START_TEST(test_watch_symlink_flip) {
+        /* "ln -s new tmp && mv -T tmp current": reported, and the same watch
+         * then follows the new target. */
+        char dir[] = "/tmp/bindery-watch-XXXXXX";
+        _cleanup_free_ char *r1 = NULL, *r2 = NULL, *link = NULL, *tmp = NULL, *f2 = NULL;
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(watch_freep) Watch *w = NULL;
+        Flip flip;
+        int code = -1;
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        r1 = path_join(dir, "r1");
+        r2 = path_join(dir, "r2");
+        link = path_join(dir, "current");
+        tmp = path_join(dir, "current.tmp");
+        f2 = path_join(r2, "a.yaml");
+        ck_assert_int_eq(mkdir(r1, 0755), 0);
+        ck_assert_int_eq(mkdir(r2, 0755), 0);
+        ck_assert_int_eq(symlink(r1, link), 0);
+
+        fired = 0;
+        ck_assert_int_eq(sd_event_new(&e), 0);
+        flip = (Flip) { r2, tmp, link, f2, e };
+        ck_assert_int_eq(watch_new(&w, e, link, 50 * USEC_PER_MSEC, on_changed_flip, &flip), 0);
+        ck_assert_int_ge(sd_event_add_time_relative(e, NULL, CLOCK_MONOTONIC, 50 * USEC_PER_MSEC, 1, on_flip, &flip), 0);
+        ck_assert_int_ge(sd_event_add_time_relative(e, NULL, CLOCK_MONOTONIC, 5 * USEC_PER_SEC, 1, on_timeout, NULL), 0);
+        ck_assert_int_ge(sd_event_loop(e), 0);
+        ck_assert_int_ge(sd_event_get_exit_code(e, &code), 0);
+        ck_assert_int_eq(code, 0);
+        ck_assert_uint_eq(fired, 2);
+        w = watch_free(w);
+        (void) unlink(f2);
+        (void) unlink(link);
+        (void) rmdir(r1);
+        (void) rmdir(r2);
+        (void) rmdir(dir);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("watch");
         TCase *tc = tcase_create("core");
@@ -90,6 +153,7 @@ int main(void) {
 
         tcase_add_test(tc, test_watch_plain_dir);
         tcase_add_test(tc, test_watch_symlinked_root);
+        tcase_add_test(tc, test_watch_symlink_flip);
         tcase_set_timeout(tc, 20);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);

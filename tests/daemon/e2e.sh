@@ -105,8 +105,14 @@ p1=$(json 'd["planned_at"]')
 BODY=$b2
 p2=$(json 'd["planned_at"]')
 check "GET /v1/plan again: the cached plan ($p1, $p2)" [ "$p2" = "$p1" ]
-http GET '/v1/plan?pretty'
-check "GET /v1/plan?pretty: text" [ "$STATUS" = 200 ]
+http GET '/v1/plan?format=table'
+check "GET /v1/plan?format=table: text" [ "$STATUS" = 200 ]
+http GET '/v1/status?pretty'
+pretty_ok() {
+	[ "$STATUS" = 200 ] && printf '%s' "$BODY" |
+		python3 -c 'import json,sys; t=sys.stdin.read(); json.loads(t); assert "\n  \"" in t' 2>/dev/null
+}
+check "GET /v1/status?pretty: valid indented JSON" pretty_ok
 
 # 3. authentication
 http POST /v1/reconcile
@@ -178,6 +184,11 @@ else
 fi
 check "/metrics: runs by result" grep -q '^bindery_runs_total{result="ok"} [1-9]' "$work/metrics.prom"
 check "/metrics: API requests by code" grep -q '^bindery_api_requests_total{code="200"} [1-9]' "$work/metrics.prom"
+check "/metrics: build info with the version" grep -q '^bindery_build_info{version="[^"]*"} 1$' "$work/metrics.prom"
+check "/metrics: a condition per resource and state" grep -q '^bindery_resource_condition{kind="Worker",name="[^"]*",state="in_sync"} 1$' "$work/metrics.prom"
+check "/metrics: API latency histogram by route class" grep -q '^bindery_api_request_duration_seconds_bucket{route="workers",le="+Inf"} [1-9]' "$work/metrics.prom"
+check "/metrics: timestamps are whole seconds" grep -Eq '^bindery_generation_loaded_timestamp_seconds [0-9]{10}$' "$work/metrics.prom"
+check "/metrics: no value in exponent form" sh -c "! grep -Eq ' [0-9.]+e[+-]?[0-9]+$' '$work/metrics.prom'"
 http GET /v1/status
 check "/metrics: generation info" grep -q "^bindery_generation_info{digest=\"$(json 'd["generation"]["digest"]')\"} 1" "$work/metrics.prom"
 

@@ -73,7 +73,7 @@ write_config() {
 		echo "http_token: { credential: http-token }"
 		echo "webhook_secret: { env: BINDERY_TEST_HOOK_SECRET }"
 		echo "interval: 10m"
-		echo "prune_settle: 0s"
+		case " $* " in *" prune_settle:"*) ;; *) echo "prune_settle: 0s" ;; esac
 		for l in "$@"; do echo "$l"; done
 	} > "$work/binderyd.yaml"
 }

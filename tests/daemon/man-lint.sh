@@ -19,6 +19,18 @@ for page in "$top_srcdir"/man/*.[1-9]; do
 		printf '%s\n' "$out" | sed 's/^/    /'
 	fi
 done
+# Quotes survive rendering (a quote that starts a macro argument is eaten
+# by roff unless written \(dq).
+render() { mandoc -Tascii "$top_srcdir/man/$1" 2>/dev/null | col -b 2>/dev/null || mandoc -Tascii "$top_srcdir/man/$1"; }
+for want in 'binderyd.8|{"error": "...", "status": N}' 'bindery-spec.5|{text: "a: b"}' \
+	'binderyd.yaml.5|{"ignored": true}'; do
+	page=${want%%|*} text=${want#*|}
+	if render "$page" | tr -s ' \n' '  ' | grep -qF -- "$text"; then
+		passed=$((passed + 1)); echo "PASS: $page renders $text"
+	else
+		failed=$((failed + 1)); echo "FAIL: $page does not render $text"
+	fi
+done
 [ $((passed + failed)) -gt 0 ] || { echo "FAIL: no man pages found in $top_srcdir/man"; failed=1; }
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

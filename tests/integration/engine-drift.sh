@@ -98,7 +98,7 @@ check "report mode: plan shows drift-report for the worker" grep -q "^drift-repo
 check "report mode: plan shows drift-report for the KV namespace" grep -q "^drift-report  *KVNamespace/it-sessions" "$TMP/out"
 sim_reset_counters
 bd apply --json
-check_eq "report mode: apply exits 0" "$RC" 0
+check_eq "report mode: apply exits 2 (drift reported)" "$RC" 2
 check_eq "report mode: nothing written" "$(sim_writes)" 0
 check "report mode: the JSON report counts drift" test "$(jq .drift "$TMP/out")" -ge 2
 check_eq "report mode: STAGE left as found" "$(live_binding STAGE .text)" staging

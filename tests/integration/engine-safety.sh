@@ -106,7 +106,7 @@ check "unowned: clear error for the KV namespace" grep -q "KVNamespace/squat-kv:
 check "unowned: clear error for the worker" grep -q "Worker/squatter: worker 'squatter' already exists and is not owned by bindery" "$TMP/out"
 check_eq "unowned: nothing written" "$(sim_writes)" 0
 bd plan
-check_eq "unowned: plan exits 3 (blocked, as apply would be)" "$RC" 3
+check_eq "unowned: plan exits 3 (blocked outranks changes)" "$RC" 3
 printf 'kind: KVNamespace\nname: squat-kv\nadopt: true\n' >"$TMP/spec/resources.yaml"
 { worker_doc w-other; worker_doc squatter "adopt: true" "bindings:" "  S: { kv_namespace: squat-kv }"; } >"$TMP/spec/workers.yaml"
 bd apply
@@ -140,7 +140,7 @@ check_eq "settle: setup exits 0" "$RC" 0
 { worker_doc w-other; worker_doc squatter "adopt: true" "bindings:" "  S: { kv_namespace: squat-kv }"; } >"$TMP/spec/workers.yaml"
 sim_reset_counters
 bd apply
-check_eq "settle: a fresh generation deletes nothing (exit 0)" "$RC" 0
+check_eq "settle: a fresh generation deletes nothing (exit 2: a removal is pending)" "$RC" 2
 check "settle: w-late still exists" script_exists w-late
 check_eq "settle: no deletes" "$(sim_route 'DELETE /accounts/:account_id/workers/scripts/:script_name')" 0
 bd plan

@@ -9,6 +9,8 @@ export default {
       return new Response("never");
     }
     await env.SESSIONS.send("not a queue");
+    // AUTH_RPC is Service<AuthRpc>: it has check(), not revoke().
+    await env.AUTH_RPC.revoke("token");
     return new Response(env.LIMITS.rpm.toUpperCase());
   },
 };

@@ -52,9 +52,37 @@ workers=$(cat $(find "$src/etc/examples" -name '*.yaml' -o -name '*.yml' | sort)
 	awk '/^kind: Worker/ { w = 1; next } w && /^name: / { print $2; w = 0 }')
 [ -n "$workers" ] || { echo "FAIL: no workers found in etc/examples"; echo "0 passed, 1 failed"; exit 1; }
 
+# Every worker's file at once, as a project would keep them (DIR/WORKER.d.ts,
+# import paths relative to DIR).
+rm -f "$work"/*.d.ts
+if "$binderyd" types --spec-dir "$src/etc/examples" --all --output "$work" 2>/dev/null; then
+	n=$(ls "$work"/*.d.ts | wc -l)
+	nw=$(echo "$workers" | wc -w)
+	if [ "$n" -eq "$nw" ]; then
+		echo "PASS: types --all --output wrote one file per worker ($n)"
+		passed=$((passed + 1))
+	else
+		echo "FAIL: types --all --output wrote $n files for $nw workers"
+		failed=$((failed + 1))
+	fi
+else
+	echo "FAIL: binderyd types --all --output"
+	failed=$((failed + 1))
+fi
+# Durable Objects and RPC entrypoints typed from the module's exported class.
+if grep -q 'COUNTER: DurableObjectNamespace<import("\.[./]*/.*/counter/index.js").Counter>' "$work/api.d.ts" 2>/dev/null &&
+	grep -q 'AUTH_RPC: Service<import("\.[./]*/.*/auth/index.js").AuthRpc>' "$work/api.d.ts" &&
+	grep -q 'LIMITER: DurableObjectNamespace<import(".*").RateLimiter>' "$work/counter.d.ts"; then
+	echo "PASS: DO bindings typed with their class, entrypoints as Service<...>"
+	passed=$((passed + 1))
+else
+	echo "FAIL: DO/entrypoint types missing in $work/api.d.ts or counter.d.ts"
+	failed=$((failed + 1))
+fi
+
 for w in $workers; do
-	if ! "$binderyd" types --spec-dir "$src/etc/examples" --worker "$w" >"$work/env.ts"; then
-		echo "FAIL: binderyd types --worker $w"
+	if ! cp "$work/$w.d.ts" "$work/env.ts" 2>/dev/null; then
+		echo "FAIL: binderyd types --all wrote no $w.d.ts"
 		failed=$((failed + 1))
 		continue
 	fi
@@ -80,12 +108,12 @@ TS
 done
 
 # The precision check: misuse.ts must fail, for the reasons it states.
-"$binderyd" types --spec-dir "$src/etc/examples" --worker api >"$work/env.ts"
+cp "$work/api.d.ts" "$work/env.ts"
 cp "$work/misuse.ts" "$work/main.ts"
 out=$(cd "$work" && "$tsc" -p tsconfig.json 2>&1)
 if [ $? -ne 0 ] && echo "$out" | grep -q TS2367 && echo "$out" | grep -q "'send'" &&
-	echo "$out" | grep -q "'toUpperCase'"; then
-	echo "PASS: misuse.ts is rejected (literal, KVNamespace and JSON shape types hold)"
+	echo "$out" | grep -q "'toUpperCase'" && echo "$out" | grep -q "'revoke'"; then
+	echo "PASS: misuse.ts is rejected (literal, KVNamespace, JSON shape and RPC entrypoint types hold)"
 	passed=$((passed + 1))
 else
 	echo "FAIL: misuse.ts should not compile:"

@@ -29,6 +29,8 @@ export default {
     const counted: Response = await stub.fetch(request);
     const authed: Response = await env.AUTH.fetch(request);
     const rpc: Response = await env.AUTH_RPC.fetch("https://auth/check");
+    // The entrypoint's own methods, typed from its class (Service<AuthRpc>).
+    const allowed: boolean = await env.AUTH_RPC.check("token");
     const page: Response = await env.BROWSER.fetch("https://browser/");
 
     // Secrets Store.
@@ -49,7 +51,7 @@ export default {
     ctx.waitUntil(Promise.resolve());
     return Response.json({
       greeting, paths, key: key.length, session, size: obj?.size, row, counted: counted.status,
-      authed: authed.status, rpc: rpc.status, page: page.status, token: token.length,
+      authed: authed.status, rpc: rpc.status, allowed, page: page.status, token: token.length,
       signing: signing.length, models: models.length, version, conn: conn.length,
       matches: matches.count, instance: instance.id, fromModule,
     });
