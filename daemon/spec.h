@@ -30,6 +30,8 @@
 #define SPEC_MAX_DIR_DEPTH      16              /* directory levels below the spec dir */
 #define SPEC_MAX_MODULES        256             /* modules per Worker, main included */
 #define SPEC_MAX_ERRORS         1000            /* errors kept; the rest are counted */
+#define SPEC_MAX_MESSAGE        512             /* bytes of one error message (longer: cut, "...") */
+#define SPEC_MAX_HINT_WORK      20000           /* "did you mean" comparisons in one load */
 
 typedef struct SpecLimits {
         size_t max_files;
@@ -73,6 +75,27 @@ char *spec_error_to_string(const SpecError *e);
  * NULL on OOM. */
 json_object *spec_errors_to_json(const SpecErrors *e);
 
+/* What the operator grants spec writers (bindery-spec(5), "Secrets"):
+ * who may write specs can read what is granted here, nothing else.
+ *   credential NAME  any name except those in deny_credentials (the
+ *                    daemon's own secrets)
+ *   file PATH        only below files_dir (NULL: no file references at all;
+ *                    the error names files_key), never below a deny_paths
+ *                    entry (the state directory, the daemon's secret files)
+ *   env VAR          only names in env, never a name in deny_env
+ * Violations are load errors at the reference's FILE:LINE:COLUMN. */
+typedef struct SpecGrant {
+        char **deny_credentials;
+        char *files_dir;            /* absolute */
+        const char *files_key;      /* the config key that sets files_dir */
+        char **deny_paths;          /* absolute */
+        char **env;
+        const char *env_key;        /* the config key that sets env */
+        char **deny_env;
+} SpecGrant;
+
+void spec_grant_done(SpecGrant *g);
+
 /* Loads spec_dir. Returns 0 and a new Generation in *ret (caller frees with
  * generation_free); -EINVAL when the spec has errors (all in errors, *ret
  * untouched); another -errno when the directory itself cannot be read (also
@@ -82,6 +105,10 @@ int spec_load(const char *spec_dir, Generation **ret, SpecErrors *errors);
 /* As spec_load, with explicit limits (tests, fuzzing). */
 int spec_load_with_limits(const char *spec_dir, const SpecLimits *limits,
                           Generation **ret, SpecErrors *errors);
+
+/* As spec_load, checking every secret reference against grant (NULL: form
+ * only, as spec_load). The daemon and the CLI load through this. */
+int spec_load_granted(const char *spec_dir, const SpecGrant *grant, Generation **ret, SpecErrors *errors);
 
 /* Edit distance (Levenshtein) between two short strings; used for
  * "did you mean" hints. Exposed for tests. */
