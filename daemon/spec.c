@@ -125,12 +125,17 @@ void spec_errorf(SpecCtx *c, const char *file, unsigned line, unsigned column, c
         /* A crafted spec must not make messages (and /v1/status) huge: cut
          * long ones at a character boundary. */
         if ((size_t) k > SPEC_MAX_MESSAGE) {
-                size_t cut = SPEC_MAX_MESSAGE - 3;
+                /* Keep the head and the tail (where the reason usually is). */
+                size_t head = SPEC_MAX_MESSAGE / 2, tail = (size_t) k - (SPEC_MAX_MESSAGE / 2 - 3);
+                char *t;
 
-                while (cut > 0 && ((unsigned char) m[cut] & 0xc0) == 0x80)
-                        cut--;
-                memcpy(m + cut, "...", 4);
-                char *t = realloc(m, cut + 4);
+                while (head > 0 && ((unsigned char) m[head] & 0xc0) == 0x80)
+                        head--;
+                while (m[tail] && ((unsigned char) m[tail] & 0xc0) == 0x80)
+                        tail++;
+                memcpy(m + head, "...", 3);
+                memmove(m + head + 3, m + tail, (size_t) k - tail + 1);
+                t = realloc(m, strlen(m) + 1);
                 if (t)
                         m = t;
         }
@@ -671,7 +676,11 @@ static bool module_load(SpecCtx *c, const SpecNode *v, const char *display, cons
                 return false;
         }
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-                node_error(c, v, "module '%s' is not a regular file (%s)", display, file_type_name(st.st_mode));
+                if (S_ISDIR(st.st_mode))
+                        node_error(c, v, "module '%s' is not a regular file", display);
+                else
+                        node_error(c, v, "module '%s' is not a regular file (%s)", display,
+                                   file_type_name(st.st_mode));
                 return false;
         }
         if ((uint64_t) st.st_size > c->limits->max_module_size) {
