@@ -1173,7 +1173,7 @@ static int replace_secret(char **p, size_t *psize, const char *v, size_t size) {
         char *n = NULL;
 
         if (v) {
-                n = malloc(size + 1);
+                n = secret_malloc(size + 1);
                 if (!n)
                         return -ENOMEM;
                 memcpy(n, v, size);

@@ -51,6 +51,16 @@ int safe_atou64(const char *s, uint64_t *ret);
  * is NUL-terminated (not counted in *ret_size). Caller frees. */
 int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size);
 
+/* A buffer for a secret value: whole pages, marked MADV_DONTDUMP so a core
+ * dump never holds it. Free with erase_and_free() like any other buffer.
+ * NULL on OOM. */
+void *secret_malloc(size_t size);
+
+/* Makes the process non-dumpable (PR_SET_DUMPABLE 0: no core dump, no
+ * ptrace by the same user) and sets RLIMIT_CORE to 0. Called first thing
+ * in main(): the process will hold the account's API token. */
+int process_harden(void);
+
 /* Writes data to path atomically: temp file in the same directory, fsync,
  * rename, fsync of the directory. mode applies to the new file. */
 int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode);

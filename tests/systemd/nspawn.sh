@@ -198,7 +198,8 @@ rc=$?
 check "systemctl start binderyd.service (Type=notify) succeeds (rc $rc)" [ "$rc" = 0 ]
 check "binderyd.service is active" [ "$(ct systemctl is-active binderyd.service)" = active ]
 mainpid=$(ct systemctl show -P MainPID binderyd.service)
-uid=$(ct stat -c %u "/proc/$mainpid" 2>/dev/null)
+# (not the owner of /proc/PID: the daemon makes itself non-dumpable, which hands that to root)
+uid=$(ct awk '/^Uid:/ { print $2 }' "/proc/$mainpid/status" 2>/dev/null)
 check "runs as a DynamicUser (uid $uid in 61184..65519)" [ -n "$uid" -a "${uid:-0}" -ge 61184 -a "${uid:-0}" -le 65519 ]
 check "READY=1 arrived: status text set ($(ct systemctl show -P StatusText binderyd.service))" \
 	[ -n "$(ct systemctl show -P StatusText binderyd.service)" ]
