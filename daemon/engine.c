@@ -76,6 +76,7 @@ struct Engine {
         unsigned n_details;
         unsigned post_pending;
         bool save_failed;
+        bool key_error_logged;
         sd_event_source *finish_source;
         RunResult result;
         char *text;
@@ -329,7 +330,12 @@ int engine_new(Engine **ret, sd_event *event, const Config *config, bool lock) {
                 return r;
         r = state_open(config->state_dir, lock, &e->state, &msg);
         if (r < 0) {
-                log_debug("Cannot open state '%s': %s", config->state_dir, strna(msg));
+                /* -EBUSY and -EXDEV: the callers say it better. Others
+                 * (a corrupt file) only msg names precisely. */
+                if (r != -EBUSY && r != -EXDEV && msg)
+                        log_error("State: %s", msg);
+                else
+                        log_debug("Cannot open state '%s': %s", config->state_dir, strna(msg));
                 return r;
         }
         e->locked = lock;
@@ -525,7 +531,14 @@ static int compute_secret_hmacs(Engine *e) {
                                 r = 0;
                         }
                         if (r < 0) {
-                                ps->error = strdup(policy_error(r));
+                                const char *ke = r == -EBADMSG ? state_key_error(e->state) : NULL;
+
+                                /* A bad hmac.key is the state's problem, not the secret's. */
+                                if (ke && !e->key_error_logged) {
+                                        log_error("%s", ke);
+                                        e->key_error_logged = true;
+                                }
+                                ps->error = strdup(ke ?: policy_error(r));
                                 continue;
                         }
                         ps->hmac = strdup(h);
@@ -540,8 +553,11 @@ static int apply_hook_save(void *userdata) {
         Engine *e = userdata;
         int r = ledger_store(e);
 
-        if (r < 0)
+        if (r < 0) {
+                if (!e->save_failed)
+                        log_error_errno(r, "Cannot save the state file '%s': %m", state_path(e->state));
                 e->save_failed = true;
+        }
         return r;
 }
 
@@ -1051,8 +1067,13 @@ static void run_finish(Engine *e) {
         if (e->mode == RUN_MODE_APPLY && e->ledger && e->locked && !e->error) {
                 if (e->applier)
                         save_audit_position(e);
-                if (ledger_store(e) < 0)
+                int r = ledger_store(e);
+
+                if (r < 0) {
+                        if (!e->save_failed)
+                                log_error_errno(r, "Cannot save the state file '%s': %m", state_path(e->state));
                         e->save_failed = true;
+                }
         }
         /* A dry run that failed (GET /v1/plan with the API unreachable, say)
          * learnt nothing: keep the status the last run left. */
