@@ -125,7 +125,7 @@ struct Httpd {
         bool shutting_down;
         Conn *conns, *conns_tail;   /* every open connection, oldest first */
         size_t n_conns;
-        uint64_t n_evicted, n_deadline;
+        uint64_t n_started, n_evicted, n_deadline;
         sd_event_source *deadline_timer;
 };
 
@@ -905,6 +905,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
                 const union MHD_ConnectionInfo *fi = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
                 const union MHD_ConnectionInfo *ai = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 
+                h->n_started++;
                 k = calloc(1, sizeof(Conn));
                 if (!k)
                         return;  /* untracked: MHD's own limits and timeout still apply */
@@ -1009,8 +1010,19 @@ static int listener_rearm(Listener *l) {
 static int on_listener_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Listener *l = userdata;
 
-        if (MHD_run(l->daemon) != MHD_YES)
-                log_debug("MHD_run() failed, ignoring.");
+        /* MHD accepts at most 10 connections per run: under a flood, run
+         * again (a bounded number of times) while a run accepted that
+         * many, so the accept queue drains faster than a flood refills it. */
+        for (unsigned i = 0; i < 16; i++) {
+                uint64_t before = l->httpd->n_started;
+
+                if (MHD_run(l->daemon) != MHD_YES) {
+                        log_debug("MHD_run() failed, ignoring.");
+                        break;
+                }
+                if (l->httpd->n_started - before < 10)
+                        break;
+        }
         (void) listener_rearm(l);
         return 0;
 }
@@ -1052,7 +1064,10 @@ static int listener_start(Httpd *h, Listener *l, int fd, const char *address) {
                 MHD_OPTION_CONNECTION_LIMIT, h->settings.connection_limit + HTTPD_MHD_LIMIT_SLACK,
                 MHD_OPTION_CONNECTION_TIMEOUT, h->settings.connection_timeout_sec,
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->settings.memory_limit,
-                MHD_OPTION_LISTEN_BACKLOG_SIZE, 256,
+                /* Deep enough that a flood reconnecting as fast as it is
+                 * evicted does not fill it: a full queue drops SYNs, and a
+                 * dropped SYN costs a legitimate client a 1 s retransmit. */
+                MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096,
                 fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
                 fd >= 0 ? (void *) (intptr_t) fd : (void *) &ss,
                 MHD_OPTION_END);
