@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 #include <openssl/evp.h>
@@ -1213,6 +1214,21 @@ void httpd_connection_stats(const Httpd *h, size_t *ret_open, uint64_t *ret_evic
         *ret_open = h ? h->n_conns : 0;
         *ret_evicted = h ? h->n_evicted : 0;
         *ret_deadline = h ? h->n_deadline : 0;
+}
+
+int httpd_add_connection(Httpd *h, int fd) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+        if (!h || h->n_listeners == 0 || !h->listeners[0].daemon) {
+                if (fd >= 0)
+                        (void) close(fd);
+                return -EINVAL;
+        }
+        /* MHD closes the socket itself when it fails. */
+        if (MHD_add_connection(h->listeners[0].daemon, fd, (struct sockaddr *) &sa, sizeof(sa)) != MHD_YES)
+                return -EIO;
+        (void) listener_rearm(&h->listeners[0]);
+        return 0;
 }
 
 uint16_t httpd_port(const Httpd *h, size_t i) {

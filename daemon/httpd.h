@@ -90,6 +90,11 @@ void httpd_shutdown(Httpd *h);
  * deadline (tests, metrics). */
 void httpd_connection_stats(const Httpd *h, size_t *ret_open, uint64_t *ret_evicted, uint64_t *ret_deadline);
 
+/* Hands a connected stream socket to the first listener, as if accepted
+ * from 127.0.0.1 (tests and fuzzing: a socketpair end). The fd is taken
+ * over, also on failure. */
+int httpd_add_connection(Httpd *h, int fd);
+
 /* The port of listener i (for tests using port 0); 0 if none. */
 uint16_t httpd_port(const Httpd *h, size_t i);
 size_t httpd_n_listeners(const Httpd *h);
