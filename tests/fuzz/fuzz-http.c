@@ -89,10 +89,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 return 0;
         }
         /* Write what fits, turn the loop, repeat; then close our write
-         * side and read until the server closes (bounded). */
-        for (unsigned i = 0; i < 2000 && !closed; i++) {
+         * side and read until the server closes, at most 20 more turns
+         * (a request MHD still waits for is then cut by our close). */
+        for (unsigned i = 0, after = 0; i < 2000 && !closed && after < 20; i++) {
                 ssize_t k;
 
+                if (off == size)
+                        after++;
                 if (off < size) {
                         k = write(sv[1], data + off, size - off);
                         if (k > 0)
