@@ -18,7 +18,9 @@ typedef struct SpecCtx {
         int root_fd;                /* O_PATH fd of root, for openat2 */
         bool no_openat2;
         const SpecGrant *grant;     /* NULL: secret references checked for form only */
-        size_t hint_work;           /* "did you mean" comparisons so far (SPEC_MAX_HINT_WORK) */
+        size_t hint_work;
+        uint64_t total_yaml, total_modules; /* bytes read so far (SPEC_MAX_TOTAL_*) */
+        bool total_yaml_exceeded, total_modules_exceeded;           /* "did you mean" comparisons so far (SPEC_MAX_HINT_WORK) */
         const char *file;           /* current file, relative; points into g->files */
         char *file_dir;             /* its directory, relative ("" at the top) */
         size_t n_documents;

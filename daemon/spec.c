@@ -33,6 +33,8 @@ const SpecLimits spec_limits_default = {
         .max_dir_depth = SPEC_MAX_DIR_DEPTH,
         .max_modules = SPEC_MAX_MODULES,
         .max_errors = SPEC_MAX_ERRORS,
+        .max_total_yaml = SPEC_MAX_TOTAL_YAML,
+        .max_total_modules = SPEC_MAX_TOTAL_MODULES,
 };
 
 /* ---- errors ---- */
@@ -688,6 +690,16 @@ static bool module_load(SpecCtx *c, const SpecNode *v, const char *display, cons
                            (unsigned long long) c->limits->max_module_size);
                 return false;
         }
+        /* The whole generation is bounded too: loading runs on the loop. */
+        if (c->limits->max_total_modules > 0 &&
+            c->total_modules + (uint64_t) st.st_size > c->limits->max_total_modules) {
+                if (!c->total_modules_exceeded)
+                        node_error(c, v, "module '%s': the modules of this spec exceed %llu bytes in total",
+                                   display, (unsigned long long) c->limits->max_total_modules);
+                c->total_modules_exceeded = true;
+                return false;
+        }
+        c->total_modules += (uint64_t) st.st_size;
         data = malloc((size_t) st.st_size + 1);
         if (!data) {
                 c->oom = true;
@@ -2183,6 +2195,14 @@ static void parse_file(SpecCtx *c, const char *rel) {
                 spec_errorf(c, rel, 1, 1, "cannot read file: %s", strerror(-r));
                 return;
         }
+        if (c->limits->max_total_yaml > 0 && c->total_yaml + size > c->limits->max_total_yaml) {
+                if (!c->total_yaml_exceeded)
+                        spec_errorf(c, rel, 1, 1, "the spec files exceed %llu bytes in total",
+                                    (unsigned long long) c->limits->max_total_yaml);
+                c->total_yaml_exceeded = true;
+                return;
+        }
+        c->total_yaml += size;
         if (size >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) {
                 spec_errorf(c, rel, 1, 1, "file starts with a UTF-8 byte order mark (BOM); "
                             "save it as UTF-8 without BOM");

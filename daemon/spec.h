@@ -30,6 +30,8 @@
 #define SPEC_MAX_DIR_DEPTH      16              /* directory levels below the spec dir */
 #define SPEC_MAX_MODULES        256             /* modules per Worker, main included */
 #define SPEC_MAX_ERRORS         1000            /* errors kept; the rest are counted */
+#define SPEC_MAX_TOTAL_YAML     (16 * 1024 * 1024)  /* bytes of YAML in one generation */
+#define SPEC_MAX_TOTAL_MODULES  (128 * 1024 * 1024) /* bytes of modules read (and hashed) in one generation */
 #define SPEC_MAX_MESSAGE        512             /* bytes of one error message (longer: cut, "...") */
 #define SPEC_MAX_HINT_WORK      20000           /* "did you mean" comparisons in one load */
 
@@ -42,6 +44,8 @@ typedef struct SpecLimits {
         unsigned max_dir_depth;
         size_t max_modules;
         size_t max_errors;
+        uint64_t max_total_yaml;    /* 0: unlimited */
+        uint64_t max_total_modules; /* 0: unlimited */
 } SpecLimits;
 
 /* The defaults above. */

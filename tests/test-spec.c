@@ -989,6 +989,32 @@ START_TEST(test_hostile_sizes) {
 }
 END_TEST
 
+/* Loading runs on the daemon's loop: a generation's YAML and modules are
+ * bounded in total, not only per file. */
+START_TEST(test_total_limits) {
+        _cleanup_free_ char *d = mkspec(), *o = NULL;
+        SpecLimits l = spec_limits_default;
+
+        put(d, "w.js", "export default { fetch() { return new Response('0123456789'); } };\n");
+        put(d, "a.yaml", "kind: Queue\nname: a\n");
+        put(d, "b.yaml", W "modules: [w2.js]\n");
+        put(d, "w2.js", "export const x = '0123456789012345678901234567890123456789';\n");
+        o = load_dir(d, &l, NULL);
+        ck_assert_msg(startswith(o, "OK "), "%s", o);
+        free(o);
+        l.max_total_yaml = 40;
+        o = load_dir(d, &l, NULL);
+        ck_assert_str_eq(o, "b.yaml:1:1: the spec files exceed 40 bytes in total");
+        free(o);
+        l = spec_limits_default;
+        l.max_total_modules = 100;
+        o = load_dir(d, &l, NULL);
+        ck_assert_str_eq(o, "b.yaml:5:11: module 'w2.js': the modules of this spec exceed 100 bytes in total");
+        o = mfree(o);
+        rm_rf(d);
+}
+END_TEST
+
 START_TEST(test_duplicates) {
         _cleanup_free_ char *o = load_files((const char *const[]) {
                 "a.yaml", "kind: Queue\nname: q\n---\nkind: KVNamespace\nname: k\ntitle: T\n",
@@ -1240,6 +1266,7 @@ static Suite *spec_suite(void) {
         tcase_add_test(tc, test_secret_grant);
         tcase_add_test(tc, test_hostile_files);
         tcase_add_test(tc, test_hostile_sizes);
+        tcase_add_test(tc, test_total_limits);
         tcase_add_test(tc, test_duplicates);
         tcase_add_test(tc, test_stores_and_consumers);
         tcase_add_test(tc, test_canonical_digest);
