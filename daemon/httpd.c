@@ -951,7 +951,7 @@ static void conn_set_busy(struct MHD_Connection *c, bool busy) {
         const union MHD_ConnectionInfo *i = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         Conn *k = i ? i->socket_context : NULL;
 
-        if (!k || k->busy == busy)
+        if (!k || (busy && k->busy))
                 return;
         k->busy = busy;
         if (!busy) {
