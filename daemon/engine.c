@@ -11,6 +11,7 @@
 #include "observe.h"
 #include "plan.h"
 #include "secrets.h"
+#include "spec.h"
 #include "state.h"
 #include "util.h"
 
@@ -77,6 +78,7 @@ struct Engine {
         unsigned post_pending;
         bool save_failed;
         bool key_error_logged;
+        SpecGrant grant;            /* what specs may read: file references are checked again when read */
         sd_event_source *finish_source;
         RunResult result;
         char *text;
@@ -299,9 +301,15 @@ static int ledger_store(Engine *e) {
 /* ---- construction ---- */
 
 static int engine_copy_config(Engine *e, const Config *c) {
+        SpecGrant g = {};
+
         if (dup_str(&e->account_id, c->account_id) < 0 || dup_str(&e->api_url, c->api_url ?: CONFIG_DEFAULT_API_URL) < 0 ||
             dup_str(&e->state_dir, c->state_dir) < 0)
                 return -ENOMEM;
+        if (config_spec_grant(c, &g) < 0)
+                return -ENOMEM;
+        spec_grant_done(&e->grant);
+        e->grant = g;
         e->full_refresh_usec = c->full_refresh_usec ?: 6 * 3600 * USEC_PER_SEC;
         e->prune = c->prune;
         e->prune_settle_usec = c->prune_settle_usec;
@@ -398,6 +406,7 @@ Engine *engine_free(Engine *e) {
         free(e->account_id);
         free(e->api_url);
         free(e->state_dir);
+        spec_grant_done(&e->grant);
         sd_event_unref(e->event);
         free(e);
         return NULL;
@@ -473,6 +482,18 @@ static const char *policy_error(int r) {
         return r == -ENOKEY ? "no per-install key yet" : strerror(-r);
 }
 
+/* Reads a spec secret; a file reference is checked against the grant
+ * again first (where its symlinks lead now). */
+static int engine_secret_read(Engine *e, const SecretRef *ref, char **v, size_t *n, char **err) {
+        if (ref->source == SECRET_SOURCE_FILE) {
+                int r = spec_grant_check_file(&e->grant, ref->ref, err);
+
+                if (r < 0)
+                        return r;
+        }
+        return secrets_resolve(ref, e->g ? e->g->spec_dir : NULL, v, n, err);
+}
+
 /* HMACs of every desired secret, read now and wiped at once. */
 static int compute_secret_hmacs(Engine *e) {
         const Generation *g = e->g;
@@ -517,7 +538,7 @@ static int compute_secret_hmacs(Engine *e) {
                         ps->name = strdup(name);
                         if (!ps->owner || !ps->name)
                                 return -ENOMEM;
-                        r = secrets_resolve(ref, g->spec_dir, &v, &size, &err);
+                        r = engine_secret_read(e, ref, &v, &size, &err);
                         if (r < 0) {
                                 ps->error = err ?: strdup(strerror(-r));
                                 continue;
@@ -562,9 +583,7 @@ static int apply_hook_save(void *userdata) {
 }
 
 static int apply_hook_secret_read(void *userdata, const SecretRef *ref, char **v, size_t *n, char **err) {
-        Engine *e = userdata;
-
-        return secrets_resolve(ref, e->g ? e->g->spec_dir : NULL, v, n, err);
+        return engine_secret_read(userdata, ref, v, n, err);
 }
 
 static int apply_hook_hmac(void *userdata, const void *v, size_t n, char ret[static 65]) {

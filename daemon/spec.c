@@ -877,6 +877,43 @@ static char *path_normalize(const char *p) {
         return TAKE_PTR(out);
 }
 
+/* NULL if norm (and real, where the path leads, if it exists) is inside
+ * the grant; else a reason, with *ret_dir the directory concerned. */
+static const char *grant_file_verdict(const SpecGrant *g, const char *norm, const char *real, const char **ret_dir) {
+        *ret_dir = NULL;
+        for (char **d = g->deny_paths; d && *d; d++)
+                if (path_below(norm, *d) || (real && path_below(real, *d))) {
+                        *ret_dir = *d;
+                        return "belongs to the daemon";
+                }
+        if (!g->files_dir)
+                return "is not granted";
+        if (!path_below(norm, g->files_dir) || (real && !path_below(real, g->files_dir))) {
+                *ret_dir = g->files_dir;
+                return "is outside";
+        }
+        return NULL;
+}
+
+int spec_grant_check_file(const SpecGrant *g, const char *path, char **reterr) {
+        _cleanup_free_ char *norm = NULL, *real = NULL;
+        const char *why, *dir;
+
+        if (!g)
+                return 0;
+        norm = path_normalize(path);
+        if (!norm)
+                return -ENOMEM;
+        real = realpath(norm, NULL);
+        why = grant_file_verdict(g, norm, real, &dir);
+        if (!why)
+                return 0;
+        if (reterr && asprintf(reterr, "file '%s' %s%s%s, refused (what specs may read: spec_files_dir)", path,
+                               why, dir ? " " : "", dir ?: "") < 0)
+                *reterr = NULL;
+        return -EPERM;
+}
+
 /* Checks a parsed reference against what the operator grants specs
  * (SpecGrant). Both the path as written and, when it exists, where its
  * symlinks lead must stay inside the grant. */
@@ -907,6 +944,7 @@ static bool check_grant(SpecCtx *c, const SpecNode *v, SecretSource source, cons
                 return true;
         case SECRET_SOURCE_FILE: {
                 _cleanup_free_ char *norm = NULL, *real = NULL;
+                const char *dir;
 
                 if (!g->files_dir) {
                         node_error(c, v, "secret files are not granted to specs: set '%s' in binderyd.yaml "
@@ -919,17 +957,15 @@ static bool check_grant(SpecCtx *c, const SpecNode *v, SecretSource source, cons
                         c->oom = true;
                         return false;
                 }
-                real = realpath(norm, NULL);   /* NULL: does not exist (yet); checked when read */
-                for (char **d = g->deny_paths; d && *d; d++)
-                        if (path_below(norm, *d) || (real && path_below(real, *d)) || streq(norm, *d) ||
-                            (real && streq(real, *d))) {
+                real = realpath(norm, NULL);   /* NULL: does not exist (yet); checked again when read */
+                if (grant_file_verdict(g, norm, real, &dir)) {
+                        if (g->files_dir && dir == g->files_dir)
+                                node_error(c, v, "secret file '%s' is outside '%s' (%s), the only directory "
+                                           "granted to specs", v->value, g->files_key ?: "spec_files_dir",
+                                           g->files_dir);
+                        else
                                 node_error(c, v, "secret file '%s' belongs to the daemon (%s); "
-                                           "specs cannot read it", v->value, *d);
-                                return false;
-                        }
-                if (!path_below(norm, g->files_dir) || (real && !path_below(real, g->files_dir))) {
-                        node_error(c, v, "secret file '%s' is outside '%s' (%s), the only directory "
-                                   "granted to specs", v->value, g->files_key ?: "spec_files_dir", g->files_dir);
+                                           "specs cannot read it", v->value, strna(dir));
                         return false;
                 }
                 return true;

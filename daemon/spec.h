@@ -100,6 +100,13 @@ typedef struct SpecGrant {
 
 void spec_grant_done(SpecGrant *g);
 
+/* Checks a file reference (absolute, as the loader left it) against grant
+ * now, where its symlinks lead at this moment: the engine calls it again
+ * right before reading a spec secret file, so a symlink swapped in after
+ * the load cannot reach the daemon's files. 0, or -EPERM and a message
+ * (caller frees) naming the path. */
+int spec_grant_check_file(const SpecGrant *grant, const char *path, char **reterr);
+
 /* Loads spec_dir. Returns 0 and a new Generation in *ret (caller frees with
  * generation_free); -EINVAL when the spec has errors (all in errors, *ret
  * untouched); another -errno when the directory itself cannot be read (also

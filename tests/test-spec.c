@@ -881,6 +881,17 @@ START_TEST(test_secret_grant) {
         ck_assert_ptr_nonnull(strstr(o, "spec.yaml:14:24: secret file '/etc/shadow' is outside 'spec_files_dir'"));
         ck_assert_ptr_nonnull(strstr(o, "spec.yaml:15:24: secret file"));
         o = mfree(o);
+        /* checked again when read: a symlink swapped in after the load */
+        {
+                _cleanup_free_ char *app = path_join(files, "app.key"), *key = path_join(state, "hmac.key"),
+                                    *err = NULL;
+
+                ck_assert_int_eq(spec_grant_check_file(&g, app, NULL), 0);
+                ck_assert_int_eq(unlink(app), 0);
+                ck_assert_int_eq(symlink(key, app), 0);
+                ck_assert_int_eq(spec_grant_check_file(&g, app, &err), -EPERM);
+                ck_assert_ptr_nonnull(strstr(err, "belongs to the daemon"));
+        }
         rm_rf(d);
         rm_rf(files);
         rm_rf(state);
