@@ -28,8 +28,8 @@
 #include "log.h"
 #include "util.h"
 
-#define HTTPD_CONNECTION_LIMIT_DEFAULT 512
-#define HTTPD_PER_ADDRESS_LIMIT_DEFAULT 256
+#define HTTPD_CONNECTION_LIMIT_DEFAULT 1024
+#define HTTPD_PER_ADDRESS_LIMIT_DEFAULT 768
 #define HTTPD_REQUEST_DEADLINE_DEFAULT 15
 /* MHD's own limit sits above ours, so a new connection is always accepted
  * and we choose whom to evict. */

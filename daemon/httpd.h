@@ -54,9 +54,9 @@ typedef struct HttpdSettings {
         char **listen;              /* "HOST:PORT" to bind when no fds are given */
         const int *fds;             /* listening sockets passed by systemd */
         size_t n_fds;
-        unsigned connection_limit;  /* per listener; default 512; past it the oldest connection
-                                     * that has not sent its whole request is closed */
-        unsigned per_address_limit; /* per client address and listener; default 256; the same */
+        unsigned connection_limit;  /* default 1024; past it the oldest connection that has not
+                                     * sent its whole request is closed */
+        unsigned per_address_limit; /* per client address; default 768; the same */
         unsigned request_deadline_sec; /* to deliver a whole request (headers and body) from
                                      * the accept or the last answer; default 15 */
         unsigned connection_timeout_sec; /* idle connections; default 30 */

@@ -225,6 +225,15 @@ int process_harden(void) {
         return 0;
 }
 
+void process_raise_nofile(rlim_t want) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+                return;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        (void) setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 void *secret_malloc(size_t size) {
         long ps = sysconf(_SC_PAGESIZE);
         size_t page = ps > 0 ? (size_t) ps : 4096, n;

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "cleanup.h"
@@ -60,6 +61,10 @@ void *secret_malloc(size_t size);
  * ptrace by the same user) and sets RLIMIT_CORE to 0. Called first thing
  * in main(): the process will hold the account's API token. */
 int process_harden(void);
+
+/* Raises the soft RLIMIT_NOFILE to min(hard, want): the HTTP API keeps up
+ * to ~1100 connections (epoll, never select()). */
+void process_raise_nofile(rlim_t want);
 
 /* Writes data to path atomically: temp file in the same directory, fsync,
  * rename, fsync of the directory. mode applies to the new file. */
