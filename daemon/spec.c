@@ -2185,7 +2185,7 @@ static void parse_document(SpecCtx *c, const SpecNode *root) {
 }
 
 static void parse_file(SpecCtx *c, const char *rel) {
-        _cleanup_free_ char *abs = NULL, *buf = NULL;
+        _cleanup_free_ char *buf = NULL;
         SpecYamlLimits yl = {
                 .max_depth = c->limits->max_depth,
                 .max_nodes = c->limits->max_file_size, /* a node takes at least one byte */
