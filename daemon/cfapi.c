@@ -1061,7 +1061,7 @@ int cfapi_submit(CfApi *api, const CfRequest *req, cfapi_callback_t callback, vo
         }
 
         if (req->body) {
-                c->body = malloc(req->body_size + 1);
+                c->body = secret_malloc(req->body_size + 1);  /* may hold a secret */
                 if (!c->body) {
                         call_free(c);
                         return -ENOMEM;
