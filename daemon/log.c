@@ -11,7 +11,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <systemd/sd-journal.h>
 
 #include "log.h"
@@ -23,12 +22,12 @@
 /* A registered secret, without its plaintext: a core dump or a memory
  * read of the redaction list yields no value. log_redact() finds
  * candidates with a rolling (Rabin-Karp) hash under a random base and
- * confirms them with HMAC-SHA256 under a random per-process key. */
+ * confirms them with SHA-256 under a random per-process key. */
 typedef struct Secret {
         size_t size;
         uint64_t rk;                /* rolling hash of the value */
         uint64_t top;               /* base^(size-1), to roll the hash */
-        unsigned char mac[32];      /* HMAC-SHA256(key, value) */
+        unsigned char mac[32];      /* SHA-256(key || value), key secret and fixed-size */
 } Secret;
 
 typedef struct RedactKey {
@@ -41,7 +40,7 @@ static int max_level = LOG_INFO;
 static LogTarget target = LOG_TARGET_AUTO;
 static LogTarget resolved = LOG_TARGET_AUTO;
 static Secret *secrets;
-static size_t n_secrets;
+static size_t n_secrets, a_secrets;
 static RedactKey *redact_key;       /* in a MADV_DONTDUMP page */
 static char *ctx_run, *ctx_resource, *ctx_action;
 
@@ -131,10 +130,22 @@ static uint64_t rk_hash(const unsigned char *p, size_t n) {
         return h;
 }
 
+DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free);
+
+/* SHA-256 of the random key and the value: only ever compared for
+ * equality, so no length extension matters. The algorithm is fetched once
+ * (EVP_sha256() in a one-shot call fetches it every time). */
 static bool secret_mac(const void *p, size_t n, unsigned char ret[static 32]) {
+        static EVP_MD *md;
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = NULL;
         unsigned len = 32;
 
-        return HMAC(EVP_sha256(), redact_key->key, (int) sizeof(redact_key->key), p, n, ret, &len) && len == 32;
+        if (!md)
+                md = EVP_MD_fetch(NULL, "SHA256", NULL);
+        ctx = EVP_MD_CTX_new();
+        return md && ctx && EVP_DigestInit_ex(ctx, md, NULL) == 1 &&
+               EVP_DigestUpdate(ctx, redact_key->key, sizeof(redact_key->key)) == 1 &&
+               EVP_DigestUpdate(ctx, p, n) == 1 && EVP_DigestFinal_ex(ctx, ret, &len) == 1 && len == 32;
 }
 
 int log_register_secret(const void *value, size_t size) {
@@ -153,7 +164,8 @@ int log_register_secret(const void *value, size_t size) {
         if (!secret_mac(value, size, x.mac))
                 return -EIO;
         for (size_t i = 0; i < n_secrets; i++)
-                if (secrets[i].size == size && CRYPTO_memcmp(secrets[i].mac, x.mac, 32) == 0)
+                if (secrets[i].size == size && secrets[i].rk == x.rk &&
+                    CRYPTO_memcmp(secrets[i].mac, x.mac, 32) == 0)
                         return 0;
         if (n_secrets >= LOG_SECRETS_MAX) {
                 /* Full: forget the oldest value (a long-rotated one no code
@@ -162,17 +174,22 @@ int log_register_secret(const void *value, size_t size) {
                 memmove(secrets, secrets + 1, sizeof(Secret) * (n_secrets - 1));
                 n_secrets--;
         }
-        n = realloc(secrets, sizeof(Secret) * (n_secrets + 1));
-        if (!n)
-                return -ENOMEM;
-        secrets = n;
+        if (n_secrets >= a_secrets) {
+                size_t na = a_secrets ? a_secrets * 2 : 16;
+
+                n = realloc(secrets, sizeof(Secret) * na);
+                if (!n)
+                        return -ENOMEM;
+                secrets = n;
+                a_secrets = na;
+        }
         secrets[n_secrets++] = x;
         return 0;
 }
 
 void log_forget_secrets(void) {
         secrets = mfree(secrets);
-        n_secrets = 0;
+        n_secrets = a_secrets = 0;
 }
 
 char *log_redact(const char *msg) {
