@@ -623,7 +623,7 @@ int state_open(const char *dir, bool lock, State **ret, char **reterr_message) {
                 /* The directory itself too: a "lock" file can be deleted
                  * under a running daemon (and a new one created and locked
                  * by a second), the directory cannot while it holds state. */
-                s->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                s->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);  /* may be a symlink (StateDirectory= with DynamicUser=) */
                 if (s->dir_fd < 0) {
                         r = -errno;
                         (void) set_error(reterr_message, "%s: cannot open: %s", dir, strerror(-r));
