@@ -252,6 +252,17 @@ START_TEST(test_lock_survives_unlink) {
         ck_assert(WIFEXITED(status));
         ck_assert_int_eq(WEXITSTATUS(status), 0);
         s = state_free(s);
+        /* a state_dir that is a symlink (StateDirectory= with DynamicUser=) locks too */
+        {
+                _cleanup_free_ char *link = NULL;
+
+                ck_assert_int_ge(asprintf(&link, "%s.link", dir), 0);
+                ck_assert_int_eq(symlink(dir, link), 0);
+                ck_assert_int_eq(state_open(link, true, &s, NULL), 0);
+                ck_assert(state_is_locked(s));
+                s = state_free(s);
+                ck_assert_int_eq(unlink(link), 0);
+        }
         rm_rf(dir);
 }
 END_TEST
