@@ -46,6 +46,32 @@ check "... and the status names it, not the secret's source" grep -q "hmac.key: 
 stop_daemon
 rm -f "$work/state/hmac.key"
 
+# ---- a full disk: said in the journal, not only in a run report ----
+# The state directory on a 512 KiB tmpfs in the daemon's own mount
+# namespace (root and unshare needed, else skipped), then filled.
+if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
+	mkdir -p "$work/state2"
+	cat > "$work/binderyd-tmpfs" <<SH
+#!/bin/sh
+exec unshare -m sh -c 'mount -t tmpfs -o size=512k,mode=0700 tmpfs "\$0" && exec "\$@"' "$work/state2" "$BINDERYD" "\$@"
+SH
+	chmod +x "$work/binderyd-tmpfs"
+	write_config "spec_env: BINDERY_TEST_APP_SECRET" "state_dir: $work/state2"
+	sed -i "0,/^state_dir: .*/{/^state_dir: .*state\$/d}" "$work/binderyd.yaml"
+	BINDERYD="$work/binderyd-tmpfs" start_daemon
+	wait_idle 200
+	nsenter -t "$DAEMON_PID" -m sh -c "dd if=/dev/zero of='$work/state2/fill' bs=4k >/dev/null 2>&1; true"
+	small_spec staging-full-disk
+	printf '  TOKEN: { secret: { env: BINDERY_TEST_APP_SECRET } }\n' >> "$work/spec/workers/api.yaml"
+	for i in $(seq 100); do grep -q "Cannot save the state file" "$work/binderyd.log" && break; sleep 0.1; done
+	check "a full disk is logged, naming the state file" \
+		grep -q "Cannot save the state file '$work/state2/state.json': No space left on device" "$work/binderyd.log"
+	stop_daemon
+	write_config "spec_env: BINDERY_TEST_APP_SECRET"
+else
+	echo "SKIP: the full-disk check needs root and unshare -m"
+fi
+
 # ---- a corrupt state.json: the error names the file ----
 truncate -s 20 "$work/state/state.json"
 : > "$work/binderyd.log"
