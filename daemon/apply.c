@@ -440,7 +440,7 @@ static int job_request_secret(Job *j, const char *method, const char *path, json
         const char *others = json_object_to_json_string_ext(rest, JSON_C_TO_STRING_PLAIN |
                                                                           JSON_C_TO_STRING_NOSLASHESCAPE);
         size_t cap = 6 * strlen(key) + 6 * strlen(value) + (others ? strlen(others) : 0) + 16;
-        char *buf = malloc(cap), *p;
+        char *buf = secret_malloc(cap), *p;  /* holds the value: MADV_DONTDUMP */
         CfRequest r = {
                 .method = method,
                 .path = path,

@@ -442,7 +442,7 @@ static int call_start(CfCall *c, uint64_t now) {
         if (api->token) {
                 size_t n = strlen("Authorization: Bearer ") + api->token_size + 1;
 
-                auth = malloc(n);
+                auth = secret_malloc(n);
                 if (!auth)
                         return -ENOMEM;
                 memcpy(auth, "Authorization: Bearer ", strlen("Authorization: Bearer "));
@@ -947,7 +947,7 @@ int cfapi_new(CfApi **ret, sd_event *event, const CfApiOptions *o) {
         if (!api->api_url || (o->account_id && !api->account_id) || !api->user_agent)
                 return -ENOMEM;
         if (o->token && o->token_size > 0) {
-                api->token = malloc(o->token_size + 1);
+                api->token = secret_malloc(o->token_size + 1);
                 if (!api->token)
                         return -ENOMEM;
                 memcpy(api->token, o->token, o->token_size);
@@ -1086,7 +1086,7 @@ int cfapi_submit(CfApi *api, const CfRequest *req, cfapi_callback_t callback, vo
         }
 
         if (req->body) {
-                c->body = malloc(req->body_size + 1);
+                c->body = secret_malloc(req->body_size + 1);  /* may hold a secret */
                 if (!c->body) {
                         call_free(c);
                         return -ENOMEM;

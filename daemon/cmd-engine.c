@@ -72,6 +72,7 @@ static int run(const Options *o, RunMode mode) {
         _cleanup_(engine_freep) Engine *e = NULL;
         sd_event *event = NULL;
         SpecErrors se = {};
+        _cleanup_(spec_grant_done) SpecGrant grant = {};
         CliRun cr = {};
         RunOptions ro = {};
         char run_id[64];
@@ -83,7 +84,10 @@ static int run(const Options *o, RunMode mode) {
         if (!o->log_level)
                 log_set_max_level(c->log_level);
 
-        r = spec_load(c->spec_dir, &g, &se);
+        r = config_spec_grant(c, &grant);
+        if (r < 0)
+                return log_error_errno(r, "Out of memory."), EXIT_FAILED;
+        r = spec_load_granted(c->spec_dir, &grant, &g, &se);
         if (r < 0) {
                 for (size_t i = 0; i < se.n; i++) {
                         _cleanup_free_ char *s = spec_error_to_string(&se.errors[i]);

@@ -20,15 +20,19 @@
 
 /* The spec directory: --spec-dir, else spec_dir of the configuration
  * (--config, or the default file when it exists). Returns a string the
- * caller frees, or NULL after logging why there is none. */
-static char *find_spec_dir(const Options *o, const char *cmd) {
+ * caller frees, or NULL after logging why there is none. When a
+ * configuration was read (always with --config), *ret_grant is what it
+ * grants specs (bindery-spec(5)) and *ret_have_grant is true; without one,
+ * secret references are checked for form only. */
+static char *find_spec_dir(const Options *o, const char *cmd, SpecGrant *ret_grant, bool *ret_have_grant) {
         _cleanup_(config_freep) Config *c = NULL;
         ConfigError *errors = NULL;
         size_t n_errors = 0;
         char *d;
         int r;
 
-        if (o->spec_dir)
+        *ret_have_grant = false;
+        if (o->spec_dir && !o->config_given)
                 return strdup(o->spec_dir);
         if (!o->config_given && access(o->config_path, F_OK) < 0) {
                 log_error("%s: --spec-dir DIR is required (no %s to take spec_dir from).", cmd, o->config_path);
@@ -41,7 +45,12 @@ static char *find_spec_dir(const Options *o, const char *cmd) {
                 log_error("%s: --spec-dir DIR is required (cannot take spec_dir from %s).", cmd, o->config_path);
                 return NULL;
         }
-        d = strdup(c->spec_dir);
+        if (config_spec_grant(c, ret_grant) < 0) {
+                log_error("Out of memory.");
+                return NULL;
+        }
+        *ret_have_grant = true;
+        d = strdup(o->spec_dir ?: c->spec_dir);
         if (!d)
                 log_error("Out of memory.");
         return d;
@@ -150,6 +159,8 @@ int cmd_validate(const Options *o) {
         _cleanup_(config_freep) Config *config = NULL;
         _cleanup_free_ char *dir = NULL;
         json_object *cj = NULL;
+        _cleanup_(spec_grant_done) SpecGrant grant = {};
+        bool have_grant = false;
         SpecErrors e = {};
         size_t n_resources;
         int r;
@@ -170,15 +181,16 @@ int cmd_validate(const Options *o) {
                         return EXIT_FAILED;
                 }
                 dir = strdup(o->spec_dir ?: config->spec_dir);
-                if (!dir) {
+                if (!dir || config_spec_grant(config, &grant) < 0) {
                         json_object_put(cj);
                         return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILED;
                 }
+                have_grant = true;
         } else
-                dir = find_spec_dir(o, "validate");
+                dir = find_spec_dir(o, "validate", &grant, &have_grant);
         if (!dir)
                 return EXIT_USAGE;
-        r = spec_load(dir, &g, &e);
+        r = spec_load_granted(dir, have_grant ? &grant : NULL, &g, &e);
         if (r < 0 && r != -EINVAL && e.n == 0) {
                 log_error_errno(r, "Failed to load '%s': %m", dir);
                 spec_errors_done(&e);
@@ -287,6 +299,8 @@ static int modules_read(const Generation *g, const char *out_dir, Modules *m) {
 int cmd_types(const Options *o) {
         _cleanup_(generation_freep) Generation *g = NULL;
         _cleanup_free_ char *dir = NULL;
+        _cleanup_(spec_grant_done) SpecGrant grant = {};
+        bool have_grant;
         Modules mods = {};
         SpecErrors e = {};
         unsigned written = 0;
@@ -300,10 +314,10 @@ int cmd_types(const Options *o) {
                 log_error("types: --all needs --output DIR (one file per worker).");
                 return EXIT_USAGE;
         }
-        dir = find_spec_dir(o, "types");
+        dir = find_spec_dir(o, "types", &grant, &have_grant);
         if (!dir)
                 return EXIT_USAGE;
-        r = spec_load(dir, &g, &e);
+        r = spec_load_granted(dir, have_grant ? &grant : NULL, &g, &e);
         if (r < 0) {
                 for (size_t i = 0; i < e.n; i++) {
                         _cleanup_free_ char *s = spec_error_to_string(&e.errors[i]);

@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "spec.h"
 #include "util.h"
 
 #define CONFIG_FILE_MAX (1024 * 1024)
@@ -28,6 +29,8 @@
 
 typedef enum ConfigType {
         CONFIG_STRING,      /* a non-empty scalar */
+        CONFIG_ACCOUNT_ID,  /* 32 hex digits */
+        CONFIG_ENV_LIST,    /* environment variable names, a scalar or a list */
         CONFIG_PATH,        /* a directory; relative to the config file's directory */
         CONFIG_URL,         /* http:// or https:// */
         CONFIG_BOOL,
@@ -55,11 +58,13 @@ typedef struct ConfigKey {
 #define DAY (24 * 3600 * USEC_PER_SEC)
 
 static const ConfigKey config_keys[] = {
-        { "account_id",      CONFIG_STRING,    OFF(account_id),          -1,                      0, 0, NULL, true },
+        { "account_id",      CONFIG_ACCOUNT_ID, OFF(account_id),         -1,                      0, 0, NULL, true },
         { "api_url",         CONFIG_URL,       OFF(api_url),             -1,                      0, 0, CONFIG_DEFAULT_API_URL },
         { "api_token",       CONFIG_SECRET,    OFF(api_token),           OFF(api_token_set),      0, 0, NULL },
         { "spec_dir",        CONFIG_PATH,      OFF(spec_dir),            -1,                      0, 0, NULL, true },
         { "state_dir",       CONFIG_PATH,      OFF(state_dir),           -1,                      0, 0, NULL },
+        { "spec_files_dir",  CONFIG_PATH,      OFF(spec_files_dir),      -1,                      0, 0, NULL },
+        { "spec_env",        CONFIG_ENV_LIST,  OFF(spec_env),            -1,                      0, 0, NULL },
         { "listen",          CONFIG_LISTEN,    OFF(listen),              -1,                      0, 0, CONFIG_DEFAULT_LISTEN },
         { "http_token",      CONFIG_SECRET,    OFF(http_token),          OFF(http_token_set),     0, 0, NULL },
         { "http_auth_reads", CONFIG_BOOL,      OFF(http_auth_reads),     -1,                      0, 0, "false" },
@@ -129,6 +134,8 @@ Config *config_free(Config *c) {
         free(c->api_url);
         free(c->api_token.ref);
         free(c->spec_dir);
+        free(c->spec_files_dir);
+        strv_free(c->spec_env);
         free(c->state_dir);
         strv_free(c->listen);
         free(c->http_token.ref);
@@ -189,29 +196,6 @@ static const char *suggest_key(const char *name) {
         if (best && (best_d <= 2 || best_d * 3 <= strlen(best)))
                 return best;
         return NULL;
-}
-
-char **config_own_secrets(const Config *c) {
-        char **l = calloc(1, sizeof(char *));
-        const SecretRef *refs[3] = { &c->api_token, c->http_token_set ? &c->http_token : NULL,
-                                     c->webhook_secret_set ? &c->webhook_secret : NULL };
-
-        if (!l)
-                return NULL;
-        for (size_t i = 0; i < ELEMENTSOF(refs) + c->n_notify; i++) {
-                const SecretRef *s = i < ELEMENTSOF(refs) ? refs[i]
-                                                          : c->notify[i - ELEMENTSOF(refs)].secret_set
-                                                                    ? &c->notify[i - ELEMENTSOF(refs)].secret
-                                                                    : NULL;
-                char *t;
-
-                if (!s || !s->ref)
-                        continue;
-                t = secret_ref_to_string(s);
-                if (!t || strv_consume(&l, t) < 0)
-                        return strv_free(l);
-        }
-        return l;
 }
 
 int config_parse_listen(const char *s, struct sockaddr_storage *ret, socklen_t *ret_len) {
@@ -564,12 +548,20 @@ static int parse_value(Config *c, const char *base_dir, const ConfigKey *k,
             (streq(s, "") || streq(s, "~") || streq(s, "null")))
                 return 0;
 
-        if (k->type != CONFIG_LISTEN && k->type != CONFIG_SECRET && k->type != CONFIG_NOTIFY && !s) {
+        if (k->type != CONFIG_LISTEN && k->type != CONFIG_SECRET && k->type != CONFIG_NOTIFY &&
+            k->type != CONFIG_ENV_LIST && !s) {
                 add_error(e, line, col, "'%s' must be a scalar, not %s", k->name, node_type_name(n));
                 return -EINVAL;
         }
 
         switch (k->type) {
+        case CONFIG_ACCOUNT_ID:
+                if (!config_account_id_is_valid(s)) {
+                        add_error(e, line, col, "'%s' must be the 32 hexadecimal digits of a Cloudflare account id, "
+                                  "not '%.64s'", k->name, s);
+                        return -EINVAL;
+                }
+                /* fall through */
         case CONFIG_STRING:
         case CONFIG_URL:
         case CONFIG_PATH: {
@@ -689,6 +681,44 @@ static int parse_value(Config *c, const char *base_dir, const ConfigKey *k,
 
         case CONFIG_NOTIFY:
                 return parse_notify(c, doc, n, e);
+        case CONFIG_ENV_LIST: {
+                _cleanup_strv_free_ char **l = NULL;
+                char ***p = field;
+                bool bad = false;
+
+                if (s) {
+                        if (strv_extend(&l, s) < 0)
+                                return -ENOMEM;
+                } else if (n->type == YAML_SEQUENCE_NODE) {
+                        for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++) {
+                                yaml_node_t *in = yaml_document_get_node(doc, *i);
+                                const char *a = scalar(in);
+
+                                if (!a) {
+                                        add_error(e, LINE(in), COL(in), "'%s' entries must be scalars", k->name);
+                                        bad = true;
+                                        continue;
+                                }
+                                if (strv_extend(&l, a) < 0)
+                                        return -ENOMEM;
+                        }
+                } else {
+                        add_error(e, line, col, "'%s' must be a variable name or a list of them, not %s",
+                                  k->name, node_type_name(n));
+                        return -EINVAL;
+                }
+                for (char **v = l; v && *v; v++)
+                        if (isempty(*v) || secret_ref_check(SECRET_SOURCE_ENV, *v)) {
+                                add_error(e, line, col, "'%s': '%.64s' is not an environment variable name",
+                                          k->name, *v);
+                                bad = true;
+                        }
+                if (bad)
+                        return -EINVAL;
+                strv_free(*p);
+                *p = TAKE_PTR(l);
+                return 0;
+        }
 
         case CONFIG_LISTEN: {
                 _cleanup_strv_free_ char **l = NULL;
@@ -910,7 +940,10 @@ static int set_string(char **p, const char *v) {
 static int apply_options(Config *c, const Options *o, Errors *e) {
         if (!o)
                 return 0;
-        if (o->account_id && set_string(&c->account_id, o->account_id) < 0)
+        if (o->account_id && !config_account_id_is_valid(o->account_id))
+                add_error(e, 0, 0, "--account-id must be the 32 hexadecimal digits of a Cloudflare account id, "
+                          "not '%.64s'", o->account_id);
+        else if (o->account_id && set_string(&c->account_id, o->account_id) < 0)
                 return -ENOMEM;
         if (o->api_url) {
                 if (!startswith(o->api_url, "http://") && !startswith(o->api_url, "https://"))
@@ -1033,4 +1066,109 @@ fail:
                         *ret_n_errors = 0;
         }
         return r;
+}
+
+bool config_account_id_is_valid(const char *s) {
+        size_t n = 0;
+
+        if (!s)
+                return false;
+        for (; s[n]; n++)
+                if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f') || (s[n] >= 'A' && s[n] <= 'F')))
+                        return false;
+        return n == 32;
+}
+
+/* The daemon's own secrets: specs may never read them. Every secret key
+ * of the daemon joins this list (notification and etcd secrets too). */
+static const size_t daemon_secrets[] = {
+        OFF(api_token),
+        OFF(http_token),
+        OFF(webhook_secret),
+};
+/* Their defaults, refused whether or not the file names them. */
+static const char *const daemon_default_credentials[] = { "cloudflare-api-token", NULL };
+static const char *const daemon_default_env[] = { "CLOUDFLARE_API_TOKEN", NULL };
+
+/* path, and where its symlinks lead if it exists, into *l. */
+static int add_path(char ***l, const char *path) {
+        _cleanup_free_ char *real = NULL;
+
+        if (strv_extend(l, path) < 0)
+                return -ENOMEM;
+        real = realpath(path, NULL);
+        if (real && !streq(real, path) && strv_extend(l, real) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+int config_spec_grant(const Config *c, SpecGrant *ret) {
+        _cleanup_(spec_grant_done) SpecGrant g = {
+                .files_key = "spec_files_dir",
+                .env_key = "spec_env",
+        };
+        const char *creds = getenv("CREDENTIALS_DIRECTORY");
+
+        for (const char *const *p = daemon_default_credentials; *p; p++)
+                if (strv_extend(&g.deny_credentials, *p) < 0)
+                        return -ENOMEM;
+        for (const char *const *p = daemon_default_env; *p; p++)
+                if (strv_extend(&g.deny_env, *p) < 0)
+                        return -ENOMEM;
+        for (size_t i = 0; i < ELEMENTSOF(daemon_secrets); i++) {
+                const SecretRef *r = (const SecretRef *) ((const uint8_t *) c + daemon_secrets[i]);
+
+                if (isempty(r->ref))
+                        continue;
+                switch (r->source) {
+                case SECRET_SOURCE_CREDENTIAL:
+                        if (strv_extend(&g.deny_credentials, r->ref) < 0)
+                                return -ENOMEM;
+                        break;
+                case SECRET_SOURCE_ENV:
+                        if (strv_extend(&g.deny_env, r->ref) < 0)
+                                return -ENOMEM;
+                        break;
+                case SECRET_SOURCE_FILE:
+                        if (add_path(&g.deny_paths, r->ref) < 0)
+                                return -ENOMEM;
+                        break;
+                default:
+                        break;
+                }
+        }
+        /* Notification secrets are the daemon's own too. */
+        for (size_t i = 0; i < c->n_notify; i++) {
+                const SecretRef *r = &c->notify[i].secret;
+
+                if (!c->notify[i].secret_set || isempty(r->ref))
+                        continue;
+                if ((r->source == SECRET_SOURCE_CREDENTIAL && strv_extend(&g.deny_credentials, r->ref) < 0) ||
+                    (r->source == SECRET_SOURCE_ENV && strv_extend(&g.deny_env, r->ref) < 0) ||
+                    (r->source == SECRET_SOURCE_FILE && add_path(&g.deny_paths, r->ref) < 0))
+                        return -ENOMEM;
+        }
+        /* The daemon's credentials read as files, too. */
+        if (!isempty(creds))
+                for (char **n = g.deny_credentials; n && *n; n++) {
+                        _cleanup_free_ char *p = path_join(creds, *n);
+
+                        if (!p || add_path(&g.deny_paths, p) < 0)
+                                return -ENOMEM;
+                }
+        if (c->state_dir && add_path(&g.deny_paths, c->state_dir) < 0)
+                return -ENOMEM;
+        if (c->spec_files_dir) {
+                g.files_dir = realpath(c->spec_files_dir, NULL) ?: strdup(c->spec_files_dir);
+                if (!g.files_dir)
+                        return -ENOMEM;
+        }
+        if (c->spec_env) {
+                g.env = strv_copy(c->spec_env);
+                if (!g.env)
+                        return -ENOMEM;
+        }
+        *ret = g;
+        g = (SpecGrant) {};
+        return 0;
 }

@@ -45,6 +45,8 @@ typedef struct Config {
         SecretRef api_token;        /* default: credential cloudflare-api-token, then env CLOUDFLARE_API_TOKEN */
         bool api_token_set;         /* api_token was given in the file */
         char *spec_dir;
+        char *spec_files_dir;       /* the only directory spec {file:} secrets may name; NULL: none */
+        char **spec_env;            /* the environment variables spec {env:} secrets may name */
         char *state_dir;            /* default /var/lib/bindery, or $STATE_DIRECTORY */
         char **listen;              /* "HOST:PORT" list; default {"127.0.0.1:9470"} */
         SecretRef http_token;       /* required for every POST except the webhook */
@@ -72,6 +74,17 @@ typedef struct Config {
 #define CONFIG_DEFAULT_LISTEN "127.0.0.1:9470"
 
 Config *config_free(Config *c);
+
+/* What specs may read (spec.h SpecGrant) under c: every credential but the
+ * daemon's own, files below spec_files_dir only, env names in spec_env
+ * only; never the daemon's own secrets (config.c daemon_secrets[], the one
+ * list every secret key of the daemon joins) nor the state directory.
+ * Caller frees with spec_grant_done(). Returns 0 or -ENOMEM. */
+struct SpecGrant;
+int config_spec_grant(const Config *c, struct SpecGrant *ret);
+
+/* account_id: 32 lower- or upper-case hexadecimal digits. */
+bool config_account_id_is_valid(const char *s) _pure_;
 DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
 
 /* One located error. */
@@ -91,7 +104,6 @@ void config_errors_free(ConfigError *e, size_t n);
 /* The daemon's own secret references (api_token, http_token,
  * webhook_secret, every notify secret) as "source:ref" strings; a spec may
  * not use them. NULL-terminated list (never NULL unless OOM); caller frees. */
-char **config_own_secrets(const Config *c);
 
 /* Parses one listen address: "HOST:PORT" with a numeric IPv4 host,
  * "[IPv6]:PORT", or "localhost:PORT" (127.0.0.1); PORT 0..65535 (0: any

@@ -11,6 +11,7 @@
 #include "observe.h"
 #include "plan.h"
 #include "secrets.h"
+#include "spec.h"
 #include "state.h"
 #include "util.h"
 
@@ -47,7 +48,6 @@ struct Engine {
         bool allow_empty;
         char *token_problem;        /* engine_token_problem() */
         char *token_ref;            /* the api_token reference, for messages */
-        char **own_secrets;         /* config_own_secrets(): a spec may not read these */
         unsigned max_deletions;
         unsigned concurrency;
         unsigned request_budget;
@@ -94,6 +94,8 @@ struct Engine {
         unsigned n_details;
         unsigned post_pending;
         bool save_failed;
+        bool key_error_logged;
+        SpecGrant grant;            /* what specs may read: file references are checked again when read */
         sd_event_source *finish_source;
         RunResult result;
         char *text;
@@ -318,9 +320,15 @@ static int ledger_store(Engine *e) {
 /* ---- construction ---- */
 
 static int engine_copy_config(Engine *e, const Config *c) {
+        SpecGrant g = {};
+
         if (dup_str(&e->account_id, c->account_id) < 0 || dup_str(&e->api_url, c->api_url ?: CONFIG_DEFAULT_API_URL) < 0 ||
             dup_str(&e->state_dir, c->state_dir) < 0)
                 return -ENOMEM;
+        if (config_spec_grant(c, &g) < 0)
+                return -ENOMEM;
+        spec_grant_done(&e->grant);
+        e->grant = g;
         e->full_refresh_usec = c->full_refresh_usec ?: 6 * 3600 * USEC_PER_SEC;
         e->prune = c->prune;
         e->prune_settle_usec = c->prune_settle_usec;
@@ -330,54 +338,7 @@ static int engine_copy_config(Engine *e, const Config *c) {
         e->concurrency = c->concurrency ?: 8;
         e->request_budget = c->request_budget ?: 1000;
         e->request_window_usec = c->request_window_usec ?: 300 * USEC_PER_SEC;
-        strv_free(e->own_secrets);
-        e->own_secrets = config_own_secrets(c);
-        return e->own_secrets ? 0 : -ENOMEM;
-}
-
-/* A spec's reference to one of the daemon's own secrets (the API token,
- * the HTTP token, the webhook or a notification secret), by name or by
- * the file behind it, is refused: spec writers read only secrets granted
- * to specs. Returns 0, or -EACCES with a message (caller frees). */
-static int spec_secret_check(const Engine *e, const SecretRef *ref, const char *base_dir, char **ret_msg) {
-        _cleanup_free_ char *s = secret_ref_to_string(ref), *want = NULL;
-        const char *creds = getenv("CREDENTIALS_DIRECTORY");
-
-        if (!s)
-                return -ENOMEM;
-        if (strv_contains(e->own_secrets, s))
-                goto refused;
-        if (ref->source != SECRET_SOURCE_FILE && ref->source != SECRET_SOURCE_CREDENTIAL)
-                return 0;
-        /* The same file under another name: compare where both lead. */
-        {
-                _cleanup_free_ char *p = ref->source == SECRET_SOURCE_FILE
-                                                 ? (ref->ref[0] == '/' || !base_dir ? strdup(ref->ref)
-                                                                                    : path_join(base_dir, ref->ref))
-                                                 : creds ? path_join(creds, ref->ref) : NULL;
-
-                want = p ? realpath(p, NULL) : NULL;
-        }
-        if (!want)
-                return 0;
-        for (size_t i = 0; e->own_secrets && e->own_secrets[i]; i++) {
-                const char *o = e->own_secrets[i], *v;
-                _cleanup_free_ char *p = NULL, *real = NULL;
-
-                if ((v = startswith(o, "file:") ? o + 5 : NULL))
-                        p = strdup(v);
-                else if ((v = startswith(o, "credential:") ? o + 11 : NULL) && creds)
-                        p = path_join(creds, v);
-                real = p ? realpath(p, NULL) : NULL;
-                if (real && streq(real, want))
-                        goto refused;
-        }
         return 0;
-refused:
-        if (asprintf(ret_msg, "%s is one of binderyd's own secrets (api_token, http_token, webhook_secret, notify); "
-                     "a spec cannot use it", s) < 0)
-                return -ENOMEM;
-        return -EACCES;
 }
 
 int engine_new(Engine **ret, sd_event *event, const Config *config, bool lock) {
@@ -398,7 +359,12 @@ int engine_new(Engine **ret, sd_event *event, const Config *config, bool lock) {
                 return r;
         r = state_open(config->state_dir, lock, &e->state, &msg);
         if (r < 0) {
-                log_debug("Cannot open state '%s': %s", config->state_dir, strna(msg));
+                /* -EBUSY and -EXDEV: the callers say it better. Others
+                 * (a corrupt file) only msg names precisely. */
+                if (r != -EBUSY && r != -EXDEV && msg)
+                        log_error("State: %s", msg);
+                else
+                        log_debug("Cannot open state '%s': %s", config->state_dir, strna(msg));
                 return r;
         }
         e->locked = lock;
@@ -472,7 +438,7 @@ Engine *engine_free(Engine *e) {
         free(e->state_dir);
         free(e->token_problem);
         free(e->token_ref);
-        strv_free(e->own_secrets);
+        spec_grant_done(&e->grant);
         sd_event_unref(e->event);
         free(e);
         return NULL;
@@ -604,6 +570,18 @@ static const char *policy_error(int r) {
         return r == -ENOKEY ? "no per-install key yet" : strerror(-r);
 }
 
+/* Reads a spec secret; a file reference is checked against the grant
+ * again first (where its symlinks lead now). */
+static int engine_secret_read(Engine *e, const SecretRef *ref, char **v, size_t *n, char **err) {
+        if (ref->source == SECRET_SOURCE_FILE) {
+                int r = spec_grant_check_file(&e->grant, ref->ref, err);
+
+                if (r < 0)
+                        return r;
+        }
+        return secrets_resolve(ref, e->g ? e->g->spec_dir : NULL, v, n, err);
+}
+
 /* HMACs of every desired secret, read now and wiped at once. */
 static int compute_secret_hmacs(Engine *e) {
         const Generation *g = e->g;
@@ -648,11 +626,7 @@ static int compute_secret_hmacs(Engine *e) {
                         ps->name = strdup(name);
                         if (!ps->owner || !ps->name)
                                 return -ENOMEM;
-                        r = spec_secret_check(e, ref, g->spec_dir, &err);
-                        if (r == -ENOMEM)
-                                return r;
-                        if (r >= 0)
-                                r = secrets_resolve(ref, g->spec_dir, &v, &size, &err);
+                        r = engine_secret_read(e, ref, &v, &size, &err);
                         if (r < 0) {
                                 ps->error = err ?: strdup(strerror(-r));
                                 continue;
@@ -666,7 +640,14 @@ static int compute_secret_hmacs(Engine *e) {
                                 r = 0;
                         }
                         if (r < 0) {
-                                ps->error = strdup(policy_error(r));
+                                const char *ke = r == -EBADMSG ? state_key_error(e->state) : NULL;
+
+                                /* A bad hmac.key is the state's problem, not the secret's. */
+                                if (ke && !e->key_error_logged) {
+                                        log_error("%s", ke);
+                                        e->key_error_logged = true;
+                                }
+                                ps->error = strdup(ke ?: policy_error(r));
                                 continue;
                         }
                         ps->hmac = strdup(h);
@@ -681,18 +662,16 @@ static int apply_hook_save(void *userdata) {
         Engine *e = userdata;
         int r = ledger_store(e);
 
-        if (r < 0)
+        if (r < 0) {
+                if (!e->save_failed)
+                        log_error_errno(r, "Cannot save the state file '%s': %m", state_path(e->state));
                 e->save_failed = true;
+        }
         return r;
 }
 
 static int apply_hook_secret_read(void *userdata, const SecretRef *ref, char **v, size_t *n, char **err) {
-        Engine *e = userdata;
-        int r = spec_secret_check(e, ref, e->g ? e->g->spec_dir : NULL, err);
-
-        if (r < 0)
-                return r;
-        return secrets_resolve(ref, e->g ? e->g->spec_dir : NULL, v, n, err);
+        return engine_secret_read(userdata, ref, v, n, err);
 }
 
 static int apply_hook_hmac(void *userdata, const void *v, size_t n, char ret[static 65]) {
@@ -1366,8 +1345,13 @@ static void run_finish(Engine *e) {
         if (e->mode == RUN_MODE_APPLY && e->ledger && e->locked && !e->error) {
                 if (e->applier)
                         save_audit_position(e);
-                if (ledger_store(e) < 0)
+                int r = ledger_store(e);
+
+                if (r < 0) {
+                        if (!e->save_failed)
+                                log_error_errno(r, "Cannot save the state file '%s': %m", state_path(e->state));
                         e->save_failed = true;
+                }
         }
         /* A dry run that failed (GET /v1/plan with the API unreachable, say)
          * learnt nothing: keep the status the last run left. */

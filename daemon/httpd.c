@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 #include <openssl/evp.h>
@@ -28,7 +29,12 @@
 #include "log.h"
 #include "util.h"
 
-#define HTTPD_CONNECTION_LIMIT_DEFAULT 512
+#define HTTPD_CONNECTION_LIMIT_DEFAULT 1024
+#define HTTPD_PER_ADDRESS_LIMIT_DEFAULT 768
+#define HTTPD_REQUEST_DEADLINE_DEFAULT 15
+/* MHD's own limit sits above ours, so a new connection is always accepted
+ * and we choose whom to evict. */
+#define HTTPD_MHD_LIMIT_SLACK 64
 #define HTTPD_TIMEOUT_DEFAULT 30
 #define HTTPD_MEMORY_LIMIT_DEFAULT (64 * 1024)
 #define HTTPD_BODY_MAX_DEFAULT (4 * 1024)
@@ -41,6 +47,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct MHD_Response *, MHD_destroy_response);
 
 typedef struct Request Request;
 typedef struct Route Route;
+typedef struct Conn Conn;
 
 typedef enum HandlerResult {
         HANDLER_DONE,               /* a response was queued (or the connection is to be closed) */
@@ -71,6 +78,21 @@ typedef struct Listener {
         uint16_t port;
 } Listener;
 
+/* One client connection, from MHD's connection-notify callback. A
+ * connection is "receiving" from its accept (or its last answered request)
+ * until its request's headers and body are in; only receiving connections
+ * are evicted or cut by the deadline: an authenticated request being
+ * answered or waiting is never. */
+struct Conn {
+        Httpd *httpd;
+        int fd;
+        struct sockaddr_storage addr;
+        uint64_t since;             /* CLOCK_MONOTONIC µs: accepted, or the last request answered */
+        bool busy;                  /* a whole request is in; it is being answered */
+        bool evicted;               /* shutdown() already */
+        Conn *prev, *next;          /* h->conns, oldest first */
+};
+
 struct Request {
         Httpd *httpd;
         struct MHD_Connection *connection;
@@ -79,6 +101,7 @@ struct Request {
         char *body;
         size_t size, max;
         bool head;
+        bool too_large;             /* a chunked body passed max: discarded, answered 413 */
         /* waiting */
         bool suspended;
         bool timed_out;
@@ -104,8 +127,13 @@ struct Httpd {
         char *webhook_ref;          /* only pushes to this ref trigger (NULL: any) */
         Request *waiting;           /* suspended requests */
         bool shutting_down;
+        Conn *conns, *conns_tail;   /* every open connection, oldest first */
+        size_t n_conns;
+        uint64_t n_started, n_evicted, n_deadline;
+        sd_event_source *deadline_timer;
 };
 
+static void conn_set_busy(struct MHD_Connection *c, bool busy);
 static HandlerResult handle_healthz(Request *r, const char *arg);
 static HandlerResult handle_readyz(Request *r, const char *arg);
 static HandlerResult handle_status(Request *r, const char *arg);
@@ -546,11 +574,15 @@ static bool expect_valid(const char *s) {
         return true;
 }
 
-static HandlerResult trigger_and_reply(Request *r, const char *reason) {
+/* Queues a reconcile and answers. With options, ?wait, ?force and ?expect
+ * apply (the bearer-token API); without (the webhook, whose query string no
+ * signature covers), nothing in the request changes what the run may do:
+ * a delivery, or a replayed one, only queues a coalesced reconcile. */
+static HandlerResult trigger_and_reply(Request *r, const char *reason, bool options) {
         Httpd *h = r->httpd;
         _cleanup_(json_object_putp) json_object *detail = NULL;
-        const char *wait_s, *force_s, *expect_s = NULL;
-        bool wait, force;
+        const char *wait_s = NULL, *force_s, *expect_s = NULL;
+        bool wait = false, force = false;
         unsigned wait_sec = 0;
         int k;
 
@@ -561,15 +593,13 @@ static HandlerResult trigger_and_reply(Request *r, const char *reason) {
                 return request_suspend(r, 0);
         }
 
-        wait = query_has(r->connection, "wait");
-        wait_s = MHD_lookup_connection_value(r->connection, MHD_GET_ARGUMENT_KIND, "wait");
-        force_s = MHD_lookup_connection_value(r->connection, MHD_GET_ARGUMENT_KIND, "force");
-        force = query_has(r->connection, "force") &&
-                (!force_s || streq(force_s, "") || streq(force_s, "1") || streq(force_s, "true") || streq(force_s, "yes"));
-        if (wait && parse_wait(wait_s, h->settings.wait_max_sec, &wait_sec) < 0)
-                return respond_error(r, MHD_HTTP_BAD_REQUEST, NULL, NULL,
-                                     "'wait' must be a number of seconds, not '%s'", wait_s);
-        if (streq(reason, "api")) {
+        if (options) {
+                wait = query_has(r->connection, "wait");
+                wait_s = MHD_lookup_connection_value(r->connection, MHD_GET_ARGUMENT_KIND, "wait");
+                force_s = MHD_lookup_connection_value(r->connection, MHD_GET_ARGUMENT_KIND, "force");
+                force = query_has(r->connection, "force") &&
+                        (!force_s || streq(force_s, "") || streq(force_s, "1") || streq(force_s, "true") ||
+                         streq(force_s, "yes"));
                 expect_s = MHD_lookup_connection_value(r->connection, MHD_GET_ARGUMENT_KIND, "expect");
                 if (query_has(r->connection, "expect") && (!expect_s || !expect_valid(expect_s)))
                         return respond_error(r, MHD_HTTP_BAD_REQUEST, NULL, NULL,
@@ -582,6 +612,9 @@ static HandlerResult trigger_and_reply(Request *r, const char *reason) {
                                 *p = (char) tolower((unsigned char) *p);
                 }
         }
+        if (wait && parse_wait(wait_s, h->settings.wait_max_sec, &wait_sec) < 0)
+                return respond_error(r, MHD_HTTP_BAD_REQUEST, NULL, NULL,
+                                     "'wait' must be a number of seconds, not '%s'", wait_s);
         if (h->shutting_down)
                 return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, NULL, "stopping");
 
@@ -608,7 +641,7 @@ static HandlerResult trigger_and_reply(Request *r, const char *reason) {
 }
 
 static HandlerResult handle_reconcile(Request *r, const char *arg) {
-        return trigger_and_reply(r, "api");
+        return trigger_and_reply(r, "api", true);
 }
 
 static HandlerResult handle_metrics(Request *r, const char *arg) {
@@ -641,7 +674,7 @@ static HandlerResult handle_github(Request *r, const char *arg) {
         _cleanup_(json_object_putp) json_object *j = NULL;
 
         if (r->run_id)
-                return trigger_and_reply(r, "webhook");  /* resumed (not used without wait) */
+                return trigger_and_reply(r, "webhook", false);  /* resumed (not used without wait) */
         if (!h->webhook_secret)
                 return respond_error(r, MHD_HTTP_FORBIDDEN, NULL, NULL,
                                      "the webhook is off: set webhook_secret in binderyd.yaml");
@@ -680,7 +713,7 @@ static HandlerResult handle_github(Request *r, const char *arg) {
                 }
         }
         if (streq_ptr(event, "push"))
-                return trigger_and_reply(r, "webhook");
+                return trigger_and_reply(r, "webhook", false);
 
         j = json_object_new_object();
         if (!j)
@@ -843,8 +876,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 size_t n = *upload_data_size;
                 char *b;
 
-                if (r->size + n > r->max)
-                        return MHD_NO;  /* chunked and too large: close */
+                if (r->too_large || r->size + n > r->max) {
+                        /* Chunked (no Content-Length) and too large: drop
+                         * what came, answer 413 when the body ends (the
+                         * request deadline bounds how long that may take). */
+                        r->too_large = true;
+                        r->body = mfree(r->body);
+                        r->size = 0;
+                        *upload_data_size = 0;
+                        return MHD_YES;
+                }
                 b = realloc(r->body, r->size + n + 1);
                 if (!b)
                         return MHD_NO;
@@ -856,6 +897,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 return MHD_YES;
         }
 
+        conn_set_busy(c, true);
+        if (r->too_large)
+                return error_on(c, MHD_HTTP_CONTENT_TOO_LARGE, NULL, NULL, "request body too large");
         log_debug("HTTP %s %s", method, url);
         hr = r->route->handler(r, r->arg);
         return hr == HANDLER_FAILED ? MHD_NO : MHD_YES;
@@ -865,6 +909,167 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
         request_free(*con_cls);
         *con_cls = NULL;
+        /* Kept alive: receiving the next request from now on. */
+        conn_set_busy(c, false);
+}
+
+/* ---- connections: the per-address cap, eviction, the request deadline ---- */
+
+static bool same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
+        if (a->ss_family != b->ss_family)
+                return false;
+        if (a->ss_family == AF_INET)
+                return ((const struct sockaddr_in *) a)->sin_addr.s_addr ==
+                       ((const struct sockaddr_in *) b)->sin_addr.s_addr;
+        if (a->ss_family == AF_INET6)
+                return memcmp(&((const struct sockaddr_in6 *) a)->sin6_addr,
+                              &((const struct sockaddr_in6 *) b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+        return true;  /* AF_UNIX and the like: one "address" */
+}
+
+static void conn_evict(Conn *k, const char *why) {
+        Httpd *h = k->httpd;
+
+        if (k->evicted)
+                return;
+        k->evicted = true;
+        /* MHD has no call to drop a connection it owns: shut the socket
+         * down under it; its next read sees EOF and it closes. */
+        (void) shutdown(k->fd, SHUT_RDWR);
+        if (streq(why, "deadline"))
+                h->n_deadline++;
+        else
+                h->n_evicted++;
+        log_debug("HTTP: closing a connection that had not sent its request (%s).", why);
+}
+
+/* The oldest receiving connection (of addr, if given), or NULL. */
+static Conn *conn_oldest_idle(Httpd *h, const struct sockaddr_storage *addr) {
+        for (Conn *k = h->conns; k; k = k->next)
+                if (!k->busy && !k->evicted && (!addr || same_address(&k->addr, addr)))
+                        return k;
+        return NULL;
+}
+
+static void conn_admit(Httpd *h, Conn *n) {
+        size_t same = 0, live = 0;
+
+        for (Conn *k = h->conns; k; k = k->next)
+                if (!k->evicted) {
+                        live++;
+                        if (same_address(&k->addr, &n->addr))
+                                same++;
+                }
+        /* At a cap, make room by closing the oldest connection that has
+         * not completed its request (never one being answered): a flood,
+         * even from our own address, cannot hold every slot. */
+        if (same > h->settings.per_address_limit) {
+                Conn *v = conn_oldest_idle(h, &n->addr);
+
+                if (v) {
+                        conn_evict(v, "per-address limit");
+                        live--;
+                }
+        }
+        if (live > h->settings.connection_limit) {
+                Conn *v = conn_oldest_idle(h, NULL);
+
+                if (v)
+                        conn_evict(v, "connection limit");
+        }
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+        Httpd *h = cls;
+        Conn *k = *socket_context;
+
+        if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+                const union MHD_ConnectionInfo *fi = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+                const union MHD_ConnectionInfo *ai = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+                h->n_started++;
+                k = calloc(1, sizeof(Conn));
+                if (!k)
+                        return;  /* untracked: MHD's own limits and timeout still apply */
+                k->httpd = h;
+                k->fd = fi ? fi->connect_fd : -1;
+                if (ai && ai->client_addr) {
+                        socklen_t l = ai->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+                                      ai->client_addr->sa_family == AF_INET ? sizeof(struct sockaddr_in) : 0;
+
+                        memcpy(&k->addr, ai->client_addr, l);
+                        k->addr.ss_family = ai->client_addr->sa_family;
+                }
+                k->since = now_monotonic_usec();
+                k->prev = h->conns_tail;
+                if (h->conns_tail)
+                        h->conns_tail->next = k;
+                else
+                        h->conns = k;
+                h->conns_tail = k;
+                h->n_conns++;
+                *socket_context = k;
+                if (k->fd >= 0)
+                        conn_admit(h, k);
+                return;
+        }
+        if (toe == MHD_CONNECTION_NOTIFY_CLOSED && k) {
+                if (k->prev)
+                        k->prev->next = k->next;
+                else
+                        h->conns = k->next;
+                if (k->next)
+                        k->next->prev = k->prev;
+                else
+                        h->conns_tail = k->prev;
+                h->n_conns--;
+                free(k);
+                *socket_context = NULL;
+        }
+}
+
+static void conn_set_busy(struct MHD_Connection *c, bool busy) {
+        const union MHD_ConnectionInfo *i = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        Conn *k = i ? i->socket_context : NULL;
+
+        if (!k || (busy && k->busy))
+                return;
+        k->busy = busy;
+        if (!busy) {
+                /* Back to receiving: to the end of the age order. */
+                k->since = now_monotonic_usec();
+                if (k != k->httpd->conns_tail) {
+                        Httpd *h = k->httpd;
+
+                        if (k->prev)
+                                k->prev->next = k->next;
+                        else
+                                h->conns = k->next;
+                        k->next->prev = k->prev;
+                        k->prev = h->conns_tail;
+                        k->next = NULL;
+                        h->conns_tail->next = k;
+                        h->conns_tail = k;
+                }
+        }
+}
+
+/* Once a second: a connection gets request_deadline_sec from its accept
+ * (or its last answer) to deliver a whole request, headers and body —
+ * however slowly it trickles, unlike MHD's inactivity timeout. */
+static int on_deadline_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Httpd *h = userdata;
+        uint64_t now = now_monotonic_usec(), limit = (uint64_t) h->settings.request_deadline_sec * USEC_PER_SEC;
+
+        for (Conn *k = h->conns; k; k = k->next) {
+                if (k->since + limit > now)
+                        break;  /* oldest first: the rest are younger */
+                if (!k->busy)
+                        conn_evict(k, "deadline");
+        }
+        (void) sd_event_source_set_time_relative(s, USEC_PER_SEC);
+        return 0;
 }
 
 /* ---- the loop glue ---- */
@@ -888,8 +1093,19 @@ static int listener_rearm(Listener *l) {
 static int on_listener_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Listener *l = userdata;
 
-        if (MHD_run(l->daemon) != MHD_YES)
-                log_debug("MHD_run() failed, ignoring.");
+        /* MHD accepts at most 10 connections per run: under a flood, run
+         * again (a bounded number of times) while a run accepted that
+         * many, so the accept queue drains faster than a flood refills it. */
+        for (unsigned i = 0; i < 16; i++) {
+                uint64_t before = l->httpd->n_started;
+
+                if (MHD_run(l->daemon) != MHD_YES) {
+                        log_debug("MHD_run() failed, ignoring.");
+                        break;
+                }
+                if (l->httpd->n_started - before < 10)
+                        break;
+        }
         (void) listener_rearm(l);
         return 0;
 }
@@ -927,10 +1143,14 @@ static int listener_start(Httpd *h, Listener *l, int fd, const char *address) {
                 flags, 0, NULL, NULL, on_request, h,
                 MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                MHD_OPTION_CONNECTION_LIMIT, h->settings.connection_limit,
+                MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+                MHD_OPTION_CONNECTION_LIMIT, h->settings.connection_limit + HTTPD_MHD_LIMIT_SLACK,
                 MHD_OPTION_CONNECTION_TIMEOUT, h->settings.connection_timeout_sec,
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->settings.memory_limit,
-                MHD_OPTION_LISTEN_BACKLOG_SIZE, 256,
+                /* Deep enough that a flood reconnecting as fast as it is
+                 * evicted does not fill it: a full queue drops SYNs, and a
+                 * dropped SYN costs a legitimate client a 1 s retransmit. */
+                MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096,
                 fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
                 fd >= 0 ? (void *) (intptr_t) fd : (void *) &ss,
                 MHD_OPTION_END);
@@ -975,6 +1195,12 @@ int httpd_new(Httpd **ret, sd_event *event, const HttpdSettings *s, const HttpdB
         h->settings.fds = NULL;
         if (!h->settings.connection_limit)
                 h->settings.connection_limit = HTTPD_CONNECTION_LIMIT_DEFAULT;
+        if (!h->settings.per_address_limit)
+                h->settings.per_address_limit = HTTPD_PER_ADDRESS_LIMIT_DEFAULT;
+        if (h->settings.per_address_limit > h->settings.connection_limit)
+                h->settings.per_address_limit = h->settings.connection_limit;
+        if (!h->settings.request_deadline_sec)
+                h->settings.request_deadline_sec = HTTPD_REQUEST_DEADLINE_DEFAULT;
         if (!h->settings.connection_timeout_sec)
                 h->settings.connection_timeout_sec = HTTPD_TIMEOUT_DEFAULT;
         if (!h->settings.memory_limit)
@@ -985,6 +1211,12 @@ int httpd_new(Httpd **ret, sd_event *event, const HttpdSettings *s, const HttpdB
                 h->settings.webhook_body_max = HTTPD_WEBHOOK_BODY_MAX_DEFAULT;
         if (!h->settings.wait_max_sec)
                 h->settings.wait_max_sec = HTTPD_WAIT_MAX_DEFAULT;
+
+        k = sd_event_add_time_relative(event, &h->deadline_timer, CLOCK_MONOTONIC, USEC_PER_SEC, 0,
+                                       on_deadline_timer, h);
+        if (k < 0)
+                return log_error_errno(k, "Failed to add the HTTP deadline timer: %m");
+        (void) sd_event_source_set_enabled(h->deadline_timer, SD_EVENT_ON);
 
         n = s->n_fds > 0 ? s->n_fds : strv_length(s->listen);
         if (n == 0)
@@ -1029,6 +1261,7 @@ Httpd *httpd_free(Httpd *h) {
                         MHD_stop_daemon(l->daemon);
         }
         free(h->listeners);
+        sd_event_source_disable_unref(h->deadline_timer);
         (void) httpd_set_auth(h, NULL, 0, false, NULL, 0);
         free(h->webhook_ref);
         sd_event_unref(h->event);
@@ -1039,7 +1272,7 @@ static int replace_secret(char **p, size_t *psize, const char *v, size_t size) {
         char *n = NULL;
 
         if (v) {
-                n = malloc(size + 1);
+                n = secret_malloc(size + 1);
                 if (!n)
                         return -ENOMEM;
                 memcpy(n, v, size);
@@ -1067,6 +1300,27 @@ int httpd_set_auth(Httpd *h, const char *token, size_t token_size, bool auth_rea
             replace_secret(&h->webhook_secret, &h->webhook_secret_size, webhook_secret, webhook_secret_size) < 0)
                 return -ENOMEM;
         h->auth_reads = auth_reads;
+        return 0;
+}
+
+void httpd_connection_stats(const Httpd *h, size_t *ret_open, uint64_t *ret_evicted, uint64_t *ret_deadline) {
+        *ret_open = h ? h->n_conns : 0;
+        *ret_evicted = h ? h->n_evicted : 0;
+        *ret_deadline = h ? h->n_deadline : 0;
+}
+
+int httpd_add_connection(Httpd *h, int fd) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+        if (!h || h->n_listeners == 0 || !h->listeners[0].daemon) {
+                if (fd >= 0)
+                        (void) close(fd);
+                return -EINVAL;
+        }
+        /* MHD closes the socket itself when it fails. */
+        if (MHD_add_connection(h->listeners[0].daemon, fd, (struct sockaddr *) &sa, sizeof(sa)) != MHD_YES)
+                return -EIO;
+        (void) listener_rearm(&h->listeners[0]);
         return 0;
 }
 

@@ -62,7 +62,11 @@ typedef struct HttpdSettings {
         char **listen;              /* "HOST:PORT" to bind when no fds are given */
         const int *fds;             /* listening sockets passed by systemd */
         size_t n_fds;
-        unsigned connection_limit;  /* per listener; default 512 */
+        unsigned connection_limit;  /* default 1024; past it the oldest connection that has not
+                                     * sent its whole request is closed */
+        unsigned per_address_limit; /* per client address; default 768; the same */
+        unsigned request_deadline_sec; /* to deliver a whole request (headers and body) from
+                                     * the accept or the last answer; default 15 */
         unsigned connection_timeout_sec; /* idle connections; default 30 */
         size_t memory_limit;        /* per connection; default 64 KiB */
         size_t body_max;            /* request body; default 4 KiB */
@@ -93,6 +97,15 @@ void httpd_wake(Httpd *h);
 
 /* Answers every waiting request and refuses new work (503): shutdown. */
 void httpd_shutdown(Httpd *h);
+
+/* Open connections, those closed at a limit, those closed at the request
+ * deadline (tests, metrics). */
+void httpd_connection_stats(const Httpd *h, size_t *ret_open, uint64_t *ret_evicted, uint64_t *ret_deadline);
+
+/* Hands a connected stream socket to the first listener, as if accepted
+ * from 127.0.0.1 (tests and fuzzing: a socketpair end). The fd is taken
+ * over, also on failure. */
+int httpd_add_connection(Httpd *h, int fd);
 
 /* The port of listener i (for tests using port 0); 0 if none. */
 uint16_t httpd_port(const Httpd *h, size_t i);

@@ -7,6 +7,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/random.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <systemd/sd-journal.h>
 
 #include "log.h"
@@ -15,16 +19,29 @@
 #define LOG_MESSAGE_MAX 8192
 #define LOG_SECRETS_MAX 4096
 
+/* A registered secret, without its plaintext: a core dump or a memory
+ * read of the redaction list yields no value. log_redact() finds
+ * candidates with a rolling (Rabin-Karp) hash under a random base and
+ * confirms them with SHA-256 under a random per-process key. */
 typedef struct Secret {
-        char *value;
         size_t size;
+        uint64_t rk;                /* rolling hash of the value */
+        uint64_t top;               /* base^(size-1), to roll the hash */
+        unsigned char mac[32];      /* SHA-256(key || value), key secret and fixed-size */
 } Secret;
+
+typedef struct RedactKey {
+        unsigned char key[32];
+        uint64_t base;
+        bool ready;
+} RedactKey;
 
 static int max_level = LOG_INFO;
 static LogTarget target = LOG_TARGET_AUTO;
 static LogTarget resolved = LOG_TARGET_AUTO;
 static Secret *secrets;
-static size_t n_secrets;
+static size_t n_secrets, a_secrets;
+static RedactKey *redact_key;       /* in a MADV_DONTDUMP page */
 static char *ctx_run, *ctx_resource, *ctx_action;
 
 static const char *const level_names[] = {
@@ -88,47 +105,126 @@ static LogTarget log_resolve_target(void) {
         return resolved;
 }
 
+static int redact_key_init(void) {
+        if (redact_key && redact_key->ready)
+                return 0;
+        if (!redact_key) {
+                redact_key = secret_malloc(sizeof(RedactKey));
+                if (!redact_key)
+                        return -ENOMEM;
+                memset(redact_key, 0, sizeof(RedactKey));
+        }
+        if (getrandom(redact_key->key, sizeof(redact_key->key), 0) != (ssize_t) sizeof(redact_key->key) ||
+            getrandom(&redact_key->base, sizeof(redact_key->base), 0) != (ssize_t) sizeof(redact_key->base))
+                return -EIO;
+        redact_key->base |= 1;
+        redact_key->ready = true;
+        return 0;
+}
+
+static uint64_t rk_hash(const unsigned char *p, size_t n) {
+        uint64_t h = 0;
+
+        for (size_t i = 0; i < n; i++)
+                h = h * redact_key->base + p[i];
+        return h;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free);
+
+/* SHA-256 of the random key and the value: only ever compared for
+ * equality, so no length extension matters. The algorithm is fetched once
+ * (EVP_sha256() in a one-shot call fetches it every time). */
+static bool secret_mac(const void *p, size_t n, unsigned char ret[static 32]) {
+        static EVP_MD *md;
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = NULL;
+        unsigned len = 32;
+
+        if (!md)
+                md = EVP_MD_fetch(NULL, "SHA256", NULL);
+        ctx = EVP_MD_CTX_new();
+        return md && ctx && EVP_DigestInit_ex(ctx, md, NULL) == 1 &&
+               EVP_DigestUpdate(ctx, redact_key->key, sizeof(redact_key->key)) == 1 &&
+               EVP_DigestUpdate(ctx, p, n) == 1 && EVP_DigestFinal_ex(ctx, ret, &len) == 1 && len == 32;
+}
+
 int log_register_secret(const void *value, size_t size) {
-        Secret *n;
+        Secret x = { .size = size }, *n;
+        int r;
 
         if (!value || size < 4)
                 return 0;
+        r = redact_key_init();
+        if (r < 0)
+                return r;
+        x.rk = rk_hash(value, size);
+        x.top = 1;
+        for (size_t i = 1; i < size; i++)
+                x.top *= redact_key->base;
+        if (!secret_mac(value, size, x.mac))
+                return -EIO;
         for (size_t i = 0; i < n_secrets; i++)
-                if (secrets[i].size == size && memcmp(secrets[i].value, value, size) == 0)
+                if (secrets[i].size == size && secrets[i].rk == x.rk &&
+                    CRYPTO_memcmp(secrets[i].mac, x.mac, 32) == 0)
                         return 0;
         if (n_secrets >= LOG_SECRETS_MAX) {
                 /* Full: forget the oldest value (a long-rotated one no code
                  * path holds any more) rather than refuse new secrets, so a
                  * daemon that rotates secrets for months keeps working. */
-                erase_and_free(secrets[0].value, secrets[0].size);
                 memmove(secrets, secrets + 1, sizeof(Secret) * (n_secrets - 1));
                 n_secrets--;
         }
-        n = realloc(secrets, sizeof(Secret) * (n_secrets + 1));
-        if (!n)
-                return -ENOMEM;
-        secrets = n;
-        secrets[n_secrets].value = malloc(size);
-        if (!secrets[n_secrets].value)
-                return -ENOMEM;
-        memcpy(secrets[n_secrets].value, value, size);
-        secrets[n_secrets].size = size;
-        n_secrets++;
+        if (n_secrets >= a_secrets) {
+                size_t na = a_secrets ? a_secrets * 2 : 16;
+
+                n = realloc(secrets, sizeof(Secret) * na);
+                if (!n)
+                        return -ENOMEM;
+                secrets = n;
+                a_secrets = na;
+        }
+        secrets[n_secrets++] = x;
         return 0;
 }
 
 void log_forget_secrets(void) {
-        for (size_t i = 0; i < n_secrets; i++)
-                erase_and_free(secrets[i].value, secrets[i].size);
         secrets = mfree(secrets);
-        n_secrets = 0;
+        n_secrets = a_secrets = 0;
 }
 
 char *log_redact(const char *msg) {
         static const char mark[] = "[redacted]";
         size_t len = strlen(msg), n = 0, cap = len + 1;
-        char *out = malloc(cap);
+        _cleanup_free_ size_t *match = NULL;
+        char *out;
 
+        if (n_secrets > 0 && len >= 4) {
+                const unsigned char *m = (const unsigned char *) msg;
+
+                /* match[i]: the longest registered secret starting at i. */
+                match = calloc(len, sizeof(size_t));
+                if (!match)
+                        return NULL;
+                for (size_t k = 0; k < n_secrets; k++) {
+                        const Secret *x = &secrets[k];
+                        uint64_t h;
+
+                        if (x->size > len)
+                                continue;
+                        h = rk_hash(m, x->size);
+                        for (size_t i = 0;; i++) {
+                                unsigned char mac[32];
+
+                                if (h == x->rk && x->size > match[i] && secret_mac(m + i, x->size, mac) &&
+                                    CRYPTO_memcmp(mac, x->mac, 32) == 0)
+                                        match[i] = x->size;
+                                if (i + x->size >= len)
+                                        break;
+                                h = (h - m[i] * x->top) * redact_key->base + m[i + x->size];
+                        }
+                }
+        }
+        out = malloc(cap);
         if (!out)
                 return NULL;
         /* One left-to-right pass over the original: at each position the
@@ -136,12 +232,8 @@ char *log_redact(const char *msg) {
          * scan resumes after it. The output is never rescanned, so a secret
          * that occurs inside the mark itself cannot loop. */
         for (size_t i = 0; i < len;) {
-                size_t best = 0;
+                size_t best = match ? match[i] : 0;
 
-                for (size_t k = 0; k < n_secrets; k++)
-                        if (secrets[k].size > best && secrets[k].size <= len - i &&
-                            memcmp(msg + i, secrets[k].value, secrets[k].size) == 0)
-                                best = secrets[k].size;
                 if (n + (best ? sizeof(mark) - 1 : 1) + 1 > cap) {
                         size_t ncap = cap * 2 + sizeof(mark);
                         char *t = malloc(ncap);

@@ -277,6 +277,10 @@ int main(int argc, char **argv) {
         const char *command = "daemon";
         int r;
 
+        r = process_harden();
+        if (r < 0)
+                log_warning_errno(r, "Cannot make the process non-dumpable, continuing: %m");
+        process_raise_nofile(4096);
         r = parse_argv(argc, argv, &o, &command);
         if (r <= 0) {
                 strv_free(o.listen);

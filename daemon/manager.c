@@ -682,12 +682,16 @@ static void log_spec_errors(const SpecErrors *errs) {
  * nothing changed or it failed (the last good one stays). */
 static int manager_load_spec(Manager *m) {
         _cleanup_(spec_errors_done) SpecErrors errs = {};
+        _cleanup_(spec_grant_done) SpecGrant grant = {};
         Generation *g = NULL;
         json_object *ej;
         int r;
 
         m->last_load_usec = now_realtime_usec();
-        r = spec_load(m->config->spec_dir, &g, &errs);
+        r = config_spec_grant(m->config, &grant);
+        if (r < 0)
+                return log_error_errno(r, "Out of memory.");
+        r = spec_load_granted(m->config->spec_dir, &grant, &g, &errs);
         if (r < 0) {
                 m->spec_loads_failed++;
                 ej = spec_errors_to_json(&errs);

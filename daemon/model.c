@@ -266,7 +266,7 @@ Generation *generation_free(Generation *g) {
 #define DEFINE_FIND(fn, type, array, count)                                   \
         const type *fn(const Generation *g, const char *name) {               \
                 for (size_t i = 0; i < g->count; i++)                         \
-                        if (streq(g->array[i].name, name))                    \
+                        if (streq_ptr(g->array[i].name, name))                \
                                 return &g->array[i];                          \
                 return NULL;                                                  \
         }

@@ -49,7 +49,7 @@ static int read_secret_file(const char *path, bool check_mode, char **ret, size_
         if ((uint64_t) st.st_size > SECRETS_MAX_SIZE)
                 return -EFBIG;
 
-        buf = malloc(SECRETS_MAX_SIZE + 2);
+        buf = secret_malloc(SECRETS_MAX_SIZE + 2);
         if (!buf)
                 return -ENOMEM;
         for (;;) {
@@ -139,9 +139,10 @@ int secrets_resolve(const SecretRef *ref, const char *base_dir, char **ret_value
                 if (size > SECRETS_MAX_SIZE)
                         return fail(reterr_message, -EFBIG, "env '%s': longer than %u bytes", ref->ref,
                                     SECRETS_MAX_SIZE);
-                value = strdup(v);
+                value = secret_malloc(size + 1);
                 if (!value)
                         return -ENOMEM;
+                memcpy(value, v, size + 1);
                 r = 0;
                 break;
         }

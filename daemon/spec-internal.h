@@ -17,6 +17,10 @@ typedef struct SpecCtx {
         char *root;                 /* realpath of the spec directory */
         int root_fd;                /* O_PATH fd of root, for openat2 */
         bool no_openat2;
+        const SpecGrant *grant;     /* NULL: secret references checked for form only */
+        size_t hint_work;
+        uint64_t total_yaml, total_modules; /* bytes read so far (SPEC_MAX_TOTAL_*) */
+        bool total_yaml_exceeded, total_modules_exceeded;           /* "did you mean" comparisons so far (SPEC_MAX_HINT_WORK) */
         const char *file;           /* current file, relative; points into g->files */
         char *file_dir;             /* its directory, relative ("" at the top) */
         size_t n_documents;
@@ -43,5 +47,6 @@ int spec_finalize_generation(SpecCtx *c);
 void spec_sha256_hex(const void *data, size_t size, char ret[static 65]);
 
 /* Damerau-style suggestion: the name in names[] (NULL-terminated) closest
- * to s, or NULL when none is close enough. */
+ * to s, or NULL when none is close enough. Names whose length differs by
+ * more than the allowed distance are not compared. */
 const char *spec_suggest(const char *s, const char *const *names);

@@ -338,19 +338,29 @@ static void check_dups(SpecCtx *c, const void *base, size_t n, size_t stride, si
 /* " (did you mean 'x'?)" for a name that is not there, from the names of
  * base[0..n) at name_off; "" when nothing is close. Returns a static
  * buffer, valid until the next call. */
-static const char *hint_from(const void *base, size_t n, size_t stride, size_t name_off, const char *name) {
+static const char *hint_from(SpecCtx *c, const void *base, size_t n, size_t stride, size_t name_off,
+                             const char *name) {
         static char buf[300];
         const char *best = NULL;
         unsigned best_d = UINT_MAX, limit;
         size_t l = strlen(name);
 
+        /* Bounded: a crafted spec with thousands of unresolved references
+         * among thousands of names must not stall the loop. Only names of
+         * similar length are compared (the distance is at least the length
+         * difference), and only SPEC_MAX_HINT_WORK comparisons per load. */
         limit = l <= 3 ? 1 : l <= 8 ? 2 : 3;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < n && c->hint_work < SPEC_MAX_HINT_WORK; i++) {
                 const char *x = *(char *const *) ((const char *) base + i * stride + name_off);
+                size_t lx;
                 unsigned d;
 
                 if (!x)
                         continue;
+                lx = strlen(x);
+                if (lx > l + limit || l > lx + limit)
+                        continue;
+                c->hint_work++;
                 d = spec_edit_distance(name, x);
                 if (d < best_d) {
                         best_d = d;
@@ -362,7 +372,7 @@ static const char *hint_from(const void *base, size_t n, size_t stride, size_t n
         snprintf(buf, sizeof(buf), " (did you mean '%s'?)", best);
         return buf;
 }
-#define HINT(arr, n, type, value) hint_from((arr), (n), sizeof(type), offsetof(type, name), (value))
+#define HINT(arr, n, type, value) hint_from(c, (arr), (n), sizeof(type), offsetof(type, name), (value))
 
 static const SecretsStore *find_default_store(const Generation *g) {
         for (size_t i = 0; i < g->n_secrets_stores; i++)

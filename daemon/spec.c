@@ -34,6 +34,8 @@ const SpecLimits spec_limits_default = {
         .max_dir_depth = SPEC_MAX_DIR_DEPTH,
         .max_modules = SPEC_MAX_MODULES,
         .max_errors = SPEC_MAX_ERRORS,
+        .max_total_yaml = SPEC_MAX_TOTAL_YAML,
+        .max_total_modules = SPEC_MAX_TOTAL_MODULES,
 };
 
 /* ---- errors ---- */
@@ -122,6 +124,23 @@ void spec_errorf(SpecCtx *c, const char *file, unsigned line, unsigned column, c
         if (k < 0) {
                 c->oom = true;
                 return;
+        }
+        /* A crafted spec must not make messages (and /v1/status) huge: cut
+         * long ones at a character boundary. */
+        if ((size_t) k > SPEC_MAX_MESSAGE) {
+                /* Keep the head and the tail (where the reason usually is). */
+                size_t head = SPEC_MAX_MESSAGE / 2, tail = (size_t) k - (SPEC_MAX_MESSAGE / 2 - 3);
+                char *t;
+
+                while (head > 0 && ((unsigned char) m[head] & 0xc0) == 0x80)
+                        head--;
+                while (m[tail] && ((unsigned char) m[tail] & 0xc0) == 0x80)
+                        tail++;
+                memcpy(m + head, "...", 3);
+                memmove(m + head + 3, m + tail, (size_t) k - tail + 1);
+                t = realloc(m, strlen(m) + 1);
+                if (t)
+                        m = t;
         }
         for (char *p = m; *p; p++)
                 if ((unsigned char) *p < 0x20 || *p == 0x7f)
@@ -213,7 +232,13 @@ const char *spec_suggest(const char *s, const char *const *names) {
         const char *r = NULL;
 
         for (const char *const *n = names; *n; n++) {
-                unsigned d = spec_edit_distance(s, *n);
+                size_t ln = strlen(*n);
+                unsigned d;
+
+                /* The distance is at least the difference in length. */
+                if (ln > l + limit || l > ln + limit)
+                        continue;
+                d = spec_edit_distance(s, *n);
 
                 if (d < best) {
                         best = d;
@@ -221,6 +246,15 @@ const char *spec_suggest(const char *s, const char *const *names) {
                 }
         }
         return best <= limit ? r : NULL;
+}
+
+/* spec_suggest() within the load's budget for hints: past it, no hint. */
+static const char *ctx_suggest(SpecCtx *c, const char *s, const char *const *names) {
+        if (c->hint_work >= SPEC_MAX_HINT_WORK)
+                return NULL;
+        for (const char *const *n = names; *n; n++)
+                c->hint_work++;
+        return spec_suggest(s, names);
 }
 
 /* ---- fields of a mapping ---- */
@@ -253,7 +287,7 @@ static void fields_parse(SpecCtx *c, const SpecNode *map, const char *const *nam
                         continue;
                 }
                 f->n_unknown++;
-                hint = spec_suggest(k->value, names);
+                hint = ctx_suggest(c, k->value, names);
                 if (hint) {
                         for (j = 0; names[j]; j++)
                                 if (names[j] == hint)
@@ -533,8 +567,11 @@ static ModuleType module_type_from_path(const char *p) {
 }
 
 /* Opens rel (relative to the root) for reading without leaving the root:
- * openat2(RESOLVE_BENEATH) where the kernel has it, realpath otherwise.
- * Returns an fd, or -EXDEV when a symlink leads out, or -errno. */
+ * openat2(RESOLVE_BENEATH) where the kernel has it, realpath otherwise
+ * (then O_NOFOLLOW on the resolved path). Always O_NONBLOCK, so a FIFO
+ * or device cannot block the loop: callers fstat() before any read.
+ * Returns an fd, or -EXDEV when a symlink leads out, -ELOOP for a symlink
+ * loop, or -errno. */
 static int open_beneath(SpecCtx *c, const char *rel) {
         _cleanup_free_ char *abs = NULL, *real = NULL;
         size_t lroot = strlen(c->root);
@@ -542,16 +579,19 @@ static int open_beneath(SpecCtx *c, const char *rel) {
 
         if (c->root_fd >= 0 && !c->no_openat2) {
                 struct open_how how = {
-                        .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY,
+                        .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
                         .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
                 };
 
                 fd = (int) syscall(SYS_openat2, c->root_fd, rel, &how, sizeof(how));
                 if (fd >= 0)
                         return fd;
-                if (errno != ENOSYS && errno != EPERM)
+                /* EXDEV: an absolute symlink, which may still point inside;
+                 * the realpath check below decides. */
+                if (errno != ENOSYS && errno != EPERM && errno != EXDEV)
                         return -errno;
-                c->no_openat2 = true; /* old kernel or a seccomp filter */
+                if (errno != EXDEV)
+                        c->no_openat2 = true; /* old kernel or a seccomp filter */
         }
         abs = path_join(c->root, rel);
         if (!abs)
@@ -561,8 +601,52 @@ static int open_beneath(SpecCtx *c, const char *rel) {
                 return -errno;
         if (strncmp(real, c->root, lroot) != 0 || (real[lroot] != '/' && !streq(c->root, "/")))
                 return -EXDEV;
-        fd = open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        fd = open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
         return fd < 0 ? -errno : fd;
+}
+
+/* Reads a whole spec file through open_beneath(): fstat first, regular
+ * files only (-EBADFD), at most max bytes (-EFBIG). */
+static int read_beneath(SpecCtx *c, const char *rel, size_t max, char **ret, size_t *ret_size) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *buf = NULL;
+        struct stat st;
+        size_t size = 0;
+
+        fd = open_beneath(c, rel);
+        if (fd < 0)
+                return fd;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
+        if ((uint64_t) st.st_size > max)
+                return -EFBIG;
+        buf = malloc((size_t) st.st_size + 1);
+        if (!buf)
+                return -ENOMEM;
+        /* What fstat promised, no more: a file growing meanwhile is cut. */
+        while (size < (size_t) st.st_size) {
+                ssize_t k = read(fd, buf + size, (size_t) st.st_size - size);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        break;
+                size += (size_t) k;
+        }
+        buf[size] = 0;
+        *ret = TAKE_PTR(buf);
+        *ret_size = size;
+        return 0;
+}
+
+/* What a non-regular file is, for messages. */
+static const char *file_type_name(mode_t m) {
+        return S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" : S_ISCHR(m) ? "a character device" :
+               S_ISBLK(m) ? "a block device" : S_ISDIR(m) ? "a directory" : "not a regular file";
 }
 
 /* Reads one module (relative to the root) into m: inside the root, a
@@ -582,6 +666,10 @@ static bool module_load(SpecCtx *c, const SpecNode *v, const char *display, cons
                 node_error(c, v, "module '%s' leaves the spec directory through a symlink", display);
                 return false;
         }
+        if (fd == -ELOOP) {
+                node_error(c, v, "module '%s': symlink loop", display);
+                return false;
+        }
         if (fd == -ENOMEM) {
                 c->oom = true;
                 return false;
@@ -591,7 +679,11 @@ static bool module_load(SpecCtx *c, const SpecNode *v, const char *display, cons
                 return false;
         }
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-                node_error(c, v, "module '%s' is not a regular file", display);
+                if (S_ISDIR(st.st_mode))
+                        node_error(c, v, "module '%s' is not a regular file", display);
+                else
+                        node_error(c, v, "module '%s' is not a regular file (%s)", display,
+                                   file_type_name(st.st_mode));
                 return false;
         }
         if ((uint64_t) st.st_size > c->limits->max_module_size) {
@@ -599,6 +691,16 @@ static bool module_load(SpecCtx *c, const SpecNode *v, const char *display, cons
                            (unsigned long long) c->limits->max_module_size);
                 return false;
         }
+        /* The whole generation is bounded too: loading runs on the loop. */
+        if (c->limits->max_total_modules > 0 &&
+            c->total_modules + (uint64_t) st.st_size > c->limits->max_total_modules) {
+                if (!c->total_modules_exceeded)
+                        node_error(c, v, "module '%s': the modules of this spec exceed %llu bytes in total",
+                                   display, (unsigned long long) c->limits->max_total_modules);
+                c->total_modules_exceeded = true;
+                return false;
+        }
+        c->total_modules += (uint64_t) st.st_size;
         data = malloc((size_t) st.st_size + 1);
         if (!data) {
                 c->oom = true;
@@ -719,6 +821,161 @@ static bool valid_credential_name(const char *s) {
         return true;
 }
 
+void spec_grant_done(SpecGrant *g) {
+        if (!g)
+                return;
+        strv_free(g->deny_credentials);
+        free(g->files_dir);
+        strv_free(g->deny_paths);
+        strv_free(g->env);
+        strv_free(g->deny_env);
+        *g = (SpecGrant) {};
+}
+
+/* Whether path is dir or below it (both absolute, no trailing '/'). */
+static bool path_below(const char *path, const char *dir) {
+        size_t l = strlen(dir);
+
+        while (l > 1 && dir[l - 1] == '/')
+                l--;
+        if (strncmp(path, dir, l) != 0)
+                return false;
+        return path[l] == 0 || path[l] == '/' || streq(dir, "/");
+}
+
+/* Lexically normalised absolute path: no ".", "..", "//". NULL on OOM. */
+static char *path_normalize(const char *p) {
+        _cleanup_free_ char *out = malloc(strlen(p) + 2);
+        size_t n = 0;
+
+        if (!out)
+                return NULL;
+        for (const char *s = p; *s;) {
+                size_t l;
+
+                while (*s == '/')
+                        s++;
+                l = strcspn(s, "/");
+                if (l == 0)
+                        break;
+                if (l == 1 && s[0] == '.') {
+                        /* skip */
+                } else if (l == 2 && s[0] == '.' && s[1] == '.') {
+                        while (n > 0 && out[n - 1] != '/')
+                                n--;
+                        if (n > 0)
+                                n--;
+                } else {
+                        out[n++] = '/';
+                        memcpy(out + n, s, l);
+                        n += l;
+                }
+                s += l;
+        }
+        if (n == 0)
+                out[n++] = '/';
+        out[n] = 0;
+        return TAKE_PTR(out);
+}
+
+/* NULL if norm (and real, where the path leads, if it exists) is inside
+ * the grant; else a reason, with *ret_dir the directory concerned. */
+static const char *grant_file_verdict(const SpecGrant *g, const char *norm, const char *real, const char **ret_dir) {
+        *ret_dir = NULL;
+        for (char **d = g->deny_paths; d && *d; d++)
+                if (path_below(norm, *d) || (real && path_below(real, *d))) {
+                        *ret_dir = *d;
+                        return "belongs to the daemon";
+                }
+        if (!g->files_dir)
+                return "is not granted";
+        if (!path_below(norm, g->files_dir) || (real && !path_below(real, g->files_dir))) {
+                *ret_dir = g->files_dir;
+                return "is outside";
+        }
+        return NULL;
+}
+
+int spec_grant_check_file(const SpecGrant *g, const char *path, char **reterr) {
+        _cleanup_free_ char *norm = NULL, *real = NULL;
+        const char *why, *dir;
+
+        if (!g)
+                return 0;
+        norm = path_normalize(path);
+        if (!norm)
+                return -ENOMEM;
+        real = realpath(norm, NULL);
+        why = grant_file_verdict(g, norm, real, &dir);
+        if (!why)
+                return 0;
+        if (reterr && asprintf(reterr, "file '%s' %s%s%s, refused (what specs may read: spec_files_dir)", path,
+                               why, dir ? " " : "", dir ?: "") < 0)
+                *reterr = NULL;
+        return -EPERM;
+}
+
+/* Checks a parsed reference against what the operator grants specs
+ * (SpecGrant). Both the path as written and, when it exists, where its
+ * symlinks lead must stay inside the grant. */
+static bool check_grant(SpecCtx *c, const SpecNode *v, SecretSource source, const char *ref) {
+        const SpecGrant *g = c->grant;
+
+        if (!g)
+                return true;
+        switch (source) {
+        case SECRET_SOURCE_CREDENTIAL:
+                if (strv_contains(g->deny_credentials, ref)) {
+                        node_error(c, v, "credential '%s' is one of the daemon's own secrets; "
+                                   "specs cannot read it", ref);
+                        return false;
+                }
+                return true;
+        case SECRET_SOURCE_ENV:
+                if (strv_contains(g->deny_env, ref)) {
+                        node_error(c, v, "environment variable '%s' holds one of the daemon's own secrets; "
+                                   "specs cannot read it", ref);
+                        return false;
+                }
+                if (!strv_contains(g->env, ref)) {
+                        node_error(c, v, "environment variable '%s' is not granted to specs "
+                                   "(list it in '%s' in binderyd.yaml)", ref, g->env_key ?: "spec_env");
+                        return false;
+                }
+                return true;
+        case SECRET_SOURCE_FILE: {
+                _cleanup_free_ char *norm = NULL, *real = NULL;
+                const char *dir;
+
+                if (!g->files_dir) {
+                        node_error(c, v, "secret files are not granted to specs: set '%s' in binderyd.yaml "
+                                   "to the directory spec secret files may come from",
+                                   g->files_key ?: "spec_files_dir");
+                        return false;
+                }
+                norm = path_normalize(ref);
+                if (!norm) {
+                        c->oom = true;
+                        return false;
+                }
+                real = realpath(norm, NULL);   /* NULL: does not exist (yet); checked again when read */
+                if (grant_file_verdict(g, norm, real, &dir)) {
+                        if (g->files_dir && dir == g->files_dir)
+                                node_error(c, v, "secret file '%s' is outside '%s' (%s), the only directory "
+                                           "granted to specs", v->value, g->files_key ?: "spec_files_dir",
+                                           g->files_dir);
+                        else
+                                node_error(c, v, "secret file '%s' belongs to the daemon (%s); "
+                                           "specs cannot read it", v->value, strna(dir));
+                        return false;
+                }
+                return true;
+        }
+        default:
+                return false;
+        }
+}
+
 /* {credential: NAME} | {file: PATH} | {env: VAR}. Never reads the value. */
 static bool parse_secret_ref(SpecCtx *c, const char *what, const SpecNode *v, SecretRef *ret) {
         Fields f;
@@ -773,6 +1030,8 @@ static bool parse_secret_ref(SpecCtx *c, const char *what, const SpecNode *v, Se
                 }
                 break;
         }
+        if (!check_grant(c, f.val[which], (SecretSource) which, s))
+                return false;
         ret->source = (SecretSource) which;
         free(ret->ref);
         ret->ref = TAKE_PTR(s);
@@ -1021,7 +1280,7 @@ static void parse_binding(SpecCtx *c, Worker *w, size_t *a_bindings, const SpecN
                 if (streq(binding_forms[form], fk->value))
                         break;
         if (form == _FORM_MAX) {
-                hint = spec_suggest(fk->value, binding_forms);
+                hint = ctx_suggest(c, fk->value, binding_forms);
                 if (hint)
                         node_error(c, fk, "unknown binding kind '%s' (did you mean '%s'?)", fk->value, hint);
                 else
@@ -1884,7 +2143,7 @@ static void parse_document(SpecCtx *c, const SpecNode *root) {
         }
         kind = resource_kind_from_string(kn->value);
         if (kind < 0) {
-                const char *hint = spec_suggest(kn->value, kind_names);
+                const char *hint = ctx_suggest(c, kn->value, kind_names);
 
                 if (hint)
                         node_error(c, kn, "unknown kind '%s' (did you mean '%s'?)", kn->value, hint);
@@ -1927,7 +2186,7 @@ static void parse_document(SpecCtx *c, const SpecNode *root) {
 }
 
 static void parse_file(SpecCtx *c, const char *rel) {
-        _cleanup_free_ char *abs = NULL, *buf = NULL;
+        _cleanup_free_ char *buf = NULL;
         SpecYamlLimits yl = {
                 .max_depth = c->limits->max_depth,
                 .max_nodes = c->limits->max_file_size, /* a node takes at least one byte */
@@ -1947,12 +2206,19 @@ static void parse_file(SpecCtx *c, const char *rel) {
                 c->oom = true;
                 return;
         }
-        abs = path_join(c->root, rel);
-        if (!abs) {
-                c->oom = true;
+        r = read_beneath(c, rel, c->limits->max_file_size, &buf, &size);
+        if (r == -EBADFD) {
+                spec_errorf(c, rel, 0, 0, "not a regular file; spec files must be regular files");
                 return;
         }
-        r = read_full_file(abs, c->limits->max_file_size, &buf, &size);
+        if (r == -ELOOP) {
+                spec_errorf(c, rel, 0, 0, "symlink loop");
+                return;
+        }
+        if (r == -EXDEV) {
+                spec_errorf(c, rel, 0, 0, "symlink leaves the spec directory");
+                return;
+        }
         if (r == -EFBIG) {
                 spec_errorf(c, rel, 1, 1, "file is larger than the limit of %zu bytes",
                             c->limits->max_file_size);
@@ -1964,6 +2230,19 @@ static void parse_file(SpecCtx *c, const char *rel) {
         }
         if (r < 0) {
                 spec_errorf(c, rel, 1, 1, "cannot read file: %s", strerror(-r));
+                return;
+        }
+        if (c->limits->max_total_yaml > 0 && c->total_yaml + size > c->limits->max_total_yaml) {
+                if (!c->total_yaml_exceeded)
+                        spec_errorf(c, rel, 1, 1, "the spec files exceed %llu bytes in total",
+                                    (unsigned long long) c->limits->max_total_yaml);
+                c->total_yaml_exceeded = true;
+                return;
+        }
+        c->total_yaml += size;
+        if (size >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) {
+                spec_errorf(c, rel, 1, 1, "file starts with a UTF-8 byte order mark (BOM); "
+                            "save it as UTF-8 without BOM");
                 return;
         }
         r = spec_yaml_parse(buf, size, &yl, &docs, &n_docs, &ye);
@@ -2078,7 +2357,8 @@ static void scan_dir(SpecCtx *c, const char *rel, unsigned depth, char ***files,
                         real = realpath(cabs, NULL);
                         if (!real || stat(real, &st) < 0) {
                                 if (spec_file_name(name))
-                                        spec_errorf(c, child, 1, 1, "dangling symlink");
+                                        spec_errorf(c, child, 1, 1, errno == ELOOP ? "symlink loop" :
+                                                    "dangling symlink");
                                 goto next;
                         }
                         inside = strncmp(real, c->root, lr) == 0 && real[lr] == '/';
@@ -2105,8 +2385,15 @@ static void scan_dir(SpecCtx *c, const char *rel, unsigned depth, char ***files,
                         scan_dir(c, child, depth + 1, files, n_files);
                         goto next;
                 }
-                if (!S_ISREG(st.st_mode) || !spec_file_name(name))
+                if (!spec_file_name(name))
                         goto next;
+                if (!S_ISREG(st.st_mode)) {
+                        /* A FIFO, socket or device named like a spec: its
+                         * documents would silently vanish. */
+                        spec_errorf(c, child, 0, 0, "%s, not a regular file; spec files must be regular files",
+                                    file_type_name(st.st_mode));
+                        goto next;
+                }
                 if (*n_files >= c->limits->max_files) {
                         if (*n_files == c->limits->max_files)
                                 spec_errorf(c, child, 1, 1, "too many spec files (limit %zu)",
@@ -2162,11 +2449,11 @@ static int sort_errors(SpecErrors *e, size_t from) {
         return 0;
 }
 
-int spec_load_with_limits(const char *spec_dir, const SpecLimits *limits,
+static int spec_load_full(const char *spec_dir, const SpecLimits *limits, const SpecGrant *grant,
                           Generation **ret, SpecErrors *errors) {
         _cleanup_(generation_freep) Generation *g = NULL;
         _cleanup_strv_free_ char **files = NULL;
-        SpecCtx c = { .limits = limits, .errors = errors, .root_fd = -EBADF };
+        SpecCtx c = { .limits = limits, .errors = errors, .root_fd = -EBADF, .grant = grant };
         size_t first = errors->n, dropped = errors->n_dropped, n_files = 0;
         struct stat st;
         int r;
@@ -2225,6 +2512,15 @@ int spec_load_with_limits(const char *spec_dir, const SpecLimits *limits,
         g->loaded_usec = now_realtime_usec();
         *ret = TAKE_PTR(g);
         return 0;
+}
+
+int spec_load_with_limits(const char *spec_dir, const SpecLimits *limits,
+                          Generation **ret, SpecErrors *errors) {
+        return spec_load_full(spec_dir, limits, NULL, ret, errors);
+}
+
+int spec_load_granted(const char *spec_dir, const SpecGrant *grant, Generation **ret, SpecErrors *errors) {
+        return spec_load_full(spec_dir, &spec_limits_default, grant, ret, errors);
 }
 
 int spec_load(const char *spec_dir, Generation **ret, SpecErrors *errors) {

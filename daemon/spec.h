@@ -30,6 +30,10 @@
 #define SPEC_MAX_DIR_DEPTH      16              /* directory levels below the spec dir */
 #define SPEC_MAX_MODULES        256             /* modules per Worker, main included */
 #define SPEC_MAX_ERRORS         1000            /* errors kept; the rest are counted */
+#define SPEC_MAX_TOTAL_YAML     (16 * 1024 * 1024)  /* bytes of YAML in one generation */
+#define SPEC_MAX_TOTAL_MODULES  (128 * 1024 * 1024) /* bytes of modules read (and hashed) in one generation */
+#define SPEC_MAX_MESSAGE        512             /* bytes of one error message (longer: cut, "...") */
+#define SPEC_MAX_HINT_WORK      20000           /* "did you mean" comparisons in one load */
 
 typedef struct SpecLimits {
         size_t max_files;
@@ -40,6 +44,8 @@ typedef struct SpecLimits {
         unsigned max_dir_depth;
         size_t max_modules;
         size_t max_errors;
+        uint64_t max_total_yaml;    /* 0: unlimited */
+        uint64_t max_total_modules; /* 0: unlimited */
 } SpecLimits;
 
 /* The defaults above. */
@@ -73,6 +79,34 @@ char *spec_error_to_string(const SpecError *e);
  * NULL on OOM. */
 json_object *spec_errors_to_json(const SpecErrors *e);
 
+/* What the operator grants spec writers (bindery-spec(5), "Secrets"):
+ * who may write specs can read what is granted here, nothing else.
+ *   credential NAME  any name except those in deny_credentials (the
+ *                    daemon's own secrets)
+ *   file PATH        only below files_dir (NULL: no file references at all;
+ *                    the error names files_key), never below a deny_paths
+ *                    entry (the state directory, the daemon's secret files)
+ *   env VAR          only names in env, never a name in deny_env
+ * Violations are load errors at the reference's FILE:LINE:COLUMN. */
+typedef struct SpecGrant {
+        char **deny_credentials;
+        char *files_dir;            /* absolute */
+        const char *files_key;      /* the config key that sets files_dir */
+        char **deny_paths;          /* absolute */
+        char **env;
+        const char *env_key;        /* the config key that sets env */
+        char **deny_env;
+} SpecGrant;
+
+void spec_grant_done(SpecGrant *g);
+
+/* Checks a file reference (absolute, as the loader left it) against grant
+ * now, where its symlinks lead at this moment: the engine calls it again
+ * right before reading a spec secret file, so a symlink swapped in after
+ * the load cannot reach the daemon's files. 0, or -EPERM and a message
+ * (caller frees) naming the path. */
+int spec_grant_check_file(const SpecGrant *grant, const char *path, char **reterr);
+
 /* Loads spec_dir. Returns 0 and a new Generation in *ret (caller frees with
  * generation_free); -EINVAL when the spec has errors (all in errors, *ret
  * untouched); another -errno when the directory itself cannot be read (also
@@ -82,6 +116,10 @@ int spec_load(const char *spec_dir, Generation **ret, SpecErrors *errors);
 /* As spec_load, with explicit limits (tests, fuzzing). */
 int spec_load_with_limits(const char *spec_dir, const SpecLimits *limits,
                           Generation **ret, SpecErrors *errors);
+
+/* As spec_load, checking every secret reference against grant (NULL: form
+ * only, as spec_load). The daemon and the CLI load through this. */
+int spec_load_granted(const char *spec_dir, const SpecGrant *grant, Generation **ret, SpecErrors *errors);
 
 /* Edit distance (Levenshtein) between two short strings; used for
  * "did you mean" hints. Exposed for tests. */

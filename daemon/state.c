@@ -16,6 +16,7 @@
 #include <openssl/hmac.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <dirent.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -34,7 +35,9 @@ struct State {
         char *path;
         char *key_path;
         int lock_fd;
+        int dir_fd;                 /* the state directory, flock()ed too: deleting "lock" frees nothing */
         bool locked;
+        char *key_error;            /* why hmac.key is unusable, naming it */
 
         char *account_id;
         char *api_url;
@@ -190,6 +193,9 @@ State *state_free(State *s) {
         explicit_bzero(s->key, sizeof s->key);
         if (s->lock_fd >= 0)
                 (void) close(s->lock_fd);     /* releases the flock */
+        if (s->dir_fd >= 0)
+                (void) close(s->dir_fd);
+        free(s->key_error);
         free(s->dir);
         free(s->path);
         free(s->key_path);
@@ -395,6 +401,26 @@ static int check_map(Loader *l, json_object *o, const char *what, bool nested) {
         return 0;
 }
 
+/* Removes what a kill -9 mid-save left: "state.json.tmp.PID" and
+ * "hmac.key.tmp.PID" (write_file_atomic's temporaries). Only with the
+ * lock held: no one else is writing them. */
+static void remove_stale_temporaries(int dir_fd) {
+        _cleanup_close_ int fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
+        DIR *d;
+
+        if (fd < 0)
+                return;
+        d = fdopendir(fd);
+        if (!d)
+                return;
+        fd = -EBADF;  /* owned by d now */
+        for (struct dirent *de; (de = readdir(d));)
+                if ((startswith(de->d_name, STATE_FILE ".tmp.") || startswith(de->d_name, STATE_KEY_FILE ".tmp.")) &&
+                    (de->d_type == DT_REG || de->d_type == DT_UNKNOWN))
+                        (void) unlinkat(dirfd(d), de->d_name, 0);
+        closedir(d);
+}
+
 static int state_load(State *s, char **reterr) {
         _cleanup_free_ char *data = NULL;
         Loader l = { .path = s->path, .reterr = reterr };
@@ -562,6 +588,7 @@ int state_open(const char *dir, bool lock, State **ret, char **reterr_message) {
         if (!s)
                 return -ENOMEM;
         s->lock_fd = -EBADF;
+        s->dir_fd = -EBADF;
         s->dir = strdup(dir);
         s->path = path_join(dir, STATE_FILE);
         s->key_path = path_join(dir, STATE_KEY_FILE);
@@ -593,7 +620,23 @@ int state_open(const char *dir, bool lock, State **ret, char **reterr_message) {
                                          r == -EBUSY ? "held by another process" : strerror(-r));
                         return r;
                 }
+                /* The directory itself too: a "lock" file can be deleted
+                 * under a running daemon (and a new one created and locked
+                 * by a second), the directory cannot while it holds state. */
+                s->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);  /* may be a symlink (StateDirectory= with DynamicUser=) */
+                if (s->dir_fd < 0) {
+                        r = -errno;
+                        (void) set_error(reterr_message, "%s: cannot open: %s", dir, strerror(-r));
+                        return r;
+                }
+                if (flock(s->dir_fd, LOCK_EX | LOCK_NB) < 0) {
+                        r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+                        (void) set_error(reterr_message, "%s: %s", dir,
+                                         r == -EBUSY ? "locked by another process" : strerror(-r));
+                        return r;
+                }
                 s->locked = true;
+                remove_stale_temporaries(s->dir_fd);
         }
 
         r = state_load(s, reterr_message);
@@ -601,6 +644,10 @@ int state_open(const char *dir, bool lock, State **ret, char **reterr_message) {
                 return r;
         *ret = TAKE_PTR(s);
         return 0;
+}
+
+const char *state_key_error(const State *s) {
+        return s ? s->key_error : NULL;
 }
 
 bool state_is_locked(const State *s) {
@@ -1048,6 +1095,11 @@ static int load_key(State *s) {
         if (r == 0) {
                 if (size != STATE_KEY_SIZE) {
                         explicit_bzero(data, size);
+                        free(s->key_error);
+                        if (asprintf(&s->key_error, "%s: %zu bytes, expected %d; move it away and bindery makes "
+                                     "a new key (every secret is then uploaded again)", s->key_path, size,
+                                     STATE_KEY_SIZE) < 0)
+                                s->key_error = NULL;
                         return -EBADMSG;
                 }
                 memcpy(s->key, data, STATE_KEY_SIZE);

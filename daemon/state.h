@@ -3,7 +3,8 @@
  *
  *   state_dir/state.json   the ledger (json-c), mode 0600, written
  *                          atomically (temp file, fsync, rename, fsync dir)
- *   state_dir/lock         flock()ed by the process that may write
+ *   state_dir/lock         flock()ed by the process that may write (and the
+ *                          directory itself, so deleting "lock" frees nothing)
  *   state_dir/hmac.key     32 random bytes, mode 0600: the per-install key
  *                          for secret fingerprints (HMAC-SHA256)
  *
@@ -81,8 +82,10 @@ typedef struct StateIntent {
         uint64_t time_usec;         /* CLOCK_REALTIME */
 } StateIntent;
 
-/* Opens dir. With lock, creates dir (0700) if missing and takes a
- * non-blocking flock on dir/lock (-EBUSY if another process holds it);
+/* Opens dir. With lock, creates dir (0700) if missing, takes a
+ * non-blocking flock on dir/lock and on dir itself (-EBUSY if another
+ * process holds either) and removes the temporaries a kill left
+ * (state.json.tmp.PID, hmac.key.tmp.PID);
  * without, only reads (a missing dir or file is a fresh, empty state).
  * Loads state.json: missing → fresh; larger than STATE_MAX_SIZE → -EFBIG;
  * unreadable → its errno; not valid JSON, wrong shape or a newer format
@@ -170,6 +173,10 @@ const StateIntent *const *state_intents(const State *s, size_t *ret_n);
  * a guessed value without the key. The key file is created on first use
  * with getrandom(); without the lock a missing key is not created
  * (-ENOKEY): nothing can have been fingerprinted under it anyway. */
+
+/* Why the key file is unusable (after state_secret_hmac() failed with
+ * -EBADMSG): a message naming the file, or NULL. Borrowed. */
+const char *state_key_error(const State *s);
 
 /* Computes the fingerprint of a value (hex, 64 chars + NUL). */
 int state_secret_hmac(State *s, const void *value, size_t size, char ret[static 65]);

@@ -4,6 +4,9 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -210,6 +213,41 @@ char *format_duration(uint64_t usec, char *buf, size_t n) {
                 }
         snprintf(buf, n, "%lluus", (unsigned long long) usec);
         return buf;
+}
+
+int process_harden(void) {
+        struct rlimit rl = {};
+
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+                return -errno;
+        if (setrlimit(RLIMIT_CORE, &rl) < 0)
+                return -errno;
+        return 0;
+}
+
+void process_raise_nofile(rlim_t want) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+                return;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        (void) setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+void *secret_malloc(size_t size) {
+        long ps = sysconf(_SC_PAGESIZE);
+        size_t page = ps > 0 ? (size_t) ps : 4096, n;
+        void *p = NULL;
+
+        if (size > SIZE_MAX - page)
+                return NULL;
+        n = (size + page - 1) / page * page;
+        if (n == 0)
+                n = page;
+        if (posix_memalign(&p, page, n) != 0)
+                return NULL;
+        (void) madvise(p, n, MADV_DONTDUMP);
+        return p;
 }
 
 int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size) {

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "cleanup.h"
@@ -50,6 +51,20 @@ int safe_atou64(const char *s, uint64_t *ret);
 /* Reads at most max bytes of a regular file; -EFBIG past that. The result
  * is NUL-terminated (not counted in *ret_size). Caller frees. */
 int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size);
+
+/* A buffer for a secret value: whole pages, marked MADV_DONTDUMP so a core
+ * dump never holds it. Free with erase_and_free() like any other buffer.
+ * NULL on OOM. */
+void *secret_malloc(size_t size);
+
+/* Makes the process non-dumpable (PR_SET_DUMPABLE 0: no core dump, no
+ * ptrace by the same user) and sets RLIMIT_CORE to 0. Called first thing
+ * in main(): the process will hold the account's API token. */
+int process_harden(void);
+
+/* Raises the soft RLIMIT_NOFILE to min(hard, want): the HTTP API keeps up
+ * to ~1100 connections (epoll, never select()). */
+void process_raise_nofile(rlim_t want);
 
 /* Writes data to path atomically: temp file in the same directory, fsync,
  * rename, fsync of the directory. mode applies to the new file. */

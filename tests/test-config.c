@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "daemon/config.h"
+#include "spec.h"
 #include "util.h"
 
 static char tmpdir[] = "/tmp/test-config.XXXXXX";
@@ -61,11 +62,11 @@ static char *load_errors(const char *text, const Options *o) {
 
 START_TEST(test_defaults) {
         _cleanup_(config_freep) Config *c = NULL;
-        Options o = { .account_id = "acc", .spec_dir = "/srv/spec" };
+        Options o = { .account_id = "0123456789abcdef0123456789abcdef", .spec_dir = "/srv/spec" };
 
         ck_assert_int_eq(config_load(NULL, &o, &c, NULL, NULL), 0);
         ck_assert_ptr_null(c->path);
-        ck_assert_str_eq(c->account_id, "acc");
+        ck_assert_str_eq(c->account_id, "0123456789abcdef0123456789abcdef");
         ck_assert_str_eq(c->spec_dir, "/srv/spec");
         ck_assert_str_eq(c->api_url, CONFIG_DEFAULT_API_URL);
         ck_assert_str_eq(c->state_dir, "/var/lib/bindery");
@@ -95,7 +96,7 @@ START_TEST(test_full_file) {
 
         p = write_config("full.yaml",
                          "# every key\n"
-                         "account_id: 0123456789abcdef\n"
+                         "account_id: 0123456789abcdef0123456789abcdef\n"
                          "api_url: http://127.0.0.1:8788/client/v4/\n"
                          "api_token: { file: /etc/bindery/token }\n"
                          "spec_dir: specs\n"
@@ -116,7 +117,7 @@ START_TEST(test_full_file) {
                          "log_level: debug\n");
         ck_assert_int_eq(config_load(p, NULL, &c, NULL, NULL), 0);
         ck_assert_str_eq(c->path, p);
-        ck_assert_str_eq(c->account_id, "0123456789abcdef");
+        ck_assert_str_eq(c->account_id, "0123456789abcdef0123456789abcdef");
         ck_assert_str_eq(c->api_url, "http://127.0.0.1:8788/client/v4");
         ck_assert(c->api_token_set);
         ck_assert_int_eq(c->api_token.source, SECRET_SOURCE_FILE);
@@ -151,7 +152,7 @@ START_TEST(test_overrides) {
         char l0[] = "127.0.0.1:0", l1[] = "[::1]:0";
         char *listen[] = { l0, l1, NULL };
         Options o = {
-                .account_id = "flag-acc",
+                .account_id = "abcdefabcdefabcdefabcdefabcdefab",
                 .api_url = "http://127.0.0.1:1/client/v4",
                 .spec_dir = "/flag/spec",
                 .state_dir = "/flag/state",
@@ -161,12 +162,12 @@ START_TEST(test_overrides) {
         const char *p;
 
         p = write_config("o.yaml",
-                         "account_id: file-acc\n"
+                         "account_id: 0123456789abcdef0123456789abcdef\n"
                          "spec_dir: /file/spec\n"
                          "listen: 127.0.0.1:1\n"
                          "log_level: debug\n");
         ck_assert_int_eq(config_load(p, &o, &c, NULL, NULL), 0);
-        ck_assert_str_eq(c->account_id, "flag-acc");
+        ck_assert_str_eq(c->account_id, "abcdefabcdefabcdefabcdefabcdefab");
         ck_assert_str_eq(c->api_url, "http://127.0.0.1:1/client/v4");
         ck_assert_str_eq(c->spec_dir, "/flag/spec");
         ck_assert_str_eq(c->state_dir, "/flag/state");
@@ -178,7 +179,7 @@ END_TEST
 
 START_TEST(test_api_token_default) {
         _cleanup_(config_freep) Config *a = NULL, *b = NULL, *c = NULL;
-        Options o = { .account_id = "acc", .spec_dir = "/s" };
+        Options o = { .account_id = "0123456789abcdef0123456789abcdef", .spec_dir = "/s" };
         char p[300];
 
         /* env only: the environment variable */
@@ -208,7 +209,7 @@ END_TEST
 START_TEST(test_unknown_key) {
         _cleanup_free_ char *e = NULL;
 
-        e = load_errors("account_id: a\n"
+        e = load_errors("account_id: 0123456789abcdef0123456789abcdef\n"
                         "spec_dir: /s\n"
                         "intervall: 5m\n"
                         "  \n"
@@ -257,16 +258,69 @@ START_TEST(test_bad_values) {
 }
 END_TEST
 
+/* account_id ends up in request paths: only 32 hex digits pass. */
+START_TEST(test_account_id_validated) {
+        _cleanup_free_ char *a = NULL, *b = NULL;
+        Options o = { .account_id = "../../../user/tokens/verify?", .spec_dir = "/s" };
+
+        a = load_errors("account_id: ../../../user/tokens/verify?\nspec_dir: /s\n", NULL);
+        ck_assert_str_eq(a, "1:13: 'account_id' must be the 32 hexadecimal digits of a Cloudflare account id, "
+                            "not '../../../user/tokens/verify?'\n");
+        b = load_errors("spec_dir: /s\n", &o);
+        ck_assert_ptr_nonnull(strstr(b, "--account-id must be the 32 hexadecimal digits"));
+        ck_assert(config_account_id_is_valid("023e105f4ecef8ad9ca31a8372d0c353"));
+        ck_assert(config_account_id_is_valid("023E105F4ECEF8AD9CA31A8372D0C353"));
+        ck_assert(!config_account_id_is_valid("023e105f4ecef8ad9ca31a8372d0c35"));
+        ck_assert(!config_account_id_is_valid("023e105f4ecef8ad9ca31a8372d0c353/"));
+        ck_assert(!config_account_id_is_valid("023e105f4ecef8ad9ca31a8372d0c35g"));
+        ck_assert(!config_account_id_is_valid(""));
+}
+END_TEST
+
+/* What specs may read: the daemon's own secrets and the state directory
+ * never, files only below spec_files_dir, env only from spec_env. */
+START_TEST(test_spec_grant) {
+        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_(spec_grant_done) SpecGrant g = {};
+        _cleanup_free_ char *e = NULL;
+
+        ck_assert_int_eq(config_load(write_config("g.yaml",
+                         "account_id: 0123456789abcdef0123456789abcdef\n"
+                         "spec_dir: /srv/spec\n"
+                         "state_dir: /var/lib/bx\n"
+                         "api_token: { env: MY_CF_TOKEN }\n"
+                         "http_token: { credential: my-http-token }\n"
+                         "webhook_secret: { file: /etc/bx/hook }\n"
+                         "spec_files_dir: /etc/bx/spec-secrets\n"
+                         "spec_env: [APP_KEY, OTHER]\n"), NULL, &c, NULL, NULL), 0);
+        ck_assert_str_eq(c->spec_files_dir, "/etc/bx/spec-secrets");
+        ck_assert_int_eq((int) strv_length(c->spec_env), 2);
+        ck_assert_int_eq(config_spec_grant(c, &g), 0);
+        ck_assert(strv_contains(g.deny_credentials, "my-http-token"));
+        ck_assert(strv_contains(g.deny_credentials, "cloudflare-api-token"));
+        ck_assert(strv_contains(g.deny_env, "MY_CF_TOKEN"));
+        ck_assert(strv_contains(g.deny_env, "CLOUDFLARE_API_TOKEN"));
+        ck_assert(strv_contains(g.deny_paths, "/etc/bx/hook"));
+        ck_assert(strv_contains(g.deny_paths, "/var/lib/bx"));
+        ck_assert_str_eq(g.files_dir, "/etc/bx/spec-secrets");
+        ck_assert(strv_contains(g.env, "APP_KEY"));
+        ck_assert(!strv_contains(g.env, "MY_CF_TOKEN"));
+
+        e = load_errors("account_id: 0123456789abcdef0123456789abcdef\nspec_dir: /s\nspec_env: [OK, \"no-dash\"]\n", NULL);
+        ck_assert_str_eq(e, "3:11: 'spec_env': 'no-dash' is not an environment variable name\n");
+}
+END_TEST
+
 START_TEST(test_bad_budget_and_durations) {
         _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL, *d = NULL;
 
-        a = load_errors("account_id: a\nspec_dir: /s\nrequest_budget: 0/5m\n", NULL);
+        a = load_errors("account_id: 0123456789abcdef0123456789abcdef\nspec_dir: /s\nrequest_budget: 0/5m\n", NULL);
         ck_assert_str_eq(a, "3:17: 'request_budget': the request count must be between 1 and 100000\n");
-        b = load_errors("account_id: a\nspec_dir: /s\nrequest_budget: 10/0s\n", NULL);
+        b = load_errors("account_id: 0123456789abcdef0123456789abcdef\nspec_dir: /s\nrequest_budget: 10/0s\n", NULL);
         ck_assert_str_eq(b, "3:17: 'request_budget': the window must be between 1s and 1d\n");
-        c = load_errors("account_id: a\nspec_dir: /s\nrequest_budget: 10/fortnight\n", NULL);
+        c = load_errors("account_id: 0123456789abcdef0123456789abcdef\nspec_dir: /s\nrequest_budget: 10/fortnight\n", NULL);
         ck_assert_str_eq(c, "3:17: 'request_budget' must read REQUESTS/DURATION, like 1000/5m, not '10/fortnight'\n");
-        d = load_errors("account_id: a\nspec_dir: /s\nprune_settle: -5s\n", NULL);
+        d = load_errors("account_id: 0123456789abcdef0123456789abcdef\nspec_dir: /s\nprune_settle: -5s\n", NULL);
         ck_assert_str_eq(d, "3:15: 'prune_settle' must be a duration like 30s, 5m or 6h, not '-5s'\n");
 }
 END_TEST
@@ -274,7 +328,7 @@ END_TEST
 START_TEST(test_syntax_and_shape) {
         _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL;
 
-        a = load_errors("account_id: a\nspec_dir: [unclosed\n", NULL);
+        a = load_errors("account_id: 0123456789abcdef0123456789abcdef\nspec_dir: [unclosed\n", NULL);
         ck_assert(startswith(a, "3:1: YAML syntax error: ") || startswith(a, "2:"));
         b = load_errors("- a\n- b\n", NULL);
         ck_assert_str_eq(b, "1:1: the configuration must be a mapping of keys, not a list\n");
@@ -290,7 +344,7 @@ START_TEST(test_bad_overrides) {
         char *listen[] = { l0, NULL };
         Options o = { .api_url = "gopher://x", .listen = listen };
 
-        e = load_errors("account_id: a\nspec_dir: /s\n", &o);
+        e = load_errors("account_id: 0123456789abcdef0123456789abcdef\nspec_dir: /s\n", &o);
         ck_assert_str_eq(e, "0:0: --api-url must be an http:// or https:// URL, not 'gopher://x'\n"
                             "0:0: --listen: 'nowhere' is not an address like 127.0.0.1:9470 or [::1]:9470\n");
 }
@@ -298,10 +352,10 @@ END_TEST
 
 START_TEST(test_null_values_and_empty_file) {
         _cleanup_(config_freep) Config *c = NULL, *d = NULL;
-        Options o = { .account_id = "a", .spec_dir = "/s" };
+        Options o = { .account_id = "0123456789abcdef0123456789abcdef", .spec_dir = "/s" };
 
         /* "key:" with no value means the default */
-        ck_assert_int_eq(config_load(write_config("n.yaml", "interval:\nlisten: ~\naccount_id: x\nspec_dir: /s\n"),
+        ck_assert_int_eq(config_load(write_config("n.yaml", "interval:\nlisten: ~\naccount_id: 0123456789abcdef0123456789abcdef\nspec_dir: /s\n"),
                                      NULL, &c, NULL, NULL), 0);
         ck_assert_uint_eq(c->interval_usec, 300 * USEC_PER_SEC);
         ck_assert_str_eq(c->listen[0], CONFIG_DEFAULT_LISTEN);
@@ -365,7 +419,7 @@ START_TEST(test_notify_and_webhook_ref) {
         _cleanup_free_ char *errs = NULL;
 
         ck_assert_int_eq(config_load(write_config("n.yaml",
-                                                  "account_id: a\n"
+                                                  "account_id: 0123456789abcdef0123456789abcdef\n"
                                                   "spec_dir: /srv/spec\n"
                                                   "webhook_ref: refs/heads/main\n"
                                                   "notify:\n"
@@ -386,7 +440,7 @@ START_TEST(test_notify_and_webhook_ref) {
         /* No events named: every event. */
         ck_assert_uint_eq(c->notify[1].events, (1U << _NOTIFY_EVENT_MAX) - 1);
 
-        errs = load_errors("account_id: a\n"
+        errs = load_errors("account_id: 0123456789abcdef0123456789abcdef\n"
                            "spec_dir: /srv/spec\n"
                            "notify:\n"
                            "  - url: ftp://x\n"
@@ -419,6 +473,8 @@ static Suite *config_suite(void) {
         tcase_add_test(tc, test_bad_budget_and_durations);
         tcase_add_test(tc, test_syntax_and_shape);
         tcase_add_test(tc, test_bad_overrides);
+        tcase_add_test(tc, test_account_id_validated);
+        tcase_add_test(tc, test_spec_grant);
         tcase_add_test(tc, test_null_values_and_empty_file);
         tcase_add_test(tc, test_missing_file);
         tcase_add_test(tc, test_parse_listen);

@@ -39,6 +39,7 @@ typedef struct Stub {
         const char *run_result;     /* "ok", "failed", ... */
         unsigned n_runs_started;
         unsigned n_triggers;
+        unsigned n_forced;          /* triggers with force */
         char running_id[16], pending_id[16], done_id[16];
         unsigned seq;
         sd_event_source *run_timer;
@@ -124,6 +125,8 @@ static int stub_trigger(void *userdata, const char *reason, bool force, char **r
         Stub *s = userdata;
 
         s->n_triggers++;
+        if (force)
+                s->n_forced++;
         if (*s->pending_id) {
                 *ret = strdup(s->pending_id);
                 return 0;
@@ -691,28 +694,115 @@ START_TEST(test_limits_connections_and_timeout) {
         Server *srv = server_start(&s, NULL);
         int fds[4], extra;
         char buf[256];
+        struct timespec t0, t1;
         Reply r;
 
         for (size_t i = 0; i < ELEMENTSOF(fds); i++)
                 fds[i] = connect_to(srv->port);
         usleep(100 * 1000);
-        /* the fifth waits in the kernel's backlog: the server does not
-         * accept past its limit */
+        /* at the limit, the fifth is served at once: the oldest connection
+         * that has not sent a request makes room */
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         extra = connect_to(srv->port);
         (void) send(extra, "GET /healthz HTTP/1.0\r\n\r\n", 26, MSG_NOSIGNAL);
-        ck_assert_int_eq(read_until_close(extra, buf, sizeof(buf), 500), -1);
-        /* idle connections time out (1 s here) */
+        ck_assert_int_gt(read_until_close(extra, buf, sizeof(buf), 2000), 0);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        ck_assert_ptr_nonnull(strstr(buf, " 200 "));
+        ck_assert_msg((t1.tv_sec - t0.tv_sec) * 1000.0 + (t1.tv_nsec - t0.tv_nsec) / 1e6 < 500.0,
+                      "the fifth connection waited");
+        close(extra);
+        /* the oldest was closed; the rest time out (1 s here) */
+        ck_assert_int_ge(read_until_close(fds[0], buf, sizeof(buf), 500), 0);
         for (size_t i = 0; i < ELEMENTSOF(fds); i++) {
                 ck_assert_int_ge(read_until_close(fds[i], buf, sizeof(buf), 5000), 0);
                 close(fds[i]);
         }
-        /* and then the waiting one is served */
-        ck_assert_int_gt(read_until_close(extra, buf, sizeof(buf), 5000), 0);
-        ck_assert_ptr_nonnull(strstr(buf, " 200 "));
-        close(extra);
         r = get(srv, "/healthz");
         ck_assert_int_eq(r.status, 200);
         reply_done(&r);
+        server_stop(srv);
+}
+END_TEST
+
+/* A client trickling a header line now and then is active, so MHD's
+ * inactivity timeout never fires; the request deadline does. */
+START_TEST(test_request_deadline_slowloris) {
+        HttpdSettings s = { .request_deadline_sec = 2, .connection_timeout_sec = 30 };
+        Server *srv = server_start(&s, NULL);
+        int fd = connect_to(srv->port);
+        struct timespec t0, t1;
+        bool closed = false;
+        char buf[256];
+        double ms;
+
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        (void) send(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\n", 32, MSG_NOSIGNAL);
+        for (unsigned i = 0; i < 40 && !closed; i++) {
+                if (send(fd, "X-a: b\r\n", 8, MSG_NOSIGNAL) < 0)
+                        closed = true;
+                else if (read_until_close(fd, buf, sizeof(buf), 250) >= 0)
+                        closed = true;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        ms = (t1.tv_sec - t0.tv_sec) * 1000.0 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+        ck_assert_msg(closed, "a trickling client kept its connection for 10 s");
+        ck_assert_msg(ms >= 1900 && ms < 4500, "closed after %.0f ms (deadline 2 s)", ms);
+        close(fd);
+        server_stop(srv);
+}
+END_TEST
+
+/* Per address: past the cap the oldest of that address makes room, while
+ * a request being answered (a waiter) is never evicted. */
+START_TEST(test_per_address_cap_spares_waiters) {
+        HttpdSettings s = { .per_address_limit = 8, .connection_limit = 64 };
+        Server *srv = server_start(&s, NULL);
+        int waiter = connect_to(srv->port), fds[20];
+        char buf[1024];
+        size_t open_n;
+        uint64_t evicted, deadline;
+        static const char req[] = "POST /v1/reconcile?wait=3 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " TOKEN
+                                  "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+        (void) send(waiter, req, sizeof(req) - 1, MSG_NOSIGNAL);
+        usleep(100 * 1000);
+        for (size_t i = 0; i < ELEMENTSOF(fds); i++)
+                fds[i] = connect_to(srv->port);
+        usleep(200 * 1000);
+        /* the waiter got its answer (the run takes 200 ms) */
+        ck_assert_int_gt(read_until_close(waiter, buf, sizeof(buf), 3000), 0);
+        ck_assert_ptr_nonnull(strstr(buf, " 200 "));
+        close(waiter);
+        httpd_connection_stats(srv->stub.httpd, &open_n, &evicted, &deadline);
+        ck_assert_uint_ge(evicted, ELEMENTSOF(fds) - 8);
+        for (size_t i = 0; i < ELEMENTSOF(fds); i++)
+                close(fds[i]);
+        server_stop(srv);
+}
+END_TEST
+
+/* A chunked body has no Content-Length to refuse up front: past the limit
+ * it is dropped and answered 413. */
+START_TEST(test_chunked_body_413) {
+        Server *srv = server_start(NULL, NULL);
+        int fd = connect_to(srv->port);
+        static const char head[] = "POST /v1/reconcile HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " TOKEN
+                                   "\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+        char chunk[1100], buf[1024];
+        int n;
+
+        (void) send(fd, head, sizeof(head) - 1, MSG_NOSIGNAL);
+        memset(chunk, 0, sizeof(chunk));
+        n = snprintf(chunk, sizeof(chunk), "400\r\n");
+        memset(chunk + n, 'x', 1024);
+        memcpy(chunk + n + 1024, "\r\n", 2);
+        for (unsigned i = 0; i < 8; i++)  /* 8 KiB > the 4 KiB limit */
+                (void) send(fd, chunk, (size_t) n + 1026, MSG_NOSIGNAL);
+        (void) send(fd, "0\r\n\r\n", 5, MSG_NOSIGNAL);
+        ck_assert_int_gt(read_until_close(fd, buf, sizeof(buf), 3000), 0);
+        ck_assert_msg(strstr(buf, " 413 "), "got: %.80s", buf);
+        close(fd);
+        ck_assert_uint_eq(srv->stub.n_triggers, 0);
         server_stop(srv);
 }
 END_TEST
@@ -954,6 +1044,35 @@ START_TEST(test_webhook_ref) {
 }
 END_TEST
 
+/* No query parameter changes what a webhook run may do: the query is not
+ * covered by the signature, so a replayed delivery with ?force=1&wait=5
+ * only queues an ordinary reconcile and is answered at once. */
+START_TEST(test_webhook_replay_query) {
+        Server *srv = server_start(NULL, NULL);
+        const char *body = "{\"ref\":\"refs/heads/main\"}";
+        char sig[72], hdr[128];
+        Reply r;
+
+        ck_assert_int_eq(httpd_webhook_signature(HOOK_SECRET, strlen(HOOK_SECRET), body, strlen(body), sig), 0);
+        snprintf(hdr, sizeof(hdr), "X-Hub-Signature-256: %s", sig);
+        r = request(srv, "POST", "/v1/hooks/github?force=1&wait=5", hdr, "X-GitHub-Event: push", body, strlen(body));
+        ck_assert_int_eq(r.status, 202);
+        ck_assert(r.seconds < 1.0);
+        reply_done(&r);
+        r = request(srv, "POST", "/v1/hooks/github?force=true", hdr, "X-GitHub-Event: push", body, strlen(body));
+        ck_assert_int_eq(r.status, 202);
+        reply_done(&r);
+        ck_assert_uint_eq(srv->stub.n_triggers, 2);
+        ck_assert_uint_eq(srv->stub.n_forced, 0);
+        /* the bearer-token API keeps ?force */
+        r = post(srv, "/v1/reconcile?force=1", "Authorization: Bearer " TOKEN);
+        ck_assert_int_eq(r.status, 202);
+        reply_done(&r);
+        ck_assert_uint_eq(srv->stub.n_forced, 1);
+        server_stop(srv);
+}
+END_TEST
+
 /* A strict reader of the Prometheus text format 0.0.4: every family has
  * HELP then TYPE before its samples, names and labels are well formed,
  * label values use only \\ \" \n escapes, values parse, no family repeats,
@@ -1186,6 +1305,10 @@ static Suite *httpd_suite(void) {
         tcase_add_test(tc, test_plan_busy);
         tcase_add_test(tc, test_webhook);
         tcase_add_test(tc, test_webhook_ref);
+        tcase_add_test(tc, test_webhook_replay_query);
+        tcase_add_test(tc, test_request_deadline_slowloris);
+        tcase_add_test(tc, test_per_address_cap_spares_waiters);
+        tcase_add_test(tc, test_chunked_body_413);
         tcase_add_test(tc, test_metrics_parse);
         tcase_add_test(tc, test_shutdown_answers_waiters);
         tcase_add_test(tc, test_two_listeners_ipv6);

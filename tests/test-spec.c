@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "spec-yaml.h"
@@ -803,6 +804,228 @@ START_TEST(test_file_limits) {
 }
 END_TEST
 
+/* Load through a grant; like load_dir otherwise. */
+static char *load_granted(const char *dir, const SpecGrant *grant) {
+        _cleanup_(generation_freep) Generation *g = NULL;
+        SpecErrors e = {};
+        char *out = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&out, &len);
+
+        ck_assert_ptr_nonnull(f);
+        if (spec_load_granted(dir, grant, &g, &e) == 0)
+                fprintf(f, "OK");
+        for (size_t i = 0; i < e.n; i++) {
+                _cleanup_free_ char *s = spec_error_to_string(&e.errors[i]);
+
+                fprintf(f, "%s%s", i ? "\n" : "", s);
+        }
+        fclose(f);
+        spec_errors_done(&e);
+        return out;
+}
+
+/* Spec writers read what the operator grants, nothing else: not the
+ * daemon's credentials or env, not the state directory, no file outside
+ * spec_files_dir, no env outside spec_env. */
+START_TEST(test_secret_grant) {
+        _cleanup_free_ char *d = mkspec(), *files = mkspec(), *state = mkspec(), *o = NULL, *yaml = NULL,
+                            *lnk = NULL;
+        char *deny_creds[] = { (char *) "cloudflare-api-token", (char *) "http-token", NULL };
+        char *deny_env[] = { (char *) "CLOUDFLARE_API_TOKEN", NULL };
+        char *env[] = { (char *) "APP_KEY", (char *) "CLOUDFLARE_API_TOKEN", NULL };
+        char *deny_paths[] = { state, NULL };
+        SpecGrant g = {
+                .deny_credentials = deny_creds, .deny_env = deny_env, .env = env,
+                .deny_paths = deny_paths, .files_key = "spec_files_dir", .env_key = "spec_env",
+        };
+
+        put(d, "w.js", "export default {};\n");
+        put(files, "app.key", "x\n");
+        put(state, "hmac.key", "x\n");
+        lnk = path_join(files, "sneaky");
+        ck_assert_int_eq(symlink(state, lnk), 0);
+        ck_assert_int_ge(asprintf(&yaml, W "bindings:\n"
+                                  "  A: { secret: { credential: cloudflare-api-token } }\n"
+                                  "  B: { secret: { credential: app-secret } }\n"
+                                  "  C: { secret: { env: CLOUDFLARE_API_TOKEN } }\n"
+                                  "  D: { secret: { env: APP_KEY } }\n"
+                                  "  E: { secret: { env: HOME } }\n"
+                                  "  F: { secret: { file: %s/app.key } }\n"
+                                  "  G: { secret: { file: %s/hmac.key } }\n"
+                                  "  H: { secret: { file: %s/../%s/hmac.key } }\n"
+                                  "  I: { secret: { file: /etc/shadow } }\n"
+                                  "  J: { secret: { file: %s/sneaky/hmac.key } }\n",
+                                  files, state, files, strrchr(state, '/') + 1, files), 0);
+        put(d, "spec.yaml", yaml);
+        /* no grant: form only (unit tests, fuzzing) */
+        o = load_granted(d, NULL);
+        ck_assert_str_eq(o, "OK");
+        free(o);
+        /* no spec_files_dir: every file reference names the key to set */
+        o = load_granted(d, &g);
+        ck_assert_ptr_nonnull(strstr(o, "spec.yaml:6:30: credential 'cloudflare-api-token' is one of the daemon's own secrets"));
+        ck_assert_ptr_null(strstr(o, "app-secret"));
+        ck_assert_ptr_nonnull(strstr(o, "spec.yaml:8:23: environment variable 'CLOUDFLARE_API_TOKEN' holds one of the daemon's own secrets"));
+        ck_assert_ptr_null(strstr(o, "'APP_KEY'"));
+        ck_assert_ptr_nonnull(strstr(o, "spec.yaml:10:23: environment variable 'HOME' is not granted to specs (list it in 'spec_env'"));
+        ck_assert_ptr_nonnull(strstr(o, "spec.yaml:11:24: secret files are not granted to specs: set 'spec_files_dir'"));
+        free(o);
+        /* with spec_files_dir: F passes; the state dir (also through .. and a symlink) and /etc do not */
+        g.files_dir = files;
+        o = load_granted(d, &g);
+        ck_assert_ptr_null(strstr(o, "spec.yaml:11:"));
+        ck_assert_ptr_nonnull(strstr(o, "spec.yaml:12:24: secret file"));
+        ck_assert_ptr_nonnull(strstr(o, "belongs to the daemon"));
+        ck_assert_ptr_nonnull(strstr(o, "spec.yaml:13:24: secret file"));
+        ck_assert_ptr_nonnull(strstr(o, "spec.yaml:14:24: secret file '/etc/shadow' is outside 'spec_files_dir'"));
+        ck_assert_ptr_nonnull(strstr(o, "spec.yaml:15:24: secret file"));
+        o = mfree(o);
+        /* checked again when read: a symlink swapped in after the load */
+        {
+                _cleanup_free_ char *app = path_join(files, "app.key"), *key = path_join(state, "hmac.key"),
+                                    *err = NULL;
+
+                ck_assert_int_eq(spec_grant_check_file(&g, app, NULL), 0);
+                ck_assert_int_eq(unlink(app), 0);
+                ck_assert_int_eq(symlink(key, app), 0);
+                ck_assert_int_eq(spec_grant_check_file(&g, app, &err), -EPERM);
+                ck_assert_ptr_nonnull(strstr(err, "belongs to the daemon"));
+        }
+        rm_rf(d);
+        rm_rf(files);
+        rm_rf(state);
+}
+END_TEST
+
+/* A FIFO, socket or device named like a spec or a module is an error at
+ * FILE, and never blocks the load (opened O_NONBLOCK, fstat first). */
+START_TEST(test_hostile_files) {
+        _cleanup_free_ char *d = mkspec(), *o = NULL, *p = NULL, *q = NULL;
+
+        put(d, "w.js", "export default {};\n");
+        put(d, "spec.yaml", W "modules: [fifo.js]\n");
+        p = path_join(d, "fifo.js");
+        ck_assert_int_eq(mkfifo(p, 0600), 0);
+        free(p);
+        p = path_join(d, "pipe.yaml");
+        ck_assert_int_eq(mkfifo(p, 0600), 0);
+        free(p);
+        /* a symlink loop, and a UTF-8 BOM */
+        p = path_join(d, "loop1.yaml");
+        q = path_join(d, "loop2.yaml");
+        ck_assert_int_eq(symlink(q, p), 0);
+        ck_assert_int_eq(symlink(p, q), 0);
+        put(d, "bom.yaml", "\xef\xbb\xbfkind: Queue\nname: q\n");
+        o = load_dir(d, NULL, NULL);
+        ck_assert_str_eq(o, "bom.yaml:1:1: file starts with a UTF-8 byte order mark (BOM); save it as UTF-8 without BOM\n"
+                            "loop1.yaml:1:1: symlink loop\n"
+                            "loop2.yaml:1:1: symlink loop\n"
+                            "pipe.yaml: a FIFO, not a regular file; spec files must be regular files\n"
+                            "spec.yaml:5:11: module 'fifo.js' is not a regular file (a FIFO)");
+        rm_rf(d);
+}
+END_TEST
+
+static bool sanitized(void) {
+#if defined(__SANITIZE_ADDRESS__)
+        return true;
+#elif defined(__has_feature)
+#  if __has_feature(address_sanitizer)
+        return true;
+#  endif
+#endif
+        return streq_ptr(getenv("BINDERY_SANITIZED"), "1");
+}
+
+/* A crafted spec cannot stall the loop or blow memory: 3,000 unresolved
+ * references of 59 characters among 3,000 names, and huge names. */
+START_TEST(test_hostile_sizes) {
+        _cleanup_free_ char *d = mkspec(), *o = NULL;
+        FILE *f;
+        char *path, *big;
+        struct timespec t0, t1;
+        double sec;
+        Generation *g = NULL;
+        SpecErrors e = {};
+        size_t total = 0;
+
+        path = path_join(d, "many.yaml");
+        f = fopen(path, "we");
+        ck_assert_ptr_nonnull(f);
+        for (unsigned i = 0; i < 3000; i++)
+                fprintf(f, "---\nkind: KVNamespace\nname: kv-%054u\n", i);
+        for (unsigned w = 0; w < 30; w++) {
+                fprintf(f, "---\nkind: Worker\nname: w%u\nmain: w.js\ncompatibility_date: \"2025-01-01\"\nbindings:\n", w);
+                for (unsigned i = 0; i < 100; i++)
+                        fprintf(f, "  B%u: { kv_namespace: kx-%054u }\n", i, w * 100 + i);
+        }
+        ck_assert_int_eq(fclose(f), 0);
+        free(path);
+        put(d, "w.js", "export default {};\n");
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        ck_assert_int_eq(spec_load(d, &g, &e), -EINVAL);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        sec = (double) (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+        /* Before the bound: ~60 s. Sanitizers slow everything ~10x. */
+        ck_assert_msg(sec < (sanitized() ? 30.0 : 3.0), "3,000 x 3,000 unresolved names took %.2f s", sec);
+        ck_assert_uint_eq(e.n + e.n_dropped, 3000);
+        spec_errors_done(&e);
+        rm_rf(d);
+
+        /* 20 names of 1 MiB - 64 bytes: each message is cut */
+        d = mfree(d);
+        d = mkspec();
+        big = malloc(1024 * 1024);
+        ck_assert_ptr_nonnull(big);
+        for (unsigned i = 0; i < 20; i++) {
+                char name[32];
+                int n = snprintf(big, 64, "kind: Queue\nname: ");
+
+                memset(big + n, 'a', 1024 * 1024 - 64 - (size_t) n);
+                big[1024 * 1024 - 64] = 0;
+                snprintf(name, sizeof(name), "q%u.yaml", i);
+                put(d, name, big);
+        }
+        free(big);
+        ck_assert_int_eq(spec_load(d, &g, &e), -EINVAL);
+        ck_assert_uint_ge(e.n, 20);
+        for (size_t i = 0; i < e.n; i++) {
+                ck_assert_uint_le(strlen(e.errors[i].message), SPEC_MAX_MESSAGE);
+                total += strlen(e.errors[i].message);
+        }
+        ck_assert_uint_le(total, 64 * 1024);
+        spec_errors_done(&e);
+        rm_rf(d);
+}
+END_TEST
+
+/* Loading runs on the daemon's loop: a generation's YAML and modules are
+ * bounded in total, not only per file. */
+START_TEST(test_total_limits) {
+        _cleanup_free_ char *d = mkspec(), *o = NULL;
+        SpecLimits l = spec_limits_default;
+
+        put(d, "w.js", "export default { fetch() { return new Response('0123456789'); } };\n");
+        put(d, "a.yaml", "kind: Queue\nname: a\n");
+        put(d, "b.yaml", W "modules: [w2.js]\n");
+        put(d, "w2.js", "export const x = '0123456789012345678901234567890123456789';\n");
+        o = load_dir(d, &l, NULL);
+        ck_assert_msg(startswith(o, "OK "), "%s", o);
+        free(o);
+        l.max_total_yaml = 40;
+        o = load_dir(d, &l, NULL);
+        ck_assert_str_eq(o, "b.yaml:1:1: the spec files exceed 40 bytes in total");
+        free(o);
+        l = spec_limits_default;
+        l.max_total_modules = 100;
+        o = load_dir(d, &l, NULL);
+        ck_assert_str_eq(o, "b.yaml:5:11: module 'w2.js': the modules of this spec exceed 100 bytes in total");
+        o = mfree(o);
+        rm_rf(d);
+}
+END_TEST
+
 START_TEST(test_duplicates) {
         _cleanup_free_ char *o = load_files((const char *const[]) {
                 "a.yaml", "kind: Queue\nname: q\n---\nkind: KVNamespace\nname: k\ntitle: T\n",
@@ -1051,6 +1274,10 @@ static Suite *spec_suite(void) {
         tcase_add_test(tc, test_module_rules);
         tcase_add_test(tc, test_module_limits_and_symlinks);
         tcase_add_test(tc, test_file_limits);
+        tcase_add_test(tc, test_secret_grant);
+        tcase_add_test(tc, test_hostile_files);
+        tcase_add_test(tc, test_hostile_sizes);
+        tcase_add_test(tc, test_total_limits);
         tcase_add_test(tc, test_duplicates);
         tcase_add_test(tc, test_stores_and_consumers);
         tcase_add_test(tc, test_canonical_digest);

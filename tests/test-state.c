@@ -228,6 +228,85 @@ START_TEST(test_lock_contention) {
 }
 END_TEST
 
+/* Deleting state/lock under a running daemon must not let a second one
+ * in: the directory itself is locked too. */
+START_TEST(test_lock_survives_unlink) {
+        _cleanup_free_ char *dir = make_tmpdir(), *lock = NULL;
+        State *s = NULL;
+        pid_t pid;
+        int status;
+
+        ck_assert_int_eq(state_open(dir, true, &s, NULL), 0);
+        lock = path_join(dir, "lock");
+        ck_assert_int_eq(unlink(lock), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                State *t = NULL;
+                char *err = NULL;
+                int r = state_open(dir, true, &t, &err);
+
+                _exit(r == -EBUSY && err && strstr(err, dir) ? 0 : 1);
+        }
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status));
+        ck_assert_int_eq(WEXITSTATUS(status), 0);
+        s = state_free(s);
+        /* a state_dir that is a symlink (StateDirectory= with DynamicUser=) locks too */
+        {
+                _cleanup_free_ char *link = NULL;
+
+                ck_assert_int_ge(asprintf(&link, "%s.link", dir), 0);
+                ck_assert_int_eq(symlink(dir, link), 0);
+                ck_assert_int_eq(state_open(link, true, &s, NULL), 0);
+                ck_assert(state_is_locked(s));
+                s = state_free(s);
+                ck_assert_int_eq(unlink(link), 0);
+        }
+        rm_rf(dir);
+}
+END_TEST
+
+/* A kill -9 mid-save leaves state.json.tmp.PID: removed at the next
+ * locked open, and state.json itself untouched. */
+START_TEST(test_stale_temporaries_removed) {
+        _cleanup_free_ char *dir = make_tmpdir(), *t1 = NULL, *t2 = NULL, *other = NULL;
+        State *s = NULL;
+
+        write_text(dir, "state.json.tmp.4242", "{\"version\": 1, \"resou");
+        write_text(dir, "hmac.key.tmp.77", "0123");
+        write_text(dir, "notes.txt", "keep me");
+        ck_assert_int_eq(state_open(dir, false, &s, NULL), 0);  /* read-only: leaves them */
+        s = state_free(s);
+        t1 = path_join(dir, "state.json.tmp.4242");
+        t2 = path_join(dir, "hmac.key.tmp.77");
+        other = path_join(dir, "notes.txt");
+        ck_assert_int_eq(access(t1, F_OK), 0);
+        ck_assert_int_eq(state_open(dir, true, &s, NULL), 0);
+        ck_assert_int_eq(access(t1, F_OK), -1);
+        ck_assert_int_eq(access(t2, F_OK), -1);
+        ck_assert_int_eq(access(other, F_OK), 0);
+        s = state_free(s);
+        rm_rf(dir);
+}
+END_TEST
+
+/* A short hmac.key is the state's problem, said so naming the file. */
+START_TEST(test_short_key_named) {
+        _cleanup_free_ char *dir = make_tmpdir();
+        State *s = NULL;
+        char h[65];
+
+        write_text(dir, "hmac.key", "short");
+        ck_assert_int_eq(state_open(dir, true, &s, NULL), 0);
+        ck_assert_int_eq(state_secret_hmac(s, "value", 5, h), -EBADMSG);
+        ck_assert_ptr_nonnull(state_key_error(s));
+        ck_assert_ptr_nonnull(strstr(state_key_error(s), "hmac.key: 5 bytes, expected 32"));
+        s = state_free(s);
+        rm_rf(dir);
+}
+END_TEST
+
 START_TEST(test_binding_mismatch) {
         _cleanup_free_ char *dir = make_tmpdir();
         State *s = NULL;
@@ -513,6 +592,9 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_fresh_roundtrip);
         tcase_add_test(tc, test_atomic_save);
         tcase_add_test(tc, test_lock_contention);
+        tcase_add_test(tc, test_lock_survives_unlink);
+        tcase_add_test(tc, test_stale_temporaries_removed);
+        tcase_add_test(tc, test_short_key_named);
         tcase_add_test(tc, test_binding_mismatch);
         tcase_add_test(tc, test_corrupt_refused);
         tcase_add_test(tc, test_unreadable_and_oversize);

@@ -3,6 +3,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -116,6 +119,91 @@ START_TEST(test_redact) {
 }
 END_TEST
 
+/* Whether the bytes p[0..n) occur in the process's [heap] mapping. */
+static bool heap_contains(const char *p, size_t n) {
+        FILE *maps = fopen("/proc/self/maps", "re");
+        char line[512];
+        bool found = false;
+        int mem = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+
+        ck_assert_ptr_nonnull(maps);
+        ck_assert_int_ge(mem, 0);
+        while (!found && fgets(line, sizeof(line), maps)) {
+                unsigned long lo, hi;
+                char *buf;
+
+                if (!strstr(line, "[heap]") || sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+                        continue;
+                buf = malloc(hi - lo);
+                ck_assert_ptr_nonnull(buf);
+                if (pread(mem, buf, hi - lo, (off_t) lo) > 0)
+                        found = memmem(buf, hi - lo, p, n) != NULL;
+                free(buf);
+        }
+        fclose(maps);
+        close(mem);
+        return found;
+}
+
+/* The redaction list keeps no plaintext: once the caller wiped its copy,
+ * the value is nowhere on the heap, yet it is still redacted. */
+START_TEST(test_redact_keeps_no_plaintext) {
+        char pattern[32], *v = malloc(32);
+        _cleanup_free_ char *a = NULL;
+
+        ck_assert_ptr_nonnull(v);
+        /* built at run time, so no copy sits in .rodata */
+        snprintf(pattern, sizeof(pattern), "zq%dk-%s-%d", 7, "plaintext", getpid() % 10);
+        memcpy(v, pattern, strlen(pattern) + 1);
+        ck_assert_int_eq(log_register_secret(v, strlen(v)), 0);
+        explicit_bzero(v, 32);
+        free(v);
+        ck_assert(!heap_contains(pattern, strlen(pattern)));
+        {
+                char msg[128];
+
+                snprintf(msg, sizeof(msg), "x %s y", pattern);
+                a = log_redact(msg);
+                ck_assert_str_eq(a, "x [redacted] y");
+        }
+        log_forget_secrets();
+}
+END_TEST
+
+/* Core dumps: the process is non-dumpable, RLIMIT_CORE 0, and secret
+ * buffers are MADV_DONTDUMP ("dd" in smaps). */
+START_TEST(test_no_core_dumps) {
+        struct rlimit rl;
+        char *p = secret_malloc(100), line[512];
+        unsigned long addr = (unsigned long) (uintptr_t) p;
+        bool in = false, dd = false;
+        FILE *f;
+
+        ck_assert_int_eq(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 1);
+        ck_assert_int_eq(process_harden(), 0);
+        ck_assert_int_eq(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 0);
+        ck_assert_int_eq(getrlimit(RLIMIT_CORE, &rl), 0);
+        ck_assert_uint_eq(rl.rlim_cur, 0);
+
+        ck_assert_ptr_nonnull(p);
+        ck_assert_uint_eq(addr % (unsigned long) sysconf(_SC_PAGESIZE), 0);
+        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);  /* to read our own smaps */
+        f = fopen("/proc/self/smaps", "re");
+        ck_assert_ptr_nonnull(f);
+        while (fgets(line, sizeof(line), f)) {
+                unsigned long lo, hi;
+
+                if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+                        in = addr >= lo && addr < hi;
+                else if (in && startswith(line, "VmFlags:"))
+                        dd = strstr(line, " dd") != NULL;
+        }
+        fclose(f);
+        ck_assert_msg(dd, "secret_malloc() memory is not MADV_DONTDUMP");
+        erase_and_free(p, 100);
+}
+END_TEST
+
 START_TEST(test_redact_inside_mark) {
         /* A secret that is part of "[redacted]" must not loop forever. */
         _cleanup_free_ char *a = NULL, *b = NULL;
@@ -189,6 +277,8 @@ static Suite *util_suite(void) {
         tcase_add_test(tc, test_redact);
         tcase_add_test(tc, test_redact_inside_mark);
         tcase_add_test(tc, test_redact_ring);
+        tcase_add_test(tc, test_redact_keeps_no_plaintext);
+        tcase_add_test(tc, test_no_core_dumps);
         tcase_add_test(tc, test_log_errno);
         tcase_add_test(tc, test_model_tables);
         suite_add_tcase(s, tc);

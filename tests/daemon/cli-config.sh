@@ -8,7 +8,8 @@
 #     (observe reads the changed worker's live bindings), secrets only as
 #     "(value changed)";
 #   - a spec may not read the daemon's own secrets (a notify secret, by
-#     credential name or by its file): the plan blocks with that reason.
+#     credential name or by its file, even inside spec_files_dir): refused
+#     at load with FILE:LINE:COLUMN.
 [ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 
@@ -110,10 +111,16 @@ assert k == {"op": "~", "field": "API_KEY", "secret": True, "value": "changed"},
 sed -i '/API_KEY\|LIMITS\|NEW_VAR/d' "$work/spec/workers/api.yaml"
 printf '  STOLEN: { secret: { credential: notify-secret } }\n  STOLEN2: { secret: { file: %s } }\n' \
 	"$work/creds/notify-secret" >> "$work/spec/workers/api.yaml"
+# Granting the credentials directory as spec_files_dir does not hand out
+# the daemon's own files inside it.
+write_config "notify:" "  - url: http://127.0.0.1:9/x" "    secret: { credential: notify-secret }" \
+	"spec_files_dir: $work/creds"
 out=$(CREDENTIALS_DIRECTORY="$work/creds" "$BINDERYD" plan --config "$work/binderyd.yaml" 2>&1); rc=$?
 echo "$out" | sed 's/^/    /'
-check "plan with a spec reading a notify secret: blocked (exit 3, got $rc)" [ "$rc" = 3 ]
-check "by credential name: refused as the daemon's own" grep -q "secret STOLEN: cannot read its value: credential:notify-secret is one of binderyd's own secrets" <<<"$out"
-check "by its file: refused too" grep -q "secret STOLEN2: cannot read its value: file:.* is one of binderyd's own secrets" <<<"$out"
+check "plan with a spec reading a notify secret: refused at load (exit 1, got $rc)" [ "$rc" = 1 ]
+check "by credential name: refused as the daemon's own, at FILE:LINE:COLUMN" \
+	grep -q "workers/api.yaml:[0-9]*:[0-9]*: credential 'notify-secret' is one of the daemon's own secrets" <<<"$out"
+check "by its file: refused too" \
+	grep -q "workers/api.yaml:[0-9]*:[0-9]*: secret file '.*notify-secret' belongs to the daemon" <<<"$out"
 check "the value never shows" bash -c "! grep -q \"\$1\" <<<\"\$2\"" _ "$NOTIFY_SECRET" "$out"
 finish

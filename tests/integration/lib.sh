@@ -133,6 +133,8 @@ write_config() {
                 echo "spec_dir: $TMP/spec"
                 echo "state_dir: $TMP/state"
                 echo "api_token: { env: IT_CF_TOKEN }"
+                # What the specs may read (bindery-spec(5), Secrets): these variables only.
+                echo "spec_env: [IT_API_KEY, IT_JWT_SECRET, IT_STORE_SECRET, IT_MANY_SECRET]"
                 case " $* " in *" prune_settle:"*) ;; *) echo "prune_settle: 0s" ;; esac
                 echo "log_level: warning"
                 for l in "$@"; do echo "$l"; done
