@@ -18,6 +18,7 @@
 set -u
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 : "${top_builddir:=$PWD}"
+top_builddir=$(cd "$top_builddir" && pwd)
 BINDERYD="$top_builddir/daemon/binderyd"
 CFSIM="$top_builddir/tests/cfsim/cfsim"
 WRANGLER="$top_builddir/tests/conformance/npm/node_modules/.bin/wrangler"
@@ -37,6 +38,9 @@ done
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/bindery-import-apply.XXXXXX")
 chmod 0700 "$TMP"
+# wrangler leaves .wrangler/ in its working directory: never the build tree
+# (make distcheck refuses files left after distclean).
+cd "$TMP"
 CFSIM_PID=
 cleanup() {
 	[ -n "$CFSIM_PID" ] && kill "$CFSIM_PID" 2>/dev/null && wait "$CFSIM_PID" 2>/dev/null
