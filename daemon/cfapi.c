@@ -33,7 +33,7 @@
 #define CFAPI_MAX_PAGES 1000U
 #define CFAPI_MAX_ITEMS 100000U
 #define CFAPI_BUDGET_FILE "request-budget"  /* in the state directory */
-#define BUDGET_SHARE_BATCH_MAX 32U           /* slots reserved per lock, at most */
+#define BUDGET_SHARE_BATCH_MAX 64U           /* slots reserved per lock, at most */
 #define CFAPI_DEFAULT_PER_PAGE_PAGE 100U
 #define CFAPI_STATUS_SLOTS 600
 
