@@ -953,6 +953,7 @@ int cfapi_new(CfApi **ret, sd_event *event, const CfApiOptions *o) {
         api = calloc(1, sizeof(CfApi));
         if (!api)
                 return -ENOMEM;
+        api->budget.share_fd = -EBADF;     /* budget_done() is safe before budget_init() */
         /* Reference-counted by libcurl; we are single-threaded. */
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
                 free(api);
