@@ -66,7 +66,7 @@ for _ in 1 2 3; do
         # A plan reports the drift (exit 2) or none (0); both count.
         { [ "$RC" = 0 ] || [ "$RC" = 2 ]; } && plans_ok=$((plans_ok + 1))
 done
-for _ in $(seq 300); do
+for _ in $(seq 600); do
         [ "$(sim_state | jq '[.scripts[]?] | length')" -ge "$N" ] 2>/dev/null && break
         sleep 0.1
 done
