@@ -32,6 +32,8 @@
 #define CFAPI_DEFAULT_MAX_RESPONSE ((size_t) 32U * 1024U * 1024U)
 #define CFAPI_MAX_PAGES 1000U
 #define CFAPI_MAX_ITEMS 100000U
+#define CFAPI_BUDGET_FILE "request-budget"  /* in the state directory */
+#define BUDGET_SHARE_BATCH_MAX 64U           /* slots reserved per lock, at most */
 #define CFAPI_DEFAULT_PER_PAGE_PAGE 100U
 #define CFAPI_STATUS_SLOTS 600
 
@@ -161,6 +163,7 @@ void cfapi_options_from_config(CfApiOptions *o, const Config *c) {
                 .concurrency = c ? c->concurrency : 0,
                 .budget = c ? c->request_budget : 0,
                 .budget_window_usec = c ? c->request_window_usec : 0,
+                .budget_dir = c ? c->state_dir : NULL,
         };
 }
 
@@ -874,6 +877,22 @@ static int on_sched(sd_event_source *s, uint64_t usec, void *userdata) {
                 if (!c)
                         break;
                 wait = budget_take(&api->budget, now, c->priority == CFAPI_PRIORITY_LOW);
+                if (wait == BUDGET_NEED_SYNC) {
+                        /* One lock for the batch of starts the queue holds. */
+                        unsigned want = api->n_calls > api->n_running ? api->n_calls - api->n_running : 1,
+                                 most = api->budget.capacity / 20;
+
+                        if (most > BUDGET_SHARE_BATCH_MAX)
+                                most = BUDGET_SHARE_BATCH_MAX;
+                        if (want > most)
+                                want = most;
+                        r = budget_share_sync(&api->budget, now, want, c->priority == CFAPI_PRIORITY_LOW);
+                        if (r < 0)
+                                log_warning_errno(r, "Cannot share the request budget, counting alone: %m");
+                        wait = budget_take(&api->budget, now, c->priority == CFAPI_PRIORITY_LOW);
+                        if (wait == BUDGET_NEED_SYNC)
+                                wait = 1;
+                }
                 if (wait > 0) {
                         if (now + wait < next)
                                 next = now + wait;
@@ -934,6 +953,7 @@ int cfapi_new(CfApi **ret, sd_event *event, const CfApiOptions *o) {
         api = calloc(1, sizeof(CfApi));
         if (!api)
                 return -ENOMEM;
+        api->budget.share_fd = -EBADF;     /* budget_done() is safe before budget_init() */
         /* Reference-counted by libcurl; we are single-threaded. */
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
                 free(api);
@@ -972,7 +992,18 @@ int cfapi_new(CfApi **ret, sd_event *event, const CfApiOptions *o) {
                                 CFAPI_DEFAULT_BACKOFF_MAX_USEC;
         api->max_response_size = o->max_response_size > 0 ? o->max_response_size :
                                  CFAPI_DEFAULT_MAX_RESPONSE;
-        budget_init(&api->budget, o->budget, o->budget_window_usec, now_monotonic_usec());
+        r = budget_init(&api->budget, o->budget, o->budget_window_usec, now_monotonic_usec());
+        if (r < 0)
+                return r;
+        if (o->budget_dir) {
+                _cleanup_free_ char *p = path_join(o->budget_dir, CFAPI_BUDGET_FILE);
+
+                if (!p)
+                        return -ENOMEM;
+                r = budget_share_open(&api->budget, p);
+                if (r < 0)
+                        log_debug_errno(r, "Cannot open '%s', the request budget is this process's alone: %m", p);
+        }
         if (getrandom(&api->rng, sizeof api->rng, GRND_NONBLOCK) != (ssize_t) sizeof api->rng)
                 api->rng = now_monotonic_usec() ^ ((uint64_t) getpid() << 32);
         if (api->rng == 0)
@@ -998,6 +1029,7 @@ CfApi *cfapi_free(CfApi *api) {
         if (api->sched)
                 (void) sd_event_source_disable_unref(api->sched);
         curl_glue_free(api->glue);
+        budget_done(&api->budget);
         free(api->api_url);
         free(api->account_id);
         free(api->user_agent);

@@ -61,10 +61,13 @@ typedef struct CfApiOptions {
         uint64_t backoff_max_usec;          /* default 60 s */
         size_t max_response_size;           /* body cap; default 32 MiB */
         const char *user_agent;             /* default "binderyd/VERSION" */
+        const char *budget_dir;             /* shares the budget with every process on this
+                                             * directory (its "request-budget" file); NULL: local */
 } CfApiOptions;
 
 /* Fills o with the defaults above and the values of c (api_url,
- * account_id, concurrency, request_budget, request_window_usec). The
+ * account_id, concurrency, request_budget, request_window_usec, state_dir
+ * as budget_dir). The
  * strings point into c. The token is not part of Config (it is a secret
  * reference); the caller resolves it (secrets.h) and sets o->token. */
 void cfapi_options_from_config(CfApiOptions *o, const Config *c);

@@ -71,6 +71,7 @@ static const ConfigKey config_keys[] = {
         { "webhook_secret",  CONFIG_SECRET,    OFF(webhook_secret),      OFF(webhook_secret_set), 0, 0, NULL },
         { "interval",        CONFIG_DURATION,  OFF(interval_usec),       -1,                      1 * SEC, 7 * DAY, "5m" },
         { "full_refresh",    CONFIG_DURATION,  OFF(full_refresh_usec),   -1,                      60 * SEC, 30 * DAY, "6h" },
+        { "audit_overlap",   CONFIG_DURATION,  OFF(audit_overlap_usec),  -1,                      1 * SEC, 1 * DAY, "15m" },
         { "prune",           CONFIG_BOOL,      OFF(prune),               -1,                      0, 0, "false" },
         { "prune_settle",    CONFIG_DURATION,  OFF(prune_settle_usec),   -1,                      0, 1 * DAY, "30s" },
         { "allow_empty",     CONFIG_BOOL,      OFF(allow_empty),         -1,                      0, 0, "false" },

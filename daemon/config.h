@@ -56,6 +56,7 @@ typedef struct Config {
         bool webhook_secret_set;
         uint64_t interval_usec;     /* default 5m */
         uint64_t full_refresh_usec; /* default 6h */
+        uint64_t audit_overlap_usec; /* audit feed re-read per cycle (its ingestion delay); default 15m */
         bool prune;                 /* default false */
         uint64_t prune_settle_usec; /* default 30s */
         uint64_t target_wait_usec;  /* binding_target_wait: default 30s */

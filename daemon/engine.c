@@ -44,6 +44,7 @@ struct Engine {
         uint64_t full_refresh_usec;
         bool prune;
         uint64_t prune_settle_usec;
+        uint64_t audit_overlap_usec;
         uint64_t target_wait_usec;
         bool allow_empty;
         char *token_problem;        /* engine_token_problem() */
@@ -330,6 +331,7 @@ static int engine_copy_config(Engine *e, const Config *c) {
         spec_grant_done(&e->grant);
         e->grant = g;
         e->full_refresh_usec = c->full_refresh_usec ?: 6 * 3600 * USEC_PER_SEC;
+        e->audit_overlap_usec = c->audit_overlap_usec ?: OBSERVE_AUDIT_OVERLAP_USEC;
         e->prune = c->prune;
         e->prune_settle_usec = c->prune_settle_usec;
         e->target_wait_usec = c->target_wait_usec;
@@ -1512,7 +1514,7 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
                 uint64_t since_usec = 0;
 
                 if (own && own[0] && since && safe_atou64(since, &since_usec) >= 0 &&
-                    e->started_usec > since_usec + OBSERVE_AUDIT_OVERLAP_USEC) {
+                    e->started_usec > since_usec + e->audit_overlap_usec) {
                         e->audit_gap = true;
                         own = strv_free(own);
                 }
@@ -1529,6 +1531,7 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
                 .refresh = e->refresh,
                 .rotation = e->rotation,
                 .audit_gap = e->audit_gap,
+                .audit_overlap_usec = e->audit_overlap_usec,
                 .priority = o->mode == RUN_MODE_PLAN ? CFAPI_PRIORITY_LOW : CFAPI_PRIORITY_NORMAL,
                 .now_usec = e->started_usec,
         };

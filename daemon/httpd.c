@@ -983,6 +983,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
                           enum MHD_ConnectionNotificationCode toe) {
         Httpd *h = cls;
         Conn *k = *socket_context;
+        int on;
 
         if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
                 const union MHD_ConnectionInfo *fi = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -1010,6 +1011,11 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
                 h->conns_tail = k;
                 h->n_conns++;
                 *socket_context = k;
+                /* The deadline timer runs only while connections are open. */
+                if (h->deadline_timer && sd_event_source_get_enabled(h->deadline_timer, &on) >= 0 &&
+                    on == SD_EVENT_OFF &&
+                    sd_event_source_set_time_relative(h->deadline_timer, USEC_PER_SEC) >= 0)
+                        (void) sd_event_source_set_enabled(h->deadline_timer, SD_EVENT_ON);
                 if (k->fd >= 0)
                         conn_admit(h, k);
                 return;
@@ -1055,9 +1061,10 @@ static void conn_set_busy(struct MHD_Connection *c, bool busy) {
         }
 }
 
-/* Once a second: a connection gets request_deadline_sec from its accept
- * (or its last answer) to deliver a whole request, headers and body —
- * however slowly it trickles, unlike MHD's inactivity timeout. */
+/* Once a second while connections are open (off otherwise, so an idle
+ * daemon does not wake): a connection gets request_deadline_sec from its
+ * accept (or its last answer) to deliver a whole request, headers and
+ * body — however slowly it trickles, unlike MHD's inactivity timeout. */
 static int on_deadline_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Httpd *h = userdata;
         uint64_t now = now_monotonic_usec(), limit = (uint64_t) h->settings.request_deadline_sec * USEC_PER_SEC;
@@ -1068,6 +1075,8 @@ static int on_deadline_timer(sd_event_source *s, uint64_t usec, void *userdata) 
                 if (!k->busy)
                         conn_evict(k, "deadline");
         }
+        if (!h->conns)
+                return sd_event_source_set_enabled(s, SD_EVENT_OFF);
         (void) sd_event_source_set_time_relative(s, USEC_PER_SEC);
         return 0;
 }
@@ -1075,15 +1084,25 @@ static int on_deadline_timer(sd_event_source *s, uint64_t usec, void *userdata) 
 /* ---- the loop glue ---- */
 
 static int listener_rearm(Listener *l) {
+        const union MHD_DaemonInfo *info;
         MHD_UNSIGNED_LONG_LONG ms;
+        bool has_timeout;
         int k;
 
-        /* Run MHD at least once a second even when it asks for no timer:
-         * a daemon that reached its connection limit takes its listening
-         * socket out of the epoll set and only puts it back from a later
-         * MHD_run(), which nothing else would trigger. */
-        if (MHD_get_timeout(l->daemon, &ms) == MHD_NO || ms > 1000)
-                ms = 1000;
+        /* While connections are open, run MHD at least once a second even
+         * when it asks for no timer: a daemon that reached its connection
+         * limit (or a resource limit) takes its listening socket out of the
+         * epoll set and only puts it back from a later MHD_run(), which
+         * nothing else would trigger. With no connection open that cannot
+         * happen (MHD sets its at-limit flag only with connections open),
+         * so an idle daemon arms no timer and does not wake. */
+        has_timeout = MHD_get_timeout(l->daemon, &ms) == MHD_YES;
+        info = MHD_get_daemon_info(l->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if (!info || info->num_connections > 0) {
+                if (!has_timeout || ms > 1000)
+                        ms = 1000;
+        } else if (!has_timeout)
+                return sd_event_source_set_enabled(l->timer, SD_EVENT_OFF);
         k = sd_event_source_set_time_relative(l->timer, (uint64_t) ms * USEC_PER_MSEC);
         if (k < 0)
                 return k;

@@ -949,7 +949,7 @@ static void on_reply(CfApi *api, const CfReply *reply, void *userdata) {
 int observe_start(CfApi *api, const ObserveRequest *req, observe_done_t done, void *userdata, Observer **ret) {
         Observer *o = calloc(1, sizeof(Observer));
         char since[64], before[64], q[256];
-        uint64_t from;
+        uint64_t from, overlap;
         int r;
         static const struct {
                 ResourceKind kind;
@@ -989,7 +989,8 @@ int observe_start(CfApi *api, const ObserveRequest *req, observe_done_t done, vo
         r = submit(o, REQ_SCRIPTS, RESOURCE_WORKER, "workers/scripts", NULL, CFAPI_PAGING_NONE, NULL, NULL, NULL);
         if (r >= 0) {
                 from = req->audit_last_usec ? req->audit_last_usec : req->now_usec;
-                from = from > OBSERVE_AUDIT_OVERLAP_USEC ? from - OBSERVE_AUDIT_OVERLAP_USEC : 0;
+                overlap = req->audit_overlap_usec ?: OBSERVE_AUDIT_OVERLAP_USEC;
+                from = from > overlap ? from - overlap : 0;
                 /* Audit Logs v2 requires both ends of the window. */
                 _cleanup_free_ char *esc = cfapi_escape(format_rfc3339(from, since, sizeof(since))),
                                     *besc = cfapi_escape(format_rfc3339(req->now_usec + OBSERVE_AUDIT_BEFORE_SLACK_USEC,

@@ -20,7 +20,9 @@
 #include "cfapi.h"
 #include "plan.h"
 
-/* Overlap when re-reading the audit log: entries can arrive late. */
+/* Overlap when re-reading the audit log: entries can arrive late. The
+ * default of the audit_overlap setting (its ingestion delay is not
+ * documented; change-detection.md). */
 #define OBSERVE_AUDIT_OVERLAP_USEC (15ULL * 60ULL * 1000000ULL)
 /* The window's end: a little past now, so a server clock slightly ahead
  * of ours still shows the newest entries (the overlap dedups them). */
@@ -46,6 +48,7 @@ typedef struct ObserveRequest {
         /* The feed answers but lost entries (own writes never showed up):
          * run the rotation as if it were unavailable. */
         bool audit_gap;
+        uint64_t audit_overlap_usec;    /* 0: OBSERVE_AUDIT_OVERLAP_USEC */
         CfPriority priority;
         uint64_t now_usec;
 } ObserveRequest;

@@ -23,14 +23,14 @@
 
 /* Limits on untrusted input (STYLE rule 9), documented in bindery-spec(5). */
 #define SPEC_MAX_FILES          4096            /* YAML files in one spec directory */
-#define SPEC_MAX_FILE_SIZE      (1024 * 1024)   /* bytes per YAML file */
+#define SPEC_MAX_FILE_SIZE      (16 * 1024 * 1024) /* bytes per YAML file (a generated 10,000-worker file) */
 #define SPEC_MAX_MODULE_SIZE    (10 * 1024 * 1024) /* bytes per module file */
 #define SPEC_MAX_DEPTH          32              /* YAML nesting of collections */
-#define SPEC_MAX_DOCUMENTS      10000           /* documents in one generation */
+#define SPEC_MAX_DOCUMENTS      50000           /* documents in one generation (10,000 workers, a few resources each) */
 #define SPEC_MAX_DIR_DEPTH      16              /* directory levels below the spec dir */
 #define SPEC_MAX_MODULES        256             /* modules per Worker, main included */
 #define SPEC_MAX_ERRORS         1000            /* errors kept; the rest are counted */
-#define SPEC_MAX_TOTAL_YAML     (16 * 1024 * 1024)  /* bytes of YAML in one generation */
+#define SPEC_MAX_TOTAL_YAML     (32 * 1024 * 1024)  /* bytes of YAML in one generation */
 #define SPEC_MAX_TOTAL_MODULES  (128 * 1024 * 1024) /* bytes of modules read (and hashed) in one generation */
 #define SPEC_MAX_MESSAGE        512             /* bytes of one error message (longer: cut, "...") */
 #define SPEC_MAX_HINT_WORK      20000           /* "did you mean" comparisons in one load */

@@ -1,7 +1,9 @@
-/* test-budget.c: token bucket, server mirror, priority reserve and
- * backoff arithmetic, on an injected clock. */
+/* test-budget.c: sliding window (alone and shared through a record
+ * file), server mirror, priority reserve and backoff arithmetic, on an
+ * injected clock. */
 #include <check.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "budget.h"
 #include "util.h"
@@ -12,7 +14,7 @@
 START_TEST(test_defaults) {
         Budget b;
 
-        budget_init(&b, 0, 0, T0);
+        ck_assert_int_eq(budget_init(&b, 0, 0, T0), 0);
         ck_assert(b.capacity == 1000.0);
         ck_assert_uint_eq(b.window_usec, 300 * SEC);
         ck_assert_uint_eq(budget_available(&b, T0), 1000);
@@ -20,30 +22,56 @@ START_TEST(test_defaults) {
 }
 END_TEST
 
-START_TEST(test_burst_then_refill) {
+/* The largest number of times in a sorted array that one window of
+ * length w (a half-open interval) holds. */
+static unsigned max_in_window(const uint64_t *t, size_t n, uint64_t w) {
+        unsigned best = 0;
+
+        for (size_t i = 0, j = 0; i < n; i++) {
+                while (t[i] - t[j] >= w)
+                        j++;
+                if (i - j + 1 > best)
+                        best = (unsigned) (i - j + 1);
+        }
+        return best;
+}
+
+START_TEST(test_burst_then_window) {
         Budget b;
         uint64_t wait;
 
-        /* 1000 per 5 min: 1000 immediately, then one every 300 ms. */
-        budget_init(&b, 1000, 300 * SEC, T0);
+        /* 1000 per 5 min: 1000 immediately, then nothing until the first
+         * of them leaves the window (a token bucket would allow a second
+         * 1000 within the same 5 minutes). */
+        ck_assert_int_eq(budget_init(&b, 1000, 300 * SEC, T0), 0);
         for (unsigned i = 0; i < 1000; i++)
-                ck_assert_uint_eq(budget_take(&b, T0, false), 0);
-        ck_assert_uint_eq(budget_available(&b, T0), 0);
-        wait = budget_take(&b, T0, false);
-        ck_assert_uint_eq(wait, 300 * USEC_PER_MSEC);
-        ck_assert_uint_eq(budget_take(&b, T0 + wait - 1, false) > 0, 1);
-        ck_assert_uint_eq(budget_take(&b, T0 + wait, false), 0);
+                ck_assert_uint_eq(budget_take(&b, T0 + i * USEC_PER_MSEC, false), 0);
+        ck_assert_uint_eq(budget_available(&b, T0 + SEC), 0);
+        wait = budget_take(&b, T0 + SEC, false);
+        ck_assert_uint_eq(wait, 299 * SEC);
+        ck_assert_uint_gt(budget_take(&b, T0 + 300 * SEC - 1, false), 0);
+        ck_assert_uint_eq(budget_take(&b, T0 + 300 * SEC, false), 0);
         ck_assert_uint_eq(b.n_taken, 1001);
-
-        /* Over a whole window from empty, at most capacity more. */
-        unsigned n = 0;
-        for (uint64_t t = T0 + wait; t <= T0 + wait + 300 * SEC; t += 100 * USEC_PER_MSEC)
-                while (budget_take(&b, t, false) == 0)
-                        n++;
-        ck_assert_uint_le(n, 1000);
-        ck_assert_uint_ge(n, 999);
         /* Never more than capacity after a long idle time. */
         ck_assert_uint_eq(budget_available(&b, T0 + 10000 * SEC), 1000);
+        budget_done(&b);
+}
+END_TEST
+
+START_TEST(test_no_window_exceeded) {
+        Budget b;
+        uint64_t starts[2000], t = T0;
+        size_t n = 0;
+
+        /* Greedy sends every 7 ms for 50 s against 40 per 10 s: whichever
+         * window one looks at, never more than 40. */
+        ck_assert_int_eq(budget_init(&b, 40, 10 * SEC, T0), 0);
+        for (; t < T0 + 50 * SEC && n < ELEMENTSOF(starts); t += 7 * USEC_PER_MSEC)
+                while (n < ELEMENTSOF(starts) && budget_take(&b, t, false) == 0)
+                        starts[n++] = t;
+        ck_assert_uint_eq(max_in_window(starts, n, 10 * SEC), 40);
+        ck_assert_uint_ge(n, 200);     /* and it does send: 5 windows' worth */
+        budget_done(&b);
 }
 END_TEST
 
@@ -51,7 +79,7 @@ START_TEST(test_every_attempt_costs) {
         Budget b;
         unsigned ok = 0;
 
-        budget_init(&b, 10, 10 * SEC, T0);
+        ck_assert_int_eq(budget_init(&b, 10, 10 * SEC, T0), 0);
         /* 4 requests with 2 retries each = 12 attempts: only 10 fit now. */
         for (unsigned i = 0; i < 12; i++)
                 if (budget_take(&b, T0, false) == 0)
@@ -73,7 +101,7 @@ START_TEST(test_reserve_for_low_priority) {
         /* Plan requests stop at the reserve ... */
         ck_assert_uint_eq(low, 80);
         wait = budget_take(&b, T0, true);
-        ck_assert_uint_eq(wait, 1 * SEC);    /* one token of refill (1/s) to be above the reserve */
+        ck_assert_uint_eq(wait, 100 * SEC);  /* the oldest must leave the window */
         /* ... the reconcile still has 20. */
         for (unsigned i = 0; i < 20; i++)
                 ck_assert_uint_eq(budget_take(&b, T0, false), 0);
@@ -94,7 +122,7 @@ START_TEST(test_server_clamp_and_hold) {
         budget_init(&b, 1000, 300 * SEC, T0);
         /* The server says 3 left for 10 s (someone else uses the token too). */
         budget_observe_server(&b, 3, 10, T0);
-        ck_assert_uint_eq(budget_available(&b, T0), 3);
+        ck_assert_uint_eq(b.server_remaining, 3);
         /* Low: paced evenly over the 10 s, whatever the local bucket has. */
         {
                 uint64_t starts[8], t = T0;
@@ -156,8 +184,9 @@ START_TEST(test_resize) {
         for (unsigned i = 0; i < 50; i++)
                 ck_assert_uint_eq(budget_take(&b, T0, false), 0);
         budget_resize(&b, 1000, 300 * SEC, T0);
-        ck_assert_uint_eq(budget_available(&b, T0), 500);
+        ck_assert_uint_eq(budget_available(&b, T0), 950);
         ck_assert(b.reserve == 200.0);
+        budget_done(&b);
 }
 END_TEST
 
@@ -202,12 +231,73 @@ START_TEST(test_clock_backwards) {
 }
 END_TEST
 
+START_TEST(test_shared) {
+        char path[] = "/tmp/test-budget-XXXXXX";
+        Budget a, b;
+        uint64_t starts[4000], t, next_try[2] = { 0, 0 };
+        size_t n = 0;
+        int fd = mkstemp(path);
+
+        ck_assert_int_ge(fd, 0);
+        close(fd);
+        ck_assert_int_eq(budget_init(&a, 40, 10 * SEC, T0), 0);
+        ck_assert_int_eq(budget_init(&b, 40, 10 * SEC, T0), 0);
+        ck_assert_int_eq(budget_share_open(&a, path), 0);
+        ck_assert_int_eq(budget_share_open(&b, path), 0);
+
+        /* Two processes on one file, both greedy, interleaved: together
+         * never more than 40 in any 10 s. */
+        for (t = T0; t < T0 + 40 * SEC && n < ELEMENTSOF(starts); t += 3 * USEC_PER_MSEC) {
+                unsigned i = (t / (3 * USEC_PER_MSEC)) % 2;
+                Budget *x = i ? &a : &b;
+                uint64_t w;
+
+                /* Like cfapi's scheduler: after a wait, sleep that long. */
+                while (t >= next_try[i] && n < ELEMENTSOF(starts)) {
+                        w = budget_take(x, t, false);
+                        if (w == BUDGET_NEED_SYNC) {
+                                ck_assert_int_ge(budget_share_sync(x, t, 4, false), 0);
+                                w = budget_take(x, t, false);
+                                ck_assert_uint_ne(w, BUDGET_NEED_SYNC);
+                        }
+                        if (w != 0) {
+                                next_try[i] = t + w;
+                                break;
+                        }
+                        starts[n++] = t;
+                }
+        }
+        ck_assert_uint_le(max_in_window(starts, n, 10 * SEC), 40);
+        ck_assert_uint_ge(n, 100);
+        /* One lock per batch of up to 4, not one per start. */
+        ck_assert_uint_le(a.n_syncs + b.n_syncs, n / 2);
+        ck_assert_uint_ge(a.n_taken + b.n_taken, n);
+
+        /* Unused slots go back at the next sync: a reserves 4, uses 1,
+         * syncs again long after: the file holds only the one used. */
+        t = T0 + 1000 * SEC;
+        ck_assert_int_eq(budget_share_sync(&a, t, 4, false), 4);
+        ck_assert_uint_eq(budget_take(&a, t, false), 0);
+        ck_assert_int_eq(budget_share_sync(&b, t + 2 * SEC, 1, false), 1);
+        ck_assert_uint_eq(budget_available(&b, t + 2 * SEC), 40 - 1 - 4 + 1);
+        ck_assert_int_eq(budget_share_sync(&a, t + 3 * SEC, 1, false), 1);
+        /* a's 3 unused handed back: the file holds a's 1 + b's 1 + a's new 1. */
+        ck_assert_uint_eq(a.n_log - a.head, 3);
+
+        budget_done(&a);
+        budget_done(&b);
+        unlink(path);
+}
+END_TEST
+
 static Suite *suite(void) {
         Suite *s = suite_create("budget");
         TCase *tc = tcase_create("budget");
 
         tcase_add_test(tc, test_defaults);
-        tcase_add_test(tc, test_burst_then_refill);
+        tcase_add_test(tc, test_burst_then_window);
+        tcase_add_test(tc, test_no_window_exceeded);
+        tcase_add_test(tc, test_shared);
         tcase_add_test(tc, test_every_attempt_costs);
         tcase_add_test(tc, test_reserve_for_low_priority);
         tcase_add_test(tc, test_server_clamp_and_hold);

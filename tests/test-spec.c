@@ -1000,6 +1000,64 @@ START_TEST(test_hostile_sizes) {
 }
 END_TEST
 
+/* Writes n workers (each with its own KV namespace, a var and a binding
+ * to it, sharing one module) into `files` YAML files under dir. Returns
+ * the largest file's size. */
+static size_t write_workers(const char *dir, unsigned n, unsigned files) {
+        size_t largest = 0;
+
+        put(dir, "w.js", "export default { fetch() { return new Response('ok'); } };\n");
+        for (unsigned f = 0; f < files; f++) {
+                _cleanup_free_ char *rel = NULL, *path = NULL;
+                FILE *out;
+                long size;
+
+                ck_assert_int_ge(asprintf(&rel, "gen/w%04u.yaml", f), 0);
+                path = path_join(dir, rel);
+                mkparents(path);
+                out = fopen(path, "we");
+                ck_assert_ptr_nonnull(out);
+                for (unsigned i = f; i < n; i += files)
+                        fprintf(out,
+                                "---\nkind: KVNamespace\nname: kv-w%05u\n"
+                                "---\nkind: Worker\nname: w%05u\nmain: ../w.js\ncompatibility_date: \"2025-06-01\"\n"
+                                "bindings:\n  STAGE: s-w%05u\n  CACHE: { kv_namespace: kv-w%05u }\n",
+                                i, i, i, i);
+                size = ftell(out);
+                ck_assert_int_eq(fclose(out), 0);
+                if ((size_t) size > largest)
+                        largest = (size_t) size;
+        }
+        return largest;
+}
+
+/* 10,000 workers load within the documented limits (bindery-spec(5)):
+ * as one generated file (past the old 1 MiB per file) and as 100 files. */
+START_TEST(test_10000_workers) {
+        static const unsigned files[] = { 1, 100 };
+
+        for (size_t k = 0; k < ELEMENTSOF(files); k++) {
+                _cleanup_(generation_freep) Generation *g = NULL;
+                _cleanup_free_ char *d = mkspec();
+                SpecErrors e = {};
+                size_t largest = write_workers(d, 10000, files[k]);
+                int r;
+
+                if (files[k] == 1)
+                        ck_assert_uint_gt(largest, 1024 * 1024);
+                ck_assert_uint_le(largest, SPEC_MAX_FILE_SIZE);
+                r = spec_load(d, &g, &e);
+                if (r < 0 && e.n > 0)
+                        ck_abort_msg("%u file(s): %s", files[k], e.errors[0].message);
+                ck_assert_int_eq(r, 0);
+                ck_assert_uint_eq(g->n_workers, 10000);
+                ck_assert_uint_eq(g->n_kv_namespaces, 10000);
+                spec_errors_done(&e);
+                rm_rf(d);
+        }
+}
+END_TEST
+
 /* Loading runs on the daemon's loop: a generation's YAML and modules are
  * bounded in total, not only per file. */
 START_TEST(test_total_limits) {
@@ -1278,6 +1336,7 @@ static Suite *spec_suite(void) {
         tcase_add_test(tc, test_hostile_files);
         tcase_add_test(tc, test_hostile_sizes);
         tcase_add_test(tc, test_total_limits);
+        tcase_add_test(tc, test_10000_workers);
         tcase_add_test(tc, test_duplicates);
         tcase_add_test(tc, test_stores_and_consumers);
         tcase_add_test(tc, test_canonical_digest);

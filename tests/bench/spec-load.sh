@@ -1,6 +1,7 @@
 #!/bin/sh
 # tests/bench/spec-load.sh [N]: generates a spec directory with N workers
-# (default 1000; 100 YAML files of N/100 documents, one bundle per worker,
+# (default 1000; FILES (default 100) YAML files of N/FILES documents,
+# one bundle per worker,
 # each worker with ten bindings to shared resources, a JSON var and a
 # secret reference), then times `binderyd validate` on it (best of 5) and
 # reports its peak RSS with /usr/bin/time -v. Goal: under 100 ms for 1,000
@@ -31,7 +32,7 @@ kind: SecretsStore
 name: default
 default: true
 YAML
-files=100
+files=${FILES:-100}
 per=$(( (n + files - 1) / files ))
 i=0
 f=0

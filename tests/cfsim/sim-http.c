@@ -413,6 +413,13 @@ static bool authorized(Sim *sim, struct MHD_Connection *c) {
         return memeq_consttime(h, strlen(h), sim->token, strlen(sim->token));
 }
 
+/* The query string of a request URI ("" without one), for the log. */
+static const char *uri_query(const char *uri) {
+        const char *q = uri ? strchr(uri, '?') : NULL;
+
+        return q ? q + 1 : "";
+}
+
 static enum MHD_Result dispatch(Sim *sim, Conn *x, struct MHD_Connection *c, const char *method) {
         _cleanup_free_ char *path = NULL;
         SimRequest req = { .method = method, .uri = x->uri, .connection = c };
@@ -497,7 +504,7 @@ static enum MHD_Result dispatch(Sim *sim, Conn *x, struct MHD_Connection *c, con
                         break;
                 case SIM_FAULT_DROP:
                         pthread_mutex_lock(&sim->lock);
-                        sim_stats_count(sim, method, route ? tmpl : NULL, path, 0, false);
+                        sim_stats_count(sim, method, route ? tmpl : NULL, path, uri_query(x->uri), 0, false);
                         pthread_mutex_unlock(&sim->lock);
                         for (unsigned k = 0; k < SIM_PARAMS_MAX; k++)
                                 free(req.params[k]);
@@ -542,13 +549,13 @@ static enum MHD_Result dispatch(Sim *sim, Conn *x, struct MHD_Connection *c, con
                 sim_audit(sim, method, uri, rep.status, rep.audit_type, rid);
                 pthread_cond_broadcast(&sim->wake);
         }
-        sim_stats_count(sim, method, tmpl, path, rep.status, wrote);
+        sim_stats_count(sim, method, tmpl, path, uri_query(x->uri), rep.status, wrote);
         pthread_mutex_unlock(&sim->lock);
         goto send;
 
 count:
         pthread_mutex_lock(&sim->lock);
-        sim_stats_count(sim, method, route ? tmpl : NULL, path, rep.status, false);
+        sim_stats_count(sim, method, route ? tmpl : NULL, path, uri_query(x->uri), rep.status, false);
         pthread_mutex_unlock(&sim->lock);
 send:
         for (unsigned k = 0; k < SIM_PARAMS_MAX; k++)

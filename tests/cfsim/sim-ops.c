@@ -249,7 +249,7 @@ static void counter_inc(json_object *map, const char *key) {
 }
 
 void sim_stats_count(Sim *sim, const char *method, const char *route_template,
-                     const char *path, unsigned status, bool wrote) {
+                     const char *path, const char *query, unsigned status, bool wrote) {
         SimReqLog *l = &sim->reqlog[sim->reqlog_next];
         char key[16];
 
@@ -265,6 +265,8 @@ void sim_stats_count(Sim *sim, const char *method, const char *route_template,
         snprintf(l->method, sizeof(l->method), "%s", method);
         free(l->path);
         l->path = strndup(path, 2048);
+        free(l->query);
+        l->query = strndup(query ? query : "", 2048);
         l->status = status;
         sim_now(l->time);
         sim->reqlog_next = (sim->reqlog_next + 1) % SIM_REQLOG_MAX;
@@ -278,8 +280,10 @@ void sim_stats_reset(Sim *sim) {
         json_object_put(sim->by_status);
         sim->by_route = json_object_new_object();
         sim->by_status = json_object_new_object();
-        for (size_t i = 0; i < SIM_REQLOG_MAX; i++)
+        for (size_t i = 0; i < SIM_REQLOG_MAX; i++) {
                 sim->reqlog[i].path = mfree(sim->reqlog[i].path);
+                sim->reqlog[i].query = mfree(sim->reqlog[i].query);
+        }
         sim->reqlog_next = sim->reqlog_n = 0;
         sim_ratelimit_reset(sim);
 }
@@ -386,6 +390,7 @@ static void op_requests(Sim *sim, const SimRequest *req, SimReply *rep) {
 
                 sim_set_str(e, "method", l->method);
                 sim_set_str(e, "path", l->path);
+                sim_set_str(e, "query", l->query ? l->query : "");
                 sim_set_int(e, "status", l->status);
                 sim_set_str(e, "time", l->time);
                 json_object_array_add(a, e);

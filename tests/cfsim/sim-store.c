@@ -48,8 +48,10 @@ void sim_done(Sim *sim) {
         json_object_put(sim->by_status);
         json_object_put(sim->propagation);
         sim_blob_unref(sim->list_cache);
-        for (size_t i = 0; i < SIM_REQLOG_MAX; i++)
+        for (size_t i = 0; i < SIM_REQLOG_MAX; i++) {
                 free(sim->reqlog[i].path);
+                free(sim->reqlog[i].query);
+        }
         for (size_t i = 0; i < sim->n_faults; i++) {
                 free(sim->faults[i].method);
                 free(sim->faults[i].route);

@@ -69,6 +69,7 @@ typedef struct SimRateWindow {
 typedef struct SimReqLog {
         char method[12];
         char *path;
+        char *query;            /* the raw query string, without '?' */
         unsigned status;
         char time[40];
 } SimReqLog;
