@@ -216,7 +216,7 @@ static json_object *migration_step_json(const MigrationStep *m) {
 
 json_object *apply_worker_metadata(const Generation *g, const Worker *w, const Ledger *ledger, const LiveState *live,
                                    const Action *a, char **reterr) {
-        _cleanup_(plan_json_unrefp) json_object *m = json_object_new_object();
+        _cleanup_(json_object_putp) json_object *m = json_object_new_object();
         json_object *bindings = json_object_new_array(), *keep;
 
         *reterr = NULL;
@@ -529,7 +529,7 @@ static int build_upload(Job *j, bool migrations, CfMultipart **ret, char **reter
         const Action *a = job_action(j);
         const Worker *w = a->worker;
         _cleanup_(cfapi_multipart_freep) CfMultipart *mp = cfapi_multipart_new();
-        _cleanup_(plan_json_unrefp) json_object *meta = NULL;
+        _cleanup_(json_object_putp) json_object *meta = NULL;
         const char *js;
         int r;
 
@@ -608,7 +608,7 @@ static int job_start(Job *j) {
         Applier *ap = j->ap;
         const Action *a = job_action(j);
         _cleanup_free_ char *esc = cfapi_escape(a->name ?: ""), *err = NULL;
-        _cleanup_(plan_json_unrefp) json_object *body = NULL;
+        _cleanup_(json_object_putp) json_object *body = NULL;
         int r;
 
         if (!esc)

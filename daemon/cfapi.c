@@ -1136,36 +1136,6 @@ int cfapi_submit(CfApi *api, const CfRequest *req, cfapi_callback_t callback, vo
         return 0;
 }
 
-int cfapi_request(CfApi *api, const char *method, const char *path, const char *query,
-                  json_object *body, cfapi_callback_t callback, void *userdata) {
-        CfRequest req = {
-                .method = method,
-                .path = path,
-                .query = query,
-                .json = body,
-                .priority = CFAPI_PRIORITY_NORMAL,
-        };
-
-        return cfapi_submit(api, &req, callback, userdata, NULL);
-}
-
-int cfapi_get_all(CfApi *api, const char *path, const char *query, CfPaging paging,
-                  const char *items_key, CfPriority priority,
-                  cfapi_callback_t callback, void *userdata) {
-        CfRequest req = {
-                .method = "GET",
-                .path = path,
-                .query = query,
-                .priority = priority,
-                .paging = paging,
-                .items_key = items_key,
-        };
-
-        if (paging == CFAPI_PAGING_NONE)
-                return -EINVAL;
-        return cfapi_submit(api, &req, callback, userdata, NULL);
-}
-
 static CfCall *find_call(CfApi *api, uint64_t id) {
         for (CfCall *c = api->running.head; c; c = c->next)
                 if (c->id == id)

@@ -39,7 +39,6 @@ typedef struct Config Config;
 typedef enum CfPriority {
         CFAPI_PRIORITY_LOW,         /* GET /v1/plan, read-only CLI plan */
         CFAPI_PRIORITY_NORMAL,      /* the reconcile's observe and apply */
-        CFAPI_PRIORITY_HIGH,        /* reserved for urgent work (none yet); retries keep their priority */
         _CFAPI_PRIORITY_MAX,
         _CFAPI_PRIORITY_INVALID = -EINVAL,
 } CfPriority;
@@ -201,20 +200,6 @@ typedef void (*cfapi_callback_t)(CfApi *api, const CfReply *reply, void *userdat
  * -ECANCELED (the client is shutting down). */
 int cfapi_submit(CfApi *api, const CfRequest *req, cfapi_callback_t callback, void *userdata,
                  uint64_t *ret_id);
-
-/* Shorthand for cfapi_submit with priority NORMAL, no paging, and an
- * optional JSON body (borrowed). */
-int cfapi_request(CfApi *api, const char *method, const char *path, const char *query,
-                  json_object *body, cfapi_callback_t callback, void *userdata);
-
-/* GET every page of a list and hand back one JSON array in reply->result.
- * paging is CFAPI_PAGING_PAGE (stops when page*per_page >= total_count,
- * or on an empty page) or CFAPI_PAGING_CURSOR (follows
- * result_info.cursor until it is missing or empty). items_key as in
- * CfRequest. At most 1000 pages and 100000 items (-E2BIG past that). */
-int cfapi_get_all(CfApi *api, const char *path, const char *query, CfPaging paging,
-                  const char *items_key, CfPriority priority,
-                  cfapi_callback_t callback, void *userdata);
 
 /* Cancels one request: its callback is called synchronously with
  * -ECANCELED before this returns. Returns 0 or -ENOENT (unknown or

@@ -19,8 +19,6 @@
 
 #define CLIENT_BODY_MAX (16U * 1024 * 1024)
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
-
 int exit_code_for_result(const char *result, unsigned pending) {
         if (!result || streq(result, "failed"))
                 return EXIT_FAILED;

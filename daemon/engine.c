@@ -235,7 +235,7 @@ static int ledger_store(Engine *e) {
                         .run_id = e->run_id,
                 };
                 _cleanup_free_ char *key = extras_key(x->kind, x->doc);
-                _cleanup_(plan_json_unrefp) json_object *ex = ledger_entry_extras_to_json(x);
+                _cleanup_(json_object_putp) json_object *ex = ledger_entry_extras_to_json(x);
                 const char *exs;
                 bool same = false;
 
@@ -819,7 +819,7 @@ static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
         } else if (reply->result && json_object_is_type(reply->result, json_type_array)) {
                 /* Entries for our own writes are processed; anything else
                  * stays unseen for the next observe. */
-                _cleanup_(plan_json_unrefp) json_object *counts = observe_write_counts(apply_writes(e->applier)),
+                _cleanup_(json_object_putp) json_object *counts = observe_write_counts(apply_writes(e->applier)),
                                                         *seen = json_object_new_object();
 
                 for (size_t i = 0; seen && e->audit_seen_new && e->audit_seen_new[i]; i++)

@@ -42,7 +42,6 @@
 #define HTTPD_WAIT_MAX_DEFAULT 3600
 #define HTTPD_PLAN_WAIT_SEC 300
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct MHD_Response *, MHD_destroy_response);
 
 typedef struct Request Request;

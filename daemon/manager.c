@@ -31,8 +31,6 @@
 #define STOP_TIMEOUT_USEC (60 * USEC_PER_SEC)
 #define ERRORS_LOGGED_MAX 50
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
-
 typedef enum RunState {
         RUN_STATE_QUEUED,
         RUN_STATE_RUNNING,

@@ -624,7 +624,7 @@ static bool spec_changed(Observer *o, const char *name, const LedgerEntry *e) {
 static int start_details(Observer *o) {
         LiveState *live = o->res.live;
         unsigned n_diff_reads = 0;
-        _cleanup_(plan_json_unrefp) json_object *seen = json_object_new_object(), *flagged = json_object_new_object(),
+        _cleanup_(json_object_putp) json_object *seen = json_object_new_object(), *flagged = json_object_new_object(),
                                                 *secret_flagged = json_object_new_object(),
                                                 *own = observe_write_counts(o->own_writes);
 

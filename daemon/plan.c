@@ -474,7 +474,7 @@ static int json_to_strv(json_object *o, const char *k, char ***ret) {
 }
 
 json_object *ledger_entry_extras_to_json(const LedgerEntry *e) {
-        _cleanup_(plan_json_unrefp) json_object *o = json_object_new_object();
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         json_object *secrets;
 
         if (!o)
@@ -541,7 +541,7 @@ int ledger_entry_extras_from_json(LedgerEntry *e, json_object *o) {
 }
 
 json_object *ledger_to_json(const Ledger *l) {
-        _cleanup_(plan_json_unrefp) json_object *o = json_object_new_object();
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         json_object *res, *ints;
 
         if (!o)
@@ -830,7 +830,7 @@ static char *canon_for_type(const char *type, json_object *b, const char *script
 #undef F
         /* Unknown or unmanaged kinds: everything but the name. */
         {
-                _cleanup_(plan_json_unrefp) json_object *copy = NULL;
+                _cleanup_(json_object_putp) json_object *copy = NULL;
                 _cleanup_free_ char *c = NULL;
 
                 if (json_object_deep_copy(b, &copy, NULL) < 0)
@@ -863,7 +863,7 @@ int plan_binding_canon_json(json_object *b, const char *script, char **ret) {
 int plan_binding_canon_desired(const Worker *w, const Binding *b, const char *value, const char *store_id,
                                char **ret) {
         const char *type = binding_kind_to_api_type(b->kind);
-        _cleanup_(plan_json_unrefp) json_object *o = json_object_new_object();
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         char *c;
 
         *ret = NULL;
@@ -1124,8 +1124,8 @@ int plan_worker_digest(const Generation *g, const Worker *w, const LiveState *li
                  * not its schedules, workers.dev, consumers, policy or
                  * secret references (those have their own actions), so a
                  * change to them never re-uploads the code. */
-                _cleanup_(plan_json_unrefp) json_object *j = worker_to_json(w);
-                _cleanup_(plan_json_unrefp) json_object *keep = NULL;
+                _cleanup_(json_object_putp) json_object *j = worker_to_json(w);
+                _cleanup_(json_object_putp) json_object *keep = NULL;
                 json_object *b = NULL;
                 _cleanup_free_ char *canon = NULL;
 
@@ -1318,7 +1318,7 @@ static void action_take_changes(Action *a, Changes *cs) {
 }
 
 static char *json_quote(const char *s) {
-        _cleanup_(plan_json_unrefp) json_object *j = json_object_new_string(s ?: "");
+        _cleanup_(json_object_putp) json_object *j = json_object_new_string(s ?: "");
 
         return j ? strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE))
                  : NULL;
@@ -3380,7 +3380,7 @@ char *plan_to_text(const Plan *p, bool verbose) {
 }
 
 json_object *plan_to_json(const Plan *p) {
-        _cleanup_(plan_json_unrefp) json_object *o = json_object_new_object();
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         json_object *arr = json_object_new_array();
 
         if (!o || !arr) {

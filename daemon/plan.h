@@ -25,11 +25,6 @@
 #include "cleanup.h"
 #include "model.h"
 
-static inline void plan_json_unrefp(json_object **j) {
-        if (*j)
-                json_object_put(*j);
-}
-
 /* ---- Observed live state ---- */
 
 typedef struct LiveBinding {

@@ -384,8 +384,31 @@ static void client_new(const CfApiOptions *extra) {
         ck_assert_int_eq(cfapi_new(&api, event, &o), 0);
 }
 
+/* cfapi_submit with priority NORMAL, no paging, an optional JSON body. */
+static int request(CfApi *a, const char *method, const char *path, const char *query,
+                   json_object *body, cfapi_callback_t callback, void *userdata) {
+        CfRequest req = {
+                .method = method, .path = path, .query = query, .json = body,
+                .priority = CFAPI_PRIORITY_NORMAL,
+        };
+
+        return cfapi_submit(a, &req, callback, userdata, NULL);
+}
+
+/* cfapi_submit of a paged GET. */
+static int get_all(CfApi *a, const char *path, const char *query, CfPaging paging,
+                   const char *items_key, CfPriority priority,
+                   cfapi_callback_t callback, void *userdata) {
+        CfRequest req = {
+                .method = "GET", .path = path, .query = query, .priority = priority,
+                .paging = paging, .items_key = items_key,
+        };
+
+        return cfapi_submit(a, &req, callback, userdata, NULL);
+}
+
 static void submit(const char *method, const char *path, Result *r) {
-        ck_assert_int_eq(cfapi_request(api, method, path, NULL, NULL, on_reply, r), 0);
+        ck_assert_int_eq(request(api, method, path, NULL, NULL, on_reply, r), 0);
         pending++;
 }
 
@@ -457,7 +480,7 @@ START_TEST(test_bodies) {
 
         client_new(NULL);
         json_object_object_add(body, "title", json_object_new_string("api-sessions"));
-        ck_assert_int_eq(cfapi_request(api, "POST", "echo", NULL, body, on_reply, &a), 0);
+        ck_assert_int_eq(request(api, "POST", "echo", NULL, body, on_reply, &a), 0);
         pending++;
         json_object_put(body);      /* copied at submission */
         ck_assert_int_eq(cfapi_multipart_add(m, "metadata", NULL, "application/json", "{}", 2), 0);
@@ -503,7 +526,7 @@ START_TEST(test_pagination) {
         client_new(NULL);
         ck_assert_int_eq(cfapi_submit(api, &req, on_reply, &a, NULL), 0);
         pending++;
-        ck_assert_int_eq(cfapi_get_all(api, "r2/buckets", NULL, CFAPI_PAGING_CURSOR, "buckets",
+        ck_assert_int_eq(get_all(api, "r2/buckets", NULL, CFAPI_PAGING_CURSOR, "buckets",
                                        CFAPI_PRIORITY_LOW, on_reply, &b), 0);
         pending++;
         run_loop(10);
@@ -685,7 +708,7 @@ START_TEST(test_budget_holds) {
         /* Priority: with the bucket empty, a NORMAL request submitted after
          * three LOW ones still goes first. */
         for (size_t i = 0; i < ELEMENTSOF(low); i++) {
-                ck_assert_int_eq(cfapi_get_all(api, "r2/buckets", NULL, CFAPI_PAGING_CURSOR, "buckets",
+                ck_assert_int_eq(get_all(api, "r2/buckets", NULL, CFAPI_PAGING_CURSOR, "buckets",
                                                CFAPI_PRIORITY_LOW, on_reply, &low[i]), 0);
                 pending++;
         }
@@ -737,7 +760,7 @@ START_TEST(test_cursor_loop) {
         Result a = {};
 
         client_new(NULL);
-        ck_assert_int_eq(cfapi_get_all(api, "loop", NULL, CFAPI_PAGING_CURSOR, NULL, CFAPI_PRIORITY_NORMAL,
+        ck_assert_int_eq(get_all(api, "loop", NULL, CFAPI_PAGING_CURSOR, NULL, CFAPI_PRIORITY_NORMAL,
                                        on_reply, &a), 0);
         pending++;
         run_loop(5);
@@ -825,10 +848,11 @@ START_TEST(test_bad_input) {
         ck_assert_int_eq(cfapi_new(&a, event, &o), -EINVAL);
 
         client_new(NULL);
-        ck_assert_int_eq(cfapi_request(api, "GET", "a b", NULL, NULL, on_reply, &r), -EINVAL);
-        ck_assert_int_eq(cfapi_request(api, "GET", "x?y=1", NULL, NULL, on_reply, &r), -EINVAL);
-        ck_assert_int_eq(cfapi_request(api, "", "x", NULL, NULL, on_reply, &r), -EINVAL);
-        ck_assert_int_eq(cfapi_get_all(api, "x", NULL, CFAPI_PAGING_NONE, NULL, CFAPI_PRIORITY_LOW, on_reply, &r), -EINVAL);
+        ck_assert_int_eq(request(api, "GET", "a b", NULL, NULL, on_reply, &r), -EINVAL);
+        ck_assert_int_eq(request(api, "GET", "x?y=1", NULL, NULL, on_reply, &r), -EINVAL);
+        ck_assert_int_eq(request(api, "", "x", NULL, NULL, on_reply, &r), -EINVAL);
+        ck_assert_int_eq(cfapi_submit(api, &(CfRequest) { .method = "POST", .path = "x", .paging = CFAPI_PAGING_CURSOR },
+                                      on_reply, &r, NULL), -EINVAL);
 }
 END_TEST
 

@@ -1552,7 +1552,7 @@ START_TEST(test_diff_drifted_var) {
         const Action *a = find(plan, ACTION_UPLOAD, "api");
         const ActionChange *ch = change(a, "STAGE");
         _cleanup_free_ char *text = plan_to_text(plan, false);
-        _cleanup_(plan_json_unrefp) json_object *j = plan_to_json(plan);
+        _cleanup_(json_object_putp) json_object *j = plan_to_json(plan);
         json_object *acts, *diff, *d, *v;
 
         ck_assert_ptr_nonnull(ch);
@@ -1676,7 +1676,7 @@ START_TEST(test_diff_secrets_never_shown) {
         {
                 _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
                 _cleanup_free_ char *text = plan_to_text(plan, true);
-                _cleanup_(plan_json_unrefp) json_object *j = plan_to_json(plan);
+                _cleanup_(json_object_putp) json_object *j = plan_to_json(plan);
                 const char *js = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN);
                 const ActionChange *r = change(find_detail(plan, ACTION_PUT_SECRET, "api", "ROTATED"), "ROTATED"),
                                    *f = change(find_detail(plan, ACTION_PUT_SECRET, "api", "FRESH"), "FRESH");
