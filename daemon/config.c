@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "secrets.h"
 #include "spec.h"
 #include "util.h"
 
@@ -143,34 +144,6 @@ Config *config_free(Config *c) {
         notify_targets_free(c->notify, c->n_notify);
         free(c->webhook_ref);
         return mfree(c);
-}
-
-/* Optimal string alignment distance, for "did you mean". Keys are short. */
-static unsigned edit_distance(const char *a, const char *b) {
-        size_t la = strlen(a), lb = strlen(b);
-        unsigned d[40][40];
-
-        if (la >= 40 || lb >= 40)
-                return UINT_MAX;
-        for (size_t i = 0; i <= la; i++)
-                d[i][0] = (unsigned) i;
-        for (size_t j = 0; j <= lb; j++)
-                d[0][j] = (unsigned) j;
-        for (size_t i = 1; i <= la; i++)
-                for (size_t j = 1; j <= lb; j++) {
-                        unsigned cost = a[i - 1] != b[j - 1], v;
-
-                        v = d[i - 1][j] + 1;
-                        if (d[i][j - 1] + 1 < v)
-                                v = d[i][j - 1] + 1;
-                        if (d[i - 1][j - 1] + cost < v)
-                                v = d[i - 1][j - 1] + cost;
-                        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-                            d[i - 2][j - 2] + 1 < v)
-                                v = d[i - 2][j - 2] + 1;
-                        d[i][j] = v;
-                }
-        return d[la][lb];
 }
 
 static const ConfigKey *find_key(const char *name) {
@@ -305,8 +278,9 @@ static const char *secret_ref_check(SecretSource source, const char *ref) {
                 return "empty secret reference";
         switch (source) {
         case SECRET_SOURCE_CREDENTIAL:
-                if (strchr(ref, '/') || streq(ref, ".") || streq(ref, ".."))
-                        return "a credential name must not contain '/'";
+                if (!secrets_credential_name_is_valid(ref))
+                        return "not a valid credential name (no '/' or control character, not '.' or '..', "
+                               "at most 255 bytes)";
                 return NULL;
         case SECRET_SOURCE_FILE:
                 if (ref[0] != '/')

@@ -361,7 +361,7 @@ static const char *hint_from(SpecCtx *c, const void *base, size_t n, size_t stri
                 if (lx > l + limit || l > lx + limit)
                         continue;
                 c->hint_work++;
-                d = spec_edit_distance(name, x);
+                d = edit_distance(name, x);
                 if (d < best_d) {
                         best_d = d;
                         best = x;

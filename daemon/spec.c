@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include "spec-grammar.h"
+#include "secrets.h"
 #include "spec-internal.h"
 #include "util.h"
 
@@ -191,41 +192,6 @@ void spec_sha256_hex(const void *data, size_t size, char ret[static 65]) {
 
 /* ---- suggestions ---- */
 
-unsigned spec_edit_distance(const char *a, const char *b) {
-        /* Optimal string alignment distance over three rows; keys are short,
-         * and anything longer than 64 bytes is simply "far". */
-        unsigned rows[3][65], *pp = rows[0], *p = rows[1], *cur = rows[2];
-        size_t la = strlen(a), lb = strlen(b);
-
-        if (la > 64 || lb > 64)
-                return UINT_MAX / 2;
-        for (size_t j = 0; j <= lb; j++)
-                p[j] = (unsigned) j;
-        for (size_t i = 1; i <= la; i++) {
-                unsigned *t;
-
-                cur[0] = (unsigned) i;
-                for (size_t j = 1; j <= lb; j++) {
-                        unsigned cost = a[i - 1] == b[j - 1] ? 0 : 1;
-                        unsigned v = p[j] + 1;
-
-                        if (cur[j - 1] + 1 < v)
-                                v = cur[j - 1] + 1;
-                        if (p[j - 1] + cost < v)
-                                v = p[j - 1] + cost;
-                        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-                            pp[j - 2] + 1 < v)
-                                v = pp[j - 2] + 1;
-                        cur[j] = v;
-                }
-                t = pp;
-                pp = p;
-                p = cur;
-                cur = t;
-        }
-        return p[lb];
-}
-
 const char *spec_suggest(const char *s, const char *const *names) {
         size_t l = strlen(s);
         unsigned best = UINT_MAX, limit = l <= 3 ? 1 : l <= 8 ? 2 : 3;
@@ -238,7 +204,7 @@ const char *spec_suggest(const char *s, const char *const *names) {
                 /* The distance is at least the difference in length. */
                 if (ln > l + limit || l > ln + limit)
                         continue;
-                d = spec_edit_distance(s, *n);
+                d = edit_distance(s, *n);
 
                 if (d < best) {
                         best = d;
@@ -812,15 +778,6 @@ static bool valid_env_name(const char *s) {
         return true;
 }
 
-static bool valid_credential_name(const char *s) {
-        if (isempty(s) || strlen(s) > 255 || streq(s, ".") || streq(s, ".."))
-                return false;
-        for (const char *p = s; *p; p++)
-                if (*p == '/' || (unsigned char) *p < 0x20 || *p == 0x7f)
-                        return false;
-        return true;
-}
-
 void spec_grant_done(SpecGrant *g) {
         if (!g)
                 return;
@@ -1000,7 +957,7 @@ static bool parse_secret_ref(SpecCtx *c, const char *what, const SpecNode *v, Se
                 return false;
         switch (which) {
         case SECRET_SOURCE_CREDENTIAL:
-                if (!valid_credential_name(s)) {
+                if (!secrets_credential_name_is_valid(s)) {
                         node_error(c, f.val[which], "'%s' is not a valid credential name", s);
                         return false;
                 }

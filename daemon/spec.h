@@ -121,10 +121,6 @@ int spec_load_with_limits(const char *spec_dir, const SpecLimits *limits,
  * only, as spec_load). The daemon and the CLI load through this. */
 int spec_load_granted(const char *spec_dir, const SpecGrant *grant, Generation **ret, SpecErrors *errors);
 
-/* Edit distance (Levenshtein) between two short strings; used for
- * "did you mean" hints. Exposed for tests. */
-unsigned spec_edit_distance(const char *a, const char *b) _pure_;
-
 /* Rule checks, exposed for unit tests. Each returns true when valid;
  * with reterr, a static reason on failure. */
 bool spec_valid_cron(const char *s, const char **reterr);

@@ -242,11 +242,11 @@ END_TEST
 /* ---- rule functions ---- */
 
 START_TEST(test_edit_distance) {
-        ck_assert_uint_eq(spec_edit_distance("title", "title"), 0);
-        ck_assert_uint_eq(spec_edit_distance("titel", "title"), 1);
-        ck_assert_uint_eq(spec_edit_distance("bindngs", "bindings"), 1);
-        ck_assert_uint_eq(spec_edit_distance("", "abc"), 3);
-        ck_assert_uint_eq(spec_edit_distance("kitten", "sitting"), 3);
+        ck_assert_uint_eq(edit_distance("title", "title"), 0);
+        ck_assert_uint_eq(edit_distance("titel", "title"), 1);
+        ck_assert_uint_eq(edit_distance("bindngs", "bindings"), 1);
+        ck_assert_uint_eq(edit_distance("", "abc"), 3);
+        ck_assert_uint_eq(edit_distance("kitten", "sitting"), 3);
 }
 END_TEST
 
