@@ -1,6 +1,8 @@
 /* spec-internal.h: what spec.c (files, documents, fields) and
- * spec-validate.c (rules, cross-references, canonical form) share. Not for
- * other modules: use spec.h. */
+ * spec-validate.c (cross-references, canonical form) share. The shared
+ * functions live in spec-common.c (errors, digests, suggestions) and the
+ * single-value rules in spec-rules.c, so spec.c calls spec-validate.c and
+ * never the reverse. Not for other modules: use spec.h. */
 #pragma once
 
 #include <stdbool.h>
@@ -18,6 +20,7 @@ typedef struct SpecCtx {
         int root_fd;                /* O_PATH fd of root, for openat2 */
         bool no_openat2;
         const SpecGrant *grant;     /* NULL: secret references checked for form only */
+        time_t now;                 /* the validator's clock: limits->now or time(NULL) */
         size_t hint_work;
         uint64_t total_yaml, total_modules; /* bytes read so far (SPEC_MAX_TOTAL_*) */
         bool total_yaml_exceeded, total_modules_exceeded;           /* "did you mean" comparisons so far (SPEC_MAX_HINT_WORK) */

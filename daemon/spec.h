@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "model.h"
 
@@ -46,6 +47,8 @@ typedef struct SpecLimits {
         size_t max_errors;
         uint64_t max_total_yaml;    /* 0: unlimited */
         uint64_t max_total_modules; /* 0: unlimited */
+        time_t now;                 /* the validator's clock (compatibility_date "in the future");
+                                     * 0: time(NULL) when the load starts */
 } SpecLimits;
 
 /* The defaults above. */
@@ -124,7 +127,7 @@ int spec_load_granted(const char *spec_dir, const SpecGrant *grant, Generation *
 /* Rule checks, exposed for unit tests. Each returns true when valid;
  * with reterr, a static reason on failure. */
 bool spec_valid_cron(const char *s, const char **reterr);
-bool spec_valid_compat_date(const char *s, const char **reterr);
+bool spec_valid_compat_date(const char *s, time_t now, const char **reterr); /* now: the clock, time(NULL) */
 bool spec_valid_js_identifier(const char *s) _pure_;
 bool spec_valid_script_name(const char *s) _pure_;
 bool spec_valid_bucket_name(const char *s) _pure_;

@@ -284,16 +284,40 @@ END_TEST
 START_TEST(test_compat_date) {
         const char *why = NULL;
 
-        ck_assert(spec_valid_compat_date("2025-06-01", NULL));
-        ck_assert(spec_valid_compat_date("2024-02-29", NULL));
-        ck_assert(!spec_valid_compat_date("2023-02-29", &why));
+        ck_assert(spec_valid_compat_date("2025-06-01", time(NULL), NULL));
+        ck_assert(spec_valid_compat_date("2024-02-29", time(NULL), NULL));
+        ck_assert(!spec_valid_compat_date("2023-02-29", time(NULL), &why));
         ck_assert_str_eq(why, "no such date");
-        ck_assert(!spec_valid_compat_date("2025-6-1", &why));
+        ck_assert(!spec_valid_compat_date("2025-6-1", time(NULL), &why));
         ck_assert_str_eq(why, "expected YYYY-MM-DD");
-        ck_assert(!spec_valid_compat_date("2025-04-31", NULL));
-        ck_assert(!spec_valid_compat_date("2099-01-01", &why));
+        ck_assert(!spec_valid_compat_date("2025-04-31", time(NULL), NULL));
+        ck_assert(!spec_valid_compat_date("2099-01-01", time(NULL), &why));
         ck_assert_str_eq(why, "in the future");
-        ck_assert(!spec_valid_compat_date("2001-01-01", &why));
+        ck_assert(!spec_valid_compat_date("2001-01-01", time(NULL), &why));
+}
+END_TEST
+
+/* The validator's clock is injected: SpecLimits.now (2030-06-01 here)
+ * decides what "in the future" means, one day of slack for time zones. */
+START_TEST(test_compat_date_clock) {
+        SpecLimits l = spec_limits_default;
+        _cleanup_free_ char *d = mkspec(), *ok = NULL, *bad = NULL;
+        const char *why = NULL;
+
+        l.now = 1906502400;
+        ck_assert(spec_valid_compat_date("2030-06-02", l.now, NULL));
+        ck_assert(!spec_valid_compat_date("2030-06-03", l.now, &why));
+        ck_assert_str_eq(why, "in the future");
+        ck_assert(spec_valid_compat_date("2030-06-03", l.now + 86400, NULL));
+
+        put(d, "w.js", "export default {};\n");
+        put(d, "spec.yaml", "kind: Worker\nname: w\nmain: w.js\ncompatibility_date: \"2030-06-02\"\n");
+        ok = load_dir(d, &l, NULL);
+        ck_assert_msg(startswith(ok, "OK "), "%s", ok);
+        put(d, "spec.yaml", "kind: Worker\nname: w\nmain: w.js\ncompatibility_date: \"2030-06-03\"\n");
+        bad = load_dir(d, &l, NULL);
+        ck_assert_str_eq(bad, "spec.yaml:4:21: invalid compatibility_date '2030-06-03': in the future");
+        rm_rf(d);
 }
 END_TEST
 
@@ -1262,6 +1286,7 @@ static Suite *spec_suite(void) {
         tcase_add_test(tc, test_edit_distance);
         tcase_add_test(tc, test_cron);
         tcase_add_test(tc, test_compat_date);
+        tcase_add_test(tc, test_compat_date_clock);
         tcase_add_test(tc, test_names);
         tcase_add_test(tc, test_minimal_worker);
         tcase_add_test(tc, test_every_binding);
