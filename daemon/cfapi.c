@@ -10,6 +10,7 @@
  * inside cfapi_submit() and never from inside a curl callback.
  */
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <sys/random.h>
 
@@ -1273,26 +1274,28 @@ json_object *cfapi_metrics_json(const CfApi *api) {
 }
 
 char *cfapi_escape(const char *s) {
-        static const char hex[] = "0123456789ABCDEF";
-        char *d, *p;
+        char *c, *d;
 
         if (!s)
                 return NULL;
-        d = malloc(strlen(s) * 3 + 1);
-        if (!d)
+        c = curl_easy_escape(NULL, s, 0);
+        if (!c)
                 return NULL;
-        for (p = d; *s; s++) {
-                unsigned char ch = (unsigned char) *s;
+        d = strdup(c);
+        curl_free(c);
+        return d;
+}
 
-                if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-                    ch == '-' || ch == '.' || ch == '_' || ch == '~')
-                        *p++ = (char) ch;
-                else {
-                        *p++ = '%';
-                        *p++ = hex[ch >> 4];
-                        *p++ = hex[ch & 15];
-                }
-        }
-        *p = 0;
+char *cfapi_unescape(const char *s, size_t n) {
+        char *c, *d;
+        int len = 0;
+
+        if (!s || n > INT_MAX)
+                return NULL;
+        c = curl_easy_unescape(NULL, s, (int) n, &len);
+        if (!c)
+                return NULL;
+        d = strndup(c, (size_t) len);
+        curl_free(c);
         return d;
 }

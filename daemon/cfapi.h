@@ -229,5 +229,10 @@ int cfapi_route_class(const char *path) _pure_;
 const char *cfapi_route_class_name(int cls) _pure_;
 
 /* Percent-encodes one path segment or query value (RFC 3986 unreserved
- * characters pass). Caller frees; NULL on OOM. */
+ * characters pass), through curl_easy_escape. Caller frees; NULL on OOM. */
 char *cfapi_escape(const char *s);
+
+/* Decodes the first n bytes of s (%XY sequences; anything else stays),
+ * through curl_easy_unescape; the result ends at a decoded NUL. Caller
+ * frees; NULL on OOM. */
+char *cfapi_unescape(const char *s, size_t n);

@@ -6,6 +6,7 @@
 
 #include "apply.h"
 #include "cfapi.h"
+#include "cfreq.h"
 #include "engine.h"
 #include "log.h"
 #include "observe.h"
@@ -512,7 +513,7 @@ static void on_token_verified(CfApi *api, const CfReply *reply, void *userdata) 
 int engine_verify_token(Engine *e, engine_verify_done_t done, void *userdata) {
         CfRequest req = {
                 .method = "GET",
-                .path = "/user/tokens/verify",
+                .path = cfreq_template(CF_PATH_TOKEN_VERIFY),
                 .priority = CFAPI_PRIORITY_NORMAL,
                 .flags = CFAPI_NO_RETRY,
         };
@@ -854,8 +855,8 @@ static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
 }
 
 static int post_submit(Engine *e, bool audit) {
-        PostReq *q = calloc(1, sizeof(PostReq));
-        char since[64], before[64], query[256];
+        _cleanup_free_ PostReq *q = calloc(1, sizeof(PostReq));
+        _cleanup_free_ char *path = NULL, *query = NULL;
         CfRequest r = { .method = "GET", .priority = CFAPI_PRIORITY_NORMAL };
         int k;
 
@@ -865,26 +866,21 @@ static int post_submit(Engine *e, bool audit) {
         q->audit = audit;
         if (audit) {
                 uint64_t from = e->started_usec > OBSERVE_AUDIT_OVERLAP_USEC ? e->started_usec - 60 * USEC_PER_SEC : 0;
-                _cleanup_free_ char *esc = cfapi_escape(format_rfc3339(from, since, sizeof(since))),
-                                    *besc = cfapi_escape(format_rfc3339(now_realtime_usec() +
-                                                                                OBSERVE_AUDIT_BEFORE_SLACK_USEC,
-                                                                        before, sizeof(before)));
 
-                if (!esc || !besc) {
-                        free(q);
-                        return -ENOMEM;
-                }
-                snprintf(query, sizeof(query), "since=%s&before=%s&limit=1000", esc, besc);
-                r.path = "logs/audit";
-                r.query = query;
+                k = cfreq_audit_query(from, now_realtime_usec() + OBSERVE_AUDIT_BEFORE_SLACK_USEC, &query);
+                if (k < 0)
+                        return k;
                 r.paging = CFAPI_PAGING_CURSOR;
-        } else
-                r.path = "workers/scripts";
-        k = cfapi_submit(e->api, &r, on_post_reply, q, NULL);
-        if (k < 0) {
-                free(q);
-                return k;
         }
+        k = cfreq_path(&path, audit ? CF_PATH_AUDIT : CF_PATH_SCRIPTS);
+        if (k < 0)
+                return k;
+        r.path = path;
+        r.query = query;
+        k = cfapi_submit(e->api, &r, on_post_reply, q, NULL);
+        if (k < 0)
+                return k;
+        TAKE_PTR(q);
         e->post_pending++;
         return 0;
 }

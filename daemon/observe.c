@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cfapi.h"
+#include "cfreq.h"
 #include "observe.h"
 #include "util.h"
 
@@ -295,27 +297,6 @@ int observe_parse_resources(ResourceKind kind, json_object *items, LiveState *li
         return 0;
 }
 
-static char *url_unescape(const char *s, size_t n) {
-        char *r = malloc(n + 1), *p = r;
-
-        if (!r)
-                return NULL;
-        for (size_t i = 0; i < n; i++) {
-                unsigned v;
-                char hex[3];
-
-                if (s[i] == '%' && i + 2 < n + 0 && (hex[0] = s[i + 1], hex[1] = s[i + 2], hex[2] = 0, 1) &&
-                    sscanf(hex, "%2x", &v) == 1) {
-                        *p++ = (char) v;
-                        i += 2;
-                        continue;
-                }
-                *p++ = s[i];
-        }
-        *p = 0;
-        return r;
-}
-
 bool observe_audit_matches(const char *method, const char *uri, const char *write) {
         const char *sp = write ? strchr(write, ' ') : NULL, *q, *path;
         size_t n, pn;
@@ -396,7 +377,7 @@ int observe_audit_script(const char *uri, char **ret, bool *ret_secrets) {
         if (n == 0)
                 return 0;
         end = p + n;
-        *ret = url_unescape(p, n);
+        *ret = cfapi_unescape(p, n);
         if (!*ret)
                 return -ENOMEM;
         if (ret_secrets)
@@ -573,19 +554,17 @@ static bool worker_relevant(const Observer *o, const char *name) {
 }
 
 static int start_detail(Observer *o, LiveWorker *w, const char *why) {
-        _cleanup_free_ char *esc = cfapi_escape(w->name), *p1 = NULL, *p2 = NULL, *p3 = NULL;
+        _cleanup_free_ char *p1 = NULL, *p2 = NULL, *p3 = NULL;
         const Worker *dw = o->g ? generation_find_worker(o->g, w->name) : NULL;
         const LedgerEntry *e = ledger_find(o->ledger, RESOURCE_WORKER, w->name);
         int r;
 
-        if (!esc)
-                return -ENOMEM;
         w->dirty = true;
         if (set_str(&w->dirty_reason, why) < 0)
                 return -ENOMEM;
-        if (asprintf(&p1, "workers/scripts/%s/deployments", esc) < 0 ||
-            asprintf(&p2, "workers/scripts/%s/schedules", esc) < 0 ||
-            asprintf(&p3, "workers/scripts/%s/subdomain", esc) < 0)
+        if (cfreq_path(&p1, CF_PATH_SCRIPT_DEPLOYMENTS, w->name) < 0 ||
+            cfreq_path(&p2, CF_PATH_SCRIPT_SCHEDULES, w->name) < 0 ||
+            cfreq_path(&p3, CF_PATH_SCRIPT_SUBDOMAIN, w->name) < 0)
                 return -ENOMEM;
         o->res.n_details++;
         r = submit(o, REQ_DEPLOYMENTS, RESOURCE_WORKER, p1, NULL, CFAPI_PAGING_NONE, NULL, w->name, NULL);
@@ -789,7 +768,7 @@ static void handle(Observer *o, Req *q, const CfReply *reply) {
                         /* One secrets list per store bindery uses. */
                         for (size_t i = 0; i < live->n_resources; i++) {
                                 const LiveResource *s = &live->resources[i];
-                                _cleanup_free_ char *esc = NULL, *path = NULL;
+                                _cleanup_free_ char *path = NULL;
                                 bool used = false;
 
                                 if (s->kind != RESOURCE_SECRETS_STORE)
@@ -807,8 +786,7 @@ static void handle(Observer *o, Req *q, const CfReply *reply) {
                                 }
                                 if (!used)
                                         continue;
-                                esc = cfapi_escape(s->id);
-                                if (!esc || asprintf(&path, "secrets_store/stores/%s/secrets", esc) < 0)
+                                if (cfreq_path(&path, CF_PATH_STORE_SECRETS, s->id) < 0)
                                         return fail(o, -ENOMEM, "observe", NULL);
                                 r = submit(o, REQ_STORE_SECRETS, RESOURCE_SECRETS_STORE_SECRET, path, NULL,
                                            CFAPI_PAGING_PAGE, NULL, NULL, s->id);
@@ -829,7 +807,7 @@ static void handle(Observer *o, Req *q, const CfReply *reply) {
                 json_object *deps = jget(reply->result, "deployments"), *d, *vs;
                 const char *best = NULL;
                 double best_pct = -1;
-                _cleanup_free_ char *esc = NULL, *path = NULL;
+                _cleanup_free_ char *path = NULL;
 
                 if (!w || reply->error < 0)
                         return; /* detail stays unknown; nothing absorbed */
@@ -860,20 +838,14 @@ static void handle(Observer *o, Req *q, const CfReply *reply) {
                         goto settings;
                 if (set_str(&w->version_id, best) < 0)
                         return fail(o, -ENOMEM, "observe", NULL);
-                esc = cfapi_escape(w->name);
-                {
-                        _cleanup_free_ char *vesc = cfapi_escape(best);
-
-                        if (!esc || !vesc || asprintf(&path, "workers/scripts/%s/versions/%s", esc, vesc) < 0)
-                                return fail(o, -ENOMEM, "observe", NULL);
-                }
+                if (cfreq_path(&path, CF_PATH_SCRIPT_VERSION, w->name, best) < 0)
+                        return fail(o, -ENOMEM, "observe", NULL);
                 r = submit(o, REQ_VERSION, RESOURCE_WORKER, path, NULL, CFAPI_PAGING_NONE, NULL, w->name, NULL);
                 if (r < 0)
                         fail(o, r, "observe", NULL);
                 return;
         settings:
-                esc = cfapi_escape(w->name);
-                if (!esc || asprintf(&path, "workers/scripts/%s/settings", esc) < 0)
+                if (cfreq_path(&path, CF_PATH_SCRIPT_SETTINGS, w->name) < 0)
                         return fail(o, -ENOMEM, "observe", NULL);
                 r = submit(o, REQ_SETTINGS, RESOURCE_WORKER, path, NULL, CFAPI_PAGING_NONE, NULL, w->name, NULL);
                 if (r < 0)
@@ -948,20 +920,18 @@ static void on_reply(CfApi *api, const CfReply *reply, void *userdata) {
 
 int observe_start(CfApi *api, const ObserveRequest *req, observe_done_t done, void *userdata, Observer **ret) {
         Observer *o = calloc(1, sizeof(Observer));
-        char since[64], before[64], q[256];
         uint64_t from;
         int r;
         static const struct {
                 ResourceKind kind;
-                const char *path;
                 CfPaging paging;
                 const char *items_key;
         } lists[] = {
-                { RESOURCE_KV_NAMESPACE, "storage/kv/namespaces", CFAPI_PAGING_PAGE, NULL },
-                { RESOURCE_R2_BUCKET, "r2/buckets", CFAPI_PAGING_CURSOR, "buckets" },
-                { RESOURCE_D1_DATABASE, "d1/database", CFAPI_PAGING_PAGE, NULL },
-                { RESOURCE_QUEUE, "queues", CFAPI_PAGING_PAGE, NULL },
-                { RESOURCE_SECRETS_STORE, "secrets_store/stores", CFAPI_PAGING_PAGE, NULL },
+                { RESOURCE_KV_NAMESPACE, CFAPI_PAGING_PAGE, NULL },
+                { RESOURCE_R2_BUCKET, CFAPI_PAGING_CURSOR, "buckets" },
+                { RESOURCE_D1_DATABASE, CFAPI_PAGING_PAGE, NULL },
+                { RESOURCE_QUEUE, CFAPI_PAGING_PAGE, NULL },
+                { RESOURCE_SECRETS_STORE, CFAPI_PAGING_PAGE, NULL },
         };
 
         if (!o)
@@ -986,34 +956,31 @@ int observe_start(CfApi *api, const ObserveRequest *req, observe_done_t done, vo
                 return -ENOMEM;
         }
 
-        r = submit(o, REQ_SCRIPTS, RESOURCE_WORKER, "workers/scripts", NULL, CFAPI_PAGING_NONE, NULL, NULL, NULL);
+        r = submit(o, REQ_SCRIPTS, RESOURCE_WORKER, cfreq_template(CF_PATH_SCRIPTS), NULL, CFAPI_PAGING_NONE,
+                   NULL, NULL, NULL);
         if (r >= 0) {
+                _cleanup_free_ char *q = NULL;
+
                 from = req->audit_last_usec ? req->audit_last_usec : req->now_usec;
                 from = from > OBSERVE_AUDIT_OVERLAP_USEC ? from - OBSERVE_AUDIT_OVERLAP_USEC : 0;
-                /* Audit Logs v2 requires both ends of the window. */
-                _cleanup_free_ char *esc = cfapi_escape(format_rfc3339(from, since, sizeof(since))),
-                                    *besc = cfapi_escape(format_rfc3339(req->now_usec + OBSERVE_AUDIT_BEFORE_SLACK_USEC,
-                                                                        before, sizeof(before)));
-
-                if (!esc || !besc)
-                        r = -ENOMEM;
-                else {
-                        snprintf(q, sizeof(q), "since=%s&before=%s&limit=1000", esc, besc);
-                        r = submit(o, REQ_AUDIT, RESOURCE_WORKER, "logs/audit", q, CFAPI_PAGING_CURSOR, NULL, NULL,
-                                   NULL);
-                }
+                r = cfreq_audit_query(from, req->now_usec + OBSERVE_AUDIT_BEFORE_SLACK_USEC, &q);
+                if (r >= 0)
+                        r = submit(o, REQ_AUDIT, RESOURCE_WORKER, cfreq_template(CF_PATH_AUDIT), q,
+                                   CFAPI_PAGING_CURSOR, NULL, NULL, NULL);
         }
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(lists); i++)
                 if (kind_used(o, lists[i].kind) ||
                     (lists[i].kind == RESOURCE_SECRETS_STORE && kind_used(o, RESOURCE_SECRETS_STORE_SECRET))) {
-                        r = submit(o, REQ_LIST, lists[i].kind, lists[i].path, NULL, lists[i].paging,
+                        r = submit(o, REQ_LIST, lists[i].kind, cfreq_template(cfreq_collection(lists[i].kind)), NULL,
+                                   lists[i].paging,
                                    lists[i].items_key, NULL, NULL);
                         if (r >= 0 && lists[i].kind == RESOURCE_R2_BUCKET) {
                                 _cleanup_strv_free_ char **js = NULL;
 
                                 r = r2_jurisdictions(o, &js);
                                 for (size_t k = 0; r >= 0 && js[k]; k++)
-                                        r = submit_ex(o, REQ_LIST, lists[i].kind, lists[i].path, NULL,
+                                        r = submit_ex(o, REQ_LIST, lists[i].kind,
+                                                      cfreq_template(cfreq_collection(lists[i].kind)), NULL,
                                                       lists[i].paging, lists[i].items_key, NULL, NULL, js[k]);
                         }
                 }
