@@ -723,177 +723,210 @@ static void step(Observer *o) {
         finish(o);
 }
 
-static void handle(Observer *o, Req *q, const CfReply *reply) {
+static void on_scripts(Observer *o, const CfReply *reply) {
+        int r;
+
+        if (reply->error < 0)
+                return fail(o, reply->error, "GET workers/scripts", reply->message);
+        r = observe_parse_script_list(reply->result, o->res.live);
+        if (r < 0)
+                return fail(o, r, "workers/scripts", "undecodable list");
+}
+
+static void on_audit(Observer *o, const CfReply *reply) {
+        if (reply->error < 0) {
+                /* Not fatal: the position is not advanced, so the next
+                 * cycle reads the same window again; the lists and the
+                 * full refresh still catch drift meanwhile. */
+                o->res.audit_ok = false;
+                o->res.audit_http_status = reply->http_status;
+                free(o->res.audit_message);
+                o->res.audit_message = reply->message ? strdup(reply->message) : NULL;
+                return;
+        }
+        o->res.audit_ok = true;
+        if (reply->result && json_object_is_type(reply->result, json_type_array))
+                o->audit = json_object_get(reply->result);
+}
+
+/* Whether bindery uses a listed secrets store (its ledger or the spec). */
+static bool store_used(const Observer *o, const LiveResource *s) {
+        for (size_t j = 0; j < o->ledger->n_entries; j++)
+                if (o->ledger->entries[j].kind == RESOURCE_SECRETS_STORE_SECRET &&
+                    streq_ptr(o->ledger->entries[j].store_id, s->id))
+                        return true;
+        for (size_t j = 0; o->g && j < o->g->n_secrets_stores; j++) {
+                const SecretsStore *st = &o->g->secrets_stores[j];
+
+                if (streq_ptr(st->id, s->id) || streq_ptr(st->store_name ?: st->name, s->name))
+                        return true;
+        }
+        return false;
+}
+
+/* One secrets list per store bindery uses. */
+static void list_store_secrets(Observer *o) {
         LiveState *live = o->res.live;
-        LiveWorker *w = q->worker ? live_state_find_worker(live, q->worker) : NULL;
-        int r = 0;
+        int r;
 
-        switch (q->type) {
-        case REQ_SCRIPTS:
-                if (reply->error < 0)
-                        return fail(o, reply->error, "GET workers/scripts", reply->message);
-                r = observe_parse_script_list(reply->result, live);
-                if (r < 0)
-                        return fail(o, r, "workers/scripts", "undecodable list");
-                return;
-        case REQ_AUDIT:
-                if (reply->error < 0) {
-                        /* Not fatal: the position is not advanced, so the
-                         * next cycle reads the same window again; the lists
-                         * and the full refresh still catch drift meanwhile. */
-                        o->res.audit_ok = false;
-                        o->res.audit_http_status = reply->http_status;
-                        free(o->res.audit_message);
-                        o->res.audit_message = reply->message ? strdup(reply->message) : NULL;
-                        return;
-                }
-                o->res.audit_ok = true;
-                if (reply->result && json_object_is_type(reply->result, json_type_array))
-                        o->audit = json_object_get(reply->result);
-                return;
-        case REQ_LIST:
-                if (reply->error < 0)
-                        return fail(o, reply->error, resource_kind_to_string(q->kind), reply->message);
-                {
-                        size_t before = live->n_resources;
-
-                        r = observe_parse_resources(q->kind, reply->result, live, NULL);
-                        if (r < 0)
-                                return fail(o, r, resource_kind_to_string(q->kind), "undecodable list");
-                        for (size_t i = before; q->jurisdiction && i < live->n_resources; i++)
-                                if (set_str(&live->resources[i].jurisdiction, q->jurisdiction) < 0)
-                                        return fail(o, -ENOMEM, "observe", NULL);
-                }
-                if (q->kind == RESOURCE_SECRETS_STORE && reply->result) {
-                        /* One secrets list per store bindery uses. */
-                        for (size_t i = 0; i < live->n_resources; i++) {
-                                const LiveResource *s = &live->resources[i];
-                                _cleanup_free_ char *path = NULL;
-                                bool used = false;
-
-                                if (s->kind != RESOURCE_SECRETS_STORE)
-                                        continue;
-                                for (size_t j = 0; j < o->ledger->n_entries; j++)
-                                        if (o->ledger->entries[j].kind == RESOURCE_SECRETS_STORE_SECRET &&
-                                            streq_ptr(o->ledger->entries[j].store_id, s->id))
-                                                used = true;
-                                for (size_t j = 0; o->g && j < o->g->n_secrets_stores; j++) {
-                                        const SecretsStore *st = &o->g->secrets_stores[j];
-
-                                        if (streq_ptr(st->id, s->id) ||
-                                            streq_ptr(st->store_name ?: st->name, s->name))
-                                                used = true;
-                                }
-                                if (!used)
-                                        continue;
-                                if (cfreq_path(&path, CF_PATH_STORE_SECRETS, s->id) < 0)
-                                        return fail(o, -ENOMEM, "observe", NULL);
-                                r = submit(o, REQ_STORE_SECRETS, RESOURCE_SECRETS_STORE_SECRET, path, NULL,
-                                           CFAPI_PAGING_PAGE, NULL, NULL, s->id);
-                                if (r < 0)
-                                        return fail(o, r, "observe", NULL);
-                        }
-                        live->listed[RESOURCE_SECRETS_STORE_SECRET] = true;
-                }
-                return;
-        case REQ_STORE_SECRETS:
-                if (reply->error < 0)
-                        return fail(o, reply->error, "Secrets Store secrets", reply->message);
-                r = observe_parse_resources(RESOURCE_SECRETS_STORE_SECRET, reply->result, live, q->store_id);
-                if (r < 0)
-                        return fail(o, r, "Secrets Store secrets", "undecodable list");
-                return;
-        case REQ_DEPLOYMENTS: {
-                json_object *deps = jget(reply->result, "deployments"), *d, *vs;
-                const char *best = NULL;
-                double best_pct = -1;
+        for (size_t i = 0; i < live->n_resources; i++) {
+                const LiveResource *s = &live->resources[i];
                 _cleanup_free_ char *path = NULL;
 
-                if (!w || reply->error < 0)
-                        return; /* detail stays unknown; nothing absorbed */
-                if (!deps || !json_object_is_type(deps, json_type_array) || json_object_array_length(deps) == 0)
-                        goto settings;
-                /* The newest deployment: documented as the first, but pick
-                 * by created_on so either order works. */
-                d = json_object_array_get_idx(deps, 0);
-                for (size_t i = 1; i < json_object_array_length(deps); i++) {
-                        json_object *x = json_object_array_get_idx(deps, i);
-
-                        if (jstr(x, "created_on") && (!jstr(d, "created_on") ||
-                                                      strcmp(jstr(x, "created_on"), jstr(d, "created_on")) > 0))
-                                d = x;
-                }
-                vs = jget(d, "versions");
-                for (size_t i = 0; vs && json_object_is_type(vs, json_type_array) && i < json_object_array_length(vs);
-                     i++) {
-                        json_object *v = json_object_array_get_idx(vs, i), *pct = jget(v, "percentage");
-                        double p = pct ? json_object_get_double(pct) : 0;
-
-                        if (jstr(v, "version_id") && p > best_pct) {
-                                best = jstr(v, "version_id");
-                                best_pct = p;
-                        }
-                }
-                if (!best)
-                        goto settings;
-                if (set_str(&w->version_id, best) < 0)
+                if (s->kind != RESOURCE_SECRETS_STORE || !store_used(o, s))
+                        continue;
+                if (cfreq_path(&path, CF_PATH_STORE_SECRETS, s->id) < 0)
                         return fail(o, -ENOMEM, "observe", NULL);
-                if (cfreq_path(&path, CF_PATH_SCRIPT_VERSION, w->name, best) < 0)
+                r = submit(o, REQ_STORE_SECRETS, RESOURCE_SECRETS_STORE_SECRET, path, NULL, CFAPI_PAGING_PAGE, NULL,
+                           NULL, s->id);
+                if (r < 0)
+                        return fail(o, r, "observe", NULL);
+        }
+        live->listed[RESOURCE_SECRETS_STORE_SECRET] = true;
+}
+
+static void on_list(Observer *o, Req *q, const CfReply *reply) {
+        LiveState *live = o->res.live;
+        size_t before = live->n_resources;
+        int r;
+
+        if (reply->error < 0)
+                return fail(o, reply->error, resource_kind_to_string(q->kind), reply->message);
+        r = observe_parse_resources(q->kind, reply->result, live, NULL);
+        if (r < 0)
+                return fail(o, r, resource_kind_to_string(q->kind), "undecodable list");
+        for (size_t i = before; q->jurisdiction && i < live->n_resources; i++)
+                if (set_str(&live->resources[i].jurisdiction, q->jurisdiction) < 0)
+                        return fail(o, -ENOMEM, "observe", NULL);
+        if (q->kind == RESOURCE_SECRETS_STORE && reply->result)
+                list_store_secrets(o);
+}
+
+static void on_store_secrets(Observer *o, Req *q, const CfReply *reply) {
+        int r;
+
+        if (reply->error < 0)
+                return fail(o, reply->error, "Secrets Store secrets", reply->message);
+        r = observe_parse_resources(RESOURCE_SECRETS_STORE_SECRET, reply->result, o->res.live, q->store_id);
+        if (r < 0)
+                return fail(o, r, "Secrets Store secrets", "undecodable list");
+}
+
+/* The version serving the most traffic in the newest deployment
+ * (documented as the first, but picked by created_on so either order
+ * works); NULL if none. */
+static const char *deployed_version(json_object *result) {
+        json_object *deps = jget(result, "deployments"), *d, *vs;
+        const char *best = NULL;
+        double best_pct = -1;
+
+        if (!deps || !json_object_is_type(deps, json_type_array) || json_object_array_length(deps) == 0)
+                return NULL;
+        d = json_object_array_get_idx(deps, 0);
+        for (size_t i = 1; i < json_object_array_length(deps); i++) {
+                json_object *x = json_object_array_get_idx(deps, i);
+
+                if (jstr(x, "created_on") &&
+                    (!jstr(d, "created_on") || strcmp(jstr(x, "created_on"), jstr(d, "created_on")) > 0))
+                        d = x;
+        }
+        vs = jget(d, "versions");
+        for (size_t i = 0; vs && json_object_is_type(vs, json_type_array) && i < json_object_array_length(vs); i++) {
+                json_object *v = json_object_array_get_idx(vs, i), *pct = jget(v, "percentage");
+                double p = pct ? json_object_get_double(pct) : 0;
+
+                if (jstr(v, "version_id") && p > best_pct) {
+                        best = jstr(v, "version_id");
+                        best_pct = p;
+                }
+        }
+        return best;
+}
+
+/* The bindings come from the deployed version, or else the settings. */
+static void on_deployments(Observer *o, LiveWorker *w, const CfReply *reply) {
+        _cleanup_free_ char *path = NULL;
+        const char *best;
+        int r;
+
+        if (!w || reply->error < 0)
+                return; /* detail stays unknown; nothing absorbed */
+        best = deployed_version(reply->result);
+        if (best) {
+                if (set_str(&w->version_id, best) < 0 || cfreq_path(&path, CF_PATH_SCRIPT_VERSION, w->name, best) < 0)
                         return fail(o, -ENOMEM, "observe", NULL);
                 r = submit(o, REQ_VERSION, RESOURCE_WORKER, path, NULL, CFAPI_PAGING_NONE, NULL, w->name, NULL);
-                if (r < 0)
-                        fail(o, r, "observe", NULL);
-                return;
-        settings:
+        } else {
                 if (cfreq_path(&path, CF_PATH_SCRIPT_SETTINGS, w->name) < 0)
                         return fail(o, -ENOMEM, "observe", NULL);
                 r = submit(o, REQ_SETTINGS, RESOURCE_WORKER, path, NULL, CFAPI_PAGING_NONE, NULL, w->name, NULL);
-                if (r < 0)
-                        fail(o, r, "observe", NULL);
-                return;
         }
-        case REQ_VERSION:
-        case REQ_SETTINGS: {
-                json_object *b;
+        if (r < 0)
+                fail(o, r, "observe", NULL);
+}
 
-                if (!w || reply->error < 0)
-                        return;
-                b = q->type == REQ_VERSION ? jget(jget(reply->result, "resources"), "bindings")
-                                           : jget(reply->result, "bindings");
-                r = observe_parse_bindings(b, w);
-                if (r < 0)
-                        return fail(o, r, "observe", NULL);
-                w->detail = true;
+static void on_bindings(Observer *o, Req *q, LiveWorker *w, const CfReply *reply) {
+        json_object *b;
+        int r;
+
+        if (!w || reply->error < 0)
                 return;
-        }
-        case REQ_SCHEDULES: {
-                json_object *s = jget(reply->result, "schedules");
+        b = q->type == REQ_VERSION ? jget(jget(reply->result, "resources"), "bindings")
+                                   : jget(reply->result, "bindings");
+        r = observe_parse_bindings(b, w);
+        if (r < 0)
+                return fail(o, r, "observe", NULL);
+        w->detail = true;
+}
 
-                if (!w || reply->error < 0)
-                        return;
-                if (!s && reply->result && json_object_is_type(reply->result, json_type_array))
-                        s = reply->result;
-                w->crons = strv_free(w->crons);
-                w->crons = calloc(1, sizeof(char *));
-                if (!w->crons)
+static void on_schedules(Observer *o, LiveWorker *w, const CfReply *reply) {
+        json_object *s = jget(reply->result, "schedules");
+
+        if (!w || reply->error < 0)
+                return;
+        if (!s && reply->result && json_object_is_type(reply->result, json_type_array))
+                s = reply->result;
+        w->crons = strv_free(w->crons);
+        w->crons = calloc(1, sizeof(char *));
+        if (!w->crons)
+                return fail(o, -ENOMEM, "observe", NULL);
+        for (size_t i = 0; s && json_object_is_type(s, json_type_array) && i < json_object_array_length(s); i++)
+                if (jstr(json_object_array_get_idx(s, i), "cron") &&
+                    strv_extend(&w->crons, jstr(json_object_array_get_idx(s, i), "cron")) < 0)
                         return fail(o, -ENOMEM, "observe", NULL);
-                for (size_t i = 0; s && json_object_is_type(s, json_type_array) && i < json_object_array_length(s);
-                     i++)
-                        if (jstr(json_object_array_get_idx(s, i), "cron") &&
-                            strv_extend(&w->crons, jstr(json_object_array_get_idx(s, i), "cron")) < 0)
-                                return fail(o, -ENOMEM, "observe", NULL);
-                strv_sort_uniq(w->crons);
-                w->crons_known = true;
-                return;
-        }
-        case REQ_SUBDOMAIN: {
-                json_object *en = jget(reply->result, "enabled");
+        strv_sort_uniq(w->crons);
+        w->crons_known = true;
+}
 
-                if (!w || reply->error < 0 || !en)
-                        return;
-                w->subdomain = json_object_get_boolean(en) ? 1 : 0;
+static void on_subdomain(LiveWorker *w, const CfReply *reply) {
+        json_object *en = jget(reply->result, "enabled");
+
+        if (!w || reply->error < 0 || !en)
                 return;
-        }
+        w->subdomain = json_object_get_boolean(en) ? 1 : 0;
+}
+
+static void handle(Observer *o, Req *q, const CfReply *reply) {
+        LiveWorker *w = q->worker ? live_state_find_worker(o->res.live, q->worker) : NULL;
+
+        switch (q->type) {
+        case REQ_SCRIPTS:
+                return on_scripts(o, reply);
+        case REQ_AUDIT:
+                return on_audit(o, reply);
+        case REQ_LIST:
+                return on_list(o, q, reply);
+        case REQ_STORE_SECRETS:
+                return on_store_secrets(o, q, reply);
+        case REQ_DEPLOYMENTS:
+                return on_deployments(o, w, reply);
+        case REQ_VERSION:
+        case REQ_SETTINGS:
+                return on_bindings(o, q, w, reply);
+        case REQ_SCHEDULES:
+                return on_schedules(o, w, reply);
+        case REQ_SUBDOMAIN:
+                return on_subdomain(w, reply);
         }
 }
 
