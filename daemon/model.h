@@ -179,7 +179,8 @@ typedef enum BindingKind {
         _BINDING_KIND_INVALID = -EINVAL,
 } BindingKind;
 
-/* The Cloudflare metadata `type` ("plain_text", "kv_namespace", "d1", ...). */
+/* The Cloudflare metadata `type` ("plain_text", "kv_namespace", "d1", ...),
+ * from the binding-kind table (binding-kinds.c). */
 const char *binding_kind_to_api_type(BindingKind k) _pure_;
 BindingKind binding_kind_from_api_type(const char *s) _pure_;
 

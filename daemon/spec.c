@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include "spec-grammar.h"
+#include "binding-kinds.h"
 #include "secrets.h"
 #include "spec-internal.h"
 #include "util.h"
@@ -263,36 +264,15 @@ static bool valid_ref_name(const char *s) {
         return true;
 }
 
-static bool hex_id(const char *s, size_t len) {
-        if (strlen(s) != len)
-                return false;
-        for (const char *p = s; *p; p++)
-                if (!isxdigit((unsigned char) *p))
-                        return false;
-        return true;
-}
-
-static bool uuid_id(const char *s) {
-        if (strlen(s) != 36)
-                return false;
-        for (size_t i = 0; i < 36; i++) {
-                bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-
-                if (dash ? s[i] != '-' : !isxdigit((unsigned char) s[i]))
-                        return false;
-        }
-        return true;
-}
-
 static bool check_kv_id(SpecCtx *c, const SpecNode *v, const char *s) {
-        if (hex_id(s, 32))
+        if (binding_valid_hex32(s))
                 return true;
         node_error(c, v, "KV namespace id '%s' must be 32 hexadecimal characters", s);
         return false;
 }
 
 static bool check_d1_id(SpecCtx *c, const SpecNode *v, const char *s) {
-        if (uuid_id(s))
+        if (binding_valid_uuid(s))
                 return true;
         node_error(c, v, "D1 database id '%s' must be a UUID", s);
         return false;
@@ -929,78 +909,7 @@ static char *node_to_canonical_json(SpecCtx *c, const SpecNode *n) {
 
 /* ---- bindings ---- */
 
-typedef enum BindingForm {
-        FORM_TEXT,
-        FORM_JSON,
-        FORM_SECRET,
-        FORM_KV,
-        FORM_R2,
-        FORM_D1,
-        FORM_DO,
-        FORM_QUEUE,
-        FORM_SERVICE,
-        FORM_SECRETS_STORE,
-        FORM_ANALYTICS,
-        FORM_AI,
-        FORM_VERSION_METADATA,
-        FORM_HYPERDRIVE,
-        FORM_VECTORIZE,
-        FORM_BROWSER,
-        FORM_WORKFLOW,
-        _FORM_MAX,
-} BindingForm;
-
-static const char *const binding_forms[_FORM_MAX + 1] = {
-        [FORM_TEXT] = "text",
-        [FORM_JSON] = "json",
-        [FORM_SECRET] = "secret",
-        [FORM_KV] = "kv_namespace",
-        [FORM_R2] = "r2_bucket",
-        [FORM_D1] = "d1",
-        [FORM_DO] = "durable_object",
-        [FORM_QUEUE] = "queue",
-        [FORM_SERVICE] = "service",
-        [FORM_SECRETS_STORE] = "secrets_store",
-        [FORM_ANALYTICS] = "analytics_engine",
-        [FORM_AI] = "ai",
-        [FORM_VERSION_METADATA] = "version_metadata",
-        [FORM_HYPERDRIVE] = "hyperdrive",
-        [FORM_VECTORIZE] = "vectorize",
-        [FORM_BROWSER] = "browser",
-        [FORM_WORKFLOW] = "workflow",
-};
-
-static const BindingKind form_kind[_FORM_MAX] = {
-        [FORM_TEXT] = BINDING_PLAIN_TEXT,
-        [FORM_JSON] = BINDING_JSON,
-        [FORM_SECRET] = BINDING_SECRET,
-        [FORM_KV] = BINDING_KV_NAMESPACE,
-        [FORM_R2] = BINDING_R2_BUCKET,
-        [FORM_D1] = BINDING_D1,
-        [FORM_DO] = BINDING_DURABLE_OBJECT,
-        [FORM_QUEUE] = BINDING_QUEUE,
-        [FORM_SERVICE] = BINDING_SERVICE,
-        [FORM_SECRETS_STORE] = BINDING_SECRETS_STORE_SECRET,
-        [FORM_ANALYTICS] = BINDING_ANALYTICS_ENGINE,
-        [FORM_AI] = BINDING_AI,
-        [FORM_VERSION_METADATA] = BINDING_VERSION_METADATA,
-        [FORM_HYPERDRIVE] = BINDING_HYPERDRIVE,
-        [FORM_VECTORIZE] = BINDING_VECTORIZE,
-        [FORM_BROWSER] = BINDING_BROWSER,
-        [FORM_WORKFLOW] = BINDING_WORKFLOW,
-};
-
 static const char *const no_keys[] = { NULL };
-static const char *const kv_ref_keys[] = { "id", NULL };
-static const char *const r2_ref_keys[] = { "name", "jurisdiction", NULL };
-static const char *const queue_ref_keys[] = { "name", NULL };
-static const char *const do_keys[] = { "class_name", "script", "environment", NULL };
-static const char *const service_keys[] = { "service", "entrypoint", "environment", NULL };
-static const char *const store_ref_keys[] = { "store", "secret", NULL };
-static const char *const analytics_keys[] = { "dataset", NULL };
-static const char *const hyperdrive_keys[] = { "id", NULL };
-static const char *const vectorize_keys[] = { "index_name", NULL };
-static const char *const workflow_keys[] = { "name", "class_name", "script", NULL };
 static const char *const r2_jurisdictions[] = { "eu", "fedramp", "fedramp-high", NULL };
 
 /* Reference forms NAME | {key: ...}: returns the mapping's fields in f, or
@@ -1035,13 +944,163 @@ static bool parse_empty(SpecCtx *c, const char *what, const SpecNode *v) {
         return v->n_items == 0;
 }
 
-static void parse_binding(SpecCtx *c, Worker *w, size_t *a_bindings, const SpecNode *k, const SpecNode *v) {
-        const SpecNode *fk, *fv;
-        Binding *b;
+/* The direct id of a reference (or of hyperdrive), keys[0] of the kind's
+ * mapping, checked by the kind's validation hook. */
+static bool binding_id(SpecCtx *c, const BindingKindInfo *info, Fields *f, Binding *b) {
+        if (!field_required(c, f, 0) || !get_str(c, info->keys[0], f->val[0], &b->target_id))
+                return false;
+        if (info->valid_id && !info->valid_id(b->target_id)) {
+                node_error(c, f->val[0], "%s'%s'%s", info->id_prefix, b->target_id, info->id_suffix);
+                return false;
+        }
+        return true;
+}
+
+/* kv_namespace, r2_bucket, d1, queue: a document name or the resource's id. */
+static bool parse_reference(SpecCtx *c, const BindingKindInfo *info, Binding *b, const SpecNode *v) {
         Fields f = {};
-        const char *hint;
-        size_t form;
+
+        if (!ref_form(c, info->spec_key, v, info->keys, &b->target, &f))
+                return false;
+        if (b->target)
+                return true;
+        if (!binding_id(c, info, &f, b))
+                return false;
+        /* What only an R2 reference has. */
+        if (b->kind == BINDING_R2_BUCKET && f.val[1] &&
+            !get_choice(c, "jurisdiction", f.val[1], r2_jurisdictions, &b->jurisdiction))
+                return false;
+        return true;
+}
+
+static bool parse_service(SpecCtx *c, const BindingKindInfo *info, Binding *b, const SpecNode *v) {
+        Fields f = {};
+
+        if (v->type == SPEC_NODE_SCALAR && !spec_node_is_null(v)) {
+                b->service = sdup(c, v->value);
+                f.val[0] = v;
+        } else {
+                if (v->type != SPEC_NODE_MAPPING) {
+                        node_error(c, v, "'service' must be a name or a mapping, not %s", spec_node_describe(v));
+                        return false;
+                }
+                fields_parse(c, v, info->keys, &f);
+                if (!field_required(c, &f, 0) || !get_str(c, "service", f.val[0], &b->service))
+                        return false;
+                if (f.val[1] && !get_str(c, "entrypoint", f.val[1], &b->entrypoint))
+                        return false;
+                if (b->entrypoint && !spec_valid_js_identifier(b->entrypoint)) {
+                        node_error(c, f.val[1], "entrypoint '%s' is not a valid JavaScript identifier",
+                                   b->entrypoint);
+                        return false;
+                }
+                if (f.val[2] && !get_str(c, "environment", f.val[2], &b->environment))
+                        return false;
+        }
+        if (b->service && !spec_valid_script_name(b->service)) {
+                node_error(c, f.val[0], "'%s' is not a valid worker name", b->service);
+                return false;
+        }
+        return true;
+}
+
+static bool parse_durable_object(SpecCtx *c, Binding *b, const Fields *f) {
+        if (!field_required(c, f, 0) || !get_str(c, "class_name", f->val[0], &b->class_name))
+                return false;
+        if (!spec_valid_js_identifier(b->class_name)) {
+                node_error(c, f->val[0], "'%s' is not a valid class name", b->class_name);
+                return false;
+        }
+        if (f->val[1] && !get_str(c, "script", f->val[1], &b->script_name))
+                return false;
+        if (b->script_name && !spec_valid_script_name(b->script_name)) {
+                node_error(c, f->val[1], "'%s' is not a valid worker name", b->script_name);
+                return false;
+        }
+        if (f->val[2] && !get_str(c, "environment", f->val[2], &b->environment))
+                return false;
+        return true;
+}
+
+static bool parse_workflow(SpecCtx *c, Binding *b, const Fields *f) {
         bool ok;
+
+        /* Report both missing keys, not only the first. */
+        ok = field_required(c, f, 0);
+        ok = field_required(c, f, 1) && ok;
+        if (!ok)
+                return false;
+        ok = get_str(c, "name", f->val[0], &b->workflow_name);
+        ok = get_str(c, "class_name", f->val[1], &b->class_name) && ok;
+        if (!ok)
+                return false;
+        if (!spec_valid_js_identifier(b->class_name)) {
+                node_error(c, f->val[1], "'%s' is not a valid class name", b->class_name);
+                return false;
+        }
+        return !f->val[2] || get_str(c, "script", f->val[2], &b->script_name);
+}
+
+/* The mapping kinds: the table gives the keys, this what each one fills. */
+static bool parse_mapping(SpecCtx *c, const BindingKindInfo *info, Binding *b, const SpecNode *v) {
+        Fields f = {};
+
+        if (!need_mapping(c, info->spec_key, v))
+                return false;
+        fields_parse(c, v, info->keys, &f);
+        switch (b->kind) {
+        case BINDING_DURABLE_OBJECT:
+                return parse_durable_object(c, b, &f);
+        case BINDING_SECRETS_STORE_SECRET:
+                if (f.val[0] && !get_str(c, "store", f.val[0], &b->store))
+                        return false;
+                return field_required(c, &f, 1) && get_str(c, "secret", f.val[1], &b->secret_name);
+        case BINDING_ANALYTICS_ENGINE:
+                return field_required(c, &f, 0) && get_str(c, "dataset", f.val[0], &b->dataset);
+        case BINDING_HYPERDRIVE:
+                return binding_id(c, info, &f, b);
+        case BINDING_VECTORIZE:
+                return field_required(c, &f, 0) && get_str(c, "index_name", f.val[0], &b->index_name);
+        case BINDING_WORKFLOW:
+                return parse_workflow(c, b, &f);
+        default: /* not a mapping kind */
+                return false;
+        }
+}
+
+/* The value of a binding, by the form its kind's descriptor gives. */
+static bool parse_binding_value(SpecCtx *c, const BindingKindInfo *info, Binding *b, const SpecNode *v) {
+        switch (info->form) {
+        case BINDING_FORM_TEXT:
+                if (v->type != SPEC_NODE_SCALAR || spec_node_is_null(v)) {
+                        node_error(c, v, "'text' must be a string, not %s", spec_node_describe(v));
+                        return false;
+                }
+                b->text = sdup(c, v->value);
+                return true;
+        case BINDING_FORM_JSON:
+                b->json = node_to_canonical_json(c, v);
+                return true;
+        case BINDING_FORM_SECRET:
+                return parse_secret_ref(c, "secret", v, &b->secret);
+        case BINDING_FORM_REFERENCE:
+                return parse_reference(c, info, b, v);
+        case BINDING_FORM_SERVICE:
+                return parse_service(c, info, b, v);
+        case BINDING_FORM_MAPPING:
+                return parse_mapping(c, info, b, v);
+        case BINDING_FORM_EMPTY:
+                return parse_empty(c, info->spec_key, v);
+        default:
+                return false;
+        }
+}
+
+static void parse_binding(SpecCtx *c, Worker *w, size_t *a_bindings, const SpecNode *k, const SpecNode *v) {
+        const char *keys[_BINDING_KIND_MAX + 1], *hint;
+        const SpecNode *fk;
+        BindingKind kind;
+        Binding *b;
 
         if (!spec_valid_js_identifier(k->value)) {
                 node_error(c, k, "binding name '%s' is not a valid JavaScript identifier", k->value);
@@ -1067,201 +1126,29 @@ static void parse_binding(SpecCtx *c, Worker *w, size_t *a_bindings, const SpecN
                 return;
         }
         if (v->n_items != 1) {
-                node_error(c, v, "binding '%s' must have exactly one kind key (text, json, secret, "
-                           "kv_namespace, r2_bucket, d1, durable_object, queue, service, secrets_store, "
-                           "analytics_engine, ai, version_metadata, hyperdrive, vectorize, browser, workflow)",
-                           k->value);
+                char list[512] = "";
+                size_t n = 0;
+
+                binding_spec_keys(keys);
+                for (size_t i = 0; keys[i] && n < sizeof(list); i++)
+                        n += (size_t) snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "", keys[i]);
+                node_error(c, v, "binding '%s' must have exactly one kind key (%s)", k->value, list);
                 goto fail;
         }
         fk = v->items[0];
-        fv = v->items[1];
-        for (form = 0; form < _FORM_MAX; form++)
-                if (streq(binding_forms[form], fk->value))
-                        break;
-        if (form == _FORM_MAX) {
-                hint = ctx_suggest(c, fk->value, binding_forms);
+        kind = binding_kind_from_spec_key(fk->value);
+        if (kind < 0) {
+                binding_spec_keys(keys);
+                hint = ctx_suggest(c, fk->value, keys);
                 if (hint)
                         node_error(c, fk, "unknown binding kind '%s' (did you mean '%s'?)", fk->value, hint);
                 else
                         node_error(c, fk, "unknown binding kind '%s'", fk->value);
                 goto fail;
         }
-        b->kind = form_kind[form];
-        b->loc = node_loc(c, k);
-
-        switch (form) {
-        case FORM_TEXT:
-                if (fv->type != SPEC_NODE_SCALAR || spec_node_is_null(fv)) {
-                        node_error(c, fv, "'text' must be a string, not %s", spec_node_describe(fv));
-                        goto fail;
-                }
-                b->text = sdup(c, fv->value);
+        b->kind = kind;
+        if (parse_binding_value(c, binding_kind_info(kind), b, v->items[1]))
                 return;
-        case FORM_JSON:
-                b->json = node_to_canonical_json(c, fv);
-                return;
-        case FORM_SECRET:
-                if (!parse_secret_ref(c, "secret", fv, &b->secret))
-                        goto fail;
-                return;
-        case FORM_KV:
-                if (!ref_form(c, "kv_namespace", fv, kv_ref_keys, &b->target, &f))
-                        goto fail;
-                if (b->target)
-                        return;
-                if (!field_required(c, &f, 0) || !get_str(c, "id", f.val[0], &b->target_id) ||
-                    !check_kv_id(c, f.val[0], b->target_id))
-                        goto fail;
-                return;
-        case FORM_R2:
-                if (!ref_form(c, "r2_bucket", fv, r2_ref_keys, &b->target, &f))
-                        goto fail;
-                if (b->target)
-                        return;
-                if (!field_required(c, &f, 0) || !get_str(c, "name", f.val[0], &b->target_id))
-                        goto fail;
-                if (!spec_valid_bucket_name(b->target_id)) {
-                        node_error(c, f.val[0], "'%s' is not a valid R2 bucket name (3-63 characters: "
-                                   "a-z, 0-9 and '-', starting and ending with a letter or digit)",
-                                   b->target_id);
-                        goto fail;
-                }
-                if (f.val[1] && !get_choice(c, "jurisdiction", f.val[1], r2_jurisdictions, &b->jurisdiction))
-                        goto fail;
-                return;
-        case FORM_D1:
-                if (!ref_form(c, "d1", fv, kv_ref_keys, &b->target, &f))
-                        goto fail;
-                if (b->target)
-                        return;
-                if (!field_required(c, &f, 0) || !get_str(c, "id", f.val[0], &b->target_id) ||
-                    !check_d1_id(c, f.val[0], b->target_id))
-                        goto fail;
-                return;
-        case FORM_QUEUE:
-                if (!ref_form(c, "queue", fv, queue_ref_keys, &b->target, &f))
-                        goto fail;
-                if (b->target)
-                        return;
-                if (!field_required(c, &f, 0) || !get_str(c, "name", f.val[0], &b->target_id))
-                        goto fail;
-                if (!spec_valid_queue_name(b->target_id)) {
-                        node_error(c, f.val[0], "'%s' is not a valid queue name (1-63 characters: "
-                                   "a-z, 0-9, '-' and '_')", b->target_id);
-                        goto fail;
-                }
-                return;
-        case FORM_DO:
-                if (!need_mapping(c, "durable_object", fv))
-                        goto fail;
-                fields_parse(c, fv, do_keys, &f);
-                if (!field_required(c, &f, 0) || !get_str(c, "class_name", f.val[0], &b->class_name))
-                        goto fail;
-                if (!spec_valid_js_identifier(b->class_name)) {
-                        node_error(c, f.val[0], "'%s' is not a valid class name", b->class_name);
-                        goto fail;
-                }
-                if (f.val[1] && !get_str(c, "script", f.val[1], &b->script_name))
-                        goto fail;
-                if (b->script_name && !spec_valid_script_name(b->script_name)) {
-                        node_error(c, f.val[1], "'%s' is not a valid worker name", b->script_name);
-                        goto fail;
-                }
-                if (f.val[2] && !get_str(c, "environment", f.val[2], &b->environment))
-                        goto fail;
-                return;
-        case FORM_SERVICE:
-                if (fv->type == SPEC_NODE_SCALAR && !spec_node_is_null(fv)) {
-                        b->service = sdup(c, fv->value);
-                        f.val[0] = fv;
-                } else {
-                        if (fv->type != SPEC_NODE_MAPPING) {
-                                node_error(c, fv, "'service' must be a name or a mapping, not %s",
-                                           spec_node_describe(fv));
-                                goto fail;
-                        }
-                        fields_parse(c, fv, service_keys, &f);
-                        if (!field_required(c, &f, 0) || !get_str(c, "service", f.val[0], &b->service))
-                                goto fail;
-                        if (f.val[1] && !get_str(c, "entrypoint", f.val[1], &b->entrypoint))
-                                goto fail;
-                        if (b->entrypoint && !spec_valid_js_identifier(b->entrypoint)) {
-                                node_error(c, f.val[1], "entrypoint '%s' is not a valid JavaScript identifier",
-                                           b->entrypoint);
-                                goto fail;
-                        }
-                        if (f.val[2] && !get_str(c, "environment", f.val[2], &b->environment))
-                                goto fail;
-                }
-                if (b->service && !spec_valid_script_name(b->service)) {
-                        node_error(c, f.val[0], "'%s' is not a valid worker name", b->service);
-                        goto fail;
-                }
-                return;
-        case FORM_SECRETS_STORE:
-                if (!need_mapping(c, "secrets_store", fv))
-                        goto fail;
-                fields_parse(c, fv, store_ref_keys, &f);
-                if (f.val[0] && !get_str(c, "store", f.val[0], &b->store))
-                        goto fail;
-                if (!field_required(c, &f, 1) || !get_str(c, "secret", f.val[1], &b->secret_name))
-                        goto fail;
-                return;
-        case FORM_ANALYTICS:
-                if (!need_mapping(c, "analytics_engine", fv))
-                        goto fail;
-                fields_parse(c, fv, analytics_keys, &f);
-                if (!field_required(c, &f, 0) || !get_str(c, "dataset", f.val[0], &b->dataset))
-                        goto fail;
-                return;
-        case FORM_AI:
-        case FORM_VERSION_METADATA:
-        case FORM_BROWSER:
-                if (!parse_empty(c, binding_forms[form], fv))
-                        goto fail;
-                return;
-        case FORM_HYPERDRIVE:
-                if (!need_mapping(c, "hyperdrive", fv))
-                        goto fail;
-                fields_parse(c, fv, hyperdrive_keys, &f);
-                if (!field_required(c, &f, 0) || !get_str(c, "id", f.val[0], &b->target_id))
-                        goto fail;
-                if (!hex_id(b->target_id, 32)) {
-                        node_error(c, f.val[0], "Hyperdrive id '%s' must be 32 hexadecimal characters",
-                                   b->target_id);
-                        goto fail;
-                }
-                return;
-        case FORM_VECTORIZE:
-                if (!need_mapping(c, "vectorize", fv))
-                        goto fail;
-                fields_parse(c, fv, vectorize_keys, &f);
-                if (!field_required(c, &f, 0) || !get_str(c, "index_name", f.val[0], &b->index_name))
-                        goto fail;
-                return;
-        case FORM_WORKFLOW:
-                if (!need_mapping(c, "workflow", fv))
-                        goto fail;
-                fields_parse(c, fv, workflow_keys, &f);
-                /* Report both missing keys, not only the first. */
-                ok = field_required(c, &f, 0);
-                ok = field_required(c, &f, 1) && ok;
-                if (!ok)
-                        goto fail;
-                ok = get_str(c, "name", f.val[0], &b->workflow_name);
-                ok = get_str(c, "class_name", f.val[1], &b->class_name) && ok;
-                if (!ok)
-                        goto fail;
-                if (!spec_valid_js_identifier(b->class_name)) {
-                        node_error(c, f.val[1], "'%s' is not a valid class name", b->class_name);
-                        goto fail;
-                }
-                if (f.val[2] && !get_str(c, "script", f.val[2], &b->script_name))
-                        goto fail;
-                return;
-        default:
-                break;
-        }
 fail:
         /* Keep the binding (its name still counts) but take it out of the
          * cross-document checks; the generation is rejected anyway. */
@@ -1816,7 +1703,7 @@ static void parse_queue(SpecCtx *c, const Fields *f) {
                 node_error(c, qn, "'%s' is not a valid queue name (1-63 characters: a-z, 0-9, '-' "
                            "and '_')", q->queue_name);
         if (f->val[o + 1] && get_str(c, "id", f->val[o + 1], &q->id))
-                (void) (hex_id(q->id, 32) ||
+                (void) (binding_valid_hex32(q->id) ||
                         (node_error(c, f->val[o + 1], "queue id '%s' must be 32 hexadecimal characters",
                                     q->id), false));
         check_id_external(c, f, o + 1, &q->policy);
@@ -1855,7 +1742,7 @@ static void parse_store(SpecCtx *c, const Fields *f) {
                 if (managed)
                         node_error(c, f->key[o + 1], "'id' names an existing store; it cannot be "
                                    "combined with 'managed: true'");
-                else if (get_str(c, "id", f->val[o + 1], &s->id) && !hex_id(s->id, 32))
+                else if (get_str(c, "id", f->val[o + 1], &s->id) && !binding_valid_hex32(s->id))
                         node_error(c, f->val[o + 1], "Secrets Store id '%s' must be 32 hexadecimal "
                                    "characters", s->id);
         }
@@ -2339,29 +2226,10 @@ static const char *const *const document_keys[_RESOURCE_KIND_MAX] = {
         [RESOURCE_SECRETS_STORE_SECRET] = secret_keys,
 };
 
-/* The keys parse_binding() passes to ref_form()/fields_parse() per form. */
-static const char *const *const binding_form_keys[_FORM_MAX] = {
-        [FORM_KV] = kv_ref_keys,
-        [FORM_R2] = r2_ref_keys,
-        [FORM_D1] = kv_ref_keys,
-        [FORM_DO] = do_keys,
-        [FORM_QUEUE] = queue_ref_keys,
-        [FORM_SERVICE] = service_keys,
-        [FORM_SECRETS_STORE] = store_ref_keys,
-        [FORM_ANALYTICS] = analytics_keys,
-        [FORM_AI] = no_keys,
-        [FORM_VERSION_METADATA] = no_keys,
-        [FORM_HYPERDRIVE] = hyperdrive_keys,
-        [FORM_VECTORIZE] = vectorize_keys,
-        [FORM_BROWSER] = no_keys,
-        [FORM_WORKFLOW] = workflow_keys,
-};
 
 const SpecGrammar spec_grammar = {
         .kind_names = kind_names,
         .document_keys = document_keys,
-        .binding_forms = binding_forms,
-        .binding_form_keys = binding_form_keys,
         .secret_ref_keys = secret_ref_keys,
         .module_keys = module_keys,
         .module_types = module_type_choices,
