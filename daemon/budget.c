@@ -108,7 +108,6 @@ uint64_t budget_take(Budget *b, uint64_t now_usec, bool low_priority) {
         if (b->server_valid)
                 b->server_remaining--;
         b->last_start_usec = now_usec;
-        b->n_taken++;
         return 0;
 }
 

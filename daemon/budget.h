@@ -32,7 +32,6 @@ typedef struct Budget {
         uint64_t server_remaining;
         uint64_t server_reset_usec;
         uint64_t last_start_usec;   /* for pacing */
-        uint64_t n_taken;
         uint64_t n_waits;           /* budget_take calls that had to wait */
 } Budget;
 

@@ -667,9 +667,7 @@ static int start_details(Observer *o) {
                 else if ((!o->res.audit_ok || o->audit_gap) && e && strv_contains(o->rotation, w->name)) {
                         why = o->audit_gap ? "settings rotation (audit feed has gaps)"
                                            : "settings rotation (audit feed unavailable)";
-                        o->res.n_rotated++;
-                }
-                else if (n_diff_reads < OBSERVE_DIFF_READS_MAX && spec_changed(o, w->name, e)) {
+                } else if (n_diff_reads < OBSERVE_DIFF_READS_MAX && spec_changed(o, w->name, e)) {
                         /* Bounded: a spec change touching every worker must
                          * not spend the request budget on showing the diff;
                          * past the bound the plan says the values are unknown. */
