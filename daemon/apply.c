@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "apply.h"
+#include "binding-kinds.h"
 #include "cfreq.h"
 #include "util.h"
 
@@ -229,77 +230,38 @@ json_object *apply_worker_metadata(const Generation *g, const Worker *w, const L
         json_object_object_add(m, "bindings", bindings);
         for (size_t i = 0; i < w->n_bindings; i++) {
                 const Binding *b = &w->bindings[i];
+                const BindingKindInfo *info = binding_kind_info(b->kind);
                 _cleanup_free_ char *v = NULL, *st = NULL;
                 json_object *x;
 
-                if (b->kind == BINDING_SECRET)
+                if (!info || b->kind == BINDING_SECRET)
                         continue; /* through the secrets API; kept by keep_bindings */
                 if (plan_resolve_binding(g, w, b, live, ledger, true, &v, &st) < 0)
                         return NULL;
                 x = json_object_new_object();
                 json_object_array_add(bindings, x);
-                add_str(x, "type", binding_kind_to_api_type(b->kind));
+                add_str(x, "type", info->api_type);
                 add_str(x, "name", b->name);
-                switch (b->kind) {
-                case BINDING_PLAIN_TEXT:
-                        add_str(x, "text", b->text ?: "");
-                        break;
-                case BINDING_JSON:
+                if (b->kind == BINDING_JSON)
                         json_object_object_add(x, "json", json_tokener_parse(b->json ?: "null"));
-                        break;
-                case BINDING_KV_NAMESPACE:
-                case BINDING_D1:
-                case BINDING_QUEUE:
-                case BINDING_R2_BUCKET:
-                case BINDING_SECRETS_STORE_SECRET:
-                        if (!v) {
-                                if (asprintf(reterr, "binding %s: its %s is not available", b->name,
-                                             b->target ? b->target : "target") < 0)
-                                        *reterr = NULL;
-                                return NULL;
-                        }
-                        if (b->kind == BINDING_KV_NAMESPACE)
-                                add_str(x, "namespace_id", v);
-                        else if (b->kind == BINDING_D1)
-                                add_str(x, "database_id", v);
-                        else if (b->kind == BINDING_QUEUE)
-                                add_str(x, "queue_name", v);
-                        else if (b->kind == BINDING_R2_BUCKET) {
+                if (info->target >= 0 && !v) {
+                        if (asprintf(reterr, "binding %s: its %s is not available", b->name,
+                                     b->target ? b->target : "target") < 0)
+                                *reterr = NULL;
+                        return NULL;
+                }
+                for (size_t j = 0; j < BINDING_MAX_FIELDS && info->fields[j].api; j++) {
+                        const char *fv = binding_field_value(&info->fields[j], b, v, st);
+
+                        if (info->fields[j].canon == BINDING_CANON_TEXT)
+                                fv = fv ?: "";
+                        /* An R2 reference without a jurisdiction takes its bucket's. */
+                        if (b->kind == BINDING_R2_BUCKET && streq(info->fields[j].api, "jurisdiction") && !fv) {
                                 const R2Bucket *r2 = b->target ? generation_find_r2(g, b->target) : NULL;
 
-                                add_str(x, "bucket_name", v);
-                                add_str(x, "jurisdiction", b->jurisdiction ?: (r2 ? r2->jurisdiction : NULL));
-                        } else {
-                                add_str(x, "store_id", st);
-                                add_str(x, "secret_name", v);
+                                fv = r2 ? r2->jurisdiction : NULL;
                         }
-                        break;
-                case BINDING_DURABLE_OBJECT:
-                        add_str(x, "class_name", b->class_name);
-                        add_str(x, "script_name", b->script_name);
-                        add_str(x, "environment", b->environment);
-                        break;
-                case BINDING_SERVICE:
-                        add_str(x, "service", b->service);
-                        add_str(x, "environment", b->environment);
-                        add_str(x, "entrypoint", b->entrypoint);
-                        break;
-                case BINDING_ANALYTICS_ENGINE:
-                        add_str(x, "dataset", b->dataset);
-                        break;
-                case BINDING_HYPERDRIVE:
-                        add_str(x, "id", b->target_id);
-                        break;
-                case BINDING_VECTORIZE:
-                        add_str(x, "index_name", b->index_name);
-                        break;
-                case BINDING_WORKFLOW:
-                        add_str(x, "workflow_name", b->workflow_name);
-                        add_str(x, "class_name", b->class_name);
-                        add_str(x, "script_name", b->script_name);
-                        break;
-                default:
-                        break;
+                        add_str(x, info->fields[j].api, fv);
                 }
         }
         add_str(m, "compatibility_date", w->compatibility_date);

@@ -39,10 +39,13 @@ bool binding_valid_uuid(const char *s) {
 }
 
 #define NONE _RESOURCE_KIND_INVALID
+#define M(member) offsetof(Binding, member)
+#define RESOLVED BINDING_FROM_RESOLVED
 
 static const BindingKindInfo table[_BINDING_KIND_MAX] = {
         [BINDING_PLAIN_TEXT] = {
-                BINDING_PLAIN_TEXT, "text", "plain_text", NONE, NULL, BINDING_FORM_TEXT,
+                BINDING_PLAIN_TEXT, "text", "plain_text", NONE, NULL, BINDING_FORM_TEXT, NULL,
+                { { "text", M(text), BINDING_CANON_TEXT } },
         },
         [BINDING_JSON] = {
                 BINDING_JSON, "json", "json", NONE, NULL, BINDING_FORM_JSON,
@@ -52,40 +55,45 @@ static const BindingKindInfo table[_BINDING_KIND_MAX] = {
         },
         [BINDING_KV_NAMESPACE] = {
                 BINDING_KV_NAMESPACE, "kv_namespace", "kv_namespace", RESOURCE_KV_NAMESPACE, "KVNamespace",
-                BINDING_FORM_REFERENCE, id_keys, "namespace_id",
+                BINDING_FORM_REFERENCE, id_keys, { { "namespace_id", RESOLVED } },
                 binding_valid_hex32, "KV namespace id ", " must be 32 hexadecimal characters",
         },
         [BINDING_R2_BUCKET] = {
                 BINDING_R2_BUCKET, "r2_bucket", "r2_bucket", RESOURCE_R2_BUCKET, "R2Bucket",
-                BINDING_FORM_REFERENCE, r2_keys, "bucket_name",
+                BINDING_FORM_REFERENCE, r2_keys,
+                { { "bucket_name", RESOLVED }, { "jurisdiction", M(jurisdiction), BINDING_CANON_JURISDICTION } },
                 spec_valid_bucket_name, "", " is not a valid R2 bucket name (3-63 characters: "
                 "a-z, 0-9 and '-', starting and ending with a letter or digit)",
         },
         [BINDING_D1] = {
                 BINDING_D1, "d1", "d1", RESOURCE_D1_DATABASE, "D1Database",
-                BINDING_FORM_REFERENCE, id_keys, "database_id",
+                BINDING_FORM_REFERENCE, id_keys, { { "database_id", RESOLVED, .alias = "id" } },
                 binding_valid_uuid, "D1 database id ", " must be a UUID",
         },
         [BINDING_DURABLE_OBJECT] = {
                 BINDING_DURABLE_OBJECT, "durable_object", "durable_object_namespace", NONE,
                 "DurableObjectNamespace", BINDING_FORM_MAPPING, do_keys,
+                { { "class_name", M(class_name) }, { "script_name", M(script_name), BINDING_CANON_SCRIPT },
+                  { "environment", M(environment), BINDING_CANON_ENVIRONMENT } },
         },
         [BINDING_QUEUE] = {
                 BINDING_QUEUE, "queue", "queue", RESOURCE_QUEUE, "Queue",
-                BINDING_FORM_REFERENCE, queue_keys, "queue_name",
+                BINDING_FORM_REFERENCE, queue_keys, { { "queue_name", RESOLVED } },
                 spec_valid_queue_name, "", " is not a valid queue name (1-63 characters: a-z, 0-9, '-' and '_')",
         },
         [BINDING_SERVICE] = {
                 BINDING_SERVICE, "service", "service", NONE, "Fetcher", BINDING_FORM_SERVICE, service_keys,
+                { { "service", M(service) }, { "environment", M(environment), BINDING_CANON_ENVIRONMENT },
+                  { "entrypoint", M(entrypoint) } },
         },
         [BINDING_SECRETS_STORE_SECRET] = {
                 BINDING_SECRETS_STORE_SECRET, "secrets_store", "secrets_store_secret",
                 RESOURCE_SECRETS_STORE_SECRET, "SecretsStoreSecret", BINDING_FORM_MAPPING, store_keys,
-                "secret_name",
+                { { "store_id", BINDING_FROM_STORE_ID }, { "secret_name", RESOLVED } },
         },
         [BINDING_ANALYTICS_ENGINE] = {
                 BINDING_ANALYTICS_ENGINE, "analytics_engine", "analytics_engine", NONE,
-                "AnalyticsEngineDataset", BINDING_FORM_MAPPING, analytics_keys,
+                "AnalyticsEngineDataset", BINDING_FORM_MAPPING, analytics_keys, { { "dataset", M(dataset) } },
         },
         [BINDING_AI] = {
                 BINDING_AI, "ai", "ai", NONE, "Ai", BINDING_FORM_EMPTY, no_keys,
@@ -96,17 +104,19 @@ static const BindingKindInfo table[_BINDING_KIND_MAX] = {
         },
         [BINDING_HYPERDRIVE] = {
                 BINDING_HYPERDRIVE, "hyperdrive", "hyperdrive", NONE, "Hyperdrive", BINDING_FORM_MAPPING, id_keys,
-                "id", binding_valid_hex32, "Hyperdrive id ", " must be 32 hexadecimal characters",
+                { { "id", M(target_id) } }, binding_valid_hex32, "Hyperdrive id ", " must be 32 hexadecimal characters",
         },
         [BINDING_VECTORIZE] = {
                 BINDING_VECTORIZE, "vectorize", "vectorize", NONE, "VectorizeIndex", BINDING_FORM_MAPPING,
-                vectorize_keys,
+                vectorize_keys, { { "index_name", M(index_name) } },
         },
         [BINDING_BROWSER] = {
                 BINDING_BROWSER, "browser", "browser", NONE, "Fetcher", BINDING_FORM_EMPTY, no_keys,
         },
         [BINDING_WORKFLOW] = {
                 BINDING_WORKFLOW, "workflow", "workflow", NONE, "Workflow", BINDING_FORM_MAPPING, workflow_keys,
+                { { "workflow_name", M(workflow_name) }, { "class_name", M(class_name) },
+                  { "script_name", M(script_name), BINDING_CANON_SCRIPT } },
         },
 };
 
@@ -129,6 +139,15 @@ BindingKind binding_kind_from_api_type(const char *s) {
                 if (streq(table[k].api_type, s))
                         return k;
         return _BINDING_KIND_INVALID;
+}
+
+const char *binding_field_value(const BindingField *f, const Binding *b, const char *resolved,
+                                const char *store_id) {
+        if (f->from == BINDING_FROM_RESOLVED)
+                return resolved;
+        if (f->from == BINDING_FROM_STORE_ID)
+                return store_id;
+        return *(char *const *) ((const char *) b + f->from);
 }
 
 const BindingKindInfo *binding_kind_info(BindingKind k) {

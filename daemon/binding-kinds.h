@@ -10,6 +10,8 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "model.h"
 
@@ -25,6 +27,30 @@ typedef enum BindingForm {
         _BINDING_FORM_MAX,
 } BindingForm;
 
+/* How a metadata field's value reads in the canonical form plan.c compares
+ * (desired against observed, so that Cloudflare's defaults and ours agree). */
+typedef enum BindingCanon {
+        BINDING_CANON_NONEMPTY,     /* left out when absent or empty */
+        BINDING_CANON_TEXT,         /* "" when absent */
+        BINDING_CANON_JURISDICTION, /* left out when absent, empty or "default" */
+        BINDING_CANON_ENVIRONMENT,  /* left out when absent, empty or "production" */
+        BINDING_CANON_SCRIPT,       /* left out when absent, empty or the binding's own worker */
+} BindingCanon;
+
+/* Where a metadata field's value comes from. */
+#define BINDING_FROM_RESOLVED SIZE_MAX          /* the target's resolved id or name */
+#define BINDING_FROM_STORE_ID (SIZE_MAX - 1)    /* the resolved Secrets Store id */
+
+/* One field of a binding's Cloudflare metadata (besides type and name). */
+typedef struct BindingField {
+        const char *api;            /* metadata field: namespace_id, class_name, ... */
+        size_t from;                /* offsetof(Binding, member), or BINDING_FROM_* */
+        BindingCanon canon;
+        const char *alias;          /* another name observed metadata may use (d1: id); NULL: none */
+} BindingField;
+
+#define BINDING_MAX_FIELDS 3
+
 typedef struct BindingKindInfo {
         BindingKind kind;
         const char *spec_key;       /* the kind key in a spec's bindings: kv_namespace */
@@ -33,7 +59,10 @@ typedef struct BindingKindInfo {
         const char *ts_type;        /* TypeScript type in Env; NULL: from the value (text, json) */
         BindingForm form;
         const char *const *keys;    /* keys of the mapping form, NULL-terminated; NULL: no mapping */
-        const char *api_id_field;   /* metadata field for the resolved target (namespace_id); NULL: none */
+        /* The metadata fields in upload order; they are also the canonical
+         * form compared against Cloudflare's. Unset entries have api NULL.
+         * json and secret_text are special (a JSON value; not metadata). */
+        BindingField fields[BINDING_MAX_FIELDS];
         /* The validation hook of a direct id (the value of keys[0] of a
          * reference or of a hyperdrive binding); NULL: any string. The
          * message reads "<id_prefix>'<id>'<id_suffix>". */
@@ -43,6 +72,10 @@ typedef struct BindingKindInfo {
 
 /* The descriptor of k; NULL for an invalid kind. */
 const BindingKindInfo *binding_kind_info(BindingKind k) _pure_;
+
+/* The value of field f for binding b: a member of b, or resolved/store_id. */
+const char *binding_field_value(const BindingField *f, const Binding *b, const char *resolved,
+                                const char *store_id) _pure_;
 
 /* Fills ret with the spec keys of every kind in table order, NULL-terminated
  * (for "did you mean"). */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "binding-kinds.h"
 #include "plan.h"
 #include "util.h"
 
@@ -759,13 +760,33 @@ static const char *norm_script(const char *s, const char *self) {
         return isempty(s) || streq_ptr(s, self) ? NULL : s;
 }
 
-static char *canon_for_type(const char *type, json_object *b, const char *script) {
-#define F(k) nonempty(json_str(b, k))
-        if (streq(type, "plain_text")) {
-                const char *p[] = { "text", json_str(b, "text") ?: "" };
-                return canon_build(type, p, ELEMENTSOF(p));
+/* A field's value in the canonical form (binding-kinds.h). */
+static const char *canon_field(const BindingField *f, json_object *b, const char *script) {
+        const char *v = json_str(b, f->api);
+
+        if (f->alias && isempty(v))
+                v = json_str(b, f->alias);
+        switch (f->canon) {
+        case BINDING_CANON_TEXT:
+                return v ?: "";
+        case BINDING_CANON_JURISDICTION:
+                return norm_jurisdiction(v);
+        case BINDING_CANON_ENVIRONMENT:
+                return norm_environment(v);
+        case BINDING_CANON_SCRIPT:
+                return norm_script(v, script);
+        default:
+                return nonempty(v);
         }
-        if (streq(type, "json")) {
+}
+
+/* "type field=value ...": the fields of the kind's descriptor, normalised;
+ * json as canonical JSON; a kind bindery does not know, everything but the
+ * name. */
+static char *canon_for_type(const char *type, json_object *b, const char *script) {
+        const BindingKindInfo *info = binding_kind_info(binding_kind_from_api_type(type));
+
+        if (info && info->kind == BINDING_JSON) {
                 json_object *v = NULL;
                 _cleanup_free_ char *c = NULL;
 
@@ -776,58 +797,16 @@ static char *canon_for_type(const char *type, json_object *b, const char *script
                 const char *p[] = { "json", c };
                 return canon_build(type, p, ELEMENTSOF(p));
         }
-        if (streq(type, "kv_namespace")) {
-                const char *p[] = { "namespace_id", F("namespace_id") };
-                return canon_build(type, p, ELEMENTSOF(p));
+        if (info) {
+                const char *p[2 * BINDING_MAX_FIELDS];
+                size_t n = 0;
+
+                for (size_t i = 0; i < BINDING_MAX_FIELDS && info->fields[i].api; i++) {
+                        p[n++] = info->fields[i].api;
+                        p[n++] = canon_field(&info->fields[i], b, script);
+                }
+                return canon_build(type, p, n);
         }
-        if (streq(type, "r2_bucket")) {
-                const char *p[] = { "bucket_name", F("bucket_name"), "jurisdiction",
-                                    norm_jurisdiction(json_str(b, "jurisdiction")) };
-                return canon_build(type, p, ELEMENTSOF(p));
-        }
-        if (streq(type, "d1")) {
-                const char *p[] = { "database_id", F("database_id") ?: F("id") };
-                return canon_build(type, p, ELEMENTSOF(p));
-        }
-        if (streq(type, "durable_object_namespace")) {
-                const char *p[] = { "class_name", F("class_name"), "script_name",
-                                    norm_script(json_str(b, "script_name"), script), "environment",
-                                    norm_environment(json_str(b, "environment")) };
-                return canon_build(type, p, ELEMENTSOF(p));
-        }
-        if (streq(type, "queue")) {
-                const char *p[] = { "queue_name", F("queue_name") };
-                return canon_build(type, p, ELEMENTSOF(p));
-        }
-        if (streq(type, "service")) {
-                const char *p[] = { "service", F("service"), "environment",
-                                    norm_environment(json_str(b, "environment")), "entrypoint", F("entrypoint") };
-                return canon_build(type, p, ELEMENTSOF(p));
-        }
-        if (streq(type, "secrets_store_secret")) {
-                const char *p[] = { "store_id", F("store_id"), "secret_name", F("secret_name") };
-                return canon_build(type, p, ELEMENTSOF(p));
-        }
-        if (streq(type, "analytics_engine")) {
-                const char *p[] = { "dataset", F("dataset") };
-                return canon_build(type, p, ELEMENTSOF(p));
-        }
-        if (streq(type, "hyperdrive")) {
-                const char *p[] = { "id", F("id") };
-                return canon_build(type, p, ELEMENTSOF(p));
-        }
-        if (streq(type, "vectorize")) {
-                const char *p[] = { "index_name", F("index_name") };
-                return canon_build(type, p, ELEMENTSOF(p));
-        }
-        if (streq(type, "workflow")) {
-                const char *p[] = { "workflow_name", F("workflow_name"), "class_name", F("class_name"),
-                                    "script_name", norm_script(json_str(b, "script_name"), script) };
-                return canon_build(type, p, ELEMENTSOF(p));
-        }
-        if (streq(type, "ai") || streq(type, "version_metadata") || streq(type, "browser"))
-                return canon_build(type, NULL, 0);
-#undef F
         /* Unknown or unmanaged kinds: everything but the name. */
         {
                 _cleanup_(json_object_putp) json_object *copy = NULL;
@@ -862,7 +841,8 @@ int plan_binding_canon_json(json_object *b, const char *script, char **ret) {
 
 int plan_binding_canon_desired(const Worker *w, const Binding *b, const char *value, const char *store_id,
                                char **ret) {
-        const char *type = binding_kind_to_api_type(b->kind);
+        const BindingKindInfo *info = binding_kind_info(b->kind);
+        const char *type = info ? info->api_type : NULL;
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         char *c;
 
@@ -872,62 +852,16 @@ int plan_binding_canon_desired(const Worker *w, const Binding *b, const char *va
         if (b->kind == BINDING_SECRET)
                 return 0;
         json_object_object_add(o, "type", json_object_new_string(type));
-#define S(k, v) do { if ((v) && json_add_str(o, k, v) < 0) return -ENOMEM; } while (0)
-        switch (b->kind) {
-        case BINDING_PLAIN_TEXT:
-                S("text", b->text ?: "");
-                break;
-        case BINDING_JSON: {
-                json_object *v = json_tokener_parse(b->json ? b->json : "null");
+        if (b->kind == BINDING_JSON)
+                json_object_object_add(o, "json", json_tokener_parse(b->json ? b->json : "null"));
+        for (size_t i = 0; i < BINDING_MAX_FIELDS && info->fields[i].api; i++) {
+                const char *v = binding_field_value(&info->fields[i], b, value, store_id);
 
-                json_object_object_add(o, "json", v);
-                break;
+                if (info->fields[i].canon == BINDING_CANON_TEXT)
+                        v = v ?: "";
+                if (v && json_add_str(o, info->fields[i].api, v) < 0)
+                        return -ENOMEM;
         }
-        case BINDING_KV_NAMESPACE:
-                S("namespace_id", value);
-                break;
-        case BINDING_R2_BUCKET:
-                S("bucket_name", value);
-                S("jurisdiction", b->jurisdiction);
-                break;
-        case BINDING_D1:
-                S("database_id", value);
-                break;
-        case BINDING_QUEUE:
-                S("queue_name", value);
-                break;
-        case BINDING_DURABLE_OBJECT:
-                S("class_name", b->class_name);
-                S("script_name", b->script_name);
-                S("environment", b->environment);
-                break;
-        case BINDING_SERVICE:
-                S("service", b->service);
-                S("environment", b->environment);
-                S("entrypoint", b->entrypoint);
-                break;
-        case BINDING_SECRETS_STORE_SECRET:
-                S("store_id", store_id);
-                S("secret_name", value);
-                break;
-        case BINDING_ANALYTICS_ENGINE:
-                S("dataset", b->dataset);
-                break;
-        case BINDING_HYPERDRIVE:
-                S("id", b->target_id);
-                break;
-        case BINDING_VECTORIZE:
-                S("index_name", b->index_name);
-                break;
-        case BINDING_WORKFLOW:
-                S("workflow_name", b->workflow_name);
-                S("class_name", b->class_name);
-                S("script_name", b->script_name);
-                break;
-        default:
-                break;
-        }
-#undef S
         c = canon_for_type(type, o, w->name);
         if (!c)
                 return -ENOMEM;
@@ -1105,8 +1039,7 @@ int plan_resolve_binding(const Generation *g, const Worker *w, const Binding *b,
 }
 
 static bool binding_needs_target(const Binding *b) {
-        return b->kind == BINDING_KV_NAMESPACE || b->kind == BINDING_R2_BUCKET || b->kind == BINDING_D1 ||
-               b->kind == BINDING_QUEUE || b->kind == BINDING_SECRETS_STORE_SECRET;
+        return binding_kind_target(b->kind) >= 0;
 }
 
 int plan_worker_digest(const Generation *g, const Worker *w, const LiveState *live, const Ledger *ledger,
@@ -2120,18 +2053,10 @@ static int plan_worker_main(Ctx *c, size_t wi) {
         /* Dependencies on the resources the worker binds. */
         for (size_t i = 0; i < w->n_bindings; i++) {
                 const Binding *b = &w->bindings[i];
-                ResourceKind k = _RESOURCE_KIND_INVALID;
+                ResourceKind k = binding_kind_target(b->kind);
                 const char *doc = b->target;
                 const Provider *pv;
 
-                switch (b->kind) {
-                case BINDING_KV_NAMESPACE: k = RESOURCE_KV_NAMESPACE; break;
-                case BINDING_R2_BUCKET: k = RESOURCE_R2_BUCKET; break;
-                case BINDING_D1: k = RESOURCE_D1_DATABASE; break;
-                case BINDING_QUEUE: k = RESOURCE_QUEUE; break;
-                case BINDING_SECRETS_STORE_SECRET: k = RESOURCE_SECRETS_STORE_SECRET; break;
-                default: break;
-                }
                 if (!blocked) {
                         int q = 0;
                         _cleanup_free_ char *missing = binding_target_missing(c, w, b, &q);
@@ -2496,18 +2421,9 @@ static int plan_worker_rest(Ctx *c, size_t wi) {
         if (main_i >= 0)
                 for (size_t i = 0; i < w->n_bindings; i++) {
                         const Binding *b = &w->bindings[i];
-                        const Provider *pv = NULL;
+                        ResourceKind k = binding_kind_target(b->kind);
+                        const Provider *pv = k >= 0 ? find_provider(c, k, b->target) : NULL;
 
-                        switch (b->kind) {
-                        case BINDING_KV_NAMESPACE: pv = find_provider(c, RESOURCE_KV_NAMESPACE, b->target); break;
-                        case BINDING_R2_BUCKET: pv = find_provider(c, RESOURCE_R2_BUCKET, b->target); break;
-                        case BINDING_D1: pv = find_provider(c, RESOURCE_D1_DATABASE, b->target); break;
-                        case BINDING_QUEUE: pv = find_provider(c, RESOURCE_QUEUE, b->target); break;
-                        case BINDING_SECRETS_STORE_SECRET:
-                                pv = find_provider(c, RESOURCE_SECRETS_STORE_SECRET, b->target);
-                                break;
-                        default: break;
-                        }
                         if (b->target && pv && add_dep(c->plan, (unsigned) main_i, pv->index) < 0)
                                 return -ENOMEM;
                 }

@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "binding-kinds.h"
 #include "spec-internal.h"
 #include "util.h"
 
@@ -171,32 +172,39 @@ static const SecretsStore *resolve_store(SpecCtx *c, const Location *loc, const 
         return s;
 }
 
-static void check_binding(SpecCtx *c, const Worker *w, Binding *b) {
+/* The "did you mean" for a reference to a kind-k document named name, or
+ * NULL when the document exists. */
+static const char *target_hint(SpecCtx *c, ResourceKind k, const char *name) {
         const Generation *g = c->g;
+
+        switch (k) {
+        case RESOURCE_KV_NAMESPACE:
+                return generation_find_kv(g, name) ? NULL
+                        : HINT(g->kv_namespaces, g->n_kv_namespaces, KVNamespace, name);
+        case RESOURCE_R2_BUCKET:
+                return generation_find_r2(g, name) ? NULL : HINT(g->r2_buckets, g->n_r2_buckets, R2Bucket, name);
+        case RESOURCE_D1_DATABASE:
+                return generation_find_d1(g, name) ? NULL
+                        : HINT(g->d1_databases, g->n_d1_databases, D1Database, name);
+        case RESOURCE_QUEUE:
+                return generation_find_queue(g, name) ? NULL : HINT(g->queues, g->n_queues, Queue, name);
+        default:
+                return NULL;
+        }
+}
+
+static void check_binding(SpecCtx *c, const Worker *w, Binding *b) {
+        const BindingKindInfo *info = binding_kind_info(b->kind);
+        const Generation *g = c->g;
+        const char *hint;
         char what[300];
 
         snprintf(what, sizeof(what), "binding '%s'", b->name);
+        if (info && info->form == BINDING_FORM_REFERENCE && b->target &&
+            (hint = target_hint(c, info->target, b->target)))
+                spec_error_at(c, b->loc, "%s: no %s named '%s'%s", what, resource_kind_to_string(info->target),
+                              b->target, hint);
         switch (b->kind) {
-        case BINDING_KV_NAMESPACE:
-                if (b->target && !generation_find_kv(g, b->target))
-                        spec_error_at(c, b->loc, "%s: no KVNamespace named '%s'%s", what, b->target,
-                                      HINT(g->kv_namespaces, g->n_kv_namespaces, KVNamespace, b->target));
-                break;
-        case BINDING_R2_BUCKET:
-                if (b->target && !generation_find_r2(g, b->target))
-                        spec_error_at(c, b->loc, "%s: no R2Bucket named '%s'%s", what, b->target,
-                                      HINT(g->r2_buckets, g->n_r2_buckets, R2Bucket, b->target));
-                break;
-        case BINDING_D1:
-                if (b->target && !generation_find_d1(g, b->target))
-                        spec_error_at(c, b->loc, "%s: no D1Database named '%s'%s", what, b->target,
-                                      HINT(g->d1_databases, g->n_d1_databases, D1Database, b->target));
-                break;
-        case BINDING_QUEUE:
-                if (b->target && !generation_find_queue(g, b->target))
-                        spec_error_at(c, b->loc, "%s: no Queue named '%s'%s", what, b->target,
-                                      HINT(g->queues, g->n_queues, Queue, b->target));
-                break;
         case BINDING_DURABLE_OBJECT: {
                 const Worker *owner = w;
                 bool found = false;
