@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "binding-kinds.h"
 #include "cfapi.h"
 #include "cfreq.h"
 #include "observe.h"
@@ -499,10 +500,7 @@ static bool bound_by_id(const Generation *g, ResourceKind k) {
 
                         if (b->target || !b->target_id)
                                 continue;
-                        if ((k == RESOURCE_KV_NAMESPACE && b->kind == BINDING_KV_NAMESPACE) ||
-                            (k == RESOURCE_R2_BUCKET && b->kind == BINDING_R2_BUCKET) ||
-                            (k == RESOURCE_D1_DATABASE && b->kind == BINDING_D1) ||
-                            (k == RESOURCE_QUEUE && b->kind == BINDING_QUEUE))
+                        if (binding_kind_target(b->kind) == k)
                                 return true;
                 }
         return false;
