@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "binding-kinds.h"
 #include "spec-yaml.h"
 #include "spec.h"
 #include "util.h"
@@ -318,6 +319,49 @@ START_TEST(test_compat_date_clock) {
         bad = load_dir(d, &l, NULL);
         ck_assert_str_eq(bad, "spec.yaml:4:21: invalid compatibility_date '2030-06-03': in the future");
         rm_rf(d);
+}
+END_TEST
+
+/* The binding-kind table: one row per kind, in enum order, with unique
+ * spec keys and Cloudflare types; every reference names a document kind
+ * and checks its direct id; mapping forms list their keys. */
+START_TEST(test_binding_kinds) {
+        const char *keys[_BINDING_KIND_MAX + 1];
+
+        binding_spec_keys(keys);
+        ck_assert_ptr_null(keys[_BINDING_KIND_MAX]);
+        ck_assert_ptr_null(binding_kind_info(_BINDING_KIND_MAX));
+        ck_assert_ptr_null(binding_kind_info(_BINDING_KIND_INVALID));
+        for (BindingKind k = 0; k < _BINDING_KIND_MAX; k++) {
+                const BindingKindInfo *i = binding_kind_info(k);
+
+                ck_assert_ptr_nonnull(i);
+                ck_assert_int_eq(i->kind, k);
+                ck_assert_ptr_nonnull(i->spec_key);
+                ck_assert_ptr_nonnull(i->api_type);
+                ck_assert_str_eq(keys[k], i->spec_key);
+                ck_assert_int_eq(binding_kind_from_spec_key(i->spec_key), k);
+                ck_assert_int_eq(binding_kind_from_api_type(i->api_type), k);
+                ck_assert_int_eq(binding_kind_target(k), i->target);
+                if (i->form == BINDING_FORM_REFERENCE) {
+                        ck_assert_int_ge(i->target, 0);
+                        ck_assert_ptr_nonnull(i->valid_id);
+                        ck_assert_ptr_nonnull(i->fields[0].api);
+                        ck_assert_uint_eq(i->fields[0].from, BINDING_FROM_RESOLVED);
+                }
+                if (i->form >= BINDING_FORM_REFERENCE)
+                        ck_assert_ptr_nonnull(i->keys);
+                if (k != BINDING_PLAIN_TEXT && k != BINDING_JSON)
+                        ck_assert_ptr_nonnull(i->ts_type);
+        }
+        ck_assert_int_eq(binding_kind_from_spec_key("kv"), _BINDING_KIND_INVALID);
+        ck_assert_int_eq(binding_kind_from_spec_key(NULL), _BINDING_KIND_INVALID);
+        ck_assert_int_eq(binding_kind_target(BINDING_D1), RESOURCE_D1_DATABASE);
+        ck_assert_int_eq(binding_kind_target(BINDING_HYPERDRIVE), _RESOURCE_KIND_INVALID);
+        ck_assert(binding_valid_hex32("0123456789abcdef0123456789ABCDEF"));
+        ck_assert(!binding_valid_hex32("0123456789abcdef0123456789abcdeg"));
+        ck_assert(binding_valid_uuid("01234567-89ab-cdef-0123-456789abcdef"));
+        ck_assert(!binding_valid_uuid("0123456789ab-cdef-0123-456789abcdef-"));
 }
 END_TEST
 
@@ -1287,6 +1331,7 @@ static Suite *spec_suite(void) {
         tcase_add_test(tc, test_cron);
         tcase_add_test(tc, test_compat_date);
         tcase_add_test(tc, test_compat_date_clock);
+        tcase_add_test(tc, test_binding_kinds);
         tcase_add_test(tc, test_names);
         tcase_add_test(tc, test_minimal_worker);
         tcase_add_test(tc, test_every_binding);
