@@ -9,6 +9,7 @@
  * curl-glue's completion dispatch or from the scheduler timer, never from
  * inside cfapi_submit() and never from inside a curl callback.
  */
+#include <assert.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -34,7 +35,6 @@
 #define CFAPI_MAX_PAGES 1000U
 #define CFAPI_MAX_ITEMS 100000U
 #define CFAPI_DEFAULT_PER_PAGE_PAGE 100U
-#define CFAPI_STATUS_SLOTS 600
 
 /* Latency histogram per route class (cfapi_route_class), seconds. */
 static const double latency_buckets[] = { 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
@@ -42,6 +42,8 @@ static const double latency_buckets[] = { 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5
 static const char *const route_classes[] = { "workers", "kv", "r2", "d1", "queues", "secrets_store", "audit",
                                              "tokens", "other" };
 #define N_ROUTE_CLASSES (sizeof(route_classes) / sizeof(route_classes[0]))
+_Static_assert(N_LATENCY_BUCKETS == CFAPI_LATENCY_BUCKETS, "cfapi.h: CFAPI_LATENCY_BUCKETS");
+_Static_assert(N_ROUTE_CLASSES == CFAPI_ROUTE_CLASSES, "cfapi.h: CFAPI_ROUTE_CLASSES");
 
 typedef struct CfCall CfCall;
 
@@ -128,16 +130,7 @@ struct CfApi {
         bool cancelling;
         bool curl_initialized;
 
-        /* Metrics. */
-        uint64_t requests_total;
-        uint64_t retries_total;
-        uint64_t by_status[CFAPI_STATUS_SLOTS];     /* [0]: no HTTP answer */
-        uint64_t other_status;
-        uint64_t latency_counts[N_ROUTE_CLASSES][N_LATENCY_BUCKETS];   /* not cumulative */
-        uint64_t latency_n[N_ROUTE_CLASSES];
-        double latency_sum[N_ROUTE_CLASSES];
-        bool server_seen;
-        uint64_t server_remaining;
+        CfApiStats stats;       /* the counters; the rest filled in by cfapi_stats */
 };
 
 static void sched_arm(CfApi *api, uint64_t when_usec);
@@ -519,9 +512,9 @@ static int call_start(CfCall *c, uint64_t now) {
         list_append(&api->running, c);
         c->running = true;
         api->n_running++;
-        api->requests_total++;
+        api->stats.requests_total++;
         if (c->attempt > 0)
-                api->retries_total++;
+                api->stats.retries_total++;
         c->total_attempts++;
         return 0;
 }
@@ -696,9 +689,9 @@ static void on_transfer_done(CurlGlue *g, CURL *easy, CURLcode result, void *use
 
         (void) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         if (status >= 0 && status < CFAPI_STATUS_SLOTS)
-                api->by_status[status]++;
+                api->stats.by_status[status]++;
         else
-                api->other_status++;
+                api->stats.other_status++;
         {
                 curl_off_t us = 0;
                 size_t k = (size_t) cfapi_route_class(c->path);
@@ -706,19 +699,19 @@ static void on_transfer_done(CurlGlue *g, CURL *easy, CURLcode result, void *use
 
                 (void) curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &us);
                 s = (double) us / 1e6;
-                api->latency_n[k]++;
-                api->latency_sum[k] += s;
+                api->stats.latency_n[k]++;
+                api->stats.latency_sum[k] += s;
                 for (size_t b = 0; b < N_LATENCY_BUCKETS; b++)
                         if (s <= latency_buckets[b]) {
-                                api->latency_counts[k][b]++;
+                                api->stats.latency_counts[k][b]++;
                                 break;
                         }
         }
 
         if (c->ratelimit && cf_ratelimit_parse(c->ratelimit, &remaining, &reset) == 0) {
                 budget_observe_server(&api->budget, remaining, reset, now);
-                api->server_seen = true;
-                api->server_remaining = remaining;
+                api->stats.server_seen = true;
+                api->stats.server_remaining = remaining;
         }
 
         if (result != CURLE_OK) {
@@ -1203,74 +1196,18 @@ const char *cfapi_route_class_name(int cls) {
         return cls >= 0 && (size_t) cls < N_ROUTE_CLASSES ? route_classes[cls] : NULL;
 }
 
-static json_object *latency_json(const CfApi *api) {
-        json_object *o = json_object_new_object(), *bk = json_object_new_array(), *routes = json_object_new_object();
-
-        if (!o || !bk || !routes) {
-                json_object_put(o);
-                json_object_put(bk);
-                json_object_put(routes);
-                return NULL;
-        }
-        json_object_object_add(o, "buckets", bk);
-        json_object_object_add(o, "routes", routes);
-        for (size_t b = 0; b < N_LATENCY_BUCKETS; b++)
-                json_object_array_add(bk, json_object_new_double(latency_buckets[b]));
-        for (size_t k = 0; k < N_ROUTE_CLASSES; k++) {
-                json_object *r = json_object_new_object(), *cum = json_object_new_array();
-                uint64_t acc = 0;
-
-                if (!r || !cum) {
-                        json_object_put(r);
-                        json_object_put(cum);
-                        json_object_put(o);
-                        return NULL;
-                }
-                json_object_object_add(routes, route_classes[k], r);
-                json_object_object_add(r, "cumulative", cum);
-                for (size_t b = 0; b < N_LATENCY_BUCKETS; b++) {
-                        acc += api->latency_counts[k][b];
-                        json_object_array_add(cum, json_object_new_uint64(acc));
-                }
-                json_object_object_add(r, "count", json_object_new_uint64(api->latency_n[k]));
-                json_object_object_add(r, "sum", json_object_new_double(api->latency_sum[k]));
-        }
-        return o;
-}
-
-json_object *cfapi_metrics_json(const CfApi *api) {
-        json_object *o, *by;
+void cfapi_stats(const CfApi *api, CfApiStats *ret) {
         CfApi *mut = (CfApi *) api;     /* budget_available refills */
-        char key[16];
 
-        o = json_object_new_object();
-        by = json_object_new_object();
-        if (!o || !by) {
-                json_object_put(o);
-                json_object_put(by);
-                return NULL;
-        }
-        for (int i = 0; i < CFAPI_STATUS_SLOTS; i++) {
-                if (api->by_status[i] == 0)
-                        continue;
-                snprintf(key, sizeof key, "%d", i);
-                json_object_object_add(by, key, json_object_new_uint64(api->by_status[i]));
-        }
-        if (api->other_status > 0)
-                json_object_object_add(by, "other", json_object_new_uint64(api->other_status));
-        json_object_object_add(o, "requests_total", json_object_new_uint64(api->requests_total));
-        json_object_object_add(o, "requests_by_status", by);
-        json_object_object_add(o, "retries_total", json_object_new_uint64(api->retries_total));
-        json_object_object_add(o, "latency", latency_json(api));
-        json_object_object_add(o, "budget_capacity", json_object_new_uint64((uint64_t) api->budget.capacity));
-        json_object_object_add(o, "budget_left",
-                               json_object_new_uint64(budget_available(&mut->budget, now_monotonic_usec())));
-        json_object_object_add(o, "budget_waits_total", json_object_new_uint64(api->budget.n_waits));
-        json_object_object_add(o, "queued", json_object_new_uint64(api->n_calls - api->n_running));
-        json_object_object_add(o, "in_flight", json_object_new_uint64(api->n_running));
-        json_object_object_add(o, "server_ratelimit_remaining",
-                               api->server_seen ? json_object_new_uint64(api->server_remaining) : NULL);
-        return o;
+        assert(api);
+        assert(ret);
+        *ret = api->stats;
+        ret->latency_buckets = latency_buckets;
+        ret->budget_capacity = (uint64_t) api->budget.capacity;
+        ret->budget_left = budget_available(&mut->budget, now_monotonic_usec());
+        ret->budget_waits = api->budget.n_waits;
+        ret->queued = api->n_calls - api->n_running;
+        ret->in_flight = api->n_running;
 }
 
 char *cfapi_escape(const char *s) {

@@ -215,14 +215,31 @@ void cfapi_cancel_all(CfApi *api);
 /* Requests queued or running. */
 unsigned cfapi_n_pending(const CfApi *api) _pure_;
 
-/* Figures for /metrics, as a new object (caller puts):
- * {"requests_total": N, "requests_by_status": {"200": N, "429": N, "0": N (no answer)},
- *  "retries_total": N, "budget_capacity": N, "budget_left": N,
- *  "budget_waits_total": N, "queued": N, "in_flight": N,
- *  "server_ratelimit_remaining": N | null,
- *  "latency": {"buckets": [seconds...], "routes": {CLASS: {"cumulative": [N per bucket],
- *              "count": N, "sum": seconds}}}}. NULL on OOM. */
-json_object *cfapi_metrics_json(const CfApi *api);
+#define CFAPI_STATUS_SLOTS 600
+#define CFAPI_LATENCY_BUCKETS 10
+#define CFAPI_ROUTE_CLASSES 9
+
+/* The client's counters, handed to the manager as they are (no JSON). */
+typedef struct CfApiStats {
+        uint64_t requests_total;
+        uint64_t retries_total;
+        uint64_t by_status[CFAPI_STATUS_SLOTS];     /* answers by HTTP status; [0]: no HTTP answer */
+        uint64_t other_status;                      /* statuses past the table */
+        /* Latency per route class (cfapi_route_class_name) and bucket
+         * (upper bounds in latency_buckets, seconds), not cumulative. */
+        const double *latency_buckets;
+        uint64_t latency_counts[CFAPI_ROUTE_CLASSES][CFAPI_LATENCY_BUCKETS];
+        uint64_t latency_n[CFAPI_ROUTE_CLASSES];
+        double latency_sum[CFAPI_ROUTE_CLASSES];
+        bool server_seen;                           /* server_remaining is known */
+        uint64_t server_remaining;                  /* the server's rate-limit header */
+        uint64_t budget_capacity, budget_left, budget_waits;
+        uint64_t queued, in_flight;
+} CfApiStats;
+
+/* Fills *ret with the counters now (budget_left refilled to now). */
+void cfapi_stats(const CfApi *api, CfApiStats *ret);
+
 /* The route class of an API path, for the latency histogram: workers, kv,
  * r2, d1, queues, secrets_store, audit, tokens, other (its index). */
 int cfapi_route_class(const char *path) _pure_;

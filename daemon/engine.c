@@ -141,13 +141,12 @@ static int dup_str(char **dst, const char *s) {
 }
 
 static uint64_t requests_total(const CfApi *api) {
-        json_object *m = cfapi_metrics_json(api), *v;
-        uint64_t n = 0;
+        _cleanup_free_ CfApiStats *st = malloc(sizeof(CfApiStats));
 
-        if (m && json_object_object_get_ex(m, "requests_total", &v))
-                n = (uint64_t) json_object_get_int64(v);
-        json_object_put(m);
-        return n;
+        if (!st)
+                return 0;
+        cfapi_stats(api, st);
+        return st->requests_total;
 }
 
 /* ---- state ↔ ledger ---- */
@@ -534,8 +533,8 @@ int engine_verify_token(Engine *e, engine_verify_done_t done, void *userdata) {
         return r;
 }
 
-json_object *engine_metrics_json(const Engine *e) {
-        return cfapi_metrics_json(e->api);
+void engine_api_stats(const Engine *e, CfApiStats *ret) {
+        cfapi_stats(e->api, ret);
 }
 
 /* ---- the run ---- */
