@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "model.h"
 #include "spec-yaml.h"
@@ -53,3 +54,11 @@ void spec_sha256_hex(const void *data, size_t size, char ret[static 65]);
  * to s, or NULL when none is close enough. Names whose length differs by
  * more than the allowed distance are not compared. */
 const char *spec_suggest(const char *s, const char *const *names);
+
+/* spec-files.c: the loader's file and directory I/O. */
+int spec_open_beneath(SpecCtx *c, const char *rel);
+const char *spec_file_type_name(mode_t m) _pure_;
+bool spec_read_file(SpecCtx *c, const char *rel, char **ret, size_t *ret_size);
+/* Collects the spec files below root/rel into *files (relative paths),
+ * sorted per directory, within the limits on files and depth. */
+void spec_scan_dir(SpecCtx *c, const char *rel, unsigned depth, char ***files, size_t *n_files);

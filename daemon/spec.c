@@ -1,25 +1,21 @@
 /* spec.c: the spec directory → documents → model (bindery-spec(5)).
  *
- * This file walks the directory, parses each YAML file (spec-yaml.c) and
- * turns each document into model structs, checking the form of every
- * field where it stands. Rules that need the whole generation (references,
- * duplicates, Durable Object histories) and the canonical form live in
- * spec-validate.c.
+ * This file parses each YAML file (spec-yaml.c) and turns each document
+ * into model structs, checking the form of every field where it stands.
+ * The directory walk and file reads are in spec-files.c; single-value rules
+ * in spec-rules.c; binding kinds in binding-kinds.c. Rules that need the
+ * whole generation (references, duplicates, Durable Object histories) and
+ * the canonical form live in spec-validate.c.
  */
 #include <ctype.h>
-#include <dirent.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
-
-#include <openssl/evp.h>
 
 #include "spec-grammar.h"
 #include "binding-kinds.h"
@@ -354,89 +350,6 @@ static ModuleType module_type_from_path(const char *p) {
         return _MODULE_TYPE_INVALID;
 }
 
-/* Opens rel (relative to the root) for reading without leaving the root:
- * openat2(RESOLVE_BENEATH) where the kernel has it, realpath otherwise
- * (then O_NOFOLLOW on the resolved path). Always O_NONBLOCK, so a FIFO
- * or device cannot block the loop: callers fstat() before any read.
- * Returns an fd, or -EXDEV when a symlink leads out, -ELOOP for a symlink
- * loop, or -errno. */
-static int open_beneath(SpecCtx *c, const char *rel) {
-        _cleanup_free_ char *abs = NULL, *real = NULL;
-        size_t lroot = strlen(c->root);
-        int fd;
-
-        if (c->root_fd >= 0 && !c->no_openat2) {
-                struct open_how how = {
-                        .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
-                        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
-                };
-
-                fd = (int) syscall(SYS_openat2, c->root_fd, rel, &how, sizeof(how));
-                if (fd >= 0)
-                        return fd;
-                /* EXDEV: an absolute symlink, which may still point inside;
-                 * the realpath check below decides. */
-                if (errno != ENOSYS && errno != EPERM && errno != EXDEV)
-                        return -errno;
-                if (errno != EXDEV)
-                        c->no_openat2 = true; /* old kernel or a seccomp filter */
-        }
-        abs = path_join(c->root, rel);
-        if (!abs)
-                return -ENOMEM;
-        real = realpath(abs, NULL);
-        if (!real)
-                return -errno;
-        if (strncmp(real, c->root, lroot) != 0 || (real[lroot] != '/' && !streq(c->root, "/")))
-                return -EXDEV;
-        fd = open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
-        return fd < 0 ? -errno : fd;
-}
-
-/* Reads a whole spec file through open_beneath(): fstat first, regular
- * files only (-EBADFD), at most max bytes (-EFBIG). */
-static int read_beneath(SpecCtx *c, const char *rel, size_t max, char **ret, size_t *ret_size) {
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *buf = NULL;
-        struct stat st;
-        size_t size = 0;
-
-        fd = open_beneath(c, rel);
-        if (fd < 0)
-                return fd;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode))
-                return -EBADFD;
-        if ((uint64_t) st.st_size > max)
-                return -EFBIG;
-        buf = malloc((size_t) st.st_size + 1);
-        if (!buf)
-                return -ENOMEM;
-        /* What fstat promised, no more: a file growing meanwhile is cut. */
-        while (size < (size_t) st.st_size) {
-                ssize_t k = read(fd, buf + size, (size_t) st.st_size - size);
-
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        break;
-                size += (size_t) k;
-        }
-        buf[size] = 0;
-        *ret = TAKE_PTR(buf);
-        *ret_size = size;
-        return 0;
-}
-
-/* What a non-regular file is, for messages. */
-static const char *file_type_name(mode_t m) {
-        return S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" : S_ISCHR(m) ? "a character device" :
-               S_ISBLK(m) ? "a block device" : S_ISDIR(m) ? "a directory" : "not a regular file";
-}
-
 /* Reads one module (relative to the root) into m: inside the root, a
  * regular file, within the size limit; records its size and SHA-256. */
 static bool module_load(SpecCtx *c, const SpecNode *v, const char *display, const char *rel, Module *m) {
@@ -445,7 +358,7 @@ static bool module_load(SpecCtx *c, const SpecNode *v, const char *display, cons
         struct stat st;
         size_t size = 0;
 
-        fd = open_beneath(c, rel);
+        fd = spec_open_beneath(c, rel);
         if (fd == -ENOENT || fd == -ENOTDIR) {
                 node_error(c, v, "module '%s' not found", display);
                 return false;
@@ -471,7 +384,7 @@ static bool module_load(SpecCtx *c, const SpecNode *v, const char *display, cons
                         node_error(c, v, "module '%s' is not a regular file", display);
                 else
                         node_error(c, v, "module '%s' is not a regular file (%s)", display,
-                                   file_type_name(st.st_mode));
+                                   spec_file_type_name(st.st_mode));
                 return false;
         }
         if ((uint64_t) st.st_size > c->limits->max_module_size) {
@@ -1892,45 +1805,8 @@ static void parse_file(SpecCtx *c, const char *rel) {
                 c->oom = true;
                 return;
         }
-        r = read_beneath(c, rel, c->limits->max_file_size, &buf, &size);
-        if (r == -EBADFD) {
-                spec_errorf(c, rel, 0, 0, "not a regular file; spec files must be regular files");
+        if (!spec_read_file(c, rel, &buf, &size))
                 return;
-        }
-        if (r == -ELOOP) {
-                spec_errorf(c, rel, 0, 0, "symlink loop");
-                return;
-        }
-        if (r == -EXDEV) {
-                spec_errorf(c, rel, 0, 0, "symlink leaves the spec directory");
-                return;
-        }
-        if (r == -EFBIG) {
-                spec_errorf(c, rel, 1, 1, "file is larger than the limit of %zu bytes",
-                            c->limits->max_file_size);
-                return;
-        }
-        if (r == -ENOMEM) {
-                c->oom = true;
-                return;
-        }
-        if (r < 0) {
-                spec_errorf(c, rel, 1, 1, "cannot read file: %s", strerror(-r));
-                return;
-        }
-        if (c->limits->max_total_yaml > 0 && c->total_yaml + size > c->limits->max_total_yaml) {
-                if (!c->total_yaml_exceeded)
-                        spec_errorf(c, rel, 1, 1, "the spec files exceed %llu bytes in total",
-                                    (unsigned long long) c->limits->max_total_yaml);
-                c->total_yaml_exceeded = true;
-                return;
-        }
-        c->total_yaml += size;
-        if (size >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) {
-                spec_errorf(c, rel, 1, 1, "file starts with a UTF-8 byte order mark (BOM); "
-                            "save it as UTF-8 without BOM");
-                return;
-        }
         r = spec_yaml_parse(buf, size, &yl, &docs, &n_docs, &ye);
         for (size_t i = 0; i < ye.n; i++)
                 spec_errorf(c, rel, ye.errors[i].line, ye.errors[i].column, "%s", ye.errors[i].message);
@@ -1957,143 +1833,8 @@ static void parse_file(SpecCtx *c, const char *rel) {
         spec_yaml_documents_free(docs, n_docs);
 }
 
-static bool spec_file_name(const char *name) {
-        if (name[0] == '.' || name[0] == '#' || endswith(name, "~"))
-                return false;
-        return endswith(name, ".yaml") || endswith(name, ".yml");
-}
-
 static int cmp_strp(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
-static int cmp_dirent_name(const void *a, const void *b) {
-        return strcmp((*(struct dirent *const *) a)->d_name, (*(struct dirent *const *) b)->d_name);
-}
-
-/* Collects spec files below root/rel into *files (relative paths). */
-static void scan_dir(SpecCtx *c, const char *rel, unsigned depth, char ***files, size_t *n_files) {
-        _cleanup_free_ char *abs = NULL;
-        _cleanup_free_ struct dirent **ents = NULL;
-        DIR *d;
-        size_t n = 0, a = 0;
-
-        abs = *rel ? path_join(c->root, rel) : strdup(c->root);
-        if (!abs) {
-                c->oom = true;
-                return;
-        }
-        d = opendir(abs);
-        if (!d) {
-                spec_errorf(c, *rel ? rel : ".", 1, 1, "cannot read directory: %s", strerror(errno));
-                return;
-        }
-        /* Sorted traversal keeps "too many files" deterministic. */
-        for (struct dirent *de; (de = readdir(d));) {
-                if (de->d_name[0] == '.')
-                        continue;
-                if (n >= a) {
-                        size_t na = a ? a * 2 : 32;
-                        struct dirent **t = realloc(ents, sizeof(*t) * na);
-
-                        if (!t) {
-                                c->oom = true;
-                                break;
-                        }
-                        ents = t;
-                        a = na;
-                }
-                ents[n] = malloc(sizeof(struct dirent));
-                if (!ents[n]) {
-                        c->oom = true;
-                        break;
-                }
-                memcpy(ents[n], de, sizeof(struct dirent));
-                n++;
-        }
-        closedir(d);
-        if (n > 1)
-                qsort(ents, n, sizeof(struct dirent *), cmp_dirent_name);
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *child = NULL, *cabs = NULL, *real = NULL;
-                const char *name = ents[i]->d_name;
-                struct stat st;
-
-                if (c->oom)
-                        goto next;
-                /* Most entries of a bundle directory are not spec files:
-                 * skip those without a stat when readdir tells the type. */
-                if (ents[i]->d_type == DT_REG && !spec_file_name(name))
-                        goto next;
-                if (asprintf(&child, "%s%s%s", rel, *rel ? "/" : "", name) < 0) {
-                        c->oom = true;
-                        goto next;
-                }
-                cabs = path_join(c->root, child);
-                if (!cabs) {
-                        c->oom = true;
-                        goto next;
-                }
-                if (lstat(cabs, &st) < 0)
-                        goto next;
-                if (S_ISLNK(st.st_mode)) {
-                        size_t lr = strlen(c->root);
-                        bool inside;
-
-                        real = realpath(cabs, NULL);
-                        if (!real || stat(real, &st) < 0) {
-                                if (spec_file_name(name))
-                                        spec_errorf(c, child, 1, 1, errno == ELOOP ? "symlink loop" :
-                                                    "dangling symlink");
-                                goto next;
-                        }
-                        inside = strncmp(real, c->root, lr) == 0 && real[lr] == '/';
-                        if (S_ISDIR(st.st_mode)) {
-                                /* Followed only when it leaves: then it is an error. Inside the
-                                 * tree its files are read at their real path. */
-                                if (!inside)
-                                        spec_errorf(c, child, 1, 1, "symlink leaves the spec directory");
-                                goto next;
-                        }
-                        if (!spec_file_name(name))
-                                goto next;
-                        if (!inside) {
-                                spec_errorf(c, child, 1, 1, "symlink leaves the spec directory");
-                                goto next;
-                        }
-                }
-                if (S_ISDIR(st.st_mode)) {
-                        if (depth + 1 > c->limits->max_dir_depth) {
-                                spec_errorf(c, child, 1, 1, "directory nesting deeper than %u levels",
-                                            c->limits->max_dir_depth);
-                                goto next;
-                        }
-                        scan_dir(c, child, depth + 1, files, n_files);
-                        goto next;
-                }
-                if (!spec_file_name(name))
-                        goto next;
-                if (!S_ISREG(st.st_mode)) {
-                        /* A FIFO, socket or device named like a spec: its
-                         * documents would silently vanish. */
-                        spec_errorf(c, child, 0, 0, "%s, not a regular file; spec files must be regular files",
-                                    file_type_name(st.st_mode));
-                        goto next;
-                }
-                if (*n_files >= c->limits->max_files) {
-                        if (*n_files == c->limits->max_files)
-                                spec_errorf(c, child, 1, 1, "too many spec files (limit %zu)",
-                                            c->limits->max_files);
-                        (*n_files)++;
-                        goto next;
-                }
-                if (strv_consume(files, TAKE_PTR(child)) < 0)
-                        c->oom = true;
-                else
-                        (*n_files)++;
-        next:
-                free(ents[i]);
-        }
 }
 
 /* ---- the whole load ---- */
@@ -2166,7 +1907,7 @@ static int spec_load_full(const char *spec_dir, const SpecLimits *limits, const 
         if (!g->spec_dir)
                 c.oom = true;
 
-        scan_dir(&c, "", 0, &files, &n_files);
+        spec_scan_dir(&c, "", 0, &files, &n_files);
         errors->n_files = n_files;
         if (files)
                 qsort(files, strv_length(files), sizeof(char *), cmp_strp);
