@@ -104,6 +104,25 @@ CfPath cfreq_item(ResourceKind k) {
         return k >= 0 && k < _RESOURCE_KIND_MAX ? kinds[k].item : _CF_PATH_INVALID;
 }
 
+const char *cfreq_permission(const char *text) {
+        static const struct {
+                const char *route, *permission;
+        } t[] = {
+                { "storage/kv", "Workers KV Storage: Edit" },
+                { "r2/", "Workers R2 Storage: Edit" },
+                { "d1/", "D1: Edit" },
+                { "queues", "Queues: Edit" },
+                { "secrets_store", "Secrets Store: Edit" },
+                { "logs/audit", "Account Settings: Read" },
+                { "workers/", "Workers Scripts: Edit" },
+        };
+
+        for (size_t i = 0; text && i < ELEMENTSOF(t); i++)
+                if (strstr(text, t[i].route))
+                        return t[i].permission;
+        return NULL;
+}
+
 int cfreq_audit_query(uint64_t since_usec, uint64_t before_usec, char **ret) {
         char since[64], before[64];
         _cleanup_free_ char *a = cfapi_escape(format_rfc3339(since_usec, since, sizeof(since))),

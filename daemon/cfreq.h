@@ -59,6 +59,10 @@ int cfreq_path(char **ret, CfPath p, ...);
 CfPath cfreq_collection(ResourceKind k) _pure_;
 CfPath cfreq_item(ResourceKind k) _pure_;
 
+/* The API token permission a request needs, from its path anywhere in
+ * text (e.g. "GET storage/kv/namespaces: HTTP 403: …"), or NULL. */
+const char *cfreq_permission(const char *text) _pure_;
+
 /* Audit Logs v2 wants both ends of the window:
  * "since=<rfc3339>&before=<rfc3339>&limit=1000". Returns 0 or -ENOMEM. */
 int cfreq_audit_query(uint64_t since_usec, uint64_t before_usec, char **ret);

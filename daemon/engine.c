@@ -1061,27 +1061,6 @@ static void refresh_advance(Engine *e, uint64_t now) {
                 (void) state_set_meta(e->state, META_REFRESH_CURSOR, e->refresh[n - 1]);
 }
 
-/* The API token permission a refused request needed, from the request's
- * route in the message ("GET storage/kv/namespaces: HTTP 403: …"), or NULL. */
-static const char *token_permission_for(const char *message) {
-        static const struct {
-                const char *route, *permission;
-        } t[] = {
-                { "storage/kv", "Workers KV Storage: Edit" },
-                { "r2/", "Workers R2 Storage: Edit" },
-                { "d1/", "D1: Edit" },
-                { "queues", "Queues: Edit" },
-                { "secrets_store", "Secrets Store: Edit" },
-                { "logs/audit", "Account Settings: Read" },
-                { "workers/", "Workers Scripts: Edit" },
-        };
-
-        for (size_t i = 0; message && i < ELEMENTSOF(t); i++)
-                if (strstr(message, t[i].route))
-                        return t[i].permission;
-        return NULL;
-}
-
 static void on_observed(ObserveResult *res, void *userdata) {
         Engine *e = userdata;
         int r;
@@ -1097,9 +1076,9 @@ static void on_observed(ObserveResult *res, void *userdata) {
                                 r = asprintf(&e->error, "Cloudflare refused the API token (%s): %s; check the token "
                                              "and its permissions%s%s%s (binderyd(8), TOKEN PERMISSIONS)",
                                              strna(e->token_ref), strna(res->message),
-                                             token_permission_for(res->message) ? " (this request needs " : "",
-                                             strempty(token_permission_for(res->message)),
-                                             token_permission_for(res->message) ? ")" : "");
+                                             cfreq_permission(res->message) ? " (this request needs " : "",
+                                             strempty(cfreq_permission(res->message)),
+                                             cfreq_permission(res->message) ? ")" : "");
                         else
                                 r = res->message ? asprintf(&e->error, "%s", res->message) : -1;
                         if (r < 0)
@@ -1220,11 +1199,11 @@ static void build_status(Engine *e) {
                         else if (r->error < 0) {
                                 st = RESOURCE_STATE_FAILED;
                                 reason = r->message;
-                                if (r->error == -EACCES && token_permission_for(r->message)) {
+                                if (r->error == -EACCES && cfreq_permission(r->message)) {
                                         free(why);
                                         why = NULL;
                                         if (asprintf(&why, "%s (Cloudflare refused the API token: it needs %s)",
-                                                     strna(r->message), token_permission_for(r->message)) >= 0)
+                                                     strna(r->message), cfreq_permission(r->message)) >= 0)
                                                 reason = why;
                                 }
                         } else

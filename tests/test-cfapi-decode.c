@@ -411,6 +411,11 @@ START_TEST(test_cfreq_paths) {
                 ck_assert_ptr_nonnull(cfreq_template(p));
                 ck_assert_int_eq(cfreq_template(p)[0] == '/', p == CF_PATH_TOKEN_VERIFY);
         }
+        ck_assert_str_eq(cfreq_permission("GET storage/kv/namespaces: HTTP 403: denied"), "Workers KV Storage: Edit");
+        ck_assert_str_eq(cfreq_permission("GET logs/audit: HTTP 403"), "Account Settings: Read");
+        ck_assert_str_eq(cfreq_permission("PUT workers/scripts/a: HTTP 403"), "Workers Scripts: Edit");
+        ck_assert_ptr_null(cfreq_permission("GET /user/tokens/verify"));
+        ck_assert_ptr_null(cfreq_permission(NULL));
         /* 2026-01-02T03:04:05Z .. +1 s */
         ck_assert_int_eq(cfreq_audit_query(UINT64_C(1767323045) * 1000000, UINT64_C(1767323046) * 1000000, &q), 0);
         ck_assert_str_eq(q, "since=2026-01-02T03%3A04%3A05Z&before=2026-01-02T03%3A04%3A06Z&limit=1000");
