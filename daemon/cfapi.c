@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
+#include <sys/queue.h>
 #include <sys/random.h>
 
 #include <curl/curl.h>
@@ -49,15 +50,13 @@ typedef struct CfCall CfCall;
 
 /* A FIFO of calls; every live call is in exactly one: waiting[priority]
  * or running. */
-typedef struct CallList {
-        CfCall *head, *tail;
-} CallList;
+typedef TAILQ_HEAD(CallList, CfCall) CallList;
 
 struct CfCall {
         CfApi *api;
         uint64_t id;
-        CfCall *prev, *next;
-        CallList *list;
+        TAILQ_ENTRY(CfCall) link;
+        CallList *list;                 /* the one it is in, or NULL */
 
         /* What to send. */
         CfPriority priority;
@@ -201,44 +200,22 @@ static void call_free(CfCall *c) {
 }
 
 static void list_remove(CfCall *c) {
-        CallList *l = c->list;
-
-        if (!l)
+        if (!c->list)
                 return;
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                l->head = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
-        else
-                l->tail = c->prev;
-        c->prev = c->next = NULL;
+        TAILQ_REMOVE(c->list, c, link);
         c->list = NULL;
 }
 
 static void list_append(CallList *l, CfCall *c) {
         list_remove(c);
+        TAILQ_INSERT_TAIL(l, c, link);
         c->list = l;
-        c->prev = l->tail;
-        c->next = NULL;
-        if (l->tail)
-                l->tail->next = c;
-        else
-                l->head = c;
-        l->tail = c;
 }
 
 static void list_prepend(CallList *l, CfCall *c) {
         list_remove(c);
+        TAILQ_INSERT_HEAD(l, c, link);
         c->list = l;
-        c->prev = NULL;
-        c->next = l->head;
-        if (l->head)
-                l->head->prev = c;
-        else
-                l->tail = c;
-        l->head = c;
 }
 
 static void call_unlink(CfApi *api, CfCall *c) {
@@ -840,9 +817,10 @@ static void on_transfer_done(CurlGlue *g, CURL *easy, CURLcode result, void *use
  * calls passed over (every waiting call when none is ready). */
 static CfCall *sched_pick(CfApi *api, uint64_t now, uint64_t *ret_next) {
         uint64_t next = UINT64_MAX;
+        CfCall *c;
 
         for (int p = _CFAPI_PRIORITY_MAX - 1; p >= 0; p--)
-                for (CfCall *c = api->waiting[p].head; c; c = c->next) {
+                TAILQ_FOREACH(c, &api->waiting[p], link) {
                         if (c->not_before_usec <= now) {
                                 *ret_next = next;
                                 return c;
@@ -928,6 +906,9 @@ int cfapi_new(CfApi **ret, sd_event *event, const CfApiOptions *o) {
         api = calloc(1, sizeof(CfApi));
         if (!api)
                 return -ENOMEM;
+        TAILQ_INIT(&api->running);
+        for (int p = 0; p < _CFAPI_PRIORITY_MAX; p++)
+                TAILQ_INIT(&api->waiting[p]);
         /* Reference-counted by libcurl; we are single-threaded. */
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
                 free(api);
@@ -1131,11 +1112,13 @@ int cfapi_submit(CfApi *api, const CfRequest *req, cfapi_callback_t callback, vo
 }
 
 static CfCall *find_call(CfApi *api, uint64_t id) {
-        for (CfCall *c = api->running.head; c; c = c->next)
+        CfCall *c;
+
+        TAILQ_FOREACH(c, &api->running, link)
                 if (c->id == id)
                         return c;
         for (int p = 0; p < _CFAPI_PRIORITY_MAX; p++)
-                for (CfCall *c = api->waiting[p].head; c; c = c->next)
+                TAILQ_FOREACH(c, &api->waiting[p], link)
                         if (c->id == id)
                                 return c;
         return NULL;
@@ -1158,10 +1141,10 @@ void cfapi_cancel_all(CfApi *api) {
                 return;
         api->cancelling = true;
         for (;;) {
-                CfCall *c = api->running.head;
+                CfCall *c = TAILQ_FIRST(&api->running);
 
                 for (int p = _CFAPI_PRIORITY_MAX - 1; !c && p >= 0; p--)
-                        c = api->waiting[p].head;
+                        c = TAILQ_FIRST(&api->waiting[p]);
                 if (!c)
                         break;
                 call_fail(c, -ECANCELED, 0, "cancelled");
