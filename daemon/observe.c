@@ -601,14 +601,14 @@ static bool spec_changed(Observer *o, const char *name, const LedgerEntry *e) {
 static int start_details(Observer *o) {
         LiveState *live = o->res.live;
         unsigned n_diff_reads = 0;
-        _cleanup_(json_object_putp) json_object *seen = json_object_new_object(), *flagged = json_object_new_object(),
-                                                *secret_flagged = json_object_new_object(),
-                                                *own = observe_write_counts(o->own_writes);
+        _cleanup_(strset_freep) StrSet *seen = strset_new(), *flagged = strset_new(), *secret_flagged = strset_new();
+        _cleanup_(json_object_putp) json_object *own = observe_write_counts(o->own_writes);
 
         if (!seen || !flagged || !secret_flagged || !own)
                 return -ENOMEM;
         for (size_t i = 0; o->audit_seen && o->audit_seen[i]; i++)
-                json_object_object_add(seen, o->audit_seen[i], NULL);
+                if (strset_put(seen, o->audit_seen[i]) < 0)
+                        return -ENOMEM;
         /* The audit feed: writes we have not processed yet. */
         for (size_t i = 0; o->audit && i < json_object_array_length(o->audit); i++) {
                 json_object *e = json_object_array_get_idx(o->audit, i);
@@ -620,7 +620,7 @@ static int start_details(Observer *o) {
 
                 if (id && strv_extend(&o->res.audit_seen, id) < 0)
                         return -ENOMEM;
-                if (id && json_object_object_get_ex(seen, id, NULL))
+                if (strset_contains(seen, id))
                         continue;
                 if (method && streq(method, "GET"))
                         continue;
@@ -632,9 +632,8 @@ static int start_details(Observer *o) {
                         return r;
                 if (r == 0)
                         continue;
-                json_object_object_add(flagged, script, NULL);
-                if (secrets)
-                        json_object_object_add(secret_flagged, script, NULL);
+                if (strset_put(flagged, script) < 0 || (secrets && strset_put(secret_flagged, script) < 0))
+                        return -ENOMEM;
         }
         strv_sort_uniq(o->res.audit_seen);
         if (observe_write_leftovers(own, &o->res.own_writes_left) < 0)
@@ -648,11 +647,11 @@ static int start_details(Observer *o) {
 
                 if (!worker_relevant(o, w->name))
                         continue;
-                if (json_object_object_get_ex(secret_flagged, w->name, NULL))
+                if (strset_contains(secret_flagged, w->name))
                         w->secrets_written = true;
                 if (!e)
                         why = "not owned yet";
-                else if (json_object_object_get_ex(flagged, w->name, NULL))
+                else if (strset_contains(flagged, w->name))
                         why = "written outside bindery (audit log)";
                 else if (!streq_ptr(e->etag, w->etag))
                         why = "etag changed";

@@ -1,4 +1,5 @@
 /* util.c: see util.h. */
+#include <assert.h>
 #include <ctype.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -454,4 +455,39 @@ unsigned edit_distance(const char *a, const char *b) {
                 cur = t;
         }
         return p[lb];
+}
+
+static void strset_entry_free(struct lh_entry *e) {
+        free(lh_entry_k(e));
+}
+
+StrSet *strset_new(void) {
+        return lh_kchar_table_new(16, strset_entry_free);
+}
+
+StrSet *strset_free(StrSet *s) {
+        if (s)
+                lh_table_free(s);
+        return NULL;
+}
+
+bool strset_contains(const StrSet *s, const char *k) {
+        return s && k && lh_table_lookup_ex((StrSet *) s, k, NULL);
+}
+
+int strset_put(StrSet *s, const char *k) {
+        char *c;
+
+        assert(s);
+        assert(k);
+        if (strset_contains(s, k))
+                return 0;
+        c = strdup(k);
+        if (!c)
+                return -ENOMEM;
+        if (lh_table_insert(s, c, NULL) < 0) {
+                free(c);
+                return -ENOMEM;
+        }
+        return 0;
 }

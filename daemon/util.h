@@ -90,3 +90,12 @@ bool memeq_consttime(const void *a, size_t na, const void *b, size_t nb);
  * edits of one substring), for "did you mean"; strings longer than 64 bytes
  * are "far" (UINT_MAX / 2). The one edit distance of config and spec. */
 unsigned edit_distance(const char *a, const char *b) _pure_;
+
+/* A set of strings (json-c's hash table; keys copied). The one string-set
+ * helper: strset_put returns 0 (also when already there) or -ENOMEM. */
+typedef struct lh_table StrSet;
+StrSet *strset_new(void);
+StrSet *strset_free(StrSet *s);
+int strset_put(StrSet *s, const char *k);
+bool strset_contains(const StrSet *s, const char *k);
+DEFINE_TRIVIAL_CLEANUP_FUNC(StrSet *, strset_free);
