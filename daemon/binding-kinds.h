@@ -56,6 +56,8 @@ typedef struct BindingKindInfo {
         const char *spec_key;       /* the kind key in a spec's bindings: kv_namespace */
         const char *api_type;       /* Cloudflare metadata type: kv_namespace */
         ResourceKind target;        /* the document a reference names; _RESOURCE_KIND_INVALID: none */
+        bool by_name;               /* the metadata names the target by its Cloudflare name (R2,
+                                     * queue), not by its id */
         const char *ts_type;        /* TypeScript type in Env; NULL: from the value (text, json) */
         BindingForm form;
         const char *const *keys;    /* keys of the mapping form, NULL-terminated; NULL: no mapping */

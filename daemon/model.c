@@ -251,6 +251,19 @@ DEFINE_FIND(generation_find_queue, Queue, queues, n_queues)
 DEFINE_FIND(generation_find_store, SecretsStore, secrets_stores, n_secrets_stores)
 DEFINE_FIND(generation_find_store_secret, SecretsStoreSecret, secrets_store_secrets, n_secrets_store_secrets)
 
+const void *generation_find_doc(const Generation *g, ResourceKind k, const char *name) {
+        switch (k) {
+        case RESOURCE_WORKER: return generation_find_worker(g, name);
+        case RESOURCE_KV_NAMESPACE: return generation_find_kv(g, name);
+        case RESOURCE_R2_BUCKET: return generation_find_r2(g, name);
+        case RESOURCE_D1_DATABASE: return generation_find_d1(g, name);
+        case RESOURCE_QUEUE: return generation_find_queue(g, name);
+        case RESOURCE_SECRETS_STORE: return generation_find_store(g, name);
+        case RESOURCE_SECRETS_STORE_SECRET: return generation_find_store_secret(g, name);
+        default: return NULL;
+        }
+}
+
 /* ---- canonical JSON ---- */
 
 typedef struct JsonBuild {

@@ -982,33 +982,16 @@ const char *plan_store_id(const Generation *g, const char *store_doc, const Live
 
 int plan_resolve_binding(const Generation *g, const Worker *w, const Binding *b, const LiveState *live,
                          const Ledger *ledger, bool trust_ledger, char **ret_value, char **ret_store_id) {
+        const BindingKindInfo *info = binding_kind_info(b->kind);
         const char *v = NULL, *store = NULL;
 
         *ret_value = NULL;
         if (ret_store_id)
                 *ret_store_id = NULL;
-        switch (b->kind) {
-        case BINDING_KV_NAMESPACE: {
-                const KVNamespace *k = b->target ? generation_find_kv(g, b->target) : NULL;
-                v = k ? resolve_doc_id(g, RESOURCE_KV_NAMESPACE, k, live, ledger, NULL, trust_ledger) : b->target_id;
-                break;
-        }
-        case BINDING_R2_BUCKET: {
-                const R2Bucket *r = b->target ? generation_find_r2(g, b->target) : NULL;
-                v = r ? plan_resource_cf_name(RESOURCE_R2_BUCKET, r) : b->target_id;
-                break;
-        }
-        case BINDING_D1: {
-                const D1Database *d = b->target ? generation_find_d1(g, b->target) : NULL;
-                v = d ? resolve_doc_id(g, RESOURCE_D1_DATABASE, d, live, ledger, NULL, trust_ledger) : b->target_id;
-                break;
-        }
-        case BINDING_QUEUE: {
-                const Queue *q = b->target ? generation_find_queue(g, b->target) : NULL;
-                v = q ? plan_resource_cf_name(RESOURCE_QUEUE, q) : b->target_id;
-                break;
-        }
-        case BINDING_SECRETS_STORE_SECRET: {
+        if (!info || info->target < 0)
+                return 0;
+        if (b->kind == BINDING_SECRETS_STORE_SECRET) {
+                /* A secret is named within its store: both are resolved. */
                 const SecretsStoreSecret *s = b->target ? generation_find_store_secret(g, b->target) : NULL;
 
                 if (s) {
@@ -1020,10 +1003,13 @@ int plan_resolve_binding(const Generation *g, const Worker *w, const Binding *b,
                 }
                 if (!store)
                         v = NULL;
-                break;
-        }
-        default:
-                return 0;
+        } else {
+                /* A document's Cloudflare name or live id; else the id or name written. */
+                const void *d = b->target ? generation_find_doc(g, info->target, b->target) : NULL;
+
+                v = !d ? b->target_id
+                    : info->by_name ? plan_resource_cf_name(info->target, d)
+                    : resolve_doc_id(g, info->target, d, live, ledger, NULL, trust_ledger);
         }
         if (v) {
                 *ret_value = strdup(v);
@@ -2702,16 +2688,9 @@ static int plan_worker_rest(Ctx *c, size_t wi) {
 }
 
 static bool doc_in_generation(const Generation *g, ResourceKind k, const char *doc) {
-        switch (k) {
-        case RESOURCE_WORKER: return generation_find_worker(g, doc);
-        case RESOURCE_KV_NAMESPACE: return generation_find_kv(g, doc);
-        case RESOURCE_R2_BUCKET: return generation_find_r2(g, doc);
-        case RESOURCE_D1_DATABASE: return generation_find_d1(g, doc);
-        case RESOURCE_QUEUE: return generation_find_queue(g, doc);
-        case RESOURCE_SECRETS_STORE: return generation_find_store(g, doc);
-        case RESOURCE_SECRETS_STORE_SECRET: return generation_find_store_secret(g, doc);
-        default: return true;
-        }
+        if (k < 0 || k >= _RESOURCE_KIND_MAX)
+                return true;
+        return generation_find_doc(g, k, doc);
 }
 
 static bool live_has(const LiveState *live, const LedgerEntry *e) {

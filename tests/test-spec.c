@@ -351,6 +351,8 @@ START_TEST(test_binding_kinds) {
                 }
                 if (i->form >= BINDING_FORM_REFERENCE)
                         ck_assert_ptr_nonnull(i->keys);
+                if (i->by_name)
+                        ck_assert_int_eq(i->form, BINDING_FORM_REFERENCE);
                 if (k != BINDING_PLAIN_TEXT && k != BINDING_JSON)
                         ck_assert_ptr_nonnull(i->ts_type);
         }
