@@ -458,9 +458,11 @@ static LedgerEntry *record(Applier *ap, const Action *a, const char *id) {
         case RESOURCE_SECRETS_STORE_SECRET: pol = &((const SecretsStoreSecret *) a->desired)->policy; break;
         default: break;
         }
-        if (pol && a->desired)
+        if (pol && a->desired) {
                 e->deletion = pol->deletion_explicit && pol->deletion == DELETION_DELETE ? DELETION_DELETE
                                                                                         : DELETION_RETAIN;
+                e->drift = pol->drift;
+        }
         if (a->desired && a->resource_kind == RESOURCE_R2_BUCKET &&
             set_str(&e->jurisdiction, ((const R2Bucket *) a->desired)->jurisdiction) < 0)
                 return NULL;

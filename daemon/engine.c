@@ -23,7 +23,6 @@
 #define OWN_WRITES_MAX 2000
 #define META_REFRESH_LAST "engine.refresh.last"
 #define META_REFRESH_CURSOR "engine.refresh.cursor"
-#define META_EXTRAS_PREFIX "engine.x."
 /* The staggered full refresh never spends more than this share of the
  * request budget in one cycle (about 4 requests per worker). */
 #define REFRESH_BUDGET_SHARE 5   /* 1/5 = 20% */
@@ -151,14 +150,6 @@ static uint64_t requests_total(const CfApi *api) {
 
 /* ---- state ↔ ledger ---- */
 
-static char *extras_key(ResourceKind k, const char *doc) {
-        char *s;
-
-        if (asprintf(&s, META_EXTRAS_PREFIX "%s.%s", resource_kind_to_string(k), doc) < 0)
-                return NULL;
-        return s;
-}
-
 static int ledger_load(State *s, Ledger **ret) {
         _cleanup_(ledger_freep) Ledger *l = ledger_new();
         const StateResource *const *rs;
@@ -171,25 +162,21 @@ static int ledger_load(State *s, Ledger **ret) {
         for (size_t i = 0; i < n; i++) {
                 const StateResource *r = rs[i];
                 LedgerEntry *e = ledger_ensure(l, r->kind, r->name);
-                _cleanup_free_ char *key = extras_key(r->kind, r->name);
-                const char *x;
 
-                if (!e || !key)
+                if (!e)
                         return -ENOMEM;
                 if (dup_str(&e->name, r->cf_name ?: r->name) < 0 || dup_str(&e->id, r->cf_id) < 0 ||
                     dup_str(&e->digest, r->digest) < 0)
                         return -ENOMEM;
                 e->deletion = r->deletion;
+                e->drift = r->drift;
                 e->adopted = r->ownership == OWNERSHIP_ADOPTED;
                 if (r->migration_tags && r->migration_tags[0] &&
                     dup_str(&e->migration_tag, r->migration_tags[strv_length(r->migration_tags) - 1]) < 0)
                         return -ENOMEM;
-                x = state_get_meta(s, key);
-                if (x) {
-                        json_object *j = json_tokener_parse(x);
-                        int k = j ? ledger_entry_extras_from_json(e, j) : 0;
+                if (r->ledger) {
+                        int k = ledger_entry_extras_from_json(e, r->ledger);
 
-                        json_object_put(j);
                         if (k < 0)
                                 return k;
                 }
@@ -229,25 +216,23 @@ static int ledger_store(Engine *e) {
                         .ownership = x->adopted ? OWNERSHIP_ADOPTED : OWNERSHIP_CREATED,
                         .digest = x->digest,
                         .deletion = x->deletion,
-                        .drift = old ? old->drift : DRIFT_REPAIR,
+                        .drift = x->drift,
                         .own_writes = old ? old->own_writes : NULL,
                         .migration_tags = x->migration_tag ? tags : (old ? old->migration_tags : NULL),
                         .run_id = e->run_id,
                 };
-                _cleanup_free_ char *key = extras_key(x->kind, x->doc);
                 _cleanup_(json_object_putp) json_object *ex = ledger_entry_extras_to_json(x);
-                const char *exs;
                 bool same = false;
 
-                if (!key || !ex)
+                if (!ex)
                         return -ENOMEM;
-                exs = json_object_to_json_string_ext(ex, JSON_C_TO_STRING_PLAIN);
+                rec.ledger = ex;
                 if (old && streq_ptr(old->cf_id, x->id) && streq_ptr(old->cf_name, x->name) &&
-                    streq_ptr(old->digest, x->digest) && old->deletion == x->deletion &&
+                    streq_ptr(old->digest, x->digest) && old->deletion == x->deletion && old->drift == x->drift &&
                     old->ownership == rec.ownership &&
                     (!x->migration_tag ||
                      (old->migration_tags && strv_contains(old->migration_tags, x->migration_tag))) &&
-                    streq_ptr(state_get_meta(e->state, key), exs))
+                    old->ledger && json_object_equal(old->ledger, ex))
                         same = true;
                 if (same)
                         continue;
@@ -260,9 +245,6 @@ static int ledger_store(Engine *e) {
                                 r = state_add_migration_tag(e->state, x->doc, x->migration_tag);
                 } else
                         r = state_put(e->state, &rec);
-                if (r < 0)
-                        return r;
-                r = state_set_meta(e->state, key, exs);
                 if (r < 0)
                         return r;
         }
@@ -278,11 +260,8 @@ static int ledger_store(Engine *e) {
         for (size_t i = 0; gone && gone[i]; i++) {
                 char *nl = strchr(gone[i], '\n');
                 ResourceKind k = (ResourceKind) atoi(gone[i]);
-                _cleanup_free_ char *key = extras_key(k, nl + 1);
 
                 (void) state_remove(e->state, k, nl + 1);
-                if (key)
-                        (void) state_set_meta(e->state, key, NULL);
                 if (k == RESOURCE_WORKER) {
                         _cleanup_free_ char *scope = NULL;
 
@@ -909,8 +888,9 @@ static void record_policies(Engine *e) {
                                                    g->arr[i].policy.deletion == DELETION_DELETE               \
                                            ? DELETION_DELETE                                                  \
                                            : DELETION_RETAIN;                                                 \
-                if (le && le->deletion != d) {                                                                \
+                if (le && (le->deletion != d || le->drift != g->arr[i].policy.drift)) {                      \
                         le->deletion = d;                                                                     \
+                        le->drift = g->arr[i].policy.drift;                                                   \
                         le->dirty = true;                                                                     \
                 }                                                                                             \
         }

@@ -121,6 +121,7 @@ typedef struct LedgerEntry {
         char *jurisdiction;         /* R2: the bucket's jurisdiction (NULL: default); every call sends it */
         char *digest;               /* what was last applied (plan_*_digest) */
         DeletionPolicy deletion;    /* last recorded policy */
+        DriftPolicy drift;          /* last recorded policy (kept after the document leaves the spec) */
         bool adopted;
         /* workers */
         char *etag;                 /* from our last upload, or last seen in sync */

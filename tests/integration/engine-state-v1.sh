@@ -37,7 +37,7 @@ check_eq "nine resources owned after the lift" \
 check_eq "no meta JSON strings for ledger entries" \
         "$(jq '[.records | keys[] | select(startswith("meta/engine.x."))] | length' "$TMP/state/state.json")" 0
 check_eq "the worker's secret fingerprint survived the lift" \
-        "$(jq -r '.records["resource/Worker/api"].secrets.API_KEY | length' "$TMP/state/state.json")" 64
+        "$(jq -r '.records["resource/Worker/api"].ledger.secrets.API_KEY | length' "$TMP/state/state.json")" 64
 
 sim_reset_counters
 bd apply
