@@ -648,13 +648,125 @@ static int call_next_page(CfCall *c, CfEnvelope *env) {
         return 1;
 }
 
+/* Counts an answer (status, latency) and takes in the server's rate-limit
+ * header. */
+static void count_answer(CfCall *c, CURL *easy, long status, uint64_t now) {
+        CfApi *api = c->api;
+        size_t k = (size_t) cfapi_route_class(c->path);
+        uint64_t remaining, reset;
+        curl_off_t us = 0;
+        double s;
+
+        assert(k < N_ROUTE_CLASSES);
+        if (status >= 0 && status < CFAPI_STATUS_SLOTS)
+                api->stats.by_status[status]++;
+        else
+                api->stats.other_status++;
+        (void) curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &us);
+        s = (double) us / 1e6;
+        api->stats.latency_n[k]++;
+        api->stats.latency_sum[k] += s;
+        for (size_t b = 0; b < N_LATENCY_BUCKETS; b++)
+                if (s <= latency_buckets[b]) {
+                        api->stats.latency_counts[k][b]++;
+                        break;
+                }
+        if (c->ratelimit && cf_ratelimit_parse(c->ratelimit, &remaining, &reset) == 0) {
+                budget_observe_server(&api->budget, remaining, reset, now);
+                api->stats.server_seen = true;
+                api->stats.server_remaining = remaining;
+        }
+}
+
+/* No HTTP answer, or one cut short: retried if curl says it may be. */
+static void on_transport_error(CfCall *c, CURLcode result, long status) {
+        char what[256];
+        bool retry;
+        int r;
+
+        if (c->resp_too_big) {
+                snprintf(what, sizeof what, "response larger than %zu bytes", c->api->max_response_size);
+                return call_fail(c, -EFBIG, status, what);
+        }
+        r = curl_errno(result, &retry);
+        snprintf(what, sizeof what, "%s", curl_easy_strerror(result));
+        if (retry)
+                call_retry_or_fail(c, r, status, what, NULL);
+        else
+                call_fail(c, r, status, what);
+}
+
+/* A list's page arrived: ask for the next, or finish with every item. */
+static void on_page(CfCall *c, long status, CfEnvelope *env, uint64_t now) {
+        int r = call_next_page(c, env);
+
+        if (r < 0)
+                return call_fail(c, r, status,
+                                 r == -E2BIG ? "too many pages or items" :
+                                 r == -ELOOP ? "the server repeated a cursor" :
+                                 r == -EBADMSG ? "list result has an unexpected shape" :
+                                 "out of memory");
+        if (r > 0) {
+                call_reset_transfer(c);
+                sched_arm(c->api, now);
+                return;
+        }
+        call_finish(c, &(CfReply) {
+                .http_status = status,
+                .result = c->items,
+                .result_info = c->last_result_info,
+                .messages = env->messages,
+                .etag = c->etag,
+        });
+}
+
+/* A decoded, non-retryable answer: the reply, the next page, or the
+ * envelope's errors. */
+static void on_answer(CfCall *c, long status, CfEnvelope *env, uint64_t now) {
+        bool ok = status >= 200 && status < 300;
+        char what[64];
+        int r;
+
+        if (ok && (c->flags & CFAPI_RAW_RESPONSE)) {
+                c->pages++;
+                return call_finish(c, &(CfReply) {
+                        .http_status = status,
+                        .body = c->resp ? c->resp : "",
+                        .body_size = c->resp_size,
+                        .etag = c->etag,
+                });
+        }
+        if (!env && ok) {
+                /* An empty 2xx answer (DELETE with 204): success, no result. */
+                c->pages++;
+                return call_finish(c, &(CfReply) { .http_status = status, .etag = c->etag });
+        }
+        r = cf_errno_from_status(status, env ? env->success : false,
+                                 env ? env->errors : NULL, env ? env->n_errors : 0);
+        if (r < 0) {
+                snprintf(what, sizeof what, "HTTP %ld", status);
+                /* Not retryable: finish with the envelope's errors. */
+                c->flags |= CFAPI_NO_RETRY;
+                return call_retry_or_fail(c, r, status, what, env);
+        }
+        if (c->paging != CFAPI_PAGING_NONE)
+                return on_page(c, status, env, now);
+        c->pages++;
+        call_finish(c, &(CfReply) {
+                .http_status = status,
+                .result = env->result,
+                .result_info = env->result_info,
+                .messages = env->messages,
+                .etag = c->etag,
+        });
+}
+
 static void on_transfer_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
         CfCall *c = userdata;
         CfApi *api = c->api;
         _cleanup_(cf_envelope_freep) CfEnvelope *env = NULL;
-        uint64_t now = now_monotonic_usec(), remaining, reset;
+        uint64_t now = now_monotonic_usec();
         long status = 0;
-        bool retry;
         int r;
 
         /* curl-glue has removed the handle already. Back to the front of
@@ -665,62 +777,19 @@ static void on_transfer_done(CurlGlue *g, CURL *easy, CURLcode result, void *use
         list_prepend(&api->waiting[c->priority], c);
 
         (void) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-        if (status >= 0 && status < CFAPI_STATUS_SLOTS)
-                api->stats.by_status[status]++;
-        else
-                api->stats.other_status++;
-        {
-                curl_off_t us = 0;
-                size_t k = (size_t) cfapi_route_class(c->path);
-                double s;
-
-                (void) curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &us);
-                s = (double) us / 1e6;
-                api->stats.latency_n[k]++;
-                api->stats.latency_sum[k] += s;
-                for (size_t b = 0; b < N_LATENCY_BUCKETS; b++)
-                        if (s <= latency_buckets[b]) {
-                                api->stats.latency_counts[k][b]++;
-                                break;
-                        }
-        }
-
-        if (c->ratelimit && cf_ratelimit_parse(c->ratelimit, &remaining, &reset) == 0) {
-                budget_observe_server(&api->budget, remaining, reset, now);
-                api->stats.server_seen = true;
-                api->stats.server_remaining = remaining;
-        }
-
-        if (result != CURLE_OK) {
-                char what[256];
-
-                if (c->resp_too_big) {
-                        snprintf(what, sizeof what, "response larger than %zu bytes", api->max_response_size);
-                        call_fail(c, -EFBIG, status, what);
-                        return;
-                }
-                r = curl_errno(result, &retry);
-                snprintf(what, sizeof what, "%s", curl_easy_strerror(result));
-                if (retry)
-                        call_retry_or_fail(c, r, status, what, NULL);
-                else
-                        call_fail(c, r, status, what);
-                return;
-        }
+        count_answer(c, easy, status, now);
+        if (result != CURLE_OK)
+                return on_transport_error(c, result, status);
 
         /* Decode whatever came back; an error body that is not an envelope
          * (a proxy's HTML page) leaves env NULL. */
         if (c->resp_size > 0 &&
             (!(c->flags & CFAPI_RAW_RESPONSE) || status < 200 || status >= 300)) {
                 r = cf_envelope_decode(status, c->resp, c->resp_size, &env);
-                if (r == -ENOMEM) {
-                        call_fail(c, r, status, "out of memory");
-                        return;
-                }
-                if (r < 0 && status >= 200 && status < 300) {
-                        call_fail(c, -EBADMSG, status, "response is not a valid JSON envelope");
-                        return;
-                }
+                if (r == -ENOMEM)
+                        return call_fail(c, r, status, "out of memory");
+                if (r < 0 && status >= 200 && status < 300)
+                        return call_fail(c, -EBADMSG, status, "response is not a valid JSON envelope");
         }
 
         if (cf_status_is_retryable(status)) {
@@ -734,80 +803,9 @@ static void on_transfer_done(CurlGlue *g, CURL *easy, CURLcode result, void *use
                         r = -EBUSY;
                 else if (status >= 500)
                         r = -EAGAIN;
-                call_retry_or_fail(c, r, status, what, env);
-                return;
+                return call_retry_or_fail(c, r, status, what, env);
         }
-
-        if (status >= 200 && status < 300 && (c->flags & CFAPI_RAW_RESPONSE)) {
-                CfReply reply = {
-                        .http_status = status,
-                        .body = c->resp ? c->resp : "",
-                        .body_size = c->resp_size,
-                        .etag = c->etag,
-                };
-
-                c->pages++;
-                call_finish(c, &reply);
-                return;
-        }
-
-        if (!env && status >= 200 && status < 300) {
-                /* An empty 2xx answer (DELETE with 204): success, no result. */
-                CfReply reply = { .http_status = status, .etag = c->etag };
-
-                c->pages++;
-                call_finish(c, &reply);
-                return;
-        }
-
-        r = cf_errno_from_status(status, env ? env->success : false,
-                                 env ? env->errors : NULL, env ? env->n_errors : 0);
-        if (r < 0) {
-                char what[64];
-
-                snprintf(what, sizeof what, "HTTP %ld", status);
-                /* Not retryable: finish with the envelope's errors. */
-                c->flags |= CFAPI_NO_RETRY;
-                call_retry_or_fail(c, r, status, what, env);
-                return;
-        }
-
-        if (c->paging != CFAPI_PAGING_NONE) {
-                r = call_next_page(c, env);
-                if (r < 0) {
-                        call_fail(c, r, status,
-                                  r == -E2BIG ? "too many pages or items" :
-                                  r == -ELOOP ? "the server repeated a cursor" :
-                                  r == -EBADMSG ? "list result has an unexpected shape" :
-                                  "out of memory");
-                        return;
-                }
-                if (r > 0) {
-                        call_reset_transfer(c);
-                        sched_arm(api, now);
-                        return;
-                }
-
-                CfReply reply = {
-                        .http_status = status,
-                        .result = c->items,
-                        .result_info = c->last_result_info,
-                        .messages = env->messages,
-                        .etag = c->etag,
-                };
-                call_finish(c, &reply);
-                return;
-        }
-
-        CfReply reply = {
-                .http_status = status,
-                .result = env->result,
-                .result_info = env->result_info,
-                .messages = env->messages,
-                .etag = c->etag,
-        };
-        c->pages++;
-        call_finish(c, &reply);
+        on_answer(c, status, env, now);
 }
 
 /* ---- Scheduler ---- */
