@@ -1087,23 +1087,10 @@ static bool backend_ready(void *userdata) {
         return m->ready;
 }
 
-static char *backend_metrics(void *userdata) {
+/* /metrics: runs, triggers and plans. */
+static void metrics_runs(Manager *m, Metrics *x) {
         static const char *const results[] = { "ok", "changes", "failed", "blocked", "drift" };
-        Manager *m = userdata;
-        _cleanup_(metrics_freep) Metrics *x = metrics_new();
-        _cleanup_free_ CfApiStats *em = malloc(sizeof(CfApiStats));
-        _cleanup_(json_object_putp) json_object *st = NULL;
-        unsigned by_state[_RESOURCE_STATE_MAX] = {};
         char le[32];
-
-        if (!x || !em)
-                return NULL;
-        metrics_family(x, "bindery_up", "gauge", "1 while the daemon runs.");
-        metrics_sample(x, "bindery_up", 1, NULL);
-        metrics_family(x, "bindery_build_info", "gauge", "The running binderyd (version label).");
-        metrics_sample(x, "bindery_build_info", 1, "version", PACKAGE_VERSION, NULL);
-        metrics_family(x, "bindery_ready", "gauge", "1 once a spec generation has loaded.");
-        metrics_sample(x, "bindery_ready", m->ready, NULL);
 
         metrics_family(x, "bindery_runs_total", "counter", "Finished reconcile runs by result.");
         for (size_t i = 0; i < ELEMENTSOF(results) && i < _RUN_RESULT_MAX; i++)
@@ -1134,6 +1121,12 @@ static char *backend_metrics(void *userdata) {
         metrics_sample(x, "bindery_plans_total", (double) m->plan_started, "outcome", "started", NULL);
         metrics_sample(x, "bindery_plans_total", (double) m->plan_served_cached, "outcome", "cached", NULL);
         metrics_sample(x, "bindery_plans_total", (double) m->plan_refused, "outcome", "refused", NULL);
+}
+
+/* /metrics: resources by reconcile state, and the change detection mode. */
+static void metrics_resources(Manager *m, Metrics *x) {
+        _cleanup_(json_object_putp) json_object *st = NULL;
+        unsigned by_state[_RESOURCE_STATE_MAX] = {};
 
         st = engine_status_json(m->engine);
         for (size_t i = 0; st && i < json_object_array_length(st); i++) {
@@ -1174,6 +1167,16 @@ static char *backend_metrics(void *userdata) {
                         metrics_sample(x, "bindery_change_detection_mode", d == k ? 1 : 0, "mode",
                                        change_detection_to_string(k), NULL);
         }
+}
+
+/* /metrics: the Cloudflare client's counters (CfApiStats), notifications,
+ * the request budget. Returns 0 or -ENOMEM. */
+static int metrics_api(Manager *m, Metrics *x) {
+        _cleanup_free_ CfApiStats *em = malloc(sizeof(CfApiStats));
+        char le[32];
+
+        if (!em)
+                return -ENOMEM;
         engine_api_stats(m->engine, em);
         metrics_family(x, "bindery_api_requests_total", "counter",
                        "Cloudflare API requests by HTTP status (0: no answer).");
@@ -1220,7 +1223,11 @@ static char *backend_metrics(void *userdata) {
         metrics_sample(x, "bindery_request_budget_remaining", (double) em->budget_left, NULL);
         metrics_family(x, "bindery_request_budget_capacity", "gauge", "Requests allowed per request_budget window.");
         metrics_sample(x, "bindery_request_budget_capacity", (double) em->budget_capacity, NULL);
+        return 0;
+}
 
+/* /metrics: the enforced generation and spec loads. */
+static void metrics_generation(Manager *m, Metrics *x) {
         metrics_family(x, "bindery_generation_info", "gauge", "The enforced spec generation (digest label).");
         metrics_sample(x, "bindery_generation_info", 1, "digest", m->gen ? m->gen->digest : "", NULL);
         metrics_family(x, "bindery_generation_loaded_timestamp_seconds", "gauge",
@@ -1234,6 +1241,25 @@ static char *backend_metrics(void *userdata) {
         metrics_family(x, "bindery_spec_loads_total", "counter", "Spec loads by outcome.");
         metrics_sample(x, "bindery_spec_loads_total", (double) m->spec_loads_ok, "outcome", "ok", NULL);
         metrics_sample(x, "bindery_spec_loads_total", (double) m->spec_loads_failed, "outcome", "rejected", NULL);
+}
+
+static char *backend_metrics(void *userdata) {
+        Manager *m = userdata;
+        _cleanup_(metrics_freep) Metrics *x = metrics_new();
+
+        if (!x)
+                return NULL;
+        metrics_family(x, "bindery_up", "gauge", "1 while the daemon runs.");
+        metrics_sample(x, "bindery_up", 1, NULL);
+        metrics_family(x, "bindery_build_info", "gauge", "The running binderyd (version label).");
+        metrics_sample(x, "bindery_build_info", 1, "version", PACKAGE_VERSION, NULL);
+        metrics_family(x, "bindery_ready", "gauge", "1 once a spec generation has loaded.");
+        metrics_sample(x, "bindery_ready", m->ready, NULL);
+        metrics_runs(m, x);
+        metrics_resources(m, x);
+        if (metrics_api(m, x) < 0)
+                return NULL;
+        metrics_generation(m, x);
         return metrics_take(TAKE_PTR(x));
 }
 
