@@ -168,9 +168,6 @@ int ledger_entry_remove_secret(LedgerEntry *e, const char *name);
 const LedgerIntent *ledger_find_intent(const Ledger *l, ResourceKind kind, const char *name);
 int ledger_add_intent(Ledger *l, ResourceKind kind, const char *name, const char *run_id);
 int ledger_remove_intent(Ledger *l, ResourceKind kind, const char *name);
-/* JSON round trip, for the state file. */
-json_object *ledger_to_json(const Ledger *l);
-int ledger_from_json(json_object *j, Ledger **ret);
 /* The per-entry fields the state file has no column for (etag, crons,
  * subdomain, consumers, classes, secret fingerprints), as one object. */
 json_object *ledger_entry_extras_to_json(const LedgerEntry *e);
