@@ -798,11 +798,12 @@ static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
         } else if (reply->result && json_object_is_type(reply->result, json_type_array)) {
                 /* Entries for our own writes are processed; anything else
                  * stays unseen for the next observe. */
-                _cleanup_(json_object_putp) json_object *counts = observe_write_counts(apply_writes(e->applier)),
-                                                        *seen = json_object_new_object();
+                _cleanup_(json_object_putp) json_object *counts = observe_write_counts(apply_writes(e->applier));
+                _cleanup_(strset_freep) StrSet *seen = strset_new();
 
                 for (size_t i = 0; seen && e->audit_seen_new && e->audit_seen_new[i]; i++)
-                        json_object_object_add(seen, e->audit_seen_new[i], NULL);
+                        if (strset_put(seen, e->audit_seen_new[i]) < 0)
+                                seen = strset_free(seen);
                 for (size_t i = 0; counts && seen && i < json_object_array_length(reply->result); i++) {
                         json_object *x = json_object_array_get_idx(reply->result, i), *raw, *v;
                         const char *id, *method = NULL, *uri = NULL;
@@ -811,7 +812,7 @@ static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
                         if (!json_object_object_get_ex(x, "id", &v))
                                 continue;
                         id = json_object_get_string(v);
-                        if (json_object_object_get_ex(seen, id, NULL))
+                        if (strset_contains(seen, id))
                                 continue;
                         if (json_object_object_get_ex(x, "raw", &raw)) {
                                 if (json_object_object_get_ex(raw, "method", &v))
