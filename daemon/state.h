@@ -34,7 +34,11 @@
  *
  * Mutators change memory only; state_save() writes the file, and the
  * engine calls it after every successful action. A state opened without
- * the lock is read-only (state_save → -EROFS).
+ * the lock is read-only (state_save → -EROFS). The storage seams:
+ * load = state_open(); a batch of resource and intent changes = the
+ * mutators since the last save, committed as one by state_save() (one
+ * atomic rename); lock = state_open(lock=true). No fence is checked yet
+ * (an etcd backend would check its lease revision at commit).
  *
  * An unreadable or corrupt state.json is an error naming the file, never
  * an empty state (that would lose ownership); a missing one is a fresh
