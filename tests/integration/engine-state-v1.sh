@@ -19,7 +19,8 @@ chmod 0700 "$TMP/state"
 # The binding names the api_url the file was written against; this cfsim
 # listens on another port.
 sed "s|@API_URL@|$URL|" "$DATA/state.json" >"$TMP/state/state.json"
-xxd -r -p "$DATA/hmac.key.hex" >"$TMP/state/hmac.key"
+python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(open(sys.argv[1]).read().strip()))' \
+        "$DATA/hmac.key.hex" >"$TMP/state/hmac.key"
 chmod 0600 "$TMP/state/state.json" "$TMP/state/hmac.key"
 # The secret values the v1 state's fingerprints were made of.
 export IT_API_KEY=v1-api-key IT_JWT_SECRET=v1-jwt-secret IT_STORE_SECRET=v1-store-secret
