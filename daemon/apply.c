@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "apply.h"
+#include "binding-kinds.h"
+#include "cfreq.h"
 #include "util.h"
 
 #define MODULE_MAX_SIZE (64U * 1024U * 1024U)
@@ -216,7 +218,7 @@ static json_object *migration_step_json(const MigrationStep *m) {
 
 json_object *apply_worker_metadata(const Generation *g, const Worker *w, const Ledger *ledger, const LiveState *live,
                                    const Action *a, char **reterr) {
-        _cleanup_(plan_json_unrefp) json_object *m = json_object_new_object();
+        _cleanup_(json_object_putp) json_object *m = json_object_new_object();
         json_object *bindings = json_object_new_array(), *keep;
 
         *reterr = NULL;
@@ -228,77 +230,38 @@ json_object *apply_worker_metadata(const Generation *g, const Worker *w, const L
         json_object_object_add(m, "bindings", bindings);
         for (size_t i = 0; i < w->n_bindings; i++) {
                 const Binding *b = &w->bindings[i];
+                const BindingKindInfo *info = binding_kind_info(b->kind);
                 _cleanup_free_ char *v = NULL, *st = NULL;
                 json_object *x;
 
-                if (b->kind == BINDING_SECRET)
+                if (!info || b->kind == BINDING_SECRET)
                         continue; /* through the secrets API; kept by keep_bindings */
                 if (plan_resolve_binding(g, w, b, live, ledger, true, &v, &st) < 0)
                         return NULL;
                 x = json_object_new_object();
                 json_object_array_add(bindings, x);
-                add_str(x, "type", binding_kind_to_api_type(b->kind));
+                add_str(x, "type", info->api_type);
                 add_str(x, "name", b->name);
-                switch (b->kind) {
-                case BINDING_PLAIN_TEXT:
-                        add_str(x, "text", b->text ?: "");
-                        break;
-                case BINDING_JSON:
+                if (b->kind == BINDING_JSON)
                         json_object_object_add(x, "json", json_tokener_parse(b->json ?: "null"));
-                        break;
-                case BINDING_KV_NAMESPACE:
-                case BINDING_D1:
-                case BINDING_QUEUE:
-                case BINDING_R2_BUCKET:
-                case BINDING_SECRETS_STORE_SECRET:
-                        if (!v) {
-                                if (asprintf(reterr, "binding %s: its %s is not available", b->name,
-                                             b->target ? b->target : "target") < 0)
-                                        *reterr = NULL;
-                                return NULL;
-                        }
-                        if (b->kind == BINDING_KV_NAMESPACE)
-                                add_str(x, "namespace_id", v);
-                        else if (b->kind == BINDING_D1)
-                                add_str(x, "database_id", v);
-                        else if (b->kind == BINDING_QUEUE)
-                                add_str(x, "queue_name", v);
-                        else if (b->kind == BINDING_R2_BUCKET) {
+                if (info->target >= 0 && !v) {
+                        if (asprintf(reterr, "binding %s: its %s is not available", b->name,
+                                     b->target ? b->target : "target") < 0)
+                                *reterr = NULL;
+                        return NULL;
+                }
+                for (size_t j = 0; j < BINDING_MAX_FIELDS && info->fields[j].api; j++) {
+                        const char *fv = binding_field_value(&info->fields[j], b, v, st);
+
+                        if (info->fields[j].canon == BINDING_CANON_TEXT)
+                                fv = fv ?: "";
+                        /* An R2 reference without a jurisdiction takes its bucket's. */
+                        if (b->kind == BINDING_R2_BUCKET && streq(info->fields[j].api, "jurisdiction") && !fv) {
                                 const R2Bucket *r2 = b->target ? generation_find_r2(g, b->target) : NULL;
 
-                                add_str(x, "bucket_name", v);
-                                add_str(x, "jurisdiction", b->jurisdiction ?: (r2 ? r2->jurisdiction : NULL));
-                        } else {
-                                add_str(x, "store_id", st);
-                                add_str(x, "secret_name", v);
+                                fv = r2 ? r2->jurisdiction : NULL;
                         }
-                        break;
-                case BINDING_DURABLE_OBJECT:
-                        add_str(x, "class_name", b->class_name);
-                        add_str(x, "script_name", b->script_name);
-                        add_str(x, "environment", b->environment);
-                        break;
-                case BINDING_SERVICE:
-                        add_str(x, "service", b->service);
-                        add_str(x, "environment", b->environment);
-                        add_str(x, "entrypoint", b->entrypoint);
-                        break;
-                case BINDING_ANALYTICS_ENGINE:
-                        add_str(x, "dataset", b->dataset);
-                        break;
-                case BINDING_HYPERDRIVE:
-                        add_str(x, "id", b->target_id);
-                        break;
-                case BINDING_VECTORIZE:
-                        add_str(x, "index_name", b->index_name);
-                        break;
-                case BINDING_WORKFLOW:
-                        add_str(x, "workflow_name", b->workflow_name);
-                        add_str(x, "class_name", b->class_name);
-                        add_str(x, "script_name", b->script_name);
-                        break;
-                default:
-                        break;
+                        add_str(x, info->fields[j].api, fv);
                 }
         }
         add_str(m, "compatibility_date", w->compatibility_date);
@@ -495,9 +458,11 @@ static LedgerEntry *record(Applier *ap, const Action *a, const char *id) {
         case RESOURCE_SECRETS_STORE_SECRET: pol = &((const SecretsStoreSecret *) a->desired)->policy; break;
         default: break;
         }
-        if (pol && a->desired)
+        if (pol && a->desired) {
                 e->deletion = pol->deletion_explicit && pol->deletion == DELETION_DELETE ? DELETION_DELETE
                                                                                         : DELETION_RETAIN;
+                e->drift = pol->drift;
+        }
         if (a->desired && a->resource_kind == RESOURCE_R2_BUCKET &&
             set_str(&e->jurisdiction, ((const R2Bucket *) a->desired)->jurisdiction) < 0)
                 return NULL;
@@ -529,7 +494,7 @@ static int build_upload(Job *j, bool migrations, CfMultipart **ret, char **reter
         const Action *a = job_action(j);
         const Worker *w = a->worker;
         _cleanup_(cfapi_multipart_freep) CfMultipart *mp = cfapi_multipart_new();
-        _cleanup_(plan_json_unrefp) json_object *meta = NULL;
+        _cleanup_(json_object_putp) json_object *meta = NULL;
         const char *js;
         int r;
 
@@ -574,18 +539,15 @@ static int build_upload(Job *j, bool migrations, CfMultipart **ret, char **reter
 static int start_upload(Job *j, bool migrations) {
         const Action *a = job_action(j);
         _cleanup_(cfapi_multipart_freep) CfMultipart *mp = NULL;
-        _cleanup_free_ char *err = NULL, *esc = cfapi_escape(a->name);
+        _cleanup_free_ char *err = NULL;
         int r;
 
-        if (!esc)
-                return -ENOMEM;
         r = build_upload(j, migrations, &mp, &err);
         if (r < 0)
                 return job_finish(j, r, err);
         j->with_migrations = migrations;
-        free(j->path);
-        j->path = NULL;
-        if (asprintf(&j->path, "workers/scripts/%s", esc) < 0)
+        j->path = mfree(j->path);
+        if (cfreq_path(&j->path, CF_PATH_SCRIPT, a->name) < 0)
                 return -ENOMEM;
         /* The multipart is copied at submission. */
         return job_request(j, "PUT", j->path, "bindings_inherit=strict", NULL, mp, NULL);
@@ -604,340 +566,363 @@ static const Binding *worker_binding(const Worker *w, const char *name) {
         return NULL;
 }
 
-static int job_start(Job *j) {
+static int start_adopt(Job *j) {
         Applier *ap = j->ap;
         const Action *a = job_action(j);
-        _cleanup_free_ char *esc = cfapi_escape(a->name ?: ""), *err = NULL;
-        _cleanup_(plan_json_unrefp) json_object *body = NULL;
+        LedgerEntry *e = record(ap, a, a->id);
+
+        if (!e)
+                return -ENOMEM;
+        e->adopted = true;
+        if (a->resource_kind == RESOURCE_SECRETS_STORE_SECRET) {
+                const LiveResource *lr = live_state_find_by_id(ap->live, a->resource_kind, a->id);
+
+                if (lr && set_str(&e->store_id, lr->store_id) < 0)
+                        return -ENOMEM;
+        }
+        if (a->resource_kind == RESOURCE_R2_BUCKET) {
+                const LiveResource *lr = live_state_find_by_id(ap->live, a->resource_kind, a->id);
+
+                if (lr && lr->jurisdiction && set_str(&e->jurisdiction, lr->jurisdiction) < 0)
+                        return -ENOMEM;
+        }
+        if (a->resource_kind == RESOURCE_WORKER) {
+                free(e->digest);
+                e->digest = NULL; /* the upload that follows records it */
+        }
+        e->dirty = true;
+        return job_recorded(j);
+}
+
+/* Queue settings as Cloudflare takes them (create and update). */
+static json_object *queue_settings(const Queue *q) {
+        json_object *s = json_object_new_object();
+
+        if (q->delivery_delay >= 0)
+                json_object_object_add(s, "delivery_delay", json_object_new_int64(q->delivery_delay));
+        if (q->message_retention_period >= 0)
+                json_object_object_add(s, "message_retention_period",
+                                       json_object_new_int64(q->message_retention_period));
+        return s;
+}
+
+static int create_store_secret(Job *j) {
+        Applier *ap = j->ap;
+        const Action *a = job_action(j);
+        const SecretsStoreSecret *s = a->desired;
+        const char *store = plan_store_id(ap->g, s->store, ap->live, ap->ledger);
+        _cleanup_(json_object_putp) json_object *body = NULL;
+        _cleanup_free_ char *err = NULL;
+        char *value = NULL;
+        size_t size = 0;
         int r;
 
-        if (!esc)
+        if (!store)
+                return job_finish(j, -ENXIO, "its secrets store is not available");
+        r = read_secret(ap, &s->value, &value, &size, &err);
+        if (r < 0)
+                return job_finish(j, r, err);
+        if (cfreq_path(&j->path, CF_PATH_STORE_SECRETS, store) < 0) {
+                erase_and_free(value, size);
                 return -ENOMEM;
-
-        switch (a->kind) {
-        case ACTION_ADOPT: {
-                LedgerEntry *e = record(ap, a, a->id);
-
-                if (!e)
-                        return -ENOMEM;
-                e->adopted = true;
-                if (a->resource_kind == RESOURCE_SECRETS_STORE_SECRET) {
-                        const LiveResource *lr = live_state_find_by_id(ap->live, a->resource_kind, a->id);
-
-                        if (lr && set_str(&e->store_id, lr->store_id) < 0)
-                                return -ENOMEM;
-                }
-                if (a->resource_kind == RESOURCE_R2_BUCKET) {
-                        const LiveResource *lr = live_state_find_by_id(ap->live, a->resource_kind, a->id);
-
-                        if (lr && lr->jurisdiction && set_str(&e->jurisdiction, lr->jurisdiction) < 0)
-                                return -ENOMEM;
-                }
-                if (a->resource_kind == RESOURCE_WORKER) {
-                        free(e->digest);
-                        e->digest = NULL; /* the upload that follows records it */
-                }
-                e->dirty = true;
-                return job_recorded(j);
         }
-        case ACTION_CREATE:
-                switch (a->resource_kind) {
-                case RESOURCE_WORKER:
-                        return start_upload(j, a->new_tag != NULL);
-                case RESOURCE_KV_NAMESPACE:
-                        body = json_object_new_object();
-                        add_str(body, "title", a->name);
-                        j->path = strdup("storage/kv/namespaces");
-                        break;
-                case RESOURCE_R2_BUCKET: {
-                        const R2Bucket *b = a->desired;
+        body = store_secret_body(s, a->name);
+        r = job_request_secret(j, "POST", j->path, body, "value", value, true);
+        erase_and_free(value, size);
+        return r;
+}
 
-                        body = json_object_new_object();
-                        add_str(body, "name", a->name);
-                        add_str(body, "locationHint", b->location_hint);
-                        add_str(body, "storageClass", b->storage_class);
-                        j->path = strdup("r2/buckets");
-                        if (b->jurisdiction) {
-                                _cleanup_free_ char *h = NULL;
+static int start_create(Job *j) {
+        const Action *a = job_action(j);
+        _cleanup_(json_object_putp) json_object *body = NULL;
+        _cleanup_free_ char *h = NULL;
 
-                                if (asprintf(&h, "cf-r2-jurisdiction: %s", b->jurisdiction) < 0)
-                                        return -ENOMEM;
-                                const char *hdrs[] = { h, NULL };
-                                return job_request(j, "POST", j->path, NULL, body, NULL, hdrs);
-                        }
-                        break;
-                }
-                case RESOURCE_D1_DATABASE: {
-                        const D1Database *d = a->desired;
+        switch (a->resource_kind) {
+        case RESOURCE_WORKER:
+                return start_upload(j, a->new_tag != NULL);
+        case RESOURCE_SECRETS_STORE_SECRET:
+                return create_store_secret(j);
+        case RESOURCE_KV_NAMESPACE:
+                body = json_object_new_object();
+                add_str(body, "title", a->name);
+                break;
+        case RESOURCE_R2_BUCKET: {
+                const R2Bucket *b = a->desired;
 
-                        body = json_object_new_object();
-                        add_str(body, "name", a->name);
-                        add_str(body, "primary_location_hint", d->location_hint);
-                        add_str(body, "jurisdiction", d->jurisdiction);
-                        j->path = strdup("d1/database");
-                        break;
-                }
-                case RESOURCE_QUEUE: {
-                        const Queue *q = a->desired;
-
-                        body = json_object_new_object();
-                        add_str(body, "queue_name", a->name);
-                        if (q->delivery_delay >= 0 || q->message_retention_period >= 0) {
-                                json_object *s = json_object_new_object();
-
-                                if (q->delivery_delay >= 0)
-                                        json_object_object_add(s, "delivery_delay",
-                                                               json_object_new_int64(q->delivery_delay));
-                                if (q->message_retention_period >= 0)
-                                        json_object_object_add(s, "message_retention_period",
-                                                               json_object_new_int64(q->message_retention_period));
-                                json_object_object_add(body, "settings", s);
-                        }
-                        j->path = strdup("queues");
-                        break;
-                }
-                case RESOURCE_SECRETS_STORE:
-                        body = json_object_new_object();
-                        add_str(body, "name", a->name);
-                        j->path = strdup("secrets_store/stores");
-                        break;
-                case RESOURCE_SECRETS_STORE_SECRET: {
-                        const SecretsStoreSecret *s = a->desired;
-                        const char *store = plan_store_id(ap->g, s->store, ap->live, ap->ledger);
-                        _cleanup_free_ char *sesc = NULL;
-                        char *value = NULL;
-                        size_t size = 0;
-
-                        if (!store)
-                                return job_finish(j, -ENXIO, "its secrets store is not available");
-                        r = read_secret(ap, &s->value, &value, &size, &err);
-                        if (r < 0)
-                                return job_finish(j, r, err);
-                        sesc = cfapi_escape(store);
-                        if (!sesc || asprintf(&j->path, "secrets_store/stores/%s/secrets", sesc) < 0) {
-                                erase_and_free(value, size);
-                                return -ENOMEM;
-                        }
-                        body = store_secret_body(s, a->name);
-                        r = job_request_secret(j, "POST", j->path, body, "value", value, true);
-                        erase_and_free(value, size);
-                        return r;
-                }
-                default:
-                        return job_finish(j, -EOPNOTSUPP, "unsupported resource");
-                }
-                if (!j->path)
+                body = json_object_new_object();
+                add_str(body, "name", a->name);
+                add_str(body, "locationHint", b->location_hint);
+                add_str(body, "storageClass", b->storage_class);
+                if (b->jurisdiction && asprintf(&h, "cf-r2-jurisdiction: %s", b->jurisdiction) < 0)
                         return -ENOMEM;
-                return job_request(j, "POST", j->path, NULL, body, NULL, NULL);
+                break;
+        }
+        case RESOURCE_D1_DATABASE: {
+                const D1Database *d = a->desired;
 
+                body = json_object_new_object();
+                add_str(body, "name", a->name);
+                add_str(body, "primary_location_hint", d->location_hint);
+                add_str(body, "jurisdiction", d->jurisdiction);
+                break;
+        }
+        case RESOURCE_QUEUE: {
+                const Queue *q = a->desired;
+
+                body = json_object_new_object();
+                add_str(body, "queue_name", a->name);
+                if (q->delivery_delay >= 0 || q->message_retention_period >= 0)
+                        json_object_object_add(body, "settings", queue_settings(q));
+                break;
+        }
+        case RESOURCE_SECRETS_STORE:
+                body = json_object_new_object();
+                add_str(body, "name", a->name);
+                break;
+        default:
+                return job_finish(j, -EOPNOTSUPP, "unsupported resource");
+        }
+        if (cfreq_path(&j->path, cfreq_collection(a->resource_kind)) < 0)
+                return -ENOMEM;
+        return job_request(j, "POST", j->path, NULL, body, NULL, h ? (const char *const[]) { h, NULL } : NULL);
+}
+
+static int update_store_secret(Job *j) {
+        Applier *ap = j->ap;
+        const Action *a = job_action(j);
+        const SecretsStoreSecret *s = a->desired;
+        const LedgerEntry *e = ledger_find(ap->ledger, a->resource_kind, a->doc);
+        const LiveResource *lr = live_state_find_by_id(ap->live, a->resource_kind, a->id);
+        const char *store = (e && e->store_id) ? e->store_id
+                                               : lr && lr->store_id
+                                                         ? lr->store_id
+                                                         : plan_store_id(ap->g, s->store, ap->live, ap->ledger);
+        _cleanup_(json_object_putp) json_object *body = NULL;
+        _cleanup_free_ char *err = NULL;
+        char *value = NULL;
+        size_t size = 0;
+        int r;
+
+        if (!store)
+                return job_finish(j, -ENXIO, "its secrets store is not available");
+        r = read_secret(ap, &s->value, &value, &size, &err);
+        if (r < 0)
+                return job_finish(j, r, err);
+        if (cfreq_path(&j->path, CF_PATH_STORE_SECRET, store, a->id) < 0) {
+                erase_and_free(value, size);
+                return -ENOMEM;
+        }
+        body = store_secret_body(s, NULL);
+        r = job_request_secret(j, "PATCH", j->path, body, "value", value, false);
+        erase_and_free(value, size);
+        return r;
+}
+
+static int start_update(Job *j) {
+        const Action *a = job_action(j);
+        _cleanup_(json_object_putp) json_object *body = json_object_new_object();
+
+        if (!body)
+                return -ENOMEM;
+        switch (a->resource_kind) {
+        case RESOURCE_KV_NAMESPACE:
+                add_str(body, "title", a->name);
+                if (cfreq_path(&j->path, CF_PATH_KV_NAMESPACE, a->id) < 0)
+                        return -ENOMEM;
+                return job_request(j, "PUT", j->path, NULL, body, NULL, NULL);
+        case RESOURCE_QUEUE:
+                json_object_object_add(body, "settings", queue_settings(a->desired));
+                if (cfreq_path(&j->path, CF_PATH_QUEUE, a->id) < 0)
+                        return -ENOMEM;
+                return job_request(j, "PATCH", j->path, NULL, body, NULL, NULL);
+        case RESOURCE_SECRETS_STORE_SECRET:
+                return update_store_secret(j);
+        default:
+                return job_finish(j, 0, NULL); /* nothing updatable: recorded only */
+        }
+}
+
+static int start_delete(Job *j) {
+        Applier *ap = j->ap;
+        const Action *a = job_action(j);
+        const char *id = a->id ?: a->name;
+        const LedgerEntry *e = ledger_find(ap->ledger, a->resource_kind, a->doc);
+        const char *query = NULL;
+        _cleanup_free_ char *h = NULL;
+        int r;
+
+        switch (a->resource_kind) {
+        case RESOURCE_WORKER:
+        case RESOURCE_KV_NAMESPACE:
+        case RESOURCE_D1_DATABASE:
+        case RESOURCE_QUEUE:
+        case RESOURCE_SECRETS_STORE:
+                query = a->resource_kind == RESOURCE_WORKER ? "force=true" : NULL;
+                r = cfreq_path(&j->path, cfreq_item(a->resource_kind), id);
+                break;
+        case RESOURCE_R2_BUCKET: {
+                const LiveResource *lr = live_state_find_by_id(ap->live, a->resource_kind, a->id);
+                const char *jur = e && e->jurisdiction ? e->jurisdiction : lr ? lr->jurisdiction : NULL;
+
+                r = cfreq_path(&j->path, CF_PATH_R2_BUCKET, id);
+                if (r >= 0 && jur && asprintf(&h, "cf-r2-jurisdiction: %s", jur) < 0)
+                        r = -ENOMEM;
+                break;
+        }
+        case RESOURCE_SECRETS_STORE_SECRET:
+                r = cfreq_path(&j->path, CF_PATH_STORE_SECRET, e ? e->store_id : NULL, id);
+                break;
+        default:
+                return job_finish(j, -EOPNOTSUPP, "unsupported resource");
+        }
+        if (r < 0)
+                return r;
+        return job_request(j, "DELETE", j->path, query, NULL, NULL, h ? (const char *const[]) { h, NULL } : NULL);
+}
+
+static int start_put_secret(Job *j) {
+        const Action *a = job_action(j);
+        const Binding *b = worker_binding(a->worker, a->detail);
+        _cleanup_(json_object_putp) json_object *body = NULL;
+        _cleanup_free_ char *err = NULL;
+        char *value = NULL;
+        size_t size = 0;
+        int r;
+
+        if (!b)
+                return job_finish(j, -ENOENT, "secret binding vanished from the spec");
+        r = read_secret(j->ap, &b->secret, &value, &size, &err);
+        if (r < 0)
+                return job_finish(j, r, err);
+        body = json_object_new_object();
+        add_str(body, "name", a->detail);
+        add_str(body, "type", "secret_text");
+        if (cfreq_path(&j->path, CF_PATH_SCRIPT_SECRETS, a->name) < 0) {
+                erase_and_free(value, size);
+                return -ENOMEM;
+        }
+        r = job_request_secret(j, "PUT", j->path, body, "text", value, false);
+        erase_and_free(value, size);
+        return r;
+}
+
+static int start_delete_secret(Job *j) {
+        const Action *a = job_action(j);
+
+        if (cfreq_path(&j->path, CF_PATH_SCRIPT_SECRET, a->name, a->detail) < 0)
+                return -ENOMEM;
+        return job_request(j, "DELETE", j->path, "url_encoded=true", NULL, NULL, NULL);
+}
+
+static int start_set_schedules(Job *j) {
+        const Action *a = job_action(j);
+        _cleanup_(json_object_putp) json_object *body = json_object_new_array();
+
+        for (size_t i = 0; a->worker->crons && a->worker->crons[i]; i++) {
+                json_object *c = json_object_new_object();
+
+                add_str(c, "cron", a->worker->crons[i]);
+                json_object_array_add(body, c);
+        }
+        for (size_t i = 0; a->inherit && a->inherit[i]; i++) {   /* dropped, kept until settled */
+                json_object *c = json_object_new_object();
+
+                add_str(c, "cron", a->inherit[i]);
+                json_object_array_add(body, c);
+        }
+        if (cfreq_path(&j->path, CF_PATH_SCRIPT_SCHEDULES, a->name) < 0)
+                return -ENOMEM;
+        return job_request(j, "PUT", j->path, NULL, body, NULL, NULL);
+}
+
+static int start_set_subdomain(Job *j) {
+        const Action *a = job_action(j);
+        _cleanup_(json_object_putp) json_object *body = json_object_new_object();
+
+        json_object_object_add(body, "enabled", json_object_new_boolean(!a->remove));
+        if (cfreq_path(&j->path, CF_PATH_SCRIPT_SUBDOMAIN, a->name) < 0)
+                return -ENOMEM;
+        return job_request(j, "POST", j->path, NULL, body, NULL, NULL);
+}
+
+static json_object *consumer_body(const Action *a, const QueueConsumer *qc) {
+        json_object *body = json_object_new_object(), *s = json_object_new_object();
+
+        add_str(body, "type", "worker");
+        add_str(body, "script_name", a->name);
+        add_str(body, "dead_letter_queue", qc->dead_letter_queue);
+#define SETI(k, v) do { if ((v) >= 0) json_object_object_add(s, k, json_object_new_int64(v)); } while (0)
+        SETI("batch_size", qc->batch_size);
+        SETI("max_retries", qc->max_retries);
+        SETI("max_wait_time_ms", qc->max_wait_time_ms);
+        SETI("max_concurrency", qc->max_concurrency);
+        SETI("retry_delay", qc->retry_delay);
+#undef SETI
+        json_object_object_add(body, "settings", s);
+        return body;
+}
+
+static int start_set_consumer(Job *j) {
+        Applier *ap = j->ap;
+        const Action *a = job_action(j);
+        const char *qid = queue_id_for(ap, a->detail);
+        _cleanup_(json_object_putp) json_object *body = NULL;
+        const QueueConsumer *qc = NULL;
+
+        if (!qid)
+                return job_finish(j, -ENXIO, "queue not found");
+        if (a->remove) {
+                if (!a->id)
+                        return job_finish(j, 0, NULL);
+                if (cfreq_path(&j->path, CF_PATH_QUEUE_CONSUMER, qid, a->id) < 0)
+                        return -ENOMEM;
+                return job_request(j, "DELETE", j->path, NULL, NULL, NULL, NULL);
+        }
+        for (size_t i = 0; i < a->worker->n_consumers; i++) {
+                const QueueConsumer *c = &a->worker->consumers[i];
+                const Queue *q = c->queue ? generation_find_queue(ap->g, c->queue) : NULL;
+                const char *qn = q ? plan_resource_cf_name(RESOURCE_QUEUE, q) : c->queue_id;
+
+                if (streq_ptr(qn, a->detail))
+                        qc = c;
+        }
+        if (!qc)
+                return job_finish(j, -ENOENT, "consumer vanished from the spec");
+        body = consumer_body(a, qc);
+        if (a->id) {
+                if (cfreq_path(&j->path, CF_PATH_QUEUE_CONSUMER, qid, a->id) < 0)
+                        return -ENOMEM;
+                return job_request(j, "PUT", j->path, NULL, body, NULL, NULL);
+        }
+        if (cfreq_path(&j->path, CF_PATH_QUEUE_CONSUMERS, qid) < 0)
+                return -ENOMEM;
+        return job_request(j, "POST", j->path, NULL, body, NULL, NULL);
+}
+
+static int job_start(Job *j) {
+        switch (job_action(j)->kind) {
+        case ACTION_ADOPT:
+                return start_adopt(j);
+        case ACTION_CREATE:
+                return start_create(j);
         case ACTION_UPLOAD:
                 return start_upload(j, false);
         case ACTION_MIGRATE:
                 return start_upload(j, true);
-
         case ACTION_UPDATE:
-                switch (a->resource_kind) {
-                case RESOURCE_KV_NAMESPACE: {
-                        _cleanup_free_ char *iesc = cfapi_escape(a->id ?: "");
-
-                        body = json_object_new_object();
-                        add_str(body, "title", a->name);
-                        if (!iesc || asprintf(&j->path, "storage/kv/namespaces/%s", iesc) < 0)
-                                return -ENOMEM;
-                        return job_request(j, "PUT", j->path, NULL, body, NULL, NULL);
-                }
-                case RESOURCE_QUEUE: {
-                        const Queue *q = a->desired;
-                        _cleanup_free_ char *iesc = cfapi_escape(a->id ?: "");
-                        json_object *s = json_object_new_object();
-
-                        body = json_object_new_object();
-                        if (q->delivery_delay >= 0)
-                                json_object_object_add(s, "delivery_delay", json_object_new_int64(q->delivery_delay));
-                        if (q->message_retention_period >= 0)
-                                json_object_object_add(s, "message_retention_period",
-                                                       json_object_new_int64(q->message_retention_period));
-                        json_object_object_add(body, "settings", s);
-                        if (!iesc || asprintf(&j->path, "queues/%s", iesc) < 0)
-                                return -ENOMEM;
-                        return job_request(j, "PATCH", j->path, NULL, body, NULL, NULL);
-                }
-                case RESOURCE_SECRETS_STORE_SECRET: {
-                        const SecretsStoreSecret *s = a->desired;
-                        const LedgerEntry *e = ledger_find(ap->ledger, a->resource_kind, a->doc);
-                        const LiveResource *lr = live_state_find_by_id(ap->live, a->resource_kind, a->id);
-                        const char *store = (e && e->store_id) ? e->store_id
-                                                               : lr && lr->store_id
-                                                                         ? lr->store_id
-                                                                         : plan_store_id(ap->g, s->store, ap->live,
-                                                                                         ap->ledger);
-                        _cleanup_free_ char *sesc = cfapi_escape(store ?: ""), *iesc = cfapi_escape(a->id ?: "");
-                        char *value = NULL;
-                        size_t size = 0;
-
-                        if (!store)
-                                return job_finish(j, -ENXIO, "its secrets store is not available");
-                        r = read_secret(ap, &s->value, &value, &size, &err);
-                        if (r < 0)
-                                return job_finish(j, r, err);
-                        if (!sesc || !iesc || asprintf(&j->path, "secrets_store/stores/%s/secrets/%s", sesc, iesc) < 0) {
-                                erase_and_free(value, size);
-                                return -ENOMEM;
-                        }
-                        body = store_secret_body(s, NULL);
-                        r = job_request_secret(j, "PATCH", j->path, body, "value", value, false);
-                        erase_and_free(value, size);
-                        return r;
-                }
-                default:
-                        return job_finish(j, 0, NULL); /* nothing updatable: recorded only */
-                }
-
-        case ACTION_DELETE: {
-                _cleanup_free_ char *iesc = cfapi_escape(a->id ?: a->name ?: "");
-                const LedgerEntry *e = ledger_find(ap->ledger, a->resource_kind, a->doc);
-                const char *prefix = NULL, *query = NULL;
-
-                if (!iesc)
-                        return -ENOMEM;
-                switch (a->resource_kind) {
-                case RESOURCE_WORKER: prefix = "workers/scripts"; query = "force=true"; break;
-                case RESOURCE_KV_NAMESPACE: prefix = "storage/kv/namespaces"; break;
-                case RESOURCE_R2_BUCKET: {
-                        const LiveResource *lr = live_state_find_by_id(ap->live, a->resource_kind, a->id);
-                        const char *jur = e && e->jurisdiction ? e->jurisdiction : lr ? lr->jurisdiction : NULL;
-                        _cleanup_free_ char *h = NULL;
-
-                        if (asprintf(&j->path, "r2/buckets/%s", iesc) < 0 ||
-                            (jur && asprintf(&h, "cf-r2-jurisdiction: %s", jur) < 0))
-                                return -ENOMEM;
-                        return job_request(j, "DELETE", j->path, NULL, NULL, NULL,
-                                           h ? (const char *const[]) { h, NULL } : NULL);
-                }
-                case RESOURCE_D1_DATABASE: prefix = "d1/database"; break;
-                case RESOURCE_QUEUE: prefix = "queues"; break;
-                case RESOURCE_SECRETS_STORE: prefix = "secrets_store/stores"; break;
-                case RESOURCE_SECRETS_STORE_SECRET: {
-                        _cleanup_free_ char *sesc = cfapi_escape(e && e->store_id ? e->store_id : "");
-
-                        if (!sesc || asprintf(&j->path, "secrets_store/stores/%s/secrets/%s", sesc, iesc) < 0)
-                                return -ENOMEM;
-                        return job_request(j, "DELETE", j->path, NULL, NULL, NULL, NULL);
-                }
-                default:
-                        return job_finish(j, -EOPNOTSUPP, "unsupported resource");
-                }
-                if (asprintf(&j->path, "%s/%s", prefix, iesc) < 0)
-                        return -ENOMEM;
-                return job_request(j, "DELETE", j->path, query, NULL, NULL, NULL);
-        }
-
-        case ACTION_PUT_SECRET: {
-                const Binding *b = worker_binding(a->worker, a->detail);
-                char *value = NULL;
-                size_t size = 0;
-
-                if (!b)
-                        return job_finish(j, -ENOENT, "secret binding vanished from the spec");
-                r = read_secret(ap, &b->secret, &value, &size, &err);
-                if (r < 0)
-                        return job_finish(j, r, err);
-                body = json_object_new_object();
-                add_str(body, "name", a->detail);
-                add_str(body, "type", "secret_text");
-                if (asprintf(&j->path, "workers/scripts/%s/secrets", esc) < 0) {
-                        erase_and_free(value, size);
-                        return -ENOMEM;
-                }
-                r = job_request_secret(j, "PUT", j->path, body, "text", value, false);
-                erase_and_free(value, size);
-                return r;
-        }
-        case ACTION_DELETE_SECRET: {
-                _cleanup_free_ char *nesc = cfapi_escape(a->detail);
-
-                if (!nesc || asprintf(&j->path, "workers/scripts/%s/secrets/%s", esc, nesc) < 0)
-                        return -ENOMEM;
-                return job_request(j, "DELETE", j->path, "url_encoded=true", NULL, NULL, NULL);
-        }
-        case ACTION_SET_SCHEDULES: {
-                body = json_object_new_array();
-                for (size_t i = 0; a->worker->crons && a->worker->crons[i]; i++) {
-                        json_object *c = json_object_new_object();
-
-                        add_str(c, "cron", a->worker->crons[i]);
-                        json_object_array_add(body, c);
-                }
-                for (size_t i = 0; a->inherit && a->inherit[i]; i++) {   /* dropped, kept until settled */
-                        json_object *c = json_object_new_object();
-
-                        add_str(c, "cron", a->inherit[i]);
-                        json_object_array_add(body, c);
-                }
-                if (asprintf(&j->path, "workers/scripts/%s/schedules", esc) < 0)
-                        return -ENOMEM;
-                return job_request(j, "PUT", j->path, NULL, body, NULL, NULL);
-        }
-        case ACTION_SET_SUBDOMAIN: {
-                body = json_object_new_object();
-                json_object_object_add(body, "enabled", json_object_new_boolean(!a->remove));
-                if (asprintf(&j->path, "workers/scripts/%s/subdomain", esc) < 0)
-                        return -ENOMEM;
-                return job_request(j, "POST", j->path, NULL, body, NULL, NULL);
-        }
-        case ACTION_SET_CONSUMER: {
-                const char *qid = queue_id_for(ap, a->detail);
-                _cleanup_free_ char *qesc = NULL, *cesc = NULL;
-                const QueueConsumer *qc = NULL;
-
-                if (!qid)
-                        return job_finish(j, -ENXIO, "queue not found");
-                qesc = cfapi_escape(qid);
-                if (!qesc)
-                        return -ENOMEM;
-                if (a->remove) {
-                        if (!a->id)
-                                return job_finish(j, 0, NULL);
-                        cesc = cfapi_escape(a->id);
-                        if (!cesc || asprintf(&j->path, "queues/%s/consumers/%s", qesc, cesc) < 0)
-                                return -ENOMEM;
-                        return job_request(j, "DELETE", j->path, NULL, NULL, NULL, NULL);
-                }
-                for (size_t i = 0; i < a->worker->n_consumers; i++) {
-                        const QueueConsumer *c = &a->worker->consumers[i];
-                        const Queue *q = c->queue ? generation_find_queue(ap->g, c->queue) : NULL;
-                        const char *qn = q ? plan_resource_cf_name(RESOURCE_QUEUE, q) : c->queue_id;
-
-                        if (streq_ptr(qn, a->detail))
-                                qc = c;
-                }
-                if (!qc)
-                        return job_finish(j, -ENOENT, "consumer vanished from the spec");
-                body = json_object_new_object();
-                add_str(body, "type", "worker");
-                add_str(body, "script_name", a->name);
-                add_str(body, "dead_letter_queue", qc->dead_letter_queue);
-                {
-                        json_object *s = json_object_new_object();
-#define SETI(k, v) do { if ((v) >= 0) json_object_object_add(s, k, json_object_new_int64(v)); } while (0)
-                        SETI("batch_size", qc->batch_size);
-                        SETI("max_retries", qc->max_retries);
-                        SETI("max_wait_time_ms", qc->max_wait_time_ms);
-                        SETI("max_concurrency", qc->max_concurrency);
-                        SETI("retry_delay", qc->retry_delay);
-#undef SETI
-                        json_object_object_add(body, "settings", s);
-                }
-                if (a->id) {
-                        cesc = cfapi_escape(a->id);
-                        if (!cesc || asprintf(&j->path, "queues/%s/consumers/%s", qesc, cesc) < 0)
-                                return -ENOMEM;
-                        return job_request(j, "PUT", j->path, NULL, body, NULL, NULL);
-                }
-                if (asprintf(&j->path, "queues/%s/consumers", qesc) < 0)
-                        return -ENOMEM;
-                return job_request(j, "POST", j->path, NULL, body, NULL, NULL);
-        }
+                return start_update(j);
+        case ACTION_DELETE:
+                return start_delete(j);
+        case ACTION_PUT_SECRET:
+                return start_put_secret(j);
+        case ACTION_DELETE_SECRET:
+                return start_delete_secret(j);
+        case ACTION_SET_SCHEDULES:
+                return start_set_schedules(j);
+        case ACTION_SET_SUBDOMAIN:
+                return start_set_subdomain(j);
+        case ACTION_SET_CONSUMER:
+                return start_set_consumer(j);
         default:
                 return job_finish(j, 0, NULL);
         }
@@ -956,10 +941,12 @@ static int start_lookup(Job *j) {
         int k;
 
         switch (a->resource_kind) {
-        case RESOURCE_KV_NAMESPACE: path = "storage/kv/namespaces"; break;
-        case RESOURCE_D1_DATABASE: path = "d1/database"; break;
-        case RESOURCE_QUEUE: path = "queues"; break;
-        case RESOURCE_SECRETS_STORE: path = "secrets_store/stores"; break;
+        case RESOURCE_KV_NAMESPACE:
+        case RESOURCE_D1_DATABASE:
+        case RESOURCE_QUEUE:
+        case RESOURCE_SECRETS_STORE:
+                path = cfreq_template(cfreq_collection(a->resource_kind));
+                break;
         case RESOURCE_SECRETS_STORE_SECRET:
                 owned = strdup(j->path);
                 path = owned;
@@ -967,7 +954,7 @@ static int start_lookup(Job *j) {
         case RESOURCE_R2_BUCKET: {
                 const R2Bucket *b = a->desired;
 
-                path = "r2/buckets";
+                path = cfreq_template(CF_PATH_R2_BUCKETS);
                 paging = CFAPI_PAGING_CURSOR;
                 items_key = "buckets";
                 if (b && b->jurisdiction) {

@@ -60,7 +60,7 @@ typedef struct Budget {
         uint64_t server_remaining;
         uint64_t server_reset_usec;
         uint64_t last_start_usec;   /* for pacing */
-        uint64_t n_taken;
+        uint64_t n_taken;           /* requests started (tests count the window with it) */
         uint64_t n_waits;           /* budget_take calls that had to wait */
         uint64_t n_syncs;           /* locked syncs of a shared file */
 } Budget;

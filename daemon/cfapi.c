@@ -9,8 +9,11 @@
  * curl-glue's completion dispatch or from the scheduler timer, never from
  * inside cfapi_submit() and never from inside a curl callback.
  */
+#include <assert.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
+#include <sys/queue.h>
 #include <sys/random.h>
 
 #include <curl/curl.h>
@@ -35,7 +38,6 @@
 #define CFAPI_BUDGET_FILE "request-budget"  /* in the state directory */
 #define BUDGET_SHARE_BATCH_MAX 64U           /* slots reserved per lock, at most */
 #define CFAPI_DEFAULT_PER_PAGE_PAGE 100U
-#define CFAPI_STATUS_SLOTS 600
 
 /* Latency histogram per route class (cfapi_route_class), seconds. */
 static const double latency_buckets[] = { 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
@@ -43,20 +45,20 @@ static const double latency_buckets[] = { 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5
 static const char *const route_classes[] = { "workers", "kv", "r2", "d1", "queues", "secrets_store", "audit",
                                              "tokens", "other" };
 #define N_ROUTE_CLASSES (sizeof(route_classes) / sizeof(route_classes[0]))
+_Static_assert(N_LATENCY_BUCKETS == CFAPI_LATENCY_BUCKETS, "cfapi.h: CFAPI_LATENCY_BUCKETS");
+_Static_assert(N_ROUTE_CLASSES == CFAPI_ROUTE_CLASSES, "cfapi.h: CFAPI_ROUTE_CLASSES");
 
 typedef struct CfCall CfCall;
 
 /* A FIFO of calls; every live call is in exactly one: waiting[priority]
  * or running. */
-typedef struct CallList {
-        CfCall *head, *tail;
-} CallList;
+typedef TAILQ_HEAD(CallList, CfCall) CallList;
 
 struct CfCall {
         CfApi *api;
         uint64_t id;
-        CfCall *prev, *next;
-        CallList *list;
+        TAILQ_ENTRY(CfCall) link;
+        CallList *list;                 /* the one it is in, or NULL */
 
         /* What to send. */
         CfPriority priority;
@@ -129,16 +131,7 @@ struct CfApi {
         bool cancelling;
         bool curl_initialized;
 
-        /* Metrics. */
-        uint64_t requests_total;
-        uint64_t retries_total;
-        uint64_t by_status[CFAPI_STATUS_SLOTS];     /* [0]: no HTTP answer */
-        uint64_t other_status;
-        uint64_t latency_counts[N_ROUTE_CLASSES][N_LATENCY_BUCKETS];   /* not cumulative */
-        uint64_t latency_n[N_ROUTE_CLASSES];
-        double latency_sum[N_ROUTE_CLASSES];
-        bool server_seen;
-        uint64_t server_remaining;
+        CfApiStats stats;       /* the counters; the rest filled in by cfapi_stats */
 };
 
 static void sched_arm(CfApi *api, uint64_t when_usec);
@@ -210,44 +203,22 @@ static void call_free(CfCall *c) {
 }
 
 static void list_remove(CfCall *c) {
-        CallList *l = c->list;
-
-        if (!l)
+        if (!c->list)
                 return;
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                l->head = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
-        else
-                l->tail = c->prev;
-        c->prev = c->next = NULL;
+        TAILQ_REMOVE(c->list, c, link);
         c->list = NULL;
 }
 
 static void list_append(CallList *l, CfCall *c) {
         list_remove(c);
+        TAILQ_INSERT_TAIL(l, c, link);
         c->list = l;
-        c->prev = l->tail;
-        c->next = NULL;
-        if (l->tail)
-                l->tail->next = c;
-        else
-                l->head = c;
-        l->tail = c;
 }
 
 static void list_prepend(CallList *l, CfCall *c) {
         list_remove(c);
+        TAILQ_INSERT_HEAD(l, c, link);
         c->list = l;
-        c->prev = NULL;
-        c->next = l->head;
-        if (l->head)
-                l->head->prev = c;
-        else
-                l->tail = c;
-        l->head = c;
 }
 
 static void call_unlink(CfApi *api, CfCall *c) {
@@ -521,9 +492,9 @@ static int call_start(CfCall *c, uint64_t now) {
         list_append(&api->running, c);
         c->running = true;
         api->n_running++;
-        api->requests_total++;
+        api->stats.requests_total++;
         if (c->attempt > 0)
-                api->retries_total++;
+                api->stats.retries_total++;
         c->total_attempts++;
         return 0;
 }
@@ -680,13 +651,125 @@ static int call_next_page(CfCall *c, CfEnvelope *env) {
         return 1;
 }
 
+/* Counts an answer (status, latency) and takes in the server's rate-limit
+ * header. */
+static void count_answer(CfCall *c, CURL *easy, long status, uint64_t now) {
+        CfApi *api = c->api;
+        size_t k = (size_t) cfapi_route_class(c->path);
+        uint64_t remaining, reset;
+        curl_off_t us = 0;
+        double s;
+
+        assert(k < N_ROUTE_CLASSES);
+        if (status >= 0 && status < CFAPI_STATUS_SLOTS)
+                api->stats.by_status[status]++;
+        else
+                api->stats.other_status++;
+        (void) curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &us);
+        s = (double) us / 1e6;
+        api->stats.latency_n[k]++;
+        api->stats.latency_sum[k] += s;
+        for (size_t b = 0; b < N_LATENCY_BUCKETS; b++)
+                if (s <= latency_buckets[b]) {
+                        api->stats.latency_counts[k][b]++;
+                        break;
+                }
+        if (c->ratelimit && cf_ratelimit_parse(c->ratelimit, &remaining, &reset) == 0) {
+                budget_observe_server(&api->budget, remaining, reset, now);
+                api->stats.server_seen = true;
+                api->stats.server_remaining = remaining;
+        }
+}
+
+/* No HTTP answer, or one cut short: retried if curl says it may be. */
+static void on_transport_error(CfCall *c, CURLcode result, long status) {
+        char what[256];
+        bool retry;
+        int r;
+
+        if (c->resp_too_big) {
+                snprintf(what, sizeof what, "response larger than %zu bytes", c->api->max_response_size);
+                return call_fail(c, -EFBIG, status, what);
+        }
+        r = curl_errno(result, &retry);
+        snprintf(what, sizeof what, "%s", curl_easy_strerror(result));
+        if (retry)
+                call_retry_or_fail(c, r, status, what, NULL);
+        else
+                call_fail(c, r, status, what);
+}
+
+/* A list's page arrived: ask for the next, or finish with every item. */
+static void on_page(CfCall *c, long status, CfEnvelope *env, uint64_t now) {
+        int r = call_next_page(c, env);
+
+        if (r < 0)
+                return call_fail(c, r, status,
+                                 r == -E2BIG ? "too many pages or items" :
+                                 r == -ELOOP ? "the server repeated a cursor" :
+                                 r == -EBADMSG ? "list result has an unexpected shape" :
+                                 "out of memory");
+        if (r > 0) {
+                call_reset_transfer(c);
+                sched_arm(c->api, now);
+                return;
+        }
+        call_finish(c, &(CfReply) {
+                .http_status = status,
+                .result = c->items,
+                .result_info = c->last_result_info,
+                .messages = env->messages,
+                .etag = c->etag,
+        });
+}
+
+/* A decoded, non-retryable answer: the reply, the next page, or the
+ * envelope's errors. */
+static void on_answer(CfCall *c, long status, CfEnvelope *env, uint64_t now) {
+        bool ok = status >= 200 && status < 300;
+        char what[64];
+        int r;
+
+        if (ok && (c->flags & CFAPI_RAW_RESPONSE)) {
+                c->pages++;
+                return call_finish(c, &(CfReply) {
+                        .http_status = status,
+                        .body = c->resp ? c->resp : "",
+                        .body_size = c->resp_size,
+                        .etag = c->etag,
+                });
+        }
+        if (!env && ok) {
+                /* An empty 2xx answer (DELETE with 204): success, no result. */
+                c->pages++;
+                return call_finish(c, &(CfReply) { .http_status = status, .etag = c->etag });
+        }
+        r = cf_errno_from_status(status, env ? env->success : false,
+                                 env ? env->errors : NULL, env ? env->n_errors : 0);
+        if (r < 0) {
+                snprintf(what, sizeof what, "HTTP %ld", status);
+                /* Not retryable: finish with the envelope's errors. */
+                c->flags |= CFAPI_NO_RETRY;
+                return call_retry_or_fail(c, r, status, what, env);
+        }
+        if (c->paging != CFAPI_PAGING_NONE)
+                return on_page(c, status, env, now);
+        c->pages++;
+        call_finish(c, &(CfReply) {
+                .http_status = status,
+                .result = env->result,
+                .result_info = env->result_info,
+                .messages = env->messages,
+                .etag = c->etag,
+        });
+}
+
 static void on_transfer_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
         CfCall *c = userdata;
         CfApi *api = c->api;
         _cleanup_(cf_envelope_freep) CfEnvelope *env = NULL;
-        uint64_t now = now_monotonic_usec(), remaining, reset;
+        uint64_t now = now_monotonic_usec();
         long status = 0;
-        bool retry;
         int r;
 
         /* curl-glue has removed the handle already. Back to the front of
@@ -697,62 +780,19 @@ static void on_transfer_done(CurlGlue *g, CURL *easy, CURLcode result, void *use
         list_prepend(&api->waiting[c->priority], c);
 
         (void) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-        if (status >= 0 && status < CFAPI_STATUS_SLOTS)
-                api->by_status[status]++;
-        else
-                api->other_status++;
-        {
-                curl_off_t us = 0;
-                size_t k = (size_t) cfapi_route_class(c->path);
-                double s;
-
-                (void) curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &us);
-                s = (double) us / 1e6;
-                api->latency_n[k]++;
-                api->latency_sum[k] += s;
-                for (size_t b = 0; b < N_LATENCY_BUCKETS; b++)
-                        if (s <= latency_buckets[b]) {
-                                api->latency_counts[k][b]++;
-                                break;
-                        }
-        }
-
-        if (c->ratelimit && cf_ratelimit_parse(c->ratelimit, &remaining, &reset) == 0) {
-                budget_observe_server(&api->budget, remaining, reset, now);
-                api->server_seen = true;
-                api->server_remaining = remaining;
-        }
-
-        if (result != CURLE_OK) {
-                char what[256];
-
-                if (c->resp_too_big) {
-                        snprintf(what, sizeof what, "response larger than %zu bytes", api->max_response_size);
-                        call_fail(c, -EFBIG, status, what);
-                        return;
-                }
-                r = curl_errno(result, &retry);
-                snprintf(what, sizeof what, "%s", curl_easy_strerror(result));
-                if (retry)
-                        call_retry_or_fail(c, r, status, what, NULL);
-                else
-                        call_fail(c, r, status, what);
-                return;
-        }
+        count_answer(c, easy, status, now);
+        if (result != CURLE_OK)
+                return on_transport_error(c, result, status);
 
         /* Decode whatever came back; an error body that is not an envelope
          * (a proxy's HTML page) leaves env NULL. */
         if (c->resp_size > 0 &&
             (!(c->flags & CFAPI_RAW_RESPONSE) || status < 200 || status >= 300)) {
                 r = cf_envelope_decode(status, c->resp, c->resp_size, &env);
-                if (r == -ENOMEM) {
-                        call_fail(c, r, status, "out of memory");
-                        return;
-                }
-                if (r < 0 && status >= 200 && status < 300) {
-                        call_fail(c, -EBADMSG, status, "response is not a valid JSON envelope");
-                        return;
-                }
+                if (r == -ENOMEM)
+                        return call_fail(c, r, status, "out of memory");
+                if (r < 0 && status >= 200 && status < 300)
+                        return call_fail(c, -EBADMSG, status, "response is not a valid JSON envelope");
         }
 
         if (cf_status_is_retryable(status)) {
@@ -766,80 +806,9 @@ static void on_transfer_done(CurlGlue *g, CURL *easy, CURLcode result, void *use
                         r = -EBUSY;
                 else if (status >= 500)
                         r = -EAGAIN;
-                call_retry_or_fail(c, r, status, what, env);
-                return;
+                return call_retry_or_fail(c, r, status, what, env);
         }
-
-        if (status >= 200 && status < 300 && (c->flags & CFAPI_RAW_RESPONSE)) {
-                CfReply reply = {
-                        .http_status = status,
-                        .body = c->resp ? c->resp : "",
-                        .body_size = c->resp_size,
-                        .etag = c->etag,
-                };
-
-                c->pages++;
-                call_finish(c, &reply);
-                return;
-        }
-
-        if (!env && status >= 200 && status < 300) {
-                /* An empty 2xx answer (DELETE with 204): success, no result. */
-                CfReply reply = { .http_status = status, .etag = c->etag };
-
-                c->pages++;
-                call_finish(c, &reply);
-                return;
-        }
-
-        r = cf_errno_from_status(status, env ? env->success : false,
-                                 env ? env->errors : NULL, env ? env->n_errors : 0);
-        if (r < 0) {
-                char what[64];
-
-                snprintf(what, sizeof what, "HTTP %ld", status);
-                /* Not retryable: finish with the envelope's errors. */
-                c->flags |= CFAPI_NO_RETRY;
-                call_retry_or_fail(c, r, status, what, env);
-                return;
-        }
-
-        if (c->paging != CFAPI_PAGING_NONE) {
-                r = call_next_page(c, env);
-                if (r < 0) {
-                        call_fail(c, r, status,
-                                  r == -E2BIG ? "too many pages or items" :
-                                  r == -ELOOP ? "the server repeated a cursor" :
-                                  r == -EBADMSG ? "list result has an unexpected shape" :
-                                  "out of memory");
-                        return;
-                }
-                if (r > 0) {
-                        call_reset_transfer(c);
-                        sched_arm(api, now);
-                        return;
-                }
-
-                CfReply reply = {
-                        .http_status = status,
-                        .result = c->items,
-                        .result_info = c->last_result_info,
-                        .messages = env->messages,
-                        .etag = c->etag,
-                };
-                call_finish(c, &reply);
-                return;
-        }
-
-        CfReply reply = {
-                .http_status = status,
-                .result = env->result,
-                .result_info = env->result_info,
-                .messages = env->messages,
-                .etag = c->etag,
-        };
-        c->pages++;
-        call_finish(c, &reply);
+        on_answer(c, status, env, now);
 }
 
 /* ---- Scheduler ---- */
@@ -849,9 +818,10 @@ static void on_transfer_done(CurlGlue *g, CURL *easy, CURLcode result, void *use
  * calls passed over (every waiting call when none is ready). */
 static CfCall *sched_pick(CfApi *api, uint64_t now, uint64_t *ret_next) {
         uint64_t next = UINT64_MAX;
+        CfCall *c;
 
         for (int p = _CFAPI_PRIORITY_MAX - 1; p >= 0; p--)
-                for (CfCall *c = api->waiting[p].head; c; c = c->next) {
+                TAILQ_FOREACH(c, &api->waiting[p], link) {
                         if (c->not_before_usec <= now) {
                                 *ret_next = next;
                                 return c;
@@ -954,6 +924,9 @@ int cfapi_new(CfApi **ret, sd_event *event, const CfApiOptions *o) {
         if (!api)
                 return -ENOMEM;
         api->budget.share_fd = -EBADF;     /* budget_done() is safe before budget_init() */
+        TAILQ_INIT(&api->running);
+        for (int p = 0; p < _CFAPI_PRIORITY_MAX; p++)
+                TAILQ_INIT(&api->waiting[p]);
         /* Reference-counted by libcurl; we are single-threaded. */
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
                 free(api);
@@ -1168,42 +1141,14 @@ int cfapi_submit(CfApi *api, const CfRequest *req, cfapi_callback_t callback, vo
         return 0;
 }
 
-int cfapi_request(CfApi *api, const char *method, const char *path, const char *query,
-                  json_object *body, cfapi_callback_t callback, void *userdata) {
-        CfRequest req = {
-                .method = method,
-                .path = path,
-                .query = query,
-                .json = body,
-                .priority = CFAPI_PRIORITY_NORMAL,
-        };
-
-        return cfapi_submit(api, &req, callback, userdata, NULL);
-}
-
-int cfapi_get_all(CfApi *api, const char *path, const char *query, CfPaging paging,
-                  const char *items_key, CfPriority priority,
-                  cfapi_callback_t callback, void *userdata) {
-        CfRequest req = {
-                .method = "GET",
-                .path = path,
-                .query = query,
-                .priority = priority,
-                .paging = paging,
-                .items_key = items_key,
-        };
-
-        if (paging == CFAPI_PAGING_NONE)
-                return -EINVAL;
-        return cfapi_submit(api, &req, callback, userdata, NULL);
-}
-
 static CfCall *find_call(CfApi *api, uint64_t id) {
-        for (CfCall *c = api->running.head; c; c = c->next)
+        CfCall *c;
+
+        TAILQ_FOREACH(c, &api->running, link)
                 if (c->id == id)
                         return c;
         for (int p = 0; p < _CFAPI_PRIORITY_MAX; p++)
-                for (CfCall *c = api->waiting[p].head; c; c = c->next)
+                TAILQ_FOREACH(c, &api->waiting[p], link)
                         if (c->id == id)
                                 return c;
         return NULL;
@@ -1226,10 +1171,10 @@ void cfapi_cancel_all(CfApi *api) {
                 return;
         api->cancelling = true;
         for (;;) {
-                CfCall *c = api->running.head;
+                CfCall *c = TAILQ_FIRST(&api->running);
 
                 for (int p = _CFAPI_PRIORITY_MAX - 1; !c && p >= 0; p--)
-                        c = api->waiting[p].head;
+                        c = TAILQ_FIRST(&api->waiting[p]);
                 if (!c)
                         break;
                 call_fail(c, -ECANCELED, 0, "cancelled");
@@ -1264,97 +1209,43 @@ const char *cfapi_route_class_name(int cls) {
         return cls >= 0 && (size_t) cls < N_ROUTE_CLASSES ? route_classes[cls] : NULL;
 }
 
-static json_object *latency_json(const CfApi *api) {
-        json_object *o = json_object_new_object(), *bk = json_object_new_array(), *routes = json_object_new_object();
-
-        if (!o || !bk || !routes) {
-                json_object_put(o);
-                json_object_put(bk);
-                json_object_put(routes);
-                return NULL;
-        }
-        json_object_object_add(o, "buckets", bk);
-        json_object_object_add(o, "routes", routes);
-        for (size_t b = 0; b < N_LATENCY_BUCKETS; b++)
-                json_object_array_add(bk, json_object_new_double(latency_buckets[b]));
-        for (size_t k = 0; k < N_ROUTE_CLASSES; k++) {
-                json_object *r = json_object_new_object(), *cum = json_object_new_array();
-                uint64_t acc = 0;
-
-                if (!r || !cum) {
-                        json_object_put(r);
-                        json_object_put(cum);
-                        json_object_put(o);
-                        return NULL;
-                }
-                json_object_object_add(routes, route_classes[k], r);
-                json_object_object_add(r, "cumulative", cum);
-                for (size_t b = 0; b < N_LATENCY_BUCKETS; b++) {
-                        acc += api->latency_counts[k][b];
-                        json_object_array_add(cum, json_object_new_uint64(acc));
-                }
-                json_object_object_add(r, "count", json_object_new_uint64(api->latency_n[k]));
-                json_object_object_add(r, "sum", json_object_new_double(api->latency_sum[k]));
-        }
-        return o;
-}
-
-json_object *cfapi_metrics_json(const CfApi *api) {
-        json_object *o, *by;
+void cfapi_stats(const CfApi *api, CfApiStats *ret) {
         CfApi *mut = (CfApi *) api;     /* budget_available refills */
-        char key[16];
 
-        o = json_object_new_object();
-        by = json_object_new_object();
-        if (!o || !by) {
-                json_object_put(o);
-                json_object_put(by);
-                return NULL;
-        }
-        for (int i = 0; i < CFAPI_STATUS_SLOTS; i++) {
-                if (api->by_status[i] == 0)
-                        continue;
-                snprintf(key, sizeof key, "%d", i);
-                json_object_object_add(by, key, json_object_new_uint64(api->by_status[i]));
-        }
-        if (api->other_status > 0)
-                json_object_object_add(by, "other", json_object_new_uint64(api->other_status));
-        json_object_object_add(o, "requests_total", json_object_new_uint64(api->requests_total));
-        json_object_object_add(o, "requests_by_status", by);
-        json_object_object_add(o, "retries_total", json_object_new_uint64(api->retries_total));
-        json_object_object_add(o, "latency", latency_json(api));
-        json_object_object_add(o, "budget_capacity", json_object_new_uint64((uint64_t) api->budget.capacity));
-        json_object_object_add(o, "budget_left",
-                               json_object_new_uint64(budget_available(&mut->budget, now_monotonic_usec())));
-        json_object_object_add(o, "budget_waits_total", json_object_new_uint64(api->budget.n_waits));
-        json_object_object_add(o, "queued", json_object_new_uint64(api->n_calls - api->n_running));
-        json_object_object_add(o, "in_flight", json_object_new_uint64(api->n_running));
-        json_object_object_add(o, "server_ratelimit_remaining",
-                               api->server_seen ? json_object_new_uint64(api->server_remaining) : NULL);
-        return o;
+        assert(api);
+        assert(ret);
+        *ret = api->stats;
+        ret->latency_buckets = latency_buckets;
+        ret->budget_capacity = (uint64_t) api->budget.capacity;
+        ret->budget_left = budget_available(&mut->budget, now_monotonic_usec());
+        ret->budget_waits = api->budget.n_waits;
+        ret->queued = api->n_calls - api->n_running;
+        ret->in_flight = api->n_running;
 }
 
 char *cfapi_escape(const char *s) {
-        static const char hex[] = "0123456789ABCDEF";
-        char *d, *p;
+        char *c, *d;
 
         if (!s)
                 return NULL;
-        d = malloc(strlen(s) * 3 + 1);
-        if (!d)
+        c = curl_easy_escape(NULL, s, 0);
+        if (!c)
                 return NULL;
-        for (p = d; *s; s++) {
-                unsigned char ch = (unsigned char) *s;
+        d = strdup(c);
+        curl_free(c);
+        return d;
+}
 
-                if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-                    ch == '-' || ch == '.' || ch == '_' || ch == '~')
-                        *p++ = (char) ch;
-                else {
-                        *p++ = '%';
-                        *p++ = hex[ch >> 4];
-                        *p++ = hex[ch & 15];
-                }
-        }
-        *p = 0;
+char *cfapi_unescape(const char *s, size_t n) {
+        char *c, *d;
+        int len = 0;
+
+        if (!s || n > INT_MAX)
+                return NULL;
+        c = curl_easy_unescape(NULL, s, (int) n, &len);
+        if (!c)
+                return NULL;
+        d = strndup(c, (size_t) len);
+        curl_free(c);
         return d;
 }

@@ -39,7 +39,6 @@ typedef struct Config Config;
 typedef enum CfPriority {
         CFAPI_PRIORITY_LOW,         /* GET /v1/plan, read-only CLI plan */
         CFAPI_PRIORITY_NORMAL,      /* the reconcile's observe and apply */
-        CFAPI_PRIORITY_HIGH,        /* reserved for urgent work (none yet); retries keep their priority */
         _CFAPI_PRIORITY_MAX,
         _CFAPI_PRIORITY_INVALID = -EINVAL,
 } CfPriority;
@@ -205,20 +204,6 @@ typedef void (*cfapi_callback_t)(CfApi *api, const CfReply *reply, void *userdat
 int cfapi_submit(CfApi *api, const CfRequest *req, cfapi_callback_t callback, void *userdata,
                  uint64_t *ret_id);
 
-/* Shorthand for cfapi_submit with priority NORMAL, no paging, and an
- * optional JSON body (borrowed). */
-int cfapi_request(CfApi *api, const char *method, const char *path, const char *query,
-                  json_object *body, cfapi_callback_t callback, void *userdata);
-
-/* GET every page of a list and hand back one JSON array in reply->result.
- * paging is CFAPI_PAGING_PAGE (stops when page*per_page >= total_count,
- * or on an empty page) or CFAPI_PAGING_CURSOR (follows
- * result_info.cursor until it is missing or empty). items_key as in
- * CfRequest. At most 1000 pages and 100000 items (-E2BIG past that). */
-int cfapi_get_all(CfApi *api, const char *path, const char *query, CfPaging paging,
-                  const char *items_key, CfPriority priority,
-                  cfapi_callback_t callback, void *userdata);
-
 /* Cancels one request: its callback is called synchronously with
  * -ECANCELED before this returns. Returns 0 or -ENOENT (unknown or
  * already finished). */
@@ -233,19 +218,41 @@ void cfapi_cancel_all(CfApi *api);
 /* Requests queued or running. */
 unsigned cfapi_n_pending(const CfApi *api) _pure_;
 
-/* Figures for /metrics, as a new object (caller puts):
- * {"requests_total": N, "requests_by_status": {"200": N, "429": N, "0": N (no answer)},
- *  "retries_total": N, "budget_capacity": N, "budget_left": N,
- *  "budget_waits_total": N, "queued": N, "in_flight": N,
- *  "server_ratelimit_remaining": N | null,
- *  "latency": {"buckets": [seconds...], "routes": {CLASS: {"cumulative": [N per bucket],
- *              "count": N, "sum": seconds}}}}. NULL on OOM. */
-json_object *cfapi_metrics_json(const CfApi *api);
+#define CFAPI_STATUS_SLOTS 600
+#define CFAPI_LATENCY_BUCKETS 10
+#define CFAPI_ROUTE_CLASSES 9
+
+/* The client's counters, handed to the manager as they are (no JSON). */
+typedef struct CfApiStats {
+        uint64_t requests_total;
+        uint64_t retries_total;
+        uint64_t by_status[CFAPI_STATUS_SLOTS];     /* answers by HTTP status; [0]: no HTTP answer */
+        uint64_t other_status;                      /* statuses past the table */
+        /* Latency per route class (cfapi_route_class_name) and bucket
+         * (upper bounds in latency_buckets, seconds), not cumulative. */
+        const double *latency_buckets;
+        uint64_t latency_counts[CFAPI_ROUTE_CLASSES][CFAPI_LATENCY_BUCKETS];
+        uint64_t latency_n[CFAPI_ROUTE_CLASSES];
+        double latency_sum[CFAPI_ROUTE_CLASSES];
+        bool server_seen;                           /* server_remaining is known */
+        uint64_t server_remaining;                  /* the server's rate-limit header */
+        uint64_t budget_capacity, budget_left, budget_waits;
+        uint64_t queued, in_flight;
+} CfApiStats;
+
+/* Fills *ret with the counters now (budget_left refilled to now). */
+void cfapi_stats(const CfApi *api, CfApiStats *ret);
+
 /* The route class of an API path, for the latency histogram: workers, kv,
  * r2, d1, queues, secrets_store, audit, tokens, other (its index). */
 int cfapi_route_class(const char *path) _pure_;
 const char *cfapi_route_class_name(int cls) _pure_;
 
 /* Percent-encodes one path segment or query value (RFC 3986 unreserved
- * characters pass). Caller frees; NULL on OOM. */
+ * characters pass), through curl_easy_escape. Caller frees; NULL on OOM. */
 char *cfapi_escape(const char *s);
+
+/* Decodes the first n bytes of s (%XY sequences; anything else stays),
+ * through curl_easy_unescape; the result ends at a decoded NUL. Caller
+ * frees; NULL on OOM. */
+char *cfapi_unescape(const char *s, size_t n);

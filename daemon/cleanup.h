@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #define _cleanup_(f) __attribute__((cleanup(f)))
 #define _unused_ __attribute__((unused))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
@@ -87,3 +89,6 @@ static inline void erase_and_freep(char **s) {
                         func(*p);                       \
         }                                               \
         struct __useless_struct_to_allow_trailing_semicolon__
+
+/* Drops a json-c reference: _cleanup_(json_object_putp) json_object *j = ...; */
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);

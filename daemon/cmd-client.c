@@ -19,8 +19,6 @@
 
 #define CLIENT_BODY_MAX (16U * 1024 * 1024)
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
-
 int exit_code_for_result(const char *result, unsigned pending) {
         if (!result || streq(result, "failed"))
                 return EXIT_FAILED;
@@ -354,7 +352,7 @@ int cmd_status(const Options *o) {
 int cmd_state(const Options *o) {
         _cleanup_(config_freep) Config *cfg = NULL;
         _cleanup_(state_freep) State *s = NULL;
-        _cleanup_free_ char *msg = NULL, *kind_s = NULL, *meta = NULL;
+        _cleanup_free_ char *msg = NULL, *kind_s = NULL;
         const char *what, *slash, *name;
         ResourceKind kind;
         int r;
@@ -396,8 +394,6 @@ int cmd_state(const Options *o) {
         }
         if (r < 0)
                 return log_error_errno(r, "state forget: %m"), EXIT_FAILED;
-        if (asprintf(&meta, "engine.x.%s.%s", resource_kind_to_string(kind), name) >= 0)
-                (void) state_set_meta(s, meta, NULL);
         r = state_save(s);
         if (r < 0)
                 return log_error_errno(r, "state forget: cannot save the state: %m"), EXIT_FAILED;

@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "secrets.h"
 #include "spec.h"
 #include "util.h"
 
@@ -144,34 +145,6 @@ Config *config_free(Config *c) {
         notify_targets_free(c->notify, c->n_notify);
         free(c->webhook_ref);
         return mfree(c);
-}
-
-/* Optimal string alignment distance, for "did you mean". Keys are short. */
-static unsigned edit_distance(const char *a, const char *b) {
-        size_t la = strlen(a), lb = strlen(b);
-        unsigned d[40][40];
-
-        if (la >= 40 || lb >= 40)
-                return UINT_MAX;
-        for (size_t i = 0; i <= la; i++)
-                d[i][0] = (unsigned) i;
-        for (size_t j = 0; j <= lb; j++)
-                d[0][j] = (unsigned) j;
-        for (size_t i = 1; i <= la; i++)
-                for (size_t j = 1; j <= lb; j++) {
-                        unsigned cost = a[i - 1] != b[j - 1], v;
-
-                        v = d[i - 1][j] + 1;
-                        if (d[i][j - 1] + 1 < v)
-                                v = d[i][j - 1] + 1;
-                        if (d[i - 1][j - 1] + cost < v)
-                                v = d[i - 1][j - 1] + cost;
-                        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-                            d[i - 2][j - 2] + 1 < v)
-                                v = d[i - 2][j - 2] + 1;
-                        d[i][j] = v;
-                }
-        return d[la][lb];
 }
 
 static const ConfigKey *find_key(const char *name) {
@@ -306,8 +279,9 @@ static const char *secret_ref_check(SecretSource source, const char *ref) {
                 return "empty secret reference";
         switch (source) {
         case SECRET_SOURCE_CREDENTIAL:
-                if (strchr(ref, '/') || streq(ref, ".") || streq(ref, ".."))
-                        return "a credential name must not contain '/'";
+                if (!secrets_credential_name_is_valid(ref))
+                        return "not a valid credential name (no '/' or control character, not '.' or '..', "
+                               "at most 255 bytes)";
                 return NULL;
         case SECRET_SOURCE_FILE:
                 if (ref[0] != '/')
@@ -537,244 +511,294 @@ static int parse_notify(Config *c, yaml_document_t *doc, yaml_node_t *n, Errors 
         return 0;
 }
 
-/* A value node (n), or a default text (def, n == NULL), into the field. */
+/* One value being parsed: a node (n), or a default text (def, n == NULL),
+ * for key k, into field; s is the node's scalar text or def. */
+typedef struct ConfigValue {
+        Config *c;
+        const char *base_dir;
+        const ConfigKey *k;
+        yaml_document_t *doc;
+        yaml_node_t *n;
+        const char *s, *def;
+        void *field;
+        unsigned line, col;
+        Errors *e;
+} ConfigValue;
+
+/* string, account id, URL, path: a non-empty scalar, checked and copied. */
+static int parse_string_value(const ConfigValue *v) {
+        const ConfigKey *k = v->k;
+        char **p = v->field;
+        char *d;
+
+        if (k->type == CONFIG_ACCOUNT_ID && !config_account_id_is_valid(v->s)) {
+                add_error(v->e, v->line, v->col, "'%s' must be the 32 hexadecimal digits of a Cloudflare account "
+                          "id, not '%.64s'", k->name, v->s);
+                return -EINVAL;
+        }
+        if (isempty(v->s)) {
+                add_error(v->e, v->line, v->col, "'%s' must not be empty", k->name);
+                return -EINVAL;
+        }
+        if (k->type == CONFIG_URL && !startswith(v->s, "http://") && !startswith(v->s, "https://")) {
+                add_error(v->e, v->line, v->col, "'%s' must be an http:// or https:// URL, not '%s'", k->name, v->s);
+                return -EINVAL;
+        }
+        if (k->type == CONFIG_PATH && v->s[0] != '/' && v->base_dir)
+                d = path_join(v->base_dir, v->s);
+        else
+                d = strdup(v->s);
+        if (!d)
+                return -ENOMEM;
+        if (k->type == CONFIG_URL) {
+                size_t l = strlen(d);
+
+                while (l > 8 && d[l - 1] == '/')
+                        d[--l] = 0;
+        }
+        free(*p);
+        *p = d;
+        return 0;
+}
+
+static int parse_bool_value(const ConfigValue *v) {
+        if (parse_bool(v->s, v->field) < 0) {
+                add_error(v->e, v->line, v->col, "'%s' must be true or false, not '%s'", v->k->name, v->s);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int parse_uint_value(const ConfigValue *v) {
+        const ConfigKey *k = v->k;
+        uint64_t u;
+
+        if (safe_atou64(v->s, &u) < 0) {
+                add_error(v->e, v->line, v->col, "'%s' must be a whole number, not '%s'", k->name, v->s);
+                return -EINVAL;
+        }
+        if (u < k->min || u > k->max) {
+                add_error(v->e, v->line, v->col, "'%s' must be between %" PRIu64 " and %" PRIu64 ", not %" PRIu64,
+                          k->name, k->min, k->max, u);
+                return -ERANGE;
+        }
+        *(unsigned *) v->field = (unsigned) u;
+        return 0;
+}
+
+static int parse_duration_value(const ConfigValue *v) {
+        const ConfigKey *k = v->k;
+        char a[32], b[32];
+        uint64_t u;
+
+        if (parse_duration(v->s, &u) < 0) {
+                add_error(v->e, v->line, v->col, "'%s' must be a duration like 30s, 5m or 6h, not '%s'",
+                          k->name, v->s);
+                return -EINVAL;
+        }
+        if (u < k->min || u > k->max) {
+                add_error(v->e, v->line, v->col, "'%s' must be between %s and %s, not '%s'", k->name,
+                          format_duration(k->min, a, sizeof(a)), format_duration(k->max, b, sizeof(b)), v->s);
+                return -ERANGE;
+        }
+        *(uint64_t *) v->field = u;
+        return 0;
+}
+
+static int parse_budget_value(const ConfigValue *v) {
+        const ConfigKey *k = v->k;
+        _cleanup_free_ char *count = NULL;
+        const char *slash = v->s ? strchr(v->s, '/') : NULL;
+        uint64_t u, w;
+
+        if (!slash || !(count = strndup(v->s, (size_t) (slash - v->s))) ||
+            safe_atou64(count, &u) < 0 || parse_duration(slash + 1, &w) < 0) {
+                add_error(v->e, v->line, v->col, "'%s' must read REQUESTS/DURATION, like 1000/5m, not '%s'",
+                          k->name, v->s);
+                return -EINVAL;
+        }
+        if (u < k->min || u > k->max) {
+                add_error(v->e, v->line, v->col, "'%s': the request count must be between %" PRIu64 " and %" PRIu64,
+                          k->name, k->min, k->max);
+                return -ERANGE;
+        }
+        if (w < BUDGET_WINDOW_MIN || w > BUDGET_WINDOW_MAX) {
+                add_error(v->e, v->line, v->col, "'%s': the window must be between 1s and 1d", k->name);
+                return -ERANGE;
+        }
+        v->c->request_budget = (unsigned) u;
+        v->c->request_window_usec = w;
+        return 0;
+}
+
+static int parse_log_level_value(const ConfigValue *v) {
+        int l = log_level_from_string(v->s);
+
+        if (l < 0) {
+                add_error(v->e, v->line, v->col, "'%s' must be one of debug, info, notice, warning, error, not '%s'",
+                          v->k->name, v->s);
+                return -EINVAL;
+        }
+        *(int *) v->field = l;
+        return 0;
+}
+
+static int parse_secret_value(const ConfigValue *v) {
+        int r = parse_secret(v->k->name, v->doc, v->n, v->def, v->field, v->e);
+
+        if (r < 0)
+                return r;
+        if (v->k->set_offset >= 0 && v->n)
+                *(bool *) ((uint8_t *) v->c + v->k->set_offset) = true;
+        return 0;
+}
+
+static int parse_notify_value(const ConfigValue *v) {
+        return parse_notify(v->c, v->doc, v->n, v->e);
+}
+
+static int parse_env_list_value(const ConfigValue *v) {
+        _cleanup_strv_free_ char **l = NULL;
+        const char *k = v->k->name;
+        char ***p = v->field;
+        bool bad = false;
+
+        if (v->s) {
+                if (strv_extend(&l, v->s) < 0)
+                        return -ENOMEM;
+        } else if (v->n->type == YAML_SEQUENCE_NODE) {
+                for (yaml_node_item_t *i = v->n->data.sequence.items.start; i < v->n->data.sequence.items.top; i++) {
+                        yaml_node_t *in = yaml_document_get_node(v->doc, *i);
+                        const char *a = scalar(in);
+
+                        if (!a) {
+                                add_error(v->e, LINE(in), COL(in), "'%s' entries must be scalars", k);
+                                bad = true;
+                                continue;
+                        }
+                        if (strv_extend(&l, a) < 0)
+                                return -ENOMEM;
+                }
+        } else {
+                add_error(v->e, v->line, v->col, "'%s' must be a variable name or a list of them, not %s",
+                          k, node_type_name(v->n));
+                return -EINVAL;
+        }
+        for (char **x = l; x && *x; x++)
+                if (isempty(*x) || secret_ref_check(SECRET_SOURCE_ENV, *x)) {
+                        add_error(v->e, v->line, v->col, "'%s': '%.64s' is not an environment variable name", k, *x);
+                        bad = true;
+                }
+        if (bad)
+                return -EINVAL;
+        strv_free(*p);
+        *p = TAKE_PTR(l);
+        return 0;
+}
+
+static int parse_listen_list(const ConfigValue *v, char ***l) {
+        const char *k = v->k->name;
+        int r = 0;
+
+        for (yaml_node_item_t *i = v->n->data.sequence.items.start; i < v->n->data.sequence.items.top; i++) {
+                yaml_node_t *in = yaml_document_get_node(v->doc, *i);
+                const char *a = scalar(in);
+
+                if (!a) {
+                        add_error(v->e, LINE(in), COL(in), "'%s' entries must be scalars", k);
+                        r = -EINVAL;
+                        continue;
+                }
+                if (config_parse_listen(a, NULL, NULL) < 0) {
+                        add_error(v->e, LINE(in), COL(in),
+                                  "'%s': '%s' is not an address like 127.0.0.1:9470 or [::1]:9470", k, a);
+                        r = -EINVAL;
+                        continue;
+                }
+                if (strv_extend(l, a) < 0)
+                        return -ENOMEM;
+        }
+        if (r < 0)
+                return r;
+        if (strv_length(*l) == 0) {
+                add_error(v->e, v->line, v->col, "'%s' must name at least one address", k);
+                return -EINVAL;
+        }
+        if (strv_length(*l) > CONFIG_LISTEN_MAX) {
+                add_error(v->e, v->line, v->col, "'%s' takes at most %d addresses", k, CONFIG_LISTEN_MAX);
+                return -E2BIG;
+        }
+        return 0;
+}
+
+static int parse_listen_value(const ConfigValue *v) {
+        _cleanup_strv_free_ char **l = NULL;
+        char ***p = v->field;
+        int r;
+
+        if (v->s) {
+                if (config_parse_listen(v->s, NULL, NULL) < 0) {
+                        add_error(v->e, v->line, v->col,
+                                  "'%s': '%s' is not an address like 127.0.0.1:9470 or [::1]:9470", v->k->name, v->s);
+                        return -EINVAL;
+                }
+                if (strv_extend(&l, v->s) < 0)
+                        return -ENOMEM;
+        } else if (v->n->type == YAML_SEQUENCE_NODE) {
+                r = parse_listen_list(v, &l);
+                if (r < 0)
+                        return r;
+        } else {
+                add_error(v->e, v->line, v->col, "'%s' must be an address or a list of addresses, not %s",
+                          v->k->name, node_type_name(v->n));
+                return -EINVAL;
+        }
+        strv_free(*p);
+        *p = TAKE_PTR(l);
+        return 0;
+}
+
+static int (*const value_parsers[])(const ConfigValue *v) = {
+        [CONFIG_STRING] = parse_string_value,
+        [CONFIG_ACCOUNT_ID] = parse_string_value,
+        [CONFIG_ENV_LIST] = parse_env_list_value,
+        [CONFIG_PATH] = parse_string_value,
+        [CONFIG_URL] = parse_string_value,
+        [CONFIG_BOOL] = parse_bool_value,
+        [CONFIG_UINT] = parse_uint_value,
+        [CONFIG_DURATION] = parse_duration_value,
+        [CONFIG_SECRET] = parse_secret_value,
+        [CONFIG_LISTEN] = parse_listen_value,
+        [CONFIG_BUDGET] = parse_budget_value,
+        [CONFIG_LOG_LEVEL] = parse_log_level_value,
+        [CONFIG_NOTIFY] = parse_notify_value,
+};
+
+/* A value node (n), or a default text (def, n == NULL), into the field,
+ * by the key's type. */
 static int parse_value(Config *c, const char *base_dir, const ConfigKey *k,
                        yaml_document_t *doc, yaml_node_t *n, const char *def, Errors *e) {
-        void *field = (uint8_t *) c + k->offset;
-        unsigned line = n ? LINE(n) : 0, col = n ? COL(n) : 0;
-        const char *s = n ? scalar(n) : def;
+        ConfigValue v = {
+                .c = c, .base_dir = base_dir, .k = k, .doc = doc, .n = n, .def = def, .e = e,
+                .s = n ? scalar(n) : def,
+                .field = (uint8_t *) c + k->offset,
+                .line = n ? LINE(n) : 0,
+                .col = n ? COL(n) : 0,
+        };
 
         /* A YAML null ("key:" or "~") is "not set": the default applies. */
         if (n && n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-            (streq(s, "") || streq(s, "~") || streq(s, "null")))
+            (streq(v.s, "") || streq(v.s, "~") || streq(v.s, "null")))
                 return 0;
 
         if (k->type != CONFIG_LISTEN && k->type != CONFIG_SECRET && k->type != CONFIG_NOTIFY &&
-            k->type != CONFIG_ENV_LIST && !s) {
-                add_error(e, line, col, "'%s' must be a scalar, not %s", k->name, node_type_name(n));
+            k->type != CONFIG_ENV_LIST && !v.s) {
+                add_error(e, v.line, v.col, "'%s' must be a scalar, not %s", k->name, node_type_name(n));
                 return -EINVAL;
         }
-
-        switch (k->type) {
-        case CONFIG_ACCOUNT_ID:
-                if (!config_account_id_is_valid(s)) {
-                        add_error(e, line, col, "'%s' must be the 32 hexadecimal digits of a Cloudflare account id, "
-                                  "not '%.64s'", k->name, s);
-                        return -EINVAL;
-                }
-                /* fall through */
-        case CONFIG_STRING:
-        case CONFIG_URL:
-        case CONFIG_PATH: {
-                char **p = field;
-                char *v;
-
-                if (isempty(s)) {
-                        add_error(e, line, col, "'%s' must not be empty", k->name);
-                        return -EINVAL;
-                }
-                if (k->type == CONFIG_URL && !startswith(s, "http://") && !startswith(s, "https://")) {
-                        add_error(e, line, col, "'%s' must be an http:// or https:// URL, not '%s'", k->name, s);
-                        return -EINVAL;
-                }
-                if (k->type == CONFIG_PATH && s[0] != '/' && base_dir)
-                        v = path_join(base_dir, s);
-                else
-                        v = strdup(s);
-                if (!v)
-                        return -ENOMEM;
-                if (k->type == CONFIG_URL) {
-                        size_t l = strlen(v);
-
-                        while (l > 8 && v[l - 1] == '/')
-                                v[--l] = 0;
-                }
-                free(*p);
-                *p = v;
-                return 0;
-        }
-
-        case CONFIG_BOOL:
-                if (parse_bool(s, field) < 0) {
-                        add_error(e, line, col, "'%s' must be true or false, not '%s'", k->name, s);
-                        return -EINVAL;
-                }
-                return 0;
-
-        case CONFIG_UINT: {
-                uint64_t u;
-
-                if (safe_atou64(s, &u) < 0) {
-                        add_error(e, line, col, "'%s' must be a whole number, not '%s'", k->name, s);
-                        return -EINVAL;
-                }
-                if (u < k->min || u > k->max) {
-                        add_error(e, line, col, "'%s' must be between %" PRIu64 " and %" PRIu64 ", not %" PRIu64,
-                                  k->name, k->min, k->max, u);
-                        return -ERANGE;
-                }
-                *(unsigned *) field = (unsigned) u;
-                return 0;
-        }
-
-        case CONFIG_DURATION: {
-                char a[32], b[32];
-                uint64_t u;
-
-                if (parse_duration(s, &u) < 0) {
-                        add_error(e, line, col, "'%s' must be a duration like 30s, 5m or 6h, not '%s'", k->name, s);
-                        return -EINVAL;
-                }
-                if (u < k->min || u > k->max) {
-                        add_error(e, line, col, "'%s' must be between %s and %s, not '%s'", k->name,
-                                  format_duration(k->min, a, sizeof(a)), format_duration(k->max, b, sizeof(b)), s);
-                        return -ERANGE;
-                }
-                *(uint64_t *) field = u;
-                return 0;
-        }
-
-        case CONFIG_BUDGET: {
-                _cleanup_free_ char *count = NULL;
-                const char *slash = s ? strchr(s, '/') : NULL;
-                uint64_t u, w;
-
-                if (!slash || !(count = strndup(s, (size_t) (slash - s))) ||
-                    safe_atou64(count, &u) < 0 || parse_duration(slash + 1, &w) < 0) {
-                        add_error(e, line, col, "'%s' must read REQUESTS/DURATION, like 1000/5m, not '%s'", k->name, s);
-                        return -EINVAL;
-                }
-                if (u < k->min || u > k->max) {
-                        add_error(e, line, col, "'%s': the request count must be between %" PRIu64 " and %" PRIu64,
-                                  k->name, k->min, k->max);
-                        return -ERANGE;
-                }
-                if (w < BUDGET_WINDOW_MIN || w > BUDGET_WINDOW_MAX) {
-                        add_error(e, line, col, "'%s': the window must be between 1s and 1d", k->name);
-                        return -ERANGE;
-                }
-                c->request_budget = (unsigned) u;
-                c->request_window_usec = w;
-                return 0;
-        }
-
-        case CONFIG_LOG_LEVEL: {
-                int l = log_level_from_string(s);
-
-                if (l < 0) {
-                        add_error(e, line, col, "'%s' must be one of debug, info, notice, warning, error, not '%s'",
-                                  k->name, s);
-                        return -EINVAL;
-                }
-                *(int *) field = l;
-                return 0;
-        }
-
-        case CONFIG_SECRET: {
-                int r = parse_secret(k->name, doc, n, def, field, e);
-
-                if (r < 0)
-                        return r;
-                if (k->set_offset >= 0 && n)
-                        *(bool *) ((uint8_t *) c + k->set_offset) = true;
-                return 0;
-        }
-
-        case CONFIG_NOTIFY:
-                return parse_notify(c, doc, n, e);
-        case CONFIG_ENV_LIST: {
-                _cleanup_strv_free_ char **l = NULL;
-                char ***p = field;
-                bool bad = false;
-
-                if (s) {
-                        if (strv_extend(&l, s) < 0)
-                                return -ENOMEM;
-                } else if (n->type == YAML_SEQUENCE_NODE) {
-                        for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++) {
-                                yaml_node_t *in = yaml_document_get_node(doc, *i);
-                                const char *a = scalar(in);
-
-                                if (!a) {
-                                        add_error(e, LINE(in), COL(in), "'%s' entries must be scalars", k->name);
-                                        bad = true;
-                                        continue;
-                                }
-                                if (strv_extend(&l, a) < 0)
-                                        return -ENOMEM;
-                        }
-                } else {
-                        add_error(e, line, col, "'%s' must be a variable name or a list of them, not %s",
-                                  k->name, node_type_name(n));
-                        return -EINVAL;
-                }
-                for (char **v = l; v && *v; v++)
-                        if (isempty(*v) || secret_ref_check(SECRET_SOURCE_ENV, *v)) {
-                                add_error(e, line, col, "'%s': '%.64s' is not an environment variable name",
-                                          k->name, *v);
-                                bad = true;
-                        }
-                if (bad)
-                        return -EINVAL;
-                strv_free(*p);
-                *p = TAKE_PTR(l);
-                return 0;
-        }
-
-        case CONFIG_LISTEN: {
-                _cleanup_strv_free_ char **l = NULL;
-                char ***p = field;
-                int r = 0;
-
-                if (s) {
-                        if (config_parse_listen(s, NULL, NULL) < 0) {
-                                add_error(e, line, col,
-                                          "'%s': '%s' is not an address like 127.0.0.1:9470 or [::1]:9470", k->name, s);
-                                return -EINVAL;
-                        }
-                        if (strv_extend(&l, s) < 0)
-                                return -ENOMEM;
-                } else if (n->type == YAML_SEQUENCE_NODE) {
-                        for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++) {
-                                yaml_node_t *in = yaml_document_get_node(doc, *i);
-                                const char *a = scalar(in);
-
-                                if (!a) {
-                                        add_error(e, LINE(in), COL(in), "'%s' entries must be scalars", k->name);
-                                        r = -EINVAL;
-                                        continue;
-                                }
-                                if (config_parse_listen(a, NULL, NULL) < 0) {
-                                        add_error(e, LINE(in), COL(in),
-                                                  "'%s': '%s' is not an address like 127.0.0.1:9470 or [::1]:9470",
-                                                  k->name, a);
-                                        r = -EINVAL;
-                                        continue;
-                                }
-                                if (strv_extend(&l, a) < 0)
-                                        return -ENOMEM;
-                        }
-                        if (r < 0)
-                                return r;
-                        if (strv_length(l) == 0) {
-                                add_error(e, line, col, "'%s' must name at least one address", k->name);
-                                return -EINVAL;
-                        }
-                        if (strv_length(l) > CONFIG_LISTEN_MAX) {
-                                add_error(e, line, col, "'%s' takes at most %d addresses", k->name, CONFIG_LISTEN_MAX);
-                                return -E2BIG;
-                        }
-                } else {
-                        add_error(e, line, col, "'%s' must be an address or a list of addresses, not %s",
-                                  k->name, node_type_name(n));
-                        return -EINVAL;
-                }
-                strv_free(*p);
-                *p = TAKE_PTR(l);
-                return 0;
-        }
-        }
-        return -EINVAL;
+        if ((size_t) k->type >= ELEMENTSOF(value_parsers) || !value_parsers[k->type])
+                return -EINVAL;
+        return value_parsers[k->type](&v);
 }
 
 static int apply_defaults(Config *c) {

@@ -9,6 +9,8 @@
  * iteration. After every socket_action, finished transfers are collected
  * with curl_multi_info_read() and their done callbacks run.
  */
+#include <sys/queue.h>
+
 #include <systemd/sd-event.h>
 
 #include "curl-glue.h"
@@ -22,53 +24,33 @@ struct GlueTransfer {
         CURL *easy;
         curl_glue_done_t done;
         void *userdata;
-        GlueTransfer *prev, *next;
+        LIST_ENTRY(GlueTransfer) link;
 };
 
 /* One watched curl socket; curl_multi_assign() points curl at it. */
 struct GlueSocket {
         sd_event_source *source;
         curl_socket_t fd;
-        GlueSocket *prev, *next;
+        LIST_ENTRY(GlueSocket) link;
 };
 
 struct CurlGlue {
         sd_event *event;
         CURLM *multi;
         sd_event_source *timer;
-        GlueTransfer *transfers;
-        GlueSocket *sockets;
+        LIST_HEAD(, GlueTransfer) transfers;
+        LIST_HEAD(, GlueSocket) sockets;
         unsigned n_running;
 };
 
-#define LIST_REMOVE(head, item)                                 \
-        do {                                                    \
-                if ((item)->prev)                               \
-                        (item)->prev->next = (item)->next;      \
-                else                                            \
-                        (head) = (item)->next;                  \
-                if ((item)->next)                               \
-                        (item)->next->prev = (item)->prev;      \
-                (item)->prev = (item)->next = NULL;             \
-        } while (0)
-
-#define LIST_PREPEND(head, item)                                \
-        do {                                                    \
-                (item)->prev = NULL;                            \
-                (item)->next = (head);                          \
-                if (head)                                       \
-                        (head)->prev = (item);                  \
-                (head) = (item);                                \
-        } while (0)
-
 static void glue_socket_free(CurlGlue *g, GlueSocket *gs) {
-        LIST_REMOVE(g->sockets, gs);
+        LIST_REMOVE(gs, link);
         (void) sd_event_source_disable_unref(gs->source);
         free(gs);
 }
 
 static void glue_transfer_free(CurlGlue *g, GlueTransfer *t) {
-        LIST_REMOVE(g->transfers, t);
+        LIST_REMOVE(t, link);
         g->n_running--;
         free(t);
 }
@@ -128,7 +110,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
                 return -1;
         }
         (void) sd_event_source_set_description(gs->source, "curl-io");
-        LIST_PREPEND(g->sockets, gs);
+        LIST_INSERT_HEAD(&g->sockets, gs, link);
         if (curl_multi_assign(g->multi, fd, gs) != CURLM_OK) {
                 glue_socket_free(g, gs);
                 return -1;
@@ -237,14 +219,14 @@ int curl_glue_new(CurlGlue **ret, sd_event *event) {
 CurlGlue *curl_glue_free(CurlGlue *g) {
         if (!g)
                 return NULL;
-        while (g->transfers)
-                (void) curl_glue_remove(g, g->transfers->easy);
+        while (!LIST_EMPTY(&g->transfers))
+                (void) curl_glue_remove(g, LIST_FIRST(&g->transfers)->easy);
         if (g->multi)
                 (void) curl_multi_cleanup(g->multi);
         /* Normally released through CURL_POLL_REMOVE; whatever curl did
          * not report goes here. */
-        while (g->sockets)
-                glue_socket_free(g, g->sockets);
+        while (!LIST_EMPTY(&g->sockets))
+                glue_socket_free(g, LIST_FIRST(&g->sockets));
         if (g->timer)
                 (void) sd_event_source_disable_unref(g->timer);
         sd_event_unref(g->event);
@@ -261,7 +243,7 @@ int curl_glue_add(CurlGlue *g, CURL *easy, curl_glue_done_t done, void *userdata
         if (!t)
                 return -ENOMEM;
         *t = (GlueTransfer) { .glue = g, .easy = easy, .done = done, .userdata = userdata };
-        LIST_PREPEND(g->transfers, t);
+        LIST_INSERT_HEAD(&g->transfers, t, link);
         g->n_running++;
         if (curl_easy_setopt(easy, CURLOPT_PRIVATE, t) != CURLE_OK) {
                 glue_transfer_free(g, t);

@@ -6,6 +6,7 @@
 
 #include "apply.h"
 #include "cfapi.h"
+#include "cfreq.h"
 #include "engine.h"
 #include "log.h"
 #include "observe.h"
@@ -22,7 +23,6 @@
 #define OWN_WRITES_MAX 2000
 #define META_REFRESH_LAST "engine.refresh.last"
 #define META_REFRESH_CURSOR "engine.refresh.cursor"
-#define META_EXTRAS_PREFIX "engine.x."
 /* The staggered full refresh never spends more than this share of the
  * request budget in one cycle (about 4 requests per worker). */
 #define REFRESH_BUDGET_SHARE 5   /* 1/5 = 20% */
@@ -141,24 +141,15 @@ static int dup_str(char **dst, const char *s) {
 }
 
 static uint64_t requests_total(const CfApi *api) {
-        json_object *m = cfapi_metrics_json(api), *v;
-        uint64_t n = 0;
+        _cleanup_free_ CfApiStats *st = malloc(sizeof(CfApiStats));
 
-        if (m && json_object_object_get_ex(m, "requests_total", &v))
-                n = (uint64_t) json_object_get_int64(v);
-        json_object_put(m);
-        return n;
+        if (!st)
+                return 0;
+        cfapi_stats(api, st);
+        return st->requests_total;
 }
 
 /* ---- state ↔ ledger ---- */
-
-static char *extras_key(ResourceKind k, const char *doc) {
-        char *s;
-
-        if (asprintf(&s, META_EXTRAS_PREFIX "%s.%s", resource_kind_to_string(k), doc) < 0)
-                return NULL;
-        return s;
-}
 
 static int ledger_load(State *s, Ledger **ret) {
         _cleanup_(ledger_freep) Ledger *l = ledger_new();
@@ -172,25 +163,21 @@ static int ledger_load(State *s, Ledger **ret) {
         for (size_t i = 0; i < n; i++) {
                 const StateResource *r = rs[i];
                 LedgerEntry *e = ledger_ensure(l, r->kind, r->name);
-                _cleanup_free_ char *key = extras_key(r->kind, r->name);
-                const char *x;
 
-                if (!e || !key)
+                if (!e)
                         return -ENOMEM;
                 if (dup_str(&e->name, r->cf_name ?: r->name) < 0 || dup_str(&e->id, r->cf_id) < 0 ||
                     dup_str(&e->digest, r->digest) < 0)
                         return -ENOMEM;
                 e->deletion = r->deletion;
+                e->drift = r->drift;
                 e->adopted = r->ownership == OWNERSHIP_ADOPTED;
                 if (r->migration_tags && r->migration_tags[0] &&
                     dup_str(&e->migration_tag, r->migration_tags[strv_length(r->migration_tags) - 1]) < 0)
                         return -ENOMEM;
-                x = state_get_meta(s, key);
-                if (x) {
-                        json_object *j = json_tokener_parse(x);
-                        int k = j ? ledger_entry_extras_from_json(e, j) : 0;
+                if (r->ledger) {
+                        int k = ledger_entry_extras_from_json(e, r->ledger);
 
-                        json_object_put(j);
                         if (k < 0)
                                 return k;
                 }
@@ -230,25 +217,23 @@ static int ledger_store(Engine *e) {
                         .ownership = x->adopted ? OWNERSHIP_ADOPTED : OWNERSHIP_CREATED,
                         .digest = x->digest,
                         .deletion = x->deletion,
-                        .drift = old ? old->drift : DRIFT_REPAIR,
+                        .drift = x->drift,
                         .own_writes = old ? old->own_writes : NULL,
                         .migration_tags = x->migration_tag ? tags : (old ? old->migration_tags : NULL),
                         .run_id = e->run_id,
                 };
-                _cleanup_free_ char *key = extras_key(x->kind, x->doc);
-                _cleanup_(plan_json_unrefp) json_object *ex = ledger_entry_extras_to_json(x);
-                const char *exs;
+                _cleanup_(json_object_putp) json_object *ex = ledger_entry_extras_to_json(x);
                 bool same = false;
 
-                if (!key || !ex)
+                if (!ex)
                         return -ENOMEM;
-                exs = json_object_to_json_string_ext(ex, JSON_C_TO_STRING_PLAIN);
+                rec.ledger = ex;
                 if (old && streq_ptr(old->cf_id, x->id) && streq_ptr(old->cf_name, x->name) &&
-                    streq_ptr(old->digest, x->digest) && old->deletion == x->deletion &&
+                    streq_ptr(old->digest, x->digest) && old->deletion == x->deletion && old->drift == x->drift &&
                     old->ownership == rec.ownership &&
                     (!x->migration_tag ||
                      (old->migration_tags && strv_contains(old->migration_tags, x->migration_tag))) &&
-                    streq_ptr(state_get_meta(e->state, key), exs))
+                    old->ledger && json_object_equal(old->ledger, ex))
                         same = true;
                 if (same)
                         continue;
@@ -261,9 +246,6 @@ static int ledger_store(Engine *e) {
                                 r = state_add_migration_tag(e->state, x->doc, x->migration_tag);
                 } else
                         r = state_put(e->state, &rec);
-                if (r < 0)
-                        return r;
-                r = state_set_meta(e->state, key, exs);
                 if (r < 0)
                         return r;
         }
@@ -279,11 +261,8 @@ static int ledger_store(Engine *e) {
         for (size_t i = 0; gone && gone[i]; i++) {
                 char *nl = strchr(gone[i], '\n');
                 ResourceKind k = (ResourceKind) atoi(gone[i]);
-                _cleanup_free_ char *key = extras_key(k, nl + 1);
 
                 (void) state_remove(e->state, k, nl + 1);
-                if (key)
-                        (void) state_set_meta(e->state, key, NULL);
                 if (k == RESOURCE_WORKER) {
                         _cleanup_free_ char *scope = NULL;
 
@@ -514,7 +493,7 @@ static void on_token_verified(CfApi *api, const CfReply *reply, void *userdata) 
 int engine_verify_token(Engine *e, engine_verify_done_t done, void *userdata) {
         CfRequest req = {
                 .method = "GET",
-                .path = "/user/tokens/verify",
+                .path = cfreq_template(CF_PATH_TOKEN_VERIFY),
                 .priority = CFAPI_PRIORITY_NORMAL,
                 .flags = CFAPI_NO_RETRY,
         };
@@ -535,8 +514,8 @@ int engine_verify_token(Engine *e, engine_verify_done_t done, void *userdata) {
         return r;
 }
 
-json_object *engine_metrics_json(const Engine *e) {
-        return cfapi_metrics_json(e->api);
+void engine_api_stats(const Engine *e, CfApiStats *ret) {
+        cfapi_stats(e->api, ret);
 }
 
 /* ---- the run ---- */
@@ -821,11 +800,12 @@ static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
         } else if (reply->result && json_object_is_type(reply->result, json_type_array)) {
                 /* Entries for our own writes are processed; anything else
                  * stays unseen for the next observe. */
-                _cleanup_(plan_json_unrefp) json_object *counts = observe_write_counts(apply_writes(e->applier)),
-                                                        *seen = json_object_new_object();
+                _cleanup_(json_object_putp) json_object *counts = observe_write_counts(apply_writes(e->applier));
+                _cleanup_(strset_freep) StrSet *seen = strset_new();
 
                 for (size_t i = 0; seen && e->audit_seen_new && e->audit_seen_new[i]; i++)
-                        json_object_object_add(seen, e->audit_seen_new[i], NULL);
+                        if (strset_put(seen, e->audit_seen_new[i]) < 0)
+                                seen = strset_free(seen);
                 for (size_t i = 0; counts && seen && i < json_object_array_length(reply->result); i++) {
                         json_object *x = json_object_array_get_idx(reply->result, i), *raw, *v;
                         const char *id, *method = NULL, *uri = NULL;
@@ -834,7 +814,7 @@ static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
                         if (!json_object_object_get_ex(x, "id", &v))
                                 continue;
                         id = json_object_get_string(v);
-                        if (json_object_object_get_ex(seen, id, NULL))
+                        if (strset_contains(seen, id))
                                 continue;
                         if (json_object_object_get_ex(x, "raw", &raw)) {
                                 if (json_object_object_get_ex(raw, "method", &v))
@@ -856,8 +836,8 @@ static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
 }
 
 static int post_submit(Engine *e, bool audit) {
-        PostReq *q = calloc(1, sizeof(PostReq));
-        char since[64], before[64], query[256];
+        _cleanup_free_ PostReq *q = calloc(1, sizeof(PostReq));
+        _cleanup_free_ char *path = NULL, *query = NULL;
         CfRequest r = { .method = "GET", .priority = CFAPI_PRIORITY_NORMAL };
         int k;
 
@@ -867,26 +847,21 @@ static int post_submit(Engine *e, bool audit) {
         q->audit = audit;
         if (audit) {
                 uint64_t from = e->started_usec > OBSERVE_AUDIT_OVERLAP_USEC ? e->started_usec - 60 * USEC_PER_SEC : 0;
-                _cleanup_free_ char *esc = cfapi_escape(format_rfc3339(from, since, sizeof(since))),
-                                    *besc = cfapi_escape(format_rfc3339(now_realtime_usec() +
-                                                                                OBSERVE_AUDIT_BEFORE_SLACK_USEC,
-                                                                        before, sizeof(before)));
 
-                if (!esc || !besc) {
-                        free(q);
-                        return -ENOMEM;
-                }
-                snprintf(query, sizeof(query), "since=%s&before=%s&limit=1000", esc, besc);
-                r.path = "logs/audit";
-                r.query = query;
+                k = cfreq_audit_query(from, now_realtime_usec() + OBSERVE_AUDIT_BEFORE_SLACK_USEC, &query);
+                if (k < 0)
+                        return k;
                 r.paging = CFAPI_PAGING_CURSOR;
-        } else
-                r.path = "workers/scripts";
-        k = cfapi_submit(e->api, &r, on_post_reply, q, NULL);
-        if (k < 0) {
-                free(q);
-                return k;
         }
+        k = cfreq_path(&path, audit ? CF_PATH_AUDIT : CF_PATH_SCRIPTS);
+        if (k < 0)
+                return k;
+        r.path = path;
+        r.query = query;
+        k = cfapi_submit(e->api, &r, on_post_reply, q, NULL);
+        if (k < 0)
+                return k;
+        TAKE_PTR(q);
         e->post_pending++;
         return 0;
 }
@@ -916,8 +891,9 @@ static void record_policies(Engine *e) {
                                                    g->arr[i].policy.deletion == DELETION_DELETE               \
                                            ? DELETION_DELETE                                                  \
                                            : DELETION_RETAIN;                                                 \
-                if (le && le->deletion != d) {                                                                \
+                if (le && (le->deletion != d || le->drift != g->arr[i].policy.drift)) {                      \
                         le->deletion = d;                                                                     \
+                        le->drift = g->arr[i].policy.drift;                                                   \
                         le->dirty = true;                                                                     \
                 }                                                                                             \
         }
@@ -1068,27 +1044,6 @@ static void refresh_advance(Engine *e, uint64_t now) {
                 (void) state_set_meta(e->state, META_REFRESH_CURSOR, e->refresh[n - 1]);
 }
 
-/* The API token permission a refused request needed, from the request's
- * route in the message ("GET storage/kv/namespaces: HTTP 403: …"), or NULL. */
-static const char *token_permission_for(const char *message) {
-        static const struct {
-                const char *route, *permission;
-        } t[] = {
-                { "storage/kv", "Workers KV Storage: Edit" },
-                { "r2/", "Workers R2 Storage: Edit" },
-                { "d1/", "D1: Edit" },
-                { "queues", "Queues: Edit" },
-                { "secrets_store", "Secrets Store: Edit" },
-                { "logs/audit", "Account Settings: Read" },
-                { "workers/", "Workers Scripts: Edit" },
-        };
-
-        for (size_t i = 0; message && i < ELEMENTSOF(t); i++)
-                if (strstr(message, t[i].route))
-                        return t[i].permission;
-        return NULL;
-}
-
 static void on_observed(ObserveResult *res, void *userdata) {
         Engine *e = userdata;
         int r;
@@ -1104,9 +1059,9 @@ static void on_observed(ObserveResult *res, void *userdata) {
                                 r = asprintf(&e->error, "Cloudflare refused the API token (%s): %s; check the token "
                                              "and its permissions%s%s%s (binderyd(8), TOKEN PERMISSIONS)",
                                              strna(e->token_ref), strna(res->message),
-                                             token_permission_for(res->message) ? " (this request needs " : "",
-                                             strempty(token_permission_for(res->message)),
-                                             token_permission_for(res->message) ? ")" : "");
+                                             cfreq_permission(res->message) ? " (this request needs " : "",
+                                             strempty(cfreq_permission(res->message)),
+                                             cfreq_permission(res->message) ? ")" : "");
                         else
                                 r = res->message ? asprintf(&e->error, "%s", res->message) : -1;
                         if (r < 0)
@@ -1227,11 +1182,11 @@ static void build_status(Engine *e) {
                         else if (r->error < 0) {
                                 st = RESOURCE_STATE_FAILED;
                                 reason = r->message;
-                                if (r->error == -EACCES && token_permission_for(r->message)) {
+                                if (r->error == -EACCES && cfreq_permission(r->message)) {
                                         free(why);
                                         why = NULL;
                                         if (asprintf(&why, "%s (Cloudflare refused the API token: it needs %s)",
-                                                     strna(r->message), token_permission_for(r->message)) >= 0)
+                                                     strna(r->message), cfreq_permission(r->message)) >= 0)
                                                 reason = why;
                                 }
                         } else

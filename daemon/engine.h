@@ -17,6 +17,7 @@
 #include <json-c/json.h>
 #include <systemd/sd-event.h>
 
+#include "cfapi.h"
 #include "config.h"
 #include "model.h"
 
@@ -134,8 +135,9 @@ const char *engine_token_problem(const Engine *e);
 typedef void (*engine_verify_done_t)(int error, const char *finding, void *userdata);
 int engine_verify_token(Engine *e, engine_verify_done_t done, void *userdata);
 
-/* API client figures for /metrics: requests by HTTP status, budget left. */
-json_object *engine_metrics_json(const Engine *e);
+/* API client figures for /metrics: requests by HTTP status, latency,
+ * budget left. */
+void engine_api_stats(const Engine *e, CfApiStats *ret);
 /* The change detection of the last observe, and why it fell back (NULL
  * in audit mode; points into the engine, valid until the next run). */
 ChangeDetection engine_change_detection(const Engine *e, const char **ret_reason);

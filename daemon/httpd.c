@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -42,7 +43,6 @@
 #define HTTPD_WAIT_MAX_DEFAULT 3600
 #define HTTPD_PLAN_WAIT_SEC 300
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct MHD_Response *, MHD_destroy_response);
 
 typedef struct Request Request;
@@ -90,7 +90,7 @@ struct Conn {
         uint64_t since;             /* CLOCK_MONOTONIC µs: accepted, or the last request answered */
         bool busy;                  /* a whole request is in; it is being answered */
         bool evicted;               /* shutdown() already */
-        Conn *prev, *next;          /* h->conns, oldest first */
+        TAILQ_ENTRY(Conn) link;     /* h->conns, oldest first */
 };
 
 struct Request {
@@ -127,7 +127,7 @@ struct Httpd {
         char *webhook_ref;          /* only pushes to this ref trigger (NULL: any) */
         Request *waiting;           /* suspended requests */
         bool shutting_down;
-        Conn *conns, *conns_tail;   /* every open connection, oldest first */
+        TAILQ_HEAD(, Conn) conns;   /* every open connection, oldest first */
         size_t n_conns;
         uint64_t n_started, n_evicted, n_deadline;
         sd_event_source *deadline_timer;
@@ -945,7 +945,9 @@ static void conn_evict(Conn *k, const char *why) {
 
 /* The oldest receiving connection (of addr, if given), or NULL. */
 static Conn *conn_oldest_idle(Httpd *h, const struct sockaddr_storage *addr) {
-        for (Conn *k = h->conns; k; k = k->next)
+        Conn *k;
+
+        TAILQ_FOREACH(k, &h->conns, link)
                 if (!k->busy && !k->evicted && (!addr || same_address(&k->addr, addr)))
                         return k;
         return NULL;
@@ -953,8 +955,9 @@ static Conn *conn_oldest_idle(Httpd *h, const struct sockaddr_storage *addr) {
 
 static void conn_admit(Httpd *h, Conn *n) {
         size_t same = 0, live = 0;
+        Conn *k;
 
-        for (Conn *k = h->conns; k; k = k->next)
+        TAILQ_FOREACH(k, &h->conns, link)
                 if (!k->evicted) {
                         live++;
                         if (same_address(&k->addr, &n->addr))
@@ -1003,12 +1006,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
                         k->addr.ss_family = ai->client_addr->sa_family;
                 }
                 k->since = now_monotonic_usec();
-                k->prev = h->conns_tail;
-                if (h->conns_tail)
-                        h->conns_tail->next = k;
-                else
-                        h->conns = k;
-                h->conns_tail = k;
+                TAILQ_INSERT_TAIL(&h->conns, k, link);
                 h->n_conns++;
                 *socket_context = k;
                 /* The deadline timer runs only while connections are open. */
@@ -1021,14 +1019,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
                 return;
         }
         if (toe == MHD_CONNECTION_NOTIFY_CLOSED && k) {
-                if (k->prev)
-                        k->prev->next = k->next;
-                else
-                        h->conns = k->next;
-                if (k->next)
-                        k->next->prev = k->prev;
-                else
-                        h->conns_tail = k->prev;
+                TAILQ_REMOVE(&h->conns, k, link);
                 h->n_conns--;
                 free(k);
                 *socket_context = NULL;
@@ -1045,19 +1036,8 @@ static void conn_set_busy(struct MHD_Connection *c, bool busy) {
         if (!busy) {
                 /* Back to receiving: to the end of the age order. */
                 k->since = now_monotonic_usec();
-                if (k != k->httpd->conns_tail) {
-                        Httpd *h = k->httpd;
-
-                        if (k->prev)
-                                k->prev->next = k->next;
-                        else
-                                h->conns = k->next;
-                        k->next->prev = k->prev;
-                        k->prev = h->conns_tail;
-                        k->next = NULL;
-                        h->conns_tail->next = k;
-                        h->conns_tail = k;
-                }
+                TAILQ_REMOVE(&k->httpd->conns, k, link);
+                TAILQ_INSERT_TAIL(&k->httpd->conns, k, link);
         }
 }
 
@@ -1068,14 +1048,15 @@ static void conn_set_busy(struct MHD_Connection *c, bool busy) {
 static int on_deadline_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Httpd *h = userdata;
         uint64_t now = now_monotonic_usec(), limit = (uint64_t) h->settings.request_deadline_sec * USEC_PER_SEC;
+        Conn *k;
 
-        for (Conn *k = h->conns; k; k = k->next) {
+        TAILQ_FOREACH(k, &h->conns, link) {
                 if (k->since + limit > now)
                         break;  /* oldest first: the rest are younger */
                 if (!k->busy)
                         conn_evict(k, "deadline");
         }
-        if (!h->conns)
+        if (TAILQ_EMPTY(&h->conns))
                 return sd_event_source_set_enabled(s, SD_EVENT_OFF);
         (void) sd_event_source_set_time_relative(s, USEC_PER_SEC);
         return 0;
@@ -1206,6 +1187,7 @@ int httpd_new(Httpd **ret, sd_event *event, const HttpdSettings *s, const HttpdB
         h = calloc(1, sizeof(Httpd));
         if (!h)
                 return log_error_errno(ENOMEM, "Out of memory.");
+        TAILQ_INIT(&h->conns);
         h->event = sd_event_ref(event);
         h->backend = *backend;
         h->userdata = userdata;

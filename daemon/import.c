@@ -1195,7 +1195,7 @@ static void check_header(Ctx *c) {
                 return;
         if (!d)
                 note(c, true, dp, "no compatibility_date (wrangler would use today's; bindery needs one fixed)");
-        else if (!spec_valid_compat_date(d, &reason))
+        else if (!spec_valid_compat_date(d, time(NULL), &reason))
                 note(c, true, dp, "invalid compatibility_date '%s': %s", d, reason);
         v = get(c->eff, "compatibility_flags");
         for (size_t i = 0; json_object_is_type(v, json_type_array) && i < alen(v); i++) {

@@ -31,8 +31,6 @@
 #define STOP_TIMEOUT_USEC (60 * USEC_PER_SEC)
 #define ERRORS_LOGGED_MAX 50
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
-
 typedef enum RunState {
         RUN_STATE_QUEUED,
         RUN_STATE_RUNNING,
@@ -1089,31 +1087,10 @@ static bool backend_ready(void *userdata) {
         return m->ready;
 }
 
-static double jnum(json_object *o, const char *key, double def) {
-        json_object *v;
-
-        if (!o || !json_object_object_get_ex(o, key, &v) || !v)
-                return def;
-        return json_object_get_double(v);
-}
-
-static char *backend_metrics(void *userdata) {
+/* /metrics: runs, triggers and plans. */
+static void metrics_runs(Manager *m, Metrics *x) {
         static const char *const results[] = { "ok", "changes", "failed", "blocked", "drift" };
-        Manager *m = userdata;
-        _cleanup_(metrics_freep) Metrics *x = metrics_new();
-        _cleanup_(json_object_putp) json_object *em = NULL, *st = NULL;
-        unsigned by_state[_RESOURCE_STATE_MAX] = {};
-        json_object *bys, *lat;
         char le[32];
-
-        if (!x)
-                return NULL;
-        metrics_family(x, "bindery_up", "gauge", "1 while the daemon runs.");
-        metrics_sample(x, "bindery_up", 1, NULL);
-        metrics_family(x, "bindery_build_info", "gauge", "The running binderyd (version label).");
-        metrics_sample(x, "bindery_build_info", 1, "version", PACKAGE_VERSION, NULL);
-        metrics_family(x, "bindery_ready", "gauge", "1 once a spec generation has loaded.");
-        metrics_sample(x, "bindery_ready", m->ready, NULL);
 
         metrics_family(x, "bindery_runs_total", "counter", "Finished reconcile runs by result.");
         for (size_t i = 0; i < ELEMENTSOF(results) && i < _RUN_RESULT_MAX; i++)
@@ -1144,6 +1121,12 @@ static char *backend_metrics(void *userdata) {
         metrics_sample(x, "bindery_plans_total", (double) m->plan_started, "outcome", "started", NULL);
         metrics_sample(x, "bindery_plans_total", (double) m->plan_served_cached, "outcome", "cached", NULL);
         metrics_sample(x, "bindery_plans_total", (double) m->plan_refused, "outcome", "refused", NULL);
+}
+
+/* /metrics: resources by reconcile state, and the change detection mode. */
+static void metrics_resources(Manager *m, Metrics *x) {
+        _cleanup_(json_object_putp) json_object *st = NULL;
+        unsigned by_state[_RESOURCE_STATE_MAX] = {};
 
         st = engine_status_json(m->engine);
         for (size_t i = 0; st && i < json_object_array_length(st); i++) {
@@ -1184,41 +1167,44 @@ static char *backend_metrics(void *userdata) {
                         metrics_sample(x, "bindery_change_detection_mode", d == k ? 1 : 0, "mode",
                                        change_detection_to_string(k), NULL);
         }
-        em = engine_metrics_json(m->engine);
+}
+
+/* /metrics: the Cloudflare client's counters (CfApiStats), notifications,
+ * the request budget. Returns 0 or -ENOMEM. */
+static int metrics_api(Manager *m, Metrics *x) {
+        _cleanup_free_ CfApiStats *em = malloc(sizeof(CfApiStats));
+        char le[32];
+
+        if (!em)
+                return -ENOMEM;
+        engine_api_stats(m->engine, em);
         metrics_family(x, "bindery_api_requests_total", "counter",
                        "Cloudflare API requests by HTTP status (0: no answer).");
-        if (em && json_object_object_get_ex(em, "requests_by_status", &bys) && json_object_is_type(bys, json_type_object)) {
-                json_object_object_foreach(bys, code, v)
-                        metrics_sample(x, "bindery_api_requests_total", json_object_get_double(v), "code", code, NULL);
-        }
+        for (int i = 0; i < CFAPI_STATUS_SLOTS; i++)
+                if (em->by_status[i] > 0) {
+                        snprintf(le, sizeof(le), "%d", i);
+                        metrics_sample(x, "bindery_api_requests_total", (double) em->by_status[i], "code", le, NULL);
+                }
+        if (em->other_status > 0)
+                metrics_sample(x, "bindery_api_requests_total", (double) em->other_status, "code", "other", NULL);
         metrics_family(x, "bindery_api_request_duration_seconds", "histogram",
                        "Cloudflare API request latency (each attempt) by route class.");
-        if (em && json_object_object_get_ex(em, "latency", &lat)) {
-                json_object *bk = NULL, *routes = NULL;
+        for (int k = 0; k < CFAPI_ROUTE_CLASSES; k++) {
+                const char *route = cfapi_route_class_name(k);
+                uint64_t acc = 0;
 
-                (void) json_object_object_get_ex(lat, "buckets", &bk);
-                (void) json_object_object_get_ex(lat, "routes", &routes);
-                if (bk && routes && json_object_is_type(routes, json_type_object)) {
-                        json_object_object_foreach(routes, route, rv) {
-                                json_object *cum = NULL;
-
-                                (void) json_object_object_get_ex(rv, "cumulative", &cum);
-                                for (size_t i = 0; cum && i < json_object_array_length(bk) &&
-                                                   i < json_object_array_length(cum); i++) {
-                                        snprintf(le, sizeof(le), "%g",
-                                                 json_object_get_double(json_object_array_get_idx(bk, i)));
-                                        metrics_sample(x, "bindery_api_request_duration_seconds_bucket",
-                                                       json_object_get_double(json_object_array_get_idx(cum, i)),
-                                                       "route", route, "le", le, NULL);
-                                }
-                                metrics_sample(x, "bindery_api_request_duration_seconds_bucket",
-                                               jnum(rv, "count", 0), "route", route, "le", "+Inf", NULL);
-                                metrics_sample(x, "bindery_api_request_duration_seconds_sum", jnum(rv, "sum", 0),
-                                               "route", route, NULL);
-                                metrics_sample(x, "bindery_api_request_duration_seconds_count",
-                                               jnum(rv, "count", 0), "route", route, NULL);
-                        }
+                for (size_t i = 0; i < CFAPI_LATENCY_BUCKETS; i++) {
+                        acc += em->latency_counts[k][i];
+                        snprintf(le, sizeof(le), "%g", em->latency_buckets[i]);
+                        metrics_sample(x, "bindery_api_request_duration_seconds_bucket", (double) acc, "route", route,
+                                       "le", le, NULL);
                 }
+                metrics_sample(x, "bindery_api_request_duration_seconds_bucket", (double) em->latency_n[k], "route",
+                               route, "le", "+Inf", NULL);
+                metrics_sample(x, "bindery_api_request_duration_seconds_sum", em->latency_sum[k], "route", route,
+                               NULL);
+                metrics_sample(x, "bindery_api_request_duration_seconds_count", (double) em->latency_n[k], "route",
+                               route, NULL);
         }
         {
                 unsigned long sent, failed, dropped;
@@ -1231,13 +1217,17 @@ static char *backend_metrics(void *userdata) {
                 metrics_sample(x, "bindery_notifications_total", (double) dropped, "outcome", "dropped", NULL);
         }
         metrics_family(x, "bindery_api_retries_total", "counter", "Cloudflare API retries.");
-        metrics_sample(x, "bindery_api_retries_total", jnum(em, "retries_total", 0), NULL);
+        metrics_sample(x, "bindery_api_retries_total", (double) em->retries_total, NULL);
         metrics_family(x, "bindery_request_budget_remaining", "gauge",
                        "Requests left in the current request_budget window.");
-        metrics_sample(x, "bindery_request_budget_remaining", jnum(em, "budget_left", 0), NULL);
+        metrics_sample(x, "bindery_request_budget_remaining", (double) em->budget_left, NULL);
         metrics_family(x, "bindery_request_budget_capacity", "gauge", "Requests allowed per request_budget window.");
-        metrics_sample(x, "bindery_request_budget_capacity", jnum(em, "budget_capacity", m->config->request_budget), NULL);
+        metrics_sample(x, "bindery_request_budget_capacity", (double) em->budget_capacity, NULL);
+        return 0;
+}
 
+/* /metrics: the enforced generation and spec loads. */
+static void metrics_generation(Manager *m, Metrics *x) {
         metrics_family(x, "bindery_generation_info", "gauge", "The enforced spec generation (digest label).");
         metrics_sample(x, "bindery_generation_info", 1, "digest", m->gen ? m->gen->digest : "", NULL);
         metrics_family(x, "bindery_generation_loaded_timestamp_seconds", "gauge",
@@ -1251,6 +1241,25 @@ static char *backend_metrics(void *userdata) {
         metrics_family(x, "bindery_spec_loads_total", "counter", "Spec loads by outcome.");
         metrics_sample(x, "bindery_spec_loads_total", (double) m->spec_loads_ok, "outcome", "ok", NULL);
         metrics_sample(x, "bindery_spec_loads_total", (double) m->spec_loads_failed, "outcome", "rejected", NULL);
+}
+
+static char *backend_metrics(void *userdata) {
+        Manager *m = userdata;
+        _cleanup_(metrics_freep) Metrics *x = metrics_new();
+
+        if (!x)
+                return NULL;
+        metrics_family(x, "bindery_up", "gauge", "1 while the daemon runs.");
+        metrics_sample(x, "bindery_up", 1, NULL);
+        metrics_family(x, "bindery_build_info", "gauge", "The running binderyd (version label).");
+        metrics_sample(x, "bindery_build_info", 1, "version", PACKAGE_VERSION, NULL);
+        metrics_family(x, "bindery_ready", "gauge", "1 once a spec generation has loaded.");
+        metrics_sample(x, "bindery_ready", m->ready, NULL);
+        metrics_runs(m, x);
+        metrics_resources(m, x);
+        if (metrics_api(m, x) < 0)
+                return NULL;
+        metrics_generation(m, x);
         return metrics_take(TAKE_PTR(x));
 }
 

@@ -31,26 +31,6 @@ static const char *const secret_source_table[_SECRET_SOURCE_MAX] = {
         [SECRET_SOURCE_ENV] = "env",
 };
 
-static const char *const binding_api_type_table[_BINDING_KIND_MAX] = {
-        [BINDING_PLAIN_TEXT] = "plain_text",
-        [BINDING_JSON] = "json",
-        [BINDING_SECRET] = "secret_text",
-        [BINDING_KV_NAMESPACE] = "kv_namespace",
-        [BINDING_R2_BUCKET] = "r2_bucket",
-        [BINDING_D1] = "d1",
-        [BINDING_DURABLE_OBJECT] = "durable_object_namespace",
-        [BINDING_QUEUE] = "queue",
-        [BINDING_SERVICE] = "service",
-        [BINDING_SECRETS_STORE_SECRET] = "secrets_store_secret",
-        [BINDING_ANALYTICS_ENGINE] = "analytics_engine",
-        [BINDING_AI] = "ai",
-        [BINDING_VERSION_METADATA] = "version_metadata",
-        [BINDING_HYPERDRIVE] = "hyperdrive",
-        [BINDING_VECTORIZE] = "vectorize",
-        [BINDING_BROWSER] = "browser",
-        [BINDING_WORKFLOW] = "workflow",
-};
-
 static const char *const module_type_table[_MODULE_TYPE_MAX] = {
         [MODULE_ESM] = "esm",
         [MODULE_COMMONJS] = "commonjs",
@@ -120,14 +100,6 @@ char *secret_ref_to_string(const SecretRef *s) {
         if (asprintf(&r, "%s:%s", strna(secret_source_to_string(s->source)), strna(s->ref)) < 0)
                 return NULL;
         return r;
-}
-
-const char *binding_kind_to_api_type(BindingKind k) {
-        return TABLE_TO_STRING(binding_api_type_table, k);
-}
-
-BindingKind binding_kind_from_api_type(const char *s) {
-        return (BindingKind) table_lookup(binding_api_type_table, ELEMENTSOF(binding_api_type_table), s);
 }
 
 const char *module_type_to_content_type(ModuleType t) {
@@ -278,6 +250,19 @@ DEFINE_FIND(generation_find_d1, D1Database, d1_databases, n_d1_databases)
 DEFINE_FIND(generation_find_queue, Queue, queues, n_queues)
 DEFINE_FIND(generation_find_store, SecretsStore, secrets_stores, n_secrets_stores)
 DEFINE_FIND(generation_find_store_secret, SecretsStoreSecret, secrets_store_secrets, n_secrets_store_secrets)
+
+const void *generation_find_doc(const Generation *g, ResourceKind k, const char *name) {
+        switch (k) {
+        case RESOURCE_WORKER: return generation_find_worker(g, name);
+        case RESOURCE_KV_NAMESPACE: return generation_find_kv(g, name);
+        case RESOURCE_R2_BUCKET: return generation_find_r2(g, name);
+        case RESOURCE_D1_DATABASE: return generation_find_d1(g, name);
+        case RESOURCE_QUEUE: return generation_find_queue(g, name);
+        case RESOURCE_SECRETS_STORE: return generation_find_store(g, name);
+        case RESOURCE_SECRETS_STORE_SECRET: return generation_find_store_secret(g, name);
+        default: return NULL;
+        }
+}
 
 /* ---- canonical JSON ---- */
 

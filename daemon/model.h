@@ -179,7 +179,8 @@ typedef enum BindingKind {
         _BINDING_KIND_INVALID = -EINVAL,
 } BindingKind;
 
-/* The Cloudflare metadata `type` ("plain_text", "kv_namespace", "d1", ...). */
+/* The Cloudflare metadata `type` ("plain_text", "kv_namespace", "d1", ...),
+ * from the binding-kind table (binding-kinds.c). */
 const char *binding_kind_to_api_type(BindingKind k) _pure_;
 BindingKind binding_kind_from_api_type(const char *s) _pure_;
 
@@ -352,6 +353,8 @@ const D1Database *generation_find_d1(const Generation *g, const char *name);
 const Queue *generation_find_queue(const Generation *g, const char *name);
 const SecretsStore *generation_find_store(const Generation *g, const char *name);
 const SecretsStoreSecret *generation_find_store_secret(const Generation *g, const char *name);
+/* The document of kind k named name (a Worker, KVNamespace, ...), or NULL. */
+const void *generation_find_doc(const Generation *g, ResourceKind k, const char *name);
 
 /* Canonical JSON of one worker and of a whole generation: fixed key order,
  * arrays in the generation's (sorted) order, modules by name, type and

@@ -19,8 +19,6 @@
 #define NOTIFY_BACKOFF_MAX_USEC (60 * USEC_PER_SEC)
 #define NOTIFY_RESPONSE_MAX 4096
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
-
 /* ---- pure parts ---- */
 
 static const char *jstr(json_object *o, const char *k) {

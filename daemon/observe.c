@@ -2,6 +2,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "binding-kinds.h"
+#include "cfapi.h"
+#include "cfreq.h"
 #include "observe.h"
 #include "util.h"
 
@@ -295,27 +298,6 @@ int observe_parse_resources(ResourceKind kind, json_object *items, LiveState *li
         return 0;
 }
 
-static char *url_unescape(const char *s, size_t n) {
-        char *r = malloc(n + 1), *p = r;
-
-        if (!r)
-                return NULL;
-        for (size_t i = 0; i < n; i++) {
-                unsigned v;
-                char hex[3];
-
-                if (s[i] == '%' && i + 2 < n + 0 && (hex[0] = s[i + 1], hex[1] = s[i + 2], hex[2] = 0, 1) &&
-                    sscanf(hex, "%2x", &v) == 1) {
-                        *p++ = (char) v;
-                        i += 2;
-                        continue;
-                }
-                *p++ = s[i];
-        }
-        *p = 0;
-        return r;
-}
-
 bool observe_audit_matches(const char *method, const char *uri, const char *write) {
         const char *sp = write ? strchr(write, ' ') : NULL, *q, *path;
         size_t n, pn;
@@ -396,7 +378,7 @@ int observe_audit_script(const char *uri, char **ret, bool *ret_secrets) {
         if (n == 0)
                 return 0;
         end = p + n;
-        *ret = url_unescape(p, n);
+        *ret = cfapi_unescape(p, n);
         if (!*ret)
                 return -ENOMEM;
         if (ret_secrets)
@@ -518,10 +500,7 @@ static bool bound_by_id(const Generation *g, ResourceKind k) {
 
                         if (b->target || !b->target_id)
                                 continue;
-                        if ((k == RESOURCE_KV_NAMESPACE && b->kind == BINDING_KV_NAMESPACE) ||
-                            (k == RESOURCE_R2_BUCKET && b->kind == BINDING_R2_BUCKET) ||
-                            (k == RESOURCE_D1_DATABASE && b->kind == BINDING_D1) ||
-                            (k == RESOURCE_QUEUE && b->kind == BINDING_QUEUE))
+                        if (binding_kind_target(b->kind) == k)
                                 return true;
                 }
         return false;
@@ -573,19 +552,17 @@ static bool worker_relevant(const Observer *o, const char *name) {
 }
 
 static int start_detail(Observer *o, LiveWorker *w, const char *why) {
-        _cleanup_free_ char *esc = cfapi_escape(w->name), *p1 = NULL, *p2 = NULL, *p3 = NULL;
+        _cleanup_free_ char *p1 = NULL, *p2 = NULL, *p3 = NULL;
         const Worker *dw = o->g ? generation_find_worker(o->g, w->name) : NULL;
         const LedgerEntry *e = ledger_find(o->ledger, RESOURCE_WORKER, w->name);
         int r;
 
-        if (!esc)
-                return -ENOMEM;
         w->dirty = true;
         if (set_str(&w->dirty_reason, why) < 0)
                 return -ENOMEM;
-        if (asprintf(&p1, "workers/scripts/%s/deployments", esc) < 0 ||
-            asprintf(&p2, "workers/scripts/%s/schedules", esc) < 0 ||
-            asprintf(&p3, "workers/scripts/%s/subdomain", esc) < 0)
+        if (cfreq_path(&p1, CF_PATH_SCRIPT_DEPLOYMENTS, w->name) < 0 ||
+            cfreq_path(&p2, CF_PATH_SCRIPT_SCHEDULES, w->name) < 0 ||
+            cfreq_path(&p3, CF_PATH_SCRIPT_SUBDOMAIN, w->name) < 0)
                 return -ENOMEM;
         o->res.n_details++;
         r = submit(o, REQ_DEPLOYMENTS, RESOURCE_WORKER, p1, NULL, CFAPI_PAGING_NONE, NULL, w->name, NULL);
@@ -624,14 +601,14 @@ static bool spec_changed(Observer *o, const char *name, const LedgerEntry *e) {
 static int start_details(Observer *o) {
         LiveState *live = o->res.live;
         unsigned n_diff_reads = 0;
-        _cleanup_(plan_json_unrefp) json_object *seen = json_object_new_object(), *flagged = json_object_new_object(),
-                                                *secret_flagged = json_object_new_object(),
-                                                *own = observe_write_counts(o->own_writes);
+        _cleanup_(strset_freep) StrSet *seen = strset_new(), *flagged = strset_new(), *secret_flagged = strset_new();
+        _cleanup_(json_object_putp) json_object *own = observe_write_counts(o->own_writes);
 
         if (!seen || !flagged || !secret_flagged || !own)
                 return -ENOMEM;
         for (size_t i = 0; o->audit_seen && o->audit_seen[i]; i++)
-                json_object_object_add(seen, o->audit_seen[i], NULL);
+                if (strset_put(seen, o->audit_seen[i]) < 0)
+                        return -ENOMEM;
         /* The audit feed: writes we have not processed yet. */
         for (size_t i = 0; o->audit && i < json_object_array_length(o->audit); i++) {
                 json_object *e = json_object_array_get_idx(o->audit, i);
@@ -643,7 +620,7 @@ static int start_details(Observer *o) {
 
                 if (id && strv_extend(&o->res.audit_seen, id) < 0)
                         return -ENOMEM;
-                if (id && json_object_object_get_ex(seen, id, NULL))
+                if (strset_contains(seen, id))
                         continue;
                 if (method && streq(method, "GET"))
                         continue;
@@ -655,9 +632,8 @@ static int start_details(Observer *o) {
                         return r;
                 if (r == 0)
                         continue;
-                json_object_object_add(flagged, script, NULL);
-                if (secrets)
-                        json_object_object_add(secret_flagged, script, NULL);
+                if (strset_put(flagged, script) < 0 || (secrets && strset_put(secret_flagged, script) < 0))
+                        return -ENOMEM;
         }
         strv_sort_uniq(o->res.audit_seen);
         if (observe_write_leftovers(own, &o->res.own_writes_left) < 0)
@@ -671,11 +647,11 @@ static int start_details(Observer *o) {
 
                 if (!worker_relevant(o, w->name))
                         continue;
-                if (json_object_object_get_ex(secret_flagged, w->name, NULL))
+                if (strset_contains(secret_flagged, w->name))
                         w->secrets_written = true;
                 if (!e)
                         why = "not owned yet";
-                else if (json_object_object_get_ex(flagged, w->name, NULL))
+                else if (strset_contains(flagged, w->name))
                         why = "written outside bindery (audit log)";
                 else if (!streq_ptr(e->etag, w->etag))
                         why = "etag changed";
@@ -688,9 +664,7 @@ static int start_details(Observer *o) {
                 else if ((!o->res.audit_ok || o->audit_gap) && e && strv_contains(o->rotation, w->name)) {
                         why = o->audit_gap ? "settings rotation (audit feed has gaps)"
                                            : "settings rotation (audit feed unavailable)";
-                        o->res.n_rotated++;
-                }
-                else if (n_diff_reads < OBSERVE_DIFF_READS_MAX && spec_changed(o, w->name, e)) {
+                } else if (n_diff_reads < OBSERVE_DIFF_READS_MAX && spec_changed(o, w->name, e)) {
                         /* Bounded: a spec change touching every worker must
                          * not spend the request budget on showing the diff;
                          * past the bound the plan says the values are unknown. */
@@ -744,184 +718,210 @@ static void step(Observer *o) {
         finish(o);
 }
 
-static void handle(Observer *o, Req *q, const CfReply *reply) {
+static void on_scripts(Observer *o, const CfReply *reply) {
+        int r;
+
+        if (reply->error < 0)
+                return fail(o, reply->error, "GET workers/scripts", reply->message);
+        r = observe_parse_script_list(reply->result, o->res.live);
+        if (r < 0)
+                return fail(o, r, "workers/scripts", "undecodable list");
+}
+
+static void on_audit(Observer *o, const CfReply *reply) {
+        if (reply->error < 0) {
+                /* Not fatal: the position is not advanced, so the next
+                 * cycle reads the same window again; the lists and the
+                 * full refresh still catch drift meanwhile. */
+                o->res.audit_ok = false;
+                o->res.audit_http_status = reply->http_status;
+                free(o->res.audit_message);
+                o->res.audit_message = reply->message ? strdup(reply->message) : NULL;
+                return;
+        }
+        o->res.audit_ok = true;
+        if (reply->result && json_object_is_type(reply->result, json_type_array))
+                o->audit = json_object_get(reply->result);
+}
+
+/* Whether bindery uses a listed secrets store (its ledger or the spec). */
+static bool store_used(const Observer *o, const LiveResource *s) {
+        for (size_t j = 0; j < o->ledger->n_entries; j++)
+                if (o->ledger->entries[j].kind == RESOURCE_SECRETS_STORE_SECRET &&
+                    streq_ptr(o->ledger->entries[j].store_id, s->id))
+                        return true;
+        for (size_t j = 0; o->g && j < o->g->n_secrets_stores; j++) {
+                const SecretsStore *st = &o->g->secrets_stores[j];
+
+                if (streq_ptr(st->id, s->id) || streq_ptr(st->store_name ?: st->name, s->name))
+                        return true;
+        }
+        return false;
+}
+
+/* One secrets list per store bindery uses. */
+static void list_store_secrets(Observer *o) {
         LiveState *live = o->res.live;
-        LiveWorker *w = q->worker ? live_state_find_worker(live, q->worker) : NULL;
-        int r = 0;
+        int r;
+
+        for (size_t i = 0; i < live->n_resources; i++) {
+                const LiveResource *s = &live->resources[i];
+                _cleanup_free_ char *path = NULL;
+
+                if (s->kind != RESOURCE_SECRETS_STORE || !store_used(o, s))
+                        continue;
+                if (cfreq_path(&path, CF_PATH_STORE_SECRETS, s->id) < 0)
+                        return fail(o, -ENOMEM, "observe", NULL);
+                r = submit(o, REQ_STORE_SECRETS, RESOURCE_SECRETS_STORE_SECRET, path, NULL, CFAPI_PAGING_PAGE, NULL,
+                           NULL, s->id);
+                if (r < 0)
+                        return fail(o, r, "observe", NULL);
+        }
+        live->listed[RESOURCE_SECRETS_STORE_SECRET] = true;
+}
+
+static void on_list(Observer *o, Req *q, const CfReply *reply) {
+        LiveState *live = o->res.live;
+        size_t before = live->n_resources;
+        int r;
+
+        if (reply->error < 0)
+                return fail(o, reply->error, resource_kind_to_string(q->kind), reply->message);
+        r = observe_parse_resources(q->kind, reply->result, live, NULL);
+        if (r < 0)
+                return fail(o, r, resource_kind_to_string(q->kind), "undecodable list");
+        for (size_t i = before; q->jurisdiction && i < live->n_resources; i++)
+                if (set_str(&live->resources[i].jurisdiction, q->jurisdiction) < 0)
+                        return fail(o, -ENOMEM, "observe", NULL);
+        if (q->kind == RESOURCE_SECRETS_STORE && reply->result)
+                list_store_secrets(o);
+}
+
+static void on_store_secrets(Observer *o, Req *q, const CfReply *reply) {
+        int r;
+
+        if (reply->error < 0)
+                return fail(o, reply->error, "Secrets Store secrets", reply->message);
+        r = observe_parse_resources(RESOURCE_SECRETS_STORE_SECRET, reply->result, o->res.live, q->store_id);
+        if (r < 0)
+                return fail(o, r, "Secrets Store secrets", "undecodable list");
+}
+
+/* The version serving the most traffic in the newest deployment
+ * (documented as the first, but picked by created_on so either order
+ * works); NULL if none. */
+static const char *deployed_version(json_object *result) {
+        json_object *deps = jget(result, "deployments"), *d, *vs;
+        const char *best = NULL;
+        double best_pct = -1;
+
+        if (!deps || !json_object_is_type(deps, json_type_array) || json_object_array_length(deps) == 0)
+                return NULL;
+        d = json_object_array_get_idx(deps, 0);
+        for (size_t i = 1; i < json_object_array_length(deps); i++) {
+                json_object *x = json_object_array_get_idx(deps, i);
+
+                if (jstr(x, "created_on") &&
+                    (!jstr(d, "created_on") || strcmp(jstr(x, "created_on"), jstr(d, "created_on")) > 0))
+                        d = x;
+        }
+        vs = jget(d, "versions");
+        for (size_t i = 0; vs && json_object_is_type(vs, json_type_array) && i < json_object_array_length(vs); i++) {
+                json_object *v = json_object_array_get_idx(vs, i), *pct = jget(v, "percentage");
+                double p = pct ? json_object_get_double(pct) : 0;
+
+                if (jstr(v, "version_id") && p > best_pct) {
+                        best = jstr(v, "version_id");
+                        best_pct = p;
+                }
+        }
+        return best;
+}
+
+/* The bindings come from the deployed version, or else the settings. */
+static void on_deployments(Observer *o, LiveWorker *w, const CfReply *reply) {
+        _cleanup_free_ char *path = NULL;
+        const char *best;
+        int r;
+
+        if (!w || reply->error < 0)
+                return; /* detail stays unknown; nothing absorbed */
+        best = deployed_version(reply->result);
+        if (best) {
+                if (set_str(&w->version_id, best) < 0 || cfreq_path(&path, CF_PATH_SCRIPT_VERSION, w->name, best) < 0)
+                        return fail(o, -ENOMEM, "observe", NULL);
+                r = submit(o, REQ_VERSION, RESOURCE_WORKER, path, NULL, CFAPI_PAGING_NONE, NULL, w->name, NULL);
+        } else {
+                if (cfreq_path(&path, CF_PATH_SCRIPT_SETTINGS, w->name) < 0)
+                        return fail(o, -ENOMEM, "observe", NULL);
+                r = submit(o, REQ_SETTINGS, RESOURCE_WORKER, path, NULL, CFAPI_PAGING_NONE, NULL, w->name, NULL);
+        }
+        if (r < 0)
+                fail(o, r, "observe", NULL);
+}
+
+static void on_bindings(Observer *o, Req *q, LiveWorker *w, const CfReply *reply) {
+        json_object *b;
+        int r;
+
+        if (!w || reply->error < 0)
+                return;
+        b = q->type == REQ_VERSION ? jget(jget(reply->result, "resources"), "bindings")
+                                   : jget(reply->result, "bindings");
+        r = observe_parse_bindings(b, w);
+        if (r < 0)
+                return fail(o, r, "observe", NULL);
+        w->detail = true;
+}
+
+static void on_schedules(Observer *o, LiveWorker *w, const CfReply *reply) {
+        json_object *s = jget(reply->result, "schedules");
+
+        if (!w || reply->error < 0)
+                return;
+        if (!s && reply->result && json_object_is_type(reply->result, json_type_array))
+                s = reply->result;
+        w->crons = strv_free(w->crons);
+        w->crons = calloc(1, sizeof(char *));
+        if (!w->crons)
+                return fail(o, -ENOMEM, "observe", NULL);
+        for (size_t i = 0; s && json_object_is_type(s, json_type_array) && i < json_object_array_length(s); i++)
+                if (jstr(json_object_array_get_idx(s, i), "cron") &&
+                    strv_extend(&w->crons, jstr(json_object_array_get_idx(s, i), "cron")) < 0)
+                        return fail(o, -ENOMEM, "observe", NULL);
+        strv_sort_uniq(w->crons);
+        w->crons_known = true;
+}
+
+static void on_subdomain(LiveWorker *w, const CfReply *reply) {
+        json_object *en = jget(reply->result, "enabled");
+
+        if (!w || reply->error < 0 || !en)
+                return;
+        w->subdomain = json_object_get_boolean(en) ? 1 : 0;
+}
+
+static void handle(Observer *o, Req *q, const CfReply *reply) {
+        LiveWorker *w = q->worker ? live_state_find_worker(o->res.live, q->worker) : NULL;
 
         switch (q->type) {
         case REQ_SCRIPTS:
-                if (reply->error < 0)
-                        return fail(o, reply->error, "GET workers/scripts", reply->message);
-                r = observe_parse_script_list(reply->result, live);
-                if (r < 0)
-                        return fail(o, r, "workers/scripts", "undecodable list");
-                return;
+                return on_scripts(o, reply);
         case REQ_AUDIT:
-                if (reply->error < 0) {
-                        /* Not fatal: the position is not advanced, so the
-                         * next cycle reads the same window again; the lists
-                         * and the full refresh still catch drift meanwhile. */
-                        o->res.audit_ok = false;
-                        o->res.audit_http_status = reply->http_status;
-                        free(o->res.audit_message);
-                        o->res.audit_message = reply->message ? strdup(reply->message) : NULL;
-                        return;
-                }
-                o->res.audit_ok = true;
-                if (reply->result && json_object_is_type(reply->result, json_type_array))
-                        o->audit = json_object_get(reply->result);
-                return;
+                return on_audit(o, reply);
         case REQ_LIST:
-                if (reply->error < 0)
-                        return fail(o, reply->error, resource_kind_to_string(q->kind), reply->message);
-                {
-                        size_t before = live->n_resources;
-
-                        r = observe_parse_resources(q->kind, reply->result, live, NULL);
-                        if (r < 0)
-                                return fail(o, r, resource_kind_to_string(q->kind), "undecodable list");
-                        for (size_t i = before; q->jurisdiction && i < live->n_resources; i++)
-                                if (set_str(&live->resources[i].jurisdiction, q->jurisdiction) < 0)
-                                        return fail(o, -ENOMEM, "observe", NULL);
-                }
-                if (q->kind == RESOURCE_SECRETS_STORE && reply->result) {
-                        /* One secrets list per store bindery uses. */
-                        for (size_t i = 0; i < live->n_resources; i++) {
-                                const LiveResource *s = &live->resources[i];
-                                _cleanup_free_ char *esc = NULL, *path = NULL;
-                                bool used = false;
-
-                                if (s->kind != RESOURCE_SECRETS_STORE)
-                                        continue;
-                                for (size_t j = 0; j < o->ledger->n_entries; j++)
-                                        if (o->ledger->entries[j].kind == RESOURCE_SECRETS_STORE_SECRET &&
-                                            streq_ptr(o->ledger->entries[j].store_id, s->id))
-                                                used = true;
-                                for (size_t j = 0; o->g && j < o->g->n_secrets_stores; j++) {
-                                        const SecretsStore *st = &o->g->secrets_stores[j];
-
-                                        if (streq_ptr(st->id, s->id) ||
-                                            streq_ptr(st->store_name ?: st->name, s->name))
-                                                used = true;
-                                }
-                                if (!used)
-                                        continue;
-                                esc = cfapi_escape(s->id);
-                                if (!esc || asprintf(&path, "secrets_store/stores/%s/secrets", esc) < 0)
-                                        return fail(o, -ENOMEM, "observe", NULL);
-                                r = submit(o, REQ_STORE_SECRETS, RESOURCE_SECRETS_STORE_SECRET, path, NULL,
-                                           CFAPI_PAGING_PAGE, NULL, NULL, s->id);
-                                if (r < 0)
-                                        return fail(o, r, "observe", NULL);
-                        }
-                        live->listed[RESOURCE_SECRETS_STORE_SECRET] = true;
-                }
-                return;
+                return on_list(o, q, reply);
         case REQ_STORE_SECRETS:
-                if (reply->error < 0)
-                        return fail(o, reply->error, "Secrets Store secrets", reply->message);
-                r = observe_parse_resources(RESOURCE_SECRETS_STORE_SECRET, reply->result, live, q->store_id);
-                if (r < 0)
-                        return fail(o, r, "Secrets Store secrets", "undecodable list");
-                return;
-        case REQ_DEPLOYMENTS: {
-                json_object *deps = jget(reply->result, "deployments"), *d, *vs;
-                const char *best = NULL;
-                double best_pct = -1;
-                _cleanup_free_ char *esc = NULL, *path = NULL;
-
-                if (!w || reply->error < 0)
-                        return; /* detail stays unknown; nothing absorbed */
-                if (!deps || !json_object_is_type(deps, json_type_array) || json_object_array_length(deps) == 0)
-                        goto settings;
-                /* The newest deployment: documented as the first, but pick
-                 * by created_on so either order works. */
-                d = json_object_array_get_idx(deps, 0);
-                for (size_t i = 1; i < json_object_array_length(deps); i++) {
-                        json_object *x = json_object_array_get_idx(deps, i);
-
-                        if (jstr(x, "created_on") && (!jstr(d, "created_on") ||
-                                                      strcmp(jstr(x, "created_on"), jstr(d, "created_on")) > 0))
-                                d = x;
-                }
-                vs = jget(d, "versions");
-                for (size_t i = 0; vs && json_object_is_type(vs, json_type_array) && i < json_object_array_length(vs);
-                     i++) {
-                        json_object *v = json_object_array_get_idx(vs, i), *pct = jget(v, "percentage");
-                        double p = pct ? json_object_get_double(pct) : 0;
-
-                        if (jstr(v, "version_id") && p > best_pct) {
-                                best = jstr(v, "version_id");
-                                best_pct = p;
-                        }
-                }
-                if (!best)
-                        goto settings;
-                if (set_str(&w->version_id, best) < 0)
-                        return fail(o, -ENOMEM, "observe", NULL);
-                esc = cfapi_escape(w->name);
-                {
-                        _cleanup_free_ char *vesc = cfapi_escape(best);
-
-                        if (!esc || !vesc || asprintf(&path, "workers/scripts/%s/versions/%s", esc, vesc) < 0)
-                                return fail(o, -ENOMEM, "observe", NULL);
-                }
-                r = submit(o, REQ_VERSION, RESOURCE_WORKER, path, NULL, CFAPI_PAGING_NONE, NULL, w->name, NULL);
-                if (r < 0)
-                        fail(o, r, "observe", NULL);
-                return;
-        settings:
-                esc = cfapi_escape(w->name);
-                if (!esc || asprintf(&path, "workers/scripts/%s/settings", esc) < 0)
-                        return fail(o, -ENOMEM, "observe", NULL);
-                r = submit(o, REQ_SETTINGS, RESOURCE_WORKER, path, NULL, CFAPI_PAGING_NONE, NULL, w->name, NULL);
-                if (r < 0)
-                        fail(o, r, "observe", NULL);
-                return;
-        }
+                return on_store_secrets(o, q, reply);
+        case REQ_DEPLOYMENTS:
+                return on_deployments(o, w, reply);
         case REQ_VERSION:
-        case REQ_SETTINGS: {
-                json_object *b;
-
-                if (!w || reply->error < 0)
-                        return;
-                b = q->type == REQ_VERSION ? jget(jget(reply->result, "resources"), "bindings")
-                                           : jget(reply->result, "bindings");
-                r = observe_parse_bindings(b, w);
-                if (r < 0)
-                        return fail(o, r, "observe", NULL);
-                w->detail = true;
-                return;
-        }
-        case REQ_SCHEDULES: {
-                json_object *s = jget(reply->result, "schedules");
-
-                if (!w || reply->error < 0)
-                        return;
-                if (!s && reply->result && json_object_is_type(reply->result, json_type_array))
-                        s = reply->result;
-                w->crons = strv_free(w->crons);
-                w->crons = calloc(1, sizeof(char *));
-                if (!w->crons)
-                        return fail(o, -ENOMEM, "observe", NULL);
-                for (size_t i = 0; s && json_object_is_type(s, json_type_array) && i < json_object_array_length(s);
-                     i++)
-                        if (jstr(json_object_array_get_idx(s, i), "cron") &&
-                            strv_extend(&w->crons, jstr(json_object_array_get_idx(s, i), "cron")) < 0)
-                                return fail(o, -ENOMEM, "observe", NULL);
-                strv_sort_uniq(w->crons);
-                w->crons_known = true;
-                return;
-        }
-        case REQ_SUBDOMAIN: {
-                json_object *en = jget(reply->result, "enabled");
-
-                if (!w || reply->error < 0 || !en)
-                        return;
-                w->subdomain = json_object_get_boolean(en) ? 1 : 0;
-                return;
-        }
+        case REQ_SETTINGS:
+                return on_bindings(o, q, w, reply);
+        case REQ_SCHEDULES:
+                return on_schedules(o, w, reply);
+        case REQ_SUBDOMAIN:
+                return on_subdomain(w, reply);
         }
 }
 
@@ -948,20 +948,18 @@ static void on_reply(CfApi *api, const CfReply *reply, void *userdata) {
 
 int observe_start(CfApi *api, const ObserveRequest *req, observe_done_t done, void *userdata, Observer **ret) {
         Observer *o = calloc(1, sizeof(Observer));
-        char since[64], before[64], q[256];
         uint64_t from, overlap;
         int r;
         static const struct {
                 ResourceKind kind;
-                const char *path;
                 CfPaging paging;
                 const char *items_key;
         } lists[] = {
-                { RESOURCE_KV_NAMESPACE, "storage/kv/namespaces", CFAPI_PAGING_PAGE, NULL },
-                { RESOURCE_R2_BUCKET, "r2/buckets", CFAPI_PAGING_CURSOR, "buckets" },
-                { RESOURCE_D1_DATABASE, "d1/database", CFAPI_PAGING_PAGE, NULL },
-                { RESOURCE_QUEUE, "queues", CFAPI_PAGING_PAGE, NULL },
-                { RESOURCE_SECRETS_STORE, "secrets_store/stores", CFAPI_PAGING_PAGE, NULL },
+                { RESOURCE_KV_NAMESPACE, CFAPI_PAGING_PAGE, NULL },
+                { RESOURCE_R2_BUCKET, CFAPI_PAGING_CURSOR, "buckets" },
+                { RESOURCE_D1_DATABASE, CFAPI_PAGING_PAGE, NULL },
+                { RESOURCE_QUEUE, CFAPI_PAGING_PAGE, NULL },
+                { RESOURCE_SECRETS_STORE, CFAPI_PAGING_PAGE, NULL },
         };
 
         if (!o)
@@ -986,35 +984,32 @@ int observe_start(CfApi *api, const ObserveRequest *req, observe_done_t done, vo
                 return -ENOMEM;
         }
 
-        r = submit(o, REQ_SCRIPTS, RESOURCE_WORKER, "workers/scripts", NULL, CFAPI_PAGING_NONE, NULL, NULL, NULL);
+        r = submit(o, REQ_SCRIPTS, RESOURCE_WORKER, cfreq_template(CF_PATH_SCRIPTS), NULL, CFAPI_PAGING_NONE,
+                   NULL, NULL, NULL);
         if (r >= 0) {
+                _cleanup_free_ char *q = NULL;
+
                 from = req->audit_last_usec ? req->audit_last_usec : req->now_usec;
                 overlap = req->audit_overlap_usec ?: OBSERVE_AUDIT_OVERLAP_USEC;
                 from = from > overlap ? from - overlap : 0;
-                /* Audit Logs v2 requires both ends of the window. */
-                _cleanup_free_ char *esc = cfapi_escape(format_rfc3339(from, since, sizeof(since))),
-                                    *besc = cfapi_escape(format_rfc3339(req->now_usec + OBSERVE_AUDIT_BEFORE_SLACK_USEC,
-                                                                        before, sizeof(before)));
-
-                if (!esc || !besc)
-                        r = -ENOMEM;
-                else {
-                        snprintf(q, sizeof(q), "since=%s&before=%s&limit=1000", esc, besc);
-                        r = submit(o, REQ_AUDIT, RESOURCE_WORKER, "logs/audit", q, CFAPI_PAGING_CURSOR, NULL, NULL,
-                                   NULL);
-                }
+                r = cfreq_audit_query(from, req->now_usec + OBSERVE_AUDIT_BEFORE_SLACK_USEC, &q);
+                if (r >= 0)
+                        r = submit(o, REQ_AUDIT, RESOURCE_WORKER, cfreq_template(CF_PATH_AUDIT), q,
+                                   CFAPI_PAGING_CURSOR, NULL, NULL, NULL);
         }
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(lists); i++)
                 if (kind_used(o, lists[i].kind) ||
                     (lists[i].kind == RESOURCE_SECRETS_STORE && kind_used(o, RESOURCE_SECRETS_STORE_SECRET))) {
-                        r = submit(o, REQ_LIST, lists[i].kind, lists[i].path, NULL, lists[i].paging,
+                        r = submit(o, REQ_LIST, lists[i].kind, cfreq_template(cfreq_collection(lists[i].kind)), NULL,
+                                   lists[i].paging,
                                    lists[i].items_key, NULL, NULL);
                         if (r >= 0 && lists[i].kind == RESOURCE_R2_BUCKET) {
                                 _cleanup_strv_free_ char **js = NULL;
 
                                 r = r2_jurisdictions(o, &js);
                                 for (size_t k = 0; r >= 0 && js[k]; k++)
-                                        r = submit_ex(o, REQ_LIST, lists[i].kind, lists[i].path, NULL,
+                                        r = submit_ex(o, REQ_LIST, lists[i].kind,
+                                                      cfreq_template(cfreq_collection(lists[i].kind)), NULL,
                                                       lists[i].paging, lists[i].items_key, NULL, NULL, js[k]);
                         }
                 }

@@ -63,7 +63,6 @@ typedef struct ObserveResult {
         bool audit_ok;
         long audit_http_status;         /* of a failed audit read (0: no answer) */
         char *audit_message;            /* why the audit read failed */
-        unsigned n_rotated;             /* workers read by the settings rotation */
         unsigned n_requests;
         unsigned n_details;             /* workers read in detail */
 } ObserveResult;

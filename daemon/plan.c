@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "binding-kinds.h"
 #include "plan.h"
 #include "util.h"
 
@@ -474,7 +475,7 @@ static int json_to_strv(json_object *o, const char *k, char ***ret) {
 }
 
 json_object *ledger_entry_extras_to_json(const LedgerEntry *e) {
-        _cleanup_(plan_json_unrefp) json_object *o = json_object_new_object();
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         json_object *secrets;
 
         if (!o)
@@ -539,96 +540,6 @@ int ledger_entry_extras_from_json(LedgerEntry *e, json_object *o) {
         }
         return 0;
 }
-
-json_object *ledger_to_json(const Ledger *l) {
-        _cleanup_(plan_json_unrefp) json_object *o = json_object_new_object();
-        json_object *res, *ints;
-
-        if (!o)
-                return NULL;
-        res = json_object_new_array();
-        ints = json_object_new_array();
-        json_object_object_add(o, "resources", res);
-        json_object_object_add(o, "intents", ints);
-        if (!res || !ints)
-                return NULL;
-        for (size_t i = 0; i < l->n_entries; i++) {
-                const LedgerEntry *e = &l->entries[i];
-                json_object *x = ledger_entry_extras_to_json(e);
-
-                if (!x)
-                        return NULL;
-                json_object_array_add(res, x);
-                json_object_object_add(x, "kind", json_object_new_string(resource_kind_to_string(e->kind)));
-                if (json_add_str(x, "doc", e->doc) < 0 || json_add_str(x, "name", e->name) < 0 ||
-                    json_add_str(x, "id", e->id) < 0 || json_add_str(x, "digest", e->digest) < 0 ||
-                    json_add_str(x, "migration_tag", e->migration_tag) < 0)
-                        return NULL;
-                json_object_object_add(x, "deletion",
-                                       json_object_new_string(deletion_policy_to_string(e->deletion)));
-        }
-        for (size_t i = 0; i < l->n_intents; i++) {
-                json_object *x = json_object_new_object();
-
-                if (!x)
-                        return NULL;
-                json_object_array_add(ints, x);
-                json_object_object_add(x, "kind",
-                                       json_object_new_string(resource_kind_to_string(l->intents[i].kind)));
-                if (json_add_str(x, "name", l->intents[i].name) < 0 ||
-                    json_add_str(x, "run_id", l->intents[i].run_id) < 0)
-                        return NULL;
-        }
-        return TAKE_PTR(o);
-}
-
-int ledger_from_json(json_object *j, Ledger **ret) {
-        _cleanup_(ledger_freep) Ledger *l = ledger_new();
-        json_object *res = NULL, *ints = NULL;
-
-        if (!l)
-                return -ENOMEM;
-        if (!j || !json_object_is_type(j, json_type_object))
-                return -EBADMSG;
-        if (json_object_object_get_ex(j, "resources", &res) && json_object_is_type(res, json_type_array))
-                for (size_t i = 0; i < json_object_array_length(res); i++) {
-                        json_object *x = json_object_array_get_idx(res, i);
-                        ResourceKind k = resource_kind_from_string(json_str(x, "kind"));
-                        const char *doc = json_str(x, "doc");
-                        LedgerEntry *e;
-                        int r;
-
-                        if (k < 0 || !doc)
-                                continue;
-                        e = ledger_ensure(l, k, doc);
-                        if (!e)
-                                return -ENOMEM;
-                        if (dup_into(&e->name, json_str(x, "name")) < 0 || dup_into(&e->id, json_str(x, "id")) < 0 ||
-                            dup_into(&e->digest, json_str(x, "digest")) < 0 ||
-                            dup_into(&e->migration_tag, json_str(x, "migration_tag")) < 0)
-                                return -ENOMEM;
-                        e->deletion = deletion_policy_from_string(json_str(x, "deletion")) == DELETION_DELETE
-                                              ? DELETION_DELETE
-                                              : DELETION_RETAIN;
-                        r = ledger_entry_extras_from_json(e, x);
-                        if (r < 0)
-                                return r;
-                }
-        if (json_object_object_get_ex(j, "intents", &ints) && json_object_is_type(ints, json_type_array))
-                for (size_t i = 0; i < json_object_array_length(ints); i++) {
-                        json_object *x = json_object_array_get_idx(ints, i);
-                        ResourceKind k = resource_kind_from_string(json_str(x, "kind"));
-
-                        if (k < 0 || !json_str(x, "name"))
-                                continue;
-                        if (ledger_add_intent(l, k, json_str(x, "name"), json_str(x, "run_id")) < 0)
-                                return -ENOMEM;
-                }
-        *ret = TAKE_PTR(l);
-        return 0;
-}
-
-/* ---- canonical forms ---- */
 
 static int canon_value(json_object *j, FILE *f);
 
@@ -759,13 +670,33 @@ static const char *norm_script(const char *s, const char *self) {
         return isempty(s) || streq_ptr(s, self) ? NULL : s;
 }
 
-static char *canon_for_type(const char *type, json_object *b, const char *script) {
-#define F(k) nonempty(json_str(b, k))
-        if (streq(type, "plain_text")) {
-                const char *p[] = { "text", json_str(b, "text") ?: "" };
-                return canon_build(type, p, ELEMENTSOF(p));
+/* A field's value in the canonical form (binding-kinds.h). */
+static const char *canon_field(const BindingField *f, json_object *b, const char *script) {
+        const char *v = json_str(b, f->api);
+
+        if (f->alias && isempty(v))
+                v = json_str(b, f->alias);
+        switch (f->canon) {
+        case BINDING_CANON_TEXT:
+                return v ?: "";
+        case BINDING_CANON_JURISDICTION:
+                return norm_jurisdiction(v);
+        case BINDING_CANON_ENVIRONMENT:
+                return norm_environment(v);
+        case BINDING_CANON_SCRIPT:
+                return norm_script(v, script);
+        default:
+                return nonempty(v);
         }
-        if (streq(type, "json")) {
+}
+
+/* "type field=value ...": the fields of the kind's descriptor, normalised;
+ * json as canonical JSON; a kind bindery does not know, everything but the
+ * name. */
+static char *canon_for_type(const char *type, json_object *b, const char *script) {
+        const BindingKindInfo *info = binding_kind_info(binding_kind_from_api_type(type));
+
+        if (info && info->kind == BINDING_JSON) {
                 json_object *v = NULL;
                 _cleanup_free_ char *c = NULL;
 
@@ -776,61 +707,19 @@ static char *canon_for_type(const char *type, json_object *b, const char *script
                 const char *p[] = { "json", c };
                 return canon_build(type, p, ELEMENTSOF(p));
         }
-        if (streq(type, "kv_namespace")) {
-                const char *p[] = { "namespace_id", F("namespace_id") };
-                return canon_build(type, p, ELEMENTSOF(p));
+        if (info) {
+                const char *p[2 * BINDING_MAX_FIELDS];
+                size_t n = 0;
+
+                for (size_t i = 0; i < BINDING_MAX_FIELDS && info->fields[i].api; i++) {
+                        p[n++] = info->fields[i].api;
+                        p[n++] = canon_field(&info->fields[i], b, script);
+                }
+                return canon_build(type, p, n);
         }
-        if (streq(type, "r2_bucket")) {
-                const char *p[] = { "bucket_name", F("bucket_name"), "jurisdiction",
-                                    norm_jurisdiction(json_str(b, "jurisdiction")) };
-                return canon_build(type, p, ELEMENTSOF(p));
-        }
-        if (streq(type, "d1")) {
-                const char *p[] = { "database_id", F("database_id") ?: F("id") };
-                return canon_build(type, p, ELEMENTSOF(p));
-        }
-        if (streq(type, "durable_object_namespace")) {
-                const char *p[] = { "class_name", F("class_name"), "script_name",
-                                    norm_script(json_str(b, "script_name"), script), "environment",
-                                    norm_environment(json_str(b, "environment")) };
-                return canon_build(type, p, ELEMENTSOF(p));
-        }
-        if (streq(type, "queue")) {
-                const char *p[] = { "queue_name", F("queue_name") };
-                return canon_build(type, p, ELEMENTSOF(p));
-        }
-        if (streq(type, "service")) {
-                const char *p[] = { "service", F("service"), "environment",
-                                    norm_environment(json_str(b, "environment")), "entrypoint", F("entrypoint") };
-                return canon_build(type, p, ELEMENTSOF(p));
-        }
-        if (streq(type, "secrets_store_secret")) {
-                const char *p[] = { "store_id", F("store_id"), "secret_name", F("secret_name") };
-                return canon_build(type, p, ELEMENTSOF(p));
-        }
-        if (streq(type, "analytics_engine")) {
-                const char *p[] = { "dataset", F("dataset") };
-                return canon_build(type, p, ELEMENTSOF(p));
-        }
-        if (streq(type, "hyperdrive")) {
-                const char *p[] = { "id", F("id") };
-                return canon_build(type, p, ELEMENTSOF(p));
-        }
-        if (streq(type, "vectorize")) {
-                const char *p[] = { "index_name", F("index_name") };
-                return canon_build(type, p, ELEMENTSOF(p));
-        }
-        if (streq(type, "workflow")) {
-                const char *p[] = { "workflow_name", F("workflow_name"), "class_name", F("class_name"),
-                                    "script_name", norm_script(json_str(b, "script_name"), script) };
-                return canon_build(type, p, ELEMENTSOF(p));
-        }
-        if (streq(type, "ai") || streq(type, "version_metadata") || streq(type, "browser"))
-                return canon_build(type, NULL, 0);
-#undef F
         /* Unknown or unmanaged kinds: everything but the name. */
         {
-                _cleanup_(plan_json_unrefp) json_object *copy = NULL;
+                _cleanup_(json_object_putp) json_object *copy = NULL;
                 _cleanup_free_ char *c = NULL;
 
                 if (json_object_deep_copy(b, &copy, NULL) < 0)
@@ -862,8 +751,9 @@ int plan_binding_canon_json(json_object *b, const char *script, char **ret) {
 
 int plan_binding_canon_desired(const Worker *w, const Binding *b, const char *value, const char *store_id,
                                char **ret) {
-        const char *type = binding_kind_to_api_type(b->kind);
-        _cleanup_(plan_json_unrefp) json_object *o = json_object_new_object();
+        const BindingKindInfo *info = binding_kind_info(b->kind);
+        const char *type = info ? info->api_type : NULL;
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         char *c;
 
         *ret = NULL;
@@ -872,62 +762,16 @@ int plan_binding_canon_desired(const Worker *w, const Binding *b, const char *va
         if (b->kind == BINDING_SECRET)
                 return 0;
         json_object_object_add(o, "type", json_object_new_string(type));
-#define S(k, v) do { if ((v) && json_add_str(o, k, v) < 0) return -ENOMEM; } while (0)
-        switch (b->kind) {
-        case BINDING_PLAIN_TEXT:
-                S("text", b->text ?: "");
-                break;
-        case BINDING_JSON: {
-                json_object *v = json_tokener_parse(b->json ? b->json : "null");
+        if (b->kind == BINDING_JSON)
+                json_object_object_add(o, "json", json_tokener_parse(b->json ? b->json : "null"));
+        for (size_t i = 0; i < BINDING_MAX_FIELDS && info->fields[i].api; i++) {
+                const char *v = binding_field_value(&info->fields[i], b, value, store_id);
 
-                json_object_object_add(o, "json", v);
-                break;
+                if (info->fields[i].canon == BINDING_CANON_TEXT)
+                        v = v ?: "";
+                if (v && json_add_str(o, info->fields[i].api, v) < 0)
+                        return -ENOMEM;
         }
-        case BINDING_KV_NAMESPACE:
-                S("namespace_id", value);
-                break;
-        case BINDING_R2_BUCKET:
-                S("bucket_name", value);
-                S("jurisdiction", b->jurisdiction);
-                break;
-        case BINDING_D1:
-                S("database_id", value);
-                break;
-        case BINDING_QUEUE:
-                S("queue_name", value);
-                break;
-        case BINDING_DURABLE_OBJECT:
-                S("class_name", b->class_name);
-                S("script_name", b->script_name);
-                S("environment", b->environment);
-                break;
-        case BINDING_SERVICE:
-                S("service", b->service);
-                S("environment", b->environment);
-                S("entrypoint", b->entrypoint);
-                break;
-        case BINDING_SECRETS_STORE_SECRET:
-                S("store_id", store_id);
-                S("secret_name", value);
-                break;
-        case BINDING_ANALYTICS_ENGINE:
-                S("dataset", b->dataset);
-                break;
-        case BINDING_HYPERDRIVE:
-                S("id", b->target_id);
-                break;
-        case BINDING_VECTORIZE:
-                S("index_name", b->index_name);
-                break;
-        case BINDING_WORKFLOW:
-                S("workflow_name", b->workflow_name);
-                S("class_name", b->class_name);
-                S("script_name", b->script_name);
-                break;
-        default:
-                break;
-        }
-#undef S
         c = canon_for_type(type, o, w->name);
         if (!c)
                 return -ENOMEM;
@@ -1048,33 +892,16 @@ const char *plan_store_id(const Generation *g, const char *store_doc, const Live
 
 int plan_resolve_binding(const Generation *g, const Worker *w, const Binding *b, const LiveState *live,
                          const Ledger *ledger, bool trust_ledger, char **ret_value, char **ret_store_id) {
+        const BindingKindInfo *info = binding_kind_info(b->kind);
         const char *v = NULL, *store = NULL;
 
         *ret_value = NULL;
         if (ret_store_id)
                 *ret_store_id = NULL;
-        switch (b->kind) {
-        case BINDING_KV_NAMESPACE: {
-                const KVNamespace *k = b->target ? generation_find_kv(g, b->target) : NULL;
-                v = k ? resolve_doc_id(g, RESOURCE_KV_NAMESPACE, k, live, ledger, NULL, trust_ledger) : b->target_id;
-                break;
-        }
-        case BINDING_R2_BUCKET: {
-                const R2Bucket *r = b->target ? generation_find_r2(g, b->target) : NULL;
-                v = r ? plan_resource_cf_name(RESOURCE_R2_BUCKET, r) : b->target_id;
-                break;
-        }
-        case BINDING_D1: {
-                const D1Database *d = b->target ? generation_find_d1(g, b->target) : NULL;
-                v = d ? resolve_doc_id(g, RESOURCE_D1_DATABASE, d, live, ledger, NULL, trust_ledger) : b->target_id;
-                break;
-        }
-        case BINDING_QUEUE: {
-                const Queue *q = b->target ? generation_find_queue(g, b->target) : NULL;
-                v = q ? plan_resource_cf_name(RESOURCE_QUEUE, q) : b->target_id;
-                break;
-        }
-        case BINDING_SECRETS_STORE_SECRET: {
+        if (!info || info->target < 0)
+                return 0;
+        if (b->kind == BINDING_SECRETS_STORE_SECRET) {
+                /* A secret is named within its store: both are resolved. */
                 const SecretsStoreSecret *s = b->target ? generation_find_store_secret(g, b->target) : NULL;
 
                 if (s) {
@@ -1086,10 +913,13 @@ int plan_resolve_binding(const Generation *g, const Worker *w, const Binding *b,
                 }
                 if (!store)
                         v = NULL;
-                break;
-        }
-        default:
-                return 0;
+        } else {
+                /* A document's Cloudflare name or live id; else the id or name written. */
+                const void *d = b->target ? generation_find_doc(g, info->target, b->target) : NULL;
+
+                v = !d ? b->target_id
+                    : info->by_name ? plan_resource_cf_name(info->target, d)
+                    : resolve_doc_id(g, info->target, d, live, ledger, NULL, trust_ledger);
         }
         if (v) {
                 *ret_value = strdup(v);
@@ -1105,8 +935,7 @@ int plan_resolve_binding(const Generation *g, const Worker *w, const Binding *b,
 }
 
 static bool binding_needs_target(const Binding *b) {
-        return b->kind == BINDING_KV_NAMESPACE || b->kind == BINDING_R2_BUCKET || b->kind == BINDING_D1 ||
-               b->kind == BINDING_QUEUE || b->kind == BINDING_SECRETS_STORE_SECRET;
+        return binding_kind_target(b->kind) >= 0;
 }
 
 int plan_worker_digest(const Generation *g, const Worker *w, const LiveState *live, const Ledger *ledger,
@@ -1124,8 +953,8 @@ int plan_worker_digest(const Generation *g, const Worker *w, const LiveState *li
                  * not its schedules, workers.dev, consumers, policy or
                  * secret references (those have their own actions), so a
                  * change to them never re-uploads the code. */
-                _cleanup_(plan_json_unrefp) json_object *j = worker_to_json(w);
-                _cleanup_(plan_json_unrefp) json_object *keep = NULL;
+                _cleanup_(json_object_putp) json_object *j = worker_to_json(w);
+                _cleanup_(json_object_putp) json_object *keep = NULL;
                 json_object *b = NULL;
                 _cleanup_free_ char *canon = NULL;
 
@@ -1318,7 +1147,7 @@ static void action_take_changes(Action *a, Changes *cs) {
 }
 
 static char *json_quote(const char *s) {
-        _cleanup_(plan_json_unrefp) json_object *j = json_object_new_string(s ?: "");
+        _cleanup_(json_object_putp) json_object *j = json_object_new_string(s ?: "");
 
         return j ? strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE))
                  : NULL;
@@ -2120,18 +1949,10 @@ static int plan_worker_main(Ctx *c, size_t wi) {
         /* Dependencies on the resources the worker binds. */
         for (size_t i = 0; i < w->n_bindings; i++) {
                 const Binding *b = &w->bindings[i];
-                ResourceKind k = _RESOURCE_KIND_INVALID;
+                ResourceKind k = binding_kind_target(b->kind);
                 const char *doc = b->target;
                 const Provider *pv;
 
-                switch (b->kind) {
-                case BINDING_KV_NAMESPACE: k = RESOURCE_KV_NAMESPACE; break;
-                case BINDING_R2_BUCKET: k = RESOURCE_R2_BUCKET; break;
-                case BINDING_D1: k = RESOURCE_D1_DATABASE; break;
-                case BINDING_QUEUE: k = RESOURCE_QUEUE; break;
-                case BINDING_SECRETS_STORE_SECRET: k = RESOURCE_SECRETS_STORE_SECRET; break;
-                default: break;
-                }
                 if (!blocked) {
                         int q = 0;
                         _cleanup_free_ char *missing = binding_target_missing(c, w, b, &q);
@@ -2496,18 +2317,9 @@ static int plan_worker_rest(Ctx *c, size_t wi) {
         if (main_i >= 0)
                 for (size_t i = 0; i < w->n_bindings; i++) {
                         const Binding *b = &w->bindings[i];
-                        const Provider *pv = NULL;
+                        ResourceKind k = binding_kind_target(b->kind);
+                        const Provider *pv = k >= 0 ? find_provider(c, k, b->target) : NULL;
 
-                        switch (b->kind) {
-                        case BINDING_KV_NAMESPACE: pv = find_provider(c, RESOURCE_KV_NAMESPACE, b->target); break;
-                        case BINDING_R2_BUCKET: pv = find_provider(c, RESOURCE_R2_BUCKET, b->target); break;
-                        case BINDING_D1: pv = find_provider(c, RESOURCE_D1_DATABASE, b->target); break;
-                        case BINDING_QUEUE: pv = find_provider(c, RESOURCE_QUEUE, b->target); break;
-                        case BINDING_SECRETS_STORE_SECRET:
-                                pv = find_provider(c, RESOURCE_SECRETS_STORE_SECRET, b->target);
-                                break;
-                        default: break;
-                        }
                         if (b->target && pv && add_dep(c->plan, (unsigned) main_i, pv->index) < 0)
                                 return -ENOMEM;
                 }
@@ -2786,16 +2598,9 @@ static int plan_worker_rest(Ctx *c, size_t wi) {
 }
 
 static bool doc_in_generation(const Generation *g, ResourceKind k, const char *doc) {
-        switch (k) {
-        case RESOURCE_WORKER: return generation_find_worker(g, doc);
-        case RESOURCE_KV_NAMESPACE: return generation_find_kv(g, doc);
-        case RESOURCE_R2_BUCKET: return generation_find_r2(g, doc);
-        case RESOURCE_D1_DATABASE: return generation_find_d1(g, doc);
-        case RESOURCE_QUEUE: return generation_find_queue(g, doc);
-        case RESOURCE_SECRETS_STORE: return generation_find_store(g, doc);
-        case RESOURCE_SECRETS_STORE_SECRET: return generation_find_store_secret(g, doc);
-        default: return true;
-        }
+        if (k < 0 || k >= _RESOURCE_KIND_MAX)
+                return true;
+        return generation_find_doc(g, k, doc);
 }
 
 static bool live_has(const LiveState *live, const LedgerEntry *e) {
@@ -3380,7 +3185,7 @@ char *plan_to_text(const Plan *p, bool verbose) {
 }
 
 json_object *plan_to_json(const Plan *p) {
-        _cleanup_(plan_json_unrefp) json_object *o = json_object_new_object();
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         json_object *arr = json_object_new_array();
 
         if (!o || !arr) {

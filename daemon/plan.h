@@ -25,11 +25,6 @@
 #include "cleanup.h"
 #include "model.h"
 
-static inline void plan_json_unrefp(json_object **j) {
-        if (*j)
-                json_object_put(*j);
-}
-
 /* ---- Observed live state ---- */
 
 typedef struct LiveBinding {
@@ -126,6 +121,7 @@ typedef struct LedgerEntry {
         char *jurisdiction;         /* R2: the bucket's jurisdiction (NULL: default); every call sends it */
         char *digest;               /* what was last applied (plan_*_digest) */
         DeletionPolicy deletion;    /* last recorded policy */
+        DriftPolicy drift;          /* last recorded policy (kept after the document leaves the spec) */
         bool adopted;
         /* workers */
         char *etag;                 /* from our last upload, or last seen in sync */
@@ -172,9 +168,6 @@ int ledger_entry_remove_secret(LedgerEntry *e, const char *name);
 const LedgerIntent *ledger_find_intent(const Ledger *l, ResourceKind kind, const char *name);
 int ledger_add_intent(Ledger *l, ResourceKind kind, const char *name, const char *run_id);
 int ledger_remove_intent(Ledger *l, ResourceKind kind, const char *name);
-/* JSON round trip, for the state file. */
-json_object *ledger_to_json(const Ledger *l);
-int ledger_from_json(json_object *j, Ledger **ret);
 /* The per-entry fields the state file has no column for (etag, crons,
  * subdomain, consumers, classes, secret fingerprints), as one object. */
 json_object *ledger_entry_extras_to_json(const LedgerEntry *e);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "binding-kinds.h"
 #include "schema.h"
 #include "spec-grammar.h"
 #include "util.h"
@@ -142,15 +143,12 @@ static const struct {
 
 /* Binding forms whose value is not a keyed mapping, and forms that also
  * take a document name as a scalar (ref_form() in the loader). */
-static const struct {
-        const char *form;
-        const char *schema;
-} scalar_forms[] = {
-        { "text", "{\"type\":[\"string\",\"number\",\"boolean\"]}" },
-        { "json", "true" },
-        { "secret", "{\"$ref\":\"#/$defs/secret_ref\"}" },
+/* The schema of each value form that is not a mapping of keys. */
+static const char *const scalar_forms[_BINDING_FORM_MAX] = {
+        [BINDING_FORM_TEXT] = "{\"type\":[\"string\",\"number\",\"boolean\"]}",
+        [BINDING_FORM_JSON] = "true",
+        [BINDING_FORM_SECRET] = "{\"$ref\":\"#/$defs/secret_ref\"}",
 };
-static const char *const name_forms[] = { "kv_namespace", "r2_bucket", "d1", "queue", NULL };
 
 static const char *const *grammar_list(const char *name) {
         static const struct {
@@ -277,41 +275,40 @@ static int add_mapping_def(json_object *defs, const char *name, const char *cons
 static int binding_def(json_object *defs) {
         json_object *b = json_object_new_object(), *one = json_object_new_array(), *m = json_object_new_object(),
                     *props = json_object_new_object(), *v;
-        const SpecGrammar *g = &spec_grammar;
         int r = -ENOMEM;
 
         if (!b || !one || !m || !props)
                 goto fail;
-        for (size_t f = 0; g->binding_forms[f]; f++) {
-                const char *form = g->binding_forms[f];
+        for (BindingKind k = 0; k < _BINDING_KIND_MAX; k++) {
+                const BindingKindInfo *info = binding_kind_info(k);
+                const char *form = info->spec_key;
                 _cleanup_free_ char *ctx = NULL;
                 json_object *alts;
 
                 v = NULL;
-                for (size_t i = 0; i < ELEMENTSOF(scalar_forms); i++)
-                        if (streq(scalar_forms[i].form, form) && fragment(scalar_forms[i].schema, &v) < 0)
-                                goto fail;
-                if (!v && !g->binding_form_keys[f]) {
+                if (scalar_forms[info->form] && fragment(scalar_forms[info->form], &v) < 0)
+                        goto fail;
+                if (!v && !info->keys) {
                         r = -ENOKEY;
                         goto fail;
                 }
                 if (!v) {
                         if (asprintf(&ctx, "binding.%s", form) < 0)
                                 goto fail;
-                        r = mapping(ctx, g->binding_form_keys[f], &v);
+                        r = mapping(ctx, info->keys, &v);
                         if (r < 0)
                                 goto fail;
                         r = -ENOMEM;
-                        if (!g->binding_form_keys[f][0]) {
+                        if (info->form == BINDING_FORM_EMPTY) {
                                 /* {} or nothing (ai: {}, browser: ~) */
                                 alts = json_object_new_array();
                                 json_object_array_add(alts, v);
                                 json_object_array_add(alts, json_tokener_parse("{\"type\":\"null\"}"));
                                 v = json_object_new_object();
                                 json_object_object_add(v, "oneOf", alts);
-                        } else if (streq(form, "service") || strv_contains((char **) name_forms, form)) {
+                        } else if (info->form == BINDING_FORM_SERVICE || info->form == BINDING_FORM_REFERENCE) {
                                 alts = json_object_new_array();
-                                json_object_array_add(alts, json_tokener_parse(streq(form, "service")
+                                json_object_array_add(alts, json_tokener_parse(info->form == BINDING_FORM_SERVICE
                                                 ? "{\"$ref\":\"#/$defs/worker_name\"}"
                                                 : "{\"$ref\":\"#/$defs/name\"}"));
                                 json_object_array_add(alts, v);

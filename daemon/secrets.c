@@ -8,12 +8,19 @@
 #include "secrets.h"
 #include "util.h"
 
+/* systemd's credential_name_valid(): a valid file name (non-empty, not "."
+ * or "..", no '/', at most NAME_MAX bytes) without control characters. The
+ * one rule for every credential name bindery reads (binderyd.conf, specs,
+ * resolve). systemd also refuses ':' and non-ASCII bytes, as LoadCredential=
+ * cannot name them; specs have always accepted both (a credentials
+ * directory can hold them), so they stay valid here. */
 bool secrets_credential_name_is_valid(const char *name) {
-        if (isempty(name) || strlen(name) > 255)
+        if (isempty(name) || strlen(name) > 255 || streq(name, ".") || streq(name, ".."))
                 return false;
-        if (streq(name, ".") || streq(name, ".."))
-                return false;
-        return !strchr(name, '/');
+        for (const char *p = name; *p; p++)
+                if (*p == '/' || (unsigned char) *p < 0x20 || *p == 0x7f)
+                        return false;
+        return true;
 }
 
 static int fail(char **reterr, int error, const char *fmt, ...) _printf_(3, 4);
@@ -108,7 +115,7 @@ int secrets_resolve(const SecretRef *ref, const char *base_dir, char **ret_value
 
                 if (!secrets_credential_name_is_valid(ref->ref))
                         return fail(reterr_message, -EINVAL,
-                                    "credential '%s': invalid name (no '/', not '.' or '..')", ref->ref);
+                                    "credential '%s': invalid name (no '/' or control character, not '.' or '..')", ref->ref);
                 if (isempty(dir))
                         return fail(reterr_message, -ENXIO,
                                     "credential '%s': $CREDENTIALS_DIRECTORY is not set (use LoadCredential=)",

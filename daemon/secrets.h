@@ -49,6 +49,7 @@
 int secrets_resolve(const SecretRef *ref, const char *base_dir, char **ret_value,
                     size_t *ret_size, char **reterr_message);
 
-/* Checks a credential name: non-empty, no '/', not "." or "..", at most
- * 255 bytes. Returns true if valid. */
+/* Checks a credential name: non-empty, no '/', not "." or "..", no control
+ * character, at most 255 bytes (systemd's rule, keeping ':' and non-ASCII
+ * bytes). The one rule of config.c, spec.c and secrets_resolve(). */
 bool secrets_credential_name_is_valid(const char *name) _pure_;

@@ -1,8 +1,9 @@
 /* spec-grammar.h: the key and value tables of the spec loader (spec.c),
  * exported read-only so that `binderyd schema` (schema.c) generates its
  * JSON Schema from the very tables the loader checks documents with,
- * never from a second copy. Every list is NULL-terminated; kinds, forms
- * and their key lists are in the loader's order. */
+ * never from a second copy. Every list is NULL-terminated; kinds and their
+ * key lists are in the loader's order. The binding kinds, their forms and
+ * keys come from the binding-kind table (binding-kinds.h). */
 #pragma once
 
 #include "model.h"
@@ -10,9 +11,6 @@
 typedef struct SpecGrammar {
         const char *const *kind_names;                  /* by ResourceKind */
         const char *const *const *document_keys;        /* by ResourceKind */
-        const char *const *binding_forms;               /* the kind keys of a binding */
-        const char *const *const *binding_form_keys;    /* by form; NULL: not a mapping of keys
-                                                         * (text, json, secret) */
         const char *const *secret_ref_keys;
         const char *const *module_keys;
         const char *const *module_types;

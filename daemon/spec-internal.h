@@ -1,10 +1,13 @@
 /* spec-internal.h: what spec.c (files, documents, fields) and
- * spec-validate.c (rules, cross-references, canonical form) share. Not for
- * other modules: use spec.h. */
+ * spec-validate.c (cross-references, canonical form) share. The shared
+ * functions live in spec-common.c (errors, digests, suggestions) and the
+ * single-value rules in spec-rules.c, so spec.c calls spec-validate.c and
+ * never the reverse. Not for other modules: use spec.h. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "model.h"
 #include "spec-yaml.h"
@@ -18,6 +21,7 @@ typedef struct SpecCtx {
         int root_fd;                /* O_PATH fd of root, for openat2 */
         bool no_openat2;
         const SpecGrant *grant;     /* NULL: secret references checked for form only */
+        time_t now;                 /* the validator's clock: limits->now or time(NULL) */
         size_t hint_work;
         uint64_t total_yaml, total_modules; /* bytes read so far (SPEC_MAX_TOTAL_*) */
         bool total_yaml_exceeded, total_modules_exceeded;           /* "did you mean" comparisons so far (SPEC_MAX_HINT_WORK) */
@@ -50,3 +54,11 @@ void spec_sha256_hex(const void *data, size_t size, char ret[static 65]);
  * to s, or NULL when none is close enough. Names whose length differs by
  * more than the allowed distance are not compared. */
 const char *spec_suggest(const char *s, const char *const *names);
+
+/* spec-files.c: the loader's file and directory I/O. */
+int spec_open_beneath(SpecCtx *c, const char *rel);
+const char *spec_file_type_name(mode_t m) _pure_;
+bool spec_read_file(SpecCtx *c, const char *rel, char **ret, size_t *ret_size);
+/* Collects the spec files below root/rel into *files (relative paths),
+ * sorted per directory, within the limits on files and depth. */
+void spec_scan_dir(SpecCtx *c, const char *rel, unsigned depth, char ***files, size_t *n_files);

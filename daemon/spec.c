@@ -1,27 +1,25 @@
 /* spec.c: the spec directory → documents → model (bindery-spec(5)).
  *
- * This file walks the directory, parses each YAML file (spec-yaml.c) and
- * turns each document into model structs, checking the form of every
- * field where it stands. Rules that need the whole generation (references,
- * duplicates, Durable Object histories) and the canonical form live in
- * spec-validate.c.
+ * This file parses each YAML file (spec-yaml.c) and turns each document
+ * into model structs, checking the form of every field where it stands.
+ * The directory walk and file reads are in spec-files.c; single-value rules
+ * in spec-rules.c; binding kinds in binding-kinds.c. Rules that need the
+ * whole generation (references, duplicates, Durable Object histories) and
+ * the canonical form live in spec-validate.c.
  */
 #include <ctype.h>
-#include <dirent.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "spec-grammar.h"
+#include "binding-kinds.h"
+#include "secrets.h"
 #include "spec-internal.h"
 #include "util.h"
 
@@ -38,117 +36,6 @@ const SpecLimits spec_limits_default = {
         .max_total_modules = SPEC_MAX_TOTAL_MODULES,
 };
 
-/* ---- errors ---- */
-
-void spec_errors_done(SpecErrors *e) {
-        if (!e)
-                return;
-        for (size_t i = 0; i < e->n; i++) {
-                free(e->errors[i].file);
-                free(e->errors[i].message);
-        }
-        free(e->errors);
-        *e = (SpecErrors) {};
-}
-
-char *spec_error_to_string(const SpecError *e) {
-        char *s;
-        int r;
-
-        if (isempty(e->file))
-                r = asprintf(&s, "%s", e->message);
-        else if (e->line == 0)
-                r = asprintf(&s, "%s: %s", e->file, e->message);
-        else
-                r = asprintf(&s, "%s:%u:%u: %s", e->file, e->line, e->column, e->message);
-        return r < 0 ? NULL : s;
-}
-
-json_object *spec_errors_to_json(const SpecErrors *e) {
-        json_object *a = json_object_new_array();
-
-        if (!a)
-                return NULL;
-        for (size_t i = 0; i < e->n; i++) {
-                json_object *o = json_object_new_object();
-
-                if (!o || json_object_array_add(a, o) < 0) {
-                        json_object_put(o);
-                        json_object_put(a);
-                        return NULL;
-                }
-                if (json_object_object_add(o, "file", json_object_new_string(e->errors[i].file)) < 0 ||
-                    json_object_object_add(o, "line", json_object_new_int64(e->errors[i].line)) < 0 ||
-                    json_object_object_add(o, "column", json_object_new_int64(e->errors[i].column)) < 0 ||
-                    json_object_object_add(o, "message", json_object_new_string(e->errors[i].message)) < 0) {
-                        json_object_put(a);
-                        return NULL;
-                }
-        }
-        return a;
-}
-
-static int errors_add(SpecErrors *e, size_t max, const char *file, unsigned line, unsigned column, char *msg) {
-        SpecError *n;
-        char *f;
-
-        if (e->n >= max) {
-                e->n_dropped++;
-                free(msg);
-                return 0;
-        }
-        f = strdup(file ?: "");
-        if (!f) {
-                free(msg);
-                return -ENOMEM;
-        }
-        n = realloc(e->errors, sizeof(SpecError) * (e->n + 1));
-        if (!n) {
-                free(f);
-                free(msg);
-                return -ENOMEM;
-        }
-        e->errors = n;
-        e->errors[e->n++] = (SpecError) { .file = f, .line = line, .column = column, .message = msg };
-        return 0;
-}
-
-void spec_errorf(SpecCtx *c, const char *file, unsigned line, unsigned column, const char *fmt, ...) {
-        va_list ap;
-        char *m;
-        int k;
-
-        va_start(ap, fmt);
-        k = vasprintf(&m, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-                c->oom = true;
-                return;
-        }
-        /* A crafted spec must not make messages (and /v1/status) huge: cut
-         * long ones at a character boundary. */
-        if ((size_t) k > SPEC_MAX_MESSAGE) {
-                /* Keep the head and the tail (where the reason usually is). */
-                size_t head = SPEC_MAX_MESSAGE / 2, tail = (size_t) k - (SPEC_MAX_MESSAGE / 2 - 3);
-                char *t;
-
-                while (head > 0 && ((unsigned char) m[head] & 0xc0) == 0x80)
-                        head--;
-                while (m[tail] && ((unsigned char) m[tail] & 0xc0) == 0x80)
-                        tail++;
-                memcpy(m + head, "...", 3);
-                memmove(m + head + 3, m + tail, (size_t) k - tail + 1);
-                t = realloc(m, strlen(m) + 1);
-                if (t)
-                        m = t;
-        }
-        for (char *p = m; *p; p++)
-                if ((unsigned char) *p < 0x20 || *p == 0x7f)
-                        *p = '?';
-        if (errors_add(c->errors, c->limits->max_errors, file, line, column, m) < 0)
-                c->oom = true;
-}
-
 #define node_error(c, n, ...) spec_errorf((c), (c)->file, (n)->line, (n)->column, __VA_ARGS__)
 
 static Location node_loc(const SpecCtx *c, const SpecNode *n) {
@@ -164,88 +51,6 @@ static char *sdup(SpecCtx *c, const char *s) {
         if (!d)
                 c->oom = true;
         return d;
-}
-
-/* ---- digests ---- */
-
-/* sha256_hex() with the algorithm fetched once: EVP_Digest() with
- * EVP_sha256() fetches it on every call, which shows when a generation
- * hashes thousands of modules. Falls back to sha256_hex(). */
-void spec_sha256_hex(const void *data, size_t size, char ret[static 65]) {
-        static EVP_MD *md;
-        unsigned char buf[32];
-        unsigned int len = sizeof(buf);
-
-        if (!md)
-                md = EVP_MD_fetch(NULL, "SHA256", NULL);
-        if (!md || EVP_Digest(data, size, buf, &len, md, NULL) != 1) {
-                sha256_hex(data, size, ret);
-                return;
-        }
-        for (unsigned i = 0; i < 32; i++) {
-                ret[2 * i] = "0123456789abcdef"[buf[i] >> 4];
-                ret[2 * i + 1] = "0123456789abcdef"[buf[i] & 15];
-        }
-        ret[64] = 0;
-}
-
-/* ---- suggestions ---- */
-
-unsigned spec_edit_distance(const char *a, const char *b) {
-        /* Optimal string alignment distance over three rows; keys are short,
-         * and anything longer than 64 bytes is simply "far". */
-        unsigned rows[3][65], *pp = rows[0], *p = rows[1], *cur = rows[2];
-        size_t la = strlen(a), lb = strlen(b);
-
-        if (la > 64 || lb > 64)
-                return UINT_MAX / 2;
-        for (size_t j = 0; j <= lb; j++)
-                p[j] = (unsigned) j;
-        for (size_t i = 1; i <= la; i++) {
-                unsigned *t;
-
-                cur[0] = (unsigned) i;
-                for (size_t j = 1; j <= lb; j++) {
-                        unsigned cost = a[i - 1] == b[j - 1] ? 0 : 1;
-                        unsigned v = p[j] + 1;
-
-                        if (cur[j - 1] + 1 < v)
-                                v = cur[j - 1] + 1;
-                        if (p[j - 1] + cost < v)
-                                v = p[j - 1] + cost;
-                        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-                            pp[j - 2] + 1 < v)
-                                v = pp[j - 2] + 1;
-                        cur[j] = v;
-                }
-                t = pp;
-                pp = p;
-                p = cur;
-                cur = t;
-        }
-        return p[lb];
-}
-
-const char *spec_suggest(const char *s, const char *const *names) {
-        size_t l = strlen(s);
-        unsigned best = UINT_MAX, limit = l <= 3 ? 1 : l <= 8 ? 2 : 3;
-        const char *r = NULL;
-
-        for (const char *const *n = names; *n; n++) {
-                size_t ln = strlen(*n);
-                unsigned d;
-
-                /* The distance is at least the difference in length. */
-                if (ln > l + limit || l > ln + limit)
-                        continue;
-                d = spec_edit_distance(s, *n);
-
-                if (d < best) {
-                        best = d;
-                        r = *n;
-                }
-        }
-        return best <= limit ? r : NULL;
 }
 
 /* spec_suggest() within the load's budget for hints: past it, no hint. */
@@ -455,36 +260,15 @@ static bool valid_ref_name(const char *s) {
         return true;
 }
 
-static bool hex_id(const char *s, size_t len) {
-        if (strlen(s) != len)
-                return false;
-        for (const char *p = s; *p; p++)
-                if (!isxdigit((unsigned char) *p))
-                        return false;
-        return true;
-}
-
-static bool uuid_id(const char *s) {
-        if (strlen(s) != 36)
-                return false;
-        for (size_t i = 0; i < 36; i++) {
-                bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-
-                if (dash ? s[i] != '-' : !isxdigit((unsigned char) s[i]))
-                        return false;
-        }
-        return true;
-}
-
 static bool check_kv_id(SpecCtx *c, const SpecNode *v, const char *s) {
-        if (hex_id(s, 32))
+        if (binding_valid_hex32(s))
                 return true;
         node_error(c, v, "KV namespace id '%s' must be 32 hexadecimal characters", s);
         return false;
 }
 
 static bool check_d1_id(SpecCtx *c, const SpecNode *v, const char *s) {
-        if (uuid_id(s))
+        if (binding_valid_uuid(s))
                 return true;
         node_error(c, v, "D1 database id '%s' must be a UUID", s);
         return false;
@@ -566,89 +350,6 @@ static ModuleType module_type_from_path(const char *p) {
         return _MODULE_TYPE_INVALID;
 }
 
-/* Opens rel (relative to the root) for reading without leaving the root:
- * openat2(RESOLVE_BENEATH) where the kernel has it, realpath otherwise
- * (then O_NOFOLLOW on the resolved path). Always O_NONBLOCK, so a FIFO
- * or device cannot block the loop: callers fstat() before any read.
- * Returns an fd, or -EXDEV when a symlink leads out, -ELOOP for a symlink
- * loop, or -errno. */
-static int open_beneath(SpecCtx *c, const char *rel) {
-        _cleanup_free_ char *abs = NULL, *real = NULL;
-        size_t lroot = strlen(c->root);
-        int fd;
-
-        if (c->root_fd >= 0 && !c->no_openat2) {
-                struct open_how how = {
-                        .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
-                        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
-                };
-
-                fd = (int) syscall(SYS_openat2, c->root_fd, rel, &how, sizeof(how));
-                if (fd >= 0)
-                        return fd;
-                /* EXDEV: an absolute symlink, which may still point inside;
-                 * the realpath check below decides. */
-                if (errno != ENOSYS && errno != EPERM && errno != EXDEV)
-                        return -errno;
-                if (errno != EXDEV)
-                        c->no_openat2 = true; /* old kernel or a seccomp filter */
-        }
-        abs = path_join(c->root, rel);
-        if (!abs)
-                return -ENOMEM;
-        real = realpath(abs, NULL);
-        if (!real)
-                return -errno;
-        if (strncmp(real, c->root, lroot) != 0 || (real[lroot] != '/' && !streq(c->root, "/")))
-                return -EXDEV;
-        fd = open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
-        return fd < 0 ? -errno : fd;
-}
-
-/* Reads a whole spec file through open_beneath(): fstat first, regular
- * files only (-EBADFD), at most max bytes (-EFBIG). */
-static int read_beneath(SpecCtx *c, const char *rel, size_t max, char **ret, size_t *ret_size) {
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *buf = NULL;
-        struct stat st;
-        size_t size = 0;
-
-        fd = open_beneath(c, rel);
-        if (fd < 0)
-                return fd;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode))
-                return -EBADFD;
-        if ((uint64_t) st.st_size > max)
-                return -EFBIG;
-        buf = malloc((size_t) st.st_size + 1);
-        if (!buf)
-                return -ENOMEM;
-        /* What fstat promised, no more: a file growing meanwhile is cut. */
-        while (size < (size_t) st.st_size) {
-                ssize_t k = read(fd, buf + size, (size_t) st.st_size - size);
-
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        break;
-                size += (size_t) k;
-        }
-        buf[size] = 0;
-        *ret = TAKE_PTR(buf);
-        *ret_size = size;
-        return 0;
-}
-
-/* What a non-regular file is, for messages. */
-static const char *file_type_name(mode_t m) {
-        return S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" : S_ISCHR(m) ? "a character device" :
-               S_ISBLK(m) ? "a block device" : S_ISDIR(m) ? "a directory" : "not a regular file";
-}
-
 /* Reads one module (relative to the root) into m: inside the root, a
  * regular file, within the size limit; records its size and SHA-256. */
 static bool module_load(SpecCtx *c, const SpecNode *v, const char *display, const char *rel, Module *m) {
@@ -657,7 +358,7 @@ static bool module_load(SpecCtx *c, const SpecNode *v, const char *display, cons
         struct stat st;
         size_t size = 0;
 
-        fd = open_beneath(c, rel);
+        fd = spec_open_beneath(c, rel);
         if (fd == -ENOENT || fd == -ENOTDIR) {
                 node_error(c, v, "module '%s' not found", display);
                 return false;
@@ -683,7 +384,7 @@ static bool module_load(SpecCtx *c, const SpecNode *v, const char *display, cons
                         node_error(c, v, "module '%s' is not a regular file", display);
                 else
                         node_error(c, v, "module '%s' is not a regular file (%s)", display,
-                                   file_type_name(st.st_mode));
+                                   spec_file_type_name(st.st_mode));
                 return false;
         }
         if ((uint64_t) st.st_size > c->limits->max_module_size) {
@@ -808,15 +509,6 @@ static bool valid_env_name(const char *s) {
                 return false;
         for (const char *p = s; *p; p++)
                 if (!isalnum((unsigned char) *p) && *p != '_')
-                        return false;
-        return true;
-}
-
-static bool valid_credential_name(const char *s) {
-        if (isempty(s) || strlen(s) > 255 || streq(s, ".") || streq(s, ".."))
-                return false;
-        for (const char *p = s; *p; p++)
-                if (*p == '/' || (unsigned char) *p < 0x20 || *p == 0x7f)
                         return false;
         return true;
 }
@@ -1000,7 +692,7 @@ static bool parse_secret_ref(SpecCtx *c, const char *what, const SpecNode *v, Se
                 return false;
         switch (which) {
         case SECRET_SOURCE_CREDENTIAL:
-                if (!valid_credential_name(s)) {
+                if (!secrets_credential_name_is_valid(s)) {
                         node_error(c, f.val[which], "'%s' is not a valid credential name", s);
                         return false;
                 }
@@ -1130,78 +822,7 @@ static char *node_to_canonical_json(SpecCtx *c, const SpecNode *n) {
 
 /* ---- bindings ---- */
 
-typedef enum BindingForm {
-        FORM_TEXT,
-        FORM_JSON,
-        FORM_SECRET,
-        FORM_KV,
-        FORM_R2,
-        FORM_D1,
-        FORM_DO,
-        FORM_QUEUE,
-        FORM_SERVICE,
-        FORM_SECRETS_STORE,
-        FORM_ANALYTICS,
-        FORM_AI,
-        FORM_VERSION_METADATA,
-        FORM_HYPERDRIVE,
-        FORM_VECTORIZE,
-        FORM_BROWSER,
-        FORM_WORKFLOW,
-        _FORM_MAX,
-} BindingForm;
-
-static const char *const binding_forms[_FORM_MAX + 1] = {
-        [FORM_TEXT] = "text",
-        [FORM_JSON] = "json",
-        [FORM_SECRET] = "secret",
-        [FORM_KV] = "kv_namespace",
-        [FORM_R2] = "r2_bucket",
-        [FORM_D1] = "d1",
-        [FORM_DO] = "durable_object",
-        [FORM_QUEUE] = "queue",
-        [FORM_SERVICE] = "service",
-        [FORM_SECRETS_STORE] = "secrets_store",
-        [FORM_ANALYTICS] = "analytics_engine",
-        [FORM_AI] = "ai",
-        [FORM_VERSION_METADATA] = "version_metadata",
-        [FORM_HYPERDRIVE] = "hyperdrive",
-        [FORM_VECTORIZE] = "vectorize",
-        [FORM_BROWSER] = "browser",
-        [FORM_WORKFLOW] = "workflow",
-};
-
-static const BindingKind form_kind[_FORM_MAX] = {
-        [FORM_TEXT] = BINDING_PLAIN_TEXT,
-        [FORM_JSON] = BINDING_JSON,
-        [FORM_SECRET] = BINDING_SECRET,
-        [FORM_KV] = BINDING_KV_NAMESPACE,
-        [FORM_R2] = BINDING_R2_BUCKET,
-        [FORM_D1] = BINDING_D1,
-        [FORM_DO] = BINDING_DURABLE_OBJECT,
-        [FORM_QUEUE] = BINDING_QUEUE,
-        [FORM_SERVICE] = BINDING_SERVICE,
-        [FORM_SECRETS_STORE] = BINDING_SECRETS_STORE_SECRET,
-        [FORM_ANALYTICS] = BINDING_ANALYTICS_ENGINE,
-        [FORM_AI] = BINDING_AI,
-        [FORM_VERSION_METADATA] = BINDING_VERSION_METADATA,
-        [FORM_HYPERDRIVE] = BINDING_HYPERDRIVE,
-        [FORM_VECTORIZE] = BINDING_VECTORIZE,
-        [FORM_BROWSER] = BINDING_BROWSER,
-        [FORM_WORKFLOW] = BINDING_WORKFLOW,
-};
-
 static const char *const no_keys[] = { NULL };
-static const char *const kv_ref_keys[] = { "id", NULL };
-static const char *const r2_ref_keys[] = { "name", "jurisdiction", NULL };
-static const char *const queue_ref_keys[] = { "name", NULL };
-static const char *const do_keys[] = { "class_name", "script", "environment", NULL };
-static const char *const service_keys[] = { "service", "entrypoint", "environment", NULL };
-static const char *const store_ref_keys[] = { "store", "secret", NULL };
-static const char *const analytics_keys[] = { "dataset", NULL };
-static const char *const hyperdrive_keys[] = { "id", NULL };
-static const char *const vectorize_keys[] = { "index_name", NULL };
-static const char *const workflow_keys[] = { "name", "class_name", "script", NULL };
 static const char *const r2_jurisdictions[] = { "eu", "fedramp", "fedramp-high", NULL };
 
 /* Reference forms NAME | {key: ...}: returns the mapping's fields in f, or
@@ -1236,13 +857,163 @@ static bool parse_empty(SpecCtx *c, const char *what, const SpecNode *v) {
         return v->n_items == 0;
 }
 
-static void parse_binding(SpecCtx *c, Worker *w, size_t *a_bindings, const SpecNode *k, const SpecNode *v) {
-        const SpecNode *fk, *fv;
-        Binding *b;
+/* The direct id of a reference (or of hyperdrive), keys[0] of the kind's
+ * mapping, checked by the kind's validation hook. */
+static bool binding_id(SpecCtx *c, const BindingKindInfo *info, Fields *f, Binding *b) {
+        if (!field_required(c, f, 0) || !get_str(c, info->keys[0], f->val[0], &b->target_id))
+                return false;
+        if (info->valid_id && !info->valid_id(b->target_id)) {
+                node_error(c, f->val[0], "%s'%s'%s", info->id_prefix, b->target_id, info->id_suffix);
+                return false;
+        }
+        return true;
+}
+
+/* kv_namespace, r2_bucket, d1, queue: a document name or the resource's id. */
+static bool parse_reference(SpecCtx *c, const BindingKindInfo *info, Binding *b, const SpecNode *v) {
         Fields f = {};
-        const char *hint;
-        size_t form;
+
+        if (!ref_form(c, info->spec_key, v, info->keys, &b->target, &f))
+                return false;
+        if (b->target)
+                return true;
+        if (!binding_id(c, info, &f, b))
+                return false;
+        /* What only an R2 reference has. */
+        if (b->kind == BINDING_R2_BUCKET && f.val[1] &&
+            !get_choice(c, "jurisdiction", f.val[1], r2_jurisdictions, &b->jurisdiction))
+                return false;
+        return true;
+}
+
+static bool parse_service(SpecCtx *c, const BindingKindInfo *info, Binding *b, const SpecNode *v) {
+        Fields f = {};
+
+        if (v->type == SPEC_NODE_SCALAR && !spec_node_is_null(v)) {
+                b->service = sdup(c, v->value);
+                f.val[0] = v;
+        } else {
+                if (v->type != SPEC_NODE_MAPPING) {
+                        node_error(c, v, "'service' must be a name or a mapping, not %s", spec_node_describe(v));
+                        return false;
+                }
+                fields_parse(c, v, info->keys, &f);
+                if (!field_required(c, &f, 0) || !get_str(c, "service", f.val[0], &b->service))
+                        return false;
+                if (f.val[1] && !get_str(c, "entrypoint", f.val[1], &b->entrypoint))
+                        return false;
+                if (b->entrypoint && !spec_valid_js_identifier(b->entrypoint)) {
+                        node_error(c, f.val[1], "entrypoint '%s' is not a valid JavaScript identifier",
+                                   b->entrypoint);
+                        return false;
+                }
+                if (f.val[2] && !get_str(c, "environment", f.val[2], &b->environment))
+                        return false;
+        }
+        if (b->service && !spec_valid_script_name(b->service)) {
+                node_error(c, f.val[0], "'%s' is not a valid worker name", b->service);
+                return false;
+        }
+        return true;
+}
+
+static bool parse_durable_object(SpecCtx *c, Binding *b, const Fields *f) {
+        if (!field_required(c, f, 0) || !get_str(c, "class_name", f->val[0], &b->class_name))
+                return false;
+        if (!spec_valid_js_identifier(b->class_name)) {
+                node_error(c, f->val[0], "'%s' is not a valid class name", b->class_name);
+                return false;
+        }
+        if (f->val[1] && !get_str(c, "script", f->val[1], &b->script_name))
+                return false;
+        if (b->script_name && !spec_valid_script_name(b->script_name)) {
+                node_error(c, f->val[1], "'%s' is not a valid worker name", b->script_name);
+                return false;
+        }
+        if (f->val[2] && !get_str(c, "environment", f->val[2], &b->environment))
+                return false;
+        return true;
+}
+
+static bool parse_workflow(SpecCtx *c, Binding *b, const Fields *f) {
         bool ok;
+
+        /* Report both missing keys, not only the first. */
+        ok = field_required(c, f, 0);
+        ok = field_required(c, f, 1) && ok;
+        if (!ok)
+                return false;
+        ok = get_str(c, "name", f->val[0], &b->workflow_name);
+        ok = get_str(c, "class_name", f->val[1], &b->class_name) && ok;
+        if (!ok)
+                return false;
+        if (!spec_valid_js_identifier(b->class_name)) {
+                node_error(c, f->val[1], "'%s' is not a valid class name", b->class_name);
+                return false;
+        }
+        return !f->val[2] || get_str(c, "script", f->val[2], &b->script_name);
+}
+
+/* The mapping kinds: the table gives the keys, this what each one fills. */
+static bool parse_mapping(SpecCtx *c, const BindingKindInfo *info, Binding *b, const SpecNode *v) {
+        Fields f = {};
+
+        if (!need_mapping(c, info->spec_key, v))
+                return false;
+        fields_parse(c, v, info->keys, &f);
+        switch (b->kind) {
+        case BINDING_DURABLE_OBJECT:
+                return parse_durable_object(c, b, &f);
+        case BINDING_SECRETS_STORE_SECRET:
+                if (f.val[0] && !get_str(c, "store", f.val[0], &b->store))
+                        return false;
+                return field_required(c, &f, 1) && get_str(c, "secret", f.val[1], &b->secret_name);
+        case BINDING_ANALYTICS_ENGINE:
+                return field_required(c, &f, 0) && get_str(c, "dataset", f.val[0], &b->dataset);
+        case BINDING_HYPERDRIVE:
+                return binding_id(c, info, &f, b);
+        case BINDING_VECTORIZE:
+                return field_required(c, &f, 0) && get_str(c, "index_name", f.val[0], &b->index_name);
+        case BINDING_WORKFLOW:
+                return parse_workflow(c, b, &f);
+        default: /* not a mapping kind */
+                return false;
+        }
+}
+
+/* The value of a binding, by the form its kind's descriptor gives. */
+static bool parse_binding_value(SpecCtx *c, const BindingKindInfo *info, Binding *b, const SpecNode *v) {
+        switch (info->form) {
+        case BINDING_FORM_TEXT:
+                if (v->type != SPEC_NODE_SCALAR || spec_node_is_null(v)) {
+                        node_error(c, v, "'text' must be a string, not %s", spec_node_describe(v));
+                        return false;
+                }
+                b->text = sdup(c, v->value);
+                return true;
+        case BINDING_FORM_JSON:
+                b->json = node_to_canonical_json(c, v);
+                return true;
+        case BINDING_FORM_SECRET:
+                return parse_secret_ref(c, "secret", v, &b->secret);
+        case BINDING_FORM_REFERENCE:
+                return parse_reference(c, info, b, v);
+        case BINDING_FORM_SERVICE:
+                return parse_service(c, info, b, v);
+        case BINDING_FORM_MAPPING:
+                return parse_mapping(c, info, b, v);
+        case BINDING_FORM_EMPTY:
+                return parse_empty(c, info->spec_key, v);
+        default:
+                return false;
+        }
+}
+
+static void parse_binding(SpecCtx *c, Worker *w, size_t *a_bindings, const SpecNode *k, const SpecNode *v) {
+        const char *keys[_BINDING_KIND_MAX + 1], *hint;
+        const SpecNode *fk;
+        BindingKind kind;
+        Binding *b;
 
         if (!spec_valid_js_identifier(k->value)) {
                 node_error(c, k, "binding name '%s' is not a valid JavaScript identifier", k->value);
@@ -1268,201 +1039,29 @@ static void parse_binding(SpecCtx *c, Worker *w, size_t *a_bindings, const SpecN
                 return;
         }
         if (v->n_items != 1) {
-                node_error(c, v, "binding '%s' must have exactly one kind key (text, json, secret, "
-                           "kv_namespace, r2_bucket, d1, durable_object, queue, service, secrets_store, "
-                           "analytics_engine, ai, version_metadata, hyperdrive, vectorize, browser, workflow)",
-                           k->value);
+                char list[512] = "";
+                size_t n = 0;
+
+                binding_spec_keys(keys);
+                for (size_t i = 0; keys[i] && n < sizeof(list); i++)
+                        n += (size_t) snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "", keys[i]);
+                node_error(c, v, "binding '%s' must have exactly one kind key (%s)", k->value, list);
                 goto fail;
         }
         fk = v->items[0];
-        fv = v->items[1];
-        for (form = 0; form < _FORM_MAX; form++)
-                if (streq(binding_forms[form], fk->value))
-                        break;
-        if (form == _FORM_MAX) {
-                hint = ctx_suggest(c, fk->value, binding_forms);
+        kind = binding_kind_from_spec_key(fk->value);
+        if (kind < 0) {
+                binding_spec_keys(keys);
+                hint = ctx_suggest(c, fk->value, keys);
                 if (hint)
                         node_error(c, fk, "unknown binding kind '%s' (did you mean '%s'?)", fk->value, hint);
                 else
                         node_error(c, fk, "unknown binding kind '%s'", fk->value);
                 goto fail;
         }
-        b->kind = form_kind[form];
-        b->loc = node_loc(c, k);
-
-        switch (form) {
-        case FORM_TEXT:
-                if (fv->type != SPEC_NODE_SCALAR || spec_node_is_null(fv)) {
-                        node_error(c, fv, "'text' must be a string, not %s", spec_node_describe(fv));
-                        goto fail;
-                }
-                b->text = sdup(c, fv->value);
+        b->kind = kind;
+        if (parse_binding_value(c, binding_kind_info(kind), b, v->items[1]))
                 return;
-        case FORM_JSON:
-                b->json = node_to_canonical_json(c, fv);
-                return;
-        case FORM_SECRET:
-                if (!parse_secret_ref(c, "secret", fv, &b->secret))
-                        goto fail;
-                return;
-        case FORM_KV:
-                if (!ref_form(c, "kv_namespace", fv, kv_ref_keys, &b->target, &f))
-                        goto fail;
-                if (b->target)
-                        return;
-                if (!field_required(c, &f, 0) || !get_str(c, "id", f.val[0], &b->target_id) ||
-                    !check_kv_id(c, f.val[0], b->target_id))
-                        goto fail;
-                return;
-        case FORM_R2:
-                if (!ref_form(c, "r2_bucket", fv, r2_ref_keys, &b->target, &f))
-                        goto fail;
-                if (b->target)
-                        return;
-                if (!field_required(c, &f, 0) || !get_str(c, "name", f.val[0], &b->target_id))
-                        goto fail;
-                if (!spec_valid_bucket_name(b->target_id)) {
-                        node_error(c, f.val[0], "'%s' is not a valid R2 bucket name (3-63 characters: "
-                                   "a-z, 0-9 and '-', starting and ending with a letter or digit)",
-                                   b->target_id);
-                        goto fail;
-                }
-                if (f.val[1] && !get_choice(c, "jurisdiction", f.val[1], r2_jurisdictions, &b->jurisdiction))
-                        goto fail;
-                return;
-        case FORM_D1:
-                if (!ref_form(c, "d1", fv, kv_ref_keys, &b->target, &f))
-                        goto fail;
-                if (b->target)
-                        return;
-                if (!field_required(c, &f, 0) || !get_str(c, "id", f.val[0], &b->target_id) ||
-                    !check_d1_id(c, f.val[0], b->target_id))
-                        goto fail;
-                return;
-        case FORM_QUEUE:
-                if (!ref_form(c, "queue", fv, queue_ref_keys, &b->target, &f))
-                        goto fail;
-                if (b->target)
-                        return;
-                if (!field_required(c, &f, 0) || !get_str(c, "name", f.val[0], &b->target_id))
-                        goto fail;
-                if (!spec_valid_queue_name(b->target_id)) {
-                        node_error(c, f.val[0], "'%s' is not a valid queue name (1-63 characters: "
-                                   "a-z, 0-9, '-' and '_')", b->target_id);
-                        goto fail;
-                }
-                return;
-        case FORM_DO:
-                if (!need_mapping(c, "durable_object", fv))
-                        goto fail;
-                fields_parse(c, fv, do_keys, &f);
-                if (!field_required(c, &f, 0) || !get_str(c, "class_name", f.val[0], &b->class_name))
-                        goto fail;
-                if (!spec_valid_js_identifier(b->class_name)) {
-                        node_error(c, f.val[0], "'%s' is not a valid class name", b->class_name);
-                        goto fail;
-                }
-                if (f.val[1] && !get_str(c, "script", f.val[1], &b->script_name))
-                        goto fail;
-                if (b->script_name && !spec_valid_script_name(b->script_name)) {
-                        node_error(c, f.val[1], "'%s' is not a valid worker name", b->script_name);
-                        goto fail;
-                }
-                if (f.val[2] && !get_str(c, "environment", f.val[2], &b->environment))
-                        goto fail;
-                return;
-        case FORM_SERVICE:
-                if (fv->type == SPEC_NODE_SCALAR && !spec_node_is_null(fv)) {
-                        b->service = sdup(c, fv->value);
-                        f.val[0] = fv;
-                } else {
-                        if (fv->type != SPEC_NODE_MAPPING) {
-                                node_error(c, fv, "'service' must be a name or a mapping, not %s",
-                                           spec_node_describe(fv));
-                                goto fail;
-                        }
-                        fields_parse(c, fv, service_keys, &f);
-                        if (!field_required(c, &f, 0) || !get_str(c, "service", f.val[0], &b->service))
-                                goto fail;
-                        if (f.val[1] && !get_str(c, "entrypoint", f.val[1], &b->entrypoint))
-                                goto fail;
-                        if (b->entrypoint && !spec_valid_js_identifier(b->entrypoint)) {
-                                node_error(c, f.val[1], "entrypoint '%s' is not a valid JavaScript identifier",
-                                           b->entrypoint);
-                                goto fail;
-                        }
-                        if (f.val[2] && !get_str(c, "environment", f.val[2], &b->environment))
-                                goto fail;
-                }
-                if (b->service && !spec_valid_script_name(b->service)) {
-                        node_error(c, f.val[0], "'%s' is not a valid worker name", b->service);
-                        goto fail;
-                }
-                return;
-        case FORM_SECRETS_STORE:
-                if (!need_mapping(c, "secrets_store", fv))
-                        goto fail;
-                fields_parse(c, fv, store_ref_keys, &f);
-                if (f.val[0] && !get_str(c, "store", f.val[0], &b->store))
-                        goto fail;
-                if (!field_required(c, &f, 1) || !get_str(c, "secret", f.val[1], &b->secret_name))
-                        goto fail;
-                return;
-        case FORM_ANALYTICS:
-                if (!need_mapping(c, "analytics_engine", fv))
-                        goto fail;
-                fields_parse(c, fv, analytics_keys, &f);
-                if (!field_required(c, &f, 0) || !get_str(c, "dataset", f.val[0], &b->dataset))
-                        goto fail;
-                return;
-        case FORM_AI:
-        case FORM_VERSION_METADATA:
-        case FORM_BROWSER:
-                if (!parse_empty(c, binding_forms[form], fv))
-                        goto fail;
-                return;
-        case FORM_HYPERDRIVE:
-                if (!need_mapping(c, "hyperdrive", fv))
-                        goto fail;
-                fields_parse(c, fv, hyperdrive_keys, &f);
-                if (!field_required(c, &f, 0) || !get_str(c, "id", f.val[0], &b->target_id))
-                        goto fail;
-                if (!hex_id(b->target_id, 32)) {
-                        node_error(c, f.val[0], "Hyperdrive id '%s' must be 32 hexadecimal characters",
-                                   b->target_id);
-                        goto fail;
-                }
-                return;
-        case FORM_VECTORIZE:
-                if (!need_mapping(c, "vectorize", fv))
-                        goto fail;
-                fields_parse(c, fv, vectorize_keys, &f);
-                if (!field_required(c, &f, 0) || !get_str(c, "index_name", f.val[0], &b->index_name))
-                        goto fail;
-                return;
-        case FORM_WORKFLOW:
-                if (!need_mapping(c, "workflow", fv))
-                        goto fail;
-                fields_parse(c, fv, workflow_keys, &f);
-                /* Report both missing keys, not only the first. */
-                ok = field_required(c, &f, 0);
-                ok = field_required(c, &f, 1) && ok;
-                if (!ok)
-                        goto fail;
-                ok = get_str(c, "name", f.val[0], &b->workflow_name);
-                ok = get_str(c, "class_name", f.val[1], &b->class_name) && ok;
-                if (!ok)
-                        goto fail;
-                if (!spec_valid_js_identifier(b->class_name)) {
-                        node_error(c, f.val[1], "'%s' is not a valid class name", b->class_name);
-                        goto fail;
-                }
-                if (f.val[2] && !get_str(c, "script", f.val[2], &b->script_name))
-                        goto fail;
-                return;
-        default:
-                break;
-        }
 fail:
         /* Keep the binding (its name still counts) but take it out of the
          * cross-document checks; the generation is rejected anyway. */
@@ -1836,7 +1435,7 @@ static void parse_worker(SpecCtx *c, const Fields *f) {
 
         if (field_required(c, f, W_COMPAT_DATE) &&
             get_str(c, "compatibility_date", f->val[W_COMPAT_DATE], &w->compatibility_date) &&
-            !spec_valid_compat_date(w->compatibility_date, &reason))
+            !spec_valid_compat_date(w->compatibility_date, c->now, &reason))
                 node_error(c, f->val[W_COMPAT_DATE], "invalid compatibility_date '%s': %s",
                            w->compatibility_date, reason);
 
@@ -2017,7 +1616,7 @@ static void parse_queue(SpecCtx *c, const Fields *f) {
                 node_error(c, qn, "'%s' is not a valid queue name (1-63 characters: a-z, 0-9, '-' "
                            "and '_')", q->queue_name);
         if (f->val[o + 1] && get_str(c, "id", f->val[o + 1], &q->id))
-                (void) (hex_id(q->id, 32) ||
+                (void) (binding_valid_hex32(q->id) ||
                         (node_error(c, f->val[o + 1], "queue id '%s' must be 32 hexadecimal characters",
                                     q->id), false));
         check_id_external(c, f, o + 1, &q->policy);
@@ -2056,7 +1655,7 @@ static void parse_store(SpecCtx *c, const Fields *f) {
                 if (managed)
                         node_error(c, f->key[o + 1], "'id' names an existing store; it cannot be "
                                    "combined with 'managed: true'");
-                else if (get_str(c, "id", f->val[o + 1], &s->id) && !hex_id(s->id, 32))
+                else if (get_str(c, "id", f->val[o + 1], &s->id) && !binding_valid_hex32(s->id))
                         node_error(c, f->val[o + 1], "Secrets Store id '%s' must be 32 hexadecimal "
                                    "characters", s->id);
         }
@@ -2206,45 +1805,8 @@ static void parse_file(SpecCtx *c, const char *rel) {
                 c->oom = true;
                 return;
         }
-        r = read_beneath(c, rel, c->limits->max_file_size, &buf, &size);
-        if (r == -EBADFD) {
-                spec_errorf(c, rel, 0, 0, "not a regular file; spec files must be regular files");
+        if (!spec_read_file(c, rel, &buf, &size))
                 return;
-        }
-        if (r == -ELOOP) {
-                spec_errorf(c, rel, 0, 0, "symlink loop");
-                return;
-        }
-        if (r == -EXDEV) {
-                spec_errorf(c, rel, 0, 0, "symlink leaves the spec directory");
-                return;
-        }
-        if (r == -EFBIG) {
-                spec_errorf(c, rel, 1, 1, "file is larger than the limit of %zu bytes",
-                            c->limits->max_file_size);
-                return;
-        }
-        if (r == -ENOMEM) {
-                c->oom = true;
-                return;
-        }
-        if (r < 0) {
-                spec_errorf(c, rel, 1, 1, "cannot read file: %s", strerror(-r));
-                return;
-        }
-        if (c->limits->max_total_yaml > 0 && c->total_yaml + size > c->limits->max_total_yaml) {
-                if (!c->total_yaml_exceeded)
-                        spec_errorf(c, rel, 1, 1, "the spec files exceed %llu bytes in total",
-                                    (unsigned long long) c->limits->max_total_yaml);
-                c->total_yaml_exceeded = true;
-                return;
-        }
-        c->total_yaml += size;
-        if (size >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) {
-                spec_errorf(c, rel, 1, 1, "file starts with a UTF-8 byte order mark (BOM); "
-                            "save it as UTF-8 without BOM");
-                return;
-        }
         r = spec_yaml_parse(buf, size, &yl, &docs, &n_docs, &ye);
         for (size_t i = 0; i < ye.n; i++)
                 spec_errorf(c, rel, ye.errors[i].line, ye.errors[i].column, "%s", ye.errors[i].message);
@@ -2271,143 +1833,8 @@ static void parse_file(SpecCtx *c, const char *rel) {
         spec_yaml_documents_free(docs, n_docs);
 }
 
-static bool spec_file_name(const char *name) {
-        if (name[0] == '.' || name[0] == '#' || endswith(name, "~"))
-                return false;
-        return endswith(name, ".yaml") || endswith(name, ".yml");
-}
-
 static int cmp_strp(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
-static int cmp_dirent_name(const void *a, const void *b) {
-        return strcmp((*(struct dirent *const *) a)->d_name, (*(struct dirent *const *) b)->d_name);
-}
-
-/* Collects spec files below root/rel into *files (relative paths). */
-static void scan_dir(SpecCtx *c, const char *rel, unsigned depth, char ***files, size_t *n_files) {
-        _cleanup_free_ char *abs = NULL;
-        _cleanup_free_ struct dirent **ents = NULL;
-        DIR *d;
-        size_t n = 0, a = 0;
-
-        abs = *rel ? path_join(c->root, rel) : strdup(c->root);
-        if (!abs) {
-                c->oom = true;
-                return;
-        }
-        d = opendir(abs);
-        if (!d) {
-                spec_errorf(c, *rel ? rel : ".", 1, 1, "cannot read directory: %s", strerror(errno));
-                return;
-        }
-        /* Sorted traversal keeps "too many files" deterministic. */
-        for (struct dirent *de; (de = readdir(d));) {
-                if (de->d_name[0] == '.')
-                        continue;
-                if (n >= a) {
-                        size_t na = a ? a * 2 : 32;
-                        struct dirent **t = realloc(ents, sizeof(*t) * na);
-
-                        if (!t) {
-                                c->oom = true;
-                                break;
-                        }
-                        ents = t;
-                        a = na;
-                }
-                ents[n] = malloc(sizeof(struct dirent));
-                if (!ents[n]) {
-                        c->oom = true;
-                        break;
-                }
-                memcpy(ents[n], de, sizeof(struct dirent));
-                n++;
-        }
-        closedir(d);
-        if (n > 1)
-                qsort(ents, n, sizeof(struct dirent *), cmp_dirent_name);
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *child = NULL, *cabs = NULL, *real = NULL;
-                const char *name = ents[i]->d_name;
-                struct stat st;
-
-                if (c->oom)
-                        goto next;
-                /* Most entries of a bundle directory are not spec files:
-                 * skip those without a stat when readdir tells the type. */
-                if (ents[i]->d_type == DT_REG && !spec_file_name(name))
-                        goto next;
-                if (asprintf(&child, "%s%s%s", rel, *rel ? "/" : "", name) < 0) {
-                        c->oom = true;
-                        goto next;
-                }
-                cabs = path_join(c->root, child);
-                if (!cabs) {
-                        c->oom = true;
-                        goto next;
-                }
-                if (lstat(cabs, &st) < 0)
-                        goto next;
-                if (S_ISLNK(st.st_mode)) {
-                        size_t lr = strlen(c->root);
-                        bool inside;
-
-                        real = realpath(cabs, NULL);
-                        if (!real || stat(real, &st) < 0) {
-                                if (spec_file_name(name))
-                                        spec_errorf(c, child, 1, 1, errno == ELOOP ? "symlink loop" :
-                                                    "dangling symlink");
-                                goto next;
-                        }
-                        inside = strncmp(real, c->root, lr) == 0 && real[lr] == '/';
-                        if (S_ISDIR(st.st_mode)) {
-                                /* Followed only when it leaves: then it is an error. Inside the
-                                 * tree its files are read at their real path. */
-                                if (!inside)
-                                        spec_errorf(c, child, 1, 1, "symlink leaves the spec directory");
-                                goto next;
-                        }
-                        if (!spec_file_name(name))
-                                goto next;
-                        if (!inside) {
-                                spec_errorf(c, child, 1, 1, "symlink leaves the spec directory");
-                                goto next;
-                        }
-                }
-                if (S_ISDIR(st.st_mode)) {
-                        if (depth + 1 > c->limits->max_dir_depth) {
-                                spec_errorf(c, child, 1, 1, "directory nesting deeper than %u levels",
-                                            c->limits->max_dir_depth);
-                                goto next;
-                        }
-                        scan_dir(c, child, depth + 1, files, n_files);
-                        goto next;
-                }
-                if (!spec_file_name(name))
-                        goto next;
-                if (!S_ISREG(st.st_mode)) {
-                        /* A FIFO, socket or device named like a spec: its
-                         * documents would silently vanish. */
-                        spec_errorf(c, child, 0, 0, "%s, not a regular file; spec files must be regular files",
-                                    file_type_name(st.st_mode));
-                        goto next;
-                }
-                if (*n_files >= c->limits->max_files) {
-                        if (*n_files == c->limits->max_files)
-                                spec_errorf(c, child, 1, 1, "too many spec files (limit %zu)",
-                                            c->limits->max_files);
-                        (*n_files)++;
-                        goto next;
-                }
-                if (strv_consume(files, TAKE_PTR(child)) < 0)
-                        c->oom = true;
-                else
-                        (*n_files)++;
-        next:
-                free(ents[i]);
-        }
 }
 
 /* ---- the whole load ---- */
@@ -2453,7 +1880,8 @@ static int spec_load_full(const char *spec_dir, const SpecLimits *limits, const 
                           Generation **ret, SpecErrors *errors) {
         _cleanup_(generation_freep) Generation *g = NULL;
         _cleanup_strv_free_ char **files = NULL;
-        SpecCtx c = { .limits = limits, .errors = errors, .root_fd = -EBADF, .grant = grant };
+        SpecCtx c = { .limits = limits, .errors = errors, .root_fd = -EBADF, .grant = grant,
+                      .now = limits->now ?: time(NULL) };
         size_t first = errors->n, dropped = errors->n_dropped, n_files = 0;
         struct stat st;
         int r;
@@ -2479,7 +1907,7 @@ static int spec_load_full(const char *spec_dir, const SpecLimits *limits, const 
         if (!g->spec_dir)
                 c.oom = true;
 
-        scan_dir(&c, "", 0, &files, &n_files);
+        spec_scan_dir(&c, "", 0, &files, &n_files);
         errors->n_files = n_files;
         if (files)
                 qsort(files, strv_length(files), sizeof(char *), cmp_strp);
@@ -2539,29 +1967,10 @@ static const char *const *const document_keys[_RESOURCE_KIND_MAX] = {
         [RESOURCE_SECRETS_STORE_SECRET] = secret_keys,
 };
 
-/* The keys parse_binding() passes to ref_form()/fields_parse() per form. */
-static const char *const *const binding_form_keys[_FORM_MAX] = {
-        [FORM_KV] = kv_ref_keys,
-        [FORM_R2] = r2_ref_keys,
-        [FORM_D1] = kv_ref_keys,
-        [FORM_DO] = do_keys,
-        [FORM_QUEUE] = queue_ref_keys,
-        [FORM_SERVICE] = service_keys,
-        [FORM_SECRETS_STORE] = store_ref_keys,
-        [FORM_ANALYTICS] = analytics_keys,
-        [FORM_AI] = no_keys,
-        [FORM_VERSION_METADATA] = no_keys,
-        [FORM_HYPERDRIVE] = hyperdrive_keys,
-        [FORM_VECTORIZE] = vectorize_keys,
-        [FORM_BROWSER] = no_keys,
-        [FORM_WORKFLOW] = workflow_keys,
-};
 
 const SpecGrammar spec_grammar = {
         .kind_names = kind_names,
         .document_keys = document_keys,
-        .binding_forms = binding_forms,
-        .binding_form_keys = binding_form_keys,
         .secret_ref_keys = secret_ref_keys,
         .module_keys = module_keys,
         .module_types = module_type_choices,

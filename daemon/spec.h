@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "model.h"
 
@@ -46,6 +47,8 @@ typedef struct SpecLimits {
         size_t max_errors;
         uint64_t max_total_yaml;    /* 0: unlimited */
         uint64_t max_total_modules; /* 0: unlimited */
+        time_t now;                 /* the validator's clock (compatibility_date "in the future");
+                                     * 0: time(NULL) when the load starts */
 } SpecLimits;
 
 /* The defaults above. */
@@ -121,14 +124,10 @@ int spec_load_with_limits(const char *spec_dir, const SpecLimits *limits,
  * only, as spec_load). The daemon and the CLI load through this. */
 int spec_load_granted(const char *spec_dir, const SpecGrant *grant, Generation **ret, SpecErrors *errors);
 
-/* Edit distance (Levenshtein) between two short strings; used for
- * "did you mean" hints. Exposed for tests. */
-unsigned spec_edit_distance(const char *a, const char *b) _pure_;
-
 /* Rule checks, exposed for unit tests. Each returns true when valid;
  * with reterr, a static reason on failure. */
 bool spec_valid_cron(const char *s, const char **reterr);
-bool spec_valid_compat_date(const char *s, const char **reterr);
+bool spec_valid_compat_date(const char *s, time_t now, const char **reterr); /* now: the clock, time(NULL) */
 bool spec_valid_js_identifier(const char *s) _pure_;
 bool spec_valid_script_name(const char *s) _pure_;
 bool spec_valid_bucket_name(const char *s) _pure_;

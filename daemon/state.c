@@ -85,6 +85,7 @@ void state_resource_done(StateResource *r) {
         strv_free(r->own_writes);
         strv_free(r->migration_tags);
         free(r->run_id);
+        json_object_put(r->ledger);
         *r = (StateResource) {};
 }
 
@@ -130,6 +131,8 @@ static int resource_copy(StateResource *dst, const StateResource *src) {
                 .created_usec = src->created_usec,
                 .updated_usec = src->updated_usec,
         };
+        if (src->ledger && json_object_deep_copy(src->ledger, &dst->ledger, NULL) < 0)
+                return -ENOMEM;
         if (strdup_opt(src->name, &dst->name) < 0 ||
             strdup_opt(src->cf_id, &dst->cf_id) < 0 ||
             strdup_opt(src->cf_name, &dst->cf_name) < 0 ||
@@ -309,6 +312,7 @@ static int get_kind(Loader *l, json_object *o, const char *where, ResourceKind *
 
 static int load_resource(Loader *l, json_object *o, const char *where, StateResource **ret) {
         _cleanup_free_ char *own = NULL, *del = NULL, *drift = NULL;
+        json_object *x;
         StateResource *r;
         int k;
 
@@ -331,6 +335,13 @@ static int load_resource(Loader *l, json_object *o, const char *where, StateReso
             (k = get_u64(l, o, "created_usec", where, &r->created_usec)) < 0 ||
             (k = get_u64(l, o, "updated_usec", where, &r->updated_usec)) < 0)
                 goto fail;
+        if (json_object_object_get_ex(o, "ledger", &x) && x) {
+                if (!json_object_is_type(x, json_type_object)) {
+                        k = load_fail(l, "%s.ledger: expected an object", where);
+                        goto fail;
+                }
+                r->ledger = json_object_get(x);
+        }
         if (isempty(r->name)) {
                 k = load_fail(l, "%s: missing name", where);
                 goto fail;
@@ -421,6 +432,132 @@ static void remove_stale_temporaries(int dir_fd) {
         closedir(d);
 }
 
+static StateIntent *find_intent(const State *s, ResourceKind kind, const char *cf_name, size_t *ret_idx);
+
+/* "TYPE/A" or "TYPE/A/B": a record's key in format version 2. */
+static char *record_key(const char *type, const char *a, const char *b) {
+        char *k;
+
+        if (asprintf(&k, "%s/%s%s%s", type, a, b ? "/" : "", b ?: "") < 0)
+                return NULL;
+        return k;
+}
+
+/* Version 1 kept the engine's ledger fields of each resource as a JSON
+ * string in meta ("engine.x.KIND.NAME"); version 2 keeps them in the
+ * resource's record. */
+#define V1_LEDGER_META_PREFIX "engine.x."
+
+static int lift_v1(Loader *l, State *s) {
+        for (size_t i = 0; i < s->n_resources; i++) {
+                StateResource *res = s->resources[i];
+                _cleanup_free_ char *key = NULL;
+                json_object *v, *x;
+
+                if (asprintf(&key, V1_LEDGER_META_PREFIX "%s.%s", resource_kind_to_string(res->kind), res->name) < 0)
+                        return -ENOMEM;
+                if (!s->meta || !json_object_object_get_ex(s->meta, key, &v))
+                        continue;
+                x = json_tokener_parse(json_object_get_string(v));
+                if (!x || !json_object_is_type(x, json_type_object)) {
+                        json_object_put(x);
+                        return load_fail(l, "meta.%s: expected a JSON object in a string", key);
+                }
+                json_object_put(res->ledger);
+                res->ledger = x;
+                json_object_object_del(s->meta, key);
+        }
+        /* Ledger fields of no resource (a v1 state never wrote them
+         * without one): dropped, as version 1 would have ignored them. */
+        if (s->meta) {
+                bool again = true;
+
+                while (again) {
+                        again = false;
+                        json_object_object_foreach(s->meta, k, v) {
+                                (void) v;
+                                if (startswith(k, V1_LEDGER_META_PREFIX)) {
+                                        json_object_object_del(s->meta, k);
+                                        again = true;
+                                        break;
+                                }
+                        }
+                }
+        }
+        return 0;
+}
+
+/* Version 2: { "records": { "TYPE/...": {...} } } (see state.h). */
+static int load_records(Loader *l, State *s, json_object *root) {
+        json_object *records;
+        size_t n;
+        int r;
+
+        if (!json_object_object_get_ex(root, "records", &records) || !records)
+                return 0;
+        if (!json_object_is_type(records, json_type_object))
+                return load_fail(l, "records: expected an object");
+        n = (size_t) json_object_object_length(records);
+        s->resources = calloc(n ? n : 1, sizeof(StateResource *));
+        s->intents = calloc(n ? n : 1, sizeof(StateIntent *));
+        if (!s->resources || !s->intents)
+                return -ENOMEM;
+        json_object_object_foreach(records, key, v) {
+                _cleanup_free_ char *where = NULL, *want = NULL;
+                const char *p;
+
+                if (asprintf(&where, "records.%s", key) < 0)
+                        return -ENOMEM;
+                if ((p = startswith(key, "resource/") ? key + 9 : NULL)) {
+                        StateResource *res = NULL;
+
+                        r = load_resource(l, v, where, &res);
+                        if (r < 0)
+                                return r;
+                        want = record_key("resource", resource_kind_to_string(res->kind), res->name);
+                        if (!want || !streq(want, key)) {
+                                resource_free(res);
+                                return want ? load_fail(l, "%s: key does not name its kind and name", where) : -ENOMEM;
+                        }
+                        s->resources[s->n_resources++] = res;
+                } else if ((p = startswith(key, "intent/") ? key + 7 : NULL)) {
+                        StateIntent *t = NULL;
+
+                        r = load_intent(l, v, where, &t);
+                        if (r < 0)
+                                return r;
+                        want = record_key("intent", resource_kind_to_string(t->kind), t->cf_name);
+                        if (!want || !streq(want, key)) {
+                                intent_free(t);
+                                return want ? load_fail(l, "%s: key does not name its kind and cf_name", where) : -ENOMEM;
+                        }
+                        s->intents[s->n_intents++] = t;
+                } else if ((p = startswith(key, "secrets/") ? key + 8 : NULL)) {
+                        _cleanup_(json_object_putp) json_object *m = json_object_new_object();
+
+                        if (!m || json_object_object_add(m, p, json_object_get(v)) < 0)
+                                return -ENOMEM;
+                        r = check_map(l, m, "records.secrets", true);
+                        if (r < 0)
+                                return r;
+                        if (json_object_object_add(s->secrets, p, json_object_get(v)) < 0)
+                                return -ENOMEM;
+                } else if ((p = startswith(key, "meta/") ? key + 5 : NULL)) {
+                        json_object *value;
+
+                        if (!json_object_is_type(v, json_type_object) ||
+                            !json_object_object_get_ex(v, "value", &value) ||
+                            !json_object_is_type(value, json_type_string))
+                                return load_fail(l, "%s: expected an object with a string \"value\"", where);
+                        if (json_object_object_add(s->meta, p, json_object_get(value)) < 0)
+                                return -ENOMEM;
+                } else
+                        return load_fail(l, "%s: unknown record type", where);
+        }
+        qsort(s->resources, s->n_resources, sizeof(StateResource *), resource_cmp);
+        return 0;
+}
+
 static int state_load(State *s, char **reterr) {
         _cleanup_free_ char *data = NULL;
         Loader l = { .path = s->path, .reterr = reterr };
@@ -498,6 +635,10 @@ static int state_load(State *s, char **reterr) {
                         goto out;
                 }
         }
+        if (json_object_get_int64(v = json_object_object_get(root, "version")) >= 2) {
+                r = load_records(&l, s, root);
+                goto out;
+        }
 
         if (json_object_object_get_ex(root, "resources", &v) && v) {
                 size_t n;
@@ -553,6 +694,11 @@ static int state_load(State *s, char **reterr) {
                         if (r < 0)
                                 goto out;
                         s->n_intents++;
+                        if (find_intent(s, s->intents[s->n_intents - 1]->kind,
+                                        s->intents[s->n_intents - 1]->cf_name, NULL) != s->intents[s->n_intents - 1]) {
+                                r = load_fail(&l, "%s: duplicate intent", where);
+                                goto out;
+                        }
                 }
         }
 
@@ -570,6 +716,7 @@ static int state_load(State *s, char **reterr) {
                 json_object_put(s->meta);
                 s->meta = json_object_get(v);
         }
+        r = lift_v1(&l, s);
 out:
         json_object_put(root);
         return r;
@@ -767,7 +914,8 @@ static json_object *resource_to_json(const StateResource *r) {
             add_strv(o, "migration_tags", r->migration_tags) < 0 ||
             add_str(o, "run_id", r->run_id) < 0 ||
             add_u64(o, "created_usec", r->created_usec) < 0 ||
-            add_u64(o, "updated_usec", r->updated_usec) < 0) {
+            add_u64(o, "updated_usec", r->updated_usec) < 0 ||
+            (r->ledger && json_object_object_add(o, "ledger", json_object_get(r->ledger)) < 0)) {
                 json_object_put(o);
                 return NULL;
         }
@@ -790,8 +938,19 @@ static json_object *intent_to_json(const StateIntent *i) {
         return o;
 }
 
+/* Adds records[key] = o (taking o; NULL is -ENOMEM). */
+static int add_record(json_object *records, char *key, json_object *o) {
+        _cleanup_free_ char *k = key;
+
+        if (!k || !o || json_object_object_add(records, k, o) < 0) {
+                json_object_put(o);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
 json_object *state_to_json(const State *s) {
-        json_object *root, *a, *b;
+        json_object *root, *records, *b;
 
         if (!s)
                 return NULL;
@@ -809,35 +968,43 @@ json_object *state_to_json(const State *s) {
                 if (add_str(b, "account_id", s->account_id) < 0 || add_str(b, "api_url", s->api_url) < 0)
                         goto fail;
         }
-        a = json_object_new_array();
-        if (!a || json_object_object_add(root, "resources", a) < 0) {
-                json_object_put(a);
+        records = json_object_new_object();
+        if (!records || json_object_object_add(root, "records", records) < 0) {
+                json_object_put(records);
                 goto fail;
         }
         for (size_t i = 0; i < s->n_resources; i++) {
-                json_object *o = resource_to_json(s->resources[i]);
+                const StateResource *r = s->resources[i];
 
-                if (!o || json_object_array_add(a, o) < 0) {
-                        json_object_put(o);
+                if (add_record(records, record_key("resource", resource_kind_to_string(r->kind), r->name),
+                               resource_to_json(r)) < 0)
                         goto fail;
-                }
-        }
-        a = json_object_new_array();
-        if (!a || json_object_object_add(root, "intents", a) < 0) {
-                json_object_put(a);
-                goto fail;
         }
         for (size_t i = 0; i < s->n_intents; i++) {
-                json_object *o = intent_to_json(s->intents[i]);
+                const StateIntent *t = s->intents[i];
 
-                if (!o || json_object_array_add(a, o) < 0) {
-                        json_object_put(o);
+                if (add_record(records, record_key("intent", resource_kind_to_string(t->kind), t->cf_name),
+                               intent_to_json(t)) < 0)
                         goto fail;
+        }
+        if (s->secrets) {
+                json_object_object_foreach(s->secrets, scope, keys)
+                        if (json_object_object_length(keys) > 0 &&
+                            add_record(records, record_key("secrets", scope, NULL), json_object_get(keys)) < 0)
+                                goto fail;
+        }
+        if (s->meta) {
+                json_object_object_foreach(s->meta, key, value) {
+                        json_object *o = json_object_new_object();
+
+                        if (!o || json_object_object_add(o, "value", json_object_get(value)) < 0) {
+                                json_object_put(o);
+                                goto fail;
+                        }
+                        if (add_record(records, record_key("meta", key, NULL), o) < 0)
+                                goto fail;
                 }
         }
-        if (json_object_object_add(root, "secrets", json_object_get(s->secrets)) < 0 ||
-            json_object_object_add(root, "meta", json_object_get(s->meta)) < 0)
-                goto fail;
         return root;
 fail:
         json_object_put(root);

@@ -3,6 +3,21 @@
  *
  *   state_dir/state.json   the ledger (json-c), mode 0600, written
  *                          atomically (temp file, fsync, rename, fsync dir)
+ *
+ * Format version 2 is one keyed record per thing known, so that a journal
+ * (one line per changed record) or a key-value store (one key per
+ * record) holds the same records without a third format:
+ *
+ *   { "version": 2, "binding": { "account_id", "api_url" },
+ *     "records": { "resource/KIND/NAME": { ...the resource, "ledger": {...} },
+ *                  "intent/KIND/CF_NAME": { ... },
+ *                  "secrets/SCOPE": { KEY: HMAC, ... },
+ *                  "meta/KEY": { "value": "..." } } }
+ *
+ * Version 1 (arrays "resources", "intents", maps "secrets", "meta", and
+ * the engine's ledger fields as JSON strings in meta under
+ * "engine.x.KIND.NAME") is read and lifted: those strings become each
+ * resource's "ledger" object. It is written as version 2 at the next save.
  *   state_dir/lock         flock()ed by the process that may write (and the
  *                          directory itself, so deleting "lock" frees nothing)
  *   state_dir/hmac.key     32 random bytes, mode 0600: the per-install key
@@ -19,7 +34,11 @@
  *
  * Mutators change memory only; state_save() writes the file, and the
  * engine calls it after every successful action. A state opened without
- * the lock is read-only (state_save → -EROFS).
+ * the lock is read-only (state_save → -EROFS). The storage seams:
+ * load = state_open(); a batch of resource and intent changes = the
+ * mutators since the last save, committed as one by state_save() (one
+ * atomic rename); lock = state_open(lock=true). No fence is checked yet
+ * (an etcd backend would check its lease revision at commit).
  *
  * An unreadable or corrupt state.json is an error naming the file, never
  * an empty state (that would lose ownership); a missing one is a fresh
@@ -36,7 +55,7 @@
 #include "cleanup.h"
 #include "model.h"
 
-#define STATE_FORMAT_VERSION 1
+#define STATE_FORMAT_VERSION 2       /* 1 is still read (and lifted) */
 #define STATE_MAX_SIZE (64U * 1024U * 1024U)   /* state.json larger than this is refused */
 #define STATE_MAX_OWN_WRITES 32                /* own-write markers kept per resource (newest) */
 
@@ -66,6 +85,9 @@ typedef struct StateResource {
         char **own_writes;          /* ids/etags/version ids returned by bindery's writes, oldest first */
         char **migration_tags;      /* Durable Object migration tags applied (workers), in order */
         char *run_id;               /* run that last wrote it */
+        json_object *ledger;        /* the engine's typed ledger fields (etag, crons, consumers, DO
+                                     * classes, secret HMACs, ...: ledger_entry_extras_to_json());
+                                     * a reference, NULL if none */
         uint64_t created_usec;      /* CLOCK_REALTIME: recorded in state */
         uint64_t updated_usec;
 } StateResource;
@@ -197,5 +219,5 @@ int state_set_meta(State *s, const char *key, const char *value);
 const char *state_get_meta(const State *s, const char *key);
 
 /* The whole ledger as JSON (a new reference; caller puts), as written to
- * state.json. For `binderyd state show` and tests. */
+ * state.json (format version 2). For tests and the fuzzer. */
 json_object *state_to_json(const State *s);

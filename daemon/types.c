@@ -6,6 +6,7 @@
 
 #include <json-c/json.h>
 
+#include "binding-kinds.h"
 #include "types.h"
 #include "util.h"
 
@@ -156,23 +157,7 @@ static char *json_shape(json_object *o) {
 }
 
 char *types_binding_type(const Binding *x) {
-        static const char *const fixed[_BINDING_KIND_MAX] = {
-                [BINDING_SECRET] = "string",
-                [BINDING_KV_NAMESPACE] = "KVNamespace",
-                [BINDING_R2_BUCKET] = "R2Bucket",
-                [BINDING_D1] = "D1Database",
-                [BINDING_DURABLE_OBJECT] = "DurableObjectNamespace",
-                [BINDING_QUEUE] = "Queue",
-                [BINDING_SERVICE] = "Fetcher",
-                [BINDING_SECRETS_STORE_SECRET] = "SecretsStoreSecret",
-                [BINDING_ANALYTICS_ENGINE] = "AnalyticsEngineDataset",
-                [BINDING_AI] = "Ai",
-                [BINDING_VERSION_METADATA] = "WorkerVersionMetadata",
-                [BINDING_HYPERDRIVE] = "Hyperdrive",
-                [BINDING_VECTORIZE] = "VectorizeIndex",
-                [BINDING_BROWSER] = "Fetcher",
-                [BINDING_WORKFLOW] = "Workflow",
-        };
+        const BindingKindInfo *info = binding_kind_info(x->kind);
         Buf b = {};
 
         switch (x->kind) {
@@ -187,9 +172,9 @@ char *types_binding_type(const Binding *x) {
                 return s;
         }
         default:
-                if (x->kind < 0 || x->kind >= _BINDING_KIND_MAX || !fixed[x->kind])
+                if (!info || !info->ts_type)
                         return strdup("unknown");
-                return strdup(fixed[x->kind]);
+                return strdup(info->ts_type);
         }
 }
 

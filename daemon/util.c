@@ -1,4 +1,5 @@
 /* util.c: see util.h. */
+#include <assert.h>
 #include <ctype.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -419,4 +420,74 @@ bool memeq_consttime(const void *a, size_t na, const void *b, size_t nb) {
                 return false;
         }
         return CRYPTO_memcmp(a, b, na) == 0;
+}
+
+unsigned edit_distance(const char *a, const char *b) {
+        /* Optimal string alignment distance over three rows; keys are short,
+         * and anything longer than 64 bytes is simply "far". */
+        unsigned rows[3][65], *pp = rows[0], *p = rows[1], *cur = rows[2];
+        size_t la = strlen(a), lb = strlen(b);
+
+        if (la > 64 || lb > 64)
+                return UINT_MAX / 2;
+        for (size_t j = 0; j <= lb; j++)
+                p[j] = (unsigned) j;
+        for (size_t i = 1; i <= la; i++) {
+                unsigned *t;
+
+                cur[0] = (unsigned) i;
+                for (size_t j = 1; j <= lb; j++) {
+                        unsigned cost = a[i - 1] == b[j - 1] ? 0 : 1;
+                        unsigned v = p[j] + 1;
+
+                        if (cur[j - 1] + 1 < v)
+                                v = cur[j - 1] + 1;
+                        if (p[j - 1] + cost < v)
+                                v = p[j - 1] + cost;
+                        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                            pp[j - 2] + 1 < v)
+                                v = pp[j - 2] + 1;
+                        cur[j] = v;
+                }
+                t = pp;
+                pp = p;
+                p = cur;
+                cur = t;
+        }
+        return p[lb];
+}
+
+static void strset_entry_free(struct lh_entry *e) {
+        free(lh_entry_k(e));
+}
+
+StrSet *strset_new(void) {
+        return lh_kchar_table_new(16, strset_entry_free);
+}
+
+StrSet *strset_free(StrSet *s) {
+        if (s)
+                lh_table_free(s);
+        return NULL;
+}
+
+bool strset_contains(const StrSet *s, const char *k) {
+        return s && k && lh_table_lookup_ex((StrSet *) s, k, NULL);
+}
+
+int strset_put(StrSet *s, const char *k) {
+        char *c;
+
+        assert(s);
+        assert(k);
+        if (strset_contains(s, k))
+                return 0;
+        c = strdup(k);
+        if (!c)
+                return -ENOMEM;
+        if (lh_table_insert(s, c, NULL) < 0) {
+                free(c);
+                return -ENOMEM;
+        }
+        return 0;
 }

@@ -85,3 +85,17 @@ char *format_rfc3339(uint64_t usec, char *buf, size_t n);
 
 /* Constant-time comparison of two buffers of possibly different length. */
 bool memeq_consttime(const void *a, size_t na, const void *b, size_t nb);
+
+/* Optimal string alignment distance (Damerau-Levenshtein without repeated
+ * edits of one substring), for "did you mean"; strings longer than 64 bytes
+ * are "far" (UINT_MAX / 2). The one edit distance of config and spec. */
+unsigned edit_distance(const char *a, const char *b) _pure_;
+
+/* A set of strings (json-c's hash table; keys copied). The one string-set
+ * helper: strset_put returns 0 (also when already there) or -ENOMEM. */
+typedef struct lh_table StrSet;
+StrSet *strset_new(void);
+StrSet *strset_free(StrSet *s);
+int strset_put(StrSet *s, const char *k);
+bool strset_contains(const StrSet *s, const char *k);
+DEFINE_TRIVIAL_CLEANUP_FUNC(StrSet *, strset_free);

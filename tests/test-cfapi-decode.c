@@ -6,6 +6,7 @@
 
 #include "cfapi-decode.h"
 #include "cfapi.h"
+#include "cfreq.h"
 #include "util.h"
 
 static char *load(const char *name, size_t *ret_size) {
@@ -381,6 +382,46 @@ START_TEST(test_escape) {
 }
 END_TEST
 
+START_TEST(test_unescape) {
+        _cleanup_free_ char *a = cfapi_unescape("my%20script%2F%C3%BC%201/rest", 24),
+                            *b = cfapi_unescape("100%zz%4", 8);
+
+        ck_assert_str_eq(a, "my script/\xc3\xbc 1");
+        ck_assert_str_eq(b, "100%zz%4");   /* not an escape: kept as is */
+}
+END_TEST
+
+START_TEST(test_cfreq_paths) {
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL, *d = NULL, *q = NULL;
+
+        ck_assert_int_eq(cfreq_path(&a, CF_PATH_SCRIPT_VERSION, "my script/x", "v?1"), 0);
+        ck_assert_str_eq(a, "workers/scripts/my%20script%2Fx/versions/v%3F1");
+        ck_assert_int_eq(cfreq_path(&b, CF_PATH_STORE_SECRET, NULL, "id"), 0);
+        ck_assert_str_eq(b, "secrets_store/stores//secrets/id");
+        ck_assert_int_eq(cfreq_path(&c, CF_PATH_QUEUES), 0);
+        ck_assert_str_eq(c, "queues");
+        ck_assert_int_eq(cfreq_path(&d, cfreq_item(RESOURCE_KV_NAMESPACE), "abc"), 0);
+        ck_assert_str_eq(d, "storage/kv/namespaces/abc");
+        ck_assert_str_eq(cfreq_template(cfreq_collection(RESOURCE_R2_BUCKET)), "r2/buckets");
+        ck_assert_int_eq(cfreq_collection(RESOURCE_SECRETS_STORE_SECRET), _CF_PATH_INVALID);
+        ck_assert_uint_eq(cfreq_segments(CF_PATH_QUEUE_CONSUMER), 2);
+        ck_assert_uint_eq(cfreq_segments(CF_PATH_AUDIT), 0);
+        /* Every template is set, and only the token check leaves the account. */
+        for (CfPath p = 0; p < _CF_PATH_MAX; p++) {
+                ck_assert_ptr_nonnull(cfreq_template(p));
+                ck_assert_int_eq(cfreq_template(p)[0] == '/', p == CF_PATH_TOKEN_VERIFY);
+        }
+        ck_assert_str_eq(cfreq_permission("GET storage/kv/namespaces: HTTP 403: denied"), "Workers KV Storage: Edit");
+        ck_assert_str_eq(cfreq_permission("GET logs/audit: HTTP 403"), "Account Settings: Read");
+        ck_assert_str_eq(cfreq_permission("PUT workers/scripts/a: HTTP 403"), "Workers Scripts: Edit");
+        ck_assert_ptr_null(cfreq_permission("GET /user/tokens/verify"));
+        ck_assert_ptr_null(cfreq_permission(NULL));
+        /* 2026-01-02T03:04:05Z .. +1 s */
+        ck_assert_int_eq(cfreq_audit_query(UINT64_C(1767323045) * 1000000, UINT64_C(1767323046) * 1000000, &q), 0);
+        ck_assert_str_eq(q, "since=2026-01-02T03%3A04%3A05Z&before=2026-01-02T03%3A04%3A06Z&limit=1000");
+}
+END_TEST
+
 static Suite *suite(void) {
         Suite *s = suite_create("cfapi-decode");
         TCase *tc = tcase_create("decode");
@@ -398,6 +439,8 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_retry_after);
         tcase_add_test(tc, test_multipart);
         tcase_add_test(tc, test_escape);
+        tcase_add_test(tc, test_unescape);
+        tcase_add_test(tc, test_cfreq_paths);
         tcase_add_test(tc, test_summary_truncation);
         tcase_add_test(tc, test_server_error_wins_over_code);
         suite_add_tcase(s, tc);

@@ -258,6 +258,34 @@ START_TEST(test_bad_values) {
 }
 END_TEST
 
+/* One credential-name rule (secrets_credential_name_is_valid, systemd's):
+ * the config file refused '/' but took a control character that the spec
+ * loader refused; now both refuse it, and both keep ':' and UTF-8. */
+START_TEST(test_credential_name_rule) {
+        _cleanup_free_ char *e = NULL;
+        Config *c = NULL;
+        ConfigError *errs = NULL;
+        size_t n = 0;
+
+        e = load_errors("account_id: 0123456789abcdef0123456789abcdef\n"
+                        "spec_dir: /s\n"
+                        "http_token: { credential: \"tok\\tx\" }\n"
+                        "webhook_secret: { credential: a/b }\n", NULL);
+        ck_assert_str_eq(e, "3:27: 'http_token': not a valid credential name (no '/' or control character, "
+                            "not '.' or '..', at most 255 bytes)\n"
+                            "4:31: 'webhook_secret': not a valid credential name (no '/' or control character, "
+                            "not '.' or '..', at most 255 bytes)\n");
+        ck_assert_int_eq(config_load(write_config("ok.yaml",
+                                                  "account_id: 0123456789abcdef0123456789abcdef\n"
+                                                  "spec_dir: /s\n"
+                                                  "http_token: { credential: \"ns:t\u00f6ken\" }\n"),
+                                     NULL, &c, &errs, &n), 0);
+        ck_assert_ptr_nonnull(c);
+        ck_assert_str_eq(c->http_token.ref, "ns:t\xc3\xb6ken");
+        config_free(c);
+}
+END_TEST
+
 /* account_id ends up in request paths: only 32 hex digits pass. */
 START_TEST(test_account_id_validated) {
         _cleanup_free_ char *a = NULL, *b = NULL;
@@ -474,6 +502,7 @@ static Suite *config_suite(void) {
         tcase_add_test(tc, test_syntax_and_shape);
         tcase_add_test(tc, test_bad_overrides);
         tcase_add_test(tc, test_account_id_validated);
+        tcase_add_test(tc, test_credential_name_rule);
         tcase_add_test(tc, test_spec_grant);
         tcase_add_test(tc, test_null_values_and_empty_file);
         tcase_add_test(tc, test_missing_file);

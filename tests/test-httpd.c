@@ -27,8 +27,6 @@
 #define TOKEN "s3cret-t0ken-for-tests"
 #define HOOK_SECRET "It's a Secret to Everybody"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
-
 /* ---- the stub backend (all on the loop thread) ---- */
 
 typedef struct Stub {

@@ -92,6 +92,12 @@ START_TEST(test_credential_errors) {
         }
         ck_assert(secrets_credential_name_is_valid("cloudflare-api-token"));
         ck_assert(secrets_credential_name_is_valid("..hidden"));
+        /* systemd's rule: no control character; ':' and UTF-8 stay valid
+         * (the spec loader has always accepted them). */
+        ck_assert(!secrets_credential_name_is_valid("a\nb"));
+        ck_assert(!secrets_credential_name_is_valid("a\x7f"));
+        ck_assert(secrets_credential_name_is_valid("ns:token"));
+        ck_assert(secrets_credential_name_is_valid("t\xc3\xb6ken"));
 
         ck_assert_int_eq(resolve(SECRET_SOURCE_CREDENTIAL, "nope", &v, &n, &err), -ENOENT);
         ck_assert_str_eq(err, "credential 'nope': not found in $CREDENTIALS_DIRECTORY");

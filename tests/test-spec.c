@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "binding-kinds.h"
 #include "spec-yaml.h"
 #include "spec.h"
 #include "util.h"
@@ -242,11 +243,11 @@ END_TEST
 /* ---- rule functions ---- */
 
 START_TEST(test_edit_distance) {
-        ck_assert_uint_eq(spec_edit_distance("title", "title"), 0);
-        ck_assert_uint_eq(spec_edit_distance("titel", "title"), 1);
-        ck_assert_uint_eq(spec_edit_distance("bindngs", "bindings"), 1);
-        ck_assert_uint_eq(spec_edit_distance("", "abc"), 3);
-        ck_assert_uint_eq(spec_edit_distance("kitten", "sitting"), 3);
+        ck_assert_uint_eq(edit_distance("title", "title"), 0);
+        ck_assert_uint_eq(edit_distance("titel", "title"), 1);
+        ck_assert_uint_eq(edit_distance("bindngs", "bindings"), 1);
+        ck_assert_uint_eq(edit_distance("", "abc"), 3);
+        ck_assert_uint_eq(edit_distance("kitten", "sitting"), 3);
 }
 END_TEST
 
@@ -284,16 +285,85 @@ END_TEST
 START_TEST(test_compat_date) {
         const char *why = NULL;
 
-        ck_assert(spec_valid_compat_date("2025-06-01", NULL));
-        ck_assert(spec_valid_compat_date("2024-02-29", NULL));
-        ck_assert(!spec_valid_compat_date("2023-02-29", &why));
+        ck_assert(spec_valid_compat_date("2025-06-01", time(NULL), NULL));
+        ck_assert(spec_valid_compat_date("2024-02-29", time(NULL), NULL));
+        ck_assert(!spec_valid_compat_date("2023-02-29", time(NULL), &why));
         ck_assert_str_eq(why, "no such date");
-        ck_assert(!spec_valid_compat_date("2025-6-1", &why));
+        ck_assert(!spec_valid_compat_date("2025-6-1", time(NULL), &why));
         ck_assert_str_eq(why, "expected YYYY-MM-DD");
-        ck_assert(!spec_valid_compat_date("2025-04-31", NULL));
-        ck_assert(!spec_valid_compat_date("2099-01-01", &why));
+        ck_assert(!spec_valid_compat_date("2025-04-31", time(NULL), NULL));
+        ck_assert(!spec_valid_compat_date("2099-01-01", time(NULL), &why));
         ck_assert_str_eq(why, "in the future");
-        ck_assert(!spec_valid_compat_date("2001-01-01", &why));
+        ck_assert(!spec_valid_compat_date("2001-01-01", time(NULL), &why));
+}
+END_TEST
+
+/* The validator's clock is injected: SpecLimits.now (2030-06-01 here)
+ * decides what "in the future" means, one day of slack for time zones. */
+START_TEST(test_compat_date_clock) {
+        SpecLimits l = spec_limits_default;
+        _cleanup_free_ char *d = mkspec(), *ok = NULL, *bad = NULL;
+        const char *why = NULL;
+
+        l.now = 1906502400;
+        ck_assert(spec_valid_compat_date("2030-06-02", l.now, NULL));
+        ck_assert(!spec_valid_compat_date("2030-06-03", l.now, &why));
+        ck_assert_str_eq(why, "in the future");
+        ck_assert(spec_valid_compat_date("2030-06-03", l.now + 86400, NULL));
+
+        put(d, "w.js", "export default {};\n");
+        put(d, "spec.yaml", "kind: Worker\nname: w\nmain: w.js\ncompatibility_date: \"2030-06-02\"\n");
+        ok = load_dir(d, &l, NULL);
+        ck_assert_msg(startswith(ok, "OK "), "%s", ok);
+        put(d, "spec.yaml", "kind: Worker\nname: w\nmain: w.js\ncompatibility_date: \"2030-06-03\"\n");
+        bad = load_dir(d, &l, NULL);
+        ck_assert_str_eq(bad, "spec.yaml:4:21: invalid compatibility_date '2030-06-03': in the future");
+        rm_rf(d);
+}
+END_TEST
+
+/* The binding-kind table: one row per kind, in enum order, with unique
+ * spec keys and Cloudflare types; every reference names a document kind
+ * and checks its direct id; mapping forms list their keys. */
+START_TEST(test_binding_kinds) {
+        const char *keys[_BINDING_KIND_MAX + 1];
+
+        binding_spec_keys(keys);
+        ck_assert_ptr_null(keys[_BINDING_KIND_MAX]);
+        ck_assert_ptr_null(binding_kind_info(_BINDING_KIND_MAX));
+        ck_assert_ptr_null(binding_kind_info(_BINDING_KIND_INVALID));
+        for (BindingKind k = 0; k < _BINDING_KIND_MAX; k++) {
+                const BindingKindInfo *i = binding_kind_info(k);
+
+                ck_assert_ptr_nonnull(i);
+                ck_assert_int_eq(i->kind, k);
+                ck_assert_ptr_nonnull(i->spec_key);
+                ck_assert_ptr_nonnull(i->api_type);
+                ck_assert_str_eq(keys[k], i->spec_key);
+                ck_assert_int_eq(binding_kind_from_spec_key(i->spec_key), k);
+                ck_assert_int_eq(binding_kind_from_api_type(i->api_type), k);
+                ck_assert_int_eq(binding_kind_target(k), i->target);
+                if (i->form == BINDING_FORM_REFERENCE) {
+                        ck_assert_int_ge(i->target, 0);
+                        ck_assert_ptr_nonnull(i->valid_id);
+                        ck_assert_ptr_nonnull(i->fields[0].api);
+                        ck_assert_uint_eq(i->fields[0].from, BINDING_FROM_RESOLVED);
+                }
+                if (i->form >= BINDING_FORM_REFERENCE)
+                        ck_assert_ptr_nonnull(i->keys);
+                if (i->by_name)
+                        ck_assert_int_eq(i->form, BINDING_FORM_REFERENCE);
+                if (k != BINDING_PLAIN_TEXT && k != BINDING_JSON)
+                        ck_assert_ptr_nonnull(i->ts_type);
+        }
+        ck_assert_int_eq(binding_kind_from_spec_key("kv"), _BINDING_KIND_INVALID);
+        ck_assert_int_eq(binding_kind_from_spec_key(NULL), _BINDING_KIND_INVALID);
+        ck_assert_int_eq(binding_kind_target(BINDING_D1), RESOURCE_D1_DATABASE);
+        ck_assert_int_eq(binding_kind_target(BINDING_HYPERDRIVE), _RESOURCE_KIND_INVALID);
+        ck_assert(binding_valid_hex32("0123456789abcdef0123456789ABCDEF"));
+        ck_assert(!binding_valid_hex32("0123456789abcdef0123456789abcdeg"));
+        ck_assert(binding_valid_uuid("01234567-89ab-cdef-0123-456789abcdef"));
+        ck_assert(!binding_valid_uuid("0123456789ab-cdef-0123-456789abcdef-"));
 }
 END_TEST
 
@@ -1320,6 +1390,8 @@ static Suite *spec_suite(void) {
         tcase_add_test(tc, test_edit_distance);
         tcase_add_test(tc, test_cron);
         tcase_add_test(tc, test_compat_date);
+        tcase_add_test(tc, test_compat_date_clock);
+        tcase_add_test(tc, test_binding_kinds);
         tcase_add_test(tc, test_names);
         tcase_add_test(tc, test_minimal_worker);
         tcase_add_test(tc, test_every_binding);

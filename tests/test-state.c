@@ -350,6 +350,23 @@ START_TEST(test_corrupt_refused) {
                   "{\"kind\": \"Worker\", \"name\": \"x\", \"ownership\": \"created\"}]}", -EBADMSG, "duplicate" },
                 { "{\"version\": 1, \"secrets\": {\"worker:api\": {\"K\": \"plaintext\"}}}", -EBADMSG, "fingerprint" },
                 { "{\"version\": 1} trailing", -EBADMSG, "trailing" },
+                /* Version 1: a ledger string that is not a JSON object. */
+                { "{\"version\": 1, \"resources\": [{\"kind\": \"Worker\", \"name\": \"x\", \"ownership\": \"created\"}],"
+                  "\"meta\": {\"engine.x.Worker.x\": \"[1]\"}}", -EBADMSG, "meta.engine.x.Worker.x" },
+                { "{\"version\": 1, \"intents\": [{\"kind\": \"KVNamespace\", \"cf_name\": \"c\"},"
+                  "{\"kind\": \"KVNamespace\", \"cf_name\": \"c\"}]}", -EBADMSG, "duplicate intent" },
+                /* Version 2. */
+                { "{\"version\": 2, \"records\": []}", -EBADMSG, "records: expected an object" },
+                { "{\"version\": 2, \"records\": {\"thing/x\": {}}}", -EBADMSG, "unknown record type" },
+                { "{\"version\": 2, \"records\": {\"resource/Worker/y\": {\"kind\": \"Worker\", \"name\": \"x\","
+                  "\"ownership\": \"created\"}}}", -EBADMSG, "key does not name" },
+                { "{\"version\": 2, \"records\": {\"resource/Worker/x\": {\"kind\": \"Worker\", \"name\": \"x\","
+                  "\"ownership\": \"created\", \"ledger\": \"{}\"}}}", -EBADMSG, "ledger: expected an object" },
+                { "{\"version\": 2, \"records\": {\"intent/KVNamespace/b\": {\"kind\": \"KVNamespace\", \"name\": \"a\","
+                  "\"cf_name\": \"c\"}}}", -EBADMSG, "key does not name" },
+                { "{\"version\": 2, \"records\": {\"secrets/worker:api\": {\"K\": \"plaintext\"}}}", -EBADMSG,
+                  "fingerprint" },
+                { "{\"version\": 2, \"records\": {\"meta/k\": \"v\"}}", -EBADMSG, "string \"value\"" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -574,12 +591,120 @@ START_TEST(test_to_json) {
         ck_assert_ptr_nonnull(j);
         ck_assert(json_object_object_get_ex(j, "version", &v));
         ck_assert_int_eq(json_object_get_int(v), STATE_FORMAT_VERSION);
-        ck_assert(json_object_object_get_ex(j, "resources", &v));
-        ck_assert_int_eq(json_object_array_length(v), 1);
+        ck_assert_int_eq(STATE_FORMAT_VERSION, 2);
+        ck_assert(!json_object_object_get_ex(j, "resources", NULL));
+        ck_assert(json_object_object_get_ex(j, "records", &v));
+        ck_assert_int_eq(json_object_object_length(v), 1);
+        ck_assert(json_object_object_get_ex(v, "resource/KVNamespace/a", NULL));
         json_object_put(j);
         ck_assert_str_eq(ownership_to_string(OWNERSHIP_ADOPTED), "adopted");
         ck_assert_int_eq(ownership_from_string("created"), OWNERSHIP_CREATED);
         ck_assert_int_eq(ownership_from_string("x"), -EINVAL);
+        state_free(s);
+        rm_rf(dir);
+}
+END_TEST
+
+/* A version-1 file (as binderyd wrote it before version 2: arrays, and
+ * the engine's ledger fields as JSON strings in meta) is lifted: the
+ * strings become each resource's ledger object, the meta entries go, the
+ * rest is kept; the next save writes version 2, one record per thing,
+ * which loads back equal. */
+START_TEST(test_v1_lifted) {
+        _cleanup_free_ char *dir = make_tmpdir(), *text = NULL;
+        State *s = NULL;
+        const StateResource *r;
+        json_object *j, *records, *rec, *v;
+
+        write_text(dir, "state.json",
+                   "{\"version\": 1,"
+                   " \"binding\": {\"account_id\": \"" ACCOUNT "\", \"api_url\": \"" API_URL "\"},"
+                   " \"resources\": [{\"kind\": \"Worker\", \"name\": \"api\", \"cf_id\": \"api\", \"cf_name\": \"api\","
+                   "   \"ownership\": \"created\", \"digest\": \"d1\", \"deletion_policy\": \"retain\","
+                   "   \"drift_policy\": \"report\", \"migration_tags\": [\"v1\"]},"
+                   "  {\"kind\": \"KVNamespace\", \"name\": \"sessions\", \"cf_id\": \"ns1\", \"cf_name\": \"it-sessions\","
+                   "   \"ownership\": \"adopted\", \"deletion_policy\": \"delete\"}],"
+                   " \"intents\": [{\"kind\": \"D1Database\", \"name\": \"db\", \"cf_name\": \"main-db\", \"run_id\": \"r1\"}],"
+                   " \"secrets\": {\"store:default\": {\"tok\": \"" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" "\"}},"
+                   " \"meta\": {\"engine.audit.last\": \"2026-12-07T03:24:10Z\","
+                   "   \"engine.x.Worker.api\": \"{\\\"etag\\\":\\\"e1\\\",\\\"crons\\\":[\\\"*/5 * * * *\\\"]}\","
+                   "   \"engine.x.KVNamespace.gone\": \"{}\"}}");
+        ck_assert_int_eq(state_open(dir, true, &s, NULL), 0);
+        r = state_get(s, RESOURCE_WORKER, "api");
+        ck_assert_ptr_nonnull(r);
+        ck_assert_ptr_nonnull(r->ledger);
+        ck_assert(json_object_object_get_ex(r->ledger, "etag", &v));
+        ck_assert_str_eq(json_object_get_string(v), "e1");
+        ck_assert(json_object_object_get_ex(r->ledger, "crons", &v));
+        ck_assert_int_eq(json_object_array_length(v), 1);
+        ck_assert_int_eq(r->drift, DRIFT_REPORT);
+        ck_assert_str_eq(r->migration_tags[0], "v1");
+        r = state_get(s, RESOURCE_KV_NAMESPACE, "sessions");
+        ck_assert_ptr_nonnull(r);
+        ck_assert_ptr_null(r->ledger);
+        ck_assert_int_eq(r->ownership, OWNERSHIP_ADOPTED);
+        ck_assert_int_eq(r->deletion, DELETION_DELETE);
+        ck_assert_ptr_nonnull(state_intent_find(s, RESOURCE_D1_DATABASE, "main-db"));
+        ck_assert_ptr_nonnull(state_secret_get(s, "store:default", "tok"));
+        ck_assert_str_eq(state_get_meta(s, "engine.audit.last"), "2026-12-07T03:24:10Z");
+        ck_assert_ptr_null(state_get_meta(s, "engine.x.Worker.api"));
+        ck_assert_ptr_null(state_get_meta(s, "engine.x.KVNamespace.gone"));
+
+        /* Saved as version 2: one keyed record each. */
+        ck_assert_int_eq(state_save(s), 0);
+        state_free(s);
+        s = NULL;
+        j = json_object_from_file(text = path_join(dir, "state.json"));
+        ck_assert_ptr_nonnull(j);
+        ck_assert(json_object_object_get_ex(j, "version", &v));
+        ck_assert_int_eq(json_object_get_int(v), 2);
+        ck_assert(json_object_object_get_ex(j, "records", &records));
+        ck_assert_int_eq(json_object_object_length(records), 5);
+        ck_assert(json_object_object_get_ex(records, "resource/Worker/api", &rec));
+        ck_assert(json_object_object_get_ex(rec, "ledger", &v));
+        ck_assert(json_object_object_get_ex(v, "etag", NULL));
+        ck_assert(json_object_object_get_ex(records, "resource/KVNamespace/sessions", NULL));
+        ck_assert(json_object_object_get_ex(records, "intent/D1Database/main-db", NULL));
+        ck_assert(json_object_object_get_ex(records, "secrets/store:default", NULL));
+        ck_assert(json_object_object_get_ex(records, "meta/engine.audit.last", &rec));
+        ck_assert(json_object_object_get_ex(rec, "value", NULL));
+        json_object_put(j);
+
+        /* And version 2 loads back the same. */
+        ck_assert_int_eq(state_open(dir, true, &s, NULL), 0);
+        r = state_get(s, RESOURCE_WORKER, "api");
+        ck_assert_ptr_nonnull(r);
+        ck_assert(json_object_object_get_ex(r->ledger, "etag", &v));
+        ck_assert_str_eq(json_object_get_string(v), "e1");
+        ck_assert_int_eq(r->drift, DRIFT_REPORT);
+        ck_assert_str_eq(state_account_id(s), ACCOUNT);
+        ck_assert_ptr_nonnull(state_get(s, RESOURCE_KV_NAMESPACE, "sessions"));
+        ck_assert_ptr_nonnull(state_intent_find(s, RESOURCE_D1_DATABASE, "main-db"));
+        ck_assert_ptr_nonnull(state_secret_get(s, "store:default", "tok"));
+        ck_assert_str_eq(state_get_meta(s, "engine.audit.last"), "2026-12-07T03:24:10Z");
+        state_free(s);
+        rm_rf(dir);
+}
+END_TEST
+
+/* state_put deep-copies the ledger object: changing the caller's copy
+ * afterwards changes nothing stored. */
+START_TEST(test_ledger_object_copied) {
+        _cleanup_free_ char *dir = make_tmpdir();
+        _cleanup_(json_object_putp) json_object *x = json_object_new_object();
+        State *s = NULL;
+        const StateResource *r;
+        json_object *v;
+
+        ck_assert_int_eq(state_open(dir, true, &s, NULL), 0);
+        ck_assert_int_eq(json_object_object_add(x, "etag", json_object_new_string("e1")), 0);
+        StateResource rec = { .kind = RESOURCE_WORKER, .name = (char *) "w", .cf_id = (char *) "w",
+                              .cf_name = (char *) "w", .ledger = x };
+        ck_assert_int_eq(state_put(s, &rec), 0);
+        ck_assert_int_eq(json_object_object_add(x, "etag", json_object_new_string("e2")), 0);
+        r = state_get(s, RESOURCE_WORKER, "w");
+        ck_assert(json_object_object_get_ex(r->ledger, "etag", &v));
+        ck_assert_str_eq(json_object_get_string(v), "e1");
         state_free(s);
         rm_rf(dir);
 }
@@ -603,6 +728,8 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_own_writes);
         tcase_add_test(tc, test_secret_fingerprints);
         tcase_add_test(tc, test_to_json);
+        tcase_add_test(tc, test_v1_lifted);
+        tcase_add_test(tc, test_ledger_object_copied);
         suite_add_tcase(s, tc);
         return s;
 }

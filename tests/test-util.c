@@ -264,6 +264,31 @@ START_TEST(test_model_tables) {
 }
 END_TEST
 
+START_TEST(test_strset) {
+        _cleanup_(strset_freep) StrSet *s = strset_new();
+        char k[32];
+
+        ck_assert_ptr_nonnull(s);
+        ck_assert(!strset_contains(s, "a"));
+        ck_assert_int_eq(strset_put(s, "a"), 0);
+        ck_assert_int_eq(strset_put(s, "a"), 0);        /* once only */
+        ck_assert_int_eq(s->count, 1);
+        ck_assert(strset_contains(s, "a"));
+        ck_assert(!strset_contains(s, "b"));
+        ck_assert(!strset_contains(s, NULL));
+        ck_assert(!strset_contains(NULL, "a"));
+        /* Grows past its first size; keys are copies. */
+        for (unsigned i = 0; i < 100; i++) {
+                snprintf(k, sizeof k, "key-%u", i);
+                ck_assert_int_eq(strset_put(s, k), 0);
+        }
+        strcpy(k, "changed");
+        ck_assert(strset_contains(s, "key-99"));
+        ck_assert(!strset_contains(s, "changed"));
+        ck_assert_int_eq(s->count, 101);
+}
+END_TEST
+
 static Suite *util_suite(void) {
         Suite *s = suite_create("util");
         TCase *tc = tcase_create("core");
@@ -281,6 +306,7 @@ static Suite *util_suite(void) {
         tcase_add_test(tc, test_no_core_dumps);
         tcase_add_test(tc, test_log_errno);
         tcase_add_test(tc, test_model_tables);
+        tcase_add_test(tc, test_strset);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -420,149 +420,175 @@ static const char *uri_query(const char *uri) {
         return q ? q + 1 : "";
 }
 
-static enum MHD_Result dispatch(Sim *sim, Conn *x, struct MHD_Connection *c, const char *method) {
-        _cleanup_free_ char *path = NULL;
-        SimRequest req = { .method = method, .uri = x->uri, .connection = c };
-        SimReply rep = {};
-        const SimRoute *route = NULL;
-        char tmpl[512] = "";
-        bool mismatch = false, truncate = false, rl_on = true, wrote = false;
-        unsigned rl_remaining = 0, rl_reset = 0;
-        SimFaultHit hit;
-        enum MHD_Result ret;
+/* One API request on its way through dispatch's stages. */
+typedef struct Dispatch {
+        const char *method;
+        const char *path;               /* without the query */
+        SimRequest req;
+        SimReply rep;
+        const SimRoute *route;
+        char tmpl[512];                 /* "METHOD /route/template" once routed */
+        bool mismatch;                  /* the path has a route, for another method */
+        bool rl_on, truncate;
+        bool counted;                   /* sim_stats_count done (with the handler, under its lock) */
+        unsigned rl_remaining, rl_reset;
+} Dispatch;
 
-        path = strndup(x->uri, strcspn(x->uri, "?#"));
-        if (!path)
-                return MHD_NO;
-        req.body = x->body ? x->body : "";
-        req.body_size = x->size;
-        req.content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (!req.content_type)
-                req.content_type = "";
+/* Stage 1: the gate (API prefix, token, rate limit). Returns true when
+ * it answered. */
+static bool dispatch_gate(Sim *sim, Dispatch *d) {
+        struct MHD_Connection *c = d->req.connection;
+        bool ok;
 
-        if (startswith(path, "/__sim/") || streq(path, "/__sim")) {
-                req.path = path;
-                pthread_mutex_lock(&sim->lock);
-                sim_ops_handle(sim, &req, &rep);
-                pthread_mutex_unlock(&sim->lock);
-                return send_reply(sim, c, &rep, false, 0, 0, false);
+        if (!startswith(d->path, "/client/v4/")) {
+                d->rl_on = false;
+                reply_error(&d->rep, 404, 7003, "No route for the URI");
+                return true;
         }
-
-        if (!startswith(path, "/client/v4/")) {
-                rl_on = false;
-                reply_error(&rep, 404, 7003, "No route for the URI");
-                goto count;
-        }
-        req.path = path + strlen("/client/v4");
-        route = route_find(method, req.path, req.params, &mismatch);
-        if (route)
-                snprintf(tmpl, sizeof(tmpl), "%s %s", route->method, route->path);
+        d->req.path = d->path + strlen("/client/v4");
+        d->route = route_find(d->method, d->req.path, d->req.params, &d->mismatch);
+        if (d->route)
+                snprintf(d->tmpl, sizeof(d->tmpl), "%s %s", d->route->method, d->route->path);
 
         if (!authorized(sim, c)) {
-                rl_on = false;
-                reply_error(&rep, 403, 10000, "Authentication error");
-                goto count;
+                d->rl_on = false;
+                reply_error(&d->rep, 403, 10000, "Authentication error");
+                return true;
         }
-        if (rl_on) {
-                bool ok;
+        pthread_mutex_lock(&sim->lock);
+        ok = sim_ratelimit_take(sim, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+                                &d->rl_remaining, &d->rl_reset);
+        pthread_mutex_unlock(&sim->lock);
+        if (!ok) {
+                reply_error(&d->rep, 429, 971, "Please wait and consider throttling your request speed");
+                d->rep.retry_after = d->rl_reset > 0 ? d->rl_reset : 1;
+                return true;
+        }
+        return false;
+}
 
-                pthread_mutex_lock(&sim->lock);
-                ok = sim_ratelimit_take(sim, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
-                                        &rl_remaining, &rl_reset);
-                pthread_mutex_unlock(&sim->lock);
-                if (!ok) {
-                        reply_error(&rep, 429, 971, "Please wait and consider throttling your request speed");
-                        rep.retry_after = rl_reset > 0 ? rl_reset : 1;
-                        goto count;
-                }
-        }
+/* Stage 2: an injected fault. Returns 1 when it answered, -1 when the
+ * connection is to be dropped, 0 to go on (after a stall, or to truncate). */
+static int dispatch_fault(Sim *sim, Dispatch *d) {
+        SimFaultHit hit;
+        bool matched;
 
         pthread_mutex_lock(&sim->lock);
-        if (sim_faults_match(sim, method, path, &hit)) {
-                pthread_mutex_unlock(&sim->lock);
-                switch (hit.kind) {
-                case SIM_FAULT_429:
-                        reply_error(&rep, 429, 971, "Please wait and consider throttling your request speed");
-                        rep.retry_after = hit.retry_after;
-                        goto count;
-                case SIM_FAULT_400:
-                        reply_error(&rep, 400, 10021, "cfsim injected fault: request refused");
-                        goto count;
-                case SIM_FAULT_403:
-                        reply_error(&rep, 403, 10000, "Authentication error");
-                        goto count;
-                case SIM_FAULT_500:
-                case SIM_FAULT_502:
-                case SIM_FAULT_503: {
-                        unsigned st = hit.kind == SIM_FAULT_500 ? 500 : hit.kind == SIM_FAULT_502 ? 502 : 503;
-                        reply_error(&rep, st, 10013, "cfsim injected fault: HTTP %u", st);
-                        rep.retry_after = hit.retry_after;
-                        goto count;
-                }
-                case SIM_FAULT_STALL:
-                        stall(sim, hit.seconds);
-                        break;
-                case SIM_FAULT_DROP:
-                        pthread_mutex_lock(&sim->lock);
-                        sim_stats_count(sim, method, route ? tmpl : NULL, path, uri_query(x->uri), 0, false);
-                        pthread_mutex_unlock(&sim->lock);
-                        for (unsigned k = 0; k < SIM_PARAMS_MAX; k++)
-                                free(req.params[k]);
-                        return MHD_NO;
-                case SIM_FAULT_TRUNCATE:
-                        truncate = true;
-                        break;
-                default:
-                        break;
-                }
-        } else
-                pthread_mutex_unlock(&sim->lock);
+        matched = sim_faults_match(sim, d->method, d->path, &hit);
+        pthread_mutex_unlock(&sim->lock);
+        if (!matched)
+                return 0;
+        switch (hit.kind) {
+        case SIM_FAULT_429:
+                reply_error(&d->rep, 429, 971, "Please wait and consider throttling your request speed");
+                d->rep.retry_after = hit.retry_after;
+                return 1;
+        case SIM_FAULT_400:
+                reply_error(&d->rep, 400, 10021, "cfsim injected fault: request refused");
+                return 1;
+        case SIM_FAULT_403:
+                reply_error(&d->rep, 403, 10000, "Authentication error");
+                return 1;
+        case SIM_FAULT_500:
+        case SIM_FAULT_502:
+        case SIM_FAULT_503: {
+                unsigned st = hit.kind == SIM_FAULT_500 ? 500 : hit.kind == SIM_FAULT_502 ? 502 : 503;
+                reply_error(&d->rep, st, 10013, "cfsim injected fault: HTTP %u", st);
+                d->rep.retry_after = hit.retry_after;
+                return 1;
+        }
+        case SIM_FAULT_STALL:
+                stall(sim, hit.seconds);
+                return 0;
+        case SIM_FAULT_DROP:
+                return -1;
+        case SIM_FAULT_TRUNCATE:
+                d->truncate = true;
+                return 0;
+        default:
+                return 0;
+        }
+}
+
+/* Stage 3: the route's handler, under the lock; a write is audited and
+ * wakes the waiters, and the request is counted before the lock drops. */
+static void dispatch_route(Sim *sim, Dispatch *d, Conn *x) {
+        bool wrote = false;
 
         if (x->too_big) {
-                reply_error(&rep, 413, 10021, "Request body too large (limit %u bytes)", SIM_BODY_MAX);
-                goto count;
+                reply_error(&d->rep, 413, 10021, "Request body too large (limit %u bytes)", SIM_BODY_MAX);
+                return;
         }
-        if (!route) {
-                if (mismatch)
-                        reply_error(&rep, 405, 7001, "Method %s not available for that URI.", method);
+        if (!d->route) {
+                if (d->mismatch)
+                        reply_error(&d->rep, 405, 7001, "Method %s not available for that URI.", d->method);
                 else
-                        reply_error(&rep, 404, 7003, "No route for the URI");
-                goto count;
+                        reply_error(&d->rep, 404, 7003, "No route for the URI");
+                return;
         }
-        if (strstr(route->path, ":account_id") && !streq(req.params[0], sim->account_id)) {
-                reply_error(&rep, 403, 10000, "Authentication error");
-                goto count;
+        if (strstr(d->route->path, ":account_id") && !streq(d->req.params[0], sim->account_id)) {
+                reply_error(&d->rep, 403, 10000, "Authentication error");
+                return;
         }
-
         pthread_mutex_lock(&sim->lock);
-        rep.audit_type = route->audit_type;
-        route->handler(sim, &req, &rep);
-        if (!rep.body && !rep.blob)
-                reply_error(&rep, 500, 10000, "cfsim: handler produced no reply");
-        if (!streq(method, "GET") && !streq(method, "HEAD")) {
+        d->rep.audit_type = d->route->audit_type;
+        d->route->handler(sim, &d->req, &d->rep);
+        if (!d->rep.body && !d->rep.blob)
+                reply_error(&d->rep, 500, 10000, "cfsim: handler produced no reply");
+        if (!streq(d->method, "GET") && !streq(d->method, "HEAD")) {
                 const char *uri = startswith(x->uri, "/client/v4") ? x->uri + strlen("/client/v4") : x->uri;
-                const char *rid = rep.audit_id[0] ? rep.audit_id : req.params[1];
+                const char *rid = d->rep.audit_id[0] ? d->rep.audit_id : d->req.params[1];
 
                 wrote = true;
                 sim->generation++;
                 sim->dirty = true;
-                sim_audit(sim, method, uri, rep.status, rep.audit_type, rid);
+                sim_audit(sim, d->method, uri, d->rep.status, d->rep.audit_type, rid);
                 pthread_cond_broadcast(&sim->wake);
         }
-        sim_stats_count(sim, method, tmpl, path, uri_query(x->uri), rep.status, wrote);
+        sim_stats_count(sim, d->method, d->tmpl, d->path, uri_query(x->uri), d->rep.status, wrote);
+        d->counted = true;
         pthread_mutex_unlock(&sim->lock);
-        goto send;
+}
 
-count:
-        pthread_mutex_lock(&sim->lock);
-        sim_stats_count(sim, method, route ? tmpl : NULL, path, uri_query(x->uri), rep.status, false);
-        pthread_mutex_unlock(&sim->lock);
-send:
+static enum MHD_Result dispatch(Sim *sim, Conn *x, struct MHD_Connection *c, const char *method) {
+        _cleanup_free_ char *path = strndup(x->uri, strcspn(x->uri, "?#"));
+        Dispatch d = {
+                .method = method,
+                .path = path,
+                .req = { .method = method, .uri = x->uri, .connection = c,
+                         .body = x->body ? x->body : "", .body_size = x->size },
+                .rl_on = true,
+        };
+        int r = 0;
+        enum MHD_Result ret;
+
+        if (!path)
+                return MHD_NO;
+        d.req.content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE) ?: "";
+
+        if (startswith(path, "/__sim/") || streq(path, "/__sim")) {
+                d.req.path = path;
+                pthread_mutex_lock(&sim->lock);
+                sim_ops_handle(sim, &d.req, &d.rep);
+                pthread_mutex_unlock(&sim->lock);
+                return send_reply(sim, c, &d.rep, false, 0, 0, false);
+        }
+
+        if (!dispatch_gate(sim, &d) && (r = dispatch_fault(sim, &d)) == 0)
+                dispatch_route(sim, &d, x);
+        if (!d.counted) {
+                pthread_mutex_lock(&sim->lock);
+                sim_stats_count(sim, method, d.route ? d.tmpl : NULL, path, uri_query(x->uri), r < 0 ? 0 : d.rep.status,
+                                false);
+                pthread_mutex_unlock(&sim->lock);
+        }
         for (unsigned k = 0; k < SIM_PARAMS_MAX; k++)
-                free(req.params[k]);
-        ret = send_reply(sim, c, &rep, rl_on, rl_remaining, rl_reset, truncate);
-        free(rep.body);
-        sim_blob_unref(rep.blob);
+                free(d.req.params[k]);
+        if (r < 0)
+                return MHD_NO;          /* SIM_FAULT_DROP */
+        ret = send_reply(sim, c, &d.rep, d.rl_on, d.rl_remaining, d.rl_reset, d.truncate);
+        free(d.rep.body);
+        sim_blob_unref(d.rep.blob);
         return ret;
 }
 

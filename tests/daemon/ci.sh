@@ -279,7 +279,7 @@ stop_daemon
 cli state forget KVNamespace/sessions -c "$work/binderyd.yaml"
 check "state forget KVNamespace/sessions: exit 0 ($RC)" [ "$RC" = 0 ]
 check "state forget: the record is gone from state.json" \
-	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert not [r for r in d["resources"] if r["kind"] == "KVNamespace" and r["name"] == "sessions"]' "$work/state/state.json"
+	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["version"] == 2 and "resource/KVNamespace/sessions" not in d["records"]' "$work/state/state.json"
 check "state forget: the namespace itself is not deleted" grep -q '"sessions"' <(sim_state)
 cli state forget KVNamespace/sessions -c "$work/binderyd.yaml"
 check "state forget of something not owned: exit 1 ($RC)" [ "$RC" = 1 ]

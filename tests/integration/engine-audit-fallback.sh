@@ -93,12 +93,12 @@ write_config
 bd apply
 check_eq "gaps: apply exits 0" "$RC" 0
 check "gaps: the own writes wait for their entries" \
-        bash -c "jq -e '.meta[\"engine.own_writes.since\"] != null' '$TMP/state/state.json' >/dev/null"
+        bash -c "jq -e '.records[\"meta/engine.own_writes.since\"].value != null' '$TMP/state/state.json' >/dev/null"
 check_eq "gaps: out-of-band PATCH accepted" "$(patch_stage)" true
 bd plan
 check_eq "gaps: before the gap is known, the unlogged change is not seen yet (plan exits 0)" "$RC" 0
 old=$(( $(date +%s) * 1000000 - 20 * 60 * 1000000 ))
-jq --arg t "$old" '.meta["engine.own_writes.since"] = $t' "$TMP/state/state.json" >"$TMP/state.new" &&
+jq --arg t "$old" '.records["meta/engine.own_writes.since"].value = $t' "$TMP/state/state.json" >"$TMP/state.new" &&
         cat "$TMP/state.new" >"$TMP/state/state.json"
 bd plan
 check_eq "gaps: own writes lost for 15 min: the rotation finds the change (exit 2)" "$RC" 2

@@ -124,7 +124,7 @@ check_eq "store secret rotation: PATCH" "$(sim_route 'PATCH /accounts/:account_i
 # detail (at most a fifth of the request budget per cycle), then not again
 # until the next period. "Due" is simulated by ageing the last refresh.
 age_refresh() {
-        jq '.meta["engine.refresh.last"] = "1"' "$TMP/state/state.json" >"$TMP/state.tmp" &&
+        jq '.records["meta/engine.refresh.last"] = {"value": "1"}' "$TMP/state/state.json" >"$TMP/state.tmp" &&
                 cat "$TMP/state.tmp" >"$TMP/state/state.json"
 }
 details() { sim_route 'GET /accounts/:account_id/workers/scripts/:script_name/deployments'; }

@@ -87,6 +87,12 @@ sed -i 's/^name: api$/name: api\ndrift: report/' "$TMP/spec/workers.yaml"
 sed -i 's/^title: it-sessions$/title: it-sessions\ndrift: report/' "$TMP/spec/resources.yaml"
 bd apply
 check_eq "report mode: spec change applied cleanly" "$RC" 0
+# The drift policy is recorded per resource in the state (kept after the
+# document leaves the spec), as the deletion policy is.
+check_eq "report mode: the state records drift_policy report for the worker" \
+        "$(jq -r '.records["resource/Worker/api"].drift_policy' "$TMP/state/state.json")" report
+check_eq "report mode: the state records drift_policy report for the KV namespace" \
+        "$(jq -r '.records["resource/KVNamespace/sessions"].drift_policy' "$TMP/state/state.json")" report
 patch_bindings 'map(if .name == "STAGE" then .text = "staging" else . end)' >/dev/null
 api PUT workers/scripts/api/secrets -H 'content-type: application/json' \
         -d '{"name":"API_KEY","text":"rotated-again","type":"secret_text"}' >/dev/null

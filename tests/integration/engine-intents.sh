@@ -22,7 +22,7 @@ sim_faults '[]'
 check_eq "refused create: apply fails" "$RC" 1
 check_eq "refused create: nothing was created" "$(kv_count refused)" 0
 check "refused create: the state file is readable" jq -e . "$TMP/state/state.json"
-check "refused create: no intent left behind" sh -c "! jq -e '[.intents[]? | select(.name==\"refused\" or .cf_name==\"refused\")] | length > 0' '$TMP/state/state.json' >/dev/null"
+check "refused create: no intent left behind" sh -c "! jq -e '[.records | to_entries[] | select(.key | startswith(\"intent/\")) | .value | select(.name==\"refused\" or .cf_name==\"refused\")] | length > 0' '$TMP/state/state.json' >/dev/null"
 
 # Someone else creates the same title; bindery must not take it.
 api POST storage/kv/namespaces -H 'Content-Type: application/json' -d '{"title": "refused"}' >/dev/null
