@@ -19,6 +19,7 @@ START_TEST(test_defaults) {
         ck_assert_uint_eq(b.window_usec, 300 * SEC);
         ck_assert_uint_eq(budget_available(&b, T0), 1000);
         ck_assert(b.reserve == 200.0);
+        budget_done(&b);
 }
 END_TEST
 
@@ -86,6 +87,7 @@ START_TEST(test_every_attempt_costs) {
                         ok++;
         ck_assert_uint_eq(ok, 10);
         ck_assert_uint_eq(b.n_waits, 2);
+        budget_done(&b);
 }
 END_TEST
 
@@ -107,12 +109,15 @@ START_TEST(test_reserve_for_low_priority) {
                 ck_assert_uint_eq(budget_take(&b, T0, false), 0);
         ck_assert_uint_gt(budget_take(&b, T0, false), 0);
 
+        budget_done(&b);
         /* Tiny budgets keep no reserve (a low request must be servable). */
         budget_init(&b, 3, SEC, T0);
         ck_assert(b.reserve == 0.0);
         ck_assert_uint_eq(budget_take(&b, T0, true), 0);
+        budget_done(&b);
         budget_init(&b, 1, SEC, T0);
         ck_assert_uint_eq(budget_take(&b, T0, true), 0);
+        budget_done(&b);
 }
 END_TEST
 
@@ -149,10 +154,12 @@ START_TEST(test_server_clamp_and_hold) {
         ck_assert_uint_eq(budget_take(&b, T0 + 10 * SEC, false), 0);
 
         /* r=0 immediately: hold for t. */
+        budget_done(&b);
         budget_init(&b, 1000, 300 * SEC, T0);
         budget_observe_server(&b, 0, 7, T0);
         ck_assert_uint_eq(budget_take(&b, T0, false), 7 * SEC);
         /* A high remaining count does not pace. */
+        budget_done(&b);
         budget_init(&b, 1000, 300 * SEC, T0);
         budget_observe_server(&b, 900, 200, T0);
         for (unsigned i = 0; i < 50; i++)
@@ -160,6 +167,7 @@ START_TEST(test_server_clamp_and_hold) {
         /* t=0: nothing to mirror. */
         budget_observe_server(&b, 0, 0, T0);
         ck_assert_uint_eq(budget_take(&b, T0, false), 0);
+        budget_done(&b);
 }
 END_TEST
 
@@ -174,6 +182,7 @@ START_TEST(test_hold_429) {
         budget_hold(&b, 1 * SEC, T0 + 2 * SEC);
         ck_assert_uint_eq(budget_take(&b, T0 + 2 * SEC, false), 3 * SEC);
         ck_assert_uint_eq(budget_take(&b, T0 + 5 * SEC, false), 0);
+        budget_done(&b);
 }
 END_TEST
 
@@ -228,6 +237,7 @@ START_TEST(test_clock_backwards) {
         /* A clock that goes back never mints tokens. */
         ck_assert_uint_gt(budget_take(&b, T0 - 5 * SEC, false), 0);
         ck_assert_uint_eq(budget_available(&b, T0 - 5 * SEC), 0);
+        budget_done(&b);
 }
 END_TEST
 
