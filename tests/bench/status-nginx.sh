@@ -2,8 +2,10 @@
 # tests/bench/status-nginx.sh: benchmark (run by hand, not in make check):
 # GET /v1/status of a daemon holding WORKERS workers (default 1,000)
 # against nginx serving the same bytes from a file, with wrk, in the same
-# run; then the poller's case (If-None-Match with the ETag: 304). The load
-# average is printed beside every figure (the host may be shared).
+# run; then the poller's case (If-None-Match with the ETag: 304), ?pretty
+# (built per request), and the latency (p99, max) of the full body while a
+# converge updates every worker. The load average is printed beside every
+# figure (the host may be shared).
 #   top_builddir=build/normal tests/bench/status-nginx.sh [WORKERS] [SECONDS]
 # cfsim's rate limit and script count are raised by flag (--rate-limit,
 # --max-scripts 0): this measures the status API, not throttling.
@@ -85,4 +87,18 @@ wrk_run "binderyd If-None-Match (304)" "$API/v1/status" -H "If-None-Match: $tag"
 wrk_run "binderyd ?pretty (built per request)" "$API/v1/status?pretty"
 echo "    binderyd / nginx: $(awk -v a="$bd" -v b="$ng" 'BEGIN { printf "%.2f", a / b }')x"
 check "the daemon served the same bytes throughout" cmp -s "$work/nginx/html/v1/status" <(curl -s "$API/v1/status")
+
+# Latency with the full body while a converge updates every worker: one
+# curl, sequential requests on one keep-alive connection.
+sed -i 's/^  ID: "\([0-9]*\)"$/  ID: "v2-\1"/' "$work/spec/workers/many.yaml"
+curl -s -o /dev/null -w '%{http_code} %{time_total}\n' "$API/v1/status?n=[1-10000000]" > "$work/samples" 2>/dev/null &
+sampler=$!
+pids="$pids $sampler"
+http POST '/v1/reconcile?wait=900' -H "Authorization: Bearer $HTTP_TOKEN"
+kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
+head -n -1 "$work/samples" | awk '{ print $2 }' > "$work/lat"
+echo "    during a converge updating $WORKERS workers ($(json 'd["duration_sec"]') s, $(json 'd["n_writes"]') writes," \
+	"result $(json 'd["result"]')): $(wc -l < "$work/lat") GET /v1/status, p99 $(p99_ms < "$work/lat") ms," \
+	"max $(max_ms < "$work/lat") ms (load average $(loadavg))"
+check "every status request during the converge answered 200" [ -z "$(head -n -1 "$work/samples" | grep -v '^200 ')" ]
 finish
