@@ -59,6 +59,7 @@ struct Engine {
         CfApi *api;
         LiveState *live;                /* last observation */
         json_object *status;            /* array, see engine_status_json */
+        uint64_t status_generation;     /* engine_status_generation */
 
         /* the run */
         bool running;
@@ -456,6 +457,10 @@ json_object *engine_status_json(const Engine *e) {
         if (json_object_deep_copy(e->status, &copy, NULL) < 0)
                 return NULL;
         return copy;
+}
+
+uint64_t engine_status_generation(const Engine *e) {
+        return e ? e->status_generation : 0;
 }
 
 const char *engine_token_problem(const Engine *e) {
@@ -977,6 +982,7 @@ static void note_detection(Engine *e, const ObserveResult *res) {
         }
         free(e->detection_reason);
         e->detection_reason = TAKE_PTR(why);
+        e->status_generation++;         /* the reason may have changed */
         if (d == e->detection)
                 return;
         if (d == CHANGE_DETECTION_FALLBACK && !e->detection_logged) {
@@ -1150,12 +1156,73 @@ static const char *jstr(json_object *o, const char *key) {
         return json_object_get_string(v);
 }
 
+/* An index of status entries by kind and name (borrowed json objects),
+ * so build_status() is linear in the number of actions. The key is
+ * "KIND/NAME": kinds have no '/', so it cannot be ambiguous. */
+static void status_index_entry_free(struct lh_entry *ent) {
+        free(lh_entry_k(ent));
+}
+
+static struct lh_table *status_index_new(size_t n) {
+        return lh_kchar_table_new(n < 16 ? 16 : n > (1U << 24) ? (1 << 24) : (int) n, status_index_entry_free);
+}
+
+static void status_index_free(struct lh_table **t) {
+        if (*t)
+                lh_table_free(*t);
+}
+
+static char *status_key(const char *kind, const char *name) {
+        char *k;
+
+        if (asprintf(&k, "%s/%s", strempty(kind), strempty(name)) < 0)
+                return NULL;
+        return k;
+}
+
+static json_object *status_index_find(struct lh_table *t, const char *kind, const char *name) {
+        _cleanup_free_ char *k = NULL;
+        void *v = NULL;
+
+        if (!t || !kind || !name)
+                return NULL;
+        k = status_key(kind, name);
+        if (!k || !lh_table_lookup_ex(t, k, &v))
+                return NULL;
+        return v;
+}
+
+/* Adds, or points an existing key at x (the last entry added wins). */
+static void status_index_add(struct lh_table *t, const char *kind, const char *name, json_object *x) {
+        struct lh_entry *ent;
+        char *k;
+
+        if (!t || !kind || !name)
+                return;
+        k = status_key(kind, name);
+        if (!k)
+                return;
+        ent = lh_table_lookup_entry(t, k);
+        if (ent) {
+                lh_entry_set_val(ent, x);
+                free(k);
+        } else if (lh_table_insert(t, k, x) < 0)
+                free(k);
+}
+
 static void build_status(Engine *e) {
         json_object *arr = json_object_new_array();
+        _cleanup_(status_index_free) struct lh_table *idx = NULL, *prev = NULL;
         char when[64];
 
         if (!arr)
                 return;
+        idx = status_index_new(e->plan ? e->plan->n_actions : 0);
+        prev = status_index_new(e->status ? json_object_array_length(e->status) : 0);
+        if (!idx || !prev) {
+                json_object_put(arr);
+                return;
+        }
         format_rfc3339(now_realtime_usec(), when, sizeof(when));
         for (size_t i = 0; e->plan && i < e->plan->n_actions; i++) {
                 const Action *a = &e->plan->actions[i];
@@ -1193,14 +1260,8 @@ static void build_status(Engine *e) {
                                 st = RESOURCE_STATE_IN_SYNC;
                 }
                 /* One entry per resource: keep the worst state. */
-                for (size_t j = 0; j < json_object_array_length(arr); j++) {
-                        json_object *y = json_object_array_get_idx(arr, j), *k, *n;
-
-                        if (json_object_object_get_ex(y, "kind", &k) && json_object_object_get_ex(y, "name", &n) &&
-                            streq(json_object_get_string(k), resource_kind_to_string(a->resource_kind)) &&
-                            streq_ptr(json_object_get_string(n), a->doc ?: a->name))
-                                x = y;
-                }
+                if (a->doc ?: a->name)
+                        x = status_index_find(idx, resource_kind_to_string(a->resource_kind), a->doc ?: a->name);
                 if (x) {
                         json_object *s;
                         ResourceState old = RESOURCE_STATE_IN_SYNC;
@@ -1233,6 +1294,7 @@ static void build_status(Engine *e) {
                                 json_object_object_add(x, "id", json_object_new_string(a->id));
                 }
                 json_object_array_add(arr, x);
+                status_index_add(idx, resource_kind_to_string(a->resource_kind), strempty(a->doc ?: a->name), x);
         }
         if (e->error) {
                 json_object *x = json_object_new_object();
@@ -1244,24 +1306,27 @@ static void build_status(Engine *e) {
                 json_object_object_add(x, "last_change", json_object_new_string(when));
                 json_object_array_add(arr, x);
         }
-        /* last_change moves only when a resource's state or reason does. */
+        /* last_change moves only when a resource's state or reason does.
+         * The previous status is indexed by kind and name (its first entry
+         * for each), so this is linear too. */
+        for (size_t j = 0; e->status && j < json_object_array_length(e->status); j++) {
+                json_object *y = json_object_array_get_idx(e->status, j);
+
+                if (!status_index_find(prev, jstr(y, "kind"), jstr(y, "name")))
+                        status_index_add(prev, jstr(y, "kind"), jstr(y, "name"), y);
+        }
         for (size_t i = 0; i < json_object_array_length(arr); i++) {
-                json_object *x = json_object_array_get_idx(arr, i);
+                json_object *x = json_object_array_get_idx(arr, i), *lc;
+                json_object *y = status_index_find(prev, jstr(x, "kind"), jstr(x, "name"));
 
-                for (size_t j = 0; e->status && j < json_object_array_length(e->status); j++) {
-                        json_object *y = json_object_array_get_idx(e->status, j), *lc;
-
-                        if (!streq_ptr(jstr(x, "kind"), jstr(y, "kind")) || !streq_ptr(jstr(x, "name"), jstr(y, "name")))
-                                continue;
-                        if (streq_ptr(jstr(x, "state"), jstr(y, "state")) &&
-                            streq_ptr(jstr(x, "reason"), jstr(y, "reason")) &&
-                            json_object_object_get_ex(y, "last_change", &lc))
-                                json_object_object_add(x, "last_change", json_object_get(lc));
-                        break;
-                }
+                if (y && streq_ptr(jstr(x, "state"), jstr(y, "state")) &&
+                    streq_ptr(jstr(x, "reason"), jstr(y, "reason")) &&
+                    json_object_object_get_ex(y, "last_change", &lc))
+                        json_object_object_add(x, "last_change", json_object_get(lc));
         }
         json_object_put(e->status);
         e->status = arr;
+        e->status_generation++;
 }
 
 static void run_finish(Engine *e) {

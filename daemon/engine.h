@@ -123,6 +123,10 @@ void engine_cancel(Engine *e);
  * {kind, name, state, reason, last_change, id?} (secrets as references).
  * Caller puts the reference. */
 json_object *engine_status_json(const Engine *e);
+/* Moves whenever engine_status_json() or engine_change_detection() may
+ * answer differently (a run finished, the change detection was noted):
+ * the daemon serves /v1/status from bytes prepared once per change. */
+uint64_t engine_status_generation(const Engine *e);
 
 /* Why the engine has no usable API token ("no Cloudflare API token:
  * credential 'cloudflare-api-token' …", naming the reference it looked

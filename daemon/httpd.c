@@ -57,6 +57,17 @@ typedef enum HandlerResult {
 
 typedef HandlerResult (*handler_t)(Request *r, const char *arg);
 
+/* A JSON answer serialised once per change of the backend's version and
+ * queued as the same MHD response to every request (MHD counts its
+ * references), with a strong ETag: the first 128 bits of the SHA-256 of
+ * the bytes, so it also holds across restarts. */
+typedef struct Prepared {
+        struct MHD_Response *ok;            /* 200, the body and the ETag */
+        struct MHD_Response *not_modified;  /* 304, no body, the same ETag */
+        uint64_t version;
+        char etag[2 + 32 + 1];
+} Prepared;
+
 typedef enum RouteFlags {
         ROUTE_PUBLIC = 1 << 0,      /* never needs the token (probes) */
         ROUTE_WEBHOOK = 1 << 1,     /* checked by HMAC, not by the token */
@@ -131,6 +142,7 @@ struct Httpd {
         size_t n_conns;
         uint64_t n_started, n_evicted, n_deadline;
         sd_event_source *deadline_timer;
+        Prepared status, runs;      /* plain JSON of GET /v1/status and GET /v1/runs */
 };
 
 static void conn_set_busy(struct MHD_Connection *c, bool busy);
@@ -158,6 +170,15 @@ static const Route routes[] = {
 
 /* ---- responses ---- */
 
+static enum MHD_Result add_common_headers(struct MHD_Response *resp, const char *content_type) {
+        if (content_type && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) != MHD_YES)
+                return MHD_NO;
+        if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
+            MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff") != MHD_YES)
+                return MHD_NO;
+        return MHD_YES;
+}
+
 static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, const char *content_type,
                              const char *body, size_t size, const char *h1, const char *v1) {
         _cleanup_(MHD_destroy_responsep) struct MHD_Response *resp = NULL;
@@ -165,9 +186,7 @@ static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, const ch
         resp = MHD_create_response_from_buffer(size, (void *) body, MHD_RESPMEM_MUST_COPY);
         if (!resp)
                 return MHD_NO;
-        if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) != MHD_YES ||
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
-            MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff") != MHD_YES)
+        if (add_common_headers(resp, content_type) != MHD_YES)
                 return MHD_NO;
         if (h1 && MHD_add_response_header(resp, h1, v1) != MHD_YES)
                 return MHD_NO;
@@ -456,8 +475,110 @@ static HandlerResult handle_readyz(Request *r, const char *arg) {
         return respond_json(r, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, j, NULL, NULL);
 }
 
+/* ---- prepared answers ---- */
+
+static void prepared_clear(Prepared *p) {
+        if (p->ok)
+                MHD_destroy_response(p->ok);
+        if (p->not_modified)
+                MHD_destroy_response(p->not_modified);
+        *p = (Prepared) {};
+}
+
+/* Serialises j as respond_json() does without ?pretty (the same bytes). */
+static int prepared_set(Prepared *p, json_object *j, uint64_t version) {
+        _cleanup_(MHD_destroy_responsep) struct MHD_Response *ok = NULL, *nm = NULL;
+        const char *s = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        char *line = NULL, hex[65], etag[sizeof(p->etag)];
+        int n;
+
+        if (!s)
+                return -ENOMEM;
+        n = asprintf(&line, "%s\n", s);
+        if (n < 0)
+                return -ENOMEM;
+        sha256_hex(line, (size_t) n, hex);
+        snprintf(etag, sizeof(etag), "\"%.32s\"", hex);
+        ok = MHD_create_response_from_buffer((size_t) n, line, MHD_RESPMEM_MUST_FREE);
+        if (!ok) {
+                free(line);
+                return -ENOMEM;
+        }
+        nm = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        if (!nm ||
+            add_common_headers(ok, "application/json") != MHD_YES ||
+            MHD_add_response_header(ok, MHD_HTTP_HEADER_ETAG, etag) != MHD_YES ||
+            add_common_headers(nm, NULL) != MHD_YES ||
+            MHD_add_response_header(nm, MHD_HTTP_HEADER_ETAG, etag) != MHD_YES)
+                return -ENOMEM;
+        prepared_clear(p);
+        p->ok = TAKE_PTR(ok);
+        p->not_modified = TAKE_PTR(nm);
+        p->version = version;
+        memcpy(p->etag, etag, sizeof(etag));
+        return 0;
+}
+
+/* If-None-Match (RFC 9110 13.1.2): "*" or a list of entity tags, compared
+ * weakly (a W/ prefix is ignored). */
+static bool etag_matches(const char *header, const char *etag) {
+        size_t n = strlen(etag);
+        const char *p = header;
+
+        for (;;) {
+                p += strspn(p, " \t,");
+                if (!*p)
+                        return false;
+                if (*p == '*')
+                        return true;
+                if (startswith(p, "W/"))
+                        p += 2;
+                if (strncmp(p, etag, n) == 0 && (p[n] == 0 || strchr(" \t,", p[n])))
+                        return true;
+                if (*p == '"') {
+                        const char *q = strchr(p + 1, '"');
+
+                        if (!q)
+                                return false;
+                        p = q + 1;
+                } else
+                        p += strcspn(p, ",");
+        }
+}
+
+/* The plain JSON form (no ?pretty, no table) from p, rebuilt when the
+ * backend's version moved; 304 when If-None-Match names its ETag. */
+static HandlerResult respond_prepared(Request *r, Prepared *p, json_object *(*build)(void *userdata)) {
+        Httpd *h = r->httpd;
+        uint64_t v = h->backend.status_version(h->userdata);
+        const char *inm;
+
+        if (!p->ok || p->version != v) {
+                _cleanup_(json_object_putp) json_object *j = build(h->userdata);
+
+                if (!j || prepared_set(p, j, v) < 0) {
+                        prepared_clear(p);
+                        return respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL, "out of memory");
+                }
+        }
+        inm = MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+        if (inm && etag_matches(inm, p->etag))
+                return MHD_queue_response(r->connection, MHD_HTTP_NOT_MODIFIED, p->not_modified) == MHD_YES
+                        ? HANDLER_DONE : HANDLER_FAILED;
+        return MHD_queue_response(r->connection, MHD_HTTP_OK, p->ok) == MHD_YES ? HANDLER_DONE : HANDLER_FAILED;
+}
+
+static bool wants_prepared(Request *r) {
+        return r->httpd->backend.status_version && !wants_text(r->connection) &&
+               !query_has(r->connection, "pretty");
+}
+
 static HandlerResult handle_status(Request *r, const char *arg) {
-        _cleanup_(json_object_putp) json_object *j = r->httpd->backend.status(r->httpd->userdata);
+        _cleanup_(json_object_putp) json_object *j = NULL;
+
+        if (wants_prepared(r))
+                return respond_prepared(r, &r->httpd->status, r->httpd->backend.status);
+        j = r->httpd->backend.status(r->httpd->userdata);
 
         if (!j)
                 return respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL, "out of memory");
@@ -465,7 +586,11 @@ static HandlerResult handle_status(Request *r, const char *arg) {
 }
 
 static HandlerResult handle_runs(Request *r, const char *arg) {
-        _cleanup_(json_object_putp) json_object *j = r->httpd->backend.runs(r->httpd->userdata);
+        _cleanup_(json_object_putp) json_object *j = NULL;
+
+        if (wants_prepared(r))
+                return respond_prepared(r, &r->httpd->runs, r->httpd->backend.runs);
+        j = r->httpd->backend.runs(r->httpd->userdata);
 
         if (!j)
                 return respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL, "out of memory");
@@ -1262,6 +1387,8 @@ Httpd *httpd_free(Httpd *h) {
                         MHD_stop_daemon(l->daemon);
         }
         free(h->listeners);
+        prepared_clear(&h->status);
+        prepared_clear(&h->runs);
         sd_event_source_disable_unref(h->deadline_timer);
         (void) httpd_set_auth(h, NULL, 0, false, NULL, 0);
         free(h->webhook_ref);

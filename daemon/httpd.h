@@ -28,6 +28,13 @@ typedef struct Httpd Httpd;
 typedef struct HttpdBackend {
         /* GET /v1/status: a new reference (the caller puts it). */
         json_object *(*status)(void *userdata);
+        /* A number that moves whenever status() or runs() would answer
+         * differently. With it, the plain JSON forms of GET /v1/status and
+         * GET /v1/runs are serialised once per change and served as
+         * prepared bytes with a strong ETag (If-None-Match: 304); ?pretty
+         * and the tables stay built per request, without an ETag. NULL:
+         * everything is built per request. */
+        uint64_t (*status_version)(void *userdata);
         /* GET /v1/runs: a new reference to an array, newest first. */
         json_object *(*runs)(void *userdata);
         /* GET /v1/runs/{id}: a new reference, or NULL if unknown (404).

@@ -108,6 +108,7 @@ struct Manager {
         uint64_t duration_count;
         double duration_sum;
         uint64_t triggers, triggers_coalesced;
+        uint64_t status_version;        /* moves on every change /v1/status shows (manager_status_changed) */
         uint64_t spec_loads_ok, spec_loads_failed;
         uint64_t last_success_usec;
         uint64_t started_usec;
@@ -172,9 +173,18 @@ static int manager_apply_auth(Manager *m, const Config *c) {
 
 /* ---- notify ---- */
 
+/* Something GET /v1/status shows changed: the prepared bytes are stale.
+ * Everything runs on the one loop, so where in a change this is called
+ * does not matter, only that every change calls it (or notify below). */
+static void manager_status_changed(Manager *m) {
+        m->status_version++;
+}
+
 static void manager_notify_status(Manager *m) {
         const Run *last = NULL;
         char ts[64] = "";
+
+        manager_status_changed(m);
 
         for (size_t i = m->n_ring; i > 0; i--)
                 if (m->ring[i - 1]->state == RUN_STATE_DONE) {
@@ -344,6 +354,8 @@ static void manager_load_runs(Manager *m) {
         size_t size = 0;
         int r;
 
+        manager_status_changed(m);   /* the ring from disk */
+
         path = path_join(m->config->state_dir, RUNS_FILE);
         if (!path)
                 return;
@@ -409,6 +421,7 @@ static void manager_load_runs(Manager *m) {
 }
 
 static int manager_push_run(Manager *m, Run *r) {
+        manager_status_changed(m);
         if (m->n_ring == RUNS_MAX) {
                 /* The oldest is done: only the two newest can be queued or running. */
                 run_free(m->ring[0]);
@@ -551,6 +564,7 @@ static void on_plan_done(Engine *e, const RunReport *report, void *userdata) {
         char ts[64];
 
         m->plan_running = false;
+        manager_status_changed(m);      /* a plan rebuilds the per-resource status too */
         if (m->gen_in_run && m->gen_in_run != m->gen)
                 generation_free(m->gen_in_run);
         m->gen_in_run = NULL;
@@ -629,6 +643,7 @@ static int manager_trigger(Manager *m, const char *reason, bool force, const cha
         if (m->stopping)
                 return -ESHUTDOWN;
         m->triggers++;
+        manager_status_changed(m);      /* n_triggers, force, a new pending run */
         if (m->pending) {
                 m->pending->n_triggers++;
                 m->pending->force = m->pending->force || force;
@@ -686,6 +701,7 @@ static int manager_load_spec(Manager *m) {
         int r;
 
         m->last_load_usec = now_realtime_usec();
+        manager_status_changed(m);
         r = config_spec_grant(m->config, &grant);
         if (r < 0)
                 return log_error_errno(r, "Out of memory.");
@@ -968,6 +984,15 @@ static json_object *backend_status(void *userdata) {
         return TAKE_PTR(j);
 }
 
+/* The version of what backend_status() answers: the manager's changes
+ * plus the engine's (a run's status, the change detection). Both only
+ * grow, so their sum moves whenever either does. */
+static uint64_t backend_status_version(void *userdata) {
+        Manager *m = userdata;
+
+        return m->status_version + engine_status_generation(m->engine);
+}
+
 static json_object *backend_runs(void *userdata) {
         Manager *m = userdata;
         json_object *a = json_object_new_array();
@@ -1036,6 +1061,7 @@ static int backend_trigger_load(void *userdata, const char *reason, bool force, 
                 if (!m->gen_settled)
                         log_info("Generation %.12s settled by a trigger that expected it.", m->gen->digest);
                 m->gen_settled = true;
+                manager_status_changed(m);
         }
         return backend_trigger(userdata, reason, force, ret_run_id);
 }
@@ -1265,6 +1291,7 @@ static char *backend_metrics(void *userdata) {
 
 static const HttpdBackend manager_backend = {
         .status = backend_status,
+        .status_version = backend_status_version,
         .runs = backend_runs,
         .run = backend_run,
         .trigger = backend_trigger,

@@ -45,10 +45,17 @@ typedef struct Stub {
         int plan_mode;
         bool plan_done;
         sd_event_source *plan_timer;
+        /* status_version and how often status/runs were built */
+        uint64_t version;
+        unsigned n_status_built, n_runs_built;
 } Stub;
 
 static json_object *stub_status(void *userdata) {
+        Stub *s = userdata;
         json_object *j = json_object_new_object(), *res = json_object_new_array(), *x = json_object_new_object();
+
+        s->n_status_built++;
+        json_object_object_add(j, "last_run", json_object_new_string(s->done_id));
 
         json_object_object_add(x, "kind", json_object_new_string("Worker"));
         json_object_object_add(x, "name", json_object_new_string("api"));
@@ -87,9 +94,17 @@ static json_object *stub_run(void *userdata, const char *id) {
         return NULL;
 }
 
+static uint64_t stub_status_version(void *userdata) {
+        Stub *s = userdata;
+
+        return s->version;
+}
+
 static json_object *stub_runs(void *userdata) {
         Stub *s = userdata;
         json_object *a = json_object_new_array();
+
+        s->n_runs_built++;
 
         if (*s->done_id)
                 json_object_array_add(a, run_json(s, s->done_id));
@@ -103,6 +118,7 @@ static int on_run_finished(sd_event_source *src, uint64_t usec, void *userdata) 
 
         memcpy(s->done_id, s->running_id, sizeof(s->done_id));
         s->running_id[0] = 0;
+        s->version++;
         s->run_timer = sd_event_source_disable_unref(s->run_timer);
         if (*s->pending_id) {
                 memcpy(s->running_id, s->pending_id, sizeof(s->running_id));
@@ -123,6 +139,7 @@ static int stub_trigger(void *userdata, const char *reason, bool force, char **r
         Stub *s = userdata;
 
         s->n_triggers++;
+        s->version++;
         if (force)
                 s->n_forced++;
         if (*s->pending_id) {
@@ -202,6 +219,7 @@ static int stub_trigger_load(void *userdata, const char *reason, bool force, con
 
 static const HttpdBackend stub_backend = {
         .status = stub_status,
+        .status_version = stub_status_version,
         .runs = stub_runs,
         .run = stub_run,
         .trigger = stub_trigger,
@@ -479,6 +497,141 @@ END_TEST
 static void not_ready(Server *s) {
         s->stub.ready = false;
 }
+
+/* The ETag header's value (with its quotes), or a failed check. */
+static char *reply_etag(const Reply *r) {
+        const char *p = r->headers ? strcasestr(r->headers, "\nETag: ") : NULL;
+        size_t n;
+
+        ck_assert_msg(p, "no ETag in: %s", strna(r->headers));
+        p += strlen("\nETag: ");
+        n = strcspn(p, "\r\n");
+        ck_assert_uint_eq(n, 34);        /* a strong tag: 32 hex digits in quotes */
+        ck_assert_int_eq(p[0], '"');
+        ck_assert_int_eq(p[n - 1], '"');
+        return strndup(p, n);
+}
+
+/* The plain body is the JSON a fresh build (?pretty, built per request)
+ * gives, byte for byte once re-serialised, and ends in a newline. */
+static void assert_same_as_fresh(Server *srv, const char *path, const Reply *plain) {
+        char pretty[64];
+        Reply f;
+
+        snprintf(pretty, sizeof(pretty), "%s?pretty", path);
+        f = get(srv, pretty);
+        ck_assert_int_eq(f.status, 200);
+        ck_assert(!has_header(&f, "ETag:"));
+        {
+                _cleanup_(json_object_putp) json_object *a = body_json(plain), *b = body_json(&f);
+                _cleanup_free_ char *line = NULL;
+
+                ck_assert(json_object_equal(a, b));
+                ck_assert_int_ge(asprintf(&line, "%s\n", json_object_to_json_string_ext(b,
+                                          JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)), 0);
+                ck_assert_uint_eq(plain->size, strlen(line));
+                ck_assert(memcmp(plain->body, line, plain->size) == 0);
+        }
+        reply_done(&f);
+}
+
+START_TEST(test_status_etag) {
+        Server *srv = server_start(NULL, NULL);
+        _cleanup_free_ char *tag = NULL, *tag2 = NULL, *runs_tag = NULL;
+        char h[128];
+        unsigned built;
+        Reply r, r2;
+
+        r = get(srv, "/v1/status");
+        ck_assert_int_eq(r.status, 200);
+        ck_assert(has_header(&r, "Content-Type: application/json"));
+        ck_assert(has_header(&r, "Cache-Control: no-store"));
+        tag = reply_etag(&r);
+        assert_same_as_fresh(srv, "/v1/status", &r);
+        built = srv->stub.n_status_built;
+
+        /* Unchanged: the same bytes and tag, not built again. */
+        for (int i = 0; i < 5; i++) {
+                _cleanup_free_ char *t = NULL;
+
+                r2 = get(srv, "/v1/status");
+                ck_assert_int_eq(r2.status, 200);
+                t = reply_etag(&r2);
+                ck_assert_str_eq(t, tag);
+                ck_assert_uint_eq(r2.size, r.size);
+                ck_assert(memcmp(r2.body, r.body, r.size) == 0);
+                reply_done(&r2);
+        }
+        ck_assert_uint_eq(srv->stub.n_status_built, built);
+
+        /* If-None-Match with the tag (alone, weak, in a list, "*"): 304, no body. */
+        static const struct { const char *before, *after; bool any; } forms[] = {
+                { "", "", false }, { "W/", "", false }, { "\"nope\", ", "", false },
+                { "\"a\",", " , \"b\"", false }, { "*", "", true },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(forms); i++) {
+                _cleanup_free_ char *t = NULL;
+
+                snprintf(h, sizeof(h), "If-None-Match: %s%s%s", forms[i].before, forms[i].any ? "" : tag,
+                         forms[i].after);
+                r2 = request(srv, "GET", "/v1/status", h, NULL, NULL, 0);
+                ck_assert_msg(r2.status == 304, "%s: %ld", h, r2.status);
+                ck_assert_uint_eq(r2.size, 0);
+                t = reply_etag(&r2);
+                ck_assert_str_eq(t, tag);
+                reply_done(&r2);
+        }
+        /* Another tag, or a prefix of ours: the body. */
+        snprintf(h, sizeof(h), "If-None-Match: \"0123\", %.20s\"", tag);
+        r2 = request(srv, "GET", "/v1/status", h, NULL, NULL, 0);
+        ck_assert_int_eq(r2.status, 200);
+        ck_assert_uint_eq(r2.size, r.size);
+        reply_done(&r2);
+        /* HEAD: the tag, no body. */
+        r2 = request(srv, "HEAD", "/v1/status", NULL, NULL, NULL, 0);
+        ck_assert_int_eq(r2.status, 200);
+        ck_assert_uint_eq(r2.size, 0);
+        free(reply_etag(&r2));
+        reply_done(&r2);
+        /* Tables are built per request and carry no tag. */
+        r2 = get(srv, "/v1/status?format=table");
+        ck_assert_int_eq(r2.status, 200);
+        ck_assert(!has_header(&r2, "ETag:"));
+        reply_done(&r2);
+        ck_assert_uint_eq(srv->stub.n_status_built, built + 1);
+
+        r2 = get(srv, "/v1/runs");
+        ck_assert_int_eq(r2.status, 200);
+        runs_tag = reply_etag(&r2);
+        assert_same_as_fresh(srv, "/v1/runs", &r2);
+        reply_done(&r2);
+
+        /* A run: a new tag and body; the old tag no longer matches. */
+        r2 = post(srv, "/v1/reconcile?wait=10", "Authorization: Bearer " TOKEN);
+        ck_assert_int_eq(r2.status, 200);
+        reply_done(&r2);
+        snprintf(h, sizeof(h), "If-None-Match: %s", tag);
+        r2 = request(srv, "GET", "/v1/status", h, NULL, NULL, 0);
+        ck_assert_int_eq(r2.status, 200);
+        tag2 = reply_etag(&r2);
+        ck_assert_str_ne(tag2, tag);
+        ck_assert_ptr_nonnull(strstr(r2.body, "\"last_run\":\"r1\""));
+        assert_same_as_fresh(srv, "/v1/status", &r2);
+        reply_done(&r2);
+        snprintf(h, sizeof(h), "If-None-Match: %s", tag2);
+        r2 = request(srv, "GET", "/v1/status", h, NULL, NULL, 0);
+        ck_assert_int_eq(r2.status, 304);
+        reply_done(&r2);
+        snprintf(h, sizeof(h), "If-None-Match: %s", runs_tag);
+        r2 = request(srv, "GET", "/v1/runs", h, NULL, NULL, 0);
+        ck_assert_int_eq(r2.status, 200);
+        ck_assert_ptr_nonnull(strstr(r2.body, "\"r1\""));
+        reply_done(&r2);
+
+        reply_done(&r);
+        server_stop(srv);
+}
+END_TEST
 
 START_TEST(test_readyz_not_ready) {
         Server *srv = server_start(NULL, not_ready);
@@ -1287,6 +1440,7 @@ static Suite *httpd_suite(void) {
 
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_routes);
+        tcase_add_test(tc, test_status_etag);
         tcase_add_test(tc, test_readyz_not_ready);
         tcase_add_test(tc, test_auth);
         tcase_add_test(tc, test_auth_reads);

@@ -114,6 +114,33 @@ pretty_ok() {
 }
 check "GET /v1/status?pretty: valid indented JSON" pretty_ok
 
+# 2d. /v1/status as prepared bytes: a strong ETag, 304 on If-None-Match,
+# a new tag once a run changed the status, the body what a fresh build gives
+etag_of() {
+	curl -s -m 30 -D - -o /dev/null "$API/v1/status" | tr -d '\r' | sed -n 's/^[Ee][Tt][Aa][Gg]: //p'
+}
+code_for_tag() {
+	curl -s -m 30 -o /dev/null -w '%{http_code}' -H "If-None-Match: $1" "$API/v1/status"
+}
+wait_idle
+tag1=$(etag_of)
+check "GET /v1/status: a strong ETag ($tag1)" grep -qE '^"[0-9a-f]{32}"$' <<<"$tag1"
+check "GET /v1/status: the same ETag while nothing changes" [ "$(etag_of)" = "$tag1" ]
+code=$(code_for_tag "$tag1")
+check "If-None-Match with it: 304 ($code)" [ "$code" = 304 ]
+http POST '/v1/reconcile?wait=30' -H "Authorization: Bearer $HTTP_TOKEN"
+wait_idle
+code=$(code_for_tag "$tag1")
+tag2=$(etag_of)
+check "after a run: the old tag gets 200 ($code) and a new ETag ($tag2)" \
+	[ "$code" = 200 -a -n "$tag2" -a "$tag2" != "$tag1" ]
+check "after a run: the new tag gets 304" [ "$(code_for_tag "$tag2")" = 304 ]
+same_as_fresh() {
+	python3 -c 'import json,sys; assert json.loads(sys.argv[1]) == json.loads(sys.argv[2])' \
+		"$(curl -s -m 30 "$API/v1/status")" "$(curl -s -m 30 "$API/v1/status?pretty")"
+}
+check "the prepared body equals a fresh build (?pretty)" same_as_fresh
+
 # 3. authentication
 http POST /v1/reconcile
 check "POST without a token: 401 ($STATUS)" [ "$STATUS" = 401 ]
