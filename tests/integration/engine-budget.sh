@@ -56,7 +56,8 @@ check "the record file is in the state directory" [ -f "$TMP/state/request-budge
 kill "$CFSIM_PID" 2>/dev/null; wait "$CFSIM_PID" 2>/dev/null
 start_cfsim --max-scripts 0
 rm -rf "$TMP/state"
-write_config "request_budget: $BUDGET/${WINDOW}s" "concurrency: 4" "interval: 1h"
+# listen on a free port: never the default 9470 another daemon on this host may hold
+write_config "request_budget: $BUDGET/${WINDOW}s" "concurrency: 4" "interval: 1h" "listen: 127.0.0.1:0"
 "$BINDERYD" --config "$TMP/binderyd.yaml" >"$TMP/daemon.log" 2>&1 &
 DPID=$!
 plans_ok=0
