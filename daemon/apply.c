@@ -606,11 +606,12 @@ static json_object *queue_settings(const Queue *q) {
         return s;
 }
 
-static int create_store_secret(Job *j) {
+/* A Secrets Store secret's value goes out in one request: POST to the
+ * store's collection when creating, PATCH the secret when updating. */
+static int send_store_secret(Job *j, const char *store, bool create) {
         Applier *ap = j->ap;
         const Action *a = job_action(j);
         const SecretsStoreSecret *s = a->desired;
-        const char *store = plan_store_id(ap->g, s->store, ap->live, ap->ledger);
         _cleanup_(json_object_putp) json_object *body = NULL;
         _cleanup_free_ char *err = NULL;
         char *value = NULL;
@@ -622,14 +623,23 @@ static int create_store_secret(Job *j) {
         r = read_secret(ap, &s->value, &value, &size, &err);
         if (r < 0)
                 return job_finish(j, r, err);
-        if (cfreq_path(&j->path, CF_PATH_STORE_SECRETS, store) < 0) {
+        r = create ? cfreq_path(&j->path, CF_PATH_STORE_SECRETS, store)
+                   : cfreq_path(&j->path, CF_PATH_STORE_SECRET, store, a->id);
+        if (r < 0) {
                 erase_and_free(value, size);
                 return -ENOMEM;
         }
-        body = store_secret_body(s, a->name);
-        r = job_request_secret(j, "POST", j->path, body, "value", value, true);
+        body = store_secret_body(s, create ? a->name : NULL);
+        r = job_request_secret(j, create ? "POST" : "PATCH", j->path, body, "value", value, create);
         erase_and_free(value, size);
         return r;
+}
+
+static int create_store_secret(Job *j) {
+        Applier *ap = j->ap;
+        const SecretsStoreSecret *s = job_action(j)->desired;
+
+        return send_store_secret(j, plan_store_id(ap->g, s->store, ap->live, ap->ledger), true);
 }
 
 static int start_create(Job *j) {
@@ -697,25 +707,8 @@ static int update_store_secret(Job *j) {
                                                : lr && lr->store_id
                                                          ? lr->store_id
                                                          : plan_store_id(ap->g, s->store, ap->live, ap->ledger);
-        _cleanup_(json_object_putp) json_object *body = NULL;
-        _cleanup_free_ char *err = NULL;
-        char *value = NULL;
-        size_t size = 0;
-        int r;
 
-        if (!store)
-                return job_finish(j, -ENXIO, "its secrets store is not available");
-        r = read_secret(ap, &s->value, &value, &size, &err);
-        if (r < 0)
-                return job_finish(j, r, err);
-        if (cfreq_path(&j->path, CF_PATH_STORE_SECRET, store, a->id) < 0) {
-                erase_and_free(value, size);
-                return -ENOMEM;
-        }
-        body = store_secret_body(s, NULL);
-        r = job_request_secret(j, "PATCH", j->path, body, "value", value, false);
-        erase_and_free(value, size);
-        return r;
+        return send_store_secret(j, store, false);
 }
 
 static int start_update(Job *j) {
