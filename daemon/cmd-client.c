@@ -176,8 +176,14 @@ static int client_call(Client *c, const char *method, const char *path_query, co
         (void) curl_easy_setopt(curl, CURLOPT_TIMEOUT, timeout_sec);
         (void) curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
         (void) curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-        (void) curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+        /* A follower with ha.forward: false answers 307 to the leader:
+         * follow it, resending the token there (curl --location-trusted);
+         * only 3xx are followed, never a 202's Location. */
+        (void) curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+        (void) curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 2L);
+        (void) curl_easy_setopt(curl, CURLOPT_UNRESTRICTED_AUTH, 1L);
         (void) curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+        (void) curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
         cc = curl_easy_perform(curl);
         *ret_status = 0;
         if (cc == CURLE_OK)

@@ -15,6 +15,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "manager.h"
+#include "manager-ha.h"
 #include "metrics.h"
 #include "notify.h"
 #include "secrets.h"
@@ -57,6 +58,7 @@ typedef struct Run {
         uint64_t removals_due_usec;         /* CLOCK_REALTIME; 0: unknown */
         json_object *report;
         char *text;
+        bool interrupted;           /* HA: leadership lost mid-run */
 } Run;
 
 /* Histogram buckets of run durations, seconds. */
@@ -115,7 +117,13 @@ struct Manager {
 
         bool stopping;
         int exit_code;
+
+        /* high availability (manager-ha.c); NULL without ha: */
+        ManagerHA *ha;
+        char ha_hold_digest[65];    /* a generation other than the one last enforced: removals wait longer */
 };
+
+static void manager_ha_run_done(Manager *m, Run *r, const RunReport *report);
 
 /* ---- secrets ---- */
 
@@ -265,6 +273,8 @@ static json_object *run_to_json(const Run *r, bool full) {
                         json_object_object_add(j, "report", json_object_get(r->report));
                 if (full && r->text)
                         json_object_object_add(j, "text", json_object_new_string(r->text));
+                if (r->interrupted)
+                        json_object_object_add(j, "interrupted", json_object_new_boolean(true));
         }
         return j;
 }
@@ -525,6 +535,8 @@ static void on_run_done(Engine *e, const RunReport *report, void *userdata) {
 
                 if (report->result == RUN_RESULT_FAILED || report->result == RUN_RESULT_BLOCKED)
                         log_run_why(m, r, report);
+                if (m->ha)
+                        manager_ha_run_done(m, r, report);
                 manager_save_runs(m);
                 {
                         _cleanup_(json_object_putp) json_object *st = engine_status_json(m->engine);
@@ -603,6 +615,8 @@ static int on_kick(sd_event_source *s, void *userdata) {
 
         if (!r || m->stopping || engine_is_running(m->engine))
                 return 0;
+        if (m->ha && !manager_ha_is_leader(m->ha))
+                return 0;       /* only the leader runs; the pending run waits for leadership */
 
         m->pending = NULL;
         m->current = r;
@@ -617,6 +631,11 @@ static int on_kick(sd_event_source *s, void *userdata) {
         o.run_id = r->id;
         /* 1 µs past the epoch: settled long ago (plan.c settled()). */
         o.generation_since_usec = m->gen_settled ? 1 : m->gen_since_usec;
+        if (!m->gen_settled && m->gen && m->ha && streq(m->ha_hold_digest, m->gen->digest))
+                /* HA: a new leader's generation differs from the one last
+                 * enforced: removals wait until it has been stable for
+                 * prune_settle twice over. */
+                o.generation_since_usec = m->gen_since_usec + m->config->prune_settle_usec;
         log_set_context(r->id, NULL, NULL);
         log_event(LOG_INFO, r->id, NULL, "start", "Reconcile %s started (trigger: %s%s, generation %.12s).",
                   r->id, r->trigger, r->force ? ", force" : "", m->gen ? m->gen->digest : "none: spec not loaded");
@@ -642,6 +661,8 @@ static int manager_trigger(Manager *m, const char *reason, bool force, const cha
 
         if (m->stopping)
                 return -ESHUTDOWN;
+        if (m->ha && !manager_ha_is_leader(m->ha))
+                return -EAGAIN;         /* a follower does not reconcile (httpd forwards to the leader) */
         m->triggers++;
         manager_status_changed(m);      /* n_triggers, force, a new pending run */
         if (m->pending) {
@@ -799,6 +820,8 @@ static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, voi
         }
         m->stopping = true;
         (void) sd_notify(false, "STOPPING=1");
+        if (m->ha)
+                manager_ha_resign(m->ha);       /* hand over first: a follower leads within ~2 s */
         manager_notify_status(m);
         log_info("Received %s; %s", strsignal((int) si->ssi_signo),
                  engine_is_running(m->engine) ? "finishing in-flight calls." : "stopping.");
@@ -894,6 +917,8 @@ static json_object *backend_status(void *userdata) {
                 return NULL;
         d = json_object_new_object();
         json_object_object_add(j, "daemon", d);
+        if (m->ha)
+                json_object_object_add(j, "ha", manager_ha_status_json(m->ha));
         json_object_object_add(d, "version", json_object_new_string(PACKAGE_VERSION));
         json_object_object_add(d, "pid", json_object_new_int64(getpid()));
         json_object_object_add(d, "started_at",
@@ -1286,7 +1311,79 @@ static char *backend_metrics(void *userdata) {
         if (metrics_api(m, x) < 0)
                 return NULL;
         metrics_generation(m, x);
+        if (m->ha)
+                manager_ha_metrics(m->ha, x);
         return metrics_take(TAKE_PTR(x));
+}
+
+/* ---- high availability (the work is in manager-ha.c) ---- */
+
+/* Role changes: a new leader reconciles at once (removals held when its
+ * generation is not the one last enforced); a deposed one stops its run,
+ * marked interrupted. */
+static void manager_on_ha_role(ManagerHA *mh, bool leader, const char *reason, void *userdata) {
+        Manager *m = userdata;
+        char digest[65] = "";
+        uint64_t at = 0;
+        int r;
+
+        manager_status_changed(m);
+        if (!leader) {
+                if (m->current && engine_is_running(m->engine)) {
+                        m->current->interrupted = true;
+                        log_warning("Reconcile %s interrupted: leadership lost (%s).", m->current->id, reason);
+                }
+                engine_cancel(m->engine);
+                httpd_wake(m->httpd);
+                return;
+        }
+        m->ha_hold_digest[0] = 0;
+        r = manager_ha_read_enforced(mh, digest, &at);
+        if (m->gen && r != -ENOENT && (r < 0 || !streq(digest, m->gen->digest))) {
+                memcpy(m->ha_hold_digest, m->gen->digest, sizeof m->ha_hold_digest);
+                log_notice("Generation %.12s differs from the one last enforced (%.12s); removals wait until it "
+                           "has been stable for twice prune_settle, or a trigger expects it.", m->gen->digest,
+                           r < 0 ? "unknown" : digest);
+        }
+        (void) manager_trigger(m, "leadership", false, NULL);
+}
+
+/* Records the generation a leader's run enforced (PREFIX "enforced"). */
+static void manager_ha_run_done(Manager *m, Run *r, const RunReport *report) {
+        int k;
+
+        if (r->interrupted || !r->generation[0] || !manager_ha_is_leader(m->ha) ||
+            !(report->result == RUN_RESULT_OK || report->result == RUN_RESULT_CHANGES ||
+              report->result == RUN_RESULT_DRIFT))
+                return;
+        k = manager_ha_record_enforced(m->ha, r->generation, r->finished_usec);
+        if (k < 0)
+                log_warning_errno(k, "Cannot record generation %.12s as enforced in etcd, ignoring: %m",
+                                  r->generation);
+}
+
+static int backend_leader(void *userdata, char **ret_url, bool *ret_forward) {
+        Manager *m = userdata;
+
+        return m->ha ? manager_ha_leader(m->ha, ret_url, ret_forward) : 0;
+}
+
+static int backend_forward(void *userdata, const char *method, const char *url, const char *authorization,
+                           const char *body, size_t size, uint64_t timeout_usec, httpd_relay_done_t done,
+                           void *cookie, void **ret_handle) {
+        Manager *m = userdata;
+
+        if (!m->ha)
+                return -EOPNOTSUPP;
+        return manager_ha_forward(m->ha, method, url, authorization, body, size, timeout_usec, done, cookie,
+                                  ret_handle);
+}
+
+static void backend_forward_cancel(void *userdata, void *handle) {
+        Manager *m = userdata;
+
+        if (m->ha)
+                manager_ha_forward_cancel(m->ha, handle);
 }
 
 static const HttpdBackend manager_backend = {
@@ -1299,6 +1396,9 @@ static const HttpdBackend manager_backend = {
         .plan = backend_plan,
         .metrics = backend_metrics,
         .ready = backend_ready,
+        .leader = backend_leader,
+        .forward = backend_forward,
+        .forward_cancel = backend_forward_cancel,
 };
 
 /* ---- life cycle ---- */
@@ -1357,6 +1457,12 @@ int manager_start(Manager *m) {
                                        m->config->state_dir);
         if (r < 0)
                 return log_error_errno(r, "Failed to open the engine (state '%s'): %m", m->config->state_dir);
+        if (m->config->ha) {
+                r = manager_ha_new(&m->ha, m->event, m->config, manager_on_ha_role, m);
+                if (r < 0)
+                        return r;
+                engine_set_may_send(m->engine, manager_ha_may_send, m->ha);
+        }
 
         /* The HTTP API: sockets from systemd, else the configured addresses. */
         n = sd_listen_fds(true);
@@ -1396,6 +1502,8 @@ int manager_start(Manager *m) {
         else if (engine_verify_token(m->engine, on_token_checked, m) < 0)
                 log_warning("Could not start the token check.");
         (void) manager_load_spec(m);
+        if (m->ha && manager_ha_start(m->ha) < 0)
+                return -EIO;
         (void) manager_trigger(m, "startup", false, NULL);
         (void) sd_notify(false, "READY=1");
         m->notified_ready = true;
@@ -1428,6 +1536,7 @@ Manager *manager_free(Manager *m) {
         watch_free(m->watch);
         notifier_free(m->notifier);
         engine_free(m->engine);
+        manager_ha_free(m->ha);         /* after the engine: its client asked the gate */
         if (m->gen_in_run && m->gen_in_run != m->gen)
                 generation_free(m->gen_in_run);
         generation_free(m->gen);
