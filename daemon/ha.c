@@ -126,6 +126,11 @@ int ha_new(HA **ret, sd_event *event, Etcd *etcd, const HAOptions *o, ha_role_fn
         return 0;
 }
 
+static void leader_clear(HA *ha) {
+        ha->leader_name = mfree(ha->leader_name);
+        ha->leader_url = mfree(ha->leader_url);
+}
+
 static void set_role(HA *ha, HARole role, const char *reason) {
         if (ha->role == role)
                 return;
@@ -158,6 +163,8 @@ static void lose_lease(HA *ha, const char *reason) {
         ha->lease = 0;
         ha->lease_valid_until = 0;
         etcd_leader_key_done(&ha->leader_key);
+        if (ha->role == HA_ROLE_LEADER)
+                leader_clear(ha);   /* no longer us; the next look-up says who */
         set_role(ha, HA_ROLE_FOLLOWER, reason);
 }
 
@@ -237,11 +244,6 @@ static void on_grant(Etcd *e, int r, json_object *answer, const char *message, v
         ha->lease = id;
         ha->lease_valid_until = ha->grant_sent + (uint64_t) ttl * USEC_PER_SEC - ha->margin_usec;
         start_calls(ha);
-}
-
-static void leader_clear(HA *ha) {
-        ha->leader_name = mfree(ha->leader_name);
-        ha->leader_url = mfree(ha->leader_url);
 }
 
 static void on_leader(Etcd *e, int r, json_object *answer, const char *message, void *userdata) {
