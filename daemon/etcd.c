@@ -632,9 +632,17 @@ static int call_finish(EtcdCall *c, CURLcode rc) {
         (void) curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
         o = parse_answer(c->answer, c->answer_size);
         if (!o) {
+                char what[128];
+
+                /* Say what came instead (etcd answers some refusals in
+                 * plain text), printable bytes only. */
+                (void) snprintf(what, sizeof what, "HTTP %ld, not JSON: %.80s", status,
+                                c->answer ? c->answer : "");
+                for (char *p = what; *p; p++)
+                        if ((unsigned char) *p < ' ' || (unsigned char) *p > '~')
+                                *p = ' ';
                 c->result = status == 404 ? -EOPNOTSUPP : -EBADMSG;
-                (void) set_message(c, status == 404 ? "no v3 gateway at this endpoint"
-                                                    : "answer is not a JSON object");
+                (void) set_message(c, what);
                 return call_next_endpoint(c) ? 1 : 0;
         }
         if (status == 200) {
