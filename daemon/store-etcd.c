@@ -27,6 +27,8 @@ typedef struct StoreEtcd {
         bool have_hmac_key;
 } StoreEtcd;
 
+static const StoreOps store_etcd_ops;
+
 static void store_etcd_free(void *impl) {
         StoreEtcd *s = impl;
 
@@ -231,13 +233,45 @@ static int hmac_read(StoreEtcd *s, char **reterr) {
         return 1;
 }
 
-static int store_etcd_hmac_key(void *impl, uint8_t ret[static STORE_HMAC_KEY_SIZE], char **reterr) {
-        StoreEtcd *s = impl;
+/* Creates the key as key in one transaction that also requires it absent
+ * and this host to lead; then reads back whichever key won. */
+static int hmac_create(StoreEtcd *s, const uint8_t key[static STORE_HMAC_KEY_SIZE], char **reterr) {
         _cleanup_(etcd_txn_freep) EtcdTxn *t = NULL;
-        uint8_t key[STORE_HMAC_KEY_SIZE];
         char hex[2 * STORE_HMAC_KEY_SIZE + 1];
         const char *leader = NULL;
         int64_t rev = 0;
+        int r;
+
+        if (!s->fence)
+                return -EROFS;
+        r = s->fence(s->fence_userdata, &leader, &rev);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < STORE_HMAC_KEY_SIZE; i++)
+                (void) snprintf(hex + 2 * i, 3, "%02x", key[i]);
+        t = etcd_txn_new();
+        r = t ? 0 : -ENOMEM;
+        if (r >= 0)
+                r = etcd_txn_compare_create(t, leader, rev);
+        if (r >= 0)
+                r = etcd_txn_compare_create(t, s->hmac_key_name, 0);
+        if (r >= 0)
+                r = etcd_txn_put(t, s->hmac_key_name, hex, strlen(hex));
+        explicit_bzero(hex, sizeof hex);
+        if (r >= 0)
+                r = etcd_txn_sync(s->etcd, t, s->timeout_usec, NULL, reterr);
+        if (r < 0)
+                return r;
+        /* Ours, or another leader's made first: read what won. */
+        r = hmac_read(s, reterr);
+        if (r < 0)
+                return r;
+        return r == 0 ? -ESTALE : 0;
+}
+
+static int store_etcd_hmac_key(void *impl, uint8_t ret[static STORE_HMAC_KEY_SIZE], char **reterr) {
+        StoreEtcd *s = impl;
+        uint8_t key[STORE_HMAC_KEY_SIZE];
         int r;
 
         if (!s->have_hmac_key) {
@@ -247,38 +281,36 @@ static int store_etcd_hmac_key(void *impl, uint8_t ret[static STORE_HMAC_KEY_SIZ
                 if (r == 0) {
                         if (!s->fence)
                                 return -ENOKEY;
-                        r = s->fence(s->fence_userdata, &leader, &rev);
-                        if (r < 0)
-                                return r;
                         if (RAND_bytes(key, sizeof key) != 1)
                                 return -EIO;
-                        for (size_t i = 0; i < sizeof key; i++)
-                                (void) snprintf(hex + 2 * i, 3, "%02x", key[i]);
-                        t = etcd_txn_new();
-                        r = t ? 0 : -ENOMEM;
-                        if (r >= 0)
-                                r = etcd_txn_compare_create(t, leader, rev);
-                        if (r >= 0)
-                                r = etcd_txn_compare_create(t, s->hmac_key_name, 0);
-                        if (r >= 0)
-                                r = etcd_txn_put(t, s->hmac_key_name, hex, strlen(hex));
-                        explicit_bzero(hex, sizeof hex);
+                        r = hmac_create(s, key, reterr);
                         explicit_bzero(key, sizeof key);
-                        if (r >= 0)
-                                r = etcd_txn_sync(s->etcd, t, s->timeout_usec, NULL, reterr);
-                        t = etcd_txn_free(t);
                         if (r < 0)
                                 return r;
-                        /* Ours, or another leader's made first: read what won. */
-                        r = hmac_read(s, reterr);
-                        if (r < 0)
-                                return r;
-                        if (r == 0)
-                                return -ESTALE;
                 }
         }
         memcpy(ret, s->hmac_key, STORE_HMAC_KEY_SIZE);
         return 0;
+}
+
+int store_etcd_set_hmac_key(Store *store, const uint8_t key[static STORE_HMAC_KEY_SIZE], char **reterr) {
+        StoreEtcd *s;
+        int r;
+
+        if (!store || store->ops != &store_etcd_ops)
+                return -EINVAL;
+        s = store->impl;
+        if (!s->have_hmac_key) {
+                r = hmac_read(s, reterr);
+                if (r < 0)
+                        return r;
+                if (r == 0) {
+                        r = hmac_create(s, key, reterr);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return memeq_consttime(s->hmac_key, sizeof s->hmac_key, key, STORE_HMAC_KEY_SIZE) ? 0 : -EEXIST;
 }
 
 static const char *store_etcd_describe(void *impl) {

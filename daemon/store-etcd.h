@@ -69,5 +69,11 @@ typedef struct StoreEtcdOptions {
  * is longer than 256 bytes. */
 int store_etcd_new(Store **ret, Etcd *etcd, const StoreEtcdOptions *o);
 
+/* binderyd state import: sets the shared HMAC key to key (the single-host
+ * state's), so fingerprints carry over and nothing is re-uploaded. 0 when
+ * set or already equal; -EEXIST when etcd holds another key; -ESTALE when
+ * fenced out; -EROFS read-only. Fenced like a commit. */
+int store_etcd_set_hmac_key(Store *s, const uint8_t key[static STORE_HMAC_KEY_SIZE], char **reterr);
+
 /* PREFIX "election": the election name for ha.c. Caller frees. */
 char *store_etcd_election_name(const char *prefix);

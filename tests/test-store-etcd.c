@@ -247,6 +247,31 @@ START_TEST(test_hmac_key) {
 }
 END_TEST
 
+/* state import: the single-host key goes into etcd once; another key is
+ * refused; a read-only store cannot set it. */
+START_TEST(test_set_hmac_key) {
+        _cleanup_(etcd_freep) Etcd *e = client();
+        Fence f = { .key = "/t/sk/election/a", .leader = true };
+        _cleanup_(store_freep) Store *s = NULL, *ro = NULL, *other = NULL;
+        uint8_t k[STORE_HMAC_KEY_SIZE], k2[STORE_HMAC_KEY_SIZE], got[STORE_HMAC_KEY_SIZE];
+
+        for (size_t i = 0; i < sizeof k; i++) {
+                k[i] = (uint8_t) (i * 7 + 1);
+                k2[i] = (uint8_t) (i * 5 + 3);
+        }
+        f.rev = make_leader_key(e, f.key);
+        ro = open_store(e, "/t/sk/", NULL);
+        ck_assert_int_eq(store_etcd_set_hmac_key(ro, k, NULL), -EROFS);
+        s = open_store(e, "/t/sk/", &f);
+        ck_assert_int_eq(store_etcd_set_hmac_key(s, k, NULL), 0);
+        ck_assert_int_eq(store_etcd_set_hmac_key(s, k, NULL), 0);
+        ck_assert_int_eq(store_etcd_set_hmac_key(s, k2, NULL), -EEXIST);
+        other = open_store(e, "/t/sk/", &f);
+        ck_assert_int_eq(store_hmac_key(other, got, NULL), 0);
+        ck_assert_mem_eq(got, k, sizeof k);
+}
+END_TEST
+
 START_TEST(test_bad_prefix) {
         _cleanup_(etcd_freep) Etcd *e = client();
         StoreEtcdOptions o = { .prefix = "bindery/x/" };
@@ -288,6 +313,7 @@ int main(void) {
         tcase_add_test(tc, test_fenced);
         tcase_add_test(tc, test_batch_limit);
         tcase_add_test(tc, test_hmac_key);
+        tcase_add_test(tc, test_set_hmac_key);
         tcase_add_test(tc, test_bad_prefix);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
