@@ -856,6 +856,8 @@ static int manager_reload(Manager *m) {
                         log_notice("'listen' changed; restart the daemon to apply it.");
                 if (!streq(c->state_dir, m->config->state_dir))
                         log_notice("'state_dir' changed; restart the daemon to apply it.");
+                if (!!c->ha != !!m->config->ha || (c->ha && !strv_equal(c->ha->etcd, m->config->ha->etcd)))
+                        log_notice("'ha' changed; restart the daemon to apply it.");
                 r = engine_set_config(m->engine, c);
                 if (r < 0)
                         log_error_errno(r, "Engine rejected the new configuration, keeping the old one: %m");

@@ -44,6 +44,8 @@ run=$(printf '%s' "${out%$'\n'*}" | jq -r .id)
 check "a trigger to the follower is forwarded and answered (HTTP $code)" [ "$code" = 200 ]
 check "the forwarded run is the leader's" \
 	[ "$(curl -s -m 2 "http://127.0.0.1:$lport/v1/runs/$run" | jq -r .state)" = done ]
+plan=$(curl -s -m 40 -H "Authorization: Bearer $HTTP_TOKEN" "http://127.0.0.1:$fport/v1/plan" | jq -r .result)
+check "a plan asked of the follower comes from the leader ($plan)" [ "$plan" = ok ]
 code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$fport/v1/reconcile")
 check "the follower still wants the token (HTTP $code)" [ "$code" = 401 ]
 
