@@ -1250,9 +1250,16 @@ static const char *const ha_keys[] = {
         "name", "advertise_url", "lease_ttl", "prefix", "forward",
 };
 
+/* http(s)://HOST[:PORT][/...], without user:password@ (credentials go in
+ * ha.user and ha.password, never in a URL that status shows). */
 static bool ha_url_is_valid(const char *s) {
-        return !isempty(s) && (startswith(s, "http://") || startswith(s, "https://")) && strlen(s) < 1024 &&
-               !strpbrk(s, " \t\r\n") && strlen(s) > strlen("https://");
+        const char *host;
+
+        if (isempty(s) || !(startswith(s, "http://") || startswith(s, "https://")) || strlen(s) >= 1024 ||
+            strpbrk(s, " \t\r\n"))
+                return false;
+        host = strstr(s, "//") + 2;
+        return *host && *host != '/' && !memchr(host, '@', strcspn(host, "/"));
 }
 
 static bool ha_name_is_valid(const char *s) {
@@ -1298,7 +1305,12 @@ static int ha_parse_etcd(HAConfig *h, yaml_document_t *doc, yaml_node_t *vn, Err
                 return -EINVAL;
         }
         for (char **x = l; x && *x; x++)
-                if (!ha_url_is_valid(*x)) {
+                if (strchr(*x, '@')) {
+                        /* Not echoed: it may hold a password. */
+                        add_error(e, LINE(vn), COL(vn), "'ha.etcd': an endpoint has user:password@ in it; "
+                                  "use ha.user and ha.password");
+                        bad = true;
+                } else if (!ha_url_is_valid(*x)) {
                         add_error(e, LINE(vn), COL(vn), "'ha.etcd': '%.128s' is not an http:// or https:// URL",
                                   *x);
                         bad = true;

@@ -540,9 +540,11 @@ START_TEST(test_ha) {
         ck_assert(strv_contains(g.deny_paths, "/etc/bindery/client.key"));
 
         e1 = load_errors("account_id: 0123456789abcdef0123456789abcdef\nspec_dir: /s\n"
-                         "ha:\n  etcd: [ftp://x, http://ok:2379]\n  lease_ttl: 1s\n  prefix: nope\n"
+                         "ha:\n  etcd: [ftp://x, http://ok:2379, http://u:pw@h:2379]\n  lease_ttl: 1s\n  prefix: nope\n"
                          "  forwad: true\n  name: \"a b\"\n", NULL);
         ck_assert_ptr_nonnull(strstr(e1, "'ha.etcd': 'ftp://x' is not an http:// or https:// URL"));
+        ck_assert_ptr_nonnull(strstr(e1, "an endpoint has user:password@ in it"));
+        ck_assert_ptr_null(strstr(e1, "u:pw"));
         ck_assert_ptr_nonnull(strstr(e1, "'ha.lease_ttl' must be whole seconds between 2s and 60s"));
         ck_assert_ptr_nonnull(strstr(e1, "'ha.prefix' must start and end with '/'"));
         ck_assert_ptr_nonnull(strstr(e1, "unknown key 'forwad' in 'ha'; did you mean 'forward'?"));
