@@ -675,6 +675,9 @@ static int call_finish(EtcdCall *c, CURLcode rc) {
         else if (json_object_object_get_ex(o, "error", &v) && json_object_is_type(v, json_type_string))
                 msg = json_object_get_string(v);
         c->result = errno_from_grpc(code);
+        /* The election service says "none" with code 2 (Unknown). */
+        if (msg && streq(msg, "election: no leader"))
+                c->result = -ENOENT;
         (void) set_message(c, msg ? msg : "error without a message");
         if (c->authenticating) {
                 c->authenticating = false;

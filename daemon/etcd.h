@@ -165,7 +165,7 @@ int etcd_lease_revoke_sync(Etcd *e, int64_t lease, uint64_t timeout_usec, char *
  * cancel it to give up; etcd then withdraws the candidacy). */
 int etcd_campaign(Etcd *e, const char *name, int64_t lease, const char *value,
                   etcd_reply_fn fn, void *userdata, EtcdCall **ret_call);
-/* /v3/election/leader: answer {"kv": ...}; -ENOENT (by etcd) when none. */
+/* /v3/election/leader: answer {"kv": ...}; -ENOENT when none leads. */
 int etcd_leader(Etcd *e, const char *name, etcd_reply_fn fn, void *userdata, EtcdCall **ret_call);
 /* /v3/election/resign (sync, bounded). */
 int etcd_resign_sync(Etcd *e, const EtcdLeaderKey *l, uint64_t timeout_usec, char **reterr);

@@ -391,3 +391,115 @@ unsigned ha_n_role_changes(const HA *ha) {
 uint64_t ha_valid_until(const HA *ha) {
         return ha->role == HA_ROLE_LEADER ? ha->lease_valid_until : 0;
 }
+
+/* ---- One-shot leadership ---- */
+
+static json_object *json_id(const char *field, int64_t id) {
+        _cleanup_(json_object_putp) json_object *b = json_object_new_object();
+        char num[32];
+
+        (void) snprintf(num, sizeof num, "%" PRId64, id);
+        if (!b || json_object_object_add(b, field, json_object_new_string(num)) < 0)
+                return NULL;
+        return TAKE_PTR(b);
+}
+
+int ha_oneshot_acquire(Etcd *etcd, const char *election, const char *name, int64_t ttl_sec,
+                       uint64_t timeout_usec, HAOneShot *ret, char **reterr) {
+        _cleanup_(json_object_putp) json_object *b = NULL, *a = NULL, *v = NULL;
+        HAOneShot h = { .etcd = etcd };
+        json_object *kv;
+        int64_t ttl = 0;
+        int r;
+
+        /* Someone leads already? */
+        b = json_object_new_object();
+        if (!b || json_object_object_add(b, "name", etcd_json_b64(election)) < 0)
+                return -ENOMEM;
+        r = etcd_call_sync(etcd, "/v3/election/leader", b, 2 * USEC_PER_SEC, &a, reterr);
+        if (r >= 0 && json_object_object_get_ex(a, "kv", &kv)) {
+                EtcdKeyValue k = {};
+
+                if (reterr && etcd_decode_key_value(kv, 4096, 4096, &k) >= 0 &&
+                    asprintf(reterr, "a host leads already: %s", k.value) < 0)
+                        *reterr = NULL;
+                etcd_key_value_done(&k);
+                return -EBUSY;
+        }
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if (reterr)
+                *reterr = mfree(*reterr);
+
+        json_object_put(b);
+        json_object_put(a);
+        a = NULL;
+        b = json_id("TTL", ttl_sec);
+        if (!b)
+                return -ENOMEM;
+        r = etcd_call_sync(etcd, "/v3/lease/grant", b, 2 * USEC_PER_SEC, &a, reterr);
+        if (r < 0)
+                return r;
+        r = etcd_json_int64(a, "ID", &h.lease);
+        if (r >= 0)
+                r = etcd_json_int64(a, "TTL", &ttl);
+        if (r < 0 || h.lease == 0 || ttl <= 0)
+                return r < 0 ? r : -EBADMSG;
+
+        /* The campaign body: {"name", "lease", "value"}, as ha_start's. */
+        json_object_put(b);
+        json_object_put(a);
+        a = NULL;
+        b = json_id("lease", h.lease);
+        v = json_object_new_object();
+        if (!b || !v || json_object_object_add(v, "name", json_object_new_string(name)) < 0 ||
+            json_object_object_add(b, "name", etcd_json_b64(election)) < 0 ||
+            json_object_object_add(b, "value",
+                                   etcd_json_b64(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN))) < 0)
+                r = -ENOMEM;
+        if (r >= 0)
+                r = etcd_call_sync(etcd, "/v3/election/campaign", b, timeout_usec, &a, reterr);
+        if (r >= 0)
+                r = etcd_decode_campaign(a, &h.key);
+        if (r < 0) {
+                (void) etcd_lease_revoke_sync(etcd, h.lease, USEC_PER_SEC, NULL);
+                return r;
+        }
+        *ret = h;
+        return 0;
+}
+
+int ha_oneshot_refresh(HAOneShot *h) {
+        _cleanup_(json_object_putp) json_object *b = json_id("ID", h->lease), *a = NULL;
+        int64_t ttl = 0;
+        int r;
+
+        if (!b)
+                return -ENOMEM;
+        r = etcd_call_sync(h->etcd, "/v3/lease/keepalive", b, 2 * USEC_PER_SEC, &a, NULL);
+        if (r < 0)
+                return r;
+        r = etcd_decode_keepalive(a, &ttl);
+        if (r < 0)
+                return r;
+        return ttl > 0 ? 0 : -ESTALE;
+}
+
+void ha_oneshot_release(HAOneShot *h) {
+        if (h->lease == 0)
+                return;
+        (void) etcd_resign_sync(h->etcd, &h->key, USEC_PER_SEC, NULL);
+        (void) etcd_lease_revoke_sync(h->etcd, h->lease, USEC_PER_SEC, NULL);
+        etcd_leader_key_done(&h->key);
+        h->lease = 0;
+}
+
+int ha_oneshot_fence(const void *userdata, const char **ret_key, int64_t *ret_create_revision) {
+        const HAOneShot *h = userdata;
+
+        if (h->lease == 0)
+                return -ESTALE;
+        *ret_key = h->key.key;
+        *ret_create_revision = h->key.rev;
+        return 0;
+}

@@ -84,6 +84,25 @@ bool ha_may_write(const HA *ha);
  * its create revision. -ESTALE when not leader or the window passed. */
 int ha_fence(const HA *ha, const char **ret_key, int64_t *ret_create_revision);
 
+/* ---- One-shot leadership, for offline tools (binderyd state import) ----
+ * Synchronous, no event loop: grants a lease of ttl_sec, refuses (-EBUSY,
+ * the leader named in reterr) when a host already leads, else campaigns
+ * for at most timeout_usec; the fence then guards the tool's commits like
+ * a daemon's. ha_oneshot_refresh() keeps the lease (call it between
+ * batches); ha_oneshot_release() resigns and revokes. */
+typedef struct HAOneShot {
+        Etcd *etcd;
+        int64_t lease;
+        EtcdLeaderKey key;
+} HAOneShot;
+
+int ha_oneshot_acquire(Etcd *etcd, const char *election, const char *name, int64_t ttl_sec,
+                       uint64_t timeout_usec, HAOneShot *ret, char **reterr);
+int ha_oneshot_refresh(HAOneShot *h);
+void ha_oneshot_release(HAOneShot *h);
+/* store_etcd_fence_fn shape; userdata is the HAOneShot. */
+int ha_oneshot_fence(const void *userdata, const char **ret_key, int64_t *ret_create_revision);
+
 /* Who leads, as last seen (NULL: unknown or none). */
 const char *ha_leader_name(const HA *ha) _pure_;
 const char *ha_leader_url(const HA *ha) _pure_;

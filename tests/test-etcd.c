@@ -246,6 +246,12 @@ START_TEST(test_lease_and_election) {
         ck_assert_int_eq(ttl, 30);
         reply_done(&rep);
 
+        /* Nobody leads yet: -ENOENT. */
+        ck_assert_int_eq(etcd_leader(e, "/t/el", on_reply, &rep, NULL), 0);
+        wait_for(event, &rep, 3000);
+        ck_assert_int_eq(rep.r, -ENOENT);
+        reply_done(&rep);
+
         /* The first candidate is elected at once. */
         ck_assert_int_eq(etcd_campaign(e, "/t/el", l1, "host-a", on_reply, &rep, NULL), 0);
         wait_for(event, &rep, 3000);

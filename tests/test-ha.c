@@ -164,6 +164,49 @@ START_TEST(test_etcd_stopped) {
 }
 END_TEST
 
+/* Offline tools (state import) take leadership synchronously: refused
+ * while a daemon leads, and while they hold it a daemon follows. */
+START_TEST(test_oneshot) {
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        _cleanup_(etcd_freep) Etcd *e = NULL;
+        char *eps[2] = { harness.url, NULL };
+        EtcdOptions eo = { .endpoints = eps };
+        HAOneShot h = {}, h2 = {};
+        const char *key = NULL;
+        int64_t rev = 0;
+        char *err = NULL;
+        Host a;
+
+        ck_assert_int_ge(sd_event_new(&event), 0);
+        ck_assert_int_eq(etcd_new(&e, NULL, &eo), 0);
+        ck_assert_int_eq(ha_oneshot_fence(&h, &key, &rev), -ESTALE);
+        ck_assert_int_eq(ha_oneshot_acquire(e, "/t/os/election", "import", 30, 2 * USEC_PER_SEC, &h, NULL), 0);
+        ck_assert_int_eq(ha_oneshot_fence(&h, &key, &rev), 0);
+        ck_assert(startswith(key, "/t/os/election/"));
+        ck_assert_int_eq(ha_oneshot_refresh(&h), 0);
+        ck_assert_int_eq(ha_oneshot_acquire(e, "/t/os/election", "again", 30, 2 * USEC_PER_SEC, &h2, &err), -EBUSY);
+        ck_assert_ptr_nonnull(strstr(err, "import"));
+        free(err);
+
+        /* A daemon started meanwhile follows until the tool lets go. */
+        host_init(&a, event, "a", "/t/os/election");
+        run_for(event, &a, &a, 1000);
+        ck_assert_int_eq(ha_role(a.ha), HA_ROLE_FOLLOWER);
+        ha_oneshot_release(&h);
+        ck_assert_int_eq(ha_oneshot_fence(&h, &key, &rev), -ESTALE);
+        {
+                uint64_t until = now_monotonic_usec() + 3 * USEC_PER_SEC;
+
+                while (ha_role(a.ha) != HA_ROLE_LEADER && now_monotonic_usec() < until)
+                        ck_assert_int_ge(sd_event_run(event, 50 * USEC_PER_MSEC), 0);
+        }
+        ck_assert_int_eq(ha_role(a.ha), HA_ROLE_LEADER);
+        /* And now the tool is refused. */
+        ck_assert_int_eq(ha_oneshot_acquire(e, "/t/os/election", "late", 30, 2 * USEC_PER_SEC, &h2, NULL), -EBUSY);
+        host_done(&a);
+}
+END_TEST
+
 int main(void) {
         pid_t parent = getpid();
         SRunner *sr;
@@ -186,6 +229,7 @@ int main(void) {
         tc = tcase_create("election");
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_one_leader_and_resign);
+        tcase_add_test(tc, test_oneshot);
         tcase_add_test(tc, test_etcd_stopped);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);

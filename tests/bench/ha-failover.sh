@@ -24,14 +24,15 @@ names=t00
 for n in $(seq 1 "$TRIALS"); do
 	if [ "$(role A)" = leader ]; then L=A F=B; else L=B F=A; fi
 	name=$(printf 't%02d' "$n")
+	curl -s -X POST "$SIM/__sim/reset?counters=1" >/dev/null     # the request log starts here
 	t0=$(date +%s.%N)
 	eval "kill -KILL \$PID_$L; { wait \$PID_$L; } 2>/dev/null"
 	names="$names $name"
 	spec_kv $names
 	got=
 	for i in $(seq $(((TTL + 10) * 20))); do
-		got=$(sim_requests | jq -r --arg ua "($F)" --arg t "$name" \
-			'[.requests[] | select(.method == "POST" and (.user_agent | endswith($ua)))] | last | .time // empty')
+		got=$(sim_requests | jq -r --arg ua "($F)" \
+			'[.requests[] | select(.method == "POST" and (.user_agent | endswith($ua)))] | first | .time // empty')
 		[ -n "$got" ] && [ "$(kv_titles | tr ',' '\n' | grep -c "^$name$")" = 1 ] && break
 		got=
 		sleep 0.05
