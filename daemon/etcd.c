@@ -820,12 +820,13 @@ int etcd_lease_grant(Etcd *e, int64_t ttl_sec, etcd_reply_fn fn, void *userdata,
         return etcd_call(e, "/v3/lease/grant", b, 2 * USEC_PER_SEC, fn, userdata, ret_call);
 }
 
-int etcd_lease_keepalive(Etcd *e, int64_t lease, etcd_reply_fn fn, void *userdata, EtcdCall **ret_call) {
+int etcd_lease_keepalive(Etcd *e, int64_t lease, uint64_t timeout_usec, etcd_reply_fn fn, void *userdata,
+                         EtcdCall **ret_call) {
         _cleanup_(json_object_putp) json_object *b = json_object_new_object();
 
         if (!b || json_object_object_add(b, "ID", json_int64_string(lease)) < 0)
                 return -ENOMEM;
-        return etcd_call(e, "/v3/lease/keepalive", b, 2 * USEC_PER_SEC, fn, userdata, ret_call);
+        return etcd_call(e, "/v3/lease/keepalive", b, timeout_usec, fn, userdata, ret_call);
 }
 
 int etcd_lease_revoke_sync(Etcd *e, int64_t lease, uint64_t timeout_usec, char **reterr) {

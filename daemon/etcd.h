@@ -155,8 +155,10 @@ json_object *etcd_leader_key_to_json(const EtcdLeaderKey *l);
 /* /v3/lease/grant: answer "ID", "TTL". */
 int etcd_lease_grant(Etcd *e, int64_t ttl_sec, etcd_reply_fn fn, void *userdata, EtcdCall **ret_call);
 /* /v3/lease/keepalive: answer {"result": {"ID", "TTL"}}; TTL 0 means the
- * lease is gone. */
-int etcd_lease_keepalive(Etcd *e, int64_t lease, etcd_reply_fn fn, void *userdata, EtcdCall **ret_call);
+ * lease is gone. timeout_usec bounds each attempt (a member without a
+ * raft leader holds it): keep it well under the TTL. */
+int etcd_lease_keepalive(Etcd *e, int64_t lease, uint64_t timeout_usec, etcd_reply_fn fn, void *userdata,
+                         EtcdCall **ret_call);
 /* Reads the TTL a keepalive answer grants (0: lease gone). */
 int etcd_decode_keepalive(json_object *answer, int64_t *ret_ttl);
 /* /v3/lease/revoke (sync, bounded). -ENOENT when already gone. */

@@ -18,6 +18,7 @@
 #include "util.h"
 
 #define HA_REASON_MAX 256U
+#define HA_RETRY_USEC (250 * USEC_PER_MSEC)
 
 struct HA {
         sd_event *event;
@@ -217,6 +218,12 @@ static void on_keepalive(Etcd *e, int r, json_object *answer, const char *messag
         }
         if (r < 0) {
                 set_reason(ha, "keepalive failed", message);
+                /* Try again soon (an etcd leader election takes about a
+                 * second), not a third of the TTL later. */
+                if (ha->timer && !ha->stopping) {
+                        (void) sd_event_source_set_time_relative(ha->timer, HA_RETRY_USEC);
+                        (void) sd_event_source_set_enabled(ha->timer, SD_EVENT_ONESHOT);
+                }
                 return;
         }
         if (ttl <= 0) {
@@ -304,7 +311,10 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
                 step_down(ha, "lease not renewed in time (etcd unreachable or without quorum)");
         if (ha->lease != 0 && !ha->keepalive_call) {
                 ha->keepalive_sent = now_monotonic_usec();
-                if (etcd_lease_keepalive(ha->etcd, ha->lease, on_keepalive, ha, &ha->keepalive_call) < 0)
+                /* A keepalive stuck on a member without a raft leader is
+                 * abandoned after a quarter of the TTL and sent on. */
+                if (etcd_lease_keepalive(ha->etcd, ha->lease, ha->ttl_usec / 4, on_keepalive, ha,
+                                         &ha->keepalive_call) < 0)
                         ha->keepalive_call = NULL;
         }
         if (!ha->leader_call && etcd_leader(ha->etcd, ha->election, on_leader, ha, &ha->leader_call) < 0)

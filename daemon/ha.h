@@ -6,7 +6,7 @@
  * The campaign is a request that waits in etcd until this host is
  * elected; it never blocks the loop (etcd.h).
  *
- * One timer, every lease_ttl / 3: a keepalive of the lease and a look at
+ * One timer, every lease_ttl / 3 (250 ms after a failed keepalive): a keepalive of the lease and a look at
  * who leads (for followers' status and forwarding; a leader that sees
  * another key as leader steps down). The lease is known valid locally
  * until the send time of the last keepalive that etcd answered + lease_ttl

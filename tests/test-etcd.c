@@ -239,7 +239,7 @@ START_TEST(test_lease_and_election) {
         l2 = grant(event, e, 30);
         ck_assert_int_ne(l1, l2);
 
-        ck_assert_int_eq(etcd_lease_keepalive(e, l1, on_reply, &rep, NULL), 0);
+        ck_assert_int_eq(etcd_lease_keepalive(e, l1, 2 * USEC_PER_SEC, on_reply, &rep, NULL), 0);
         wait_for(event, &rep, 3000);
         ck_assert_int_eq(rep.r, 0);
         ck_assert_int_eq(etcd_decode_keepalive(rep.answer, &ttl), 0);
@@ -286,7 +286,7 @@ START_TEST(test_lease_and_election) {
 
         /* Revoke: the lease is gone, keepalive reports TTL 0 or not found. */
         ck_assert_int_eq(etcd_lease_revoke_sync(e, l2, USEC_PER_SEC, NULL), 0);
-        ck_assert_int_eq(etcd_lease_keepalive(e, l2, on_reply, &rep, NULL), 0);
+        ck_assert_int_eq(etcd_lease_keepalive(e, l2, 2 * USEC_PER_SEC, on_reply, &rep, NULL), 0);
         wait_for(event, &rep, 3000);
         if (rep.r == 0) {
                 ck_assert_int_eq(etcd_decode_keepalive(rep.answer, &ttl), 0);

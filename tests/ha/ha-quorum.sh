@@ -5,6 +5,12 @@
 # why, and cfsim sees no write. Members restarted: leadership resumes by
 # itself and the spec change made meanwhile converges.
 set -u
+# When the member stopped was etcd's raft leader, the two left elect
+# another (--election-timeout 500 ms, then the lease keepalives find it):
+# about a second without keepalives, which a 5 s lease rides out (the
+# local window outlasts the last answered keepalive by TTL - TTL/5), as
+# production's 10 s does.
+HA_TTL=${HA_TTL:-5}
 . "$(dirname "$0")/lib.sh"
 ha_setup
 start_etcd
