@@ -103,13 +103,43 @@ static void on_role(HA *ha, HARole role, const char *reason, void *userdata) {
                 mh->fn(mh, leader, reason, mh->userdata);
 }
 
-int manager_ha_new(ManagerHA **ret, sd_event *event, const Config *c, manager_ha_role_fn fn, void *userdata) {
-        _cleanup_(manager_ha_freep) ManagerHA *mh = NULL;
-        _cleanup_free_ char *election = NULL, *msg = NULL;
+int manager_ha_etcd_new(const Config *c, sd_event *event, const char *user_agent, Etcd **ret) {
+        _cleanup_free_ char *msg = NULL;
         char *password = NULL;
         size_t password_size = 0;
         const HAConfig *h = c->ha;
         EtcdOptions eo;
+        int r;
+
+        if (h->password_set) {
+                _cleanup_free_ char *ref = secret_ref_to_string(&h->password);
+
+                r = secrets_resolve(&h->password, NULL, &password, &password_size, &msg);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot read the etcd password %s (ha.password): %s",
+                                               strna(ref), msg ? msg : strerror(-r));
+                (void) log_register_secret(password, password_size);
+        }
+        eo = (EtcdOptions) {
+                .endpoints = h->etcd,
+                .ca_file = h->ca_file,
+                .cert_file = h->cert_file,
+                .key_file = h->key_file,
+                .user = h->user,
+                .password = password,
+                .user_agent = user_agent,
+        };
+        r = etcd_new(ret, event, &eo);
+        erase_and_free(password, password_size);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the etcd client (ha.etcd): %m");
+        return 0;
+}
+
+int manager_ha_new(ManagerHA **ret, sd_event *event, const Config *c, manager_ha_role_fn fn, void *userdata) {
+        _cleanup_(manager_ha_freep) ManagerHA *mh = NULL;
+        _cleanup_free_ char *election = NULL;
+        const HAConfig *h = c->ha;
         HAOptions ho;
         int r;
 
@@ -130,28 +160,9 @@ int manager_ha_new(ManagerHA **ret, sd_event *event, const Config *c, manager_ha
             asprintf(&mh->user_agent, "binderyd/%s (%s)", PACKAGE_VERSION, h->name) < 0)
                 return log_error_errno(ENOMEM, "Out of memory.");
 
-        if (h->password_set) {
-                _cleanup_free_ char *ref = secret_ref_to_string(&h->password);
-
-                r = secrets_resolve(&h->password, NULL, &password, &password_size, &msg);
-                if (r < 0)
-                        return log_error_errno(r, "Cannot read the etcd password %s (ha.password): %s",
-                                               strna(ref), msg ? msg : strerror(-r));
-                (void) log_register_secret(password, password_size);
-        }
-        eo = (EtcdOptions) {
-                .endpoints = h->etcd,
-                .ca_file = h->ca_file,
-                .cert_file = h->cert_file,
-                .key_file = h->key_file,
-                .user = h->user,
-                .password = password,
-                .user_agent = mh->user_agent,
-        };
-        r = etcd_new(&mh->etcd, event, &eo);
-        erase_and_free(password, password_size);
+        r = manager_ha_etcd_new(c, event, mh->user_agent, &mh->etcd);
         if (r < 0)
-                return log_error_errno(r, "Cannot set up the etcd client (ha.etcd): %m");
+                return r;
 
         election = store_etcd_election_name(h->prefix);
         if (!election)

@@ -23,6 +23,11 @@
 #include "store.h"
 
 typedef struct ManagerHA ManagerHA;
+typedef struct Etcd Etcd;
+
+/* The etcd client of c->ha (endpoints, TLS, user and the password, read
+ * as a daemon secret); event NULL for blocking calls only. Logs errors. */
+int manager_ha_etcd_new(const Config *c, sd_event *event, const char *user_agent, Etcd **ret);
 
 /* leader: this host now leads (true) or not (false); reason for logs. */
 typedef void (*manager_ha_role_fn)(ManagerHA *mh, bool leader, const char *reason, void *userdata);

@@ -16,7 +16,7 @@ host_config B
 start_host A
 start_host B
 for i in $(seq 200); do [ "$(leaders A B)" = 1 ] && [ "$(kv_titles)" = k00 ] && break; sleep 0.05; done
-check "one leader, converged" [ "$(leaders A B)" = 1 ] && [ "$(kv_titles)" = k00 ]
+check "one leader, converged" [ "$(leaders A B):$(kv_titles)" = 1:k00 ]
 if [ "$(role A)" = leader ]; then L=A F=B; else L=B F=A; fi
 
 # Every create takes 1 s at cfsim (less than the TTL): the apply of 24 is

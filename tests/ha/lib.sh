@@ -180,7 +180,7 @@ no_duplicates() {
 
 # spec_kv NAMES...: the spec is exactly these KV namespaces (adopt: true,
 # so a new leader takes over what another host created while the ledger
-# is per host; see the closing note of ha-failover.sh).
+# is per host, until the ledger is in etcd).
 spec_kv() {
 	local n
 	: > "$work/spec/kv.yaml.tmp"
@@ -192,4 +192,42 @@ spec_kv() {
 last_run() {
 	host_status "$1"
 	printf '%s' "$BODY" | jq -r '(.last_run.result // "none") + " " + (.last_run.trigger // "")'
+}
+
+# spec_workers N TAG: N workers, each bound to its own KV namespace, with
+# TAG in a plain variable (a new TAG updates every worker).
+spec_workers() {
+	local n=$1 tag=$2 i
+	mkdir -p "$work/spec/b"
+	echo 'export default { fetch() { return new Response("w"); } };' > "$work/spec/b/index.js"
+	for i in $(seq -w 1 "$n"); do
+		printf -- '---\nkind: KVNamespace\nname: kv-w%s\n' "$i"
+		printf -- '---\nkind: Worker\nname: w%s\nmain: b/index.js\ncompatibility_date: "2025-06-01"\n' "$i"
+		printf 'bindings:\n  STAGE: %s\n  CACHE: { kv_namespace: kv-w%s }\n' "$tag" "$i"
+	done > "$work/spec/workers.yaml.tmp"
+	mv "$work/spec/workers.yaml.tmp" "$work/spec/workers.yaml"
+}
+
+# etcd_clear_ledger: deletes bindery's keys but the election (between
+# trials, with every host stopped).
+etcd_clear_ledger() {
+	local p end
+	p=/bindery/$ACCOUNT/
+	end=$(printf '%s' "${p%/}0" | base64 -w0)
+	curl -s -m 5 "${ETCD_EP[1]}/v3/kv/deleterange" \
+		-d "{\"key\": \"$(printf '%s' "$p" | base64 -w0)\", \"range_end\": \"$end\"}" >/dev/null
+}
+
+# stop_host NAME: kill -9 and reap.
+stop_host() {
+	local pid
+	eval "pid=\$PID_$1"
+	kill -KILL "$pid" 2>/dev/null
+	{ wait "$pid"; } 2>/dev/null
+}
+
+# host_idle NAME: it leads and has no current or pending run.
+host_idle() {
+	host_status "$1"
+	[ "$(printf '%s' "$BODY" | jq -r '.ha.role == "leader" and .current_run == null and .pending_run == null and .last_run != null')" = true ]
 }
