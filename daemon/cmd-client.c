@@ -21,7 +21,7 @@
 #define CLIENT_BODY_MAX (16U * 1024 * 1024)
 
 int exit_code_for_result(const char *result, unsigned pending) {
-        if (!result || streq(result, "failed"))
+        if (!result || streq(result, "failed") || streq(result, "interrupted"))
                 return EXIT_FAILED;
         if (streq(result, "blocked"))
                 return EXIT_BLOCKED;

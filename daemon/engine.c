@@ -61,6 +61,7 @@ struct Engine {
         Ledger *ledger;                 /* what bindery owns: loaded once, committed per batch */
         bool locked;                    /* the store is writable */
         bool fenced;                    /* a commit was refused (-ESTALE): write nothing more */
+        bool commit_pending;            /* the last commit failed: the ledger's changes wait for the next */
         uint8_t hmac_key[STORE_HMAC_KEY_SIZE];
         bool have_hmac_key;
         char *key_error;                /* why the store's HMAC key is unusable, naming it */
@@ -172,6 +173,7 @@ static int engine_commit(Engine *e) {
         r = ledger_set_run_id(e->ledger, e->run_id);
         if (r >= 0)
                 r = ledger_commit(e->ledger, e->store, &msg);
+        e->commit_pending = r < 0;
         if (r >= 0)
                 return 0;
         if (r == -ESTALE) {
@@ -812,7 +814,7 @@ static int post_submit(Engine *e, bool audit) {
 static void on_apply_done(Applier *ap, void *userdata) {
         Engine *e = userdata;
 
-        if (e->cancelled || apply_n_writes(ap) == 0) {
+        if (e->cancelled || e->fenced || apply_n_writes(ap) == 0) {
                 run_finish_later(e);
                 return;
         }
@@ -1314,7 +1316,7 @@ static void run_finish(Engine *e) {
         /* What a dry run or a failed run noted but did not commit is put
          * back (the next run starts from the committed ledger). After a
          * failed commit the changes stay, for the next commit. */
-        if (!e->save_failed && ledger_has_changes(e->ledger))
+        if (!e->commit_pending && ledger_has_changes(e->ledger))
                 (void) ledger_discard(e->ledger);
 
         if (e->fenced)

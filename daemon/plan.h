@@ -6,8 +6,10 @@
  *
  * No I/O, no clock, no logging: everything the planner needs is passed in
  * (the current time too), so tests/test-plan.c proves the safety rules on
- * hand-built inputs. The engine fills LiveState from observe.c and Ledger
- * from the state file, and apply.c executes the actions.
+ * hand-built inputs. The engine fills LiveState from observe.c; the
+ * Ledger (ledger.h: what bindery owns, the state itself) is loaded from
+ * the engine's Store and only read here; apply.c executes the actions
+ * and records their results in the Ledger.
  *
  * Bindings are compared in a canonical text form ("kv_namespace
  * namespace_id=ID", see plan_binding_canon_*), the same function on both
