@@ -89,34 +89,41 @@ static void *table_get(const struct lh_table *t, const char *key) {
         return v;
 }
 
-/* Appends s to f, percent-encoding what a store key may not hold. */
-static void key_escape(FILE *f, const char *s) {
-        for (const unsigned char *p = (const unsigned char *) s; *p; p++)
-                if (*p <= ' ' || *p > '~' || *p == '%')
-                        fprintf(f, "%%%02X", *p);
-                else
-                        fputc(*p, f);
+static bool key_byte_escaped(unsigned char c) {
+        return c <= ' ' || c > '~' || c == '%';
 }
 
-/* "PREFIX/KIND/NAME" (escaped) or "KIND/NAME" (prefix NULL). */
+/* "PREFIX/KIND/NAME" (NAME percent-encoded where a store key may not
+ * hold the byte, with escape) or "KIND/NAME" (prefix NULL). One
+ * allocation: lookups build a key each. */
 static char *make_key(const char *prefix, ResourceKind kind, const char *name, bool escape) {
-        char *buf = NULL;
-        size_t size = 0;
-        FILE *f = open_memstream(&buf, &size);
+        static const char hex[] = "0123456789ABCDEF";
+        const char *k = strna(resource_kind_to_string(kind));
+        size_t pl = prefix ? strlen(prefix) + 1 : 0, kl = strlen(k), n = 0;
+        char *buf, *p;
 
-        if (!f)
+        for (const unsigned char *c = (const unsigned char *) name; *c; c++)
+                n += escape && key_byte_escaped(*c) ? 3 : 1;
+        buf = malloc(pl + kl + 1 + n + 1);
+        if (!buf)
                 return NULL;
-        if (prefix)
-                fprintf(f, "%s/", prefix);
-        fprintf(f, "%s/", strna(resource_kind_to_string(kind)));
-        if (escape)
-                key_escape(f, name);
-        else
-                fputs(name, f);
-        if (fclose(f) != 0) {
-                free(buf);
-                return NULL;
+        p = buf;
+        if (prefix) {
+                memcpy(p, prefix, pl - 1);
+                p += pl - 1;
+                *p++ = '/';
         }
+        memcpy(p, k, kl);
+        p += kl;
+        *p++ = '/';
+        for (const unsigned char *c = (const unsigned char *) name; *c; c++)
+                if (escape && key_byte_escaped(*c)) {
+                        *p++ = '%';
+                        *p++ = hex[*c >> 4];
+                        *p++ = hex[*c & 15];
+                } else
+                        *p++ = (char) *c;
+        *p = 0;
         return buf;
 }
 
@@ -271,7 +278,9 @@ static void unindex_one(Ledger *l, struct lh_table *t, LedgerEntry *e, char **in
         if (ent && lh_entry_v(ent) == e) {
                 LedgerEntry *other = NULL;
 
-                for (size_t i = 0; i < l->n_entries && !other; i++) {
+                /* Only when two entries ever shared a name or id (never in
+                 * a valid state) is there another one to look for. */
+                for (size_t i = 0; l->n_index_twins > 0 && i < l->n_entries && !other; i++) {
                         LedgerEntry *x = l->entries[i];
 
                         if (x != e && x->kind == e->kind && streq_ptr(by_name ? x->indexed_name : x->indexed_id, *indexed))
@@ -285,7 +294,7 @@ static void unindex_one(Ledger *l, struct lh_table *t, LedgerEntry *e, char **in
         *indexed = mfree(*indexed);
 }
 
-static int index_one(struct lh_table *t, LedgerEntry *e, const char *value, char **indexed) {
+static int index_one(Ledger *l, struct lh_table *t, LedgerEntry *e, const char *value, char **indexed) {
         _cleanup_free_ char *k = NULL;
 
         if (!value)
@@ -294,8 +303,10 @@ static int index_one(struct lh_table *t, LedgerEntry *e, const char *value, char
         k = make_key(NULL, e->kind, value, false);
         if (!*indexed || !k)
                 return -ENOMEM;
-        if (lh_table_lookup_entry(t, k))
+        if (lh_table_lookup_entry(t, k)) {
+                l->n_index_twins++;
                 return 0;       /* another entry has it: the first one wins */
+        }
         return table_set(t, k, e);
 }
 
@@ -304,11 +315,11 @@ static int reindex(Ledger *l, LedgerEntry *e) {
 
         if (!streq_ptr(e->indexed_name, e->name)) {
                 unindex_one(l, l->by_name, e, &e->indexed_name, true);
-                r = index_one(l->by_name, e, e->name, &e->indexed_name);
+                r = index_one(l, l->by_name, e, e->name, &e->indexed_name);
         }
         if (r >= 0 && !streq_ptr(e->indexed_id, e->id)) {
                 unindex_one(l, l->by_id, e, &e->indexed_id, false);
-                r = index_one(l->by_id, e, e->id, &e->indexed_id);
+                r = index_one(l, l->by_id, e, e->id, &e->indexed_id);
         }
         return r;
 }

@@ -107,6 +107,7 @@ typedef struct Ledger {
         struct lh_table *meta;      /* KEY → value */
         struct lh_table *committed; /* record key → JSON text last committed */
         struct lh_table *dirty;     /* record keys changed since */
+        size_t n_index_twins;       /* times a name or id was indexed by another entry already */
 } Ledger;
 
 Ledger *ledger_new(void);

@@ -429,20 +429,30 @@ static int parse_line(const char *line, size_t n, uint64_t *ret_seq, json_object
         return 0;
 }
 
-static int load_journal(FileStore *f, char **reterr) {
-        _cleanup_free_ char *data = NULL;
-        size_t size = 0, pos = 0;
-        unsigned line = 0;
-        int r;
+/* Reads the journal (before the snapshot: a compaction between the two
+ * reads then only makes the snapshot hold more, whose lines are
+ * skipped; the other order could miss the batches it folded in). */
+static int read_journal(FileStore *f, char **ret, size_t *ret_size, char **reterr) {
+        int r = read_full_file(f->journal_path, STORE_FILE_MAX_SIZE, ret, ret_size);
 
-        r = read_full_file(f->journal_path, STORE_FILE_MAX_SIZE, &data, &size);
-        if (r == -ENOENT)
+        if (r == -ENOENT) {
+                *ret = NULL;
+                *ret_size = 0;
                 return 0;
+        }
         if (r == -EFBIG)
                 return set_error(reterr, "%s: larger than %u bytes, refusing to load", f->journal_path,
                                  STORE_FILE_MAX_SIZE), r;
         if (r < 0)
                 return set_error(reterr, "%s: cannot read: %s", f->journal_path, strerror(-r)), r;
+        return 0;
+}
+
+static int load_journal(FileStore *f, const char *data, size_t size, char **reterr) {
+        size_t pos = 0;
+        unsigned line = 0;
+        int r;
+
         while (pos < size) {
                 const char *nl = memchr(data + pos, '\n', size - pos);
                 _cleanup_(json_object_putp) json_object *b = NULL;
@@ -846,6 +856,8 @@ static int take_lock(FileStore *f, const char *dir, char **reterr) {
 
 int store_file_open(const char *dir, bool lock, Store **ret, char **reterr) {
         _cleanup_(store_freep) Store *s = NULL;
+        _cleanup_free_ char *journal = NULL;
+        size_t journal_size = 0;
         FileStore *f;
         int r;
 
@@ -875,10 +887,13 @@ int store_file_open(const char *dir, bool lock, Store **ret, char **reterr) {
                         return r;
                 f->writable = true;
         }
+        r = read_journal(f, &journal, &journal_size, reterr);
+        if (r < 0)
+                return r;
         r = load_snapshot(f, reterr);
         if (r < 0)
                 return r;
-        r = load_journal(f, reterr);
+        r = load_journal(f, journal, journal_size, reterr);
         if (r < 0)
                 return r;
         /* A version 1 snapshot is rewritten as version 2 at once, and a
