@@ -339,7 +339,8 @@ void ledger_touch(Ledger *l, LedgerEntry *e) {
                 (void) mark_dirty(l, k);
 }
 
-/* Puts e (new, not yet indexed) into the array and the indexes. */
+/* Puts e (new, not yet indexed) into the array and the indexes; on
+ * failure nothing was put anywhere (the caller still owns e). */
 static int entry_insert(Ledger *l, LedgerEntry *e) {
         _cleanup_free_ char *k = NULL;
         size_t pos = entry_position(l, e->kind, e->doc);
@@ -359,7 +360,8 @@ static int entry_insert(Ledger *l, LedgerEntry *e) {
         memmove(&a[pos + 1], &a[pos], (l->n_entries - pos) * sizeof(LedgerEntry *));
         a[pos] = e;
         l->n_entries++;
-        return reindex(l, e);
+        (void) reindex(l, e);   /* out of memory: found by doc, not by name or id */
+        return 0;
 }
 
 static LedgerEntry *entry_new(ResourceKind kind, const char *doc) {
@@ -388,11 +390,6 @@ LedgerEntry *ledger_ensure(Ledger *l, ResourceKind kind, const char *doc) {
         if (!e)
                 return NULL;
         if (entry_insert(l, e) < 0) {
-                /* entry_insert only fails before the entry is in the array */
-                _cleanup_free_ char *k = NULL;
-
-                if (entry_key(e, &k) >= 0 && table_get(l->by_key, k) == e)
-                        (void) lh_table_delete(l->by_key, k);
                 entry_free(e);
                 return NULL;
         }
@@ -1085,97 +1082,106 @@ static int parse_text(Decoder *d, const char *value, json_object **ret) {
         return 0;
 }
 
-/* Replaces what the ledger holds under key with o's record (NULL: none).
- * legacy: the key was written raw; the encoded key is committed next. */
-static int apply_record(Ledger *l, Decoder *d, json_object *o, bool *ret_legacy) {
-        const char *key = d->key;
+static int apply_binding(Ledger *l, Decoder *d, json_object *o) {
+        _cleanup_free_ char *a = NULL, *u = NULL;
         int r;
 
-        *ret_legacy = false;
-        if (streq(key, "binding")) {
-                _cleanup_free_ char *a = NULL, *u = NULL;
-
-                if (o) {
-                        if ((r = get_str(d, o, "", "account_id", &a)) < 0 || (r = get_str(d, o, "", "api_url", &u)) < 0)
-                                return r;
-                        if (isempty(a) || isempty(u))
-                                return fail(d, "needs account_id and api_url");
-                }
-                free(l->account_id);
-                free(l->api_url);
-                l->account_id = TAKE_PTR(a);
-                l->api_url = TAKE_PTR(u);
-                return 0;
-        }
-        if (startswith(key, "meta/")) {
-                json_object *v = NULL;
-
-                if (!key[5])
-                        return fail(d, "empty meta key");
-                if (o && (!json_object_object_get_ex(o, "value", &v) || !json_object_is_type(v, json_type_string)))
-                        return fail(d, "value: expected a string");
-                return meta_put(l, key + 5, v ? json_object_get_string(v) : NULL);
-        }
-        if (startswith(key, "resource/")) {
-                LedgerEntry *e = NULL, *old;
-
-                if (o) {
-                        r = decode_entry(d, o, &e, ret_legacy);
-                        if (r < 0)
-                                return r;
-                        old = ledger_find(l, e->kind, e->doc);
-                } else
-                        old = table_get(l->by_key, key);
-                if (old)
-                        entry_drop(l, old);
-                if (e) {
-                        r = entry_insert(l, e);
-                        if (r < 0) {
-                                _cleanup_free_ char *k = NULL;
-
-                                if (entry_key(e, &k) >= 0 && table_get(l->by_key, k) == e)
-                                        (void) lh_table_delete(l->by_key, k);
-                                entry_free(e);
-                                return r;
-                        }
-                }
-                return 0;
-        }
-        if (startswith(key, "intent/")) {
-                _cleanup_free_ char *k = NULL;
-                LedgerIntent *in = NULL, *old;
-
-                if (o) {
-                        r = decode_intent(d, o, &in, ret_legacy);
-                        if (r < 0)
-                                return r;
-                        k = make_key("intent", in->kind, in->name, true);
-                        if (!k) {
-                                intent_free(in);
-                                return -ENOMEM;
-                        }
-                } else if (!(k = strdup(key)))
-                        return -ENOMEM;
-                old = table_get(l->by_key, k);
-                if (old)
-                        intent_drop(l, old, k);
-                if (in && (r = intent_insert(l, in, k)) < 0) {
-                        intent_free(in);
+        if (o) {
+                if ((r = get_str(d, o, "", "account_id", &a)) < 0 || (r = get_str(d, o, "", "api_url", &u)) < 0)
                         return r;
-                }
-                return 0;
+                if (isempty(a) || isempty(u))
+                        return fail(d, "needs account_id and api_url");
         }
-        if (startswith(key, "secrets/")) {
-                /* Retired (fingerprints live in each resource's record):
-                 * checked, then ignored. */
-                if (o) {
-                        json_object_object_foreach(o, k, v)
-                                if (!v || !json_object_is_type(v, json_type_string) ||
-                                    strlen(json_object_get_string(v)) != 64)
-                                        return fail(d, "%s: expected a fingerprint", k);
-                }
-                return 0;
+        free(l->account_id);
+        free(l->api_url);
+        l->account_id = TAKE_PTR(a);
+        l->api_url = TAKE_PTR(u);
+        return 0;
+}
+
+static int apply_meta(Ledger *l, Decoder *d, json_object *o) {
+        const char *name = d->key + strlen("meta/");
+        json_object *v = NULL;
+
+        if (!*name)
+                return fail(d, "empty meta key");
+        if (o && (!json_object_object_get_ex(o, "value", &v) || !json_object_is_type(v, json_type_string)))
+                return fail(d, "value: expected a string");
+        return meta_put(l, name, v ? json_object_get_string(v) : NULL);
+}
+
+static int apply_resource(Ledger *l, Decoder *d, json_object *o, bool *ret_legacy) {
+        LedgerEntry *e = NULL, *old;
+        int r;
+
+        if (o) {
+                r = decode_entry(d, o, &e, ret_legacy);
+                if (r < 0)
+                        return r;
+                old = ledger_find(l, e->kind, e->doc);
+        } else
+                old = table_get(l->by_key, d->key);
+        if (old)
+                entry_drop(l, old);
+        if (e && (r = entry_insert(l, e)) < 0) {
+                entry_free(e);
+                return r;
         }
+        return 0;
+}
+
+static int apply_intent(Ledger *l, Decoder *d, json_object *o, bool *ret_legacy) {
+        _cleanup_free_ char *k = NULL;
+        LedgerIntent *in = NULL, *old;
+        int r;
+
+        if (o) {
+                r = decode_intent(d, o, &in, ret_legacy);
+                if (r < 0)
+                        return r;
+                k = make_key("intent", in->kind, in->name, true);
+        } else
+                k = strdup(d->key);
+        if (!k) {
+                intent_free(in);
+                return -ENOMEM;
+        }
+        old = table_get(l->by_key, k);
+        if (old)
+                intent_drop(l, old, k);
+        if (in && (r = intent_insert(l, in, k)) < 0) {
+                intent_free(in);
+                return r;
+        }
+        return 0;
+}
+
+/* Retired (fingerprints live in each resource's record): checked, then
+ * ignored. */
+static int check_secrets(Decoder *d, json_object *o) {
+        if (!o)
+                return 0;
+        json_object_object_foreach(o, k, v)
+                if (!v || !json_object_is_type(v, json_type_string) || strlen(json_object_get_string(v)) != 64)
+                        return fail(d, "%s: expected a fingerprint", k);
+        return 0;
+}
+
+/* Replaces what the ledger holds under d->key with o's record (NULL:
+ * none). *ret_legacy: the key was written raw; the encoded key is
+ * committed next. */
+static int apply_record(Ledger *l, Decoder *d, json_object *o, bool *ret_legacy) {
+        *ret_legacy = false;
+        if (streq(d->key, "binding"))
+                return apply_binding(l, d, o);
+        if (startswith(d->key, "meta/"))
+                return apply_meta(l, d, o);
+        if (startswith(d->key, "resource/"))
+                return apply_resource(l, d, o, ret_legacy);
+        if (startswith(d->key, "intent/"))
+                return apply_intent(l, d, o, ret_legacy);
+        if (startswith(d->key, "secrets/"))
+                return check_secrets(d, o);
         return fail(d, "unknown record type");
 }
 

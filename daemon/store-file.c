@@ -158,119 +158,184 @@ static const char *str_field(json_object *o, const char *k) {
         return json_object_get_string(v);
 }
 
-/* Version 1: arrays and maps, lifted into records. */
-static int lift_v1(Loader *l, FileStore *f, json_object *root) {
-        json_object *res = NULL, *intents = NULL, *meta = NULL;
-        int r;
+/* Version 1's "secrets" map was written by nothing (per-secret
+ * fingerprints live in each resource's ledger): checked, dropped. */
+static int lift_v1_check_secrets(Loader *l, json_object *root) {
+        json_object *m;
 
-        /* Version 1's "secrets" map was written by nothing (per-secret
-         * fingerprints live in each resource's ledger): checked, dropped. */
-        if (json_object_object_get_ex(root, "secrets", &meta) && meta) {
-                if (!json_object_is_type(meta, json_type_object))
-                        return load_fail(l, "secrets: expected an object");
-                json_object_object_foreach(meta, scope, keys) {
-                        if (!keys || !json_object_is_type(keys, json_type_object))
-                                return load_fail(l, "secrets.%s: expected an object", scope);
-                        json_object_object_foreach(keys, k, v)
-                                if (!v || !json_object_is_type(v, json_type_string) ||
-                                    strlen(json_object_get_string(v)) != 64)
-                                        return load_fail(l, "secrets.%s.%s: expected a fingerprint", scope, k);
-                }
+        if (!json_object_object_get_ex(root, "secrets", &m) || !m)
+                return 0;
+        if (!json_object_is_type(m, json_type_object))
+                return load_fail(l, "secrets: expected an object");
+        json_object_object_foreach(m, scope, keys) {
+                if (!keys || !json_object_is_type(keys, json_type_object))
+                        return load_fail(l, "secrets.%s: expected an object", scope);
+                json_object_object_foreach(keys, k, v)
+                        if (!v || !json_object_is_type(v, json_type_string) || strlen(json_object_get_string(v)) != 64)
+                                return load_fail(l, "secrets.%s.%s: expected a fingerprint", scope, k);
         }
-        meta = NULL;
+        return 0;
+}
 
-        if (json_object_object_get_ex(root, "meta", &meta) && meta) {
-                if (!json_object_is_type(meta, json_type_object))
-                        return load_fail(l, "meta: expected an object");
-                json_object_object_foreach(meta, k, v)
-                        if (!v || !json_object_is_type(v, json_type_string))
-                                return load_fail(l, "meta.%s: expected a string", k);
-        } else
-                meta = NULL;
-        if (json_object_object_get_ex(root, "resources", &res) && res) {
-                size_t n;
+/* The "meta" map of strings (NULL in *ret if absent). */
+static int lift_v1_meta_map(Loader *l, json_object *root, json_object **ret) {
+        json_object *m;
 
-                if (!json_object_is_type(res, json_type_array))
-                        return load_fail(l, "resources: expected an array");
-                n = json_object_array_length(res);
-                for (size_t i = 0; i < n; i++) {
-                        json_object *o = json_object_array_get_idx(res, i), *x, *lifted = NULL;
-                        _cleanup_free_ char *key = NULL, *norm = NULL, *mkey = NULL;
-                        const char *kind, *name;
+        *ret = NULL;
+        if (!json_object_object_get_ex(root, "meta", &m) || !m)
+                return 0;
+        if (!json_object_is_type(m, json_type_object))
+                return load_fail(l, "meta: expected an object");
+        json_object_object_foreach(m, k, v)
+                if (!v || !json_object_is_type(v, json_type_string))
+                        return load_fail(l, "meta.%s: expected a string", k);
+        *ret = m;
+        return 0;
+}
 
-                        if (!o || !json_object_is_type(o, json_type_object))
-                                return load_fail(l, "resources[%zu]: expected an object", i);
-                        kind = str_field(o, "kind");
-                        name = str_field(o, "name");
-                        if (!kind || isempty(name))
-                                return load_fail(l, "resources[%zu]: needs a kind and a name", i);
-                        if (asprintf(&key, "resource/%s/%s", kind, name) < 0 ||
-                            asprintf(&mkey, V1_LEDGER_META_PREFIX "%s.%s", kind, name) < 0 || !(norm = key_normalize(key)))
-                                return -ENOMEM;
-                        if (lh_table_lookup_entry(f->records, norm))
-                                return load_fail(l, "resources[%zu]: duplicate %s '%s'", i, kind, name);
-                        if (meta && json_object_object_get_ex(meta, mkey, &x)) {
-                                lifted = json_tokener_parse(json_object_get_string(x));
-                                if (!lifted || !json_object_is_type(lifted, json_type_object)) {
-                                        json_object_put(lifted);
-                                        return load_fail(l, "meta.%s: expected a JSON object in a string", mkey);
-                                }
-                                if (json_object_object_add(o, "ledger", lifted) < 0) {
-                                        json_object_put(lifted);
-                                        return -ENOMEM;
-                                }
+/* One element of "resources" or "intents" → records["PREFIX/KIND/NAME"],
+ * the key's name from field name_field. Returns the key (caller frees). */
+static int lift_v1_record(Loader *l, FileStore *f, json_object *o, const char *what, size_t i, const char *prefix,
+                          const char *name_field, char **ret_key) {
+        _cleanup_free_ char *key = NULL;
+        const char *kind, *name;
+
+        if (!o || !json_object_is_type(o, json_type_object))
+                return load_fail(l, "%s[%zu]: expected an object", what, i);
+        kind = str_field(o, "kind");
+        name = str_field(o, name_field);
+        if (!kind || isempty(name))
+                return load_fail(l, "%s[%zu]: needs a kind and a %s", what, i, name_field);
+        if (asprintf(&key, "%s/%s/%s", prefix, kind, name) < 0 || !(*ret_key = key_normalize(key)))
+                return -ENOMEM;
+        if (lh_table_lookup_entry(f->records, *ret_key)) {
+                *ret_key = mfree(*ret_key);
+                return load_fail(l, "%s[%zu]: duplicate %s %s", what, i, prefix, name);
+        }
+        return 0;
+}
+
+/* "resources": each becomes a record, its ledger fields (a JSON string
+ * in meta "engine.x.KIND.NAME") its "ledger" object. */
+static int lift_v1_resources(Loader *l, FileStore *f, json_object *root, json_object *meta) {
+        json_object *res;
+
+        if (!json_object_object_get_ex(root, "resources", &res) || !res)
+                return 0;
+        if (!json_object_is_type(res, json_type_array))
+                return load_fail(l, "resources: expected an array");
+        for (size_t i = 0; i < json_object_array_length(res); i++) {
+                json_object *o = json_object_array_get_idx(res, i), *x, *lifted;
+                _cleanup_free_ char *key = NULL, *mkey = NULL;
+                int r;
+
+                r = lift_v1_record(l, f, o, "resources", i, "resource", "name", &key);
+                if (r < 0)
+                        return r;
+                if (asprintf(&mkey, V1_LEDGER_META_PREFIX "%s.%s", str_field(o, "kind"), str_field(o, "name")) < 0)
+                        return -ENOMEM;
+                if (meta && json_object_object_get_ex(meta, mkey, &x)) {
+                        lifted = json_tokener_parse(json_object_get_string(x));
+                        if (!lifted || !json_object_is_type(lifted, json_type_object)) {
+                                json_object_put(lifted);
+                                return load_fail(l, "meta.%s: expected a JSON object in a string", mkey);
                         }
-                        r = records_set_json(f, norm, o);
-                        if (r < 0)
-                                return r;
-                }
-        }
-        if (json_object_object_get_ex(root, "intents", &intents) && intents) {
-                size_t n;
-
-                if (!json_object_is_type(intents, json_type_array))
-                        return load_fail(l, "intents: expected an array");
-                n = json_object_array_length(intents);
-                for (size_t i = 0; i < n; i++) {
-                        json_object *o = json_object_array_get_idx(intents, i);
-                        _cleanup_free_ char *key = NULL, *norm = NULL;
-                        const char *kind, *cf;
-
-                        if (!o || !json_object_is_type(o, json_type_object))
-                                return load_fail(l, "intents[%zu]: expected an object", i);
-                        kind = str_field(o, "kind");
-                        cf = str_field(o, "cf_name");
-                        if (!kind || isempty(cf))
-                                return load_fail(l, "intents[%zu]: needs a kind and a cf_name", i);
-                        if (asprintf(&key, "intent/%s/%s", kind, cf) < 0 || !(norm = key_normalize(key)))
+                        if (json_object_object_add(o, "ledger", lifted) < 0) {
+                                json_object_put(lifted);
                                 return -ENOMEM;
-                        if (lh_table_lookup_entry(f->records, norm))
-                                return load_fail(l, "intents[%zu]: duplicate intent", i);
-                        r = records_set_json(f, norm, o);
-                        if (r < 0)
-                                return r;
+                        }
                 }
+                r = records_set_json(f, key, o);
+                if (r < 0)
+                        return r;
         }
-        /* Meta values other than the ledger fields (lifted above, or of
-         * no resource: dropped, as version 1 ignored them). */
+        return 0;
+}
+
+static int lift_v1_intents(Loader *l, FileStore *f, json_object *root) {
+        json_object *intents;
+
+        if (!json_object_object_get_ex(root, "intents", &intents) || !intents)
+                return 0;
+        if (!json_object_is_type(intents, json_type_array))
+                return load_fail(l, "intents: expected an array");
+        for (size_t i = 0; i < json_object_array_length(intents); i++) {
+                json_object *o = json_object_array_get_idx(intents, i);
+                _cleanup_free_ char *key = NULL;
+                int r;
+
+                r = lift_v1_record(l, f, o, "intents", i, "intent", "cf_name", &key);
+                if (r < 0)
+                        return r;
+                r = records_set_json(f, key, o);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Meta values other than the ledger fields (lifted, or of no resource:
+ * dropped, as version 1 ignored them) → "meta/KEY": {"value": ...}. */
+static int lift_v1_meta(FileStore *f, json_object *meta) {
         if (!meta)
                 return 0;
-        {
-                json_object_object_foreach(meta, k, v) {
-                        _cleanup_(json_object_putp) json_object *o = NULL;
-                        _cleanup_free_ char *key = NULL, *norm = NULL;
+        json_object_object_foreach(meta, k, v) {
+                _cleanup_(json_object_putp) json_object *o = NULL;
+                _cleanup_free_ char *key = NULL, *norm = NULL;
+                int r;
 
-                        if (startswith(k, V1_LEDGER_META_PREFIX))
-                                continue;
-                        o = json_object_new_object();
-                        if (!o || json_object_object_add(o, "value", json_object_get(v)) < 0 ||
-                            asprintf(&key, "meta/%s", k) < 0 || !(norm = key_normalize(key)))
-                                return -ENOMEM;
-                        r = records_set_json(f, norm, o);
-                        if (r < 0)
-                                return r;
-                }
+                if (startswith(k, V1_LEDGER_META_PREFIX))
+                        continue;
+                o = json_object_new_object();
+                if (!o || json_object_object_add(o, "value", json_object_get(v)) < 0 || asprintf(&key, "meta/%s", k) < 0 ||
+                    !(norm = key_normalize(key)))
+                        return -ENOMEM;
+                r = records_set_json(f, norm, o);
+                if (r < 0)
+                        return r;
         }
+        return 0;
+}
+
+/* Version 1: arrays and maps, lifted into records. */
+static int lift_v1(Loader *l, FileStore *f, json_object *root) {
+        json_object *meta;
+        int r;
+
+        if ((r = lift_v1_check_secrets(l, root)) < 0 || (r = lift_v1_meta_map(l, root, &meta)) < 0 ||
+            (r = lift_v1_resources(l, f, root, meta)) < 0 || (r = lift_v1_intents(l, f, root)) < 0)
+                return r;
+        return lift_v1_meta(f, meta);
+}
+
+/* The snapshot's text as one JSON object (anything else, or more, is an
+ * error naming the file). */
+static int parse_snapshot(Loader *l, const char *data, size_t size, json_object **ret) {
+        _cleanup_(json_object_putp) json_object *root = NULL;
+        json_tokener *tok;
+        size_t end;
+
+        tok = json_tokener_new_ex(MAX_DEPTH);
+        if (!tok)
+                return -ENOMEM;
+        root = json_tokener_parse_ex(tok, data, (int) size);
+        if (!root || json_tokener_get_error(tok) != json_tokener_success) {
+                enum json_tokener_error e = json_tokener_get_error(tok);
+
+                (void) set_error(l->reterr, "%s: not valid JSON (%s at offset %zu); refusing to treat it as empty",
+                                 l->path, e == json_tokener_continue ? "truncated" : json_tokener_error_desc(e),
+                                 json_tokener_get_parse_end(tok));
+                json_tokener_free(tok);
+                return -EBADMSG;
+        }
+        end = json_tokener_get_parse_end(tok);
+        json_tokener_free(tok);
+        for (; end < size; end++)
+                if (!strchr(" \t\r\n", data[end]))
+                        return load_fail(l, "trailing data at offset %zu", end);
+        if (!json_object_is_type(root, json_type_object))
+                return load_fail(l, "expected a JSON object");
+        *ret = TAKE_PTR(root);
         return 0;
 }
 
@@ -279,8 +344,7 @@ static int load_snapshot(FileStore *f, char **reterr) {
         _cleanup_(json_object_putp) json_object *root = NULL;
         Loader l = { .path = f->snap_path, .reterr = reterr };
         json_object *v, *records;
-        json_tokener *tok;
-        size_t size = 0, end;
+        size_t size = 0;
         int64_t version;
         int r;
 
@@ -293,27 +357,9 @@ static int load_snapshot(FileStore *f, char **reterr) {
         if (r < 0)
                 return set_error(reterr, "%s: cannot read: %s", f->snap_path, strerror(-r)), r;
         f->snap_size = size;
-
-        tok = json_tokener_new_ex(MAX_DEPTH);
-        if (!tok)
-                return -ENOMEM;
-        root = json_tokener_parse_ex(tok, data, (int) size);
-        if (!root || json_tokener_get_error(tok) != json_tokener_success) {
-                enum json_tokener_error e = json_tokener_get_error(tok);
-
-                (void) set_error(reterr, "%s: not valid JSON (%s at offset %zu); refusing to treat it as empty",
-                                 f->snap_path, e == json_tokener_continue ? "truncated" : json_tokener_error_desc(e),
-                                 json_tokener_get_parse_end(tok));
-                json_tokener_free(tok);
-                return -EBADMSG;
-        }
-        end = json_tokener_get_parse_end(tok);
-        json_tokener_free(tok);
-        for (; end < size; end++)
-                if (!strchr(" \t\r\n", data[end]))
-                        return load_fail(&l, "trailing data at offset %zu", end);
-        if (!json_object_is_type(root, json_type_object))
-                return load_fail(&l, "expected a JSON object");
+        r = parse_snapshot(&l, data, size, &root);
+        if (r < 0)
+                return r;
         if (!json_object_object_get_ex(root, "version", &v) || !json_object_is_type(v, json_type_int))
                 return load_fail(&l, "missing format version");
         version = json_object_get_int64(v);
