@@ -448,6 +448,7 @@ static LedgerEntry *record(Applier *ap, const Action *a, const char *id) {
                 return NULL;
         if (set_str(&e->name, a->name) < 0 || (id && set_str(&e->id, id) < 0))
                 return NULL;
+        ledger_touch(ap->ledger, e);    /* indexed under the new name and id at once */
         switch (a->resource_kind) {
         case RESOURCE_WORKER: pol = a->worker ? &a->worker->policy : NULL; break;
         case RESOURCE_KV_NAMESPACE: pol = &((const KVNamespace *) a->desired)->policy; break;
@@ -590,7 +591,7 @@ static int start_adopt(Job *j) {
                 free(e->digest);
                 e->digest = NULL; /* the upload that follows records it */
         }
-        e->dirty = true;
+        ledger_touch(ap->ledger, e);
         return job_recorded(j);
 }
 
@@ -1162,7 +1163,7 @@ static int job_success(Job *j, const CfReply *reply) {
         }
         e = ledger_find(ap->ledger, a->resource_kind, a->doc);
         if (e)
-                e->dirty = true;
+                ledger_touch(ap->ledger, e);
         return job_recorded(j);
 }
 

@@ -204,7 +204,7 @@ typedef void (*cfapi_callback_t)(CfApi *api, const CfReply *reply, void *userdat
 /* Retries: 408, 429, 5xx, connection errors and timeouts are retried for
  * every method. A POST whose answer was lost may therefore have been
  * applied: a create retried this way can come back -EEXIST, which the
- * engine resolves through its intents (state.h).
+ * engine resolves through its intents (ledger.h).
  *
  * Queues a request; callback is called exactly once, later, from the
  * event loop (never from inside cfapi_submit), unless the client is freed

@@ -14,13 +14,14 @@
 #include "config.h"
 #include "log.h"
 #include "secrets.h"
-#include "state.h"
+#include "ledger.h"
+#include "store-file.h"
 #include "util.h"
 
 #define CLIENT_BODY_MAX (16U * 1024 * 1024)
 
 int exit_code_for_result(const char *result, unsigned pending) {
-        if (!result || streq(result, "failed"))
+        if (!result || streq(result, "failed") || streq(result, "interrupted"))
                 return EXIT_FAILED;
         if (streq(result, "blocked"))
                 return EXIT_BLOCKED;
@@ -357,7 +358,8 @@ int cmd_status(const Options *o) {
  * is not deleted. Needs the state lock (the daemon stopped). */
 int cmd_state(const Options *o) {
         _cleanup_(config_freep) Config *cfg = NULL;
-        _cleanup_(state_freep) State *s = NULL;
+        _cleanup_(store_freep) Store *s = NULL;
+        _cleanup_(ledger_freep) Ledger *l = NULL;
         _cleanup_free_ char *msg = NULL, *kind_s = NULL;
         const char *what, *slash, *name;
         ResourceKind kind;
@@ -384,7 +386,7 @@ int cmd_state(const Options *o) {
         name = slash + 1;
         if (cmd_load_config(o, &cfg) < 0)
                 return EXIT_FAILED;
-        r = state_open(cfg->state_dir, true, &s, &msg);
+        r = store_file_open(cfg->state_dir, true, &s, &msg);
         if (r == -EBUSY) {
                 log_error("state forget: the state directory '%s' is locked (is binderyd running?); stop the "
                           "daemon first.", cfg->state_dir);
@@ -393,16 +395,20 @@ int cmd_state(const Options *o) {
         if (r < 0)
                 return log_error_errno(r, "state forget: cannot open the state in '%s': %s", cfg->state_dir,
                                        msg ?: strerror(-r)), EXIT_FAILED;
-        r = state_remove(s, kind, name);
+        r = ledger_load(s, &l, &msg);
+        if (r < 0)
+                return log_error_errno(r, "state forget: cannot load the state in '%s': %s", cfg->state_dir,
+                                       msg ?: strerror(-r)), EXIT_FAILED;
+        r = ledger_remove(l, kind, name);
         if (r == -ENOENT) {
                 log_error("state forget: bindery does not own %s.", what);
                 return EXIT_FAILED;
         }
         if (r < 0)
                 return log_error_errno(r, "state forget: %m"), EXIT_FAILED;
-        r = state_save(s);
+        r = ledger_commit(l, s, &msg);
         if (r < 0)
-                return log_error_errno(r, "state forget: cannot save the state: %m"), EXIT_FAILED;
+                return log_error_errno(r, "state forget: cannot save the state: %s", msg ?: strerror(-r)), EXIT_FAILED;
         printf("bindery no longer owns %s; it was not deleted. Remove it from the spec too, or it is "
                "adopted or blocked again.\n", what);
         return EXIT_OK;

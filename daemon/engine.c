@@ -1,6 +1,8 @@
 /* engine.c: one reconcile — observe → plan → (apply) → report — on the
  * event loop, and the per-resource status it leaves behind (engine.h). */
 #include <inttypes.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -8,12 +10,13 @@
 #include "cfapi.h"
 #include "cfreq.h"
 #include "engine.h"
+#include "ledger.h"
 #include "log.h"
 #include "observe.h"
 #include "plan.h"
 #include "secrets.h"
 #include "spec.h"
-#include "state.h"
+#include "store-file.h"
 #include "util.h"
 
 #define META_AUDIT_LAST "engine.audit.last"
@@ -54,8 +57,14 @@ struct Engine {
         unsigned request_budget;
         uint64_t request_window_usec;
 
-        State *state;
-        bool locked;
+        Store *store;                   /* where the ledger is committed (owned) */
+        Ledger *ledger;                 /* what bindery owns: loaded once, committed per batch */
+        bool locked;                    /* the store is writable */
+        bool fenced;                    /* a commit was refused (-ESTALE): write nothing more */
+        bool commit_pending;            /* the last commit failed: the ledger's changes wait for the next */
+        uint8_t hmac_key[STORE_HMAC_KEY_SIZE];
+        bool have_hmac_key;
+        char *key_error;                /* why the store's HMAC key is unusable, naming it */
         CfApi *api;
         LiveState *live;                /* last observation */
         json_object *status;            /* array, see engine_status_json */
@@ -74,7 +83,6 @@ struct Engine {
         Observer *observer;
         Applier *applier;
         Plan *plan;
-        Ledger *ledger;
         PlanPolicy policy;
         PlanSecret *psecrets;
         size_t n_psecrets;
@@ -111,6 +119,7 @@ const char *run_result_to_string(RunResult r) {
                 [RUN_RESULT_FAILED] = "failed",
                 [RUN_RESULT_BLOCKED] = "blocked",
                 [RUN_RESULT_DRIFT] = "drift",
+                [RUN_RESULT_INTERRUPTED] = "interrupted",
         };
         return r >= 0 && r < _RUN_RESULT_MAX ? t[r] : NULL;
 }
@@ -150,152 +159,34 @@ static uint64_t requests_total(const CfApi *api) {
         return st->requests_total;
 }
 
-/* ---- state ↔ ledger ---- */
+/* ---- the ledger's commits ---- */
 
-static int ledger_load(State *s, Ledger **ret) {
-        _cleanup_(ledger_freep) Ledger *l = ledger_new();
-        const StateResource *const *rs;
-        const StateIntent *const *is;
-        size_t n = 0, ni = 0;
-
-        if (!l)
-                return -ENOMEM;
-        rs = state_resources(s, &n);
-        for (size_t i = 0; i < n; i++) {
-                const StateResource *r = rs[i];
-                LedgerEntry *e = ledger_ensure(l, r->kind, r->name);
-
-                if (!e)
-                        return -ENOMEM;
-                if (dup_str(&e->name, r->cf_name ?: r->name) < 0 || dup_str(&e->id, r->cf_id) < 0 ||
-                    dup_str(&e->digest, r->digest) < 0)
-                        return -ENOMEM;
-                e->deletion = r->deletion;
-                e->drift = r->drift;
-                e->adopted = r->ownership == OWNERSHIP_ADOPTED;
-                if (r->migration_tags && r->migration_tags[0] &&
-                    dup_str(&e->migration_tag, r->migration_tags[strv_length(r->migration_tags) - 1]) < 0)
-                        return -ENOMEM;
-                if (r->ledger) {
-                        int k = ledger_entry_extras_from_json(e, r->ledger);
-
-                        if (k < 0)
-                                return k;
-                }
-                e->dirty = false;
-        }
-        is = state_intents(s, &ni);
-        for (size_t i = 0; i < ni; i++)
-                if (ledger_add_intent(l, is[i]->kind, is[i]->cf_name ?: is[i]->name, is[i]->run_id) < 0)
-                        return -ENOMEM;
-        *ret = TAKE_PTR(l);
-        return 0;
-}
-
-/* Writes the ledger into the state (records, extras, intents) and saves. */
-static int ledger_store(Engine *e) {
-        Ledger *l = e->ledger;
-        const StateResource *const *rs;
-        const StateIntent *const *is;
-        size_t n = 0, ni = 0;
-        _cleanup_strv_free_ char **gone = NULL;
+/* Commits what the ledger has changed since the last commit, as one
+ * batch. -ESTALE (another leader holds the store) fences the engine: the
+ * run stops and nothing more is written. */
+static int engine_commit(Engine *e) {
+        _cleanup_free_ char *msg = NULL;
         int r;
 
-        for (size_t i = 0; i < l->n_entries; i++) {
-                LedgerEntry *x = &l->entries[i];
-                const StateResource *old;
-
-                if (!x->dirty)
-                        continue;
-                x->dirty = false;
-                old = state_get(e->state, x->kind, x->doc);
-                char *tags[2] = { x->migration_tag, NULL };
-                StateResource rec = {
-                        .kind = x->kind,
-                        .name = x->doc,
-                        .cf_id = x->id,
-                        .cf_name = x->name,
-                        .ownership = x->adopted ? OWNERSHIP_ADOPTED : OWNERSHIP_CREATED,
-                        .digest = x->digest,
-                        .deletion = x->deletion,
-                        .drift = x->drift,
-                        .own_writes = old ? old->own_writes : NULL,
-                        .migration_tags = x->migration_tag ? tags : (old ? old->migration_tags : NULL),
-                        .run_id = e->run_id,
-                };
-                _cleanup_(json_object_putp) json_object *ex = ledger_entry_extras_to_json(x);
-                bool same = false;
-
-                if (!ex)
-                        return -ENOMEM;
-                rec.ledger = ex;
-                if (old && streq_ptr(old->cf_id, x->id) && streq_ptr(old->cf_name, x->name) &&
-                    streq_ptr(old->digest, x->digest) && old->deletion == x->deletion && old->drift == x->drift &&
-                    old->ownership == rec.ownership &&
-                    (!x->migration_tag ||
-                     (old->migration_tags && strv_contains(old->migration_tags, x->migration_tag))) &&
-                    old->ledger && json_object_equal(old->ledger, ex))
-                        same = true;
-                if (same)
-                        continue;
-                if (x->migration_tag && old && old->migration_tags &&
-                    !strv_contains(old->migration_tags, x->migration_tag)) {
-                        /* keep the history: append */
-                        rec.migration_tags = old->migration_tags;
-                        r = state_put(e->state, &rec);
-                        if (r >= 0)
-                                r = state_add_migration_tag(e->state, x->doc, x->migration_tag);
-                } else
-                        r = state_put(e->state, &rec);
-                if (r < 0)
-                        return r;
-        }
-        /* Records the ledger no longer has (deleted resources). */
-        rs = state_resources(e->state, &n);
-        for (size_t i = 0; (l->removed || n > l->n_entries) && i < n; i++)
-                if (!ledger_find(l, rs[i]->kind, rs[i]->name)) {
-                        _cleanup_free_ char *k = NULL;
-
-                        if (asprintf(&k, "%d\n%s", (int) rs[i]->kind, rs[i]->name) < 0 || strv_consume(&gone, TAKE_PTR(k)) < 0)
-                                return -ENOMEM;
-                }
-        for (size_t i = 0; gone && gone[i]; i++) {
-                char *nl = strchr(gone[i], '\n');
-                ResourceKind k = (ResourceKind) atoi(gone[i]);
-
-                (void) state_remove(e->state, k, nl + 1);
-                if (k == RESOURCE_WORKER) {
-                        _cleanup_free_ char *scope = NULL;
-
-                        if (asprintf(&scope, "worker:%s", nl + 1) >= 0)
-                                (void) state_secret_forget(e->state, scope, NULL);
-                }
-        }
-        l->removed = false;
-        /* Intents. */
-        is = state_intents(e->state, &ni);
-        {
-                _cleanup_strv_free_ char **drop = NULL;
-
-                for (size_t i = 0; i < ni; i++)
-                        if (!ledger_find_intent(l, is[i]->kind, is[i]->cf_name)) {
-                                _cleanup_free_ char *k = NULL;
-
-                                if (asprintf(&k, "%d\n%s", (int) is[i]->kind, is[i]->cf_name) < 0 ||
-                                    strv_consume(&drop, TAKE_PTR(k)) < 0)
-                                        return -ENOMEM;
-                        }
-                for (size_t i = 0; drop && drop[i]; i++)
-                        (void) state_intent_clear(e->state, (ResourceKind) atoi(drop[i]), strchr(drop[i], '\n') + 1);
-        }
-        for (size_t i = 0; i < l->n_intents; i++)
-                if (!state_intent_find(e->state, l->intents[i].kind, l->intents[i].name)) {
-                        r = state_intent_add(e->state, l->intents[i].kind, l->intents[i].name, l->intents[i].name,
-                                             l->intents[i].run_id);
-                        if (r < 0)
-                                return r;
-                }
-        return state_save(e->state);
+        if (e->fenced)
+                return -ESTALE;
+        r = ledger_set_run_id(e->ledger, e->run_id);
+        if (r >= 0)
+                r = ledger_commit(e->ledger, e->store, &msg);
+        e->commit_pending = r < 0;
+        if (r >= 0)
+                return 0;
+        if (r == -ESTALE) {
+                log_error("The state in %s was taken over by another binderyd (%s); this one stops writing.",
+                          store_describe(e->store), msg ?: "fenced out");
+                e->fenced = true;
+                if (e->applier)
+                        apply_cancel(e->applier);
+        } else if (!e->save_failed)
+                log_error_errno(r, "Cannot save the state file (%s): %s", store_describe(e->store),
+                                msg ?: strerror(-r));
+        e->save_failed = true;
+        return r;
 }
 
 /* ---- construction ---- */
@@ -323,34 +214,33 @@ static int engine_copy_config(Engine *e, const Config *c) {
         return 0;
 }
 
-int engine_new(Engine **ret, sd_event *event, const Config *config, bool lock) {
-        _cleanup_(engine_freep) Engine *e = calloc(1, sizeof(Engine));
+int engine_new_with_store(Engine **ret, sd_event *event, const Config *config, Store *store) {
+        _cleanup_(store_freep) Store *st = store;
+        _cleanup_(engine_freep) Engine *e = NULL;
         _cleanup_free_ char *msg = NULL, *msg_token = NULL;
         char *token = NULL;
         size_t token_size = 0;
         CfApiOptions o;
         int r;
 
+        if (!config || !config->state_dir || !config->account_id || !store)
+                return -EINVAL;
+        e = calloc(1, sizeof(Engine));
         if (!e)
                 return -ENOMEM;
-        if (!config || !config->state_dir || !config->account_id)
-                return -EINVAL;
         e->event = sd_event_ref(event);
         r = engine_copy_config(e, config);
         if (r < 0)
                 return r;
-        r = state_open(config->state_dir, lock, &e->state, &msg);
+        r = ledger_load(st, &e->ledger, &msg);
         if (r < 0) {
-                /* -EBUSY and -EXDEV: the callers say it better. Others
-                 * (a corrupt file) only msg names precisely. */
-                if (r != -EBUSY && r != -EXDEV && msg)
+                if (msg)
                         log_error("State: %s", msg);
-                else
-                        log_debug("Cannot open state '%s': %s", config->state_dir, strna(msg));
                 return r;
         }
-        e->locked = lock;
-        r = state_bind(e->state, e->account_id, e->api_url);
+        e->store = TAKE_PTR(st);
+        e->locked = e->store->writable;
+        r = ledger_bind(e->ledger, e->account_id, e->api_url);
         if (r < 0)
                 return r;
 
@@ -378,11 +268,30 @@ int engine_new(Engine **ret, sd_event *event, const Config *config, bool lock) {
         return 0;
 }
 
+int engine_new(Engine **ret, sd_event *event, const Config *config, bool lock) {
+        _cleanup_free_ char *msg = NULL;
+        Store *store = NULL;
+        int r;
+
+        if (!config || !config->state_dir || !config->account_id)
+                return -EINVAL;
+        r = store_file_open(config->state_dir, lock, &store, &msg);
+        if (r < 0) {
+                /* -EBUSY: the callers say it better. Others (a corrupt
+                 * file) only msg names precisely. */
+                if (r != -EBUSY && msg)
+                        log_error("State: %s", msg);
+                else
+                        log_debug("Cannot open state '%s': %s", config->state_dir, strna(msg));
+                return r;
+        }
+        return engine_new_with_store(ret, event, config, store);
+}
+
 static void run_reset(Engine *e) {
         e->observer = observe_free(e->observer);
         e->applier = apply_free(e->applier);
         e->plan = plan_free(e->plan);
-        e->ledger = ledger_free(e->ledger);
         for (size_t i = 0; i < e->n_psecrets; i++) {
                 free((char *) e->psecrets[i].owner);
                 free((char *) e->psecrets[i].name);
@@ -411,7 +320,10 @@ Engine *engine_free(Engine *e) {
         /* The client's callbacks (observe/apply) are abandoned above; freeing
          * it cancels their requests. */
         e->api = cfapi_free(e->api);
-        e->state = state_free(e->state);
+        e->ledger = ledger_free(e->ledger);
+        e->store = store_free(e->store);   /* after the ledger's last commit; releases the lock */
+        explicit_bzero(e->hmac_key, sizeof e->hmac_key);
+        free(e->key_error);
         e->live = live_state_free(e->live);
         json_object_put(e->status);
         free(e->detection_reason);
@@ -572,6 +484,40 @@ static int engine_secret_read(Engine *e, const SecretRef *ref, char **v, size_t 
         return secrets_resolve(ref, e->g ? e->g->spec_dir : NULL, v, n, err);
 }
 
+/* The fingerprint of a secret value: HMAC-SHA256 (hex) under the
+ * store's per-install key (fetched once; -ENOKEY when read-only and none
+ * exists yet, -EBADMSG with e->key_error when unusable). */
+static int engine_secret_hmac(Engine *e, const void *value, size_t size, char ret[static 65]) {
+        static const char hex[] = "0123456789abcdef";
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int len = 0;
+        int r;
+
+        if (!e->have_hmac_key) {
+                _cleanup_free_ char *msg = NULL;
+
+                r = store_hmac_key(e->store, e->hmac_key, &msg);
+                if (r < 0) {
+                        if (r == -EBADMSG && msg) {
+                                free(e->key_error);
+                                e->key_error = TAKE_PTR(msg);
+                        }
+                        return r;
+                }
+                e->have_hmac_key = true;
+        }
+        if (!HMAC(EVP_sha256(), e->hmac_key, STORE_HMAC_KEY_SIZE, value ?: (const void *) "", size, md, &len) ||
+            len != 32)
+                return -EIO;
+        for (unsigned i = 0; i < 32; i++) {
+                ret[2 * i] = hex[md[i] >> 4];
+                ret[2 * i + 1] = hex[md[i] & 15];
+        }
+        ret[64] = 0;
+        explicit_bzero(md, sizeof md);
+        return 0;
+}
+
 /* HMACs of every desired secret, read now and wiped at once. */
 static int compute_secret_hmacs(Engine *e) {
         const Generation *g = e->g;
@@ -621,7 +567,7 @@ static int compute_secret_hmacs(Engine *e) {
                                 ps->error = err ?: strdup(strerror(-r));
                                 continue;
                         }
-                        r = state_secret_hmac(e->state, v, size, h);
+                        r = engine_secret_hmac(e, v, size, h);
                         erase_and_free(v, size);
                         if (r == -ENOKEY) {
                                 /* Plan without the lock on a fresh state: nothing
@@ -630,7 +576,7 @@ static int compute_secret_hmacs(Engine *e) {
                                 r = 0;
                         }
                         if (r < 0) {
-                                const char *ke = r == -EBADMSG ? state_key_error(e->state) : NULL;
+                                const char *ke = r == -EBADMSG ? e->key_error : NULL;
 
                                 /* A bad hmac.key is the state's problem, not the secret's. */
                                 if (ke && !e->key_error_logged) {
@@ -649,15 +595,7 @@ static int compute_secret_hmacs(Engine *e) {
 }
 
 static int apply_hook_save(void *userdata) {
-        Engine *e = userdata;
-        int r = ledger_store(e);
-
-        if (r < 0) {
-                if (!e->save_failed)
-                        log_error_errno(r, "Cannot save the state file '%s': %m", state_path(e->state));
-                e->save_failed = true;
-        }
-        return r;
+        return engine_commit(userdata);
 }
 
 static int apply_hook_secret_read(void *userdata, const SecretRef *ref, char **v, size_t *n, char **err) {
@@ -667,7 +605,7 @@ static int apply_hook_secret_read(void *userdata, const SecretRef *ref, char **v
 static int apply_hook_hmac(void *userdata, const void *v, size_t n, char ret[static 65]) {
         Engine *e = userdata;
 
-        return state_secret_hmac(e->state, v, n, ret);
+        return engine_secret_hmac(e, v, n, ret);
 }
 
 static void apply_hook_action_done(void *userdata, const Action *a, int error, const char *message) {
@@ -688,14 +626,16 @@ static void apply_hook_action_done(void *userdata, const Action *a, int error, c
 
 /* Records the list fingerprint of workers that are known to be as desired,
  * so the next cycle does not read them again. */
-static void absorb_worker(LedgerEntry *le, const LiveWorker *lw) {
-        if (!streq_ptr(le->etag, lw->etag) || !streq_ptr(le->modified_on, lw->modified_on) ||
-            (lw->migration_tag && !streq_ptr(le->migration_tag, lw->migration_tag)))
-                le->dirty = true;
+static void absorb_worker(Ledger *l, LedgerEntry *le, const LiveWorker *lw) {
+        bool changed = !streq_ptr(le->etag, lw->etag) || !streq_ptr(le->modified_on, lw->modified_on) ||
+                       (lw->migration_tag && !streq_ptr(le->migration_tag, lw->migration_tag));
+
         (void) dup_str(&le->etag, lw->etag);
         (void) dup_str(&le->modified_on, lw->modified_on);
         if (lw->migration_tag)
                 (void) dup_str(&le->migration_tag, lw->migration_tag);
+        if (changed)
+                ledger_touch(l, le);
 }
 
 static bool worker_has_pending(const Plan *p, const char *name, const Applier *ap) {
@@ -722,13 +662,13 @@ static void save_audit_position(Engine *e) {
         if (!e->audit_ok)
                 return;
         snprintf(buf, sizeof(buf), "%" PRIu64, e->audit_checked_usec);
-        (void) state_set_meta(e->state, META_AUDIT_LAST, buf);
+        (void) ledger_set_meta(e->ledger, META_AUDIT_LAST, buf);
         {
                 json_object *a = json_object_new_array();
 
                 for (size_t i = 0; e->audit_seen_new && e->audit_seen_new[i]; i++)
                         json_object_array_add(a, json_object_new_string(e->audit_seen_new[i]));
-                (void) state_set_meta(e->state, META_AUDIT_SEEN, json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN));
+                (void) ledger_set_meta(e->ledger, META_AUDIT_SEEN, json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN));
                 json_object_put(a);
         }
         {
@@ -737,21 +677,21 @@ static void save_audit_position(Engine *e) {
 
                 for (size_t i = from; i < n; i++)
                         json_object_array_add(a, json_object_new_string(e->own_writes_left[i]));
-                (void) state_set_meta(e->state, META_OWN_WRITES,
+                (void) ledger_set_meta(e->ledger, META_OWN_WRITES,
                                       n > 0 ? json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN) : NULL);
                 json_object_put(a);
                 /* Since when some own write has been waiting for its entry. */
                 if (n == 0 || e->audit_gap)
-                        (void) state_set_meta(e->state, META_OWN_WRITES_SINCE, NULL);
-                if (n > 0 && !state_get_meta(e->state, META_OWN_WRITES_SINCE)) {
+                        (void) ledger_set_meta(e->ledger, META_OWN_WRITES_SINCE, NULL);
+                if (n > 0 && !ledger_get_meta(e->ledger, META_OWN_WRITES_SINCE)) {
                         snprintf(buf, sizeof(buf), "%" PRIu64, e->audit_checked_usec);
-                        (void) state_set_meta(e->state, META_OWN_WRITES_SINCE, buf);
+                        (void) ledger_set_meta(e->ledger, META_OWN_WRITES_SINCE, buf);
                 }
         }
 }
 
-static char **load_meta_strv(State *s, const char *key) {
-        const char *v = state_get_meta(s, key);
+static char **load_meta_strv(const Ledger *ledger, const char *key) {
+        const char *v = ledger_get_meta(ledger, key);
         json_object *j = v ? json_tokener_parse(v) : NULL;
         char **l = calloc(1, sizeof(char *));
 
@@ -804,7 +744,7 @@ static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
                                 LedgerEntry *le = ledger_find(e->ledger, RESOURCE_WORKER, l->workers[i].name);
 
                                 if (le && !worker_has_pending(e->plan, le->doc, e->applier))
-                                        absorb_worker(le, &l->workers[i]);
+                                        absorb_worker(e->ledger, le, &l->workers[i]);
                         }
         } else if (reply->result && json_object_is_type(reply->result, json_type_array)) {
                 /* Entries for our own writes are processed; anything else
@@ -878,7 +818,7 @@ static int post_submit(Engine *e, bool audit) {
 static void on_apply_done(Applier *ap, void *userdata) {
         Engine *e = userdata;
 
-        if (e->cancelled || apply_n_writes(ap) == 0) {
+        if (e->cancelled || e->fenced || apply_n_writes(ap) == 0) {
                 run_finish_later(e);
                 return;
         }
@@ -903,7 +843,7 @@ static void record_policies(Engine *e) {
                 if (le && (le->deletion != d || le->drift != g->arr[i].policy.drift)) {                      \
                         le->deletion = d;                                                                     \
                         le->drift = g->arr[i].policy.drift;                                                   \
-                        le->dirty = true;                                                                     \
+                        ledger_touch(e->ledger, le);                                                          \
                 }                                                                                             \
         }
         REC(RESOURCE_WORKER, workers, n_workers)
@@ -919,7 +859,7 @@ static void record_policies(Engine *e) {
 /* The settings rotation: the next managed workers after the saved cursor
  * (wrapping), as many as ROTATION_BUDGET_SHARE of the budget allows. */
 static int pick_rotation(Engine *e) {
-        const char *cursor = state_get_meta(e->state, META_ROTATION_CURSOR);
+        const char *cursor = ledger_get_meta(e->ledger, META_ROTATION_CURSOR);
         unsigned cap = e->request_budget / ROTATION_BUDGET_SHARE / REFRESH_REQUESTS_PER_WORKER;
         _cleanup_strv_free_ char **names = NULL;
         size_t start = 0, n;
@@ -927,7 +867,7 @@ static int pick_rotation(Engine *e) {
         if (cap == 0)
                 cap = 1;
         for (size_t i = 0; i < e->ledger->n_entries; i++)
-                if (e->ledger->entries[i].kind == RESOURCE_WORKER && strv_extend(&names, e->ledger->entries[i].doc) < 0)
+                if (e->ledger->entries[i]->kind == RESOURCE_WORKER && strv_extend(&names, e->ledger->entries[i]->doc) < 0)
                         return -ENOMEM;
         n = strv_length(names);
         if (n == 0)
@@ -948,7 +888,7 @@ static void rotation_advance(Engine *e) {
 
         if (e->detection != CHANGE_DETECTION_FALLBACK || n == 0)
                 return;
-        (void) state_set_meta(e->state, META_ROTATION_CURSOR, e->rotation[n - 1]);
+        (void) ledger_set_meta(e->ledger, META_ROTATION_CURSOR, e->rotation[n - 1]);
 }
 
 static const char *const change_detection_table[_CHANGE_DETECTION_MAX] = {
@@ -1006,7 +946,7 @@ static void note_detection(Engine *e, const ObserveResult *res) {
 
 /* Which managed workers the staggered full refresh reads this cycle. */
 static int pick_refresh(Engine *e, uint64_t now) {
-        const char *last = state_get_meta(e->state, META_REFRESH_LAST), *cursor = state_get_meta(e->state, META_REFRESH_CURSOR);
+        const char *last = ledger_get_meta(e->ledger, META_REFRESH_LAST), *cursor = ledger_get_meta(e->ledger, META_REFRESH_CURSOR);
         uint64_t last_usec = 0;
         unsigned cap = e->request_budget / REFRESH_BUDGET_SHARE / REFRESH_REQUESTS_PER_WORKER;
         _cleanup_strv_free_ char **names = NULL;
@@ -1019,7 +959,7 @@ static int pick_refresh(Engine *e, uint64_t now) {
         if (!last || (now > last_usec && now - last_usec < e->full_refresh_usec && !cursor))
                 return 0;
         for (size_t i = 0; i < e->ledger->n_entries; i++)
-                if (e->ledger->entries[i].kind == RESOURCE_WORKER && strv_extend(&names, e->ledger->entries[i].doc) < 0)
+                if (e->ledger->entries[i]->kind == RESOURCE_WORKER && strv_extend(&names, e->ledger->entries[i]->doc) < 0)
                         return -ENOMEM;
         strv_sort_uniq(names);
         for (size_t i = 0; cursor && names && names[i]; i++)
@@ -1032,7 +972,7 @@ static int pick_refresh(Engine *e, uint64_t now) {
 }
 
 static void refresh_advance(Engine *e, uint64_t now) {
-        const char *last = state_get_meta(e->state, META_REFRESH_LAST);
+        const char *last = ledger_get_meta(e->ledger, META_REFRESH_LAST);
         size_t n = strv_length(e->refresh);
         unsigned cap = e->request_budget / REFRESH_BUDGET_SHARE / REFRESH_REQUESTS_PER_WORKER;
         char buf[32];
@@ -1041,17 +981,17 @@ static void refresh_advance(Engine *e, uint64_t now) {
                 cap = 1;
         if (!last) {
                 snprintf(buf, sizeof(buf), "%" PRIu64, now);
-                (void) state_set_meta(e->state, META_REFRESH_LAST, buf);
+                (void) ledger_set_meta(e->ledger, META_REFRESH_LAST, buf);
                 return;
         }
         if (n == 0)
                 return;
         if (n < cap) {
                 snprintf(buf, sizeof(buf), "%" PRIu64, now);
-                (void) state_set_meta(e->state, META_REFRESH_LAST, buf);
-                (void) state_set_meta(e->state, META_REFRESH_CURSOR, NULL);
+                (void) ledger_set_meta(e->ledger, META_REFRESH_LAST, buf);
+                (void) ledger_set_meta(e->ledger, META_REFRESH_CURSOR, NULL);
         } else
-                (void) state_set_meta(e->state, META_REFRESH_CURSOR, e->refresh[n - 1]);
+                (void) ledger_set_meta(e->ledger, META_REFRESH_CURSOR, e->refresh[n - 1]);
 }
 
 static void on_observed(ObserveResult *res, void *userdata) {
@@ -1113,7 +1053,7 @@ static void on_observed(ObserveResult *res, void *userdata) {
                 LedgerEntry *le = ledger_find(e->ledger, RESOURCE_WORKER, lw->name);
 
                 if (le && lw->dirty && lw->detail && !worker_has_pending(e->plan, lw->name, NULL))
-                        absorb_worker(le, lw);
+                        absorb_worker(e->ledger, le, lw);
         }
 
         if (e->mode == RUN_MODE_PLAN || e->cancelled || !plan_has_changes(e->plan)) {
@@ -1130,7 +1070,7 @@ static void on_observed(ObserveResult *res, void *userdata) {
         save_audit_position(e);
         refresh_advance(e, e->policy.now_usec);
         rotation_advance(e);
-        r = ledger_store(e);
+        r = engine_commit(e);
         if (r < 0)
                 return run_fail(e, r, "state");
         {
@@ -1368,23 +1308,24 @@ static void run_finish(Engine *e) {
                         }
                 }
         /* Persist what was learnt (fingerprints absorbed, audit position). */
-        if (e->mode == RUN_MODE_APPLY && e->ledger && e->locked && !e->error) {
+        if (e->mode == RUN_MODE_APPLY && e->locked && !e->error && !e->fenced) {
                 if (e->applier)
                         save_audit_position(e);
-                int r = ledger_store(e);
-
-                if (r < 0) {
-                        if (!e->save_failed)
-                                log_error_errno(r, "Cannot save the state file '%s': %m", state_path(e->state));
-                        e->save_failed = true;
-                }
+                (void) engine_commit(e);
         }
         /* A dry run that failed (GET /v1/plan with the API unreachable, say)
          * learnt nothing: keep the status the last run left. */
         if (!(e->mode == RUN_MODE_PLAN && e->error))
                 build_status(e);
+        /* What a dry run or a failed run noted but did not commit is put
+         * back (the next run starts from the committed ledger). After a
+         * failed commit the changes stay, for the next commit. */
+        if (!e->commit_pending && ledger_has_changes(e->ledger))
+                (void) ledger_discard(e->ledger);
 
-        if (e->error || e->save_failed)
+        if (e->fenced)
+                rep.result = RUN_RESULT_INTERRUPTED;
+        else if (e->error || e->save_failed)
                 rep.result = RUN_RESULT_FAILED;
         else if (n_failed > 0)
                 rep.result = RUN_RESULT_FAILED;
@@ -1436,7 +1377,10 @@ static void run_finish(Engine *e) {
                 }
                 if (e->error)
                         fprintf(f, "error: %s\n", e->error);
-                if (e->save_failed)
+                if (e->fenced)
+                        fprintf(f, "error: interrupted: another binderyd took over the state; nothing more was "
+                                "written\n");
+                else if (e->save_failed)
                         fprintf(f, "error: the state file could not be saved\n");
                 fclose(f);
         }
@@ -1517,24 +1461,23 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
                 e->run_id = NULL;
         if (!e->run_id)
                 return -ENOMEM;
-        r = ledger_load(e->state, &e->ledger);
-        if (r < 0)
-                return r;
+        if (o->mode == RUN_MODE_APPLY && e->fenced)
+                return -ESTALE;
         r = pick_refresh(e, e->started_usec);
         if (r < 0)
                 return r;
         r = pick_rotation(e);
         if (r < 0)
                 return r;
-        seen = load_meta_strv(e->state, META_AUDIT_SEEN);
-        own = load_meta_strv(e->state, META_OWN_WRITES);
+        seen = load_meta_strv(e->ledger, META_AUDIT_SEEN);
+        own = load_meta_strv(e->ledger, META_OWN_WRITES);
         /* Gaps: own writes still unmatched after the whole overlap window
          * can never show up any more; the feed lost them, so it may lose
          * others' writes too. This cycle also runs the settings rotation,
          * and the lost writes are dropped. */
         e->audit_gap = false;
         {
-                const char *since = state_get_meta(e->state, META_OWN_WRITES_SINCE);
+                const char *since = ledger_get_meta(e->ledger, META_OWN_WRITES_SINCE);
                 uint64_t since_usec = 0;
 
                 if (own && own[0] && since && safe_atou64(since, &since_usec) >= 0 &&
@@ -1543,7 +1486,7 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
                         own = strv_free(own);
                 }
         }
-        last = state_get_meta(e->state, META_AUDIT_LAST);
+        last = ledger_get_meta(e->ledger, META_AUDIT_LAST);
         if (last && safe_atou64(last, &last_usec) < 0)
                 last_usec = 0;
         req = (ObserveRequest) {

@@ -36,11 +36,12 @@ typedef enum RunResult {
         RUN_RESULT_FAILED,          /* an action or the observe failed */
         RUN_RESULT_BLOCKED,         /* a safety rule refused (guard, unowned, account mismatch) */
         RUN_RESULT_DRIFT,           /* apply: only drift reported (drift: report); nothing else to do */
+        RUN_RESULT_INTERRUPTED,     /* stopped: the store fenced this engine out (another leader) */
         _RUN_RESULT_MAX,
         _RUN_RESULT_INVALID = -EINVAL,
 } RunResult;
 
-const char *run_result_to_string(RunResult r) _pure_;   /* "ok", "changes", "failed", "blocked", "drift" */
+const char *run_result_to_string(RunResult r) _pure_;   /* "ok", "changes", "failed", "blocked", "drift", "interrupted" */
 
 /* Per-resource status, as /v1/status shows it. */
 typedef enum ResourceState {
@@ -101,6 +102,12 @@ typedef void (*engine_run_done_t)(Engine *e, const RunReport *report, void *user
  * and sets up the API client on the event loop. Logs nothing above debug;
  * the caller reports errors. */
 int engine_new(Engine **ret, sd_event *event, const Config *config, bool lock);
+/* The same over a store opened by the caller (store-file.h, or the etcd
+ * backend): takes ownership of store (freed on failure too), loads the
+ * ledger from it, and checks or records the account binding (-EXDEV on
+ * mismatch). Apply runs need store->writable. */
+typedef struct Store Store;
+int engine_new_with_store(Engine **ret, sd_event *event, const Config *config, Store *store);
 Engine *engine_free(Engine *e);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Engine *, engine_free);
 

@@ -1142,7 +1142,7 @@ static bool backend_ready(void *userdata) {
 
 /* /metrics: runs, triggers and plans. */
 static void metrics_runs(Manager *m, Metrics *x) {
-        static const char *const results[] = { "ok", "changes", "failed", "blocked", "drift" };
+        static const char *const results[] = { "ok", "changes", "failed", "blocked", "drift", "interrupted" };
         char le[32];
 
         metrics_family(x, "bindery_runs_total", "counter", "Finished reconcile runs by result.");

@@ -463,8 +463,8 @@ static int r2_jurisdictions(const Observer *o, char ***ret) {
         if (!l)
                 return -ENOMEM;
         for (size_t i = 0; i < o->ledger->n_entries; i++)
-                if (o->ledger->entries[i].kind == RESOURCE_R2_BUCKET && o->ledger->entries[i].jurisdiction &&
-                    strv_extend(&l, o->ledger->entries[i].jurisdiction) < 0)
+                if (o->ledger->entries[i]->kind == RESOURCE_R2_BUCKET && o->ledger->entries[i]->jurisdiction &&
+                    strv_extend(&l, o->ledger->entries[i]->jurisdiction) < 0)
                         return -ENOMEM;
         for (size_t i = 0; o->g && i < o->g->n_r2_buckets; i++)
                 if (o->g->r2_buckets[i].jurisdiction && strv_extend(&l, o->g->r2_buckets[i].jurisdiction) < 0)
@@ -510,10 +510,10 @@ static bool kind_used(const Observer *o, ResourceKind k) {
         const Generation *g = o->g;
 
         for (size_t i = 0; i < o->ledger->n_entries; i++)
-                if (o->ledger->entries[i].kind == k)
+                if (o->ledger->entries[i]->kind == k)
                         return true;
         for (size_t i = 0; i < o->ledger->n_intents; i++)
-                if (o->ledger->intents[i].kind == k)
+                if (o->ledger->intents[i]->kind == k)
                         return true;
         if (!g)
                 return false;
@@ -747,8 +747,8 @@ static void on_audit(Observer *o, const CfReply *reply) {
 /* Whether bindery uses a listed secrets store (its ledger or the spec). */
 static bool store_used(const Observer *o, const LiveResource *s) {
         for (size_t j = 0; j < o->ledger->n_entries; j++)
-                if (o->ledger->entries[j].kind == RESOURCE_SECRETS_STORE_SECRET &&
-                    streq_ptr(o->ledger->entries[j].store_id, s->id))
+                if (o->ledger->entries[j]->kind == RESOURCE_SECRETS_STORE_SECRET &&
+                    streq_ptr(o->ledger->entries[j]->store_id, s->id))
                         return true;
         for (size_t j = 0; o->g && j < o->g->n_secrets_stores; j++) {
                 const SecretsStore *st = &o->g->secrets_stores[j];

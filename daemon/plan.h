@@ -6,8 +6,10 @@
  *
  * No I/O, no clock, no logging: everything the planner needs is passed in
  * (the current time too), so tests/test-plan.c proves the safety rules on
- * hand-built inputs. The engine fills LiveState from observe.c and Ledger
- * from the state file, and apply.c executes the actions.
+ * hand-built inputs. The engine fills LiveState from observe.c; the
+ * Ledger (ledger.h: what bindery owns, the state itself) is loaded from
+ * the engine's Store and only read here; apply.c executes the actions
+ * and records their results in the Ledger.
  *
  * Bindings are compared in a canonical text form ("kv_namespace
  * namespace_id=ID", see plan_binding_canon_*), the same function on both
@@ -23,6 +25,7 @@
 #include <json-c/json.h>
 
 #include "cleanup.h"
+#include "ledger.h"
 #include "model.h"
 
 /* ---- Observed live state ---- */
@@ -105,73 +108,7 @@ LiveResource *live_state_find_by_id(const LiveState *s, ResourceKind kind, const
 LiveResource *live_state_find_by_name(const LiveState *s, ResourceKind kind, const char *name,
                                       const char *store_id);
 
-/* ---- The ownership ledger (what bindery owns and last applied) ---- */
-
-typedef struct LedgerSecret {
-        char *name;
-        char *hmac;                 /* HMAC-SHA256 (hex) under the per-install key */
-} LedgerSecret;
-
-typedef struct LedgerEntry {
-        ResourceKind kind;
-        char *doc;                  /* spec document name (key, with kind) */
-        char *name;                 /* Cloudflare name */
-        char *id;                   /* Cloudflare id (R2 and workers: the name) */
-        char *store_id;             /* store secrets */
-        char *jurisdiction;         /* R2: the bucket's jurisdiction (NULL: default); every call sends it */
-        char *digest;               /* what was last applied (plan_*_digest) */
-        DeletionPolicy deletion;    /* last recorded policy */
-        DriftPolicy drift;          /* last recorded policy (kept after the document leaves the spec) */
-        bool adopted;
-        /* workers */
-        char *etag;                 /* from our last upload, or last seen in sync */
-        char *modified_on;
-        char *migration_tag;        /* last migration tag applied */
-        char **do_classes;          /* classes this worker has been given */
-        char **crons;               /* last schedules applied (NULL: never set) */
-        bool crons_set;
-        int subdomain;              /* -1 never set */
-        char **consumers;           /* queue names we attached this worker to */
-        char **binding_names;       /* non-secret bindings of our last upload (NULL: not recorded) */
-        LedgerSecret *secrets;
-        size_t n_secrets;
-        /* store secrets: hmac of the value */
-        char *hmac;
-        bool dirty;                 /* changed since loaded/stored (not persisted) */
-} LedgerEntry;
-
-typedef struct LedgerIntent {
-        ResourceKind kind;
-        char *name;                 /* Cloudflare name */
-        char *run_id;
-} LedgerIntent;
-
-typedef struct Ledger {
-        LedgerEntry *entries;
-        size_t n_entries;
-        LedgerIntent *intents;
-        size_t n_intents;
-        bool removed;               /* an entry was removed since the last store */
-} Ledger;
-
-Ledger *ledger_new(void);
-Ledger *ledger_free(Ledger *l);
-DEFINE_TRIVIAL_CLEANUP_FUNC(Ledger *, ledger_free);
-LedgerEntry *ledger_find(const Ledger *l, ResourceKind kind, const char *doc);
-LedgerEntry *ledger_find_by_name(const Ledger *l, ResourceKind kind, const char *name);
-/* Adds or returns the entry for (kind, doc). NULL on OOM. */
-LedgerEntry *ledger_ensure(Ledger *l, ResourceKind kind, const char *doc);
-int ledger_remove(Ledger *l, ResourceKind kind, const char *doc);
-const LedgerSecret *ledger_entry_secret(const LedgerEntry *e, const char *name);
-int ledger_entry_set_secret(LedgerEntry *e, const char *name, const char *hmac);
-int ledger_entry_remove_secret(LedgerEntry *e, const char *name);
-const LedgerIntent *ledger_find_intent(const Ledger *l, ResourceKind kind, const char *name);
-int ledger_add_intent(Ledger *l, ResourceKind kind, const char *name, const char *run_id);
-int ledger_remove_intent(Ledger *l, ResourceKind kind, const char *name);
-/* The per-entry fields the state file has no column for (etag, crons,
- * subdomain, consumers, classes, secret fingerprints), as one object. */
-json_object *ledger_entry_extras_to_json(const LedgerEntry *e);
-int ledger_entry_extras_from_json(LedgerEntry *e, json_object *o);
+/* ---- The ownership ledger: ledger.h ---- */
 
 /* ---- Inputs that are neither desired nor live ---- */
 

@@ -63,10 +63,19 @@ SH
 	nsenter -t "$DAEMON_PID" -m sh -c "dd if=/dev/zero of='$work/state2/fill' bs=4k >/dev/null 2>&1; true"
 	small_spec staging-full-disk
 	printf '  TOKEN: { secret: { env: BINDERY_TEST_APP_SECRET } }\n' >> "$work/spec/workers/api.yaml"
-	for i in $(seq 100); do grep -q "Cannot save the state file" "$work/binderyd.log" && break; sleep 0.1; done
+	# Everything in this spec is already someone else's (blocked), so a
+	# run has nothing to record; and a commit appends a few hundred bytes
+	# to state.journal, which may still fit in its last block. New
+	# namespaces to create, one per second, until a commit needs a block.
+	for i in $(seq 200); do
+		grep -q "Cannot save the state file" "$work/binderyd.log" && break
+		[ $((i % 10)) = 0 ] && printf 'kind: KVNamespace\nname: full-disk-%d\n---\n' "$i" >> "$work/spec/kv-full.yaml"
+		sleep 0.1
+	done
 	check "a full disk is logged, naming the state file" \
-		grep -q "Cannot save the state file '$work/state2/state.json': No space left on device" "$work/binderyd.log"
+		grep -q "Cannot save the state file ($work/state2): $work/state2/state.journal: cannot append: No space left on device" "$work/binderyd.log"
 	stop_daemon
+	rm -f "$work/spec/kv-full.yaml"
 	write_config "spec_env: BINDERY_TEST_APP_SECRET"
 else
 	echo "SKIP: the full-disk check needs root and unshare -m"

@@ -1,0 +1,189 @@
+/* ledger.h: what bindery owns and last applied — the ledger is the state.
+ *
+ * A pure module (no I/O, no clock, no logging): the engine loads it from
+ * a Store (store.h) once, the planner reads it, the applier and the
+ * engine change it, and ledger_commit() hands the records changed since
+ * the last commit to the store as one batch.
+ *
+ * What it holds, each a record of store.h's key space:
+ *
+ *   binding                the account this state belongs to
+ *                          (account_id, api_url; a mismatch is -EXDEV)
+ *   resource/KIND/DOC      one owned resource (LedgerEntry): ids and
+ *                          names, ownership, digest, deletion and drift
+ *                          policy, etag, crons, consumers, Durable Object
+ *                          classes and migration tags, secret
+ *                          fingerprints (a worker's per binding, a store
+ *                          secret's own), jurisdiction
+ *   intent/KIND/CF_NAME    a create about to be made (LedgerIntent)
+ *   meta/KEY               the engine's bookkeeping (audit position, ...)
+ *
+ * The JSON of each record is the state file's format version 2 (so a
+ * snapshot written from these records is read by every binderyd since
+ * version 2). Lookups by (kind, doc), (kind, Cloudflare name) and
+ * (kind, Cloudflare id) go through json-c hash tables (O(1)).
+ *
+ * Changes: a new entry (ledger_ensure) is marked changed; code that
+ * edits an entry's fields calls ledger_touch() afterwards (it also
+ * re-indexes a changed name or id). Intents, meta and the binding are
+ * marked by their setters. ledger_changes() encodes each marked record
+ * and compares it with what was last committed: only records that
+ * differ are in the batch. ledger_discard() puts the committed records
+ * back (a dry run's observations are not kept).
+ *
+ * Negative errno; decode errors come with a message naming the record's
+ * key and field (caller frees).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cleanup.h"
+#include "model.h"
+#include "store.h"
+
+typedef struct LedgerSecret {
+        char *name;
+        char *hmac;                 /* HMAC-SHA256 (hex) under the per-install key */
+} LedgerSecret;
+
+typedef struct LedgerEntry {
+        ResourceKind kind;
+        char *doc;                  /* spec document name (key, with kind) */
+        char *name;                 /* Cloudflare name */
+        char *id;                   /* Cloudflare id (R2 and workers: the name) */
+        char *store_id;             /* store secrets */
+        char *jurisdiction;         /* R2: the bucket's jurisdiction (NULL: default); every call sends it */
+        char *digest;               /* what was last applied (plan_*_digest) */
+        DeletionPolicy deletion;    /* last recorded policy */
+        DriftPolicy drift;          /* last recorded policy (kept after the document leaves the spec) */
+        bool adopted;
+        /* workers */
+        char *etag;                 /* from our last upload, or last seen in sync */
+        char *modified_on;
+        char *migration_tag;        /* last migration tag applied */
+        char **migration_tags;      /* every tag applied, oldest first (the record's history) */
+        char **do_classes;          /* classes this worker has been given */
+        char **crons;               /* last schedules applied (NULL: never set) */
+        bool crons_set;
+        int subdomain;              /* -1 never set */
+        char **consumers;           /* queue names we attached this worker to */
+        char **binding_names;       /* non-secret bindings of our last upload (NULL: not recorded) */
+        LedgerSecret *secrets;
+        size_t n_secrets;
+        /* store secrets: hmac of the value */
+        char *hmac;
+        /* bookkeeping, set when the record is committed */
+        char *run_id;               /* run that last wrote it */
+        uint64_t created_usec;      /* CLOCK_REALTIME */
+        uint64_t updated_usec;
+        bool dirty;                 /* touched since the last commit (not persisted) */
+        /* private: the name and id this entry is indexed under */
+        char *indexed_name;
+        char *indexed_id;
+} LedgerEntry;
+
+typedef struct LedgerIntent {
+        ResourceKind kind;
+        char *name;                 /* Cloudflare name */
+        char *run_id;
+        uint64_t time_usec;         /* CLOCK_REALTIME; 0: stamped at commit */
+} LedgerIntent;
+
+typedef struct Ledger {
+        LedgerEntry **entries;      /* sorted by kind, then doc; pointers stay valid until removed */
+        size_t n_entries;
+        LedgerIntent **intents;     /* in the order added */
+        size_t n_intents;
+        /* private */
+        char *account_id;
+        char *api_url;
+        char *run_id;               /* stamped on records committed */
+        struct lh_table *by_key;    /* "resource/KIND/DOC", "intent/KIND/NAME" → entry / intent */
+        struct lh_table *by_name;   /* "KIND/NAME" → entry */
+        struct lh_table *by_id;     /* "KIND/ID" → entry */
+        struct lh_table *meta;      /* KEY → value */
+        struct lh_table *committed; /* record key → JSON text last committed */
+        struct lh_table *dirty;     /* record keys changed since */
+        size_t n_index_twins;       /* times a name or id was indexed by another entry already */
+} Ledger;
+
+Ledger *ledger_new(void);
+Ledger *ledger_free(Ledger *l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Ledger *, ledger_free);
+
+/* Loads every record of the store into a new ledger (nothing marked
+ * changed). -EBADMSG with a message naming the key and field for a bad
+ * record, or the store's error. */
+int ledger_load(Store *s, Ledger **ret, char **reterr);
+
+/* Decodes one record into the ledger, replacing what it had under that
+ * key, and remembers it as committed. For ledger_load, tests and the
+ * fuzzer. Records of the retired "secrets/SCOPE" type are ignored. */
+int ledger_load_record(Ledger *l, const char *key, const char *value, char **reterr);
+
+/* ---- Entries ---- */
+
+LedgerEntry *ledger_find(const Ledger *l, ResourceKind kind, const char *doc);
+LedgerEntry *ledger_find_by_name(const Ledger *l, ResourceKind kind, const char *name);
+LedgerEntry *ledger_find_by_id(const Ledger *l, ResourceKind kind, const char *id);
+/* Adds (marked changed) or returns the entry for (kind, doc). NULL on OOM. */
+LedgerEntry *ledger_ensure(Ledger *l, ResourceKind kind, const char *doc);
+/* Marks e changed and re-indexes its name and id: call after editing it. */
+void ledger_touch(Ledger *l, LedgerEntry *e);
+/* Forgets (kind, doc): -ENOENT if absent. */
+int ledger_remove(Ledger *l, ResourceKind kind, const char *doc);
+const LedgerSecret *ledger_entry_secret(const LedgerEntry *e, const char *name);
+int ledger_entry_set_secret(LedgerEntry *e, const char *name, const char *hmac);
+int ledger_entry_remove_secret(LedgerEntry *e, const char *name);
+
+/* ---- Intents ---- */
+
+const LedgerIntent *ledger_find_intent(const Ledger *l, ResourceKind kind, const char *name);
+/* Adds or replaces the intent for (kind, name). */
+int ledger_add_intent(Ledger *l, ResourceKind kind, const char *name, const char *run_id);
+int ledger_remove_intent(Ledger *l, ResourceKind kind, const char *name);
+
+/* ---- The account binding ---- */
+
+/* An unbound ledger takes this binding (committed with the next batch);
+ * a ledger bound to a different account_id or api_url (compared after
+ * removing trailing '/') returns -EXDEV and changes nothing. */
+int ledger_bind(Ledger *l, const char *account_id, const char *api_url);
+const char *ledger_account_id(const Ledger *l) _pure_;
+const char *ledger_api_url(const Ledger *l) _pure_;
+
+/* ---- Named values (the engine's bookkeeping). value NULL removes. ---- */
+
+int ledger_set_meta(Ledger *l, const char *key, const char *value);
+const char *ledger_get_meta(const Ledger *l, const char *key);
+
+/* ---- Changes ---- */
+
+/* The run stamped on resource records committed from now on (copied;
+ * NULL clears). */
+int ledger_set_run_id(Ledger *l, const char *run_id);
+
+/* The batch since the last commit: one StoreChange per record whose
+ * encoding differs from what was committed (value NULL: deleted).
+ * Changed resources get updated_usec = now_usec (created_usec too when
+ * new) and the run id. The keys and values are owned by the array;
+ * free it with ledger_changes_free(). -EDESTADDRREQ if never bound. */
+int ledger_changes(Ledger *l, uint64_t now_usec, StoreChange **ret, size_t *ret_n);
+void ledger_changes_free(StoreChange *c, size_t n);
+
+/* Commits ledger_changes() to s as one batch; on success they become
+ * the committed records. On failure nothing is forgotten: the records
+ * stay marked and go with the next commit. Returns the store's error
+ * (-EROFS, -ESTALE when fenced out, ...) with its message in reterr. */
+int ledger_commit(Ledger *l, Store *s, char **reterr);
+/* Whether anything is marked changed since the last commit. */
+bool ledger_has_changes(const Ledger *l) _pure_;
+/* Puts every record changed since the last commit back as committed. */
+int ledger_discard(Ledger *l);
+
+/* The text of one record as it would be committed (caller frees), or
+ * NULL in *ret when the ledger has no such record. For tests. */
+int ledger_encode_record(Ledger *l, const char *key, char **ret);

@@ -1,0 +1,962 @@
+/* store-file.c: the file backend of the storage seam — a snapshot and an
+ * append-only journal in the state directory; see store-file.h.
+ *
+ * The records live in memory as key → JSON text (a json-c hash table);
+ * a commit appends one journal line and applies the batch to it, a
+ * compaction writes them all as the snapshot. Records are parsed only
+ * to embed them in the snapshot and journal as JSON (so both stay
+ * readable), never interpreted: that is ledger.c's job — except for
+ * lifting a version 1 snapshot, which has no records.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <json-c/linkhash.h>
+
+#include "store-file.h"
+#include "util.h"
+
+#define SNAPSHOT_FILE "state.json"
+#define JOURNAL_FILE "state.journal"
+#define LOCK_FILE "lock"
+#define KEY_FILE "hmac.key"
+#define FORMAT_VERSION 2
+#define MAX_DEPTH 32
+#define SUM_LEN 16              /* hex digits of SHA-256 per journal line */
+#define V1_LEDGER_META_PREFIX "engine.x."
+
+typedef struct FileStore {
+        char *dir;
+        char *snap_path;
+        char *journal_path;
+        char *key_path;
+        int lock_fd;
+        int dir_fd;
+        int journal_fd;             /* opened at the first append */
+        bool writable;
+        bool broken;                /* an append could not be undone: refuse more */
+        struct lh_table *records;   /* key → JSON text */
+        uint64_t seq;               /* last batch applied */
+        uint64_t journal_size;      /* bytes of whole, valid lines */
+        uint64_t snap_size;
+        int snap_version;           /* 0: none */
+        uint8_t key[STORE_HMAC_KEY_SIZE];
+        bool have_key;
+        StoreFileStats stats;
+} FileStore;
+
+static int set_error(char **reterr, const char *fmt, ...) _printf_(2, 3);
+static int set_error(char **reterr, const char *fmt, ...) {
+        va_list ap;
+
+        if (!reterr)
+                return 0;
+        free(*reterr);
+        va_start(ap, fmt);
+        if (vasprintf(reterr, fmt, ap) < 0)
+                *reterr = NULL;
+        va_end(ap);
+        return 0;
+}
+
+static void record_free(struct lh_entry *ent) {
+        free(lh_entry_k(ent));
+        free(lh_entry_v(ent));
+}
+
+/* records[key] = text (copied); text NULL removes. */
+static int records_set(FileStore *f, const char *key, const char *text) {
+        struct lh_entry *ent = lh_table_lookup_entry(f->records, key);
+        char *k, *v;
+
+        if (!text) {
+                if (ent)
+                        (void) lh_table_delete_entry(f->records, ent);
+                return 0;
+        }
+        v = strdup(text);
+        if (!v)
+                return -ENOMEM;
+        if (ent) {
+                free(lh_entry_v(ent));
+                lh_entry_set_val(ent, v);
+                return 0;
+        }
+        k = strdup(key);
+        if (!k || lh_table_insert(f->records, k, v) < 0) {
+                free(k);
+                free(v);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static int records_set_json(FileStore *f, const char *key, json_object *o) {
+        const char *t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+
+        return t ? records_set(f, key, t) : -ENOMEM;
+}
+
+/* A key as store.h accepts it: bytes that are not printable ASCII or a
+ * space, which an older binderyd wrote raw (KV titles), percent-encoded
+ * as ledger.c encodes them. */
+static char *key_normalize(const char *key) {
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *m = open_memstream(&buf, &size);
+
+        if (!m)
+                return NULL;
+        for (const unsigned char *p = (const unsigned char *) key; *p; p++)
+                if (*p <= ' ' || *p > '~')
+                        fprintf(m, "%%%02X", *p);
+                else
+                        fputc(*p, m);
+        if (fclose(m) != 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}
+
+/* ---- the snapshot ---- */
+
+typedef struct Loader {
+        const char *path;
+        char **reterr;
+} Loader;
+
+static int load_fail(Loader *l, const char *fmt, ...) _printf_(2, 3);
+static int load_fail(Loader *l, const char *fmt, ...) {
+        _cleanup_free_ char *what = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(&what, fmt, ap) < 0)
+                what = NULL;
+        va_end(ap);
+        (void) set_error(l->reterr, "%s: %s", l->path, what ?: "invalid");
+        return -EBADMSG;
+}
+
+static const char *str_field(json_object *o, const char *k) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_string))
+                return NULL;
+        return json_object_get_string(v);
+}
+
+/* Version 1's "secrets" map was written by nothing (per-secret
+ * fingerprints live in each resource's ledger): checked, dropped. */
+static int lift_v1_check_secrets(Loader *l, json_object *root) {
+        json_object *m;
+
+        if (!json_object_object_get_ex(root, "secrets", &m) || !m)
+                return 0;
+        if (!json_object_is_type(m, json_type_object))
+                return load_fail(l, "secrets: expected an object");
+        json_object_object_foreach(m, scope, keys) {
+                if (!keys || !json_object_is_type(keys, json_type_object))
+                        return load_fail(l, "secrets.%s: expected an object", scope);
+                json_object_object_foreach(keys, k, v)
+                        if (!v || !json_object_is_type(v, json_type_string) || strlen(json_object_get_string(v)) != 64)
+                                return load_fail(l, "secrets.%s.%s: expected a fingerprint", scope, k);
+        }
+        return 0;
+}
+
+/* The "meta" map of strings (NULL in *ret if absent). */
+static int lift_v1_meta_map(Loader *l, json_object *root, json_object **ret) {
+        json_object *m;
+
+        *ret = NULL;
+        if (!json_object_object_get_ex(root, "meta", &m) || !m)
+                return 0;
+        if (!json_object_is_type(m, json_type_object))
+                return load_fail(l, "meta: expected an object");
+        json_object_object_foreach(m, k, v)
+                if (!v || !json_object_is_type(v, json_type_string))
+                        return load_fail(l, "meta.%s: expected a string", k);
+        *ret = m;
+        return 0;
+}
+
+/* One element of "resources" or "intents" → records["PREFIX/KIND/NAME"],
+ * the key's name from field name_field. Returns the key (caller frees). */
+static int lift_v1_record(Loader *l, FileStore *f, json_object *o, const char *what, size_t i, const char *prefix,
+                          const char *name_field, char **ret_key) {
+        _cleanup_free_ char *key = NULL;
+        const char *kind, *name;
+
+        if (!o || !json_object_is_type(o, json_type_object))
+                return load_fail(l, "%s[%zu]: expected an object", what, i);
+        kind = str_field(o, "kind");
+        name = str_field(o, name_field);
+        if (!kind || isempty(name))
+                return load_fail(l, "%s[%zu]: needs a kind and a %s", what, i, name_field);
+        if (asprintf(&key, "%s/%s/%s", prefix, kind, name) < 0 || !(*ret_key = key_normalize(key)))
+                return -ENOMEM;
+        if (lh_table_lookup_entry(f->records, *ret_key)) {
+                *ret_key = mfree(*ret_key);
+                return load_fail(l, "%s[%zu]: duplicate %s %s", what, i, prefix, name);
+        }
+        return 0;
+}
+
+/* "resources": each becomes a record, its ledger fields (a JSON string
+ * in meta "engine.x.KIND.NAME") its "ledger" object. */
+static int lift_v1_resources(Loader *l, FileStore *f, json_object *root, json_object *meta) {
+        json_object *res;
+
+        if (!json_object_object_get_ex(root, "resources", &res) || !res)
+                return 0;
+        if (!json_object_is_type(res, json_type_array))
+                return load_fail(l, "resources: expected an array");
+        for (size_t i = 0; i < json_object_array_length(res); i++) {
+                json_object *o = json_object_array_get_idx(res, i), *x, *lifted;
+                _cleanup_free_ char *key = NULL, *mkey = NULL;
+                int r;
+
+                r = lift_v1_record(l, f, o, "resources", i, "resource", "name", &key);
+                if (r < 0)
+                        return r;
+                if (asprintf(&mkey, V1_LEDGER_META_PREFIX "%s.%s", str_field(o, "kind"), str_field(o, "name")) < 0)
+                        return -ENOMEM;
+                if (meta && json_object_object_get_ex(meta, mkey, &x)) {
+                        lifted = json_tokener_parse(json_object_get_string(x));
+                        if (!lifted || !json_object_is_type(lifted, json_type_object)) {
+                                json_object_put(lifted);
+                                return load_fail(l, "meta.%s: expected a JSON object in a string", mkey);
+                        }
+                        if (json_object_object_add(o, "ledger", lifted) < 0) {
+                                json_object_put(lifted);
+                                return -ENOMEM;
+                        }
+                }
+                r = records_set_json(f, key, o);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int lift_v1_intents(Loader *l, FileStore *f, json_object *root) {
+        json_object *intents;
+
+        if (!json_object_object_get_ex(root, "intents", &intents) || !intents)
+                return 0;
+        if (!json_object_is_type(intents, json_type_array))
+                return load_fail(l, "intents: expected an array");
+        for (size_t i = 0; i < json_object_array_length(intents); i++) {
+                json_object *o = json_object_array_get_idx(intents, i);
+                _cleanup_free_ char *key = NULL;
+                int r;
+
+                r = lift_v1_record(l, f, o, "intents", i, "intent", "cf_name", &key);
+                if (r < 0)
+                        return r;
+                r = records_set_json(f, key, o);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Meta values other than the ledger fields (lifted, or of no resource:
+ * dropped, as version 1 ignored them) → "meta/KEY": {"value": ...}. */
+static int lift_v1_meta(FileStore *f, json_object *meta) {
+        if (!meta)
+                return 0;
+        json_object_object_foreach(meta, k, v) {
+                _cleanup_(json_object_putp) json_object *o = NULL;
+                _cleanup_free_ char *key = NULL, *norm = NULL;
+                int r;
+
+                if (startswith(k, V1_LEDGER_META_PREFIX))
+                        continue;
+                o = json_object_new_object();
+                if (!o || json_object_object_add(o, "value", json_object_get(v)) < 0 || asprintf(&key, "meta/%s", k) < 0 ||
+                    !(norm = key_normalize(key)))
+                        return -ENOMEM;
+                r = records_set_json(f, norm, o);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Version 1: arrays and maps, lifted into records. */
+static int lift_v1(Loader *l, FileStore *f, json_object *root) {
+        json_object *meta;
+        int r;
+
+        if ((r = lift_v1_check_secrets(l, root)) < 0 || (r = lift_v1_meta_map(l, root, &meta)) < 0 ||
+            (r = lift_v1_resources(l, f, root, meta)) < 0 || (r = lift_v1_intents(l, f, root)) < 0)
+                return r;
+        return lift_v1_meta(f, meta);
+}
+
+/* The snapshot's text as one JSON object (anything else, or more, is an
+ * error naming the file). */
+static int parse_snapshot(Loader *l, const char *data, size_t size, json_object **ret) {
+        _cleanup_(json_object_putp) json_object *root = NULL;
+        json_tokener *tok;
+        size_t end;
+
+        tok = json_tokener_new_ex(MAX_DEPTH);
+        if (!tok)
+                return -ENOMEM;
+        root = json_tokener_parse_ex(tok, data, (int) size);
+        if (!root || json_tokener_get_error(tok) != json_tokener_success) {
+                enum json_tokener_error e = json_tokener_get_error(tok);
+
+                (void) set_error(l->reterr, "%s: not valid JSON (%s at offset %zu); refusing to treat it as empty",
+                                 l->path, e == json_tokener_continue ? "truncated" : json_tokener_error_desc(e),
+                                 json_tokener_get_parse_end(tok));
+                json_tokener_free(tok);
+                return -EBADMSG;
+        }
+        end = json_tokener_get_parse_end(tok);
+        json_tokener_free(tok);
+        for (; end < size; end++)
+                if (!strchr(" \t\r\n", data[end]))
+                        return load_fail(l, "trailing data at offset %zu", end);
+        if (!json_object_is_type(root, json_type_object))
+                return load_fail(l, "expected a JSON object");
+        *ret = TAKE_PTR(root);
+        return 0;
+}
+
+static int load_snapshot(FileStore *f, char **reterr) {
+        _cleanup_free_ char *data = NULL;
+        _cleanup_(json_object_putp) json_object *root = NULL;
+        Loader l = { .path = f->snap_path, .reterr = reterr };
+        json_object *v, *records;
+        size_t size = 0;
+        int64_t version;
+        int r;
+
+        r = read_full_file(f->snap_path, STORE_FILE_MAX_SIZE, &data, &size);
+        if (r == -ENOENT)
+                return 0;
+        if (r == -EFBIG)
+                return set_error(reterr, "%s: larger than %u bytes, refusing to load", f->snap_path,
+                                 STORE_FILE_MAX_SIZE), r;
+        if (r < 0)
+                return set_error(reterr, "%s: cannot read: %s", f->snap_path, strerror(-r)), r;
+        f->snap_size = size;
+        r = parse_snapshot(&l, data, size, &root);
+        if (r < 0)
+                return r;
+        if (!json_object_object_get_ex(root, "version", &v) || !json_object_is_type(v, json_type_int))
+                return load_fail(&l, "missing format version");
+        version = json_object_get_int64(v);
+        if (version < 1)
+                return load_fail(&l, "invalid format version %" PRId64, version);
+        if (version > FORMAT_VERSION)
+                return set_error(reterr, "%s: format version %" PRId64 " is newer than this binderyd supports (%d)",
+                                 f->snap_path, version, FORMAT_VERSION), -EPROTONOSUPPORT;
+        f->snap_version = (int) version;
+
+        if (json_object_object_get_ex(root, "binding", &v) && v) {
+                if (!json_object_is_type(v, json_type_object))
+                        return load_fail(&l, "binding: expected an object");
+                r = records_set_json(f, "binding", v);
+                if (r < 0)
+                        return r;
+        }
+        if (json_object_object_get_ex(root, "journal_seq", &v) && v) {
+                if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
+                        return load_fail(&l, "journal_seq: expected a non-negative integer");
+                f->seq = (uint64_t) json_object_get_int64(v);
+        }
+        if (version < 2)
+                return lift_v1(&l, f, root);
+        if (!json_object_object_get_ex(root, "records", &records) || !records)
+                return 0;
+        if (!json_object_is_type(records, json_type_object))
+                return load_fail(&l, "records: expected an object");
+        json_object_object_foreach(records, key, o) {
+                _cleanup_free_ char *norm = key_normalize(key);
+
+                if (!norm)
+                        return -ENOMEM;
+                if (!o || !json_object_is_type(o, json_type_object))
+                        return load_fail(&l, "records.%s: expected an object", key);
+                if (streq(norm, "binding"))
+                        return load_fail(&l, "records.binding: the binding is kept outside the records");
+                r = records_set_json(f, norm, o);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* ---- the journal ---- */
+
+/* Applies one batch {"put": {KEY: {...}}, "del": [KEY]}. */
+static int apply_batch(FileStore *f, json_object *b, const char *what, char **reterr) {
+        json_object *put = NULL, *del = NULL;
+        int r;
+
+        if (!json_object_is_type(b, json_type_object))
+                return set_error(reterr, "%s: expected a JSON object", what), -EBADMSG;
+        if (json_object_object_get_ex(b, "put", &put) && put && !json_object_is_type(put, json_type_object))
+                return set_error(reterr, "%s: put: expected an object", what), -EBADMSG;
+        if (json_object_object_get_ex(b, "del", &del) && del && !json_object_is_type(del, json_type_array))
+                return set_error(reterr, "%s: del: expected an array", what), -EBADMSG;
+        for (size_t i = 0; del && i < json_object_array_length(del); i++) {
+                json_object *k = json_object_array_get_idx(del, i);
+
+                if (!k || !json_object_is_type(k, json_type_string))
+                        return set_error(reterr, "%s: del[%zu]: expected a string", what, i), -EBADMSG;
+                (void) records_set(f, json_object_get_string(k), NULL);
+        }
+        if (!put)
+                return 0;
+        {
+                json_object_object_foreach(put, k, v) {
+                        if (!v || !json_object_is_type(v, json_type_object))
+                                return set_error(reterr, "%s: put.%s: expected an object", what, k), -EBADMSG;
+                        r = records_set_json(f, k, v);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+/* Parses "SEQ LEN SUM JSON" (line without its newline). */
+static int parse_line(const char *line, size_t n, uint64_t *ret_seq, json_object **ret) {
+        char sum[65], head[64];
+        unsigned long long seq, len;
+        int consumed = 0;
+        json_tokener *tok;
+        json_object *o;
+        size_t hl = n < sizeof(head) - 1 ? n : sizeof(head) - 1;
+
+        memcpy(head, line, hl);
+        head[hl] = 0;
+        if (sscanf(head, "%llu %llu %16[0-9a-f] %n", &seq, &len, sum, &consumed) != 3 || consumed == 0 ||
+            strlen(sum) != SUM_LEN || (size_t) consumed + len != n)
+                return -EBADMSG;
+        {
+                char full[65];
+
+                sha256_hex(line + consumed, (size_t) len, full);
+                if (memcmp(full, sum, SUM_LEN) != 0)
+                        return -EBADMSG;
+        }
+        tok = json_tokener_new_ex(MAX_DEPTH);
+        if (!tok)
+                return -ENOMEM;
+        o = json_tokener_parse_ex(tok, line + consumed, (int) len);
+        if (!o || json_tokener_get_error(tok) != json_tokener_success ||
+            json_tokener_get_parse_end(tok) != (size_t) len) {
+                json_tokener_free(tok);
+                json_object_put(o);
+                return -EBADMSG;
+        }
+        json_tokener_free(tok);
+        *ret_seq = seq;
+        *ret = o;
+        return 0;
+}
+
+/* Reads the journal (before the snapshot: a compaction between the two
+ * reads then only makes the snapshot hold more, whose lines are
+ * skipped; the other order could miss the batches it folded in). */
+static int read_journal(FileStore *f, char **ret, size_t *ret_size, char **reterr) {
+        int r = read_full_file(f->journal_path, STORE_FILE_MAX_SIZE, ret, ret_size);
+
+        if (r == -ENOENT) {
+                *ret = NULL;
+                *ret_size = 0;
+                return 0;
+        }
+        if (r == -EFBIG)
+                return set_error(reterr, "%s: larger than %u bytes, refusing to load", f->journal_path,
+                                 STORE_FILE_MAX_SIZE), r;
+        if (r < 0)
+                return set_error(reterr, "%s: cannot read: %s", f->journal_path, strerror(-r)), r;
+        return 0;
+}
+
+static int load_journal(FileStore *f, const char *data, size_t size, char **reterr) {
+        size_t pos = 0;
+        unsigned line = 0;
+        int r;
+
+        while (pos < size) {
+                const char *nl = memchr(data + pos, '\n', size - pos);
+                _cleanup_(json_object_putp) json_object *b = NULL;
+                size_t end = nl ? (size_t) (nl - data) : size;
+                bool last = !nl || end + 1 == size;
+                uint64_t seq = 0;
+                char what[32];
+
+                line++;
+                r = nl ? parse_line(data + pos, end - pos, &seq, &b) : -EBADMSG;
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0 && last)
+                        break;          /* torn by a crash mid-append: never committed */
+                if (r < 0)
+                        return set_error(reterr, "%s:%u: corrupt journal line (length or checksum do not match); "
+                                         "refusing to load", f->journal_path, line), -EBADMSG;
+                if (seq > f->seq) {
+                        if (seq != f->seq + 1)
+                                return set_error(reterr, "%s:%u: batch %" PRIu64 " follows %" PRIu64
+                                                 "; refusing to load", f->journal_path, line, seq, f->seq), -EBADMSG;
+                        snprintf(what, sizeof what, "line %u", line);
+                        {
+                                _cleanup_free_ char *err = NULL;
+
+                                r = apply_batch(f, b, what, &err);
+                                if (r < 0)
+                                        return set_error(reterr, "%s:%s", f->journal_path, strna(err)), r;
+                        }
+                        f->seq = seq;
+                }
+                /* Batches the snapshot already holds (a crash between
+                 * writing it and emptying the journal) are skipped. */
+                pos = end + 1;
+        }
+        f->journal_size = pos > size ? size : pos;
+        if (f->journal_size < size && f->writable && truncate(f->journal_path, (off_t) f->journal_size) < 0) {
+                r = -errno;
+                return set_error(reterr, "%s: cannot cut off the torn last line: %s", f->journal_path, strerror(-r)), r;
+        }
+        return 0;
+}
+
+static int key_cmp(const void *a, const void *b) {
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/* The record keys, sorted (borrowed from the table). */
+static const char **sorted_keys(FileStore *f, size_t *ret_n) {
+        size_t n = 0, cap = (size_t) lh_table_length(f->records);
+        const char **keys = calloc(cap + 1, sizeof(char *));
+        struct lh_entry *ent;
+
+        if (!keys)
+                return NULL;
+        lh_foreach(f->records, ent)
+                keys[n++] = lh_entry_k(ent);
+        qsort(keys, n, sizeof(char *), key_cmp);
+        *ret_n = n;
+        return keys;
+}
+
+static json_object *parse_record(const char *text) {
+        return json_tokener_parse(text);
+}
+
+/* Writes every record as the snapshot, then empties the journal. */
+static int compact(FileStore *f, char **reterr) {
+        _cleanup_(json_object_putp) json_object *root = json_object_new_object();
+        _cleanup_free_ const char **keys = NULL;
+        json_object *records = json_object_new_object();
+        const char *binding, *text;
+        size_t n = 0;
+        int r;
+
+        if (!root || !records || json_object_object_add(root, "version", json_object_new_int(FORMAT_VERSION)) < 0) {
+                json_object_put(records);
+                return -ENOMEM;
+        }
+        binding = lh_table_lookup_entry(f->records, "binding") ? lh_entry_v(lh_table_lookup_entry(f->records, "binding")) : NULL;
+        if (binding && json_object_object_add(root, "binding", parse_record(binding)) < 0) {
+                json_object_put(records);
+                return -ENOMEM;
+        }
+        if (json_object_object_add(root, "records", records) < 0) {
+                json_object_put(records);
+                return -ENOMEM;
+        }
+        keys = sorted_keys(f, &n);
+        if (!keys)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_object *o;
+
+                if (streq(keys[i], "binding"))
+                        continue;
+                o = parse_record(lh_entry_v(lh_table_lookup_entry(f->records, keys[i])));
+                if (!o || json_object_object_add(records, keys[i], o) < 0) {
+                        json_object_put(o);
+                        return -ENOMEM;
+                }
+        }
+        if (json_object_object_add(root, "journal_seq", json_object_new_int64((int64_t) f->seq)) < 0)
+                return -ENOMEM;
+        text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+        if (!text)
+                return -ENOMEM;
+        r = write_file_atomic(f->snap_path, text, strlen(text), 0600);
+        if (r < 0)
+                return set_error(reterr, "%s: cannot write: %s", f->snap_path, strerror(-r)), r;
+        f->stats.fsyncs += 2;           /* the file and the directory */
+        f->stats.compactions++;
+        f->snap_size = strlen(text);
+        f->snap_version = FORMAT_VERSION;
+        /* The snapshot holds every batch (journal_seq): a crash before
+         * the journal is emptied only leaves lines that are skipped. */
+        if (f->journal_size > 0) {
+                if ((f->journal_fd >= 0 ? ftruncate(f->journal_fd, 0) : truncate(f->journal_path, 0)) < 0) {
+                        r = -errno;
+                        return set_error(reterr, "%s: cannot empty: %s", f->journal_path, strerror(-r)), r;
+                }
+                f->journal_size = 0;
+        }
+        return 0;
+}
+
+static bool compaction_due(const FileStore *f) {
+        uint64_t limit = f->snap_size > STORE_FILE_COMPACT_MIN ? f->snap_size : STORE_FILE_COMPACT_MIN;
+
+        return f->journal_size > limit;
+}
+
+/* ---- the ops ---- */
+
+static int file_load(void *impl, store_record_fn fn, void *userdata, char **reterr) {
+        FileStore *f = impl;
+        _cleanup_free_ const char **keys = NULL;
+        size_t n = 0;
+
+        (void) reterr;
+        keys = sorted_keys(f, &n);
+        if (!keys)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                int r = fn(keys[i], lh_entry_v(lh_table_lookup_entry(f->records, keys[i])), userdata);
+
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int open_journal(FileStore *f, char **reterr) {
+        if (f->journal_fd >= 0)
+                return 0;
+        f->journal_fd = open(f->journal_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+        if (f->journal_fd < 0) {
+                int r = -errno;
+
+                return set_error(reterr, "%s: cannot open: %s", f->journal_path, strerror(-r)), r;
+        }
+        /* Its directory entry is durable before the first line counts. */
+        if (f->dir_fd >= 0 && fsync(f->dir_fd) >= 0)
+                f->stats.fsyncs++;
+        return 0;
+}
+
+/* The batch as one journal line. */
+static int format_line(FileStore *f, const StoreChange *changes, size_t n, char **ret, size_t *ret_size) {
+        _cleanup_(json_object_putp) json_object *b = json_object_new_object();
+        json_object *put = json_object_new_object(), *del = json_object_new_array();
+        const char *text;
+        char sum[65];
+        size_t len;
+
+        if (!b || !put || !del || json_object_object_add(b, "put", put) < 0) {
+                json_object_put(put);
+                json_object_put(del);
+                return -ENOMEM;
+        }
+        if (json_object_object_add(b, "del", del) < 0) {
+                json_object_put(del);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (!changes[i].value) {
+                        if (json_object_array_add(del, json_object_new_string(changes[i].key)) < 0)
+                                return -ENOMEM;
+                        continue;
+                }
+                {
+                        json_object *o = parse_record(changes[i].value);
+
+                        if (!o || !json_object_is_type(o, json_type_object)) {
+                                json_object_put(o);
+                                return -EINVAL;         /* not a JSON object: never in the journal */
+                        }
+                        if (json_object_object_add(put, changes[i].key, o) < 0) {
+                                json_object_put(o);
+                                return -ENOMEM;
+                        }
+                }
+        }
+        text = json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        if (!text)
+                return -ENOMEM;
+        len = strlen(text);
+        sha256_hex(text, len, sum);
+        if (asprintf(ret, "%" PRIu64 " %zu %.16s %s\n", f->seq + 1, len, sum, text) < 0)
+                return -ENOMEM;
+        *ret_size = strlen(*ret);
+        return 0;
+}
+
+static int file_commit(void *impl, const StoreChange *changes, size_t n, char **reterr) {
+        FileStore *f = impl;
+        _cleanup_free_ char *line = NULL;
+        size_t size = 0, done = 0;
+        int r;
+
+        if (!f->writable)
+                return -EROFS;
+        if (f->broken)
+                return set_error(reterr, "%s: an earlier append could not be undone; restart binderyd",
+                                 f->journal_path), -EIO;
+        r = format_line(f, changes, n, &line, &size);
+        if (r < 0)
+                return r;
+        r = open_journal(f, reterr);
+        if (r < 0)
+                return r;
+        while (done < size) {
+                ssize_t k = write(f->journal_fd, line + done, size - done);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0) {
+                        r = -errno;
+                        goto undo;
+                }
+                done += (size_t) k;
+        }
+        if (fdatasync(f->journal_fd) < 0) {
+                r = -errno;
+                goto undo;
+        }
+        f->stats.fsyncs++;
+        for (size_t i = 0; i < n; i++) {
+                r = records_set(f, changes[i].key, changes[i].value);
+                if (r < 0) {
+                        /* Durable but not in memory: only a reload can
+                         * tell what is true now. */
+                        f->broken = true;
+                        return set_error(reterr, "%s: out of memory after an append", f->journal_path), r;
+                }
+        }
+        f->seq++;
+        f->journal_size += size;
+        f->stats.commits++;
+        f->stats.bytes_appended += size;
+        if (compaction_due(f)) {
+                _cleanup_free_ char *err = NULL;
+
+                (void) compact(f, &err);        /* the commit stands; compaction is tried again later */
+        }
+        return 0;
+undo:
+        /* Leave no partial line behind the last whole one: a later
+         * append after it would make it a corrupt middle line. */
+        if (ftruncate(f->journal_fd, (off_t) f->journal_size) < 0)
+                f->broken = true;
+        return set_error(reterr, "%s: cannot append: %s", f->journal_path, strerror(-r)), r;
+}
+
+static int file_hmac_key(void *impl, uint8_t ret[static STORE_HMAC_KEY_SIZE], char **reterr) {
+        FileStore *f = impl;
+        _cleanup_free_ char *data = NULL;
+        size_t size = 0;
+        int r;
+
+        if (f->have_key) {
+                memcpy(ret, f->key, STORE_HMAC_KEY_SIZE);
+                return 0;
+        }
+        r = read_full_file(f->key_path, 1024, &data, &size);
+        if (r == 0) {
+                if (size != STORE_HMAC_KEY_SIZE) {
+                        explicit_bzero(data, size);
+                        return set_error(reterr, "%s: %zu bytes, expected %u; move it away and bindery makes a new "
+                                         "key (every secret is then uploaded again)", f->key_path, size,
+                                         STORE_HMAC_KEY_SIZE), -EBADMSG;
+                }
+                memcpy(f->key, data, STORE_HMAC_KEY_SIZE);
+                explicit_bzero(data, size);
+        } else if (r != -ENOENT)
+                return set_error(reterr, "%s: cannot read: %s", f->key_path, strerror(-r)), r;
+        else if (!f->writable)
+                return -ENOKEY;
+        else {
+                if (getrandom(f->key, STORE_HMAC_KEY_SIZE, 0) != STORE_HMAC_KEY_SIZE)
+                        return errno > 0 ? -errno : -EIO;
+                r = write_file_atomic(f->key_path, f->key, STORE_HMAC_KEY_SIZE, 0600);
+                if (r < 0) {
+                        explicit_bzero(f->key, sizeof f->key);
+                        return set_error(reterr, "%s: cannot write: %s", f->key_path, strerror(-r)), r;
+                }
+                f->stats.fsyncs += 2;
+        }
+        f->have_key = true;
+        memcpy(ret, f->key, STORE_HMAC_KEY_SIZE);
+        return 0;
+}
+
+static const char *file_describe(void *impl) {
+        return ((FileStore *) impl)->dir;
+}
+
+static void file_free(void *impl) {
+        FileStore *f = impl;
+
+        if (!f)
+                return;
+        /* Leave state.json complete for whoever reads it next. */
+        if (f->writable && !f->broken && f->journal_size > 0)
+                (void) compact(f, NULL);
+        explicit_bzero(f->key, sizeof f->key);
+        if (f->journal_fd >= 0)
+                (void) close(f->journal_fd);
+        if (f->lock_fd >= 0)
+                (void) close(f->lock_fd);       /* releases the flock */
+        if (f->dir_fd >= 0)
+                (void) close(f->dir_fd);
+        if (f->records)
+                lh_table_free(f->records);
+        free(f->dir);
+        free(f->snap_path);
+        free(f->journal_path);
+        free(f->key_path);
+        free(f);
+}
+
+static const StoreOps file_ops = {
+        .name = "file",
+        .load = file_load,
+        .commit = file_commit,
+        .hmac_key = file_hmac_key,
+        .describe = file_describe,
+        .free = file_free,
+};
+
+/* ---- open ---- */
+
+/* Removes what a kill -9 mid-write left: "state.json.tmp.PID" and
+ * "hmac.key.tmp.PID" (write_file_atomic's temporaries). Only with the
+ * lock held: no one else is writing them. */
+static void remove_stale_temporaries(int dir_fd) {
+        _cleanup_close_ int fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
+        DIR *d;
+
+        if (fd < 0)
+                return;
+        d = fdopendir(fd);
+        if (!d)
+                return;
+        fd = -EBADF;    /* owned by d now */
+        for (struct dirent *de; (de = readdir(d));)
+                if ((startswith(de->d_name, SNAPSHOT_FILE ".tmp.") || startswith(de->d_name, KEY_FILE ".tmp.")) &&
+                    (de->d_type == DT_REG || de->d_type == DT_UNKNOWN))
+                        (void) unlinkat(dirfd(d), de->d_name, 0);
+        closedir(d);
+}
+
+static int take_lock(FileStore *f, const char *dir, char **reterr) {
+        _cleanup_free_ char *lock_path = path_join(dir, LOCK_FILE);
+        int r;
+
+        if (!lock_path)
+                return -ENOMEM;
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return r = -errno, set_error(reterr, "%s: cannot create state directory: %s", dir, strerror(-r)), r;
+        f->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+        if (f->lock_fd < 0)
+                return r = -errno, set_error(reterr, "%s: cannot open: %s", lock_path, strerror(-r)), r;
+        if (flock(f->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+                r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+                return set_error(reterr, "%s: %s", lock_path, r == -EBUSY ? "held by another process" : strerror(-r)), r;
+        }
+        /* The directory itself too: a "lock" file can be deleted under a
+         * running daemon (and a new one created and locked by a second),
+         * the directory cannot while it holds state. */
+        f->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);  /* may be a symlink (StateDirectory= with DynamicUser=) */
+        if (f->dir_fd < 0)
+                return r = -errno, set_error(reterr, "%s: cannot open: %s", dir, strerror(-r)), r;
+        if (flock(f->dir_fd, LOCK_EX | LOCK_NB) < 0) {
+                r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+                return set_error(reterr, "%s: %s", dir, r == -EBUSY ? "locked by another process" : strerror(-r)), r;
+        }
+        remove_stale_temporaries(f->dir_fd);
+        return 0;
+}
+
+int store_file_open(const char *dir, bool lock, Store **ret, char **reterr) {
+        _cleanup_(store_freep) Store *s = NULL;
+        _cleanup_free_ char *journal = NULL;
+        size_t journal_size = 0;
+        FileStore *f;
+        int r;
+
+        if (reterr)
+                *reterr = NULL;
+        if (isempty(dir) || !ret)
+                return -EINVAL;
+        s = calloc(1, sizeof(Store));
+        f = calloc(1, sizeof(FileStore));
+        if (!s || !f) {
+                free(f);
+                return -ENOMEM;
+        }
+        s->ops = &file_ops;
+        s->impl = f;
+        f->lock_fd = f->dir_fd = f->journal_fd = -EBADF;
+        f->dir = strdup(dir);
+        f->snap_path = path_join(dir, SNAPSHOT_FILE);
+        f->journal_path = path_join(dir, JOURNAL_FILE);
+        f->key_path = path_join(dir, KEY_FILE);
+        f->records = lh_kchar_table_new(1024, record_free);
+        if (!f->dir || !f->snap_path || !f->journal_path || !f->key_path || !f->records)
+                return -ENOMEM;
+        if (lock) {
+                r = take_lock(f, dir, reterr);
+                if (r < 0)
+                        return r;
+                f->writable = true;
+        }
+        r = read_journal(f, &journal, &journal_size, reterr);
+        if (r < 0)
+                return r;
+        r = load_snapshot(f, reterr);
+        if (r < 0)
+                return r;
+        r = load_journal(f, journal, journal_size, reterr);
+        if (r < 0)
+                return r;
+        /* A version 1 snapshot is rewritten as version 2 at once, and a
+         * long journal folded in. */
+        if (f->writable && ((f->snap_version == 1) || compaction_due(f))) {
+                r = compact(f, reterr);
+                if (r < 0)
+                        return r;
+        }
+        s->writable = f->writable;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+int store_file_stats(const Store *s, StoreFileStats *ret) {
+        if (!s || s->ops != &file_ops || !ret)
+                return -EINVAL;
+        *ret = ((const FileStore *) s->impl)->stats;
+        return 0;
+}
