@@ -365,8 +365,10 @@ int cmd_state(const Options *o) {
         ResourceKind kind;
         int r;
 
+        if (strv_length(o->args) == 1 && (streq(o->args[0], "import") || streq(o->args[0], "export")))
+                return cmd_state_transfer(o, streq(o->args[0], "import"));
         if (strv_length(o->args) != 2 || !streq(o->args[0], "forget")) {
-                log_error("state: usage: binderyd state forget KIND/NAME (see binderyd state --help).");
+                log_error("state: usage: binderyd state forget KIND/NAME | import | export (see binderyd state --help).");
                 return EXIT_USAGE;
         }
         what = o->args[1];
@@ -386,6 +388,10 @@ int cmd_state(const Options *o) {
         name = slash + 1;
         if (cmd_load_config(o, &cfg) < 0)
                 return EXIT_FAILED;
+        if (cfg->ha) {
+                log_error("state forget: with ha: the ledger is in etcd, and forget does not reach it yet.");
+                return EXIT_FAILED;
+        }
         r = store_file_open(cfg->state_dir, true, &s, &msg);
         if (r == -EBUSY) {
                 log_error("state forget: the state directory '%s' is locked (is binderyd running?); stop the "

@@ -121,7 +121,12 @@ struct Manager {
         /* high availability (manager-ha.c); NULL without ha: */
         ManagerHA *ha;
         char ha_hold_digest[65];    /* a generation other than the one last enforced: removals wait longer */
+        bool ha_engine_fresh;       /* the engine was opened over etcd in this leadership term */
+        sd_event_source *ha_retry;  /* retries opening it */
 };
+
+static bool manager_ha_engine(Manager *m);
+static int on_ha_retry(sd_event_source *s, uint64_t usec, void *userdata);
 
 static void manager_ha_run_done(Manager *m, Run *r, const RunReport *report);
 
@@ -617,6 +622,8 @@ static int on_kick(sd_event_source *s, void *userdata) {
                 return 0;
         if (m->ha && !manager_ha_is_leader(m->ha))
                 return 0;       /* only the leader runs; the pending run waits for leadership */
+        if (m->ha && !manager_ha_engine(m))
+                return 0;       /* retried by m->ha_retry */
 
         m->pending = NULL;
         m->current = r;
@@ -1330,6 +1337,7 @@ static void manager_on_ha_role(ManagerHA *mh, bool leader, const char *reason, v
         int r;
 
         manager_status_changed(m);
+        m->ha_engine_fresh = false;
         if (!leader) {
                 if (m->current && engine_is_running(m->engine)) {
                         m->current->interrupted = true;
@@ -1362,6 +1370,39 @@ static void manager_ha_run_done(Manager *m, Run *r, const RunReport *report) {
         if (k < 0)
                 log_warning_errno(k, "Cannot record generation %.12s as enforced in etcd, ignoring: %m",
                                   r->generation);
+}
+
+/* A new leadership term reads the ledger afresh: the engine is reopened
+ * over etcd (store-etcd.c, fenced by this term's leader key) before the
+ * term's first run. false while it cannot be (retried every second). */
+static bool manager_ha_engine(Manager *m) {
+        _cleanup_(engine_freep) Engine *e = NULL;
+        Store *store = NULL;
+        int r;
+
+        if (m->ha_engine_fresh)
+                return true;
+        r = manager_ha_open_store(m->ha, &store);
+        if (r >= 0)
+                r = engine_new_with_store(&e, m->event, m->config, store);
+        if (r < 0) {
+                log_error_errno(r, "Cannot open the ledger in etcd, retrying in 1s: %m");
+                (void) sd_event_source_set_time_relative(m->ha_retry, USEC_PER_SEC);
+                (void) sd_event_source_set_enabled(m->ha_retry, SD_EVENT_ONESHOT);
+                return false;
+        }
+        engine_set_may_send(e, manager_ha_may_send, m->ha);
+        /* The status version is a sum that must only grow. */
+        m->status_version += engine_status_generation(m->engine) + 1;
+        engine_free(m->engine);
+        m->engine = TAKE_PTR(e);
+        m->ha_engine_fresh = true;
+        return true;
+}
+
+static int on_ha_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        manager_kick(userdata);
+        return 0;
 }
 
 static int backend_leader(void *userdata, char **ret_url, bool *ret_forward) {
@@ -1448,7 +1489,10 @@ int manager_start(Manager *m) {
                 return log_error_errno(r, "Failed to add an event source: %m");
         (void) sd_event_source_set_enabled(m->kick, SD_EVENT_OFF);
 
-        r = engine_new(&m->engine, m->event, m->config, true);
+        /* With ha: the ledger is in etcd and the engine over it is opened
+         * at each leadership term (manager_ha_engine); until then an
+         * engine that only reads the local state directory serves status. */
+        r = engine_new(&m->engine, m->event, m->config, !m->config->ha);
         if (r >= 0)
                 manager_load_runs(m);   /* only with the state lock held */
         if (r == -EBUSY)
@@ -1464,6 +1508,11 @@ int manager_start(Manager *m) {
                 if (r < 0)
                         return r;
                 engine_set_may_send(m->engine, manager_ha_may_send, m->ha);
+                r = sd_event_add_time_relative(m->event, &m->ha_retry, CLOCK_MONOTONIC, USEC_PER_SEC,
+                                               USEC_PER_MSEC, on_ha_retry, m);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to add the HA retry timer: %m");
+                (void) sd_event_source_set_enabled(m->ha_retry, SD_EVENT_OFF);
         }
 
         /* The HTTP API: sockets from systemd, else the configured addresses. */
@@ -1534,6 +1583,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->interval);
         sd_event_source_disable_unref(m->kick);
         sd_event_source_disable_unref(m->stop_timer);
+        sd_event_source_disable_unref(m->ha_retry);
         httpd_free(m->httpd);
         watch_free(m->watch);
         notifier_free(m->notifier);

@@ -178,13 +178,12 @@ no_duplicates() {
 	[ "$(echo "$s" | jq '[.kv[].title] | length')" = "$(echo "$s" | jq '[.kv[].title] | unique | length')" ]
 }
 
-# spec_kv NAMES...: the spec is exactly these KV namespaces (adopt: true,
-# so a new leader takes over what another host created while the ledger
-# is per host, until the ledger is in etcd).
+# spec_kv NAMES...: the spec is exactly these KV namespaces. No adopt: a
+# new leader knows what another host created from the ledger in etcd.
 spec_kv() {
 	local n
 	: > "$work/spec/kv.yaml.tmp"
-	for n in "$@"; do printf -- '---\nkind: KVNamespace\nname: %s\nadopt: true\n' "$n" >> "$work/spec/kv.yaml.tmp"; done
+	for n in "$@"; do printf -- '---\nkind: KVNamespace\nname: %s\n' "$n" >> "$work/spec/kv.yaml.tmp"; done
 	mv "$work/spec/kv.yaml.tmp" "$work/spec/kv.yaml"
 }
 
