@@ -121,6 +121,7 @@ struct Manager {
         /* high availability (manager-ha.c); NULL without ha: */
         ManagerHA *ha;
         char ha_hold_digest[65];    /* a generation other than the one last enforced: removals wait longer */
+        uint64_t ha_hold_since;     /* CLOCK_REALTIME: when this host took over with it */
         bool ha_engine_fresh;       /* the engine was opened over etcd in this leadership term */
         sd_event_source *ha_retry;  /* retries opening it */
 };
@@ -129,6 +130,10 @@ static bool manager_ha_engine(Manager *m);
 static int on_ha_retry(sd_event_source *s, uint64_t usec, void *userdata);
 
 static void manager_ha_run_done(Manager *m, Run *r, const RunReport *report);
+
+static inline uint64_t max_u64(uint64_t a, uint64_t b) {
+        return a > b ? a : b;
+}
 
 /* ---- secrets ---- */
 
@@ -640,9 +645,10 @@ static int on_kick(sd_event_source *s, void *userdata) {
         o.generation_since_usec = m->gen_settled ? 1 : m->gen_since_usec;
         if (!m->gen_settled && m->gen && m->ha && streq(m->ha_hold_digest, m->gen->digest))
                 /* HA: a new leader's generation differs from the one last
-                 * enforced: removals wait until it has been stable for
-                 * prune_settle twice over. */
-                o.generation_since_usec = m->gen_since_usec + m->config->prune_settle_usec;
+                 * enforced: removals wait until it has been stable, and
+                 * this host leading, for prune_settle twice over. */
+                o.generation_since_usec = max_u64(m->gen_since_usec, m->ha_hold_since) +
+                                          m->config->prune_settle_usec;
         log_set_context(r->id, NULL, NULL);
         log_event(LOG_INFO, r->id, NULL, "start", "Reconcile %s started (trigger: %s%s, generation %.12s).",
                   r->id, r->trigger, r->force ? ", force" : "", m->gen ? m->gen->digest : "none: spec not loaded");
@@ -1351,6 +1357,7 @@ static void manager_on_ha_role(ManagerHA *mh, bool leader, const char *reason, v
         r = manager_ha_read_enforced(mh, digest, &at);
         if (m->gen && r != -ENOENT && (r < 0 || !streq(digest, m->gen->digest))) {
                 memcpy(m->ha_hold_digest, m->gen->digest, sizeof m->ha_hold_digest);
+                m->ha_hold_since = now_realtime_usec();
                 log_notice("Generation %.12s differs from the one last enforced (%.12s); removals wait until it "
                            "has been stable for twice prune_settle, or a trigger expects it.", m->gen->digest,
                            r < 0 ? "unknown" : digest);
@@ -1366,6 +1373,9 @@ static void manager_ha_run_done(Manager *m, Run *r, const RunReport *report) {
             !(report->result == RUN_RESULT_OK || report->result == RUN_RESULT_CHANGES ||
               report->result == RUN_RESULT_DRIFT))
                 return;
+        if (r->n_pending_removals > 0 && !m->gen_settled && streq(m->ha_hold_digest, r->generation))
+                r->removals_due_usec = max_u64(m->gen_since_usec, m->ha_hold_since) +
+                                       2 * m->config->prune_settle_usec;
         k = manager_ha_record_enforced(m->ha, r->generation, r->finished_usec);
         if (k < 0)
                 log_warning_errno(k, "Cannot record generation %.12s as enforced in etcd, ignoring: %m",

@@ -98,7 +98,8 @@ etcd_healthy() {
 }
 
 # host_config NAME [extra ha: lines...]: $work/NAME/binderyd.yaml on a
-# free port (PORT_NAME), its own state directory, the shared spec.
+# free port (PORT_NAME), its own state directory, the shared spec (or
+# $SPEC_NAME).
 host_config() {
 	local name=$1 port; shift
 	port=$(free_ports 1)
@@ -107,7 +108,7 @@ host_config() {
 	{
 		echo "account_id: $ACCOUNT"
 		echo "api_url: $SIM/client/v4"
-		echo "spec_dir: $work/spec"
+		eval "echo \"spec_dir: \${SPEC_$name:-$work/spec}\""
 		echo "state_dir: $work/$name/state"
 		echo "listen: 127.0.0.1:$port"
 		echo "http_token: { credential: http-token }"
@@ -207,8 +208,8 @@ spec_workers() {
 	mv "$work/spec/workers.yaml.tmp" "$work/spec/workers.yaml"
 }
 
-# etcd_clear_ledger: deletes bindery's keys but the election (between
-# trials, with every host stopped).
+# etcd_clear_ledger: deletes every key under the prefix (between trials,
+# with every host stopped: a killed leader's key goes too, harmlessly).
 etcd_clear_ledger() {
 	local p end
 	p=/bindery/$ACCOUNT/
