@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <check.h>
 #include <curl/curl.h>
 
 typedef struct EtcdHarness {
@@ -144,4 +145,34 @@ static int etcd_harness_start(EtcdHarness *h) {
                 nanosleep(&ts, NULL);
         }
         return -ETIMEDOUT;
+}
+
+/* The whole main() of a test that needs etcd: starts h, runs s (check
+ * forks each test; only this process stops etcd), stops h. 77 when etcd
+ * is not installed, saying so. */
+static int etcd_harness_run(const char *name, EtcdHarness *h, Suite *s) {
+        pid_t parent = getpid();
+        SRunner *sr;
+        int failed, r;
+
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        r = etcd_harness_start(h);
+        if (r == -ENOENT) {
+                fprintf(stderr, "SKIP: %s needs etcd (Debian package etcd-server); none found\n", name);
+                return 77;
+        }
+        if (r < 0) {
+                fprintf(stderr, "%s: could not start etcd: %s\n", name, strerror(-r));
+                etcd_harness_stop(h);
+                return 1;
+        }
+        sr = srunner_create(s);
+        srunner_run_all(sr, CK_ENV);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        if (getpid() == parent) {
+                (void) kill(h->pid, SIGCONT);       /* a test may have stopped it */
+                etcd_harness_stop(h);
+        }
+        return failed == 0 ? 0 : 1;
 }

@@ -349,23 +349,8 @@ START_TEST(test_auth) {
 END_TEST
 
 int main(void) {
-        pid_t parent = getpid();
-        SRunner *sr;
         Suite *s;
         TCase *tc;
-        int failed, r;
-
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-        r = etcd_harness_start(&harness);
-        if (r == -ENOENT) {
-                fprintf(stderr, "SKIP: test-etcd needs etcd (Debian package etcd-server); none found\n");
-                return 77;
-        }
-        if (r < 0) {
-                fprintf(stderr, "test-etcd: could not start etcd: %s (log in %s)\n", strerror(-r), harness.dir);
-                etcd_harness_stop(&harness);
-                return 1;
-        }
 
         s = suite_create("etcd");
         tc = tcase_create("codec");
@@ -382,11 +367,5 @@ int main(void) {
         tcase_add_test(tc, test_auth);
         suite_add_tcase(s, tc);
 
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_ENV);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        if (getpid() == parent)
-                etcd_harness_stop(&harness);
-        return failed == 0 ? 0 : 1;
+        return etcd_harness_run("test-etcd", &harness, s);
 }

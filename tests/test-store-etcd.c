@@ -288,23 +288,9 @@ START_TEST(test_bad_prefix) {
 END_TEST
 
 int main(void) {
-        pid_t parent = getpid();
-        SRunner *sr;
         Suite *s;
         TCase *tc;
-        int failed, r;
 
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-        r = etcd_harness_start(&harness);
-        if (r == -ENOENT) {
-                fprintf(stderr, "SKIP: test-store-etcd needs etcd (Debian package etcd-server); none found\n");
-                return 77;
-        }
-        if (r < 0) {
-                fprintf(stderr, "test-store-etcd: could not start etcd: %s\n", strerror(-r));
-                etcd_harness_stop(&harness);
-                return 1;
-        }
         s = suite_create("store-etcd");
         tc = tcase_create("store");
         tcase_set_timeout(tc, 30);
@@ -316,11 +302,5 @@ int main(void) {
         tcase_add_test(tc, test_set_hmac_key);
         tcase_add_test(tc, test_bad_prefix);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_ENV);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        if (getpid() == parent)
-                etcd_harness_stop(&harness);
-        return failed == 0 ? 0 : 1;
+        return etcd_harness_run("test-store-etcd", &harness, s);
 }
