@@ -34,7 +34,8 @@ struct HA {
 
         sd_event_source *timer;
         EtcdCall *grant_call, *keepalive_call, *campaign_call, *leader_call;
-        uint64_t grant_sent, keepalive_sent;
+        uint64_t grant_sent, keepalive_sent, leader_sent;
+        uint64_t elected;           /* monotonic µs this term began */
 
         int64_t lease;              /* 0: none */
         uint64_t lease_valid_until; /* monotonic µs; our lease is surely alive before */
@@ -203,6 +204,7 @@ static void on_campaign(Etcd *e, int r, json_object *answer, const char *message
         ha->leader_name = strdup(ha->name);
         ha->leader_url = ha->advertise_url ? strdup(ha->advertise_url) : NULL;
         ha->reason[0] = 0;
+        ha->elected = now_monotonic_usec();
         set_role(ha, HA_ROLE_LEADER, "elected");
 }
 
@@ -260,6 +262,10 @@ static void on_leader(Etcd *e, int r, json_object *answer, const char *message, 
         json_object *o, *f;
 
         ha->leader_call = NULL;
+        /* A look-up sent before this term began may predate our key: it
+         * says nothing about this term. */
+        if (ha->role == HA_ROLE_LEADER && ha->leader_sent < ha->elected)
+                return;
         if (r == -ENOENT) {         /* "election: no leader" */
                 leader_clear(ha);
                 if (ha->role == HA_ROLE_LEADER)
@@ -317,8 +323,11 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
                                          &ha->keepalive_call) < 0)
                         ha->keepalive_call = NULL;
         }
-        if (!ha->leader_call && etcd_leader(ha->etcd, ha->election, on_leader, ha, &ha->leader_call) < 0)
-                ha->leader_call = NULL;
+        if (!ha->leader_call) {
+                ha->leader_sent = now_monotonic_usec();
+                if (etcd_leader(ha->etcd, ha->election, on_leader, ha, &ha->leader_call) < 0)
+                        ha->leader_call = NULL;
+        }
         start_calls(ha);
         (void) sd_event_source_set_time_relative(s, ha->ttl_usec / 3);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);

@@ -1363,6 +1363,7 @@ static void manager_on_ha_role(ManagerHA *mh, bool leader, const char *reason, v
                            r < 0 ? "unknown" : digest);
         }
         (void) manager_trigger(m, "leadership", false, NULL);
+        manager_kick(m);        /* a run left pending by an earlier term joins silently: start it */
 }
 
 /* Records the generation a leader's run enforced (PREFIX "enforced"). */
