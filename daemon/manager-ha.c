@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 
 #include "curl-glue.h"
+#include "engine.h"
 #include "etcd.h"
 #include "ha.h"
 #include "log.h"
@@ -217,6 +218,24 @@ bool manager_ha_may_send(const char *method, void *userdata) {
 
 static int fence(const void *userdata, const char **ret_key, int64_t *ret_rev) {
         return ha_fence(userdata, ret_key, ret_rev);
+}
+
+int manager_ha_engine_readonly(Engine **ret, sd_event *event, const Config *c) {
+        StoreEtcdOptions o = { .prefix = c->ha->prefix, .own_etcd = true };
+        Etcd *etcd = NULL;
+        Store *store = NULL;
+        int r;
+
+        r = manager_ha_etcd_new(c, NULL, NULL, &etcd);
+        if (r < 0)
+                return r;
+        r = store_etcd_new(&store, etcd, &o);
+        if (r < 0)
+                return log_error_errno(r, "Cannot open the ledger in etcd %s: %m", c->ha->prefix);
+        r = engine_new_with_store(ret, event, c, store);
+        if (r < 0)
+                return log_error_errno(r, "Cannot read the ledger in etcd %s: %m", c->ha->prefix);
+        return 0;
 }
 
 int manager_ha_open_store(ManagerHA *mh, Store **ret) {

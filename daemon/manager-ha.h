@@ -25,6 +25,11 @@
 typedef struct ManagerHA ManagerHA;
 typedef struct Etcd Etcd;
 
+/* binderyd plan with ha:: an engine over the ledger in etcd, read-only
+ * (its own etcd client, blocking calls). Logs errors. */
+struct Engine;
+int manager_ha_engine_readonly(struct Engine **ret, sd_event *event, const Config *c);
+
 /* The etcd client of c->ha (endpoints, TLS, user and the password, read
  * as a daemon secret); event NULL for blocking calls only. Logs errors. */
 int manager_ha_etcd_new(const Config *c, sd_event *event, const char *user_agent, Etcd **ret);

@@ -25,6 +25,7 @@ typedef struct StoreEtcd {
         const void *fence_userdata;
         uint8_t hmac_key[STORE_HMAC_KEY_SIZE];
         bool have_hmac_key;
+        bool own_etcd;
 } StoreEtcd;
 
 static const StoreOps store_etcd_ops;
@@ -35,6 +36,8 @@ static void store_etcd_free(void *impl) {
         if (!s)
                 return;
         explicit_bzero(s->hmac_key, sizeof s->hmac_key);
+        if (s->own_etcd)
+                etcd_free(s->etcd);
         free(s->prefix);
         free(s->ledger);
         free(s->hmac_key_name);
@@ -337,21 +340,24 @@ char *store_etcd_election_name(const char *prefix) {
 int store_etcd_new(Store **ret, Etcd *etcd, const StoreEtcdOptions *o) {
         StoreEtcd *s;
         Store *store;
-        size_t n;
 
-        if (!ret || !etcd || !o || isempty(o->prefix))
+        if (!ret || !etcd || !o || isempty(o->prefix) || o->prefix[0] != '/' ||
+            !endswith(o->prefix, "/") || strlen(o->prefix) > PREFIX_MAX) {
+                if (o && o->own_etcd)
+                        etcd_free(etcd);
                 return -EINVAL;
-        n = strlen(o->prefix);
-        if (o->prefix[0] != '/' || o->prefix[n - 1] != '/' || n > PREFIX_MAX)
-                return -EINVAL;
+        }
         s = calloc(1, sizeof(StoreEtcd));
         store = calloc(1, sizeof(Store));
         if (!s || !store) {
                 free(s);
                 free(store);
+                if (o->own_etcd)
+                        etcd_free(etcd);
                 return -ENOMEM;
         }
         s->etcd = etcd;
+        s->own_etcd = o->own_etcd;
         s->timeout_usec = o->timeout_usec ? o->timeout_usec : DEFAULT_TIMEOUT_USEC;
         s->fence = o->fence;
         s->fence_userdata = o->fence_userdata;

@@ -62,9 +62,11 @@ typedef struct StoreEtcdOptions {
         uint64_t timeout_usec;      /* per round trip and endpoint; default 2 s */
         store_etcd_fence_fn fence;  /* NULL: read-only store */
         const void *fence_userdata;
+        bool own_etcd;              /* the store frees etcd (one-shot tools) */
 } StoreEtcdOptions;
 
-/* etcd is borrowed and must outlive the store. Nothing is sent here.
+/* etcd is borrowed and must outlive the store (unless own_etcd: then it
+ * is the store's, also when this fails). Nothing is sent here.
  * -EINVAL for a prefix that is empty, does not start and end with '/' or
  * is longer than 256 bytes. */
 int store_etcd_new(Store **ret, Etcd *etcd, const StoreEtcdOptions *o);

@@ -46,6 +46,14 @@ check "the forwarded run is the leader's" \
 	[ "$(curl -s -m 2 "http://127.0.0.1:$lport/v1/runs/$run" | jq -r .state)" = done ]
 plan=$(curl -s -m 40 -H "Authorization: Bearer $HTTP_TOKEN" "http://127.0.0.1:$fport/v1/plan" | jq -r .result)
 check "a plan asked of the follower comes from the leader ($plan)" [ "$plan" = ok ]
+# The CLI: plan reads the ledger in etcd (in sync: exit 0); apply is the
+# leader's job.
+CREDENTIALS_DIRECTORY="$work/creds" timeout 60 "$BINDERYD" plan --config "$work/$F/binderyd.yaml" > "$work/plan.out" 2>&1
+rc=$?
+check "binderyd plan on a follower reads the ledger in etcd: in sync (rc $rc)" [ "$rc" = 0 ]
+CREDENTIALS_DIRECTORY="$work/creds" timeout 60 "$BINDERYD" apply --config "$work/$F/binderyd.yaml" > "$work/apply.out" 2>&1
+rc=$?
+check "binderyd apply with ha: is refused (rc $rc)" sh -c '[ "$1" = 1 ] && grep -q "only the leading daemon writes" "$2"' _ "$rc" "$work/apply.out"
 code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$fport/v1/reconcile")
 check "the follower still wants the token (HTTP $code)" [ "$code" = 401 ]
 
