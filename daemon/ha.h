@@ -6,9 +6,11 @@
  * The campaign is a request that waits in etcd until this host is
  * elected; it never blocks the loop (etcd.h).
  *
- * One timer, every lease_ttl / 3 (250 ms after a failed keepalive): a keepalive of the lease and a look at
- * who leads (for followers' status and forwarding; a leader that sees
- * another key as leader steps down). The lease is known valid locally
+ * One timer, every lease_ttl / 3 (250 ms after a failed keepalive): a
+ * keepalive of the lease (each attempt bounded by lease_ttl / 4) and a
+ * look at who leads (for followers' status and forwarding; a leader that
+ * sees another key, or none, steps down, unless the look-up was sent
+ * before its term began). The lease is known valid locally
  * until the send time of the last keepalive that etcd answered + lease_ttl
  * - margin: etcd received that keepalive after it was sent, so the lease
  * cannot expire in etcd before then (the send time, not the answer time,
