@@ -21,6 +21,7 @@ start_host B
 for i in $(seq 200); do [ "$(leaders A B)" = 1 ] && break; sleep 0.05; done
 check "exactly one of two hosts leads" [ "$(leaders A B)" = 1 ]
 if [ "$(role A)" = leader ]; then L=A F=B; else L=B F=A; fi
+wait_leader_known "$F" 10
 host_status "$F"
 check "the follower names the leader" [ "$(printf '%s' "$BODY" | jq -r .ha.leader)" = "$L" ]
 eval "lport=\$PORT_$L fport=\$PORT_$F"
@@ -89,6 +90,7 @@ host_config "$F" "forward: false"
 eval "fport=\$PORT_$F lport=\$PORT_$L"
 start_host "$F"
 wait_role "$F" follower 5
+check "the restarted follower learns who leads" wait_leader_known "$F" 10
 hdr=$(curl -s -m 5 -o /dev/null -w '%{http_code} %{redirect_url}' -X POST \
 	-H "Authorization: Bearer $HTTP_TOKEN" "http://127.0.0.1:$fport/v1/reconcile")
 check "forward: false answers 307 to the leader ($hdr)" \

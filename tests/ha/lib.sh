@@ -159,6 +159,18 @@ wait_role() {
 	return 1
 }
 
+# wait_leader_known NAME SECONDS: NAME's status names a leader (a
+# follower learns it at its first leader look-up).
+wait_leader_known() {
+	local i n=$(($2 * 20))
+	for i in $(seq "$n"); do
+		host_status "$1"
+		[ "$(printf '%s' "$BODY" | jq -r '.ha.leader_url != null')" = true ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 # leaders NAMES...: how many of them say they lead.
 leaders() {
 	local n=0 h
