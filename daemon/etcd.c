@@ -609,15 +609,47 @@ static bool call_next_endpoint(EtcdCall *c) {
         return true;
 }
 
+/* An error answer ({"error", "message", "code"}): 1 to send again, 0
+ * when done. */
+static int call_finish_error(EtcdCall *c, json_object *o) {
+        Etcd *e = c->etcd;
+        int64_t code = 0;
+        json_object *v;
+        const char *msg = NULL;
+
+        (void) etcd_json_int64(o, "code", &code);
+        if (json_object_object_get_ex(o, "message", &v) && json_object_is_type(v, json_type_string))
+                msg = json_object_get_string(v);
+        else if (json_object_object_get_ex(o, "error", &v) && json_object_is_type(v, json_type_string))
+                msg = json_object_get_string(v);
+        c->result = errno_from_grpc(code);
+        /* The election service says "none" with code 2 (Unknown). */
+        if (msg && streq(msg, "election: no leader"))
+                c->result = -ENOENT;
+        (void) set_message(c, msg ? msg : "error without a message");
+        if (c->authenticating) {
+                c->authenticating = false;
+                c->result = -EACCES;
+                return 0;
+        }
+        if (code == GRPC_UNAUTHENTICATED && e->user && !c->auth_retried) {
+                /* The token expired (simple tokens last 5 minutes idle). */
+                c->auth_retried = true;
+                e->token = erase_and_free_str(e->token);
+                return 1;
+        }
+        if (code == GRPC_UNAVAILABLE)
+                return call_next_endpoint(c) ? 1 : 0;
+        return 0;
+}
+
 /* Returns 1 to send again (call_prepare first), 0 when done (c->result,
  * c->reply, c->message set). */
 static int call_finish(EtcdCall *c, CURLcode rc) {
         Etcd *e = c->etcd;
         _cleanup_(json_object_putp) json_object *o = NULL;
         long status = 0;
-        int64_t code = 0;
         json_object *v;
-        const char *msg = NULL;
 
         call_wipe_secret(c);
         if (c->too_big) {
@@ -669,30 +701,7 @@ static int call_finish(EtcdCall *c, CURLcode rc) {
                 return 0;
         }
 
-        (void) etcd_json_int64(o, "code", &code);
-        if (json_object_object_get_ex(o, "message", &v) && json_object_is_type(v, json_type_string))
-                msg = json_object_get_string(v);
-        else if (json_object_object_get_ex(o, "error", &v) && json_object_is_type(v, json_type_string))
-                msg = json_object_get_string(v);
-        c->result = errno_from_grpc(code);
-        /* The election service says "none" with code 2 (Unknown). */
-        if (msg && streq(msg, "election: no leader"))
-                c->result = -ENOENT;
-        (void) set_message(c, msg ? msg : "error without a message");
-        if (c->authenticating) {
-                c->authenticating = false;
-                c->result = -EACCES;
-                return 0;
-        }
-        if (code == GRPC_UNAUTHENTICATED && e->user && !c->auth_retried) {
-                /* The token expired (simple tokens last 5 minutes idle). */
-                c->auth_retried = true;
-                e->token = erase_and_free_str(e->token);
-                return 1;
-        }
-        if (code == GRPC_UNAVAILABLE)
-                return call_next_endpoint(c) ? 1 : 0;
-        return 0;
+        return call_finish_error(c, o);
 }
 
 static int call_new(Etcd *e, const char *path, json_object *body, uint64_t timeout_usec, EtcdCall **ret) {
