@@ -1,7 +1,9 @@
 /* apply.c: see apply.h. */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "apply.h"
 #include "binding-kinds.h"
@@ -9,7 +11,6 @@
 #include "util.h"
 
 #define MODULE_MAX_SIZE (64U * 1024U * 1024U)
-#define APPLY_FLUSH_INTERVAL_USEC (50U * 1000U)
 #define APPLY_TARGET_WAIT_DEFAULT_USEC (30U * 1000U * 1000U)
 #define APPLY_TARGET_BACKOFF_MIN_USEC (500U * 1000U)
 #define APPLY_TARGET_BACKOFF_MAX_USEC (8U * 1000U * 1000U)
@@ -39,10 +40,10 @@ struct Applier {
         bool finished;
         sd_event *event;
         sd_event_source *defer;
-        sd_event_source *flush;         /* saves the state once for a batch of successes */
-        uint64_t last_flush_usec;
+        sd_event_source *flush;         /* commits the ledger once for the successes that completed together */
         uint64_t target_wait_usec;
-        Job *waiting;                   /* uploads waiting to retry (binding target not found yet) */
+        TAILQ_HEAD(, Job) waiting;      /* uploads waiting to retry (binding target not found yet) */
+        TAILQ_HEAD(, Job) recorded;     /* successes in the ledger, not committed yet */
 };
 
 typedef enum JobStep {
@@ -64,7 +65,7 @@ struct Job {
         uint64_t target_since_usec;
         unsigned target_attempts;
         sd_event_source *retry;
-        Job *next_waiting;
+        TAILQ_ENTRY(Job) link;  /* in waiting or recorded, or in neither */
 };
 
 static const Action *job_action(const Job *j) {
@@ -74,6 +75,12 @@ static const Action *job_action(const Job *j) {
 static void schedule(Applier *ap);
 
 static void applier_destroy(Applier *ap) {
+        Job *j;
+
+        while ((j = TAILQ_FIRST(&ap->recorded))) {
+                TAILQ_REMOVE(&ap->recorded, j, link);
+                free(j);
+        }
         if (ap->results)
                 for (size_t i = 0; i < ap->plan->n_actions; i++)
                         free(ap->results[i].message);
@@ -87,12 +94,7 @@ static void applier_destroy(Applier *ap) {
 }
 
 static void waiting_remove(Applier *ap, Job *j) {
-        for (Job **p = &ap->waiting; *p; p = &(*p)->next_waiting)
-                if (*p == j) {
-                        *p = j->next_waiting;
-                        break;
-                }
-        j->next_waiting = NULL;
+        TAILQ_REMOVE(&ap->waiting, j, link);
         j->retry = sd_event_source_disable_unref(j->retry);
 }
 
@@ -100,9 +102,7 @@ Applier *apply_free(Applier *ap) {
         if (!ap)
                 return NULL;
         /* Jobs waiting on a timer are not requests in flight: drop them. */
-        while (ap->waiting) {
-                Job *j = ap->waiting;
-
+        for (Job *j; (j = TAILQ_FIRST(&ap->waiting));) {
                 waiting_remove(ap, j);
                 free(j->path);
                 free(j);
@@ -1337,8 +1337,7 @@ static int target_not_found(Job *j, int k, const CfReply *reply) {
         r = sd_event_add_time_relative(ap->event, &j->retry, CLOCK_MONOTONIC, delay, 0, on_target_retry, j);
         if (r < 0)
                 return r;
-        j->next_waiting = ap->waiting;
-        ap->waiting = j;
+        TAILQ_INSERT_TAIL(&ap->waiting, j, link);
         return 0;
 }
 
@@ -1467,20 +1466,23 @@ static int job_finish(Job *j, int error, const char *message) {
         return error;
 }
 
+/* Commits the ledger once for every success recorded since the last
+ * commit, then marks exactly those done: only now do their dependents
+ * start (a crash before the commit leaves them undone, to be redone). */
 static int on_flush(sd_event_source *s, void *userdata) {
         Applier *ap = userdata;
+        Job *j;
         int r;
 
         ap->flush = sd_event_source_disable_unref(ap->flush);
         if (ap->dead)
                 return 0;
         r = save(ap);
-        ap->last_flush_usec = now_monotonic_usec();
-        for (size_t i = 0; i < ap->plan->n_actions; i++) {
-                ApplyResult *res = &ap->results[i];
+        while ((j = TAILQ_FIRST(&ap->recorded))) {
+                ApplyResult *res = &ap->results[j->index];
 
-                if (!res->recorded || res->done)
-                        continue;
+                TAILQ_REMOVE(&ap->recorded, j, link);
+                assert(res->recorded && !res->done);
                 res->done = true;
                 res->error = r < 0 ? r : 0;
                 if (r < 0) {
@@ -1488,40 +1490,33 @@ static int on_flush(sd_event_source *s, void *userdata) {
                         res->message = strdup("cannot save the state file");
                 }
                 if (ap->hooks.action_done)
-                        ap->hooks.action_done(ap->hooks.userdata, &ap->plan->actions[i], res->error, res->message);
+                        ap->hooks.action_done(ap->hooks.userdata, &ap->plan->actions[j->index], res->error,
+                                              res->message);
+                free(j);
         }
         schedule(ap);
         return 0;
 }
 
-static int on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        return on_flush(s, userdata);
-}
-
-/* A success recorded in the ledger: it counts as done once the state is
- * saved. Successes that arrive together share one save (the flush runs
- * at idle priority, after every pending completion). */
+/* A success recorded in the ledger: it counts as done once the ledger is
+ * committed. Successes that complete together share one commit: the
+ * flush is an idle-priority deferred event, so it runs after every
+ * completion already pending in the loop. Its slot frees up at once;
+ * only its dependents wait for the commit. */
 static int job_recorded(Job *j) {
         Applier *ap = j->ap;
-        ApplyResult *res = &ap->results[j->index];
         int r;
 
-        res->recorded = true;
+        ap->results[j->index].recorded = true;
         ap->running--;
-        free(j->path);
-        free(j);
-        if (!ap->flush) {
-                /* At most one save per APPLY_FLUSH_INTERVAL: a big apply
-                 * would otherwise rewrite a large state file hundreds of
-                 * times; slots free up at once, only dependents wait. */
-                uint64_t now = now_monotonic_usec(), at = ap->last_flush_usec + APPLY_FLUSH_INTERVAL_USEC;
-
-                r = sd_event_add_time(ap->event, &ap->flush, CLOCK_MONOTONIC, at > now ? at : 0, 1,
-                                      on_flush_timer, ap);
-                if (r < 0)
-                        return on_flush(NULL, ap), 0;
-                (void) sd_event_source_set_priority(ap->flush, SD_EVENT_PRIORITY_IDLE);
-        }
+        j->path = mfree(j->path);
+        TAILQ_INSERT_TAIL(&ap->recorded, j, link);
+        if (ap->flush)
+                return 0;
+        r = sd_event_add_defer(ap->event, &ap->flush, on_flush, ap);
+        if (r < 0)
+                return on_flush(NULL, ap), 0;
+        (void) sd_event_source_set_priority(ap->flush, SD_EVENT_PRIORITY_IDLE);
         return 0;
 }
 
@@ -1661,6 +1656,8 @@ int apply_start(CfApi *api, sd_event *event, const Generation *g, const Plan *pl
 
         if (!ap)
                 return -ENOMEM;
+        TAILQ_INIT(&ap->waiting);
+        TAILQ_INIT(&ap->recorded);
         ap->api = api;
         ap->g = g;
         ap->plan = plan;
