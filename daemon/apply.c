@@ -32,7 +32,7 @@ struct Applier {
         ApplyResult *results;
         unsigned running;
         unsigned pending;       /* requests in flight */
-        unsigned n_failed, n_writes, n_requests;
+        unsigned n_writes;
         char **writes;
         bool writes_incomplete;
         bool cancelled;
@@ -127,16 +127,8 @@ const ApplyResult *apply_result(const Applier *ap, size_t i) {
         return i < ap->plan->n_actions ? &ap->results[i] : NULL;
 }
 
-unsigned apply_n_failed(const Applier *ap) {
-        return ap->n_failed;
-}
-
 unsigned apply_n_writes(const Applier *ap) {
         return ap->n_writes;
-}
-
-unsigned apply_n_requests(const Applier *ap) {
-        return ap->n_requests;
 }
 
 char * const *apply_writes(const Applier *ap) {
@@ -210,7 +202,6 @@ static int job_submit(Job *j, const CfRequest *r) {
         if (k < 0)
                 return k;
         ap->pending++;
-        ap->n_requests++;
         if (!streq(r->method, "GET")) {
                 _cleanup_free_ char *w = NULL;
 
@@ -717,7 +708,6 @@ static int start_lookup(Job *j) {
         if (k < 0)
                 return k;
         j->ap->pending++;
-        j->ap->n_requests++;
         return 0;
 }
 
@@ -1000,16 +990,6 @@ static int target_code_index(const CfReply *reply) {
         return -1;
 }
 
-int apply_target_not_found_code(const CfReply *reply, BindingKind *ret_kind) {
-        int k = target_code_index(reply);
-
-        if (k < 0)
-                return 0;
-        if (ret_kind)
-                *ret_kind = target_codes[k].binding;
-        return target_codes[k].code;
-}
-
 /* Whether this run just made a target of that kind for action a: one of
  * the actions it waited for created it (or, for a service or Durable
  * Object target, created or migrated the script). */
@@ -1206,7 +1186,6 @@ static int job_finish(Job *j, int error, const char *message) {
         res->done = true;
         res->error = error;
         if (error < 0) {
-                ap->n_failed++;
                 if (!message)
                         message = strerror(-error);
                 res->message = strdup(message);
@@ -1240,7 +1219,6 @@ static int on_flush(sd_event_source *s, void *userdata) {
                 res->done = true;
                 res->error = r < 0 ? r : 0;
                 if (r < 0) {
-                        ap->n_failed++;
                         res->message = strdup("cannot save the state file");
                 }
                 if (ap->hooks.action_done)
@@ -1345,7 +1323,6 @@ static void schedule(Applier *ap) {
                                         res->started = res->done = res->skipped = true;
                                         res->error = -ENOLINK;
                                         res->message = strdup("skipped: an action it depends on failed or is blocked");
-                                        ap->n_failed++;
                                         if (ap->hooks.action_done)
                                                 ap->hooks.action_done(ap->hooks.userdata, a, res->error, res->message);
                                         progress = true;
@@ -1378,7 +1355,6 @@ static void schedule(Applier *ap) {
                                 ap->running--;
                                 res->done = true;
                                 res->error = -ENOMEM;
-                                ap->n_failed++;
                                 continue;
                         }
                         j->ap = ap;

@@ -60,11 +60,6 @@ int apply_start(CfApi *api, sd_event *event, const Generation *g, const Plan *pl
  * attempt goes through the request budget). Call before the loop runs. */
 void apply_set_target_wait(Applier *a, uint64_t usec);
 
-/* The binding-target-not-found code in a reply (KV 10041, R2 10085, D1
- * 10181, queue 11000, service 10143/10144, Durable Object 10061, Secrets
- * Store secret 10182), or 0. Sets *ret_kind to the binding kind. */
-int apply_target_not_found_code(const CfReply *reply, BindingKind *ret_kind);
-
 /* Stops starting new actions; in-flight requests finish. */
 void apply_cancel(Applier *a);
 /* Frees; if requests are in flight they are abandoned safely (no callback). */
@@ -72,9 +67,7 @@ Applier *apply_free(Applier *a);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Applier *, apply_free);
 
 const ApplyResult *apply_result(const Applier *a, size_t index);
-unsigned apply_n_failed(const Applier *a) _pure_;
 unsigned apply_n_writes(const Applier *a) _pure_;
-unsigned apply_n_requests(const Applier *a) _pure_;
 /* Method + path of every write made, for matching the audit log later. */
 char * const *apply_writes(const Applier *a) _pure_;
 

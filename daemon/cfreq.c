@@ -315,10 +315,9 @@ json_object *cfreq_worker_metadata(const Generation *g, const Worker *w, const C
 }
 
 int cfreq_metadata_inherit(json_object *meta, char * const *names) {
-        json_object *bs;
+        json_object *bs = json_object_object_get(meta, "bindings");
 
-        if (!json_object_object_get_ex(meta, "bindings", &bs))
-                return -EINVAL;
+        assert(json_object_is_type(bs, json_type_array));  /* made by cfreq_worker_metadata */
         for (size_t i = 0; names && names[i]; i++) {
                 json_object *x = json_object_new_object();
 
