@@ -2,7 +2,8 @@
  *
  * Actions start as soon as every action they depend on has succeeded, up
  * to `concurrency` at a time. Each success is recorded in the ledger and
- * persisted (the save hook) before anything that depends on it starts;
+ * persisted (the save hook, once for the successes that completed
+ * together) before anything that depends on it starts;
  * before every create an intent is recorded and persisted, so a kill
  * between the create call and its record is recognised on the next run.
  * An action whose dependency failed or was blocked is skipped.
@@ -25,8 +26,9 @@
 typedef struct Applier Applier;
 
 typedef struct ApplyHooks {
-        /* Persists the ledger (state file). Called after every success and
-         * before every create. A failure fails the action. */
+        /* Persists the ledger (one commit). Called once per batch of
+         * successes, and before each batch of creates starts (their
+         * intents). A failure fails the actions of the batch. */
         int (*save)(void *userdata);
         /* Reads a secret value (caller of the hook wipes it). */
         int (*secret_read)(void *userdata, const SecretRef *ref, char **ret_value, size_t *ret_size,
@@ -71,8 +73,9 @@ unsigned apply_n_writes(const Applier *a) _pure_;
 /* Method + path of every write made, for matching the audit log later. */
 char * const *apply_writes(const Applier *a) _pure_;
 
-/* The upload metadata for a worker (exposed for tests): bindings resolved
- * through the ledger, keep_bindings, migrations for action a (NULL: none).
+/* The upload metadata for a worker (exposed for tests): its bindings'
+ * targets resolved through the ledger, then built by
+ * cfreq_worker_metadata, with the migration of action a (NULL: none).
  * New reference or NULL with *reterr (caller frees) naming what failed. */
 json_object *apply_worker_metadata(const Generation *g, const Worker *w, const Ledger *ledger,
                                    const LiveState *live, const Action *a, char **reterr);
