@@ -2464,114 +2464,124 @@ static bool is_main_kind(ActionKind k) {
                k == ACTION_ADOPT;
 }
 
+/* Why an owned resource the spec dropped is kept (NULL: it is deleted):
+ * data and Durable Object classes only with deletion_policy: delete
+ * recorded, workers only with prune. */
+static const char *retention_reason(const Ctx *c, const LedgerEntry *e) {
+        if (e->kind != RESOURCE_WORKER)
+                return e->deletion != DELETION_DELETE
+                               ? "retained: data resource removed from the spec (deletion_policy: retain)"
+                               : NULL;
+        if (strv_length(e->do_classes) > 0 && e->deletion != DELETION_DELETE)
+                return "retained: it owns Durable Object classes (their data) and "
+                       "deletion_policy: delete was not recorded";
+        if (!c->policy->prune)
+                return strv_length(e->do_classes) > 0 ? "retained: prune is off"
+                                                      : "retained: removed from the spec, but prune is off";
+        return NULL;
+}
+
+/* One owned resource the spec no longer has: kept, waiting for the spec
+ * to settle, or deleted (*n_del counts those still live). */
+static int plan_deletion(Ctx *c, const LedgerEntry *e, unsigned *n_del) {
+        const char *why = retention_reason(c, e);
+        char buf[64];
+        Action *a;
+
+        if (why) {
+                a = add_action(c, ACTION_NOOP, e->kind, e->doc, e->name, "%s", why);
+                return !a || dup_into(&a->id, e->id) < 0 ? -ENOMEM : 0;
+        }
+        if (!settled(c->policy)) {
+                a = add_action(c, ACTION_NOOP, e->kind, e->doc, e->name,
+                               "deletion waits until the spec has been stable for %s",
+                               format_duration(c->policy->prune_settle_usec, buf, sizeof(buf)));
+                if (!a || dup_into(&a->id, e->id) < 0)
+                        return -ENOMEM;
+                a->waiting = true;
+                c->plan->n_waiting++;
+                return 0;
+        }
+        a = add_action(c, ACTION_DELETE, e->kind, e->doc, e->name, "%s '%s' removed from the spec%s",
+                       kind_label(e->kind), strna(e->name),
+                       live_has(c->live, e) ? "" : " (already gone; forgetting it)");
+        if (!a || dup_into(&a->id, e->id) < 0)
+                return -ENOMEM;
+        if (live_has(c->live, e))
+                (*n_del)++;
+        return 0;
+}
+
+/* Orders one deletion: after every main action (an upload drops the
+ * bindings; consumer changes are main actions, so detachments go before
+ * the queue or the script they join); data after worker deletions; store
+ * secrets before their store. */
+static int deletion_deps(Ctx *c, Action *a, size_t first) {
+        Plan *p = c->plan;
+        const LedgerEntry *ae = ledger_find(c->ledger, a->resource_kind, a->doc);
+
+        for (size_t j = 0; j < first; j++)
+                if (is_main_kind(p->actions[j].kind) && add_dep(p, a->index, (int) j) < 0)
+                        return -ENOMEM;
+        if (a->resource_kind != RESOURCE_WORKER)
+                for (size_t j = first; j < p->n_actions; j++)
+                        if (p->actions[j].kind == ACTION_DELETE && p->actions[j].resource_kind == RESOURCE_WORKER &&
+                            add_dep(p, a->index, (int) j) < 0)
+                                return -ENOMEM;
+        if (a->resource_kind != RESOURCE_SECRETS_STORE || !ae)
+                return 0;
+        for (size_t j = first; j < p->n_actions; j++) {
+                const Action *x = &p->actions[j];
+                const LedgerEntry *xe;
+
+                if (x->kind != ACTION_DELETE || x->resource_kind != RESOURCE_SECRETS_STORE_SECRET)
+                        continue;
+                xe = ledger_find(c->ledger, x->resource_kind, x->doc);
+                if (xe && streq_ptr(xe->store_id, ae->id) && add_dep(p, a->index, (int) j) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* More deletions than max_deletions without --force: every one refused. */
+static int deletion_guard(Ctx *c, size_t first, unsigned n_del) {
+        Plan *p = c->plan;
+
+        if (n_del <= c->policy->max_deletions || c->policy->force)
+                return 0;
+        for (size_t i = first; i < p->n_actions; i++) {
+                Action *a = &p->actions[i];
+                char *nr;
+
+                if (a->kind != ACTION_DELETE)
+                        continue;
+                if (asprintf(&nr,
+                             "refused: this run would delete %u resources, more than max_deletions (%u); "
+                             "rerun with --force if that is intended (%s)",
+                             n_del, c->policy->max_deletions, a->reason) < 0)
+                        return -ENOMEM;
+                free(a->reason);
+                a->reason = nr;
+                a->kind = ACTION_BLOCKED;
+        }
+        return 0;
+}
+
+/* What the ledger owns and the spec dropped: deletions (or why not),
+ * ordered, and refused past max_deletions. */
 static int plan_deletions(Ctx *c) {
         Plan *p = c->plan;
         size_t first = p->n_actions;
         unsigned n_del = 0;
-        char buf[64];
+        int r = 0;
 
-        for (size_t i = 0; i < c->ledger->n_entries; i++) {
-                const LedgerEntry *e = c->ledger->entries[i];
-                const char *label = kind_label(e->kind);
-                bool del = false;
-                const char *why = NULL;
-                Action *a;
-
-                if (doc_in_generation(c->g, e->kind, e->doc))
-                        continue;
-                if (e->kind == RESOURCE_WORKER) {
-                        if (strv_length(e->do_classes) > 0) {
-                                if (e->deletion != DELETION_DELETE)
-                                        why = "retained: it owns Durable Object classes (their data) and "
-                                              "deletion_policy: delete was not recorded";
-                                else if (!c->policy->prune)
-                                        why = "retained: prune is off";
-                                else
-                                        del = true;
-                        } else if (!c->policy->prune)
-                                why = "retained: removed from the spec, but prune is off";
-                        else
-                                del = true;
-                } else if (e->deletion != DELETION_DELETE)
-                        why = "retained: data resource removed from the spec (deletion_policy: retain)";
-                else
-                        del = true;
-                if (!del) {
-                        a = add_action(c, ACTION_NOOP, e->kind, e->doc, e->name, "%s", why);
-                        if (!a || dup_into(&a->id, e->id) < 0)
-                                return -ENOMEM;
-                        continue;
-                }
-                if (!settled(c->policy)) {
-                        a = add_action(c, ACTION_NOOP, e->kind, e->doc, e->name,
-                                       "deletion waits until the spec has been stable for %s",
-                                       format_duration(c->policy->prune_settle_usec, buf, sizeof(buf)));
-                        if (!a || dup_into(&a->id, e->id) < 0)
-                                return -ENOMEM;
-                        a->waiting = true;
-                        p->n_waiting++;
-                        continue;
-                }
-                a = add_action(c, ACTION_DELETE, e->kind, e->doc, e->name, "%s '%s' removed from the spec%s", label,
-                               strna(e->name), live_has(c->live, e) ? "" : " (already gone; forgetting it)");
-                if (!a || dup_into(&a->id, e->id) < 0)
-                        return -ENOMEM;
-                if (live_has(c->live, e))
-                        n_del++;
-        }
-
-        /* Order from the dependencies: worker deletions after every upload
-         * (which drops their bindings), so a worker goes before what only
-         * it bound; data deletions after worker deletions; consumer
-         * detachments before the queue or the script they join; store
-         * secrets before their store. */
-        for (size_t i = first; i < p->n_actions; i++) {
-                Action *a = &p->actions[i];
-                const LedgerEntry *ae = ledger_find(c->ledger, a->resource_kind, a->doc);
-
-                if (a->kind != ACTION_DELETE)
-                        continue;
-                /* (Consumer changes are main actions.) */
-                for (size_t j = 0; j < first; j++)
-                        if (is_main_kind(p->actions[j].kind) && add_dep(p, a->index, (int) j) < 0)
-                                return -ENOMEM;
-                if (a->resource_kind != RESOURCE_WORKER)
-                        for (size_t j = first; j < p->n_actions; j++)
-                                if (p->actions[j].kind == ACTION_DELETE &&
-                                    p->actions[j].resource_kind == RESOURCE_WORKER &&
-                                    add_dep(p, a->index, (int) j) < 0)
-                                        return -ENOMEM;
-                if (a->resource_kind == RESOURCE_SECRETS_STORE && ae)
-                        for (size_t j = first; j < p->n_actions; j++) {
-                                const Action *x = &p->actions[j];
-                                const LedgerEntry *xe;
-
-                                if (x->kind != ACTION_DELETE || x->resource_kind != RESOURCE_SECRETS_STORE_SECRET)
-                                        continue;
-                                xe = ledger_find(c->ledger, x->resource_kind, x->doc);
-                                if (xe && streq_ptr(xe->store_id, ae->id) && add_dep(p, a->index, (int) j) < 0)
-                                        return -ENOMEM;
-                        }
-        }
-
-        if (n_del > c->policy->max_deletions && !c->policy->force) {
-                for (size_t i = first; i < p->n_actions; i++) {
-                        Action *a = &p->actions[i];
-                        char *nr;
-
-                        if (a->kind != ACTION_DELETE)
-                                continue;
-                        if (asprintf(&nr,
-                                     "refused: this run would delete %u resources, more than max_deletions (%u); "
-                                     "rerun with --force if that is intended (%s)",
-                                     n_del, c->policy->max_deletions, a->reason) < 0)
-                                return -ENOMEM;
-                        free(a->reason);
-                        a->reason = nr;
-                        a->kind = ACTION_BLOCKED;
-                }
-        }
-        return 0;
+        for (size_t i = 0; r >= 0 && i < c->ledger->n_entries; i++)
+                if (!doc_in_generation(c->g, c->ledger->entries[i]->kind, c->ledger->entries[i]->doc))
+                        r = plan_deletion(c, c->ledger->entries[i], &n_del);
+        for (size_t i = first; r >= 0 && i < p->n_actions; i++)
+                if (p->actions[i].kind == ACTION_DELETE)
+                        r = deletion_deps(c, &p->actions[i], first);
+        return r < 0 ? r : deletion_guard(c, first, n_del);
 }
 
 static bool generation_empty(const Generation *g) {
