@@ -1,7 +1,9 @@
 /* apply.c: see apply.h. */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "apply.h"
 #include "binding-kinds.h"
@@ -9,7 +11,6 @@
 #include "util.h"
 
 #define MODULE_MAX_SIZE (64U * 1024U * 1024U)
-#define APPLY_FLUSH_INTERVAL_USEC (50U * 1000U)
 #define APPLY_TARGET_WAIT_DEFAULT_USEC (30U * 1000U * 1000U)
 #define APPLY_TARGET_BACKOFF_MIN_USEC (500U * 1000U)
 #define APPLY_TARGET_BACKOFF_MAX_USEC (8U * 1000U * 1000U)
@@ -31,7 +32,7 @@ struct Applier {
         ApplyResult *results;
         unsigned running;
         unsigned pending;       /* requests in flight */
-        unsigned n_failed, n_writes, n_requests;
+        unsigned n_writes;
         char **writes;
         bool writes_incomplete;
         bool cancelled;
@@ -39,10 +40,10 @@ struct Applier {
         bool finished;
         sd_event *event;
         sd_event_source *defer;
-        sd_event_source *flush;         /* saves the state once for a batch of successes */
-        uint64_t last_flush_usec;
+        sd_event_source *flush;         /* commits the ledger once for the successes that completed together */
         uint64_t target_wait_usec;
-        Job *waiting;                   /* uploads waiting to retry (binding target not found yet) */
+        TAILQ_HEAD(, Job) waiting;      /* uploads waiting to retry (binding target not found yet) */
+        TAILQ_HEAD(, Job) recorded;     /* successes in the ledger, not committed yet */
 };
 
 typedef enum JobStep {
@@ -64,7 +65,7 @@ struct Job {
         uint64_t target_since_usec;
         unsigned target_attempts;
         sd_event_source *retry;
-        Job *next_waiting;
+        TAILQ_ENTRY(Job) link;  /* in waiting or recorded, or in neither */
 };
 
 static const Action *job_action(const Job *j) {
@@ -74,6 +75,12 @@ static const Action *job_action(const Job *j) {
 static void schedule(Applier *ap);
 
 static void applier_destroy(Applier *ap) {
+        Job *j;
+
+        while ((j = TAILQ_FIRST(&ap->recorded))) {
+                TAILQ_REMOVE(&ap->recorded, j, link);
+                free(j);
+        }
         if (ap->results)
                 for (size_t i = 0; i < ap->plan->n_actions; i++)
                         free(ap->results[i].message);
@@ -87,12 +94,7 @@ static void applier_destroy(Applier *ap) {
 }
 
 static void waiting_remove(Applier *ap, Job *j) {
-        for (Job **p = &ap->waiting; *p; p = &(*p)->next_waiting)
-                if (*p == j) {
-                        *p = j->next_waiting;
-                        break;
-                }
-        j->next_waiting = NULL;
+        TAILQ_REMOVE(&ap->waiting, j, link);
         j->retry = sd_event_source_disable_unref(j->retry);
 }
 
@@ -100,9 +102,7 @@ Applier *apply_free(Applier *ap) {
         if (!ap)
                 return NULL;
         /* Jobs waiting on a timer are not requests in flight: drop them. */
-        while (ap->waiting) {
-                Job *j = ap->waiting;
-
+        for (Job *j; (j = TAILQ_FIRST(&ap->waiting));) {
                 waiting_remove(ap, j);
                 free(j->path);
                 free(j);
@@ -127,29 +127,12 @@ const ApplyResult *apply_result(const Applier *ap, size_t i) {
         return i < ap->plan->n_actions ? &ap->results[i] : NULL;
 }
 
-unsigned apply_n_failed(const Applier *ap) {
-        return ap->n_failed;
-}
-
 unsigned apply_n_writes(const Applier *ap) {
         return ap->n_writes;
 }
 
-unsigned apply_n_requests(const Applier *ap) {
-        return ap->n_requests;
-}
-
 char * const *apply_writes(const Applier *ap) {
         return ap->writes;
-}
-
-static const char *jstr(json_object *o, const char *k) {
-        json_object *v;
-
-        if (!o || !json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, k, &v) ||
-            !json_object_is_type(v, json_type_string))
-                return NULL;
-        return json_object_get_string(v);
 }
 
 static int set_str(char **dst, const char *s) {
@@ -165,166 +148,42 @@ static int set_str(char **dst, const char *s) {
         return 0;
 }
 
-static void add_str(json_object *o, const char *k, const char *v) {
-        if (v)
-                json_object_object_add(o, k, json_object_new_string(v));
-}
-
-static json_object *strv_json(char * const *l) {
-        json_object *a = json_object_new_array();
-
-        for (size_t i = 0; l && l[i]; i++)
-                json_object_array_add(a, json_object_new_string(l[i]));
-        return a;
-}
-
-/* The JSON of a Secrets Store secret without its value (job_request_secret
- * adds that outside json-c): name (create only), scopes (default
- * "workers") and comment. */
-static json_object *store_secret_body(const SecretsStoreSecret *s, const char *name) {
-        json_object *body = json_object_new_object(), *scopes;
-
-        if (name)
-                add_str(body, "name", name);
-        if (s->scopes)
-                scopes = strv_json(s->scopes);
-        else {
-                scopes = json_object_new_array();
-                json_object_array_add(scopes, json_object_new_string("workers"));
-        }
-        json_object_object_add(body, "scopes", scopes);
-        add_str(body, "comment", s->comment);
-        return body;
-}
-
 /* ---- worker metadata ---- */
 
-static json_object *migration_step_json(const MigrationStep *m) {
-        json_object *s = json_object_new_object(), *ren = json_object_new_array();
-
-        json_object_object_add(s, "new_classes", strv_json(m->new_classes));
-        json_object_object_add(s, "new_sqlite_classes", strv_json(m->new_sqlite_classes));
-        for (size_t i = 0; i < m->n_renamed_classes; i++) {
-                json_object *r = json_object_new_object();
-
-                add_str(r, "from", m->renamed_classes[i].from);
-                add_str(r, "to", m->renamed_classes[i].to);
-                json_object_array_add(ren, r);
-        }
-        json_object_object_add(s, "renamed_classes", ren);
-        json_object_object_add(s, "deleted_classes", strv_json(m->deleted_classes));
-        return s;
+/* Frees the resolved binding targets (values and stores). */
+static void targets_free(char **v, size_t n) {
+        for (size_t i = 0; v && i < n; i++)
+                free(v[i]);
+        free(v);
 }
 
 json_object *apply_worker_metadata(const Generation *g, const Worker *w, const Ledger *ledger, const LiveState *live,
                                    const Action *a, char **reterr) {
-        _cleanup_(json_object_putp) json_object *m = json_object_new_object();
-        json_object *bindings = json_object_new_array(), *keep;
+        size_t n = w->n_bindings;
+        char **v = calloc(2 * n + 1, sizeof(char *));     /* value, store; per binding */
+        _cleanup_free_ CfBindingTarget *t = calloc(n + 1, sizeof(CfBindingTarget));
+        CfMigration mig = {};
+        json_object *m = NULL;
 
         *reterr = NULL;
-        if (!m || !bindings) {
-                json_object_put(bindings);
-                return NULL;
-        }
-        add_str(m, "main_module", w->main_module ?: (w->n_modules > 0 ? w->modules[0].name : NULL));
-        json_object_object_add(m, "bindings", bindings);
-        for (size_t i = 0; i < w->n_bindings; i++) {
+        if (!v || !t)
+                goto out;
+        for (size_t i = 0; i < n; i++) {
                 const Binding *b = &w->bindings[i];
-                const BindingKindInfo *info = binding_kind_info(b->kind);
-                _cleanup_free_ char *v = NULL, *st = NULL;
-                json_object *x;
 
-                if (!info || b->kind == BINDING_SECRET)
+                if (!binding_kind_info(b->kind) || b->kind == BINDING_SECRET)
                         continue; /* through the secrets API; kept by keep_bindings */
-                if (plan_resolve_binding(g, w, b, live, ledger, true, &v, &st) < 0)
-                        return NULL;
-                x = json_object_new_object();
-                json_object_array_add(bindings, x);
-                add_str(x, "type", info->api_type);
-                add_str(x, "name", b->name);
-                if (b->kind == BINDING_JSON)
-                        json_object_object_add(x, "json", json_tokener_parse(b->json ?: "null"));
-                if (info->target >= 0 && !v) {
-                        if (asprintf(reterr, "binding %s: its %s is not available", b->name,
-                                     b->target ? b->target : "target") < 0)
-                                *reterr = NULL;
-                        return NULL;
-                }
-                for (size_t j = 0; j < BINDING_MAX_FIELDS && info->fields[j].api; j++) {
-                        const char *fv = binding_field_value(&info->fields[j], b, v, st);
-
-                        if (info->fields[j].canon == BINDING_CANON_TEXT)
-                                fv = fv ?: "";
-                        /* An R2 reference without a jurisdiction takes its bucket's. */
-                        if (b->kind == BINDING_R2_BUCKET && streq(info->fields[j].api, "jurisdiction") && !fv) {
-                                const R2Bucket *r2 = b->target ? generation_find_r2(g, b->target) : NULL;
-
-                                fv = r2 ? r2->jurisdiction : NULL;
-                        }
-                        add_str(x, info->fields[j].api, fv);
-                }
+                if (plan_resolve_binding(g, w, b, live, ledger, true, &v[2 * i], &v[2 * i + 1]) < 0)
+                        goto out;
+                t[i] = (CfBindingTarget) { .value = v[2 * i], .store = v[2 * i + 1] };
         }
-        add_str(m, "compatibility_date", w->compatibility_date);
-        json_object_object_add(m, "compatibility_flags", strv_json(w->compatibility_flags));
-        keep = json_object_new_array();
-        if (!keep)
-                return NULL;
-        json_object_array_add(keep, json_object_new_string("secret_text"));
-        json_object_array_add(keep, json_object_new_string("secret_key"));
-        json_object_object_add(m, "keep_bindings", keep);
-        json_object_object_add(m, "tags", strv_json(w->tags));   /* [] clears tags set elsewhere */
-        json_object_object_add(m, "logpush", json_object_new_boolean(w->logpush));
-        if (w->observability.set) {
-                json_object *o = json_object_new_object();
-
-                json_object_object_add(o, "enabled", json_object_new_boolean(w->observability.enabled));
-                if (w->observability.head_sampling_rate >= 0)
-                        json_object_object_add(o, "head_sampling_rate",
-                                               json_object_new_double(w->observability.head_sampling_rate));
-                if (w->observability.logs_set) {
-                        json_object *l = json_object_new_object();
-
-                        json_object_object_add(l, "enabled", json_object_new_boolean(w->observability.logs_enabled));
-                        json_object_object_add(l, "invocation_logs",
-                                               json_object_new_boolean(w->observability.logs_invocation_logs));
-                        json_object_object_add(o, "logs", l);
-                }
-                json_object_object_add(m, "observability", o);
-        }
-        if (a && a->new_tag) {
-                json_object *mig = json_object_new_object(), *steps = json_object_new_array();
-
-                add_str(mig, "old_tag", a->old_tag);
-                add_str(mig, "new_tag", a->new_tag);
-                if (a->auto_new_classes) {
-                        json_object *s = json_object_new_object(), *sq = json_object_new_array(),
-                                    *kv = json_object_new_array();
-
-                        for (size_t i = 0; a->auto_new_classes[i]; i++) {
-                                bool sqlite = true;
-
-                                for (size_t j = 0; j < w->n_do_classes; j++)
-                                        if (streq(w->do_classes[j].class_name, a->auto_new_classes[i]))
-                                                sqlite = w->do_classes[j].sqlite;
-                                json_object_array_add(sqlite ? sq : kv,
-                                                      json_object_new_string(a->auto_new_classes[i]));
-                        }
-                        json_object_object_add(s, "new_classes", kv);
-                        json_object_object_add(s, "new_sqlite_classes", sq);
-                        json_object_array_add(steps, s);
-                } else {
-                        size_t start = 0;
-
-                        for (size_t i = 0; a->old_tag && i < w->n_migrations; i++)
-                                if (streq_ptr(w->migrations[i].tag, a->old_tag))
-                                        start = i + 1;
-                        for (size_t i = start; i < w->n_migrations; i++)
-                                json_object_array_add(steps, migration_step_json(&w->migrations[i]));
-                }
-                json_object_object_add(mig, "steps", steps);
-                json_object_object_add(m, "migrations", mig);
-        }
-        return TAKE_PTR(m);
+        if (a)
+                mig = (CfMigration) { .old_tag = a->old_tag, .new_tag = a->new_tag,
+                                      .auto_new_classes = a->auto_new_classes };
+        m = cfreq_worker_metadata(g, w, t, a ? &mig : NULL, reterr);
+out:
+        targets_free(v, 2 * n);
+        return m;
 }
 
 /* ---- bookkeeping ---- */
@@ -343,7 +202,6 @@ static int job_submit(Job *j, const CfRequest *r) {
         if (k < 0)
                 return k;
         ap->pending++;
-        ap->n_requests++;
         if (!streq(r->method, "GET")) {
                 _cleanup_free_ char *w = NULL;
 
@@ -370,67 +228,27 @@ static int job_request(Job *j, const char *method, const char *path, const char 
         return job_submit(j, &r);
 }
 
-/* Writes s as a JSON string literal at p; returns the end. p must have
- * room for 6 * strlen(s) + 2 bytes. */
-static char *json_quote(char *p, const char *s) {
-        static const char hex[] = "0123456789abcdef";
-
-        *p++ = '"';
-        for (const unsigned char *c = (const unsigned char *) s; *c; c++) {
-                if (*c == '"' || *c == '\\') {
-                        *p++ = '\\';
-                        *p++ = (char) *c;
-                } else if (*c < 0x20) {
-                        memcpy(p, "\\u00", 4);
-                        p += 4;
-                        *p++ = hex[*c >> 4];
-                        *p++ = hex[*c & 15];
-                } else
-                        *p++ = (char) *c;
-        }
-        *p++ = '"';
-        return p;
-}
-
-/* A request whose body carries a secret value: the JSON text is built
- * here in one buffer, sized once (no realloc leaves copies behind) and
- * wiped as soon as the client has copied it (the client wipes its copy
- * when the request ends). rest: the other members (no secret), as an
- * object; key: the member holding value; array: wrap in [ ]. json-c never
- * sees the value. */
+/* A request whose body carries a secret value: the JSON text
+ * (cfreq_secret_json) is wiped as soon as the client has copied it (the
+ * client wipes its copy when the request ends). rest: the other members
+ * (no secret), as an object; key: the member holding value; array: wrap
+ * in [ ]. json-c never sees the value. */
 static int job_request_secret(Job *j, const char *method, const char *path, json_object *rest, const char *key,
                               const char *value, bool array) {
-        const char *others = json_object_to_json_string_ext(rest, JSON_C_TO_STRING_PLAIN |
-                                                                          JSON_C_TO_STRING_NOSLASHESCAPE);
-        size_t cap = 6 * strlen(key) + 6 * strlen(value) + (others ? strlen(others) : 0) + 16;
-        char *buf = secret_malloc(cap), *p;  /* holds the value: MADV_DONTDUMP */
         CfRequest r = {
                 .method = method,
                 .path = path,
                 .content_type = "application/json",
                 .priority = CFAPI_PRIORITY_NORMAL,
         };
+        char *buf = NULL;
+        size_t cap = 0;
         int k;
 
-        if (!buf)
-                return -ENOMEM;
-        p = buf;
-        if (array)
-                *p++ = '[';
-        *p++ = '{';
-        p = json_quote(p, key);
-        *p++ = ':';
-        p = json_quote(p, value);
-        if (others && strlen(others) > 2) {
-                *p++ = ',';
-                memcpy(p, others + 1, strlen(others) - 1);  /* the members after '{', and the '}' */
-                p += strlen(others) - 1;
-        } else
-                *p++ = '}';
-        if (array)
-                *p++ = ']';
+        k = cfreq_secret_json(rest, key, value, array, &buf, &r.body_size, &cap);
+        if (k < 0)
+                return k;
         r.body = buf;
-        r.body_size = (size_t) (p - buf);
         k = job_submit(j, &r);
         erase_and_free(buf, cap);
         return k;
@@ -505,15 +323,9 @@ static int build_upload(Job *j, bool migrations, CfMultipart **ret, char **reter
         if (!meta)
                 return *reterr ? -ENXIO : -ENOMEM;
         /* Bindings the spec dropped stay until it settles (prune_settle). */
-        for (size_t i = 0; a->inherit && a->inherit[i]; i++) {
-                json_object *bs, *x;
-
-                if (!json_object_object_get_ex(meta, "bindings", &bs) || !(x = json_object_new_object()))
-                        return -ENOMEM;
-                json_object_object_add(x, "name", json_object_new_string(a->inherit[i]));
-                json_object_object_add(x, "type", json_object_new_string("inherit"));
-                json_object_array_add(bs, x);
-        }
+        r = cfreq_metadata_inherit(meta, a->inherit);
+        if (r < 0)
+                return r;
         js = json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         r = cfapi_multipart_add(mp, "metadata", NULL, "application/json", js, strlen(js));
         if (r < 0)
@@ -595,18 +407,6 @@ static int start_adopt(Job *j) {
         return job_recorded(j);
 }
 
-/* Queue settings as Cloudflare takes them (create and update). */
-static json_object *queue_settings(const Queue *q) {
-        json_object *s = json_object_new_object();
-
-        if (q->delivery_delay >= 0)
-                json_object_object_add(s, "delivery_delay", json_object_new_int64(q->delivery_delay));
-        if (q->message_retention_period >= 0)
-                json_object_object_add(s, "message_retention_period",
-                                       json_object_new_int64(q->message_retention_period));
-        return s;
-}
-
 /* A Secrets Store secret's value goes out in one request: POST to the
  * store's collection when creating, PATCH the secret when updating. */
 static int send_store_secret(Job *j, const char *store, bool create) {
@@ -630,7 +430,11 @@ static int send_store_secret(Job *j, const char *store, bool create) {
                 erase_and_free(value, size);
                 return -ENOMEM;
         }
-        body = store_secret_body(s, create ? a->name : NULL);
+        body = cfreq_store_secret_body(s, create ? a->name : NULL);
+        if (!body) {
+                erase_and_free(value, size);
+                return -ENOMEM;
+        }
         r = job_request_secret(j, create ? "POST" : "PATCH", j->path, body, "value", value, create);
         erase_and_free(value, size);
         return r;
@@ -647,52 +451,20 @@ static int start_create(Job *j) {
         const Action *a = job_action(j);
         _cleanup_(json_object_putp) json_object *body = NULL;
         _cleanup_free_ char *h = NULL;
+        int r;
 
-        switch (a->resource_kind) {
-        case RESOURCE_WORKER:
+        if (a->resource_kind == RESOURCE_WORKER)
                 return start_upload(j, a->new_tag != NULL);
-        case RESOURCE_SECRETS_STORE_SECRET:
+        if (a->resource_kind == RESOURCE_SECRETS_STORE_SECRET)
                 return create_store_secret(j);
-        case RESOURCE_KV_NAMESPACE:
-                body = json_object_new_object();
-                add_str(body, "title", a->name);
-                break;
-        case RESOURCE_R2_BUCKET: {
-                const R2Bucket *b = a->desired;
-
-                body = json_object_new_object();
-                add_str(body, "name", a->name);
-                add_str(body, "locationHint", b->location_hint);
-                add_str(body, "storageClass", b->storage_class);
-                if (b->jurisdiction && asprintf(&h, "cf-r2-jurisdiction: %s", b->jurisdiction) < 0)
-                        return -ENOMEM;
-                break;
-        }
-        case RESOURCE_D1_DATABASE: {
-                const D1Database *d = a->desired;
-
-                body = json_object_new_object();
-                add_str(body, "name", a->name);
-                add_str(body, "primary_location_hint", d->location_hint);
-                add_str(body, "jurisdiction", d->jurisdiction);
-                break;
-        }
-        case RESOURCE_QUEUE: {
-                const Queue *q = a->desired;
-
-                body = json_object_new_object();
-                add_str(body, "queue_name", a->name);
-                if (q->delivery_delay >= 0 || q->message_retention_period >= 0)
-                        json_object_object_add(body, "settings", queue_settings(q));
-                break;
-        }
-        case RESOURCE_SECRETS_STORE:
-                body = json_object_new_object();
-                add_str(body, "name", a->name);
-                break;
-        default:
-                return job_finish(j, -EOPNOTSUPP, "unsupported resource");
-        }
+        r = cfreq_create_body(a->resource_kind, a->name, a->desired, &body);
+        if (r == -EOPNOTSUPP)
+                return job_finish(j, r, "unsupported resource");
+        if (r < 0)
+                return r;
+        if (a->resource_kind == RESOURCE_R2_BUCKET &&
+            cfreq_r2_jurisdiction_header(((const R2Bucket *) a->desired)->jurisdiction, &h) < 0)
+                return -ENOMEM;
         if (cfreq_path(&j->path, cfreq_collection(a->resource_kind)) < 0)
                 return -ENOMEM;
         return job_request(j, "POST", j->path, NULL, body, NULL, h ? (const char *const[]) { h, NULL } : NULL);
@@ -714,26 +486,20 @@ static int update_store_secret(Job *j) {
 
 static int start_update(Job *j) {
         const Action *a = job_action(j);
-        _cleanup_(json_object_putp) json_object *body = json_object_new_object();
+        _cleanup_(json_object_putp) json_object *body = NULL;
+        int r;
 
-        if (!body)
-                return -ENOMEM;
-        switch (a->resource_kind) {
-        case RESOURCE_KV_NAMESPACE:
-                add_str(body, "title", a->name);
-                if (cfreq_path(&j->path, CF_PATH_KV_NAMESPACE, a->id) < 0)
-                        return -ENOMEM;
-                return job_request(j, "PUT", j->path, NULL, body, NULL, NULL);
-        case RESOURCE_QUEUE:
-                json_object_object_add(body, "settings", queue_settings(a->desired));
-                if (cfreq_path(&j->path, CF_PATH_QUEUE, a->id) < 0)
-                        return -ENOMEM;
-                return job_request(j, "PATCH", j->path, NULL, body, NULL, NULL);
-        case RESOURCE_SECRETS_STORE_SECRET:
+        if (a->resource_kind == RESOURCE_SECRETS_STORE_SECRET)
                 return update_store_secret(j);
-        default:
+        r = cfreq_update_body(a->resource_kind, a->name, a->desired, &body);
+        if (r == -EOPNOTSUPP)
                 return job_finish(j, 0, NULL); /* nothing updatable: recorded only */
-        }
+        if (r < 0)
+                return r;
+        if (cfreq_path(&j->path, cfreq_item(a->resource_kind), a->id) < 0)
+                return -ENOMEM;
+        return job_request(j, a->resource_kind == RESOURCE_KV_NAMESPACE ? "PUT" : "PATCH", j->path, NULL, body, NULL,
+                           NULL);
 }
 
 static int start_delete(Job *j) {
@@ -759,8 +525,8 @@ static int start_delete(Job *j) {
                 const char *jur = e && e->jurisdiction ? e->jurisdiction : lr ? lr->jurisdiction : NULL;
 
                 r = cfreq_path(&j->path, CF_PATH_R2_BUCKET, id);
-                if (r >= 0 && jur && asprintf(&h, "cf-r2-jurisdiction: %s", jur) < 0)
-                        r = -ENOMEM;
+                if (r >= 0)
+                        r = cfreq_r2_jurisdiction_header(jur, &h);
                 break;
         }
         case RESOURCE_SECRETS_STORE_SECRET:
@@ -788,10 +554,8 @@ static int start_put_secret(Job *j) {
         r = read_secret(j->ap, &b->secret, &value, &size, &err);
         if (r < 0)
                 return job_finish(j, r, err);
-        body = json_object_new_object();
-        add_str(body, "name", a->detail);
-        add_str(body, "type", "secret_text");
-        if (cfreq_path(&j->path, CF_PATH_SCRIPT_SECRETS, a->name) < 0) {
+        body = cfreq_worker_secret_body(a->detail);
+        if (!body || cfreq_path(&j->path, CF_PATH_SCRIPT_SECRETS, a->name) < 0) {
                 erase_and_free(value, size);
                 return -ENOMEM;
         }
@@ -810,50 +574,20 @@ static int start_delete_secret(Job *j) {
 
 static int start_set_schedules(Job *j) {
         const Action *a = job_action(j);
-        _cleanup_(json_object_putp) json_object *body = json_object_new_array();
+        _cleanup_(json_object_putp) json_object *body = cfreq_schedules_body(a->worker->crons, a->inherit);
 
-        for (size_t i = 0; a->worker->crons && a->worker->crons[i]; i++) {
-                json_object *c = json_object_new_object();
-
-                add_str(c, "cron", a->worker->crons[i]);
-                json_object_array_add(body, c);
-        }
-        for (size_t i = 0; a->inherit && a->inherit[i]; i++) {   /* dropped, kept until settled */
-                json_object *c = json_object_new_object();
-
-                add_str(c, "cron", a->inherit[i]);
-                json_object_array_add(body, c);
-        }
-        if (cfreq_path(&j->path, CF_PATH_SCRIPT_SCHEDULES, a->name) < 0)
+        if (!body || cfreq_path(&j->path, CF_PATH_SCRIPT_SCHEDULES, a->name) < 0)
                 return -ENOMEM;
         return job_request(j, "PUT", j->path, NULL, body, NULL, NULL);
 }
 
 static int start_set_subdomain(Job *j) {
         const Action *a = job_action(j);
-        _cleanup_(json_object_putp) json_object *body = json_object_new_object();
+        _cleanup_(json_object_putp) json_object *body = cfreq_subdomain_body(!a->remove);
 
-        json_object_object_add(body, "enabled", json_object_new_boolean(!a->remove));
-        if (cfreq_path(&j->path, CF_PATH_SCRIPT_SUBDOMAIN, a->name) < 0)
+        if (!body || cfreq_path(&j->path, CF_PATH_SCRIPT_SUBDOMAIN, a->name) < 0)
                 return -ENOMEM;
         return job_request(j, "POST", j->path, NULL, body, NULL, NULL);
-}
-
-static json_object *consumer_body(const Action *a, const QueueConsumer *qc) {
-        json_object *body = json_object_new_object(), *s = json_object_new_object();
-
-        add_str(body, "type", "worker");
-        add_str(body, "script_name", a->name);
-        add_str(body, "dead_letter_queue", qc->dead_letter_queue);
-#define SETI(k, v) do { if ((v) >= 0) json_object_object_add(s, k, json_object_new_int64(v)); } while (0)
-        SETI("batch_size", qc->batch_size);
-        SETI("max_retries", qc->max_retries);
-        SETI("max_wait_time_ms", qc->max_wait_time_ms);
-        SETI("max_concurrency", qc->max_concurrency);
-        SETI("retry_delay", qc->retry_delay);
-#undef SETI
-        json_object_object_add(body, "settings", s);
-        return body;
 }
 
 static int start_set_consumer(Job *j) {
@@ -882,7 +616,9 @@ static int start_set_consumer(Job *j) {
         }
         if (!qc)
                 return job_finish(j, -ENOENT, "consumer vanished from the spec");
-        body = consumer_body(a, qc);
+        body = cfreq_consumer_body(a->name, qc);
+        if (!body)
+                return -ENOMEM;
         if (a->id) {
                 if (cfreq_path(&j->path, CF_PATH_QUEUE_CONSUMER, qid, a->id) < 0)
                         return -ENOMEM;
@@ -951,9 +687,9 @@ static int start_lookup(Job *j) {
                 path = cfreq_template(CF_PATH_R2_BUCKETS);
                 paging = CFAPI_PAGING_CURSOR;
                 items_key = "buckets";
-                if (b && b->jurisdiction) {
-                        if (asprintf(&hdr, "cf-r2-jurisdiction: %s", b->jurisdiction) < 0)
-                                return -ENOMEM;
+                if (b && cfreq_r2_jurisdiction_header(b->jurisdiction, &hdr) < 0)
+                        return -ENOMEM;
+                if (hdr) {
                         hdrs[0] = hdr;
                         r.headers = hdrs;
                 }
@@ -972,195 +708,216 @@ static int start_lookup(Job *j) {
         if (k < 0)
                 return k;
         j->ap->pending++;
-        j->ap->n_requests++;
         return 0;
 }
 
+/* Fingerprints the value of a Secrets Store secret as sent, into
+ * e->hmac (best effort: without it the next plan writes the value
+ * again). */
+static void record_store_secret_hmac(Applier *ap, const SecretsStoreSecret *s, LedgerEntry *e) {
+        char *v = NULL;
+        size_t n = 0;
+        char h[65];
+
+        if (read_secret(ap, &s->value, &v, &n, NULL) < 0)
+                return;
+        if (ap->hooks.secret_hmac && ap->hooks.secret_hmac(ap->hooks.userdata, v, n, h) >= 0)
+                (void) set_str(&e->hmac, h);
+        erase_and_free(v, n);
+}
+
+/* An uploaded worker: its digest, etag and migration tag, its Durable
+ * Object classes, and the bindings a later upload would remove
+ * (prune_settle). */
+static int record_upload(Job *j, json_object *res) {
+        Applier *ap = j->ap;
+        const Action *a = job_action(j);
+        const Worker *w = a->worker;
+        LedgerEntry *e = record(ap, a, a->name);
+        CfUploadAnswer ans;
+        char d[65];
+
+        if (!e)
+                return -ENOMEM;
+        cfreq_upload_answer(res, &ans);
+        if (plan_worker_digest(ap->g, w, ap->live, ap->ledger, true, d, NULL) < 0 || set_str(&e->digest, d) < 0)
+                return -ENOMEM;
+        if (set_str(&e->etag, ans.etag) < 0 || set_str(&e->modified_on, ans.modified_on) < 0)
+                return -ENOMEM;
+        if (j->with_migrations && a->new_tag && set_str(&e->migration_tag, a->new_tag) < 0)
+                return -ENOMEM;
+        if (ans.migration_tag && set_str(&e->migration_tag, ans.migration_tag) < 0)
+                return -ENOMEM;
+        e->do_classes = strv_free(e->do_classes);
+        for (size_t i = 0; i < w->n_do_classes; i++)
+                if (strv_extend(&e->do_classes, w->do_classes[i].class_name) < 0)
+                        return -ENOMEM;
+        strv_sort_uniq(e->do_classes);
+        e->binding_names = strv_free(e->binding_names);
+        e->binding_names = calloc(1, sizeof(char *));  /* recorded, possibly none */
+        if (!e->binding_names)
+                return -ENOMEM;
+        for (size_t i = 0; i < w->n_bindings; i++)
+                if (w->bindings[i].kind != BINDING_SECRET && strv_extend(&e->binding_names, w->bindings[i].name) < 0)
+                        return -ENOMEM;
+        for (size_t i = 0; a->inherit && a->inherit[i]; i++)   /* still deployed */
+                if (strv_extend(&e->binding_names, a->inherit[i]) < 0)
+                        return -ENOMEM;
+        strv_sort_uniq(e->binding_names);
+        return 0;
+}
+
+/* A created data resource (or the one found after -EEXIST): its id and,
+ * for a store secret, its store and the value's fingerprint. Finishes
+ * the job when the answer has no id. */
+static int record_create(Job *j, json_object *res) {
+        Applier *ap = j->ap;
+        const Action *a = job_action(j);
+        const char *id = cfreq_created_id(a->resource_kind, a->name, res);
+        LedgerEntry *e;
+
+        if (!id)
+                return job_finish(j, -EBADMSG, "the create answer has no id");
+        e = record(ap, a, id);
+        if (!e)
+                return -ENOMEM;
+        if (a->resource_kind == RESOURCE_SECRETS_STORE_SECRET) {
+                const SecretsStoreSecret *s = a->desired;
+                const char *store = cfreq_created_store_id(res) ?: plan_store_id(ap->g, s->store, ap->live, ap->ledger);
+
+                if (set_str(&e->store_id, store) < 0)
+                        return -ENOMEM;
+                record_store_secret_hmac(ap, s, e);
+        }
+        return 0;
+}
+
+static int record_update(Job *j) {
+        Applier *ap = j->ap;
+        const Action *a = job_action(j);
+        LedgerEntry *e = record(ap, a, a->id);
+
+        if (!e)
+                return -ENOMEM;
+        if (a->resource_kind == RESOURCE_SECRETS_STORE_SECRET) {
+                record_store_secret_hmac(ap, a->desired, e);
+                if (!e->store_id) {
+                        const LiveResource *lr = live_state_find_by_id(ap->live, a->resource_kind, a->id);
+
+                        if (lr)
+                                (void) set_str(&e->store_id, lr->store_id);
+                }
+        }
+        return 0;
+}
+
+/* A worker secret written: the fingerprint of its value. Finishes the
+ * job when that cannot be taken. */
+static int record_put_secret(Job *j) {
+        Applier *ap = j->ap;
+        const Action *a = job_action(j);
+        const Binding *b = worker_binding(a->worker, a->detail);
+        LedgerEntry *e = ledger_find(ap->ledger, RESOURCE_WORKER, a->doc);
+        char *v = NULL;
+        size_t n = 0;
+        char h[65];
+        int r;
+
+        if (!e)
+                return job_finish(j, -ENOENT, "worker not in the state");
+        r = b ? read_secret(ap, &b->secret, &v, &n, NULL) : -ENOENT;
+        if (r < 0)
+                return job_finish(j, r, "cannot fingerprint the secret");
+        r = ap->hooks.secret_hmac ? ap->hooks.secret_hmac(ap->hooks.userdata, v, n, h) : -ENOKEY;
+        erase_and_free(v, n);
+        if (r < 0)
+                return job_finish(j, r, "cannot fingerprint the secret");
+        return ledger_entry_set_secret(e, a->detail, h) < 0 ? -ENOMEM : 0;
+}
+
+/* The crons sent: the spec's and those kept until it settles. */
+static int record_schedules(const Action *a, LedgerEntry *e) {
+        e->crons = strv_free(e->crons);
+        e->crons = strv_copy(a->worker->crons ?: (char *[]) { NULL });
+        if (!e->crons)
+                return -ENOMEM;
+        for (size_t i = 0; a->inherit && a->inherit[i]; i++)   /* still set */
+                if (strv_extend(&e->crons, a->inherit[i]) < 0)
+                        return -ENOMEM;
+        strv_sort_uniq(e->crons);
+        e->crons_set = true;
+        return 0;
+}
+
+/* The queues the worker consumes: one added or removed. */
+static int record_consumer(const Action *a, LedgerEntry *e) {
+        char **n = NULL;
+
+        if (!a->remove) {
+                if (strv_contains(e->consumers, a->detail))
+                        return 0;
+                if (strv_extend(&e->consumers, a->detail) < 0)
+                        return -ENOMEM;
+                strv_sort_uniq(e->consumers);
+                return 0;
+        }
+        for (size_t i = 0; e->consumers && e->consumers[i]; i++)
+                if (!streq(e->consumers[i], a->detail) && strv_extend(&n, e->consumers[i]) < 0) {
+                        strv_free(n);
+                        return -ENOMEM;
+                }
+        strv_free(e->consumers);
+        e->consumers = n;
+        return 0;
+}
+
+/* A write Cloudflare accepted: recorded in the ledger by action. A
+ * negative return may mean the job is gone (see job_fail). */
 static int job_success(Job *j, const CfReply *reply) {
         Applier *ap = j->ap;
         const Action *a = job_action(j);
         json_object *res = reply ? reply->result : NULL;
         LedgerEntry *e;
-        int r;
+        int r = 0;
 
         switch (a->kind) {
         case ACTION_CREATE:
         case ACTION_UPLOAD:
         case ACTION_MIGRATE:
-                if (a->resource_kind == RESOURCE_WORKER) {
-                        char d[65];
-
-                        e = record(ap, a, a->name);
-                        if (!e)
-                                return -ENOMEM;
-                        if (plan_worker_digest(ap->g, a->worker, ap->live, ap->ledger, true, d, NULL) < 0 ||
-                            set_str(&e->digest, d) < 0)
-                                return -ENOMEM;
-                        if (set_str(&e->etag, jstr(res, "etag")) < 0 ||
-                            set_str(&e->modified_on, jstr(res, "modified_on")) < 0)
-                                return -ENOMEM;
-                        if (j->with_migrations && a->new_tag && set_str(&e->migration_tag, a->new_tag) < 0)
-                                return -ENOMEM;
-                        if (jstr(res, "migration_tag") && set_str(&e->migration_tag, jstr(res, "migration_tag")) < 0)
-                                return -ENOMEM;
-                        e->do_classes = strv_free(e->do_classes);
-                        for (size_t i = 0; i < a->worker->n_do_classes; i++)
-                                if (strv_extend(&e->do_classes, a->worker->do_classes[i].class_name) < 0)
-                                        return -ENOMEM;
-                        strv_sort_uniq(e->do_classes);
-                        /* What a later upload would remove (prune_settle). */
-                        e->binding_names = strv_free(e->binding_names);
-                        e->binding_names = calloc(1, sizeof(char *));  /* recorded, possibly none */
-                        if (!e->binding_names)
-                                return -ENOMEM;
-                        for (size_t i = 0; i < a->worker->n_bindings; i++)
-                                if (a->worker->bindings[i].kind != BINDING_SECRET &&
-                                    strv_extend(&e->binding_names, a->worker->bindings[i].name) < 0)
-                                        return -ENOMEM;
-                        for (size_t i = 0; a->inherit && a->inherit[i]; i++)   /* still deployed */
-                                if (strv_extend(&e->binding_names, a->inherit[i]) < 0)
-                                        return -ENOMEM;
-                        strv_sort_uniq(e->binding_names);
-                        break;
-                }
-                {
-                        const char *id = NULL;
-
-                        switch (a->resource_kind) {
-                        case RESOURCE_KV_NAMESPACE: id = jstr(res, "id"); break;
-                        case RESOURCE_R2_BUCKET: id = a->name; break;
-                        case RESOURCE_D1_DATABASE: id = jstr(res, "uuid") ?: jstr(res, "id"); break;
-                        case RESOURCE_QUEUE: id = jstr(res, "queue_id") ?: jstr(res, "id"); break;
-                        case RESOURCE_SECRETS_STORE:
-                                if (res && json_object_is_type(res, json_type_array))
-                                        res = json_object_array_get_idx(res, 0);
-                                id = jstr(res, "id");
-                                break;
-                        case RESOURCE_SECRETS_STORE_SECRET:
-                                if (res && json_object_is_type(res, json_type_array))
-                                        res = json_object_array_get_idx(res, 0);
-                                id = jstr(res, "id");
-                                break;
-                        default: break;
-                        }
-                        if (!id)
-                                return job_finish(j, -EBADMSG, "the create answer has no id");
-                        e = record(ap, a, id);
-                        if (!e)
-                                return -ENOMEM;
-                        if (a->resource_kind == RESOURCE_SECRETS_STORE_SECRET) {
-                                const SecretsStoreSecret *s = a->desired;
-                                const char *store = jstr(res, "store_id") ?: plan_store_id(ap->g, s->store, ap->live,
-                                                                                           ap->ledger);
-                                char *v = NULL;
-                                size_t n = 0;
-                                char h[65];
-
-                                if (set_str(&e->store_id, store) < 0)
-                                        return -ENOMEM;
-                                /* Fingerprint the value sent. */
-                                if (read_secret(ap, &s->value, &v, &n, NULL) >= 0) {
-                                        if (ap->hooks.secret_hmac && ap->hooks.secret_hmac(ap->hooks.userdata, v, n, h) >= 0)
-                                                (void) set_str(&e->hmac, h);
-                                        erase_and_free(v, n);
-                                }
-                        }
-                }
+                r = a->resource_kind == RESOURCE_WORKER ? record_upload(j, res) : record_create(j, res);
                 break;
         case ACTION_UPDATE:
-                e = record(ap, a, a->id);
-                if (!e)
-                        return -ENOMEM;
-                if (a->resource_kind == RESOURCE_SECRETS_STORE_SECRET) {
-                        const SecretsStoreSecret *s = a->desired;
-                        char *v = NULL;
-                        size_t n = 0;
-                        char h[65];
-
-                        if (read_secret(ap, &s->value, &v, &n, NULL) >= 0) {
-                                if (ap->hooks.secret_hmac && ap->hooks.secret_hmac(ap->hooks.userdata, v, n, h) >= 0)
-                                        (void) set_str(&e->hmac, h);
-                                erase_and_free(v, n);
-                        }
-                        if (!e->store_id) {
-                                const LiveResource *lr = live_state_find_by_id(ap->live, a->resource_kind, a->id);
-
-                                if (lr)
-                                        (void) set_str(&e->store_id, lr->store_id);
-                        }
-                }
+                r = record_update(j);
                 break;
         case ACTION_DELETE:
                 (void) ledger_remove(ap->ledger, a->resource_kind, a->doc);
                 break;
-        case ACTION_PUT_SECRET: {
-                const Binding *b = worker_binding(a->worker, a->detail);
-                char *v = NULL;
-                size_t n = 0;
-                char h[65];
-
-                e = ledger_find(ap->ledger, RESOURCE_WORKER, a->doc);
-                if (!e)
-                        return job_finish(j, -ENOENT, "worker not in the state");
-                r = b ? read_secret(ap, &b->secret, &v, &n, NULL) : -ENOENT;
-                if (r < 0)
-                        return job_finish(j, r, "cannot fingerprint the secret");
-                r = ap->hooks.secret_hmac ? ap->hooks.secret_hmac(ap->hooks.userdata, v, n, h) : -ENOKEY;
-                erase_and_free(v, n);
-                if (r < 0)
-                        return job_finish(j, r, "cannot fingerprint the secret");
-                if (ledger_entry_set_secret(e, a->detail, h) < 0)
-                        return -ENOMEM;
+        case ACTION_PUT_SECRET:
+                r = record_put_secret(j);
                 break;
-        }
         case ACTION_DELETE_SECRET:
                 e = ledger_find(ap->ledger, RESOURCE_WORKER, a->doc);
                 if (e)
                         (void) ledger_entry_remove_secret(e, a->detail);
                 break;
         case ACTION_SET_SCHEDULES:
-                e = ledger_find(ap->ledger, RESOURCE_WORKER, a->doc);
-                if (!e)
-                        return job_finish(j, -ENOENT, "worker not in the state");
-                e->crons = strv_free(e->crons);
-                e->crons = strv_copy(a->worker->crons ?: (char *[]) { NULL });
-                if (!e->crons)
-                        return -ENOMEM;
-                for (size_t i = 0; a->inherit && a->inherit[i]; i++)   /* still set */
-                        if (strv_extend(&e->crons, a->inherit[i]) < 0)
-                                return -ENOMEM;
-                strv_sort_uniq(e->crons);
-                e->crons_set = true;
-                break;
         case ACTION_SET_SUBDOMAIN:
-                e = ledger_find(ap->ledger, RESOURCE_WORKER, a->doc);
-                if (!e)
-                        return job_finish(j, -ENOENT, "worker not in the state");
-                e->subdomain = a->remove ? 0 : 1;
-                break;
         case ACTION_SET_CONSUMER:
                 e = ledger_find(ap->ledger, RESOURCE_WORKER, a->doc);
                 if (!e)
                         return job_finish(j, -ENOENT, "worker not in the state");
-                if (a->remove) {
-                        char **n = NULL;
-
-                        for (size_t i = 0; e->consumers && e->consumers[i]; i++)
-                                if (!streq(e->consumers[i], a->detail) && strv_extend(&n, e->consumers[i]) < 0) {
-                                        strv_free(n);
-                                        return -ENOMEM;
-                                }
-                        strv_free(e->consumers);
-                        e->consumers = n;
-                } else if (!strv_contains(e->consumers, a->detail)) {
-                        if (strv_extend(&e->consumers, a->detail) < 0)
-                                return -ENOMEM;
-                        strv_sort_uniq(e->consumers);
-                }
+                if (a->kind == ACTION_SET_SCHEDULES)
+                        r = record_schedules(a, e);
+                else if (a->kind == ACTION_SET_CONSUMER)
+                        r = record_consumer(a, e);
+                else
+                        e->subdomain = a->remove ? 0 : 1;
                 break;
         default:
                 break;
         }
+        if (r < 0)
+                return r;
         e = ledger_find(ap->ledger, a->resource_kind, a->doc);
         if (e)
                 ledger_touch(ap->ledger, e);
@@ -1170,24 +927,11 @@ static int job_success(Job *j, const CfReply *reply) {
 /* The existing resource found after -EEXIST. */
 static int job_lookup_done(Job *j, const CfReply *reply) {
         const Action *a = job_action(j);
-        json_object *items = reply->result;
-        const char *name_key = "name";
-        json_object *found = NULL;
+        json_object *found;
 
         if (reply->error < 0)
                 return job_finish(j, reply->error, reply->message);
-        switch (a->resource_kind) {
-        case RESOURCE_KV_NAMESPACE: name_key = "title"; break;
-        case RESOURCE_QUEUE: name_key = "queue_name"; break;
-        default: break;
-        }
-        for (size_t i = 0; items && json_object_is_type(items, json_type_array) && i < json_object_array_length(items);
-             i++) {
-                json_object *x = json_object_array_get_idx(items, i);
-
-                if (streq_ptr(jstr(x, name_key), a->name))
-                        found = x;
-        }
+        found = cfreq_find_listed(a->resource_kind, reply->result, a->name);
         if (!found)
                 return job_finish(j, -EEXIST, "the create was refused as existing, but no such resource is listed");
         {
@@ -1244,16 +988,6 @@ static int target_code_index(const CfReply *reply) {
                         if (reply->errors[i].code == target_codes[k].code)
                                 return (int) k;
         return -1;
-}
-
-int apply_target_not_found_code(const CfReply *reply, BindingKind *ret_kind) {
-        int k = target_code_index(reply);
-
-        if (k < 0)
-                return 0;
-        if (ret_kind)
-                *ret_kind = target_codes[k].binding;
-        return target_codes[k].code;
 }
 
 /* Whether this run just made a target of that kind for action a: one of
@@ -1337,8 +1071,7 @@ static int target_not_found(Job *j, int k, const CfReply *reply) {
         r = sd_event_add_time_relative(ap->event, &j->retry, CLOCK_MONOTONIC, delay, 0, on_target_retry, j);
         if (r < 0)
                 return r;
-        j->next_waiting = ap->waiting;
-        ap->waiting = j;
+        TAILQ_INSERT_TAIL(&ap->waiting, j, link);
         return 0;
 }
 
@@ -1453,7 +1186,6 @@ static int job_finish(Job *j, int error, const char *message) {
         res->done = true;
         res->error = error;
         if (error < 0) {
-                ap->n_failed++;
                 if (!message)
                         message = strerror(-error);
                 res->message = strdup(message);
@@ -1467,61 +1199,56 @@ static int job_finish(Job *j, int error, const char *message) {
         return error;
 }
 
+/* Commits the ledger once for every success recorded since the last
+ * commit, then marks exactly those done: only now do their dependents
+ * start (a crash before the commit leaves them undone, to be redone). */
 static int on_flush(sd_event_source *s, void *userdata) {
         Applier *ap = userdata;
+        Job *j;
         int r;
 
         ap->flush = sd_event_source_disable_unref(ap->flush);
         if (ap->dead)
                 return 0;
         r = save(ap);
-        ap->last_flush_usec = now_monotonic_usec();
-        for (size_t i = 0; i < ap->plan->n_actions; i++) {
-                ApplyResult *res = &ap->results[i];
+        while ((j = TAILQ_FIRST(&ap->recorded))) {
+                ApplyResult *res = &ap->results[j->index];
 
-                if (!res->recorded || res->done)
-                        continue;
+                TAILQ_REMOVE(&ap->recorded, j, link);
+                assert(res->recorded && !res->done);
                 res->done = true;
                 res->error = r < 0 ? r : 0;
                 if (r < 0) {
-                        ap->n_failed++;
                         res->message = strdup("cannot save the state file");
                 }
                 if (ap->hooks.action_done)
-                        ap->hooks.action_done(ap->hooks.userdata, &ap->plan->actions[i], res->error, res->message);
+                        ap->hooks.action_done(ap->hooks.userdata, &ap->plan->actions[j->index], res->error,
+                                              res->message);
+                free(j);
         }
         schedule(ap);
         return 0;
 }
 
-static int on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        return on_flush(s, userdata);
-}
-
-/* A success recorded in the ledger: it counts as done once the state is
- * saved. Successes that arrive together share one save (the flush runs
- * at idle priority, after every pending completion). */
+/* A success recorded in the ledger: it counts as done once the ledger is
+ * committed. Successes that complete together share one commit: the
+ * flush is an idle-priority deferred event, so it runs after every
+ * completion already pending in the loop. Its slot frees up at once;
+ * only its dependents wait for the commit. */
 static int job_recorded(Job *j) {
         Applier *ap = j->ap;
-        ApplyResult *res = &ap->results[j->index];
         int r;
 
-        res->recorded = true;
+        ap->results[j->index].recorded = true;
         ap->running--;
-        free(j->path);
-        free(j);
-        if (!ap->flush) {
-                /* At most one save per APPLY_FLUSH_INTERVAL: a big apply
-                 * would otherwise rewrite a large state file hundreds of
-                 * times; slots free up at once, only dependents wait. */
-                uint64_t now = now_monotonic_usec(), at = ap->last_flush_usec + APPLY_FLUSH_INTERVAL_USEC;
-
-                r = sd_event_add_time(ap->event, &ap->flush, CLOCK_MONOTONIC, at > now ? at : 0, 1,
-                                      on_flush_timer, ap);
-                if (r < 0)
-                        return on_flush(NULL, ap), 0;
-                (void) sd_event_source_set_priority(ap->flush, SD_EVENT_PRIORITY_IDLE);
-        }
+        j->path = mfree(j->path);
+        TAILQ_INSERT_TAIL(&ap->recorded, j, link);
+        if (ap->flush)
+                return 0;
+        r = sd_event_add_defer(ap->event, &ap->flush, on_flush, ap);
+        if (r < 0)
+                return on_flush(NULL, ap), 0;
+        (void) sd_event_source_set_priority(ap->flush, SD_EVENT_PRIORITY_IDLE);
         return 0;
 }
 
@@ -1596,7 +1323,6 @@ static void schedule(Applier *ap) {
                                         res->started = res->done = res->skipped = true;
                                         res->error = -ENOLINK;
                                         res->message = strdup("skipped: an action it depends on failed or is blocked");
-                                        ap->n_failed++;
                                         if (ap->hooks.action_done)
                                                 ap->hooks.action_done(ap->hooks.userdata, a, res->error, res->message);
                                         progress = true;
@@ -1629,7 +1355,6 @@ static void schedule(Applier *ap) {
                                 ap->running--;
                                 res->done = true;
                                 res->error = -ENOMEM;
-                                ap->n_failed++;
                                 continue;
                         }
                         j->ap = ap;
@@ -1661,6 +1386,8 @@ int apply_start(CfApi *api, sd_event *event, const Generation *g, const Plan *pl
 
         if (!ap)
                 return -ENOMEM;
+        TAILQ_INIT(&ap->waiting);
+        TAILQ_INIT(&ap->recorded);
         ap->api = api;
         ap->g = g;
         ap->plan = plan;

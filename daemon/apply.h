@@ -2,7 +2,8 @@
  *
  * Actions start as soon as every action they depend on has succeeded, up
  * to `concurrency` at a time. Each success is recorded in the ledger and
- * persisted (the save hook) before anything that depends on it starts;
+ * persisted (the save hook, once for the successes that completed
+ * together) before anything that depends on it starts;
  * before every create an intent is recorded and persisted, so a kill
  * between the create call and its record is recognised on the next run.
  * An action whose dependency failed or was blocked is skipped.
@@ -25,8 +26,9 @@
 typedef struct Applier Applier;
 
 typedef struct ApplyHooks {
-        /* Persists the ledger (state file). Called after every success and
-         * before every create. A failure fails the action. */
+        /* Persists the ledger (one commit). Called once per batch of
+         * successes, and before each batch of creates starts (their
+         * intents). A failure fails the actions of the batch. */
         int (*save)(void *userdata);
         /* Reads a secret value (caller of the hook wipes it). */
         int (*secret_read)(void *userdata, const SecretRef *ref, char **ret_value, size_t *ret_size,
@@ -60,11 +62,6 @@ int apply_start(CfApi *api, sd_event *event, const Generation *g, const Plan *pl
  * attempt goes through the request budget). Call before the loop runs. */
 void apply_set_target_wait(Applier *a, uint64_t usec);
 
-/* The binding-target-not-found code in a reply (KV 10041, R2 10085, D1
- * 10181, queue 11000, service 10143/10144, Durable Object 10061, Secrets
- * Store secret 10182), or 0. Sets *ret_kind to the binding kind. */
-int apply_target_not_found_code(const CfReply *reply, BindingKind *ret_kind);
-
 /* Stops starting new actions; in-flight requests finish. */
 void apply_cancel(Applier *a);
 /* Frees; if requests are in flight they are abandoned safely (no callback). */
@@ -72,14 +69,13 @@ Applier *apply_free(Applier *a);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Applier *, apply_free);
 
 const ApplyResult *apply_result(const Applier *a, size_t index);
-unsigned apply_n_failed(const Applier *a) _pure_;
 unsigned apply_n_writes(const Applier *a) _pure_;
-unsigned apply_n_requests(const Applier *a) _pure_;
 /* Method + path of every write made, for matching the audit log later. */
 char * const *apply_writes(const Applier *a) _pure_;
 
-/* The upload metadata for a worker (exposed for tests): bindings resolved
- * through the ledger, keep_bindings, migrations for action a (NULL: none).
+/* The upload metadata for a worker (exposed for tests): its bindings'
+ * targets resolved through the ledger, then built by
+ * cfreq_worker_metadata, with the migration of action a (NULL: none).
  * New reference or NULL with *reterr (caller frees) naming what failed. */
 json_object *apply_worker_metadata(const Generation *g, const Worker *w, const Ledger *ledger,
                                    const LiveState *live, const Action *a, char **reterr);

@@ -1,6 +1,7 @@
 /* cfapi-multipart.c: multipart/form-data bodies for worker uploads; see
  * cfapi.h. Built in memory (RFC 7578) so a retried request resends the
  * same bytes. Pure apart from the random boundary. */
+#include <assert.h>
 #include <stdio.h>
 #include <sys/random.h>
 
@@ -53,7 +54,8 @@ int cfapi_multipart_add(CfMultipart *m, const char *name, const char *filename,
                         const char *content_type, const void *data, size_t size) {
         MultipartPart p = {}, *n;
 
-        if (!m || isempty(name) || (!data && size > 0))
+        assert(m && (data || size == 0));
+        if (isempty(name))
                 return -EINVAL;
         if (!header_value_ok(name) || !header_value_ok(filename) || !header_value_ok(content_type))
                 return -EINVAL;
@@ -102,8 +104,7 @@ int cfapi_multipart_build(const CfMultipart *m, char **ret_body, size_t *ret_siz
         size_t size;
         int r;
 
-        if (!m || !ret_body || !ret_size || !ret_content_type)
-                return -EINVAL;
+        assert(m && ret_body && ret_size && ret_content_type);
 
         /* A random boundary; retried in the (astronomically unlikely) case
          * that some part contains it. */

@@ -939,7 +939,8 @@ int cfapi_new(CfApi **ret, sd_event *event, const CfApiOptions *o) {
         _cleanup_(cfapi_freep) CfApi *api = NULL;
         int r;
 
-        if (!ret || !event || !o || isempty(o->api_url))
+        assert(ret && event && o);
+        if (isempty(o->api_url))
                 return -EINVAL;
         if (!startswith(o->api_url, "https://") && !startswith(o->api_url, "http://"))
                 return -EINVAL;
@@ -1078,15 +1079,15 @@ int cfapi_submit(CfApi *api, const CfRequest *req, cfapi_callback_t callback, vo
         CfCall *c;
         int r;
 
-        if (!api || !req || isempty(req->method) || isempty(req->path))
+        assert(api && req);
+        assert(req->paging >= 0 && req->paging < _CFAPI_PAGING_MAX);
+        assert(req->priority >= 0 && req->priority < _CFAPI_PRIORITY_MAX);
+        if (isempty(req->method) || isempty(req->path))
                 return -EINVAL;
         if (api->cancelling)
                 return -ECANCELED;
-        if (req->paging < 0 || req->paging >= _CFAPI_PAGING_MAX ||
-            (req->paging != CFAPI_PAGING_NONE && !streq(req->method, "GET")) ||
+        if ((req->paging != CFAPI_PAGING_NONE && !streq(req->method, "GET")) ||
             (req->paging != CFAPI_PAGING_NONE && (req->flags & CFAPI_RAW_RESPONSE)))
-                return -EINVAL;
-        if (req->priority < 0 || req->priority >= _CFAPI_PRIORITY_MAX)
                 return -EINVAL;
         if ((req->body ? 1 : 0) + (req->json ? 1 : 0) + (req->multipart ? 1 : 0) > 1)
                 return -EINVAL;
@@ -1191,7 +1192,8 @@ static CfCall *find_call(CfApi *api, uint64_t id) {
 int cfapi_cancel(CfApi *api, uint64_t id) {
         CfCall *c;
 
-        if (!api || id == 0)
+        assert(api);
+        if (id == 0)
                 return -EINVAL;
         c = find_call(api, id);
         if (!c)

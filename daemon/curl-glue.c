@@ -9,6 +9,7 @@
  * iteration. After every socket_action, finished transfers are collected
  * with curl_multi_info_read() and their done callbacks run.
  */
+#include <assert.h>
 #include <sys/queue.h>
 
 #include <systemd/sd-event.h>
@@ -40,7 +41,6 @@ struct CurlGlue {
         sd_event_source *timer;
         LIST_HEAD(, GlueTransfer) transfers;
         LIST_HEAD(, GlueSocket) sockets;
-        unsigned n_running;
 };
 
 static void glue_socket_free(CurlGlue *g, GlueSocket *gs) {
@@ -51,7 +51,6 @@ static void glue_socket_free(CurlGlue *g, GlueSocket *gs) {
 
 static void glue_transfer_free(CurlGlue *g, GlueTransfer *t) {
         LIST_REMOVE(t, link);
-        g->n_running--;
         free(t);
 }
 
@@ -194,8 +193,7 @@ static int glue_socket_action(CurlGlue *g, curl_socket_t fd, int ev_bitmask) {
 int curl_glue_new(CurlGlue **ret, sd_event *event) {
         CurlGlue *g;
 
-        if (!ret || !event)
-                return -EINVAL;
+        assert(ret && event);
         g = calloc(1, sizeof(CurlGlue));
         if (!g)
                 return -ENOMEM;
@@ -237,14 +235,12 @@ CurlGlue *curl_glue_free(CurlGlue *g) {
 int curl_glue_add(CurlGlue *g, CURL *easy, curl_glue_done_t done, void *userdata) {
         GlueTransfer *t;
 
-        if (!g || !easy)
-                return -EINVAL;
+        assert(g && easy);
         t = calloc(1, sizeof(GlueTransfer));
         if (!t)
                 return -ENOMEM;
         *t = (GlueTransfer) { .glue = g, .easy = easy, .done = done, .userdata = userdata };
         LIST_INSERT_HEAD(&g->transfers, t, link);
-        g->n_running++;
         if (curl_easy_setopt(easy, CURLOPT_PRIVATE, t) != CURLE_OK) {
                 glue_transfer_free(g, t);
                 return -EIO;
@@ -260,8 +256,7 @@ int curl_glue_add(CurlGlue *g, CURL *easy, curl_glue_done_t done, void *userdata
 int curl_glue_remove(CurlGlue *g, CURL *easy) {
         GlueTransfer *t = NULL;
 
-        if (!g || !easy)
-                return -EINVAL;
+        assert(g && easy);
         if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &t) != CURLE_OK || !t ||
             t->glue != g)
                 return -ENOENT;
@@ -269,8 +264,4 @@ int curl_glue_remove(CurlGlue *g, CURL *easy) {
         (void) curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
         glue_transfer_free(g, t);
         return 0;
-}
-
-unsigned curl_glue_n_running(const CurlGlue *g) {
-        return g ? g->n_running : 0;
 }

@@ -52,6 +52,3 @@ int curl_glue_add(CurlGlue *g, CURL *easy, curl_glue_done_t done, void *userdata
 /* Stops a running transfer without calling its done callback. Returns 0,
  * or -ENOENT if easy is not running in this glue. */
 int curl_glue_remove(CurlGlue *g, CURL *easy);
-
-/* Number of transfers added and not yet finished or removed. */
-unsigned curl_glue_n_running(const CurlGlue *g) _pure_;

@@ -1273,40 +1273,140 @@ static void build_status(Engine *e) {
         e->status_generation++;
 }
 
-static void run_finish(Engine *e) {
-        RunReport rep = {};
-        _cleanup_free_ char *plan_text = NULL;
+/* Counts the actions that failed; one skipped because a dependency was
+ * blocked counts as blocked instead. */
+static void run_count_failures(const Engine *e, unsigned *ret_failed, unsigned *ret_skipped_blocked) {
+        unsigned n_failed = 0, n_skipped_blocked = 0;
+
+        for (size_t i = 0; e->applier && i < e->plan->n_actions; i++) {
+                const ApplyResult *r = apply_result(e->applier, i);
+                const Action *a = &e->plan->actions[i];
+                bool any_blocked = false;
+
+                if (!r->done || r->error >= 0)
+                        continue;
+                for (size_t d = 0; r->skipped && d < a->n_deps; d++)
+                        if (e->plan->actions[a->deps[d]].kind == ACTION_BLOCKED)
+                                any_blocked = true;
+                if (any_blocked)
+                        n_skipped_blocked++;
+                else
+                        n_failed++;
+        }
+        *ret_failed = n_failed;
+        *ret_skipped_blocked = n_skipped_blocked;
+}
+
+static RunResult run_result(const Engine *e, unsigned n_failed) {
+        const Plan *p = e->plan;
+
+        if (e->fenced)
+                return RUN_RESULT_INTERRUPTED;
+        if (e->error || e->save_failed || n_failed > 0)
+                return RUN_RESULT_FAILED;
+        if (p && p->n_blocked > 0)
+                return e->mode == RUN_MODE_PLAN ? RUN_RESULT_CHANGES : RUN_RESULT_BLOCKED;
+        if (e->mode == RUN_MODE_PLAN && p && (plan_has_changes(p) || p->n_drift > 0 || p->n_waiting > 0))
+                return RUN_RESULT_CHANGES;
+        if (p && p->n_drift > 0)
+                return RUN_RESULT_DRIFT;      /* drift: report findings, nothing else to do */
+        return RUN_RESULT_OK;
+}
+
+/* What an apply did, an action a line, then the counts. */
+static void apply_to_text(const Engine *e, FILE *f, unsigned n_failed, unsigned n_skipped_blocked) {
+        const Plan *p = e->plan;
+        unsigned n_applied = p->n_changes - n_failed - n_skipped_blocked;
+
+        for (size_t i = 0; i < p->n_actions; i++) {
+                const Action *a = &p->actions[i];
+                const ApplyResult *r = apply_result(e->applier, i);
+                const char *st;
+
+                if (a->kind == ACTION_NOOP && !a->waiting)
+                        continue;
+                st = !action_kind_is_change(a->kind) ? ""
+                     : !r->done                      ? "not run: "
+                     : r->error < 0                  ? "FAILED: "
+                                                     : "";
+                fprintf(f, "%-13s %s/%s", a->waiting ? "waiting" : action_kind_to_string(a->kind),
+                        resource_kind_to_string(a->resource_kind), strna(a->name));
+                if (a->detail)
+                        fprintf(f, " [%s]", a->detail);
+                fprintf(f, ": %s%s%s%s\n", st, strna(a->reason), r->error < 0 && r->message ? " — " : "",
+                        r->error < 0 && r->message ? r->message : "");
+        }
+        fprintf(f, "%u change%s applied, %u failed, %u blocked, %u drift reported\n", n_applied,
+                n_applied == 1 ? "" : "s", n_failed, p->n_blocked + n_skipped_blocked, p->n_drift);
+}
+
+/* The run's report as text: the plan (or what the apply did), then the
+ * errors. NULL when out of memory. */
+static char *run_report_text(const Engine *e, unsigned n_failed, unsigned n_skipped_blocked) {
         char *buf = NULL;
         size_t size = 0;
-        FILE *f;
-        unsigned n_failed = 0, n_skipped_blocked = 0;
+        FILE *f = open_memstream(&buf, &size);
+
+        if (!f)
+                return NULL;
+        if (e->plan && (e->mode == RUN_MODE_PLAN || !e->applier)) {
+                _cleanup_free_ char *plan_text = plan_to_text(e->plan, false);
+
+                if (plan_text)
+                        fputs(plan_text, f);
+        } else if (e->plan)
+                apply_to_text(e, f, n_failed, n_skipped_blocked);
+        if (e->error)
+                fprintf(f, "error: %s\n", e->error);
+        if (e->fenced)
+                fprintf(f, "error: interrupted: another binderyd took over the state; nothing more was written\n");
+        else if (e->save_failed)
+                fprintf(f, "error: the state file could not be saved\n");
+        fclose(f);
+        return buf;
+}
+
+/* The run's report as JSON: the plan, the result and, after an apply,
+ * each change's status. NULL when out of memory. */
+static json_object *run_report_json(const Engine *e, const RunReport *rep) {
+        json_object *o = e->plan ? plan_to_json(e->plan) : json_object_new_object(), *acts;
+
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "run_id", json_object_new_string(strna(e->run_id)));
+        json_object_object_add(o, "mode", json_object_new_string(e->mode == RUN_MODE_PLAN ? "plan" : "apply"));
+        json_object_object_add(o, "result", json_object_new_string(run_result_to_string(rep->result)));
+        if (e->error)
+                json_object_object_add(o, "error", json_object_new_string(e->error));
+        if (e->applier && json_object_object_get_ex(o, "actions", &acts))
+                for (size_t i = 0; i < json_object_array_length(acts) && i < e->plan->n_actions; i++) {
+                        const ApplyResult *r = apply_result(e->applier, i);
+                        json_object *x = json_object_array_get_idx(acts, i);
+
+                        if (!action_kind_is_change(e->plan->actions[i].kind))
+                                continue;
+                        json_object_object_add(x, "status",
+                                               json_object_new_string(!r->done ? "not-run"
+                                                                      : r->error < 0 ? (r->skipped ? "skipped" : "failed")
+                                                                                     : "done"));
+                        if (r->error < 0 && r->message)
+                                json_object_object_add(x, "error", json_object_new_string(r->message));
+                }
+        json_object_object_add(o, "details_read", json_object_new_int((int) e->n_details));
+        json_object_object_add(o, "requests", json_object_new_int((int) rep->n_requests));
+        json_object_object_add(o, "writes", json_object_new_int((int) rep->n_writes));
+        return o;
+}
+
+static void run_finish(Engine *e) {
+        RunReport rep = {};
+        unsigned n_failed, n_skipped_blocked;
         engine_run_done_t done = e->done;
         void *ud = e->userdata;
 
         if (!e->running)
                 return;
-        if (e->applier)
-                for (size_t i = 0; i < e->plan->n_actions; i++) {
-                        const ApplyResult *r = apply_result(e->applier, i);
-
-                        if (r->done && r->error < 0) {
-                                bool blocked_dep = r->skipped;
-
-                                /* Skipped because a dependency was blocked counts as blocked. */
-                                if (blocked_dep) {
-                                        bool any_blocked = false;
-
-                                        for (size_t d = 0; d < e->plan->actions[i].n_deps; d++)
-                                                if (e->plan->actions[e->plan->actions[i].deps[d]].kind == ACTION_BLOCKED)
-                                                        any_blocked = true;
-                                        if (any_blocked) {
-                                                n_skipped_blocked++;
-                                                continue;
-                                        }
-                                }
-                                n_failed++;
-                        }
-                }
+        run_count_failures(e, &n_failed, &n_skipped_blocked);
         /* Persist what was learnt (fingerprints absorbed, audit position). */
         if (e->mode == RUN_MODE_APPLY && e->locked && !e->error && !e->fenced) {
                 if (e->applier)
@@ -1323,96 +1423,7 @@ static void run_finish(Engine *e) {
         if (!e->commit_pending && ledger_has_changes(e->ledger))
                 (void) ledger_discard(e->ledger);
 
-        if (e->fenced)
-                rep.result = RUN_RESULT_INTERRUPTED;
-        else if (e->error || e->save_failed)
-                rep.result = RUN_RESULT_FAILED;
-        else if (n_failed > 0)
-                rep.result = RUN_RESULT_FAILED;
-        else if (e->plan && e->plan->n_blocked > 0)
-                rep.result = e->mode == RUN_MODE_PLAN ? RUN_RESULT_CHANGES : RUN_RESULT_BLOCKED;
-        else if (e->mode == RUN_MODE_PLAN && e->plan &&
-                 (plan_has_changes(e->plan) || e->plan->n_drift > 0 || e->plan->n_waiting > 0))
-                rep.result = RUN_RESULT_CHANGES;
-        else if (e->plan && e->plan->n_drift > 0)
-                rep.result = RUN_RESULT_DRIFT;      /* drift: report findings, nothing else to do */
-        else
-                rep.result = RUN_RESULT_OK;
-        if (e->mode == RUN_MODE_APPLY && e->plan && e->plan->n_blocked > 0 && rep.result == RUN_RESULT_OK)
-                rep.result = RUN_RESULT_BLOCKED;
-
-        f = open_memstream(&buf, &size);
-        if (f) {
-                if (e->plan) {
-                        if (e->mode == RUN_MODE_PLAN || !e->applier)
-                                plan_text = plan_to_text(e->plan, false);
-                        else {
-                                for (size_t i = 0; i < e->plan->n_actions; i++) {
-                                        const Action *a = &e->plan->actions[i];
-                                        const ApplyResult *r = apply_result(e->applier, i);
-                                        const char *st;
-
-                                        if (a->kind == ACTION_NOOP && !a->waiting)
-                                                continue;
-                                        st = !action_kind_is_change(a->kind) ? ""
-                                             : !r->done                      ? "not run: "
-                                             : r->error < 0                  ? "FAILED: "
-                                                                             : "";
-                                        fprintf(f, "%-13s %s/%s",
-                                                a->waiting ? "waiting" : action_kind_to_string(a->kind),
-                                                resource_kind_to_string(a->resource_kind), strna(a->name));
-                                        if (a->detail)
-                                                fprintf(f, " [%s]", a->detail);
-                                        fprintf(f, ": %s%s%s%s\n", st, strna(a->reason),
-                                                r->error < 0 && r->message ? " — " : "",
-                                                r->error < 0 && r->message ? r->message : "");
-                                }
-                                fprintf(f, "%u change%s applied, %u failed, %u blocked, %u drift reported\n",
-                                        e->plan->n_changes - n_failed - n_skipped_blocked,
-                                        e->plan->n_changes - n_failed - n_skipped_blocked == 1 ? "" : "s", n_failed,
-                                        e->plan->n_blocked + n_skipped_blocked, e->plan->n_drift);
-                        }
-                        if (plan_text)
-                                fputs(plan_text, f);
-                }
-                if (e->error)
-                        fprintf(f, "error: %s\n", e->error);
-                if (e->fenced)
-                        fprintf(f, "error: interrupted: another binderyd took over the state; nothing more was "
-                                "written\n");
-                else if (e->save_failed)
-                        fprintf(f, "error: the state file could not be saved\n");
-                fclose(f);
-        }
-        e->text = buf;
-
-        e->report = e->plan ? plan_to_json(e->plan) : json_object_new_object();
-        if (e->report) {
-                json_object *acts;
-
-                json_object_object_add(e->report, "run_id", json_object_new_string(strna(e->run_id)));
-                json_object_object_add(e->report, "mode",
-                                       json_object_new_string(e->mode == RUN_MODE_PLAN ? "plan" : "apply"));
-                json_object_object_add(e->report, "result", json_object_new_string(run_result_to_string(rep.result)));
-                if (e->error)
-                        json_object_object_add(e->report, "error", json_object_new_string(e->error));
-                if (e->applier && json_object_object_get_ex(e->report, "actions", &acts))
-                        for (size_t i = 0; i < json_object_array_length(acts) && i < e->plan->n_actions; i++) {
-                                const ApplyResult *r = apply_result(e->applier, i);
-                                json_object *x = json_object_array_get_idx(acts, i);
-
-                                if (!action_kind_is_change(e->plan->actions[i].kind))
-                                        continue;
-                                json_object_object_add(x, "status",
-                                                       json_object_new_string(!r->done ? "not-run"
-                                                                              : r->error < 0 ? (r->skipped ? "skipped" : "failed")
-                                                                                             : "done"));
-                                if (r->error < 0 && r->message)
-                                        json_object_object_add(x, "error", json_object_new_string(r->message));
-                        }
-                json_object_object_add(e->report, "details_read", json_object_new_int((int) e->n_details));
-        }
-
+        rep.result = run_result(e, n_failed);
         rep.n_actions = e->plan ? (unsigned) e->plan->n_changes : 0;
         rep.n_writes = e->applier ? apply_n_writes(e->applier) : 0;
         rep.n_requests = (unsigned) (requests_total(e->api) - e->requests_at_start);
@@ -1420,10 +1431,8 @@ static void run_finish(Engine *e) {
         rep.n_blocked = e->plan ? e->plan->n_blocked : 0;
         rep.started_usec = e->started_usec;
         rep.finished_usec = now_realtime_usec();
-        if (e->report) {
-                json_object_object_add(e->report, "requests", json_object_new_int((int) rep.n_requests));
-                json_object_object_add(e->report, "writes", json_object_new_int((int) rep.n_writes));
-        }
+        e->text = run_report_text(e, n_failed, n_skipped_blocked);
+        e->report = run_report_json(e, &rep);
         rep.json = e->report;
         rep.text = e->text;
 

@@ -1592,7 +1592,3 @@ int httpd_add_connection(Httpd *h, int fd) {
 uint16_t httpd_port(const Httpd *h, size_t i) {
         return h && i < h->n_listeners ? h->listeners[i].port : 0;
 }
-
-size_t httpd_n_listeners(const Httpd *h) {
-        return h ? h->n_listeners : 0;
-}

@@ -148,7 +148,6 @@ int httpd_add_connection(Httpd *h, int fd);
 
 /* The port of listener i (for tests using port 0); 0 if none. */
 uint16_t httpd_port(const Httpd *h, size_t i);
-size_t httpd_n_listeners(const Httpd *h);
 
 /* HMAC-SHA256 of body under key as "sha256=<hex>" (72 bytes with NUL). */
 int httpd_webhook_signature(const void *key, size_t key_size, const void *body, size_t size,

@@ -525,7 +525,8 @@ int ledger_add_intent(Ledger *l, ResourceKind kind, const char *name, const char
         LedgerIntent *old, *in;
         int r;
 
-        if (!l || isempty(name) || kind < 0 || kind >= _RESOURCE_KIND_MAX)
+        assert(l && kind >= 0 && kind < _RESOURCE_KIND_MAX);
+        if (isempty(name))
                 return -EINVAL;
         k = make_key("intent", kind, name, true);
         if (!k)
@@ -580,7 +581,8 @@ static bool url_equal(const char *a, const char *b) {
 }
 
 int ledger_bind(Ledger *l, const char *account_id, const char *api_url) {
-        if (!l || isempty(account_id) || isempty(api_url))
+        assert(l);
+        if (isempty(account_id) || isempty(api_url))
                 return -EINVAL;
         if (l->account_id || l->api_url) {
                 if (!streq_ptr(l->account_id, account_id) || !l->api_url || !url_equal(l->api_url, api_url))
@@ -635,7 +637,8 @@ int ledger_set_meta(Ledger *l, const char *key, const char *value) {
         _cleanup_free_ char *k = NULL;
         int r;
 
-        if (!l || isempty(key))
+        assert(l);
+        if (isempty(key))
                 return -EINVAL;
         if (streq_ptr(ledger_get_meta(l, key), value))
                 return 0;

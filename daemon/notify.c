@@ -505,10 +505,6 @@ int notifier_run_finished(Notifier *n, const Config *config, const NotifyRun *ru
         return queued;
 }
 
-unsigned notifier_n_pending(const Notifier *n) {
-        return n ? n->n : 0;
-}
-
 void notifier_counts(const Notifier *n, unsigned long *sent, unsigned long *failed, unsigned long *dropped) {
         *sent = n ? n->sent : 0;
         *failed = n ? n->failed : 0;

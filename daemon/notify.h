@@ -77,7 +77,5 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Notifier *, notifier_free);
 /* Queues the events of a finished run for config's targets. Never blocks;
  * returns the number of deliveries queued, or -ENOMEM. */
 int notifier_run_finished(Notifier *n, const Config *config, const NotifyRun *run);
-/* Deliveries queued or in flight. */
-unsigned notifier_n_pending(const Notifier *n) _pure_;
 /* Counters for /metrics: sent (2xx), failed (given up), dropped (queue full). */
 void notifier_counts(const Notifier *n, unsigned long *sent, unsigned long *failed, unsigned long *dropped);

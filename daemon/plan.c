@@ -1091,231 +1091,299 @@ static bool settled(const PlanPolicy *p) {
         return p->now_usec >= since && p->now_usec - since >= p->prune_settle_usec;
 }
 
+/* What the sections planning one resource document share. */
+typedef struct ResourcePlan {
+        Ctx *c;
+        ResourceKind kind;
+        const void *d;
+        const ResourcePolicy *pol;
+        const char *doc, *cf, *label;
+        const char *store_id;       /* a secrets store secret's store, when known */
+} ResourcePlan;
+
+/* Registers the document as a provider of its dependents: index is the
+ * action they wait for (-1: none), blocked blocks them. */
+static int res_provide(const ResourcePlan *rp, int index, bool blocked) {
+        return add_provider(rp->c, rp->kind, rp->doc, index, blocked);
+}
+
+static int res_blocked(const ResourcePlan *rp, Action *a) {
+        return a ? res_provide(rp, (int) a->index, true) : -ENOMEM;
+}
+
+/* A secrets store secret's value as planned; NULL when it cannot be
+ * read, after blocking the document (*ret: the result to return). */
+static const PlanSecret *res_secret_value(const ResourcePlan *rp, int *ret) {
+        const PlanSecret *ps = find_secret(rp->c->policy, "", rp->doc);
+
+        if (ps && ps->hmac)
+                return ps;
+        *ret = res_blocked(rp, add_action(rp->c, ACTION_BLOCKED, rp->kind, rp->doc, rp->cf,
+                                          "cannot read the secret value: %s",
+                                          ps && ps->error ? ps->error : "reference not resolved"));
+        return NULL;
+}
+
+static const char *secret_store_name(const Ctx *c, const SecretsStoreSecret *s) {
+        return s->store ?: (c->g->default_store ? c->g->default_store->name : NULL);
+}
+
+/* external: bound, never changed; blocked when the account lacks it. */
+static int res_external(const ResourcePlan *rp) {
+        Ctx *c = rp->c;
+        const char *xid = desired_external_id(rp->kind, rp->d);
+        const LiveResource *lr;
+        Action *a;
+
+        lr = xid ? (kind_id_is_name(rp->kind) ? live_state_find_by_name(c->live, rp->kind, xid, NULL)
+                                              : live_state_find_by_id(c->live, rp->kind, xid))
+                 : live_state_find_by_name(c->live, rp->kind, rp->cf, rp->store_id);
+        if (c->live->listed[rp->kind] && !lr)
+                return res_blocked(rp, add_action(c, ACTION_BLOCKED, rp->kind, rp->doc, rp->cf,
+                                                  "external %s '%s' does not exist; bindery never creates external "
+                                                  "resources",
+                                                  rp->label, xid ?: rp->cf));
+        a = add_action(c, ACTION_NOOP, rp->kind, rp->doc, rp->cf, "external: bound, never changed");
+        if (a && lr)
+                (void) dup_into(&a->id, lr->id);
+        return a ? res_provide(rp, -1, false) : -ENOMEM;
+}
+
+/* An update of an owned resource, with its changes. */
+static int res_update(const ResourcePlan *rp, const LedgerEntry *e, Changes *cs, bool drift, const char *reason) {
+        Action *a = add_action(rp->c, ACTION_UPDATE, rp->kind, rp->doc, rp->cf, "%s", reason);
+
+        if (!a)
+                return -ENOMEM;
+        action_take_changes(a, cs);
+        a->drift = drift;
+        a->desired = rp->d;
+        (void) dup_into(&a->id, e->id);
+        return res_provide(rp, (int) a->index, false);
+}
+
+/* An owned secrets store secret: its value or settings moved. Returns 1
+ * when it added an action. */
+static int res_owned_secret(const ResourcePlan *rp, const LedgerEntry *e, const char *digest) {
+        _cleanup_(changes_clear) Changes cs = {};
+        const PlanSecret *ps;
+        bool value;
+        int r = 0;
+
+        ps = res_secret_value(rp, &r);
+        if (!ps)
+                return r < 0 ? r : 1;
+        value = !streq_ptr(ps->hmac, e->hmac);
+        if (!value && streq_ptr(digest, e->digest))
+                return 0;
+        if (value && changes_add(&cs, '~', "value", NULL, NULL, true) < 0)
+                return -ENOMEM;
+        r = res_update(rp, e, &cs, false, value ? "value changed" : "settings changed");
+        return r < 0 ? r : 1;
+}
+
+/* An owned KV namespace whose title differs from the spec: renamed back
+ * (drift when the record has the spec's title) or to the spec's. */
+static int res_owned_kv_title(const ResourcePlan *rp, const LedgerEntry *e, const LiveResource *lr) {
+        bool drift = streq_ptr(e->name, rp->cf);
+        _cleanup_(changes_clear) Changes cs = {};
+        _cleanup_free_ char *b = NULL, *n = NULL, *reason = NULL;
+        Action *a;
+
+        if (drift && rp->pol->drift == DRIFT_REPORT) {
+                a = add_action(rp->c, ACTION_DRIFT_REPORT, rp->kind, rp->doc, rp->cf,
+                               "KV namespace renamed outside bindery to '%s' (drift: report)", strna(lr->name));
+                if (!a)
+                        return -ENOMEM;
+                a->drift = true;
+                rp->c->plan->n_drift++;
+                return res_provide(rp, -1, false);
+        }
+        b = json_quote(lr->name);
+        n = json_quote(rp->cf);
+        if (!b || !n || changes_add(&cs, '~', "title", b, n, false) < 0)
+                return -ENOMEM;
+        if (asprintf(&reason, "title '%s' → '%s'%s", strna(lr->name), rp->cf,
+                     drift ? " (renamed outside bindery)" : "") < 0)
+                return -ENOMEM;
+        return res_update(rp, e, &cs, drift, reason);
+}
+
+/* An owned queue whose settings moved (the live settings are not
+ * listed: the old values are unknown). */
+static int res_owned_queue(const ResourcePlan *rp, const LedgerEntry *e) {
+        const Queue *q = rp->d;
+        _cleanup_(changes_clear) Changes cs = {};
+        char v[32];
+
+        snprintf(v, sizeof(v), "%lld", (long long) q->delivery_delay);
+        if (q->delivery_delay >= 0 && changes_add(&cs, '~', "delivery_delay", NULL, v, false) < 0)
+                return -ENOMEM;
+        snprintf(v, sizeof(v), "%lld", (long long) q->message_retention_period);
+        if (q->message_retention_period >= 0 && changes_add(&cs, '~', "message_retention_period", NULL, v, false) < 0)
+                return -ENOMEM;
+        return res_update(rp, e, &cs, false, "queue settings changed");
+}
+
+/* A resource bindery owns: recreated (or reported) when deleted outside
+ * bindery, else compared with what was last applied. */
+static int res_owned(const ResourcePlan *rp, const LedgerEntry *e, const char *digest) {
+        Ctx *c = rp->c;
+        ResourceKind kind = rp->kind;
+        const LiveResource *lr;
+        Action *a;
+        int r;
+
+        lr = kind_id_is_name(kind) ? live_state_find_by_name(c->live, kind, e->name ?: rp->cf, NULL)
+                                   : live_state_find_by_id(c->live, kind, e->id);
+        if (c->live->listed[kind] && !lr) {
+                if (rp->pol->drift == DRIFT_REPORT) {
+                        a = add_action(c, ACTION_DRIFT_REPORT, kind, rp->doc, rp->cf,
+                                       "%s '%s' (%s) was deleted outside bindery (drift: report)", rp->label,
+                                       strna(e->name), strna(e->id));
+                        if (!a)
+                                return -ENOMEM;
+                        a->drift = true;
+                        c->plan->n_drift++;
+                        return res_provide(rp, -1, false);
+                }
+                a = add_action(c, ACTION_CREATE, kind, rp->doc, rp->cf,
+                               "%s '%s' (%s) was deleted outside bindery; recreating", rp->label, strna(e->name),
+                               strna(e->id));
+                if (!a)
+                        return -ENOMEM;
+                a->drift = true;
+                a->intent = true;
+                a->desired = rp->d;
+                return res_provide(rp, (int) a->index, false);
+        }
+        /* Exists (or unlisted): compare with what we last applied. */
+        if (kind == RESOURCE_SECRETS_STORE_SECRET) {
+                r = res_owned_secret(rp, e, digest);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+        } else if (kind == RESOURCE_KV_NAMESPACE && lr && !streq_ptr(lr->name, rp->cf))
+                return res_owned_kv_title(rp, e, lr);
+        else if (kind == RESOURCE_QUEUE && !streq_ptr(digest, e->digest) && e->digest)
+                return res_owned_queue(rp, e);
+        a = add_action(c, ACTION_NOOP, kind, rp->doc, rp->cf, "in sync");
+        if (!a)
+                return -ENOMEM;
+        (void) dup_into(&a->id, e->id);
+        return res_provide(rp, -1, false);
+}
+
+/* A resource of the spec's name that bindery does not own: adopted when
+ * the spec says so or an interrupted run of ours created it, else
+ * blocked. An adopted store secret's value is unknown: ours is written. */
+static int res_existing(const ResourcePlan *rp, const LiveResource *lr) {
+        Ctx *c = rp->c;
+        const LedgerIntent *in = ledger_find_intent(c->ledger, rp->kind, rp->cf);
+        const PlanSecret *ps;
+        Action *a, *u;
+        unsigned ai;
+        int r = 0;
+
+        if (!in && !rp->pol->adopt) {
+                a = add_action(c, ACTION_BLOCKED, rp->kind, rp->doc, rp->cf,
+                               "%s '%s' already exists (%s) and is not owned by bindery; "
+                               "set adopt: true to take it over, or choose another name",
+                               rp->label, rp->cf, strna(lr->id));
+                if (a)
+                        (void) dup_into(&a->id, lr->id);
+                return res_blocked(rp, a);
+        }
+        a = in ? add_action(c, ACTION_ADOPT, rp->kind, rp->doc, rp->cf,
+                            "%s '%s' was created by an interrupted run (%s): recognised as own", rp->label, rp->cf,
+                            strna(in->run_id))
+               : add_action(c, ACTION_ADOPT, rp->kind, rp->doc, rp->cf,
+                            "adopt: true — taking ownership of existing %s '%s' (%s)", rp->label, rp->cf,
+                            strna(lr->id));
+        if (!a)
+                return -ENOMEM;
+        a->desired = rp->d;
+        (void) dup_into(&a->id, lr->id);
+        if (rp->kind != RESOURCE_SECRETS_STORE_SECRET)
+                return res_provide(rp, (int) a->index, false);
+        ai = a->index;
+        ps = res_secret_value(rp, &r);
+        if (!ps)
+                return r;
+        u = add_action(c, ACTION_UPDATE, rp->kind, rp->doc, rp->cf, "value set after adopting");
+        if (!u)
+                return -ENOMEM;
+        u->desired = rp->d;
+        (void) dup_into(&u->id, lr->id);
+        if (add_dep(c->plan, u->index, (int) ai) < 0)
+                return -ENOMEM;
+        return res_provide(rp, (int) u->index, false);
+}
+
+/* A resource neither owned nor present: created (a store secret after
+ * its store). */
+static int res_create(const ResourcePlan *rp) {
+        Ctx *c = rp->c;
+        Action *a;
+        int r = 0;
+
+        if (rp->kind == RESOURCE_SECRETS_STORE_SECRET && !res_secret_value(rp, &r))
+                return r;
+        a = add_action(c, ACTION_CREATE, rp->kind, rp->doc, rp->cf, "new %s '%s'", rp->label, rp->cf);
+        if (!a)
+                return -ENOMEM;
+        a->intent = true;
+        a->desired = rp->d;
+        if (rp->kind == RESOURCE_SECRETS_STORE_SECRET) {
+                const Provider *sp = find_provider(c, RESOURCE_SECRETS_STORE, secret_store_name(c, rp->d));
+
+                if (sp && add_dep(c->plan, a->index, sp->index) < 0)
+                        return -ENOMEM;
+        }
+        return res_provide(rp, (int) a->index, false);
+}
+
 /* Plans one non-worker resource document. */
 static int plan_resource(Ctx *c, ResourceKind kind, const void *d) {
-        const ResourcePolicy *pol = desired_policy(kind, d);
-        const char *doc = desired_doc_name(kind, d), *cf = plan_resource_cf_name(kind, d);
-        const LedgerEntry *e = ledger_find(c->ledger, kind, doc);
-        const char *store_id = NULL;
+        ResourcePlan rp = {
+                .c = c,
+                .kind = kind,
+                .d = d,
+                .pol = desired_policy(kind, d),
+                .doc = desired_doc_name(kind, d),
+                .cf = plan_resource_cf_name(kind, d),
+                .label = kind_label(kind),
+        };
+        const LedgerEntry *e = ledger_find(c->ledger, kind, rp.doc);
         const LiveResource *lr;
-        const char *label = kind_label(kind);
         char digest[65];
         Action *a;
 
         if (kind == RESOURCE_SECRETS_STORE_SECRET) {
                 const SecretsStoreSecret *s = d;
-                const Provider *sp;
+                const Provider *sp = find_provider(c, RESOURCE_SECRETS_STORE, secret_store_name(c, s));
 
-                store_id = plan_store_id(c->g, s->store, c->live, c->ledger);
-                sp = find_provider(c, RESOURCE_SECRETS_STORE,
-                                   s->store ?: (c->g->default_store ? c->g->default_store->name : NULL));
-                if (!store_id && !(sp && sp->index >= 0 && !sp->blocked)) {
-                        a = add_action(c, ACTION_BLOCKED, kind, doc, cf,
-                                       "the secrets store '%s' for %s '%s' does not exist",
-                                       strna(s->store ?: (c->g->default_store ? c->g->default_store->name : NULL)),
-                                       label, cf);
-                        return a ? add_provider(c, kind, doc, (int) a->index, true) : -ENOMEM;
-                }
+                rp.store_id = plan_store_id(c->g, s->store, c->live, c->ledger);
+                if (!rp.store_id && !(sp && sp->index >= 0 && !sp->blocked))
+                        return res_blocked(&rp, add_action(c, ACTION_BLOCKED, kind, rp.doc, rp.cf,
+                                                           "the secrets store '%s' for %s '%s' does not exist",
+                                                           strna(secret_store_name(c, s)), rp.label, rp.cf));
         }
-        if (pol->suspend) {
-                a = add_action(c, ACTION_NOOP, kind, doc, cf, "suspended in the spec");
+        if (rp.pol->suspend) {
+                a = add_action(c, ACTION_NOOP, kind, rp.doc, rp.cf, "suspended in the spec");
                 if (!a)
                         return -ENOMEM;
                 a->suspended = true;
-                return add_provider(c, kind, doc, -1, false);
+                return res_provide(&rp, -1, false);
         }
-        if (pol->external) {
-                const char *xid = desired_external_id(kind, d);
-
-                lr = xid ? (kind_id_is_name(kind) ? live_state_find_by_name(c->live, kind, xid, NULL)
-                                                  : live_state_find_by_id(c->live, kind, xid))
-                         : live_state_find_by_name(c->live, kind, cf, store_id);
-                if (c->live->listed[kind] && !lr) {
-                        a = add_action(c, ACTION_BLOCKED, kind, doc, cf,
-                                       "external %s '%s' does not exist; bindery never creates external resources",
-                                       label, xid ?: cf);
-                        return a ? add_provider(c, kind, doc, (int) a->index, true) : -ENOMEM;
-                }
-                a = add_action(c, ACTION_NOOP, kind, doc, cf, "external: bound, never changed");
-                if (a && lr)
-                        (void) dup_into(&a->id, lr->id);
-                return a ? add_provider(c, kind, doc, -1, false) : -ENOMEM;
-        }
-
+        if (rp.pol->external)
+                return res_external(&rp);
         plan_resource_digest(kind, d, digest);
-
-        if (e) {
-                lr = kind_id_is_name(kind) ? live_state_find_by_name(c->live, kind, e->name ?: cf, NULL)
-                                           : live_state_find_by_id(c->live, kind, e->id);
-                if (c->live->listed[kind] && !lr) {
-                        if (pol->drift == DRIFT_REPORT) {
-                                a = add_action(c, ACTION_DRIFT_REPORT, kind, doc, cf,
-                                               "%s '%s' (%s) was deleted outside bindery (drift: report)", label,
-                                               strna(e->name), strna(e->id));
-                                if (!a)
-                                        return -ENOMEM;
-                                a->drift = true;
-                                c->plan->n_drift++;
-                                return add_provider(c, kind, doc, -1, false);
-                        }
-                        a = add_action(c, ACTION_CREATE, kind, doc, cf,
-                                       "%s '%s' (%s) was deleted outside bindery; recreating", label,
-                                       strna(e->name), strna(e->id));
-                        if (!a)
-                                return -ENOMEM;
-                        a->drift = true;
-                        a->intent = true;
-                        a->desired = d;
-                        return add_provider(c, kind, doc, (int) a->index, false);
-                }
-                /* Exists (or unlisted): compare with what we last applied. */
-                if (kind == RESOURCE_SECRETS_STORE_SECRET) {
-                        const PlanSecret *ps = find_secret(c->policy, "", doc);
-
-                        if (!ps || !ps->hmac) {
-                                a = add_action(c, ACTION_BLOCKED, kind, doc, cf, "cannot read the secret value: %s",
-                                               ps && ps->error ? ps->error : "reference not resolved");
-                                return a ? add_provider(c, kind, doc, (int) a->index, true) : -ENOMEM;
-                        }
-                        if (!streq_ptr(ps->hmac, e->hmac) || !streq_ptr(digest, e->digest)) {
-                                _cleanup_(changes_clear) Changes cs = {};
-
-                                if (!streq_ptr(ps->hmac, e->hmac) && changes_add(&cs, '~', "value", NULL, NULL, true) < 0)
-                                        return -ENOMEM;
-                                a = add_action(c, ACTION_UPDATE, kind, doc, cf, "%s",
-                                               !streq_ptr(ps->hmac, e->hmac) ? "value changed" : "settings changed");
-                                if (!a)
-                                        return -ENOMEM;
-                                action_take_changes(a, &cs);
-                                a->desired = d;
-                                (void) dup_into(&a->id, e->id);
-                                return add_provider(c, kind, doc, (int) a->index, false);
-                        }
-                } else if (kind == RESOURCE_KV_NAMESPACE && lr && !streq_ptr(lr->name, cf)) {
-                        bool drift = streq_ptr(e->name, cf);
-
-                        if (drift && pol->drift == DRIFT_REPORT) {
-                                a = add_action(c, ACTION_DRIFT_REPORT, kind, doc, cf,
-                                               "KV namespace renamed outside bindery to '%s' (drift: report)",
-                                               strna(lr->name));
-                                if (!a)
-                                        return -ENOMEM;
-                                a->drift = true;
-                                c->plan->n_drift++;
-                                return add_provider(c, kind, doc, -1, false);
-                        }
-                        _cleanup_(changes_clear) Changes cs = {};
-                        _cleanup_free_ char *b = json_quote(lr->name), *n = json_quote(cf);
-
-                        if (!b || !n || changes_add(&cs, '~', "title", b, n, false) < 0)
-                                return -ENOMEM;
-                        a = add_action(c, ACTION_UPDATE, kind, doc, cf, "title '%s' → '%s'%s", strna(lr->name), cf,
-                                       drift ? " (renamed outside bindery)" : "");
-                        if (!a)
-                                return -ENOMEM;
-                        action_take_changes(a, &cs);
-                        a->drift = drift;
-                        a->desired = d;
-                        (void) dup_into(&a->id, e->id);
-                        return add_provider(c, kind, doc, (int) a->index, false);
-                } else if (kind == RESOURCE_QUEUE && !streq_ptr(digest, e->digest) && e->digest) {
-                        _cleanup_(changes_clear) Changes cs = {};
-                        const Queue *q = d;
-                        char v[32];
-
-                        /* The live settings are not listed: the old values are unknown. */
-                        snprintf(v, sizeof(v), "%lld", (long long) q->delivery_delay);
-                        if (q->delivery_delay >= 0 && changes_add(&cs, '~', "delivery_delay", NULL, v, false) < 0)
-                                return -ENOMEM;
-                        snprintf(v, sizeof(v), "%lld", (long long) q->message_retention_period);
-                        if (q->message_retention_period >= 0 &&
-                            changes_add(&cs, '~', "message_retention_period", NULL, v, false) < 0)
-                                return -ENOMEM;
-                        a = add_action(c, ACTION_UPDATE, kind, doc, cf, "queue settings changed");
-                        if (!a)
-                                return -ENOMEM;
-                        action_take_changes(a, &cs);
-                        a->desired = d;
-                        (void) dup_into(&a->id, e->id);
-                        return add_provider(c, kind, doc, (int) a->index, false);
-                }
-                a = add_action(c, ACTION_NOOP, kind, doc, cf, "in sync");
-                if (!a)
-                        return -ENOMEM;
-                (void) dup_into(&a->id, e->id);
-                return add_provider(c, kind, doc, -1, false);
-        }
-
-        /* Not owned. */
-        lr = live_state_find_by_name(c->live, kind, cf, store_id);
-        if (lr) {
-                const LedgerIntent *in = ledger_find_intent(c->ledger, kind, cf);
-
-                if (in || pol->adopt) {
-                        a = in ? add_action(c, ACTION_ADOPT, kind, doc, cf,
-                                            "%s '%s' was created by an interrupted run (%s): recognised as own",
-                                            label, cf, strna(in->run_id))
-                               : add_action(c, ACTION_ADOPT, kind, doc, cf,
-                                            "adopt: true — taking ownership of existing %s '%s' (%s)", label, cf,
-                                            strna(lr->id));
-                        if (!a)
-                                return -ENOMEM;
-                        a->desired = d;
-                        (void) dup_into(&a->id, lr->id);
-                        if (kind == RESOURCE_SECRETS_STORE_SECRET) {
-                                /* The value is unknown: write ours. */
-                                unsigned ai = a->index;
-                                const PlanSecret *ps = find_secret(c->policy, "", doc);
-                                Action *u;
-
-                                if (!ps || !ps->hmac) {
-                                        u = add_action(c, ACTION_BLOCKED, kind, doc, cf,
-                                                       "cannot read the secret value: %s",
-                                                       ps && ps->error ? ps->error : "reference not resolved");
-                                        return u ? add_provider(c, kind, doc, (int) u->index, true) : -ENOMEM;
-                                }
-                                u = add_action(c, ACTION_UPDATE, kind, doc, cf, "value set after adopting");
-                                if (!u)
-                                        return -ENOMEM;
-                                u->desired = d;
-                                (void) dup_into(&u->id, lr->id);
-                                if (add_dep(c->plan, u->index, (int) ai) < 0)
-                                        return -ENOMEM;
-                                return add_provider(c, kind, doc, (int) u->index, false);
-                        }
-                        return add_provider(c, kind, doc, (int) a->index, false);
-                }
-                a = add_action(c, ACTION_BLOCKED, kind, doc, cf,
-                               "%s '%s' already exists (%s) and is not owned by bindery; "
-                               "set adopt: true to take it over, or choose another name",
-                               label, cf, strna(lr->id));
-                if (!a)
-                        return -ENOMEM;
-                (void) dup_into(&a->id, lr->id);
-                return add_provider(c, kind, doc, (int) a->index, true);
-        }
-        if (kind == RESOURCE_SECRETS_STORE_SECRET) {
-                const PlanSecret *ps = find_secret(c->policy, "", doc);
-
-                if (!ps || !ps->hmac) {
-                        a = add_action(c, ACTION_BLOCKED, kind, doc, cf, "cannot read the secret value: %s",
-                                       ps && ps->error ? ps->error : "reference not resolved");
-                        return a ? add_provider(c, kind, doc, (int) a->index, true) : -ENOMEM;
-                }
-        }
-        a = add_action(c, ACTION_CREATE, kind, doc, cf, "new %s '%s'", label, cf);
-        if (!a)
-                return -ENOMEM;
-        a->intent = true;
-        a->desired = d;
-        if (kind == RESOURCE_SECRETS_STORE_SECRET) {
-                const SecretsStoreSecret *s = d;
-                const Provider *sp = find_provider(c, RESOURCE_SECRETS_STORE,
-                                                   s->store ?: (c->g->default_store ? c->g->default_store->name : NULL));
-                if (sp && add_dep(c->plan, a->index, sp->index) < 0)
-                        return -ENOMEM;
-        }
-        return add_provider(c, kind, doc, (int) a->index, false);
+        if (e)
+                return res_owned(&rp, e, digest);
+        lr = live_state_find_by_name(c->live, kind, rp.cf, rp.store_id);
+        if (lr)
+                return res_existing(&rp, lr);
+        return res_create(&rp);
 }
 
 static bool strv_equal_null(char * const *a, char * const *b);
@@ -1638,14 +1706,236 @@ static int new_worker_changes(Ctx *c, const Worker *w, Changes *cs) {
         return r;
 }
 
+/* Why nothing of the worker can be uploaded: a binding whose target is
+ * neither in the spec nor in the account, or whose target is blocked
+ * (*ret NULL: neither). */
+static int main_blocked_reason(Ctx *c, const Worker *w, char **ret) {
+        _cleanup_free_ char *blocked = NULL;
+
+        for (size_t i = 0; i < w->n_bindings && !blocked; i++) {
+                const Binding *b = &w->bindings[i];
+                ResourceKind k = binding_kind_target(b->kind);
+                const Provider *pv;
+                int q = 0;
+                _cleanup_free_ char *missing = binding_target_missing(c, w, b, &q);
+
+                if (q < 0)
+                        return q;
+                if (missing &&
+                    asprintf(&blocked, "%s:%u:%u: binding %s: its target %s does not exist (not in the spec, "
+                                       "not in the account); nothing of worker '%s' is uploaded",
+                             strna(b->loc.file), b->loc.line, b->loc.column, b->name, missing, w->name) < 0)
+                        return -ENOMEM;
+                if (blocked || k < 0 || !b->target)
+                        continue;
+                pv = find_provider(c, k, b->target);
+                if (pv && pv->blocked &&
+                    asprintf(&blocked, "binding %s needs %s '%s', which is blocked", b->name, kind_label(k),
+                             b->target) < 0)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(blocked);
+        return 0;
+}
+
+static int main_blocked(Ctx *c, size_t wi, const char *reason) {
+        const Worker *w = &c->g->workers[wi];
+
+        if (!add_action(c, ACTION_BLOCKED, RESOURCE_WORKER, w->name, w->name, "%s", reason))
+                return -ENOMEM;
+        c->worker_blocked[wi] = true;
+        return 0;
+}
+
+/* A worker Cloudflare does not have: created with its migrations, new or
+ * (recreate) deleted outside bindery. */
+static int main_create(Ctx *c, size_t wi, bool recreate) {
+        const Worker *w = &c->g->workers[wi];
+        _cleanup_(changes_clear) Changes cs = {};
+        _cleanup_free_ char *blocked = NULL;
+        Action *a;
+        int r;
+
+        a = recreate ? add_action(c, ACTION_CREATE, RESOURCE_WORKER, w->name, w->name,
+                                  "worker '%s' was deleted outside bindery; recreating", w->name)
+                     : add_action(c, ACTION_CREATE, RESOURCE_WORKER, w->name, w->name, "new worker '%s'", w->name);
+        if (!a)
+                return -ENOMEM;
+        a->intent = true;
+        a->drift = recreate;
+        a->worker = w;
+        a->desired = w;
+        c->worker_main[wi] = (int) a->index;
+        r = new_worker_changes(c, w, &cs);
+        if (r < 0)
+                return r;
+        action_take_changes(a, &cs);
+        r = plan_migrations(w, NULL, NULL, a, &blocked);
+        if (r < 0)
+                return r;
+        /* A recreate goes ahead whatever the migrations say. */
+        if (blocked && !recreate) {
+                a->kind = ACTION_BLOCKED;
+                free(a->reason);
+                a->reason = TAKE_PTR(blocked);
+                c->worker_blocked[wi] = true;
+        }
+        return 0;
+}
+
+/* A worker Cloudflare has and bindery has no record of, adopted (the
+ * spec says so, or an interrupted run of ours created it); the upload
+ * that follows depends on the adoption. */
+static int main_adopt(Ctx *c, const Worker *w, int *ret_index, char **spec_reason) {
+        const LedgerIntent *in = ledger_find_intent(c->ledger, RESOURCE_WORKER, w->name);
+        Action *a;
+
+        a = in ? add_action(c, ACTION_ADOPT, RESOURCE_WORKER, w->name, w->name,
+                            "worker '%s' was created by an interrupted run (%s): recognised as own", w->name,
+                            strna(in->run_id))
+               : add_action(c, ACTION_ADOPT, RESOURCE_WORKER, w->name, w->name,
+                            "adopt: true — taking ownership of existing worker '%s'", w->name);
+        if (!a)
+                return -ENOMEM;
+        a->worker = w;
+        a->desired = w;
+        (void) dup_into(&a->id, w->name);
+        *ret_index = (int) a->index;
+        return reason_add(spec_reason, "%s", in ? "finishing the interrupted create" : "first upload after adopting");
+}
+
+/* Script-level settings Cloudflare shows that differ from the spec:
+ * compatibility date and flags, tags, logpush, observability. */
+static int main_settings_drift(const Worker *w, const LiveWorker *lw, char **drift_reason, Changes *cs) {
+        if (w->compatibility_date && lw->compatibility_date && !streq(w->compatibility_date, lw->compatibility_date)) {
+                _cleanup_free_ char *b = json_quote(lw->compatibility_date), *n = json_quote(w->compatibility_date);
+
+                if (reason_add(drift_reason, "compatibility_date is %s, want %s", lw->compatibility_date,
+                               w->compatibility_date) < 0 ||
+                    !b || !n || changes_add(cs, '~', "compatibility_date", b, n, false) < 0)
+                        return -ENOMEM;
+        }
+        if (lw->flags_known && !strv_equal_null(lw->compatibility_flags, w->compatibility_flags)) {
+                _cleanup_strv_free_ char **want = strv_copy(w->compatibility_flags);
+                _cleanup_free_ char *b = strv_display(lw->compatibility_flags), *n = NULL;
+
+                if (w->compatibility_flags && !want)
+                        return -ENOMEM;
+                strv_sort_uniq(want);
+                n = strv_display(want);
+                /* Shown as a change; the list order of flags is not drift. */
+                if (!strv_equal_null(lw->compatibility_flags, want) &&
+                    (!b || !n || changes_add(cs, '~', "compatibility_flags", b, n, false) < 0))
+                        return -ENOMEM;
+        }
+        if (lw->tags_known && !strv_equal_null(lw->tags, w->tags)) {
+                _cleanup_free_ char *b = strv_display(lw->tags), *n = strv_display(w->tags);
+
+                if (reason_add(drift_reason, "tags differ") < 0 || !b || !n ||
+                    changes_add(cs, '~', "tags", b, n, false) < 0)
+                        return -ENOMEM;
+        }
+        if (lw->logpush >= 0 && lw->logpush != (int) w->logpush)
+                if (reason_add(drift_reason, "logpush is %s", lw->logpush ? "on" : "off") < 0 ||
+                    changes_add(cs, '~', "logpush", lw->logpush ? "true" : "false", w->logpush ? "true" : "false",
+                                false) < 0)
+                        return -ENOMEM;
+        if (w->observability.set && lw->observability >= 0 && lw->observability != (int) w->observability.enabled)
+                if (reason_add(drift_reason, "observability is %s", lw->observability ? "on" : "off") < 0 ||
+                    changes_add(cs, '~', "observability.enabled", lw->observability ? "true" : "false",
+                                w->observability.enabled ? "true" : "false", false) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
+/* What differs for an owned (or adopted) worker that exists: the spec
+ * against the record (spec_reason), Cloudflare against both
+ * (drift_reason), and the field changes to show. */
+static int main_differences(Ctx *c, const Worker *w, const LedgerEntry *e, const LiveWorker *lw, char **spec_reason,
+                            char **drift_reason, Changes *cs) {
+        char digest[65];
+        bool unresolved = false;
+        int r;
+
+        r = plan_worker_digest(c->g, w, c->live, c->ledger, false, digest, &unresolved);
+        if (r < 0)
+                return r;
+        if (e && !streq_ptr(e->digest, digest))
+                if (reason_add(spec_reason, "%s", e->digest ? (unresolved ? "a bound resource is being (re)created" : "spec changed")
+                                                          : "never uploaded by bindery") < 0)
+                        return -ENOMEM;
+        if (lw && e && e->etag && lw->etag && !streq(lw->etag, e->etag))
+                if (reason_add(drift_reason, "code changed outside bindery (etag %.12s, expected %.12s)", lw->etag,
+                               e->etag) < 0)
+                        return -ENOMEM;
+        if (lw) {
+                r = main_settings_drift(w, lw, drift_reason, cs);
+                if (r < 0)
+                        return r;
+        }
+        if (lw && lw->detail)
+                /* With the spec changed, differing bindings are its change,
+                 * not drift. */
+                return diff_bindings(c, w, lw, *spec_reason ? NULL : drift_reason, cs);
+        if (*spec_reason && e && e->digest && changes_add(cs, '?', "bindings", NULL, NULL, false) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static void migration_done(Action *t) {
+        t->old_tag = mfree(t->old_tag);
+        t->new_tag = mfree(t->new_tag);
+        t->auto_new_classes = strv_free(t->auto_new_classes);
+}
+
+/* The upload (or migration) of an existing worker when the spec moved, a
+ * migration is due, or drift is to be repaired. Returns 1 when it added
+ * the worker's main action (or blocked it), 0 when there is none. */
+static int main_upload(Ctx *c, size_t wi, const LedgerEntry *e, const LiveWorker *lw, const char *spec_reason,
+                       const char *drift_reason, Changes *cs, int adopt_index) {
+        const Worker *w = &c->g->workers[wi];
+        _cleanup_(migration_done) Action tmp = {};
+        _cleanup_free_ char *blocked = NULL, *reason = NULL;
+        Action *a;
+        int m;
+
+        m = plan_migrations(w, e, lw, &tmp, &blocked);
+        if (m < 0)
+                return m;
+        if (blocked)
+                return main_blocked(c, wi, blocked) < 0 ? -ENOMEM : 1;
+        if (!spec_reason && !(drift_reason && w->policy.drift == DRIFT_REPAIR) && m == 0)
+                return 0;
+        if (spec_reason && reason_add(&reason, "%s", spec_reason) < 0)
+                return -ENOMEM;
+        if (drift_reason && reason_add(&reason, "drift: %s", drift_reason) < 0)
+                return -ENOMEM;
+        if (m > 0 && reason_add(&reason, "Durable Object migration %s → %s", strna(tmp.old_tag), strna(tmp.new_tag)) < 0)
+                return -ENOMEM;
+        a = add_action(c, m > 0 ? ACTION_MIGRATE : ACTION_UPLOAD, RESOURCE_WORKER, w->name, w->name, "%s", reason);
+        if (!a)
+                return -ENOMEM;
+        a->old_tag = TAKE_PTR(tmp.old_tag);
+        a->new_tag = TAKE_PTR(tmp.new_tag);
+        a->auto_new_classes = TAKE_PTR(tmp.auto_new_classes);
+        action_take_changes(a, cs);
+        a->drift = !spec_reason && m == 0;
+        a->worker = w;
+        a->desired = w;
+        c->worker_main[wi] = (int) a->index;
+        if (add_dep(c->plan, a->index, adopt_index) < 0)
+                return -ENOMEM;
+        return 1;
+}
+
+/* The worker's main action: create, adopt, upload, migrate, or a
+ * no-op, a drift report or blocked. Sets worker_main[wi]. */
 static int plan_worker_main(Ctx *c, size_t wi) {
         const Worker *w = &c->g->workers[wi];
         const LedgerEntry *e = ledger_find(c->ledger, RESOURCE_WORKER, w->name);
         const LiveWorker *lw = live_state_find_worker(c->live, w->name);
         _cleanup_free_ char *spec_reason = NULL, *drift_reason = NULL, *blocked = NULL;
         _cleanup_(changes_clear) Changes cs = {};
-        char digest[65];
-        bool unresolved = false;
         int adopt_index = -1, r;
         Action *a;
 
@@ -1661,35 +1951,9 @@ static int plan_worker_main(Ctx *c, size_t wi) {
                 a = add_action(c, ACTION_NOOP, RESOURCE_WORKER, w->name, w->name, "external: never changed");
                 return a ? 0 : -ENOMEM;
         }
-
-        /* Dependencies on the resources the worker binds. */
-        for (size_t i = 0; i < w->n_bindings; i++) {
-                const Binding *b = &w->bindings[i];
-                ResourceKind k = binding_kind_target(b->kind);
-                const char *doc = b->target;
-                const Provider *pv;
-
-                if (!blocked) {
-                        int q = 0;
-                        _cleanup_free_ char *missing = binding_target_missing(c, w, b, &q);
-
-                        if (q < 0)
-                                return q;
-                        if (missing &&
-                            asprintf(&blocked, "%s:%u:%u: binding %s: its target %s does not exist (not in the spec, "
-                                               "not in the account); nothing of worker '%s' is uploaded",
-                                     strna(b->loc.file), b->loc.line, b->loc.column, b->name, missing, w->name) < 0)
-                                return -ENOMEM;
-                }
-                if (k < 0 || !doc)
-                        continue;
-                pv = find_provider(c, k, doc);
-                if (pv && pv->blocked && !blocked) {
-                        if (asprintf(&blocked, "binding %s needs %s '%s', which is blocked", b->name, kind_label(k),
-                                     doc) < 0)
-                                return -ENOMEM;
-                }
-        }
+        r = main_blocked_reason(c, w, &blocked);
+        if (r < 0)
+                return r;
         if (!e && lw && !w->policy.adopt && !ledger_find_intent(c->ledger, RESOURCE_WORKER, w->name)) {
                 a = add_action(c, ACTION_BLOCKED, RESOURCE_WORKER, w->name, w->name,
                                "worker '%s' already exists and is not owned by bindery; "
@@ -1700,214 +1964,33 @@ static int plan_worker_main(Ctx *c, size_t wi) {
                 c->worker_blocked[wi] = true;
                 return 0;
         }
-        if (blocked) {
-                a = add_action(c, ACTION_BLOCKED, RESOURCE_WORKER, w->name, w->name, "%s", blocked);
-                if (!a)
-                        return -ENOMEM;
-                c->worker_blocked[wi] = true;
-                return 0;
-        }
-
+        if (blocked)
+                return main_blocked(c, wi, blocked);
+        if (!e && !lw)
+                return main_create(c, wi, false);
         if (!e) {
-                if (lw) {
-                        const LedgerIntent *in = ledger_find_intent(c->ledger, RESOURCE_WORKER, w->name);
-
-                        if (!in && !w->policy.adopt) {
-                                a = add_action(c, ACTION_BLOCKED, RESOURCE_WORKER, w->name, w->name,
-                                               "worker '%s' already exists and is not owned by bindery; "
-                                               "set adopt: true to take it over, or choose another name",
-                                               w->name);
-                                if (!a)
-                                        return -ENOMEM;
-                                c->worker_blocked[wi] = true;
-                                return 0;
-                        }
-                        a = in ? add_action(c, ACTION_ADOPT, RESOURCE_WORKER, w->name, w->name,
-                                            "worker '%s' was created by an interrupted run (%s): recognised as own",
-                                            w->name, strna(in->run_id))
-                               : add_action(c, ACTION_ADOPT, RESOURCE_WORKER, w->name, w->name,
-                                            "adopt: true — taking ownership of existing worker '%s'", w->name);
-                        if (!a)
-                                return -ENOMEM;
-                        a->worker = w;
-                        a->desired = w;
-                        (void) dup_into(&a->id, w->name);
-                        adopt_index = (int) a->index;
-                        if (reason_add(&spec_reason, "%s", in ? "finishing the interrupted create"
-                                                              : "first upload after adopting") < 0)
-                                return -ENOMEM;
-                } else {
-                        a = add_action(c, ACTION_CREATE, RESOURCE_WORKER, w->name, w->name, "new worker '%s'",
-                                       w->name);
-                        if (!a)
-                                return -ENOMEM;
-                        a->intent = true;
-                        a->worker = w;
-                        a->desired = w;
-                        c->worker_main[wi] = (int) a->index;
-                        r = new_worker_changes(c, w, &cs);
-                        if (r < 0)
-                                return r;
-                        action_take_changes(a, &cs);
-                        r = plan_migrations(w, NULL, NULL, a, &blocked);
-                        if (r < 0)
-                                return r;
-                        if (blocked) {
-                                a->kind = ACTION_BLOCKED;
-                                free(a->reason);
-                                a->reason = TAKE_PTR(blocked);
-                                c->worker_blocked[wi] = true;
-                        }
-                        return 0;
-                }
+                r = main_adopt(c, w, &adopt_index, &spec_reason);
+                if (r < 0)
+                        return r;
         } else if (c->live->workers_listed && !lw) {
-                if (w->policy.drift == DRIFT_REPORT) {
-                        a = add_action(c, ACTION_DRIFT_REPORT, RESOURCE_WORKER, w->name, w->name,
-                                       "worker '%s' was deleted outside bindery (drift: report)", w->name);
-                        if (!a)
-                                return -ENOMEM;
-                        a->drift = true;
-                        c->plan->n_drift++;
-                        return 0;
-                }
-                a = add_action(c, ACTION_CREATE, RESOURCE_WORKER, w->name, w->name,
-                               "worker '%s' was deleted outside bindery; recreating", w->name);
+                if (w->policy.drift != DRIFT_REPORT)
+                        return main_create(c, wi, true);
+                a = add_action(c, ACTION_DRIFT_REPORT, RESOURCE_WORKER, w->name, w->name,
+                               "worker '%s' was deleted outside bindery (drift: report)", w->name);
                 if (!a)
                         return -ENOMEM;
-                a->intent = true;
                 a->drift = true;
-                a->worker = w;
-                a->desired = w;
-                c->worker_main[wi] = (int) a->index;
-                r = new_worker_changes(c, w, &cs);
-                if (r < 0)
-                        return r;
-                action_take_changes(a, &cs);
-                r = plan_migrations(w, NULL, NULL, a, &blocked);
-                if (r < 0)
-                        return r;
-                free(blocked);
-                blocked = NULL;
+                c->plan->n_drift++;
                 return 0;
         }
 
         /* Owned (or being adopted) and present: what differs? */
-        r = plan_worker_digest(c->g, w, c->live, c->ledger, false, digest, &unresolved);
+        r = main_differences(c, w, e, lw, &spec_reason, &drift_reason, &cs);
         if (r < 0)
                 return r;
-        if (e && !streq_ptr(e->digest, digest))
-                if (reason_add(&spec_reason, "%s", e->digest ? (unresolved ? "a bound resource is being (re)created" : "spec changed")
-                                                           : "never uploaded by bindery") < 0)
-                        return -ENOMEM;
-        if (lw && e && e->etag && lw->etag && !streq(lw->etag, e->etag))
-                if (reason_add(&drift_reason, "code changed outside bindery (etag %.12s, expected %.12s)", lw->etag,
-                               e->etag) < 0)
-                        return -ENOMEM;
-        if (lw && w->compatibility_date && lw->compatibility_date &&
-            !streq(w->compatibility_date, lw->compatibility_date)) {
-                _cleanup_free_ char *b = json_quote(lw->compatibility_date), *n = json_quote(w->compatibility_date);
-
-                if (reason_add(&drift_reason, "compatibility_date is %s, want %s", lw->compatibility_date,
-                               w->compatibility_date) < 0 ||
-                    !b || !n || changes_add(&cs, '~', "compatibility_date", b, n, false) < 0)
-                        return -ENOMEM;
-        }
-        if (lw && lw->flags_known && !strv_equal_null(lw->compatibility_flags, w->compatibility_flags)) {
-                _cleanup_strv_free_ char **want = strv_copy(w->compatibility_flags);
-                _cleanup_free_ char *b = strv_display(lw->compatibility_flags), *n = NULL;
-
-                if (w->compatibility_flags && !want)
-                        return -ENOMEM;
-                strv_sort_uniq(want);
-                n = strv_display(want);
-                /* Shown as a change; the list order of flags is not drift. */
-                if (!strv_equal_null(lw->compatibility_flags, want) &&
-                    (!b || !n || changes_add(&cs, '~', "compatibility_flags", b, n, false) < 0))
-                        return -ENOMEM;
-        }
-        /* Script-level settings the list shows directly. */
-        if (lw && lw->tags_known && !strv_equal_null(lw->tags, w->tags)) {
-                _cleanup_free_ char *b = strv_display(lw->tags), *n = strv_display(w->tags);
-
-                if (reason_add(&drift_reason, "tags differ") < 0 || !b || !n ||
-                    changes_add(&cs, '~', "tags", b, n, false) < 0)
-                        return -ENOMEM;
-        }
-        if (lw && lw->logpush >= 0 && lw->logpush != (int) w->logpush)
-                if (reason_add(&drift_reason, "logpush is %s", lw->logpush ? "on" : "off") < 0 ||
-                    changes_add(&cs, '~', "logpush", lw->logpush ? "true" : "false", w->logpush ? "true" : "false",
-                                false) < 0)
-                        return -ENOMEM;
-        if (lw && w->observability.set && lw->observability >= 0 &&
-            lw->observability != (int) w->observability.enabled)
-                if (reason_add(&drift_reason, "observability is %s", lw->observability ? "on" : "off") < 0 ||
-                    changes_add(&cs, '~', "observability.enabled", lw->observability ? "true" : "false",
-                                w->observability.enabled ? "true" : "false", false) < 0)
-                        return -ENOMEM;
-        if (lw && lw->detail) {
-                /* With the spec changed, differing bindings are its change,
-                 * not drift. */
-                r = diff_bindings(c, w, lw, spec_reason ? NULL : &drift_reason, &cs);
-                if (r < 0)
-                        return r;
-        } else if (spec_reason && e && e->digest &&
-                   changes_add(&cs, '?', "bindings", NULL, NULL, false) < 0)
-                return -ENOMEM;
-
-        {
-                Action tmp = {};
-                int m = plan_migrations(w, e, lw, &tmp, &blocked);
-
-                if (m < 0) {
-                        free(tmp.old_tag);
-                        free(tmp.new_tag);
-                        strv_free(tmp.auto_new_classes);
-                        return m;
-                }
-                if (blocked) {
-                        free(tmp.old_tag);
-                        free(tmp.new_tag);
-                        strv_free(tmp.auto_new_classes);
-                        a = add_action(c, ACTION_BLOCKED, RESOURCE_WORKER, w->name, w->name, "%s", blocked);
-                        if (!a)
-                                return -ENOMEM;
-                        c->worker_blocked[wi] = true;
-                        return 0;
-                }
-                if (spec_reason || (drift_reason && w->policy.drift == DRIFT_REPAIR) || m > 0) {
-                        _cleanup_free_ char *reason = NULL;
-
-                        if (spec_reason && reason_add(&reason, "%s", spec_reason) < 0)
-                                return -ENOMEM;
-                        if (drift_reason && reason_add(&reason, "drift: %s", drift_reason) < 0)
-                                return -ENOMEM;
-                        if (m > 0 && reason_add(&reason, "Durable Object migration %s → %s", strna(tmp.old_tag),
-                                                strna(tmp.new_tag)) < 0)
-                                return -ENOMEM;
-                        a = add_action(c, m > 0 ? ACTION_MIGRATE : ACTION_UPLOAD, RESOURCE_WORKER, w->name, w->name,
-                                       "%s", reason);
-                        if (!a) {
-                                free(tmp.old_tag);
-                                free(tmp.new_tag);
-                                strv_free(tmp.auto_new_classes);
-                                return -ENOMEM;
-                        }
-                        a->old_tag = tmp.old_tag;
-                        a->new_tag = tmp.new_tag;
-                        a->auto_new_classes = tmp.auto_new_classes;
-                        action_take_changes(a, &cs);
-                        a->drift = !spec_reason && m == 0;
-                        a->worker = w;
-                        a->desired = w;
-                        c->worker_main[wi] = (int) a->index;
-                        if (add_dep(c->plan, a->index, adopt_index) < 0)
-                                return -ENOMEM;
-                        return 0;
-                }
-                free(tmp.old_tag);
-                free(tmp.new_tag);
-                strv_free(tmp.auto_new_classes);
-        }
+        r = main_upload(c, wi, e, lw, spec_reason, drift_reason, &cs, adopt_index);
+        if (r != 0)
+                return r < 0 ? r : 0;
         if (drift_reason) {
                 a = add_action(c, ACTION_DRIFT_REPORT, RESOURCE_WORKER, w->name, w->name, "drift (report only): %s",
                                drift_reason);
@@ -1918,11 +2001,8 @@ static int plan_worker_main(Ctx *c, size_t wi) {
                 c->plan->n_drift++;
                 return 0;
         }
-        if (adopt_index < 0) {
-                a = add_action(c, ACTION_NOOP, RESOURCE_WORKER, w->name, w->name, "in sync");
-                if (!a)
-                        return -ENOMEM;
-        }
+        if (adopt_index < 0 && !add_action(c, ACTION_NOOP, RESOURCE_WORKER, w->name, w->name, "in sync"))
+                return -ENOMEM;
         return 0;
 }
 
@@ -1995,322 +2075,372 @@ char *plan_consumer_canon_json(json_object *consumer) {
         return strdup(b);
 }
 
-/* Secrets, schedules, subdomain and consumers of one worker. */
-static int plan_worker_rest(Ctx *c, size_t wi) {
-        const Worker *w = &c->g->workers[wi];
-        const LedgerEntry *e = ledger_find(c->ledger, RESOURCE_WORKER, w->name);
-        const LiveWorker *lw = live_state_find_worker(c->live, w->name);
-        int main_i = c->worker_main[wi];
-        bool report = w->policy.drift == DRIFT_REPORT;
-        Action *a;
+/* What the sections of a worker's secondary actions share. */
+typedef struct WorkerRest {
+        Ctx *c;
+        const Worker *w;
+        const LedgerEntry *e;       /* NULL: never recorded */
+        const LiveWorker *lw;       /* NULL: not observed */
+        int main_i;                 /* the worker's main action, or -1 */
+        bool report;                /* drift: report */
+} WorkerRest;
 
-        if (w->policy.suspend || w->policy.external || c->worker_blocked[wi])
+/* The main action recreates a worker deleted outside bindery: every
+ * secondary setting is written again. */
+static bool rest_recreated(const WorkerRest *wr) {
+        const Action *m = wr->main_i >= 0 ? &wr->c->plan->actions[wr->main_i] : NULL;
+
+        return m && m->kind == ACTION_CREATE && m->drift;
+}
+
+/* A secondary change found as drift under drift: report. */
+static Action *rest_drift_report(const WorkerRest *wr, const char *what, const char *why) {
+        Action *a = add_action(wr->c, ACTION_DRIFT_REPORT, RESOURCE_WORKER, wr->w->name, wr->w->name,
+                               "%s%s%s (drift: report)", what, why ? ": " : "", why ?: "");
+
+        if (!a)
+                return NULL;
+        a->drift = true;
+        wr->c->plan->n_drift++;
+        return a;
+}
+
+/* Cross-worker dependencies of the main action: Durable Object and
+ * workflow owners always first, service targets only when created, and
+ * every data resource a binding targets. */
+static int rest_main_deps(const WorkerRest *wr) {
+        Ctx *c = wr->c;
+        const Worker *w = wr->w;
+
+        if (wr->main_i < 0)
                 return 0;
-
-        /* Cross-worker dependencies of the main action. */
-        if (main_i >= 0)
-                for (size_t i = 0; i < w->n_bindings; i++) {
-                        const Binding *b = &w->bindings[i];
-                        const char *other = NULL;
-
-                        if ((b->kind == BINDING_DURABLE_OBJECT || b->kind == BINDING_WORKFLOW) && b->script_name &&
-                            !streq(b->script_name, w->name))
-                                other = b->script_name;
-                        else if (b->kind == BINDING_SERVICE && b->service && !streq(b->service, w->name))
-                                other = b->service;
-                        if (!other)
-                                continue;
-                        for (size_t j = 0; j < c->g->n_workers; j++)
-                                if (streq(c->g->workers[j].name, other) && c->worker_main[j] >= 0) {
-                                        const Action *o = &c->plan->actions[c->worker_main[j]];
-
-                                        /* DO owners always first; service targets only when created. */
-                                        if (b->kind != BINDING_SERVICE || o->kind == ACTION_CREATE)
-                                                if (add_dep(c->plan, (unsigned) main_i, c->worker_main[j]) < 0)
-                                                        return -ENOMEM;
-                                }
-                }
-        if (main_i >= 0)
-                for (size_t i = 0; i < w->n_bindings; i++) {
-                        const Binding *b = &w->bindings[i];
-                        ResourceKind k = binding_kind_target(b->kind);
-                        const Provider *pv = k >= 0 ? find_provider(c, k, b->target) : NULL;
-
-                        if (b->target && pv && add_dep(c->plan, (unsigned) main_i, pv->index) < 0)
-                                return -ENOMEM;
-                }
-
-        /* Secrets. */
         for (size_t i = 0; i < w->n_bindings; i++) {
                 const Binding *b = &w->bindings[i];
-                const PlanSecret *ps;
-                const LedgerSecret *ls;
-                const char *why = NULL;
-                bool drift = false;
+                const char *other = NULL;
 
-                if (b->kind != BINDING_SECRET)
+                if ((b->kind == BINDING_DURABLE_OBJECT || b->kind == BINDING_WORKFLOW) && b->script_name &&
+                    !streq(b->script_name, w->name))
+                        other = b->script_name;
+                else if (b->kind == BINDING_SERVICE && b->service && !streq(b->service, w->name))
+                        other = b->service;
+                if (!other)
                         continue;
-                ps = find_secret(c->policy, w->name, b->name);
-                if (!ps || !ps->hmac) {
-                        a = add_action(c, ACTION_BLOCKED, RESOURCE_WORKER, w->name, w->name,
-                                       "secret %s: cannot read its value: %s", b->name,
-                                       ps && ps->error ? ps->error : "reference not resolved");
-                        if (!a || dup_into(&a->detail, b->name) < 0)
-                                return -ENOMEM;
-                        continue;
-                }
-                ls = e ? ledger_entry_secret(e, b->name) : NULL;
-                if (!ls || !ls->hmac)
-                        why = "new secret";
-                else if (!streq(ls->hmac, ps->hmac))
-                        why = "value changed";
-                else if (lw && lw->detail && !strv_contains(lw->secret_names, b->name))
-                        why = "missing on the worker (deleted outside bindery)", drift = true;
-                else if (lw && lw->secrets_written)
-                        why = "secrets were written outside bindery", drift = true;
-                else if (main_i >= 0 && c->plan->actions[main_i].kind == ACTION_CREATE && c->plan->actions[main_i].drift)
-                        why = "worker is being recreated";
-                if (!why)
-                        continue;
-                if (drift && report) {
-                        a = add_action(c, ACTION_DRIFT_REPORT, RESOURCE_WORKER, w->name, w->name,
-                                       "secret %s: %s (drift: report)", b->name, why);
-                        if (!a || dup_into(&a->detail, b->name) < 0)
-                                return -ENOMEM;
-                        a->drift = true;
-                        c->plan->n_drift++;
-                        continue;
-                }
-                a = add_action(c, ACTION_PUT_SECRET, RESOURCE_WORKER, w->name, w->name, "secret %s: %s", b->name, why);
-                if (!a || dup_into(&a->detail, b->name) < 0)
-                        return -ENOMEM;
-                {
-                        /* Never a value: only whether it is new. */
-                        _cleanup_(changes_clear) Changes cs = {};
+                for (size_t j = 0; j < c->g->n_workers; j++)
+                        if (streq(c->g->workers[j].name, other) && c->worker_main[j] >= 0) {
+                                const Action *o = &c->plan->actions[c->worker_main[j]];
 
-                        if (changes_add(&cs, (!ls || !ls->hmac) ? '+' : '~', b->name, NULL, NULL, true) < 0)
-                                return -ENOMEM;
-                        action_take_changes(a, &cs);
-                }
-                a->drift = drift;
-                a->worker = w;
-                if (add_dep(c->plan, a->index, main_i) < 0)
+                                if (b->kind != BINDING_SERVICE || o->kind == ACTION_CREATE)
+                                        if (add_dep(c->plan, (unsigned) wr->main_i, c->worker_main[j]) < 0)
+                                                return -ENOMEM;
+                        }
+        }
+        for (size_t i = 0; i < w->n_bindings; i++) {
+                const Binding *b = &w->bindings[i];
+                ResourceKind k = binding_kind_target(b->kind);
+                const Provider *pv = k >= 0 ? find_provider(c, k, b->target) : NULL;
+
+                if (b->target && pv && add_dep(c->plan, (unsigned) wr->main_i, pv->index) < 0)
                         return -ENOMEM;
         }
-        for (size_t i = 0; e && i < e->n_secrets; i++) {
-                bool want = false;
+        return 0;
+}
 
-                for (size_t j = 0; j < w->n_bindings; j++)
-                        if (w->bindings[j].kind == BINDING_SECRET && streq(w->bindings[j].name, e->secrets[i].name))
-                                want = true;
-                if (want)
+/* One secret binding: put when new, changed or drifted; blocked when its
+ * value cannot be read. */
+static int rest_secret(const WorkerRest *wr, const Binding *b) {
+        Ctx *c = wr->c;
+        const Worker *w = wr->w;
+        const PlanSecret *ps = find_secret(c->policy, w->name, b->name);
+        const LedgerSecret *ls;
+        const char *why = NULL;
+        bool drift = false;
+        Action *a;
+
+        if (!ps || !ps->hmac) {
+                a = add_action(c, ACTION_BLOCKED, RESOURCE_WORKER, w->name, w->name,
+                               "secret %s: cannot read its value: %s", b->name,
+                               ps && ps->error ? ps->error : "reference not resolved");
+                if (!a || dup_into(&a->detail, b->name) < 0)
+                        return -ENOMEM;
+                return 0;
+        }
+        ls = wr->e ? ledger_entry_secret(wr->e, b->name) : NULL;
+        if (!ls || !ls->hmac)
+                why = "new secret";
+        else if (!streq(ls->hmac, ps->hmac))
+                why = "value changed";
+        else if (wr->lw && wr->lw->detail && !strv_contains(wr->lw->secret_names, b->name))
+                why = "missing on the worker (deleted outside bindery)", drift = true;
+        else if (wr->lw && wr->lw->secrets_written)
+                why = "secrets were written outside bindery", drift = true;
+        else if (rest_recreated(wr))
+                why = "worker is being recreated";
+        if (!why)
+                return 0;
+        if (drift && wr->report) {
+                _cleanup_free_ char *what = NULL;
+
+                if (asprintf(&what, "secret %s", b->name) < 0)
+                        return -ENOMEM;
+                a = rest_drift_report(wr, what, why);
+                return !a || dup_into(&a->detail, b->name) < 0 ? -ENOMEM : 0;
+        }
+        a = add_action(c, ACTION_PUT_SECRET, RESOURCE_WORKER, w->name, w->name, "secret %s: %s", b->name, why);
+        if (!a || dup_into(&a->detail, b->name) < 0)
+                return -ENOMEM;
+        {
+                /* Never a value: only whether it is new. */
+                _cleanup_(changes_clear) Changes cs = {};
+
+                if (changes_add(&cs, (!ls || !ls->hmac) ? '+' : '~', b->name, NULL, NULL, true) < 0)
+                        return -ENOMEM;
+                action_take_changes(a, &cs);
+        }
+        a->drift = drift;
+        a->worker = w;
+        return add_dep(c->plan, a->index, wr->main_i);
+}
+
+static bool worker_has_secret(const Worker *w, const char *name) {
+        for (size_t j = 0; j < w->n_bindings; j++)
+                if (w->bindings[j].kind == BINDING_SECRET && streq(w->bindings[j].name, name))
+                        return true;
+        return false;
+}
+
+/* Secrets: each one in the spec, then each recorded one it dropped. */
+static int rest_secrets(const WorkerRest *wr) {
+        const Worker *w = wr->w;
+        const LedgerEntry *e = wr->e;
+        Action *a;
+        int r;
+
+        for (size_t i = 0; i < w->n_bindings; i++)
+                if (w->bindings[i].kind == BINDING_SECRET) {
+                        r = rest_secret(wr, &w->bindings[i]);
+                        if (r < 0)
+                                return r;
+                }
+        for (size_t i = 0; e && i < e->n_secrets; i++) {
+                _cleanup_(changes_clear) Changes cs = {};
+
+                if (worker_has_secret(w, e->secrets[i].name))
                         continue;
-                a = add_action(c, ACTION_DELETE_SECRET, RESOURCE_WORKER, w->name, w->name,
+                a = add_action(wr->c, ACTION_DELETE_SECRET, RESOURCE_WORKER, w->name, w->name,
                                "secret %s removed from the spec", e->secrets[i].name);
                 if (!a || dup_into(&a->detail, e->secrets[i].name) < 0)
                         return -ENOMEM;
-                {
-                        _cleanup_(changes_clear) Changes cs = {};
-
-                        if (changes_add(&cs, '-', e->secrets[i].name, NULL, NULL, true) < 0)
-                                return -ENOMEM;
-                        action_take_changes(a, &cs);
-                }
+                if (changes_add(&cs, '-', e->secrets[i].name, NULL, NULL, true) < 0)
+                        return -ENOMEM;
+                action_take_changes(a, &cs);
                 a->worker = w;
-                if (add_dep(c->plan, a->index, main_i) < 0)
+                if (add_dep(wr->c->plan, a->index, wr->main_i) < 0)
                         return -ENOMEM;
-        }
-
-        /* Schedules. */
-        {
-                char * const *want = w->crons;
-                bool need = false, drift = false;
-                _cleanup_free_ char *s = strv_join_simple(want);
-
-                if (!s)
-                        return -ENOMEM;
-                if (e && e->crons_set) {
-                        if (!strv_equal_null(e->crons, want))
-                                need = true;
-                        else if (lw && lw->crons_known && !strv_equal_null(lw->crons, want))
-                                need = drift = true;
-                } else if (strv_length(want) > 0)
-                        need = true;
-                else if (lw && lw->crons_known && strv_length(lw->crons) > 0 && e)
-                        need = false; /* never managed: leave alone */
-                if (main_i >= 0 && c->plan->actions[main_i].kind == ACTION_CREATE && c->plan->actions[main_i].drift &&
-                    strv_length(want) > 0)
-                        need = true;
-                if (need) {
-                        if (drift && report) {
-                                a = add_action(c, ACTION_DRIFT_REPORT, RESOURCE_WORKER, w->name, w->name,
-                                               "schedules changed outside bindery (drift: report)");
-                                if (!a)
-                                        return -ENOMEM;
-                                a->drift = true;
-                                c->plan->n_drift++;
-                        } else {
-                                _cleanup_(changes_clear) Changes cs = {};
-                                _cleanup_free_ char *before = NULL, *after = strv_display(want);
-
-                                /* Before: what Cloudflare shows; unknown when not read. */
-                                if (lw && lw->crons_known && !(before = strv_display(lw->crons)))
-                                        return -ENOMEM;
-                                if (!after || changes_add(&cs, '~', "crons", before, after, false) < 0)
-                                        return -ENOMEM;
-                                a = add_action(c, ACTION_SET_SCHEDULES, RESOURCE_WORKER, w->name, w->name,
-                                               "schedules [%s]%s", s, drift ? " (changed outside bindery)" : "");
-                                if (!a)
-                                        return -ENOMEM;
-                                action_take_changes(a, &cs);
-                                a->drift = drift;
-                                a->worker = w;
-                                if (add_dep(c->plan, a->index, main_i) < 0)
-                                        return -ENOMEM;
-                        }
-                }
-        }
-
-        /* workers.dev. */
-        if (w->workers_dev >= 0) {
-                bool need = false, drift = false;
-
-                if (!e || e->subdomain != w->workers_dev)
-                        need = true;
-                else if (lw && lw->subdomain >= 0 && lw->subdomain != w->workers_dev)
-                        need = drift = true;
-                if (main_i >= 0 && c->plan->actions[main_i].kind == ACTION_CREATE && c->plan->actions[main_i].drift)
-                        need = true;
-                if (need) {
-                        if (drift && report) {
-                                a = add_action(c, ACTION_DRIFT_REPORT, RESOURCE_WORKER, w->name, w->name,
-                                               "workers.dev changed outside bindery (drift: report)");
-                                if (!a)
-                                        return -ENOMEM;
-                                a->drift = true;
-                                c->plan->n_drift++;
-                        } else {
-                                _cleanup_(changes_clear) Changes cs = {};
-
-                                if (changes_add(&cs, '~', "workers_dev",
-                                                lw && lw->subdomain >= 0 ? (lw->subdomain ? "true" : "false") : NULL,
-                                                w->workers_dev ? "true" : "false", false) < 0)
-                                        return -ENOMEM;
-                                a = add_action(c, ACTION_SET_SUBDOMAIN, RESOURCE_WORKER, w->name, w->name,
-                                               "workers.dev %s%s", w->workers_dev ? "on" : "off",
-                                               drift ? " (changed outside bindery)" : "");
-                                if (!a)
-                                        return -ENOMEM;
-                                action_take_changes(a, &cs);
-                                a->remove = !w->workers_dev;
-                                a->drift = drift;
-                                a->worker = w;
-                                if (add_dep(c->plan, a->index, main_i) < 0)
-                                        return -ENOMEM;
-                        }
-                }
-        }
-
-        /* Queue consumers. */
-        for (size_t i = 0; i < w->n_consumers; i++) {
-                const QueueConsumer *qc = &w->consumers[i];
-                const Queue *q = qc->queue ? generation_find_queue(c->g, qc->queue) : NULL;
-                const char *qname = q ? plan_resource_cf_name(RESOURCE_QUEUE, q) : qc->queue_id;
-                const LiveResource *lq = qname ? live_state_find_by_name(c->live, RESOURCE_QUEUE, qname, NULL) : NULL;
-                const LiveConsumer *found = NULL;
-                _cleanup_free_ char *canon = consumer_canon(qc);
-                const char *why = NULL;
-                bool drift = false;
-                const Provider *pv;
-
-                if (!canon)
-                        return -ENOMEM;
-                if (!qname)
-                        continue;
-                for (size_t j = 0; lq && j < lq->n_consumers; j++)
-                        if (streq_ptr(lq->consumers[j].script_name, w->name))
-                                found = &lq->consumers[j];
-                if (!found) {
-                        why = e && strv_contains(e->consumers, qname) ? "consumer missing (removed outside bindery)"
-                                                                       : "new consumer";
-                        drift = e && strv_contains(e->consumers, qname);
-                } else if (!consumer_matches(qc, found->canon))
-                        why = "consumer settings differ";
-                else if (!e || !strv_contains(e->consumers, qname))
-                        why = "recording consumer";
-                if (!why)
-                        continue;
-                if (drift && report) {
-                        a = add_action(c, ACTION_DRIFT_REPORT, RESOURCE_WORKER, w->name, w->name,
-                                       "queue %s: %s (drift: report)", qname, why);
-                        if (!a)
-                                return -ENOMEM;
-                        a->drift = true;
-                        c->plan->n_drift++;
-                        continue;
-                }
-                {
-                        _cleanup_(changes_clear) Changes cs = {};
-                        _cleanup_free_ char *field = NULL;
-
-                        if (asprintf(&field, "consumer %s", qname) < 0)
-                                return -ENOMEM;
-                        if (found ? changes_add_kv(&cs, field, found->canon, canon) < 0
-                                  : changes_add(&cs, '+', field, NULL, canon, false) < 0)
-                                return -ENOMEM;
-                        a = add_action(c, ACTION_SET_CONSUMER, RESOURCE_WORKER, w->name, w->name, "queue %s: %s",
-                                       qname, why);
-                        if (!a || dup_into(&a->detail, qname) < 0)
-                                return -ENOMEM;
-                        action_take_changes(a, &cs);
-                }
-                if (found)
-                        (void) dup_into(&a->id, found->consumer_id);
-                a->drift = drift;
-                a->worker = w;
-                if (add_dep(c->plan, a->index, main_i) < 0)
-                        return -ENOMEM;
-                pv = q ? find_provider(c, RESOURCE_QUEUE, q->name) : NULL;
-                if (pv && add_dep(c->plan, a->index, pv->index) < 0)
-                        return -ENOMEM;
-        }
-        for (size_t i = 0; e && e->consumers && e->consumers[i]; i++) {
-                bool want = false;
-
-                for (size_t j = 0; j < w->n_consumers; j++) {
-                        const Queue *q = w->consumers[j].queue ? generation_find_queue(c->g, w->consumers[j].queue)
-                                                               : NULL;
-                        const char *qname = q ? plan_resource_cf_name(RESOURCE_QUEUE, q) : w->consumers[j].queue_id;
-
-                        if (streq_ptr(qname, e->consumers[i]))
-                                want = true;
-                }
-                if (want)
-                        continue;
-                a = add_action(c, ACTION_SET_CONSUMER, RESOURCE_WORKER, w->name, w->name,
-                               "queue %s: consumer removed from the spec", e->consumers[i]);
-                if (!a || dup_into(&a->detail, e->consumers[i]) < 0)
-                        return -ENOMEM;
-                {
-                        _cleanup_(changes_clear) Changes cs = {};
-                        _cleanup_free_ char *field = NULL;
-
-                        if (asprintf(&field, "consumer %s", e->consumers[i]) < 0 ||
-                            changes_add(&cs, '-', field, NULL, NULL, false) < 0)
-                                return -ENOMEM;
-                        action_take_changes(a, &cs);
-                }
-                a->remove = true;
-                a->worker = w;
-                {
-                        const LiveResource *lq = live_state_find_by_name(c->live, RESOURCE_QUEUE, e->consumers[i], NULL);
-
-                        for (size_t j = 0; lq && j < lq->n_consumers; j++)
-                                if (streq_ptr(lq->consumers[j].script_name, w->name))
-                                        (void) dup_into(&a->id, lq->consumers[j].consumer_id);
-                }
         }
         return 0;
+}
+
+/* Cron triggers: set when the spec moved from what was recorded, or (as
+ * drift) when Cloudflare's differ; never-managed ones are left alone. */
+static int rest_schedules(const WorkerRest *wr) {
+        const Worker *w = wr->w;
+        const LedgerEntry *e = wr->e;
+        const LiveWorker *lw = wr->lw;
+        char * const *want = w->crons;
+        bool need = false, drift = false;
+        _cleanup_free_ char *s = strv_join_simple(want);
+        _cleanup_(changes_clear) Changes cs = {};
+        _cleanup_free_ char *before = NULL, *after = NULL;
+        Action *a;
+
+        if (!s)
+                return -ENOMEM;
+        if (e && e->crons_set) {
+                if (!strv_equal_null(e->crons, want))
+                        need = true;
+                else if (lw && lw->crons_known && !strv_equal_null(lw->crons, want))
+                        need = drift = true;
+        } else if (strv_length(want) > 0)
+                need = true;
+        if (rest_recreated(wr) && strv_length(want) > 0)
+                need = true;
+        if (!need)
+                return 0;
+        if (drift && wr->report)
+                return rest_drift_report(wr, "schedules changed outside bindery", NULL) ? 0 : -ENOMEM;
+        /* Before: what Cloudflare shows; unknown when not read. */
+        if (lw && lw->crons_known && !(before = strv_display(lw->crons)))
+                return -ENOMEM;
+        after = strv_display(want);
+        if (!after || changes_add(&cs, '~', "crons", before, after, false) < 0)
+                return -ENOMEM;
+        a = add_action(wr->c, ACTION_SET_SCHEDULES, RESOURCE_WORKER, w->name, w->name, "schedules [%s]%s", s,
+                       drift ? " (changed outside bindery)" : "");
+        if (!a)
+                return -ENOMEM;
+        action_take_changes(a, &cs);
+        a->drift = drift;
+        a->worker = w;
+        return add_dep(wr->c->plan, a->index, wr->main_i);
+}
+
+/* The workers.dev subdomain, when the spec says on or off. */
+static int rest_subdomain(const WorkerRest *wr) {
+        const Worker *w = wr->w;
+        const LiveWorker *lw = wr->lw;
+        _cleanup_(changes_clear) Changes cs = {};
+        bool need = false, drift = false;
+        Action *a;
+
+        if (w->workers_dev < 0)
+                return 0;
+        if (!wr->e || wr->e->subdomain != w->workers_dev)
+                need = true;
+        else if (lw && lw->subdomain >= 0 && lw->subdomain != w->workers_dev)
+                need = drift = true;
+        if (rest_recreated(wr))
+                need = true;
+        if (!need)
+                return 0;
+        if (drift && wr->report)
+                return rest_drift_report(wr, "workers.dev changed outside bindery", NULL) ? 0 : -ENOMEM;
+        if (changes_add(&cs, '~', "workers_dev", lw && lw->subdomain >= 0 ? (lw->subdomain ? "true" : "false") : NULL,
+                        w->workers_dev ? "true" : "false", false) < 0)
+                return -ENOMEM;
+        a = add_action(wr->c, ACTION_SET_SUBDOMAIN, RESOURCE_WORKER, w->name, w->name, "workers.dev %s%s",
+                       w->workers_dev ? "on" : "off", drift ? " (changed outside bindery)" : "");
+        if (!a)
+                return -ENOMEM;
+        action_take_changes(a, &cs);
+        a->remove = !w->workers_dev;
+        a->drift = drift;
+        a->worker = w;
+        return add_dep(wr->c->plan, a->index, wr->main_i);
+}
+
+/* The Cloudflare name of the queue a consumer reads (NULL: unresolved). */
+static const char *consumer_queue_name(const Ctx *c, const QueueConsumer *qc, const Queue **ret_queue) {
+        const Queue *q = qc->queue ? generation_find_queue(c->g, qc->queue) : NULL;
+
+        if (ret_queue)
+                *ret_queue = q;
+        return q ? plan_resource_cf_name(RESOURCE_QUEUE, q) : qc->queue_id;
+}
+
+/* One queue consumer of the spec: attached, updated or recorded. */
+static int rest_consumer(const WorkerRest *wr, const QueueConsumer *qc) {
+        Ctx *c = wr->c;
+        const Worker *w = wr->w;
+        const LedgerEntry *e = wr->e;
+        const Queue *q;
+        const char *qname = consumer_queue_name(c, qc, &q);
+        const LiveResource *lq = qname ? live_state_find_by_name(c->live, RESOURCE_QUEUE, qname, NULL) : NULL;
+        const LiveConsumer *found = NULL;
+        _cleanup_free_ char *canon = consumer_canon(qc), *field = NULL;
+        _cleanup_(changes_clear) Changes cs = {};
+        const char *why = NULL;
+        bool drift = false;
+        const Provider *pv;
+        Action *a;
+
+        if (!canon)
+                return -ENOMEM;
+        if (!qname)
+                return 0;
+        for (size_t j = 0; lq && j < lq->n_consumers; j++)
+                if (streq_ptr(lq->consumers[j].script_name, w->name))
+                        found = &lq->consumers[j];
+        if (!found) {
+                drift = e && strv_contains(e->consumers, qname);
+                why = drift ? "consumer missing (removed outside bindery)" : "new consumer";
+        } else if (!consumer_matches(qc, found->canon))
+                why = "consumer settings differ";
+        else if (!e || !strv_contains(e->consumers, qname))
+                why = "recording consumer";
+        if (!why)
+                return 0;
+        if (drift && wr->report) {
+                _cleanup_free_ char *what = NULL;
+
+                if (asprintf(&what, "queue %s", qname) < 0)
+                        return -ENOMEM;
+                return rest_drift_report(wr, what, why) ? 0 : -ENOMEM;
+        }
+        if (asprintf(&field, "consumer %s", qname) < 0)
+                return -ENOMEM;
+        if (found ? changes_add_kv(&cs, field, found->canon, canon) < 0
+                  : changes_add(&cs, '+', field, NULL, canon, false) < 0)
+                return -ENOMEM;
+        a = add_action(c, ACTION_SET_CONSUMER, RESOURCE_WORKER, w->name, w->name, "queue %s: %s", qname, why);
+        if (!a || dup_into(&a->detail, qname) < 0)
+                return -ENOMEM;
+        action_take_changes(a, &cs);
+        if (found)
+                (void) dup_into(&a->id, found->consumer_id);
+        a->drift = drift;
+        a->worker = w;
+        if (add_dep(c->plan, a->index, wr->main_i) < 0)
+                return -ENOMEM;
+        pv = q ? find_provider(c, RESOURCE_QUEUE, q->name) : NULL;
+        if (pv && add_dep(c->plan, a->index, pv->index) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* A recorded consumer the spec no longer has: detached. */
+static int rest_consumer_removed(const WorkerRest *wr, const char *qname) {
+        const Worker *w = wr->w;
+        const LiveResource *lq = live_state_find_by_name(wr->c->live, RESOURCE_QUEUE, qname, NULL);
+        _cleanup_(changes_clear) Changes cs = {};
+        _cleanup_free_ char *field = NULL;
+        Action *a;
+
+        for (size_t j = 0; j < w->n_consumers; j++)
+                if (streq_ptr(consumer_queue_name(wr->c, &w->consumers[j], NULL), qname))
+                        return 0;
+        a = add_action(wr->c, ACTION_SET_CONSUMER, RESOURCE_WORKER, w->name, w->name,
+                       "queue %s: consumer removed from the spec", qname);
+        if (!a || dup_into(&a->detail, qname) < 0)
+                return -ENOMEM;
+        if (asprintf(&field, "consumer %s", qname) < 0 || changes_add(&cs, '-', field, NULL, NULL, false) < 0)
+                return -ENOMEM;
+        action_take_changes(a, &cs);
+        a->remove = true;
+        a->worker = w;
+        for (size_t j = 0; lq && j < lq->n_consumers; j++)
+                if (streq_ptr(lq->consumers[j].script_name, w->name))
+                        (void) dup_into(&a->id, lq->consumers[j].consumer_id);
+        return 0;
+}
+
+/* Secrets, schedules, subdomain and consumers of one worker, after the
+ * dependencies of its main action. */
+static int plan_worker_rest(Ctx *c, size_t wi) {
+        const Worker *w = &c->g->workers[wi];
+        WorkerRest wr = {
+                .c = c,
+                .w = w,
+                .e = ledger_find(c->ledger, RESOURCE_WORKER, w->name),
+                .lw = live_state_find_worker(c->live, w->name),
+                .main_i = c->worker_main[wi],
+                .report = w->policy.drift == DRIFT_REPORT,
+        };
+        int r;
+
+        if (w->policy.suspend || w->policy.external || c->worker_blocked[wi])
+                return 0;
+        r = rest_main_deps(&wr);
+        if (r >= 0)
+                r = rest_secrets(&wr);
+        if (r >= 0)
+                r = rest_schedules(&wr);
+        if (r >= 0)
+                r = rest_subdomain(&wr);
+        for (size_t i = 0; r >= 0 && i < w->n_consumers; i++)
+                r = rest_consumer(&wr, &w->consumers[i]);
+        for (size_t i = 0; r >= 0 && wr.e && wr.e->consumers && wr.e->consumers[i]; i++)
+                r = rest_consumer_removed(&wr, wr.e->consumers[i]);
+        return r;
 }
 
 static bool doc_in_generation(const Generation *g, ResourceKind k, const char *doc) {
@@ -2334,114 +2464,124 @@ static bool is_main_kind(ActionKind k) {
                k == ACTION_ADOPT;
 }
 
+/* Why an owned resource the spec dropped is kept (NULL: it is deleted):
+ * data and Durable Object classes only with deletion_policy: delete
+ * recorded, workers only with prune. */
+static const char *retention_reason(const Ctx *c, const LedgerEntry *e) {
+        if (e->kind != RESOURCE_WORKER)
+                return e->deletion != DELETION_DELETE
+                               ? "retained: data resource removed from the spec (deletion_policy: retain)"
+                               : NULL;
+        if (strv_length(e->do_classes) > 0 && e->deletion != DELETION_DELETE)
+                return "retained: it owns Durable Object classes (their data) and "
+                       "deletion_policy: delete was not recorded";
+        if (!c->policy->prune)
+                return strv_length(e->do_classes) > 0 ? "retained: prune is off"
+                                                      : "retained: removed from the spec, but prune is off";
+        return NULL;
+}
+
+/* One owned resource the spec no longer has: kept, waiting for the spec
+ * to settle, or deleted (*n_del counts those still live). */
+static int plan_deletion(Ctx *c, const LedgerEntry *e, unsigned *n_del) {
+        const char *why = retention_reason(c, e);
+        char buf[64];
+        Action *a;
+
+        if (why) {
+                a = add_action(c, ACTION_NOOP, e->kind, e->doc, e->name, "%s", why);
+                return !a || dup_into(&a->id, e->id) < 0 ? -ENOMEM : 0;
+        }
+        if (!settled(c->policy)) {
+                a = add_action(c, ACTION_NOOP, e->kind, e->doc, e->name,
+                               "deletion waits until the spec has been stable for %s",
+                               format_duration(c->policy->prune_settle_usec, buf, sizeof(buf)));
+                if (!a || dup_into(&a->id, e->id) < 0)
+                        return -ENOMEM;
+                a->waiting = true;
+                c->plan->n_waiting++;
+                return 0;
+        }
+        a = add_action(c, ACTION_DELETE, e->kind, e->doc, e->name, "%s '%s' removed from the spec%s",
+                       kind_label(e->kind), strna(e->name),
+                       live_has(c->live, e) ? "" : " (already gone; forgetting it)");
+        if (!a || dup_into(&a->id, e->id) < 0)
+                return -ENOMEM;
+        if (live_has(c->live, e))
+                (*n_del)++;
+        return 0;
+}
+
+/* Orders one deletion: after every main action (an upload drops the
+ * bindings; consumer changes are main actions, so detachments go before
+ * the queue or the script they join); data after worker deletions; store
+ * secrets before their store. */
+static int deletion_deps(Ctx *c, Action *a, size_t first) {
+        Plan *p = c->plan;
+        const LedgerEntry *ae = ledger_find(c->ledger, a->resource_kind, a->doc);
+
+        for (size_t j = 0; j < first; j++)
+                if (is_main_kind(p->actions[j].kind) && add_dep(p, a->index, (int) j) < 0)
+                        return -ENOMEM;
+        if (a->resource_kind != RESOURCE_WORKER)
+                for (size_t j = first; j < p->n_actions; j++)
+                        if (p->actions[j].kind == ACTION_DELETE && p->actions[j].resource_kind == RESOURCE_WORKER &&
+                            add_dep(p, a->index, (int) j) < 0)
+                                return -ENOMEM;
+        if (a->resource_kind != RESOURCE_SECRETS_STORE || !ae)
+                return 0;
+        for (size_t j = first; j < p->n_actions; j++) {
+                const Action *x = &p->actions[j];
+                const LedgerEntry *xe;
+
+                if (x->kind != ACTION_DELETE || x->resource_kind != RESOURCE_SECRETS_STORE_SECRET)
+                        continue;
+                xe = ledger_find(c->ledger, x->resource_kind, x->doc);
+                if (xe && streq_ptr(xe->store_id, ae->id) && add_dep(p, a->index, (int) j) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* More deletions than max_deletions without --force: every one refused. */
+static int deletion_guard(Ctx *c, size_t first, unsigned n_del) {
+        Plan *p = c->plan;
+
+        if (n_del <= c->policy->max_deletions || c->policy->force)
+                return 0;
+        for (size_t i = first; i < p->n_actions; i++) {
+                Action *a = &p->actions[i];
+                char *nr;
+
+                if (a->kind != ACTION_DELETE)
+                        continue;
+                if (asprintf(&nr,
+                             "refused: this run would delete %u resources, more than max_deletions (%u); "
+                             "rerun with --force if that is intended (%s)",
+                             n_del, c->policy->max_deletions, a->reason) < 0)
+                        return -ENOMEM;
+                free(a->reason);
+                a->reason = nr;
+                a->kind = ACTION_BLOCKED;
+        }
+        return 0;
+}
+
+/* What the ledger owns and the spec dropped: deletions (or why not),
+ * ordered, and refused past max_deletions. */
 static int plan_deletions(Ctx *c) {
         Plan *p = c->plan;
         size_t first = p->n_actions;
         unsigned n_del = 0;
-        char buf[64];
+        int r = 0;
 
-        for (size_t i = 0; i < c->ledger->n_entries; i++) {
-                const LedgerEntry *e = c->ledger->entries[i];
-                const char *label = kind_label(e->kind);
-                bool del = false;
-                const char *why = NULL;
-                Action *a;
-
-                if (doc_in_generation(c->g, e->kind, e->doc))
-                        continue;
-                if (e->kind == RESOURCE_WORKER) {
-                        if (strv_length(e->do_classes) > 0) {
-                                if (e->deletion != DELETION_DELETE)
-                                        why = "retained: it owns Durable Object classes (their data) and "
-                                              "deletion_policy: delete was not recorded";
-                                else if (!c->policy->prune)
-                                        why = "retained: prune is off";
-                                else
-                                        del = true;
-                        } else if (!c->policy->prune)
-                                why = "retained: removed from the spec, but prune is off";
-                        else
-                                del = true;
-                } else if (e->deletion != DELETION_DELETE)
-                        why = "retained: data resource removed from the spec (deletion_policy: retain)";
-                else
-                        del = true;
-                if (!del) {
-                        a = add_action(c, ACTION_NOOP, e->kind, e->doc, e->name, "%s", why);
-                        if (!a || dup_into(&a->id, e->id) < 0)
-                                return -ENOMEM;
-                        continue;
-                }
-                if (!settled(c->policy)) {
-                        a = add_action(c, ACTION_NOOP, e->kind, e->doc, e->name,
-                                       "deletion waits until the spec has been stable for %s",
-                                       format_duration(c->policy->prune_settle_usec, buf, sizeof(buf)));
-                        if (!a || dup_into(&a->id, e->id) < 0)
-                                return -ENOMEM;
-                        a->waiting = true;
-                        p->n_waiting++;
-                        continue;
-                }
-                a = add_action(c, ACTION_DELETE, e->kind, e->doc, e->name, "%s '%s' removed from the spec%s", label,
-                               strna(e->name), live_has(c->live, e) ? "" : " (already gone; forgetting it)");
-                if (!a || dup_into(&a->id, e->id) < 0)
-                        return -ENOMEM;
-                if (live_has(c->live, e))
-                        n_del++;
-        }
-
-        /* Order from the dependencies: worker deletions after every upload
-         * (which drops their bindings), so a worker goes before what only
-         * it bound; data deletions after worker deletions; consumer
-         * detachments before the queue or the script they join; store
-         * secrets before their store. */
-        for (size_t i = first; i < p->n_actions; i++) {
-                Action *a = &p->actions[i];
-                const LedgerEntry *ae = ledger_find(c->ledger, a->resource_kind, a->doc);
-
-                if (a->kind != ACTION_DELETE)
-                        continue;
-                /* (Consumer changes are main actions.) */
-                for (size_t j = 0; j < first; j++)
-                        if (is_main_kind(p->actions[j].kind) && add_dep(p, a->index, (int) j) < 0)
-                                return -ENOMEM;
-                if (a->resource_kind != RESOURCE_WORKER)
-                        for (size_t j = first; j < p->n_actions; j++)
-                                if (p->actions[j].kind == ACTION_DELETE &&
-                                    p->actions[j].resource_kind == RESOURCE_WORKER &&
-                                    add_dep(p, a->index, (int) j) < 0)
-                                        return -ENOMEM;
-                if (a->resource_kind == RESOURCE_SECRETS_STORE && ae)
-                        for (size_t j = first; j < p->n_actions; j++) {
-                                const Action *x = &p->actions[j];
-                                const LedgerEntry *xe;
-
-                                if (x->kind != ACTION_DELETE || x->resource_kind != RESOURCE_SECRETS_STORE_SECRET)
-                                        continue;
-                                xe = ledger_find(c->ledger, x->resource_kind, x->doc);
-                                if (xe && streq_ptr(xe->store_id, ae->id) && add_dep(p, a->index, (int) j) < 0)
-                                        return -ENOMEM;
-                        }
-        }
-
-        if (n_del > c->policy->max_deletions && !c->policy->force) {
-                for (size_t i = first; i < p->n_actions; i++) {
-                        Action *a = &p->actions[i];
-                        char *nr;
-
-                        if (a->kind != ACTION_DELETE)
-                                continue;
-                        if (asprintf(&nr,
-                                     "refused: this run would delete %u resources, more than max_deletions (%u); "
-                                     "rerun with --force if that is intended (%s)",
-                                     n_del, c->policy->max_deletions, a->reason) < 0)
-                                return -ENOMEM;
-                        free(a->reason);
-                        a->reason = nr;
-                        a->kind = ACTION_BLOCKED;
-                }
-        }
-        return 0;
+        for (size_t i = 0; r >= 0 && i < c->ledger->n_entries; i++)
+                if (!doc_in_generation(c->g, c->ledger->entries[i]->kind, c->ledger->entries[i]->doc))
+                        r = plan_deletion(c, c->ledger->entries[i], &n_del);
+        for (size_t i = first; r >= 0 && i < p->n_actions; i++)
+                if (p->actions[i].kind == ACTION_DELETE)
+                        r = deletion_deps(c, &p->actions[i], first);
+        return r < 0 ? r : deletion_guard(c, first, n_del);
 }
 
 static bool generation_empty(const Generation *g) {
@@ -2538,6 +2678,156 @@ static int dropped_bindings(const Ctx *c, const Worker *w, char ***ret) {
         return 0;
 }
 
+/* Keeps of dropped only the bindings the live version still has (an
+ * upload that inherits one it lacks fails). */
+static void keep_live_bindings(const LiveWorker *lw, char **dropped) {
+        for (size_t i = 0; lw && lw->detail && dropped[i];) {
+                bool live = false;
+
+                for (size_t j = 0; j < lw->n_bindings && !live; j++)
+                        live = streq_ptr(lw->bindings[j].name, dropped[i]);
+                if (live) {
+                        i++;
+                        continue;
+                }
+                free(dropped[i]);
+                memmove(dropped + i, dropped + i + 1, (strv_length(dropped + i + 1) + 1) * sizeof(char *));
+        }
+}
+
+/* Settled, a worker still carrying bindings the spec dropped and
+ * planned no upload gets one, before any deletion (of a resource it was
+ * bound to) and before the rest of the worker's actions. */
+static int hold_settled_upload(Ctx *c, size_t wi, const char *names, size_t n_planned) {
+        Plan *p = c->plan;
+        const Worker *w = &c->g->workers[wi];
+        Action *a = add_action(c, ACTION_UPLOAD, RESOURCE_WORKER, w->name, w->name,
+                               "binding(s) %s removed from the spec", names);
+
+        if (!a)
+                return -ENOMEM;
+        a->worker = w;
+        a->desired = w;
+        c->worker_main[wi] = (int) a->index;
+        for (size_t i = 0; i < n_planned; i++)
+                if (p->actions[i].kind == ACTION_DELETE && add_dep(p, p->actions[i].index, (int) a->index) < 0)
+                        return -ENOMEM;
+        for (size_t i = 0; i < n_planned; i++)
+                if (p->actions[i].resource_kind == RESOURCE_WORKER && streq_ptr(p->actions[i].doc, w->name) &&
+                    p->actions[i].kind != ACTION_NOOP && add_dep(p, p->actions[i].index, (int) a->index) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
+/* One worker's bindings the spec dropped: an upload keeps them (inherit)
+ * until the generation settles, additions and updates going out at
+ * once; with no upload planned, their removal waits. Once settled, a
+ * worker still carrying them gets an upload. */
+static int hold_worker_bindings(Ctx *c, size_t wi, size_t n_planned, bool ok) {
+        Plan *p = c->plan;
+        const Worker *w = &c->g->workers[wi];
+        int mi = c->worker_main[wi];
+        _cleanup_strv_free_ char **dropped = NULL;
+        _cleanup_free_ char *names = NULL;
+        char buf[32];
+        const char *settle;
+        Action *a;
+        int r;
+
+        if (w->policy.suspend || w->policy.external || c->worker_blocked[wi])
+                return 0;
+        if (mi >= 0 && p->actions[mi].kind != ACTION_UPLOAD && p->actions[mi].kind != ACTION_MIGRATE)
+                return 0;    /* a create, an adopt, a drift report: nothing recorded to keep */
+        r = dropped_bindings(c, w, &dropped);
+        if (r < 0 || !dropped)
+                return r;
+        names = strv_join_simple(dropped);
+        if (!names)
+                return -ENOMEM;
+        if (ok)
+                return mi >= 0 ? 0 /* the upload drops them */ : hold_settled_upload(c, wi, names, n_planned);
+        keep_live_bindings(live_state_find_worker(c->live, w->name), dropped);
+        if (!dropped[0])
+                return 0;
+        settle = format_duration(c->policy->prune_settle_usec, buf, sizeof(buf));
+        if (mi >= 0) {
+                a = &p->actions[mi];
+                r = hold_reason(a, "binding(s) %s kept until the spec has been stable for %s", names, settle);
+                if (r < 0)
+                        return r;
+                a->inherit = TAKE_PTR(dropped);
+        } else {
+                a = add_action(c, ACTION_NOOP, RESOURCE_WORKER, w->name, w->name,
+                               "binding removal (%s) waits until the spec has been stable for %s", names, settle);
+                if (!a)
+                        return -ENOMEM;
+                a->waiting = true;
+        }
+        p->n_waiting++;
+        return 0;
+}
+
+/* Unsettled, crons the spec dropped are sent along with a schedules
+ * update; when dropping them is all the change there is, it waits. */
+static int hold_schedules(Ctx *c, Action *a) {
+        const LedgerEntry *e;
+        _cleanup_strv_free_ char **kept = NULL;
+        _cleanup_free_ char *names = NULL;
+        bool adds = false;
+        char buf[32];
+        const char *settle;
+        int r;
+
+        if (a->kind != ACTION_SET_SCHEDULES || !a->worker)
+                return 0;
+        e = ledger_find(c->ledger, RESOURCE_WORKER, a->doc);
+        for (size_t k = 0; e && e->crons_set && e->crons && e->crons[k]; k++)
+                if (!strv_contains(a->worker->crons, e->crons[k]) && strv_extend(&kept, e->crons[k]) < 0)
+                        return -ENOMEM;
+        if (!kept)
+                return 0;
+        for (size_t k = 0; a->worker->crons && a->worker->crons[k]; k++)
+                if (!e || !strv_contains(e->crons, a->worker->crons[k]))
+                        adds = true;
+        settle = format_duration(c->policy->prune_settle_usec, buf, sizeof(buf));
+        if (!adds)
+                return hold_action(c->plan, a, false, "schedule removal waits until the spec has been stable for %s",
+                                   settle);
+        names = strv_join_simple(kept);
+        if (!names)
+                return -ENOMEM;
+        r = hold_reason(a, "schedule(s) %s kept until the spec has been stable for %s", names, settle);
+        if (r < 0)
+                return r;
+        a->inherit = TAKE_PTR(kept);
+        c->plan->n_waiting++;
+        return 0;
+}
+
+/* Any other removal: refused when an empty spec would delete, held while
+ * the generation is unsettled. */
+static int hold_removal(Ctx *c, Action *a, bool empty, bool ok) {
+        const char *what;
+        char buf[32];
+        int r;
+
+        if (empty && (a->kind == ACTION_DELETE || (a->kind == ACTION_NOOP && a->waiting))) {
+                r = hold_action(c->plan, a, true, "refused: the spec directory has no documents (emptied, or the "
+                                "wrong spec_dir?); set allow_empty: true to let an empty spec delete");
+                if (r < 0)
+                        return r;
+                c->plan->empty_refused = true;
+                return 0;
+        }
+        if (ok || a->waiting)
+                return 0;
+        what = action_removes(a);
+        if (!what)
+                return 0;
+        return hold_action(c->plan, a, false, "%s waits until the spec has been stable for %s", what,
+                           format_duration(c->policy->prune_settle_usec, buf, sizeof(buf)));
+}
+
 /* Settled changes: removals of any kind wait until the generation has been
  * stable for prune_settle (a file written line by line must not remove
  * what its next line restores); additions and updates do not wait. And a
@@ -2547,150 +2837,15 @@ static int plan_hold_removals(Ctx *c) {
         bool empty = generation_empty(c->g) && !c->policy->allow_empty;
         bool ok = settled(c->policy);
         size_t n_planned = p->n_actions;
-        char buf[32];
-        int r;
+        int r = 0;
 
-        /* Bindings: an upload keeps the ones the spec dropped (inherit) until
-         * the generation settles; additions and updates go out at once. Once
-         * settled, a worker still carrying dropped bindings gets an upload. */
-        for (size_t wi = 0; wi < c->g->n_workers; wi++) {
-                const Worker *w = &c->g->workers[wi];
-                int mi = c->worker_main[wi];
-                _cleanup_strv_free_ char **dropped = NULL;
-                _cleanup_free_ char *names = NULL;
-                Action *a;
-
-                if (w->policy.suspend || w->policy.external || c->worker_blocked[wi])
-                        continue;
-                if (mi >= 0 && p->actions[mi].kind != ACTION_UPLOAD && p->actions[mi].kind != ACTION_MIGRATE)
-                        continue;    /* a create, an adopt, a drift report: nothing recorded to keep */
-                r = dropped_bindings(c, w, &dropped);
-                if (r < 0)
-                        return r;
-                if (!dropped)
-                        continue;
-                names = strv_join_simple(dropped);
-                if (!names)
-                        return -ENOMEM;
-                if (!ok) {
-                        const LiveWorker *lw = live_state_find_worker(c->live, w->name);
-
-                        /* Inherit only what the live version still has (strict inherit fails otherwise). */
-                        for (size_t i = 0; lw && lw->detail && dropped[i];) {
-                                bool live = false;
-
-                                for (size_t j = 0; j < lw->n_bindings && !live; j++)
-                                        live = streq_ptr(lw->bindings[j].name, dropped[i]);
-                                if (live) {
-                                        i++;
-                                        continue;
-                                }
-                                free(dropped[i]);
-                                memmove(dropped + i, dropped + i + 1, (strv_length(dropped + i + 1) + 1) * sizeof(char *));
-                        }
-                        if (!dropped[0])
-                                continue;
-                        if (mi >= 0) {
-                                a = &p->actions[mi];
-                                r = hold_reason(a, "binding(s) %s kept until the spec has been stable for %s", names,
-                                                format_duration(c->policy->prune_settle_usec, buf, sizeof(buf)));
-                                if (r < 0)
-                                        return r;
-                                a->inherit = TAKE_PTR(dropped);
-                        } else {
-                                a = add_action(c, ACTION_NOOP, RESOURCE_WORKER, w->name, w->name,
-                                               "binding removal (%s) waits until the spec has been stable for %s",
-                                               names, format_duration(c->policy->prune_settle_usec, buf, sizeof(buf)));
-                                if (!a)
-                                        return -ENOMEM;
-                                a->waiting = true;
-                        }
-                        p->n_waiting++;
-                        continue;
-                }
-                if (mi >= 0)
-                        continue;    /* the upload drops them */
-                a = add_action(c, ACTION_UPLOAD, RESOURCE_WORKER, w->name, w->name,
-                               "binding(s) %s removed from the spec", names);
-                if (!a)
-                        return -ENOMEM;
-                a->worker = w;
-                a->desired = w;
-                c->worker_main[wi] = (int) a->index;
-                /* Before any deletion (a resource it was bound to). */
-                for (size_t i = 0; i < n_planned; i++)
-                        if (p->actions[i].kind == ACTION_DELETE && add_dep(p, p->actions[i].index, (int) a->index) < 0)
-                                return -ENOMEM;
-                /* Secrets and the rest of the worker wait for its upload, as usual. */
-                for (size_t i = 0; i < n_planned; i++)
-                        if (p->actions[i].resource_kind == RESOURCE_WORKER && streq_ptr(p->actions[i].doc, w->name) &&
-                            p->actions[i].kind != ACTION_NOOP && add_dep(p, p->actions[i].index, (int) a->index) < 0)
-                                return -ENOMEM;
-        }
-
-        /* Schedules: crons the spec dropped are sent along until it settles;
-         * when that is all the change there is, it waits. */
-        for (size_t i = 0; !ok && i < p->n_actions; i++) {
-                Action *a = &p->actions[i];
-                const LedgerEntry *e;
-                _cleanup_strv_free_ char **kept = NULL;
-                bool adds = false;
-
-                if (a->kind != ACTION_SET_SCHEDULES || !a->worker)
-                        continue;
-                e = ledger_find(c->ledger, RESOURCE_WORKER, a->doc);
-                for (size_t k = 0; e && e->crons_set && e->crons && e->crons[k]; k++)
-                        if (!strv_contains(a->worker->crons, e->crons[k]) && strv_extend(&kept, e->crons[k]) < 0)
-                                return -ENOMEM;
-                if (!kept)
-                        continue;
-                for (size_t k = 0; a->worker->crons && a->worker->crons[k]; k++)
-                        if (!e || !strv_contains(e->crons, a->worker->crons[k]))
-                                adds = true;
-                if (!adds) {
-                        r = hold_action(p, a, false, "schedule removal waits until the spec has been stable for %s",
-                                        format_duration(c->policy->prune_settle_usec, buf, sizeof(buf)));
-                        if (r < 0)
-                                return r;
-                        continue;
-                }
-                {
-                        _cleanup_free_ char *names = strv_join_simple(kept);
-
-                        if (!names)
-                                return -ENOMEM;
-                        r = hold_reason(a, "schedule(s) %s kept until the spec has been stable for %s", names,
-                                        format_duration(c->policy->prune_settle_usec, buf, sizeof(buf)));
-                        if (r < 0)
-                                return r;
-                }
-                a->inherit = TAKE_PTR(kept);
-                p->n_waiting++;
-        }
-
-        for (size_t i = 0; i < p->n_actions; i++) {
-                Action *a = &p->actions[i];
-                const char *what;
-
-                if (empty && (a->kind == ACTION_DELETE || (a->kind == ACTION_NOOP && a->waiting))) {
-                        r = hold_action(p, a, true, "refused: the spec directory has no documents (emptied, or the "
-                                        "wrong spec_dir?); set allow_empty: true to let an empty spec delete");
-                        if (r < 0)
-                                return r;
-                        p->empty_refused = true;
-                        continue;
-                }
-                if (ok || a->waiting)
-                        continue;
-                what = action_removes(a);
-                if (!what)
-                        continue;
-                r = hold_action(p, a, false, "%s waits until the spec has been stable for %s", what,
-                                format_duration(c->policy->prune_settle_usec, buf, sizeof(buf)));
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        for (size_t wi = 0; r >= 0 && wi < c->g->n_workers; wi++)
+                r = hold_worker_bindings(c, wi, n_planned, ok);
+        for (size_t i = 0; r >= 0 && !ok && i < p->n_actions; i++)
+                r = hold_schedules(c, &p->actions[i]);
+        for (size_t i = 0; r >= 0 && i < p->n_actions; i++)
+                r = hold_removal(c, &p->actions[i], empty, ok);
+        return r < 0 ? r : 0;
 }
 
 /* Reorders the actions so every action comes after the ones it depends

@@ -1,4 +1,5 @@
 /* secrets.c: secret references to values; see secrets.h. */
+#include <assert.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -103,8 +104,7 @@ int secrets_resolve(const SecretRef *ref, const char *base_dir, char **ret_value
 
         if (reterr_message)
                 *reterr_message = NULL;
-        if (!ref || !ret_value || !ret_size)
-                return -EINVAL;
+        assert(ref && ret_value && ret_size);
         what = secret_source_to_string(ref->source);
         if (!what || isempty(ref->ref))
                 return fail(reterr_message, -EINVAL, "invalid secret reference");

@@ -320,7 +320,3 @@ Watch *watch_free(Watch *w) {
         sd_event_unref(w->event);
         return mfree(w);
 }
-
-size_t watch_n_dirs(const Watch *w) {
-        return w ? w->n_dirs : 0;
-}

@@ -32,8 +32,5 @@ int watch_new(Watch **ret, sd_event *event, const char *dir, uint64_t debounce_u
 Watch *watch_free(Watch *w);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Watch *, watch_free);
 
-/* Number of directories watched (tests). */
-size_t watch_n_dirs(const Watch *w);
-
 /* True for names the watch (and the spec loader) ignore. */
 bool watch_name_ignored(const char *name);
