@@ -97,6 +97,7 @@ struct CfCall {
         char *resp;
         size_t resp_size, resp_alloc;
         bool resp_too_big;
+        bool refused;               /* the write gate said no (cfapi_set_may_send) */
         char *etag;
         char *retry_after;
         char *ratelimit;
@@ -113,6 +114,8 @@ struct CfApi {
         char *token;                /* wiped on free */
         size_t token_size;
         char *user_agent;
+        cfapi_may_send_t may_send;
+        void *may_send_userdata;
 
         unsigned concurrency;
         uint64_t connect_timeout_usec, request_timeout_usec;
@@ -157,7 +160,25 @@ void cfapi_options_from_config(CfApiOptions *o, const Config *c) {
                 .budget = c ? c->request_budget : 0,
                 .budget_window_usec = c ? c->request_window_usec : 0,
                 .budget_dir = c ? c->state_dir : NULL,
+                .agent_name = c && c->ha ? c->ha->name : NULL,
         };
+}
+
+void cfapi_set_may_send(CfApi *api, cfapi_may_send_t fn, void *userdata) {
+        api->may_send = fn;
+        api->may_send_userdata = userdata;
+}
+
+/* CURLOPT_PREREQFUNCTION: the last moment before a request goes out. */
+static int on_prereq(void *clientp, char *primary_ip, char *local_ip, int primary_port, int local_port) {
+        CfCall *c = clientp;
+        CfApi *api = c->api;
+
+        if (api->may_send && !api->may_send(c->method, api->may_send_userdata)) {
+                c->refused = true;
+                return CURL_PREREQFUNC_ABORT;
+        }
+        return CURL_PREREQFUNC_OK;
 }
 
 /* ---- Calls ---- */
@@ -477,6 +498,10 @@ static int call_start(CfCall *c, uint64_t now) {
         } else {
                 if (curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, c->method) != CURLE_OK)
                         return -EIO;
+                c->refused = false;
+                if (curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, on_prereq) != CURLE_OK ||
+                    curl_easy_setopt(easy, CURLOPT_PREREQDATA, c) != CURLE_OK)
+                        return -EIO;
                 if (c->has_body || !streq(c->method, "DELETE")) {
                         /* The bytes stay in c->body for the whole call. */
                         if (curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
@@ -691,6 +716,9 @@ static void on_transport_error(CfCall *c, CURLcode result, long status) {
                 snprintf(what, sizeof what, "response larger than %zu bytes", c->api->max_response_size);
                 return call_fail(c, -EFBIG, status, what);
         }
+        if (c->refused)
+                return call_fail(c, -EPERM, 0, "write refused before sending: this host may not write "
+                                 "(not the HA leader, or its lease is not known valid)");
         r = curl_errno(result, &retry);
         snprintf(what, sizeof what, "%s", curl_easy_strerror(result));
         if (retry)
@@ -937,7 +965,13 @@ int cfapi_new(CfApi **ret, sd_event *event, const CfApiOptions *o) {
         api->event = sd_event_ref(event);
         api->api_url = strip_trailing_slashes(o->api_url);
         api->account_id = o->account_id ? strdup(o->account_id) : NULL;
-        api->user_agent = strdup(o->user_agent ? o->user_agent : "binderyd/" PACKAGE_VERSION);
+        if (o->user_agent)
+                api->user_agent = strdup(o->user_agent);
+        else if (o->agent_name) {
+                if (asprintf(&api->user_agent, "binderyd/%s (%s)", PACKAGE_VERSION, o->agent_name) < 0)
+                        api->user_agent = NULL;
+        } else
+                api->user_agent = strdup("binderyd/" PACKAGE_VERSION);
         if (!api->api_url || (o->account_id && !api->account_id) || !api->user_agent)
                 return -ENOMEM;
         if (o->token && o->token_size > 0) {

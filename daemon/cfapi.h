@@ -59,7 +59,9 @@ typedef struct CfApiOptions {
         uint64_t backoff_base_usec;         /* default 500 ms */
         uint64_t backoff_max_usec;          /* default 60 s */
         size_t max_response_size;           /* body cap; default 32 MiB */
-        const char *user_agent;             /* default "binderyd/VERSION" */
+        const char *user_agent;             /* default "binderyd/VERSION", or with agent_name
+                                             * "binderyd/VERSION (NAME)" */
+        const char *agent_name;             /* this host's name in the user agent (ha.name) */
         const char *budget_dir;             /* shares the budget with every process on this
                                              * directory (its "request-budget" file); NULL: local */
 } CfApiOptions;
@@ -83,6 +85,16 @@ int cfapi_new(CfApi **ret, sd_event *event, const CfApiOptions *o);
  * one of its own callbacks: defer it instead. */
 CfApi *cfapi_free(CfApi *api);
 DEFINE_TRIVIAL_CLEANUP_FUNC(CfApi *, cfapi_free);
+
+/* The write gate: when set, every request other than a GET asks fn just
+ * before it is sent on the wire (libcurl's CURLOPT_PREREQFUNCTION: after
+ * the connection is up, for the first attempt and every retry), and is
+ * not sent when fn returns false: it fails with -EPERM, not retried, and
+ * nothing reached Cloudflare. High availability uses it so a process that
+ * lost its lease writes nothing; cfapi knows nothing about why. NULL
+ * clears it. */
+typedef bool (*cfapi_may_send_t)(const char *method, void *userdata);
+void cfapi_set_may_send(CfApi *api, cfapi_may_send_t fn, void *userdata);
 
 /* Changes concurrency and budget (SIGHUP). Tokens already spent stay
  * spent. 0 keeps the current value. */

@@ -177,8 +177,14 @@ static int client_call(Client *c, const char *method, const char *path_query, co
         (void) curl_easy_setopt(curl, CURLOPT_TIMEOUT, timeout_sec);
         (void) curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
         (void) curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-        (void) curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+        /* A follower with ha.forward: false answers 307 to the leader:
+         * follow it, resending the token there (curl --location-trusted);
+         * only 3xx are followed, never a 202's Location. */
+        (void) curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+        (void) curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 2L);
+        (void) curl_easy_setopt(curl, CURLOPT_UNRESTRICTED_AUTH, 1L);
         (void) curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+        (void) curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
         cc = curl_easy_perform(curl);
         *ret_status = 0;
         if (cc == CURLE_OK)
@@ -359,8 +365,10 @@ int cmd_state(const Options *o) {
         ResourceKind kind;
         int r;
 
+        if (strv_length(o->args) == 1 && (streq(o->args[0], "import") || streq(o->args[0], "export")))
+                return cmd_state_transfer(o, streq(o->args[0], "import"));
         if (strv_length(o->args) != 2 || !streq(o->args[0], "forget")) {
-                log_error("state: usage: binderyd state forget KIND/NAME (see binderyd state --help).");
+                log_error("state: usage: binderyd state forget KIND/NAME | import | export (see binderyd state --help).");
                 return EXIT_USAGE;
         }
         what = o->args[1];
@@ -380,6 +388,10 @@ int cmd_state(const Options *o) {
         name = slash + 1;
         if (cmd_load_config(o, &cfg) < 0)
                 return EXIT_FAILED;
+        if (cfg->ha) {
+                log_error("state forget: with ha: the ledger is in etcd, and forget does not reach it yet.");
+                return EXIT_FAILED;
+        }
         r = store_file_open(cfg->state_dir, true, &s, &msg);
         if (r == -EBUSY) {
                 log_error("state forget: the state directory '%s' is locked (is binderyd running?); stop the "

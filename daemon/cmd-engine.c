@@ -14,6 +14,7 @@
 #include "config.h"
 #include "engine.h"
 #include "log.h"
+#include "manager-ha.h"
 #include "spec.h"
 #include "util.h"
 
@@ -83,6 +84,11 @@ static int run(const Options *o, RunMode mode) {
                 return EXIT_FAILED;
         if (!o->log_level)
                 log_set_max_level(c->log_level);
+        if (c->ha && mode == RUN_MODE_APPLY) {
+                log_error("apply: with ha: only the leading daemon writes; use binderyd reconcile (any host "
+                          "forwards it to the leader).");
+                return EXIT_FAILED;
+        }
 
         r = config_spec_grant(c, &grant);
         if (r < 0)
@@ -108,7 +114,8 @@ static int run(const Options *o, RunMode mode) {
                 return log_error_errno(r, "Failed to set up the event loop: %m"), EXIT_FAILED;
 
         cr.event = event;
-        r = engine_new(&e, event, c, mode == RUN_MODE_APPLY);
+        /* With ha: the plan reads the ledger in etcd. */
+        r = c->ha ? manager_ha_engine_readonly(&e, event, c) : engine_new(&e, event, c, mode == RUN_MODE_APPLY);
         if (r == -EBUSY) {
                 log_error("%s: the state directory '%s' is locked by another process (is binderyd running?). "
                           "Use POST /v1/reconcile on the daemon's HTTP API instead.",

@@ -54,5 +54,7 @@ int cmd_daemon(const Options *o);     /* cmd-daemon.c */
 int cmd_reconcile(const Options *o);  /* cmd-client.c */
 int cmd_status(const Options *o);     /* cmd-client.c */
 int cmd_state(const Options *o);      /* cmd-client.c */
+/* state import | export (cmd-state-ha.c), from cmd_state. */
+int cmd_state_transfer(const Options *o, bool import);
 int cmd_import(const Options *o);     /* cmd-import.c */
 int cmd_schema(const Options *o);     /* cmd-schema.c */

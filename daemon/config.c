@@ -42,6 +42,7 @@ typedef enum ConfigType {
         CONFIG_BUDGET,      /* "N/DURATION" */
         CONFIG_LOG_LEVEL,
         CONFIG_NOTIFY,      /* a list of {url, secret, events} */
+        CONFIG_HA,          /* the ha: mapping (parse_ha) */
 } ConfigType;
 
 typedef struct ConfigKey {
@@ -83,6 +84,7 @@ static const ConfigKey config_keys[] = {
         { "log_level",       CONFIG_LOG_LEVEL, OFF(log_level),           -1,                      0, 0, "info" },
         { "notify",          CONFIG_NOTIFY,    OFF(notify),              -1,                      0, 0, NULL },
         { "webhook_ref",     CONFIG_STRING,    OFF(webhook_ref),         -1,                      0, 0, NULL },
+        { "ha",              CONFIG_HA,        OFF(ha),                  -1,                      0, 0, NULL },
 };
 
 /* Window bounds of request_budget. */
@@ -127,6 +129,7 @@ void config_errors_free(ConfigError *e, size_t n) {
 }
 
 static void notify_targets_free(NotifyTarget *t, size_t n);
+static HAConfig *ha_config_free(HAConfig *h);
 
 Config *config_free(Config *c) {
         if (!c)
@@ -144,6 +147,7 @@ Config *config_free(Config *c) {
         free(c->webhook_secret.ref);
         notify_targets_free(c->notify, c->n_notify);
         free(c->webhook_ref);
+        ha_config_free(c->ha);
         return mfree(c);
 }
 
@@ -657,6 +661,12 @@ static int parse_notify_value(const ConfigValue *v) {
         return parse_notify(v->c, v->doc, v->n, v->e);
 }
 
+static int parse_ha(Config *c, const char *base_dir, yaml_document_t *doc, yaml_node_t *n, Errors *e);
+
+static int parse_ha_value(const ConfigValue *v) {
+        return parse_ha(v->c, v->base_dir, v->doc, v->n, v->e);
+}
+
 static int parse_env_list_value(const ConfigValue *v) {
         _cleanup_strv_free_ char **l = NULL;
         const char *k = v->k->name;
@@ -772,6 +782,7 @@ static int (*const value_parsers[])(const ConfigValue *v) = {
         [CONFIG_BUDGET] = parse_budget_value,
         [CONFIG_LOG_LEVEL] = parse_log_level_value,
         [CONFIG_NOTIFY] = parse_notify_value,
+        [CONFIG_HA] = parse_ha_value,
 };
 
 /* A value node (n), or a default text (def, n == NULL), into the field,
@@ -792,7 +803,7 @@ static int parse_value(Config *c, const char *base_dir, const ConfigKey *k,
                 return 0;
 
         if (k->type != CONFIG_LISTEN && k->type != CONFIG_SECRET && k->type != CONFIG_NOTIFY &&
-            k->type != CONFIG_ENV_LIST && !v.s) {
+            k->type != CONFIG_ENV_LIST && k->type != CONFIG_HA && !v.s) {
                 add_error(e, v.line, v.col, "'%s' must be a scalar, not %s", k->name, node_type_name(n));
                 return -EINVAL;
         }
@@ -924,6 +935,8 @@ static int parse_file(Config *c, const char *path, bool seen[], bool bad[], Erro
         }
         return 0;
 }
+
+static int ha_defaults(Config *c);
 
 /* Where the API token comes from when the file does not say. */
 static int default_api_token(Config *c) {
@@ -1062,6 +1075,11 @@ int config_load(const char *path, const Options *o, Config **ret,
                 if (r < 0)
                         goto fail;
         }
+        if (c->ha) {
+                r = ha_defaults(c);
+                if (r < 0)
+                        goto fail;
+        }
 
         if (e.oom) {
                 r = -ENOMEM;
@@ -1173,6 +1191,17 @@ int config_spec_grant(const Config *c, SpecGrant *ret) {
                     (r->source == SECRET_SOURCE_FILE && add_path(&g.deny_paths, r->ref) < 0))
                         return -ENOMEM;
         }
+        /* So are the etcd password and the TLS client key. */
+        if (c->ha && c->ha->password_set && !isempty(c->ha->password.ref)) {
+                const SecretRef *r = &c->ha->password;
+
+                if ((r->source == SECRET_SOURCE_CREDENTIAL && strv_extend(&g.deny_credentials, r->ref) < 0) ||
+                    (r->source == SECRET_SOURCE_ENV && strv_extend(&g.deny_env, r->ref) < 0) ||
+                    (r->source == SECRET_SOURCE_FILE && add_path(&g.deny_paths, r->ref) < 0))
+                        return -ENOMEM;
+        }
+        if (c->ha && c->ha->key_file && add_path(&g.deny_paths, c->ha->key_file) < 0)
+                return -ENOMEM;
         /* The daemon's credentials read as files, too. */
         if (!isempty(creds))
                 for (char **n = g.deny_credentials; n && *n; n++) {
@@ -1195,5 +1224,273 @@ int config_spec_grant(const Config *c, SpecGrant *ret) {
         }
         *ret = g;
         g = (SpecGrant) {};
+        return 0;
+}
+
+/* ---- ha: (issue 11) ---- */
+
+static HAConfig *ha_config_free(HAConfig *h) {
+        if (!h)
+                return NULL;
+        strv_free(h->etcd);
+        free(h->ca_file);
+        free(h->cert_file);
+        free(h->key_file);
+        free(h->user);
+        free(h->password.ref);
+        free(h->name);
+        free(h->advertise_url);
+        free(h->prefix);
+        return mfree(h);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(HAConfig *, ha_config_free);
+
+static const char *const ha_keys[] = {
+        "etcd", "ca_file", "cert_file", "key_file", "user", "password",
+        "name", "advertise_url", "lease_ttl", "prefix", "forward",
+};
+
+/* http(s)://HOST[:PORT][/...], without user:password@ (credentials go in
+ * ha.user and ha.password, never in a URL that status shows). */
+static bool ha_url_is_valid(const char *s) {
+        const char *host;
+
+        if (isempty(s) || !(startswith(s, "http://") || startswith(s, "https://")) || strlen(s) >= 1024 ||
+            strpbrk(s, " \t\r\n"))
+                return false;
+        host = strstr(s, "//") + 2;
+        return *host && *host != '/' && !memchr(host, '@', strcspn(host, "/"));
+}
+
+static bool ha_name_is_valid(const char *s) {
+        size_t n = 0;
+
+        for (; s && s[n]; n++)
+                if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
+                      (s[n] >= '0' && s[n] <= '9') || strchr(".-_", s[n])))
+                        return false;
+        return n > 0 && n <= 64;
+}
+
+static int ha_set_path(char **p, const char *base_dir, const char *s) {
+        char *d = s[0] != '/' && base_dir ? path_join(base_dir, s) : strdup(s);
+
+        if (!d)
+                return -ENOMEM;
+        free(*p);
+        *p = d;
+        return 0;
+}
+
+static int ha_parse_etcd(HAConfig *h, yaml_document_t *doc, yaml_node_t *vn, Errors *e) {
+        _cleanup_strv_free_ char **l = NULL;
+        bool bad = false;
+
+        if (scalar(vn)) {
+                if (strv_extend(&l, scalar(vn)) < 0)
+                        return -ENOMEM;
+        } else if (vn->type == YAML_SEQUENCE_NODE) {
+                for (yaml_node_item_t *i = vn->data.sequence.items.start; i < vn->data.sequence.items.top; i++) {
+                        yaml_node_t *in = yaml_document_get_node(doc, *i);
+
+                        if (!scalar(in)) {
+                                add_error(e, LINE(in), COL(in), "'ha.etcd' entries must be URLs");
+                                bad = true;
+                        } else if (strv_extend(&l, scalar(in)) < 0)
+                                return -ENOMEM;
+                }
+        } else {
+                add_error(e, LINE(vn), COL(vn), "'ha.etcd' must be a URL or a list of URLs, not %s",
+                          node_type_name(vn));
+                return -EINVAL;
+        }
+        for (char **x = l; x && *x; x++)
+                if (strchr(*x, '@')) {
+                        /* Not echoed: it may hold a password. */
+                        add_error(e, LINE(vn), COL(vn), "'ha.etcd': an endpoint has user:password@ in it; "
+                                  "use ha.user and ha.password");
+                        bad = true;
+                } else if (!ha_url_is_valid(*x)) {
+                        add_error(e, LINE(vn), COL(vn), "'ha.etcd': '%.128s' is not an http:// or https:// URL",
+                                  *x);
+                        bad = true;
+                }
+        if (!bad && strv_length(l) == 0) {
+                add_error(e, LINE(vn), COL(vn), "'ha.etcd' must name at least one endpoint");
+                bad = true;
+        }
+        if (strv_length(l) > CONFIG_HA_ETCD_MAX) {
+                add_error(e, LINE(vn), COL(vn), "'ha.etcd' takes at most %d endpoints", CONFIG_HA_ETCD_MAX);
+                bad = true;
+        }
+        if (bad)
+                return -EINVAL;
+        strv_free(h->etcd);
+        h->etcd = TAKE_PTR(l);
+        return 0;
+}
+
+/* One key of ha: into h. */
+static int ha_parse_key(HAConfig *h, const char *base_dir, yaml_document_t *doc, const char *key,
+                        yaml_node_t *vn, Errors *e) {
+        const char *s = scalar(vn);
+        uint64_t u;
+
+        if (streq(key, "etcd"))
+                return ha_parse_etcd(h, doc, vn, e);
+        if (streq(key, "password")) {
+                int r = parse_secret("ha.password", doc, vn, NULL, &h->password, e);
+
+                if (r >= 0)
+                        h->password_set = true;
+                return r;
+        }
+        if (isempty(s)) {
+                add_error(e, LINE(vn), COL(vn), "'ha.%s' must be a non-empty scalar", key);
+                return -EINVAL;
+        }
+        if (streq(key, "ca_file"))
+                return ha_set_path(&h->ca_file, base_dir, s);
+        if (streq(key, "cert_file"))
+                return ha_set_path(&h->cert_file, base_dir, s);
+        if (streq(key, "key_file"))
+                return ha_set_path(&h->key_file, base_dir, s);
+        if (streq(key, "user"))
+                return set_string(&h->user, s);
+        if (streq(key, "name")) {
+                if (!ha_name_is_valid(s)) {
+                        add_error(e, LINE(vn), COL(vn),
+                                  "'ha.name' must be 1 to 64 letters, digits, '.', '-' or '_', not '%.64s'", s);
+                        return -EINVAL;
+                }
+                return set_string(&h->name, s);
+        }
+        if (streq(key, "advertise_url")) {
+                if (!ha_url_is_valid(s)) {
+                        add_error(e, LINE(vn), COL(vn), "'ha.advertise_url' must be an http:// or https:// URL, "
+                                  "not '%.128s'", s);
+                        return -EINVAL;
+                }
+                return set_string(&h->advertise_url, s);
+        }
+        if (streq(key, "lease_ttl")) {
+                if (parse_duration(s, &u) < 0 || u % USEC_PER_SEC != 0 || u < 2 * SEC || u > 60 * SEC) {
+                        add_error(e, LINE(vn), COL(vn), "'ha.lease_ttl' must be whole seconds between 2s and 60s, "
+                                  "not '%s'", s);
+                        return -EINVAL;
+                }
+                h->lease_ttl_usec = u;
+                return 0;
+        }
+        if (streq(key, "prefix")) {
+                if (s[0] != '/' || !endswith(s, "/") || strlen(s) > 200 || strpbrk(s, " \t\r\n")) {
+                        add_error(e, LINE(vn), COL(vn), "'ha.prefix' must start and end with '/' (at most 200 "
+                                  "bytes, no space), not '%.64s'", s);
+                        return -EINVAL;
+                }
+                return set_string(&h->prefix, s);
+        }
+        if (streq(key, "forward")) {
+                if (parse_bool(s, &h->forward) < 0) {
+                        add_error(e, LINE(vn), COL(vn), "'ha.forward' must be true or false, not '%s'", s);
+                        return -EINVAL;
+                }
+                return 0;
+        }
+        return -EINVAL;
+}
+
+static int parse_ha(Config *c, const char *base_dir, yaml_document_t *doc, yaml_node_t *n, Errors *e) {
+        _cleanup_(ha_config_freep) HAConfig *h = NULL;
+        bool seen[ELEMENTSOF(ha_keys)] = {}, bad = false;
+        int r;
+
+        if (!n || n->type != YAML_MAPPING_NODE) {
+                add_error(e, n ? LINE(n) : 0, n ? COL(n) : 0, "'ha' must be a mapping (etcd, name, "
+                          "advertise_url, ...), not %s", n ? node_type_name(n) : "nothing");
+                return -EINVAL;
+        }
+        h = calloc(1, sizeof(HAConfig));
+        if (!h)
+                return -ENOMEM;
+        h->lease_ttl_usec = 10 * SEC;
+        h->forward = true;
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+                yaml_node_t *kn = yaml_document_get_node(doc, p->key), *vn = yaml_document_get_node(doc, p->value);
+                const char *key = scalar(kn), *best = NULL;
+                size_t i;
+
+                for (i = 0; key && i < ELEMENTSOF(ha_keys); i++)
+                        if (streq(key, ha_keys[i]))
+                                break;
+                if (!key || i == ELEMENTSOF(ha_keys)) {
+                        for (size_t j = 0; key && j < ELEMENTSOF(ha_keys); j++)
+                                if (edit_distance(key, ha_keys[j]) <= 2)
+                                        best = ha_keys[j];
+                        if (best)
+                                add_error(e, LINE(kn), COL(kn), "unknown key '%s' in 'ha'; did you mean '%s'?",
+                                          strna(key), best);
+                        else
+                                add_error(e, LINE(kn), COL(kn), "unknown key '%s' in 'ha'", strna(key));
+                        bad = true;
+                        continue;
+                }
+                if (seen[i]) {
+                        add_error(e, LINE(kn), COL(kn), "duplicate key 'ha.%s'", key);
+                        bad = true;
+                        continue;
+                }
+                seen[i] = true;
+                r = ha_parse_key(h, base_dir, doc, key, vn, e);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        bad = true;
+        }
+        if (!h->etcd && !seen[0]) {
+                add_error(e, LINE(n), COL(n), "'ha' needs 'etcd', a list of etcd endpoint URLs");
+                bad = true;
+        }
+        if (!!h->cert_file != !!h->key_file) {
+                add_error(e, LINE(n), COL(n), "'ha.cert_file' and 'ha.key_file' go together");
+                bad = true;
+        }
+        if (!!h->user != h->password_set) {
+                add_error(e, LINE(n), COL(n), "'ha.user' and 'ha.password' go together");
+                bad = true;
+        }
+        if (h->etcd && (h->ca_file || h->cert_file))
+                for (char **x = h->etcd; *x; x++)
+                        if (!startswith(*x, "https://")) {
+                                add_error(e, LINE(n), COL(n), "'ha.ca_file'/'ha.cert_file' apply to https:// "
+                                          "endpoints, but 'ha.etcd' has '%.128s'", *x);
+                                bad = true;
+                                break;
+                        }
+        if (bad)
+                return -EINVAL;
+        ha_config_free(c->ha);
+        c->ha = TAKE_PTR(h);
+        return 0;
+}
+
+/* What ha: leaves out, once account_id and listen are known. */
+static int ha_defaults(Config *c) {
+        HAConfig *h = c->ha;
+
+        if (!h->name) {
+                char host[256] = {};
+
+                if (gethostname(host, sizeof host - 1) < 0 || !ha_name_is_valid(host))
+                        (void) snprintf(host, sizeof host, "binderyd");
+                h->name = strdup(host);
+                if (!h->name)
+                        return -ENOMEM;
+        }
+        if (!h->prefix && c->account_id && asprintf(&h->prefix, "/bindery/%s/", c->account_id) < 0)
+                return -ENOMEM;
+        if (!h->advertise_url && c->listen && c->listen[0] &&
+            asprintf(&h->advertise_url, "http://%s", c->listen[0]) < 0)
+                return -ENOMEM;
         return 0;
 }

@@ -38,6 +38,24 @@ typedef struct NotifyTarget {
         unsigned line;              /* in the config file, for messages */
 } NotifyTarget;
 
+/* ha: (issue 11; binderyd.yaml(5) HIGH AVAILABILITY). NULL in Config
+ * when the file has no ha: section: nothing changes then. */
+#define CONFIG_HA_ETCD_MAX 16
+
+typedef struct HAConfig {
+        char **etcd;                /* endpoint URLs, http:// or https:// */
+        char *ca_file;              /* TLS: CA bundle for https endpoints */
+        char *cert_file, *key_file; /* TLS client certificate and key (key: a daemon secret) */
+        char *user;                 /* etcd auth user, with password */
+        SecretRef password;         /* a daemon-own secret reference */
+        bool password_set;
+        char *name;                 /* this host; default the hostname */
+        char *advertise_url;        /* this host's HTTP API; default http://LISTEN[0] */
+        uint64_t lease_ttl_usec;    /* default 10s, whole seconds 2s..60s */
+        char *prefix;               /* default /bindery/ACCOUNT_ID/ */
+        bool forward;               /* default true: forward triggers, else 307 */
+} HAConfig;
+
 typedef struct Config {
         char *path;                 /* the file read, or NULL (defaults + flags only) */
         char *account_id;
@@ -69,6 +87,7 @@ typedef struct Config {
         NotifyTarget *notify;       /* notify: targets (at most CONFIG_NOTIFY_MAX) */
         size_t n_notify;
         char *webhook_ref;          /* only pushes to this ref trigger (NULL: any) */
+        HAConfig *ha;               /* ha: section, or NULL */
 } Config;
 
 #define CONFIG_DEFAULT_API_URL "https://api.cloudflare.com/client/v4"

@@ -355,6 +355,10 @@ bool engine_is_running(const Engine *e) {
         return e && e->running;
 }
 
+void engine_set_may_send(Engine *e, cfapi_may_send_t fn, void *userdata) {
+        cfapi_set_may_send(e->api, fn, userdata);
+}
+
 void engine_cancel(Engine *e) {
         if (!e || !e->running)
                 return;

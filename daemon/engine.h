@@ -111,6 +111,10 @@ int engine_new_with_store(Engine **ret, sd_event *event, const Config *config, S
 Engine *engine_free(Engine *e);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Engine *, engine_free);
 
+/* The write gate of the engine's Cloudflare client (cfapi_set_may_send):
+ * high availability passes ha_may_write through it. */
+void engine_set_may_send(Engine *e, cfapi_may_send_t fn, void *userdata);
+
 /* Replaces the config (SIGHUP). Takes effect for the next run. */
 int engine_set_config(Engine *e, const Config *config);
 

@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <microhttpd.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -121,6 +122,13 @@ struct Request {
         int status_if_created;      /* POST /v1/reconcile without wait */
         sd_event_source *deadline;
         Request *wait_prev, *wait_next;
+        /* high availability: relaying to the leader */
+        char *url;                  /* the path asked */
+        void *relay;                /* the backend's handle while relaying */
+        bool relayed;               /* the relay ended: relay_* hold the answer */
+        unsigned relay_status;
+        char *relay_type, *relay_body;
+        size_t relay_size;
 };
 
 struct Httpd {
@@ -605,13 +613,127 @@ static HandlerResult handle_run(Request *r, const char *arg) {
         return respond_human_or_json(r, MHD_HTTP_OK, j, report_text);
 }
 
+/* ---- high availability: serve on the leader ---- */
+
+/* Appends the query string of c, re-encoded, to *q ("?a=b&c"). */
+static enum MHD_Result query_append(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+        char **q = cls;
+        _cleanup_free_ char *n = NULL;
+        char *k, *v = NULL;
+
+        k = curl_easy_escape(NULL, key, 0);
+        if (value)
+                v = curl_easy_escape(NULL, value, 0);
+        if (!k || (value && !v) ||
+            asprintf(&n, "%s%s%s%s%s", *q ? *q : "", *q ? "&" : "?", k, v ? "=" : "", v ? v : "") < 0) {
+                curl_free(k);
+                curl_free(v);
+                return MHD_NO;
+        }
+        curl_free(k);
+        curl_free(v);
+        free(*q);
+        *q = TAKE_PTR(n);
+        return MHD_YES;
+}
+
+static void on_relayed(const HttpdRelay *a, void *cookie) {
+        Request *r = cookie;
+
+        r->relay = NULL;
+        r->relayed = true;
+        if (a) {
+                r->relay_status = a->status;
+                r->relay_type = a->content_type ? strdup(a->content_type) : NULL;
+                r->relay_body = malloc(a->size + 1);
+                if (r->relay_body) {
+                        memcpy(r->relay_body, a->body, a->size);
+                        r->relay_body[a->size] = 0;
+                        r->relay_size = a->size;
+                }
+        }
+        r->suspended = true;        /* MHD_suspend_connection was called */
+        request_resume(r);
+}
+
+/* Not the leader: answers 307 to it, relays to it, or 503 when none is
+ * known. Returns true when r was answered or suspended (*ret). */
+static bool serve_on_leader(Request *r, HandlerResult *ret) {
+        Httpd *h = r->httpd;
+        _cleanup_free_ char *base = NULL, *query = NULL, *target = NULL;
+        const char *auth, *method;
+        bool forward = false;
+        int k;
+
+        if (r->relayed) {
+                if (!r->relay_body || r->relay_status < 100 || r->relay_status > 599)
+                        *ret = respond_error(r, MHD_HTTP_BAD_GATEWAY, NULL, NULL,
+                                             "this host does not lead and the leader did not answer");
+                else
+                        *ret = queue(r->connection, r->relay_status, r->relay_type ? r->relay_type : "application/json",
+                                     r->relay_body, r->relay_size, NULL, NULL) == MHD_YES ? HANDLER_DONE
+                                                                                          : HANDLER_FAILED;
+                return true;
+        }
+        if (!h->backend.leader)
+                return false;
+        k = h->backend.leader(h->userdata, &base, &forward);
+        if (k == 0)
+                return false;
+        if (k < 0 || !base) {
+                *ret = respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, MHD_HTTP_HEADER_RETRY_AFTER, "2",
+                                     "this host does not lead and no leader is known yet (high availability)");
+                return true;
+        }
+        if (MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND, HTTPD_FORWARDED_HEADER)) {
+                *ret = respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, MHD_HTTP_HEADER_RETRY_AFTER, "2",
+                                     "forwarded to a host that does not lead either; retry");
+                return true;
+        }
+        if (MHD_get_connection_values(r->connection, MHD_GET_ARGUMENT_KIND, query_append, &query) < 0 ||
+            asprintf(&target, "%s%s%s", base, r->url, query ? query : "") < 0) {
+                *ret = HANDLER_FAILED;
+                return true;
+        }
+        if (!forward) {
+                _cleanup_(json_object_putp) json_object *j = json_object_new_object();
+
+                if (!j) {
+                        *ret = HANDLER_FAILED;
+                        return true;
+                }
+                json_object_object_add(j, "error", json_object_new_string(
+                        "this host does not lead; resend to the leader (with the token)"));
+                json_object_object_add(j, "status", json_object_new_int(307));
+                json_object_object_add(j, "leader_url", json_object_new_string(base));
+                *ret = respond_json(r, MHD_HTTP_TEMPORARY_REDIRECT, j, MHD_HTTP_HEADER_LOCATION, target);
+                return true;
+        }
+        auth = MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        method = r->route->method;
+        k = h->backend.forward(h->userdata, method, target, auth, r->body ? r->body : "", r->size,
+                               (uint64_t) (h->settings.wait_max_sec + 60) * USEC_PER_SEC, on_relayed, r,
+                               &r->relay);
+        if (k < 0) {
+                *ret = respond_error(r, MHD_HTTP_BAD_GATEWAY, NULL, NULL,
+                                     "this host does not lead and cannot reach the leader: %s", strerror(-k));
+                return true;
+        }
+        MHD_suspend_connection(r->connection);
+        *ret = HANDLER_SUSPENDED;
+        return true;
+}
+
 static HandlerResult handle_plan(Request *r, const char *arg) {
         Httpd *h = r->httpd;
         _cleanup_(json_object_putp) json_object *j = NULL;
         unsigned retry = 5;
         char buf[32];
+        HandlerResult hr;
         int k;
 
+        if (!h->shutting_down && serve_on_leader(r, &hr))
+                return hr;
         if (h->shutting_down)
                 return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, NULL, "stopping");
         if (r->timed_out)
@@ -766,6 +888,10 @@ static HandlerResult trigger_and_reply(Request *r, const char *reason, bool opti
 }
 
 static HandlerResult handle_reconcile(Request *r, const char *arg) {
+        HandlerResult hr;
+
+        if (!r->run_id && !r->httpd->shutting_down && serve_on_leader(r, &hr))
+                return hr;
         return trigger_and_reply(r, "api", true);
 }
 
@@ -959,9 +1085,15 @@ static enum MHD_Result request_start(Httpd *h, struct MHD_Connection *c, const c
         r->route = route;
         r->max = max;
         r->head = streq(method, "HEAD");
+        r->url = strdup(url);
+        if (!r->url) {
+                free(r);
+                return MHD_NO;
+        }
         if (arg) {
                 r->arg = strndup(arg, arg_len);
                 if (!r->arg) {
+                        free(r->url);
                         free(r);
                         return MHD_NO;
                 }
@@ -973,6 +1105,11 @@ static enum MHD_Result request_start(Httpd *h, struct MHD_Connection *c, const c
 static void request_free(Request *r) {
         if (!r)
                 return;
+        if (r->relay && r->httpd->backend.forward_cancel)
+                r->httpd->backend.forward_cancel(r->httpd->userdata, r->relay);
+        free(r->url);
+        free(r->relay_type);
+        free(r->relay_body);
         request_unwait(r);
         sd_event_source_disable_unref(r->deadline);
         free(r->arg);

@@ -25,6 +25,22 @@
 
 typedef struct Httpd Httpd;
 
+/* High availability: a leader's answer relayed by a follower. */
+typedef struct HttpdRelay {
+        unsigned status;
+        const char *content_type;   /* may be NULL */
+        const char *body;
+        size_t size;
+} HttpdRelay;
+
+/* Called once with the leader's answer, or NULL when it could not be
+ * had (the request is then answered 502). */
+typedef void (*httpd_relay_done_t)(const HttpdRelay *answer, void *cookie);
+
+/* Header a follower adds to what it forwards: a host that is not leader
+ * either answers 503 instead of forwarding again (no loops). */
+#define HTTPD_FORWARDED_HEADER "X-Bindery-Forwarded"
+
 typedef struct HttpdBackend {
         /* GET /v1/status: a new reference (the caller puts it). */
         json_object *(*status)(void *userdata);
@@ -63,6 +79,22 @@ typedef struct HttpdBackend {
         char *(*metrics)(void *userdata);
         /* GET /readyz: the first spec load succeeded. */
         bool (*ready)(void *userdata);
+
+        /* High availability (NULL: single host). Asked first by POST
+         * /v1/reconcile and GET /v1/plan: 0 serve here (this host leads,
+         * or there is no HA); 1 not here: *ret_url is the leader's base
+         * URL (caller frees) and *ret_forward says whether to relay the
+         * request (forward) or answer 307 to it; -EAGAIN: no leader is
+         * known (503, Retry-After). */
+        int (*leader)(void *userdata, char **ret_url, bool *ret_forward);
+        /* Sends method url (the leader's URL with the path and query)
+         * with the client's Authorization header and body, adding
+         * HTTPD_FORWARDED_HEADER; calls done once unless cancelled.
+         * *ret_handle identifies it for forward_cancel. */
+        int (*forward)(void *userdata, const char *method, const char *url, const char *authorization,
+                       const char *body, size_t size, uint64_t timeout_usec, httpd_relay_done_t done,
+                       void *cookie, void **ret_handle);
+        void (*forward_cancel)(void *userdata, void *handle);
 } HttpdBackend;
 
 typedef struct HttpdSettings {

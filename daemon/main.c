@@ -57,9 +57,14 @@ static const struct {
           "error.\n" },
         { "state",
           "Usage: binderyd state forget KIND/NAME [-c FILE]\n"
+          "       binderyd state import [-c FILE]\n"
+          "       binderyd state export [-c FILE]\n"
           "\n"
-          "Stops owning a resource without deleting it (e.g. Worker/api). The daemon must\n"
-          "be stopped (it holds the state lock). Remove the resource from the spec too.\n" },
+          "forget: stops owning a resource without deleting it (e.g. Worker/api). The daemon\n"
+          "must be stopped (it holds the state lock). Remove the resource from the spec too.\n"
+          "import: moves the state directory's ledger and HMAC key into etcd (ha.prefix),\n"
+          "for high availability; every binderyd of the account must be stopped.\n"
+          "export: copies the ledger and HMAC key from etcd into the state directory.\n" },
         { "validate",
           "Usage: binderyd validate [-c FILE] [--spec-dir DIR] [--json]\n"
           "\n"

@@ -15,6 +15,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "manager.h"
+#include "manager-ha.h"
 #include "metrics.h"
 #include "notify.h"
 #include "secrets.h"
@@ -57,6 +58,7 @@ typedef struct Run {
         uint64_t removals_due_usec;         /* CLOCK_REALTIME; 0: unknown */
         json_object *report;
         char *text;
+        bool interrupted;           /* HA: leadership lost mid-run */
 } Run;
 
 /* Histogram buckets of run durations, seconds. */
@@ -115,7 +117,23 @@ struct Manager {
 
         bool stopping;
         int exit_code;
+
+        /* high availability (manager-ha.c); NULL without ha: */
+        ManagerHA *ha;
+        char ha_hold_digest[65];    /* a generation other than the one last enforced: removals wait longer */
+        uint64_t ha_hold_since;     /* CLOCK_REALTIME: when this host took over with it */
+        bool ha_engine_fresh;       /* the engine was opened over etcd in this leadership term */
+        sd_event_source *ha_retry;  /* retries opening it */
 };
+
+static bool manager_ha_engine(Manager *m);
+static int on_ha_retry(sd_event_source *s, uint64_t usec, void *userdata);
+
+static void manager_ha_run_done(Manager *m, Run *r, const RunReport *report);
+
+static inline uint64_t max_u64(uint64_t a, uint64_t b) {
+        return a > b ? a : b;
+}
 
 /* ---- secrets ---- */
 
@@ -265,6 +283,8 @@ static json_object *run_to_json(const Run *r, bool full) {
                         json_object_object_add(j, "report", json_object_get(r->report));
                 if (full && r->text)
                         json_object_object_add(j, "text", json_object_new_string(r->text));
+                if (r->interrupted)
+                        json_object_object_add(j, "interrupted", json_object_new_boolean(true));
         }
         return j;
 }
@@ -525,6 +545,8 @@ static void on_run_done(Engine *e, const RunReport *report, void *userdata) {
 
                 if (report->result == RUN_RESULT_FAILED || report->result == RUN_RESULT_BLOCKED)
                         log_run_why(m, r, report);
+                if (m->ha)
+                        manager_ha_run_done(m, r, report);
                 manager_save_runs(m);
                 {
                         _cleanup_(json_object_putp) json_object *st = engine_status_json(m->engine);
@@ -603,6 +625,10 @@ static int on_kick(sd_event_source *s, void *userdata) {
 
         if (!r || m->stopping || engine_is_running(m->engine))
                 return 0;
+        if (m->ha && !manager_ha_is_leader(m->ha))
+                return 0;       /* only the leader runs; the pending run waits for leadership */
+        if (m->ha && !manager_ha_engine(m))
+                return 0;       /* retried by m->ha_retry */
 
         m->pending = NULL;
         m->current = r;
@@ -617,6 +643,12 @@ static int on_kick(sd_event_source *s, void *userdata) {
         o.run_id = r->id;
         /* 1 µs past the epoch: settled long ago (plan.c settled()). */
         o.generation_since_usec = m->gen_settled ? 1 : m->gen_since_usec;
+        if (!m->gen_settled && m->gen && m->ha && streq(m->ha_hold_digest, m->gen->digest))
+                /* HA: a new leader's generation differs from the one last
+                 * enforced: removals wait until it has been stable, and
+                 * this host leading, for prune_settle twice over. */
+                o.generation_since_usec = max_u64(m->gen_since_usec, m->ha_hold_since) +
+                                          m->config->prune_settle_usec;
         log_set_context(r->id, NULL, NULL);
         log_event(LOG_INFO, r->id, NULL, "start", "Reconcile %s started (trigger: %s%s, generation %.12s).",
                   r->id, r->trigger, r->force ? ", force" : "", m->gen ? m->gen->digest : "none: spec not loaded");
@@ -642,6 +674,8 @@ static int manager_trigger(Manager *m, const char *reason, bool force, const cha
 
         if (m->stopping)
                 return -ESHUTDOWN;
+        if (m->ha && !manager_ha_is_leader(m->ha))
+                return -EAGAIN;         /* a follower does not reconcile (httpd forwards to the leader) */
         m->triggers++;
         manager_status_changed(m);      /* n_triggers, force, a new pending run */
         if (m->pending) {
@@ -799,6 +833,8 @@ static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, voi
         }
         m->stopping = true;
         (void) sd_notify(false, "STOPPING=1");
+        if (m->ha)
+                manager_ha_resign(m->ha);       /* hand over first: a follower leads within ~2 s */
         manager_notify_status(m);
         log_info("Received %s; %s", strsignal((int) si->ssi_signo),
                  engine_is_running(m->engine) ? "finishing in-flight calls." : "stopping.");
@@ -833,6 +869,8 @@ static int manager_reload(Manager *m) {
                         log_notice("'listen' changed; restart the daemon to apply it.");
                 if (!streq(c->state_dir, m->config->state_dir))
                         log_notice("'state_dir' changed; restart the daemon to apply it.");
+                if (!!c->ha != !!m->config->ha || (c->ha && !strv_equal(c->ha->etcd, m->config->ha->etcd)))
+                        log_notice("'ha' changed; restart the daemon to apply it.");
                 r = engine_set_config(m->engine, c);
                 if (r < 0)
                         log_error_errno(r, "Engine rejected the new configuration, keeping the old one: %m");
@@ -894,6 +932,8 @@ static json_object *backend_status(void *userdata) {
                 return NULL;
         d = json_object_new_object();
         json_object_object_add(j, "daemon", d);
+        if (m->ha)
+                json_object_object_add(j, "ha", manager_ha_status_json(m->ha));
         json_object_object_add(d, "version", json_object_new_string(PACKAGE_VERSION));
         json_object_object_add(d, "pid", json_object_new_int64(getpid()));
         json_object_object_add(d, "started_at",
@@ -1286,7 +1326,118 @@ static char *backend_metrics(void *userdata) {
         if (metrics_api(m, x) < 0)
                 return NULL;
         metrics_generation(m, x);
+        if (m->ha)
+                manager_ha_metrics(m->ha, x);
         return metrics_take(TAKE_PTR(x));
+}
+
+/* ---- high availability (the work is in manager-ha.c) ---- */
+
+/* Role changes: a new leader reconciles at once (removals held when its
+ * generation is not the one last enforced); a deposed one stops its run,
+ * marked interrupted. */
+static void manager_on_ha_role(ManagerHA *mh, bool leader, const char *reason, void *userdata) {
+        Manager *m = userdata;
+        char digest[65] = "";
+        uint64_t at = 0;
+        int r;
+
+        manager_status_changed(m);
+        m->ha_engine_fresh = false;
+        if (!leader) {
+                if (m->current && engine_is_running(m->engine)) {
+                        m->current->interrupted = true;
+                        log_warning("Reconcile %s interrupted: leadership lost (%s).", m->current->id, reason);
+                }
+                engine_cancel(m->engine);
+                httpd_wake(m->httpd);
+                return;
+        }
+        m->ha_hold_digest[0] = 0;
+        r = manager_ha_read_enforced(mh, digest, &at);
+        if (m->gen && r != -ENOENT && (r < 0 || !streq(digest, m->gen->digest))) {
+                memcpy(m->ha_hold_digest, m->gen->digest, sizeof m->ha_hold_digest);
+                m->ha_hold_since = now_realtime_usec();
+                log_notice("Generation %.12s differs from the one last enforced (%.12s); removals wait until it "
+                           "has been stable for twice prune_settle, or a trigger expects it.", m->gen->digest,
+                           r < 0 ? "unknown" : digest);
+        }
+        (void) manager_trigger(m, "leadership", false, NULL);
+        manager_kick(m);        /* a run left pending by an earlier term joins silently: start it */
+}
+
+/* Records the generation a leader's run enforced (PREFIX "enforced"). */
+static void manager_ha_run_done(Manager *m, Run *r, const RunReport *report) {
+        int k;
+
+        if (r->interrupted || !r->generation[0] || !manager_ha_is_leader(m->ha) ||
+            !(report->result == RUN_RESULT_OK || report->result == RUN_RESULT_CHANGES ||
+              report->result == RUN_RESULT_DRIFT))
+                return;
+        if (r->n_pending_removals > 0 && !m->gen_settled && streq(m->ha_hold_digest, r->generation))
+                r->removals_due_usec = max_u64(m->gen_since_usec, m->ha_hold_since) +
+                                       2 * m->config->prune_settle_usec;
+        k = manager_ha_record_enforced(m->ha, r->generation, r->finished_usec);
+        if (k < 0)
+                log_warning_errno(k, "Cannot record generation %.12s as enforced in etcd, ignoring: %m",
+                                  r->generation);
+}
+
+/* A new leadership term reads the ledger afresh: the engine is reopened
+ * over etcd (store-etcd.c, fenced by this term's leader key) before the
+ * term's first run. false while it cannot be (retried every second). */
+static bool manager_ha_engine(Manager *m) {
+        _cleanup_(engine_freep) Engine *e = NULL;
+        Store *store = NULL;
+        int r;
+
+        if (m->ha_engine_fresh)
+                return true;
+        r = manager_ha_open_store(m->ha, &store);
+        if (r >= 0)
+                r = engine_new_with_store(&e, m->event, m->config, store);
+        if (r < 0) {
+                log_error_errno(r, "Cannot open the ledger in etcd, retrying in 1s: %m");
+                (void) sd_event_source_set_time_relative(m->ha_retry, USEC_PER_SEC);
+                (void) sd_event_source_set_enabled(m->ha_retry, SD_EVENT_ONESHOT);
+                return false;
+        }
+        engine_set_may_send(e, manager_ha_may_send, m->ha);
+        /* The status version is a sum that must only grow. */
+        m->status_version += engine_status_generation(m->engine) + 1;
+        engine_free(m->engine);
+        m->engine = TAKE_PTR(e);
+        m->ha_engine_fresh = true;
+        return true;
+}
+
+static int on_ha_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        manager_kick(userdata);
+        return 0;
+}
+
+static int backend_leader(void *userdata, char **ret_url, bool *ret_forward) {
+        Manager *m = userdata;
+
+        return m->ha ? manager_ha_leader(m->ha, ret_url, ret_forward) : 0;
+}
+
+static int backend_forward(void *userdata, const char *method, const char *url, const char *authorization,
+                           const char *body, size_t size, uint64_t timeout_usec, httpd_relay_done_t done,
+                           void *cookie, void **ret_handle) {
+        Manager *m = userdata;
+
+        if (!m->ha)
+                return -EOPNOTSUPP;
+        return manager_ha_forward(m->ha, method, url, authorization, body, size, timeout_usec, done, cookie,
+                                  ret_handle);
+}
+
+static void backend_forward_cancel(void *userdata, void *handle) {
+        Manager *m = userdata;
+
+        if (m->ha)
+                manager_ha_forward_cancel(m->ha, handle);
 }
 
 static const HttpdBackend manager_backend = {
@@ -1299,6 +1450,9 @@ static const HttpdBackend manager_backend = {
         .plan = backend_plan,
         .metrics = backend_metrics,
         .ready = backend_ready,
+        .leader = backend_leader,
+        .forward = backend_forward,
+        .forward_cancel = backend_forward_cancel,
 };
 
 /* ---- life cycle ---- */
@@ -1346,7 +1500,10 @@ int manager_start(Manager *m) {
                 return log_error_errno(r, "Failed to add an event source: %m");
         (void) sd_event_source_set_enabled(m->kick, SD_EVENT_OFF);
 
-        r = engine_new(&m->engine, m->event, m->config, true);
+        /* With ha: the ledger is in etcd and the engine over it is opened
+         * at each leadership term (manager_ha_engine); until then an
+         * engine that only reads the local state directory serves status. */
+        r = engine_new(&m->engine, m->event, m->config, !m->config->ha);
         if (r >= 0)
                 manager_load_runs(m);   /* only with the state lock held */
         if (r == -EBUSY)
@@ -1357,6 +1514,17 @@ int manager_start(Manager *m) {
                                        m->config->state_dir);
         if (r < 0)
                 return log_error_errno(r, "Failed to open the engine (state '%s'): %m", m->config->state_dir);
+        if (m->config->ha) {
+                r = manager_ha_new(&m->ha, m->event, m->config, manager_on_ha_role, m);
+                if (r < 0)
+                        return r;
+                engine_set_may_send(m->engine, manager_ha_may_send, m->ha);
+                r = sd_event_add_time_relative(m->event, &m->ha_retry, CLOCK_MONOTONIC, USEC_PER_SEC,
+                                               USEC_PER_MSEC, on_ha_retry, m);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to add the HA retry timer: %m");
+                (void) sd_event_source_set_enabled(m->ha_retry, SD_EVENT_OFF);
+        }
 
         /* The HTTP API: sockets from systemd, else the configured addresses. */
         n = sd_listen_fds(true);
@@ -1396,6 +1564,8 @@ int manager_start(Manager *m) {
         else if (engine_verify_token(m->engine, on_token_checked, m) < 0)
                 log_warning("Could not start the token check.");
         (void) manager_load_spec(m);
+        if (m->ha && manager_ha_start(m->ha) < 0)
+                return -EIO;
         (void) manager_trigger(m, "startup", false, NULL);
         (void) sd_notify(false, "READY=1");
         m->notified_ready = true;
@@ -1424,10 +1594,12 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->interval);
         sd_event_source_disable_unref(m->kick);
         sd_event_source_disable_unref(m->stop_timer);
+        sd_event_source_disable_unref(m->ha_retry);
         httpd_free(m->httpd);
         watch_free(m->watch);
         notifier_free(m->notifier);
         engine_free(m->engine);
+        manager_ha_free(m->ha);         /* after the engine: its client asked the gate */
         if (m->gen_in_run && m->gen_in_run != m->gen)
                 generation_free(m->gen_in_run);
         generation_free(m->gen);

@@ -43,6 +43,7 @@ typedef struct Fake {
         unsigned requests;
         unsigned bad_auth;
         unsigned in_flight, max_in_flight;
+        char user_agent[128];       /* of the last request */
         volatile int stop;
 } Fake;
 
@@ -142,6 +143,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                 return MHD_YES;
         }
 
+        pthread_mutex_lock(&fake.lock);
+        snprintf(fake.user_agent, sizeof fake.user_agent, "%s",
+                 strna(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "User-Agent")));
+        pthread_mutex_unlock(&fake.lock);
         auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
         if (!auth || !streq(auth, "Bearer " TOKEN)) {
                 pthread_mutex_lock(&fake.lock);
@@ -624,6 +629,45 @@ START_TEST(test_retry_503_drop) {
 }
 END_TEST
 
+/* The write gate (HA): asked just before each write attempt is sent,
+ * retries included; a refused write never reaches the server, reads are
+ * never asked about. */
+static unsigned gate_asked, gate_allow;
+
+static bool gate(const char *method, void *userdata) {
+        ck_assert_str_ne(method, "GET");
+        ck_assert_ptr_eq(userdata, &gate_asked);
+        return ++gate_asked <= gate_allow;
+}
+
+START_TEST(test_write_gate) {
+        Result a = {}, b = {}, c = {};
+        CfApiOptions o = { .max_retries = 5, .agent_name = "ops-7" };
+
+        client_new(&o);
+        cfapi_set_may_send(api, gate, &gate_asked);
+        gate_asked = 0;
+        gate_allow = 2;
+        /* Two attempts pass the gate (503 each), the third is refused. */
+        submit("PUT", "always503", &a);
+        run_loop(10);
+        ck_assert_int_eq(a.error, -EPERM);
+        ck_assert_uint_eq(gate_asked, 3);
+        ck_assert_uint_eq(route("/accounts/" ACCOUNT "/always503")->hits, 2);
+        ck_assert_ptr_nonnull(strstr(a.message, "write refused"));
+        ck_assert_str_eq(fake.user_agent, "binderyd/" PACKAGE_VERSION " (ops-7)");
+
+        /* Refused from the start: nothing sent; a GET goes through. */
+        submit("POST", "ok", &b);
+        submit("GET", "ok", &c);
+        run_loop(10);
+        ck_assert_int_eq(b.error, -EPERM);
+        ck_assert_int_eq(c.error, 0);
+        ck_assert_uint_eq(route("/accounts/" ACCOUNT "/ok")->hits, 1);
+        result_done(&a); result_done(&b); result_done(&c);
+}
+END_TEST
+
 START_TEST(test_timeout) {
         Result a = {};
         CfApiOptions o = { .max_retries = 1, .request_timeout_usec = 300 * USEC_PER_MSEC };
@@ -909,6 +953,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_pagination);
         tcase_add_test(tc, test_retry_429);
         tcase_add_test(tc, test_retry_503_drop);
+        tcase_add_test(tc, test_write_gate);
         tcase_add_test(tc, test_timeout);
         tcase_add_test(tc, test_deadline);
         tcase_add_test(tc, test_concurrency_bound);

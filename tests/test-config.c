@@ -487,6 +487,79 @@ START_TEST(test_notify_and_webhook_ref) {
 }
 END_TEST
 
+/* ha: (issue 11): defaults, every key, errors naming the key, and the
+ * etcd password and TLS key as daemon secrets specs may not read. */
+START_TEST(test_ha) {
+        _cleanup_(config_freep) Config *c = NULL, *d = NULL, *n = NULL;
+        _cleanup_(spec_grant_done) SpecGrant g = {};
+        _cleanup_free_ char *e1 = NULL, *e2 = NULL, *e3 = NULL;
+
+        ck_assert_int_eq(config_load(write_config("n.yaml",
+                         "account_id: 0123456789abcdef0123456789abcdef\nspec_dir: /s\n"), NULL, &n, NULL, NULL), 0);
+        ck_assert_ptr_null(n->ha);
+
+        ck_assert_int_eq(config_load(write_config("d.yaml",
+                         "account_id: 0123456789abcdef0123456789abcdef\nspec_dir: /s\nlisten: 10.0.0.5:9470\n"
+                         "ha:\n  etcd: http://10.0.0.1:2379\n"), NULL, &d, NULL, NULL), 0);
+        ck_assert_ptr_nonnull(d->ha);
+        ck_assert_uint_eq(strv_length(d->ha->etcd), 1);
+        ck_assert_str_eq(d->ha->prefix, "/bindery/0123456789abcdef0123456789abcdef/");
+        ck_assert_str_eq(d->ha->advertise_url, "http://10.0.0.5:9470");
+        ck_assert_uint_eq(d->ha->lease_ttl_usec, 10 * USEC_PER_SEC);
+        ck_assert(d->ha->forward);
+        ck_assert_ptr_nonnull(d->ha->name);
+        ck_assert_ptr_null(d->ha->user);
+
+        ck_assert_int_eq(config_load(write_config("h.yaml",
+                         "account_id: 0123456789abcdef0123456789abcdef\nspec_dir: /s\n"
+                         "ha:\n"
+                         "  etcd: [https://10.0.0.1:2379, https://10.0.0.2:2379, https://10.0.0.3:2379]\n"
+                         "  ca_file: /etc/bindery/etcd-ca.pem\n"
+                         "  cert_file: tls/client.pem\n"
+                         "  key_file: /etc/bindery/client.key\n"
+                         "  user: bindery\n"
+                         "  password: { credential: etcd-password }\n"
+                         "  name: ops-1\n"
+                         "  advertise_url: https://ops-1.example:9470\n"
+                         "  lease_ttl: 5s\n"
+                         "  prefix: /prod/bindery/\n"
+                         "  forward: false\n"), NULL, &c, NULL, NULL), 0);
+        ck_assert_uint_eq(strv_length(c->ha->etcd), 3);
+        ck_assert_str_eq(c->ha->ca_file, "/etc/bindery/etcd-ca.pem");
+        ck_assert(endswith(c->ha->cert_file, "/tls/client.pem"));
+        ck_assert_str_eq(c->ha->user, "bindery");
+        ck_assert(c->ha->password_set);
+        ck_assert_str_eq(c->ha->password.ref, "etcd-password");
+        ck_assert_str_eq(c->ha->name, "ops-1");
+        ck_assert_str_eq(c->ha->advertise_url, "https://ops-1.example:9470");
+        ck_assert_uint_eq(c->ha->lease_ttl_usec, 5 * USEC_PER_SEC);
+        ck_assert_str_eq(c->ha->prefix, "/prod/bindery/");
+        ck_assert(!c->ha->forward);
+        ck_assert_int_eq(config_spec_grant(c, &g), 0);
+        ck_assert(strv_contains(g.deny_credentials, "etcd-password"));
+        ck_assert(strv_contains(g.deny_paths, "/etc/bindery/client.key"));
+
+        e1 = load_errors("account_id: 0123456789abcdef0123456789abcdef\nspec_dir: /s\n"
+                         "ha:\n  etcd: [ftp://x, http://ok:2379, http://u:pw@h:2379]\n  lease_ttl: 1s\n  prefix: nope\n"
+                         "  forwad: true\n  name: \"a b\"\n", NULL);
+        ck_assert_ptr_nonnull(strstr(e1, "'ha.etcd': 'ftp://x' is not an http:// or https:// URL"));
+        ck_assert_ptr_nonnull(strstr(e1, "an endpoint has user:password@ in it"));
+        ck_assert_ptr_null(strstr(e1, "u:pw"));
+        ck_assert_ptr_nonnull(strstr(e1, "'ha.lease_ttl' must be whole seconds between 2s and 60s"));
+        ck_assert_ptr_nonnull(strstr(e1, "'ha.prefix' must start and end with '/'"));
+        ck_assert_ptr_nonnull(strstr(e1, "unknown key 'forwad' in 'ha'; did you mean 'forward'?"));
+        ck_assert_ptr_nonnull(strstr(e1, "'ha.name' must be"));
+        e2 = load_errors("account_id: 0123456789abcdef0123456789abcdef\nspec_dir: /s\n"
+                         "ha:\n  user: bindery\n  ca_file: /ca.pem\n  etcd: http://x:1\n  cert_file: /c.pem\n",
+                         NULL);
+        ck_assert_ptr_nonnull(strstr(e2, "'ha.user' and 'ha.password' go together"));
+        ck_assert_ptr_nonnull(strstr(e2, "'ha.cert_file' and 'ha.key_file' go together"));
+        ck_assert_ptr_nonnull(strstr(e2, "apply to https:// endpoints"));
+        e3 = load_errors("account_id: 0123456789abcdef0123456789abcdef\nspec_dir: /s\nha:\n  name: x\n", NULL);
+        ck_assert_ptr_nonnull(strstr(e3, "'ha' needs 'etcd'"));
+}
+END_TEST
+
 static Suite *config_suite(void) {
         Suite *s = suite_create("config");
         TCase *tc = tcase_create("core");
@@ -509,6 +582,7 @@ static Suite *config_suite(void) {
         tcase_add_test(tc, test_parse_listen);
         tcase_add_test(tc, test_example_config);
         tcase_add_test(tc, test_notify_and_webhook_ref);
+        tcase_add_test(tc, test_ha);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -48,6 +48,13 @@ typedef struct Stub {
         /* status_version and how often status/runs were built */
         uint64_t version;
         unsigned n_status_built, n_runs_built;
+        /* high availability: 0 serve here, 1 relay, 2 redirect, 3 no leader */
+        int ha_mode;
+        unsigned n_forwarded;
+        char fwd_method[8], fwd_url[512], fwd_auth[128];
+        sd_event_source *fwd_timer;
+        httpd_relay_done_t fwd_done;
+        void *fwd_cookie;
 } Stub;
 
 static json_object *stub_status(void *userdata) {
@@ -229,6 +236,54 @@ static const HttpdBackend stub_backend = {
         .ready = stub_ready,
 };
 
+/* High availability: "the leader" answers a relay 10 ms later. */
+static int stub_leader(void *userdata, char **ret_url, bool *ret_forward) {
+        Stub *s = userdata;
+
+        if (s->ha_mode == 0)
+                return 0;
+        if (s->ha_mode == 3)
+                return -EAGAIN;
+        *ret_url = strdup("http://leader.example:9470");
+        *ret_forward = s->ha_mode == 1;
+        return 1;
+}
+
+static int stub_relay_answer(sd_event_source *src, uint64_t usec, void *userdata) {
+        Stub *s = userdata;
+        static const char body[] = "{\"relayed\":true}\n";
+        HttpdRelay a = { .status = 202, .content_type = "application/json", .body = body, .size = strlen(body) };
+
+        s->fwd_timer = sd_event_source_disable_unref(s->fwd_timer);
+        s->fwd_done(&a, s->fwd_cookie);
+        return 0;
+}
+
+static int stub_forward(void *userdata, const char *method, const char *url, const char *authorization,
+                        const char *body, size_t size, uint64_t timeout_usec, httpd_relay_done_t done,
+                        void *cookie, void **ret_handle) {
+        Stub *s = userdata;
+
+        ck_assert_ptr_null(s->fwd_timer);
+        s->n_forwarded++;
+        snprintf(s->fwd_method, sizeof s->fwd_method, "%s", method);
+        snprintf(s->fwd_url, sizeof s->fwd_url, "%s", url);
+        snprintf(s->fwd_auth, sizeof s->fwd_auth, "%s", strna(authorization));
+        s->fwd_done = done;
+        s->fwd_cookie = cookie;
+        ck_assert_int_ge(sd_event_add_time_relative(s->event, &s->fwd_timer, CLOCK_MONOTONIC, 10 * USEC_PER_MSEC,
+                                                    0, stub_relay_answer, s), 0);
+        *ret_handle = s;
+        return 0;
+}
+
+static void stub_forward_cancel(void *userdata, void *handle) {
+        Stub *s = userdata;
+
+        s->fwd_timer = sd_event_source_disable_unref(s->fwd_timer);
+}
+
+
 /* ---- the server thread ---- */
 
 typedef struct Server {
@@ -258,10 +313,16 @@ static void *server_main(void *p) {
         Server *srv = p;
         sd_event_source *stop = NULL;
         char *listen[] = { (char *) "127.0.0.1:0", srv->ipv6 ? (char *) "[::1]:0" : NULL, NULL };
+        HttpdBackend backend = stub_backend;   /* httpd_new copies it */
 
         ck_assert_int_ge(sd_event_new(&srv->stub.event), 0);
         srv->settings.listen = listen;
-        ck_assert_int_eq(httpd_new(&srv->stub.httpd, srv->stub.event, &srv->settings, &stub_backend, &srv->stub), 0);
+        if (srv->stub.ha_mode) {
+                backend.leader = stub_leader;
+                backend.forward = stub_forward;
+                backend.forward_cancel = stub_forward_cancel;
+        }
+        ck_assert_int_eq(httpd_new(&srv->stub.httpd, srv->stub.event, &srv->settings, &backend, &srv->stub), 0);
         ck_assert_int_eq(httpd_set_auth(srv->stub.httpd, srv->no_token ? NULL : TOKEN, strlen(TOKEN), srv->auth_reads,
                                         srv->no_hook ? NULL : HOOK_SECRET, strlen(HOOK_SECRET)), 0);
         ck_assert_int_eq(httpd_set_webhook_ref(srv->stub.httpd, srv->webhook_ref), 0);
@@ -279,6 +340,7 @@ static void *server_main(void *p) {
         sd_event_source_disable_unref(stop);
         sd_event_source_disable_unref(srv->stub.run_timer);
         sd_event_source_disable_unref(srv->stub.plan_timer);
+        sd_event_source_disable_unref(srv->stub.fwd_timer);
         httpd_free(srv->stub.httpd);
         sd_event_unref(srv->stub.event);
         return NULL;
@@ -1107,6 +1169,81 @@ START_TEST(test_plan_busy) {
 }
 END_TEST
 
+/* High availability: a follower answers 307 to the leader (path and
+ * query kept), relays to it (with the client's token, never twice), or
+ * 503 when no leader is known; only authenticated requests go anywhere;
+ * reads stay local. */
+static void ha_redirect(Server *s) {
+        s->stub.ha_mode = 2;
+}
+
+static void ha_relay(Server *s) {
+        s->stub.ha_mode = 1;
+}
+
+static void ha_none(Server *s) {
+        s->stub.ha_mode = 3;
+}
+
+START_TEST(test_ha_redirect) {
+        Server *srv = server_start(NULL, ha_redirect);
+        Reply r = post(srv, "/v1/reconcile?wait=5&force=1", "Authorization: Bearer " TOKEN);
+
+        ck_assert_int_eq(r.status, 307);
+        ck_assert(has_header(&r, "Location: http://leader.example:9470/v1/reconcile?wait=5&force=1"));
+        ck_assert_uint_eq(srv->stub.n_triggers, 0);
+        reply_done(&r);
+        r = post(srv, "/v1/reconcile", NULL);
+        ck_assert_int_eq(r.status, 401);
+        reply_done(&r);
+        r = get(srv, "/v1/status");
+        ck_assert_int_eq(r.status, 200);
+        reply_done(&r);
+        server_stop(srv);
+}
+END_TEST
+
+START_TEST(test_ha_relay) {
+        Server *srv = server_start(NULL, ha_relay);
+        Reply r = post(srv, "/v1/reconcile?expect=0123456789ab", "Authorization: Bearer " TOKEN);
+
+        ck_assert_int_eq(r.status, 202);
+        ck_assert_str_eq(r.body, "{\"relayed\":true}\n");
+        ck_assert_uint_eq(srv->stub.n_forwarded, 1);
+        ck_assert_str_eq(srv->stub.fwd_method, "POST");
+        ck_assert_str_eq(srv->stub.fwd_url, "http://leader.example:9470/v1/reconcile?expect=0123456789ab");
+        ck_assert_str_eq(srv->stub.fwd_auth, "Bearer " TOKEN);
+        ck_assert_uint_eq(srv->stub.n_triggers, 0);
+        reply_done(&r);
+        r = get(srv, "/v1/plan");
+        ck_assert_int_eq(r.status, 202);
+        ck_assert_str_eq(srv->stub.fwd_method, "GET");
+        reply_done(&r);
+        /* Already forwarded once: no second hop. */
+        r = request(srv, "POST", "/v1/reconcile", "Authorization: Bearer " TOKEN, HTTPD_FORWARDED_HEADER ": 1", "", 0);
+        ck_assert_int_eq(r.status, 503);
+        ck_assert_uint_eq(srv->stub.n_forwarded, 2);
+        reply_done(&r);
+        r = post(srv, "/v1/reconcile", "Authorization: Bearer wrong");
+        ck_assert_int_eq(r.status, 401);
+        ck_assert_uint_eq(srv->stub.n_forwarded, 2);
+        reply_done(&r);
+        server_stop(srv);
+}
+END_TEST
+
+START_TEST(test_ha_no_leader) {
+        Server *srv = server_start(NULL, ha_none);
+        Reply r = post(srv, "/v1/reconcile", "Authorization: Bearer " TOKEN);
+
+        ck_assert_int_eq(r.status, 503);
+        ck_assert(has_header(&r, "Retry-After: 2"));
+        ck_assert_uint_eq(srv->stub.n_triggers, 0);
+        reply_done(&r);
+        server_stop(srv);
+}
+END_TEST
+
 START_TEST(test_webhook) {
         Server *srv = server_start(NULL, NULL);
         const char *body = "{\"zen\":\"Keep it logically awesome.\"}";
@@ -1455,6 +1592,9 @@ static Suite *httpd_suite(void) {
         tcase_add_test(tc, test_wait_timeout_and_failure);
         tcase_add_test(tc, test_plan);
         tcase_add_test(tc, test_plan_busy);
+        tcase_add_test(tc, test_ha_redirect);
+        tcase_add_test(tc, test_ha_relay);
+        tcase_add_test(tc, test_ha_no_leader);
         tcase_add_test(tc, test_webhook);
         tcase_add_test(tc, test_webhook_ref);
         tcase_add_test(tc, test_webhook_replay_query);

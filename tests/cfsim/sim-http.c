@@ -545,7 +545,8 @@ static void dispatch_route(Sim *sim, Dispatch *d, Conn *x) {
                 sim_audit(sim, d->method, uri, d->rep.status, d->rep.audit_type, rid);
                 pthread_cond_broadcast(&sim->wake);
         }
-        sim_stats_count(sim, d->method, d->tmpl, d->path, uri_query(x->uri), d->rep.status, wrote);
+        sim_stats_count(sim, d->method, d->tmpl, d->path, uri_query(x->uri),
+                        sim_header(&d->req, MHD_HTTP_HEADER_USER_AGENT), d->rep.status, wrote);
         d->counted = true;
         pthread_mutex_unlock(&sim->lock);
 }
@@ -578,8 +579,8 @@ static enum MHD_Result dispatch(Sim *sim, Conn *x, struct MHD_Connection *c, con
                 dispatch_route(sim, &d, x);
         if (!d.counted) {
                 pthread_mutex_lock(&sim->lock);
-                sim_stats_count(sim, method, d.route ? d.tmpl : NULL, path, uri_query(x->uri), r < 0 ? 0 : d.rep.status,
-                                false);
+                sim_stats_count(sim, method, d.route ? d.tmpl : NULL, path, uri_query(x->uri),
+                                sim_header(&d.req, MHD_HTTP_HEADER_USER_AGENT), r < 0 ? 0 : d.rep.status, false);
                 pthread_mutex_unlock(&sim->lock);
         }
         for (unsigned k = 0; k < SIM_PARAMS_MAX; k++)

@@ -249,7 +249,8 @@ static void counter_inc(json_object *map, const char *key) {
 }
 
 void sim_stats_count(Sim *sim, const char *method, const char *route_template,
-                     const char *path, const char *query, unsigned status, bool wrote) {
+                     const char *path, const char *query, const char *user_agent,
+                     unsigned status, bool wrote) {
         SimReqLog *l = &sim->reqlog[sim->reqlog_next];
         char key[16];
 
@@ -268,6 +269,7 @@ void sim_stats_count(Sim *sim, const char *method, const char *route_template,
         free(l->query);
         l->query = strndup(query ? query : "", 2048);
         l->status = status;
+        snprintf(l->user_agent, sizeof(l->user_agent), "%s", user_agent ? user_agent : "");
         sim_now(l->time);
         sim->reqlog_next = (sim->reqlog_next + 1) % SIM_REQLOG_MAX;
         if (sim->reqlog_n < SIM_REQLOG_MAX)
@@ -393,6 +395,7 @@ static void op_requests(Sim *sim, const SimRequest *req, SimReply *rep) {
                 sim_set_str(e, "query", l->query ? l->query : "");
                 sim_set_int(e, "status", l->status);
                 sim_set_str(e, "time", l->time);
+                sim_set_str(e, "user_agent", l->user_agent);
                 json_object_array_add(a, e);
         }
         o = json_object_new_object();

@@ -34,7 +34,9 @@ void sim_ratelimit_reset(Sim *sim);
 
 /* Counts one API request. route is the template ("GET /accounts/..."),
  * or NULL when no route matched; wrote is true when a non-GET reached a
- * handler. path and query (without the '?') go to the request log. */
+ * handler. path, query (without the '?') and the User-Agent (may be
+ * NULL) go to the request log. */
 void sim_stats_count(Sim *sim, const char *method, const char *route_template,
-                     const char *path, const char *query, unsigned status, bool wrote);
+                     const char *path, const char *query, const char *user_agent,
+                     unsigned status, bool wrote);
 void sim_stats_reset(Sim *sim);

@@ -72,6 +72,7 @@ typedef struct SimReqLog {
         char *query;            /* the raw query string, without '?' */
         unsigned status;
         char time[40];
+        char user_agent[160];   /* cut; tells writers apart (HA tests) */
 } SimReqLog;
 
 /* An immutable, reference-counted buffer: the serialized script list is

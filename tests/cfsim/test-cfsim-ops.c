@@ -53,6 +53,8 @@ START_TEST(test_stats_reset_requests) {
         ck_assert_int_eq(jint(r->json, "requests.3.status"), 200);
         ck_assert_ptr_nonnull(jstr(r->json, "requests.3.time"));
         ck_assert_ptr_null(jpath(r->json, "requests.3.body"));
+        /* The user agent tells writers apart (HA tests). */
+        ck_assert_str_eq(jstr(r->json, "requests.0.user_agent"), "sim-test/1 (unit)");
         r = op("GET", "/__sim/requests?limit=2", NULL);
         ck_assert_uint_eq(jlen(r->json, "requests"), 2);
         ck_assert_int_eq(jint(r->json, "requests.1.status"), 405);
