@@ -276,9 +276,9 @@ static void share_hand_back(Budget *b, uint64_t t, unsigned n) {
         b->n_log = w;
 }
 
-int budget_share_sync(Budget *b, uint64_t now_usec, unsigned want, bool low_priority) {
+int budget_share_sync(Budget *b, uint64_t (*clock)(void), unsigned want, bool low_priority) {
         size_t need_free = low_priority ? b->reserve : 0, n, k = 0;
-        uint64_t until = now_usec + BUDGET_SHARE_LEASE_USEC;
+        uint64_t now_usec, until;
         ssize_t w;
         int r;
 
@@ -288,6 +288,10 @@ int budget_share_sync(Budget *b, uint64_t now_usec, unsigned want, bool low_prio
                 r = -errno;
                 goto local;
         }
+        /* Only now: every record in the file was written by a sync that
+         * held the lock before, at a time no later than this. */
+        now_usec = clock();
+        until = now_usec + BUDGET_SHARE_LEASE_USEC;
         r = share_read(b, now_usec);
         if (r >= 0) {
                 if (b->granted > 0)

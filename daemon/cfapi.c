@@ -843,6 +843,9 @@ static int on_sched(sd_event_source *s, uint64_t usec, void *userdata) {
                 uint64_t wait;
                 int r;
 
+                /* A start is checked against its slot's lease at the
+                 * time it really starts, not when the pass began. */
+                now = now_monotonic_usec();
                 c = sched_pick(api, now, &next);
                 if (!c)
                         break;
@@ -856,9 +859,12 @@ static int on_sched(sd_event_source *s, uint64_t usec, void *userdata) {
                                 most = BUDGET_SHARE_BATCH_MAX;
                         if (want > most)
                                 want = most;
-                        r = budget_share_sync(&api->budget, now, want, c->priority == CFAPI_PRIORITY_LOW);
+                        r = budget_share_sync(&api->budget, now_monotonic_usec, want,
+                                              c->priority == CFAPI_PRIORITY_LOW);
                         if (r < 0)
                                 log_warning_errno(r, "Cannot share the request budget, counting alone: %m");
+                        else
+                                now = api->budget.synced_usec;  /* read under the lock */
                         wait = budget_take(&api->budget, now, c->priority == CFAPI_PRIORITY_LOW);
                         if (wait == BUDGET_NEED_SYNC)
                                 wait = 1;
