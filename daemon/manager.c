@@ -12,6 +12,7 @@
 
 #include "cmd-config.h"
 #include "engine.h"
+#include "history.h"
 #include "httpd.h"
 #include "log.h"
 #include "manager.h"
@@ -22,9 +23,7 @@
 #include "util.h"
 #include "watch.h"
 
-#define RUNS_MAX 200                        /* the ring behind /v1/runs, kept in RUNS_FILE */
-#define RUNS_FILE "runs.json"               /* in state_dir: run history across restarts */
-#define RUNS_FILE_MAX (64U * 1024 * 1024)   /* and at most this big: the oldest go first */
+#define RUNS_MAX 200                        /* the ring behind /v1/runs (summaries; records on disk) */
 #define DEBOUNCE_USEC (200 * USEC_PER_MSEC)
 #define PLAN_FRESH_USEC (5 * USEC_PER_SEC)  /* /v1/plan reuses a plan this young */
 #define PLAN_STALE_USEC (10 * 60 * USEC_PER_SEC) /* ...and, while a reconcile runs, one this old */
@@ -55,8 +54,7 @@ typedef struct Run {
         char generation[65];
         unsigned n_pending_removals;        /* deletions waiting for prune_settle */
         uint64_t removals_due_usec;         /* CLOCK_REALTIME; 0: unknown */
-        json_object *report;
-        char *text;
+        HistoryRef record;                  /* report and text, on disk (history.h) */
 } Run;
 
 /* Histogram buckets of run durations, seconds. */
@@ -93,6 +91,7 @@ struct Manager {
         Run *ring[RUNS_MAX];        /* oldest first */
         size_t n_ring;
         Run *current, *pending;     /* also in the ring */
+        History *history;           /* STATE_DIR/runs.jsonl; NULL: none */
         uint64_t run_seq;
         uint64_t boot_sec;
 
@@ -210,8 +209,6 @@ static Run *run_free(Run *r) {
         if (!r)
                 return NULL;
         free(r->trigger);
-        json_object_put(r->report);
-        free(r->text);
         return mfree(r);
 }
 
@@ -222,7 +219,7 @@ static Run *manager_find_run(Manager *m, const char *id) {
         return NULL;
 }
 
-static json_object *run_to_json(const Run *r, bool full) {
+static json_object *run_to_json(const Manager *m, const Run *r, bool full) {
         json_object *j = json_object_new_object();
         char ts[64];
 
@@ -261,77 +258,80 @@ static json_object *run_to_json(const Run *r, bool full) {
                                                json_object_new_string(format_rfc3339(r->removals_due_usec, ts,
                                                                                      sizeof(ts))) : NULL);
                 }
-                if (full && r->report)
-                        json_object_object_add(j, "report", json_object_get(r->report));
-                if (full && r->text)
-                        json_object_object_add(j, "text", json_object_new_string(r->text));
+                if (full && m->history) {
+                        _cleanup_(json_object_putp) json_object *rec = NULL;
+                        json_object *v;
+
+                        if (history_read(m->history, &r->record, &rec) >= 0) {
+                                if (json_object_object_get_ex(rec, "report", &v) && v)
+                                        json_object_object_add(j, "report", json_object_get(v));
+                                if (json_object_object_get_ex(rec, "text", &v) && v)
+                                        json_object_object_add(j, "text", json_object_get(v));
+                        }
+                }
         }
         return j;
 }
 
-/* What history keeps of a report: actions with their reasons, not no-ops. */
+/* What history keeps of a report: actions with their reasons, not no-ops.
+ * Shares the report's values (references), copies nothing. */
 static json_object *report_for_history(json_object *report) {
-        json_object *copy = NULL, *acts, *kept;
+        json_object *copy;
 
-        if (!report || json_object_deep_copy(report, &copy, NULL) < 0)
+        if (!report || !json_object_is_type(report, json_type_object))
                 return NULL;
-        if (!json_object_object_get_ex(copy, "actions", &acts) || !json_object_is_type(acts, json_type_array))
-                return copy;
-        kept = json_object_new_array();
-        if (!kept)
-                return copy;
-        for (size_t i = 0; i < json_object_array_length(acts); i++) {
-                json_object *a = json_object_array_get_idx(acts, i), *k, *w;
+        copy = json_object_new_object();
+        if (!copy)
+                return NULL;
+        json_object_object_foreach(report, key, val) {
+                json_object *kept;
 
-                if (json_object_object_get_ex(a, "action", &k) && streq(json_object_get_string(k), "noop") &&
-                    !(json_object_object_get_ex(a, "waiting", &w) && json_object_get_boolean(w)))
+                if (!streq(key, "actions") || !json_object_is_type(val, json_type_array)) {
+                        json_object_object_add(copy, key, json_object_get(val));
                         continue;
-                json_object_array_add(kept, json_object_get(a));
+                }
+                kept = json_object_new_array();
+                if (!kept)
+                        continue;
+                for (size_t i = 0; i < json_object_array_length(val); i++) {
+                        json_object *a = json_object_array_get_idx(val, i), *k, *w;
+
+                        if (json_object_object_get_ex(a, "action", &k) && streq(json_object_get_string(k), "no-op") &&
+                            !(json_object_object_get_ex(a, "waiting", &w) && json_object_get_boolean(w)))
+                                continue;
+                        json_object_array_add(kept, json_object_get(a));
+                }
+                json_object_object_add(copy, key, kept);
         }
-        json_object_object_add(copy, "actions", kept);
         return copy;
 }
 
-/* Writes the finished runs to RUNS_FILE, newest kept when over the size cap. */
-static void manager_save_runs(Manager *m) {
-        _cleanup_(json_object_putp) json_object *a = json_object_new_array();
-        _cleanup_free_ char *path = NULL;
-        const char *text;
-        size_t first = 0;
+/* Appends a finished run's record (summary, report, text) to the history
+ * file; the run keeps where it lies. */
+static void manager_save_run(Manager *m, Run *x, const RunReport *report) {
+        _cleanup_(json_object_putp) json_object *j = NULL;
         int r;
 
-        if (!a || !m->config->state_dir)
+        if (!m->history)
                 return;
-        for (size_t i = 0; i < m->n_ring; i++) {
-                const Run *x = m->ring[i];
-                json_object *j;
-
-                if (x->state != RUN_STATE_DONE)
-                        continue;
-                j = run_to_json(x, true);
-                if (!j)
-                        return;
-                json_object_object_add(j, "queued_usec", json_object_new_int64((int64_t) x->queued_usec));
-                json_object_object_add(j, "started_usec", json_object_new_int64((int64_t) x->started_usec));
-                json_object_object_add(j, "finished_usec", json_object_new_int64((int64_t) x->finished_usec));
-                json_object_array_add(a, j);
-        }
-        for (;;) {
-                text = json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-                if (!text)
-                        return;
-                if (strlen(text) <= RUNS_FILE_MAX || json_object_array_length(a) <= 1)
-                        break;
-                first = json_object_array_length(a) / 4 + 1;  /* drop the oldest quarter */
-                if (json_object_array_del_idx(a, 0, first) < 0)
-                        return;
-        }
-        path = path_join(m->config->state_dir, RUNS_FILE);
-        if (!path)
+        j = run_to_json(m, x, false);
+        if (!j)
                 return;
-        r = write_file_atomic(path, text, strlen(text), 0600);
+        json_object_object_add(j, "queued_usec", json_object_new_int64((int64_t) x->queued_usec));
+        json_object_object_add(j, "started_usec", json_object_new_int64((int64_t) x->started_usec));
+        json_object_object_add(j, "finished_usec", json_object_new_int64((int64_t) x->finished_usec));
+        json_object_object_add(j, "report", report_for_history(report->json));
+        if (report->text)
+                json_object_object_add(j, "text", json_object_new_string(report->text));
+        r = history_append(m->history, j, &x->record);
+        if (r == -EFBIG) {
+                /* Too big to keep whole: the summary at least. */
+                json_object_object_del(j, "report");
+                json_object_object_del(j, "text");
+                r = history_append(m->history, j, &x->record);
+        }
         if (r < 0)
-                log_warning_errno(r, "Cannot save the run history to '%s', ignoring: %m", path);
+                log_warning_errno(r, "Cannot append reconcile %s to the run history, ignoring: %m", x->id);
 }
 
 static const char *jget_str(json_object *o, const char *k) {
@@ -346,78 +346,73 @@ static uint64_t jget_u64(json_object *o, const char *k) {
         return o && json_object_object_get_ex(o, k, &v) && v ? (uint64_t) json_object_get_int64(v) : 0;
 }
 
-/* Loads RUNS_FILE (a missing file is an empty history; a corrupt one is
- * reported and ignored: history is not state). */
+static int manager_push_run(Manager *m, Run *r);
+
+/* One record of the history file → a summary in the ring. */
+static void load_run(json_object *j, const HistoryRef *ref, void *userdata) {
+        Manager *m = userdata;
+        const char *id = jget_str(j, "id"), *res = jget_str(j, "result");
+        json_object *v;
+        Run *x;
+
+        if (!id || strlen(id) >= sizeof(x->id) || !res)
+                return;
+        x = calloc(1, sizeof(Run));
+        if (!x)
+                return;
+        snprintf(x->id, sizeof(x->id), "%s", id);
+        x->trigger = strdup(jget_str(j, "trigger") ?: "unknown");
+        if (!x->trigger) {
+                run_free(x);
+                return;
+        }
+        x->n_triggers = (unsigned) jget_u64(j, "n_triggers");
+        x->force = json_object_object_get_ex(j, "force", &v) && json_object_get_boolean(v);
+        x->state = RUN_STATE_DONE;
+        x->result = RUN_RESULT_FAILED;
+        for (int k = 0; k < _RUN_RESULT_MAX; k++)
+                if (streq_ptr(run_result_to_string(k), res))
+                        x->result = k;
+        x->queued_usec = jget_u64(j, "queued_usec");
+        x->started_usec = jget_u64(j, "started_usec");
+        x->finished_usec = jget_u64(j, "finished_usec");
+        x->n_actions = (unsigned) jget_u64(j, "n_actions");
+        x->n_writes = (unsigned) jget_u64(j, "n_writes");
+        x->n_requests = (unsigned) jget_u64(j, "n_requests");
+        x->n_failed = (unsigned) jget_u64(j, "n_failed");
+        x->n_pending_removals = (unsigned) jget_u64(j, "pending_removals");
+        snprintf(x->generation, sizeof(x->generation), "%s", jget_str(j, "generation") ?: "");
+        x->record = *ref;
+        (void) manager_push_run(m, x);
+        /* Run ids stay unique across a restart within the same second. */
+        {
+                uint64_t boot = 0;
+                _cleanup_free_ char *prefix = strndup(id, strcspn(id, "-"));
+
+                if (prefix && safe_atou64(prefix, &boot) >= 0 && boot >= m->boot_sec)
+                        m->boot_sec = boot + 1;
+        }
+}
+
+/* Opens the history file and loads its summaries (a missing file is an
+ * empty history; what cannot be read is reported and ignored: history is
+ * not state). */
 static void manager_load_runs(Manager *m) {
-        _cleanup_(json_object_putp) json_object *a = NULL;
-        _cleanup_free_ char *path = NULL, *text = NULL;
-        size_t size = 0;
         int r;
 
         manager_status_changed(m);   /* the ring from disk */
-
-        path = path_join(m->config->state_dir, RUNS_FILE);
-        if (!path)
+        if (!m->config->state_dir)
                 return;
-        r = read_full_file(path, RUNS_FILE_MAX + 1024, &text, &size);
-        if (r == -ENOENT)
-                return;
+        r = history_open(&m->history, m->config->state_dir, 0);
         if (r < 0) {
-                log_warning_errno(r, "Cannot read the run history '%s', starting without it: %m", path);
+                log_warning_errno(r, "Cannot open the run history in '%s', keeping none: %m", m->config->state_dir);
                 return;
         }
-        a = json_tokener_parse(text);
-        if (!a || !json_object_is_type(a, json_type_array)) {
-                log_warning("The run history '%s' is not a JSON array; starting without it.", path);
-                return;
-        }
-        for (size_t i = 0; i < json_object_array_length(a) && m->n_ring < RUNS_MAX; i++) {
-                json_object *j = json_object_array_get_idx(a, i), *v;
-                const char *id = jget_str(j, "id"), *res = jget_str(j, "result");
-                Run *x;
-
-                if (!id || strlen(id) >= sizeof(x->id) || !res)
-                        continue;
-                x = calloc(1, sizeof(Run));
-                if (!x)
-                        return;
-                snprintf(x->id, sizeof(x->id), "%s", id);
-                x->trigger = strdup(jget_str(j, "trigger") ?: "unknown");
-                x->n_triggers = (unsigned) jget_u64(j, "n_triggers");
-                x->force = json_object_object_get_ex(j, "force", &v) && json_object_get_boolean(v);
-                x->state = RUN_STATE_DONE;
-                x->result = RUN_RESULT_FAILED;
-                for (int k = 0; k < _RUN_RESULT_MAX; k++)
-                        if (streq_ptr(run_result_to_string(k), res))
-                                x->result = k;
-                x->queued_usec = jget_u64(j, "queued_usec");
-                x->started_usec = jget_u64(j, "started_usec");
-                x->finished_usec = jget_u64(j, "finished_usec");
-                x->n_actions = (unsigned) jget_u64(j, "n_actions");
-                x->n_writes = (unsigned) jget_u64(j, "n_writes");
-                x->n_requests = (unsigned) jget_u64(j, "n_requests");
-                x->n_failed = (unsigned) jget_u64(j, "n_failed");
-                x->n_pending_removals = (unsigned) jget_u64(j, "pending_removals");
-                snprintf(x->generation, sizeof(x->generation), "%s", jget_str(j, "generation") ?: "");
-                if (json_object_object_get_ex(j, "report", &v) && v)
-                        x->report = json_object_get(v);
-                if (jget_str(j, "text"))
-                        x->text = strdup(jget_str(j, "text"));
-                if (!x->trigger) {
-                        run_free(x);
-                        return;
-                }
-                m->ring[m->n_ring++] = x;
-                /* Run ids stay unique across a restart within the same second. */
-                {
-                        uint64_t boot = 0;
-                        _cleanup_free_ char *prefix = strndup(id, strcspn(id, "-"));
-
-                        if (prefix && safe_atou64(prefix, &boot) >= 0 && boot >= m->boot_sec)
-                                m->boot_sec = boot + 1;
-                }
-        }
-        log_info("Run history: %zu runs loaded from '%s'.", m->n_ring, path);
+        r = history_load(m->history, load_run, m);
+        if (r < 0)
+                log_warning_errno(r, "Cannot read the run history in '%s', ignoring: %m", m->config->state_dir);
+        else if (r > 0)
+                log_info("Run history: %zu runs loaded from '%s/%s'.", m->n_ring, m->config->state_dir, HISTORY_FILE);
 }
 
 static int manager_push_run(Manager *m, Run *r) {
@@ -500,8 +495,6 @@ static void on_run_done(Engine *e, const RunReport *report, void *userdata) {
                 r->n_writes = report->n_writes;
                 r->n_requests = report->n_requests;
                 r->n_failed = report->n_failed;
-                r->report = report_for_history(report->json);
-                r->text = report->text ? strdup(report->text) : NULL;
                 {
                         json_object *w;
 
@@ -525,7 +518,7 @@ static void on_run_done(Engine *e, const RunReport *report, void *userdata) {
 
                 if (report->result == RUN_RESULT_FAILED || report->result == RUN_RESULT_BLOCKED)
                         log_run_why(m, r, report);
-                manager_save_runs(m);
+                manager_save_run(m, r, report);
                 {
                         _cleanup_(json_object_putp) json_object *st = engine_status_json(m->engine);
                         NotifyRun nr = {
@@ -946,9 +939,9 @@ static json_object *backend_status(void *userdata) {
                         last = m->ring[i - 1];
                         break;
                 }
-        json_object_object_add(j, "current_run", m->current ? run_to_json(m->current, false) : NULL);
-        json_object_object_add(j, "pending_run", m->pending ? run_to_json(m->pending, false) : NULL);
-        json_object_object_add(j, "last_run", last ? run_to_json(last, false) : NULL);
+        json_object_object_add(j, "current_run", m->current ? run_to_json(m, m->current, false) : NULL);
+        json_object_object_add(j, "pending_run", m->pending ? run_to_json(m, m->pending, false) : NULL);
+        json_object_object_add(j, "last_run", last ? run_to_json(m, last, false) : NULL);
         {
                 const char *why = NULL;
                 ChangeDetection mode = engine_change_detection(m->engine, &why);
@@ -1000,7 +993,7 @@ static json_object *backend_runs(void *userdata) {
         if (!a)
                 return NULL;
         for (size_t i = m->n_ring; i > 0; i--)
-                json_object_array_add(a, run_to_json(m->ring[i - 1], false));
+                json_object_array_add(a, run_to_json(m, m->ring[i - 1], false));
         return a;
 }
 
@@ -1008,7 +1001,7 @@ static json_object *backend_run(void *userdata, const char *id) {
         Manager *m = userdata;
         Run *r = manager_find_run(m, id);
 
-        return r ? run_to_json(r, true) : NULL;
+        return r ? run_to_json(m, r, true) : NULL;
 }
 
 static int backend_trigger(void *userdata, const char *reason, bool force, char **ret_run_id) {
@@ -1435,6 +1428,7 @@ Manager *manager_free(Manager *m) {
         json_object_put(m->plan_cache);
         for (size_t i = 0; i < m->n_ring; i++)
                 run_free(m->ring[i]);
+        history_free(m->history);
         config_free(m->config);
         for (size_t i = 0; i < m->n_old_configs; i++)
                 config_free(m->old_configs[i]);
