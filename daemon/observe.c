@@ -116,15 +116,26 @@ static int set_str(char **dst, const char *s) {
 /* ---- parsers ---- */
 
 int observe_parse_script_list(json_object *result, LiveState *live) {
+        int r;
+
         if (!result || !json_object_is_type(result, json_type_array))
                 return -EBADMSG;
         for (size_t i = 0; i < json_object_array_length(result); i++) {
-                json_object *s = json_object_array_get_idx(result, i);
+                r = observe_parse_script(json_object_array_get_idx(result, i), live);
+                if (r < 0)
+                        return r;
+        }
+        live->workers_listed = true;
+        return 0;
+}
+
+int observe_parse_script(json_object *s, LiveState *live) {
+        {
                 const char *name = jstr(s, "id") ?: jstr(s, "script_name");
                 LiveWorker *w;
 
                 if (!name)
-                        continue; /* tolerate odd entries */
+                        return 0; /* tolerate odd entries */
                 w = live_state_find_worker(live, name);
                 if (!w)
                         w = live_state_add_worker(live, name);
@@ -179,7 +190,6 @@ int observe_parse_script_list(json_object *result, LiveState *live) {
                                                                                              : -1;
                 }
         }
-        live->workers_listed = true;
         return 0;
 }
 
@@ -222,12 +232,26 @@ int observe_parse_bindings(json_object *bindings, LiveWorker *lw) {
 }
 
 int observe_parse_resources(ResourceKind kind, json_object *items, LiveState *live, const char *store_id) {
+        int r;
+
         if (!items)
                 items = NULL;
         else if (!json_object_is_type(items, json_type_array))
                 return -EBADMSG;
         for (size_t i = 0; items && i < json_object_array_length(items); i++) {
-                json_object *x = json_object_array_get_idx(items, i);
+                r = observe_parse_resource(kind, json_object_array_get_idx(items, i), live, store_id, NULL);
+                if (r < 0)
+                        return r;
+        }
+        live->listed[kind] = true;
+        return 0;
+}
+
+int observe_parse_resource(ResourceKind kind, json_object *x, LiveState *live, const char *store_id,
+                           LiveResource **ret) {
+        if (ret)
+                *ret = NULL;
+        {
                 const char *id = NULL, *name = NULL, *modified = NULL;
                 LiveResource *r;
 
@@ -258,13 +282,13 @@ int observe_parse_resources(ResourceKind kind, json_object *items, LiveState *li
                         name = jstr(x, "name");
                         modified = jstr(x, "modified");
                         if (jstr(x, "status") && streq(jstr(x, "status"), "deleted"))
-                                continue;
+                                return 0;
                         break;
                 default:
                         return -EINVAL;
                 }
                 if (!id || !name)
-                        continue;
+                        return 0;
                 r = live_state_add_resource(live, kind, id, name);
                 if (!r)
                         return -ENOMEM;
@@ -293,8 +317,9 @@ int observe_parse_resources(ResourceKind kind, json_object *items, LiveState *li
                                         return -ENOMEM;
                         }
                 }
+                if (ret)
+                        *ret = r;
         }
-        live->listed[kind] = true;
         return 0;
 }
 
@@ -398,6 +423,24 @@ static void fail(Observer *o, int error, const char *what, const char *msg) {
                 o->res.message = NULL;
 }
 
+/* One item of a streamed list (scripts, resources, store secrets) into
+ * the LiveState as it is decoded: the list is never a tree in memory. */
+static int on_item(json_object *item, void *userdata) {
+        Req *q = userdata;
+        Observer *o = q->o;
+        LiveResource *res = NULL;
+        int r;
+
+        if (o->dead)
+                return 0;
+        if (q->type == REQ_SCRIPTS)
+                return observe_parse_script(item, o->res.live);
+        r = observe_parse_resource(q->kind, item, o->res.live, q->store_id, &res);
+        if (r >= 0 && res && q->jurisdiction)
+                r = set_str(&res->jurisdiction, q->jurisdiction);
+        return r;
+}
+
 static int submit_ex(Observer *o, ReqType type, ResourceKind kind, const char *path, const char *query,
                      CfPaging paging, const char *items_key, const char *worker, const char *store_id,
                      const char *jurisdiction) {
@@ -411,6 +454,7 @@ static int submit_ex(Observer *o, ReqType type, ResourceKind kind, const char *p
                 .priority = o->priority,
                 .paging = paging,
                 .items_key = items_key,
+                .each = type == REQ_SCRIPTS || type == REQ_LIST || type == REQ_STORE_SECRETS ? on_item : NULL,
         };
         int k;
 
@@ -719,13 +763,10 @@ static void step(Observer *o) {
 }
 
 static void on_scripts(Observer *o, const CfReply *reply) {
-        int r;
-
         if (reply->error < 0)
                 return fail(o, reply->error, "GET workers/scripts", reply->message);
-        r = observe_parse_script_list(reply->result, o->res.live);
-        if (r < 0)
-                return fail(o, r, "workers/scripts", "undecodable list");
+        /* The entries came one by one (on_item). */
+        o->res.live->workers_listed = true;
 }
 
 static void on_audit(Observer *o, const CfReply *reply) {
@@ -781,30 +822,18 @@ static void list_store_secrets(Observer *o) {
 }
 
 static void on_list(Observer *o, Req *q, const CfReply *reply) {
-        LiveState *live = o->res.live;
-        size_t before = live->n_resources;
-        int r;
-
         if (reply->error < 0)
                 return fail(o, reply->error, resource_kind_to_string(q->kind), reply->message);
-        r = observe_parse_resources(q->kind, reply->result, live, NULL);
-        if (r < 0)
-                return fail(o, r, resource_kind_to_string(q->kind), "undecodable list");
-        for (size_t i = before; q->jurisdiction && i < live->n_resources; i++)
-                if (set_str(&live->resources[i].jurisdiction, q->jurisdiction) < 0)
-                        return fail(o, -ENOMEM, "observe", NULL);
-        if (q->kind == RESOURCE_SECRETS_STORE && reply->result)
+        /* The entries came one by one (on_item, jurisdiction included). */
+        o->res.live->listed[q->kind] = true;
+        if (q->kind == RESOURCE_SECRETS_STORE)
                 list_store_secrets(o);
 }
 
 static void on_store_secrets(Observer *o, Req *q, const CfReply *reply) {
-        int r;
-
         if (reply->error < 0)
                 return fail(o, reply->error, "Secrets Store secrets", reply->message);
-        r = observe_parse_resources(RESOURCE_SECRETS_STORE_SECRET, reply->result, o->res.live, q->store_id);
-        if (r < 0)
-                return fail(o, r, "Secrets Store secrets", "undecodable list");
+        o->res.live->listed[RESOURCE_SECRETS_STORE_SECRET] = true;
 }
 
 /* The version serving the most traffic in the newest deployment
