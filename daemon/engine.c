@@ -765,7 +765,41 @@ static char **load_meta_strv(State *s, const char *key) {
 typedef struct PostReq {
         Engine *e;
         bool audit;
+        json_object *counts;        /* audit: own writes still to match (observe_write_counts) */
+        StrSet *seen;               /* audit: entry ids processed before */
+        size_t n_seen_before;       /* audit: length of audit_seen_new before this read */
+        LiveState *live;            /* scripts: the list, streamed in */
 } PostReq;
+
+static PostReq *post_req_free(PostReq *q) {
+        if (!q)
+                return NULL;
+        json_object_put(q->counts);
+        strset_free(q->seen);
+        live_state_free(q->live);
+        return mfree(q);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(PostReq *, post_req_free);
+
+/* One item of the post-apply lists, as it streams in: a script into the
+ * list, or an audit entry matched against our own writes (its id is then
+ * processed; anything else stays unseen for the next observe). */
+static int on_post_item(json_object *item, void *userdata) {
+        PostReq *q = userdata;
+        _cleanup_(audit_entry_done) AuditEntry a = {};
+        int r;
+
+        if (!q->audit)
+                return observe_parse_script(item, q->live);
+        r = observe_audit_entry(item, &a);
+        if (r < 0)
+                return r;
+        if (!a.id || strset_contains(q->seen, a.id))
+                return 0;
+        if (a.key && observe_write_take(q->counts, a.key) && strv_extend(&q->e->audit_seen_new, a.id) < 0)
+                return -ENOMEM;
+        return 0;
+}
 
 static void post_done(Engine *e) {
         if (--e->post_pending > 0)
@@ -774,16 +808,20 @@ static void post_done(Engine *e) {
 }
 
 static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
-        PostReq *q = userdata;
+        _cleanup_(post_req_freep) PostReq *q = userdata;
         Engine *e = q->e;
         bool audit = q->audit;
 
-        free(q);
         if (reply->error == -ECANCELED)
                 return; /* the engine is going away */
         if (reply->error < 0) {
                 if (audit) {
                         char * const *writes = apply_writes(e->applier);
+
+                        /* Entries matched before the read failed: unseen
+                         * again, as every write waits for its entry. */
+                        for (size_t k = q->n_seen_before; e->audit_seen_new && e->audit_seen_new[k]; k++)
+                                e->audit_seen_new[k] = mfree(e->audit_seen_new[k]);
 
                         for (size_t k = 0; writes && writes[k]; k++)
                                 if (strv_extend(&e->own_writes_left, writes[k]) < 0)
@@ -793,47 +831,18 @@ static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
                 return;
         }
         if (!audit) {
-                _cleanup_(live_state_freep) LiveState *l = live_state_new();
+                LiveState *l = q->live;
 
-                if (l && observe_parse_script_list(reply->result, l) >= 0)
-                        for (size_t i = 0; i < l->n_workers; i++) {
-                                LedgerEntry *le = ledger_find(e->ledger, RESOURCE_WORKER, l->workers[i].name);
+                for (size_t i = 0; i < l->n_workers; i++) {
+                        LedgerEntry *le = ledger_find(e->ledger, RESOURCE_WORKER, l->workers[i].name);
 
-                                if (le && !worker_has_pending(e->plan, le->doc, e->applier))
-                                        absorb_worker(le, &l->workers[i]);
-                        }
-        } else if (reply->result && json_object_is_type(reply->result, json_type_array)) {
-                /* Entries for our own writes are processed; anything else
-                 * stays unseen for the next observe. */
-                _cleanup_(json_object_putp) json_object *counts = observe_write_counts(apply_writes(e->applier));
-                _cleanup_(strset_freep) StrSet *seen = strset_new();
-
-                for (size_t i = 0; seen && e->audit_seen_new && e->audit_seen_new[i]; i++)
-                        if (strset_put(seen, e->audit_seen_new[i]) < 0)
-                                seen = strset_free(seen);
-                for (size_t i = 0; counts && seen && i < json_object_array_length(reply->result); i++) {
-                        json_object *x = json_object_array_get_idx(reply->result, i), *raw, *v;
-                        const char *id, *method = NULL, *uri = NULL;
-                        _cleanup_free_ char *key = NULL;
-
-                        if (!json_object_object_get_ex(x, "id", &v))
-                                continue;
-                        id = json_object_get_string(v);
-                        if (strset_contains(seen, id))
-                                continue;
-                        if (json_object_object_get_ex(x, "raw", &raw)) {
-                                if (json_object_object_get_ex(raw, "method", &v))
-                                        method = json_object_get_string(v);
-                                if (json_object_object_get_ex(raw, "uri", &v))
-                                        uri = json_object_get_string(v);
-                        }
-                        key = observe_audit_write_key(method, uri);
-                        if (key && observe_write_take(counts, key) && strv_extend(&e->audit_seen_new, id) < 0)
-                                break;
+                        if (le && !worker_has_pending(e->plan, le->doc, e->applier))
+                                absorb_worker(le, &l->workers[i]);
                 }
+        } else {
                 /* Writes whose entries have not shown up yet are matched
                  * by later cycles instead of being taken for drift. */
-                (void) observe_write_leftovers(counts, &e->own_writes_left);
+                (void) observe_write_leftovers(q->counts, &e->own_writes_left);
                 e->post_audit_done = true;
                 e->audit_checked_usec = now_realtime_usec();
         }
@@ -841,15 +850,29 @@ static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
 }
 
 static int post_submit(Engine *e, bool audit) {
-        _cleanup_free_ PostReq *q = calloc(1, sizeof(PostReq));
+        _cleanup_(post_req_freep) PostReq *q = calloc(1, sizeof(PostReq));
         _cleanup_free_ char *path = NULL, *query = NULL;
-        CfRequest r = { .method = "GET", .priority = CFAPI_PRIORITY_NORMAL };
+        CfRequest r = { .method = "GET", .priority = CFAPI_PRIORITY_NORMAL, .each = on_post_item };
         int k;
 
         if (!q)
                 return -ENOMEM;
         q->e = e;
         q->audit = audit;
+        if (audit) {
+                q->counts = observe_write_counts(apply_writes(e->applier));
+                q->seen = strset_new();
+                if (!q->counts || !q->seen)
+                        return -ENOMEM;
+                for (size_t i = 0; e->audit_seen_new && e->audit_seen_new[i]; i++)
+                        if (strset_put(q->seen, e->audit_seen_new[i]) < 0)
+                                return -ENOMEM;
+                q->n_seen_before = strv_length(e->audit_seen_new);
+        } else {
+                q->live = live_state_new();
+                if (!q->live)
+                        return -ENOMEM;
+        }
         if (audit) {
                 uint64_t from = e->started_usec > OBSERVE_AUDIT_OVERLAP_USEC ? e->started_usec - 60 * USEC_PER_SEC : 0;
 

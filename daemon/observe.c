@@ -45,7 +45,8 @@ struct Observer {
         uint64_t now_usec;
 
         ObserveResult res;
-        json_object *audit;     /* entries */
+        AuditEntry *audit;      /* the feed's entries, parsed once as they stream in */
+        size_t n_audit, n_audit_alloc;
         unsigned pending;
         int phase;
         bool dead;
@@ -70,7 +71,9 @@ static void observer_destroy(Observer *o) {
         strv_free(o->own_writes);
         strv_free(o->refresh);
         strv_free(o->rotation);
-        json_object_put(o->audit);
+        for (size_t i = 0; i < o->n_audit; i++)
+                audit_entry_done(&o->audit[i]);
+        free(o->audit);
         free(o);
 }
 
@@ -411,6 +414,39 @@ int observe_audit_script(const char *uri, char **ret, bool *ret_secrets) {
         return 1;
 }
 
+void audit_entry_done(AuditEntry *e) {
+        free(e->id);
+        free(e->key);
+        free(e->script);
+        *e = (AuditEntry) {};
+}
+
+int observe_audit_entry(json_object *x, AuditEntry *ret) {
+        _cleanup_(audit_entry_done) AuditEntry a = {};
+        const char *id = jstr(x, "id"), *method = jstr(jget(x, "raw"), "method"), *uri = jstr(jget(x, "raw"), "uri");
+        int r;
+
+        if (id) {
+                a.id = strdup(id);
+                if (!a.id)
+                        return -ENOMEM;
+        }
+        a.get = method && streq(method, "GET");
+        if (!a.get) {
+                if (method && uri) {
+                        a.key = observe_audit_write_key(method, uri);
+                        if (!a.key)
+                                return -ENOMEM;
+                }
+                r = observe_audit_script(uri, &a.script, &a.secrets);
+                if (r < 0)
+                        return r;
+        }
+        *ret = a;
+        a = (AuditEntry) {};
+        return 1;
+}
+
 /* ---- requests ---- */
 
 static void on_reply(CfApi *api, const CfReply *reply, void *userdata);
@@ -435,6 +471,26 @@ static int on_item(json_object *item, void *userdata) {
                 return 0;
         if (q->type == REQ_SCRIPTS)
                 return observe_parse_script(item, o->res.live);
+        if (q->type == REQ_AUDIT) {
+                AuditEntry a;
+
+                r = observe_audit_entry(item, &a);
+                if (r <= 0)
+                        return r;
+                if (o->n_audit == o->n_audit_alloc) {
+                        size_t n = o->n_audit_alloc ? o->n_audit_alloc * 2 : 64;
+                        AuditEntry *p = reallocarray(o->audit, n, sizeof(AuditEntry));
+
+                        if (!p) {
+                                audit_entry_done(&a);
+                                return -ENOMEM;
+                        }
+                        o->audit = p;
+                        o->n_audit_alloc = n;
+                }
+                o->audit[o->n_audit++] = a;
+                return 0;
+        }
         r = observe_parse_resource(q->kind, item, o->res.live, q->store_id, &res);
         if (r >= 0 && res && q->jurisdiction)
                 r = set_str(&res->jurisdiction, q->jurisdiction);
@@ -454,7 +510,8 @@ static int submit_ex(Observer *o, ReqType type, ResourceKind kind, const char *p
                 .priority = o->priority,
                 .paging = paging,
                 .items_key = items_key,
-                .each = type == REQ_SCRIPTS || type == REQ_LIST || type == REQ_STORE_SECRETS ? on_item : NULL,
+                .each = type == REQ_SCRIPTS || type == REQ_LIST || type == REQ_STORE_SECRETS || type == REQ_AUDIT ?
+                        on_item : NULL,
         };
         int k;
 
@@ -654,29 +711,18 @@ static int start_details(Observer *o) {
                 if (strset_put(seen, o->audit_seen[i]) < 0)
                         return -ENOMEM;
         /* The audit feed: writes we have not processed yet. */
-        for (size_t i = 0; o->audit && i < json_object_array_length(o->audit); i++) {
-                json_object *e = json_object_array_get_idx(o->audit, i);
-                const char *id = jstr(e, "id"), *method = jstr(jget(e, "raw"), "method"),
-                           *uri = jstr(jget(e, "raw"), "uri");
-                _cleanup_free_ char *script = NULL, *key = NULL;
-                bool secrets = false;
-                int r;
+        for (size_t i = 0; i < o->n_audit; i++) {
+                const AuditEntry *e = &o->audit[i];
 
-                if (id && strv_extend(&o->res.audit_seen, id) < 0)
+                if (e->id && strv_extend(&o->res.audit_seen, e->id) < 0)
                         return -ENOMEM;
-                if (strset_contains(seen, id))
+                if ((e->id && strset_contains(seen, e->id)) || e->get)
                         continue;
-                if (method && streq(method, "GET"))
-                        continue;
-                key = observe_audit_write_key(method, uri);
-                if (key && observe_write_take(own, key))
+                if (e->key && observe_write_take(own, e->key))
                         continue;       /* one of ours, late */
-                r = observe_audit_script(uri, &script, &secrets);
-                if (r < 0)
-                        return r;
-                if (r == 0)
+                if (!e->script)
                         continue;
-                if (strset_put(flagged, script) < 0 || (secrets && strset_put(secret_flagged, script) < 0))
+                if (strset_put(flagged, e->script) < 0 || (e->secrets && strset_put(secret_flagged, e->script) < 0))
                         return -ENOMEM;
         }
         strv_sort_uniq(o->res.audit_seen);
@@ -780,9 +826,8 @@ static void on_audit(Observer *o, const CfReply *reply) {
                 o->res.audit_message = reply->message ? strdup(reply->message) : NULL;
                 return;
         }
+        /* The entries came one by one (on_item). */
         o->res.audit_ok = true;
-        if (reply->result && json_object_is_type(reply->result, json_type_array))
-                o->audit = json_object_get(reply->result);
 }
 
 /* Whether bindery uses a listed secrets store (its ledger or the spec). */
