@@ -1,5 +1,6 @@
 /* manager.c: see manager.h. */
 #include <inttypes.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -544,6 +545,9 @@ static void on_run_done(Engine *e, const RunReport *report, void *userdata) {
         log_set_context(NULL, NULL, NULL);
         manager_notify_status(m);
         httpd_wake(m->httpd);
+        /* A run's trees are freed by now: give the pages back, so the
+         * daemon's RSS between runs is what it holds, not its peak. */
+        (void) malloc_trim(0);
         if (m->stopping) {
                 manager_finish_stop(m);
                 return;

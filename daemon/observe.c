@@ -684,16 +684,18 @@ static int start_detail(Observer *o, LiveWorker *w, const char *why) {
 /* Whether the spec wants something else than what bindery last applied
  * to an owned worker; then its live bindings are read so the plan can
  * show the values it replaces. */
-static bool spec_changed(Observer *o, const char *name, const LedgerEntry *e) {
-        const Worker *dw = o->g ? generation_find_worker(o->g, name) : NULL;
-        char digest[65];
-        bool unresolved = false;
+static bool spec_changed(Observer *o, LiveWorker *w, const LedgerEntry *e) {
+        const Worker *dw = o->g ? generation_find_worker(o->g, w->name) : NULL;
 
         if (!dw || !e || !e->digest || dw->policy.suspend || dw->policy.external)
                 return false;
-        if (plan_worker_digest(o->g, dw, o->res.live, o->ledger, false, digest, &unresolved) < 0)
+        /* Kept in the LiveWorker: the plan needs the same digest. */
+        if (plan_worker_digest(o->g, dw, o->res.live, o->ledger, false, w->desired_digest,
+                               &w->desired_unresolved) < 0) {
+                w->desired_digest[0] = '\0';
                 return false;
-        return !streq(e->digest, digest);
+        }
+        return !streq(e->digest, w->desired_digest);
 }
 
 /* Workers read only to show a spec change's old values, per cycle. */
@@ -754,7 +756,7 @@ static int start_details(Observer *o) {
                 else if ((!o->res.audit_ok || o->audit_gap) && e && strv_contains(o->rotation, w->name)) {
                         why = o->audit_gap ? "settings rotation (audit feed has gaps)"
                                            : "settings rotation (audit feed unavailable)";
-                } else if (n_diff_reads < OBSERVE_DIFF_READS_MAX && spec_changed(o, w->name, e)) {
+                } else if (n_diff_reads < OBSERVE_DIFF_READS_MAX && spec_changed(o, w, e)) {
                         /* Bounded: a spec change touching every worker must
                          * not spend the request budget on showing the diff;
                          * past the bound the plan says the values are unknown. */
