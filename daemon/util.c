@@ -366,13 +366,23 @@ fail:
 }
 
 void sha256_hex(const void *data, size_t size, char ret[static 65]) {
+        /* Fetched once: an implicit fetch (EVP_sha256()) per call looked
+         * the algorithm up again each time, which cost more than hashing
+         * a small buffer. Never freed (one per process). */
+        static EVP_MD *sha256;
+        static const char hex[] = "0123456789abcdef";
         unsigned char md[32];
         unsigned int mdlen = sizeof(md);
 
-        if (EVP_Digest(data, size, md, &mdlen, EVP_sha256(), NULL) != 1)
+        if (!sha256)
+                sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+        if (!sha256 || EVP_Digest(data, size, md, &mdlen, sha256, NULL) != 1)
                 abort(); /* Only fails on OOM inside libcrypto. */
-        for (unsigned i = 0; i < 32; i++)
-                snprintf(ret + 2 * i, 3, "%02x", md[i]);
+        for (unsigned i = 0; i < 32; i++) {
+                ret[2 * i] = hex[md[i] >> 4];
+                ret[2 * i + 1] = hex[md[i] & 0xf];
+        }
+        ret[64] = '\0';
 }
 
 char *path_join(const char *a, const char *b) {
