@@ -58,7 +58,8 @@ struct Engine {
         bool locked;
         CfApi *api;
         LiveState *live;                /* last observation */
-        json_object *status;            /* array, see engine_status_json */
+        ResourceStatus *status;         /* per resource after the last run (engine_status) */
+        size_t n_status;
         uint64_t status_generation;     /* engine_status_generation */
 
         /* the run */
@@ -371,9 +372,6 @@ int engine_new(Engine **ret, sd_event *event, const Config *config, bool lock) {
         erase_and_free(token, token_size);
         if (r < 0)
                 return r;
-        e->status = json_object_new_array();
-        if (!e->status)
-                return -ENOMEM;
         *ret = TAKE_PTR(e);
         return 0;
 }
@@ -413,7 +411,7 @@ Engine *engine_free(Engine *e) {
         e->api = cfapi_free(e->api);
         e->state = state_free(e->state);
         e->live = live_state_free(e->live);
-        json_object_put(e->status);
+        status_free(e->status, e->n_status);
         free(e->detection_reason);
         free(e->account_id);
         free(e->api_url);
@@ -451,12 +449,39 @@ void engine_cancel(Engine *e) {
                 apply_cancel(e->applier);
 }
 
-json_object *engine_status_json(const Engine *e) {
-        json_object *copy = NULL;
+const ResourceStatus *engine_status(const Engine *e, size_t *ret_n) {
+        *ret_n = e->n_status;
+        return e->status;
+}
 
-        if (json_object_deep_copy(e->status, &copy, NULL) < 0)
-                return NULL;
-        return copy;
+json_object *engine_status_json(const Engine *e, bool problems_only) {
+        json_object *a = json_object_new_array();
+        char ts[64];
+
+        for (size_t i = 0; a && i < e->n_status; i++) {
+                const ResourceStatus *x = &e->status[i];
+                json_object *o;
+
+                if (problems_only && (x->state == RESOURCE_STATE_IN_SYNC || x->state == RESOURCE_STATE_SUSPENDED ||
+                                      x->state == RESOURCE_STATE_PENDING))
+                        continue;
+                o = json_object_new_object();
+                if (!o || json_object_array_add(a, o) < 0) {
+                        json_object_put(o);
+                        return json_object_put(a), NULL;
+                }
+                json_object_object_add(o, "kind", json_object_new_string(x->kind));
+                json_object_object_add(o, "name", json_object_new_string(strempty(x->name)));
+                if (x->cf_name)
+                        json_object_object_add(o, "cf_name", json_object_new_string(x->cf_name));
+                json_object_object_add(o, "state", json_object_new_string(resource_state_to_string(x->state)));
+                json_object_object_add(o, "reason", json_object_new_string(strempty(x->reason)));
+                json_object_object_add(o, "last_change",
+                                       json_object_new_string(format_rfc3339(x->last_change_usec, ts, sizeof(ts))));
+                if (x->id)
+                        json_object_object_add(o, "id", json_object_new_string(x->id));
+        }
+        return a;
 }
 
 uint64_t engine_status_generation(const Engine *e) {
@@ -1170,17 +1195,20 @@ static void on_observed(ObserveResult *res, void *userdata) {
                 return run_fail(e, r, "apply");
 }
 
-/* The per-resource status from the plan and the apply results. */
-static const char *jstr(json_object *o, const char *key) {
-        json_object *v;
+/* ---- The per-resource status from the plan and the apply results ---- */
 
-        if (!o || !json_object_object_get_ex(o, key, &v) || !v)
-                return NULL;
-        return json_object_get_string(v);
+void status_free(ResourceStatus *s, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(s[i].name);
+                free(s[i].cf_name);
+                free(s[i].reason);
+                free(s[i].id);
+        }
+        free(s);
 }
 
-/* An index of status entries by kind and name (borrowed json objects),
- * so build_status() is linear in the number of actions. The key is
+/* An index of status entries by kind and name (value: index + 1), so
+ * build_status() is linear in the number of actions. The key is
  * "KIND/NAME": kinds have no '/', so it cannot be ambiguous. */
 static void status_index_entry_free(struct lh_entry *ent) {
         free(lh_entry_k(ent));
@@ -1195,160 +1223,149 @@ static void status_index_free(struct lh_table **t) {
                 lh_table_free(*t);
 }
 
-static char *status_key(const char *kind, const char *name) {
-        char *k;
-
-        if (asprintf(&k, "%s/%s", strempty(kind), strempty(name)) < 0)
-                return NULL;
-        return k;
-}
-
-static json_object *status_index_find(struct lh_table *t, const char *kind, const char *name) {
+static bool status_index_find(struct lh_table *t, const char *kind, const char *name, size_t *ret) {
         _cleanup_free_ char *k = NULL;
         void *v = NULL;
 
-        if (!t || !kind || !name)
-                return NULL;
-        k = status_key(kind, name);
-        if (!k || !lh_table_lookup_ex(t, k, &v))
-                return NULL;
-        return v;
+        if (!t || !kind || !name || asprintf(&k, "%s/%s", kind, name) < 0 || !lh_table_lookup_ex(t, k, &v))
+                return false;
+        *ret = (size_t) (uintptr_t) v - 1;
+        return true;
 }
 
-/* Adds, or points an existing key at x (the last entry added wins). */
-static void status_index_add(struct lh_table *t, const char *kind, const char *name, json_object *x) {
-        struct lh_entry *ent;
+/* Adds kind/name → i unless it is there (the first entry stays). */
+static int status_index_add(struct lh_table *t, const char *kind, const char *name, size_t i) {
         char *k;
 
-        if (!t || !kind || !name)
-                return;
-        k = status_key(kind, name);
-        if (!k)
-                return;
-        ent = lh_table_lookup_entry(t, k);
-        if (ent) {
-                lh_entry_set_val(ent, x);
+        if (asprintf(&k, "%s/%s", kind, name) < 0)
+                return -ENOMEM;
+        if (lh_table_lookup_ex(t, k, NULL)) {
                 free(k);
-        } else if (lh_table_insert(t, k, x) < 0)
+                return 0;
+        }
+        if (lh_table_insert(t, k, (const void *) (uintptr_t) (i + 1)) < 0) {
                 free(k);
+                return -ENOMEM;
+        }
+        return 0;
 }
 
-static void build_status(Engine *e) {
-        json_object *arr = json_object_new_array();
-        _cleanup_(status_index_free) struct lh_table *idx = NULL, *prev = NULL;
-        char when[64];
+/* The state an action leaves its resource in, and why. */
+static ResourceState action_state(const Action *a, const ApplyResult *r, const char **reason, char **why) {
+        *reason = a->reason;
+        switch (a->kind) {
+        case ACTION_NOOP:
+                return a->waiting ? RESOURCE_STATE_PENDING :
+                       a->suspended ? RESOURCE_STATE_SUSPENDED : RESOURCE_STATE_IN_SYNC;
+        case ACTION_BLOCKED:
+                return RESOURCE_STATE_BLOCKED;
+        case ACTION_DRIFT_REPORT:
+                return RESOURCE_STATE_DRIFTED;
+        default:
+                if (!r || !r->done)
+                        return a->drift ? RESOURCE_STATE_DRIFTED : RESOURCE_STATE_PENDING;
+                if (r->error >= 0)
+                        return RESOURCE_STATE_IN_SYNC;
+                *reason = r->message;
+                if (r->error == -EACCES && cfreq_permission(r->message) &&
+                    asprintf(why, "%s (Cloudflare refused the API token: it needs %s)", strna(r->message),
+                             cfreq_permission(r->message)) >= 0)
+                        *reason = *why;
+                return RESOURCE_STATE_FAILED;
+        }
+}
 
-        if (!arr)
-                return;
-        idx = status_index_new(e->plan ? e->plan->n_actions : 0);
-        prev = status_index_new(e->status ? json_object_array_length(e->status) : 0);
-        if (!idx || !prev) {
-                json_object_put(arr);
+static int status_set(ResourceStatus *x, const char *kind, const char *name, const char *cf_name,
+                      ResourceState st, const char *reason, const char *id, uint64_t when) {
+        *x = (ResourceStatus) {
+                .kind = kind,
+                .state = st,
+                .last_change_usec = when,
+                .name = strdup(strempty(name)),
+                .cf_name = cf_name ? strdup(cf_name) : NULL,
+                .reason = strdup(strempty(reason)),
+                .id = id ? strdup(id) : NULL,
+        };
+        return x->name && x->reason && (!cf_name || x->cf_name) && (!id || x->id) ? 0 : -ENOMEM;
+}
+
+/* The per-resource status after a run (or plan), typed: the HTTP edge
+ * makes JSON of it (engine_status_json). */
+static void build_status(Engine *e) {
+        _cleanup_(status_index_free) struct lh_table *idx = NULL, *prev = NULL;
+        size_t n_max = (e->plan ? e->plan->n_actions : 0) + 1, n = 0;
+        ResourceStatus *arr = calloc(n_max, sizeof(ResourceStatus));
+        uint64_t now = now_realtime_usec() / USEC_PER_SEC * USEC_PER_SEC;     /* whole seconds, as shown */
+        int r = 0;
+
+        idx = status_index_new(n_max);
+        prev = status_index_new(e->n_status);
+        if (!arr || !idx || !prev) {
+                free(arr);
                 return;
         }
-        format_rfc3339(now_realtime_usec(), when, sizeof(when));
-        for (size_t i = 0; e->plan && i < e->plan->n_actions; i++) {
+        for (size_t i = 0; e->plan && i < e->plan->n_actions && r >= 0; i++) {
                 const Action *a = &e->plan->actions[i];
-                const ApplyResult *r = e->applier ? apply_result(e->applier, i) : NULL;
-                ResourceState st = RESOURCE_STATE_IN_SYNC;
-                const char *reason = a->reason;
+                const char *kind = resource_kind_to_string(a->resource_kind), *name = a->doc ?: a->name, *reason;
                 _cleanup_free_ char *why = NULL;
-                json_object *x = NULL;
+                ResourceState st = action_state(a, e->applier ? apply_result(e->applier, i) : NULL, &reason, &why);
+                size_t k;
 
-                switch (a->kind) {
-                case ACTION_NOOP:
-                        st = a->waiting ? RESOURCE_STATE_PENDING :
-                             a->suspended ? RESOURCE_STATE_SUSPENDED : RESOURCE_STATE_IN_SYNC;
-                        break;
-                case ACTION_BLOCKED:
-                        st = RESOURCE_STATE_BLOCKED;
-                        break;
-                case ACTION_DRIFT_REPORT:
-                        st = RESOURCE_STATE_DRIFTED;
-                        break;
-                default:
-                        if (!r || !r->done)
-                                st = a->drift ? RESOURCE_STATE_DRIFTED : RESOURCE_STATE_PENDING;
-                        else if (r->error < 0) {
-                                st = RESOURCE_STATE_FAILED;
-                                reason = r->message;
-                                if (r->error == -EACCES && cfreq_permission(r->message)) {
-                                        free(why);
-                                        why = NULL;
-                                        if (asprintf(&why, "%s (Cloudflare refused the API token: it needs %s)",
-                                                     strna(r->message), cfreq_permission(r->message)) >= 0)
-                                                reason = why;
-                                }
-                        } else
-                                st = RESOURCE_STATE_IN_SYNC;
-                }
                 /* One entry per resource: keep the worst state. */
-                if (a->doc ?: a->name)
-                        x = status_index_find(idx, resource_kind_to_string(a->resource_kind), a->doc ?: a->name);
-                if (x) {
-                        json_object *s;
-                        ResourceState old = RESOURCE_STATE_IN_SYNC;
+                if (name && status_index_find(idx, kind, name, &k)) {
+                        ResourceStatus *x = &arr[k];
+                        char *rs;
 
-                        if (json_object_object_get_ex(x, "state", &s))
-                                for (int k = 0; k < _RESOURCE_STATE_MAX; k++)
-                                        if (streq(json_object_get_string(s), resource_state_to_string(k)))
-                                                old = k;
                         if (st == RESOURCE_STATE_IN_SYNC || st == RESOURCE_STATE_SUSPENDED ||
-                            (old != RESOURCE_STATE_IN_SYNC && old != RESOURCE_STATE_SUSPENDED && st < old))
+                            (x->state != RESOURCE_STATE_IN_SYNC && x->state != RESOURCE_STATE_SUSPENDED &&
+                             st < x->state))
                                 continue;
-                        json_object_object_add(x, "state", json_object_new_string(resource_state_to_string(st)));
-                        json_object_object_add(x, "reason", json_object_new_string(strempty(reason)));
+                        rs = strdup(strempty(reason));
+                        if (!rs) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        free(x->reason);
+                        x->reason = rs;
+                        x->state = st;
                         continue;
                 }
-                x = json_object_new_object();
-                json_object_object_add(x, "kind", json_object_new_string(resource_kind_to_string(a->resource_kind)));
-                json_object_object_add(x, "name", json_object_new_string(strempty(a->doc ?: a->name)));
-                if (a->name && !streq_ptr(a->name, a->doc))
-                        json_object_object_add(x, "cf_name", json_object_new_string(a->name));
-                json_object_object_add(x, "state", json_object_new_string(resource_state_to_string(st)));
-                json_object_object_add(x, "reason", json_object_new_string(strempty(reason)));
-                json_object_object_add(x, "last_change", json_object_new_string(when));
                 {
                         const LedgerEntry *le = e->ledger ? ledger_find(e->ledger, a->resource_kind, a->doc ?: "") : NULL;
 
-                        if (le && le->id)
-                                json_object_object_add(x, "id", json_object_new_string(le->id));
-                        else if (a->id)
-                                json_object_object_add(x, "id", json_object_new_string(a->id));
+                        r = status_set(&arr[n], kind, name, a->name && !streq_ptr(a->name, a->doc) ? a->name : NULL,
+                                       st, reason, le && le->id ? le->id : a->id, now);
                 }
-                json_object_array_add(arr, x);
-                status_index_add(idx, resource_kind_to_string(a->resource_kind), strempty(a->doc ?: a->name), x);
+                n++;
+                if (r >= 0)
+                        r = status_index_add(idx, kind, strempty(name), n - 1);
         }
-        if (e->error) {
-                json_object *x = json_object_new_object();
-
-                json_object_object_add(x, "kind", json_object_new_string("Account"));
-                json_object_object_add(x, "name", json_object_new_string(strna(e->account_id)));
-                json_object_object_add(x, "state", json_object_new_string("failed"));
-                json_object_object_add(x, "reason", json_object_new_string(e->error));
-                json_object_object_add(x, "last_change", json_object_new_string(when));
-                json_object_array_add(arr, x);
+        if (e->error && r >= 0) {
+                r = status_set(&arr[n], "Account", strna(e->account_id), NULL, RESOURCE_STATE_FAILED, e->error, NULL,
+                               now);
+                n++;
+        }
+        if (r < 0) {
+                status_free(arr, n);
+                return;         /* out of memory: the previous status stays */
         }
         /* last_change moves only when a resource's state or reason does.
          * The previous status is indexed by kind and name (its first entry
          * for each), so this is linear too. */
-        for (size_t j = 0; e->status && j < json_object_array_length(e->status); j++) {
-                json_object *y = json_object_array_get_idx(e->status, j);
+        for (size_t j = 0; j < e->n_status; j++)
+                if (status_index_add(prev, e->status[j].kind, e->status[j].name, j) < 0)
+                        break;
+        for (size_t i = 0; i < n; i++) {
+                ResourceStatus *x = &arr[i];
+                size_t j;
 
-                if (!status_index_find(prev, jstr(y, "kind"), jstr(y, "name")))
-                        status_index_add(prev, jstr(y, "kind"), jstr(y, "name"), y);
+                if (status_index_find(prev, x->kind, x->name, &j) && x->state == e->status[j].state &&
+                    streq(x->reason, e->status[j].reason))
+                        x->last_change_usec = e->status[j].last_change_usec;
         }
-        for (size_t i = 0; i < json_object_array_length(arr); i++) {
-                json_object *x = json_object_array_get_idx(arr, i), *lc;
-                json_object *y = status_index_find(prev, jstr(x, "kind"), jstr(x, "name"));
-
-                if (y && streq_ptr(jstr(x, "state"), jstr(y, "state")) &&
-                    streq_ptr(jstr(x, "reason"), jstr(y, "reason")) &&
-                    json_object_object_get_ex(y, "last_change", &lc))
-                        json_object_object_add(x, "last_change", json_object_get(lc));
-        }
-        json_object_put(e->status);
+        status_free(e->status, e->n_status);
         e->status = arr;
+        e->n_status = n;
         e->status_generation++;
 }
 

@@ -440,30 +440,27 @@ static void manager_finish_stop(Manager *m) {
 /* A failed or blocked run says why: the run's own error, then one line
  * per failed or blocked resource (BINDERY_RESOURCE, BINDERY_REASON). */
 static void log_run_why(Manager *m, const Run *r, const RunReport *report) {
-        _cleanup_(json_object_putp) json_object *st = engine_status_json(m->engine);
+        size_t n_st = 0;
+        const ResourceStatus *st = engine_status(m->engine, &n_st);
         json_object *err = NULL;
         unsigned n = 0;
 
         if (report->json && json_object_object_get_ex(report->json, "error", &err) && err)
                 log_event_reason(LOG_ERR, r->id, NULL, json_object_get_string(err),
                                  "Reconcile %s: %s", r->id, json_object_get_string(err));
-        for (size_t i = 0; st && i < json_object_array_length(st); i++) {
-                json_object *x = json_object_array_get_idx(st, i), *k, *nm, *s, *why;
+        for (size_t i = 0; i < n_st; i++) {
+                const ResourceStatus *x = &st[i];
                 _cleanup_free_ char *res = NULL;
 
-                if (!json_object_object_get_ex(x, "state", &s) ||
-                    !(streq(json_object_get_string(s), "failed") || streq(json_object_get_string(s), "blocked")))
+                if (x->state != RESOURCE_STATE_FAILED && x->state != RESOURCE_STATE_BLOCKED)
                         continue;
                 if (++n > ERRORS_LOGGED_MAX)
                         continue;
-                (void) json_object_object_get_ex(x, "kind", &k);
-                (void) json_object_object_get_ex(x, "name", &nm);
-                (void) json_object_object_get_ex(x, "reason", &why);
-                if (asprintf(&res, "%s/%s", json_object_get_string(k), json_object_get_string(nm)) < 0)
+                if (asprintf(&res, "%s/%s", x->kind, x->name) < 0)
                         return;
-                log_event_reason(LOG_WARNING, r->id, res, why ? json_object_get_string(why) : "",
-                                 "%s %s: %s", res, json_object_get_string(s),
-                                 why ? json_object_get_string(why) : "(no reason recorded)");
+                log_event_reason(LOG_WARNING, r->id, res, x->reason, "%s %s: %s", res,
+                                 resource_state_to_string(x->state),
+                                 !isempty(x->reason) ? x->reason : "(no reason recorded)");
         }
         if (n > ERRORS_LOGGED_MAX)
                 log_warning("... and %u more failed or blocked resources (GET /v1/status).", n - ERRORS_LOGGED_MAX);
@@ -521,7 +518,8 @@ static void on_run_done(Engine *e, const RunReport *report, void *userdata) {
                         log_run_why(m, r, report);
                 manager_save_run(m, r, report);
                 {
-                        _cleanup_(json_object_putp) json_object *st = engine_status_json(m->engine);
+                        /* Notifications look at failed, blocked and drifted ones only. */
+                        _cleanup_(json_object_putp) json_object *st = engine_status_json(m->engine, true);
                         NotifyRun nr = {
                                 .run_id = r->id,
                                 .result = run_result_to_string(report->result),
@@ -962,16 +960,15 @@ static json_object *backend_status(void *userdata) {
                                        : NULL);
         }
 
-        res = engine_status_json(m->engine);
+        res = engine_status_json(m->engine, false);
         if (!res)
                 res = json_object_new_array();
-        for (size_t i = 0; i < json_object_array_length(res); i++) {
-                json_object *x = json_object_array_get_idx(res, i), *st;
+        {
+                size_t n_st = 0;
+                const ResourceStatus *st = engine_status(m->engine, &n_st);
 
-                if (json_object_object_get_ex(x, "state", &st))
-                        for (int k = 0; k < _RESOURCE_STATE_MAX; k++)
-                                if (streq(json_object_get_string(st), resource_state_to_string(k)))
-                                        by_state[k]++;
+                for (size_t i = 0; i < n_st; i++)
+                        by_state[st[i].state]++;
         }
         json_object_object_add(j, "resources", res);
         counts = json_object_new_object();
@@ -1148,18 +1145,12 @@ static void metrics_runs(Manager *m, Metrics *x) {
 
 /* /metrics: resources by reconcile state, and the change detection mode. */
 static void metrics_resources(Manager *m, Metrics *x) {
-        _cleanup_(json_object_putp) json_object *st = NULL;
+        size_t n_st = 0;
+        const ResourceStatus *st = engine_status(m->engine, &n_st);
         unsigned by_state[_RESOURCE_STATE_MAX] = {};
 
-        st = engine_status_json(m->engine);
-        for (size_t i = 0; st && i < json_object_array_length(st); i++) {
-                json_object *s;
-
-                if (json_object_object_get_ex(json_object_array_get_idx(st, i), "state", &s))
-                        for (int k = 0; k < _RESOURCE_STATE_MAX; k++)
-                                if (streq(json_object_get_string(s), resource_state_to_string(k)))
-                                        by_state[k]++;
-        }
+        for (size_t i = 0; i < n_st; i++)
+                by_state[st[i].state]++;
         metrics_family(x, "bindery_resources", "gauge", "Resources by reconcile state.");
         for (int k = 0; k < _RESOURCE_STATE_MAX; k++)
                 metrics_sample(x, "bindery_resources", by_state[k], "state", resource_state_to_string(k), NULL);
@@ -1167,18 +1158,11 @@ static void metrics_resources(Manager *m, Metrics *x) {
          * kube-state-metrics does), so "== 1" alerts and a change is seen. */
         metrics_family(x, "bindery_resource_condition", "gauge",
                        "Per resource: 1 for its current reconcile state, 0 for the others.");
-        for (size_t i = 0; st && i < json_object_array_length(st); i++) {
-                json_object *r = json_object_array_get_idx(st, i), *s, *kd, *nm;
-
-                if (!json_object_object_get_ex(r, "state", &s) || !json_object_object_get_ex(r, "kind", &kd) ||
-                    !json_object_object_get_ex(r, "name", &nm))
-                        continue;
+        for (size_t i = 0; i < n_st; i++)
                 for (int k = 0; k < _RESOURCE_STATE_MAX; k++)
-                        metrics_sample(x, "bindery_resource_condition",
-                                       streq(json_object_get_string(s), resource_state_to_string(k)) ? 1 : 0, "kind",
-                                       json_object_get_string(kd), "name", json_object_get_string(nm), "state",
-                                       resource_state_to_string(k), NULL);
-        }
+                        metrics_sample(x, "bindery_resource_condition", st[i].state == (ResourceState) k ? 1 : 0,
+                                       "kind", st[i].kind, "name", st[i].name, "state", resource_state_to_string(k),
+                                       NULL);
 
         {
                 ChangeDetection d = engine_change_detection(m->engine, NULL);
