@@ -34,6 +34,7 @@ struct Applier {
         unsigned n_failed, n_writes, n_requests;
         char **writes;
         bool writes_incomplete;
+        uint64_t last_write_usec;       /* CLOCK_REALTIME: the last write submitted */
         bool cancelled;
         bool dead;
         bool finished;
@@ -137,6 +138,10 @@ unsigned apply_n_writes(const Applier *ap) {
 
 unsigned apply_n_requests(const Applier *ap) {
         return ap->n_requests;
+}
+
+uint64_t apply_last_write_usec(const Applier *ap) {
+        return ap->writes_incomplete ? 0 : ap->last_write_usec;
 }
 
 char * const *apply_writes(const Applier *ap) {
@@ -348,6 +353,7 @@ static int job_submit(Job *j, const CfRequest *r) {
                 _cleanup_free_ char *w = NULL;
 
                 ap->n_writes++;
+                ap->last_write_usec = now_realtime_usec();
                 /* Best effort: the list only saves audit-log reads later. */
                 if (asprintf(&w, "%s %s", r->method, r->path) >= 0 && strv_consume(&ap->writes, TAKE_PTR(w)) < 0)
                         ap->writes_incomplete = true;

@@ -77,6 +77,9 @@ unsigned apply_n_writes(const Applier *a) _pure_;
 unsigned apply_n_requests(const Applier *a) _pure_;
 /* Method + path of every write made, for matching the audit log later. */
 char * const *apply_writes(const Applier *a) _pure_;
+/* When the last write was submitted (CLOCK_REALTIME µs); 0 when none was
+ * or the writes list is incomplete. */
+uint64_t apply_last_write_usec(const Applier *a) _pure_;
 
 /* The upload metadata for a worker (exposed for tests): bindings resolved
  * through the ledger, keep_bindings, migrations for action a (NULL: none).

@@ -21,6 +21,14 @@
 #define META_OWN_WRITES "engine.own_writes"
 #define META_OWN_WRITES_SINCE "engine.own_writes.since"
 #define OWN_WRITES_MAX 2000
+/* The audit feed's delay as measured by our own writes (µs): the last
+ * write's entry was in the post-apply read this long after it was sent,
+ * at most. The overlap re-read each cycle is AUDIT_LAG_MARGIN times that,
+ * at least AUDIT_OVERLAP_FLOOR_USEC, at most audit_overlap (and the whole
+ * audit_overlap while the delay is unknown or own writes are missing). */
+#define META_AUDIT_LAG "engine.audit.lag"
+#define AUDIT_LAG_MARGIN 4
+#define AUDIT_OVERLAP_FLOOR_USEC (30 * USEC_PER_SEC)
 #define META_REFRESH_LAST "engine.refresh.last"
 #define META_REFRESH_CURSOR "engine.refresh.cursor"
 /* The staggered full refresh never spends more than this share of the
@@ -88,6 +96,8 @@ struct Engine {
         char **audit_seen_new;
         char **own_writes_left;         /* own writes whose audit entries were not seen yet */
         bool post_audit_done;
+        uint64_t audit_lag_usec;        /* measured this run (post-apply read); 0: not measured */
+        bool audit_lag_unknown;         /* own writes of this run were missing from the feed */
         uint64_t audit_checked_usec;
         bool audit_ok;
         char *error;
@@ -394,6 +404,8 @@ static void run_reset(Engine *e) {
         e->audit_seen_new = strv_free(e->audit_seen_new);
         e->own_writes_left = strv_free(e->own_writes_left);
         e->post_audit_done = false;
+        e->audit_lag_usec = 0;
+        e->audit_lag_unknown = false;
         e->error = mfree(e->error);
         e->run_id = mfree(e->run_id);
         e->text = mfree(e->text);
@@ -744,6 +756,11 @@ static void save_audit_position(Engine *e) {
                 return;
         snprintf(buf, sizeof(buf), "%" PRIu64, e->audit_checked_usec);
         (void) state_set_meta(e->state, META_AUDIT_LAST, buf);
+        if (e->audit_lag_usec > 0) {
+                snprintf(buf, sizeof(buf), "%" PRIu64, e->audit_lag_usec);
+                (void) state_set_meta(e->state, META_AUDIT_LAG, buf);
+        } else if (e->audit_lag_unknown)
+                (void) state_set_meta(e->state, META_AUDIT_LAG, NULL);
         {
                 json_object *a = json_object_new_array();
 
@@ -865,11 +882,21 @@ static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
                                 absorb_worker(le, &l->workers[i]);
                 }
         } else {
+                size_t before = strv_length(e->own_writes_left);
+                uint64_t last_write = apply_last_write_usec(e->applier);
+
                 /* Writes whose entries have not shown up yet are matched
                  * by later cycles instead of being taken for drift. */
                 (void) observe_write_leftovers(q->counts, &e->own_writes_left);
                 e->post_audit_done = true;
                 e->audit_checked_usec = now_realtime_usec();
+                /* Every write's entry is there, the last one's too: the
+                 * feed's delay is at most the time since it was sent. */
+                if (strv_length(e->own_writes_left) == before && last_write > 0 &&
+                    e->audit_checked_usec > last_write)
+                        e->audit_lag_usec = e->audit_checked_usec - last_write;
+                else
+                        e->audit_lag_unknown = true;
         }
         post_done(e);
 }
@@ -1524,10 +1551,28 @@ static void run_finish(Engine *e) {
                 done(e, &rep, ud);
 }
 
+/* How far back the audit query reaches before the last check: the feed's
+ * measured delay with a margin (META_AUDIT_LAG), so a large converge's
+ * own entries are not read again cycle after cycle; the configured
+ * audit_overlap while the delay is unknown or own writes still wait for
+ * their entries. */
+static uint64_t audit_overlap_now(const Engine *e, char * const *own_waiting) {
+        const char *v = state_get_meta(e->state, META_AUDIT_LAG);
+        uint64_t lag = 0, o;
+
+        if ((own_waiting && own_waiting[0]) || !v || safe_atou64(v, &lag) < 0 || lag == 0 ||
+            lag > e->audit_overlap_usec / AUDIT_LAG_MARGIN)
+                return e->audit_overlap_usec;
+        o = lag * AUDIT_LAG_MARGIN;
+        if (o < AUDIT_OVERLAP_FLOOR_USEC)
+                o = AUDIT_OVERLAP_FLOOR_USEC;
+        return o < e->audit_overlap_usec ? o : e->audit_overlap_usec;
+}
+
 int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_done_t done, void *userdata) {
         _cleanup_strv_free_ char **seen = NULL, **own = NULL;
         const char *last;
-        uint64_t last_usec = 0;
+        uint64_t last_usec = 0, overlap;
         ObserveRequest req;
         int r;
 
@@ -1582,6 +1627,7 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
         last = state_get_meta(e->state, META_AUDIT_LAST);
         if (last && safe_atou64(last, &last_usec) < 0)
                 last_usec = 0;
+        overlap = audit_overlap_now(e, own);
         req = (ObserveRequest) {
                 .g = g,
                 .ledger = e->ledger,
@@ -1591,7 +1637,7 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
                 .refresh = e->refresh,
                 .rotation = e->rotation,
                 .audit_gap = e->audit_gap,
-                .audit_overlap_usec = e->audit_overlap_usec,
+                .audit_overlap_usec = overlap,
                 .priority = o->mode == RUN_MODE_PLAN ? CFAPI_PRIORITY_LOW : CFAPI_PRIORITY_NORMAL,
                 .now_usec = e->started_usec,
         };
