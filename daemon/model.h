@@ -340,6 +340,8 @@ typedef struct Generation {
         SecretsStoreSecret *secrets_store_secrets;
         size_t n_secrets_store_secrets;
         const SecretsStore *default_store; /* NULL: none named */
+        bool sorted;                /* the arrays are in name order (spec_finalize_generation):
+                                     * lookups by name are binary searches */
 } Generation;
 
 Generation *generation_free(Generation *g);

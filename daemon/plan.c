@@ -1051,9 +1051,9 @@ static bool binding_needs_target(const Binding *b) {
 
 int plan_worker_digest(const Generation *g, const Worker *w, const LiveState *live, const Ledger *ledger,
                        bool trust_ledger, char ret[static 65], bool *ret_unresolved) {
-        char *buf = NULL;
-        size_t size = 0;
-        FILE *f = open_memstream(&buf, &size);
+        /* Fed piece by piece: the same bytes (and digest) as the text
+         * this once built in a memstream, without the buffer. */
+        Sha256 *f = sha256_begin();
         bool unresolved = false;
         int r = 0;
 
@@ -1070,8 +1070,7 @@ int plan_worker_digest(const Generation *g, const Worker *w, const LiveState *li
                 _cleanup_free_ char *canon = NULL;
 
                 if (!j) {
-                        fclose(f);
-                        free(buf);
+                        sha256_end_hex(f, ret);
                         return -ENOMEM;
                 }
                 json_object_object_del(j, "crons");
@@ -1091,18 +1090,17 @@ int plan_worker_digest(const Generation *g, const Worker *w, const LiveState *li
                 }
                 canon = plan_json_canonical(j);
                 if (!canon) {
-                        fclose(f);
-                        free(buf);
+                        sha256_end_hex(f, ret);
                         return -ENOMEM;
                 }
-                fprintf(f, "worker %s\n", canon);
+                r = sha256_feedf(f, "worker %s\n", canon);
         }
         for (size_t i = 0; i < w->n_bindings && r >= 0; i++) {
                 const Binding *b = &w->bindings[i];
                 _cleanup_free_ char *v = NULL, *st = NULL, *c = NULL;
 
                 if (b->kind == BINDING_SECRET) {
-                        fprintf(f, "%s secret\n", b->name);
+                        r = r < 0 ? r : sha256_feedf(f, "%s secret\n", b->name);
                         continue;
                 }
                 r = plan_resolve_binding(g, w, b, live, ledger, trust_ledger, &v, &st);
@@ -1110,24 +1108,23 @@ int plan_worker_digest(const Generation *g, const Worker *w, const LiveState *li
                         break;
                 if (binding_needs_target(b) && !v) {
                         unresolved = true;
-                        fprintf(f, "%s <unresolved>\n", b->name);
+                        r = r < 0 ? r : sha256_feedf(f, "%s <unresolved>\n", b->name);
                         continue;
                 }
                 r = plan_binding_canon_desired(w, b, v, st, &c);
                 if (r < 0)
                         break;
-                fprintf(f, "%s %s\n", b->name, strna(c));
+                r = r < 0 ? r : sha256_feedf(f, "%s %s\n", b->name, strna(c));
         }
         for (size_t i = 0; i < w->n_do_classes; i++)
-                fprintf(f, "class %s %d\n", w->do_classes[i].class_name, w->do_classes[i].sqlite);
+                r = r < 0 ? r : sha256_feedf(f, "class %s %d\n", w->do_classes[i].class_name, w->do_classes[i].sqlite);
         if (w->n_migrations > 0)
-                fprintf(f, "migration %s\n", strna(w->migrations[w->n_migrations - 1].tag));
-        if (fclose(f) != 0 || r < 0) {
-                free(buf);
-                return r < 0 ? r : -ENOMEM;
-        }
-        sha256_hex(buf, size, ret);
-        free(buf);
+                r = r < 0 ? r : sha256_feedf(f, "migration %s\n", strna(w->migrations[w->n_migrations - 1].tag));
+        sha256_end_hex(f, ret);
+        if (r < 0)
+                return r;
+        if (!ret[0])
+                return -ENOMEM;
         if (ret_unresolved)
                 *ret_unresolved = unresolved;
         return 0;
