@@ -731,22 +731,32 @@ static void absorb_worker(LedgerEntry *le, const LiveWorker *lw) {
                 (void) dup_str(&le->migration_tag, lw->migration_tag);
 }
 
-static bool worker_has_pending(const Plan *p, const char *name, const Applier *ap) {
-        for (size_t i = 0; i < p->n_actions; i++) {
-                const Action *a = &p->actions[i];
+/* Whether worker action i leaves its worker with something pending
+ * (blocked, drift reported, a change not done or failed). */
+static bool worker_has_pending(const Plan *p, size_t i, const Applier *ap) {
+        const Action *a = &p->actions[i];
 
-                if (a->resource_kind != RESOURCE_WORKER || !streq_ptr(a->name, name))
-                        continue;
-                if (a->kind == ACTION_BLOCKED || a->kind == ACTION_DRIFT_REPORT)
+        if (a->kind == ACTION_BLOCKED || a->kind == ACTION_DRIFT_REPORT)
+                return true;
+        if (action_kind_is_change(a->kind)) {
+                const ApplyResult *r = ap ? apply_result(ap, i) : NULL;
+
+                if (!r || !r->done || r->error < 0)
                         return true;
-                if (action_kind_is_change(a->kind)) {
-                        const ApplyResult *r = ap ? apply_result(ap, i) : NULL;
-
-                        if (!r || !r->done || r->error < 0)
-                                return true;
-                }
         }
         return false;
+}
+
+/* The workers with something pending, in one pass over the plan (asking
+ * the plan per worker was quadratic). NULL on OOM. */
+static StrSet *workers_pending(const Plan *p, const Applier *ap) {
+        StrSet *s = strset_new();
+
+        for (size_t i = 0; s && p && i < p->n_actions; i++)
+                if (p->actions[i].resource_kind == RESOURCE_WORKER && p->actions[i].name &&
+                    worker_has_pending(p, i, ap) && strset_put(s, p->actions[i].name) < 0)
+                        s = strset_free(s);
+        return s;
 }
 
 static void save_audit_position(Engine *e) {
@@ -874,11 +884,12 @@ static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
         }
         if (!audit) {
                 LiveState *l = q->live;
+                _cleanup_(strset_freep) StrSet *pending = workers_pending(e->plan, e->applier);
 
-                for (size_t i = 0; i < l->n_workers; i++) {
+                for (size_t i = 0; pending && i < l->n_workers; i++) {
                         LedgerEntry *le = ledger_find(e->ledger, RESOURCE_WORKER, l->workers[i].name);
 
-                        if (le && !worker_has_pending(e->plan, le->doc, e->applier))
+                        if (le && !strset_contains(pending, le->doc))
                                 absorb_worker(le, &l->workers[i]);
                 }
         } else {
@@ -1179,12 +1190,19 @@ static void on_observed(ObserveResult *res, void *userdata) {
 
         /* Workers read in detail and found as desired: remember the list
          * entry, so they are not read again until something changes. */
-        for (size_t i = 0; i < e->live->n_workers; i++) {
-                const LiveWorker *lw = &e->live->workers[i];
-                LedgerEntry *le = ledger_find(e->ledger, RESOURCE_WORKER, lw->name);
+        {
+                _cleanup_(strset_freep) StrSet *pending = workers_pending(e->plan, NULL);
 
-                if (le && lw->dirty && lw->detail && !worker_has_pending(e->plan, lw->name, NULL))
-                        absorb_worker(le, lw);
+                for (size_t i = 0; pending && i < e->live->n_workers; i++) {
+                        const LiveWorker *lw = &e->live->workers[i];
+                        LedgerEntry *le;
+
+                        if (!lw->dirty || !lw->detail)
+                                continue;
+                        le = ledger_find(e->ledger, RESOURCE_WORKER, lw->name);
+                        if (le && !strset_contains(pending, lw->name))
+                                absorb_worker(le, lw);
+                }
         }
 
         if (e->mode == RUN_MODE_PLAN || e->cancelled || !plan_has_changes(e->plan)) {
