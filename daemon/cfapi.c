@@ -829,8 +829,6 @@ static void on_transfer_done(CurlGlue *g, CURL *easy, CURLcode result, void *use
                         return call_fail(c, r, status, r == -E2BIG ? "too many pages or items" : "out of memory");
                 if (r < 0 && r != -EBADMSG && status >= 200 && status < 300)
                         return call_fail(c, r, status, "a list item could not be taken");
-                if (r == -ENOMEM)
-                        return call_fail(c, r, status, "out of memory");
                 if (r < 0 && status >= 200 && status < 300)
                         return call_fail(c, -EBADMSG, status, "response is not a valid JSON envelope");
         }

@@ -133,65 +133,63 @@ int observe_parse_script_list(json_object *result, LiveState *live) {
 }
 
 int observe_parse_script(json_object *s, LiveState *live) {
+        const char *name = jstr(s, "id") ?: jstr(s, "script_name");
+        LiveWorker *w;
+
+        if (!name)
+                return 0; /* tolerate odd entries */
+        w = live_state_find_worker(live, name);
+        if (!w)
+                w = live_state_add_worker(live, name);
+        if (!w)
+                return -ENOMEM;
+        if (set_str(&w->etag, jstr(s, "etag")) < 0 || set_str(&w->modified_on, jstr(s, "modified_on")) < 0 ||
+            set_str(&w->migration_tag, jstr(s, "migration_tag")) < 0 ||
+            set_str(&w->compatibility_date, jstr(s, "compatibility_date")) < 0)
+                return -ENOMEM;
         {
-                const char *name = jstr(s, "id") ?: jstr(s, "script_name");
-                LiveWorker *w;
+                json_object *t = jget(s, "tags"), *lp = jget(s, "logpush"), *ob = jget(s, "observability"),
+                            *fl = jget(s, "compatibility_flags");
 
-                if (!name)
-                        return 0; /* tolerate odd entries */
-                w = live_state_find_worker(live, name);
-                if (!w)
-                        w = live_state_add_worker(live, name);
-                if (!w)
-                        return -ENOMEM;
-                if (set_str(&w->etag, jstr(s, "etag")) < 0 || set_str(&w->modified_on, jstr(s, "modified_on")) < 0 ||
-                    set_str(&w->migration_tag, jstr(s, "migration_tag")) < 0 ||
-                    set_str(&w->compatibility_date, jstr(s, "compatibility_date")) < 0)
-                        return -ENOMEM;
-                {
-                        json_object *t = jget(s, "tags"), *lp = jget(s, "logpush"), *ob = jget(s, "observability"),
-                                    *fl = jget(s, "compatibility_flags");
+                /* Flags: only to show a plan's change, never a reason. */
+                w->compatibility_flags = strv_free(w->compatibility_flags);
+                w->flags_known = false;
+                if (fl && json_object_is_type(fl, json_type_array)) {
+                        w->compatibility_flags = calloc(1, sizeof(char *));
+                        if (!w->compatibility_flags)
+                                return -ENOMEM;
+                        for (size_t k = 0; k < json_object_array_length(fl); k++) {
+                                json_object *x = json_object_array_get_idx(fl, k);
 
-                        /* Flags: only to show a plan's change, never a reason. */
-                        w->compatibility_flags = strv_free(w->compatibility_flags);
-                        w->flags_known = false;
-                        if (fl && json_object_is_type(fl, json_type_array)) {
-                                w->compatibility_flags = calloc(1, sizeof(char *));
-                                if (!w->compatibility_flags)
+                                if (json_object_is_type(x, json_type_string) &&
+                                    strv_extend(&w->compatibility_flags, json_object_get_string(x)) < 0)
                                         return -ENOMEM;
-                                for (size_t k = 0; k < json_object_array_length(fl); k++) {
-                                        json_object *x = json_object_array_get_idx(fl, k);
-
-                                        if (json_object_is_type(x, json_type_string) &&
-                                            strv_extend(&w->compatibility_flags, json_object_get_string(x)) < 0)
-                                                return -ENOMEM;
-                                }
-                                strv_sort_uniq(w->compatibility_flags);
-                                w->flags_known = true;
                         }
-
-                        w->tags = strv_free(w->tags);
-                        w->tags_known = false;
-                        if (t && json_object_is_type(t, json_type_array)) {
-                                w->tags = calloc(1, sizeof(char *));
-                                if (!w->tags)
-                                        return -ENOMEM;
-                                for (size_t k = 0; k < json_object_array_length(t); k++) {
-                                        json_object *x = json_object_array_get_idx(t, k);
-
-                                        if (json_object_is_type(x, json_type_string) &&
-                                            strv_extend(&w->tags, json_object_get_string(x)) < 0)
-                                                return -ENOMEM;
-                                }
-                                strv_sort_uniq(w->tags);
-                                w->tags_known = true;
-                        } else if (t && json_object_is_type(t, json_type_null))
-                                w->tags_known = true;
-                        w->logpush = lp && json_object_is_type(lp, json_type_boolean) ? json_object_get_boolean(lp) : -1;
-                        ob = ob ? jget(ob, "enabled") : NULL;
-                        w->observability = ob && json_object_is_type(ob, json_type_boolean) ? json_object_get_boolean(ob)
-                                                                                             : -1;
+                        strv_sort_uniq(w->compatibility_flags);
+                        w->flags_known = true;
                 }
+
+                w->tags = strv_free(w->tags);
+                w->tags_known = false;
+                if (t && json_object_is_type(t, json_type_array)) {
+                        w->tags = calloc(1, sizeof(char *));
+                        if (!w->tags)
+                                return -ENOMEM;
+                        for (size_t k = 0; k < json_object_array_length(t); k++) {
+                                json_object *x = json_object_array_get_idx(t, k);
+
+                                if (json_object_is_type(x, json_type_string) &&
+                                    strv_extend(&w->tags, json_object_get_string(x)) < 0)
+                                        return -ENOMEM;
+                        }
+                        strv_sort_uniq(w->tags);
+                        w->tags_known = true;
+                } else if (t && json_object_is_type(t, json_type_null))
+                        w->tags_known = true;
+                w->logpush = lp && json_object_is_type(lp, json_type_boolean) ? json_object_get_boolean(lp) : -1;
+                ob = ob ? jget(ob, "enabled") : NULL;
+                w->observability = ob && json_object_is_type(ob, json_type_boolean) ? json_object_get_boolean(ob)
+                                                                                     : -1;
         }
         return 0;
 }
@@ -254,75 +252,73 @@ int observe_parse_resource(ResourceKind kind, json_object *x, LiveState *live, c
                            LiveResource **ret) {
         if (ret)
                 *ret = NULL;
-        {
-                const char *id = NULL, *name = NULL, *modified = NULL;
-                LiveResource *r;
+        const char *id = NULL, *name = NULL, *modified = NULL;
+        LiveResource *r;
 
-                switch (kind) {
-                case RESOURCE_KV_NAMESPACE:
-                        id = jstr(x, "id");
-                        name = jstr(x, "title");
-                        break;
-                case RESOURCE_R2_BUCKET:
-                        id = name = jstr(x, "name");
-                        break;
-                case RESOURCE_D1_DATABASE:
-                        id = jstr(x, "uuid") ?: jstr(x, "id");
-                        name = jstr(x, "name");
-                        break;
-                case RESOURCE_QUEUE:
-                        id = jstr(x, "queue_id") ?: jstr(x, "id");
-                        name = jstr(x, "queue_name");
-                        modified = jstr(x, "modified_on");
-                        break;
-                case RESOURCE_SECRETS_STORE:
-                        id = jstr(x, "id");
-                        name = jstr(x, "name");
-                        modified = jstr(x, "modified");
-                        break;
-                case RESOURCE_SECRETS_STORE_SECRET:
-                        id = jstr(x, "id");
-                        name = jstr(x, "name");
-                        modified = jstr(x, "modified");
-                        if (jstr(x, "status") && streq(jstr(x, "status"), "deleted"))
-                                return 0;
-                        break;
-                default:
-                        return -EINVAL;
-                }
-                if (!id || !name)
+        switch (kind) {
+        case RESOURCE_KV_NAMESPACE:
+                id = jstr(x, "id");
+                name = jstr(x, "title");
+                break;
+        case RESOURCE_R2_BUCKET:
+                id = name = jstr(x, "name");
+                break;
+        case RESOURCE_D1_DATABASE:
+                id = jstr(x, "uuid") ?: jstr(x, "id");
+                name = jstr(x, "name");
+                break;
+        case RESOURCE_QUEUE:
+                id = jstr(x, "queue_id") ?: jstr(x, "id");
+                name = jstr(x, "queue_name");
+                modified = jstr(x, "modified_on");
+                break;
+        case RESOURCE_SECRETS_STORE:
+                id = jstr(x, "id");
+                name = jstr(x, "name");
+                modified = jstr(x, "modified");
+                break;
+        case RESOURCE_SECRETS_STORE_SECRET:
+                id = jstr(x, "id");
+                name = jstr(x, "name");
+                modified = jstr(x, "modified");
+                if (jstr(x, "status") && streq(jstr(x, "status"), "deleted"))
                         return 0;
-                r = live_state_add_resource(live, kind, id, name);
-                if (!r)
-                        return -ENOMEM;
-                if (set_str(&r->modified, modified) < 0)
-                        return -ENOMEM;
-                if (kind == RESOURCE_SECRETS_STORE_SECRET &&
-                    set_str(&r->store_id, jstr(x, "store_id") ?: store_id) < 0)
-                        return -ENOMEM;
-                if (kind == RESOURCE_QUEUE) {
-                        json_object *cs = jget(x, "consumers");
-
-                        for (size_t j = 0; cs && json_object_is_type(cs, json_type_array) &&
-                                           j < json_object_array_length(cs);
-                             j++) {
-                                json_object *c = json_object_array_get_idx(cs, j);
-                                const char *script = jstr(c, "script_name") ?: jstr(c, "script") ?: jstr(c, "service");
-                                _cleanup_free_ char *canon = NULL;
-
-                                if (!script)
-                                        continue;
-                                canon = plan_consumer_canon_json(c);
-                                if (!canon)
-                                        return -ENOMEM;
-                                if (!live_resource_add_consumer(r, script, jstr(c, "consumer_id") ?: jstr(c, "id"),
-                                                                canon))
-                                        return -ENOMEM;
-                        }
-                }
-                if (ret)
-                        *ret = r;
+                break;
+        default:
+                return -EINVAL;
         }
+        if (!id || !name)
+                return 0;
+        r = live_state_add_resource(live, kind, id, name);
+        if (!r)
+                return -ENOMEM;
+        if (set_str(&r->modified, modified) < 0)
+                return -ENOMEM;
+        if (kind == RESOURCE_SECRETS_STORE_SECRET &&
+            set_str(&r->store_id, jstr(x, "store_id") ?: store_id) < 0)
+                return -ENOMEM;
+        if (kind == RESOURCE_QUEUE) {
+                json_object *cs = jget(x, "consumers");
+
+                for (size_t j = 0; cs && json_object_is_type(cs, json_type_array) &&
+                                   j < json_object_array_length(cs);
+                     j++) {
+                        json_object *c = json_object_array_get_idx(cs, j);
+                        const char *script = jstr(c, "script_name") ?: jstr(c, "script") ?: jstr(c, "service");
+                        _cleanup_free_ char *canon = NULL;
+
+                        if (!script)
+                                continue;
+                        canon = plan_consumer_canon_json(c);
+                        if (!canon)
+                                return -ENOMEM;
+                        if (!live_resource_add_consumer(r, script, jstr(c, "consumer_id") ?: jstr(c, "id"),
+                                                        canon))
+                                return -ENOMEM;
+                }
+        }
+        if (ret)
+                *ret = r;
         return 0;
 }
 
