@@ -480,7 +480,8 @@ json_object *engine_status_json(const Engine *e, bool problems_only) {
                 o = json_object_new_object();
                 if (!o || json_object_array_add(a, o) < 0) {
                         json_object_put(o);
-                        return json_object_put(a), NULL;
+                        json_object_put(a);
+                        return NULL;
                 }
                 json_object_object_add(o, "kind", json_object_new_string(x->kind));
                 json_object_object_add(o, "name", json_object_new_string(strempty(x->name)));
