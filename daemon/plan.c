@@ -1049,52 +1049,62 @@ static bool binding_needs_target(const Binding *b) {
         return binding_kind_target(b->kind) >= 0;
 }
 
+/* The digest state after a worker's own part: "worker <canonical JSON>\n"
+ * of what an upload carries, from the worker's canonical JSON: not its
+ * schedules, workers.dev, consumers, policy or secret references (those
+ * have their own actions), so a change to them never re-uploads the code.
+ * With cache, a copy is kept in the (loaded, immutable) worker. */
+static int worker_digest_prefix(const Worker *w, bool cache, Sha256 **ret) {
+        _cleanup_(json_object_putp) json_object *j = worker_to_json(w);
+        _cleanup_(json_object_putp) json_object *keep = NULL;
+        _cleanup_free_ char *canon = NULL;
+        json_object *b = NULL;
+        Sha256 *f;
+
+        if (!j)
+                return -ENOMEM;
+        json_object_object_del(j, "crons");
+        json_object_object_del(j, "workers_dev");
+        json_object_object_del(j, "consumers");
+        json_object_object_del(j, "policy");
+        if (json_object_object_get_ex(j, "bindings", &b) && json_object_is_type(b, json_type_array)) {
+                keep = json_object_new_array();
+                for (size_t i = 0; keep && i < json_object_array_length(b); i++) {
+                        json_object *x = json_object_array_get_idx(b, i);
+
+                        if (!streq_ptr(json_str(x, "type"), "secret_text"))
+                                json_object_array_add(keep, json_object_get(x));
+                }
+                if (keep)
+                        json_object_object_add(j, "bindings", TAKE_PTR(keep));
+        }
+        canon = plan_json_canonical(j);
+        f = canon ? sha256_begin() : NULL;
+        if (!f || sha256_feedf(f, "worker %s\n", canon) < 0) {
+                sha256_free(f);
+                return -ENOMEM;
+        }
+        /* A cache that cannot be made is only a cache. */
+        if (cache && !w->upload_prefix)
+                ((Worker *) w)->upload_prefix = sha256_copy(f);
+        *ret = f;
+        return 0;
+}
+
 int plan_worker_digest(const Generation *g, const Worker *w, const LiveState *live, const Ledger *ledger,
                        bool trust_ledger, char ret[static 65], bool *ret_unresolved) {
         /* Fed piece by piece: the same bytes (and digest) as the text
-         * this once built in a memstream, without the buffer. */
-        Sha256 *f = sha256_begin();
-        bool unresolved = false;
+         * this once built in a memstream, without the buffer. The
+         * worker's own part is the same every run while its generation
+         * lives: a loaded generation keeps the state after it. */
+        bool cache = g && g->sorted, unresolved = false;
+        Sha256 *f = cache && w->upload_prefix ? sha256_copy(w->upload_prefix) : NULL;
         int r = 0;
 
         if (!f)
-                return -ENOMEM;
-        {
-                /* What an upload carries, from the worker's canonical JSON:
-                 * not its schedules, workers.dev, consumers, policy or
-                 * secret references (those have their own actions), so a
-                 * change to them never re-uploads the code. */
-                _cleanup_(json_object_putp) json_object *j = worker_to_json(w);
-                _cleanup_(json_object_putp) json_object *keep = NULL;
-                json_object *b = NULL;
-                _cleanup_free_ char *canon = NULL;
-
-                if (!j) {
-                        sha256_end_hex(f, ret);
-                        return -ENOMEM;
-                }
-                json_object_object_del(j, "crons");
-                json_object_object_del(j, "workers_dev");
-                json_object_object_del(j, "consumers");
-                json_object_object_del(j, "policy");
-                if (json_object_object_get_ex(j, "bindings", &b) && json_object_is_type(b, json_type_array)) {
-                        keep = json_object_new_array();
-                        for (size_t i = 0; keep && i < json_object_array_length(b); i++) {
-                                json_object *x = json_object_array_get_idx(b, i);
-
-                                if (!streq_ptr(json_str(x, "type"), "secret_text"))
-                                        json_object_array_add(keep, json_object_get(x));
-                        }
-                        if (keep)
-                                json_object_object_add(j, "bindings", TAKE_PTR(keep));
-                }
-                canon = plan_json_canonical(j);
-                if (!canon) {
-                        sha256_end_hex(f, ret);
-                        return -ENOMEM;
-                }
-                r = sha256_feedf(f, "worker %s\n", canon);
-        }
+                r = worker_digest_prefix(w, cache, &f);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < w->n_bindings && r >= 0; i++) {
                 const Binding *b = &w->bindings[i];
                 _cleanup_free_ char *v = NULL, *st = NULL, *c = NULL;

@@ -431,6 +431,21 @@ int sha256_feedf(Sha256 *s, const char *fmt, ...) {
         return r;
 }
 
+Sha256 *sha256_copy(const Sha256 *s) {
+        EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+        if (c && EVP_MD_CTX_copy_ex(c, s) != 1) {
+                EVP_MD_CTX_free(c);
+                return NULL;
+        }
+        return c;
+}
+
+Sha256 *sha256_free(Sha256 *s) {
+        EVP_MD_CTX_free(s);
+        return NULL;
+}
+
 void sha256_end_hex(Sha256 *s, char ret[static 65]) {
         unsigned char md[32];
         unsigned int mdlen = sizeof(md);

@@ -81,6 +81,9 @@ typedef struct evp_md_ctx_st Sha256;
 Sha256 *sha256_begin(void);
 int sha256_feedf(Sha256 *s, const char *fmt, ...) _printf_(2, 3);
 void sha256_end_hex(Sha256 *s, char ret[static 65]);
+/* A copy of the state so far (NULL on OOM), and freeing one unfinished. */
+Sha256 *sha256_copy(const Sha256 *s);
+Sha256 *sha256_free(Sha256 *s);
 
 /* Joins a and b with one '/'. Caller frees; NULL on OOM. */
 char *path_join(const char *a, const char *b);
