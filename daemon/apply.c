@@ -35,6 +35,7 @@ struct Applier {
         unsigned n_writes;
         char **writes;
         bool writes_incomplete;
+        uint64_t last_write_usec;       /* CLOCK_REALTIME: the last write submitted */
         bool cancelled;
         bool dead;
         bool finished;
@@ -131,6 +132,10 @@ unsigned apply_n_writes(const Applier *ap) {
         return ap->n_writes;
 }
 
+uint64_t apply_last_write_usec(const Applier *ap) {
+        return ap->writes_incomplete ? 0 : ap->last_write_usec;
+}
+
 char * const *apply_writes(const Applier *ap) {
         return ap->writes;
 }
@@ -206,6 +211,7 @@ static int job_submit(Job *j, const CfRequest *r) {
                 _cleanup_free_ char *w = NULL;
 
                 ap->n_writes++;
+                ap->last_write_usec = now_realtime_usec();
                 /* Best effort: the list only saves audit-log reads later. */
                 if (asprintf(&w, "%s %s", r->method, r->path) >= 0 && strv_consume(&ap->writes, TAKE_PTR(w)) < 0)
                         ap->writes_incomplete = true;

@@ -14,6 +14,7 @@
 
 #define BUDGET_DEFAULT_CAPACITY 1000U
 #define BUDGET_DEFAULT_WINDOW_USEC (5U * 60U * USEC_PER_SEC)
+#define BUDGET_LOG_INITIAL 64U
 
 static size_t size_max(size_t a, size_t b) {
         return a > b ? a : b;
@@ -54,7 +55,9 @@ int budget_init(Budget *b, unsigned capacity, uint64_t window_usec, uint64_t now
                 .share_fd = -EBADF,
         };
         b->reserve = reserve_for(b->capacity);
-        return log_reserve(b, b->capacity);
+        /* The log grows with the records (doubling), not to the
+         * capacity up front: 100,000 would be 800 KiB never used. */
+        return log_reserve(b, BUDGET_LOG_INITIAL);
 }
 
 void budget_done(Budget *b) {
@@ -74,7 +77,7 @@ int budget_resize(Budget *b, unsigned capacity, uint64_t window_usec, uint64_t n
         if (window_usec > 0)
                 b->window_usec = window_usec;
         b->reserve = reserve_for(b->capacity);
-        return b->n_alloc - b->head >= b->capacity ? 0 : log_reserve(b, b->capacity);
+        return 0;
 }
 
 /* Drops the records that no window ending after now can see. */
@@ -232,7 +235,7 @@ static int cmp_u64(const void *a, const void *b) {
 /* Reads the file's records into the log (replacing it), dropping those no
  * window can see any more and those dated past any lease (another boot's
  * clock), sorted. */
-static int share_read(Budget *b, uint64_t now_usec) {
+static int share_read(Budget *b, uint64_t now_usec, size_t room) {
         struct stat st;
         size_t n, keep = 0;
         ssize_t k;
@@ -243,7 +246,7 @@ static int share_read(Budget *b, uint64_t now_usec) {
         if (n > BUDGET_SHARE_MAX_RECORDS)
                 n = BUDGET_SHARE_MAX_RECORDS;
         b->head = b->n_log = 0;
-        if (log_reserve(b, n + b->capacity) < 0)
+        if (log_reserve(b, n + room) < 0)
                 return -ENOMEM;
         k = n > 0 ? pread(b->share_fd, b->log, n * sizeof(uint64_t), 0) : 0;
         if (k < 0)
@@ -276,9 +279,9 @@ static void share_hand_back(Budget *b, uint64_t t, unsigned n) {
         b->n_log = w;
 }
 
-int budget_share_sync(Budget *b, uint64_t now_usec, unsigned want, bool low_priority) {
+int budget_share_sync(Budget *b, uint64_t (*clock)(void), unsigned want, bool low_priority) {
         size_t need_free = low_priority ? b->reserve : 0, n, k = 0;
-        uint64_t until = now_usec + BUDGET_SHARE_LEASE_USEC;
+        uint64_t now_usec, until;
         ssize_t w;
         int r;
 
@@ -288,7 +291,11 @@ int budget_share_sync(Budget *b, uint64_t now_usec, unsigned want, bool low_prio
                 r = -errno;
                 goto local;
         }
-        r = share_read(b, now_usec);
+        /* Only now: every record in the file was written by a sync that
+         * held the lock before, at a time no later than this. */
+        now_usec = clock();
+        until = now_usec + BUDGET_SHARE_LEASE_USEC;
+        r = share_read(b, now_usec, (size_t) (want > 0 ? want : 1));
         if (r >= 0) {
                 if (b->granted > 0)
                         share_hand_back(b, b->grant_until_usec, b->granted);

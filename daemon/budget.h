@@ -98,10 +98,15 @@ int budget_share_open(Budget *b, const char *path);
 
 /* Under the file's lock: reads every process's records, hands back this
  * process's unused slots, reserves up to want (at least 1) new ones that
- * fit, writes the records back. Returns the slots reserved (0: none fit;
- * budget_take() then says how long to wait) or a negative errno, after
- * which the budget is local again. */
-int budget_share_sync(Budget *b, uint64_t now_usec, unsigned want, bool low_priority);
+ * fit, writes the records back. The time is read from clock once the
+ * lock is held (and kept in synced_usec, the `now` to pass to
+ * budget_take() next): a time read before could be older than records
+ * another process wrote meanwhile, which would then look dated in the
+ * future (another boot's clock) and be dropped from the file — one
+ * window would see more than the budget. Returns the slots reserved (0:
+ * none fit; budget_take() then says how long to wait) or a negative
+ * errno, after which the budget is local again. */
+int budget_share_sync(Budget *b, uint64_t (*clock)(void), unsigned want, bool low_priority);
 
 /* Exponential backoff with full jitter: a delay uniformly drawn from
  * [0, min(max, base * 2^attempt)] using random (any 64-bit random

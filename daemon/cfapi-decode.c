@@ -2,6 +2,7 @@
  * parsing for the Cloudflare client; see cfapi-decode.h. Pure. */
 #include <ctype.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "cfapi-decode.h"
@@ -87,40 +88,11 @@ static int decode_errors(long http_status, json_object *arr, CfError **ret, size
         return 0;
 }
 
-int cf_envelope_decode(long http_status, const char *body, size_t size, CfEnvelope **ret) {
+/* Fills an envelope's fields from its root object (taken over). */
+static int envelope_from_root(long http_status, json_object *root, CfEnvelope **ret) {
         _cleanup_(cf_envelope_freep) CfEnvelope *e = NULL;
-        json_tokener *tok;
-        json_object *root, *v;
-        size_t end;
+        json_object *v;
         int r;
-
-        if (!body || !ret)
-                return -EINVAL;
-        if (size > INT32_MAX)
-                return -EFBIG;
-
-        tok = json_tokener_new_ex(DECODE_MAX_DEPTH);
-        if (!tok)
-                return -ENOMEM;
-        root = json_tokener_parse_ex(tok, body, (int) size);
-        if (!root || json_tokener_get_error(tok) != json_tokener_success) {
-                /* json_tokener_continue: truncated; anything else: garbage. */
-                json_tokener_free(tok);
-                if (root)
-                        json_object_put(root);
-                return -EBADMSG;
-        }
-        end = json_tokener_get_parse_end(tok);
-        json_tokener_free(tok);
-        for (; end < size; end++)
-                if (!strchr(" \t\r\n", body[end])) {
-                        json_object_put(root);
-                        return -EBADMSG;
-                }
-        if (!json_object_is_type(root, json_type_object)) {
-                json_object_put(root);
-                return -EBADMSG;
-        }
 
         e = calloc(1, sizeof(CfEnvelope));
         if (!e) {
@@ -148,6 +120,225 @@ int cf_envelope_decode(long http_status, const char *body, size_t size, CfEnvelo
         if (json_object_object_get_ex(root, "messages", &v) && v)
                 e->messages = v;
 
+        *ret = TAKE_PTR(e);
+        return 0;
+}
+
+static bool only_space(const char *s, size_t from, size_t size) {
+        for (; from < size; from++)
+                if (!strchr(" \t\r\n", s[from]))
+                        return false;
+        return true;
+}
+
+int cf_envelope_decode(long http_status, const char *body, size_t size, CfEnvelope **ret) {
+        json_tokener *tok;
+        json_object *root;
+        size_t end;
+
+        if (!body || !ret)
+                return -EINVAL;
+        if (size > INT32_MAX)
+                return -EFBIG;
+
+        tok = json_tokener_new_ex(DECODE_MAX_DEPTH);
+        if (!tok)
+                return -ENOMEM;
+        root = json_tokener_parse_ex(tok, body, (int) size);
+        if (!root || json_tokener_get_error(tok) != json_tokener_success) {
+                /* json_tokener_continue: truncated; anything else: garbage. */
+                json_tokener_free(tok);
+                if (root)
+                        json_object_put(root);
+                return -EBADMSG;
+        }
+        end = json_tokener_get_parse_end(tok);
+        json_tokener_free(tok);
+        if (!only_space(body, end, size) || !json_object_is_type(root, json_type_object)) {
+                json_object_put(root);
+                return -EBADMSG;
+        }
+        return envelope_from_root(http_status, root, ret);
+}
+
+/* ---- Streaming a list ----
+ * json-c parses every value; only the punctuation between the members of
+ * the envelope (and of the result object, with items_key) and between the
+ * array's elements is stepped over here, so one element at a time is a
+ * tree in memory, never the whole list. */
+
+typedef struct Stream {
+        json_tokener *tok;
+        const char *s;
+        size_t size, pos;
+        cf_item_t each;
+        void *userdata;
+        size_t n;
+} Stream;
+
+static void stream_space(Stream *st) {
+        while (st->pos < st->size && strchr(" \t\r\n", st->s[st->pos]) && st->s[st->pos])
+                st->pos++;
+}
+
+/* Expects the character c (after whitespace) and steps over it. */
+static bool stream_punct(Stream *st, char c) {
+        stream_space(st);
+        if (st->pos >= st->size || st->s[st->pos] != c)
+                return false;
+        st->pos++;
+        return true;
+}
+
+static bool stream_peek(Stream *st, char c) {
+        stream_space(st);
+        return st->pos < st->size && st->s[st->pos] == c;
+}
+
+/* One whole JSON value (NULL for null) from the current position. */
+static int stream_value(Stream *st, json_object **ret) {
+        json_object *v;
+
+        stream_space(st);
+        if (st->pos >= st->size)
+                return -EBADMSG;
+        json_tokener_reset(st->tok);
+        v = json_tokener_parse_ex(st->tok, st->s + st->pos, (int) (st->size - st->pos));
+        if (json_tokener_get_error(st->tok) != json_tokener_success) {
+                json_object_put(v);
+                return -EBADMSG;
+        }
+        st->pos += json_tokener_get_parse_end(st->tok);
+        *ret = v;
+        return 0;
+}
+
+/* A key and its colon. */
+static int stream_key(Stream *st, json_object **ret) {
+        json_object *k = NULL;
+        int r;
+
+        r = stream_value(st, &k);
+        if (r < 0)
+                return r;
+        if (!k || !json_object_is_type(k, json_type_string) || !stream_punct(st, ':')) {
+                json_object_put(k);
+                return -EBADMSG;
+        }
+        *ret = k;
+        return 0;
+}
+
+/* The elements of an array, one by one, to each. */
+static int stream_array(Stream *st) {
+        int r;
+
+        if (!stream_punct(st, '['))
+                return -EBADMSG;
+        if (stream_punct(st, ']'))
+                return 0;
+        for (;;) {
+                json_object *v = NULL;
+
+                r = stream_value(st, &v);
+                if (r < 0)
+                        return r;
+                r = st->each(v, st->userdata);
+                json_object_put(v);
+                if (r < 0)
+                        return r;
+                st->n++;
+                if (stream_punct(st, ']'))
+                        return 0;
+                if (!stream_punct(st, ','))
+                        return -EBADMSG;
+        }
+}
+
+/* An object's members into a new object, except the member named
+ * stream_key when it is an array: its elements go to each (and
+ * *ret_streamed says so). */
+static int stream_object(Stream *st, const char *stream_key_name, const char *items_key, json_object **ret,
+                         bool *ret_streamed) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        int r;
+
+        if (!o)
+                return -ENOMEM;
+        if (!stream_punct(st, '{'))
+                return -EBADMSG;
+        if (!stream_punct(st, '}'))
+                for (;;) {
+                        _cleanup_(json_object_putp) json_object *k = NULL;
+                        json_object *v = NULL;
+                        const char *name;
+
+                        r = stream_key(st, &k);
+                        if (r < 0)
+                                return r;
+                        name = json_object_get_string(k);
+                        if (streq(name, stream_key_name) && !*ret_streamed) {
+                                if (!items_key && stream_peek(st, '[')) {
+                                        r = stream_array(st);
+                                        if (r < 0)
+                                                return r;
+                                        *ret_streamed = true;
+                                } else if (items_key && stream_peek(st, '{')) {
+                                        r = stream_object(st, items_key, NULL, &v, ret_streamed);
+                                        if (r < 0)
+                                                return r;
+                                } else {
+                                        r = stream_value(st, &v);
+                                        if (r < 0)
+                                                return r;
+                                }
+                        } else {
+                                r = stream_value(st, &v);
+                                if (r < 0)
+                                        return r;
+                        }
+                        if (!*ret_streamed || !streq(name, stream_key_name) || v)
+                                if (json_object_object_add(o, name, v) < 0) {
+                                        json_object_put(v);
+                                        return -ENOMEM;
+                                }
+                        if (stream_punct(st, '}'))
+                                break;
+                        if (!stream_punct(st, ','))
+                                return -EBADMSG;
+                }
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+int cf_envelope_decode_each(long http_status, const char *body, size_t size, const char *items_key,
+                            cf_item_t each, void *userdata, CfEnvelope **ret) {
+        _cleanup_(cf_envelope_freep) CfEnvelope *e = NULL;
+        Stream st = { .s = body, .size = size, .each = each, .userdata = userdata };
+        json_object *root = NULL;
+        bool streamed = false;
+        int r;
+
+        if (!body || !ret || !each)
+                return -EINVAL;
+        if (size > INT32_MAX)
+                return -EFBIG;
+        st.tok = json_tokener_new_ex(DECODE_MAX_DEPTH);
+        if (!st.tok)
+                return -ENOMEM;
+        r = stream_object(&st, "result", items_key, &root, &streamed);
+        json_tokener_free(st.tok);
+        if (r < 0)
+                return r;
+        if (!only_space(body, st.pos, size)) {
+                json_object_put(root);
+                return -EBADMSG;
+        }
+        r = envelope_from_root(http_status, root, &e);
+        if (r < 0)
+                return r;
+        e->streamed = streamed;
+        e->n_streamed = st.n;
         *ret = TAKE_PTR(e);
         return 0;
 }

@@ -39,6 +39,10 @@ typedef struct CfEnvelope {
         json_object *messages;      /* borrowed from root; NULL if absent */
         CfError *errors;
         size_t n_errors;
+        /* cf_envelope_decode_each: the list went to the callback, item
+         * by item (result then lacks it), and how many items. */
+        bool streamed;
+        size_t n_streamed;
 } CfEnvelope;
 
 CfEnvelope *cf_envelope_free(CfEnvelope *e);
@@ -50,6 +54,21 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(CfEnvelope *, cf_envelope_free);
  * truncated, trailing bytes, an array, too deep); -EINVAL on a NULL body;
  * -ENOMEM. */
 int cf_envelope_decode(long http_status, const char *body, size_t size, CfEnvelope **ret);
+
+/* Takes one item of a list (borrowed); a negative errno stops decoding. */
+typedef int (*cf_item_t)(json_object *item, void *userdata);
+
+/* Like cf_envelope_decode, but a list is never a whole tree in memory:
+ * when result is an array (with items_key: when result is an object and
+ * result[items_key] an array), each element is handed to each as soon as
+ * it is parsed and freed after; e->streamed is then true, e->n_streamed
+ * counts them and the envelope's result lacks them (with items_key, the
+ * result object keeps its other members). Otherwise the result is kept
+ * as cf_envelope_decode keeps it. Items handed over before an error
+ * (-EBADMSG for a body that turns out truncated or malformed; the error
+ * each returned) are not taken back: the caller fails the whole list. */
+int cf_envelope_decode_each(long http_status, const char *body, size_t size, const char *items_key,
+                            cf_item_t each, void *userdata, CfEnvelope **ret);
 
 /* The errno for a finished exchange: 0 when http_status is 2xx and
  * success is true. 429 → -EBUSY and 5xx → -EAGAIN whatever the body's

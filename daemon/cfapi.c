@@ -89,6 +89,8 @@ struct CfCall {
         char *cursor;               /* cursor style: the cursor to send */
         unsigned pages;
         json_object *items;         /* paging: the joined array */
+        int (*each)(json_object *item, void *userdata);    /* items one by one instead */
+        size_t n_items;             /* with each: handed over so far */
         json_object *last_result_info;
 
         /* The current transfer. */
@@ -609,10 +611,29 @@ static void call_retry_or_fail(CfCall *c, int error, long http_status, const cha
 }
 
 /* Appends the items of one page to c->items. */
-static int call_collect_page(CfCall *c, json_object *result, size_t *ret_n) {
-        json_object *arr = NULL;
+static int call_collect_page(CfCall *c, CfEnvelope *env, size_t *ret_n) {
+        json_object *arr = NULL, *result = env->result;
         size_t n;
         int r;
+
+        if (c->each && env->streamed) {
+                /* Handed over while decoding (on_item counted them). */
+                *ret_n = env->n_streamed;
+                return 0;
+        }
+        if (c->each) {
+                /* Not a streamed list: null is an empty page, else the shape is wrong. */
+                r = cf_result_items(result, c->items_key, &arr);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
+                        r = c->each(json_object_array_get_idx(arr, i), c->userdata);
+                        if (r < 0)
+                                return r;
+                }
+                *ret_n = arr ? json_object_array_length(arr) : 0;
+                return 0;
+        }
 
         r = cf_result_items(result, c->items_key, &arr);
         if (r < 0)
@@ -643,7 +664,7 @@ static int call_next_page(CfCall *c, CfEnvelope *env) {
         size_t n = 0;
         int r;
 
-        r = call_collect_page(c, env->result, &n);
+        r = call_collect_page(c, env, &n);
         if (r < 0)
                 return r;
         c->pages++;
@@ -782,14 +803,26 @@ static void on_answer(CfCall *c, long status, CfEnvelope *env, uint64_t now) {
         }
         if (c->paging != CFAPI_PAGING_NONE)
                 return on_page(c, status, env, now);
+        if (c->each && !env->streamed)
+                return call_fail(c, -EBADMSG, status, "list result has an unexpected shape");
         c->pages++;
         call_finish(c, &(CfReply) {
                 .http_status = status,
-                .result = env->result,
+                .result = c->each ? NULL : env->result,
                 .result_info = env->result_info,
                 .messages = env->messages,
                 .etag = c->etag,
         });
+}
+
+/* One item of a streamed list: counted against the cap, handed over. */
+static int on_item(json_object *item, void *userdata) {
+        CfCall *c = userdata;
+
+        if (c->n_items >= CFAPI_MAX_ITEMS)
+                return -E2BIG;
+        c->n_items++;
+        return c->each(item, c->userdata);
 }
 
 static void on_transfer_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
@@ -816,9 +849,14 @@ static void on_transfer_done(CurlGlue *g, CURL *easy, CURLcode result, void *use
          * (a proxy's HTML page) leaves env NULL. */
         if (c->resp_size > 0 &&
             (!(c->flags & CFAPI_RAW_RESPONSE) || status < 200 || status >= 300)) {
-                r = cf_envelope_decode(status, c->resp, c->resp_size, &env);
-                if (r == -ENOMEM)
-                        return call_fail(c, r, status, "out of memory");
+                if (c->each && status >= 200 && status < 300)
+                        r = cf_envelope_decode_each(status, c->resp, c->resp_size, c->items_key, on_item, c, &env);
+                else
+                        r = cf_envelope_decode(status, c->resp, c->resp_size, &env);
+                if (r == -ENOMEM || r == -E2BIG)
+                        return call_fail(c, r, status, r == -E2BIG ? "too many pages or items" : "out of memory");
+                if (r < 0 && r != -EBADMSG && status >= 200 && status < 300)
+                        return call_fail(c, r, status, "a list item could not be taken");
                 if (r < 0 && status >= 200 && status < 300)
                         return call_fail(c, -EBADMSG, status, "response is not a valid JSON envelope");
         }
@@ -871,6 +909,9 @@ static int on_sched(sd_event_source *s, uint64_t usec, void *userdata) {
                 uint64_t wait;
                 int r;
 
+                /* A start is checked against its slot's lease at the
+                 * time it really starts, not when the pass began. */
+                now = now_monotonic_usec();
                 c = sched_pick(api, now, &next);
                 if (!c)
                         break;
@@ -884,9 +925,12 @@ static int on_sched(sd_event_source *s, uint64_t usec, void *userdata) {
                                 most = BUDGET_SHARE_BATCH_MAX;
                         if (want > most)
                                 want = most;
-                        r = budget_share_sync(&api->budget, now, want, c->priority == CFAPI_PRIORITY_LOW);
+                        r = budget_share_sync(&api->budget, now_monotonic_usec, want,
+                                              c->priority == CFAPI_PRIORITY_LOW);
                         if (r < 0)
                                 log_warning_errno(r, "Cannot share the request budget, counting alone: %m");
+                        else
+                                now = api->budget.synced_usec;  /* read under the lock */
                         wait = budget_take(&api->budget, now, c->priority == CFAPI_PRIORITY_LOW);
                         if (wait == BUDGET_NEED_SYNC)
                                 wait = 1;
@@ -1115,6 +1159,7 @@ int cfapi_submit(CfApi *api, const CfRequest *req, cfapi_callback_t callback, vo
         c->path = strdup(req->path);
         c->query = req->query ? strdup(req->query) : NULL;
         c->items_key = req->items_key ? strdup(req->items_key) : NULL;
+        c->each = req->each;
         if (!c->method || !c->path || (req->query && !c->query) || (req->items_key && !c->items_key)) {
                 call_free(c);
                 return -ENOMEM;

@@ -169,6 +169,13 @@ typedef struct CfRequest {
         CfPaging paging;            /* GET only: fetch every page, hand back one array */
         unsigned per_page;          /* paging: default 100 for PAGE; for CURSOR sent only when set */
         const char *items_key;      /* paging: result is {items_key: [...]} (R2 "buckets"); NULL: result is the array */
+        /* A list handed over item by item as each page is decoded, never
+         * joined (no tree of the whole list in memory): the reply's
+         * result is then NULL. A negative errno from each fails the call
+         * (-EBADMSG-like; the items already handed over stand, so the
+         * caller must drop the whole list on failure). Without paging the
+         * result must be an array. */
+        int (*each)(json_object *item, void *userdata);   /* userdata: the callback's */
 } CfRequest;
 
 /* What a finished request hands back. Every pointer is borrowed for the

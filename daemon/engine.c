@@ -24,6 +24,14 @@
 #define META_OWN_WRITES "engine.own_writes"
 #define META_OWN_WRITES_SINCE "engine.own_writes.since"
 #define OWN_WRITES_MAX 2000
+/* The audit feed's delay as measured by our own writes (µs): the last
+ * write's entry was in the post-apply read this long after it was sent,
+ * at most. The overlap re-read each cycle is AUDIT_LAG_MARGIN times that,
+ * at least AUDIT_OVERLAP_FLOOR_USEC, at most audit_overlap (and the whole
+ * audit_overlap while the delay is unknown or own writes are missing). */
+#define META_AUDIT_LAG "engine.audit.lag"
+#define AUDIT_LAG_MARGIN 4
+#define AUDIT_OVERLAP_FLOOR_USEC (30 * USEC_PER_SEC)
 #define META_REFRESH_LAST "engine.refresh.last"
 #define META_REFRESH_CURSOR "engine.refresh.cursor"
 /* The staggered full refresh never spends more than this share of the
@@ -67,7 +75,8 @@ struct Engine {
         char *key_error;                /* why the store's HMAC key is unusable, naming it */
         CfApi *api;
         LiveState *live;                /* last observation */
-        json_object *status;            /* array, see engine_status_json */
+        ResourceStatus *status;         /* per resource after the last run (engine_status) */
+        size_t n_status;
         uint64_t status_generation;     /* engine_status_generation */
 
         /* the run */
@@ -95,6 +104,8 @@ struct Engine {
         char **audit_seen_new;
         char **own_writes_left;         /* own writes whose audit entries were not seen yet */
         bool post_audit_done;
+        uint64_t audit_lag_usec;        /* measured this run (post-apply read); 0: not measured */
+        bool audit_lag_unknown;         /* own writes of this run were missing from the feed */
         uint64_t audit_checked_usec;
         bool audit_ok;
         char *error;
@@ -261,9 +272,6 @@ int engine_new_with_store(Engine **ret, sd_event *event, const Config *config, S
         erase_and_free(token, token_size);
         if (r < 0)
                 return r;
-        e->status = json_object_new_array();
-        if (!e->status)
-                return -ENOMEM;
         *ret = TAKE_PTR(e);
         return 0;
 }
@@ -305,6 +313,8 @@ static void run_reset(Engine *e) {
         e->audit_seen_new = strv_free(e->audit_seen_new);
         e->own_writes_left = strv_free(e->own_writes_left);
         e->post_audit_done = false;
+        e->audit_lag_usec = 0;
+        e->audit_lag_unknown = false;
         e->error = mfree(e->error);
         e->run_id = mfree(e->run_id);
         e->text = mfree(e->text);
@@ -325,7 +335,7 @@ Engine *engine_free(Engine *e) {
         explicit_bzero(e->hmac_key, sizeof e->hmac_key);
         free(e->key_error);
         e->live = live_state_free(e->live);
-        json_object_put(e->status);
+        status_free(e->status, e->n_status);
         free(e->detection_reason);
         free(e->account_id);
         free(e->api_url);
@@ -367,12 +377,40 @@ void engine_cancel(Engine *e) {
                 apply_cancel(e->applier);
 }
 
-json_object *engine_status_json(const Engine *e) {
-        json_object *copy = NULL;
+const ResourceStatus *engine_status(const Engine *e, size_t *ret_n) {
+        *ret_n = e->n_status;
+        return e->status;
+}
 
-        if (json_object_deep_copy(e->status, &copy, NULL) < 0)
-                return NULL;
-        return copy;
+json_object *engine_status_json(const Engine *e, bool problems_only) {
+        json_object *a = json_object_new_array();
+        char ts[64];
+
+        for (size_t i = 0; a && i < e->n_status; i++) {
+                const ResourceStatus *x = &e->status[i];
+                json_object *o;
+
+                if (problems_only && (x->state == RESOURCE_STATE_IN_SYNC || x->state == RESOURCE_STATE_SUSPENDED ||
+                                      x->state == RESOURCE_STATE_PENDING))
+                        continue;
+                o = json_object_new_object();
+                if (!o || json_object_array_add(a, o) < 0) {
+                        json_object_put(o);
+                        json_object_put(a);
+                        return NULL;
+                }
+                json_object_object_add(o, "kind", json_object_new_string(x->kind));
+                json_object_object_add(o, "name", json_object_new_string(strempty(x->name)));
+                if (x->cf_name)
+                        json_object_object_add(o, "cf_name", json_object_new_string(x->cf_name));
+                json_object_object_add(o, "state", json_object_new_string(resource_state_to_string(x->state)));
+                json_object_object_add(o, "reason", json_object_new_string(strempty(x->reason)));
+                json_object_object_add(o, "last_change",
+                                       json_object_new_string(format_rfc3339(x->last_change_usec, ts, sizeof(ts))));
+                if (x->id)
+                        json_object_object_add(o, "id", json_object_new_string(x->id));
+        }
+        return a;
 }
 
 uint64_t engine_status_generation(const Engine *e) {
@@ -638,22 +676,32 @@ static void absorb_worker(Ledger *l, LedgerEntry *le, const LiveWorker *lw) {
                 ledger_touch(l, le);
 }
 
-static bool worker_has_pending(const Plan *p, const char *name, const Applier *ap) {
-        for (size_t i = 0; i < p->n_actions; i++) {
-                const Action *a = &p->actions[i];
+/* Whether worker action i leaves its worker with something pending
+ * (blocked, drift reported, a change not done or failed). */
+static bool worker_has_pending(const Plan *p, size_t i, const Applier *ap) {
+        const Action *a = &p->actions[i];
 
-                if (a->resource_kind != RESOURCE_WORKER || !streq_ptr(a->name, name))
-                        continue;
-                if (a->kind == ACTION_BLOCKED || a->kind == ACTION_DRIFT_REPORT)
+        if (a->kind == ACTION_BLOCKED || a->kind == ACTION_DRIFT_REPORT)
+                return true;
+        if (action_kind_is_change(a->kind)) {
+                const ApplyResult *r = ap ? apply_result(ap, i) : NULL;
+
+                if (!r || !r->done || r->error < 0)
                         return true;
-                if (action_kind_is_change(a->kind)) {
-                        const ApplyResult *r = ap ? apply_result(ap, i) : NULL;
-
-                        if (!r || !r->done || r->error < 0)
-                                return true;
-                }
         }
         return false;
+}
+
+/* The workers with something pending, in one pass over the plan (asking
+ * the plan per worker was quadratic). NULL on OOM. */
+static StrSet *workers_pending(const Plan *p, const Applier *ap) {
+        StrSet *s = strset_new();
+
+        for (size_t i = 0; s && p && i < p->n_actions; i++)
+                if (p->actions[i].resource_kind == RESOURCE_WORKER && p->actions[i].name &&
+                    worker_has_pending(p, i, ap) && strset_put(s, p->actions[i].name) < 0)
+                        s = strset_free(s);
+        return s;
 }
 
 static void save_audit_position(Engine *e) {
@@ -663,6 +711,11 @@ static void save_audit_position(Engine *e) {
                 return;
         snprintf(buf, sizeof(buf), "%" PRIu64, e->audit_checked_usec);
         (void) ledger_set_meta(e->ledger, META_AUDIT_LAST, buf);
+        if (e->audit_lag_usec > 0) {
+                snprintf(buf, sizeof(buf), "%" PRIu64, e->audit_lag_usec);
+                (void) ledger_set_meta(e->ledger, META_AUDIT_LAG, buf);
+        } else if (e->audit_lag_unknown)
+                (void) ledger_set_meta(e->ledger, META_AUDIT_LAG, NULL);
         {
                 json_object *a = json_object_new_array();
 
@@ -709,7 +762,41 @@ static char **load_meta_strv(const Ledger *ledger, const char *key) {
 typedef struct PostReq {
         Engine *e;
         bool audit;
+        json_object *counts;        /* audit: own writes still to match (observe_write_counts) */
+        StrSet *seen;               /* audit: entry ids processed before */
+        size_t n_seen_before;       /* audit: length of audit_seen_new before this read */
+        LiveState *live;            /* scripts: the list, streamed in */
 } PostReq;
+
+static PostReq *post_req_free(PostReq *q) {
+        if (!q)
+                return NULL;
+        json_object_put(q->counts);
+        strset_free(q->seen);
+        live_state_free(q->live);
+        return mfree(q);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(PostReq *, post_req_free);
+
+/* One item of the post-apply lists, as it streams in: a script into the
+ * list, or an audit entry matched against our own writes (its id is then
+ * processed; anything else stays unseen for the next observe). */
+static int on_post_item(json_object *item, void *userdata) {
+        PostReq *q = userdata;
+        _cleanup_(audit_entry_done) AuditEntry a = {};
+        int r;
+
+        if (!q->audit)
+                return observe_parse_script(item, q->live);
+        r = observe_audit_entry(item, &a);
+        if (r < 0)
+                return r;
+        if (!a.id || strset_contains(q->seen, a.id))
+                return 0;
+        if (a.key && observe_write_take(q->counts, a.key) && strv_extend(&q->e->audit_seen_new, a.id) < 0)
+                return -ENOMEM;
+        return 0;
+}
 
 static void post_done(Engine *e) {
         if (--e->post_pending > 0)
@@ -718,16 +805,20 @@ static void post_done(Engine *e) {
 }
 
 static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
-        PostReq *q = userdata;
+        _cleanup_(post_req_freep) PostReq *q = userdata;
         Engine *e = q->e;
         bool audit = q->audit;
 
-        free(q);
         if (reply->error == -ECANCELED)
                 return; /* the engine is going away */
         if (reply->error < 0) {
                 if (audit) {
                         char * const *writes = apply_writes(e->applier);
+
+                        /* Entries matched before the read failed: unseen
+                         * again, as every write waits for its entry. */
+                        for (size_t k = q->n_seen_before; e->audit_seen_new && e->audit_seen_new[k]; k++)
+                                e->audit_seen_new[k] = mfree(e->audit_seen_new[k]);
 
                         for (size_t k = 0; writes && writes[k]; k++)
                                 if (strv_extend(&e->own_writes_left, writes[k]) < 0)
@@ -737,63 +828,59 @@ static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
                 return;
         }
         if (!audit) {
-                _cleanup_(live_state_freep) LiveState *l = live_state_new();
+                LiveState *l = q->live;
+                _cleanup_(strset_freep) StrSet *pending = workers_pending(e->plan, e->applier);
 
-                if (l && observe_parse_script_list(reply->result, l) >= 0)
-                        for (size_t i = 0; i < l->n_workers; i++) {
-                                LedgerEntry *le = ledger_find(e->ledger, RESOURCE_WORKER, l->workers[i].name);
+                for (size_t i = 0; pending && i < l->n_workers; i++) {
+                        LedgerEntry *le = ledger_find(e->ledger, RESOURCE_WORKER, l->workers[i].name);
 
-                                if (le && !worker_has_pending(e->plan, le->doc, e->applier))
-                                        absorb_worker(e->ledger, le, &l->workers[i]);
-                        }
-        } else if (reply->result && json_object_is_type(reply->result, json_type_array)) {
-                /* Entries for our own writes are processed; anything else
-                 * stays unseen for the next observe. */
-                _cleanup_(json_object_putp) json_object *counts = observe_write_counts(apply_writes(e->applier));
-                _cleanup_(strset_freep) StrSet *seen = strset_new();
-
-                for (size_t i = 0; seen && e->audit_seen_new && e->audit_seen_new[i]; i++)
-                        if (strset_put(seen, e->audit_seen_new[i]) < 0)
-                                seen = strset_free(seen);
-                for (size_t i = 0; counts && seen && i < json_object_array_length(reply->result); i++) {
-                        json_object *x = json_object_array_get_idx(reply->result, i), *raw, *v;
-                        const char *id, *method = NULL, *uri = NULL;
-                        _cleanup_free_ char *key = NULL;
-
-                        if (!json_object_object_get_ex(x, "id", &v))
-                                continue;
-                        id = json_object_get_string(v);
-                        if (strset_contains(seen, id))
-                                continue;
-                        if (json_object_object_get_ex(x, "raw", &raw)) {
-                                if (json_object_object_get_ex(raw, "method", &v))
-                                        method = json_object_get_string(v);
-                                if (json_object_object_get_ex(raw, "uri", &v))
-                                        uri = json_object_get_string(v);
-                        }
-                        key = observe_audit_write_key(method, uri);
-                        if (key && observe_write_take(counts, key) && strv_extend(&e->audit_seen_new, id) < 0)
-                                break;
+                        if (le && !strset_contains(pending, le->doc))
+                                absorb_worker(e->ledger, le, &l->workers[i]);
                 }
+        } else {
+                size_t before = strv_length(e->own_writes_left);
+                uint64_t last_write = apply_last_write_usec(e->applier);
+
                 /* Writes whose entries have not shown up yet are matched
                  * by later cycles instead of being taken for drift. */
-                (void) observe_write_leftovers(counts, &e->own_writes_left);
+                (void) observe_write_leftovers(q->counts, &e->own_writes_left);
                 e->post_audit_done = true;
                 e->audit_checked_usec = now_realtime_usec();
+                /* Every write's entry is there, the last one's too: the
+                 * feed's delay is at most the time since it was sent. */
+                if (strv_length(e->own_writes_left) == before && last_write > 0 &&
+                    e->audit_checked_usec > last_write)
+                        e->audit_lag_usec = e->audit_checked_usec - last_write;
+                else
+                        e->audit_lag_unknown = true;
         }
         post_done(e);
 }
 
 static int post_submit(Engine *e, bool audit) {
-        _cleanup_free_ PostReq *q = calloc(1, sizeof(PostReq));
+        _cleanup_(post_req_freep) PostReq *q = calloc(1, sizeof(PostReq));
         _cleanup_free_ char *path = NULL, *query = NULL;
-        CfRequest r = { .method = "GET", .priority = CFAPI_PRIORITY_NORMAL };
+        CfRequest r = { .method = "GET", .priority = CFAPI_PRIORITY_NORMAL, .each = on_post_item };
         int k;
 
         if (!q)
                 return -ENOMEM;
         q->e = e;
         q->audit = audit;
+        if (audit) {
+                q->counts = observe_write_counts(apply_writes(e->applier));
+                q->seen = strset_new();
+                if (!q->counts || !q->seen)
+                        return -ENOMEM;
+                for (size_t i = 0; e->audit_seen_new && e->audit_seen_new[i]; i++)
+                        if (strset_put(q->seen, e->audit_seen_new[i]) < 0)
+                                return -ENOMEM;
+                q->n_seen_before = strv_length(e->audit_seen_new);
+        } else {
+                q->live = live_state_new();
+                if (!q->live)
+                        return -ENOMEM;
+        }
         if (audit) {
                 uint64_t from = e->started_usec > OBSERVE_AUDIT_OVERLAP_USEC ? e->started_usec - 60 * USEC_PER_SEC : 0;
 
@@ -1048,12 +1135,19 @@ static void on_observed(ObserveResult *res, void *userdata) {
 
         /* Workers read in detail and found as desired: remember the list
          * entry, so they are not read again until something changes. */
-        for (size_t i = 0; i < e->live->n_workers; i++) {
-                const LiveWorker *lw = &e->live->workers[i];
-                LedgerEntry *le = ledger_find(e->ledger, RESOURCE_WORKER, lw->name);
+        {
+                _cleanup_(strset_freep) StrSet *pending = workers_pending(e->plan, NULL);
 
-                if (le && lw->dirty && lw->detail && !worker_has_pending(e->plan, lw->name, NULL))
-                        absorb_worker(e->ledger, le, lw);
+                for (size_t i = 0; pending && i < e->live->n_workers; i++) {
+                        const LiveWorker *lw = &e->live->workers[i];
+                        LedgerEntry *le;
+
+                        if (!lw->dirty || !lw->detail)
+                                continue;
+                        le = ledger_find(e->ledger, RESOURCE_WORKER, lw->name);
+                        if (le && !strset_contains(pending, lw->name))
+                                absorb_worker(e->ledger, le, lw);
+                }
         }
 
         if (e->mode == RUN_MODE_PLAN || e->cancelled || !plan_has_changes(e->plan)) {
@@ -1091,17 +1185,20 @@ static void on_observed(ObserveResult *res, void *userdata) {
                 return run_fail(e, r, "apply");
 }
 
-/* The per-resource status from the plan and the apply results. */
-static const char *jstr(json_object *o, const char *key) {
-        json_object *v;
+/* ---- The per-resource status from the plan and the apply results ---- */
 
-        if (!o || !json_object_object_get_ex(o, key, &v) || !v)
-                return NULL;
-        return json_object_get_string(v);
+void status_free(ResourceStatus *s, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(s[i].name);
+                free(s[i].cf_name);
+                free(s[i].reason);
+                free(s[i].id);
+        }
+        free(s);
 }
 
-/* An index of status entries by kind and name (borrowed json objects),
- * so build_status() is linear in the number of actions. The key is
+/* An index of status entries by kind and name (value: index + 1), so
+ * build_status() is linear in the number of actions. The key is
  * "KIND/NAME": kinds have no '/', so it cannot be ambiguous. */
 static void status_index_entry_free(struct lh_entry *ent) {
         free(lh_entry_k(ent));
@@ -1116,160 +1213,149 @@ static void status_index_free(struct lh_table **t) {
                 lh_table_free(*t);
 }
 
-static char *status_key(const char *kind, const char *name) {
-        char *k;
-
-        if (asprintf(&k, "%s/%s", strempty(kind), strempty(name)) < 0)
-                return NULL;
-        return k;
-}
-
-static json_object *status_index_find(struct lh_table *t, const char *kind, const char *name) {
+static bool status_index_find(struct lh_table *t, const char *kind, const char *name, size_t *ret) {
         _cleanup_free_ char *k = NULL;
         void *v = NULL;
 
-        if (!t || !kind || !name)
-                return NULL;
-        k = status_key(kind, name);
-        if (!k || !lh_table_lookup_ex(t, k, &v))
-                return NULL;
-        return v;
+        if (!t || !kind || !name || asprintf(&k, "%s/%s", kind, name) < 0 || !lh_table_lookup_ex(t, k, &v))
+                return false;
+        *ret = (size_t) (uintptr_t) v - 1;
+        return true;
 }
 
-/* Adds, or points an existing key at x (the last entry added wins). */
-static void status_index_add(struct lh_table *t, const char *kind, const char *name, json_object *x) {
-        struct lh_entry *ent;
+/* Adds kind/name → i unless it is there (the first entry stays). */
+static int status_index_add(struct lh_table *t, const char *kind, const char *name, size_t i) {
         char *k;
 
-        if (!t || !kind || !name)
-                return;
-        k = status_key(kind, name);
-        if (!k)
-                return;
-        ent = lh_table_lookup_entry(t, k);
-        if (ent) {
-                lh_entry_set_val(ent, x);
+        if (asprintf(&k, "%s/%s", kind, name) < 0)
+                return -ENOMEM;
+        if (lh_table_lookup_ex(t, k, NULL)) {
                 free(k);
-        } else if (lh_table_insert(t, k, x) < 0)
+                return 0;
+        }
+        if (lh_table_insert(t, k, (const void *) (uintptr_t) (i + 1)) < 0) {
                 free(k);
+                return -ENOMEM;
+        }
+        return 0;
 }
 
-static void build_status(Engine *e) {
-        json_object *arr = json_object_new_array();
-        _cleanup_(status_index_free) struct lh_table *idx = NULL, *prev = NULL;
-        char when[64];
+/* The state an action leaves its resource in, and why. */
+static ResourceState action_state(const Action *a, const ApplyResult *r, const char **reason, char **why) {
+        *reason = a->reason;
+        switch (a->kind) {
+        case ACTION_NOOP:
+                return a->waiting ? RESOURCE_STATE_PENDING :
+                       a->suspended ? RESOURCE_STATE_SUSPENDED : RESOURCE_STATE_IN_SYNC;
+        case ACTION_BLOCKED:
+                return RESOURCE_STATE_BLOCKED;
+        case ACTION_DRIFT_REPORT:
+                return RESOURCE_STATE_DRIFTED;
+        default:
+                if (!r || !r->done)
+                        return a->drift ? RESOURCE_STATE_DRIFTED : RESOURCE_STATE_PENDING;
+                if (r->error >= 0)
+                        return RESOURCE_STATE_IN_SYNC;
+                *reason = r->message;
+                if (r->error == -EACCES && cfreq_permission(r->message) &&
+                    asprintf(why, "%s (Cloudflare refused the API token: it needs %s)", strna(r->message),
+                             cfreq_permission(r->message)) >= 0)
+                        *reason = *why;
+                return RESOURCE_STATE_FAILED;
+        }
+}
 
-        if (!arr)
-                return;
-        idx = status_index_new(e->plan ? e->plan->n_actions : 0);
-        prev = status_index_new(e->status ? json_object_array_length(e->status) : 0);
-        if (!idx || !prev) {
-                json_object_put(arr);
+static int status_set(ResourceStatus *x, const char *kind, const char *name, const char *cf_name,
+                      ResourceState st, const char *reason, const char *id, uint64_t when) {
+        *x = (ResourceStatus) {
+                .kind = kind,
+                .state = st,
+                .last_change_usec = when,
+                .name = strdup(strempty(name)),
+                .cf_name = cf_name ? strdup(cf_name) : NULL,
+                .reason = strdup(strempty(reason)),
+                .id = id ? strdup(id) : NULL,
+        };
+        return x->name && x->reason && (!cf_name || x->cf_name) && (!id || x->id) ? 0 : -ENOMEM;
+}
+
+/* The per-resource status after a run (or plan), typed: the HTTP edge
+ * makes JSON of it (engine_status_json). */
+static void build_status(Engine *e) {
+        _cleanup_(status_index_free) struct lh_table *idx = NULL, *prev = NULL;
+        size_t n_max = (e->plan ? e->plan->n_actions : 0) + 1, n = 0;
+        ResourceStatus *arr = calloc(n_max, sizeof(ResourceStatus));
+        uint64_t now = now_realtime_usec() / USEC_PER_SEC * USEC_PER_SEC;     /* whole seconds, as shown */
+        int r = 0;
+
+        idx = status_index_new(n_max);
+        prev = status_index_new(e->n_status);
+        if (!arr || !idx || !prev) {
+                free(arr);
                 return;
         }
-        format_rfc3339(now_realtime_usec(), when, sizeof(when));
-        for (size_t i = 0; e->plan && i < e->plan->n_actions; i++) {
+        for (size_t i = 0; e->plan && i < e->plan->n_actions && r >= 0; i++) {
                 const Action *a = &e->plan->actions[i];
-                const ApplyResult *r = e->applier ? apply_result(e->applier, i) : NULL;
-                ResourceState st = RESOURCE_STATE_IN_SYNC;
-                const char *reason = a->reason;
+                const char *kind = resource_kind_to_string(a->resource_kind), *name = a->doc ?: a->name, *reason;
                 _cleanup_free_ char *why = NULL;
-                json_object *x = NULL;
+                ResourceState st = action_state(a, e->applier ? apply_result(e->applier, i) : NULL, &reason, &why);
+                size_t k;
 
-                switch (a->kind) {
-                case ACTION_NOOP:
-                        st = a->waiting ? RESOURCE_STATE_PENDING :
-                             a->suspended ? RESOURCE_STATE_SUSPENDED : RESOURCE_STATE_IN_SYNC;
-                        break;
-                case ACTION_BLOCKED:
-                        st = RESOURCE_STATE_BLOCKED;
-                        break;
-                case ACTION_DRIFT_REPORT:
-                        st = RESOURCE_STATE_DRIFTED;
-                        break;
-                default:
-                        if (!r || !r->done)
-                                st = a->drift ? RESOURCE_STATE_DRIFTED : RESOURCE_STATE_PENDING;
-                        else if (r->error < 0) {
-                                st = RESOURCE_STATE_FAILED;
-                                reason = r->message;
-                                if (r->error == -EACCES && cfreq_permission(r->message)) {
-                                        free(why);
-                                        why = NULL;
-                                        if (asprintf(&why, "%s (Cloudflare refused the API token: it needs %s)",
-                                                     strna(r->message), cfreq_permission(r->message)) >= 0)
-                                                reason = why;
-                                }
-                        } else
-                                st = RESOURCE_STATE_IN_SYNC;
-                }
                 /* One entry per resource: keep the worst state. */
-                if (a->doc ?: a->name)
-                        x = status_index_find(idx, resource_kind_to_string(a->resource_kind), a->doc ?: a->name);
-                if (x) {
-                        json_object *s;
-                        ResourceState old = RESOURCE_STATE_IN_SYNC;
+                if (name && status_index_find(idx, kind, name, &k)) {
+                        ResourceStatus *x = &arr[k];
+                        char *rs;
 
-                        if (json_object_object_get_ex(x, "state", &s))
-                                for (int k = 0; k < _RESOURCE_STATE_MAX; k++)
-                                        if (streq(json_object_get_string(s), resource_state_to_string(k)))
-                                                old = k;
                         if (st == RESOURCE_STATE_IN_SYNC || st == RESOURCE_STATE_SUSPENDED ||
-                            (old != RESOURCE_STATE_IN_SYNC && old != RESOURCE_STATE_SUSPENDED && st < old))
+                            (x->state != RESOURCE_STATE_IN_SYNC && x->state != RESOURCE_STATE_SUSPENDED &&
+                             st < x->state))
                                 continue;
-                        json_object_object_add(x, "state", json_object_new_string(resource_state_to_string(st)));
-                        json_object_object_add(x, "reason", json_object_new_string(strempty(reason)));
+                        rs = strdup(strempty(reason));
+                        if (!rs) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        free(x->reason);
+                        x->reason = rs;
+                        x->state = st;
                         continue;
                 }
-                x = json_object_new_object();
-                json_object_object_add(x, "kind", json_object_new_string(resource_kind_to_string(a->resource_kind)));
-                json_object_object_add(x, "name", json_object_new_string(strempty(a->doc ?: a->name)));
-                if (a->name && !streq_ptr(a->name, a->doc))
-                        json_object_object_add(x, "cf_name", json_object_new_string(a->name));
-                json_object_object_add(x, "state", json_object_new_string(resource_state_to_string(st)));
-                json_object_object_add(x, "reason", json_object_new_string(strempty(reason)));
-                json_object_object_add(x, "last_change", json_object_new_string(when));
                 {
                         const LedgerEntry *le = e->ledger ? ledger_find(e->ledger, a->resource_kind, a->doc ?: "") : NULL;
 
-                        if (le && le->id)
-                                json_object_object_add(x, "id", json_object_new_string(le->id));
-                        else if (a->id)
-                                json_object_object_add(x, "id", json_object_new_string(a->id));
+                        r = status_set(&arr[n], kind, name, a->name && !streq_ptr(a->name, a->doc) ? a->name : NULL,
+                                       st, reason, le && le->id ? le->id : a->id, now);
                 }
-                json_object_array_add(arr, x);
-                status_index_add(idx, resource_kind_to_string(a->resource_kind), strempty(a->doc ?: a->name), x);
+                n++;
+                if (r >= 0)
+                        r = status_index_add(idx, kind, strempty(name), n - 1);
         }
-        if (e->error) {
-                json_object *x = json_object_new_object();
-
-                json_object_object_add(x, "kind", json_object_new_string("Account"));
-                json_object_object_add(x, "name", json_object_new_string(strna(e->account_id)));
-                json_object_object_add(x, "state", json_object_new_string("failed"));
-                json_object_object_add(x, "reason", json_object_new_string(e->error));
-                json_object_object_add(x, "last_change", json_object_new_string(when));
-                json_object_array_add(arr, x);
+        if (e->error && r >= 0) {
+                r = status_set(&arr[n], "Account", strna(e->account_id), NULL, RESOURCE_STATE_FAILED, e->error, NULL,
+                               now);
+                n++;
+        }
+        if (r < 0) {
+                status_free(arr, n);
+                return;         /* out of memory: the previous status stays */
         }
         /* last_change moves only when a resource's state or reason does.
          * The previous status is indexed by kind and name (its first entry
          * for each), so this is linear too. */
-        for (size_t j = 0; e->status && j < json_object_array_length(e->status); j++) {
-                json_object *y = json_object_array_get_idx(e->status, j);
+        for (size_t j = 0; j < e->n_status; j++)
+                if (status_index_add(prev, e->status[j].kind, e->status[j].name, j) < 0)
+                        break;
+        for (size_t i = 0; i < n; i++) {
+                ResourceStatus *x = &arr[i];
+                size_t j;
 
-                if (!status_index_find(prev, jstr(y, "kind"), jstr(y, "name")))
-                        status_index_add(prev, jstr(y, "kind"), jstr(y, "name"), y);
+                if (status_index_find(prev, x->kind, x->name, &j) && x->state == e->status[j].state &&
+                    streq(x->reason, e->status[j].reason))
+                        x->last_change_usec = e->status[j].last_change_usec;
         }
-        for (size_t i = 0; i < json_object_array_length(arr); i++) {
-                json_object *x = json_object_array_get_idx(arr, i), *lc;
-                json_object *y = status_index_find(prev, jstr(x, "kind"), jstr(x, "name"));
-
-                if (y && streq_ptr(jstr(x, "state"), jstr(y, "state")) &&
-                    streq_ptr(jstr(x, "reason"), jstr(y, "reason")) &&
-                    json_object_object_get_ex(y, "last_change", &lc))
-                        json_object_object_add(x, "last_change", json_object_get(lc));
-        }
-        json_object_put(e->status);
+        status_free(e->status, e->n_status);
         e->status = arr;
+        e->n_status = n;
         e->status_generation++;
 }
 
@@ -1441,10 +1527,28 @@ static void run_finish(Engine *e) {
                 done(e, &rep, ud);
 }
 
+/* How far back the audit query reaches before the last check: the feed's
+ * measured delay with a margin (META_AUDIT_LAG), so a large converge's
+ * own entries are not read again cycle after cycle; the configured
+ * audit_overlap while the delay is unknown or own writes still wait for
+ * their entries. */
+static uint64_t audit_overlap_now(const Engine *e, char * const *own_waiting) {
+        const char *v = ledger_get_meta(e->ledger, META_AUDIT_LAG);
+        uint64_t lag = 0, o;
+
+        if ((own_waiting && own_waiting[0]) || !v || safe_atou64(v, &lag) < 0 || lag == 0 ||
+            lag > e->audit_overlap_usec / AUDIT_LAG_MARGIN)
+                return e->audit_overlap_usec;
+        o = lag * AUDIT_LAG_MARGIN;
+        if (o < AUDIT_OVERLAP_FLOOR_USEC)
+                o = AUDIT_OVERLAP_FLOOR_USEC;
+        return o < e->audit_overlap_usec ? o : e->audit_overlap_usec;
+}
+
 int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_done_t done, void *userdata) {
         _cleanup_strv_free_ char **seen = NULL, **own = NULL;
         const char *last;
-        uint64_t last_usec = 0;
+        uint64_t last_usec = 0, overlap;
         ObserveRequest req;
         int r;
 
@@ -1498,6 +1602,7 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
         last = ledger_get_meta(e->ledger, META_AUDIT_LAST);
         if (last && safe_atou64(last, &last_usec) < 0)
                 last_usec = 0;
+        overlap = audit_overlap_now(e, own);
         req = (ObserveRequest) {
                 .g = g,
                 .ledger = e->ledger,
@@ -1507,7 +1612,7 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
                 .refresh = e->refresh,
                 .rotation = e->rotation,
                 .audit_gap = e->audit_gap,
-                .audit_overlap_usec = e->audit_overlap_usec,
+                .audit_overlap_usec = overlap,
                 .priority = o->mode == RUN_MODE_PLAN ? CFAPI_PRIORITY_LOW : CFAPI_PRIORITY_NORMAL,
                 .now_usec = e->started_usec,
         };

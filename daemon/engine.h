@@ -130,10 +130,27 @@ bool engine_is_running(const Engine *e);
  * still called. */
 void engine_cancel(Engine *e);
 
-/* Per-resource status after the last run, as a JSON array of
- * {kind, name, state, reason, last_change, id?} (secrets as references).
- * Caller puts the reference. */
-json_object *engine_status_json(const Engine *e);
+/* One resource's status after the last run (secrets as references). */
+typedef struct ResourceStatus {
+        const char *kind;           /* resource_kind_to_string(), or "Account" */
+        char *name;                 /* the spec's name ("" if none) */
+        char *cf_name;              /* the name at Cloudflare when it differs; else NULL */
+        ResourceState state;
+        char *reason;               /* never NULL */
+        char *id;                   /* NULL: none known */
+        uint64_t last_change_usec;  /* CLOCK_REALTIME, whole seconds; moves only with state or reason */
+} ResourceStatus;
+
+void status_free(ResourceStatus *s, size_t n);
+
+/* The per-resource status after the last run, typed (borrowed until the
+ * next run finishes). */
+const ResourceStatus *engine_status(const Engine *e, size_t *ret_n);
+/* The same as JSON for the HTTP and notification edges: an array of
+ * {kind, name, cf_name?, state, reason, last_change, id?}; with
+ * problems_only only the failed, blocked and drifted ones. Caller puts
+ * the reference; NULL on OOM. */
+json_object *engine_status_json(const Engine *e, bool problems_only);
 /* Moves whenever engine_status_json() or engine_change_detection() may
  * answer differently (a run finished, the change detection was noted):
  * the daemon serves /v1/status from bytes prepared once per change. */

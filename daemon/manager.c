@@ -1,5 +1,6 @@
 /* manager.c: see manager.h. */
 #include <inttypes.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include "cmd-config.h"
 #include "engine.h"
+#include "history.h"
 #include "httpd.h"
 #include "log.h"
 #include "manager.h"
@@ -23,9 +25,7 @@
 #include "util.h"
 #include "watch.h"
 
-#define RUNS_MAX 200                        /* the ring behind /v1/runs, kept in RUNS_FILE */
-#define RUNS_FILE "runs.json"               /* in state_dir: run history across restarts */
-#define RUNS_FILE_MAX (64U * 1024 * 1024)   /* and at most this big: the oldest go first */
+#define RUNS_MAX 200                        /* the ring behind /v1/runs (summaries; records on disk) */
 #define DEBOUNCE_USEC (200 * USEC_PER_MSEC)
 #define PLAN_FRESH_USEC (5 * USEC_PER_SEC)  /* /v1/plan reuses a plan this young */
 #define PLAN_STALE_USEC (10 * 60 * USEC_PER_SEC) /* ...and, while a reconcile runs, one this old */
@@ -56,9 +56,8 @@ typedef struct Run {
         char generation[65];
         unsigned n_pending_removals;        /* deletions waiting for prune_settle */
         uint64_t removals_due_usec;         /* CLOCK_REALTIME; 0: unknown */
-        json_object *report;
-        char *text;
-        bool interrupted;           /* HA: leadership lost mid-run */
+        HistoryRef record;                  /* report and text, on disk (history.h) */
+        bool interrupted;                   /* HA: leadership lost mid-run */
 } Run;
 
 /* Histogram buckets of run durations, seconds. */
@@ -95,6 +94,7 @@ struct Manager {
         Run *ring[RUNS_MAX];        /* oldest first */
         size_t n_ring;
         Run *current, *pending;     /* also in the ring */
+        History *history;           /* STATE_DIR/runs.jsonl; NULL: none */
         uint64_t run_seq;
         uint64_t boot_sec;
 
@@ -228,8 +228,6 @@ static Run *run_free(Run *r) {
         if (!r)
                 return NULL;
         free(r->trigger);
-        json_object_put(r->report);
-        free(r->text);
         return mfree(r);
 }
 
@@ -240,7 +238,7 @@ static Run *manager_find_run(Manager *m, const char *id) {
         return NULL;
 }
 
-static json_object *run_to_json(const Run *r, bool full) {
+static json_object *run_to_json(const Manager *m, const Run *r, bool full) {
         json_object *j = json_object_new_object();
         char ts[64];
 
@@ -279,79 +277,82 @@ static json_object *run_to_json(const Run *r, bool full) {
                                                json_object_new_string(format_rfc3339(r->removals_due_usec, ts,
                                                                                      sizeof(ts))) : NULL);
                 }
-                if (full && r->report)
-                        json_object_object_add(j, "report", json_object_get(r->report));
-                if (full && r->text)
-                        json_object_object_add(j, "text", json_object_new_string(r->text));
+                if (full && m->history) {
+                        _cleanup_(json_object_putp) json_object *rec = NULL;
+                        json_object *v;
+
+                        if (history_read(m->history, &r->record, &rec) >= 0) {
+                                if (json_object_object_get_ex(rec, "report", &v) && v)
+                                        json_object_object_add(j, "report", json_object_get(v));
+                                if (json_object_object_get_ex(rec, "text", &v) && v)
+                                        json_object_object_add(j, "text", json_object_get(v));
+                        }
+                }
                 if (r->interrupted)
                         json_object_object_add(j, "interrupted", json_object_new_boolean(true));
         }
         return j;
 }
 
-/* What history keeps of a report: actions with their reasons, not no-ops. */
+/* What history keeps of a report: actions with their reasons, not no-ops.
+ * Shares the report's values (references), copies nothing. */
 static json_object *report_for_history(json_object *report) {
-        json_object *copy = NULL, *acts, *kept;
+        json_object *copy;
 
-        if (!report || json_object_deep_copy(report, &copy, NULL) < 0)
+        if (!report || !json_object_is_type(report, json_type_object))
                 return NULL;
-        if (!json_object_object_get_ex(copy, "actions", &acts) || !json_object_is_type(acts, json_type_array))
-                return copy;
-        kept = json_object_new_array();
-        if (!kept)
-                return copy;
-        for (size_t i = 0; i < json_object_array_length(acts); i++) {
-                json_object *a = json_object_array_get_idx(acts, i), *k, *w;
+        copy = json_object_new_object();
+        if (!copy)
+                return NULL;
+        json_object_object_foreach(report, key, val) {
+                json_object *kept;
 
-                if (json_object_object_get_ex(a, "action", &k) && streq(json_object_get_string(k), "noop") &&
-                    !(json_object_object_get_ex(a, "waiting", &w) && json_object_get_boolean(w)))
+                if (!streq(key, "actions") || !json_object_is_type(val, json_type_array)) {
+                        json_object_object_add(copy, key, json_object_get(val));
                         continue;
-                json_object_array_add(kept, json_object_get(a));
+                }
+                kept = json_object_new_array();
+                if (!kept)
+                        continue;
+                for (size_t i = 0; i < json_object_array_length(val); i++) {
+                        json_object *a = json_object_array_get_idx(val, i), *k, *w;
+
+                        if (json_object_object_get_ex(a, "action", &k) && streq(json_object_get_string(k), "no-op") &&
+                            !(json_object_object_get_ex(a, "waiting", &w) && json_object_get_boolean(w)))
+                                continue;
+                        json_object_array_add(kept, json_object_get(a));
+                }
+                json_object_object_add(copy, key, kept);
         }
-        json_object_object_add(copy, "actions", kept);
         return copy;
 }
 
-/* Writes the finished runs to RUNS_FILE, newest kept when over the size cap. */
-static void manager_save_runs(Manager *m) {
-        _cleanup_(json_object_putp) json_object *a = json_object_new_array();
-        _cleanup_free_ char *path = NULL;
-        const char *text;
-        size_t first = 0;
+/* Appends a finished run's record (summary, report, text) to the history
+ * file; the run keeps where it lies. */
+static void manager_save_run(Manager *m, Run *x, const RunReport *report) {
+        _cleanup_(json_object_putp) json_object *j = NULL;
         int r;
 
-        if (!a || !m->config->state_dir)
+        if (!m->history)
                 return;
-        for (size_t i = 0; i < m->n_ring; i++) {
-                const Run *x = m->ring[i];
-                json_object *j;
-
-                if (x->state != RUN_STATE_DONE)
-                        continue;
-                j = run_to_json(x, true);
-                if (!j)
-                        return;
-                json_object_object_add(j, "queued_usec", json_object_new_int64((int64_t) x->queued_usec));
-                json_object_object_add(j, "started_usec", json_object_new_int64((int64_t) x->started_usec));
-                json_object_object_add(j, "finished_usec", json_object_new_int64((int64_t) x->finished_usec));
-                json_object_array_add(a, j);
-        }
-        for (;;) {
-                text = json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-                if (!text)
-                        return;
-                if (strlen(text) <= RUNS_FILE_MAX || json_object_array_length(a) <= 1)
-                        break;
-                first = json_object_array_length(a) / 4 + 1;  /* drop the oldest quarter */
-                if (json_object_array_del_idx(a, 0, first) < 0)
-                        return;
-        }
-        path = path_join(m->config->state_dir, RUNS_FILE);
-        if (!path)
+        j = run_to_json(m, x, false);
+        if (!j)
                 return;
-        r = write_file_atomic(path, text, strlen(text), 0600);
+        json_object_object_add(j, "queued_usec", json_object_new_int64((int64_t) x->queued_usec));
+        json_object_object_add(j, "started_usec", json_object_new_int64((int64_t) x->started_usec));
+        json_object_object_add(j, "finished_usec", json_object_new_int64((int64_t) x->finished_usec));
+        json_object_object_add(j, "report", report_for_history(report->json));
+        if (report->text)
+                json_object_object_add(j, "text", json_object_new_string(report->text));
+        r = history_append(m->history, j, &x->record);
+        if (r == -EFBIG) {
+                /* Too big to keep whole: the summary at least. */
+                json_object_object_del(j, "report");
+                json_object_object_del(j, "text");
+                r = history_append(m->history, j, &x->record);
+        }
         if (r < 0)
-                log_warning_errno(r, "Cannot save the run history to '%s', ignoring: %m", path);
+                log_warning_errno(r, "Cannot append reconcile %s to the run history, ignoring: %m", x->id);
 }
 
 static const char *jget_str(json_object *o, const char *k) {
@@ -366,78 +367,73 @@ static uint64_t jget_u64(json_object *o, const char *k) {
         return o && json_object_object_get_ex(o, k, &v) && v ? (uint64_t) json_object_get_int64(v) : 0;
 }
 
-/* Loads RUNS_FILE (a missing file is an empty history; a corrupt one is
- * reported and ignored: history is not state). */
+static int manager_push_run(Manager *m, Run *r);
+
+/* One record of the history file → a summary in the ring. */
+static void load_run(json_object *j, const HistoryRef *ref, void *userdata) {
+        Manager *m = userdata;
+        const char *id = jget_str(j, "id"), *res = jget_str(j, "result");
+        json_object *v;
+        Run *x;
+
+        if (!id || strlen(id) >= sizeof(x->id) || !res)
+                return;
+        x = calloc(1, sizeof(Run));
+        if (!x)
+                return;
+        snprintf(x->id, sizeof(x->id), "%s", id);
+        x->trigger = strdup(jget_str(j, "trigger") ?: "unknown");
+        if (!x->trigger) {
+                run_free(x);
+                return;
+        }
+        x->n_triggers = (unsigned) jget_u64(j, "n_triggers");
+        x->force = json_object_object_get_ex(j, "force", &v) && json_object_get_boolean(v);
+        x->state = RUN_STATE_DONE;
+        x->result = RUN_RESULT_FAILED;
+        for (int k = 0; k < _RUN_RESULT_MAX; k++)
+                if (streq_ptr(run_result_to_string(k), res))
+                        x->result = k;
+        x->queued_usec = jget_u64(j, "queued_usec");
+        x->started_usec = jget_u64(j, "started_usec");
+        x->finished_usec = jget_u64(j, "finished_usec");
+        x->n_actions = (unsigned) jget_u64(j, "n_actions");
+        x->n_writes = (unsigned) jget_u64(j, "n_writes");
+        x->n_requests = (unsigned) jget_u64(j, "n_requests");
+        x->n_failed = (unsigned) jget_u64(j, "n_failed");
+        x->n_pending_removals = (unsigned) jget_u64(j, "pending_removals");
+        snprintf(x->generation, sizeof(x->generation), "%s", jget_str(j, "generation") ?: "");
+        x->record = *ref;
+        (void) manager_push_run(m, x);
+        /* Run ids stay unique across a restart within the same second. */
+        {
+                uint64_t boot = 0;
+                _cleanup_free_ char *prefix = strndup(id, strcspn(id, "-"));
+
+                if (prefix && safe_atou64(prefix, &boot) >= 0 && boot >= m->boot_sec)
+                        m->boot_sec = boot + 1;
+        }
+}
+
+/* Opens the history file and loads its summaries (a missing file is an
+ * empty history; what cannot be read is reported and ignored: history is
+ * not state). */
 static void manager_load_runs(Manager *m) {
-        _cleanup_(json_object_putp) json_object *a = NULL;
-        _cleanup_free_ char *path = NULL, *text = NULL;
-        size_t size = 0;
         int r;
 
         manager_status_changed(m);   /* the ring from disk */
-
-        path = path_join(m->config->state_dir, RUNS_FILE);
-        if (!path)
+        if (!m->config->state_dir)
                 return;
-        r = read_full_file(path, RUNS_FILE_MAX + 1024, &text, &size);
-        if (r == -ENOENT)
-                return;
+        r = history_open(&m->history, m->config->state_dir, 0);
         if (r < 0) {
-                log_warning_errno(r, "Cannot read the run history '%s', starting without it: %m", path);
+                log_warning_errno(r, "Cannot open the run history in '%s', keeping none: %m", m->config->state_dir);
                 return;
         }
-        a = json_tokener_parse(text);
-        if (!a || !json_object_is_type(a, json_type_array)) {
-                log_warning("The run history '%s' is not a JSON array; starting without it.", path);
-                return;
-        }
-        for (size_t i = 0; i < json_object_array_length(a) && m->n_ring < RUNS_MAX; i++) {
-                json_object *j = json_object_array_get_idx(a, i), *v;
-                const char *id = jget_str(j, "id"), *res = jget_str(j, "result");
-                Run *x;
-
-                if (!id || strlen(id) >= sizeof(x->id) || !res)
-                        continue;
-                x = calloc(1, sizeof(Run));
-                if (!x)
-                        return;
-                snprintf(x->id, sizeof(x->id), "%s", id);
-                x->trigger = strdup(jget_str(j, "trigger") ?: "unknown");
-                x->n_triggers = (unsigned) jget_u64(j, "n_triggers");
-                x->force = json_object_object_get_ex(j, "force", &v) && json_object_get_boolean(v);
-                x->state = RUN_STATE_DONE;
-                x->result = RUN_RESULT_FAILED;
-                for (int k = 0; k < _RUN_RESULT_MAX; k++)
-                        if (streq_ptr(run_result_to_string(k), res))
-                                x->result = k;
-                x->queued_usec = jget_u64(j, "queued_usec");
-                x->started_usec = jget_u64(j, "started_usec");
-                x->finished_usec = jget_u64(j, "finished_usec");
-                x->n_actions = (unsigned) jget_u64(j, "n_actions");
-                x->n_writes = (unsigned) jget_u64(j, "n_writes");
-                x->n_requests = (unsigned) jget_u64(j, "n_requests");
-                x->n_failed = (unsigned) jget_u64(j, "n_failed");
-                x->n_pending_removals = (unsigned) jget_u64(j, "pending_removals");
-                snprintf(x->generation, sizeof(x->generation), "%s", jget_str(j, "generation") ?: "");
-                if (json_object_object_get_ex(j, "report", &v) && v)
-                        x->report = json_object_get(v);
-                if (jget_str(j, "text"))
-                        x->text = strdup(jget_str(j, "text"));
-                if (!x->trigger) {
-                        run_free(x);
-                        return;
-                }
-                m->ring[m->n_ring++] = x;
-                /* Run ids stay unique across a restart within the same second. */
-                {
-                        uint64_t boot = 0;
-                        _cleanup_free_ char *prefix = strndup(id, strcspn(id, "-"));
-
-                        if (prefix && safe_atou64(prefix, &boot) >= 0 && boot >= m->boot_sec)
-                                m->boot_sec = boot + 1;
-                }
-        }
-        log_info("Run history: %zu runs loaded from '%s'.", m->n_ring, path);
+        r = history_load(m->history, load_run, m);
+        if (r < 0)
+                log_warning_errno(r, "Cannot read the run history in '%s', ignoring: %m", m->config->state_dir);
+        else if (r > 0)
+                log_info("Run history: %zu runs loaded from '%s/%s'.", m->n_ring, m->config->state_dir, HISTORY_FILE);
 }
 
 static int manager_push_run(Manager *m, Run *r) {
@@ -464,30 +460,27 @@ static void manager_finish_stop(Manager *m) {
 /* A failed or blocked run says why: the run's own error, then one line
  * per failed or blocked resource (BINDERY_RESOURCE, BINDERY_REASON). */
 static void log_run_why(Manager *m, const Run *r, const RunReport *report) {
-        _cleanup_(json_object_putp) json_object *st = engine_status_json(m->engine);
+        size_t n_st = 0;
+        const ResourceStatus *st = engine_status(m->engine, &n_st);
         json_object *err = NULL;
         unsigned n = 0;
 
         if (report->json && json_object_object_get_ex(report->json, "error", &err) && err)
                 log_event_reason(LOG_ERR, r->id, NULL, json_object_get_string(err),
                                  "Reconcile %s: %s", r->id, json_object_get_string(err));
-        for (size_t i = 0; st && i < json_object_array_length(st); i++) {
-                json_object *x = json_object_array_get_idx(st, i), *k, *nm, *s, *why;
+        for (size_t i = 0; i < n_st; i++) {
+                const ResourceStatus *x = &st[i];
                 _cleanup_free_ char *res = NULL;
 
-                if (!json_object_object_get_ex(x, "state", &s) ||
-                    !(streq(json_object_get_string(s), "failed") || streq(json_object_get_string(s), "blocked")))
+                if (x->state != RESOURCE_STATE_FAILED && x->state != RESOURCE_STATE_BLOCKED)
                         continue;
                 if (++n > ERRORS_LOGGED_MAX)
                         continue;
-                (void) json_object_object_get_ex(x, "kind", &k);
-                (void) json_object_object_get_ex(x, "name", &nm);
-                (void) json_object_object_get_ex(x, "reason", &why);
-                if (asprintf(&res, "%s/%s", json_object_get_string(k), json_object_get_string(nm)) < 0)
+                if (asprintf(&res, "%s/%s", x->kind, x->name) < 0)
                         return;
-                log_event_reason(LOG_WARNING, r->id, res, why ? json_object_get_string(why) : "",
-                                 "%s %s: %s", res, json_object_get_string(s),
-                                 why ? json_object_get_string(why) : "(no reason recorded)");
+                log_event_reason(LOG_WARNING, r->id, res, x->reason, "%s %s: %s", res,
+                                 resource_state_to_string(x->state),
+                                 !isempty(x->reason) ? x->reason : "(no reason recorded)");
         }
         if (n > ERRORS_LOGGED_MAX)
                 log_warning("... and %u more failed or blocked resources (GET /v1/status).", n - ERRORS_LOGGED_MAX);
@@ -520,8 +513,6 @@ static void on_run_done(Engine *e, const RunReport *report, void *userdata) {
                 r->n_writes = report->n_writes;
                 r->n_requests = report->n_requests;
                 r->n_failed = report->n_failed;
-                r->report = report_for_history(report->json);
-                r->text = report->text ? strdup(report->text) : NULL;
                 {
                         json_object *w;
 
@@ -547,9 +538,10 @@ static void on_run_done(Engine *e, const RunReport *report, void *userdata) {
                         log_run_why(m, r, report);
                 if (m->ha)
                         manager_ha_run_done(m, r, report);
-                manager_save_runs(m);
+                manager_save_run(m, r, report);
                 {
-                        _cleanup_(json_object_putp) json_object *st = engine_status_json(m->engine);
+                        /* Notifications look at failed, blocked and drifted ones only. */
+                        _cleanup_(json_object_putp) json_object *st = engine_status_json(m->engine, true);
                         NotifyRun nr = {
                                 .run_id = r->id,
                                 .result = run_result_to_string(report->result),
@@ -573,6 +565,9 @@ static void on_run_done(Engine *e, const RunReport *report, void *userdata) {
         log_set_context(NULL, NULL, NULL);
         manager_notify_status(m);
         httpd_wake(m->httpd);
+        /* A run's trees are freed by now: give the pages back, so the
+         * daemon's RSS between runs is what it holds, not its peak. */
+        (void) malloc_trim(0);
         if (m->stopping) {
                 manager_finish_stop(m);
                 return;
@@ -986,9 +981,9 @@ static json_object *backend_status(void *userdata) {
                         last = m->ring[i - 1];
                         break;
                 }
-        json_object_object_add(j, "current_run", m->current ? run_to_json(m->current, false) : NULL);
-        json_object_object_add(j, "pending_run", m->pending ? run_to_json(m->pending, false) : NULL);
-        json_object_object_add(j, "last_run", last ? run_to_json(last, false) : NULL);
+        json_object_object_add(j, "current_run", m->current ? run_to_json(m, m->current, false) : NULL);
+        json_object_object_add(j, "pending_run", m->pending ? run_to_json(m, m->pending, false) : NULL);
+        json_object_object_add(j, "last_run", last ? run_to_json(m, last, false) : NULL);
         {
                 const char *why = NULL;
                 ChangeDetection mode = engine_change_detection(m->engine, &why);
@@ -1005,16 +1000,15 @@ static json_object *backend_status(void *userdata) {
                                        : NULL);
         }
 
-        res = engine_status_json(m->engine);
+        res = engine_status_json(m->engine, false);
         if (!res)
                 res = json_object_new_array();
-        for (size_t i = 0; i < json_object_array_length(res); i++) {
-                json_object *x = json_object_array_get_idx(res, i), *st;
+        {
+                size_t n_st = 0;
+                const ResourceStatus *st = engine_status(m->engine, &n_st);
 
-                if (json_object_object_get_ex(x, "state", &st))
-                        for (int k = 0; k < _RESOURCE_STATE_MAX; k++)
-                                if (streq(json_object_get_string(st), resource_state_to_string(k)))
-                                        by_state[k]++;
+                for (size_t i = 0; i < n_st; i++)
+                        by_state[st[i].state]++;
         }
         json_object_object_add(j, "resources", res);
         counts = json_object_new_object();
@@ -1040,7 +1034,7 @@ static json_object *backend_runs(void *userdata) {
         if (!a)
                 return NULL;
         for (size_t i = m->n_ring; i > 0; i--)
-                json_object_array_add(a, run_to_json(m->ring[i - 1], false));
+                json_object_array_add(a, run_to_json(m, m->ring[i - 1], false));
         return a;
 }
 
@@ -1048,7 +1042,7 @@ static json_object *backend_run(void *userdata, const char *id) {
         Manager *m = userdata;
         Run *r = manager_find_run(m, id);
 
-        return r ? run_to_json(r, true) : NULL;
+        return r ? run_to_json(m, r, true) : NULL;
 }
 
 static int backend_trigger(void *userdata, const char *reason, bool force, char **ret_run_id) {
@@ -1191,18 +1185,12 @@ static void metrics_runs(Manager *m, Metrics *x) {
 
 /* /metrics: resources by reconcile state, and the change detection mode. */
 static void metrics_resources(Manager *m, Metrics *x) {
-        _cleanup_(json_object_putp) json_object *st = NULL;
+        size_t n_st = 0;
+        const ResourceStatus *st = engine_status(m->engine, &n_st);
         unsigned by_state[_RESOURCE_STATE_MAX] = {};
 
-        st = engine_status_json(m->engine);
-        for (size_t i = 0; st && i < json_object_array_length(st); i++) {
-                json_object *s;
-
-                if (json_object_object_get_ex(json_object_array_get_idx(st, i), "state", &s))
-                        for (int k = 0; k < _RESOURCE_STATE_MAX; k++)
-                                if (streq(json_object_get_string(s), resource_state_to_string(k)))
-                                        by_state[k]++;
-        }
+        for (size_t i = 0; i < n_st; i++)
+                by_state[st[i].state]++;
         metrics_family(x, "bindery_resources", "gauge", "Resources by reconcile state.");
         for (int k = 0; k < _RESOURCE_STATE_MAX; k++)
                 metrics_sample(x, "bindery_resources", by_state[k], "state", resource_state_to_string(k), NULL);
@@ -1210,18 +1198,11 @@ static void metrics_resources(Manager *m, Metrics *x) {
          * kube-state-metrics does), so "== 1" alerts and a change is seen. */
         metrics_family(x, "bindery_resource_condition", "gauge",
                        "Per resource: 1 for its current reconcile state, 0 for the others.");
-        for (size_t i = 0; st && i < json_object_array_length(st); i++) {
-                json_object *r = json_object_array_get_idx(st, i), *s, *kd, *nm;
-
-                if (!json_object_object_get_ex(r, "state", &s) || !json_object_object_get_ex(r, "kind", &kd) ||
-                    !json_object_object_get_ex(r, "name", &nm))
-                        continue;
+        for (size_t i = 0; i < n_st; i++)
                 for (int k = 0; k < _RESOURCE_STATE_MAX; k++)
-                        metrics_sample(x, "bindery_resource_condition",
-                                       streq(json_object_get_string(s), resource_state_to_string(k)) ? 1 : 0, "kind",
-                                       json_object_get_string(kd), "name", json_object_get_string(nm), "state",
-                                       resource_state_to_string(k), NULL);
-        }
+                        metrics_sample(x, "bindery_resource_condition", st[i].state == (ResourceState) k ? 1 : 0,
+                                       "kind", st[i].kind, "name", st[i].name, "state", resource_state_to_string(k),
+                                       NULL);
 
         {
                 ChangeDetection d = engine_change_detection(m->engine, NULL);
@@ -1607,6 +1588,7 @@ Manager *manager_free(Manager *m) {
         json_object_put(m->plan_cache);
         for (size_t i = 0; i < m->n_ring; i++)
                 run_free(m->ring[i]);
+        history_free(m->history);
         config_free(m->config);
         for (size_t i = 0; i < m->n_old_configs; i++)
                 config_free(m->old_configs[i]);

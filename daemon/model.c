@@ -135,6 +135,7 @@ static void binding_done(Binding *b) {
 }
 
 static void worker_done(Worker *w) {
+        sha256_free(w->upload_prefix);
         free(w->name);
         free(w->main_module);
         for (size_t i = 0; i < w->n_modules; i++) {
@@ -235,11 +236,32 @@ Generation *generation_free(Generation *g) {
         return NULL;
 }
 
+/* A loaded generation's arrays are sorted by name: binary search (the
+ * plan looks every live resource up); one built by hand (tests) is
+ * scanned. */
 #define DEFINE_FIND(fn, type, array, count)                                   \
         const type *fn(const Generation *g, const char *name) {               \
-                for (size_t i = 0; i < g->count; i++)                         \
-                        if (streq_ptr(g->array[i].name, name))                \
-                                return &g->array[i];                          \
+                size_t lo = 0, hi = g->count;                                 \
+                                                                              \
+                if (!name)                                                    \
+                        return NULL;                                          \
+                if (!g->sorted) {                                             \
+                        for (size_t i = 0; i < g->count; i++)                 \
+                                if (streq_ptr(g->array[i].name, name))        \
+                                        return &g->array[i];                  \
+                        return NULL;                                          \
+                }                                                             \
+                while (lo < hi) {                                             \
+                        size_t mid = lo + (hi - lo) / 2;                      \
+                        int c = strcmp(name, g->array[mid].name);             \
+                                                                              \
+                        if (c == 0)                                           \
+                                return &g->array[mid];                        \
+                        if (c < 0)                                            \
+                                hi = mid;                                     \
+                        else                                                  \
+                                lo = mid + 1;                                 \
+                }                                                             \
                 return NULL;                                                  \
         }
 

@@ -316,6 +316,10 @@ typedef struct Worker {
         ResourcePolicy policy;
         char digest[65];            /* SHA-256 over the canonical worker (modules, bindings, settings) */
         Location loc;
+        /* Cache of plan_worker_digest() for a loaded generation: the
+         * SHA-256 state after the worker's own part, which does not
+         * change while the generation lives (a Sha256, util.h). */
+        void *upload_prefix;
 } Worker;
 
 /* One validated generation. Immutable once built. */
@@ -340,6 +344,8 @@ typedef struct Generation {
         SecretsStoreSecret *secrets_store_secrets;
         size_t n_secrets_store_secrets;
         const SecretsStore *default_store; /* NULL: none named */
+        bool sorted;                /* the arrays are in name order (spec_finalize_generation):
+                                     * lookups by name are binary searches */
 } Generation;
 
 Generation *generation_free(Generation *g);

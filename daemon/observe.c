@@ -45,7 +45,8 @@ struct Observer {
         uint64_t now_usec;
 
         ObserveResult res;
-        json_object *audit;     /* entries */
+        AuditEntry *audit;      /* the feed's entries, parsed once as they stream in */
+        size_t n_audit, n_audit_alloc;
         unsigned pending;
         int phase;
         bool dead;
@@ -70,7 +71,9 @@ static void observer_destroy(Observer *o) {
         strv_free(o->own_writes);
         strv_free(o->refresh);
         strv_free(o->rotation);
-        json_object_put(o->audit);
+        for (size_t i = 0; i < o->n_audit; i++)
+                audit_entry_done(&o->audit[i]);
+        free(o->audit);
         free(o);
 }
 
@@ -116,70 +119,78 @@ static int set_str(char **dst, const char *s) {
 /* ---- parsers ---- */
 
 int observe_parse_script_list(json_object *result, LiveState *live) {
+        int r;
+
         if (!result || !json_object_is_type(result, json_type_array))
                 return -EBADMSG;
         for (size_t i = 0; i < json_object_array_length(result); i++) {
-                json_object *s = json_object_array_get_idx(result, i);
-                const char *name = jstr(s, "id") ?: jstr(s, "script_name");
-                LiveWorker *w;
-
-                if (!name)
-                        continue; /* tolerate odd entries */
-                w = live_state_find_worker(live, name);
-                if (!w)
-                        w = live_state_add_worker(live, name);
-                if (!w)
-                        return -ENOMEM;
-                if (set_str(&w->etag, jstr(s, "etag")) < 0 || set_str(&w->modified_on, jstr(s, "modified_on")) < 0 ||
-                    set_str(&w->migration_tag, jstr(s, "migration_tag")) < 0 ||
-                    set_str(&w->compatibility_date, jstr(s, "compatibility_date")) < 0)
-                        return -ENOMEM;
-                {
-                        json_object *t = jget(s, "tags"), *lp = jget(s, "logpush"), *ob = jget(s, "observability"),
-                                    *fl = jget(s, "compatibility_flags");
-
-                        /* Flags: only to show a plan's change, never a reason. */
-                        w->compatibility_flags = strv_free(w->compatibility_flags);
-                        w->flags_known = false;
-                        if (fl && json_object_is_type(fl, json_type_array)) {
-                                w->compatibility_flags = calloc(1, sizeof(char *));
-                                if (!w->compatibility_flags)
-                                        return -ENOMEM;
-                                for (size_t k = 0; k < json_object_array_length(fl); k++) {
-                                        json_object *x = json_object_array_get_idx(fl, k);
-
-                                        if (json_object_is_type(x, json_type_string) &&
-                                            strv_extend(&w->compatibility_flags, json_object_get_string(x)) < 0)
-                                                return -ENOMEM;
-                                }
-                                strv_sort_uniq(w->compatibility_flags);
-                                w->flags_known = true;
-                        }
-
-                        w->tags = strv_free(w->tags);
-                        w->tags_known = false;
-                        if (t && json_object_is_type(t, json_type_array)) {
-                                w->tags = calloc(1, sizeof(char *));
-                                if (!w->tags)
-                                        return -ENOMEM;
-                                for (size_t k = 0; k < json_object_array_length(t); k++) {
-                                        json_object *x = json_object_array_get_idx(t, k);
-
-                                        if (json_object_is_type(x, json_type_string) &&
-                                            strv_extend(&w->tags, json_object_get_string(x)) < 0)
-                                                return -ENOMEM;
-                                }
-                                strv_sort_uniq(w->tags);
-                                w->tags_known = true;
-                        } else if (t && json_object_is_type(t, json_type_null))
-                                w->tags_known = true;
-                        w->logpush = lp && json_object_is_type(lp, json_type_boolean) ? json_object_get_boolean(lp) : -1;
-                        ob = ob ? jget(ob, "enabled") : NULL;
-                        w->observability = ob && json_object_is_type(ob, json_type_boolean) ? json_object_get_boolean(ob)
-                                                                                             : -1;
-                }
+                r = observe_parse_script(json_object_array_get_idx(result, i), live);
+                if (r < 0)
+                        return r;
         }
         live->workers_listed = true;
+        return 0;
+}
+
+int observe_parse_script(json_object *s, LiveState *live) {
+        const char *name = jstr(s, "id") ?: jstr(s, "script_name");
+        LiveWorker *w;
+
+        if (!name)
+                return 0; /* tolerate odd entries */
+        w = live_state_find_worker(live, name);
+        if (!w)
+                w = live_state_add_worker(live, name);
+        if (!w)
+                return -ENOMEM;
+        if (set_str(&w->etag, jstr(s, "etag")) < 0 || set_str(&w->modified_on, jstr(s, "modified_on")) < 0 ||
+            set_str(&w->migration_tag, jstr(s, "migration_tag")) < 0 ||
+            set_str(&w->compatibility_date, jstr(s, "compatibility_date")) < 0)
+                return -ENOMEM;
+        {
+                json_object *t = jget(s, "tags"), *lp = jget(s, "logpush"), *ob = jget(s, "observability"),
+                            *fl = jget(s, "compatibility_flags");
+
+                /* Flags: only to show a plan's change, never a reason. */
+                w->compatibility_flags = strv_free(w->compatibility_flags);
+                w->flags_known = false;
+                if (fl && json_object_is_type(fl, json_type_array)) {
+                        w->compatibility_flags = calloc(1, sizeof(char *));
+                        if (!w->compatibility_flags)
+                                return -ENOMEM;
+                        for (size_t k = 0; k < json_object_array_length(fl); k++) {
+                                json_object *x = json_object_array_get_idx(fl, k);
+
+                                if (json_object_is_type(x, json_type_string) &&
+                                    strv_extend(&w->compatibility_flags, json_object_get_string(x)) < 0)
+                                        return -ENOMEM;
+                        }
+                        strv_sort_uniq(w->compatibility_flags);
+                        w->flags_known = true;
+                }
+
+                w->tags = strv_free(w->tags);
+                w->tags_known = false;
+                if (t && json_object_is_type(t, json_type_array)) {
+                        w->tags = calloc(1, sizeof(char *));
+                        if (!w->tags)
+                                return -ENOMEM;
+                        for (size_t k = 0; k < json_object_array_length(t); k++) {
+                                json_object *x = json_object_array_get_idx(t, k);
+
+                                if (json_object_is_type(x, json_type_string) &&
+                                    strv_extend(&w->tags, json_object_get_string(x)) < 0)
+                                        return -ENOMEM;
+                        }
+                        strv_sort_uniq(w->tags);
+                        w->tags_known = true;
+                } else if (t && json_object_is_type(t, json_type_null))
+                        w->tags_known = true;
+                w->logpush = lp && json_object_is_type(lp, json_type_boolean) ? json_object_get_boolean(lp) : -1;
+                ob = ob ? jget(ob, "enabled") : NULL;
+                w->observability = ob && json_object_is_type(ob, json_type_boolean) ? json_object_get_boolean(ob)
+                                                                                     : -1;
+        }
         return 0;
 }
 
@@ -222,79 +233,92 @@ int observe_parse_bindings(json_object *bindings, LiveWorker *lw) {
 }
 
 int observe_parse_resources(ResourceKind kind, json_object *items, LiveState *live, const char *store_id) {
+        int r;
+
         if (!items)
                 items = NULL;
         else if (!json_object_is_type(items, json_type_array))
                 return -EBADMSG;
         for (size_t i = 0; items && i < json_object_array_length(items); i++) {
-                json_object *x = json_object_array_get_idx(items, i);
-                const char *id = NULL, *name = NULL, *modified = NULL;
-                LiveResource *r;
-
-                switch (kind) {
-                case RESOURCE_KV_NAMESPACE:
-                        id = jstr(x, "id");
-                        name = jstr(x, "title");
-                        break;
-                case RESOURCE_R2_BUCKET:
-                        id = name = jstr(x, "name");
-                        break;
-                case RESOURCE_D1_DATABASE:
-                        id = jstr(x, "uuid") ?: jstr(x, "id");
-                        name = jstr(x, "name");
-                        break;
-                case RESOURCE_QUEUE:
-                        id = jstr(x, "queue_id") ?: jstr(x, "id");
-                        name = jstr(x, "queue_name");
-                        modified = jstr(x, "modified_on");
-                        break;
-                case RESOURCE_SECRETS_STORE:
-                        id = jstr(x, "id");
-                        name = jstr(x, "name");
-                        modified = jstr(x, "modified");
-                        break;
-                case RESOURCE_SECRETS_STORE_SECRET:
-                        id = jstr(x, "id");
-                        name = jstr(x, "name");
-                        modified = jstr(x, "modified");
-                        if (jstr(x, "status") && streq(jstr(x, "status"), "deleted"))
-                                continue;
-                        break;
-                default:
-                        return -EINVAL;
-                }
-                if (!id || !name)
-                        continue;
-                r = live_state_add_resource(live, kind, id, name);
-                if (!r)
-                        return -ENOMEM;
-                if (set_str(&r->modified, modified) < 0)
-                        return -ENOMEM;
-                if (kind == RESOURCE_SECRETS_STORE_SECRET &&
-                    set_str(&r->store_id, jstr(x, "store_id") ?: store_id) < 0)
-                        return -ENOMEM;
-                if (kind == RESOURCE_QUEUE) {
-                        json_object *cs = jget(x, "consumers");
-
-                        for (size_t j = 0; cs && json_object_is_type(cs, json_type_array) &&
-                                           j < json_object_array_length(cs);
-                             j++) {
-                                json_object *c = json_object_array_get_idx(cs, j);
-                                const char *script = jstr(c, "script_name") ?: jstr(c, "script") ?: jstr(c, "service");
-                                _cleanup_free_ char *canon = NULL;
-
-                                if (!script)
-                                        continue;
-                                canon = plan_consumer_canon_json(c);
-                                if (!canon)
-                                        return -ENOMEM;
-                                if (!live_resource_add_consumer(r, script, jstr(c, "consumer_id") ?: jstr(c, "id"),
-                                                                canon))
-                                        return -ENOMEM;
-                        }
-                }
+                r = observe_parse_resource(kind, json_object_array_get_idx(items, i), live, store_id, NULL);
+                if (r < 0)
+                        return r;
         }
         live->listed[kind] = true;
+        return 0;
+}
+
+int observe_parse_resource(ResourceKind kind, json_object *x, LiveState *live, const char *store_id,
+                           LiveResource **ret) {
+        if (ret)
+                *ret = NULL;
+        const char *id = NULL, *name = NULL, *modified = NULL;
+        LiveResource *r;
+
+        switch (kind) {
+        case RESOURCE_KV_NAMESPACE:
+                id = jstr(x, "id");
+                name = jstr(x, "title");
+                break;
+        case RESOURCE_R2_BUCKET:
+                id = name = jstr(x, "name");
+                break;
+        case RESOURCE_D1_DATABASE:
+                id = jstr(x, "uuid") ?: jstr(x, "id");
+                name = jstr(x, "name");
+                break;
+        case RESOURCE_QUEUE:
+                id = jstr(x, "queue_id") ?: jstr(x, "id");
+                name = jstr(x, "queue_name");
+                modified = jstr(x, "modified_on");
+                break;
+        case RESOURCE_SECRETS_STORE:
+                id = jstr(x, "id");
+                name = jstr(x, "name");
+                modified = jstr(x, "modified");
+                break;
+        case RESOURCE_SECRETS_STORE_SECRET:
+                id = jstr(x, "id");
+                name = jstr(x, "name");
+                modified = jstr(x, "modified");
+                if (jstr(x, "status") && streq(jstr(x, "status"), "deleted"))
+                        return 0;
+                break;
+        default:
+                return -EINVAL;
+        }
+        if (!id || !name)
+                return 0;
+        r = live_state_add_resource(live, kind, id, name);
+        if (!r)
+                return -ENOMEM;
+        if (set_str(&r->modified, modified) < 0)
+                return -ENOMEM;
+        if (kind == RESOURCE_SECRETS_STORE_SECRET &&
+            set_str(&r->store_id, jstr(x, "store_id") ?: store_id) < 0)
+                return -ENOMEM;
+        if (kind == RESOURCE_QUEUE) {
+                json_object *cs = jget(x, "consumers");
+
+                for (size_t j = 0; cs && json_object_is_type(cs, json_type_array) &&
+                                   j < json_object_array_length(cs);
+                     j++) {
+                        json_object *c = json_object_array_get_idx(cs, j);
+                        const char *script = jstr(c, "script_name") ?: jstr(c, "script") ?: jstr(c, "service");
+                        _cleanup_free_ char *canon = NULL;
+
+                        if (!script)
+                                continue;
+                        canon = plan_consumer_canon_json(c);
+                        if (!canon)
+                                return -ENOMEM;
+                        if (!live_resource_add_consumer(r, script, jstr(c, "consumer_id") ?: jstr(c, "id"),
+                                                        canon))
+                                return -ENOMEM;
+                }
+        }
+        if (ret)
+                *ret = r;
         return 0;
 }
 
@@ -386,6 +410,39 @@ int observe_audit_script(const char *uri, char **ret, bool *ret_secrets) {
         return 1;
 }
 
+void audit_entry_done(AuditEntry *e) {
+        free(e->id);
+        free(e->key);
+        free(e->script);
+        *e = (AuditEntry) {};
+}
+
+int observe_audit_entry(json_object *x, AuditEntry *ret) {
+        _cleanup_(audit_entry_done) AuditEntry a = {};
+        const char *id = jstr(x, "id"), *method = jstr(jget(x, "raw"), "method"), *uri = jstr(jget(x, "raw"), "uri");
+        int r;
+
+        if (id) {
+                a.id = strdup(id);
+                if (!a.id)
+                        return -ENOMEM;
+        }
+        a.get = method && streq(method, "GET");
+        if (!a.get) {
+                if (method && uri) {
+                        a.key = observe_audit_write_key(method, uri);
+                        if (!a.key)
+                                return -ENOMEM;
+                }
+                r = observe_audit_script(uri, &a.script, &a.secrets);
+                if (r < 0)
+                        return r;
+        }
+        *ret = a;
+        a = (AuditEntry) {};
+        return 1;
+}
+
 /* ---- requests ---- */
 
 static void on_reply(CfApi *api, const CfReply *reply, void *userdata);
@@ -396,6 +453,44 @@ static void fail(Observer *o, int error, const char *what, const char *msg) {
         o->res.error = error;
         if (asprintf(&o->res.message, "%s: %s", what, msg ?: strerror(-error)) < 0)
                 o->res.message = NULL;
+}
+
+/* One item of a streamed list (scripts, resources, store secrets) into
+ * the LiveState as it is decoded: the list is never a tree in memory. */
+static int on_item(json_object *item, void *userdata) {
+        Req *q = userdata;
+        Observer *o = q->o;
+        LiveResource *res = NULL;
+        int r;
+
+        if (o->dead)
+                return 0;
+        if (q->type == REQ_SCRIPTS)
+                return observe_parse_script(item, o->res.live);
+        if (q->type == REQ_AUDIT) {
+                AuditEntry a;
+
+                r = observe_audit_entry(item, &a);
+                if (r <= 0)
+                        return r;
+                if (o->n_audit == o->n_audit_alloc) {
+                        size_t n = o->n_audit_alloc ? o->n_audit_alloc * 2 : 64;
+                        AuditEntry *p = reallocarray(o->audit, n, sizeof(AuditEntry));
+
+                        if (!p) {
+                                audit_entry_done(&a);
+                                return -ENOMEM;
+                        }
+                        o->audit = p;
+                        o->n_audit_alloc = n;
+                }
+                o->audit[o->n_audit++] = a;
+                return 0;
+        }
+        r = observe_parse_resource(q->kind, item, o->res.live, q->store_id, &res);
+        if (r >= 0 && res && q->jurisdiction)
+                r = set_str(&res->jurisdiction, q->jurisdiction);
+        return r;
 }
 
 static int submit_ex(Observer *o, ReqType type, ResourceKind kind, const char *path, const char *query,
@@ -411,6 +506,8 @@ static int submit_ex(Observer *o, ReqType type, ResourceKind kind, const char *p
                 .priority = o->priority,
                 .paging = paging,
                 .items_key = items_key,
+                .each = type == REQ_SCRIPTS || type == REQ_LIST || type == REQ_STORE_SECRETS || type == REQ_AUDIT ?
+                        on_item : NULL,
         };
         int k;
 
@@ -583,16 +680,18 @@ static int start_detail(Observer *o, LiveWorker *w, const char *why) {
 /* Whether the spec wants something else than what bindery last applied
  * to an owned worker; then its live bindings are read so the plan can
  * show the values it replaces. */
-static bool spec_changed(Observer *o, const char *name, const LedgerEntry *e) {
-        const Worker *dw = o->g ? generation_find_worker(o->g, name) : NULL;
-        char digest[65];
-        bool unresolved = false;
+static bool spec_changed(Observer *o, LiveWorker *w, const LedgerEntry *e) {
+        const Worker *dw = o->g ? generation_find_worker(o->g, w->name) : NULL;
 
         if (!dw || !e || !e->digest || dw->policy.suspend || dw->policy.external)
                 return false;
-        if (plan_worker_digest(o->g, dw, o->res.live, o->ledger, false, digest, &unresolved) < 0)
+        /* Kept in the LiveWorker: the plan needs the same digest. */
+        if (plan_worker_digest(o->g, dw, o->res.live, o->ledger, false, w->desired_digest,
+                               &w->desired_unresolved) < 0) {
+                w->desired_digest[0] = '\0';
                 return false;
-        return !streq(e->digest, digest);
+        }
+        return !streq(e->digest, w->desired_digest);
 }
 
 /* Workers read only to show a spec change's old values, per cycle. */
@@ -610,29 +709,18 @@ static int start_details(Observer *o) {
                 if (strset_put(seen, o->audit_seen[i]) < 0)
                         return -ENOMEM;
         /* The audit feed: writes we have not processed yet. */
-        for (size_t i = 0; o->audit && i < json_object_array_length(o->audit); i++) {
-                json_object *e = json_object_array_get_idx(o->audit, i);
-                const char *id = jstr(e, "id"), *method = jstr(jget(e, "raw"), "method"),
-                           *uri = jstr(jget(e, "raw"), "uri");
-                _cleanup_free_ char *script = NULL, *key = NULL;
-                bool secrets = false;
-                int r;
+        for (size_t i = 0; i < o->n_audit; i++) {
+                const AuditEntry *e = &o->audit[i];
 
-                if (id && strv_extend(&o->res.audit_seen, id) < 0)
+                if (e->id && strv_extend(&o->res.audit_seen, e->id) < 0)
                         return -ENOMEM;
-                if (strset_contains(seen, id))
+                if ((e->id && strset_contains(seen, e->id)) || e->get)
                         continue;
-                if (method && streq(method, "GET"))
-                        continue;
-                key = observe_audit_write_key(method, uri);
-                if (key && observe_write_take(own, key))
+                if (e->key && observe_write_take(own, e->key))
                         continue;       /* one of ours, late */
-                r = observe_audit_script(uri, &script, &secrets);
-                if (r < 0)
-                        return r;
-                if (r == 0)
+                if (!e->script)
                         continue;
-                if (strset_put(flagged, script) < 0 || (secrets && strset_put(secret_flagged, script) < 0))
+                if (strset_put(flagged, e->script) < 0 || (e->secrets && strset_put(secret_flagged, e->script) < 0))
                         return -ENOMEM;
         }
         strv_sort_uniq(o->res.audit_seen);
@@ -664,7 +752,7 @@ static int start_details(Observer *o) {
                 else if ((!o->res.audit_ok || o->audit_gap) && e && strv_contains(o->rotation, w->name)) {
                         why = o->audit_gap ? "settings rotation (audit feed has gaps)"
                                            : "settings rotation (audit feed unavailable)";
-                } else if (n_diff_reads < OBSERVE_DIFF_READS_MAX && spec_changed(o, w->name, e)) {
+                } else if (n_diff_reads < OBSERVE_DIFF_READS_MAX && spec_changed(o, w, e)) {
                         /* Bounded: a spec change touching every worker must
                          * not spend the request budget on showing the diff;
                          * past the bound the plan says the values are unknown. */
@@ -719,13 +807,10 @@ static void step(Observer *o) {
 }
 
 static void on_scripts(Observer *o, const CfReply *reply) {
-        int r;
-
         if (reply->error < 0)
                 return fail(o, reply->error, "GET workers/scripts", reply->message);
-        r = observe_parse_script_list(reply->result, o->res.live);
-        if (r < 0)
-                return fail(o, r, "workers/scripts", "undecodable list");
+        /* The entries came one by one (on_item). */
+        o->res.live->workers_listed = true;
 }
 
 static void on_audit(Observer *o, const CfReply *reply) {
@@ -739,9 +824,8 @@ static void on_audit(Observer *o, const CfReply *reply) {
                 o->res.audit_message = reply->message ? strdup(reply->message) : NULL;
                 return;
         }
+        /* The entries came one by one (on_item). */
         o->res.audit_ok = true;
-        if (reply->result && json_object_is_type(reply->result, json_type_array))
-                o->audit = json_object_get(reply->result);
 }
 
 /* Whether bindery uses a listed secrets store (its ledger or the spec). */
@@ -781,30 +865,18 @@ static void list_store_secrets(Observer *o) {
 }
 
 static void on_list(Observer *o, Req *q, const CfReply *reply) {
-        LiveState *live = o->res.live;
-        size_t before = live->n_resources;
-        int r;
-
         if (reply->error < 0)
                 return fail(o, reply->error, resource_kind_to_string(q->kind), reply->message);
-        r = observe_parse_resources(q->kind, reply->result, live, NULL);
-        if (r < 0)
-                return fail(o, r, resource_kind_to_string(q->kind), "undecodable list");
-        for (size_t i = before; q->jurisdiction && i < live->n_resources; i++)
-                if (set_str(&live->resources[i].jurisdiction, q->jurisdiction) < 0)
-                        return fail(o, -ENOMEM, "observe", NULL);
-        if (q->kind == RESOURCE_SECRETS_STORE && reply->result)
+        /* The entries came one by one (on_item, jurisdiction included). */
+        o->res.live->listed[q->kind] = true;
+        if (q->kind == RESOURCE_SECRETS_STORE)
                 list_store_secrets(o);
 }
 
 static void on_store_secrets(Observer *o, Req *q, const CfReply *reply) {
-        int r;
-
         if (reply->error < 0)
                 return fail(o, reply->error, "Secrets Store secrets", reply->message);
-        r = observe_parse_resources(RESOURCE_SECRETS_STORE_SECRET, reply->result, o->res.live, q->store_id);
-        if (r < 0)
-                return fail(o, r, "Secrets Store secrets", "undecodable list");
+        o->res.live->listed[RESOURCE_SECRETS_STORE_SECRET] = true;
 }
 
 /* The version serving the most traffic in the newest deployment

@@ -84,6 +84,26 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Observer *, observe_free);
 int observe_parse_script_list(json_object *result, LiveState *live);
 int observe_parse_bindings(json_object *bindings, LiveWorker *lw);
 int observe_parse_resources(ResourceKind kind, json_object *items, LiveState *live, const char *store_id);
+/* One entry of a list, as the lists above take them (streamed lists hand
+ * them over one by one): 0 also for an entry skipped as odd or deleted;
+ * ret (may be NULL): the resource added, or NULL. The lists' "listed"
+ * flags are the caller's to set once the whole list has been read. */
+int observe_parse_script(json_object *s, LiveState *live);
+int observe_parse_resource(ResourceKind kind, json_object *x, LiveState *live, const char *store_id,
+                           LiveResource **ret);
+/* One Audit Logs v2 entry as bindery reads it, parsed once. */
+typedef struct AuditEntry {
+        char *id;               /* NULL if the entry had none */
+        bool get;               /* a read (nothing to do) */
+        char *key;              /* "METHOD path" (observe_audit_write_key), or NULL */
+        char *script;           /* the Worker script it wrote (observe_audit_script), or NULL */
+        bool secrets;           /* ...its secrets */
+} AuditEntry;
+
+void audit_entry_done(AuditEntry *e);
+/* Parses entry x: 1 and *ret (the caller's to done), or -ENOMEM. */
+int observe_audit_entry(json_object *x, AuditEntry *ret);
+
 /* Whether an audit entry (method, raw.uri) is the write "METHOD path"
  * (path relative to the account, as bindery sent it). */
 bool observe_audit_matches(const char *method, const char *uri, const char *write) _pure_;

@@ -64,8 +64,66 @@ static void *grow(void *p, size_t *n, size_t size) {
 
 /* ---- LiveState ---- */
 
+static void index_key_free(struct lh_entry *e) {
+        free(lh_entry_k(e));
+}
+
 LiveState *live_state_new(void) {
-        return calloc(1, sizeof(LiveState));
+        LiveState *s = calloc(1, sizeof(LiveState));
+
+        if (!s)
+                return NULL;
+        /* Worker keys are the workers' own names; resource keys are made. */
+        s->worker_index = lh_kchar_table_new(64, NULL);
+        s->resource_by_id = lh_kchar_table_new(64, index_key_free);
+        s->resource_by_name = lh_kchar_table_new(64, index_key_free);
+        if (!s->worker_index || !s->resource_by_id || !s->resource_by_name)
+                return live_state_free(s);
+        return s;
+}
+
+/* Grows an array to hold one more, doubling (the LiveState's lists hold
+ * thousands: one realloc per entry was quadratic). */
+static void *grow_cap(void *p, size_t n, size_t *alloc, size_t size) {
+        size_t na;
+        void *q;
+
+        if (n < *alloc)
+                return p;
+        na = *alloc ? *alloc * 2 : 16;
+        q = reallocarray(p, na, size);
+        if (!q)
+                return NULL;
+        *alloc = na;
+        return q;
+}
+
+static char *resource_key(ResourceKind kind, const char *s) {
+        char *k;
+
+        return asprintf(&k, "%d/%s", (int) kind, s) < 0 ? NULL : k;
+}
+
+/* Maps key (taken) to index i unless it is mapped already: the first stays. */
+static int index_put_first(struct lh_table *t, char *key, size_t i) {
+        if (lh_table_lookup_ex(t, key, NULL)) {
+                free(key);
+                return 0;
+        }
+        if (lh_table_insert(t, key, (const void *) (uintptr_t) (i + 1)) < 0) {
+                free(key);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static bool index_get(struct lh_table *t, const char *key, size_t *ret) {
+        void *v;
+
+        if (!t || !key || !lh_table_lookup_ex(t, key, &v))
+                return false;
+        *ret = (size_t) (uintptr_t) v - 1;
+        return true;
 }
 
 static void live_worker_done(LiveWorker *w) {
@@ -111,23 +169,35 @@ LiveState *live_state_free(LiveState *s) {
         for (size_t i = 0; i < s->n_resources; i++)
                 live_resource_done(&s->resources[i]);
         free(s->resources);
+        if (s->worker_index)
+                lh_table_free(s->worker_index);
+        if (s->resource_by_id)
+                lh_table_free(s->resource_by_id);
+        if (s->resource_by_name)
+                lh_table_free(s->resource_by_name);
         free(s);
         return NULL;
 }
 
 LiveWorker *live_state_add_worker(LiveState *s, const char *name) {
         LiveWorker *a;
-        size_t n = s->n_workers;
+        size_t n = s->n_workers + 1;
         char *copy = strdup(name);
 
         if (!copy)
                 return NULL;
-        a = grow(s->workers, &n, sizeof(LiveWorker));
+        a = grow_cap(s->workers, s->n_workers, &s->n_workers_alloc, sizeof(LiveWorker));
         if (!a) {
                 free(copy);
                 return NULL;
         }
         s->workers = a;
+        memset(&a[n - 1], 0, sizeof(LiveWorker));
+        if (!lh_table_lookup_ex(s->worker_index, copy, NULL) &&
+            lh_table_insert(s->worker_index, copy, (const void *) (uintptr_t) n) < 0) {
+                free(copy);
+                return NULL;
+        }
         s->n_workers = n;
         a[n - 1].name = copy;
         a[n - 1].subdomain = -1;
@@ -143,10 +213,24 @@ LiveResource *live_state_add_resource(LiveState *s, ResourceKind kind, const cha
 
         if ((id && !i) || (name && !nm))
                 return NULL;
-        a = grow(s->resources, &n, sizeof(LiveResource));
+        a = grow_cap(s->resources, s->n_resources, &s->n_resources_alloc, sizeof(LiveResource));
         if (!a)
                 return NULL;
         s->resources = a;
+        if (id) {
+                char *k = resource_key(kind, id);
+
+                if (!k || index_put_first(s->resource_by_id, k, n) < 0)
+                        return NULL;
+        }
+        if (name) {
+                char *k = resource_key(kind, name);
+
+                if (!k || index_put_first(s->resource_by_name, k, n) < 0)
+                        return NULL;
+        }
+        n++;
+        memset(&a[n - 1], 0, sizeof(LiveResource));
         s->n_resources = n;
         a[n - 1].kind = kind;
         a[n - 1].id = TAKE_PTR(i);
@@ -205,17 +289,33 @@ void live_worker_sort(LiveWorker *w) {
         strv_sort_uniq(w->crons);
 }
 
+/* The indexes answer; an entry changed in place since (tests do) is
+ * checked, and then the list is scanned as before. */
 LiveWorker *live_state_find_worker(const LiveState *s, const char *name) {
-        for (size_t i = 0; i < s->n_workers; i++)
+        size_t i;
+
+        if (!index_get(s->worker_index, name, &i))
+                return NULL;
+        if (i < s->n_workers && streq_ptr(s->workers[i].name, name))
+                return &s->workers[i];
+        for (i = 0; i < s->n_workers; i++)
                 if (streq_ptr(s->workers[i].name, name))
                         return &s->workers[i];
         return NULL;
 }
 
 LiveResource *live_state_find_by_id(const LiveState *s, ResourceKind kind, const char *id) {
+        _cleanup_free_ char *k = NULL;
+        size_t i;
+
         if (!id)
                 return NULL;
-        for (size_t i = 0; i < s->n_resources; i++)
+        k = resource_key(kind, id);
+        if (!k || !index_get(s->resource_by_id, k, &i))
+                return NULL;
+        if (i < s->n_resources && s->resources[i].kind == kind && streq_ptr(s->resources[i].id, id))
+                return &s->resources[i];
+        for (i = 0; i < s->n_resources; i++)
                 if (s->resources[i].kind == kind && streq_ptr(s->resources[i].id, id))
                         return &s->resources[i];
         return NULL;
@@ -223,9 +323,20 @@ LiveResource *live_state_find_by_id(const LiveState *s, ResourceKind kind, const
 
 LiveResource *live_state_find_by_name(const LiveState *s, ResourceKind kind, const char *name,
                                       const char *store_id) {
+        _cleanup_free_ char *k = NULL;
+        size_t first;
+
         if (!name)
                 return NULL;
-        for (size_t i = 0; i < s->n_resources; i++) {
+        k = resource_key(kind, name);
+        if (!k || !index_get(s->resource_by_name, k, &first))
+                return NULL;
+        if (first >= s->n_resources || s->resources[first].kind != kind ||
+            !streq_ptr(s->resources[first].name, name))
+                first = 0;
+        /* From the first of that name; another store's secret of the same
+         * name lies further on. */
+        for (size_t i = first; i < s->n_resources; i++) {
                 const LiveResource *r = &s->resources[i];
 
                 if (r->kind != kind || !streq_ptr(r->name, name))
@@ -654,60 +765,68 @@ static bool binding_needs_target(const Binding *b) {
         return binding_kind_target(b->kind) >= 0;
 }
 
+/* The digest state after a worker's own part: "worker <canonical JSON>\n"
+ * of what an upload carries, from the worker's canonical JSON: not its
+ * schedules, workers.dev, consumers, policy or secret references (those
+ * have their own actions), so a change to them never re-uploads the code.
+ * With cache, a copy is kept in the (loaded, immutable) worker. */
+static int worker_digest_prefix(const Worker *w, bool cache, Sha256 **ret) {
+        _cleanup_(json_object_putp) json_object *j = worker_to_json(w);
+        _cleanup_(json_object_putp) json_object *keep = NULL;
+        _cleanup_free_ char *canon = NULL;
+        json_object *b = NULL;
+        Sha256 *f;
+
+        if (!j)
+                return -ENOMEM;
+        json_object_object_del(j, "crons");
+        json_object_object_del(j, "workers_dev");
+        json_object_object_del(j, "consumers");
+        json_object_object_del(j, "policy");
+        if (json_object_object_get_ex(j, "bindings", &b) && json_object_is_type(b, json_type_array)) {
+                keep = json_object_new_array();
+                for (size_t i = 0; keep && i < json_object_array_length(b); i++) {
+                        json_object *x = json_object_array_get_idx(b, i);
+
+                        if (!streq_ptr(json_str(x, "type"), "secret_text"))
+                                json_object_array_add(keep, json_object_get(x));
+                }
+                if (keep)
+                        json_object_object_add(j, "bindings", TAKE_PTR(keep));
+        }
+        canon = plan_json_canonical(j);
+        f = canon ? sha256_begin() : NULL;
+        if (!f || sha256_feedf(f, "worker %s\n", canon) < 0) {
+                sha256_free(f);
+                return -ENOMEM;
+        }
+        /* A cache that cannot be made is only a cache. */
+        if (cache && !w->upload_prefix)
+                ((Worker *) w)->upload_prefix = sha256_copy(f);
+        *ret = f;
+        return 0;
+}
+
 int plan_worker_digest(const Generation *g, const Worker *w, const LiveState *live, const Ledger *ledger,
                        bool trust_ledger, char ret[static 65], bool *ret_unresolved) {
-        char *buf = NULL;
-        size_t size = 0;
-        FILE *f = open_memstream(&buf, &size);
-        bool unresolved = false;
+        /* Fed piece by piece: the same bytes (and digest) as the text
+         * this once built in a memstream, without the buffer. The
+         * worker's own part is the same every run while its generation
+         * lives: a loaded generation keeps the state after it. */
+        bool cache = g && g->sorted, unresolved = false;
+        Sha256 *f = cache && w->upload_prefix ? sha256_copy(w->upload_prefix) : NULL;
         int r = 0;
 
         if (!f)
-                return -ENOMEM;
-        {
-                /* What an upload carries, from the worker's canonical JSON:
-                 * not its schedules, workers.dev, consumers, policy or
-                 * secret references (those have their own actions), so a
-                 * change to them never re-uploads the code. */
-                _cleanup_(json_object_putp) json_object *j = worker_to_json(w);
-                _cleanup_(json_object_putp) json_object *keep = NULL;
-                json_object *b = NULL;
-                _cleanup_free_ char *canon = NULL;
-
-                if (!j) {
-                        fclose(f);
-                        free(buf);
-                        return -ENOMEM;
-                }
-                json_object_object_del(j, "crons");
-                json_object_object_del(j, "workers_dev");
-                json_object_object_del(j, "consumers");
-                json_object_object_del(j, "policy");
-                if (json_object_object_get_ex(j, "bindings", &b) && json_object_is_type(b, json_type_array)) {
-                        keep = json_object_new_array();
-                        for (size_t i = 0; keep && i < json_object_array_length(b); i++) {
-                                json_object *x = json_object_array_get_idx(b, i);
-
-                                if (!streq_ptr(json_str(x, "type"), "secret_text"))
-                                        json_object_array_add(keep, json_object_get(x));
-                        }
-                        if (keep)
-                                json_object_object_add(j, "bindings", TAKE_PTR(keep));
-                }
-                canon = plan_json_canonical(j);
-                if (!canon) {
-                        fclose(f);
-                        free(buf);
-                        return -ENOMEM;
-                }
-                fprintf(f, "worker %s\n", canon);
-        }
+                r = worker_digest_prefix(w, cache, &f);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < w->n_bindings && r >= 0; i++) {
                 const Binding *b = &w->bindings[i];
                 _cleanup_free_ char *v = NULL, *st = NULL, *c = NULL;
 
                 if (b->kind == BINDING_SECRET) {
-                        fprintf(f, "%s secret\n", b->name);
+                        r = r < 0 ? r : sha256_feedf(f, "%s secret\n", b->name);
                         continue;
                 }
                 r = plan_resolve_binding(g, w, b, live, ledger, trust_ledger, &v, &st);
@@ -715,24 +834,23 @@ int plan_worker_digest(const Generation *g, const Worker *w, const LiveState *li
                         break;
                 if (binding_needs_target(b) && !v) {
                         unresolved = true;
-                        fprintf(f, "%s <unresolved>\n", b->name);
+                        r = r < 0 ? r : sha256_feedf(f, "%s <unresolved>\n", b->name);
                         continue;
                 }
                 r = plan_binding_canon_desired(w, b, v, st, &c);
                 if (r < 0)
                         break;
-                fprintf(f, "%s %s\n", b->name, strna(c));
+                r = r < 0 ? r : sha256_feedf(f, "%s %s\n", b->name, strna(c));
         }
         for (size_t i = 0; i < w->n_do_classes; i++)
-                fprintf(f, "class %s %d\n", w->do_classes[i].class_name, w->do_classes[i].sqlite);
+                r = r < 0 ? r : sha256_feedf(f, "class %s %d\n", w->do_classes[i].class_name, w->do_classes[i].sqlite);
         if (w->n_migrations > 0)
-                fprintf(f, "migration %s\n", strna(w->migrations[w->n_migrations - 1].tag));
-        if (fclose(f) != 0 || r < 0) {
-                free(buf);
-                return r < 0 ? r : -ENOMEM;
-        }
-        sha256_hex(buf, size, ret);
-        free(buf);
+                r = r < 0 ? r : sha256_feedf(f, "migration %s\n", strna(w->migrations[w->n_migrations - 1].tag));
+        sha256_end_hex(f, ret);
+        if (r < 0)
+                return r;
+        if (!ret[0])
+                return -ENOMEM;
         if (ret_unresolved)
                 *ret_unresolved = unresolved;
         return 0;
@@ -1857,9 +1975,15 @@ static int main_differences(Ctx *c, const Worker *w, const LedgerEntry *e, const
         bool unresolved = false;
         int r;
 
-        r = plan_worker_digest(c->g, w, c->live, c->ledger, false, digest, &unresolved);
-        if (r < 0)
-                return r;
+        /* The digest observe computed against this LiveState, or computed now. */
+        if (lw && lw->desired_digest[0]) {
+                memcpy(digest, lw->desired_digest, sizeof(digest));
+                unresolved = lw->desired_unresolved;
+        } else {
+                r = plan_worker_digest(c->g, w, c->live, c->ledger, false, digest, &unresolved);
+                if (r < 0)
+                        return r;
+        }
         if (e && !streq_ptr(e->digest, digest))
                 if (reason_add(spec_reason, "%s", e->digest ? (unresolved ? "a bound resource is being (re)created" : "spec changed")
                                                           : "never uploaded by bindery") < 0)

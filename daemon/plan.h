@@ -69,6 +69,11 @@ typedef struct LiveWorker {
          * one of bindery's own: values may have been rotated. */
         bool secrets_written;
         char *dirty_reason;         /* why observe looked closer, for messages */
+        /* The spec's plan_worker_digest for this worker, resolved against
+         * this LiveState and the run's ledger, when observe computed it
+         * (spec_changed): the plan takes it instead of computing it again. */
+        char desired_digest[65];    /* "" when not computed */
+        bool desired_unresolved;
 } LiveWorker;
 
 /* A KV namespace, R2 bucket, D1 database, queue, Secrets Store store or
@@ -87,10 +92,14 @@ typedef struct LiveResource {
 typedef struct LiveState {
         bool workers_listed;        /* the script list was read */
         LiveWorker *workers;
-        size_t n_workers;
+        size_t n_workers, n_workers_alloc;
         bool listed[_RESOURCE_KIND_MAX];   /* each type's list was read */
         LiveResource *resources;
-        size_t n_resources;
+        size_t n_resources, n_resources_alloc;
+        /* Hash indexes (json-c lh_tables), kept by the add functions:
+         * name → worker, "KIND/id" and "KIND/name" → the first such
+         * resource; values are index + 1. */
+        struct lh_table *worker_index, *resource_by_id, *resource_by_name;
 } LiveState;
 
 LiveState *live_state_new(void);

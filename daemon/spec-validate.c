@@ -609,6 +609,7 @@ int spec_finalize_generation(SpecCtx *c) {
         sort_array(g->queues, g->n_queues, sizeof(Queue), cmp_queue);
         sort_array(g->secrets_stores, g->n_secrets_stores, sizeof(SecretsStore), cmp_store);
         sort_array(g->secrets_store_secrets, g->n_secrets_store_secrets, sizeof(SecretsStoreSecret), cmp_secret);
+        g->sorted = true;
         g->default_store = find_default_store(g);
 
         for (size_t i = 0; i < g->n_workers; i++) {

@@ -480,12 +480,14 @@ static void check_id_external(SpecCtx *c, const Fields *f, size_t idx, const Res
                            "(bindery never chooses ids; it looks resources up by id)");
 }
 
-/* Grows a Generation array by one zeroed element. */
+/* Grows a Generation array by one zeroed element (from 2, doubling: most
+ * workers have one module and a few bindings, and 8 of each per worker
+ * were 2.3 KiB of empty slots). */
 #define GROW(c, arr, n, a)                                                      \
         ({                                                                      \
                 __typeof__(arr) _p = NULL;                                      \
                 if ((n) >= (a)) {                                               \
-                        size_t _na = (a) ? (a) * 2 : 8;                         \
+                        size_t _na = (a) ? (a) * 2 : 2;                         \
                         __typeof__(arr) _r = realloc((arr), sizeof(*(arr)) * _na); \
                         if (_r) {                                               \
                                 (arr) = _r;                                     \

@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -365,14 +366,97 @@ fail:
         return r;
 }
 
+/* Fetched once: an implicit fetch (EVP_sha256()) per call looked the
+ * algorithm up again each time, which cost more than hashing a small
+ * buffer. Never freed (one per process). */
+static const EVP_MD *sha256_md(void) {
+        static EVP_MD *md;
+
+        if (!md)
+                md = EVP_MD_fetch(NULL, "SHA256", NULL);
+        if (!md)
+                abort(); /* Only fails on OOM inside libcrypto. */
+        return md;
+}
+
+static void hex32(const unsigned char md[32], char ret[static 65]) {
+        static const char hex[] = "0123456789abcdef";
+
+        for (unsigned i = 0; i < 32; i++) {
+                ret[2 * i] = hex[md[i] >> 4];
+                ret[2 * i + 1] = hex[md[i] & 0xf];
+        }
+        ret[64] = '\0';
+}
+
 void sha256_hex(const void *data, size_t size, char ret[static 65]) {
         unsigned char md[32];
         unsigned int mdlen = sizeof(md);
 
-        if (EVP_Digest(data, size, md, &mdlen, EVP_sha256(), NULL) != 1)
+        if (EVP_Digest(data, size, md, &mdlen, sha256_md(), NULL) != 1)
                 abort(); /* Only fails on OOM inside libcrypto. */
-        for (unsigned i = 0; i < 32; i++)
-                snprintf(ret + 2 * i, 3, "%02x", md[i]);
+        hex32(md, ret);
+}
+
+Sha256 *sha256_begin(void) {
+        EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+        if (c && EVP_DigestInit_ex(c, sha256_md(), NULL) != 1) {
+                EVP_MD_CTX_free(c);
+                return NULL;
+        }
+        return c;
+}
+
+int sha256_feedf(Sha256 *s, const char *fmt, ...) {
+        char buf[1024], *p = buf;
+        va_list ap;
+        int n, r;
+
+        va_start(ap, fmt);
+        n = vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return -ENOMEM;
+        if ((size_t) n >= sizeof(buf)) {
+                va_start(ap, fmt);
+                n = vasprintf(&p, fmt, ap);
+                va_end(ap);
+                if (n < 0)
+                        return -ENOMEM;
+        }
+        r = EVP_DigestUpdate(s, p, (size_t) n) == 1 ? 0 : -ENOMEM;
+        if (p != buf)
+                free(p);
+        return r;
+}
+
+Sha256 *sha256_copy(const Sha256 *s) {
+        EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+        if (c && EVP_MD_CTX_copy_ex(c, s) != 1) {
+                EVP_MD_CTX_free(c);
+                return NULL;
+        }
+        return c;
+}
+
+Sha256 *sha256_free(Sha256 *s) {
+        EVP_MD_CTX_free(s);
+        return NULL;
+}
+
+void sha256_end_hex(Sha256 *s, char ret[static 65]) {
+        unsigned char md[32];
+        unsigned int mdlen = sizeof(md);
+
+        if (!s || EVP_DigestFinal_ex(s, md, &mdlen) != 1) {
+                ret[0] = '\0';
+                EVP_MD_CTX_free(s);
+                return;
+        }
+        EVP_MD_CTX_free(s);
+        hex32(md, ret);
 }
 
 char *path_join(const char *a, const char *b) {

@@ -73,6 +73,18 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
 /* Lower-case hex SHA-256 of a buffer (65 bytes with NUL). */
 void sha256_hex(const void *data, size_t size, char ret[static 65]);
 
+/* The same digest fed piece by piece (no buffer of the whole text):
+ * sha256_begin() (NULL on OOM), sha256_feedf() formats and feeds (-ENOMEM),
+ * sha256_end_hex() writes the hex digest and frees (accepts NULL: then
+ * ret is ""). */
+typedef struct evp_md_ctx_st Sha256;
+Sha256 *sha256_begin(void);
+int sha256_feedf(Sha256 *s, const char *fmt, ...) _printf_(2, 3);
+void sha256_end_hex(Sha256 *s, char ret[static 65]);
+/* A copy of the state so far (NULL on OOM), and freeing one unfinished. */
+Sha256 *sha256_copy(const Sha256 *s);
+Sha256 *sha256_free(Sha256 *s);
+
 /* Joins a and b with one '/'. Caller frees; NULL on OOM. */
 char *path_join(const char *a, const char *b);
 

@@ -241,6 +241,18 @@ START_TEST(test_clock_backwards) {
 }
 END_TEST
 
+/* The shared tests' clock: budget_share_sync() reads it under the lock. */
+static uint64_t test_clock_usec;
+
+static uint64_t test_clock(void) {
+        return test_clock_usec;
+}
+
+static int share_sync_at(Budget *x, uint64_t t, unsigned want, bool low_priority) {
+        test_clock_usec = t;
+        return budget_share_sync(x, test_clock, want, low_priority);
+}
+
 START_TEST(test_shared) {
         char path[] = "/tmp/test-budget-XXXXXX";
         Budget a, b;
@@ -266,7 +278,7 @@ START_TEST(test_shared) {
                 while (t >= next_try[i] && n < ELEMENTSOF(starts)) {
                         w = budget_take(x, t, false);
                         if (w == BUDGET_NEED_SYNC) {
-                                ck_assert_int_ge(budget_share_sync(x, t, 4, false), 0);
+                                ck_assert_int_ge(share_sync_at(x, t, 4, false), 0);
                                 w = budget_take(x, t, false);
                                 ck_assert_uint_ne(w, BUDGET_NEED_SYNC);
                         }
@@ -286,13 +298,53 @@ START_TEST(test_shared) {
         /* Unused slots go back at the next sync: a reserves 4, uses 1,
          * syncs again long after: the file holds only the one used. */
         t = T0 + 1000 * SEC;
-        ck_assert_int_eq(budget_share_sync(&a, t, 4, false), 4);
+        ck_assert_int_eq(share_sync_at(&a, t, 4, false), 4);
         ck_assert_uint_eq(budget_take(&a, t, false), 0);
-        ck_assert_int_eq(budget_share_sync(&b, t + 2 * SEC, 1, false), 1);
+        ck_assert_int_eq(share_sync_at(&b, t + 2 * SEC, 1, false), 1);
         ck_assert_uint_eq(budget_available(&b, t + 2 * SEC), 40 - 1 - 4 + 1);
-        ck_assert_int_eq(budget_share_sync(&a, t + 3 * SEC, 1, false), 1);
+        ck_assert_int_eq(share_sync_at(&a, t + 3 * SEC, 1, false), 1);
         /* a's 3 unused handed back: the file holds a's 1 + b's 1 + a's new 1. */
         ck_assert_uint_eq(a.n_log - a.head, 3);
+
+        budget_done(&a);
+        budget_done(&b);
+        unlink(path);
+}
+END_TEST
+
+/* The off-by-one seen with a daemon and a CLI run on one state
+ * directory: b's scheduler read the time, then a synced (its records
+ * dated a little later), then b synced with its earlier time. Those
+ * records looked dated in the future (another boot's clock), b dropped
+ * them and wrote the file back without them: one more start fit in the
+ * window than the budget. The time is now read under the lock. */
+START_TEST(test_shared_sync_after_a_later_one) {
+        char path[] = "/tmp/test-budget-XXXXXX";
+        Budget a, b;
+        uint64_t t = T0 + 100 * SEC, b_now;
+        int fd = mkstemp(path);
+        int k;
+
+        ck_assert_int_ge(fd, 0);
+        close(fd);
+        ck_assert_int_eq(budget_init(&a, 2, 10 * SEC, T0), 0);
+        ck_assert_int_eq(budget_init(&b, 2, 10 * SEC, T0), 0);
+        ck_assert_int_eq(budget_share_open(&a, path), 0);
+        ck_assert_int_eq(budget_share_open(&b, path), 0);
+
+        b_now = t;                      /* b's scheduler pass starts */
+        ck_assert_int_eq(share_sync_at(&a, t + 10 * USEC_PER_MSEC, 1, false), 1);
+        ck_assert_uint_eq(budget_take(&a, a.synced_usec, false), 0);
+        ck_assert_uint_eq(budget_take(&b, b_now, false), BUDGET_NEED_SYNC);
+        /* b syncs 20 ms after its pass began: a's slot is seen and kept. */
+        k = share_sync_at(&b, t + 20 * USEC_PER_MSEC, 2, false);
+        ck_assert_int_eq(k, 1);
+        ck_assert_uint_eq(b.synced_usec, t + 20 * USEC_PER_MSEC);
+        ck_assert_uint_eq(budget_take(&b, b.synced_usec, false), 0);
+        ck_assert_uint_gt(budget_take(&b, b.synced_usec, false), 0);
+        /* a syncs again: the file still holds both slots, nothing fits. */
+        ck_assert_int_eq(share_sync_at(&a, t + 30 * USEC_PER_MSEC, 1, false), 0);
+        ck_assert_uint_eq(a.n_log - a.head, 2);
 
         budget_done(&a);
         budget_done(&b);
@@ -308,6 +360,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_burst_then_window);
         tcase_add_test(tc, test_no_window_exceeded);
         tcase_add_test(tc, test_shared);
+        tcase_add_test(tc, test_shared_sync_after_a_later_one);
         tcase_add_test(tc, test_every_attempt_costs);
         tcase_add_test(tc, test_reserve_for_low_priority);
         tcase_add_test(tc, test_server_clamp_and_hold);

@@ -202,6 +202,110 @@ START_TEST(test_garbage) {
 }
 END_TEST
 
+/* Streaming a list: the elements come one by one, the envelope keeps
+ * the rest; the same answers as the whole-tree decoder otherwise. */
+typedef struct Items {
+        unsigned n;
+        char names[8][16];
+        int fail_at;            /* >0: each fails on this item */
+} Items;
+
+static int take_item(json_object *item, void *userdata) {
+        Items *it = userdata;
+        json_object *v;
+
+        it->n++;
+        if (it->fail_at > 0 && (int) it->n == it->fail_at)
+                return -ENOSPC;
+        if (it->n <= 8 && json_object_object_get_ex(item, "name", &v))
+                snprintf(it->names[it->n - 1], sizeof(it->names[0]), "%s", json_object_get_string(v));
+        return 0;
+}
+
+START_TEST(test_decode_each) {
+        CfEnvelope *e = NULL;
+        Items it = {};
+        const char *list = " { \"success\" : true, \"errors\":[], \"result\" : [ {\"name\":\"a\",\"n\":[1,{\"x\":2}]} ,"
+                           "{\"name\":\"b\"},{\"name\":\"c\", \"t\": 5}], \"result_info\":{\"page\":1,\"count\":3}} \n";
+
+        ck_assert_int_eq(cf_envelope_decode_each(200, list, strlen(list), NULL, take_item, &it, &e), 0);
+        ck_assert(e->success);
+        ck_assert(e->streamed);
+        ck_assert_uint_eq(e->n_streamed, 3);
+        ck_assert_uint_eq(it.n, 3);
+        ck_assert_str_eq(it.names[0], "a");
+        ck_assert_str_eq(it.names[2], "c");
+        ck_assert_ptr_null(e->result);              /* not kept */
+        ck_assert_ptr_nonnull(e->result_info);
+        e = cf_envelope_free(e);
+
+        /* items_key (R2 "buckets"): the array inside the result object. */
+        {
+                const char *r2 = "{\"result\":{\"buckets\":[{\"name\":\"x\"},{\"name\":\"y\"}],\"other\":1},\"success\":true}";
+
+                it = (Items) {};
+                ck_assert_int_eq(cf_envelope_decode_each(200, r2, strlen(r2), "buckets", take_item, &it, &e), 0);
+                ck_assert(e->streamed);
+                ck_assert_uint_eq(it.n, 2);
+                ck_assert_str_eq(it.names[1], "y");
+                ck_assert_ptr_nonnull(e->result);
+                ck_assert(json_object_object_get_ex(e->result, "other", NULL));
+                ck_assert(!json_object_object_get_ex(e->result, "buckets", NULL));
+                e = cf_envelope_free(e);
+        }
+        /* Empty list, and a result that is no list: not streamed, kept. */
+        {
+                const char *empty = "{\"result\":[],\"success\":true}", *obj = "{\"result\":{\"id\":\"z\"},\"success\":true}",
+                           *null = "{\"success\":true,\"result\":null}";
+
+                it = (Items) {};
+                ck_assert_int_eq(cf_envelope_decode_each(200, empty, strlen(empty), NULL, take_item, &it, &e), 0);
+                ck_assert(e->streamed);
+                ck_assert_uint_eq(it.n, 0);
+                e = cf_envelope_free(e);
+                ck_assert_int_eq(cf_envelope_decode_each(200, obj, strlen(obj), NULL, take_item, &it, &e), 0);
+                ck_assert(!e->streamed);
+                ck_assert_ptr_nonnull(e->result);
+                e = cf_envelope_free(e);
+                ck_assert_int_eq(cf_envelope_decode_each(200, null, strlen(null), NULL, take_item, &it, &e), 0);
+                ck_assert(!e->streamed);
+                ck_assert_ptr_null(e->result);
+                e = cf_envelope_free(e);
+        }
+        /* Errors in the envelope are decoded as ever. */
+        {
+                const char *err = "{\"result\":null,\"success\":false,\"errors\":[{\"code\":10007,\"message\":\"nope\"}]}";
+
+                ck_assert_int_eq(cf_envelope_decode_each(404, err, strlen(err), NULL, take_item, &it, &e), 0);
+                ck_assert(!e->success);
+                ck_assert_uint_eq(e->n_errors, 1);
+                ck_assert_int_eq(e->errors[0].code, 10007);
+                e = cf_envelope_free(e);
+        }
+        /* Truncated, garbage between elements, trailing bytes: -EBADMSG,
+         * and the callback's own error stops the decoding. */
+        {
+                const char *bad[] = {
+                        "{\"result\":[{\"name\":\"a\"},{\"name\":",
+                        "{\"result\":[{\"name\":\"a\"} {\"name\":\"b\"}]}",
+                        "{\"result\":[1,2]} x",
+                        "[1,2]",
+                        "{\"result\":[1,2],}",
+                };
+
+                for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                        it = (Items) {};
+                        ck_assert_int_eq(cf_envelope_decode_each(200, bad[i], strlen(bad[i]), NULL, take_item, &it, &e),
+                                         -EBADMSG);
+                        ck_assert_ptr_null(e);
+                }
+                it = (Items) { .fail_at = 2 };
+                ck_assert_int_eq(cf_envelope_decode_each(200, list, strlen(list), NULL, take_item, &it, &e), -ENOSPC);
+                ck_assert_uint_eq(it.n, 2);
+        }
+}
+END_TEST
+
 START_TEST(test_page_pagination) {
         _cleanup_(cf_envelope_freep) CfEnvelope *p1 = NULL, *p3 = NULL, *pe = NULL, *tp = NULL, *nt = NULL;
         json_object *items;
@@ -433,6 +537,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_unknown_fields);
         tcase_add_test(tc, test_tolerant_shapes);
         tcase_add_test(tc, test_garbage);
+        tcase_add_test(tc, test_decode_each);
         tcase_add_test(tc, test_page_pagination);
         tcase_add_test(tc, test_cursor_pagination);
         tcase_add_test(tc, test_ratelimit_header);

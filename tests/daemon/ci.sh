@@ -232,7 +232,7 @@ deletes=$(curl -s "$SIM/__sim/requests" | python3 -c 'import json,sys; print(sum
 check "settle: no binding or secret went missing while the file grew ($lost)" [ "$lost" = 0 ]
 check "settle: no DELETE request ($deletes)" [ "$deletes" = 0 ]
 check "settle: all bindings there at the end" [ "$(sim_bindings)" = "$full" ]
-check "run history holds no secret value" sh -c "! grep -qF '$(cat "$work/creds/api-key")' '$work/state/runs.json'"
+check "run history holds no secret value" sh -c "! grep -qF '$(cat "$work/creds/api-key")' '$work/state/runs.jsonl'"
 # A real removal waits, is shown, and a trigger that expects it settles it.
 sed -i 's/^  EXTRA: more/  ADDED: now/' "$work/spec/workers/api.yaml"
 http POST '/v1/reconcile?wait=30' -H "Authorization: Bearer $HTTP_TOKEN"
