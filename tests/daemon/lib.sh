@@ -53,6 +53,7 @@ setup() {
 }
 
 start_cfsim() {
+	: > "$work/cfsim.out"   # not left to the child's redirection: a restart could read the old port
 	"$CFSIM" --port 0 --host 127.0.0.1 --account-id "$ACCOUNT" --token "$API_TOKEN" "$@" > "$work/cfsim.out" 2>&1 &
 	pids="$pids $!"
 	local i

@@ -91,6 +91,10 @@ SEED
 # sets URL, SIM, API.
 start_cfsim() {
         write_cfsim_seed
+        # Emptied here, not by the redirection below: the shell truncates
+        # in the child, and this loop could read a previous cfsim's port.
+        URL=
+        : >"$TMP/cfsim.out"
         "$CFSIM" --port 0 --host 127.0.0.1 --account-id "$ACCOUNT" --token "$TOKEN" --seed "$TMP/cfsim-seed.json" "$@" \
                 >"$TMP/cfsim.out" 2>"$TMP/cfsim.err" &
         CFSIM_PID=$!
