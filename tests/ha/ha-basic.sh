@@ -5,7 +5,8 @@
 # trigger to the leader; kill -9 of the leader: the follower leads and
 # finishes the pending reconcile within lease_ttl + 5 s; every write
 # carries the writer's user agent; SIGTERM of a leader hands over within
-# 2 s; ha.forward: false answers 307 and the CLI follows it.
+# 2 s; ha.forward: false answers 307 and the CLI follows it. A second
+# daemon on a host's state directory fails at once, naming it.
 set -u
 . "$(dirname "$0")/lib.sh"
 ha_setup
@@ -28,6 +29,17 @@ eval "lport=\$PORT_$L fport=\$PORT_$F"
 check "the follower gives the leader's advertise_url" \
 	[ "$(printf '%s' "$BODY" | jq -r .ha.leader_url)" = "http://127.0.0.1:$lport" ]
 check "status has since" [ "$(printf '%s' "$BODY" | jq -r '.ha.since | length > 0')" = true ]
+
+# --- a second daemon on the leader's state directory fails at once
+port2=$(free_ports 1)
+sed "s|^listen: .*|listen: 127.0.0.1:$port2|; s|advertise_url: .*|advertise_url: http://127.0.0.1:$port2|" \
+	"$work/$L/binderyd.yaml" > "$work/same-dir.yaml"
+CREDENTIALS_DIRECTORY="$work/creds" timeout 20 "$BINDERYD" --config "$work/same-dir.yaml" > "$work/same-dir.log" 2>&1
+rc=$?
+check "a second daemon on the same state directory exits with an error (rc $rc)" \
+	sh -c '[ "$1" != 0 ] && [ "$1" != 124 ]' _ "$rc"
+check "it names the locked state directory" grep -q "The state directory '$work/$L/state' is locked" "$work/same-dir.log"
+check "the first daemon still leads" [ "$(role "$L")" = leader ]
 
 # --- the leader converges; only it wrote
 for i in $(seq 200); do [ "$(kv_titles)" = "alpha,beta" ] && break; sleep 0.05; done
