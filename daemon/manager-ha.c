@@ -397,15 +397,19 @@ static void on_relay_done(CurlGlue *g, CURL *easy, CURLcode result, void *userda
         Relay *r = userdata;
         ManagerHA *mh = r->mh;
         HttpdRelay a = {};
+        struct curl_header *loc = NULL;
         long status = 0;
         char *ct = NULL;
 
         (void) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         (void) curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &ct);
+        if (curl_easy_header(easy, "Location", 0, CURLH_HEADER, -1, &loc) != CURLHE_OK)
+                loc = NULL;
         if (result == CURLE_OK && !r->too_big && status >= 100 && status <= 599) {
                 a = (HttpdRelay) {
                         .status = (unsigned) status,
                         .content_type = ct,
+                        .location = loc ? loc->value : NULL,
                         .body = r->answer ? r->answer : "",
                         .size = r->answer_size,
                 };

@@ -5,7 +5,9 @@
 # trigger to the leader; kill -9 of the leader: the follower leads and
 # finishes the pending reconcile within lease_ttl + 5 s; every write
 # carries the writer's user agent; SIGTERM of a leader hands over within
-# 2 s; ha.forward: false answers 307 and the CLI follows it. A second
+# 2 s; ha.forward: false answers 307 and the CLI follows it. A relayed
+# trigger's Location (/v1/runs/ID) is served by the follower (relayed to
+# the leader), and so is GET /v1/runs. A second
 # daemon on a host's state directory fails at once, naming it.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -57,6 +59,25 @@ run=$(printf '%s' "${out%$'\n'*}" | jq -r .id)
 check "a trigger to the follower is forwarded and answered (HTTP $code)" [ "$code" = 200 ]
 check "the forwarded run is the leader's" \
 	[ "$(curl -s -m 2 "http://127.0.0.1:$lport/v1/runs/$run" | jq -r .state)" = done ]
+# The relayed answer's Location names the run on the follower too: a CI
+# client that follows it (same host, same token) reaches the leader's run.
+curl -s -m 40 -D "$work/hdr" -o "$work/body" -X POST -H "Authorization: Bearer $HTTP_TOKEN" \
+	"http://127.0.0.1:$fport/v1/reconcile"
+run2=$(jq -r .id "$work/body")
+loc=$(tr -d '\r' < "$work/hdr" | sed -n 's/^[Ll]ocation: //p')
+check "a relayed trigger answers with Location /v1/runs/ID ($loc)" [ "$loc" = "/v1/runs/$run2" ]
+state=
+for i in $(seq 200); do
+	state=$(curl -s -m 5 -H "Authorization: Bearer $HTTP_TOKEN" "http://127.0.0.1:$fport$loc" | jq -r .state)
+	[ "$state" = done ] && break; sleep 0.05
+done
+check "GET of that Location on the follower reaches the leader's run ($state)" [ "$state" = done ]
+check "GET /v1/runs on the follower lists the leader's runs" sh -c \
+	'curl -s -m 5 -H "Authorization: Bearer $1" "$2/v1/runs" | jq -e --arg id "$3" "[.. | objects | select(.id? == \$id)] | length > 0" >/dev/null' \
+	_ "$HTTP_TOKEN" "http://127.0.0.1:$fport" "$run2"
+code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $HTTP_TOKEN" \
+	"http://127.0.0.1:$fport/v1/runs/no-such-run")
+check "a run neither host has is 404 through the follower (HTTP $code)" [ "$code" = 404 ]
 plan=$(curl -s -m 40 -H "Authorization: Bearer $HTTP_TOKEN" "http://127.0.0.1:$fport/v1/plan" | jq -r .result)
 check "a plan asked of the follower comes from the leader ($plan)" [ "$plan" = ok ]
 # The CLI: plan reads the ledger in etcd (in sync: exit 0); apply is the
@@ -107,6 +128,9 @@ hdr=$(curl -s -m 5 -o /dev/null -w '%{http_code} %{redirect_url}' -X POST \
 	-H "Authorization: Bearer $HTTP_TOKEN" "http://127.0.0.1:$fport/v1/reconcile")
 check "forward: false answers 307 to the leader ($hdr)" \
 	[ "$hdr" = "307 http://127.0.0.1:$lport/v1/reconcile" ]
+state=$(curl -s -m 5 --location-trusted -H "Authorization: Bearer $HTTP_TOKEN" \
+	"http://127.0.0.1:$fport/v1/runs/$run2" | jq -r .state)
+check "forward: false: GET /v1/runs/ID follows the 307 to the leader's run ($state)" [ "$state" = done ]
 BINDERY_HTTP_TOKEN=$HTTP_TOKEN timeout 60 "$BINDERYD" reconcile --url "http://127.0.0.1:$fport" --wait 30 \
 	> "$work/cli.out" 2>&1
 rc=$?
