@@ -388,10 +388,8 @@ int cmd_state(const Options *o) {
         name = slash + 1;
         if (cmd_load_config(o, &cfg) < 0)
                 return EXIT_FAILED;
-        if (cfg->ha) {
-                log_error("state forget: with ha: the ledger is in etcd, and forget does not reach it yet.");
-                return EXIT_FAILED;
-        }
+        if (cfg->ha)
+                return cmd_state_forget_ha(cfg, kind, name, what);
         r = store_file_open(cfg->state_dir, true, &s, &msg);
         if (r == -EBUSY) {
                 log_error("state forget: the state directory '%s' is locked (is binderyd running?); stop the "

@@ -12,6 +12,11 @@
  * anything is written. An import cut short is finished by running it
  * again.
  *
+ * forget (binderyd state forget KIND/NAME with ha:) takes leadership the
+ * same way and commits the removal from the ledger in etcd fenced by it:
+ * refused while a binderyd leads, as without ha: it needs the daemon
+ * stopped (its state lock). The state directory is not touched.
+ *
  * export reads one consistent snapshot of etcd (a paged range at one
  * revision) into the state directory, which must be empty of other
  * records and hold no other HMAC key.
@@ -27,6 +32,7 @@
 #include "config.h"
 #include "etcd.h"
 #include "ha.h"
+#include "ledger.h"
 #include "log.h"
 #include "manager-ha.h"
 #include "store-etcd.h"
@@ -160,11 +166,30 @@ static int open_file_store(const Config *cfg, Store **ret) {
         return 0;
 }
 
+/* The etcd client of cfg and leadership for a tool (verb: "import",
+ * "forget"): refused while a host leads. Logs errors. */
+static int take_leadership(const Config *cfg, const char *verb, Etcd **ret_etcd, HAOneShot *hold) {
+        _cleanup_free_ char *election = NULL, *msg = NULL, *who = NULL;
+        int r;
+
+        if (manager_ha_etcd_new(cfg, NULL, NULL, ret_etcd) < 0)
+                return -EIO;
+        election = store_etcd_election_name(cfg->ha->prefix);
+        if (!election || asprintf(&who, "binderyd state %s (%s)", verb, cfg->ha->name) < 0)
+                return log_error_errno(ENOMEM, "Out of memory.");
+        r = ha_oneshot_acquire(*ret_etcd, election, who, IMPORT_LEASE_SEC, IMPORT_CAMPAIGN_USEC, hold, &msg);
+        if (r == -EBUSY)
+                log_error("state %s: %s; stop every binderyd of this account first.", verb, strna(msg));
+        else if (r < 0)
+                log_error_errno(r, "state %s: cannot take leadership in etcd: %s", verb, msg ?: strerror(-r));
+        return r;
+}
+
 static int state_import(const Config *cfg) {
         _cleanup_(store_freep) Store *fs = NULL, *es = NULL;
         _cleanup_(etcd_freep) Etcd *etcd = NULL;
         _cleanup_(records_done) Records from = {}, to = {};
-        _cleanup_free_ char *election = NULL, *msg = NULL, *who = NULL;
+        _cleanup_free_ char *msg = NULL;
         uint8_t key[STORE_HMAC_KEY_SIZE];
         HAOneShot hold = {};
         StoreEtcdOptions eo = { .prefix = cfg->ha->prefix, .fence = ha_oneshot_fence, .fence_userdata = &hold };
@@ -181,20 +206,8 @@ static int state_import(const Config *cfg) {
                 return log_error_errno(r, "Cannot read the HMAC key in '%s': %s", cfg->state_dir,
                                        msg ?: strerror(-r)), EXIT_FAILED;
 
-        if (manager_ha_etcd_new(cfg, NULL, NULL, &etcd) < 0)
-                return EXIT_FAILED;
-        election = store_etcd_election_name(cfg->ha->prefix);
-        if (!election || asprintf(&who, "binderyd state import (%s)", cfg->ha->name) < 0)
-                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILED;
-        r = ha_oneshot_acquire(etcd, election, who, IMPORT_LEASE_SEC, IMPORT_CAMPAIGN_USEC, &hold, &msg);
-        if (r == -EBUSY) {
-                log_error("state import: %s; stop every binderyd of this account first.", strna(msg));
+        if (take_leadership(cfg, "import", &etcd, &hold) < 0)
                 goto fail;
-        }
-        if (r < 0) {
-                log_error_errno(r, "state import: cannot take leadership in etcd: %s", msg ?: strerror(-r));
-                goto fail;
-        }
         r = store_etcd_new(&es, etcd, &eo);
         if (r >= 0)
                 r = store_load(es, records_add, &to, &msg);
@@ -291,6 +304,49 @@ static int state_export(const Config *cfg) {
 fail:
         old = erase_and_free(old, old_size);
         explicit_bzero(key, sizeof key);
+        return EXIT_FAILED;
+}
+
+int cmd_state_forget_ha(const Config *cfg, ResourceKind kind, const char *name, const char *what) {
+        _cleanup_(store_freep) Store *es = NULL;
+        _cleanup_(ledger_freep) Ledger *l = NULL;
+        _cleanup_(etcd_freep) Etcd *etcd = NULL;
+        _cleanup_free_ char *msg = NULL;
+        HAOneShot hold = {};
+        StoreEtcdOptions eo = { .prefix = cfg->ha->prefix, .fence = ha_oneshot_fence, .fence_userdata = &hold };
+        int r;
+
+        if (take_leadership(cfg, "forget", &etcd, &hold) < 0)
+                goto fail;
+        r = store_etcd_new(&es, etcd, &eo);
+        if (r >= 0)
+                r = ledger_load(es, &l, &msg);
+        if (r < 0) {
+                log_error_errno(r, "state forget: cannot read the ledger in etcd %s: %s", cfg->ha->prefix,
+                                msg ?: strerror(-r));
+                goto fail;
+        }
+        r = ledger_remove(l, kind, name);
+        if (r == -ENOENT) {
+                log_error("state forget: bindery does not own %s.", what);
+                goto fail;
+        }
+        if (r < 0) {
+                log_error_errno(r, "state forget: %m");
+                goto fail;
+        }
+        /* Fenced by the one-shot leadership: -ESTALE if it was lost. */
+        r = ledger_commit(l, es, &msg);
+        if (r < 0) {
+                log_error_errno(r, "state forget: cannot save the ledger in etcd: %s", msg ?: strerror(-r));
+                goto fail;
+        }
+        ha_oneshot_release(&hold);
+        printf("bindery no longer owns %s (ledger in etcd %s); it was not deleted. Remove it from the spec "
+               "too, or it is adopted or blocked again.\n", what, cfg->ha->prefix);
+        return EXIT_OK;
+fail:
+        ha_oneshot_release(&hold);
         return EXIT_FAILED;
 }
 

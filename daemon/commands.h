@@ -4,6 +4,8 @@
 
 #include <stdbool.h>
 
+#include "model.h"
+
 /* Command-line options shared by every subcommand. Strings point into
  * argv; NULL means "not given" (the config file or a default applies). */
 typedef struct Options {
@@ -56,5 +58,8 @@ int cmd_status(const Options *o);     /* cmd-client.c */
 int cmd_state(const Options *o);      /* cmd-client.c */
 /* state import | export (cmd-state-ha.c), from cmd_state. */
 int cmd_state_transfer(const Options *o, bool import);
+/* state forget with ha: the ledger in etcd, under one-shot leadership. */
+struct Config;
+int cmd_state_forget_ha(const struct Config *cfg, ResourceKind kind, const char *name, const char *what);
 int cmd_import(const Options *o);     /* cmd-import.c */
 int cmd_schema(const Options *o);     /* cmd-schema.c */

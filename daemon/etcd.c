@@ -81,6 +81,9 @@ struct EtcdCall {
         char *message;
         char errbuf[CURL_ERROR_SIZE];
         etcd_reply_fn fn;
+        etcd_reply_fn event_fn;     /* a stream's messages (etcd_observe) */
+        json_tokener *stream;       /* the message being read */
+        size_t stream_bytes;        /* its bytes so far (capped like an answer) */
         void *userdata;
         LIST_ENTRY(EtcdCall) link;
 };
@@ -394,10 +397,64 @@ unsigned etcd_n_calls(const Etcd *e) {
         return e ? e->n_calls : 0;
 }
 
+/* One message of a stream ({"result": ...} or {"error": ...}): results
+ * go to event_fn; an error ends the stream, and the call's end says why. */
+static void stream_message(EtcdCall *c, json_object *o) {
+        json_object *v;
+
+        if (json_object_object_get_ex(o, "result", &v) && json_object_is_type(v, json_type_object))
+                c->event_fn(c->etcd, 0, v, NULL, c->userdata);
+}
+
+/* A stream's bytes: each complete JSON object is one message. */
+static int stream_feed(EtcdCall *c, const char *p, size_t n) {
+        while (n > 0) {
+                _cleanup_(json_object_putp) json_object *o = NULL;
+                enum json_tokener_error err;
+                size_t used;
+
+                if (!c->stream) {
+                        c->stream = json_tokener_new_ex(ETCD_JSON_DEPTH);
+                        if (!c->stream)
+                                return -ENOMEM;
+                        c->stream_bytes = 0;
+                }
+                o = json_tokener_parse_ex(c->stream, p, n > INT32_MAX ? INT32_MAX : (int) n);
+                err = json_tokener_get_error(c->stream);
+                if (!o && err == json_tokener_continue) {
+                        c->stream_bytes += n;
+                        if (c->stream_bytes > c->etcd->max_answer) {
+                                c->too_big = true;
+                                return -EFBIG;
+                        }
+                        return 0;
+                }
+                if (!o || !json_object_is_type(o, json_type_object))
+                        return -EBADMSG;
+                used = json_tokener_get_parse_end(c->stream);
+                json_tokener_reset(c->stream);
+                c->stream_bytes = 0;
+                stream_message(c, o);
+                if (used == 0 || used > n)
+                        return -EBADMSG;
+                p += used;
+                n -= used;
+        }
+        return 0;
+}
+
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
         EtcdCall *c = userdata;
         size_t n = size * nmemb;
         char *p;
+
+        if (c->event_fn && !c->authenticating) {
+                long status = 0;
+
+                (void) curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+                if (status == 200)
+                        return stream_feed(c, ptr, n) < 0 ? 0 : n;
+        }
 
         if (c->answer_size + n > c->etcd->max_answer) {
                 c->too_big = true;
@@ -425,6 +482,8 @@ static EtcdCall *call_free(EtcdCall *c) {
         if (c->easy)
                 curl_easy_cleanup(c->easy);
         curl_slist_free_all(c->headers);
+        if (c->stream)
+                json_tokener_free(c->stream);
         free(c->path);
         free(c->body);
         free(c->answer);
@@ -478,6 +537,9 @@ static int call_prepare(EtcdCall *c) {
         c->answer = mfree(c->answer);
         c->answer_size = 0;
         c->too_big = false;
+        if (c->stream)
+                json_tokener_reset(c->stream);
+        c->stream_bytes = 0;
         c->errbuf[0] = 0;
         curl_slist_free_all(c->headers);
         c->headers = curl_slist_append(NULL, "Content-Type: application/json");
@@ -864,6 +926,25 @@ int etcd_leader(Etcd *e, const char *name, etcd_reply_fn fn, void *userdata, Etc
         if (!b || json_object_object_add(b, "name", etcd_json_b64(name)) < 0)
                 return -ENOMEM;
         return etcd_call(e, "/v3/election/leader", b, 2 * USEC_PER_SEC, fn, userdata, ret_call);
+}
+
+int etcd_observe(Etcd *e, const char *name, etcd_reply_fn event_fn, etcd_reply_fn fn, void *userdata,
+                 EtcdCall **ret_call) {
+        _cleanup_(json_object_putp) json_object *b = json_object_new_object();
+        EtcdCall *c = NULL;
+        int r;
+
+        if (!event_fn)
+                return -EINVAL;
+        if (!b || json_object_object_add(b, "name", etcd_json_b64(name)) < 0)
+                return -ENOMEM;
+        r = etcd_call(e, "/v3/election/observe", b, 0, fn, userdata, &c);
+        if (r < 0)
+                return r;
+        c->event_fn = event_fn;     /* before the loop runs: no byte came yet */
+        if (ret_call)
+                *ret_call = c;
+        return 0;
 }
 
 int etcd_resign_sync(Etcd *e, const EtcdLeaderKey *l, uint64_t timeout_usec, char **reterr) {

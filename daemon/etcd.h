@@ -169,6 +169,13 @@ int etcd_campaign(Etcd *e, const char *name, int64_t lease, const char *value,
                   etcd_reply_fn fn, void *userdata, EtcdCall **ret_call);
 /* /v3/election/leader: answer {"kv": ...}; -ENOENT when none leads. */
 int etcd_leader(Etcd *e, const char *name, etcd_reply_fn fn, void *userdata, EtcdCall **ret_call);
+/* /v3/election/observe, a stream without timeout: event_fn runs for each
+ * leader etcd reports (answer {"header", "kv"}; the current one first),
+ * from libcurl's write callback, so it must not cancel the call. A broken
+ * stream is resent to the next endpoint; fn runs once when every one was
+ * tried (r < 0). */
+int etcd_observe(Etcd *e, const char *name, etcd_reply_fn event_fn, etcd_reply_fn fn, void *userdata,
+                 EtcdCall **ret_call);
 /* /v3/election/resign (sync, bounded). */
 int etcd_resign_sync(Etcd *e, const EtcdLeaderKey *l, uint64_t timeout_usec, char **reterr);
 

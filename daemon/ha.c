@@ -5,7 +5,9 @@
  *       └── lease lost ◀──┴── window passed / other leader ◀────┘
  *
  * At most one call of each kind is in flight (grant, keepalive, campaign,
- * leader look-up); the timer starts whatever is missing.
+ * leader look-up, a follower's observe stream); the timer starts whatever
+ * is missing. A follower learns of a new leader from the stream at once,
+ * not at its next tick.
  */
 #include <assert.h>
 #include <errno.h>
@@ -34,6 +36,7 @@ struct HA {
 
         sd_event_source *timer;
         EtcdCall *grant_call, *keepalive_call, *campaign_call, *leader_call;
+        EtcdCall *observe_call;     /* a follower's stream of leaders */
         uint64_t grant_sent, keepalive_sent, leader_sent;
         uint64_t elected;           /* monotonic µs this term began */
 
@@ -67,6 +70,7 @@ static void cancel_calls(HA *ha) {
         etcd_call_cancel(TAKE_PTR(ha->keepalive_call));
         etcd_call_cancel(TAKE_PTR(ha->campaign_call));
         etcd_call_cancel(TAKE_PTR(ha->leader_call));
+        etcd_call_cancel(TAKE_PTR(ha->observe_call));
 }
 
 HA *ha_free(HA *ha) {
@@ -205,6 +209,8 @@ static void on_campaign(Etcd *e, int r, json_object *answer, const char *message
         ha->leader_url = ha->advertise_url ? strdup(ha->advertise_url) : NULL;
         ha->reason[0] = 0;
         ha->elected = now_monotonic_usec();
+        /* A leader looks itself up each tick (its key must still lead). */
+        etcd_call_cancel(TAKE_PTR(ha->observe_call));
         set_role(ha, HA_ROLE_LEADER, "elected");
 }
 
@@ -255,11 +261,22 @@ static void on_grant(Etcd *e, int r, json_object *answer, const char *message, v
         start_calls(ha);
 }
 
+/* The leader named by its key's value {"name", "url"}. */
+static void leader_set(HA *ha, const EtcdKeyValue *kv) {
+        _cleanup_(json_object_putp) json_object *v = json_tokener_parse(kv->value);
+        json_object *f;
+
+        leader_clear(ha);
+        if (v && json_object_object_get_ex(v, "name", &f) && json_object_is_type(f, json_type_string))
+                ha->leader_name = strndup(json_object_get_string(f), 255);
+        if (v && json_object_object_get_ex(v, "url", &f) && json_object_is_type(f, json_type_string))
+                ha->leader_url = strndup(json_object_get_string(f), 1023);
+}
+
 static void on_leader(Etcd *e, int r, json_object *answer, const char *message, void *userdata) {
-        _cleanup_(json_object_putp) json_object *v = NULL;
         HA *ha = userdata;
         EtcdKeyValue kv = {};
-        json_object *o, *f;
+        json_object *o;
 
         ha->leader_call = NULL;
         /* A look-up sent before this term began may predate our key: it
@@ -280,13 +297,28 @@ static void on_leader(Etcd *e, int r, json_object *answer, const char *message, 
                 step_down(ha, "another host leads");
                 return;
         }
-        leader_clear(ha);
-        v = json_tokener_parse(kv.value);
-        if (v && json_object_object_get_ex(v, "name", &f) && json_object_is_type(f, json_type_string))
-                ha->leader_name = strndup(json_object_get_string(f), 255);
-        if (v && json_object_object_get_ex(v, "url", &f) && json_object_is_type(f, json_type_string))
-                ha->leader_url = strndup(json_object_get_string(f), 1023);
+        leader_set(ha, &kv);
         etcd_key_value_done(&kv);
+}
+
+/* A follower's stream: each leader etcd reports, at once. Runs inside
+ * libcurl's write callback: cancels nothing. */
+static void on_observed(Etcd *e, int r, json_object *answer, const char *message, void *userdata) {
+        HA *ha = userdata;
+        EtcdKeyValue kv = {};
+        json_object *o;
+
+        if (ha->role != HA_ROLE_FOLLOWER || !json_object_object_get_ex(answer, "kv", &o) ||
+            etcd_decode_key_value(o, 4096, 4096, &kv) < 0)
+                return;
+        leader_set(ha, &kv);
+        etcd_key_value_done(&kv);
+}
+
+static void on_observe_end(Etcd *e, int r, json_object *answer, const char *message, void *userdata) {
+        HA *ha = userdata;
+
+        ha->observe_call = NULL;    /* the next tick looks up and observes again */
 }
 
 /* Starts whichever call the state needs and is not in flight. */
@@ -323,11 +355,16 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
                                          &ha->keepalive_call) < 0)
                         ha->keepalive_call = NULL;
         }
-        if (!ha->leader_call) {
+        /* A follower learns of each new leader from its observe stream;
+         * it looks up only while the stream is not open. */
+        if (!ha->leader_call && (ha->role == HA_ROLE_LEADER || !ha->observe_call)) {
                 ha->leader_sent = now_monotonic_usec();
                 if (etcd_leader(ha->etcd, ha->election, on_leader, ha, &ha->leader_call) < 0)
                         ha->leader_call = NULL;
         }
+        if (ha->role == HA_ROLE_FOLLOWER && !ha->observe_call &&
+            etcd_observe(ha->etcd, ha->election, on_observed, on_observe_end, ha, &ha->observe_call) < 0)
+                ha->observe_call = NULL;
         start_calls(ha);
         (void) sd_event_source_set_time_relative(s, ha->ttl_usec / 3);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);

@@ -127,7 +127,7 @@ struct Request {
         void *relay;                /* the backend's handle while relaying */
         bool relayed;               /* the relay ended: relay_* hold the answer */
         unsigned relay_status;
-        char *relay_type, *relay_body;
+        char *relay_type, *relay_body, *relay_location;
         size_t relay_size;
 };
 
@@ -593,9 +593,16 @@ static HandlerResult handle_status(Request *r, const char *arg) {
         return respond_human_or_json(r, MHD_HTTP_OK, j, status_text);
 }
 
+static bool serve_on_leader(Request *r, bool local_unknown, HandlerResult *ret);
+
 static HandlerResult handle_runs(Request *r, const char *arg) {
         _cleanup_(json_object_putp) json_object *j = NULL;
+        HandlerResult hr;
 
+        /* A follower lists the leader's runs (those its relayed triggers
+         * started); its own while no leader is known. */
+        if (!r->httpd->shutting_down && serve_on_leader(r, true, &hr))
+                return hr;
         if (wants_prepared(r))
                 return respond_prepared(r, &r->httpd->runs, r->httpd->backend.runs);
         j = r->httpd->backend.runs(r->httpd->userdata);
@@ -606,8 +613,15 @@ static HandlerResult handle_runs(Request *r, const char *arg) {
 }
 
 static HandlerResult handle_run(Request *r, const char *arg) {
-        _cleanup_(json_object_putp) json_object *j = r->httpd->backend.run(r->httpd->userdata, arg);
+        _cleanup_(json_object_putp) json_object *j = NULL;
+        HandlerResult hr;
 
+        /* A run this follower does not hold is the leader's (the Location
+         * of a relayed trigger): asked of it. */
+        if (!r->relayed)
+                j = r->httpd->backend.run(r->httpd->userdata, arg);
+        if (!j && !r->httpd->shutting_down && serve_on_leader(r, true, &hr))
+                return hr;
         if (!j)
                 return respond_error(r, MHD_HTTP_NOT_FOUND, NULL, NULL, "no run '%s' (only recent runs are kept)", arg);
         return respond_human_or_json(r, MHD_HTTP_OK, j, report_text);
@@ -645,6 +659,10 @@ static void on_relayed(const HttpdRelay *a, void *cookie) {
         if (a) {
                 r->relay_status = a->status;
                 r->relay_type = a->content_type ? strdup(a->content_type) : NULL;
+                /* A path on the leader (/v1/runs/ID) is one on this host
+                 * too (GET /v1/runs/ID is relayed); never another host. */
+                if (a->location && a->location[0] == '/' && a->location[1] != '/')
+                        r->relay_location = strdup(a->location);
                 r->relay_body = malloc(a->size + 1);
                 if (r->relay_body) {
                         memcpy(r->relay_body, a->body, a->size);
@@ -657,8 +675,9 @@ static void on_relayed(const HttpdRelay *a, void *cookie) {
 }
 
 /* Not the leader: answers 307 to it, relays to it, or 503 when none is
- * known. Returns true when r was answered or suspended (*ret). */
-static bool serve_on_leader(Request *r, HandlerResult *ret) {
+ * known (with local_unknown: false, served here). Returns true when r was
+ * answered or suspended (*ret). */
+static bool serve_on_leader(Request *r, bool local_unknown, HandlerResult *ret) {
         Httpd *h = r->httpd;
         _cleanup_free_ char *base = NULL, *query = NULL, *target = NULL;
         const char *auth, *method;
@@ -671,8 +690,9 @@ static bool serve_on_leader(Request *r, HandlerResult *ret) {
                                              "this host does not lead and the leader did not answer");
                 else
                         *ret = queue(r->connection, r->relay_status, r->relay_type ? r->relay_type : "application/json",
-                                     r->relay_body, r->relay_size, NULL, NULL) == MHD_YES ? HANDLER_DONE
-                                                                                          : HANDLER_FAILED;
+                                     r->relay_body, r->relay_size,
+                                     r->relay_location ? MHD_HTTP_HEADER_LOCATION : NULL, r->relay_location)
+                                == MHD_YES ? HANDLER_DONE : HANDLER_FAILED;
                 return true;
         }
         if (!h->backend.leader)
@@ -681,6 +701,8 @@ static bool serve_on_leader(Request *r, HandlerResult *ret) {
         if (k == 0)
                 return false;
         if (k < 0 || !base) {
+                if (local_unknown)
+                        return false;
                 *ret = respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, MHD_HTTP_HEADER_RETRY_AFTER, "2",
                                      "this host does not lead and no leader is known yet (high availability)");
                 return true;
@@ -732,7 +754,7 @@ static HandlerResult handle_plan(Request *r, const char *arg) {
         HandlerResult hr;
         int k;
 
-        if (!h->shutting_down && serve_on_leader(r, &hr))
+        if (!h->shutting_down && serve_on_leader(r, false, &hr))
                 return hr;
         if (h->shutting_down)
                 return respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, NULL, "stopping");
@@ -890,7 +912,7 @@ static HandlerResult trigger_and_reply(Request *r, const char *reason, bool opti
 static HandlerResult handle_reconcile(Request *r, const char *arg) {
         HandlerResult hr;
 
-        if (!r->run_id && !r->httpd->shutting_down && serve_on_leader(r, &hr))
+        if (!r->run_id && !r->httpd->shutting_down && serve_on_leader(r, false, &hr))
                 return hr;
         return trigger_and_reply(r, "api", true);
 }
@@ -1110,6 +1132,7 @@ static void request_free(Request *r) {
         free(r->url);
         free(r->relay_type);
         free(r->relay_body);
+        free(r->relay_location);
         request_unwait(r);
         sd_event_source_disable_unref(r->deadline);
         free(r->arg);

@@ -29,6 +29,7 @@ typedef struct Httpd Httpd;
 typedef struct HttpdRelay {
         unsigned status;
         const char *content_type;   /* may be NULL */
+        const char *location;       /* the leader's Location header, may be NULL */
         const char *body;
         size_t size;
 } HttpdRelay;

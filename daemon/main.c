@@ -61,7 +61,8 @@ static const struct {
           "       binderyd state export [-c FILE]\n"
           "\n"
           "forget: stops owning a resource without deleting it (e.g. Worker/api). The daemon\n"
-          "must be stopped (it holds the state lock). Remove the resource from the spec too.\n"
+          "must be stopped (it holds the state lock); with ha: every binderyd of the account\n"
+          "(forget takes leadership in etcd). Remove the resource from the spec too.\n"
           "import: moves the state directory's ledger and HMAC key into etcd (ha.prefix),\n"
           "for high availability; every binderyd of the account must be stopped.\n"
           "export: copies the ledger and HMAC key from etcd into the state directory.\n" },

@@ -17,6 +17,7 @@
 #include "manager-ha.h"
 #include "secrets.h"
 #include "store-etcd.h"
+#include "store-file.h"
 #include "util.h"
 
 #define RESIGN_TIMEOUT_USEC (1 * USEC_PER_SEC)
@@ -45,6 +46,7 @@ struct ManagerHA {
         Etcd *etcd;
         HA *ha;
         CurlGlue *glue;             /* relays */
+        Store *state_lock;          /* the state directory, locked (file store) */
         LIST_HEAD(, Relay) relays;
         char *prefix;
         char *enforced_key;
@@ -85,6 +87,7 @@ ManagerHA *manager_ha_free(ManagerHA *mh) {
         curl_glue_free(mh->glue);
         ha_free(mh->ha);
         etcd_free(mh->etcd);
+        store_free(mh->state_lock);
         sd_event_unref(mh->event);
         free(mh->prefix);
         free(mh->enforced_key);
@@ -139,7 +142,7 @@ int manager_ha_etcd_new(const Config *c, sd_event *event, const char *user_agent
 
 int manager_ha_new(ManagerHA **ret, sd_event *event, const Config *c, manager_ha_role_fn fn, void *userdata) {
         _cleanup_(manager_ha_freep) ManagerHA *mh = NULL;
-        _cleanup_free_ char *election = NULL;
+        _cleanup_free_ char *election = NULL, *msg = NULL;
         const HAConfig *h = c->ha;
         HAOptions ho;
         int r;
@@ -160,6 +163,17 @@ int manager_ha_new(ManagerHA **ret, sd_event *event, const Config *c, manager_ha
             asprintf(&mh->enforced_key, "%s%s", h->prefix, ENFORCED_KEY) < 0 ||
             asprintf(&mh->user_agent, "binderyd/%s (%s)", PACKAGE_VERSION, h->name) < 0)
                 return log_error_errno(ENOMEM, "Out of memory.");
+
+        /* The state directory still holds this host's local cache, the
+         * request budget and the runs history: one daemon per directory,
+         * as without ha:. The file store holds the lock until exit. */
+        r = store_file_open(c->state_dir, true, &mh->state_lock, &msg);
+        if (r == -EBUSY)
+                return log_error_errno(r, "The state directory '%s' is locked by another bindery process.",
+                                       c->state_dir);
+        if (r < 0)
+                return log_error_errno(r, "Cannot open the state directory '%s': %s", c->state_dir,
+                                       msg ? msg : strerror(-r));
 
         r = manager_ha_etcd_new(c, event, mh->user_agent, &mh->etcd);
         if (r < 0)
@@ -383,15 +397,19 @@ static void on_relay_done(CurlGlue *g, CURL *easy, CURLcode result, void *userda
         Relay *r = userdata;
         ManagerHA *mh = r->mh;
         HttpdRelay a = {};
+        struct curl_header *loc = NULL;
         long status = 0;
         char *ct = NULL;
 
         (void) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         (void) curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &ct);
+        if (curl_easy_header(easy, "Location", 0, CURLH_HEADER, -1, &loc) != CURLHE_OK)
+                loc = NULL;
         if (result == CURLE_OK && !r->too_big && status >= 100 && status <= 599) {
                 a = (HttpdRelay) {
                         .status = (unsigned) status,
                         .content_type = ct,
+                        .location = loc ? loc->value : NULL,
                         .body = r->answer ? r->answer : "",
                         .size = r->answer_size,
                 };

@@ -37,8 +37,10 @@ int manager_ha_etcd_new(const Config *c, sd_event *event, const char *user_agent
 /* leader: this host now leads (true) or not (false); reason for logs. */
 typedef void (*manager_ha_role_fn)(ManagerHA *mh, bool leader, const char *reason, void *userdata);
 
-/* Reads the etcd password (a daemon secret) and sets up the client and
- * the election from c->ha; nothing is sent yet. Logs its errors. */
+/* Locks c->state_dir (-EBUSY when another process holds it; kept until
+ * manager_ha_free), reads the etcd password (a daemon secret) and sets up
+ * the client and the election from c->ha; nothing is sent yet. Logs its
+ * errors. */
 int manager_ha_new(ManagerHA **ret, sd_event *event, const Config *c, manager_ha_role_fn fn, void *userdata);
 ManagerHA *manager_ha_free(ManagerHA *mh);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ManagerHA *, manager_ha_free);

@@ -1483,7 +1483,13 @@ int manager_start(Manager *m) {
 
         /* With ha: the ledger is in etcd and the engine over it is opened
          * at each leadership term (manager_ha_engine); until then an
-         * engine that only reads the local state directory serves status. */
+         * engine that only reads the local state directory serves status.
+         * manager_ha_new holds the state directory's lock instead. */
+        if (m->config->ha) {
+                r = manager_ha_new(&m->ha, m->event, m->config, manager_on_ha_role, m);
+                if (r < 0)
+                        return r;
+        }
         r = engine_new(&m->engine, m->event, m->config, !m->config->ha);
         if (r >= 0)
                 manager_load_runs(m);   /* only with the state lock held */
@@ -1496,9 +1502,6 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to open the engine (state '%s'): %m", m->config->state_dir);
         if (m->config->ha) {
-                r = manager_ha_new(&m->ha, m->event, m->config, manager_on_ha_role, m);
-                if (r < 0)
-                        return r;
                 engine_set_may_send(m->engine, manager_ha_may_send, m->ha);
                 r = sd_event_add_time_relative(m->event, &m->ha_retry, CLOCK_MONOTONIC, USEC_PER_SEC,
                                                USEC_PER_MSEC, on_ha_retry, m);

@@ -2,7 +2,8 @@
  * test on free loopback ports: two candidates on one loop, exactly one
  * leads; the fence is the leader key's create revision; resign hands over
  * at once; a stopped (SIGSTOP) etcd makes the leader stop writing within
- * the lease TTL, and leadership resumes by itself when etcd continues.
+ * the lease TTL, and leadership resumes by itself when etcd continues; a
+ * follower learns of a new leader from its observe stream.
  * Exits 77, saying so, when etcd is not installed. */
 #include <check.h>
 #include <signal.h>
@@ -35,12 +36,12 @@ static void on_role(HA *ha, HARole role, const char *reason, void *userdata) {
                 h->follows++;
 }
 
-static void host_init(Host *h, sd_event *event, const char *name, const char *election) {
+static void host_init_ttl(Host *h, sd_event *event, const char *name, const char *election, unsigned ttl_sec) {
         char *eps[2] = { harness.url, NULL };
         EtcdOptions eo = { .endpoints = eps };
         char url[64];
         HAOptions o = { .election = election, .name = name, .advertise_url = url,
-                        .lease_ttl_usec = 2 * USEC_PER_SEC };
+                        .lease_ttl_usec = ttl_sec * USEC_PER_SEC };
 
         (void) snprintf(url, sizeof url, "http://127.0.0.1:1/%s", name);
         memset(h, 0, sizeof *h);
@@ -48,6 +49,10 @@ static void host_init(Host *h, sd_event *event, const char *name, const char *el
         ck_assert_int_eq(etcd_new(&h->etcd, event, &eo), 0);
         ck_assert_int_eq(ha_new(&h->ha, event, h->etcd, &o, on_role, h), 0);
         ck_assert_int_eq(ha_start(h->ha), 0);
+}
+
+static void host_init(Host *h, sd_event *event, const char *name, const char *election) {
+        host_init_ttl(h, event, name, election, 2);
 }
 
 static void host_done(Host *h) {
@@ -226,6 +231,53 @@ START_TEST(test_oneshot) {
 }
 END_TEST
 
+/* Followers learn of a new leader from their observe stream, not from a
+ * look-up at their next tick: three hosts with a 60 s lease tick at
+ * start and then every 20 s, so a follower that names the new leader
+ * before 20 s have passed since it started learned it from the stream. */
+START_TEST(test_follower_observes) {
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        Host h[3];
+        Host *leader = NULL, *next = NULL, *other = NULL;
+        uint64_t started = now_monotonic_usec(), until;
+        const char *names[3] = { "a", "b", "c" };
+
+        ck_assert_int_ge(sd_event_new(&event), 0);
+        for (unsigned i = 0; i < 3; i++)
+                host_init_ttl(&h[i], event, names[i], "/t/observe/election", 60);
+        until = now_monotonic_usec() + 5 * USEC_PER_SEC;
+        while (!leader && now_monotonic_usec() < until) {
+                ck_assert_int_ge(sd_event_run(event, 50 * USEC_PER_MSEC), 0);
+                for (unsigned i = 0; i < 3; i++)
+                        if (ha_role(h[i].ha) == HA_ROLE_LEADER)
+                                leader = &h[i];
+        }
+        ck_assert_ptr_nonnull(leader);
+        ck_assert_int_eq(ha_resign(leader->ha, USEC_PER_SEC), 0);
+        until = now_monotonic_usec() + 5 * USEC_PER_SEC;
+        while (!next && now_monotonic_usec() < until) {
+                ck_assert_int_ge(sd_event_run(event, 50 * USEC_PER_MSEC), 0);
+                for (unsigned i = 0; i < 3; i++)
+                        if (&h[i] != leader && ha_role(h[i].ha) == HA_ROLE_LEADER)
+                                next = &h[i];
+        }
+        ck_assert_ptr_nonnull(next);
+        for (unsigned i = 0; i < 3; i++)
+                if (&h[i] != leader && &h[i] != next)
+                        other = &h[i];
+        until = now_monotonic_usec() + 5 * USEC_PER_SEC;
+        while (!streq_ptr(ha_leader_name(other->ha), next->name) && now_monotonic_usec() < until)
+                ck_assert_int_ge(sd_event_run(event, 50 * USEC_PER_MSEC), 0);
+        ck_assert_str_eq(ha_leader_name(other->ha), next->name);
+        ck_assert(endswith(ha_leader_url(other->ha), next->name));
+        /* No second tick could have looked it up (see above). */
+        ck_assert_uint_lt(now_monotonic_usec() - started, 20 * USEC_PER_SEC);
+        ck_assert_int_eq(ha_role(other->ha), HA_ROLE_FOLLOWER);
+        for (unsigned i = 0; i < 3; i++)
+                host_done(&h[i]);
+}
+END_TEST
+
 int main(void) {
         Suite *s;
         TCase *tc;
@@ -236,6 +288,7 @@ int main(void) {
         tcase_add_test(tc, test_one_leader_and_resign);
         tcase_add_test(tc, test_oneshot);
         tcase_add_test(tc, test_etcd_stopped);
+        tcase_add_test(tc, test_follower_observes);
         suite_add_tcase(s, tc);
         return etcd_harness_run("test-ha", &harness, s);
 }

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # tests/ha/ha-idle.sh: with ha:, the lease keepalive is the one extra
 # timer of an idle daemon (issue 11). A leader and a follower (whose
-# campaign waits in etcd all the while) with a 30 s lease, after the
-# first reconcile, no HTTP client: over IDLE_SECONDS (11) each may wake
-# for one or two keepalive rounds (every lease_ttl / 3 = 10 s: the timer,
-# the keepalive and the leader look-up with their answers) and the idle
-# daemon's own allowance, never in a loop: voluntary context switches
-# (/proc/PID/task/*/status) at most MAX_WAKES (16).
+# campaign and observe stream wait in etcd all the while) with a 30 s
+# lease, after the first reconcile, no HTTP client: over IDLE_SECONDS (11)
+# each may wake for one or two keepalive rounds (every lease_ttl / 3 =
+# 10 s: the timer, the keepalive and the leader's look-up with their
+# answers) and the idle daemon's own allowance, never in a loop:
+# voluntary context switches (/proc/PID/task/*/status) at most MAX_WAKES
+# (16).
 set -u
 HA_TTL=30
 . "$(dirname "$0")/lib.sh"

@@ -5,6 +5,9 @@
 # HMAC key came along). Exported back into a fresh state directory, a
 # single-host daemon converges with 0 writes again. An import while a
 # host leads is refused; so is one into an etcd holding another ledger.
+# state forget with ha: is refused while a host leads; with none, it
+# removes the record from the ledger in etcd (plan then blocks on the
+# unowned worker) and deletes nothing.
 set -u
 . "$(dirname "$0")/lib.sh"
 ha_setup
@@ -49,11 +52,20 @@ converged() { host_idle A || host_idle B; }
 for i in $(seq 400); do converged && break; sleep 0.05; done
 check "a leader converged from the imported ledger" converged
 check "with 0 writes (the HMAC key came along: $(writes) writes)" [ "$(writes)" = 0 ]
-CREDENTIALS_DIRECTORY="$work/creds" timeout 60 "$BINDERYD" state import --config "$work/B/binderyd.yaml" \
+# (B's own state directory is locked by B: a fresh one.)
+mkdir -p "$work/E/state"
+sed "s|$work/B/state|$work/E/state|" "$work/B/binderyd.yaml" > "$work/E.yaml"
+CREDENTIALS_DIRECTORY="$work/creds" timeout 60 "$BINDERYD" state import --config "$work/E.yaml" \
 	> "$work/import2.out" 2>&1
 rc=$?
 check "an import while a host leads is refused (rc $rc)" \
 	sh -c '[ "$1" = 1 ] && grep -q "leads already" "$2"' _ "$rc" "$work/import2.out"
+
+CREDENTIALS_DIRECTORY="$work/creds" timeout 60 "$BINDERYD" state forget Worker/api --config "$work/E.yaml" \
+	> "$work/forget1.out" 2>&1
+rc=$?
+check "state forget with ha: while a host leads is refused (rc $rc)" \
+	sh -c '[ "$1" = 1 ] && grep -q "leads already" "$2"' _ "$rc" "$work/forget1.out"
 
 # --- back out of etcd
 mkdir -p "$work/C/state"
@@ -79,4 +91,27 @@ CREDENTIALS_DIRECTORY="$work/creds" timeout 60 "$BINDERYD" state import --config
 rc=$?
 check "an import of another ledger (another HMAC key) is refused (rc $rc)" \
 	sh -c '[ "$1" = 1 ] && grep -q "another HMAC key" "$2"' _ "$rc" "$work/import3.out"
+
+# --- state forget with ha: edits the ledger in etcd (no host leads now)
+plan_rc() {
+	CREDENTIALS_DIRECTORY="$work/creds" timeout 60 "$BINDERYD" plan --config "$work/A/binderyd.yaml" \
+		> "$work/plan-$1.out" 2>&1
+	echo $?
+}
+rc=$(plan_rc before)
+check "before forget, plan over etcd is in sync (rc $rc)" [ "$rc" = 0 ]
+CREDENTIALS_DIRECTORY="$work/creds" timeout 60 "$BINDERYD" state forget Worker/api --config "$work/A/binderyd.yaml" \
+	> "$work/forget2.out" 2>&1
+rc=$?
+check "state forget Worker/api with ha: exits 0 (rc $rc)" [ "$rc" = 0 ]
+grep -q "no longer owns Worker/api" "$work/forget2.out" || cat "$work/forget2.out"
+rc=$(plan_rc after)
+check "after forget, the ledger in etcd no longer owns the worker: plan blocks on it (rc $rc)" \
+	sh -c '[ "$1" = 3 ] && grep -q "api" "$2"' _ "$rc" "$work/plan-after.out"
+CREDENTIALS_DIRECTORY="$work/creds" timeout 60 "$BINDERYD" state forget Worker/api --config "$work/A/binderyd.yaml" \
+	> "$work/forget3.out" 2>&1
+rc=$?
+check "forgetting it again: bindery does not own it (rc $rc)" \
+	sh -c '[ "$1" = 1 ] && grep -q "does not own Worker/api" "$2"' _ "$rc" "$work/forget3.out"
+check "forget deleted nothing on Cloudflare" [ "$(sim_state | jq '.scripts | length')" = 1 ]
 finish

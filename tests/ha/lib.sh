@@ -230,6 +230,16 @@ etcd_clear_ledger() {
 		-d "{\"key\": \"$(printf '%s' "$p" | base64 -w0)\", \"range_end\": \"$end\"}" >/dev/null
 }
 
+# election_names: the hosts (campaign value "name") holding a key in the
+# election now, leader and candidates, one per line (etcd's v3 range).
+election_names() {
+	local p
+	p=/bindery/$ACCOUNT/election/
+	curl -s -m 5 "${ETCD_EP[1]}/v3/kv/range" -d "{\"key\": \"$(printf '%s' "$p" | base64 -w0)\",
+		\"range_end\": \"$(printf '%s' "${p%/}0" | base64 -w0)\"}" |
+		jq -r '.kvs // [] | .[].value | @base64d | fromjson | .name'
+}
+
 # stop_host NAME: kill -9 and reap.
 stop_host() {
 	local pid
