@@ -629,6 +629,8 @@ static int compute_secret_hmacs(Engine *e) {
                                 return -ENOMEM;
                 }
         }
+        if (e->n_psecrets > 1)
+                qsort(e->psecrets, e->n_psecrets, sizeof(PlanSecret), plan_secret_cmp);
         return 0;
 }
 
@@ -1129,6 +1131,7 @@ static void on_observed(ObserveResult *res, void *userdata) {
                 .generation_since_usec = e->generation_since_usec,
                 .secrets = e->psecrets,
                 .n_secrets = e->n_psecrets,
+                .secrets_sorted = true,
         };
         r = plan_compute(e->g, e->live, e->ledger, &e->policy, &e->plan);
         if (r < 0)

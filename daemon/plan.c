@@ -1181,7 +1181,20 @@ static const Provider *find_provider(const Ctx *c, ResourceKind kind, const char
         return NULL;
 }
 
+int plan_secret_cmp(const void *a, const void *b) {
+        const PlanSecret *x = a, *y = b;
+        int r = strcmp(x->owner, y->owner);
+
+        return r != 0 ? r : strcmp(x->name, y->name);
+}
+
+/* Every worker looks its secrets up: binary search when the engine sorted
+ * them (plan_secret_cmp), a scan for a hand-built list (tests). */
 static const PlanSecret *find_secret(const PlanPolicy *p, const char *owner, const char *name) {
+        PlanSecret key = { .owner = owner, .name = name };
+
+        if (p->secrets_sorted && owner && name)
+                return p->n_secrets > 0 ? bsearch(&key, p->secrets, p->n_secrets, sizeof(PlanSecret), plan_secret_cmp) : NULL;
         for (size_t i = 0; i < p->n_secrets; i++)
                 if (streq_ptr(p->secrets[i].owner, owner) && streq_ptr(p->secrets[i].name, name))
                         return &p->secrets[i];
