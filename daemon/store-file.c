@@ -565,53 +565,67 @@ static json_object *parse_record(const char *text) {
         return json_tokener_parse(text);
 }
 
-/* Writes every record as the snapshot, then empties the journal. */
+/* Appends "key": text for one record: the record's text as committed,
+ * checked to be one JSON value (never a tree of all records: that held
+ * several times the snapshot's size at once), the key escaped by json-c. */
+static int put_record(FILE *out, const char *key, const char *text, bool first) {
+        _cleanup_(json_object_putp) json_object *k = json_object_new_string(key);
+        json_object *o = text ? parse_record(text) : NULL;
+        const char *ks = k ? json_object_to_json_string_ext(k, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : NULL;
+
+        if (!o || !ks) {
+                json_object_put(o);
+                return -ENOMEM;
+        }
+        json_object_put(o);
+        fprintf(out, "%s\n    %s: %s", first ? "" : ",", ks, text);
+        return 0;
+}
+
+/* Writes every record as the snapshot, then empties the journal. The
+ * text is built record by record: one record per line under "records". */
 static int compact(FileStore *f, char **reterr) {
-        _cleanup_(json_object_putp) json_object *root = json_object_new_object();
         _cleanup_free_ const char **keys = NULL;
-        json_object *records = json_object_new_object();
-        const char *binding, *text;
-        size_t n = 0;
+        _cleanup_free_ char *text = NULL;
+        _cleanup_fclose_ FILE *out = NULL;
+        struct lh_entry *bent = lh_table_lookup_entry(f->records, "binding");
+        size_t n = 0, size = 0;
+        bool first = true;
         int r;
 
-        if (!root || !records || json_object_object_add(root, "version", json_object_new_int(FORMAT_VERSION)) < 0) {
-                json_object_put(records);
-                return -ENOMEM;
-        }
-        binding = lh_table_lookup_entry(f->records, "binding") ? lh_entry_v(lh_table_lookup_entry(f->records, "binding")) : NULL;
-        if (binding && json_object_object_add(root, "binding", parse_record(binding)) < 0) {
-                json_object_put(records);
-                return -ENOMEM;
-        }
-        if (json_object_object_add(root, "records", records) < 0) {
-                json_object_put(records);
-                return -ENOMEM;
-        }
         keys = sorted_keys(f, &n);
         if (!keys)
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                json_object *o;
+        out = open_memstream(&text, &size);
+        if (!out)
+                return -ENOMEM;
+        fprintf(out, "{\n  \"version\": %d,\n", FORMAT_VERSION);
+        if (bent) {
+                json_object *o = parse_record(lh_entry_v(bent));
 
+                /* Not JSON: null, as the tree this replaced wrote it. */
+                fprintf(out, "  \"binding\": %s,\n", o ? (const char *) lh_entry_v(bent) : "null");
+                json_object_put(o);
+        }
+        fputs("  \"records\": {", out);
+        for (size_t i = 0; i < n; i++) {
                 if (streq(keys[i], "binding"))
                         continue;
-                o = parse_record(lh_entry_v(lh_table_lookup_entry(f->records, keys[i])));
-                if (!o || json_object_object_add(records, keys[i], o) < 0) {
-                        json_object_put(o);
-                        return -ENOMEM;
-                }
+                r = put_record(out, keys[i], lh_entry_v(lh_table_lookup_entry(f->records, keys[i])), first);
+                if (r < 0)
+                        return r;
+                first = false;
         }
-        if (json_object_object_add(root, "journal_seq", json_object_new_int64((int64_t) f->seq)) < 0)
+        fprintf(out, "%s},\n  \"journal_seq\": %" PRIu64 "\n}\n", first ? "" : "\n  ", f->seq);
+        r = fclose(TAKE_PTR(out));          /* text and size are final after fclose */
+        if (r != 0 || !text)
                 return -ENOMEM;
-        text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
-        if (!text)
-                return -ENOMEM;
-        r = write_file_atomic(f->snap_path, text, strlen(text), 0600);
+        r = write_file_atomic(f->snap_path, text, size, 0600);
         if (r < 0)
                 return set_error(reterr, "%s: cannot write: %s", f->snap_path, strerror(-r)), r;
         f->stats.fsyncs += 2;           /* the file and the directory */
         f->stats.compactions++;
-        f->snap_size = strlen(text);
+        f->snap_size = size;
         f->snap_version = FORMAT_VERSION;
         /* The snapshot holds every batch (journal_seq): a crash before
          * the journal is emptied only leaves lines that are skipped. */
