@@ -629,6 +629,8 @@ static int compute_secret_hmacs(Engine *e) {
                                 return -ENOMEM;
                 }
         }
+        if (e->n_psecrets > 1)
+                qsort(e->psecrets, e->n_psecrets, sizeof(PlanSecret), plan_secret_cmp);
         return 0;
 }
 
@@ -747,9 +749,10 @@ static char **load_meta_strv(const Ledger *ledger, const char *key) {
         const char *v = ledger_get_meta(ledger, key);
         json_object *j = v ? json_tokener_parse(v) : NULL;
         char **l = calloc(1, sizeof(char *));
+        size_t n = 0;
 
         for (size_t i = 0; l && j && json_object_is_type(j, json_type_array) && i < json_object_array_length(j); i++)
-                if (strv_extend(&l, json_object_get_string(json_object_array_get_idx(j, i))) < 0) {
+                if (strv_extend_n(&l, &n, json_object_get_string(json_object_array_get_idx(j, i))) < 0) {
                         l = strv_free(l);
                         break;
                 }
@@ -765,6 +768,7 @@ typedef struct PostReq {
         json_object *counts;        /* audit: own writes still to match (observe_write_counts) */
         StrSet *seen;               /* audit: entry ids processed before */
         size_t n_seen_before;       /* audit: length of audit_seen_new before this read */
+        size_t n_seen_new;          /* audit: length of audit_seen_new now */
         LiveState *live;            /* scripts: the list, streamed in */
 } PostReq;
 
@@ -793,7 +797,7 @@ static int on_post_item(json_object *item, void *userdata) {
                 return r;
         if (!a.id || strset_contains(q->seen, a.id))
                 return 0;
-        if (a.key && observe_write_take(q->counts, a.key) && strv_extend(&q->e->audit_seen_new, a.id) < 0)
+        if (a.key && observe_write_take(q->counts, a.key) && strv_extend_n(&q->e->audit_seen_new, &q->n_seen_new, a.id) < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -875,7 +879,7 @@ static int post_submit(Engine *e, bool audit) {
                 for (size_t i = 0; e->audit_seen_new && e->audit_seen_new[i]; i++)
                         if (strset_put(q->seen, e->audit_seen_new[i]) < 0)
                                 return -ENOMEM;
-                q->n_seen_before = strv_length(e->audit_seen_new);
+                q->n_seen_before = q->n_seen_new = strv_length(e->audit_seen_new);
         } else {
                 q->live = live_state_new();
                 if (!q->live)
@@ -949,14 +953,13 @@ static int pick_rotation(Engine *e) {
         const char *cursor = ledger_get_meta(e->ledger, META_ROTATION_CURSOR);
         unsigned cap = e->request_budget / ROTATION_BUDGET_SHARE / REFRESH_REQUESTS_PER_WORKER;
         _cleanup_strv_free_ char **names = NULL;
-        size_t start = 0, n;
+        size_t start = 0, n = 0, n_rotation = strv_length(e->rotation);
 
         if (cap == 0)
                 cap = 1;
         for (size_t i = 0; i < e->ledger->n_entries; i++)
-                if (e->ledger->entries[i]->kind == RESOURCE_WORKER && strv_extend(&names, e->ledger->entries[i]->doc) < 0)
+                if (e->ledger->entries[i]->kind == RESOURCE_WORKER && strv_extend_n(&names, &n, e->ledger->entries[i]->doc) < 0)
                         return -ENOMEM;
-        n = strv_length(names);
         if (n == 0)
                 return 0;
         strv_sort_uniq(names);
@@ -965,7 +968,7 @@ static int pick_rotation(Engine *e) {
                 if (strcmp(names[i], cursor) <= 0)
                         start = i + 1;
         for (size_t k = 0; k < n && k < cap; k++)
-                if (strv_extend(&e->rotation, names[(start + k) % n]) < 0)
+                if (strv_extend_n(&e->rotation, &n_rotation, names[(start + k) % n]) < 0)
                         return -ENOMEM;
         return 0;
 }
@@ -1037,7 +1040,7 @@ static int pick_refresh(Engine *e, uint64_t now) {
         uint64_t last_usec = 0;
         unsigned cap = e->request_budget / REFRESH_BUDGET_SHARE / REFRESH_REQUESTS_PER_WORKER;
         _cleanup_strv_free_ char **names = NULL;
-        size_t start = 0;
+        size_t start = 0, n = 0, n_refresh = strv_length(e->refresh);
 
         if (cap == 0)
                 cap = 1;
@@ -1046,14 +1049,14 @@ static int pick_refresh(Engine *e, uint64_t now) {
         if (!last || (now > last_usec && now - last_usec < e->full_refresh_usec && !cursor))
                 return 0;
         for (size_t i = 0; i < e->ledger->n_entries; i++)
-                if (e->ledger->entries[i]->kind == RESOURCE_WORKER && strv_extend(&names, e->ledger->entries[i]->doc) < 0)
+                if (e->ledger->entries[i]->kind == RESOURCE_WORKER && strv_extend_n(&names, &n, e->ledger->entries[i]->doc) < 0)
                         return -ENOMEM;
         strv_sort_uniq(names);
         for (size_t i = 0; cursor && names && names[i]; i++)
                 if (strcmp(names[i], cursor) <= 0)
                         start = i + 1;
-        for (size_t i = start; names && names[i] && strv_length(e->refresh) < cap; i++)
-                if (strv_extend(&e->refresh, names[i]) < 0)
+        for (size_t i = start; names && names[i] && n_refresh < cap; i++)
+                if (strv_extend_n(&e->refresh, &n_refresh, names[i]) < 0)
                         return -ENOMEM;
         return 0;
 }
@@ -1128,6 +1131,7 @@ static void on_observed(ObserveResult *res, void *userdata) {
                 .generation_since_usec = e->generation_since_usec,
                 .secrets = e->psecrets,
                 .n_secrets = e->n_psecrets,
+                .secrets_sorted = true,
         };
         r = plan_compute(e->g, e->live, e->ledger, &e->policy, &e->plan);
         if (r < 0)

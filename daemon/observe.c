@@ -700,6 +700,7 @@ static bool spec_changed(Observer *o, LiveWorker *w, const LedgerEntry *e) {
 static int start_details(Observer *o) {
         LiveState *live = o->res.live;
         unsigned n_diff_reads = 0;
+        size_t n_seen = strv_length(o->res.audit_seen);
         _cleanup_(strset_freep) StrSet *seen = strset_new(), *flagged = strset_new(), *secret_flagged = strset_new();
         _cleanup_(json_object_putp) json_object *own = observe_write_counts(o->own_writes);
 
@@ -712,7 +713,7 @@ static int start_details(Observer *o) {
         for (size_t i = 0; i < o->n_audit; i++) {
                 const AuditEntry *e = &o->audit[i];
 
-                if (e->id && strv_extend(&o->res.audit_seen, e->id) < 0)
+                if (e->id && strv_extend_n(&o->res.audit_seen, &n_seen, e->id) < 0)
                         return -ENOMEM;
                 if ((e->id && strset_contains(seen, e->id)) || e->get)
                         continue;

@@ -143,6 +143,7 @@ typedef struct PlanPolicy {
         bool allow_empty;           /* a generation without documents may delete (allow_empty) */
         const PlanSecret *secrets;
         size_t n_secrets;
+        bool secrets_sorted;        /* secrets are in (owner, name) order: binary search */
 } PlanPolicy;
 
 /* ---- Actions ---- */
@@ -226,6 +227,10 @@ typedef struct Plan {
 
 Plan *plan_free(Plan *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Plan *, plan_free);
+
+/* Orders PlanSecrets by owner, then name (neither NULL), for
+ * PlanPolicy.secrets_sorted. */
+int plan_secret_cmp(const void *a, const void *b);
 
 /* Computes the plan. g may be NULL (the spec was rejected): then nothing is
  * deleted or created; the plan only notes that. live and ledger must not

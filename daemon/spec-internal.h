@@ -31,6 +31,7 @@ typedef struct SpecCtx {
         char **do_broken;           /* workers whose durable_objects section had errors */
         bool documents_exceeded;
         bool oom;
+        const struct NameIndexes *index;    /* during spec_validate_generation only */
         /* allocated lengths of the Generation arrays */
         size_t a_workers, a_kv, a_r2, a_d1, a_queues, a_stores, a_secrets;
 } SpecCtx;

@@ -106,9 +106,83 @@ static void check_dups(SpecCtx *c, const void *base, size_t n, size_t stride, si
 
 /* ---- references ---- */
 
-/* " (did you mean 'x'?)" for a name that is not there, from the names of
- * base[0..n) at name_off; "" when nothing is close. Returns a static
- * buffer, valid until the next call. */
+/* The generation's arrays are in file order until spec_finalize_generation
+ * sorts them, so a lookup there is a scan: per binding that made the
+ * validation of N workers quadratic. A NameIndex is the (name, index)
+ * pairs sorted (cmp_nameref); a search returns the first in file order
+ * among equal names, as the scan did. */
+typedef struct NameIndex {
+        NameRef *refs;
+        size_t n;
+} NameIndex;
+
+typedef struct NameIndexes {
+        NameIndex workers, kv, r2, d1, queues;
+} NameIndexes;
+
+static int name_index_build(NameIndex *x, const void *base, size_t n, size_t stride, size_t name_off) {
+        x->n = 0;
+        x->refs = n > 0 ? calloc(n, sizeof(NameRef)) : NULL;
+        if (n > 0 && !x->refs)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                const char *name = *(char *const *) ((const char *) base + i * stride + name_off);
+
+                if (name)
+                        x->refs[x->n++] = (NameRef) { .name = name, .idx = i };
+        }
+        if (x->n > 1)
+                qsort(x->refs, x->n, sizeof(NameRef), cmp_nameref);
+        return 0;
+}
+
+/* The index of the first element named name, or SIZE_MAX. */
+static size_t name_index_find(const NameIndex *x, const char *name) {
+        size_t lo = 0, hi = x->n;
+
+        if (!name)
+                return SIZE_MAX;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (strcmp(x->refs[mid].name, name) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo < x->n && streq(x->refs[lo].name, name) ? x->refs[lo].idx : SIZE_MAX;
+}
+
+static void name_indexes_done(NameIndexes *x) {
+        free(x->workers.refs);
+        free(x->kv.refs);
+        free(x->r2.refs);
+        free(x->d1.refs);
+        free(x->queues.refs);
+}
+
+#define INDEX_BUILD(x, arr, n, type) name_index_build((x), (arr), (n), sizeof(type), offsetof(type, name))
+
+static int name_indexes_build(NameIndexes *x, const Generation *g) {
+        if (INDEX_BUILD(&x->workers, g->workers, g->n_workers, Worker) < 0 ||
+            INDEX_BUILD(&x->kv, g->kv_namespaces, g->n_kv_namespaces, KVNamespace) < 0 ||
+            INDEX_BUILD(&x->r2, g->r2_buckets, g->n_r2_buckets, R2Bucket) < 0 ||
+            INDEX_BUILD(&x->d1, g->d1_databases, g->n_d1_databases, D1Database) < 0 ||
+            INDEX_BUILD(&x->queues, g->queues, g->n_queues, Queue) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static const void *index_find(const NameIndex *x, const void *base, size_t stride, const char *name) {
+        size_t i = name_index_find(x, name);
+
+        return i == SIZE_MAX ? NULL : (const char *) base + i * stride;
+}
+
+/* generation_find_*() for the validation (c->index is set throughout). */
+#define VFIND(c, field, arr, type, name) \
+        ((const type *) index_find(&(c)->index->field, (c)->g->arr, sizeof(type), (name)))
+
 static const char *hint_from(SpecCtx *c, const void *base, size_t n, size_t stride, size_t name_off,
                              const char *name) {
         static char buf[300];
@@ -179,15 +253,16 @@ static const char *target_hint(SpecCtx *c, ResourceKind k, const char *name) {
 
         switch (k) {
         case RESOURCE_KV_NAMESPACE:
-                return generation_find_kv(g, name) ? NULL
+                return VFIND(c, kv, kv_namespaces, KVNamespace, name) ? NULL
                         : HINT(g->kv_namespaces, g->n_kv_namespaces, KVNamespace, name);
         case RESOURCE_R2_BUCKET:
-                return generation_find_r2(g, name) ? NULL : HINT(g->r2_buckets, g->n_r2_buckets, R2Bucket, name);
+                return VFIND(c, r2, r2_buckets, R2Bucket, name) ? NULL
+                        : HINT(g->r2_buckets, g->n_r2_buckets, R2Bucket, name);
         case RESOURCE_D1_DATABASE:
-                return generation_find_d1(g, name) ? NULL
+                return VFIND(c, d1, d1_databases, D1Database, name) ? NULL
                         : HINT(g->d1_databases, g->n_d1_databases, D1Database, name);
         case RESOURCE_QUEUE:
-                return generation_find_queue(g, name) ? NULL : HINT(g->queues, g->n_queues, Queue, name);
+                return VFIND(c, queues, queues, Queue, name) ? NULL : HINT(g->queues, g->n_queues, Queue, name);
         default:
                 return NULL;
         }
@@ -212,7 +287,7 @@ static void check_binding(SpecCtx *c, const Worker *w, Binding *b) {
                 if (!b->class_name)
                         break;
                 if (b->script_name && !streq_ptr(b->script_name, w->name)) {
-                        owner = generation_find_worker(g, b->script_name);
+                        owner = VFIND(c, workers, workers, Worker, b->script_name);
                         if (!owner || owner->policy.external)
                                 break; /* a script bindery does not manage: trusted as written */
                 }
@@ -408,6 +483,7 @@ void spec_validate_generation(SpecCtx *c) {
         const SecretsStore *first_default = NULL;
         _cleanup_free_ ConsumerRef *consumers = NULL;
         size_t n_consumers = 0, a_consumers = 0;
+        _cleanup_(name_indexes_done) NameIndexes index = {};
 
         CHECK_DUPS(c, g->workers, g->n_workers, Worker, name, "Worker");
         CHECK_DUPS(c, g->kv_namespaces, g->n_kv_namespaces, KVNamespace, name, "KVNamespace");
@@ -476,6 +552,11 @@ void spec_validate_generation(SpecCtx *c) {
                         }
                 }
 
+        if (name_indexes_build(&index, g) < 0) {
+                c->oom = true;
+                return;
+        }
+        c->index = &index;
         for (size_t i = 0; i < g->n_workers && !c->oom; i++) {
                 Worker *w = &g->workers[i];
 
@@ -489,12 +570,12 @@ void spec_validate_generation(SpecCtx *c) {
 
                         if (!what)
                                 continue;
-                        if (!generation_find_queue(g, q->queue)) {
+                        if (!VFIND(c, queues, queues, Queue, q->queue)) {
                                 spec_error_at(c, q->loc, "consumer: no Queue named '%s'%s", q->queue,
                                               HINT(g->queues, g->n_queues, Queue, q->queue));
                                 continue;
                         }
-                        if (q->dead_letter_queue && !generation_find_queue(g, q->dead_letter_queue))
+                        if (q->dead_letter_queue && !VFIND(c, queues, queues, Queue, q->dead_letter_queue))
                                 spec_error_at(c, q->loc, "consumer of '%s': no Queue named '%s' for "
                                               "dead_letter_queue", q->queue, q->dead_letter_queue);
                         else if (q->dead_letter_queue && streq(q->dead_letter_queue, q->queue))
@@ -516,7 +597,7 @@ void spec_validate_generation(SpecCtx *c) {
 
                                 if (!t) {
                                         c->oom = true;
-                                        return;
+                                        goto done;
                                 }
                                 consumers = t;
                                 a_consumers = na;
@@ -525,6 +606,8 @@ void spec_validate_generation(SpecCtx *c) {
                 next_consumer:;
                 }
         }
+done:
+        c->index = NULL;
 }
 
 /* ---- canonical form and digests ---- */

@@ -339,6 +339,137 @@ static int parse_snapshot(Loader *l, const char *data, size_t size, json_object 
         return 0;
 }
 
+/* Parses the one JSON value at data[*pos..size) (after blanks) and
+ * advances *pos past it; NULL when there is none (any error). */
+static json_object *next_value(json_tokener *tok, const char *data, size_t size, size_t *pos) {
+        json_object *o;
+
+        *pos += strspn(data + *pos, " \t\r\n");
+        if (*pos >= size)
+                return NULL;
+        json_tokener_reset(tok);
+        o = json_tokener_parse_ex(tok, data + *pos, (int) (size - *pos));
+        if (!o || json_tokener_get_error(tok) != json_tokener_success) {
+                json_object_put(o);
+                return NULL;
+        }
+        *pos += json_tokener_get_parse_end(tok);
+        return o;
+}
+
+/* Skips blanks, then expects c. */
+static bool next_char(const char *data, size_t size, size_t *pos, char c) {
+        *pos += strspn(data + *pos, " \t\r\n");
+        if (*pos >= size || data[*pos] != c)
+                return false;
+        (*pos)++;
+        return true;
+}
+
+/* The common case of load_snapshot() without a tree of the whole file:
+ * a version 2 object whose members are walked one value at a time, each
+ * record parsed, copied as text and freed before the next (the tree held
+ * several times the file's size at once). Returns 1 when it loaded the
+ * snapshot; 0 when anything is unusual (a parse error, another version,
+ * a repeated member, a record that is not an object, the binding among
+ * the records): then nothing is kept and the tree path decides, with its
+ * messages. */
+static int load_snapshot_streamed(FileStore *f, const char *data, size_t size) {
+        /* Values sit one (members) or two (records) levels below the
+         * root: the same depth limit as the tree's. */
+        json_tokener *tok = json_tokener_new_ex(MAX_DEPTH - 2);
+        size_t pos = 0;
+        bool have_version = false, have_seq = false, have_binding = false, have_records = false, ok = false;
+        uint64_t seq = 0;
+        int r = 0;
+
+        if (!tok)
+                return -ENOMEM;
+        if (!next_char(data, size, &pos, '{'))
+                goto done;
+        for (bool first = true;; first = false) {
+                _cleanup_(json_object_putp) json_object *k = NULL, *v = NULL;
+                const char *key;
+
+                if (next_char(data, size, &pos, '}'))
+                        break;
+                if (!first && !next_char(data, size, &pos, ','))
+                        goto done;
+                k = next_value(tok, data, size, &pos);
+                if (!k || !json_object_is_type(k, json_type_string) || !next_char(data, size, &pos, ':'))
+                        goto done;
+                key = json_object_get_string(k);
+                if (streq(key, "records")) {
+                        if (have_records || !next_char(data, size, &pos, '{'))
+                                goto done;
+                        have_records = true;
+                        for (bool rfirst = true;; rfirst = false) {
+                                _cleanup_(json_object_putp) json_object *rk = NULL, *rv = NULL;
+                                _cleanup_free_ char *norm = NULL;
+
+                                if (next_char(data, size, &pos, '}'))
+                                        break;
+                                if (!rfirst && !next_char(data, size, &pos, ','))
+                                        goto done;
+                                rk = next_value(tok, data, size, &pos);
+                                if (!rk || !json_object_is_type(rk, json_type_string) ||
+                                    !next_char(data, size, &pos, ':'))
+                                        goto done;
+                                rv = next_value(tok, data, size, &pos);
+                                if (!rv || !json_object_is_type(rv, json_type_object))
+                                        goto done;
+                                norm = key_normalize(json_object_get_string(rk));
+                                if (!norm) {
+                                        r = -ENOMEM;
+                                        goto done;
+                                }
+                                if (streq(norm, "binding"))
+                                        goto done;
+                                r = records_set_json(f, norm, rv);
+                                if (r < 0)
+                                        goto done;
+                        }
+                        continue;
+                }
+                v = next_value(tok, data, size, &pos);
+                if (!v)
+                        goto done;
+                if (streq(key, "version")) {
+                        if (have_version || !json_object_is_type(v, json_type_int) ||
+                            json_object_get_int64(v) != FORMAT_VERSION)
+                                goto done;
+                        have_version = true;
+                } else if (streq(key, "journal_seq")) {
+                        if (have_seq || !json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
+                                goto done;
+                        have_seq = true;
+                        seq = (uint64_t) json_object_get_int64(v);
+                } else if (streq(key, "binding")) {
+                        if (have_binding || !json_object_is_type(v, json_type_object))
+                                goto done;
+                        have_binding = true;
+                        r = records_set_json(f, "binding", v);
+                        if (r < 0)
+                                goto done;
+                }
+                /* Other members: ignored, as the tree path ignores them. */
+        }
+        ok = have_version && pos + strspn(data + pos, " \t\r\n") == size;
+done:
+        json_tokener_free(tok);
+        if (r < 0 || !ok) {
+                lh_table_free(f->records);
+                f->records = lh_kchar_table_new(1024, record_free);
+                if (!f->records)
+                        return -ENOMEM;
+                return r < 0 ? r : 0;
+        }
+        if (have_seq)
+                f->seq = seq;
+        f->snap_version = FORMAT_VERSION;
+        return 1;
+}
+
 static int load_snapshot(FileStore *f, char **reterr) {
         _cleanup_free_ char *data = NULL;
         _cleanup_(json_object_putp) json_object *root = NULL;
@@ -357,6 +488,9 @@ static int load_snapshot(FileStore *f, char **reterr) {
         if (r < 0)
                 return set_error(reterr, "%s: cannot read: %s", f->snap_path, strerror(-r)), r;
         f->snap_size = size;
+        r = load_snapshot_streamed(f, data, size);
+        if (r != 0)
+                return r;
         r = parse_snapshot(&l, data, size, &root);
         if (r < 0)
                 return r;
@@ -565,53 +699,67 @@ static json_object *parse_record(const char *text) {
         return json_tokener_parse(text);
 }
 
-/* Writes every record as the snapshot, then empties the journal. */
+/* Appends "key": text for one record: the record's text as committed,
+ * checked to be one JSON value (never a tree of all records: that held
+ * several times the snapshot's size at once), the key escaped by json-c. */
+static int put_record(FILE *out, const char *key, const char *text, bool first) {
+        _cleanup_(json_object_putp) json_object *k = json_object_new_string(key);
+        json_object *o = text ? parse_record(text) : NULL;
+        const char *ks = k ? json_object_to_json_string_ext(k, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : NULL;
+
+        if (!o || !ks) {
+                json_object_put(o);
+                return -ENOMEM;
+        }
+        json_object_put(o);
+        fprintf(out, "%s\n    %s: %s", first ? "" : ",", ks, text);
+        return 0;
+}
+
+/* Writes every record as the snapshot, then empties the journal. The
+ * text is built record by record: one record per line under "records". */
 static int compact(FileStore *f, char **reterr) {
-        _cleanup_(json_object_putp) json_object *root = json_object_new_object();
         _cleanup_free_ const char **keys = NULL;
-        json_object *records = json_object_new_object();
-        const char *binding, *text;
-        size_t n = 0;
+        _cleanup_free_ char *text = NULL;
+        _cleanup_fclose_ FILE *out = NULL;
+        struct lh_entry *bent = lh_table_lookup_entry(f->records, "binding");
+        size_t n = 0, size = 0;
+        bool first = true;
         int r;
 
-        if (!root || !records || json_object_object_add(root, "version", json_object_new_int(FORMAT_VERSION)) < 0) {
-                json_object_put(records);
-                return -ENOMEM;
-        }
-        binding = lh_table_lookup_entry(f->records, "binding") ? lh_entry_v(lh_table_lookup_entry(f->records, "binding")) : NULL;
-        if (binding && json_object_object_add(root, "binding", parse_record(binding)) < 0) {
-                json_object_put(records);
-                return -ENOMEM;
-        }
-        if (json_object_object_add(root, "records", records) < 0) {
-                json_object_put(records);
-                return -ENOMEM;
-        }
         keys = sorted_keys(f, &n);
         if (!keys)
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                json_object *o;
+        out = open_memstream(&text, &size);
+        if (!out)
+                return -ENOMEM;
+        fprintf(out, "{\n  \"version\": %d,\n", FORMAT_VERSION);
+        if (bent) {
+                json_object *o = parse_record(lh_entry_v(bent));
 
+                /* Not JSON: null, as the tree this replaced wrote it. */
+                fprintf(out, "  \"binding\": %s,\n", o ? (const char *) lh_entry_v(bent) : "null");
+                json_object_put(o);
+        }
+        fputs("  \"records\": {", out);
+        for (size_t i = 0; i < n; i++) {
                 if (streq(keys[i], "binding"))
                         continue;
-                o = parse_record(lh_entry_v(lh_table_lookup_entry(f->records, keys[i])));
-                if (!o || json_object_object_add(records, keys[i], o) < 0) {
-                        json_object_put(o);
-                        return -ENOMEM;
-                }
+                r = put_record(out, keys[i], lh_entry_v(lh_table_lookup_entry(f->records, keys[i])), first);
+                if (r < 0)
+                        return r;
+                first = false;
         }
-        if (json_object_object_add(root, "journal_seq", json_object_new_int64((int64_t) f->seq)) < 0)
+        fprintf(out, "%s},\n  \"journal_seq\": %" PRIu64 "\n}\n", first ? "" : "\n  ", f->seq);
+        r = fclose(TAKE_PTR(out));          /* text and size are final after fclose */
+        if (r != 0 || !text)
                 return -ENOMEM;
-        text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
-        if (!text)
-                return -ENOMEM;
-        r = write_file_atomic(f->snap_path, text, strlen(text), 0600);
+        r = write_file_atomic(f->snap_path, text, size, 0600);
         if (r < 0)
                 return set_error(reterr, "%s: cannot write: %s", f->snap_path, strerror(-r)), r;
         f->stats.fsyncs += 2;           /* the file and the directory */
         f->stats.compactions++;
-        f->snap_size = strlen(text);
+        f->snap_size = size;
         f->snap_version = FORMAT_VERSION;
         /* The snapshot holds every batch (journal_seq): a crash before
          * the journal is emptied only leaves lines that are skipped. */

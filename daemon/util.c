@@ -67,6 +67,30 @@ int strv_extend(char ***l, const char *s) {
         return strv_consume(l, strdup(s));
 }
 
+/* strv_consume() for a caller that keeps the length: *n is the length of
+ * *l and is advanced, so building a list of n strings does not rescan it
+ * n times (quadratic in strv_length). */
+int strv_consume_n(char ***l, size_t *n, char *s) {
+        char **c;
+
+        assert(n);
+        if (!s)
+                return -ENOMEM;
+        c = realloc(*l, sizeof(char *) * (*n + 2));
+        if (!c) {
+                free(s);
+                return -ENOMEM;
+        }
+        c[*n] = s;
+        c[++*n] = NULL;
+        *l = c;
+        return 0;
+}
+
+int strv_extend_n(char ***l, size_t *n, const char *s) {
+        return strv_consume_n(l, n, strdup(s));
+}
+
 char **strv_copy(char * const *l) {
         _cleanup_strv_free_ char **c = NULL;
         size_t n = strv_length(l);

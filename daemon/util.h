@@ -23,6 +23,9 @@ bool strv_contains(char * const *l, const char *s) _pure_;
 int strv_extend(char ***l, const char *s) _warn_unused_result_;
 /* Takes ownership of s (freed on failure too). */
 int strv_consume(char ***l, char *s) _warn_unused_result_;
+/* The same with the length kept by the caller in *n (advanced). */
+int strv_consume_n(char ***l, size_t *n, char *s) _warn_unused_result_;
+int strv_extend_n(char ***l, size_t *n, const char *s) _warn_unused_result_;
 char **strv_copy(char * const *l);
 /* Sorts in place (strcmp order) and removes adjacent duplicates. */
 void strv_sort_uniq(char **l);

@@ -552,6 +552,40 @@ START_TEST(test_corrupt_snapshot_refused) {
 }
 END_TEST
 
+/* A snapshot is read member by member (load_snapshot_streamed) whatever
+ * the order and spacing of its members; one the walk does not take (a
+ * repeated member) is read as a whole tree, where the last "records"
+ * wins, as before the walk. */
+START_TEST(test_snapshot_member_order) {
+        _cleanup_free_ char *dir = make_tmpdir();
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        Store *s = NULL;
+
+        write_text(dir, "state.json",
+                   "\n{ \"records\" :{\"meta/a\":{\"value\":\"1\"} ,\n \"meta/b\": {\"value\": \"2\"}},"
+                   "\"other\": [1, {\"x\": null}], \"journal_seq\": 7,"
+                   " \"binding\": {\"account_id\": \"" ACCOUNT "\"}, \"version\": 2 }\n\n");
+        ck_assert_int_eq(store_file_open(dir, false, &s, NULL), 0);
+        o = records_of(s);
+        ck_assert_int_eq(json_object_object_length(o), 3);
+        ck_assert_str_eq(rec(o, "meta/a"), "{\"value\":\"1\"}");
+        ck_assert_str_eq(rec(o, "meta/b"), "{\"value\":\"2\"}");
+        ck_assert_ptr_nonnull(strstr(rec(o, "binding"), ACCOUNT));
+        s = store_free(s);
+        json_object_put(TAKE_PTR(o));
+
+        write_text(dir, "state.json",
+                   "{\"version\": 2, \"records\": {\"meta/a\": {\"value\": \"1\"}},"
+                   " \"records\": {\"meta/c\": {\"value\": \"3\"}}}");
+        ck_assert_int_eq(store_file_open(dir, false, &s, NULL), 0);
+        o = records_of(s);
+        ck_assert_int_eq(json_object_object_length(o), 1);
+        ck_assert_str_eq(rec(o, "meta/c"), "{\"value\":\"3\"}");
+        s = store_free(s);
+        rm_rf(dir);
+}
+END_TEST
+
 /* A record the store holds but the ledger cannot read: refused, naming
  * the directory, the key and the field. */
 START_TEST(test_bad_record_named) {
@@ -755,6 +789,7 @@ static Suite *store_file_suite(void) {
         tcase_add_test(tc, test_v1_lifted);
         tcase_add_test(tc, test_corrupt_snapshot_refused);
         tcase_add_test(tc, test_bad_record_named);
+        tcase_add_test(tc, test_snapshot_member_order);
         tcase_add_test(tc, test_unreadable_and_oversize);
         tcase_add_test(tc, test_stale_temporaries_removed);
         tcase_add_test(tc, test_hmac_key);
