@@ -123,7 +123,15 @@ check "and the follower ($L) leads" wait_role "$L" leader $((TTL + 5))
 TTL=$LONG host_config "$F"
 start_host "$F"
 check "the restarted host follows" wait_role "$F" follower 5
-check "both hold their key in the election" [ "$(election_names | sort | tr '\n' ,)" = "A,B," ]
+# A follower's campaign key appears when its campaign request lands, which
+# can be just after its status says "follower": wait for it (bounded).
+names=
+for _ in $(seq 100); do
+	names=$(election_names | sort | tr '\n' ,)
+	[ "$names" = "A,B," ] && break
+	sleep 0.1
+done
+check "both hold their key in the election (saw: $names)" [ "$names" = "A,B," ]
 t0=$(now_ms)
 eval "kill -TERM \$PID_$L; wait \$PID_$L"
 check "SIGTERM of the leader ($L, lease ${LONG}s): it exited cleanly" [ $? = 0 ]
