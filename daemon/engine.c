@@ -299,6 +299,9 @@ static void run_reset(Engine *e) {
         e->observer = observe_free(e->observer);
         e->applier = apply_free(e->applier);
         e->plan = plan_free(e->plan);
+        /* Only a run reads the observation (observe, plan, apply): the
+         * last one is not held while the next is built. */
+        e->live = live_state_free(e->live);
         for (size_t i = 0; i < e->n_psecrets; i++) {
                 free((char *) e->psecrets[i].owner);
                 free((char *) e->psecrets[i].name);
