@@ -139,6 +139,7 @@ static int run(const Options *o, RunMode mode) {
         snprintf(run_id, sizeof(run_id), "cli-%s-%llx", name, (unsigned long long) now_realtime_usec());
         ro.mode = mode;
         ro.force = o->force;
+        ro.report_noops = true;
         ro.run_id = run_id;
         ro.generation_since_usec = generation_since(g);
         r = engine_run(e, g, &ro, on_done, &cr);

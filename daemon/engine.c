@@ -85,6 +85,7 @@ struct Engine {
         const Generation *g;
         RunMode mode;
         bool force;
+        bool report_noops;
         char *run_id;
         uint64_t generation_since_usec;
         engine_run_done_t done;
@@ -119,8 +120,6 @@ struct Engine {
         SpecGrant grant;            /* what specs may read: file references are checked again when read */
         sd_event_source *finish_source;
         RunResult result;
-        char *text;
-        json_object *report;
 };
 
 const char *run_result_to_string(RunResult r) {
@@ -300,6 +299,9 @@ static void run_reset(Engine *e) {
         e->observer = observe_free(e->observer);
         e->applier = apply_free(e->applier);
         e->plan = plan_free(e->plan);
+        /* Only a run reads the observation (observe, plan, apply): the
+         * last one is not held while the next is built. */
+        e->live = live_state_free(e->live);
         for (size_t i = 0; i < e->n_psecrets; i++) {
                 free((char *) e->psecrets[i].owner);
                 free((char *) e->psecrets[i].name);
@@ -317,9 +319,6 @@ static void run_reset(Engine *e) {
         e->audit_lag_unknown = false;
         e->error = mfree(e->error);
         e->run_id = mfree(e->run_id);
-        e->text = mfree(e->text);
-        json_object_put(e->report);
-        e->report = NULL;
         e->finish_source = sd_event_source_disable_unref(e->finish_source);
 }
 
@@ -1459,7 +1458,7 @@ static char *run_report_text(const Engine *e, unsigned n_failed, unsigned n_skip
 /* The run's report as JSON: the plan, the result and, after an apply,
  * each change's status. NULL when out of memory. */
 static json_object *run_report_json(const Engine *e, const RunReport *rep) {
-        json_object *o = e->plan ? plan_to_json(e->plan) : json_object_new_object(), *acts;
+        json_object *o = e->plan ? plan_to_json(e->plan, e->report_noops) : json_object_new_object(), *acts;
 
         if (!o)
                 return NULL;
@@ -1469,12 +1468,19 @@ static json_object *run_report_json(const Engine *e, const RunReport *rep) {
         if (e->error)
                 json_object_object_add(o, "error", json_object_new_string(e->error));
         if (e->applier && json_object_object_get_ex(o, "actions", &acts))
-                for (size_t i = 0; i < json_object_array_length(acts) && i < e->plan->n_actions; i++) {
-                        const ApplyResult *r = apply_result(e->applier, i);
-                        json_object *x = json_object_array_get_idx(acts, i);
+                for (size_t k = 0; k < json_object_array_length(acts); k++) {
+                        json_object *x = json_object_array_get_idx(acts, k), *idx;
+                        const ApplyResult *r;
+                        size_t i;
 
-                        if (!action_kind_is_change(e->plan->actions[i].kind))
+                        /* Without no-ops the array is not the plan's order
+                         * by position: each entry names its action. */
+                        if (!json_object_object_get_ex(x, "index", &idx))
                                 continue;
+                        i = (size_t) json_object_get_int(idx);
+                        if (i >= e->plan->n_actions || !action_kind_is_change(e->plan->actions[i].kind))
+                                continue;
+                        r = apply_result(e->applier, i);
                         json_object_object_add(x, "status",
                                                json_object_new_string(!r->done ? "not-run"
                                                                       : r->error < 0 ? (r->skipped ? "skipped" : "failed")
@@ -1489,6 +1495,8 @@ static json_object *run_report_json(const Engine *e, const RunReport *rep) {
 }
 
 static void run_finish(Engine *e) {
+        _cleanup_(json_object_putp) json_object *report = NULL;
+        _cleanup_free_ char *text = NULL;
         RunReport rep = {};
         unsigned n_failed, n_skipped_blocked;
         engine_run_done_t done = e->done;
@@ -1521,12 +1529,14 @@ static void run_finish(Engine *e) {
         rep.n_blocked = e->plan ? e->plan->n_blocked : 0;
         rep.started_usec = e->started_usec;
         rep.finished_usec = now_realtime_usec();
-        e->text = run_report_text(e, n_failed, n_skipped_blocked);
-        e->report = run_report_json(e, &rep);
-        rep.json = e->report;
-        rep.text = e->text;
+        text = run_report_text(e, n_failed, n_skipped_blocked);
+        report = run_report_json(e, &rep);
+        rep.json = report;
+        rep.text = text;
 
         e->running = false;
+        /* The caller copies or refs what it keeps; the rest goes now,
+         * not at the next run. */
         if (done)
                 done(e, &rep, ud);
 }
@@ -1564,6 +1574,7 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
         e->g = g;
         e->mode = o->mode;
         e->force = o->force;
+        e->report_noops = o->report_noops;
         e->cancelled = false;
         e->save_failed = false;
         e->error_code = 0;

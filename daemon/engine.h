@@ -64,6 +64,9 @@ typedef struct RunOptions {
         /* When the generation became current (CLOCK_REALTIME µs): deletions
          * wait until it has been stable for prune_settle. 0: now. */
         uint64_t generation_since_usec;
+        /* The JSON report lists the no-op actions too (the CLI's --json);
+         * the daemon's reports count them only. */
+        bool report_noops;
 } RunOptions;
 
 /* The report of one finished run. json is the whole report (actions with

@@ -3212,9 +3212,10 @@ char *plan_to_text(const Plan *p, bool verbose) {
         return buf;
 }
 
-json_object *plan_to_json(const Plan *p) {
+json_object *plan_to_json(const Plan *p, bool noops) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         json_object *arr = json_object_new_array();
+        unsigned n_noops = 0;
 
         if (!o || !arr) {
                 json_object_put(arr);
@@ -3223,8 +3224,14 @@ json_object *plan_to_json(const Plan *p) {
         json_object_object_add(o, "actions", arr);
         for (size_t i = 0; i < p->n_actions; i++) {
                 const Action *a = &p->actions[i];
-                json_object *x = json_object_new_object(), *deps;
+                json_object *x, *deps;
 
+                if (a->kind == ACTION_NOOP && !a->waiting) {
+                        n_noops++;
+                        if (!noops)
+                                continue;
+                }
+                x = json_object_new_object();
                 if (!x)
                         return NULL;
                 json_object_array_add(arr, x);
@@ -3288,6 +3295,7 @@ json_object *plan_to_json(const Plan *p) {
         json_object_object_add(o, "blocked", json_object_new_int((int) p->n_blocked));
         json_object_object_add(o, "drift", json_object_new_int((int) p->n_drift));
         json_object_object_add(o, "waiting", json_object_new_int((int) p->n_waiting));
+        json_object_object_add(o, "no_ops", json_object_new_int((int) n_noops));
         json_object_object_add(o, "generation_missing", json_object_new_boolean(p->generation_missing));
         json_object_object_add(o, "empty_refused", json_object_new_boolean(p->empty_refused));
         return TAKE_PTR(o);

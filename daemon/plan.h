@@ -250,9 +250,11 @@ char *plan_to_text(const Plan *p, bool verbose);
 /* JSON: {"actions": [{index, action, kind, name, id?, detail?, reason,
  * drift, depends_on: [...], diff?: [{op, field, before, after} |
  * {op, field, secret: true, value: "changed"|"new"|"removed"}]}],
- * "changes": N, "deletes": N, "blocked": N, "drift": N}; an unreadable
- * before is null with "before_known": false. */
-json_object *plan_to_json(const Plan *p);
+ * "changes": N, "deletes": N, "blocked": N, "drift": N, "no_ops": N}; an
+ * unreadable before is null with "before_known": false. With noops false
+ * the no-op actions (those not waiting) are counted, not listed: entries
+ * are then found by "index", not by position. */
+json_object *plan_to_json(const Plan *p, bool noops);
 
 /* ---- Canonical forms (shared with observe.c and apply.c) ---- */
 

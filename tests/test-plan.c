@@ -256,6 +256,14 @@ START_TEST(test_in_sync_is_noop) {
         ck_assert_uint_eq(plan->n_changes, 0);
         ck_assert_uint_eq(count(plan, ACTION_NOOP), 2);
         ck_assert(!plan_has_changes(plan));
+
+        /* The daemon's report counts the no-ops; the CLI's lists them. */
+        _cleanup_(json_object_putp) json_object *all = plan_to_json(plan, true);
+        _cleanup_(json_object_putp) json_object *counted = plan_to_json(plan, false);
+        ck_assert_uint_eq(json_object_array_length(json_object_object_get(all, "actions")), 2);
+        ck_assert_uint_eq(json_object_array_length(json_object_object_get(counted, "actions")), 0);
+        ck_assert_int_eq(json_object_get_int(json_object_object_get(all, "no_ops")), 2);
+        ck_assert_int_eq(json_object_get_int(json_object_object_get(counted, "no_ops")), 2);
 }
 END_TEST
 
@@ -1210,7 +1218,7 @@ START_TEST(test_output_forms) {
         add_target(w, "CACHE", BINDING_KV_NAMESPACE, "cache");
         _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
         _cleanup_free_ char *t = plan_to_text(plan, false);
-        json_object *j = plan_to_json(plan), *acts, *a1, *deps;
+        json_object *j = plan_to_json(plan, true), *acts, *a1, *deps;
 
         ck_assert_ptr_nonnull(strstr(t, "create        KVNamespace/cache: new KV namespace 'cache'\n"));
         ck_assert_ptr_nonnull(strstr(t, "create        Worker/api: new worker 'api'\n"));
@@ -1516,7 +1524,7 @@ START_TEST(test_diff_drifted_var) {
         const Action *a = find(plan, ACTION_UPLOAD, "api");
         const ActionChange *ch = change(a, "STAGE");
         _cleanup_free_ char *text = plan_to_text(plan, false);
-        _cleanup_(json_object_putp) json_object *j = plan_to_json(plan);
+        _cleanup_(json_object_putp) json_object *j = plan_to_json(plan, true);
         json_object *acts, *diff, *d, *v;
 
         ck_assert_ptr_nonnull(ch);
@@ -1640,7 +1648,7 @@ START_TEST(test_diff_secrets_never_shown) {
         {
                 _cleanup_(plan_freep) Plan *plan = compute(g, l, d, &p);
                 _cleanup_free_ char *text = plan_to_text(plan, true);
-                _cleanup_(json_object_putp) json_object *j = plan_to_json(plan);
+                _cleanup_(json_object_putp) json_object *j = plan_to_json(plan, true);
                 const char *js = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN);
                 const ActionChange *r = change(find_detail(plan, ACTION_PUT_SECRET, "api", "ROTATED"), "ROTATED"),
                                    *f = change(find_detail(plan, ACTION_PUT_SECRET, "api", "FRESH"), "FRESH");

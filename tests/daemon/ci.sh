@@ -140,7 +140,8 @@ check "run history survives a restart ($kept of $(wc -w <<<"$ids_before") runs)"
 last_before=${ids_before%% *}
 http GET "/v1/runs/$last_before"
 check "a run from before the restart keeps its report, without no-ops" \
-	[ "$STATUS" = 200 -a "$(json 'len([a for a in d["report"]["actions"] if a["action"] == "noop" and not a.get("waiting")])')" = 0 ]
+	[ "$STATUS" = 200 -a "$(json 'len([a for a in d["report"]["actions"] if a["action"] == "no-op" and not a.get("waiting")])')" = 0 ]
+check "the report counts the no-ops it leaves out" [ "$(json 'd["report"]["no_ops"] > 0')" = True ]
 check "durations are rounded to milliseconds" python3 -c 'import sys; d=sys.argv[1]; assert len(d.split(".")[-1]) <= 3, d' "$(json 'd["duration_sec"]')"
 check "start-up token check says what it found" log_has 'Token check (GET /user/tokens/verify): the API token (credential:cloudflare-api-token) is active'
 check "blocked run: a line naming the resource and the missing credential" \
