@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "binding-kinds.h"
 #include "import.h"
 #include "spec.h"
 #include "util.h"
@@ -463,18 +464,6 @@ static bool d1_name_ok(const char *s) {
                isalnum((unsigned char) s[0]) && any_name(s);
 }
 
-static bool uuid_ok(const char *s) {
-        if (!s || strlen(s) != 36)
-                return false;
-        for (size_t i = 0; i < 36; i++) {
-                bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-
-                if (dash ? s[i] != '-' : !isxdigit((unsigned char) s[i]))
-                        return false;
-        }
-        return true;
-}
-
 static void import_d1(Ctx *c) {
         static const char *const allowed[] = { "binding", "database_name", "database_id", NULL };
 
@@ -492,7 +481,7 @@ static void import_d1(Ctx *c) {
                         add_binding(c, b, "{ d1: %s }", n);
                         continue;
                 }
-                if (!n && uuid_ok(id)) {
+                if (!n && id && binding_valid_uuid(id)) {
                         if (asprintf(&doc, "d1-%s", id) < 0) {
                                 c->oom = true;
                                 continue;
