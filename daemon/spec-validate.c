@@ -304,7 +304,7 @@ static void check_binding(SpecCtx *c, const Worker *w, Binding *b) {
                 if (!b->secret_name)
                         break;
                 s = resolve_store(c, &b->loc, what, b->store);
-                if (!s)
+                if (!s || !s->name)     /* a store without a name has its own error */
                         break;
                 if (!b->store) {
                         b->store = strdup(s->name);
@@ -630,7 +630,7 @@ static int check_store_secrets(SpecCtx *c) {
                         continue;
                 snprintf(what, sizeof(what), "SecretsStoreSecret '%s'", x->name);
                 s = resolve_store(c, &x->loc, what, x->store);
-                if (!s)
+                if (!s || !s->name)     /* a store without a name has its own error */
                         continue;
                 if (!x->store) {
                         x->store = strdup(s->name);
