@@ -321,38 +321,113 @@ static bool looks_like_form(const char *body, size_t size) {
         return size > 2 && body[0] == '-' && body[1] == '-' && memmem(body, size, "form-data", 9);
 }
 
+/* A bare script body: the service-worker format (or garbage). */
+static int upload_decode_script(const SimRequest *req, SimReply *rep, Upload *u) {
+        json_object *m;
+
+        if (looks_like_form(req->body, req->body_size) || req->body_size == 0) {
+                reply_error(rep, 400, 10021, "Expected a multipart/form-data upload with a metadata part");
+                return -EINVAL;
+        }
+        m = json_object_new_object();
+        sim_set_str(m, "name", "worker.js");
+        sim_set_str(m, "content_type", "application/javascript");
+        json_object_object_add(m, "content", json_object_new_string_len(req->body, (int) req->body_size));
+        json_object_array_add(u->modules, m);
+        u->metadata = json_object_new_object();
+        sim_set_str(u->metadata, "body_part", "worker.js");
+        u->main = strdup("worker.js");
+        sha256_hex(req->body, req->body_size, u->etag);
+        return 0;
+}
+
+/* The module parts (every part but meta) into u->modules; *hashbuf gets
+ * each one's name and content, what the etag is the SHA-256 of. */
+static int upload_modules(const SimForm *form, const SimFormPart *meta, Upload *u, char **hashbuf,
+                          size_t *hashlen) {
+        for (size_t i = 0; i < form->n_parts; i++) {
+                const SimFormPart *p = &form->parts[i];
+                json_object *m;
+                const char *name;
+                size_t need;
+                char *nb;
+
+                if (p == meta)
+                        continue;
+                /* SDK 6 names every module part "files" and puts the
+                 * module name in the filename. */
+                name = streq(p->name, "files") && p->filename ? p->filename : p->name;
+                m = json_object_new_object();
+                sim_set_str(m, "name", name);
+                if (p->filename)
+                        sim_set_str(m, "filename", p->filename);
+                sim_set_str(m, "content_type", p->content_type ? p->content_type : "application/octet-stream");
+                json_object_object_add(m, "content", json_object_new_string_len(p->data, (int) p->size));
+                json_object_array_add(u->modules, m);
+                need = *hashlen + strlen(name) + 1 + p->size + 1;
+                nb = realloc(*hashbuf, need);
+                if (!nb)
+                        return -ENOMEM;
+                *hashbuf = nb;
+                memcpy(nb + *hashlen, name, strlen(name) + 1);
+                *hashlen += strlen(name) + 1;
+                memcpy(nb + *hashlen, p->data, p->size);
+                *hashlen += p->size;
+                nb[(*hashlen)++] = 0;
+        }
+        return 0;
+}
+
+/* The main module's name: from the metadata (main_module for ES
+ * modules, body_part for a service worker), or for PUT /content from a
+ * header; it must name a module part, by part name or filename. */
+static const char *upload_main(const SimRequest *req, SimReply *rep, Upload *u, bool content_only) {
+        const char *main = sim_json_str(u->metadata, "main_module");
+        size_t n = json_object_array_length(u->modules);
+
+        u->is_module = main != NULL;
+        if (!main)
+                main = sim_json_str(u->metadata, "body_part");
+        if (!main && content_only) {
+                main = sim_header(req, "CF-WORKER-MAIN-MODULE-PART");
+                u->is_module = main != NULL;
+                if (!main)
+                        main = sim_header(req, "CF-WORKER-BODY-PART");
+        }
+        if (!main) {
+                reply_error(rep, 400, 10021, "metadata needs main_module (ES modules) or body_part (service worker)");
+                return NULL;
+        }
+        for (size_t i = 0; i < n; i++) {
+                json_object *m = json_object_array_get_idx(u->modules, i);
+
+                if (streq_ptr(sim_json_str(m, "name"), main))
+                        return main;
+                if (streq_ptr(sim_json_str(m, "filename"), main)) {
+                        sim_set_str(m, "name", main);
+                        return main;
+                }
+        }
+        reply_error(rep, 400, 10021, "Uncaught Error: No such module \"%s\".", main);
+        return NULL;
+}
+
 /* Decodes an upload body: multipart with a metadata part (plain field or
  * file part) and module parts (matched by part name or filename), or a
- * bare service-worker script. metadata_required: the PUT /content form
- * may carry the main module in a header instead. */
+ * bare service-worker script. content_only: the PUT /content form may
+ * carry the main module in a header instead of metadata. */
 static int upload_decode(const SimRequest *req, SimReply *rep, Upload *u, bool content_only) {
         _cleanup_(sim_form_done) SimForm form = {};
         const SimFormPart *meta;
-        const char *main = NULL;
+        const char *main;
         _cleanup_free_ char *hashbuf = NULL;
         size_t hashlen = 0;
         int r;
 
         *u = (Upload) {};
         u->modules = json_object_new_array();
-        if (strncasecmp(req->content_type, "multipart/form-data", 19) != 0) {
-                /* A bare script body: service-worker format, or garbage. */
-                if (looks_like_form(req->body, req->body_size) || req->body_size == 0) {
-                        reply_error(rep, 400, 10021, "Expected a multipart/form-data upload with a metadata part");
-                        return -EINVAL;
-                }
-                json_object *m = json_object_new_object();
-
-                sim_set_str(m, "name", "worker.js");
-                sim_set_str(m, "content_type", "application/javascript");
-                json_object_object_add(m, "content", json_object_new_string_len(req->body, (int) req->body_size));
-                json_object_array_add(u->modules, m);
-                u->metadata = json_object_new_object();
-                sim_set_str(u->metadata, "body_part", "worker.js");
-                u->main = strdup("worker.js");
-                sha256_hex(req->body, req->body_size, u->etag);
-                return 0;
-        }
+        if (strncasecmp(req->content_type, "multipart/form-data", 19) != 0)
+                return upload_decode_script(req, rep, u);
         r = sim_form_parse(req->content_type, req->body, req->body_size, &form);
         if (r < 0) {
                 reply_error(rep, 400, 10021, "Malformed multipart/form-data body: %s", strerror(-r));
@@ -370,73 +445,12 @@ static int upload_decode(const SimRequest *req, SimReply *rep, Upload *u, bool c
                 return -EINVAL;
         } else
                 u->metadata = json_object_new_object();
-
-        for (size_t i = 0; i < form.n_parts; i++) {
-                const SimFormPart *p = &form.parts[i];
-                json_object *m;
-                const char *name;
-
-                if (p == meta)
-                        continue;
-                /* SDK 6 names every module part "files" and puts the
-                 * module name in the filename. */
-                name = streq(p->name, "files") && p->filename ? p->filename : p->name;
-                m = json_object_new_object();
-                sim_set_str(m, "name", name);
-                if (p->filename)
-                        sim_set_str(m, "filename", p->filename);
-                sim_set_str(m, "content_type", p->content_type ? p->content_type : "application/octet-stream");
-                json_object_object_add(m, "content", json_object_new_string_len(p->data, (int) p->size));
-                json_object_array_add(u->modules, m);
-                /* etag: SHA-256 over every module's name and content. */
-                {
-                        size_t need = hashlen + strlen(name) + 1 + p->size + 1;
-                        char *nb = realloc(hashbuf, need);
-
-                        if (!nb)
-                                return -ENOMEM;
-                        hashbuf = nb;
-                        memcpy(hashbuf + hashlen, name, strlen(name) + 1);
-                        hashlen += strlen(name) + 1;
-                        memcpy(hashbuf + hashlen, p->data, p->size);
-                        hashlen += p->size;
-                        hashbuf[hashlen++] = 0;
-                }
-        }
-
-        main = sim_json_str(u->metadata, "main_module");
-        u->is_module = main != NULL;
+        r = upload_modules(&form, meta, u, &hashbuf, &hashlen);
+        if (r < 0)
+                return r;
+        main = upload_main(req, rep, u, content_only);
         if (!main)
-                main = sim_json_str(u->metadata, "body_part");
-        if (!main && content_only) {
-                main = sim_header(req, "CF-WORKER-MAIN-MODULE-PART");
-                u->is_module = main != NULL;
-                if (!main)
-                        main = sim_header(req, "CF-WORKER-BODY-PART");
-        }
-        if (!main) {
-                reply_error(rep, 400, 10021, "metadata needs main_module (ES modules) or body_part (service worker)");
                 return -EINVAL;
-        }
-        /* Match the entry by part name or by filename. */
-        for (size_t i = 0; i < json_object_array_length(u->modules); i++) {
-                json_object *m = json_object_array_get_idx(u->modules, i);
-
-                if (streq_ptr(sim_json_str(m, "name"), main))
-                        break;
-                if (streq_ptr(sim_json_str(m, "filename"), main)) {
-                        sim_set_str(m, "name", main);
-                        break;
-                }
-                if (i + 1 == json_object_array_length(u->modules)) {
-                        reply_error(rep, 400, 10021, "Uncaught Error: No such module \"%s\".", main);
-                        return -EINVAL;
-                }
-        }
-        if (json_object_array_length(u->modules) == 0) {
-                reply_error(rep, 400, 10021, "Uncaught Error: No such module \"%s\".", main);
-                return -EINVAL;
-        }
         u->main = strdup(main);
         if (!u->main)
                 return -ENOMEM;
