@@ -667,6 +667,77 @@ static int bindings_check_after(Sim *sim, const char *self, json_object *binding
  * hashed; a secret without a value keeps the previous one; keep_types and
  * (when keep_secrets) secret bindings not named carry over. Returns a new
  * array, or NULL after replying with the error(s). */
+/* An "inherit" binding: the binding of that name (or old_name) in the
+ * previous version, or the version named; NULL when there is none (an
+ * error only when strict). */
+static json_object *binding_inherit(json_object *script, json_object *prev, json_object *b, const char *name,
+                                    bool strict, json_object *errors) {
+        const char *old = sim_json_str(b, "old_name"), *vid = sim_json_str(b, "version_id");
+        json_object *src_v = prev, *src, *nb;
+
+        if (vid && !streq(vid, "latest"))
+                src_v = version_find(script, vid);
+        src = binding_find(get(src_v, "bindings"), old ? old : name);
+        if (!src) {
+                if (strict)
+                        add_error(errors, 10057,
+                                  "Binding '%s' of type 'inherit' could not be resolved: the previous version has no binding named '%s'",
+                                  name, old ? old : name);
+                return NULL;
+        }
+        nb = sim_copy(src);
+        sim_set_str(nb, "name", name);
+        return nb;
+}
+
+/* A binding sent with its value left out keeps the previous value of that
+ * name and type (wrangler's secret bulk PATCHes every binding this way). */
+static json_object *binding_complete(json_object *prev_b, json_object *b, const char *name, const char *type,
+                                     json_object *errors) {
+        json_object *old = binding_find(prev_b, name), *nb;
+
+        if (!old || !streq_ptr(sim_json_str(old, "type"), type)) {
+                add_error(errors, 10021, "%s binding '%s' is incomplete (needs %s)", type, name,
+                          binding_needs(type));
+                return NULL;
+        }
+        nb = sim_copy(old);
+        json_object_object_foreach(b, bk, bv)
+                json_object_object_add(nb, bk, sim_copy(bv));
+        return nb;
+}
+
+/* A binding as sent; secrets are kept only as tags of their values, a D1
+ * binding gets both id spellings. */
+static json_object *binding_new(json_object *b, const char *name, const char *type, json_object *errors) {
+        json_object *nb = sim_copy(b);
+        char tag[72];
+
+        if (streq(type, "secret_text")) {
+                const char *text = sim_json_str(b, "text");
+
+                if (!text) {
+                        add_error(errors, 10021, "secret_text binding '%s' needs text as a string", name);
+                        json_object_put(nb);
+                        return NULL;
+                }
+                sim_set_str(nb, "text", sim_sha256_tag(text, strlen(text), tag));
+        } else if (streq(type, "secret_key")) {
+                json_object *k64 = get(b, "key_base64"), *jwk = get(b, "key_jwk");
+                const char *s = json_object_to_json_string_ext(k64 ? k64 : jwk, JSON_C_TO_STRING_PLAIN);
+
+                sim_set_str(nb, k64 ? "key_base64" : "key_jwk", sim_sha256_tag(s, strlen(s), tag));
+        } else if (streq(type, "d1")) {
+                const char *id = sim_json_str(b, "database_id");
+
+                if (!id)
+                        id = sim_json_str(b, "id");
+                sim_set_str(nb, "database_id", id);
+                sim_set_str(nb, "id", id);
+        }
+        return nb;
+}
+
 static json_object *bindings_resolve(Sim *sim, json_object *script, json_object *prev, json_object *reqb,
                                      json_object *keep_types, bool strict, bool keep_secrets, SimReply *rep) {
         json_object *out = json_object_new_array(), *errors = json_object_new_array();
@@ -696,76 +767,19 @@ static json_object *bindings_resolve(Sim *sim, json_object *script, json_object 
                         add_error(errors, 10021, "Duplicate binding name '%s'", name);
                         continue;
                 }
-                if (streq(type, "inherit")) {
-                        const char *old = sim_json_str(b, "old_name"), *vid = sim_json_str(b, "version_id");
-                        json_object *src_v = prev, *src;
-
-                        if (vid && !streq(vid, "latest"))
-                                src_v = version_find(script, vid);
-                        src = binding_find(get(src_v, "bindings"), old ? old : name);
-                        if (!src) {
-                                if (strict)
-                                        add_error(errors, 10057,
-                                                  "Binding '%s' of type 'inherit' could not be resolved: the previous version has no binding named '%s'",
-                                                  name, old ? old : name);
-                                continue;
-                        }
-                        nb = sim_copy(src);
-                        sim_set_str(nb, "name", name);
+                if (streq(type, "inherit"))
+                        nb = binding_inherit(script, prev, b, name, strict, errors);
+                else if (binding_incomplete(b, type))
+                        nb = binding_complete(prev_b, b, name, type, errors);
+                else
+                        nb = binding_new(b, name, type, errors);
+                if (nb)
                         json_object_array_add(out, nb);
-                        continue;
-                }
-                if (binding_incomplete(b, type)) {
-                        /* A binding sent with its value left out keeps the
-                         * previous value of that name and type (wrangler's
-                         * secret bulk PATCHes every binding this way). */
-                        json_object *old = binding_find(prev_b, name);
-
-                        if (!old || !streq_ptr(sim_json_str(old, "type"), type)) {
-                                add_error(errors, 10021, "%s binding '%s' is incomplete (needs %s)", type, name,
-                                          binding_needs(type));
-                                continue;
-                        }
-                        nb = sim_copy(old);
-                        json_object_object_foreach(b, bk, bv)
-                                json_object_object_add(nb, bk, sim_copy(bv));
-                        json_object_array_add(out, nb);
-                        continue;
-                }
-                nb = sim_copy(b);
-                if (streq(type, "secret_text")) {
-                        const char *text = sim_json_str(b, "text");
-                        char tag[72];
-
-                        if (text)
-                                sim_set_str(nb, "text", sim_sha256_tag(text, strlen(text), tag));
-                        else {
-                                add_error(errors, 10021, "secret_text binding '%s' needs text as a string", name);
-                                json_object_put(nb);
-                                continue;
-                        }
-                } else if (streq(type, "secret_key")) {
-                        json_object *k64 = get(b, "key_base64"), *jwk = get(b, "key_jwk");
-                        char tag[72];
-
-                        {
-                                const char *s = json_object_to_json_string_ext(k64 ? k64 : jwk, JSON_C_TO_STRING_PLAIN);
-
-                                sim_set_str(nb, k64 ? "key_base64" : "key_jwk", sim_sha256_tag(s, strlen(s), tag));
-                        }
-                } else if (streq(type, "d1")) {
-                        const char *id = sim_json_str(b, "database_id");
-
-                        if (!id)
-                                id = sim_json_str(b, "id");
-                        sim_set_str(nb, "database_id", id);
-                        sim_set_str(nb, "id", id);
-                }
-                json_object_array_add(out, nb);
         }
         if (json_object_array_length(errors) > 0)
                 goto fail;
 
+        /* The previous version's bindings of the kept types stay. */
         for (size_t i = 0; prev_b && i < json_object_array_length(prev_b); i++) {
                 json_object *b = json_object_array_get_idx(prev_b, i);
                 const char *type = sim_json_str(b, "type"), *name = sim_json_str(b, "name");
