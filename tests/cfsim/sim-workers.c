@@ -839,16 +839,14 @@ static bool strv_json_ok(json_object *a) {
 }
 
 /* Validates (apply=false) or applies (apply=true) one migration step. */
-static int migration_step(Sim *sim, const char *script, json_object *step, bool apply, SimReply *rep) {
+/* new_classes and new_sqlite_classes: each class must not exist yet;
+ * with apply, its namespace is created. */
+static int migration_creates(Sim *sim, const char *script, json_object *step, bool apply, SimReply *rep) {
         static const char *const creates[] = { "new_classes", "new_sqlite_classes" };
-        json_object *a;
 
-        if (!json_object_is_type(step, json_type_object)) {
-                reply_error(rep, 400, 10021, "A migration step must be an object");
-                return -EINVAL;
-        }
         for (size_t k = 0; k < ELEMENTSOF(creates); k++) {
-                a = get(step, creates[k]);
+                json_object *a = get(step, creates[k]);
+
                 if (a && (!json_object_is_type(a, json_type_array) || !strv_json_ok(a))) {
                         reply_error(rep, 400, 10021, "%s must be an array of class names", creates[k]);
                         return -EINVAL;
@@ -877,7 +875,13 @@ static int migration_step(Sim *sim, const char *script, json_object *step, bool 
                         json_object_object_add(sim_coll(sim, "do_namespaces"), id, ns);
                 }
         }
-        a = get(step, "deleted_classes");
+        return 0;
+}
+
+/* deleted_classes: each class must exist; with apply, its namespace goes. */
+static int migration_deletes(Sim *sim, const char *script, json_object *step, bool apply, SimReply *rep) {
+        json_object *a = get(step, "deleted_classes");
+
         if (a && (!json_object_is_type(a, json_type_array) || !strv_json_ok(a))) {
                 reply_error(rep, 400, 10021, "deleted_classes must be an array of class names");
                 return -EINVAL;
@@ -892,44 +896,59 @@ static int migration_step(Sim *sim, const char *script, json_object *step, bool 
                 if (apply)
                         json_object_object_del(sim_coll(sim, "do_namespaces"), id);
         }
-        a = get(step, "renamed_classes");
-        for (size_t i = 0; a && json_object_is_type(a, json_type_array) && i < json_object_array_length(a); i++) {
-                json_object *rn = json_object_array_get_idx(a, i), *ns;
-                const char *from = sim_json_str(rn, "from"), *to = sim_json_str(rn, "to");
+        return 0;
+}
 
-                if (!from || !to || !(ns = do_find(sim, script, from, NULL))) {
-                        reply_error(rep, 400, 10021, "Cannot rename class '%s': no such Durable Object class", strna(from));
-                        return -ENOENT;
-                }
-                if (apply) {
-                        char name[600];
+/* renamed_classes ({from, to} in this script) and transferred_classes
+ * ({from, from_script, to}): the class must exist where it comes from;
+ * with apply, its namespace moves to script under the new name. */
+static int migration_moves(Sim *sim, const char *script, json_object *step, const char *key, bool apply,
+                           SimReply *rep) {
+        json_object *a = get(step, key);
+        bool transfer = streq(key, "transferred_classes");
 
-                        snprintf(name, sizeof(name), "%s_%s", script, to);
-                        sim_set_str(ns, "class", to);
-                        sim_set_str(ns, "name", name);
-                }
-        }
-        a = get(step, "transferred_classes");
         for (size_t i = 0; a && json_object_is_type(a, json_type_array) && i < json_object_array_length(a); i++) {
-                json_object *tr = json_object_array_get_idx(a, i), *ns;
-                const char *from = sim_json_str(tr, "from"), *from_script = sim_json_str(tr, "from_script"),
-                           *to = sim_json_str(tr, "to");
+                json_object *mv = json_object_array_get_idx(a, i), *ns;
+                const char *from = sim_json_str(mv, "from"), *to = sim_json_str(mv, "to");
+                const char *from_script = transfer ? sim_json_str(mv, "from_script") : script;
+                char name[600];
 
                 if (!from || !from_script || !to || !(ns = do_find(sim, from_script, from, NULL))) {
-                        reply_error(rep, 400, 10021, "Cannot transfer class '%s' from '%s': no such Durable Object class",
-                                    strna(from), strna(from_script));
+                        if (transfer)
+                                reply_error(rep, 400, 10021,
+                                            "Cannot transfer class '%s' from '%s': no such Durable Object class",
+                                            strna(from), strna(from_script));
+                        else
+                                reply_error(rep, 400, 10021, "Cannot rename class '%s': no such Durable Object class",
+                                            strna(from));
                         return -ENOENT;
                 }
-                if (apply) {
-                        char name[600];
-
-                        snprintf(name, sizeof(name), "%s_%s", script, to);
-                        sim_set_str(ns, "class", to);
+                if (!apply)
+                        continue;
+                snprintf(name, sizeof(name), "%s_%s", script, to);
+                sim_set_str(ns, "class", to);
+                if (transfer)
                         sim_set_str(ns, "script", script);
-                        sim_set_str(ns, "name", name);
-                }
+                sim_set_str(ns, "name", name);
         }
         return 0;
+}
+
+static int migration_step(Sim *sim, const char *script, json_object *step, bool apply, SimReply *rep) {
+        int r;
+
+        if (!json_object_is_type(step, json_type_object)) {
+                reply_error(rep, 400, 10021, "A migration step must be an object");
+                return -EINVAL;
+        }
+        r = migration_creates(sim, script, step, apply, rep);
+        if (r >= 0)
+                r = migration_deletes(sim, script, step, apply, rep);
+        if (r >= 0)
+                r = migration_moves(sim, script, step, "renamed_classes", apply, rep);
+        if (r >= 0)
+                r = migration_moves(sim, script, step, "transferred_classes", apply, rep);
+        return r;
 }
 
 /* Checks old_tag against the script's migration_tag, then applies the
