@@ -553,90 +553,139 @@ static bool is_hex32(const char *s) {
  * being written: a service binding to itself is fine, and a Durable
  * Object class of its own must exist once its migrations ran. Adds one
  * error per binding to errors. */
+/* Each binding type that names a resource checks it exists (and is not
+ * still propagating), adding Cloudflare's error when not. self is the
+ * script being uploaded. */
+typedef void (*ref_check_fn)(Sim *sim, const char *self, json_object *b, const char *name, json_object *errors);
+
+static void ref_kv(Sim *sim, const char *self, json_object *b, const char *name, json_object *errors) {
+        const char *id = sim_json_str(b, "namespace_id");
+
+        (void) self;
+        if (!is_hex32(id))
+                add_error(errors, 10042,
+                          "KV namespace '%s' is not valid. Please verify the namespace_id in your configuration. [binding '%s']",
+                          strna(id), name);
+        else if (!get(sim_coll(sim, "kv"), id) || sim_propagating(sim, "kv", id))
+                add_error(errors, 10041, "KV namespace '%s' not found. [binding '%s']", id, name);
+}
+
+static void ref_r2(Sim *sim, const char *self, json_object *b, const char *name, json_object *errors) {
+        const char *bucket = sim_json_str(b, "bucket_name"), *j = sim_json_str(b, "jurisdiction");
+        char key[600];
+
+        (void) self;
+        snprintf(key, sizeof(key), "%s/%s", j && *j ? j : "default", strna(bucket));
+        if (!bucket || !get(sim_coll(sim, "r2"), key) || sim_propagating(sim, "r2", key))
+                add_error(errors, 10085, "R2 bucket '%s' could not be found%s%s. [binding '%s']",
+                          strna(bucket), j && *j ? " in jurisdiction " : "", j && *j ? j : "", name);
+}
+
+static void ref_d1(Sim *sim, const char *self, json_object *b, const char *name, json_object *errors) {
+        const char *id = sim_json_str(b, "database_id");
+
+        (void) self;
+        if (!id || !get(sim_coll(sim, "d1"), id) || sim_propagating(sim, "d1", id))
+                add_error(errors, 10181, "D1 database '%s' could not be found. [binding '%s']", strna(id), name);
+}
+
+static void ref_queue(Sim *sim, const char *self, json_object *b, const char *name, json_object *errors) {
+        const char *q = sim_json_str(b, "queue_name");
+        bool found = false;
+
+        (void) self;
+        SIM_FOREACH_VAL(sim_coll(sim, "queues"), qo)
+                if (streq_ptr(sim_json_str(qo, "queue_name"), q))
+                        found = true;
+        if (!found || sim_propagating(sim, "queue", strna(q)))
+                add_error(errors, 11000, "Queue '%s' does not exist. [binding '%s']", strna(q), name);
+}
+
+static void ref_service(Sim *sim, const char *self, json_object *b, const char *name, json_object *errors) {
+        const char *target = sim_json_str(b, "service");
+
+        if (!target || (!streq_ptr(target, self) && !get(sim_coll(sim, "scripts"), target)))
+                add_error(errors, 10143,
+                          "Could not resolve service binding '%s'. Target script '%s' not found. Please verify the target script and try again.",
+                          name, strna(target));
+}
+
+static void ref_durable_object(Sim *sim, const char *self, json_object *b, const char *name, json_object *errors) {
+        const char *cls = sim_json_str(b, "class_name"), *owner = sim_json_str(b, "script_name");
+
+        if (!owner || streq_ptr(owner, self)) {
+                if (!do_find(sim, self, cls, NULL))
+                        add_error(errors, 10061,
+                                  "Cannot create binding for class '%s' because it is not currently configured to implement Durable Objects. Did you forget to add a migration? [binding '%s']",
+                                  strna(cls), name);
+        } else if (!get(sim_coll(sim, "scripts"), owner))
+                add_error(errors, 10061,
+                          "Cannot create binding for class '%s' of script '%s': the script does not exist. [binding '%s']",
+                          strna(cls), owner, name);
+        else if (!do_find(sim, owner, cls, NULL))
+                add_error(errors, 10061,
+                          "Cannot create binding for class '%s': script '%s' does not export it as a Durable Object. [binding '%s']",
+                          strna(cls), owner, name);
+}
+
+static void ref_store_secret(Sim *sim, const char *self, json_object *b, const char *name, json_object *errors) {
+        const char *store = sim_json_str(b, "store_id"), *sn = sim_json_str(b, "secret_name");
+        json_object *st = get(sim_coll(sim, "stores"), store);
+        bool found = false;
+        char key[600];
+
+        (void) self;
+        if (st)
+                SIM_FOREACH_VAL(get(st, "secrets"), se)
+                        if (streq_ptr(sim_json_str(se, "name"), sn))
+                                found = true;
+        snprintf(key, sizeof(key), "%s/%s", strna(store), strna(sn));
+        if (!found || sim_propagating(sim, "store_secret", key))
+                add_error(errors, 10182, "Secrets Store secret '%s' in store '%s' could not be found. [binding '%s']",
+                          strna(sn), strna(store), name);
+}
+
+static void ref_hyperdrive(Sim *sim, const char *self, json_object *b, const char *name, json_object *errors) {
+        const char *id = sim_json_str(b, "id");
+
+        (void) self;
+        if (!id || !get(sim_coll(sim, "hyperdrive"), id))
+                add_error(errors, 10157, "Hyperdrive config '%s' could not be found. [binding '%s']", strna(id), name);
+}
+
+static void ref_vectorize(Sim *sim, const char *self, json_object *b, const char *name, json_object *errors) {
+        const char *idx = sim_json_str(b, "index_name");
+
+        (void) self;
+        if (!idx || !get(sim_coll(sim, "vectorize"), idx))
+                add_error(errors, 10159, "Vectorize index '%s' could not be found. [binding '%s']", strna(idx), name);
+}
+
+static const struct {
+        const char *type;
+        ref_check_fn check;
+} ref_checks[] = {
+        { "kv_namespace", ref_kv },
+        { "r2_bucket", ref_r2 },
+        { "d1", ref_d1 },
+        { "queue", ref_queue },
+        { "service", ref_service },
+        { "durable_object_namespace", ref_durable_object },
+        { "secrets_store_secret", ref_store_secret },
+        { "hyperdrive", ref_hyperdrive },
+        { "vectorize", ref_vectorize },
+};
+
 static void bindings_check_refs(Sim *sim, const char *self, json_object *bindings, json_object *errors) {
         for (size_t i = 0; i < json_object_array_length(bindings); i++) {
                 json_object *b = json_object_array_get_idx(bindings, i);
                 const char *type = sim_json_str(b, "type"), *name = sim_json_str(b, "name");
 
-                if (streq_ptr(type, "kv_namespace")) {
-                        const char *id = sim_json_str(b, "namespace_id");
-
-                        if (!is_hex32(id))
-                                add_error(errors, 10042,
-                                          "KV namespace '%s' is not valid. Please verify the namespace_id in your configuration. [binding '%s']",
-                                          strna(id), name);
-                        else if (!get(sim_coll(sim, "kv"), id) || sim_propagating(sim, "kv", id))
-                                add_error(errors, 10041, "KV namespace '%s' not found. [binding '%s']", id, name);
-                } else if (streq_ptr(type, "r2_bucket")) {
-                        const char *bucket = sim_json_str(b, "bucket_name"), *j = sim_json_str(b, "jurisdiction");
-                        char key[600];
-
-                        snprintf(key, sizeof(key), "%s/%s", j && *j ? j : "default", strna(bucket));
-                        if (!bucket || !get(sim_coll(sim, "r2"), key) || sim_propagating(sim, "r2", key))
-                                add_error(errors, 10085, "R2 bucket '%s' could not be found%s%s. [binding '%s']",
-                                          strna(bucket), j && *j ? " in jurisdiction " : "", j && *j ? j : "", name);
-                } else if (streq_ptr(type, "d1")) {
-                        const char *id = sim_json_str(b, "database_id");
-
-                        if (!id || !get(sim_coll(sim, "d1"), id) || sim_propagating(sim, "d1", id))
-                                add_error(errors, 10181, "D1 database '%s' could not be found. [binding '%s']", strna(id), name);
-                } else if (streq_ptr(type, "queue")) {
-                        const char *q = sim_json_str(b, "queue_name");
-                        bool found = false;
-
-                        SIM_FOREACH_VAL(sim_coll(sim, "queues"), qo)
-                                if (streq_ptr(sim_json_str(qo, "queue_name"), q))
-                                        found = true;
-                        if (!found || sim_propagating(sim, "queue", strna(q)))
-                                add_error(errors, 11000, "Queue '%s' does not exist. [binding '%s']", strna(q), name);
-                } else if (streq_ptr(type, "service")) {
-                        const char *target = sim_json_str(b, "service");
-
-                        if (!target || (!streq_ptr(target, self) && !get(sim_coll(sim, "scripts"), target)))
-                                add_error(errors, 10143,
-                                          "Could not resolve service binding '%s'. Target script '%s' not found. Please verify the target script and try again.",
-                                          name, strna(target));
-                } else if (streq_ptr(type, "durable_object_namespace")) {
-                        const char *cls = sim_json_str(b, "class_name"), *owner = sim_json_str(b, "script_name");
-
-                        if (!owner || streq_ptr(owner, self)) {
-                                if (!do_find(sim, self, cls, NULL))
-                                        add_error(errors, 10061,
-                                                  "Cannot create binding for class '%s' because it is not currently configured to implement Durable Objects. Did you forget to add a migration? [binding '%s']",
-                                                  strna(cls), name);
-                        } else if (!get(sim_coll(sim, "scripts"), owner))
-                                add_error(errors, 10061,
-                                          "Cannot create binding for class '%s' of script '%s': the script does not exist. [binding '%s']",
-                                          strna(cls), owner, name);
-                        else if (!do_find(sim, owner, cls, NULL))
-                                add_error(errors, 10061,
-                                          "Cannot create binding for class '%s': script '%s' does not export it as a Durable Object. [binding '%s']",
-                                          strna(cls), owner, name);
-                } else if (streq_ptr(type, "secrets_store_secret")) {
-                        const char *store = sim_json_str(b, "store_id"), *sn = sim_json_str(b, "secret_name");
-                        json_object *st = get(sim_coll(sim, "stores"), store);
-                        bool found = false;
-                        char key[600];
-
-                        if (st)
-                                SIM_FOREACH_VAL(get(st, "secrets"), se)
-                                        if (streq_ptr(sim_json_str(se, "name"), sn))
-                                                found = true;
-                        snprintf(key, sizeof(key), "%s/%s", strna(store), strna(sn));
-                        if (!found || sim_propagating(sim, "store_secret", key))
-                                add_error(errors, 10182, "Secrets Store secret '%s' in store '%s' could not be found. [binding '%s']",
-                                          strna(sn), strna(store), name);
-                } else if (streq_ptr(type, "hyperdrive")) {
-                        const char *id = sim_json_str(b, "id");
-
-                        if (!id || !get(sim_coll(sim, "hyperdrive"), id))
-                                add_error(errors, 10157, "Hyperdrive config '%s' could not be found. [binding '%s']", strna(id), name);
-                } else if (streq_ptr(type, "vectorize")) {
-                        const char *idx = sim_json_str(b, "index_name");
-
-                        if (!idx || !get(sim_coll(sim, "vectorize"), idx))
-                                add_error(errors, 10159, "Vectorize index '%s' could not be found. [binding '%s']", strna(idx), name);
-                }
+                for (size_t k = 0; k < ELEMENTSOF(ref_checks); k++)
+                        if (streq_ptr(type, ref_checks[k].type)) {
+                                ref_checks[k].check(sim, self, b, name, errors);
+                                break;
+                        }
         }
 }
 
