@@ -21,18 +21,11 @@ static char *cron_canonical(const char *s) {
 
         if (!r)
                 return NULL;
-        for (;;) {
-                size_t len;
-
-                p += strspn(p, " \t");
-                if (!*p)
-                        break;
-                len = strcspn(p, " \t");
+        for (size_t len; (p = spec_next_field(p, &len)); p += len) {
                 if (o != r)
                         *o++ = ' ';
                 for (size_t i = 0; i < len; i++)
                         *o++ = (char) toupper((unsigned char) p[i]);
-                p += len;
         }
         *o = 0;
         return r;
