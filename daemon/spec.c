@@ -772,7 +772,8 @@ static json_object *node_to_json(SpecCtx *c, const SpecNode *n) {
                         json_object_put(o);
                         break;
                 }
-                memcpy(pairs, n->items, sizeof(SpecNode *) * n->n_items * 2);
+                if (n->n_items > 0)     /* an empty mapping has no items array */
+                        memcpy(pairs, n->items, sizeof(SpecNode *) * n->n_items * 2);
                 qsort(pairs, n->n_items, sizeof(SpecNode *) * 2, cmp_pair_keys);
                 for (size_t k = 0; k < n->n_items; k++) {
                         json_object *e = node_to_json(c, pairs[2 * k + 1]);
