@@ -1300,6 +1300,88 @@ static int on_defer(sd_event_source *s, void *userdata) {
         return 0;
 }
 
+/* Action i waits on an action that failed or is blocked: it is skipped. */
+static void skip_action(Applier *ap, size_t i) {
+        const Action *a = &ap->plan->actions[i];
+        ApplyResult *res = &ap->results[i];
+
+        res->started = res->done = res->skipped = true;
+        res->error = -ENOLINK;
+        res->message = strdup("skipped: an action it depends on failed or is blocked");
+        if (ap->hooks.action_done)
+                ap->hooks.action_done(ap->hooks.userdata, a, res->error, res->message);
+}
+
+/* The next batch into batch[]: change actions not started whose
+ * dependencies are done, up to the concurrency left; the intent of each
+ * create joins the ledger (*ret_intents; *ret_intent_error if one could
+ * not). Returns the batch's size; *ret_skipped when an action was skipped. */
+static size_t collect_batch(Applier *ap, size_t *batch, bool *ret_skipped, bool *ret_intents,
+                            int *ret_intent_error) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < ap->plan->n_actions && !ap->cancelled; i++) {
+                const Action *a = &ap->plan->actions[i];
+                bool failed;
+
+                if (ap->results[i].started || !action_kind_is_change(a->kind))
+                        continue;
+                if (!deps_state(ap, a, &failed)) {
+                        if (failed) {
+                                skip_action(ap, i);
+                                *ret_skipped = true;
+                        }
+                        continue;
+                }
+                if (ap->running + n >= ap->concurrency)
+                        break;
+                batch[n++] = i;
+                if (a->intent) {
+                        if (ledger_add_intent(ap->ledger, a->resource_kind, a->name, ap->run_id) < 0)
+                                *ret_intent_error = -ENOMEM;
+                        *ret_intents = true;
+                }
+        }
+        return n;
+}
+
+/* Starts the jobs of batch[0..n) (already claimed). A create fails when
+ * the batch's intents could not be saved (intent_error): safety rule 1,
+ * no create without its intent on disk. Returns -1 when the applier
+ * finished or died meanwhile, else whether a job was started. */
+static int start_batch(Applier *ap, const size_t *batch, size_t n, int intent_error) {
+        bool progress = false;
+
+        for (size_t k = 0; k < n; k++) {
+                size_t i = batch[k];
+                ApplyResult *res = &ap->results[i];
+                Job *j = calloc(1, sizeof(Job));
+                int r;
+
+                if (!j) {
+                        ap->running--;
+                        res->done = true;
+                        res->error = -ENOMEM;
+                        continue;
+                }
+                j->ap = ap;
+                j->index = i;
+                progress = true;
+                if (intent_error < 0 && ap->plan->actions[i].intent) {
+                        (void) job_finish(j, intent_error, "cannot record the intent in the state file");
+                        if (ap->dead || ap->finished)
+                                return -1;
+                        continue;
+                }
+                r = job_start(j);
+                if (r < 0)
+                        job_fail(ap, i, j, r);
+                if (ap->dead || ap->finished)
+                        return -1;
+        }
+        return progress;
+}
+
 /* Starts whatever is ready. Never calls done synchronously from
  * apply_start: the first pass runs from a deferred event. The intents of
  * every create started together are saved once, before any of them. */
@@ -1310,40 +1392,14 @@ static void schedule(Applier *ap) {
                 return;
         while (progress) {
                 _cleanup_free_ size_t *batch = calloc(ap->concurrency + 1, sizeof(size_t));
-                size_t n = 0;
-                bool intents = false;
+                bool intents = false, skipped = false;
                 int intent_error = 0; /* the batch's intents could not be saved */
+                size_t n;
+                int r;
 
-                progress = false;
                 if (!batch)
                         break;
-                for (size_t i = 0; i < ap->plan->n_actions && !ap->cancelled; i++) {
-                        const Action *a = &ap->plan->actions[i];
-                        ApplyResult *res = &ap->results[i];
-                        bool failed;
-
-                        if (res->started || !action_kind_is_change(a->kind))
-                                continue;
-                        if (!deps_state(ap, a, &failed)) {
-                                if (failed) {
-                                        res->started = res->done = res->skipped = true;
-                                        res->error = -ENOLINK;
-                                        res->message = strdup("skipped: an action it depends on failed or is blocked");
-                                        if (ap->hooks.action_done)
-                                                ap->hooks.action_done(ap->hooks.userdata, a, res->error, res->message);
-                                        progress = true;
-                                }
-                                continue;
-                        }
-                        if (ap->running + n >= ap->concurrency)
-                                break;
-                        batch[n++] = i;
-                        if (a->intent) {
-                                if (ledger_add_intent(ap->ledger, a->resource_kind, a->name, ap->run_id) < 0)
-                                        intent_error = -ENOMEM;
-                                intents = true;
-                        }
-                }
+                n = collect_batch(ap, batch, &skipped, &intents, &intent_error);
                 /* Claimed before any starts: a nested schedule (from a job
                  * finishing synchronously) must not start them again. */
                 for (size_t k = 0; k < n; k++)
@@ -1351,35 +1407,10 @@ static void schedule(Applier *ap) {
                 ap->running += n;
                 if (intents && intent_error >= 0)
                         intent_error = save(ap);
-                for (size_t k = 0; k < n; k++) {
-                        size_t i = batch[k];
-                        ApplyResult *res = &ap->results[i];
-                        Job *j = calloc(1, sizeof(Job));
-                        int r;
-
-                        if (!j) {
-                                ap->running--;
-                                res->done = true;
-                                res->error = -ENOMEM;
-                                continue;
-                        }
-                        j->ap = ap;
-                        j->index = i;
-                        progress = true;
-                        /* Safety rule 1: no create without its intent on
-                         * disk, for every create of the batch. */
-                        if (intent_error < 0 && ap->plan->actions[i].intent) {
-                                (void) job_finish(j, intent_error, "cannot record the intent in the state file");
-                                if (ap->dead || ap->finished)
-                                        return;
-                                continue;
-                        }
-                        r = job_start(j);
-                        if (r < 0)
-                                job_fail(ap, i, j, r);
-                        if (ap->dead || ap->finished)
-                                return;
-                }
+                r = start_batch(ap, batch, n, intent_error);
+                if (r < 0)
+                        return;
+                progress = skipped || r > 0;
         }
         maybe_finish(ap);
 }

@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "cmd-config.h"
 #include "config.h"
+#include "curl-glue.h"
 #include "log.h"
 #include "secrets.h"
 #include "ledger.h"
@@ -30,29 +31,8 @@ int exit_code_for_result(const char *result, unsigned pending) {
         return EXIT_OK;
 }
 
-typedef struct Body {
-        char *data;
-        size_t size;
-        bool too_big;
-} Body;
-
 static size_t on_data(char *ptr, size_t size, size_t n, void *userdata) {
-        Body *b = userdata;
-        size_t len = size * n;
-        char *d;
-
-        if (b->size + len > CLIENT_BODY_MAX) {
-                b->too_big = true;
-                return 0;
-        }
-        d = realloc(b->data, b->size + len + 1);
-        if (!d)
-                return 0;
-        memcpy(d + b->size, ptr, len);
-        b->size += len;
-        d[b->size] = 0;
-        b->data = d;
-        return len;
+        return curl_body_append(userdata, ptr, size * n, CLIENT_BODY_MAX);
 }
 
 /* "HOST:PORT" of a listen entry → a URL; a wildcard host is loopback. */
@@ -146,7 +126,7 @@ static int client_call(Client *c, const char *method, const char *path_query, co
                        long timeout_sec, long *ret_status, char **ret_body) {
         _cleanup_free_ char *url = NULL, *auth = NULL, *acc = NULL;
         struct curl_slist *h = NULL;
-        Body b = {};
+        CurlBody b = {};
         CURLcode cc;
         CURL *curl;
         int r = 0;

@@ -179,74 +179,66 @@ static void unit_for(const char *config_path, char **ret_unit, char **ret_dir) {
         *ret_dir = strdup(CREDENTIALS_SOURCE_DIR);
 }
 
-int cmd_credentials(const Options *o) {
-        _cleanup_(config_freep) Config *c = NULL;
+/* The spec's references into u. A spec that does not load is said (its
+ * errors logged) and leaves *ret_ok false; the config's references still
+ * count. */
+static int collect_spec_dir(const Config *c, Uses *u, bool *ret_ok) {
         _cleanup_(generation_freep) Generation *g = NULL;
-        _cleanup_free_ char *dropin = NULL, *unit = NULL, *srcdir = NULL;
-        Uses u = {};
         SpecErrors e = {};
-        size_t dropin_size = 0;
-        bool spec_ok = true, any = false;
-        FILE *f;
         int r;
 
-        r = cmd_load_config(o, &c);
-        if (r < 0)
-                return EXIT_FAILED;
-        unit_for(c->path, &unit, &srcdir);
-        if (!unit || !srcdir)
-                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILED;
-        r = collect_config(c, &u);
-        if (r >= 0 && !isempty(c->spec_dir)) {
-                int k = spec_load(c->spec_dir, &g, &e);
+        *ret_ok = true;
+        if (isempty(c->spec_dir))
+                return 0;
+        r = spec_load(c->spec_dir, &g, &e);
+        if (r < 0) {
+                *ret_ok = false;
+                for (size_t i = 0; i < e.n && i < 20; i++) {
+                        _cleanup_free_ char *s = spec_error_to_string(&e.errors[i]);
 
-                if (k < 0) {
-                        /* The config's references still count; say why the spec's are missing. */
-                        spec_ok = false;
-                        for (size_t i = 0; i < e.n && i < 20; i++) {
-                                _cleanup_free_ char *s = spec_error_to_string(&e.errors[i]);
-
-                                log_error("%s", s ?: e.errors[i].message);
-                        }
-                        log_error("credentials: the spec directory '%s' did not load; its references are not listed.",
-                                  c->spec_dir);
-                } else
-                        r = collect_spec(g, &u);
+                        log_error("%s", s ?: e.errors[i].message);
+                }
+                log_error("credentials: the spec directory '%s' did not load; its references are not listed.",
+                          c->spec_dir);
+                spec_errors_done(&e);
+                return 0;
         }
         spec_errors_done(&e);
-        if (r < 0) {
-                uses_done(&u);
-                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILED;
-        }
+        return collect_spec(g, u);
+}
 
-        f = open_memstream(&dropin, &dropin_size);
-        if (!f) {
-                uses_done(&u);
-                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILED;
-        }
+/* The drop-in: a LoadCredential= line for each credential the unit does
+ * not load already (*ret_any says whether there is one). */
+static int make_dropin(const Uses *u, const char *srcdir, char **ret, bool *ret_any) {
+        _cleanup_free_ char *dropin = NULL;
+        size_t size = 0;
+        bool any = false;
+        FILE *f;
+
+        f = open_memstream(&dropin, &size);
+        if (!f)
+                return -ENOMEM;
         fputs("[Service]\n", f);
-        for (size_t i = 0; i < u.n; i++)
-                if (u.v[i].source == SECRET_SOURCE_CREDENTIAL && !in_unit(u.v[i].ref)) {
-                        fprintf(f, "LoadCredential=%s:%s/%s\n", u.v[i].ref, srcdir, u.v[i].ref);
+        for (size_t i = 0; i < u->n; i++)
+                if (u->v[i].source == SECRET_SOURCE_CREDENTIAL && !in_unit(u->v[i].ref)) {
+                        fprintf(f, "LoadCredential=%s:%s/%s\n", u->v[i].ref, srcdir, u->v[i].ref);
                         any = true;
                 }
-        if (fclose(f) != 0) {
-                uses_done(&u);
-                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILED;
-        }
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(dropin);
+        *ret_any = any;
+        return 0;
+}
 
-        if (o->json) {
-                r = print_json(&u, dropin, unit);
-                uses_done(&u);
-                if (r < 0)
-                        return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILED;
-                return spec_ok ? EXIT_OK : EXIT_FAILED;
-        }
-
+/* The references as comments, where each is used and who provides it,
+ * the steps, then the drop-in. */
+static void print_text(const Config *c, const Uses *u, bool spec_ok, const char *unit, const char *srcdir,
+                       const char *dropin, bool any) {
         printf("# Secret references of %s%s%s:\n", c->path ?: "(flags)", spec_ok ? " and " : "",
                spec_ok ? strna(c->spec_dir) : "");
-        for (size_t i = 0; i < u.n; i++) {
-                const Use *x = &u.v[i];
+        for (size_t i = 0; i < u->n; i++) {
+                const Use *x = &u->v[i];
 
                 printf("#   %-10s %-28s ", secret_source_to_string(x->source), x->ref);
                 for (size_t j = 0; x->where && x->where[j]; j++)
@@ -269,6 +261,31 @@ int cmd_credentials(const Options *o) {
         if (!any)
                 printf("# Nothing to add: %s loads every credential named here.\n", unit);
         fputs(dropin, stdout);
-        uses_done(&u);
+}
+
+int cmd_credentials(const Options *o) {
+        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_free_ char *dropin = NULL, *unit = NULL, *srcdir = NULL;
+        _cleanup_(uses_done) Uses u = {};
+        bool spec_ok = true, any = false;
+        int r;
+
+        r = cmd_load_config(o, &c);
+        if (r < 0)
+                return EXIT_FAILED;
+        unit_for(c->path, &unit, &srcdir);
+        if (!unit || !srcdir)
+                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILED;
+        r = collect_config(c, &u);
+        if (r >= 0)
+                r = collect_spec_dir(c, &u, &spec_ok);
+        if (r >= 0)
+                r = make_dropin(&u, srcdir, &dropin, &any);
+        if (r >= 0 && o->json)
+                r = print_json(&u, dropin, unit);
+        if (r < 0)
+                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILED;
+        if (!o->json)
+                print_text(c, &u, spec_ok, unit, srcdir, dropin, any);
         return spec_ok ? EXIT_OK : EXIT_FAILED;
 }

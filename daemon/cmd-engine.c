@@ -66,14 +66,87 @@ static uint64_t generation_since(const Generation *g) {
         return newest ? newest : now_realtime_usec();
 }
 
+/* The spec, loaded with the config's grant; every error logged. */
+static int load_spec(const Config *c, const char *name, Generation **ret) {
+        _cleanup_(spec_grant_done) SpecGrant grant = {};
+        SpecErrors se = {};
+        int r;
+
+        r = config_spec_grant(c, &grant);
+        if (r < 0)
+                return log_error_errno(r, "Out of memory.");
+        r = spec_load_granted(c->spec_dir, &grant, ret, &se);
+        if (r < 0) {
+                for (size_t i = 0; i < se.n; i++) {
+                        _cleanup_free_ char *s = spec_error_to_string(&se.errors[i]);
+
+                        log_error("%s", s ?: se.errors[i].message);
+                }
+                if (r == -EINVAL)
+                        log_error("%s: the spec in '%s' is invalid; nothing was changed.", name, c->spec_dir);
+                else
+                        log_error_errno(r, "%s: failed to load the spec '%s': %m", name, c->spec_dir);
+        }
+        spec_errors_done(&se);
+        return r;
+}
+
+/* The engine over the state directory (with ha:, the ledger in etcd, read
+ * only). Returns 0 or the exit code, logged. */
+static int start_engine(const Config *c, sd_event *event, RunMode mode, const char *name, Engine **ret) {
+        int r;
+
+        r = c->ha ? manager_ha_engine_readonly(ret, event, c) : engine_new(ret, event, c, mode == RUN_MODE_APPLY);
+        if (r == -EBUSY) {
+                log_error("%s: the state directory '%s' is locked by another process (is binderyd running?). "
+                          "Use POST /v1/reconcile on the daemon's HTTP API instead.",
+                          name, c->state_dir);
+                return EXIT_FAILED;
+        }
+        if (r == -EXDEV) {
+                log_error("%s: the state in '%s' belongs to another account or API URL; refusing to act on "
+                          "account '%s' at '%s' with it.",
+                          name, c->state_dir, strna(c->account_id), strna(c->api_url));
+                return EXIT_BLOCKED;
+        }
+        if (r < 0) {
+                log_error_errno(r, "%s: failed to start the engine (state '%s'): %m", name, c->state_dir);
+                return EXIT_FAILED;
+        }
+        return 0;
+}
+
+/* The run's report on stdout, as JSON or text. */
+static void print_report(const Options *o, const CliRun *cr) {
+        if (o->json) {
+                if (cr->json)
+                        printf("%s\n", json_object_to_json_string_ext(cr->json, JSON_C_TO_STRING_PRETTY |
+                                                                                   JSON_C_TO_STRING_SPACED |
+                                                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
+        } else if (cr->text)
+                fputs(cr->text, stdout);
+        fflush(stdout);
+}
+
+/* One precedence for every verb: 1 > 3 > 2 > 0. A plan with blocked
+ * actions (a missing binding target, an unowned resource, the deletion
+ * guard) is blocked (3); waiting removals are pending changes (2). */
+static int run_exit_code(const CliRun *cr) {
+        json_object *v;
+        unsigned waiting = 0;
+
+        if (cr->json && json_object_object_get_ex(cr->json, "waiting", &v))
+                waiting = (unsigned) json_object_get_int(v);
+        return exit_code_for_result(cr->n_blocked > 0 && cr->result != RUN_RESULT_FAILED ? "blocked" :
+                                    run_result_to_string(cr->result), waiting);
+}
+
 static int run(const Options *o, RunMode mode) {
         const char *name = mode == RUN_MODE_PLAN ? "plan" : "apply";
         _cleanup_(config_freep) Config *c = NULL;
         _cleanup_(generation_freep) Generation *g = NULL;
         _cleanup_(engine_freep) Engine *e = NULL;
         sd_event *event = NULL;
-        SpecErrors se = {};
-        _cleanup_(spec_grant_done) SpecGrant grant = {};
         CliRun cr = {};
         RunOptions ro = {};
         char run_id[64];
@@ -89,52 +162,16 @@ static int run(const Options *o, RunMode mode) {
                           "forwards it to the leader).");
                 return EXIT_FAILED;
         }
-
-        r = config_spec_grant(c, &grant);
-        if (r < 0)
-                return log_error_errno(r, "Out of memory."), EXIT_FAILED;
-        r = spec_load_granted(c->spec_dir, &grant, &g, &se);
-        if (r < 0) {
-                for (size_t i = 0; i < se.n; i++) {
-                        _cleanup_free_ char *s = spec_error_to_string(&se.errors[i]);
-
-                        log_error("%s", s ?: se.errors[i].message);
-                }
-                spec_errors_done(&se);
-                if (r == -EINVAL)
-                        log_error("%s: the spec in '%s' is invalid; nothing was changed.", name, c->spec_dir);
-                else
-                        log_error_errno(r, "%s: failed to load the spec '%s': %m", name, c->spec_dir);
+        if (load_spec(c, name, &g) < 0)
                 return EXIT_FAILED;
-        }
-        spec_errors_done(&se);
 
         r = sd_event_default(&event);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the event loop: %m"), EXIT_FAILED;
-
         cr.event = event;
-        /* With ha: the plan reads the ledger in etcd. */
-        r = c->ha ? manager_ha_engine_readonly(&e, event, c) : engine_new(&e, event, c, mode == RUN_MODE_APPLY);
-        if (r == -EBUSY) {
-                log_error("%s: the state directory '%s' is locked by another process (is binderyd running?). "
-                          "Use POST /v1/reconcile on the daemon's HTTP API instead.",
-                          name, c->state_dir);
-                ret = EXIT_FAILED;
+        ret = start_engine(c, event, mode, name, &e);
+        if (ret != 0)
                 goto out;
-        }
-        if (r == -EXDEV) {
-                log_error("%s: the state in '%s' belongs to another account or API URL; refusing to act on "
-                          "account '%s' at '%s' with it.",
-                          name, c->state_dir, strna(c->account_id), strna(c->api_url));
-                ret = EXIT_BLOCKED;
-                goto out;
-        }
-        if (r < 0) {
-                log_error_errno(r, "%s: failed to start the engine (state '%s'): %m", name, c->state_dir);
-                ret = EXIT_FAILED;
-                goto out;
-        }
 
         snprintf(run_id, sizeof(run_id), "cli-%s-%llx", name, (unsigned long long) now_realtime_usec());
         ro.mode = mode;
@@ -154,29 +191,8 @@ static int run(const Options *o, RunMode mode) {
                 ret = EXIT_FAILED;
                 goto out;
         }
-
-        if (o->json) {
-                if (cr.json)
-                        printf("%s\n", json_object_to_json_string_ext(cr.json, JSON_C_TO_STRING_PRETTY |
-                                                                                  JSON_C_TO_STRING_SPACED |
-                                                                                  JSON_C_TO_STRING_NOSLASHESCAPE));
-        } else if (cr.text)
-                fputs(cr.text, stdout);
-        fflush(stdout);
-
-        /* One precedence for every verb: 1 > 3 > 2 > 0. A plan with blocked
-         * actions (a missing binding target, an unowned resource, the
-         * deletion guard) is blocked (3); waiting removals are pending
-         * changes (2). */
-        {
-                json_object *v;
-                unsigned waiting = 0;
-
-                if (cr.json && json_object_object_get_ex(cr.json, "waiting", &v))
-                        waiting = (unsigned) json_object_get_int(v);
-                ret = exit_code_for_result(cr.n_blocked > 0 && cr.result != RUN_RESULT_FAILED ? "blocked" :
-                                           run_result_to_string(cr.result), waiting);
-        }
+        print_report(o, &cr);
+        ret = run_exit_code(&cr);
 out:
         free(cr.text);
         json_object_put(cr.json);

@@ -296,13 +296,76 @@ static int modules_read(const Generation *g, const char *out_dir, Modules *m) {
         return 0;
 }
 
+/* The spec for types: every error on stderr, then why it failed. */
+static int types_load_spec(const char *dir, const SpecGrant *grant, Generation **ret) {
+        SpecErrors e = {};
+        int r;
+
+        r = spec_load_granted(dir, grant, ret, &e);
+        if (r < 0) {
+                for (size_t i = 0; i < e.n; i++) {
+                        _cleanup_free_ char *s = spec_error_to_string(&e.errors[i]);
+
+                        fprintf(stderr, "%s\n", s ?: e.errors[i].message);
+                }
+                if (r == -EINVAL)
+                        log_error("types: '%s' is not a valid spec directory.", dir);
+                else
+                        log_error_errno(r, "Failed to load '%s': %m", dir);
+        }
+        spec_errors_done(&e);
+        return r;
+}
+
+/* --worker names a Worker of the spec that is not external. */
+static bool types_worker_ok(const Options *o, const Generation *g, const char *dir) {
+        const Worker *w;
+
+        if (!o->worker)
+                return true;
+        w = generation_find_worker(g, o->worker);
+        if (!w) {
+                log_error("types: no Worker named '%s' in '%s'.", o->worker, dir);
+                return false;
+        }
+        if (w->policy.external) {
+                log_error("types: Worker '%s' is external; it has no bindings here.", o->worker);
+                return false;
+        }
+        return true;
+}
+
+/* One worker's Env: on stdout, or into --output as NAME.d.ts. */
+static int types_emit(const Options *o, const Generation *g, const Worker *w, const Modules *mods) {
+        _cleanup_free_ char *text = NULL, *path = NULL, *file = NULL;
+        int r;
+
+        r = types_emit_env_with(g, w, mods->v, mods->n, &text);
+        if (r < 0)
+                return log_error_errno(r, "Failed to generate types: %m");
+        if (!o->output) {
+                fputs(text, stdout);
+                return 0;
+        }
+        if (asprintf(&file, "%s.d.ts", w->name) < 0) {
+                file = NULL;
+                return log_error_errno(ENOMEM, "Out of memory.");
+        }
+        path = path_join(o->output, file);
+        if (!path)
+                return log_error_errno(ENOMEM, "Out of memory.");
+        r = write_file_atomic(path, text, strlen(text), 0644);
+        if (r < 0)
+                return log_error_errno(r, "types: cannot write '%s': %m", path);
+        return 1;
+}
+
 int cmd_types(const Options *o) {
         _cleanup_(generation_freep) Generation *g = NULL;
         _cleanup_free_ char *dir = NULL;
         _cleanup_(spec_grant_done) SpecGrant grant = {};
         bool have_grant;
         Modules mods = {};
-        SpecErrors e = {};
         unsigned written = 0;
         int r, ret = EXIT_OK;
 
@@ -317,32 +380,8 @@ int cmd_types(const Options *o) {
         dir = find_spec_dir(o, "types", &grant, &have_grant);
         if (!dir)
                 return EXIT_USAGE;
-        r = spec_load_granted(dir, have_grant ? &grant : NULL, &g, &e);
-        if (r < 0) {
-                for (size_t i = 0; i < e.n; i++) {
-                        _cleanup_free_ char *s = spec_error_to_string(&e.errors[i]);
-
-                        fprintf(stderr, "%s\n", s ?: e.errors[i].message);
-                }
-                spec_errors_done(&e);
-                if (r == -EINVAL)
-                        log_error("types: '%s' is not a valid spec directory.", dir);
-                else
-                        log_error_errno(r, "Failed to load '%s': %m", dir);
+        if (types_load_spec(dir, have_grant ? &grant : NULL, &g) < 0 || !types_worker_ok(o, g, dir))
                 return EXIT_FAILED;
-        }
-        if (o->worker) {
-                const Worker *w = generation_find_worker(g, o->worker);
-
-                if (!w) {
-                        log_error("types: no Worker named '%s' in '%s'.", o->worker, dir);
-                        return EXIT_FAILED;
-                }
-                if (w->policy.external) {
-                        log_error("types: Worker '%s' is external; it has no bindings here.", o->worker);
-                        return EXIT_FAILED;
-                }
-        }
         if (o->output && mkdir(o->output, 0755) < 0 && errno != EEXIST)
                 return log_error_errno(errno, "types: cannot create '%s': %m", o->output), EXIT_FAILED;
         r = modules_read(g, o->output, &mods);
@@ -352,32 +391,15 @@ int cmd_types(const Options *o) {
         }
         for (size_t i = 0; i < g->n_workers; i++) {
                 const Worker *w = &g->workers[i];
-                _cleanup_free_ char *text = NULL, *path = NULL, *file = NULL;
 
                 if (o->worker ? !streq(w->name, o->worker) : w->policy.external)
                         continue;
-                r = types_emit_env_with(g, w, mods.v, mods.n, &text);
+                r = types_emit(o, g, w, &mods);
                 if (r < 0) {
-                        log_error_errno(r, "Failed to generate types: %m");
                         ret = EXIT_FAILED;
                         break;
                 }
-                if (!o->output) {
-                        fputs(text, stdout);
-                        continue;
-                }
-                if (asprintf(&file, "%s.d.ts", w->name) < 0 || !(path = path_join(o->output, file))) {
-                        log_error("Out of memory.");
-                        ret = EXIT_FAILED;
-                        break;
-                }
-                r = write_file_atomic(path, text, strlen(text), 0644);
-                if (r < 0) {
-                        log_error_errno(r, "types: cannot write '%s': %m", path);
-                        ret = EXIT_FAILED;
-                        break;
-                }
-                written++;
+                written += r;
         }
         if (o->output && ret == EXIT_OK)
                 log_info("types: %u file%s written to %s.", written, written == 1 ? "" : "s", o->output);

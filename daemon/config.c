@@ -393,11 +393,104 @@ static void notify_targets_free(NotifyTarget *t, size_t n) {
         free(t);
 }
 
+/* notify.url: an http:// or https:// URL. */
+static int parse_notify_url(NotifyTarget *t, yaml_node_t *vn, bool *bad, Errors *e) {
+        const char *s = scalar(vn);
+
+        if (isempty(s) || !(startswith(s, "http://") || startswith(s, "https://")) || strpbrk(s, " \r\n")) {
+                add_error(e, LINE(vn), COL(vn), "'notify.url' must be an http:// or https:// URL");
+                *bad = true;
+                return 0;
+        }
+        t->url = strdup(s);
+        return t->url ? 0 : -ENOMEM;
+}
+
+/* notify.events: a non-empty list of event names, into t->events. */
+static void parse_notify_events(NotifyTarget *t, yaml_document_t *doc, yaml_node_t *vn, bool *bad, Errors *e) {
+        if (!vn || vn->type != YAML_SEQUENCE_NODE) {
+                add_error(e, LINE(vn), COL(vn),
+                          "'notify.events' must be a list of failed, blocked, drift, recovered");
+                *bad = true;
+                return;
+        }
+        for (yaml_node_item_t *j = vn->data.sequence.items.start; j < vn->data.sequence.items.top; j++) {
+                yaml_node_t *en = yaml_document_get_node(doc, *j);
+                NotifyEvent ev = notify_event_from_string(scalar(en));
+
+                if (ev < 0) {
+                        add_error(e, LINE(en), COL(en),
+                                  "unknown notify event '%s' (expected failed, blocked, drift or recovered)",
+                                  strna(scalar(en)));
+                        *bad = true;
+                        continue;
+                }
+                t->events |= 1U << ev;
+        }
+        if (t->events == 0 && !*bad) {
+                add_error(e, LINE(vn), COL(vn), "'notify.events' must name at least one event");
+                *bad = true;
+        }
+}
+
+static void notify_unknown_key(yaml_node_t *kn, const char *key, Errors *e) {
+        static const char *const keys[] = { "url", "secret", "events" };
+        const char *best = NULL;
+
+        for (size_t q = 0; key && q < ELEMENTSOF(keys); q++)
+                if (edit_distance(key, keys[q]) <= 2)
+                        best = keys[q];
+        if (best)
+                add_error(e, LINE(kn), COL(kn), "unknown key '%s' in 'notify'; did you mean '%s'?",
+                          strna(key), best);
+        else
+                add_error(e, LINE(kn), COL(kn),
+                          "unknown key '%s' in 'notify' (expected url, secret, events)", strna(key));
+}
+
+/* One notify entry (a mapping) into t. -EINVAL when it has errors (all
+ * reported), -ENOMEM. */
+static int parse_notify_target(NotifyTarget *t, yaml_document_t *doc, yaml_node_t *tn, Errors *e) {
+        bool bad = false;
+        int k;
+
+        *t = (NotifyTarget) { .line = LINE(tn) };
+        for (yaml_node_pair_t *p = tn->data.mapping.pairs.start; p < tn->data.mapping.pairs.top; p++) {
+                yaml_node_t *kn = yaml_document_get_node(doc, p->key), *vn = yaml_document_get_node(doc, p->value);
+                const char *key = scalar(kn);
+
+                if (key && streq(key, "url")) {
+                        if (parse_notify_url(t, vn, &bad, e) < 0)
+                                return -ENOMEM;
+                } else if (key && streq(key, "secret")) {
+                        k = parse_secret("notify.secret", doc, vn, NULL, &t->secret, e);
+                        if (k == -ENOMEM)
+                                return k;
+                        if (k < 0)
+                                bad = true;
+                        else
+                                t->secret_set = true;
+                } else if (key && streq(key, "events"))
+                        parse_notify_events(t, doc, vn, &bad, e);
+                else {
+                        notify_unknown_key(kn, key, e);
+                        bad = true;
+                }
+        }
+        if (!t->url && !bad) {
+                add_error(e, LINE(tn), COL(tn), "a 'notify' entry needs a url");
+                bad = true;
+        }
+        if (t->events == 0)
+                t->events = (1U << _NOTIFY_EVENT_MAX) - 1;     /* default: every event */
+        return bad ? -EINVAL : 0;
+}
+
 /* notify: a list of {url, secret?, events?}. */
 static int parse_notify(Config *c, yaml_document_t *doc, yaml_node_t *n, Errors *e) {
         NotifyTarget *v = NULL;
         size_t nv = 0;
-        int r = 0;
+        int r = 0, k;
 
         if (!n || n->type != YAML_SEQUENCE_NODE) {
                 add_error(e, n ? LINE(n) : 0, n ? COL(n) : 0,
@@ -406,8 +499,7 @@ static int parse_notify(Config *c, yaml_document_t *doc, yaml_node_t *n, Errors 
         }
         for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++) {
                 yaml_node_t *tn = yaml_document_get_node(doc, *i);
-                NotifyTarget *t, *nn;
-                bool bad = false;
+                NotifyTarget *nn;
 
                 if (nv >= CONFIG_NOTIFY_MAX) {
                         add_error(e, LINE(tn), COL(tn), "'notify' takes at most %d targets", CONFIG_NOTIFY_MAX);
@@ -426,84 +518,13 @@ static int parse_notify(Config *c, yaml_document_t *doc, yaml_node_t *n, Errors 
                         return -ENOMEM;
                 }
                 v = nn;
-                t = &v[nv++];
-                *t = (NotifyTarget) { .line = LINE(tn) };
-                for (yaml_node_pair_t *p = tn->data.mapping.pairs.start; p < tn->data.mapping.pairs.top; p++) {
-                        yaml_node_t *kn = yaml_document_get_node(doc, p->key), *vn = yaml_document_get_node(doc, p->value);
-                        const char *key = scalar(kn), *s = scalar(vn);
-
-                        if (key && streq(key, "url")) {
-                                if (isempty(s) || !(startswith(s, "http://") || startswith(s, "https://")) ||
-                                    strpbrk(s, " \r\n")) {
-                                        add_error(e, LINE(vn), COL(vn), "'notify.url' must be an http:// or https:// URL");
-                                        bad = true;
-                                } else if (!(t->url = strdup(s))) {
-                                        notify_targets_free(v, nv);
-                                        return -ENOMEM;
-                                }
-                        } else if (key && streq(key, "secret")) {
-                                int k = parse_secret("notify.secret", doc, vn, NULL, &t->secret, e);
-
-                                if (k == -ENOMEM) {
-                                        notify_targets_free(v, nv);
-                                        return k;
-                                }
-                                if (k < 0)
-                                        bad = true;
-                                else
-                                        t->secret_set = true;
-                        } else if (key && streq(key, "events")) {
-                                if (!vn || vn->type != YAML_SEQUENCE_NODE) {
-                                        add_error(e, LINE(vn), COL(vn),
-                                                  "'notify.events' must be a list of failed, blocked, drift, recovered");
-                                        bad = true;
-                                        continue;
-                                }
-                                for (yaml_node_item_t *j = vn->data.sequence.items.start; j < vn->data.sequence.items.top;
-                                     j++) {
-                                        yaml_node_t *en = yaml_document_get_node(doc, *j);
-                                        NotifyEvent ev = notify_event_from_string(scalar(en));
-
-                                        if (ev < 0) {
-                                                add_error(e, LINE(en), COL(en),
-                                                          "unknown notify event '%s' (expected failed, blocked, drift or recovered)",
-                                                          strna(scalar(en)));
-                                                bad = true;
-                                                continue;
-                                        }
-                                        t->events |= 1U << ev;
-                                }
-                                if (t->events == 0 && !bad) {
-                                        add_error(e, LINE(vn), COL(vn), "'notify.events' must name at least one event");
-                                        bad = true;
-                                }
-                        } else {
-                                const char *best = NULL;
-
-                                if (key)
-                                        for (size_t q = 0; q < 3; q++) {
-                                                static const char *const keys[] = { "url", "secret", "events" };
-
-                                                if (edit_distance(key, keys[q]) <= 2)
-                                                        best = keys[q];
-                                        }
-                                if (best)
-                                        add_error(e, LINE(kn), COL(kn), "unknown key '%s' in 'notify'; did you mean '%s'?",
-                                                  strna(key), best);
-                                else
-                                        add_error(e, LINE(kn), COL(kn),
-                                                  "unknown key '%s' in 'notify' (expected url, secret, events)", strna(key));
-                                bad = true;
-                        }
+                k = parse_notify_target(&v[nv++], doc, tn, e);
+                if (k == -ENOMEM) {
+                        notify_targets_free(v, nv);
+                        return k;
                 }
-                if (!t->url && !bad) {
-                        add_error(e, LINE(tn), COL(tn), "a 'notify' entry needs a url");
-                        bad = true;
-                }
-                if (t->events == 0)
-                        t->events = (1U << _NOTIFY_EVENT_MAX) - 1;     /* default: every event */
-                if (bad)
-                        r = -EINVAL;
+                if (k < 0)
+                        r = k;
         }
         if (r < 0) {
                 notify_targets_free(v, nv);
@@ -838,73 +859,46 @@ static void yaml_documentp(yaml_document_t **d) {
                 yaml_document_delete(*d);
 }
 
-static int parse_file(Config *c, const char *path, bool seen[], bool bad[], Errors *e) {
-        _cleanup_(yaml_parserp) yaml_parser_t parser = {};
-        _cleanup_(yaml_documentp) yaml_document_t *docp = NULL;
-        _cleanup_free_ char *data = NULL, *base_dir = NULL;
-        yaml_document_t doc;
-        yaml_node_t *root;
-        size_t size;
-        int r;
-
-        r = read_full_file(path, CONFIG_FILE_MAX, &data, &size);
-        if (r < 0)
-                return r;
+/* The directory of path, absolute (relative to the working directory when
+ * path is relative), so status and logs name real paths. */
+static int config_base_dir(const char *path, char **ret) {
+        _cleanup_free_ char *base_dir = NULL, *cwd = NULL;
+        char *slash;
 
         base_dir = strdup(path);
         if (!base_dir)
                 return -ENOMEM;
-        {
-                char *slash = strrchr(base_dir, '/');
-
-                if (slash == base_dir)
-                        slash[1] = 0;
-                else if (slash)
-                        *slash = 0;
-                else
-                        base_dir = mfree(base_dir);
+        slash = strrchr(base_dir, '/');
+        if (slash == base_dir)
+                slash[1] = 0;
+        else if (slash)
+                *slash = 0;
+        else
+                base_dir = mfree(base_dir);
+        if (base_dir && base_dir[0] == '/') {
+                *ret = TAKE_PTR(base_dir);
+                return 0;
         }
-        if (!base_dir || base_dir[0] != '/') {
-                /* Relative to the working directory: make it absolute, so
-                 * status and logs name real paths. */
-                _cleanup_free_ char *cwd = getcwd(NULL, 0);
-
-                if (!cwd)
-                        return -errno;
-                if (base_dir) {
-                        char *j = path_join(cwd, base_dir);
-
-                        if (!j)
-                                return -ENOMEM;
-                        free(base_dir);
-                        base_dir = j;
-                } else
-                        base_dir = TAKE_PTR(cwd);
+        cwd = getcwd(NULL, 0);
+        if (!cwd)
+                return -errno;
+        if (!base_dir) {
+                *ret = TAKE_PTR(cwd);
+                return 0;
         }
+        *ret = path_join(cwd, base_dir);
+        return *ret ? 0 : -ENOMEM;
+}
 
-        if (!yaml_parser_initialize(&parser))
-                return -ENOMEM;
-        yaml_parser_set_input_string(&parser, (const unsigned char *) data, size);
-        if (!yaml_parser_load(&parser, &doc)) {
-                add_error(e, (unsigned) parser.problem_mark.line + 1, (unsigned) parser.problem_mark.column + 1,
-                          "YAML syntax error: %s%s%s", strna(parser.problem),
-                          parser.context ? " " : "", parser.context ? parser.context : "");
-                return -EINVAL;
-        }
-        docp = &doc;
-
-        root = yaml_document_get_root_node(&doc);
-        if (!root)
-                return 0;  /* an empty file: defaults only (required keys are checked later) */
-        if (root->type != YAML_MAPPING_NODE) {
-                add_error(e, LINE(root), COL(root), "the configuration must be a mapping of keys, not %s",
-                          node_type_name(root));
-                return -EINVAL;
-        }
+/* The top-level mapping: each key known and once, its value parsed.
+ * seen[] and bad[] are indexed like config_keys. */
+static int parse_root(Config *c, const char *base_dir, yaml_document_t *doc, yaml_node_t *root,
+                      bool seen[], bool bad[], Errors *e) {
+        int r;
 
         for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
-                yaml_node_t *kn = yaml_document_get_node(&doc, p->key);
-                yaml_node_t *vn = yaml_document_get_node(&doc, p->value);
+                yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+                yaml_node_t *vn = yaml_document_get_node(doc, p->value);
                 const char *name = scalar(kn);
                 const ConfigKey *k;
 
@@ -927,13 +921,51 @@ static int parse_file(Config *c, const char *path, bool seen[], bool bad[], Erro
                         continue;
                 }
                 seen[k - config_keys] = true;
-                r = parse_value(c, base_dir, k, &doc, vn, NULL, e);
+                r = parse_value(c, base_dir, k, doc, vn, NULL, e);
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0)
                         bad[k - config_keys] = true;
         }
         return 0;
+}
+
+static int parse_file(Config *c, const char *path, bool seen[], bool bad[], Errors *e) {
+        _cleanup_(yaml_parserp) yaml_parser_t parser = {};
+        _cleanup_(yaml_documentp) yaml_document_t *docp = NULL;
+        _cleanup_free_ char *data = NULL, *base_dir = NULL;
+        yaml_document_t doc;
+        yaml_node_t *root;
+        size_t size;
+        int r;
+
+        r = read_full_file(path, CONFIG_FILE_MAX, &data, &size);
+        if (r < 0)
+                return r;
+        r = config_base_dir(path, &base_dir);
+        if (r < 0)
+                return r;
+
+        if (!yaml_parser_initialize(&parser))
+                return -ENOMEM;
+        yaml_parser_set_input_string(&parser, (const unsigned char *) data, size);
+        if (!yaml_parser_load(&parser, &doc)) {
+                add_error(e, (unsigned) parser.problem_mark.line + 1, (unsigned) parser.problem_mark.column + 1,
+                          "YAML syntax error: %s%s%s", strna(parser.problem),
+                          parser.context ? " " : "", parser.context ? parser.context : "");
+                return -EINVAL;
+        }
+        docp = &doc;
+
+        root = yaml_document_get_root_node(&doc);
+        if (!root)
+                return 0;  /* an empty file: defaults only (required keys are checked later) */
+        if (root->type != YAML_MAPPING_NODE) {
+                add_error(e, LINE(root), COL(root), "the configuration must be a mapping of keys, not %s",
+                          node_type_name(root));
+                return -EINVAL;
+        }
+        return parse_root(c, base_dir, &doc, root, seen, bad, e);
 }
 
 static int ha_defaults(Config *c);
@@ -1016,6 +1048,47 @@ static int apply_options(Config *c, const Options *o, Errors *e) {
         return 0;
 }
 
+/* Every required key is set (unless it had an error of its own). */
+static void check_required(const Config *c, const bool bad[], Errors *e) {
+        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++) {
+                const ConfigKey *k = &config_keys[i];
+
+                if (k->required && !*(char * const *) ((const uint8_t *) c + k->offset) && !bad[i])
+                        add_error(e, 0, 0, "missing required key '%s'%s", k->name,
+                                  streq(k->name, "spec_dir") ? " (or --spec-dir)" :
+                                  streq(k->name, "account_id") ? " (or --account-id)" : "");
+        }
+}
+
+/* The defaults that depend on the environment: the state directory
+ * (systemd's STATE_DIRECTORY), the API token's source, ha:'s. */
+static int environment_defaults(Config *c) {
+        int r;
+
+        if (!c->state_dir) {
+                const char *sd = getenv("STATE_DIRECTORY");
+
+                if (!isempty(sd))
+                        /* Several directories are separated by ':'; ours is the first. */
+                        c->state_dir = strndup(sd, strcspn(sd, ":"));
+                else
+                        c->state_dir = strdup("/var/lib/bindery");
+                if (!c->state_dir)
+                        return -ENOMEM;
+        }
+        if (!c->api_token_set) {
+                r = default_api_token(c);
+                if (r < 0)
+                        return r;
+        }
+        if (c->ha) {
+                r = ha_defaults(c);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int config_load(const char *path, const Options *o, Config **ret,
                 ConfigError **ret_errors, size_t *ret_n_errors) {
         _cleanup_(config_freep) Config *c = NULL;
@@ -1041,45 +1114,14 @@ int config_load(const char *path, const Options *o, Config **ret,
                 /* A file that is not YAML or not a mapping: its error says it all. */
                 unreadable = r == -EINVAL;
         }
-
         r = apply_options(c, o, &e);
         if (r < 0)
                 goto fail;
-
-        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++) {
-                const ConfigKey *k = &config_keys[i];
-
-                if (!unreadable && k->required && !*(char **) ((uint8_t *) c + k->offset) &&
-                    /* don't pile a "missing" onto a key that had an error */
-                    !bad[i])
-                        add_error(&e, 0, 0, "missing required key '%s'%s", k->name,
-                                  streq(k->name, "spec_dir") ? " (or --spec-dir)" :
-                                  streq(k->name, "account_id") ? " (or --account-id)" : "");
-        }
-
-        if (!c->state_dir) {
-                const char *sd = getenv("STATE_DIRECTORY");
-
-                if (!isempty(sd)) {
-                        /* Several directories are separated by ':'; ours is the first. */
-                        c->state_dir = strndup(sd, strcspn(sd, ":"));
-                } else
-                        c->state_dir = strdup("/var/lib/bindery");
-                if (!c->state_dir) {
-                        r = -ENOMEM;
-                        goto fail;
-                }
-        }
-        if (!c->api_token_set) {
-                r = default_api_token(c);
-                if (r < 0)
-                        goto fail;
-        }
-        if (c->ha) {
-                r = ha_defaults(c);
-                if (r < 0)
-                        goto fail;
-        }
+        if (!unreadable)
+                check_required(c, bad, &e);
+        r = environment_defaults(c);
+        if (r < 0)
+                goto fail;
 
         if (e.oom) {
                 r = -ENOMEM;
@@ -1145,6 +1187,45 @@ static int add_path(char ***l, const char *path) {
         return 0;
 }
 
+/* A secret of the daemon's: its credential, variable or file is denied. */
+static int grant_deny_secret(SpecGrant *g, const SecretRef *r) {
+        if (isempty(r->ref))
+                return 0;
+        switch (r->source) {
+        case SECRET_SOURCE_CREDENTIAL:
+                return strv_extend(&g->deny_credentials, r->ref);
+        case SECRET_SOURCE_ENV:
+                return strv_extend(&g->deny_env, r->ref);
+        case SECRET_SOURCE_FILE:
+                return add_path(&g->deny_paths, r->ref);
+        default:
+                return 0;
+        }
+}
+
+/* Every secret of the daemon's: the defaults (refused whether or not the
+ * file names them), the keys in daemon_secrets, the notification secrets,
+ * the etcd password and TLS client key. */
+static int grant_deny_daemon_secrets(const Config *c, SpecGrant *g) {
+        for (const char *const *p = daemon_default_credentials; *p; p++)
+                if (strv_extend(&g->deny_credentials, *p) < 0)
+                        return -ENOMEM;
+        for (const char *const *p = daemon_default_env; *p; p++)
+                if (strv_extend(&g->deny_env, *p) < 0)
+                        return -ENOMEM;
+        for (size_t i = 0; i < ELEMENTSOF(daemon_secrets); i++)
+                if (grant_deny_secret(g, (const SecretRef *) ((const uint8_t *) c + daemon_secrets[i])) < 0)
+                        return -ENOMEM;
+        for (size_t i = 0; i < c->n_notify; i++)
+                if (c->notify[i].secret_set && grant_deny_secret(g, &c->notify[i].secret) < 0)
+                        return -ENOMEM;
+        if (c->ha && c->ha->password_set && grant_deny_secret(g, &c->ha->password) < 0)
+                return -ENOMEM;
+        if (c->ha && c->ha->key_file && add_path(&g->deny_paths, c->ha->key_file) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
 int config_spec_grant(const Config *c, SpecGrant *ret) {
         _cleanup_(spec_grant_done) SpecGrant g = {
                 .files_key = "spec_files_dir",
@@ -1152,55 +1233,7 @@ int config_spec_grant(const Config *c, SpecGrant *ret) {
         };
         const char *creds = getenv("CREDENTIALS_DIRECTORY");
 
-        for (const char *const *p = daemon_default_credentials; *p; p++)
-                if (strv_extend(&g.deny_credentials, *p) < 0)
-                        return -ENOMEM;
-        for (const char *const *p = daemon_default_env; *p; p++)
-                if (strv_extend(&g.deny_env, *p) < 0)
-                        return -ENOMEM;
-        for (size_t i = 0; i < ELEMENTSOF(daemon_secrets); i++) {
-                const SecretRef *r = (const SecretRef *) ((const uint8_t *) c + daemon_secrets[i]);
-
-                if (isempty(r->ref))
-                        continue;
-                switch (r->source) {
-                case SECRET_SOURCE_CREDENTIAL:
-                        if (strv_extend(&g.deny_credentials, r->ref) < 0)
-                                return -ENOMEM;
-                        break;
-                case SECRET_SOURCE_ENV:
-                        if (strv_extend(&g.deny_env, r->ref) < 0)
-                                return -ENOMEM;
-                        break;
-                case SECRET_SOURCE_FILE:
-                        if (add_path(&g.deny_paths, r->ref) < 0)
-                                return -ENOMEM;
-                        break;
-                default:
-                        break;
-                }
-        }
-        /* Notification secrets are the daemon's own too. */
-        for (size_t i = 0; i < c->n_notify; i++) {
-                const SecretRef *r = &c->notify[i].secret;
-
-                if (!c->notify[i].secret_set || isempty(r->ref))
-                        continue;
-                if ((r->source == SECRET_SOURCE_CREDENTIAL && strv_extend(&g.deny_credentials, r->ref) < 0) ||
-                    (r->source == SECRET_SOURCE_ENV && strv_extend(&g.deny_env, r->ref) < 0) ||
-                    (r->source == SECRET_SOURCE_FILE && add_path(&g.deny_paths, r->ref) < 0))
-                        return -ENOMEM;
-        }
-        /* So are the etcd password and the TLS client key. */
-        if (c->ha && c->ha->password_set && !isempty(c->ha->password.ref)) {
-                const SecretRef *r = &c->ha->password;
-
-                if ((r->source == SECRET_SOURCE_CREDENTIAL && strv_extend(&g.deny_credentials, r->ref) < 0) ||
-                    (r->source == SECRET_SOURCE_ENV && strv_extend(&g.deny_env, r->ref) < 0) ||
-                    (r->source == SECRET_SOURCE_FILE && add_path(&g.deny_paths, r->ref) < 0))
-                        return -ENOMEM;
-        }
-        if (c->ha && c->ha->key_file && add_path(&g.deny_paths, c->ha->key_file) < 0)
+        if (grant_deny_daemon_secrets(c, &g) < 0)
                 return -ENOMEM;
         /* The daemon's credentials read as files, too. */
         if (!isempty(creds))

@@ -265,3 +265,26 @@ int curl_glue_remove(CurlGlue *g, CURL *easy) {
         glue_transfer_free(g, t);
         return 0;
 }
+
+size_t curl_body_append(CurlBody *b, const char *p, size_t n, size_t max) {
+        char *d;
+
+        if (b->size + n > max) {
+                b->too_big = true;
+                return 0;
+        }
+        d = realloc(b->data, b->size + n + 1);
+        if (!d)
+                return 0;
+        memcpy(d + b->size, p, n);
+        b->data = d;
+        b->size += n;
+        b->data[b->size] = 0;
+        return n;
+}
+
+void curl_body_done(CurlBody *b) {
+        b->data = mfree(b->data);
+        b->size = 0;
+        b->too_big = false;
+}

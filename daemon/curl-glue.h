@@ -52,3 +52,17 @@ int curl_glue_add(CurlGlue *g, CURL *easy, curl_glue_done_t done, void *userdata
 /* Stops a running transfer without calling its done callback. Returns 0,
  * or -ENOENT if easy is not running in this glue. */
 int curl_glue_remove(CurlGlue *g, CURL *easy);
+
+/* An answer read into memory, bounded: curl_body_append() adds n bytes
+ * (the data stays NUL-terminated) and returns n, or 0 (curl then fails the
+ * transfer with CURLE_WRITE_ERROR) when it would pass max (too_big is set)
+ * or memory runs out. For CURLOPT_WRITEFUNCTION callbacks. */
+typedef struct CurlBody {
+        char *data;
+        size_t size;
+        bool too_big;
+} CurlBody;
+
+size_t curl_body_append(CurlBody *b, const char *p, size_t n, size_t max);
+/* Frees the data; the body is empty again. */
+void curl_body_done(CurlBody *b);

@@ -67,9 +67,7 @@ struct EtcdCall {
         char *path;
         char *body;
         char *secret_body;          /* the authenticate body while it is sent */
-        char *answer;
-        size_t answer_size;
-        bool too_big;
+        CurlBody answer;            /* too_big also for a stream's message */
         uint64_t timeout_usec;
         size_t endpoint;
         size_t tried;               /* endpoints that failed in this call */
@@ -424,7 +422,7 @@ static int stream_feed(EtcdCall *c, const char *p, size_t n) {
                 if (!o && err == json_tokener_continue) {
                         c->stream_bytes += n;
                         if (c->stream_bytes > c->etcd->max_answer) {
-                                c->too_big = true;
+                                c->answer.too_big = true;
                                 return -EFBIG;
                         }
                         return 0;
@@ -446,7 +444,6 @@ static int stream_feed(EtcdCall *c, const char *p, size_t n) {
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
         EtcdCall *c = userdata;
         size_t n = size * nmemb;
-        char *p;
 
         if (c->event_fn && !c->authenticating) {
                 long status = 0;
@@ -455,19 +452,7 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
                 if (status == 200)
                         return stream_feed(c, ptr, n) < 0 ? 0 : n;
         }
-
-        if (c->answer_size + n > c->etcd->max_answer) {
-                c->too_big = true;
-                return 0;
-        }
-        p = realloc(c->answer, c->answer_size + n + 1);
-        if (!p)
-                return 0;
-        memcpy(p + c->answer_size, ptr, n);
-        c->answer = p;
-        c->answer_size += n;
-        c->answer[c->answer_size] = 0;
-        return n;
+        return curl_body_append(&c->answer, ptr, n, c->etcd->max_answer);
 }
 
 static void call_wipe_secret(EtcdCall *c) {
@@ -486,7 +471,7 @@ static EtcdCall *call_free(EtcdCall *c) {
                 json_tokener_free(c->stream);
         free(c->path);
         free(c->body);
-        free(c->answer);
+        curl_body_done(&c->answer);
         json_object_put(c->reply);
         free(c->message);
         free(c);
@@ -534,9 +519,7 @@ static int call_prepare(EtcdCall *c) {
                      c->authenticating ? "/v3/auth/authenticate" : c->path) < 0)
                 return -ENOMEM;
 
-        c->answer = mfree(c->answer);
-        c->answer_size = 0;
-        c->too_big = false;
+        curl_body_done(&c->answer);
         if (c->stream)
                 json_tokener_reset(c->stream);
         c->stream_bytes = 0;
@@ -714,7 +697,7 @@ static int call_finish(EtcdCall *c, CURLcode rc) {
         json_object *v;
 
         call_wipe_secret(c);
-        if (c->too_big) {
+        if (c->answer.too_big) {
                 c->result = -EFBIG;
                 return set_message(c, "answer too large");
         }
@@ -724,14 +707,14 @@ static int call_finish(EtcdCall *c, CURLcode rc) {
                 return call_next_endpoint(c) ? 1 : 0;
         }
         (void) curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
-        o = parse_answer(c->answer, c->answer_size);
+        o = parse_answer(c->answer.data, c->answer.size);
         if (!o) {
                 char what[128];
 
                 /* Say what came instead (etcd answers some refusals in
                  * plain text), printable bytes only. */
                 (void) snprintf(what, sizeof what, "HTTP %ld, not JSON: %.80s", status,
-                                c->answer ? c->answer : "");
+                                c->answer.data ? c->answer.data : "");
                 for (char *p = what; *p; p++)
                         if ((unsigned char) *p < ' ' || (unsigned char) *p > '~')
                                 *p = ' ';

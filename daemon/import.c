@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "binding-kinds.h"
 #include "import.h"
 #include "spec.h"
 #include "util.h"
@@ -463,18 +464,6 @@ static bool d1_name_ok(const char *s) {
                isalnum((unsigned char) s[0]) && any_name(s);
 }
 
-static bool uuid_ok(const char *s) {
-        if (!s || strlen(s) != 36)
-                return false;
-        for (size_t i = 0; i < 36; i++) {
-                bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-
-                if (dash ? s[i] != '-' : !isxdigit((unsigned char) s[i]))
-                        return false;
-        }
-        return true;
-}
-
 static void import_d1(Ctx *c) {
         static const char *const allowed[] = { "binding", "database_name", "database_id", NULL };
 
@@ -492,7 +481,7 @@ static void import_d1(Ctx *c) {
                         add_binding(c, b, "{ d1: %s }", n);
                         continue;
                 }
-                if (!n && uuid_ok(id)) {
+                if (!n && id && binding_valid_uuid(id)) {
                         if (asprintf(&doc, "d1-%s", id) < 0) {
                                 c->oom = true;
                                 continue;
@@ -509,12 +498,92 @@ static bool queue_name_ok(const char *s) {
         return s && spec_valid_queue_name(s) && isalnum((unsigned char) s[0]) && any_name(s);
 }
 
-static void import_queues(Ctx *c) {
-        static const char *const p_allowed[] = { "binding", "queue", NULL };
-        static const char *const c_allowed[] = {
+/* The keys of table t (at tpath) other than skip_a and skip_b are kept
+ * as they are. */
+static int keep_other_keys(Ctx *c, json_object *t, const char *tpath, const char *skip_a, const char *skip_b) {
+        json_object_object_foreach(t, k, v) {
+                _cleanup_free_ char *kp = NULL;
+
+                if (streq(k, skip_a) || (skip_b && streq(k, skip_b)))
+                        continue;
+                if (asprintf(&kp, "%s.%s", tpath, k) < 0) {
+                        c->oom = true;
+                        return -ENOMEM;
+                }
+                keep(c, kp, v, NULL);
+        }
+        return 0;
+}
+
+/* queues.producers: a queue binding each, the queue adopted. */
+static int import_queue_producers(Ctx *c, json_object *q, const char *qpath) {
+        static const char *const allowed[] = { "binding", "queue", NULL };
+
+        for (size_t i = 0, n = alen(get(q, "producers")); i < n; i++) {
+                json_object *e = json_object_array_get_idx(get(q, "producers"), i);
+                _cleanup_free_ char *p = NULL;
+                const char *b, *name;
+
+                if (asprintf(&p, "%s.producers[%zu]", qpath, i) < 0) {
+                        c->oom = true;
+                        return -ENOMEM;
+                }
+                b = binding_name(c, e, "binding", p);
+                if (!b)
+                        continue;
+                keep_unknown(c, e, p, allowed);
+                name = get_string(e, "queue");
+                if (!queue_name_ok(name)) {
+                        keep(c, p, e, "no valid queue name");
+                        continue;
+                }
+                add_resource(c, RES_QUEUE, name, p, "%s", adopt_line(c));
+                add_binding(c, b, "{ queue: %s }", name);
+        }
+        return 0;
+}
+
+/* One queues.consumers entry (at p) as a line of the worker's consumers:
+ * its queue and dead-letter queue adopted, wrangler's settings renamed. */
+static void import_queue_consumer(Ctx *c, json_object *e, const char *p, FILE *f) {
+        static const char *const allowed[] = {
                 "queue", "max_batch_size", "max_batch_timeout", "max_retries", "dead_letter_queue",
                 "max_concurrency", "retry_delay", "type", NULL
         };
+        const char *name = get_string(e, "queue"), *dlq = get_string(e, "dead_letter_queue"),
+                   *type = get_string(e, "type");
+        json_object *x;
+
+        if (type && !streq(type, "worker")) {
+                keep(c, p, e, "only worker consumers are supported, not pull consumers");
+                return;
+        }
+        if (!queue_name_ok(name) || (dlq && !queue_name_ok(dlq))) {
+                keep(c, p, e, "no valid queue name");
+                return;
+        }
+        keep_unknown(c, e, p, allowed);
+        add_resource(c, RES_QUEUE, name, p, "%s", adopt_line(c));
+        fprintf(f, "  - { queue: %s", name);
+        if ((x = get(e, "max_batch_size")) && json_object_is_type(x, json_type_int))
+                fprintf(f, ", batch_size: %d", json_object_get_int(x));
+        if ((x = get(e, "max_retries")) && json_object_is_type(x, json_type_int))
+                fprintf(f, ", max_retries: %d", json_object_get_int(x));
+        if ((x = get(e, "max_batch_timeout")) &&
+            (json_object_is_type(x, json_type_int) || json_object_is_type(x, json_type_double)))
+                fprintf(f, ", max_wait_time_ms: %lld", (long long) (json_object_get_double(x) * 1000.0 + 0.5));
+        if ((x = get(e, "max_concurrency")) && json_object_is_type(x, json_type_int))
+                fprintf(f, ", max_concurrency: %d", json_object_get_int(x));
+        if ((x = get(e, "retry_delay")) && json_object_is_type(x, json_type_int))
+                fprintf(f, ", retry_delay: %d", json_object_get_int(x));
+        if (dlq) {
+                add_resource(c, RES_QUEUE, dlq, p, "%s", adopt_line(c));
+                fprintf(f, ", dead_letter_queue: %s", dlq);
+        }
+        fputs(" }\n", f);
+}
+
+static void import_queues(Ctx *c) {
         json_object *q = get(c->eff, "queues");
         Buf cons;
         _cleanup_free_ char *qpath = path_of(c, "queues", NULL);
@@ -525,80 +594,21 @@ static void import_queues(Ctx *c) {
                 keep(c, qpath, q, "not a table");
                 return;
         }
-        json_object_object_foreach(q, k, v) {
-                _cleanup_free_ char *kp = NULL;
-
-                if (streq(k, "producers") || streq(k, "consumers"))
-                        continue;
-                if (asprintf(&kp, "%s.%s", qpath, k) < 0) {
-                        c->oom = true;
-                        return;
-                }
-                keep(c, kp, v, NULL);
-        }
-        for (size_t i = 0, n = alen(get(q, "producers")); i < n; i++) {
-                json_object *e = json_object_array_get_idx(get(q, "producers"), i);
-                _cleanup_free_ char *p = NULL;
-                const char *b, *name;
-
-                if (asprintf(&p, "%s.producers[%zu]", qpath, i) < 0) {
-                        c->oom = true;
-                        return;
-                }
-                b = binding_name(c, e, "binding", p);
-                if (!b)
-                        continue;
-                keep_unknown(c, e, p, p_allowed);
-                name = get_string(e, "queue");
-                if (!queue_name_ok(name)) {
-                        keep(c, p, e, "no valid queue name");
-                        continue;
-                }
-                add_resource(c, RES_QUEUE, name, p, "%s", adopt_line(c));
-                add_binding(c, b, "{ queue: %s }", name);
-        }
+        if (keep_other_keys(c, q, qpath, "producers", "consumers") < 0 ||
+            import_queue_producers(c, q, qpath) < 0)
+                return;
         if (buf_open(&cons) < 0) {
                 c->oom = true;
                 return;
         }
         for (size_t i = 0, n = alen(get(q, "consumers")); i < n; i++) {
-                json_object *e = json_object_array_get_idx(get(q, "consumers"), i), *x;
                 _cleanup_free_ char *p = NULL;
-                const char *name = get_string(e, "queue"), *dlq = get_string(e, "dead_letter_queue"),
-                           *type = get_string(e, "type");
 
                 if (asprintf(&p, "%s.consumers[%zu]", qpath, i) < 0) {
                         c->oom = true;
                         break;
                 }
-                if (type && !streq(type, "worker")) {
-                        keep(c, p, e, "only worker consumers are supported, not pull consumers");
-                        continue;
-                }
-                if (!queue_name_ok(name) || (dlq && !queue_name_ok(dlq))) {
-                        keep(c, p, e, "no valid queue name");
-                        continue;
-                }
-                keep_unknown(c, e, p, c_allowed);
-                add_resource(c, RES_QUEUE, name, p, "%s", adopt_line(c));
-                fprintf(cons.f, "  - { queue: %s", name);
-                if ((x = get(e, "max_batch_size")) && json_object_is_type(x, json_type_int))
-                        fprintf(cons.f, ", batch_size: %d", json_object_get_int(x));
-                if ((x = get(e, "max_retries")) && json_object_is_type(x, json_type_int))
-                        fprintf(cons.f, ", max_retries: %d", json_object_get_int(x));
-                if ((x = get(e, "max_batch_timeout")) &&
-                    (json_object_is_type(x, json_type_int) || json_object_is_type(x, json_type_double)))
-                        fprintf(cons.f, ", max_wait_time_ms: %lld",
-                                (long long) (json_object_get_double(x) * 1000.0 + 0.5));
-                if ((x = get(e, "max_concurrency")) && json_object_is_type(x, json_type_int))
-                        fprintf(cons.f, ", max_concurrency: %d", json_object_get_int(x));
-                if ((x = get(e, "retry_delay")) && json_object_is_type(x, json_type_int))
-                        fprintf(cons.f, ", retry_delay: %d", json_object_get_int(x));
-                if (dlq) {
-                        add_resource(c, RES_QUEUE, dlq, p, "%s", adopt_line(c));
-                        fprintf(cons.f, ", dead_letter_queue: %s", dlq);
-                }
-                fputs(" }\n", cons.f);
+                import_queue_consumer(c, json_object_array_get_idx(get(q, "consumers"), i), p, cons.f);
         }
         free(c->consumers);
         c->consumers = buf_steal(&cons);
@@ -607,87 +617,38 @@ static void import_queues(Ctx *c) {
         buf_done(&cons);
 }
 
-/* Durable Objects: bindings, and the migrations as the history whose
- * replay gives the classes this worker exports. */
-static void replay_migrations(Ctx *c, Buf *out) {
-        static const char *const allowed[] = {
-                "tag", "new_classes", "new_sqlite_classes", "renamed_classes", "deleted_classes", NULL
-        };
-        static const char *const lists[] = { "new_sqlite_classes", "new_classes", "deleted_classes" };
+/* The classes this worker exports, as its migrations leave them: a
+ * deleted class keeps its slot with an empty name. */
+static void own_class_add(Ctx *c, const char *cls, bool sqlite) {
+        bool *ns;
 
-        FOREACH_ENTRY(c, "migrations", m, p, i) {
-                const char *tag = get_string(m, "tag");
-                json_object *r;
-                bool any = false;
-
-                if (!tag) {
-                        keep(c, p, m, "a migration without a tag");
-                        continue;
-                }
-                keep_unknown(c, m, p, allowed);
-                fputs("    - { tag: ", out->f);
-                put_scalar(out->f, tag);
-                for (size_t l = 0; l < ELEMENTSOF(lists); l++) {
-                        json_object *a = get(m, lists[l]);
-                        size_t n = json_object_is_type(a, json_type_array) ? alen(a) : 0;
-
-                        if (n == 0)
-                                continue;
-                        any = true;
-                        fprintf(out->f, ", %s: [", lists[l]);
-                        for (size_t j = 0; j < n; j++) {
-                                const char *cls = json_object_get_string(json_object_array_get_idx(a, j));
-
-                                fputs(j ? ", " : "", out->f);
-                                put_scalar(out->f, cls);
-                                if (l < 2) {
-                                        bool *ns;
-
-                                        if (strv_extend(&c->own_classes, cls) < 0 ||
-                                            !(ns = reallocarray(c->own_sqlite, c->n_own + 1, sizeof(bool)))) {
-                                                c->oom = true;
-                                                continue;
-                                        }
-                                        c->own_sqlite = ns;
-                                        c->own_sqlite[c->n_own++] = l == 0;
-                                } else
-                                        for (size_t k = 0; k < c->n_own; k++)
-                                                if (streq(c->own_classes[k], cls))
-                                                        c->own_classes[k][0] = '\0';
-                        }
-                        fputc(']', out->f);
-                }
-                r = get(m, "renamed_classes");
-                if (json_object_is_type(r, json_type_array) && alen(r) > 0) {
-                        any = true;
-                        fputs(", renamed_classes: [", out->f);
-                        for (size_t j = 0; j < alen(r); j++) {
-                                const char *from = get_string(json_object_array_get_idx(r, j), "from"),
-                                           *to = get_string(json_object_array_get_idx(r, j), "to");
-
-                                fprintf(out->f, "%s{ from: ", j ? ", " : "");
-                                put_scalar(out->f, from ?: "");
-                                fputs(", to: ", out->f);
-                                put_scalar(out->f, to ?: "");
-                                fputs(" }", out->f);
-                                for (size_t k = 0; from && to && k < c->n_own; k++)
-                                        if (streq(c->own_classes[k], from)) {
-                                                char *t = strdup(to);
-
-                                                if (!t) {
-                                                        c->oom = true;
-                                                        break;
-                                                }
-                                                free(c->own_classes[k]);
-                                                c->own_classes[k] = t;
-                                        }
-                        }
-                        fputc(']', out->f);
-                }
-                fputs(" }\n", out->f);
-                if (!any)
-                        note(c, false, p, "migration '%s' changes nothing bindery knows", tag);
+        if (strv_extend(&c->own_classes, cls) < 0 ||
+            !(ns = reallocarray(c->own_sqlite, c->n_own + 1, sizeof(bool)))) {
+                c->oom = true;
+                return;
         }
+        c->own_sqlite = ns;
+        c->own_sqlite[c->n_own++] = sqlite;
+}
+
+static void own_class_delete(Ctx *c, const char *cls) {
+        for (size_t k = 0; k < c->n_own; k++)
+                if (streq(c->own_classes[k], cls))
+                        c->own_classes[k][0] = '\0';
+}
+
+static void own_class_rename(Ctx *c, const char *from, const char *to) {
+        for (size_t k = 0; k < c->n_own; k++)
+                if (streq(c->own_classes[k], from)) {
+                        char *t = strdup(to);
+
+                        if (!t) {
+                                c->oom = true;
+                                return;
+                        }
+                        free(c->own_classes[k]);
+                        c->own_classes[k] = t;
+                }
 }
 
 static bool own_class(Ctx *c, const char *cls) {
@@ -697,91 +658,151 @@ static bool own_class(Ctx *c, const char *cls) {
         return false;
 }
 
-static char *import_durable_objects(Ctx *c) {
-        static const char *const allowed[] = { "name", "class_name", "script_name", "environment", NULL };
-        json_object *d = get(c->eff, "durable_objects");
-        _cleanup_free_ char *dpath = path_of(c, "durable_objects", NULL), *migs = NULL;
-        Buf out, m;
+/* A migration's new_sqlite_classes, new_classes and deleted_classes, as
+ * written and replayed. False when it has none. */
+static bool replay_class_lists(Ctx *c, json_object *m, FILE *f) {
+        static const char *const lists[] = { "new_sqlite_classes", "new_classes", "deleted_classes" };
         bool any = false;
 
-        if (!dpath || buf_open(&m) < 0) {
-                c->oom = true;
-                return NULL;
-        }
-        replay_migrations(c, &m);
-        migs = buf_steal(&m);
-        if (!migs) {
-                c->oom = true;
-                return NULL;
-        }
-        if (d && !json_object_is_type(d, json_type_object))
-                keep(c, dpath, d, "not a table");
-        else if (d) {
-                json_object *bs = get(d, "bindings");
+        for (size_t l = 0; l < ELEMENTSOF(lists); l++) {
+                json_object *a = get(m, lists[l]);
+                size_t n = json_object_is_type(a, json_type_array) ? alen(a) : 0;
 
-                json_object_object_foreach(d, k, v) {
-                        _cleanup_free_ char *kp = NULL;
+                if (n == 0)
+                        continue;
+                any = true;
+                fprintf(f, ", %s: [", lists[l]);
+                for (size_t j = 0; j < n; j++) {
+                        const char *cls = json_object_get_string(json_object_array_get_idx(a, j));
 
-                        if (streq(k, "bindings"))
-                                continue;
-                        if (asprintf(&kp, "%s.%s", dpath, k) < 0)
-                                c->oom = true;
+                        fputs(j ? ", " : "", f);
+                        put_scalar(f, cls);
+                        if (l < 2)
+                                own_class_add(c, cls, l == 0);
                         else
-                                keep(c, kp, v, NULL);
+                                own_class_delete(c, cls);
                 }
-                for (size_t i = 0; json_object_is_type(bs, json_type_array) && i < alen(bs); i++) {
-                        json_object *e = json_object_array_get_idx(bs, i);
-                        _cleanup_free_ char *p = NULL;
-                        const char *b, *cls, *script, *env;
-
-                        if (asprintf(&p, "%s.bindings[%zu]", dpath, i) < 0) {
-                                c->oom = true;
-                                break;
-                        }
-                        b = binding_name(c, e, "name", p);
-                        if (!b)
-                                continue;
-                        keep_unknown(c, e, p, allowed);
-                        cls = get_string(e, "class_name");
-                        script = get_string(e, "script_name");
-                        env = get_string(e, "environment");
-                        if (!cls || !spec_valid_js_identifier(cls)) {
-                                keep(c, p, e, "no valid class_name");
-                                continue;
-                        }
-                        if (script && streq(script, c->worker))
-                                script = NULL;
-                        if (env && !any_name(env)) {
-                                keep(c, p, e, "not a valid environment name");
-                                continue;
-                        }
-                        if (script && (!spec_valid_script_name(script) || !any_name(script))) {
-                                keep(c, p, e, "not a valid script_name");
-                                continue;
-                        }
-                        if (!script && !own_class(c, cls)) {
-                                keep(c, p, e, "the class is this worker's own but no migration creates it; "
-                                     "add the migration that did");
-                                continue;
-                        }
-                        {
-                                _cleanup_free_ char *sp = NULL, *ep = NULL;
-
-                                if ((script && asprintf(&sp, ", script: %s", script) < 0) ||
-                                    (env && asprintf(&ep, ", environment: %s", env) < 0)) {
-                                        c->oom = true;
-                                        continue;
-                                }
-                                add_binding(c, b, "{ durable_object: { class_name: %s%s%s } }", cls,
-                                            strempty(sp), strempty(ep));
-                        }
-                }
+                fputc(']', f);
         }
-        for (size_t k = 0; k < c->n_own; k++)
-                if (c->own_classes[k][0])
-                        any = true;
-        if (!any && !*migs)
-                return strdup("");
+        return any;
+}
+
+/* A migration's renamed_classes, as written and replayed. False when it
+ * has none. */
+static bool replay_renames(Ctx *c, json_object *m, FILE *f) {
+        json_object *r = get(m, "renamed_classes");
+
+        if (!json_object_is_type(r, json_type_array) || alen(r) == 0)
+                return false;
+        fputs(", renamed_classes: [", f);
+        for (size_t j = 0; j < alen(r); j++) {
+                const char *from = get_string(json_object_array_get_idx(r, j), "from"),
+                           *to = get_string(json_object_array_get_idx(r, j), "to");
+
+                fprintf(f, "%s{ from: ", j ? ", " : "");
+                put_scalar(f, from ?: "");
+                fputs(", to: ", f);
+                put_scalar(f, to ?: "");
+                fputs(" }", f);
+                if (from && to)
+                        own_class_rename(c, from, to);
+        }
+        fputc(']', f);
+        return true;
+}
+
+/* Durable Objects: bindings, and the migrations as the history whose
+ * replay gives the classes this worker exports. */
+static void replay_migrations(Ctx *c, Buf *out) {
+        static const char *const allowed[] = {
+                "tag", "new_classes", "new_sqlite_classes", "renamed_classes", "deleted_classes", NULL
+        };
+
+        FOREACH_ENTRY(c, "migrations", m, p, i) {
+                const char *tag = get_string(m, "tag");
+                bool any;
+
+                if (!tag) {
+                        keep(c, p, m, "a migration without a tag");
+                        continue;
+                }
+                keep_unknown(c, m, p, allowed);
+                fputs("    - { tag: ", out->f);
+                put_scalar(out->f, tag);
+                any = replay_class_lists(c, m, out->f);
+                any = replay_renames(c, m, out->f) || any;
+                fputs(" }\n", out->f);
+                if (!any)
+                        note(c, false, p, "migration '%s' changes nothing bindery knows", tag);
+        }
+}
+
+/* One durable_objects.bindings entry (at p): another script's class, or
+ * one of this worker's own that a migration creates. */
+static void import_do_binding(Ctx *c, json_object *e, const char *p) {
+        static const char *const allowed[] = { "name", "class_name", "script_name", "environment", NULL };
+        _cleanup_free_ char *sp = NULL, *ep = NULL;
+        const char *b, *cls, *script, *env;
+
+        b = binding_name(c, e, "name", p);
+        if (!b)
+                return;
+        keep_unknown(c, e, p, allowed);
+        cls = get_string(e, "class_name");
+        script = get_string(e, "script_name");
+        env = get_string(e, "environment");
+        if (!cls || !spec_valid_js_identifier(cls)) {
+                keep(c, p, e, "no valid class_name");
+                return;
+        }
+        if (script && streq(script, c->worker))
+                script = NULL;
+        if (env && !any_name(env)) {
+                keep(c, p, e, "not a valid environment name");
+                return;
+        }
+        if (script && (!spec_valid_script_name(script) || !any_name(script))) {
+                keep(c, p, e, "not a valid script_name");
+                return;
+        }
+        if (!script && !own_class(c, cls)) {
+                keep(c, p, e, "the class is this worker's own but no migration creates it; "
+                     "add the migration that did");
+                return;
+        }
+        if ((script && asprintf(&sp, ", script: %s", script) < 0) ||
+            (env && asprintf(&ep, ", environment: %s", env) < 0)) {
+                c->oom = true;
+                return;
+        }
+        add_binding(c, b, "{ durable_object: { class_name: %s%s%s } }", cls, strempty(sp), strempty(ep));
+}
+
+/* The durable_objects table: its bindings imported, other keys kept. */
+static void import_do_bindings(Ctx *c, json_object *d, const char *dpath) {
+        json_object *bs = get(d, "bindings");
+
+        if (!json_object_is_type(d, json_type_object)) {
+                keep(c, dpath, d, "not a table");
+                return;
+        }
+        (void) keep_other_keys(c, d, dpath, "bindings", NULL);
+        for (size_t i = 0; json_object_is_type(bs, json_type_array) && i < alen(bs); i++) {
+                _cleanup_free_ char *p = NULL;
+
+                if (asprintf(&p, "%s.bindings[%zu]", dpath, i) < 0) {
+                        c->oom = true;
+                        break;
+                }
+                import_do_binding(c, json_object_array_get_idx(bs, i), p);
+        }
+}
+
+/* The worker's durable_objects: the classes its migrations leave, then
+ * the migrations (migs, already written). */
+static char *put_durable_objects(Ctx *c, const char *migs) {
+        Buf out;
+
         if (buf_open(&out) < 0) {
                 c->oom = true;
                 return NULL;
@@ -801,6 +822,32 @@ static char *import_durable_objects(Ctx *c) {
         }
         fprintf(out.f, "]\n  migrations:\n%s", migs);
         return buf_steal(&out);
+}
+
+static char *import_durable_objects(Ctx *c) {
+        json_object *d = get(c->eff, "durable_objects");
+        _cleanup_free_ char *dpath = path_of(c, "durable_objects", NULL), *migs = NULL;
+        Buf m;
+        bool any = false;
+
+        if (!dpath || buf_open(&m) < 0) {
+                c->oom = true;
+                return NULL;
+        }
+        replay_migrations(c, &m);
+        migs = buf_steal(&m);
+        if (!migs) {
+                c->oom = true;
+                return NULL;
+        }
+        if (d)
+                import_do_bindings(c, d, dpath);
+        for (size_t k = 0; k < c->n_own; k++)
+                if (c->own_classes[k][0])
+                        any = true;
+        if (!any && !*migs)
+                return strdup("");
+        return put_durable_objects(c, migs);
 }
 
 static void import_services(Ctx *c) {
@@ -1287,11 +1334,11 @@ static void put_crons(Ctx *c, FILE *f) {
         }
 }
 
-/* Builds the worker file of one effective configuration. */
-static int import_worker(Ctx *c, char **ret_name, char **ret_content) {
-        _cleanup_free_ char *main_path = NULL, *dobj = NULL;
-        size_t n_b, n_p;
-        Buf out;
+/* Every key of the effective configuration: each importer takes its own,
+ * the rest is kept as it is. Returns the main module's path (NULL when
+ * there is none) and, in *ret_dobj, the durable_objects section. */
+static char *import_keys(Ctx *c, char **ret_dobj) {
+        char *main_path;
 
         check_header(c);
         main_path = import_main(c);
@@ -1301,7 +1348,7 @@ static int import_worker(Ctx *c, char **ret_name, char **ret_content) {
         import_r2(c);
         import_d1(c);
         import_queues(c);
-        dobj = import_durable_objects(c);
+        *ret_dobj = import_durable_objects(c);
         import_services(c);
         import_store_secrets(c);
         import_simple_list(c, "analytics_engine_datasets", "dataset", "analytics_engine", any_name);
@@ -1321,18 +1368,14 @@ static int import_worker(Ctx *c, char **ret_name, char **ret_content) {
                 if (p)
                         keep(c, p, v, NULL);
         }
-        if (c->oom)
-                return -ENOMEM;
-        if (!main_path)
-                return 0;
+        return main_path;
+}
 
-        if (buf_open(&out) < 0)
-                return -ENOMEM;
-        put_header(c, out.f, main_path);
-        put_observability(c, out.f);
-        put_crons(c, out.f);
-        n_b = strv_length(c->binding_lines);
-        n_p = strv_length(c->placeholders);
+/* The bindings, sorted by name (a name defined twice is noted), then the
+ * placeholders. */
+static void put_bindings(Ctx *c, FILE *f) {
+        size_t n_b = strv_length(c->binding_lines), n_p = strv_length(c->placeholders);
+
         if (c->binding_lines)
                 qsort(c->binding_lines, n_b, sizeof(char *), cmp_str);
         if (c->placeholders)
@@ -1345,13 +1388,32 @@ static int import_worker(Ctx *c, char **ret_name, char **ret_content) {
                         note(c, true, NULL, "worker '%s': binding '%.*s' is defined twice", c->worker, (int) l,
                              c->binding_lines[i]);
         }
-        if (n_b + n_p > 0) {
-                fputs("bindings:\n", out.f);
-                for (size_t i = 0; i < n_b; i++)
-                        fprintf(out.f, "%s\n", strchr(c->binding_lines[i], '\t') + 1);
-                for (size_t i = 0; i < n_p; i++)
-                        fprintf(out.f, "%s\n", strchr(c->placeholders[i], '\t') + 1);
-        }
+        if (n_b + n_p == 0)
+                return;
+        fputs("bindings:\n", f);
+        for (size_t i = 0; i < n_b; i++)
+                fprintf(f, "%s\n", strchr(c->binding_lines[i], '\t') + 1);
+        for (size_t i = 0; i < n_p; i++)
+                fprintf(f, "%s\n", strchr(c->placeholders[i], '\t') + 1);
+}
+
+/* Builds the worker file of one effective configuration. */
+static int import_worker(Ctx *c, char **ret_name, char **ret_content) {
+        _cleanup_free_ char *main_path = NULL, *dobj = NULL;
+        Buf out;
+
+        main_path = import_keys(c, &dobj);
+        if (c->oom)
+                return -ENOMEM;
+        if (!main_path)
+                return 0;
+
+        if (buf_open(&out) < 0)
+                return -ENOMEM;
+        put_header(c, out.f, main_path);
+        put_observability(c, out.f);
+        put_crons(c, out.f);
+        put_bindings(c, out.f);
         if (!isempty(c->consumers))
                 fprintf(out.f, "consumers:\n%s", c->consumers);
         if (!isempty(dobj))

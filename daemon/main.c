@@ -165,6 +165,29 @@ enum {
         ARG_ALL,
 };
 
+/* After the options: the verb (with --help, its help) and its arguments,
+ * which only "state" and "import" take. 1 to run it, 0 done, <0 usage. */
+static int parse_command(int argc, char **argv, bool want_help, Options *o, const char **ret_command) {
+        if (optind < argc)
+                *ret_command = argv[optind++];
+        if (want_help) {
+                for (size_t i = 0; i < ELEMENTSOF(verb_help); i++)
+                        if (streq(verb_help[i].name, *ret_command)) {
+                                fputs(verb_help[i].text, stdout);
+                                return 0;
+                        }
+                help();
+                return 0;
+        }
+        if (optind < argc && !streq(*ret_command, "state") &&
+            !streq(*ret_command, "import"))
+                return log_error_errno(EINVAL, "Unexpected argument '%s'.", argv[optind]);
+        for (; optind < argc; optind++)
+                if (strv_extend(&o->args, argv[optind]) < 0)
+                        return log_error_errno(ENOMEM, "Out of memory.");
+        return 1;
+}
+
 static int parse_argv(int argc, char **argv, Options *o, const char **ret_command) {
         static const struct option longopts[] = {
                 { "config", required_argument, NULL, 'c' },
@@ -258,24 +281,7 @@ static int parse_argv(int argc, char **argv, Options *o, const char **ret_comman
                         return -EINVAL;
                 }
 
-        if (optind < argc)
-                *ret_command = argv[optind++];
-        if (want_help) {
-                for (size_t i = 0; i < ELEMENTSOF(verb_help); i++)
-                        if (streq(verb_help[i].name, *ret_command)) {
-                                fputs(verb_help[i].text, stdout);
-                                return 0;
-                        }
-                help();
-                return 0;
-        }
-        if (optind < argc && !streq(*ret_command, "state") &&
-            !streq(*ret_command, "import"))
-                return log_error_errno(EINVAL, "Unexpected argument '%s'.", argv[optind]);
-        for (; optind < argc; optind++)
-                if (strv_extend(&o->args, argv[optind]) < 0)
-                        return log_error_errno(ENOMEM, "Out of memory.");
-        return 1;
+        return parse_command(argc, argv, want_help, o, ret_command);
 }
 
 int main(int argc, char **argv) {

@@ -33,9 +33,7 @@ struct Relay {
         struct curl_slist *headers;
         char *body;
         size_t body_size;
-        char *answer;
-        size_t answer_size;
-        bool too_big;
+        CurlBody answer;
         httpd_relay_done_t done;
         void *cookie;
         LIST_ENTRY(Relay) link;
@@ -75,7 +73,7 @@ static void relay_free(Relay *r) {
                 curl_slist_free_all(r->headers);
         }
         free(r->body);
-        free(r->answer);
+        curl_body_done(&r->answer);
         free(r);
 }
 
@@ -376,21 +374,8 @@ int manager_ha_leader(ManagerHA *mh, char **ret_url, bool *ret_forward) {
 
 static size_t on_relay_data(char *p, size_t size, size_t n, void *userdata) {
         Relay *r = userdata;
-        size_t k = size * n;
-        char *b;
 
-        if (r->answer_size + k > RELAY_ANSWER_MAX) {
-                r->too_big = true;
-                return 0;
-        }
-        b = realloc(r->answer, r->answer_size + k + 1);
-        if (!b)
-                return 0;
-        memcpy(b + r->answer_size, p, k);
-        r->answer = b;
-        r->answer_size += k;
-        r->answer[r->answer_size] = 0;
-        return k;
+        return curl_body_append(&r->answer, p, size * n, RELAY_ANSWER_MAX);
 }
 
 static void on_relay_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
@@ -405,20 +390,20 @@ static void on_relay_done(CurlGlue *g, CURL *easy, CURLcode result, void *userda
         (void) curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &ct);
         if (curl_easy_header(easy, "Location", 0, CURLH_HEADER, -1, &loc) != CURLHE_OK)
                 loc = NULL;
-        if (result == CURLE_OK && !r->too_big && status >= 100 && status <= 599) {
+        if (result == CURLE_OK && !r->answer.too_big && status >= 100 && status <= 599) {
                 a = (HttpdRelay) {
                         .status = (unsigned) status,
                         .content_type = ct,
                         .location = loc ? loc->value : NULL,
-                        .body = r->answer ? r->answer : "",
-                        .size = r->answer_size,
+                        .body = r->answer.data ? r->answer.data : "",
+                        .size = r->answer.size,
                 };
                 mh->relayed++;
                 log_debug("High availability: relayed to the leader: HTTP %ld.", status);
         } else {
                 mh->relay_failed++;
                 log_warning("High availability: relaying to the leader failed: %s.",
-                            r->too_big ? "answer too large" : curl_easy_strerror(result));
+                            r->answer.too_big ? "answer too large" : curl_easy_strerror(result));
         }
         /* The easy handle is ours again (curl-glue removed it). */
         if (r->done)

@@ -403,111 +403,118 @@ static json_object *binding_to_json(JsonBuild *b, const Binding *x) {
         return o;
 }
 
+/* An array member key of o, made from items[0..n) by fn. */
+#define JSON_LIST(b, o, key, items, n, fn)                              \
+        do {                                                            \
+                json_object *_a = json_object_new_array();              \
+                                                                        \
+                for (size_t _i = 0; _i < (n); _i++)                     \
+                        jpush((b), _a, fn((b), &(items)[_i]));          \
+                jadd((b), (o), (key), _a);                              \
+        } while (0)
+
+static json_object *module_to_json(JsonBuild *b, const Module *x) {
+        json_object *m = jobj(b);
+
+        if (!m)
+                return NULL;
+        jstr(b, m, "name", x->name);
+        jstr(b, m, "type", module_type_to_string(x->type));
+        jstr(b, m, "sha256", x->sha256);
+        jint(b, m, "size", (int64_t) x->size);
+        return m;
+}
+
+static json_object *consumer_to_json(JsonBuild *b, const QueueConsumer *q) {
+        json_object *m = jobj(b);
+
+        if (!m)
+                return NULL;
+        jstr(b, m, "queue", q->queue);
+        jint(b, m, "batch_size", q->batch_size);
+        jint(b, m, "max_retries", q->max_retries);
+        jint(b, m, "max_wait_time_ms", q->max_wait_time_ms);
+        jint(b, m, "max_concurrency", q->max_concurrency);
+        jint(b, m, "retry_delay", q->retry_delay);
+        jstr(b, m, "dead_letter_queue", q->dead_letter_queue);
+        return m;
+}
+
+static json_object *do_class_to_json(JsonBuild *b, const DurableObjectClass *d) {
+        json_object *m = jobj(b);
+
+        if (!m)
+                return NULL;
+        jstr(b, m, "class_name", d->class_name);
+        jstr(b, m, "storage", d->sqlite ? "sqlite" : "kv");
+        return m;
+}
+
+static json_object *migration_to_json(JsonBuild *b, const MigrationStep *s) {
+        json_object *m = jobj(b), *r;
+
+        if (!m)
+                return NULL;
+        jstr(b, m, "tag", s->tag);
+        jadd(b, m, "new_classes", jstrv(b, s->new_classes));
+        jadd(b, m, "new_sqlite_classes", jstrv(b, s->new_sqlite_classes));
+        r = json_object_new_array();
+        for (size_t j = 0; j < s->n_renamed_classes; j++) {
+                json_object *x = jobj(b);
+
+                if (!x)
+                        continue;
+                jstr(b, x, "from", s->renamed_classes[j].from);
+                jstr(b, x, "to", s->renamed_classes[j].to);
+                jpush(b, r, x);
+        }
+        jadd(b, m, "renamed_classes", r);
+        jadd(b, m, "deleted_classes", jstrv(b, s->deleted_classes));
+        return m;
+}
+
+static json_object *observability_to_json(JsonBuild *b, const Observability *x) {
+        json_object *m = jobj(b);
+
+        if (!m)
+                return NULL;
+        jbool(b, m, "enabled", x->enabled);
+        if (x->head_sampling_rate >= 0)
+                jadd(b, m, "head_sampling_rate", json_object_new_double(x->head_sampling_rate));
+        if (x->logs_set) {
+                json_object *l = jobj(b);
+
+                if (l) {
+                        jbool(b, l, "enabled", x->logs_enabled);
+                        jbool(b, l, "invocation_logs", x->logs_invocation_logs);
+                }
+                jadd(b, m, "logs", l);
+        }
+        return m;
+}
+
 json_object *worker_to_json(const Worker *w) {
         JsonBuild b = {};
-        json_object *o = jobj(&b), *a;
+        json_object *o = jobj(&b);
 
         if (!o)
                 return NULL;
         jstr(&b, o, "kind", "Worker");
         jstr(&b, o, "name", w->name);
         jstr(&b, o, "main_module", w->main_module);
-        a = json_object_new_array();
-        for (size_t i = 0; i < w->n_modules; i++) {
-                json_object *m = jobj(&b);
-
-                if (!m)
-                        continue;
-                jstr(&b, m, "name", w->modules[i].name);
-                jstr(&b, m, "type", module_type_to_string(w->modules[i].type));
-                jstr(&b, m, "sha256", w->modules[i].sha256);
-                jint(&b, m, "size", (int64_t) w->modules[i].size);
-                jpush(&b, a, m);
-        }
-        jadd(&b, o, "modules", a);
+        JSON_LIST(&b, o, "modules", w->modules, w->n_modules, module_to_json);
         jstr(&b, o, "compatibility_date", w->compatibility_date);
         jadd(&b, o, "compatibility_flags", jstrv(&b, w->compatibility_flags));
-        a = json_object_new_array();
-        for (size_t i = 0; i < w->n_bindings; i++)
-                jpush(&b, a, binding_to_json(&b, &w->bindings[i]));
-        jadd(&b, o, "bindings", a);
+        JSON_LIST(&b, o, "bindings", w->bindings, w->n_bindings, binding_to_json);
         jadd(&b, o, "crons", jstrv(&b, w->crons));
         if (w->workers_dev >= 0)
                 jbool(&b, o, "workers_dev", w->workers_dev);
-        a = json_object_new_array();
-        for (size_t i = 0; i < w->n_consumers; i++) {
-                const QueueConsumer *q = &w->consumers[i];
-                json_object *m = jobj(&b);
-
-                if (!m)
-                        continue;
-                jstr(&b, m, "queue", q->queue);
-                jint(&b, m, "batch_size", q->batch_size);
-                jint(&b, m, "max_retries", q->max_retries);
-                jint(&b, m, "max_wait_time_ms", q->max_wait_time_ms);
-                jint(&b, m, "max_concurrency", q->max_concurrency);
-                jint(&b, m, "retry_delay", q->retry_delay);
-                jstr(&b, m, "dead_letter_queue", q->dead_letter_queue);
-                jpush(&b, a, m);
-        }
-        jadd(&b, o, "consumers", a);
-        a = json_object_new_array();
-        for (size_t i = 0; i < w->n_do_classes; i++) {
-                json_object *m = jobj(&b);
-
-                if (!m)
-                        continue;
-                jstr(&b, m, "class_name", w->do_classes[i].class_name);
-                jstr(&b, m, "storage", w->do_classes[i].sqlite ? "sqlite" : "kv");
-                jpush(&b, a, m);
-        }
-        jadd(&b, o, "durable_object_classes", a);
-        a = json_object_new_array();
-        for (size_t i = 0; i < w->n_migrations; i++) {
-                const MigrationStep *s = &w->migrations[i];
-                json_object *m = jobj(&b), *r;
-
-                if (!m)
-                        continue;
-                jstr(&b, m, "tag", s->tag);
-                jadd(&b, m, "new_classes", jstrv(&b, s->new_classes));
-                jadd(&b, m, "new_sqlite_classes", jstrv(&b, s->new_sqlite_classes));
-                r = json_object_new_array();
-                for (size_t j = 0; j < s->n_renamed_classes; j++) {
-                        json_object *x = jobj(&b);
-
-                        if (!x)
-                                continue;
-                        jstr(&b, x, "from", s->renamed_classes[j].from);
-                        jstr(&b, x, "to", s->renamed_classes[j].to);
-                        jpush(&b, r, x);
-                }
-                jadd(&b, m, "renamed_classes", r);
-                jadd(&b, m, "deleted_classes", jstrv(&b, s->deleted_classes));
-                jpush(&b, a, m);
-        }
-        jadd(&b, o, "migrations", a);
+        JSON_LIST(&b, o, "consumers", w->consumers, w->n_consumers, consumer_to_json);
+        JSON_LIST(&b, o, "durable_object_classes", w->do_classes, w->n_do_classes, do_class_to_json);
+        JSON_LIST(&b, o, "migrations", w->migrations, w->n_migrations, migration_to_json);
         jadd(&b, o, "tags", jstrv(&b, w->tags));
-        if (w->observability.set) {
-                json_object *m = jobj(&b);
-
-                if (m) {
-                        jbool(&b, m, "enabled", w->observability.enabled);
-                        if (w->observability.head_sampling_rate >= 0)
-                                jadd(&b, m, "head_sampling_rate",
-                                     json_object_new_double(w->observability.head_sampling_rate));
-                        if (w->observability.logs_set) {
-                                json_object *l = jobj(&b);
-
-                                if (l) {
-                                        jbool(&b, l, "enabled", w->observability.logs_enabled);
-                                        jbool(&b, l, "invocation_logs", w->observability.logs_invocation_logs);
-                                }
-                                jadd(&b, m, "logs", l);
-                        }
-                }
-                jadd(&b, o, "observability", m);
-        }
+        if (w->observability.set)
+                jadd(&b, o, "observability", observability_to_json(&b, &w->observability));
         jbool(&b, o, "logpush", w->logpush);
         jadd(&b, o, "policy", policy_to_json(&b, &w->policy));
         if (b.oom) {
@@ -515,6 +522,89 @@ json_object *worker_to_json(const Worker *w) {
                 return NULL;
         }
         return o;
+}
+
+static json_object *kv_namespace_to_json(JsonBuild *b, const KVNamespace *k) {
+        json_object *m = jobj(b);
+
+        if (!m)
+                return NULL;
+        jstr(b, m, "name", k->name);
+        jstr(b, m, "title", k->title);
+        jstr(b, m, "id", k->id);
+        jadd(b, m, "policy", policy_to_json(b, &k->policy));
+        return m;
+}
+
+static json_object *r2_bucket_to_json(JsonBuild *b, const R2Bucket *k) {
+        json_object *m = jobj(b);
+
+        if (!m)
+                return NULL;
+        jstr(b, m, "name", k->name);
+        jstr(b, m, "bucket_name", k->bucket_name);
+        jstr(b, m, "jurisdiction", k->jurisdiction);
+        jstr(b, m, "location_hint", k->location_hint);
+        jstr(b, m, "storage_class", k->storage_class);
+        jadd(b, m, "policy", policy_to_json(b, &k->policy));
+        return m;
+}
+
+static json_object *d1_database_to_json(JsonBuild *b, const D1Database *k) {
+        json_object *m = jobj(b);
+
+        if (!m)
+                return NULL;
+        jstr(b, m, "name", k->name);
+        jstr(b, m, "database_name", k->database_name);
+        jstr(b, m, "id", k->id);
+        jstr(b, m, "location_hint", k->location_hint);
+        jstr(b, m, "jurisdiction", k->jurisdiction);
+        jadd(b, m, "policy", policy_to_json(b, &k->policy));
+        return m;
+}
+
+static json_object *queue_to_json(JsonBuild *b, const Queue *k) {
+        json_object *m = jobj(b);
+
+        if (!m)
+                return NULL;
+        jstr(b, m, "name", k->name);
+        jstr(b, m, "queue_name", k->queue_name);
+        jstr(b, m, "id", k->id);
+        jint(b, m, "delivery_delay", k->delivery_delay);
+        jint(b, m, "message_retention_period", k->message_retention_period);
+        jadd(b, m, "policy", policy_to_json(b, &k->policy));
+        return m;
+}
+
+static json_object *secrets_store_to_json(JsonBuild *b, const SecretsStore *k) {
+        json_object *m = jobj(b);
+
+        if (!m)
+                return NULL;
+        jstr(b, m, "name", k->name);
+        jstr(b, m, "store_name", k->store_name);
+        jstr(b, m, "id", k->id);
+        jbool(b, m, "default", k->is_default);
+        jadd(b, m, "policy", policy_to_json(b, &k->policy));
+        return m;
+}
+
+static json_object *store_secret_to_json(JsonBuild *b, const SecretsStoreSecret *k) {
+        json_object *m = jobj(b);
+
+        if (!m)
+                return NULL;
+        jstr(b, m, "name", k->name);
+        jstr(b, m, "store", k->store);
+        jstr(b, m, "secret_name", k->secret_name);
+        if (k->value.ref)
+                jadd(b, m, "value", secret_ref_to_json(b, &k->value));
+        jadd(b, m, "scopes", jstrv(b, k->scopes));
+        jstr(b, m, "comment", k->comment);
+        jadd(b, m, "policy", policy_to_json(b, &k->policy));
+        return m;
 }
 
 json_object *generation_to_json(const Generation *g) {
@@ -527,107 +617,13 @@ json_object *generation_to_json(const Generation *g) {
         for (size_t i = 0; i < g->n_workers; i++)
                 jpush(&b, a, worker_to_json(&g->workers[i]));
         jadd(&b, o, "workers", a);
-
-        a = json_object_new_array();
-        for (size_t i = 0; i < g->n_kv_namespaces; i++) {
-                const KVNamespace *k = &g->kv_namespaces[i];
-                json_object *m = jobj(&b);
-
-                if (!m)
-                        continue;
-                jstr(&b, m, "name", k->name);
-                jstr(&b, m, "title", k->title);
-                jstr(&b, m, "id", k->id);
-                jadd(&b, m, "policy", policy_to_json(&b, &k->policy));
-                jpush(&b, a, m);
-        }
-        jadd(&b, o, "kv_namespaces", a);
-
-        a = json_object_new_array();
-        for (size_t i = 0; i < g->n_r2_buckets; i++) {
-                const R2Bucket *k = &g->r2_buckets[i];
-                json_object *m = jobj(&b);
-
-                if (!m)
-                        continue;
-                jstr(&b, m, "name", k->name);
-                jstr(&b, m, "bucket_name", k->bucket_name);
-                jstr(&b, m, "jurisdiction", k->jurisdiction);
-                jstr(&b, m, "location_hint", k->location_hint);
-                jstr(&b, m, "storage_class", k->storage_class);
-                jadd(&b, m, "policy", policy_to_json(&b, &k->policy));
-                jpush(&b, a, m);
-        }
-        jadd(&b, o, "r2_buckets", a);
-
-        a = json_object_new_array();
-        for (size_t i = 0; i < g->n_d1_databases; i++) {
-                const D1Database *k = &g->d1_databases[i];
-                json_object *m = jobj(&b);
-
-                if (!m)
-                        continue;
-                jstr(&b, m, "name", k->name);
-                jstr(&b, m, "database_name", k->database_name);
-                jstr(&b, m, "id", k->id);
-                jstr(&b, m, "location_hint", k->location_hint);
-                jstr(&b, m, "jurisdiction", k->jurisdiction);
-                jadd(&b, m, "policy", policy_to_json(&b, &k->policy));
-                jpush(&b, a, m);
-        }
-        jadd(&b, o, "d1_databases", a);
-
-        a = json_object_new_array();
-        for (size_t i = 0; i < g->n_queues; i++) {
-                const Queue *k = &g->queues[i];
-                json_object *m = jobj(&b);
-
-                if (!m)
-                        continue;
-                jstr(&b, m, "name", k->name);
-                jstr(&b, m, "queue_name", k->queue_name);
-                jstr(&b, m, "id", k->id);
-                jint(&b, m, "delivery_delay", k->delivery_delay);
-                jint(&b, m, "message_retention_period", k->message_retention_period);
-                jadd(&b, m, "policy", policy_to_json(&b, &k->policy));
-                jpush(&b, a, m);
-        }
-        jadd(&b, o, "queues", a);
-
-        a = json_object_new_array();
-        for (size_t i = 0; i < g->n_secrets_stores; i++) {
-                const SecretsStore *k = &g->secrets_stores[i];
-                json_object *m = jobj(&b);
-
-                if (!m)
-                        continue;
-                jstr(&b, m, "name", k->name);
-                jstr(&b, m, "store_name", k->store_name);
-                jstr(&b, m, "id", k->id);
-                jbool(&b, m, "default", k->is_default);
-                jadd(&b, m, "policy", policy_to_json(&b, &k->policy));
-                jpush(&b, a, m);
-        }
-        jadd(&b, o, "secrets_stores", a);
-
-        a = json_object_new_array();
-        for (size_t i = 0; i < g->n_secrets_store_secrets; i++) {
-                const SecretsStoreSecret *k = &g->secrets_store_secrets[i];
-                json_object *m = jobj(&b);
-
-                if (!m)
-                        continue;
-                jstr(&b, m, "name", k->name);
-                jstr(&b, m, "store", k->store);
-                jstr(&b, m, "secret_name", k->secret_name);
-                if (k->value.ref)
-                        jadd(&b, m, "value", secret_ref_to_json(&b, &k->value));
-                jadd(&b, m, "scopes", jstrv(&b, k->scopes));
-                jstr(&b, m, "comment", k->comment);
-                jadd(&b, m, "policy", policy_to_json(&b, &k->policy));
-                jpush(&b, a, m);
-        }
-        jadd(&b, o, "secrets_store_secrets", a);
+        JSON_LIST(&b, o, "kv_namespaces", g->kv_namespaces, g->n_kv_namespaces, kv_namespace_to_json);
+        JSON_LIST(&b, o, "r2_buckets", g->r2_buckets, g->n_r2_buckets, r2_bucket_to_json);
+        JSON_LIST(&b, o, "d1_databases", g->d1_databases, g->n_d1_databases, d1_database_to_json);
+        JSON_LIST(&b, o, "queues", g->queues, g->n_queues, queue_to_json);
+        JSON_LIST(&b, o, "secrets_stores", g->secrets_stores, g->n_secrets_stores, secrets_store_to_json);
+        JSON_LIST(&b, o, "secrets_store_secrets", g->secrets_store_secrets, g->n_secrets_store_secrets,
+                  store_secret_to_json);
         if (b.oom) {
                 json_object_put(o);
                 return NULL;

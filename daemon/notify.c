@@ -124,12 +124,72 @@ static char *one_line(const char *s, size_t max) {
         return r;
 }
 
+/* The text's head: what happened to which run, at which generation. */
+static void put_text_head(FILE *f, NotifyEvent ev, const NotifyRun *run) {
+        if (ev == NOTIFY_RECOVERED)
+                fprintf(f, "bindery: reconcile %s recovered (%s)", strna(run->run_id), strna(run->result));
+        else if (ev == NOTIFY_DRIFT)
+                fprintf(f, "bindery: reconcile %s found drift", strna(run->run_id));
+        else
+                fprintf(f, "bindery: reconcile %s %s", strna(run->run_id), notify_event_to_string(ev));
+        if (run->generation)
+                fprintf(f, " at generation %.12s", run->generation);
+}
+
+/* One resource of the run for the list: kind, name, state and its reason
+ * (one line, bounded, redacted); *ret_reason keeps the reason. */
+static json_object *resource_entry(json_object *x, char **ret_reason) {
+        _cleanup_free_ char *raw = one_line(jstr(x, "reason"), NOTIFY_REASON_MAX), *reason = NULL;
+        json_object *r;
+
+        /* Reasons never hold a secret; redact anyway, as the log does. */
+        reason = raw ? log_redact(raw) : NULL;
+        r = json_object_new_object();
+        if (!r || !reason) {
+                json_object_put(r);
+                return NULL;
+        }
+        json_object_object_add(r, "kind", json_object_new_string(strna(jstr(x, "kind"))));
+        json_object_object_add(r, "name", json_object_new_string(strna(jstr(x, "name"))));
+        json_object_object_add(r, "state", json_object_new_string(strna(jstr(x, "state"))));
+        json_object_object_add(r, "reason", json_object_new_string(reason));
+        *ret_reason = TAKE_PTR(reason);
+        return r;
+}
+
+/* The resources the event is about into arr (at most
+ * NOTIFY_RESOURCES_MAX); the text names the first and counts the rest. */
+static void add_resources(NotifyEvent ev, const NotifyRun *run, json_object *arr, FILE *f) {
+        unsigned n = 0, more = 0;
+
+        for (size_t i = 0; run->resources && i < json_object_array_length(run->resources); i++) {
+                json_object *x = json_object_array_get_idx(run->resources, i), *r;
+                _cleanup_free_ char *reason = NULL;
+
+                if (!resource_wanted(ev, jstr(x, "state")))
+                        continue;
+                if (n >= NOTIFY_RESOURCES_MAX) {
+                        more++;
+                        continue;
+                }
+                r = resource_entry(x, &reason);
+                if (!r)
+                        break;
+                json_object_array_add(arr, r);
+                if (n == 0)
+                        fprintf(f, ": %s/%s %s: %.300s", strna(jstr(x, "kind")), strna(jstr(x, "name")),
+                                strna(jstr(x, "state")), reason);
+                n++;
+        }
+        if (n + more > 1)
+                fprintf(f, " (and %u more)", n + more - 1);
+}
+
 char *notify_body(NotifyEvent ev, const NotifyRun *run) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         json_object *arr = json_object_new_array();
-        char *text = NULL, *ret;
+        _cleanup_free_ char *text = NULL, *line = NULL;
         size_t text_size = 0;
-        unsigned n = 0, more = 0;
         FILE *f;
 
         if (!o || !arr) {
@@ -141,50 +201,9 @@ char *notify_body(NotifyEvent ev, const NotifyRun *run) {
                 json_object_put(arr);
                 return NULL;
         }
-        if (ev == NOTIFY_RECOVERED)
-                fprintf(f, "bindery: reconcile %s recovered (%s)", strna(run->run_id), strna(run->result));
-        else if (ev == NOTIFY_DRIFT)
-                fprintf(f, "bindery: reconcile %s found drift", strna(run->run_id));
-        else
-                fprintf(f, "bindery: reconcile %s %s", strna(run->run_id), notify_event_to_string(ev));
-        if (run->generation)
-                fprintf(f, " at generation %.12s", run->generation);
-        for (size_t i = 0; run->resources && i < json_object_array_length(run->resources); i++) {
-                json_object *x = json_object_array_get_idx(run->resources, i), *r;
-                _cleanup_free_ char *reason = NULL;
-
-                if (!resource_wanted(ev, jstr(x, "state")))
-                        continue;
-                if (n >= NOTIFY_RESOURCES_MAX) {
-                        more++;
-                        continue;
-                }
-                {
-                        /* Reasons never hold a secret; redact anyway, as the log does. */
-                        _cleanup_free_ char *raw = one_line(jstr(x, "reason"), NOTIFY_REASON_MAX);
-
-                        reason = raw ? log_redact(raw) : NULL;
-                }
-                r = json_object_new_object();
-                if (!r || !reason) {
-                        json_object_put(r);
-                        break;
-                }
-                json_object_object_add(r, "kind", json_object_new_string(strna(jstr(x, "kind"))));
-                json_object_object_add(r, "name", json_object_new_string(strna(jstr(x, "name"))));
-                json_object_object_add(r, "state", json_object_new_string(strna(jstr(x, "state"))));
-                json_object_object_add(r, "reason", json_object_new_string(reason));
-                json_object_array_add(arr, r);
-                /* The text names the first resource; the list has them all. */
-                if (n == 0)
-                        fprintf(f, ": %s/%s %s: %.300s", strna(jstr(x, "kind")), strna(jstr(x, "name")),
-                                strna(jstr(x, "state")), reason);
-                n++;
-        }
-        if (n + more > 1)
-                fprintf(f, " (and %u more)", n + more - 1);
+        put_text_head(f, ev, run);
+        add_resources(ev, run, arr, f);
         if (fclose(f) != 0) {
-                free(text);
                 json_object_put(arr);
                 return NULL;
         }
@@ -193,16 +212,11 @@ char *notify_body(NotifyEvent ev, const NotifyRun *run) {
         json_object_object_add(o, "result", json_object_new_string(strna(run->result)));
         json_object_object_add(o, "generation", run->generation ? json_object_new_string(run->generation) : NULL);
         json_object_object_add(o, "resources", arr);
-        {
-                _cleanup_free_ char *line = one_line(text, 2000);
-
-                free(text);
-                if (!line)
-                        return NULL;
-                json_object_object_add(o, "text", json_object_new_string(line));
-        }
-        ret = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-        return ret;
+        line = one_line(text, 2000);
+        if (!line)
+                return NULL;
+        json_object_object_add(o, "text", json_object_new_string(line));
+        return strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 /* ---- delivery ---- */

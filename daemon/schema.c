@@ -335,20 +335,21 @@ fail:
         return r;
 }
 
-int schema_build(json_object **ret) {
+/* The shared definitions: the plain ones, each section's mapping, the
+ * bindings, and a secret reference (exactly one of its keys). */
+static int add_section_defs(json_object *defs) {
         const SpecGrammar *g = &spec_grammar;
-        json_object *s = json_object_new_object(), *defs = json_object_new_object(), *all = json_object_new_array(),
-                    *props = json_object_new_object(), *ref;
-        int r = -ENOMEM;
+        json_object *sr;
+        int r;
 
-        if (!s || !defs || !all || !props)
-                goto fail;
         for (size_t i = 0; i < ELEMENTSOF(plain_defs); i++) {
                 json_object *d = NULL;
 
                 r = fragment(plain_defs[i].schema, &d);
-                if (r < 0 || json_object_object_add(defs, plain_defs[i].name, d) < 0)
-                        goto fail;
+                if (r < 0)
+                        return r;
+                if (json_object_object_add(defs, plain_defs[i].name, d) < 0)
+                        return -ENOMEM;
         }
         if ((r = add_mapping_def(defs, "module", g->module_keys)) < 0 ||
             (r = add_mapping_def(defs, "consumer", g->consumer_keys)) < 0 ||
@@ -360,63 +361,81 @@ int schema_build(json_object **ret) {
             (r = add_mapping_def(defs, "observability", g->observability_keys)) < 0 ||
             (r = add_mapping_def(defs, "logs", g->logs_keys)) < 0 ||
             (r = binding_def(defs)) < 0)
-                goto fail;
-        {
-                /* A secret reference: exactly one of its keys. */
-                json_object *sr;
+                return r;
+        r = mapping("secret_ref", g->secret_ref_keys, &sr);
+        if (r < 0)
+                return r;
+        json_object_object_add(sr, "minProperties", json_object_new_int(1));
+        json_object_object_add(sr, "maxProperties", json_object_new_int(1));
+        json_object_object_add(defs, "secret_ref", sr);
+        return 0;
+}
 
-                r = mapping("secret_ref", g->secret_ref_keys, &sr);
-                if (r < 0)
-                        goto fail;
-                json_object_object_add(sr, "minProperties", json_object_new_int(1));
-                json_object_object_add(sr, "maxProperties", json_object_new_int(1));
-                json_object_object_add(defs, "secret_ref", sr);
+/* Document kind k: its definition in defs, and in all the rule "if kind
+ * is k, then that definition". */
+static int add_kind_def(json_object *defs, json_object *all, size_t k) {
+        const SpecGrammar *g = &spec_grammar;
+        json_object *d, *c, *kc, *ifo, *item, *ref;
+        _cleanup_free_ char *refs = NULL;
+        int r;
+
+        r = mapping(g->kind_names[k], g->document_keys[k], &d);
+        if (r < 0)
+                return r;
+        json_object_object_get_ex(d, "properties", &c);
+        kc = json_object_new_object();
+        json_object_object_add(kc, "const", json_object_new_string(g->kind_names[k]));
+        json_object_object_add(c, "kind", kc);
+        if (k == 0) /* a Worker's name is also its script name */
+                json_object_object_add(c, "name", json_tokener_parse("{\"$ref\":\"#/$defs/worker_name\"}"));
+        json_object_object_add(defs, g->kind_names[k], d);
+        if (asprintf(&refs, "#/$defs/%s", g->kind_names[k]) < 0) {
+                refs = NULL;
+                return -ENOMEM;
         }
-        r = -ENOMEM;
-        for (size_t k = 0; g->kind_names[k]; k++) {
-                json_object *d, *c, *ifo, *item;
-                _cleanup_free_ char *refs = NULL;
+        ifo = json_tokener_parse("{\"properties\":{\"kind\":{\"const\":\"\"}},\"required\":[\"kind\"]}");
+        item = json_object_new_object();
+        ref = json_object_new_object();
+        if (!ifo || !item || !ref) {
+                json_object_put(ifo);
+                json_object_put(item);
+                json_object_put(ref);
+                return -ENOMEM;
+        }
+        json_object_object_get_ex(ifo, "properties", &c);
+        json_object_object_get_ex(c, "kind", &c);
+        json_object_object_add(c, "const", json_object_new_string(g->kind_names[k]));
+        json_object_object_add(ref, "$ref", json_object_new_string(refs));
+        json_object_object_add(item, "if", ifo);
+        json_object_object_add(item, "then", ref);
+        json_object_array_add(all, item);
+        return 0;
+}
 
-                r = mapping(g->kind_names[k], g->document_keys[k], &d);
+int schema_build(json_object **ret) {
+        const SpecGrammar *g = &spec_grammar;
+        json_object *s = json_object_new_object(), *defs = json_object_new_object(), *all = json_object_new_array(),
+                    *props = json_object_new_object(), *kind;
+        int r = -ENOMEM;
+
+        if (!s || !defs || !all || !props)
+                goto fail;
+        r = add_section_defs(defs);
+        if (r < 0)
+                goto fail;
+        for (size_t k = 0; g->kind_names[k]; k++) {
+                r = add_kind_def(defs, all, k);
                 if (r < 0)
                         goto fail;
-                r = -ENOMEM;
-                json_object_object_get_ex(d, "properties", &c);
-                {
-                        json_object *kc = json_object_new_object();
-
-                        json_object_object_add(kc, "const", json_object_new_string(g->kind_names[k]));
-                        json_object_object_add(c, "kind", kc);
-                }
-                if (k == 0) /* a Worker's name is also its script name */
-                        json_object_object_add(c, "name", json_tokener_parse("{\"$ref\":\"#/$defs/worker_name\"}"));
-                json_object_object_add(defs, g->kind_names[k], d);
-                if (asprintf(&refs, "#/$defs/%s", g->kind_names[k]) < 0)
-                        goto fail;
-                ifo = json_tokener_parse("{\"properties\":{\"kind\":{\"const\":\"\"}},\"required\":[\"kind\"]}");
-                item = json_object_new_object();
-                ref = json_object_new_object();
-                if (!ifo || !item || !ref)
-                        goto fail;
-                json_object_object_get_ex(ifo, "properties", &c);
-                json_object_object_get_ex(c, "kind", &c);
-                json_object_object_add(c, "const", json_object_new_string(g->kind_names[k]));
-                json_object_object_add(ref, "$ref", json_object_new_string(refs));
-                json_object_object_add(item, "if", ifo);
-                json_object_object_add(item, "then", ref);
-                json_object_array_add(all, item);
         }
         json_object_object_add(s, "$schema", json_object_new_string("https://json-schema.org/draft/2020-12/schema"));
         json_object_object_add(s, "$id", json_object_new_string("urn:bindery:spec"));
         json_object_object_add(s, "title", json_object_new_string("bindery spec document (bindery-spec(5))"));
         json_object_object_add(s, "type", json_object_new_string("object"));
         json_object_object_add(s, "required", json_tokener_parse("[\"kind\",\"name\"]"));
-        {
-                json_object *kind = json_object_new_object();
-
-                json_object_object_add(kind, "enum", strv_json(g->kind_names));
-                json_object_object_add(props, "kind", kind);
-        }
+        kind = json_object_new_object();
+        json_object_object_add(kind, "enum", strv_json(g->kind_names));
+        json_object_object_add(props, "kind", kind);
         json_object_object_add(s, "properties", props);
         json_object_object_add(s, "allOf", all);
         json_object_object_add(s, "$defs", defs);

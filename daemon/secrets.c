@@ -94,12 +94,91 @@ static void strip_newline(char *v, size_t *size) {
         }
 }
 
+/* Why reading a credential or file failed, for the operator. */
+static const char *read_error_reason(int r, SecretSource source) {
+        switch (r) {
+        case -ENOENT:
+                return source == SECRET_SOURCE_CREDENTIAL ? "not found in $CREDENTIALS_DIRECTORY" : "no such file";
+        case -EPERM:
+                return "readable or writable by group or others; chmod 600 it";
+        case -EBADFD:
+                return "not a regular file";
+        case -EFBIG:
+                return "larger than 64 KiB";
+        default:
+                return strerror(-r);
+        }
+}
+
+/* A credential: $CREDENTIALS_DIRECTORY/<name>. */
+static int read_credential(const SecretRef *ref, char **ret_value, size_t *ret_size, char **reterr_message) {
+        const char *dir = getenv("CREDENTIALS_DIRECTORY");
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        if (!secrets_credential_name_is_valid(ref->ref))
+                return fail(reterr_message, -EINVAL,
+                            "credential '%s': invalid name (no '/' or control character, not '.' or '..')", ref->ref);
+        if (isempty(dir))
+                return fail(reterr_message, -ENXIO,
+                            "credential '%s': $CREDENTIALS_DIRECTORY is not set (use LoadCredential=)",
+                            ref->ref);
+        path = path_join(dir, ref->ref);
+        if (!path)
+                return -ENOMEM;
+        /* systemd makes credentials private to the service; their mode is
+         * not ours to judge. */
+        r = read_secret_file(path, false, ret_value, ret_size);
+        if (r < 0)
+                return fail(reterr_message, r, "%s '%s': %s", secret_source_to_string(ref->source),
+                            ref->ref, read_error_reason(r, ref->source));
+        return 0;
+}
+
+/* A file, relative to base_dir unless absolute; it must be private. */
+static int read_file(const SecretRef *ref, const char *base_dir, char **ret_value, size_t *ret_size,
+                     char **reterr_message) {
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        if (ref->ref[0] != '/' && !isempty(base_dir))
+                path = path_join(base_dir, ref->ref);
+        else
+                path = strdup(ref->ref);
+        if (!path)
+                return -ENOMEM;
+        r = read_secret_file(path, true, ret_value, ret_size);
+        if (r < 0)
+                return fail(reterr_message, r, "file '%s': %s", path, read_error_reason(r, ref->source));
+        return 0;
+}
+
+/* An environment variable, copied into secret memory. */
+static int read_env(const SecretRef *ref, char **ret_value, size_t *ret_size, char **reterr_message) {
+        const char *v = getenv(ref->ref);
+        size_t size;
+        char *value;
+
+        if (!v)
+                return fail(reterr_message, -ENOENT, "env '%s': variable is not set", ref->ref);
+        size = strlen(v);
+        if (size > SECRETS_MAX_SIZE)
+                return fail(reterr_message, -EFBIG, "env '%s': longer than %u bytes", ref->ref,
+                            SECRETS_MAX_SIZE);
+        value = secret_malloc(size + 1);
+        if (!value)
+                return -ENOMEM;
+        memcpy(value, v, size + 1);
+        *ret_value = value;
+        *ret_size = size;
+        return 0;
+}
+
 int secrets_resolve(const SecretRef *ref, const char *base_dir, char **ret_value,
                     size_t *ret_size, char **reterr_message) {
-        _cleanup_free_ char *path = NULL;
         const char *what;
         char *value = NULL;
-        size_t size = 0, alloc = 0;
+        size_t size = 0, alloc;
         int r;
 
         if (reterr_message)
@@ -110,78 +189,21 @@ int secrets_resolve(const SecretRef *ref, const char *base_dir, char **ret_value
                 return fail(reterr_message, -EINVAL, "invalid secret reference");
 
         switch (ref->source) {
-        case SECRET_SOURCE_CREDENTIAL: {
-                const char *dir = getenv("CREDENTIALS_DIRECTORY");
-
-                if (!secrets_credential_name_is_valid(ref->ref))
-                        return fail(reterr_message, -EINVAL,
-                                    "credential '%s': invalid name (no '/' or control character, not '.' or '..')", ref->ref);
-                if (isempty(dir))
-                        return fail(reterr_message, -ENXIO,
-                                    "credential '%s': $CREDENTIALS_DIRECTORY is not set (use LoadCredential=)",
-                                    ref->ref);
-                path = path_join(dir, ref->ref);
-                if (!path)
-                        return -ENOMEM;
-                /* systemd makes credentials private to the service; their
-                 * mode is not ours to judge. */
-                r = read_secret_file(path, false, &value, &size);
+        case SECRET_SOURCE_CREDENTIAL:
+                r = read_credential(ref, &value, &size, reterr_message);
                 break;
-        }
         case SECRET_SOURCE_FILE:
-                if (ref->ref[0] != '/' && !isempty(base_dir))
-                        path = path_join(base_dir, ref->ref);
-                else
-                        path = strdup(ref->ref);
-                if (!path)
-                        return -ENOMEM;
-                r = read_secret_file(path, true, &value, &size);
+                r = read_file(ref, base_dir, &value, &size, reterr_message);
                 break;
-        case SECRET_SOURCE_ENV: {
-                const char *v = getenv(ref->ref);
-
-                if (!v)
-                        return fail(reterr_message, -ENOENT, "env '%s': variable is not set", ref->ref);
-                size = strlen(v);
-                if (size > SECRETS_MAX_SIZE)
-                        return fail(reterr_message, -EFBIG, "env '%s': longer than %u bytes", ref->ref,
-                                    SECRETS_MAX_SIZE);
-                value = secret_malloc(size + 1);
-                if (!value)
-                        return -ENOMEM;
-                memcpy(value, v, size + 1);
-                r = 0;
+        case SECRET_SOURCE_ENV:
+                r = read_env(ref, &value, &size, reterr_message);
                 break;
-        }
         default:
                 return fail(reterr_message, -EINVAL, "invalid secret reference");
         }
+        if (r < 0)
+                return r;
         alloc = size + 1;
-
-        if (r < 0) {
-                const char *why;
-
-                switch (r) {
-                case -ENOENT:
-                        why = ref->source == SECRET_SOURCE_CREDENTIAL ?
-                              "not found in $CREDENTIALS_DIRECTORY" : "no such file";
-                        break;
-                case -EPERM:
-                        why = "readable or writable by group or others; chmod 600 it";
-                        break;
-                case -EBADFD:
-                        why = "not a regular file";
-                        break;
-                case -EFBIG:
-                        why = "larger than 64 KiB";
-                        break;
-                default:
-                        why = strerror(-r);
-                }
-                if (ref->source == SECRET_SOURCE_FILE)
-                        return fail(reterr_message, r, "file '%s': %s", path, why);
-                return fail(reterr_message, r, "%s '%s': %s", what, ref->ref, why);
-        }
 
         if (ref->source != SECRET_SOURCE_ENV)
                 strip_newline(value, &size);

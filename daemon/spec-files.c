@@ -156,131 +156,128 @@ static bool spec_file_name(const char *name) {
         return endswith(name, ".yaml") || endswith(name, ".yml");
 }
 
-static int cmp_dirent_name(const void *a, const void *b) {
-        return strcmp((*(struct dirent *const *) a)->d_name, (*(struct dirent *const *) b)->d_name);
+static int dirent_not_hidden(const struct dirent *de) {
+        return de->d_name[0] != '.';
 }
 
-/* Collects spec files below root/rel into *files (relative paths). */
+static int cmp_dirent_name(const struct dirent **a, const struct dirent **b) {
+        return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+/* A symlink at child (cabs from /): when it is a spec file inside the
+ * tree, *st becomes its target's and the answer true. A directory is not
+ * followed (inside the tree its files are read at their real path); one
+ * leading out of the tree, or a spec file's link that is dangling or loops
+ * or leads out, is reported. */
+static bool follow_symlink(SpecCtx *c, const char *child, const char *cabs, const char *name,
+                           struct stat *st) {
+        _cleanup_free_ char *real = NULL;
+        size_t lr = strlen(c->root);
+        bool inside;
+
+        real = realpath(cabs, NULL);
+        if (!real || stat(real, st) < 0) {
+                if (spec_file_name(name))
+                        spec_errorf(c, child, 1, 1, errno == ELOOP ? "symlink loop" :
+                                    "dangling symlink");
+                return false;
+        }
+        inside = strncmp(real, c->root, lr) == 0 && real[lr] == '/';
+        if (S_ISDIR(st->st_mode)) {
+                if (!inside)
+                        spec_errorf(c, child, 1, 1, "symlink leaves the spec directory");
+                return false;
+        }
+        if (!spec_file_name(name))
+                return false;
+        if (!inside) {
+                spec_errorf(c, child, 1, 1, "symlink leaves the spec directory");
+                return false;
+        }
+        return true;
+}
+
+/* One directory entry below rel: a directory is scanned, a regular file
+ * named like a spec joins *files (up to the limit). */
+static void scan_entry(SpecCtx *c, const char *rel, unsigned depth, const struct dirent *de,
+                       char ***files, size_t *n_files) {
+        _cleanup_free_ char *child = NULL, *cabs = NULL;
+        const char *name = de->d_name;
+        struct stat st;
+
+        /* Most entries of a bundle directory are not spec files: skip
+         * those without a stat when readdir tells the type. */
+        if (de->d_type == DT_REG && !spec_file_name(name))
+                return;
+        if (asprintf(&child, "%s%s%s", rel, *rel ? "/" : "", name) < 0) {
+                child = NULL;
+                c->oom = true;
+                return;
+        }
+        cabs = path_join(c->root, child);
+        if (!cabs) {
+                c->oom = true;
+                return;
+        }
+        if (lstat(cabs, &st) < 0)
+                return;
+        if (S_ISLNK(st.st_mode) && !follow_symlink(c, child, cabs, name, &st))
+                return;
+        if (S_ISDIR(st.st_mode)) {
+                if (depth + 1 > c->limits->max_dir_depth)
+                        spec_errorf(c, child, 1, 1, "directory nesting deeper than %u levels",
+                                    c->limits->max_dir_depth);
+                else
+                        spec_scan_dir(c, child, depth + 1, files, n_files);
+                return;
+        }
+        if (!spec_file_name(name))
+                return;
+        if (!S_ISREG(st.st_mode)) {
+                /* A FIFO, socket or device named like a spec: its
+                 * documents would silently vanish. */
+                spec_errorf(c, child, 0, 0, "%s, not a regular file; spec files must be regular files",
+                            spec_file_type_name(st.st_mode));
+                return;
+        }
+        if (*n_files >= c->limits->max_files) {
+                if (*n_files == c->limits->max_files)
+                        spec_errorf(c, child, 1, 1, "too many spec files (limit %zu)",
+                                    c->limits->max_files);
+                (*n_files)++;
+                return;
+        }
+        if (strv_consume(files, TAKE_PTR(child)) < 0)
+                c->oom = true;
+        else
+                (*n_files)++;
+}
+
+/* Collects spec files below root/rel into *files (relative paths), in
+ * name order, which keeps "too many files" deterministic. */
 void spec_scan_dir(SpecCtx *c, const char *rel, unsigned depth, char ***files, size_t *n_files) {
         _cleanup_free_ char *abs = NULL;
-        _cleanup_free_ struct dirent **ents = NULL;
-        DIR *d;
-        size_t n = 0, a = 0;
+        struct dirent **ents = NULL;
+        int n;
 
         abs = *rel ? path_join(c->root, rel) : strdup(c->root);
         if (!abs) {
                 c->oom = true;
                 return;
         }
-        d = opendir(abs);
-        if (!d) {
-                spec_errorf(c, *rel ? rel : ".", 1, 1, "cannot read directory: %s", strerror(errno));
-                return;
-        }
-        /* Sorted traversal keeps "too many files" deterministic. */
-        for (struct dirent *de; (de = readdir(d));) {
-                if (de->d_name[0] == '.')
-                        continue;
-                if (n >= a) {
-                        size_t na = a ? a * 2 : 32;
-                        struct dirent **t = realloc(ents, sizeof(*t) * na);
-
-                        if (!t) {
-                                c->oom = true;
-                                break;
-                        }
-                        ents = t;
-                        a = na;
-                }
-                ents[n] = malloc(sizeof(struct dirent));
-                if (!ents[n]) {
-                        c->oom = true;
-                        break;
-                }
-                memcpy(ents[n], de, sizeof(struct dirent));
-                n++;
-        }
-        closedir(d);
-        if (n > 1)
-                qsort(ents, n, sizeof(struct dirent *), cmp_dirent_name);
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *child = NULL, *cabs = NULL, *real = NULL;
-                const char *name = ents[i]->d_name;
-                struct stat st;
-
-                if (c->oom)
-                        goto next;
-                /* Most entries of a bundle directory are not spec files:
-                 * skip those without a stat when readdir tells the type. */
-                if (ents[i]->d_type == DT_REG && !spec_file_name(name))
-                        goto next;
-                if (asprintf(&child, "%s%s%s", rel, *rel ? "/" : "", name) < 0) {
-                        c->oom = true;
-                        goto next;
-                }
-                cabs = path_join(c->root, child);
-                if (!cabs) {
-                        c->oom = true;
-                        goto next;
-                }
-                if (lstat(cabs, &st) < 0)
-                        goto next;
-                if (S_ISLNK(st.st_mode)) {
-                        size_t lr = strlen(c->root);
-                        bool inside;
-
-                        real = realpath(cabs, NULL);
-                        if (!real || stat(real, &st) < 0) {
-                                if (spec_file_name(name))
-                                        spec_errorf(c, child, 1, 1, errno == ELOOP ? "symlink loop" :
-                                                    "dangling symlink");
-                                goto next;
-                        }
-                        inside = strncmp(real, c->root, lr) == 0 && real[lr] == '/';
-                        if (S_ISDIR(st.st_mode)) {
-                                /* Followed only when it leaves: then it is an error. Inside the
-                                 * tree its files are read at their real path. */
-                                if (!inside)
-                                        spec_errorf(c, child, 1, 1, "symlink leaves the spec directory");
-                                goto next;
-                        }
-                        if (!spec_file_name(name))
-                                goto next;
-                        if (!inside) {
-                                spec_errorf(c, child, 1, 1, "symlink leaves the spec directory");
-                                goto next;
-                        }
-                }
-                if (S_ISDIR(st.st_mode)) {
-                        if (depth + 1 > c->limits->max_dir_depth) {
-                                spec_errorf(c, child, 1, 1, "directory nesting deeper than %u levels",
-                                            c->limits->max_dir_depth);
-                                goto next;
-                        }
-                        spec_scan_dir(c, child, depth + 1, files, n_files);
-                        goto next;
-                }
-                if (!spec_file_name(name))
-                        goto next;
-                if (!S_ISREG(st.st_mode)) {
-                        /* A FIFO, socket or device named like a spec: its
-                         * documents would silently vanish. */
-                        spec_errorf(c, child, 0, 0, "%s, not a regular file; spec files must be regular files",
-                                    spec_file_type_name(st.st_mode));
-                        goto next;
-                }
-                if (*n_files >= c->limits->max_files) {
-                        if (*n_files == c->limits->max_files)
-                                spec_errorf(c, child, 1, 1, "too many spec files (limit %zu)",
-                                            c->limits->max_files);
-                        (*n_files)++;
-                        goto next;
-                }
-                if (strv_consume(files, TAKE_PTR(child)) < 0)
+        n = scandir(abs, &ents, dirent_not_hidden, cmp_dirent_name);
+        if (n < 0) {
+                if (errno == ENOMEM)
                         c->oom = true;
                 else
-                        (*n_files)++;
-        next:
+                        spec_errorf(c, *rel ? rel : ".", 1, 1, "cannot read directory: %s",
+                                    strerror(errno));
+                return;
+        }
+        for (int i = 0; i < n; i++) {
+                if (!c->oom)
+                        scan_entry(c, rel, depth, ents[i], files, n_files);
                 free(ents[i]);
         }
+        free(ents);
 }

@@ -56,6 +56,10 @@ void spec_sha256_hex(const void *data, size_t size, char ret[static 65]);
  * more than the allowed distance are not compared. */
 const char *spec_suggest(const char *s, const char *const *names);
 
+/* spec-rules.c: the next field of p (fields are separated by spaces or
+ * tabs): its start, its length in *ret_len; NULL when none is left. */
+const char *spec_next_field(const char *p, size_t *ret_len);
+
 /* spec-files.c: the loader's file and directory I/O. */
 int spec_open_beneath(SpecCtx *c, const char *rel);
 const char *spec_file_type_name(mode_t m) _pure_;

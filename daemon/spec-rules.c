@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "spec-internal.h"
 #include "spec.h"
 #include "util.h"
 
@@ -209,17 +210,19 @@ static bool cron_field(const char *s, size_t len, size_t f) {
         return true;
 }
 
+const char *spec_next_field(const char *p, size_t *ret_len) {
+        p += strspn(p, " \t");
+        if (!*p)
+                return NULL;
+        *ret_len = strcspn(p, " \t");
+        return p;
+}
+
 bool spec_valid_cron(const char *s, const char **reterr) {
         const char *p = s;
-        size_t f = 0;
+        size_t f = 0, len;
 
-        for (;;) {
-                size_t len;
-
-                p += strspn(p, " \t");
-                if (!*p)
-                        break;
-                len = strcspn(p, " \t");
+        for (; (p = spec_next_field(p, &len)); p += len) {
                 if (f >= 5) {
                         f++;
                         break;
@@ -230,7 +233,6 @@ bool spec_valid_cron(const char *s, const char **reterr) {
                         return false;
                 }
                 f++;
-                p += len;
         }
         if (f != 5) {
                 if (reterr)

@@ -21,18 +21,11 @@ static char *cron_canonical(const char *s) {
 
         if (!r)
                 return NULL;
-        for (;;) {
-                size_t len;
-
-                p += strspn(p, " \t");
-                if (!*p)
-                        break;
-                len = strcspn(p, " \t");
+        for (size_t len; (p = spec_next_field(p, &len)); p += len) {
                 if (o != r)
                         *o++ = ' ';
                 for (size_t i = 0; i < len; i++)
                         *o++ = (char) toupper((unsigned char) p[i]);
-                p += len;
         }
         *o = 0;
         return r;
@@ -304,7 +297,7 @@ static void check_binding(SpecCtx *c, const Worker *w, Binding *b) {
                 if (!b->secret_name)
                         break;
                 s = resolve_store(c, &b->loc, what, b->store);
-                if (!s)
+                if (!s || !s->name)     /* a store without a name has its own error */
                         break;
                 if (!b->store) {
                         b->store = strdup(s->name);
@@ -339,114 +332,121 @@ static bool strv_has(char **l, const char *s) {
         return l && strv_contains(l, s);
 }
 
-/* Replays the migration history and compares the classes it leaves with
- * the declared ones: renames and deletions must be explicit. */
-static void check_durable_objects(SpecCtx *c, const Worker *w) {
-        _cleanup_strv_free_ char **live = NULL, **sqlite = NULL, **ever = NULL;
+/* The classes a worker's migrations leave, replayed step by step. */
+typedef struct ClassReplay {
+        char **live;                /* exist after the steps so far */
+        char **sqlite;              /* of those, created with SQLite storage */
+        char **ever;                /* ever created or renamed to */
+} ClassReplay;
 
-        CHECK_DUPS(c, w->do_classes, w->n_do_classes, DurableObjectClass, class_name,
-                   "Durable Object class");
-        CHECK_DUPS(c, w->migrations, w->n_migrations, MigrationStep, tag, "migration tag");
+static void class_replay_done(ClassReplay *r) {
+        r->live = strv_free(r->live);
+        r->sqlite = strv_free(r->sqlite);
+        r->ever = strv_free(r->ever);
+}
 
-        for (size_t i = 0; i < w->n_migrations; i++) {
-                const MigrationStep *m = &w->migrations[i];
-                const char *tag = strna(m->tag);
+/* Replaces every from in l by a copy of to. */
+static int strv_rename(char **l, const char *from, const char *to) {
+        for (char **p = l; p && *p; p++)
+                if (streq(*p, from)) {
+                        char *n = strdup(to);
 
-                for (int pass = 0; pass < 2; pass++) {
-                        char **l = pass ? m->new_sqlite_classes : m->new_classes;
-
-                        for (size_t j = 0; l && l[j]; j++) {
-                                if (strv_has(live, l[j])) {
-                                        spec_error_at(c, m->loc, "migration '%s' creates class '%s', "
-                                                      "which already exists", tag, l[j]);
-                                        continue;
-                                }
-                                if (strv_extend(&live, l[j]) < 0 || strv_extend(&ever, l[j]) < 0 ||
-                                    (pass && strv_extend(&sqlite, l[j]) < 0)) {
-                                        c->oom = true;
-                                        return;
-                                }
-                        }
+                        if (!n)
+                                return -ENOMEM;
+                        free(*p);
+                        *p = n;
                 }
-                for (size_t j = 0; j < m->n_renamed_classes; j++) {
-                        const RenamedClass *rc = &m->renamed_classes[j];
-                        char **p;
+        return 0;
+}
 
-                        if (!rc->from || !rc->to)
-                                continue;
-                        if (!strv_has(live, rc->from)) {
-                                spec_error_at(c, m->loc, "migration '%s' renames class '%s', which does not "
-                                              "exist at that point", tag, rc->from);
-                                continue;
-                        }
-                        if (strv_has(live, rc->to)) {
-                                spec_error_at(c, m->loc, "migration '%s' renames '%s' to '%s', which "
-                                              "already exists", tag, rc->from, rc->to);
-                                continue;
-                        }
-                        for (p = live; *p; p++)
-                                if (streq(*p, rc->from)) {
-                                        char *n = strdup(rc->to);
+/* Removes every s from l. */
+static void strv_remove(char **l, const char *s) {
+        size_t k = 0;
 
-                                        if (!n) {
-                                                c->oom = true;
-                                                return;
-                                        }
-                                        free(*p);
-                                        *p = n;
-                                }
-                        if (strv_extend(&ever, rc->to) < 0) {
-                                c->oom = true;
-                                return;
-                        }
-                        for (p = sqlite; p && *p; p++)
-                                if (streq(*p, rc->from)) {
-                                        char *n = strdup(rc->to);
+        if (!l)
+                return;
+        for (size_t x = 0; l[x]; x++) {
+                if (streq(l[x], s))
+                        free(l[x]);
+                else
+                        l[k++] = l[x];
+        }
+        l[k] = NULL;
+}
 
-                                        if (!n) {
-                                                c->oom = true;
-                                                return;
-                                        }
-                                        free(*p);
-                                        *p = n;
-                                }
-                }
-                for (size_t j = 0; m->deleted_classes && m->deleted_classes[j]; j++) {
-                        const char *d = m->deleted_classes[j];
-                        size_t n = strv_length(live), k = 0;
+/* A step's new_classes and new_sqlite_classes: each must not exist yet. */
+static int replay_creates(SpecCtx *c, const MigrationStep *m, ClassReplay *r) {
+        const char *tag = strna(m->tag);
 
-                        if (!strv_has(live, d)) {
-                                spec_error_at(c, m->loc, "migration '%s' deletes class '%s', which does "
-                                              "not exist at that point", tag, d);
+        for (int pass = 0; pass < 2; pass++) {
+                char **l = pass ? m->new_sqlite_classes : m->new_classes;
+
+                for (size_t j = 0; l && l[j]; j++) {
+                        if (strv_has(r->live, l[j])) {
+                                spec_error_at(c, m->loc, "migration '%s' creates class '%s', "
+                                              "which already exists", tag, l[j]);
                                 continue;
                         }
-                        for (size_t x = 0; x < n; x++) {
-                                if (streq(live[x], d))
-                                        free(live[x]);
-                                else
-                                        live[k++] = live[x];
-                        }
-                        live[k] = NULL;
-                        n = strv_length(sqlite);
-                        k = 0;
-                        for (size_t x = 0; x < n; x++) {
-                                if (streq(sqlite[x], d))
-                                        free(sqlite[x]);
-                                else
-                                        sqlite[k++] = sqlite[x];
-                        }
-                        if (sqlite)
-                                sqlite[k] = NULL;
+                        if (strv_extend(&r->live, l[j]) < 0 || strv_extend(&r->ever, l[j]) < 0 ||
+                            (pass && strv_extend(&r->sqlite, l[j]) < 0))
+                                return -ENOMEM;
                 }
         }
+        return 0;
+}
 
+/* A step's renamed_classes: from must exist, to must not. */
+static int replay_renames(SpecCtx *c, const MigrationStep *m, ClassReplay *r) {
+        const char *tag = strna(m->tag);
+
+        for (size_t j = 0; j < m->n_renamed_classes; j++) {
+                const RenamedClass *rc = &m->renamed_classes[j];
+
+                if (!rc->from || !rc->to)
+                        continue;
+                if (!strv_has(r->live, rc->from)) {
+                        spec_error_at(c, m->loc, "migration '%s' renames class '%s', which does not "
+                                      "exist at that point", tag, rc->from);
+                        continue;
+                }
+                if (strv_has(r->live, rc->to)) {
+                        spec_error_at(c, m->loc, "migration '%s' renames '%s' to '%s', which "
+                                      "already exists", tag, rc->from, rc->to);
+                        continue;
+                }
+                if (strv_rename(r->live, rc->from, rc->to) < 0 ||
+                    strv_extend(&r->ever, rc->to) < 0 ||
+                    strv_rename(r->sqlite, rc->from, rc->to) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* A step's deleted_classes: each must exist. */
+static void replay_deletes(SpecCtx *c, const MigrationStep *m, ClassReplay *r) {
+        for (size_t j = 0; m->deleted_classes && m->deleted_classes[j]; j++) {
+                const char *d = m->deleted_classes[j];
+
+                if (!strv_has(r->live, d)) {
+                        spec_error_at(c, m->loc, "migration '%s' deletes class '%s', which does "
+                                      "not exist at that point", strna(m->tag), d);
+                        continue;
+                }
+                strv_remove(r->live, d);
+                strv_remove(r->sqlite, d);
+        }
+}
+
+/* The declared classes against what the migrations leave: each declared
+ * class exists with its storage, and every class left is declared. */
+static void check_declared_classes(SpecCtx *c, const Worker *w, const ClassReplay *r) {
         for (size_t i = 0; i < w->n_do_classes; i++) {
                 const DurableObjectClass *d = &w->do_classes[i];
 
                 if (!d->class_name)
                         continue;
-                if (!strv_has(live, d->class_name)) {
-                        if (strv_has(ever, d->class_name))
+                if (!strv_has(r->live, d->class_name)) {
+                        if (strv_has(r->ever, d->class_name))
                                 spec_error_at(c, d->loc, "class '%s' is deleted or renamed by a migration "
                                               "but still in durable_objects.classes", d->class_name);
                         else
@@ -455,21 +455,43 @@ static void check_durable_objects(SpecCtx *c, const Worker *w) {
                                               d->class_name);
                         continue;
                 }
-                if (d->sqlite != strv_has(sqlite, d->class_name))
+                if (d->sqlite != strv_has(r->sqlite, d->class_name))
                         spec_error_at(c, d->loc, "class '%s' is declared with %s storage but its "
                                       "migration created it with %s storage", d->class_name,
                                       d->sqlite ? "sqlite" : "kv", d->sqlite ? "kv" : "sqlite");
         }
-        for (size_t i = 0; live && live[i]; i++) {
+        for (size_t i = 0; r->live && r->live[i]; i++) {
                 bool declared = false;
 
                 for (size_t j = 0; j < w->n_do_classes; j++)
-                        declared = declared || streq_ptr(w->do_classes[j].class_name, live[i]);
+                        declared = declared || streq_ptr(w->do_classes[j].class_name, r->live[i]);
                 if (!declared)
                         spec_error_at(c, w->migrations[w->n_migrations - 1].loc,
                                       "class '%s' still exists after the last migration but is not in "
-                                      "durable_objects.classes (delete or rename it in a migration)", live[i]);
+                                      "durable_objects.classes (delete or rename it in a migration)",
+                                      r->live[i]);
         }
+}
+
+/* Replays the migration history and compares the classes it leaves with
+ * the declared ones: renames and deletions must be explicit. */
+static void check_durable_objects(SpecCtx *c, const Worker *w) {
+        _cleanup_(class_replay_done) ClassReplay r = {};
+
+        CHECK_DUPS(c, w->do_classes, w->n_do_classes, DurableObjectClass, class_name,
+                   "Durable Object class");
+        CHECK_DUPS(c, w->migrations, w->n_migrations, MigrationStep, tag, "migration tag");
+
+        for (size_t i = 0; i < w->n_migrations; i++) {
+                const MigrationStep *m = &w->migrations[i];
+
+                if (replay_creates(c, m, &r) < 0 || replay_renames(c, m, &r) < 0) {
+                        c->oom = true;
+                        return;
+                }
+                replay_deletes(c, m, &r);
+        }
+        check_declared_classes(c, w, &r);
 }
 
 typedef struct ConsumerRef {
@@ -478,12 +500,78 @@ typedef struct ConsumerRef {
         const QueueConsumer *consumer;
 } ConsumerRef;
 
-void spec_validate_generation(SpecCtx *c) {
+/* The queues that have a consumer so far, each with the first one. */
+typedef struct ConsumerRefs {
+        ConsumerRef *refs;
+        size_t n, n_alloc;
+} ConsumerRefs;
+
+static void consumer_refs_done(ConsumerRefs *s) {
+        s->refs = mfree(s->refs);
+        s->n = s->n_alloc = 0;
+}
+
+static const ConsumerRef *consumer_refs_find(const ConsumerRefs *s, const char *queue) {
+        for (size_t k = 0; k < s->n; k++)
+                if (streq(s->refs[k].queue, queue))
+                        return &s->refs[k];
+        return NULL;
+}
+
+static int consumer_refs_add(ConsumerRefs *s, const Worker *w, const QueueConsumer *q) {
+        if (s->n >= s->n_alloc) {
+                size_t na = s->n_alloc ? s->n_alloc * 2 : 16;
+                ConsumerRef *t = realloc(s->refs, sizeof(ConsumerRef) * na);
+
+                if (!t)
+                        return -ENOMEM;
+                s->refs = t;
+                s->n_alloc = na;
+        }
+        s->refs[s->n++] = (ConsumerRef) { .queue = q->queue, .worker = w, .consumer = q };
+        return 0;
+}
+
+/* A worker's consumers: each names a Queue and a dead-letter queue other
+ * than itself, and is the only consumer of its queue (seen holds the
+ * queues of the workers before). */
+static int check_consumers(SpecCtx *c, const Worker *w, ConsumerRefs *seen) {
         Generation *g = c->g;
-        const SecretsStore *first_default = NULL;
-        _cleanup_free_ ConsumerRef *consumers = NULL;
-        size_t n_consumers = 0, a_consumers = 0;
-        _cleanup_(name_indexes_done) NameIndexes index = {};
+
+        for (size_t j = 0; j < w->n_consumers; j++) {
+                const QueueConsumer *q = &w->consumers[j];
+                const ConsumerRef *first;
+
+                if (!q->queue)
+                        continue;
+                if (!VFIND(c, queues, queues, Queue, q->queue)) {
+                        spec_error_at(c, q->loc, "consumer: no Queue named '%s'%s", q->queue,
+                                      HINT(g->queues, g->n_queues, Queue, q->queue));
+                        continue;
+                }
+                if (q->dead_letter_queue && !VFIND(c, queues, queues, Queue, q->dead_letter_queue))
+                        spec_error_at(c, q->loc, "consumer of '%s': no Queue named '%s' for "
+                                      "dead_letter_queue", q->queue, q->dead_letter_queue);
+                else if (q->dead_letter_queue && streq(q->dead_letter_queue, q->queue))
+                        spec_error_at(c, q->loc, "consumer of '%s': a queue cannot be its own "
+                                      "dead_letter_queue", q->queue);
+                first = consumer_refs_find(seen, q->queue);
+                if (first) {
+                        spec_error_at(c, q->loc, "queue '%s' already has a consumer: "
+                                      "worker '%s' (%s:%u:%u)", q->queue,
+                                      strna(first->worker->name), first->consumer->loc.file,
+                                      first->consumer->loc.line, first->consumer->loc.column);
+                        continue;
+                }
+                if (consumer_refs_add(seen, w, q) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* Reference names are unique per kind, Cloudflare-side names per kind. */
+static void check_unique_names(SpecCtx *c) {
+        Generation *g = c->g;
 
         CHECK_DUPS(c, g->workers, g->n_workers, Worker, name, "Worker");
         CHECK_DUPS(c, g->kv_namespaces, g->n_kv_namespaces, KVNamespace, name, "KVNamespace");
@@ -498,6 +586,12 @@ void spec_validate_generation(SpecCtx *c) {
         CHECK_CF_DUPS(c, g->secrets_stores, g->n_secrets_stores, SecretsStore, store_name, "Secrets Store name");
         CHECK_DUPS(c, g->secrets_store_secrets, g->n_secrets_store_secrets, SecretsStoreSecret, name,
                    "SecretsStoreSecret");
+}
+
+/* At most one SecretsStore is the default. */
+static void check_default_store(SpecCtx *c) {
+        Generation *g = c->g;
+        const SecretsStore *first_default = NULL;
 
         for (size_t i = 0; i < g->n_secrets_stores; i++) {
                 const SecretsStore *s = &g->secrets_stores[i];
@@ -512,6 +606,13 @@ void spec_validate_generation(SpecCtx *c) {
                 else
                         first_default = s;
         }
+}
+
+/* Every SecretsStoreSecret gets its store (the default one when it names
+ * none), which bindery must manage; within one store, a secret name is
+ * declared once. */
+static int check_store_secrets(SpecCtx *c) {
+        Generation *g = c->g;
 
         for (size_t i = 0; i < g->n_secrets_store_secrets; i++) {
                 SecretsStoreSecret *x = &g->secrets_store_secrets[i];
@@ -522,20 +623,17 @@ void spec_validate_generation(SpecCtx *c) {
                         continue;
                 snprintf(what, sizeof(what), "SecretsStoreSecret '%s'", x->name);
                 s = resolve_store(c, &x->loc, what, x->store);
-                if (!s)
+                if (!s || !s->name)     /* a store without a name has its own error */
                         continue;
                 if (!x->store) {
                         x->store = strdup(s->name);
-                        if (!x->store) {
-                                c->oom = true;
-                                return;
-                        }
+                        if (!x->store)
+                                return -ENOMEM;
                 }
                 if (s->policy.external && !x->policy.external)
                         spec_error_at(c, x->loc, "%s: SecretsStore '%s' is external; bindery writes "
                                       "secrets only into stores with 'managed: true'", what, s->name);
         }
-        /* Within one store, a secret name is declared once. */
         for (size_t i = 0; i < g->n_secrets_store_secrets; i++)
                 for (size_t j = 0; j < i; j++) {
                         const SecretsStoreSecret *a = &g->secrets_store_secrets[j],
@@ -551,8 +649,17 @@ void spec_validate_generation(SpecCtx *c) {
                                 break;
                         }
                 }
+        return 0;
+}
 
-        if (name_indexes_build(&index, g) < 0) {
+void spec_validate_generation(SpecCtx *c) {
+        Generation *g = c->g;
+        _cleanup_(consumer_refs_done) ConsumerRefs consumers = {};
+        _cleanup_(name_indexes_done) NameIndexes index = {};
+
+        check_unique_names(c);
+        check_default_store(c);
+        if (check_store_secrets(c) < 0 || name_indexes_build(&index, g) < 0) {
                 c->oom = true;
                 return;
         }
@@ -564,49 +671,9 @@ void spec_validate_generation(SpecCtx *c) {
                         check_binding(c, w, &w->bindings[j]);
                 if (!strv_has(c->do_broken, w->name ?: ""))
                         check_durable_objects(c, w);
-                for (size_t j = 0; j < w->n_consumers; j++) {
-                        const QueueConsumer *q = &w->consumers[j];
-                        const char *what = q->queue;
-
-                        if (!what)
-                                continue;
-                        if (!VFIND(c, queues, queues, Queue, q->queue)) {
-                                spec_error_at(c, q->loc, "consumer: no Queue named '%s'%s", q->queue,
-                                              HINT(g->queues, g->n_queues, Queue, q->queue));
-                                continue;
-                        }
-                        if (q->dead_letter_queue && !VFIND(c, queues, queues, Queue, q->dead_letter_queue))
-                                spec_error_at(c, q->loc, "consumer of '%s': no Queue named '%s' for "
-                                              "dead_letter_queue", q->queue, q->dead_letter_queue);
-                        else if (q->dead_letter_queue && streq(q->dead_letter_queue, q->queue))
-                                spec_error_at(c, q->loc, "consumer of '%s': a queue cannot be its own "
-                                              "dead_letter_queue", q->queue);
-                        for (size_t k = 0; k < n_consumers; k++)
-                                if (streq(consumers[k].queue, q->queue)) {
-                                        spec_error_at(c, q->loc, "queue '%s' already has a consumer: "
-                                                      "worker '%s' (%s:%u:%u)", q->queue,
-                                                      strna(consumers[k].worker->name),
-                                                      consumers[k].consumer->loc.file,
-                                                      consumers[k].consumer->loc.line,
-                                                      consumers[k].consumer->loc.column);
-                                        goto next_consumer;
-                                }
-                        if (n_consumers >= a_consumers) {
-                                size_t na = a_consumers ? a_consumers * 2 : 16;
-                                ConsumerRef *t = realloc(consumers, sizeof(ConsumerRef) * na);
-
-                                if (!t) {
-                                        c->oom = true;
-                                        goto done;
-                                }
-                                consumers = t;
-                                a_consumers = na;
-                        }
-                        consumers[n_consumers++] = (ConsumerRef) { .queue = q->queue, .worker = w, .consumer = q };
-                next_consumer:;
-                }
+                if (check_consumers(c, w, &consumers) < 0)
+                        c->oom = true;
         }
-done:
         c->index = NULL;
 }
 

@@ -66,7 +66,8 @@ void spec_yaml_documents_free(SpecNode **docs, size_t n) {
         free(docs);
 }
 
-/* While building, children of the open collections wait on one shared
+/* The parse's state, fed one libyaml event at a time (builder_event).
+ * While building, children of the open collections wait on one shared
  * stack (pending); each open collection remembers where its children start
  * and gets its items array, exactly sized, when it ends. */
 typedef struct Builder {
@@ -76,7 +77,9 @@ typedef struct Builder {
         size_t stack_alloc;
         SpecNode **pending;
         size_t n_pending, pending_alloc;
-        SpecNode *root;
+        SpecNode *root;             /* the document being built */
+        SpecNode **docs;            /* the documents finished */
+        size_t n_docs;
         size_t n_nodes;
         const SpecYamlLimits *limits;
         SpecYamlErrors *errors;
@@ -226,11 +229,230 @@ static bool tag_ok(const yaml_char_t *tag, const char *allowed) {
         return !tag || streq((const char *) tag, "!") || streq((const char *) tag, allowed);
 }
 
+/* A new document: refused past the limit. */
+static int on_document_start(Builder *b, const yaml_event_t *ev) {
+        int r;
+
+        if (b->n_docs >= b->limits->max_documents) {
+                r = add_error(b->errors, (unsigned) ev->start_mark.line + 1,
+                              (unsigned) ev->start_mark.column + 1,
+                              "too many documents in one file (limit %zu)",
+                              b->limits->max_documents);
+                return r < 0 ? r : -EINVAL;
+        }
+        b->root = NULL;
+        return 0;
+}
+
+/* A finished document: its root (NULL for an empty one) joins the list. */
+static int on_document_end(Builder *b) {
+        SpecNode **d = realloc(b->docs, sizeof(SpecNode *) * (b->n_docs + 1));
+
+        if (!d)
+                return -ENOMEM;
+        b->docs = d;
+        b->docs[b->n_docs++] = TAKE_PTR(b->root);
+        return 0;
+}
+
+/* An alias is an error; an empty plain scalar stands in its place so the
+ * tree keeps its shape and the parse goes on collecting errors. */
+static int on_alias(Builder *b, const yaml_event_t *ev, SpecNode **ret) {
+        SpecNode *n;
+        int r;
+
+        r = add_error(b->errors, (unsigned) ev->start_mark.line + 1,
+                      (unsigned) ev->start_mark.column + 1,
+                      "YAML aliases are not supported");
+        if (r < 0)
+                return r;
+        b->failed = true;
+        n = node_new(SPEC_NODE_SCALAR, &ev->start_mark, 1);
+        if (!n)
+                return -ENOMEM;
+        n->value[0] = 0;
+        n->plain = true;
+        *ret = n;
+        return 0;
+}
+
+/* A scalar node; a tag other than !!str, or a NUL inside, is an error. */
+static int on_scalar(Builder *b, const yaml_event_t *ev, SpecNode **ret) {
+        const yaml_char_t *tag = ev->data.scalar.tag;
+        SpecNode *n;
+        int r = 0;
+
+        n = node_new(SPEC_NODE_SCALAR, &ev->start_mark, ev->data.scalar.length + 1);
+        if (!n)
+                return -ENOMEM;
+        n->length = ev->data.scalar.length;
+        memcpy(n->value, ev->data.scalar.value, n->length);
+        n->value[n->length] = 0;
+        n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !tag;
+        if (!tag_ok(tag, TAG_STR)) {
+                r = add_error(b->errors, n->line, n->column,
+                              "YAML tag '%s' is not supported", (const char *) tag);
+                b->failed = true;
+        } else if (memchr(n->value, 0, n->length)) {
+                r = add_error(b->errors, n->line, n->column,
+                              "strings must not contain NUL characters");
+                b->failed = true;
+        }
+        if (r < 0) {
+                spec_node_free(n);
+                return r;
+        }
+        *ret = n;
+        return 0;
+}
+
+/* A sequence or mapping node (still empty); nesting past the limit ends
+ * the parse, a tag other than its own is an error. */
+static int on_collection_start(Builder *b, const yaml_event_t *ev, SpecNode **ret) {
+        bool seq = ev->type == YAML_SEQUENCE_START_EVENT;
+        const yaml_char_t *tag = seq ? ev->data.sequence_start.tag : ev->data.mapping_start.tag;
+        SpecNode *n;
+        int r;
+
+        if (b->depth >= b->limits->max_depth) {
+                r = add_error(b->errors, (unsigned) ev->start_mark.line + 1,
+                              (unsigned) ev->start_mark.column + 1,
+                              "nesting deeper than %u levels", b->limits->max_depth);
+                return r < 0 ? r : -EINVAL;
+        }
+        n = node_new(seq ? SPEC_NODE_SEQUENCE : SPEC_NODE_MAPPING, &ev->start_mark, 0);
+        if (!n)
+                return -ENOMEM;
+        if (!tag_ok(tag, seq ? TAG_SEQ : TAG_MAP)) {
+                r = add_error(b->errors, n->line, n->column,
+                              "YAML tag '%s' is not supported", (const char *) tag);
+                if (r < 0) {
+                        spec_node_free(n);
+                        return r;
+                }
+                b->failed = true;
+        }
+        *ret = n;
+        return 0;
+}
+
+/* The innermost collection ends: it takes its children; a mapping's keys
+ * are checked. */
+static int on_collection_end(Builder *b) {
+        SpecNode *top = b->stack[b->depth - 1];
+        int r;
+
+        r = builder_close(b);
+        if (r >= 0 && top->type == SPEC_NODE_MAPPING)
+                r = check_mapping(b, top);
+        return r;
+}
+
+/* Makes collection n the innermost open one. */
+static int builder_open(Builder *b, SpecNode *n) {
+        if (b->depth >= b->stack_alloc) {
+                size_t na = b->stack_alloc ? b->stack_alloc * 2 : 16;
+                SpecNode **s = realloc(b->stack, sizeof(SpecNode *) * na);
+                size_t *st;
+
+                if (!s)
+                        return -ENOMEM;
+                b->stack = s;
+                st = realloc(b->starts, sizeof(size_t) * na);
+                if (!st)
+                        return -ENOMEM;
+                b->starts = st;
+                b->stack_alloc = na;
+        }
+        b->starts[b->depth] = b->n_pending;
+        b->stack[b->depth++] = n;
+        return 0;
+}
+
+/* Takes n into the tree: counted against the node limit, attached to the
+ * innermost open collection (or made the root), and opened when it is a
+ * collection. n is freed if it could not be attached. */
+static int builder_add(Builder *b, SpecNode *n) {
+        int r;
+
+        if (++b->n_nodes > b->limits->max_nodes) {
+                r = add_error(b->errors, n->line, n->column,
+                              "too many YAML nodes in one file (limit %zu)",
+                              b->limits->max_nodes);
+                spec_node_free(n);
+                return r < 0 ? r : -EINVAL;
+        }
+        r = builder_attach(b, n);
+        if (r < 0) {
+                spec_node_free(n);
+                return r;
+        }
+        if (n->type == SPEC_NODE_SCALAR)
+                return 0;
+        return builder_open(b, n);
+}
+
+/* One parser event. Negative ends the parse. */
+static int builder_event(Builder *b, const yaml_event_t *ev) {
+        SpecNode *n = NULL;
+        int r;
+
+        switch (ev->type) {
+        case YAML_DOCUMENT_START_EVENT:
+                return on_document_start(b, ev);
+        case YAML_DOCUMENT_END_EVENT:
+                return on_document_end(b);
+        case YAML_ALIAS_EVENT:
+                r = on_alias(b, ev, &n);
+                break;
+        case YAML_SCALAR_EVENT:
+                r = on_scalar(b, ev, &n);
+                break;
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+                r = on_collection_start(b, ev, &n);
+                break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+                return on_collection_end(b);
+        default:
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        return builder_add(b, n);
+}
+
+/* Frees whatever the builder still holds. A root still under construction
+ * is owned by b->root; the open collections on the stack hang below it.
+ * Open mappings still count raw items (and may end in a key without its
+ * value): settle them so spec_node_free() sees pairs. */
+static void builder_done(Builder *b) {
+        while (b->depth > 0) {
+                SpecNode *top = b->stack[b->depth - 1];
+                size_t start = b->starts[b->depth - 1];
+
+                /* A mapping may end in a key without its value. */
+                if (top->type == SPEC_NODE_MAPPING && (b->n_pending - start) % 2 == 1)
+                        spec_node_free(b->pending[--b->n_pending]);
+                if (builder_close(b) < 0) {
+                        /* No memory to attach them: free the children here. */
+                        for (size_t i = start; i < b->n_pending; i++)
+                                spec_node_free(b->pending[i]);
+                        b->n_pending = start;
+                        b->depth--;
+                }
+        }
+        spec_node_free(b->root);
+        free(b->stack);
+        free(b->starts);
+        free(b->pending);
+        spec_yaml_documents_free(b->docs, b->n_docs);
+}
+
 int spec_yaml_parse(const char *buf, size_t size, const SpecYamlLimits *limits,
                     SpecNode ***ret_docs, size_t *ret_n, SpecYamlErrors *errors) {
         Builder b = { .limits = limits, .errors = errors };
-        SpecNode **docs = NULL;
-        size_t n_docs = 0;
         yaml_parser_t p;
         bool done = false;
         int r = 0;
@@ -240,207 +462,28 @@ int spec_yaml_parse(const char *buf, size_t size, const SpecYamlLimits *limits,
         yaml_parser_set_input_string(&p, (const unsigned char *) buf, size);
         yaml_parser_set_encoding(&p, YAML_UTF8_ENCODING);
 
-        while (!done) {
+        while (!done && r >= 0) {
                 yaml_event_t ev;
-                SpecNode *n = NULL;
 
                 if (!yaml_parser_parse(&p, &ev)) {
                         r = syntax_error(&p, buf, size, errors);
                         if (r >= 0)
                                 r = -EINVAL;
-                        goto out;
-                }
-
-                switch (ev.type) {
-                case YAML_STREAM_END_EVENT:
-                        done = true;
-                        break;
-
-                case YAML_DOCUMENT_START_EVENT:
-                        if (n_docs >= limits->max_documents) {
-                                r = add_error(errors, (unsigned) ev.start_mark.line + 1,
-                                              (unsigned) ev.start_mark.column + 1,
-                                              "too many documents in one file (limit %zu)",
-                                              limits->max_documents);
-                                yaml_event_delete(&ev);
-                                if (r >= 0)
-                                        r = -EINVAL;
-                                goto out;
-                        }
-                        b.root = NULL;
-                        break;
-
-                case YAML_DOCUMENT_END_EVENT: {
-                        SpecNode **d = realloc(docs, sizeof(SpecNode *) * (n_docs + 1));
-
-                        if (!d) {
-                                yaml_event_delete(&ev);
-                                r = -ENOMEM;
-                                goto out;
-                        }
-                        docs = d;
-                        docs[n_docs++] = TAKE_PTR(b.root);
                         break;
                 }
-
-                case YAML_ALIAS_EVENT:
-                        r = add_error(errors, (unsigned) ev.start_mark.line + 1,
-                                      (unsigned) ev.start_mark.column + 1,
-                                      "YAML aliases are not supported");
-                        b.failed = true;
-                        n = node_new(SPEC_NODE_SCALAR, &ev.start_mark, 1);
-                        if (n) {
-                                n->value[0] = 0;
-                                n->plain = true;
-                        }
-                        if (r >= 0 && !n)
-                                r = -ENOMEM;
-                        break;
-
-                case YAML_SCALAR_EVENT: {
-                        const yaml_char_t *tag = ev.data.scalar.tag;
-
-                        n = node_new(SPEC_NODE_SCALAR, &ev.start_mark, ev.data.scalar.length + 1);
-                        if (!n) {
-                                r = -ENOMEM;
-                                break;
-                        }
-                        n->length = ev.data.scalar.length;
-                        memcpy(n->value, ev.data.scalar.value, n->length);
-                        n->value[n->length] = 0;
-                        n->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !tag;
-                        if (!tag_ok(tag, TAG_STR)) {
-                                r = add_error(errors, n->line, n->column,
-                                              "YAML tag '%s' is not supported", (const char *) tag);
-                                b.failed = true;
-                        } else if (memchr(n->value, 0, n->length)) {
-                                r = add_error(errors, n->line, n->column,
-                                              "strings must not contain NUL characters");
-                                b.failed = true;
-                        }
-                        break;
-                }
-
-                case YAML_SEQUENCE_START_EVENT:
-                case YAML_MAPPING_START_EVENT: {
-                        bool seq = ev.type == YAML_SEQUENCE_START_EVENT;
-                        const yaml_char_t *tag = seq ? ev.data.sequence_start.tag
-                                                     : ev.data.mapping_start.tag;
-
-                        if (b.depth >= limits->max_depth) {
-                                r = add_error(errors, (unsigned) ev.start_mark.line + 1,
-                                              (unsigned) ev.start_mark.column + 1,
-                                              "nesting deeper than %u levels", limits->max_depth);
-                                yaml_event_delete(&ev);
-                                if (r >= 0)
-                                        r = -EINVAL;
-                                goto out;
-                        }
-                        n = node_new(seq ? SPEC_NODE_SEQUENCE : SPEC_NODE_MAPPING, &ev.start_mark, 0);
-                        if (!n) {
-                                r = -ENOMEM;
-                                break;
-                        }
-                        if (!tag_ok(tag, seq ? TAG_SEQ : TAG_MAP)) {
-                                r = add_error(errors, n->line, n->column,
-                                              "YAML tag '%s' is not supported", (const char *) tag);
-                                b.failed = true;
-                        }
-                        break;
-                }
-
-                case YAML_SEQUENCE_END_EVENT:
-                case YAML_MAPPING_END_EVENT: {
-                        SpecNode *top = b.stack[b.depth - 1];
-
-                        r = builder_close(&b);
-                        if (r >= 0 && top->type == SPEC_NODE_MAPPING)
-                                r = check_mapping(&b, top);
-                        break;
-                }
-
-                default:
-                        break;
-                }
+                done = ev.type == YAML_STREAM_END_EVENT;
+                r = builder_event(&b, &ev);
                 yaml_event_delete(&ev);
-
-                if (r < 0) {
-                        spec_node_free(n);
-                        goto out;
-                }
-                if (n) {
-                        if (++b.n_nodes > limits->max_nodes) {
-                                r = add_error(errors, n->line, n->column,
-                                              "too many YAML nodes in one file (limit %zu)",
-                                              limits->max_nodes);
-                                spec_node_free(n);
-                                if (r >= 0)
-                                        r = -EINVAL;
-                                goto out;
-                        }
-                        r = builder_attach(&b, n);
-                        if (r < 0) {
-                                spec_node_free(n);
-                                goto out;
-                        }
-                        if (n->type != SPEC_NODE_SCALAR) {
-                                if (b.depth >= b.stack_alloc) {
-                                        size_t na = b.stack_alloc ? b.stack_alloc * 2 : 16;
-                                        SpecNode **s = realloc(b.stack, sizeof(SpecNode *) * na);
-                                        size_t *st;
-
-                                        if (!s) {
-                                                r = -ENOMEM;
-                                                goto out;
-                                        }
-                                        b.stack = s;
-                                        st = realloc(b.starts, sizeof(size_t) * na);
-                                        if (!st) {
-                                                r = -ENOMEM;
-                                                goto out;
-                                        }
-                                        b.starts = st;
-                                        b.stack_alloc = na;
-                                }
-                                b.starts[b.depth] = b.n_pending;
-                                b.stack[b.depth++] = n;
-                        }
-                }
         }
-
-        if (b.failed) {
+        if (r >= 0 && b.failed)
                 r = -EINVAL;
-                goto out;
+        if (r >= 0) {
+                *ret_docs = TAKE_PTR(b.docs);
+                *ret_n = b.n_docs;
+                b.n_docs = 0;
+                r = 0;
         }
-        *ret_docs = TAKE_PTR(docs);
-        *ret_n = n_docs;
-        n_docs = 0;
-        r = 0;
-out:
-        /* A root still under construction is owned by b.root; the open
-         * collections on the stack hang below it. Open mappings still count
-         * raw items (and may end in a key without its value): settle them
-         * so spec_node_free() sees pairs. */
-        while (b.depth > 0) {
-                SpecNode *top = b.stack[b.depth - 1];
-                size_t start = b.starts[b.depth - 1];
-
-                /* A mapping may end in a key without its value. */
-                if (top->type == SPEC_NODE_MAPPING && (b.n_pending - start) % 2 == 1)
-                        spec_node_free(b.pending[--b.n_pending]);
-                if (builder_close(&b) < 0) {
-                        /* No memory to attach them: free the children here. */
-                        for (size_t i = start; i < b.n_pending; i++)
-                                spec_node_free(b.pending[i]);
-                        b.n_pending = start;
-                        b.depth--;
-                }
-        }
-        spec_node_free(b.root);
-        free(b.stack);
-        free(b.starts);
-        free(b.pending);
-        spec_yaml_documents_free(docs, n_docs);
+        builder_done(&b);
         yaml_parser_delete(&p);
         return r;
 }

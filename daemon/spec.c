@@ -772,7 +772,8 @@ static json_object *node_to_json(SpecCtx *c, const SpecNode *n) {
                         json_object_put(o);
                         break;
                 }
-                memcpy(pairs, n->items, sizeof(SpecNode *) * n->n_items * 2);
+                if (n->n_items > 0)     /* an empty mapping has no items array */
+                        memcpy(pairs, n->items, sizeof(SpecNode *) * n->n_items * 2);
                 qsort(pairs, n->n_items, sizeof(SpecNode *) * 2, cmp_pair_keys);
                 for (size_t k = 0; k < n->n_items; k++) {
                         json_object *e = node_to_json(c, pairs[2 * k + 1]);
@@ -1096,6 +1097,64 @@ static const char *const worker_keys[] = {
 static const char *const module_keys[] = { "path", "type", NULL };
 static const char *const module_type_choices[] = { "esm", "commonjs", "wasm", "text", "data", "source_map", NULL };
 
+/* One entry of 'modules' (a path, or {path, type}), below the main
+ * module's directory (main_rel's first main_dir_len bytes). -ENOMEM stops
+ * the list; an entry with errors is reported and skipped. */
+static int parse_module(SpecCtx *c, Worker *w, const SpecNode *it, const char *main_rel, size_t main_dir_len,
+                        size_t *a_modules) {
+        const SpecNode *pv = it, *tv = NULL;
+        _cleanup_free_ char *rel = NULL, *type = NULL;
+        Module *m;
+        Fields f;
+
+        if (it->type == SPEC_NODE_MAPPING) {
+                fields_parse(c, it, module_keys, &f);
+                if (!field_required(c, &f, 0))
+                        return 0;
+                pv = f.val[0];
+                tv = f.val[1];
+        }
+        if (pv->type != SPEC_NODE_SCALAR || spec_node_is_null(pv) || pv->length == 0) {
+                node_error(c, pv, "a module must be a path or a mapping with 'path', not %s",
+                           spec_node_describe(pv));
+                return 0;
+        }
+        rel = resolve_rel_path(c, pv, pv->value);
+        if (!rel)
+                return 0;
+        if (main_dir_len > 0 && strncmp(rel, main_rel, main_dir_len) != 0) {
+                node_error(c, pv, "module '%s' is not below the main module's directory '%.*s'",
+                           pv->value, (int) main_dir_len - 1, main_rel);
+                return 0;
+        }
+        if (streq(rel, main_rel)) {
+                node_error(c, pv, "module '%s' is the main module", pv->value);
+                return 0;
+        }
+        for (size_t j = 1; j < w->n_modules; j++)
+                if (streq(w->modules[j].name, rel + main_dir_len)) {
+                        node_error(c, pv, "module '%s' is listed twice", pv->value);
+                        return 0;
+                }
+        m = GROW(c, w->modules, w->n_modules, *a_modules);
+        if (!m)
+                return -ENOMEM;
+        m->loc = node_loc(c, pv);
+        m->name = sdup(c, rel + main_dir_len);
+        if (tv) {
+                if (get_choice(c, "type", tv, module_type_choices, &type))
+                        m->type = module_type_from_string(type);
+        } else {
+                m->type = module_type_from_path(rel);
+                if (m->type < 0)
+                        node_error(c, pv, "cannot infer the type of module '%s' from its "
+                                   "extension; give 'type'", pv->value);
+        }
+        (void) module_load(c, pv, pv->value, rel, m);
+        return 0;
+}
+
+/* The main module (modules[0], an ES module), then 'modules'. */
 static void parse_modules(SpecCtx *c, Worker *w, const SpecNode *main_node, const SpecNode *mods) {
         _cleanup_free_ char *main_rel = NULL;
         const char *main_dir_end;
@@ -1127,59 +1186,12 @@ static void parse_modules(SpecCtx *c, Worker *w, const SpecNode *main_node, cons
                 return;
         }
         for (size_t i = 0; i < mods->n_items; i++) {
-                const SpecNode *it = mods->items[i], *pv = it, *tv = NULL;
-                _cleanup_free_ char *rel = NULL, *type = NULL;
-                Fields f;
-
                 if (w->n_modules >= c->limits->max_modules) {
-                        node_error(c, it, "too many modules (limit %zu)", c->limits->max_modules);
+                        node_error(c, mods->items[i], "too many modules (limit %zu)", c->limits->max_modules);
                         return;
                 }
-                if (it->type == SPEC_NODE_MAPPING) {
-                        fields_parse(c, it, module_keys, &f);
-                        if (!field_required(c, &f, 0))
-                                continue;
-                        pv = f.val[0];
-                        tv = f.val[1];
-                }
-                if (pv->type != SPEC_NODE_SCALAR || spec_node_is_null(pv) || pv->length == 0) {
-                        node_error(c, pv, "a module must be a path or a mapping with 'path', not %s",
-                                   spec_node_describe(pv));
-                        continue;
-                }
-                rel = resolve_rel_path(c, pv, pv->value);
-                if (!rel)
-                        continue;
-                if (main_dir_len > 0 && strncmp(rel, main_rel, main_dir_len) != 0) {
-                        node_error(c, pv, "module '%s' is not below the main module's directory '%.*s'",
-                                   pv->value, (int) main_dir_len - 1, main_rel);
-                        continue;
-                }
-                if (streq(rel, main_rel)) {
-                        node_error(c, pv, "module '%s' is the main module", pv->value);
-                        continue;
-                }
-                for (size_t j = 1; j < w->n_modules; j++)
-                        if (streq(w->modules[j].name, rel + main_dir_len)) {
-                                node_error(c, pv, "module '%s' is listed twice", pv->value);
-                                goto next;
-                        }
-                m = GROW(c, w->modules, w->n_modules, a_modules);
-                if (!m)
+                if (parse_module(c, w, mods->items[i], main_rel, main_dir_len, &a_modules) < 0)
                         return;
-                m->loc = node_loc(c, pv);
-                m->name = sdup(c, rel + main_dir_len);
-                if (tv) {
-                        if (get_choice(c, "type", tv, module_type_choices, &type))
-                                m->type = module_type_from_string(type);
-                } else {
-                        m->type = module_type_from_path(rel);
-                        if (m->type < 0)
-                                node_error(c, pv, "cannot infer the type of module '%s' from its "
-                                           "extension; give 'type'", pv->value);
-                }
-                (void) module_load(c, pv, pv->value, rel, m);
-        next:;
         }
 }
 
@@ -1267,96 +1279,117 @@ static bool class_list(SpecCtx *c, const char *what, const SpecNode *v, char ***
         return true;
 }
 
+/* durable_objects.classes: names, or {class_name, storage}. */
+static int parse_do_classes(SpecCtx *c, Worker *w, const SpecNode *classes) {
+        size_t a_classes = 0;
+
+        if (classes->type != SPEC_NODE_SEQUENCE) {
+                node_error(c, classes, "'classes' must be a sequence, not %s", spec_node_describe(classes));
+                return 0;
+        }
+        for (size_t i = 0; i < classes->n_items; i++) {
+                const SpecNode *it = classes->items[i], *nv = it;
+                _cleanup_free_ char *storage = NULL;
+                DurableObjectClass *d;
+                Fields cf;
+
+                d = GROW(c, w->do_classes, w->n_do_classes, a_classes);
+                if (!d)
+                        return -ENOMEM;
+                d->sqlite = true;
+                d->loc = node_loc(c, it);
+                if (it->type == SPEC_NODE_MAPPING) {
+                        fields_parse(c, it, do_class_keys, &cf);
+                        if (!field_required(c, &cf, 0))
+                                continue;
+                        nv = cf.val[0];
+                        if (cf.val[1] && get_choice(c, "storage", cf.val[1], storage_choices, &storage))
+                                d->sqlite = streq(storage, "sqlite");
+                }
+                if (!get_str(c, "class_name", nv, &d->class_name))
+                        continue;
+                d->loc = node_loc(c, nv);
+                if (!spec_valid_js_identifier(d->class_name))
+                        node_error(c, nv, "'%s' is not a valid class name", d->class_name);
+        }
+        return 0;
+}
+
+/* A migration's renamed_classes: {from, to} each. */
+static int parse_renames(SpecCtx *c, MigrationStep *m, const SpecNode *rs) {
+        if (rs->type != SPEC_NODE_SEQUENCE) {
+                node_error(c, rs, "'renamed_classes' must be a sequence, not %s", spec_node_describe(rs));
+                return 0;
+        }
+        m->renamed_classes = calloc(rs->n_items ?: 1, sizeof(RenamedClass));
+        if (!m->renamed_classes) {
+                c->oom = true;
+                return -ENOMEM;
+        }
+        for (size_t j = 0; j < rs->n_items; j++) {
+                RenamedClass *rc = &m->renamed_classes[m->n_renamed_classes];
+                Fields rf;
+
+                if (!need_item_mapping(c, "renamed_classes", rs->items[j]))
+                        continue;
+                fields_parse(c, rs->items[j], rename_keys, &rf);
+                m->n_renamed_classes++;
+                if (field_required(c, &rf, 0))
+                        (void) get_str(c, "from", rf.val[0], &rc->from);
+                if (field_required(c, &rf, 1) && get_str(c, "to", rf.val[1], &rc->to) &&
+                    !spec_valid_js_identifier(rc->to))
+                        node_error(c, rf.val[1], "'%s' is not a valid class name", rc->to);
+        }
+        return 0;
+}
+
+/* durable_objects.migrations: each a mapping with a tag and at least one
+ * change. */
+static int parse_migrations(SpecCtx *c, Worker *w, const SpecNode *migs) {
+        size_t a_migs = 0;
+
+        if (migs->type != SPEC_NODE_SEQUENCE) {
+                node_error(c, migs, "'migrations' must be a sequence, not %s", spec_node_describe(migs));
+                return 0;
+        }
+        for (size_t i = 0; i < migs->n_items; i++) {
+                const SpecNode *it = migs->items[i];
+                MigrationStep *m;
+                Fields mf;
+
+                if (!need_item_mapping(c, "migrations", it))
+                        continue;
+                m = GROW(c, w->migrations, w->n_migrations, a_migs);
+                if (!m)
+                        return -ENOMEM;
+                m->loc = node_loc(c, it);
+                fields_parse(c, it, migration_keys, &mf);
+                if (field_required(c, &mf, 0))
+                        (void) get_str(c, "tag", mf.val[0], &m->tag);
+                if (mf.val[1])
+                        (void) class_list(c, "new_classes", mf.val[1], &m->new_classes);
+                if (mf.val[2])
+                        (void) class_list(c, "new_sqlite_classes", mf.val[2], &m->new_sqlite_classes);
+                if (mf.val[4])
+                        (void) class_list(c, "deleted_classes", mf.val[4], &m->deleted_classes);
+                if (mf.val[3] && parse_renames(c, m, mf.val[3]) < 0)
+                        return -ENOMEM;
+                if (!mf.val[1] && !mf.val[2] && !mf.val[3] && !mf.val[4] && mf.n_unknown == 0)
+                        node_error(c, it, "migration '%s' changes nothing", strna(m->tag));
+        }
+        return 0;
+}
+
 static void parse_durable_objects(SpecCtx *c, Worker *w, const SpecNode *v) {
-        const SpecNode *classes, *migs;
-        size_t a_classes = 0, a_migs = 0;
         Fields f;
 
         if (!need_mapping(c, "durable_objects", v))
                 return;
         fields_parse(c, v, do_section_keys, &f);
-        classes = f.val[0];
-        migs = f.val[1];
-        if (classes && classes->type != SPEC_NODE_SEQUENCE)
-                node_error(c, classes, "'classes' must be a sequence, not %s", spec_node_describe(classes));
-        else if (classes)
-                for (size_t i = 0; i < classes->n_items; i++) {
-                        const SpecNode *it = classes->items[i], *nv = it;
-                        _cleanup_free_ char *storage = NULL;
-                        DurableObjectClass *d;
-                        Fields cf;
-
-                        d = GROW(c, w->do_classes, w->n_do_classes, a_classes);
-                        if (!d)
-                                return;
-                        d->sqlite = true;
-                        d->loc = node_loc(c, it);
-                        if (it->type == SPEC_NODE_MAPPING) {
-                                fields_parse(c, it, do_class_keys, &cf);
-                                if (!field_required(c, &cf, 0))
-                                        continue;
-                                nv = cf.val[0];
-                                if (cf.val[1] && get_choice(c, "storage", cf.val[1], storage_choices, &storage))
-                                        d->sqlite = streq(storage, "sqlite");
-                        }
-                        if (!get_str(c, "class_name", nv, &d->class_name))
-                                continue;
-                        d->loc = node_loc(c, nv);
-                        if (!spec_valid_js_identifier(d->class_name))
-                                node_error(c, nv, "'%s' is not a valid class name", d->class_name);
-                }
-        if (migs && migs->type != SPEC_NODE_SEQUENCE)
-                node_error(c, migs, "'migrations' must be a sequence, not %s", spec_node_describe(migs));
-        else if (migs)
-                for (size_t i = 0; i < migs->n_items; i++) {
-                        const SpecNode *it = migs->items[i];
-                        MigrationStep *m;
-                        Fields mf;
-
-                        if (!need_item_mapping(c, "migrations", it))
-                                continue;
-                        m = GROW(c, w->migrations, w->n_migrations, a_migs);
-                        if (!m)
-                                return;
-                        m->loc = node_loc(c, it);
-                        fields_parse(c, it, migration_keys, &mf);
-                        if (field_required(c, &mf, 0))
-                                (void) get_str(c, "tag", mf.val[0], &m->tag);
-                        if (mf.val[1])
-                                (void) class_list(c, "new_classes", mf.val[1], &m->new_classes);
-                        if (mf.val[2])
-                                (void) class_list(c, "new_sqlite_classes", mf.val[2], &m->new_sqlite_classes);
-                        if (mf.val[4])
-                                (void) class_list(c, "deleted_classes", mf.val[4], &m->deleted_classes);
-                        if (mf.val[3] && mf.val[3]->type != SPEC_NODE_SEQUENCE)
-                                node_error(c, mf.val[3], "'renamed_classes' must be a sequence, not %s",
-                                           spec_node_describe(mf.val[3]));
-                        else if (mf.val[3]) {
-                                const SpecNode *rs = mf.val[3];
-
-                                m->renamed_classes = calloc(rs->n_items ?: 1, sizeof(RenamedClass));
-                                if (!m->renamed_classes) {
-                                        c->oom = true;
-                                        return;
-                                }
-                                for (size_t j = 0; j < rs->n_items; j++) {
-                                        RenamedClass *rc = &m->renamed_classes[m->n_renamed_classes];
-                                        Fields rf;
-
-                                        if (!need_item_mapping(c, "renamed_classes", rs->items[j]))
-                                                continue;
-                                        fields_parse(c, rs->items[j], rename_keys, &rf);
-                                        m->n_renamed_classes++;
-                                        if (field_required(c, &rf, 0))
-                                                (void) get_str(c, "from", rf.val[0], &rc->from);
-                                        if (field_required(c, &rf, 1) && get_str(c, "to", rf.val[1], &rc->to) &&
-                                            !spec_valid_js_identifier(rc->to))
-                                                node_error(c, rf.val[1], "'%s' is not a valid class name", rc->to);
-                                }
-                        }
-                        if (!mf.val[1] && !mf.val[2] && !mf.val[3] && !mf.val[4] && mf.n_unknown == 0)
-                                node_error(c, it, "migration '%s' changes nothing", strna(m->tag));
-                }
+        if (f.val[0] && parse_do_classes(c, w, f.val[0]) < 0)
+                return;
+        if (f.val[1])
+                (void) parse_migrations(c, w, f.val[1]);
 }
 
 static const char *const observability_keys[] = { "enabled", "head_sampling_rate", "logs", NULL };
@@ -1401,11 +1434,65 @@ static void parse_observability(SpecCtx *c, Worker *w, const SpecNode *v) {
         }
 }
 
+/* compatibility_date (required, not in the future) and
+ * compatibility_flags. */
+static void parse_compat(SpecCtx *c, Worker *w, const Fields *f) {
+        const SpecNode **nodes = NULL;
+        const char *reason;
+
+        if (field_required(c, f, W_COMPAT_DATE) &&
+            get_str(c, "compatibility_date", f->val[W_COMPAT_DATE], &w->compatibility_date) &&
+            !spec_valid_compat_date(w->compatibility_date, c->now, &reason))
+                node_error(c, f->val[W_COMPAT_DATE], "invalid compatibility_date '%s': %s",
+                           w->compatibility_date, reason);
+
+        if (f->val[W_COMPAT_FLAGS] &&
+            get_strv(c, "compatibility_flags", f->val[W_COMPAT_FLAGS], &w->compatibility_flags, &nodes))
+                for (size_t i = 0; w->compatibility_flags[i]; i++) {
+                        const char *s = w->compatibility_flags[i];
+
+                        if (strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(s))
+                                node_error(c, nodes[i], "invalid compatibility flag '%s' "
+                                           "(a-z, 0-9 and '_')", s);
+                }
+}
+
+/* crons: each a valid cron expression. */
+static void parse_crons(SpecCtx *c, Worker *w, const SpecNode *v) {
+        const SpecNode **nodes = NULL;
+        const char *reason;
+
+        if (get_strv(c, "crons", v, &w->crons, &nodes))
+                for (size_t i = 0; w->crons[i]; i++)
+                        if (!spec_valid_cron(w->crons[i], &reason))
+                                node_error(c, nodes[i], "invalid cron expression '%s': %s", w->crons[i], reason);
+}
+
+/* tags: at most 128 characters each, no ',' or ':'. */
+static void parse_tags(SpecCtx *c, Worker *w, const SpecNode *v) {
+        const SpecNode **nodes = NULL;
+
+        if (get_strv(c, "tags", v, &w->tags, &nodes))
+                for (size_t i = 0; w->tags[i]; i++)
+                        if (strpbrk(w->tags[i], ",:") || strlen(w->tags[i]) > 128)
+                                node_error(c, nodes[i], "invalid tag '%s' (at most 128 characters, "
+                                           "no ',' or ':')", w->tags[i]);
+}
+
+/* durable_objects; a history with errors of its own is not replayed by
+ * the validator (that would only repeat them). */
+static void parse_worker_durable_objects(SpecCtx *c, Worker *w, const SpecNode *v) {
+        size_t before = c->errors->n + c->errors->n_dropped;
+
+        parse_durable_objects(c, w, v);
+        if (c->errors->n + c->errors->n_dropped != before &&
+            strv_consume(&c->do_broken, strdup(w->name ?: "")) < 0)
+                c->oom = true;
+}
+
 static void parse_worker(SpecCtx *c, const Fields *f) {
         Worker *w = GROW(c, c->g->workers, c->g->n_workers, c->a_workers);
         size_t a_bindings = 0;
-        const SpecNode **nodes = NULL;
-        const char *reason;
         bool b;
 
         if (!w)
@@ -1434,23 +1521,7 @@ static void parse_worker(SpecCtx *c, const Fields *f) {
                 w->main_module = NULL;
                 parse_modules(c, w, f->val[W_MAIN], f->val[W_MODULES]);
         }
-
-        if (field_required(c, f, W_COMPAT_DATE) &&
-            get_str(c, "compatibility_date", f->val[W_COMPAT_DATE], &w->compatibility_date) &&
-            !spec_valid_compat_date(w->compatibility_date, c->now, &reason))
-                node_error(c, f->val[W_COMPAT_DATE], "invalid compatibility_date '%s': %s",
-                           w->compatibility_date, reason);
-
-        if (f->val[W_COMPAT_FLAGS] &&
-            get_strv(c, "compatibility_flags", f->val[W_COMPAT_FLAGS], &w->compatibility_flags, &nodes))
-                for (size_t i = 0; w->compatibility_flags[i]; i++) {
-                        const char *s = w->compatibility_flags[i];
-
-                        if (strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(s))
-                                node_error(c, nodes[i], "invalid compatibility flag '%s' "
-                                           "(a-z, 0-9 and '_')", s);
-                }
-
+        parse_compat(c, w, f);
         if (f->val[W_BINDINGS]) {
                 const SpecNode *bs = f->val[W_BINDINGS];
 
@@ -1458,31 +1529,16 @@ static void parse_worker(SpecCtx *c, const Fields *f) {
                         for (size_t i = 0; i < bs->n_items; i++)
                                 parse_binding(c, w, &a_bindings, bs->items[2 * i], bs->items[2 * i + 1]);
         }
-
-        if (f->val[W_CRONS] && get_strv(c, "crons", f->val[W_CRONS], &w->crons, &nodes))
-                for (size_t i = 0; w->crons[i]; i++)
-                        if (!spec_valid_cron(w->crons[i], &reason))
-                                node_error(c, nodes[i], "invalid cron expression '%s': %s", w->crons[i], reason);
-
+        if (f->val[W_CRONS])
+                parse_crons(c, w, f->val[W_CRONS]);
         if (f->val[W_WORKERS_DEV] && get_bool(c, "workers_dev", f->val[W_WORKERS_DEV], &b))
                 w->workers_dev = b;
         if (f->val[W_CONSUMERS])
                 parse_consumers(c, w, f->val[W_CONSUMERS]);
-        if (f->val[W_DURABLE_OBJECTS]) {
-                size_t before = c->errors->n + c->errors->n_dropped;
-
-                parse_durable_objects(c, w, f->val[W_DURABLE_OBJECTS]);
-                /* A history with errors of its own is not replayed: that
-                 * would only repeat them. */
-                if (c->errors->n + c->errors->n_dropped != before &&
-                    strv_consume(&c->do_broken, strdup(w->name ?: "")) < 0)
-                        c->oom = true;
-        }
-        if (f->val[W_TAGS] && get_strv(c, "tags", f->val[W_TAGS], &w->tags, &nodes))
-                for (size_t i = 0; w->tags[i]; i++)
-                        if (strpbrk(w->tags[i], ",:") || strlen(w->tags[i]) > 128)
-                                node_error(c, nodes[i], "invalid tag '%s' (at most 128 characters, "
-                                           "no ',' or ':')", w->tags[i]);
+        if (f->val[W_DURABLE_OBJECTS])
+                parse_worker_durable_objects(c, w, f->val[W_DURABLE_OBJECTS]);
+        if (f->val[W_TAGS])
+                parse_tags(c, w, f->val[W_TAGS]);
         if (f->val[W_OBSERVABILITY])
                 parse_observability(c, w, f->val[W_OBSERVABILITY]);
         if (f->val[W_LOGPUSH])

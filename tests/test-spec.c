@@ -759,6 +759,8 @@ START_TEST(test_binding_rules) {
                     "spec.yaml:9:3: binding 'D': no Queue named 'q'");
         assert_load(W "bindings:\n  A: {json: .inf}\n", "spec.yaml:6:13: JSON has no representation for '.inf'");
         assert_ok(W "bindings:\n  A: {json: null}\n  B: {text: \"\"}\n  C: 1.5\n");
+        /* An empty mapping has no items array (UBSan: memcpy from NULL). */
+        assert_ok(W "bindings:\n  E: {json: {}}\n  F: {json: {a: {}}}\n");
 }
 END_TEST
 

@@ -113,7 +113,91 @@ static void *persister(void *arg) {
         return NULL;
 }
 
-int main(int argc, char **argv) {
+/* What the command line asks for. */
+typedef struct CfsimOptions {
+        const char *host, *account, *token, *state, *seed;
+        unsigned port, quota, window, block;
+        unsigned max_scripts, max_crons, max_stores, max_store_secrets;
+        unsigned prop_every;
+        uint64_t prop_usec, audit_delay;
+        bool check_bindings, audit_forbidden;
+} CfsimOptions;
+
+/* One option with an argument (c is its getopt code) into o. 0, or the
+ * exit status after saying why. */
+static int parse_option(int c, const char *arg, CfsimOptions *o, bool *have_port) {
+        uint64_t u, block_usec;
+
+        switch (c) {
+        case 'p':
+                if (safe_atou64(arg, &u) < 0 || u > 65535) {
+                        fprintf(stderr, "cfsim: invalid port '%s'\n", arg);
+                        return 64;
+                }
+                o->port = (unsigned) u;
+                *have_port = true;
+                return 0;
+        case 'r': {
+                unsigned long q, w;
+                char extra;
+
+                if (sscanf(arg, "%lu/%lu%c", &q, &w, &extra) != 2 || q < 1 || w < 1 ||
+                    q > 100000000UL || w > 86400UL * 366) {
+                        fprintf(stderr, "cfsim: --rate-limit wants N/SECONDS, e.g. 1200/300\n");
+                        return 64;
+                }
+                o->quota = (unsigned) q;
+                o->window = (unsigned) w;
+                return 0;
+        }
+        case 'B':
+                if (parse_seconds(arg, &block_usec) < 0 || block_usec < USEC_PER_SEC) {
+                        fprintf(stderr, "cfsim: --rate-limit-block wants whole seconds >= 1\n");
+                        return 64;
+                }
+                o->block = (unsigned) (block_usec / USEC_PER_SEC);
+                return 0;
+        case 'P':
+                if (parse_seconds(arg, &o->prop_usec) < 0) {
+                        fprintf(stderr, "cfsim: --propagation-delay wants seconds, e.g. 1 or 0.5\n");
+                        return 64;
+                }
+                return 0;
+        case 'E':
+                if (parse_count(arg, &o->prop_every) < 0 || o->prop_every < 1) {
+                        fprintf(stderr, "cfsim: --propagation-every wants a count >= 1\n");
+                        return 64;
+                }
+                return 0;
+        case 'D':
+                if (parse_seconds(arg, &o->audit_delay) < 0) {
+                        fprintf(stderr, "cfsim: --audit-delay wants seconds, e.g. 1 or 0.5\n");
+                        return 64;
+                }
+                return 0;
+        case 1001:
+        case 1002:
+        case 1003:
+        case 1004: {
+                unsigned *t = c == 1001 ? &o->max_scripts : c == 1002 ? &o->max_crons :
+                              c == 1003 ? &o->max_stores : &o->max_store_secrets;
+
+                if (parse_count(arg, t) < 0) {
+                        fprintf(stderr, "cfsim: --%s wants a count (0: unlimited)\n",
+                                c == 1001 ? "max-scripts" : c == 1002 ? "max-crons" :
+                                c == 1003 ? "max-stores" : "max-store-secrets");
+                        return 64;
+                }
+                return 0;
+        }
+        default:
+                usage(stderr);
+                return 64;
+        }
+}
+
+/* The command line into o. -1 to go on, else the exit status. */
+static int parse_argv(int argc, char **argv, CfsimOptions *o) {
         static const struct option options[] = {
                 { "port", required_argument, NULL, 'p' },
                 { "host", required_argument, NULL, 'H' },
@@ -136,166 +220,129 @@ int main(int argc, char **argv) {
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
-        const char *host = "127.0.0.1", *account = SIM_DEFAULT_ACCOUNT, *token = NULL, *state = NULL, *seed = NULL;
-        unsigned port = 0, quota = SIM_RL_QUOTA_DEFAULT, window = SIM_RL_WINDOW_DEFAULT, block = SIM_RL_BLOCK_DEFAULT;
-        unsigned max_scripts = SIM_MAX_SCRIPTS_DEFAULT, max_crons = SIM_MAX_CRONS_DEFAULT;
-        unsigned max_stores = SIM_MAX_STORES_DEFAULT, max_store_secrets = SIM_MAX_STORE_SECRETS_DEFAULT;
-        unsigned prop_every = 1;
-        uint64_t prop_usec = 0, audit_delay = 0, block_usec;
-        bool have_port = false, check_bindings = true, audit_forbidden = false;
-        struct MHD_Daemon *d;
-        pthread_t saver;
-        bool have_saver = false;
-        sigset_t mask;
-        Sim sim;
-        int c, sig, r;
+        bool have_port = false;
+        int c, r;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-                uint64_t u;
-
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 switch (c) {
-                case 'p':
-                        if (safe_atou64(optarg, &u) < 0 || u > 65535) {
-                                fprintf(stderr, "cfsim: invalid port '%s'\n", optarg);
-                                return 64;
-                        }
-                        port = (unsigned) u;
-                        have_port = true;
-                        break;
                 case 'H':
-                        host = optarg;
+                        o->host = optarg;
                         break;
                 case 'a':
-                        account = optarg;
+                        o->account = optarg;
                         break;
                 case 't':
-                        token = optarg;
+                        o->token = optarg;
                         break;
                 case 's':
-                        state = optarg;
+                        o->state = optarg;
                         break;
-                case 'r': {
-                        unsigned long q, w;
-                        char extra;
-
-                        if (sscanf(optarg, "%lu/%lu%c", &q, &w, &extra) != 2 || q < 1 || w < 1 ||
-                            q > 100000000UL || w > 86400UL * 366) {
-                                fprintf(stderr, "cfsim: --rate-limit wants N/SECONDS, e.g. 1200/300\n");
-                                return 64;
-                        }
-                        quota = (unsigned) q;
-                        window = (unsigned) w;
-                        break;
-                }
                 case 'c':
-                        check_bindings = true;
+                        o->check_bindings = true;
                         break;
                 case 'C':
-                        check_bindings = false;
-                        break;
-                case 'B':
-                        if (parse_seconds(optarg, &block_usec) < 0 || block_usec < USEC_PER_SEC) {
-                                fprintf(stderr, "cfsim: --rate-limit-block wants whole seconds >= 1\n");
-                                return 64;
-                        }
-                        block = (unsigned) (block_usec / USEC_PER_SEC);
-                        break;
-                case 'P':
-                        if (parse_seconds(optarg, &prop_usec) < 0) {
-                                fprintf(stderr, "cfsim: --propagation-delay wants seconds, e.g. 1 or 0.5\n");
-                                return 64;
-                        }
-                        break;
-                case 'E':
-                        if (parse_count(optarg, &prop_every) < 0 || prop_every < 1) {
-                                fprintf(stderr, "cfsim: --propagation-every wants a count >= 1\n");
-                                return 64;
-                        }
+                        o->check_bindings = false;
                         break;
                 case 'F':
-                        audit_forbidden = true;
+                        o->audit_forbidden = true;
                         break;
-                case 'D':
-                        if (parse_seconds(optarg, &audit_delay) < 0) {
-                                fprintf(stderr, "cfsim: --audit-delay wants seconds, e.g. 1 or 0.5\n");
-                                return 64;
-                        }
-                        break;
-                case 1001:
-                case 1002:
-                case 1003:
-                case 1004: {
-                        unsigned *t = c == 1001 ? &max_scripts : c == 1002 ? &max_crons :
-                                      c == 1003 ? &max_stores : &max_store_secrets;
-
-                        if (parse_count(optarg, t) < 0) {
-                                fprintf(stderr, "cfsim: --%s wants a count (0: unlimited)\n",
-                                        c == 1001 ? "max-scripts" : c == 1002 ? "max-crons" :
-                                        c == 1003 ? "max-stores" : "max-store-secrets");
-                                return 64;
-                        }
-                        break;
-                }
                 case 'S':
-                        seed = optarg;
+                        o->seed = optarg;
                         break;
                 case 'h':
                         usage(stdout);
                         return 0;
                 default:
-                        usage(stderr);
-                        return 64;
+                        r = parse_option(c, optarg, o, &have_port);
+                        if (r != 0)
+                                return r;
                 }
-        }
         if (!have_port || optind < argc) {
                 usage(stderr);
                 return 64;
         }
-        if (!account_id_valid(account)) {
-                fprintf(stderr, "cfsim: invalid account id '%s'\n", account);
+        if (!account_id_valid(o->account)) {
+                fprintf(stderr, "cfsim: invalid account id '%s'\n", o->account);
                 return 64;
         }
+        return -1;
+}
 
-        if (sim_init(&sim, account) < 0) {
+/* The simulated account as o asks: limits, token, state loaded, seeded.
+ * 0, or the exit status after saying why (sim is then done). */
+static int sim_setup(Sim *sim, const CfsimOptions *o) {
+        int r;
+
+        if (sim_init(sim, o->account) < 0) {
                 fprintf(stderr, "cfsim: out of memory\n");
                 return 1;
         }
-        sim.rl_quota = quota;
-        sim.rl_window = window;
-        sim.rl_block = block;
-        sim.check_bindings = check_bindings;
-        sim.propagation_usec = prop_usec;
-        sim.propagation_every = prop_every;
-        sim.audit_forbidden = audit_forbidden;
-        sim.audit_delay_usec = audit_delay;
-        sim.max_scripts = max_scripts;
-        sim.max_crons = max_crons;
-        sim.max_stores = max_stores;
-        sim.max_store_secrets = max_store_secrets;
-        if (token && !(sim.token = strdup(token))) {
-                sim_done(&sim);
+        sim->rl_quota = o->quota;
+        sim->rl_window = o->window;
+        sim->rl_block = o->block;
+        sim->check_bindings = o->check_bindings;
+        sim->propagation_usec = o->prop_usec;
+        sim->propagation_every = o->prop_every;
+        sim->audit_forbidden = o->audit_forbidden;
+        sim->audit_delay_usec = o->audit_delay;
+        sim->max_scripts = o->max_scripts;
+        sim->max_crons = o->max_crons;
+        sim->max_stores = o->max_stores;
+        sim->max_store_secrets = o->max_store_secrets;
+        if (o->token && !(sim->token = strdup(o->token))) {
+                sim_done(sim);
                 return 1;
         }
-        if (state) {
-                sim.state_path = strdup(state);
-                r = sim.state_path ? sim_store_load(&sim) : -ENOMEM;
+        if (o->state) {
+                sim->state_path = strdup(o->state);
+                r = sim->state_path ? sim_store_load(sim) : -ENOMEM;
                 if (r < 0) {
-                        fprintf(stderr, "cfsim: cannot load state '%s': %s\n", state, strerror(-r));
-                        sim_done(&sim);
+                        fprintf(stderr, "cfsim: cannot load state '%s': %s\n", o->state, strerror(-r));
+                        sim_done(sim);
                         return 1;
                 }
         }
-
-        if (seed) {
+        if (o->seed) {
                 const char *msg = NULL;
 
-                r = sim_seed_file(&sim, seed, &msg);
+                r = sim_seed_file(sim, o->seed, &msg);
                 if (r < 0) {
-                        fprintf(stderr, "cfsim: cannot seed from '%s': %s\n", seed, msg ? msg : strerror(-r));
-                        sim_done(&sim);
+                        fprintf(stderr, "cfsim: cannot seed from '%s': %s\n", o->seed, msg ? msg : strerror(-r));
+                        sim_done(sim);
                         return 1;
                 }
         }
+        return 0;
+}
+
+int main(int argc, char **argv) {
+        CfsimOptions o = {
+                .host = "127.0.0.1",
+                .account = SIM_DEFAULT_ACCOUNT,
+                .quota = SIM_RL_QUOTA_DEFAULT,
+                .window = SIM_RL_WINDOW_DEFAULT,
+                .block = SIM_RL_BLOCK_DEFAULT,
+                .max_scripts = SIM_MAX_SCRIPTS_DEFAULT,
+                .max_crons = SIM_MAX_CRONS_DEFAULT,
+                .max_stores = SIM_MAX_STORES_DEFAULT,
+                .max_store_secrets = SIM_MAX_STORE_SECRETS_DEFAULT,
+                .prop_every = 1,
+                .check_bindings = true,
+        };
+        struct MHD_Daemon *d;
+        pthread_t saver;
+        bool have_saver = false;
+        sigset_t mask;
+        unsigned port;
+        Sim sim;
+        int sig, r;
+
+        r = parse_argv(argc, argv, &o);
+        if (r >= 0)
+                return r;
+        r = sim_setup(&sim, &o);
+        if (r != 0)
+                return r;
 
         /* Block the stop signals in every thread; main waits for them. */
         sigemptyset(&mask);
@@ -304,19 +351,19 @@ int main(int argc, char **argv) {
         pthread_sigmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
-        d = sim_http_start(&sim, host, port, &port);
+        d = sim_http_start(&sim, o.host, o.port, &port);
         if (!d) {
-                fprintf(stderr, "cfsim: cannot listen on %s:%u\n", host, port);
+                fprintf(stderr, "cfsim: cannot listen on %s:%u\n", o.host, o.port);
                 sim_done(&sim);
                 return 1;
         }
         if (sim.state_path && pthread_create(&saver, NULL, persister, &sim) == 0)
                 have_saver = true;
 
-        if (strchr(host, ':'))
-                printf("cfsim listening on http://[%s]:%u/client/v4\n", host, port);
+        if (strchr(o.host, ':'))
+                printf("cfsim listening on http://[%s]:%u/client/v4\n", o.host, port);
         else
-                printf("cfsim listening on http://%s:%u/client/v4\n", host, port);
+                printf("cfsim listening on http://%s:%u/client/v4\n", o.host, port);
         fflush(stdout);
 
         do

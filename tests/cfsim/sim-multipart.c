@@ -211,6 +211,51 @@ static const char *find_delim(const char *p, const char *end, const char *delim,
         return NULL;
 }
 
+/* Where the first part starts: after the first delimiter, which may sit
+ * at the very start (no preceding CRLF) or after a preamble. NULL when
+ * there is none. */
+static const char *form_first_part(const char *body, const char *end, const char *delim, size_t dlen) {
+        const char *p;
+
+        if ((size_t) (end - body) >= dlen - 2 && memcmp(body, delim + 2, dlen - 2) == 0 &&
+            delim_complete(body + dlen - 2, end))
+                return body + dlen - 2;
+        p = find_delim(body, end, delim, dlen);
+        return p ? p + dlen : NULL;
+}
+
+/* One part from *p (just past its opening CRLF): headers, then data up to
+ * the next delimiter, past which *p is left. */
+static int form_read_part(const char **p, const char *end, const char *delim, size_t dlen, SimFormPart *ret) {
+        const char *hdr_end, *next, *q = *p;
+        SimFormPart part = {};
+        int r;
+
+        if (end - q >= 2 && q[0] == '\r' && q[1] == '\n')
+                hdr_end = q; /* no headers at all */
+        else {
+                hdr_end = memmem(q, (size_t) (end - q), "\r\n\r\n", 4);
+                if (!hdr_end)
+                        return -EINVAL;
+        }
+        r = parse_part_headers(q, hdr_end, &part);
+        if (r < 0) {
+                part_done(&part);
+                return r;
+        }
+        q = hdr_end + (hdr_end == q ? 2 : 4);
+        next = find_delim(q, end, delim, dlen);
+        if (!next) {
+                part_done(&part);
+                return -EINVAL;
+        }
+        part.data = q;
+        part.size = (size_t) (next - q);
+        *ret = part;
+        *p = next + dlen;
+        return 0;
+}
+
 int sim_form_parse(const char *content_type, const char *body, size_t size, SimForm *ret) {
         char boundary[71], delim[75];
         SimForm form = {};
@@ -222,24 +267,11 @@ int sim_form_parse(const char *content_type, const char *body, size_t size, SimF
         if (r < 0)
                 return r;
         dlen = (size_t) snprintf(delim, sizeof(delim), "\r\n--%s", boundary);
-
-        /* The first delimiter may sit at the very start (no preceding CRLF)
-         * or after a preamble. */
-        if (size >= dlen - 2 && memcmp(body, delim + 2, dlen - 2) == 0 && delim_complete(body + dlen - 2, end))
-                p = body + dlen - 2;
-        else {
-                p = find_delim(body, end, delim, dlen);
-                if (!p) {
-                        r = -EINVAL;
-                        goto fail;
-                }
-                p += dlen;
-        }
-
+        p = form_first_part(body, end, delim, dlen);
+        if (!p)
+                return -EINVAL;
         for (;;) {
-                const char *hdr_end, *next;
-                SimFormPart *parts;
-                SimFormPart part = {};
+                SimFormPart *parts, part;
 
                 /* After a delimiter: "--" closes, else padding + CRLF. */
                 if (end - p >= 2 && p[0] == '-' && p[1] == '-')
@@ -250,35 +282,13 @@ int sim_form_parse(const char *content_type, const char *body, size_t size, SimF
                         goto fail;
                 }
                 p += 2;
-
                 if (form.n_parts >= SIM_FORM_PARTS_MAX) {
                         r = -E2BIG;
                         goto fail;
                 }
-                if (end - p >= 2 && p[0] == '\r' && p[1] == '\n')
-                        hdr_end = p; /* no headers at all */
-                else {
-                        hdr_end = memmem(p, (size_t) (end - p), "\r\n\r\n", 4);
-                        if (!hdr_end) {
-                                r = -EINVAL;
-                                goto fail;
-                        }
-                }
-                r = parse_part_headers(p, hdr_end, &part);
-                if (r < 0) {
-                        part_done(&part);
+                r = form_read_part(&p, end, delim, dlen, &part);
+                if (r < 0)
                         goto fail;
-                }
-                p = hdr_end + (hdr_end == p ? 2 : 4);
-                next = find_delim(p, end, delim, dlen);
-                if (!next) {
-                        part_done(&part);
-                        r = -EINVAL;
-                        goto fail;
-                }
-                part.data = p;
-                part.size = (size_t) (next - p);
-
                 parts = realloc(form.parts, sizeof(SimFormPart) * (form.n_parts + 1));
                 if (!parts) {
                         part_done(&part);
@@ -287,9 +297,7 @@ int sim_form_parse(const char *content_type, const char *body, size_t size, SimF
                 }
                 form.parts = parts;
                 form.parts[form.n_parts++] = part;
-                p = next + dlen;
         }
-
         *ret = form;
         return 0;
 fail:

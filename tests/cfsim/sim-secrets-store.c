@@ -222,15 +222,13 @@ static int value_set(json_object *s, json_object *body, SimReply *rep) {
         return 0;
 }
 
-static void h_secrets_create(Sim *sim, const SimRequest *req, SimReply *rep) {
-        json_object *st = store_or_404(sim, req, rep), *body, *list, *made, *out;
-        char now[40];
+/* The body of a create: one {name, value, scopes} or an array of 1 to
+ * 100; NULL after replying with the error. */
+static json_object *secrets_create_list(const SimRequest *req, SimReply *rep) {
+        json_object *body = sim_body_json(req, rep), *list;
 
-        if (!st)
-                return;
-        body = sim_body_json(req, rep);
         if (!body)
-                return;
+                return NULL;
         if (json_object_is_type(body, json_type_object)) {
                 list = json_object_new_array();
                 json_object_array_add(list, json_object_get(body));
@@ -238,88 +236,109 @@ static void h_secrets_create(Sim *sim, const SimRequest *req, SimReply *rep) {
                 list = json_object_get(body);
         else {
                 json_object_put(body);
-                return reply_error(rep, 400, 10021, "Expected an array of {name, value, scopes}");
+                reply_error(rep, 400, 10021, "Expected an array of {name, value, scopes}");
+                return NULL;
         }
         json_object_put(body);
         if (json_object_array_length(list) == 0 || json_object_array_length(list) > 100) {
                 json_object_put(list);
-                return reply_error(rep, 400, 10021, "Expected 1 to 100 secrets");
+                reply_error(rep, 400, 10021, "Expected 1 to 100 secrets");
+                return NULL;
         }
-        /* Validate everything before creating anything. */
+        return list;
+}
+
+/* Every secret of list is valid, new in store st and in list, and the
+ * account's limit holds: all are checked before any is created. False
+ * after replying with the error. */
+static bool secrets_create_check(Sim *sim, json_object *st, json_object *list, SimReply *rep) {
+        size_t total = json_object_array_length(list);
+
         for (size_t i = 0; i < json_object_array_length(list); i++) {
                 json_object *e = json_object_array_get_idx(list, i), *tmp;
                 const char *name = sim_json_str(e, "name");
 
                 if (!name || !*name || strlen(name) > 255) {
-                        json_object_put(list);
-                        return reply_error(rep, 400, 1001, "secret_name_empty");
+                        reply_error(rep, 400, 1001, "secret_name_empty");
+                        return false;
                 }
                 if (!sim_json_str(e, "value")) {
                         reply_error(rep, 400, 10021, "secret '%s' needs a value", name);
-                        json_object_put(list);
-                        return;
+                        return false;
                 }
                 tmp = json_object_new_object();
                 if (scopes_check(get(e, "scopes"), rep) < 0 || value_set(tmp, e, rep) < 0) {
                         json_object_put(tmp);
-                        json_object_put(list);
-                        return;
+                        return false;
                 }
                 json_object_put(tmp);
                 if (secret_by_name(st, name)) {
-                        json_object_put(list);
-                        return reply_error(rep, 409, 1003, "secret_name_already_exists");
+                        reply_error(rep, 409, 1003, "secret_name_already_exists");
+                        return false;
                 }
                 for (size_t k = 0; k < i; k++)
                         if (streq_ptr(sim_json_str(json_object_array_get_idx(list, k), "name"), name)) {
-                                json_object_put(list);
-                                return reply_error(rep, 409, 1003, "secret_name_already_exists");
+                                reply_error(rep, 409, 1003, "secret_name_already_exists");
+                                return false;
                         }
         }
-        if (sim->max_store_secrets > 0) {
-                /* Secrets Store docs: "up to 100 secrets per account". */
-                size_t total = json_object_array_length(list);
-
-                SIM_FOREACH_VAL(sim_coll(sim, "stores"), so)
-                        total += (size_t) json_object_object_length(get(so, "secrets"));
-                if (total > sim->max_store_secrets) {
-                        json_object_put(list);
-                        return reply_error(rep, 400, 1003, "maximum_secrets_exceeded (this account may have %u)",
-                                           sim->max_store_secrets);
-                }
+        if (sim->max_store_secrets == 0)
+                return true;
+        /* Secrets Store docs: "up to 100 secrets per account". */
+        SIM_FOREACH_VAL(sim_coll(sim, "stores"), so)
+                total += (size_t) json_object_object_length(get(so, "secrets"));
+        if (total > sim->max_store_secrets) {
+                reply_error(rep, 400, 1003, "maximum_secrets_exceeded (this account may have %u)",
+                            sim->max_store_secrets);
+                return false;
         }
-        made = json_object_new_array();
+        return true;
+}
+
+/* Secret e created in store st; returns it (a reference the caller owns). */
+static json_object *secret_create(Sim *sim, json_object *st, json_object *e, const char *now, SimReply *rep) {
+        json_object *s = json_object_new_object();
+        char id[33], key[600];
+
+        sim_random_hex(id, 32);
+        sim_set_str(s, "id", id);
+        sim_set_str(s, "name", sim_json_str(e, "name"));
+        sim_set_str(s, "store_id", sim_json_str(st, "id"));
+        sim_set_str(s, "status", "active");
+        sim_set_str(s, "created", now);
+        sim_set_str(s, "modified", now);
+        sim_set_str(s, "comment", sim_json_str(e, "comment") ? sim_json_str(e, "comment") : "");
+        json_object_object_add(s, "scopes", get(e, "scopes") ? sim_copy(get(e, "scopes")) : json_object_new_array());
+        (void) value_set(s, e, rep);
+        json_object_object_add(get(st, "secrets"), id, s);
+        snprintf(key, sizeof(key), "%s/%s", sim_json_str(st, "id"), sim_json_str(e, "name"));
+        sim_created(sim, "store_secret", key);
+        return json_object_get(s);
+}
+
+static void h_secrets_create(Sim *sim, const SimRequest *req, SimReply *rep) {
+        json_object *st = store_or_404(sim, req, rep), *list, *out;
+        char now[40];
+
+        if (!st)
+                return;
+        list = secrets_create_list(req, rep);
+        if (!list)
+                return;
+        if (!secrets_create_check(sim, st, list, rep)) {
+                json_object_put(list);
+                return;
+        }
+        out = json_object_new_array();
         sim_now(now);
         for (size_t i = 0; i < json_object_array_length(list); i++) {
-                json_object *e = json_object_array_get_idx(list, i), *s = json_object_new_object();
-                char id[33];
+                json_object *s = secret_create(sim, st, json_object_array_get_idx(list, i), now, rep);
 
-                sim_random_hex(id, 32);
-                sim_set_str(s, "id", id);
-                sim_set_str(s, "name", sim_json_str(e, "name"));
-                sim_set_str(s, "store_id", sim_json_str(st, "id"));
-                sim_set_str(s, "status", "active");
-                sim_set_str(s, "created", now);
-                sim_set_str(s, "modified", now);
-                sim_set_str(s, "comment", sim_json_str(e, "comment") ? sim_json_str(e, "comment") : "");
-                json_object_object_add(s, "scopes", get(e, "scopes") ? sim_copy(get(e, "scopes")) : json_object_new_array());
-                (void) value_set(s, e, rep);
-                json_object_object_add(get(st, "secrets"), id, s);
-                {
-                        char key[600];
-
-                        snprintf(key, sizeof(key), "%s/%s", sim_json_str(st, "id"), sim_json_str(e, "name"));
-                        sim_created(sim, "store_secret", key);
-                }
-                json_object_array_add(made, s);
-                json_object_get(s);
+                json_object_array_add(out, secret_out(s));
+                json_object_put(s);
         }
         sim_set_str(st, "modified", now);
         json_object_put(list);
-        out = json_object_new_array();
-        for (size_t i = 0; i < json_object_array_length(made); i++)
-                json_object_array_add(out, secret_out(json_object_array_get_idx(made, i)));
-        json_object_put(made);
         reply_result(rep, out, NULL);
 }
 

@@ -142,18 +142,206 @@ static bool seed_id_ok(const char *s) {
         return true;
 }
 
+/* Each seed kind builds its account object from a seed entry's name and
+ * id (the seed's, or a random one when the kind has ids), and names its
+ * key in the collection. NULL with *ret_msg when the entry is refused. */
+typedef json_object *(*seed_build_fn)(Sim *sim, json_object *e, const char *name, const char *id,
+                                      const char *now, char *key, size_t key_size, const char **ret_msg);
+
+static json_object *seed_kv(Sim *sim, json_object *e, const char *name, const char *id, const char *now,
+                            char *key, size_t key_size, const char **ret_msg) {
+        json_object *o = json_object_new_object();
+
+        (void) sim, (void) e, (void) now, (void) ret_msg;
+        sim_set_str(o, "id", id);
+        sim_set_str(o, "title", name);
+        sim_set_bool(o, "supports_url_encoding", true);
+        snprintf(key, key_size, "%s", id);
+        return o;
+}
+
+static json_object *seed_r2(Sim *sim, json_object *e, const char *name, const char *id, const char *now,
+                            char *key, size_t key_size, const char **ret_msg) {
+        const char *j = seed_str(e, "jurisdiction");
+        json_object *o;
+
+        (void) sim, (void) id;
+        if (j && !(streq(j, "default") || streq(j, "eu") || streq(j, "fedramp") || streq(j, "fedramp-high"))) {
+                *ret_msg = "r2 jurisdiction must be default, eu, fedramp or fedramp-high";
+                return NULL;
+        }
+        o = json_object_new_object();
+        sim_set_str(o, "name", name);
+        sim_set_str(o, "creation_date", now);
+        sim_set_str(o, "location", "ENAM");
+        sim_set_str(o, "storage_class", "Standard");
+        sim_set_str(o, "jurisdiction", j ? j : "default");
+        snprintf(key, key_size, "%s/%s", j ? j : "default", name);
+        return o;
+}
+
+static json_object *seed_d1(Sim *sim, json_object *e, const char *name, const char *id, const char *now,
+                            char *key, size_t key_size, const char **ret_msg) {
+        json_object *o = json_object_new_object();
+
+        (void) sim, (void) e, (void) ret_msg;
+        sim_set_str(o, "uuid", id);
+        sim_set_str(o, "name", name);
+        sim_set_str(o, "created_at", now);
+        sim_set_str(o, "version", "production");
+        sim_set_int(o, "num_tables", 0);
+        sim_set_int(o, "file_size", 0);
+        snprintf(key, key_size, "%s", id);
+        return o;
+}
+
+static json_object *seed_queue(Sim *sim, json_object *e, const char *name, const char *id, const char *now,
+                               char *key, size_t key_size, const char **ret_msg) {
+        json_object *o = json_object_new_object(), *st = json_object_new_object();
+        char rid[33];
+
+        (void) sim, (void) e, (void) id, (void) ret_msg;
+        sim_random_hex(rid, 32);
+        sim_set_str(o, "queue_id", rid);
+        sim_set_str(o, "queue_name", name);
+        sim_set_str(o, "created_on", now);
+        sim_set_str(o, "modified_on", now);
+        json_object_object_add(o, "consumers", json_object_new_array());
+        sim_set_int(st, "delivery_delay", 0);
+        sim_set_bool(st, "delivery_paused", false);
+        sim_set_int(st, "message_retention_period", 345600);
+        json_object_object_add(o, "settings", st);
+        snprintf(key, key_size, "%s", rid);
+        return o;
+}
+
+/* A seeded store's secrets (an array of names) into secrets, each with a
+ * fresh id and a value derived from it. */
+static int seed_store_secrets(json_object *names, const char *store_id, const char *now, json_object *secrets,
+                              const char **ret_msg) {
+        if (!json_object_is_type(names, json_type_array)) {
+                *ret_msg = "a seeded store's secrets must be an array of names";
+                return -EINVAL;
+        }
+        for (size_t m = 0; m < json_object_array_length(names); m++) {
+                const char *sn = json_object_get_string(json_object_array_get_idx(names, m));
+                json_object *se;
+                char sid[33], tag[72];
+
+                if (!json_object_is_type(json_object_array_get_idx(names, m), json_type_string) || !seed_id_ok(sn)) {
+                        *ret_msg = "a seeded store's secrets must be an array of names";
+                        return -EINVAL;
+                }
+                se = json_object_new_object();
+                sim_random_hex(sid, 32);
+                sim_set_str(se, "id", sid);
+                sim_set_str(se, "name", sn);
+                sim_set_str(se, "store_id", store_id);
+                sim_set_str(se, "status", "active");
+                sim_set_str(se, "created", now);
+                sim_set_str(se, "modified", now);
+                sim_set_str(se, "comment", "seeded");
+                json_object_object_add(se, "scopes", json_object_new_array());
+                json_object_array_add(json_object_object_get(se, "scopes"), json_object_new_string("workers"));
+                sim_set_str(se, "value", sim_sha256_tag(sid, strlen(sid), tag));
+                json_object_object_add(secrets, sid, se);
+        }
+        return 0;
+}
+
+static json_object *seed_store(Sim *sim, json_object *e, const char *name, const char *id, const char *now,
+                               char *key, size_t key_size, const char **ret_msg) {
+        json_object *o = json_object_new_object(), *secrets = json_object_new_object(), *names;
+
+        sim_set_str(o, "id", id);
+        sim_set_str(o, "name", name);
+        sim_set_str(o, "account_id", sim->account_id);
+        sim_set_str(o, "created", now);
+        sim_set_str(o, "modified", now);
+        json_object_object_add(o, "secrets", secrets);
+        if (json_object_object_get_ex(e, "secrets", &names) && names &&
+            seed_store_secrets(names, id, now, secrets, ret_msg) < 0) {
+                json_object_put(o);
+                return NULL;
+        }
+        snprintf(key, key_size, "%s", id);
+        return o;
+}
+
+static json_object *seed_hyperdrive(Sim *sim, json_object *e, const char *name, const char *id, const char *now,
+                                    char *key, size_t key_size, const char **ret_msg) {
+        json_object *o = json_object_new_object();
+
+        (void) sim, (void) e, (void) now, (void) ret_msg;
+        sim_set_str(o, "id", id);
+        sim_set_str(o, "name", name);
+        snprintf(key, key_size, "%s", id);
+        return o;
+}
+
+static json_object *seed_vectorize(Sim *sim, json_object *e, const char *name, const char *id, const char *now,
+                                   char *key, size_t key_size, const char **ret_msg) {
+        json_object *o = json_object_new_object();
+
+        (void) sim, (void) e, (void) id, (void) ret_msg;
+        sim_set_str(o, "name", name);
+        sim_set_str(o, "created_on", now);
+        snprintf(key, key_size, "%s", name);
+        return o;
+}
+
+static const struct SeedKind {
+        const char *coll, *id_key, *name_key;
+        seed_build_fn build;
+} seed_kinds[] = {
+        { "kv", "id", "title", seed_kv },
+        { "r2", NULL, "name", seed_r2 },
+        { "d1", "uuid", "name", seed_d1 },
+        { "queues", NULL, "queue_name", seed_queue },
+        { "stores", "id", "name", seed_store },
+        { "hyperdrive", "id", "name", seed_hyperdrive },
+        { "vectorize", NULL, "name", seed_vectorize },
+};
+
+/* One kind's seed entries, built into into (keyed as the account keeps
+ * them); what the account already holds is left out. */
+static int seed_stage_kind(Sim *sim, const struct SeedKind *kind, json_object *list, json_object *into,
+                           const char *now, const char **ret_msg) {
+        for (size_t k = 0; list && k < json_object_array_length(list); k++) {
+                json_object *e = json_object_array_get_idx(list, k), *o;
+                const char *name = seed_str(e, kind->name_key);
+                const char *id = kind->id_key ? seed_str(e, kind->id_key) : NULL;
+                char key[600], rid[33];
+
+                if (!json_object_is_type(e, json_type_object) || !seed_id_ok(name) ||
+                    (kind->id_key && id && !seed_id_ok(id))) {
+                        *ret_msg = "every seed entry needs a valid name (and id, when given)";
+                        return -EINVAL;
+                }
+                if (kind->id_key && !id) {
+                        sim_random_hex(rid, 32);
+                        id = rid;
+                }
+                o = kind->build(sim, e, name, id, now, key, sizeof(key), ret_msg);
+                if (!o)
+                        return -EINVAL;
+                if (json_object_object_get_ex(into, key, NULL)) {
+                        json_object_put(o);
+                        *ret_msg = "a resource appears twice in the seed";
+                        return -EINVAL;
+                }
+                /* What the account already holds stays as it is (a
+                 * --state file seeded before). */
+                if (json_object_object_get_ex(sim_coll(sim, kind->coll), key, NULL)) {
+                        json_object_put(o);
+                        continue;
+                }
+                json_object_object_add(into, key, o);
+        }
+        return 0;
+}
+
 int sim_seed(Sim *sim, json_object *seed, const char **ret_msg) {
-        static const struct {
-                const char *coll, *id_key, *name_key;
-        } kinds[] = {
-                { "kv", "id", "title" },
-                { "r2", NULL, "name" },
-                { "d1", "uuid", "name" },
-                { "queues", NULL, "queue_name" },
-                { "stores", "id", "name" },
-                { "hyperdrive", "id", "name" },
-                { "vectorize", NULL, "name" },
-        };
         json_object *staged;
         char now[40];
 
@@ -166,8 +354,8 @@ int sim_seed(Sim *sim, json_object *seed, const char **ret_msg) {
                 bool known = false;
 
                 (void) val;
-                for (size_t i = 0; i < ELEMENTSOF(kinds); i++)
-                        known = known || streq(ckey, kinds[i].coll);
+                for (size_t i = 0; i < ELEMENTSOF(seed_kinds); i++)
+                        known = known || streq(ckey, seed_kinds[i].coll);
                 if (!known) {
                         *ret_msg = "unknown seed collection (kv, r2, d1, queues, stores, hyperdrive, vectorize)";
                         return -EINVAL;
@@ -176,134 +364,13 @@ int sim_seed(Sim *sim, json_object *seed, const char **ret_msg) {
         /* Validate all, then add all: nothing half-seeded. */
         staged = json_object_new_object();
         sim_now(now);
-        for (size_t i = 0; i < ELEMENTSOF(kinds); i++) {
-                json_object *list = seed_list(seed, kinds[i].coll, ret_msg), *into = json_object_new_object();
+        for (size_t i = 0; i < ELEMENTSOF(seed_kinds); i++) {
+                json_object *list = seed_list(seed, seed_kinds[i].coll, ret_msg), *into = json_object_new_object();
 
-                json_object_object_add(staged, kinds[i].coll, into);
-                if (*ret_msg)
-                        goto fail;
-                for (size_t k = 0; list && k < json_object_array_length(list); k++) {
-                        json_object *e = json_object_array_get_idx(list, k), *o;
-                        const char *name = seed_str(e, kinds[i].name_key);
-                        const char *id = kinds[i].id_key ? seed_str(e, kinds[i].id_key) : NULL;
-                        char key[600], rid[33];
-
-                        if (!json_object_is_type(e, json_type_object) || !seed_id_ok(name) ||
-                            (kinds[i].id_key && id && !seed_id_ok(id))) {
-                                *ret_msg = "every seed entry needs a valid name (and id, when given)";
-                                goto fail;
-                        }
-                        if (kinds[i].id_key && !id) {
-                                sim_random_hex(rid, 32);
-                                id = rid;
-                        }
-                        o = json_object_new_object();
-                        if (streq(kinds[i].coll, "kv")) {
-                                sim_set_str(o, "id", id);
-                                sim_set_str(o, "title", name);
-                                sim_set_bool(o, "supports_url_encoding", true);
-                                snprintf(key, sizeof(key), "%s", id);
-                        } else if (streq(kinds[i].coll, "r2")) {
-                                const char *j = seed_str(e, "jurisdiction");
-
-                                if (j && !(streq(j, "default") || streq(j, "eu") || streq(j, "fedramp") ||
-                                           streq(j, "fedramp-high"))) {
-                                        json_object_put(o);
-                                        *ret_msg = "r2 jurisdiction must be default, eu, fedramp or fedramp-high";
-                                        goto fail;
-                                }
-                                sim_set_str(o, "name", name);
-                                sim_set_str(o, "creation_date", now);
-                                sim_set_str(o, "location", "ENAM");
-                                sim_set_str(o, "storage_class", "Standard");
-                                sim_set_str(o, "jurisdiction", j ? j : "default");
-                                snprintf(key, sizeof(key), "%s/%s", j ? j : "default", name);
-                        } else if (streq(kinds[i].coll, "d1")) {
-                                sim_set_str(o, "uuid", id);
-                                sim_set_str(o, "name", name);
-                                sim_set_str(o, "created_at", now);
-                                sim_set_str(o, "version", "production");
-                                sim_set_int(o, "num_tables", 0);
-                                sim_set_int(o, "file_size", 0);
-                                snprintf(key, sizeof(key), "%s", id);
-                        } else if (streq(kinds[i].coll, "queues")) {
-                                json_object *st = json_object_new_object();
-
-                                sim_random_hex(rid, 32);
-                                sim_set_str(o, "queue_id", rid);
-                                sim_set_str(o, "queue_name", name);
-                                sim_set_str(o, "created_on", now);
-                                sim_set_str(o, "modified_on", now);
-                                json_object_object_add(o, "consumers", json_object_new_array());
-                                sim_set_int(st, "delivery_delay", 0);
-                                sim_set_bool(st, "delivery_paused", false);
-                                sim_set_int(st, "message_retention_period", 345600);
-                                json_object_object_add(o, "settings", st);
-                                snprintf(key, sizeof(key), "%s", rid);
-                        } else if (streq(kinds[i].coll, "stores")) {
-                                json_object *secrets = json_object_new_object(), *names;
-
-                                sim_set_str(o, "id", id);
-                                sim_set_str(o, "name", name);
-                                sim_set_str(o, "account_id", sim->account_id);
-                                sim_set_str(o, "created", now);
-                                sim_set_str(o, "modified", now);
-                                json_object_object_add(o, "secrets", secrets);
-                                if (json_object_object_get_ex(e, "secrets", &names) && names) {
-                                        if (!json_object_is_type(names, json_type_array)) {
-                                                json_object_put(o);
-                                                *ret_msg = "a seeded store's secrets must be an array of names";
-                                                goto fail;
-                                        }
-                                        for (size_t m = 0; m < json_object_array_length(names); m++) {
-                                                const char *sn = json_object_get_string(json_object_array_get_idx(names, m));
-                                                json_object *se = json_object_new_object();
-                                                char sid[33], tag[72];
-
-                                                if (!json_object_is_type(json_object_array_get_idx(names, m), json_type_string) ||
-                                                    !seed_id_ok(sn)) {
-                                                        json_object_put(se);
-                                                        json_object_put(o);
-                                                        *ret_msg = "a seeded store's secrets must be an array of names";
-                                                        goto fail;
-                                                }
-                                                sim_random_hex(sid, 32);
-                                                sim_set_str(se, "id", sid);
-                                                sim_set_str(se, "name", sn);
-                                                sim_set_str(se, "store_id", id);
-                                                sim_set_str(se, "status", "active");
-                                                sim_set_str(se, "created", now);
-                                                sim_set_str(se, "modified", now);
-                                                sim_set_str(se, "comment", "seeded");
-                                                json_object_object_add(se, "scopes", json_object_new_array());
-                                                json_object_array_add(json_object_object_get(se, "scopes"),
-                                                                      json_object_new_string("workers"));
-                                                sim_set_str(se, "value", sim_sha256_tag(sid, strlen(sid), tag));
-                                                json_object_object_add(secrets, sid, se);
-                                        }
-                                }
-                                snprintf(key, sizeof(key), "%s", id);
-                        } else if (streq(kinds[i].coll, "hyperdrive")) {
-                                sim_set_str(o, "id", id);
-                                sim_set_str(o, "name", name);
-                                snprintf(key, sizeof(key), "%s", id);
-                        } else {
-                                sim_set_str(o, "name", name);
-                                sim_set_str(o, "created_on", now);
-                                snprintf(key, sizeof(key), "%s", name);
-                        }
-                        if (json_object_object_get_ex(into, key, NULL)) {
-                                json_object_put(o);
-                                *ret_msg = "a resource appears twice in the seed";
-                                goto fail;
-                        }
-                        /* What the account already holds stays as it is
-                         * (a --state file seeded before). */
-                        if (json_object_object_get_ex(sim_coll(sim, kinds[i].coll), key, NULL)) {
-                                json_object_put(o);
-                                continue;
-                        }
-                        json_object_object_add(into, key, o);
+                json_object_object_add(staged, seed_kinds[i].coll, into);
+                if (*ret_msg || seed_stage_kind(sim, &seed_kinds[i], list, into, now, ret_msg) < 0) {
+                        json_object_put(staged);
+                        return -EINVAL;
                 }
         }
         json_object_object_foreach(staged, coll, entries) {
@@ -316,9 +383,6 @@ int sim_seed(Sim *sim, json_object *seed, const char **ret_msg) {
         sim->generation++;
         sim->dirty = true;
         return 0;
-fail:
-        json_object_put(staged);
-        return -EINVAL;
 }
 
 int sim_seed_file(Sim *sim, const char *path, const char **ret_msg) {

@@ -321,38 +321,113 @@ static bool looks_like_form(const char *body, size_t size) {
         return size > 2 && body[0] == '-' && body[1] == '-' && memmem(body, size, "form-data", 9);
 }
 
+/* A bare script body: the service-worker format (or garbage). */
+static int upload_decode_script(const SimRequest *req, SimReply *rep, Upload *u) {
+        json_object *m;
+
+        if (looks_like_form(req->body, req->body_size) || req->body_size == 0) {
+                reply_error(rep, 400, 10021, "Expected a multipart/form-data upload with a metadata part");
+                return -EINVAL;
+        }
+        m = json_object_new_object();
+        sim_set_str(m, "name", "worker.js");
+        sim_set_str(m, "content_type", "application/javascript");
+        json_object_object_add(m, "content", json_object_new_string_len(req->body, (int) req->body_size));
+        json_object_array_add(u->modules, m);
+        u->metadata = json_object_new_object();
+        sim_set_str(u->metadata, "body_part", "worker.js");
+        u->main = strdup("worker.js");
+        sha256_hex(req->body, req->body_size, u->etag);
+        return 0;
+}
+
+/* The module parts (every part but meta) into u->modules; *hashbuf gets
+ * each one's name and content, what the etag is the SHA-256 of. */
+static int upload_modules(const SimForm *form, const SimFormPart *meta, Upload *u, char **hashbuf,
+                          size_t *hashlen) {
+        for (size_t i = 0; i < form->n_parts; i++) {
+                const SimFormPart *p = &form->parts[i];
+                json_object *m;
+                const char *name;
+                size_t need;
+                char *nb;
+
+                if (p == meta)
+                        continue;
+                /* SDK 6 names every module part "files" and puts the
+                 * module name in the filename. */
+                name = streq(p->name, "files") && p->filename ? p->filename : p->name;
+                m = json_object_new_object();
+                sim_set_str(m, "name", name);
+                if (p->filename)
+                        sim_set_str(m, "filename", p->filename);
+                sim_set_str(m, "content_type", p->content_type ? p->content_type : "application/octet-stream");
+                json_object_object_add(m, "content", json_object_new_string_len(p->data, (int) p->size));
+                json_object_array_add(u->modules, m);
+                need = *hashlen + strlen(name) + 1 + p->size + 1;
+                nb = realloc(*hashbuf, need);
+                if (!nb)
+                        return -ENOMEM;
+                *hashbuf = nb;
+                memcpy(nb + *hashlen, name, strlen(name) + 1);
+                *hashlen += strlen(name) + 1;
+                memcpy(nb + *hashlen, p->data, p->size);
+                *hashlen += p->size;
+                nb[(*hashlen)++] = 0;
+        }
+        return 0;
+}
+
+/* The main module's name: from the metadata (main_module for ES
+ * modules, body_part for a service worker), or for PUT /content from a
+ * header; it must name a module part, by part name or filename. */
+static const char *upload_main(const SimRequest *req, SimReply *rep, Upload *u, bool content_only) {
+        const char *main = sim_json_str(u->metadata, "main_module");
+        size_t n = json_object_array_length(u->modules);
+
+        u->is_module = main != NULL;
+        if (!main)
+                main = sim_json_str(u->metadata, "body_part");
+        if (!main && content_only) {
+                main = sim_header(req, "CF-WORKER-MAIN-MODULE-PART");
+                u->is_module = main != NULL;
+                if (!main)
+                        main = sim_header(req, "CF-WORKER-BODY-PART");
+        }
+        if (!main) {
+                reply_error(rep, 400, 10021, "metadata needs main_module (ES modules) or body_part (service worker)");
+                return NULL;
+        }
+        for (size_t i = 0; i < n; i++) {
+                json_object *m = json_object_array_get_idx(u->modules, i);
+
+                if (streq_ptr(sim_json_str(m, "name"), main))
+                        return main;
+                if (streq_ptr(sim_json_str(m, "filename"), main)) {
+                        sim_set_str(m, "name", main);
+                        return main;
+                }
+        }
+        reply_error(rep, 400, 10021, "Uncaught Error: No such module \"%s\".", main);
+        return NULL;
+}
+
 /* Decodes an upload body: multipart with a metadata part (plain field or
  * file part) and module parts (matched by part name or filename), or a
- * bare service-worker script. metadata_required: the PUT /content form
- * may carry the main module in a header instead. */
+ * bare service-worker script. content_only: the PUT /content form may
+ * carry the main module in a header instead of metadata. */
 static int upload_decode(const SimRequest *req, SimReply *rep, Upload *u, bool content_only) {
         _cleanup_(sim_form_done) SimForm form = {};
         const SimFormPart *meta;
-        const char *main = NULL;
+        const char *main;
         _cleanup_free_ char *hashbuf = NULL;
         size_t hashlen = 0;
         int r;
 
         *u = (Upload) {};
         u->modules = json_object_new_array();
-        if (strncasecmp(req->content_type, "multipart/form-data", 19) != 0) {
-                /* A bare script body: service-worker format, or garbage. */
-                if (looks_like_form(req->body, req->body_size) || req->body_size == 0) {
-                        reply_error(rep, 400, 10021, "Expected a multipart/form-data upload with a metadata part");
-                        return -EINVAL;
-                }
-                json_object *m = json_object_new_object();
-
-                sim_set_str(m, "name", "worker.js");
-                sim_set_str(m, "content_type", "application/javascript");
-                json_object_object_add(m, "content", json_object_new_string_len(req->body, (int) req->body_size));
-                json_object_array_add(u->modules, m);
-                u->metadata = json_object_new_object();
-                sim_set_str(u->metadata, "body_part", "worker.js");
-                u->main = strdup("worker.js");
-                sha256_hex(req->body, req->body_size, u->etag);
-                return 0;
-        }
+        if (strncasecmp(req->content_type, "multipart/form-data", 19) != 0)
+                return upload_decode_script(req, rep, u);
         r = sim_form_parse(req->content_type, req->body, req->body_size, &form);
         if (r < 0) {
                 reply_error(rep, 400, 10021, "Malformed multipart/form-data body: %s", strerror(-r));
@@ -370,73 +445,12 @@ static int upload_decode(const SimRequest *req, SimReply *rep, Upload *u, bool c
                 return -EINVAL;
         } else
                 u->metadata = json_object_new_object();
-
-        for (size_t i = 0; i < form.n_parts; i++) {
-                const SimFormPart *p = &form.parts[i];
-                json_object *m;
-                const char *name;
-
-                if (p == meta)
-                        continue;
-                /* SDK 6 names every module part "files" and puts the
-                 * module name in the filename. */
-                name = streq(p->name, "files") && p->filename ? p->filename : p->name;
-                m = json_object_new_object();
-                sim_set_str(m, "name", name);
-                if (p->filename)
-                        sim_set_str(m, "filename", p->filename);
-                sim_set_str(m, "content_type", p->content_type ? p->content_type : "application/octet-stream");
-                json_object_object_add(m, "content", json_object_new_string_len(p->data, (int) p->size));
-                json_object_array_add(u->modules, m);
-                /* etag: SHA-256 over every module's name and content. */
-                {
-                        size_t need = hashlen + strlen(name) + 1 + p->size + 1;
-                        char *nb = realloc(hashbuf, need);
-
-                        if (!nb)
-                                return -ENOMEM;
-                        hashbuf = nb;
-                        memcpy(hashbuf + hashlen, name, strlen(name) + 1);
-                        hashlen += strlen(name) + 1;
-                        memcpy(hashbuf + hashlen, p->data, p->size);
-                        hashlen += p->size;
-                        hashbuf[hashlen++] = 0;
-                }
-        }
-
-        main = sim_json_str(u->metadata, "main_module");
-        u->is_module = main != NULL;
+        r = upload_modules(&form, meta, u, &hashbuf, &hashlen);
+        if (r < 0)
+                return r;
+        main = upload_main(req, rep, u, content_only);
         if (!main)
-                main = sim_json_str(u->metadata, "body_part");
-        if (!main && content_only) {
-                main = sim_header(req, "CF-WORKER-MAIN-MODULE-PART");
-                u->is_module = main != NULL;
-                if (!main)
-                        main = sim_header(req, "CF-WORKER-BODY-PART");
-        }
-        if (!main) {
-                reply_error(rep, 400, 10021, "metadata needs main_module (ES modules) or body_part (service worker)");
                 return -EINVAL;
-        }
-        /* Match the entry by part name or by filename. */
-        for (size_t i = 0; i < json_object_array_length(u->modules); i++) {
-                json_object *m = json_object_array_get_idx(u->modules, i);
-
-                if (streq_ptr(sim_json_str(m, "name"), main))
-                        break;
-                if (streq_ptr(sim_json_str(m, "filename"), main)) {
-                        sim_set_str(m, "name", main);
-                        break;
-                }
-                if (i + 1 == json_object_array_length(u->modules)) {
-                        reply_error(rep, 400, 10021, "Uncaught Error: No such module \"%s\".", main);
-                        return -EINVAL;
-                }
-        }
-        if (json_object_array_length(u->modules) == 0) {
-                reply_error(rep, 400, 10021, "Uncaught Error: No such module \"%s\".", main);
-                return -EINVAL;
-        }
         u->main = strdup(main);
         if (!u->main)
                 return -ENOMEM;
@@ -539,90 +553,139 @@ static bool is_hex32(const char *s) {
  * being written: a service binding to itself is fine, and a Durable
  * Object class of its own must exist once its migrations ran. Adds one
  * error per binding to errors. */
+/* Each binding type that names a resource checks it exists (and is not
+ * still propagating), adding Cloudflare's error when not. self is the
+ * script being uploaded. */
+typedef void (*ref_check_fn)(Sim *sim, const char *self, json_object *b, const char *name, json_object *errors);
+
+static void ref_kv(Sim *sim, const char *self, json_object *b, const char *name, json_object *errors) {
+        const char *id = sim_json_str(b, "namespace_id");
+
+        (void) self;
+        if (!is_hex32(id))
+                add_error(errors, 10042,
+                          "KV namespace '%s' is not valid. Please verify the namespace_id in your configuration. [binding '%s']",
+                          strna(id), name);
+        else if (!get(sim_coll(sim, "kv"), id) || sim_propagating(sim, "kv", id))
+                add_error(errors, 10041, "KV namespace '%s' not found. [binding '%s']", id, name);
+}
+
+static void ref_r2(Sim *sim, const char *self, json_object *b, const char *name, json_object *errors) {
+        const char *bucket = sim_json_str(b, "bucket_name"), *j = sim_json_str(b, "jurisdiction");
+        char key[600];
+
+        (void) self;
+        snprintf(key, sizeof(key), "%s/%s", j && *j ? j : "default", strna(bucket));
+        if (!bucket || !get(sim_coll(sim, "r2"), key) || sim_propagating(sim, "r2", key))
+                add_error(errors, 10085, "R2 bucket '%s' could not be found%s%s. [binding '%s']",
+                          strna(bucket), j && *j ? " in jurisdiction " : "", j && *j ? j : "", name);
+}
+
+static void ref_d1(Sim *sim, const char *self, json_object *b, const char *name, json_object *errors) {
+        const char *id = sim_json_str(b, "database_id");
+
+        (void) self;
+        if (!id || !get(sim_coll(sim, "d1"), id) || sim_propagating(sim, "d1", id))
+                add_error(errors, 10181, "D1 database '%s' could not be found. [binding '%s']", strna(id), name);
+}
+
+static void ref_queue(Sim *sim, const char *self, json_object *b, const char *name, json_object *errors) {
+        const char *q = sim_json_str(b, "queue_name");
+        bool found = false;
+
+        (void) self;
+        SIM_FOREACH_VAL(sim_coll(sim, "queues"), qo)
+                if (streq_ptr(sim_json_str(qo, "queue_name"), q))
+                        found = true;
+        if (!found || sim_propagating(sim, "queue", strna(q)))
+                add_error(errors, 11000, "Queue '%s' does not exist. [binding '%s']", strna(q), name);
+}
+
+static void ref_service(Sim *sim, const char *self, json_object *b, const char *name, json_object *errors) {
+        const char *target = sim_json_str(b, "service");
+
+        if (!target || (!streq_ptr(target, self) && !get(sim_coll(sim, "scripts"), target)))
+                add_error(errors, 10143,
+                          "Could not resolve service binding '%s'. Target script '%s' not found. Please verify the target script and try again.",
+                          name, strna(target));
+}
+
+static void ref_durable_object(Sim *sim, const char *self, json_object *b, const char *name, json_object *errors) {
+        const char *cls = sim_json_str(b, "class_name"), *owner = sim_json_str(b, "script_name");
+
+        if (!owner || streq_ptr(owner, self)) {
+                if (!do_find(sim, self, cls, NULL))
+                        add_error(errors, 10061,
+                                  "Cannot create binding for class '%s' because it is not currently configured to implement Durable Objects. Did you forget to add a migration? [binding '%s']",
+                                  strna(cls), name);
+        } else if (!get(sim_coll(sim, "scripts"), owner))
+                add_error(errors, 10061,
+                          "Cannot create binding for class '%s' of script '%s': the script does not exist. [binding '%s']",
+                          strna(cls), owner, name);
+        else if (!do_find(sim, owner, cls, NULL))
+                add_error(errors, 10061,
+                          "Cannot create binding for class '%s': script '%s' does not export it as a Durable Object. [binding '%s']",
+                          strna(cls), owner, name);
+}
+
+static void ref_store_secret(Sim *sim, const char *self, json_object *b, const char *name, json_object *errors) {
+        const char *store = sim_json_str(b, "store_id"), *sn = sim_json_str(b, "secret_name");
+        json_object *st = get(sim_coll(sim, "stores"), store);
+        bool found = false;
+        char key[600];
+
+        (void) self;
+        if (st)
+                SIM_FOREACH_VAL(get(st, "secrets"), se)
+                        if (streq_ptr(sim_json_str(se, "name"), sn))
+                                found = true;
+        snprintf(key, sizeof(key), "%s/%s", strna(store), strna(sn));
+        if (!found || sim_propagating(sim, "store_secret", key))
+                add_error(errors, 10182, "Secrets Store secret '%s' in store '%s' could not be found. [binding '%s']",
+                          strna(sn), strna(store), name);
+}
+
+static void ref_hyperdrive(Sim *sim, const char *self, json_object *b, const char *name, json_object *errors) {
+        const char *id = sim_json_str(b, "id");
+
+        (void) self;
+        if (!id || !get(sim_coll(sim, "hyperdrive"), id))
+                add_error(errors, 10157, "Hyperdrive config '%s' could not be found. [binding '%s']", strna(id), name);
+}
+
+static void ref_vectorize(Sim *sim, const char *self, json_object *b, const char *name, json_object *errors) {
+        const char *idx = sim_json_str(b, "index_name");
+
+        (void) self;
+        if (!idx || !get(sim_coll(sim, "vectorize"), idx))
+                add_error(errors, 10159, "Vectorize index '%s' could not be found. [binding '%s']", strna(idx), name);
+}
+
+static const struct {
+        const char *type;
+        ref_check_fn check;
+} ref_checks[] = {
+        { "kv_namespace", ref_kv },
+        { "r2_bucket", ref_r2 },
+        { "d1", ref_d1 },
+        { "queue", ref_queue },
+        { "service", ref_service },
+        { "durable_object_namespace", ref_durable_object },
+        { "secrets_store_secret", ref_store_secret },
+        { "hyperdrive", ref_hyperdrive },
+        { "vectorize", ref_vectorize },
+};
+
 static void bindings_check_refs(Sim *sim, const char *self, json_object *bindings, json_object *errors) {
         for (size_t i = 0; i < json_object_array_length(bindings); i++) {
                 json_object *b = json_object_array_get_idx(bindings, i);
                 const char *type = sim_json_str(b, "type"), *name = sim_json_str(b, "name");
 
-                if (streq_ptr(type, "kv_namespace")) {
-                        const char *id = sim_json_str(b, "namespace_id");
-
-                        if (!is_hex32(id))
-                                add_error(errors, 10042,
-                                          "KV namespace '%s' is not valid. Please verify the namespace_id in your configuration. [binding '%s']",
-                                          strna(id), name);
-                        else if (!get(sim_coll(sim, "kv"), id) || sim_propagating(sim, "kv", id))
-                                add_error(errors, 10041, "KV namespace '%s' not found. [binding '%s']", id, name);
-                } else if (streq_ptr(type, "r2_bucket")) {
-                        const char *bucket = sim_json_str(b, "bucket_name"), *j = sim_json_str(b, "jurisdiction");
-                        char key[600];
-
-                        snprintf(key, sizeof(key), "%s/%s", j && *j ? j : "default", strna(bucket));
-                        if (!bucket || !get(sim_coll(sim, "r2"), key) || sim_propagating(sim, "r2", key))
-                                add_error(errors, 10085, "R2 bucket '%s' could not be found%s%s. [binding '%s']",
-                                          strna(bucket), j && *j ? " in jurisdiction " : "", j && *j ? j : "", name);
-                } else if (streq_ptr(type, "d1")) {
-                        const char *id = sim_json_str(b, "database_id");
-
-                        if (!id || !get(sim_coll(sim, "d1"), id) || sim_propagating(sim, "d1", id))
-                                add_error(errors, 10181, "D1 database '%s' could not be found. [binding '%s']", strna(id), name);
-                } else if (streq_ptr(type, "queue")) {
-                        const char *q = sim_json_str(b, "queue_name");
-                        bool found = false;
-
-                        SIM_FOREACH_VAL(sim_coll(sim, "queues"), qo)
-                                if (streq_ptr(sim_json_str(qo, "queue_name"), q))
-                                        found = true;
-                        if (!found || sim_propagating(sim, "queue", strna(q)))
-                                add_error(errors, 11000, "Queue '%s' does not exist. [binding '%s']", strna(q), name);
-                } else if (streq_ptr(type, "service")) {
-                        const char *target = sim_json_str(b, "service");
-
-                        if (!target || (!streq_ptr(target, self) && !get(sim_coll(sim, "scripts"), target)))
-                                add_error(errors, 10143,
-                                          "Could not resolve service binding '%s'. Target script '%s' not found. Please verify the target script and try again.",
-                                          name, strna(target));
-                } else if (streq_ptr(type, "durable_object_namespace")) {
-                        const char *cls = sim_json_str(b, "class_name"), *owner = sim_json_str(b, "script_name");
-
-                        if (!owner || streq_ptr(owner, self)) {
-                                if (!do_find(sim, self, cls, NULL))
-                                        add_error(errors, 10061,
-                                                  "Cannot create binding for class '%s' because it is not currently configured to implement Durable Objects. Did you forget to add a migration? [binding '%s']",
-                                                  strna(cls), name);
-                        } else if (!get(sim_coll(sim, "scripts"), owner))
-                                add_error(errors, 10061,
-                                          "Cannot create binding for class '%s' of script '%s': the script does not exist. [binding '%s']",
-                                          strna(cls), owner, name);
-                        else if (!do_find(sim, owner, cls, NULL))
-                                add_error(errors, 10061,
-                                          "Cannot create binding for class '%s': script '%s' does not export it as a Durable Object. [binding '%s']",
-                                          strna(cls), owner, name);
-                } else if (streq_ptr(type, "secrets_store_secret")) {
-                        const char *store = sim_json_str(b, "store_id"), *sn = sim_json_str(b, "secret_name");
-                        json_object *st = get(sim_coll(sim, "stores"), store);
-                        bool found = false;
-                        char key[600];
-
-                        if (st)
-                                SIM_FOREACH_VAL(get(st, "secrets"), se)
-                                        if (streq_ptr(sim_json_str(se, "name"), sn))
-                                                found = true;
-                        snprintf(key, sizeof(key), "%s/%s", strna(store), strna(sn));
-                        if (!found || sim_propagating(sim, "store_secret", key))
-                                add_error(errors, 10182, "Secrets Store secret '%s' in store '%s' could not be found. [binding '%s']",
-                                          strna(sn), strna(store), name);
-                } else if (streq_ptr(type, "hyperdrive")) {
-                        const char *id = sim_json_str(b, "id");
-
-                        if (!id || !get(sim_coll(sim, "hyperdrive"), id))
-                                add_error(errors, 10157, "Hyperdrive config '%s' could not be found. [binding '%s']", strna(id), name);
-                } else if (streq_ptr(type, "vectorize")) {
-                        const char *idx = sim_json_str(b, "index_name");
-
-                        if (!idx || !get(sim_coll(sim, "vectorize"), idx))
-                                add_error(errors, 10159, "Vectorize index '%s' could not be found. [binding '%s']", strna(idx), name);
-                }
+                for (size_t k = 0; k < ELEMENTSOF(ref_checks); k++)
+                        if (streq_ptr(type, ref_checks[k].type)) {
+                                ref_checks[k].check(sim, self, b, name, errors);
+                                break;
+                        }
         }
 }
 
@@ -653,6 +716,77 @@ static int bindings_check_after(Sim *sim, const char *self, json_object *binding
  * hashed; a secret without a value keeps the previous one; keep_types and
  * (when keep_secrets) secret bindings not named carry over. Returns a new
  * array, or NULL after replying with the error(s). */
+/* An "inherit" binding: the binding of that name (or old_name) in the
+ * previous version, or the version named; NULL when there is none (an
+ * error only when strict). */
+static json_object *binding_inherit(json_object *script, json_object *prev, json_object *b, const char *name,
+                                    bool strict, json_object *errors) {
+        const char *old = sim_json_str(b, "old_name"), *vid = sim_json_str(b, "version_id");
+        json_object *src_v = prev, *src, *nb;
+
+        if (vid && !streq(vid, "latest"))
+                src_v = version_find(script, vid);
+        src = binding_find(get(src_v, "bindings"), old ? old : name);
+        if (!src) {
+                if (strict)
+                        add_error(errors, 10057,
+                                  "Binding '%s' of type 'inherit' could not be resolved: the previous version has no binding named '%s'",
+                                  name, old ? old : name);
+                return NULL;
+        }
+        nb = sim_copy(src);
+        sim_set_str(nb, "name", name);
+        return nb;
+}
+
+/* A binding sent with its value left out keeps the previous value of that
+ * name and type (wrangler's secret bulk PATCHes every binding this way). */
+static json_object *binding_complete(json_object *prev_b, json_object *b, const char *name, const char *type,
+                                     json_object *errors) {
+        json_object *old = binding_find(prev_b, name), *nb;
+
+        if (!old || !streq_ptr(sim_json_str(old, "type"), type)) {
+                add_error(errors, 10021, "%s binding '%s' is incomplete (needs %s)", type, name,
+                          binding_needs(type));
+                return NULL;
+        }
+        nb = sim_copy(old);
+        json_object_object_foreach(b, bk, bv)
+                json_object_object_add(nb, bk, sim_copy(bv));
+        return nb;
+}
+
+/* A binding as sent; secrets are kept only as tags of their values, a D1
+ * binding gets both id spellings. */
+static json_object *binding_new(json_object *b, const char *name, const char *type, json_object *errors) {
+        json_object *nb = sim_copy(b);
+        char tag[72];
+
+        if (streq(type, "secret_text")) {
+                const char *text = sim_json_str(b, "text");
+
+                if (!text) {
+                        add_error(errors, 10021, "secret_text binding '%s' needs text as a string", name);
+                        json_object_put(nb);
+                        return NULL;
+                }
+                sim_set_str(nb, "text", sim_sha256_tag(text, strlen(text), tag));
+        } else if (streq(type, "secret_key")) {
+                json_object *k64 = get(b, "key_base64"), *jwk = get(b, "key_jwk");
+                const char *s = json_object_to_json_string_ext(k64 ? k64 : jwk, JSON_C_TO_STRING_PLAIN);
+
+                sim_set_str(nb, k64 ? "key_base64" : "key_jwk", sim_sha256_tag(s, strlen(s), tag));
+        } else if (streq(type, "d1")) {
+                const char *id = sim_json_str(b, "database_id");
+
+                if (!id)
+                        id = sim_json_str(b, "id");
+                sim_set_str(nb, "database_id", id);
+                sim_set_str(nb, "id", id);
+        }
+        return nb;
+}
+
 static json_object *bindings_resolve(Sim *sim, json_object *script, json_object *prev, json_object *reqb,
                                      json_object *keep_types, bool strict, bool keep_secrets, SimReply *rep) {
         json_object *out = json_object_new_array(), *errors = json_object_new_array();
@@ -682,76 +816,19 @@ static json_object *bindings_resolve(Sim *sim, json_object *script, json_object 
                         add_error(errors, 10021, "Duplicate binding name '%s'", name);
                         continue;
                 }
-                if (streq(type, "inherit")) {
-                        const char *old = sim_json_str(b, "old_name"), *vid = sim_json_str(b, "version_id");
-                        json_object *src_v = prev, *src;
-
-                        if (vid && !streq(vid, "latest"))
-                                src_v = version_find(script, vid);
-                        src = binding_find(get(src_v, "bindings"), old ? old : name);
-                        if (!src) {
-                                if (strict)
-                                        add_error(errors, 10057,
-                                                  "Binding '%s' of type 'inherit' could not be resolved: the previous version has no binding named '%s'",
-                                                  name, old ? old : name);
-                                continue;
-                        }
-                        nb = sim_copy(src);
-                        sim_set_str(nb, "name", name);
+                if (streq(type, "inherit"))
+                        nb = binding_inherit(script, prev, b, name, strict, errors);
+                else if (binding_incomplete(b, type))
+                        nb = binding_complete(prev_b, b, name, type, errors);
+                else
+                        nb = binding_new(b, name, type, errors);
+                if (nb)
                         json_object_array_add(out, nb);
-                        continue;
-                }
-                if (binding_incomplete(b, type)) {
-                        /* A binding sent with its value left out keeps the
-                         * previous value of that name and type (wrangler's
-                         * secret bulk PATCHes every binding this way). */
-                        json_object *old = binding_find(prev_b, name);
-
-                        if (!old || !streq_ptr(sim_json_str(old, "type"), type)) {
-                                add_error(errors, 10021, "%s binding '%s' is incomplete (needs %s)", type, name,
-                                          binding_needs(type));
-                                continue;
-                        }
-                        nb = sim_copy(old);
-                        json_object_object_foreach(b, bk, bv)
-                                json_object_object_add(nb, bk, sim_copy(bv));
-                        json_object_array_add(out, nb);
-                        continue;
-                }
-                nb = sim_copy(b);
-                if (streq(type, "secret_text")) {
-                        const char *text = sim_json_str(b, "text");
-                        char tag[72];
-
-                        if (text)
-                                sim_set_str(nb, "text", sim_sha256_tag(text, strlen(text), tag));
-                        else {
-                                add_error(errors, 10021, "secret_text binding '%s' needs text as a string", name);
-                                json_object_put(nb);
-                                continue;
-                        }
-                } else if (streq(type, "secret_key")) {
-                        json_object *k64 = get(b, "key_base64"), *jwk = get(b, "key_jwk");
-                        char tag[72];
-
-                        {
-                                const char *s = json_object_to_json_string_ext(k64 ? k64 : jwk, JSON_C_TO_STRING_PLAIN);
-
-                                sim_set_str(nb, k64 ? "key_base64" : "key_jwk", sim_sha256_tag(s, strlen(s), tag));
-                        }
-                } else if (streq(type, "d1")) {
-                        const char *id = sim_json_str(b, "database_id");
-
-                        if (!id)
-                                id = sim_json_str(b, "id");
-                        sim_set_str(nb, "database_id", id);
-                        sim_set_str(nb, "id", id);
-                }
-                json_object_array_add(out, nb);
         }
         if (json_object_array_length(errors) > 0)
                 goto fail;
 
+        /* The previous version's bindings of the kept types stay. */
         for (size_t i = 0; prev_b && i < json_object_array_length(prev_b); i++) {
                 json_object *b = json_object_array_get_idx(prev_b, i);
                 const char *type = sim_json_str(b, "type"), *name = sim_json_str(b, "name");
@@ -811,16 +888,14 @@ static bool strv_json_ok(json_object *a) {
 }
 
 /* Validates (apply=false) or applies (apply=true) one migration step. */
-static int migration_step(Sim *sim, const char *script, json_object *step, bool apply, SimReply *rep) {
+/* new_classes and new_sqlite_classes: each class must not exist yet;
+ * with apply, its namespace is created. */
+static int migration_creates(Sim *sim, const char *script, json_object *step, bool apply, SimReply *rep) {
         static const char *const creates[] = { "new_classes", "new_sqlite_classes" };
-        json_object *a;
 
-        if (!json_object_is_type(step, json_type_object)) {
-                reply_error(rep, 400, 10021, "A migration step must be an object");
-                return -EINVAL;
-        }
         for (size_t k = 0; k < ELEMENTSOF(creates); k++) {
-                a = get(step, creates[k]);
+                json_object *a = get(step, creates[k]);
+
                 if (a && (!json_object_is_type(a, json_type_array) || !strv_json_ok(a))) {
                         reply_error(rep, 400, 10021, "%s must be an array of class names", creates[k]);
                         return -EINVAL;
@@ -849,7 +924,13 @@ static int migration_step(Sim *sim, const char *script, json_object *step, bool 
                         json_object_object_add(sim_coll(sim, "do_namespaces"), id, ns);
                 }
         }
-        a = get(step, "deleted_classes");
+        return 0;
+}
+
+/* deleted_classes: each class must exist; with apply, its namespace goes. */
+static int migration_deletes(Sim *sim, const char *script, json_object *step, bool apply, SimReply *rep) {
+        json_object *a = get(step, "deleted_classes");
+
         if (a && (!json_object_is_type(a, json_type_array) || !strv_json_ok(a))) {
                 reply_error(rep, 400, 10021, "deleted_classes must be an array of class names");
                 return -EINVAL;
@@ -864,44 +945,59 @@ static int migration_step(Sim *sim, const char *script, json_object *step, bool 
                 if (apply)
                         json_object_object_del(sim_coll(sim, "do_namespaces"), id);
         }
-        a = get(step, "renamed_classes");
-        for (size_t i = 0; a && json_object_is_type(a, json_type_array) && i < json_object_array_length(a); i++) {
-                json_object *rn = json_object_array_get_idx(a, i), *ns;
-                const char *from = sim_json_str(rn, "from"), *to = sim_json_str(rn, "to");
+        return 0;
+}
 
-                if (!from || !to || !(ns = do_find(sim, script, from, NULL))) {
-                        reply_error(rep, 400, 10021, "Cannot rename class '%s': no such Durable Object class", strna(from));
-                        return -ENOENT;
-                }
-                if (apply) {
-                        char name[600];
+/* renamed_classes ({from, to} in this script) and transferred_classes
+ * ({from, from_script, to}): the class must exist where it comes from;
+ * with apply, its namespace moves to script under the new name. */
+static int migration_moves(Sim *sim, const char *script, json_object *step, const char *key, bool apply,
+                           SimReply *rep) {
+        json_object *a = get(step, key);
+        bool transfer = streq(key, "transferred_classes");
 
-                        snprintf(name, sizeof(name), "%s_%s", script, to);
-                        sim_set_str(ns, "class", to);
-                        sim_set_str(ns, "name", name);
-                }
-        }
-        a = get(step, "transferred_classes");
         for (size_t i = 0; a && json_object_is_type(a, json_type_array) && i < json_object_array_length(a); i++) {
-                json_object *tr = json_object_array_get_idx(a, i), *ns;
-                const char *from = sim_json_str(tr, "from"), *from_script = sim_json_str(tr, "from_script"),
-                           *to = sim_json_str(tr, "to");
+                json_object *mv = json_object_array_get_idx(a, i), *ns;
+                const char *from = sim_json_str(mv, "from"), *to = sim_json_str(mv, "to");
+                const char *from_script = transfer ? sim_json_str(mv, "from_script") : script;
+                char name[600];
 
                 if (!from || !from_script || !to || !(ns = do_find(sim, from_script, from, NULL))) {
-                        reply_error(rep, 400, 10021, "Cannot transfer class '%s' from '%s': no such Durable Object class",
-                                    strna(from), strna(from_script));
+                        if (transfer)
+                                reply_error(rep, 400, 10021,
+                                            "Cannot transfer class '%s' from '%s': no such Durable Object class",
+                                            strna(from), strna(from_script));
+                        else
+                                reply_error(rep, 400, 10021, "Cannot rename class '%s': no such Durable Object class",
+                                            strna(from));
                         return -ENOENT;
                 }
-                if (apply) {
-                        char name[600];
-
-                        snprintf(name, sizeof(name), "%s_%s", script, to);
-                        sim_set_str(ns, "class", to);
+                if (!apply)
+                        continue;
+                snprintf(name, sizeof(name), "%s_%s", script, to);
+                sim_set_str(ns, "class", to);
+                if (transfer)
                         sim_set_str(ns, "script", script);
-                        sim_set_str(ns, "name", name);
-                }
+                sim_set_str(ns, "name", name);
         }
         return 0;
+}
+
+static int migration_step(Sim *sim, const char *script, json_object *step, bool apply, SimReply *rep) {
+        int r;
+
+        if (!json_object_is_type(step, json_type_object)) {
+                reply_error(rep, 400, 10021, "A migration step must be an object");
+                return -EINVAL;
+        }
+        r = migration_creates(sim, script, step, apply, rep);
+        if (r >= 0)
+                r = migration_deletes(sim, script, step, apply, rep);
+        if (r >= 0)
+                r = migration_moves(sim, script, step, "renamed_classes", apply, rep);
+        if (r >= 0)
+                r = migration_moves(sim, script, step, "transferred_classes", apply, rep);
+        return r;
 }
 
 /* Checks old_tag against the script's migration_tag, then applies the
