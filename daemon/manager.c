@@ -769,6 +769,7 @@ static int manager_load_spec(Manager *m) {
         }
         log_info("Spec generation %.12s loaded: %zu files, %zu workers.", g->digest,
                  strv_length(g->files), g->n_workers);
+        engine_generation_inherit(g, m->gen);
         if (m->gen && m->gen != m->gen_in_run)
                 generation_free(m->gen);
         m->gen = g;

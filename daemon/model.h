@@ -320,6 +320,11 @@ typedef struct Worker {
          * SHA-256 state after the worker's own part, which does not
          * change while the generation lives (a Sha256, util.h). */
         void *upload_prefix;
+        /* ... and of its last result: the resolved binding targets it
+         * came from (plan.c worker_digest_key), the digest, unresolved. */
+        char *digest_key;
+        char digest_cached[65];
+        bool digest_unresolved;
 } Worker;
 
 /* One validated generation. Immutable once built. */
