@@ -315,6 +315,7 @@ typedef struct Worker {
         bool logpush;
         ResourcePolicy policy;
         char digest[65];            /* SHA-256 over the canonical worker (modules, bindings, settings) */
+        char source_key[65];        /* spec_reload(): SHA-256 of directory, file, document as written; "" none */
         Location loc;
         /* Cache of plan_worker_digest() for a loaded generation: the
          * SHA-256 state after the worker's own part, which does not

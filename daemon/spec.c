@@ -1401,6 +1401,61 @@ static void parse_observability(SpecCtx *c, Worker *w, const SpecNode *v) {
         }
 }
 
+/* A document as written (each node's type, style and text, never its
+ * position), appended to a memstream: a tag byte, then the length or
+ * item count as raw bytes, then the text or the items. */
+static void node_feed(FILE *f, const SpecNode *n) {
+        size_t k;
+
+        if (!n) {
+                fputc('~', f);
+                return;
+        }
+        switch (n->type) {
+        case SPEC_NODE_SCALAR:
+                fputc(n->plain ? 's' : 'q', f);
+                fwrite(&n->length, sizeof(n->length), 1, f);
+                fwrite(n->value, 1, n->length, f);
+                break;
+        case SPEC_NODE_SEQUENCE:
+        case SPEC_NODE_MAPPING:
+                k = n->type == SPEC_NODE_MAPPING ? 2 * n->n_items : n->n_items;
+                fputc(n->type == SPEC_NODE_MAPPING ? 'm' : 'l', f);
+                fwrite(&k, sizeof(k), 1, f);
+                for (size_t i = 0; i < k; i++)
+                        node_feed(f, n->items[i]);
+                break;
+        default:
+                break;
+        }
+}
+
+/* Worker.source_key: the spec directory, the file and the document as
+ * written. With the same key and the same modules a worker is the same
+ * (its canonical form depends on nothing else), so spec_reload() takes
+ * its digest from the generation before. Left empty when it cannot be
+ * made: the digest is then computed. */
+static void worker_source_key(SpecCtx *c, const SpecNode *doc, char ret[static 65]) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+        FILE *f;
+
+        ret[0] = '\0';
+        if (!c->reload)
+                return;
+        f = open_memstream(&buf, &len);
+        if (!f)
+                return;
+        fputs(c->root ?: "", f);
+        fputc('\0', f);
+        fputs(c->file ?: "", f);
+        fputc('\0', f);
+        node_feed(f, doc);
+        if (fclose(f) != 0)
+                return;
+        spec_sha256_hex(buf, len, ret);
+}
+
 static void parse_worker(SpecCtx *c, const Fields *f) {
         Worker *w = GROW(c, c->g->workers, c->g->n_workers, c->a_workers);
         size_t a_bindings = 0;
@@ -1410,6 +1465,7 @@ static void parse_worker(SpecCtx *c, const Fields *f) {
 
         if (!w)
                 return;
+        worker_source_key(c, f->map, w->source_key);
         w->loc = node_loc(c, f->map);
         w->workers_dev = -1;
         w->observability.head_sampling_rate = -1;
@@ -1879,11 +1935,12 @@ static int sort_errors(SpecErrors *e, size_t from) {
 }
 
 static int spec_load_full(const char *spec_dir, const SpecLimits *limits, const SpecGrant *grant,
-                          Generation **ret, SpecErrors *errors) {
+                          bool reload, const Generation *prev, Generation **ret, SpecErrors *errors) {
         _cleanup_(generation_freep) Generation *g = NULL;
         _cleanup_strv_free_ char **files = NULL;
         SpecCtx c = { .limits = limits, .errors = errors, .root_fd = -EBADF, .grant = grant,
-                      .now = limits->now ?: time(NULL) };
+                      .now = limits->now ?: time(NULL), .reload = reload,
+                      .prev = prev && prev->sorted ? prev : NULL };
         size_t first = errors->n, dropped = errors->n_dropped, n_files = 0;
         struct stat st;
         int r;
@@ -1946,11 +2003,16 @@ static int spec_load_full(const char *spec_dir, const SpecLimits *limits, const 
 
 int spec_load_with_limits(const char *spec_dir, const SpecLimits *limits,
                           Generation **ret, SpecErrors *errors) {
-        return spec_load_full(spec_dir, limits, NULL, ret, errors);
+        return spec_load_full(spec_dir, limits, NULL, false, NULL, ret, errors);
 }
 
 int spec_load_granted(const char *spec_dir, const SpecGrant *grant, Generation **ret, SpecErrors *errors) {
-        return spec_load_full(spec_dir, &spec_limits_default, grant, ret, errors);
+        return spec_load_full(spec_dir, &spec_limits_default, grant, false, NULL, ret, errors);
+}
+
+int spec_reload(const char *spec_dir, const SpecGrant *grant, const Generation *prev, Generation **ret,
+                SpecErrors *errors) {
+        return spec_load_full(spec_dir, &spec_limits_default, grant, true, prev, ret, errors);
 }
 
 int spec_load(const char *spec_dir, Generation **ret, SpecErrors *errors) {
