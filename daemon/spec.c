@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <json-c/linkhash.h>
+
 #include "spec-grammar.h"
 #include "binding-kinds.h"
 #include "secrets.h"
@@ -350,14 +352,71 @@ static ModuleType module_type_from_path(const char *p) {
         return _MODULE_TYPE_INVALID;
 }
 
+/* A module file read in this load: every worker naming it again takes
+ * these instead of opening and hashing it again (5,000 workers sharing
+ * one bundle read it once). */
+typedef struct ModuleRead {
+        uint64_t size;
+        char sha256[65];
+} ModuleRead;
+
+static void module_read_free(struct lh_entry *e) {
+        free(lh_entry_k(e));
+        free(lh_entry_v(e));
+}
+
+/* The whole generation is bounded too, counting every reference as a
+ * read (whether or not it was read again): loading runs on the loop. */
+static bool module_count(SpecCtx *c, const SpecNode *v, const char *display, uint64_t size) {
+        if (c->limits->max_total_modules > 0 && c->total_modules + size > c->limits->max_total_modules) {
+                if (!c->total_modules_exceeded)
+                        node_error(c, v, "module '%s': the modules of this spec exceed %llu bytes in total",
+                                   display, (unsigned long long) c->limits->max_total_modules);
+                c->total_modules_exceeded = true;
+                return false;
+        }
+        c->total_modules += size;
+        return true;
+}
+
+static void module_remember(SpecCtx *c, const char *rel, const Module *m) {
+        _cleanup_free_ char *k = NULL;
+        _cleanup_free_ ModuleRead *x = NULL;
+
+        if (!c->modules_read)
+                c->modules_read = lh_kchar_table_new(64, module_read_free);
+        k = strdup(rel);
+        x = malloc(sizeof(ModuleRead));
+        /* Only a cache: without it the module is read again. */
+        if (!c->modules_read || !k || !x)
+                return;
+        x->size = m->size;
+        memcpy(x->sha256, m->sha256, sizeof(x->sha256));
+        if (lh_table_insert(c->modules_read, k, x) == 0) {
+                TAKE_PTR(k);
+                TAKE_PTR(x);
+        }
+}
+
 /* Reads one module (relative to the root) into m: inside the root, a
  * regular file, within the size limit; records its size and SHA-256. */
 static bool module_load(SpecCtx *c, const SpecNode *v, const char *display, const char *rel, Module *m) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *data = NULL;
+        const ModuleRead *seen = NULL;
         struct stat st;
         size_t size = 0;
 
+        if (c->modules_read && lh_table_lookup_ex(c->modules_read, rel, (void **) &seen) && seen) {
+                if (!module_count(c, v, display, seen->size))
+                        return false;
+                memcpy(m->sha256, seen->sha256, sizeof(m->sha256));
+                m->size = seen->size;
+                m->path = path_join(c->root, rel);
+                if (!m->path)
+                        c->oom = true;
+                return m->path != NULL;
+        }
         fd = spec_open_beneath(c, rel);
         if (fd == -ENOENT || fd == -ENOTDIR) {
                 node_error(c, v, "module '%s' not found", display);
@@ -392,16 +451,8 @@ static bool module_load(SpecCtx *c, const SpecNode *v, const char *display, cons
                            (unsigned long long) c->limits->max_module_size);
                 return false;
         }
-        /* The whole generation is bounded too: loading runs on the loop. */
-        if (c->limits->max_total_modules > 0 &&
-            c->total_modules + (uint64_t) st.st_size > c->limits->max_total_modules) {
-                if (!c->total_modules_exceeded)
-                        node_error(c, v, "module '%s': the modules of this spec exceed %llu bytes in total",
-                                   display, (unsigned long long) c->limits->max_total_modules);
-                c->total_modules_exceeded = true;
+        if (!module_count(c, v, display, (uint64_t) st.st_size))
                 return false;
-        }
-        c->total_modules += (uint64_t) st.st_size;
         data = malloc((size_t) st.st_size + 1);
         if (!data) {
                 c->oom = true;
@@ -425,9 +476,12 @@ static bool module_load(SpecCtx *c, const SpecNode *v, const char *display, cons
         spec_sha256_hex(data, size, m->sha256);
         m->size = size;
         m->path = path_join(c->root, rel);
-        if (!m->path)
+        if (!m->path) {
                 c->oom = true;
-        return m->path != NULL;
+                return false;
+        }
+        module_remember(c, rel, m);
+        return true;
 }
 
 /* ---- common document keys ---- */
@@ -1990,6 +2044,8 @@ static int spec_load_full(const char *spec_dir, const SpecLimits *limits, const 
                 (void) close(c.root_fd);
         free(c.file_dir);
         strv_free(c.do_broken);
+        if (c.modules_read)
+                lh_table_free(c.modules_read);
         if (c.oom)
                 return -ENOMEM;
         if (sort_errors(errors, first) < 0)

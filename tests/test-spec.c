@@ -1313,6 +1313,38 @@ START_TEST(test_reload_reuses_digests) {
 }
 END_TEST
 
+/* One module named by many workers is read once per load, with the same
+ * outcome as reading it for each: the same digest, each reference counted
+ * against the total limit, a change seen by the next load. */
+START_TEST(test_shared_module) {
+        static const char two[] = W "---\nkind: Worker\nname: v\nmain: w.js\ncompatibility_date: \"2025-01-01\"\n";
+        _cleanup_free_ char *d = mkspec(), *o = NULL;
+        _cleanup_(generation_freep) Generation *g = NULL, *g2 = NULL;
+        SpecLimits l = spec_limits_default;
+        const char *js = "export default {};\n";
+
+        put(d, "w.js", js);
+        put(d, "spec.yaml", two);
+        o = load_dir(d, NULL, &g);
+        ck_assert_msg(startswith(o, "OK "), "%s", o);
+        ck_assert_uint_eq(g->n_workers, 2);
+        ck_assert_str_eq(g->workers[0].modules[0].sha256, g->workers[1].modules[0].sha256);
+        ck_assert_uint_eq(g->workers[1].modules[0].size, strlen(js));
+        ck_assert_str_ne(g->workers[0].modules[0].path, "");
+        o = mfree(o);
+        l.max_total_modules = 2 * strlen(js) - 1;
+        o = load_dir(d, &l, NULL);
+        ck_assert_msg(strstr(o, "the modules of this spec exceed"), "%s", o);
+        o = mfree(o);
+        put(d, "w.js", "export default { fetch() {} };\n");
+        o = load_dir(d, NULL, &g2);
+        ck_assert_str_ne(g2->workers[0].modules[0].sha256, g->workers[0].modules[0].sha256);
+        ck_assert_str_eq(g2->workers[0].modules[0].sha256, g2->workers[1].modules[0].sha256);
+        o = mfree(o);
+        rm_rf(d);
+}
+END_TEST
+
 START_TEST(test_errors_json) {
         SpecErrors e = {};
         Generation *g = NULL;
@@ -1489,6 +1521,7 @@ static Suite *spec_suite(void) {
         tcase_add_test(tc, test_canonical_digest);
         tcase_add_test(tc, test_digest_covers_modules);
         tcase_add_test(tc, test_reload_reuses_digests);
+        tcase_add_test(tc, test_shared_module);
         tcase_add_test(tc, test_errors_json);
         tcase_add_test(tc, test_corpus_bad);
         tcase_add_test(tc, test_corpus_good);
