@@ -8,12 +8,14 @@
 # of the file to cfsim answering that worker's upload (cfsim's request
 # log, microsecond times): inotify, the 200 ms debounce, the spec load,
 # observe, plan and the upload. Goal: <= 1 s at 5,000 workers.
-# The audit query reaches back at least 30 s (the overlap floor): for
-# edits within 30 s of the converge it pages over that converge's
-# entries (~15 pages of 1,000 at 5,000 workers, cfsim ~25 ms each), so
-# each figure says how many audit pages its run read. SETTLE=S waits S
-# seconds after the daemon's first run before the first edit (default 0;
-# 35 puts the converge outside the overlap: the steady state). Beside
+# The audit query reaches back at least 30 s (the overlap floor) from
+# the last run's check: while that check is within 30 s of the converge,
+# a run pages over the converge's entries again (~15 pages of 1,000 at
+# 5,000 workers, cfsim ~25 ms each), so each figure says how many audit
+# pages its run read. SETTLE=S waits S seconds after the daemon's first
+# run before the first edit (default 0; with 35 the first edit still
+# reads them, the window reaching back from the first run's check, and
+# every later edit is the steady state: one page). Beside
 # each figure: the daemon's CPU time (user + system) from the write to
 # the end of the run, less sensitive to a shared host than the wall time.
 # cfsim's limits are raised by flag (--max-scripts 0, --rate-limit
