@@ -416,6 +416,10 @@ uint64_t engine_status_generation(const Engine *e) {
         return e ? e->status_generation : 0;
 }
 
+void engine_generation_inherit(Generation *g, const Generation *old) {
+        plan_generation_inherit(g, old);
+}
+
 const char *engine_token_problem(const Engine *e) {
         return e->token_problem;
 }

@@ -159,6 +159,10 @@ json_object *engine_status_json(const Engine *e, bool problems_only);
  * the daemon serves /v1/status from bytes prepared once per change. */
 uint64_t engine_status_generation(const Engine *e);
 
+/* A newly loaded generation takes the per-worker digest caches of the
+ * one it replaces, for workers that did not change (plan.c). */
+void engine_generation_inherit(Generation *g, const Generation *old);
+
 /* Why the engine has no usable API token ("no Cloudflare API token:
  * credential 'cloudflare-api-token' …", naming the reference it looked
  * for), or NULL when one was read. */

@@ -734,7 +734,7 @@ static int manager_load_spec(Manager *m) {
         r = config_spec_grant(m->config, &grant);
         if (r < 0)
                 return log_error_errno(r, "Out of memory.");
-        r = spec_load_granted(m->config->spec_dir, &grant, &g, &errs);
+        r = spec_reload(m->config->spec_dir, &grant, m->gen, &g, &errs);
         if (r < 0) {
                 m->spec_loads_failed++;
                 ej = spec_errors_to_json(&errs);
@@ -769,6 +769,7 @@ static int manager_load_spec(Manager *m) {
         }
         log_info("Spec generation %.12s loaded: %zu files, %zu workers.", g->digest,
                  strv_length(g->files), g->n_workers);
+        engine_generation_inherit(g, m->gen);
         if (m->gen && m->gen != m->gen_in_run)
                 generation_free(m->gen);
         m->gen = g;

@@ -136,6 +136,7 @@ static void binding_done(Binding *b) {
 
 static void worker_done(Worker *w) {
         sha256_free(w->upload_prefix);
+        free(w->digest_key);
         free(w->name);
         free(w->main_module);
         for (size_t i = 0; i < w->n_modules; i++) {

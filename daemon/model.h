@@ -315,11 +315,17 @@ typedef struct Worker {
         bool logpush;
         ResourcePolicy policy;
         char digest[65];            /* SHA-256 over the canonical worker (modules, bindings, settings) */
+        char source_key[65];        /* spec_reload(): SHA-256 of directory, file, document as written; "" none */
         Location loc;
         /* Cache of plan_worker_digest() for a loaded generation: the
          * SHA-256 state after the worker's own part, which does not
          * change while the generation lives (a Sha256, util.h). */
         void *upload_prefix;
+        /* ... and of its last result: the resolved binding targets it
+         * came from (plan.c worker_digest_key), the digest, unresolved. */
+        char *digest_key;
+        char digest_cached[65];
+        bool digest_unresolved;
 } Worker;
 
 /* One validated generation. Immutable once built. */

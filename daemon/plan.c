@@ -807,37 +807,87 @@ static int worker_digest_prefix(const Worker *w, bool cache, Sha256 **ret) {
         return 0;
 }
 
+/* The resolved targets of a worker's non-secret bindings as one string:
+ * with the worker itself (fixed while its generation lives) they decide
+ * plan_worker_digest(). NULL entries are "-", others length-prefixed. */
+static int worker_digest_key(const Generation *g, const Worker *w, const LiveState *live, const Ledger *ledger,
+                             bool trust_ledger, char **values, char **store_ids, char **ret) {
+        _cleanup_free_ char *key = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&key, &len);
+        int r = 0;
+
+        if (!f)
+                return -ENOMEM;
+        for (size_t i = 0; i < w->n_bindings && r >= 0; i++) {
+                if (w->bindings[i].kind == BINDING_SECRET)
+                        continue;
+                r = plan_resolve_binding(g, w, &w->bindings[i], live, ledger, trust_ledger, &values[i],
+                                         &store_ids[i]);
+                if (r < 0)
+                        break;
+                for (int k = 0; k < 2; k++) {
+                        const char *x = k == 0 ? values[i] : store_ids[i];
+
+                        if (x)
+                                fprintf(f, "%zu:%s", strlen(x), x);
+                        else
+                                fputc('-', f);
+                }
+        }
+        if (fclose(f) != 0 && r >= 0)
+                r = -ENOMEM;
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(key);
+        return 0;
+}
+
 int plan_worker_digest(const Generation *g, const Worker *w, const LiveState *live, const Ledger *ledger,
                        bool trust_ledger, char ret[static 65], bool *ret_unresolved) {
         /* Fed piece by piece: the same bytes (and digest) as the text
          * this once built in a memstream, without the buffer. The
          * worker's own part is the same every run while its generation
-         * lives: a loaded generation keeps the state after it. */
+         * lives: a loaded generation keeps the state after it, and the
+         * last digest with the resolved targets it came from. */
         bool cache = g && g->sorted, unresolved = false;
-        Sha256 *f = cache && w->upload_prefix ? sha256_copy(w->upload_prefix) : NULL;
-        int r = 0;
+        _cleanup_free_ char *key = NULL;
+        char **values = calloc(w->n_bindings + 1, sizeof(char *));
+        char **store_ids = calloc(w->n_bindings + 1, sizeof(char *));
+        Sha256 *f = NULL;
+        int r;
 
+        if (!values || !store_ids) {
+                r = -ENOMEM;
+                goto out;
+        }
+        r = worker_digest_key(g, w, live, ledger, trust_ledger, values, store_ids, &key);
+        if (r < 0)
+                goto out;
+        if (cache && w->digest_key && streq(w->digest_key, key)) {
+                memcpy(ret, w->digest_cached, 65);
+                unresolved = w->digest_unresolved;
+                goto out;
+        }
+        f = cache && w->upload_prefix ? sha256_copy(w->upload_prefix) : NULL;
         if (!f)
                 r = worker_digest_prefix(w, cache, &f);
         if (r < 0)
-                return r;
+                goto out;
         for (size_t i = 0; i < w->n_bindings && r >= 0; i++) {
                 const Binding *b = &w->bindings[i];
-                _cleanup_free_ char *v = NULL, *st = NULL, *c = NULL;
+                _cleanup_free_ char *c = NULL;
 
                 if (b->kind == BINDING_SECRET) {
                         r = r < 0 ? r : sha256_feedf(f, "%s secret\n", b->name);
                         continue;
                 }
-                r = plan_resolve_binding(g, w, b, live, ledger, trust_ledger, &v, &st);
-                if (r < 0)
-                        break;
-                if (binding_needs_target(b) && !v) {
+                if (binding_needs_target(b) && !values[i]) {
                         unresolved = true;
                         r = r < 0 ? r : sha256_feedf(f, "%s <unresolved>\n", b->name);
                         continue;
                 }
-                r = plan_binding_canon_desired(w, b, v, st, &c);
+                r = plan_binding_canon_desired(w, b, values[i], store_ids[i], &c);
                 if (r < 0)
                         break;
                 r = r < 0 ? r : sha256_feedf(f, "%s %s\n", b->name, strna(c));
@@ -847,13 +897,51 @@ int plan_worker_digest(const Generation *g, const Worker *w, const LiveState *li
         if (w->n_migrations > 0)
                 r = r < 0 ? r : sha256_feedf(f, "migration %s\n", strna(w->migrations[w->n_migrations - 1].tag));
         sha256_end_hex(f, ret);
+        if (r >= 0 && !ret[0])
+                r = -ENOMEM;
+        /* A cache that cannot be made is only a cache. */
+        if (r >= 0 && cache) {
+                Worker *mw = (Worker *) w;
+
+                free(mw->digest_key);
+                mw->digest_key = TAKE_PTR(key);
+                memcpy(mw->digest_cached, ret, 65);
+                mw->digest_unresolved = unresolved;
+        }
+out:
+        for (size_t i = 0; values && i < w->n_bindings; i++)
+                free(values[i]);
+        for (size_t i = 0; store_ids && i < w->n_bindings; i++)
+                free(store_ids[i]);
+        free(values);
+        free(store_ids);
         if (r < 0)
                 return r;
-        if (!ret[0])
-                return -ENOMEM;
         if (ret_unresolved)
                 *ret_unresolved = unresolved;
         return 0;
+}
+
+/* Caches of a worker whose canonical form (Worker.digest) is the same in
+ * the generation before: its own digest part and its last digest. A spec
+ * edit then costs only the workers it touched. */
+void plan_generation_inherit(Generation *g, const Generation *old) {
+        if (!g || !old || !g->sorted || !old->sorted || g == old)
+                return;
+        for (size_t i = 0; i < g->n_workers; i++) {
+                Worker *w = &g->workers[i];
+                const Worker *o = generation_find_worker(old, w->name);
+
+                if (!o || !streq(o->digest, w->digest))
+                        continue;
+                if (!w->upload_prefix && o->upload_prefix)
+                        w->upload_prefix = sha256_copy(o->upload_prefix);
+                if (!w->digest_key && o->digest_key) {
+                        w->digest_key = strdup(o->digest_key);
+                        memcpy(w->digest_cached, o->digest_cached, 65);
+                        w->digest_unresolved = o->digest_unresolved;
+                }
+        }
 }
 
 void plan_resource_digest(ResourceKind kind, const void *d, char ret[static 65]) {

@@ -285,6 +285,9 @@ int plan_binding_canon_desired(const Worker *w, const Binding *b, const char *va
 int plan_worker_digest(const Generation *g, const Worker *w, const LiveState *live,
                        const Ledger *ledger, bool trust_ledger, char ret[static 65],
                        bool *ret_unresolved);
+/* Hands the digest caches of every worker unchanged since the generation
+ * before (same Worker.digest) to the new generation; both loaded. */
+void plan_generation_inherit(Generation *g, const Generation *old);
 /* Digests recorded for data resources (their Cloudflare-visible settings). */
 void plan_resource_digest(ResourceKind kind, const void *desired, char ret[static 65]);
 /* The Cloudflare name of a desired resource document. */

@@ -11,6 +11,8 @@
 
 #include "model.h"
 #include "spec-yaml.h"
+
+struct lh_table;
 #include "spec.h"
 
 typedef struct SpecCtx {
@@ -21,6 +23,9 @@ typedef struct SpecCtx {
         int root_fd;                /* O_PATH fd of root, for openat2 */
         bool no_openat2;
         const SpecGrant *grant;     /* NULL: secret references checked for form only */
+        struct lh_table *modules_read;      /* rel path → ModuleRead: each module file read once per load */
+        bool reload;                /* spec_reload(): each worker gets its source_key */
+        const Generation *prev;     /* spec_reload(): the generation before, loaded; else NULL */
         time_t now;                 /* the validator's clock: limits->now or time(NULL) */
         size_t hint_work;
         uint64_t total_yaml, total_modules; /* bytes read so far (SPEC_MAX_TOTAL_*) */

@@ -747,6 +747,22 @@ static void sort_array(void *base, size_t n, size_t size, int (*cmp)(const void 
                 qsort(base, n, size, cmp);
 }
 
+/* Whether w was written exactly as in the generation before (source key)
+ * with the same modules: then its digest is the one before, copied. */
+static bool worker_same_as_before(SpecCtx *c, Worker *w) {
+        const Worker *p = c->prev && w->source_key[0] && w->name ? generation_find_worker(c->prev, w->name) : NULL;
+
+        if (!p || !streq(p->source_key, w->source_key) || p->n_modules != w->n_modules)
+                return false;
+        for (size_t i = 0; i < w->n_modules; i++)
+                if (!streq_ptr(p->modules[i].name, w->modules[i].name) ||
+                    !streq(p->modules[i].sha256, w->modules[i].sha256) ||
+                    p->modules[i].size != w->modules[i].size || p->modules[i].type != w->modules[i].type)
+                        return false;
+        memcpy(w->digest, p->digest, sizeof(w->digest));
+        return true;
+}
+
 int spec_finalize_generation(SpecCtx *c) {
         Generation *g = c->g;
         json_object *o;
@@ -788,6 +804,8 @@ int spec_finalize_generation(SpecCtx *c) {
                         strv_sort_uniq(w->migrations[j].new_sqlite_classes);
                         strv_sort_uniq(w->migrations[j].deleted_classes);
                 }
+                if (worker_same_as_before(c, w))
+                        continue;
                 o = worker_to_json(w);
                 r = digest_json(o, w->digest);
                 json_object_put(o);

@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <json-c/linkhash.h>
+
 #include "spec-grammar.h"
 #include "binding-kinds.h"
 #include "secrets.h"
@@ -350,14 +352,71 @@ static ModuleType module_type_from_path(const char *p) {
         return _MODULE_TYPE_INVALID;
 }
 
+/* A module file read in this load: every worker naming it again takes
+ * these instead of opening and hashing it again (5,000 workers sharing
+ * one bundle read it once). */
+typedef struct ModuleRead {
+        uint64_t size;
+        char sha256[65];
+} ModuleRead;
+
+static void module_read_free(struct lh_entry *e) {
+        free(lh_entry_k(e));
+        free(lh_entry_v(e));
+}
+
+/* The whole generation is bounded too, counting every reference as a
+ * read (whether or not it was read again): loading runs on the loop. */
+static bool module_count(SpecCtx *c, const SpecNode *v, const char *display, uint64_t size) {
+        if (c->limits->max_total_modules > 0 && c->total_modules + size > c->limits->max_total_modules) {
+                if (!c->total_modules_exceeded)
+                        node_error(c, v, "module '%s': the modules of this spec exceed %llu bytes in total",
+                                   display, (unsigned long long) c->limits->max_total_modules);
+                c->total_modules_exceeded = true;
+                return false;
+        }
+        c->total_modules += size;
+        return true;
+}
+
+static void module_remember(SpecCtx *c, const char *rel, const Module *m) {
+        _cleanup_free_ char *k = NULL;
+        _cleanup_free_ ModuleRead *x = NULL;
+
+        if (!c->modules_read)
+                c->modules_read = lh_kchar_table_new(64, module_read_free);
+        k = strdup(rel);
+        x = malloc(sizeof(ModuleRead));
+        /* Only a cache: without it the module is read again. */
+        if (!c->modules_read || !k || !x)
+                return;
+        x->size = m->size;
+        memcpy(x->sha256, m->sha256, sizeof(x->sha256));
+        if (lh_table_insert(c->modules_read, k, x) == 0) {
+                TAKE_PTR(k);
+                TAKE_PTR(x);
+        }
+}
+
 /* Reads one module (relative to the root) into m: inside the root, a
  * regular file, within the size limit; records its size and SHA-256. */
 static bool module_load(SpecCtx *c, const SpecNode *v, const char *display, const char *rel, Module *m) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *data = NULL;
+        const ModuleRead *seen = NULL;
         struct stat st;
         size_t size = 0;
 
+        if (c->modules_read && lh_table_lookup_ex(c->modules_read, rel, (void **) &seen) && seen) {
+                if (!module_count(c, v, display, seen->size))
+                        return false;
+                memcpy(m->sha256, seen->sha256, sizeof(m->sha256));
+                m->size = seen->size;
+                m->path = path_join(c->root, rel);
+                if (!m->path)
+                        c->oom = true;
+                return m->path != NULL;
+        }
         fd = spec_open_beneath(c, rel);
         if (fd == -ENOENT || fd == -ENOTDIR) {
                 node_error(c, v, "module '%s' not found", display);
@@ -392,16 +451,8 @@ static bool module_load(SpecCtx *c, const SpecNode *v, const char *display, cons
                            (unsigned long long) c->limits->max_module_size);
                 return false;
         }
-        /* The whole generation is bounded too: loading runs on the loop. */
-        if (c->limits->max_total_modules > 0 &&
-            c->total_modules + (uint64_t) st.st_size > c->limits->max_total_modules) {
-                if (!c->total_modules_exceeded)
-                        node_error(c, v, "module '%s': the modules of this spec exceed %llu bytes in total",
-                                   display, (unsigned long long) c->limits->max_total_modules);
-                c->total_modules_exceeded = true;
+        if (!module_count(c, v, display, (uint64_t) st.st_size))
                 return false;
-        }
-        c->total_modules += (uint64_t) st.st_size;
         data = malloc((size_t) st.st_size + 1);
         if (!data) {
                 c->oom = true;
@@ -425,9 +476,12 @@ static bool module_load(SpecCtx *c, const SpecNode *v, const char *display, cons
         spec_sha256_hex(data, size, m->sha256);
         m->size = size;
         m->path = path_join(c->root, rel);
-        if (!m->path)
+        if (!m->path) {
                 c->oom = true;
-        return m->path != NULL;
+                return false;
+        }
+        module_remember(c, rel, m);
+        return true;
 }
 
 /* ---- common document keys ---- */
@@ -1490,6 +1544,61 @@ static void parse_worker_durable_objects(SpecCtx *c, Worker *w, const SpecNode *
                 c->oom = true;
 }
 
+/* A document as written (each node's type, style and text, never its
+ * position), appended to a memstream: a tag byte, then the length or
+ * item count as raw bytes, then the text or the items. */
+static void node_feed(FILE *f, const SpecNode *n) {
+        size_t k;
+
+        if (!n) {
+                fputc('~', f);
+                return;
+        }
+        switch (n->type) {
+        case SPEC_NODE_SCALAR:
+                fputc(n->plain ? 's' : 'q', f);
+                fwrite(&n->length, sizeof(n->length), 1, f);
+                fwrite(n->value, 1, n->length, f);
+                break;
+        case SPEC_NODE_SEQUENCE:
+        case SPEC_NODE_MAPPING:
+                k = n->type == SPEC_NODE_MAPPING ? 2 * n->n_items : n->n_items;
+                fputc(n->type == SPEC_NODE_MAPPING ? 'm' : 'l', f);
+                fwrite(&k, sizeof(k), 1, f);
+                for (size_t i = 0; i < k; i++)
+                        node_feed(f, n->items[i]);
+                break;
+        default:
+                break;
+        }
+}
+
+/* Worker.source_key: the spec directory, the file and the document as
+ * written. With the same key and the same modules a worker is the same
+ * (its canonical form depends on nothing else), so spec_reload() takes
+ * its digest from the generation before. Left empty when it cannot be
+ * made: the digest is then computed. */
+static void worker_source_key(SpecCtx *c, const SpecNode *doc, char ret[static 65]) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+        FILE *f;
+
+        ret[0] = '\0';
+        if (!c->reload)
+                return;
+        f = open_memstream(&buf, &len);
+        if (!f)
+                return;
+        fputs(c->root ?: "", f);
+        fputc('\0', f);
+        fputs(c->file ?: "", f);
+        fputc('\0', f);
+        node_feed(f, doc);
+        if (fclose(f) != 0)
+                return;
+        spec_sha256_hex(buf, len, ret);
+}
+
 static void parse_worker(SpecCtx *c, const Fields *f) {
         Worker *w = GROW(c, c->g->workers, c->g->n_workers, c->a_workers);
         size_t a_bindings = 0;
@@ -1497,6 +1606,7 @@ static void parse_worker(SpecCtx *c, const Fields *f) {
 
         if (!w)
                 return;
+        worker_source_key(c, f->map, w->source_key);
         w->loc = node_loc(c, f->map);
         w->workers_dev = -1;
         w->observability.head_sampling_rate = -1;
@@ -1935,11 +2045,12 @@ static int sort_errors(SpecErrors *e, size_t from) {
 }
 
 static int spec_load_full(const char *spec_dir, const SpecLimits *limits, const SpecGrant *grant,
-                          Generation **ret, SpecErrors *errors) {
+                          bool reload, const Generation *prev, Generation **ret, SpecErrors *errors) {
         _cleanup_(generation_freep) Generation *g = NULL;
         _cleanup_strv_free_ char **files = NULL;
         SpecCtx c = { .limits = limits, .errors = errors, .root_fd = -EBADF, .grant = grant,
-                      .now = limits->now ?: time(NULL) };
+                      .now = limits->now ?: time(NULL), .reload = reload,
+                      .prev = prev && prev->sorted ? prev : NULL };
         size_t first = errors->n, dropped = errors->n_dropped, n_files = 0;
         struct stat st;
         int r;
@@ -1989,6 +2100,8 @@ static int spec_load_full(const char *spec_dir, const SpecLimits *limits, const 
                 (void) close(c.root_fd);
         free(c.file_dir);
         strv_free(c.do_broken);
+        if (c.modules_read)
+                lh_table_free(c.modules_read);
         if (c.oom)
                 return -ENOMEM;
         if (sort_errors(errors, first) < 0)
@@ -2002,11 +2115,16 @@ static int spec_load_full(const char *spec_dir, const SpecLimits *limits, const 
 
 int spec_load_with_limits(const char *spec_dir, const SpecLimits *limits,
                           Generation **ret, SpecErrors *errors) {
-        return spec_load_full(spec_dir, limits, NULL, ret, errors);
+        return spec_load_full(spec_dir, limits, NULL, false, NULL, ret, errors);
 }
 
 int spec_load_granted(const char *spec_dir, const SpecGrant *grant, Generation **ret, SpecErrors *errors) {
-        return spec_load_full(spec_dir, &spec_limits_default, grant, ret, errors);
+        return spec_load_full(spec_dir, &spec_limits_default, grant, false, NULL, ret, errors);
+}
+
+int spec_reload(const char *spec_dir, const SpecGrant *grant, const Generation *prev, Generation **ret,
+                SpecErrors *errors) {
+        return spec_load_full(spec_dir, &spec_limits_default, grant, true, prev, ret, errors);
 }
 
 int spec_load(const char *spec_dir, Generation **ret, SpecErrors *errors) {

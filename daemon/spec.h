@@ -124,6 +124,14 @@ int spec_load_with_limits(const char *spec_dir, const SpecLimits *limits,
  * only, as spec_load). The daemon and the CLI load through this. */
 int spec_load_granted(const char *spec_dir, const SpecGrant *grant, Generation **ret, SpecErrors *errors);
 
+/* As spec_load_granted, for the daemon's loads: a worker whose document
+ * (the same text in the same file of the same directory) and modules are
+ * those of prev (a generation spec_reload made, or NULL) takes its digest
+ * from prev instead of computing its canonical form again. The result is
+ * the generation spec_load_granted gives, plus each worker's source_key. */
+int spec_reload(const char *spec_dir, const SpecGrant *grant, const Generation *prev, Generation **ret,
+                SpecErrors *errors);
+
 /* Rule checks, exposed for unit tests. Each returns true when valid;
  * with reterr, a static reason on failure. */
 bool spec_valid_cron(const char *s, const char **reterr);

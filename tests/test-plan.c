@@ -1469,6 +1469,80 @@ START_TEST(test_digest_ignores_non_upload_changes) {
 }
 END_TEST
 
+/* A loaded (sorted) generation caches each worker's digest with the
+ * resolved targets it came from: a moved target is a new digest, equal to
+ * the one computed without the cache; a new generation inherits the
+ * caches of unchanged workers only. */
+START_TEST(test_digest_cache) {
+        _cleanup_(generation_freep) Generation *g = gen_new(), *g2 = gen_new(), *g3 = gen_new();
+        _cleanup_(live_state_freep) LiveState *l = live_listed(), *l2 = live_listed();
+        _cleanup_(ledger_freep) Ledger *d = ledger_new();
+        Worker *w, *w2, *w3;
+        char c1[65], c2[65], u1[65], u2[65];
+        bool unresolved = true;
+
+        add_kv(g, "cache");
+        w = add_worker(g, "api");
+        add_target(w, "CACHE", BINDING_KV_NAMESPACE, "cache");
+        add_secret(w, "K", "cred-a");
+        ck_assert_ptr_nonnull(live_state_add_resource(l, RESOURCE_KV_NAMESPACE, "id-1", "cache"));
+        ck_assert_ptr_nonnull(live_state_add_resource(l2, RESOURCE_KV_NAMESPACE, "id-2", "cache"));
+
+        /* Uncached reference values. */
+        ck_assert_int_eq(plan_worker_digest(g, w, l, d, false, u1, NULL), 0);
+        ck_assert_int_eq(plan_worker_digest(g, w, l2, d, false, u2, NULL), 0);
+        ck_assert_str_ne(u1, u2);
+        ck_assert_ptr_null(w->digest_key);
+
+        g->sorted = true;
+        ck_assert_int_eq(plan_worker_digest(g, w, l, d, false, c1, &unresolved), 0);
+        ck_assert_str_eq(c1, u1);
+        ck_assert(!unresolved);
+        ck_assert_ptr_nonnull(w->digest_key);
+        ck_assert_ptr_nonnull(w->upload_prefix);
+        ck_assert_int_eq(plan_worker_digest(g, w, l, d, false, c1, NULL), 0);
+        ck_assert_str_eq(c1, u1);
+        ck_assert_int_eq(plan_worker_digest(g, w, l2, d, false, c2, NULL), 0);
+        ck_assert_str_eq(c2, u2);
+        ck_assert_int_eq(plan_worker_digest(g, w, l, d, false, c1, NULL), 0);
+        ck_assert_str_eq(c1, u1);
+
+        /* Same canonical worker: inherited; another: not. */
+        add_kv(g2, "cache");
+        w2 = add_worker(g2, "api");
+        add_target(w2, "CACHE", BINDING_KV_NAMESPACE, "cache");
+        add_secret(w2, "K", "cred-a");
+        g2->sorted = true;
+        plan_generation_inherit(g2, g);
+        ck_assert_str_eq(w2->digest_key, w->digest_key);
+        ck_assert_str_eq(w2->digest_cached, u1);
+        ck_assert_ptr_nonnull(w2->upload_prefix);
+
+        add_kv(g3, "cache");
+        w3 = add_worker(g3, "api");
+        add_target(w3, "CACHE", BINDING_KV_NAMESPACE, "cache");
+        snprintf(w3->digest, sizeof(w3->digest), "another-digest");
+        free(w3->compatibility_date);
+        w3->compatibility_date = strdup("2026-01-01");
+        g3->sorted = true;
+        plan_generation_inherit(g3, g);
+        ck_assert_ptr_null(w3->digest_key);
+        ck_assert_ptr_null(w3->upload_prefix);
+        ck_assert_int_eq(plan_worker_digest(g3, w3, l, d, false, c1, NULL), 0);
+        ck_assert_str_ne(c1, u1);
+
+        /* An unresolved target is cached as such. */
+        live_state_free(TAKE_PTR(l));
+        l = live_listed();
+        ck_assert_int_eq(plan_worker_digest(g, w, l, d, false, c1, &unresolved), 0);
+        ck_assert(unresolved);
+        ck_assert_int_eq(plan_worker_digest(g, w, l, d, false, c2, &unresolved), 0);
+        ck_assert(unresolved);
+        ck_assert_str_eq(c1, c2);
+        ck_assert_str_ne(c1, u1);
+}
+END_TEST
+
 START_TEST(test_store_secret_deletion_policy) {
         _cleanup_(generation_freep) Generation *g = gen_new();
         _cleanup_(live_state_freep) LiveState *l = live_listed();
@@ -1818,6 +1892,7 @@ static Suite *plan_suite(void) {
         tcase_add_test(tc, test_intent_worker_with_migration);
         tcase_add_test(tc, test_service_dependency_only_on_create);
         tcase_add_test(tc, test_digest_ignores_non_upload_changes);
+        tcase_add_test(tc, test_digest_cache);
         tcase_add_test(tc, test_store_secret_deletion_policy);
         tcase_add_test(tc, test_diff_drifted_var);
         tcase_add_test(tc, test_diff_spec_change);

@@ -1240,6 +1240,113 @@ START_TEST(test_digest_covers_modules) {
 }
 END_TEST
 
+/* spec_reload: each reload gives the generation a fresh load gives, with
+ * the digests of unchanged workers taken from the one before: a changed
+ * document, module, quoting, file or directory is computed again. */
+static void assert_reload_equals_load(const char *d, Generation **prev) {
+        _cleanup_(generation_freep) Generation *fresh = NULL;
+        Generation *g = NULL;
+        SpecErrors e = {};
+
+        ck_assert_int_eq(spec_load(d, &fresh, &e), 0);
+        ck_assert_int_eq(spec_reload(d, NULL, *prev, &g, &e), 0);
+        ck_assert_str_eq(g->digest, fresh->digest);
+        ck_assert_uint_eq(g->n_workers, fresh->n_workers);
+        for (size_t i = 0; i < g->n_workers; i++) {
+                ck_assert_str_eq(g->workers[i].name, fresh->workers[i].name);
+                ck_assert_str_eq(g->workers[i].digest, fresh->workers[i].digest);
+        }
+        spec_errors_done(&e);
+        generation_free(*prev);
+        *prev = g;
+}
+
+START_TEST(test_reload_reuses_digests) {
+        _cleanup_free_ char *d = mkspec(), *d2 = mkspec(), *before = NULL;
+        _cleanup_(generation_freep) Generation *prev = NULL;
+        SpecErrors e = {};
+
+        put(d, "w.js", "export default {};\n");
+        put(d, "spec.yaml", W "bindings:\n  A: '1'\n---\n"
+            "kind: Worker\nname: v\nmain: w.js\ncompatibility_date: \"2025-01-01\"\n");
+        ck_assert_int_eq(spec_load(d, &prev, &e), 0);
+        ck_assert_str_eq(prev->workers[0].source_key, "");  /* spec_load makes no key */
+        generation_free(TAKE_PTR(prev));
+        ck_assert_int_eq(spec_reload(d, NULL, NULL, &prev, &e), 0);
+        ck_assert_str_ne(prev->workers[0].source_key, "");
+        assert_reload_equals_load(d, &prev);
+        before = strdup(prev->workers[1].digest);
+        /* One document edited: w's digest moves, v's is the one before. */
+        put(d, "spec.yaml", W "bindings:\n  A: '2'\n---\n"
+            "kind: Worker\nname: v\nmain: w.js\ncompatibility_date: \"2025-01-01\"\n");
+        assert_reload_equals_load(d, &prev);
+        ck_assert_str_eq(prev->workers[1].name, "w");
+        ck_assert_str_ne(prev->workers[1].digest, before);
+        /* Quoting that changes the type, a module's content, a file's name. */
+        put(d, "spec.yaml", W "bindings:\n  A: 2\n---\n"
+            "kind: Worker\nname: v\nmain: w.js\ncompatibility_date: \"2025-01-01\"\n");
+        assert_reload_equals_load(d, &prev);
+        put(d, "w.js", "export default { fetch() {} };\n");
+        assert_reload_equals_load(d, &prev);
+        {
+                _cleanup_free_ char *from = path_join(d, "spec.yaml"), *to = path_join(d, "other.yaml");
+
+                ck_assert_int_eq(rename(from, to), 0);
+        }
+        assert_reload_equals_load(d, &prev);
+        /* The same files in another directory. */
+        put(d2, "w.js", "export default { fetch() {} };\n");
+        put(d2, "other.yaml", W "bindings:\n  A: 2\n---\n"
+            "kind: Worker\nname: v\nmain: w.js\ncompatibility_date: \"2025-01-01\"\n");
+        assert_reload_equals_load(d2, &prev);
+        /* Taken, not computed: a marked digest before comes back as is. */
+        {
+                Generation *g = NULL;
+
+                memset(prev->workers[0].digest, 'a', 64);
+                ck_assert_int_eq(spec_reload(d2, NULL, prev, &g, &e), 0);
+                ck_assert_str_eq(g->workers[0].digest, prev->workers[0].digest);
+                ck_assert_str_ne(g->workers[1].digest, prev->workers[0].digest);
+                generation_free(g);
+        }
+        spec_errors_done(&e);
+        rm_rf(d);
+        rm_rf(d2);
+}
+END_TEST
+
+/* One module named by many workers is read once per load, with the same
+ * outcome as reading it for each: the same digest, each reference counted
+ * against the total limit, a change seen by the next load. */
+START_TEST(test_shared_module) {
+        static const char two[] = W "---\nkind: Worker\nname: v\nmain: w.js\ncompatibility_date: \"2025-01-01\"\n";
+        _cleanup_free_ char *d = mkspec(), *o = NULL;
+        _cleanup_(generation_freep) Generation *g = NULL, *g2 = NULL;
+        SpecLimits l = spec_limits_default;
+        const char *js = "export default {};\n";
+
+        put(d, "w.js", js);
+        put(d, "spec.yaml", two);
+        o = load_dir(d, NULL, &g);
+        ck_assert_msg(startswith(o, "OK "), "%s", o);
+        ck_assert_uint_eq(g->n_workers, 2);
+        ck_assert_str_eq(g->workers[0].modules[0].sha256, g->workers[1].modules[0].sha256);
+        ck_assert_uint_eq(g->workers[1].modules[0].size, strlen(js));
+        ck_assert_str_ne(g->workers[0].modules[0].path, "");
+        o = mfree(o);
+        l.max_total_modules = 2 * strlen(js) - 1;
+        o = load_dir(d, &l, NULL);
+        ck_assert_msg(strstr(o, "the modules of this spec exceed"), "%s", o);
+        o = mfree(o);
+        put(d, "w.js", "export default { fetch() {} };\n");
+        o = load_dir(d, NULL, &g2);
+        ck_assert_str_ne(g2->workers[0].modules[0].sha256, g->workers[0].modules[0].sha256);
+        ck_assert_str_eq(g2->workers[0].modules[0].sha256, g2->workers[1].modules[0].sha256);
+        o = mfree(o);
+        rm_rf(d);
+}
+END_TEST
+
 START_TEST(test_errors_json) {
         SpecErrors e = {};
         Generation *g = NULL;
@@ -1415,6 +1522,8 @@ static Suite *spec_suite(void) {
         tcase_add_test(tc, test_stores_and_consumers);
         tcase_add_test(tc, test_canonical_digest);
         tcase_add_test(tc, test_digest_covers_modules);
+        tcase_add_test(tc, test_reload_reuses_digests);
+        tcase_add_test(tc, test_shared_module);
         tcase_add_test(tc, test_errors_json);
         tcase_add_test(tc, test_corpus_bad);
         tcase_add_test(tc, test_corpus_good);

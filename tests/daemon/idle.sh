@@ -6,7 +6,8 @@
 # thread blocks) over IDLE_SECONDS (default 4) must stay at most
 # MAX_WAKES (default 2). Before, two HTTP timers (the listener's and the
 # request deadline's) woke it about twice a second.
-# With strace installed, the epoll_wait calls are counted too.
+# With strace installed, the epoll_wait calls are counted too. Then the
+# same with the watchdog on: its pings are the only wake-ups.
 [ -n "$BASH_VERSION" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 IDLE_SECONDS=${IDLE_SECONDS:-4}
@@ -54,5 +55,26 @@ if command -v strace >/dev/null; then
 else
 	echo "SKIP (strace part): strace is not installed; the /proc count above stands"
 fi
+stop_daemon
+
+# With the watchdog on (WATCHDOG_USEC, as systemd sets it), sd-event pings
+# it every half to three quarters of the period: that is the one wake-up
+# an idle daemon may add. A 2 s period over WATCHDOG_SECONDS (6) gives 4
+# to 6 pings; beyond them, the allowance above. At least one wake-up shows
+# the watchdog is really on.
+WATCHDOG_SECONDS=${WATCHDOG_SECONDS:-6}
+export WATCHDOG_USEC=2000000
+start_daemon
+unset WATCHDOG_USEC
+check "the first reconcile finishes (watchdog on)" wait_idle
+sleep 0.5
+before=$(switches)
+sleep "$WATCHDOG_SECONDS"
+after=$(switches)
+wakes=$((after - before))
+most=$((WATCHDOG_SECONDS + MAX_WAKES))
+echo "# idle ${WATCHDOG_SECONDS}s with a 2 s watchdog: $wakes voluntary context switches"
+check "with the watchdog on, only its pings wake the daemon (1 <= $wakes <= $most)" \
+	[ "$wakes" -ge 1 -a "$wakes" -le "$most" ]
 stop_daemon
 finish
