@@ -30,6 +30,11 @@
  * at least AUDIT_OVERLAP_FLOOR_USEC, at most audit_overlap (and the whole
  * audit_overlap while the delay is unknown or own writes are missing). */
 #define META_AUDIT_LAG "engine.audit.lag"
+/* bindery's own API token id, {"id": …, "fp": HMAC of the token}: its
+ * entries are left out of the observe query (actor_token_id.not), so a
+ * no-op does not page through its own last converge. Reused only while
+ * the token's fingerprint matches; else asked once (GET /user/tokens/verify). */
+#define META_AUDIT_TOKEN "engine.audit.token"
 #define AUDIT_LAG_MARGIN 4
 #define AUDIT_OVERLAP_FLOOR_USEC (30 * USEC_PER_SEC)
 #define META_REFRESH_LAST "engine.refresh.last"
@@ -60,6 +65,9 @@ struct Engine {
         bool allow_empty;
         char *token_problem;        /* engine_token_problem() */
         char *token_ref;            /* the api_token reference, for messages */
+        char *token_id;             /* the token's id (META_AUDIT_TOKEN), or NULL */
+        char token_fp[65];          /* HMAC of the token ("": none) */
+        bool token_id_asked;        /* GET /user/tokens/verify sent by this engine */
         unsigned max_deletions;
         unsigned concurrency;
         unsigned request_budget;
@@ -224,6 +232,8 @@ static int engine_copy_config(Engine *e, const Config *c) {
         return 0;
 }
 
+static int engine_secret_hmac(Engine *e, const void *value, size_t size, char ret[static 65]);
+
 int engine_new_with_store(Engine **ret, sd_event *event, const Config *config, Store *store) {
         _cleanup_(store_freep) Store *st = store;
         _cleanup_(engine_freep) Engine *e = NULL;
@@ -267,6 +277,8 @@ int engine_new_with_store(Engine **ret, sd_event *event, const Config *config, S
         cfapi_options_from_config(&o, config);
         o.token = r >= 0 ? token : NULL;
         o.token_size = r >= 0 ? token_size : 0;
+        if (!o.token || engine_secret_hmac(e, token, token_size, e->token_fp) < 0)
+                e->token_fp[0] = 0;
         r = cfapi_new(&e->api, event, &o);
         erase_and_free(token, token_size);
         if (r < 0)
@@ -341,6 +353,7 @@ Engine *engine_free(Engine *e) {
         free(e->state_dir);
         free(e->token_problem);
         free(e->token_ref);
+        free(e->token_id);
         spec_grant_done(&e->grant);
         sd_event_unref(e->event);
         free(e);
@@ -420,7 +433,57 @@ const char *engine_token_problem(const Engine *e) {
         return e->token_problem;
 }
 
+/* Takes the token id from a /user/tokens/verify answer (an active token,
+ * an id of at most 64 letters, digits, '-' or '_'). */
+static void take_token_id(Engine *e, const CfReply *reply) {
+        json_object *id = NULL, *st = NULL;
+        const char *v;
+
+        if (reply->error < 0 || !reply->result || !json_object_object_get_ex(reply->result, "id", &id) ||
+            !json_object_is_type(id, json_type_string) ||
+            (json_object_object_get_ex(reply->result, "status", &st) && !streq(json_object_get_string(st), "active")))
+                return;
+        v = json_object_get_string(id);
+        if (!*v || strlen(v) > 64 || v[strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")])
+                return;
+        free(e->token_id);
+        e->token_id = strdup(v);
+}
+
+static void on_own_token(CfApi *api, const CfReply *reply, void *userdata) {
+        if (reply->error == -ECANCELED)
+                return; /* the engine is going away */
+        take_token_id(userdata, reply);
+}
+
+/* The token id for the audit query: the saved one if the token is the
+ * same, else asked once per engine (the answer serves the next runs). */
+static void audit_token_prepare(Engine *e) {
+        const char *v = ledger_get_meta(e->ledger, META_AUDIT_TOKEN);
+        _cleanup_(json_object_putp) json_object *j = v ? json_tokener_parse(v) : NULL;
+        json_object *id, *fp;
+        CfRequest req = {
+                .method = "GET",
+                .path = cfreq_template(CF_PATH_TOKEN_VERIFY),
+                .priority = CFAPI_PRIORITY_NORMAL,
+                .flags = CFAPI_NO_RETRY,
+        };
+
+        if (e->token_id || !e->token_fp[0])
+                return;
+        if (j && json_object_object_get_ex(j, "id", &id) && json_object_is_type(id, json_type_string) &&
+            json_object_object_get_ex(j, "fp", &fp) && streq_ptr(json_object_get_string(fp), e->token_fp)) {
+                e->token_id = strdup(json_object_get_string(id));
+                return;
+        }
+        if (e->token_id_asked || e->token_problem)
+                return;
+        if (cfapi_submit(e->api, &req, on_own_token, e, NULL) >= 0)
+                e->token_id_asked = true;
+}
+
 typedef struct VerifyCall {
+        Engine *e;
         engine_verify_done_t done;
         void *userdata;
         char *ref;
@@ -432,6 +495,8 @@ static void on_token_verified(CfApi *api, const CfReply *reply, void *userdata) 
         json_object *st = NULL;
         int k;
 
+        if (reply->error != -ECANCELED)
+                take_token_id(v->e, reply);
         if (reply->error == -EACCES)
                 k = asprintf(&finding, "Cloudflare refused the API token (%s): %s", strna(v->ref), strna(reply->message));
         else if (reply->error < 0)
@@ -461,6 +526,7 @@ int engine_verify_token(Engine *e, engine_verify_done_t done, void *userdata) {
         v = calloc(1, sizeof(VerifyCall));
         if (!v)
                 return -ENOMEM;
+        v->e = e;
         v->done = done;
         v->userdata = userdata;
         v->ref = e->token_ref ? strdup(e->token_ref) : NULL;
@@ -468,7 +534,8 @@ int engine_verify_token(Engine *e, engine_verify_done_t done, void *userdata) {
         if (r < 0) {
                 free(v->ref);
                 free(v);
-        }
+        } else
+                e->token_id_asked = true;
         return r;
 }
 
@@ -717,6 +784,15 @@ static void save_audit_position(Engine *e) {
                 (void) ledger_set_meta(e->ledger, META_AUDIT_LAG, buf);
         } else if (e->audit_lag_unknown)
                 (void) ledger_set_meta(e->ledger, META_AUDIT_LAG, NULL);
+        if (e->token_id && e->token_fp[0]) {
+                _cleanup_(json_object_putp) json_object *t = json_object_new_object();
+
+                if (t) {
+                        json_object_object_add(t, "id", json_object_new_string(e->token_id));
+                        json_object_object_add(t, "fp", json_object_new_string(e->token_fp));
+                        (void) ledger_set_meta(e->ledger, META_AUDIT_TOKEN, json_object_to_json_string_ext(t, JSON_C_TO_STRING_PLAIN));
+                }
+        }
         {
                 json_object *a = json_object_new_array();
 
@@ -887,7 +963,7 @@ static int post_submit(Engine *e, bool audit) {
         if (audit) {
                 uint64_t from = e->started_usec > OBSERVE_AUDIT_OVERLAP_USEC ? e->started_usec - 60 * USEC_PER_SEC : 0;
 
-                k = cfreq_audit_query(from, now_realtime_usec() + OBSERVE_AUDIT_BEFORE_SLACK_USEC, &query);
+                k = cfreq_audit_query(from, now_realtime_usec() + OBSERVE_AUDIT_BEFORE_SLACK_USEC, NULL, &query);
                 if (k < 0)
                         return k;
                 r.paging = CFAPI_PAGING_CURSOR;
@@ -1618,6 +1694,7 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
         if (last && safe_atou64(last, &last_usec) < 0)
                 last_usec = 0;
         overlap = audit_overlap_now(e, own);
+        audit_token_prepare(e);
         req = (ObserveRequest) {
                 .g = g,
                 .ledger = e->ledger,
@@ -1628,6 +1705,7 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
                 .rotation = e->rotation,
                 .audit_gap = e->audit_gap,
                 .audit_overlap_usec = overlap,
+                .audit_exclude_token_id = e->token_id,
                 .priority = o->mode == RUN_MODE_PLAN ? CFAPI_PRIORITY_LOW : CFAPI_PRIORITY_NORMAL,
                 .now_usec = e->started_usec,
         };

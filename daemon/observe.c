@@ -1065,7 +1065,8 @@ int observe_start(CfApi *api, const ObserveRequest *req, observe_done_t done, vo
                 from = req->audit_last_usec ? req->audit_last_usec : req->now_usec;
                 overlap = req->audit_overlap_usec ?: OBSERVE_AUDIT_OVERLAP_USEC;
                 from = from > overlap ? from - overlap : 0;
-                r = cfreq_audit_query(from, req->now_usec + OBSERVE_AUDIT_BEFORE_SLACK_USEC, &q);
+                r = cfreq_audit_query(from, req->now_usec + OBSERVE_AUDIT_BEFORE_SLACK_USEC,
+                                      req->own_writes && req->own_writes[0] ? NULL : req->audit_exclude_token_id, &q);
                 if (r >= 0)
                         r = submit(o, REQ_AUDIT, RESOURCE_WORKER, cfreq_template(CF_PATH_AUDIT), q,
                                    CFAPI_PAGING_CURSOR, NULL, NULL, NULL);

@@ -49,6 +49,10 @@ typedef struct ObserveRequest {
          * run the rotation as if it were unavailable. */
         bool audit_gap;
         uint64_t audit_overlap_usec;    /* 0: OBSERVE_AUDIT_OVERLAP_USEC */
+        /* bindery's own API token id (GET /user/tokens/verify), or NULL:
+         * its entries are left out of the feed's query. Only while no own
+         * write waits for its entry (those are matched in the feed). */
+        const char *audit_exclude_token_id;
         CfPriority priority;
         uint64_t now_usec;
 } ObserveRequest;

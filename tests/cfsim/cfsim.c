@@ -29,7 +29,7 @@ static void usage(FILE *f) {
                 "  --port N                 TCP port; 0 picks a free one\n"
                 "  --host ADDR              listen address (default 127.0.0.1)\n"
                 "  --account-id ID          the one account served (default %s)\n"
-                "  --token TOKEN            require \"Authorization: Bearer TOKEN\"\n"
+                "  --token TOKEN            require \"Authorization: Bearer TOKEN\" (repeatable: any of them)\n"
                 "  --state FILE             load state from FILE and save it there (atomically)\n"
                 "  --seed FILE              add what a spec can only reference (see README)\n"
                 "  --rate-limit N/S         N API requests per S seconds per token (default %u/%u)\n"
@@ -39,6 +39,7 @@ static void usage(FILE *f) {
                 "  --propagation-every N    only every Nth such create lags (default 1: all)\n"
                 "  --audit-forbidden        the audit log answers 403 (token without Account Settings Read)\n"
                 "  --audit-delay S          an action shows up in the audit log S seconds later\n"
+                "  --audit-page-max N       the audit log's largest page (default and Cloudflare's: 1000)\n"
                 "  --max-scripts N          Workers per account (default %u; 0: unlimited)\n"
                 "  --max-crons N            cron triggers per account (default %u; 0: unlimited)\n"
                 "  --max-stores N           Secrets Store stores per account (default %u; 0: unlimited)\n"
@@ -128,6 +129,7 @@ int main(int argc, char **argv) {
                 { "propagation-every", required_argument, NULL, 'E' },
                 { "audit-forbidden", no_argument, NULL, 'F' },
                 { "audit-delay", required_argument, NULL, 'D' },
+                { "audit-page-max", required_argument, NULL, 1005 },
                 { "max-scripts", required_argument, NULL, 1001 },
                 { "max-crons", required_argument, NULL, 1002 },
                 { "max-stores", required_argument, NULL, 1003 },
@@ -136,7 +138,9 @@ int main(int argc, char **argv) {
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
-        const char *host = "127.0.0.1", *account = SIM_DEFAULT_ACCOUNT, *token = NULL, *state = NULL, *seed = NULL;
+        const char *host = "127.0.0.1", *account = SIM_DEFAULT_ACCOUNT, *state = NULL, *seed = NULL;
+        _cleanup_strv_free_ char **tokens = NULL;
+        unsigned audit_page_max = 1000;
         unsigned port = 0, quota = SIM_RL_QUOTA_DEFAULT, window = SIM_RL_WINDOW_DEFAULT, block = SIM_RL_BLOCK_DEFAULT;
         unsigned max_scripts = SIM_MAX_SCRIPTS_DEFAULT, max_crons = SIM_MAX_CRONS_DEFAULT;
         unsigned max_stores = SIM_MAX_STORES_DEFAULT, max_store_secrets = SIM_MAX_STORE_SECRETS_DEFAULT;
@@ -169,7 +173,8 @@ int main(int argc, char **argv) {
                         account = optarg;
                         break;
                 case 't':
-                        token = optarg;
+                        if (strv_extend(&tokens, optarg) < 0)
+                                return 1;
                         break;
                 case 's':
                         state = optarg;
@@ -236,6 +241,12 @@ int main(int argc, char **argv) {
                         }
                         break;
                 }
+                case 1005:
+                        if (parse_count(optarg, &audit_page_max) < 0 || audit_page_max == 0 || audit_page_max > 1000) {
+                                fprintf(stderr, "cfsim: --audit-page-max wants 1 to 1000\n");
+                                return 64;
+                        }
+                        break;
                 case 'S':
                         seed = optarg;
                         break;
@@ -272,10 +283,8 @@ int main(int argc, char **argv) {
         sim.max_crons = max_crons;
         sim.max_stores = max_stores;
         sim.max_store_secrets = max_store_secrets;
-        if (token && !(sim.token = strdup(token))) {
-                sim_done(&sim);
-                return 1;
-        }
+        sim.audit_page_max = audit_page_max;
+        sim.tokens = TAKE_PTR(tokens);
         if (state) {
                 sim.state_path = strdup(state);
                 r = sim.state_path ? sim_store_load(&sim) : -ENOMEM;
