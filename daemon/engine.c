@@ -1705,7 +1705,7 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
                 .rotation = e->rotation,
                 .audit_gap = e->audit_gap,
                 .audit_overlap_usec = overlap,
-                .audit_exclude_token_id = e->token_id,
+                .audit_own_token_id = e->token_id,
                 .priority = o->mode == RUN_MODE_PLAN ? CFAPI_PRIORITY_LOW : CFAPI_PRIORITY_NORMAL,
                 .now_usec = e->started_usec,
         };

@@ -41,6 +41,7 @@ struct Observer {
         char **refresh;
         char **rotation;
         bool audit_gap;
+        char *own_token_id;     /* ObserveRequest.audit_own_token_id */
         CfPriority priority;
         uint64_t now_usec;
 
@@ -71,6 +72,7 @@ static void observer_destroy(Observer *o) {
         strv_free(o->own_writes);
         strv_free(o->refresh);
         strv_free(o->rotation);
+        free(o->own_token_id);
         for (size_t i = 0; i < o->n_audit; i++)
                 audit_entry_done(&o->audit[i]);
         free(o->audit);
@@ -473,6 +475,7 @@ static int on_item(json_object *item, void *userdata) {
                 r = observe_audit_entry(item, &a);
                 if (r <= 0)
                         return r;
+                a.own_token = o->own_token_id && streq_ptr(jstr(jget(item, "actor"), "token_id"), o->own_token_id);
                 if (o->n_audit == o->n_audit_alloc) {
                         size_t n = o->n_audit_alloc ? o->n_audit_alloc * 2 : 64;
                         AuditEntry *p = reallocarray(o->audit, n, sizeof(AuditEntry));
@@ -719,8 +722,8 @@ static int start_details(Observer *o) {
                         continue;
                 if (e->key && observe_write_take(own, e->key))
                         continue;       /* one of ours, late */
-                if (!e->script)
-                        continue;
+                if (!e->script || e->own_token)
+                        continue;       /* our token's: an earlier run's, already matched */
                 if (strset_put(flagged, e->script) < 0 || (e->secrets && strset_put(secret_flagged, e->script) < 0))
                         return -ENOMEM;
         }
@@ -1051,8 +1054,10 @@ int observe_start(CfApi *api, const ObserveRequest *req, observe_done_t done, vo
         o->rotation = strv_copy(req->rotation ?: (char *[]) { NULL });
         o->audit_gap = req->audit_gap;
         o->own_writes = strv_copy(req->own_writes ?: (char *[]) { NULL });
+        o->own_token_id = req->audit_own_token_id ? strdup(req->audit_own_token_id) : NULL;
         o->res.live = live_state_new();
-        if (!o->audit_seen || !o->refresh || !o->rotation || !o->own_writes || !o->res.live) {
+        if (!o->audit_seen || !o->refresh || !o->rotation || !o->own_writes || !o->res.live ||
+            (req->audit_own_token_id && !o->own_token_id)) {
                 observer_destroy(o);
                 return -ENOMEM;
         }
@@ -1066,7 +1071,7 @@ int observe_start(CfApi *api, const ObserveRequest *req, observe_done_t done, vo
                 overlap = req->audit_overlap_usec ?: OBSERVE_AUDIT_OVERLAP_USEC;
                 from = from > overlap ? from - overlap : 0;
                 r = cfreq_audit_query(from, req->now_usec + OBSERVE_AUDIT_BEFORE_SLACK_USEC,
-                                      req->own_writes && req->own_writes[0] ? NULL : req->audit_exclude_token_id, &q);
+                                      req->own_writes && req->own_writes[0] ? NULL : req->audit_own_token_id, &q);
                 if (r >= 0)
                         r = submit(o, REQ_AUDIT, RESOURCE_WORKER, cfreq_template(CF_PATH_AUDIT), q,
                                    CFAPI_PAGING_CURSOR, NULL, NULL, NULL);

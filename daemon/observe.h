@@ -49,10 +49,11 @@ typedef struct ObserveRequest {
          * run the rotation as if it were unavailable. */
         bool audit_gap;
         uint64_t audit_overlap_usec;    /* 0: OBSERVE_AUDIT_OVERLAP_USEC */
-        /* bindery's own API token id (GET /user/tokens/verify), or NULL:
-         * its entries are left out of the feed's query. Only while no own
-         * write waits for its entry (those are matched in the feed). */
-        const char *audit_exclude_token_id;
+        /* bindery's own API token id (GET /user/tokens/verify), or NULL.
+         * Its entries are bindery's, never taken for outside writes; they
+         * are left out of the feed's query while no own write waits for
+         * its entry (those are matched in the feed). */
+        const char *audit_own_token_id;
         CfPriority priority;
         uint64_t now_usec;
 } ObserveRequest;
@@ -102,6 +103,7 @@ typedef struct AuditEntry {
         char *key;              /* "METHOD path" (observe_audit_write_key), or NULL */
         char *script;           /* the Worker script it wrote (observe_audit_script), or NULL */
         bool secrets;           /* ...its secrets */
+        bool own_token;         /* written with bindery's own API token (set by the observer) */
 } AuditEntry;
 
 void audit_entry_done(AuditEntry *e);
