@@ -30,10 +30,11 @@
  * at least AUDIT_OVERLAP_FLOOR_USEC, at most audit_overlap (and the whole
  * audit_overlap while the delay is unknown or own writes are missing). */
 #define META_AUDIT_LAG "engine.audit.lag"
-/* bindery's own API token id, {"id": …, "fp": HMAC of the token}: its
- * entries are left out of the observe query (actor_token_id.not), so a
- * no-op does not page through its own last converge. Reused only while
- * the token's fingerprint matches; else asked once (GET /user/tokens/verify). */
+/* bindery's own API token id as the audit feed spells it (actor.token_id
+ * of the entries its own writes were matched to, all agreeing), with
+ * the token's HMAC: {"id": …, "fp": …}. Its entries are left out of the
+ * observe query (actor_token_id.not), so a no-op does not page through
+ * its own last converge. Used only while the token's HMAC matches. */
 #define META_AUDIT_TOKEN "engine.audit.token"
 #define AUDIT_LAG_MARGIN 4
 #define AUDIT_OVERLAP_FLOOR_USEC (30 * USEC_PER_SEC)
@@ -65,9 +66,8 @@ struct Engine {
         bool allow_empty;
         char *token_problem;        /* engine_token_problem() */
         char *token_ref;            /* the api_token reference, for messages */
-        char *token_id;             /* the token's id (META_AUDIT_TOKEN), or NULL */
+        char *token_id;             /* the token's id in the audit feed (META_AUDIT_TOKEN), or NULL */
         char token_fp[65];          /* HMAC of the token ("": none) */
-        bool token_id_asked;        /* GET /user/tokens/verify sent by this engine */
         unsigned max_deletions;
         unsigned concurrency;
         unsigned request_budget;
@@ -433,57 +433,32 @@ const char *engine_token_problem(const Engine *e) {
         return e->token_problem;
 }
 
-/* Takes the token id from a /user/tokens/verify answer (an active token,
- * an id of at most 64 letters, digits, '-' or '_'). */
-static void take_token_id(Engine *e, const CfReply *reply) {
-        json_object *id = NULL, *st = NULL;
-        const char *v;
-
-        if (reply->error < 0 || !reply->result || !json_object_object_get_ex(reply->result, "id", &id) ||
-            !json_object_is_type(id, json_type_string) ||
-            (json_object_object_get_ex(reply->result, "status", &st) && !streq(json_object_get_string(st), "active")))
-                return;
-        v = json_object_get_string(id);
-        if (!*v || strlen(v) > 64 || v[strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")])
+/* Takes the token id the feed showed on bindery's own writes (at most
+ * 64 letters, digits, '-' or '_'; NULL: none learnt). */
+static void learn_token_id(Engine *e, const char *id) {
+        if (!id || !*id || strlen(id) > 64 ||
+            id[strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")] ||
+            streq_ptr(e->token_id, id))
                 return;
         free(e->token_id);
-        e->token_id = strdup(v);
+        e->token_id = strdup(id);
 }
 
-static void on_own_token(CfApi *api, const CfReply *reply, void *userdata) {
-        if (reply->error == -ECANCELED)
-                return; /* the engine is going away */
-        take_token_id(userdata, reply);
-}
-
-/* The token id for the audit query: the saved one if the token is the
- * same, else asked once per engine (the answer serves the next runs). */
+/* The token id for the audit query: the saved one, if the token is the
+ * same (else it is learnt again from the next own writes). */
 static void audit_token_prepare(Engine *e) {
         const char *v = ledger_get_meta(e->ledger, META_AUDIT_TOKEN);
         _cleanup_(json_object_putp) json_object *j = v ? json_tokener_parse(v) : NULL;
         json_object *id, *fp;
-        CfRequest req = {
-                .method = "GET",
-                .path = cfreq_template(CF_PATH_TOKEN_VERIFY),
-                .priority = CFAPI_PRIORITY_NORMAL,
-                .flags = CFAPI_NO_RETRY,
-        };
 
         if (e->token_id || !e->token_fp[0])
                 return;
         if (j && json_object_object_get_ex(j, "id", &id) && json_object_is_type(id, json_type_string) &&
-            json_object_object_get_ex(j, "fp", &fp) && streq_ptr(json_object_get_string(fp), e->token_fp)) {
-                e->token_id = strdup(json_object_get_string(id));
-                return;
-        }
-        if (e->token_id_asked || e->token_problem)
-                return;
-        if (cfapi_submit(e->api, &req, on_own_token, e, NULL) >= 0)
-                e->token_id_asked = true;
+            json_object_object_get_ex(j, "fp", &fp) && streq_ptr(json_object_get_string(fp), e->token_fp))
+                learn_token_id(e, json_object_get_string(id));
 }
 
 typedef struct VerifyCall {
-        Engine *e;
         engine_verify_done_t done;
         void *userdata;
         char *ref;
@@ -495,8 +470,6 @@ static void on_token_verified(CfApi *api, const CfReply *reply, void *userdata) 
         json_object *st = NULL;
         int k;
 
-        if (reply->error != -ECANCELED)
-                take_token_id(v->e, reply);
         if (reply->error == -EACCES)
                 k = asprintf(&finding, "Cloudflare refused the API token (%s): %s", strna(v->ref), strna(reply->message));
         else if (reply->error < 0)
@@ -526,7 +499,6 @@ int engine_verify_token(Engine *e, engine_verify_done_t done, void *userdata) {
         v = calloc(1, sizeof(VerifyCall));
         if (!v)
                 return -ENOMEM;
-        v->e = e;
         v->done = done;
         v->userdata = userdata;
         v->ref = e->token_ref ? strdup(e->token_ref) : NULL;
@@ -534,8 +506,7 @@ int engine_verify_token(Engine *e, engine_verify_done_t done, void *userdata) {
         if (r < 0) {
                 free(v->ref);
                 free(v);
-        } else
-                e->token_id_asked = true;
+        }
         return r;
 }
 
@@ -845,6 +816,8 @@ typedef struct PostReq {
         size_t n_seen_before;       /* audit: length of audit_seen_new before this read */
         size_t n_seen_new;          /* audit: length of audit_seen_new now */
         LiveState *live;            /* scripts: the list, streamed in */
+        char *token_id;             /* audit: actor.token_id of the entries own writes matched */
+        bool token_mixed;           /* audit: ...not one and the same */
 } PostReq;
 
 static PostReq *post_req_free(PostReq *q) {
@@ -853,6 +826,7 @@ static PostReq *post_req_free(PostReq *q) {
         json_object_put(q->counts);
         strset_free(q->seen);
         live_state_free(q->live);
+        free(q->token_id);
         return mfree(q);
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(PostReq *, post_req_free);
@@ -867,12 +841,16 @@ static int on_post_item(json_object *item, void *userdata) {
 
         if (!q->audit)
                 return observe_parse_script(item, q->live);
-        r = observe_audit_entry(item, &a);
+        r = observe_audit_entry(item, q->e->token_id, &a);
         if (r < 0)
                 return r;
         if (!a.id || strset_contains(q->seen, a.id))
                 return 0;
-        if (a.key && observe_write_take(q->counts, a.key) && strv_extend_n(&q->e->audit_seen_new, &q->n_seen_new, a.id) < 0)
+        if (!a.key || !a.mine || !observe_write_take(q->counts, a.key))
+                return 0;
+        if (strv_extend_n(&q->e->audit_seen_new, &q->n_seen_new, a.id) < 0)
+                return -ENOMEM;
+        if (observe_token_agree(&q->token_id, &q->token_mixed, observe_audit_token_id(item)) < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -923,6 +901,8 @@ static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
                 /* Writes whose entries have not shown up yet are matched
                  * by later cycles instead of being taken for drift. */
                 (void) observe_write_leftovers(q->counts, &e->own_writes_left);
+                if (!q->token_mixed)
+                        learn_token_id(e, q->token_id);
                 e->post_audit_done = true;
                 e->audit_checked_usec = now_realtime_usec();
                 /* Every write's entry is there, the last one's too: the
@@ -1192,6 +1172,7 @@ static void on_observed(ObserveResult *res, void *userdata) {
         note_detection(e, res);
         e->audit_seen_new = TAKE_PTR(res->audit_seen);
         e->own_writes_left = TAKE_PTR(res->own_writes_left);
+        learn_token_id(e, res->own_token_id);
 
         r = compute_secret_hmacs(e);
         if (r < 0)

@@ -42,6 +42,8 @@ struct Observer {
         char **rotation;
         bool audit_gap;
         char *own_token_id;     /* ObserveRequest.audit_own_token_id */
+        char **token_ids;       /* distinct actor.token_id values read (AuditEntry.token_id) */
+        size_t n_token_ids;
         CfPriority priority;
         uint64_t now_usec;
 
@@ -64,6 +66,7 @@ void observe_result_done(ObserveResult *r) {
         r->own_writes_left = strv_free(r->own_writes_left);
         free(r->audit_message);
         r->audit_message = NULL;
+        r->own_token_id = mfree(r->own_token_id);
 }
 
 static void observer_destroy(Observer *o) {
@@ -73,6 +76,7 @@ static void observer_destroy(Observer *o) {
         strv_free(o->refresh);
         strv_free(o->rotation);
         free(o->own_token_id);
+        strv_free(o->token_ids);
         for (size_t i = 0; i < o->n_audit; i++)
                 audit_entry_done(&o->audit[i]);
         free(o->audit);
@@ -419,11 +423,32 @@ void audit_entry_done(AuditEntry *e) {
         *e = (AuditEntry) {};
 }
 
-int observe_audit_entry(json_object *x, AuditEntry *ret) {
+const char *observe_audit_token_id(json_object *x) {
+        return jstr(jget(x, "actor"), "token_id");
+}
+
+int observe_token_agree(char **id, bool *mixed, const char *token_id) {
+        if (*mixed)
+                return 0;
+        if (!token_id || (*id && !streq(*id, token_id))) {
+                *mixed = true;
+                return 0;
+        }
+        if (!*id) {
+                *id = strdup(token_id);
+                if (!*id)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+int observe_audit_entry(json_object *x, const char *own_token_id, AuditEntry *ret) {
         _cleanup_(audit_entry_done) AuditEntry a = {};
         const char *id = jstr(x, "id"), *method = jstr(jget(x, "raw"), "method"), *uri = jstr(jget(x, "raw"), "uri");
         int r;
 
+        a.own_token = own_token_id && streq_ptr(jstr(jget(x, "actor"), "token_id"), own_token_id);
+        a.mine = !own_token_id || a.own_token;
         if (id) {
                 a.id = strdup(id);
                 if (!a.id)
@@ -457,6 +482,27 @@ static void fail(Observer *o, int error, const char *what, const char *msg) {
                 o->res.message = NULL;
 }
 
+/* The observer's copy of an entry's token id: the distinct ids of one
+ * read are few (bindery's, a dashboard user's); past
+ * OBSERVE_TOKEN_IDS_MAX, NULL (never taken for bindery's). */
+#define OBSERVE_TOKEN_IDS_MAX 32
+static int intern_token_id(Observer *o, const char *id, const char **ret) {
+        *ret = NULL;
+        if (!id)
+                return 0;
+        for (size_t i = 0; i < o->n_token_ids; i++)
+                if (streq(o->token_ids[i], id)) {
+                        *ret = o->token_ids[i];
+                        return 0;
+                }
+        if (o->n_token_ids == OBSERVE_TOKEN_IDS_MAX)
+                return 0;
+        if (strv_extend_n(&o->token_ids, &o->n_token_ids, id) < 0)
+                return -ENOMEM;
+        *ret = o->token_ids[o->n_token_ids - 1];
+        return 0;
+}
+
 /* One item of a streamed list (scripts, resources, store secrets) into
  * the LiveState as it is decoded: the list is never a tree in memory. */
 static int on_item(json_object *item, void *userdata) {
@@ -472,10 +518,14 @@ static int on_item(json_object *item, void *userdata) {
         if (q->type == REQ_AUDIT) {
                 AuditEntry a;
 
-                r = observe_audit_entry(item, &a);
+                r = observe_audit_entry(item, o->own_token_id, &a);
                 if (r <= 0)
                         return r;
-                a.own_token = o->own_token_id && streq_ptr(jstr(jget(item, "actor"), "token_id"), o->own_token_id);
+                r = intern_token_id(o, observe_audit_token_id(item), &a.token_id);
+                if (r < 0) {
+                        audit_entry_done(&a);
+                        return r;
+                }
                 if (o->n_audit == o->n_audit_alloc) {
                         size_t n = o->n_audit_alloc ? o->n_audit_alloc * 2 : 64;
                         AuditEntry *p = reallocarray(o->audit, n, sizeof(AuditEntry));
@@ -704,6 +754,7 @@ static int start_details(Observer *o) {
         LiveState *live = o->res.live;
         unsigned n_diff_reads = 0;
         size_t n_seen = strv_length(o->res.audit_seen);
+        bool mixed = false;     /* own writes matched entries of more than one token id */
         _cleanup_(strset_freep) StrSet *seen = strset_new(), *flagged = strset_new(), *secret_flagged = strset_new();
         _cleanup_(json_object_putp) json_object *own = observe_write_counts(o->own_writes);
 
@@ -720,8 +771,11 @@ static int start_details(Observer *o) {
                         return -ENOMEM;
                 if ((e->id && strset_contains(seen, e->id)) || e->get)
                         continue;
-                if (e->key && observe_write_take(own, e->key))
+                if (e->key && e->mine && observe_write_take(own, e->key)) {
+                        if (observe_token_agree(&o->res.own_token_id, &mixed, e->token_id) < 0)
+                                return -ENOMEM;
                         continue;       /* one of ours, late */
+                }
                 if (!e->script || e->own_token)
                         continue;       /* our token's: an earlier run's, already matched */
                 if (strset_put(flagged, e->script) < 0 || (e->secrets && strset_put(secret_flagged, e->script) < 0))
@@ -730,6 +784,8 @@ static int start_details(Observer *o) {
         strv_sort_uniq(o->res.audit_seen);
         if (observe_write_leftovers(own, &o->res.own_writes_left) < 0)
                 return -ENOMEM;
+        if (mixed)
+                o->res.own_token_id = mfree(o->res.own_token_id);
 
         for (size_t i = 0; i < live->n_workers; i++) {
                 LiveWorker *w = &live->workers[i];

@@ -66,6 +66,9 @@ typedef struct ObserveResult {
         char **audit_seen;              /* every entry id returned (processed) */
         char **own_writes_left;         /* own writes still not matched */
         bool audit_ok;
+        /* actor.token_id of every entry an own write was matched to, if
+         * they were one and the same; else NULL */
+        char *own_token_id;
         long audit_http_status;         /* of a failed audit read (0: no answer) */
         char *audit_message;            /* why the audit read failed */
         unsigned n_requests;
@@ -103,12 +106,26 @@ typedef struct AuditEntry {
         char *key;              /* "METHOD path" (observe_audit_write_key), or NULL */
         char *script;           /* the Worker script it wrote (observe_audit_script), or NULL */
         bool secrets;           /* ...its secrets */
-        bool own_token;         /* written with bindery's own API token (set by the observer) */
+        /* actor.token_id is bindery's own token's id; mine: or that id is
+         * unknown (then any entry may be one of bindery's writes). Own
+         * writes are matched only to entries that may be bindery's. */
+        bool own_token;
+        bool mine;
+        /* actor.token_id, borrowed from the observer's few distinct ids
+         * (set by the observer only; NULL: none, or too many distinct) */
+        const char *token_id;
 } AuditEntry;
 
 void audit_entry_done(AuditEntry *e);
-/* Parses entry x: 1 and *ret (the caller's to done), or -ENOMEM. */
-int observe_audit_entry(json_object *x, AuditEntry *ret);
+/* Parses entry x: 1 and *ret (the caller's to done), or -ENOMEM.
+ * own_token_id: bindery's API token id, or NULL if unknown. */
+int observe_audit_entry(json_object *x, const char *own_token_id, AuditEntry *ret);
+/* actor.token_id of entry x (borrowed from x), or NULL. */
+const char *observe_audit_token_id(json_object *x);
+/* Learning bindery's token id from the entries its own writes were
+ * matched to: *id takes the first one's, *mixed is set once another (or
+ * none) shows up. Returns 0 or -ENOMEM. */
+int observe_token_agree(char **id, bool *mixed, const char *token_id);
 
 /* Whether an audit entry (method, raw.uri) is the write "METHOD path"
  * (path relative to the account, as bindery sent it). */
