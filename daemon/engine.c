@@ -23,6 +23,10 @@
 #define META_AUDIT_SEEN "engine.audit.seen"
 #define META_OWN_WRITES "engine.own_writes"
 #define META_OWN_WRITES_SINCE "engine.own_writes.since"
+/* When the oldest own write still waiting for its entry was sent (µs):
+ * the feed is read unfiltered from there only (observe.c), not over the
+ * whole audit_overlap. */
+#define META_OWN_WRITES_FROM "engine.own_writes.from"
 #define OWN_WRITES_MAX 2000
 /* The audit feed's delay as measured by our own writes (µs): the last
  * write's entry was in the post-apply read this long after it was sent,
@@ -112,6 +116,7 @@ struct Engine {
         char *detection_reason;
         char **audit_seen_new;
         char **own_writes_left;         /* own writes whose audit entries were not seen yet */
+        uint64_t own_writes_from_usec;  /* when the oldest of this run's unmatched writes was sent; 0: none */
         bool post_audit_done;
         uint64_t audit_lag_usec;        /* measured this run (post-apply read); 0: not measured */
         bool audit_lag_unknown;         /* own writes of this run were missing from the feed */
@@ -326,6 +331,7 @@ static void run_reset(Engine *e) {
         e->rotation = strv_free(e->rotation);
         e->audit_seen_new = strv_free(e->audit_seen_new);
         e->own_writes_left = strv_free(e->own_writes_left);
+        e->own_writes_from_usec = 0;
         e->post_audit_done = false;
         e->audit_lag_usec = 0;
         e->audit_lag_unknown = false;
@@ -781,9 +787,21 @@ static void save_audit_position(Engine *e) {
                 (void) ledger_set_meta(e->ledger, META_OWN_WRITES,
                                       n > 0 ? json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN) : NULL);
                 json_object_put(a);
-                /* Since when some own write has been waiting for its entry. */
-                if (n == 0 || e->audit_gap)
+                /* Since when some own write has been waiting for its entry,
+                 * and when the oldest waiting one was sent. */
+                if (n == 0 || e->audit_gap) {
                         (void) ledger_set_meta(e->ledger, META_OWN_WRITES_SINCE, NULL);
+                        (void) ledger_set_meta(e->ledger, META_OWN_WRITES_FROM, NULL);
+                }
+                if (n > 0 && e->own_writes_from_usec > 0) {
+                        const char *v = ledger_get_meta(e->ledger, META_OWN_WRITES_FROM);
+                        uint64_t old = 0;
+
+                        if (!v || safe_atou64(v, &old) < 0 || old == 0 || old > e->own_writes_from_usec) {
+                                snprintf(buf, sizeof(buf), "%" PRIu64, e->own_writes_from_usec);
+                                (void) ledger_set_meta(e->ledger, META_OWN_WRITES_FROM, buf);
+                        }
+                }
                 if (n > 0 && !ledger_get_meta(e->ledger, META_OWN_WRITES_SINCE)) {
                         snprintf(buf, sizeof(buf), "%" PRIu64, e->audit_checked_usec);
                         (void) ledger_set_meta(e->ledger, META_OWN_WRITES_SINCE, buf);
@@ -855,6 +873,19 @@ static int on_post_item(json_object *item, void *userdata) {
         return 0;
 }
 
+/* When the oldest write still unmatched in counts was sent (0: none, or
+ * the times are unknown). */
+static uint64_t oldest_waiting(json_object *counts, char * const *writes, const uint64_t *t) {
+        uint64_t from = 0;
+        json_object *v;
+
+        for (size_t i = 0; t && writes && writes[i]; i++)
+                if (json_object_object_get_ex(counts, writes[i], &v) && json_object_get_int(v) > 0 &&
+                    (from == 0 || t[i] < from))
+                        from = t[i];
+        return from;
+}
+
 static void post_done(Engine *e) {
         if (--e->post_pending > 0)
                 return;
@@ -901,6 +932,11 @@ static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
                 /* Writes whose entries have not shown up yet are matched
                  * by later cycles instead of being taken for drift. */
                 (void) observe_write_leftovers(q->counts, &e->own_writes_left);
+                /* Not known for writes that waited before this run
+                 * without a recorded time (then the whole window). */
+                if (before == 0 || ledger_get_meta(e->ledger, META_OWN_WRITES_FROM))
+                        e->own_writes_from_usec = oldest_waiting(q->counts, apply_writes(e->applier),
+                                                                 apply_write_times(e->applier));
                 if (!q->token_mixed)
                         learn_token_id(e, q->token_id);
                 e->post_audit_done = true;
@@ -1618,8 +1654,8 @@ static uint64_t audit_overlap_now(const Engine *e, char * const *own_waiting) {
 
 int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_done_t done, void *userdata) {
         _cleanup_strv_free_ char **seen = NULL, **own = NULL;
-        const char *last;
-        uint64_t last_usec = 0, overlap;
+        const char *last, *from;
+        uint64_t last_usec = 0, overlap, from_usec = 0;
         ObserveRequest req;
         int r;
 
@@ -1676,6 +1712,9 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
                 last_usec = 0;
         overlap = audit_overlap_now(e, own);
         audit_token_prepare(e);
+        from = own && own[0] ? ledger_get_meta(e->ledger, META_OWN_WRITES_FROM) : NULL;
+        if (from && safe_atou64(from, &from_usec) < 0)
+                from_usec = 0;
         req = (ObserveRequest) {
                 .g = g,
                 .ledger = e->ledger,
@@ -1687,6 +1726,7 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
                 .audit_gap = e->audit_gap,
                 .audit_overlap_usec = overlap,
                 .audit_own_token_id = e->token_id,
+                .own_writes_from_usec = from_usec,
                 .priority = o->mode == RUN_MODE_PLAN ? CFAPI_PRIORITY_LOW : CFAPI_PRIORITY_NORMAL,
                 .now_usec = e->started_usec,
         };

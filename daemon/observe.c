@@ -43,6 +43,7 @@ struct Observer {
         bool audit_gap;
         char *own_token_id;     /* ObserveRequest.audit_own_token_id */
         char **token_ids;       /* distinct actor.token_id values read (AuditEntry.token_id) */
+        bool audit_failed;      /* one of the audit reads failed (there may be two) */
         size_t n_token_ids;
         CfPriority priority;
         uint64_t now_usec;
@@ -879,13 +880,14 @@ static void on_audit(Observer *o, const CfReply *reply) {
                  * cycle reads the same window again; the lists and the
                  * full refresh still catch drift meanwhile. */
                 o->res.audit_ok = false;
+                o->audit_failed = true;
                 o->res.audit_http_status = reply->http_status;
                 free(o->res.audit_message);
                 o->res.audit_message = reply->message ? strdup(reply->message) : NULL;
                 return;
         }
         /* The entries came one by one (on_item). */
-        o->res.audit_ok = true;
+        o->res.audit_ok = !o->audit_failed;
 }
 
 /* Whether bindery uses a listed secrets store (its ledger or the spec). */
@@ -1080,7 +1082,8 @@ static void on_reply(CfApi *api, const CfReply *reply, void *userdata) {
 
 int observe_start(CfApi *api, const ObserveRequest *req, observe_done_t done, void *userdata, Observer **ret) {
         Observer *o = calloc(1, sizeof(Observer));
-        uint64_t from, overlap;
+        uint64_t from, overlap, own_from;
+        bool waiting, split;
         int r;
         static const struct {
                 ResourceKind kind;
@@ -1126,11 +1129,25 @@ int observe_start(CfApi *api, const ObserveRequest *req, observe_done_t done, vo
                 from = req->audit_last_usec ? req->audit_last_usec : req->now_usec;
                 overlap = req->audit_overlap_usec ?: OBSERVE_AUDIT_OVERLAP_USEC;
                 from = from > overlap ? from - overlap : 0;
+                own_from = req->own_writes_from_usec > OBSERVE_AUDIT_OWN_SLACK_USEC ?
+                                   req->own_writes_from_usec - OBSERVE_AUDIT_OWN_SLACK_USEC : 0;
+                waiting = req->own_writes && req->own_writes[0];
+                /* Own writes waiting for their entries, sent after the
+                 * window starts: others' entries over the window, and
+                 * every entry from when the oldest waiting write was sent. */
+                split = waiting && req->audit_own_token_id && own_from > from;
                 r = cfreq_audit_query(from, req->now_usec + OBSERVE_AUDIT_BEFORE_SLACK_USEC,
-                                      req->own_writes && req->own_writes[0] ? NULL : req->audit_own_token_id, &q);
+                                      waiting && !split ? NULL : req->audit_own_token_id, &q);
                 if (r >= 0)
                         r = submit(o, REQ_AUDIT, RESOURCE_WORKER, cfreq_template(CF_PATH_AUDIT), q,
                                    CFAPI_PAGING_CURSOR, NULL, NULL, NULL);
+                if (r >= 0 && split) {
+                        q = mfree(q);
+                        r = cfreq_audit_query(own_from, req->now_usec + OBSERVE_AUDIT_BEFORE_SLACK_USEC, NULL, &q);
+                        if (r >= 0)
+                                r = submit(o, REQ_AUDIT, RESOURCE_WORKER, cfreq_template(CF_PATH_AUDIT), q,
+                                           CFAPI_PAGING_CURSOR, NULL, NULL, NULL);
+                }
         }
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(lists); i++)
                 if (kind_used(o, lists[i].kind) ||

@@ -27,6 +27,10 @@
 /* The window's end: a little past now, so a server clock slightly ahead
  * of ours still shows the newest entries (the overlap dedups them). */
 #define OBSERVE_AUDIT_BEFORE_SLACK_USEC (60ULL * 1000000ULL)
+/* How much earlier than its send time an own write's entry may be dated
+ * (the host's clock against Cloudflare's; the post-apply read allows the
+ * same before the run's start). */
+#define OBSERVE_AUDIT_OWN_SLACK_USEC (60ULL * 1000000ULL)
 
 typedef struct Observer Observer;
 
@@ -54,6 +58,12 @@ typedef struct ObserveRequest {
          * are left out of the feed's query while no own write waits for
          * its entry (those are matched in the feed). */
         const char *audit_own_token_id;
+        /* When the oldest of own_writes was sent (µs; 0: unknown). With
+         * the token id known, the feed is then read twice: filtered over
+         * the usual window, unfiltered from this time less
+         * OBSERVE_AUDIT_OWN_SLACK_USEC (clock skew) for the own entries,
+         * rather than unfiltered over the whole window. */
+        uint64_t own_writes_from_usec;
         CfPriority priority;
         uint64_t now_usec;
 } ObserveRequest;

@@ -19,12 +19,26 @@
 #   - another API token: the old id is not used, the new one is learnt.
 . "$(dirname "$0")/lib.sh"
 
+command -v python3 >/dev/null || { echo "SKIP: python3 is not installed"; echo "0 passed, 0 failed"; exit 77; }
+
 export IT_MANY_SECRET=own-secret
 AUDIT_ROUTE="GET /accounts/:account_id/logs/audit"
 
 # last_audit_query: the query string of the last audit read in cfsim's log.
 last_audit_query() {
         curl -s "$SIM/__sim/requests" | jq -r '[.requests[] | select(.path | endswith("/logs/audit"))] | last | .query'
+}
+# audit_lags: per audit read in cfsim's log, "filtered|unfiltered S",
+# S the seconds its `since` lies before the request.
+audit_lags() {
+        curl -s "$SIM/__sim/requests" | python3 -c '
+import json, sys, datetime, urllib.parse
+def t(s):
+    return datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+for r in json.load(sys.stdin)["requests"]:
+    if r["path"].endswith("/logs/audit"):
+        q = urllib.parse.parse_qs(r["query"])
+        print("filtered" if "actor_token_id.not" in q else "unfiltered", int(t(r["time"]) - t(q["since"][0])))'
 }
 # token_id TOKEN: the id cfsim's /user/tokens/verify gives TOKEN.
 token_id() {
@@ -113,6 +127,13 @@ check_eq "the no-op after it exits 0" "$RC" 0
 check_eq "it writes nothing" "$(sim_writes)" 0
 check_eq "it does not read m2 in detail" "$(sim_stats | jq '[.by_route | to_entries[] | select(.key | test("scripts/:script_name/"))] | length')" 0
 [ "$(sim_writes)" = 0 ] || show_output
+# ...and it read the feed twice: others' entries over the whole window
+# (filtered), every entry only from a minute before m3's writes were sent.
+check_eq "it reads the feed twice (filtered, and from the waiting writes on)" "$(sim_route "$AUDIT_ROUTE")" 2
+audit_lags > "$TMP/lags"
+check "one read is filtered and reaches back the whole window" grep -q '^filtered [0-9]\{3,\}$' "$TMP/lags"
+check "the unfiltered one reaches back about a minute, not 15 ($(tr '\n' ' ' <"$TMP/lags"))" \
+        grep -q '^unfiltered [0-9]\{1,2\}$' "$TMP/lags"
 
 # Another API token: the old id is not used; the new one is learnt from
 # the new token's own writes.
