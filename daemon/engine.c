@@ -34,6 +34,11 @@
  * at least AUDIT_OVERLAP_FLOOR_USEC, at most audit_overlap (and the whole
  * audit_overlap while the delay is unknown or own writes are missing). */
 #define META_AUDIT_LAG "engine.audit.lag"
+/* When the last post-apply read ran (µs). For two minutes after, a read
+ * that leaves bindery's entries out still remembers their ids: a run of
+ * writes starting within a minute reads them back in its post-apply
+ * window, and must not take them for its own writes to the same paths. */
+#define META_AUDIT_POST "engine.audit.post"
 /* bindery's own API token id as the audit feed spells it (actor.token_id
  * of the entries its own writes were matched to, all agreeing), with
  * the token's HMAC: {"id": …, "fp": …}. Its entries are left out of the
@@ -756,6 +761,10 @@ static void save_audit_position(Engine *e) {
                 return;
         snprintf(buf, sizeof(buf), "%" PRIu64, e->audit_checked_usec);
         (void) ledger_set_meta(e->ledger, META_AUDIT_LAST, buf);
+        if (e->post_audit_done) {
+                snprintf(buf, sizeof(buf), "%" PRIu64, e->audit_checked_usec);
+                (void) ledger_set_meta(e->ledger, META_AUDIT_POST, buf);
+        }
         if (e->audit_lag_usec > 0) {
                 snprintf(buf, sizeof(buf), "%" PRIu64, e->audit_lag_usec);
                 (void) ledger_set_meta(e->ledger, META_AUDIT_LAG, buf);
@@ -1654,8 +1663,9 @@ static uint64_t audit_overlap_now(const Engine *e, char * const *own_waiting) {
 
 int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_done_t done, void *userdata) {
         _cleanup_strv_free_ char **seen = NULL, **own = NULL;
-        const char *last, *from;
-        uint64_t last_usec = 0, overlap, from_usec = 0;
+        const char *last, *from, *post;
+        uint64_t last_usec = 0, overlap, from_usec = 0, post_usec = 0;
+        bool keep_seen;
         ObserveRequest req;
         int r;
 
@@ -1715,6 +1725,9 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
         from = own && own[0] ? ledger_get_meta(e->ledger, META_OWN_WRITES_FROM) : NULL;
         if (from && safe_atou64(from, &from_usec) < 0)
                 from_usec = 0;
+        post = ledger_get_meta(e->ledger, META_AUDIT_POST);
+        keep_seen = post && safe_atou64(post, &post_usec) >= 0 &&
+                    e->started_usec < post_usec + 2 * OBSERVE_AUDIT_OWN_SLACK_USEC;
         req = (ObserveRequest) {
                 .g = g,
                 .ledger = e->ledger,
@@ -1727,6 +1740,7 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
                 .audit_overlap_usec = overlap,
                 .audit_own_token_id = e->token_id,
                 .own_writes_from_usec = from_usec,
+                .audit_keep_seen = keep_seen,
                 .priority = o->mode == RUN_MODE_PLAN ? CFAPI_PRIORITY_LOW : CFAPI_PRIORITY_NORMAL,
                 .now_usec = e->started_usec,
         };

@@ -44,6 +44,7 @@ struct Observer {
         char *own_token_id;     /* ObserveRequest.audit_own_token_id */
         char **token_ids;       /* distinct actor.token_id values read (AuditEntry.token_id) */
         bool audit_failed;      /* one of the audit reads failed (there may be two) */
+        bool keep_seen;         /* ObserveRequest.audit_keep_seen */
         size_t n_token_ids;
         CfPriority priority;
         uint64_t now_usec;
@@ -782,6 +783,9 @@ static int start_details(Observer *o) {
                 if (strset_put(flagged, e->script) < 0 || (e->secrets && strset_put(secret_flagged, e->script) < 0))
                         return -ENOMEM;
         }
+        for (size_t i = 0; o->keep_seen && o->audit_seen && o->audit_seen[i]; i++)
+                if (strv_extend_n(&o->res.audit_seen, &n_seen, o->audit_seen[i]) < 0)
+                        return -ENOMEM;
         strv_sort_uniq(o->res.audit_seen);
         if (observe_write_leftovers(own, &o->res.own_writes_left) < 0)
                 return -ENOMEM;
@@ -1114,6 +1118,7 @@ int observe_start(CfApi *api, const ObserveRequest *req, observe_done_t done, vo
         o->audit_gap = req->audit_gap;
         o->own_writes = strv_copy(req->own_writes ?: (char *[]) { NULL });
         o->own_token_id = req->audit_own_token_id ? strdup(req->audit_own_token_id) : NULL;
+        o->keep_seen = req->audit_keep_seen;
         o->res.live = live_state_new();
         if (!o->audit_seen || !o->refresh || !o->rotation || !o->own_writes || !o->res.live ||
             (req->audit_own_token_id && !o->own_token_id)) {

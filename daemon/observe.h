@@ -64,6 +64,9 @@ typedef struct ObserveRequest {
          * OBSERVE_AUDIT_OWN_SLACK_USEC (clock skew) for the own entries,
          * rather than unfiltered over the whole window. */
         uint64_t own_writes_from_usec;
+        /* Keep audit_seen's ids in the result's even if not read again
+         * (engine.c META_AUDIT_POST). */
+        bool audit_keep_seen;
         CfPriority priority;
         uint64_t now_usec;
 } ObserveRequest;
