@@ -40,8 +40,10 @@
  * window, and must not take them for its own writes to the same paths. */
 #define META_AUDIT_POST "engine.audit.post"
 /* bindery's own API token id as the audit feed spells it (actor.token_id
- * of the entries its own writes were matched to, all agreeing), with
- * the token's HMAC: {"id": …, "fp": …}. Its entries are left out of the
+ * of the entries its own writes were matched to, all agreeing, and the
+ * same as GET /user/tokens/verify answers: two sources, so another
+ * actor's write to the same path cannot pass for bindery's), with the
+ * token's HMAC: {"id": …, "fp": …}. Its entries are left out of the
  * observe query (actor_token_id.not), so a no-op does not page through
  * its own last converge. Used only while the token's HMAC matches. */
 #define META_AUDIT_TOKEN "engine.audit.token"
@@ -76,6 +78,8 @@ struct Engine {
         char *token_problem;        /* engine_token_problem() */
         char *token_ref;            /* the api_token reference, for messages */
         char *token_id;             /* the token's id in the audit feed (META_AUDIT_TOKEN), or NULL */
+        char *token_verified_id;    /* the id GET /user/tokens/verify answered, or NULL */
+        bool token_verify_asked;
         char token_fp[65];          /* HMAC of the token ("": none) */
         unsigned max_deletions;
         unsigned concurrency;
@@ -365,6 +369,7 @@ Engine *engine_free(Engine *e) {
         free(e->token_problem);
         free(e->token_ref);
         free(e->token_id);
+        free(e->token_verified_id);
         spec_grant_done(&e->grant);
         sd_event_unref(e->event);
         free(e);
@@ -444,32 +449,67 @@ const char *engine_token_problem(const Engine *e) {
         return e->token_problem;
 }
 
-/* Takes the token id the feed showed on bindery's own writes (at most
- * 64 letters, digits, '-' or '_'; NULL: none learnt). */
+static bool token_id_valid(const char *id) {
+        return id && *id && strlen(id) <= 64 &&
+               !id[strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")];
+}
+
+/* Takes the token id the feed showed on bindery's own writes (NULL: none
+ * learnt) if /user/tokens/verify named the same. */
 static void learn_token_id(Engine *e, const char *id) {
-        if (!id || !*id || strlen(id) > 64 ||
-            id[strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")] ||
-            streq_ptr(e->token_id, id))
+        if (!token_id_valid(id) || !streq_ptr(id, e->token_verified_id) || streq_ptr(e->token_id, id))
                 return;
         free(e->token_id);
         e->token_id = strdup(id);
 }
 
+/* Notes the id of a /user/tokens/verify answer (an active token). */
+static void take_verified_id(Engine *e, const CfReply *reply) {
+        json_object *id = NULL, *st = NULL;
+
+        if (reply->error < 0 || !reply->result || !json_object_object_get_ex(reply->result, "id", &id) ||
+            !token_id_valid(json_object_get_string(id)) ||
+            (json_object_object_get_ex(reply->result, "status", &st) && !streq_ptr(json_object_get_string(st), "active")))
+                return;
+        free(e->token_verified_id);
+        e->token_verified_id = strdup(json_object_get_string(id));
+}
+
+static void on_own_token(CfApi *api, const CfReply *reply, void *userdata) {
+        if (reply->error == -ECANCELED)
+                return; /* the engine is going away */
+        take_verified_id(userdata, reply);
+}
+
 /* The token id for the audit query: the saved one, if the token is the
- * same (else it is learnt again from the next own writes). */
-static void audit_token_prepare(Engine *e) {
+ * same; else learnt again from the next own writes, which needs the id
+ * /user/tokens/verify answers (asked once, by apply runs). */
+static void audit_token_prepare(Engine *e, RunMode mode) {
         const char *v = ledger_get_meta(e->ledger, META_AUDIT_TOKEN);
         _cleanup_(json_object_putp) json_object *j = v ? json_tokener_parse(v) : NULL;
         json_object *id, *fp;
+        CfRequest req = {
+                .method = "GET",
+                .path = cfreq_template(CF_PATH_TOKEN_VERIFY),
+                .priority = CFAPI_PRIORITY_NORMAL,
+                .flags = CFAPI_NO_RETRY,
+        };
 
         if (e->token_id || !e->token_fp[0])
                 return;
-        if (j && json_object_object_get_ex(j, "id", &id) && json_object_is_type(id, json_type_string) &&
-            json_object_object_get_ex(j, "fp", &fp) && streq_ptr(json_object_get_string(fp), e->token_fp))
-                learn_token_id(e, json_object_get_string(id));
+        if (j && json_object_object_get_ex(j, "id", &id) && token_id_valid(json_object_get_string(id)) &&
+            json_object_object_get_ex(j, "fp", &fp) && streq_ptr(json_object_get_string(fp), e->token_fp)) {
+                e->token_id = strdup(json_object_get_string(id));
+                return;
+        }
+        if (mode != RUN_MODE_APPLY || e->token_verified_id || e->token_verify_asked || e->token_problem)
+                return;
+        if (cfapi_submit(e->api, &req, on_own_token, e, NULL) >= 0)
+                e->token_verify_asked = true;
 }
 
 typedef struct VerifyCall {
+        Engine *e;
         engine_verify_done_t done;
         void *userdata;
         char *ref;
@@ -481,6 +521,8 @@ static void on_token_verified(CfApi *api, const CfReply *reply, void *userdata) 
         json_object *st = NULL;
         int k;
 
+        if (reply->error != -ECANCELED)
+                take_verified_id(v->e, reply);
         if (reply->error == -EACCES)
                 k = asprintf(&finding, "Cloudflare refused the API token (%s): %s", strna(v->ref), strna(reply->message));
         else if (reply->error < 0)
@@ -510,6 +552,7 @@ int engine_verify_token(Engine *e, engine_verify_done_t done, void *userdata) {
         v = calloc(1, sizeof(VerifyCall));
         if (!v)
                 return -ENOMEM;
+        v->e = e;
         v->done = done;
         v->userdata = userdata;
         v->ref = e->token_ref ? strdup(e->token_ref) : NULL;
@@ -517,7 +560,8 @@ int engine_verify_token(Engine *e, engine_verify_done_t done, void *userdata) {
         if (r < 0) {
                 free(v->ref);
                 free(v);
-        }
+        } else
+                e->token_verify_asked = true;
         return r;
 }
 
@@ -1721,7 +1765,7 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
         if (last && safe_atou64(last, &last_usec) < 0)
                 last_usec = 0;
         overlap = audit_overlap_now(e, own);
-        audit_token_prepare(e);
+        audit_token_prepare(e, o->mode);
         from = own && own[0] ? ledger_get_meta(e->ledger, META_OWN_WRITES_FROM) : NULL;
         if (from && safe_atou64(from, &from_usec) < 0)
                 from_usec = 0;

@@ -2,11 +2,10 @@
 # engine-audit-own.sh: a no-op does not page through bindery's own last
 # converge in the audit feed (issue 13). Bindery learns its token's id
 # from the feed (actor.token_id of the entries its own writes were
-# matched to; kept in the state with the token's HMAC) and leaves that
-# token's entries out of the observe query (actor_token_id.not=ID, the
-# form SDK 6.5 sends); its own writes are matched by the post-apply
-# read, which is not filtered. cfsim's token ids are its own
-# (/user/tokens/verify shows the same id the entries carry). cfsim serves
+# matched to, if /user/tokens/verify names the same; kept in the state
+# with the token's HMAC) and leaves that token's entries out of the
+# observe query (actor_token_id.not=ID, the form SDK 6.5 sends); its own
+# writes are matched by the post-apply read, which is not filtered. cfsim serves
 # pages of 100 entries here (--audit-page-max), so paging shows at a
 # few hundred workers:
 #   - a converge of 300 workers writes ~1,200 entries (12+ pages);
@@ -58,7 +57,9 @@ bd apply
 check_eq "cold converge of 300 workers exits 0" "$RC" 0
 [ "$RC" = 0 ] || show_output
 conv_pages=$(sim_route "$AUDIT_ROUTE")
+verify=$(sim_route "GET /user/tokens/verify")
 check "the converge's post-apply read pages through its own entries ($conv_pages pages of 100)" [ "$conv_pages" -ge 10 ]
+check_eq "the converge asks for the token's id once" "$verify" 1
 
 for n in first second; do
         sim_reset_counters
@@ -70,6 +71,7 @@ for n in first second; do
         echo "# $n no-op after the converge: $pages audit page(s), $req requests"
         check_eq "the $n no-op reads one audit page, not the converge's $conv_pages" "$pages" 1
         check "the $n no-op leaves out bindery's own token" grep -q "actor_token_id.not=$OWN_ID" <<<"$(last_audit_query)"
+        check_eq "the $n no-op does not ask for the token id again" "$(sim_route "GET /user/tokens/verify")" 0
         check "the $n no-op costs at most 15 requests ($req)" [ "$req" -le 15 ]
 done
 
@@ -156,6 +158,7 @@ check "the unfiltered one reaches back about a minute, not 15 ($(tr '\n' ' ' <"$
 sim_reset_counters
 IT_CF_TOKEN=$OTHER_TOKEN bd apply
 check_eq "a run with another token exits 0" "$RC" 0
+check_eq "it asks for the new token's id" "$(sim_route "GET /user/tokens/verify")" 1
 check "it does not leave out the old token's entries" \
         bash -c '! grep -q "actor_token_id.not=$1" <<<"$2"' _ "$(token_id "$TOKEN")" "$(last_audit_query)"
 # A write with the new token (its entries wait, as above), then matched.
