@@ -43,9 +43,9 @@ struct Observer {
         bool audit_gap;
         char *own_token_id;     /* ObserveRequest.audit_own_token_id */
         char **token_ids;       /* distinct actor.token_id values read (AuditEntry.token_id) */
+        size_t n_token_ids;
         bool audit_failed;      /* one of the audit reads failed (there may be two) */
         bool keep_seen;         /* ObserveRequest.audit_keep_seen */
-        size_t n_token_ids;
         CfPriority priority;
         uint64_t now_usec;
 

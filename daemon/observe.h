@@ -53,10 +53,11 @@ typedef struct ObserveRequest {
          * run the rotation as if it were unavailable. */
         bool audit_gap;
         uint64_t audit_overlap_usec;    /* 0: OBSERVE_AUDIT_OVERLAP_USEC */
-        /* bindery's own API token id (GET /user/tokens/verify), or NULL.
-         * Its entries are bindery's, never taken for outside writes; they
-         * are left out of the feed's query while no own write waits for
-         * its entry (those are matched in the feed). */
+        /* bindery's own API token id as the feed shows it (engine.c
+         * META_AUDIT_TOKEN), or NULL. Its entries are bindery's, never
+         * taken for outside writes; they are left out of the feed's
+         * query while no own write waits for its entry (those are
+         * matched in the feed). */
         const char *audit_own_token_id;
         /* When the oldest of own_writes was sent (µs; 0: unknown). With
          * the token id known, the feed is then read twice: filtered over
