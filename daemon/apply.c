@@ -35,6 +35,8 @@ struct Applier {
         unsigned n_writes;
         char **writes;
         bool writes_incomplete;
+        uint64_t *write_usec;           /* CLOCK_REALTIME: when each of writes[] was submitted */
+        size_t n_write_usec_alloc;
         uint64_t last_write_usec;       /* CLOCK_REALTIME: the last write submitted */
         bool cancelled;
         bool dead;
@@ -88,6 +90,7 @@ static void applier_destroy(Applier *ap) {
         free(ap->results);
         free(ap->run_id);
         strv_free(ap->writes);
+        free(ap->write_usec);
         sd_event_source_disable_unref(ap->defer);
         sd_event_source_disable_unref(ap->flush);
         sd_event_unref(ap->event);
@@ -138,6 +141,10 @@ uint64_t apply_last_write_usec(const Applier *ap) {
 
 char * const *apply_writes(const Applier *ap) {
         return ap->writes;
+}
+
+const uint64_t *apply_write_times(const Applier *ap) {
+        return ap->writes_incomplete ? NULL : ap->write_usec;
 }
 
 static int set_str(char **dst, const char *s) {
@@ -213,8 +220,20 @@ static int job_submit(Job *j, const CfRequest *r) {
                 ap->n_writes++;
                 ap->last_write_usec = now_realtime_usec();
                 /* Best effort: the list only saves audit-log reads later. */
-                if (asprintf(&w, "%s %s", r->method, r->path) >= 0 && strv_consume(&ap->writes, TAKE_PTR(w)) < 0)
+                if (asprintf(&w, "%s %s", r->method, r->path) < 0 || strv_consume(&ap->writes, TAKE_PTR(w)) < 0)
                         ap->writes_incomplete = true;
+                if (!ap->writes_incomplete && ap->n_writes > ap->n_write_usec_alloc) {
+                        size_t n = ap->n_write_usec_alloc ? ap->n_write_usec_alloc * 2 : 64;
+                        uint64_t *p = reallocarray(ap->write_usec, n, sizeof(uint64_t));
+
+                        if (p) {
+                                ap->write_usec = p;
+                                ap->n_write_usec_alloc = n;
+                        } else
+                                ap->writes_incomplete = true;
+                }
+                if (!ap->writes_incomplete)
+                        ap->write_usec[ap->n_writes - 1] = ap->last_write_usec;
         }
         return 0;
 }

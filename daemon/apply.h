@@ -72,6 +72,9 @@ const ApplyResult *apply_result(const Applier *a, size_t index);
 unsigned apply_n_writes(const Applier *a) _pure_;
 /* Method + path of every write made, for matching the audit log later. */
 char * const *apply_writes(const Applier *a) _pure_;
+/* When each of apply_writes() was submitted (CLOCK_REALTIME µs), or NULL
+ * when the list is incomplete. */
+const uint64_t *apply_write_times(const Applier *a) _pure_;
 /* When the last write was submitted (CLOCK_REALTIME µs); 0 when none was
  * or the writes list is incomplete. */
 uint64_t apply_last_write_usec(const Applier *a) _pure_;

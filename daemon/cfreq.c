@@ -125,13 +125,15 @@ const char *cfreq_permission(const char *text) {
         return NULL;
 }
 
-int cfreq_audit_query(uint64_t since_usec, uint64_t before_usec, char **ret) {
+int cfreq_audit_query(uint64_t since_usec, uint64_t before_usec, const char *exclude_token_id, char **ret) {
         char since[64], before[64];
         _cleanup_free_ char *a = cfapi_escape(format_rfc3339(since_usec, since, sizeof(since))),
-                            *b = cfapi_escape(format_rfc3339(before_usec, before, sizeof(before)));
+                            *b = cfapi_escape(format_rfc3339(before_usec, before, sizeof(before))),
+                            *t = exclude_token_id ? cfapi_escape(exclude_token_id) : NULL;
 
         assert(ret);
-        if (!a || !b || asprintf(ret, "since=%s&before=%s&limit=1000", a, b) < 0)
+        if (!a || !b || (exclude_token_id && !t) ||
+            asprintf(ret, "since=%s&before=%s&limit=1000%s%s", a, b, t ? "&actor_token_id.not=" : "", t ? t : "") < 0)
                 return -ENOMEM;
         return 0;
 }

@@ -64,8 +64,12 @@ CfPath cfreq_item(ResourceKind k) _pure_;
 const char *cfreq_permission(const char *text) _pure_;
 
 /* Audit Logs v2 wants both ends of the window:
- * "since=<rfc3339>&before=<rfc3339>&limit=1000". Returns 0 or -ENOMEM. */
-int cfreq_audit_query(uint64_t since_usec, uint64_t before_usec, char **ret);
+ * "since=<rfc3339>&before=<rfc3339>&limit=1000", and with
+ * exclude_token_id (may be NULL) "&actor_token_id.not=<id>": the entries
+ * of that API token left out, in the form SDK 6.5 sends
+ * `actor_token_id: { not: [id] }` (allowDots, arrayFormat repeat).
+ * Returns 0 or -ENOMEM. */
+int cfreq_audit_query(uint64_t since_usec, uint64_t before_usec, const char *exclude_token_id, char **ret);
 
 /* ---- request bodies ----
  *

@@ -23,6 +23,10 @@
 #define META_AUDIT_SEEN "engine.audit.seen"
 #define META_OWN_WRITES "engine.own_writes"
 #define META_OWN_WRITES_SINCE "engine.own_writes.since"
+/* When the oldest own write still waiting for its entry was sent (µs):
+ * the feed is read unfiltered from there only (observe.c), not over the
+ * whole audit_overlap. */
+#define META_OWN_WRITES_FROM "engine.own_writes.from"
 #define OWN_WRITES_MAX 2000
 /* The audit feed's delay as measured by our own writes (µs): the last
  * write's entry was in the post-apply read this long after it was sent,
@@ -30,6 +34,19 @@
  * at least AUDIT_OVERLAP_FLOOR_USEC, at most audit_overlap (and the whole
  * audit_overlap while the delay is unknown or own writes are missing). */
 #define META_AUDIT_LAG "engine.audit.lag"
+/* When the last post-apply read ran (µs). For two minutes after, a read
+ * that leaves bindery's entries out still remembers their ids: a run of
+ * writes starting within a minute reads them back in its post-apply
+ * window, and must not take them for its own writes to the same paths. */
+#define META_AUDIT_POST "engine.audit.post"
+/* bindery's own API token id as the audit feed spells it (actor.token_id
+ * of the entries its own writes were matched to, all agreeing, and the
+ * same as GET /user/tokens/verify answers: two sources, so another
+ * actor's write to the same path cannot pass for bindery's), with the
+ * token's HMAC: {"id": …, "fp": …}. Its entries are left out of the
+ * observe query (actor_token_id.not), so a no-op does not page through
+ * its own last converge. Used only while the token's HMAC matches. */
+#define META_AUDIT_TOKEN "engine.audit.token"
 #define AUDIT_LAG_MARGIN 4
 #define AUDIT_OVERLAP_FLOOR_USEC (30 * USEC_PER_SEC)
 #define META_REFRESH_LAST "engine.refresh.last"
@@ -60,6 +77,10 @@ struct Engine {
         bool allow_empty;
         char *token_problem;        /* engine_token_problem() */
         char *token_ref;            /* the api_token reference, for messages */
+        char *token_id;             /* the token's id in the audit feed (META_AUDIT_TOKEN), or NULL */
+        char *token_verified_id;    /* the id GET /user/tokens/verify answered, or NULL */
+        bool token_verify_asked;
+        char token_fp[65];          /* HMAC of the token ("": none) */
         unsigned max_deletions;
         unsigned concurrency;
         unsigned request_budget;
@@ -104,6 +125,7 @@ struct Engine {
         char *detection_reason;
         char **audit_seen_new;
         char **own_writes_left;         /* own writes whose audit entries were not seen yet */
+        uint64_t own_writes_from_usec;  /* when the oldest of this run's unmatched writes was sent; 0: none */
         bool post_audit_done;
         uint64_t audit_lag_usec;        /* measured this run (post-apply read); 0: not measured */
         bool audit_lag_unknown;         /* own writes of this run were missing from the feed */
@@ -224,6 +246,8 @@ static int engine_copy_config(Engine *e, const Config *c) {
         return 0;
 }
 
+static int engine_secret_hmac(Engine *e, const void *value, size_t size, char ret[static 65]);
+
 int engine_new_with_store(Engine **ret, sd_event *event, const Config *config, Store *store) {
         _cleanup_(store_freep) Store *st = store;
         _cleanup_(engine_freep) Engine *e = NULL;
@@ -267,6 +291,8 @@ int engine_new_with_store(Engine **ret, sd_event *event, const Config *config, S
         cfapi_options_from_config(&o, config);
         o.token = r >= 0 ? token : NULL;
         o.token_size = r >= 0 ? token_size : 0;
+        if (!o.token || engine_secret_hmac(e, token, token_size, e->token_fp) < 0)
+                e->token_fp[0] = 0;
         r = cfapi_new(&e->api, event, &o);
         erase_and_free(token, token_size);
         if (r < 0)
@@ -314,6 +340,7 @@ static void run_reset(Engine *e) {
         e->rotation = strv_free(e->rotation);
         e->audit_seen_new = strv_free(e->audit_seen_new);
         e->own_writes_left = strv_free(e->own_writes_left);
+        e->own_writes_from_usec = 0;
         e->post_audit_done = false;
         e->audit_lag_usec = 0;
         e->audit_lag_unknown = false;
@@ -341,6 +368,8 @@ Engine *engine_free(Engine *e) {
         free(e->state_dir);
         free(e->token_problem);
         free(e->token_ref);
+        free(e->token_id);
+        free(e->token_verified_id);
         spec_grant_done(&e->grant);
         sd_event_unref(e->event);
         free(e);
@@ -424,7 +453,67 @@ const char *engine_token_problem(const Engine *e) {
         return e->token_problem;
 }
 
+static bool token_id_valid(const char *id) {
+        return id && *id && strlen(id) <= 64 &&
+               !id[strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")];
+}
+
+/* Takes the token id the feed showed on bindery's own writes (NULL: none
+ * learnt) if /user/tokens/verify named the same. */
+static void learn_token_id(Engine *e, const char *id) {
+        if (!token_id_valid(id) || !streq_ptr(id, e->token_verified_id) || streq_ptr(e->token_id, id))
+                return;
+        free(e->token_id);
+        e->token_id = strdup(id);
+}
+
+/* Notes the id of a /user/tokens/verify answer (an active token). */
+static void take_verified_id(Engine *e, const CfReply *reply) {
+        json_object *id = NULL, *st = NULL;
+
+        if (reply->error < 0 || !reply->result || !json_object_object_get_ex(reply->result, "id", &id) ||
+            !token_id_valid(json_object_get_string(id)) ||
+            (json_object_object_get_ex(reply->result, "status", &st) && !streq_ptr(json_object_get_string(st), "active")))
+                return;
+        free(e->token_verified_id);
+        e->token_verified_id = strdup(json_object_get_string(id));
+}
+
+static void on_own_token(CfApi *api, const CfReply *reply, void *userdata) {
+        if (reply->error == -ECANCELED)
+                return; /* the engine is going away */
+        take_verified_id(userdata, reply);
+}
+
+/* The token id for the audit query: the saved one, if the token is the
+ * same; else learnt again from the next own writes, which needs the id
+ * /user/tokens/verify answers (asked once, by apply runs). */
+static void audit_token_prepare(Engine *e, RunMode mode) {
+        const char *v = ledger_get_meta(e->ledger, META_AUDIT_TOKEN);
+        _cleanup_(json_object_putp) json_object *j = v ? json_tokener_parse(v) : NULL;
+        json_object *id, *fp;
+        CfRequest req = {
+                .method = "GET",
+                .path = cfreq_template(CF_PATH_TOKEN_VERIFY),
+                .priority = CFAPI_PRIORITY_NORMAL,
+                .flags = CFAPI_NO_RETRY,
+        };
+
+        if (e->token_id || !e->token_fp[0])
+                return;
+        if (j && json_object_object_get_ex(j, "id", &id) && token_id_valid(json_object_get_string(id)) &&
+            json_object_object_get_ex(j, "fp", &fp) && streq_ptr(json_object_get_string(fp), e->token_fp)) {
+                e->token_id = strdup(json_object_get_string(id));
+                return;
+        }
+        if (mode != RUN_MODE_APPLY || e->token_verified_id || e->token_verify_asked || e->token_problem)
+                return;
+        if (cfapi_submit(e->api, &req, on_own_token, e, NULL) >= 0)
+                e->token_verify_asked = true;
+}
+
 typedef struct VerifyCall {
+        Engine *e;
         engine_verify_done_t done;
         void *userdata;
         char *ref;
@@ -436,6 +525,8 @@ static void on_token_verified(CfApi *api, const CfReply *reply, void *userdata) 
         json_object *st = NULL;
         int k;
 
+        if (reply->error != -ECANCELED)
+                take_verified_id(v->e, reply);
         if (reply->error == -EACCES)
                 k = asprintf(&finding, "Cloudflare refused the API token (%s): %s", strna(v->ref), strna(reply->message));
         else if (reply->error < 0)
@@ -465,6 +556,7 @@ int engine_verify_token(Engine *e, engine_verify_done_t done, void *userdata) {
         v = calloc(1, sizeof(VerifyCall));
         if (!v)
                 return -ENOMEM;
+        v->e = e;
         v->done = done;
         v->userdata = userdata;
         v->ref = e->token_ref ? strdup(e->token_ref) : NULL;
@@ -472,7 +564,8 @@ int engine_verify_token(Engine *e, engine_verify_done_t done, void *userdata) {
         if (r < 0) {
                 free(v->ref);
                 free(v);
-        }
+        } else
+                e->token_verify_asked = true;
         return r;
 }
 
@@ -716,11 +809,24 @@ static void save_audit_position(Engine *e) {
                 return;
         snprintf(buf, sizeof(buf), "%" PRIu64, e->audit_checked_usec);
         (void) ledger_set_meta(e->ledger, META_AUDIT_LAST, buf);
+        if (e->post_audit_done) {
+                snprintf(buf, sizeof(buf), "%" PRIu64, e->audit_checked_usec);
+                (void) ledger_set_meta(e->ledger, META_AUDIT_POST, buf);
+        }
         if (e->audit_lag_usec > 0) {
                 snprintf(buf, sizeof(buf), "%" PRIu64, e->audit_lag_usec);
                 (void) ledger_set_meta(e->ledger, META_AUDIT_LAG, buf);
         } else if (e->audit_lag_unknown)
                 (void) ledger_set_meta(e->ledger, META_AUDIT_LAG, NULL);
+        if (e->token_id && e->token_fp[0]) {
+                _cleanup_(json_object_putp) json_object *t = json_object_new_object();
+
+                if (t) {
+                        json_object_object_add(t, "id", json_object_new_string(e->token_id));
+                        json_object_object_add(t, "fp", json_object_new_string(e->token_fp));
+                        (void) ledger_set_meta(e->ledger, META_AUDIT_TOKEN, json_object_to_json_string_ext(t, JSON_C_TO_STRING_PLAIN));
+                }
+        }
         {
                 json_object *a = json_object_new_array();
 
@@ -738,9 +844,21 @@ static void save_audit_position(Engine *e) {
                 (void) ledger_set_meta(e->ledger, META_OWN_WRITES,
                                       n > 0 ? json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN) : NULL);
                 json_object_put(a);
-                /* Since when some own write has been waiting for its entry. */
-                if (n == 0 || e->audit_gap)
+                /* Since when some own write has been waiting for its entry,
+                 * and when the oldest waiting one was sent. */
+                if (n == 0 || e->audit_gap) {
                         (void) ledger_set_meta(e->ledger, META_OWN_WRITES_SINCE, NULL);
+                        (void) ledger_set_meta(e->ledger, META_OWN_WRITES_FROM, NULL);
+                }
+                if (n > 0 && e->own_writes_from_usec > 0) {
+                        const char *v = ledger_get_meta(e->ledger, META_OWN_WRITES_FROM);
+                        uint64_t old = 0;
+
+                        if (!v || safe_atou64(v, &old) < 0 || old == 0 || old > e->own_writes_from_usec) {
+                                snprintf(buf, sizeof(buf), "%" PRIu64, e->own_writes_from_usec);
+                                (void) ledger_set_meta(e->ledger, META_OWN_WRITES_FROM, buf);
+                        }
+                }
                 if (n > 0 && !ledger_get_meta(e->ledger, META_OWN_WRITES_SINCE)) {
                         snprintf(buf, sizeof(buf), "%" PRIu64, e->audit_checked_usec);
                         (void) ledger_set_meta(e->ledger, META_OWN_WRITES_SINCE, buf);
@@ -773,6 +891,8 @@ typedef struct PostReq {
         size_t n_seen_before;       /* audit: length of audit_seen_new before this read */
         size_t n_seen_new;          /* audit: length of audit_seen_new now */
         LiveState *live;            /* scripts: the list, streamed in */
+        char *token_id;             /* audit: actor.token_id of the entries own writes matched */
+        bool token_mixed;           /* audit: ...not one and the same */
 } PostReq;
 
 static PostReq *post_req_free(PostReq *q) {
@@ -781,6 +901,7 @@ static PostReq *post_req_free(PostReq *q) {
         json_object_put(q->counts);
         strset_free(q->seen);
         live_state_free(q->live);
+        free(q->token_id);
         return mfree(q);
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(PostReq *, post_req_free);
@@ -795,14 +916,31 @@ static int on_post_item(json_object *item, void *userdata) {
 
         if (!q->audit)
                 return observe_parse_script(item, q->live);
-        r = observe_audit_entry(item, &a);
+        r = observe_audit_entry(item, q->e->token_id, &a);
         if (r < 0)
                 return r;
         if (!a.id || strset_contains(q->seen, a.id))
                 return 0;
-        if (a.key && observe_write_take(q->counts, a.key) && strv_extend_n(&q->e->audit_seen_new, &q->n_seen_new, a.id) < 0)
+        if (!a.key || !a.mine || !observe_write_take(q->counts, a.key))
+                return 0;
+        if (strv_extend_n(&q->e->audit_seen_new, &q->n_seen_new, a.id) < 0)
+                return -ENOMEM;
+        if (observe_token_agree(&q->token_id, &q->token_mixed, observe_audit_token_id(item)) < 0)
                 return -ENOMEM;
         return 0;
+}
+
+/* When the oldest write still unmatched in counts was sent (0: none, or
+ * the times are unknown). */
+static uint64_t oldest_waiting(json_object *counts, char * const *writes, const uint64_t *t) {
+        uint64_t from = 0;
+        json_object *v;
+
+        for (size_t i = 0; t && writes && writes[i]; i++)
+                if (json_object_object_get_ex(counts, writes[i], &v) && json_object_get_int(v) > 0 &&
+                    (from == 0 || t[i] < from))
+                        from = t[i];
+        return from;
 }
 
 static void post_done(Engine *e) {
@@ -851,6 +989,13 @@ static void on_post_reply(CfApi *api, const CfReply *reply, void *userdata) {
                 /* Writes whose entries have not shown up yet are matched
                  * by later cycles instead of being taken for drift. */
                 (void) observe_write_leftovers(q->counts, &e->own_writes_left);
+                /* Not known for writes that waited before this run
+                 * without a recorded time (then the whole window). */
+                if (before == 0 || ledger_get_meta(e->ledger, META_OWN_WRITES_FROM))
+                        e->own_writes_from_usec = oldest_waiting(q->counts, apply_writes(e->applier),
+                                                                 apply_write_times(e->applier));
+                if (!q->token_mixed)
+                        learn_token_id(e, q->token_id);
                 e->post_audit_done = true;
                 e->audit_checked_usec = now_realtime_usec();
                 /* Every write's entry is there, the last one's too: the
@@ -891,7 +1036,7 @@ static int post_submit(Engine *e, bool audit) {
         if (audit) {
                 uint64_t from = e->started_usec > OBSERVE_AUDIT_OVERLAP_USEC ? e->started_usec - 60 * USEC_PER_SEC : 0;
 
-                k = cfreq_audit_query(from, now_realtime_usec() + OBSERVE_AUDIT_BEFORE_SLACK_USEC, &query);
+                k = cfreq_audit_query(from, now_realtime_usec() + OBSERVE_AUDIT_BEFORE_SLACK_USEC, NULL, &query);
                 if (k < 0)
                         return k;
                 r.paging = CFAPI_PAGING_CURSOR;
@@ -1120,6 +1265,7 @@ static void on_observed(ObserveResult *res, void *userdata) {
         note_detection(e, res);
         e->audit_seen_new = TAKE_PTR(res->audit_seen);
         e->own_writes_left = TAKE_PTR(res->own_writes_left);
+        learn_token_id(e, res->own_token_id);
 
         r = compute_secret_hmacs(e);
         if (r < 0)
@@ -1565,8 +1711,9 @@ static uint64_t audit_overlap_now(const Engine *e, char * const *own_waiting) {
 
 int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_done_t done, void *userdata) {
         _cleanup_strv_free_ char **seen = NULL, **own = NULL;
-        const char *last;
-        uint64_t last_usec = 0, overlap;
+        const char *last, *from, *post;
+        uint64_t last_usec = 0, overlap, from_usec = 0, post_usec = 0;
+        bool keep_seen;
         ObserveRequest req;
         int r;
 
@@ -1622,6 +1769,13 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
         if (last && safe_atou64(last, &last_usec) < 0)
                 last_usec = 0;
         overlap = audit_overlap_now(e, own);
+        audit_token_prepare(e, o->mode);
+        from = own && own[0] ? ledger_get_meta(e->ledger, META_OWN_WRITES_FROM) : NULL;
+        if (from && safe_atou64(from, &from_usec) < 0)
+                from_usec = 0;
+        post = ledger_get_meta(e->ledger, META_AUDIT_POST);
+        keep_seen = post && safe_atou64(post, &post_usec) >= 0 &&
+                    e->started_usec < post_usec + 2 * OBSERVE_AUDIT_OWN_SLACK_USEC;
         req = (ObserveRequest) {
                 .g = g,
                 .ledger = e->ledger,
@@ -1632,6 +1786,9 @@ int engine_run(Engine *e, const Generation *g, const RunOptions *o, engine_run_d
                 .rotation = e->rotation,
                 .audit_gap = e->audit_gap,
                 .audit_overlap_usec = overlap,
+                .audit_own_token_id = e->token_id,
+                .own_writes_from_usec = from_usec,
+                .audit_keep_seen = keep_seen,
                 .priority = o->mode == RUN_MODE_PLAN ? CFAPI_PRIORITY_LOW : CFAPI_PRIORITY_NORMAL,
                 .now_usec = e->started_usec,
         };

@@ -41,6 +41,11 @@ struct Observer {
         char **refresh;
         char **rotation;
         bool audit_gap;
+        char *own_token_id;     /* ObserveRequest.audit_own_token_id */
+        char **token_ids;       /* distinct actor.token_id values read (AuditEntry.token_id) */
+        size_t n_token_ids;
+        bool audit_failed;      /* one of the audit reads failed (there may be two) */
+        bool keep_seen;         /* ObserveRequest.audit_keep_seen */
         CfPriority priority;
         uint64_t now_usec;
 
@@ -63,6 +68,7 @@ void observe_result_done(ObserveResult *r) {
         r->own_writes_left = strv_free(r->own_writes_left);
         free(r->audit_message);
         r->audit_message = NULL;
+        r->own_token_id = mfree(r->own_token_id);
 }
 
 static void observer_destroy(Observer *o) {
@@ -71,6 +77,8 @@ static void observer_destroy(Observer *o) {
         strv_free(o->own_writes);
         strv_free(o->refresh);
         strv_free(o->rotation);
+        free(o->own_token_id);
+        strv_free(o->token_ids);
         for (size_t i = 0; i < o->n_audit; i++)
                 audit_entry_done(&o->audit[i]);
         free(o->audit);
@@ -417,11 +425,32 @@ void audit_entry_done(AuditEntry *e) {
         *e = (AuditEntry) {};
 }
 
-int observe_audit_entry(json_object *x, AuditEntry *ret) {
+const char *observe_audit_token_id(json_object *x) {
+        return jstr(jget(x, "actor"), "token_id");
+}
+
+int observe_token_agree(char **id, bool *mixed, const char *token_id) {
+        if (*mixed)
+                return 0;
+        if (!token_id || (*id && !streq(*id, token_id))) {
+                *mixed = true;
+                return 0;
+        }
+        if (!*id) {
+                *id = strdup(token_id);
+                if (!*id)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+int observe_audit_entry(json_object *x, const char *own_token_id, AuditEntry *ret) {
         _cleanup_(audit_entry_done) AuditEntry a = {};
         const char *id = jstr(x, "id"), *method = jstr(jget(x, "raw"), "method"), *uri = jstr(jget(x, "raw"), "uri");
         int r;
 
+        a.own_token = own_token_id && streq_ptr(jstr(jget(x, "actor"), "token_id"), own_token_id);
+        a.mine = !own_token_id || a.own_token;
         if (id) {
                 a.id = strdup(id);
                 if (!a.id)
@@ -455,6 +484,27 @@ static void fail(Observer *o, int error, const char *what, const char *msg) {
                 o->res.message = NULL;
 }
 
+/* The observer's copy of an entry's token id: the distinct ids of one
+ * read are few (bindery's, a dashboard user's); past
+ * OBSERVE_TOKEN_IDS_MAX, NULL (never taken for bindery's). */
+#define OBSERVE_TOKEN_IDS_MAX 32
+static int intern_token_id(Observer *o, const char *id, const char **ret) {
+        *ret = NULL;
+        if (!id)
+                return 0;
+        for (size_t i = 0; i < o->n_token_ids; i++)
+                if (streq(o->token_ids[i], id)) {
+                        *ret = o->token_ids[i];
+                        return 0;
+                }
+        if (o->n_token_ids == OBSERVE_TOKEN_IDS_MAX)
+                return 0;
+        if (strv_extend_n(&o->token_ids, &o->n_token_ids, id) < 0)
+                return -ENOMEM;
+        *ret = o->token_ids[o->n_token_ids - 1];
+        return 0;
+}
+
 /* One item of a streamed list (scripts, resources, store secrets) into
  * the LiveState as it is decoded: the list is never a tree in memory. */
 static int on_item(json_object *item, void *userdata) {
@@ -470,9 +520,14 @@ static int on_item(json_object *item, void *userdata) {
         if (q->type == REQ_AUDIT) {
                 AuditEntry a;
 
-                r = observe_audit_entry(item, &a);
+                r = observe_audit_entry(item, o->own_token_id, &a);
                 if (r <= 0)
                         return r;
+                r = intern_token_id(o, observe_audit_token_id(item), &a.token_id);
+                if (r < 0) {
+                        audit_entry_done(&a);
+                        return r;
+                }
                 if (o->n_audit == o->n_audit_alloc) {
                         size_t n = o->n_audit_alloc ? o->n_audit_alloc * 2 : 64;
                         AuditEntry *p = reallocarray(o->audit, n, sizeof(AuditEntry));
@@ -701,6 +756,7 @@ static int start_details(Observer *o) {
         LiveState *live = o->res.live;
         unsigned n_diff_reads = 0;
         size_t n_seen = strv_length(o->res.audit_seen);
+        bool mixed = false;     /* own writes matched entries of more than one token id */
         _cleanup_(strset_freep) StrSet *seen = strset_new(), *flagged = strset_new(), *secret_flagged = strset_new();
         _cleanup_(json_object_putp) json_object *own = observe_write_counts(o->own_writes);
 
@@ -717,16 +773,24 @@ static int start_details(Observer *o) {
                         return -ENOMEM;
                 if ((e->id && strset_contains(seen, e->id)) || e->get)
                         continue;
-                if (e->key && observe_write_take(own, e->key))
+                if (e->key && e->mine && observe_write_take(own, e->key)) {
+                        if (observe_token_agree(&o->res.own_token_id, &mixed, e->token_id) < 0)
+                                return -ENOMEM;
                         continue;       /* one of ours, late */
-                if (!e->script)
-                        continue;
+                }
+                if (!e->script || e->own_token)
+                        continue;       /* our token's: an earlier run's, already matched */
                 if (strset_put(flagged, e->script) < 0 || (e->secrets && strset_put(secret_flagged, e->script) < 0))
                         return -ENOMEM;
         }
+        for (size_t i = 0; o->keep_seen && o->audit_seen && o->audit_seen[i]; i++)
+                if (strv_extend_n(&o->res.audit_seen, &n_seen, o->audit_seen[i]) < 0)
+                        return -ENOMEM;
         strv_sort_uniq(o->res.audit_seen);
         if (observe_write_leftovers(own, &o->res.own_writes_left) < 0)
                 return -ENOMEM;
+        if (mixed)
+                o->res.own_token_id = mfree(o->res.own_token_id);
 
         for (size_t i = 0; i < live->n_workers; i++) {
                 LiveWorker *w = &live->workers[i];
@@ -820,13 +884,14 @@ static void on_audit(Observer *o, const CfReply *reply) {
                  * cycle reads the same window again; the lists and the
                  * full refresh still catch drift meanwhile. */
                 o->res.audit_ok = false;
+                o->audit_failed = true;
                 o->res.audit_http_status = reply->http_status;
                 free(o->res.audit_message);
                 o->res.audit_message = reply->message ? strdup(reply->message) : NULL;
                 return;
         }
         /* The entries came one by one (on_item). */
-        o->res.audit_ok = true;
+        o->res.audit_ok = !o->audit_failed;
 }
 
 /* Whether bindery uses a listed secrets store (its ledger or the spec). */
@@ -1021,7 +1086,8 @@ static void on_reply(CfApi *api, const CfReply *reply, void *userdata) {
 
 int observe_start(CfApi *api, const ObserveRequest *req, observe_done_t done, void *userdata, Observer **ret) {
         Observer *o = calloc(1, sizeof(Observer));
-        uint64_t from, overlap;
+        uint64_t from, overlap, own_from;
+        bool waiting, split;
         int r;
         static const struct {
                 ResourceKind kind;
@@ -1051,8 +1117,11 @@ int observe_start(CfApi *api, const ObserveRequest *req, observe_done_t done, vo
         o->rotation = strv_copy(req->rotation ?: (char *[]) { NULL });
         o->audit_gap = req->audit_gap;
         o->own_writes = strv_copy(req->own_writes ?: (char *[]) { NULL });
+        o->own_token_id = req->audit_own_token_id ? strdup(req->audit_own_token_id) : NULL;
+        o->keep_seen = req->audit_keep_seen;
         o->res.live = live_state_new();
-        if (!o->audit_seen || !o->refresh || !o->rotation || !o->own_writes || !o->res.live) {
+        if (!o->audit_seen || !o->refresh || !o->rotation || !o->own_writes || !o->res.live ||
+            (req->audit_own_token_id && !o->own_token_id)) {
                 observer_destroy(o);
                 return -ENOMEM;
         }
@@ -1065,10 +1134,25 @@ int observe_start(CfApi *api, const ObserveRequest *req, observe_done_t done, vo
                 from = req->audit_last_usec ? req->audit_last_usec : req->now_usec;
                 overlap = req->audit_overlap_usec ?: OBSERVE_AUDIT_OVERLAP_USEC;
                 from = from > overlap ? from - overlap : 0;
-                r = cfreq_audit_query(from, req->now_usec + OBSERVE_AUDIT_BEFORE_SLACK_USEC, &q);
+                own_from = req->own_writes_from_usec > OBSERVE_AUDIT_OWN_SLACK_USEC ?
+                                   req->own_writes_from_usec - OBSERVE_AUDIT_OWN_SLACK_USEC : 0;
+                waiting = req->own_writes && req->own_writes[0];
+                /* Own writes waiting for their entries, sent after the
+                 * window starts: others' entries over the window, and
+                 * every entry from when the oldest waiting write was sent. */
+                split = waiting && req->audit_own_token_id && own_from > from;
+                r = cfreq_audit_query(from, req->now_usec + OBSERVE_AUDIT_BEFORE_SLACK_USEC,
+                                      waiting && !split ? NULL : req->audit_own_token_id, &q);
                 if (r >= 0)
                         r = submit(o, REQ_AUDIT, RESOURCE_WORKER, cfreq_template(CF_PATH_AUDIT), q,
                                    CFAPI_PAGING_CURSOR, NULL, NULL, NULL);
+                if (r >= 0 && split) {
+                        q = mfree(q);
+                        r = cfreq_audit_query(own_from, req->now_usec + OBSERVE_AUDIT_BEFORE_SLACK_USEC, NULL, &q);
+                        if (r >= 0)
+                                r = submit(o, REQ_AUDIT, RESOURCE_WORKER, cfreq_template(CF_PATH_AUDIT), q,
+                                           CFAPI_PAGING_CURSOR, NULL, NULL, NULL);
+                }
         }
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(lists); i++)
                 if (kind_used(o, lists[i].kind) ||

@@ -27,6 +27,10 @@
 /* The window's end: a little past now, so a server clock slightly ahead
  * of ours still shows the newest entries (the overlap dedups them). */
 #define OBSERVE_AUDIT_BEFORE_SLACK_USEC (60ULL * 1000000ULL)
+/* How much earlier than its send time an own write's entry may be dated
+ * (the host's clock against Cloudflare's; the post-apply read allows the
+ * same before the run's start). */
+#define OBSERVE_AUDIT_OWN_SLACK_USEC (60ULL * 1000000ULL)
 
 typedef struct Observer Observer;
 
@@ -49,6 +53,21 @@ typedef struct ObserveRequest {
          * run the rotation as if it were unavailable. */
         bool audit_gap;
         uint64_t audit_overlap_usec;    /* 0: OBSERVE_AUDIT_OVERLAP_USEC */
+        /* bindery's own API token id as the feed shows it (engine.c
+         * META_AUDIT_TOKEN), or NULL. Its entries are bindery's, never
+         * taken for outside writes; they are left out of the feed's
+         * query while no own write waits for its entry (those are
+         * matched in the feed). */
+        const char *audit_own_token_id;
+        /* When the oldest of own_writes was sent (µs; 0: unknown). With
+         * the token id known, the feed is then read twice: filtered over
+         * the usual window, unfiltered from this time less
+         * OBSERVE_AUDIT_OWN_SLACK_USEC (clock skew) for the own entries,
+         * rather than unfiltered over the whole window. */
+        uint64_t own_writes_from_usec;
+        /* Keep audit_seen's ids in the result's even if not read again
+         * (engine.c META_AUDIT_POST). */
+        bool audit_keep_seen;
         CfPriority priority;
         uint64_t now_usec;
 } ObserveRequest;
@@ -61,6 +80,9 @@ typedef struct ObserveResult {
         char **audit_seen;              /* every entry id returned (processed) */
         char **own_writes_left;         /* own writes still not matched */
         bool audit_ok;
+        /* actor.token_id of every entry an own write was matched to, if
+         * they were one and the same; else NULL */
+        char *own_token_id;
         long audit_http_status;         /* of a failed audit read (0: no answer) */
         char *audit_message;            /* why the audit read failed */
         unsigned n_requests;
@@ -98,11 +120,26 @@ typedef struct AuditEntry {
         char *key;              /* "METHOD path" (observe_audit_write_key), or NULL */
         char *script;           /* the Worker script it wrote (observe_audit_script), or NULL */
         bool secrets;           /* ...its secrets */
+        /* actor.token_id is bindery's own token's id; mine: or that id is
+         * unknown (then any entry may be one of bindery's writes). Own
+         * writes are matched only to entries that may be bindery's. */
+        bool own_token;
+        bool mine;
+        /* actor.token_id, borrowed from the observer's few distinct ids
+         * (set by the observer only; NULL: none, or too many distinct) */
+        const char *token_id;
 } AuditEntry;
 
 void audit_entry_done(AuditEntry *e);
-/* Parses entry x: 1 and *ret (the caller's to done), or -ENOMEM. */
-int observe_audit_entry(json_object *x, AuditEntry *ret);
+/* Parses entry x: 1 and *ret (the caller's to done), or -ENOMEM.
+ * own_token_id: bindery's API token id, or NULL if unknown. */
+int observe_audit_entry(json_object *x, const char *own_token_id, AuditEntry *ret);
+/* actor.token_id of entry x (borrowed from x), or NULL. */
+const char *observe_audit_token_id(json_object *x);
+/* Learning bindery's token id from the entries its own writes were
+ * matched to: *id takes the first one's, *mixed is set once another (or
+ * none) shows up. Returns 0 or -ENOMEM. */
+int observe_token_agree(char **id, bool *mixed, const char *token_id);
 
 /* Whether an audit entry (method, raw.uri) is the write "METHOD path"
  * (path relative to the account, as bindery sent it). */

@@ -521,8 +521,14 @@ START_TEST(test_cfreq_paths) {
         ck_assert_ptr_null(cfreq_permission("GET /user/tokens/verify"));
         ck_assert_ptr_null(cfreq_permission(NULL));
         /* 2026-01-02T03:04:05Z .. +1 s */
-        ck_assert_int_eq(cfreq_audit_query(UINT64_C(1767323045) * 1000000, UINT64_C(1767323046) * 1000000, &q), 0);
+        ck_assert_int_eq(cfreq_audit_query(UINT64_C(1767323045) * 1000000, UINT64_C(1767323046) * 1000000, NULL, &q), 0);
         ck_assert_str_eq(q, "since=2026-01-02T03%3A04%3A05Z&before=2026-01-02T03%3A04%3A06Z&limit=1000");
+        q = mfree(q);
+        /* Without the own token's entries, as SDK 6.5 serialises
+         * { actor_token_id: { not: [id] } }; the id is escaped. */
+        ck_assert_int_eq(cfreq_audit_query(UINT64_C(1767323045) * 1000000, UINT64_C(1767323046) * 1000000, "ab c", &q), 0);
+        ck_assert_str_eq(q, "since=2026-01-02T03%3A04%3A05Z&before=2026-01-02T03%3A04%3A06Z&limit=1000"
+                            "&actor_token_id.not=ab%20c");
 }
 END_TEST
 

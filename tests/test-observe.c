@@ -180,6 +180,45 @@ START_TEST(test_write_keys) {
 }
 END_TEST
 
+/* bindery's own token in audit entries: which entries own writes may be
+ * matched to, and learning the id only when every match agrees. */
+START_TEST(test_audit_own_token) {
+        json_object *mine = json_tokener_parse("{\"id\":\"1\",\"raw\":{\"method\":\"PUT\",\"uri\":"
+                                               "\"/accounts/a/workers/scripts/api\"},\"actor\":{\"token_id\":\"t1\"}}");
+        json_object *other = json_tokener_parse("{\"id\":\"2\",\"raw\":{\"method\":\"PUT\",\"uri\":"
+                                                "\"/accounts/a/workers/scripts/api\"},\"actor\":{\"context\":\"dash\"}}");
+        AuditEntry a = {};
+        char *id = NULL;
+        bool mixed = false;
+
+        ck_assert_int_eq(observe_audit_entry(mine, "t1", &a), 1);
+        ck_assert(a.own_token && a.mine);
+        audit_entry_done(&a);
+        ck_assert_int_eq(observe_audit_entry(other, "t1", &a), 1);
+        ck_assert(!a.own_token && !a.mine);     /* a dashboard user's: never one of bindery's writes */
+        audit_entry_done(&a);
+        ck_assert_int_eq(observe_audit_entry(other, NULL, &a), 1);
+        ck_assert(!a.own_token && a.mine);      /* id unknown: any entry may be bindery's */
+        audit_entry_done(&a);
+        ck_assert_str_eq(observe_audit_token_id(mine), "t1");
+        ck_assert_ptr_null(observe_audit_token_id(other));
+
+        ck_assert_int_eq(observe_token_agree(&id, &mixed, "t1"), 0);
+        ck_assert_int_eq(observe_token_agree(&id, &mixed, "t1"), 0);
+        ck_assert(!mixed);
+        ck_assert_str_eq(id, "t1");
+        ck_assert_int_eq(observe_token_agree(&id, &mixed, "t2"), 0);
+        ck_assert(mixed);                       /* two ids: learn none */
+        id = mfree(id);
+        mixed = false;
+        ck_assert_int_eq(observe_token_agree(&id, &mixed, NULL), 0);
+        ck_assert(mixed);                       /* an entry without a token id */
+        ck_assert_ptr_null(id);
+        json_object_put(mine);
+        json_object_put(other);
+}
+END_TEST
+
 static Suite *observe_suite(void) {
         Suite *s = suite_create("observe");
         TCase *tc = tcase_create("decode");
@@ -190,6 +229,7 @@ static Suite *observe_suite(void) {
         tcase_add_test(tc, test_audit_uri);
         tcase_add_test(tc, test_audit_matches);
         tcase_add_test(tc, test_write_keys);
+        tcase_add_test(tc, test_audit_own_token);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -5,7 +5,8 @@
 # own KV namespace, a var and a secret; every 100th owns a Durable
 # Object) by `binderyd apply`, then a no-op `binderyd apply` (the first
 # one after the converge: its audit window still holds the converge's
-# entries), then the daemon on the same state with `interval: 1s` for
+# entries, which the query leaves out once bindery's token id is
+# known), then the daemon on the same state with `interval: 1s` for
 # DAEMON_SEC seconds (default 20): its no-op reconciles' CPU (from
 # /proc/PID/stat, per run counted in runs.jsonl), requests per run and
 # peak RSS (VmHWM). Each line prints the load average beside it: the

@@ -29,7 +29,7 @@ static void usage(FILE *f) {
                 "  --port N                 TCP port; 0 picks a free one\n"
                 "  --host ADDR              listen address (default 127.0.0.1)\n"
                 "  --account-id ID          the one account served (default %s)\n"
-                "  --token TOKEN            require \"Authorization: Bearer TOKEN\"\n"
+                "  --token TOKEN            require \"Authorization: Bearer TOKEN\" (repeatable: any of them)\n"
                 "  --state FILE             load state from FILE and save it there (atomically)\n"
                 "  --seed FILE              add what a spec can only reference (see README)\n"
                 "  --rate-limit N/S         N API requests per S seconds per token (default %u/%u)\n"
@@ -39,6 +39,7 @@ static void usage(FILE *f) {
                 "  --propagation-every N    only every Nth such create lags (default 1: all)\n"
                 "  --audit-forbidden        the audit log answers 403 (token without Account Settings Read)\n"
                 "  --audit-delay S          an action shows up in the audit log S seconds later\n"
+                "  --audit-page-max N       the audit log's largest page (default and Cloudflare's: 1000)\n"
                 "  --max-scripts N          Workers per account (default %u; 0: unlimited)\n"
                 "  --max-crons N            cron triggers per account (default %u; 0: unlimited)\n"
                 "  --max-stores N           Secrets Store stores per account (default %u; 0: unlimited)\n"
@@ -115,7 +116,9 @@ static void *persister(void *arg) {
 
 /* What the command line asks for. */
 typedef struct CfsimOptions {
-        const char *host, *account, *token, *state, *seed;
+        const char *host, *account, *state, *seed;
+        char **tokens;                  /* owned */
+        unsigned audit_page_max;
         unsigned port, quota, window, block;
         unsigned max_scripts, max_crons, max_stores, max_store_secrets;
         unsigned prop_every;
@@ -190,6 +193,13 @@ static int parse_option(int c, const char *arg, CfsimOptions *o, bool *have_port
                 }
                 return 0;
         }
+        case 1005:
+                if (parse_count(arg, &o->audit_page_max) < 0 || o->audit_page_max == 0 ||
+                    o->audit_page_max > 1000) {
+                        fprintf(stderr, "cfsim: --audit-page-max wants 1 to 1000\n");
+                        return 64;
+                }
+                return 0;
         default:
                 usage(stderr);
                 return 64;
@@ -212,6 +222,7 @@ static int parse_argv(int argc, char **argv, CfsimOptions *o) {
                 { "propagation-every", required_argument, NULL, 'E' },
                 { "audit-forbidden", no_argument, NULL, 'F' },
                 { "audit-delay", required_argument, NULL, 'D' },
+                { "audit-page-max", required_argument, NULL, 1005 },
                 { "max-scripts", required_argument, NULL, 1001 },
                 { "max-crons", required_argument, NULL, 1002 },
                 { "max-stores", required_argument, NULL, 1003 },
@@ -232,7 +243,8 @@ static int parse_argv(int argc, char **argv, CfsimOptions *o) {
                         o->account = optarg;
                         break;
                 case 't':
-                        o->token = optarg;
+                        if (strv_extend(&o->tokens, optarg) < 0)
+                                return 1;
                         break;
                 case 's':
                         o->state = optarg;
@@ -270,7 +282,7 @@ static int parse_argv(int argc, char **argv, CfsimOptions *o) {
 
 /* The simulated account as o asks: limits, token, state loaded, seeded.
  * 0, or the exit status after saying why (sim is then done). */
-static int sim_setup(Sim *sim, const CfsimOptions *o) {
+static int sim_setup(Sim *sim, CfsimOptions *o) {
         int r;
 
         if (sim_init(sim, o->account) < 0) {
@@ -289,10 +301,8 @@ static int sim_setup(Sim *sim, const CfsimOptions *o) {
         sim->max_crons = o->max_crons;
         sim->max_stores = o->max_stores;
         sim->max_store_secrets = o->max_store_secrets;
-        if (o->token && !(sim->token = strdup(o->token))) {
-                sim_done(sim);
-                return 1;
-        }
+        sim->audit_page_max = o->audit_page_max;
+        sim->tokens = TAKE_PTR(o->tokens);
         if (o->state) {
                 sim->state_path = strdup(o->state);
                 r = sim->state_path ? sim_store_load(sim) : -ENOMEM;
@@ -327,6 +337,7 @@ int main(int argc, char **argv) {
                 .max_stores = SIM_MAX_STORES_DEFAULT,
                 .max_store_secrets = SIM_MAX_STORE_SECRETS_DEFAULT,
                 .prop_every = 1,
+                .audit_page_max = 1000,
                 .check_bindings = true,
         };
         struct MHD_Daemon *d;
@@ -338,9 +349,12 @@ int main(int argc, char **argv) {
         int sig, r;
 
         r = parse_argv(argc, argv, &o);
-        if (r >= 0)
+        if (r >= 0) {
+                strv_free(o.tokens);
                 return r;
+        }
         r = sim_setup(&sim, &o);
+        strv_free(o.tokens);            /* what sim_setup did not take */
         if (r != 0)
                 return r;
 

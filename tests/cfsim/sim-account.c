@@ -21,6 +21,34 @@ static json_object *get(json_object *o, const char *key) {
         return v;
 }
 
+/* The values of a repeated query parameter ("actor_token_id.not=a&
+ * actor_token_id.not=b", as SDK 6.5 sends { not: [a, b] }). */
+typedef struct QueryValues {
+        const char *key;
+        const char *v[SIM_AUDIT_FILTER_MAX];
+        size_t n;
+        bool too_many;
+} QueryValues;
+
+static enum MHD_Result collect_value(void *userdata, enum MHD_ValueKind kind, const char *key, const char *value) {
+        QueryValues *q = userdata;
+
+        if (!streq(key, q->key))
+                return MHD_YES;
+        if (q->n == SIM_AUDIT_FILTER_MAX)
+                q->too_many = true;
+        else
+                q->v[q->n++] = value ? value : "";
+        return MHD_YES;
+}
+
+static bool query_values_contain(const QueryValues *q, const char *s) {
+        for (size_t i = 0; s && i < q->n; i++)
+                if (streq(q->v[i], s))
+                        return true;
+        return false;
+}
+
 static json_object *audit_out(json_object *e) {
         json_object *o = sim_copy(e);
 
@@ -44,6 +72,7 @@ static void h_audit(Sim *sim, const SimRequest *req, SimReply *rep) {
         size_t n = json_object_array_length(log), count = 0;
         int64_t last_seq = 0;
         uint64_t now = now_realtime_usec();
+        QueryValues not_token = { .key = "actor_token_id.not" };
 
         if (sim->audit_forbidden)
                 /* A token without "Account Settings Read" (cfsim's switch,
@@ -62,6 +91,11 @@ static void h_audit(Sim *sim, const SimRequest *req, SimReply *rep) {
                 return reply_error(rep, 400, 10021, "since and before must be RFC 3339 times");
         if (cursor_s && *cursor_s && safe_atou64(cursor_s, &cursor) < 0)
                 return reply_error(rep, 400, 10021, "invalid cursor");
+        (void) MHD_get_connection_values(req->connection, MHD_GET_ARGUMENT_KIND, collect_value, &not_token);
+        if (not_token.too_many)
+                return reply_error(rep, 400, 10021, "too many actor_token_id.not values");
+        if (sim->audit_page_max > 0 && limit > (long) sim->audit_page_max)
+                limit = sim->audit_page_max;
 
         out = json_object_new_array();
         for (size_t k = 0; k < n; k++) {
@@ -75,6 +109,8 @@ static void h_audit(Sim *sim, const SimRequest *req, SimReply *rep) {
                         continue;
                 if (sim->audit_delay_usec > 0 && t + sim->audit_delay_usec > now)
                         continue;       /* not ingested yet */
+                if (not_token.n > 0 && query_values_contain(&not_token, json_object_get_string(get(get(e, "actor"), "token_id"))))
+                        continue;       /* filtered out */
                 if (count == (size_t) limit) {
                         more = true;
                         break;
@@ -100,8 +136,10 @@ static void h_audit(Sim *sim, const SimRequest *req, SimReply *rep) {
 
 static void h_token_verify(Sim *sim, const SimRequest *req, SimReply *rep) {
         json_object *o = json_object_new_object();
+        char id[33];
 
-        sim_set_str(o, "id", "cfsim0000000000000000000000token");
+        sim_token_id(sim_header(req, MHD_HTTP_HEADER_AUTHORIZATION), id);
+        sim_set_str(o, "id", id);
         sim_set_str(o, "status", "active");
         reply_result(rep, o, NULL);
 }

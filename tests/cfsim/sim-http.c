@@ -402,7 +402,7 @@ static void stall(Sim *sim, unsigned seconds) {
 static bool authorized(Sim *sim, struct MHD_Connection *c) {
         const char *h;
 
-        if (!sim->token)
+        if (!sim->tokens)
                 return true;
         h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
         if (!h || strncasecmp(h, "Bearer ", 7) != 0)
@@ -410,7 +410,10 @@ static bool authorized(Sim *sim, struct MHD_Connection *c) {
         h += 7;
         while (*h == ' ')
                 h++;
-        return memeq_consttime(h, strlen(h), sim->token, strlen(sim->token));
+        for (char **t = sim->tokens; *t; t++)
+                if (memeq_consttime(h, strlen(h), *t, strlen(*t)))
+                        return true;
+        return false;
 }
 
 /* The query string of a request URI ("" without one), for the log. */
@@ -538,11 +541,13 @@ static void dispatch_route(Sim *sim, Dispatch *d, Conn *x) {
         if (!streq(d->method, "GET") && !streq(d->method, "HEAD")) {
                 const char *uri = startswith(x->uri, "/client/v4") ? x->uri + strlen("/client/v4") : x->uri;
                 const char *rid = d->rep.audit_id[0] ? d->rep.audit_id : d->req.params[1];
+                char tid[33];
 
+                sim_token_id(sim_header(&d->req, MHD_HTTP_HEADER_AUTHORIZATION), tid);
                 wrote = true;
                 sim->generation++;
                 sim->dirty = true;
-                sim_audit(sim, d->method, uri, d->rep.status, d->rep.audit_type, rid);
+                sim_audit(sim, tid, d->method, uri, d->rep.status, d->rep.audit_type, rid);
                 pthread_cond_broadcast(&sim->wake);
         }
         sim_stats_count(sim, d->method, d->tmpl, d->path, uri_query(x->uri),

@@ -3,7 +3,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
+#include <openssl/sha.h>
 #include <time.h>
 
 #include "sim-store.h"
@@ -58,7 +60,7 @@ void sim_done(Sim *sim) {
                 if (sim->faults[i].have_re)
                         regfree(&sim->faults[i].re);
         }
-        free(sim->token);
+        strv_free(sim->tokens);
         free(sim->state_path);
         pthread_cond_destroy(&sim->wake);
         pthread_mutex_destroy(&sim->lock);
@@ -623,7 +625,25 @@ static const char *action_type(const char *method) {
         return "update";
 }
 
-void sim_audit(Sim *sim, const char *method, const char *uri, unsigned status,
+void sim_token_id(const char *authorization, char ret[static 33]) {
+        static const char hex[] = "0123456789abcdef";
+        unsigned char md[SHA256_DIGEST_LENGTH];
+
+        if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0) {
+                snprintf(ret, 33, "%s", SIM_TOKEN_ID_NONE);
+                return;
+        }
+        authorization += 7;
+        authorization += strspn(authorization, " ");
+        SHA256((const unsigned char *) authorization, strlen(authorization), md);
+        for (unsigned i = 0; i < 16; i++) {
+                ret[2 * i] = hex[md[i] >> 4];
+                ret[2 * i + 1] = hex[md[i] & 15];
+        }
+        ret[32] = 0;
+}
+
+void sim_audit(Sim *sim, const char *token_id, const char *method, const char *uri, unsigned status,
                const char *resource_type, const char *resource_id) {
         json_object *log = sim_coll(sim, "audit"), *seqo, *e, *o;
         char now[40], id[48];
@@ -661,7 +681,7 @@ void sim_audit(Sim *sim, const char *method, const char *uri, unsigned status,
         sim_set_str(o, "email", "cfsim@example.com");
         sim_set_str(o, "type", "user");
         sim_set_str(o, "context", "api_token");
-        sim_set_str(o, "token_id", "cfsim0000000000000000000000token");
+        sim_set_str(o, "token_id", token_id ? token_id : SIM_TOKEN_ID_NONE);
         sim_set_str(o, "token_name", "cfsim");
         sim_set_str(o, "ip_address", "127.0.0.1");
         json_object_object_add(e, "actor", o);

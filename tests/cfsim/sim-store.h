@@ -15,6 +15,7 @@
 
 #define SIM_DEFAULT_ACCOUNT  "023e105f4ecef8ad9ca31a8372d0c353"
 #define SIM_AUDIT_MAX        100000  /* oldest entries dropped past this */
+#define SIM_AUDIT_FILTER_MAX 100     /* values of one audit filter (more: 400) */
 #define SIM_VERSIONS_MAX     100     /* per script; oldest dropped */
 #define SIM_REQLOG_MAX       1000    /* /__sim/requests ring */
 #define SIM_FAULTS_MAX       64
@@ -95,7 +96,7 @@ typedef struct Sim {
         bool stopping;
 
         char account_id[65];
-        char *token;                    /* NULL: no auth */
+        char **tokens;                  /* accepted tokens (--token, repeatable); NULL: no auth */
         char *state_path;               /* NULL: memory only */
 
         json_object *state;             /* the account, see sim_store_new_state() */
@@ -130,6 +131,7 @@ typedef struct Sim {
          * entries become visible only this long after the action. */
         bool audit_forbidden;
         uint64_t audit_delay_usec;
+        unsigned audit_page_max;        /* largest limit= honoured (Cloudflare: 1000) */
 
         json_object *propagation;       /* "kind:key" -> ready time (usec), not persisted */
 
@@ -158,7 +160,12 @@ int sim_store_save(Sim *sim);
 json_object *sim_coll(Sim *sim, const char *name);
 
 /* Appends one Audit Logs v2 entry (lock held). */
-void sim_audit(Sim *sim, const char *method, const char *uri, unsigned status,
+/* The id of the API token in an Authorization value ("Bearer T"), as
+ * /user/tokens/verify and the audit entries' actor.token_id show it: 32
+ * hex digits of SHA-256(T); SIM_TOKEN_ID_NONE without a bearer token. */
+#define SIM_TOKEN_ID_NONE "cfsim0000000000000000000000token"
+void sim_token_id(const char *authorization, char ret[static 33]);
+void sim_audit(Sim *sim, const char *token_id, const char *method, const char *uri, unsigned status,
                const char *resource_type, const char *resource_id);
 
 /* Current time as RFC 3339 with microseconds ("...T09:02:19.123456Z"). */

@@ -575,6 +575,65 @@ START_TEST(test_token_auth) {
 }
 END_TEST
 
+/* Two tokens: each write's audit entry carries its token's id (the one
+ * /user/tokens/verify shows), actor_token_id.not (repeatable, SDK 6.5's
+ * wire form) leaves a token's entries out, --audit-page-max cuts pages. */
+START_TEST(test_audit_tokens) {
+        static const char *const args[] = { "--token", "tok-a", "--token", "tok-b", "--audit-page-max", "2", NULL };
+        static const char *const ha[] = { "Authorization: Bearer tok-a", NULL };
+        static const char *const hb[] = { "Authorization: Bearer tok-b", NULL };
+        const char *kv = "/client/v4/accounts/" SIM_TEST_ACCOUNT "/storage/kv/namespaces";
+        const char *feed = "/client/v4/accounts/" SIM_TEST_ACCOUNT "/logs/audit?since=2000-01-01&before=2100-01-01";
+        char ida[33], idb[33], path[512];
+        SimProc p;
+        Resp *r;
+
+        ck_assert_int_eq(sim_test_start(&p, args), 0);
+        r = sim_call("GET", "/client/v4/user/tokens/verify", NULL, NULL, 0, ha);
+        ck_assert_ok(r);
+        snprintf(ida, sizeof(ida), "%s", jstr(r->json, "result.id"));
+        r = sim_call("GET", "/client/v4/user/tokens/verify", NULL, NULL, 0, hb);
+        ck_assert_ok(r);
+        snprintf(idb, sizeof(idb), "%s", jstr(r->json, "result.id"));
+        ck_assert_uint_eq(strlen(ida), 32);
+        ck_assert_str_ne(ida, idb);
+        for (int i = 0; i < 3; i++) {
+                char body[64];
+
+                snprintf(body, sizeof(body), "{\"title\":\"a%d\"}", i);
+                ck_assert_ok(sim_call("POST", kv, "application/json", body, strlen(body), ha));
+        }
+        ck_assert_ok(sim_call("POST", kv, "application/json", "{\"title\":\"b\"}", strlen("{\"title\":\"b\"}"), hb));
+
+        /* Pages of two (limit=1000 asked); the newest entry is b's. */
+        snprintf(path, sizeof(path), "%s&limit=1000", feed);
+        r = sim_call("GET", path, NULL, NULL, 0, ha);
+        ck_assert_ok(r);
+        ck_assert_uint_eq(jlen(r->json, "result"), 2);
+        ck_assert_ptr_nonnull(jstr(r->json, "result_info.cursors.after"));
+        ck_assert_str_eq(jstr(r->json, "result.0.actor.token_id"), idb);
+        ck_assert_str_eq(jstr(r->json, "result.1.actor.token_id"), ida);
+        /* Without a's entries: b's only, one page. */
+        snprintf(path, sizeof(path), "%s&actor_token_id.not=%s", feed, ida);
+        r = sim_call("GET", path, NULL, NULL, 0, ha);
+        ck_assert_ok(r);
+        ck_assert_uint_eq(jlen(r->json, "result"), 1);
+        ck_assert_str_eq(jstr(r->json, "result.0.actor.token_id"), idb);
+        ck_assert_ptr_null(jpath(r->json, "result_info.cursors"));
+        /* Both left out (the parameter repeated): nothing. */
+        snprintf(path, sizeof(path), "%s&actor_token_id.not=%s&actor_token_id.not=%s", feed, ida, idb);
+        r = sim_call("GET", path, NULL, NULL, 0, ha);
+        ck_assert_ok(r);
+        ck_assert_uint_eq(jlen(r->json, "result"), 0);
+        /* An id no entry has leaves all in. */
+        snprintf(path, sizeof(path), "%s&actor_token_id.not=0123&limit=5", feed);
+        r = sim_call("GET", path, NULL, NULL, 0, ha);
+        ck_assert_ok(r);
+        ck_assert_uint_eq(jlen(r->json, "result"), 2);
+        ck_assert_int_eq(sim_test_stop(&p), 0);
+}
+END_TEST
+
 START_TEST(test_rate_limit) {
         static const char *const args[] = { "--rate-limit", "5/60", "--rate-limit-block", "2", NULL };
         static const char *const other_token[] = { "Authorization: Bearer other", NULL };
@@ -786,6 +845,7 @@ static Suite *suite(void) {
         suite_add_tcase(s, tc);
         tcase_set_timeout(own, 60);
         tcase_add_test(own, test_token_auth);
+        tcase_add_test(own, test_audit_tokens);
         tcase_add_test(own, test_rate_limit);
         tcase_add_test(own, test_persistence);
         tcase_add_test(own, test_check_bindings);

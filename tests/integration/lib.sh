@@ -15,6 +15,10 @@ CFSIM="$top_builddir/tests/cfsim/cfsim"
 SPECS="$top_srcdir/tests/integration/specs"
 ACCOUNT=023e105f4ecef8ad9ca31a8372d0c353
 TOKEN=it-token-$$
+# A third party's token (the dashboard, another tool): `api` writes with
+# it, so its writes show in the audit feed under another token than
+# bindery's (bindery leaves its own token's entries out of its query).
+OTHER_TOKEN=it-other-token-$$
 CMD_TIMEOUT=${CMD_TIMEOUT:-120}
 
 n_pass=0
@@ -95,7 +99,7 @@ start_cfsim() {
         # in the child, and this loop could read a previous cfsim's port.
         URL=
         : >"$TMP/cfsim.out"
-        "$CFSIM" --port 0 --host 127.0.0.1 --account-id "$ACCOUNT" --token "$TOKEN" --seed "$TMP/cfsim-seed.json" "$@" \
+        "$CFSIM" --port 0 --host 127.0.0.1 --account-id "$ACCOUNT" --token "$TOKEN" --token "$OTHER_TOKEN" --seed "$TMP/cfsim-seed.json" "$@" \
                 >"$TMP/cfsim.out" 2>"$TMP/cfsim.err" &
         CFSIM_PID=$!
         for _ in $(seq 100); do
@@ -117,7 +121,7 @@ start_cfsim() {
 api() {
         local m=$1 p=$2
         shift 2
-        curl -s -X "$m" -H "Authorization: Bearer $TOKEN" "$API/$p" "$@"
+        curl -s -X "$m" -H "Authorization: Bearer $OTHER_TOKEN" "$API/$p" "$@"
 }
 
 sim_reset_counters() { curl -s -X POST "$SIM/__sim/reset?counters=1" >/dev/null; }
