@@ -1518,8 +1518,14 @@ static void run_finish(Engine *e) {
         /* What a dry run or a failed run noted but did not commit is put
          * back (the next run starts from the committed ledger). After a
          * failed commit the changes stay, for the next commit. */
-        if (!e->commit_pending && ledger_has_changes(e->ledger))
-                (void) ledger_discard(e->ledger);
+        if (!e->commit_pending && ledger_has_changes(e->ledger)) {
+                _cleanup_free_ char *msg = NULL;
+                int r = ledger_discard(e->ledger, e->store, &msg);
+
+                if (r < 0)
+                        log_warning_errno(r, "Cannot read the state back (%s) to drop this run's changes, "
+                                          "they are kept: %s", store_describe(e->store), msg ?: strerror(-r));
+        }
 
         rep.result = run_result(e, n_failed);
         rep.n_actions = e->plan ? (unsigned) e->plan->n_changes : 0;

@@ -36,6 +36,7 @@
 #include "util.h"
 
 #define LEDGER_MAX_DEPTH 16
+#define LEDGER_DIGEST_SIZE 32   /* SHA-256 of a committed record's text */
 
 /* ---- small helpers ---- */
 
@@ -76,6 +77,28 @@ static int table_set(struct lh_table *t, const char *key, const void *value) {
                 return -ENOMEM;
         if (lh_table_insert(t, k, value) < 0) {
                 free(k);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* t[key] = value, the table taking value over (freed also on failure);
+ * NULL removes the key. For tables that own their values. */
+static int table_put_owned(struct lh_table *t, const char *key, void *value) {
+        struct lh_entry *ent = lh_table_lookup_entry(t, key);
+
+        if (!value) {
+                if (ent)
+                        (void) lh_table_delete_entry(t, ent);
+                return 0;
+        }
+        if (ent) {
+                free(lh_entry_v(ent));
+                lh_entry_set_val(ent, value);
+                return 0;
+        }
+        if (table_set(t, key, value) < 0) {
+                free(value);
                 return -ENOMEM;
         }
         return 0;
@@ -610,27 +633,11 @@ static int meta_key(const char *key, char **ret) {
 
 /* Sets meta[key] without marking it. */
 static int meta_put(Ledger *l, const char *key, const char *value) {
-        struct lh_entry *ent = lh_table_lookup_entry(l->meta, key);
-        char *v;
+        char *v = NULL;
 
-        if (!value) {
-                if (ent)
-                        (void) lh_table_delete_entry(l->meta, ent);
-                return 0;
-        }
-        v = strdup(value);
-        if (!v)
+        if (value && !(v = strdup(value)))
                 return -ENOMEM;
-        if (ent) {
-                free(lh_entry_v(ent));
-                lh_entry_set_val(ent, v);
-                return 0;
-        }
-        if (table_set(l->meta, key, v) < 0) {
-                free(v);
-                return -ENOMEM;
-        }
-        return 0;
+        return table_put_owned(l->meta, key, v);
 }
 
 int ledger_set_meta(Ledger *l, const char *key, const char *value) {
@@ -1188,11 +1195,37 @@ static int apply_record(Ledger *l, Decoder *d, json_object *o, bool *ret_legacy)
         return fail(d, "unknown record type");
 }
 
+/* committed[key] = the digest of text (NULL: the key is not committed).
+ * Only a digest is kept: the store holds the text (ledger_discard reads
+ * it back from there), and a second copy of every record cost as much
+ * memory as the store's. */
+static int committed_set(Ledger *l, const char *key, const char *text) {
+        uint8_t *md = NULL;
+
+        if (text) {
+                md = malloc(LEDGER_DIGEST_SIZE);
+                if (!md)
+                        return -ENOMEM;
+                sha256_raw(text, strlen(text), md);
+        }
+        return table_put_owned(l->committed, key, md);
+}
+
+/* Whether text (NULL: no record) is what was committed under key. */
+static bool committed_is(const Ledger *l, const char *key, const char *text) {
+        const uint8_t *was = table_get(l->committed, key);
+        uint8_t md[LEDGER_DIGEST_SIZE];
+
+        if (!text || !was)
+                return !text && !was;
+        sha256_raw(text, strlen(text), md);
+        return memcmp(md, was, sizeof md) == 0;
+}
+
 int ledger_load_record(Ledger *l, const char *key, const char *value, char **reterr) {
         _cleanup_(json_object_putp) json_object *o = NULL;
         Decoder d = { .key = key, .reterr = reterr };
         bool legacy = false;
-        char *copy;
         int r;
 
         assert(l && key && value);
@@ -1202,20 +1235,9 @@ int ledger_load_record(Ledger *l, const char *key, const char *value, char **ret
         r = apply_record(l, &d, o, &legacy);
         if (r < 0)
                 return r;
-        copy = strdup(value);
-        if (!copy)
-                return -ENOMEM;
-        {
-                struct lh_entry *ent = lh_table_lookup_entry(l->committed, key);
-
-                if (ent) {
-                        free(lh_entry_v(ent));
-                        lh_entry_set_val(ent, copy);
-                } else if (table_set(l->committed, key, copy) < 0) {
-                        free(copy);
-                        return -ENOMEM;
-                }
-        }
+        r = committed_set(l, key, value);
+        if (r < 0)
+                return r;
         if (legacy) {
                 /* Committed under the raw key: the next commit deletes it
                  * and puts the record under its encoded key. */
@@ -1299,13 +1321,12 @@ int ledger_changes(Ledger *l, uint64_t now_usec, StoreChange **ret, size_t *ret_
                 return -ENOMEM;
         lh_foreach(l->dirty, ent) {
                 const char *key = lh_entry_k(ent);
-                const char *was = table_get(l->committed, key);
                 _cleanup_free_ char *now = NULL;
 
                 r = ledger_encode_record(l, key, &now);
                 if (r < 0)
                         goto fail;
-                if (streq_ptr(now, was))
+                if (committed_is(l, key, now))
                         continue;
                 if (now && startswith(key, "resource/")) {
                         LedgerEntry *e = table_get(l->by_key, key);
@@ -1378,48 +1399,76 @@ int ledger_commit(Ledger *l, Store *s, char **reterr) {
                         return r;
                 }
         }
-        for (size_t i = 0; i < n; i++) {
-                struct lh_entry *ent = lh_table_lookup_entry(l->committed, c[i].key);
-
-                if (!c[i].value) {
-                        if (ent)
-                                (void) lh_table_delete_entry(l->committed, ent);
-                        continue;
-                }
-                if (ent) {
-                        free(lh_entry_v(ent));
-                        lh_entry_set_val(ent, (char *) c[i].value);
-                } else if (table_set(l->committed, c[i].key, c[i].value) < 0) {
-                        /* Out of memory: the next change of this record
-                         * is written whole again, nothing is lost. */
-                        free((char *) c[i].value);
-                }
-                c[i].value = NULL;
-        }
+        for (size_t i = 0; i < n; i++)
+                if (committed_set(l, c[i].key, c[i].value) < 0)
+                        /* Out of memory: the digest is gone, so the next
+                         * change of this record is written whole again,
+                         * nothing is lost. */
+                        (void) committed_set(l, c[i].key, NULL);
         ledger_changes_free(c, n);
         clear_dirty(l);
         return 0;
 }
 
-int ledger_discard(Ledger *l) {
+typedef struct DiscardCtx {
+        Ledger *l;
+        struct lh_table *left;      /* dirty keys not yet put back */
+        int r;
+} DiscardCtx;
+
+static void discard_apply(Ledger *l, const char *key, const char *text, int *r) {
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        Decoder d = { .key = key };
+        bool legacy;
+        int k = 0;
+
+        if (text)
+                k = parse_text(&d, text, &o);
+        if (k >= 0)
+                k = apply_record(l, &d, o, &legacy);
+        if (k < 0 && *r >= 0)
+                *r = k;
+}
+
+static int discard_one(const char *key, const char *value, void *userdata) {
+        DiscardCtx *c = userdata;
+        struct lh_entry *ent = lh_table_lookup_entry(c->left, key);
+
+        if (!ent)
+                return 0;
+        discard_apply(c->l, key, value, &c->r);
+        (void) lh_table_delete_entry(c->left, ent);
+        return 0;
+}
+
+int ledger_discard(Ledger *l, Store *s, char **reterr) {
         struct lh_entry *ent;
+        DiscardCtx c = { .l = l };
+        bool stored = false;
         int r = 0;
 
         assert(l);
+        c.left = table_new(false);
+        if (!c.left)
+                return -ENOMEM;
         lh_foreach(l->dirty, ent) {
-                const char *key = lh_entry_k(ent), *was = table_get(l->committed, key);
-                _cleanup_(json_object_putp) json_object *o = NULL;
-                Decoder d = { .key = key };
-                bool legacy;
-                int k = 0;
-
-                if (was)
-                        k = parse_text(&d, was, &o);
-                if (k >= 0)
-                        k = apply_record(l, &d, o, &legacy);
-                if (k < 0 && r >= 0)
-                        r = k;
+                if (table_set(c.left, lh_entry_k(ent), NULL) < 0) {
+                        lh_table_free(c.left);
+                        return -ENOMEM;
+                }
+                stored = stored || lh_table_lookup_entry(l->committed, lh_entry_k(ent));
         }
-        clear_dirty(l);
+        /* The committed texts are the store's: read back only when a
+         * changed record had one. */
+        if (stored && s)
+                r = store_load(s, discard_one, &c, reterr);
+        if (r >= 0) {
+                /* What the store does not hold was never committed. */
+                lh_foreach(c.left, ent)
+                        discard_apply(l, lh_entry_k(ent), NULL, &c.r);
+                r = c.r;
+                clear_dirty(l);
+        }
+        lh_table_free(c.left);
         return r;
 }

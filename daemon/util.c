@@ -413,12 +413,17 @@ static void hex32(const unsigned char md[32], char ret[static 65]) {
         ret[64] = '\0';
 }
 
+void sha256_raw(const void *data, size_t size, uint8_t ret[static 32]) {
+        unsigned int mdlen = 32;
+
+        if (EVP_Digest(data, size, ret, &mdlen, sha256_md(), NULL) != 1)
+                abort(); /* Only fails on OOM inside libcrypto. */
+}
+
 void sha256_hex(const void *data, size_t size, char ret[static 65]) {
         unsigned char md[32];
-        unsigned int mdlen = sizeof(md);
 
-        if (EVP_Digest(data, size, md, &mdlen, sha256_md(), NULL) != 1)
-                abort(); /* Only fails on OOM inside libcrypto. */
+        sha256_raw(data, size, md);
         hex32(md, ret);
 }
 

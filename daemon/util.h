@@ -75,6 +75,8 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
 
 /* Lower-case hex SHA-256 of a buffer (65 bytes with NUL). */
 void sha256_hex(const void *data, size_t size, char ret[static 65]);
+/* The same digest as 32 bytes. */
+void sha256_raw(const void *data, size_t size, uint8_t ret[static 32]);
 
 /* The same digest fed piece by piece (no buffer of the whole text):
  * sha256_begin() (NULL on OOM), sha256_feedf() formats and feeds (-ENOMEM),
