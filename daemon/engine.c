@@ -1223,8 +1223,9 @@ static int status_key_equal(const void *a, const void *b) {
 }
 
 static struct lh_table *status_index_new(size_t n) {
-        /* Sized so that n entries never make it grow (json-c grows at 2/3). */
-        n += n / 2 + 16;
+        /* Sized so that n entries never make it grow (json-c doubles it
+         * when 0.66 full). */
+        n = 2 * n + 16;
         return lh_table_new(n > (1U << 24) ? (1 << 24) : (int) n, NULL, status_key_hash, status_key_equal);
 }
 

@@ -158,14 +158,51 @@ static int mark_dirty(Ledger *l, const char *key) {
 
 /* ---- lifecycle ---- */
 
+/* The name and id indexes are sets of entries keyed on (kind, the
+ * indexed name or id): the entry is its own key, so no "KIND/NAME" is
+ * copied per entry (a key per entry and index was a quarter of the
+ * ledger's indexes). An entry's indexed_name/indexed_id change only
+ * while it is out of the index (reindex). */
+static unsigned long indexed_hash(ResourceKind kind, const char *v) {
+        unsigned long h = 14695981039346656037UL ^ (unsigned long) kind;      /* FNV-1a */
+
+        for (const char *p = v; *p; p++)
+                h = (h ^ (unsigned char) *p) * 1099511628211UL;
+        return h;
+}
+
+static unsigned long by_name_hash(const void *k) {
+        const LedgerEntry *e = k;
+
+        return indexed_hash(e->kind, e->indexed_name);
+}
+
+static int by_name_equal(const void *a, const void *b) {
+        const LedgerEntry *x = a, *y = b;
+
+        return x->kind == y->kind && streq(x->indexed_name, y->indexed_name);
+}
+
+static unsigned long by_id_hash(const void *k) {
+        const LedgerEntry *e = k;
+
+        return indexed_hash(e->kind, e->indexed_id);
+}
+
+static int by_id_equal(const void *a, const void *b) {
+        const LedgerEntry *x = a, *y = b;
+
+        return x->kind == y->kind && streq(x->indexed_id, y->indexed_id);
+}
+
 Ledger *ledger_new(void) {
         Ledger *l = calloc(1, sizeof(Ledger));
 
         if (!l)
                 return NULL;
         l->by_key = table_new(false);
-        l->by_name = table_new(false);
-        l->by_id = table_new(false);
+        l->by_name = lh_table_new(64, NULL, by_name_hash, by_name_equal);
+        l->by_id = lh_table_new(64, NULL, by_id_hash, by_id_equal);
         l->meta = table_new(true);
         l->committed = table_new(true);
         l->dirty = table_new(false);
@@ -250,21 +287,26 @@ LedgerEntry *ledger_find(const Ledger *l, ResourceKind kind, const char *doc) {
         return k ? table_get(l->by_key, k) : NULL;
 }
 
-static LedgerEntry *find_indexed(const struct lh_table *t, ResourceKind kind, const char *v) {
-        _cleanup_free_ char *k = NULL;
+/* The probe is an entry with only the kind and the indexed value set. */
+static LedgerEntry *find_indexed(const struct lh_table *t, ResourceKind kind, const char *v, bool by_name) {
+        LedgerEntry probe = {
+                .kind = kind,
+                .indexed_name = by_name ? (char *) v : NULL,
+                .indexed_id = by_name ? NULL : (char *) v,
+        };
+        void *e = NULL;
 
-        if (!v)
+        if (!v || !lh_table_lookup_ex((struct lh_table *) t, &probe, &e))
                 return NULL;
-        k = make_key(NULL, kind, v, false);
-        return k ? table_get(t, k) : NULL;
+        return e;
 }
 
 LedgerEntry *ledger_find_by_name(const Ledger *l, ResourceKind kind, const char *name) {
-        return l ? find_indexed(l->by_name, kind, name) : NULL;
+        return l ? find_indexed(l->by_name, kind, name, true) : NULL;
 }
 
 LedgerEntry *ledger_find_by_id(const Ledger *l, ResourceKind kind, const char *id) {
-        return l ? find_indexed(l->by_id, kind, id) : NULL;
+        return l ? find_indexed(l->by_id, kind, id, false) : NULL;
 }
 
 static int entry_cmp(const LedgerEntry *a, ResourceKind kind, const char *doc) {
@@ -288,16 +330,14 @@ static size_t entry_position(const Ledger *l, ResourceKind kind, const char *doc
         return lo;
 }
 
-/* Drops e from one secondary index (name or id), pointing the key at
- * another entry with the same value if there is one (first wins). */
+/* Drops e from one secondary index (name or id), putting another entry
+ * with the same value in its place if there is one (first wins). */
 static void unindex_one(Ledger *l, struct lh_table *t, LedgerEntry *e, char **indexed, bool by_name) {
-        _cleanup_free_ char *k = NULL;
         struct lh_entry *ent;
 
         if (!*indexed)
                 return;
-        k = make_key(NULL, e->kind, *indexed, false);
-        ent = k ? lh_table_lookup_entry(t, k) : NULL;
+        ent = lh_table_lookup_entry(t, e);
         if (ent && lh_entry_v(ent) == e) {
                 LedgerEntry *other = NULL;
 
@@ -309,28 +349,24 @@ static void unindex_one(Ledger *l, struct lh_table *t, LedgerEntry *e, char **in
                         if (x != e && x->kind == e->kind && streq_ptr(by_name ? x->indexed_name : x->indexed_id, *indexed))
                                 other = x;
                 }
+                (void) lh_table_delete_entry(t, ent);
                 if (other)
-                        lh_entry_set_val(ent, other);
-                else
-                        (void) lh_table_delete_entry(t, ent);
+                        (void) lh_table_insert(t, other, other);        /* out of memory: found by doc only */
         }
         *indexed = mfree(*indexed);
 }
 
 static int index_one(Ledger *l, struct lh_table *t, LedgerEntry *e, const char *value, char **indexed) {
-        _cleanup_free_ char *k = NULL;
-
         if (!value)
                 return 0;
         *indexed = strdup(value);
-        k = make_key(NULL, e->kind, value, false);
-        if (!*indexed || !k)
+        if (!*indexed)
                 return -ENOMEM;
-        if (lh_table_lookup_entry(t, k)) {
+        if (lh_table_lookup_entry(t, e)) {
                 l->n_index_twins++;
                 return 0;       /* another entry has it: the first one wins */
         }
-        return table_set(t, k, e);
+        return lh_table_insert(t, e, e) < 0 ? -ENOMEM : 0;
 }
 
 static int reindex(Ledger *l, LedgerEntry *e) {
