@@ -865,8 +865,10 @@ static int put_record(FILE *out, const char *key, const char *text, bool first) 
 }
 
 typedef struct CompactCtx {
+        FileStore *f;
         FILE *out;
         bool first;
+        char **reterr;
 } CompactCtx;
 
 static int compact_one(const char *key, const char *text, void *userdata) {
@@ -878,6 +880,29 @@ static int compact_one(const char *key, const char *text, void *userdata) {
         r = put_record(c->out, key, text, c->first);
         c->first = false;
         return r;
+}
+
+/* The snapshot's text, straight into the temporary file. */
+static int compact_fill(FILE *out, void *userdata) {
+        CompactCtx *c = userdata;
+        struct lh_entry *bent = lh_table_lookup_entry(c->f->records, "binding");
+        int r;
+
+        c->out = out;
+        fprintf(out, "{\n  \"version\": %d,\n", FORMAT_VERSION);
+        if (bent && lh_entry_v(bent) != TOMBSTONE) {
+                json_object *o = parse_record(lh_entry_v(bent));
+
+                /* Not JSON: null, as the tree this replaced wrote it. */
+                fprintf(out, "  \"binding\": %s,\n", o ? (const char *) lh_entry_v(bent) : "null");
+                json_object_put(o);
+        }
+        fputs("  \"records\": {", out);
+        r = records_foreach(c->f, compact_one, c, c->reterr);
+        if (r < 0)
+                return r;
+        fprintf(out, "%s},\n  \"journal_seq\": %" PRIu64 "\n}\n", c->first ? "" : "\n  ", c->f->seq);
+        return 0;
 }
 
 /* After a snapshot holds everything: a writer keeps only the binding
@@ -905,38 +930,19 @@ static int records_to_delta(FileStore *f) {
 }
 
 /* Writes every record as the snapshot, then empties the journal. The
- * text is built record by record: one record per line under "records". */
+ * text goes record by record, one per line under "records", into the
+ * temporary file (no buffer of the whole snapshot). */
 static int compact(FileStore *f, char **reterr) {
-        _cleanup_free_ char *text = NULL;
-        _cleanup_fclose_ FILE *out = NULL;
-        struct lh_entry *bent = lh_table_lookup_entry(f->records, "binding");
-        CompactCtx c = { .first = true };
-        size_t size = 0;
+        CompactCtx c = { .f = f, .first = true, .reterr = reterr };
+        uint64_t size = 0;
         int r;
 
-        out = open_memstream(&text, &size);
-        if (!out)
-                return -ENOMEM;
-        fprintf(out, "{\n  \"version\": %d,\n", FORMAT_VERSION);
-        if (bent && lh_entry_v(bent) != TOMBSTONE) {
-                json_object *o = parse_record(lh_entry_v(bent));
-
-                /* Not JSON: null, as the tree this replaced wrote it. */
-                fprintf(out, "  \"binding\": %s,\n", o ? (const char *) lh_entry_v(bent) : "null");
-                json_object_put(o);
-        }
-        fputs("  \"records\": {", out);
-        c.out = out;
-        r = records_foreach(f, compact_one, &c, reterr);
-        if (r < 0)
+        r = write_file_atomic_with(f->snap_path, 0600, compact_fill, &c, &size);
+        if (r < 0) {
+                if (reterr && !*reterr)
+                        (void) set_error(reterr, "%s: cannot write: %s", f->snap_path, strerror(-r));
                 return r;
-        fprintf(out, "%s},\n  \"journal_seq\": %" PRIu64 "\n}\n", c.first ? "" : "\n  ", f->seq);
-        r = fclose(TAKE_PTR(out));          /* text and size are final after fclose */
-        if (r != 0 || !text)
-                return -ENOMEM;
-        r = write_file_atomic(f->snap_path, text, size, 0600);
-        if (r < 0)
-                return set_error(reterr, "%s: cannot write: %s", f->snap_path, strerror(-r)), r;
+        }
         f->stats.fsyncs += 2;           /* the file and the directory */
         f->stats.compactions++;
         f->snap_size = size;
@@ -952,7 +958,6 @@ static int compact(FileStore *f, char **reterr) {
         }
         /* The file holds every record now (in key order). Out of memory
          * here: the records stay resident, as before the compaction. */
-        text = mfree(text);
         if (f->writable)
                 (void) records_to_delta(f);
         return 0;
