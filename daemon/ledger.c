@@ -1231,19 +1231,28 @@ static int apply_record(Ledger *l, Decoder *d, json_object *o, bool *ret_legacy)
         return fail(d, "unknown record type");
 }
 
-/* committed[key] = the digest of text (NULL: the key is not committed).
- * Only a digest is kept: the store holds the text (ledger_discard reads
- * it back from there), and a second copy of every record cost as much
- * memory as the store's. */
+/* Resources and intents, one per resource, are what grows with the
+ * spec: of those the ledger keeps a digest of the committed text (the
+ * store holds the text; ledger_discard reads it back from there). The
+ * binding and the meta values, a few small records that change on
+ * every run, keep their text, so discarding them needs no store. */
+static bool committed_keeps_text(const char *key) {
+        return !startswith(key, "resource/") && !startswith(key, "intent/");
+}
+
+/* committed[key] = text or its digest (text NULL: not committed). */
 static int committed_set(Ledger *l, const char *key, const char *text) {
         uint8_t *md = NULL;
 
-        if (text) {
+        if (text && committed_keeps_text(key))
+                md = (uint8_t *) strdup(text);
+        else if (text) {
                 md = malloc(LEDGER_DIGEST_SIZE);
-                if (!md)
-                        return -ENOMEM;
-                sha256_raw(text, strlen(text), md);
+                if (md)
+                        sha256_raw(text, strlen(text), md);
         }
+        if (text && !md)
+                return -ENOMEM;
         return table_put_owned(l->committed, key, md);
 }
 
@@ -1254,6 +1263,8 @@ static bool committed_is(const Ledger *l, const char *key, const char *text) {
 
         if (!text || !was)
                 return !text && !was;
+        if (committed_keeps_text(key))
+                return streq((const char *) was, text);
         sha256_raw(text, strlen(text), md);
         return memcmp(md, was, sizeof md) == 0;
 }
@@ -1478,7 +1489,7 @@ static int discard_one(const char *key, const char *value, void *userdata) {
 }
 
 int ledger_discard(Ledger *l, Store *s, char **reterr) {
-        struct lh_entry *ent;
+        struct lh_entry *ent, *tmp;
         DiscardCtx c = { .l = l };
         bool stored = false;
         int r = 0;
@@ -1487,15 +1498,22 @@ int ledger_discard(Ledger *l, Store *s, char **reterr) {
         c.left = table_new(false);
         if (!c.left)
                 return -ENOMEM;
-        lh_foreach(l->dirty, ent) {
+        lh_foreach(l->dirty, ent)
                 if (table_set(c.left, lh_entry_k(ent), NULL) < 0) {
                         lh_table_free(c.left);
                         return -ENOMEM;
                 }
-                stored = stored || lh_table_lookup_entry(l->committed, lh_entry_k(ent));
+        lh_foreach_safe(c.left, ent, tmp) {
+                const char *key = lh_entry_k(ent);
+
+                if (committed_keeps_text(key)) {
+                        discard_apply(l, key, table_get(l->committed, key), &c.r);
+                        (void) lh_table_delete_entry(c.left, ent);
+                } else if (lh_table_lookup_entry(l->committed, key))
+                        stored = true;
         }
-        /* The committed texts are the store's: read back only when a
-         * changed record had one. */
+        /* The other committed texts are the store's: read back only when
+         * a changed resource or intent had one. */
         if (stored && s)
                 r = store_load(s, discard_one, &c, reterr);
         if (r >= 0) {

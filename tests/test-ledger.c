@@ -385,9 +385,9 @@ START_TEST(test_failed_commit_and_discard) {
 }
 END_TEST
 
-/* The ledger keeps digests of what it committed, not the texts: a
- * discard reads the committed records back from the store, and only
- * when a changed record had been committed. */
+/* The ledger keeps digests of the resources and intents it committed,
+ * not the texts: a discard reads those back from the store, and only
+ * when a changed one had been committed. */
 START_TEST(test_discard_reads_the_store) {
         FakeStore *f;
         _cleanup_(store_freep) Store *s = fake_new(&f);
@@ -427,6 +427,13 @@ START_TEST(test_discard_reads_the_store) {
         ledger_touch(l, e);
         ck_assert_int_eq(ledger_commit(l, s, NULL), 0);
         ck_assert_uint_eq(f->commits, 1);
+
+        /* Meta values (and the binding) keep their committed text: a
+         * discard of them reads nothing back. */
+        ck_assert_int_eq(ledger_set_meta(l, "engine.audit.last", "777"), 0);
+        ck_assert_int_eq(ledger_discard(l, s, NULL), 0);
+        ck_assert_uint_eq(f->loads, 2);
+        ck_assert_str_eq(ledger_get_meta(l, "engine.audit.last"), "123");
 }
 END_TEST
 
