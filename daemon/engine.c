@@ -1351,14 +1351,32 @@ void status_free(ResourceStatus *s, size_t n) {
 }
 
 /* An index of status entries by kind and name (value: index + 1), so
- * build_status() is linear in the number of actions. The key is
- * "KIND/NAME": kinds have no '/', so it cannot be ambiguous. */
-static void status_index_entry_free(struct lh_entry *ent) {
-        free(lh_entry_k(ent));
+ * build_status() is linear in the number of actions. The keys are the
+ * entries themselves (their arrays do not move while indexed): no key
+ * is copied, which at 10,000 workers was 3 MB at the run's peak. */
+static unsigned long status_key_hash(const void *k) {
+        const ResourceStatus *x = k;
+        unsigned long h = 14695981039346656037UL;      /* FNV-1a over "KIND/NAME" */
+
+        for (const char *p = x->kind; *p; p++)
+                h = (h ^ (unsigned char) *p) * 1099511628211UL;
+        h = (h ^ '/') * 1099511628211UL;
+        for (const char *p = x->name; *p; p++)
+                h = (h ^ (unsigned char) *p) * 1099511628211UL;
+        return h;
+}
+
+static int status_key_equal(const void *a, const void *b) {
+        const ResourceStatus *x = a, *y = b;
+
+        return streq(x->kind, y->kind) && streq(x->name, y->name);
 }
 
 static struct lh_table *status_index_new(size_t n) {
-        return lh_kchar_table_new(n < 16 ? 16 : n > (1U << 24) ? (1 << 24) : (int) n, status_index_entry_free);
+        /* Sized so that n entries never make it grow (json-c doubles it
+         * when 0.66 full). */
+        n = 2 * n + 16;
+        return lh_table_new(n > (1U << 24) ? (1 << 24) : (int) n, NULL, status_key_hash, status_key_equal);
 }
 
 static void status_index_free(struct lh_table **t) {
@@ -1367,30 +1385,21 @@ static void status_index_free(struct lh_table **t) {
 }
 
 static bool status_index_find(struct lh_table *t, const char *kind, const char *name, size_t *ret) {
-        _cleanup_free_ char *k = NULL;
+        const ResourceStatus probe = { .kind = kind, .name = (char *) name };
         void *v = NULL;
 
-        if (!t || !kind || !name || asprintf(&k, "%s/%s", kind, name) < 0 || !lh_table_lookup_ex(t, k, &v))
+        if (!t || !kind || !name || !lh_table_lookup_ex(t, &probe, &v))
                 return false;
         *ret = (size_t) (uintptr_t) v - 1;
         return true;
 }
 
-/* Adds kind/name → i unless it is there (the first entry stays). */
-static int status_index_add(struct lh_table *t, const char *kind, const char *name, size_t i) {
-        char *k;
-
-        if (asprintf(&k, "%s/%s", kind, name) < 0)
-                return -ENOMEM;
-        if (lh_table_lookup_ex(t, k, NULL)) {
-                free(k);
+/* Adds x (at index i) unless its kind and name are there (the first
+ * entry stays). */
+static int status_index_add(struct lh_table *t, const ResourceStatus *x, size_t i) {
+        if (lh_table_lookup_ex(t, x, NULL))
                 return 0;
-        }
-        if (lh_table_insert(t, k, (const void *) (uintptr_t) (i + 1)) < 0) {
-                free(k);
-                return -ENOMEM;
-        }
-        return 0;
+        return lh_table_insert(t, x, (const void *) (uintptr_t) (i + 1)) < 0 ? -ENOMEM : 0;
 }
 
 /* The state an action leaves its resource in, and why. */
@@ -1442,8 +1451,7 @@ static void build_status(Engine *e) {
         int r = 0;
 
         idx = status_index_new(n_max);
-        prev = status_index_new(e->n_status);
-        if (!arr || !idx || !prev) {
+        if (!arr || !idx) {
                 free(arr);
                 return;
         }
@@ -1481,7 +1489,7 @@ static void build_status(Engine *e) {
                 }
                 n++;
                 if (r >= 0)
-                        r = status_index_add(idx, kind, strempty(name), n - 1);
+                        r = status_index_add(idx, &arr[n - 1], n - 1);
         }
         if (e->error && r >= 0) {
                 r = status_set(&arr[n], "Account", strna(e->account_id), NULL, RESOURCE_STATE_FAILED, e->error, NULL,
@@ -1493,17 +1501,24 @@ static void build_status(Engine *e) {
                 return;         /* out of memory: the previous status stays */
         }
         /* last_change moves only when a resource's state or reason does.
-         * The previous status is indexed by kind and name (its first entry
-         * for each), so this is linear too. */
-        for (size_t j = 0; j < e->n_status; j++)
-                if (status_index_add(prev, e->status[j].kind, e->status[j].name, j) < 0)
-                        break;
+         * Entries are unique by kind and name and usually where they were
+         * in the previous status; the rest is found through an index of
+         * it, built at the first miss, so this is linear too. */
         for (size_t i = 0; i < n; i++) {
                 ResourceStatus *x = &arr[i];
-                size_t j;
+                size_t j = i;
 
-                if (status_index_find(prev, x->kind, x->name, &j) && x->state == e->status[j].state &&
-                    streq(x->reason, e->status[j].reason))
+                if (i >= e->n_status || !status_key_equal(x, &e->status[i])) {
+                        if (!prev) {
+                                prev = status_index_new(e->n_status);
+                                for (size_t k = 0; prev && k < e->n_status; k++)
+                                        if (status_index_add(prev, &e->status[k], k) < 0)
+                                                break;
+                        }
+                        if (!status_index_find(prev, x->kind, x->name, &j))
+                                continue;
+                }
+                if (x->state == e->status[j].state && streq(x->reason, e->status[j].reason))
                         x->last_change_usec = e->status[j].last_change_usec;
         }
         status_free(e->status, e->n_status);
@@ -1668,8 +1683,14 @@ static void run_finish(Engine *e) {
         /* What a dry run or a failed run noted but did not commit is put
          * back (the next run starts from the committed ledger). After a
          * failed commit the changes stay, for the next commit. */
-        if (!e->commit_pending && ledger_has_changes(e->ledger))
-                (void) ledger_discard(e->ledger);
+        if (!e->commit_pending && ledger_has_changes(e->ledger)) {
+                _cleanup_free_ char *msg = NULL;
+                int r = ledger_discard(e->ledger, e->store, &msg);
+
+                if (r < 0)
+                        log_warning_errno(r, "Cannot read the state back (%s) to drop this run's changes, "
+                                          "they are kept: %s", store_describe(e->store), msg ?: strerror(-r));
+        }
 
         rep.result = run_result(e, n_failed);
         rep.n_actions = e->plan ? (unsigned) e->plan->n_changes : 0;

@@ -36,6 +36,7 @@
 #include "util.h"
 
 #define LEDGER_MAX_DEPTH 16
+#define LEDGER_DIGEST_SIZE 32   /* SHA-256 of a committed record's text */
 
 /* ---- small helpers ---- */
 
@@ -76,6 +77,28 @@ static int table_set(struct lh_table *t, const char *key, const void *value) {
                 return -ENOMEM;
         if (lh_table_insert(t, k, value) < 0) {
                 free(k);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* t[key] = value, the table taking value over (freed also on failure);
+ * NULL removes the key. For tables that own their values. */
+static int table_put_owned(struct lh_table *t, const char *key, void *value) {
+        struct lh_entry *ent = lh_table_lookup_entry(t, key);
+
+        if (!value) {
+                if (ent)
+                        (void) lh_table_delete_entry(t, ent);
+                return 0;
+        }
+        if (ent) {
+                free(lh_entry_v(ent));
+                lh_entry_set_val(ent, value);
+                return 0;
+        }
+        if (table_set(t, key, value) < 0) {
+                free(value);
                 return -ENOMEM;
         }
         return 0;
@@ -135,14 +158,51 @@ static int mark_dirty(Ledger *l, const char *key) {
 
 /* ---- lifecycle ---- */
 
+/* The name and id indexes are sets of entries keyed on (kind, the
+ * indexed name or id): the entry is its own key, so no "KIND/NAME" is
+ * copied per entry (a key per entry and index was a quarter of the
+ * ledger's indexes). An entry's indexed_name/indexed_id change only
+ * while it is out of the index (reindex). */
+static unsigned long indexed_hash(ResourceKind kind, const char *v) {
+        unsigned long h = 14695981039346656037UL ^ (unsigned long) kind;      /* FNV-1a */
+
+        for (const char *p = v; *p; p++)
+                h = (h ^ (unsigned char) *p) * 1099511628211UL;
+        return h;
+}
+
+static unsigned long by_name_hash(const void *k) {
+        const LedgerEntry *e = k;
+
+        return indexed_hash(e->kind, e->indexed_name);
+}
+
+static int by_name_equal(const void *a, const void *b) {
+        const LedgerEntry *x = a, *y = b;
+
+        return x->kind == y->kind && streq(x->indexed_name, y->indexed_name);
+}
+
+static unsigned long by_id_hash(const void *k) {
+        const LedgerEntry *e = k;
+
+        return indexed_hash(e->kind, e->indexed_id);
+}
+
+static int by_id_equal(const void *a, const void *b) {
+        const LedgerEntry *x = a, *y = b;
+
+        return x->kind == y->kind && streq(x->indexed_id, y->indexed_id);
+}
+
 Ledger *ledger_new(void) {
         Ledger *l = calloc(1, sizeof(Ledger));
 
         if (!l)
                 return NULL;
         l->by_key = table_new(false);
-        l->by_name = table_new(false);
-        l->by_id = table_new(false);
+        l->by_name = lh_table_new(64, NULL, by_name_hash, by_name_equal);
+        l->by_id = lh_table_new(64, NULL, by_id_hash, by_id_equal);
         l->meta = table_new(true);
         l->committed = table_new(true);
         l->dirty = table_new(false);
@@ -227,21 +287,26 @@ LedgerEntry *ledger_find(const Ledger *l, ResourceKind kind, const char *doc) {
         return k ? table_get(l->by_key, k) : NULL;
 }
 
-static LedgerEntry *find_indexed(const struct lh_table *t, ResourceKind kind, const char *v) {
-        _cleanup_free_ char *k = NULL;
+/* The probe is an entry with only the kind and the indexed value set. */
+static LedgerEntry *find_indexed(const struct lh_table *t, ResourceKind kind, const char *v, bool by_name) {
+        LedgerEntry probe = {
+                .kind = kind,
+                .indexed_name = by_name ? (char *) v : NULL,
+                .indexed_id = by_name ? NULL : (char *) v,
+        };
+        void *e = NULL;
 
-        if (!v)
+        if (!v || !lh_table_lookup_ex((struct lh_table *) t, &probe, &e))
                 return NULL;
-        k = make_key(NULL, kind, v, false);
-        return k ? table_get(t, k) : NULL;
+        return e;
 }
 
 LedgerEntry *ledger_find_by_name(const Ledger *l, ResourceKind kind, const char *name) {
-        return l ? find_indexed(l->by_name, kind, name) : NULL;
+        return l ? find_indexed(l->by_name, kind, name, true) : NULL;
 }
 
 LedgerEntry *ledger_find_by_id(const Ledger *l, ResourceKind kind, const char *id) {
-        return l ? find_indexed(l->by_id, kind, id) : NULL;
+        return l ? find_indexed(l->by_id, kind, id, false) : NULL;
 }
 
 static int entry_cmp(const LedgerEntry *a, ResourceKind kind, const char *doc) {
@@ -265,16 +330,14 @@ static size_t entry_position(const Ledger *l, ResourceKind kind, const char *doc
         return lo;
 }
 
-/* Drops e from one secondary index (name or id), pointing the key at
- * another entry with the same value if there is one (first wins). */
+/* Drops e from one secondary index (name or id), putting another entry
+ * with the same value in its place if there is one (first wins). */
 static void unindex_one(Ledger *l, struct lh_table *t, LedgerEntry *e, char **indexed, bool by_name) {
-        _cleanup_free_ char *k = NULL;
         struct lh_entry *ent;
 
         if (!*indexed)
                 return;
-        k = make_key(NULL, e->kind, *indexed, false);
-        ent = k ? lh_table_lookup_entry(t, k) : NULL;
+        ent = lh_table_lookup_entry(t, e);
         if (ent && lh_entry_v(ent) == e) {
                 LedgerEntry *other = NULL;
 
@@ -286,28 +349,24 @@ static void unindex_one(Ledger *l, struct lh_table *t, LedgerEntry *e, char **in
                         if (x != e && x->kind == e->kind && streq_ptr(by_name ? x->indexed_name : x->indexed_id, *indexed))
                                 other = x;
                 }
+                (void) lh_table_delete_entry(t, ent);
                 if (other)
-                        lh_entry_set_val(ent, other);
-                else
-                        (void) lh_table_delete_entry(t, ent);
+                        (void) lh_table_insert(t, other, other);        /* out of memory: found by doc only */
         }
         *indexed = mfree(*indexed);
 }
 
 static int index_one(Ledger *l, struct lh_table *t, LedgerEntry *e, const char *value, char **indexed) {
-        _cleanup_free_ char *k = NULL;
-
         if (!value)
                 return 0;
         *indexed = strdup(value);
-        k = make_key(NULL, e->kind, value, false);
-        if (!*indexed || !k)
+        if (!*indexed)
                 return -ENOMEM;
-        if (lh_table_lookup_entry(t, k)) {
+        if (lh_table_lookup_entry(t, e)) {
                 l->n_index_twins++;
                 return 0;       /* another entry has it: the first one wins */
         }
-        return table_set(t, k, e);
+        return lh_table_insert(t, e, e) < 0 ? -ENOMEM : 0;
 }
 
 static int reindex(Ledger *l, LedgerEntry *e) {
@@ -610,27 +669,11 @@ static int meta_key(const char *key, char **ret) {
 
 /* Sets meta[key] without marking it. */
 static int meta_put(Ledger *l, const char *key, const char *value) {
-        struct lh_entry *ent = lh_table_lookup_entry(l->meta, key);
-        char *v;
+        char *v = NULL;
 
-        if (!value) {
-                if (ent)
-                        (void) lh_table_delete_entry(l->meta, ent);
-                return 0;
-        }
-        v = strdup(value);
-        if (!v)
+        if (value && !(v = strdup(value)))
                 return -ENOMEM;
-        if (ent) {
-                free(lh_entry_v(ent));
-                lh_entry_set_val(ent, v);
-                return 0;
-        }
-        if (table_set(l->meta, key, v) < 0) {
-                free(v);
-                return -ENOMEM;
-        }
-        return 0;
+        return table_put_owned(l->meta, key, v);
 }
 
 int ledger_set_meta(Ledger *l, const char *key, const char *value) {
@@ -1188,11 +1231,48 @@ static int apply_record(Ledger *l, Decoder *d, json_object *o, bool *ret_legacy)
         return fail(d, "unknown record type");
 }
 
+/* Resources and intents, one per resource, are what grows with the
+ * spec: of those the ledger keeps a digest of the committed text (the
+ * store holds the text; ledger_discard reads it back from there). The
+ * binding and the meta values, a few small records that change on
+ * every run, keep their text, so discarding them needs no store. */
+static bool committed_keeps_text(const char *key) {
+        return !startswith(key, "resource/") && !startswith(key, "intent/");
+}
+
+/* committed[key] = text or its digest (text NULL: not committed). */
+static int committed_set(Ledger *l, const char *key, const char *text) {
+        uint8_t *md = NULL;
+
+        if (text && committed_keeps_text(key))
+                md = (uint8_t *) strdup(text);
+        else if (text) {
+                md = malloc(LEDGER_DIGEST_SIZE);
+                if (md)
+                        sha256_raw(text, strlen(text), md);
+        }
+        if (text && !md)
+                return -ENOMEM;
+        return table_put_owned(l->committed, key, md);
+}
+
+/* Whether text (NULL: no record) is what was committed under key. */
+static bool committed_is(const Ledger *l, const char *key, const char *text) {
+        const uint8_t *was = table_get(l->committed, key);
+        uint8_t md[LEDGER_DIGEST_SIZE];
+
+        if (!text || !was)
+                return !text && !was;
+        if (committed_keeps_text(key))
+                return streq((const char *) was, text);
+        sha256_raw(text, strlen(text), md);
+        return memcmp(md, was, sizeof md) == 0;
+}
+
 int ledger_load_record(Ledger *l, const char *key, const char *value, char **reterr) {
         _cleanup_(json_object_putp) json_object *o = NULL;
         Decoder d = { .key = key, .reterr = reterr };
         bool legacy = false;
-        char *copy;
         int r;
 
         assert(l && key && value);
@@ -1202,20 +1282,9 @@ int ledger_load_record(Ledger *l, const char *key, const char *value, char **ret
         r = apply_record(l, &d, o, &legacy);
         if (r < 0)
                 return r;
-        copy = strdup(value);
-        if (!copy)
-                return -ENOMEM;
-        {
-                struct lh_entry *ent = lh_table_lookup_entry(l->committed, key);
-
-                if (ent) {
-                        free(lh_entry_v(ent));
-                        lh_entry_set_val(ent, copy);
-                } else if (table_set(l->committed, key, copy) < 0) {
-                        free(copy);
-                        return -ENOMEM;
-                }
-        }
+        r = committed_set(l, key, value);
+        if (r < 0)
+                return r;
         if (legacy) {
                 /* Committed under the raw key: the next commit deletes it
                  * and puts the record under its encoded key. */
@@ -1299,13 +1368,12 @@ int ledger_changes(Ledger *l, uint64_t now_usec, StoreChange **ret, size_t *ret_
                 return -ENOMEM;
         lh_foreach(l->dirty, ent) {
                 const char *key = lh_entry_k(ent);
-                const char *was = table_get(l->committed, key);
                 _cleanup_free_ char *now = NULL;
 
                 r = ledger_encode_record(l, key, &now);
                 if (r < 0)
                         goto fail;
-                if (streq_ptr(now, was))
+                if (committed_is(l, key, now))
                         continue;
                 if (now && startswith(key, "resource/")) {
                         LedgerEntry *e = table_get(l->by_key, key);
@@ -1378,48 +1446,83 @@ int ledger_commit(Ledger *l, Store *s, char **reterr) {
                         return r;
                 }
         }
-        for (size_t i = 0; i < n; i++) {
-                struct lh_entry *ent = lh_table_lookup_entry(l->committed, c[i].key);
-
-                if (!c[i].value) {
-                        if (ent)
-                                (void) lh_table_delete_entry(l->committed, ent);
-                        continue;
-                }
-                if (ent) {
-                        free(lh_entry_v(ent));
-                        lh_entry_set_val(ent, (char *) c[i].value);
-                } else if (table_set(l->committed, c[i].key, c[i].value) < 0) {
-                        /* Out of memory: the next change of this record
-                         * is written whole again, nothing is lost. */
-                        free((char *) c[i].value);
-                }
-                c[i].value = NULL;
-        }
+        for (size_t i = 0; i < n; i++)
+                if (committed_set(l, c[i].key, c[i].value) < 0)
+                        /* Out of memory: the digest is gone, so the next
+                         * change of this record is written whole again,
+                         * nothing is lost. */
+                        (void) committed_set(l, c[i].key, NULL);
         ledger_changes_free(c, n);
         clear_dirty(l);
         return 0;
 }
 
-int ledger_discard(Ledger *l) {
-        struct lh_entry *ent;
+typedef struct DiscardCtx {
+        Ledger *l;
+        struct lh_table *left;      /* dirty keys not yet put back */
+        int r;
+} DiscardCtx;
+
+static void discard_apply(Ledger *l, const char *key, const char *text, int *r) {
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        Decoder d = { .key = key };
+        bool legacy;
+        int k = 0;
+
+        if (text)
+                k = parse_text(&d, text, &o);
+        if (k >= 0)
+                k = apply_record(l, &d, o, &legacy);
+        if (k < 0 && *r >= 0)
+                *r = k;
+}
+
+static int discard_one(const char *key, const char *value, void *userdata) {
+        DiscardCtx *c = userdata;
+        struct lh_entry *ent = lh_table_lookup_entry(c->left, key);
+
+        if (!ent)
+                return 0;
+        discard_apply(c->l, key, value, &c->r);
+        (void) lh_table_delete_entry(c->left, ent);
+        return 0;
+}
+
+int ledger_discard(Ledger *l, Store *s, char **reterr) {
+        struct lh_entry *ent, *tmp;
+        DiscardCtx c = { .l = l };
+        bool stored = false;
         int r = 0;
 
         assert(l);
-        lh_foreach(l->dirty, ent) {
-                const char *key = lh_entry_k(ent), *was = table_get(l->committed, key);
-                _cleanup_(json_object_putp) json_object *o = NULL;
-                Decoder d = { .key = key };
-                bool legacy;
-                int k = 0;
+        c.left = table_new(false);
+        if (!c.left)
+                return -ENOMEM;
+        lh_foreach(l->dirty, ent)
+                if (table_set(c.left, lh_entry_k(ent), NULL) < 0) {
+                        lh_table_free(c.left);
+                        return -ENOMEM;
+                }
+        lh_foreach_safe(c.left, ent, tmp) {
+                const char *key = lh_entry_k(ent);
 
-                if (was)
-                        k = parse_text(&d, was, &o);
-                if (k >= 0)
-                        k = apply_record(l, &d, o, &legacy);
-                if (k < 0 && r >= 0)
-                        r = k;
+                if (committed_keeps_text(key)) {
+                        discard_apply(l, key, table_get(l->committed, key), &c.r);
+                        (void) lh_table_delete_entry(c.left, ent);
+                } else if (lh_table_lookup_entry(l->committed, key))
+                        stored = true;
         }
-        clear_dirty(l);
+        /* The other committed texts are the store's: read back only when
+         * a changed resource or intent had one. */
+        if (stored && s)
+                r = store_load(s, discard_one, &c, reterr);
+        if (r >= 0) {
+                /* What the store does not hold was never committed. */
+                lh_foreach(c.left, ent)
+                        discard_apply(l, lh_entry_k(ent), NULL, &c.r);
+                r = c.r;
+                clear_dirty(l);
+        }
+        lh_table_free(c.left);
         return r;
 }

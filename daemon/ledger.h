@@ -28,8 +28,11 @@
  * re-indexes a changed name or id). Intents, meta and the binding are
  * marked by their setters. ledger_changes() encodes each marked record
  * and compares it with what was last committed: only records that
- * differ are in the batch. ledger_discard() puts the committed records
- * back (a dry run's observations are not kept).
+ * differ are in the batch (of a resource or intent the ledger keeps a
+ * digest of the committed text, not the text: the store has it).
+ * ledger_discard() puts the committed records back, resources and
+ * intents read back from the store (a dry run's observations are not
+ * kept).
  *
  * Negative errno; decode errors come with a message naming the record's
  * key and field (caller frees).
@@ -105,7 +108,8 @@ typedef struct Ledger {
         struct lh_table *by_name;   /* "KIND/NAME" → entry */
         struct lh_table *by_id;     /* "KIND/ID" → entry */
         struct lh_table *meta;      /* KEY → value */
-        struct lh_table *committed; /* record key → JSON text last committed */
+        struct lh_table *committed; /* record key → the JSON text last committed; of resources
+                                     * and intents only its SHA-256 (the store has the text) */
         struct lh_table *dirty;     /* record keys changed since */
         size_t n_index_twins;       /* times a name or id was indexed by another entry already */
 } Ledger;
@@ -181,8 +185,13 @@ void ledger_changes_free(StoreChange *c, size_t n);
 int ledger_commit(Ledger *l, Store *s, char **reterr);
 /* Whether anything is marked changed since the last commit. */
 bool ledger_has_changes(const Ledger *l) _pure_;
-/* Puts every record changed since the last commit back as committed. */
-int ledger_discard(Ledger *l);
+/* Puts every record changed since the last commit back as committed,
+ * reading the committed texts of resources and intents back from s (the
+ * ledger keeps only their digests; s is read only when a changed one
+ * was committed). When
+ * the store cannot be read, its error is returned and the records stay
+ * marked (they go with the next commit). */
+int ledger_discard(Ledger *l, Store *s, char **reterr);
 
 /* The text of one record as it would be committed (caller frees), or
  * NULL in *ret when the ledger has no such record. For tests. */

@@ -3097,7 +3097,6 @@ static int plan_sort(Plan *p) {
         size_t n = p->n_actions, placed = 0;
         _cleanup_free_ size_t *order = calloc(n + 1, sizeof(size_t)), *pos = calloc(n + 1, sizeof(size_t));
         _cleanup_free_ bool *done = calloc(n + 1, sizeof(bool));
-        _cleanup_free_ Action *sorted = NULL;
 
         if (!order || !pos || !done)
                 return -ENOMEM;
@@ -3124,18 +3123,38 @@ static int plan_sort(Plan *p) {
                                         order[placed++] = i;
                                 }
         }
-        sorted = calloc(n + 1, sizeof(Action));
-        if (!sorted)
-                return -ENOMEM;
+        /* Moved in place, cycle by cycle (a copy of the list was as
+         * large as the plan): new position k takes the action at
+         * order[k]; done[] now marks the positions filled. */
         for (size_t k = 0; k < n; k++)
                 pos[order[k]] = k;
-        for (size_t k = 0; k < n; k++) {
-                sorted[k] = p->actions[order[k]];
-                sorted[k].index = (unsigned) k;
-                for (size_t d = 0; d < sorted[k].n_deps; d++)
-                        sorted[k].deps[d] = (unsigned) pos[sorted[k].deps[d]];
+        memset(done, 0, n * sizeof(bool));
+        for (size_t start = 0; start < n; start++) {
+                Action held;
+                size_t k = start;
+
+                if (done[start] || order[start] == start) {
+                        done[start] = true;
+                        continue;
+                }
+                held = p->actions[start];
+                for (;;) {
+                        size_t from = order[k];
+
+                        done[k] = true;
+                        if (from == start) {
+                                p->actions[k] = held;
+                                break;
+                        }
+                        p->actions[k] = p->actions[from];
+                        k = from;
+                }
         }
-        memcpy(p->actions, sorted, n * sizeof(Action));
+        for (size_t k = 0; k < n; k++) {
+                p->actions[k].index = (unsigned) k;
+                for (size_t d = 0; d < p->actions[k].n_deps; d++)
+                        p->actions[k].deps[d] = (unsigned) pos[p->actions[k].deps[d]];
+        }
         return 0;
 }
 

@@ -556,6 +556,15 @@ static void check_id_external(SpecCtx *c, const Fields *f, size_t idx, const Res
                 _p;                                                             \
         })
 
+/* Gives back a GROW array's unused slots once it is complete (the
+ * model lives as long as its generation; up to half of it was empty). */
+#define SHRINK(arr, n)                                                          \
+        do {                                                                    \
+                __typeof__(arr) _r = (n) > 0 ? realloc((arr), sizeof(*(arr)) * (n)) : NULL; \
+                if (_r)                                                         \
+                        (arr) = _r;                                             \
+        } while (0)
+
 /* ---- secret references ---- */
 
 static const char *const secret_ref_keys[] = { "credential", "file", "env", NULL };
@@ -1653,6 +1662,8 @@ static void parse_worker(SpecCtx *c, const Fields *f) {
                 parse_observability(c, w, f->val[W_OBSERVABILITY]);
         if (f->val[W_LOGPUSH])
                 (void) get_bool(c, "logpush", f->val[W_LOGPUSH], &w->logpush);
+        SHRINK(w->modules, w->n_modules);
+        SHRINK(w->bindings, w->n_bindings);
 }
 
 /* ---- resource documents ---- */

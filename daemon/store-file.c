@@ -1,9 +1,12 @@
 /* store-file.c: the file backend of the storage seam — a snapshot and an
  * append-only journal in the state directory; see store-file.h.
  *
- * The records live in memory as key → JSON text (a json-c hash table);
- * a commit appends one journal line and applies the batch to it, a
- * compaction writes them all as the snapshot. Records are parsed only
+ * A writer keeps in memory (key → JSON text, a json-c hash table) only
+ * the binding and what the journal changed since the snapshot; a load
+ * or a compaction merges that with the snapshot read back from disk,
+ * record by record (FileStore.delta). A reader keeps every record. A
+ * commit appends one journal line and applies the batch to the table, a
+ * compaction writes every record as the snapshot. Records are parsed only
  * to embed them in the snapshot and journal as JSON (so both stay
  * readable), never interpreted: that is ledger.c's job — except for
  * lifting a version 1 snapshot, which has no records.
@@ -46,7 +49,18 @@ typedef struct FileStore {
         int journal_fd;             /* opened at the first append */
         bool writable;
         bool broken;                /* an append could not be undone: refuse more */
-        struct lh_table *records;   /* key → JSON text */
+        struct lh_table *records;   /* key → JSON text; see delta */
+        /* delta: records holds the binding and what the journal changed
+         * since state.json (a deleted key maps to TOMBSTONE), not the
+         * records state.json holds: those are read back from the file
+         * when all of them are needed (load, compaction), so the texts
+         * are not resident (as large as the file: 1 MB at 1,000
+         * workers). Only a writer (the lock held: nobody else rewrites
+         * the file) whose snapshot is sorted version 2 or absent; a
+         * reader, or a snapshot loaded otherwise, keeps every record
+         * until its first compaction. */
+        bool delta;
+        bool snap_on_disk;          /* delta: state.json holds records to merge */
         uint64_t seq;               /* last batch applied */
         uint64_t journal_size;      /* bytes of whole, valid lines */
         uint64_t snap_size;
@@ -70,33 +84,42 @@ static int set_error(char **reterr, const char *fmt, ...) {
         return 0;
 }
 
-static void record_free(struct lh_entry *ent) {
-        free(lh_entry_k(ent));
-        free(lh_entry_v(ent));
+static char tombstone_mark;
+#define TOMBSTONE (&tombstone_mark)
+
+static void record_value_free(void *v) {
+        if (v != TOMBSTONE)
+                free(v);
 }
 
-/* records[key] = text (copied); text NULL removes. */
+static void record_free(struct lh_entry *ent) {
+        free(lh_entry_k(ent));
+        record_value_free(lh_entry_v(ent));
+}
+
+/* records[key] = text (copied); text NULL removes (in delta mode: marks
+ * the key deleted, since state.json may hold it). */
 static int records_set(FileStore *f, const char *key, const char *text) {
         struct lh_entry *ent = lh_table_lookup_entry(f->records, key);
         char *k, *v;
 
-        if (!text) {
+        if (!text && !f->delta) {
                 if (ent)
                         (void) lh_table_delete_entry(f->records, ent);
                 return 0;
         }
-        v = strdup(text);
+        v = text ? strdup(text) : TOMBSTONE;
         if (!v)
                 return -ENOMEM;
         if (ent) {
-                free(lh_entry_v(ent));
+                record_value_free(lh_entry_v(ent));
                 lh_entry_set_val(ent, v);
                 return 0;
         }
         k = strdup(key);
         if (!k || lh_table_insert(f->records, k, v) < 0) {
                 free(k);
-                free(v);
+                record_value_free(v);
                 return -ENOMEM;
         }
         return 0;
@@ -366,25 +389,42 @@ static bool next_char(const char *data, size_t size, size_t *pos, char c) {
         return true;
 }
 
-/* The common case of load_snapshot() without a tree of the whole file:
- * a version 2 object whose members are walked one value at a time, each
- * record parsed, copied as text and freed before the next (the tree held
- * several times the file's size at once). Returns 1 when it loaded the
- * snapshot; 0 when anything is unusual (a parse error, another version,
- * a repeated member, a record that is not an object, the binding among
- * the records): then nothing is kept and the tree path decides, with its
- * messages. */
-static int load_snapshot_streamed(FileStore *f, const char *data, size_t size) {
+/* A walk over a version 2 snapshot's members, one value at a time (a
+ * tree of the whole file held several times its size at once): the
+ * binding and each record (its key normalized) go to record(), in the
+ * file's order, each value freed after the call. */
+typedef struct SnapWalk SnapWalk;
+struct SnapWalk {
+        FileStore *f;
+        /* binding: the top-level member, not a record. A negative return
+         * stops the walk with that error; 1 stops it as unusual. */
+        int (*record)(SnapWalk *w, const char *key, json_object *v, bool binding);
+        char *last;                 /* the previous record's key (sorted check) */
+        bool sorted;                /* every record's key above the one before */
+        /* merge */
+        const char **keys;          /* delta keys, sorted */
+        size_t n_keys, next;
+        store_record_fn fn;
+        void *userdata;
+        uint64_t seq;
+        bool have_seq;
+};
+
+/* Returns 1 when the snapshot was walked whole; 0 when anything is
+ * unusual (a parse error, another version, a repeated member, a record
+ * that is not an object, the binding among the records): then the tree
+ * path decides, with its messages. */
+static int walk_snapshot(SnapWalk *w, const char *data, size_t size) {
         /* Values sit one (members) or two (records) levels below the
          * root: the same depth limit as the tree's. */
         json_tokener *tok = json_tokener_new_ex(MAX_DEPTH - 2);
         size_t pos = 0;
-        bool have_version = false, have_seq = false, have_binding = false, have_records = false, ok = false;
-        uint64_t seq = 0;
+        bool have_version = false, have_binding = false, have_records = false, ok = false;
         int r = 0;
 
         if (!tok)
                 return -ENOMEM;
+        w->sorted = true;
         if (!next_char(data, size, &pos, '{'))
                 goto done;
         for (bool first = true;; first = false) {
@@ -425,9 +465,13 @@ static int load_snapshot_streamed(FileStore *f, const char *data, size_t size) {
                                 }
                                 if (streq(norm, "binding"))
                                         goto done;
-                                r = records_set_json(f, norm, rv);
-                                if (r < 0)
+                                if (w->last && strcmp(w->last, norm) >= 0)
+                                        w->sorted = false;
+                                r = w->record(w, norm, rv, false);
+                                if (r != 0)
                                         goto done;
+                                free(w->last);
+                                w->last = TAKE_PTR(norm);
                         }
                         continue;
                 }
@@ -440,16 +484,16 @@ static int load_snapshot_streamed(FileStore *f, const char *data, size_t size) {
                                 goto done;
                         have_version = true;
                 } else if (streq(key, "journal_seq")) {
-                        if (have_seq || !json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
+                        if (w->have_seq || !json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
                                 goto done;
-                        have_seq = true;
-                        seq = (uint64_t) json_object_get_int64(v);
+                        w->have_seq = true;
+                        w->seq = (uint64_t) json_object_get_int64(v);
                 } else if (streq(key, "binding")) {
                         if (have_binding || !json_object_is_type(v, json_type_object))
                                 goto done;
                         have_binding = true;
-                        r = records_set_json(f, "binding", v);
-                        if (r < 0)
+                        r = w->record(w, "binding", v, true);
+                        if (r != 0)
                                 goto done;
                 }
                 /* Other members: ignored, as the tree path ignores them. */
@@ -457,15 +501,57 @@ static int load_snapshot_streamed(FileStore *f, const char *data, size_t size) {
         ok = have_version && pos + strspn(data + pos, " \t\r\n") == size;
 done:
         json_tokener_free(tok);
-        if (r < 0 || !ok) {
-                lh_table_free(f->records);
-                f->records = lh_kchar_table_new(1024, record_free);
+        w->last = mfree(w->last);
+        if (r < 0)
+                return r;
+        return ok && r == 0 ? 1 : 0;
+}
+
+static int walk_keep(SnapWalk *w, const char *key, json_object *v, bool binding) {
+        (void) binding;
+        return records_set_json(w->f, key, v);
+}
+
+/* Delta mode: the records are checked, not kept. */
+static int walk_check(SnapWalk *w, const char *key, json_object *v, bool binding) {
+        return binding ? records_set_json(w->f, key, v) : 0;
+}
+
+static void records_clear(FileStore *f) {
+        lh_table_free(f->records);
+        f->records = lh_kchar_table_new(1024, record_free);
+}
+
+/* The common case of load_snapshot(): a version 2 snapshot walked
+ * member by member. A writer whose snapshot is sorted (what compact()
+ * writes) keeps only the binding (delta mode); otherwise every record is
+ * kept. Returns 1 when it loaded the snapshot; 0 when the tree path
+ * must decide (then nothing is kept). */
+static int load_snapshot_streamed(FileStore *f, const char *data, size_t size) {
+        SnapWalk w = { .f = f, .record = f->writable ? walk_check : walk_keep };
+        int r;
+
+        r = walk_snapshot(&w, data, size);
+        if (r > 0 && f->writable && !w.sorted) {
+                /* Not in key order (an older writer's): kept whole. */
+                records_clear(f);
                 if (!f->records)
                         return -ENOMEM;
-                return r < 0 ? r : 0;
+                w = (SnapWalk) { .f = f, .record = walk_keep };
+                r = walk_snapshot(&w, data, size);
+        } else if (r > 0 && f->writable) {
+                f->delta = true;
+                f->snap_on_disk = true;
         }
-        if (have_seq)
-                f->seq = seq;
+        if (r <= 0) {
+                f->delta = f->snap_on_disk = false;
+                records_clear(f);
+                if (!f->records)
+                        return -ENOMEM;
+                return r;
+        }
+        if (w.have_seq)
+                f->seq = w.seq;
         f->snap_version = FORMAT_VERSION;
         return 1;
 }
@@ -695,6 +781,68 @@ static const char **sorted_keys(FileStore *f, size_t *ret_n) {
         return keys;
 }
 
+/* Emits the delta's keys below key (all when NULL); a deleted key is
+ * skipped. */
+static int merge_delta_below(SnapWalk *w, const char *key) {
+        for (; w->next < w->n_keys && (!key || strcmp(w->keys[w->next], key) < 0); w->next++) {
+                const char *v = lh_entry_v(lh_table_lookup_entry(w->f->records, w->keys[w->next]));
+
+                if (v != TOMBSTONE) {
+                        int r = w->fn(w->keys[w->next], v, w->userdata);
+
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+/* One record of state.json: what the delta says of its key if it says
+ * anything, else its text as the file holds it. */
+static int walk_merge(SnapWalk *w, const char *key, json_object *v, bool binding) {
+        const char *t;
+        int r;
+
+        if (binding)
+                return 0;       /* the binding is always in records */
+        r = merge_delta_below(w, key);
+        if (r < 0)
+                return r;
+        if (w->next < w->n_keys && streq(w->keys[w->next], key)) {
+                t = lh_entry_v(lh_table_lookup_entry(w->f->records, w->keys[w->next++]));
+                return t == TOMBSTONE ? 0 : w->fn(key, t, w->userdata);
+        }
+        t = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        return t ? w->fn(key, t, w->userdata) : -ENOMEM;
+}
+
+/* Every record (the binding among them) in key order to fn: in delta
+ * mode state.json's records merged with the delta, read back from the
+ * file one record at a time. */
+static int records_foreach(FileStore *f, store_record_fn fn, void *userdata, char **reterr) {
+        _cleanup_free_ const char **keys = NULL;
+        _cleanup_free_ char *data = NULL;
+        SnapWalk w = { .f = f, .record = walk_merge, .fn = fn, .userdata = userdata };
+        size_t size = 0;
+        int r;
+
+        keys = sorted_keys(f, &w.n_keys);
+        if (!keys)
+                return -ENOMEM;
+        w.keys = keys;
+        if (f->delta && f->snap_on_disk) {
+                r = read_full_file(f->snap_path, STORE_FILE_MAX_SIZE, &data, &size);
+                if (r < 0)
+                        return set_error(reterr, "%s: cannot read back: %s", f->snap_path, strerror(-r)), r;
+                r = walk_snapshot(&w, data, size);
+                if (r < 0)
+                        return r;
+                if (r == 0 || !w.sorted)
+                        return set_error(reterr, "%s: changed since it was loaded", f->snap_path), -EBADMSG;
+        }
+        return merge_delta_below(&w, NULL);
+}
+
 static json_object *parse_record(const char *text) {
         return json_tokener_parse(text);
 }
@@ -716,25 +864,33 @@ static int put_record(FILE *out, const char *key, const char *text, bool first) 
         return 0;
 }
 
-/* Writes every record as the snapshot, then empties the journal. The
- * text is built record by record: one record per line under "records". */
-static int compact(FileStore *f, char **reterr) {
-        _cleanup_free_ const char **keys = NULL;
-        _cleanup_free_ char *text = NULL;
-        _cleanup_fclose_ FILE *out = NULL;
-        struct lh_entry *bent = lh_table_lookup_entry(f->records, "binding");
-        size_t n = 0, size = 0;
-        bool first = true;
+typedef struct CompactCtx {
+        FileStore *f;
+        FILE *out;
+        bool first;
+        char **reterr;
+} CompactCtx;
+
+static int compact_one(const char *key, const char *text, void *userdata) {
+        CompactCtx *c = userdata;
         int r;
 
-        keys = sorted_keys(f, &n);
-        if (!keys)
-                return -ENOMEM;
-        out = open_memstream(&text, &size);
-        if (!out)
-                return -ENOMEM;
+        if (streq(key, "binding"))
+                return 0;       /* written before the records */
+        r = put_record(c->out, key, text, c->first);
+        c->first = false;
+        return r;
+}
+
+/* The snapshot's text, straight into the temporary file. */
+static int compact_fill(FILE *out, void *userdata) {
+        CompactCtx *c = userdata;
+        struct lh_entry *bent = lh_table_lookup_entry(c->f->records, "binding");
+        int r;
+
+        c->out = out;
         fprintf(out, "{\n  \"version\": %d,\n", FORMAT_VERSION);
-        if (bent) {
+        if (bent && lh_entry_v(bent) != TOMBSTONE) {
                 json_object *o = parse_record(lh_entry_v(bent));
 
                 /* Not JSON: null, as the tree this replaced wrote it. */
@@ -742,21 +898,51 @@ static int compact(FileStore *f, char **reterr) {
                 json_object_put(o);
         }
         fputs("  \"records\": {", out);
-        for (size_t i = 0; i < n; i++) {
-                if (streq(keys[i], "binding"))
-                        continue;
-                r = put_record(out, keys[i], lh_entry_v(lh_table_lookup_entry(f->records, keys[i])), first);
-                if (r < 0)
-                        return r;
-                first = false;
-        }
-        fprintf(out, "%s},\n  \"journal_seq\": %" PRIu64 "\n}\n", first ? "" : "\n  ", f->seq);
-        r = fclose(TAKE_PTR(out));          /* text and size are final after fclose */
-        if (r != 0 || !text)
-                return -ENOMEM;
-        r = write_file_atomic(f->snap_path, text, size, 0600);
+        r = records_foreach(c->f, compact_one, c, c->reterr);
         if (r < 0)
-                return set_error(reterr, "%s: cannot write: %s", f->snap_path, strerror(-r)), r;
+                return r;
+        fprintf(out, "%s},\n  \"journal_seq\": %" PRIu64 "\n}\n", c->first ? "" : "\n  ", c->f->seq);
+        return 0;
+}
+
+/* After a snapshot holds everything: a writer keeps only the binding
+ * (on failure nothing changed). */
+static int records_to_delta(FileStore *f) {
+        struct lh_entry *bent = lh_table_lookup_entry(f->records, "binding");
+        struct lh_table *t = lh_kchar_table_new(1024, record_free);
+
+        if (!t)
+                return -ENOMEM;
+        if (bent && lh_entry_v(bent) != TOMBSTONE) {
+                char *k = strdup("binding"), *v = strdup(lh_entry_v(bent));
+
+                if (!k || !v || lh_table_insert(t, k, v) < 0) {
+                        free(k);
+                        free(v);
+                        lh_table_free(t);
+                        return -ENOMEM;
+                }
+        }
+        lh_table_free(f->records);
+        f->records = t;
+        f->delta = f->snap_on_disk = true;
+        return 0;
+}
+
+/* Writes every record as the snapshot, then empties the journal. The
+ * text goes record by record, one per line under "records", into the
+ * temporary file (no buffer of the whole snapshot). */
+static int compact(FileStore *f, char **reterr) {
+        CompactCtx c = { .f = f, .first = true, .reterr = reterr };
+        uint64_t size = 0;
+        int r;
+
+        r = write_file_atomic_with(f->snap_path, 0600, compact_fill, &c, &size);
+        if (r < 0) {
+                if (reterr && !*reterr)
+                        (void) set_error(reterr, "%s: cannot write: %s", f->snap_path, strerror(-r));
+                return r;
+        }
         f->stats.fsyncs += 2;           /* the file and the directory */
         f->stats.compactions++;
         f->snap_size = size;
@@ -770,6 +956,10 @@ static int compact(FileStore *f, char **reterr) {
                 }
                 f->journal_size = 0;
         }
+        /* The file holds every record now (in key order). Out of memory
+         * here: the records stay resident, as before the compaction. */
+        if (f->writable)
+                (void) records_to_delta(f);
         return 0;
 }
 
@@ -782,21 +972,7 @@ static bool compaction_due(const FileStore *f) {
 /* ---- the ops ---- */
 
 static int file_load(void *impl, store_record_fn fn, void *userdata, char **reterr) {
-        FileStore *f = impl;
-        _cleanup_free_ const char **keys = NULL;
-        size_t n = 0;
-
-        (void) reterr;
-        keys = sorted_keys(f, &n);
-        if (!keys)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                int r = fn(keys[i], lh_entry_v(lh_table_lookup_entry(f->records, keys[i])), userdata);
-
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        return records_foreach(impl, fn, userdata, reterr);
 }
 
 static int open_journal(FileStore *f, char **reterr) {
@@ -1087,6 +1263,8 @@ int store_file_open(const char *dir, bool lock, Store **ret, char **reterr) {
         r = load_snapshot(f, reterr);
         if (r < 0)
                 return r;
+        if (f->writable && f->snap_version == 0)
+                f->delta = true;        /* no state.json: the journal is everything */
         r = load_journal(f, journal, journal_size, reterr);
         if (r < 0)
                 return r;

@@ -330,11 +330,12 @@ int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size) {
         return 0;
 }
 
-int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode) {
+int write_file_atomic_with(const char *path, mode_t mode, write_fill_fn fill, void *userdata, uint64_t *ret_size) {
         _cleanup_free_ char *tmp = NULL, *dir = NULL;
         _cleanup_close_ int fd = -EBADF, dfd = -EBADF;
-        const char *p = data;
+        _cleanup_fclose_ FILE *out = NULL;
         char *slash;
+        off_t size;
         int r;
 
         if (asprintf(&tmp, "%s.tmp.%d", path, (int) getpid()) < 0)
@@ -357,24 +358,26 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
                 r = -errno;
                 goto fail;
         }
-        while (size > 0) {
-                ssize_t k = write(fd, p, size);
-
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        r = -errno;
-                        goto fail;
-                }
-                p += k;
-                size -= (size_t) k;
-        }
-        if (fsync(fd) < 0) {
+        out = fdopen(fd, "w");
+        if (!out) {
                 r = -errno;
                 goto fail;
         }
-        if (close(TAKE_FD(fd)) < 0) {
+        fd = -EBADF;    /* owned by out now */
+        r = fill(out, userdata);
+        if (r < 0)
+                goto fail;
+        if (fflush(out) != 0 || ferror(out)) {
+                r = errno > 0 ? -errno : -EIO;
+                goto fail;
+        }
+        size = ftello(out);
+        if (fsync(fileno(out)) < 0) {
                 r = -errno;
+                goto fail;
+        }
+        if (fclose(TAKE_PTR(out)) != 0) {
+                r = errno > 0 ? -errno : -EIO;
                 goto fail;
         }
         if (rename(tmp, path) < 0) {
@@ -384,10 +387,29 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
         dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd >= 0)
                 (void) fsync(dfd);
+        if (ret_size)
+                *ret_size = size > 0 ? (uint64_t) size : 0;
         return 0;
 fail:
         (void) unlink(tmp);
         return r;
+}
+
+typedef struct FillBuffer {
+        const void *data;
+        size_t size;
+} FillBuffer;
+
+static int fill_buffer(FILE *out, void *userdata) {
+        const FillBuffer *b = userdata;
+
+        return fwrite(b->data, 1, b->size, out) == b->size ? 0 : (errno > 0 ? -errno : -EIO);
+}
+
+int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode) {
+        FillBuffer b = { .data = data, .size = size };
+
+        return write_file_atomic_with(path, mode, fill_buffer, &b, NULL);
 }
 
 /* Fetched once: an implicit fetch (EVP_sha256()) per call looked the
@@ -413,12 +435,17 @@ static void hex32(const unsigned char md[32], char ret[static 65]) {
         ret[64] = '\0';
 }
 
+void sha256_raw(const void *data, size_t size, uint8_t ret[static 32]) {
+        unsigned int mdlen = 32;
+
+        if (EVP_Digest(data, size, ret, &mdlen, sha256_md(), NULL) != 1)
+                abort(); /* Only fails on OOM inside libcrypto. */
+}
+
 void sha256_hex(const void *data, size_t size, char ret[static 65]) {
         unsigned char md[32];
-        unsigned int mdlen = sizeof(md);
 
-        if (EVP_Digest(data, size, md, &mdlen, sha256_md(), NULL) != 1)
-                abort(); /* Only fails on OOM inside libcrypto. */
+        sha256_raw(data, size, md);
         hex32(md, ret);
 }
 

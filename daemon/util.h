@@ -72,9 +72,17 @@ void process_raise_nofile(rlim_t want);
 /* Writes data to path atomically: temp file in the same directory, fsync,
  * rename, fsync of the directory. mode applies to the new file. */
 int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode);
+/* The same, the content written by fill to the temporary file as it
+ * goes (nothing the file's size is held in memory); a negative return
+ * from fill abandons the write (the temporary is removed) and is
+ * returned. *ret_size (may be NULL): the bytes written. */
+typedef int (*write_fill_fn)(FILE *out, void *userdata);
+int write_file_atomic_with(const char *path, mode_t mode, write_fill_fn fill, void *userdata, uint64_t *ret_size);
 
 /* Lower-case hex SHA-256 of a buffer (65 bytes with NUL). */
 void sha256_hex(const void *data, size_t size, char ret[static 65]);
+/* The same digest as 32 bytes. */
+void sha256_raw(const void *data, size_t size, uint8_t ret[static 32]);
 
 /* The same digest fed piece by piece (no buffer of the whole text):
  * sha256_begin() (NULL on OOM), sha256_feedf() formats and feeds (-ENOMEM),

@@ -23,12 +23,19 @@ typedef struct FakeStore {
         size_t last_n;              /* changes in the last batch */
         json_object *last;          /* the last batch: key → text or null */
         int fail;                   /* commit answers this when < 0 */
+        int fail_load;              /* load answers this when < 0 */
+        unsigned loads;
 } FakeStore;
 
 static int fake_load(void *impl, store_record_fn fn, void *userdata, char **reterr) {
         FakeStore *f = impl;
 
-        (void) reterr;
+        f->loads++;
+        if (f->fail_load < 0) {
+                if (reterr)
+                        *reterr = strdup("fake: unreachable");
+                return f->fail_load;
+        }
         json_object_object_foreach(f->records, k, v) {
                 int r = fn(k, json_object_get_string(v), userdata);
 
@@ -267,7 +274,7 @@ START_TEST(test_dirty_batches) {
         /* Never bound: nothing may be committed. */
         ck_assert_ptr_nonnull(ledger_ensure(l, RESOURCE_KV_NAMESPACE, "x"));
         ck_assert_int_eq(ledger_commit(l, s, NULL), -EDESTADDRREQ);
-        ck_assert_int_eq(ledger_discard(l), 0);
+        ck_assert_int_eq(ledger_discard(l, s, NULL), 0);
         ck_assert_ptr_null(ledger_find(l, RESOURCE_KV_NAMESPACE, "x"));
 
         fill(l);
@@ -362,7 +369,7 @@ START_TEST(test_failed_commit_and_discard) {
         ck_assert_int_eq(ledger_add_intent(l, RESOURCE_QUEUE, "q", "run-8"), 0);
         ck_assert_int_eq(ledger_remove_intent(l, RESOURCE_KV_NAMESPACE, "my sessions"), 0);
         ck_assert_int_eq(ledger_set_meta(l, "engine.audit.last", "999"), 0);
-        ck_assert_int_eq(ledger_discard(l), 0);
+        ck_assert_int_eq(ledger_discard(l, s, NULL), 0);
         ck_assert(!ledger_has_changes(l));
         e = ledger_find(l, RESOURCE_WORKER, "api");
         ck_assert_str_eq(e->etag, "etag-2");
@@ -375,6 +382,58 @@ START_TEST(test_failed_commit_and_discard) {
         ck_assert_ptr_nonnull(ledger_find_intent(l, RESOURCE_KV_NAMESPACE, "my sessions"));
         ck_assert_str_eq(ledger_get_meta(l, "engine.audit.last"), "123");
         ck_assert_uint_eq(l->n_entries, 3);
+}
+END_TEST
+
+/* The ledger keeps digests of the resources and intents it committed,
+ * not the texts: a discard reads those back from the store, and only
+ * when a changed one had been committed. */
+START_TEST(test_discard_reads_the_store) {
+        FakeStore *f;
+        _cleanup_(store_freep) Store *s = fake_new(&f);
+        _cleanup_(ledger_freep) Ledger *l = ledger_new();
+        _cleanup_free_ char *err = NULL;
+        LedgerEntry *e;
+
+        fill(l);
+        ck_assert_int_eq(ledger_commit(l, s, NULL), 0);
+
+        /* Only never-committed records changed: the store is not read. */
+        ck_assert_ptr_nonnull(ledger_ensure(l, RESOURCE_KV_NAMESPACE, "new"));
+        ck_assert_int_eq(ledger_discard(l, s, NULL), 0);
+        ck_assert_uint_eq(f->loads, 0);
+        ck_assert_ptr_null(ledger_find(l, RESOURCE_KV_NAMESPACE, "new"));
+
+        /* A committed record changed, the store unreadable: the error,
+         * and the change stays marked for the next commit. */
+        e = ledger_find(l, RESOURCE_WORKER, "api");
+        free(e->etag);
+        e->etag = strdup("etag-dry");
+        ledger_touch(l, e);
+        f->fail_load = -EIO;
+        ck_assert_int_eq(ledger_discard(l, s, &err), -EIO);
+        ck_assert_str_eq(err, "fake: unreachable");
+        ck_assert(ledger_has_changes(l));
+        ck_assert_str_eq(ledger_find(l, RESOURCE_WORKER, "api")->etag, "etag-dry");
+
+        /* Readable again: the committed text comes back from the store. */
+        f->fail_load = 0;
+        ck_assert_int_eq(ledger_discard(l, s, NULL), 0);
+        ck_assert_uint_eq(f->loads, 2);
+        ck_assert(!ledger_has_changes(l));
+        e = ledger_find(l, RESOURCE_WORKER, "api");
+        ck_assert_str_ne(e->etag, "etag-dry");
+        /* And it is what was committed: nothing to commit now. */
+        ledger_touch(l, e);
+        ck_assert_int_eq(ledger_commit(l, s, NULL), 0);
+        ck_assert_uint_eq(f->commits, 1);
+
+        /* Meta values (and the binding) keep their committed text: a
+         * discard of them reads nothing back. */
+        ck_assert_int_eq(ledger_set_meta(l, "engine.audit.last", "777"), 0);
+        ck_assert_int_eq(ledger_discard(l, s, NULL), 0);
+        ck_assert_uint_eq(f->loads, 2);
+        ck_assert_str_eq(ledger_get_meta(l, "engine.audit.last"), "123");
 }
 END_TEST
 
@@ -531,6 +590,7 @@ static Suite *ledger_suite(void) {
         tcase_add_test(tc, test_codec_round_trip);
         tcase_add_test(tc, test_dirty_batches);
         tcase_add_test(tc, test_failed_commit_and_discard);
+        tcase_add_test(tc, test_discard_reads_the_store);
         tcase_add_test(tc, test_index_lookups);
         tcase_add_test(tc, test_binding);
         tcase_add_test(tc, test_bad_records);

@@ -586,6 +586,100 @@ START_TEST(test_snapshot_member_order) {
 }
 END_TEST
 
+/* A writer keeps only what the journal changed since state.json (the
+ * records state.json holds are read back from it): its own load, and a
+ * compaction, merge the two in key order — deletes, replacements and
+ * new keys on either side of the file's — and agree with a reader's
+ * load. A state.json not in key order (an older writer's) is kept
+ * whole instead. */
+static void assert_same_records(Store *writer, const char *dir) {
+        _cleanup_(json_object_putp) json_object *w = records_of(writer), *r = NULL;
+        const char *prev = NULL;
+        Store *t = NULL;
+
+        ck_assert_int_eq(store_file_open(dir, false, &t, NULL), 0);
+        r = records_of(t);
+        t = store_free(t);
+
+        ck_assert_str_eq(json_object_to_json_string(w), json_object_to_json_string(r));
+        /* In key order, as store.h promises. */
+        json_object_object_foreach(w, k, v) {
+                (void) v;
+                ck_assert_msg(!prev || strcmp(prev, k) < 0, "%s after %s", k, prev);
+                prev = k;
+        }
+}
+
+START_TEST(test_writer_reads_back) {
+        _cleanup_free_ char *dir = make_tmpdir(), *c2 = kv_record("c", "22");
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        Store *s = NULL;
+        StoreFileStats st;
+        char key[64], val[2100];
+
+        ck_assert_int_eq(store_file_open(dir, true, &s, NULL), 0);
+        commit1(s, "binding", BINDING);
+        for (char c = 'b'; c <= 'e'; c++) {
+                _cleanup_free_ char *v = NULL;
+                char name[2] = { c, 0 };
+
+                snprintf(key, sizeof key, "resource/KVNamespace/%c", c);
+                v = kv_record(name, "1");
+                commit1(s, key, v);
+        }
+        s = store_free(s);                 /* compacted: state.json in key order */
+        ck_assert_int_eq(file_size(dir, "state.journal"), 0);
+
+        ck_assert_int_eq(store_file_open(dir, true, &s, NULL), 0);
+        commit1(s, "resource/KVNamespace/b", NULL);
+        commit1(s, "resource/KVNamespace/c", c2);
+        commit1(s, "intent/KVNamespace/a", "{\"value\":\"before all\"}");
+        commit1(s, "resource/KVNamespace/cc", "{\"value\":\"between\"}");
+        commit1(s, "resource/Worker/z", "{\"value\":\"after all\"}");
+        o = records_of(s);
+        ck_assert_int_eq(json_object_object_length(o), 7);
+        ck_assert_ptr_null(rec(o, "resource/KVNamespace/b"));
+        ck_assert_str_eq(rec(o, "resource/KVNamespace/c"), c2);
+        ck_assert_str_eq(rec(o, "resource/Worker/z"), "{\"value\":\"after all\"}");
+        assert_same_records(s, dir);
+
+        /* A compaction while open reads the old state.json back. */
+        for (unsigned i = 0; i < 600; i++) {
+                snprintf(key, sizeof key, "meta/k%u", i % 50);
+                snprintf(val, sizeof val, "{\"value\":\"%u %02000u\"}", i, i);
+                commit1(s, key, val);
+        }
+        ck_assert_int_eq(store_file_stats(s, &st), 0);
+        ck_assert_uint_ge(st.compactions, 1);
+        commit1(s, "resource/KVNamespace/d", NULL);
+        json_object_put(TAKE_PTR(o));
+        o = records_of(s);
+        ck_assert_int_eq(json_object_object_length(o), 6 + 50);
+        ck_assert_ptr_null(rec(o, "resource/KVNamespace/b"));
+        ck_assert_ptr_null(rec(o, "resource/KVNamespace/d"));
+        ck_assert_str_eq(rec(o, "resource/KVNamespace/c"), c2);
+        assert_same_records(s, dir);
+        s = store_free(s);
+        json_object_put(TAKE_PTR(o));
+
+        /* Out of key order: kept whole, and the same answers. */
+        write_text(dir, "state.journal", "");
+        write_text(dir, "state.json",
+                   "{\"version\": 2, \"binding\": " BINDING ", \"records\": {\"meta/b\": {\"value\": \"2\"},"
+                   " \"meta/a\": {\"value\": \"1\"}, \"meta/c\": {\"value\": \"3\"}}, \"journal_seq\": 0}");
+        ck_assert_int_eq(store_file_open(dir, true, &s, NULL), 0);
+        commit1(s, "meta/a", NULL);
+        commit1(s, "meta/d", "{\"value\":\"4\"}");
+        o = records_of(s);
+        ck_assert_int_eq(json_object_object_length(o), 4);
+        ck_assert_ptr_null(rec(o, "meta/a"));
+        ck_assert_str_eq(rec(o, "meta/b"), "{\"value\":\"2\"}");
+        assert_same_records(s, dir);
+        s = store_free(s);
+        rm_rf(dir);
+}
+END_TEST
+
 /* A record the store holds but the ledger cannot read: refused, naming
  * the directory, the key and the field. */
 START_TEST(test_bad_record_named) {
@@ -781,6 +875,7 @@ static Suite *store_file_suite(void) {
 
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_round_trip);
+        tcase_add_test(tc, test_writer_reads_back);
         tcase_add_test(tc, test_torn_last_line);
         tcase_add_test(tc, test_corrupt_middle_line);
         tcase_add_test(tc, test_compaction);

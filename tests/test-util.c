@@ -1,5 +1,7 @@
 /* test-util.c: util, log redaction and model tables. */
 #include <check.h>
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +70,12 @@ START_TEST(test_strv) {
 }
 END_TEST
 
+/* write_file_atomic_with's fill: "abc", or an error when asked to. */
+static int fill_abc(FILE *out, void *userdata) {
+        fputs("abc", out);
+        return streq(userdata, "fail") ? -EIO : 0;
+}
+
 START_TEST(test_files) {
         char dir[] = "/tmp/bindery-test-XXXXXX";
         _cleanup_free_ char *p = NULL, *data = NULL;
@@ -85,6 +93,25 @@ START_TEST(test_files) {
         data = mfree(data);
         ck_assert_int_eq(read_full_file(p, 4, &data, &size), -EFBIG);
         ck_assert_int_eq(read_full_file(dir, 100, &data, &size), -EISDIR);
+        /* Written as it goes; a fill that fails leaves the file as it
+         * was and no temporary. */
+        {
+                uint64_t n = 0;
+                DIR *d;
+                struct dirent *de;
+
+                ck_assert_int_eq(write_file_atomic_with(p, 0600, fill_abc, (char *) "ok", &n), 0);
+                ck_assert_uint_eq(n, 3);
+                ck_assert_int_eq(write_file_atomic_with(p, 0600, fill_abc, (char *) "fail", NULL), -EIO);
+                ck_assert_int_eq(read_full_file(p, 100, &data, &size), 0);
+                ck_assert_str_eq(data, "abc");
+                data = mfree(data);
+                d = opendir(dir);
+                ck_assert_ptr_nonnull(d);
+                while ((de = readdir(d)))
+                        ck_assert_msg(!strstr(de->d_name, ".tmp."), "left over: %s", de->d_name);
+                closedir(d);
+        }
         ck_assert_int_eq(unlink(p), 0);
         ck_assert_int_eq(read_full_file(p, 100, &data, &size), -ENOENT);
         ck_assert_int_eq(rmdir(dir), 0);
