@@ -61,6 +61,9 @@ typedef struct FileStore {
          * until its first compaction. */
         bool delta;
         bool snap_on_disk;          /* delta: state.json holds records to merge */
+        int snap_fd;                /* delta: that state.json, open, so it is read
+                                     * back even if its name is removed or
+                                     * replaced; < 0: read back by name */
         uint64_t seq;               /* last batch applied */
         uint64_t journal_size;      /* bytes of whole, valid lines */
         uint64_t snap_size;
@@ -560,14 +563,16 @@ static int load_snapshot(FileStore *f, char **reterr) {
         _cleanup_free_ char *data = NULL;
         _cleanup_(json_object_putp) json_object *root = NULL;
         Loader l = { .path = f->snap_path, .reterr = reterr };
+        _cleanup_close_ int fd = -EBADF;
         json_object *v, *records;
         size_t size = 0;
         int64_t version;
         int r;
 
-        r = read_full_file(f->snap_path, STORE_FILE_MAX_SIZE, &data, &size);
-        if (r == -ENOENT)
+        fd = open(f->snap_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0 && errno == ENOENT)
                 return 0;
+        r = fd < 0 ? -errno : read_full_fd(fd, STORE_FILE_MAX_SIZE, &data, &size);
         if (r == -EFBIG)
                 return set_error(reterr, "%s: larger than %u bytes, refusing to load", f->snap_path,
                                  STORE_FILE_MAX_SIZE), r;
@@ -575,6 +580,8 @@ static int load_snapshot(FileStore *f, char **reterr) {
                 return set_error(reterr, "%s: cannot read: %s", f->snap_path, strerror(-r)), r;
         f->snap_size = size;
         r = load_snapshot_streamed(f, data, size);
+        if (r > 0 && f->delta && f->snap_on_disk)
+                f->snap_fd = TAKE_FD(fd);
         if (r != 0)
                 return r;
         r = parse_snapshot(&l, data, size, &root);
@@ -831,7 +838,8 @@ static int records_foreach(FileStore *f, store_record_fn fn, void *userdata, cha
                 return -ENOMEM;
         w.keys = keys;
         if (f->delta && f->snap_on_disk) {
-                r = read_full_file(f->snap_path, STORE_FILE_MAX_SIZE, &data, &size);
+                r = f->snap_fd >= 0 ? read_full_fd(f->snap_fd, STORE_FILE_MAX_SIZE, &data, &size)
+                                    : read_full_file(f->snap_path, STORE_FILE_MAX_SIZE, &data, &size);
                 if (r < 0)
                         return set_error(reterr, "%s: cannot read back: %s", f->snap_path, strerror(-r)), r;
                 r = walk_snapshot(&w, data, size);
@@ -958,8 +966,14 @@ static int compact(FileStore *f, char **reterr) {
         }
         /* The file holds every record now (in key order). Out of memory
          * here: the records stay resident, as before the compaction. */
-        if (f->writable)
+        if (f->writable) {
+                /* Read back through this open file from now on (the lock
+                 * is held: nobody else renames over it meanwhile). */
+                if (f->snap_fd >= 0)
+                        (void) close(f->snap_fd);
+                f->snap_fd = open(f->snap_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
                 (void) records_to_delta(f);
+        }
         return 0;
 }
 
@@ -1151,6 +1165,8 @@ static void file_free(void *impl) {
         explicit_bzero(f->key, sizeof f->key);
         if (f->journal_fd >= 0)
                 (void) close(f->journal_fd);
+        if (f->snap_fd >= 0)
+                (void) close(f->snap_fd);
         if (f->lock_fd >= 0)
                 (void) close(f->lock_fd);       /* releases the flock */
         if (f->dir_fd >= 0)
@@ -1243,7 +1259,7 @@ int store_file_open(const char *dir, bool lock, Store **ret, char **reterr) {
         }
         s->ops = &file_ops;
         s->impl = f;
-        f->lock_fd = f->dir_fd = f->journal_fd = -EBADF;
+        f->lock_fd = f->dir_fd = f->journal_fd = f->snap_fd = -EBADF;
         f->dir = strdup(dir);
         f->snap_path = path_join(dir, SNAPSHOT_FILE);
         f->journal_path = path_join(dir, JOURNAL_FILE);

@@ -278,13 +278,18 @@ void *secret_malloc(size_t size) {
 
 int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size) {
         _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *buf = NULL;
-        struct stat st;
-        size_t size = 0, alloc;
 
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return -errno;
+        return read_full_fd(fd, max, ret, ret_size);
+}
+
+int read_full_fd(int fd, size_t max, char **ret, size_t *ret_size) {
+        _cleanup_free_ char *buf = NULL;
+        struct stat st;
+        size_t size = 0, alloc;
+
         if (fstat(fd, &st) < 0)
                 return -errno;
         if (S_ISDIR(st.st_mode))
@@ -311,7 +316,7 @@ int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size) {
                                 return -ENOMEM;
                         buf = n;
                 }
-                k = read(fd, buf + size, alloc - size - 1);
+                k = pread(fd, buf + size, alloc - size - 1, (off_t) size);
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;

@@ -54,6 +54,9 @@ int safe_atou64(const char *s, uint64_t *ret);
 /* Reads at most max bytes of a regular file; -EFBIG past that. The result
  * is NUL-terminated (not counted in *ret_size). Caller frees. */
 int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size);
+/* The same from an open file, from its start (pread: the offset is left
+ * alone). */
+int read_full_fd(int fd, size_t max, char **ret, size_t *ret_size);
 
 /* A buffer for a secret value: whole pages, marked MADV_DONTDUMP so a core
  * dump never holds it. Free with erase_and_free() like any other buffer.

@@ -680,6 +680,62 @@ START_TEST(test_writer_reads_back) {
 }
 END_TEST
 
+/* state.json removed or replaced under a writer (by hand, by a restore
+ * tool): the writer reads its records back through the file it loaded,
+ * and its next compaction writes them all again. */
+START_TEST(test_snapshot_gone_under_writer) {
+        _cleanup_free_ char *dir = make_tmpdir(), *snap = path_join(dir, "state.json");
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        Store *s = NULL;
+        StoreFileStats st;
+        char key[64], val[2100];
+
+        ck_assert_int_eq(store_file_open(dir, true, &s, NULL), 0);
+        commit1(s, "binding", BINDING);
+        for (char c = 'b'; c <= 'e'; c++) {
+                _cleanup_free_ char *v = NULL;
+                char name[2] = { c, 0 };
+
+                snprintf(key, sizeof key, "resource/KVNamespace/%c", c);
+                v = kv_record(name, "1");
+                commit1(s, key, v);
+        }
+        s = store_free(s);                 /* compacted: everything in state.json */
+
+        ck_assert_int_eq(store_file_open(dir, true, &s, NULL), 0);
+        commit1(s, "resource/KVNamespace/c", NULL);
+        ck_assert_int_eq(unlink(snap), 0);
+        o = records_of(s);
+        ck_assert_int_eq(json_object_object_length(o), 4);      /* binding, b, d, e */
+        ck_assert_ptr_nonnull(rec(o, "resource/KVNamespace/e"));
+        json_object_put(TAKE_PTR(o));
+
+        /* Another file put in its place changes nothing the writer reads. */
+        write_text(dir, "state.json", "{\"version\": 2, \"records\": {}}");
+        o = records_of(s);
+        ck_assert_int_eq(json_object_object_length(o), 4);
+        json_object_put(TAKE_PTR(o));
+
+        for (unsigned i = 0; i < 600; i++) {
+                snprintf(key, sizeof key, "meta/k%u", i % 50);
+                snprintf(val, sizeof val, "{\"value\":\"%u %02000u\"}", i, i);
+                commit1(s, key, val);
+        }
+        ck_assert_int_eq(store_file_stats(s, &st), 0);
+        ck_assert_uint_ge(st.compactions, 1);
+        assert_same_records(s, dir);       /* state.json holds them all again */
+        s = store_free(s);
+
+        ck_assert_int_eq(store_file_open(dir, false, &s, NULL), 0);
+        o = records_of(s);
+        ck_assert_int_eq(json_object_object_length(o), 4 + 50);
+        ck_assert_ptr_nonnull(rec(o, "resource/KVNamespace/b"));
+        ck_assert_ptr_null(rec(o, "resource/KVNamespace/c"));
+        s = store_free(s);
+        rm_rf(dir);
+}
+END_TEST
+
 /* A record the store holds but the ledger cannot read: refused, naming
  * the directory, the key and the field. */
 START_TEST(test_bad_record_named) {
@@ -876,6 +932,7 @@ static Suite *store_file_suite(void) {
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_round_trip);
         tcase_add_test(tc, test_writer_reads_back);
+        tcase_add_test(tc, test_snapshot_gone_under_writer);
         tcase_add_test(tc, test_torn_last_line);
         tcase_add_test(tc, test_corrupt_middle_line);
         tcase_add_test(tc, test_compaction);
