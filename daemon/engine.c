@@ -79,7 +79,10 @@ struct Engine {
         char *token_ref;            /* the api_token reference, for messages */
         char *token_id;             /* the token's id in the audit feed (META_AUDIT_TOKEN), or NULL */
         char *token_verified_id;    /* the id GET /user/tokens/verify answered, or NULL */
+        char *token_feed_id;        /* the id the feed showed on own writes, or NULL */
         bool token_verify_asked;
+        bool token_verify_pending;  /* its answer is awaited: the run's end waits for it */
+        bool finish_waiting;        /* the run's end waits for token_verify_pending */
         char token_fp[65];          /* HMAC of the token ("": none) */
         unsigned max_deletions;
         unsigned concurrency;
@@ -370,6 +373,7 @@ Engine *engine_free(Engine *e) {
         free(e->token_ref);
         free(e->token_id);
         free(e->token_verified_id);
+        free(e->token_feed_id);
         spec_grant_done(&e->grant);
         sd_event_unref(e->event);
         free(e);
@@ -458,13 +462,24 @@ static bool token_id_valid(const char *id) {
                !id[strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")];
 }
 
-/* Takes the token id the feed showed on bindery's own writes (NULL: none
- * learnt) if /user/tokens/verify named the same. */
-static void learn_token_id(Engine *e, const char *id) {
-        if (!token_id_valid(id) || !streq_ptr(id, e->token_verified_id) || streq_ptr(e->token_id, id))
+/* Takes the token id the feed showed on bindery's own writes once
+ * /user/tokens/verify has named the same, whichever answer comes first. */
+static void token_id_settle(Engine *e) {
+        const char *id = e->token_feed_id;
+
+        if (!id || !streq_ptr(id, e->token_verified_id) || streq_ptr(e->token_id, id))
                 return;
         free(e->token_id);
         e->token_id = strdup(id);
+}
+
+/* The id the feed showed on bindery's own writes (NULL: none learnt). */
+static void learn_token_id(Engine *e, const char *id) {
+        if (!token_id_valid(id) || streq_ptr(e->token_feed_id, id))
+                return;
+        free(e->token_feed_id);
+        e->token_feed_id = strdup(id);
+        token_id_settle(e);
 }
 
 /* Notes the id of a /user/tokens/verify answer (an active token). */
@@ -477,12 +492,22 @@ static void take_verified_id(Engine *e, const CfReply *reply) {
                 return;
         free(e->token_verified_id);
         e->token_verified_id = strdup(json_object_get_string(id));
+        token_id_settle(e);
 }
 
+static void run_finish_later(Engine *e);
+
 static void on_own_token(CfApi *api, const CfReply *reply, void *userdata) {
+        Engine *e = userdata;
+
         if (reply->error == -ECANCELED)
                 return; /* the engine is going away */
-        take_verified_id(userdata, reply);
+        e->token_verify_pending = false;
+        take_verified_id(e, reply);
+        if (e->finish_waiting) {
+                e->finish_waiting = false;
+                run_finish_later(e);
+        }
 }
 
 /* The token id for the audit query: the saved one, if the token is the
@@ -509,7 +534,7 @@ static void audit_token_prepare(Engine *e, RunMode mode) {
         if (mode != RUN_MODE_APPLY || e->token_verified_id || e->token_verify_asked || e->token_problem)
                 return;
         if (cfapi_submit(e->api, &req, on_own_token, e, NULL) >= 0)
-                e->token_verify_asked = true;
+                e->token_verify_asked = e->token_verify_pending = true;
 }
 
 typedef struct VerifyCall {
@@ -581,6 +606,12 @@ static int on_finish_event(sd_event_source *s, void *userdata) {
         Engine *e = userdata;
 
         e->finish_source = sd_event_source_disable_unref(e->finish_source);
+        /* The token id learnt in this run is saved with it: a short run
+         * (a no-op) may be done before /user/tokens/verify answers. */
+        if (e->token_verify_pending) {
+                e->finish_waiting = true;
+                return 0;
+        }
         run_finish(e);
         return 0;
 }
@@ -802,6 +833,20 @@ static StrSet *workers_pending(const Plan *p, const Applier *ap) {
         return s;
 }
 
+/* The token id learnt, with the token's HMAC (META_AUDIT_TOKEN). */
+static void save_audit_token(Engine *e) {
+        _cleanup_(json_object_putp) json_object *t = NULL;
+
+        if (!e->token_id || !e->token_fp[0])
+                return;
+        t = json_object_new_object();
+        if (!t)
+                return;
+        json_object_object_add(t, "id", json_object_new_string(e->token_id));
+        json_object_object_add(t, "fp", json_object_new_string(e->token_fp));
+        (void) ledger_set_meta(e->ledger, META_AUDIT_TOKEN, json_object_to_json_string_ext(t, JSON_C_TO_STRING_PLAIN));
+}
+
 static void save_audit_position(Engine *e) {
         char buf[32];
 
@@ -818,15 +863,7 @@ static void save_audit_position(Engine *e) {
                 (void) ledger_set_meta(e->ledger, META_AUDIT_LAG, buf);
         } else if (e->audit_lag_unknown)
                 (void) ledger_set_meta(e->ledger, META_AUDIT_LAG, NULL);
-        if (e->token_id && e->token_fp[0]) {
-                _cleanup_(json_object_putp) json_object *t = json_object_new_object();
-
-                if (t) {
-                        json_object_object_add(t, "id", json_object_new_string(e->token_id));
-                        json_object_object_add(t, "fp", json_object_new_string(e->token_fp));
-                        (void) ledger_set_meta(e->ledger, META_AUDIT_TOKEN, json_object_to_json_string_ext(t, JSON_C_TO_STRING_PLAIN));
-                }
-        }
+        save_audit_token(e);
         {
                 json_object *a = json_object_new_array();
 
@@ -1674,6 +1711,8 @@ static void run_finish(Engine *e) {
         if (e->mode == RUN_MODE_APPLY && e->locked && !e->error && !e->fenced) {
                 if (e->applier)
                         save_audit_position(e);
+                else if (e->audit_ok)
+                        save_audit_token(e);    /* verify may answer after the no-op's plan */
                 (void) engine_commit(e);
         }
         /* A dry run that failed (GET /v1/plan with the API unreachable, say)
