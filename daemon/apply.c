@@ -147,19 +147,6 @@ const uint64_t *apply_write_times(const Applier *ap) {
         return ap->writes_incomplete ? NULL : ap->write_usec;
 }
 
-static int set_str(char **dst, const char *s) {
-        char *c = NULL;
-
-        if (s) {
-                c = strdup(s);
-                if (!c)
-                        return -ENOMEM;
-        }
-        free(*dst);
-        *dst = c;
-        return 0;
-}
-
 /* ---- worker metadata ---- */
 
 /* Frees the resolved binding targets (values and stores). */
@@ -289,7 +276,7 @@ static LedgerEntry *record(Applier *ap, const Action *a, const char *id) {
 
         if (!e)
                 return NULL;
-        if (set_str(&e->name, a->name) < 0 || (id && set_str(&e->id, id) < 0))
+        if (free_and_strdup(&e->name, a->name) < 0 || (id && free_and_strdup(&e->id, id) < 0))
                 return NULL;
         ledger_touch(ap->ledger, e);    /* indexed under the new name and id at once */
         switch (a->resource_kind) {
@@ -308,13 +295,13 @@ static LedgerEntry *record(Applier *ap, const Action *a, const char *id) {
                 e->drift = pol->drift;
         }
         if (a->desired && a->resource_kind == RESOURCE_R2_BUCKET &&
-            set_str(&e->jurisdiction, ((const R2Bucket *) a->desired)->jurisdiction) < 0)
+            free_and_strdup(&e->jurisdiction, ((const R2Bucket *) a->desired)->jurisdiction) < 0)
                 return NULL;
         if (a->desired && a->resource_kind != RESOURCE_WORKER) {
                 char d[65];
 
                 plan_resource_digest(a->resource_kind, a->desired, d);
-                if (set_str(&e->digest, d) < 0)
+                if (free_and_strdup(&e->digest, d) < 0)
                         return NULL;
         }
         (void) ledger_remove_intent(ap->ledger, a->resource_kind, a->name);
@@ -415,13 +402,13 @@ static int start_adopt(Job *j) {
         if (a->resource_kind == RESOURCE_SECRETS_STORE_SECRET) {
                 const LiveResource *lr = live_state_find_by_id(ap->live, a->resource_kind, a->id);
 
-                if (lr && set_str(&e->store_id, lr->store_id) < 0)
+                if (lr && free_and_strdup(&e->store_id, lr->store_id) < 0)
                         return -ENOMEM;
         }
         if (a->resource_kind == RESOURCE_R2_BUCKET) {
                 const LiveResource *lr = live_state_find_by_id(ap->live, a->resource_kind, a->id);
 
-                if (lr && lr->jurisdiction && set_str(&e->jurisdiction, lr->jurisdiction) < 0)
+                if (lr && lr->jurisdiction && free_and_strdup(&e->jurisdiction, lr->jurisdiction) < 0)
                         return -ENOMEM;
         }
         if (a->resource_kind == RESOURCE_WORKER) {
@@ -747,7 +734,7 @@ static void record_store_secret_hmac(Applier *ap, const SecretsStoreSecret *s, L
         if (read_secret(ap, &s->value, &v, &n, NULL) < 0)
                 return;
         if (ap->hooks.secret_hmac && ap->hooks.secret_hmac(ap->hooks.userdata, v, n, h) >= 0)
-                (void) set_str(&e->hmac, h);
+                (void) free_and_strdup(&e->hmac, h);
         erase_and_free(v, n);
 }
 
@@ -765,13 +752,13 @@ static int record_upload(Job *j, json_object *res) {
         if (!e)
                 return -ENOMEM;
         cfreq_upload_answer(res, &ans);
-        if (plan_worker_digest(ap->g, w, ap->live, ap->ledger, true, d, NULL) < 0 || set_str(&e->digest, d) < 0)
+        if (plan_worker_digest(ap->g, w, ap->live, ap->ledger, true, d, NULL) < 0 || free_and_strdup(&e->digest, d) < 0)
                 return -ENOMEM;
-        if (set_str(&e->etag, ans.etag) < 0 || set_str(&e->modified_on, ans.modified_on) < 0)
+        if (free_and_strdup(&e->etag, ans.etag) < 0 || free_and_strdup(&e->modified_on, ans.modified_on) < 0)
                 return -ENOMEM;
-        if (j->with_migrations && a->new_tag && set_str(&e->migration_tag, a->new_tag) < 0)
+        if (j->with_migrations && a->new_tag && free_and_strdup(&e->migration_tag, a->new_tag) < 0)
                 return -ENOMEM;
-        if (ans.migration_tag && set_str(&e->migration_tag, ans.migration_tag) < 0)
+        if (ans.migration_tag && free_and_strdup(&e->migration_tag, ans.migration_tag) < 0)
                 return -ENOMEM;
         e->do_classes = strv_free(e->do_classes);
         for (size_t i = 0; i < w->n_do_classes; i++)
@@ -810,7 +797,7 @@ static int record_create(Job *j, json_object *res) {
                 const SecretsStoreSecret *s = a->desired;
                 const char *store = cfreq_created_store_id(res) ?: plan_store_id(ap->g, s->store, ap->live, ap->ledger);
 
-                if (set_str(&e->store_id, store) < 0)
+                if (free_and_strdup(&e->store_id, store) < 0)
                         return -ENOMEM;
                 record_store_secret_hmac(ap, s, e);
         }
@@ -830,7 +817,7 @@ static int record_update(Job *j) {
                         const LiveResource *lr = live_state_find_by_id(ap->live, a->resource_kind, a->id);
 
                         if (lr)
-                                (void) set_str(&e->store_id, lr->store_id);
+                                (void) free_and_strdup(&e->store_id, lr->store_id);
                 }
         }
         return 0;

@@ -140,15 +140,6 @@ int cfreq_audit_query(uint64_t since_usec, uint64_t before_usec, const char *exc
 
 /* ---- request bodies ---- */
 
-static const char *jstr(json_object *o, const char *k) {
-        json_object *v;
-
-        if (!o || !json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, k, &v) ||
-            !json_object_is_type(v, json_type_string))
-                return NULL;
-        return json_object_get_string(v);
-}
-
 static void add_str(json_object *o, const char *k, const char *v) {
         if (v)
                 json_object_object_add(o, k, json_object_new_string(v));
@@ -536,18 +527,18 @@ static json_object *first_object(json_object *result) {
 
 const char *cfreq_created_id(ResourceKind k, const char *name, json_object *result) {
         switch (k) {
-        case RESOURCE_KV_NAMESPACE: return jstr(result, "id");
+        case RESOURCE_KV_NAMESPACE: return json_get_str(result, "id");
         case RESOURCE_R2_BUCKET: return name;
-        case RESOURCE_D1_DATABASE: return jstr(result, "uuid") ?: jstr(result, "id");
-        case RESOURCE_QUEUE: return jstr(result, "queue_id") ?: jstr(result, "id");
+        case RESOURCE_D1_DATABASE: return json_get_str(result, "uuid") ?: json_get_str(result, "id");
+        case RESOURCE_QUEUE: return json_get_str(result, "queue_id") ?: json_get_str(result, "id");
         case RESOURCE_SECRETS_STORE:
-        case RESOURCE_SECRETS_STORE_SECRET: return jstr(first_object(result), "id");
+        case RESOURCE_SECRETS_STORE_SECRET: return json_get_str(first_object(result), "id");
         default: return NULL;
         }
 }
 
 const char *cfreq_created_store_id(json_object *result) {
-        return jstr(first_object(result), "store_id");
+        return json_get_str(first_object(result), "store_id");
 }
 
 const char *cfreq_name_key(ResourceKind k) {
@@ -563,7 +554,7 @@ json_object *cfreq_find_listed(ResourceKind k, json_object *items, const char *n
         for (size_t i = 0; i < json_object_array_length(items); i++) {
                 json_object *x = json_object_array_get_idx(items, i);
 
-                if (streq_ptr(jstr(x, key), name))
+                if (streq_ptr(json_get_str(x, key), name))
                         found = x;
         }
         return found;
@@ -572,8 +563,8 @@ json_object *cfreq_find_listed(ResourceKind k, json_object *items, const char *n
 void cfreq_upload_answer(json_object *result, CfUploadAnswer *ret) {
         assert(ret);
         *ret = (CfUploadAnswer) {
-                .etag = jstr(result, "etag"),
-                .modified_on = jstr(result, "modified_on"),
-                .migration_tag = jstr(result, "migration_tag"),
+                .etag = json_get_str(result, "etag"),
+                .modified_on = json_get_str(result, "modified_on"),
+                .migration_tag = json_get_str(result, "migration_tag"),
         };
 }

@@ -997,33 +997,23 @@ static int default_api_token(Config *c) {
         return 0;
 }
 
-static int set_string(char **p, const char *v) {
-        char *n = strdup(v);
-
-        if (!n)
-                return -ENOMEM;
-        free(*p);
-        *p = n;
-        return 0;
-}
-
 static int apply_options(Config *c, const Options *o, Errors *e) {
         if (!o)
                 return 0;
         if (o->account_id && !config_account_id_is_valid(o->account_id))
                 add_error(e, 0, 0, "--account-id must be the 32 hexadecimal digits of a Cloudflare account id, "
                           "not '%.64s'", o->account_id);
-        else if (o->account_id && set_string(&c->account_id, o->account_id) < 0)
+        else if (o->account_id && free_and_strdup(&c->account_id, o->account_id) < 0)
                 return -ENOMEM;
         if (o->api_url) {
                 if (!startswith(o->api_url, "http://") && !startswith(o->api_url, "https://"))
                         add_error(e, 0, 0, "--api-url must be an http:// or https:// URL, not '%s'", o->api_url);
-                else if (set_string(&c->api_url, o->api_url) < 0)
+                else if (free_and_strdup(&c->api_url, o->api_url) < 0)
                         return -ENOMEM;
         }
-        if (o->spec_dir && set_string(&c->spec_dir, o->spec_dir) < 0)
+        if (o->spec_dir && free_and_strdup(&c->spec_dir, o->spec_dir) < 0)
                 return -ENOMEM;
-        if (o->state_dir && set_string(&c->state_dir, o->state_dir) < 0)
+        if (o->state_dir && free_and_strdup(&c->state_dir, o->state_dir) < 0)
                 return -ENOMEM;
         if (o->listen && o->listen[0]) {
                 char **l;
@@ -1389,14 +1379,14 @@ static int ha_parse_key(HAConfig *h, const char *base_dir, yaml_document_t *doc,
         if (streq(key, "key_file"))
                 return ha_set_path(&h->key_file, base_dir, s);
         if (streq(key, "user"))
-                return set_string(&h->user, s);
+                return free_and_strdup(&h->user, s);
         if (streq(key, "name")) {
                 if (!ha_name_is_valid(s)) {
                         add_error(e, LINE(vn), COL(vn),
                                   "'ha.name' must be 1 to 64 letters, digits, '.', '-' or '_', not '%.64s'", s);
                         return -EINVAL;
                 }
-                return set_string(&h->name, s);
+                return free_and_strdup(&h->name, s);
         }
         if (streq(key, "advertise_url")) {
                 if (!ha_url_is_valid(s)) {
@@ -1404,7 +1394,7 @@ static int ha_parse_key(HAConfig *h, const char *base_dir, yaml_document_t *doc,
                                   "not '%.128s'", s);
                         return -EINVAL;
                 }
-                return set_string(&h->advertise_url, s);
+                return free_and_strdup(&h->advertise_url, s);
         }
         if (streq(key, "lease_ttl")) {
                 if (parse_duration(s, &u) < 0 || u % USEC_PER_SEC != 0 || u < 2 * SEC || u > 60 * SEC) {
@@ -1421,7 +1411,7 @@ static int ha_parse_key(HAConfig *h, const char *base_dir, yaml_document_t *doc,
                                   "bytes, no space), not '%.64s'", s);
                         return -EINVAL;
                 }
-                return set_string(&h->prefix, s);
+                return free_and_strdup(&h->prefix, s);
         }
         if (streq(key, "forward")) {
                 if (parse_bool(s, &h->forward) < 0) {

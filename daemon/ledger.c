@@ -40,16 +40,6 @@
 
 /* ---- small helpers ---- */
 
-static int set_str(char **dst, const char *s) {
-        char *c = NULL;
-
-        if (s && !(c = strdup(s)))
-                return -ENOMEM;
-        free(*dst);
-        *dst = c;
-        return 0;
-}
-
 static void entry_key_free(struct lh_entry *ent) {
         free(lh_entry_k(ent));
 }
@@ -572,7 +562,7 @@ static LedgerIntent *intent_new(ResourceKind kind, const char *name, const char 
                 return NULL;
         in->kind = kind;
         in->time_usec = t;
-        if (set_str(&in->name, name) < 0 || set_str(&in->run_id, run_id) < 0) {
+        if (free_and_strdup(&in->name, name) < 0 || free_and_strdup(&in->run_id, run_id) < 0) {
                 intent_free(in);
                 return NULL;
         }
@@ -648,7 +638,7 @@ int ledger_bind(Ledger *l, const char *account_id, const char *api_url) {
                         return -EXDEV;
                 return 0;
         }
-        if (set_str(&l->account_id, account_id) < 0 || set_str(&l->api_url, api_url) < 0)
+        if (free_and_strdup(&l->account_id, account_id) < 0 || free_and_strdup(&l->api_url, api_url) < 0)
                 return -ENOMEM;
         return mark_dirty(l, "binding");
 }
@@ -699,7 +689,7 @@ const char *ledger_get_meta(const Ledger *l, const char *key) {
 }
 
 int ledger_set_run_id(Ledger *l, const char *run_id) {
-        return set_str(&l->run_id, run_id);
+        return free_and_strdup(&l->run_id, run_id);
 }
 
 /* ---- the codec: encoding ---- */
@@ -895,7 +885,7 @@ static int get_str(Decoder *d, json_object *o, const char *where, const char *na
                 return 0;
         if (!json_object_is_type(v, json_type_string))
                 return fail(d, "%s%s: expected a string", where, name);
-        return set_str(ret, json_object_get_string(v));
+        return free_and_strdup(ret, json_object_get_string(v));
 }
 
 static int get_u64(Decoder *d, json_object *o, const char *name, uint64_t *ret) {
@@ -1060,13 +1050,13 @@ static int decode_entry(Decoder *d, json_object *o, LedgerEntry **ret, bool *ret
                 goto fail;
         }
         if (e->migration_tags && e->migration_tags[0] &&
-            set_str(&e->migration_tag, e->migration_tags[strv_length(e->migration_tags) - 1]) < 0) {
+            free_and_strdup(&e->migration_tag, e->migration_tags[strv_length(e->migration_tags) - 1]) < 0) {
                 r = -ENOMEM;
                 goto fail;
         }
         if (!e->migration_tags || !e->migration_tags[0])
                 e->migration_tags = strv_free(e->migration_tags);
-        if (!e->name && set_str(&e->name, e->doc) < 0) {
+        if (!e->name && free_and_strdup(&e->name, e->doc) < 0) {
                 r = -ENOMEM;
                 goto fail;
         }
@@ -1381,7 +1371,7 @@ int ledger_changes(Ledger *l, uint64_t now_usec, StoreChange **ret, size_t *ret_
                         e->updated_usec = now_usec;
                         if (e->created_usec == 0)
                                 e->created_usec = now_usec;
-                        if (set_str(&e->run_id, l->run_id) < 0) {
+                        if (free_and_strdup(&e->run_id, l->run_id) < 0) {
                                 r = -ENOMEM;
                                 goto fail;
                         }

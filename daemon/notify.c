@@ -21,14 +21,6 @@
 
 /* ---- pure parts ---- */
 
-static const char *jstr(json_object *o, const char *k) {
-        json_object *v;
-
-        return o && json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)
-                       ? json_object_get_string(v)
-                       : NULL;
-}
-
 /* The resources an event is about: failed and blocked ones for failed and
  * blocked, drifted ones for drift, none for recovered. */
 static bool resource_wanted(NotifyEvent ev, const char *state) {
@@ -59,9 +51,9 @@ static void event_key(NotifyEvent ev, const NotifyRun *run, char ret[static 65])
         for (size_t i = 0; run->resources && i < json_object_array_length(run->resources); i++) {
                 json_object *x = json_object_array_get_idx(run->resources, i);
 
-                if (resource_wanted(ev, jstr(x, "state")))
-                        fprintf(f, "%s/%s %s %s\n", strna(jstr(x, "kind")), strna(jstr(x, "name")),
-                                strna(jstr(x, "state")), strna(jstr(x, "reason")));
+                if (resource_wanted(ev, json_get_str(x, "state")))
+                        fprintf(f, "%s/%s %s %s\n", strna(json_get_str(x, "kind")), strna(json_get_str(x, "name")),
+                                strna(json_get_str(x, "state")), strna(json_get_str(x, "reason")));
         }
         if (fclose(f) != 0) {
                 free(buf);
@@ -74,7 +66,7 @@ static void event_key(NotifyEvent ev, const NotifyRun *run, char ret[static 65])
 
 static bool any_drifted(const NotifyRun *run) {
         for (size_t i = 0; run->resources && i < json_object_array_length(run->resources); i++)
-                if (resource_wanted(NOTIFY_DRIFT, jstr(json_object_array_get_idx(run->resources, i), "state")))
+                if (resource_wanted(NOTIFY_DRIFT, json_get_str(json_object_array_get_idx(run->resources, i), "state")))
                         return true;
         return false;
 }
@@ -139,7 +131,7 @@ static void put_text_head(FILE *f, NotifyEvent ev, const NotifyRun *run) {
 /* One resource of the run for the list: kind, name, state and its reason
  * (one line, bounded, redacted); *ret_reason keeps the reason. */
 static json_object *resource_entry(json_object *x, char **ret_reason) {
-        _cleanup_free_ char *raw = one_line(jstr(x, "reason"), NOTIFY_REASON_MAX), *reason = NULL;
+        _cleanup_free_ char *raw = one_line(json_get_str(x, "reason"), NOTIFY_REASON_MAX), *reason = NULL;
         json_object *r;
 
         /* Reasons never hold a secret; redact anyway, as the log does. */
@@ -149,9 +141,9 @@ static json_object *resource_entry(json_object *x, char **ret_reason) {
                 json_object_put(r);
                 return NULL;
         }
-        json_object_object_add(r, "kind", json_object_new_string(strna(jstr(x, "kind"))));
-        json_object_object_add(r, "name", json_object_new_string(strna(jstr(x, "name"))));
-        json_object_object_add(r, "state", json_object_new_string(strna(jstr(x, "state"))));
+        json_object_object_add(r, "kind", json_object_new_string(strna(json_get_str(x, "kind"))));
+        json_object_object_add(r, "name", json_object_new_string(strna(json_get_str(x, "name"))));
+        json_object_object_add(r, "state", json_object_new_string(strna(json_get_str(x, "state"))));
         json_object_object_add(r, "reason", json_object_new_string(reason));
         *ret_reason = TAKE_PTR(reason);
         return r;
@@ -166,7 +158,7 @@ static void add_resources(NotifyEvent ev, const NotifyRun *run, json_object *arr
                 json_object *x = json_object_array_get_idx(run->resources, i), *r;
                 _cleanup_free_ char *reason = NULL;
 
-                if (!resource_wanted(ev, jstr(x, "state")))
+                if (!resource_wanted(ev, json_get_str(x, "state")))
                         continue;
                 if (n >= NOTIFY_RESOURCES_MAX) {
                         more++;
@@ -177,8 +169,8 @@ static void add_resources(NotifyEvent ev, const NotifyRun *run, json_object *arr
                         break;
                 json_object_array_add(arr, r);
                 if (n == 0)
-                        fprintf(f, ": %s/%s %s: %.300s", strna(jstr(x, "kind")), strna(jstr(x, "name")),
-                                strna(jstr(x, "state")), reason);
+                        fprintf(f, ": %s/%s %s: %.300s", strna(json_get_str(x, "kind")), strna(json_get_str(x, "name")),
+                                strna(json_get_str(x, "state")), reason);
                 n++;
         }
         if (n + more > 1)

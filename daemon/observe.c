@@ -94,34 +94,12 @@ Observer *observe_free(Observer *o) {
         return NULL;
 }
 
-static const char *jstr(json_object *o, const char *k) {
-        json_object *v;
-
-        if (!o || !json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, k, &v) ||
-            !json_object_is_type(v, json_type_string))
-                return NULL;
-        return json_object_get_string(v);
-}
-
 static json_object *jget(json_object *o, const char *k) {
         json_object *v;
 
         if (!o || !json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, k, &v))
                 return NULL;
         return v;
-}
-
-static int set_str(char **dst, const char *s) {
-        char *c = NULL;
-
-        if (s) {
-                c = strdup(s);
-                if (!c)
-                        return -ENOMEM;
-        }
-        free(*dst);
-        *dst = c;
-        return 0;
 }
 
 /* ---- parsers ---- */
@@ -141,7 +119,7 @@ int observe_parse_script_list(json_object *result, LiveState *live) {
 }
 
 int observe_parse_script(json_object *s, LiveState *live) {
-        const char *name = jstr(s, "id") ?: jstr(s, "script_name");
+        const char *name = json_get_str(s, "id") ?: json_get_str(s, "script_name");
         LiveWorker *w;
 
         if (!name)
@@ -151,9 +129,9 @@ int observe_parse_script(json_object *s, LiveState *live) {
                 w = live_state_add_worker(live, name);
         if (!w)
                 return -ENOMEM;
-        if (set_str(&w->etag, jstr(s, "etag")) < 0 || set_str(&w->modified_on, jstr(s, "modified_on")) < 0 ||
-            set_str(&w->migration_tag, jstr(s, "migration_tag")) < 0 ||
-            set_str(&w->compatibility_date, jstr(s, "compatibility_date")) < 0)
+        if (free_and_strdup(&w->etag, json_get_str(s, "etag")) < 0 || free_and_strdup(&w->modified_on, json_get_str(s, "modified_on")) < 0 ||
+            free_and_strdup(&w->migration_tag, json_get_str(s, "migration_tag")) < 0 ||
+            free_and_strdup(&w->compatibility_date, json_get_str(s, "compatibility_date")) < 0)
                 return -ENOMEM;
         {
                 json_object *t = jget(s, "tags"), *lp = jget(s, "logpush"), *ob = jget(s, "observability"),
@@ -219,7 +197,7 @@ int observe_parse_bindings(json_object *bindings, LiveWorker *lw) {
                 return 0;
         for (size_t i = 0; i < json_object_array_length(bindings); i++) {
                 json_object *b = json_object_array_get_idx(bindings, i);
-                const char *name = jstr(b, "name"), *type = jstr(b, "type");
+                const char *name = json_get_str(b, "name"), *type = json_get_str(b, "type");
                 _cleanup_free_ char *canon = NULL;
                 int r;
 
@@ -265,31 +243,31 @@ int observe_parse_resource(ResourceKind kind, json_object *x, LiveState *live, c
 
         switch (kind) {
         case RESOURCE_KV_NAMESPACE:
-                id = jstr(x, "id");
-                name = jstr(x, "title");
+                id = json_get_str(x, "id");
+                name = json_get_str(x, "title");
                 break;
         case RESOURCE_R2_BUCKET:
-                id = name = jstr(x, "name");
+                id = name = json_get_str(x, "name");
                 break;
         case RESOURCE_D1_DATABASE:
-                id = jstr(x, "uuid") ?: jstr(x, "id");
-                name = jstr(x, "name");
+                id = json_get_str(x, "uuid") ?: json_get_str(x, "id");
+                name = json_get_str(x, "name");
                 break;
         case RESOURCE_QUEUE:
-                id = jstr(x, "queue_id") ?: jstr(x, "id");
-                name = jstr(x, "queue_name");
-                modified = jstr(x, "modified_on");
+                id = json_get_str(x, "queue_id") ?: json_get_str(x, "id");
+                name = json_get_str(x, "queue_name");
+                modified = json_get_str(x, "modified_on");
                 break;
         case RESOURCE_SECRETS_STORE:
-                id = jstr(x, "id");
-                name = jstr(x, "name");
-                modified = jstr(x, "modified");
+                id = json_get_str(x, "id");
+                name = json_get_str(x, "name");
+                modified = json_get_str(x, "modified");
                 break;
         case RESOURCE_SECRETS_STORE_SECRET:
-                id = jstr(x, "id");
-                name = jstr(x, "name");
-                modified = jstr(x, "modified");
-                if (jstr(x, "status") && streq(jstr(x, "status"), "deleted"))
+                id = json_get_str(x, "id");
+                name = json_get_str(x, "name");
+                modified = json_get_str(x, "modified");
+                if (json_get_str(x, "status") && streq(json_get_str(x, "status"), "deleted"))
                         return 0;
                 break;
         default:
@@ -300,10 +278,10 @@ int observe_parse_resource(ResourceKind kind, json_object *x, LiveState *live, c
         r = live_state_add_resource(live, kind, id, name);
         if (!r)
                 return -ENOMEM;
-        if (set_str(&r->modified, modified) < 0)
+        if (free_and_strdup(&r->modified, modified) < 0)
                 return -ENOMEM;
         if (kind == RESOURCE_SECRETS_STORE_SECRET &&
-            set_str(&r->store_id, jstr(x, "store_id") ?: store_id) < 0)
+            free_and_strdup(&r->store_id, json_get_str(x, "store_id") ?: store_id) < 0)
                 return -ENOMEM;
         if (kind == RESOURCE_QUEUE) {
                 json_object *cs = jget(x, "consumers");
@@ -312,7 +290,7 @@ int observe_parse_resource(ResourceKind kind, json_object *x, LiveState *live, c
                                    j < json_object_array_length(cs);
                      j++) {
                         json_object *c = json_object_array_get_idx(cs, j);
-                        const char *script = jstr(c, "script_name") ?: jstr(c, "script") ?: jstr(c, "service");
+                        const char *script = json_get_str(c, "script_name") ?: json_get_str(c, "script") ?: json_get_str(c, "service");
                         _cleanup_free_ char *canon = NULL;
 
                         if (!script)
@@ -320,7 +298,7 @@ int observe_parse_resource(ResourceKind kind, json_object *x, LiveState *live, c
                         canon = plan_consumer_canon_json(c);
                         if (!canon)
                                 return -ENOMEM;
-                        if (!live_resource_add_consumer(r, script, jstr(c, "consumer_id") ?: jstr(c, "id"),
+                        if (!live_resource_add_consumer(r, script, json_get_str(c, "consumer_id") ?: json_get_str(c, "id"),
                                                         canon))
                                 return -ENOMEM;
                 }
@@ -426,7 +404,7 @@ void audit_entry_done(AuditEntry *e) {
 }
 
 const char *observe_audit_token_id(json_object *x) {
-        return jstr(jget(x, "actor"), "token_id");
+        return json_get_str(jget(x, "actor"), "token_id");
 }
 
 int observe_token_agree(char **id, bool *mixed, const char *token_id) {
@@ -446,10 +424,10 @@ int observe_token_agree(char **id, bool *mixed, const char *token_id) {
 
 int observe_audit_entry(json_object *x, const char *own_token_id, AuditEntry *ret) {
         _cleanup_(audit_entry_done) AuditEntry a = {};
-        const char *id = jstr(x, "id"), *method = jstr(jget(x, "raw"), "method"), *uri = jstr(jget(x, "raw"), "uri");
+        const char *id = json_get_str(x, "id"), *method = json_get_str(jget(x, "raw"), "method"), *uri = json_get_str(jget(x, "raw"), "uri");
         int r;
 
-        a.own_token = own_token_id && streq_ptr(jstr(jget(x, "actor"), "token_id"), own_token_id);
+        a.own_token = own_token_id && streq_ptr(json_get_str(jget(x, "actor"), "token_id"), own_token_id);
         a.mine = !own_token_id || a.own_token;
         if (id) {
                 a.id = strdup(id);
@@ -544,7 +522,7 @@ static int on_item(json_object *item, void *userdata) {
         }
         r = observe_parse_resource(q->kind, item, o->res.live, q->store_id, &res);
         if (r >= 0 && res && q->jurisdiction)
-                r = set_str(&res->jurisdiction, q->jurisdiction);
+                r = free_and_strdup(&res->jurisdiction, q->jurisdiction);
         return r;
 }
 
@@ -710,7 +688,7 @@ static int start_detail(Observer *o, LiveWorker *w, const char *why) {
         int r;
 
         w->dirty = true;
-        if (set_str(&w->dirty_reason, why) < 0)
+        if (free_and_strdup(&w->dirty_reason, why) < 0)
                 return -ENOMEM;
         if (cfreq_path(&p1, CF_PATH_SCRIPT_DEPLOYMENTS, w->name) < 0 ||
             cfreq_path(&p2, CF_PATH_SCRIPT_SCHEDULES, w->name) < 0 ||
@@ -959,8 +937,8 @@ static const char *deployed_version(json_object *result) {
         for (size_t i = 1; i < json_object_array_length(deps); i++) {
                 json_object *x = json_object_array_get_idx(deps, i);
 
-                if (jstr(x, "created_on") &&
-                    (!jstr(d, "created_on") || strcmp(jstr(x, "created_on"), jstr(d, "created_on")) > 0))
+                if (json_get_str(x, "created_on") &&
+                    (!json_get_str(d, "created_on") || strcmp(json_get_str(x, "created_on"), json_get_str(d, "created_on")) > 0))
                         d = x;
         }
         vs = jget(d, "versions");
@@ -968,8 +946,8 @@ static const char *deployed_version(json_object *result) {
                 json_object *v = json_object_array_get_idx(vs, i), *pct = jget(v, "percentage");
                 double p = pct ? json_object_get_double(pct) : 0;
 
-                if (jstr(v, "version_id") && p > best_pct) {
-                        best = jstr(v, "version_id");
+                if (json_get_str(v, "version_id") && p > best_pct) {
+                        best = json_get_str(v, "version_id");
                         best_pct = p;
                 }
         }
@@ -986,7 +964,7 @@ static void on_deployments(Observer *o, LiveWorker *w, const CfReply *reply) {
                 return; /* detail stays unknown; nothing absorbed */
         best = deployed_version(reply->result);
         if (best) {
-                if (set_str(&w->version_id, best) < 0 || cfreq_path(&path, CF_PATH_SCRIPT_VERSION, w->name, best) < 0)
+                if (free_and_strdup(&w->version_id, best) < 0 || cfreq_path(&path, CF_PATH_SCRIPT_VERSION, w->name, best) < 0)
                         return fail(o, -ENOMEM, "observe", NULL);
                 r = submit(o, REQ_VERSION, RESOURCE_WORKER, path, NULL, CFAPI_PAGING_NONE, NULL, w->name, NULL);
         } else {
@@ -1024,8 +1002,8 @@ static void on_schedules(Observer *o, LiveWorker *w, const CfReply *reply) {
         if (!w->crons)
                 return fail(o, -ENOMEM, "observe", NULL);
         for (size_t i = 0; s && json_object_is_type(s, json_type_array) && i < json_object_array_length(s); i++)
-                if (jstr(json_object_array_get_idx(s, i), "cron") &&
-                    strv_extend(&w->crons, jstr(json_object_array_get_idx(s, i), "cron")) < 0)
+                if (json_get_str(json_object_array_get_idx(s, i), "cron") &&
+                    strv_extend(&w->crons, json_get_str(json_object_array_get_idx(s, i), "cron")) < 0)
                         return fail(o, -ENOMEM, "observe", NULL);
         strv_sort_uniq(w->crons);
         w->crons_known = true;

@@ -360,14 +360,6 @@ static int json_add_str(json_object *o, const char *k, const char *v) {
         return 0;
 }
 
-static const char *json_str(json_object *o, const char *k) {
-        json_object *v;
-
-        if (!o || !json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_string))
-                return NULL;
-        return json_object_get_string(v);
-}
-
 static int canon_value(json_object *j, FILE *f);
 
 static int key_cmp(const void *a, const void *b) {
@@ -499,10 +491,10 @@ static const char *norm_script(const char *s, const char *self) {
 
 /* A field's value in the canonical form (binding-kinds.h). */
 static const char *canon_field(const BindingField *f, json_object *b, const char *script) {
-        const char *v = json_str(b, f->api);
+        const char *v = json_get_str(b, f->api);
 
         if (f->alias && isempty(v))
-                v = json_str(b, f->alias);
+                v = json_get_str(b, f->alias);
         switch (f->canon) {
         case BINDING_CANON_TEXT:
                 return v ?: "";
@@ -561,7 +553,7 @@ static char *canon_for_type(const char *type, json_object *b, const char *script
 }
 
 int plan_binding_canon_json(json_object *b, const char *script, char **ret) {
-        const char *type = json_str(b, "type");
+        const char *type = json_get_str(b, "type");
         char *c;
 
         *ret = NULL;
@@ -788,7 +780,7 @@ static int worker_digest_prefix(const Worker *w, bool cache, Sha256 **ret) {
                 for (size_t i = 0; keep && i < json_object_array_length(b); i++) {
                         json_object *x = json_object_array_get_idx(b, i);
 
-                        if (!streq_ptr(json_str(x, "type"), "secret_text"))
+                        if (!streq_ptr(json_get_str(x, "type"), "secret_text"))
                                 json_object_array_add(keep, json_object_get(x));
                 }
                 if (keep)
@@ -2313,7 +2305,7 @@ char *plan_consumer_canon_json(json_object *consumer) {
                         val[i] = (long long) json_object_get_int64(v);
         snprintf(b, sizeof(b), "batch_size=%lld max_retries=%lld max_wait_time_ms=%lld max_concurrency=%lld "
                  "retry_delay=%lld dlq=%s",
-                 val[0], val[1], val[2], val[3], val[4], strna(nonempty(json_str(consumer, "dead_letter_queue"))));
+                 val[0], val[1], val[2], val[3], val[4], strna(nonempty(json_get_str(consumer, "dead_letter_queue"))));
         return strdup(b);
 }
 

@@ -631,3 +631,21 @@ int strset_put(StrSet *s, const char *k) {
         }
         return 0;
 }
+
+int free_and_strdup(char **dst, const char *s) {
+        char *c = NULL;
+
+        if (s && !(c = strdup(s)))
+                return -ENOMEM;
+        free(*dst);
+        *dst = c;
+        return 0;
+}
+
+const char *json_get_str(json_object *o, const char *k) {
+        json_object *v;
+
+        if (!o || !json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_string))
+                return NULL;
+        return json_object_get_string(v);
+}

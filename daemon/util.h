@@ -13,6 +13,13 @@
 #define USEC_PER_MSEC ((uint64_t) 1000ULL)
 #define USEC_INFINITY ((uint64_t) UINT64_MAX)
 
+/* *dst = a copy of s (NULL: NULL), the old value freed. 0 or -ENOMEM
+ * (*dst unchanged). */
+int free_and_strdup(char **dst, const char *s);
+
+/* o's member k when o is an object and the member a string; else NULL. */
+const char *json_get_str(json_object *o, const char *k);
+
 /* NULL-terminated string vectors. */
 char **strv_free(char **l);
 DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
