@@ -10,6 +10,11 @@
 #include "spec.h"
 #include "util.h"
 
+/* The largest max_batch_timeout taken from a wrangler config: a day, far
+ * past what Cloudflare accepts (the validator says so), well inside a
+ * conversion to milliseconds. */
+#define IMPORT_MAX_BATCH_TIMEOUT_SEC 86400.0
+
 /* ---- small helpers ---- */
 
 static inline const char *strempty(const char *s) {
@@ -570,8 +575,22 @@ static void import_queue_consumer(Ctx *c, json_object *e, const char *p, FILE *f
         if ((x = get(e, "max_retries")) && json_object_is_type(x, json_type_int))
                 fprintf(f, ", max_retries: %d", json_object_get_int(x));
         if ((x = get(e, "max_batch_timeout")) &&
-            (json_object_is_type(x, json_type_int) || json_object_is_type(x, json_type_double)))
-                fprintf(f, ", max_wait_time_ms: %lld", (long long) (json_object_get_double(x) * 1000.0 + 0.5));
+            (json_object_is_type(x, json_type_int) || json_object_is_type(x, json_type_double))) {
+                double sec = json_object_get_double(x);
+
+                /* Seconds; anything no spec could hold stays a comment
+                 * (and never reaches a conversion it would overflow). */
+                if (sec >= 0 && sec <= IMPORT_MAX_BATCH_TIMEOUT_SEC)
+                        fprintf(f, ", max_wait_time_ms: %lld", (long long) (sec * 1000.0 + 0.5));
+                else {
+                        _cleanup_free_ char *kp = NULL;
+
+                        if (asprintf(&kp, "%s.max_batch_timeout", p) < 0)
+                                c->oom = true;
+                        else
+                                keep(c, kp, x, "not a number of seconds from 0 to 86400");
+                }
+        }
         if ((x = get(e, "max_concurrency")) && json_object_is_type(x, json_type_int))
                 fprintf(f, ", max_concurrency: %d", json_object_get_int(x));
         if ((x = get(e, "retry_delay")) && json_object_is_type(x, json_type_int))

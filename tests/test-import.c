@@ -125,6 +125,23 @@ START_TEST(test_resources_adopt_and_external) {
 }
 END_TEST
 
+/* A max_batch_timeout no spec could hold (found by fuzz-import-json: the
+ * conversion to milliseconds overflowed) is kept as a comment. */
+START_TEST(test_batch_timeout_out_of_range) {
+        ImportRun run;
+
+        run_import("{\"name\": \"w\", \"main\": \"x.js\", \"compatibility_date\": \"2025-01-01\","
+                   " \"queues\": {\"consumers\": [{\"queue\": \"jobs\", \"max_batch_timeout\": 1.5e300},"
+                   "                               {\"queue\": \"jobs2\", \"max_batch_timeout\": -1}]}}",
+                   true, &run);
+        ck_assert_uint_eq(run.n_errors, 0);
+        ck_assert_ptr_null(strstr(file(&run, "w.yaml"), "max_wait_time_ms"));
+        ck_assert(has_note(&run, "w.json: queues.consumers[0].max_batch_timeout: cannot be expressed"));
+        ck_assert(has_note(&run, "w.json: queues.consumers[1].max_batch_timeout: cannot be expressed"));
+        import_run_done(&run);
+}
+END_TEST
+
 START_TEST(test_errors) {
         ImportRun run;
 
@@ -150,6 +167,7 @@ int main(void) {
         tcase_add_test(tc, test_parse_errors);
         tcase_add_test(tc, test_env_names_and_inheritance);
         tcase_add_test(tc, test_resources_adopt_and_external);
+        tcase_add_test(tc, test_batch_timeout_out_of_range);
         tcase_add_test(tc, test_errors);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
