@@ -14,7 +14,9 @@
 # cfsim's limits are raised by flag (--max-scripts 0: no Workers-per-
 # account limit; --rate-limit 1000000/300: no throttling), as Cloudflare
 # raises them on request: this counts bindery's cost, not throttling.
-# Usage: top_builddir=BUILD [SIZES="100 1000"] tests/bench/growth.sh
+# SMAPS=1 also prints the daemon's resident KiB per mapping (from
+# /proc/PID/smaps, the largest first) before it is stopped.
+# Usage: top_builddir=BUILD [SIZES="100 1000"] [SMAPS=1] tests/bench/growth.sh
 : "${CMD_TIMEOUT:=3600}"
 . "$(dirname "$0")/../integration/lib.sh"
 
@@ -67,6 +69,11 @@ for N in $SIZES; do
         c1=$(cpu) r2=$(runs) req=$(sim_requests)
         hwm=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$DPID/status")
         rss=$(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$DPID/status")
+        [ -n "${SMAPS:-}" ] && awk '
+                /^[0-9a-f]+-[0-9a-f]+ / { m = $6 != "" ? $6 : "[anon]"; sub(".*/", "", m) }
+                /^Rss:/ { kb[m] += $2; total += $2 }
+                END { for (m in kb) printf "%9d KiB  %s\n", kb[m], m; printf "%9d KiB  total\n", total }
+        ' "/proc/$DPID/smaps" | sort -rn | head -16
         kill "$DPID"; wait "$DPID" 2>/dev/null
         n=$((r2 - r1))
         if [ "$n" -gt 0 ]; then
