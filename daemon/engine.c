@@ -1,8 +1,6 @@
 /* engine.c: one reconcile — observe → plan → (apply) → report — on the
  * event loop, and the per-resource status it leaves behind (engine.h). */
 #include <inttypes.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -654,8 +652,7 @@ static int engine_secret_read(Engine *e, const SecretRef *ref, char **v, size_t 
  * exists yet, -EBADMSG with e->key_error when unusable). */
 static int engine_secret_hmac(Engine *e, const void *value, size_t size, char ret[static 65]) {
         static const char hex[] = "0123456789abcdef";
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned int len = 0;
+        uint8_t md[32];
         int r;
 
         if (!e->have_hmac_key) {
@@ -671,9 +668,7 @@ static int engine_secret_hmac(Engine *e, const void *value, size_t size, char re
                 }
                 e->have_hmac_key = true;
         }
-        if (!HMAC(EVP_sha256(), e->hmac_key, STORE_HMAC_KEY_SIZE, value ?: (const void *) "", size, md, &len) ||
-            len != 32)
-                return -EIO;
+        hmac_sha256_raw(e->hmac_key, STORE_HMAC_KEY_SIZE, value ?: (const void *) "", size, md);
         for (unsigned i = 0; i < 32; i++) {
                 ret[2 * i] = hex[md[i] >> 4];
                 ret[2 * i + 1] = hex[md[i] & 15];

@@ -17,7 +17,7 @@
 #include <sys/queue.h>
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
+#include <nettle/base64.h>
 
 #include "curl-glue.h"
 #include "etcd.h"
@@ -93,17 +93,18 @@ char *etcd_b64_encode(const void *data, size_t size) {
 
         if (size > INT32_MAX / 2)
                 return NULL;
-        s = malloc(4 * ((size + 2) / 3) + 1);
+        s = malloc(BASE64_ENCODE_RAW_LENGTH(size) + 1);
         if (!s)
                 return NULL;
-        (void) EVP_EncodeBlock((unsigned char *) s, data, (int) size);
+        base64_encode_raw(s, size, data); /* padded, not terminated */
+        s[BASE64_ENCODE_RAW_LENGTH(size)] = 0;
         return s;
 }
 
 int etcd_b64_decode(const char *s, size_t max, char **ret, size_t *ret_size) {
-        size_t n = strlen(s), size, pad = 0;
+        size_t n = strlen(s), size = 0, pad = 0;
+        struct base64_decode_ctx ctx;
         _cleanup_free_ char *buf = NULL;
-        int k;
 
         if (n % 4 != 0)
                 return -EBADMSG;
@@ -113,13 +114,18 @@ int etcd_b64_decode(const char *s, size_t max, char **ret, size_t *ret_size) {
                 pad++;
         if (n > 1 && s[n - 2] == '=')
                 pad++;
-        buf = malloc(n / 4 * 3 + 1);
+        /* BASE64_DECODE_LENGTH(n) >= n / 4 * 3: what nettle may write. */
+        buf = malloc(BASE64_DECODE_LENGTH(n) + 1);
         if (!buf)
                 return -ENOMEM;
-        k = n > 0 ? EVP_DecodeBlock((unsigned char *) buf, (const unsigned char *) s, (int) n) : 0;
-        if (k < 0 || (size_t) k < pad)
+        /* nettle refuses characters outside the alphabet, anything after
+         * the padding and non-zero bits under it (no canonical encoder,
+         * etcd's or ours, writes those); it skips white space, which the
+         * length check then refuses. */
+        base64_decode_init(&ctx);
+        if (!base64_decode_update(&ctx, &size, (uint8_t *) buf, n, s) || !base64_decode_final(&ctx) ||
+            size != n / 4 * 3 - pad)
                 return -EBADMSG;
-        size = (size_t) k - pad;
         if (size > max)
                 return -EFBIG;
         buf[size] = 0;

@@ -103,7 +103,7 @@ int etcd_call_sync(Etcd *e, const char *path, json_object *body, uint64_t timeou
 
 /* ---- Encoding (pure) ---- */
 
-/* Base64 of size bytes (EVP_EncodeBlock). Caller frees; NULL on OOM. */
+/* Base64 (RFC 4648, padded) of size bytes. Caller frees; NULL on OOM. */
 char *etcd_b64_encode(const void *data, size_t size);
 /* Decodes s (padded base64, at most max decoded bytes, -EFBIG past it)
  * into a NUL-terminated buffer; -EBADMSG when s is not base64. */

@@ -23,8 +23,6 @@
 
 #include <curl/curl.h>
 #include <microhttpd.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "config.h"
 #include "httpd.h"
@@ -928,13 +926,11 @@ static HandlerResult handle_metrics(Request *r, const char *arg) {
 
 int httpd_webhook_signature(const void *key, size_t key_size, const void *body, size_t size,
                             char ret[static 72]) {
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned md_len = 0;
+        uint8_t md[32];
 
-        if (!HMAC(EVP_sha256(), key, (int) key_size, body, size, md, &md_len) || md_len != 32)
-                return -EIO;
+        hmac_sha256_raw(key, key_size, body, size, md);
         memcpy(ret, "sha256=", 7);
-        for (unsigned i = 0; i < md_len; i++)
+        for (unsigned i = 0; i < sizeof(md); i++)
                 snprintf(ret + 7 + 2 * i, 3, "%02x", md[i]);
         explicit_bzero(md, sizeof(md));
         return 0;

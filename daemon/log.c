@@ -7,10 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <sys/random.h>
-
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
+#include <nettle/memops.h>
+#include <nettle/sha2.h>
 #include <systemd/sd-journal.h>
 
 #include "log.h"
@@ -114,8 +112,8 @@ static int redact_key_init(void) {
                         return -ENOMEM;
                 memset(redact_key, 0, sizeof(RedactKey));
         }
-        if (getrandom(redact_key->key, sizeof(redact_key->key), 0) != (ssize_t) sizeof(redact_key->key) ||
-            getrandom(&redact_key->base, sizeof(redact_key->base), 0) != (ssize_t) sizeof(redact_key->base))
+        if (random_bytes(redact_key->key, sizeof(redact_key->key)) < 0 ||
+            random_bytes(&redact_key->base, sizeof(redact_key->base)) < 0)
                 return -EIO;
         redact_key->base |= 1;
         redact_key->ready = true;
@@ -130,22 +128,16 @@ static uint64_t rk_hash(const unsigned char *p, size_t n) {
         return h;
 }
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free);
-
 /* SHA-256 of the random key and the value: only ever compared for
- * equality, so no length extension matters. The algorithm is fetched once
- * (EVP_sha256() in a one-shot call fetches it every time). */
-static bool secret_mac(const void *p, size_t n, unsigned char ret[static 32]) {
-        static EVP_MD *md;
-        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = NULL;
-        unsigned len = 32;
+ * equality, so no length extension matters. On the stack, no allocation. */
+static void secret_mac(const void *p, size_t n, unsigned char ret[static 32]) {
+        struct sha256_ctx c;
 
-        if (!md)
-                md = EVP_MD_fetch(NULL, "SHA256", NULL);
-        ctx = EVP_MD_CTX_new();
-        return md && ctx && EVP_DigestInit_ex(ctx, md, NULL) == 1 &&
-               EVP_DigestUpdate(ctx, redact_key->key, sizeof(redact_key->key)) == 1 &&
-               EVP_DigestUpdate(ctx, p, n) == 1 && EVP_DigestFinal_ex(ctx, ret, &len) == 1 && len == 32;
+        sha256_init(&c);
+        sha256_update(&c, sizeof(redact_key->key), redact_key->key);
+        sha256_update(&c, n, p);
+        sha256_digest(&c, SHA256_DIGEST_SIZE, ret);
+        explicit_bzero(&c, sizeof(c));
 }
 
 int log_register_secret(const void *value, size_t size) {
@@ -161,11 +153,10 @@ int log_register_secret(const void *value, size_t size) {
         x.top = 1;
         for (size_t i = 1; i < size; i++)
                 x.top *= redact_key->base;
-        if (!secret_mac(value, size, x.mac))
-                return -EIO;
+        secret_mac(value, size, x.mac);
         for (size_t i = 0; i < n_secrets; i++)
                 if (secrets[i].size == size && secrets[i].rk == x.rk &&
-                    CRYPTO_memcmp(secrets[i].mac, x.mac, 32) == 0)
+                    memeql_sec(secrets[i].mac, x.mac, 32))
                         return 0;
         if (n_secrets >= LOG_SECRETS_MAX) {
                 /* Full: forget the oldest value (a long-rotated one no code
@@ -215,9 +206,11 @@ char *log_redact(const char *msg) {
                         for (size_t i = 0;; i++) {
                                 unsigned char mac[32];
 
-                                if (h == x->rk && x->size > match[i] && secret_mac(m + i, x->size, mac) &&
-                                    CRYPTO_memcmp(mac, x->mac, 32) == 0)
-                                        match[i] = x->size;
+                                if (h == x->rk && x->size > match[i]) {
+                                        secret_mac(m + i, x->size, mac);
+                                        if (memeql_sec(mac, x->mac, 32))
+                                                match[i] = x->size;
+                                }
                                 if (i + x->size >= len)
                                         break;
                                 h = (h - m[i] * x->top) * redact_key->base + m[i + x->size];

@@ -1,11 +1,10 @@
 /* spec-common.c: what the loader (spec.c) and the validator
- * (spec-validate.c) both use: the error list, digests, suggestions. A leaf:
+ * (spec-validate.c) both use: the error list and suggestions. A leaf:
  * it calls neither, so they need not call each other. */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-#include <openssl/evp.h>
 
 #include "spec-internal.h"
 #include "util.h"
@@ -119,29 +118,6 @@ void spec_errorf(SpecCtx *c, const char *file, unsigned line, unsigned column, c
                         *p = '?';
         if (errors_add(c->errors, c->limits->max_errors, file, line, column, m) < 0)
                 c->oom = true;
-}
-
-/* ---- digests ---- */
-
-/* sha256_hex() with the algorithm fetched once: EVP_Digest() with
- * EVP_sha256() fetches it on every call, which shows when a generation
- * hashes thousands of modules. Falls back to sha256_hex(). */
-void spec_sha256_hex(const void *data, size_t size, char ret[static 65]) {
-        static EVP_MD *md;
-        unsigned char buf[32];
-        unsigned int len = sizeof(buf);
-
-        if (!md)
-                md = EVP_MD_fetch(NULL, "SHA256", NULL);
-        if (!md || EVP_Digest(data, size, buf, &len, md, NULL) != 1) {
-                sha256_hex(data, size, ret);
-                return;
-        }
-        for (unsigned i = 0; i < 32; i++) {
-                ret[2 * i] = "0123456789abcdef"[buf[i] >> 4];
-                ret[2 * i + 1] = "0123456789abcdef"[buf[i] & 15];
-        }
-        ret[64] = 0;
 }
 
 /* ---- suggestions ---- */

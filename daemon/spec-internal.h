@@ -53,9 +53,6 @@ void spec_errorf(SpecCtx *c, const char *file, unsigned line, unsigned column,
 void spec_validate_generation(SpecCtx *c);
 int spec_finalize_generation(SpecCtx *c);
 
-/* SHA-256 as lower-case hex, the algorithm fetched once. */
-void spec_sha256_hex(const void *data, size_t size, char ret[static 65]);
-
 /* Damerau-style suggestion: the name in names[] (NULL-terminated) closest
  * to s, or NULL when none is close enough. Names whose length differs by
  * more than the allowed distance are not compared. */

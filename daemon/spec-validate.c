@@ -704,7 +704,7 @@ static int digest_json(json_object *o, char ret[static 65]) {
         s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         if (!s)
                 return -ENOMEM;
-        spec_sha256_hex(s, strlen(s), ret);
+        sha256_hex(s, strlen(s), ret);
         return 0;
 }
 
@@ -737,7 +737,7 @@ static int generation_digest(Generation *g) {
         json_object_put(o);
         if (fclose(f) != 0)
                 return -ENOMEM;
-        spec_sha256_hex(text, len, g->digest);
+        sha256_hex(text, len, g->digest);
         return 0;
 }
 

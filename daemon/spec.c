@@ -473,7 +473,7 @@ static bool module_load(SpecCtx *c, const SpecNode *v, const char *display, cons
                         break;
                 size += (size_t) k;
         }
-        spec_sha256_hex(data, size, m->sha256);
+        sha256_hex(data, size, m->sha256);
         m->size = size;
         m->path = path_join(c->root, rel);
         if (!m->path) {
@@ -1605,7 +1605,7 @@ static void worker_source_key(SpecCtx *c, const SpecNode *doc, char ret[static 6
         node_feed(f, doc);
         if (fclose(f) != 0)
                 return;
-        spec_sha256_hex(buf, len, ret);
+        sha256_hex(buf, len, ret);
 }
 
 static void parse_worker(SpecCtx *c, const Fields *f) {

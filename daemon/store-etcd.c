@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/rand.h>
-
 #include "store-etcd.h"
 #include "util.h"
 
@@ -284,8 +282,9 @@ static int store_etcd_hmac_key(void *impl, uint8_t ret[static STORE_HMAC_KEY_SIZ
                 if (r == 0) {
                         if (!s->fence)
                                 return -ENOKEY;
-                        if (RAND_bytes(key, sizeof key) != 1)
-                                return -EIO;
+                        r = random_bytes(key, sizeof key);
+                        if (r < 0)
+                                return r;
                         r = hmac_create(s, key, reterr);
                         explicit_bzero(key, sizeof key);
                         if (r < 0)

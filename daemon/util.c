@@ -8,12 +8,14 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
+#include <nettle/hmac.h>
+#include <nettle/memops.h>
+#include <nettle/sha2.h>
 
 #include "util.h"
 
@@ -417,19 +419,6 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
         return write_file_atomic_with(path, mode, fill_buffer, &b, NULL);
 }
 
-/* Fetched once: an implicit fetch (EVP_sha256()) per call looked the
- * algorithm up again each time, which cost more than hashing a small
- * buffer. Never freed (one per process). */
-static const EVP_MD *sha256_md(void) {
-        static EVP_MD *md;
-
-        if (!md)
-                md = EVP_MD_fetch(NULL, "SHA256", NULL);
-        if (!md)
-                abort(); /* Only fails on OOM inside libcrypto. */
-        return md;
-}
-
 static void hex32(const unsigned char md[32], char ret[static 65]) {
         static const char hex[] = "0123456789abcdef";
 
@@ -441,10 +430,11 @@ static void hex32(const unsigned char md[32], char ret[static 65]) {
 }
 
 void sha256_raw(const void *data, size_t size, uint8_t ret[static 32]) {
-        unsigned int mdlen = 32;
+        struct sha256_ctx c;
 
-        if (EVP_Digest(data, size, ret, &mdlen, sha256_md(), NULL) != 1)
-                abort(); /* Only fails on OOM inside libcrypto. */
+        sha256_init(&c);
+        sha256_update(&c, size, data);
+        sha256_digest(&c, SHA256_DIGEST_SIZE, ret);
 }
 
 void sha256_hex(const void *data, size_t size, char ret[static 65]) {
@@ -454,20 +444,27 @@ void sha256_hex(const void *data, size_t size, char ret[static 65]) {
         hex32(md, ret);
 }
 
-Sha256 *sha256_begin(void) {
-        EVP_MD_CTX *c = EVP_MD_CTX_new();
+void hmac_sha256_raw(const void *key, size_t key_size, const void *data, size_t size, uint8_t ret[static 32]) {
+        struct hmac_sha256_ctx c;
 
-        if (c && EVP_DigestInit_ex(c, sha256_md(), NULL) != 1) {
-                EVP_MD_CTX_free(c);
-                return NULL;
-        }
+        hmac_sha256_set_key(&c, key_size, key);
+        hmac_sha256_update(&c, size, data);
+        hmac_sha256_digest(&c, SHA256_DIGEST_SIZE, ret);
+        explicit_bzero(&c, sizeof(c)); /* the key's inner and outer states */
+}
+
+Sha256 *sha256_begin(void) {
+        Sha256 *c = malloc(sizeof(Sha256));
+
+        if (c)
+                sha256_init(c);
         return c;
 }
 
 int sha256_feedf(Sha256 *s, const char *fmt, ...) {
         char buf[1024], *p = buf;
         va_list ap;
-        int n, r;
+        int n;
 
         va_start(ap, fmt);
         n = vsnprintf(buf, sizeof(buf), fmt, ap);
@@ -481,37 +478,33 @@ int sha256_feedf(Sha256 *s, const char *fmt, ...) {
                 if (n < 0)
                         return -ENOMEM;
         }
-        r = EVP_DigestUpdate(s, p, (size_t) n) == 1 ? 0 : -ENOMEM;
+        sha256_update(s, (size_t) n, (const uint8_t *) p);
         if (p != buf)
                 free(p);
-        return r;
+        return 0;
 }
 
 Sha256 *sha256_copy(const Sha256 *s) {
-        EVP_MD_CTX *c = EVP_MD_CTX_new();
+        Sha256 *c = malloc(sizeof(Sha256));
 
-        if (c && EVP_MD_CTX_copy_ex(c, s) != 1) {
-                EVP_MD_CTX_free(c);
-                return NULL;
-        }
+        if (c)
+                *c = *s;
         return c;
 }
 
 Sha256 *sha256_free(Sha256 *s) {
-        EVP_MD_CTX_free(s);
-        return NULL;
+        return mfree(s);
 }
 
 void sha256_end_hex(Sha256 *s, char ret[static 65]) {
         unsigned char md[32];
-        unsigned int mdlen = sizeof(md);
 
-        if (!s || EVP_DigestFinal_ex(s, md, &mdlen) != 1) {
+        if (!s) {
                 ret[0] = '\0';
-                EVP_MD_CTX_free(s);
                 return;
         }
-        EVP_MD_CTX_free(s);
+        sha256_digest(s, SHA256_DIGEST_SIZE, md);
+        free(s);
         hex32(md, ret);
 }
 
@@ -552,14 +545,31 @@ char *format_rfc3339(uint64_t usec, char *buf, size_t n) {
         return buf;
 }
 
+int random_bytes(void *p, size_t n) {
+        uint8_t *q = p;
+
+        while (n > 0) {
+                ssize_t k = getrandom(q, n, 0);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                q += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
 bool memeq_consttime(const void *a, size_t na, const void *b, size_t nb) {
-        /* Compare equal lengths with CRYPTO_memcmp; a length mismatch still
-         * runs one comparison so timing does not reveal the prefix. */
+        /* Compare equal lengths with nettle's memeql_sec; a length mismatch
+         * still runs one comparison so timing does not reveal the prefix. */
         if (na != nb) {
-                (void) CRYPTO_memcmp(a, a, na);
+                (void) memeql_sec(a, a, na);
                 return false;
         }
-        return CRYPTO_memcmp(a, b, na) == 0;
+        return memeql_sec(a, b, na) != 0;
 }
 
 unsigned edit_distance(const char *a, const char *b) {

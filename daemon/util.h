@@ -93,12 +93,14 @@ int write_file_atomic_with(const char *path, mode_t mode, write_fill_fn fill, vo
 void sha256_hex(const void *data, size_t size, char ret[static 65]);
 /* The same digest as 32 bytes. */
 void sha256_raw(const void *data, size_t size, uint8_t ret[static 32]);
+/* HMAC-SHA256 (RFC 2104) of data under key, 32 bytes. */
+void hmac_sha256_raw(const void *key, size_t key_size, const void *data, size_t size, uint8_t ret[static 32]);
 
 /* The same digest fed piece by piece (no buffer of the whole text):
  * sha256_begin() (NULL on OOM), sha256_feedf() formats and feeds (-ENOMEM),
  * sha256_end_hex() writes the hex digest and frees (accepts NULL: then
  * ret is ""). */
-typedef struct evp_md_ctx_st Sha256;
+typedef struct sha256_ctx Sha256; /* nettle's, opaque here */
 Sha256 *sha256_begin(void);
 int sha256_feedf(Sha256 *s, const char *fmt, ...) _printf_(2, 3);
 void sha256_end_hex(Sha256 *s, char ret[static 65]);
@@ -115,6 +117,10 @@ uint64_t now_realtime_usec(void);
 
 /* RFC 3339 UTC ("2026-11-23T09:02:19Z") from microseconds since the epoch. */
 char *format_rfc3339(uint64_t usec, char *buf, size_t n);
+
+/* Fills p with n bytes from getrandom(2) (blocking until the kernel's
+ * pool is ready; interrupted and short reads are resumed). 0 or -errno. */
+int random_bytes(void *p, size_t n);
 
 /* Constant-time comparison of two buffers of possibly different length. */
 bool memeq_consttime(const void *a, size_t na, const void *b, size_t nb);

@@ -47,6 +47,48 @@ START_TEST(test_b64) {
 }
 END_TEST
 
+/* RFC 4648 section 10's vectors both ways, every length up to 70 of
+ * every byte value round-tripped, and malformed text refused. */
+START_TEST(test_b64_vectors) {
+        static const char *const vec[][2] = {
+                { "", "" }, { "f", "Zg==" }, { "fo", "Zm8=" }, { "foo", "Zm9v" },
+                { "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" }, { "foobar", "Zm9vYmFy" },
+        };
+        static const char *const bad[] = { "Zg=", "Zg=a", "Z===", "Zm9v====", "Zm9vY g=", "Zh==", "Zm9=" };
+        uint8_t bin[256];
+        char *dec = NULL;
+        size_t n;
+
+        for (size_t i = 0; i < ELEMENTSOF(vec); i++) {
+                _cleanup_free_ char *enc = etcd_b64_encode(vec[i][0], strlen(vec[i][0]));
+
+                ck_assert_str_eq(enc, vec[i][1]);
+                ck_assert_int_eq(etcd_b64_decode(vec[i][1], 64, &dec, &n), 0);
+                ck_assert_uint_eq(n, strlen(vec[i][0]));
+                ck_assert_str_eq(dec, vec[i][0]);
+                dec = mfree(dec);
+        }
+        for (size_t i = 0; i < sizeof(bin); i++)
+                bin[i] = (uint8_t) (i * 7 + 3);
+        for (size_t len = 0; len <= 70; len++) {
+                const uint8_t *p = bin + len; /* a different window each time */
+                _cleanup_free_ char *enc = etcd_b64_encode(p, len);
+
+                ck_assert_ptr_nonnull(enc);
+                ck_assert_uint_eq(strlen(enc), (len + 2) / 3 * 4);
+                ck_assert_int_eq(etcd_b64_decode(enc, len, &dec, &n), 0);
+                ck_assert_uint_eq(n, len);
+                ck_assert_mem_eq(dec, p, len);
+                ck_assert_int_eq(dec[len], 0);
+                dec = mfree(dec);
+                if (len > 0)
+                        ck_assert_int_eq(etcd_b64_decode(enc, len - 1, &dec, &n), -EFBIG);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                ck_assert_msg(etcd_b64_decode(bad[i], 64, &dec, &n) == -EBADMSG, "%s accepted", bad[i]);
+}
+END_TEST
+
 START_TEST(test_int64_and_prefix) {
         json_object *o = json_tokener_parse("{\"a\":\"42\",\"b\":7,\"c\":\"x\",\"d\":[]}");
         int64_t x = -1;
@@ -355,6 +397,7 @@ int main(void) {
         s = suite_create("etcd");
         tc = tcase_create("codec");
         tcase_add_test(tc, test_b64);
+        tcase_add_test(tc, test_b64_vectors);
         tcase_add_test(tc, test_int64_and_prefix);
         suite_add_tcase(s, tc);
         tc = tcase_create("etcd");

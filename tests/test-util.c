@@ -123,6 +123,81 @@ START_TEST(test_sha256) {
 
         sha256_hex("abc", 3, hex);
         ck_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        sha256_hex("", 0, hex);
+        ck_assert_str_eq(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+END_TEST
+
+static void hex_of(const uint8_t *p, size_t n, char *ret) {
+        for (size_t i = 0; i < n; i++)
+                sprintf(ret + 2 * i, "%02x", p[i]);
+}
+
+/* The streaming form gives the one-shot digest, also past feedf's
+ * 1 KiB stack buffer, and a copy continues independently. */
+START_TEST(test_sha256_stream) {
+        _cleanup_free_ char *big = malloc(3001);
+        char one[65], streamed[65], copied[65];
+        uint8_t raw[32];
+        Sha256 *s, *c;
+
+        ck_assert_ptr_nonnull(big);
+        memset(big, 'x', 3000);
+        big[3000] = 0;
+        s = sha256_begin();
+        ck_assert_ptr_nonnull(s);
+        ck_assert_int_eq(sha256_feedf(s, "%s", "ab"), 0);
+        c = sha256_copy(s);
+        ck_assert_ptr_nonnull(c);
+        ck_assert_int_eq(sha256_feedf(s, "%c", 'c'), 0);
+        sha256_end_hex(s, streamed);
+        ck_assert_str_eq(streamed, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        ck_assert_int_eq(sha256_feedf(c, "%s", big), 0);
+        sha256_end_hex(c, copied);
+        {
+                _cleanup_free_ char *all = NULL;
+
+                ck_assert_int_ge(asprintf(&all, "ab%s", big), 0);
+                sha256_hex(all, strlen(all), one);
+        }
+        ck_assert_str_eq(copied, one);
+        sha256_raw("abc", 3, raw);
+        hex_of(raw, 32, one);
+        ck_assert_str_eq(one, streamed);
+        sha256_end_hex(NULL, one);
+        ck_assert_str_eq(one, "");
+        ck_assert_ptr_null(sha256_free(sha256_begin()));
+}
+END_TEST
+
+/* RFC 4231 test cases 1, 2 and 6 (a key longer than the block). */
+START_TEST(test_hmac_sha256) {
+        uint8_t key[131], md[32];
+        char hex[65];
+
+        memset(key, 0x0b, 20);
+        hmac_sha256_raw(key, 20, "Hi There", 8, md);
+        hex_of(md, 32, hex);
+        ck_assert_str_eq(hex, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+        hmac_sha256_raw("Jefe", 4, "what do ya want for nothing?", 28, md);
+        hex_of(md, 32, hex);
+        ck_assert_str_eq(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        memset(key, 0xaa, sizeof(key));
+        hmac_sha256_raw(key, sizeof(key), "Test Using Larger Than Block-Size Key - Hash Key First", 54, md);
+        hex_of(md, 32, hex);
+        ck_assert_str_eq(hex, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+}
+END_TEST
+
+START_TEST(test_random_bytes) {
+        uint8_t a[64] = {}, b[64] = {}, zero[64] = {};
+
+        ck_assert_int_eq(random_bytes(a, 0), 0);
+        ck_assert_int_eq(random_bytes(a, sizeof(a)), 0);
+        ck_assert_int_eq(random_bytes(b, sizeof(b)), 0);
+        /* 512 random bits: equal to zero or to each other only if broken. */
+        ck_assert(memcmp(a, zero, sizeof(a)) != 0);
+        ck_assert(memcmp(a, b, sizeof(a)) != 0);
 }
 END_TEST
 
@@ -130,6 +205,9 @@ START_TEST(test_consttime) {
         ck_assert(memeq_consttime("abc", 3, "abc", 3));
         ck_assert(!memeq_consttime("abc", 3, "abd", 3));
         ck_assert(!memeq_consttime("abc", 3, "abcd", 4));
+        ck_assert(!memeq_consttime("abcd", 4, "abc", 3));
+        ck_assert(memeq_consttime("", 0, "", 0));
+        ck_assert(!memeq_consttime("\x01" "bc", 3, "\x00" "bc", 3));
 }
 END_TEST
 
@@ -325,6 +403,9 @@ static Suite *util_suite(void) {
         tcase_add_test(tc, test_strv);
         tcase_add_test(tc, test_files);
         tcase_add_test(tc, test_sha256);
+        tcase_add_test(tc, test_sha256_stream);
+        tcase_add_test(tc, test_hmac_sha256);
+        tcase_add_test(tc, test_random_bytes);
         tcase_add_test(tc, test_consttime);
         tcase_add_test(tc, test_redact);
         tcase_add_test(tc, test_redact_inside_mark);

@@ -5,7 +5,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
-#include <openssl/sha.h>
 #include <time.h>
 
 #include "sim-store.h"
@@ -627,7 +626,7 @@ static const char *action_type(const char *method) {
 
 void sim_token_id(const char *authorization, char ret[static 33]) {
         static const char hex[] = "0123456789abcdef";
-        unsigned char md[SHA256_DIGEST_LENGTH];
+        uint8_t md[32];
 
         if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0) {
                 snprintf(ret, 33, "%s", SIM_TOKEN_ID_NONE);
@@ -635,7 +634,7 @@ void sim_token_id(const char *authorization, char ret[static 33]) {
         }
         authorization += 7;
         authorization += strspn(authorization, " ");
-        SHA256((const unsigned char *) authorization, strlen(authorization), md);
+        sha256_raw(authorization, strlen(authorization), md);
         for (unsigned i = 0; i < 16; i++) {
                 ret[2 * i] = hex[md[i] >> 4];
                 ret[2 * i + 1] = hex[md[i] & 15];
