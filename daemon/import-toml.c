@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -36,7 +37,7 @@ int import_toml_helper_path(char **ret) {
         ssize_t n;
 
         n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        if (n > 0) {
+        if (n > 0 && (size_t) n < sizeof exe - 1) { /* else unknown or cut short */
                 exe[n] = '\0';
                 if ((size_t) n >= li && streq(exe + n - li, installed)) {
                         /* Installed (or staged below a DESTDIR): the same root. */
@@ -212,32 +213,38 @@ static int answer_take(json_object *answer, bool parsed, json_object **ret, json
         return -EINVAL;
 }
 
-/* The message for a reader that did not answer by the protocol. */
-static int helper_failed(int r, const char *helper, int status, char **ret_error) {
+/* Sets *ret_error to "cannot read TOML: " and the message, and returns r,
+ * never -EINVAL (that means "not TOML" to the caller); -ENOMEM when the
+ * message cannot be made. */
+_printf_(3, 4) static int failure(int r, char **ret_error, const char *fmt, ...) {
+        _cleanup_free_ char *m = NULL;
+        va_list ap;
         int k;
 
-        if (r == -EFBIG)
-                k = asprintf(ret_error, "cannot read TOML: '%s' answered more than %d bytes", helper,
-                             IMPORT_TOML_MAX_OUTPUT);
-        else if (WIFSIGNALED(status))
-                k = asprintf(ret_error, "cannot read TOML: '%s' was killed by signal SIG%s", helper,
-                             sigabbrev_np(WTERMSIG(status)) ?: "?");
-        else if (WEXITSTATUS(status) == IMPORT_TOML_EXIT_NOMEM)
-                k = asprintf(ret_error, "cannot read TOML: '%s' ran out of memory", helper), r = -ENOMEM;
-        else if (WEXITSTATUS(status) == IMPORT_TOML_EXIT_IO)
-                k = asprintf(ret_error, "cannot read TOML: '%s' could not read its input or write its answer",
-                             helper), r = -EIO;
-        else if (WEXITSTATUS(status) > IMPORT_TOML_EXIT_IO)
-                k = asprintf(ret_error, "cannot read TOML: '%s' exited with status %d", helper,
-                             WEXITSTATUS(status));
-        else
-                k = asprintf(ret_error, "cannot read TOML: '%s' gave an answer that is not its protocol's",
-                             helper);
-        if (k < 0) {
+        va_start(ap, fmt);
+        k = vasprintf(&m, fmt, ap);
+        va_end(ap);
+        if (k < 0 || asprintf(ret_error, "cannot read TOML: %s", m) < 0) {
                 *ret_error = NULL;
                 return -ENOMEM;
         }
-        return r;
+        return r == -EINVAL ? -EIO : r;
+}
+
+/* The reader answered outside the protocol (r: -EFBIG or -EPROTO). */
+static int helper_failed(int r, const char *helper, int status, char **ret_error) {
+        if (r == -EFBIG)
+                return failure(r, ret_error, "'%s' answered more than %d bytes", helper, IMPORT_TOML_MAX_OUTPUT);
+        if (WIFSIGNALED(status))
+                return failure(r, ret_error, "'%s' was killed by signal SIG%s", helper,
+                               sigabbrev_np(WTERMSIG(status)) ?: "?");
+        if (WEXITSTATUS(status) == IMPORT_TOML_EXIT_NOMEM)
+                return failure(-ENOMEM, ret_error, "'%s' ran out of memory", helper);
+        if (WEXITSTATUS(status) == IMPORT_TOML_EXIT_IO)
+                return failure(-EIO, ret_error, "'%s' could not read its input or write its answer", helper);
+        if (WEXITSTATUS(status) > IMPORT_TOML_EXIT_IO)
+                return failure(r, ret_error, "'%s' exited with status %d", helper, WEXITSTATUS(status));
+        return failure(r, ret_error, "'%s' gave an answer that is not its protocol's", helper);
 }
 
 int import_toml_parse(const char *text, size_t size, json_object **ret, json_object **ret_lines,
@@ -254,22 +261,19 @@ int import_toml_parse(const char *text, size_t size, json_object **ret, json_obj
                 return r;
         in = input_fd(text, size);
         if (in < 0)
-                return in;
-        if (pipe2(pipefd, O_CLOEXEC) < 0)
-                return -errno;
+                return failure(in, ret_error, "cannot hand the text to '%s': %s", helper, strerror(-in));
+        if (pipe2(pipefd, O_CLOEXEC) < 0) {
+                r = -errno;
+                return failure(r, ret_error, "cannot make a pipe for '%s': %s", helper, strerror(-r));
+        }
         out_r = pipefd[0];
         out_w = pipefd[1];
 
         r = spawn_helper(helper, in, out_w, &pid);
-        if (r < 0) {
-                if (asprintf(ret_error, r == -ENOENT ? "cannot read TOML: '%s' is missing (binderyd's TOML reader)"
-                                                     : "cannot read TOML: cannot run '%s': %s",
-                             helper, strerror(-r)) < 0) {
-                        *ret_error = NULL;
-                        return -ENOMEM;
-                }
-                return r == -EINVAL ? -EIO : r;
-        }
+        if (r == -ENOENT)
+                return failure(r, ret_error, "'%s' is missing (binderyd's TOML reader)", helper);
+        if (r < 0)
+                return failure(r, ret_error, "cannot run '%s': %s", helper, strerror(-r));
         /* Ours closed, the reader's end of the pipe is the only writer left. */
         closep(&out_w);
         out_w = -EBADF;
@@ -283,17 +287,11 @@ int import_toml_parse(const char *text, size_t size, json_object **ret, json_obj
         out_r = -EBADF;
         rr = wait_child(pid, &status);
         if (rr < 0)
-                return rr;
+                return failure(rr, ret_error, "cannot wait for '%s': %s", helper, strerror(-rr));
         if (r == -ENOMEM)
                 return r;
-        if (r < 0 && r != -EFBIG) {
-                if (asprintf(ret_error, "cannot read TOML: cannot read the answer of '%s': %s", helper,
-                             strerror(-r)) < 0) {
-                        *ret_error = NULL;
-                        return -ENOMEM;
-                }
-                return r == -EINVAL ? -EIO : r;
-        }
+        if (r < 0 && r != -EFBIG)
+                return failure(r, ret_error, "cannot read the answer of '%s': %s", helper, strerror(-r));
         if (r == 0 && WIFEXITED(status) &&
             (WEXITSTATUS(status) == IMPORT_TOML_EXIT_PARSED || WEXITSTATUS(status) == IMPORT_TOML_EXIT_NOT_TOML)) {
                 answer = answer_parse(buf, n);

@@ -57,9 +57,11 @@ enum {
  * the line where it is defined (from 1). On a syntax error returns -EINVAL
  * with *ret_line, *ret_column and a message in *ret_error (caller frees).
  * When the reader cannot be run or fails, another negative errno (never
- * -EINVAL: -ENOENT when it is missing, -ENOMEM, -EPROTO for an answer
- * outside the protocol, ...) and, but for -ENOMEM, a message naming the
- * reader's path in *ret_error. Callers own both objects (json_object_put).
+ * -EINVAL: -ENOENT when it is missing, -ENOMEM, -EIO, -EFBIG for an
+ * answer over IMPORT_TOML_MAX_OUTPUT, -EPROTO for one outside the
+ * protocol, a crash or an unknown exit status) with a message naming the
+ * reader's path in *ret_error, left NULL only when our own allocation
+ * failed (-ENOMEM). Callers own both objects (json_object_put).
  * Non-logging. */
 int import_toml_parse(const char *text, size_t size, json_object **ret, json_object **ret_lines,
                       char **ret_error, unsigned *ret_line, unsigned *ret_column);
