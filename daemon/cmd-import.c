@@ -55,6 +55,8 @@ static int import_file(ImportRun *run, const char *path, const char *out_abs) {
                         log_error("%s:%u:%u: %s", path, line, column, err);
                         return -EINVAL;
                 }
+                if (r < 0 && err) /* the TOML reader is missing or failed: err names it */
+                        return log_error_errno(r, "%s: %s", path, err);
         } else if (endswith(path, ".json") || endswith(path, ".jsonc")) {
                 r = import_parse_jsonc(text, size, &config, &jerr, &line, &column);
                 if (r == -EINVAL) {

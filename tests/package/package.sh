@@ -2,9 +2,10 @@
 # tests/package/package.sh: the Debian packages build (scripts/package, from
 # a copy of the tree, DEB_BUILD_OPTIONS=nocheck), lintian reports no error
 # or warning, and an install into a throwaway root (dpkg -x) holds every
-# file the packages promise: binderyd, the units (not enabled, not started),
-# the man pages, /etc/bindery/binderyd.yaml as a conffile, the examples;
-# cfsim and cfsim(1). Skips (77), loudly, without dpkg-buildpackage,
+# file the packages promise: binderyd, its TOML reader bindery-toml (an
+# import of a wrangler.toml from the unpacked root runs it), the units
+# (not enabled, not started), the man pages, /etc/bindery/binderyd.yaml as
+# a conffile, the examples; cfsim and cfsim(1). Skips (77), loudly, without dpkg-buildpackage,
 # debhelper, lintian or a build dependency, and in the sanitizer pass (the
 # package build does not depend on the build flavour; it runs in the
 # normal pass).
@@ -40,7 +41,7 @@ for p in bindery bindery-cfsim; do
 	deb=$(ls "$TMP/debs/${p}_"*.deb 2>/dev/null | head -1)
 	if [ -n "$deb" ] && dpkg -x "$deb" "$root"; then ok "dpkg -x $(basename "$deb")"; else not_ok "no $p .deb"; fi
 done
-for f in usr/sbin/binderyd \
+for f in usr/sbin/binderyd usr/libexec/bindery/bindery-toml \
 	lib/systemd/system/binderyd.service lib/systemd/system/binderyd@.service lib/systemd/system/binderyd.socket \
 	usr/share/man/man8/binderyd.8.gz usr/share/man/man5/binderyd.yaml.5.gz usr/share/man/man5/bindery-spec.5.gz \
 	etc/bindery/binderyd.yaml \
@@ -50,8 +51,8 @@ for f in usr/sbin/binderyd \
 	usr/bin/cfsim usr/share/man/man1/cfsim.1.gz; do
 	if [ -f "$root/$f" ]; then ok "installs /$f"; else not_ok "/$f is missing"; fi
 done
-[ -x "$root/usr/sbin/binderyd" ] && [ -x "$root/usr/bin/cfsim" ] && ok "binderyd and cfsim are executable" ||
-	not_ok "binderyd or cfsim is not executable"
+[ -x "$root/usr/sbin/binderyd" ] && [ -x "$root/usr/libexec/bindery/bindery-toml" ] && [ -x "$root/usr/bin/cfsim" ] &&
+	ok "binderyd, bindery-toml and cfsim are executable" || not_ok "binderyd, bindery-toml or cfsim is not executable"
 grep -q '^ExecStart=/usr/sbin/binderyd ' "$root/lib/systemd/system/binderyd.service" &&
 	ok "binderyd.service runs /usr/sbin/binderyd" || not_ok "binderyd.service ExecStart is not /usr/sbin/binderyd"
 
@@ -82,6 +83,13 @@ fi
 	ok "packaged examples validate" || { not_ok "packaged examples do not validate"; cat "$TMP/v"; }
 "$root/usr/sbin/binderyd" schema | python3 -c 'import json,sys; json.load(sys.stdin)' 2>/dev/null &&
 	ok "packaged binderyd schema prints JSON" || not_ok "packaged binderyd schema"
+# import of a wrangler.toml runs the packaged TOML reader: binderyd, run
+# from the unpacked root, finds it at the same root's /usr/libexec/bindery.
+mkdir -p "$TMP/wr"
+printf 'name = "pkg"\nmain = "index.js"\ncompatibility_date = "2024-09-01"\n' >"$TMP/wr/wrangler.toml"
+echo 'export default { async fetch() { return new Response("x"); } };' >"$TMP/wr/index.js"
+(cd "$TMP/wr" && "$root/usr/sbin/binderyd" import --output . wrangler.toml) >"$TMP/v" 2>&1 && [ -f "$TMP/wr/pkg.yaml" ] &&
+	ok "packaged binderyd imports a wrangler.toml" || { not_ok "packaged binderyd import of a wrangler.toml"; cat "$TMP/v"; }
 "$root/usr/bin/cfsim" --help 2>&1 | grep -q -- '--check-bindings' && ok "packaged cfsim --help" || not_ok "packaged cfsim does not run"
 
 echo "$n_pass passed, $n_fail failed"
