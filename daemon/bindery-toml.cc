@@ -45,10 +45,18 @@ bool add_line(json_object *lines, const std::string &path, const toml::node &n) 
         return true;
 }
 
-/* A new json-c object for n, NULL on OOM. Records lines of every key. */
-json_object *to_json(const toml::node &n, const std::string &path, json_object *lines, unsigned depth) {
-        if (depth > 64)
-                return json_object_new_null();
+/* How deep a wrangler.toml may nest: far beyond any wrangler key, well
+ * within toml++'s own limit (TOML_MAX_NESTED_VALUES, 256). */
+constexpr unsigned MAX_DEPTH = 64;
+
+/* A new json-c object for n, NULL on OOM or, with *too_deep set to the
+ * node, when n nests deeper than MAX_DEPTH. Records lines of every key. */
+json_object *to_json(const toml::node &n, const std::string &path, json_object *lines, unsigned depth,
+                     const toml::node **too_deep) {
+        if (depth > MAX_DEPTH) {
+                *too_deep = &n;
+                return nullptr;
+        }
         if (const toml::table *t = n.as_table()) {
                 json_object *o = json_object_new_object();
 
@@ -56,7 +64,7 @@ json_object *to_json(const toml::node &n, const std::string &path, json_object *
                         return nullptr;
                 for (const auto &[k, v] : *t) {
                         std::string p = child_path(path, k.str());
-                        json_object *c = to_json(v, p, lines, depth + 1);
+                        json_object *c = to_json(v, p, lines, depth + 1, too_deep);
 
                         if (!c || json_object_object_add(o, std::string(k.str()).c_str(), c) < 0 ||
                             !add_line(lines, p, v)) {
@@ -75,7 +83,7 @@ json_object *to_json(const toml::node &n, const std::string &path, json_object *
                         return nullptr;
                 for (const toml::node &v : *a) {
                         std::string p = path + "[" + std::to_string(i++) + "]";
-                        json_object *c = to_json(v, p, lines, depth + 1);
+                        json_object *c = to_json(v, p, lines, depth + 1, too_deep);
 
                         if (!c || json_object_array_add(o, c) < 0 || !add_line(lines, p, v)) {
                                 json_object_put(c);
@@ -192,13 +200,18 @@ int answer_error(unsigned line, unsigned column, const char *message) {
 
 /* {"config": ..., "lines": ...}, exit status 0. */
 int answer_parsed(const toml::table &t) {
+        const toml::node *too_deep = nullptr;
         json_object *doc = json_object_new_object(), *lines = json_object_new_object();
-        json_object *config = lines ? to_json(t, std::string(), lines, 0) : nullptr;
+        json_object *config = lines ? to_json(t, std::string(), lines, 0, &too_deep) : nullptr;
 
         if (!doc || !config) {
                 json_object_put(config);
                 json_object_put(lines);
                 json_object_put(doc);
+                if (too_deep)
+                        return answer_error((unsigned) too_deep->source().begin.line,
+                                            (unsigned) too_deep->source().begin.column,
+                                            "tables and arrays nest deeper than 64 levels");
                 return IMPORT_TOML_EXIT_NOMEM;
         }
         if (!set(doc, "config", config)) {

@@ -65,6 +65,15 @@ check "a syntax error: column 11" [ "$(json_get "$TMP/out" error column 2>&1)" =
 check "a syntax error: toml++'s message" \
 	[ "$(json_get "$TMP/out" error message 2>&1)" = "Error while parsing key-value pair: expected a comment or whitespace, saw '8'" ]
 
+# Nesting past 64 levels is refused with where it starts, not taken for
+# an allocation failure (line 2: "deep = " then 70 '[').
+{ echo 'name = "x"'; printf 'deep = '; printf '[%.0s' $(seq 70); printf ']%.0s' $(seq 70); echo; } >"$TMP/deep.toml"
+rc=0; "$HELPER" <"$TMP/deep.toml" >"$TMP/out" 2>"$TMP/err" || rc=$?
+check "nesting past 64 levels: exit 1" [ "$rc" = 1 ]
+check "nesting past 64 levels: line 2" [ "$(json_get "$TMP/out" error line 2>&1)" = 2 ]
+check "nesting past 64 levels: its message" \
+	[ "$(json_get "$TMP/out" error message 2>&1)" = "tables and arrays nest deeper than 64 levels" ]
+
 head -c $((1024 * 1024 + 1)) /dev/zero | tr '\0' '#' >"$TMP/big.toml"
 rc=0; "$HELPER" <"$TMP/big.toml" >"$TMP/out" 2>"$TMP/err" || rc=$?
 check "over 1 MiB: exit 1" [ "$rc" = 1 ]
