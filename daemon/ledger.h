@@ -44,6 +44,7 @@
 #include <stdint.h>
 
 #include "cleanup.h"
+#include "hashset.h"
 #include "model.h"
 #include "store.h"
 
@@ -54,7 +55,8 @@ typedef struct LedgerSecret {
 
 typedef struct LedgerEntry {
         ResourceKind kind;
-        char *doc;                  /* spec document name (key, with kind) */
+        char *doc;                  /* spec document name (key, with kind); never changes,
+                                     * stored in the entry's own block: never free it */
         char *name;                 /* Cloudflare name */
         char *id;                   /* Cloudflare id (R2 and workers: the name) */
         char *store_id;             /* store secrets */
@@ -83,9 +85,13 @@ typedef struct LedgerEntry {
         uint64_t created_usec;      /* CLOCK_REALTIME */
         uint64_t updated_usec;
         bool dirty;                 /* touched since the last commit (not persisted) */
-        /* private: the name and id this entry is indexed under */
+        /* private: the name and id this entry is indexed under (doc
+         * itself when equal to it, not a copy) */
         char *indexed_name;
         char *indexed_id;
+        /* private: the SHA-256 of the record's text last committed */
+        bool committed;
+        uint8_t committed_md[32];
 } LedgerEntry;
 
 typedef struct LedgerIntent {
@@ -93,23 +99,30 @@ typedef struct LedgerIntent {
         char *name;                 /* Cloudflare name */
         char *run_id;
         uint64_t time_usec;         /* CLOCK_REALTIME; 0: stamped at commit */
+        /* private: as LedgerEntry's */
+        bool committed;
+        uint8_t committed_md[32];
 } LedgerIntent;
 
 typedef struct Ledger {
         LedgerEntry **entries;      /* sorted by kind, then doc; pointers stay valid until removed */
         size_t n_entries;
+        size_t n_entries_allocated; /* private */
         LedgerIntent **intents;     /* in the order added */
         size_t n_intents;
         /* private */
         char *account_id;
         char *api_url;
         char *run_id;               /* stamped on records committed */
-        struct lh_table *by_key;    /* "resource/KIND/DOC", "intent/KIND/NAME" → entry / intent */
-        struct lh_table *by_name;   /* "KIND/NAME" → entry */
-        struct lh_table *by_id;     /* "KIND/ID" → entry */
+        HashSet by_doc;             /* entries by (kind, doc) */
+        HashSet by_name;            /* entries by (kind, indexed_name) */
+        HashSet by_id;              /* entries by (kind, indexed_id) */
+        HashSet intents_by_name;    /* intents by (kind, name) */
         struct lh_table *meta;      /* KEY → value */
-        struct lh_table *committed; /* record key → the JSON text last committed; of resources
-                                     * and intents only its SHA-256 (the store has the text) */
+        struct lh_table *committed; /* record key → the JSON text last committed, of the binding
+                                     * and meta; of a resource or intent the ledger does not
+                                     * hold (removed since), the SHA-256 of its text (the
+                                     * store has the text; held ones keep it in committed_md) */
         struct lh_table *dirty;     /* record keys changed since */
         size_t n_index_twins;       /* times a name or id was indexed by another entry already */
 } Ledger;

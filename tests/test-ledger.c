@@ -437,6 +437,50 @@ START_TEST(test_discard_reads_the_store) {
 }
 END_TEST
 
+/* A record's committed digest is its key's, whichever entry or intent
+ * holds it: removed and put back (a discard), an entry or intent is
+ * again what was committed, and a touch commits nothing. */
+START_TEST(test_committed_follows_the_key) {
+        FakeStore *f;
+        _cleanup_(store_freep) Store *s = fake_new(&f);
+        _cleanup_(ledger_freep) Ledger *l = ledger_new();
+        LedgerEntry *e;
+
+        fill(l);
+        ck_assert_int_eq(ledger_commit(l, s, NULL), 0);
+        ck_assert_uint_eq(f->commits, 1);
+
+        ck_assert_int_eq(ledger_remove(l, RESOURCE_WORKER, "api"), 0);
+        ck_assert_int_eq(ledger_remove_intent(l, RESOURCE_KV_NAMESPACE, "my sessions"), 0);
+        ck_assert_int_eq(ledger_discard(l, s, NULL), 0);
+        e = ledger_find(l, RESOURCE_WORKER, "api");
+        ck_assert_ptr_nonnull(e);
+        ck_assert_ptr_nonnull(ledger_find_intent(l, RESOURCE_KV_NAMESPACE, "my sessions"));
+        ledger_touch(l, e);
+        ck_assert_int_eq(ledger_commit(l, s, NULL), 0);
+        ck_assert_uint_eq(f->commits, 1);
+
+        /* Removed for good: the deletion is committed once. */
+        ck_assert_int_eq(ledger_remove(l, RESOURCE_WORKER, "api"), 0);
+        ck_assert_int_eq(ledger_commit(l, s, NULL), 0);
+        ck_assert_uint_eq(f->commits, 2);
+        ck_assert(batch_has(f, "resource/Worker/api", false));
+        ck_assert_ptr_null(ledger_find(l, RESOURCE_WORKER, "api"));
+
+        /* A secret's name and fingerprint, replaced and removed. */
+        e = ledger_ensure(l, RESOURCE_WORKER, "other");
+        ck_assert_int_eq(ledger_entry_set_secret(e, "A", FP), 0);
+        ck_assert_int_eq(ledger_entry_set_secret(e, "B", NULL), 0);
+        ck_assert_int_eq(ledger_entry_set_secret(e, "A", "ff"), 0);
+        ck_assert_str_eq(ledger_entry_secret(e, "A")->hmac, "ff");
+        ck_assert_ptr_null(ledger_entry_secret(e, "B")->hmac);
+        ck_assert_int_eq(ledger_entry_remove_secret(e, "A"), 0);
+        ck_assert_ptr_null(ledger_entry_secret(e, "A"));
+        ck_assert_str_eq(ledger_entry_secret(e, "B")->name, "B");
+        ck_assert_str_eq(e->doc, "other");
+}
+END_TEST
+
 START_TEST(test_index_lookups) {
         _cleanup_(ledger_freep) Ledger *l = ledger_new();
         char doc[32], name[32], id[32];
@@ -591,6 +635,7 @@ static Suite *ledger_suite(void) {
         tcase_add_test(tc, test_dirty_batches);
         tcase_add_test(tc, test_failed_commit_and_discard);
         tcase_add_test(tc, test_discard_reads_the_store);
+        tcase_add_test(tc, test_committed_follows_the_key);
         tcase_add_test(tc, test_index_lookups);
         tcase_add_test(tc, test_binding);
         tcase_add_test(tc, test_bad_records);
