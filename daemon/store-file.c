@@ -365,31 +365,113 @@ static int parse_snapshot(Loader *l, const char *data, size_t size, json_object 
         return 0;
 }
 
-/* Parses the one JSON value at data[*pos..size) (after blanks) and
- * advances *pos past it; NULL when there is none (any error). */
-static json_object *next_value(json_tokener *tok, const char *data, size_t size, size_t *pos) {
-        json_object *o;
+/* The snapshot's text as the walk reads it: read from the file through
+ * a window of SNAP_CHUNK bytes, never held whole (a record that spans
+ * two windows is carried over by json-c's tokener, which keeps only the
+ * value it is parsing). */
+#define SNAP_CHUNK (64U * 1024U)
 
-        *pos += strspn(data + *pos, " \t\r\n");
-        if (*pos >= size)
+typedef struct Src {
+        int fd;                     /* read with pread(): the offset of fd is not used */
+        char *buf;                  /* the window */
+        const char *data;           /* = buf */
+        size_t size;                /* bytes in data */
+        size_t pos;                 /* next byte of data to look at */
+        uint64_t off;               /* file offset just past data[size - 1] */
+        bool eof;                   /* no more bytes past data[size - 1] */
+        int error;                  /* a read failed (negative errno) */
+} Src;
+
+static int src_init_fd(Src *src, int fd) {
+        *src = (Src) { .fd = fd };
+        src->buf = malloc(SNAP_CHUNK);
+        if (!src->buf)
+                return -ENOMEM;
+        src->data = src->buf;
+        return 0;
+}
+
+static void src_done(Src *src) {
+        src->buf = mfree(src->buf);
+}
+
+/* Once every byte of the window is looked at: the next window. False at
+ * the end of the file (or a read error, in src->error). */
+static bool src_fill(Src *src) {
+        ssize_t k;
+
+        if (src->pos < src->size)
+                return true;
+        if (src->eof)
+                return false;
+        do
+                k = pread(src->fd, src->buf, SNAP_CHUNK, (off_t) src->off);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+                src->error = -errno;
+        if (k <= 0) {
+                src->eof = true;
+                return false;
+        }
+        if (src->off + (uint64_t) k > STORE_FILE_MAX_SIZE) {
+                src->error = -EFBIG;
+                src->eof = true;
+                return false;
+        }
+        src->off += (uint64_t) k;
+        src->size = (size_t) k;
+        src->pos = 0;
+        return true;
+}
+
+/* Skips blanks; false at the end. */
+static bool src_skip_blanks(Src *src) {
+        for (;;) {
+                if (!src_fill(src))
+                        return false;
+                while (src->pos < src->size && strchr(" \t\r\n", src->data[src->pos]) && src->data[src->pos])
+                        src->pos++;
+                if (src->pos < src->size)
+                        return true;
+        }
+}
+
+/* Parses the one JSON value at the reader's position (after blanks) and
+ * moves past it; NULL when there is none (any error). */
+static json_object *next_value(json_tokener *tok, Src *src) {
+        if (!src_skip_blanks(src))
                 return NULL;
         json_tokener_reset(tok);
-        o = json_tokener_parse_ex(tok, data + *pos, (int) (size - *pos));
-        if (!o || json_tokener_get_error(tok) != json_tokener_success) {
+        for (;;) {
+                size_t n = src->size - src->pos;
+                json_object *o = json_tokener_parse_ex(tok, src->data + src->pos, (int) n);
+                enum json_tokener_error e = json_tokener_get_error(tok);
+
+                if (o && e == json_tokener_success) {
+                        src->pos += json_tokener_get_parse_end(tok);
+                        return o;
+                }
                 json_object_put(o);
-                return NULL;
+                if (e != json_tokener_continue)
+                        return NULL;
+                /* The value goes on in the next window. */
+                src->pos = src->size;
+                if (!src_fill(src))
+                        return NULL;
         }
-        *pos += json_tokener_get_parse_end(tok);
-        return o;
 }
 
 /* Skips blanks, then expects c. */
-static bool next_char(const char *data, size_t size, size_t *pos, char c) {
-        *pos += strspn(data + *pos, " \t\r\n");
-        if (*pos >= size || data[*pos] != c)
+static bool next_char(Src *src, char c) {
+        if (!src_skip_blanks(src) || src->data[src->pos] != c)
                 return false;
-        (*pos)++;
+        src->pos++;
         return true;
+}
+
+/* Whether only blanks are left. */
+static bool src_at_end(Src *src) {
+        return !src_skip_blanks(src) && src->error == 0;
 }
 
 /* A walk over a version 2 snapshot's members, one value at a time (a
@@ -417,48 +499,47 @@ struct SnapWalk {
  * unusual (a parse error, another version, a repeated member, a record
  * that is not an object, the binding among the records): then the tree
  * path decides, with its messages. */
-static int walk_snapshot(SnapWalk *w, const char *data, size_t size) {
+static int walk_snapshot(SnapWalk *w, Src *src) {
         /* Values sit one (members) or two (records) levels below the
          * root: the same depth limit as the tree's. */
         json_tokener *tok = json_tokener_new_ex(MAX_DEPTH - 2);
-        size_t pos = 0;
         bool have_version = false, have_binding = false, have_records = false, ok = false;
         int r = 0;
 
         if (!tok)
                 return -ENOMEM;
         w->sorted = true;
-        if (!next_char(data, size, &pos, '{'))
+        if (!next_char(src, '{'))
                 goto done;
         for (bool first = true;; first = false) {
                 _cleanup_(json_object_putp) json_object *k = NULL, *v = NULL;
                 const char *key;
 
-                if (next_char(data, size, &pos, '}'))
+                if (next_char(src, '}'))
                         break;
-                if (!first && !next_char(data, size, &pos, ','))
+                if (!first && !next_char(src, ','))
                         goto done;
-                k = next_value(tok, data, size, &pos);
-                if (!k || !json_object_is_type(k, json_type_string) || !next_char(data, size, &pos, ':'))
+                k = next_value(tok, src);
+                if (!k || !json_object_is_type(k, json_type_string) || !next_char(src, ':'))
                         goto done;
                 key = json_object_get_string(k);
                 if (streq(key, "records")) {
-                        if (have_records || !next_char(data, size, &pos, '{'))
+                        if (have_records || !next_char(src, '{'))
                                 goto done;
                         have_records = true;
                         for (bool rfirst = true;; rfirst = false) {
                                 _cleanup_(json_object_putp) json_object *rk = NULL, *rv = NULL;
                                 _cleanup_free_ char *norm = NULL;
 
-                                if (next_char(data, size, &pos, '}'))
+                                if (next_char(src, '}'))
                                         break;
-                                if (!rfirst && !next_char(data, size, &pos, ','))
+                                if (!rfirst && !next_char(src, ','))
                                         goto done;
-                                rk = next_value(tok, data, size, &pos);
+                                rk = next_value(tok, src);
                                 if (!rk || !json_object_is_type(rk, json_type_string) ||
-                                    !next_char(data, size, &pos, ':'))
+                                    !next_char(src, ':'))
                                         goto done;
-                                rv = next_value(tok, data, size, &pos);
+                                rv = next_value(tok, src);
                                 if (!rv || !json_object_is_type(rv, json_type_object))
                                         goto done;
                                 norm = key_normalize(json_object_get_string(rk));
@@ -478,7 +559,7 @@ static int walk_snapshot(SnapWalk *w, const char *data, size_t size) {
                         }
                         continue;
                 }
-                v = next_value(tok, data, size, &pos);
+                v = next_value(tok, src);
                 if (!v)
                         goto done;
                 if (streq(key, "version")) {
@@ -501,10 +582,12 @@ static int walk_snapshot(SnapWalk *w, const char *data, size_t size) {
                 }
                 /* Other members: ignored, as the tree path ignores them. */
         }
-        ok = have_version && pos + strspn(data + pos, " \t\r\n") == size;
+        ok = have_version && src_at_end(src);
 done:
         json_tokener_free(tok);
         w->last = mfree(w->last);
+        if (r >= 0 && src->error < 0)
+                r = src->error;
         if (r < 0)
                 return r;
         return ok && r == 0 ? 1 : 0;
@@ -528,20 +611,33 @@ static void records_clear(FileStore *f) {
 /* The common case of load_snapshot(): a version 2 snapshot walked
  * member by member. A writer whose snapshot is sorted (what compact()
  * writes) keeps only the binding (delta mode); otherwise every record is
- * kept. Returns 1 when it loaded the snapshot; 0 when the tree path
- * must decide (then nothing is kept). */
-static int load_snapshot_streamed(FileStore *f, const char *data, size_t size) {
+ * kept. The file is read through a window (Src), never whole. Returns
+ * 1 when it loaded the snapshot; 0 when the tree path must decide (then
+ * nothing is kept); a read error is returned as it is. */
+static int walk_file(SnapWalk *w, int fd) {
+        Src src;
+        int r;
+
+        r = src_init_fd(&src, fd);
+        if (r < 0)
+                return r;
+        r = walk_snapshot(w, &src);
+        src_done(&src);
+        return r;
+}
+
+static int load_snapshot_streamed(FileStore *f, int fd) {
         SnapWalk w = { .f = f, .record = f->writable ? walk_check : walk_keep };
         int r;
 
-        r = walk_snapshot(&w, data, size);
+        r = walk_file(&w, fd);
         if (r > 0 && f->writable && !w.sorted) {
                 /* Not in key order (an older writer's): kept whole. */
                 records_clear(f);
                 if (!f->records)
                         return -ENOMEM;
                 w = (SnapWalk) { .f = f, .record = walk_keep };
-                r = walk_snapshot(&w, data, size);
+                r = walk_file(&w, fd);
         } else if (r > 0 && f->writable) {
                 f->delta = true;
                 f->snap_on_disk = true;
@@ -565,6 +661,7 @@ static int load_snapshot(FileStore *f, char **reterr) {
         Loader l = { .path = f->snap_path, .reterr = reterr };
         _cleanup_close_ int fd = -EBADF;
         json_object *v, *records;
+        struct stat st;
         size_t size = 0;
         int64_t version;
         int r;
@@ -572,18 +669,36 @@ static int load_snapshot(FileStore *f, char **reterr) {
         fd = open(f->snap_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0 && errno == ENOENT)
                 return 0;
-        r = fd < 0 ? -errno : read_full_fd(fd, STORE_FILE_MAX_SIZE, &data, &size);
+        if (fd < 0)
+                r = -errno;
+        else if (fstat(fd, &st) < 0)
+                r = -errno;
+        else if (!S_ISREG(st.st_mode))
+                r = S_ISDIR(st.st_mode) ? -EISDIR : -EBADFD;
+        else
+                r = (uint64_t) st.st_size > STORE_FILE_MAX_SIZE ? -EFBIG : 0;
+        if (r >= 0) {
+                f->snap_size = (uint64_t) st.st_size;
+                r = load_snapshot_streamed(f, fd);
+        }
+        if (r == -EFBIG)
+                return set_error(reterr, "%s: larger than %u bytes, refusing to load", f->snap_path,
+                                 STORE_FILE_MAX_SIZE), r;
+        if (r < 0 && r != -ENOMEM)
+                return set_error(reterr, "%s: cannot read: %s", f->snap_path, strerror(-r)), r;
+        if (r > 0 && f->delta && f->snap_on_disk)
+                f->snap_fd = TAKE_FD(fd);
+        if (r != 0)
+                return r;
+        /* Anything unusual (version 1, a parse error to report, ...):
+         * the whole text as one tree. */
+        r = read_full_fd(fd, STORE_FILE_MAX_SIZE, &data, &size);
         if (r == -EFBIG)
                 return set_error(reterr, "%s: larger than %u bytes, refusing to load", f->snap_path,
                                  STORE_FILE_MAX_SIZE), r;
         if (r < 0)
                 return set_error(reterr, "%s: cannot read: %s", f->snap_path, strerror(-r)), r;
         f->snap_size = size;
-        r = load_snapshot_streamed(f, data, size);
-        if (r > 0 && f->delta && f->snap_on_disk)
-                f->snap_fd = TAKE_FD(fd);
-        if (r != 0)
-                return r;
         r = parse_snapshot(&l, data, size, &root);
         if (r < 0)
                 return r;
@@ -828,9 +943,7 @@ static int walk_merge(SnapWalk *w, const char *key, json_object *v, bool binding
  * file one record at a time. */
 static int records_foreach(FileStore *f, store_record_fn fn, void *userdata, char **reterr) {
         _cleanup_free_ const char **keys = NULL;
-        _cleanup_free_ char *data = NULL;
         SnapWalk w = { .f = f, .record = walk_merge, .fn = fn, .userdata = userdata };
-        size_t size = 0;
         int r;
 
         keys = sorted_keys(f, &w.n_keys);
@@ -838,11 +951,26 @@ static int records_foreach(FileStore *f, store_record_fn fn, void *userdata, cha
                 return -ENOMEM;
         w.keys = keys;
         if (f->delta && f->snap_on_disk) {
-                r = f->snap_fd >= 0 ? read_full_fd(f->snap_fd, STORE_FILE_MAX_SIZE, &data, &size)
-                                    : read_full_file(f->snap_path, STORE_FILE_MAX_SIZE, &data, &size);
+                _cleanup_close_ int own = -EBADF;
+                int fd = f->snap_fd;
+                Src src;
+
+                if (fd < 0) {
+                        own = open(f->snap_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                        if (own < 0)
+                                return r = -errno, set_error(reterr, "%s: cannot read back: %s", f->snap_path,
+                                                             strerror(-r)), r;
+                        fd = own;
+                }
+                /* Read through a window, one record at a time: the file
+                 * is never held whole (at 10,000 workers it is 10 MB). */
+                r = src_init_fd(&src, fd);
                 if (r < 0)
+                        return r;
+                r = walk_snapshot(&w, &src);
+                src_done(&src);
+                if (r < 0 && r == src.error)
                         return set_error(reterr, "%s: cannot read back: %s", f->snap_path, strerror(-r)), r;
-                r = walk_snapshot(&w, data, size);
                 if (r < 0)
                         return r;
                 if (r == 0 || !w.sorted)
