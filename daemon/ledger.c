@@ -219,6 +219,65 @@ static bool intent_match(const void *item, const void *probe) {
         return in->kind == p->kind && streq(in->name, p->v);
 }
 
+/* Run ids: the entries one run committed all carry its id, so they
+ * share one counted copy per id (at 1,000 workers 2,000 copies of a
+ * few ids were one block each). An entry's run_id points into its
+ * RunId. */
+typedef struct RunId {
+        unsigned n_refs;
+        char s[];
+} RunId;
+
+static unsigned long run_id_hash(const void *item) {
+        return kind_hash(0, ((const RunId *) item)->s);
+}
+
+static bool run_id_match(const void *item, const void *probe) {
+        return streq(((const RunId *) item)->s, (const char *) probe);
+}
+
+static RunId *run_id_of(const char *s) {
+        return (RunId *) (void *) (s - offsetof(RunId, s));
+}
+
+static void run_id_unref(Ledger *l, char *s) {
+        RunId *r;
+
+        if (!s)
+                return;
+        r = run_id_of(s);
+        assert(r->n_refs > 0);
+        if (--r->n_refs > 0)
+                return;
+        (void) hashset_remove(&l->run_ids, r);
+        free(r);
+}
+
+/* *slot = a reference to the pool's copy of s (NULL: none); -ENOMEM
+ * leaves *slot as it was. */
+static int run_id_set(Ledger *l, char **slot, const char *s) {
+        RunId *r = NULL;
+
+        if (s && !(r = hashset_find(&l->run_ids, kind_hash(0, s), run_id_match, s))) {
+                size_t n = strlen(s) + 1;
+
+                r = malloc(offsetof(RunId, s) + n);
+                if (!r)
+                        return -ENOMEM;
+                r->n_refs = 0;
+                memcpy(r->s, s, n);
+                if (hashset_put(&l->run_ids, r) < 0) {
+                        free(r);
+                        return -ENOMEM;
+                }
+        }
+        if (r)
+                r->n_refs++;
+        run_id_unref(l, *slot);
+        *slot = r ? r->s : NULL;
+        return 0;
+}
+
 Ledger *ledger_new(void) {
         Ledger *l = calloc(1, sizeof(Ledger));
 
@@ -228,6 +287,7 @@ Ledger *ledger_new(void) {
         l->by_name = HASHSET_INIT(by_name_hash);
         l->by_id = HASHSET_INIT(by_id_hash);
         l->intents_by_name = HASHSET_INIT(intent_hash);
+        l->run_ids = HASHSET_INIT(run_id_hash);
         l->meta = table_new(true);
         l->committed = table_new(true);
         l->dirty = table_new(false);
@@ -243,7 +303,7 @@ static void indexed_free(LedgerEntry *e, char **indexed) {
         *indexed = NULL;
 }
 
-static void entry_free(LedgerEntry *e) {
+static void entry_free(Ledger *l, LedgerEntry *e) {
         if (!e)
                 return;
         free(e->name);
@@ -263,7 +323,7 @@ static void entry_free(LedgerEntry *e) {
                 free(e->secrets[i].name);       /* the hmac is in the same block */
         free(e->secrets);
         free(e->hmac);
-        free(e->run_id);
+        run_id_unref(l, e->run_id);
         indexed_free(e, &e->indexed_name);
         indexed_free(e, &e->indexed_id);
         free(e);        /* the doc with it */
@@ -281,7 +341,7 @@ Ledger *ledger_free(Ledger *l) {
         if (!l)
                 return NULL;
         for (size_t i = 0; i < l->n_entries; i++)
-                entry_free(l->entries[i]);
+                entry_free(l, l->entries[i]);
         free(l->entries);
         for (size_t i = 0; i < l->n_intents; i++)
                 intent_free(l->intents[i]);
@@ -290,6 +350,7 @@ Ledger *ledger_free(Ledger *l) {
         hashset_done(&l->by_name);
         hashset_done(&l->by_id);
         hashset_done(&l->intents_by_name);
+        hashset_done(&l->run_ids);      /* empty: the entries held every reference */
         if (l->meta)
                 lh_table_free(l->meta);
         if (l->committed)
@@ -551,7 +612,7 @@ LedgerEntry *ledger_ensure(Ledger *l, ResourceKind kind, const char *doc) {
         if (!e)
                 return NULL;
         if (entry_insert(l, e) < 0) {
-                entry_free(e);
+                entry_free(l, e);
                 return NULL;
         }
         ledger_touch(l, e);
@@ -571,7 +632,7 @@ static void entry_drop(Ledger *l, LedgerEntry *e) {
         (void) hashset_remove(&l->by_doc, e);
         if (entry_key(e, &k) >= 0)
                 committed_to_table(l, k, e->committed, e->committed_md);
-        entry_free(e);
+        entry_free(l, e);
 }
 
 int ledger_remove(Ledger *l, ResourceKind kind, const char *doc) {
@@ -976,6 +1037,7 @@ int ledger_encode_record(Ledger *l, const char *key, char **ret) {
 /* ---- the codec: decoding ---- */
 
 typedef struct Decoder {
+        Ledger *l;
         const char *key;
         char **reterr;
 } Decoder;
@@ -1129,7 +1191,7 @@ static bool key_names(const char *key, const char *prefix, ResourceKind kind, co
 }
 
 static int decode_entry(Decoder *d, json_object *o, LedgerEntry **ret, bool *ret_legacy) {
-        _cleanup_free_ char *doc = NULL, *own = NULL, *del = NULL, *drift = NULL;
+        _cleanup_free_ char *doc = NULL, *own = NULL, *del = NULL, *drift = NULL, *run = NULL;
         ResourceKind kind;
         LedgerEntry *e;
         json_object *x;
@@ -1154,7 +1216,7 @@ static int decode_entry(Decoder *d, json_object *o, LedgerEntry **ret, bool *ret
             (r = get_str(d, o, "", "deletion_policy", &del)) < 0 ||
             (r = get_str(d, o, "", "drift_policy", &drift)) < 0 ||
             (r = get_strv(d, o, "", "migration_tags", &e->migration_tags)) < 0 ||
-            (r = get_str(d, o, "", "run_id", &e->run_id)) < 0 ||
+            (r = get_str(d, o, "", "run_id", &run)) < 0 || (r = run_id_set(d->l, &e->run_id, run)) < 0 ||
             (r = get_u64(d, o, "created_usec", &e->created_usec)) < 0 ||
             (r = get_u64(d, o, "updated_usec", &e->updated_usec)) < 0)
                 goto fail;
@@ -1189,7 +1251,7 @@ static int decode_entry(Decoder *d, json_object *o, LedgerEntry **ret, bool *ret
         *ret = e;
         return 0;
 fail:
-        entry_free(e);
+        entry_free(d->l, e);
         return r;
 }
 
@@ -1287,7 +1349,7 @@ static int apply_resource(Ledger *l, Decoder *d, json_object *o, bool *ret_legac
         if (old)
                 entry_drop(l, old);
         if (e && (r = entry_insert(l, e)) < 0) {
-                entry_free(e);
+                entry_free(l, e);
                 return r;
         }
         return 0;
@@ -1424,7 +1486,7 @@ static bool committed_is(const Ledger *l, const char *key, const char *text) {
 
 int ledger_load_record(Ledger *l, const char *key, const char *value, char **reterr) {
         _cleanup_(json_object_putp) json_object *o = NULL;
-        Decoder d = { .key = key, .reterr = reterr };
+        Decoder d = { .l = l, .key = key, .reterr = reterr };
         bool legacy = false;
         int r;
 
@@ -1535,7 +1597,7 @@ int ledger_changes(Ledger *l, uint64_t now_usec, StoreChange **ret, size_t *ret_
                         e->updated_usec = now_usec;
                         if (e->created_usec == 0)
                                 e->created_usec = now_usec;
-                        if (free_and_strdup(&e->run_id, l->run_id) < 0) {
+                        if (run_id_set(l, &e->run_id, l->run_id) < 0) {
                                 r = -ENOMEM;
                                 goto fail;
                         }
@@ -1620,7 +1682,7 @@ typedef struct DiscardCtx {
 
 static void discard_apply(Ledger *l, const char *key, const char *text, int *r) {
         _cleanup_(json_object_putp) json_object *o = NULL;
-        Decoder d = { .key = key };
+        Decoder d = { .l = l, .key = key };
         bool legacy;
         int k = 0;
 

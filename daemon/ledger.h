@@ -81,7 +81,8 @@ typedef struct LedgerEntry {
         /* store secrets: hmac of the value */
         char *hmac;
         /* bookkeeping, set when the record is committed */
-        char *run_id;               /* run that last wrote it */
+        char *run_id;               /* run that last wrote it (shared with the entries of that
+                                     * run: the ledger's, never free or assign it) */
         uint64_t created_usec;      /* CLOCK_REALTIME */
         uint64_t updated_usec;
         bool dirty;                 /* touched since the last commit (not persisted) */
@@ -118,6 +119,7 @@ typedef struct Ledger {
         HashSet by_name;            /* entries by (kind, indexed_name) */
         HashSet by_id;              /* entries by (kind, indexed_id) */
         HashSet intents_by_name;    /* intents by (kind, name) */
+        HashSet run_ids;            /* the entries' run ids, one counted copy each */
         struct lh_table *meta;      /* KEY → value */
         struct lh_table *committed; /* record key → the JSON text last committed, of the binding
                                      * and meta; of a resource or intent the ledger does not

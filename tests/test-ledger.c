@@ -481,6 +481,40 @@ START_TEST(test_committed_follows_the_key) {
 }
 END_TEST
 
+/* Entries committed by one run share one copy of its id; a later run
+ * stamps only what it changed, and the others keep theirs. */
+START_TEST(test_run_ids_shared) {
+        FakeStore *f;
+        _cleanup_(store_freep) Store *s = fake_new(&f);
+        _cleanup_(ledger_freep) Ledger *l = ledger_new(), *m = NULL;
+        LedgerEntry *a, *b;
+
+        ck_assert_int_eq(ledger_bind(l, ACCOUNT, API_URL), 0);
+        ck_assert_int_eq(ledger_set_run_id(l, "run-1"), 0);
+        a = ledger_ensure(l, RESOURCE_KV_NAMESPACE, "a");
+        b = ledger_ensure(l, RESOURCE_KV_NAMESPACE, "b");
+        ck_assert_int_eq(ledger_commit(l, s, NULL), 0);
+        ck_assert_str_eq(a->run_id, "run-1");
+        ck_assert_ptr_eq(a->run_id, b->run_id);
+        ck_assert_uint_eq(l->run_ids.n, 1);
+
+        ck_assert_int_eq(ledger_set_run_id(l, "run-2"), 0);
+        a->adopted = true;
+        ledger_touch(l, a);
+        ck_assert_int_eq(ledger_commit(l, s, NULL), 0);
+        ck_assert_str_eq(a->run_id, "run-2");
+        ck_assert_str_eq(b->run_id, "run-1");
+        ck_assert_uint_eq(l->run_ids.n, 2);
+        ck_assert_int_eq(ledger_remove(l, RESOURCE_KV_NAMESPACE, "b"), 0);
+        ck_assert_uint_eq(l->run_ids.n, 1);         /* run-1's last reference went */
+
+        /* Loaded: shared too. */
+        ck_assert_int_eq(ledger_load(s, &m, NULL), 0);
+        ck_assert_str_eq(ledger_find(m, RESOURCE_KV_NAMESPACE, "b")->run_id, "run-1");
+        ck_assert_uint_eq(m->run_ids.n, 2);
+}
+END_TEST
+
 START_TEST(test_index_lookups) {
         _cleanup_(ledger_freep) Ledger *l = ledger_new();
         char doc[32], name[32], id[32];
@@ -636,6 +670,7 @@ static Suite *ledger_suite(void) {
         tcase_add_test(tc, test_failed_commit_and_discard);
         tcase_add_test(tc, test_discard_reads_the_store);
         tcase_add_test(tc, test_committed_follows_the_key);
+        tcase_add_test(tc, test_run_ids_shared);
         tcase_add_test(tc, test_index_lookups);
         tcase_add_test(tc, test_binding);
         tcase_add_test(tc, test_bad_records);
