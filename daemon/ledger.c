@@ -291,7 +291,8 @@ Ledger *ledger_new(void) {
         l->meta = table_new(true);
         l->committed = table_new(true);
         l->dirty = table_new(false);
-        if (!l->meta || !l->committed || !l->dirty)
+        l->meta_undo = table_new(true);
+        if (!l->meta || !l->committed || !l->dirty || !l->meta_undo)
                 return ledger_free(l);
         return l;
 }
@@ -357,6 +358,8 @@ Ledger *ledger_free(Ledger *l) {
                 lh_table_free(l->committed);
         if (l->dirty)
                 lh_table_free(l->dirty);
+        if (l->meta_undo)
+                lh_table_free(l->meta_undo);
         free(l->account_id);
         free(l->api_url);
         free(l->run_id);
@@ -850,6 +853,25 @@ static int meta_put(Ledger *l, const char *key, const char *value) {
         return table_put_owned(l->meta, key, v);
 }
 
+/* Before the first change of a meta value since the last commit (its
+ * key not marked), keeps the value as committed in l->meta_undo, so a
+ * discard puts it back without the store and without the ledger
+ * holding every committed meta text between runs (audit.seen alone is
+ * 810 KB after a converge of 10,000 workers). "+VALUE", or "-": none. */
+static int meta_remember(Ledger *l, const char *k, const char *key) {
+        const char *v = ledger_get_meta(l, key);
+        char *u;
+
+        if (lh_table_lookup_entry(l->dirty, k))
+                return 0;
+        u = malloc(v ? strlen(v) + 2 : 2);
+        if (!u)
+                return -ENOMEM;
+        u[0] = v ? '+' : '-';
+        strcpy(u + 1, v ?: "");
+        return table_put_owned(l->meta_undo, k, u);
+}
+
 int ledger_set_meta(Ledger *l, const char *key, const char *value) {
         _cleanup_free_ char *k = NULL;
         int r;
@@ -860,6 +882,9 @@ int ledger_set_meta(Ledger *l, const char *key, const char *value) {
         if (streq_ptr(ledger_get_meta(l, key), value))
                 return 0;
         r = meta_key(key, &k);
+        if (r < 0)
+                return r;
+        r = meta_remember(l, k, key);
         if (r < 0)
                 return r;
         r = mark_dirty(l, k);
@@ -1414,13 +1439,12 @@ static int apply_record(Ledger *l, Decoder *d, json_object *o, bool *ret_legacy)
         return fail(d, "unknown record type");
 }
 
-/* Resources and intents, one per resource, are what grows with the
- * spec: of those the ledger keeps a digest of the committed text (the
- * store holds the text; ledger_discard reads it back from there). The
- * binding and the meta values, a few small records that change on
- * every run, keep their text, so discarding them needs no store. */
+/* Of every record but the binding the ledger keeps a digest of the
+ * committed text: the store holds the text, and ledger_discard reads
+ * resources and intents back from there, meta values from meta_undo.
+ * The binding, one small record, keeps its text. */
 static bool committed_keeps_text(const char *key) {
-        return !startswith(key, "resource/") && !startswith(key, "intent/");
+        return streq(key, "binding");
 }
 
 /* The committed digest of key's entry or intent, if the ledger holds
@@ -1643,6 +1667,8 @@ static void clear_dirty(Ledger *l) {
                         e->dirty = false;
                 (void) lh_table_delete_entry(l->dirty, ent);
         }
+        lh_foreach_safe(l->meta_undo, ent, tmp)
+                (void) lh_table_delete_entry(l->meta_undo, ent);
 }
 
 int ledger_commit(Ledger *l, Store *s, char **reterr) {
@@ -1723,8 +1749,16 @@ int ledger_discard(Ledger *l, Store *s, char **reterr) {
         lh_foreach_safe(c.left, ent, tmp) {
                 const char *key = lh_entry_k(ent);
 
+                struct lh_entry *undo = startswith(key, "meta/") ? lh_table_lookup_entry(l->meta_undo, key) : NULL;
+
                 if (committed_keeps_text(key)) {
                         discard_apply(l, key, table_get(l->committed, key), &c.r);
+                        (void) lh_table_delete_entry(c.left, ent);
+                } else if (undo) {
+                        const char *u = lh_entry_v(undo);
+
+                        if (meta_put(l, key + strlen("meta/"), u[0] == '+' ? u + 1 : NULL) < 0 && c.r >= 0)
+                                c.r = -ENOMEM;
                         (void) lh_table_delete_entry(c.left, ent);
                 } else if (committed_get(l, key))
                         stored = true;

@@ -21,18 +21,19 @@
  * The JSON of each record is the state file's format version 2 (so a
  * snapshot written from these records is read by every binderyd since
  * version 2). Lookups by (kind, doc), (kind, Cloudflare name) and
- * (kind, Cloudflare id) go through json-c hash tables (O(1)).
+ * (kind, Cloudflare id) go through hash sets of the entries (O(1)).
  *
  * Changes: a new entry (ledger_ensure) is marked changed; code that
  * edits an entry's fields calls ledger_touch() afterwards (it also
  * re-indexes a changed name or id). Intents, meta and the binding are
  * marked by their setters. ledger_changes() encodes each marked record
  * and compares it with what was last committed: only records that
- * differ are in the batch (of a resource or intent the ledger keeps a
- * digest of the committed text, not the text: the store has it).
- * ledger_discard() puts the committed records back, resources and
- * intents read back from the store (a dry run's observations are not
- * kept).
+ * differ are in the batch (of every record but the binding the ledger
+ * keeps a digest of the committed text, not the text: the store has
+ * it). ledger_discard() puts the committed records back, resources and
+ * intents read back from the store, meta values from the value they
+ * had at their first change since the commit (a dry run's observations
+ * are not kept).
  *
  * Negative errno; decode errors come with a message naming the record's
  * key and field (caller frees).
@@ -121,10 +122,12 @@ typedef struct Ledger {
         HashSet intents_by_name;    /* intents by (kind, name) */
         HashSet run_ids;            /* the entries' run ids, one counted copy each */
         struct lh_table *meta;      /* KEY → value */
-        struct lh_table *committed; /* record key → the JSON text last committed, of the binding
-                                     * and meta; of a resource or intent the ledger does not
-                                     * hold (removed since), the SHA-256 of its text (the
+        struct lh_table *committed; /* record key → the JSON text last committed, of the binding;
+                                     * of a meta value, or a resource or intent the ledger does
+                                     * not hold (removed since), the SHA-256 of its text (the
                                      * store has the text; held ones keep it in committed_md) */
+        struct lh_table *meta_undo; /* "meta/KEY" → its value as committed ("+VALUE", "-": none),
+                                     * kept from its first change to the commit or discard */
         struct lh_table *dirty;     /* record keys changed since */
         size_t n_index_twins;       /* times a name or id was indexed by another entry already */
 } Ledger;
@@ -203,7 +206,8 @@ bool ledger_has_changes(const Ledger *l) _pure_;
 /* Puts every record changed since the last commit back as committed,
  * reading the committed texts of resources and intents back from s (the
  * ledger keeps only their digests; s is read only when a changed one
- * was committed). When
+ * was committed); a meta value gets back what it was before its first
+ * change (the ledger kept that until the commit). When
  * the store cannot be read, its error is returned and the records stay
  * marked (they go with the next commit). */
 int ledger_discard(Ledger *l, Store *s, char **reterr);

@@ -428,12 +428,52 @@ START_TEST(test_discard_reads_the_store) {
         ck_assert_int_eq(ledger_commit(l, s, NULL), 0);
         ck_assert_uint_eq(f->commits, 1);
 
-        /* Meta values (and the binding) keep their committed text: a
-         * discard of them reads nothing back. */
+        /* Meta values keep their committed value from their first
+         * change to the commit (the binding its text): a discard of them
+         * reads nothing back. */
         ck_assert_int_eq(ledger_set_meta(l, "engine.audit.last", "777"), 0);
         ck_assert_int_eq(ledger_discard(l, s, NULL), 0);
         ck_assert_uint_eq(f->loads, 2);
         ck_assert_str_eq(ledger_get_meta(l, "engine.audit.last"), "123");
+}
+END_TEST
+
+/* A meta value changed twice, through a failed commit, and a new one:
+ * a discard gives back what was committed, and only digests stay. */
+START_TEST(test_meta_discard) {
+        FakeStore *f;
+        _cleanup_(store_freep) Store *s = fake_new(&f);
+        _cleanup_(ledger_freep) Ledger *l = ledger_new();
+
+        fill(l);
+        ck_assert_int_eq(ledger_commit(l, s, NULL), 0);
+        ck_assert_int_eq(ledger_set_meta(l, "engine.audit.last", "1"), 0);
+        f->fail = -EIO;
+        ck_assert_int_eq(ledger_commit(l, s, NULL), -EIO);
+        f->fail = 0;
+        ck_assert_int_eq(ledger_set_meta(l, "engine.audit.last", "2"), 0);
+        ck_assert_int_eq(ledger_set_meta(l, "engine.new", "x"), 0);
+        ck_assert_int_eq(ledger_set_meta(l, "engine.audit.last", NULL), 0);
+        ck_assert_ptr_null(ledger_get_meta(l, "engine.audit.last"));
+        ck_assert_int_eq(ledger_discard(l, s, NULL), 0);
+        ck_assert_uint_eq(f->loads, 0);
+        ck_assert(!ledger_has_changes(l));
+        ck_assert_str_eq(ledger_get_meta(l, "engine.audit.last"), "123");
+        ck_assert_ptr_null(ledger_get_meta(l, "engine.new"));
+        ck_assert_uint_eq(lh_table_length(l->meta_undo), 0);
+
+        /* Committed for real: the next discard keeps the new value. */
+        ck_assert_int_eq(ledger_set_meta(l, "engine.audit.last", "456"), 0);
+        ck_assert_int_eq(ledger_commit(l, s, NULL), 0);
+        ck_assert(batch_has(f, "meta/engine.audit.last", true));
+        ck_assert_uint_eq(lh_table_length(l->meta_undo), 0);
+        ck_assert_int_eq(ledger_discard(l, s, NULL), 0);
+        ck_assert_str_eq(ledger_get_meta(l, "engine.audit.last"), "456");
+        /* And unchanged is what was committed: nothing to commit. */
+        ck_assert_int_eq(ledger_set_meta(l, "engine.audit.last", "9"), 0);
+        ck_assert_int_eq(ledger_set_meta(l, "engine.audit.last", "456"), 0);
+        ck_assert_int_eq(ledger_commit(l, s, NULL), 0);
+        ck_assert_uint_eq(f->commits, 2);
 }
 END_TEST
 
@@ -669,6 +709,7 @@ static Suite *ledger_suite(void) {
         tcase_add_test(tc, test_dirty_batches);
         tcase_add_test(tc, test_failed_commit_and_discard);
         tcase_add_test(tc, test_discard_reads_the_store);
+        tcase_add_test(tc, test_meta_discard);
         tcase_add_test(tc, test_committed_follows_the_key);
         tcase_add_test(tc, test_run_ids_shared);
         tcase_add_test(tc, test_index_lookups);
