@@ -1,11 +1,13 @@
 /* store-file.c: the file backend of the storage seam — a snapshot and an
  * append-only journal in the state directory; see store-file.h.
  *
- * A writer keeps in memory (key → JSON text, a json-c hash table) only
- * the binding and what the journal changed since the snapshot; a load
- * or a compaction merges that with the snapshot read back from disk,
- * record by record (FileStore.delta). A reader keeps every record. A
- * commit appends one journal line and applies the batch to the table, a
+ * A writer keeps in memory (key → Rec, a json-c hash table) only the
+ * binding and what the journal changed since the snapshot, and of those
+ * changes only where their text is in the journal; a load or a
+ * compaction merges them, read back, with the snapshot read back from
+ * disk, record by record (FileStore.delta). A reader keeps every
+ * record's text. A commit appends one journal line and applies the
+ * batch to the table, a
  * compaction writes every record as the snapshot. Records are parsed only
  * to embed them in the snapshot and journal as JSON (so both stay
  * readable), never interpreted: that is ledger.c's job — except for
@@ -46,10 +48,10 @@ typedef struct FileStore {
         char *key_path;
         int lock_fd;
         int dir_fd;
-        int journal_fd;             /* opened at the first append */
+        int journal_fd;             /* opened at the first append or read back (Rec), read-write */
         bool writable;
         bool broken;                /* an append could not be undone: refuse more */
-        struct lh_table *records;   /* key → JSON text; see delta */
+        struct lh_table *records;   /* key → Rec (the text, or where it is in the journal); see delta */
         /* delta: records holds the binding and what the journal changed
          * since state.json (a deleted key maps to TOMBSTONE), not the
          * records state.json holds: those are read back from the file
@@ -87,7 +89,16 @@ static int set_error(char **reterr, const char *fmt, ...) {
         return 0;
 }
 
-static char tombstone_mark;
+/* A record's value in FileStore.records: its text, or where the text
+ * is in state.journal (a writer's commits and journal load, the lock
+ * held: nobody else truncates the journal under it). */
+typedef struct Rec {
+        uint64_t off;               /* text_len > 0: journal offset of the text */
+        uint32_t text_len;          /* 0: the text follows */
+        char text[];
+} Rec;
+
+static Rec tombstone_mark;
 #define TOMBSTONE (&tombstone_mark)
 
 static void record_value_free(void *v) {
@@ -95,25 +106,35 @@ static void record_value_free(void *v) {
                 free(v);
 }
 
+static Rec *rec_text(const char *text) {
+        size_t n = strlen(text) + 1;
+        Rec *r = malloc(sizeof(Rec) + n);
+
+        if (!r)
+                return NULL;
+        *r = (Rec) {};
+        memcpy(r->text, text, n);
+        return r;
+}
+
 static void record_free(struct lh_entry *ent) {
         free(lh_entry_k(ent));
         record_value_free(lh_entry_v(ent));
 }
 
-/* records[key] = text (copied); text NULL removes (in delta mode: marks
- * the key deleted, since state.json may hold it). */
-static int records_set(FileStore *f, const char *key, const char *text) {
+/* records[key] = v (taken over, also on failure); NULL removes (in
+ * delta mode: marks the key deleted, since state.json may hold it). */
+static int records_put(FileStore *f, const char *key, Rec *v) {
         struct lh_entry *ent = lh_table_lookup_entry(f->records, key);
-        char *k, *v;
+        char *k;
 
-        if (!text && !f->delta) {
+        if (!v && !f->delta) {
                 if (ent)
                         (void) lh_table_delete_entry(f->records, ent);
                 return 0;
         }
-        v = text ? strdup(text) : TOMBSTONE;
         if (!v)
-                return -ENOMEM;
+                v = TOMBSTONE;
         if (ent) {
                 record_value_free(lh_entry_v(ent));
                 lh_entry_set_val(ent, v);
@@ -125,6 +146,59 @@ static int records_set(FileStore *f, const char *key, const char *text) {
                 record_value_free(v);
                 return -ENOMEM;
         }
+        return 0;
+}
+
+/* records[key] = text (copied); text NULL removes. */
+static int records_set(FileStore *f, const char *key, const char *text) {
+        Rec *v = NULL;
+
+        if (text && !(v = rec_text(text)))
+                return -ENOMEM;
+        return records_put(f, key, v);
+}
+
+/* records[key] = the text of len bytes at off in state.journal. */
+static int records_set_ref(FileStore *f, const char *key, uint64_t off, size_t len) {
+        Rec *v = malloc(sizeof(Rec));
+
+        if (!v)
+                return -ENOMEM;
+        *v = (Rec) { .off = off, .text_len = (uint32_t) len };
+        return records_put(f, key, v);
+}
+
+/* The text of a record value: its own, or read back from the journal
+ * into *buf (caller frees). */
+static int open_journal(FileStore *f, char **reterr);
+
+static int rec_read(FileStore *f, const Rec *v, char **buf, const char **ret) {
+        ssize_t k;
+        int r;
+
+        if (v->text_len == 0) {
+                *ret = v->text;
+                return 0;
+        }
+        /* The journal's own descriptor: the file appended to, even if
+         * its name were removed meanwhile. */
+        r = open_journal(f, NULL);
+        if (r < 0)
+                return r;
+        *buf = malloc((size_t) v->text_len + 1);
+        if (!*buf)
+                return -ENOMEM;
+        do
+                k = pread(f->journal_fd, *buf, v->text_len, (off_t) v->off);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+                return -errno;
+        /* A record is a JSON object: anything else there means the
+         * journal is not what this process wrote (never written on). */
+        if ((size_t) k != v->text_len || (*buf)[0] != '{' || (*buf)[k - 1] != '}')
+                return -ENODATA;
+        (*buf)[k] = 0;
+        *ret = *buf;
         return 0;
 }
 
@@ -488,6 +562,7 @@ struct SnapWalk {
         bool sorted;                /* every record's key above the one before */
         /* merge */
         const char **keys;          /* delta keys, sorted */
+        int read_error;             /* a delta text could not be read back from the journal */
         size_t n_keys, next;
         store_record_fn fn;
         void *userdata;
@@ -748,9 +823,51 @@ static int load_snapshot(FileStore *f, char **reterr) {
 
 /* ---- the journal ---- */
 
-/* Applies one batch {"put": {KEY: {...}}, "del": [KEY]}. */
-static int apply_batch(FileStore *f, json_object *b, const char *what, char **reterr) {
+static const char *json_plain(json_object *o) {
+        return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
+/* Where each value of put is in json, the batch's text as written
+ * (format_line: json-c's plain text of {"put": {...}, "del": [...]}):
+ * each value's plain text is looked for where it must be, so a text
+ * written any other way is never misread — then false, and the caller
+ * keeps the texts. offs[i] for the i-th member. */
+static bool locate_puts(const char *json, size_t n, json_object *put, size_t *offs) {
+        static const char head[] = "{\"put\":{";
+        size_t pos = sizeof head - 1, i = 0;
+
+        if (n < pos || memcmp(json, head, pos) != 0)
+                return false;
+        json_object_object_foreach(put, k, v) {
+                _cleanup_(json_object_putp) json_object *ks = json_object_new_string(k);
+                const char *kt = ks ? json_plain(ks) : NULL, *vt = json_plain(v);
+                size_t kl, vl;
+
+                if (!kt || !vt)
+                        return false;
+                kl = strlen(kt);
+                vl = strlen(vt);
+                if (i > 0 && (pos >= n || json[pos++] != ','))
+                        return false;
+                if (n - pos < kl + 1 + vl || memcmp(json + pos, kt, kl) != 0 || json[pos + kl] != ':' ||
+                    memcmp(json + pos + kl + 1, vt, vl) != 0)
+                        return false;
+                offs[i++] = pos + kl + 1;
+                pos += kl + 1 + vl;
+        }
+        return pos < n && json[pos] == '}';
+}
+
+/* Applies one batch {"put": {KEY: {...}}, "del": [KEY]}: the deletes,
+ * then the puts (a commit applies its batch as a load replays it). json
+ * is the batch's text, at offset json_off of state.journal: a writer
+ * keeps of each put only where its text is there (not the text, as
+ * large as the record); NULL keeps the texts. */
+static int apply_batch(FileStore *f, json_object *b, const char *json, size_t json_len, uint64_t json_off,
+                       const char *what, char **reterr) {
+        _cleanup_free_ size_t *offs = NULL;
         json_object *put = NULL, *del = NULL;
+        size_t i = 0;
         int r;
 
         if (!json_object_is_type(b, json_type_object))
@@ -759,29 +876,43 @@ static int apply_batch(FileStore *f, json_object *b, const char *what, char **re
                 return set_error(reterr, "%s: put: expected an object", what), -EBADMSG;
         if (json_object_object_get_ex(b, "del", &del) && del && !json_object_is_type(del, json_type_array))
                 return set_error(reterr, "%s: del: expected an array", what), -EBADMSG;
-        for (size_t i = 0; del && i < json_object_array_length(del); i++) {
-                json_object *k = json_object_array_get_idx(del, i);
+        for (size_t j = 0; del && j < json_object_array_length(del); j++) {
+                json_object *k = json_object_array_get_idx(del, j);
 
                 if (!k || !json_object_is_type(k, json_type_string))
-                        return set_error(reterr, "%s: del[%zu]: expected a string", what, i), -EBADMSG;
+                        return set_error(reterr, "%s: del[%zu]: expected a string", what, j), -EBADMSG;
                 (void) records_set(f, json_object_get_string(k), NULL);
         }
         if (!put)
                 return 0;
         {
-                json_object_object_foreach(put, k, v) {
+                json_object_object_foreach(put, k, v)
                         if (!v || !json_object_is_type(v, json_type_object))
                                 return set_error(reterr, "%s: put.%s: expected an object", what, k), -EBADMSG;
-                        r = records_set_json(f, k, v);
+        }
+        if (json && f->writable && json_object_object_length(put) > 0) {
+                offs = calloc((size_t) json_object_object_length(put), sizeof(size_t));
+                if (offs && !locate_puts(json, json_len, put, offs))
+                        offs = mfree(offs);
+        }
+        {
+                json_object_object_foreach(put, k, v) {
+                        if (offs && streq(k, "binding"))
+                                r = records_set_json(f, k, v);  /* read without the journal (compact_fill) */
+                        else if (offs)
+                                r = records_set_ref(f, k, json_off + offs[i], strlen(json_plain(v)));
+                        else
+                                r = records_set_json(f, k, v);
                         if (r < 0)
                                 return r;
+                        i++;
                 }
         }
         return 0;
 }
 
 /* Parses "SEQ LEN SUM JSON" (line without its newline). */
-static int parse_line(const char *line, size_t n, uint64_t *ret_seq, json_object **ret) {
+static int parse_line(const char *line, size_t n, uint64_t *ret_seq, json_object **ret, size_t *ret_json) {
         char sum[65], head[64];
         unsigned long long seq, len;
         int consumed = 0;
@@ -814,6 +945,7 @@ static int parse_line(const char *line, size_t n, uint64_t *ret_seq, json_object
         json_tokener_free(tok);
         *ret_seq = seq;
         *ret = o;
+        *ret_json = (size_t) consumed;
         return 0;
 }
 
@@ -847,10 +979,11 @@ static int load_journal(FileStore *f, const char *data, size_t size, char **rete
                 size_t end = nl ? (size_t) (nl - data) : size;
                 bool last = !nl || end + 1 == size;
                 uint64_t seq = 0;
+                size_t json = 0;
                 char what[32];
 
                 line++;
-                r = nl ? parse_line(data + pos, end - pos, &seq, &b) : -EBADMSG;
+                r = nl ? parse_line(data + pos, end - pos, &seq, &b, &json) : -EBADMSG;
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0 && last)
@@ -866,7 +999,7 @@ static int load_journal(FileStore *f, const char *data, size_t size, char **rete
                         {
                                 _cleanup_free_ char *err = NULL;
 
-                                r = apply_batch(f, b, what, &err);
+                                r = apply_batch(f, b, data + pos + json, end - pos - json, pos + json, what, &err);
                                 if (r < 0)
                                         return set_error(reterr, "%s:%s", f->journal_path, strna(err)), r;
                         }
@@ -905,16 +1038,27 @@ static const char **sorted_keys(FileStore *f, size_t *ret_n) {
 
 /* Emits the delta's keys below key (all when NULL); a deleted key is
  * skipped. */
+/* Hands one record of the delta to fn, its text read back from the
+ * journal if that is where it is. */
+static int emit_delta(SnapWalk *w, const char *key, const Rec *v) {
+        _cleanup_free_ char *buf = NULL;
+        const char *t = NULL;
+        int r;
+
+        if (v == TOMBSTONE)
+                return 0;
+        r = rec_read(w->f, v, &buf, &t);
+        if (r < 0)
+                return w->read_error = r;
+        return w->fn(key, t, w->userdata);
+}
+
 static int merge_delta_below(SnapWalk *w, const char *key) {
         for (; w->next < w->n_keys && (!key || strcmp(w->keys[w->next], key) < 0); w->next++) {
-                const char *v = lh_entry_v(lh_table_lookup_entry(w->f->records, w->keys[w->next]));
+                int r = emit_delta(w, w->keys[w->next], lh_entry_v(lh_table_lookup_entry(w->f->records, w->keys[w->next])));
 
-                if (v != TOMBSTONE) {
-                        int r = w->fn(w->keys[w->next], v, w->userdata);
-
-                        if (r < 0)
-                                return r;
-                }
+                if (r < 0)
+                        return r;
         }
         return 0;
 }
@@ -931,8 +1075,9 @@ static int walk_merge(SnapWalk *w, const char *key, json_object *v, bool binding
         if (r < 0)
                 return r;
         if (w->next < w->n_keys && streq(w->keys[w->next], key)) {
-                t = lh_entry_v(lh_table_lookup_entry(w->f->records, w->keys[w->next++]));
-                return t == TOMBSTONE ? 0 : w->fn(key, t, w->userdata);
+                const Rec *d = lh_entry_v(lh_table_lookup_entry(w->f->records, w->keys[w->next++]));
+
+                return emit_delta(w, key, d);
         }
         t = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         return t ? w->fn(key, t, w->userdata) : -ENOMEM;
@@ -971,12 +1116,18 @@ static int records_foreach(FileStore *f, store_record_fn fn, void *userdata, cha
                 src_done(&src);
                 if (r < 0 && r == src.error)
                         return set_error(reterr, "%s: cannot read back: %s", f->snap_path, strerror(-r)), r;
+                if (r < 0 && r == w.read_error)
+                        return set_error(reterr, "%s: cannot read a record back: %s", f->journal_path,
+                                         strerror(-r)), r;
                 if (r < 0)
                         return r;
                 if (r == 0 || !w.sorted)
                         return set_error(reterr, "%s: changed since it was loaded", f->snap_path), -EBADMSG;
         }
-        return merge_delta_below(&w, NULL);
+        r = merge_delta_below(&w, NULL);
+        if (r < 0 && r == w.read_error)
+                return set_error(reterr, "%s: cannot read a record back: %s", f->journal_path, strerror(-r)), r;
+        return r;
 }
 
 static json_object *parse_record(const char *text) {
@@ -1027,10 +1178,11 @@ static int compact_fill(FILE *out, void *userdata) {
         c->out = out;
         fprintf(out, "{\n  \"version\": %d,\n", FORMAT_VERSION);
         if (bent && lh_entry_v(bent) != TOMBSTONE) {
-                json_object *o = parse_record(lh_entry_v(bent));
+                const char *t = ((const Rec *) lh_entry_v(bent))->text;     /* always kept as text */
+                json_object *o = parse_record(t);
 
                 /* Not JSON: null, as the tree this replaced wrote it. */
-                fprintf(out, "  \"binding\": %s,\n", o ? (const char *) lh_entry_v(bent) : "null");
+                fprintf(out, "  \"binding\": %s,\n", o ? t : "null");
                 json_object_put(o);
         }
         fputs("  \"records\": {", out);
@@ -1050,7 +1202,8 @@ static int records_to_delta(FileStore *f) {
         if (!t)
                 return -ENOMEM;
         if (bent && lh_entry_v(bent) != TOMBSTONE) {
-                char *k = strdup("binding"), *v = strdup(lh_entry_v(bent));
+                char *k = strdup("binding");
+                Rec *v = rec_text(((const Rec *) lh_entry_v(bent))->text);
 
                 if (!k || !v || lh_table_insert(t, k, v) < 0) {
                         free(k);
@@ -1083,6 +1236,18 @@ static int compact(FileStore *f, char **reterr) {
         f->stats.compactions++;
         f->snap_size = size;
         f->snap_version = FORMAT_VERSION;
+        /* The file holds every record now (in key order): keep only the
+         * binding, and read back through this open file from now on
+         * (the lock is held: nobody else renames over it meanwhile). */
+        if (f->snap_fd >= 0)
+                (void) close(f->snap_fd);
+        f->snap_fd = open(f->snap_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (records_to_delta(f) < 0)
+                /* Out of memory: the records stay as they were, and
+                 * those that are only a place in the journal need it,
+                 * so it is not emptied (its lines are all in the
+                 * snapshot: skipped by a load). */
+                return 0;
         /* The snapshot holds every batch (journal_seq): a crash before
          * the journal is emptied only leaves lines that are skipped. */
         if (f->journal_size > 0) {
@@ -1091,16 +1256,6 @@ static int compact(FileStore *f, char **reterr) {
                         return set_error(reterr, "%s: cannot empty: %s", f->journal_path, strerror(-r)), r;
                 }
                 f->journal_size = 0;
-        }
-        /* The file holds every record now (in key order). Out of memory
-         * here: the records stay resident, as before the compaction. */
-        if (f->writable) {
-                /* Read back through this open file from now on (the lock
-                 * is held: nobody else renames over it meanwhile). */
-                if (f->snap_fd >= 0)
-                        (void) close(f->snap_fd);
-                f->snap_fd = open(f->snap_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-                (void) records_to_delta(f);
         }
         return 0;
 }
@@ -1120,7 +1275,7 @@ static int file_load(void *impl, store_record_fn fn, void *userdata, char **rete
 static int open_journal(FileStore *f, char **reterr) {
         if (f->journal_fd >= 0)
                 return 0;
-        f->journal_fd = open(f->journal_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+        f->journal_fd = open(f->journal_path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
         if (f->journal_fd < 0) {
                 int r = -errno;
 
@@ -1132,8 +1287,10 @@ static int open_journal(FileStore *f, char **reterr) {
         return 0;
 }
 
-/* The batch as one journal line. */
-static int format_line(FileStore *f, const StoreChange *changes, size_t n, char **ret, size_t *ret_size) {
+/* The batch as one journal line, and as a tree (*ret_batch, caller
+ * puts it). */
+static int format_line(FileStore *f, const StoreChange *changes, size_t n, char **ret, size_t *ret_size,
+                       json_object **ret_batch) {
         _cleanup_(json_object_putp) json_object *b = json_object_new_object();
         json_object *put = json_object_new_object(), *del = json_object_new_array();
         const char *text;
@@ -1176,13 +1333,16 @@ static int format_line(FileStore *f, const StoreChange *changes, size_t n, char 
         if (asprintf(ret, "%" PRIu64 " %zu %.16s %s\n", f->seq + 1, len, sum, text) < 0)
                 return -ENOMEM;
         *ret_size = strlen(*ret);
+        *ret_batch = TAKE_PTR(b);
         return 0;
 }
 
 static int file_commit(void *impl, const StoreChange *changes, size_t n, char **reterr) {
         FileStore *f = impl;
-        _cleanup_free_ char *line = NULL;
-        size_t size = 0, done = 0;
+        _cleanup_(json_object_putp) json_object *b = NULL;
+        _cleanup_free_ char *line = NULL, *err = NULL;
+        size_t size = 0, done = 0, json_len;
+        off_t end;
         int r;
 
         if (!f->writable)
@@ -1190,9 +1350,10 @@ static int file_commit(void *impl, const StoreChange *changes, size_t n, char **
         if (f->broken)
                 return set_error(reterr, "%s: an earlier append could not be undone; restart binderyd",
                                  f->journal_path), -EIO;
-        r = format_line(f, changes, n, &line, &size);
+        r = format_line(f, changes, n, &line, &size, &b);
         if (r < 0)
                 return r;
+        json_len = strlen(json_plain(b));       /* the line ends with the batch's text and "\n" */
         r = open_journal(f, reterr);
         if (r < 0)
                 return r;
@@ -1212,22 +1373,25 @@ static int file_commit(void *impl, const StoreChange *changes, size_t n, char **
                 goto undo;
         }
         f->stats.fsyncs++;
-        for (size_t i = 0; i < n; i++) {
-                r = records_set(f, changes[i].key, changes[i].value);
-                if (r < 0) {
-                        /* Durable but not in memory: only a reload can
-                         * tell what is true now. */
-                        f->broken = true;
-                        return set_error(reterr, "%s: out of memory after an append", f->journal_path), r;
-                }
+        /* Where the line landed (O_APPEND: the end of the file now, less
+         * the line), so that records keep where their text is, not the
+         * text; unknown: the texts are kept. */
+        end = lseek(f->journal_fd, 0, SEEK_CUR);
+        r = end == (off_t) (f->journal_size + size) ?
+                apply_batch(f, b, line + size - 1 - json_len, json_len, (uint64_t) end - 1 - json_len, "commit", &err) :
+                apply_batch(f, b, NULL, 0, 0, "commit", &err);
+        if (r < 0) {
+                /* Durable but not in memory: only a reload can tell what
+                 * is true now. */
+                f->broken = true;
+                return set_error(reterr, "%s: out of memory after an append", f->journal_path), r;
         }
         f->seq++;
         f->journal_size += size;
         f->stats.commits++;
         f->stats.bytes_appended += size;
         if (compaction_due(f)) {
-                _cleanup_free_ char *err = NULL;
-
+                err = mfree(err);
                 (void) compact(f, &err);        /* the commit stands; compaction is tried again later */
         }
         return 0;
@@ -1425,8 +1589,19 @@ int store_file_open(const char *dir, bool lock, Store **ret, char **reterr) {
 }
 
 int store_file_stats(const Store *s, StoreFileStats *ret) {
+        const FileStore *f;
+        struct lh_entry *ent;
+
         if (!s || s->ops != &file_ops || !ret)
                 return -EINVAL;
-        *ret = ((const FileStore *) s->impl)->stats;
+        f = s->impl;
+        *ret = f->stats;
+        ret->texts_resident = 0;
+        lh_foreach(f->records, ent) {
+                const Rec *v = lh_entry_v(ent);
+
+                if (v != TOMBSTONE && v->text_len == 0)
+                        ret->texts_resident += strlen(v->text);
+        }
         return 0;
 }
