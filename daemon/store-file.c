@@ -168,10 +168,10 @@ static int records_set_ref(FileStore *f, const char *key, uint64_t off, size_t l
         return records_put(f, key, v);
 }
 
-/* The text of a record value: its own, or read back from the journal
- * into *buf (caller frees). */
 static int open_journal(FileStore *f, char **reterr);
 
+/* The text of a record value: its own, or read back from the journal
+ * into *buf (caller frees). */
 static int rec_read(FileStore *f, const Rec *v, char **buf, const char **ret) {
         ssize_t k;
         int r;
