@@ -21,18 +21,19 @@
  * The JSON of each record is the state file's format version 2 (so a
  * snapshot written from these records is read by every binderyd since
  * version 2). Lookups by (kind, doc), (kind, Cloudflare name) and
- * (kind, Cloudflare id) go through json-c hash tables (O(1)).
+ * (kind, Cloudflare id) go through hash sets of the entries (O(1)).
  *
  * Changes: a new entry (ledger_ensure) is marked changed; code that
  * edits an entry's fields calls ledger_touch() afterwards (it also
  * re-indexes a changed name or id). Intents, meta and the binding are
  * marked by their setters. ledger_changes() encodes each marked record
  * and compares it with what was last committed: only records that
- * differ are in the batch (of a resource or intent the ledger keeps a
- * digest of the committed text, not the text: the store has it).
- * ledger_discard() puts the committed records back, resources and
- * intents read back from the store (a dry run's observations are not
- * kept).
+ * differ are in the batch (of every record but the binding the ledger
+ * keeps a digest of the committed text, not the text: the store has
+ * it). ledger_discard() puts the committed records back, resources and
+ * intents read back from the store, meta values from the value they
+ * had at their first change since the commit (a dry run's observations
+ * are not kept).
  *
  * Negative errno; decode errors come with a message naming the record's
  * key and field (caller frees).
@@ -44,6 +45,7 @@
 #include <stdint.h>
 
 #include "cleanup.h"
+#include "hashset.h"
 #include "model.h"
 #include "store.h"
 
@@ -54,7 +56,8 @@ typedef struct LedgerSecret {
 
 typedef struct LedgerEntry {
         ResourceKind kind;
-        char *doc;                  /* spec document name (key, with kind) */
+        char *doc;                  /* spec document name (key, with kind); never changes,
+                                     * stored in the entry's own block: never free it */
         char *name;                 /* Cloudflare name */
         char *id;                   /* Cloudflare id (R2 and workers: the name) */
         char *store_id;             /* store secrets */
@@ -79,13 +82,18 @@ typedef struct LedgerEntry {
         /* store secrets: hmac of the value */
         char *hmac;
         /* bookkeeping, set when the record is committed */
-        char *run_id;               /* run that last wrote it */
+        char *run_id;               /* run that last wrote it (shared with the entries of that
+                                     * run: the ledger's, never free or assign it) */
         uint64_t created_usec;      /* CLOCK_REALTIME */
         uint64_t updated_usec;
         bool dirty;                 /* touched since the last commit (not persisted) */
-        /* private: the name and id this entry is indexed under */
+        /* private: the name and id this entry is indexed under (doc
+         * itself when equal to it, not a copy) */
         char *indexed_name;
         char *indexed_id;
+        /* private: the SHA-256 of the record's text last committed */
+        bool committed;
+        uint8_t committed_md[32];
 } LedgerEntry;
 
 typedef struct LedgerIntent {
@@ -93,23 +101,33 @@ typedef struct LedgerIntent {
         char *name;                 /* Cloudflare name */
         char *run_id;
         uint64_t time_usec;         /* CLOCK_REALTIME; 0: stamped at commit */
+        /* private: as LedgerEntry's */
+        bool committed;
+        uint8_t committed_md[32];
 } LedgerIntent;
 
 typedef struct Ledger {
         LedgerEntry **entries;      /* sorted by kind, then doc; pointers stay valid until removed */
         size_t n_entries;
+        size_t n_entries_allocated; /* private */
         LedgerIntent **intents;     /* in the order added */
         size_t n_intents;
         /* private */
         char *account_id;
         char *api_url;
         char *run_id;               /* stamped on records committed */
-        struct lh_table *by_key;    /* "resource/KIND/DOC", "intent/KIND/NAME" → entry / intent */
-        struct lh_table *by_name;   /* "KIND/NAME" → entry */
-        struct lh_table *by_id;     /* "KIND/ID" → entry */
+        HashSet by_doc;             /* entries by (kind, doc) */
+        HashSet by_name;            /* entries by (kind, indexed_name) */
+        HashSet by_id;              /* entries by (kind, indexed_id) */
+        HashSet intents_by_name;    /* intents by (kind, name) */
+        HashSet run_ids;            /* the entries' run ids, one counted copy each */
         struct lh_table *meta;      /* KEY → value */
-        struct lh_table *committed; /* record key → the JSON text last committed; of resources
-                                     * and intents only its SHA-256 (the store has the text) */
+        struct lh_table *committed; /* record key → the JSON text last committed, of the binding;
+                                     * of a meta value, or a resource or intent the ledger does
+                                     * not hold (removed since), the SHA-256 of its text (the
+                                     * store has the text; held ones keep it in committed_md) */
+        struct lh_table *meta_undo; /* "meta/KEY" → its value as committed ("+VALUE", "-": none),
+                                     * kept from its first change to the commit or discard */
         struct lh_table *dirty;     /* record keys changed since */
         size_t n_index_twins;       /* times a name or id was indexed by another entry already */
 } Ledger;
@@ -188,7 +206,8 @@ bool ledger_has_changes(const Ledger *l) _pure_;
 /* Puts every record changed since the last commit back as committed,
  * reading the committed texts of resources and intents back from s (the
  * ledger keeps only their digests; s is read only when a changed one
- * was committed). When
+ * was committed); a meta value gets back what it was before its first
+ * change (the ledger kept that until the commit). When
  * the store cannot be read, its error is returned and the records stay
  * marked (they go with the next commit). */
 int ledger_discard(Ledger *l, Store *s, char **reterr);

@@ -1,11 +1,13 @@
 /* store-file.c: the file backend of the storage seam — a snapshot and an
  * append-only journal in the state directory; see store-file.h.
  *
- * A writer keeps in memory (key → JSON text, a json-c hash table) only
- * the binding and what the journal changed since the snapshot; a load
- * or a compaction merges that with the snapshot read back from disk,
- * record by record (FileStore.delta). A reader keeps every record. A
- * commit appends one journal line and applies the batch to the table, a
+ * A writer keeps in memory (key → Rec, a json-c hash table) only the
+ * binding and what the journal changed since the snapshot, and of those
+ * changes only where their text is in the journal; a load or a
+ * compaction merges them, read back, with the snapshot read back from
+ * disk, record by record (FileStore.delta). A reader keeps every
+ * record's text. A commit appends one journal line and applies the
+ * batch to the table, a
  * compaction writes every record as the snapshot. Records are parsed only
  * to embed them in the snapshot and journal as JSON (so both stay
  * readable), never interpreted: that is ledger.c's job — except for
@@ -46,10 +48,10 @@ typedef struct FileStore {
         char *key_path;
         int lock_fd;
         int dir_fd;
-        int journal_fd;             /* opened at the first append */
+        int journal_fd;             /* opened at the first append or read back (Rec), read-write */
         bool writable;
         bool broken;                /* an append could not be undone: refuse more */
-        struct lh_table *records;   /* key → JSON text; see delta */
+        struct lh_table *records;   /* key → Rec (the text, or where it is in the journal); see delta */
         /* delta: records holds the binding and what the journal changed
          * since state.json (a deleted key maps to TOMBSTONE), not the
          * records state.json holds: those are read back from the file
@@ -87,7 +89,16 @@ static int set_error(char **reterr, const char *fmt, ...) {
         return 0;
 }
 
-static char tombstone_mark;
+/* A record's value in FileStore.records: its text, or where the text
+ * is in state.journal (a writer's commits and journal load, the lock
+ * held: nobody else truncates the journal under it). */
+typedef struct Rec {
+        uint64_t off;               /* text_len > 0: journal offset of the text */
+        uint32_t text_len;          /* 0: the text follows */
+        char text[];
+} Rec;
+
+static Rec tombstone_mark;
 #define TOMBSTONE (&tombstone_mark)
 
 static void record_value_free(void *v) {
@@ -95,25 +106,35 @@ static void record_value_free(void *v) {
                 free(v);
 }
 
+static Rec *rec_text(const char *text) {
+        size_t n = strlen(text) + 1;
+        Rec *r = malloc(sizeof(Rec) + n);
+
+        if (!r)
+                return NULL;
+        *r = (Rec) {};
+        memcpy(r->text, text, n);
+        return r;
+}
+
 static void record_free(struct lh_entry *ent) {
         free(lh_entry_k(ent));
         record_value_free(lh_entry_v(ent));
 }
 
-/* records[key] = text (copied); text NULL removes (in delta mode: marks
- * the key deleted, since state.json may hold it). */
-static int records_set(FileStore *f, const char *key, const char *text) {
+/* records[key] = v (taken over, also on failure); NULL removes (in
+ * delta mode: marks the key deleted, since state.json may hold it). */
+static int records_put(FileStore *f, const char *key, Rec *v) {
         struct lh_entry *ent = lh_table_lookup_entry(f->records, key);
-        char *k, *v;
+        char *k;
 
-        if (!text && !f->delta) {
+        if (!v && !f->delta) {
                 if (ent)
                         (void) lh_table_delete_entry(f->records, ent);
                 return 0;
         }
-        v = text ? strdup(text) : TOMBSTONE;
         if (!v)
-                return -ENOMEM;
+                v = TOMBSTONE;
         if (ent) {
                 record_value_free(lh_entry_v(ent));
                 lh_entry_set_val(ent, v);
@@ -125,6 +146,59 @@ static int records_set(FileStore *f, const char *key, const char *text) {
                 record_value_free(v);
                 return -ENOMEM;
         }
+        return 0;
+}
+
+/* records[key] = text (copied); text NULL removes. */
+static int records_set(FileStore *f, const char *key, const char *text) {
+        Rec *v = NULL;
+
+        if (text && !(v = rec_text(text)))
+                return -ENOMEM;
+        return records_put(f, key, v);
+}
+
+/* records[key] = the text of len bytes at off in state.journal. */
+static int records_set_ref(FileStore *f, const char *key, uint64_t off, size_t len) {
+        Rec *v = malloc(sizeof(Rec));
+
+        if (!v)
+                return -ENOMEM;
+        *v = (Rec) { .off = off, .text_len = (uint32_t) len };
+        return records_put(f, key, v);
+}
+
+static int open_journal(FileStore *f, char **reterr);
+
+/* The text of a record value: its own, or read back from the journal
+ * into *buf (caller frees). */
+static int rec_read(FileStore *f, const Rec *v, char **buf, const char **ret) {
+        ssize_t k;
+        int r;
+
+        if (v->text_len == 0) {
+                *ret = v->text;
+                return 0;
+        }
+        /* The journal's own descriptor: the file appended to, even if
+         * its name were removed meanwhile. */
+        r = open_journal(f, NULL);
+        if (r < 0)
+                return r;
+        *buf = malloc((size_t) v->text_len + 1);
+        if (!*buf)
+                return -ENOMEM;
+        do
+                k = pread(f->journal_fd, *buf, v->text_len, (off_t) v->off);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+                return -errno;
+        /* A record is a JSON object: anything else there means the
+         * journal is not what this process wrote (never written on). */
+        if ((size_t) k != v->text_len || (*buf)[0] != '{' || (*buf)[k - 1] != '}')
+                return -ENODATA;
+        (*buf)[k] = 0;
+        *ret = *buf;
         return 0;
 }
 
@@ -365,31 +439,113 @@ static int parse_snapshot(Loader *l, const char *data, size_t size, json_object 
         return 0;
 }
 
-/* Parses the one JSON value at data[*pos..size) (after blanks) and
- * advances *pos past it; NULL when there is none (any error). */
-static json_object *next_value(json_tokener *tok, const char *data, size_t size, size_t *pos) {
-        json_object *o;
+/* The snapshot's text as the walk reads it: read from the file through
+ * a window of SNAP_CHUNK bytes, never held whole (a record that spans
+ * two windows is carried over by json-c's tokener, which keeps only the
+ * value it is parsing). */
+#define SNAP_CHUNK (64U * 1024U)
 
-        *pos += strspn(data + *pos, " \t\r\n");
-        if (*pos >= size)
+typedef struct Src {
+        int fd;                     /* read with pread(): the offset of fd is not used */
+        char *buf;                  /* the window */
+        const char *data;           /* = buf */
+        size_t size;                /* bytes in data */
+        size_t pos;                 /* next byte of data to look at */
+        uint64_t off;               /* file offset just past data[size - 1] */
+        bool eof;                   /* no more bytes past data[size - 1] */
+        int error;                  /* a read failed (negative errno) */
+} Src;
+
+static int src_init_fd(Src *src, int fd) {
+        *src = (Src) { .fd = fd };
+        src->buf = malloc(SNAP_CHUNK);
+        if (!src->buf)
+                return -ENOMEM;
+        src->data = src->buf;
+        return 0;
+}
+
+static void src_done(Src *src) {
+        src->buf = mfree(src->buf);
+}
+
+/* Once every byte of the window is looked at: the next window. False at
+ * the end of the file (or a read error, in src->error). */
+static bool src_fill(Src *src) {
+        ssize_t k;
+
+        if (src->pos < src->size)
+                return true;
+        if (src->eof)
+                return false;
+        do
+                k = pread(src->fd, src->buf, SNAP_CHUNK, (off_t) src->off);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+                src->error = -errno;
+        if (k <= 0) {
+                src->eof = true;
+                return false;
+        }
+        if (src->off + (uint64_t) k > STORE_FILE_MAX_SIZE) {
+                src->error = -EFBIG;
+                src->eof = true;
+                return false;
+        }
+        src->off += (uint64_t) k;
+        src->size = (size_t) k;
+        src->pos = 0;
+        return true;
+}
+
+/* Skips blanks; false at the end. */
+static bool src_skip_blanks(Src *src) {
+        for (;;) {
+                if (!src_fill(src))
+                        return false;
+                while (src->pos < src->size && strchr(" \t\r\n", src->data[src->pos]) && src->data[src->pos])
+                        src->pos++;
+                if (src->pos < src->size)
+                        return true;
+        }
+}
+
+/* Parses the one JSON value at the reader's position (after blanks) and
+ * moves past it; NULL when there is none (any error). */
+static json_object *next_value(json_tokener *tok, Src *src) {
+        if (!src_skip_blanks(src))
                 return NULL;
         json_tokener_reset(tok);
-        o = json_tokener_parse_ex(tok, data + *pos, (int) (size - *pos));
-        if (!o || json_tokener_get_error(tok) != json_tokener_success) {
+        for (;;) {
+                size_t n = src->size - src->pos;
+                json_object *o = json_tokener_parse_ex(tok, src->data + src->pos, (int) n);
+                enum json_tokener_error e = json_tokener_get_error(tok);
+
+                if (o && e == json_tokener_success) {
+                        src->pos += json_tokener_get_parse_end(tok);
+                        return o;
+                }
                 json_object_put(o);
-                return NULL;
+                if (e != json_tokener_continue)
+                        return NULL;
+                /* The value goes on in the next window. */
+                src->pos = src->size;
+                if (!src_fill(src))
+                        return NULL;
         }
-        *pos += json_tokener_get_parse_end(tok);
-        return o;
 }
 
 /* Skips blanks, then expects c. */
-static bool next_char(const char *data, size_t size, size_t *pos, char c) {
-        *pos += strspn(data + *pos, " \t\r\n");
-        if (*pos >= size || data[*pos] != c)
+static bool next_char(Src *src, char c) {
+        if (!src_skip_blanks(src) || src->data[src->pos] != c)
                 return false;
-        (*pos)++;
+        src->pos++;
         return true;
+}
+
+/* Whether only blanks are left. */
+static bool src_at_end(Src *src) {
+        return !src_skip_blanks(src) && src->error == 0;
 }
 
 /* A walk over a version 2 snapshot's members, one value at a time (a
@@ -406,6 +562,7 @@ struct SnapWalk {
         bool sorted;                /* every record's key above the one before */
         /* merge */
         const char **keys;          /* delta keys, sorted */
+        int read_error;             /* a delta text could not be read back from the journal */
         size_t n_keys, next;
         store_record_fn fn;
         void *userdata;
@@ -417,48 +574,47 @@ struct SnapWalk {
  * unusual (a parse error, another version, a repeated member, a record
  * that is not an object, the binding among the records): then the tree
  * path decides, with its messages. */
-static int walk_snapshot(SnapWalk *w, const char *data, size_t size) {
+static int walk_snapshot(SnapWalk *w, Src *src) {
         /* Values sit one (members) or two (records) levels below the
          * root: the same depth limit as the tree's. */
         json_tokener *tok = json_tokener_new_ex(MAX_DEPTH - 2);
-        size_t pos = 0;
         bool have_version = false, have_binding = false, have_records = false, ok = false;
         int r = 0;
 
         if (!tok)
                 return -ENOMEM;
         w->sorted = true;
-        if (!next_char(data, size, &pos, '{'))
+        if (!next_char(src, '{'))
                 goto done;
         for (bool first = true;; first = false) {
                 _cleanup_(json_object_putp) json_object *k = NULL, *v = NULL;
                 const char *key;
 
-                if (next_char(data, size, &pos, '}'))
+                if (next_char(src, '}'))
                         break;
-                if (!first && !next_char(data, size, &pos, ','))
+                if (!first && !next_char(src, ','))
                         goto done;
-                k = next_value(tok, data, size, &pos);
-                if (!k || !json_object_is_type(k, json_type_string) || !next_char(data, size, &pos, ':'))
+                k = next_value(tok, src);
+                if (!k || !json_object_is_type(k, json_type_string) || !next_char(src, ':'))
                         goto done;
                 key = json_object_get_string(k);
                 if (streq(key, "records")) {
-                        if (have_records || !next_char(data, size, &pos, '{'))
+                        if (have_records || !next_char(src, '{'))
                                 goto done;
                         have_records = true;
                         for (bool rfirst = true;; rfirst = false) {
                                 _cleanup_(json_object_putp) json_object *rk = NULL, *rv = NULL;
                                 _cleanup_free_ char *norm = NULL;
 
-                                if (next_char(data, size, &pos, '}'))
+                                if (next_char(src, '}'))
                                         break;
-                                if (!rfirst && !next_char(data, size, &pos, ','))
+                                if (!rfirst && !next_char(src, ','))
                                         goto done;
-                                rk = next_value(tok, data, size, &pos);
+                                rk = next_value(tok, src);
                                 if (!rk || !json_object_is_type(rk, json_type_string) ||
-                                    !next_char(data, size, &pos, ':'))
+                                    !next_char(src, ':'))
                                         goto done;
-                                rv = next_value(tok, data, size, &pos);
+                                rv = next_value(tok, src);
                                 if (!rv || !json_object_is_type(rv, json_type_object))
                                         goto done;
                                 norm = key_normalize(json_object_get_string(rk));
@@ -478,7 +634,7 @@ static int walk_snapshot(SnapWalk *w, const char *data, size_t size) {
                         }
                         continue;
                 }
-                v = next_value(tok, data, size, &pos);
+                v = next_value(tok, src);
                 if (!v)
                         goto done;
                 if (streq(key, "version")) {
@@ -501,10 +657,12 @@ static int walk_snapshot(SnapWalk *w, const char *data, size_t size) {
                 }
                 /* Other members: ignored, as the tree path ignores them. */
         }
-        ok = have_version && pos + strspn(data + pos, " \t\r\n") == size;
+        ok = have_version && src_at_end(src);
 done:
         json_tokener_free(tok);
         w->last = mfree(w->last);
+        if (r >= 0 && src->error < 0)
+                r = src->error;
         if (r < 0)
                 return r;
         return ok && r == 0 ? 1 : 0;
@@ -528,20 +686,33 @@ static void records_clear(FileStore *f) {
 /* The common case of load_snapshot(): a version 2 snapshot walked
  * member by member. A writer whose snapshot is sorted (what compact()
  * writes) keeps only the binding (delta mode); otherwise every record is
- * kept. Returns 1 when it loaded the snapshot; 0 when the tree path
- * must decide (then nothing is kept). */
-static int load_snapshot_streamed(FileStore *f, const char *data, size_t size) {
+ * kept. The file is read through a window (Src), never whole. Returns
+ * 1 when it loaded the snapshot; 0 when the tree path must decide (then
+ * nothing is kept); a read error is returned as it is. */
+static int walk_file(SnapWalk *w, int fd) {
+        Src src;
+        int r;
+
+        r = src_init_fd(&src, fd);
+        if (r < 0)
+                return r;
+        r = walk_snapshot(w, &src);
+        src_done(&src);
+        return r;
+}
+
+static int load_snapshot_streamed(FileStore *f, int fd) {
         SnapWalk w = { .f = f, .record = f->writable ? walk_check : walk_keep };
         int r;
 
-        r = walk_snapshot(&w, data, size);
+        r = walk_file(&w, fd);
         if (r > 0 && f->writable && !w.sorted) {
                 /* Not in key order (an older writer's): kept whole. */
                 records_clear(f);
                 if (!f->records)
                         return -ENOMEM;
                 w = (SnapWalk) { .f = f, .record = walk_keep };
-                r = walk_snapshot(&w, data, size);
+                r = walk_file(&w, fd);
         } else if (r > 0 && f->writable) {
                 f->delta = true;
                 f->snap_on_disk = true;
@@ -565,6 +736,7 @@ static int load_snapshot(FileStore *f, char **reterr) {
         Loader l = { .path = f->snap_path, .reterr = reterr };
         _cleanup_close_ int fd = -EBADF;
         json_object *v, *records;
+        struct stat st;
         size_t size = 0;
         int64_t version;
         int r;
@@ -572,18 +744,36 @@ static int load_snapshot(FileStore *f, char **reterr) {
         fd = open(f->snap_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0 && errno == ENOENT)
                 return 0;
-        r = fd < 0 ? -errno : read_full_fd(fd, STORE_FILE_MAX_SIZE, &data, &size);
+        if (fd < 0)
+                r = -errno;
+        else if (fstat(fd, &st) < 0)
+                r = -errno;
+        else if (!S_ISREG(st.st_mode))
+                r = S_ISDIR(st.st_mode) ? -EISDIR : -EBADFD;
+        else
+                r = (uint64_t) st.st_size > STORE_FILE_MAX_SIZE ? -EFBIG : 0;
+        if (r >= 0) {
+                f->snap_size = (uint64_t) st.st_size;
+                r = load_snapshot_streamed(f, fd);
+        }
+        if (r == -EFBIG)
+                return set_error(reterr, "%s: larger than %u bytes, refusing to load", f->snap_path,
+                                 STORE_FILE_MAX_SIZE), r;
+        if (r < 0 && r != -ENOMEM)
+                return set_error(reterr, "%s: cannot read: %s", f->snap_path, strerror(-r)), r;
+        if (r > 0 && f->delta && f->snap_on_disk)
+                f->snap_fd = TAKE_FD(fd);
+        if (r != 0)
+                return r;
+        /* Anything unusual (version 1, a parse error to report, ...):
+         * the whole text as one tree. */
+        r = read_full_fd(fd, STORE_FILE_MAX_SIZE, &data, &size);
         if (r == -EFBIG)
                 return set_error(reterr, "%s: larger than %u bytes, refusing to load", f->snap_path,
                                  STORE_FILE_MAX_SIZE), r;
         if (r < 0)
                 return set_error(reterr, "%s: cannot read: %s", f->snap_path, strerror(-r)), r;
         f->snap_size = size;
-        r = load_snapshot_streamed(f, data, size);
-        if (r > 0 && f->delta && f->snap_on_disk)
-                f->snap_fd = TAKE_FD(fd);
-        if (r != 0)
-                return r;
         r = parse_snapshot(&l, data, size, &root);
         if (r < 0)
                 return r;
@@ -633,9 +823,51 @@ static int load_snapshot(FileStore *f, char **reterr) {
 
 /* ---- the journal ---- */
 
-/* Applies one batch {"put": {KEY: {...}}, "del": [KEY]}. */
-static int apply_batch(FileStore *f, json_object *b, const char *what, char **reterr) {
+static const char *json_plain(json_object *o) {
+        return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
+/* Where each value of put is in json, the batch's text as written
+ * (format_line: json-c's plain text of {"put": {...}, "del": [...]}):
+ * each value's plain text is looked for where it must be, so a text
+ * written any other way is never misread — then false, and the caller
+ * keeps the texts. offs[i] for the i-th member. */
+static bool locate_puts(const char *json, size_t n, json_object *put, size_t *offs) {
+        static const char head[] = "{\"put\":{";
+        size_t pos = sizeof head - 1, i = 0;
+
+        if (n < pos || memcmp(json, head, pos) != 0)
+                return false;
+        json_object_object_foreach(put, k, v) {
+                _cleanup_(json_object_putp) json_object *ks = json_object_new_string(k);
+                const char *kt = ks ? json_plain(ks) : NULL, *vt = json_plain(v);
+                size_t kl, vl;
+
+                if (!kt || !vt)
+                        return false;
+                kl = strlen(kt);
+                vl = strlen(vt);
+                if (i > 0 && (pos >= n || json[pos++] != ','))
+                        return false;
+                if (n - pos < kl + 1 + vl || memcmp(json + pos, kt, kl) != 0 || json[pos + kl] != ':' ||
+                    memcmp(json + pos + kl + 1, vt, vl) != 0)
+                        return false;
+                offs[i++] = pos + kl + 1;
+                pos += kl + 1 + vl;
+        }
+        return pos < n && json[pos] == '}';
+}
+
+/* Applies one batch {"put": {KEY: {...}}, "del": [KEY]}: the deletes,
+ * then the puts (a commit applies its batch as a load replays it). json
+ * is the batch's text, at offset json_off of state.journal: a writer
+ * keeps of each put only where its text is there (not the text, as
+ * large as the record); NULL keeps the texts. */
+static int apply_batch(FileStore *f, json_object *b, const char *json, size_t json_len, uint64_t json_off,
+                       const char *what, char **reterr) {
+        _cleanup_free_ size_t *offs = NULL;
         json_object *put = NULL, *del = NULL;
+        size_t i = 0;
         int r;
 
         if (!json_object_is_type(b, json_type_object))
@@ -644,29 +876,43 @@ static int apply_batch(FileStore *f, json_object *b, const char *what, char **re
                 return set_error(reterr, "%s: put: expected an object", what), -EBADMSG;
         if (json_object_object_get_ex(b, "del", &del) && del && !json_object_is_type(del, json_type_array))
                 return set_error(reterr, "%s: del: expected an array", what), -EBADMSG;
-        for (size_t i = 0; del && i < json_object_array_length(del); i++) {
-                json_object *k = json_object_array_get_idx(del, i);
+        for (size_t j = 0; del && j < json_object_array_length(del); j++) {
+                json_object *k = json_object_array_get_idx(del, j);
 
                 if (!k || !json_object_is_type(k, json_type_string))
-                        return set_error(reterr, "%s: del[%zu]: expected a string", what, i), -EBADMSG;
+                        return set_error(reterr, "%s: del[%zu]: expected a string", what, j), -EBADMSG;
                 (void) records_set(f, json_object_get_string(k), NULL);
         }
         if (!put)
                 return 0;
         {
-                json_object_object_foreach(put, k, v) {
+                json_object_object_foreach(put, k, v)
                         if (!v || !json_object_is_type(v, json_type_object))
                                 return set_error(reterr, "%s: put.%s: expected an object", what, k), -EBADMSG;
-                        r = records_set_json(f, k, v);
+        }
+        if (json && f->writable && json_object_object_length(put) > 0) {
+                offs = calloc((size_t) json_object_object_length(put), sizeof(size_t));
+                if (offs && !locate_puts(json, json_len, put, offs))
+                        offs = mfree(offs);
+        }
+        {
+                json_object_object_foreach(put, k, v) {
+                        if (offs && streq(k, "binding"))
+                                r = records_set_json(f, k, v);  /* read without the journal (compact_fill) */
+                        else if (offs)
+                                r = records_set_ref(f, k, json_off + offs[i], strlen(json_plain(v)));
+                        else
+                                r = records_set_json(f, k, v);
                         if (r < 0)
                                 return r;
+                        i++;
                 }
         }
         return 0;
 }
 
 /* Parses "SEQ LEN SUM JSON" (line without its newline). */
-static int parse_line(const char *line, size_t n, uint64_t *ret_seq, json_object **ret) {
+static int parse_line(const char *line, size_t n, uint64_t *ret_seq, json_object **ret, size_t *ret_json) {
         char sum[65], head[64];
         unsigned long long seq, len;
         int consumed = 0;
@@ -699,6 +945,7 @@ static int parse_line(const char *line, size_t n, uint64_t *ret_seq, json_object
         json_tokener_free(tok);
         *ret_seq = seq;
         *ret = o;
+        *ret_json = (size_t) consumed;
         return 0;
 }
 
@@ -732,10 +979,11 @@ static int load_journal(FileStore *f, const char *data, size_t size, char **rete
                 size_t end = nl ? (size_t) (nl - data) : size;
                 bool last = !nl || end + 1 == size;
                 uint64_t seq = 0;
+                size_t json = 0;
                 char what[32];
 
                 line++;
-                r = nl ? parse_line(data + pos, end - pos, &seq, &b) : -EBADMSG;
+                r = nl ? parse_line(data + pos, end - pos, &seq, &b, &json) : -EBADMSG;
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0 && last)
@@ -751,7 +999,7 @@ static int load_journal(FileStore *f, const char *data, size_t size, char **rete
                         {
                                 _cleanup_free_ char *err = NULL;
 
-                                r = apply_batch(f, b, what, &err);
+                                r = apply_batch(f, b, data + pos + json, end - pos - json, pos + json, what, &err);
                                 if (r < 0)
                                         return set_error(reterr, "%s:%s", f->journal_path, strna(err)), r;
                         }
@@ -790,16 +1038,27 @@ static const char **sorted_keys(FileStore *f, size_t *ret_n) {
 
 /* Emits the delta's keys below key (all when NULL); a deleted key is
  * skipped. */
+/* Hands one record of the delta to fn, its text read back from the
+ * journal if that is where it is. */
+static int emit_delta(SnapWalk *w, const char *key, const Rec *v) {
+        _cleanup_free_ char *buf = NULL;
+        const char *t = NULL;
+        int r;
+
+        if (v == TOMBSTONE)
+                return 0;
+        r = rec_read(w->f, v, &buf, &t);
+        if (r < 0)
+                return w->read_error = r;
+        return w->fn(key, t, w->userdata);
+}
+
 static int merge_delta_below(SnapWalk *w, const char *key) {
         for (; w->next < w->n_keys && (!key || strcmp(w->keys[w->next], key) < 0); w->next++) {
-                const char *v = lh_entry_v(lh_table_lookup_entry(w->f->records, w->keys[w->next]));
+                int r = emit_delta(w, w->keys[w->next], lh_entry_v(lh_table_lookup_entry(w->f->records, w->keys[w->next])));
 
-                if (v != TOMBSTONE) {
-                        int r = w->fn(w->keys[w->next], v, w->userdata);
-
-                        if (r < 0)
-                                return r;
-                }
+                if (r < 0)
+                        return r;
         }
         return 0;
 }
@@ -816,8 +1075,9 @@ static int walk_merge(SnapWalk *w, const char *key, json_object *v, bool binding
         if (r < 0)
                 return r;
         if (w->next < w->n_keys && streq(w->keys[w->next], key)) {
-                t = lh_entry_v(lh_table_lookup_entry(w->f->records, w->keys[w->next++]));
-                return t == TOMBSTONE ? 0 : w->fn(key, t, w->userdata);
+                const Rec *d = lh_entry_v(lh_table_lookup_entry(w->f->records, w->keys[w->next++]));
+
+                return emit_delta(w, key, d);
         }
         t = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         return t ? w->fn(key, t, w->userdata) : -ENOMEM;
@@ -828,9 +1088,7 @@ static int walk_merge(SnapWalk *w, const char *key, json_object *v, bool binding
  * file one record at a time. */
 static int records_foreach(FileStore *f, store_record_fn fn, void *userdata, char **reterr) {
         _cleanup_free_ const char **keys = NULL;
-        _cleanup_free_ char *data = NULL;
         SnapWalk w = { .f = f, .record = walk_merge, .fn = fn, .userdata = userdata };
-        size_t size = 0;
         int r;
 
         keys = sorted_keys(f, &w.n_keys);
@@ -838,17 +1096,38 @@ static int records_foreach(FileStore *f, store_record_fn fn, void *userdata, cha
                 return -ENOMEM;
         w.keys = keys;
         if (f->delta && f->snap_on_disk) {
-                r = f->snap_fd >= 0 ? read_full_fd(f->snap_fd, STORE_FILE_MAX_SIZE, &data, &size)
-                                    : read_full_file(f->snap_path, STORE_FILE_MAX_SIZE, &data, &size);
+                _cleanup_close_ int own = -EBADF;
+                int fd = f->snap_fd;
+                Src src;
+
+                if (fd < 0) {
+                        own = open(f->snap_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                        if (own < 0)
+                                return r = -errno, set_error(reterr, "%s: cannot read back: %s", f->snap_path,
+                                                             strerror(-r)), r;
+                        fd = own;
+                }
+                /* Read through a window, one record at a time: the file
+                 * is never held whole (at 10,000 workers it is 10 MB). */
+                r = src_init_fd(&src, fd);
                 if (r < 0)
+                        return r;
+                r = walk_snapshot(&w, &src);
+                src_done(&src);
+                if (r < 0 && r == src.error)
                         return set_error(reterr, "%s: cannot read back: %s", f->snap_path, strerror(-r)), r;
-                r = walk_snapshot(&w, data, size);
+                if (r < 0 && r == w.read_error)
+                        return set_error(reterr, "%s: cannot read a record back: %s", f->journal_path,
+                                         strerror(-r)), r;
                 if (r < 0)
                         return r;
                 if (r == 0 || !w.sorted)
                         return set_error(reterr, "%s: changed since it was loaded", f->snap_path), -EBADMSG;
         }
-        return merge_delta_below(&w, NULL);
+        r = merge_delta_below(&w, NULL);
+        if (r < 0 && r == w.read_error)
+                return set_error(reterr, "%s: cannot read a record back: %s", f->journal_path, strerror(-r)), r;
+        return r;
 }
 
 static json_object *parse_record(const char *text) {
@@ -899,10 +1178,11 @@ static int compact_fill(FILE *out, void *userdata) {
         c->out = out;
         fprintf(out, "{\n  \"version\": %d,\n", FORMAT_VERSION);
         if (bent && lh_entry_v(bent) != TOMBSTONE) {
-                json_object *o = parse_record(lh_entry_v(bent));
+                const char *t = ((const Rec *) lh_entry_v(bent))->text;     /* always kept as text */
+                json_object *o = parse_record(t);
 
                 /* Not JSON: null, as the tree this replaced wrote it. */
-                fprintf(out, "  \"binding\": %s,\n", o ? (const char *) lh_entry_v(bent) : "null");
+                fprintf(out, "  \"binding\": %s,\n", o ? t : "null");
                 json_object_put(o);
         }
         fputs("  \"records\": {", out);
@@ -922,7 +1202,8 @@ static int records_to_delta(FileStore *f) {
         if (!t)
                 return -ENOMEM;
         if (bent && lh_entry_v(bent) != TOMBSTONE) {
-                char *k = strdup("binding"), *v = strdup(lh_entry_v(bent));
+                char *k = strdup("binding");
+                Rec *v = rec_text(((const Rec *) lh_entry_v(bent))->text);
 
                 if (!k || !v || lh_table_insert(t, k, v) < 0) {
                         free(k);
@@ -955,6 +1236,18 @@ static int compact(FileStore *f, char **reterr) {
         f->stats.compactions++;
         f->snap_size = size;
         f->snap_version = FORMAT_VERSION;
+        /* The file holds every record now (in key order): keep only the
+         * binding, and read back through this open file from now on
+         * (the lock is held: nobody else renames over it meanwhile). */
+        if (f->snap_fd >= 0)
+                (void) close(f->snap_fd);
+        f->snap_fd = open(f->snap_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (records_to_delta(f) < 0)
+                /* Out of memory: the records stay as they were, and
+                 * those that are only a place in the journal need it,
+                 * so it is not emptied (its lines are all in the
+                 * snapshot: skipped by a load). */
+                return 0;
         /* The snapshot holds every batch (journal_seq): a crash before
          * the journal is emptied only leaves lines that are skipped. */
         if (f->journal_size > 0) {
@@ -963,16 +1256,6 @@ static int compact(FileStore *f, char **reterr) {
                         return set_error(reterr, "%s: cannot empty: %s", f->journal_path, strerror(-r)), r;
                 }
                 f->journal_size = 0;
-        }
-        /* The file holds every record now (in key order). Out of memory
-         * here: the records stay resident, as before the compaction. */
-        if (f->writable) {
-                /* Read back through this open file from now on (the lock
-                 * is held: nobody else renames over it meanwhile). */
-                if (f->snap_fd >= 0)
-                        (void) close(f->snap_fd);
-                f->snap_fd = open(f->snap_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-                (void) records_to_delta(f);
         }
         return 0;
 }
@@ -992,7 +1275,7 @@ static int file_load(void *impl, store_record_fn fn, void *userdata, char **rete
 static int open_journal(FileStore *f, char **reterr) {
         if (f->journal_fd >= 0)
                 return 0;
-        f->journal_fd = open(f->journal_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+        f->journal_fd = open(f->journal_path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
         if (f->journal_fd < 0) {
                 int r = -errno;
 
@@ -1004,8 +1287,10 @@ static int open_journal(FileStore *f, char **reterr) {
         return 0;
 }
 
-/* The batch as one journal line. */
-static int format_line(FileStore *f, const StoreChange *changes, size_t n, char **ret, size_t *ret_size) {
+/* The batch as one journal line, and as a tree (*ret_batch, caller
+ * puts it). */
+static int format_line(FileStore *f, const StoreChange *changes, size_t n, char **ret, size_t *ret_size,
+                       json_object **ret_batch) {
         _cleanup_(json_object_putp) json_object *b = json_object_new_object();
         json_object *put = json_object_new_object(), *del = json_object_new_array();
         const char *text;
@@ -1048,13 +1333,16 @@ static int format_line(FileStore *f, const StoreChange *changes, size_t n, char 
         if (asprintf(ret, "%" PRIu64 " %zu %.16s %s\n", f->seq + 1, len, sum, text) < 0)
                 return -ENOMEM;
         *ret_size = strlen(*ret);
+        *ret_batch = TAKE_PTR(b);
         return 0;
 }
 
 static int file_commit(void *impl, const StoreChange *changes, size_t n, char **reterr) {
         FileStore *f = impl;
-        _cleanup_free_ char *line = NULL;
-        size_t size = 0, done = 0;
+        _cleanup_(json_object_putp) json_object *b = NULL;
+        _cleanup_free_ char *line = NULL, *err = NULL;
+        size_t size = 0, done = 0, json_len;
+        off_t end;
         int r;
 
         if (!f->writable)
@@ -1062,9 +1350,10 @@ static int file_commit(void *impl, const StoreChange *changes, size_t n, char **
         if (f->broken)
                 return set_error(reterr, "%s: an earlier append could not be undone; restart binderyd",
                                  f->journal_path), -EIO;
-        r = format_line(f, changes, n, &line, &size);
+        r = format_line(f, changes, n, &line, &size, &b);
         if (r < 0)
                 return r;
+        json_len = strlen(json_plain(b));       /* the line ends with the batch's text and "\n" */
         r = open_journal(f, reterr);
         if (r < 0)
                 return r;
@@ -1084,22 +1373,25 @@ static int file_commit(void *impl, const StoreChange *changes, size_t n, char **
                 goto undo;
         }
         f->stats.fsyncs++;
-        for (size_t i = 0; i < n; i++) {
-                r = records_set(f, changes[i].key, changes[i].value);
-                if (r < 0) {
-                        /* Durable but not in memory: only a reload can
-                         * tell what is true now. */
-                        f->broken = true;
-                        return set_error(reterr, "%s: out of memory after an append", f->journal_path), r;
-                }
+        /* Where the line landed (O_APPEND: the end of the file now, less
+         * the line), so that records keep where their text is, not the
+         * text; unknown: the texts are kept. */
+        end = lseek(f->journal_fd, 0, SEEK_CUR);
+        r = end == (off_t) (f->journal_size + size) ?
+                apply_batch(f, b, line + size - 1 - json_len, json_len, (uint64_t) end - 1 - json_len, "commit", &err) :
+                apply_batch(f, b, NULL, 0, 0, "commit", &err);
+        if (r < 0) {
+                /* Durable but not in memory: only a reload can tell what
+                 * is true now. */
+                f->broken = true;
+                return set_error(reterr, "%s: out of memory after an append", f->journal_path), r;
         }
         f->seq++;
         f->journal_size += size;
         f->stats.commits++;
         f->stats.bytes_appended += size;
         if (compaction_due(f)) {
-                _cleanup_free_ char *err = NULL;
-
+                err = mfree(err);
                 (void) compact(f, &err);        /* the commit stands; compaction is tried again later */
         }
         return 0;
@@ -1297,8 +1589,19 @@ int store_file_open(const char *dir, bool lock, Store **ret, char **reterr) {
 }
 
 int store_file_stats(const Store *s, StoreFileStats *ret) {
+        const FileStore *f;
+        struct lh_entry *ent;
+
         if (!s || s->ops != &file_ops || !ret)
                 return -EINVAL;
-        *ret = ((const FileStore *) s->impl)->stats;
+        f = s->impl;
+        *ret = f->stats;
+        ret->texts_resident = 0;
+        lh_foreach(f->records, ent) {
+                const Rec *v = lh_entry_v(ent);
+
+                if (v != TOMBSTONE && v->text_len == 0)
+                        ret->texts_resident += strlen(v->text);
+        }
         return 0;
 }

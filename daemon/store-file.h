@@ -58,6 +58,9 @@ typedef struct StoreFileStats {
         uint64_t bytes_appended;    /* to state.journal */
         uint64_t fsyncs;            /* fdatasync/fsync calls, snapshots' included */
         uint64_t compactions;       /* snapshots written */
+        uint64_t texts_resident;    /* bytes of record texts held in memory now (a writer: the
+                                     * binding's; a record committed or read from the journal
+                                     * is kept as its place in state.journal) */
 } StoreFileStats;
 
 /* Counters since open (for tests and benchmarks). -EINVAL if s is not a

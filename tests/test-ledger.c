@@ -428,12 +428,130 @@ START_TEST(test_discard_reads_the_store) {
         ck_assert_int_eq(ledger_commit(l, s, NULL), 0);
         ck_assert_uint_eq(f->commits, 1);
 
-        /* Meta values (and the binding) keep their committed text: a
-         * discard of them reads nothing back. */
+        /* Meta values keep their committed value from their first
+         * change to the commit (the binding its text): a discard of them
+         * reads nothing back. */
         ck_assert_int_eq(ledger_set_meta(l, "engine.audit.last", "777"), 0);
         ck_assert_int_eq(ledger_discard(l, s, NULL), 0);
         ck_assert_uint_eq(f->loads, 2);
         ck_assert_str_eq(ledger_get_meta(l, "engine.audit.last"), "123");
+}
+END_TEST
+
+/* A meta value changed twice, through a failed commit, and a new one:
+ * a discard gives back what was committed, and only digests stay. */
+START_TEST(test_meta_discard) {
+        FakeStore *f;
+        _cleanup_(store_freep) Store *s = fake_new(&f);
+        _cleanup_(ledger_freep) Ledger *l = ledger_new();
+
+        fill(l);
+        ck_assert_int_eq(ledger_commit(l, s, NULL), 0);
+        ck_assert_int_eq(ledger_set_meta(l, "engine.audit.last", "1"), 0);
+        f->fail = -EIO;
+        ck_assert_int_eq(ledger_commit(l, s, NULL), -EIO);
+        f->fail = 0;
+        ck_assert_int_eq(ledger_set_meta(l, "engine.audit.last", "2"), 0);
+        ck_assert_int_eq(ledger_set_meta(l, "engine.new", "x"), 0);
+        ck_assert_int_eq(ledger_set_meta(l, "engine.audit.last", NULL), 0);
+        ck_assert_ptr_null(ledger_get_meta(l, "engine.audit.last"));
+        ck_assert_int_eq(ledger_discard(l, s, NULL), 0);
+        ck_assert_uint_eq(f->loads, 0);
+        ck_assert(!ledger_has_changes(l));
+        ck_assert_str_eq(ledger_get_meta(l, "engine.audit.last"), "123");
+        ck_assert_ptr_null(ledger_get_meta(l, "engine.new"));
+        ck_assert_uint_eq(lh_table_length(l->meta_undo), 0);
+
+        /* Committed for real: the next discard keeps the new value. */
+        ck_assert_int_eq(ledger_set_meta(l, "engine.audit.last", "456"), 0);
+        ck_assert_int_eq(ledger_commit(l, s, NULL), 0);
+        ck_assert(batch_has(f, "meta/engine.audit.last", true));
+        ck_assert_uint_eq(lh_table_length(l->meta_undo), 0);
+        ck_assert_int_eq(ledger_discard(l, s, NULL), 0);
+        ck_assert_str_eq(ledger_get_meta(l, "engine.audit.last"), "456");
+        /* And unchanged is what was committed: nothing to commit. */
+        ck_assert_int_eq(ledger_set_meta(l, "engine.audit.last", "9"), 0);
+        ck_assert_int_eq(ledger_set_meta(l, "engine.audit.last", "456"), 0);
+        ck_assert_int_eq(ledger_commit(l, s, NULL), 0);
+        ck_assert_uint_eq(f->commits, 2);
+}
+END_TEST
+
+/* A record's committed digest is its key's, whichever entry or intent
+ * holds it: removed and put back (a discard), an entry or intent is
+ * again what was committed, and a touch commits nothing. */
+START_TEST(test_committed_follows_the_key) {
+        FakeStore *f;
+        _cleanup_(store_freep) Store *s = fake_new(&f);
+        _cleanup_(ledger_freep) Ledger *l = ledger_new();
+        LedgerEntry *e;
+
+        fill(l);
+        ck_assert_int_eq(ledger_commit(l, s, NULL), 0);
+        ck_assert_uint_eq(f->commits, 1);
+
+        ck_assert_int_eq(ledger_remove(l, RESOURCE_WORKER, "api"), 0);
+        ck_assert_int_eq(ledger_remove_intent(l, RESOURCE_KV_NAMESPACE, "my sessions"), 0);
+        ck_assert_int_eq(ledger_discard(l, s, NULL), 0);
+        e = ledger_find(l, RESOURCE_WORKER, "api");
+        ck_assert_ptr_nonnull(e);
+        ck_assert_ptr_nonnull(ledger_find_intent(l, RESOURCE_KV_NAMESPACE, "my sessions"));
+        ledger_touch(l, e);
+        ck_assert_int_eq(ledger_commit(l, s, NULL), 0);
+        ck_assert_uint_eq(f->commits, 1);
+
+        /* Removed for good: the deletion is committed once. */
+        ck_assert_int_eq(ledger_remove(l, RESOURCE_WORKER, "api"), 0);
+        ck_assert_int_eq(ledger_commit(l, s, NULL), 0);
+        ck_assert_uint_eq(f->commits, 2);
+        ck_assert(batch_has(f, "resource/Worker/api", false));
+        ck_assert_ptr_null(ledger_find(l, RESOURCE_WORKER, "api"));
+
+        /* A secret's name and fingerprint, replaced and removed. */
+        e = ledger_ensure(l, RESOURCE_WORKER, "other");
+        ck_assert_int_eq(ledger_entry_set_secret(e, "A", FP), 0);
+        ck_assert_int_eq(ledger_entry_set_secret(e, "B", NULL), 0);
+        ck_assert_int_eq(ledger_entry_set_secret(e, "A", "ff"), 0);
+        ck_assert_str_eq(ledger_entry_secret(e, "A")->hmac, "ff");
+        ck_assert_ptr_null(ledger_entry_secret(e, "B")->hmac);
+        ck_assert_int_eq(ledger_entry_remove_secret(e, "A"), 0);
+        ck_assert_ptr_null(ledger_entry_secret(e, "A"));
+        ck_assert_str_eq(ledger_entry_secret(e, "B")->name, "B");
+        ck_assert_str_eq(e->doc, "other");
+}
+END_TEST
+
+/* Entries committed by one run share one copy of its id; a later run
+ * stamps only what it changed, and the others keep theirs. */
+START_TEST(test_run_ids_shared) {
+        FakeStore *f;
+        _cleanup_(store_freep) Store *s = fake_new(&f);
+        _cleanup_(ledger_freep) Ledger *l = ledger_new(), *m = NULL;
+        LedgerEntry *a, *b;
+
+        ck_assert_int_eq(ledger_bind(l, ACCOUNT, API_URL), 0);
+        ck_assert_int_eq(ledger_set_run_id(l, "run-1"), 0);
+        a = ledger_ensure(l, RESOURCE_KV_NAMESPACE, "a");
+        b = ledger_ensure(l, RESOURCE_KV_NAMESPACE, "b");
+        ck_assert_int_eq(ledger_commit(l, s, NULL), 0);
+        ck_assert_str_eq(a->run_id, "run-1");
+        ck_assert_ptr_eq(a->run_id, b->run_id);
+        ck_assert_uint_eq(l->run_ids.n, 1);
+
+        ck_assert_int_eq(ledger_set_run_id(l, "run-2"), 0);
+        a->adopted = true;
+        ledger_touch(l, a);
+        ck_assert_int_eq(ledger_commit(l, s, NULL), 0);
+        ck_assert_str_eq(a->run_id, "run-2");
+        ck_assert_str_eq(b->run_id, "run-1");
+        ck_assert_uint_eq(l->run_ids.n, 2);
+        ck_assert_int_eq(ledger_remove(l, RESOURCE_KV_NAMESPACE, "b"), 0);
+        ck_assert_uint_eq(l->run_ids.n, 1);         /* run-1's last reference went */
+
+        /* Loaded: shared too. */
+        ck_assert_int_eq(ledger_load(s, &m, NULL), 0);
+        ck_assert_str_eq(ledger_find(m, RESOURCE_KV_NAMESPACE, "b")->run_id, "run-1");
+        ck_assert_uint_eq(m->run_ids.n, 2);
 }
 END_TEST
 
@@ -591,6 +709,9 @@ static Suite *ledger_suite(void) {
         tcase_add_test(tc, test_dirty_batches);
         tcase_add_test(tc, test_failed_commit_and_discard);
         tcase_add_test(tc, test_discard_reads_the_store);
+        tcase_add_test(tc, test_meta_discard);
+        tcase_add_test(tc, test_committed_follows_the_key);
+        tcase_add_test(tc, test_run_ids_shared);
         tcase_add_test(tc, test_index_lookups);
         tcase_add_test(tc, test_binding);
         tcase_add_test(tc, test_bad_records);

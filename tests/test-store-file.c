@@ -680,6 +680,112 @@ START_TEST(test_writer_reads_back) {
 }
 END_TEST
 
+/* A writer keeps no record text after a commit, nor after loading the
+ * journal: only where the text is in state.journal, read back when
+ * every record is needed (load, compaction). A reader keeps the texts
+ * (a writer may empty the journal under it). */
+START_TEST(test_writer_keeps_no_texts) {
+        _cleanup_free_ char *dir = make_tmpdir();
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        Store *s = NULL, *t = NULL;
+        StoreFileStats st;
+        char key[64];
+
+        ck_assert_int_eq(store_file_open(dir, true, &s, NULL), 0);
+        commit1(s, "binding", BINDING);
+        for (unsigned i = 0; i < 100; i++) {
+                _cleanup_free_ char *v = NULL;
+                StoreChange c[2];
+
+                snprintf(key, sizeof key, "resource/KVNamespace/k%03u", i);
+                v = kv_record(key + 21, "id");
+                c[0] = (StoreChange) { .key = key, .value = v };
+                c[1] = (StoreChange) { .key = "meta/m", .value = i % 2 ? "{\"value\":\"odd\"}" : "{\"value\":\"even\"}" };
+                ck_assert_int_eq(store_commit(s, c, 2, NULL), 0);
+        }
+        commit1(s, "resource/KVNamespace/k050", NULL);
+        ck_assert_int_eq(store_file_stats(s, &st), 0);
+        ck_assert_uint_eq(st.compactions, 0);
+        ck_assert_uint_eq(st.texts_resident, strlen(BINDING));
+        o = records_of(s);
+        ck_assert_int_eq(json_object_object_length(o), 1 + 99 + 1);
+        ck_assert_str_eq(rec(o, "meta/m"), "{\"value\":\"odd\"}");
+        ck_assert_ptr_null(rec(o, "resource/KVNamespace/k050"));
+        {
+                _cleanup_free_ char *want = kv_record("k099", "id");
+
+                ck_assert_str_eq(rec(o, "resource/KVNamespace/k099"), want);
+        }
+        assert_same_records(s, dir);
+
+        s = store_free(s);
+
+        /* Loaded from the journal (a kill -9 left 20 batches there). */
+        crash_after(dir, 20);
+        ck_assert_int_gt(file_size(dir, "state.journal"), 0);
+        ck_assert_int_eq(store_file_open(dir, false, &t, NULL), 0);
+        ck_assert_int_eq(store_file_stats(t, &st), 0);
+        ck_assert_uint_gt(st.texts_resident, 100 * 50);
+        t = store_free(t);
+        ck_assert_int_eq(store_file_open(dir, true, &s, NULL), 0);
+        ck_assert_int_eq(store_file_stats(s, &st), 0);
+        ck_assert_uint_eq(st.compactions, 0);
+        ck_assert_uint_eq(st.texts_resident, strlen(BINDING));
+        json_object_put(TAKE_PTR(o));
+        o = records_of(s);
+        ck_assert_int_eq(json_object_object_length(o), 1 + 99 + 1 + 20);
+        {
+                _cleanup_free_ char *want = kv_record("k19", "id");
+
+                ck_assert_str_eq(rec(o, "resource/KVNamespace/k19"), want);
+        }
+        assert_same_records(s, dir);
+        s = store_free(s);
+        rm_rf(dir);
+}
+END_TEST
+
+/* state.json is read through a 64 KiB window, never whole: records
+ * that straddle windows, and one three windows long, come back exact,
+ * to a writer (merged with its journal) and to a reader. */
+START_TEST(test_snapshot_read_in_windows) {
+        _cleanup_free_ char *dir = make_tmpdir(), *big = NULL;
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        Store *s = NULL;
+        char key[64], val[1100];
+        size_t n = 150 * 1024;
+
+        big = malloc(n + 32);
+        ck_assert_ptr_nonnull(big);
+        strcpy(big, "{\"value\":\"");
+        memset(big + 10, 'x', n);
+        strcpy(big + 10 + n, "\"}");
+        ck_assert_int_eq(store_file_open(dir, true, &s, NULL), 0);
+        commit1(s, "binding", BINDING);
+        for (unsigned i = 0; i < 300; i++) {
+                snprintf(key, sizeof key, "meta/k%03u", i);
+                snprintf(val, sizeof val, "{\"value\":\"%u %01000u\"}", i, i);
+                commit1(s, key, val);
+        }
+        commit1(s, "meta/k150x", big);
+        s = store_free(s);                 /* compacted: 450 KB of state.json */
+        ck_assert_int_gt(file_size(dir, "state.json"), 400 * 1024);
+        ck_assert_int_eq(file_size(dir, "state.journal"), 0);
+
+        ck_assert_int_eq(store_file_open(dir, true, &s, NULL), 0);
+        commit1(s, "meta/k007", NULL);
+        o = records_of(s);
+        ck_assert_int_eq(json_object_object_length(o), 1 + 300 - 1 + 1);
+        ck_assert_str_eq(rec(o, "meta/k150x"), big);
+        snprintf(val, sizeof val, "{\"value\":\"%u %01000u\"}", 299, 299);
+        ck_assert_str_eq(rec(o, "meta/k299"), val);
+        ck_assert_ptr_null(rec(o, "meta/k007"));
+        assert_same_records(s, dir);
+        s = store_free(s);
+        rm_rf(dir);
+}
+END_TEST
+
 /* state.json removed or replaced under a writer (by hand, by a restore
  * tool): the writer reads its records back through the file it loaded,
  * and its next compaction writes them all again. */
@@ -932,6 +1038,8 @@ static Suite *store_file_suite(void) {
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_round_trip);
         tcase_add_test(tc, test_writer_reads_back);
+        tcase_add_test(tc, test_snapshot_read_in_windows);
+        tcase_add_test(tc, test_writer_keeps_no_texts);
         tcase_add_test(tc, test_snapshot_gone_under_writer);
         tcase_add_test(tc, test_torn_last_line);
         tcase_add_test(tc, test_corrupt_middle_line);
