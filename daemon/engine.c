@@ -324,13 +324,18 @@ int engine_new(Engine **ret, sd_event *event, const Config *config, bool lock) {
         return engine_new_with_store(ret, event, config, store);
 }
 
-static void run_reset(Engine *e) {
+/* Only a run reads the observation, the plan and the applier: they go
+ * when it finishes (its status and report are built by then), so the
+ * daemon does not hold them between runs. */
+static void run_release(Engine *e) {
         e->observer = observe_free(e->observer);
         e->applier = apply_free(e->applier);
         e->plan = plan_free(e->plan);
-        /* Only a run reads the observation (observe, plan, apply): the
-         * last one is not held while the next is built. */
         e->live = live_state_free(e->live);
+}
+
+static void run_reset(Engine *e) {
+        run_release(e);
         for (size_t i = 0; i < e->n_psecrets; i++) {
                 free((char *) e->psecrets[i].owner);
                 free((char *) e->psecrets[i].name);
@@ -600,7 +605,7 @@ void engine_api_stats(const Engine *e, CfApiStats *ret) {
 
 /* ---- the run ---- */
 
-static void run_finish(Engine *e);
+static void run_finish(Engine *e, bool release);
 
 static int on_finish_event(sd_event_source *s, void *userdata) {
         Engine *e = userdata;
@@ -612,7 +617,7 @@ static int on_finish_event(sd_event_source *s, void *userdata) {
                 e->finish_waiting = true;
                 return 0;
         }
-        run_finish(e);
+        run_finish(e, true);
         return 0;
 }
 
@@ -621,7 +626,7 @@ static void run_finish_later(Engine *e) {
         if (e->finish_source)
                 return;
         if (sd_event_add_defer(e->event, &e->finish_source, on_finish_event, e) < 0)
-                run_finish(e);
+                run_finish(e, false);   /* maybe inside an observer's or applier's callback */
 }
 
 static void run_fail(Engine *e, int r, const char *what) {
@@ -1378,12 +1383,8 @@ static void on_observed(ObserveResult *res, void *userdata) {
 /* ---- The per-resource status from the plan and the apply results ---- */
 
 void status_free(ResourceStatus *s, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                free(s[i].name);
-                free(s[i].cf_name);
-                free(s[i].reason);
-                free(s[i].id);
-        }
+        for (size_t i = 0; i < n; i++)
+                free(s[i].name);        /* its strings share one block */
         free(s);
 }
 
@@ -1464,18 +1465,28 @@ static ResourceState action_state(const Action *a, const ApplyResult *r, const c
         }
 }
 
+/* Fills *x (whatever it held is not freed) with copies of the strings,
+ * all in one block that x->name owns: a status entry per resource is
+ * one allocation, not four (at 1,000 workers, 6,000 blocks were kept
+ * between runs). */
 static int status_set(ResourceStatus *x, const char *kind, const char *name, const char *cf_name,
                       ResourceState st, const char *reason, const char *id, uint64_t when) {
+        size_t ln = strlen(strempty(name)) + 1, lr = strlen(strempty(reason)) + 1,
+               lc = cf_name ? strlen(cf_name) + 1 : 0, li = id ? strlen(id) + 1 : 0;
+        char *p = malloc(ln + lr + lc + li);
+
+        if (!p)
+                return -ENOMEM;
         *x = (ResourceStatus) {
                 .kind = kind,
                 .state = st,
                 .last_change_usec = when,
-                .name = strdup(strempty(name)),
-                .cf_name = cf_name ? strdup(cf_name) : NULL,
-                .reason = strdup(strempty(reason)),
-                .id = id ? strdup(id) : NULL,
+                .name = memcpy(p, strempty(name), ln),
+                .reason = memcpy(p + ln, strempty(reason), lr),
+                .cf_name = cf_name ? memcpy(p + ln + lr, cf_name, lc) : NULL,
+                .id = id ? memcpy(p + ln + lr + lc, id, li) : NULL,
         };
-        return x->name && x->reason && (!cf_name || x->cf_name) && (!id || x->id) ? 0 : -ENOMEM;
+        return 0;
 }
 
 /* The per-resource status after a run (or plan), typed: the HTTP edge
@@ -1501,21 +1512,17 @@ static void build_status(Engine *e) {
 
                 /* One entry per resource: keep the worst state. */
                 if (name && status_index_find(idx, kind, name, &k)) {
-                        ResourceStatus *x = &arr[k];
-                        char *rs;
+                        ResourceStatus *x = &arr[k], y;
 
                         if (st == RESOURCE_STATE_IN_SYNC || st == RESOURCE_STATE_SUSPENDED ||
                             (x->state != RESOURCE_STATE_IN_SYNC && x->state != RESOURCE_STATE_SUSPENDED &&
                              st < x->state))
                                 continue;
-                        rs = strdup(strempty(reason));
-                        if (!rs) {
-                                r = -ENOMEM;
+                        r = status_set(&y, x->kind, x->name, x->cf_name, st, reason, x->id, x->last_change_usec);
+                        if (r < 0)
                                 break;
-                        }
-                        free(x->reason);
-                        x->reason = rs;
-                        x->state = st;
+                        free(x->name);
+                        *x = y;
                         continue;
                 }
                 {
@@ -1696,7 +1703,10 @@ static json_object *run_report_json(const Engine *e, const RunReport *rep) {
         return o;
 }
 
-static void run_finish(Engine *e) {
+/* Completes the run: state, status, report, done(). With release (from
+ * the loop, not from inside a callback of the observer or applier) the
+ * run's working data goes too. */
+static void run_finish(Engine *e, bool release) {
         _cleanup_(json_object_putp) json_object *report = NULL;
         _cleanup_free_ char *text = NULL;
         RunReport rep = {};
@@ -1746,7 +1756,10 @@ static void run_finish(Engine *e) {
 
         e->running = false;
         /* The caller copies or refs what it keeps; the rest goes now,
-         * not at the next run. */
+         * not at the next run, and before done() (whose caller trims the
+         * heap). */
+        if (release)
+                run_release(e);
         if (done)
                 done(e, &rep, ud);
 }
