@@ -1460,6 +1460,29 @@ START_TEST(test_examples) {
                         seen[g->workers[i].bindings[j].kind] = true;
         for (int k = 0; k < _BINDING_KIND_MAX; k++)
                 ck_assert_msg(seen[k], "no example binding of kind %s", binding_kind_to_api_type(k));
+
+        /* Generation.digest's text, written one resource at a time, is
+         * byte for byte the tree's (every kind is here), and so is an
+         * empty generation's. */
+        for (int empty = 0; empty < 2; empty++) {
+                const int flags = JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE;
+                Generation rest = empty ? (Generation) {} : *g;
+                _cleanup_free_ char *text = NULL;
+                size_t len = 0;
+                FILE *f = open_memstream(&text, &len);
+                json_object *tree;
+
+                ck_assert_ptr_nonnull(f);
+                rest.n_workers = 0;
+                ck_assert_int_eq(generation_rest_to_text(&rest, flags, f), 0);
+                ck_assert_int_eq(fclose(f), 0);
+                tree = generation_to_json(&rest);
+                ck_assert_ptr_nonnull(tree);
+                ck_assert_str_eq(text, json_object_to_json_string_ext(tree, flags));
+                if (!empty)
+                        ck_assert_ptr_nonnull(strstr(text, "\"secrets_store_secrets\":[{"));
+                json_object_put(tree);
+        }
 }
 END_TEST
 
