@@ -775,9 +775,20 @@ static int start_details(Observer *o) {
                 if (strset_put(flagged, e->script) < 0 || (e->secrets && strset_put(secret_flagged, e->script) < 0))
                         return -ENOMEM;
         }
+        /* The ids read before are not needed again: kept, they move into
+         * the result rather than being copied (30,000 of them after a
+         * converge of 10,000 workers). */
         for (size_t i = 0; o->keep_seen && o->audit_seen && o->audit_seen[i]; i++)
-                if (strv_extend_n(&o->res.audit_seen, &n_seen, o->audit_seen[i]) < 0)
+                if (strv_consume_n(&o->res.audit_seen, &n_seen, TAKE_PTR(o->audit_seen[i])) < 0) {
+                        for (size_t k = i + 1; o->audit_seen[k]; k++)
+                                free(o->audit_seen[k]);
+                        o->audit_seen = mfree(o->audit_seen);
                         return -ENOMEM;
+                }
+        if (o->keep_seen)
+                o->audit_seen = mfree(o->audit_seen);  /* its strings moved */
+        else
+                o->audit_seen = strv_free(o->audit_seen);
         strv_sort_uniq(o->res.audit_seen);
         if (observe_write_leftovers(own, &o->res.own_writes_left) < 0)
                 return -ENOMEM;
