@@ -1344,6 +1344,11 @@ static void on_observed(ObserveResult *res, void *userdata) {
         }
 
         if (e->mode == RUN_MODE_PLAN || e->cancelled || !plan_has_changes(e->plan)) {
+                /* Nothing to apply: nothing reads the observation again.
+                 * It goes before the audit position is printed (the
+                 * 10,000-worker no-op's heap peak was here). The observer
+                 * is in its own callback: run_finish frees it. */
+                e->live = live_state_free(e->live);
                 if (e->mode == RUN_MODE_APPLY && !e->cancelled) {
                         record_policies(e);
                         save_audit_position(e);
