@@ -132,9 +132,8 @@ static ssize_t cut_reader(void *cls, uint64_t pos, char *buf, size_t max) {
         return (ssize_t) max;
 }
 
-static enum MHD_Result reply_cut_list(struct MHD_Connection *c, bool cut) {
-        struct MHD_Response *resp;
-        enum MHD_Result ret;
+/* Written once: the answers are read by one thread per connection. */
+static void cut_body_init(void) {
         size_t len = 0;
 
         len += (size_t) snprintf(cut_body, sizeof cut_body, "{\"success\":true,\"errors\":[],\"result\":[");
@@ -142,6 +141,14 @@ static enum MHD_Result reply_cut_list(struct MHD_Connection *c, bool cut) {
                 len += (size_t) snprintf(cut_body + len, sizeof cut_body - len, "%s{\"id\":\"w%u\",\"n\":%u}",
                                          i ? "," : "", i, i);
         snprintf(cut_body + len, sizeof cut_body - len, "]}");
+}
+
+static enum MHD_Result reply_cut_list(struct MHD_Connection *c, bool cut) {
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        struct MHD_Response *resp;
+        enum MHD_Result ret;
+
+        (void) pthread_once(&once, cut_body_init);
         resp = MHD_create_response_from_callback(strlen(cut_body), 1024, cut_reader, cut ? (void *) 1 : NULL, NULL);
         if (!resp)
                 return MHD_NO;
