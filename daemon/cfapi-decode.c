@@ -478,6 +478,16 @@ int cf_list_feed(CfListFeed *f, char *buf, size_t *size) {
                 bool top = f->depth >= 1 && f->depth <= FEED_TOP;
 
                 if (f->in_string) {
+                        if (!f->escape && c != '\\' && c != '"') {
+                                /* The bulk of a list: step over a string's
+                                 * plain bytes without the rest of the loop. */
+                                const char *p = buf + f->pos + 1, *end = buf + *size;
+
+                                while (p < end && *p != '"' && *p != '\\')
+                                        p++;
+                                f->pos = (size_t) (p - buf) - 1;
+                                continue;
+                        }
                         if (f->escape)
                                 f->escape = false;
                         else if (c == '\\') {
@@ -492,7 +502,7 @@ int cf_list_feed(CfListFeed *f, char *buf, size_t *size) {
                         }
                         continue;
                 }
-                if (c && strchr(" \t\r\n", c))
+                if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
                         continue;
 
                 switch (f->phase) {
