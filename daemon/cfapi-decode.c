@@ -343,6 +343,256 @@ int cf_envelope_decode_each(long http_status, const char *body, size_t size, con
         return 0;
 }
 
+/* ---- Feeding a list as it arrives ----
+ * A byte scanner that knows only what it needs: strings (so brackets in
+ * them are not counted), nesting depth, which open containers near the
+ * top are objects and whether an object expects a key, and the raw bytes
+ * of the keys it looks for. The elements themselves are parsed by
+ * json-c, one at a time. */
+
+#define FEED_TOP 4      /* containers tracked by kind: envelope, result, its list, an element */
+
+typedef enum FeedPhase {
+        FEED_SEEK,      /* looking for the list */
+        FEED_LIST,      /* inside it, between elements */
+        FEED_ITEM,      /* inside an element */
+        FEED_OFF,       /* past it, or never to be found: the final decode's job */
+} FeedPhase;
+
+struct CfListFeed {
+        json_tokener *tok;
+        char *items_key;
+        cf_item_t each;
+        void *userdata;
+        size_t n;
+
+        size_t pos;             /* scanned up to here */
+        FeedPhase phase;
+        unsigned depth;         /* containers open at pos */
+        unsigned list_depth;    /* depth inside the list */
+        bool in_string, escape;
+        bool is_object[FEED_TOP + 1];
+        bool want_key[FEED_TOP + 1];    /* the object at that depth expects a key next */
+        size_t key_start;       /* of the key being read (after its quote) */
+        bool key_escaped;
+        bool key_is_ours;       /* the value that follows is the one looked for */
+        bool seen_result, seen_items_key;
+        size_t item_start;
+        bool list_comma;        /* the last element took a comma: another must follow */
+};
+
+CfListFeed *cf_list_feed_new(const char *items_key, cf_item_t each, void *userdata) {
+        CfListFeed *f = calloc(1, sizeof(CfListFeed));
+
+        if (!f)
+                return NULL;
+        f->each = each;
+        f->userdata = userdata;
+        f->tok = json_tokener_new_ex(DECODE_MAX_DEPTH);
+        if (!f->tok || (items_key && !(f->items_key = strdup(items_key))))
+                return cf_list_feed_free(f);
+        return f;
+}
+
+CfListFeed *cf_list_feed_free(CfListFeed *f) {
+        if (!f)
+                return NULL;
+        if (f->tok)
+                json_tokener_free(f->tok);
+        free(f->items_key);
+        free(f);
+        return NULL;
+}
+
+size_t cf_list_feed_count(const CfListFeed *f) {
+        return f ? f->n : 0;
+}
+
+/* The element buf[start..end) (end: the ',' or ']' after it) to each. */
+static int feed_item(CfListFeed *f, const char *buf, size_t start, size_t end) {
+        json_object *v;
+        size_t stop;
+        int r;
+
+        if (end - start >= INT32_MAX)
+                return -EFBIG;
+        json_tokener_reset(f->tok);
+        /* With the ',' or ']': a number knows where it ends. */
+        v = json_tokener_parse_ex(f->tok, buf + start, (int) (end - start + 1));
+        if (json_tokener_get_error(f->tok) != json_tokener_success) {
+                json_object_put(v);
+                return -EBADMSG;
+        }
+        stop = start + json_tokener_get_parse_end(f->tok);
+        if (stop > end || !only_space(buf, stop, end)) {
+                json_object_put(v);
+                return -EBADMSG;
+        }
+        r = f->each(v, f->userdata);
+        json_object_put(v);
+        if (r < 0)
+                return r;
+        f->n++;
+        return 0;
+}
+
+/* Whether buf[f->key_start..end) is the key looked for at this depth. */
+static bool feed_key_is_ours(CfListFeed *f, const char *buf, size_t end) {
+        const char *want = f->depth == 1 ? "result" : f->items_key;
+        bool *seen = f->depth == 1 ? &f->seen_result : &f->seen_items_key;
+
+        if (f->depth > 2 || (f->depth == 2 && (!f->items_key || !f->seen_result)))
+                return false;
+        if (f->key_escaped) {
+                /* "res\u0075lt" may be the one; the final decode judges. */
+                f->phase = FEED_OFF;
+                return false;
+        }
+        if (*seen || end - f->key_start != strlen(want) || memcmp(buf + f->key_start, want, end - f->key_start) != 0)
+                return false;
+        *seen = true;
+        return true;
+}
+
+/* A value starts with c at f->pos in an object's or the envelope's
+ * member: the list, the result object holding it, or anything else. */
+static void feed_value_start(CfListFeed *f, char c) {
+        if (!f->key_is_ours)
+                return;
+        f->key_is_ours = false;
+        if (c == '[' && (f->depth == 2 || !f->items_key)) {
+                f->phase = FEED_LIST;
+                f->list_depth = f->depth + 1;
+                return;
+        }
+        if (!(c == '{' && f->depth == 1 && f->items_key))
+                f->phase = FEED_OFF;    /* not where the final decode streams from */
+}
+
+int cf_list_feed(CfListFeed *f, char *buf, size_t *size) {
+        size_t cut_from = SIZE_MAX, cut_to = 0;
+        int r = 0;
+
+        for (; f->pos < *size && f->phase != FEED_OFF; f->pos++) {
+                char c = buf[f->pos];
+                bool top = f->depth >= 1 && f->depth <= FEED_TOP;
+
+                if (f->in_string) {
+                        if (!f->escape && c != '\\' && c != '"') {
+                                /* The bulk of a list: step over a string's
+                                 * plain bytes without the rest of the loop. */
+                                const char *p = buf + f->pos + 1, *end = buf + *size;
+
+                                while (p < end && *p != '"' && *p != '\\')
+                                        p++;
+                                f->pos = (size_t) (p - buf) - 1;
+                                continue;
+                        }
+                        if (f->escape)
+                                f->escape = false;
+                        else if (c == '\\') {
+                                f->escape = true;
+                                f->key_escaped = true;
+                        } else if (c == '"') {
+                                f->in_string = false;
+                                if (f->phase == FEED_SEEK && top && f->want_key[f->depth]) {
+                                        f->want_key[f->depth] = false;
+                                        f->key_is_ours = feed_key_is_ours(f, buf, f->pos);
+                                }
+                        }
+                        continue;
+                }
+                if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+                        continue;
+
+                switch (f->phase) {
+                case FEED_LIST:
+                        /* A comma here is a stray one (the element before
+                         * took its own); a ']' after a comma ends "[a,]":
+                         * both are what the whole-body decode refuses. */
+                        if (c == ',' || (c == ']' && f->list_comma)) {
+                                r = -EBADMSG;
+                                goto out;
+                        }
+                        if (c == ']') {
+                                f->phase = FEED_OFF;
+                                goto out;
+                        }
+                        f->phase = FEED_ITEM;
+                        f->item_start = f->pos;
+                        break;
+                case FEED_ITEM:
+                        if (f->depth != f->list_depth || (c != ',' && c != ']'))
+                                break;
+                        r = feed_item(f, buf, f->item_start, f->pos);
+                        if (r < 0)
+                                goto out;
+                        if (cut_from == SIZE_MAX)
+                                cut_from = f->item_start;
+                        if (c == ']') {
+                                cut_to = f->pos;        /* the list is closed: "[]" stays */
+                                f->phase = FEED_OFF;
+                                goto out;
+                        }
+                        cut_to = f->pos + 1;
+                        f->list_comma = true;
+                        f->phase = FEED_LIST;
+                        continue;
+                case FEED_SEEK:
+                        if (top && f->is_object[f->depth] && (c == ',' || c == ':')) {
+                                if (c == ',')
+                                        f->want_key[f->depth] = true;
+                                continue;
+                        }
+                        if (!(c == '"' && top && f->want_key[f->depth]) && !strchr(",:}]", c))
+                                feed_value_start(f, c);
+                        break;
+                default:
+                        break;
+                }
+
+                switch (c) {
+                case '"':
+                        f->in_string = true;
+                        f->key_escaped = false;
+                        f->key_start = f->pos + 1;
+                        break;
+                case '{':
+                case '[':
+                        f->depth++;
+                        if (f->depth <= FEED_TOP) {
+                                f->is_object[f->depth] = c == '{';
+                                f->want_key[f->depth] = c == '{';
+                        }
+                        break;
+                case '}':
+                case ']':
+                        if (f->depth == 0) {
+                                f->phase = FEED_OFF;
+                                break;
+                        }
+                        f->depth--;
+                        /* The result object closed without the list. */
+                        if (f->phase == FEED_SEEK && f->depth == 1 && f->seen_result)
+                                f->phase = FEED_OFF;
+                        break;
+                default:
+                        break;
+                }
+        }
+out:
+        if (cut_from != SIZE_MAX && cut_to > cut_from) {
+                size_t d = cut_to - cut_from;
+
+                memmove(buf + cut_from, buf + cut_to, *size - cut_to);
+                *size -= d;
+                f->pos -= d;
+                if (f->phase == FEED_ITEM)
+                        f->item_start -= d;
+        }
+        return r;
+}
+
 static int errno_from_code(int code) {
         switch (code) {
         case 10007: /* script not found */

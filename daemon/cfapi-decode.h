@@ -70,6 +70,36 @@ typedef int (*cf_item_t)(json_object *item, void *userdata);
 int cf_envelope_decode_each(long http_status, const char *body, size_t size, const char *items_key,
                             cf_item_t each, void *userdata, CfEnvelope **ret);
 
+/* The same list decoded as its bytes arrive, so a 10,000-script answer
+ * never sits whole in memory: the caller appends each chunk to one
+ * buffer and calls cf_list_feed(), which hands every element of the list
+ * that is complete by then to each and cuts it (with its comma) out of
+ * the buffer. What stays is the envelope with what has not been handed
+ * over yet: at the end, cf_envelope_decode_each() on it hands over the
+ * rest (normally nothing: the list reads "[]") and decodes the envelope,
+ * exactly as it would have decoded the whole body. Only a list found
+ * where cf_envelope_decode_each() would stream it is fed early (the first
+ * member named "result", with items_key its first member of that name,
+ * keys as written without escapes); anything else, or a document that
+ * turns out malformed around the list, is left in the buffer for that
+ * final decode to judge. */
+typedef struct CfListFeed CfListFeed;
+
+/* items_key is copied. Returns NULL on OOM. */
+CfListFeed *cf_list_feed_new(const char *items_key, cf_item_t each, void *userdata);
+CfListFeed *cf_list_feed_free(CfListFeed *f);
+DEFINE_TRIVIAL_CLEANUP_FUNC(CfListFeed *, cf_list_feed_free);
+
+/* Scans buf from where the last call stopped up to *size (the bytes
+ * before are the ones the last call left, unchanged). Returns 0 with
+ * *size reduced by what was cut out (buf[*size] is not written), or the
+ * error each returned, -EBADMSG for an element that is not one JSON
+ * value, -ENOMEM; after an error the feed must not be used again. */
+int cf_list_feed(CfListFeed *f, char *buf, size_t *size);
+
+/* How many elements went to each so far. */
+size_t cf_list_feed_count(const CfListFeed *f) _pure_;
+
 /* The errno for a finished exchange: 0 when http_status is 2xx and
  * success is true. 429 → -EBUSY and 5xx → -EAGAIN whatever the body's
  * codes (codes are ambiguous; a 503 must never read as "not found").

@@ -90,6 +90,7 @@ struct CfCall {
         unsigned pages;
         json_object *items;         /* paging: the joined array */
         int (*each)(json_object *item, void *userdata);    /* items one by one instead */
+        void (*restart)(void *userdata);    /* with each: fed as the body arrives */
         size_t n_items;             /* with each: handed over so far */
         json_object *last_result_info;
 
@@ -98,7 +99,12 @@ struct CfCall {
         struct curl_slist *req_headers;
         char *resp;
         size_t resp_size, resp_alloc;
+        size_t resp_total;          /* bytes received, what the feed cut out included */
         bool resp_too_big;
+        CfListFeed *feed;           /* the list decoded as it arrives (restart set) */
+        bool feed_checked;          /* decided, at the body's first bytes */
+        bool fed;                   /* the feed handed items over in this attempt */
+        int feed_error;             /* what stopped the transfer from inside on_write */
         bool refused;               /* the write gate said no (cfapi_set_may_send) */
         char *etag;
         char *retry_after;
@@ -198,8 +204,11 @@ static void call_reset_transfer(CfCall *c) {
                 c->req_headers = NULL;
         }
         c->resp = mfree(c->resp);
-        c->resp_size = c->resp_alloc = 0;
+        c->resp_size = c->resp_alloc = c->resp_total = 0;
         c->resp_too_big = false;
+        c->feed = cf_list_feed_free(c->feed);
+        c->feed_checked = c->fed = false;
+        c->feed_error = 0;
         c->etag = mfree(c->etag);
         c->retry_after = mfree(c->retry_after);
         c->ratelimit = mfree(c->ratelimit);
@@ -298,17 +307,45 @@ static void call_fail(CfCall *c, int error, long http_status, const char *what) 
         call_finish(c, &reply);
 }
 
-/* ---- curl callbacks (never call back into curl or the user) ---- */
+/* ---- curl callbacks (never call back into curl or the user, but for
+ * a fed list's each, which may not call cfapi) ---- */
+
+static int on_item(json_object *item, void *userdata);
+
+/* At a body's first bytes: a list whose caller can take it back
+ * (restart) is decoded as it arrives when the answer is a 2xx, so it is
+ * never whole in memory (10 MB for 10,000 scripts). Others are decoded
+ * whole at the end, as before. */
+static int feed_check(CfCall *c) {
+        long status = 0;
+
+        c->feed_checked = true;
+        if (!c->each || !c->restart || c->paging != CFAPI_PAGING_NONE || (c->flags & CFAPI_RAW_RESPONSE))
+                return 0;
+        (void) curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (status < 200 || status >= 300)
+                return 0;
+        c->feed = cf_list_feed_new(c->items_key, on_item, c);
+        return c->feed ? 0 : -ENOMEM;
+}
 
 static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
         CfCall *c = userdata;
         size_t n = size * nmemb;
+        int r;
 
         if (n == 0)
                 return 0;
-        if (c->resp_size + n > c->api->max_response_size) {
+        if (c->resp_total + n > c->api->max_response_size) {
                 c->resp_too_big = true;
                 return 0;       /* CURLE_WRITE_ERROR */
+        }
+        if (!c->feed_checked) {
+                r = feed_check(c);
+                if (r < 0) {
+                        c->feed_error = r;
+                        return 0;
+                }
         }
         if (c->resp_size + n + 1 > c->resp_alloc) {
                 size_t a = c->resp_alloc ? c->resp_alloc : 16384;
@@ -326,6 +363,19 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
         }
         memcpy(c->resp + c->resp_size, data, n);
         c->resp_size += n;
+        c->resp_total += n;
+        if (c->feed) {
+                size_t before = cf_list_feed_count(c->feed);
+
+                r = cf_list_feed(c->feed, c->resp, &c->resp_size);
+                if (cf_list_feed_count(c->feed) > before)
+                        c->fed = true;
+                if (r < 0) {
+                        c->feed_error = r;
+                        c->resp[c->resp_size] = 0;
+                        return 0;
+                }
+        }
         c->resp[c->resp_size] = 0;
         return n;
 }
@@ -579,6 +629,12 @@ static void call_retry_or_fail(CfCall *c, int error, long http_status, const cha
             now + delay < c->deadline_usec) {
                 c->attempt++;
                 c->not_before_usec = now + delay;
+                if (c->fed) {
+                        /* What this attempt handed over goes: the list
+                         * starts again with the next. */
+                        c->restart(c->userdata);
+                        c->n_items = 0;
+                }
                 call_reset_transfer(c);
                 log_debug("cfapi: %s %s: %s, retry %u in %" PRIu64 " ms",
                           c->method, c->path, what, c->attempt, delay / USEC_PER_MSEC);
@@ -842,6 +898,13 @@ static void on_transfer_done(CurlGlue *g, CURL *easy, CURLcode result, void *use
 
         (void) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         count_answer(c, easy, status, now);
+        if (c->feed_error < 0)
+                /* As the whole-body decode below would have failed. */
+                return call_fail(c, c->feed_error, status,
+                                 c->feed_error == -E2BIG ? "too many pages or items" :
+                                 c->feed_error == -ENOMEM ? "out of memory" :
+                                 c->feed_error == -EBADMSG ? "response is not a valid JSON envelope" :
+                                 "a list item could not be taken");
         if (result != CURLE_OK)
                 return on_transport_error(c, result, status);
 
@@ -1167,6 +1230,7 @@ int cfapi_submit(CfApi *api, const CfRequest *req, cfapi_callback_t callback, vo
         c->query = req->query ? strdup(req->query) : NULL;
         c->items_key = req->items_key ? strdup(req->items_key) : NULL;
         c->each = req->each;
+        c->restart = req->each ? req->restart : NULL;
         if (!c->method || !c->path || (req->query && !c->query) || (req->items_key && !c->items_key)) {
                 call_free(c);
                 return -ENOMEM;

@@ -176,6 +176,13 @@ typedef struct CfRequest {
          * caller must drop the whole list on failure). Without paging the
          * result must be an array. */
         int (*each)(json_object *item, void *userdata);   /* userdata: the callback's */
+        /* With each and no paging: the list is decoded as its bytes
+         * arrive (cf_list_feed), so it is never whole in memory; each
+         * then runs inside curl's write callback and must not call into
+         * cfapi. When an attempt that handed items over is retried (its
+         * connection broke mid-body), restart is called first: drop them,
+         * the next attempt hands the whole list over again. */
+        void (*restart)(void *userdata);
 } CfRequest;
 
 /* What a finished request hands back. Every pointer is borrowed for the

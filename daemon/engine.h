@@ -136,11 +136,11 @@ void engine_cancel(Engine *e);
 /* One resource's status after the last run (secrets as references). */
 typedef struct ResourceStatus {
         const char *kind;           /* resource_kind_to_string(), or "Account" */
-        char *name;                 /* the spec's name ("" if none) */
-        char *cf_name;              /* the name at Cloudflare when it differs; else NULL */
+        char *name;                 /* the spec's name ("" if none); owns the strings below too */
+        const char *cf_name;        /* the name at Cloudflare when it differs; else NULL */
         ResourceState state;
-        char *reason;               /* never NULL */
-        char *id;                   /* NULL: none known */
+        const char *reason;         /* never NULL */
+        const char *id;             /* NULL: none known */
         uint64_t last_change_usec;  /* CLOCK_REALTIME, whole seconds; moves only with state or reason */
 } ResourceStatus;
 

@@ -608,6 +608,40 @@ static json_object *store_secret_to_json(JsonBuild *b, const SecretsStoreSecret 
         return m;
 }
 
+/* Writes one list as generation_to_json() would print it: each element
+ * built, printed and freed in turn, never the whole list as a tree. */
+#define TEXT_LIST(b, f, flags, key, items, n, fn)                                               \
+        do {                                                                                    \
+                fputs(",\"" key "\":[", (f));                                                    \
+                for (size_t _i = 0; _i < (n) && !(b)->oom; _i++) {                              \
+                        json_object *_x = fn((b), &(items)[_i]);                                \
+                        const char *_s = _x ? json_object_to_json_string_ext(_x, (flags)) : NULL; \
+                                                                                                \
+                        if (!_s)                                                                \
+                                (b)->oom = true;                                                \
+                        else                                                                    \
+                                fprintf((f), "%s%s", _i > 0 ? "," : "", _s);                    \
+                        json_object_put(_x);                                                    \
+                }                                                                               \
+                fputc(']', (f));                                                                \
+        } while (0)
+
+int generation_rest_to_text(const Generation *g, int flags, FILE *f) {
+        JsonBuild b = {};
+
+        /* The workers are digested apart (their names and digests). */
+        fputs("{\"workers\":[]", f);
+        TEXT_LIST(&b, f, flags, "kv_namespaces", g->kv_namespaces, g->n_kv_namespaces, kv_namespace_to_json);
+        TEXT_LIST(&b, f, flags, "r2_buckets", g->r2_buckets, g->n_r2_buckets, r2_bucket_to_json);
+        TEXT_LIST(&b, f, flags, "d1_databases", g->d1_databases, g->n_d1_databases, d1_database_to_json);
+        TEXT_LIST(&b, f, flags, "queues", g->queues, g->n_queues, queue_to_json);
+        TEXT_LIST(&b, f, flags, "secrets_stores", g->secrets_stores, g->n_secrets_stores, secrets_store_to_json);
+        TEXT_LIST(&b, f, flags, "secrets_store_secrets", g->secrets_store_secrets, g->n_secrets_store_secrets,
+                  store_secret_to_json);
+        fputc('}', f);
+        return b.oom || ferror(f) ? -ENOMEM : 0;
+}
+
 json_object *generation_to_json(const Generation *g) {
         JsonBuild b = {};
         json_object *o = jobj(&b), *a;

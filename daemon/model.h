@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <json-c/json.h>
 
@@ -376,3 +377,8 @@ const void *generation_find_doc(const Generation *g, ResourceKind k, const char 
  * reference; NULL on OOM. */
 json_object *worker_to_json(const Worker *w);
 json_object *generation_to_json(const Generation *g);
+/* To f, the bytes json_object_to_json_string_ext(generation_to_json(g'),
+ * flags) gives for g' = g without its workers, one resource at a time
+ * (at 10,000 KV namespaces the tree was megabytes of json-c tables).
+ * 0, or -ENOMEM. */
+int generation_rest_to_text(const Generation *g, int flags, FILE *f);

@@ -29,6 +29,7 @@ typedef struct Req {
         char *worker;           /* detail requests */
         char *store_id;
         char *jurisdiction;     /* R2 lists: sent as cf-r2-jurisdiction */
+        size_t n_workers_before;        /* scripts: the LiveState's workers when asked */
 } Req;
 
 struct Observer {
@@ -526,6 +527,15 @@ static int on_item(json_object *item, void *userdata) {
         return r;
 }
 
+/* The scripts list is read again from its start (a broken connection
+ * mid-body): the workers it added so far go. */
+static void on_restart(void *userdata) {
+        Req *q = userdata;
+
+        if (!q->o->dead)
+                live_state_truncate_workers(q->o->res.live, q->n_workers_before);
+}
+
 static int submit_ex(Observer *o, ReqType type, ResourceKind kind, const char *path, const char *query,
                      CfPaging paging, const char *items_key, const char *worker, const char *store_id,
                      const char *jurisdiction) {
@@ -541,6 +551,9 @@ static int submit_ex(Observer *o, ReqType type, ResourceKind kind, const char *p
                 .items_key = items_key,
                 .each = type == REQ_SCRIPTS || type == REQ_LIST || type == REQ_STORE_SECRETS || type == REQ_AUDIT ?
                         on_item : NULL,
+                /* The list that grows with the account is read as it
+                 * arrives; the paged ones come 100 or 1,000 at a time. */
+                .restart = type == REQ_SCRIPTS ? on_restart : NULL,
         };
         int k;
 
@@ -549,6 +562,7 @@ static int submit_ex(Observer *o, ReqType type, ResourceKind kind, const char *p
         q->o = o;
         q->type = type;
         q->kind = kind;
+        q->n_workers_before = o->res.live ? o->res.live->n_workers : 0;
         if ((worker && !(q->worker = strdup(worker))) || (store_id && !(q->store_id = strdup(store_id))) ||
             (jurisdiction && !(q->jurisdiction = strdup(jurisdiction))) ||
             (jurisdiction && asprintf(&hdr, "cf-r2-jurisdiction: %s", jurisdiction) < 0)) {
@@ -761,9 +775,20 @@ static int start_details(Observer *o) {
                 if (strset_put(flagged, e->script) < 0 || (e->secrets && strset_put(secret_flagged, e->script) < 0))
                         return -ENOMEM;
         }
+        /* The ids read before are not needed again: kept, they move into
+         * the result rather than being copied (30,000 of them after a
+         * converge of 10,000 workers). */
         for (size_t i = 0; o->keep_seen && o->audit_seen && o->audit_seen[i]; i++)
-                if (strv_extend_n(&o->res.audit_seen, &n_seen, o->audit_seen[i]) < 0)
+                if (strv_consume_n(&o->res.audit_seen, &n_seen, TAKE_PTR(o->audit_seen[i])) < 0) {
+                        for (size_t k = i + 1; o->audit_seen[k]; k++)
+                                free(o->audit_seen[k]);
+                        o->audit_seen = mfree(o->audit_seen);
                         return -ENOMEM;
+                }
+        if (o->keep_seen)
+                o->audit_seen = mfree(o->audit_seen);  /* its strings moved */
+        else
+                o->audit_seen = strv_free(o->audit_seen);
         strv_sort_uniq(o->res.audit_seen);
         if (observe_write_leftovers(own, &o->res.own_writes_left) < 0)
                 return -ENOMEM;

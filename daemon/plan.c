@@ -206,6 +206,19 @@ LiveWorker *live_state_add_worker(LiveState *s, const char *name) {
         return &a[n - 1];
 }
 
+void live_state_truncate_workers(LiveState *s, size_t n) {
+        while (s && s->n_workers > n) {
+                LiveWorker *w = &s->workers[s->n_workers - 1];
+
+                /* Its index entry (keyed by its own name) points at it:
+                 * the first of a name is the one indexed. */
+                if (live_state_find_worker(s, w->name) == w)
+                        (void) lh_table_delete(s->worker_index, w->name);
+                live_worker_done(w);
+                s->n_workers--;
+        }
+}
+
 LiveResource *live_state_add_resource(LiveState *s, ResourceKind kind, const char *id, const char *name) {
         LiveResource *a;
         size_t n = s->n_resources;

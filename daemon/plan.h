@@ -107,6 +107,9 @@ LiveState *live_state_free(LiveState *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(LiveState *, live_state_free);
 /* Appends an empty worker / resource (zeroed; subdomain -1). NULL on OOM. */
 LiveWorker *live_state_add_worker(LiveState *s, const char *name);
+/* Drops the workers added after the first n (a list read again from its
+ * start: cfapi's restart). */
+void live_state_truncate_workers(LiveState *s, size_t n);
 LiveResource *live_state_add_resource(LiveState *s, ResourceKind kind, const char *id, const char *name);
 LiveBinding *live_worker_add_binding(LiveWorker *w, const char *name, const char *type, const char *canon);
 LiveConsumer *live_resource_add_consumer(LiveResource *r, const char *script, const char *consumer_id,

@@ -713,29 +713,17 @@ static int digest_json(json_object *o, char ret[static 65]) {
  * JSON of everything else, so no worker is serialised twice. */
 static int generation_digest(Generation *g) {
         _cleanup_free_ char *text = NULL;
-        Generation rest = *g;
         size_t len = 0;
         FILE *f;
-        json_object *o;
-        const char *s;
+        int r;
 
-        rest.n_workers = 0;
-        o = generation_to_json(&rest);
-        if (!o)
-                return -ENOMEM;
-        s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         f = open_memstream(&text, &len);
-        if (!f || !s) {
-                if (f)
-                        fclose(f);
-                json_object_put(o);
+        if (!f)
                 return -ENOMEM;
-        }
         for (size_t i = 0; i < g->n_workers; i++)
                 fprintf(f, "%s %s\n", g->workers[i].name, g->workers[i].digest);
-        fputs(s, f);
-        json_object_put(o);
-        if (fclose(f) != 0)
+        r = generation_rest_to_text(g, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, f);
+        if (fclose(f) != 0 || r < 0)
                 return -ENOMEM;
         sha256_hex(text, len, g->digest);
         return 0;

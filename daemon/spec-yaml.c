@@ -84,6 +84,9 @@ typedef struct Builder {
         const SpecYamlLimits *limits;
         SpecYamlErrors *errors;
         bool failed;                /* an error that is not a syntax error */
+        bool one_by_one;            /* spec_yaml_parse_each: no list of documents */
+        spec_yaml_each_t each;
+        void *userdata;
 } Builder;
 
 static int builder_attach(Builder *b, SpecNode *n) {
@@ -244,10 +247,18 @@ static int on_document_start(Builder *b, const yaml_event_t *ev) {
         return 0;
 }
 
-/* A finished document: its root (NULL for an empty one) joins the list. */
+/* A finished document: its root (NULL for an empty one) joins the list,
+ * or goes to each and is freed. */
 static int on_document_end(Builder *b) {
-        SpecNode **d = realloc(b->docs, sizeof(SpecNode *) * (b->n_docs + 1));
+        SpecNode **d;
 
+        if (b->one_by_one) {
+                _cleanup_(spec_node_freep) SpecNode *root = TAKE_PTR(b->root);
+
+                b->n_docs++;
+                return b->each ? b->each(root, b->userdata) : 0;
+        }
+        d = realloc(b->docs, sizeof(SpecNode *) * (b->n_docs + 1));
         if (!d)
                 return -ENOMEM;
         b->docs = d;
@@ -447,12 +458,11 @@ static void builder_done(Builder *b) {
         free(b->stack);
         free(b->starts);
         free(b->pending);
-        spec_yaml_documents_free(b->docs, b->n_docs);
+        if (!b->one_by_one)     /* there n_docs only counts */
+                spec_yaml_documents_free(b->docs, b->n_docs);
 }
 
-int spec_yaml_parse(const char *buf, size_t size, const SpecYamlLimits *limits,
-                    SpecNode ***ret_docs, size_t *ret_n, SpecYamlErrors *errors) {
-        Builder b = { .limits = limits, .errors = errors };
+static int builder_run(Builder *b, const char *buf, size_t size) {
         yaml_parser_t p;
         bool done = false;
         int r = 0;
@@ -466,17 +476,26 @@ int spec_yaml_parse(const char *buf, size_t size, const SpecYamlLimits *limits,
                 yaml_event_t ev;
 
                 if (!yaml_parser_parse(&p, &ev)) {
-                        r = syntax_error(&p, buf, size, errors);
+                        r = syntax_error(&p, buf, size, b->errors);
                         if (r >= 0)
                                 r = -EINVAL;
                         break;
                 }
                 done = ev.type == YAML_STREAM_END_EVENT;
-                r = builder_event(&b, &ev);
+                r = builder_event(b, &ev);
                 yaml_event_delete(&ev);
         }
-        if (r >= 0 && b.failed)
+        yaml_parser_delete(&p);
+        if (r >= 0 && b->failed)
                 r = -EINVAL;
+        return r;
+}
+
+int spec_yaml_parse(const char *buf, size_t size, const SpecYamlLimits *limits,
+                    SpecNode ***ret_docs, size_t *ret_n, SpecYamlErrors *errors) {
+        Builder b = { .limits = limits, .errors = errors };
+        int r = builder_run(&b, buf, size);
+
         if (r >= 0) {
                 *ret_docs = TAKE_PTR(b.docs);
                 *ret_n = b.n_docs;
@@ -484,8 +503,16 @@ int spec_yaml_parse(const char *buf, size_t size, const SpecYamlLimits *limits,
                 r = 0;
         }
         builder_done(&b);
-        yaml_parser_delete(&p);
         return r;
+}
+
+int spec_yaml_parse_each(const char *buf, size_t size, const SpecYamlLimits *limits, spec_yaml_each_t each,
+                         void *userdata, SpecYamlErrors *errors) {
+        Builder b = { .limits = limits, .errors = errors, .one_by_one = true, .each = each, .userdata = userdata };
+        int r = builder_run(&b, buf, size);
+
+        builder_done(&b);
+        return r < 0 ? r : 0;
 }
 
 const SpecNode *spec_node_get(const SpecNode *map, const char *key, const SpecNode **ret_key) {

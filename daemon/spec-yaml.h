@@ -66,7 +66,22 @@ typedef struct SpecYamlLimits {
 int spec_yaml_parse(const char *buf, size_t size, const SpecYamlLimits *limits,
                     SpecNode ***ret_docs, size_t *ret_n, SpecYamlErrors *errors);
 
+/* Takes one document's root (NULL for an empty document), borrowed for
+ * the call; a negative errno stops the parse. */
+typedef int (*spec_yaml_each_t)(const SpecNode *doc, void *userdata);
+
+/* The same parse, the same checks and errors, but each document goes to
+ * each as soon as it ends and is freed after: one document's tree is in
+ * memory, not the file's (2 MB for 1,000 workers in one file). Documents
+ * are handed over before the errors of later ones are known, so a caller
+ * that must not use any document of a file with errors checks it first
+ * with each NULL. Returns 0, -EINVAL (errors), -ENOMEM, or what each
+ * returned. */
+int spec_yaml_parse_each(const char *buf, size_t size, const SpecYamlLimits *limits, spec_yaml_each_t each,
+                         void *userdata, SpecYamlErrors *errors);
+
 SpecNode *spec_node_free(SpecNode *n);
+DEFINE_TRIVIAL_CLEANUP_FUNC(SpecNode *, spec_node_free);
 void spec_yaml_documents_free(SpecNode **docs, size_t n);
 
 /* The value of key in a mapping node, or NULL. With ret_key, the key node. */

@@ -108,6 +108,37 @@ char **strv_copy(char * const *l) {
         return TAKE_PTR(c);
 }
 
+char *strv_to_json_text(char * const *l, size_t from, size_t to) {
+        _cleanup_(json_object_putp) json_object *one = json_object_new_string("");
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f;
+        bool ok = one;
+
+        if (!one)
+                return NULL;
+        f = open_memstream(&buf, &size);
+        if (!f)
+                return NULL;
+        fputc('[', f);
+        for (size_t i = from; ok && i < to && l && l[i]; i++) {
+                /* One string object reused: json-c's own escaping. */
+                const char *s = json_object_set_string(one, l[i]) ?
+                        json_object_to_json_string_ext(one, JSON_C_TO_STRING_PLAIN) : NULL;
+
+                if (!s)
+                        ok = false;
+                else
+                        fprintf(f, "%s%s", i > from ? "," : "", s);
+        }
+        fputc(']', f);
+        if (fclose(f) != 0 || !ok) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}
+
 static int cmp_str(const void *a, const void *b) {
         return strcmp(*(char * const *) a, *(char * const *) b);
 }

@@ -34,6 +34,10 @@ int strv_consume(char ***l, char *s) _warn_unused_result_;
 int strv_consume_n(char ***l, size_t *n, char *s) _warn_unused_result_;
 int strv_extend_n(char ***l, size_t *n, const char *s) _warn_unused_result_;
 char **strv_copy(char * const *l);
+/* l[from..to) (to past the end: up to it) as a JSON array, the bytes
+ * json-c prints for an array of those strings (JSON_C_TO_STRING_PLAIN),
+ * without a tree of them. Caller frees; NULL on OOM. */
+char *strv_to_json_text(char * const *l, size_t from, size_t to);
 /* Sorts in place (strcmp order) and removes adjacent duplicates. */
 void strv_sort_uniq(char **l);
 bool strv_equal(char * const *a, char * const *b) _pure_;

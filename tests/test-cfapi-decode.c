@@ -306,6 +306,128 @@ START_TEST(test_decode_each) {
 }
 END_TEST
 
+/* The list fed as it arrives, chunk bytes at a time, then the rest
+ * decoded: the same answer as decoding the whole body at once. Returns
+ * the error, or 0 with *ret. *ret_left: the bytes left to the final
+ * decode. */
+static int feed_in_chunks(const char *body, const char *items_key, size_t chunk, Items *it, CfEnvelope **ret,
+                          size_t *ret_left) {
+        _cleanup_(cf_list_feed_freep) CfListFeed *f = cf_list_feed_new(items_key, take_item, it);
+        size_t len = strlen(body), size = 0, left = 0, max = 0;
+        _cleanup_free_ char *buf = malloc(len + 1);
+        int r;
+
+        ck_assert_ptr_nonnull(f);
+        ck_assert_ptr_nonnull(buf);
+        for (size_t at = 0; at < len; at += chunk) {
+                size_t n = len - at < chunk ? len - at : chunk;
+
+                memcpy(buf + size, body + at, n);
+                size += n;
+                r = cf_list_feed(f, buf, &size);
+                if (r < 0)
+                        return r;
+                if (size > max)
+                        max = size;
+        }
+        left = size;
+        if (ret_left)
+                *ret_left = max;
+        r = cf_envelope_decode_each(200, buf, left, items_key, take_item, it, ret);
+        if (r >= 0)
+                (*ret)->n_streamed += cf_list_feed_count(f);
+        return r;
+}
+
+START_TEST(test_list_feed) {
+        static const struct {
+                const char *body, *items_key;
+        } cases[] = {
+                { " { \"success\" : true, \"errors\":[], \"result\" : [ {\"name\":\"a\",\"n\":[1,{\"x\":2}]} ,"
+                  "{\"name\":\"b\"},{\"name\":\"c\", \"t\": 5}], \"result_info\":{\"page\":1,\"count\":3}} \n", NULL },
+                { "{\"result\":{\"buckets\":[{\"name\":\"x\"},{\"name\":\"y\"}],\"other\":1},\"success\":true}", "buckets" },
+                { "{\"result\":{\"other\":[1],\"buckets\":[{\"name\":\"x\"}]},\"result_info\":{\"buckets\":[{\"name\":\"no\"}]}}",
+                  "buckets" },
+                { "{\"result\":{\"other\":1},\"result_info\":{\"buckets\":[{\"name\":\"no\"}]}}", "buckets" },
+                { "{\"result\":[],\"success\":true}", NULL },
+                { "{\"result\":{\"id\":\"z\"},\"success\":true}", NULL },
+                { "{\"success\":true,\"result\":null}", NULL },
+                { "{\"errors\":[{\"result\":[1]}],\"result\":[{\"name\":\"a]\\\"},\"},{\"name\":\"b[{\"}]}", NULL },
+                { "{\"res\\u0075lt\":[{\"name\":\"a\"}],\"success\":true}", NULL },
+                { "{\"result\":\"no\",\"result\":[{\"name\":\"a\"}]}", NULL },
+                { "{\"result\":[1,2.5,\"x\",null,[3,[4]],{\"name\":\"n\"},true]}", NULL },
+                /* Malformed: each is -EBADMSG however it arrives. */
+                { "{\"result\":[{\"name\":\"a\"},{\"name\":", NULL },
+                { "{\"result\":[{\"name\":\"a\"} {\"name\":\"b\"}]}", NULL },
+                { "{\"result\":[1,2]} x", NULL },
+                { "[1,2]", NULL },
+                { "{\"result\":[1,2],}", NULL },
+                { "{\"result\":[1,]}", NULL },
+                { "{\"result\":[,1]}", NULL },
+                { "{\"result\":[1,,2]}", NULL },
+                { "{\"result\":[{\"a\":1]]}", NULL },
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                CfEnvelope *whole = NULL;
+                Items w = {};
+                int rw = cf_envelope_decode_each(200, cases[i].body, strlen(cases[i].body), cases[i].items_key,
+                                                 take_item, &w, &whole);
+
+                for (size_t chunk = 1; chunk <= strlen(cases[i].body); chunk++) {
+                        CfEnvelope *e = NULL;
+                        Items it = {};
+                        int r = feed_in_chunks(cases[i].body, cases[i].items_key, chunk, &it, &e, NULL);
+
+                        ck_assert_msg(r == rw, "case %zu chunk %zu: %d, whole %d", i, chunk, r, rw);
+                        if (rw < 0)
+                                continue;       /* what went over before an error is dropped whole */
+                        ck_assert_uint_eq(it.n, w.n);
+                        for (unsigned k = 0; k < w.n && k < 8; k++)
+                                ck_assert_str_eq(it.names[k], w.names[k]);
+                        ck_assert_int_eq(e->success, whole->success);
+                        ck_assert_int_eq(e->streamed, whole->streamed);
+                        ck_assert_uint_eq(e->n_streamed, whole->n_streamed);
+                        ck_assert_int_eq(!e->result, !whole->result);
+                        ck_assert_int_eq(!e->result_info, !whole->result_info);
+                        if (whole->result)
+                                ck_assert_str_eq(json_object_to_json_string(e->result),
+                                                 json_object_to_json_string(whole->result));
+                        cf_envelope_free(e);
+                }
+                cf_envelope_free(whole);
+        }
+
+        /* Memory: a long list never sits whole in the buffer, only the
+         * envelope and the element being received. */
+        {
+                _cleanup_free_ char *big = NULL;
+                size_t len = 0, max = 0;
+                FILE *f = open_memstream(&big, &len);
+                CfEnvelope *e = NULL;
+                Items it = {};
+
+                ck_assert_ptr_nonnull(f);
+                fputs("{\"success\":true,\"errors\":[],\"result\":[", f);
+                for (int k = 0; k < 2000; k++)
+                        fprintf(f, "%s{\"id\":\"worker-%04d\",\"etag\":\"%064d\"}", k ? "," : "", k, k);
+                fputs("],\"result_info\":{\"count\":2000}}", f);
+                ck_assert_int_eq(fclose(f), 0);
+                ck_assert_int_eq(feed_in_chunks(big, NULL, 16384, &it, &e, &max), 0);
+                ck_assert_uint_eq(it.n, 2000);
+                ck_assert_uint_eq(e->n_streamed, 2000);
+                ck_assert_uint_lt(max, 16384 + 200);
+                ck_assert_uint_gt(len, 100 * 1024);
+                cf_envelope_free(e);
+
+                /* The callback's error stops the feed there. */
+                it = (Items) { .fail_at = 3 };
+                ck_assert_int_eq(feed_in_chunks(big, NULL, 100, &it, &e, NULL), -ENOSPC);
+                ck_assert_uint_eq(it.n, 3);
+        }
+}
+END_TEST
+
 START_TEST(test_page_pagination) {
         _cleanup_(cf_envelope_freep) CfEnvelope *p1 = NULL, *p3 = NULL, *pe = NULL, *tp = NULL, *nt = NULL;
         json_object *items;
@@ -544,6 +666,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_tolerant_shapes);
         tcase_add_test(tc, test_garbage);
         tcase_add_test(tc, test_decode_each);
+        tcase_add_test(tc, test_list_feed);
         tcase_add_test(tc, test_page_pagination);
         tcase_add_test(tc, test_cursor_pagination);
         tcase_add_test(tc, test_ratelimit_header);

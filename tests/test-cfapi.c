@@ -115,6 +115,48 @@ static void nap(unsigned ms) {
         nanosleep(&ts, NULL);
 }
 
+/* A list of CUT_ITEMS scripts, about 12 KB: the first answer breaks off
+ * half way (the connection closes short of its Content-Length), the
+ * next is whole. */
+#define CUT_ITEMS 300
+static char cut_body[CUT_ITEMS * 64];
+
+static ssize_t cut_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+        size_t len = strlen(cut_body), end = cls ? len / 2 : len;
+
+        if (pos >= end)
+                return cls ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
+        if (max > end - pos)
+                max = end - pos;
+        memcpy(buf, cut_body + pos, max);
+        return (ssize_t) max;
+}
+
+/* Written once: the answers are read by one thread per connection. */
+static void cut_body_init(void) {
+        size_t len = 0;
+
+        len += (size_t) snprintf(cut_body, sizeof cut_body, "{\"success\":true,\"errors\":[],\"result\":[");
+        for (unsigned i = 0; i < CUT_ITEMS; i++)
+                len += (size_t) snprintf(cut_body + len, sizeof cut_body - len, "%s{\"id\":\"w%u\",\"n\":%u}",
+                                         i ? "," : "", i, i);
+        snprintf(cut_body + len, sizeof cut_body - len, "]}");
+}
+
+static enum MHD_Result reply_cut_list(struct MHD_Connection *c, bool cut) {
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        struct MHD_Response *resp;
+        enum MHD_Result ret;
+
+        (void) pthread_once(&once, cut_body_init);
+        resp = MHD_create_response_from_callback(strlen(cut_body), 1024, cut_reader, cut ? (void *) 1 : NULL, NULL);
+        if (!resp)
+                return MHD_NO;
+        ret = MHD_queue_response(c, 200, resp);
+        MHD_destroy_response(resp);
+        return ret;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                const char *version, const char *upload_data, size_t *upload_data_size,
                                void **con_cls) {
@@ -258,6 +300,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                         return reply(c, 200, "{\"success\":true,\"errors\":[],\"result\":{\"buckets\":[{\"name\":\"e\"}]},\"result_info\":{\"cursor\":\"\",\"per_page\":2}}", NULL, NULL);
                 return reply(c, 400, "{\"success\":false,\"errors\":[{\"code\":2,\"message\":\"bad cursor\"}]}", NULL, NULL);
         }
+        if (startswith(path, "/accounts/" ACCOUNT "/cutlist"))
+                return reply_cut_list(c, hit == 1);
         if (streq(path, "/accounts/" ACCOUNT "/loop"))
                 /* A broken server that hands back the same cursor forever. */
                 return reply(c, 200, "{\"success\":true,\"errors\":[],\"result\":[{\"id\":1}],\"result_info\":{\"cursor\":\"same\"}}", NULL, NULL);
@@ -601,6 +645,75 @@ START_TEST(test_retry_429) {
                 ck_assert_uint_eq(n, 3);
         }
         result_done(&a); result_done(&b);
+}
+END_TEST
+
+/* A list fed as it arrives (each with restart) whose first answer breaks
+ * off mid-body: the items it handed over are taken back (restart) before
+ * the retry hands the whole list over again, so every item is seen once.
+ * Without restart the list is decoded whole at the end, as ever. */
+typedef struct Listed {
+        Result r;                   /* first: on_reply takes the same userdata */
+        unsigned n, restarts, before_restart;
+        bool dup;
+        char seen[CUT_ITEMS];
+} Listed;
+
+static int listed_item(json_object *item, void *userdata) {
+        Listed *l = userdata;
+        json_object *v;
+        int k;
+
+        ck_assert(json_object_object_get_ex(item, "n", &v));
+        k = json_object_get_int(v);
+        ck_assert(k >= 0 && k < CUT_ITEMS);
+        if (l->seen[k])
+                l->dup = true;
+        l->seen[k] = 1;
+        l->n++;
+        return 0;
+}
+
+static void listed_restart(void *userdata) {
+        Listed *l = userdata;
+
+        l->before_restart = l->n;
+        l->restarts++;
+        l->n = 0;
+        memset(l->seen, 0, sizeof l->seen);
+}
+
+START_TEST(test_list_fed_restart) {
+        Listed fed = {}, whole = {};
+        CfRequest a = {
+                .method = "GET", .path = "cutlist-fed", .priority = CFAPI_PRIORITY_NORMAL,
+                .each = listed_item, .restart = listed_restart,
+        }, b = {
+                .method = "GET", .path = "cutlist-whole", .priority = CFAPI_PRIORITY_NORMAL,
+                .each = listed_item,
+        };
+
+        client_new(NULL);
+        ck_assert_int_ge(cfapi_submit(api, &a, on_reply, &fed, NULL), 0);
+        ck_assert_int_ge(cfapi_submit(api, &b, on_reply, &whole, NULL), 0);
+        pending += 2;
+        run_loop(10);
+
+        ck_assert_int_eq(fed.r.error, 0);
+        ck_assert_uint_eq(fed.r.attempts, 2);
+        ck_assert_uint_eq(fed.restarts, 1);
+        ck_assert_uint_gt(fed.before_restart, 0);           /* the broken answer was fed */
+        ck_assert_uint_lt(fed.before_restart, CUT_ITEMS);
+        ck_assert_uint_eq(fed.n, CUT_ITEMS);
+        ck_assert(!fed.dup);
+        ck_assert_ptr_null(fed.r.result);
+
+        ck_assert_int_eq(whole.r.error, 0);
+        ck_assert_uint_eq(whole.r.attempts, 2);
+        ck_assert_uint_eq(whole.restarts, 0);
+        ck_assert_uint_eq(whole.n, CUT_ITEMS);
+        ck_assert(!whole.dup);
+        result_done(&fed.r); result_done(&whole.r);
 }
 END_TEST
 
@@ -953,6 +1066,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, test_pagination);
         tcase_add_test(tc, test_retry_429);
         tcase_add_test(tc, test_retry_503_drop);
+        tcase_add_test(tc, test_list_fed_restart);
         tcase_add_test(tc, test_write_gate);
         tcase_add_test(tc, test_timeout);
         tcase_add_test(tc, test_deadline);

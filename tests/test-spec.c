@@ -158,6 +158,68 @@ START_TEST(test_yaml_tree) {
 }
 END_TEST
 
+/* One document at a time: the same documents, in order, each freed
+ * after its call; the same errors; each's error stops the parse. */
+typedef struct EachSeen {
+        unsigned n, nulls, stop_at;
+        SpecNodeType types[4];
+} EachSeen;
+
+static int each_seen(const SpecNode *doc, void *userdata) {
+        EachSeen *s = userdata;
+
+        if (spec_node_is_null(doc))
+                s->nulls++;
+        else if (s->n < 4)
+                s->types[s->n] = doc->type;
+        s->n++;
+        return s->stop_at > 0 && s->n == s->stop_at ? -ECANCELED : 0;
+}
+
+START_TEST(test_yaml_each) {
+        static const char text[] = "a: 1\n---\n---\n- q\n---\nb: [x]\n";
+        SpecYamlLimits l = { .max_depth = 8, .max_nodes = 100, .max_documents = 10 };
+        SpecYamlErrors e = {};
+        EachSeen s = {};
+
+        ck_assert_int_eq(spec_yaml_parse_each(text, sizeof(text) - 1, &l, each_seen, &s, &e), 0);
+        ck_assert_uint_eq(e.n, 0);
+        ck_assert_uint_eq(s.n, 4);
+        ck_assert_uint_eq(s.nulls, 1);
+        ck_assert_int_eq(s.types[0], SPEC_NODE_MAPPING);
+        ck_assert_int_eq(s.types[2], SPEC_NODE_SEQUENCE);
+        ck_assert_int_eq(s.types[3], SPEC_NODE_MAPPING);
+        ck_assert_int_eq(spec_yaml_parse_each(text, sizeof(text) - 1, &l, NULL, NULL, &e), 0);
+
+        s = (EachSeen) { .stop_at = 2 };
+        ck_assert_int_eq(spec_yaml_parse_each(text, sizeof(text) - 1, &l, each_seen, &s, &e), -ECANCELED);
+        ck_assert_uint_eq(s.n, 2);
+
+        /* A later error: reported as spec_yaml_parse reports it, after the
+         * documents before it were handed over. */
+        s = (EachSeen) {};
+        ck_assert_int_eq(spec_yaml_parse_each("a: 1\n---\nb: 1\nb: 2\n", 19, &l, each_seen, &s, &e), -EINVAL);
+        ck_assert_uint_eq(e.n, 1);
+        ck_assert_str_eq(e.errors[0].message, "duplicate key 'b' (first at line 3)");
+        ck_assert_uint_eq(s.n, 2);
+        spec_yaml_errors_done(&e);
+        ck_assert_int_eq(spec_yaml_parse_each("a\n---\nb\n---\nc\n", 14, &(SpecYamlLimits) {
+                .max_depth = 8, .max_nodes = 100, .max_documents = 2 }, NULL, NULL, &e), -EINVAL);
+        ck_assert_str_eq(e.errors[0].message, "too many documents in one file (limit 2)");
+        spec_yaml_errors_done(&e);
+
+        /* The spec load parses a file one document at a time only once it
+         * is known to have no YAML error: a later syntax error leaves the
+         * earlier documents unread (no "unknown kind" here). */
+        {
+                _cleanup_free_ char *o = load1("kind: Nope\nname: x\n---\nkind: Worker\nname: [1\n");
+
+                ck_assert_ptr_null(strstr(o, "unknown kind"));
+                ck_assert_ptr_nonnull(strstr(o, "syntax error"));
+        }
+}
+END_TEST
+
 START_TEST(test_yaml_errors) {
         SpecYamlLimits l = { .max_depth = 3, .max_nodes = 100, .max_documents = 2 };
         SpecYamlErrors e = {};
@@ -1460,6 +1522,29 @@ START_TEST(test_examples) {
                         seen[g->workers[i].bindings[j].kind] = true;
         for (int k = 0; k < _BINDING_KIND_MAX; k++)
                 ck_assert_msg(seen[k], "no example binding of kind %s", binding_kind_to_api_type(k));
+
+        /* Generation.digest's text, written one resource at a time, is
+         * byte for byte the tree's (every kind is here), and so is an
+         * empty generation's. */
+        for (int empty = 0; empty < 2; empty++) {
+                const int flags = JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE;
+                Generation rest = empty ? (Generation) {} : *g;
+                _cleanup_free_ char *text = NULL;
+                size_t len = 0;
+                FILE *f = open_memstream(&text, &len);
+                json_object *tree;
+
+                ck_assert_ptr_nonnull(f);
+                rest.n_workers = 0;
+                ck_assert_int_eq(generation_rest_to_text(&rest, flags, f), 0);
+                ck_assert_int_eq(fclose(f), 0);
+                tree = generation_to_json(&rest);
+                ck_assert_ptr_nonnull(tree);
+                ck_assert_str_eq(text, json_object_to_json_string_ext(tree, flags));
+                if (!empty)
+                        ck_assert_ptr_nonnull(strstr(text, "\"secrets_store_secrets\":[{"));
+                json_object_put(tree);
+        }
 }
 END_TEST
 
@@ -1495,6 +1580,7 @@ static Suite *spec_suite(void) {
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_yaml_tree);
         tcase_add_test(tc, test_yaml_errors);
+        tcase_add_test(tc, test_yaml_each);
         tcase_add_test(tc, test_yaml_scalars);
         tcase_add_test(tc, test_edit_distance);
         tcase_add_test(tc, test_cron);

@@ -67,6 +67,25 @@ START_TEST(test_strv) {
         ck_assert(strv_equal(l, c));
         ck_assert(!strv_equal(l, NULL));
         ck_assert(strv_equal(NULL, NULL));
+
+        /* As JSON: json-c's bytes for the same array, escapes included. */
+        {
+                char *odd[] = { (char *) "a", (char *) "q\"u/o\\te", (char *) "tab\tnl\n\x01", (char *) "\xc3\xa9",
+                                NULL };
+                _cleanup_(json_object_putp) json_object *a = json_object_new_array();
+                _cleanup_free_ char *all = NULL, *tail = NULL, *none = NULL, *empty = NULL;
+
+                for (size_t i = 0; odd[i]; i++)
+                        ck_assert_int_eq(json_object_array_add(a, json_object_new_string(odd[i])), 0);
+                all = strv_to_json_text(odd, 0, SIZE_MAX);
+                ck_assert_str_eq(all, json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN));
+                tail = strv_to_json_text(odd, 2, 3);
+                ck_assert_str_eq(tail, "[\"tab\\tnl\\n\\u0001\"]");
+                none = strv_to_json_text(NULL, 0, SIZE_MAX);
+                ck_assert_str_eq(none, "[]");
+                empty = strv_to_json_text(odd, 4, 4);
+                ck_assert_str_eq(empty, "[]");
+        }
 }
 END_TEST
 
