@@ -1317,6 +1317,7 @@ static void on_observed(ObserveResult *res, void *userdata) {
                 .n_secrets = e->n_psecrets,
                 .secrets_sorted = true,
         };
+        live_state_trim(e->live);
         r = plan_compute(e->g, e->live, e->ledger, &e->policy, &e->plan);
         if (r < 0)
                 return run_fail(e, r, "plan");

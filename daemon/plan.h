@@ -110,6 +110,8 @@ LiveWorker *live_state_add_worker(LiveState *s, const char *name);
 /* Drops the workers added after the first n (a list read again from its
  * start: cfapi's restart). */
 void live_state_truncate_workers(LiveState *s, size_t n);
+/* Shrinks the worker and resource arrays to their counts, once observed. */
+void live_state_trim(LiveState *s);
 LiveResource *live_state_add_resource(LiveState *s, ResourceKind kind, const char *id, const char *name);
 LiveBinding *live_worker_add_binding(LiveWorker *w, const char *name, const char *type, const char *canon);
 LiveConsumer *live_resource_add_consumer(LiveResource *r, const char *script, const char *consumer_id,

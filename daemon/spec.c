@@ -565,6 +565,29 @@ static void check_id_external(SpecCtx *c, const Fields *f, size_t idx, const Res
                         (arr) = _r;                                             \
         } while (0)
 
+/* The generation's arrays at their counts, once every file is parsed:
+ * doubling left up to half of each unused (the worker array alone had
+ * room for 16,384 at 10,000 workers, 2.6 MB idle for the generation's
+ * life). Nothing points into them yet: finalizing sorts them in place. */
+static void shrink_generation(SpecCtx *c) {
+        Generation *g = c->g;
+
+        SHRINK(g->workers, g->n_workers);
+        c->a_workers = g->n_workers;
+        SHRINK(g->kv_namespaces, g->n_kv_namespaces);
+        c->a_kv = g->n_kv_namespaces;
+        SHRINK(g->r2_buckets, g->n_r2_buckets);
+        c->a_r2 = g->n_r2_buckets;
+        SHRINK(g->d1_databases, g->n_d1_databases);
+        c->a_d1 = g->n_d1_databases;
+        SHRINK(g->queues, g->n_queues);
+        c->a_queues = g->n_queues;
+        SHRINK(g->secrets_stores, g->n_secrets_stores);
+        c->a_stores = g->n_secrets_stores;
+        SHRINK(g->secrets_store_secrets, g->n_secrets_store_secrets);
+        c->a_secrets = g->n_secrets_store_secrets;
+}
+
 /* ---- secret references ---- */
 
 static const char *const secret_ref_keys[] = { "credential", "file", "env", NULL };
@@ -2116,6 +2139,7 @@ static int spec_load_full(const char *spec_dir, const SpecLimits *limits, const 
         if (!c.oom)
                 spec_validate_generation(&c);
         if (!c.oom && errors->n == first && errors->n_dropped == dropped) {
+                shrink_generation(&c);
                 r = spec_finalize_generation(&c);
                 if (r == -ENOMEM)
                         c.oom = true;
