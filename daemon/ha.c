@@ -39,6 +39,7 @@ struct HA {
         EtcdCall *observe_call;     /* a follower's stream of leaders */
         uint64_t grant_sent, keepalive_sent, leader_sent;
         uint64_t elected;           /* monotonic µs this term began */
+        uint64_t observed;          /* monotonic µs the stream last named a leader */
 
         int64_t lease;              /* 0: none */
         uint64_t lease_valid_until; /* monotonic µs; our lease is surely alive before */
@@ -283,6 +284,14 @@ static void on_leader(Etcd *e, int r, json_object *answer, const char *message, 
          * says nothing about this term. */
         if (ha->role == HA_ROLE_LEADER && ha->leader_sent < ha->elected)
                 return;
+        /* Likewise a follower's look-up sent before its observe stream
+         * named a leader: a "no leader" sent before the election and
+         * answered after the stream's news would clear the leader, and
+         * with the stream open nothing looks up again until the next
+         * leader (ha-basic.sh saw this, rarely: a follower answering 503
+         * with no leader known for the whole term). */
+        if (ha->role == HA_ROLE_FOLLOWER && ha->observed >= ha->leader_sent)
+                return;
         if (r == -ENOENT) {         /* "election: no leader" */
                 leader_clear(ha);
                 if (ha->role == HA_ROLE_LEADER)
@@ -312,6 +321,7 @@ static void on_observed(Etcd *e, int r, json_object *answer, const char *message
             etcd_decode_key_value(o, 4096, 4096, &kv) < 0)
                 return;
         leader_set(ha, &kv);
+        ha->observed = now_monotonic_usec();
         etcd_key_value_done(&kv);
 }
 
