@@ -111,46 +111,6 @@ static int spawn_helper(const char *helper, int in_fd, int out_fd, pid_t *ret_pi
         return -r;
 }
 
-/* All of fd up to max bytes, NUL-terminated; -EFBIG past max. */
-static int read_answer(int fd, size_t max, char **ret, size_t *ret_size) {
-        _cleanup_free_ char *buf = NULL;
-        size_t size = 0, alloc = 0;
-
-        for (;;) {
-                ssize_t k;
-
-                if (size + 1 >= alloc) {
-                        size_t want = alloc ? alloc * 2 : 64 * 1024;
-                        char *b;
-
-                        if (alloc > max + 1)
-                                return -EFBIG;
-                        if (want > max + 2)
-                                want = max + 2;
-                        b = realloc(buf, want);
-                        if (!b)
-                                return -ENOMEM;
-                        buf = b;
-                        alloc = want;
-                }
-                k = read(fd, buf + size, alloc - size - 1);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                size += (size_t) k;
-                if (size > max)
-                        return -EFBIG;
-        }
-        buf[size] = '\0';
-        *ret = TAKE_PTR(buf);
-        *ret_size = size;
-        return 0;
-}
-
 static int wait_child(pid_t pid, int *ret_status) {
         for (;;) {
                 if (waitpid(pid, ret_status, 0) >= 0)
@@ -280,7 +240,7 @@ int import_toml_parse(const char *text, size_t size, json_object **ret, json_obj
         closep(&in);
         in = -EBADF;
 
-        r = read_answer(out_r, IMPORT_TOML_MAX_OUTPUT, &buf, &n);
+        r = read_full_stream(out_r, IMPORT_TOML_MAX_OUTPUT, &buf, &n);
         if (r < 0)
                 (void) kill(pid, SIGKILL);
         closep(&out_r);

@@ -318,20 +318,15 @@ int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size) {
         return read_full_fd(fd, max, ret, ret_size);
 }
 
-int read_full_fd(int fd, size_t max, char **ret, size_t *ret_size) {
+/* Reads fd to its end into a buffer of alloc bytes (grown by doubling,
+ * capped at max + 2 so one byte past max is seen): with pread from
+ * offset 0 when positional, else with read from where the fd stands. */
+static int read_to_end(int fd, bool positional, size_t max, size_t alloc, char **ret, size_t *ret_size) {
         _cleanup_free_ char *buf = NULL;
-        struct stat st;
-        size_t size = 0, alloc;
+        size_t size = 0;
 
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (S_ISDIR(st.st_mode))
-                return -EISDIR;
-        if (!S_ISREG(st.st_mode))
-                return -EBADFD;
-        if ((uint64_t) st.st_size > max)
-                return -EFBIG;
-        alloc = (size_t) st.st_size + 1;
+        if (alloc > max + 2)
+                alloc = max + 2;
         buf = malloc(alloc);
         if (!buf)
                 return -ENOMEM;
@@ -349,7 +344,8 @@ int read_full_fd(int fd, size_t max, char **ret, size_t *ret_size) {
                                 return -ENOMEM;
                         buf = n;
                 }
-                k = pread(fd, buf + size, alloc - size - 1, (off_t) size);
+                k = positional ? pread(fd, buf + size, alloc - size - 1, (off_t) size)
+                               : read(fd, buf + size, alloc - size - 1);
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -366,6 +362,24 @@ int read_full_fd(int fd, size_t max, char **ret, size_t *ret_size) {
         if (ret_size)
                 *ret_size = size;
         return 0;
+}
+
+int read_full_fd(int fd, size_t max, char **ret, size_t *ret_size) {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
+        if ((uint64_t) st.st_size > max)
+                return -EFBIG;
+        return read_to_end(fd, true, max, (size_t) st.st_size + 1, ret, ret_size);
+}
+
+int read_full_stream(int fd, size_t max, char **ret, size_t *ret_size) {
+        return read_to_end(fd, false, max, 64 * 1024, ret, ret_size);
 }
 
 int write_file_atomic_with(const char *path, mode_t mode, write_fill_fn fill, void *userdata, uint64_t *ret_size) {

@@ -68,6 +68,8 @@ int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size);
 /* The same from an open file, from its start (pread: the offset is left
  * alone). */
 int read_full_fd(int fd, size_t max, char **ret, size_t *ret_size);
+/* The same from a pipe or socket, to its end (read: the offset moves). */
+int read_full_stream(int fd, size_t max, char **ret, size_t *ret_size);
 
 /* A buffer for a secret value: whole pages, marked MADV_DONTDUMP so a core
  * dump never holds it. Free with erase_and_free() like any other buffer.

@@ -9,6 +9,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -134,6 +135,57 @@ START_TEST(test_files) {
         ck_assert_int_eq(unlink(p), 0);
         ck_assert_int_eq(read_full_file(p, 100, &data, &size), -ENOENT);
         ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
+/* A pipe read to its end: past the first 64 KiB buffer, a byte past the
+ * limit refused, an empty stream an empty string. */
+static void pipe_with(size_t n, int fds[static 2]) {
+        pid_t pid;
+
+        ck_assert_int_eq(pipe(fds), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {         /* the writer: more than a pipe holds */
+                char b[4096];
+
+                memset(b, 'x', sizeof b);
+                close(fds[0]);
+                for (size_t k; n > 0; n -= k) {
+                        k = n < sizeof b ? n : sizeof b;
+                        if (write(fds[1], b, k) != (ssize_t) k)
+                                _exit(1);
+                }
+                _exit(0);
+        }
+        ck_assert_int_eq(close(fds[1]), 0);
+}
+
+START_TEST(test_read_full_stream) {
+        char *data = NULL;
+        size_t size = 0;
+        int fds[2];
+
+        pipe_with(200000, fds);
+        ck_assert_int_eq(read_full_stream(fds[0], 200000, &data, &size), 0);
+        ck_assert_uint_eq(size, 200000);
+        ck_assert_uint_eq(strspn(data, "x"), 200000);
+        ck_assert_int_eq(data[size], 0);
+        free(data);
+        close(fds[0]);
+
+        pipe_with(200001, fds);
+        ck_assert_int_eq(read_full_stream(fds[0], 200000, &data, &size), -EFBIG);
+        close(fds[0]);          /* the writer may be blocked: EPIPE ends it */
+
+        pipe_with(0, fds);
+        ck_assert_int_eq(read_full_stream(fds[0], 10, &data, &size), 0);
+        ck_assert_uint_eq(size, 0);
+        ck_assert_str_eq(data, "");
+        free(data);
+        close(fds[0]);
+        while (waitpid(-1, NULL, 0) > 0)
+                ;               /* the three writers */
 }
 END_TEST
 
@@ -434,6 +486,7 @@ static Suite *util_suite(void) {
         tcase_add_test(tc, test_log_errno);
         tcase_add_test(tc, test_model_tables);
         tcase_add_test(tc, test_strset);
+        tcase_add_test(tc, test_read_full_stream);
         suite_add_tcase(s, tc);
         return s;
 }
